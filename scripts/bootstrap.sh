@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Creates .venv with the locked Python packages; cheap when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if ! command -v uv >/dev/null 2>&1; then
+  "$PY" -m pip install -q --disable-pip-version-check uv
+fi
+stamp=.venv/.lock-sha
+want=$(sha256sum requirements.lock | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+  uv venv -q -p "$PY" .venv
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  uv pip sync -q -p .venv/bin/python requirements.lock
+  echo "$want" > "$stamp"
+fi

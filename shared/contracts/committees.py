@@ -1,0 +1,306 @@
+"""Events published by committees: the directory and the cooperation structure (no names or contacts)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
+from shared.events import Payload, event_type
+
+ORG = "committees.org_unit.events"
+STAFF = "committees.staff.events"
+STUDENT = "committees.student.events"
+FAMILY = "committees.family.events"
+COMMITTEE = "committees.committee.events"
+PARENT_SCHOOL = "committees.parent_school.events"
+TEAM = "committees.instructor_team.events"
+LECTURE = "committees.lecture.events"
+
+
+class OrgUnitFacts(Payload):
+    """An org unit's place in the tree (names of units are public, not personal)."""
+
+    org_unit_id: str
+    parent_id: str | None
+    level: OrgLevel
+    org_path: str = Field(description="ids from the city down, e.g. /620400/620421/s0012")
+    name: str
+    school_type: SchoolType | None = None
+    occurred_at: datetime
+
+
+@event_type("committees.org_unit.registered.v1", topic=ORG, key="org_unit_id")
+class OrgUnitRegistered(OrgUnitFacts):
+    """An org unit was added to the directory."""
+
+
+@event_type("committees.org_unit.changed.v1", topic=ORG, key="org_unit_id")
+class OrgUnitChanged(OrgUnitFacts):
+    """An org unit's facts changed."""
+
+
+class StaffFacts(Payload):
+    """A staff member's placement and roles."""
+
+    staff_id: str
+    org_path: str = Field(description="the school (or district office) the staff member belongs to")
+    roles: list[StaffRole]
+    class_ids: list[str] = Field(default_factory=list)
+    occurred_at: datetime
+
+
+@event_type("committees.staff.registered.v1", topic=STAFF, key="staff_id")
+class StaffRegistered(StaffFacts):
+    """A staff member was registered."""
+
+
+@event_type("committees.staff.changed.v1", topic=STAFF, key="staff_id")
+class StaffChanged(StaffFacts):
+    """A staff member's roles or classes changed."""
+
+
+@event_type("committees.staff.left.v1", topic=STAFF, key="staff_id")
+class StaffLeft(Payload):
+    """A staff member left."""
+
+    staff_id: str
+    org_path: str
+    occurred_at: datetime
+
+
+class StudentFacts(Payload):
+    """A student by pseudonymous id, with class placement and family."""
+
+    student_id: str = Field(description="pseudonymous id used by every other service")
+    class_id: str
+    org_path: str = Field(description="path of the student's class")
+    family_id: str
+    occurred_at: datetime
+
+
+@event_type("committees.student.registered.v1", topic=STUDENT, key="student_id")
+class StudentRegistered(StudentFacts):
+    """A student was registered."""
+
+
+@event_type("committees.student.changed.v1", topic=STUDENT, key="student_id")
+class StudentChanged(StudentFacts):
+    """A student moved class or family."""
+
+
+@event_type("committees.student.left.v1", topic=STUDENT, key="student_id")
+class StudentLeft(Payload):
+    """A student left the city's schools."""
+
+    student_id: str
+    org_path: str
+    occurred_at: datetime
+
+
+class FamilyFacts(Payload):
+    """A family's situation as facts other services need (no names, addresses or phone numbers)."""
+
+    family_id: str
+    student_ids: list[str]
+    guardian_ids: list[str]
+    parents_work_away: bool
+    living_arrangement: LivingArrangement
+    occurred_at: datetime
+
+
+@event_type("committees.family.registered.v1", topic=FAMILY, key="family_id")
+class FamilyRegistered(FamilyFacts):
+    """A family and its guardians were registered."""
+
+
+@event_type("committees.family.changed.v1", topic=FAMILY, key="family_id")
+class FamilyChanged(FamilyFacts):
+    """A family's situation changed."""
+
+
+class CommitteeLevel(StrEnum):
+    """Levels a parent committee exists at."""
+
+    COUNTY = "county"
+    SCHOOL = "school"
+    GRADE = "grade"
+    CLASS = "class"
+
+
+@event_type("committees.committee.formed.v1", topic=COMMITTEE, key="committee_id")
+class CommitteeFormed(Payload):
+    """A parent committee was formed for an org unit."""
+
+    committee_id: str
+    org_unit_id: str
+    org_path: str
+    level: CommitteeLevel
+    formed_on: date
+    occurred_at: datetime
+
+
+@event_type("committees.committee.dissolved.v1", topic=COMMITTEE, key="committee_id")
+class CommitteeDissolved(Payload):
+    """A parent committee was dissolved."""
+
+    committee_id: str
+    org_unit_id: str
+    org_path: str
+    dissolved_on: date
+    occurred_at: datetime
+
+
+class MemberRole(StrEnum):
+    """Roles in a parent committee."""
+
+    CHAIR = "chair"
+    VICE_CHAIR = "vice_chair"
+    MEMBER = "member"
+    SECRETARY = "secretary"
+
+
+@event_type("committees.committee.member_joined.v1", topic=COMMITTEE, key="committee_id")
+class CommitteeMemberJoined(Payload):
+    """A guardian joined a parent committee."""
+
+    committee_id: str
+    guardian_id: str
+    org_path: str
+    role: MemberRole
+    term_start: date
+    term_end: date | None
+    occurred_at: datetime
+
+
+@event_type("committees.committee.member_left.v1", topic=COMMITTEE, key="committee_id")
+class CommitteeMemberLeft(Payload):
+    """A guardian left a parent committee."""
+
+    committee_id: str
+    guardian_id: str
+    org_path: str
+    occurred_at: datetime
+
+
+class ParentSchoolKind(StrEnum):
+    """County-level, school-level or online parent school."""
+
+    COUNTY = "county"
+    SCHOOL = "school"
+    ONLINE = "online"
+
+
+@event_type("committees.parent_school.established.v1", topic=PARENT_SCHOOL, key="parent_school_id")
+class ParentSchoolEstablished(Payload):
+    """A parent school was established."""
+
+    parent_school_id: str
+    org_path: str
+    kind: ParentSchoolKind
+    occurred_at: datetime
+
+
+@event_type("committees.parent_school.session_scheduled.v1", topic=PARENT_SCHOOL, key="parent_school_id")
+class SessionScheduled(Payload):
+    """A parent-school session was scheduled."""
+
+    parent_school_id: str
+    session_id: str
+    org_path: str
+    topic: str
+    held_on: date
+    mode: str
+    occurred_at: datetime
+
+
+@event_type("committees.parent_school.session_held.v1", topic=PARENT_SCHOOL, key="parent_school_id")
+class SessionHeld(Payload):
+    """A parent-school session took place."""
+
+    parent_school_id: str
+    session_id: str
+    org_path: str
+    held_on: date
+    enrolled: int
+    occurred_at: datetime
+
+
+@event_type("committees.parent_school.attendance_recorded.v1", topic=PARENT_SCHOOL, key="parent_school_id")
+class AttendanceRecorded(Payload):
+    """Attendance of a guardian at a session was recorded (latest record per guardian counts)."""
+
+    parent_school_id: str
+    session_id: str
+    guardian_id: str
+    org_path: str
+    attended: bool
+    occurred_at: datetime
+
+
+class TeamRole(StrEnum):
+    """Roles in an instructor team."""
+
+    VICE_PRINCIPAL_IN_CHARGE = "vice_principal_in_charge"
+    CLASS_TEACHER = "class_teacher"
+    MENTAL_HEALTH_TEACHER = "mental_health_teacher"
+    IDEOLOGICAL_POLITICAL_TEACHER = "ideological_political_teacher"
+    EXPERT_SCHOLAR = "expert_scholar"
+    OUTSTANDING_PARENT = "outstanding_parent"
+
+
+@event_type("committees.instructor_team.formed.v1", topic=TEAM, key="team_id")
+class InstructorTeamFormed(Payload):
+    """An instructor team was formed for a school or county."""
+
+    team_id: str
+    org_path: str
+    occurred_at: datetime
+
+
+@event_type("committees.instructor_team.member_added.v1", topic=TEAM, key="team_id")
+class InstructorTeamMemberAdded(Payload):
+    """A member joined an instructor team (staff id when the member is school staff)."""
+
+    team_id: str
+    member_id: str
+    staff_id: str | None
+    org_path: str
+    role: TeamRole
+    is_lead: bool
+    occurred_at: datetime
+
+
+@event_type("committees.instructor_team.member_removed.v1", topic=TEAM, key="team_id")
+class InstructorTeamMemberRemoved(Payload):
+    """A member left an instructor team."""
+
+    team_id: str
+    member_id: str
+    org_path: str
+    occurred_at: datetime
+
+
+class LectureTopic(StrEnum):
+    """Policy topics of publicity lectures."""
+
+    FAMILY_EDUCATION_PROMOTION_LAW = "family_education_promotion_law"
+    NATIONAL_GUIDANCE_OUTLINE = "national_guidance_outline"
+    MINISTRY_GUIDANCE = "ministry_guidance"
+    OTHER = "other"
+
+
+@event_type("committees.lecture.given.v1", topic=LECTURE, key="lecture_id")
+class LectureGiven(Payload):
+    """A lecturer-group member gave a publicity lecture."""
+
+    lecture_id: str
+    lecturer_id: str
+    org_path: str
+    topic: LectureTopic
+    given_on: date
+    audience_org_paths: list[str]
+    headcount: int
+    occurred_at: datetime

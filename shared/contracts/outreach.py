@@ -1,0 +1,181 @@
+"""Events published by outreach: special groups, care cases and (public) referrals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from shared.contracts.common import Category, Department, Severity, StaffRole
+from shared.events import Payload, event_type
+
+GROUP = "outreach.group.events"
+CASE = "outreach.case.events"
+REFERRAL = "outreach.referral.events"  # public: other departments subscribe
+
+
+class SpecialGroup(StrEnum):
+    """Special student groups of the register."""
+
+    LEFT_BEHIND = "left_behind"
+    ORPHANED_OR_UNACCOMPANIED = "orphaned_or_unaccompanied"
+    DISABILITY = "disability"
+    FAMILY_HARDSHIP = "family_hardship"
+
+
+class GroupSource(StrEnum):
+    """Where a group membership came from."""
+
+    VISIT_FINDING = "visit_finding"
+    DIRECTORY_FLAG = "directory_flag"
+    SCHOOL = "school"
+    DEPARTMENT = "department"
+
+
+@event_type("outreach.group.registered.v1", topic=GROUP, key="student_id")
+class GroupMembershipRegistered(Payload):
+    """A student was entered in a special group."""
+
+    membership_id: str
+    student_id: str
+    group: SpecialGroup
+    source: GroupSource
+    org_path: str
+    occurred_at: datetime
+
+
+@event_type("outreach.group.verified.v1", topic=GROUP, key="student_id")
+class GroupMembershipVerified(Payload):
+    """A group membership was verified (or rejected) by a school or department."""
+
+    membership_id: str
+    student_id: str
+    group: SpecialGroup
+    verified: bool
+    org_path: str
+    occurred_at: datetime
+
+
+class CaseFacts(Payload):
+    """Common facts of case events."""
+
+    case_id: str
+    student_id: str
+    org_path: str
+    risk_level: Severity
+    categories: list[Category]
+    occurred_at: datetime
+
+
+@event_type("outreach.case.opened.v1", topic=CASE, key="student_id")
+class CaseOpened(CaseFacts):
+    """A care case was opened for a child because of a finding."""
+
+    finding_id: str
+    first_contact_due: datetime
+    finding_recorded_at: datetime
+
+
+@event_type("outreach.case.joined.v1", topic=CASE, key="student_id")
+class CaseJoined(CaseFacts):
+    """A new finding joined the child's open case."""
+
+    finding_id: str
+    first_contact_due: datetime
+
+
+@event_type("outreach.case.reopened.v1", topic=CASE, key="student_id")
+class CaseReopened(CaseFacts):
+    """A closed case was reopened by a new qualifying finding."""
+
+    finding_id: str
+    first_contact_due: datetime
+
+
+class CarerAssignment(Payload):
+    """One carer of a case."""
+
+    staff_id: str
+    role: StaffRole
+    org_path: str
+
+
+@event_type("outreach.case.assigned.v1", topic=CASE, key="student_id")
+class CaseAssigned(CaseFacts):
+    """Carers were assigned to a case."""
+
+    carers: list[CarerAssignment]
+
+
+@event_type("outreach.case.contact_logged.v1", topic=CASE, key="student_id")
+class CaseContactLogged(CaseFacts):
+    """A follow-up contact with the child or family was logged."""
+
+    contact_id: str
+    mode: str
+    contacted_at: datetime
+    first_contact: bool
+
+
+@event_type("outreach.case.escalated.v1", topic=CASE, key="student_id")
+class CaseEscalated(CaseFacts):
+    """An overdue case was escalated one level up the org tree."""
+
+    escalated_to: str = Field(description="org path of the level now responsible")
+    reason: str
+    due_at: datetime
+
+
+@event_type("outreach.case.closed.v1", topic=CASE, key="student_id")
+class CaseClosed(CaseFacts):
+    """A case was closed with approval."""
+
+    reason_code: str
+    approved_by_role: str
+
+
+class ReferralFacts(Payload):
+    """Public referral facts: ids, category, urgency and org placement only (no personal data)."""
+
+    referral_id: str
+    case_id: str
+    department: Department
+    category: Category
+    urgency: Severity
+    org_path: str = Field(description="path of the school (never deeper) the child attends")
+    occurred_at: datetime
+
+
+@event_type("outreach.referral.requested.v1", topic=REFERRAL, key="referral_id", public=True)
+class ReferralRequested(ReferralFacts):
+    """A department was asked to help with a case."""
+
+    acknowledge_by: datetime
+
+
+@event_type("outreach.referral.acknowledged.v1", topic=REFERRAL, key="referral_id", public=True)
+class ReferralAcknowledged(ReferralFacts):
+    """The department acknowledged the referral."""
+
+
+@event_type("outreach.referral.accepted.v1", topic=REFERRAL, key="referral_id", public=True)
+class ReferralAccepted(ReferralFacts):
+    """The department accepted the referral."""
+
+
+@event_type("outreach.referral.declined.v1", topic=REFERRAL, key="referral_id", public=True)
+class ReferralDeclined(ReferralFacts):
+    """The department declined the referral."""
+
+
+@event_type("outreach.referral.resolved.v1", topic=REFERRAL, key="referral_id", public=True)
+class ReferralResolved(ReferralFacts):
+    """The referral was resolved."""
+
+
+@event_type("outreach.referral.escalated.v1", topic=REFERRAL, key="referral_id", public=True)
+class ReferralEscalated(ReferralFacts):
+    """The department did not acknowledge in time; the referral was escalated."""
+
+    escalated_to: str

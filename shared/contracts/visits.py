@@ -1,0 +1,148 @@
+"""Events published by visits: campaigns, assignments, visits and findings (no names or addresses)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from shared.contracts.common import Category, Severity, VisitMode
+from shared.events import Payload, event_type
+
+CAMPAIGN = "visits.campaign.events"
+ASSIGNMENT = "visits.assignment.events"
+VISIT = "visits.visit.events"
+FINDING = "visits.finding.events"
+
+
+@event_type("visits.campaign.launched.v1", topic=CAMPAIGN, key="campaign_id")
+class CampaignLaunched(Payload):
+    """A home-visit campaign was launched for an org subtree."""
+
+    campaign_id: str
+    name: str
+    org_path: str = Field(description="scope of the campaign")
+    starts_on: date
+    ends_on: date
+    target_per_teacher: int
+    checklist_version: str
+    checklist_item_ids: list[str]
+    occurred_at: datetime
+
+
+@event_type("visits.campaign.closed.v1", topic=CAMPAIGN, key="campaign_id")
+class CampaignClosed(Payload):
+    """A campaign was closed."""
+
+    campaign_id: str
+    org_path: str
+    occurred_at: datetime
+
+
+@event_type("visits.assignment.made.v1", topic=ASSIGNMENT, key="assignment_id")
+class AssignmentMade(Payload):
+    """A teacher was assigned to visit a family."""
+
+    assignment_id: str
+    campaign_id: str
+    teacher_id: str
+    family_id: str
+    student_ids: list[str]
+    org_path: str = Field(description="class of the family's first student in scope")
+    occurred_at: datetime
+
+
+class AssignmentChange(StrEnum):
+    """What happened to an assignment."""
+
+    REASSIGNED = "reassigned"
+    REMOVED = "removed"
+
+
+@event_type("visits.assignment.changed.v1", topic=ASSIGNMENT, key="assignment_id")
+class AssignmentChanged(Payload):
+    """An assignment was reassigned to another teacher or removed."""
+
+    assignment_id: str
+    campaign_id: str
+    change: AssignmentChange
+    teacher_id: str
+    previous_teacher_id: str
+    family_id: str
+    org_path: str
+    occurred_at: datetime
+
+
+class ChecklistAnswer(StrEnum):
+    """An answer to a checklist item."""
+
+    YES = "yes"
+    NO = "no"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class ChecklistItemAnswer(BaseModel):
+    """One checklist item's answer (the free-text note stays in the visits service)."""
+
+    item_id: str
+    answer: ChecklistAnswer
+
+
+@event_type("visits.visit.completed.v1", topic=VISIT, key="visit_id")
+class VisitCompleted(Payload):
+    """A home visit took place and was recorded."""
+
+    visit_id: str
+    campaign_id: str
+    assignment_id: str
+    teacher_id: str
+    family_id: str
+    student_ids: list[str]
+    org_path: str
+    mode: VisitMode
+    visited_on: date
+    duration_minutes: int
+    checklist: list[ChecklistItemAnswer]
+    guidance_topics: list[str]
+    finding_count: int
+    occurred_at: datetime
+
+
+class MissReason(StrEnum):
+    """Why a visit did not happen."""
+
+    FAMILY_UNAVAILABLE = "family_unavailable"
+    FAMILY_DECLINED = "family_declined"
+    TEACHER_UNAVAILABLE = "teacher_unavailable"
+    OTHER = "other"
+
+
+@event_type("visits.visit.missed.v1", topic=VISIT, key="visit_id")
+class VisitMissed(Payload):
+    """A scheduled visit did not take place."""
+
+    visit_id: str
+    campaign_id: str
+    assignment_id: str
+    teacher_id: str
+    family_id: str
+    org_path: str
+    reason: MissReason
+    occurred_at: datetime
+
+
+@event_type("visits.finding.recorded.v1", topic=FINDING, key="student_id", subject="finding_id")
+class FindingRecorded(Payload):
+    """A teacher recorded a finding about a child during a visit (keyed by student for per-child order)."""
+
+    finding_id: str
+    student_id: str
+    visit_id: str
+    campaign_id: str
+    teacher_id: str
+    category: Category
+    severity: Severity
+    org_path: str = Field(description="path of the student's class")
+    visited_on: date
+    recorded_at: datetime

@@ -1,0 +1,180 @@
+"""Event envelope (CloudEvents 1.0 + correlation/causation) and the registry of event types."""
+
+from __future__ import annotations
+
+import builtins
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+P = TypeVar("P", bound=BaseModel)
+
+TYPE_RE = re.compile(r"^(?P<service>[a-z]+)\.(?P<aggregate>[a-z_]+)\.(?P<event>[a-z_]+)\.v(?P<major>\d+)$")
+
+
+class Envelope(BaseModel):
+    """CloudEvents 1.0 structured-mode envelope with correlation and causation ids."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID
+    source: str
+    type: str
+    time: datetime
+    subject: str
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str
+    correlationid: str
+    causationid: str | None = None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Event(Generic[P]):
+    """A consumed event: its envelope and its payload parsed with the registered contract."""
+
+    envelope: Envelope
+    payload: P
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """How one event type is named, routed and keyed."""
+
+    type: str
+    model: builtins.type[BaseModel]
+    topic: str
+    key_field: str
+    subject_field: str
+    public: bool
+    summary: str
+
+    @property
+    def service(self) -> str:
+        """The publishing service (first segment of the type)."""
+        return self.type.split(".", 1)[0]
+
+    @property
+    def major(self) -> int:
+        """The major version (`.vN`)."""
+        return int(self.type.rsplit(".v", 1)[1])
+
+    @property
+    def dataschema(self) -> str:
+        """The URI of this type's JSON Schema in the repository."""
+        return f"urn:hss:schema:{self.type}"
+
+    def key(self, payload: BaseModel) -> str:
+        """The Kafka key (aggregate id) of a payload."""
+        return str(getattr(payload, self.key_field))
+
+    def subject(self, payload: BaseModel) -> str:
+        """The CloudEvents subject (aggregate id) of a payload."""
+        return str(getattr(payload, self.subject_field))
+
+
+class Registry:
+    """Maps `type` strings to payload models and back; one instance holds all contracts."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[str, EventSpec] = {}
+        self._by_model: dict[type[BaseModel], EventSpec] = {}
+
+    def register(
+        self, type_: str, *, topic: str, key: str, subject: str | None = None, public: bool = False
+    ) -> Callable[[type[P]], type[P]]:
+        """Class decorator registering a payload model under an explicit event type name."""
+        m = TYPE_RE.match(type_)
+        if not m:
+            raise ValueError(f"event type {type_!r} must look like <service>.<aggregate>.<event>.v<N>")
+        if not topic.startswith(f"{m['service']}.") or not topic.endswith(".events"):
+            raise ValueError(f"topic {topic!r} must be <service>.<aggregate>.events of the publisher")
+
+        def deco(model: type[P]) -> type[P]:
+            if type_ in self._by_type and self._by_type[type_].model is not model:
+                raise ValueError(f"event type {type_} registered twice")
+            if key not in model.model_fields:
+                raise ValueError(f"{model.__name__} has no key field {key!r}")
+            spec = EventSpec(
+                type=type_,
+                model=model,
+                topic=topic,
+                key_field=key,
+                subject_field=subject or key,
+                public=public,
+                summary=(model.__doc__ or type_).strip().splitlines()[0],
+            )
+            self._by_type[type_] = spec
+            self._by_model[model] = spec
+            return model
+
+        return deco
+
+    def spec(self, type_: str) -> EventSpec:
+        """The spec for a type string; KeyError when unknown."""
+        return self._by_type[type_]
+
+    def spec_for(self, payload: BaseModel) -> EventSpec:
+        """The spec of a payload instance's model."""
+        return self._by_model[type(payload)]
+
+    def all(self) -> list[EventSpec]:
+        """Every registered spec, sorted by type."""
+        return sorted(self._by_type.values(), key=lambda s: s.type)
+
+    def topics_for(self, types: list[str]) -> list[str]:
+        """The logical topics carrying the given types."""
+        return sorted({self._by_type[t].topic for t in types})
+
+
+registry = Registry()
+event_type = registry.register
+
+
+def new_envelope(spec: EventSpec, payload: BaseModel, *, correlation_id: str, causation_id: str | None) -> Envelope:
+    """Wrap a payload in a fresh envelope."""
+    return Envelope(
+        id=uuid.uuid4(),
+        source=f"/services/{spec.service}",
+        type=spec.type,
+        time=datetime.now(UTC),
+        subject=spec.subject(payload),
+        dataschema=spec.dataschema,
+        correlationid=correlation_id,
+        causationid=causation_id,
+        data=payload.model_dump(mode="json"),
+    )
+
+
+class Payload(BaseModel):
+    """Base for event payloads: immutable, and tolerant of fields a later minor version adds."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def occurred_at() -> datetime:
+    """Now, in UTC, for payload timestamps."""
+    return datetime.now(UTC)
+
+
+__all__ = [
+    "Envelope",
+    "Event",
+    "EventSpec",
+    "Field",
+    "Payload",
+    "Registry",
+    "event_type",
+    "new_envelope",
+    "occurred_at",
+    "registry",
+]

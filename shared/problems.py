@@ -1,0 +1,125 @@
+"""RFC 9457 problem+json: one exception type and the handlers that render every error with it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db import DB_UNAVAILABLE
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error to return as problem+json; `errors` lists field-level faults."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        type_: str = "about:blank",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.type = type_
+        self.headers = headers
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        """The problem document."""
+        doc: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            doc["detail"] = self.detail
+        if instance:
+            doc["instance"] = instance
+        if self.errors:
+            doc["errors"] = self.errors
+        return doc
+
+
+def field_error(pointer: str, detail: str) -> dict[str, Any]:
+    """One entry of `errors[]`: a JSON pointer to the field and what is wrong with it."""
+    return {"pointer": pointer, "detail": detail}
+
+
+def invalid(pointer: str, detail: str, title: str = "Invalid request") -> Problem:
+    """422 for a request whose field `pointer` breaks a rule."""
+    return Problem(422, title, detail, errors=[field_error(pointer, detail)])
+
+
+def not_found(what: str) -> Problem:
+    """404 for a missing resource."""
+    return Problem(404, "Not found", f"{what} not found")
+
+
+def conflict(detail: str) -> Problem:
+    """409 for a request that conflicts with the current state."""
+    return Problem(409, "Conflict", detail)
+
+
+def render(problem: Problem, request: Request | None = None) -> JSONResponse:
+    """A problem+json response."""
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.body(instance), status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers
+    )
+
+
+def _pointer(loc: tuple[Any, ...]) -> str:
+    """`("body", "visits", 3, "mode")` → `/visits/3/mode` (query/path/header keep their source)."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return "/" + "/".join(str(p) for p in parts)
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem+json, including validation and database outages."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return render(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [field_error(_pointer(tuple(e["loc"])), e["msg"]) for e in exc.errors()]
+        return render(Problem(422, "Invalid request", "the request has invalid fields", errors=errors), request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return render(Problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)), request)
+
+    for exc_type in DB_UNAVAILABLE:
+        app.add_exception_handler(exc_type, _unavailable)  # type: ignore[arg-type]
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return render(Problem(500, "Internal error", "an unexpected error occurred; it has been logged"), request)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is unreachable: nothing was stored, the client may retry."""
+    log.warning("database unavailable: %r", exc)
+    return render(
+        Problem(
+            503,
+            "Service unavailable",
+            "the database is unavailable; nothing was stored, retry later",
+            headers={"Retry-After": "2"},
+        ),
+        request,
+    )

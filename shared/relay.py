@@ -1,0 +1,144 @@
+"""Outbox relay: publishes committed outbox rows to Kafka in order, exactly once in effect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared import db, kafka
+from shared.db import lock_key
+from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# Rows whose writing transaction is older than every running transaction: nothing with a lower id can
+# still appear, so publishing in id order never skips or overtakes a late commit.
+FETCH = """
+SELECT id, topic, key, type, envelope::text AS envelope, headers
+FROM outbox
+WHERE published_at IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY id
+LIMIT $1
+"""
+
+
+class Relay:
+    """One per service process; an advisory lock lets only one replica publish at a time."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.service = settings.service_name
+        self.channel = f"outbox_{settings.db_schema}"
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.is_leader = False
+        self.published = 0
+
+    async def run(self) -> None:
+        """Publish until cancelled; reconnects with backoff when PostgreSQL or Kafka is down."""
+        backoff = 0.2
+        while not self._stopping:
+            conn: asyncpg.Connection | None = None
+            producer: AIOKafkaProducer | None = None
+            try:
+                conn = await db.connect(self.settings.database_url, self.settings.db_schema)
+                await self._become_leader(conn)
+                await conn.add_listener(self.channel, lambda *_: self._wake.set())
+                producer = kafka.producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.service}-relay")
+                await producer.start()
+                backoff = 0.2
+                await self._loop(conn, producer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("relay interrupted, retrying in %.1fs: %r", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self.is_leader = False
+                if producer is not None:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+
+    async def _become_leader(self, conn: asyncpg.Connection) -> None:
+        """Wait until this replica holds the relay lock (released when its connection ends)."""
+        key = lock_key(f"relay:{self.settings.db_schema}")
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            await asyncio.sleep(self.settings.relay_poll_seconds)
+        self.is_leader = True
+
+    async def _loop(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
+        """Drain the backlog; then sleep until NOTIFY or the polling interval."""
+        last_gauge = last_prune = 0.0
+        while not self._stopping:
+            self._wake.clear()
+            n = await self.publish_batch(conn, producer)
+            now = time.monotonic()
+            if now - last_gauge > 2.0:
+                await self._update_gauges(conn)
+                last_gauge = now
+            if now - last_prune > 600.0:
+                # Published rows are kept a while as a message log for audits and re-sends.
+                await conn.execute("DELETE FROM outbox WHERE published_at < now() - interval '7 days'")
+                last_prune = now
+            if n < self.settings.relay_batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.relay_poll_seconds)
+
+    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
+        """Send one batch, wait for every ack, then mark the rows published."""
+        rows = await conn.fetch(FETCH, self.settings.relay_batch_size)
+        if not rows:
+            return 0
+        futures = []
+        for r in rows:
+            futures.append(
+                await producer.send(
+                    self.settings.topic(r["topic"]),
+                    value=r["envelope"].encode(),
+                    key=r["key"].encode(),
+                    headers=_headers(r),
+                )
+            )
+        await asyncio.gather(*futures)
+        await self.mark_published(conn, [r["id"] for r in rows])
+        for r in rows:
+            EVENTS_PUBLISHED.labels(self.service, r["topic"]).inc()
+        self.published += len(rows)
+        return len(rows)
+
+    async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+        """Record that Kafka acknowledged these rows (a crash before this only causes duplicates)."""
+        await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
+
+    async def _update_gauges(self, conn: asyncpg.Connection) -> None:
+        """Backlog size and oldest age for alerting."""
+        row = await conn.fetchrow(
+            "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age "
+            "FROM outbox WHERE published_at IS NULL"
+        )
+        OUTBOX_BACKLOG.labels(self.service).set(row["n"])
+        OUTBOX_OLDEST_AGE.labels(self.service).set(float(row["age"] or 0))
+
+    def stop(self) -> None:
+        """Ask the loop to finish after the current batch."""
+        self._stopping = True
+        self._wake.set()
+
+
+def _headers(row: Any) -> list[tuple[str, bytes]]:
+    """Kafka headers: the stored trace headers plus the CloudEvents type, so routers need not parse."""
+    hdrs = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
+    hdrs.append(("ce_type", row["type"].encode()))
+    hdrs.append(("content-type", b"application/cloudevents+json"))
+    return hdrs

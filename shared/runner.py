@@ -1,0 +1,26 @@
+"""Runs a service as one process: HTTP server, relay, consumers and background tasks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import uvicorn
+
+from shared import logs
+from shared.web import ServiceSpec, create_app
+
+
+def run(make_spec: Callable[[], ServiceSpec]) -> None:
+    """Configure JSON logs and serve the service on its settings' host and port."""
+    spec = make_spec()
+    s = spec.settings
+    logs.configure(s.service_name, os.environ.get("LOG_LEVEL", "INFO"))
+    uvicorn.run(
+        create_app(spec),
+        host=s.http_host,
+        port=s.http_port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,  # requests are counted in metrics; access logs would only add noise
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,79 @@
+"""Settings base shared by every service (pydantic-settings, one env prefix per service)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-only-insecure-secret-change-me"
+
+# Platform-wide variables, read when the service-prefixed one is absent (one DATABASE_URL can serve a dev stack).
+_SHARED_ENV = {
+    "database_url": "DATABASE_URL",
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "topic_replication": "KAFKA_TOPIC_REPLICATION_FACTOR",
+    "env": "HSS_ENV",
+    "jwt_secret": "HSS_JWT_SECRET",
+    "jwt_jwks_url": "HSS_JWT_JWKS_URL",
+    "jwt_issuer": "HSS_JWT_ISSUER",
+    "http_host": "HSS_HTTP_HOST",
+    "topic_prefix": "HSS_TOPIC_PREFIX",
+}
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has; subclasses set `service_name` and an env prefix like `VISITS_`."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+    service_name: ClassVar[str] = "service"
+
+    env: Literal["dev", "test", "production"] = "dev"
+    database_url: str = "postgresql://hss@127.0.0.1:55432/postgres"
+    db_schema: str = ""
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    topic_prefix: str = ""
+    topic_partitions: int = 6
+    topic_replication: int = 1
+    http_host: str = "127.0.0.1"
+    http_port: int = 8100
+    cors_origins: list[str] = Field(default_factory=list)
+    jwt_secret: str = DEV_SECRET
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = "hss-dev"
+    jwt_audience: str = "hss-platform"
+    relay_batch_size: int = 1000
+    relay_poll_seconds: float = 1.0
+    consumer_max_attempts: int = 3
+    consumer_retry_backoff_seconds: float = 0.2
+    consumer_batch_size: int = 500
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_env_fallback(cls, data: Any) -> Any:
+        """Fill fields from unprefixed variables (DATABASE_URL, ...) when no prefixed one is set."""
+        if not isinstance(data, dict):
+            return data
+        for name, var in _SHARED_ENV.items():
+            if name not in data and var in os.environ:
+                prefixed = f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+                if prefixed not in os.environ:
+                    data[name] = os.environ[var]
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> ServiceSettings:
+        """Refuse to run outside dev/test with the well-known dev secret and no JWKS."""
+        if self.env == "production" and not self.jwt_jwks_url and self.jwt_secret in ("", DEV_SECRET):
+            raise ValueError("jwt_secret must be set to a real secret (or jwt_jwks_url) in production")
+        if not self.db_schema:
+            self.db_schema = self.service_name
+        return self
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a logical one (tests and shared clusters use a prefix)."""
+        return f"{self.topic_prefix}{name}"

@@ -1,0 +1,158 @@
+"""pytest plugin: start the real stack once per session; give each test its own schema and topic prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
+
+from shared.devstack import StackInfo, ensure_up
+from shared.settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@pytest.fixture(scope="session")
+def stack() -> StackInfo:
+    """The real Kafka and PostgreSQL (started by devstack unless the env points at existing ones)."""
+    return ensure_up()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short id that keeps this test's schemas and topics apart from every other test's."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def make_settings(stack: StackInfo, unique: str) -> Callable[..., Any]:
+    """Build settings of a service class pointed at the real stack, with a private schema and topics."""
+
+    def make(cls: type[S], **overrides: Any) -> S:
+        values: dict[str, Any] = {
+            "env": "test",
+            "database_url": stack.database_url,
+            "kafka_bootstrap_servers": stack.kafka_bootstrap,
+            "db_schema": f"t_{unique}_{cls.service_name}",
+            "topic_prefix": f"t{unique}.",
+            "topic_partitions": 3,
+            "relay_poll_seconds": 0.2,
+            "consumer_retry_backoff_seconds": 0.05,
+            "http_port": free_port(),
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    return make
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
+    """Run `app` under uvicorn on a real local port (lifespan included); yields its base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server stopped during start-up")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 15.0, idle: float = 1.0
+) -> list[dict[str, Any]]:
+    """Every message of a topic from the beginning, as dicts with key, value (parsed), headers, partition."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        for _ in range(50):
+            if parts:
+                break
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.1)
+        if not parts:
+            return out
+        tps = [TopicPartition(topic, p) for p in parts]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last_new = loop.time()
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    value: Any
+                    try:
+                        value = orjson.loads(r.value) if r.value else None
+                    except orjson.JSONDecodeError:
+                        value = r.value
+                    out.append(
+                        {
+                            "key": r.key.decode() if r.key else None,
+                            "value": value,
+                            "headers": {k: v.decode(errors="replace") for k, v in (r.headers or ())},
+                            "partition": r.partition,
+                            "offset": r.offset,
+                        }
+                    )
+                    last_new = loop.time()
+            if expect is not None and len(out) >= expect and loop.time() - last_new >= idle:
+                break
+            if expect is None and loop.time() - last_new >= idle:
+                break
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def wait_for(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll an (async) check until it returns something truthy; fail the test on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def raw_conn(stack: StackInfo) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to the stack's database (for assertions across schemas)."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()

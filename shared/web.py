@@ -1,0 +1,220 @@
+"""HTTP app factory: lifespan wiring, health, metrics, CORS, request context, problem+json."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import context, db, kafka, problems
+from shared.auth import Verifier
+from shared.inbox import Handler, InboxConsumer
+from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
+from shared.relay import Relay
+from shared.settings import ServiceSettings
+
+Background = Callable[["Runtime"], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class ServiceSpec:
+    """Everything that makes a service: its settings, schema, topics, routes and subscriptions."""
+
+    settings: ServiceSettings
+    migrations: Path
+    topics: list[str] = field(default_factory=list)  # logical topics this service owns
+    routers: list[APIRouter] = field(default_factory=list)
+    consumers: dict[str, dict[str, Handler]] = field(default_factory=dict)  # group -> type -> handler
+    background: list[Background] = field(default_factory=list)
+    title: str = ""
+    description: str = ""
+    version: str = "1.0.0"
+
+
+@dataclass
+class Runtime:
+    """The running parts of a service, on `app.state.runtime`."""
+
+    spec: ServiceSpec
+    pool: asyncpg.Pool
+    relay: Relay
+    consumers: list[InboxConsumer]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> ServiceSettings:
+        return self.spec.settings
+
+
+def get_runtime(request: Request) -> Runtime:
+    """FastAPI dependency: the service runtime."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    """FastAPI dependency: the service's database pool."""
+    return get_runtime(request).pool
+
+
+Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
+
+
+async def start_runtime(spec: ServiceSpec) -> Runtime:
+    """Create the pool, migrate, declare topics and start the relay, consumers and background tasks."""
+    s = spec.settings
+    pool = await db.create_pool(s.database_url, s.db_schema, min_size=s.db_pool_min, max_size=s.db_pool_max)
+    await db.migrate(pool, s.db_schema, db.KIT_MIGRATIONS, spec.migrations)
+    await kafka.ensure_topics(
+        s.kafka_bootstrap_servers,
+        [kafka.TopicSpec(s.topic(t), s.topic_partitions, s.topic_replication) for t in spec.topics],
+    )
+    runtime = Runtime(
+        spec=spec,
+        pool=pool,
+        relay=Relay(s),
+        consumers=[InboxConsumer(s, pool, group, handlers) for group, handlers in spec.consumers.items()],
+    )
+    runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="relay"))
+    for c in runtime.consumers:
+        runtime.tasks.append(asyncio.create_task(c.run(), name=f"consumer:{c.group}"))
+    for bg in spec.background:
+        runtime.tasks.append(asyncio.create_task(bg(runtime), name=getattr(bg, "__name__", "background")))
+    return runtime
+
+
+async def stop_runtime(runtime: Runtime) -> None:
+    """Cancel the background tasks and close the pool."""
+    runtime.relay.stop()
+    for t in runtime.tasks:
+        t.cancel()
+    for t in runtime.tasks:
+        with contextlib.suppress(BaseException):
+            await t
+    await runtime.pool.close()
+
+
+class RequestContext:
+    """Pure ASGI middleware: request/correlation ids, traceparent, HTTP metrics by route template."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        ctx = context.TraceContext(
+            correlation_id=headers.get("x-correlation-id") or request_id,
+            trace_id=context.parse_traceparent(headers.get("traceparent")) or context.new_trace_id(),
+            request_id=request_id,
+        )
+        token = context.set_current(ctx)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                    (b"x-correlation-id", ctx.correlation_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            context.reset(token)
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
+            HTTP_DURATION.labels(self.service, scope["method"], route).observe(time.perf_counter() - started)
+
+
+def create_app(spec: ServiceSpec) -> FastAPI:
+    """The FastAPI app for a service, with the kit's endpoints, middleware and error handling."""
+    s = spec.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await start_runtime(spec)
+        try:
+            yield
+        finally:
+            await stop_runtime(app.state.runtime)
+
+    app = FastAPI(
+        title=spec.title or f"{s.service_name} service",
+        description=spec.description,
+        version=spec.version,
+        lifespan=lifespan,
+        responses={422: {"description": "problem+json with field errors"}},
+    )
+    app.state.verifier = Verifier(s)
+    app.state.settings = s
+    problems.install(app)
+    if s.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=s.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "x-correlation-id"],
+        )
+    app.add_middleware(RequestContext, service=s.service_name)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> Response:
+        checks = await readiness(get_runtime(request))
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+async def readiness(runtime: Runtime) -> dict[str, Any]:
+    """Whether the database answers a query and the Kafka bootstrap server accepts connections."""
+    checks: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(2):
+            await runtime.pool.fetchval("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    host, _, port = runtime.settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
+    try:
+        async with asyncio.timeout(2):
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+        checks["kafka"] = "ok"
+    except Exception as exc:
+        checks["kafka"] = f"unavailable: {type(exc).__name__}"
+    return checks

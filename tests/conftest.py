@@ -1,0 +1,3 @@
+"""Shared fixtures: the real stack (devstack), per-test schemas and topics."""
+
+pytest_plugins = ["shared.testing.fixtures"]

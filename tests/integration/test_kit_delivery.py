@@ -1,0 +1,205 @@
+"""The kit's delivery guarantees, proven against the real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared import db
+from shared.events import occurred_at
+from shared.inbox import InboxConsumer
+from shared.outbox import add_event, add_events
+from shared.relay import Relay
+from shared.testing.fixtures import read_topic, wait_for
+from shared.web import ServiceSpec, start_runtime, stop_runtime
+from tests.integration.kitapp import TOPIC, ItemAdded, KitSettings, on_item_added, spec
+
+pytestmark = pytest.mark.integration
+
+
+def item(item_id: str, seq: int) -> ItemAdded:
+    return ItemAdded(item_id=item_id, seq=seq, org_path="/c/d", occurred_at=occurred_at())
+
+
+async def applied_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT item_id, seq FROM applied ORDER BY applied_at, seq")
+
+
+class CrashBeforeMarking(Relay):
+    """A relay that dies once after Kafka acked a batch and before it marked the rows published."""
+
+    crashed = False
+
+    async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionResetError("simulated crash between ack and mark")
+        await super().mark_published(conn, ids)
+
+
+async def test_outbox_to_kafka_exactly_once_in_order_despite_relay_crash_and_late_commit(make_settings):
+    settings = make_settings(KitSettings, relay_batch_size=50)
+    runtime = await start_runtime(spec(settings))
+    runtime.relay.stop()  # replace the stock relay with one that crashes once
+    runtime.tasks[0].cancel()
+    relay = CrashBeforeMarking(settings)
+    relay_task = asyncio.create_task(relay.run())
+    try:
+        pool = runtime.pool
+        # A transaction that takes the lowest ids and commits last.
+        late = await pool.acquire()
+        tx = late.transaction()
+        await tx.start()
+        await add_events(late, [item("late", 0), item("late", 1)])
+        # Many committed transactions with higher ids, 4 keys x 50 events each, in per-key order.
+        for seq in range(50):
+            async with pool.acquire() as conn, conn.transaction():
+                await add_events(conn, [item(f"k{k}", seq) for k in range(4)])
+        await asyncio.sleep(1.0)
+        published_early = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+        await tx.commit()
+        await pool.release(late)
+
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 202 FROM applied"), timeout=30)
+        # The crash re-sent a batch: Kafka holds duplicates, the inbox absorbed them.
+        assert relay.crashed
+        messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(TOPIC), expect=202)
+        assert len(messages) > 202
+        # Nothing was published past the in-flight transaction holding lower ids.
+        assert published_early == 0
+        rows = await applied_rows(pool)
+        assert len(rows) == 202
+        by_key: dict[str, list[int]] = defaultdict(list)
+        for r in rows:
+            by_key[r["item_id"]].append(r["seq"])
+        assert by_key["late"] == [0, 1]
+        for k in range(4):
+            assert by_key[f"k{k}"] == list(range(50)), "per-key order must hold"
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        # Kafka order per key equals commit order, too.
+        seqs: dict[str, list[int]] = defaultdict(list)
+        seen = set()
+        for m in messages:
+            if m["value"]["id"] in seen:
+                continue
+            seen.add(m["value"]["id"])
+            seqs[m["key"]].append(m["value"]["data"]["seq"])
+        assert all(v == sorted(v) for v in seqs.values())
+        assert messages[0]["headers"]["traceparent"].startswith("00-")
+    finally:
+        relay.stop()
+        relay_task.cancel()
+        await stop_runtime(runtime)
+
+
+class CrashBeforeOffsetCommit(InboxConsumer):
+    """A consumer that dies once after its database commit and before committing the offset."""
+
+    crashed = False
+
+    async def _process(self, records: Any, dlt: Any) -> None:
+        await super()._process(records, dlt)
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionResetError("simulated crash before offset commit")
+
+
+async def test_consumer_crash_after_db_commit_applies_nothing_twice(make_settings):
+    settings = make_settings(KitSettings)
+    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
+    consumer = CrashBeforeOffsetCommit(
+        settings, runtime.pool, "kittest.items", {"kittest.item.added.v1": on_item_added}
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item(f"x{i}", i) for i in range(300)])
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 300 FROM applied"), timeout=30)
+        await asyncio.sleep(1.0)  # let redelivered records arrive and be absorbed
+        assert consumer.crashed
+        assert await runtime.pool.fetchval("SELECT count(*) FROM applied") == 300
+        assert await runtime.pool.fetchval("SELECT max(n) FROM applied_counts") == 1
+        assert await runtime.pool.fetchval("SELECT count(*) FROM inbox") == 300
+    finally:
+        task.cancel()
+        await stop_runtime(runtime)
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_keeps_flowing(make_settings):
+    settings = make_settings(KitSettings, topic_partitions=1, consumer_max_attempts=3)
+    runtime = await start_runtime(spec(settings))
+    topic = settings.topic(TOPIC)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        good_before = item("good-1", 1)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_event(conn, good_before)
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 1 FROM applied"))
+        envelope = orjson.loads(await runtime.pool.fetchval("SELECT envelope::text FROM outbox ORDER BY id LIMIT 1"))
+        unknown = {**envelope, "id": "6f1d7a3e-0000-4000-8000-000000000001", "type": "kittest.item.vanished.v1"}
+        failing = {
+            **envelope,
+            "id": "6f1d7a3e-0000-4000-8000-000000000002",
+            "data": {**envelope["data"], "item_id": "fail-1"},
+        }
+        await producer.send_and_wait(topic, b"{not json", key=b"p")
+        await producer.send_and_wait(topic, orjson.dumps(unknown), key=b"p")
+        await producer.send_and_wait(topic, orjson.dumps(failing), key=b"p")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_event(conn, item("good-2", 2))
+
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 2 FROM applied"), timeout=30)
+        dlt = await read_topic(settings.kafka_bootstrap_servers, f"{topic}.kittest.items.dlt", expect=3)
+        assert len(dlt) == 3
+        errors = [m["headers"]["dlt.error"] for m in dlt]
+        assert errors[0].startswith("poison: not a valid envelope")
+        assert "unknown event type" in errors[1]
+        assert "handler refuses this item" in errors[2]
+        assert [m["headers"]["dlt.attempts"] for m in dlt] == ["1", "1", "3"]
+        for m in dlt:
+            assert m["headers"]["dlt.original.topic"] == topic
+            assert m["headers"]["dlt.original.partition"] == "0"
+            assert int(m["headers"]["dlt.original.offset"]) >= 1
+        assert dlt[2]["value"]["data"]["item_id"] == "fail-1"
+        assert [r["item_id"] for r in await applied_rows(runtime.pool)] == ["good-1", "good-2"]
+    finally:
+        await producer.stop()
+        await stop_runtime(runtime)
+
+
+async def test_rolled_back_transactions_publish_nothing(make_settings):
+    settings = make_settings(KitSettings)
+    runtime = await start_runtime(spec(settings))
+    try:
+        with pytest.raises(RuntimeError):
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await add_events(conn, [item("rolled-back", i) for i in range(5)])
+                raise RuntimeError("business rule failed")
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_event(conn, item("kept", 0))
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 1 FROM applied"))
+        messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(TOPIC), expect=1)
+        assert [m["value"]["data"]["item_id"] for m in messages] == ["kept"]
+        assert await runtime.pool.fetchval("SELECT count(*) FROM outbox") == 1
+    finally:
+        await stop_runtime(runtime)
+
+
+async def test_migrations_apply_once_under_concurrency(make_settings):
+    settings = make_settings(KitSettings)
+    pool = await db.create_pool(settings.database_url, settings.db_schema)
+    try:
+        results = await asyncio.gather(
+            *(db.migrate(pool, settings.db_schema, db.KIT_MIGRATIONS, spec(settings).migrations) for _ in range(4))
+        )
+        assert sorted(len(r) for r in results) == [0, 0, 0, 2]
+        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 2
+    finally:
+        await pool.close()
