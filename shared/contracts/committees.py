@@ -48,7 +48,8 @@ class StaffFacts(Payload):
     staff_id: str
     org_path: str = Field(description="the school (or district office) the staff member belongs to")
     roles: list[StaffRole]
-    class_ids: list[str] = Field(default_factory=list)
+    class_ids: list[str] = Field(default_factory=list, description="classes the staff member teaches")
+    head_class_id: str | None = Field(default=None, description="the class this staff member is class teacher of")
     occurred_at: datetime
 
 
