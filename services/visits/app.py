@@ -1,0 +1,37 @@
+"""Visits service: campaigns, assignments, visit records and findings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from services.visits import api, handlers
+from services.visits.settings import VisitsSettings
+from shared.contracts import visits as contracts
+from shared.web import ServiceSpec, create_app
+
+
+def build_spec(settings: VisitsSettings) -> ServiceSpec:
+    """The visits service: owns the visits topics, keeps a directory copy from committees' events."""
+    return ServiceSpec(
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        # Committees' topics are declared here too so the directory consumer can subscribe even when visits
+        # starts first (the broker does not auto-create topics); creation is idempotent with committees'.
+        topics=[
+            contracts.CAMPAIGN,
+            contracts.ASSIGNMENT,
+            contracts.VISIT,
+            contracts.FINDING,
+            *handlers.CONSUMED_TOPICS,
+        ],
+        routers=[api.router],
+        consumers={handlers.GROUP: handlers.HANDLERS},
+        title="visits service",
+        description="Home-visit campaigns, teacher→family assignments, visit records and findings.",
+    )
+
+
+def create(settings: VisitsSettings | None = None) -> Any:
+    """The FastAPI app."""
+    return create_app(build_spec(settings or VisitsSettings()))

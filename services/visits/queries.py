@@ -1,0 +1,102 @@
+"""Read side: scoped queries over the service's own tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.visits import checklist, domain, store
+from shared.auth import ADMINS, Principal, Role
+from shared.problems import Problem, not_found
+
+
+def _record(r: asyncpg.Record) -> dict[str, Any]:
+    return dict(r.items())
+
+
+def _scope(principal: Principal, org_path: str | None) -> str:
+    """The subtree to read: the caller's, narrowed by `org_path` when given (403 outside it)."""
+    if org_path is None:
+        return principal.org_path.rstrip("/")
+    principal.require_scope(org_path)
+    return org_path.rstrip("/")
+
+
+async def list_campaigns(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
+    principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
+    return {"items": [_record(r) for r in await store.list_campaigns(pool, principal.org_path)]}
+
+
+async def _visible_campaign(pool: asyncpg.Pool, principal: Principal, campaign_id: str) -> asyncpg.Record:
+    principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
+    row = await store.get_campaign(pool, campaign_id)
+    if row is None:
+        raise not_found("campaign")
+    # Visible when the campaign's scope and the caller's subtree overlap.
+    if not (principal.covers(row["org_path"]) or domain.under(principal.org_path, row["org_path"])):
+        raise Problem(403, "Forbidden", "the campaign lies outside your organisation scope")
+    return row
+
+
+async def campaign(pool: asyncpg.Pool, principal: Principal, campaign_id: str) -> dict[str, Any]:
+    row = await _visible_campaign(pool, principal, campaign_id)
+    items = checklist.load().items(row["checklist_version"])
+    return {**_record(row), "checklist": [i.__dict__ for i in items]}
+
+
+async def assignments(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    campaign_id: str,
+    teacher_id: str | None,
+    status: str | None,
+    org_path: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    row = await _visible_campaign(pool, principal, campaign_id)
+    if principal.has(*ADMINS, Role.AUDITOR):
+        scope = _scope(principal, org_path)
+    else:  # a teacher: only their own families, wherever the families are
+        if teacher_id not in (None, principal.staff_id) or not principal.staff_id:
+            raise Problem(403, "Forbidden", "teachers see only their own assignments")
+        teacher_id = principal.staff_id
+        scope = row["org_path"] if org_path is None else org_path
+    rows = await store.list_assignments(
+        pool, campaign_id, scope=scope, teacher_id=teacher_id, status=status, limit=limit, offset=offset
+    )
+    return {"items": [_record(r) for r in rows], "limit": limit, "offset": offset}
+
+
+async def progress(
+    pool: asyncpg.Pool, principal: Principal, campaign_id: str, level: str, org_path: str | None
+) -> dict[str, Any]:
+    principal.require(Role.AUDITOR, *ADMINS)
+    await _visible_campaign(pool, principal, campaign_id)
+    rows = await store.progress(pool, campaign_id, level=level, scope=_scope(principal, org_path))
+    units = []
+    for r in rows:
+        d = _record(r)
+        d["by_mode"] = {m: d.pop(m) for m in ("in_home", "online", "phone", "at_school")}
+        units.append(d)
+    totals = {k: sum(u[k] for u in units) for k in ("assigned", "completed", "missed", "outstanding")}
+    return {"campaign_id": campaign_id, "by": level, "totals": totals, "units": units}
+
+
+async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict[str, Any]:
+    principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
+    row = await store.get_visit(pool, visit_id)
+    if row is None:
+        raise not_found("visit")
+    own = principal.has(Role.TEACHER) and principal.staff_id == row["teacher_id"]
+    if not own and not (principal.has(Role.AUDITOR, *ADMINS) and principal.covers(row["org_path"])):
+        raise Problem(403, "Forbidden", "not a visit you may read")
+    labels = {i.id: i for i in checklist.load().items(row["checklist_version"])}
+    doc = _record(row)
+    doc["checklist"] = [
+        {**a, "zh": labels[a["item_id"]].zh, "en": labels[a["item_id"]].en} if a["item_id"] in labels else a
+        for a in row["checklist"]
+    ]
+    doc["findings"] = [_record(f) for f in await store.visit_findings(pool, visit_id)]
+    return doc

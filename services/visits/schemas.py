@@ -1,0 +1,98 @@
+"""HTTP request and response models of the visits API."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.contracts.common import Category, Severity, VisitMode
+from shared.contracts.visits import ChecklistAnswer, MissReason
+
+ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
+
+
+class Strict(BaseModel):
+    """Request models refuse unknown fields, so a typo is an error and not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CampaignIn(Strict):
+    """Body of POST /api/v1/campaigns (a draft campaign)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    org_path: str = Field(pattern=ORG_PATH, max_length=300, description="scope: an org subtree")
+    starts_on: date
+    ends_on: date
+    target_per_teacher: int | None = Field(default=None, ge=1, le=100)
+    required_modes: list[VisitMode] = Field(
+        default_factory=lambda: list(VisitMode), min_length=1, description="modes a visit may take"
+    )
+    checklist_version: str | None = Field(default=None, max_length=32, description="default: the current one")
+
+    @model_validator(mode="after")
+    def _period(self) -> CampaignIn:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on must not be before starts_on")
+        return self
+
+
+class ChecklistAnswerIn(Strict):
+    """One answered requirement of the Ten Requirements."""
+
+    item_id: str = Field(min_length=1, max_length=64)
+    answer: ChecklistAnswer
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class FindingIn(Strict):
+    """A finding about one child of the visited family."""
+
+    student_id: str = Field(min_length=1, max_length=64)
+    category: Category
+    severity: Severity
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Participants(Strict):
+    """Who took part: colleagues who came along and the guardians present."""
+
+    teacher_ids: list[str] = Field(default_factory=list, max_length=10)
+    guardian_ids: list[str] = Field(default_factory=list, max_length=10)
+
+
+class VisitIn(Strict):
+    """One visit record: completed (with checklist and findings) or missed (with a reason)."""
+
+    assignment_id: str = Field(min_length=1, max_length=64)
+    status: Literal["completed", "missed"]
+    visited_on: date = Field(description="the day of the visit (or of the missed appointment)")
+    mode: VisitMode | None = None
+    duration_minutes: int | None = Field(default=None, ge=1, le=600)
+    participants: Participants = Field(default_factory=Participants)
+    checklist: list[ChecklistAnswerIn] = Field(default_factory=list, max_length=50)
+    guidance_topics: list[str] = Field(default_factory=list, max_length=20)
+    findings: list[FindingIn] = Field(default_factory=list, max_length=50)
+    miss_reason: MissReason | None = None
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class BatchIn(BaseModel):
+    """Body of POST /api/v1/visits/batch: items are validated one by one, so one bad item spoils nothing else."""
+
+    visits: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class AssignmentIn(Strict):
+    """Body of POST /api/v1/campaigns/{id}/assignments (a hand-made assignment)."""
+
+    family_id: str = Field(min_length=1, max_length=64)
+    teacher_id: str = Field(min_length=1, max_length=64)
+
+
+class ReassignIn(Strict):
+    """Body of PATCH /api/v1/assignments/{id}."""
+
+    teacher_id: str = Field(min_length=1, max_length=64)

@@ -1,0 +1,274 @@
+"""All SQL of the visits service (asyncpg; set-based writes so a batch costs a handful of round trips)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, TypeAlias
+
+import asyncpg
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+TEACHING_ROLES = ["class_teacher", "subject_teacher", "mental_health_teacher", "ideological_political_teacher"]
+
+
+def like_subtree(org_path: str) -> str:
+    """LIKE pattern for the strict descendants of `org_path` (ids never contain LIKE wildcards but escape anyway)."""
+    escaped = org_path.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
+# ------------------------------------------------------------------------------------------- campaigns
+
+CAMPAIGN_COLUMNS = (
+    "campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, required_modes, checklist_version, "
+    "status, created_by, created_at, launched_at, closed_at, unassigned_families"
+)
+
+
+async def insert_campaign(conn: Conn, c: dict[str, Any]) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "INSERT INTO campaigns (campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, "
+        "required_modes, checklist_version, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+        f"RETURNING {CAMPAIGN_COLUMNS}",
+        c["campaign_id"],
+        c["name"],
+        c["org_path"],
+        c["starts_on"],
+        c["ends_on"],
+        c["target_per_teacher"],
+        c["required_modes"],
+        c["checklist_version"],
+        c["created_by"],
+    )
+
+
+async def get_campaign(conn: Conn, campaign_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+    sql = f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE campaign_id = $1"
+    return await conn.fetchrow(sql + (" FOR UPDATE" if lock else ""), campaign_id)
+
+
+async def list_campaigns(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    """Campaigns whose scope contains the caller's unit or lies inside the caller's subtree."""
+    return await conn.fetch(
+        f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE org_path = $1 OR org_path LIKE $2 "
+        "OR $1 LIKE (replace(replace(org_path, '_', '\\_'), '%', '\\%') || '/%') ORDER BY created_at DESC LIMIT 500",
+        scope.rstrip("/"),
+        like_subtree(scope),
+    )
+
+
+async def set_campaign_launched(conn: Conn, campaign_id: str, unassigned: int) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "UPDATE campaigns SET status = 'launched', launched_at = now(), unassigned_families = $2 "
+        f"WHERE campaign_id = $1 RETURNING {CAMPAIGN_COLUMNS}",
+        campaign_id,
+        unassigned,
+    )
+
+
+async def set_campaign_closed(conn: Conn, campaign_id: str) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "UPDATE campaigns SET status = 'closed', closed_at = now() WHERE campaign_id = $1 "
+        f"RETURNING {CAMPAIGN_COLUMNS}",
+        campaign_id,
+    )
+
+
+# ---------------------------------------------------------------------------------- directory for plans
+
+
+async def students_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT student_id, class_id, org_path, family_id FROM students "
+        "WHERE active AND family_id <> '' AND (org_path = $1 OR org_path LIKE $2) ORDER BY family_id, student_id",
+        scope.rstrip("/"),
+        like_subtree(scope),
+    )
+
+
+async def teachers_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT staff_id, org_path, head_class_id, class_ids FROM staff "
+        "WHERE active AND roles && $3::text[] AND (org_path = $1 OR org_path LIKE $2)",
+        scope.rstrip("/"),
+        like_subtree(scope),
+        TEACHING_ROLES,
+    )
+
+
+async def get_staff(conn: Conn, staff_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT staff_id, org_path, roles, active FROM staff WHERE staff_id = $1", staff_id)
+
+
+async def family_children(conn: Conn, family_id: str, scope: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT student_id, class_id, org_path FROM students WHERE family_id = $1 AND active "
+        "AND (org_path = $2 OR org_path LIKE $3) ORDER BY student_id",
+        family_id,
+        scope.rstrip("/"),
+        like_subtree(scope),
+    )
+
+
+# ---------------------------------------------------------------------------------------- assignments
+
+ASSIGNMENT_COLUMNS = (
+    "assignment_id", "campaign_id", "teacher_id", "family_id", "student_ids", "org_path", "school_path",
+    "district_path", "status",
+)  # fmt: skip
+
+
+async def insert_assignments(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Bulk insert (COPY) of generated assignments, rows in ASSIGNMENT_COLUMNS order."""
+    if rows:
+        await conn.copy_records_to_table("assignments", records=rows, columns=list(ASSIGNMENT_COLUMNS))
+
+
+async def get_assignment(conn: Conn, assignment_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+    sql = (
+        "SELECT a.*, c.status AS campaign_status, c.org_path AS campaign_path FROM assignments a "
+        "JOIN campaigns c USING (campaign_id) WHERE a.assignment_id = $1"
+    )
+    return await conn.fetchrow(sql + (" FOR UPDATE OF a" if lock else ""), assignment_id)
+
+
+async def set_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str) -> None:
+    await conn.execute(
+        "UPDATE assignments SET teacher_id = $2, updated_at = now() WHERE assignment_id = $1", assignment_id, teacher_id
+    )
+
+
+async def remove_assignment(conn: Conn, assignment_id: str) -> None:
+    await conn.execute(
+        "UPDATE assignments SET status = 'removed', updated_at = now() WHERE assignment_id = $1", assignment_id
+    )
+
+
+async def list_assignments(
+    conn: Conn,
+    campaign_id: str,
+    *,
+    scope: str,
+    teacher_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, visit_id, visit_mode, "
+        "visited_on, updated_at FROM assignments WHERE campaign_id = $1 AND (org_path = $2 OR org_path LIKE $3) "
+        "AND ($4::text IS NULL OR teacher_id = $4) AND (($5::text IS NULL AND status <> 'removed') OR status = $5) "
+        "ORDER BY teacher_id, family_id LIMIT $6 OFFSET $7",
+        campaign_id,
+        scope.rstrip("/"),
+        like_subtree(scope),
+        teacher_id,
+        status,
+        limit,
+        offset,
+    )
+
+
+async def progress(conn: Conn, campaign_id: str, *, level: str, scope: str) -> list[asyncpg.Record]:
+    """Assigned / completed / missed / outstanding and completed visits by mode, per school or district."""
+    column = {"school": "school_path", "district": "district_path"}[level]
+    return await conn.fetch(
+        f"SELECT {column} AS org_path, count(*) AS assigned, "
+        "count(*) FILTER (WHERE status = 'completed') AS completed, "
+        "count(*) FILTER (WHERE status = 'missed') AS missed, "
+        "count(*) FILTER (WHERE status = 'assigned') AS outstanding, "
+        "count(*) FILTER (WHERE visit_mode = 'in_home') AS in_home, "
+        "count(*) FILTER (WHERE visit_mode = 'online') AS online, "
+        "count(*) FILTER (WHERE visit_mode = 'phone') AS phone, "
+        "count(*) FILTER (WHERE visit_mode = 'at_school') AS at_school, "
+        "count(DISTINCT teacher_id) AS teachers "
+        "FROM assignments WHERE campaign_id = $1 AND status <> 'removed' AND (org_path = $2 OR org_path LIKE $3) "
+        f"GROUP BY {column} ORDER BY {column}",
+        campaign_id,
+        scope.rstrip("/"),
+        like_subtree(scope),
+    )
+
+
+# --------------------------------------------------------------------------------------------- visits
+
+LOCK_FOR_VISITS = """
+SELECT a.assignment_id, a.campaign_id, a.teacher_id, a.family_id, a.org_path, a.status,
+       c.status AS campaign_status, c.starts_on, c.ends_on, c.checklist_version, c.required_modes,
+       coalesce((SELECT jsonb_object_agg(s.student_id, s.org_path) FROM students s
+                 WHERE s.family_id = a.family_id AND s.active), '{}'::jsonb) AS children
+FROM assignments a JOIN campaigns c USING (campaign_id)
+WHERE a.assignment_id = ANY($1::text[])
+ORDER BY a.assignment_id
+FOR UPDATE OF a
+"""
+
+
+async def lock_assignments_for_visits(conn: asyncpg.Connection, ids: list[str]) -> list[asyncpg.Record]:
+    """The assignments being visited with their campaign and the family's children, locked (in id order)."""
+    return await conn.fetch(LOCK_FOR_VISITS, ids)
+
+
+INSERT_VISITS = """
+INSERT INTO visits (visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, visited_on,
+                    duration_minutes, participants, checklist, guidance_topics, miss_reason, note, recorded_by,
+                    recorded_at)
+SELECT visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, visited_on,
+       duration_minutes, participants, checklist, guidance_topics, miss_reason, note, recorded_by, recorded_at
+FROM jsonb_to_recordset($1::jsonb) AS v(visit_id text, assignment_id text, campaign_id text, teacher_id text,
+     family_id text, org_path text, status text, mode text, visited_on date, duration_minutes int,
+     participants jsonb, checklist jsonb, guidance_topics jsonb, miss_reason text, note text, recorded_by text,
+     recorded_at timestamptz)
+"""
+
+INSERT_FINDINGS = """
+INSERT INTO findings (finding_id, visit_id, campaign_id, student_id, category, severity, note, org_path, recorded_at)
+SELECT finding_id, visit_id, campaign_id, student_id, category, severity, note, org_path, recorded_at
+FROM jsonb_to_recordset($1::jsonb) AS f(finding_id text, visit_id text, campaign_id text, student_id text,
+     category text, severity text, note text, org_path text, recorded_at timestamptz)
+"""
+
+UPDATE_OUTCOMES = """
+UPDATE assignments a SET status = u.status, visit_id = u.visit_id, visit_mode = u.mode, visited_on = u.visited_on,
+       updated_at = now()
+FROM jsonb_to_recordset($1::jsonb) AS u(assignment_id text, status text, visit_id text, mode text, visited_on date)
+WHERE a.assignment_id = u.assignment_id
+"""
+
+
+async def insert_visits(
+    conn: asyncpg.Connection,
+    visits: list[dict[str, Any]],
+    findings: list[dict[str, Any]],
+    outcomes: list[dict[str, Any]],
+) -> None:
+    """Store visits, their findings and the assignments' new status: three statements whatever the batch size."""
+    if visits:
+        await conn.execute(INSERT_VISITS, visits)
+    if findings:
+        await conn.execute(INSERT_FINDINGS, findings)
+    if outcomes:
+        await conn.execute(UPDATE_OUTCOMES, outcomes)
+
+
+async def get_visit(conn: Conn, visit_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT v.*, c.checklist_version FROM visits v JOIN campaigns c USING (campaign_id) WHERE v.visit_id = $1",
+        visit_id,
+    )
+
+
+async def visit_findings(conn: Conn, visit_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT finding_id, student_id, category, severity, note, org_path, recorded_at FROM findings "
+        "WHERE visit_id = $1 ORDER BY student_id, category",
+        visit_id,
+    )
+
+
+def as_date(value: Any) -> date:
+    """asyncpg returns dates as `date` already; this keeps type checkers honest."""
+    assert isinstance(value, date)
+    return value

@@ -1,0 +1,130 @@
+"""Assignment generation: every family once, class teachers first, balanced, shared families visited once."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from services.visits.domain import Family, StudentPlace, Teacher, generate_assignments
+
+SCHOOL = "/620400/620402/s1"
+
+
+def cls(n: int, school: str = SCHOOL) -> tuple[str, str]:
+    """(class_id, class_path) of class n in a school."""
+    return f"{school.rsplit('/', 1)[1]}-c{n}", f"{school}/g1/{school.rsplit('/', 1)[1]}-c{n}"
+
+
+def family(fid: str, *classes: int, school: str = SCHOOL) -> Family:
+    return Family(fid, tuple(StudentPlace(f"{fid}-k{i}", *cls(c, school)) for i, c in enumerate(classes)))
+
+
+def school(
+    n_classes: int, families_per_class: int, subject_teachers: int, school: str = SCHOOL
+) -> tuple[list[Family], list[Teacher]]:
+    """A school: one class teacher per class, subject teachers teaching two classes each."""
+    sid = school.rsplit("/", 1)[1]
+    fams = [family(f"{sid}-f{c}-{i}", c, school=school) for c in range(n_classes) for i in range(families_per_class)]
+    ids = [cls(c, school)[0] for c in range(n_classes)]
+    teachers = [Teacher(f"{sid}-head{c}", school, ids[c], frozenset({ids[c]})) for c in range(n_classes)]
+    teachers += [
+        Teacher(f"{sid}-sub{t}", school, None, frozenset({ids[t % n_classes], ids[(t + 1) % n_classes]}))
+        for t in range(subject_teachers)
+    ]
+    return fams, teachers
+
+
+def test_every_family_in_scope_is_covered_exactly_once():
+    fams, teachers = school(6, 37, 15)
+    plan = generate_assignments(fams, teachers, 10)
+    assert sorted(a.family_id for a in plan.assignments) == sorted(f.family_id for f in fams)
+    assert plan.unassigned == []
+    assert {a.teacher_id for a in plan.assignments} <= {t.staff_id for t in teachers}
+
+
+def test_class_teachers_get_families_of_their_own_class_first():
+    fams, teachers = school(4, 30, 8)
+    plan = generate_assignments(fams, teachers, 10)
+    by_family = {f.family_id: f for f in fams}
+    for a in plan.assignments:
+        if "-head" in a.teacher_id:
+            head = next(t for t in teachers if t.staff_id == a.teacher_id)
+            assert head.head_class_id in {s.class_id for s in by_family[a.family_id].students}
+    loads = plan.loads()
+    assert all(loads[f"s1-head{c}"] == 10 for c in range(4))
+
+
+def test_nobody_is_above_target_while_a_colleague_is_below_it():
+    fams, teachers = school(5, 30, 10)  # 150 families, 15 teachers: exactly 10 each
+    loads = generate_assignments(fams, teachers, 10).loads()
+    assert sorted(loads.values()) == [10] * 15
+
+
+def test_overflow_is_spread_evenly_when_a_school_has_too_few_teachers():
+    fams, teachers = school(3, 45, 4)  # 135 families, 7 teachers, target 10
+    loads = generate_assignments(fams, teachers, 10).loads()
+    assert sum(loads.values()) == 135
+    assert max(loads.values()) - min(loads.values()) <= 1
+    assert max(loads.values()) == 20  # ceil(135 / 7)
+
+
+def test_small_classes_leave_class_teachers_below_target_and_they_are_filled_by_others():
+    fams, teachers = school(4, 5, 0)  # 20 families, 4 class teachers, target 10
+    loads = generate_assignments(fams, teachers, 10).loads()
+    assert sorted(loads.values()) == [5, 5, 5, 5]  # each heads a class of 5 and nobody else needs them
+
+
+def test_a_family_with_children_in_several_classes_is_visited_once_by_one_of_their_class_teachers():
+    fams, teachers = school(2, 3, 0)
+    shared = family("shared", 0, 1)
+    plan = generate_assignments([*fams, shared], teachers, 10)
+    visits = [a for a in plan.assignments if a.family_id == "shared"]
+    assert len(visits) == 1
+    assert visits[0].teacher_id in {"s1-head0", "s1-head1"}
+    assert visits[0].student_ids == ("shared-k0", "shared-k1")
+    assert visits[0].org_path == cls(0)[1]
+    assert Counter(a.family_id for a in plan.assignments)["shared"] == 1
+
+
+def test_a_shared_family_goes_to_the_less_loaded_class_teacher():
+    busy = [family(f"b{i}", 0) for i in range(9)]
+    teachers = [Teacher("head0", SCHOOL, cls(0)[0]), Teacher("head1", SCHOOL, cls(1)[0])]
+    plan = generate_assignments([*busy, family("shared", 0, 1)], teachers, 10)
+    assert {a.family_id: a.teacher_id for a in plan.assignments}["shared"] == "head1"
+
+
+def test_families_stay_within_their_school_and_schools_without_teachers_are_reported():
+    a_fams, a_teachers = school(2, 20, 2, "/620400/620402/sa")
+    b_fams, _ = school(1, 7, 0, "/620400/620402/sb")
+    plan = generate_assignments([*a_fams, *b_fams], a_teachers, 10)
+    assert sorted(plan.unassigned) == sorted(f.family_id for f in b_fams)
+    assert all(a.teacher_id.startswith("sa-") for a in plan.assignments)
+    assert len(plan.assignments) == 40
+
+
+def test_generation_is_deterministic_whatever_the_input_order():
+    fams, teachers = school(5, 33, 9)
+    first = generate_assignments(fams, teachers, 10)
+    rng = random.Random(7)
+    rng.shuffle(fams)
+    rng.shuffle(teachers)
+    again = generate_assignments(fams, teachers, 10)
+    assert {(a.family_id, a.teacher_id) for a in first.assignments} == {
+        (a.family_id, a.teacher_id) for a in again.assignments
+    }
+
+
+def test_a_district_scale_plan_is_complete_and_balanced():
+    fams: list[Family] = []
+    teachers: list[Teacher] = []
+    for s in range(20):
+        f, t = school(12, 40, 28, f"/620400/620402/s{s:03d}")
+        fams += f
+        teachers += t
+    plan = generate_assignments(fams, teachers, 10)
+    loads = plan.loads()
+    assert len(plan.assignments) == len(fams) == 9600
+    assert len({a.family_id for a in plan.assignments}) == len(fams)
+    # 480 families and 40 teachers per school: nobody can stay at 10; all end at 12, none further above.
+    assert set(loads.values()) == {12}
+    assert len(loads) == len(teachers)
