@@ -1,0 +1,13 @@
+"""HTTP API of the outreach service (thin routes over the store and the domain rules)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.outreach.api import audit, cases, groups, referrals
+from services.outreach.clock import Clock
+
+
+def routers(clock: Clock) -> list[APIRouter]:
+    """Every router, sharing one clock."""
+    return [cases.router(clock), referrals.router(clock), groups.router(clock), audit.router()]

@@ -1,0 +1,220 @@
+"""Care-case routes: lists, audited detail, contacts, state changes, closure with approval, manual referrals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+
+from services.outreach import domain
+from services.outreach.api.common import CARER_ROLES, page, require_case_access, rules, scope_path
+from services.outreach.clock import Clock
+from services.outreach.domain import CaseState
+from services.outreach.handlers import request_referrals
+from services.outreach.schemas import (
+    CaseDetail,
+    CaseSummary,
+    CloseIn,
+    ContactIn,
+    ReferralIn,
+    ReferralOut,
+    StateIn,
+)
+from services.outreach.store import audit, cases, referrals
+from shared import idempotency
+from shared.auth import ADMINS, CurrentPrincipal
+from shared.contracts.common import Category, Severity
+from shared.contracts.outreach import CaseClosed, CaseContactLogged
+from shared.outbox import add_events
+from shared.problems import Problem, conflict, invalid
+from shared.web import Pool
+
+CLOCK_SKEW = timedelta(minutes=5)  # tolerated on client timestamps
+
+
+def _facts(c: Any, now: Any) -> dict[str, Any]:
+    return {
+        "case_id": c["case_id"],
+        "student_id": c["student_id"],
+        "org_path": c["org_path"],
+        "risk_level": Severity(c["risk_level"]),
+        "categories": [Category(x) for x in c["categories"]],
+        "occurred_at": now,
+    }
+
+
+def router(clock: Clock) -> APIRouter:
+    r = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+    @r.get("", response_model=list[CaseSummary])
+    async def list_cases(
+        principal: CurrentPrincipal,
+        pool: Pool,
+        org_path: str | None = None,
+        state: CaseState | None = None,
+        risk_level: Severity | None = None,
+        overdue: bool | None = None,
+        student_id: str | None = None,
+        mine: bool = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Any:
+        """Cases in the caller's subtree (admins) or those the caller cares for (teachers, `mine=true`)."""
+        limit, offset = page(limit, offset)
+        if principal.has(*ADMINS) and not mine:
+            path, carer = scope_path(principal, org_path), None
+        elif principal.has(*CARER_ROLES) and principal.staff_id:
+            path, carer = "/", principal.staff_id
+        else:
+            raise Problem(403, "Forbidden", "requires an administrator role or a carer's teacher token")
+        rows = await cases.list_cases(
+            pool,
+            org_path=path,
+            carer_staff_id=carer,
+            state=state,
+            risk_level=risk_level,
+            overdue=overdue,
+            student_id=student_id,
+            limit=limit,
+            offset=offset,
+        )
+        return [dict(x) for x in rows]
+
+    @r.get("/{case_id}", response_model=CaseDetail)
+    async def get_case(case_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
+        """One case with its plan, carers, contacts, escalations and referrals; the read is audited."""
+        async with pool.acquire() as conn, conn.transaction():
+            c = await cases.get_case(conn, case_id)
+            await require_case_access(conn, principal, c)
+            await audit.record(conn, principal, "read", "case", case_id, c["student_id"])
+            return {
+                **dict(c),
+                "carers": [dict(x) for x in await cases.carers_of(conn, case_id)],
+                "findings": [dict(x) for x in await cases.findings_of(conn, case_id)],
+                "contacts": [dict(x) for x in await cases.contacts_of(conn, case_id)],
+                "escalations": [dict(x) for x in await cases.escalations_of(conn, case_id)],
+                "referrals": [dict(x) for x in await referrals.of_case(conn, case_id)],
+            }
+
+    @r.post("/{case_id}/contacts", status_code=201)
+    async def log_contact(
+        case_id: str, body: ContactIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    ) -> Any:
+        """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline."""
+        now = clock.now()
+        if body.contacted_at > now + CLOCK_SKEW:
+            raise invalid("/contacted_at", "a contact cannot be in the future")
+
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            c = await cases.get_case(conn, case_id, lock=True)
+            await require_case_access(conn, principal, c)
+            if c["state"] == CaseState.CLOSED:
+                raise conflict("the case is closed")
+            contact_id = str(uuid.uuid4())
+            first = c["first_contacted_at"] is None
+            await cases.add_contact(
+                conn,
+                case_id,
+                {
+                    "contact_id": contact_id,
+                    "contacted_at": body.contacted_at,
+                    "mode": str(body.mode),
+                    "staff_id": principal.staff_id,
+                    "logged_by": principal.subject,
+                    "outcome": body.outcome,
+                    "next_review_at": body.next_review_at,
+                },
+            )
+            await add_events(
+                conn,
+                [
+                    CaseContactLogged(
+                        **_facts(c, now),
+                        contact_id=contact_id,
+                        mode=str(body.mode),
+                        contacted_at=body.contacted_at,
+                        first_contact=first,
+                    )
+                ],
+            )
+            return {"contact_id": contact_id, "case_id": case_id, "first_contact": first}
+
+        return await idempotency.write(request, principal, pool, work)
+
+    @r.post("/{case_id}/state")
+    async def change_state(
+        case_id: str, body: StateIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    ) -> Any:
+        """Move a case to in_progress or monitoring."""
+
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            c = await cases.get_case(conn, case_id, lock=True)
+            await require_case_access(conn, principal, c)
+            current, wanted = CaseState(c["state"]), CaseState(body.state)
+            if wanted not in domain.CASE_TRANSITIONS[current]:
+                raise conflict(f"a case cannot go from {current} to {wanted}")
+            await cases.set_state(conn, case_id, wanted)
+            return {"case_id": case_id, "state": wanted}
+
+        return await idempotency.write(request, principal, pool, work, status_code=200)
+
+    @r.post("/{case_id}/close")
+    async def close_case(case_id: str, body: CloseIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+        """Close a case; the caller approves it and needs a closing role (see Rules.case_closers)."""
+        now = clock.now()
+        rs = rules(request)
+
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            c = await cases.get_case(conn, case_id, lock=True)
+            await require_case_access(conn, principal, c)
+            if c["state"] == CaseState.CLOSED:
+                raise conflict("the case is already closed")
+            categories = [Category(x) for x in c["categories"]]
+            if not domain.may_close(rs, principal.roles, categories):
+                raise Problem(403, "Forbidden", "closing this case needs an approver with a closing role")
+            role = next(
+                (str(x) for x in [*rs.case_closers, *rs.mental_health_closers] if x in principal.roles), "unknown"
+            )
+            await cases.close_case(
+                conn,
+                case_id,
+                {
+                    "closed_at": now,
+                    "reason_code": body.reason_code,
+                    "note": body.note,
+                    "closed_by": principal.subject,
+                    "closed_by_role": role,
+                },
+            )
+            await add_events(conn, [CaseClosed(**_facts(c, now), reason_code=body.reason_code, approved_by_role=role)])
+            return {"case_id": case_id, "state": "closed", "approved_by_role": role}
+
+        return await idempotency.write(request, principal, pool, work, status_code=200)
+
+    @r.post("/{case_id}/referrals", status_code=201, response_model=list[ReferralOut])
+    async def refer(case_id: str, body: ReferralIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+        """Ask a department for help with a case by hand (mapped departments are asked automatically)."""
+        now = clock.now()
+        rs = rules(request)
+
+        async def work(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+            c = await cases.get_case(conn, case_id, lock=True)
+            await require_case_access(conn, principal, c)
+            if c["state"] == CaseState.CLOSED:
+                raise conflict("the case is closed")
+            urgency = body.urgency or Severity(c["risk_level"])
+            events = await request_referrals(
+                conn, rs, case_id, c["student_id"], c["org_path"], [(body.category, urgency)], now, [body.department]
+            )
+            if not events:
+                raise conflict("this department already has an open referral for this case and category")
+            await add_events(conn, events)
+            ids = {getattr(e, "referral_id", None) for e in events}
+            return [dict(x) for x in await referrals.of_case(conn, case_id) if x["referral_id"] in ids]
+
+        return await idempotency.write(request, principal, pool, work)
+
+    return r

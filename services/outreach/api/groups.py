@@ -1,0 +1,122 @@
+"""Special-group register routes: lists by org subtree, manual entry, verification."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+
+from services.outreach.api.common import page, scope_path
+from services.outreach.clock import Clock
+from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
+from services.outreach.store import groups
+from shared import idempotency
+from shared.auth import ADMINS, CurrentPrincipal, Role
+from shared.contracts.outreach import GroupMembershipRegistered, GroupMembershipVerified, GroupSource, SpecialGroup
+from shared.outbox import add_events
+from shared.problems import Problem, conflict, not_found
+from shared.web import Pool
+
+
+def router(clock: Clock) -> APIRouter:
+    r = APIRouter(prefix="/api/v1/groups", tags=["special groups"])
+
+    @r.get("/members", response_model=list[MembershipOut])
+    async def list_members(
+        principal: CurrentPrincipal,
+        pool: Pool,
+        org_path: str | None = None,
+        group: SpecialGroup | None = None,
+        verified: bool | None = None,
+        include_ended: bool = False,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Any:
+        """Members of the special groups under an org subtree."""
+        principal.require(*ADMINS)
+        path = scope_path(principal, org_path)
+        limit, offset = page(limit, offset)
+        rows = await groups.list_(
+            pool,
+            org_path=path,
+            group=group,
+            verified=verified,
+            include_ended=include_ended,
+            limit=limit,
+            offset=offset,
+        )
+        return [dict(x) for x in rows]
+
+    @r.get("/counts", response_model=list[GroupCount])
+    async def counts(principal: CurrentPrincipal, pool: Pool, org_path: str | None = None) -> Any:
+        """Current members per group under an org subtree."""
+        principal.require(*ADMINS)
+        return [dict(x) for x in await groups.counts(pool, scope_path(principal, org_path))]
+
+    @r.post("/members", status_code=201, response_model=MembershipOut)
+    async def register(body: MembershipIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+        """Enter a student in a group by hand (a school administrator, or a department partner)."""
+        if principal.has(Role.DEPARTMENT_PARTNER):
+            source = GroupSource.DEPARTMENT
+        elif principal.has(*ADMINS):
+            source = GroupSource.SCHOOL
+        else:
+            raise Problem(403, "Forbidden", "requires an administrator or department partner role")
+        principal.require_scope(body.org_path)
+        now = clock.now()
+
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            m = await groups.register(conn, str(uuid.uuid4()), body.student_id, body.group, source, body.org_path, now)
+            if m is None:
+                raise conflict("the student is already in this group")
+            await add_events(
+                conn,
+                [
+                    GroupMembershipRegistered(
+                        membership_id=m["membership_id"],
+                        student_id=m["student_id"],
+                        group=body.group,
+                        source=source,
+                        org_path=m["org_path"],
+                        occurred_at=now,
+                    )
+                ],
+            )
+            return dict(m)
+
+        return await idempotency.write(request, principal, pool, work)
+
+    @r.post("/members/{membership_id}/verify", response_model=MembershipOut)
+    async def verify(
+        membership_id: str, body: VerifyIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    ) -> Any:
+        """Verify (or reject) a membership: administrators over the student's school, or a department partner."""
+        principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
+        now = clock.now()
+
+        async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+            m = await groups.get(conn, membership_id, lock=True)
+            if m is None:
+                raise not_found("membership")
+            principal.require_scope(m["org_path"])
+            await groups.verify(conn, membership_id, body.verified, principal.subject, now)
+            await add_events(
+                conn,
+                [
+                    GroupMembershipVerified(
+                        membership_id=membership_id,
+                        student_id=m["student_id"],
+                        group=SpecialGroup(m["group"]),
+                        verified=body.verified,
+                        org_path=m["org_path"],
+                        occurred_at=now,
+                    )
+                ],
+            )
+            return dict(await groups.get(conn, membership_id))
+
+        return await idempotency.write(request, principal, pool, work, status_code=200)
+
+    return r

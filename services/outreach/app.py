@@ -1,0 +1,38 @@
+"""The outreach service: special-group register, care cases reacting to findings, referrals, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from services.outreach import api, handlers, scheduler
+from services.outreach.clock import Clock, SystemClock
+from services.outreach.settings import OutreachSettings
+from shared.contracts.outreach import CASE, GROUP, REFERRAL
+from shared.web import ServiceSpec, create_app
+
+DESCRIPTION = """Care for special student groups: a visit finding about a left-behind, orphaned, disabled or
+hardship child (or any high or urgent finding) opens or joins the child's one open care case within seconds,
+with named carers and a first-contact deadline; overdue cases escalate up the org tree; departments answer
+referrals through department-partner tokens; every detail read is audited. Students are pseudonymous ids:
+no names, ID numbers, addresses or phone numbers are held here."""
+
+
+def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> ServiceSpec:
+    """The service's parts; `clock` is injectable so tests can move time instead of waiting."""
+    clock = clock or SystemClock()
+    return ServiceSpec(
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        topics=[GROUP, CASE, REFERRAL],
+        routers=api.routers(clock),
+        consumers=handlers.consumers(settings.rules, clock),
+        background=[scheduler.make_task(clock)] if settings.scheduler_enabled else [],
+        title="outreach service",
+        description=DESCRIPTION,
+    )
+
+
+def create(settings: OutreachSettings | None = None, clock: Clock | None = None) -> Any:
+    """The FastAPI app."""
+    return create_app(build_spec(settings or OutreachSettings(), clock))

@@ -1,0 +1,218 @@
+"""HTTP request and response models of the outreach API (no names or contact details: pseudonymous ids only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.common import Category, Department, Severity, StaffRole, VisitMode
+from shared.contracts.outreach import GroupSource, SpecialGroup
+
+ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CarerOut(BaseModel):
+    staff_id: str
+    role: StaffRole
+    org_path: str
+    assigned_at: datetime
+
+
+class CaseSummary(BaseModel):
+    """A case in lists."""
+
+    case_id: str
+    student_id: str
+    org_path: str
+    state: str
+    risk_level: Severity
+    categories: list[Category]
+    opened_at: datetime
+    reopened_at: datetime | None
+    contact_due: datetime | None
+    first_contacted_at: datetime | None
+    next_review_at: datetime | None
+    overdue: bool
+    escalation_level: int
+    escalated_to: str | None
+    closed_at: datetime | None
+
+
+class FindingOut(BaseModel):
+    finding_id: str
+    visit_id: str
+    teacher_id: str
+    category: Category
+    severity: Severity
+    recorded_at: datetime
+    effect: str
+
+
+class ContactOut(BaseModel):
+    contact_id: str
+    contacted_at: datetime
+    mode: str
+    staff_id: str | None
+    outcome: str
+    next_review_at: datetime | None
+
+
+class EscalationOut(BaseModel):
+    level: int
+    escalated_to: str
+    reason: str
+    due_at: datetime
+    escalated_at: datetime
+
+
+class ReferralOut(BaseModel):
+    referral_id: str
+    case_id: str
+    department: Department
+    category: Category
+    urgency: Severity
+    org_path: str
+    state: str
+    requested_at: datetime
+    acknowledge_by: datetime
+    escalation_level: int
+    escalated_to: str | None
+    updated_at: datetime
+
+
+class CaseDetail(CaseSummary):
+    """A case with its follow-up plan: findings, carers, contacts, escalations and referrals."""
+
+    close_reason: str | None
+    closed_by_role: str | None
+    carers: list[CarerOut]
+    findings: list[FindingOut]
+    contacts: list[ContactOut]
+    escalations: list[EscalationOut]
+    referrals: list[ReferralOut]
+
+
+class ContactIn(Strict):
+    """A follow-up contact with the child or family."""
+
+    contacted_at: datetime
+    mode: VisitMode
+    outcome: str = Field(min_length=1, max_length=2000, description="what was agreed; no names or contact details")
+    next_review_at: datetime | None = None
+
+
+class StateIn(Strict):
+    """Move a case along: in_progress or monitoring (closing has its own endpoint)."""
+
+    state: Literal["in_progress", "monitoring"]
+
+
+class CloseIn(Strict):
+    """Close a case: a reason code and an optional note; the caller is the approver."""
+
+    reason_code: Literal["resolved", "needs_met_by_department", "moved_away", "no_longer_at_risk", "other"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ReferralIn(Strict):
+    """Ask a department for help with a case."""
+
+    department: Department
+    category: Category
+    urgency: Severity | None = None
+
+
+class ReferralNoteIn(Strict):
+    """A department's answer, with a note kept only in outreach."""
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ChildFacts(BaseModel):
+    """What a department needs about the child: a pseudonymous id and placement, never a name or address."""
+
+    student_id: str
+    class_path: str
+    school_path: str
+    parents_work_away: bool | None
+    living_arrangement: str | None
+    groups: list[SpecialGroup]
+
+
+class ReferralCaseFacts(BaseModel):
+    case_id: str
+    state: str
+    risk_level: Severity
+    categories: list[Category]
+    opened_at: datetime
+    contact_due: datetime | None
+    first_contacted_at: datetime | None
+    carers: list[CarerOut]
+
+
+class ReferralNote(BaseModel):
+    at: datetime
+    state: str
+    by: str
+    note: str | None
+
+
+class ReferralDetail(ReferralOut):
+    """A referral with the child and case facts (an audited read)."""
+
+    child: ChildFacts
+    case: ReferralCaseFacts
+    notes: list[ReferralNote]
+
+
+class MembershipIn(Strict):
+    """Manual entry in the special-group register by a school or department."""
+
+    student_id: str = Field(min_length=1, max_length=64)
+    group: SpecialGroup
+    org_path: str = Field(pattern=ORG_PATH, max_length=300, description="the student's class path")
+
+
+class VerifyIn(Strict):
+    verified: bool
+
+
+class MembershipOut(BaseModel):
+    membership_id: str
+    student_id: str
+    group: SpecialGroup
+    source: GroupSource
+    org_path: str
+    verified: bool | None
+    verified_at: datetime | None
+    verified_by: str | None
+    registered_at: datetime
+    ended_at: datetime | None
+
+
+class GroupCount(BaseModel):
+    group: SpecialGroup
+    members: int
+    verified: int
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    subject: str
+    roles: list[str]
+    department: str | None
+    org_path: str
+    action: str
+    resource_type: str
+    resource_id: str
+    student_id: str | None
+    request_id: str | None

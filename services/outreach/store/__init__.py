@@ -1,0 +1,1 @@
+"""All SQL of the outreach service, one module per aggregate."""

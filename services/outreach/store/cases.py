@@ -1,0 +1,278 @@
+"""Care cases: the reaction to findings, carers, contacts, transitions, closure and escalation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.outreach.domain import Carer
+
+CASE_COLUMNS = (
+    "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
+    " finding_recorded_at, contact_due, first_contacted_at, last_contacted_at, next_review_at, escalation_level,"
+    " escalation_due, escalated_to, escalated_at, overdue, closed_at, close_reason, closed_by_role, committed_at,"
+    " updated_at"
+)
+
+# One round trip: was this finding applied before, and the child's current (or latest closed) case, locked.
+FINDING_CONTEXT = f"""
+SELECT (SELECT true FROM case_findings WHERE finding_id = $2) AS seen, c.*,
+       (SELECT coalesce(array_agg(role), '{{}}') FROM case_carers cc WHERE cc.case_id = c.case_id) AS carer_roles
+  FROM (SELECT 1) one
+  LEFT JOIN LATERAL (
+      SELECT {CASE_COLUMNS} FROM cases WHERE student_id = $1
+       ORDER BY (state <> 'closed') DESC, opened_at DESC LIMIT 1 FOR UPDATE
+  ) c ON true
+"""
+
+
+async def finding_context(conn: asyncpg.Connection, finding_id: str, student_id: str) -> asyncpg.Record:
+    """Whether the finding was seen, plus the child's case row (None columns when the child has none)."""
+    row: asyncpg.Record = await conn.fetchrow(FINDING_CONTEXT, student_id, finding_id)
+    return row
+
+
+async def insert_case(conn: asyncpg.Connection, c: dict[str, Any]) -> bool:
+    """Insert a new open case; False when another transaction opened one for the child first."""
+    status: str = await conn.execute(
+        "INSERT INTO cases (case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at,"
+        " finding_recorded_at, contact_due, escalation_due)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
+        " ON CONFLICT (student_id) WHERE state <> 'closed' DO NOTHING",
+        c["case_id"],
+        c["student_id"],
+        c["org_path"],
+        c["state"],
+        c["risk_level"],
+        c["max_severity"],
+        c["categories"],
+        c["opened_at"],
+        c["finding_recorded_at"],
+        c["contact_due"],
+    )
+    return status.endswith(" 1")
+
+
+async def update_case_for_finding(conn: asyncpg.Connection, c: dict[str, Any], *, reopen: bool) -> None:
+    """Apply a joining (or reopening) finding's effect on the case row."""
+    await conn.execute(
+        "UPDATE cases SET state = $2, risk_level = $3, max_severity = $4, categories = $5, contact_due = $6,"
+        " escalation_due = $7, overdue = overdue AND NOT $8, escalation_level = CASE WHEN $8 THEN 0"
+        " ELSE escalation_level END, escalated_to = CASE WHEN $8 THEN NULL ELSE escalated_to END,"
+        " reopened_at = CASE WHEN $8 THEN $9 ELSE reopened_at END, closed_at = CASE WHEN $8 THEN NULL ELSE closed_at"
+        " END, updated_at = clock_timestamp() WHERE case_id = $1",
+        c["case_id"],
+        c["state"],
+        c["risk_level"],
+        c["max_severity"],
+        c["categories"],
+        c["contact_due"],
+        c["escalation_due"],
+        reopen,
+        c["now"],
+    )
+
+
+async def add_finding(conn: asyncpg.Connection, case_id: str, f: Any, effect: str) -> None:
+    """Record that a finding was applied to a case (its id guards against replays)."""
+    await conn.execute(
+        "INSERT INTO case_findings (finding_id, case_id, student_id, visit_id, teacher_id, category, severity,"
+        " recorded_at, effect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        f.finding_id,
+        case_id,
+        f.student_id,
+        f.visit_id,
+        f.teacher_id,
+        str(f.category),
+        str(f.severity),
+        f.recorded_at,
+        effect,
+    )
+
+
+async def add_carers(conn: asyncpg.Connection, case_id: str, carers: list[Carer], at: datetime) -> None:
+    if carers:
+        await conn.execute(
+            "INSERT INTO case_carers (case_id, staff_id, role, org_path, assigned_at)"
+            " SELECT $1, s, r, p, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u(s, r, p)"
+            " ON CONFLICT DO NOTHING",
+            case_id,
+            [c.staff_id for c in carers],
+            [str(c.role) for c in carers],
+            [c.org_path for c in carers],
+            at,
+        )
+
+
+async def carers_of(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT staff_id, role, org_path, assigned_at FROM case_carers WHERE case_id = $1 ORDER BY assigned_at, role",
+        case_id,
+    )
+    return rows
+
+
+async def get_case(conn: asyncpg.Connection | asyncpg.Pool, case_id: str, *, lock: bool = False) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1" + (" FOR UPDATE" if lock else ""), case_id
+    )
+    return row
+
+
+async def list_cases(
+    pool: asyncpg.Pool,
+    *,
+    org_path: str,
+    carer_staff_id: str | None,
+    state: str | None,
+    risk_level: str | None,
+    overdue: bool | None,
+    student_id: str | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
+    """Cases under an org subtree (or of one carer), newest first."""
+    rows: list[asyncpg.Record] = await pool.fetch(
+        f"SELECT {CASE_COLUMNS} FROM cases c WHERE (c.org_path = $1 OR c.org_path LIKE $2)"
+        " AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id"
+        "      AND cc.staff_id = $3))"
+        " AND ($4::text IS NULL OR c.state = $4) AND ($5::text IS NULL OR c.risk_level = $5)"
+        " AND ($6::boolean IS NULL OR c.overdue = $6) AND ($7::text IS NULL OR c.student_id = $7)"
+        " ORDER BY c.opened_at DESC, c.case_id LIMIT $8 OFFSET $9",
+        org_path,
+        _like_prefix(org_path),
+        carer_staff_id,
+        state,
+        risk_level,
+        overdue,
+        student_id,
+        limit,
+        offset,
+    )
+    return rows
+
+
+def _like_prefix(org_path: str) -> str:
+    """A LIKE pattern for everything below an org path."""
+    escaped = org_path.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
+like_prefix = _like_prefix
+
+
+async def findings_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT finding_id, visit_id, teacher_id, category, severity, recorded_at, effect, applied_at"
+        " FROM case_findings WHERE case_id = $1 ORDER BY recorded_at, finding_id",
+        case_id,
+    )
+    return rows
+
+
+async def contacts_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT contact_id, contacted_at, mode, staff_id, outcome, next_review_at, logged_at FROM case_contacts"
+        " WHERE case_id = $1 ORDER BY contacted_at, contact_id",
+        case_id,
+    )
+    return rows
+
+
+async def escalations_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT level, escalated_to, reason, due_at, escalated_at FROM case_escalations WHERE case_id = $1"
+        " ORDER BY escalated_at, level",
+        case_id,
+    )
+    return rows
+
+
+async def add_contact(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) -> None:
+    """Log a contact; it clears the contact deadline and moves an open or assigned case to in progress."""
+    await conn.execute(
+        "INSERT INTO case_contacts (contact_id, case_id, contacted_at, mode, staff_id, logged_by, outcome,"
+        " next_review_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        c["contact_id"],
+        case_id,
+        c["contacted_at"],
+        c["mode"],
+        c["staff_id"],
+        c["logged_by"],
+        c["outcome"],
+        c["next_review_at"],
+    )
+    await conn.execute(
+        "UPDATE cases SET first_contacted_at = coalesce(first_contacted_at, $2),"
+        " last_contacted_at = greatest(last_contacted_at, $2), contact_due = NULL, escalation_due = NULL,"
+        " overdue = false, next_review_at = coalesce($3, next_review_at),"
+        " state = CASE WHEN state IN ('open', 'assigned') THEN 'in_progress' ELSE state END,"
+        " updated_at = clock_timestamp()"
+        " WHERE case_id = $1",
+        case_id,
+        c["contacted_at"],
+        c["next_review_at"],
+    )
+
+
+async def set_state(conn: asyncpg.Connection, case_id: str, state: str) -> None:
+    await conn.execute("UPDATE cases SET state = $2, updated_at = clock_timestamp() WHERE case_id = $1", case_id, state)
+
+
+async def close_case(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) -> None:
+    await conn.execute(
+        "UPDATE cases SET state = 'closed', closed_at = $2, close_reason = $3, close_note = $4, closed_by = $5,"
+        " closed_by_role = $6, contact_due = NULL, escalation_due = NULL, overdue = false,"
+        " updated_at = clock_timestamp() WHERE case_id = $1",
+        case_id,
+        c["closed_at"],
+        c["reason_code"],
+        c["note"],
+        c["closed_by"],
+        c["closed_by_role"],
+    )
+
+
+async def due_for_escalation(conn: asyncpg.Connection, now: datetime, max_level: int, limit: int) -> list[Any]:
+    """Open cases past their contact (or escalation) deadline, locked; other instances skip them."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {CASE_COLUMNS} FROM cases WHERE state <> 'closed' AND escalation_due <= $1"
+        " AND escalation_level < $2 ORDER BY escalation_due LIMIT $3 FOR UPDATE SKIP LOCKED",
+        now,
+        max_level,
+        limit,
+    )
+    return rows
+
+
+async def escalate(
+    conn: asyncpg.Connection,
+    case_id: str,
+    level: int,
+    to: str,
+    reason: str,
+    due_at: datetime,
+    now: datetime,
+    next_due: datetime | None,
+) -> None:
+    """Mark a case overdue, hand it one level up and record the step."""
+    await conn.execute(
+        "UPDATE cases SET overdue = true, escalation_level = $2, escalated_to = $3, escalated_at = $4,"
+        " escalation_due = $5, updated_at = clock_timestamp() WHERE case_id = $1",
+        case_id,
+        level,
+        to,
+        now,
+        next_due,
+    )
+    await conn.execute(
+        "INSERT INTO case_escalations VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        case_id,
+        level,
+        to,
+        reason,
+        due_at,
+        now,
+    )

@@ -1,0 +1,107 @@
+"""The special-group register."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from services.outreach.store.cases import like_prefix
+
+COLUMNS = (
+    "membership_id, student_id, grp AS group, source, org_path, verified, verified_at, verified_by, registered_at,"
+    " ended_at"
+)
+
+
+async def register(
+    conn: asyncpg.Connection,
+    membership_id: str,
+    student_id: str,
+    group: str,
+    source: str,
+    org_path: str,
+    at: datetime,
+) -> asyncpg.Record | None:
+    """Enter a student in a group; None when they already are (an ended membership is revived)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "INSERT INTO group_memberships (membership_id, student_id, grp, source, org_path, registered_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (student_id, grp) DO UPDATE SET ended_at = NULL,"
+        " source = EXCLUDED.source, registered_at = EXCLUDED.registered_at"
+        " WHERE group_memberships.ended_at IS NOT NULL"
+        f" RETURNING {COLUMNS}",
+        membership_id,
+        student_id,
+        group,
+        source,
+        org_path,
+        at,
+    )
+    return row
+
+
+async def end_directory_flag(conn: asyncpg.Connection, student_ids: list[str], group: str, at: datetime) -> None:
+    """End memberships that only came from a directory flag which no longer holds."""
+    await conn.execute(
+        "UPDATE group_memberships SET ended_at = $3 WHERE student_id = ANY($1) AND grp = $2"
+        " AND source = 'directory_flag' AND ended_at IS NULL AND verified IS NOT TRUE",
+        student_ids,
+        group,
+        at,
+    )
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, membership_id: str, *, lock: bool = False) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM group_memberships WHERE membership_id = $1" + (" FOR UPDATE" if lock else ""),
+        membership_id,
+    )
+    return row
+
+
+async def verify(conn: asyncpg.Connection, membership_id: str, verified: bool, by: str, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE group_memberships SET verified = $2, verified_by = $3, verified_at = $4 WHERE membership_id = $1",
+        membership_id,
+        verified,
+        by,
+        at,
+    )
+
+
+async def list_(
+    pool: asyncpg.Pool,
+    *,
+    org_path: str,
+    group: str | None,
+    verified: bool | None,
+    include_ended: bool,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
+    """Memberships under an org subtree (the bureau's lists)."""
+    rows: list[asyncpg.Record] = await pool.fetch(
+        f"SELECT {COLUMNS} FROM group_memberships WHERE (org_path = $1 OR org_path LIKE $2)"
+        " AND ($3::text IS NULL OR grp = $3) AND ($4::boolean IS NULL OR verified IS NOT DISTINCT FROM $4)"
+        " AND ($5 OR ended_at IS NULL) ORDER BY registered_at DESC, membership_id LIMIT $6 OFFSET $7",
+        org_path,
+        like_prefix(org_path),
+        group,
+        verified,
+        include_ended,
+        limit,
+        offset,
+    )
+    return rows
+
+
+async def counts(pool: asyncpg.Pool, org_path: str) -> list[asyncpg.Record]:
+    """Current members per group under a subtree."""
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT grp AS group, count(*) AS members, count(*) FILTER (WHERE verified) AS verified"
+        " FROM group_memberships WHERE (org_path = $1 OR org_path LIKE $2) AND ended_at IS NULL"
+        " GROUP BY grp ORDER BY grp",
+        org_path,
+        like_prefix(org_path),
+    )
+    return rows
