@@ -1,0 +1,126 @@
+"""Campaigns through HTTP against the real stack: launch generates assignments from the directory copy."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from shared.contracts.visits import ASSIGNMENT, CAMPAIGN
+from tests.integration.visits.conftest import DISTRICT, Env, bearer
+
+pytestmark = pytest.mark.integration
+
+
+async def test_launching_a_campaign_assigns_every_family_of_the_district_once_and_publishes_it(env: Env):
+    d = env.directory
+    in_scope = {f: kids for f, kids in d.families.items() if f.startswith("f-620402")}
+    assert len(in_scope) == 2 * (3 * 12 + 1)
+
+    launched = await env.launch()
+    cid = launched["campaign_id"]
+    assert launched["status"] == "launched"
+    assert launched["checklist_version"] == "2026.1"
+    assert launched["assignments"] == len(in_scope)
+    assert launched["unassigned_family_ids"] == []
+
+    rows = await env.assignments(cid)
+    assert sorted(r["family_id"] for r in rows) == sorted(in_scope)
+    loads = Counter(r["teacher_id"] for r in rows)
+    # 37 families per school: each class teacher takes 10 of their class, the 7 left go to subject teachers.
+    assert set(loads) == {t for t, school in d.teachers.items() if school.startswith(DISTRICT)}
+    assert sorted(loads.values()) == [3, 3, 4, 4] + [10] * 6
+    assert not any(t.startswith("p-") for t in loads)  # principals visit nobody
+    for r in rows:  # class teachers visit families of their own class
+        if r["teacher_id"].startswith("t-") and "sub" not in r["teacher_id"]:
+            assert r["teacher_id"].removeprefix("t-") in {
+                p.rsplit("/", 1)[1] for p in map(d.student_path.get, r["student_ids"])
+            }
+    shared = [r for r in rows if "shared" in r["family_id"]]
+    assert len(shared) == 2 and all(len(r["student_ids"]) == 2 for r in shared)
+
+    made = await env.events(ASSIGNMENT, expect=len(rows))
+    assert len(made) == len(rows)
+    assert {m["value"]["data"]["assignment_id"] for m in made} == {r["assignment_id"] for r in rows}
+    assert all(m["key"] == m["value"]["data"]["assignment_id"] for m in made)
+    assert all(m["value"]["type"] == "visits.assignment.made.v1" for m in made)
+    [launch_event] = await env.events(CAMPAIGN, expect=1)
+    data = launch_event["value"]["data"]
+    assert (data["campaign_id"], data["org_path"], data["checklist_version"]) == (cid, DISTRICT, "2026.1")
+    assert len(data["checklist_item_ids"]) == 10
+
+    # The teacher's list, and progress per school.
+    teacher = next(iter(loads))
+    r = await env.http.get(
+        f"/api/v1/campaigns/{cid}/assignments", headers=bearer("teacher", d.teachers[teacher], teacher)
+    )
+    assert r.status_code == 200
+    assert sorted(i["family_id"] for i in r.json()["items"]) == sorted(
+        x["family_id"] for x in rows if x["teacher_id"] == teacher
+    )
+    assert {i["status"] for i in r.json()["items"]} == {"assigned"}
+    r = await env.http.get(f"/api/v1/campaigns/{cid}/progress", headers=bearer("district_admin", DISTRICT))
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["totals"] == {"assigned": 74, "completed": 0, "missed": 0, "outstanding": 74}
+    assert [u["org_path"] for u in doc["units"]] == [f"{DISTRICT}/620402s1", f"{DISTRICT}/620402s2"]
+
+    # Launching twice is a conflict.
+    again = await env.http.post(f"/api/v1/campaigns/{cid}/launch", headers=bearer("district_admin", DISTRICT))
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+
+
+async def test_assignments_can_be_reassigned_removed_and_added_by_hand_with_events(env: Env):
+    cid = (await env.launch(org_path=f"{DISTRICT}/620402s1"))["campaign_id"]
+    rows = await env.assignments(cid)
+    assert len(rows) == 37
+    school_admin = bearer("school_admin", f"{DISTRICT}/620402s1")
+    first, second = rows[0], rows[1]
+    other = next(t for t in env.directory.teachers if t != first["teacher_id"] and "620402s1" in t)
+
+    r = await env.http.patch(
+        f"/api/v1/assignments/{first['assignment_id']}", json={"teacher_id": other}, headers=school_admin
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "assignment_id": first["assignment_id"],
+        "teacher_id": other,
+        "previous_teacher_id": first["teacher_id"],
+    }
+    r = await env.http.patch(
+        f"/api/v1/assignments/{first['assignment_id']}", json={"teacher_id": "t-620403s1g1c1"}, headers=school_admin
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/teacher_id"  # outside the campaign
+
+    r = await env.http.delete(f"/api/v1/assignments/{second['assignment_id']}", headers=school_admin)
+    assert r.status_code == 200 and r.json()["status"] == "removed"
+    body = {"family_id": second["family_id"], "teacher_id": other}
+    r = await env.http.post(f"/api/v1/campaigns/{cid}/assignments", json=body, headers=school_admin)
+    assert r.status_code == 201, r.text
+    added = r.json()
+    assert added["student_ids"] == list(second["student_ids"])
+    dup = await env.http.post(f"/api/v1/campaigns/{cid}/assignments", json=body, headers=school_admin)
+    assert dup.status_code == 409
+
+    events = await env.events(ASSIGNMENT, expect=37 + 3)
+    tail = [
+        (m["value"]["type"], m["value"]["data"].get("change"))
+        for m in events
+        if m["value"]["data"]["assignment_id"]
+        in {first["assignment_id"], second["assignment_id"], added["assignment_id"]}
+    ]
+    assert Counter(tail) == Counter(
+        {
+            ("visits.assignment.made.v1", None): 3,
+            ("visits.assignment.changed.v1", "reassigned"): 1,
+            ("visits.assignment.changed.v1", "removed"): 1,
+        }
+    )
+    changed = [m["value"]["data"] for m in events if m["value"]["data"].get("change") == "reassigned"]
+    assert changed[0]["teacher_id"] == other and changed[0]["previous_teacher_id"] == first["teacher_id"]
+
+    r = await env.http.post(f"/api/v1/campaigns/{cid}/close", headers=school_admin)
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    [_, closed] = await env.events(CAMPAIGN, expect=2)
+    assert closed["value"]["type"] == "visits.campaign.closed.v1"
