@@ -82,7 +82,7 @@ class VisitIn(Strict):
 class BatchIn(BaseModel):
     """Body of POST /api/v1/visits/batch: items are validated one by one, so one bad item spoils nothing else."""
 
-    visits: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    visits: list[Any] = Field(min_length=1, max_length=1000)
 
 
 class AssignmentIn(Strict):

@@ -1,0 +1,190 @@
+"""Recording visits through HTTP against the real stack: events, rejections, batches, idempotency."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared.contracts.visits import FINDING, VISIT
+from tests.integration.visits.conftest import DISTRICT, TODAY, Env, bearer, checklist, completed
+
+pytestmark = pytest.mark.integration
+
+PROBLEM = "application/problem+json"
+
+
+def teacher_of(env: Env, a: Any) -> dict[str, str]:
+    return bearer("teacher", env.directory.teachers[a["teacher_id"]], a["teacher_id"])
+
+
+async def test_recorded_visits_publish_visit_and_finding_events_in_per_student_order(env: Env):
+    cid = (await env.launch())["campaign_id"]
+    rows = await env.assignments(cid)
+    shared = next(r for r in rows if "shared" in r["family_id"])
+    single = next(r for r in rows if "shared" not in r["family_id"])
+    k0, k1 = shared["student_ids"]
+    [kb] = single["student_ids"]
+
+    missed = {
+        "assignment_id": shared["assignment_id"],
+        "status": "missed",
+        "visited_on": TODAY.isoformat(),
+        "miss_reason": "family_unavailable",
+    }
+    r = await env.http.post("/api/v1/visits", json=missed, headers=teacher_of(env, shared))
+    assert r.status_code == 201, r.text
+    missed_id = r.json()["visit_id"]
+    findings = [
+        {"student_id": k0, "category": "left_behind", "severity": "high", "note": "parents in Lanzhou (private)"},
+        {"student_id": k0, "category": "mental_health", "severity": "medium"},
+        {"student_id": k1, "category": "safety_risk", "severity": "urgent"},
+    ]
+    r = await env.http.post(
+        "/api/v1/visits", json=completed(shared["assignment_id"], findings), headers=teacher_of(env, shared)
+    )
+    assert r.status_code == 201, r.text
+    visit = r.json()
+    assert visit["status"] == "completed" and len(visit["finding_ids"]) == 3
+    r = await env.http.post(
+        "/api/v1/visits",
+        json=completed(single["assignment_id"], [{"student_id": kb, "category": "family_hardship", "severity": "low"}]),
+        headers=teacher_of(env, single),
+    )
+    assert r.status_code == 201, r.text
+    again = await env.http.post(
+        "/api/v1/visits", json=completed(shared["assignment_id"]), headers=teacher_of(env, shared)
+    )
+    assert again.status_code == 409 and again.headers["content-type"] == PROBLEM
+
+    found = await env.events(FINDING, expect=4)
+    assert len(found) == 4
+    by_student: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for m in found:
+        assert m["key"] == m["value"]["data"]["student_id"]
+        assert m["value"]["type"] == "visits.finding.recorded.v1"
+        by_student[m["key"]].append(m["value"]["data"])
+    assert [f["category"] for f in by_student[k0]] == ["left_behind", "mental_health"]
+    assert [f["severity"] for f in by_student[k0]] == ["high", "medium"]
+    assert [f["category"] for f in by_student[k1]] == ["safety_risk"]
+    f0 = by_student[k0][0]
+    assert f0["visit_id"] == visit["visit_id"] and f0["campaign_id"] == cid
+    assert f0["teacher_id"] == shared["teacher_id"] and f0["visited_on"] == TODAY.isoformat()
+    assert f0["org_path"] == env.directory.student_path[k0]
+    assert by_student[k1][0]["org_path"] == env.directory.student_path[k1] != f0["org_path"]
+    assert f0["recorded_at"] and f0["finding_id"] == visit["finding_ids"][0]
+    assert by_student[kb][0]["category"] == "family_hardship"
+
+    visits = await env.events(VISIT, expect=3)
+    assert [(m["value"]["type"], m["key"]) for m in visits if m["key"] in (missed_id, visit["visit_id"])] == [
+        ("visits.visit.missed.v1", missed_id),
+        ("visits.visit.completed.v1", visit["visit_id"]),
+    ]
+    done = next(m["value"]["data"] for m in visits if m["key"] == visit["visit_id"])
+    assert done["finding_count"] == 3 and done["mode"] == "in_home" and done["student_ids"] == sorted([k0, k1])
+    assert [c["item_id"] for c in done["checklist"]] == [c["item_id"] for c in checklist()]
+    for m in [*found, *visits]:  # notes stay in the visits service
+        assert "private" not in str(m["value"]) and "note" not in m["value"]["data"]
+
+    r = await env.http.get(f"/api/v1/visits/{visit['visit_id']}", headers=teacher_of(env, shared))
+    assert r.status_code == 200
+    detail = r.json()
+    assert detail["checklist"][0]["zh"] and detail["checklist"][0]["en"]
+    assert {(f["student_id"], f["category"]) for f in detail["findings"]} == {
+        (k0, "left_behind"), (k0, "mental_health"), (k1, "safety_risk")
+    }  # fmt: skip
+    assert "parents in Lanzhou (private)" in {f["note"] for f in detail["findings"]}
+
+    r = await env.http.get(f"/api/v1/campaigns/{cid}/progress?by=district", headers=bearer("district_admin", DISTRICT))
+    [unit] = r.json()["units"]
+    assert (unit["assigned"], unit["completed"], unit["missed"], unit["outstanding"]) == (74, 2, 0, 72)
+    assert unit["by_mode"] == {"in_home": 2, "online": 0, "phone": 0, "at_school": 0}
+
+
+async def test_a_rejected_visit_stores_and_publishes_nothing(env: Env):
+    cid = (await env.launch())["campaign_id"]
+    rows = await env.assignments(cid)
+    a, b = rows[0], rows[1]
+    me = teacher_of(env, a)
+    other_child = b["student_ids"][0]
+    cases = [
+        (completed(a["assignment_id"], [{"student_id": other_child, "category": "left_behind", "severity": "low"}]),
+         me, 422, ["/findings/0/student_id"]),
+        (completed(a["assignment_id"], checklist=checklist()[:9]), me, 422, ["/checklist"]),
+        (completed(a["assignment_id"], visited_on=(TODAY + timedelta(days=31)).isoformat()), me, 422, ["/visited_on"]),
+        (completed(a["assignment_id"], [{"student_id": a["student_ids"][0], "category": "aliens", "severity": "low"}]),
+         me, 422, ["/findings/0/category"]),
+        (completed(a["assignment_id"], mode=None), me, 422, ["/mode"]),
+        (completed(a["assignment_id"], colour="red"), me, 422, ["/colour"]),
+        (completed("no-such-assignment"), me, 404, ["/assignment_id"]),
+        (completed(b["assignment_id"]), me if a["teacher_id"] != b["teacher_id"] else bearer("teacher", DISTRICT, "x"),
+         403, ["/assignment_id"]),
+        (completed(a["assignment_id"]), bearer("school_admin", f"{DISTRICT}/elsewhere"), 403, ["/assignment_id"]),
+    ]  # fmt: skip
+    for body, headers, status, pointers in cases:
+        r = await env.http.post("/api/v1/visits", json=body, headers=headers)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"] == PROBLEM
+        assert [e["pointer"] for e in r.json()["errors"]] == pointers
+    r = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"]))
+    assert r.status_code == 401 and r.headers["content-type"] == PROBLEM
+
+    assert await env.count("visits") == 0 and await env.count("findings") == 0
+    assert await env.count("outbox", "topic IN ('visits.visit.events', 'visits.finding.events')") == 0
+    assert await env.events(VISIT) == [] and await env.events(FINDING) == []
+    assert {r["status"] for r in await env.assignments(cid)} == {"assigned"}
+
+
+async def test_a_batch_stores_the_good_items_reports_the_bad_ones_and_replays_with_the_same_key(env: Env):
+    cid = (await env.launch())["campaign_id"]
+    rows = await env.assignments(cid)
+    s1 = [r for r in rows if r["org_path"].startswith(f"{DISTRICT}/620402s1/")]
+    s2 = next(r for r in rows if r["org_path"].startswith(f"{DISTRICT}/620402s2/"))
+    kid = s1[0]["student_ids"][0]
+    items: list[Any] = [
+        completed(s1[0]["assignment_id"], [{"student_id": kid, "category": "health_need", "severity": "medium"}]),
+        {"assignment_id": s1[1]["assignment_id"], "status": "missed", "visited_on": TODAY.isoformat(),
+         "miss_reason": "family_declined"},
+        completed(s1[2]["assignment_id"], mode="by_pigeon"),
+        completed(s1[3]["assignment_id"], mode="phone", duration_minutes=15),
+        completed(s1[4]["assignment_id"], [{"student_id": kid, "category": "left_behind", "severity": "low"}]),
+        completed("no-such-assignment"),
+        completed(s2["assignment_id"]),  # another school: not this admin's
+        completed(s1[0]["assignment_id"]),  # the same assignment again in the same batch
+        "not even an object",
+    ]  # fmt: skip
+    admin = {**bearer("school_admin", f"{DISTRICT}/620402s1"), "Idempotency-Key": "batch-1"}
+    r = await env.http.post("/api/v1/visits/batch", json={"visits": items}, headers=admin)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert (doc["stored"], doc["rejected"]) == (3, 6)
+    results = doc["results"]
+    assert [x["index"] for x in results] == list(range(9))
+    assert [x["result"] for x in results] == ["stored", "stored", "rejected", "stored"] + ["rejected"] * 5
+    assert {x["index"]: [e["pointer"] for e in x["errors"]] for x in results if x["result"] == "rejected"} == {
+        2: ["/visits/2/mode"],
+        4: ["/visits/4/findings/0/student_id"],
+        5: ["/visits/5/assignment_id"],
+        6: ["/visits/6/assignment_id"],
+        7: ["/visits/7/assignment_id"],
+        8: ["/visits/8"],
+    }
+    assert len(results[0]["finding_ids"]) == 1
+
+    replay = await env.http.post("/api/v1/visits/batch", json={"visits": items}, headers=admin)
+    assert replay.status_code == 200 and replay.json() == doc
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert await env.count("visits") == 3 and await env.count("findings") == 1
+    visits = await env.events(VISIT, expect=3)
+    assert sorted(m["value"]["type"] for m in visits) == ["visits.visit.completed.v1"] * 2 + ["visits.visit.missed.v1"]
+    assert [m["key"] for m in await env.events(FINDING, expect=1)] == [kid]
+    statuses = {r["assignment_id"]: r["status"] for r in await env.assignments(cid)}
+    assert [statuses[s1[i]["assignment_id"]] for i in range(5)] == [
+        "completed",
+        "missed",
+        "assigned",
+        "completed",
+        "assigned",
+    ]
