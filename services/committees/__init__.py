@@ -1,0 +1,1 @@
+"""Committees: the org directory and the home–school cooperation structure."""

@@ -1,0 +1,399 @@
+"""Directory routes: org units, staff, students, families and guardians."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+
+from services.committees.api.common import MAX_LIMIT, after, page, require_write, unit_or_404, write_directory
+from services.committees.domain.rules import TEACHERS, people_access, redact
+from services.committees.schemas import (
+    FamilyIn,
+    FamilyPatch,
+    GuardianIn,
+    OrgUnitIn,
+    OrgUnitPatch,
+    StaffIn,
+    StaffPatch,
+    StudentIn,
+    StudentPatch,
+)
+from services.committees.store import directory as store
+from services.committees.store import upserts
+from shared import idempotency
+from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
+from shared.contracts.committees import StaffLeft, StudentLeft
+from shared.events import occurred_at
+from shared.outbox import add_event
+from shared.problems import Problem, conflict, not_found
+from shared.web import Pool
+
+router = APIRouter(prefix="/api/v1", tags=["directory"])
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+READERS = (*ADMINS, *TEACHERS, Role.AUDITOR)
+
+
+async def _scope(pool: asyncpg.Pool, principal: Principal, under: str | None) -> str:
+    """The org path a list covers: `under` (an org unit id) or the caller's own subtree; 403 outside it."""
+    path = principal.org_path if under is None else (await unit_or_404(pool, under))["org_path"]
+    principal.require_scope(path)
+    return path
+
+
+# --- org units: names of units are public to every signed-in caller -------------------------------------
+
+
+@router.get("/org-units")
+async def list_org_units(
+    principal: CurrentPrincipal,
+    pool: Pool,
+    under: str | None = None,
+    level: str | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Org units in a subtree (default: the whole city), by id."""
+    path = (await unit_or_404(pool, under))["org_path"] if under else "/"
+    rows = await store.list_org_units(pool, path if under else "", level, after(cursor), limit + 1)
+    return page(rows, limit, "org_unit_id")
+
+
+@router.get("/org-units/{org_unit_id}")
+async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """One org unit."""
+    unit = await store.org_unit(pool, org_unit_id)
+    if unit is None:
+        raise not_found("org unit")
+    return unit
+
+
+@router.post("/org-units", status_code=201)
+async def create_org_unit(body: OrgUnitIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Add an org unit under a parent inside the caller's scope."""
+    parent = await unit_or_404(pool, body.parent_id)
+    require_write(principal, parent["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        if await store.org_unit(conn, body.org_unit_id):
+            raise conflict(f"org unit {body.org_unit_id} already exists")
+        await write_directory(conn, "org_units", body.model_dump(mode="json"), [body.parent_id], set())
+        return await store.org_unit(conn, body.org_unit_id) or {}
+
+    return await idempotency.write(request, principal, pool, work)
+
+
+@router.patch("/org-units/{org_unit_id}")
+async def update_org_unit(
+    org_unit_id: str, body: OrgUnitPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+) -> Any:
+    """Rename an org unit or change a school's type."""
+    unit = await unit_or_404(pool, org_unit_id)
+    require_write(principal, unit["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        raw = {k: unit[k] for k in ("org_unit_id", "parent_id", "level", "name", "school_type")}
+        raw.update(body.model_dump(mode="json", exclude_unset=True))
+        await write_directory(conn, "org_units", raw, [org_unit_id, unit["parent_id"]], set())
+        return await store.org_unit(conn, org_unit_id) or {}
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+# --- staff -----------------------------------------------------------------------------------------------
+
+
+def _staff_view(principal: Principal, row: dict[str, Any]) -> dict[str, Any] | None:
+    """Admins in scope and colleagues of the same school see everything; auditors see no personal fields."""
+    if principal.has(*ADMINS, *TEACHERS) and principal.covers(row["org_path"]):
+        return row
+    if principal.has(Role.AUDITOR) and principal.covers(row["org_path"]):
+        return redact(row, personal=False)
+    return None
+
+
+@router.get("/staff")
+async def list_staff(
+    principal: CurrentPrincipal,
+    pool: Pool,
+    under: str | None = None,
+    role: str | None = None,
+    class_id: str | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Active staff in a subtree, filtered by role or class."""
+    principal.require(*READERS)
+    path = await _scope(pool, principal, under)
+    rows = await store.list_staff(pool, path, role, class_id, after(cursor), limit + 1)
+    return page([v for r in rows if (v := _staff_view(principal, r))], limit, "staff_id")
+
+
+@router.get("/staff/{staff_id}")
+async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """One staff member."""
+    principal.require(*READERS)
+    row = await store.staff(pool, staff_id)
+    if row is None:
+        raise not_found("staff member")
+    view = _staff_view(principal, row)
+    if view is None:
+        raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+    return view
+
+
+@router.post("/staff", status_code=201)
+async def create_staff(body: StaffIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Register a staff member at a school (or district office)."""
+    unit = await unit_or_404(pool, body.org_unit_id)
+    require_write(principal, unit["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        if await store.staff(conn, body.staff_id):
+            raise conflict(f"staff member {body.staff_id} already exists")
+        raw = body.model_dump(mode="json")
+        await write_directory(conn, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
+        return await store.staff(conn, body.staff_id) or {}
+
+    return await idempotency.write(request, principal, pool, work)
+
+
+@router.patch("/staff/{staff_id}")
+async def update_staff(staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Change a staff member's roles, classes or contact."""
+    row = await store.staff(pool, staff_id)
+    if row is None:
+        raise not_found("staff member")
+    require_write(principal, row["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        raw = {k: row[k] for k in ("staff_id", "name", "gender", "phone", "org_unit_id", "roles", "class_ids")}
+        raw["head_class_id"] = row["head_class_id"]
+        raw.update(body.model_dump(mode="json", exclude_unset=True))
+        units = [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""]
+        await write_directory(conn, "staff", raw, units, set())
+        return await store.staff(conn, staff_id) or {}
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+@router.delete("/staff/{staff_id}")
+async def staff_left(staff_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """A staff member left: deactivate and publish `staff.left`."""
+    row = await store.staff(pool, staff_id)
+    if row is None:
+        raise not_found("staff member")
+    require_write(principal, row["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        if await store.deactivate_staff(conn, staff_id):
+            await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=occurred_at()))
+        return {"staff_id": staff_id, "active": False}
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+# --- students ----------------------------------------------------------------------------------------------
+
+
+async def _student_view(pool: asyncpg.Pool, principal: Principal, row: dict[str, Any]) -> dict[str, Any] | None:
+    classes = await store.teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
+    access = people_access(principal, row["org_path"], row["class_id"], classes)
+    return redact(row, access.personal) if access.read else None
+
+
+@router.get("/students")
+async def list_students(
+    principal: CurrentPrincipal,
+    pool: Pool,
+    under: str | None = None,
+    class_id: str | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Active students in a subtree or class; teachers see their own classes."""
+    principal.require(*READERS)
+    personal = True
+    if principal.has(*ADMINS, Role.AUDITOR):
+        path: str | None = await _scope(pool, principal, under)
+        classes = [class_id] if class_id else None
+        personal = principal.has(*ADMINS)
+    else:
+        mine = await store.teacher_classes(pool, principal.staff_id)
+        if class_id is not None and class_id not in mine:
+            raise Problem(403, "Forbidden", "teachers see only the classes they teach")
+        path = (await unit_or_404(pool, under))["org_path"] if under else None
+        classes = [class_id] if class_id else sorted(mine)
+    rows = await store.list_students(pool, path, classes, after(cursor), limit + 1)
+    return page([redact(r, personal) for r in rows], limit, "student_id")
+
+
+@router.get("/students/{student_id}")
+async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """One student (personal fields only for admins in scope and the student's teachers)."""
+    principal.require(*READERS)
+    row = await store.student(pool, student_id)
+    if row is None:
+        raise not_found("student")
+    view = await _student_view(pool, principal, row)
+    if view is None:
+        raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+    return view
+
+
+async def _family_no(conn: asyncpg.Connection | asyncpg.Pool, family_id: str) -> str:
+    no: str | None = await conn.fetchval("SELECT family_no FROM families WHERE family_id = $1", family_id)
+    if no is None:
+        raise Problem(422, "Invalid request", "unknown family", errors=[{"pointer": "/family_id", "detail": "unknown"}])
+    return no
+
+
+@router.post("/students", status_code=201)
+async def create_student(body: StudentIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
+    unit = await unit_or_404(pool, body.class_id)
+    require_write(principal, unit["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        if await store.student_by_no(conn, body.student_no):
+            raise conflict("a student with this student_no already exists")
+        raw = body.model_dump(mode="json", exclude={"family_id"})
+        raw["family_no"] = await _family_no(conn, body.family_id)
+        await write_directory(conn, "students", raw, [body.class_id], {raw["family_no"]})
+        return await store.student_by_no(conn, body.student_no) or {}
+
+    return await idempotency.write(request, principal, pool, work)
+
+
+@router.patch("/students/{student_id}")
+async def update_student(
+    student_id: str, body: StudentPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+) -> Any:
+    """Move a student to another class or family, or correct their record."""
+    row = await store.student(pool, student_id)
+    if row is None:
+        raise not_found("student")
+    require_write(principal, row["org_path"])
+    if body.class_id:
+        require_write(principal, (await unit_or_404(pool, body.class_id))["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        raw = {k: row[k] for k in ("student_no", "name", "gender", "birth_date", "national_id", "class_id")}
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        family_id = changes.pop("family_id", None) or row["family_id"]
+        raw.update(changes)
+        raw["family_no"] = await _family_no(conn, family_id)
+        await write_directory(conn, "students", raw, [raw["class_id"]], {raw["family_no"]})
+        return await store.student(conn, student_id) or {}
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+@router.delete("/students/{student_id}")
+async def student_left(student_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """A student left the city's schools: `student.left`, and their family's facts change."""
+    row = await store.student(pool, student_id)
+    if row is None:
+        raise not_found("student")
+    require_write(principal, row["org_path"])
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        await upserts.prepare(conn)
+        if await store.deactivate_student(conn, student_id):
+            await add_event(
+                conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=occurred_at())
+            )
+            await upserts.publish_family_facts(conn, upserts.Trace.now())
+        return {"student_id": student_id, "active": False}
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+# --- families and guardians ----------------------------------------------------------------------------------
+
+
+async def _family_access(pool: asyncpg.Pool, principal: Principal, fam: dict[str, Any], write: bool) -> bool:
+    """Personal access to a family: through any of its students (a family without students: admins only)."""
+    if not fam["students"]:
+        return principal.has(*ADMINS)
+    if write:
+        return any(principal.covers(s["org_path"]) and principal.has(*ADMINS) for s in fam["students"])
+    classes = await store.teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
+    return any(people_access(principal, s["org_path"], s["class_id"], classes).personal for s in fam["students"])
+
+
+@router.post("/families", status_code=201)
+async def create_family(body: FamilyIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Register a family with its guardians (students join it when registered)."""
+    principal.require(*ADMINS)
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        if await conn.fetchval("SELECT 1 FROM families WHERE family_no = $1", body.family_no):
+            raise conflict("a family with this family_no already exists")
+        fam = body.model_dump(mode="json", exclude={"guardians"})
+        await write_directory(conn, "families", fam, [], set())
+        for i, g in enumerate(body.guardians):
+            try:
+                await write_directory(conn, "guardians", {**g.model_dump(mode="json"), **fam}, [], {body.family_no})
+            except Problem as exc:
+                for e in exc.errors or []:
+                    e["pointer"] = f"/guardians/{i}{e['pointer']}"
+                raise
+        family_id = await conn.fetchval("SELECT family_id FROM families WHERE family_no = $1", body.family_no)
+        return await store.family(conn, family_id) or {}
+
+    return await idempotency.write(request, principal, pool, work)
+
+
+@router.get("/families/{family_id}")
+async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """A family with its guardians and students, for callers with personal access to one of its students."""
+    principal.require(*ADMINS, *TEACHERS)
+    fam = await store.family(pool, family_id)
+    if fam is None:
+        raise not_found("family")
+    if not await _family_access(pool, principal, fam, write=False):
+        raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+    return fam
+
+
+@router.patch("/families/{family_id}")
+async def update_family(
+    family_id: str, body: FamilyPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+) -> Any:
+    """Change whether parents work away, the living arrangement or the address."""
+    fam = await store.family(pool, family_id)
+    if fam is None:
+        raise not_found("family")
+    if not await _family_access(pool, principal, fam, write=True):
+        raise Problem(403, "Forbidden", "requires an admin role covering one of the family's students")
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        raw = {k: fam[k] for k in ("family_no", "parents_work_away", "living_arrangement", "address")}
+        raw.update(body.model_dump(mode="json", exclude_unset=True))
+        await write_directory(conn, "families", raw, [], set())
+        return await store.family(conn, family_id) or {}
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+@router.post("/families/{family_id}/guardians", status_code=201)
+async def add_guardian(
+    family_id: str, body: GuardianIn, request: Request, principal: CurrentPrincipal, pool: Pool
+) -> Any:
+    """Add a guardian to a family (the family's facts change: `family.changed`)."""
+    fam = await store.family(pool, family_id)
+    if fam is None:
+        raise not_found("family")
+    if not await _family_access(pool, principal, fam, write=True):
+        raise Problem(403, "Forbidden", "requires an admin role covering one of the family's students")
+
+    async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+        if await conn.fetchval("SELECT 1 FROM guardians WHERE guardian_no = $1", body.guardian_no):
+            raise conflict("a guardian with this guardian_no already exists")
+        raw = {**body.model_dump(mode="json"), "family_no": fam["family_no"]}
+        await write_directory(conn, "guardians", raw, [], {fam["family_no"]})
+        return await store.family(conn, family_id) or {}
+
+    return await idempotency.write(request, principal, pool, work)

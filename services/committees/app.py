@@ -1,0 +1,46 @@
+"""Wiring of the committees service: routes, owned topics, the import job runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from services.committees.api import cooperation, directory, imports
+from services.committees.importer import runner_for
+from services.committees.settings import Settings
+from shared.contracts import committees as contracts
+from shared.web import Runtime, ServiceSpec, create_app
+
+TOPICS = [
+    contracts.ORG,
+    contracts.STAFF,
+    contracts.STUDENT,
+    contracts.FAMILY,
+    contracts.COMMITTEE,
+    contracts.PARENT_SCHOOL,
+    contracts.TEAM,
+    contracts.LECTURE,
+]
+
+
+def build_spec(settings: Settings) -> ServiceSpec:
+    """The committees service: directory, imports and cooperation structure; it consumes nothing."""
+
+    async def import_jobs(runtime: Runtime) -> None:
+        await runner_for(settings).serve(runtime.pool)
+
+    return ServiceSpec(
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        topics=TOPICS,
+        routers=[directory.router, imports.router, cooperation.router],
+        background=[import_jobs],
+        title="committees service",
+        description="The org directory (org units, staff, students, families) and the home–school cooperation "
+        "structure (parent committees, parent schools, instructor teams, lecturers and lectures).",
+    )
+
+
+def create(settings: Settings | None = None) -> Any:
+    """The FastAPI app."""
+    return create_app(build_spec(settings or Settings()))

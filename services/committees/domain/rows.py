@@ -1,0 +1,351 @@
+"""Validation of import rows (pure): field formats, then references between rows and to the directory."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
+
+ENTITIES = ("org_units", "staff", "families", "guardians", "students")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")
+NATIONAL_ID_RE = re.compile(r"^\d{17}[\dX]$")
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+RELATIONS = frozenset({"mother", "father", "grandmother", "grandfather", "relative", "other"})
+GENDERS = frozenset({"M", "F"})
+TRUE = frozenset({"true", "1", "yes", "y", "是", "t"})
+FALSE = frozenset({"false", "0", "no", "n", "否", "f", ""})
+PARENT_LEVEL = {
+    OrgLevel.DISTRICT: OrgLevel.CITY,
+    OrgLevel.SCHOOL: OrgLevel.DISTRICT,
+    OrgLevel.GRADE: OrgLevel.SCHOOL,
+    OrgLevel.CLASS: OrgLevel.GRADE,
+}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """Why one row was rejected: entity, row number (CSV line, or JSON array index), field, reason."""
+
+    entity: str
+    row: int
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entity": self.entity, "row": self.row, "field": self.field, "reason": self.reason}
+
+
+class Bad(ValueError):
+    """A field value that breaks a rule."""
+
+
+def national_id_ok(value: str) -> bool:
+    """Whether an 18-character resident ID number has a valid format, date and check character."""
+    if not NATIONAL_ID_RE.match(value):
+        return False
+    try:
+        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    return ID_CHECK[sum(int(c) * w for c, w in zip(value[:17], ID_WEIGHTS, strict=True)) % 11] == value[17]
+
+
+def _text(v: Any, *, required: bool = True, max_len: int = 100) -> str | None:
+    s = "" if v is None else str(v).strip()
+    if not s:
+        if required:
+            raise Bad("is required")
+        return None
+    if len(s) > max_len:
+        raise Bad(f"is longer than {max_len} characters")
+    return s
+
+
+def _ident(v: Any, *, required: bool = True) -> str | None:
+    s = _text(v, required=required, max_len=64)
+    if s is not None and not ID_RE.match(s):
+        raise Bad("must be 1-64 letters, digits, '-' or '_'")
+    return s
+
+
+def _bool(v: Any, default: bool | None = None) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = "" if v is None else str(v).strip().lower()
+    if s == "" and default is not None:
+        return default
+    if s in TRUE:
+        return True
+    if s in FALSE and s != "":
+        return False
+    raise Bad("must be true or false")
+
+
+def _enum(v: Any, allowed: Iterable[str], *, required: bool = True) -> str | None:
+    s = _text(v, required=required, max_len=40)
+    if s is None:
+        return None
+    allowed = list(allowed)
+    if s not in allowed:
+        raise Bad(f"must be one of: {', '.join(sorted(allowed))}")
+    return s
+
+
+def _list(v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, list):
+        return [str(x).strip() for x in v if str(x).strip()]
+    return [x.strip() for x in str(v).split(";") if x.strip()]
+
+
+def _phone(v: Any) -> str | None:
+    s = _text(v, required=False, max_len=20)
+    if s is not None and not PHONE_RE.match(s):
+        raise Bad("must be an 11-digit mobile number or a landline like 0943-1234567")
+    return s
+
+
+def _date(v: Any) -> date:
+    if isinstance(v, date):
+        return v
+    s = _text(v, max_len=10)
+    try:
+        d = date.fromisoformat(str(s))
+    except ValueError:
+        raise Bad("must be a date YYYY-MM-DD") from None
+    if not date(1990, 1, 1) <= d <= date.today():
+        raise Bad("must lie between 1990-01-01 and today")
+    return d
+
+
+def _national_id(v: Any) -> str | None:
+    s = _text(v, required=False, max_len=18)
+    if s is not None:
+        s = s.upper()
+        if not national_id_ok(s):
+            raise Bad("is not a valid 18-character resident ID number")
+    return s
+
+
+def _roles(v: Any) -> list[str]:
+    roles = _list(v)
+    if not roles:
+        raise Bad("at least one role is required")
+    allowed = {r.value for r in StaffRole}
+    for r in roles:
+        if r not in allowed:
+            raise Bad(f"unknown role {r!r}; allowed: {', '.join(sorted(allowed))}")
+    return sorted(set(roles))
+
+
+def _class_ids(v: Any) -> list[str]:
+    ids = _list(v)
+    for i in ids:
+        if not ID_RE.match(i):
+            raise Bad(f"class id {i!r} is malformed")
+    return sorted(set(ids))
+
+
+Field = tuple[str, Callable[[Any], Any]]
+FIELDS: dict[str, list[Field]] = {
+    "org_units": [
+        ("org_unit_id", _ident),
+        ("parent_id", lambda v: _ident(v, required=False)),
+        ("level", lambda v: _enum(v, [x.value for x in OrgLevel])),
+        ("name", _text),
+        ("school_type", lambda v: _enum(v, [x.value for x in SchoolType], required=False)),
+    ],
+    "staff": [
+        ("staff_id", _ident),
+        ("name", lambda v: _text(v, max_len=50)),
+        ("gender", lambda v: _enum(v, GENDERS, required=False)),
+        ("phone", _phone),
+        ("org_unit_id", _ident),
+        ("roles", _roles),
+        ("class_ids", _class_ids),
+        ("head_class_id", lambda v: _ident(v, required=False)),
+    ],
+    "families": [
+        ("family_no", _ident),
+        ("parents_work_away", _bool),
+        ("living_arrangement", lambda v: _enum(v, [x.value for x in LivingArrangement])),
+        ("address", lambda v: _text(v, required=False, max_len=200)),
+    ],
+    "guardians": [
+        ("guardian_no", _ident),
+        ("family_no", _ident),
+        ("name", lambda v: _text(v, max_len=50)),
+        ("relation", lambda v: _enum(v, RELATIONS)),
+        ("phone", _phone),
+        ("is_primary", lambda v: _bool(v, False)),
+        ("works_away", lambda v: _bool(v, False)),
+    ],
+    "students": [
+        ("student_no", _ident),
+        ("name", lambda v: _text(v, max_len=50)),
+        ("gender", lambda v: _enum(v, GENDERS, required=False)),
+        ("birth_date", _date),
+        ("national_id", _national_id),
+        ("class_id", _ident),
+        ("family_no", _ident),
+    ],
+}
+KEYS = {"org_units": "org_unit_id", "staff": "staff_id", "families": "family_no", "guardians": "guardian_no"}
+KEYS["students"] = "student_no"
+
+
+def clean_row(entity: str, raw: dict[str, Any], row: int) -> tuple[dict[str, Any] | None, list[RowError]]:
+    """Parse one row's fields; the clean row, or None with every field error."""
+    out: dict[str, Any] = {}
+    errors: list[RowError] = []
+    for name, parse in FIELDS[entity]:
+        try:
+            out[name] = parse(raw.get(name))
+        except Bad as exc:
+            errors.append(RowError(entity, row, name, str(exc)))
+    if entity == "org_units" and not errors:
+        if out["level"] == OrgLevel.SCHOOL and out["school_type"] is None:
+            errors.append(RowError(entity, row, "school_type", "is required for a school"))
+        if out["level"] != OrgLevel.SCHOOL and out["school_type"] is not None:
+            errors.append(RowError(entity, row, "school_type", "is only allowed for a school"))
+        if (out["level"] == OrgLevel.CITY) != (out["parent_id"] is None):
+            errors.append(RowError(entity, row, "parent_id", "is required except for the city (and then empty)"))
+    if entity == "staff" and not errors and out["head_class_id"] and "class_teacher" not in out["roles"]:
+        errors.append(RowError(entity, row, "head_class_id", "only a class_teacher can head a class"))
+    return (None, errors) if errors else (out, [])
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What reference checks need to know about an org unit."""
+
+    level: str
+    org_path: str
+    parent_id: str | None
+
+
+class Checker:
+    """Validates whole import files: formats, duplicate keys, and references (to the file or the directory)."""
+
+    def __init__(self, units: dict[str, Unit], family_nos: set[str]) -> None:
+        self.units = dict(units)
+        self.existing_parents = {k: u.parent_id for k, u in units.items()}
+        self.family_nos = set(family_nos)
+        self.errors: list[RowError] = []
+
+    def _format(self, entity: str, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+        """Field formats and duplicate keys; returns the rows that pass."""
+        key = KEYS[entity]
+        seen: dict[str, int] = {}
+        good = []
+        for n, raw in rows:
+            clean, errs = clean_row(entity, raw, n)
+            if clean is None:
+                self.errors.extend(errs)
+                continue
+            k = clean[key]
+            if k in seen:
+                self.errors.append(RowError(entity, n, key, f"duplicate of row {seen[k]}"))
+                continue
+            seen[k] = n
+            good.append((n, clean))
+        return good
+
+    def org_units(self, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Valid org units with their computed org_path, parents first."""
+        pending = {c["org_unit_id"]: (n, c) for n, c in self._format("org_units", rows)}
+        out: list[dict[str, Any]] = []
+        progress = True
+        while pending and progress:  # resolve parents that appear later in the file
+            progress = False
+            for uid, (n, c) in list(pending.items()):
+                parent = self.units.get(c["parent_id"]) if c["parent_id"] else None
+                if c["parent_id"] and parent is None and c["parent_id"] in pending:
+                    continue
+                del pending[uid]
+                progress = True
+                err = self._unit_error(c, parent)
+                if err:
+                    self.errors.append(RowError("org_units", n, err[0], err[1]))
+                    continue
+                c["org_path"] = (parent.org_path if parent else "") + "/" + uid
+                self.units[uid] = Unit(c["level"], c["org_path"], c["parent_id"])
+                out.append(c)
+        for n, c in pending.values():
+            self.errors.append(RowError("org_units", n, "parent_id", "parent chain is circular or rejected"))
+        return out
+
+    def _unit_error(self, c: dict[str, Any], parent: Unit | None) -> tuple[str, str] | None:
+        uid = c["org_unit_id"]
+        if c["parent_id"] and parent is None:
+            return ("parent_id", f"unknown org unit {c['parent_id']!r}")
+        if parent is not None and PARENT_LEVEL.get(OrgLevel(c["level"])) != parent.level:
+            return ("level", f"a {c['level']} cannot sit under a {parent.level}")
+        if uid in self.existing_parents and self.existing_parents[uid] != c["parent_id"]:
+            return ("parent_id", "an org unit cannot move to another parent")
+        if uid in self.units and self.units[uid].level != c["level"]:
+            return ("level", "an org unit cannot change level")
+        return None
+
+    def staff(self, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Valid staff: their unit exists, their classes are classes of that unit."""
+        out = []
+        for n, c in self._format("staff", rows):
+            unit = self.units.get(c["org_unit_id"])
+            err: tuple[str, str] | None = None
+            if unit is None or unit.level in (OrgLevel.GRADE, OrgLevel.CLASS):
+                err = ("org_unit_id", "must be an existing school, district or city")
+            else:
+                for cid in [*c["class_ids"], *([c["head_class_id"]] if c["head_class_id"] else [])]:
+                    cu = self.units.get(cid)
+                    if cu is None or cu.level != OrgLevel.CLASS or not cu.org_path.startswith(unit.org_path + "/"):
+                        field = "head_class_id" if cid == c["head_class_id"] else "class_ids"
+                        err = (field, f"{cid!r} is not a class of {c['org_unit_id']}")
+                        break
+            if err:
+                self.errors.append(RowError("staff", n, *err))
+                continue
+            assert unit is not None
+            c["org_path"] = unit.org_path
+            if c["head_class_id"] and c["head_class_id"] not in c["class_ids"]:
+                c["class_ids"] = sorted([*c["class_ids"], c["head_class_id"]])
+            out.append(c)
+        return out
+
+    def families(self, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Valid families (known to later rows of this import)."""
+        out = [c for _, c in self._format("families", rows)]
+        self.family_nos.update(c["family_no"] for c in out)
+        return out
+
+    def guardians(self, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Valid guardians of known families."""
+        out = []
+        for n, c in self._format("guardians", rows):
+            if c["family_no"] not in self.family_nos:
+                self.errors.append(RowError("guardians", n, "family_no", f"unknown family {c['family_no']!r}"))
+                continue
+            out.append(c)
+        return out
+
+    def students(self, rows: list[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Valid students in existing classes and known families."""
+        out = []
+        for n, c in self._format("students", rows):
+            unit = self.units.get(c["class_id"])
+            if unit is None or unit.level != OrgLevel.CLASS:
+                self.errors.append(RowError("students", n, "class_id", f"unknown class {c['class_id']!r}"))
+                continue
+            if c["family_no"] not in self.family_nos:
+                self.errors.append(RowError("students", n, "family_no", f"unknown family {c['family_no']!r}"))
+                continue
+            c["org_path"] = unit.org_path
+            out.append(c)
+        return out

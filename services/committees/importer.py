@@ -1,0 +1,174 @@
+"""Bulk import jobs: parse the bureau's CSV/JSON export, validate every row, apply the good ones set-based."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import logging
+import time
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.committees.domain.rows import ENTITIES, Checker, RowError
+from services.committees.settings import Settings
+from services.committees.store import imports as store
+from services.committees.store import upserts
+from shared import db
+
+log = logging.getLogger(__name__)
+
+Rows = list[tuple[int, dict[str, Any]]]
+
+
+def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError]]:
+    """Rows numbered by their line in the file (the header is line 1)."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    rows: Rows = []
+    errors: list[RowError] = []
+    try:
+        for raw in reader:
+            if None in raw:  # more cells than header columns
+                errors.append(RowError(entity, reader.line_num, "*", "row has more cells than the header"))
+                continue
+            rows.append((reader.line_num, raw))
+    except csv.Error as exc:
+        errors.append(RowError(entity, reader.line_num, "*", f"malformed CSV: {exc}"))
+    return rows, errors
+
+
+def parse_json(entity: str, text: str) -> tuple[Rows, list[RowError]]:
+    """Rows numbered by their index in the JSON array (from 0)."""
+    data = orjson.loads(text)
+    rows: Rows = []
+    errors: list[RowError] = []
+    for i, raw in enumerate(data):
+        if isinstance(raw, dict):
+            rows.append((i, raw))
+        else:
+            errors.append(RowError(entity, i, "*", "must be an object"))
+    return rows, errors
+
+
+def validate(
+    files: dict[str, str], fmt: str, checker: Checker
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """Clean rows per entity (in dependency order) and the number of rows received per entity."""
+    clean: dict[str, list[dict[str, Any]]] = {}
+    received: dict[str, int] = {}
+    for entity in ENTITIES:
+        if entity not in files:
+            continue
+        rows, errors = (parse_csv if fmt == "csv" else parse_json)(entity, files[entity])
+        checker.errors.extend(errors)
+        received[entity] = len(rows) + len(errors)
+        clean[entity] = getattr(checker, entity)(rows)
+    return clean, received
+
+
+async def apply(
+    conn: asyncpg.Connection, clean: dict[str, list[dict[str, Any]]], timeout: float | None = None
+) -> tuple[dict[str, tuple[int, int]], int]:
+    """Upsert validated rows in dependency order inside the caller's transaction; (created, updated) and events."""
+    trace = upserts.Trace.now()
+    await upserts.prepare(conn)
+    done: dict[str, tuple[int, int]] = {}
+    events = 0
+    for entity in ENTITIES:
+        if entity in clean:
+            created, updated, n = await upserts.upsert(conn, entity, clean[entity], trace, timeout)
+            done[entity] = (created, updated)
+            events += n
+    events += await upserts.publish_family_facts(conn, trace, timeout)
+    return done, events
+
+
+async def run(settings: Settings, import_id: str) -> None:
+    """Run one queued job to completion in a single transaction; the job row records the outcome."""
+    conn = await db.connect(settings.database_url, settings.db_schema)
+    try:
+        if not await store.claim(conn, import_id):
+            return
+        started = time.perf_counter()
+        try:
+            async with conn.transaction():
+                # One import at a time: concurrent imports of overlapping rows would race on the same keys.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", db.lock_key(f"import:{settings.db_schema}"))
+                job = await store.get(conn, import_id)
+                assert job is not None
+                files = await store.files(conn, import_id)
+                units = await store.units(conn)
+                family_nos = await store.family_nos(conn)
+                checker = Checker(units, family_nos)
+                clean, received = await asyncio.to_thread(validate, files, job["format"], checker)
+                done, events = await apply(conn, clean, settings.import_statement_timeout_seconds)
+                counts: dict[str, dict[str, int]] = {}
+                for entity, n in received.items():
+                    rejected = sum(1 for e in checker.errors if e.entity == entity)
+                    created, updated = done.get(entity, (0, 0))
+                    counts[entity] = {
+                        "received": n,
+                        "created": created,
+                        "updated": updated,
+                        "unchanged": n - rejected - created - updated,
+                        "rejected": rejected,
+                    }
+                errors = sorted(checker.errors, key=lambda e: (ENTITIES.index(e.entity), e.row, e.field))
+                await store.set_status(
+                    conn,
+                    import_id,
+                    "succeeded",
+                    counts=counts,
+                    errors=[e.as_dict() for e in errors[: settings.import_max_errors_listed]],
+                    error_count=len(errors),
+                    events=events,
+                )
+                await conn.execute("UPDATE imports SET finished_at = now() WHERE import_id = $1", import_id)
+                await conn.execute("DELETE FROM import_files WHERE import_id = $1", import_id)
+            log.info(
+                "import finished",
+                extra={"import_id": import_id, "seconds": round(time.perf_counter() - started, 2), "events": events},
+            )
+        except Exception as exc:
+            log.exception("import failed", extra={"import_id": import_id})
+            await store.set_status(conn, import_id, "failed", message=f"{type(exc).__name__}: the import was not applied")
+    finally:
+        await conn.close()
+
+
+class Runner:
+    """Runs import jobs as tasks of this process; resumes jobs left behind by a crashed process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def serve(self, pool: asyncpg.Pool) -> None:
+        """Background task: resume left-behind jobs, then cancel running ones when the service stops."""
+        try:
+            await self.resume(pool)
+            await asyncio.Event().wait()
+        finally:
+            for t in list(self.tasks):
+                t.cancel()
+
+    def start(self, import_id: str) -> None:
+        task = asyncio.create_task(run(self.settings, import_id), name=f"import:{import_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def resume(self, pool: asyncpg.Pool) -> None:
+        for import_id in await store.runnable(pool):
+            self.start(import_id)
+
+
+RUNNERS: dict[str, Runner] = {}
+
+
+def runner_for(settings: Settings) -> Runner:
+    """The job runner of the service instance using `settings` (one per schema)."""
+    if settings.db_schema not in RUNNERS:
+        RUNNERS[settings.db_schema] = Runner(settings)
+    return RUNNERS[settings.db_schema]

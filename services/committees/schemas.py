@@ -1,0 +1,171 @@
+"""HTTP models of the committees API (field rules shared with imports live in domain.rows)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.committees import LectureTopic, MemberRole, ParentSchoolKind, TeamRole
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
+
+
+class Strict(BaseModel):
+    """Unknown fields are errors, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrgUnitIn(Strict):
+    org_unit_id: str = Field(min_length=1, max_length=64)
+    parent_id: str = Field(min_length=1, max_length=64)
+    level: OrgLevel
+    name: str = Field(min_length=1, max_length=100)
+    school_type: SchoolType | None = None
+
+
+class OrgUnitPatch(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    school_type: SchoolType | None = None
+
+
+class StaffIn(Strict):
+    staff_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=50)
+    gender: str | None = None
+    phone: str | None = None
+    org_unit_id: str
+    roles: list[StaffRole] = Field(min_length=1)
+    class_ids: list[str] = Field(default_factory=list)
+    head_class_id: str | None = None
+
+
+class StaffPatch(Strict):
+    name: str | None = None
+    gender: str | None = None
+    phone: str | None = None
+    roles: list[StaffRole] | None = None
+    class_ids: list[str] | None = None
+    head_class_id: str | None = None
+
+
+class GuardianIn(Strict):
+    guardian_no: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=50)
+    relation: str
+    phone: str | None = None
+    is_primary: bool = False
+    works_away: bool = False
+
+
+class FamilyIn(Strict):
+    family_no: str = Field(min_length=1, max_length=64)
+    parents_work_away: bool
+    living_arrangement: LivingArrangement
+    address: str | None = None
+    guardians: list[GuardianIn] = Field(default_factory=list)
+
+
+class FamilyPatch(Strict):
+    parents_work_away: bool | None = None
+    living_arrangement: LivingArrangement | None = None
+    address: str | None = None
+
+
+class StudentIn(Strict):
+    student_no: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=50)
+    gender: str | None = None
+    birth_date: date
+    national_id: str | None = None
+    class_id: str
+    family_id: str
+
+
+class StudentPatch(Strict):
+    name: str | None = None
+    gender: str | None = None
+    birth_date: date | None = None
+    national_id: str | None = None
+    class_id: str | None = None
+    family_id: str | None = None
+
+
+class ImportIn(Strict):
+    """A city (or part of one) in the bureau's JSON export: rows per entity, applied in dependency order."""
+
+    org_units: list[dict[str, Any]] | None = None
+    staff: list[dict[str, Any]] | None = None
+    families: list[dict[str, Any]] | None = None
+    guardians: list[dict[str, Any]] | None = None
+    students: list[dict[str, Any]] | None = None
+
+
+class CommitteeIn(Strict):
+    org_unit_id: str
+    formed_on: date
+
+
+class DissolveIn(Strict):
+    dissolved_on: date
+
+
+class MemberIn(Strict):
+    guardian_id: str
+    role: MemberRole = MemberRole.MEMBER
+    term_start: date
+    term_end: date | None = None
+
+
+class ParentSchoolIn(Strict):
+    org_unit_id: str
+    kind: ParentSchoolKind
+    name: str = Field(min_length=1, max_length=100)
+
+
+class SessionIn(Strict):
+    topic: str = Field(min_length=1, max_length=200)
+    held_on: date
+    mode: Literal["in_person", "online", "mixed"]
+    speaker: str | None = Field(default=None, max_length=100)
+
+
+class EnrolIn(Strict):
+    guardian_ids: list[str] = Field(min_length=1, max_length=5000)
+
+
+class AttendanceRecordIn(Strict):
+    guardian_id: str
+    attended: bool
+
+
+class AttendanceIn(Strict):
+    records: list[AttendanceRecordIn] = Field(min_length=1, max_length=5000)
+
+
+class TeamIn(Strict):
+    org_unit_id: str
+    name: str = Field(min_length=1, max_length=100)
+
+
+class TeamMemberIn(Strict):
+    role: TeamRole
+    staff_id: str | None = None
+    name: str | None = Field(default=None, max_length=50, description="for members who are not school staff")
+    is_lead: bool = False
+
+
+class LecturerIn(Strict):
+    org_unit_id: str
+    staff_id: str | None = None
+    name: str | None = Field(default=None, max_length=50)
+
+
+class LectureIn(Strict):
+    lecturer_id: str
+    topic: LectureTopic
+    title: str | None = Field(default=None, max_length=200)
+    given_on: date
+    audience_org_unit_ids: list[str] = Field(min_length=1, max_length=500)
+    headcount: int = Field(ge=0, le=1_000_000)

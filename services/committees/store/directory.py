@@ -1,0 +1,171 @@
+"""SQL reads and single-record writes of the directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+STUDENT_COLS = (
+    "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, "
+    "updated_at"
+)
+STAFF_COLS = "staff_id, name, gender, phone, org_unit_id, org_path, roles, class_ids, head_class_id, active"
+
+
+def _under(path: str) -> str:
+    """LIKE pattern for a subtree (paths hold only [A-Za-z0-9_-] segments, so no escaping is needed)."""
+    return path.rstrip("/") + "/%"
+
+
+async def org_unit(conn: Conn, org_unit_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT * FROM org_units WHERE org_unit_id = $1", org_unit_id)
+    return dict(row) if row else None
+
+
+async def list_org_units(
+    conn: Conn, under: str, level: str | None, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT org_unit_id, parent_id, level, org_path, name, school_type FROM org_units "
+        "WHERE (org_path = $1 OR org_path LIKE $2) AND ($3::text IS NULL OR level = $3) "
+        "AND ($4::text IS NULL OR org_unit_id > $4) ORDER BY org_unit_id LIMIT $5",
+        under,
+        _under(under),
+        level,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def staff(conn: Conn, staff_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {STAFF_COLS} FROM staff WHERE staff_id = $1", staff_id)
+    return dict(row) if row else None
+
+
+async def list_staff(
+    conn: Conn, under: str, role: str | None, class_id: str | None, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {STAFF_COLS} FROM staff WHERE active AND (org_path = $1 OR org_path LIKE $2) "
+        "AND ($3::text IS NULL OR $3 = ANY(roles)) AND ($4::text IS NULL OR class_ids @> ARRAY[$4]) "
+        "AND ($5::text IS NULL OR staff_id > $5) ORDER BY staff_id LIMIT $6",
+        under,
+        _under(under),
+        role,
+        class_id,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def teacher_classes(conn: Conn, staff_id: str | None) -> frozenset[str]:
+    """Classes an active staff member teaches or heads."""
+    if not staff_id:
+        return frozenset()
+    row = await conn.fetchrow("SELECT class_ids, head_class_id FROM staff WHERE staff_id = $1 AND active", staff_id)
+    if row is None:
+        return frozenset()
+    return frozenset([*row["class_ids"], *([row["head_class_id"]] if row["head_class_id"] else [])])
+
+
+async def student(conn: Conn, student_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {STUDENT_COLS} FROM students WHERE student_id = $1", student_id)
+    return dict(row) if row else None
+
+
+async def student_by_no(conn: Conn, student_no: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(f"SELECT {STUDENT_COLS} FROM students WHERE student_no = $1", student_no)
+    return dict(row) if row else None
+
+
+async def list_students(
+    conn: Conn, under: str | None, class_ids: list[str] | None, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {STUDENT_COLS} FROM students WHERE active "
+        "AND ($1::text IS NULL OR org_path = $1 OR org_path LIKE $2) "
+        "AND ($3::text[] IS NULL OR class_id = ANY($3)) AND ($4::text IS NULL OR student_id > $4) "
+        "ORDER BY student_id LIMIT $5",
+        under,
+        _under(under or "/"),
+        class_ids,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def family(conn: Conn, family_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT family_id, family_no, parents_work_away, living_arrangement, address FROM families "
+        "WHERE family_id = $1",
+        family_id,
+    )
+    if row is None:
+        return None
+    out = dict(row)
+    out["guardians"] = [
+        dict(g)
+        for g in await conn.fetch(
+            "SELECT guardian_id, guardian_no, name, relation, phone, is_primary, works_away FROM guardians "
+            "WHERE family_id = $1 ORDER BY guardian_id",
+            family_id,
+        )
+    ]
+    out["students"] = [
+        dict(s)
+        for s in await conn.fetch(
+            "SELECT student_id, class_id, org_path FROM students WHERE family_id = $1 AND active ORDER BY student_id",
+            family_id,
+        )
+    ]
+    return out
+
+
+async def guardian(conn: Conn, guardian_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT g.guardian_id, g.guardian_no, g.family_id, f.family_no, g.name, g.relation, g.phone, g.is_primary, "
+        "g.works_away FROM guardians g JOIN families f USING (family_id) WHERE guardian_id = $1",
+        guardian_id,
+    )
+    return dict(row) if row else None
+
+
+async def guardian_student_paths(conn: Conn, guardian_id: str) -> list[str]:
+    """Org paths of the active students in the guardian's family."""
+    rows = await conn.fetch(
+        "SELECT s.org_path FROM guardians g JOIN students s USING (family_id) WHERE g.guardian_id = $1 AND s.active",
+        guardian_id,
+    )
+    return [r["org_path"] for r in rows]
+
+
+async def deactivate_student(conn: asyncpg.Connection, student_id: str) -> str | None:
+    """Mark a student as left; their family's facts are republished. The family id, or None if not active."""
+    family_id: str | None = await conn.fetchval(
+        "UPDATE students SET active = false, updated_at = now() WHERE student_id = $1 AND active RETURNING family_id",
+        student_id,
+    )
+    if family_id is not None:
+        await conn.execute("INSERT INTO touched_families VALUES ($1)", family_id)
+    return family_id
+
+
+async def deactivate_staff(conn: asyncpg.Connection, staff_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "UPDATE staff SET active = false, updated_at = now() WHERE staff_id = $1 AND active RETURNING true",
+            staff_id,
+        )
+    )
+
+
+async def touch_family(conn: asyncpg.Connection, family_id: str) -> None:
+    await conn.execute("INSERT INTO touched_families VALUES ($1)", family_id)
+

@@ -1,0 +1,91 @@
+"""SQL of import jobs and of the directory lookups that row validation needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.rows import Unit
+
+
+async def create(conn: asyncpg.Connection, import_id: str, fmt: str, status: str, created_by: str) -> None:
+    await conn.execute(
+        "INSERT INTO imports (import_id, format, status, created_by) VALUES ($1, $2, $3, $4)",
+        import_id,
+        fmt,
+        status,
+        created_by,
+    )
+
+
+async def put_file(conn: asyncpg.Connection, import_id: str, entity: str, content: str) -> None:
+    await conn.execute(
+        "INSERT INTO import_files (import_id, entity, content) VALUES ($1, $2, $3) "
+        "ON CONFLICT (import_id, entity) DO UPDATE SET content = EXCLUDED.content",
+        import_id,
+        entity,
+        content,
+    )
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM imports WHERE import_id = $1", import_id)
+
+
+async def file_sizes(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> dict[str, int]:
+    rows = await conn.fetch(
+        "SELECT entity, octet_length(content) AS n FROM import_files WHERE import_id = $1", import_id
+    )
+    return {r["entity"]: r["n"] for r in rows}
+
+
+async def files(conn: asyncpg.Connection, import_id: str) -> dict[str, str]:
+    rows = await conn.fetch("SELECT entity, content FROM import_files WHERE import_id = $1", import_id)
+    return {r["entity"]: r["content"] for r in rows}
+
+
+async def set_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str, status: str, **extra: Any) -> None:
+    sets = ["status = $2"] + [f"{k} = ${i + 3}" for i, k in enumerate(extra)]
+    await conn.execute(f"UPDATE imports SET {', '.join(sets)} WHERE import_id = $1", import_id, status, *extra.values())
+
+
+async def claim(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> bool:
+    """Mark a queued (or abandoned running) job as running; False when it is not runnable."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE imports SET status = 'running', started_at = now() WHERE import_id = $1 "
+            "AND (status = 'queued' OR (status = 'running' AND started_at < now() - interval '15 minutes')) "
+            "RETURNING true",
+            import_id,
+        )
+    )
+
+
+async def runnable(pool: asyncpg.Pool) -> list[str]:
+    """Jobs left queued, or running for too long (their process died), oldest first."""
+    rows = await pool.fetch(
+        "SELECT import_id FROM imports WHERE status = 'queued' "
+        "OR (status = 'running' AND started_at < now() - interval '15 minutes') ORDER BY created_at"
+    )
+    return [r["import_id"] for r in rows]
+
+
+async def units(conn: asyncpg.Connection, ids: list[str] | None = None) -> dict[str, Unit]:
+    """Org units (all, or those with the given ids) as validation needs them."""
+    if ids is None:
+        rows = await conn.fetch("SELECT org_unit_id, level, org_path, parent_id FROM org_units")
+    else:
+        rows = await conn.fetch(
+            "SELECT org_unit_id, level, org_path, parent_id FROM org_units WHERE org_unit_id = ANY($1::text[])", ids
+        )
+    return {r["org_unit_id"]: Unit(r["level"], r["org_path"], r["parent_id"]) for r in rows}
+
+
+async def family_nos(conn: asyncpg.Connection, nos: list[str] | None = None) -> set[str]:
+    """Family numbers already in the directory (all, or those among `nos`)."""
+    if nos is None:
+        rows = await conn.fetch("SELECT family_no FROM families")
+    else:
+        rows = await conn.fetch("SELECT family_no FROM families WHERE family_no = ANY($1::text[])", nos)
+    return {r["family_no"] for r in rows}
