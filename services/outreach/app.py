@@ -9,6 +9,7 @@ from services.outreach import api, handlers, scheduler
 from services.outreach.clock import Clock, SystemClock
 from services.outreach.settings import OutreachSettings
 from shared.contracts.outreach import CASE, GROUP, REFERRAL
+from shared.events import registry
 from shared.web import ServiceSpec, create_app
 
 DESCRIPTION = """Care for special student groups: a visit finding about a left-behind, orphaned, disabled or
@@ -21,12 +22,18 @@ no names, ID numbers, addresses or phone numbers are held here."""
 def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> ServiceSpec:
     """The service's parts; `clock` is injectable so tests can move time instead of waiting."""
     clock = clock or SystemClock()
+    consumers = handlers.consumers(settings.rules, clock)
+    topics = [GROUP, CASE, REFERRAL]
+    if settings.ensure_consumed_topics:
+        # Kit gap: a consumer subscribed to a topic that does not exist yet only sees it after a metadata refresh
+        # (minutes), so outreach makes sure the topics it reads exist (create-if-missing; existing ones untouched).
+        topics += registry.topics_for([t for group in consumers.values() for t in group])
     return ServiceSpec(
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
-        topics=[GROUP, CASE, REFERRAL],
+        topics=topics,
         routers=api.routers(clock),
-        consumers=handlers.consumers(settings.rules, clock),
+        consumers=consumers,
         background=[scheduler.make_task(clock)] if settings.scheduler_enabled else [],
         title="outreach service",
         description=DESCRIPTION,

@@ -94,7 +94,7 @@ class Reaction:
         # Carers: roles this finding calls for that the case does not have yet.
         wanted = [r for r in domain.carer_roles(rules, f.category, f.severity) if r not in known_roles]
         carers: list[domain.Carer] = []
-        if wanted and (qualifies or effect == "joined"):
+        if wanted:
             class_id = domain.class_of(f.org_path)
             levels = domain.org_levels(f.org_path)
             lookup = sorted({*wanted, *rules.fallback_carer_roles})
@@ -158,10 +158,10 @@ class Reaction:
             if m is not None:
                 payloads.append(_membership_event(m, now))
 
-        if qualifies:
-            payloads.extend(
-                await request_referrals(conn, rules, case_id, f.student_id, f.org_path, [(f.category, f.severity)], now)
-            )
+        # Every finding applied to a case asks the mapped departments (Rules.referral_min_severity filters).
+        payloads.extend(
+            await request_referrals(conn, rules, case_id, f.student_id, f.org_path, [(f.category, f.severity)], now)
+        )
         await add_events(conn, payloads)
         return True
 
