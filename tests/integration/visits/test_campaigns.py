@@ -33,9 +33,7 @@ async def test_launching_a_campaign_assigns_every_family_of_the_district_once_an
     assert not any(t.startswith("p-") for t in loads)  # principals visit nobody
     for r in rows:  # class teachers visit families of their own class
         if r["teacher_id"].startswith("t-") and "sub" not in r["teacher_id"]:
-            assert r["teacher_id"].removeprefix("t-") in {
-                p.rsplit("/", 1)[1] for p in map(d.student_path.get, r["student_ids"])
-            }
+            assert r["teacher_id"].removeprefix("t-") in {d.student_path[s].rsplit("/", 1)[1] for s in r["student_ids"]}
     shared = [r for r in rows if "shared" in r["family_id"]]
     assert len(shared) == 2 and all(len(r["student_ids"]) == 2 for r in shared)
 
