@@ -78,10 +78,11 @@ async def test_recorded_visits_publish_visit_and_finding_events_in_per_student_o
     assert by_student[kb][0]["category"] == "family_hardship"
 
     visits = await env.events(VISIT, expect=3)
-    assert [(m["value"]["type"], m["key"]) for m in visits if m["key"] in (missed_id, visit["visit_id"])] == [
+    # Visit events are keyed by visit id (the contract), so only their set is fixed, not their order across keys.
+    assert {(m["value"]["type"], m["key"]) for m in visits if m["key"] in (missed_id, visit["visit_id"])} == {
         ("visits.visit.missed.v1", missed_id),
         ("visits.visit.completed.v1", visit["visit_id"]),
-    ]
+    }
     done = next(m["value"]["data"] for m in visits if m["key"] == visit["visit_id"])
     assert done["finding_count"] == 3 and done["mode"] == "in_home" and done["student_ids"] == sorted([k0, k1])
     assert [c["item_id"] for c in done["checklist"]] == [c["item_id"] for c in checklist()]
