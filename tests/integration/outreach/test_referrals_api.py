@@ -1,0 +1,202 @@
+"""Through real HTTP: department tokens see only their referrals, detail reads are audited, cases move on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from services.outreach.app import create
+from services.outreach.clock import ManualClock
+from services.outreach.settings import OutreachSettings
+from shared.auth import issue_token
+from shared.contracts.common import Category, Severity
+from shared.contracts.outreach import CASE, REFERRAL
+from shared.testing.fixtures import read_topic, serve, wait_for
+from tests.integration.outreach.helpers import (
+    DISTRICT,
+    by_type,
+    class_path,
+    family,
+    finding,
+    publish,
+    school,
+    school_staff,
+    student,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def bearer(**kw: object) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(**kw)}  # type: ignore[arg-type]
+
+
+DPF = bearer(role="department_partner", org_path="/620400", department="disabled_persons_federation", subject="dpf-1")
+WF = bearer(role="department_partner", org_path="/620400", department="womens_federation", subject="wf-1")
+AUDITOR = bearer(role="auditor", org_path="/620400", subject="aud-1")
+SCHOOL_ADMIN = bearer(role="school_admin", org_path=school(), subject="sa-1")
+OTHER_SCHOOL_ADMIN = bearer(role="school_admin", org_path=f"{DISTRICT}/s999", subject="sa-9")
+CLASS_TEACHER = bearer(role="teacher", org_path=school(), staff_id="t-head-c2", subject="t-head-c2")
+OTHER_TEACHER = bearer(role="teacher", org_path=school(), staff_id="t-head-c9", subject="t-head-c9")
+MH_TEACHER = bearer(role="mental_health_teacher", org_path=school(), staff_id="mh-1", subject="mh-1")
+
+
+async def test_department_sees_only_its_referrals_and_reads_are_audited(make_settings):
+    settings = make_settings(OutreachSettings, scheduler_enabled=False)
+    async with serve(create(settings, ManualClock())) as url, httpx.AsyncClient(base_url=url) as http:
+        await publish(settings, [*school_staff(), student("stu-d"), family("fam-stu-d", ["stu-d"], away=True)])
+        await _directory_loaded(http, settings)
+        await publish(
+            settings,
+            [
+                finding("stu-d", Category.DISABILITY, Severity.HIGH),
+                finding("stu-w", Category.FAMILY_CONFLICT, Severity.HIGH),
+            ],
+        )
+        mine = await wait_for(
+            lambda: _json(http.get("/api/v1/referrals", headers=DPF)), timeout=15
+        )
+        assert [(r["department"], r["category"], r["state"]) for r in mine] == [
+            ("disabled_persons_federation", "disability", "requested")
+        ]
+        theirs = (await http.get("/api/v1/referrals", headers=WF)).json()
+        assert [r["department"] for r in theirs] == ["womens_federation"]
+        dpf_ref, wf_ref = mine[0]["referral_id"], theirs[0]["referral_id"]
+
+        # Another department's referral does not exist as far as this token is concerned.
+        assert (await http.get(f"/api/v1/referrals/{wf_ref}", headers=DPF)).status_code == 404
+        assert (await http.post(f"/api/v1/referrals/{wf_ref}/acknowledge", headers=DPF)).status_code == 404
+        # Admins of another school see nothing; teachers cannot list referrals.
+        assert (await http.get("/api/v1/referrals", headers=OTHER_SCHOOL_ADMIN)).json() == []
+        assert (await http.get("/api/v1/referrals", headers=CLASS_TEACHER)).status_code == 403
+
+        detail = await http.get(f"/api/v1/referrals/{dpf_ref}", headers=DPF)
+        assert detail.status_code == 200
+        d = detail.json()
+        assert d["child"] == {
+            "student_id": "stu-d",
+            "class_path": class_path(),
+            "school_path": school(),
+            "parents_work_away": True,
+            "living_arrangement": "grandparents",
+            "groups": ["disability", "left_behind"],
+        }
+        assert d["case"]["risk_level"] == "high" and d["case"]["categories"] == ["disability"]
+        assert [c["staff_id"] for c in d["case"]["carers"]] == ["t-head-c2"]
+
+        # The department answers: acknowledge → accept → resolve, with notes kept here only.
+        r = await http.post(f"/api/v1/referrals/{dpf_ref}/accept", headers=DPF, json={"note": "x"})
+        assert r.status_code == 409
+        for step, state in [("acknowledge", "acknowledged"), ("accept", "accepted"), ("resolve", "resolved")]:
+            r = await http.post(f"/api/v1/referrals/{dpf_ref}/{step}", headers=DPF, json={"note": f"{step} note"})
+            assert r.status_code == 200 and r.json()["state"] == state
+        r = await http.post(f"/api/v1/referrals/{wf_ref}/acknowledge", headers=WF)
+        assert r.status_code == 200
+        r = await http.post(f"/api/v1/referrals/{wf_ref}/decline", headers=WF, json={"note": "not ours"})
+        assert r.json()["state"] == "declined"
+        assert (await http.get(f"/api/v1/referrals/{dpf_ref}", headers=DPF)).json()["notes"][2]["note"] == "resolve note"
+
+        # The audit log shows who read what; only auditors may query it.
+        assert (await http.get("/api/v1/audit/reads", headers=DPF)).status_code == 403
+        log = (await http.get("/api/v1/audit/reads", headers=AUDITOR, params={"resource_id": dpf_ref})).json()
+        assert [(e["subject"], e["department"], e["action"], e["resource_type"], e["student_id"]) for e in log] == [
+            ("dpf-1", "disabled_persons_federation", "read", "referral", "stu-d"),
+            ("dpf-1", "disabled_persons_federation", "read", "referral", "stu-d"),
+        ]
+        assert log[0]["roles"] == ["department_partner"]
+        refused = (await http.get("/api/v1/audit/reads", headers=AUDITOR, params={"resource_id": wf_ref})).json()
+        assert refused == []  # a refused read returned nothing, so nothing was disclosed
+
+        messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(REFERRAL), expect=7)
+        types = sorted(m["value"]["type"].split(".")[2] for m in messages)
+        assert types == ["accepted", "acknowledged", "acknowledged", "declined", "requested", "requested", "resolved"]
+
+
+async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
+    clock = ManualClock()
+    settings = make_settings(OutreachSettings, scheduler_enabled=False)
+    async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
+        await publish(settings, school_staff())
+        await _directory_loaded(http, settings)
+        await publish(settings, [finding("stu-m", Category.MENTAL_HEALTH, Severity.HIGH, recorded_at=clock.now())])
+        await publish(settings, [finding("stu-l", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())])
+        cases = await wait_for(lambda: _json(http.get("/api/v1/cases", headers=SCHOOL_ADMIN), n=2), timeout=15)
+        by_student = {c["student_id"]: c for c in cases}
+        m_id, l_id = by_student["stu-m"]["case_id"], by_student["stu-l"]["case_id"]
+
+        # Teachers see only the cases they care for; other schools' admins see none.
+        mine = (await http.get("/api/v1/cases", headers=MH_TEACHER)).json()
+        assert [c["case_id"] for c in mine] == [m_id]
+        assert (await http.get(f"/api/v1/cases/{m_id}", headers=OTHER_TEACHER)).status_code == 403
+        assert (await http.get(f"/api/v1/cases/{m_id}", headers=OTHER_SCHOOL_ADMIN)).status_code == 403
+        assert (await http.get("/api/v1/cases", headers=OTHER_SCHOOL_ADMIN)).json() == []
+        assert (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"org_path": DISTRICT})).status_code == 403
+
+        contact = {"contacted_at": clock.now().isoformat(), "mode": "phone", "outcome": "agreed weekly talks"}
+        r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=contact)
+        assert r.status_code == 201 and r.json()["first_contact"] is True
+        r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=contact)
+        assert r.json()["first_contact"] is False
+        future = {**contact, "contacted_at": (clock.now() + timedelta(days=1)).isoformat()}
+        r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=future)
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/contacted_at"
+        r = await http.post(f"/api/v1/cases/{m_id}/state", headers=MH_TEACHER, json={"state": "monitoring"})
+        assert r.status_code == 200
+
+        detail = (await http.get(f"/api/v1/cases/{m_id}", headers=MH_TEACHER)).json()
+        assert detail["state"] == "monitoring" and detail["contact_due"] is None
+        assert [c["mode"] for c in detail["contacts"]] == ["phone", "phone"]
+        assert [f["category"] for f in detail["findings"]] == ["mental_health"]
+
+        # Closing needs the right approver: a class teacher cannot; the mental-health teacher may close a
+        # mental-health-only case; a left-behind case needs a school administrator.
+        close = {"reason_code": "resolved"}
+        assert (await http.post(f"/api/v1/cases/{l_id}/close", headers=CLASS_TEACHER, json=close)).status_code == 403
+        r = await http.post(f"/api/v1/cases/{m_id}/close", headers=MH_TEACHER, json=close)
+        assert r.status_code == 200 and r.json()["approved_by_role"] == "mental_health_teacher"
+        r = await http.post(f"/api/v1/cases/{l_id}/close", headers=SCHOOL_ADMIN, json=close)
+        assert r.status_code == 200 and r.json()["approved_by_role"] == "school_admin"
+        assert (await http.post(f"/api/v1/cases/{l_id}/close", headers=SCHOOL_ADMIN, json=close)).status_code == 409
+        bad = await http.post(f"/api/v1/cases/{l_id}/close", headers=SCHOOL_ADMIN, json={"reason_code": "bored"})
+        assert bad.status_code == 422
+
+        # A new qualifying finding reopens the closed case (same case id); a minor one does not.
+        clock.advance(timedelta(days=2))
+        await publish(settings, [finding("stu-l", Category.LEARNING_DIFFICULTY, Severity.LOW)])
+        await publish(settings, [finding("stu-l", Category.FAMILY_HARDSHIP, Severity.MEDIUM)])
+        reopened = await wait_for(
+            lambda: _json(http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"student_id": "stu-l"}), state="assigned"),
+            timeout=15,
+        )
+        assert [c["case_id"] for c in reopened] == [l_id]
+        assert reopened[0]["categories"] == ["family_hardship"] and reopened[0]["reopened_at"] is not None
+
+        audit = (await http.get("/api/v1/audit/reads", headers=AUDITOR, params={"resource_type": "case"})).json()
+        assert [(e["subject"], e["resource_id"]) for e in audit] == [("mh-1", m_id)]
+        events = by_type(await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=10))
+        assert len(events["outreach.case.contact_logged.v1"]) == 2
+        closed = {e["value"]["data"]["case_id"]: e["value"]["data"] for e in events["outreach.case.closed.v1"]}
+        assert closed[m_id]["approved_by_role"] == "mental_health_teacher"
+        assert closed[l_id]["approved_by_role"] == "school_admin"
+        assert [e["value"]["data"]["case_id"] for e in events["outreach.case.reopened.v1"]] == [l_id]
+
+
+async def _json(request, *, n: int = 1, state: str | None = None):
+    r = await request
+    body = r.json() if r.status_code == 200 else []
+    if state is not None:
+        body = [x for x in body if x["state"] == state]
+    return body if len(body) >= n else None
+
+
+async def _directory_loaded(http: httpx.AsyncClient, settings: OutreachSettings) -> None:
+    """Wait until the directory copy has the school's staff (findings would otherwise find no carer yet)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await wait_for(lambda: conn.fetchval(f'SELECT count(*) = 4 FROM "{settings.db_schema}".staff'), timeout=15)
+    finally:
+        await conn.close()
