@@ -69,7 +69,9 @@ async def test_overdue_case_escalates_when_the_clock_passes_the_deadline(make_se
         ]
         refs = await read_topic(settings.kafka_bootstrap_servers, settings.topic(REFERRAL), expect=6)
         ref_escalated = by_type(refs)["outreach.referral.escalated.v1"]
-        assert sorted((m["value"]["data"]["department"], m["value"]["data"]["escalated_to"]) for m in ref_escalated) == [
+        assert sorted(
+            (m["value"]["data"]["department"], m["value"]["data"]["escalated_to"]) for m in ref_escalated
+        ) == [
             ("civil_affairs", CITY),
             ("civil_affairs", DISTRICT),
             ("public_security", CITY),

@@ -55,9 +55,7 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
                 finding("stu-w", Category.FAMILY_CONFLICT, Severity.HIGH),
             ],
         )
-        mine = await wait_for(
-            lambda: _json(http.get("/api/v1/referrals", headers=DPF)), timeout=15
-        )
+        mine = await wait_for(lambda: _json(http.get("/api/v1/referrals", headers=DPF)), timeout=15)
         assert [(r["department"], r["category"], r["state"]) for r in mine] == [
             ("disabled_persons_federation", "disability", "requested")
         ]
@@ -96,7 +94,9 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         assert r.status_code == 200
         r = await http.post(f"/api/v1/referrals/{wf_ref}/decline", headers=WF, json={"note": "not ours"})
         assert r.json()["state"] == "declined"
-        assert (await http.get(f"/api/v1/referrals/{dpf_ref}", headers=DPF)).json()["notes"][2]["note"] == "resolve note"
+        assert (await http.get(f"/api/v1/referrals/{dpf_ref}", headers=DPF)).json()["notes"][2][
+            "note"
+        ] == "resolve note"
 
         # The audit log shows who read what; only auditors may query it.
         assert (await http.get("/api/v1/audit/reads", headers=DPF)).status_code == 403
@@ -167,7 +167,9 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         await publish(settings, [finding("stu-l", Category.LEARNING_DIFFICULTY, Severity.LOW)])
         await publish(settings, [finding("stu-l", Category.FAMILY_HARDSHIP, Severity.MEDIUM)])
         reopened = await wait_for(
-            lambda: _json(http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"student_id": "stu-l"}), state="assigned"),
+            lambda: _json(
+                http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"student_id": "stu-l"}), state="assigned"
+            ),
             timeout=15,
         )
         assert [c["case_id"] for c in reopened] == [l_id]
