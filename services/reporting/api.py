@@ -1,0 +1,111 @@
+"""HTTP routes: summary, drill-down, series, campaigns, exports and the dashboard (thin)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, Response
+
+from services.reporting import exports, views
+from services.reporting.store import reads
+from shared.auth import CurrentPrincipal, Principal, Role
+from shared.problems import invalid
+from shared.web import Pool
+
+READERS = (Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.AUDITOR)
+STATIC = Path(__file__).parent / "static"
+
+router = APIRouter(prefix="/api/v1", tags=["reporting"])
+pages = APIRouter(include_in_schema=False)
+
+OrgPath = Annotated[str | None, Query(pattern=r"^(/[\w.-]+)+$", max_length=200, description="default: your unit")]
+CampaignId = Annotated[str, Query(max_length=100, description="campaign id; empty = all campaigns")]
+
+
+def _scope(principal: Principal, org_path: str | None) -> str:
+    """The node to report on: the caller's unit by default, never outside the caller's subtree."""
+    principal.require(*READERS)
+    node = (org_path or principal.org_path).rstrip("/")
+    principal.require_scope(node)
+    return node
+
+
+@router.get("/summary")
+async def summary(
+    principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
+) -> Any:
+    """Indicators of one org unit (any level) for a campaign, rolled up from its classes."""
+    node = _scope(principal, org_path)
+    return (await views.summaries(pool, [node], campaign_id))[0]
+
+
+@router.get("/children")
+async def children(
+    principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
+) -> Any:
+    """Drill-down: the unit's figures and each child unit's figures."""
+    return await views.children(pool, _scope(principal, org_path), campaign_id)
+
+
+@router.get("/series")
+async def series(
+    principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
+) -> Any:
+    """Per-day visits, findings, cases opened and closed."""
+    return await views.day_series(pool, _scope(principal, org_path), campaign_id)
+
+
+@router.get("/campaigns")
+async def campaigns(principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Campaigns seen on the visits topics."""
+    principal.require(*READERS)
+    return {"campaigns": await reads.campaigns(pool)}
+
+
+@router.get("/whoami")
+async def whoami(principal: CurrentPrincipal) -> Any:
+    """The caller's unit and roles (the dashboard starts there)."""
+    return {"org_path": principal.org_path, "roles": sorted(principal.roles)}
+
+
+@router.get("/exports/{table}")
+async def export(
+    table: str,
+    principal: CurrentPrincipal,
+    pool: Pool,
+    org_path: OrgPath = None,
+    campaign_id: CampaignId = "",
+    format: Literal["csv", "xlsx"] = "csv",
+) -> Response:
+    """Any table of the API as CSV or Excel."""
+    node = _scope(principal, org_path)
+    if table not in exports.TABLES:
+        raise invalid("/table", f"unknown table; one of {', '.join(exports.TABLES)}")
+    header, rows = await exports.table(pool, table, node, campaign_id)
+    stem = f"{table}{node.replace('/', '_')}{'_' + campaign_id if campaign_id else ''}"
+    if format == "xlsx":
+        return Response(
+            exports.to_xlsx(table, header, rows),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'},
+        )
+    return Response(
+        exports.to_csv(header, rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'},
+    )
+
+
+@pages.get("/dashboard")
+async def dashboard() -> FileResponse:
+    """The dashboard page (static; it calls the API with the caller's token)."""
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+
+@pages.get("/dashboard/{name}")
+async def dashboard_asset(name: Literal["app.js", "app.css"]) -> FileResponse:
+    """The dashboard's script and styles."""
+    media = "text/javascript" if name.endswith(".js") else "text/css"
+    return FileResponse(STATIC / name, media_type=f"{media}; charset=utf-8")

@@ -1,0 +1,59 @@
+"""The reporting service: consumes every topic into read models, serves indicators and the dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from services.reporting import api, gauges
+from services.reporting.handlers import handlers
+from services.reporting.settings import ReportingSettings
+from services.reporting.store.refresh import refresh
+from shared.web import Runtime, ServiceSpec, create_app
+
+log = logging.getLogger(__name__)
+
+
+async def refresher(runtime: Runtime) -> None:
+    """Fold what the consumers changed into the materialised figures, every refresh interval."""
+    s = runtime.settings
+    assert isinstance(s, ReportingSettings)
+    last_sweep = time.monotonic()
+    last_gauges = 0.0
+    while True:
+        try:
+            sweep = time.monotonic() - last_sweep >= s.overdue_sweep_seconds
+            async with runtime.pool.acquire() as conn:
+                await refresh(conn, s.db_schema, overdue_sweep=sweep)
+                if sweep:
+                    last_sweep = time.monotonic()
+                if time.monotonic() - last_gauges >= s.gauges_interval_seconds:
+                    await gauges.update(conn)
+                    last_gauges = time.monotonic()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("reporting refresh failed, retrying: %r", exc)
+        await asyncio.sleep(s.refresh_interval_seconds)
+
+
+def build_spec(settings: ReportingSettings) -> ServiceSpec:
+    """Reporting owns no topics; one consumer group projects every topic of the three contracts."""
+    return ServiceSpec(
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        topics=[],
+        routers=[api.router, api.pages],
+        consumers={settings.consumer_group: handlers()},
+        background=[refresher],
+        title="reporting service",
+        description="Indicators per campaign and org unit (class → city), exports and the dashboard.",
+    )
+
+
+def create(settings: ReportingSettings | None = None) -> Any:
+    """The FastAPI app."""
+    return create_app(build_spec(settings or ReportingSettings()))

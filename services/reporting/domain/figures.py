@@ -1,0 +1,190 @@
+"""Assemble the materialised metric rows of one node into the indicator document (pure)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from shared.contracts.committees import LectureTopic, TeamRole
+from shared.contracts.common import Category, Department, Severity, VisitMode
+from shared.contracts.outreach import SpecialGroup
+
+# Metrics that belong to a campaign (scope = campaign id); everything else is the cooperation structure,
+# which only exists in scope '' (all campaigns).
+CAMPAIGN_METRICS = frozenset(
+    {
+        "assignments",
+        "visits_completed",
+        "visits_missed",
+        "visits_by_mode",
+        "visits_daily",
+        "checklist_yes",
+        "checklist_answered",
+        "findings",
+        "findings_daily",
+        "cases_total",
+        "cases_open",
+        "cases_closed",
+        "cases_overdue",
+        "cases_opened_daily",
+        "cases_closed_daily",
+        "referrals",
+        "teachers_assigned",
+        "teachers_active",
+        "families_assigned",
+        "families_visited",
+    }
+)
+EXTRA_METRICS = (
+    "finding_to_case_median_hours",
+    "finding_to_case_p90_hours",
+    "case_to_contact_median_hours",
+    "case_to_contact_p90_hours",
+)
+DAILY_METRICS = ("visits_daily", "findings_daily", "cases_opened_daily", "cases_closed_daily")
+REFERRAL_STATES = ("requested", "acknowledged", "escalated", "accepted", "declined", "resolved")
+ORG_LEVELS = ("district", "school", "grade", "class")
+
+Metrics = dict[tuple[str, str], float]
+
+
+def ratio(num: float, den: float) -> float | None:
+    """num/den rounded to 4 places, None when there is nothing to divide by."""
+    return round(num / den, 4) if den else None
+
+
+def _n(v: float) -> int | float:
+    return int(v) if float(v).is_integer() else round(float(v), 4)
+
+
+def merge_scopes(campaign_rows: Metrics, all_rows: Metrics, campaign_id: str) -> Metrics:
+    """Campaign-bound metrics from the campaign's scope, the cooperation structure from scope ''."""
+    if not campaign_id:
+        return dict(all_rows)
+    out = {k: v for k, v in campaign_rows.items() if k[0] in CAMPAIGN_METRICS}
+    out.update({k: v for k, v in all_rows.items() if k[0] not in CAMPAIGN_METRICS})
+    return out
+
+
+def figures(m: Metrics, extra: dict[str, float | None], checklist_items: list[str] | None = None) -> dict[str, Any]:
+    """The indicator document of one node and campaign."""
+
+    def g(metric: str, dim: str = "") -> int | float:
+        return _n(m.get((metric, dim), 0))
+
+    def dims(metric: str) -> dict[str, int | float]:
+        return {d: _n(v) for (mm, d), v in sorted(m.items()) if mm == metric}
+
+    def hours(name: str) -> float | None:
+        v = extra.get(name)
+        return None if v is None else round(float(v), 2)
+
+    by_cat: dict[str, dict[str, int | float]] = {c.value: {s.value: 0 for s in Severity} for c in Category}
+    for dim, v in dims("findings").items():
+        cat, _, sev = dim.partition("|")
+        by_cat.setdefault(cat, {})[sev] = v
+    by_cat_total = {c: sum(s.values()) for c, s in by_cat.items()}
+    by_sev = {s.value: sum(by_cat[c].get(s.value, 0) for c in by_cat) for s in Severity}
+
+    items = list(dict.fromkeys([*(checklist_items or []), *dims("checklist_answered"), *dims("checklist_yes")]))
+    checklist = {
+        i: {
+            "yes": g("checklist_yes", i),
+            "answered": g("checklist_answered", i),
+            "compliance": ratio(g("checklist_yes", i), g("checklist_answered", i)),
+        }
+        for i in items
+    }
+    referrals: dict[str, dict[str, int | float]] = {d.value: {s: 0 for s in REFERRAL_STATES} for d in Department}
+    for dim, v in dims("referrals").items():
+        dep, _, state = dim.partition("|")
+        referrals.setdefault(dep, {})[state] = v
+
+    units = {lvl: g("org_units", lvl) for lvl in ORG_LEVELS}
+    with_committee = {lvl: g("units_with_committee", lvl) for lvl in ORG_LEVELS}
+    lectures = {
+        t.value: {"lectures": g("lectures", t.value), "audience": g("lecture_audience", t.value)} for t in LectureTopic
+    }
+    families_assigned, families_visited = g("families_assigned"), g("families_visited")
+    return {
+        "teachers": {"assigned": g("teachers_assigned"), "active": g("teachers_active")},
+        "families": {
+            "assigned": families_assigned,
+            "visited": families_visited,
+            "coverage": ratio(families_visited, families_assigned),
+        },
+        "assignments": g("assignments"),
+        "visits": {
+            "completed": g("visits_completed"),
+            "missed": g("visits_missed"),
+            "by_mode": {mode.value: g("visits_by_mode", mode.value) for mode in VisitMode},
+        },
+        "checklist": checklist,
+        "findings": {
+            "total": sum(by_cat_total.values()),
+            "by_category": by_cat_total,
+            "by_severity": by_sev,
+            "by_category_severity": by_cat,
+        },
+        "special_groups": {grp.value: g("special_group", grp.value) for grp in SpecialGroup},
+        "cases": {
+            "opened": g("cases_total"),
+            "open": g("cases_open"),
+            "closed": g("cases_closed"),
+            "overdue": g("cases_overdue"),
+            "finding_to_case_hours": {
+                "median": hours("finding_to_case_median_hours"),
+                "p90": hours("finding_to_case_p90_hours"),
+            },
+            "case_to_first_contact_hours": {
+                "median": hours("case_to_contact_median_hours"),
+                "p90": hours("case_to_contact_p90_hours"),
+            },
+        },
+        "referrals": referrals,
+        "structure": {
+            "org_units": units,
+            "units_with_active_committee": with_committee,
+            "committee_share": {lvl: ratio(with_committee[lvl], units[lvl]) for lvl in ("school", "grade", "class")},
+            "active_committees": g("committees_active"),
+            "sessions_held": g("sessions_held"),
+            "attendance": {
+                "enrolled": g("session_enrolled"),
+                "attended": g("attendance_present"),
+                "rate": ratio(g("attendance_present"), g("session_enrolled")),
+            },
+            "instructor_teams": g("teams"),
+            "team_members_by_role": {r.value: g("team_members", r.value) for r in TeamRole},
+            "lectures_by_topic": lectures,
+        },
+    }
+
+
+def series(m: Metrics) -> list[dict[str, Any]]:
+    """Per-day counts (visits, findings, cases opened and closed), oldest day first."""
+    days: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (metric, dim), v in m.items():
+        if metric in DAILY_METRICS:
+            days[dim][metric.removesuffix("_daily")] = _n(v)
+    return [
+        {
+            "day": d,
+            "visits": days[d].get("visits", 0),
+            "findings": days[d].get("findings", 0),
+            "cases_opened": days[d].get("cases_opened", 0),
+            "cases_closed": days[d].get("cases_closed", 0),
+        }
+        for d in sorted(days)
+    ]
+
+
+def flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A nested figures document as (dotted.name, value) rows, for exports."""
+    rows: list[tuple[str, Any]] = []
+    for k, v in doc.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows.extend(flatten(v, name + "."))
+        else:
+            rows.append((name, v))
+    return rows

@@ -1,0 +1,406 @@
+"""The one projection definition: each contract event becomes a list of fact operations (pure, no I/O).
+
+An operation is `(op_name, row)`; the store merges rows into the fact tables with order-independent rules,
+both for the live inbox consumer (one event at a time) and for the bulk rebuild (thousands at a time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from shared.contracts import committees as cm
+from shared.contracts import outreach as out
+from shared.contracts import visits as vi
+from shared.contracts.common import school_of
+
+Op = tuple[str, tuple[Any, ...]]
+SEP = "\x1f"  # joins checklist item ids into one text column (item ids never contain it)
+
+# Tie-breaks for "last writer by occurred_at": at equal times the later stage of a lifecycle wins.
+ASSIGNMENT_RANK = {"made": 0, vi.AssignmentChange.REASSIGNED: 1, vi.AssignmentChange.REMOVED: 2}
+VISIT_RANK = {"missed": 0, "completed": 1}
+REFERRAL_RANK = {"requested": 0, "acknowledged": 1, "escalated": 2, "accepted": 3, "declined": 3, "resolved": 4}
+COMMITTEE_LEVEL_TO_ORG = {"county": "district", "school": "school", "grade": "grade", "class": "class"}
+
+# Column order of each operation's row (the store's SQL uses the same order).
+OP_COLUMNS: dict[str, tuple[str, ...]] = {
+    "org_unit": ("org_unit_id", "org_path", "level", "name", "occurred_at"),
+    "campaign": (
+        "campaign_id",
+        "name",
+        "org_path",
+        "starts_on",
+        "ends_on",
+        "target_per_teacher",
+        "checklist_items",
+        "occurred_at",
+        "closed_at",
+    ),
+    "assignment": (
+        "assignment_id",
+        "campaign_id",
+        "teacher_id",
+        "family_id",
+        "org_path",
+        "active",
+        "occurred_at",
+        "rank",
+    ),
+    "visit": (
+        "visit_id",
+        "campaign_id",
+        "assignment_id",
+        "teacher_id",
+        "family_id",
+        "org_path",
+        "status",
+        "mode",
+        "visited_on",
+        "yes_items",
+        "no_items",
+        "occurred_at",
+        "rank",
+    ),
+    "finding": (
+        "finding_id",
+        "student_id",
+        "visit_id",
+        "campaign_id",
+        "category",
+        "severity",
+        "org_path",
+        "visited_on",
+        "recorded_at",
+    ),
+    "membership": ("membership_id", "student_id", "grp", "org_path", "path_at", "verified", "verified_at"),
+    "case": (
+        "case_id",
+        "student_id",
+        "org_path",
+        "path_at",
+        "finding_id",
+        "finding_recorded_at",
+        "opened_at",
+        "first_contact_due",
+        "due_at",
+        "first_contact_at",
+        "state",
+        "state_at",
+    ),
+    "referral": ("referral_id", "case_id", "department", "category", "org_path", "state", "state_rank", "state_at"),
+    "committee": ("committee_id", "org_unit_id", "org_path", "level", "active", "state_at", "rank"),
+    "session": ("session_id", "parent_school_id", "org_path", "held_on", "enrolled", "occurred_at"),
+    "attendance": ("session_id", "guardian_id", "org_path", "attended", "occurred_at"),
+    "team": ("team_id", "org_path", "occurred_at"),
+    "team_member": ("team_id", "member_id", "org_path", "role", "active", "occurred_at"),
+    "lecture": ("lecture_id", "org_path", "topic", "headcount", "given_on"),
+    # Bookkeeping for the incremental refresh (ignored by a full rebuild, which refreshes everything).
+    "dirty_leaf": ("path",),
+    "dirty_entity": ("kind", "entity_id"),
+}
+BOOKKEEPING = frozenset({"dirty_leaf", "dirty_entity"})
+
+
+def _dirty(*paths: str | None) -> list[Op]:
+    return [("dirty_leaf", (p,)) for p in dict.fromkeys(paths) if p]
+
+
+def _entities(teacher_ids: list[str], family_ids: list[str]) -> list[Op]:
+    return [("dirty_entity", ("teacher", t)) for t in dict.fromkeys(teacher_ids) if t] + [
+        ("dirty_entity", ("family", f)) for f in dict.fromkeys(family_ids) if f
+    ]
+
+
+def _school_path(path: str) -> str | None:
+    """The school-level prefix of a path (referrals are placed at school level)."""
+    if school_of(path) is None:
+        return None
+    return "/" + "/".join([p for p in path.split("/") if p][:3])
+
+
+def _org_unit(p: cm.OrgUnitRegistered) -> list[Op]:
+    return [("org_unit", (p.org_unit_id, p.org_path, p.level.value, p.name, p.occurred_at)), *_dirty(p.org_path)]
+
+
+def _campaign(p: vi.CampaignLaunched) -> list[Op]:
+    row = (
+        p.campaign_id,
+        p.name,
+        p.org_path,
+        p.starts_on,
+        p.ends_on,
+        p.target_per_teacher,
+        SEP.join(p.checklist_item_ids),
+        p.occurred_at,
+        None,
+    )
+    return [("campaign", row)]
+
+
+def _campaign_closed(p: vi.CampaignClosed) -> list[Op]:
+    return [("campaign", (p.campaign_id, None, p.org_path, None, None, None, None, None, p.occurred_at))]
+
+
+def _assignment(p: vi.AssignmentMade) -> list[Op]:
+    row = (p.assignment_id, p.campaign_id, p.teacher_id, p.family_id, p.org_path, True, p.occurred_at, 0)
+    return [("assignment", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+
+
+def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
+    active = p.change != vi.AssignmentChange.REMOVED
+    row = (
+        p.assignment_id,
+        p.campaign_id,
+        p.teacher_id,
+        p.family_id,
+        p.org_path,
+        active,
+        p.occurred_at,
+        ASSIGNMENT_RANK[p.change],
+    )
+    return [("assignment", row), *_dirty(p.org_path), *_entities([p.teacher_id, p.previous_teacher_id], [p.family_id])]
+
+
+def _visit_completed(p: vi.VisitCompleted) -> list[Op]:
+    yes = [a.item_id for a in p.checklist if a.answer == vi.ChecklistAnswer.YES]
+    no = [a.item_id for a in p.checklist if a.answer == vi.ChecklistAnswer.NO]
+    row = (
+        p.visit_id,
+        p.campaign_id,
+        p.assignment_id,
+        p.teacher_id,
+        p.family_id,
+        p.org_path,
+        "completed",
+        p.mode.value,
+        p.visited_on,
+        SEP.join(yes),
+        SEP.join(no),
+        p.occurred_at,
+        VISIT_RANK["completed"],
+    )
+    return [("visit", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+
+
+def _visit_missed(p: vi.VisitMissed) -> list[Op]:
+    row = (
+        p.visit_id,
+        p.campaign_id,
+        p.assignment_id,
+        p.teacher_id,
+        p.family_id,
+        p.org_path,
+        "missed",
+        None,
+        None,
+        "",
+        "",
+        p.occurred_at,
+        VISIT_RANK["missed"],
+    )
+    return [("visit", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+
+
+def _finding(p: vi.FindingRecorded) -> list[Op]:
+    row = (
+        p.finding_id,
+        p.student_id,
+        p.visit_id,
+        p.campaign_id,
+        p.category.value,
+        p.severity.value,
+        p.org_path,
+        p.visited_on,
+        p.recorded_at,
+    )
+    # A case or referral may have arrived first: their leaves must pick up the finding's campaign.
+    return [("finding", row), *_dirty(p.org_path, _school_path(p.org_path))]
+
+
+def _group_registered(p: out.GroupMembershipRegistered) -> list[Op]:
+    row = (p.membership_id, p.student_id, p.group.value, p.org_path, p.occurred_at, None, None)
+    return [("membership", row), *_dirty(p.org_path)]
+
+
+def _group_verified(p: out.GroupMembershipVerified) -> list[Op]:
+    row = (p.membership_id, p.student_id, p.group.value, p.org_path, p.occurred_at, p.verified, p.occurred_at)
+    return [("membership", row), *_dirty(p.org_path)]
+
+
+def _case_row(
+    p: out.CaseFacts,
+    *,
+    finding_id: str | None = None,
+    finding_recorded_at: datetime | None = None,
+    opened_at: datetime | None = None,
+    first_contact_due: datetime | None = None,
+    first_contact_at: datetime | None = None,
+    state: str | None = None,
+) -> list[Op]:
+    row = (
+        p.case_id,
+        p.student_id,
+        p.org_path,
+        p.occurred_at,
+        finding_id,
+        finding_recorded_at,
+        opened_at,
+        first_contact_due,
+        p.occurred_at if first_contact_due else None,
+        first_contact_at,
+        state,
+        p.occurred_at,
+    )
+    return [("case", row), *_dirty(p.org_path, _school_path(p.org_path))]
+
+
+def _case_opened(p: out.CaseOpened) -> list[Op]:
+    return _case_row(
+        p,
+        finding_id=p.finding_id,
+        finding_recorded_at=p.finding_recorded_at,
+        opened_at=p.occurred_at,
+        first_contact_due=p.first_contact_due,
+        state="open",
+    )
+
+
+def _case_joined(p: out.CaseJoined) -> list[Op]:
+    return _case_row(p, first_contact_due=p.first_contact_due)
+
+
+def _case_reopened(p: out.CaseReopened) -> list[Op]:
+    return _case_row(p, first_contact_due=p.first_contact_due, state="open")
+
+
+def _case_touched(p: out.CaseFacts) -> list[Op]:
+    return _case_row(p)
+
+
+def _case_contact(p: out.CaseContactLogged) -> list[Op]:
+    return _case_row(p, first_contact_at=p.contacted_at)
+
+
+def _case_closed(p: out.CaseClosed) -> list[Op]:
+    return _case_row(p, state="closed")
+
+
+def _referral(state: str) -> Callable[[out.ReferralFacts], list[Op]]:
+    def project(p: out.ReferralFacts) -> list[Op]:
+        row = (
+            p.referral_id,
+            p.case_id,
+            p.department.value,
+            p.category.value,
+            p.org_path,
+            state,
+            REFERRAL_RANK[state],
+            p.occurred_at,
+        )
+        return [("referral", row), *_dirty(p.org_path)]
+
+    return project
+
+
+def _committee_formed(p: cm.CommitteeFormed) -> list[Op]:
+    level = COMMITTEE_LEVEL_TO_ORG[p.level.value]
+    return [
+        ("committee", (p.committee_id, p.org_unit_id, p.org_path, level, True, p.occurred_at, 0)),
+        *_dirty(p.org_path),
+    ]
+
+
+def _committee_dissolved(p: cm.CommitteeDissolved) -> list[Op]:
+    return [
+        ("committee", (p.committee_id, p.org_unit_id, p.org_path, None, False, p.occurred_at, 1)),
+        *_dirty(p.org_path),
+    ]
+
+
+def _session_held(p: cm.SessionHeld) -> list[Op]:
+    row = (p.session_id, p.parent_school_id, p.org_path, p.held_on, p.enrolled, p.occurred_at)
+    return [("session", row), *_dirty(p.org_path)]
+
+
+def _attendance(p: cm.AttendanceRecorded) -> list[Op]:
+    row = (p.session_id, p.guardian_id, p.org_path, p.attended, p.occurred_at)
+    return [("attendance", row), *_dirty(p.org_path)]
+
+
+def _team(p: cm.InstructorTeamFormed) -> list[Op]:
+    return [("team", (p.team_id, p.org_path, p.occurred_at)), *_dirty(p.org_path)]
+
+
+def _team_member_added(p: cm.InstructorTeamMemberAdded) -> list[Op]:
+    row = (p.team_id, p.member_id, p.org_path, p.role.value, True, p.occurred_at)
+    return [("team_member", row), *_dirty(p.org_path)]
+
+
+def _team_member_removed(p: cm.InstructorTeamMemberRemoved) -> list[Op]:
+    return [("team_member", (p.team_id, p.member_id, p.org_path, None, False, p.occurred_at)), *_dirty(p.org_path)]
+
+
+def _lecture(p: cm.LectureGiven) -> list[Op]:
+    return [("lecture", (p.lecture_id, p.org_path, p.topic.value, p.headcount, p.given_on)), *_dirty(p.org_path)]
+
+
+def _nothing(_: BaseModel) -> list[Op]:
+    """Consumed (so the group covers every topic) but not needed by any indicator."""
+    return []
+
+
+PROJECTIONS: dict[str, Callable[[Any], list[Op]]] = {
+    "committees.org_unit.registered.v1": _org_unit,
+    "committees.org_unit.changed.v1": _org_unit,
+    "committees.staff.registered.v1": _nothing,
+    "committees.staff.changed.v1": _nothing,
+    "committees.staff.left.v1": _nothing,
+    "committees.student.registered.v1": _nothing,
+    "committees.student.changed.v1": _nothing,
+    "committees.student.left.v1": _nothing,
+    "committees.family.registered.v1": _nothing,
+    "committees.family.changed.v1": _nothing,
+    "committees.committee.formed.v1": _committee_formed,
+    "committees.committee.dissolved.v1": _committee_dissolved,
+    "committees.committee.member_joined.v1": _nothing,
+    "committees.committee.member_left.v1": _nothing,
+    "committees.parent_school.established.v1": _nothing,
+    "committees.parent_school.session_scheduled.v1": _nothing,
+    "committees.parent_school.session_held.v1": _session_held,
+    "committees.parent_school.attendance_recorded.v1": _attendance,
+    "committees.instructor_team.formed.v1": _team,
+    "committees.instructor_team.member_added.v1": _team_member_added,
+    "committees.instructor_team.member_removed.v1": _team_member_removed,
+    "committees.lecture.given.v1": _lecture,
+    "visits.campaign.launched.v1": _campaign,
+    "visits.campaign.closed.v1": _campaign_closed,
+    "visits.assignment.made.v1": _assignment,
+    "visits.assignment.changed.v1": _assignment_changed,
+    "visits.visit.completed.v1": _visit_completed,
+    "visits.visit.missed.v1": _visit_missed,
+    "visits.finding.recorded.v1": _finding,
+    "outreach.group.registered.v1": _group_registered,
+    "outreach.group.verified.v1": _group_verified,
+    "outreach.case.opened.v1": _case_opened,
+    "outreach.case.joined.v1": _case_joined,
+    "outreach.case.reopened.v1": _case_reopened,
+    "outreach.case.assigned.v1": _case_touched,
+    "outreach.case.contact_logged.v1": _case_contact,
+    "outreach.case.escalated.v1": _case_touched,
+    "outreach.case.closed.v1": _case_closed,
+    "outreach.referral.requested.v1": _referral("requested"),
+    "outreach.referral.acknowledged.v1": _referral("acknowledged"),
+    "outreach.referral.accepted.v1": _referral("accepted"),
+    "outreach.referral.declined.v1": _referral("declined"),
+    "outreach.referral.resolved.v1": _referral("resolved"),
+    "outreach.referral.escalated.v1": _referral("escalated"),
+}
+
+
+def project(event_type: str, payload: BaseModel) -> list[Op]:
+    """The fact operations one event implies (empty for types no indicator needs)."""
+    return PROJECTIONS[event_type](payload)

@@ -1,0 +1,25 @@
+"""Settings of the reporting service (env prefix REPORTING_)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    """Reporting: read models, refresh cadence and the owners' APIs for the consistency check."""
+
+    service_name: ClassVar[str] = "reporting"
+    model_config = SettingsConfigDict(env_prefix="REPORTING_", extra="ignore")
+
+    http_port: int = 8104
+    consumer_group: str = "reporting.projections"
+    refresh_interval_seconds: float = 1.0
+    overdue_sweep_seconds: float = 60.0
+    gauges_interval_seconds: float = 15.0
+    visits_url: str = "http://127.0.0.1:8102"
+    outreach_url: str = "http://127.0.0.1:8103"
+    committees_url: str = "http://127.0.0.1:8101"

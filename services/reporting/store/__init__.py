@@ -1,0 +1,1 @@
+"""All SQL of reporting: fact merges, the refresh of materialised figures, and reads."""

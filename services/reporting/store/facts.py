@@ -1,0 +1,301 @@
+"""Merging fact operations into the fact tables with order-independent rules (one row or thousands)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from services.reporting.domain.projection import BOOKKEEPING, OP_COLUMNS, SEP, Op
+
+
+@dataclass(frozen=True)
+class OpSql:
+    """How one operation's rows merge: table, key columns, the row types and the upsert statement."""
+
+    table: str
+    key: tuple[str, ...]
+    types: tuple[str, ...]
+    insert: str  # INSERT ... SELECT ... FROM unnest(...) ON CONFLICT ...
+    movable: bool = True  # the org_path of a row can change: mark the old path dirty too
+
+
+def _unnest(types: tuple[str, ...], cols: tuple[str, ...]) -> str:
+    args = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+    return f"unnest({args}) AS u({', '.join(cols)})"
+
+
+def _op(name: str, table: str, key: tuple[str, ...], types: tuple[str, ...], body: str, movable: bool = True) -> OpSql:
+    cols = OP_COLUMNS[name]
+    assert len(cols) == len(types), name
+    return OpSql(table, key, types, body.replace("{src}", _unnest(types, cols)), movable)
+
+
+T, TS, D, INT, B = "text", "timestamptz", "date", "int", "boolean"
+
+OPS: dict[str, OpSql] = {
+    "org_unit": _op(
+        "org_unit",
+        "org_units",
+        ("org_unit_id",),
+        (T, T, T, T, TS),
+        """INSERT INTO org_units AS o (org_unit_id, org_path, level, name, occurred_at) SELECT * FROM {src}
+        ON CONFLICT (org_unit_id) DO UPDATE SET org_path = excluded.org_path, level = excluded.level,
+            name = excluded.name, occurred_at = excluded.occurred_at
+        WHERE excluded.occurred_at >= o.occurred_at""",
+    ),
+    "campaign": _op(
+        "campaign",
+        "campaigns",
+        ("campaign_id",),
+        (T, T, T, D, D, INT, T, TS, TS),
+        f"""INSERT INTO campaigns AS c (campaign_id, name, org_path, starts_on, ends_on, target_per_teacher,
+            checklist_item_ids, occurred_at, closed_at)
+        SELECT campaign_id, name, org_path, starts_on, ends_on, target_per_teacher,
+            string_to_array(checklist_items, E'{SEP}'), occurred_at, closed_at FROM {{src}}
+        ON CONFLICT (campaign_id) DO UPDATE SET
+            name = coalesce(excluded.name, c.name),
+            org_path = CASE WHEN excluded.occurred_at IS NOT NULL THEN excluded.org_path ELSE c.org_path END,
+            starts_on = coalesce(excluded.starts_on, c.starts_on), ends_on = coalesce(excluded.ends_on, c.ends_on),
+            target_per_teacher = coalesce(excluded.target_per_teacher, c.target_per_teacher),
+            checklist_item_ids = coalesce(excluded.checklist_item_ids, c.checklist_item_ids),
+            occurred_at = coalesce(excluded.occurred_at, c.occurred_at),
+            closed_at = GREATEST(c.closed_at, excluded.closed_at)""",
+        movable=False,
+    ),
+    "assignment": _op(
+        "assignment",
+        "assignments",
+        ("assignment_id",),
+        (T, T, T, T, T, B, TS, INT),
+        """INSERT INTO assignments AS a (assignment_id, campaign_id, teacher_id, family_id, org_path, active,
+            occurred_at, rank) SELECT * FROM {src}
+        ON CONFLICT (assignment_id) DO UPDATE SET campaign_id = excluded.campaign_id,
+            teacher_id = excluded.teacher_id, family_id = excluded.family_id, org_path = excluded.org_path,
+            active = excluded.active, occurred_at = excluded.occurred_at, rank = excluded.rank
+        WHERE (excluded.occurred_at, excluded.rank) >= (a.occurred_at, a.rank)""",
+    ),
+    "visit": _op(
+        "visit",
+        "visits",
+        ("visit_id",),
+        (T, T, T, T, T, T, T, T, D, T, T, TS, INT),
+        f"""INSERT INTO visits AS v (visit_id, campaign_id, assignment_id, teacher_id, family_id, org_path, status,
+            mode, visited_on, yes_items, no_items, occurred_at, rank)
+        SELECT visit_id, campaign_id, assignment_id, teacher_id, family_id, org_path, status, mode, visited_on,
+            coalesce(string_to_array(nullif(yes_items, ''), E'{SEP}'), '{{}}'),
+            coalesce(string_to_array(nullif(no_items, ''), E'{SEP}'), '{{}}'),
+            occurred_at, rank FROM {{src}}
+        ON CONFLICT (visit_id) DO UPDATE SET campaign_id = excluded.campaign_id,
+            assignment_id = excluded.assignment_id, teacher_id = excluded.teacher_id,
+            family_id = excluded.family_id, org_path = excluded.org_path, status = excluded.status,
+            mode = excluded.mode, visited_on = excluded.visited_on, yes_items = excluded.yes_items,
+            no_items = excluded.no_items, occurred_at = excluded.occurred_at, rank = excluded.rank
+        WHERE (excluded.occurred_at, excluded.rank) >= (v.occurred_at, v.rank)""",
+    ),
+    "finding": _op(
+        "finding",
+        "findings",
+        ("finding_id",),
+        (T, T, T, T, T, T, T, D, TS),
+        """INSERT INTO findings (finding_id, student_id, visit_id, campaign_id, category, severity, org_path,
+            visited_on, recorded_at) SELECT * FROM {src} ON CONFLICT (finding_id) DO NOTHING""",
+        movable=False,
+    ),
+    "membership": _op(
+        "membership",
+        "memberships",
+        ("membership_id",),
+        (T, T, T, T, TS, B, TS),
+        """INSERT INTO memberships AS m (membership_id, student_id, grp, org_path, path_at, verified, verified_at)
+        SELECT * FROM {src}
+        ON CONFLICT (membership_id) DO UPDATE SET
+            student_id = CASE WHEN excluded.path_at > m.path_at THEN excluded.student_id ELSE m.student_id END,
+            grp = CASE WHEN excluded.path_at > m.path_at THEN excluded.grp ELSE m.grp END,
+            org_path = CASE WHEN excluded.path_at > m.path_at THEN excluded.org_path ELSE m.org_path END,
+            path_at = GREATEST(m.path_at, excluded.path_at),
+            verified = CASE WHEN excluded.verified_at IS NOT NULL
+                AND (m.verified_at IS NULL OR (excluded.verified_at, excluded.verified) > (m.verified_at, m.verified))
+                THEN excluded.verified ELSE m.verified END,
+            verified_at = GREATEST(m.verified_at, excluded.verified_at)""",
+    ),
+    "case": _op(
+        "case",
+        "cases",
+        ("case_id",),
+        (T, T, T, TS, T, TS, TS, TS, TS, TS, T, TS),
+        """INSERT INTO cases AS c (case_id, student_id, org_path, path_at, finding_id, finding_recorded_at, opened_at,
+            first_contact_due, due_at, first_contact_at, state, state_at, closed_at)
+        SELECT case_id, student_id, org_path, path_at, finding_id, finding_recorded_at, opened_at,
+            first_contact_due, due_at, first_contact_at, coalesce(state, 'open'),
+            CASE WHEN state IS NULL THEN '-infinity'::timestamptz ELSE state_at END,
+            CASE WHEN state = 'closed' THEN state_at END
+        FROM {src}
+        ON CONFLICT (case_id) DO UPDATE SET
+            student_id = CASE WHEN excluded.path_at > c.path_at THEN excluded.student_id ELSE c.student_id END,
+            org_path = CASE WHEN excluded.path_at > c.path_at THEN excluded.org_path ELSE c.org_path END,
+            path_at = GREATEST(c.path_at, excluded.path_at),
+            finding_id = coalesce(c.finding_id, excluded.finding_id),
+            finding_recorded_at = coalesce(c.finding_recorded_at, excluded.finding_recorded_at),
+            opened_at = LEAST(c.opened_at, excluded.opened_at),
+            first_contact_due = CASE WHEN excluded.due_at IS NOT NULL AND (c.due_at IS NULL
+                OR (excluded.due_at, excluded.first_contact_due) > (c.due_at, c.first_contact_due))
+                THEN excluded.first_contact_due ELSE c.first_contact_due END,
+            due_at = GREATEST(c.due_at, excluded.due_at),
+            first_contact_at = LEAST(c.first_contact_at, excluded.first_contact_at),
+            state = CASE WHEN (excluded.state_at, excluded.state) > (c.state_at, c.state)
+                THEN excluded.state ELSE c.state END,
+            state_at = GREATEST(c.state_at, excluded.state_at),
+            closed_at = GREATEST(c.closed_at, excluded.closed_at)""",
+    ),
+    "referral": _op(
+        "referral",
+        "referrals",
+        ("referral_id",),
+        (T, T, T, T, T, T, INT, TS),
+        """INSERT INTO referrals AS r (referral_id, case_id, department, category, org_path, state, state_rank,
+            state_at) SELECT * FROM {src}
+        ON CONFLICT (referral_id) DO UPDATE SET case_id = excluded.case_id, department = excluded.department,
+            category = excluded.category, org_path = excluded.org_path, state = excluded.state,
+            state_rank = excluded.state_rank, state_at = excluded.state_at
+        WHERE (excluded.state_at, excluded.state_rank) >= (r.state_at, r.state_rank)""",
+    ),
+    "committee": _op(
+        "committee",
+        "committees",
+        ("committee_id",),
+        (T, T, T, T, B, TS, INT),
+        """INSERT INTO committees AS c (committee_id, org_unit_id, org_path, level, active, state_at, rank)
+        SELECT * FROM {src}
+        ON CONFLICT (committee_id) DO UPDATE SET level = coalesce(excluded.level, c.level),
+            org_unit_id = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
+                THEN excluded.org_unit_id ELSE c.org_unit_id END,
+            org_path = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
+                THEN excluded.org_path ELSE c.org_path END,
+            active = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
+                THEN excluded.active ELSE c.active END,
+            rank = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
+                THEN excluded.rank ELSE c.rank END,
+            state_at = GREATEST(c.state_at, excluded.state_at)""",
+    ),
+    "session": _op(
+        "session",
+        "sessions",
+        ("session_id",),
+        (T, T, T, D, INT, TS),
+        """INSERT INTO sessions AS s (session_id, parent_school_id, org_path, held_on, enrolled, occurred_at)
+        SELECT * FROM {src}
+        ON CONFLICT (session_id) DO UPDATE SET parent_school_id = excluded.parent_school_id,
+            org_path = excluded.org_path, held_on = excluded.held_on, enrolled = excluded.enrolled,
+            occurred_at = excluded.occurred_at
+        WHERE excluded.occurred_at >= s.occurred_at""",
+    ),
+    "attendance": _op(
+        "attendance",
+        "attendance",
+        ("session_id", "guardian_id"),
+        (T, T, T, B, TS),
+        """INSERT INTO attendance AS a (session_id, guardian_id, org_path, attended, occurred_at) SELECT * FROM {src}
+        ON CONFLICT (session_id, guardian_id) DO UPDATE SET org_path = excluded.org_path,
+            attended = excluded.attended, occurred_at = excluded.occurred_at
+        WHERE (excluded.occurred_at, excluded.attended) >= (a.occurred_at, a.attended)""",
+        movable=False,
+    ),
+    "team": _op(
+        "team",
+        "teams",
+        ("team_id",),
+        (T, T, TS),
+        """INSERT INTO teams AS t (team_id, org_path, occurred_at) SELECT * FROM {src}
+        ON CONFLICT (team_id) DO UPDATE SET org_path = excluded.org_path, occurred_at = excluded.occurred_at
+        WHERE excluded.occurred_at >= t.occurred_at""",
+    ),
+    "team_member": _op(
+        "team_member",
+        "team_members",
+        ("team_id", "member_id"),
+        (T, T, T, T, B, TS),
+        """INSERT INTO team_members AS m (team_id, member_id, org_path, role, active, occurred_at) SELECT * FROM {src}
+        ON CONFLICT (team_id, member_id) DO UPDATE SET role = coalesce(excluded.role, m.role),
+            org_path = CASE WHEN (excluded.occurred_at, NOT excluded.active) >= (m.occurred_at, NOT m.active)
+                THEN excluded.org_path ELSE m.org_path END,
+            active = CASE WHEN (excluded.occurred_at, NOT excluded.active) >= (m.occurred_at, NOT m.active)
+                THEN excluded.active ELSE m.active END,
+            occurred_at = GREATEST(m.occurred_at, excluded.occurred_at)""",
+        movable=False,
+    ),
+    "lecture": _op(
+        "lecture",
+        "lectures",
+        ("lecture_id",),
+        (T, T, T, INT, D),
+        """INSERT INTO lectures (lecture_id, org_path, topic, headcount, given_on) SELECT * FROM {src}
+        ON CONFLICT (lecture_id) DO NOTHING""",
+        movable=False,
+    ),
+    "dirty_leaf": _op(
+        "dirty_leaf",
+        "dirty_leaves",
+        ("path",),
+        (T,),
+        "INSERT INTO dirty_leaves (path) SELECT DISTINCT * FROM {src} ORDER BY 1 ON CONFLICT DO NOTHING",
+        movable=False,
+    ),
+    "dirty_entity": _op(
+        "dirty_entity",
+        "dirty_entities",
+        ("kind", "entity_id"),
+        (T, T),
+        "INSERT INTO dirty_entities (kind, entity_id) SELECT DISTINCT * FROM {src} ORDER BY 1, 2"
+        " ON CONFLICT DO NOTHING",
+        movable=False,
+    ),
+}
+
+# Apply order: facts first, bookkeeping last (dirty rows are locked as briefly as possible).
+ORDER = [name for name in OPS if name not in BOOKKEEPING] + sorted(BOOKKEEPING)
+
+
+def _rounds(op: OpSql, rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """Split rows so that no statement touches a key twice (ON CONFLICT cannot update a row twice)."""
+    if len(op.key) == len(OP_COLUMNS_BY_TABLE[op.table]):  # bookkeeping: DISTINCT handles repeats
+        return [rows]
+    idx = [OP_COLUMNS_BY_TABLE[op.table].index(k) for k in op.key]
+    seen: dict[tuple[Any, ...], int] = defaultdict(int)
+    rounds: list[list[tuple[Any, ...]]] = []
+    for row in rows:
+        k = tuple(row[i] for i in idx)
+        n = seen[k]
+        seen[k] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    return rounds
+
+
+OP_COLUMNS_BY_TABLE = {op.table: OP_COLUMNS[name] for name, op in OPS.items()}
+
+
+async def apply_ops(conn: asyncpg.Connection, ops: list[Op], *, track: bool = True) -> None:
+    """Merge operations into the facts; with `track`, also mark old and new paths for the incremental refresh."""
+    grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for name, row in ops:
+        if track or name not in BOOKKEEPING:
+            grouped[name].append(row)
+    for name in ORDER:
+        rows = grouped.get(name)
+        if not rows:
+            continue
+        op = OPS[name]
+        for batch in _rounds(op, rows):
+            if track and op.movable:
+                # A fact moving to another path leaves its old leaf stale: mark it before the merge.
+                keys = [r[0] for r in batch]
+                await conn.execute(
+                    f"INSERT INTO dirty_leaves (path) SELECT DISTINCT org_path FROM {op.table}"
+                    f" WHERE {op.key[0]} = ANY($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+                    keys,
+                )
+            await conn.execute(op.insert, *[list(col) for col in zip(*batch, strict=True)])

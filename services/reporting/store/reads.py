@@ -1,0 +1,76 @@
+"""Reads of the materialised figures (single index lookups, whatever the level)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from services.reporting.domain.figures import Metrics
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+async def node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
+    """(node, scope) -> {(metric, dim): value} for the given nodes."""
+    rows = await conn.fetch(
+        "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)",
+        nodes,
+        scopes,
+    )
+    out: dict[tuple[str, str], Metrics] = {}
+    for r in rows:
+        out.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["value"])
+    return out
+
+
+async def node_extra(conn: Conn, nodes: list[str], scope: str) -> dict[str, dict[str, float | None]]:
+    """node -> {metric: value} of the non-additive figures (percentiles)."""
+    rows = await conn.fetch(
+        "SELECT node, metric, value FROM node_extra WHERE node = ANY($1::text[]) AND scope = $2", nodes, scope
+    )
+    out: dict[str, dict[str, float | None]] = {}
+    for r in rows:
+        out.setdefault(r["node"], {})[r["metric"]] = None if r["value"] is None else float(r["value"])
+    return out
+
+
+async def children(conn: Conn, node: str) -> list[str]:
+    """The child nodes that have any figure (scope '' holds every node)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT node FROM node_metrics WHERE parent = $1 AND scope = '' ORDER BY node", node
+    )
+    return [r["node"] for r in rows]
+
+
+async def names(conn: Conn, paths: list[str]) -> dict[str, tuple[str, str]]:
+    """org_path -> (name, level) from the directory."""
+    rows = await conn.fetch("SELECT org_path, name, level FROM org_units WHERE org_path = ANY($1::text[])", paths)
+    return {r["org_path"]: (r["name"], r["level"]) for r in rows}
+
+
+async def campaigns(conn: Conn) -> list[dict[str, Any]]:
+    """Every campaign seen, newest first."""
+    rows = await conn.fetch(
+        "SELECT campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, checklist_item_ids, closed_at"
+        " FROM campaigns ORDER BY starts_on DESC NULLS LAST, campaign_id"
+    )
+    return [dict(r) for r in rows]
+
+
+async def checklist_items(conn: Conn, campaign_id: str) -> list[str]:
+    """The checklist item ids of a campaign, in order (of every campaign for '')."""
+    if not campaign_id:
+        rows = await conn.fetch("SELECT checklist_item_ids FROM campaigns ORDER BY starts_on, campaign_id")
+        return list(dict.fromkeys(i for r in rows for i in (r["checklist_item_ids"] or [])))
+    items = await conn.fetchval("SELECT checklist_item_ids FROM campaigns WHERE campaign_id = $1", campaign_id)
+    return list(items or [])
+
+
+async def district_gauges(conn: Conn) -> list[asyncpg.Record]:
+    """Per district and scope: families assigned/visited and open/overdue cases."""
+    return await conn.fetch(
+        "SELECT node, scope, metric, value FROM node_metrics WHERE parent = (SELECT min(node) FROM node_metrics"
+        " WHERE parent = '') AND metric = ANY($1) AND dim = ''",
+        ["families_assigned", "families_visited", "cases_open", "cases_overdue"],
+    )

@@ -1,0 +1,266 @@
+"""Refresh of the materialised figures: dirty leaves → leaf_metrics → node_metrics rolled up to the city."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from shared.db import lock_key
+
+TZ = "Asia/Shanghai"  # the bureau's calendar day
+
+# Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias).
+LEAF_SQL = f"""
+INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
+SELECT scope, leaf, metric, dim, sum(v) FROM (
+  SELECT s.scope, a.org_path AS leaf, 'assignments' AS metric, '' AS dim, 1 AS v
+    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {{f:a}}
+  UNION ALL
+  SELECT s.scope, v.org_path, m.metric, m.dim, 1
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope)
+    CROSS JOIN LATERAL (VALUES ('visits_completed', ''), ('visits_by_mode', v.mode),
+                               ('visits_daily', v.visited_on::text)) m(metric, dim)
+    WHERE v.status = 'completed' AND {{f:v}}
+  UNION ALL
+  SELECT s.scope, v.org_path, 'visits_missed', '', 1
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'missed' AND {{f:v}}
+  UNION ALL
+  SELECT s.scope, v.org_path, m.metric, i.item, 1
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope)
+    CROSS JOIN LATERAL (SELECT unnest(v.yes_items) AS item, true AS yes
+                        UNION ALL SELECT unnest(v.no_items), false) i
+    CROSS JOIN LATERAL (VALUES ('checklist_answered', true), ('checklist_yes', i.yes)) m(metric, ok)
+    WHERE v.status = 'completed' AND m.ok AND {{f:v}}
+  UNION ALL
+  SELECT s.scope, f.org_path, m.metric, m.dim, 1
+    FROM findings f CROSS JOIN LATERAL (VALUES (''), (f.campaign_id)) s(scope)
+    CROSS JOIN LATERAL (VALUES ('findings', f.category || '|' || f.severity),
+                               ('findings_daily', f.visited_on::text)) m(metric, dim)
+    WHERE {{f:f}}
+  UNION ALL
+  SELECT s.scope, c.org_path, m.metric, m.dim, 1
+    FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
+    CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT cf.campaign_id WHERE cf.campaign_id IS NOT NULL) s
+    CROSS JOIN LATERAL (VALUES
+        ('cases_total', '', true),
+        ('cases_open', '', c.state = 'open'),
+        ('cases_closed', '', c.state = 'closed'),
+        ('cases_overdue', '', c.state = 'open' AND c.first_contact_at IS NULL AND c.first_contact_due < now()),
+        ('cases_opened_daily', (c.opened_at AT TIME ZONE '{TZ}')::date::text, c.opened_at IS NOT NULL),
+        ('cases_closed_daily', (c.closed_at AT TIME ZONE '{TZ}')::date::text, c.state = 'closed')
+    ) m(metric, dim, ok)
+    WHERE m.ok AND {{f:c}}
+  UNION ALL
+  SELECT s.scope, r.org_path, 'referrals', r.department || '|' || r.state, 1
+    FROM referrals r LEFT JOIN cases rc ON rc.case_id = r.case_id
+    LEFT JOIN findings rf ON rf.finding_id = rc.finding_id
+    CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT rf.campaign_id WHERE rf.campaign_id IS NOT NULL) s
+    WHERE {{f:r}}
+  UNION ALL
+  SELECT '', g.org_path, 'special_group', g.grp, 1
+    FROM (SELECT DISTINCT org_path, student_id, grp FROM memberships g
+          WHERE g.verified IS DISTINCT FROM false AND {{f:g}}) g
+  UNION ALL
+  SELECT '', o.org_path, 'org_units', o.level, 1 FROM org_units o WHERE {{f:o}}
+  UNION ALL
+  SELECT '', c.org_path, 'units_with_committee', c.level, 1
+    FROM (SELECT DISTINCT ON (org_path) org_path, level FROM committees c
+          WHERE c.active AND c.level IS NOT NULL AND {{f:c}} ORDER BY org_path, level) c
+  UNION ALL
+  SELECT '', c.org_path, 'committees_active', '', 1 FROM committees c WHERE c.active AND {{f:c}}
+  UNION ALL
+  SELECT '', s.org_path, m.metric, '', m.v
+    FROM sessions s CROSS JOIN LATERAL (VALUES ('sessions_held', 1), ('session_enrolled', s.enrolled)) m(metric, v)
+    WHERE {{f:s}}
+  UNION ALL
+  SELECT '', a.org_path, 'attendance_present', '', 1 FROM attendance a WHERE a.attended AND {{f:a}}
+  UNION ALL
+  SELECT '', t.org_path, 'teams', '', 1 FROM teams t WHERE {{f:t}}
+  UNION ALL
+  SELECT '', t.org_path, 'team_members', t.role, 1 FROM team_members t WHERE t.active AND t.role IS NOT NULL AND {{f:t}}
+  UNION ALL
+  SELECT '', l.org_path, m.metric, l.topic, m.v
+    FROM lectures l CROSS JOIN LATERAL (VALUES ('lectures', 1), ('lecture_audience', l.headcount)) m(metric, v)
+    WHERE {{f:l}}
+  UNION ALL
+  SELECT w.scope, w.node, w.metric, '', w.weight FROM entity_weights w WHERE {{n:w}}
+) x
+GROUP BY scope, leaf, metric, dim
+"""
+
+# Where each distinct entity occurs: (kind, entity, scope, metric, path), for the entities in $1/$2.
+ENTITY_PATHS = """
+  SELECT 'teacher' AS kind, a.teacher_id AS entity_id, s.scope, 'teachers_assigned' AS metric, a.org_path AS path
+    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {t:a}
+  UNION
+  SELECT 'teacher', v.teacher_id, s.scope, 'teachers_active', v.org_path
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {t:v}
+  UNION
+  SELECT 'family', a.family_id, s.scope, 'families_assigned', a.org_path
+    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {fam:a}
+  UNION
+  SELECT 'family', v.family_id, s.scope, 'families_visited', v.org_path
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {fam:v}
+"""
+
+ENTITY_SQL = f"""
+WITH p AS ({ENTITY_PATHS}),
+n AS (SELECT kind, entity_id, scope, metric, count(*) AS paths FROM p GROUP BY 1, 2, 3, 4),
+single AS (
+  SELECT p.kind, p.entity_id, p.scope, p.metric, p.path AS node, 1 AS weight
+  FROM p JOIN n USING (kind, entity_id, scope, metric) WHERE n.paths = 1
+),
+tree AS (
+  SELECT DISTINCT p.kind, p.entity_id, p.scope, p.metric, a.node
+  FROM p JOIN n USING (kind, entity_id, scope, metric) CROSS JOIN LATERAL unnest(path_ancestors(p.path)) a(node)
+  WHERE n.paths > 1
+),
+multi AS (
+  SELECT t.kind, t.entity_id, t.scope, t.metric, t.node,
+         1 - (SELECT count(*) FROM tree c WHERE (c.kind, c.entity_id, c.scope, c.metric) = (t.kind, t.entity_id,
+              t.scope, t.metric) AND path_parent(c.node) = t.node)::int AS weight
+  FROM tree t
+)
+INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)
+SELECT * FROM single UNION ALL SELECT * FROM multi WHERE weight <> 0
+RETURNING node
+"""
+
+ROLLUP_SQL = """
+INSERT INTO node_metrics (scope, node, parent, metric, dim, value)
+SELECT scope, node, path_parent(node), metric, dim, sum(value) FROM (
+  SELECT scope, leaf AS node, metric, dim, value FROM leaf_metrics WHERE leaf = ANY($1::text[])
+  UNION ALL
+  SELECT scope, parent, metric, dim, value FROM node_metrics WHERE parent = ANY($1::text[])
+) x GROUP BY scope, node, metric, dim
+HAVING sum(value) <> 0
+"""
+
+# Percentiles (hours) per node and scope, over the cases under each node.
+EXTRA_SQL = """
+INSERT INTO node_extra (scope, node, parent, metric, value)
+SELECT s.scope, a.node, path_parent(a.node), m.metric,
+       percentile_cont(m.q) WITHIN GROUP (ORDER BY m.h)
+FROM cases c
+LEFT JOIN findings cf ON cf.finding_id = c.finding_id
+CROSS JOIN LATERAL unnest(path_ancestors(c.org_path)) a(node)
+CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT cf.campaign_id WHERE cf.campaign_id IS NOT NULL) s
+CROSS JOIN LATERAL (VALUES
+    ('finding_to_case_median_hours', 0.5::float8, extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
+    ('finding_to_case_p90_hours', 0.9::float8, extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
+    ('case_to_contact_median_hours', 0.5::float8, extract(epoch FROM c.first_contact_at - c.opened_at) / 3600),
+    ('case_to_contact_p90_hours', 0.9::float8, extract(epoch FROM c.first_contact_at - c.opened_at) / 3600)
+) m(metric, q, h)
+WHERE m.h IS NOT NULL AND {n}
+GROUP BY s.scope, a.node, m.metric, m.q
+"""
+
+FACT_TABLES = (
+    "org_units",
+    "assignments",
+    "visits",
+    "findings",
+    "memberships",
+    "cases",
+    "referrals",
+    "committees",
+    "sessions",
+    "attendance",
+    "teams",
+    "team_members",
+    "lectures",
+)
+
+
+def _leaf_sql(full: bool) -> str:
+    sql = LEAF_SQL
+    for alias in "avfcrgosltw":
+        sql = sql.replace(f"{{f:{alias}}}", "true" if full else f"{alias}.org_path = ANY($1::text[])")
+        sql = sql.replace(f"{{n:{alias}}}", "true" if full else f"{alias}.node = ANY($1::text[])")
+    return sql
+
+
+def _entity_sql(full: bool) -> str:
+    sql = ENTITY_SQL
+    for alias in "av":
+        sql = sql.replace(f"{{t:{alias}}}", "true" if full else f"{alias}.teacher_id = ANY($1::text[])")
+        sql = sql.replace(f"{{fam:{alias}}}", "true" if full else f"{alias}.family_id = ANY($2::text[])")
+    return sql
+
+
+def ancestors(path: str) -> list[str]:
+    """Every prefix of a path, the root first."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, overdue_sweep: bool = False) -> bool:
+    """Recompute figures for what changed (or everything); False when another replica holds the refresh."""
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"reporting-refresh:{schema}")):
+            return False
+        if full:
+            await _refresh_full(conn)
+        else:
+            await _refresh_dirty(conn, overdue_sweep=overdue_sweep)
+        await conn.execute("UPDATE refresh_state SET generation = generation + 1, refreshed_at = now()")
+    return True
+
+
+async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> None:
+    leaves = {r["path"] for r in await conn.fetch("DELETE FROM dirty_leaves RETURNING path")}
+    ents = await conn.fetch("DELETE FROM dirty_entities RETURNING kind, entity_id")
+    if overdue_sweep:  # overdue depends on the clock: recount leaves with cases waiting for a first contact
+        leaves |= {
+            r["org_path"]
+            for r in await conn.fetch(
+                "SELECT DISTINCT org_path FROM cases WHERE state = 'open' AND first_contact_at IS NULL"
+            )
+        }
+    if ents:
+        teachers = [r["entity_id"] for r in ents if r["kind"] == "teacher"]
+        families = [r["entity_id"] for r in ents if r["kind"] == "family"]
+        old = await conn.fetch(
+            "DELETE FROM entity_weights WHERE (kind = 'teacher' AND entity_id = ANY($1::text[]))"
+            " OR (kind = 'family' AND entity_id = ANY($2::text[])) RETURNING node",
+            teachers,
+            families,
+        )
+        new = await conn.fetch(_entity_sql(False), teachers, families)
+        leaves |= {r["node"] for r in old} | {r["node"] for r in new}
+    if not leaves:
+        return
+    leaf_list = sorted(leaves)
+    await conn.execute("DELETE FROM leaf_metrics WHERE leaf = ANY($1::text[])", leaf_list)
+    await conn.execute(_leaf_sql(False), leaf_list)
+    nodes = {a for leaf in leaves for a in ancestors(leaf)}
+    await _rollup(conn, nodes)
+    node_list = sorted(nodes)
+    await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", node_list)
+    await conn.execute(EXTRA_SQL.replace("{n}", "a.node = ANY($1::text[])"), node_list)
+
+
+async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
+    """Recompute the given nodes deepest first, each from its own leaf rows and its children's rows."""
+    by_depth: dict[int, list[str]] = {}
+    for n in nodes:
+        by_depth.setdefault(n.count("/"), []).append(n)
+    for depth in sorted(by_depth, reverse=True):
+        batch = sorted(by_depth[depth])
+        await conn.execute("DELETE FROM node_metrics WHERE node = ANY($1::text[])", batch)
+        await conn.execute(ROLLUP_SQL, batch)
+
+
+async def _refresh_full(conn: asyncpg.Connection) -> None:
+    await conn.execute("TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra")
+    await conn.execute(_entity_sql(True).replace("$1::text[]", "NULL").replace("$2::text[]", "NULL"))
+    await conn.execute(_leaf_sql(True))
+    leaves = [r["leaf"] for r in await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics")]
+    await _rollup(conn, {a for leaf in leaves for a in ancestors(leaf)})
+    await conn.execute(EXTRA_SQL.replace("{n}", "true"))
+
+
+async def pending(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """How many dirty leaves and entities wait for the next refresh."""
+    return int(
+        await conn.fetchval("SELECT (SELECT count(*) FROM dirty_leaves) + (SELECT count(*) FROM dirty_entities)")
+    )

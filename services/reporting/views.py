@@ -1,0 +1,53 @@
+"""Figures documents for the API, exports and dashboard (reads + pure assembly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.reporting.domain.figures import figures, merge_scopes, series
+from services.reporting.store import reads
+from services.reporting.store.reads import Conn
+
+
+async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict[str, Any]]:
+    """The indicator document of each node for a campaign ('' = all campaigns)."""
+    scopes = ["", campaign_id] if campaign_id else [""]
+    metrics = await reads.node_metrics(conn, nodes, scopes)
+    extra = await reads.node_extra(conn, nodes, campaign_id)
+    names = await reads.names(conn, nodes)
+    items = await reads.checklist_items(conn, campaign_id)
+    out = []
+    for n in nodes:
+        merged = merge_scopes(metrics.get((n, campaign_id), {}), metrics.get((n, ""), {}), campaign_id)
+        name, level = names.get(n, (n.rsplit("/", 1)[-1], _level(n)))
+        out.append(
+            {
+                "org_path": n,
+                "name": name,
+                "level": level,
+                "campaign_id": campaign_id or None,
+                "figures": figures(merged, extra.get(n, {}), items),
+            }
+        )
+    return out
+
+
+async def children(conn: Conn, node: str, campaign_id: str) -> dict[str, Any]:
+    """The node's own figures and each child's."""
+    kids = await reads.children(conn, node)
+    docs = await summaries(conn, [node, *kids], campaign_id)
+    return {"org_path": node, "campaign_id": campaign_id or None, "self": docs[0], "children": docs[1:]}
+
+
+async def day_series(conn: Conn, node: str, campaign_id: str) -> dict[str, Any]:
+    """Per-day counts for a node and campaign."""
+    scope = campaign_id or ""
+    metrics = await reads.node_metrics(conn, [node], [scope])
+    return {"org_path": node, "campaign_id": campaign_id or None, "days": series(metrics.get((node, scope), {}))}
+
+
+LEVELS = {1: "city", 2: "district", 3: "school", 4: "grade", 5: "class"}
+
+
+def _level(path: str) -> str:
+    return LEVELS.get(path.count("/"), "unit")
