@@ -1,0 +1,249 @@
+"""Rebuild every read model by replaying all topics from offset 0 into a fresh schema, then swap it in.
+
+`python -m services.reporting.rebuild [--no-swap] [--drop-old]`
+
+The replay uses the same projection (domain.projection) and the same fact merges (store.facts) as the live
+consumer, but in bulk: a few thousand events per transaction, set-based merges, no inbox (the merges are
+idempotent), offsets kept in the rebuilt schema's `rebuild_offsets`. Then one full refresh. The swap takes
+a lock that pauses the live consumer, replays the tail up to the current end of every partition, and renames
+the schemas in one transaction, so readers never see a half-built model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from services.reporting.domain.projection import PROJECTIONS, Op, project
+from services.reporting.handlers import handlers
+from services.reporting.settings import ReportingSettings
+from services.reporting.store.facts import apply_ops
+from services.reporting.store.refresh import refresh
+from shared import db
+from shared.events import registry
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class Stats:
+    """What a replay did."""
+
+    events: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    refresh_seconds: float = 0.0
+    tail_events: int = 0
+    schema: str = ""
+    old_schema: str | None = None
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def topics(settings: ReportingSettings) -> list[str]:
+    """Physical names of every topic the projection reads."""
+    handlers()  # make sure the contracts are registered
+    return [settings.topic(t) for t in registry.topics_for(list(PROJECTIONS))]
+
+
+def decode(records: list[ConsumerRecord]) -> tuple[list[Op], int]:
+    """Contract-validated operations of a batch of records, and how many records were unusable."""
+    ops: list[Op] = []
+    skipped = 0
+    for rec in records:
+        try:
+            env = orjson.loads(rec.value or b"")
+            type_ = env["type"]
+            if type_ not in PROJECTIONS:
+                skipped += 1
+                continue
+            payload = registry.spec(type_).model.model_validate(env["data"])
+        except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError):
+            skipped += 1  # the live consumer dead-letters these; a rebuild cannot apply them either
+            continue
+        ops.extend(project(type_, payload))
+    return ops, skipped
+
+
+async def _assign(consumer: AIOKafkaConsumer, names: list[str]) -> list[TopicPartition]:
+    tps: list[TopicPartition] = []
+    for name in names:
+        parts = consumer.partitions_for_topic(name)
+        for _ in range(50):
+            if parts:
+                break
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(name)
+            await asyncio.sleep(0.1)
+        tps.extend(TopicPartition(name, p) for p in sorted(parts or ()))
+    consumer.assign(tps)
+    return tps
+
+
+async def replay(
+    settings: ReportingSettings,
+    pool: asyncpg.Pool,
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    stats: Stats,
+    *,
+    track: bool,
+    max_records: int = 5000,
+) -> None:
+    """Apply every record from the current positions up to the partitions' current ends."""
+    end = await consumer.end_offsets(tps)
+    pending: asyncio.Task[None] | None = None
+
+    async def apply(ops: list[Op], positions: dict[tuple[str, int], int]) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await apply_ops(conn, ops, track=track)
+            await conn.executemany(
+                "INSERT INTO rebuild_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
+                " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                [(t, p, o) for (t, p), o in positions.items()],
+            )
+
+    try:
+        while True:
+            todo = [tp for tp in tps if (await consumer.position(tp)) < end[tp]]
+            if not todo:
+                break
+            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=max_records)
+            records = [r for rs in batch.values() for r in rs if r.offset < end[TopicPartition(r.topic, r.partition)]]
+            if not records:
+                continue
+            ops, skipped = decode(records)
+            positions = {(tp.topic, tp.partition): rs[-1].offset + 1 for tp, rs in batch.items()}
+            if pending is not None:
+                await pending  # decoding this batch overlapped with the database applying the previous one
+            pending = asyncio.create_task(apply(ops, positions))
+            stats.events += len(records)
+            stats.skipped += skipped
+            stats.positions.update(positions)
+        if pending is not None:
+            await pending
+            pending = None
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+async def rebuild(
+    settings: ReportingSettings, *, swap: bool = True, drop_old: bool = False, target: str | None = None
+) -> Stats:
+    """Replay all topics into a fresh schema; with `swap`, make it the live one."""
+    live = settings.db_schema
+    target = target or f"{live}__rebuild"
+    stats = Stats(schema=target)
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{target}" CASCADE')
+    finally:
+        await admin.close()
+    pool = await db.create_pool(settings.database_url, target, min_size=2, max_size=3)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        await db.migrate(pool, target, db.KIT_MIGRATIONS, MIGRATIONS)
+        tps = await _assign(consumer, topics(settings))
+        if tps:
+            await consumer.seek_to_beginning(*tps)
+        started = time.perf_counter()
+        await replay(settings, pool, consumer, tps, stats, track=False)
+        stats.seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        async with pool.acquire() as conn:
+            await refresh(conn, target, full=True)
+        stats.refresh_seconds = time.perf_counter() - started
+        if swap:
+            stats.old_schema = await _swap(settings, pool, consumer, tps, stats, live, target, drop_old)
+            stats.schema = live
+    finally:
+        await consumer.stop()
+        await pool.close()
+    return stats
+
+
+async def _swap(
+    settings: ReportingSettings,
+    pool: asyncpg.Pool,
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    stats: Stats,
+    live: str,
+    target: str,
+    drop_old: bool,
+) -> str | None:
+    """Pause the live consumers, replay the tail, rename the schemas in one transaction."""
+    conn = await asyncpg.connect(settings.database_url)
+    old = f"{live}__old_{int(time.time())}"
+    try:
+        async with conn.transaction():
+            exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", live)
+            if exists:
+                # Live consumers write their inbox row first in every transaction: this waits for the running
+                # ones and holds new ones back, so nothing is applied live that the tail below does not hold.
+                await conn.execute(f'LOCK TABLE "{live}".inbox IN SHARE ROW EXCLUSIVE MODE')
+            before = stats.events
+            await replay(settings, pool, consumer, tps, stats, track=True)
+            stats.tail_events = stats.events - before
+            async with pool.acquire() as rconn:
+                await refresh(rconn, target)
+            if exists:
+                await conn.execute(f'ALTER SCHEMA "{live}" RENAME TO "{old}"')
+            await conn.execute(f'ALTER SCHEMA "{target}" RENAME TO "{live}"')
+        if exists and drop_old:
+            await conn.execute(f'DROP SCHEMA "{old}" CASCADE')
+            return None
+        return old if exists else None
+    finally:
+        await conn.close()
+
+
+def main() -> None:
+    """CLI entry point."""
+    p = argparse.ArgumentParser(description="Rebuild reporting's read models from the start of every topic.")
+    p.add_argument("--no-swap", action="store_true", help="build into <schema>__rebuild and leave it there")
+    p.add_argument("--drop-old", action="store_true", help="drop the replaced schema after the swap")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    stats = asyncio.run(rebuild(ReportingSettings(), swap=not a.no_swap, drop_old=a.drop_old))
+    out: dict[str, Any] = {
+        "events": stats.events,
+        "skipped": stats.skipped,
+        "replay_seconds": round(stats.seconds, 2),
+        "events_per_second": round(stats.rate),
+        "refresh_seconds": round(stats.refresh_seconds, 2),
+        "tail_events": stats.tail_events,
+        "schema": stats.schema,
+        "old_schema": stats.old_schema,
+    }
+    print(orjson.dumps(out).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Drill-down, scoping, exports (CSV and XLSX carry the API's numbers) and the business gauges."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from openpyxl import load_workbook
+
+from services.reporting.domain.figures import flatten
+from shared.auth import issue_token
+from shared.testing.fixtures import wait_for
+from tests.integration.reporting import scenario
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def loaded(reporting):
+    messages = scenario.envelopes(scenario.all_events())
+    await scenario.publish(reporting.settings, messages)
+    await reporting.converge(len(messages))
+    return reporting
+
+
+def _csv(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+def _xlsx(body: bytes) -> list[list]:
+    ws = load_workbook(io.BytesIO(body)).active
+    return [list(r) for r in ws.iter_rows(values_only=True)]
+
+
+def _same(a, b) -> bool:
+    if a in (None, "") and b in (None, ""):
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+async def test_drill_down_lists_children_with_their_figures(loaded):
+    r = await loaded.get("/api/v1/children", org_path=scenario.CITY, campaign_id=scenario.CAMPAIGN)
+    assert r.status_code == 200
+    body = r.json()
+    assert [c["org_path"] for c in body["children"]] == [scenario.D1, scenario.D2]
+    assert [c["name"] for c in body["children"]] == ["白银区", "平川区"]
+    assert [c["figures"]["assignments"] for c in body["children"]] == [5, 1]
+    assert body["self"]["figures"]["assignments"] == 6
+    r = await loaded.get("/api/v1/children", org_path=scenario.D1, campaign_id=scenario.CAMPAIGN)
+    assert [(c["org_path"], c["level"]) for c in r.json()["children"]] == [
+        (scenario.S1, "school"),
+        (scenario.S2, "school"),
+    ]
+
+
+async def test_scoping_to_the_callers_subtree(loaded):
+    school_admin = issue_token(role="school_admin", org_path=scenario.S1)
+    r = await loaded.get("/api/v1/summary", token=school_admin)
+    assert r.status_code == 200 and r.json()["org_path"] == scenario.S1
+    assert (await loaded.get("/api/v1/summary", token=school_admin, org_path=scenario.D1)).status_code == 403
+    auditor = issue_token(role="auditor", org_path=scenario.D2)
+    assert (await loaded.get("/api/v1/children", token=auditor)).status_code == 200
+    assert (await loaded.get("/api/v1/summary", token=auditor, org_path=scenario.S1)).status_code == 403
+    teacher = issue_token(role="teacher", org_path=scenario.S1, staff_id="t1")
+    assert (await loaded.get("/api/v1/summary", token=teacher)).status_code == 403
+    bad = await loaded.get("/api/v1/summary", org_path="not a path")
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    assert (await loaded.get("/api/v1/exports/nope")).status_code == 422
+
+
+async def test_exports_hold_the_same_numbers_as_the_api(loaded):
+    campaign = scenario.CAMPAIGN
+    summary = (await loaded.summary(scenario.D1, campaign))["figures"]
+    want = [[k, v] for k, v in flatten(summary)]
+    for fmt, parse in (("csv", _csv), ("xlsx", _xlsx)):
+        r = await loaded.get("/api/v1/exports/summary", org_path=scenario.D1, campaign_id=campaign, format=fmt)
+        assert r.status_code == 200
+        rows = parse(r.content)
+        assert rows[0] == ["indicator", "value"]
+        assert len(rows) - 1 == len(want)
+        for (name, value), (got_name, got_value) in zip(want, rows[1:], strict=True):
+            assert got_name == name and _same(value, got_value), name
+
+    kids = (await loaded.get("/api/v1/children", org_path=scenario.CITY, campaign_id=campaign)).json()["children"]
+    for fmt, parse in (("csv", _csv), ("xlsx", _xlsx)):
+        r = await loaded.get("/api/v1/exports/children", org_path=scenario.CITY, campaign_id=campaign, format=fmt)
+        rows = parse(r.content)
+        header = rows[0]
+        assert [row[0] for row in rows[1:]] == [k["org_path"] for k in kids]
+        for kid, row in zip(kids, rows[1:], strict=True):
+            flat = dict(flatten(kid["figures"]))
+            for col in ("assignments", "families.coverage", "cases.overdue", "findings.total"):
+                assert _same(row[header.index(col)], flat[col]), col
+
+    series = (await loaded.get("/api/v1/series", org_path=scenario.CITY, campaign_id=campaign)).json()["days"]
+    rows = _csv((await loaded.get("/api/v1/exports/series", org_path=scenario.CITY, campaign_id=campaign)).content)
+    assert [[int(x) if x.isdigit() else x for x in row] for row in rows[1:]] == [
+        [d["day"], d["visits"], d["findings"], d["cases_opened"], d["cases_closed"]] for d in series
+    ]
+    assert [d["visits"] for d in series if d["visits"]] == [2, 3]
+
+    findings = _xlsx(
+        (
+            await loaded.get("/api/v1/exports/findings", org_path=scenario.CITY, campaign_id=campaign, format="xlsx")
+        ).content
+    )
+    by_cat = {row[0]: row[1:] for row in findings[1:]}
+    assert by_cat["safety_risk"] == [0, 0, 0, 1, 1]
+    assert by_cat["left_behind"] == [0, 0, 1, 0, 1]
+
+
+async def test_business_gauges_on_metrics(loaded):
+    async def gauges() -> str | None:
+        async with __import__("httpx").AsyncClient(base_url=loaded.url) as c:
+            text = (await c.get("/metrics")).text
+        line = 'reporting_cases_overdue{district="620402"} 1.0'
+        return text if line in text else None
+
+    text = await wait_for(gauges, timeout=20)
+    assert f'reporting_coverage_ratio{{campaign="{scenario.CAMPAIGN}",district="620402"}} 0.75' in text
+    assert 'reporting_cases_open{district="620402"} 2.0' in text
+    assert 'reporting_cases_open{district="620403"} 0.0' in text
+    assert "student" not in "".join(line for line in text.splitlines() if line.startswith("reporting_"))
