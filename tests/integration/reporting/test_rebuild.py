@@ -29,7 +29,7 @@ NODES = [
 
 
 async def snapshot(reporting) -> dict:
-    out = {}
+    out: dict[tuple[str, ...], object] = {}
     for node in NODES:
         for campaign in ("", scenario.CAMPAIGN):
             out[(node, campaign)] = (await reporting.summary(node, campaign))["figures"]
