@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -108,4 +109,11 @@ async def env(make_settings, raw_conn) -> AsyncIterator[Env]:
 
 
 async def _loaded(e: Env) -> bool:
-    return await e.count("students") == e.directory.students and await e.count("families") == len(e.directory.families)
+    """Every directory event applied (each topic is consumed independently, so check all four tables)."""
+    want = Counter(type(ev).__name__ for ev in e.directory.events)
+    return (
+        await e.count("students") == want["StudentRegistered"]
+        and await e.count("families") == want["FamilyRegistered"]
+        and await e.count("staff") == want["StaffRegistered"]
+        and await e.count("org_units") == want["OrgUnitRegistered"]
+    )
