@@ -43,9 +43,17 @@ COLUMNS: dict[str, list[str]] = {
 }
 FULL_SCHOOLS, FULL_STUDENTS, FULL_STAFF = 300, 200_000, 18_000
 
-SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂英华建国志红梅玉兵鹏辉飞鑫宇浩然子涵欣怡梓轩思雨一诺佳琪俊杰晨曦嘉豪雅婷博文"
-TOWNS = "城关 北京路 人民路 东山 西区 王岘 水泉 共和 红会 宝积 乌兰 东湾 北湾 郭城 会师 甘沟 丁家沟 芦阳 喜泉 草窝滩".split()
+SURNAMES = (
+    "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂英华建国志红梅玉兵鹏辉飞鑫宇浩然子涵欣怡梓轩思雨一诺"
+    "佳琪俊杰晨曦嘉豪雅婷博文"
+)
+TOWNS = (
+    "城关 北京路 人民路 东山 西区 王岘 水泉 共和 红会 宝积 乌兰 东湾 北湾 郭城 会师 甘沟 丁家沟 芦阳 喜泉 草窝滩"
+).split()
 PHONE_PREFIXES = ("130", "131", "133", "135", "136", "137", "138", "139", "150", "151", "158", "177", "180", "187")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
@@ -175,7 +183,9 @@ def generate(scale: float = 1.0, seed: int = 42) -> City:
     for (code, dname, _), count in zip(DISTRICTS, per_district, strict=True):
         city.org_units.append(OrgUnit(code, CITY_ID, "district", dname))
         for _ in range(count):
-            stype = r.choices(types, type_weights)[0] if schools else "primary"
+            # the first schools cover every type, so even a small city has each kind
+            k = len(schools)
+            stype = types[(k + 1) % len(types)] if k < len(types) else r.choices(types, type_weights)[0]
             schools.append((f"s{len(schools) + 1:04d}", code, stype))
     sizes = [SCHOOL_TYPES[t][2] * r.uniform(0.6, 1.4) for _, _, t in schools]
     students_per_school = _split(max(len(schools) * 20, round(FULL_STUDENTS * scale)), sizes, minimum=20)
@@ -211,8 +221,7 @@ def _school(g: _Gen, city: City, sid: str, code: str, stype: str, n_students: in
     roles += [["mental_health_teacher"]]
     roles += [["ideological_political_teacher"]] * max(1, n_grades // 3)
     leaders = len(roles)
-    for cid in classes:
-        roles.append(["class_teacher", "subject_teacher"])
+    roles += [["class_teacher", "subject_teacher"]] * len(classes)
     while len(roles) < n_staff:
         roles.append(["subject_teacher"])
     for i, rl in enumerate(roles):
@@ -224,9 +233,7 @@ def _school(g: _Gen, city: City, sid: str, code: str, stype: str, n_students: in
         elif "subject_teacher" in rl or "ideological_political_teacher" in rl:
             teaches = sorted(r.sample(classes, min(len(classes), r.randint(2, 4))))
         gender = "F" if r.random() < 0.62 else "M"
-        city.staff.append(
-            Staff(f"t{g.n_staff:06d}", g.name(), gender, g.phone(), sid, list(rl), teaches, head)
-        )
+        city.staff.append(Staff(f"t{g.n_staff:06d}", g.name(), gender, g.phone(), sid, list(rl), teaches, head))
     # Students, each in a family; about 8% join an earlier student's family as a sibling.
     per_class_counts = _split(n_students, [1.0] * len(classes))
     school_families: list[tuple[str, str]] = []  # (family_no, surname)

@@ -52,6 +52,14 @@ def parse_json(entity: str, text: str) -> tuple[Rows, list[RowError]]:
     return rows, errors
 
 
+def validate_one(entity: str, text: str, fmt: str, checker: Checker) -> tuple[list[dict[str, Any]], int]:
+    """Clean rows of one entity (after those it refers to) and the number of rows received."""
+    rows, errors = (parse_csv if fmt == "csv" else parse_json)(entity, text)
+    checker.errors.extend(errors)
+    clean: list[dict[str, Any]] = getattr(checker, entity)(rows)
+    return clean, len(rows) + len(errors)
+
+
 def validate(
     files: dict[str, str], fmt: str, checker: Checker
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
@@ -59,30 +67,61 @@ def validate(
     clean: dict[str, list[dict[str, Any]]] = {}
     received: dict[str, int] = {}
     for entity in ENTITIES:
-        if entity not in files:
-            continue
-        rows, errors = (parse_csv if fmt == "csv" else parse_json)(entity, files[entity])
-        checker.errors.extend(errors)
-        received[entity] = len(rows) + len(errors)
-        clean[entity] = getattr(checker, entity)(rows)
+        if entity in files:
+            clean[entity], received[entity] = validate_one(entity, files[entity], fmt, checker)
     return clean, received
 
 
 async def apply(
-    conn: asyncpg.Connection, clean: dict[str, list[dict[str, Any]]], timeout: float | None = None
-) -> tuple[dict[str, tuple[int, int]], int]:
-    """Upsert validated rows in dependency order inside the caller's transaction; (created, updated) and events."""
+    conn: asyncpg.Connection,
+    files: dict[str, str],
+    fmt: str,
+    checker: Checker,
+    timeout: float | None = None,
+    timings: dict[str, float] | None = None,
+) -> tuple[dict[str, tuple[int, int]], dict[str, int], int]:
+    """Validate and upsert entity by entity in dependency order, inside the caller's transaction.
+
+    Validating the next entity (Python, in a thread) overlaps with the database applying the previous one.
+    Returns (created, updated) per entity, rows received per entity, and the number of events written.
+    """
     trace = upserts.Trace.now()
     await upserts.prepare(conn)
+    timings = {} if timings is None else timings
     done: dict[str, tuple[int, int]] = {}
+    received: dict[str, int] = {}
     events = 0
-    for entity in ENTITIES:
-        if entity in clean:
-            created, updated, n = await upserts.upsert(conn, entity, clean[entity], trace, timeout)
-            done[entity] = (created, updated)
-            events += n
+
+    async def check(entity: str) -> list[dict[str, Any]]:
+        t = time.perf_counter()
+        clean, received[entity] = await asyncio.to_thread(validate_one, entity, files[entity], fmt, checker)
+        timings[f"validate_{entity}"] = round(time.perf_counter() - t, 3)
+        return clean
+
+    async def upsert(entity: str, clean: list[dict[str, Any]]) -> None:
+        nonlocal events
+        t = time.perf_counter()
+        created, updated, n = await upserts.upsert(conn, entity, clean, trace, timeout)
+        timings[entity] = round(time.perf_counter() - t, 3)
+        done[entity] = (created, updated)
+        events += n
+
+    previous: asyncio.Task[None] | None = None
+    try:
+        for entity in [e for e in ENTITIES if e in files]:
+            validating = asyncio.create_task(check(entity))
+            if previous is not None:
+                await previous
+            previous = asyncio.create_task(upsert(entity, await validating))
+        if previous is not None:
+            await previous
+    finally:
+        if previous is not None and not previous.done():
+            previous.cancel()
+    t = time.perf_counter()
     events += await upserts.publish_family_facts(conn, trace, timeout)
-    return done, events
+    timings["family_events"] = round(time.perf_counter() - t, 3)
+    return done, received, events
 
 
 async def run(settings: Settings, import_id: str) -> None:
@@ -102,8 +141,10 @@ async def run(settings: Settings, import_id: str) -> None:
                 units = await store.units(conn)
                 family_nos = await store.family_nos(conn)
                 checker = Checker(units, family_nos)
-                clean, received = await asyncio.to_thread(validate, files, job["format"], checker)
-                done, events = await apply(conn, clean, settings.import_statement_timeout_seconds)
+                timings = {"load": round(time.perf_counter() - started, 3)}
+                done, received, events = await apply(
+                    conn, files, job["format"], checker, settings.import_statement_timeout_seconds, timings
+                )
                 counts: dict[str, dict[str, int]] = {}
                 for entity, n in received.items():
                     rejected = sum(1 for e in checker.errors if e.entity == entity)
@@ -124,6 +165,7 @@ async def run(settings: Settings, import_id: str) -> None:
                     errors=[e.as_dict() for e in errors[: settings.import_max_errors_listed]],
                     error_count=len(errors),
                     events=events,
+                    timings=timings,
                 )
                 await conn.execute("UPDATE imports SET finished_at = now() WHERE import_id = $1", import_id)
                 await conn.execute("DELETE FROM import_files WHERE import_id = $1", import_id)
@@ -133,7 +175,9 @@ async def run(settings: Settings, import_id: str) -> None:
             )
         except Exception as exc:
             log.exception("import failed", extra={"import_id": import_id})
-            await store.set_status(conn, import_id, "failed", message=f"{type(exc).__name__}: the import was not applied")
+            await store.set_status(
+                conn, import_id, "failed", message=f"{type(exc).__name__}: the import was not applied"
+            )
     finally:
         await conn.close()
 

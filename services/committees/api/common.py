@@ -28,7 +28,7 @@ def after(cursor: str | None) -> str | None:
     try:
         return decode_cursor(cursor)
     except RuleBroken as exc:
-        raise invalid("query/cursor", exc.reason) from None
+        raise invalid("/query/cursor", exc.reason) from None
 
 
 def page(items: list[dict[str, Any]], limit: int, id_field: str) -> dict[str, Any]:
@@ -51,7 +51,13 @@ async def unit_or_404(conn: asyncpg.Connection | asyncpg.Pool, org_unit_id: str)
 
 
 async def write_directory(
-    conn: asyncpg.Connection, entity: str, raw: dict[str, Any], unit_ids: list[str], family_nos: set[str]
+    conn: asyncpg.Connection,
+    entity: str,
+    raw: dict[str, Any],
+    unit_ids: list[str],
+    family_nos: set[str],
+    *,
+    publish_families: bool = True,
 ) -> tuple[int, int, int]:
     """Validate one directory record like an import row and apply it with the same SQL and events."""
     checker = Checker(await import_store.units(conn, [u for u in unit_ids if u]), family_nos)
@@ -66,5 +72,6 @@ async def write_directory(
     trace = upserts.Trace.now()
     await upserts.prepare(conn)
     created, updated, events = await upserts.upsert(conn, entity, clean, trace)
-    events += await upserts.publish_family_facts(conn, trace)
+    if publish_families:
+        events += await upserts.publish_family_facts(conn, trace)
     return created, updated, events

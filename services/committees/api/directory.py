@@ -160,7 +160,9 @@ async def create_staff(body: StaffIn, request: Request, principal: CurrentPrinci
 
 
 @router.patch("/staff/{staff_id}")
-async def update_staff(staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def update_staff(
+    staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+) -> Any:
     """Change a staff member's roles, classes or contact."""
     row = await store.staff(pool, staff_id)
     if row is None:
@@ -332,14 +334,16 @@ async def create_family(body: FamilyIn, request: Request, principal: CurrentPrin
         if await conn.fetchval("SELECT 1 FROM families WHERE family_no = $1", body.family_no):
             raise conflict("a family with this family_no already exists")
         fam = body.model_dump(mode="json", exclude={"guardians"})
-        await write_directory(conn, "families", fam, [], set())
+        await write_directory(conn, "families", fam, [], set(), publish_families=False)
         for i, g in enumerate(body.guardians):
             try:
-                await write_directory(conn, "guardians", {**g.model_dump(mode="json"), **fam}, [], {body.family_no})
+                raw = {**g.model_dump(mode="json"), "family_no": body.family_no}
+                await write_directory(conn, "guardians", raw, [], {body.family_no}, publish_families=False)
             except Problem as exc:
                 for e in exc.errors or []:
                     e["pointer"] = f"/guardians/{i}{e['pointer']}"
                 raise
+        await upserts.publish_family_facts(conn, upserts.Trace.now())
         family_id = await conn.fetchval("SELECT family_id FROM families WHERE family_no = $1", body.family_no)
         return await store.family(conn, family_id) or {}
 

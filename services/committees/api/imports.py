@@ -26,7 +26,17 @@ MAX_FILE_BYTES = 200 * 1024 * 1024
 def _view(job: asyncpg.Record, files: dict[str, int] | None = None) -> dict[str, Any]:
     out = {
         k: job[k]
-        for k in ("import_id", "format", "status", "created_at", "started_at", "finished_at", "counts", "events")
+        for k in (
+            "import_id",
+            "format",
+            "status",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "counts",
+            "events",
+            "timings",
+        )
     }
     out["error_count"] = job["error_count"]
     out["errors"] = job["errors"] or []
@@ -94,7 +104,7 @@ async def upload_csv(
     """Upload one entity's CSV (Content-Type text/csv, UTF-8, header row first); replaces an earlier upload."""
     _require_importer(principal)
     if entity not in ENTITIES:
-        raise invalid("path/entity", f"must be one of: {', '.join(ENTITIES)}")
+        raise invalid("/path/entity", f"must be one of: {', '.join(ENTITIES)}")
     if not request.headers.get("content-type", "").startswith("text/csv"):
         raise Problem(415, "Unsupported media type", "upload the file as text/csv")
     raw = await request.body()

@@ -278,7 +278,7 @@ class Checker:
                 c["org_path"] = (parent.org_path if parent else "") + "/" + uid
                 self.units[uid] = Unit(c["level"], c["org_path"], c["parent_id"])
                 out.append(c)
-        for n, c in pending.values():
+        for n, _ in pending.values():
             self.errors.append(RowError("org_units", n, "parent_id", "parent chain is circular or rejected"))
         return out
 

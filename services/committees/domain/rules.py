@@ -7,6 +7,7 @@ import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from shared.auth import Principal, Role
 from shared.contracts.committees import CommitteeLevel
@@ -89,7 +90,7 @@ def can_write(principal: Principal, org_path: str) -> bool:
     return principal.has(Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN) and principal.covers(org_path)
 
 
-def redact(record: dict[str, object], personal: bool) -> dict[str, object]:
+def redact(record: dict[str, Any], personal: bool) -> dict[str, Any]:
     """Drop personal fields unless the caller may see them."""
     if personal:
         return record
@@ -106,6 +107,6 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise RuleBroken("cursor", "is not a cursor returned by this API") from None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 STUDENT_COLS = (
-    "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, "
-    "updated_at"
+    "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, updated_at"
 )
 STAFF_COLS = "staff_id, name, gender, phone, org_unit_id, org_path, roles, class_ids, head_class_id, active"
 
@@ -168,4 +166,3 @@ async def deactivate_staff(conn: asyncpg.Connection, staff_id: str) -> bool:
 
 async def touch_family(conn: asyncpg.Connection, family_id: str) -> None:
     await conn.execute("INSERT INTO touched_families VALUES ($1)", family_id)
-

@@ -223,18 +223,20 @@ gu AS (
     SELECT g.family_id, jsonb_agg(g.guardian_id ORDER BY g.guardian_id) AS ids
     FROM guardians g JOIN touched USING (family_id) GROUP BY g.family_id),
 facts AS (
-    SELECT f.family_id, f.published_facts AS old,
+    SELECT f.family_id,
            jsonb_build_object('family_id', f.family_id, 'student_ids', coalesce(st.ids, '[]'::jsonb),
                'guardian_ids', coalesce(gu.ids, '[]'::jsonb), 'parents_work_away', f.parents_work_away,
                'living_arrangement', f.living_arrangement) AS new
     FROM families f JOIN touched USING (family_id) LEFT JOIN st USING (family_id) LEFT JOIN gu USING (family_id)),
+hashed AS (SELECT family_id, new, md5(new::text) AS hash FROM facts),
 ch AS (
-    UPDATE families f SET published_facts = x.new FROM facts x
-    WHERE f.family_id = x.family_id AND x.old IS DISTINCT FROM x.new
-    RETURNING x.family_id, x.new, x.old IS NULL AS inserted),
+    INSERT INTO family_published (family_id, hash) SELECT family_id, hash FROM hashed
+    ON CONFLICT (family_id) DO UPDATE SET hash = EXCLUDED.hash WHERE family_published.hash <> EXCLUDED.hash
+    RETURNING family_id, (xmax = 0) AS inserted),
+pub AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (family_id)),
 {
     _events(
-        "ch",
+        "pub",
         c.FAMILY,
         "CASE WHEN inserted THEN 'committees.family.registered.v1' ELSE 'committees.family.changed.v1' END",
         "family_id",

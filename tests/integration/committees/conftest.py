@@ -54,7 +54,9 @@ class Svc:
         await wait_for(self._outbox_empty, timeout=60)
 
     async def _outbox_empty(self) -> bool:
-        conn = await asyncpg.connect(self.settings.database_url, server_settings={"search_path": self.settings.db_schema})
+        conn = await asyncpg.connect(
+            self.settings.database_url, server_settings={"search_path": self.settings.db_schema}
+        )
         try:
             return bool(await conn.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
         finally:

@@ -7,18 +7,62 @@ from collections import Counter
 import pytest
 
 from demo import citygen
+from tests.integration.committees.conftest import BUREAU, auth
 
 pytestmark = pytest.mark.integration
 
 
-async def test_csv_import_of_a_small_city(svc, small_city):
+def plant_bad_rows(texts: dict[str, str]) -> tuple[dict[str, str], set[tuple[str, int, str]]]:
+    """Append bad rows to the CSV files; the (entity, line, field) each must be rejected with."""
+    texts = dict(texts)
+    lines = {e: t.rstrip("\n").split("\n") for e, t in texts.items()}
+    first_student = lines["students"][1].split(",")
+    first_guardian = lines["guardians"][1].split(",")
+    bad = {
+        "students": [
+            ("birth_date", ["Gbad1", "王一", "M", "2016-02-30", "", first_student[5], first_student[6]]),
+            ("class_id", ["Gbad2", "王二", "F", "2016-02-01", "", "s9999-g1-c1", first_student[6]]),
+            ("family_no", ["Gbad3", "王三", "F", "2016-02-01", "", first_student[5], "F9999999"]),
+            (
+                "national_id",
+                ["Gbad4", "王四", "F", "2016-02-01", "620402201602010010", first_student[5], first_student[6]],
+            ),
+            ("student_no", first_student),  # duplicate of line 2
+        ],
+        "guardians": [
+            ("phone", ["Pbad1", first_guardian[1], "李五", "mother", "12345", "true", "false"]),
+            ("relation", ["Pbad2", first_guardian[1], "李六", "neighbour", "", "false", "false"]),
+        ],
+        "families": [("living_arrangement", ["Fbad1", "false", "on_the_moon", ""])],
+    }
+    expected = set()
+    for entity, rows in bad.items():
+        for field, cells in rows:
+            lines[entity].append(",".join(cells))
+            expected.add((entity, len(lines[entity]), field))
+        texts[entity] = "\n".join(lines[entity]) + "\n"
+    return texts, expected
+
+
+async def test_csv_import_counts_bad_rows_and_idempotent_reimport(svc, small_city):
     city = small_city
-    texts = citygen.csv_texts(city)
+    texts, expected_errors = plant_bad_rows(citygen.csv_texts(city))
     job = await svc.run_import(csv=texts)
     counts = city.counts()
+    rejected = Counter(e for e, _, _ in expected_errors)
     for entity, n in counts.items():
-        assert job["counts"][entity] == {"received": n, "created": n, "updated": 0, "unchanged": 0, "rejected": 0}
-    assert job["error_count"] == 0
+        assert job["counts"][entity] == {
+            "received": n + rejected[entity],
+            "created": n,
+            "updated": 0,
+            "unchanged": 0,
+            "rejected": rejected[entity],
+        }
+    assert {(e["entity"], e["row"], e["field"]) for e in job["errors"]} == expected_errors
+    assert job["error_count"] == len(expected_errors)
+    dup = next(e for e in job["errors"] if e["field"] == "student_no")
+    assert dup["reason"] == "duplicate of row 2"
+
     await svc.drained()
     events = await svc.events()
     by_type = Counter(e["type"] for e in events)
@@ -29,3 +73,64 @@ async def test_csv_import_of_a_small_city(svc, small_city):
         "committees.family.registered.v1": counts["families"],
     }
     assert job["events"] == len(events)
+    # Events carry ids and facts, never names, ID numbers, addresses or phones.
+    secrets = (
+        {s.name for s in city.students} | {s.national_id for s in city.students} | {g.phone for g in city.guardians}
+    )
+    secrets |= {f.address for f in city.families} | {s.student_no for s in city.students}
+    blob = str([e["envelope"] for e in events])
+    assert not any(s in blob for s in list(secrets)[:2000])
+    # Family facts match the export.
+    fams = [e["data"] for e in events if e["type"] == "committees.family.registered.v1"]
+    assert sum(len(f["student_ids"]) for f in fams) == counts["students"]
+    assert sum(len(f["guardian_ids"]) for f in fams) == counts["guardians"]
+    assert sum(f["parents_work_away"] for f in fams) == sum(f.parents_work_away for f in city.families)
+
+    # Re-importing the same files changes nothing and publishes nothing.
+    again = await svc.run_import(csv=texts)
+    for entity, n in counts.items():
+        assert again["counts"][entity]["unchanged"] == n
+        assert again["counts"][entity]["created"] == again["counts"][entity]["updated"] == 0
+    assert again["events"] == 0
+    assert {(e["entity"], e["row"], e["field"]) for e in again["errors"]} == expected_errors
+    await svc.drained()
+    assert len(await svc.events()) == len(events)
+
+
+async def test_json_reimport_with_changes_publishes_only_changed(svc, small_city):
+    body = citygen.to_json(small_city)
+    await svc.run_import(body=body)
+    await svc.drained()
+    before = await svc.events()
+    student = body["students"][0]
+    other_class = next(s["class_id"] for s in body["students"] if s["class_id"] != student["class_id"])
+    student["class_id"] = other_class
+    body["students"][1]["name"] = "改名字"  # personal change: stored, not published
+    fam = next(f for f in body["families"] if not f["parents_work_away"])
+    fam["parents_work_away"] = True
+    fam["living_arrangement"] = "grandparents"
+    job = await svc.run_import(body={"students": body["students"], "families": body["families"]})
+    assert job["counts"]["students"]["updated"] == 2
+    assert job["counts"]["families"]["updated"] == 1
+    await svc.drained()
+    new = [e for e in await svc.events() if e["envelope"]["id"] not in {b["envelope"]["id"] for b in before}]
+    types = Counter(e["type"] for e in new)
+    assert types["committees.student.changed.v1"] == 1
+    changed = next(e for e in new if e["type"] == "committees.student.changed.v1")
+    assert changed["data"]["class_id"] == other_class
+    assert changed["data"]["org_path"].endswith("/" + other_class)
+    fam_events = [e for e in new if e["type"] == "committees.family.changed.v1"]
+    assert any(e["data"]["parents_work_away"] and e["data"]["living_arrangement"] == "grandparents" for e in fam_events)
+    assert job["events"] == len(new)
+    # The renamed student is visible to the bureau with the new name.
+    r = await svc.http.get(
+        "/api/v1/students", params={"class_id": body["students"][1]["class_id"], "limit": 500}, headers=BUREAU
+    )
+    assert "改名字" in {s["name"] for s in r.json()["items"]}
+
+
+async def test_only_bureau_admins_import(svc):
+    r = await svc.http.post("/api/v1/imports", json={"families": []}, headers=auth("district_admin", "/620400/620402"))
+    assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
+    r = await svc.http.post("/api/v1/imports", json={"families": []})
+    assert r.status_code == 401

@@ -1,0 +1,107 @@
+"""City import rate of the committees service, through its HTTP API, against the real stack.
+
+Generates the synthetic city (demo.citygen), uploads its CSV export to a fresh committees instance (own schema and
+topic prefix), starts the import and polls it; prints students+guardians rows/s for the import (HTTP start →
+job committed, with its ~400k outbox events), the upload time, the re-import of the same files (must change
+nothing), and how long the relay then takes to drain the outbox to Kafka.
+Run: .venv/bin/python bench/committees_import.py [--scale 1.0] [--no-drain] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+
+from demo import citygen
+from services.committees.app import create
+from services.committees.settings import Settings
+from shared.auth import issue_token
+from shared.devstack import ensure_up
+from shared.testing.fixtures import free_port, serve
+
+H = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path="/620400")}
+
+
+async def run_import(http: httpx.AsyncClient, texts: dict[str, str]) -> tuple[dict[str, Any], float, float]:
+    """Upload, start and wait; the job, the upload seconds and the import seconds."""
+    t0 = time.perf_counter()
+    import_id = (await http.post("/api/v1/imports/csv", headers=H)).json()["import_id"]
+    for entity, text in texts.items():
+        r = await http.put(
+            f"/api/v1/imports/{import_id}/files/{entity}",
+            content=text.encode(),
+            headers={**H, "content-type": "text/csv"},
+        )
+        r.raise_for_status()
+    t1 = time.perf_counter()
+    (await http.post(f"/api/v1/imports/{import_id}/start", headers=H)).raise_for_status()
+    while True:
+        job = (await http.get(f"/api/v1/imports/{import_id}", headers=H)).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job, t1 - t0, time.perf_counter() - t1
+        await asyncio.sleep(0.25)
+
+
+async def main(scale: float, drain: bool, keep: bool) -> None:
+    stack = ensure_up()
+    t = time.perf_counter()
+    city = citygen.generate(scale, seed=42)
+    texts = citygen.csv_texts(city)
+    counts = city.counts()
+    print(f"city scale {scale}: {counts} (generated + CSV in {time.perf_counter() - t:.1f}s)")
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(
+        database_url=stack.database_url,
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        db_schema=f"bench_committees_{tag}",
+        topic_prefix=f"bench{tag}.",
+        topic_partitions=6,
+        http_port=free_port(),
+    )
+    rows = counts["students"] + counts["guardians"]
+    try:
+        async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url, timeout=600) as http:
+            job, upload_s, import_s = await run_import(http, texts)
+            assert job["status"] == "succeeded", job
+            print(f"upload of {sum(len(x) for x in texts.values()) / 1e6:.1f} MB CSV: {upload_s:.1f}s")
+            print(
+                f"import: {import_s:.1f}s, {job['events']} events, "
+                f"{rows / import_s:,.0f} students+guardians rows/s ({counts['students']} students, "
+                f"{counts['guardians']} guardians; all {sum(counts.values()) / import_s:,.0f} rows/s)"
+            )
+            print(f"import steps (s): {job['timings']}")
+            if drain:
+                t = time.perf_counter()
+                conn = await asyncpg.connect(stack.database_url, server_settings={"search_path": settings.db_schema})
+                try:
+                    while await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+                        await asyncio.sleep(0.5)
+                finally:
+                    await conn.close()
+                d = time.perf_counter() - t
+                print(f"relay drained {job['events']} events in {d:.1f}s ({job['events'] / d:,.0f} events/s)")
+            again, _, reimport_s = await run_import(http, texts)
+            changed = {e: c["created"] + c["updated"] for e, c in again["counts"].items()}
+            print(f"re-import: {reimport_s:.1f}s, changed rows {changed}, events {again['events']}")
+    finally:
+        if not keep:
+            conn = await asyncpg.connect(stack.database_url)
+            try:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
+            finally:
+                await conn.close()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("--no-drain", action="store_true", help="skip waiting for the relay")
+    p.add_argument("--keep", action="store_true", help="keep the bench schema")
+    a = p.parse_args()
+    asyncio.run(main(a.scale, not a.no_drain, a.keep))

@@ -1,0 +1,116 @@
+"""Import row validation: formats, duplicates, references and row numbers."""
+
+from __future__ import annotations
+
+from demo import citygen
+from services.committees.domain.rows import Checker, Unit, clean_row, national_id_ok
+from services.committees.importer import parse_csv, validate
+
+UNITS = {
+    "620400": Unit("city", "/620400", None),
+    "620402": Unit("district", "/620400/620402", "620400"),
+    "s1": Unit("school", "/620400/620402/s1", "620402"),
+    "s1-g1": Unit("grade", "/620400/620402/s1/s1-g1", "s1"),
+    "s1-g1-c1": Unit("class", "/620400/620402/s1/s1-g1/s1-g1-c1", "s1-g1"),
+}
+
+
+def student(**kw):
+    row = {
+        "student_no": "G1",
+        "name": "王小明",
+        "gender": "M",
+        "birth_date": "2016-03-01",
+        "national_id": "",
+        "class_id": "s1-g1-c1",
+        "family_no": "F1",
+    }
+    return {**row, **kw}
+
+
+def test_national_id_check_character():
+    first17 = "62040220160301001"
+    good = first17 + citygen.id_check_digit(first17)
+    assert national_id_ok(good)
+    assert not national_id_ok(first17 + ("0" if good[-1] != "0" else "1"))
+    assert not national_id_ok("62040220161301001" + "X")  # month 13
+
+
+def test_clean_row_reports_every_bad_field():
+    clean, errors = clean_row("students", student(name="", birth_date="2016-13-01", gender="x"), 7)
+    assert clean is None
+    assert {(e.row, e.field) for e in errors} == {(7, "name"), (7, "birth_date"), (7, "gender")}
+
+
+def test_booleans_lists_and_enums():
+    clean, _ = clean_row(
+        "families", {"family_no": "F1", "parents_work_away": "是", "living_arrangement": "grandparents"}, 2
+    )
+    assert clean is not None and clean["parents_work_away"] is True
+    _, errors = clean_row("families", {"family_no": "F1", "parents_work_away": "maybe", "living_arrangement": "x"}, 2)
+    assert {e.field for e in errors} == {"parents_work_away", "living_arrangement"}
+    clean, _ = clean_row(
+        "staff",
+        {
+            "staff_id": "t1",
+            "name": "李老师",
+            "org_unit_id": "s1",
+            "roles": "subject_teacher;class_teacher",
+            "class_ids": "s1-g1-c1",
+            "head_class_id": "s1-g1-c1",
+        },
+        2,
+    )
+    assert clean is not None and clean["roles"] == ["class_teacher", "subject_teacher"]
+
+
+def test_references_duplicates_and_row_numbers():
+    checker = Checker(UNITS, {"F1"})
+    rows = [
+        (2, student()),
+        (3, student(student_no="G2", class_id="s1-g1")),  # a grade, not a class
+        (4, student(student_no="G3", family_no="F9")),  # unknown family
+        (5, student()),  # duplicate key
+        (6, student(student_no="G4")),
+    ]
+    good = checker.students(rows)
+    assert [g["student_no"] for g in good] == ["G1", "G4"]
+    assert good[0]["org_path"] == "/620400/620402/s1/s1-g1/s1-g1-c1"
+    assert sorted((e.row, e.field) for e in checker.errors) == [(3, "class_id"), (4, "family_no"), (5, "student_no")]
+
+
+def test_org_units_resolve_parents_later_in_the_file_and_reject_bad_levels():
+    checker = Checker(UNITS, set())
+    rows = [
+        (2, {"org_unit_id": "s2-g1", "parent_id": "s2", "level": "grade", "name": "一年级"}),
+        (3, {"org_unit_id": "s2", "parent_id": "620402", "level": "school", "name": "二小", "school_type": "primary"}),
+        (4, {"org_unit_id": "s3", "parent_id": "620400", "level": "school", "name": "x", "school_type": "primary"}),
+        (5, {"org_unit_id": "s1", "parent_id": "620400", "level": "district", "name": "moved"}),
+    ]
+    good = checker.org_units(rows)
+    assert [(g["org_unit_id"], g["org_path"]) for g in good] == [
+        ("s2", "/620400/620402/s2"),
+        ("s2-g1", "/620400/620402/s2/s2-g1"),
+    ]
+    assert [(e.row, e.field) for e in checker.errors] == [(4, "level"), (5, "parent_id")]
+
+
+def test_staff_classes_must_belong_to_their_school():
+    checker = Checker({**UNITS, "s9-g1-c1": Unit("class", "/620400/620402/s9/s9-g1/s9-g1-c1", "s9-g1")}, set())
+    base = {"staff_id": "t1", "name": "李老师", "org_unit_id": "s1", "roles": "subject_teacher"}
+    good = checker.staff(
+        [(2, {**base, "class_ids": "s1-g1-c1"}), (3, {**base, "staff_id": "t2", "class_ids": "s9-g1-c1"})]
+    )
+    assert [g["staff_id"] for g in good] == ["t1"]
+    assert [(e.row, e.field) for e in checker.errors] == [(3, "class_ids")]
+
+
+def test_csv_row_numbers_are_file_lines_and_the_generated_city_is_valid():
+    rows, errors = parse_csv("families", "family_no,parents_work_away,living_arrangement,address\nF1,true,alone,x\n")
+    assert rows[0][0] == 2 and not errors
+    city = citygen.generate(scale=0.002, seed=3)
+    checker = Checker({}, set())
+    clean, received = validate(citygen.csv_texts(city), "csv", checker)
+    assert checker.errors == []
+    assert received == city.counts()
+    assert {k: len(v) for k, v in clean.items()} == city.counts()

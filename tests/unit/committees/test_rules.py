@@ -1,0 +1,105 @@
+"""Rules of the cooperation structure and of access (pure)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from services.committees.domain.rules import (
+    Access,
+    RuleBroken,
+    attendance_rate,
+    can_write,
+    check_member_eligible,
+    check_one_active_committee,
+    check_term,
+    committee_level,
+    decode_cursor,
+    encode_cursor,
+    people_access,
+    redact,
+)
+from shared.auth import Principal, Role
+
+
+def who(role: Role, path: str, staff_id: str | None = None) -> Principal:
+    return Principal(subject="x", roles=frozenset({role}), org_path=path, staff_id=staff_id)
+
+
+def test_one_active_committee_per_unit():
+    check_one_active_committee([])
+    with pytest.raises(RuleBroken) as e:
+        check_one_active_committee(["cm-1"])
+    assert e.value.field == "org_unit_id" and "cm-1" in e.value.reason
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"), [("district", "county"), ("school", "school"), ("grade", "grade"), ("class", "class")]
+)
+def test_committee_levels(level, expected):
+    assert committee_level(level) == expected
+
+
+def test_no_city_committee():
+    with pytest.raises(RuleBroken):
+        committee_level("city")
+
+
+def test_member_must_be_guardian_of_a_student_inside_the_unit():
+    unit = "/620400/620402/s0001/s0001-g1"
+    check_member_eligible(unit, ["/620400/620402/s0001/s0001-g1/s0001-g1-c2"])
+    check_member_eligible("/620400/620402/s0001", ["/620400/620402/s0002/x", "/620400/620402/s0001/g/c"])
+    with pytest.raises(RuleBroken) as e:
+        check_member_eligible(unit, ["/620400/620402/s0001/s0001-g10/c1"])  # prefix, but another grade
+    assert e.value.field == "guardian_id"
+    with pytest.raises(RuleBroken):
+        check_member_eligible(unit, [])
+
+
+def test_term_ends_after_it_starts():
+    check_term(date(2026, 9, 1), None)
+    check_term(date(2026, 9, 1), date(2027, 7, 1))
+    with pytest.raises(RuleBroken):
+        check_term(date(2026, 9, 1), date(2026, 9, 1))
+
+
+@pytest.mark.parametrize(
+    ("attended", "expected", "rate"), [(0, 0, None), (0, 10, 0.0), (7, 10, 0.7), (1, 3, 0.3333), (12, 10, 1.0)]
+)
+def test_attendance_rate(attended, expected, rate):
+    assert attendance_rate(attended, expected) == rate
+
+
+def test_people_access_by_role_and_subtree():
+    s1 = "/620400/620402/s0001/s0001-g1/s0001-g1-c1"
+    c = "s0001-g1-c1"
+    assert people_access(who(Role.BUREAU_ADMIN, "/620400"), s1, c, frozenset()) == Access(True, True)
+    assert people_access(who(Role.DISTRICT_ADMIN, "/620400/620402"), s1, c, frozenset()) == Access(True, True)
+    assert people_access(who(Role.DISTRICT_ADMIN, "/620400/620403"), s1, c, frozenset()) == Access(False, False)
+    assert people_access(who(Role.SCHOOL_ADMIN, "/620400/620402/s0002"), s1, c, frozenset()) == Access(False, False)
+    teacher = who(Role.TEACHER, "/620400/620402/s0001", "t1")
+    assert people_access(teacher, s1, c, frozenset({c})) == Access(True, True)
+    assert people_access(teacher, s1, c, frozenset({"s0001-g1-c2"})) == Access(False, False)
+    assert people_access(who(Role.AUDITOR, "/620400"), s1, c, frozenset()) == Access(True, False)
+    assert people_access(who(Role.DEPARTMENT_PARTNER, "/620400"), s1, c, frozenset()) == Access(False, False)
+
+
+def test_writes_need_an_admin_in_scope():
+    assert can_write(who(Role.SCHOOL_ADMIN, "/620400/620402/s0001"), "/620400/620402/s0001/g")
+    assert not can_write(who(Role.SCHOOL_ADMIN, "/620400/620402/s0001"), "/620400/620402/s00012")
+    assert not can_write(who(Role.TEACHER, "/620400/620402/s0001"), "/620400/620402/s0001")
+    assert not can_write(who(Role.AUDITOR, "/620400"), "/620400/620402")
+
+
+def test_redact_drops_personal_fields():
+    rec = {"student_id": "u", "name": "张三", "national_id": "x", "student_no": "G1", "class_id": "c", "phone": "1"}
+    assert redact(rec, personal=False) == {"student_id": "u", "class_id": "c"}
+    assert redact(rec, personal=True) == rec
+
+
+def test_cursor_round_trip_and_forgery():
+    assert decode_cursor(encode_cursor("abc-123")) == "abc-123"
+    assert decode_cursor(None) is None
+    with pytest.raises(RuleBroken):
+        decode_cursor("!!!")
