@@ -1,0 +1,66 @@
+"""The dashboard in headless Chromium shows the API's figures for the same scope, and drill-down works."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.reporting import scenario
+from tests.integration.reporting.cdp import CHROMIUM, browser
+from tests.integration.reporting.expected import pick
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+
+
+def shown_value(raw: str):
+    return None if raw == "" else float(raw)
+
+
+async def assert_page_matches_api(page, reporting, node: str) -> None:
+    shown = await page.js("[...document.querySelectorAll('[data-figure]')].map(e => [e.dataset.figure, e.dataset.value])")
+    assert len(shown) == 12
+    api = (await reporting.summary(node, scenario.CAMPAIGN))["figures"]
+    for name, raw in shown:
+        want = pick(api, name)
+        assert shown_value(raw) == (None if want is None else float(want)), name
+    rows = await page.js("[...document.querySelectorAll('#drill tbody tr[data-path]')].map(r => r.dataset.path)")
+    kids = (await reporting.get("/api/v1/children", org_path=node, campaign_id=scenario.CAMPAIGN)).json()["children"]
+    assert rows == [k["org_path"] for k in kids]
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (apt-get install chromium)")
+async def test_dashboard_shows_api_figures_and_drills_down(reporting):
+    messages = scenario.envelopes(scenario.all_events())
+    await scenario.publish(reporting.settings, messages)
+    await reporting.converge(len(messages))
+
+    async with browser() as page:
+        await page.goto(f"{reporting.url}/dashboard?token={reporting.token}")
+        await page.wait("document.body.dataset.state === 'ready'")
+        assert await page.js("location.search") == ""  # the token left the address bar
+        assert await page.js("document.body.dataset.node") == scenario.CITY
+        await assert_page_matches_api(page, reporting, scenario.CITY)
+        assert await page.js("document.querySelectorAll('#chart-coverage rect[data-bar]').length") == 2
+        assert "家访覆盖率" in await page.js("document.body.innerText")
+        await page.screenshot(ARTIFACTS / "reporting-dashboard-city-zh.png")
+
+        # Drill down: city → district → school, by clicking table rows.
+        await page.js(f"document.querySelector('#drill tr[data-path=\"{scenario.D1}\"]').click()")
+        await page.wait(f"document.body.dataset.state === 'ready' && document.body.dataset.node === '{scenario.D1}'")
+        await assert_page_matches_api(page, reporting, scenario.D1)
+        await page.js(f"document.querySelector('#drill tr[data-path=\"{scenario.S1}\"]').click()")
+        await page.wait(f"document.body.dataset.state === 'ready' && document.body.dataset.node === '{scenario.S1}'")
+        await assert_page_matches_api(page, reporting, scenario.S1)
+
+        # Back to the city through the breadcrumb, then switch the labels to English.
+        await page.js(f"document.querySelector('#crumbs a[data-crumb=\"{scenario.CITY}\"]').click()")
+        await page.wait(f"document.body.dataset.state === 'ready' && document.body.dataset.node === '{scenario.CITY}'")
+        await page.js("document.getElementById('lang').click()")
+        text = await page.js("document.body.innerText")
+        assert "Visit coverage by unit" in text and "Overdue cases" in text
+        await assert_page_matches_api(page, reporting, scenario.CITY)
+        await page.screenshot(ARTIFACTS / "reporting-dashboard-city-en.png")
