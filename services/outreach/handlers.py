@@ -1,36 +1,23 @@
-"""Event handlers: findings open or join care cases; directory events keep the directory copy."""
+"""Event handlers: findings open or join care cases (see reaction.py); directory events keep the directory copy."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 import asyncpg
 from pydantic import BaseModel
 
-from services.outreach import domain
 from services.outreach.clock import Clock
-from services.outreach.domain import CaseState
+from services.outreach.reaction import FindingsConsumer, Reaction
 from services.outreach.settings import Rules
-from services.outreach.store import cases, directory, groups, referrals
+from services.outreach.store import directory, groups
 from shared.contracts import committees as dir_ev
-from shared.contracts.common import Category, Severity, StaffRole
-from shared.contracts.outreach import (
-    CarerAssignment,
-    CaseAssigned,
-    CaseJoined,
-    CaseOpened,
-    CaseReopened,
-    GroupMembershipRegistered,
-    GroupSource,
-    ReferralRequested,
-    SpecialGroup,
-)
-from shared.contracts.visits import FindingRecorded
+from shared.contracts.outreach import GroupMembershipRegistered, GroupSource, SpecialGroup
 from shared.events import Event
 from shared.inbox import Handler
 from shared.outbox import add_events
+from shared.web import Background, Runtime
 
 FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
@@ -38,176 +25,6 @@ DIRECTORY_GROUP = "outreach.directory"
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-class Reaction:
-    """Applies findings to care cases: one open case per child, whatever the delivery order or repetition."""
-
-    def __init__(self, rules: Rules, clock: Clock) -> None:
-        self.rules = rules
-        self.clock = clock
-
-    async def on_finding(self, conn: asyncpg.Connection, event: Event[FindingRecorded]) -> None:
-        """Open, join or reopen the child's case; assign carers, register groups, ask departments."""
-        f = event.payload
-        for _ in range(3):
-            ctx = await cases.finding_context(conn, f.finding_id, f.student_id)
-            if ctx["seen"]:
-                return  # replay or redelivery under another consumer group: already applied
-            if await self._apply(conn, f, ctx):
-                return
-            # Another transaction opened the child's case between our read and our insert: join it instead.
-        raise RuntimeError(f"could not settle the case of finding {f.finding_id}")
-
-    async def _apply(self, conn: asyncpg.Connection, f: FindingRecorded, ctx: asyncpg.Record) -> bool:
-        rules, now = self.rules, self.clock.now()
-        qualifies = domain.opens_case(rules, f.category, f.severity)
-        has_case = ctx["case_id"] is not None
-        is_open = has_case and ctx["state"] != CaseState.CLOSED
-        due = domain.contact_due(rules, f.severity, f.recorded_at)
-        payloads: list[BaseModel] = []
-        if is_open:
-            if not qualifies and not rules.join_non_qualifying:
-                return True
-            case_id, effect = ctx["case_id"], "joined"
-            categories = _merge(ctx["categories"], f.category)
-            max_sev = domain.max_severity([Severity(ctx["max_severity"]), f.severity])
-            contact_due, escalation_due = ctx["contact_due"], ctx["escalation_due"]
-            if qualifies:
-                contact_due = _least(contact_due, due)
-                escalation_due = _least(escalation_due, due)
-            state = CaseState(ctx["state"])
-            known_roles = set(ctx["carer_roles"] or [])
-        elif qualifies and has_case and _within(ctx["closed_at"], now, rules):
-            case_id, effect = ctx["case_id"], "reopened"
-            categories, max_sev = [f.category], f.severity
-            contact_due = escalation_due = due
-            state, known_roles = CaseState.OPEN, set()
-        elif qualifies:
-            case_id, effect = new_id(), "opened"
-            categories, max_sev = [f.category], f.severity
-            contact_due = escalation_due = due
-            state, known_roles = CaseState.OPEN, set()
-        else:
-            return True  # a minor finding about a child without an open case: nothing to care for
-
-        # Carers: roles this finding calls for that the case does not have yet.
-        wanted = [r for r in domain.carer_roles(rules, f.category, f.severity) if r not in known_roles]
-        carers: list[domain.Carer] = []
-        if wanted:
-            class_id = domain.class_of(f.org_path)
-            levels = domain.org_levels(f.org_path)
-            lookup = sorted({*wanted, *rules.fallback_carer_roles})
-            staff = await directory.carer_candidates(conn, class_id, levels, lookup)
-            carers = domain.choose_carers(rules, wanted, class_id, f.org_path, staff)
-        state = domain.state_after_assignment(state, bool(carers) or bool(known_roles))
-        risk = domain.risk_level(rules, [max_sev], categories)
-        row = {
-            "case_id": case_id,
-            "student_id": f.student_id,
-            "org_path": f.org_path,
-            "state": str(state),
-            "risk_level": str(risk),
-            "max_severity": str(max_sev),
-            "categories": [str(c) for c in categories],
-            "opened_at": now,
-            "finding_recorded_at": f.recorded_at,
-            "contact_due": contact_due,
-            "escalation_due": escalation_due,
-            "now": now,
-        }
-        if effect == "opened":
-            if not await cases.insert_case(conn, row):
-                return False
-        else:
-            await cases.update_case_for_finding(conn, row, reopen=effect == "reopened")
-        await cases.add_finding(conn, case_id, f, effect)
-        await cases.add_carers(conn, case_id, carers, now)
-
-        org_path = f.org_path if effect != "joined" else ctx["org_path"]
-        facts: dict[str, Any] = {
-            "case_id": case_id,
-            "student_id": f.student_id,
-            "org_path": org_path,
-            "risk_level": risk,
-            "categories": categories,
-            "occurred_at": now,
-        }
-        if effect == "opened":
-            payloads.append(
-                CaseOpened(**facts, finding_id=f.finding_id, first_contact_due=due, finding_recorded_at=f.recorded_at)
-            )
-        elif effect == "reopened":
-            payloads.append(CaseReopened(**facts, finding_id=f.finding_id, first_contact_due=due))
-        else:
-            payloads.append(CaseJoined(**facts, finding_id=f.finding_id, first_contact_due=contact_due or due))
-        if carers:
-            all_carers = (
-                [
-                    CarerAssignment(staff_id=r["staff_id"], role=StaffRole(r["role"]), org_path=r["org_path"])
-                    for r in await cases.carers_of(conn, case_id)
-                ]
-                if known_roles
-                else [CarerAssignment(staff_id=c.staff_id, role=c.role, org_path=c.org_path) for c in carers]
-            )
-            payloads.append(CaseAssigned(**facts, carers=all_carers))
-
-        group = domain.special_group(rules, f.category)
-        if group is not None:
-            m = await groups.register(conn, new_id(), f.student_id, group, GroupSource.VISIT_FINDING, f.org_path, now)
-            if m is not None:
-                payloads.append(_membership_event(m, now))
-
-        # Every finding applied to a case asks the mapped departments (Rules.referral_min_severity filters).
-        payloads.extend(
-            await request_referrals(conn, rules, case_id, f.student_id, f.org_path, [(f.category, f.severity)], now)
-        )
-        await add_events(conn, payloads)
-        return True
-
-
-async def request_referrals(
-    conn: asyncpg.Connection,
-    rules: Rules,
-    case_id: str,
-    student_id: str,
-    class_path: str,
-    wanted: list[tuple[Category, Severity]],
-    now: datetime,
-    departments: list[Any] | None = None,
-) -> list[BaseModel]:
-    """Ask the mapped (or given) departments for help; already-open referrals are not asked twice."""
-    rows = []
-    for category, severity in wanted:
-        for dept in departments or domain.referral_departments(rules, category, severity):
-            rows.append(
-                {
-                    "referral_id": new_id(),
-                    "case_id": case_id,
-                    "student_id": student_id,
-                    "department": str(dept),
-                    "category": str(category),
-                    "urgency": str(severity),
-                    "org_path": domain.school_path(class_path),
-                    "class_path": class_path,
-                    "requested_at": now,
-                    "acknowledge_by": now + timedelta(days=rules.referral_ack_days),
-                }
-            )
-    created = await referrals.request(conn, rows)
-    return [
-        ReferralRequested(
-            referral_id=r["referral_id"],
-            case_id=case_id,
-            department=r["department"],
-            category=r["category"],
-            urgency=r["urgency"],
-            org_path=r["org_path"],
-            occurred_at=now,
-            acknowledge_by=r["acknowledge_by"],
-        )
-        for r in created
-    ]
 
 
 def _membership_event(m: asyncpg.Record, now: datetime) -> GroupMembershipRegistered:
@@ -219,22 +36,6 @@ def _membership_event(m: asyncpg.Record, now: datetime) -> GroupMembershipRegist
         org_path=m["org_path"],
         occurred_at=now,
     )
-
-
-def _merge(existing: list[str], category: Category) -> list[Category]:
-    out = [Category(c) for c in existing]
-    if category not in out:
-        out.append(category)
-    return out
-
-
-def _least(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None or b < a else a
-
-
-def _within(closed_at: datetime | None, now: datetime, rules: Rules) -> bool:
-    """Whether a closed case is recent enough to reopen rather than open a new one."""
-    return closed_at is not None and now - closed_at <= timedelta(days=rules.reopen_within_days)
 
 
 class DirectoryCopy:
@@ -311,12 +112,10 @@ class DirectoryCopy:
         await add_events(conn, payloads)
 
 
-def consumers(rules: Rules, clock: Clock) -> dict[str, dict[str, Handler]]:
-    """Consumer groups and the event types each applies."""
-    reaction = Reaction(rules, clock)
+def consumers(clock: Clock) -> dict[str, dict[str, Handler]]:
+    """The kit's consumer groups and the event types each applies (findings have their own batch consumer)."""
     d = DirectoryCopy(clock)
     return {
-        FINDINGS_GROUP: {"visits.finding.recorded.v1": reaction.on_finding},
         DIRECTORY_GROUP: {
             "committees.org_unit.registered.v1": d.on_org_unit,
             "committees.org_unit.changed.v1": d.on_org_unit,
@@ -332,3 +131,15 @@ def consumers(rules: Rules, clock: Clock) -> dict[str, dict[str, Handler]]:
             "committees.instructor_team.member_removed.v1": d.on_team_member_removed,
         },
     }
+
+
+def findings_consumer(rules: Rules, clock: Clock) -> Background:
+    """A background task running the set-based findings consumer (group `outreach.findings`)."""
+    reaction = Reaction(rules, clock)
+
+    async def findings(runtime: Runtime) -> None:
+        consumer = FindingsConsumer(runtime.settings, runtime.pool, FINDINGS_GROUP, reaction)
+        runtime.consumers.append(consumer)
+        await consumer.run()
+
+    return findings

@@ -13,7 +13,7 @@ from services.outreach import domain
 from services.outreach.api.common import CARER_ROLES, page, require_case_access, rules, scope_path
 from services.outreach.clock import Clock
 from services.outreach.domain import CaseState
-from services.outreach.handlers import request_referrals
+from services.outreach.reaction import referral_row, request_referrals
 from services.outreach.schemas import (
     CaseDetail,
     CaseSummary,
@@ -206,9 +206,10 @@ def router(clock: Clock) -> APIRouter:
             if c["state"] == CaseState.CLOSED:
                 raise conflict("the case is closed")
             urgency = body.urgency or Severity(c["risk_level"])
-            events = await request_referrals(
-                conn, rs, case_id, c["student_id"], c["org_path"], [(body.category, urgency)], now, [body.department]
+            row = referral_row(
+                rs, case_id, c["student_id"], c["org_path"], body.department, body.category, urgency, now
             )
+            events = await request_referrals(conn, [row])
             if not events:
                 raise conflict("this department already has an open referral for this case and category")
             await add_events(conn, events)

@@ -7,103 +7,12 @@ from typing import Any
 
 import asyncpg
 
-from services.outreach.domain import Carer
-
 CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
     " finding_recorded_at, contact_due, first_contacted_at, last_contacted_at, next_review_at, escalation_level,"
     " escalation_due, escalated_to, escalated_at, overdue, closed_at, close_reason, closed_by_role, committed_at,"
     " updated_at"
 )
-
-# One round trip: was this finding applied before, and the child's current (or latest closed) case, locked.
-FINDING_CONTEXT = f"""
-SELECT (SELECT true FROM case_findings WHERE finding_id = $2) AS seen, c.*,
-       (SELECT coalesce(array_agg(role), '{{}}') FROM case_carers cc WHERE cc.case_id = c.case_id) AS carer_roles
-  FROM (SELECT 1) one
-  LEFT JOIN LATERAL (
-      SELECT {CASE_COLUMNS} FROM cases WHERE student_id = $1
-       ORDER BY (state <> 'closed') DESC, opened_at DESC LIMIT 1 FOR UPDATE
-  ) c ON true
-"""
-
-
-async def finding_context(conn: asyncpg.Connection, finding_id: str, student_id: str) -> asyncpg.Record:
-    """Whether the finding was seen, plus the child's case row (None columns when the child has none)."""
-    row: asyncpg.Record = await conn.fetchrow(FINDING_CONTEXT, student_id, finding_id)
-    return row
-
-
-async def insert_case(conn: asyncpg.Connection, c: dict[str, Any]) -> bool:
-    """Insert a new open case; False when another transaction opened one for the child first."""
-    status: str = await conn.execute(
-        "INSERT INTO cases (case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at,"
-        " finding_recorded_at, contact_due, escalation_due)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)"
-        " ON CONFLICT (student_id) WHERE state <> 'closed' DO NOTHING",
-        c["case_id"],
-        c["student_id"],
-        c["org_path"],
-        c["state"],
-        c["risk_level"],
-        c["max_severity"],
-        c["categories"],
-        c["opened_at"],
-        c["finding_recorded_at"],
-        c["contact_due"],
-    )
-    return status.endswith(" 1")
-
-
-async def update_case_for_finding(conn: asyncpg.Connection, c: dict[str, Any], *, reopen: bool) -> None:
-    """Apply a joining (or reopening) finding's effect on the case row."""
-    await conn.execute(
-        "UPDATE cases SET state = $2, risk_level = $3, max_severity = $4, categories = $5, contact_due = $6,"
-        " escalation_due = $7, overdue = overdue AND NOT $8, escalation_level = CASE WHEN $8 THEN 0"
-        " ELSE escalation_level END, escalated_to = CASE WHEN $8 THEN NULL ELSE escalated_to END,"
-        " reopened_at = CASE WHEN $8 THEN $9 ELSE reopened_at END, closed_at = CASE WHEN $8 THEN NULL ELSE closed_at"
-        " END, updated_at = clock_timestamp() WHERE case_id = $1",
-        c["case_id"],
-        c["state"],
-        c["risk_level"],
-        c["max_severity"],
-        c["categories"],
-        c["contact_due"],
-        c["escalation_due"],
-        reopen,
-        c["now"],
-    )
-
-
-async def add_finding(conn: asyncpg.Connection, case_id: str, f: Any, effect: str) -> None:
-    """Record that a finding was applied to a case (its id guards against replays)."""
-    await conn.execute(
-        "INSERT INTO case_findings (finding_id, case_id, student_id, visit_id, teacher_id, category, severity,"
-        " recorded_at, effect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        f.finding_id,
-        case_id,
-        f.student_id,
-        f.visit_id,
-        f.teacher_id,
-        str(f.category),
-        str(f.severity),
-        f.recorded_at,
-        effect,
-    )
-
-
-async def add_carers(conn: asyncpg.Connection, case_id: str, carers: list[Carer], at: datetime) -> None:
-    if carers:
-        await conn.execute(
-            "INSERT INTO case_carers (case_id, staff_id, role, org_path, assigned_at)"
-            " SELECT $1, s, r, p, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u(s, r, p)"
-            " ON CONFLICT DO NOTHING",
-            case_id,
-            [c.staff_id for c in carers],
-            [str(c.role) for c in carers],
-            [c.org_path for c in carers],
-            at,
-        )
 
 
 async def carers_of(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:

@@ -155,29 +155,30 @@ async def student_paths(conn: asyncpg.Connection, student_ids: list[str]) -> dic
     return {r["student_id"]: r["org_path"] for r in rows}
 
 
-CANDIDATES = """
+CANDIDATES_MANY = """
 SELECT staff_id, roles, org_path, head_class_id FROM staff
- WHERE active AND (head_class_id = $1 OR (org_path = ANY($2) AND roles && $3))
+ WHERE active AND (head_class_id = ANY($1) OR (org_path = ANY($2) AND roles && $3))
 UNION ALL
 SELECT staff_id, ARRAY[role], org_path, NULL FROM team_members
  WHERE staff_id IS NOT NULL AND org_path = ANY($2) AND role = ANY($4)
 """
 
 
-async def carer_candidates(
-    conn: asyncpg.Connection, class_id: str | None, levels: list[str], roles: list[StaffRole]
+async def carer_candidates_many(
+    conn: asyncpg.Connection, class_ids: list[str], levels: list[str], roles: list[StaffRole]
 ) -> list[StaffMember]:
-    """Staff who could care for a child: the class's own teacher and role holders at the levels above it."""
+    """Possible carers for many classes at once: their own teachers and role holders at the levels above."""
     team_roles = [t for t, s in TEAM_ROLE_AS_STAFF_ROLE.items() if s in roles]
-    rows = await conn.fetch(CANDIDATES, class_id, levels, [str(r) for r in roles], team_roles)
-    out: list[StaffMember] = []
-    for r in rows:
-        held = set()
-        for role in r["roles"]:
-            mapped = TEAM_ROLE_AS_STAFF_ROLE.get(role)
-            if mapped is not None:
-                held.add(mapped)
-            elif role in StaffRole._value2member_map_:
-                held.add(StaffRole(role))
-        out.append(StaffMember(r["staff_id"], frozenset(held), r["org_path"], r["head_class_id"]))
-    return out
+    rows = await conn.fetch(CANDIDATES_MANY, class_ids, levels, [str(r) for r in roles], team_roles)
+    return [_member(r) for r in rows]
+
+
+def _member(r: asyncpg.Record) -> StaffMember:
+    held = set()
+    for role in r["roles"]:
+        mapped = TEAM_ROLE_AS_STAFF_ROLE.get(role)
+        if mapped is not None:
+            held.add(mapped)
+        elif role in StaffRole._value2member_map_:
+            held.add(StaffRole(role))
+    return StaffMember(r["staff_id"], frozenset(held), r["org_path"], r["head_class_id"])

@@ -15,32 +15,6 @@ COLUMNS = (
 )
 
 
-async def request(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[asyncpg.Record]:
-    """Insert referrals; those already open for the same case, department and category are skipped."""
-    if not rows:
-        return []
-    out: list[asyncpg.Record] = await conn.fetch(
-        "INSERT INTO referrals (referral_id, case_id, student_id, department, category, urgency, org_path,"
-        " class_path, state, requested_at, acknowledge_by, updated_at)"
-        " SELECT u.*, 'requested', $9::timestamptz, $10::timestamptz, $9::timestamptz"
-        "   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-        "               $8::text[]) AS u"
-        " ON CONFLICT (case_id, department, category) WHERE state IN ('requested', 'acknowledged', 'accepted')"
-        " DO NOTHING RETURNING referral_id, department, category, urgency, org_path, acknowledge_by",
-        [r["referral_id"] for r in rows],
-        [r["case_id"] for r in rows],
-        [r["student_id"] for r in rows],
-        [r["department"] for r in rows],
-        [r["category"] for r in rows],
-        [r["urgency"] for r in rows],
-        [r["org_path"] for r in rows],
-        [r["class_path"] for r in rows],
-        rows[0]["requested_at"],
-        rows[0]["acknowledge_by"],
-    )
-    return out
-
-
 async def get(conn: asyncpg.Connection | asyncpg.Pool, referral_id: str, *, lock: bool = False) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM referrals WHERE referral_id = $1" + (" FOR UPDATE" if lock else ""), referral_id

@@ -10,7 +10,8 @@ import pytest
 
 from services.outreach.app import build_spec
 from services.outreach.clock import ManualClock
-from services.outreach.handlers import FINDINGS_GROUP, Reaction
+from services.outreach.handlers import FINDINGS_GROUP
+from services.outreach.reaction import FINDING_TYPE, FindingsConsumer, Reaction
 from services.outreach.settings import OutreachSettings
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE
@@ -152,17 +153,21 @@ async def test_redelivery_concurrency_and_full_replay_leave_one_open_case_per_ch
             "SELECT case_id, student_id, state, risk_level, categories FROM cases ORDER BY 1"
         )
 
-        # A full replay of the topic under a fresh consumer group changes nothing.
-        replay = InboxConsumer(
-            settings, pool, FINDINGS_GROUP + ".replay", {"visits.finding.recorded.v1": reaction.on_finding}
-        )
-        task = asyncio.create_task(replay.run())
-        try:
-            await wait_for(
-                lambda: pool.fetchval("SELECT count(*) = 12 FROM inbox WHERE consumer = $1", replay.group), timeout=20
-            )
-        finally:
-            task.cancel()
+        # A full replay of the topic under fresh consumer groups changes nothing: through the set-based
+        # consumer outreach runs, and through the kit's record-by-record path it falls back to.
+        replays = [
+            FindingsConsumer(settings, pool, FINDINGS_GROUP + ".replay", reaction),
+            InboxConsumer(settings, pool, FINDINGS_GROUP + ".replay2", {FINDING_TYPE: reaction.on_finding}),
+        ]
+        for replay in replays:
+            task = asyncio.create_task(replay.run())
+            try:
+                await wait_for(
+                    lambda: pool.fetchval("SELECT count(*) = 12 FROM inbox WHERE consumer = $1", replay.group),  # noqa: B023
+                    timeout=20,
+                )
+            finally:
+                task.cancel()
         assert await open_cases_per_child(pool) == counts
         assert await pool.fetchval("SELECT count(*) FROM case_findings") == 15
         assert await pool.fetchval("SELECT count(*) FROM outbox") == before

@@ -1,0 +1,234 @@
+"""Bench: reaction latency from a finding's outbox commit to its case commit, and the max sustained findings/s.
+
+Findings are written the way the visits service writes them (a transaction per batch: outbox rows plus a
+commit stamp), published by the kit's real relay to the real Kafka topic, and applied by the real outreach
+service (its inbox consumer, one process). Latency per finding = outreach's last insert in the applying
+transaction (a lower bound of its commit, `clock_timestamp()`) minus the visits-side commit stamp
+(`clock_timestamp()` as the last statement before COMMIT), both read from the same PostgreSQL clock.
+
+    .venv/bin/python bench/outreach_reaction.py [--steady-rate 200] [--steady-seconds 20]
+        [--ramp 400,700,1000,1400,1800,2400] [--step-seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import asyncpg
+from pydantic import BaseModel
+
+from services.outreach.app import build_spec
+from services.outreach.settings import OutreachSettings
+from shared import db
+from shared.contracts.common import Category, Severity
+from shared.contracts.visits import FindingRecorded
+from shared.devstack import ensure_up
+from shared.outbox import add_events
+from shared.relay import Relay
+from shared.settings import ServiceSettings
+from shared.web import start_runtime, stop_runtime
+
+SCHOOLS, CLASSES = 100, 10
+QUALIFYING = [
+    (Category.LEFT_BEHIND, Severity.MEDIUM),
+    (Category.ORPHANED_OR_UNACCOMPANIED, Severity.HIGH),
+    (Category.DISABILITY, Severity.MEDIUM),
+    (Category.FAMILY_HARDSHIP, Severity.LOW),
+    (Category.MENTAL_HEALTH, Severity.HIGH),
+    (Category.SAFETY_RISK, Severity.URGENT),
+    (Category.HEALTH_NEED, Severity.HIGH),
+]
+
+
+class FakeVisits(ServiceSettings):
+    """The visits side of the bench: only its outbox and relay."""
+
+    service_name: ClassVar[str] = "visits"
+
+
+def path(school: int, cls: int) -> str:
+    return f"/620400/62040{school % 5}/s{school:03d}/g1/c{school:03d}{cls}"
+
+
+async def seed_directory(pool: asyncpg.Pool) -> None:
+    """Staff of every school (class teachers, a mental-health teacher, a vice principal) in the directory copy."""
+    rows: list[tuple[str, str, list[str], str | None, datetime]] = []
+    now = datetime.now(UTC)
+    for s in range(SCHOOLS):
+        school = path(s, 0).rsplit("/", 2)[0]
+        for c in range(CLASSES):
+            rows.append((f"t{s}-{c}", school, ["class_teacher"], f"c{s:03d}{c}", now))
+        rows.append((f"mh{s}", school, ["mental_health_teacher"], None, now))
+        rows.append((f"vp{s}", school, ["vice_principal"], None, now))
+    await pool.executemany(
+        "INSERT INTO staff (staff_id, org_path, roles, head_class_id, occurred_at) VALUES ($1, $2, $3, $4, $5)", rows
+    )
+
+
+def make_finding(rng: random.Random) -> FindingRecorded:
+    s, c = rng.randrange(SCHOOLS), rng.randrange(CLASSES)
+    category, severity = rng.choice(QUALIFYING)
+    now = datetime.now(UTC)
+    return FindingRecorded(
+        finding_id=str(uuid.uuid4()),
+        student_id=f"stu-{rng.randrange(10_000_000)}",
+        visit_id=str(uuid.uuid4()),
+        campaign_id="bench",
+        teacher_id=f"t{s}-{c}",
+        category=category,
+        severity=severity,
+        org_path=path(s, c),
+        visited_on=now.date(),
+        recorded_at=now,
+    )
+
+
+async def write_at(pool: asyncpg.Pool, rate: float, seconds: float, rng: random.Random) -> int:
+    """Write findings at `rate`/s for `seconds`, a transaction every 10 ms, like visits' API handlers would."""
+    tick = 0.01
+    started = time.perf_counter()
+    written = 0
+    while (elapsed := time.perf_counter() - started) < seconds:
+        due = int(rate * min(elapsed + tick, seconds)) - written
+        if due > 0:
+            findings = [make_finding(rng) for _ in range(due)]
+            batch: list[BaseModel] = list(findings)
+            async with pool.acquire() as conn, conn.transaction():
+                await add_events(conn, batch)
+                await conn.executemany(
+                    "INSERT INTO finding_commits (finding_id, committed_at) VALUES ($1, clock_timestamp())",
+                    [(f.finding_id,) for f in findings],
+                )
+            written += due
+        await asyncio.sleep(max(0.0, started + elapsed + tick - time.perf_counter()))
+    return written
+
+
+LATENCY = """
+WITH applied AS (
+    SELECT finding_id, max(applied_at) OVER (PARTITION BY xmin::text) AS case_commit FROM {o}.case_findings
+)
+SELECT extract(epoch FROM a.case_commit - w.committed_at) * 1000 AS ms
+  FROM {v}.finding_commits w JOIN applied a USING (finding_id)
+ WHERE w.committed_at >= $1 AND w.committed_at < $2
+"""
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))] if s else float("nan")
+
+
+async def measure(conn: asyncpg.Connection, o: str, v: str, since: datetime, until: datetime) -> list[float]:
+    return [r["ms"] for r in await conn.fetch(LATENCY.format(o=o, v=v), since, until)]
+
+
+async def drain(conn: asyncpg.Connection, o: str, expected: int, timeout: float = 120) -> float:
+    """Seconds until outreach applied `expected` findings in all."""
+    t0 = time.perf_counter()
+    while await conn.fetchval(f"SELECT count(*) FROM {o}.case_findings") < expected:
+        if time.perf_counter() - t0 > timeout:
+            break
+        await asyncio.sleep(0.05)
+    return time.perf_counter() - t0
+
+
+async def main(a: argparse.Namespace) -> None:
+    stack = ensure_up()
+    tag = uuid.uuid4().hex[:8]
+    common: dict[str, Any] = {
+        "env": "test",
+        "database_url": stack.database_url,
+        "kafka_bootstrap_servers": stack.kafka_bootstrap,
+        "topic_prefix": f"bench{tag}.",
+        "topic_partitions": 6,
+        "relay_poll_seconds": 0.5,
+    }
+    o_schema, v_schema = f"bench_{tag}_outreach", f"bench_{tag}_visits"
+    outreach = OutreachSettings(db_schema=o_schema, scheduler_enabled=False, http_port=0, **common)
+    visits = FakeVisits(db_schema=v_schema, **common)
+
+    vpool = await db.create_pool(visits.database_url, v_schema, min_size=2, max_size=4)
+    await db.migrate(vpool, v_schema, db.KIT_MIGRATIONS)
+    await vpool.execute("CREATE TABLE finding_commits (finding_id text PRIMARY KEY, committed_at timestamptz)")
+    runtime = await start_runtime(build_spec(outreach))
+    await seed_directory(runtime.pool)
+    relay = Relay(visits)
+    relay_task = asyncio.create_task(relay.run())
+    conn = await asyncpg.connect(stack.database_url)
+    rng = random.Random(7)
+    total = 0
+    try:
+        # Warm-up: topics, consumer group assignment, connection pools.
+        total += await write_at(vpool, 50, 3, rng)
+        await drain(conn, o_schema, total)
+        await asyncio.sleep(1)
+
+        print(f"steady {a.steady_rate}/s for {a.steady_seconds}s ...", flush=True)
+        since = await conn.fetchval("SELECT clock_timestamp()")
+        written = await write_at(vpool, a.steady_rate, a.steady_seconds, rng)
+        total += written
+        until = await conn.fetchval("SELECT clock_timestamp()")
+        await drain(conn, o_schema, total)
+        ms = await measure(conn, o_schema, v_schema, since, until)
+        print(
+            f"steady: {len(ms)} findings at {a.steady_rate}/s  latency p50 {pct(ms, 50):.0f} ms  "
+            f"p90 {pct(ms, 90):.0f} ms  p99 {pct(ms, 99):.0f} ms  max {max(ms):.0f} ms",
+            flush=True,
+        )
+
+        best = 0.0
+        for rate in a.ramp:
+            since = await conn.fetchval("SELECT clock_timestamp()")
+            t0 = time.perf_counter()
+            written = await write_at(vpool, rate, a.step_seconds, rng)
+            offered = written / (time.perf_counter() - t0)
+            total += written
+            until = await conn.fetchval("SELECT clock_timestamp()")
+            tail = await drain(conn, o_schema, total)
+            ms = await measure(conn, o_schema, v_schema, since, until)
+            applied = len(ms) / (a.step_seconds + tail)
+            # Kept up = the backlog left when writing stopped drains within a second and latency stays flat.
+            kept_up = tail < 1.0 and pct(ms, 99) < 1000
+            print(
+                f"ramp {rate:>5}/s: offered {offered:7.0f}/s  drained {tail:5.2f}s after  applied {applied:7.0f}/s  "
+                f"p50 {pct(ms, 50):6.0f} ms  p99 {pct(ms, 99):6.0f} ms  {'kept up' if kept_up else 'LAG GROWS'}",
+                flush=True,
+            )
+            if kept_up:
+                best = max(best, offered)
+            else:
+                break
+        cases = await conn.fetchval(f"SELECT count(*) FROM {o_schema}.cases")
+        dup = await conn.fetchval(
+            f"SELECT count(*) FROM (SELECT student_id FROM {o_schema}.cases WHERE state <> 'closed'"
+            " GROUP BY student_id HAVING count(*) > 1) d"
+        )
+        print(f"max sustained: {best:.0f} findings/s  ({total} findings, {cases} cases, {dup} duplicate open cases)")
+    finally:
+        relay.stop()
+        relay_task.cancel()
+        await stop_runtime(runtime)
+        await vpool.close()
+        if not a.keep:
+            await conn.execute(f"DROP SCHEMA {o_schema} CASCADE")
+            await conn.execute(f"DROP SCHEMA {v_schema} CASCADE")
+        await conn.close()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steady-rate", type=float, default=200)
+    p.add_argument("--steady-seconds", type=float, default=20)
+    p.add_argument(
+        "--ramp", type=lambda s: [float(x) for x in s.split(",")], default=[400, 700, 1000, 1400, 1800, 2400]
+    )
+    p.add_argument("--step-seconds", type=float, default=8)
+    p.add_argument("--keep", action="store_true", help="keep the bench schemas for inspection")
+    asyncio.run(main(p.parse_args()))
