@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from services.reporting import exports, views
+from services.reporting.cache import AnswerCache
 from services.reporting.store import reads
 from shared.auth import CurrentPrincipal, Principal, Role
 from shared.problems import invalid
@@ -24,6 +26,17 @@ OrgPath = Annotated[str | None, Query(pattern=r"^(/[\w.-]+)+$", max_length=200, 
 CampaignId = Annotated[str, Query(max_length=100, description="campaign id; empty = all campaigns")]
 
 
+def _cache(request: Request) -> AnswerCache:
+    cache: AnswerCache | None = getattr(request.app.state, "answers", None)
+    if cache is None:
+        cache = request.app.state.answers = AnswerCache(request.app.state.settings.summary_cache_seconds)
+    return cache
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
 def _scope(principal: Principal, org_path: str | None) -> str:
     """The node to report on: the caller's unit by default, never outside the caller's subtree."""
     principal.require(*READERS)
@@ -34,19 +47,28 @@ def _scope(principal: Principal, org_path: str | None) -> str:
 
 @router.get("/summary")
 async def summary(
-    principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
+    request: Request, principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
 ) -> Any:
     """Indicators of one org unit (any level) for a campaign, rolled up from its classes."""
     node = _scope(principal, org_path)
-    return (await views.summaries(pool, [node], campaign_id))[0]
+
+    async def compute() -> bytes:
+        return orjson.dumps((await views.summaries(pool, [node], campaign_id))[0])
+
+    return _json(await _cache(request).get(("summary", node, campaign_id), compute))
 
 
 @router.get("/children")
 async def children(
-    principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
+    request: Request, principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
 ) -> Any:
     """Drill-down: the unit's figures and each child unit's figures."""
-    return await views.children(pool, _scope(principal, org_path), campaign_id)
+    node = _scope(principal, org_path)
+
+    async def compute() -> bytes:
+        return orjson.dumps(await views.children(pool, node, campaign_id))
+
+    return _json(await _cache(request).get(("children", node, campaign_id), compute))
 
 
 @router.get("/series")

@@ -20,6 +20,7 @@ class ReportingSettings(ServiceSettings):
     refresh_interval_seconds: float = 1.0
     overdue_sweep_seconds: float = 60.0
     gauges_interval_seconds: float = 15.0
+    summary_cache_seconds: float = 1.0  # answers may be this much older than the last refresh
     visits_url: str = "http://127.0.0.1:8102"
     outreach_url: str = "http://127.0.0.1:8103"
     committees_url: str = "http://127.0.0.1:8101"

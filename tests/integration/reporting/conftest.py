@@ -58,7 +58,9 @@ class Running:
 
 @pytest.fixture
 async def reporting(make_settings: Any, stack: Any) -> AsyncIterator[Running]:
-    settings = make_settings(ReportingSettings, refresh_interval_seconds=0.1, gauges_interval_seconds=0.5)
+    settings = make_settings(
+        ReportingSettings, refresh_interval_seconds=0.1, gauges_interval_seconds=0.5, summary_cache_seconds=0
+    )
     await scenario.ensure_topics(settings)
     db = await asyncpg.connect(stack.database_url)
     try:

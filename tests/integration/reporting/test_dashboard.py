@@ -21,7 +21,9 @@ def shown_value(raw: str):
 
 
 async def assert_page_matches_api(page, reporting, node: str) -> None:
-    shown = await page.js("[...document.querySelectorAll('[data-figure]')].map(e => [e.dataset.figure, e.dataset.value])")
+    shown = await page.js(
+        "[...document.querySelectorAll('[data-figure]')].map(e => [e.dataset.figure, e.dataset.value])"
+    )
     assert len(shown) == 12
     api = (await reporting.summary(node, scenario.CAMPAIGN))["figures"]
     for name, raw in shown:

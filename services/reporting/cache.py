@@ -1,0 +1,51 @@
+"""A short-lived in-process cache of serialised answers, with single flight per key.
+
+The figures only change when the refresher runs (every `refresh_interval_seconds`), so answering the same
+(node, campaign) from memory for up to `summary_cache_seconds` adds at most that much staleness and keeps the
+whole-city summary cheap at hundreds of requests per second. Scope checks happen before the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+MAX_ENTRIES = 5000
+
+
+class AnswerCache:
+    """key -> (expires_at, bytes); concurrent misses of one key share one computation."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[Any, tuple[float, bytes]] = {}
+        self._inflight: dict[Any, asyncio.Future[bytes]] = {}
+
+    async def get(self, key: Any, compute: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The cached answer for key, or compute (once) and keep it for ttl seconds."""
+        if self.ttl <= 0:
+            return await compute()
+        now = time.monotonic()
+        hit = self._data.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            value = await compute()
+            if len(self._data) >= MAX_ENTRIES:
+                self._data.clear()
+            self._data[key] = (time.monotonic() + self.ttl, value)
+            fut.set_result(value)
+            return value
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: waiters get it, nobody else must
+            raise
+        finally:
+            del self._inflight[key]
