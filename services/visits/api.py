@@ -5,17 +5,33 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
-from services.visits import checklist, queries, service
+from services.visits import checklist, queries, recording, service
 from services.visits.schemas import AssignmentIn, BatchIn, CampaignIn, ReassignIn, VisitIn
 from services.visits.settings import VisitsSettings
-from shared import idempotency
-from shared.auth import CurrentPrincipal
+from shared import context, idempotency
+from shared.auth import ADMINS, Principal, Role, current_principal
 from shared.problems import not_found
-from shared.web import Pool
+from shared.web import get_pool
 
 router = APIRouter(prefix="/api/v1")
+
+
+# The kit's `CurrentPrincipal` and `Pool` use plain `def` dependencies, which FastAPI runs in a worker thread for
+# every request (a thread hop each, a large share of a small request's cost). The same functions called from
+# `async def` dependencies stay on the event loop.
+async def _principal(request: Request) -> Principal:
+    return current_principal(request)
+
+
+async def _pool(request: Request) -> asyncpg.Pool:
+    return get_pool(request)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 
 
 def _settings(request: Request) -> VisitsSettings:
@@ -151,27 +167,40 @@ async def remove_assignment(assignment_id: str, request: Request, principal: Cur
 
 @router.post("/visits", status_code=201, tags=["visits"])
 async def record_visit(body: VisitIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
-    """Record one visit (completed with checklist and findings, or missed); all-or-nothing."""
+    """Record one visit (completed with checklist and findings, or missed); all-or-nothing.
+
+    Without an Idempotency-Key the visit joins the service's group commit (answered after its commit); with one,
+    it is written in its own transaction together with the key."""
+    principal.require(Role.TEACHER, *ADMINS)
+    if request.headers.get("idempotency-key") is None:
+        writer: recording.VisitWriter = request.app.state.runtime.spec.writer
+        outcome = await writer.submit(recording.Submission(principal, body, context.current()))
+        return JSONResponse(_single_doc(outcome), status_code=201)
 
     async def work(conn: asyncpg.Connection) -> Any:
-        [outcome] = await service.record_visits(conn, principal, [body])
-        if outcome.faults:
-            raise service.single_problem(outcome.faults)
-        doc = outcome.doc()
-        doc.pop("index")
-        doc.pop("result")
-        return doc
+        [outcome] = await recording.record_visits(conn, [recording.Submission(principal, body)])
+        return _single_doc(outcome)
 
     return await idempotency.write(request, principal, pool, work, status_code=201)
+
+
+def _single_doc(outcome: recording.Outcome) -> dict[str, Any]:
+    """The answer for one visit, or the problem when it was rejected."""
+    if outcome.faults:
+        raise recording.single_problem(outcome.faults)
+    doc = outcome.doc()
+    del doc["index"], doc["result"]
+    return doc
 
 
 @router.post("/visits/batch", status_code=200, tags=["visits"])
 async def record_batch(body: BatchIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Record up to 1000 visits collected offline: good items are stored, bad ones reported by index and field."""
-    items = [service.parse_item(raw) for raw in body.visits]
+    principal.require(Role.TEACHER, *ADMINS)
+    items = [recording.Submission(principal, recording.parse_item(raw)) for raw in body.visits]
 
     async def work(conn: asyncpg.Connection) -> Any:
-        outcomes = await service.record_visits(conn, principal, items)
+        outcomes = await recording.record_visits(conn, items)
         stored = sum(1 for o in outcomes if not o.faults)
         return {"stored": stored, "rejected": len(outcomes) - stored, "results": [o.doc() for o in outcomes]}
 

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from services.visits import api, handlers
+from services.visits.recording import VisitWriter
 from services.visits.settings import VisitsSettings
 from shared.contracts import visits as contracts
-from shared.web import ServiceSpec, create_app
+from shared.web import Runtime, ServiceSpec, create_app
 
 
-def build_spec(settings: VisitsSettings) -> ServiceSpec:
+@dataclass
+class VisitsSpec(ServiceSpec):
+    """The kit's spec plus the group-commit writer the single-visit route hands visits to."""
+
+    writer: VisitWriter = field(default_factory=VisitWriter)
+
+
+def build_spec(settings: VisitsSettings) -> VisitsSpec:
     """The visits service: owns the visits topics, keeps a directory copy from committees' events."""
-    return ServiceSpec(
+    writer = VisitWriter()
+
+    async def visit_writer(runtime: Runtime) -> None:
+        await writer.run(runtime.pool)
+
+    return VisitsSpec(
+        writer=writer,
+        background=[visit_writer],
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         # Committees' topics are declared here too so the directory consumer can subscribe even when visits

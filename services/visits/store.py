@@ -211,30 +211,36 @@ async def lock_assignments_for_visits(conn: asyncpg.Connection, ids: list[str]) 
     return await conn.fetch(LOCK_FOR_VISITS, ids)
 
 
-INSERT_VISITS = """
-INSERT INTO visits (visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, visited_on,
-                    duration_minutes, participants, checklist, guidance_topics, miss_reason, note, recorded_by,
-                    recorded_at)
-SELECT visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, visited_on,
-       duration_minutes, participants, checklist, guidance_topics, miss_reason, note, recorded_by, recorded_at
-FROM jsonb_to_recordset($1::jsonb) AS v(visit_id text, assignment_id text, campaign_id text, teacher_id text,
-     family_id text, org_path text, status text, mode text, visited_on date, duration_minutes int,
-     participants jsonb, checklist jsonb, guidance_topics jsonb, miss_reason text, note text, recorded_by text,
-     recorded_at timestamptz)
-"""
-
-INSERT_FINDINGS = """
-INSERT INTO findings (finding_id, visit_id, campaign_id, student_id, category, severity, note, org_path, recorded_at)
-SELECT finding_id, visit_id, campaign_id, student_id, category, severity, note, org_path, recorded_at
-FROM jsonb_to_recordset($1::jsonb) AS f(finding_id text, visit_id text, campaign_id text, student_id text,
-     category text, severity text, note text, org_path text, recorded_at timestamptz)
-"""
-
-UPDATE_OUTCOMES = """
-UPDATE assignments a SET status = u.status, visit_id = u.visit_id, visit_mode = u.mode, visited_on = u.visited_on,
-       updated_at = now()
-FROM jsonb_to_recordset($1::jsonb) AS u(assignment_id text, status text, visit_id text, mode text, visited_on date)
-WHERE a.assignment_id = u.assignment_id
+# One statement stores a whole batch: visits, their findings and the assignments' new status. Foreign keys are
+# checked at the end of the statement, so findings may reference visits inserted by the same statement.
+WRITE_VISITS = """
+WITH new_visits AS (
+    INSERT INTO visits (visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode,
+                        visited_on, duration_minutes, participants, checklist, guidance_topics, miss_reason, note,
+                        recorded_by, recorded_at)
+    SELECT visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, visited_on,
+           duration_minutes, participants, checklist, guidance_topics, miss_reason, note, recorded_by, recorded_at
+    FROM jsonb_to_recordset($1::jsonb) AS v(visit_id text, assignment_id text, campaign_id text, teacher_id text,
+         family_id text, org_path text, status text, mode text, visited_on date, duration_minutes int,
+         participants jsonb, checklist jsonb, guidance_topics jsonb, miss_reason text, note text, recorded_by text,
+         recorded_at timestamptz)
+    RETURNING 1
+), new_findings AS (
+    INSERT INTO findings (finding_id, visit_id, campaign_id, student_id, category, severity, note, org_path,
+                          recorded_at)
+    SELECT finding_id, visit_id, campaign_id, student_id, category, severity, note, org_path, recorded_at
+    FROM jsonb_to_recordset($2::jsonb) AS f(finding_id text, visit_id text, campaign_id text, student_id text,
+         category text, severity text, note text, org_path text, recorded_at timestamptz)
+    RETURNING 1
+), outcomes AS (
+    UPDATE assignments a SET status = u.status, visit_id = u.visit_id, visit_mode = u.mode,
+           visited_on = u.visited_on, updated_at = now()
+    FROM jsonb_to_recordset($3::jsonb) AS u(assignment_id text, status text, visit_id text, mode text,
+         visited_on date)
+    WHERE a.assignment_id = u.assignment_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM new_visits), (SELECT count(*) FROM new_findings), (SELECT count(*) FROM outcomes)
 """
 
 
@@ -244,13 +250,9 @@ async def insert_visits(
     findings: list[dict[str, Any]],
     outcomes: list[dict[str, Any]],
 ) -> None:
-    """Store visits, their findings and the assignments' new status: three statements whatever the batch size."""
+    """Store visits, their findings and the assignments' new status in one round trip whatever the batch size."""
     if visits:
-        await conn.execute(INSERT_VISITS, visits)
-    if findings:
-        await conn.execute(INSERT_FINDINGS, findings)
-    if outcomes:
-        await conn.execute(UPDATE_OUTCOMES, outcomes)
+        await conn.execute(WRITE_VISITS, visits, findings, outcomes)
 
 
 async def get_visit(conn: Conn, visit_id: str) -> asyncpg.Record | None:
