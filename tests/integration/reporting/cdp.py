@@ -74,8 +74,13 @@ class Page:
 
     async def screenshot(self, path: Path) -> None:
         r = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(r["data"]))
+        data = base64.b64decode(r["data"])
+
+        def write() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        await asyncio.to_thread(write)
 
 
 @contextlib.asynccontextmanager
