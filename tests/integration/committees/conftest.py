@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from services.committees.app import TOPICS, create
 from services.committees.settings import Settings
 from shared.auth import issue_token
 from shared.events import registry
-from shared.testing.fixtures import read_topic, serve, wait_for
+from shared.testing.fixtures import free_port, read_topic, serve, wait_for
 
 CITY = "/620400"
 BUREAU = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path=CITY)}
@@ -33,10 +34,10 @@ class Svc:
     settings: Settings
     http: httpx.AsyncClient
 
-    async def events(self, expect: int | None = None, idle: float = 1.0) -> list[dict[str, Any]]:
-        """Every event on every committees topic, parsed and checked against its contract."""
+    async def events(self, topics: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every event on the committees topics (default: all), parsed and checked against its contract."""
         out = []
-        for topic in TOPICS:
+        for topic in topics or TOPICS:
             msgs = await read_topic(
                 self.settings.kafka_bootstrap_servers, self.settings.topic(topic), idle=0.3, timeout=10
             )
@@ -95,6 +96,24 @@ class Svc:
 @pytest.fixture
 async def svc(make_settings: Callable[..., Settings]) -> AsyncIterator[Svc]:
     settings = make_settings(Settings)
+    async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
+        yield Svc(settings, http)
+
+
+@pytest.fixture(scope="module")
+async def module_svc(stack: Any) -> AsyncIterator[Svc]:
+    """One service for a whole test module (for read-mostly tests that share an imported city)."""
+    tag = uuid.uuid4().hex[:10]
+    settings = Settings(
+        env="test",
+        database_url=stack.database_url,
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        db_schema=f"t_{tag}_committees",
+        topic_prefix=f"t{tag}.",
+        topic_partitions=3,
+        relay_poll_seconds=0.2,
+        http_port=free_port(),
+    )
     async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as http:
         yield Svc(settings, http)
 

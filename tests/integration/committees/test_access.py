@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from demo import citygen
+from shared.contracts.committees import COMMITTEE
 from tests.integration.committees.conftest import BUREAU, auth
 
 pytestmark = pytest.mark.integration
@@ -15,20 +16,34 @@ PERSONAL = {"name", "national_id", "student_no", "birth_date", "gender"}
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+async def svc(module_svc):
+    """All access tests share one service and one imported city."""
+    return module_svc
+
+
+@pytest.fixture(scope="module")
 async def world(svc, small_city) -> dict[str, Any]:
     """The small city imported; a student in a class of a school of district 620402, and the people around it."""
     city = small_city
     await svc.run_import(body=citygen.to_json(city))
     school = next(u for u in city.org_units if u.level == "school" and u.parent_id == "620402")
-    other_school = next(u for u in city.org_units if u.level == "school" and u.parent_id == "620402" and u != school) if sum(
-        u.level == "school" and u.parent_id == "620402" for u in city.org_units
-    ) > 1 else next(u for u in city.org_units if u.level == "school" and u.parent_id != "620402")
+    other_school = (
+        next(u for u in city.org_units if u.level == "school" and u.parent_id == "620402" and u != school)
+        if sum(u.level == "school" and u.parent_id == "620402" for u in city.org_units) > 1
+        else next(u for u in city.org_units if u.level == "school" and u.parent_id != "620402")
+    )
     teacher = next(s for s in city.staff if s.org_unit_id == school.org_unit_id and s.head_class_id)
-    other_teacher = next(s for s in city.staff if s.org_unit_id == school.org_unit_id and s.head_class_id and s.head_class_id != teacher.head_class_id)
+    other_teacher = next(
+        s
+        for s in city.staff
+        if s.org_unit_id == school.org_unit_id and s.head_class_id and s.head_class_id != teacher.head_class_id
+    )
     r = await svc.http.get("/api/v1/students", params={"class_id": teacher.head_class_id, "limit": 1}, headers=BUREAU)
     student = r.json()["items"][0]
+    inside = [u.org_unit_id for u in city.org_units if u.org_unit_id.startswith(school.org_unit_id + "-")]
     return {
+        "inside": inside,
         "student": student,
         "school": f"/620400/620402/{school.org_unit_id}",
         "other_school": f"/620400/{other_school.parent_id}/{other_school.org_unit_id}",
@@ -119,15 +134,28 @@ async def test_student_lists_and_families_by_role(svc, world, who):
         assert fam.json()["guardians"] and "phone" in fam.json()["guardians"][0]
 
 
-@pytest.mark.parametrize("who", ["bureau", "district_in", "district_out", "school_in", "school_out", "teacher_in", "auditor", "partner"])
+COMMITTEE_ROLES = [
+    "bureau",
+    "district_in",
+    "district_out",
+    "school_in",
+    "school_out",
+    "teacher_in",
+    "auditor",
+    "partner",
+]
+
+
+@pytest.mark.parametrize("who", COMMITTEE_ROLES)
 async def test_committee_writes_and_reads_by_scope(svc, world, who):
     h = tokens(world)[who]
     school_id = world["school"].rsplit("/", 1)[1]
-    r = await svc.http.post("/api/v1/committees", json={"org_unit_id": school_id, "formed_on": "2026-09-01"}, headers=h)
+    unit = world["inside"][COMMITTEE_ROLES.index(who)]  # a grade or class of the school, one per case
+    r = await svc.http.post("/api/v1/committees", json={"org_unit_id": unit, "formed_on": "2026-09-01"}, headers=h)
     expect = 201 if who in ("bureau", "district_in", "school_in") else 403
     assert r.status_code == expect, r.text
     r = await svc.http.get("/api/v1/committees", params={"under": school_id}, headers=h)
     assert r.status_code == (200 if who in ("bureau", "district_in", "school_in", "teacher_in", "auditor") else 403)
     await svc.drained()
-    formed = [e for e in await svc.events() if e["type"] == "committees.committee.formed.v1"]
-    assert len(formed) == (1 if expect == 201 else 0)
+    formed = [e for e in await svc.events([COMMITTEE]) if e["type"] == "committees.committee.formed.v1"]
+    assert len([e for e in formed if e["data"]["org_unit_id"] == unit]) == (1 if expect == 201 else 0)
