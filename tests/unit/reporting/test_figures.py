@@ -1,0 +1,91 @@
+"""Assembly of the indicator document from metric rows."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.reporting.cache import AnswerCache
+from services.reporting.domain.figures import figures, flatten, merge_scopes, ratio, series
+
+
+def test_ratio_rounds_and_never_divides_by_zero():
+    assert ratio(2, 3) == 0.6667
+    assert ratio(0, 0) is None
+    assert ratio(5, 5) == 1.0
+
+
+def test_campaign_figures_come_from_the_campaign_and_structure_from_all():
+    campaign = {("assignments", ""): 3, ("org_units", "school"): 99}
+    everything = {("assignments", ""): 10, ("org_units", "school"): 2, ("sessions_held", ""): 4}
+    merged = merge_scopes(campaign, everything, "c1")
+    assert merged == {("assignments", ""): 3, ("org_units", "school"): 2, ("sessions_held", ""): 4}
+    assert merge_scopes(campaign, everything, "") == everything
+
+
+def test_figures_document():
+    m = {
+        ("families_assigned", ""): 4,
+        ("families_visited", ""): 3,
+        ("findings", "safety_risk|urgent"): 2,
+        ("findings", "left_behind|low"): 1,
+        ("checklist_yes", "i1"): 3,
+        ("checklist_answered", "i1"): 4,
+        ("org_units", "class"): 4,
+        ("units_with_committee", "class"): 1,
+        ("session_enrolled", ""): 10,
+        ("attendance_present", ""): 4,
+        ("referrals", "health|requested"): 1,
+    }
+    doc = figures(m, {"finding_to_case_median_hours": 1.23456}, ["i1", "i2"])
+    assert doc["families"] == {"assigned": 4, "visited": 3, "coverage": 0.75}
+    assert doc["findings"]["total"] == 3
+    assert doc["findings"]["by_category"]["safety_risk"] == 2
+    assert doc["findings"]["by_severity"] == {"low": 1, "medium": 0, "high": 0, "urgent": 2}
+    assert doc["checklist"]["i1"] == {"yes": 3, "answered": 4, "compliance": 0.75}
+    assert doc["checklist"]["i2"] == {"yes": 0, "answered": 0, "compliance": None}
+    assert doc["structure"]["committee_share"]["class"] == 0.25
+    assert doc["structure"]["committee_share"]["school"] is None
+    assert doc["structure"]["attendance"]["rate"] == 0.4
+    assert doc["cases"]["finding_to_case_hours"] == {"median": 1.23, "p90": None}
+    assert doc["referrals"]["health"]["requested"] == 1
+    assert doc["referrals"]["civil_affairs"]["requested"] == 0
+
+
+def test_series_per_day_in_order():
+    m = {("visits_daily", "2026-10-11"): 2, ("visits_daily", "2026-10-10"): 1, ("cases_opened_daily", "2026-10-11"): 1}
+    assert series(m) == [
+        {"day": "2026-10-10", "visits": 1, "findings": 0, "cases_opened": 0, "cases_closed": 0},
+        {"day": "2026-10-11", "visits": 2, "findings": 0, "cases_opened": 1, "cases_closed": 0},
+    ]
+
+
+def test_flatten_dotted_names():
+    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": 2}) == [("a.b", 1), ("a.c.d", None), ("e", 2)]
+
+
+async def test_answer_cache_single_flight_and_expiry():
+    calls = 0
+
+    async def compute() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return b"x"
+
+    cache = AnswerCache(ttl=60)
+    assert await asyncio.gather(*[cache.get("k", compute) for _ in range(10)]) == [b"x"] * 10
+    assert calls == 1
+    assert await cache.get("k", compute) == b"x" and calls == 1
+    uncached = AnswerCache(ttl=0)
+    await uncached.get("k", compute)
+    await uncached.get("k", compute)
+    assert calls == 3
+
+    async def boom() -> bytes:
+        raise RuntimeError("db down")
+
+    with pytest.raises(RuntimeError):
+        await cache.get("other", boom)
+    assert await cache.get("other", compute) == b"x"

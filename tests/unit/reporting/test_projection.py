@@ -1,0 +1,107 @@
+"""The projection covers every contract event and produces well-formed fact operations."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import shared.contracts.committees
+import shared.contracts.outreach
+import shared.contracts.visits  # noqa: F401
+from services.reporting.domain.projection import OP_COLUMNS, PROJECTIONS, SEP, project
+from services.reporting.store.facts import OPS, _rounds
+from services.reporting.store.refresh import ancestors
+from shared.contracts import outreach as out
+from shared.contracts import visits as vi
+from shared.contracts.common import Category, Severity, VisitMode
+from shared.events import registry
+
+NOW = datetime(2026, 10, 10, 8, tzinfo=UTC)
+
+
+def test_every_event_type_of_the_three_contracts_is_projected():
+    types = {s.type for s in registry.all() if s.service in ("committees", "visits", "outreach")}
+    assert types == set(PROJECTIONS)
+
+
+def test_every_operation_has_sql_with_matching_columns():
+    assert set(OPS) == set(OP_COLUMNS)
+    for name, op in OPS.items():
+        assert len(op.types) == len(OP_COLUMNS[name]), name
+        assert f"${len(op.types)}::" in op.insert and f"${len(op.types) + 1}" not in op.insert, name
+
+
+def visit(answers: dict[str, str]) -> vi.VisitCompleted:
+    return vi.VisitCompleted(
+        visit_id="v1",
+        campaign_id="c1",
+        assignment_id="a1",
+        teacher_id="t1",
+        family_id="f1",
+        student_ids=["s1"],
+        org_path="/620400/620402/s1/g1/c1",
+        mode=VisitMode.ONLINE,
+        visited_on=date(2026, 10, 10),
+        duration_minutes=30,
+        checklist=[vi.ChecklistItemAnswer(item_id=k, answer=vi.ChecklistAnswer(v)) for k, v in answers.items()],
+        guidance_topics=[],
+        finding_count=0,
+        occurred_at=NOW,
+    )
+
+
+def test_visit_projects_checklist_answers_and_marks_its_leaf_and_entities():
+    ops = project("visits.visit.completed.v1", visit({"i1": "yes", "i2": "no", "i3": "not_applicable", "i4": "yes"}))
+    names = [n for n, _ in ops]
+    assert names == ["visit", "dirty_leaf", "dirty_entity", "dirty_entity"]
+    row = dict(zip(OP_COLUMNS["visit"], ops[0][1], strict=True))
+    assert row["yes_items"] == f"i1{SEP}i4" and row["no_items"] == "i2"
+    assert row["status"] == "completed" and row["mode"] == "online"
+    assert ops[1] == ("dirty_leaf", ("/620400/620402/s1/g1/c1",))
+    assert {r for n, r in ops if n == "dirty_entity"} == {("teacher", "t1"), ("family", "f1")}
+
+
+def test_finding_marks_the_school_leaf_where_referrals_live():
+    f = vi.FindingRecorded(
+        finding_id="fd1",
+        student_id="s1",
+        visit_id="v1",
+        campaign_id="c1",
+        teacher_id="t1",
+        category=Category.SAFETY_RISK,
+        severity=Severity.URGENT,
+        org_path="/620400/620402/s1/g1/c1",
+        visited_on=date(2026, 10, 10),
+        recorded_at=NOW,
+    )
+    leaves = [r[0] for n, r in project("visits.finding.recorded.v1", f) if n == "dirty_leaf"]
+    assert leaves == ["/620400/620402/s1/g1/c1", "/620400/620402/s1"]
+
+
+def test_case_events_fill_only_their_own_columns():
+    facts = {
+        "case_id": "k1",
+        "student_id": "s1",
+        "org_path": "/620400/620402/s1/g1/c1",
+        "risk_level": Severity.HIGH,
+        "categories": [Category.LEFT_BEHIND],
+        "occurred_at": NOW,
+    }
+    contact = out.CaseContactLogged(**facts, contact_id="x", mode="home", contacted_at=NOW, first_contact=True)
+    row = dict(zip(OP_COLUMNS["case"], project("outreach.case.contact_logged.v1", contact)[0][1], strict=True))
+    assert row["first_contact_at"] == NOW and row["state"] is None and row["opened_at"] is None
+    closed = out.CaseClosed(**facts, reason_code="done", approved_by_role="school_admin")
+    row = dict(zip(OP_COLUMNS["case"], project("outreach.case.closed.v1", closed)[0][1], strict=True))
+    assert row["state"] == "closed" and row["state_at"] == NOW
+
+
+def test_rounds_never_put_one_key_twice_in_a_statement():
+    op = OPS["assignment"]
+    rows = [("a1", 1), ("a2", 1), ("a1", 2), ("a1", 3), ("a3", 1)]
+    rows = [(k, "c", "t", "f", "/p", True, NOW, n) for k, n in rows]
+    rounds = _rounds(op, rows)
+    assert [[r[0] for r in rd] for rd in rounds] == [["a1", "a2", "a3"], ["a1"], ["a1"]]
+
+
+def test_ancestors_from_the_city_down():
+    assert ancestors("/620400/620402/s1") == ["/620400", "/620400/620402", "/620400/620402/s1"]
+    assert ancestors("/620400") == ["/620400"]
