@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from shared.contracts.committees import LectureTopic, TeamRole
@@ -46,6 +47,7 @@ REFERRAL_STATES = ("requested", "acknowledged", "escalated", "accepted", "declin
 ORG_LEVELS = ("district", "school", "grade", "class")
 
 Metrics = dict[tuple[str, str], float]
+MetricsIn = Mapping[tuple[str, str], float]
 
 
 def ratio(num: float, den: float) -> float | None:
@@ -57,7 +59,7 @@ def _n(v: float) -> int | float:
     return int(v) if float(v).is_integer() else round(float(v), 4)
 
 
-def merge_scopes(campaign_rows: Metrics, all_rows: Metrics, campaign_id: str) -> Metrics:
+def merge_scopes(campaign_rows: MetricsIn, all_rows: MetricsIn, campaign_id: str) -> Metrics:
     """Campaign-bound metrics from the campaign's scope, the cooperation structure from scope ''."""
     if not campaign_id:
         return dict(all_rows)
@@ -66,7 +68,7 @@ def merge_scopes(campaign_rows: Metrics, all_rows: Metrics, campaign_id: str) ->
     return out
 
 
-def figures(m: Metrics, extra: dict[str, float | None], checklist_items: list[str] | None = None) -> dict[str, Any]:
+def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[str] | None = None) -> dict[str, Any]:
     """The indicator document of one node and campaign."""
 
     def g(metric: str, dim: str = "") -> int | float:
@@ -160,7 +162,7 @@ def figures(m: Metrics, extra: dict[str, float | None], checklist_items: list[st
     }
 
 
-def series(m: Metrics) -> list[dict[str, Any]]:
+def series(m: MetricsIn) -> list[dict[str, Any]]:
     """Per-day counts (visits, findings, cases opened and closed), oldest day first."""
     days: dict[str, dict[str, Any]] = defaultdict(dict)
     for (metric, dim), v in m.items():

@@ -96,8 +96,8 @@ def test_case_events_fill_only_their_own_columns():
 
 def test_rounds_never_put_one_key_twice_in_a_statement():
     op = OPS["assignment"]
-    rows = [("a1", 1), ("a2", 1), ("a1", 2), ("a1", 3), ("a3", 1)]
-    rows = [(k, "c", "t", "f", "/p", True, NOW, n) for k, n in rows]
+    keys = [("a1", 1), ("a2", 1), ("a1", 2), ("a1", 3), ("a3", 1)]
+    rows = [(k, "c", "t", "f", "/p", True, NOW, n) for k, n in keys]
     rounds = _rounds(op, rows)
     assert [[r[0] for r in rd] for rd in rounds] == [["a1", "a2", "a3"], ["a1"], ["a1"]]
 
