@@ -9,6 +9,7 @@ recorded once, so redelivery, a fresh consumer group or a full replay changes no
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pydantic import BaseModel
 
 from services.outreach import domain
@@ -453,6 +454,24 @@ class FindingsConsumer(InboxConsumer):
     def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, reaction: Reaction) -> None:
         super().__init__(settings, pool, group, {FINDING_TYPE: reaction.on_finding})
         self.reaction = reaction
+
+    async def _loop(self, consumer: AIOKafkaConsumer, dlt: AIOKafkaProducer) -> None:
+        """Like the kit's loop, but one transaction and one offset commit per poll instead of per partition.
+
+        Each partition's records stay in order (they are concatenated partition by partition), and the inbox
+        makes a redelivery after a crash between the database commit and the offset commit harmless.
+        """
+        last_lag = 0.0
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
+            self.ready.set()
+            if batches:
+                await self._process([r for records in batches.values() for r in records], dlt)
+                with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
+                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+            if time.monotonic() - last_lag > 2.0:
+                await self._update_lag(consumer)
+                last_lag = time.monotonic()
 
     async def _process(self, records: list[ConsumerRecord], dlt: AIOKafkaProducer) -> None:
         try:
