@@ -110,15 +110,19 @@ single AS (
   FROM p JOIN n USING (kind, entity_id, scope, metric) WHERE n.paths = 1
 ),
 tree AS (
-  SELECT DISTINCT p.kind, p.entity_id, p.scope, p.metric, a.node
-  FROM p JOIN n USING (kind, entity_id, scope, metric) CROSS JOIN LATERAL unnest(path_ancestors(p.path)) a(node)
+  SELECT DISTINCT p.kind, p.entity_id, p.scope, p.metric, a.anc[a.i] AS node, a.anc[a.i - 1] AS parent
+  FROM p JOIN n USING (kind, entity_id, scope, metric)
+  CROSS JOIN LATERAL (SELECT x.anc, i FROM (SELECT path_ancestors(p.path) AS anc) x,
+                      generate_subscripts(x.anc, 1) i) a
   WHERE n.paths > 1
 ),
+children AS (
+  SELECT kind, entity_id, scope, metric, parent AS node, count(*)::int AS k
+  FROM tree WHERE parent IS NOT NULL GROUP BY 1, 2, 3, 4, 5
+),
 multi AS (
-  SELECT t.kind, t.entity_id, t.scope, t.metric, t.node,
-         1 - (SELECT count(*) FROM tree c WHERE (c.kind, c.entity_id, c.scope, c.metric) = (t.kind, t.entity_id,
-              t.scope, t.metric) AND path_parent(c.node) = t.node)::int AS weight
-  FROM tree t
+  SELECT t.kind, t.entity_id, t.scope, t.metric, t.node, 1 - coalesce(c.k, 0) AS weight
+  FROM tree t LEFT JOIN children c USING (kind, entity_id, scope, metric, node)
 )
 INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)
 SELECT * FROM single UNION ALL SELECT * FROM multi WHERE weight <> 0
@@ -127,12 +131,13 @@ RETURNING node
 
 ROLLUP_SQL = """
 INSERT INTO node_metrics (scope, node, parent, metric, dim, value)
-SELECT scope, node, path_parent(node), metric, dim, sum(value) FROM (
-  SELECT scope, leaf AS node, metric, dim, value FROM leaf_metrics WHERE leaf = ANY($1::text[])
-  UNION ALL
-  SELECT scope, parent, metric, dim, value FROM node_metrics WHERE parent = ANY($1::text[])
-) x GROUP BY scope, node, metric, dim
-HAVING sum(value) <> 0
+SELECT x.scope, x.node, p.parent, x.metric, x.dim, x.value FROM (
+  SELECT scope, node, metric, dim, sum(value) AS value FROM (
+    SELECT scope, leaf AS node, metric, dim, value FROM leaf_metrics WHERE leaf = ANY($1::text[])
+    UNION ALL
+    SELECT scope, parent, metric, dim, value FROM node_metrics WHERE parent = ANY($1::text[])
+  ) u GROUP BY scope, node, metric, dim HAVING sum(value) <> 0
+) x JOIN unnest($1::text[], $2::text[]) p(node, parent) ON p.node = x.node
 """
 
 # Percentiles (hours) per node and scope, over the cases under each node.
@@ -185,6 +190,11 @@ def _entity_sql(full: bool) -> str:
         sql = sql.replace(f"{{t:{alias}}}", "true" if full else f"{alias}.teacher_id = ANY($1::text[])")
         sql = sql.replace(f"{{fam:{alias}}}", "true" if full else f"{alias}.family_id = ANY($2::text[])")
     return sql
+
+
+def parent_of(path: str) -> str:
+    """The parent path ('' for the root)."""
+    return path.rsplit("/", 1)[0] if path.count("/") > 1 else ""
 
 
 def ancestors(path: str) -> list[str]:
@@ -247,7 +257,7 @@ async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
     for depth in sorted(by_depth, reverse=True):
         batch = sorted(by_depth[depth])
         await conn.execute("DELETE FROM node_metrics WHERE node = ANY($1::text[])", batch)
-        await conn.execute(ROLLUP_SQL, batch)
+        await conn.execute(ROLLUP_SQL, batch, [parent_of(n) for n in batch])
 
 
 async def _refresh_full(conn: asyncpg.Connection) -> None:
