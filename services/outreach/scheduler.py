@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import asyncpg
 from pydantic import BaseModel
@@ -16,9 +17,9 @@ from pydantic import BaseModel
 from services.outreach import domain
 from services.outreach.clock import Clock
 from services.outreach.settings import OutreachSettings
-from services.outreach.store import cases, referrals
-from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import CaseEscalated, ReferralEscalated
+from services.outreach.store import cases, directory, referrals
+from shared.contracts.common import Category, Severity, StaffRole
+from shared.contracts.outreach import CarerAssignment, CaseAssigned, CaseEscalated, ReferralEscalated
 from shared.db import DB_UNAVAILABLE, lock_key
 from shared.outbox import add_events
 from shared.web import Background, Runtime
@@ -26,8 +27,16 @@ from shared.web import Background, Runtime
 log = logging.getLogger(__name__)
 
 
-async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> tuple[int, int] | None:
-    """One pass: escalate what is due now; None when another instance holds the lock."""
+class TickResult(NamedTuple):
+    """What one scheduler pass did."""
+
+    escalated_cases: int
+    escalated_referrals: int
+    assigned_cases: int
+
+
+async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> TickResult | None:
+    """One pass: escalate what is due now, assign waiting cases; None when another instance holds the lock."""
     rules, now = settings.rules, clock.now()
     async with pool.acquire() as conn, conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"scheduler:{settings.db_schema}")):
@@ -77,8 +86,64 @@ async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> 
                     escalated_to=to,
                 )
             )
+        assigned = await assign_waiting(conn, settings, now, payloads)
         await add_events(conn, payloads)
-        return len(due_cases), len(due_refs)
+        return TickResult(len(due_cases), len(due_refs), assigned)
+
+
+async def assign_waiting(
+    conn: asyncpg.Connection, settings: OutreachSettings, now: datetime, payloads: list[BaseModel]
+) -> int:
+    """Give carers to open cases that found nobody when they opened (the directory copy caught up since)."""
+    rules = settings.rules
+    waiting = await conn.fetch(
+        "SELECT case_id, student_id, org_path, risk_level, max_severity, categories FROM cases c"
+        " WHERE state = 'open' AND NOT EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id)"
+        " ORDER BY opened_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        settings.scheduler_batch_size,
+    )
+    if not waiting:
+        return 0
+    wanted: dict[str, list[StaffRole]] = {}
+    for c in waiting:
+        severity = Severity(c["max_severity"])
+        roles = [r for cat in c["categories"] for r in domain.carer_roles(rules, Category(cat), severity)]
+        wanted[c["case_id"]] = list(dict.fromkeys(roles))
+    all_roles = sorted({*rules.fallback_carer_roles, *(r for rs in wanted.values() for r in rs)})
+    classes = sorted({cid for c in waiting if (cid := domain.class_of(c["org_path"]))})
+    levels = sorted({lvl for c in waiting for lvl in domain.org_levels(c["org_path"])})
+    staff = await directory.carer_candidates_many(conn, classes, levels, all_roles)
+    done = 0
+    for c in waiting:
+        carers = domain.choose_carers(rules, wanted[c["case_id"]], domain.class_of(c["org_path"]), c["org_path"], staff)
+        if not carers:
+            continue
+        await conn.execute(
+            "INSERT INTO case_carers (case_id, staff_id, role, org_path, assigned_at)"
+            " SELECT $1, s, r, p, $5 FROM unnest($2::text[], $3::text[], $4::text[]) AS u(s, r, p)"
+            " ON CONFLICT DO NOTHING",
+            c["case_id"],
+            [x.staff_id for x in carers],
+            [str(x.role) for x in carers],
+            [x.org_path for x in carers],
+            now,
+        )
+        await conn.execute(
+            "UPDATE cases SET state = 'assigned', updated_at = clock_timestamp() WHERE case_id = $1", c["case_id"]
+        )
+        payloads.append(
+            CaseAssigned(
+                case_id=c["case_id"],
+                student_id=c["student_id"],
+                org_path=c["org_path"],
+                risk_level=Severity(c["risk_level"]),
+                categories=[Category(x) for x in c["categories"]],
+                occurred_at=now,
+                carers=[CarerAssignment(staff_id=x.staff_id, role=x.role, org_path=x.org_path) for x in carers],
+            )
+        )
+        done += 1
+    return done
 
 
 def make_task(clock: Clock) -> Background:

@@ -109,6 +109,7 @@ async def test_published_public_events_have_only_contract_fields_and_no_personal
     }
     async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
         await publish(settings, [*school_staff(), student("stu-p")])
+        await _staff_loaded(settings)
         await publish(
             settings,
             [
@@ -165,9 +166,19 @@ async def _escalate_and_read(settings: OutreachSettings, clock: ManualClock) -> 
 
     pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=2)
     try:
-        assert await tick(pool, settings, clock) == (2, 1)  # both cases; the unacknowledged civil-affairs referral
+        assert await tick(pool, settings, clock) == (2, 1, 0)  # both cases; the unacknowledged civil-affairs referral
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
     finally:
         await pool.close()
     # 3 requested + ack/accept/resolve + ack/decline + 1 escalated
     return await read_topic(settings.kafka_bootstrap_servers, settings.topic(REFERRAL), expect=9)
+
+
+async def _staff_loaded(settings: OutreachSettings) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await wait_for(lambda: conn.fetchval(f'SELECT count(*) = 4 FROM "{settings.db_schema}".staff'), timeout=15)
+    finally:
+        await conn.close()
