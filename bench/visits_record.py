@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -63,16 +63,53 @@ def visit(a: asyncpg.Record, n: int) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RawHTTP:
+    """A minimal HTTP/1.1 keep-alive client (one connection, one request at a time): the load generator shares
+    the machine with the service, so it must cost little CPU per request (httpx costs about as much as the server)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def count_messages(bootstrap: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    """Messages on a topic: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        from aiokafka import TopicPartition
-
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
-        ends = await consumer.end_offsets(tps)
-        return sum(ends.values())
+        parts = consumer.partitions_for_topic(topic)
+        while not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic)
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return int(sum(ends.values()))
     finally:
         await consumer.stop()
 
@@ -120,15 +157,19 @@ async def main(args: argparse.Namespace) -> None:
                     pass
                 await asyncio.sleep(0.2)
             t0 = time.perf_counter()
+            staff = sum(1 for e in directory.events if type(e).__name__ == "StaffRegistered")
             while True:
                 try:
                     n = await db.fetchval("SELECT count(*) FROM students")
+                    m = await db.fetchval("SELECT count(*) FROM staff")
                 except asyncpg.UndefinedTableError:
-                    n = 0
-                if n == directory.students:
+                    n = m = 0
+                if n == directory.students and m == staff:
                     break
                 await asyncio.sleep(0.2)
-            print(f"directory copy: {n} students applied by visits.directory, {time.perf_counter() - t0:.1f}s")
+            print(
+                f"directory copy: {n} students, {m} staff applied by visits.directory, {time.perf_counter() - t0:.1f}s"
+            )
 
             admin = {"Authorization": "Bearer " + issue_token(role="district_admin", org_path=DISTRICT)}
             body = {
@@ -167,25 +208,29 @@ async def main(args: argparse.Namespace) -> None:
 
             async def client() -> None:
                 nonlocal single_findings
-                while not queue.empty():
-                    i, a = queue.get_nowait()
-                    v = visit(a, i)
-                    single_findings += len(v["findings"])
-                    resp = await http.post(
-                        "/api/v1/visits",
-                        content=orjson.dumps(v),
-                        headers={"Authorization": tokens[a["teacher_id"]], "content-type": "application/json"},
-                    )
-                    if resp.status_code != 201:
-                        failures.append(resp.text[:300])
+                conn = RawHTTP("127.0.0.1", port)
+                try:
+                    while not queue.empty():
+                        i, a = queue.get_nowait()
+                        v = visit(a, i)
+                        single_findings += len(v["findings"])
+                        status, text = await conn.post(
+                            "/api/v1/visits", orjson.dumps(v), {"Authorization": tokens[a["teacher_id"]]}
+                        )
+                        if status != 201:
+                            failures.append(text[:300].decode(errors="replace"))
+                finally:
+                    conn.close()
 
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds(proc.pid)
             await asyncio.gather(*(client() for _ in range(args.clients)))
             single_s = time.perf_counter() - t0
+            single_cpu = cpu_seconds(proc.pid) - c0
             assert not failures, failures[:3]
             print(
                 f"single: {len(single_rows)} visits ({single_findings} findings) with {args.clients} concurrent "
-                f"clients in {single_s:.2f}s = {len(single_rows) / single_s:,.0f} visits/s"
+                f"clients in {single_s:.2f}s = {len(single_rows) / single_s:,.0f} visits/s "
+                f"(service process CPU {1000 * single_cpu / max(len(single_rows), 1):.2f} ms/visit)"
             )
 
             # Batch endpoint: 500 visits per request, a few concurrent uploaders, school admin tokens.
@@ -212,14 +257,16 @@ async def main(args: argparse.Namespace) -> None:
                 async with sem:
                     await upload(k, chunk)
 
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds(proc.pid)
             await asyncio.gather(*(limited(k, c) for k, c in enumerate(chunks)))
             batch_s = time.perf_counter() - t0
+            batch_cpu = cpu_seconds(proc.pid) - c0
             assert stored == len(batch_rows), (stored, len(batch_rows))
             print(
                 f"batch: {len(batch_rows)} visits ({batch_findings} findings) in {len(chunks)} requests of "
                 f"{args.batch}, {args.uploaders} concurrent, in {batch_s:.2f}s "
-                f"= {len(batch_rows) / batch_s:,.0f} visits/s"
+                f"= {len(batch_rows) / batch_s:,.0f} visits/s "
+                f"(service process CPU {1000 * batch_cpu / max(len(batch_rows), 1):.2f} ms/visit)"
             )
 
             # Every event reached Kafka.

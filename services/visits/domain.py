@@ -218,11 +218,14 @@ class AssignmentFacts:
     children: dict[str, str]  # student_id -> class path
 
 
+RECORDING_ADMINS = frozenset({Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN})
+
+
 def may_record(principal: Principal, a: AssignmentFacts) -> bool:
     """Teachers record their own assignments; school/district/bureau admins those in their subtree."""
-    if principal.has(Role.TEACHER) and principal.staff_id and principal.staff_id == a.teacher_id:
+    if principal.staff_id is not None and principal.staff_id == a.teacher_id and Role.TEACHER in principal.roles:
         return True
-    return principal.has(Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN) and principal.covers(a.org_path)
+    return not principal.roles.isdisjoint(RECORDING_ADMINS) and principal.covers(a.org_path)
 
 
 def check_checklist(answers: Sequence[Any], items: tuple[ChecklistItem, ...]) -> list[Fault]:
