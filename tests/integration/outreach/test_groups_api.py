@@ -1,0 +1,109 @@
+"""The special-group register through real HTTP: directory flags, findings, manual entries, verification, lists."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from services.outreach.app import create
+from services.outreach.clock import ManualClock
+from services.outreach.settings import OutreachSettings
+from shared.auth import issue_token
+from shared.contracts.common import Category, Severity
+from shared.contracts.outreach import GROUP
+from shared.testing.fixtures import read_topic, serve, wait_for
+from tests.integration.outreach.helpers import (
+    DISTRICT,
+    by_type,
+    class_path,
+    family,
+    finding,
+    publish,
+    school,
+    student,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def bearer(**kw: object) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(**kw)}  # type: ignore[arg-type]
+
+
+BUREAU = bearer(role="bureau_admin", org_path="/620400", subject="bureau-1")
+SCHOOL_ADMIN = bearer(role="school_admin", org_path=school(), subject="sa-1")
+OTHER_SCHOOL = bearer(role="school_admin", org_path=f"{DISTRICT}/s999", subject="sa-9")
+CIVIL = bearer(role="department_partner", org_path="/620400", department="civil_affairs", subject="ca-1")
+TEACHER = bearer(role="teacher", org_path=school(), staff_id="t-1", subject="t-1")
+
+
+async def test_register_from_directory_findings_and_by_hand(make_settings):
+    settings = make_settings(OutreachSettings, scheduler_enabled=False)
+    async with serve(create(settings, ManualClock())) as url, httpx.AsyncClient(base_url=url) as http:
+        # Parents working away (family first, students later: out of order across topics) → left-behind.
+        await publish(settings, [family("fam-1", ["stu-1", "stu-2"], away=True)])
+        await publish(settings, [student("stu-1", family_id="fam-1"), student("stu-2", family_id="fam-1")])
+        await publish(settings, [finding("stu-3", Category.DISABILITY, Severity.MEDIUM)])
+
+        async def members(headers: dict[str, str], **params: str) -> list[dict]:
+            r = await http.get("/api/v1/groups/members", headers=headers, params=params)
+            return r.json() if r.status_code == 200 else []
+
+        listed = await wait_for(lambda: _at_least(members(BUREAU), 3), timeout=15)
+        assert sorted((m["student_id"], m["group"], m["source"]) for m in listed) == [
+            ("stu-1", "left_behind", "directory_flag"),
+            ("stu-2", "left_behind", "directory_flag"),
+            ("stu-3", "disability", "visit_finding"),
+        ]
+        assert all(m["org_path"] == class_path() and m["verified"] is None for m in listed)
+
+        # By hand: a school enters a child; the same child and group again is a conflict.
+        body = {"student_id": "stu-4", "group": "family_hardship", "org_path": class_path()}
+        r = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=body)
+        assert r.status_code == 201 and r.json()["source"] == "school"
+        assert (await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=body)).status_code == 409
+        assert (await http.post("/api/v1/groups/members", headers=OTHER_SCHOOL, json=body)).status_code == 403
+        assert (await http.post("/api/v1/groups/members", headers=TEACHER, json=body)).status_code == 403
+        bad = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json={**body, "group": "tall"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/group"
+        dept = {"student_id": "stu-5", "group": "orphaned_or_unaccompanied", "org_path": class_path()}
+        r = await http.post("/api/v1/groups/members", headers=CIVIL, json=dept)
+        assert r.status_code == 201 and r.json()["source"] == "department"
+
+        # Verification by the department; lists by subtree and filters; counts.
+        r = await http.post(
+            f"/api/v1/groups/members/{r.json()['membership_id']}/verify", headers=CIVIL, json={"verified": True}
+        )
+        assert r.status_code == 200 and r.json()["verified"] is True and r.json()["verified_by"] == "ca-1"
+        assert [m["student_id"] for m in await members(SCHOOL_ADMIN, verified="true")] == ["stu-5"]
+        assert len(await members(SCHOOL_ADMIN, group="left_behind")) == 2
+        assert await members(OTHER_SCHOOL) == []
+        assert (
+            await http.get("/api/v1/groups/members", headers=SCHOOL_ADMIN, params={"org_path": DISTRICT})
+        ).status_code == 403
+        counts = (await http.get("/api/v1/groups/counts", headers=BUREAU)).json()
+        assert {c["group"]: (c["members"], c["verified"]) for c in counts} == {
+            "disability": (1, 0),
+            "family_hardship": (1, 0),
+            "left_behind": (2, 0),
+            "orphaned_or_unaccompanied": (1, 1),
+        }
+
+        # The flag going away ends directory-only memberships.
+        changed = family("fam-1", ["stu-1", "stu-2"], away=False)
+        await publish(settings, [changed])
+        await wait_for(lambda: _exactly(members(BUREAU, group="left_behind"), 0), timeout=15)
+        assert len(await members(BUREAU, group="left_behind", include_ended="true")) == 2
+
+        events = by_type(await read_topic(settings.kafka_bootstrap_servers, settings.topic(GROUP), expect=6))
+        assert len(events["outreach.group.registered.v1"]) == 5
+        assert [e["value"]["data"]["verified"] for e in events["outreach.group.verified.v1"]] == [True]
+
+
+async def _at_least(coro, n: int):
+    rows = await coro
+    return rows if len(rows) >= n else None
+
+
+async def _exactly(coro, n: int) -> bool:
+    return len(await coro) == n
