@@ -6,13 +6,18 @@ export that committees' import endpoint takes. Full scale (1.0): ~300 schools, ~
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
+import itertools
 import random
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CITY_ID = "620400"
 CITY_NAME = "白银市"
@@ -57,6 +62,12 @@ TOWNS = (
 PHONE_PREFIXES = ("130", "131", "133", "135", "136", "137", "138", "139", "150", "151", "158", "177", "180", "187")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
+# living arrangement when parents work away / when they do not: (values, cumulative weights)
+AWAY = (("grandparents", "relatives", "one_parent", "alone"), tuple(itertools.accumulate((0.68, 0.18, 0.12, 0.02))))
+HOME = (
+    ("both_parents", "one_parent", "grandparents", "institution"),
+    tuple(itertools.accumulate((0.8, 0.15, 0.045, 0.005))),
+)
 
 
 @dataclass
@@ -152,19 +163,29 @@ def _split(total: int, weights: list[float], minimum: int = 0) -> list[int]:
 
 
 class _Gen:
-    """Holds the random source and counters while generating."""
+    """Holds the random source and counters while generating (fast helpers over `random()`)."""
 
     def __init__(self, seed: int) -> None:
         self.r = random.Random(seed)
+        self.rand = self.r.random
         self.n_staff = self.n_family = self.n_guardian = self.n_student = 0
 
+    def below(self, n: int) -> int:
+        """An int in [0, n)."""
+        return int(self.rand() * n)
+
+    def pick(self, seq: Sequence[T]) -> T:
+        return seq[int(self.rand() * len(seq))]
+
+    def weighted(self, seq: Sequence[T], cum_weights: Sequence[float]) -> T:
+        return seq[bisect.bisect(cum_weights, self.rand() * cum_weights[-1])]
+
     def name(self, surname: str | None = None) -> str:
-        r = self.r
-        given = r.choice(GIVEN) + (r.choice(GIVEN) if r.random() < 0.7 else "")
-        return (surname or r.choice(SURNAMES)) + given
+        given = self.pick(GIVEN) + (self.pick(GIVEN) if self.rand() < 0.7 else "")
+        return (surname or self.pick(SURNAMES)) + given
 
     def phone(self) -> str:
-        return self.r.choice(PHONE_PREFIXES) + f"{self.r.randrange(100_000_000):08d}"
+        return self.pick(PHONE_PREFIXES) + f"{self.below(100_000_000):08d}"
 
 
 def generate(scale: float = 1.0, seed: int = 42) -> City:
@@ -232,7 +253,7 @@ def _school(g: _Gen, city: City, sid: str, code: str, stype: str, n_students: in
             teaches = [head]
         elif "subject_teacher" in rl or "ideological_political_teacher" in rl:
             teaches = sorted(r.sample(classes, min(len(classes), r.randint(2, 4))))
-        gender = "F" if r.random() < 0.62 else "M"
+        gender = "F" if g.rand() < 0.62 else "M"
         city.staff.append(Staff(f"t{g.n_staff:06d}", g.name(), gender, g.phone(), sid, list(rl), teaches, head))
     # Students, each in a family; about 8% join an earlier student's family as a sibling.
     per_class_counts = _split(n_students, [1.0] * len(classes))
@@ -242,15 +263,15 @@ def _school(g: _Gen, city: City, sid: str, code: str, stype: str, n_students: in
         grade = int(cid.split("-g")[1].split("-")[0])
         age = {"kindergarten": 3, "senior_secondary": 15, "junior_secondary": 12}.get(stype, 6) + grade
         for _ in range(count):
-            if school_families and r.random() < 0.08:
-                family_no, surname = r.choice(school_families)
+            if school_families and g.rand() < 0.08:
+                family_no, surname = g.pick(school_families)
             else:
                 family_no, surname = _family(g, city, code, town)
                 school_families.append((family_no, surname))
             g.n_student += 1
-            gender = "M" if r.random() < 0.52 else "F"
-            born = date(base_year - age, 1, 1) + timedelta(days=r.randrange(365))
-            seq = r.randrange(100) * 10 + (r.randrange(0, 10, 2) + (1 if gender == "M" else 0))
+            gender = "M" if g.rand() < 0.52 else "F"
+            born = date(base_year - age, 1, 1) + timedelta(days=g.below(365))
+            seq = g.below(100) * 10 + 2 * g.below(5) + (1 if gender == "M" else 0)
             first17 = f"{code}{born:%Y%m%d}{seq:03d}"
             city.students.append(
                 Student(
@@ -267,28 +288,22 @@ def _school(g: _Gen, city: City, sid: str, code: str, stype: str, n_students: in
 
 def _family(g: _Gen, city: City, code: str, town: str) -> tuple[str, str]:
     """A new family with its guardians; about one in five has parents working away (left-behind)."""
-    r = g.r
     g.n_family += 1
     family_no = f"F{g.n_family:07d}"
-    surname = r.choice(SURNAMES)
-    away = r.random() < 0.2
-    if away:
-        arrangement = r.choices(["grandparents", "relatives", "one_parent", "alone"], [0.68, 0.18, 0.12, 0.02])[0]
-    else:
-        arrangement = r.choices(
-            ["both_parents", "one_parent", "grandparents", "institution"], [0.8, 0.15, 0.045, 0.005]
-        )[0]
-    address = f"{town}{r.randint(1, 80)}号{r.randint(1, 30)}栋{r.randint(1, 6)}0{r.randint(1, 4)}室"
+    surname = g.pick(SURNAMES)
+    away = g.rand() < 0.2
+    arrangement = g.weighted(*(AWAY if away else HOME))
+    address = f"{town}{1 + g.below(80)}号{1 + g.below(30)}栋{1 + g.below(6)}0{1 + g.below(4)}室"
     city.families.append(Family(family_no, away, arrangement, address))
     members: list[tuple[str, bool]] = []  # (relation, works away)
     if arrangement == "both_parents":
         members = [("mother", False), ("father", False)]
     elif arrangement == "one_parent":
-        members = [(r.choice(["mother", "father"]), False)]
+        members = [(g.pick(("mother", "father")), False)]
         if away:
             members.append(("father" if members[0][0] == "mother" else "mother", True))
     elif arrangement == "grandparents":
-        members = [("grandmother", False), ("grandfather", False)] if r.random() < 0.6 else [("grandmother", False)]
+        members = [("grandmother", False), ("grandfather", False)] if g.rand() < 0.6 else [("grandmother", False)]
         if away:
             members += [("father", True), ("mother", True)]
     elif arrangement == "relatives":
@@ -356,14 +371,16 @@ def to_json(city: City) -> dict[str, list[dict[str, Any]]]:
     """The export as the JSON body of `POST /api/v1/imports` (dates as ISO strings)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for entity in ENTITIES:
-        rows = []
-        for row in getattr(city, entity):
-            d = asdict(row)
-            for k, v in d.items():
-                if isinstance(v, date):
-                    d[k] = v.isoformat()
-            rows.append(d)
-        out[entity] = rows
+        rows: list[Any] = getattr(city, entity)
+        names = [f.name for f in fields(rows[0])] if rows else []
+        dated = [n for n in names if n == "birth_date"]
+        items = []
+        for row in rows:
+            d = {n: getattr(row, n) for n in names}
+            for n in dated:
+                d[n] = d[n].isoformat()
+            items.append(d)
+        out[entity] = items
     return out
 
 

@@ -225,7 +225,9 @@ async def list_students(
         mine = await store.teacher_classes(pool, principal.staff_id)
         if class_id is not None and class_id not in mine:
             raise Problem(403, "Forbidden", "teachers see only the classes they teach")
-        path = (await unit_or_404(pool, under))["org_path"] if under else None
+        # a teacher's classes, and only inside the school their token names
+        path = (await unit_or_404(pool, under))["org_path"] if under else principal.org_path
+        principal.require_scope(path)
         classes = [class_id] if class_id else sorted(mine)
     rows = await store.list_students(pool, path, classes, after(cursor), limit + 1)
     return page([redact(r, personal) for r in rows], limit, "student_id")

@@ -78,7 +78,7 @@ def people_access(principal: Principal, org_path: str, class_id: str | None, my_
     """Admins in scope see everything; teachers their own classes; auditors see records without personal fields."""
     if principal.has(Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN) and principal.covers(org_path):
         return Access(read=True, personal=True)
-    if principal.has(*TEACHERS) and class_id is not None and class_id in my_classes:
+    if principal.has(*TEACHERS) and class_id is not None and class_id in my_classes and principal.covers(org_path):
         return Access(read=True, personal=True)
     if principal.has(Role.AUDITOR) and principal.covers(org_path):
         return Access(read=True, personal=False)

@@ -275,6 +275,7 @@ async def upsert(
 
 async def publish_family_facts(conn: asyncpg.Connection, trace: Trace, timeout: float | None = None) -> int:
     """Publish registered/changed events for touched families whose facts differ from the last published."""
+    await conn.execute("ANALYZE touched_families", timeout=timeout)
     n: int = await conn.fetchval(FAMILY_FACTS, *trace.args(), timeout=timeout)
     await conn.execute("TRUNCATE touched_families", timeout=timeout)
     return n

@@ -177,3 +177,9 @@ async def test_cursor_pagination_and_filters(svc, small_city):
     assert len(r.json()["items"]) == min(500, sum(s.class_id in classes for s in small_city.students))
     r = await svc.http.get("/api/v1/students", params={"cursor": "!!"}, headers=BUREAU)
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/query/cursor"
+
+
+async def test_openapi_lists_the_api(svc):
+    doc = (await svc.http.get("/openapi.json")).json()
+    for path in ["/api/v1/imports", "/api/v1/imports/csv", "/api/v1/students/{student_id}", "/api/v1/committees"]:
+        assert path in doc["paths"]

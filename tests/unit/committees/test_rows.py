@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from demo import citygen
 from services.committees.domain.rows import Checker, Unit, clean_row, national_id_ok
-from services.committees.importer import parse_csv, validate
+from services.committees.importer import parse_csv, parse_json, validate
 
 UNITS = {
     "620400": Unit("city", "/620400", None),
@@ -114,3 +114,9 @@ def test_csv_row_numbers_are_file_lines_and_the_generated_city_is_valid():
     assert checker.errors == []
     assert received == city.counts()
     assert {k: len(v) for k, v in clean.items()} == city.counts()
+
+
+def test_json_rows_are_numbered_by_array_index():
+    rows, errors = parse_json("families", '[{"family_no": "F1"}, 3, {"family_no": "F2"}]')
+    assert [n for n, _ in rows] == [0, 2]
+    assert [(e.row, e.field, e.reason) for e in errors] == [(1, "*", "must be an object")]

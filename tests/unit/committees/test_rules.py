@@ -81,6 +81,8 @@ def test_people_access_by_role_and_subtree():
     teacher = who(Role.TEACHER, "/620400/620402/s0001", "t1")
     assert people_access(teacher, s1, c, frozenset({c})) == Access(True, True)
     assert people_access(teacher, s1, c, frozenset({"s0001-g1-c2"})) == Access(False, False)
+    elsewhere = who(Role.TEACHER, "/620400/620402/s0002", "t1")  # the token must name the class's school
+    assert people_access(elsewhere, s1, c, frozenset({c})) == Access(False, False)
     assert people_access(who(Role.AUDITOR, "/620400"), s1, c, frozenset()) == Access(True, False)
     assert people_access(who(Role.DEPARTMENT_PARTNER, "/620400"), s1, c, frozenset()) == Access(False, False)
 
