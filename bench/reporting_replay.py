@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -33,18 +33,19 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from services.reporting.rebuild import rebuild, topics
-from services.reporting.settings import ReportingSettings
-from shared import kafka
-from shared.auth import issue_token
-from shared.contracts import committees as cm
-from shared.contracts import outreach as out
-from shared.contracts import visits as vi
-from shared.contracts.common import Category, Department, OrgLevel, Severity, StaffRole, VisitMode
-from shared.events import new_envelope, registry
-from shared.testing.fixtures import free_port
+from services.reporting.rebuild import rebuild, topics  # noqa: E402
+from services.reporting.settings import ReportingSettings  # noqa: E402
+from shared import kafka  # noqa: E402
+from shared.auth import issue_token  # noqa: E402
+from shared.contracts import committees as cm  # noqa: E402
+from shared.contracts import outreach as out  # noqa: E402
+from shared.contracts import visits as vi  # noqa: E402
+from shared.contracts.common import Category, Department, OrgLevel, Severity, StaffRole, VisitMode  # noqa: E402
+from shared.events import new_envelope, registry  # noqa: E402
+from shared.testing.fixtures import free_port  # noqa: E402
 
 CITY = "/620400"
 DISTRICTS = ["620402", "620403", "620421", "620422", "620423"]
@@ -454,6 +455,8 @@ async def main() -> None:
     ap.add_argument("--prefix", default="", help="reuse topics produced by an earlier run")
     ap.add_argument("--keep", action="store_true", help="keep the bench schema")
     a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     run = uuid.uuid4().hex[:8]
     prefix = a.prefix or f"bench{run}."
     settings = ReportingSettings(topic_prefix=prefix, db_schema=f"bench_reporting_{run}")
@@ -478,9 +481,14 @@ async def main() -> None:
     )
 
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, settings.db_schema, prefix, str(port)],
-        cwd=Path(__file__).resolve().parents[1],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SERVE,
+        settings.db_schema,
+        prefix,
+        str(port),
+        cwd=ROOT,
         env={**os.environ, "LOG_LEVEL": "WARNING"},
     )
     try:
@@ -513,7 +521,7 @@ async def main() -> None:
         )
     finally:
         proc.terminate()
-        proc.wait(10)
+        await asyncio.wait_for(proc.wait(), 10)
         if not a.keep:
             conn = await asyncpg.connect(settings.database_url)
             await conn.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')

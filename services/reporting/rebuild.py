@@ -157,7 +157,20 @@ async def rebuild(
         await admin.execute(f'DROP SCHEMA IF EXISTS "{target}" CASCADE')
     finally:
         await admin.close()
-    pool = await db.create_pool(settings.database_url, target, min_size=2, max_size=3)
+    # Its own pool: the kit's pools cap statements at 30 s, and a full refresh of a whole city can take longer.
+    admin = await asyncpg.connect(settings.database_url)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{target}"')
+    finally:
+        await admin.close()
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=2,
+        max_size=3,
+        command_timeout=None,
+        server_settings={"search_path": f'"{target}",public', "application_name": f"{live}-rebuild"},
+    )
+    assert pool is not None
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         enable_auto_commit=False,
@@ -175,6 +188,7 @@ async def rebuild(
         started = time.perf_counter()
         await replay(settings, pool, consumer, tps, stats, track=False)
         stats.seconds = time.perf_counter() - started
+        log.info("replayed %d events in %.1fs (%.0f/s); refreshing", stats.events, stats.seconds, stats.rate)
         started = time.perf_counter()
         async with pool.acquire() as conn:
             await refresh(conn, target, full=True)
