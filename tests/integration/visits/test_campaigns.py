@@ -122,3 +122,31 @@ async def test_assignments_can_be_reassigned_removed_and_added_by_hand_with_even
     assert r.status_code == 200 and r.json()["status"] == "closed"
     [_, closed] = await env.events(CAMPAIGN, expect=2)
     assert closed["value"]["type"] == "visits.campaign.closed.v1"
+
+
+async def test_campaign_reads_checklist_config_and_openapi(env: Env):
+    admin = bearer("district_admin", DISTRICT)
+    r = await env.http.get("/api/v1/checklists/current", headers=admin)
+    assert r.status_code == 200 and r.json()["version"] == "2026.1" and len(r.json()["items"]) == 10
+    assert (await env.http.get("/api/v1/checklists/1999.1", headers=admin)).status_code == 404
+    bad = {"name": "x", "org_path": DISTRICT, "starts_on": "2026-10-01", "ends_on": "2026-09-01"}
+    r = await env.http.post("/api/v1/campaigns", json=bad, headers=admin)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    r = await env.http.post(
+        "/api/v1/campaigns", json={**bad, "ends_on": "2026-10-02", "checklist_version": "0"}, headers=admin
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/checklist_version"
+
+    cid = (await env.launch(target_per_teacher=5, required_modes=["in_home", "online"]))["campaign_id"]
+    r = await env.http.get(f"/api/v1/campaigns/{cid}", headers=bearer("teacher", f"{DISTRICT}/620402s1", "t-x"))
+    doc = r.json()
+    assert r.status_code == 200 and doc["target_per_teacher"] == 5 and doc["required_modes"] == ["in_home", "online"]
+    assert [i["id"] for i in doc["checklist"]][:2] == ["appointment_made", "visited_in_pairs"]
+    listed = await env.http.get("/api/v1/campaigns", headers=bearer("school_admin", f"{DISTRICT}/620402s2"))
+    assert [c["campaign_id"] for c in listed.json()["items"]] == [cid]
+    other = await env.http.get("/api/v1/campaigns", headers=bearer("district_admin", "/620400/620403"))
+    assert other.json()["items"] == []
+    assert (
+        await env.http.get(f"/api/v1/campaigns/{cid}", headers=bearer("district_admin", "/620400/620403"))
+    ).status_code == 403
+    assert (await env.http.get("/openapi.json")).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from datetime import timedelta
 from typing import Any
@@ -189,3 +190,34 @@ async def test_a_batch_stores_the_good_items_reports_the_bad_ones_and_replays_wi
         "completed",
         "assigned",
     ]
+
+
+async def test_concurrent_single_visits_are_committed_together_but_keep_their_own_correlation_ids(env: Env):
+    cid = (await env.launch())["campaign_id"]
+    rows = (await env.assignments(cid))[:20]
+
+    async def post(i: int, a: Any) -> Any:
+        finding = [{"student_id": a["student_ids"][0], "category": "learning_difficulty", "severity": "low"}]
+        headers = {**teacher_of(env, a), "X-Correlation-Id": f"corr-{i}"}
+        return await env.http.post("/api/v1/visits", json=completed(a["assignment_id"], finding), headers=headers)
+
+    answers = await asyncio.gather(*(post(i, a) for i, a in enumerate(rows)))
+    assert [r.status_code for r in answers] == [201] * 20
+    by_visit = {r.json()["visit_id"]: f"corr-{i}" for i, r in enumerate(answers)}
+    visits = await env.events(VISIT, expect=20)
+    assert {m["key"]: m["value"]["correlationid"] for m in visits} == by_visit
+    findings = await env.events(FINDING, expect=20)
+    assert {m["value"]["data"]["visit_id"]: m["value"]["correlationid"] for m in findings} == by_visit
+    assert await env.count("visits") == 20 and await env.count("findings") == 20
+
+
+async def test_a_single_visit_with_an_idempotency_key_is_stored_once(env: Env):
+    cid = (await env.launch())["campaign_id"]
+    a = (await env.assignments(cid))[0]
+    headers = {**teacher_of(env, a), "Idempotency-Key": "visit-1"}
+    first = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"]), headers=headers)
+    again = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"]), headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert await env.count("visits") == 1
+    assert len(await env.events(VISIT, expect=1)) == 1

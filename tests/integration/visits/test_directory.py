@@ -1,0 +1,61 @@
+"""The directory copy follows committees' events, whatever order they arrive in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.contracts import committees as c
+from shared.contracts.common import StaffRole
+from shared.testing.fixtures import wait_for
+from tests.integration.visits.conftest import Env
+from tests.integration.visits.directory import publish
+
+pytestmark = pytest.mark.integration
+
+CLASS1 = "/620400/620402/620402s1/620402s1g1/620402s1g1c1"
+CLASS2 = "/620400/620402/620402s1/620402s1g1/620402s1g1c2"
+
+
+async def test_late_older_events_do_not_overwrite_newer_facts_and_leavers_are_marked(env: Env):
+    now = datetime.now(UTC)
+    older, newer = now - timedelta(minutes=5), now
+    await publish(
+        env.settings,
+        [
+            # The move arrives before the registration it follows.
+            c.StudentChanged(
+                student_id="st-new", class_id="620402s1g1c2", org_path=CLASS2, family_id="f-new", occurred_at=newer
+            ),
+            c.StudentRegistered(
+                student_id="st-new", class_id="620402s1g1c1", org_path=CLASS1, family_id="f-new", occurred_at=older
+            ),
+            c.StaffChanged(
+                staff_id="t-620402s1g1c1", org_path="/620400/620402/620402s1", roles=[StaffRole.SUBJECT_TEACHER],
+                class_ids=["620402s1g1c2"], head_class_id=None, occurred_at=newer,
+            ),
+            c.StaffLeft(staff_id="t-620402s1-sub0", org_path="/620400/620402/620402s1", occurred_at=newer),
+            c.StudentLeft(student_id="st-620402s1g1c3-0", org_path=CLASS1, occurred_at=newer),
+        ],
+    )  # fmt: skip
+    schema = env.settings.db_schema
+
+    async def applied() -> bool:
+        n = await env.db.fetchval(f'SELECT count(*) FROM "{schema}".inbox')
+        return bool(n >= len(env.directory.events) + 5)
+
+    await wait_for(applied, timeout=30)
+    row = await env.db.fetchrow(f'SELECT * FROM "{schema}".students WHERE student_id = $1', "st-new")
+    assert (row["class_id"], row["org_path"], row["family_id"]) == ("620402s1g1c2", CLASS2, "f-new")
+    staff = await env.db.fetchrow(f'SELECT * FROM "{schema}".staff WHERE staff_id = $1', "t-620402s1g1c1")
+    assert (staff["head_class_id"], staff["roles"], staff["active"]) == (None, ["subject_teacher"], True)
+    assert not await env.db.fetchval(f"SELECT active FROM \"{schema}\".staff WHERE staff_id = 't-620402s1-sub0'")
+    assert not await env.db.fetchval(f"SELECT active FROM \"{schema}\".students WHERE student_id = 'st-620402s1g1c3-0'")
+
+    # A campaign launched now uses the updated copy: the leaver and the ex-class-teacher's old role count.
+    launched = await env.launch(org_path="/620400/620402/620402s1")
+    rows = await env.assignments(launched["campaign_id"])
+    assert "t-620402s1-sub0" not in {r["teacher_id"] for r in rows}
+    assert "f-620402s1g1c3-0" not in {r["family_id"] for r in rows}
+    assert "f-new" in {r["family_id"] for r in rows}
