@@ -17,4 +17,3 @@ class VisitsSettings(ServiceSettings):
 
     http_port: int = 8102
     default_target_per_teacher: int = 10
-    max_batch_size: int = 1000

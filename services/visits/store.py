@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -268,9 +267,3 @@ async def visit_findings(conn: Conn, visit_id: str) -> list[asyncpg.Record]:
         "WHERE visit_id = $1 ORDER BY student_id, category",
         visit_id,
     )
-
-
-def as_date(value: Any) -> date:
-    """asyncpg returns dates as `date` already; this keeps type checkers honest."""
-    assert isinstance(value, date)
-    return value
