@@ -11,8 +11,9 @@ from typing import Any
 
 import asyncpg
 import orjson
+from prometheus_client import Counter, Histogram
 
-from services.committees.domain.rows import ENTITIES, Checker, RowError
+from services.committees.domain.rows import ENTITIES, REQUIRED_COLUMNS, Checker, RowError
 from services.committees.settings import Settings
 from services.committees.store import imports as store
 from services.committees.store import upserts
@@ -20,14 +21,28 @@ from shared import db
 
 log = logging.getLogger(__name__)
 
+IMPORTS = Counter("committees_imports_total", "Bulk import jobs finished, by status.", ["status"])
+IMPORT_ROWS = Counter("committees_import_rows_total", "Rows of finished bulk imports.", ["entity", "outcome"])
+IMPORT_DURATION = Histogram(
+    "committees_import_duration_seconds",
+    "Time to validate and apply one bulk import.",
+    buckets=(1, 5, 15, 30, 60, 120, 300),
+)
+
 Rows = list[tuple[int, dict[str, Any]]]
 
 
-def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError]]:
+def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
     """Rows numbered by their line in the file (the header is line 1)."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     rows: Rows = []
     errors: list[RowError] = []
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in REQUIRED_COLUMNS[entity] if c not in header]
+    if missing:  # a wrong file: one error per missing column instead of one per row, every row rejected
+        n = sum(1 for _ in reader)
+        return [], [RowError(entity, 1, c, "required column is missing from the header") for c in missing], n
+    reader.fieldnames = header
     try:
         for raw in reader:
             if None in raw:  # more cells than header columns
@@ -36,10 +51,10 @@ def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError]]:
             rows.append((reader.line_num, raw))
     except csv.Error as exc:
         errors.append(RowError(entity, reader.line_num, "*", f"malformed CSV: {exc}"))
-    return rows, errors
+    return rows, errors, len(rows) + len(errors)
 
 
-def parse_json(entity: str, text: str) -> tuple[Rows, list[RowError]]:
+def parse_json(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
     """Rows numbered by their index in the JSON array (from 0)."""
     data = orjson.loads(text)
     rows: Rows = []
@@ -49,15 +64,15 @@ def parse_json(entity: str, text: str) -> tuple[Rows, list[RowError]]:
             rows.append((i, raw))
         else:
             errors.append(RowError(entity, i, "*", "must be an object"))
-    return rows, errors
+    return rows, errors, len(data)
 
 
 def validate_one(entity: str, text: str, fmt: str, checker: Checker) -> tuple[list[dict[str, Any]], int]:
     """Clean rows of one entity (after those it refers to) and the number of rows received."""
-    rows, errors = (parse_csv if fmt == "csv" else parse_json)(entity, text)
+    rows, errors, total = (parse_csv if fmt == "csv" else parse_json)(entity, text)
     checker.errors.extend(errors)
     clean: list[dict[str, Any]] = getattr(checker, entity)(rows)
-    return clean, len(rows) + len(errors)
+    return clean, total
 
 
 def validate(
@@ -79,22 +94,24 @@ async def apply(
     checker: Checker,
     timeout: float | None = None,
     timings: dict[str, float] | None = None,
-) -> tuple[dict[str, tuple[int, int]], dict[str, int], int]:
+) -> tuple[dict[str, dict[str, int]], int]:
     """Validate and upsert entity by entity in dependency order, inside the caller's transaction.
 
     Validating the next entity (Python, in a thread) overlaps with the database applying the previous one.
-    Returns (created, updated) per entity, rows received per entity, and the number of events written.
+    Returns counts per entity (received/created/updated/unchanged/rejected) and the number of events written.
     """
     trace = upserts.Trace.now()
     await upserts.prepare(conn)
     timings = {} if timings is None else timings
     done: dict[str, tuple[int, int]] = {}
     received: dict[str, int] = {}
+    accepted: dict[str, int] = {}
     events = 0
 
     async def check(entity: str) -> list[dict[str, Any]]:
         t = time.perf_counter()
         clean, received[entity] = await asyncio.to_thread(validate_one, entity, files[entity], fmt, checker)
+        accepted[entity] = len(clean)
         timings[f"validate_{entity}"] = round(time.perf_counter() - t, 3)
         return clean
 
@@ -121,7 +138,17 @@ async def apply(
     t = time.perf_counter()
     events += await upserts.publish_family_facts(conn, trace, timeout)
     timings["family_events"] = round(time.perf_counter() - t, 3)
-    return done, received, events
+    counts = {
+        entity: {
+            "received": n,
+            "created": done.get(entity, (0, 0))[0],
+            "updated": done.get(entity, (0, 0))[1],
+            "unchanged": accepted[entity] - sum(done.get(entity, (0, 0))),
+            "rejected": n - accepted[entity],
+        }
+        for entity, n in received.items()
+    }
+    return counts, events
 
 
 async def run(settings: Settings, import_id: str) -> None:
@@ -142,20 +169,9 @@ async def run(settings: Settings, import_id: str) -> None:
                 family_nos = await store.family_nos(conn)
                 checker = Checker(units, family_nos)
                 timings = {"load": round(time.perf_counter() - started, 3)}
-                done, received, events = await apply(
+                counts, events = await apply(
                     conn, files, job["format"], checker, settings.import_statement_timeout_seconds, timings
                 )
-                counts: dict[str, dict[str, int]] = {}
-                for entity, n in received.items():
-                    rejected = sum(1 for e in checker.errors if e.entity == entity)
-                    created, updated = done.get(entity, (0, 0))
-                    counts[entity] = {
-                        "received": n,
-                        "created": created,
-                        "updated": updated,
-                        "unchanged": n - rejected - created - updated,
-                        "rejected": rejected,
-                    }
                 errors = sorted(checker.errors, key=lambda e: (ENTITIES.index(e.entity), e.row, e.field))
                 await store.set_status(
                     conn,
@@ -169,11 +185,17 @@ async def run(settings: Settings, import_id: str) -> None:
                 )
                 await conn.execute("UPDATE imports SET finished_at = now() WHERE import_id = $1", import_id)
                 await conn.execute("DELETE FROM import_files WHERE import_id = $1", import_id)
+            IMPORTS.labels("succeeded").inc()
+            IMPORT_DURATION.observe(time.perf_counter() - started)
+            for entity, c in counts.items():
+                for outcome in ("created", "updated", "unchanged", "rejected"):
+                    IMPORT_ROWS.labels(entity, outcome).inc(c[outcome])
             log.info(
                 "import finished",
                 extra={"import_id": import_id, "seconds": round(time.perf_counter() - started, 2), "events": events},
             )
         except Exception as exc:
+            IMPORTS.labels("failed").inc()
             log.exception("import failed", extra={"import_id": import_id})
             await store.set_status(
                 conn, import_id, "failed", message=f"{type(exc).__name__}: the import was not applied"

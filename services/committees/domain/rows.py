@@ -199,6 +199,14 @@ FIELDS: dict[str, list[Field]] = {
 }
 KEYS = {"org_units": "org_unit_id", "staff": "staff_id", "families": "family_no", "guardians": "guardian_no"}
 KEYS["students"] = "student_no"
+# Columns a file must have (the others may be left out and are then empty).
+REQUIRED_COLUMNS = {
+    "org_units": ("org_unit_id", "parent_id", "level", "name"),
+    "staff": ("staff_id", "name", "org_unit_id", "roles"),
+    "families": ("family_no", "parents_work_away", "living_arrangement"),
+    "guardians": ("guardian_no", "family_no", "name", "relation"),
+    "students": ("student_no", "name", "birth_date", "class_id", "family_no"),
+}
 
 
 def clean_row(entity: str, raw: dict[str, Any], row: int) -> tuple[dict[str, Any] | None, list[RowError]]:

@@ -18,7 +18,7 @@ def plant_bad_rows(texts: dict[str, str]) -> tuple[dict[str, str], set[tuple[str
     lines = {e: t.rstrip("\n").split("\n") for e, t in texts.items()}
     first_student = lines["students"][1].split(",")
     first_guardian = lines["guardians"][1].split(",")
-    bad = {
+    bad: dict[str, list[tuple[str | tuple[str, ...], list[str]]]] = {
         "students": [
             ("birth_date", ["Gbad1", "王一", "M", "2016-02-30", "", first_student[5], first_student[6]]),
             ("class_id", ["Gbad2", "王二", "F", "2016-02-01", "", "s9999-g1-c1", first_student[6]]),
@@ -28,6 +28,7 @@ def plant_bad_rows(texts: dict[str, str]) -> tuple[dict[str, str], set[tuple[str
                 ["Gbad4", "王四", "F", "2016-02-01", "620402201602010010", first_student[5], first_student[6]],
             ),
             ("student_no", first_student),  # duplicate of line 2
+            (("name", "gender"), ["Gbad5", "", "X", "2016-02-01", "", first_student[5], first_student[6]]),
         ],
         "guardians": [
             ("phone", ["Pbad1", first_guardian[1], "李五", "mother", "12345", "true", "false"]),
@@ -35,11 +36,12 @@ def plant_bad_rows(texts: dict[str, str]) -> tuple[dict[str, str], set[tuple[str
         ],
         "families": [("living_arrangement", ["Fbad1", "false", "on_the_moon", ""])],
     }
-    expected = set()
+    expected: set[tuple[str, int, str]] = set()
     for entity, rows in bad.items():
-        for field, cells in rows:
+        for fields, cells in rows:
             lines[entity].append(",".join(cells))
-            expected.add((entity, len(lines[entity]), field))
+            for field in [fields] if isinstance(fields, str) else fields:
+                expected.add((entity, len(lines[entity]), field))
         texts[entity] = "\n".join(lines[entity]) + "\n"
     return texts, expected
 
@@ -49,7 +51,7 @@ async def test_csv_import_counts_bad_rows_and_idempotent_reimport(svc, small_cit
     texts, expected_errors = plant_bad_rows(citygen.csv_texts(city))
     job = await svc.run_import(csv=texts)
     counts = city.counts()
-    rejected = Counter(e for e, _, _ in expected_errors)
+    rejected = Counter(e for e, _ in {(e, row) for e, row, _ in expected_errors})  # rows, not errors
     for entity, n in counts.items():
         assert job["counts"][entity] == {
             "received": n + rejected[entity],

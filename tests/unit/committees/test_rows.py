@@ -106,7 +106,7 @@ def test_staff_classes_must_belong_to_their_school():
 
 
 def test_csv_row_numbers_are_file_lines_and_the_generated_city_is_valid():
-    rows, errors = parse_csv("families", "family_no,parents_work_away,living_arrangement,address\nF1,true,alone,x\n")
+    rows, errors, _ = parse_csv("families", "family_no,parents_work_away,living_arrangement,address\nF1,true,alone,x\n")
     assert rows[0][0] == 2 and not errors
     city = citygen.generate(scale=0.002, seed=3)
     checker = Checker({}, set())
@@ -117,6 +117,12 @@ def test_csv_row_numbers_are_file_lines_and_the_generated_city_is_valid():
 
 
 def test_json_rows_are_numbered_by_array_index():
-    rows, errors = parse_json("families", '[{"family_no": "F1"}, 3, {"family_no": "F2"}]')
-    assert [n for n, _ in rows] == [0, 2]
+    rows, errors, total = parse_json("families", '[{"family_no": "F1"}, 3, {"family_no": "F2"}]')
+    assert [n for n, _ in rows] == [0, 2] and total == 3
     assert [(e.row, e.field, e.reason) for e in errors] == [(1, "*", "must be an object")]
+
+
+def test_a_csv_without_a_required_column_is_one_error():
+    rows, errors, total = parse_csv("students", "student_no,name\nG1,x\nG2,y\n")
+    assert rows == [] and total == 2
+    assert [(e.row, e.field) for e in errors] == [(1, "birth_date"), (1, "class_id"), (1, "family_no")]
