@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ def envelope(payload: BaseModel) -> Envelope:
     return new_envelope(registry.spec_for(payload), payload, correlation_id=str(uuid.uuid4()), causation_id=None)
 
 
-async def publish(settings: OutreachSettings, items: list[BaseModel | Envelope]) -> list[Envelope]:
+async def publish(settings: OutreachSettings, items: Sequence[BaseModel | Envelope]) -> list[Envelope]:
     """Produce contract events (or ready envelopes, e.g. to redeliver one) to their physical topics, in order."""
     envs = [i if isinstance(i, Envelope) else envelope(i) for i in items]
     topics = {settings.topic(registry.spec(e.type).topic) for e in envs}

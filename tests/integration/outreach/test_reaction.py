@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.outreach.app import build_spec
 from services.outreach.clock import ManualClock
@@ -174,5 +175,33 @@ async def test_redelivery_concurrency_and_full_replay_leave_one_open_case_per_ch
         assert await pool.fetch("SELECT case_id, student_id, state, risk_level, categories FROM cases ORDER BY 1") == (
             cases_before
         )
+    finally:
+        await stop_runtime(runtime)
+
+
+async def test_a_poison_record_is_dead_lettered_and_its_batch_still_applies(make_settings):
+    settings = make_settings(OutreachSettings, scheduler_enabled=False, topic_partitions=1)
+    runtime = await started(settings)
+    try:
+        good = [finding(f"stu-g{i}", Category.LEFT_BEHIND, Severity.LOW) for i in range(5)]
+        broken = envelope(finding("stu-bad", Category.LEFT_BEHIND, Severity.LOW)).model_copy(
+            update={"data": {"finding_id": "f-bad", "severity": "catastrophic"}}
+        )
+        await publish(settings, good[:2])
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                settings.topic("visits.finding.events"), broken.model_dump_json().encode(), key=b"stu-bad"
+            )
+        finally:
+            await producer.stop()
+        await publish(settings, good[2:])
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 5 FROM case_findings"), timeout=15)
+        topic = settings.topic("visits.finding.events")
+        dlt = await read_topic(settings.kafka_bootstrap_servers, f"{topic}.{FINDINGS_GROUP}.dlt", expect=1)
+        assert len(dlt) == 1
+        assert dlt[0]["headers"]["dlt.error"].startswith("poison: payload does not match visits.finding.recorded.v1")
+        assert await open_cases_per_child(runtime.pool) == {f"stu-g{i}": 1 for i in range(5)}
     finally:
         await stop_runtime(runtime)
