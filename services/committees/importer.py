@@ -162,6 +162,8 @@ async def run(settings: Settings, import_id: str) -> None:
             async with conn.transaction():
                 # One import at a time: concurrent imports of overlapping rows would race on the same keys.
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", db.lock_key(f"import:{settings.db_schema}"))
+                # Set-based joins and aggregates over ~200k rows: let them hash in memory instead of spilling.
+                await conn.execute("SET LOCAL work_mem = '64MB'")
                 job = await store.get(conn, import_id)
                 assert job is not None
                 files = await store.files(conn, import_id)
