@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.visits import checklist, queries, recording, service
-from services.visits.schemas import AssignmentIn, BatchIn, CampaignIn, ReassignIn, VisitIn
+from services.visits.schemas import AssignmentIn, BatchIn, CampaignIn, ReassignIn, ScheduleIn, VisitIn
 from services.visits.settings import VisitsSettings
 from shared import context, idempotency
 from shared.auth import ADMINS, Principal, Role, current_principal
@@ -158,6 +158,19 @@ async def remove_assignment(assignment_id: str, request: Request, principal: Cur
 
     async def work(conn: asyncpg.Connection) -> Any:
         return await service.remove(conn, principal, assignment_id)
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+@router.post("/assignments/{assignment_id}/schedule", status_code=200, tags=["assignments"])
+async def schedule_visit(
+    assignment_id: str, body: ScheduleIn, request: Request, principal: CurrentPrincipal, pool: Pool
+) -> Any:
+    """Plan (or move) the visit: a scheduled visit that recording later completes, misses or removal cancels."""
+    principal.require(Role.TEACHER, *ADMINS)
+
+    async def work(conn: asyncpg.Connection) -> Any:
+        return await recording.schedule(conn, principal, assignment_id, body)
 
     return await idempotency.write(request, principal, pool, work, status_code=200)
 

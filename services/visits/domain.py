@@ -216,6 +216,7 @@ class AssignmentFacts:
     checklist_version: str
     modes: frozenset[str]
     children: dict[str, str]  # student_id -> class path
+    scheduled_visit_id: str | None = None
 
 
 RECORDING_ADMINS = frozenset({Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN})
@@ -260,15 +261,33 @@ def check_findings(findings: Sequence[Any], children: dict[str, str]) -> list[Fa
     return faults
 
 
-def check_visit(v: VisitIn, a: AssignmentFacts, items: tuple[ChecklistItem, ...]) -> list[Fault]:
-    """Every business rule a visit record must pass, as faults with pointers inside the visit."""
+def _open_for_visits(a: AssignmentFacts) -> list[Fault]:
     if a.status == "removed":
         return [Fault("/assignment_id", "the assignment was removed", "conflict")]
     if a.campaign_status != "launched":
         return [Fault("/assignment_id", f"the campaign is {a.campaign_status}, not open for visits", "conflict")]
     if a.status == "completed":
         return [Fault("/assignment_id", "the assignment already has a completed visit", "conflict")]
-    faults: list[Fault] = []
+    return []
+
+
+def check_schedule(planned_on: date, mode: str, a: AssignmentFacts) -> list[Fault]:
+    """A visit can be planned for an open assignment, inside the campaign, in a mode the campaign accepts."""
+    faults = _open_for_visits(a)
+    if faults:
+        return faults
+    if not a.starts_on <= planned_on <= a.ends_on:
+        faults.append(Fault("/planned_on", f"must be within the campaign period {a.starts_on}..{a.ends_on}"))
+    if mode not in a.modes:
+        faults.append(Fault("/mode", f"this campaign accepts only: {', '.join(sorted(a.modes))}"))
+    return faults
+
+
+def check_visit(v: VisitIn, a: AssignmentFacts, items: tuple[ChecklistItem, ...]) -> list[Fault]:
+    """Every business rule a visit record must pass, as faults with pointers inside the visit."""
+    faults = _open_for_visits(a)
+    if faults:
+        return faults
     if not a.starts_on <= v.visited_on <= a.ends_on:
         faults.append(Fault("/visited_on", f"must be within the campaign period {a.starts_on}..{a.ends_on}"))
     if v.status == "completed":

@@ -80,7 +80,7 @@ async def progress(
         d = _record(r)
         d["by_mode"] = {m: d.pop(m) for m in ("in_home", "online", "phone", "at_school")}
         units.append(d)
-    totals = {k: sum(u[k] for u in units) for k in ("assigned", "completed", "missed", "outstanding")}
+    totals = {k: sum(u[k] for u in units) for k in ("assigned", "completed", "missed", "outstanding", "scheduled")}
     return {"campaign_id": campaign_id, "by": level, "totals": totals, "units": units}
 
 

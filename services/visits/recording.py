@@ -12,12 +12,12 @@ import asyncpg
 from pydantic import ValidationError
 
 from services.visits import checklist, domain, store
-from services.visits.schemas import VisitIn
+from services.visits.schemas import ScheduleIn, VisitIn
 from shared import context
 from shared.auth import Principal
 from shared.contracts import visits as ev
 from shared.outbox import add_events
-from shared.problems import Problem, field_error
+from shared.problems import Problem, field_error, not_found
 
 
 def new_id() -> str:
@@ -76,7 +76,46 @@ def _facts(r: asyncpg.Record) -> domain.AssignmentFacts:
         checklist_version=r["checklist_version"],
         modes=frozenset(r["required_modes"]),
         children=r["children"],
+        scheduled_visit_id=r["scheduled_visit_id"],
     )
+
+
+async def schedule(
+    conn: asyncpg.Connection, principal: Principal, assignment_id: str, body: ScheduleIn
+) -> dict[str, Any]:
+    """Plan (or move) the visit of an assignment: who may record it may schedule it."""
+    rows = await store.lock_assignments_for_visits(conn, [assignment_id])
+    if not rows:
+        raise not_found("assignment")
+    a = _facts(rows[0])
+    if not domain.may_record(principal, a):
+        raise Problem(403, "Forbidden", "not an assignment you may schedule")
+    faults = domain.check_schedule(body.planned_on, body.mode.value, a)
+    if faults:
+        raise single_problem(faults)
+    visit_id = a.scheduled_visit_id or new_id()
+    await store.schedule_visit(
+        conn,
+        {
+            "visit_id": visit_id,
+            "assignment_id": a.assignment_id,
+            "campaign_id": a.campaign_id,
+            "teacher_id": a.teacher_id,
+            "family_id": a.family_id,
+            "org_path": a.org_path,
+            "mode": body.mode.value,
+            "planned_on": body.planned_on,
+            "note": body.note,
+            "recorded_by": principal.subject,
+        },
+    )
+    return {
+        "visit_id": visit_id,
+        "assignment_id": a.assignment_id,
+        "status": "scheduled",
+        "planned_on": body.planned_on,
+        "mode": body.mode.value,
+    }
 
 
 @dataclass(frozen=True)
@@ -121,7 +160,7 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
         if faults:
             outcomes.append(Outcome(index, faults=faults))
             continue
-        visit_id = new_id()
+        visit_id = a.scheduled_visit_id or new_id()  # a scheduled visit becomes the recorded one
         visits.append(
             {
                 "visit_id": visit_id,
@@ -151,7 +190,9 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
             "visited_on": v.visited_on,
         }
         # Later items of the same batch see this one's effect (a second completed visit is a conflict).
-        facts[a.assignment_id] = domain.AssignmentFacts(**{**a.__dict__, "status": v.status})
+        facts[a.assignment_id] = domain.AssignmentFacts(
+            **{**a.__dict__, "status": v.status, "scheduled_visit_id": None}
+        )
         finding_ids: list[str] = []
         events: list[Any] = []
         events_by_trace.append((sub.trace, events))

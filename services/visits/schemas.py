@@ -79,6 +79,14 @@ class VisitIn(Strict):
     note: str | None = Field(default=None, max_length=4000)
 
 
+class ScheduleIn(Strict):
+    """Body of POST /api/v1/assignments/{id}/schedule: plan (or move) the visit."""
+
+    planned_on: date
+    mode: VisitMode
+    note: str | None = Field(default=None, max_length=1000)
+
+
 class BatchIn(BaseModel):
     """Body of POST /api/v1/visits/batch: items are validated one by one, so one bad item spoils nothing else."""
 

@@ -137,11 +137,44 @@ async def set_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str
     await conn.execute(
         "UPDATE assignments SET teacher_id = $2, updated_at = now() WHERE assignment_id = $1", assignment_id, teacher_id
     )
+    await conn.execute(
+        "UPDATE visits SET teacher_id = $2 WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id, teacher_id
+    )
 
 
 async def remove_assignment(conn: Conn, assignment_id: str) -> None:
     await conn.execute(
         "UPDATE assignments SET status = 'removed', updated_at = now() WHERE assignment_id = $1", assignment_id
+    )
+    await conn.execute(
+        "UPDATE visits SET status = 'cancelled' WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id
+    )
+
+
+async def schedule_visit(conn: asyncpg.Connection, visit: dict[str, Any]) -> None:
+    """Create or move the assignment's scheduled visit, and show the plan on the assignment."""
+    await conn.execute(
+        "INSERT INTO visits (visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, "
+        "visited_on, participants, checklist, guidance_topics, note, recorded_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $8, '{}', '[]', '[]', $9, $10) "
+        "ON CONFLICT (visit_id) DO UPDATE SET mode = EXCLUDED.mode, visited_on = EXCLUDED.visited_on, "
+        "note = EXCLUDED.note, recorded_by = EXCLUDED.recorded_by, recorded_at = now()",
+        visit["visit_id"],
+        visit["assignment_id"],
+        visit["campaign_id"],
+        visit["teacher_id"],
+        visit["family_id"],
+        visit["org_path"],
+        visit["mode"],
+        visit["planned_on"],
+        visit["note"],
+        visit["recorded_by"],
+    )
+    await conn.execute(
+        "UPDATE assignments SET planned_on = $2, planned_mode = $3, updated_at = now() WHERE assignment_id = $1",
+        visit["assignment_id"],
+        visit["planned_on"],
+        visit["mode"],
     )
 
 
@@ -156,8 +189,9 @@ async def list_assignments(
     offset: int,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, visit_id, visit_mode, "
-        "visited_on, updated_at FROM assignments WHERE campaign_id = $1 AND (org_path = $2 OR org_path LIKE $3) "
+        "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, planned_on, planned_mode, "
+        "visit_id, visit_mode, visited_on, updated_at FROM assignments "
+        "WHERE campaign_id = $1 AND (org_path = $2 OR org_path LIKE $3) "
         "AND ($4::text IS NULL OR teacher_id = $4) AND (($5::text IS NULL AND status <> 'removed') OR status = $5) "
         "ORDER BY teacher_id, family_id LIMIT $6 OFFSET $7",
         campaign_id,
@@ -178,6 +212,7 @@ async def progress(conn: Conn, campaign_id: str, *, level: str, scope: str) -> l
         "count(*) FILTER (WHERE status = 'completed') AS completed, "
         "count(*) FILTER (WHERE status = 'missed') AS missed, "
         "count(*) FILTER (WHERE status = 'assigned') AS outstanding, "
+        "count(*) FILTER (WHERE status = 'assigned' AND planned_on IS NOT NULL) AS scheduled, "
         "count(*) FILTER (WHERE visit_mode = 'in_home') AS in_home, "
         "count(*) FILTER (WHERE visit_mode = 'online') AS online, "
         "count(*) FILTER (WHERE visit_mode = 'phone') AS phone, "
@@ -197,7 +232,9 @@ LOCK_FOR_VISITS = """
 SELECT a.assignment_id, a.campaign_id, a.teacher_id, a.family_id, a.org_path, a.status,
        c.status AS campaign_status, c.starts_on, c.ends_on, c.checklist_version, c.required_modes,
        coalesce((SELECT jsonb_object_agg(s.student_id, s.org_path) FROM students s
-                 WHERE s.family_id = a.family_id AND s.active), '{}'::jsonb) AS children
+                 WHERE s.family_id = a.family_id AND s.active), '{}'::jsonb) AS children,
+       (SELECT v.visit_id FROM visits v WHERE v.assignment_id = a.assignment_id AND v.status = 'scheduled')
+           AS scheduled_visit_id
 FROM assignments a JOIN campaigns c USING (campaign_id)
 WHERE a.assignment_id = ANY($1::text[])
 ORDER BY a.assignment_id
@@ -223,6 +260,13 @@ WITH new_visits AS (
          family_id text, org_path text, status text, mode text, visited_on date, duration_minutes int,
          participants jsonb, checklist jsonb, guidance_topics jsonb, miss_reason text, note text, recorded_by text,
          recorded_at timestamptz)
+    -- A scheduled visit becomes the recorded one (same id).
+    ON CONFLICT (visit_id) DO UPDATE SET teacher_id = EXCLUDED.teacher_id, status = EXCLUDED.status,
+        mode = EXCLUDED.mode, visited_on = EXCLUDED.visited_on, duration_minutes = EXCLUDED.duration_minutes,
+        participants = EXCLUDED.participants, checklist = EXCLUDED.checklist,
+        guidance_topics = EXCLUDED.guidance_topics, miss_reason = EXCLUDED.miss_reason, note = EXCLUDED.note,
+        recorded_by = EXCLUDED.recorded_by, recorded_at = EXCLUDED.recorded_at
+    WHERE visits.status = 'scheduled'
     RETURNING 1
 ), new_findings AS (
     INSERT INTO findings (finding_id, visit_id, campaign_id, student_id, category, severity, note, org_path,

@@ -60,7 +60,7 @@ async def test_launching_a_campaign_assigns_every_family_of_the_district_once_an
     r = await env.http.get(f"/api/v1/campaigns/{cid}/progress", headers=bearer("district_admin", DISTRICT))
     assert r.status_code == 200
     doc = r.json()
-    assert doc["totals"] == {"assigned": 74, "completed": 0, "missed": 0, "outstanding": 74}
+    assert doc["totals"] == {"assigned": 74, "completed": 0, "missed": 0, "outstanding": 74, "scheduled": 0}
     assert [u["org_path"] for u in doc["units"]] == [f"{DISTRICT}/620402s1", f"{DISTRICT}/620402s2"]
 
     # Launching twice is a conflict.

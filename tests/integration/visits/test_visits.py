@@ -221,3 +221,41 @@ async def test_a_single_visit_with_an_idempotency_key_is_stored_once(env: Env):
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     assert await env.count("visits") == 1
     assert len(await env.events(VISIT, expect=1)) == 1
+
+
+async def test_a_scheduled_visit_is_moved_then_completed_under_its_id_and_removal_cancels_a_plan(env: Env):
+    cid = (await env.launch(required_modes=["in_home", "online"]))["campaign_id"]
+    a, b = (await env.assignments(cid))[:2]
+    me = teacher_of(env, a)
+    url = f"/api/v1/assignments/{a['assignment_id']}/schedule"
+    r = await env.http.post(url, json={"planned_on": TODAY.isoformat(), "mode": "phone"}, headers=me)
+    assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/mode"
+    r = await env.http.post(url, json={"planned_on": TODAY.isoformat(), "mode": "in_home"}, headers=me)
+    assert r.status_code == 200, r.text
+    planned = r.json()
+    later = (TODAY + timedelta(days=2)).isoformat()
+    r = await env.http.post(url, json={"planned_on": later, "mode": "online"}, headers=me)
+    assert r.json()["visit_id"] == planned["visit_id"] and r.json()["planned_on"] == later
+    listed = await env.http.get(f"/api/v1/campaigns/{cid}/assignments", headers=me)
+    mine = next(i for i in listed.json()["items"] if i["assignment_id"] == a["assignment_id"])
+    assert (mine["status"], mine["planned_on"], mine["planned_mode"]) == ("assigned", later, "online")
+    progress = await env.http.get(f"/api/v1/campaigns/{cid}/progress", headers=bearer("district_admin", DISTRICT))
+    assert progress.json()["totals"]["scheduled"] == 1
+
+    r = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"]), headers=me)
+    assert r.status_code == 201 and r.json()["visit_id"] == planned["visit_id"]
+    assert await env.count("visits") == 1
+    detail = (await env.http.get(f"/api/v1/visits/{planned['visit_id']}", headers=me)).json()
+    assert (detail["status"], detail["mode"], detail["visited_on"]) == ("completed", "in_home", TODAY.isoformat())
+
+    admin = bearer("district_admin", DISTRICT)
+    other = f"/api/v1/assignments/{b['assignment_id']}"
+    r = await env.http.post(f"{other}/schedule", json={"planned_on": later, "mode": "online"}, headers=admin)
+    assert r.status_code == 200
+    assert (await env.http.delete(other, headers=admin)).status_code == 200
+    cancelled = await env.db.fetchval(
+        f'SELECT status FROM "{env.settings.db_schema}".visits WHERE visit_id = $1', r.json()["visit_id"]
+    )
+    assert cancelled == "cancelled"
+    [event] = await env.events(VISIT, expect=1)  # scheduling publishes nothing; the completion does
+    assert event["key"] == planned["visit_id"] and event["value"]["type"] == "visits.visit.completed.v1"
