@@ -42,14 +42,14 @@ ACTIONS = {
 def _may_see(principal: Principal, ref: Any) -> bool:
     """The addressed department's partners, or administrators over the child's school."""
     if principal.has(Role.DEPARTMENT_PARTNER):
-        return principal.department == ref["department"]
+        return principal.department == ref["department"] and principal.covers(ref["org_path"])
     return principal.has(*ADMINS) and principal.covers(ref["org_path"])
 
 
 def _require_partner_of(principal: Principal, ref: Any) -> None:
     if ref is None:
         raise not_found("referral")
-    if not principal.has(Role.DEPARTMENT_PARTNER) or principal.department != ref["department"]:
+    if not (principal.has(Role.DEPARTMENT_PARTNER) and _may_see(principal, ref)):
         # Same answer as for a missing referral: other departments' referrals are not disclosed.
         raise not_found("referral")
 
@@ -71,8 +71,10 @@ def router(clock: Clock) -> APIRouter:
         if principal.has(Role.DEPARTMENT_PARTNER):
             if not principal.department:
                 raise Problem(403, "Forbidden", "the department partner token carries no department")
+            # A department office sees its own department's referrals within its jurisdiction (token org path).
+            path = scope_path(principal, org_path)
             rows = await referrals.list_(
-                pool, department=principal.department, org_path=org_path, state=state, limit=limit, offset=offset
+                pool, department=principal.department, org_path=path, state=state, limit=limit, offset=offset
             )
         elif principal.has(*ADMINS):
             path = scope_path(principal, org_path)

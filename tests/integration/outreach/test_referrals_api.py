@@ -66,6 +66,12 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         # Another department's referral does not exist as far as this token is concerned.
         assert (await http.get(f"/api/v1/referrals/{wf_ref}", headers=DPF)).status_code == 404
         assert (await http.post(f"/api/v1/referrals/{wf_ref}/acknowledge", headers=DPF)).status_code == 404
+        # A district office of the same department outside the child's district sees nothing.
+        elsewhere = bearer(
+            role="department_partner", org_path="/620400/620499", department="disabled_persons_federation"
+        )
+        assert (await http.get("/api/v1/referrals", headers=elsewhere)).json() == []
+        assert (await http.get(f"/api/v1/referrals/{dpf_ref}", headers=elsewhere)).status_code == 404
         # Admins of another school see nothing; teachers cannot list referrals.
         assert (await http.get("/api/v1/referrals", headers=OTHER_SCHOOL_ADMIN)).json() == []
         assert (await http.get("/api/v1/referrals", headers=CLASS_TEACHER)).status_code == 403
