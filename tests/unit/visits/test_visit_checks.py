@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 from services.visits.checklist import load, parse
-from services.visits.domain import AssignmentFacts, Fault, check_checklist, check_findings, check_visit, may_record
+from services.visits.domain import (
+    AssignmentFacts,
+    Fault,
+    check_checklist,
+    check_findings,
+    check_schedule,
+    check_visit,
+    may_record,
+)
 from services.visits.schemas import ChecklistAnswerIn, FindingIn, VisitIn
 from shared.auth import Principal, Role
 
@@ -145,3 +153,11 @@ def test_teachers_record_their_own_assignments_and_admins_their_subtree():
     assert may_record(who(Role.DISTRICT_ADMIN, "/620400/620402"), a)
     assert not may_record(who(Role.DISTRICT_ADMIN, "/620400/620403"), a)
     assert not may_record(who(Role.AUDITOR, "/620400"), a)
+
+
+def test_a_visit_is_scheduled_only_inside_the_campaign_in_an_accepted_mode_on_an_open_assignment():
+    assert check_schedule(date(2026, 10, 1), "online", facts()) == []
+    faults = check_schedule(date(2027, 1, 1), "phone", facts())
+    assert pointers(faults) == ["/planned_on", "/mode"]
+    [closed] = check_schedule(date(2026, 10, 1), "online", facts(status="completed"))
+    assert closed.kind == "conflict"
