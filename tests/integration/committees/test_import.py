@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from demo import citygen
+from shared.testing.fixtures import wait_for
 from tests.integration.committees.conftest import BUREAU, auth
 
 pytestmark = pytest.mark.integration
@@ -136,3 +137,23 @@ async def test_only_bureau_admins_import(svc):
     assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
     r = await svc.http.post("/api/v1/imports", json={"families": []})
     assert r.status_code == 401
+
+
+async def test_import_with_idempotency_key_runs_once(svc):
+    body = {"org_units": [{"org_unit_id": "620400", "level": "city", "name": "白银市"}]}
+    h = {**BUREAU, "Idempotency-Key": "city-import-1"}
+    first = await svc.http.post("/api/v1/imports", json=body, headers=h)
+    again = await svc.http.post("/api/v1/imports", json=body, headers=h)
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert first.json()["import_id"] == again.json()["import_id"]
+    url = first.headers["location"]
+
+    async def done() -> dict | None:
+        job = (await svc.http.get(url, headers=BUREAU)).json()
+        return job if job["status"] == "succeeded" else None
+
+    job = await wait_for(done, timeout=60)
+    assert job["counts"]["org_units"]["created"] == 1
+    await svc.drained()
+    assert [e["type"] for e in await svc.events()] == ["committees.org_unit.registered.v1"]
