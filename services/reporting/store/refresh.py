@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import asyncpg
 
+from services.reporting.domain.entities import weights
 from shared.db import lock_key
 
 TZ = "Asia/Shanghai"  # the bureau's calendar day
@@ -102,33 +105,6 @@ ENTITY_PATHS = """
     FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {fam:v}
 """
 
-ENTITY_SQL = f"""
-WITH p AS ({ENTITY_PATHS}),
-n AS (SELECT kind, entity_id, scope, metric, count(*) AS paths FROM p GROUP BY 1, 2, 3, 4),
-single AS (
-  SELECT p.kind, p.entity_id, p.scope, p.metric, p.path AS node, 1 AS weight
-  FROM p JOIN n USING (kind, entity_id, scope, metric) WHERE n.paths = 1
-),
-tree AS (
-  SELECT DISTINCT p.kind, p.entity_id, p.scope, p.metric, a.anc[a.i] AS node, a.anc[a.i - 1] AS parent
-  FROM p JOIN n USING (kind, entity_id, scope, metric)
-  CROSS JOIN LATERAL (SELECT x.anc, i FROM (SELECT path_ancestors(p.path) AS anc) x,
-                      generate_subscripts(x.anc, 1) i) a
-  WHERE n.paths > 1
-),
-children AS (
-  SELECT kind, entity_id, scope, metric, parent AS node, count(*)::int AS k
-  FROM tree WHERE parent IS NOT NULL GROUP BY 1, 2, 3, 4, 5
-),
-multi AS (
-  SELECT t.kind, t.entity_id, t.scope, t.metric, t.node, 1 - coalesce(c.k, 0) AS weight
-  FROM tree t LEFT JOIN children c USING (kind, entity_id, scope, metric, node)
-)
-INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)
-SELECT * FROM single UNION ALL SELECT * FROM multi WHERE weight <> 0
-RETURNING node
-"""
-
 ROLLUP_SQL = """
 INSERT INTO node_metrics (scope, node, parent, metric, dim, value)
 SELECT x.scope, x.node, p.parent, x.metric, x.dim, x.value FROM (
@@ -185,7 +161,7 @@ def _leaf_sql(full: bool) -> str:
 
 
 def _entity_sql(full: bool) -> str:
-    sql = ENTITY_SQL
+    sql = ENTITY_PATHS
     for alias in "av":
         sql = sql.replace(f"{{t:{alias}}}", "true" if full else f"{alias}.teacher_id = ANY($1::text[])")
         sql = sql.replace(f"{{fam:{alias}}}", "true" if full else f"{alias}.family_id = ANY($2::text[])")
@@ -235,8 +211,8 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
             teachers,
             families,
         )
-        new = await conn.fetch(_entity_sql(False), teachers, families)
-        leaves |= {r["node"] for r in old} | {r["node"] for r in new}
+        new = await _write_weights(conn, await conn.fetch(_entity_sql(False), teachers, families))
+        leaves |= {r["node"] for r in old} | new
     if not leaves:
         return
     leaf_list = sorted(leaves)
@@ -247,6 +223,19 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
     node_list = sorted(nodes)
     await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", node_list)
     await conn.execute(EXTRA_SQL.replace("{n}", "a.node = ANY($1::text[])"), node_list)
+
+
+async def _write_weights(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> set[str]:
+    """Store the weights of each (entity, scope, metric) from the paths it occurs at; the nodes written."""
+    paths: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
+    for r in rows:
+        paths[(r["kind"], r["entity_id"], r["scope"], r["metric"])].append(r["path"])
+    out = [(*key, node, w) for key, ps in paths.items() for node, w in weights(ps).items()]
+    if out:
+        await conn.copy_records_to_table(
+            "entity_weights", records=out, columns=["kind", "entity_id", "scope", "metric", "node", "weight"]
+        )
+    return {r[4] for r in out}
 
 
 async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
@@ -262,7 +251,7 @@ async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
 
 async def _refresh_full(conn: asyncpg.Connection) -> None:
     await conn.execute("TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra")
-    await conn.execute(_entity_sql(True).replace("$1::text[]", "NULL").replace("$2::text[]", "NULL"))
+    await _write_weights(conn, await conn.fetch(_entity_sql(True)))
     await conn.execute(_leaf_sql(True))
     leaves = [r["leaf"] for r in await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics")]
     await _rollup(conn, {a for leaf in leaves for a in ancestors(leaf)})
