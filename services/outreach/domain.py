@@ -168,9 +168,9 @@ def choose_carer(
         heads = sorted((s for s in staff if s.head_class_id == class_id), key=lambda s: s.staff_id)
         if heads:
             return Carer(heads[0].staff_id, role, heads[0].org_path)
-    for level, path in enumerate(org_levels(case_path)):
-        # A class teacher is only meaningful for the child's own class; elsewhere look for the stand-ins.
-        wanted = [] if role == StaffRole.CLASS_TEACHER and level == 0 else [role]
+    # A class teacher is only meaningful for the child's own class; elsewhere look for the stand-ins.
+    wanted = [] if role == StaffRole.CLASS_TEACHER else [role]
+    for path in org_levels(case_path):
         for r in [*wanted, *rules.fallback_carer_roles]:
             member = _pick(staff, at=path, role=r)
             if member is not None:

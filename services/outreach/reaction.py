@@ -27,7 +27,7 @@ from services.outreach.clock import Clock
 from services.outreach.domain import CaseState, StaffMember
 from services.outreach.settings import Rules
 from services.outreach.store import directory
-from shared.contracts.common import Category, Department, Severity
+from shared.contracts.common import Category, Department, Severity, StaffRole
 from shared.contracts.outreach import (
     CarerAssignment,
     CaseAssigned,
@@ -255,9 +255,13 @@ class Reaction:
         if not keys:
             return {}
         roles = sorted(
-            {*self.rules.fallback_carer_roles, *self.rules.default_carer_roles}
-            | {r for rs in self.rules.category_carer_roles.values() for r in rs}
-            | {e.role for e in self.rules.extra_carers}
+            (
+                {*self.rules.fallback_carer_roles, *self.rules.default_carer_roles}
+                | {r for rs in self.rules.category_carer_roles.values() for r in rs}
+                | {e.role for e in self.rules.extra_carers}
+            )
+            # Class teachers only count for their own class (matched by head_class_id), not by role at a level.
+            - {StaffRole.CLASS_TEACHER}
         )
         levels = sorted({lvl for _, p in keys for lvl in domain.org_levels(p)})
         classes = sorted({c for c, _ in keys if c})
