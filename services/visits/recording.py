@@ -16,6 +16,7 @@ from services.visits.schemas import ScheduleIn, VisitIn
 from shared import context
 from shared.auth import Principal
 from shared.contracts import visits as ev
+from shared.db import DB_UNAVAILABLE
 from shared.outbox import add_events
 from shared.problems import Problem, field_error, not_found
 
@@ -358,13 +359,36 @@ class VisitWriter:
             try:
                 async with pool.acquire() as conn, conn.transaction():
                     outcomes = await record_visits(conn, [s for s, _ in group])
-            except BaseException as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc if isinstance(exc, Exception) else ConnectionError("cancelled"))
-                if not isinstance(exc, Exception):
-                    raise
+            except DB_UNAVAILABLE as exc:
+                _fail(group, exc)
                 continue
+            except Exception as exc:
+                if len(group) == 1:
+                    _fail(group, exc)
+                else:  # one visit broke the group's transaction: write each alone so only that one fails
+                    await self._write_alone(pool, group)
+                continue
+            except BaseException:
+                _fail(group, ConnectionError("the service is stopping; nothing was stored"))
+                raise
             for (_, future), outcome in zip(group, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
+
+    @staticmethod
+    async def _write_alone(pool: asyncpg.Pool, group: list[tuple[Submission, asyncio.Future[Outcome]]]) -> None:
+        for submission, future in group:
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    [outcome] = await record_visits(conn, [submission])
+            except Exception as exc:
+                _fail([(submission, future)], exc)
+            else:
+                if not future.done():
+                    future.set_result(outcome)
+
+
+def _fail(group: list[tuple[Submission, asyncio.Future[Outcome]]], exc: BaseException) -> None:
+    for _, future in group:
+        if not future.done():
+            future.set_exception(exc)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.contracts.common import Category, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
@@ -13,10 +13,22 @@ from shared.contracts.visits import ChecklistAnswer, MissReason
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
 
+Short = Annotated[str, Field(min_length=1, max_length=100)]
+
+
 class Strict(BaseModel):
-    """Request models refuse unknown fields, so a typo is an error and not silently dropped."""
+    """Request models refuse unknown fields (a typo is an error, not silently dropped) and NUL characters, which
+    PostgreSQL text cannot store (they would fail a whole batch's transaction instead of one item)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("text must not contain NUL characters")
+        return value
 
 
 class CampaignIn(Strict):
@@ -59,8 +71,8 @@ class FindingIn(Strict):
 class Participants(Strict):
     """Who took part: colleagues who came along and the guardians present."""
 
-    teacher_ids: list[str] = Field(default_factory=list, max_length=10)
-    guardian_ids: list[str] = Field(default_factory=list, max_length=10)
+    teacher_ids: list[Short] = Field(default_factory=list, max_length=10)
+    guardian_ids: list[Short] = Field(default_factory=list, max_length=10)
 
 
 class VisitIn(Strict):
@@ -73,7 +85,7 @@ class VisitIn(Strict):
     duration_minutes: int | None = Field(default=None, ge=1, le=600)
     participants: Participants = Field(default_factory=Participants)
     checklist: list[ChecklistAnswerIn] = Field(default_factory=list, max_length=50)
-    guidance_topics: list[str] = Field(default_factory=list, max_length=20)
+    guidance_topics: list[Short] = Field(default_factory=list, max_length=20)
     findings: list[FindingIn] = Field(default_factory=list, max_length=50)
     miss_reason: MissReason | None = None
     note: str | None = Field(default=None, max_length=4000)

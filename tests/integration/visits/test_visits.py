@@ -259,3 +259,16 @@ async def test_a_scheduled_visit_is_moved_then_completed_under_its_id_and_remova
     assert cancelled == "cancelled"
     [event] = await env.events(VISIT, expect=1)  # scheduling publishes nothing; the completion does
     assert event["key"] == planned["visit_id"] and event["value"]["type"] == "visits.visit.completed.v1"
+
+
+async def test_text_postgres_cannot_store_is_refused_per_item_not_per_batch(env: Env):
+    cid = (await env.launch())["campaign_id"]
+    a, b = (await env.assignments(cid))[:2]
+    admin = bearer("district_admin", DISTRICT)
+    items = [completed(a["assignment_id"], note="bad\x00note"), completed(b["assignment_id"])]
+    r = await env.http.post("/api/v1/visits/batch", json={"visits": items}, headers=admin)
+    assert r.status_code == 200
+    assert [x["result"] for x in r.json()["results"]] == ["rejected", "stored"]
+    assert r.json()["results"][0]["errors"][0]["pointer"] == "/visits/0/note"
+    single = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"], note="\x00"), headers=admin)
+    assert single.status_code == 422 and single.json()["errors"][0]["pointer"] == "/note"
