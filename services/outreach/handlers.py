@@ -9,7 +9,8 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.outreach.clock import Clock
-from services.outreach.reaction import FindingsConsumer, Reaction
+from services.outreach.consumer import FindingsConsumer
+from services.outreach.reaction import Reaction
 from services.outreach.settings import Rules
 from services.outreach.store import directory, groups
 from shared.contracts import committees as dir_ev

@@ -11,8 +11,9 @@ from aiokafka import AIOKafkaProducer
 
 from services.outreach.app import build_spec
 from services.outreach.clock import ManualClock
+from services.outreach.consumer import FindingsConsumer
 from services.outreach.handlers import FINDINGS_GROUP
-from services.outreach.reaction import FINDING_TYPE, FindingsConsumer, Reaction
+from services.outreach.reaction import FINDING_TYPE, Reaction
 from services.outreach.settings import OutreachSettings
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE
