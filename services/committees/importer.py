@@ -33,22 +33,25 @@ Rows = list[tuple[int, dict[str, Any]]]
 
 
 def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
-    """Rows numbered by their line in the file (the header is line 1)."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    rows: Rows = []
+    """Rows numbered by their line in the file (the header is line 1); also the number of data rows."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     errors: list[RowError] = []
-    header = [h.strip() for h in reader.fieldnames or []]
+    try:
+        header = [h.strip() for h in next(reader, [])]
+    except csv.Error as exc:
+        return [], [RowError(entity, 1, "*", f"malformed CSV: {exc}")], 0
     missing = [c for c in REQUIRED_COLUMNS[entity] if c not in header]
     if missing:  # a wrong file: one error per missing column instead of one per row, every row rejected
         n = sum(1 for _ in reader)
         return [], [RowError(entity, 1, c, "required column is missing from the header") for c in missing], n
-    reader.fieldnames = header
+    width = len(header)
+    rows: Rows = []
     try:
-        for raw in reader:
-            if None in raw:  # more cells than header columns
+        for cells in reader:
+            if len(cells) > width:
                 errors.append(RowError(entity, reader.line_num, "*", "row has more cells than the header"))
-                continue
-            rows.append((reader.line_num, raw))
+            elif cells:
+                rows.append((reader.line_num, dict(zip(header, cells, strict=False))))
     except csv.Error as exc:
         errors.append(RowError(entity, reader.line_num, "*", f"malformed CSV: {exc}"))
     return rows, errors, len(rows) + len(errors)

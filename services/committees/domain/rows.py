@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -53,7 +54,7 @@ def national_id_ok(value: str) -> bool:
         date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
         return False
-    return ID_CHECK[sum(int(c) * w for c, w in zip(value[:17], ID_WEIGHTS, strict=True)) % 11] == value[17]
+    return ID_CHECK[sum(map(operator.mul, map(int, value[:17]), ID_WEIGHTS)) % 11] == value[17]
 
 
 def _text(v: Any, *, required: bool = True, max_len: int = 100) -> str | None:
@@ -87,14 +88,19 @@ def _bool(v: Any, default: bool | None = None) -> bool:
     raise Bad("must be true or false")
 
 
-def _enum(v: Any, allowed: Iterable[str], *, required: bool = True) -> str | None:
+def _enum(v: Any, allowed: frozenset[str], *, required: bool = True) -> str | None:
     s = _text(v, required=required, max_len=40)
     if s is None:
         return None
-    allowed = list(allowed)
     if s not in allowed:
         raise Bad(f"must be one of: {', '.join(sorted(allowed))}")
     return s
+
+
+LEVELS = frozenset(x.value for x in OrgLevel)
+SCHOOL_TYPES = frozenset(x.value for x in SchoolType)
+ARRANGEMENTS = frozenset(x.value for x in LivingArrangement)
+STAFF_ROLES = frozenset(x.value for x in StaffRole)
 
 
 def _list(v: Any) -> list[str]:
@@ -138,10 +144,9 @@ def _roles(v: Any) -> list[str]:
     roles = _list(v)
     if not roles:
         raise Bad("at least one role is required")
-    allowed = {r.value for r in StaffRole}
     for r in roles:
-        if r not in allowed:
-            raise Bad(f"unknown role {r!r}; allowed: {', '.join(sorted(allowed))}")
+        if r not in STAFF_ROLES:
+            raise Bad(f"unknown role {r!r}; allowed: {', '.join(sorted(STAFF_ROLES))}")
     return sorted(set(roles))
 
 
@@ -158,9 +163,9 @@ FIELDS: dict[str, list[Field]] = {
     "org_units": [
         ("org_unit_id", _ident),
         ("parent_id", lambda v: _ident(v, required=False)),
-        ("level", lambda v: _enum(v, [x.value for x in OrgLevel])),
+        ("level", lambda v: _enum(v, LEVELS)),
         ("name", _text),
-        ("school_type", lambda v: _enum(v, [x.value for x in SchoolType], required=False)),
+        ("school_type", lambda v: _enum(v, SCHOOL_TYPES, required=False)),
     ],
     "staff": [
         ("staff_id", _ident),
@@ -175,7 +180,7 @@ FIELDS: dict[str, list[Field]] = {
     "families": [
         ("family_no", _ident),
         ("parents_work_away", _bool),
-        ("living_arrangement", lambda v: _enum(v, [x.value for x in LivingArrangement])),
+        ("living_arrangement", lambda v: _enum(v, ARRANGEMENTS)),
         ("address", lambda v: _text(v, required=False, max_len=200)),
     ],
     "guardians": [
