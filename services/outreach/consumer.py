@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -29,22 +30,30 @@ class FindingsConsumer(InboxConsumer):
     which calls the same rules through `Reaction.on_finding`.
     """
 
-    def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, reaction: Reaction) -> None:
+    def __init__(
+        self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, reaction: Reaction, *, parallelism: int = 2
+    ) -> None:
         super().__init__(settings, pool, group, {FINDING_TYPE: reaction.on_finding})
         self.reaction = reaction
+        self.parallelism = max(1, parallelism)
 
     async def _loop(self, consumer: AIOKafkaConsumer, dlt: AIOKafkaProducer) -> None:
-        """Like the kit's loop, but one transaction and one offset commit per poll instead of per partition.
+        """Like the kit's loop, but a poll's partitions go into `parallelism` concurrent transactions (partition
+        number modulo parallelism) and one offset commit, instead of one transaction and commit per partition.
 
-        Each partition's records stay in order (they are concatenated partition by partition), and the inbox
-        makes a redelivery after a crash between the database commit and the offset commit harmless.
+        Each partition's records stay in order and in one transaction; partitions hold disjoint children (keyed by
+        student id), so the concurrent transactions never wait on each other's case locks. The inbox makes a
+        redelivery after a crash between the database commits and the offset commit harmless.
         """
         last_lag = 0.0
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
             self.ready.set()
             if batches:
-                await self._process([r for records in batches.values() for r in records], dlt)
+                lanes: list[list[ConsumerRecord]] = [[] for _ in range(self.parallelism)]
+                for tp, records in sorted(batches.items(), key=lambda kv: kv[0].partition):
+                    lanes[tp.partition % self.parallelism].extend(records)
+                await asyncio.gather(*(self._process(lane, dlt) for lane in lanes if lane))
                 with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
                     await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
             if time.monotonic() - last_lag > 2.0:

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from services.outreach.clock import Clock
 from services.outreach.consumer import FindingsConsumer
 from services.outreach.reaction import Reaction
-from services.outreach.settings import Rules
+from services.outreach.settings import OutreachSettings, Rules
 from services.outreach.store import directory, groups
 from shared.contracts import committees as dir_ev
 from shared.contracts.outreach import GroupMembershipRegistered, GroupSource, SpecialGroup
@@ -139,7 +139,11 @@ def findings_consumer(rules: Rules, clock: Clock) -> Background:
     reaction = Reaction(rules, clock)
 
     async def findings(runtime: Runtime) -> None:
-        consumer = FindingsConsumer(runtime.settings, runtime.pool, FINDINGS_GROUP, reaction)
+        settings = runtime.settings
+        assert isinstance(settings, OutreachSettings)
+        consumer = FindingsConsumer(
+            settings, runtime.pool, FINDINGS_GROUP, reaction, parallelism=settings.findings_parallelism
+        )
         runtime.consumers.append(consumer)
         await consumer.run()
 
