@@ -284,6 +284,7 @@ async def main(args: argparse.Namespace) -> None:
             assert visits_n >= want_v and findings_n >= want_f
             total_s = single_s + batch_s + drain_s
             print(f"end to end incl. publishing: {len(rows)} visits, {want_v + want_f} events in {total_s:.1f}s")
+            print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared with other work)")
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 20)
