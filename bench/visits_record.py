@@ -33,7 +33,7 @@ from shared.auth import issue_token
 from shared.contracts.visits import FINDING, VISIT
 from shared.devstack import ensure_up
 from shared.testing.fixtures import free_port
-from tests.integration.visits.directory import build_district, publish
+from tests.integration.visits.directory import build_district, delete_topics, publish
 
 DISTRICT = "/620400/620402"
 CATEGORIES = ["left_behind", "family_hardship", "mental_health", "learning_difficulty", "family_education_need"]
@@ -290,6 +290,7 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.wait_for(proc.wait(), 20)
         if not args.keep:
             await db.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
+            await delete_topics(stack.kafka_bootstrap, settings.topic_prefix)
         await db.close()
 
 

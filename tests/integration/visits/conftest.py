@@ -17,7 +17,7 @@ from services.visits.checklist import load
 from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
 from shared.testing.fixtures import read_topic, serve, wait_for
-from tests.integration.visits.directory import Directory, build_district, publish
+from tests.integration.visits.directory import Directory, build_district, delete_topics, publish
 
 DISTRICT = "/620400/620402"
 TODAY = date.today()
@@ -98,7 +98,8 @@ class Env:
 @pytest.fixture
 async def env(make_settings, raw_conn) -> AsyncIterator[Env]:
     """The service on a real port, with its directory copy loaded from published committees events."""
-    settings = make_settings(VisitsSettings)
+    # Two partitions per topic keep per-key order meaningful while sparing the shared broker's memory.
+    settings = make_settings(VisitsSettings, topic_partitions=2)
     directory = build_district()
     build_district("620403", schools=1, classes=2, families_per_class=3, directory=directory)  # another district
     await publish(settings, directory.events)
@@ -106,6 +107,7 @@ async def env(make_settings, raw_conn) -> AsyncIterator[Env]:
         e = Env(http, settings, directory, raw_conn)
         await wait_for(lambda: _loaded(e), timeout=60)
         yield e
+    await delete_topics(settings.kafka_bootstrap_servers, settings.topic_prefix)
 
 
 async def _loaded(e: Env) -> bool:

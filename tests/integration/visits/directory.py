@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import BaseModel
 
 from shared import kafka
@@ -160,3 +161,18 @@ async def publish(settings: ServiceSettings, events: Iterable[BaseModel]) -> int
     finally:
         await producer.stop()
     return len(events)
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete the topics of one test or bench run (its unique prefix): thousands of leftover partitions would
+    exhaust the shared development broker's memory."""
+    if not prefix:
+        raise ValueError("refusing to delete topics without a run prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
