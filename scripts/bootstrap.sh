@@ -16,3 +16,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   uv pip sync -q -p .venv/bin/python requirements.lock
   echo "$want" > "$stamp"
 fi
+# Make the repository importable (shared, services, demo) from any folder, like an editable install.
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD" > "$site/hss_platform.pth"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 
@@ -50,6 +49,8 @@ class InboxConsumer:
         self._logical = dict(zip(self.topics, self.logical_topics, strict=True))
         self.applied = 0
         self.dead_lettered = 0
+        self._counters: dict[tuple[str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
         self.ready = asyncio.Event()
 
     def dlt_topic(self, topic: str) -> str:
@@ -58,12 +59,13 @@ class InboxConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; restarts with backoff when Kafka or PostgreSQL is down."""
+        s = self.settings
+        # The consumed topics too: a consumer subscribed before its topic exists would not see it until the next
+        # metadata refresh. Creating it here with the platform's partition count is what its owner does, too.
         await kafka.ensure_topics(
-            self.settings.kafka_bootstrap_servers,
-            [
-                kafka.TopicSpec(self.dlt_topic(t), partitions=1, replication=self.settings.topic_replication)
-                for t in self.topics
-            ],
+            s.kafka_bootstrap_servers,
+            [kafka.TopicSpec(t, s.topic_partitions, s.topic_replication) for t in self.topics]
+            + [kafka.TopicSpec(self.dlt_topic(t), partitions=1, replication=s.topic_replication) for t in self.topics],
         )
         backoff = 0.2
         while True:
@@ -92,15 +94,24 @@ class InboxConsumer:
                     await dlt.stop()
 
     async def _loop(self, consumer: AIOKafkaConsumer, dlt: AIOKafkaProducer) -> None:
-        """Fetch batches, apply them per partition, then commit that partition's offset."""
+        """Fetch a poll, apply it in `consumer_parallelism` concurrent transactions, then commit its offsets.
+
+        A partition's records stay in order inside one lane (partition number modulo the lane count); keys never
+        span partitions, so lanes touch disjoint aggregates. Offsets are committed only after every lane's
+        transaction committed; a crash in between only causes a redelivery, which the inbox absorbs.
+        """
         last_lag = 0.0
+        lanes_n = max(1, self.settings.consumer_parallelism)
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
             self.ready.set()
-            for tp, records in batches.items():
-                await self._process(records, dlt)
-                with contextlib.suppress(Exception):  # a rebalance may revoke it: the inbox absorbs redelivery
-                    await consumer.commit({tp: records[-1].offset + 1})
+            if batches:
+                lanes: list[list[ConsumerRecord]] = [[] for _ in range(lanes_n)]
+                for tp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+                    lanes[tp.partition % lanes_n].extend(records)
+                await asyncio.gather(*(self._process(lane, dlt) for lane in lanes if lane))
+                with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
+                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
             if time.monotonic() - last_lag > 2.0:
                 await self._update_lag(consumer)
                 last_lag = time.monotonic()
@@ -116,11 +127,10 @@ class InboxConsumer:
             CONSUMER_LAG.labels(self.service, self.group, self._logical.get(topic, topic)).set(value)
 
     async def _process(self, records: list[ConsumerRecord], dlt: AIOKafkaProducer) -> None:
-        """Apply a partition's records in one transaction; on any failure, one by one with retries."""
+        """Apply records in one transaction; on any failure, one by one (in order) with retries."""
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                for rec in records:
-                    await self._apply(conn, rec)
+                await self._apply(conn, records)
             return
         except DB_UNAVAILABLE:
             raise
@@ -138,26 +148,31 @@ class InboxConsumer:
             attempts += 1
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    await self._apply(conn, rec)
+                    await self._apply(conn, [rec])
                 return None
             except DB_UNAVAILABLE:
                 raise
             except Poison as exc:
                 return _Failure(f"poison: {exc}", attempts)
             except Exception as exc:
-                EVENTS_CONSUMED.labels(self.service, self.group, self._logical_of(rec), "failed_attempt").inc()
+                self._count(rec.topic, "failed_attempt")
                 if attempts >= self.settings.consumer_max_attempts:
                     return _Failure(f"{type(exc).__name__}: {exc}", attempts)
                 await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempts - 1))
 
-    def _logical_of(self, rec: ConsumerRecord) -> str:
-        return self._logical.get(rec.topic, rec.topic)
+    def _count(self, topic: str, outcome: str, n: int = 1) -> None:
+        """Count consumed events by logical topic and outcome (label children cached: this is a hot path)."""
+        child = self._counters.get((topic, outcome))
+        if child is None:
+            child = EVENTS_CONSUMED.labels(self.service, self.group, self._logical.get(topic, topic), outcome)
+            self._counters[(topic, outcome)] = child
+        child.inc(n)
 
     def _parse(self, rec: ConsumerRecord) -> Event[Any] | None:
         """The typed event, None for a known type this group does not handle; Poison otherwise."""
         try:
-            env = Envelope.model_validate(orjson.loads(rec.value or b""))
-        except (orjson.JSONDecodeError, ValidationError, TypeError) as exc:
+            env = Envelope.model_validate_json(rec.value or b"")
+        except (ValidationError, TypeError, ValueError) as exc:
             raise Poison(f"not a valid envelope: {str(exc)[:300]}") from exc
         try:
             spec = registry.spec(env.type)
@@ -172,27 +187,40 @@ class InboxConsumer:
         return Event(
             envelope=env,
             payload=payload,
-            topic=self._logical_of(rec),
+            topic=self._logical.get(rec.topic, rec.topic),
             partition=rec.partition,
             offset=rec.offset,
         )
 
-    async def _apply(self, conn: asyncpg.Connection, rec: ConsumerRecord) -> None:
-        """Record the event in the inbox and run its handler, unless it was applied before."""
-        event = self._parse(rec)
-        topic = self._logical_of(rec)
-        if event is None:
-            EVENTS_CONSUMED.labels(self.service, self.group, topic, "ignored").inc()
-            return
-        env = event.envelope
-        status = await conn.execute(
-            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            self.group,
-            env.id,
+    async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> None:
+        """Record the events in the inbox (one statement) and run the handler of each one not applied before."""
+        events = [(rec, self._parse(rec)) for rec in records]
+        ids = [e.envelope.id for _, e in events if e is not None]
+        fresh = (
+            {
+                r[0]
+                for r in await conn.fetch(
+                    "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
+                    "ON CONFLICT DO NOTHING RETURNING event_id",
+                    self.group,
+                    ids,
+                )
+            }
+            if ids
+            else set()
         )
-        if status.endswith(" 0"):
-            EVENTS_CONSUMED.labels(self.service, self.group, topic, "duplicate").inc()
-            return
+        for rec, event in events:
+            if event is None:
+                self._count(rec.topic, "ignored")
+            elif event.envelope.id not in fresh:
+                self._count(rec.topic, "duplicate")
+            else:
+                fresh.discard(event.envelope.id)  # the same event twice in one batch applies once
+                await self._handle(conn, rec, event)
+
+    async def _handle(self, conn: asyncpg.Connection, rec: ConsumerRecord, event: Event[Any]) -> None:
+        """Run the handler with the event's trace context, timing it."""
+        env = event.envelope
         traceparent = dict(rec.headers or ()).get("traceparent")
         token = context.set_current(
             context.for_event(str(env.id), env.correlationid, traceparent.decode() if traceparent else None)
@@ -202,8 +230,11 @@ class InboxConsumer:
             await self.handlers[env.type](conn, event)
         finally:
             context.reset(token)
-        HANDLER_DURATION.labels(self.service, self.group, env.type).observe(time.perf_counter() - started)
-        EVENTS_CONSUMED.labels(self.service, self.group, topic, "applied").inc()
+        timer = self._timers.get(env.type)
+        if timer is None:
+            timer = self._timers[env.type] = HANDLER_DURATION.labels(self.service, self.group, env.type)
+        timer.observe(time.perf_counter() - started)
+        self._count(rec.topic, "applied")
         self.applied += 1
 
     async def _dead_letter(self, dlt: AIOKafkaProducer, rec: ConsumerRecord, failure: _Failure) -> None:
@@ -218,7 +249,7 @@ class InboxConsumer:
             ("dlt.consumer.group", self.group.encode()),
         ]
         await dlt.send_and_wait(self.dlt_topic(rec.topic), value=rec.value, key=rec.key, headers=headers)
-        EVENTS_DEAD_LETTERED.labels(self.service, self.group, self._logical_of(rec)).inc()
-        EVENTS_CONSUMED.labels(self.service, self.group, self._logical_of(rec), "dead_lettered").inc()
+        EVENTS_DEAD_LETTERED.labels(self.service, self.group, self._logical.get(rec.topic, rec.topic)).inc()
+        self._count(rec.topic, "dead_lettered")
         self.dead_lettered += 1
         log.error("event dead-lettered", extra={"topic": rec.topic, "offset": rec.offset, "error": failure.error})

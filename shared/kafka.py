@@ -45,6 +45,7 @@ def consumer(bootstrap: str, *, group: str, client_id: str) -> AIOKafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        metadata_max_age_ms=30_000,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-import orjson
 from pydantic import BaseModel
 
 from shared import context
@@ -37,12 +36,13 @@ async def add_events(conn: asyncpg.Connection, payloads: list[BaseModel]) -> lis
                 spec.topic,
                 spec.key(payload),
                 spec.type,
-                orjson.loads(env.model_dump_json()),
+                env.model_dump_json(),  # serialised once; PostgreSQL parses it into jsonb
                 headers,
             )
         )
     await conn.executemany(
-        "INSERT INTO outbox (event_id, topic, key, type, envelope, headers) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO outbox (event_id, topic, key, type, envelope, headers)"
+        " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
         rows,
     )
     return envelopes

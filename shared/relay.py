@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -18,15 +20,24 @@ from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-# Rows whose writing transaction is older than every running transaction: nothing with a lower id can
-# still appear, so publishing in id order never skips or overtakes a late commit.
+# Every committed, unpublished row in id order. No high-water mark: a lower id that commits late is still
+# unpublished and goes out with the next batch; a slow transaction never holds back the others.
 FETCH = """
 SELECT id, topic, key, type, envelope::text AS envelope, headers
 FROM outbox
-WHERE published_at IS NULL AND txid < pg_snapshot_xmin(pg_current_snapshot())
+WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))
 ORDER BY id
 LIMIT $1
 """
+
+
+@dataclass
+class _Batch:
+    """Rows sent to Kafka whose acknowledgements are pending."""
+
+    ids: list[int]
+    topics: list[str]
+    acks: list[asyncio.Future[Any]]
 
 
 class Relay:
@@ -78,11 +89,16 @@ class Relay:
         self.is_leader = True
 
     async def _loop(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
-        """Drain the backlog; then sleep until NOTIFY or the polling interval."""
+        """Drain the backlog with one batch in flight while the next is read; then wait for NOTIFY or a poll."""
         last_gauge = last_prune = 0.0
+        inflight: _Batch | None = None
         while not self._stopping:
             self._wake.clear()
-            n = await self.publish_batch(conn, producer)
+            # Read and send the next batch while Kafka acknowledges the previous one: sends stay in id order.
+            batch = await self.send_batch(conn, producer, exclude=inflight.ids if inflight else [])
+            if inflight is not None:
+                await self.confirm(conn, inflight)
+            inflight = batch
             now = time.monotonic()
             if now - last_gauge > 2.0:
                 await self._update_gauges(conn)
@@ -91,31 +107,37 @@ class Relay:
                 # Published rows are kept a while as a message log for audits and re-sends.
                 await conn.execute("DELETE FROM outbox WHERE published_at < now() - interval '7 days'")
                 last_prune = now
-            if n < self.settings.relay_batch_size:
+            if inflight is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.relay_poll_seconds)
+        if inflight is not None:
+            await self.confirm(conn, inflight)
 
-    async def publish_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> int:
-        """Send one batch, wait for every ack, then mark the rows published."""
-        rows = await conn.fetch(FETCH, self.settings.relay_batch_size)
+    async def send_batch(
+        self, conn: asyncpg.Connection, producer: AIOKafkaProducer, exclude: list[int]
+    ) -> _Batch | None:
+        """Send the next unpublished rows (not yet acknowledged ones excluded) without waiting for acks."""
+        rows = await conn.fetch(FETCH, self.settings.relay_batch_size, exclude)
         if not rows:
-            return 0
-        futures = []
-        for r in rows:
-            futures.append(
-                await producer.send(
-                    self.settings.topic(r["topic"]),
-                    value=r["envelope"].encode(),
-                    key=r["key"].encode(),
-                    headers=_headers(r),
-                )
+            return None
+        futures = [
+            await producer.send(
+                self.settings.topic(r["topic"]),
+                value=r["envelope"].encode(),
+                key=r["key"].encode(),
+                headers=_headers(r),
             )
-        await asyncio.gather(*futures)
-        await self.mark_published(conn, [r["id"] for r in rows])
-        for r in rows:
-            EVENTS_PUBLISHED.labels(self.service, r["topic"]).inc()
-        self.published += len(rows)
-        return len(rows)
+            for r in rows
+        ]
+        return _Batch(ids=[r["id"] for r in rows], topics=[r["topic"] for r in rows], acks=futures)
+
+    async def confirm(self, conn: asyncpg.Connection, batch: _Batch) -> None:
+        """Wait for every ack of a batch, then mark its rows published."""
+        await asyncio.gather(*batch.acks)
+        await self.mark_published(conn, batch.ids)
+        for topic, n in Counter(batch.topics).items():
+            EVENTS_PUBLISHED.labels(self.service, topic).inc(n)
+        self.published += len(batch.ids)
 
     async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         """Record that Kafka acknowledged these rows (a crash before this only causes duplicates)."""

@@ -50,7 +50,8 @@ class ServiceSettings(BaseSettings):
     relay_poll_seconds: float = 1.0
     consumer_max_attempts: int = 3
     consumer_retry_backoff_seconds: float = 0.2
-    consumer_batch_size: int = 500
+    consumer_batch_size: int = 1000
+    consumer_parallelism: int = 2
 
     @model_validator(mode="before")
     @classmethod

@@ -172,7 +172,7 @@ class Kafka(Component):
         return [
             _java(),
             "-Xms256m",
-            "-Xmx512m",
+            "-Xmx1g",  # many short-lived test topics need more than 512 MB of metadata
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log4j}",
             "-cp",

@@ -1,10 +1,10 @@
 -- Kit tables every service has in its own schema: outbox, inbox, idempotency keys.
 
 CREATE TABLE outbox (
+    -- Ids come from a sequence at insert time, so a write that starts after another committed always sorts after
+    -- it: publishing the visible unpublished rows in id order keeps every causal (per-key) order, and a lower id
+    -- that commits late is simply picked up by a later batch (the relay never keeps a high-water mark).
     id           bigserial PRIMARY KEY,
-    -- The writer's transaction id: the relay only publishes rows whose transaction is older than every
-    -- transaction still running, so a lower id that commits late is never skipped or overtaken.
-    txid         xid8 NOT NULL DEFAULT pg_current_xact_id(),
     event_id     uuid NOT NULL UNIQUE,
     topic        text NOT NULL,
     key          text NOT NULL,

@@ -14,6 +14,7 @@ import orjson
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from shared.devstack import StackInfo, ensure_up
@@ -35,8 +36,13 @@ def unique() -> str:
 
 
 @pytest.fixture
-def make_settings(stack: StackInfo, unique: str) -> Callable[..., Any]:
-    """Build settings of a service class pointed at the real stack, with a private schema and topics."""
+async def make_settings(stack: StackInfo, unique: str) -> AsyncIterator[Callable[..., Any]]:
+    """Build settings of a service class pointed at the real stack, with a private schema and topics.
+
+    The test's topics and schemas are dropped afterwards, so a long test run does not pile up thousands of
+    partitions in the shared broker.
+    """
+    made: list[ServiceSettings] = []
 
     def make(cls: type[S], **overrides: Any) -> S:
         values: dict[str, Any] = {
@@ -51,9 +57,34 @@ def make_settings(stack: StackInfo, unique: str) -> Callable[..., Any]:
             "http_port": free_port(),
         }
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        made.append(settings)
+        return settings
 
-    return make
+    yield make
+    await drop_test_resources(stack, f"t{unique}.", {m.db_schema for m in made if m.database_url == stack.database_url})
+
+
+async def drop_test_resources(stack: StackInfo, topic_prefix: str, schemas: set[str]) -> None:
+    """Delete a test's topics (by prefix) and schemas; best effort, never fails the test."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+    try:
+        await admin.start()
+        topics = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
+        if topics:
+            await admin.delete_topics(topics)
+    except Exception:
+        pass
+    finally:
+        await admin.close()
+    if schemas:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            for schema in schemas:
+                with contextlib.suppress(Exception):
+                    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
 
 def free_port() -> int:

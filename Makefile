@@ -1,0 +1,23 @@
+# The two commands of the README: `make demo` runs the system, `make test` runs every test.
+.PHONY: demo test stack-up stack-down status lint contracts bench
+
+demo:
+	bash scripts/demo.sh $(ARGS)
+
+test:
+	bash scripts/test.sh $(ARGS)
+
+stack-up:
+	bash scripts/bootstrap.sh && .venv/bin/python -m shared.devstack up
+
+stack-down:
+	.venv/bin/python -m shared.devstack down
+
+status:
+	.venv/bin/python -m shared.devstack status
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy .
+
+contracts:
+	.venv/bin/python -m shared.contracts.generate

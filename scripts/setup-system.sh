@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system tools the project needs when they are missing (Debian packages; needs root).
+# Python packages, Kafka jars and the PostgreSQL cluster are set up by bootstrap.sh and devstack.
+set -euo pipefail
+need=()
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql-15)
+command -v promtool >/dev/null || need+=(prometheus)
+command -v chromium >/dev/null || need+=(chromium fonts-noto-cjk)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing system packages: ${need[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  echo "installing system packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # The prometheus package starts a server we do not want; promtool is all we use.
+  if command -v systemctl >/dev/null; then systemctl stop prometheus 2>/dev/null || true; fi
+  pkill -x prometheus 2>/dev/null || true
+fi

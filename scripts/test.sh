@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command: sets everything up on a fresh machine, then lint, types, contracts and all tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-system.sh
+bash scripts/bootstrap.sh
+PY=.venv/bin/python
+
+echo "== lint and types"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy .
+$PY -m shared.contracts.generate --check
+
+echo "== stack"
+started_here=0
+if ! $PY -m shared.devstack status >/dev/null 2>&1; then started_here=1; fi
+$PY -m shared.devstack up >/dev/null
+if [ "$started_here" = 1 ] && [ "${KEEP_STACK:-0}" != 1 ]; then
+  trap '$PY -m shared.devstack down >/dev/null 2>&1 || true' EXIT
+fi
+
+echo "== tests"
+$PY -m pytest -p no:cacheprovider -q "$@"
