@@ -13,6 +13,7 @@ from pathlib import Path
 from shared.devstack.component import Component, ComponentStatus, External, wait_until
 from shared.devstack.kafka import Kafka, probe_kafka
 from shared.devstack.postgres import Postgres, probe_postgres
+from shared.devstack.services import ServiceProcess, service_components
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PG_PORT = 55432
@@ -91,7 +92,8 @@ def ensure_up() -> StackInfo:
 
 
 def stop() -> None:
-    """Stop the components devstack started; external ones are left alone."""
+    """Stop the services and the components devstack started; external ones are left alone."""
+    services_down()
     with _locked():
         for component in reversed(components()):
             component.stop()
@@ -100,3 +102,26 @@ def stop() -> None:
 def status() -> list[ComponentStatus]:
     """Current state of each component."""
     return [c.status() for c in components()]
+
+
+def services(info: StackInfo | None = None) -> list[ServiceProcess]:
+    """The four service processes, configured for this stack."""
+    info = info or _info(components())
+    return service_components(state_dir(), info.env())
+
+
+def services_up() -> list[ServiceProcess]:
+    """Start the infrastructure, then every service that is not running; returns them once they are ready."""
+    info = ensure_up()
+    procs = services(info)
+    with _locked():
+        for proc in procs:
+            proc.ensure()
+    return procs
+
+
+def services_down() -> None:
+    """Stop the service processes devstack started."""
+    with _locked():
+        for proc in services():
+            proc.stop()

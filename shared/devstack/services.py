@@ -1,0 +1,110 @@
+"""The four services as local processes: started, probed and stopped like the infrastructure."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from shared.devstack.component import (
+    Component,
+    DevstackError,
+    pid_alive,
+    read_pid,
+    require_free,
+    tail,
+    terminate,
+    wait_until,
+)
+
+SERVICES = {"committees": 8101, "visits": 8102, "outreach": 8103, "reporting": 8104}
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServiceProcess(Component):
+    """`python -m services.<name>` with its log in <state>/logs/<name>.log and a pid file."""
+
+    def __init__(self, state_dir: Path, name: str, port: int, env: dict[str, str]) -> None:
+        self.name = name
+        self.env_var = f"{name.upper()}_URL"
+        self.port = port
+        self.env = env
+        self.pid_file = state_dir / "services" / f"{name}.pid"
+        self.log = state_dir / "logs" / f"{name}.log"
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pid(self) -> int | None:
+        pid = read_pid(self.pid_file)
+        return pid if pid is not None and pid_alive(pid, f"services.{self.name}") else None
+
+    def start(self) -> None:
+        require_free(self.port, self.name, f"set {self.name.upper()}_HTTP_PORT")
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, f"{self.name.upper()}_HTTP_PORT": str(self.port)}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        with open(self.log, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"services.{self.name}"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the shell that ran `devstack up`
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        wait_until(self.answers, 120, self.name, lambda: proc.poll() is None)
+        if proc.poll() is not None:
+            raise DevstackError(f"{self.name} exited\n{tail(self.log)}")
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, 20, f"services.{self.name}")
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (for fault tests)."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: self.pid() is None, 10, f"{self.name} exit", lambda: True)
+
+    def answers(self) -> bool:
+        return self.get("/readyz") is not None
+
+    def get(self, path: str) -> str | None:
+        """Body of a GET on the service when it answers 200, else None."""
+        try:
+            with urllib.request.urlopen(self.address + path, timeout=2) as resp:
+                body: str = resp.read().decode()
+                return body if resp.status == 200 else None
+        except OSError:
+            return None
+
+    def consumer_lag(self) -> int | None:
+        """Sum of kafka_consumer_lag_messages over the service's consumer groups (None if unknown)."""
+        text = self.get("/metrics")
+        if text is None:
+            return None
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("kafka_consumer_lag_messages{")
+        ]
+        return int(sum(values)) if values else 0
+
+
+def service_components(state_dir: Path, env: dict[str, str]) -> list[ServiceProcess]:
+    """The four services with ports from <NAME>_HTTP_PORT or the defaults."""
+    return [
+        ServiceProcess(state_dir, name, int(os.environ.get(f"{name.upper()}_HTTP_PORT") or port), env)
+        for name, port in SERVICES.items()
+    ]
