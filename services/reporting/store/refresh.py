@@ -11,38 +11,41 @@ from shared.db import lock_key
 
 TZ = "Asia/Shanghai"  # the bureau's calendar day
 
-# Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias).
+# Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias). Each fact
+# table is aggregated by (campaign, leaf, dims) first; GROUPING SETS then give each campaign's rows and the
+# all-campaigns rows (scope '') in one pass. Facts without a campaign (the structure) only get scope ''.
 LEAF_SQL = f"""
 INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
-SELECT scope, leaf, metric, dim, sum(v) FROM (
-  SELECT s.scope, a.org_path AS leaf, 'assignments' AS metric, '' AS dim, 1 AS v
-    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {{f:a}}
+SELECT CASE WHEN GROUPING(campaign_id) = 1 THEN '' ELSE campaign_id END, leaf, metric, dim, sum(v)
+FROM (
+  SELECT a.campaign_id, a.org_path AS leaf, 'assignments' AS metric, '' AS dim, count(*) AS v
+    FROM assignments a WHERE a.active AND {{f:a}} GROUP BY 1, 2
   UNION ALL
-  SELECT s.scope, v.org_path, m.metric, m.dim, 1
-    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope)
+  SELECT v.campaign_id, v.org_path, m.metric, m.dim, v.n
+    FROM (SELECT campaign_id, org_path, mode, visited_on, count(*) AS n FROM visits v
+          WHERE v.status = 'completed' AND {{f:v}} GROUP BY 1, 2, 3, 4) v
     CROSS JOIN LATERAL (VALUES ('visits_completed', ''), ('visits_by_mode', v.mode),
                                ('visits_daily', v.visited_on::text)) m(metric, dim)
-    WHERE v.status = 'completed' AND {{f:v}}
   UNION ALL
-  SELECT s.scope, v.org_path, 'visits_missed', '', 1
-    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'missed' AND {{f:v}}
+  SELECT v.campaign_id, v.org_path, 'visits_missed', '', count(*)
+    FROM visits v WHERE v.status = 'missed' AND {{f:v}} GROUP BY 1, 2
   UNION ALL
-  SELECT s.scope, v.org_path, m.metric, i.item, 1
-    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope)
-    CROSS JOIN LATERAL (SELECT unnest(v.yes_items) AS item, true AS yes
-                        UNION ALL SELECT unnest(v.no_items), false) i
-    CROSS JOIN LATERAL (VALUES ('checklist_answered', true), ('checklist_yes', i.yes)) m(metric, ok)
-    WHERE v.status = 'completed' AND m.ok AND {{f:v}}
+  SELECT v.campaign_id, v.org_path, m.metric, v.item, m.n
+    FROM (SELECT v.campaign_id, v.org_path, i.item, count(*) AS answered, count(*) FILTER (WHERE i.yes) AS yes
+          FROM visits v CROSS JOIN LATERAL (SELECT unnest(v.yes_items) AS item, true AS yes
+                                            UNION ALL SELECT unnest(v.no_items), false) i
+          WHERE v.status = 'completed' AND {{f:v}} GROUP BY 1, 2, 3) v
+    CROSS JOIN LATERAL (VALUES ('checklist_answered', v.answered), ('checklist_yes', v.yes)) m(metric, n)
+    WHERE m.n > 0
   UNION ALL
-  SELECT s.scope, f.org_path, m.metric, m.dim, 1
-    FROM findings f CROSS JOIN LATERAL (VALUES (''), (f.campaign_id)) s(scope)
+  SELECT f.campaign_id, f.org_path, m.metric, m.dim, f.n
+    FROM (SELECT campaign_id, org_path, category, severity, visited_on, count(*) AS n FROM findings f
+          WHERE {{f:f}} GROUP BY 1, 2, 3, 4, 5) f
     CROSS JOIN LATERAL (VALUES ('findings', f.category || '|' || f.severity),
                                ('findings_daily', f.visited_on::text)) m(metric, dim)
-    WHERE {{f:f}}
   UNION ALL
-  SELECT s.scope, c.org_path, m.metric, m.dim, 1
+  SELECT cf.campaign_id, c.org_path, m.metric, m.dim, 1
     FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
-    CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT cf.campaign_id WHERE cf.campaign_id IS NOT NULL) s
     CROSS JOIN LATERAL (VALUES
         ('cases_total', '', true),
         ('cases_open', '', c.state = 'open'),
@@ -53,41 +56,48 @@ SELECT scope, leaf, metric, dim, sum(v) FROM (
     ) m(metric, dim, ok)
     WHERE m.ok AND {{f:c}}
   UNION ALL
-  SELECT s.scope, r.org_path, 'referrals', r.department || '|' || r.state, 1
+  SELECT rf.campaign_id, r.org_path, 'referrals', r.department || '|' || r.state, 1
     FROM referrals r LEFT JOIN cases rc ON rc.case_id = r.case_id
     LEFT JOIN findings rf ON rf.finding_id = rc.finding_id
-    CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT rf.campaign_id WHERE rf.campaign_id IS NOT NULL) s
     WHERE {{f:r}}
   UNION ALL
-  SELECT '', g.org_path, 'special_group', g.grp, 1
+  SELECT NULL, g.org_path, 'special_group', g.grp, 1
     FROM (SELECT DISTINCT org_path, student_id, grp FROM memberships g
           WHERE g.verified IS DISTINCT FROM false AND {{f:g}}) g
   UNION ALL
-  SELECT '', o.org_path, 'org_units', o.level, 1 FROM org_units o WHERE {{f:o}}
+  SELECT NULL, o.org_path, 'org_units', o.level, 1 FROM org_units o WHERE {{f:o}}
   UNION ALL
-  SELECT '', c.org_path, 'units_with_committee', c.level, 1
+  SELECT NULL, c.org_path, 'units_with_committee', c.level, 1
     FROM (SELECT DISTINCT ON (org_path) org_path, level FROM committees c
           WHERE c.active AND c.level IS NOT NULL AND {{f:c}} ORDER BY org_path, level) c
   UNION ALL
-  SELECT '', c.org_path, 'committees_active', '', 1 FROM committees c WHERE c.active AND {{f:c}}
+  SELECT NULL, c.org_path, 'committees_active', '', 1 FROM committees c WHERE c.active AND {{f:c}}
   UNION ALL
-  SELECT '', s.org_path, m.metric, '', m.v
+  SELECT NULL, s.org_path, m.metric, '', m.v
     FROM sessions s CROSS JOIN LATERAL (VALUES ('sessions_held', 1), ('session_enrolled', s.enrolled)) m(metric, v)
     WHERE {{f:s}}
   UNION ALL
-  SELECT '', a.org_path, 'attendance_present', '', 1 FROM attendance a WHERE a.attended AND {{f:a}}
+  SELECT NULL, a.org_path, 'attendance_present', '', count(*) FROM attendance a WHERE a.attended AND {{f:a}}
+    GROUP BY 2
   UNION ALL
-  SELECT '', t.org_path, 'teams', '', 1 FROM teams t WHERE {{f:t}}
+  SELECT NULL, t.org_path, 'teams', '', 1 FROM teams t WHERE {{f:t}}
   UNION ALL
-  SELECT '', t.org_path, 'team_members', t.role, 1 FROM team_members t WHERE t.active AND t.role IS NOT NULL AND {{f:t}}
+  SELECT NULL, t.org_path, 'team_members', t.role, 1 FROM team_members t
+    WHERE t.active AND t.role IS NOT NULL AND {{f:t}}
   UNION ALL
-  SELECT '', l.org_path, m.metric, l.topic, m.v
+  SELECT NULL, l.org_path, m.metric, l.topic, m.v
     FROM lectures l CROSS JOIN LATERAL (VALUES ('lectures', 1), ('lecture_audience', l.headcount)) m(metric, v)
     WHERE {{f:l}}
-  UNION ALL
-  SELECT w.scope, w.node, w.metric, '', w.weight FROM entity_weights w WHERE {{n:w}}
 ) x
-GROUP BY scope, leaf, metric, dim
+GROUP BY GROUPING SETS ((campaign_id, leaf, metric, dim), (leaf, metric, dim))
+HAVING GROUPING(campaign_id) = 1 OR campaign_id IS NOT NULL
+"""
+
+# Distinct teachers and families per leaf, from their weights (already per scope).
+LEAF_ENTITY_SQL = """
+INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
+SELECT w.scope, w.node, w.metric, '', sum(w.weight) FROM entity_weights w WHERE {n:w}
+GROUP BY 1, 2, 3 HAVING sum(w.weight) <> 0
 """
 
 # Where each distinct entity occurs: (kind, entity, scope, metric, path), for the entities in $1/$2.
@@ -119,11 +129,10 @@ SELECT x.scope, x.node, p.parent, x.metric, x.dim, x.value FROM (
 # Percentiles (hours) per node and scope, over the cases under each node.
 EXTRA_SQL = """
 INSERT INTO node_extra (scope, node, parent, metric, value)
-SELECT s.scope, a.node, path_parent(a.node), m.metric,
-       percentile_cont(m.q) WITHIN GROUP (ORDER BY m.h)
+SELECT s.scope, a.node, '', m.metric, percentile_cont(m.q) WITHIN GROUP (ORDER BY m.h)
 FROM cases c
 LEFT JOIN findings cf ON cf.finding_id = c.finding_id
-CROSS JOIN LATERAL unnest(path_ancestors(c.org_path)) a(node)
+CROSS JOIN LATERAL unnest(c.anc) a(node)
 CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT cf.campaign_id WHERE cf.campaign_id IS NOT NULL) s
 CROSS JOIN LATERAL (VALUES
     ('finding_to_case_median_hours', 0.5::float8, extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
@@ -152,12 +161,14 @@ FACT_TABLES = (
 )
 
 
-def _leaf_sql(full: bool) -> str:
-    sql = LEAF_SQL
-    for alias in "avfcrgosltw":
-        sql = sql.replace(f"{{f:{alias}}}", "true" if full else f"{alias}.org_path = ANY($1::text[])")
-        sql = sql.replace(f"{{n:{alias}}}", "true" if full else f"{alias}.node = ANY($1::text[])")
-    return sql
+def _leaf_sqls(full: bool) -> list[str]:
+    out = []
+    for sql in (LEAF_SQL, LEAF_ENTITY_SQL):
+        for alias in "avfcrgosltw":
+            sql = sql.replace(f"{{f:{alias}}}", "true" if full else f"{alias}.org_path = ANY($1::text[])")
+            sql = sql.replace(f"{{n:{alias}}}", "true" if full else f"{alias}.node = ANY($1::text[])")
+        out.append(sql)
+    return out
 
 
 def _entity_sql(full: bool) -> str:
@@ -217,12 +228,13 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
         return
     leaf_list = sorted(leaves)
     await conn.execute("DELETE FROM leaf_metrics WHERE leaf = ANY($1::text[])", leaf_list)
-    await conn.execute(_leaf_sql(False), leaf_list)
+    for sql in _leaf_sqls(False):
+        await conn.execute(sql, leaf_list)
     nodes = {a for leaf in leaves for a in ancestors(leaf)}
     await _rollup(conn, nodes)
     node_list = sorted(nodes)
     await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", node_list)
-    await conn.execute(EXTRA_SQL.replace("{n}", "a.node = ANY($1::text[])"), node_list)
+    await conn.execute(EXTRA_SQL.replace("{n}", "c.anc && $1::text[] AND a.node = ANY($1::text[])"), node_list)
 
 
 async def _write_weights(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> set[str]:
@@ -252,7 +264,8 @@ async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
 async def _refresh_full(conn: asyncpg.Connection) -> None:
     await conn.execute("TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra")
     await _write_weights(conn, await conn.fetch(_entity_sql(True)))
-    await conn.execute(_leaf_sql(True))
+    for sql in _leaf_sqls(True):
+        await conn.execute(sql)
     leaves = [r["leaf"] for r in await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics")]
     await _rollup(conn, {a for leaf in leaves for a in ancestors(leaf)})
     await conn.execute(EXTRA_SQL.replace("{n}", "true"))

@@ -89,3 +89,15 @@ async def test_answer_cache_single_flight_and_expiry():
     with pytest.raises(RuntimeError):
         await cache.get("other", boom)
     assert await cache.get("other", compute) == b"x"
+
+    # Expired: the stale answer comes back at once and one background task refreshes it.
+    stale = AnswerCache(ttl=0.01)
+    assert await stale.get("k", compute) == b"x" and calls == 5
+    await asyncio.sleep(0.02)
+
+    async def newer() -> bytes:
+        return b"y"
+
+    assert await stale.get("k", newer) == b"x"
+    await asyncio.sleep(0.01)
+    assert await stale.get("k", newer) == b"y"
