@@ -245,6 +245,9 @@ pub AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (
 }
 SELECT count(*) FROM ev"""
 
+ANALYZE_AFTER = 10_000
+TABLES = {"org_units": "org_units", "staff": "staff", "families": "families", "guardians": "guardians"}
+TABLES["students"] = "students"
 UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS}
 UPSERTS["students"] = STUDENTS
 
@@ -270,6 +273,9 @@ async def upsert(
     sql = UPSERTS[entity]
     row = await conn.fetchrow(sql, *(trace.args() if "$1" in sql else ()), timeout=timeout)
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
+    if len(rows) >= ANALYZE_AFTER:
+        # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
+        await conn.execute(f"ANALYZE {TABLES[entity]}", timeout=timeout)
     return (row["created"], row["updated"], row["events"])
 
 
