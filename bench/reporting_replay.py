@@ -355,9 +355,14 @@ async def raw_consume(settings: ReportingSettings) -> tuple[int, float]:
         tps = []
         for name in topics(settings):
             parts = consumer.partitions_for_topic(name)
-            while not parts:
+            for _ in range(100):
+                if parts:
+                    break
                 await consumer._client.force_metadata_update()
                 parts = consumer.partitions_for_topic(name)
+                await asyncio.sleep(0.1)
+            if not parts:
+                raise SystemExit(f"topic {name} does not exist (was the broker reset? produce again without --prefix)")
             tps += [TopicPartition(name, p) for p in parts]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

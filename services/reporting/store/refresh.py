@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
 
 import asyncpg
@@ -9,6 +11,7 @@ import asyncpg
 from services.reporting.domain.entities import weights
 from shared.db import lock_key
 
+log = logging.getLogger(__name__)
 TZ = "Asia/Shanghai"  # the bureau's calendar day
 
 # Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias). Each fact
@@ -262,13 +265,27 @@ async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
 
 
 async def _refresh_full(conn: asyncpg.Connection) -> None:
+    steps: list[tuple[str, float]] = []
+    t = time.perf_counter()
+
+    def step(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        steps.append((name, now - t))
+        t = now
+
     await conn.execute("TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra")
     await _write_weights(conn, await conn.fetch(_entity_sql(True)))
+    step("entity weights")
     for sql in _leaf_sqls(True):
         await conn.execute(sql)
+    step("leaf figures")
     leaves = [r["leaf"] for r in await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics")]
     await _rollup(conn, {a for leaf in leaves for a in ancestors(leaf)})
+    step("roll-up")
     await conn.execute(EXTRA_SQL.replace("{n}", "true"))
+    step("percentiles")
+    log.info("full refresh: %s", ", ".join(f"{n} {s:.1f}s" for n, s in steps))
 
 
 async def pending(conn: asyncpg.Connection | asyncpg.Pool) -> int:
