@@ -139,7 +139,7 @@ function barChart(items) {
 // Horizontal bars (findings per category).
 function hbarChart(items) {
   const max = Math.max(1, ...items.map((i) => i.value));
-  const W = 560, row = 18, left = 150, H = items.length * row + 8;
+  const W = 560, row = 18, left = 180, H = items.length * row + 8;
   let s = `<svg viewBox="0 0 ${W} ${H}" role="img">`;
   items.forEach((it, i) => {
     const y = 4 + i * row, w = (it.value / max) * (W - left - 40);
@@ -150,8 +150,22 @@ function hbarChart(items) {
   return s + "</svg>";
 }
 
+// Every calendar day from the first to the last, zero where nothing happened (a true time axis).
+function fillDays(days) {
+  if (days.length < 2) return days;
+  const byDay = new Map(days.map((d) => [d.day, d]));
+  const out = [];
+  const end = new Date(days[days.length - 1].day + "T00:00:00Z");
+  for (let d = new Date(days[0].day + "T00:00:00Z"); d <= end && out.length < 800; d.setUTCDate(d.getUTCDate() + 1)) {
+    const key = d.toISOString().slice(0, 10);
+    out.push(byDay.get(key) || { day: key, visits: 0, findings: 0, cases_opened: 0, cases_closed: 0 });
+  }
+  return out;
+}
+
 // Cases opened and closed per day (two lines).
-function lineChart(days) {
+function lineChart(series) {
+  const days = fillDays(series);
   if (!days.length) return `<p>${esc(t("noData"))}</p>`;
   const W = 1100, H = 200, pad = 34;
   const max = Math.max(1, ...days.map((d) => Math.max(d.cases_opened, d.cases_closed)));
