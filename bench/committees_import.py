@@ -17,9 +17,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from demo import citygen
-from services.committees.app import create
+from services.committees.app import TOPICS, create
 from services.committees.settings import Settings
 from shared.auth import issue_token
 from shared.devstack import ensure_up
@@ -96,6 +97,15 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
             finally:
                 await conn.close()
+            # the bench's ~400k messages would otherwise stay on the shared broker
+            admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
+            await admin.start()
+            try:
+                await admin.delete_topics([settings.topic(t) for t in TOPICS])
+            except Exception as exc:
+                print(f"could not delete the bench topics: {exc!r}")
+            finally:
+                await admin.close()
 
 
 if __name__ == "__main__":
