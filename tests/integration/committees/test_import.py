@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import asyncpg
+import httpx
 import pytest
 
 from demo import citygen
-from shared.testing.fixtures import wait_for
+from services.committees.app import create
+from services.committees.settings import Settings
+from shared.testing.fixtures import serve, wait_for
 from tests.integration.committees.conftest import BUREAU, auth
 
 pytestmark = pytest.mark.integration
@@ -157,3 +161,32 @@ async def test_import_with_idempotency_key_runs_once(svc):
     assert job["counts"]["org_units"]["created"] == 1
     await svc.drained()
     assert [e["type"] for e in await svc.events()] == ["committees.org_unit.registered.v1"]
+
+
+async def test_a_queued_import_survives_a_restart(make_settings):
+    """A job accepted (202) but not run before the process stopped runs when the service starts again."""
+    settings = make_settings(Settings)
+    csv = "org_unit_id,parent_id,level,name,school_type\n620400,,city,白银市,\n620402,620400,district,白银区,\n"
+    async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        r = await http.post("/api/v1/imports/csv", headers=BUREAU)
+        import_id = r.json()["import_id"]
+        put = await http.put(
+            f"/api/v1/imports/{import_id}/files/org_units",
+            content=csv.encode(),
+            headers={**BUREAU, "content-type": "text/csv"},
+        )
+        assert put.status_code == 200
+    # The process died between committing the 202 and running the job.
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": settings.db_schema})
+    try:
+        await conn.execute("UPDATE imports SET status = 'queued' WHERE import_id = $1", import_id)
+    finally:
+        await conn.close()
+    async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+
+        async def done() -> dict | None:
+            job = (await http.get(f"/api/v1/imports/{import_id}", headers=BUREAU)).json()
+            return job if job["status"] == "succeeded" else None
+
+        job = await wait_for(done, timeout=60)
+        assert job["counts"]["org_units"] == {"received": 2, "created": 2, "updated": 0, "unchanged": 0, "rejected": 0}
