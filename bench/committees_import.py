@@ -1,7 +1,7 @@
 """City import rate of the committees service, through its HTTP API, against the real stack.
 
-Generates the synthetic city (demo.citygen), uploads its CSV export to a fresh committees instance (own schema and
-topic prefix), starts the import and polls it; prints students+guardians rows/s for the import (HTTP start →
+Generates the synthetic city (demo.citygen, with a few planted bad rows), uploads its CSV export to a fresh
+committees instance (own schema and topic prefix), checks the counts and row errors, starts the import and polls it; prints students+guardians rows/s for the import (HTTP start →
 job committed, with its ~400k outbox events), the upload time, the re-import of the same files (must change
 nothing), and how long the relay then takes to drain the outbox to Kafka.
 Run: .venv/bin/python bench/committees_import.py [--scale 1.0] [--no-drain] [--keep]
@@ -53,7 +53,7 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
     stack = ensure_up()
     t = time.perf_counter()
     city = citygen.generate(scale, seed=42)
-    texts = citygen.csv_texts(city)
+    texts, planted = citygen.plant_bad_rows(citygen.csv_texts(city))
     counts = city.counts()
     print(f"city scale {scale}: {counts} (generated + CSV in {time.perf_counter() - t:.1f}s)")
     tag = uuid.uuid4().hex[:8]
@@ -70,6 +70,12 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
         async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url, timeout=600) as http:
             job, upload_s, import_s = await run_import(http, texts)
             assert job["status"] == "succeeded", job
+            reported = {(e["entity"], e["row"], e["field"]) for e in job["errors"]}
+            exact = all(job["counts"][e]["created"] == n for e, n in counts.items())
+            print(
+                f"counts {job['counts']}\nexact counts: {exact}; {len(planted)} planted bad fields reported at "
+                f"the right lines: {reported == planted}"
+            )
             print(f"upload of {sum(len(x) for x in texts.values()) / 1e6:.1f} MB CSV: {upload_s:.1f}s")
             print(
                 f"import: {import_s:.1f}s, {job['events']} events, "

@@ -355,6 +355,44 @@ def csv_texts(city: City) -> dict[str, str]:
     return out
 
 
+def plant_bad_rows(texts: dict[str, str]) -> tuple[dict[str, str], set[tuple[str, int, str]]]:
+    """Insert invalid rows spread through the CSV export (for import tests and the bench).
+
+    Returns the new texts and the (entity, CSV line, field) each planted row must be rejected with.
+    """
+    lines = {e: t.rstrip("\n").split("\n") for e, t in texts.items()}
+    student = lines["students"][1].split(",")
+    guardian = lines["guardians"][1].split(",")
+    cls, fam = student[5], student[6]
+    bad: dict[str, list[tuple[tuple[str, ...], list[str]]]] = {
+        "students": [
+            (("birth_date",), ["Gbad1", "王一", "M", "2016-02-30", "", cls, fam]),
+            (("class_id",), ["Gbad2", "王二", "F", "2016-02-01", "", "s9999-g1-c1", fam]),
+            (("family_no",), ["Gbad3", "王三", "F", "2016-02-01", "", cls, "F9999999"]),
+            (("national_id",), ["Gbad4", "王四", "F", "2016-02-01", "620402201602010010", cls, fam]),
+            (("student_no",), student),  # a duplicate of line 2
+            (("name", "gender"), ["Gbad5", "", "X", "2016-02-01", "", cls, fam]),
+        ],
+        "guardians": [
+            (("phone",), ["Pbad1", guardian[1], "李五", "mother", "12345", "true", "false"]),
+            (("relation",), ["Pbad2", guardian[1], "李六", "neighbour", "", "false", "false"]),
+        ],
+        "families": [(("living_arrangement",), ["Fbad1", "false", "on_the_moon", ""])],
+    }
+    out = dict(texts)
+    expected: set[tuple[str, int, str]] = set()
+    for entity, rows in bad.items():
+        body = lines[entity]
+        step = max(1, (len(body) - 1) // (len(rows) + 1))
+        for i, (fields_, cells) in enumerate(rows, start=1):
+            at = min(len(body), 2 + i * step + i - 1)  # spread through the file, after line 2
+            body.insert(at, ",".join(cells))
+            for f in fields_:
+                expected.add((entity, at + 1, f))
+        out[entity] = "\n".join(body) + "\n"
+    return out, expected
+
+
 def write_csv(city: City, folder: str | Path) -> dict[str, Path]:
     """Write `<entity>.csv` files into `folder`; returns their paths."""
     folder = Path(folder)

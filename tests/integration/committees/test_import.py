@@ -17,43 +17,9 @@ from tests.integration.committees.conftest import BUREAU, auth
 pytestmark = pytest.mark.integration
 
 
-def plant_bad_rows(texts: dict[str, str]) -> tuple[dict[str, str], set[tuple[str, int, str]]]:
-    """Append bad rows to the CSV files; the (entity, line, field) each must be rejected with."""
-    texts = dict(texts)
-    lines = {e: t.rstrip("\n").split("\n") for e, t in texts.items()}
-    first_student = lines["students"][1].split(",")
-    first_guardian = lines["guardians"][1].split(",")
-    bad: dict[str, list[tuple[str | tuple[str, ...], list[str]]]] = {
-        "students": [
-            ("birth_date", ["Gbad1", "王一", "M", "2016-02-30", "", first_student[5], first_student[6]]),
-            ("class_id", ["Gbad2", "王二", "F", "2016-02-01", "", "s9999-g1-c1", first_student[6]]),
-            ("family_no", ["Gbad3", "王三", "F", "2016-02-01", "", first_student[5], "F9999999"]),
-            (
-                "national_id",
-                ["Gbad4", "王四", "F", "2016-02-01", "620402201602010010", first_student[5], first_student[6]],
-            ),
-            ("student_no", first_student),  # duplicate of line 2
-            (("name", "gender"), ["Gbad5", "", "X", "2016-02-01", "", first_student[5], first_student[6]]),
-        ],
-        "guardians": [
-            ("phone", ["Pbad1", first_guardian[1], "李五", "mother", "12345", "true", "false"]),
-            ("relation", ["Pbad2", first_guardian[1], "李六", "neighbour", "", "false", "false"]),
-        ],
-        "families": [("living_arrangement", ["Fbad1", "false", "on_the_moon", ""])],
-    }
-    expected: set[tuple[str, int, str]] = set()
-    for entity, rows in bad.items():
-        for fields, cells in rows:
-            lines[entity].append(",".join(cells))
-            for field in [fields] if isinstance(fields, str) else fields:
-                expected.add((entity, len(lines[entity]), field))
-        texts[entity] = "\n".join(lines[entity]) + "\n"
-    return texts, expected
-
-
 async def test_csv_import_counts_bad_rows_and_idempotent_reimport(svc, small_city):
     city = small_city
-    texts, expected_errors = plant_bad_rows(citygen.csv_texts(city))
+    texts, expected_errors = citygen.plant_bad_rows(citygen.csv_texts(city))
     job = await svc.run_import(csv=texts)
     counts = city.counts()
     rejected = Counter(e for e, _ in {(e, row) for e, row, _ in expected_errors})  # rows, not errors

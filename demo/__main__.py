@@ -1,0 +1,345 @@
+"""The demo: a synthetic Baiyin through all four services, end to end, then the city summary.
+
+Run: `make demo` (or `.venv/bin/python -m demo --scale 0.05`); `--scale 1` is the full city (18,000 teachers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from demo import citygen
+from demo.activity import districts, schools, visit_record
+from demo.client import CITY, Api, bureau_token, settled
+from shared.auth import issue_token
+from shared.devstack import services_up
+
+console = Console()
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
+async def import_city(api: Api, city: citygen.City) -> dict[str, Any]:
+    """Import the bureau's export through the committees API and wait for the job."""
+    with console.status("importing the directory through the committees API"):
+        job = await api.post("/imports", citygen.to_json(city))
+        while job["status"] not in ("succeeded", "failed"):
+            await asyncio.sleep(1)
+            job = await api.get(f"/imports/{job['import_id']}")
+    if job["status"] != "succeeded":
+        raise RuntimeError(f"the import failed: {job}")
+    return dict(job)
+
+
+async def cooperation(api: Api, city: citygen.City, rng: random.Random) -> dict[str, int]:
+    """Committees, parent schools with sessions and attendance, instructor teams, the lecturer group and lectures."""
+    today = date.today()
+    counts = {"committees": 0, "members": 0, "parent_schools": 0, "sessions": 0, "teams": 0, "lectures": 0}
+    staff_by_school: dict[str, list[Any]] = {}
+    for s in city.staff:
+        staff_by_school.setdefault(s.org_unit_id, []).append(s)
+    school_units = schools(city)
+    sem = asyncio.Semaphore(16)
+    with progress() as bar:
+        task = bar.add_task("committees, parent schools, teams", total=len(school_units))
+
+        async def per_school(school: Any) -> None:
+            async with sem:
+                await api.post("/committees", {"org_unit_id": school.org_unit_id, "formed_on": today.isoformat()})
+                counts["committees"] += 1
+                team = await api.post(
+                    "/instructor-teams", {"org_unit_id": school.org_unit_id, "name": f"{school.name}家庭教育指导团队"}
+                )
+                counts["teams"] += 1
+                members = staff_by_school.get(school.org_unit_id, [])
+                roles = {
+                    "vice_principal": "vice_principal_in_charge",
+                    "mental_health_teacher": "mental_health_teacher",
+                    "ideological_political_teacher": "ideological_political_teacher",
+                }
+                picked = [(m, roles[r]) for m in members for r in m.roles if r in roles][:4]
+                picked += [(m, "class_teacher") for m in members if m.head_class_id][:2]
+                for i, (m, role) in enumerate(picked):
+                    await api.post(
+                        f"/instructor-teams/{team['team_id']}/members",
+                        {"role": role, "staff_id": m.staff_id, "is_lead": i == 0},
+                    )
+                await api.post(
+                    f"/instructor-teams/{team['team_id']}/members",
+                    {"role": "outstanding_parent", "name": "优秀家长代表"},
+                )
+                bar.advance(task)
+
+        await asyncio.gather(*(per_school(s) for s in school_units))
+
+    # Class committees with members for a sample of classes; parent-school sessions with attendance.
+    classes = [u for u in city.org_units if u.level == "class"]
+    sample = rng.sample(classes, min(len(classes), 40))
+    with progress() as bar:
+        task = bar.add_task("class committees and parent schools", total=len(sample) + len(districts(city)))
+        guardians_by_district: dict[str, list[str]] = {}
+        for cls in sample:
+            committee = await api.post("/committees", {"org_unit_id": cls.org_unit_id, "formed_on": today.isoformat()})
+            counts["committees"] += 1
+            students = (await api.get("/students", class_id=cls.org_unit_id, limit=50))["items"]
+            families = list(dict.fromkeys(st["family_id"] for st in students))  # siblings share a family
+            for i, family_id in enumerate(families[:5]):
+                fam = await api.get(f"/families/{family_id}")
+                gid = fam["guardians"][0]["guardian_id"]
+                await api.post(
+                    f"/committees/{committee['committee_id']}/members",
+                    {"guardian_id": gid, "role": "chair" if i == 0 else "member", "term_start": today.isoformat()},
+                )
+                counts["members"] += 1
+                district = committee["org_path"].split("/")[2]
+                guardians_by_district.setdefault(district, []).append(gid)
+            bar.advance(task)
+        for d in districts(city):
+            ps = await api.post(
+                "/parent-schools", {"org_unit_id": d.org_unit_id, "kind": "county", "name": f"{d.name}家长学校"}
+            )
+            counts["parent_schools"] += 1
+            guardians = guardians_by_district.get(d.org_unit_id, [])
+            for n, topic in enumerate(["《家庭教育促进法》解读", "亲子沟通与心理健康"]):
+                held_on = (today - timedelta(days=7 * (n + 1))).isoformat()
+                session = await api.post(
+                    f"/parent-schools/{ps['parent_school_id']}/sessions",
+                    {"topic": topic, "held_on": held_on, "mode": "mixed"},
+                )
+                counts["sessions"] += 1
+                base = f"/parent-schools/{ps['parent_school_id']}/sessions/{session['session_id']}"
+                if guardians:
+                    await api.post(f"{base}/enrolments", {"guardian_ids": guardians})
+                    await api.post(
+                        f"{base}/attendance",
+                        {"records": [{"guardian_id": g, "attended": rng.random() < 0.8} for g in guardians]},
+                    )
+                await api.post(f"{base}/held", {})
+            bar.advance(task)
+
+    # The lecturer group (32 teachers in the seed) and their publicity lectures.
+    lecturers = [s for s in city.staff if "principal" not in s.roles][:: max(1, len(city.staff) // 32)][:32]
+    topics = ["family_education_promotion_law", "national_guidance_outline", "ministry_guidance"]
+    with progress() as bar:
+        task = bar.add_task("lecturer group and lectures", total=len(lecturers))
+        for i, s in enumerate(lecturers):
+            lec = await api.post("/lecturers", {"org_unit_id": CITY.strip("/"), "staff_id": s.staff_id})
+            district = districts(city)[i % len(districts(city))]
+            await api.post(
+                "/lectures",
+                {
+                    "lecturer_id": lec["lecturer_id"],
+                    "topic": topics[i % 3],
+                    "given_on": (today - timedelta(days=i)).isoformat(),
+                    "audience_org_unit_ids": [district.org_unit_id],
+                    "headcount": rng.randint(80, 600),
+                },
+            )
+            counts["lectures"] += 1
+            bar.advance(task)
+    return counts
+
+
+async def run_campaign(visits: Api, rng: random.Random, *, single_share: float) -> dict[str, Any]:
+    """Launch a city-wide campaign and record every assigned visit as the teachers would."""
+    today = date.today()
+    starts_on, days = today - timedelta(days=30), 30
+    with console.status("launching the home-visit campaign (assignments for every family)"):
+        campaign = await visits.post(
+            "/campaigns",
+            {
+                "name": "千师访万家 · 2026 秋季家访",
+                "org_path": CITY,
+                "starts_on": starts_on.isoformat(),
+                "ends_on": (today + timedelta(days=30)).isoformat(),
+            },
+        )
+        cid = campaign["campaign_id"]
+        await visits.post(f"/campaigns/{cid}/launch", {})
+        checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
+        assignments: list[dict[str, Any]] = []
+        while True:
+            page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, offset=len(assignments))
+            assignments += page["items"]
+            if len(page["items"]) < 1000:
+                break
+    records = [visit_record(rng, a, checklist, starts_on, days) for a in assignments]
+    by_teacher: dict[str, list[dict[str, Any]]] = {}
+    for a, r in zip(assignments, records, strict=True):
+        by_teacher.setdefault(a["teacher_id"], []).append(r)
+    teachers = list(by_teacher)
+    rng.shuffle(teachers)
+    live = teachers[: int(len(teachers) * single_share)]  # record each visit as it happens
+    offline = teachers[len(live) :]  # upload their records in one batch later
+    stats = {"campaign_id": cid, "assignments": len(assignments), "recorded": 0, "findings": 0, "rejected": 0}
+    started = time.monotonic()
+    sem = asyncio.Semaphore(24)
+    with progress() as bar:
+        task = bar.add_task("teachers recording visits", total=len(records))
+
+        async def as_it_happens(teacher_id: str) -> None:
+            token = issue_token(role="teacher", org_path=CITY, staff_id=teacher_id, subject=f"teacher-{teacher_id}")
+            api = Api(visits.base, token)
+            try:
+                for record in by_teacher[teacher_id]:
+                    async with sem:
+                        await api.post("/visits", record)
+                    stats["recorded"] += 1
+                    stats["findings"] += len(record.get("findings", []))
+                    bar.advance(task)
+            finally:
+                await api.close()
+
+        async def offline_batches(chunk: list[dict[str, Any]]) -> None:
+            async with sem:
+                result = await visits.post(
+                    "/visits/batch", {"visits": chunk}, headers={"Idempotency-Key": f"b-{id(chunk)}"}
+                )
+            for item, record in zip(result["results"], chunk, strict=True):
+                if item["result"] == "stored":
+                    stats["recorded"] += 1
+                    stats["findings"] += len(record.get("findings", []))
+                else:
+                    stats["rejected"] += 1
+            bar.advance(task, len(chunk))
+
+        batch_records = [r for t in offline for r in by_teacher[t]]
+        chunks = [batch_records[i : i + 500] for i in range(0, len(batch_records), 500)]
+        await asyncio.gather(*(as_it_happens(t) for t in live), *(offline_batches(c) for c in chunks))
+    stats["seconds"] = time.monotonic() - started
+    return stats
+
+
+async def department_answers(outreach_url: str) -> int:
+    """The civil-affairs bureau acknowledges every referral addressed to it, with its own partner token."""
+    token = issue_token(role="department_partner", org_path=CITY, department="civil_affairs", subject="civil-affairs")
+    api = Api(outreach_url, token)
+    done = 0
+    try:
+        while True:
+            items = await api.get("/referrals", state="requested", limit=200)
+            if not items:
+                return done
+            for ref in items:
+                await api.post(
+                    f"/referrals/{ref['referral_id']}/acknowledge", {"note": "received, contacting the family"}
+                )
+                done += 1
+    finally:
+        await api.close()
+
+
+def district_table(doc: dict[str, Any]) -> Table:
+    """The city summary: one row per district or county, and the city total."""
+    table = Table(title="白银市 Baiyin City · home-visit campaign (from the reporting API)")
+    for col in (
+        "district / county",
+        "families",
+        "visited",
+        "coverage",
+        "visits",
+        "findings",
+        "cases open",
+        "overdue",
+        "referrals",
+    ):
+        table.add_column(col, justify="left" if col.startswith("district") else "right")
+    for row in [*doc["children"], doc["self"]]:
+        f = row["figures"]
+        cov = f["families"]["coverage"]
+        refs = (
+            sum(sum(states.values()) for states in f["referrals"].values()) if isinstance(f["referrals"], dict) else 0
+        )
+        table.add_row(
+            row["name"] if row is not doc["self"] else "白银市 (city total)",
+            f"{f['families']['assigned']:,}",
+            f"{f['families']['visited']:,}",
+            "-" if cov is None else f"{cov:.1%}",
+            f"{f['visits']['completed']:,}",
+            f"{f['findings']['total']:,}",
+            f"{f['cases']['open']:,}",
+            f"{f['cases']['overdue']:,}",
+            f"{refs:,}",
+        )
+    return table
+
+
+async def main(scale: float, seed: int, single_share: float) -> None:
+    rng = random.Random(seed)
+    t0 = time.monotonic()
+    with console.status("starting Kafka, PostgreSQL and the four services"):
+        procs = await asyncio.to_thread(services_up)
+    urls = {p.name: p.address for p in procs}
+    console.print(f"[green]stack up[/green] in {time.monotonic() - t0:.0f}s: " + ", ".join(urls.values()))
+    token = bureau_token()
+    committees = Api(urls["committees"], token, repeatable=True)
+    visits, reporting = Api(urls["visits"], token), Api(urls["reporting"], token)
+    try:
+        city = citygen.generate(scale=scale, seed=seed)
+        console.print(
+            f"synthetic city (scale {scale}): {sum(1 for u in city.org_units if u.level == 'school')} "
+            f"schools, {len(city.staff):,} staff, {len(city.students):,} students, "
+            f"{len(city.families):,} families — generated names, no real people"
+        )
+        job = await import_city(committees, city)
+        console.print(f"imported: {job['counts']}")
+        await cooperation(committees, city, rng)
+        with console.status("visits and outreach copy the directory from committees' events"):
+            await settled(procs)
+        stats = await run_campaign(visits, rng, single_share=single_share)
+        console.print(
+            f"recorded {stats['recorded']:,} visits with {stats['findings']:,} findings in "
+            f"{stats['seconds']:.0f}s ({stats['recorded'] / stats['seconds']:,.0f} visits/s)"
+        )
+        with console.status("outreach opens cases, assigns carers and refers to departments"):
+            await settled(procs)
+        acked = await department_answers(urls["outreach"])
+        console.print(f"civil affairs acknowledged {acked:,} referrals through its own token")
+        with console.status("waiting for reporting to catch up"):
+            await settled(procs)
+            doc = await reporting.get("/children", org_path=CITY, campaign_id=stats["campaign_id"])
+            for _ in range(120):
+                if (
+                    doc["self"]["figures"]["visits"]["completed"] + doc["self"]["figures"]["visits"]["missed"]
+                    >= stats["recorded"]
+                ):
+                    break
+                await asyncio.sleep(1)
+                doc = await reporting.get("/children", org_path=CITY, campaign_id=stats["campaign_id"])
+        console.print(district_table(doc))
+        console.print(f"\nfinished in {time.monotonic() - t0:.0f}s. The system keeps running for you to explore:")
+        console.print(f"  dashboard      {urls['reporting']}/dashboard?token={token}")
+        for name, url in urls.items():
+            console.print(f"  {name:<14} API docs {url}/docs   metrics {url}/metrics")
+        console.print(
+            "  a token for any role: .venv/bin/python -m shared.auth --role school_admin --org-path /620400/620402"
+        )
+        console.print("  status: make status     stop everything: make stack-down     logs: .devstack/logs/")
+    finally:
+        for api in (committees, visits, reporting):
+            await api.close()
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scale", type=float, default=0.05, help="share of the full city (1 = 18,000 teachers)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--single-share", type=float, default=0.2, help="share of teachers recording visit by visit")
+    args = ap.parse_args()
+    asyncio.run(main(args.scale, args.seed, args.single_share))
+
+
+if __name__ == "__main__":
+    cli()
