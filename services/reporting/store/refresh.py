@@ -275,7 +275,18 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
         t = now
 
     await conn.execute("TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra")
-    await _write_weights(conn, await conn.fetch(_entity_sql(True)))
+    # Most entities occur at one path (weight 1 there): written in SQL; only the others go through Python.
+    await conn.execute(f"CREATE TEMP TABLE entity_paths ON COMMIT DROP AS {_entity_sql(True)}")
+    await conn.execute(
+        "INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)"
+        " SELECT kind, entity_id, scope, metric, min(path), 1 FROM entity_paths GROUP BY 1, 2, 3, 4"
+        " HAVING count(*) = 1"
+    )
+    multi = await conn.fetch(
+        "SELECT p.* FROM entity_paths p JOIN (SELECT kind, entity_id, scope, metric FROM entity_paths"
+        " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) m USING (kind, entity_id, scope, metric)"
+    )
+    await _write_weights(conn, multi)
     step("entity weights")
     for sql in _leaf_sqls(True):
         await conn.execute(sql)
