@@ -22,7 +22,8 @@ from demo.client import CITY, Api, bureau_token, settled
 from shared.auth import issue_token
 from shared.devstack import services_up
 
-console = Console()
+# A wide console even when output is piped, so the district table stays readable in logs.
+console = Console(width=None if Console().is_terminal else 140)
 
 
 def progress() -> Progress:

@@ -108,7 +108,7 @@ class Verifier:
         )
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """FastAPI dependency: the caller, from `Authorization: Bearer <jwt>`; 401 problem otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

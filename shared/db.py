@@ -34,6 +34,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """On release: roll back a transaction left open, without asyncpg's default reset query per request."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def connect(dsn: str, schema: str) -> asyncpg.Connection:
     """A single connection inside `schema` (for long-lived LISTEN/lock holders such as the relay)."""
     conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}",public'})
@@ -53,6 +59,7 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset,
         server_settings={"search_path": f'"{schema}",public', "application_name": schema},
         command_timeout=30,
     )

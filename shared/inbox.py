@@ -71,7 +71,8 @@ class InboxConsumer:
         while True:
             consumer = kafka.consumer(
                 self.settings.kafka_bootstrap_servers,
-                group=self.group,
+                # The topic prefix scopes the group too, so parallel test runs on one broker never share a group.
+                group=self.settings.topic_prefix + self.group,
                 client_id=f"{self.service}-{self.group}",
             )
             dlt = kafka.producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.service}-{self.group}-dlt")

@@ -58,15 +58,16 @@ class Runtime:
         return self.spec.settings
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     """FastAPI dependency: the service runtime."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    """FastAPI dependency: the service's database pool."""
-    return get_runtime(request).pool
+async def get_pool(request: Request) -> asyncpg.Pool:
+    """FastAPI dependency: the service's database pool (async, so FastAPI needs no worker thread for it)."""
+    pool: asyncpg.Pool = request.app.state.runtime.pool
+    return pool
 
 
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
@@ -187,7 +188,7 @@ def create_app(spec: ServiceSpec) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request) -> Response:
-        checks = await readiness(get_runtime(request))
+        checks = await readiness(request.app.state.runtime)
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 

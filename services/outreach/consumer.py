@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from services.outreach.reaction import FINDING_TYPE, Reaction
 from shared.db import DB_UNAVAILABLE
@@ -22,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class FindingsConsumer(InboxConsumer):
-    """The findings consumer group, applying a partition's records set-based in one transaction.
+    """The findings consumer group, applying each lane of a poll set-based in one transaction (the kit's loop runs
+    `consumer_parallelism` lanes concurrently and commits the poll's offsets once).
 
     The kit's InboxConsumer calls a handler per record (several round trips each); this subclass records the
     whole batch in the inbox with one statement and applies it with `Reaction.apply`. On any failure it falls
@@ -30,35 +29,9 @@ class FindingsConsumer(InboxConsumer):
     which calls the same rules through `Reaction.on_finding`.
     """
 
-    def __init__(
-        self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, reaction: Reaction, *, parallelism: int = 2
-    ) -> None:
+    def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, reaction: Reaction) -> None:
         super().__init__(settings, pool, group, {FINDING_TYPE: reaction.on_finding})
         self.reaction = reaction
-        self.parallelism = max(1, parallelism)
-
-    async def _loop(self, consumer: AIOKafkaConsumer, dlt: AIOKafkaProducer) -> None:
-        """Like the kit's loop, but a poll's partitions go into `parallelism` concurrent transactions (partition
-        number modulo parallelism) and one offset commit, instead of one transaction and commit per partition.
-
-        Each partition's records stay in order and in one transaction; partitions hold disjoint children (keyed by
-        student id), so the concurrent transactions never wait on each other's case locks. The inbox makes a
-        redelivery after a crash between the database commits and the offset commit harmless.
-        """
-        last_lag = 0.0
-        while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
-            self.ready.set()
-            if batches:
-                lanes: list[list[ConsumerRecord]] = [[] for _ in range(self.parallelism)]
-                for tp, records in sorted(batches.items(), key=lambda kv: kv[0].partition):
-                    lanes[tp.partition % self.parallelism].extend(records)
-                await asyncio.gather(*(self._process(lane, dlt) for lane in lanes if lane))
-                with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
-                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-            if time.monotonic() - last_lag > 2.0:
-                await self._update_lag(consumer)
-                last_lag = time.monotonic()
 
     async def _process(self, records: list[ConsumerRecord], dlt: AIOKafkaProducer) -> None:
         try:

@@ -141,9 +141,7 @@ def findings_consumer(rules: Rules, clock: Clock) -> Background:
     async def findings(runtime: Runtime) -> None:
         settings = runtime.settings
         assert isinstance(settings, OutreachSettings)
-        consumer = FindingsConsumer(
-            settings, runtime.pool, FINDINGS_GROUP, reaction, parallelism=settings.findings_parallelism
-        )
+        consumer = FindingsConsumer(settings, runtime.pool, FINDINGS_GROUP, reaction)
         runtime.consumers.append(consumer)
         await consumer.run()
 

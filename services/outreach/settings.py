@@ -90,8 +90,6 @@ class OutreachSettings(ServiceSettings):
     scheduler_batch_size: int = 500
     scheduler_enabled: bool = True
     ensure_consumed_topics: bool = True
-    # Concurrent transactions the findings consumer applies a poll in (partitions split modulo this).
-    findings_parallelism: int = 2
 
     @model_validator(mode="before")
     @classmethod

@@ -5,33 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.visits import checklist, queries, recording, service
 from services.visits.schemas import AssignmentIn, BatchIn, CampaignIn, ReassignIn, ScheduleIn, VisitIn
 from services.visits.settings import VisitsSettings
 from shared import context, idempotency
-from shared.auth import ADMINS, Principal, Role, current_principal
+from shared.auth import ADMINS, CurrentPrincipal, Role
 from shared.problems import not_found
-from shared.web import get_pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1")
-
-
-# The kit's `CurrentPrincipal` and `Pool` use plain `def` dependencies, which FastAPI runs in a worker thread for
-# every request (a thread hop each, a large share of a small request's cost). The same functions called from
-# `async def` dependencies stay on the event loop.
-async def _principal(request: Request) -> Principal:
-    return current_principal(request)
-
-
-async def _pool(request: Request) -> asyncpg.Pool:
-    return get_pool(request)
-
-
-CurrentPrincipal = Annotated[Principal, Depends(_principal)]
-Pool = Annotated[asyncpg.Pool, Depends(_pool)]
 
 
 def _settings(request: Request) -> VisitsSettings:

@@ -42,10 +42,7 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
             *handlers.CONSUMED_TOPICS,
         ],
         routers=[api.router],
-        # The kit does not scope consumer groups by the topic prefix: without this, every test and bench run on the
-        # shared broker would join one `visits.directory` group and stall the others with rebalances. In
-        # production the prefix is empty and the group is `visits.directory`.
-        consumers={f"{settings.topic_prefix}{handlers.GROUP}": handlers.HANDLERS},
+        consumers={handlers.GROUP: handlers.HANDLERS},
         title="visits service",
         description="Home-visit campaigns, teacher→family assignments, visit records and findings.",
     )
