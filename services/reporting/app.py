@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from services.reporting import api, gauges
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
 from services.reporting.store.refresh import refresh
+from shared import db
 from shared.web import Runtime, ServiceSpec, create_app
 
 log = logging.getLogger(__name__)
@@ -23,20 +26,28 @@ async def refresher(runtime: Runtime) -> None:
     assert isinstance(s, ReportingSettings)
     last_sweep = time.monotonic()
     last_gauges = 0.0
+    conn: asyncpg.Connection | None = None
     while True:
         try:
+            if conn is None or conn.is_closed():
+                # Its own connection: the pool's 30 s statement cap is too short for a full refresh of a city.
+                conn = await db.connect(s.database_url, s.db_schema)
             sweep = time.monotonic() - last_sweep >= s.overdue_sweep_seconds
-            async with runtime.pool.acquire() as conn:
-                await refresh(conn, s.db_schema, overdue_sweep=sweep)
-                if sweep:
-                    last_sweep = time.monotonic()
-                if time.monotonic() - last_gauges >= s.gauges_interval_seconds:
-                    await gauges.update(conn)
-                    last_gauges = time.monotonic()
+            await refresh(conn, s.db_schema, overdue_sweep=sweep)
+            if sweep:
+                last_sweep = time.monotonic()
+            if time.monotonic() - last_gauges >= s.gauges_interval_seconds:
+                await gauges.update(conn)
+                last_gauges = time.monotonic()
         except asyncio.CancelledError:
+            if conn is not None:
+                conn.terminate()
             raise
         except Exception as exc:
             log.warning("reporting refresh failed, retrying: %r", exc)
+            if conn is not None:
+                conn.terminate()
+                conn = None
         await asyncio.sleep(s.refresh_interval_seconds)
 
 

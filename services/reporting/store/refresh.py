@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 
 import asyncpg
 
@@ -12,6 +11,7 @@ from services.reporting.domain.entities import weights
 from shared.db import lock_key
 
 log = logging.getLogger(__name__)
+FULL_AT = 3000  # dirty leaves from which a full refresh is cheaper than an incremental one
 TZ = "Asia/Shanghai"  # the bureau's calendar day
 
 # Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias). Each fact
@@ -198,6 +198,11 @@ async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, 
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"reporting-refresh:{schema}")):
             return False
+        if not full:
+            # After a large backlog (a fresh consumer group, a long outage) recomputing everything is cheaper.
+            full = (
+                await conn.fetchval("SELECT count(*) FROM (SELECT 1 FROM dirty_leaves LIMIT $1) d", FULL_AT) >= FULL_AT
+            )
         if full:
             await _refresh_full(conn)
         else:
@@ -225,7 +230,13 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
             teachers,
             families,
         )
-        new = await _write_weights(conn, await conn.fetch(_entity_sql(False), teachers, families))
+        groups = await conn.fetch(
+            f"SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM ({_entity_sql(False)}) p"
+            " GROUP BY 1, 2, 3, 4",
+            teachers,
+            families,
+        )
+        new = await _write_weights(conn, groups)
         leaves |= {r["node"] for r in old} | new
     if not leaves:
         return
@@ -240,12 +251,13 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
     await conn.execute(EXTRA_SQL.replace("{n}", "c.anc && $1::text[] AND a.node = ANY($1::text[])"), node_list)
 
 
-async def _write_weights(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> set[str]:
+async def _write_weights(conn: asyncpg.Connection, groups: list[asyncpg.Record]) -> set[str]:
     """Store the weights of each (entity, scope, metric) from the paths it occurs at; the nodes written."""
-    paths: dict[tuple[str, str, str, str], list[str]] = defaultdict(list)
-    for r in rows:
-        paths[(r["kind"], r["entity_id"], r["scope"], r["metric"])].append(r["path"])
-    out = [(*key, node, w) for key, ps in paths.items() for node, w in weights(ps).items()]
+    out = [
+        (g["kind"], g["entity_id"], g["scope"], g["metric"], node, w)
+        for g in groups
+        for node, w in weights(g["paths"]).items()
+    ]
     if out:
         await conn.copy_records_to_table(
             "entity_weights", records=out, columns=["kind", "entity_id", "scope", "metric", "node", "weight"]
@@ -283,8 +295,8 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
         " HAVING count(*) = 1"
     )
     multi = await conn.fetch(
-        "SELECT p.* FROM entity_paths p JOIN (SELECT kind, entity_id, scope, metric FROM entity_paths"
-        " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) m USING (kind, entity_id, scope, metric)"
+        "SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM entity_paths"
+        " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1"
     )
     await _write_weights(conn, multi)
     step("entity weights")
