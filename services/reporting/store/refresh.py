@@ -107,13 +107,13 @@ GROUP BY 1, 2, 3 HAVING sum(w.weight) <> 0
 ENTITY_PATHS = """
   SELECT 'teacher' AS kind, a.teacher_id AS entity_id, s.scope, 'teachers_assigned' AS metric, a.org_path AS path
     FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {t:a}
-  UNION
+  UNION ALL
   SELECT 'teacher', v.teacher_id, s.scope, 'teachers_active', v.org_path
     FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {t:v}
-  UNION
+  UNION ALL
   SELECT 'family', a.family_id, s.scope, 'families_assigned', a.org_path
     FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {fam:a}
-  UNION
+  UNION ALL
   SELECT 'family', v.family_id, s.scope, 'families_visited', v.org_path
     FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {fam:v}
 """
@@ -292,11 +292,11 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
     await conn.execute(
         "INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)"
         " SELECT kind, entity_id, scope, metric, min(path), 1 FROM entity_paths GROUP BY 1, 2, 3, 4"
-        " HAVING count(*) = 1"
+        " HAVING min(path) = max(path)"
     )
     multi = await conn.fetch(
         "SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM entity_paths"
-        " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1"
+        " GROUP BY 1, 2, 3, 4 HAVING min(path) <> max(path)"
     )
     await _write_weights(conn, multi)
     step("entity weights")
