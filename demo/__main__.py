@@ -153,7 +153,9 @@ async def cooperation(api: Api, city: citygen.City, rng: random.Random) -> dict[
     return counts
 
 
-async def run_campaign(visits: Api, rng: random.Random, *, single_share: float) -> dict[str, Any]:
+async def run_campaign(
+    visits: Api, rng: random.Random, *, single_share: float, keep_records: bool = False
+) -> dict[str, Any]:
     """Launch a city-wide campaign and record every assigned visit as the teachers would."""
     today = date.today()
     starts_on, days = today - timedelta(days=30), 30
@@ -220,6 +222,8 @@ async def run_campaign(visits: Api, rng: random.Random, *, single_share: float) 
         chunks = [batch_records[i : i + 500] for i in range(0, len(batch_records), 500)]
         await asyncio.gather(*(as_it_happens(t) for t in live), *(offline_batches(c) for c in chunks))
     stats["seconds"] = time.monotonic() - started
+    if keep_records:
+        stats["records"] = records
     return stats
 
 

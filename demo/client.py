@@ -71,6 +71,11 @@ def metric_sum(text: str, name: str) -> float:
     )
 
 
+# Services with consumer groups; their lag gauge must be present (a restarted consumer has none until its first
+# poll with partitions assigned, and a missing gauge must not read as "no lag").
+CONSUMING = {"visits", "outreach", "reporting"}
+
+
 async def settled(procs: list[ServiceProcess], *, timeout: float = 900, quiet_checks: int = 3) -> float:
     """Wait until every outbox is drained and every consumer group has no lag, several checks in a row."""
     started = time.monotonic()
@@ -82,9 +87,11 @@ async def settled(procs: list[ServiceProcess], *, timeout: float = 900, quiet_ch
         pages = await asyncio.gather(*(asyncio.to_thread(p.get, "/metrics") for p in procs))
         busy = any(
             page is None
+            or "outbox_backlog_events{" not in page
             or metric_sum(page, "outbox_backlog_events") > 0
+            or (proc.name in CONSUMING and "kafka_consumer_lag_messages{" not in page)
             or metric_sum(page, "kafka_consumer_lag_messages") > 0
-            for page in pages
+            for proc, page in zip(procs, pages, strict=True)
         )
         calm = 0 if busy else calm + 1
     return time.monotonic() - started
