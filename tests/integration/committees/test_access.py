@@ -39,8 +39,19 @@ async def world(svc, small_city) -> dict[str, Any]:
         for s in city.staff
         if s.org_unit_id == school.org_unit_id and s.head_class_id and s.head_class_id != teacher.head_class_id
     )
-    r = await svc.http.get("/api/v1/students", params={"class_id": teacher.head_class_id, "limit": 1}, headers=BUREAU)
-    student = r.json()["items"][0]
+    # A student of the teacher's class whose family has no child in a class the other teacher teaches: otherwise
+    # the other teacher would rightly see the family through that sibling.
+    family_classes: dict[str, set[str]] = {}
+    for s in city.students:
+        family_classes.setdefault(s.family_no, set()).add(s.class_id)
+    taught_by_other = {*other_teacher.class_ids, other_teacher.head_class_id}
+    pick = next(
+        s
+        for s in city.students
+        if s.class_id == teacher.head_class_id and not family_classes[s.family_no] & taught_by_other
+    )
+    r = await svc.http.get("/api/v1/students", params={"class_id": teacher.head_class_id, "limit": 500}, headers=BUREAU)
+    student = next(s for s in r.json()["items"] if s["student_no"] == pick.student_no)
     inside = [u.org_unit_id for u in city.org_units if u.org_unit_id.startswith(school.org_unit_id + "-")]
     return {
         "inside": inside,
