@@ -1,0 +1,466 @@
+"""The whole city's home-visit campaign end to end through the four service processes, with raw rates for ratios.
+
+Starts the four services as separate processes (own schemas and topic prefix, logs in .devstack/bench-campaign-*),
+imports a generated city through the committees API, launches a campaign and records every visit through the
+visits API with concurrent simulated teachers (a share record each visit as it happens with `POST /visits`, the
+rest upload their offline visits in one `POST /visits/batch` each, all with their own teacher tokens), then waits
+until outreach has opened every case and reporting shows every visit and case. Prints visits/s accepted, the wall
+time from the first visit until both caught up, finding→case latency p50/p99, each service's peak memory, and
+the raw PostgreSQL COPY and Kafka produce rates of the same run. Drops its schemas and topics afterwards.
+Run: .venv/bin/python bench/campaign.py [--scale 1.0] [--single-share 0.25] [--clients 32] [--max-wait 1200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import resource
+import sys
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from demo import citygen
+from demo.__main__ import import_city
+from demo.activity import visit_record
+from demo.client import CITY, Api, bureau_token, metric_sum, settled
+from shared import kafka
+from shared.auth import issue_token
+from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
+from shared.devstack.services import SERVICES
+from shared.testing.fixtures import drop_test_resources, free_port
+from tests.e2e.city import expected_outcomes
+
+TARGET_SECONDS, TARGET_RATE, TARGET_P99_MS = 240, 800, 1000
+
+
+def start_services(stack: StackInfo, run: str) -> dict[str, ServiceProcess]:
+    """The four services as processes with this run's schemas, topic prefix and free ports (like the e2e CityRun)."""
+    urls = {name: f"http://127.0.0.1:{free_port()}" for name in SERVICES}
+    env = {
+        **stack.env(),
+        "HSS_TOPIC_PREFIX": f"bc{run}.",
+        "LOG_LEVEL": "WARNING",
+        **{f"REPORTING_{n.upper()}_URL": urls[n] for n in SERVICES if n != "reporting"},
+        **{f"{n.upper()}_DB_SCHEMA": f"bc_{run}_{n}" for n in SERVICES},
+    }
+    procs = {
+        n: ServiceProcess(
+            state_dir() / f"bench-campaign-{run}",
+            n,
+            int(u.rsplit(":", 1)[1]),
+            {**env, "LOG_LEVEL": "INFO"} if n == "reporting" else env,  # its full-refresh timings
+        )
+        for n, u in urls.items()
+    }
+    for p in procs.values():
+        p.start()
+    return procs
+
+
+class RawHTTP:
+    """A minimal keep-alive HTTP/1.1 client: the load generator shares 2 cores with everything, httpx costs too much."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.conn is None:
+            self.conn = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.conn
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        writer.write((head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + body)
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        return status, await reader.readexactly(length)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn[1].close()
+
+
+def proc_stat(pid: int) -> tuple[int, float]:
+    """(VmRSS kB, CPU seconds) of a process."""
+    rss = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident set (kB) of a process since it started."""
+    return next(
+        int(ln.split()[1]) for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmHWM:")
+    )
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+async def sample_rss(pids: dict[str, int], peak: dict[str, int], stop: asyncio.Event) -> None:
+    """Poll each service's VmRSS every 0.5 s and keep the maximum."""
+    while not stop.is_set():
+        for name, pid in pids.items():
+            with contextlib.suppress(OSError, StopIteration):  # a process that has exited
+                peak[name] = max(peak.get(name, 0), proc_stat(pid)[0])
+        await asyncio.sleep(0.5)
+
+
+async def topic_messages(bootstrap: str, prefix: str) -> int:
+    """Messages on all of the run's topics (sum of end offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [
+            TopicPartition(t, p)
+            for t in cluster.topics()
+            if t.startswith(prefix)
+            for p in cluster.partitions_for_topic(t) or ()
+        ]
+        return int(sum((await consumer.end_offsets(tps)).values())) if tps else 0
+    finally:
+        await consumer.stop()
+
+
+def consumed(proc: ServiceProcess) -> tuple[float, float]:
+    """(events applied, seconds spent in handlers) of a service's consumers so far, from its /metrics."""
+    page = proc.get("/metrics") or ""
+    applied = sum(
+        float(ln.rsplit(" ", 1)[1])
+        for ln in page.splitlines()
+        if ln.startswith("events_consumed_total{") and 'outcome="applied"' in ln
+    )
+    return applied, metric_sum(page, "event_handler_duration_seconds_sum")
+
+
+async def launch(visits: Api) -> tuple[str, list[dict[str, Any]], list[str], date]:
+    """Create and launch a city-wide campaign (as demo.run_campaign does); its assignments and checklist items."""
+    starts_on = date.today() - timedelta(days=30)
+    body = {
+        "name": "千师访万家 · bench",
+        "org_path": CITY,
+        "starts_on": starts_on.isoformat(),
+        "ends_on": (date.today() + timedelta(days=30)).isoformat(),
+    }
+    cid = (await visits.post("/campaigns", body))["campaign_id"]
+    await visits.post(f"/campaigns/{cid}/launch", {})
+    checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
+    assignments: list[dict[str, Any]] = []
+    while True:
+        page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, offset=len(assignments))
+        assignments += page["items"]
+        if len(page["items"]) < 1000:
+            return cid, assignments, checklist, starts_on
+
+
+async def record(port: int, jobs: list[tuple[str, bytes, str, int]], clients: int) -> dict[str, Any]:
+    """Send every job (path, body, teacher token, visits) from `clients` keep-alive connections; times and counts."""
+    it = iter(jobs)
+    out: dict[str, Any] = {"stored": 0, "rejected": 0, "failed": [], "single_ms": [], "batch_ms": []}
+
+    async def client() -> None:
+        conn = RawHTTP(port)
+        try:
+            for path, body, token, _ in it:
+                headers = {"Authorization": f"Bearer {token}"}
+                if path.endswith("batch"):
+                    headers["Idempotency-Key"] = uuid.uuid4().hex  # an offline app retries its upload safely
+                for attempt in range(10):
+                    t = time.perf_counter()
+                    status, text = await conn.post(path, body, headers)
+                    if status not in (502, 503, 504):
+                        break
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                out["single_ms" if path.endswith("visits") else "batch_ms"].append(1000 * (time.perf_counter() - t))
+                if status == 201:
+                    out["stored"] += 1
+                elif status == 200:
+                    doc = orjson.loads(text)
+                    out["stored"] += doc["stored"]
+                    out["rejected"] += doc["rejected"]
+                else:
+                    out["failed"].append(f"{status} {text[:200]!r}")
+                out["last"] = time.monotonic()
+        finally:
+            conn.close()
+
+    out["first"] = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return out
+
+
+async def caught_up(
+    outreach_db: asyncpg.Connection,
+    reporting: Api,
+    rep: ServiceProcess,
+    rep_schema: str,
+    cid: str,
+    want: tuple[int, int],
+    wait: float,
+) -> tuple[float, float, float]:
+    """When outreach had every case, reporting showed every visit and case, and its lag was 0 (0: not within wait)."""
+    visits, cases = want
+    t_out = t_rep = t_lag = 0.0
+    started = last_note = time.monotonic()
+    while not (t_out and t_rep) and time.monotonic() - started < wait:
+        n_cases = await outreach_db.fetchval("SELECT count(*) FROM cases")
+        if not t_out and n_cases >= cases:
+            t_out = time.monotonic()
+        lag = await asyncio.to_thread(rep.consumer_lag)
+        if t_out and not t_lag and lag == 0:
+            t_lag = time.monotonic()
+        f = (await reporting.get("/children", org_path=CITY, campaign_id=cid))["self"]["figures"]
+        seen = f["visits"]["completed"] + f["visits"]["missed"]
+        if not t_rep and seen >= visits and f["cases"]["opened"] >= cases:
+            t_rep = time.monotonic()
+        if time.monotonic() - last_note >= 30:
+            last_note = time.monotonic()
+            facts = await outreach_db.fetchval(f"SELECT count(*) FROM {rep_schema}.cases")
+            print(
+                f"  +{last_note - started:4.0f}s after the last answer: outreach {n_cases:,}/{cases:,} cases, "
+                f"reporting {seen:,}/{visits:,} visits, {f['cases']['opened']:,} cases (facts: {facts:,}), lag {lag}",
+                flush=True,
+            )
+        await asyncio.sleep(0.25)
+    return t_out, t_rep, t_lag
+
+
+async def raw_copy(stack: StackInfo, visits_schema: str, scratch: str) -> tuple[int, float]:
+    """COPY the campaign's visit rows (fetched beforehand) into a like-for-like scratch table; rows and rows/s."""
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        rows = await conn.fetch(f"SELECT * FROM {visits_schema}.visits")
+        await conn.execute(
+            f"CREATE SCHEMA {scratch}; CREATE TABLE {scratch}.visits (LIKE {visits_schema}.visits INCLUDING ALL)"
+        )
+        columns = list(rows[0].keys())
+        started = time.perf_counter()
+        for i in range(0, len(rows), 10_000):
+            await conn.copy_records_to_table(
+                "visits", schema_name=scratch, records=rows[i : i + 10_000], columns=columns
+            )
+        return len(rows), len(rows) / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def raw_produce(bootstrap: str, topic: str, n: int) -> float:
+    """Produce n 1 KB messages (acks=all, idempotent, as the relay does); messages/s."""
+    await kafka.ensure_topics(bootstrap, [kafka.TopicSpec(topic, 6)])
+    producer = kafka.producer(bootstrap, client_id="bench-campaign-raw")
+    await producer.start()
+    try:
+        value = b"y" * 1024
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value=value, key=str(i % 1000).encode()) for i in range(n)]
+        await asyncio.gather(*futures)
+        return n / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+def ok(good: bool) -> str:
+    """A target's verdict."""
+    return "ok" if good else "MISSED"
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of values."""
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))] if s else float("nan")
+
+
+async def main(args: argparse.Namespace) -> None:
+    load_start = os.getloadavg()
+    stack = ensure_up()
+    run = uuid.uuid4().hex[:8]
+    prefix, schemas = f"bc{run}.", {n: f"bc_{run}_{n}" for n in SERVICES}
+    scratch = f"bc_{run}_raw"
+    t0 = time.monotonic()
+    procs = await asyncio.to_thread(start_services, stack, run)
+    pids = {n: p.pid() or 0 for n, p in procs.items()}
+    logs = state_dir() / f"bench-campaign-{run}" / "logs"
+    print(f"run {run}: services up in {time.monotonic() - t0:.0f}s, logs in {logs}")
+    token = bureau_token()
+    committees = Api(procs["committees"].address, token, repeatable=True)
+    visits, reporting = Api(procs["visits"].address, token), Api(procs["reporting"].address, token)
+    outreach_db = await asyncpg.connect(stack.database_url, server_settings={"search_path": schemas["outreach"]})
+    rng = random.Random(args.seed)
+    try:
+        city = citygen.generate(scale=args.scale, seed=args.seed)
+        t = time.monotonic()
+        await import_city(committees, city)
+        t_import = time.monotonic() - t
+        t = time.monotonic()
+        await settled(list(procs.values()), timeout=1800)
+        print(
+            f"city (scale {args.scale}): {len(city.staff):,} staff, {len(city.students):,} students, "
+            f"{len(city.families):,} families; import {t_import:.0f}s, the services consumed the directory "
+            f"{time.monotonic() - t:.0f}s later",
+            flush=True,
+        )
+
+        t = time.monotonic()
+        cid, assignments, checklist, starts_on = await launch(visits)
+        t_launch = time.monotonic() - t
+        records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
+        by_teacher: dict[str, list[dict[str, Any]]] = {}
+        for a, r in zip(assignments, records, strict=True):
+            by_teacher.setdefault(a["teacher_id"], []).append(r)
+        teachers = list(by_teacher)
+        rng.shuffle(teachers)
+        live = set(teachers[: round(len(teachers) * args.single_share)])
+        jobs: list[tuple[str, bytes, str, int]] = []
+        for tid, recs in by_teacher.items():
+            tok = issue_token(role="teacher", org_path=CITY, staff_id=tid, subject=f"teacher-{tid}")
+            if tid in live:  # each visit as it happens
+                jobs += [("/api/v1/visits", orjson.dumps(r), tok, 1) for r in recs]
+            else:  # the teacher's offline visits in one upload
+                jobs.append(("/api/v1/visits/batch", orjson.dumps({"visits": recs}), tok, len(recs)))
+        rng.shuffle(jobs)  # live recording and offline uploads interleaved over the whole campaign
+        n_single = sum(1 for j in jobs if j[0].endswith("visits"))
+        n_batches = len(jobs) - n_single
+        findings = sum(len(r.get("findings", [])) for r in records)
+        want_cases = len(expected_outcomes(records)[0])
+        t = time.monotonic()
+        await settled(
+            list(procs.values()), timeout=1800
+        )  # the launch's assignment events are consumed before the clock starts
+        t_settle = time.monotonic() - t
+        print(
+            f"campaign: {len(records):,} visits ({findings:,} findings, {want_cases:,} cases expected) by "
+            f"{len(teachers):,} teachers: {len(live):,} record live ({n_single:,} POST /visits), "
+            f"{len(teachers) - len(live):,} upload offline ({n_batches:,} POST /visits/batch, "
+            f"~{(len(records) - n_single) / max(n_batches, 1):.0f} visits each); {args.clients} concurrent "
+            f"connections; launch + assignments read {t_launch:.0f}s, their events consumed {t_settle:.0f}s later",
+            flush=True,
+        )
+
+        messages_before = await topic_messages(stack.kafka_bootstrap, prefix)
+        peak: dict[str, int] = {}
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_rss(pids, peak, stop))
+        cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()}
+        applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
+        me0, busy0 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
+        rec = await record(procs["visits"].port, jobs, args.clients)
+        want = (rec["stored"], want_cases)
+        t_out, t_rep, t_lag = await caught_up(
+            outreach_db, reporting, procs["reporting"], schemas["reporting"], cid, want, args.max_wait
+        )
+        t_end = time.monotonic()
+        stop.set()
+        await sampler
+        cpu = {n: proc_stat(p)[1] - cpu0[n] for n, p in pids.items()}
+        me1, busy1 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
+        applied = {n: [b - a for a, b in zip(applied0[n], consumed(procs[n]), strict=True)] for n in applied0}
+        messages = await topic_messages(stack.kafka_bootstrap, prefix) - messages_before
+        hwm = {n: max(vm_hwm(p), peak.get(n, 0)) for n, p in pids.items()}
+        load_end = os.getloadavg()
+
+        lat = [
+            r[0] * 1000
+            for r in await outreach_db.fetch(
+                "SELECT extract(epoch FROM committed_at - finding_recorded_at)::float8 FROM cases"
+            )
+        ]
+        joined = [
+            r[0] * 1000
+            for r in await outreach_db.fetch(
+                "SELECT extract(epoch FROM applied_at - recorded_at)::float8 FROM case_findings"
+            )
+        ]
+        figures = (await reporting.get("/children", org_path=CITY, campaign_id=cid))["self"]["figures"]
+        copied, copy_rate = await raw_copy(stack, schemas["visits"], scratch)
+        produce_n = max(messages, 10_000)
+        produce_rate = await raw_produce(stack.kafka_bootstrap, f"{prefix}raw", produce_n)
+
+        accept_s = rec["last"] - rec["first"]
+        accepted = rec["stored"] / accept_s
+        done = bool(t_out and t_rep)
+        wall = (max(t_out, t_rep) if done else t_end) - rec["first"]
+        at = lambda t: f"{t - rec['first']:.1f}s" if t else f"not within {t_end - rec['first']:.0f}s"  # noqa: E731
+        e2e = rec["stored"] / wall
+        p99 = pct(lat, 0.99)
+        e2e_ok = done and wall < TARGET_SECONDS and e2e >= TARGET_RATE
+        single, batch = rec["single_ms"], rec["batch_ms"]
+        me_cpu = me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime
+        busy = 100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
+        whole = " for the whole city" if args.scale >= 1 else ""
+        seen = figures["visits"]["completed"] + figures["visits"]["missed"]
+        out = [
+            f"\nscale {args.scale}: {rec['stored']:,} visits stored, {rec['rejected']} rejected, "
+            f"{len(rec['failed'])} failed requests",
+            *(f"  failed: {f}" for f in rec["failed"][:3]),
+            f"accepted (HTTP), first → last answer: {accepted:,.0f} visits/s over {accept_s:.1f}s"
+            f"   (target ≥ {TARGET_RATE} sustained: {ok(accepted >= TARGET_RATE)})",
+            f"  latency POST /visits p50/p99 {pct(single, 0.5):.0f}/{pct(single, 0.99):.0f} ms, "
+            f"POST /visits/batch p50/p99 {pct(batch, 0.5):.0f}/{pct(batch, 0.99):.0f} ms",
+            f"first visit → outreach caught up {at(t_out)}, reporting caught up {at(t_rep)} (its consumers had "
+            f"no lag at {at(t_lag)}): wall {'' if done else '> '}{wall:.1f}s = {e2e:,.0f} visits/s end to end"
+            f"   (target < {TARGET_SECONDS}s{whole}, ≥ {TARGET_RATE}/s: {ok(e2e_ok)})",
+            f"finding → case (cases.committed_at − finding recorded_at, {len(lat):,} cases): "
+            f"p50 {pct(lat, 0.5):.0f} ms, p99 {p99:.0f} ms, max {max(lat, default=0):.0f} ms"
+            f"   (target p99 ≤ {TARGET_P99_MS} ms: {ok(p99 <= TARGET_P99_MS)})",
+            f"  every finding applied to a case ({len(joined):,}): p50 {pct(joined, 0.5):.0f} ms, "
+            f"p99 {pct(joined, 0.99):.0f} ms",
+            *(
+                f"  {n} consumers applied {a:,.0f} events in the window, {1000 * h / max(a, 1):.2f} ms in handlers each"
+                for n, (a, h) in applied.items()
+            ),
+            f"  reporting shows {seen:,} visits, {figures['cases']['opened']:,} cases",
+            "peak memory: max VmRSS polled during the campaign / VmHWM of the run; CPU seconds in the campaign window",
+            *(
+                f"  {n:<11} {peak.get(n, 0) / 1024:6.0f} MB / {hwm[n] / 1024:6.0f} MB   CPU {cpu[n]:6.1f}s"
+                for n in SERVICES
+            ),
+            f"  bench client CPU {me_cpu:.1f}s; machine CPUs {busy:.0f}% busy over the {wall:.0f}s window",
+            f"raw PostgreSQL COPY of the same {copied:,} visit rows: {copy_rate:,.0f} rows/s; "
+            f"accepted = {accepted / copy_rate:.3f} x raw, end to end = {e2e / copy_rate:.3f} x raw",
+            f"raw Kafka produce of {produce_n:,} × 1 KB (acks=all, idempotent): {produce_rate:,.0f} msg/s; "
+            f"the campaign produced {messages:,} events, {messages / wall:,.0f}/s end to end = "
+            f"{messages / wall / produce_rate:.3f} x raw",
+            f"load average at start {load_start[0]:.2f}, at the end of the campaign {load_end[0]:.2f} "
+            f"({os.cpu_count()} CPUs, shared with other work)",
+        ]
+        print("\n".join(out))
+    finally:
+        await outreach_db.close()
+        for api in (committees, visits, reporting):
+            await api.close()
+        for p in procs.values():
+            p.stop()
+        await drop_test_resources(stack, prefix, {*schemas.values(), scratch})
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0, help="share of the full city (1 = 18,000 teachers)")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--single-share", type=float, default=0.25, help="share of teachers recording visit by visit")
+    ap.add_argument("--max-wait", type=float, default=1200, help="seconds to wait for outreach and reporting")
+    ap.add_argument("--clients", type=int, default=32, help="concurrent HTTP connections of the simulated teachers")
+    asyncio.run(main(ap.parse_args()))
