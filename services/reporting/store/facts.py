@@ -240,7 +240,7 @@ OPS: dict[str, OpSql] = {
         "dirty_leaves",
         ("path",),
         (T,),
-        "INSERT INTO dirty_leaves (path) SELECT DISTINCT * FROM {src} ORDER BY 1 ON CONFLICT DO NOTHING",
+        "INSERT INTO dirty_leaves (path) SELECT DISTINCT * FROM {src}",
         movable=False,
     ),
     "dirty_entity": _op(
@@ -248,13 +248,12 @@ OPS: dict[str, OpSql] = {
         "dirty_entities",
         ("kind", "entity_id"),
         (T, T),
-        "INSERT INTO dirty_entities (kind, entity_id) SELECT DISTINCT * FROM {src} ORDER BY 1, 2"
-        " ON CONFLICT DO NOTHING",
+        "INSERT INTO dirty_entities (kind, entity_id) SELECT DISTINCT * FROM {src}",
         movable=False,
     ),
 }
 
-# Apply order: facts first, bookkeeping last (dirty rows are locked as briefly as possible).
+# Apply order: facts first, then the bookkeeping (dirty marks, appended without keys).
 ORDER = [name for name in OPS if name not in BOOKKEEPING] + sorted(BOOKKEEPING)
 
 
@@ -295,7 +294,7 @@ async def apply_ops(conn: asyncpg.Connection, ops: list[Op], *, track: bool = Tr
                 keys = [r[0] for r in batch]
                 await conn.execute(
                     f"INSERT INTO dirty_leaves (path) SELECT DISTINCT org_path FROM {op.table}"
-                    f" WHERE {op.key[0]} = ANY($1::text[]) ORDER BY 1 ON CONFLICT DO NOTHING",
+                    f" WHERE {op.key[0]} = ANY($1::text[])",
                     keys,
                 )
             await conn.execute(op.insert, *[list(col) for col in zip(*batch, strict=True)])
