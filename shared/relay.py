@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared import db, kafka
 from shared.db import lock_key
@@ -51,6 +52,8 @@ class Relay:
         self._stopping = False
         self.is_leader = False
         self.published = 0
+        self._partitioner = DefaultPartitioner()
+        self._partitions: dict[str, list[int]] = {}
 
     async def run(self) -> None:
         """Publish until cancelled; reconnects with backoff when PostgreSQL or Kafka is down."""
@@ -64,6 +67,7 @@ class Relay:
                 await conn.add_listener(self.channel, lambda *_: self._wake.set())
                 producer = kafka.producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.service}-relay")
                 await producer.start()
+                self._partitions.clear()  # partitions may have been added while we were away
                 backoff = 0.2
                 await self._loop(conn, producer)
             except asyncio.CancelledError:
@@ -116,20 +120,35 @@ class Relay:
     async def send_batch(
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, exclude: list[int]
     ) -> _Batch | None:
-        """Send the next unpublished rows (not yet acknowledged ones excluded) without waiting for acks."""
+        """Send the next unpublished rows (not yet acknowledged ones excluded) without waiting for acks.
+
+        Rows are packed into one record batch per partition (the producer's own key partitioner, so a key always
+        lands on the same partition, in row order): far cheaper than one `send` per message.
+        """
         rows = await conn.fetch(FETCH, self.settings.relay_batch_size, exclude)
         if not rows:
             return None
-        futures = [
-            await producer.send(
-                self.settings.topic(r["topic"]),
-                value=r["envelope"].encode(),
-                key=r["key"].encode(),
-                headers=_headers(r),
-            )
-            for r in rows
-        ]
-        return _Batch(ids=[r["id"] for r in rows], topics=[r["topic"] for r in rows], acks=futures)
+        acks: list[asyncio.Future[Any]] = []
+        open_batches: dict[tuple[str, int], Any] = {}
+        for r in rows:
+            topic, key, value = self.settings.topic(r["topic"]), r["key"].encode(), r["envelope"].encode()
+            parts = self._partitions.get(topic)
+            if parts is None:
+                parts = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+            partition = self._partitioner(key, parts, parts)
+            headers = _headers(r)
+            batch = open_batches.get((topic, partition))
+            if batch is None or batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                if batch is not None:  # full: send it and start the next one
+                    batch.close()
+                    acks.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = open_batches[(topic, partition)] = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    raise ValueError(f"outbox row {r['id']} is larger than a Kafka batch")
+        for (topic, partition), batch in open_batches.items():
+            batch.close()
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+        return _Batch(ids=[r["id"] for r in rows], topics=[r["topic"] for r in rows], acks=acks)
 
     async def confirm(self, conn: asyncpg.Connection, batch: _Batch) -> None:
         """Wait for every ack of a batch, then mark its rows published."""
