@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 Handler = Callable[[asyncpg.Connection, Event[Any]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Batch:
+    """A set-based subscription: `apply` gets all fresh events of `types` in a lane's poll at once, in order.
+
+    Use it when applying many events in a few statements is much cheaper than one at a time (projections,
+    reactions). `apply` must give the same result for any split of the stream into batches, because a failed
+    batch is redone record by record (each a batch of one, with retries and dead letters).
+    """
+
+    types: frozenset[str]
+    apply: Callable[[asyncpg.Connection, list[Event[Any]]], Awaitable[None]]
+
+
 class Poison(Exception):
     """A message that can never be applied (bad JSON, unknown type, payload not matching its contract)."""
 
@@ -38,13 +51,17 @@ class _Failure:
 class InboxConsumer:
     """A consumer group applying registered event types through handlers, each event once."""
 
-    def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, handlers: dict[str, Handler]) -> None:
+    def __init__(
+        self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, handlers: dict[str, Handler] | Batch
+    ) -> None:
         self.settings = settings
         self.pool = pool
         self.group = group
-        self.handlers = handlers
+        self.handlers: dict[str, Handler] = {} if isinstance(handlers, Batch) else handlers
+        self.batch = handlers if isinstance(handlers, Batch) else None
+        self.types = frozenset(handlers.types if isinstance(handlers, Batch) else handlers)
         self.service = settings.service_name
-        self.logical_topics = registry.topics_for(list(handlers))
+        self.logical_topics = registry.topics_for(sorted(self.types))
         self.topics = [settings.topic(t) for t in self.logical_topics]
         self._logical = dict(zip(self.topics, self.logical_topics, strict=True))
         self.applied = 0
@@ -179,7 +196,7 @@ class InboxConsumer:
             spec = registry.spec(env.type)
         except KeyError as exc:
             raise Poison(f"unknown event type {env.type!r}") from exc
-        if env.type not in self.handlers:
+        if env.type not in self.types:
             return None
         try:
             payload = spec.model.model_validate(env.data)
@@ -194,7 +211,7 @@ class InboxConsumer:
         )
 
     async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> None:
-        """Record the events in the inbox (one statement) and run the handler of each one not applied before."""
+        """Record the events in the inbox (one statement) and apply each one not applied before."""
         events = [(rec, self._parse(rec)) for rec in records]
         ids = [e.envelope.id for _, e in events if e is not None]
         fresh = (
@@ -210,6 +227,7 @@ class InboxConsumer:
             if ids
             else set()
         )
+        todo: list[tuple[ConsumerRecord, Event[Any]]] = []
         for rec, event in events:
             if event is None:
                 self._count(rec.topic, "ignored")
@@ -217,7 +235,29 @@ class InboxConsumer:
                 self._count(rec.topic, "duplicate")
             else:
                 fresh.discard(event.envelope.id)  # the same event twice in one batch applies once
-                await self._handle(conn, rec, event)
+                if self.batch is None:
+                    await self._handle(conn, rec, event)
+                else:
+                    todo.append((rec, event))
+        if todo:
+            await self._handle_batch(conn, todo)
+
+    async def _handle_batch(self, conn: asyncpg.Connection, todo: list[tuple[ConsumerRecord, Event[Any]]]) -> None:
+        """Run the batch handler once; each event is timed at its share of the batch."""
+        assert self.batch is not None
+        started = time.perf_counter()
+        await self.batch.apply(conn, [event for _, event in todo])
+        share = (time.perf_counter() - started) / len(todo)
+        for rec, event in todo:
+            self._timer(event.envelope.type).observe(share)
+            self._count(rec.topic, "applied")
+        self.applied += len(todo)
+
+    def _timer(self, event_type: str) -> Any:
+        timer = self._timers.get(event_type)
+        if timer is None:
+            timer = self._timers[event_type] = HANDLER_DURATION.labels(self.service, self.group, event_type)
+        return timer
 
     async def _handle(self, conn: asyncpg.Connection, rec: ConsumerRecord, event: Event[Any]) -> None:
         """Run the handler with the event's trace context, timing it."""
@@ -231,10 +271,7 @@ class InboxConsumer:
             await self.handlers[env.type](conn, event)
         finally:
             context.reset(token)
-        timer = self._timers.get(env.type)
-        if timer is None:
-            timer = self._timers[env.type] = HANDLER_DURATION.labels(self.service, self.group, env.type)
-        timer.observe(time.perf_counter() - started)
+        self._timer(env.type).observe(time.perf_counter() - started)
         self._count(rec.topic, "applied")
         self.applied += 1
 

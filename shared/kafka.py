@@ -77,6 +77,7 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
                     # 36 = TOPIC_ALREADY_EXISTS: another replica created it first.
                     if code not in (0, TopicAlreadyExistsError.errno):
                         raise RuntimeError(f"cannot create topic {name}: error {code}")
+                await _until_led(admin, [t.name for t in missing])
             return
         except Exception as exc:  # broker not up yet: retry with backoff
             if attempt == attempts - 1:
@@ -85,3 +86,20 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
             await asyncio.sleep(min(0.2 * 2**attempt, 5))
         finally:
             await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 15.0) -> None:
+    """Wait until the metadata shows every partition of the new topics with a leader.
+
+    A consumer that subscribes before that sees no such topic and only finds it at its next metadata refresh.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        topics = await admin.describe_topics(names)
+        if all(
+            t["error_code"] == 0 and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in topics
+        ):
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"topics {names} have no leaders after {timeout}s")
+        await asyncio.sleep(0.1)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import context, db, kafka, problems
 from shared.auth import Verifier
-from shared.inbox import Handler, InboxConsumer
+from shared.inbox import Batch, Handler, InboxConsumer
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.relay import Relay
 from shared.settings import ServiceSettings
@@ -36,7 +36,7 @@ class ServiceSpec:
     migrations: Path
     topics: list[str] = field(default_factory=list)  # logical topics this service owns
     routers: list[APIRouter] = field(default_factory=list)
-    consumers: dict[str, dict[str, Handler]] = field(default_factory=dict)  # group -> type -> handler
+    consumers: Mapping[str, dict[str, Handler] | Batch] = field(default_factory=dict)  # group -> handlers
     background: list[Background] = field(default_factory=list)
     title: str = ""
     description: str = ""

@@ -7,10 +7,8 @@ from typing import Any
 
 from services.outreach import api, handlers, scheduler
 from services.outreach.clock import Clock, SystemClock
-from services.outreach.reaction import FINDING_TYPE
 from services.outreach.settings import OutreachSettings
 from shared.contracts.outreach import CASE, GROUP, REFERRAL
-from shared.events import registry
 from shared.web import ServiceSpec, create_app
 
 DESCRIPTION = """Care for special student groups: a visit finding about a left-behind, orphaned, disabled or
@@ -23,22 +21,15 @@ no names, ID numbers, addresses or phone numbers are held here."""
 def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> ServiceSpec:
     """The service's parts; `clock` is injectable so tests can move time instead of waiting."""
     clock = clock or SystemClock()
-    consumers = handlers.consumers(clock)
-    topics = [GROUP, CASE, REFERRAL]
-    if settings.ensure_consumed_topics:
-        # Kit gap: a consumer subscribed to a topic that does not exist yet only sees it after a metadata refresh
-        # (minutes), so outreach makes sure the topics it reads exist (create-if-missing; existing ones untouched).
-        consumed = [t for group in consumers.values() for t in group] + [FINDING_TYPE]
-        topics += registry.topics_for(consumed)
-    background = [handlers.findings_consumer(settings.rules, clock)]
+    background = []
     if settings.scheduler_enabled:
         background.append(scheduler.make_task(clock))
     return ServiceSpec(
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
-        topics=topics,
+        topics=[GROUP, CASE, REFERRAL],
         routers=api.routers(clock),
-        consumers=consumers,
+        consumers=handlers.consumers(settings.rules, clock),
         background=background,
         title="outreach service",
         description=DESCRIPTION,

@@ -9,16 +9,14 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.outreach.clock import Clock
-from services.outreach.consumer import FindingsConsumer
-from services.outreach.reaction import Reaction
-from services.outreach.settings import OutreachSettings, Rules
+from services.outreach.reaction import FINDING_TYPE, Reaction
+from services.outreach.settings import Rules
 from services.outreach.store import directory, groups
 from shared.contracts import committees as dir_ev
 from shared.contracts.outreach import GroupMembershipRegistered, GroupSource, SpecialGroup
 from shared.events import Event
-from shared.inbox import Handler
+from shared.inbox import Batch, Handler
 from shared.outbox import add_events
-from shared.web import Background, Runtime
 
 FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
@@ -113,10 +111,11 @@ class DirectoryCopy:
         await add_events(conn, payloads)
 
 
-def consumers(clock: Clock) -> dict[str, dict[str, Handler]]:
-    """The kit's consumer groups and the event types each applies (findings have their own batch consumer)."""
+def consumers(rules: Rules, clock: Clock) -> dict[str, dict[str, Handler] | Batch]:
+    """The consumer groups and the event types each applies; findings set-based, a lane's poll at a time."""
     d = DirectoryCopy(clock)
     return {
+        FINDINGS_GROUP: Batch(frozenset({FINDING_TYPE}), Reaction(rules, clock).on_findings),
         DIRECTORY_GROUP: {
             "committees.org_unit.registered.v1": d.on_org_unit,
             "committees.org_unit.changed.v1": d.on_org_unit,
@@ -132,17 +131,3 @@ def consumers(clock: Clock) -> dict[str, dict[str, Handler]]:
             "committees.instructor_team.member_removed.v1": d.on_team_member_removed,
         },
     }
-
-
-def findings_consumer(rules: Rules, clock: Clock) -> Background:
-    """A background task running the set-based findings consumer (group `outreach.findings`)."""
-    reaction = Reaction(rules, clock)
-
-    async def findings(runtime: Runtime) -> None:
-        settings = runtime.settings
-        assert isinstance(settings, OutreachSettings)
-        consumer = FindingsConsumer(settings, runtime.pool, FINDINGS_GROUP, reaction)
-        runtime.consumers.append(consumer)
-        await consumer.run()
-
-    return findings

@@ -78,16 +78,20 @@ class Reaction:
         self.rules = rules
         self.clock = clock
 
-    async def on_finding(self, conn: asyncpg.Connection, event: Event[FindingRecorded]) -> None:
-        """The kit's per-record handler: a batch of one, redone if it lost a race to open the child's case."""
+    async def on_findings(self, conn: asyncpg.Connection, events: list[Event[FindingRecorded]]) -> None:
+        """The kit's batch handler: a lane's findings at once, redone if it lost a race to open a child's case."""
         for _ in range(3):
             try:
                 async with conn.transaction():  # a savepoint: a lost race leaves nothing behind
-                    await self.apply(conn, [event.payload])
+                    await self.apply(conn, [e.payload for e in events])
                 return
             except CaseRace:
                 continue
-        raise RuntimeError(f"could not settle the case of finding {event.payload.finding_id}")
+        raise RuntimeError(f"could not settle the cases of {len(events)} findings")
+
+    async def on_finding(self, conn: asyncpg.Connection, event: Event[FindingRecorded]) -> None:
+        """One finding (a batch of one)."""
+        await self.on_findings(conn, [event])
 
     async def apply(self, conn: asyncpg.Connection, findings: list[FindingRecorded]) -> None:
         """Open, join or reopen each child's case; assign carers, register groups, ask departments."""

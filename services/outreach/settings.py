@@ -89,7 +89,6 @@ class OutreachSettings(ServiceSettings):
     scheduler_interval_seconds: float = 30.0
     scheduler_batch_size: int = 500
     scheduler_enabled: bool = True
-    ensure_consumed_topics: bool = True
 
     @model_validator(mode="before")
     @classmethod

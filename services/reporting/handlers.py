@@ -9,20 +9,24 @@ import asyncpg
 from services.reporting.domain.projection import PROJECTIONS, project
 from services.reporting.store.facts import apply_ops
 from shared.events import Event
-from shared.inbox import Handler
+from shared.inbox import Batch
 
 
-async def on_event(conn: asyncpg.Connection, event: Event[Any]) -> None:
-    """Merge the event's facts and mark what the next refresh must recompute (runs in the inbox transaction)."""
-    ops = project(event.envelope.type, event.payload)
+async def on_events(conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
+    """Merge a batch's facts and mark what the next refresh must recompute (runs in the inbox transaction).
+
+    The merge rules are order-independent, so a batch of a thousand events gives the same facts as a thousand
+    batches of one, in a dozen statements instead of several per event.
+    """
+    ops = [op for event in events for op in project(event.envelope.type, event.payload)]
     if ops:
         await apply_ops(conn, ops, track=True)
 
 
-def handlers() -> dict[str, Handler]:
+def handlers() -> Batch:
     """Every event type of the committees, visits and outreach contracts."""
     import shared.contracts.committees
     import shared.contracts.outreach
     import shared.contracts.visits  # noqa: F401  (registers the contracts)
 
-    return dict.fromkeys(PROJECTIONS, on_event)
+    return Batch(frozenset(PROJECTIONS), on_events)

@@ -87,6 +87,27 @@ async def on_item_added(conn: asyncpg.Connection, event: Event[ItemAdded]) -> No
     )
 
 
+BATCH_SIZES: list[int] = []  # sizes of the batches `on_items_added` was given, in order
+
+
+async def on_items_added(conn: asyncpg.Connection, events: list[Event[ItemAdded]]) -> None:
+    """The same rules set-based (a kit `Batch` subscription): all rows in two statements."""
+    if any(e.payload.item_id.startswith("fail") for e in events):
+        raise RuntimeError("handler refuses this item")
+    BATCH_SIZES.append(len(events))
+    await conn.execute(
+        "INSERT INTO applied (event_id, item_id, seq) SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[])",
+        [e.envelope.id for e in events],
+        [e.payload.item_id for e in events],
+        [e.payload.seq for e in events],
+    )
+    await conn.execute(
+        "INSERT INTO applied_counts SELECT item_id, count(*) FROM unnest($1::text[]) AS u(item_id) GROUP BY item_id"
+        " ON CONFLICT (item_id) DO UPDATE SET n = applied_counts.n + excluded.n",
+        [e.payload.item_id for e in events],
+    )
+
+
 def spec(settings: KitSettings, *, consume: bool = True) -> ServiceSpec:
     """The test service: owns one topic, consumes it back, exposes /api/v1/items."""
     return ServiceSpec(

@@ -13,12 +13,12 @@ from aiokafka import AIOKafkaProducer
 
 from shared import db
 from shared.events import occurred_at
-from shared.inbox import InboxConsumer
+from shared.inbox import Batch, InboxConsumer
 from shared.outbox import add_event, add_events
 from shared.relay import Relay
 from shared.testing.fixtures import read_topic, wait_for
 from shared.web import ServiceSpec, start_runtime, stop_runtime
-from tests.integration.kitapp import TOPIC, ItemAdded, KitSettings, on_item_added, spec
+from tests.integration.kitapp import BATCH_SIZES, TOPIC, ItemAdded, KitSettings, on_item_added, on_items_added, spec
 
 pytestmark = pytest.mark.integration
 
@@ -171,6 +171,38 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_partition_kee
         assert [r["item_id"] for r in await applied_rows(runtime.pool)] == ["good-1", "good-2"]
     finally:
         await producer.stop()
+        await stop_runtime(runtime)
+
+
+async def test_a_batch_subscription_applies_many_at_once_and_isolates_a_failing_event(make_settings):
+    settings = make_settings(KitSettings, topic_partitions=2, consumer_max_attempts=2)
+    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
+    BATCH_SIZES.clear()
+    task = None
+    consumer = CrashBeforeOffsetCommit(
+        settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), on_items_added)
+    )
+    try:
+        # Written before the consumer starts, so its first polls hold many events; one of them always fails.
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item(f"b{i}", i) for i in range(400)] + [item("fail-b", 0)])
+        await wait_for(
+            lambda: runtime.pool.fetchval("SELECT count(*) = 401 FROM outbox WHERE published_at IS NOT NULL")
+        )
+        task = asyncio.create_task(consumer.run())
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 400 FROM applied"), timeout=30)
+        dlt = await read_topic(settings.kafka_bootstrap_servers, f"{settings.topic(TOPIC)}.kittest.items.dlt", expect=1)
+        await asyncio.sleep(1.0)  # let redelivered records arrive and be absorbed
+        assert consumer.crashed
+        assert [m["value"]["data"]["item_id"] for m in dlt] == ["fail-b"]
+        assert dlt[0]["headers"]["dlt.attempts"] == "2"
+        assert await runtime.pool.fetchval("SELECT count(*) FROM applied") == 400
+        assert await runtime.pool.fetchval("SELECT max(n) FROM applied_counts") == 1
+        assert max(BATCH_SIZES) > 1  # set-based: several events per call
+        assert consumer.applied == 400
+    finally:
+        if task is not None:
+            task.cancel()
         await stop_runtime(runtime)
 
 

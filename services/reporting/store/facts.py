@@ -258,7 +258,7 @@ ORDER = [name for name in OPS if name not in BOOKKEEPING] + sorted(BOOKKEEPING)
 
 
 def _rounds(op: OpSql, rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """Split rows so that no statement touches a key twice (ON CONFLICT cannot update a row twice)."""
+    """Split rows so that no statement touches a key twice (ON CONFLICT cannot update a row twice), in key order."""
     if len(op.key) == len(OP_COLUMNS_BY_TABLE[op.table]):  # bookkeeping: DISTINCT handles repeats
         return [rows]
     idx = [OP_COLUMNS_BY_TABLE[op.table].index(k) for k in op.key]
@@ -271,7 +271,8 @@ def _rounds(op: OpSql, rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]
         if n == len(rounds):
             rounds.append([])
         rounds[n].append(row)
-    return rounds
+    # Key order: two lanes merging overlapping rows take their row locks in the same order (no deadlock).
+    return [sorted(r, key=lambda row: tuple(row[i] for i in idx)) for r in rounds]
 
 
 OP_COLUMNS_BY_TABLE = {op.table: OP_COLUMNS[name] for name, op in OPS.items()}

@@ -11,14 +11,13 @@ from aiokafka import AIOKafkaProducer
 
 from services.outreach.app import build_spec
 from services.outreach.clock import ManualClock
-from services.outreach.consumer import FindingsConsumer
 from services.outreach.handlers import FINDINGS_GROUP
 from services.outreach.reaction import FINDING_TYPE, Reaction
 from services.outreach.settings import OutreachSettings
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE
 from shared.events import Event
-from shared.inbox import InboxConsumer
+from shared.inbox import Batch, InboxConsumer
 from shared.testing.fixtures import read_topic, wait_for
 from shared.web import start_runtime, stop_runtime
 from tests.integration.outreach.helpers import (
@@ -155,10 +154,12 @@ async def test_redelivery_concurrency_and_full_replay_leave_one_open_case_per_ch
             "SELECT case_id, student_id, state, risk_level, categories FROM cases ORDER BY 1"
         )
 
-        # A full replay of the topic under fresh consumer groups changes nothing: through the set-based
-        # consumer outreach runs, and through the kit's record-by-record path it falls back to.
+        # A full replay of the topic under fresh consumer groups changes nothing: set-based, as outreach runs it,
+        # and record by record, as the kit redoes a failed batch.
         replays = [
-            FindingsConsumer(settings, pool, FINDINGS_GROUP + ".replay", reaction),
+            InboxConsumer(
+                settings, pool, FINDINGS_GROUP + ".replay", Batch(frozenset({FINDING_TYPE}), reaction.on_findings)
+            ),
             InboxConsumer(settings, pool, FINDINGS_GROUP + ".replay2", {FINDING_TYPE: reaction.on_finding}),
         ]
         for replay in replays:
