@@ -198,17 +198,21 @@ async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, 
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"reporting-refresh:{schema}")):
             return False
-        if not full:
-            # After a large backlog (a fresh consumer group, a long outage) recomputing everything is cheaper.
-            full = (
-                await conn.fetchval("SELECT count(*) FROM (SELECT 1 FROM dirty_leaves LIMIT $1) d", FULL_AT) >= FULL_AT
-            )
-        if full:
+        if full or await needs_full(conn):
             await _refresh_full(conn)
         else:
             await _refresh_dirty(conn, overdue_sweep=overdue_sweep)
         await conn.execute("UPDATE refresh_state SET generation = generation + 1, refreshed_at = now()")
     return True
+
+
+async def needs_full(conn: asyncpg.Connection) -> bool:
+    """After a large backlog (a fresh consumer group, a long outage) recomputing everything is cheaper.
+
+    Marks are appended per transaction, so one leaf is usually marked many times: it is leaves that count.
+    """
+    n = await conn.fetchval("SELECT count(*) FROM (SELECT DISTINCT path FROM dirty_leaves LIMIT $1) d", FULL_AT)
+    return bool(n >= FULL_AT)
 
 
 async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> None:
