@@ -39,6 +39,7 @@ from shared import kafka
 from shared.auth import issue_token
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
+from shared.devstack.stack import components
 from shared.testing.fixtures import drop_test_resources, free_port
 from tests.e2e.city import expected_outcomes
 
@@ -104,6 +105,24 @@ def proc_stat(pid: int) -> tuple[int, float]:
     )
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its live children and the children it has reaped (PostgreSQL's backends)."""
+    clk = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: int | str) -> list[str]:
+        return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+
+    f = stat(pid)
+    total = sum(int(x) for x in f[11:15])  # utime, stime, cutime, cstime
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                c = stat(d.name)
+                if int(c[1]) == pid:  # ppid
+                    total += int(c[11]) + int(c[12])
+    return total / clk
 
 
 def vm_hwm(pid: int) -> int:
@@ -248,6 +267,25 @@ async def caught_up(
     return t_out, t_rep, t_lag
 
 
+async def statement_stats(conn: asyncpg.Connection, *, reset: bool = False) -> list[str]:
+    """The statements that took the database longest (pg_stat_statements, when the server preloads it)."""
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA public")
+        if reset:
+            await conn.execute("SELECT public.pg_stat_statements_reset()")
+            return []
+        rows = await conn.fetch(
+            "SELECT calls, total_exec_time, rows, regexp_replace(query, '\\s+', ' ', 'g') AS query"
+            " FROM public.pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+        )
+    except asyncpg.PostgresError as exc:
+        return [f"  (no statement statistics: {exc})"]
+    return ["  database time by statement (pg_stat_statements, all sessions):"] + [
+        f"    {r['total_exec_time'] / 1000:6.1f}s {r['calls']:>8,} calls {r['rows']:>9,} rows  {r['query'][:110]}"
+        for r in rows
+    ]
+
+
 async def raw_copy(stack: StackInfo, visits_schema: str, scratch: str) -> tuple[int, float]:
     """COPY the campaign's visit rows (fetched beforehand) into a like-for-like scratch table; rows and rows/s."""
     conn = await asyncpg.connect(stack.database_url)
@@ -363,8 +401,10 @@ async def main(args: argparse.Namespace) -> None:
         peak: dict[str, int] = {}
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_rss(pids, peak, stop))
-        cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()}
+        infra = {c.name: getattr(c, "pid", lambda: None)() or 0 for c in components()}  # none when external
+        cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()} | {n: tree_cpu(p) for n, p in infra.items() if p}
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
+        statements = await statement_stats(outreach_db, reset=True)
         me0, busy0 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
         rec = await record(procs["visits"].port, jobs, args.clients)
         want = (rec["stored"], want_cases)
@@ -374,12 +414,15 @@ async def main(args: argparse.Namespace) -> None:
         t_end = time.monotonic()
         stop.set()
         await sampler
-        cpu = {n: proc_stat(p)[1] - cpu0[n] for n, p in pids.items()}
+        cpu = {n: proc_stat(p)[1] - cpu0[n] for n, p in pids.items()} | {
+            n: tree_cpu(p) - cpu0[n] for n, p in infra.items() if p
+        }
         me1, busy1 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
         applied = {n: [b - a for a, b in zip(applied0[n], consumed(procs[n]), strict=True)] for n in applied0}
         messages = await topic_messages(stack.kafka_bootstrap, prefix) - messages_before
         hwm = {n: max(vm_hwm(p), peak.get(n, 0)) for n, p in pids.items()}
         load_end = os.getloadavg()
+        statements = await statement_stats(outreach_db)
 
         lat = [
             r[0] * 1000
@@ -437,6 +480,8 @@ async def main(args: argparse.Namespace) -> None:
                 f"  {n:<11} {peak.get(n, 0) / 1024:6.0f} MB / {hwm[n] / 1024:6.0f} MB   CPU {cpu[n]:6.1f}s"
                 for n in SERVICES
             ),
+            *(f"  {n:<11} (all its processes)      CPU {cpu[n]:6.1f}s" for n in infra if n in cpu),
+            *statements,
             f"  bench client CPU {me_cpu:.1f}s; machine CPUs {busy:.0f}% busy over the {wall:.0f}s window",
             f"raw PostgreSQL COPY of the same {copied:,} visit rows: {copy_rate:,.0f} rows/s; "
             f"accepted = {accepted / copy_rate:.3f} x raw, end to end = {e2e / copy_rate:.3f} x raw",

@@ -40,9 +40,20 @@ async def _reset(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+def server_settings(schema: str) -> dict[str, str]:
+    """Session settings of every service connection.
+
+    `plan_cache_mode`: asyncpg prepares every statement and PostgreSQL switches a prepared statement to a generic
+    plan after five runs. A generic plan made while a table was nearly empty (a fresh service, a new campaign)
+    scans the whole table for `id = ANY($1)` and is kept while the table grows: measured 13.6 ms instead of
+    0.7 ms per call at 18,000 rows. Planning each run with its actual parameters costs a fraction of a millisecond.
+    """
+    return {"search_path": f'"{schema}",public', "application_name": schema, "plan_cache_mode": "force_custom_plan"}
+
+
 async def connect(dsn: str, schema: str) -> asyncpg.Connection:
     """A single connection inside `schema` (for long-lived LISTEN/lock holders such as the relay)."""
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}",public'})
+    conn = await asyncpg.connect(dsn, server_settings=server_settings(schema))
     await _init_connection(conn)
     return conn
 
@@ -60,7 +71,7 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int
         max_size=max_size,
         init=_init_connection,
         reset=_reset,
-        server_settings={"search_path": f'"{schema}",public', "application_name": schema},
+        server_settings=server_settings(schema),
         command_timeout=30,
     )
     assert pool is not None

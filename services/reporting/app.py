@@ -21,13 +21,15 @@ log = logging.getLogger(__name__)
 
 
 async def refresher(runtime: Runtime) -> None:
-    """Fold what the consumers changed into the materialised figures, every refresh interval."""
+    """Fold what the consumers changed into the materialised figures, every refresh interval (or, when refreshes
+    are slow, as often as `refresh_max_share` of the time allows)."""
     s = runtime.settings
     assert isinstance(s, ReportingSettings)
     last_sweep = time.monotonic()
     last_gauges = 0.0
     conn: asyncpg.Connection | None = None
     while True:
+        started = time.monotonic()
         try:
             if conn is None or conn.is_closed():
                 # Its own connection: the pool's 30 s statement cap is too short for a full refresh of a city.
@@ -48,7 +50,8 @@ async def refresher(runtime: Runtime) -> None:
             if conn is not None:
                 conn.terminate()
                 conn = None
-        await asyncio.sleep(s.refresh_interval_seconds)
+        took = time.monotonic() - started
+        await asyncio.sleep(max(s.refresh_interval_seconds, took * (1 - s.refresh_max_share) / s.refresh_max_share))
 
 
 def build_spec(settings: ReportingSettings) -> ServiceSpec:

@@ -170,7 +170,7 @@ async def rebuild(
         command_timeout=None,
         # A crash mid-rebuild means starting the rebuild again, so commits need not wait for the WAL flush.
         server_settings={
-            "search_path": f'"{target}",public',
+            **db.server_settings(target),
             "application_name": f"{live}-rebuild",
             "synchronous_commit": "off",
         },

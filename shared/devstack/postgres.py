@@ -173,6 +173,7 @@ class Postgres(Component):
                 "-c max_connections=300",
                 "-c shared_buffers=256MB",
                 "-c fsync=on",
+                "-c shared_preload_libraries=pg_stat_statements",  # per-statement time, for benches and ops
                 "-c log_timezone=UTC",
                 "-c timezone=UTC",
             ]
