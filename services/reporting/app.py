@@ -20,16 +20,34 @@ from shared.web import Runtime, ServiceSpec, create_app
 log = logging.getLogger(__name__)
 
 
+def _applied(runtime: Runtime) -> int:
+    return sum(c.applied for c in runtime.consumers)
+
+
 async def refresher(runtime: Runtime) -> None:
-    """Fold what the consumers changed into the materialised figures, every refresh interval (or, when refreshes
-    are slow, as often as `refresh_max_share` of the time allows)."""
+    """Fold what the consumers changed into the materialised figures, every refresh interval.
+
+    When refreshes are slow (a city-wide campaign dirties every leaf, so each one recomputes most figures) and
+    events keep coming, the next refresh waits so that refreshing takes at most `refresh_max_share` of the time;
+    as soon as the consumers have nothing new for an interval, it runs at once, so the figures settle one refresh
+    after the last event.
+    """
     s = runtime.settings
     assert isinstance(s, ReportingSettings)
     last_sweep = time.monotonic()
     last_gauges = 0.0
     conn: asyncpg.Connection | None = None
+    wait = 0.0  # after the last refresh, before the next while events keep coming
+    ended = 0.0
+    applied = -1
     while True:
-        started = time.monotonic()
+        now, applied_now = time.monotonic(), _applied(runtime)
+        quiet = applied_now == applied
+        applied = applied_now
+        if now - ended < wait and not quiet:
+            await asyncio.sleep(s.refresh_interval_seconds)
+            continue
+        started = now
         try:
             if conn is None or conn.is_closed():
                 # Its own connection: the pool's 30 s statement cap is too short for a full refresh of a city.
@@ -50,8 +68,9 @@ async def refresher(runtime: Runtime) -> None:
             if conn is not None:
                 conn.terminate()
                 conn = None
-        took = time.monotonic() - started
-        await asyncio.sleep(max(s.refresh_interval_seconds, took * (1 - s.refresh_max_share) / s.refresh_max_share))
+        ended = time.monotonic()
+        wait = (ended - started) * (1 - s.refresh_max_share) / s.refresh_max_share
+        await asyncio.sleep(s.refresh_interval_seconds)
 
 
 def build_spec(settings: ReportingSettings) -> ServiceSpec:
