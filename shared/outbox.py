@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
+import orjson
 from pydantic import BaseModel
 
 from shared import context
@@ -19,32 +20,45 @@ def _trace() -> tuple[str, str | None, dict[str, str]]:
     return ctx.correlation_id, ctx.causation_id, {"traceparent": ctx.traceparent}
 
 
-async def add_events(conn: asyncpg.Connection, payloads: list[BaseModel]) -> list[Envelope]:
-    """Insert events for `payloads` into the outbox (logical topic names); the caller owns the transaction."""
-    if not payloads:
-        return []
+Row = tuple[uuid.UUID, str, str, str, str, str]
+
+# One statement for any number of rows (one trigger run, one NOTIFY); ids follow the rows' order.
+INSERT = """
+INSERT INTO outbox (event_id, topic, key, type, envelope, headers)
+SELECT event_id, topic, key, type, envelope::jsonb, headers::jsonb
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+     WITH ORDINALITY AS r(event_id, topic, key, type, envelope, headers, n)
+ORDER BY n
+"""
+
+
+def outbox_rows(payloads: list[BaseModel]) -> tuple[list[Envelope], list[Row]]:
+    """Envelopes and outbox rows for `payloads` under the current trace context (nothing written yet)."""
     correlation_id, causation_id, headers = _trace()
+    header_json = orjson.dumps(headers).decode()
     envelopes: list[Envelope] = []
-    rows = []
+    rows: list[Row] = []
     for payload in payloads:
         spec = registry.spec_for(payload)
         env = new_envelope(spec, payload, correlation_id=correlation_id, causation_id=causation_id)
         envelopes.append(env)
-        rows.append(
-            (
-                env.id,
-                spec.topic,
-                spec.key(payload),
-                spec.type,
-                env.model_dump_json(),  # serialised once; PostgreSQL parses it into jsonb
-                headers,
-            )
-        )
-    await conn.executemany(
-        "INSERT INTO outbox (event_id, topic, key, type, envelope, headers)"
-        " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
-        rows,
-    )
+        # The envelope is serialised once; PostgreSQL parses it into jsonb.
+        rows.append((env.id, spec.topic, spec.key(payload), spec.type, env.model_dump_json(), header_json))
+    return envelopes, rows
+
+
+async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
+    """Insert outbox rows in one statement, in order; the caller owns the transaction."""
+    if rows:
+        await conn.execute(INSERT, *(list(col) for col in zip(*rows, strict=True)))
+
+
+async def add_events(conn: asyncpg.Connection, payloads: list[BaseModel]) -> list[Envelope]:
+    """Insert events for `payloads` into the outbox (logical topic names); the caller owns the transaction."""
+    if not payloads:
+        return []
+    envelopes, rows = outbox_rows(payloads)
+    await insert_rows(conn, rows)
     return envelopes
 
 

@@ -13,11 +13,10 @@ from pydantic import ValidationError
 
 from services.visits import checklist, domain, store
 from services.visits.schemas import ScheduleIn, VisitIn
-from shared import context
+from shared import context, outbox
 from shared.auth import Principal
 from shared.contracts import visits as ev
 from shared.db import DB_UNAVAILABLE
-from shared.outbox import add_events
 from shared.problems import Problem, field_error, not_found
 
 
@@ -269,36 +268,22 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
     return outcomes
 
 
-class _CollectRows:
-    """Stands in for a connection to `outbox.add_events` and keeps the rows it would insert."""
-
-    def __init__(self) -> None:
-        self.sql = ""
-        self.rows: list[Any] = []
-
-    async def executemany(self, sql: str, rows: list[Any]) -> None:
-        self.sql = sql
-        self.rows.extend(rows)
-
-
 async def _add_events_traced(
     conn: asyncpg.Connection, groups: list[tuple[context.TraceContext | None, list[Any]]]
 ) -> None:
     """Outbox rows for events of several requests, each under its own request's correlation and trace, inserted
-    in one round trip. `outbox.add_events` takes the trace from the current context and inserts at once, so it is
-    run once per request against a row collector, and the collected rows are inserted together."""
-    collector = _CollectRows()
+    in one statement."""
+    rows: list[outbox.Row] = []
     for trace, payloads in groups:
         if not payloads:
             continue
         token = context.set_current(trace) if trace is not None else None
         try:
-            await add_events(collector, payloads)
+            rows += outbox.outbox_rows(payloads)[1]
         finally:
             if token is not None:
                 context.reset(token)
-    if collector.rows:
-        await conn.executemany(collector.sql, collector.rows)
+    await outbox.insert_rows(conn, rows)
 
 
 STATUS_BY_KIND = {"forbidden": 403, "not_found": 404, "conflict": 409}
