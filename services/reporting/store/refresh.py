@@ -207,12 +207,17 @@ async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, 
 
 
 async def needs_full(conn: asyncpg.Connection) -> bool:
-    """After a large backlog (a fresh consumer group, a long outage) recomputing everything is cheaper.
+    """After a large backlog (a fresh consumer group, a long outage) recomputing everything is cheaper; and the
+    figures are unlogged tables, empty after a database crash while the facts are not.
 
     Marks are appended per transaction, so one leaf is usually marked many times: it is leaves that count.
     """
     n = await conn.fetchval("SELECT count(*) FROM (SELECT DISTINCT path FROM dirty_leaves LIMIT $1) d", FULL_AT)
-    return bool(n >= FULL_AT)
+    lost = await conn.fetchval(
+        "SELECT NOT EXISTS (SELECT 1 FROM node_metrics)"
+        " AND (EXISTS (SELECT 1 FROM org_units) OR EXISTS (SELECT 1 FROM visits) OR EXISTS (SELECT 1 FROM cases))"
+    )
+    return bool(n >= FULL_AT or lost)
 
 
 async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> None:

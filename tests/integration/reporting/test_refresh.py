@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.reporting.settings import ReportingSettings
-from services.reporting.store.refresh import FULL_AT, needs_full
+from services.reporting.store.refresh import FULL_AT, needs_full, refresh
 from shared import db
 
 pytestmark = pytest.mark.integration
@@ -29,5 +29,37 @@ async def test_many_marks_of_few_leaves_stay_incremental_and_many_leaves_go_full
                 "INSERT INTO dirty_leaves SELECT '/c/d/s/g/x' || i FROM generate_series(1, $1) i", FULL_AT - 10
             )
             assert await needs_full(conn)
+    finally:
+        await pool.close()
+
+
+async def test_figures_lost_in_a_database_crash_are_recomputed_in_full(make_settings):
+    settings = make_settings(ReportingSettings)
+    pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=1)
+    try:
+        await db.migrate(pool, settings.db_schema, db.KIT_MIGRATIONS, MIGRATIONS)
+        async with pool.acquire() as conn:
+            # The derived figures skip the WAL: PostgreSQL empties them after a crash, the facts stay.
+            persistence = await conn.fetch(
+                "SELECT relname, relpersistence::text FROM pg_class WHERE relnamespace = $1::regnamespace"
+                " AND relname IN ('leaf_metrics', 'node_metrics', 'node_extra', 'entity_weights', 'visits')",
+                settings.db_schema,
+            )
+            assert {r["relname"]: r["relpersistence"] for r in persistence} == {
+                "leaf_metrics": "u",
+                "node_metrics": "u",
+                "node_extra": "u",
+                "entity_weights": "u",
+                "visits": "p",
+            }
+            await conn.execute("INSERT INTO org_units VALUES ('620402', '/620400/620402', 'district', '白银区', now())")
+            assert await needs_full(conn)  # facts, no figures yet
+            assert await refresh(conn, settings.db_schema)
+            assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0
+            assert not await needs_full(conn)
+            await conn.execute("TRUNCATE leaf_metrics, node_metrics, node_extra, entity_weights")  # as after a crash
+            assert await needs_full(conn)
+            assert await refresh(conn, settings.db_schema)
+            assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0
     finally:
         await pool.close()
