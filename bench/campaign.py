@@ -7,7 +7,7 @@ rest upload their offline visits in one `POST /visits/batch` each, all with thei
 until outreach has opened every case and reporting shows every visit and case. Prints visits/s accepted, the wall
 time from the first visit until both caught up, finding→case latency p50/p99, each service's peak memory, and
 the raw PostgreSQL COPY and Kafka produce rates of the same run. Drops its schemas and topics afterwards.
-Run: .venv/bin/python bench/campaign.py [--scale 1.0] [--single-share 0.25] [--clients 32] [--max-wait 1200]
+Run: .venv/bin/python bench/campaign.py [--scale 1.0] [--single-share 0.25] [--clients 96] [--max-wait 1200]
 """
 
 from __future__ import annotations
@@ -507,5 +507,7 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--single-share", type=float, default=0.25, help="share of teachers recording visit by visit")
     ap.add_argument("--max-wait", type=float, default=1200, help="seconds to wait for outreach and reporting")
-    ap.add_argument("--clients", type=int, default=32, help="concurrent HTTP connections of the simulated teachers")
+    ap.add_argument(
+        "--clients", type=int, default=96, help="concurrent HTTP connections of the simulated teachers (of 18,000)"
+    )
     asyncio.run(main(ap.parse_args()))
