@@ -201,31 +201,39 @@ async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, 
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"reporting-refresh:{schema}")):
             return False
-        if full or await needs_full(conn):
-            await _refresh_full(conn)
+        lost = await figures_lost(conn)
+        if full or lost or await many_dirty_leaves(conn):
+            # Entity weights do not depend on leaves: unless they were lost (or a rebuild asks for everything),
+            # only the entities marked since the last refresh are redone, as in the incremental path.
+            await _refresh_full(conn, all_entities=full or lost)
         else:
             await _refresh_dirty(conn, overdue_sweep=overdue_sweep)
         await conn.execute("UPDATE refresh_state SET generation = generation + 1, refreshed_at = now()")
     return True
 
 
-async def needs_full(conn: asyncpg.Connection) -> bool:
-    """After a large backlog (a fresh consumer group, a long outage) recomputing everything is cheaper; and the
-    figures are unlogged tables, empty after a database crash while the facts are not.
+async def many_dirty_leaves(conn: asyncpg.Connection) -> bool:
+    """After a large backlog (a fresh consumer group, a long outage, a city-wide campaign) recomputing every leaf
+    is cheaper than selecting the dirty ones.
 
     Marks are appended per transaction, so one leaf is usually marked many times: it is leaves that count.
     """
     n = await conn.fetchval("SELECT count(*) FROM (SELECT DISTINCT path FROM dirty_leaves LIMIT $1) d", FULL_AT)
-    lost = await conn.fetchval(
-        "SELECT NOT EXISTS (SELECT 1 FROM node_metrics)"
-        " AND (EXISTS (SELECT 1 FROM org_units) OR EXISTS (SELECT 1 FROM visits) OR EXISTS (SELECT 1 FROM cases))"
+    return bool(n >= FULL_AT)
+
+
+async def figures_lost(conn: asyncpg.Connection) -> bool:
+    """The figures are unlogged tables: empty after a database crash while the facts are not."""
+    return bool(
+        await conn.fetchval(
+            "SELECT NOT EXISTS (SELECT 1 FROM node_metrics)"
+            " AND (EXISTS (SELECT 1 FROM org_units) OR EXISTS (SELECT 1 FROM visits) OR EXISTS (SELECT 1 FROM cases))"
+        )
     )
-    return bool(n >= FULL_AT or lost)
 
 
 async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> None:
     leaves = {r["path"] for r in await conn.fetch("DELETE FROM dirty_leaves RETURNING path")}
-    ents = await conn.fetch("DELETE FROM dirty_entities RETURNING kind, entity_id")
     if overdue_sweep:  # overdue depends on the clock: recount leaves with cases waiting for a first contact
         leaves |= {
             r["org_path"]
@@ -233,23 +241,7 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
                 "SELECT DISTINCT org_path FROM cases WHERE state = 'open' AND first_contact_at IS NULL"
             )
         }
-    if ents:
-        teachers = [r["entity_id"] for r in ents if r["kind"] == "teacher"]
-        families = [r["entity_id"] for r in ents if r["kind"] == "family"]
-        old = await conn.fetch(
-            "DELETE FROM entity_weights WHERE (kind = 'teacher' AND entity_id = ANY($1::text[]))"
-            " OR (kind = 'family' AND entity_id = ANY($2::text[])) RETURNING node",
-            teachers,
-            families,
-        )
-        groups = await conn.fetch(
-            f"SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM ({_entity_sql(False)}) p"
-            " GROUP BY 1, 2, 3, 4",
-            teachers,
-            families,
-        )
-        new = await _write_weights(conn, groups)
-        leaves |= {r["node"] for r in old} | new
+    leaves |= await _refresh_entities(conn)
     if not leaves:
         return
     leaf_list = sorted(leaves)
@@ -261,6 +253,28 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
     node_list = sorted(nodes)
     await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", node_list)
     await conn.execute(EXTRA_SQL.replace("{n}", "c.anc && $1::text[] AND a.node = ANY($1::text[])"), node_list)
+
+
+async def _refresh_entities(conn: asyncpg.Connection) -> set[str]:
+    """Redo the weights of the teachers and families marked since the last refresh; the nodes they left or reach."""
+    ents = await conn.fetch("DELETE FROM dirty_entities RETURNING kind, entity_id")
+    if not ents:
+        return set()
+    teachers = list({r["entity_id"] for r in ents if r["kind"] == "teacher"})
+    families = list({r["entity_id"] for r in ents if r["kind"] == "family"})
+    old = await conn.fetch(
+        "DELETE FROM entity_weights WHERE (kind = 'teacher' AND entity_id = ANY($1::text[]))"
+        " OR (kind = 'family' AND entity_id = ANY($2::text[])) RETURNING node",
+        teachers,
+        families,
+    )
+    groups = await conn.fetch(
+        f"SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM ({_entity_sql(False)}) p"
+        " GROUP BY 1, 2, 3, 4",
+        teachers,
+        families,
+    )
+    return {r["node"] for r in old} | await _write_weights(conn, groups)
 
 
 async def _write_weights(conn: asyncpg.Connection, groups: list[asyncpg.Record]) -> set[str]:
@@ -288,7 +302,7 @@ async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
         await conn.execute(ROLLUP_SQL, batch, [parent_of(n) for n in batch])
 
 
-async def _refresh_full(conn: asyncpg.Connection) -> None:
+async def _refresh_full(conn: asyncpg.Connection, *, all_entities: bool) -> None:
     steps: list[tuple[str, float]] = []
     t = time.perf_counter()
 
@@ -298,19 +312,25 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
         steps.append((name, now - t))
         t = now
 
-    await conn.execute("TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra")
-    # Most entities occur at one path (weight 1 there): written in SQL; only the others go through Python.
-    await conn.execute(f"CREATE TEMP TABLE entity_paths ON COMMIT DROP AS {_entity_sql(True)}")
-    await conn.execute(
-        "INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)"
-        " SELECT kind, entity_id, scope, metric, min(path), 1 FROM entity_paths GROUP BY 1, 2, 3, 4"
-        " HAVING min(path) = max(path)"
-    )
-    multi = await conn.fetch(
-        "SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM entity_paths"
-        " GROUP BY 1, 2, 3, 4 HAVING min(path) <> max(path)"
-    )
-    await _write_weights(conn, multi)
+    if not all_entities:
+        await conn.execute("TRUNCATE dirty_leaves, leaf_metrics, node_metrics, node_extra")
+        await _refresh_entities(conn)
+    else:
+        await conn.execute(
+            "TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra"
+        )
+        # Most entities occur at one path (weight 1 there): written in SQL; only the others go through Python.
+        await conn.execute(f"CREATE TEMP TABLE entity_paths ON COMMIT DROP AS {_entity_sql(True)}")
+        await conn.execute(
+            "INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)"
+            " SELECT kind, entity_id, scope, metric, min(path), 1 FROM entity_paths GROUP BY 1, 2, 3, 4"
+            " HAVING min(path) = max(path)"
+        )
+        multi = await conn.fetch(
+            "SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM entity_paths"
+            " GROUP BY 1, 2, 3, 4 HAVING min(path) <> max(path)"
+        )
+        await _write_weights(conn, multi)
     step("entity weights")
     for sql in _leaf_sqls(True):
         await conn.execute(sql)

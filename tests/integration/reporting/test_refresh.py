@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.reporting.settings import ReportingSettings
-from services.reporting.store.refresh import FULL_AT, needs_full, refresh
+from services.reporting.store.refresh import FULL_AT, figures_lost, many_dirty_leaves, refresh
 from shared import db
 
 pytestmark = pytest.mark.integration
@@ -24,11 +24,11 @@ async def test_many_marks_of_few_leaves_stay_incremental_and_many_leaves_go_full
             await conn.execute(
                 "INSERT INTO dirty_leaves SELECT '/c/d/s/g/k' || (i % 10) FROM generate_series(1, $1) i", 2 * FULL_AT
             )
-            assert not await needs_full(conn)
+            assert not await many_dirty_leaves(conn)
             await conn.execute(
                 "INSERT INTO dirty_leaves SELECT '/c/d/s/g/x' || i FROM generate_series(1, $1) i", FULL_AT - 10
             )
-            assert await needs_full(conn)
+            assert await many_dirty_leaves(conn)
     finally:
         await pool.close()
 
@@ -53,12 +53,12 @@ async def test_figures_lost_in_a_database_crash_are_recomputed_in_full(make_sett
                 "visits": "p",
             }
             await conn.execute("INSERT INTO org_units VALUES ('620402', '/620400/620402', 'district', '白银区', now())")
-            assert await needs_full(conn)  # facts, no figures yet
+            assert await figures_lost(conn)  # facts, no figures yet
             assert await refresh(conn, settings.db_schema)
             assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0
-            assert not await needs_full(conn)
+            assert not await figures_lost(conn)
             await conn.execute("TRUNCATE leaf_metrics, node_metrics, node_extra, entity_weights")  # as after a crash
-            assert await needs_full(conn)
+            assert await figures_lost(conn)
             assert await refresh(conn, settings.db_schema)
             assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0
     finally:
