@@ -51,10 +51,9 @@ def server_settings(schema: str) -> dict[str, str]:
     return {"search_path": f'"{schema}",public', "application_name": schema, "plan_cache_mode": "force_custom_plan"}
 
 
-async def connect(dsn: str, schema: str, **settings: str) -> asyncpg.Connection:
-    """A single connection inside `schema` (for long-lived LISTEN/lock holders such as the relay, and batch jobs
-    that need other session `settings`)."""
-    conn = await asyncpg.connect(dsn, server_settings=server_settings(schema) | settings)
+async def connect(dsn: str, schema: str) -> asyncpg.Connection:
+    """A single connection inside `schema` (for long-lived LISTEN/lock holders such as the relay)."""
+    conn = await asyncpg.connect(dsn, server_settings=server_settings(schema))
     await _init_connection(conn)
     return conn
 

@@ -13,7 +13,6 @@ import asyncpg
 from services.reporting import api, gauges
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
-from services.reporting.store.refresh import SESSION as REFRESH_SESSION
 from services.reporting.store.refresh import refresh
 from shared import db
 from shared.web import Runtime, ServiceSpec, create_app
@@ -52,7 +51,7 @@ async def refresher(runtime: Runtime) -> None:
         try:
             if conn is None or conn.is_closed():
                 # Its own connection: the pool's 30 s statement cap is too short for a full refresh of a city.
-                conn = await db.connect(s.database_url, s.db_schema, **REFRESH_SESSION)
+                conn = await db.connect(s.database_url, s.db_schema)
             sweep = time.monotonic() - last_sweep >= s.overdue_sweep_seconds
             await refresh(conn, s.db_schema, overdue_sweep=sweep)
             if sweep:

@@ -29,7 +29,6 @@ from services.reporting.domain.projection import PROJECTIONS, Op, project
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
 from services.reporting.store.facts import apply_ops
-from services.reporting.store.refresh import SESSION as REFRESH_SESSION
 from services.reporting.store.refresh import refresh
 from shared import db
 from shared.events import registry
@@ -172,7 +171,6 @@ async def rebuild(
         # A crash mid-rebuild means starting the rebuild again, so commits need not wait for the WAL flush.
         server_settings={
             **db.server_settings(target),
-            **REFRESH_SESSION,
             "application_name": f"{live}-rebuild",
             "synchronous_commit": "off",
         },

@@ -12,9 +12,6 @@ from shared.db import lock_key
 
 log = logging.getLogger(__name__)
 FULL_AT = 3000  # dirty leaves from which a full refresh is cheaper than an incremental one
-# Session settings of the connection that refreshes: a full refresh of the city groups and sorts millions of rows
-# (the entity paths, the leaf figures), which with the default 4 MB of work_mem spill to disk.
-SESSION = {"work_mem": "256MB", "temp_buffers": "256MB"}
 TZ = "Asia/Shanghai"  # the bureau's calendar day
 
 # Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias). Each fact
