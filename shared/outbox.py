@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import orjson
@@ -32,7 +33,7 @@ ORDER BY n
 """
 
 
-def outbox_rows(payloads: list[BaseModel]) -> tuple[list[Envelope], list[Row]]:
+def outbox_rows(payloads: Sequence[BaseModel]) -> tuple[list[Envelope], list[Row]]:
     """Envelopes and outbox rows for `payloads` under the current trace context (nothing written yet)."""
     correlation_id, causation_id, headers = _trace()
     header_json = orjson.dumps(headers).decode()
@@ -53,7 +54,7 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
         await conn.execute(INSERT, *(list(col) for col in zip(*rows, strict=True)))
 
 
-async def add_events(conn: asyncpg.Connection, payloads: list[BaseModel]) -> list[Envelope]:
+async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Envelope]:
     """Insert events for `payloads` into the outbox (logical topic names); the caller owns the transaction."""
     if not payloads:
         return []
