@@ -21,7 +21,6 @@ import resource
 import sys
 import time
 import uuid
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.kit_throughput import raw_produce
 from demo import citygen
-from demo.__main__ import import_city
+from demo.__main__ import import_city, launch_campaign
 from demo.activity import visit_record
 from demo.client import CITY, Api, bureau_token, metric_sum, settled
 from shared import kafka
@@ -175,26 +175,6 @@ def consumed(proc: ServiceProcess) -> tuple[float, float]:
     return applied, metric_sum(page, "event_handler_duration_seconds_sum")
 
 
-async def launch(visits: Api) -> tuple[str, list[dict[str, Any]], list[str], date]:
-    """Create and launch a city-wide campaign (as demo.run_campaign does); its assignments and checklist items."""
-    starts_on = date.today() - timedelta(days=30)
-    body = {
-        "name": "千师访万家 · bench",
-        "org_path": CITY,
-        "starts_on": starts_on.isoformat(),
-        "ends_on": (date.today() + timedelta(days=30)).isoformat(),
-    }
-    cid = (await visits.post("/campaigns", body))["campaign_id"]
-    await visits.post(f"/campaigns/{cid}/launch", {})
-    checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
-    assignments: list[dict[str, Any]] = []
-    while True:
-        page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, offset=len(assignments))
-        assignments += page["items"]
-        if len(page["items"]) < 1000:
-            return cid, assignments, checklist, starts_on
-
-
 async def record(port: int, jobs: list[tuple[str, bytes, str, int]], clients: int) -> dict[str, Any]:
     """Send every job (path, body, teacher token, visits) from `clients` keep-alive connections; times and counts."""
     it = iter(jobs)
@@ -305,21 +285,6 @@ async def raw_copy(stack: StackInfo, visits_schema: str, scratch: str) -> tuple[
         await conn.close()
 
 
-async def raw_produce(bootstrap: str, topic: str, n: int) -> float:
-    """Produce n 1 KB messages (acks=all, idempotent, as the relay does); messages/s."""
-    await kafka.ensure_topics(bootstrap, [kafka.TopicSpec(topic, 6)])
-    producer = kafka.producer(bootstrap, client_id="bench-campaign-raw")
-    await producer.start()
-    try:
-        value = b"y" * 1024
-        started = time.perf_counter()
-        futures = [await producer.send(topic, value=value, key=str(i % 1000).encode()) for i in range(n)]
-        await asyncio.gather(*futures)
-        return n / (time.perf_counter() - started)
-    finally:
-        await producer.stop()
-
-
 def ok(good: bool) -> str:
     """A target's verdict."""
     return "ok" if good else "MISSED"
@@ -362,7 +327,7 @@ async def main(args: argparse.Namespace) -> None:
         )
 
         t = time.monotonic()
-        cid, assignments, checklist, starts_on = await launch(visits)
+        cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · bench")
         t_launch = time.monotonic() - t
         records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
         by_teacher: dict[str, list[dict[str, Any]]] = {}
@@ -439,6 +404,7 @@ async def main(args: argparse.Namespace) -> None:
         figures = (await reporting.get("/children", org_path=CITY, campaign_id=cid))["self"]["figures"]
         copied, copy_rate = await raw_copy(stack, schemas["visits"], scratch)
         produce_n = max(messages, 10_000)
+        await kafka.ensure_topics(stack.kafka_bootstrap, [kafka.TopicSpec(f"{prefix}raw", 6)])
         produce_rate = await raw_produce(stack.kafka_bootstrap, f"{prefix}raw", produce_n)
 
         accept_s = rec["last"] - rec["first"]

@@ -153,32 +153,35 @@ async def cooperation(api: Api, city: citygen.City, rng: random.Random) -> dict[
     return counts
 
 
+async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, Any]], list[str], date]:
+    """Create and launch a city-wide campaign over the last and next 30 days; its id, assignments, checklist
+    item ids and first day."""
+    today = date.today()
+    starts_on = today - timedelta(days=30)
+    body = {
+        "name": name,
+        "org_path": CITY,
+        "starts_on": starts_on.isoformat(),
+        "ends_on": (today + timedelta(days=30)).isoformat(),
+    }
+    cid = (await visits.post("/campaigns", body))["campaign_id"]
+    await visits.post(f"/campaigns/{cid}/launch", {})
+    checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
+    assignments: list[dict[str, Any]] = []
+    while True:
+        page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, offset=len(assignments))
+        assignments += page["items"]
+        if len(page["items"]) < 1000:
+            return cid, assignments, checklist, starts_on
+
+
 async def run_campaign(
     visits: Api, rng: random.Random, *, single_share: float, keep_records: bool = False
 ) -> dict[str, Any]:
     """Launch a city-wide campaign and record every assigned visit as the teachers would."""
-    today = date.today()
-    starts_on, days = today - timedelta(days=30), 30
     with console.status("launching the home-visit campaign (assignments for every family)"):
-        campaign = await visits.post(
-            "/campaigns",
-            {
-                "name": "千师访万家 · 2026 秋季家访",
-                "org_path": CITY,
-                "starts_on": starts_on.isoformat(),
-                "ends_on": (today + timedelta(days=30)).isoformat(),
-            },
-        )
-        cid = campaign["campaign_id"]
-        await visits.post(f"/campaigns/{cid}/launch", {})
-        checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
-        assignments: list[dict[str, Any]] = []
-        while True:
-            page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, offset=len(assignments))
-            assignments += page["items"]
-            if len(page["items"]) < 1000:
-                break
-    records = [visit_record(rng, a, checklist, starts_on, days) for a in assignments]
+        cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · 2026 秋季家访")
+    records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
     by_teacher: dict[str, list[dict[str, Any]]] = {}
     for a, r in zip(assignments, records, strict=True):
         by_teacher.setdefault(a["teacher_id"], []).append(r)
@@ -186,7 +189,13 @@ async def run_campaign(
     rng.shuffle(teachers)
     live = teachers[: int(len(teachers) * single_share)]  # record each visit as it happens
     offline = teachers[len(live) :]  # upload their records in one batch later
-    stats = {"campaign_id": cid, "assignments": len(assignments), "recorded": 0, "findings": 0, "rejected": 0}
+    stats: dict[str, Any] = {
+        "campaign_id": cid,
+        "assignments": len(assignments),
+        "recorded": 0,
+        "findings": 0,
+        "rejected": 0,
+    }
     started = time.monotonic()
     sem = asyncio.Semaphore(24)
     with progress() as bar:

@@ -69,12 +69,11 @@ async def drop_test_resources(stack: StackInfo, topic_prefix: str, schemas: set[
     """Delete a test's topics (by prefix) and schemas; best effort, never fails the test."""
     admin = AIOKafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
     try:
-        await admin.start()
-        topics = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
-        if topics:
-            await admin.delete_topics(topics)
-    except Exception:  # cleanup is best effort: it must never mask the test's own outcome
-        pass
+        with contextlib.suppress(Exception):  # cleanup is best effort: it must never mask the test's own outcome
+            await admin.start()
+            topics = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
+            if topics:
+                await admin.delete_topics(topics)
     finally:
         await admin.close()
     if schemas:
