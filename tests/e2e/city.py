@@ -112,19 +112,20 @@ async def run_city(run: CityRun, *, during_campaign: Any = None) -> dict[str, An
             await api.close()
 
 
-def expected_outcomes(records: list[dict[str, Any]]) -> tuple[set[str], set[tuple[str, str]]]:
+def expected_outcomes(records: list[dict[str, Any]]) -> tuple[set[str], set[tuple[str, str, str]]]:
     """From the findings that were sent, with outreach's configured rules: the children who must have a case,
-    and the (child, department) referrals. A child's findings arrive in order (one visit per family, keyed by
+    and the (child, department, category) referrals (one per category: two categories of a child that go to
+    the same department are two requests). A child's findings arrive in order (one visit per family, keyed by
     child); a finding before the child's first qualifying one has no case to join and so refers nowhere."""
     rules = Rules()
     rank = list(Severity).index
     children: set[str] = set()
-    referrals: set[tuple[str, str]] = set()
+    referrals: set[tuple[str, str, str]] = set()
     for record in records:
         for f in record.get("findings", []):
             cat, sev = Category(f["category"]), Severity(f["severity"])
             if cat in rules.special_group_categories or rank(sev) >= rank(rules.open_case_min_severity):
                 children.add(f["student_id"])
             if f["student_id"] in children and rank(sev) >= rank(rules.referral_min_severity):
-                referrals |= {(f["student_id"], d.value) for d in rules.referral_departments.get(cat, [])}
+                referrals |= {(f["student_id"], d.value, cat.value) for d in rules.referral_departments.get(cat, [])}
     return children, referrals

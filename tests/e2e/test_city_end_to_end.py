@@ -55,10 +55,10 @@ def assert_cases_and_referrals_follow_the_findings(out: dict[str, Any]) -> None:
     assert set(by_child) == children
     assert max(by_child.values()) == 1, "one open case per child"
     case_child = {c["case_id"]: c["student_id"] for c in cases}
-    got = {(case_child[r["case_id"]], r["department"]) for r in out["referrals"]}
+    got = {(case_child[r["case_id"]], r["department"], r["category"]) for r in out["referrals"]}
     assert got == referrals
-    assert len(out["referrals"]) == len(referrals), "one referral per child and department"
-    assert out["acked"] == sum(1 for _, d in referrals if d == "civil_affairs")
+    assert len(out["referrals"]) == len(referrals), "one referral per child, department and category"
+    assert out["acked"] == sum(1 for _, d, _ in referrals if d == "civil_affairs")
 
 
 async def assert_reporting_equals_the_owners(run: CityRun, out: dict[str, Any]) -> None:
