@@ -6,8 +6,9 @@ visits API with concurrent simulated teachers (a share record each visit as it h
 rest upload their offline visits in one `POST /visits/batch` each, all with their own teacher tokens), then waits
 until outreach has opened every case and reporting shows every visit and case. Prints visits/s accepted, the wall
 time from the first visit until both caught up, finding→case latency p50/p99, each service's peak memory, and
-the raw PostgreSQL COPY and Kafka produce rates of the same run. Drops its schemas and topics afterwards.
-Run: .venv/bin/python bench/campaign.py [--scale 1.0] [--single-share 0.25] [--clients 96] [--max-wait 1200]
+the raw PostgreSQL COPY and Kafka produce rates of the same run. Drops its schemas and topics afterwards
+(unless --keep).
+Run: .venv/bin/python bench/campaign.py [--scale 1.0] [--single-share 0.25] [--clients 96] [--max-wait 1200] [--keep]
 """
 
 from __future__ import annotations
@@ -464,13 +465,17 @@ async def main(args: argparse.Namespace) -> None:
             await api.close()
         for p in procs.values():
             p.stop()
-        await drop_test_resources(stack, prefix, {*schemas.values(), scratch})
+        if args.keep:
+            print(f"kept schemas {', '.join(sorted(schemas.values()))} and topics {prefix}* for inspection")
+        else:
+            await drop_test_resources(stack, prefix, {*schemas.values(), scratch})
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="share of the full city (1 = 18,000 teachers)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", action="store_true", help="keep the schemas and topics afterwards (for inspection)")
     ap.add_argument("--single-share", type=float, default=0.25, help="share of teachers recording visit by visit")
     ap.add_argument("--max-wait", type=float, default=1200, help="seconds to wait for outreach and reporting")
     ap.add_argument(

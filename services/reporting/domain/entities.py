@@ -1,8 +1,9 @@
-"""Distinct counts made additive: weights for an entity seen at several org paths (pure)."""
+"""Distinct counts made additive: corrections for an entity seen at several org paths (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import pairwise
 
 
 def _segments(path: str) -> list[str]:
@@ -19,20 +20,26 @@ def lca(a: list[str], b: list[str]) -> str:
     return "/" + "/".join(a[:n])
 
 
-def weights(paths: Iterable[str]) -> dict[str, int]:
-    """Node weights whose sum over any subtree is 1 when the entity occurs in it, else 0.
+def corrections(paths: Iterable[str]) -> dict[str, int]:
+    """What to add at each node to a count of distinct (entity, path) pairs so that any subtree counts the entity
+    once when it occurs inside it, else 0.
 
-    With the distinct paths in depth-first order p1..pm: +1 at every pi and -1 at the common ancestor of each
-    consecutive pair (a subtree holds a contiguous run of the pi, and exactly the pairs inside that run).
+    With the distinct paths in depth-first order p1..pm: -1 at the common ancestor of each consecutive pair (a
+    subtree holds a contiguous run of the pi, and exactly the pairs inside that run). An entity at one path needs
+    no correction.
     """
     ordered = sorted({p.rstrip("/") for p in paths}, key=_segments)
     out: dict[str, int] = {}
-    prev: list[str] | None = None
-    for p in ordered:
-        seg = _segments(p)
-        out[p] = out.get(p, 0) + 1
-        if prev is not None:
-            anc = lca(prev, seg)
-            out[anc] = out.get(anc, 0) - 1
-        prev = seg
+    for prev, p in pairwise(ordered):
+        anc = lca(_segments(prev), _segments(p))
+        out[anc] = out.get(anc, 0) - 1
+    return out
+
+
+def weights(paths: Iterable[str]) -> dict[str, int]:
+    """Node weights whose sum over any subtree is 1 when the entity occurs in it, else 0: +1 at each distinct
+    path, plus the corrections."""
+    out = {p.rstrip("/"): 1 for p in paths}
+    for node, c in corrections(out).items():
+        out[node] = out.get(node, 0) + c
     return {node: w for node, w in out.items() if w}

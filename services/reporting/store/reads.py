@@ -1,4 +1,4 @@
-"""Reads of the materialised figures (single index lookups, whatever the level)."""
+"""Reads of the materialised figures: index lookups of stored nodes, or of the few leaves under a grade or class."""
 
 from __future__ import annotations
 
@@ -7,17 +7,24 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from services.reporting.domain.figures import Metrics
+from services.reporting.store.refresh import STORED_DEPTH, SUBTREE_SQL, depth
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
     """(node, scope) -> {(metric, dim): value} for the given nodes."""
-    rows = await conn.fetch(
-        "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)",
-        nodes,
-        scopes,
-    )
+    stored = [n for n in nodes if depth(n) <= STORED_DEPTH]
+    summed = [n for n in nodes if depth(n) > STORED_DEPTH]
+    rows = []
+    if stored:
+        rows += await conn.fetch(
+            "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)",
+            stored,
+            scopes,
+        )
+    if summed:
+        rows += await conn.fetch(SUBTREE_SQL.replace("{scope}", "AND scope = ANY($2::text[])"), summed, scopes)
     out: dict[tuple[str, str], Metrics] = {}
     for r in rows:
         out.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["value"])
@@ -37,9 +44,16 @@ async def node_extra(conn: Conn, nodes: list[str], scope: str) -> dict[str, dict
 
 async def children(conn: Conn, node: str) -> list[str]:
     """The child nodes that have any figure (scope '' holds every node)."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT node FROM node_metrics WHERE parent = $1 AND scope = '' ORDER BY node", node
-    )
+    if depth(node) < STORED_DEPTH:
+        rows = await conn.fetch(
+            "SELECT DISTINCT node FROM node_metrics WHERE parent = $1 AND scope = '' ORDER BY node", node
+        )
+    else:  # from the leaves under it: the first path segment below the node
+        rows = await conn.fetch(
+            "SELECT DISTINCT $1 || '/' || split_part(substr(leaf, length($1) + 2), '/', 1) AS node FROM leaf_metrics"
+            " WHERE leaf >= $1 || '/' AND leaf < $1 || '0' AND scope = '' ORDER BY 1",
+            node,
+        )
     return [r["node"] for r in rows]
 
 

@@ -7,7 +7,7 @@ import time
 
 import asyncpg
 
-from services.reporting.domain.entities import weights
+from services.reporting.domain.entities import corrections
 from shared.db import lock_key
 
 log = logging.getLogger(__name__)
@@ -96,14 +96,32 @@ GROUP BY GROUPING SETS ((campaign_id, leaf, metric, dim), (leaf, metric, dim))
 HAVING GROUPING(campaign_id) = 1 OR campaign_id IS NOT NULL
 """
 
-# Distinct teachers and families per leaf, from their weights (already per scope).
+# Distinct teachers and families per leaf (scope by scope: distinct counts do not add up over campaigns), plus the
+# corrections of entities seen at several paths, which also live at inner nodes.
 LEAF_ENTITY_SQL = """
 INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
-SELECT w.scope, w.node, w.metric, '', sum(w.weight) FROM entity_weights w WHERE {n:w}
-GROUP BY 1, 2, 3 HAVING sum(w.weight) <> 0
+SELECT scope, leaf, metric, '', sum(n) FROM (
+  SELECT s.scope, a.org_path AS leaf, 'teachers_assigned' AS metric, count(DISTINCT a.teacher_id) AS n
+    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {f:a}
+    GROUP BY 1, 2
+  UNION ALL
+  SELECT s.scope, a.org_path, 'families_assigned', count(DISTINCT a.family_id)
+    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {f:a}
+    GROUP BY 1, 2
+  UNION ALL
+  SELECT s.scope, v.org_path, 'teachers_active', count(DISTINCT v.teacher_id)
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {f:v}
+    GROUP BY 1, 2
+  UNION ALL
+  SELECT s.scope, v.org_path, 'families_visited', count(DISTINCT v.family_id)
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {f:v}
+    GROUP BY 1, 2
+  UNION ALL
+  SELECT w.scope, w.node, w.metric, sum(w.weight) FROM entity_corrections w WHERE {n:w} GROUP BY 1, 2, 3
+) x GROUP BY 1, 2, 3 HAVING sum(n) <> 0
 """
 
-# Where each distinct entity occurs: (kind, entity, scope, metric, path), for the entities in $1/$2.
+# Where each distinct entity occurs: (kind, entity, scope, metric, path).
 ENTITY_PATHS = """
   SELECT 'teacher' AS kind, a.teacher_id AS entity_id, s.scope, 'teachers_assigned' AS metric, a.org_path AS path
     FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {t:a}
@@ -118,6 +136,36 @@ ENTITY_PATHS = """
     FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {fam:v}
 """
 
+# Nodes down to schools keep stored figures; a grade or class is summed from the leaves under it when read (a school
+# holds a few dozen classes). Storing every class and grade as well tripled the rows each refresh rewrote.
+STORED_DEPTH = 3
+
+
+def depth(path: str) -> int:
+    """1 for the city, 2 for a district, 3 for a school, ..."""
+    return path.count("/")
+
+
+# A school (the deepest stored node), or a grade or class when read: every leaf row of its subtree, itself included
+# ([p/, p0) is everything under p/ in C order). {scope} filters the scopes read.
+SUBTREE_SQL = """
+SELECT p.node, l.scope, l.metric, l.dim, sum(l.value) AS value
+FROM unnest($1::text[]) p(node)
+CROSS JOIN LATERAL (
+  SELECT scope, metric, dim, value FROM leaf_metrics WHERE leaf = p.node {scope}
+  UNION ALL
+  SELECT scope, metric, dim, value FROM leaf_metrics WHERE leaf >= p.node || '/' AND leaf < p.node || '0' {scope}
+) l
+GROUP BY 1, 2, 3, 4 HAVING sum(l.value) <> 0
+"""
+
+ROLLUP_DEEPEST_SQL = f"""
+INSERT INTO node_metrics (scope, node, parent, metric, dim, value)
+SELECT s.scope, s.node, p.parent, s.metric, s.dim, s.value
+FROM ({SUBTREE_SQL.replace("{scope}", "")}) s JOIN unnest($1::text[], $2::text[]) p(node, parent) ON p.node = s.node
+"""
+
+# A node above the schools: its own leaf rows and its (stored) children's rows.
 ROLLUP_SQL = """
 INSERT INTO node_metrics (scope, node, parent, metric, dim, value)
 SELECT x.scope, x.node, p.parent, x.metric, x.dim, x.value FROM (
@@ -175,10 +223,13 @@ def _leaf_sqls(full: bool) -> list[str]:
 
 
 def _entity_sql(full: bool) -> str:
+    """Where every entity occurs (full), or the entities in the temp table `marked`."""
     sql = ENTITY_PATHS
     for alias in "av":
-        sql = sql.replace(f"{{t:{alias}}}", "true" if full else f"{alias}.teacher_id = ANY($1::text[])")
-        sql = sql.replace(f"{{fam:{alias}}}", "true" if full else f"{alias}.family_id = ANY($2::text[])")
+        for key, kind in (("t", "teacher"), ("fam", "family")):
+            col = f"{alias}.{kind}_id"
+            marked = f"{col} IN (SELECT entity_id FROM marked WHERE kind = '{kind}')"
+            sql = sql.replace(f"{{{key}:{alias}}}", "true" if full else marked)
     return sql
 
 
@@ -200,7 +251,7 @@ async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, 
             return False
         lost = await figures_lost(conn)
         if full or lost or await many_dirty_leaves(conn):
-            # Entity weights do not depend on leaves: unless they were lost (or a rebuild asks for everything),
+            # Entity corrections do not depend on leaves: unless they were lost (or a rebuild asks for everything),
             # only the entities marked since the last refresh are redone, as in the incremental path.
             await _refresh_full(conn, all_entities=full or lost)
         else:
@@ -253,50 +304,67 @@ async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> No
 
 
 async def _refresh_entities(conn: asyncpg.Connection) -> set[str]:
-    """Redo the weights of the teachers and families marked since the last refresh; the nodes they left or reach."""
-    ents = await conn.fetch("DELETE FROM dirty_entities RETURNING kind, entity_id")
-    if not ents:
+    """Redo the corrections of the teachers and families marked since the last refresh; the nodes where they
+    changed. Only rows that differ are written."""
+    await conn.execute(
+        "CREATE TEMP TABLE marked (kind text, entity_id text) ON COMMIT DROP;"
+        " CREATE TEMP TABLE new_corrections (LIKE entity_corrections) ON COMMIT DROP"
+    )
+    n = await conn.fetchval(
+        "WITH d AS (DELETE FROM dirty_entities RETURNING kind, entity_id),"
+        " i AS (INSERT INTO marked SELECT DISTINCT kind, entity_id FROM d RETURNING 1) SELECT count(*) FROM i"
+    )
+    if not n:
         return set()
-    teachers = list({r["entity_id"] for r in ents if r["kind"] == "teacher"})
-    families = list({r["entity_id"] for r in ents if r["kind"] == "family"})
-    old = await conn.fetch(
-        "DELETE FROM entity_weights WHERE (kind = 'teacher' AND entity_id = ANY($1::text[]))"
-        " OR (kind = 'family' AND entity_id = ANY($2::text[])) RETURNING node",
-        teachers,
-        families,
+    await conn.execute("ANALYZE marked")
+    await _write_corrections(conn, _entity_sql(False), "new_corrections")
+    rows = await conn.fetch(
+        """WITH gone AS (
+            DELETE FROM entity_corrections w USING marked m
+            WHERE w.kind = m.kind AND w.entity_id = m.entity_id AND NOT EXISTS (
+                SELECT 1 FROM new_corrections n WHERE (n.kind, n.entity_id, n.scope, n.metric, n.node, n.weight)
+                    = (w.kind, w.entity_id, w.scope, w.metric, w.node, w.weight))
+            RETURNING w.node
+        ), came AS (
+            INSERT INTO entity_corrections SELECT n.* FROM new_corrections n WHERE NOT EXISTS (
+                SELECT 1 FROM entity_corrections w WHERE (w.kind, w.entity_id, w.scope, w.metric, w.node, w.weight)
+                    = (n.kind, n.entity_id, n.scope, n.metric, n.node, n.weight))
+            RETURNING node
+        )
+        SELECT node FROM gone UNION SELECT node FROM came"""
     )
-    groups = await conn.fetch(
-        f"SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM ({_entity_sql(False)}) p"
-        " GROUP BY 1, 2, 3, 4",
-        teachers,
-        families,
-    )
-    return {r["node"] for r in old} | await _write_weights(conn, groups)
+    return {r["node"] for r in rows}
 
 
-async def _write_weights(conn: asyncpg.Connection, groups: list[asyncpg.Record]) -> set[str]:
-    """Store the weights of each (entity, scope, metric) from the paths it occurs at; the nodes written."""
+async def _write_corrections(conn: asyncpg.Connection, paths_sql: str, table: str) -> None:
+    """Write the corrections of the entities `paths_sql` finds at more than one path into `table`."""
+    multi = await conn.fetch(
+        f"SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM ({paths_sql}) p"
+        " GROUP BY 1, 2, 3, 4 HAVING min(path) <> max(path)"
+    )
     out = [
-        (g["kind"], g["entity_id"], g["scope"], g["metric"], node, w)
-        for g in groups
-        for node, w in weights(g["paths"]).items()
+        (g["kind"], g["entity_id"], g["scope"], g["metric"], node, c)
+        for g in multi
+        for node, c in corrections(g["paths"]).items()
     ]
     if out:
         await conn.copy_records_to_table(
-            "entity_weights", records=out, columns=["kind", "entity_id", "scope", "metric", "node", "weight"]
+            table, records=out, columns=["kind", "entity_id", "scope", "metric", "node", "weight"]
         )
-    return {r[4] for r in out}
 
 
 async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
-    """Recompute the given nodes deepest first, each from its own leaf rows and its children's rows."""
+    """Recompute the given stored nodes deepest first: a school from its subtree's leaves, a node above it from its
+    own leaf rows and its children's rows."""
     by_depth: dict[int, list[str]] = {}
     for n in nodes:
-        by_depth.setdefault(n.count("/"), []).append(n)
-    for depth in sorted(by_depth, reverse=True):
-        batch = sorted(by_depth[depth])
+        if depth(n) <= STORED_DEPTH:
+            by_depth.setdefault(depth(n), []).append(n)
+    for d in sorted(by_depth, reverse=True):
+        batch = sorted(by_depth[d])
         await conn.execute("DELETE FROM node_metrics WHERE node = ANY($1::text[])", batch)
-        await conn.execute(ROLLUP_SQL, batch, [parent_of(n) for n in batch])
+        sql = ROLLUP_DEEPEST_SQL if d == STORED_DEPTH else ROLLUP_SQL
+        await conn.execute(sql, batch, [parent_of(n) for n in batch])
 
 
 async def _refresh_full(conn: asyncpg.Connection, *, all_entities: bool) -> None:
@@ -314,21 +382,10 @@ async def _refresh_full(conn: asyncpg.Connection, *, all_entities: bool) -> None
         await _refresh_entities(conn)
     else:
         await conn.execute(
-            "TRUNCATE dirty_leaves, dirty_entities, entity_weights, leaf_metrics, node_metrics, node_extra"
+            "TRUNCATE dirty_leaves, dirty_entities, entity_corrections, leaf_metrics, node_metrics, node_extra"
         )
-        # Most entities occur at one path (weight 1 there): written in SQL; only the others go through Python.
-        await conn.execute(f"CREATE TEMP TABLE entity_paths ON COMMIT DROP AS {_entity_sql(True)}")
-        await conn.execute(
-            "INSERT INTO entity_weights (kind, entity_id, scope, metric, node, weight)"
-            " SELECT kind, entity_id, scope, metric, min(path), 1 FROM entity_paths GROUP BY 1, 2, 3, 4"
-            " HAVING min(path) = max(path)"
-        )
-        multi = await conn.fetch(
-            "SELECT kind, entity_id, scope, metric, array_agg(path) AS paths FROM entity_paths"
-            " GROUP BY 1, 2, 3, 4 HAVING min(path) <> max(path)"
-        )
-        await _write_weights(conn, multi)
-    step("entity weights")
+        await _write_corrections(conn, _entity_sql(True), "entity_corrections")
+    step("entity corrections")
     for sql in _leaf_sqls(True):
         await conn.execute(sql)
     step("leaf figures")

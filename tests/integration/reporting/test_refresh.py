@@ -47,14 +47,14 @@ async def test_figures_lost_in_a_database_crash_are_recomputed_in_full(schema):
     # The derived figures skip the WAL: PostgreSQL empties them after a crash, the facts stay.
     persistence = await conn.fetch(
         "SELECT relname, relpersistence::text FROM pg_class WHERE relnamespace = $1::regnamespace"
-        " AND relname IN ('leaf_metrics', 'node_metrics', 'node_extra', 'entity_weights', 'visits')",
+        " AND relname IN ('leaf_metrics', 'node_metrics', 'node_extra', 'entity_corrections', 'visits')",
         name,
     )
     assert {r["relname"]: r["relpersistence"] for r in persistence} == {
         "leaf_metrics": "u",
         "node_metrics": "u",
         "node_extra": "u",
-        "entity_weights": "u",
+        "entity_corrections": "u",
         "visits": "p",
     }
     await conn.execute("INSERT INTO org_units VALUES ('620402', '/620400/620402', 'district', '白银区', now())")
@@ -62,7 +62,7 @@ async def test_figures_lost_in_a_database_crash_are_recomputed_in_full(schema):
     assert await refresh(conn, name)
     assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0
     assert not await figures_lost(conn)
-    await conn.execute("TRUNCATE leaf_metrics, node_metrics, node_extra, entity_weights")  # as after a crash
+    await conn.execute("TRUNCATE leaf_metrics, node_metrics, node_extra, entity_corrections")  # as after a crash
     assert await figures_lost(conn)
     assert await refresh(conn, name)
     assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0

@@ -1,10 +1,10 @@
-"""Entity weights make distinct counts additive over any subtree."""
+"""Entity weights (distinct paths plus corrections) make distinct counts additive over any subtree."""
 
 from __future__ import annotations
 
 import random
 
-from services.reporting.domain.entities import lca, weights
+from services.reporting.domain.entities import corrections, lca, weights
 from services.reporting.store.refresh import ancestors
 
 
@@ -41,3 +41,10 @@ def test_random_trees_match_a_brute_force_distinct_count():
         for node in nodes:
             occurs = any(p == node or p.startswith(node + "/") for p in paths)
             assert subtree_sum(w, node) == int(occurs), (paths, node)
+
+
+def test_corrections_are_the_weights_without_the_paths():
+    assert corrections(["/c/d/s/g/k"]) == {}
+    assert corrections(["/c/d/s/g1/k1", "/c/d/s/g2/k2", "/c/d/s/g1/k1"]) == {"/c/d/s": -1}
+    assert corrections(["/c/d", "/c/d/s"]) == {"/c/d": -1}  # with +1 at /c/d the weight there is 0
+    assert corrections(["/c/a/x", "/c/a/y", "/c/b"]) == {"/c/a": -1, "/c": -1}
