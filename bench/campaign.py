@@ -148,6 +148,18 @@ async def sample_rss(pids: dict[str, int], peak: dict[str, int], stop: asyncio.E
         await asyncio.sleep(0.5)
 
 
+async def sample_backlog(dsn: str, schema: str, series: list[tuple[float, int]], stop: asyncio.Event) -> None:
+    """Every second: the visits relay's backlog (committed outbox rows not yet published to Kafka)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        while not stop.is_set():
+            n = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox WHERE published_at IS NULL')
+            series.append((time.monotonic(), int(n)))
+            await asyncio.sleep(1.0)
+    finally:
+        await conn.close()
+
+
 async def topic_messages(bootstrap: str, prefix: str) -> int:
     """Messages on all of the run's topics (sum of end offsets)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -367,6 +379,8 @@ async def main(args: argparse.Namespace) -> None:
         peak: dict[str, int] = {}
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_rss(pids, peak, stop))
+        backlog: list[tuple[float, int]] = []
+        backlog_sampler = asyncio.create_task(sample_backlog(stack.database_url, schemas["visits"], backlog, stop))
         infra = {c.name: getattr(c, "pid", lambda: None)() or 0 for c in components()}  # none when external
         cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()} | {n: tree_cpu(p) for n, p in infra.items() if p}
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
@@ -380,6 +394,7 @@ async def main(args: argparse.Namespace) -> None:
         t_end = time.monotonic()
         stop.set()
         await sampler
+        await backlog_sampler
         cpu = {n: proc_stat(p)[1] - cpu0[n] for n, p in pids.items()} | {
             n: tree_cpu(p) - cpu0[n] for n, p in infra.items() if p
         }
@@ -414,6 +429,8 @@ async def main(args: argparse.Namespace) -> None:
         wall = (max(t_out, t_rep) if done else t_end) - rec["first"]
         at = lambda t: f"{t - rec['first']:.1f}s" if t else f"not within {t_end - rec['first']:.0f}s"  # noqa: E731
         e2e = rec["stored"] / wall
+        at_last = next((n for t, n in backlog if t >= rec["last"]), 0)
+        drained = next((t - rec["last"] for t, n in backlog if t >= rec["last"] and n == 0), None)
         p99 = pct(lat, 0.99)
         e2e_ok = done and wall < TARGET_SECONDS and e2e >= TARGET_RATE
         single, batch = rec["single_ms"], rec["batch_ms"]
@@ -432,6 +449,9 @@ async def main(args: argparse.Namespace) -> None:
             f"first visit → outreach caught up {at(t_out)}, reporting caught up {at(t_rep)} (its consumers had "
             f"no lag at {at(t_lag)}): wall {'' if done else '> '}{wall:.1f}s = {e2e:,.0f} visits/s end to end"
             f"   (target < {TARGET_SECONDS}s{whole}, ≥ {TARGET_RATE}/s: {ok(e2e_ok)})",
+            f"  visits relay backlog (committed outbox rows not yet on Kafka): max {max(n for _, n in backlog):,}, "
+            f"{at_last:,} at the last answer, "
+            + (f"all published {drained:.0f}s after it" if drained is not None else "not drained"),
             f"finding → case (cases.committed_at − finding recorded_at, {len(lat):,} cases): "
             f"p50 {pct(lat, 0.5):.0f} ms, p99 {p99:.0f} ms, max {max(lat, default=0):.0f} ms"
             f"   (target p99 ≤ {TARGET_P99_MS} ms: {ok(p99 <= TARGET_P99_MS)})",

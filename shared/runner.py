@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 
@@ -16,6 +17,12 @@ def run(make_spec: Callable[[], ServiceSpec]) -> None:
     spec = make_spec()
     s = spec.settings
     logs.configure(s.service_name, os.environ.get("LOG_LEVEL", "INFO"))
+    # The cyclic collector ran every 700 net allocations: a batch upload allocates thousands of objects, many of
+    # them survived into older generations while in flight, and full collections then walked the whole heap
+    # (13% of the visits service's CPU under a city-wide campaign, sampled with py-spy). Start-up objects are
+    # frozen out of collections and young collections run far less often; refcounting frees the rest as before.
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
     uvicorn.run(
         create_app(spec),
         host=s.http_host,
