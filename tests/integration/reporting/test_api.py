@@ -57,6 +57,30 @@ async def test_drill_down_lists_children_with_their_figures(loaded):
     ]
 
 
+async def test_drill_down_below_the_schools_sums_the_leaves(loaded):
+    """Grades and classes are summed from their leaves on read; distinct teachers and families stay distinct."""
+
+    async def children(path: str) -> list[tuple[str, str, int, int, int]]:
+        r = await loaded.get("/api/v1/children", org_path=path, campaign_id=scenario.CAMPAIGN)
+        assert r.status_code == 200
+        return [
+            (
+                c["org_path"],
+                c["level"],
+                c["figures"]["assignments"],
+                c["figures"]["teachers"]["assigned"],
+                c["figures"]["families"]["assigned"],
+            )
+            for c in r.json()["children"]
+        ]
+
+    # a1 t1/f1 and a3 t2/f3 in class 1; a2 t1/f2 and a7 t2/f1 in class 2: the grade has 4 assignments by 2 teachers
+    # for 3 families (t1, t2 and f1 occur in both classes).
+    assert await children(scenario.S1) == [(scenario.S1G1, "grade", 4, 2, 3)]
+    assert await children(scenario.S1G1) == [(scenario.S1C1, "class", 2, 2, 2), (scenario.S1C2, "class", 2, 2, 2)]
+    assert await children(scenario.S1C1) == []
+
+
 async def test_scoping_to_the_callers_subtree(loaded):
     school_admin = issue_token(role="school_admin", org_path=scenario.S1)
     r = await loaded.get("/api/v1/summary", token=school_admin)
