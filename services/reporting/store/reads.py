@@ -13,18 +13,19 @@ Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
-    """(node, scope) -> {(metric, dim): value} for the given nodes."""
-    stored = [n for n in nodes if depth(n) <= STORED_DEPTH]
-    summed = [n for n in nodes if depth(n) > STORED_DEPTH]
-    rows = []
-    if stored:
-        rows += await conn.fetch(
-            "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)",
-            stored,
-            scopes,
-        )
-    if summed:
-        rows += await conn.fetch(SUBTREE_SQL.replace("{scope}", "AND scope = ANY($2::text[])"), summed, scopes)
+    """(node, scope) -> {(metric, dim): value} for the given nodes.
+
+    Stored nodes and summed ones (grades, classes) are read in one statement: the figures of a school and of its
+    grades in one drill-down come from the same refresh.
+    """
+    summed = SUBTREE_SQL.replace("{nodes}", "$3").replace("{scope}", "AND scope = ANY($2::text[])")
+    rows = await conn.fetch(
+        "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)"
+        f" UNION ALL {summed}",
+        [n for n in nodes if depth(n) <= STORED_DEPTH],
+        scopes,
+        [n for n in nodes if depth(n) > STORED_DEPTH],
+    )
     out: dict[tuple[str, str], Metrics] = {}
     for r in rows:
         out.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["value"])

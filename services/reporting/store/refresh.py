@@ -147,10 +147,10 @@ def depth(path: str) -> int:
 
 
 # A school (the deepest stored node), or a grade or class when read: every leaf row of its subtree, itself included
-# ([p/, p0) is everything under p/ in C order). {scope} filters the scopes read.
+# ([p/, p0) is everything under p/ in C order). {nodes} is the parameter holding the nodes, {scope} filters scopes.
 SUBTREE_SQL = """
 SELECT p.node, l.scope, l.metric, l.dim, sum(l.value) AS value
-FROM unnest($1::text[]) p(node)
+FROM unnest({nodes}::text[]) p(node)
 CROSS JOIN LATERAL (
   SELECT scope, metric, dim, value FROM leaf_metrics WHERE leaf = p.node {scope}
   UNION ALL
@@ -162,7 +162,8 @@ GROUP BY 1, 2, 3, 4 HAVING sum(l.value) <> 0
 ROLLUP_DEEPEST_SQL = f"""
 INSERT INTO node_metrics (scope, node, parent, metric, dim, value)
 SELECT s.scope, s.node, p.parent, s.metric, s.dim, s.value
-FROM ({SUBTREE_SQL.replace("{scope}", "")}) s JOIN unnest($1::text[], $2::text[]) p(node, parent) ON p.node = s.node
+FROM ({SUBTREE_SQL.replace("{nodes}", "$1").replace("{scope}", "")}) s
+JOIN unnest($1::text[], $2::text[]) p(node, parent) ON p.node = s.node
 """
 
 # A node above the schools: its own leaf rows and its (stored) children's rows.
