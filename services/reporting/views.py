@@ -7,6 +7,7 @@ from typing import Any
 from services.reporting.domain.figures import figures, merge_scopes, series
 from services.reporting.store import reads
 from services.reporting.store.reads import Conn
+from services.reporting.store.refresh import depth
 
 
 async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict[str, Any]]:
@@ -50,4 +51,4 @@ LEVELS = {1: "city", 2: "district", 3: "school", 4: "grade", 5: "class"}
 
 
 def _level(path: str) -> str:
-    return LEVELS.get(path.count("/"), "unit")
+    return LEVELS.get(depth(path), "unit")
