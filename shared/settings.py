@@ -52,6 +52,8 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_seconds: float = 0.2
     consumer_batch_size: int = 1000
     consumer_parallelism: int = 2
+    # How long audit rows of personal-data reads are kept (shared/audit.py); the purge is their only delete.
+    audit_retention_days: int = Field(default=1825, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -8,8 +8,9 @@ from typing import Any
 from services.outreach import api, handlers, scheduler
 from services.outreach.clock import Clock, SystemClock
 from services.outreach.settings import OutreachSettings
+from shared import audit
 from shared.contracts.outreach import CASE, GROUP, REFERRAL
-from shared.web import ServiceSpec, create_app
+from shared.web import Background, ServiceSpec, create_app
 
 DESCRIPTION = """Care for special student groups: a visit finding about a left-behind, orphaned, disabled or
 hardship child (or any high or urgent finding) opens or joins the child's one open care case within seconds,
@@ -21,7 +22,7 @@ no names, ID numbers, addresses or phone numbers are held here."""
 def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> ServiceSpec:
     """The service's parts; `clock` is injectable so tests can move time instead of waiting."""
     clock = clock or SystemClock()
-    background = []
+    background: list[Background] = [audit.purge_loop]
     if settings.scheduler_enabled:
         background.append(scheduler.make_task(clock))
     return ServiceSpec(

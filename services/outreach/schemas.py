@@ -202,17 +202,3 @@ class GroupCount(BaseModel):
     group: SpecialGroup
     members: int
     verified: int
-
-
-class AuditEntry(BaseModel):
-    id: int
-    at: datetime
-    subject: str
-    roles: list[str]
-    department: str | None
-    org_path: str
-    action: str
-    resource_type: str
-    resource_id: str
-    student_id: str | None
-    request_id: str | None

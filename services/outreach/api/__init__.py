@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.outreach.api import audit, cases, groups, referrals
+from services.outreach.api import cases, groups, referrals
 from services.outreach.clock import Clock
+from shared import audit
 
 
 def routers(clock: Clock) -> list[APIRouter]:
     """Every router, sharing one clock."""
-    return [cases.router(clock), referrals.router(clock), groups.router(clock), audit.router()]
+    return [cases.router(clock), referrals.router(clock), groups.router(clock), audit.reads_router()]

@@ -23,8 +23,8 @@ from services.outreach.schemas import (
     ReferralOut,
     StateIn,
 )
-from services.outreach.store import audit, cases, referrals
-from shared import idempotency
+from services.outreach.store import cases, referrals
+from shared import audit, idempotency
 from shared.auth import ADMINS, CurrentPrincipal
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CaseClosed, CaseContactLogged
@@ -89,7 +89,14 @@ def router(clock: Clock) -> APIRouter:
         async with pool.acquire() as conn, conn.transaction():
             c = await cases.get_case(conn, case_id)
             await require_case_access(conn, principal, c)
-            await audit.record(conn, principal, "read", "case", case_id, c["student_id"])
+            await audit.record(
+                conn,
+                principal,
+                resource_type="case",
+                resource_id=case_id,
+                org_path=c["org_path"],
+                subject_ids=[c["student_id"]],
+            )
             return {
                 **dict(c),
                 "carers": [dict(x) for x in await cases.carers_of(conn, case_id)],

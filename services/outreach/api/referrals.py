@@ -12,8 +12,8 @@ from services.outreach.api.common import page, scope_path
 from services.outreach.clock import Clock
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
-from services.outreach.store import audit, cases, referrals
-from shared import idempotency
+from services.outreach.store import cases, referrals
+from shared import audit, idempotency
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.outreach import (
     ReferralAccepted,
@@ -100,7 +100,14 @@ def router(clock: Clock) -> APIRouter:
                 "SELECT grp FROM group_memberships WHERE student_id = $1 AND ended_at IS NULL ORDER BY grp",
                 ref["student_id"],
             )
-            await audit.record(conn, principal, "read", "referral", referral_id, ref["student_id"])
+            await audit.record(
+                conn,
+                principal,
+                resource_type="referral",
+                resource_id=referral_id,
+                org_path=ref["class_path"],
+                subject_ids=[ref["student_id"]],
+            )
             return {
                 **dict(ref),
                 "child": {

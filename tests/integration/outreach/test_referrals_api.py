@@ -107,13 +107,22 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         # The audit log shows who read what; only auditors may query it.
         assert (await http.get("/api/v1/audit/reads", headers=DPF)).status_code == 403
         log = (await http.get("/api/v1/audit/reads", headers=AUDITOR, params={"resource_id": dpf_ref})).json()
-        assert [(e["subject"], e["department"], e["action"], e["resource_type"], e["student_id"]) for e in log] == [
-            ("dpf-1", "disabled_persons_federation", "read", "referral", "stu-d"),
-            ("dpf-1", "disabled_persons_federation", "read", "referral", "stu-d"),
+        assert [(e["subject"], e["department"], e["action"], e["resource_type"], e["subject_ids"]) for e in log] == [
+            ("dpf-1", "disabled_persons_federation", "read", "referral", ["stu-d"]),
+            ("dpf-1", "disabled_persons_federation", "read", "referral", ["stu-d"]),
         ]
-        assert log[0]["roles"] == ["department_partner"]
+        assert log[0]["roles"] == ["department_partner"] and log[0]["org_path"] == class_path()
+        assert log[0]["reader_path"] == "/620400" and log[0]["request_id"]
         refused = (await http.get("/api/v1/audit/reads", headers=AUDITOR, params={"resource_id": wf_ref})).json()
         assert refused == []  # a refused read returned nothing, so nothing was disclosed
+        # An auditor of another school (or district) does not learn which children here have cases or referrals.
+        for elsewhere in (f"{DISTRICT}/s999", "/620400/620499"):
+            other_auditor = bearer(role="auditor", org_path=elsewhere, subject="aud-9")
+            assert (await http.get("/api/v1/audit/reads", headers=other_auditor)).json() == []
+            r = await http.get("/api/v1/audit/reads", headers=other_auditor, params={"org_path": school()})
+            assert r.status_code == 403
+        school_auditor = bearer(role="auditor", org_path=school(), subject="aud-s")
+        assert len((await http.get("/api/v1/audit/reads", headers=school_auditor)).json()) == 2
 
         messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(REFERRAL), expect=7)
         types = sorted(m["value"]["type"].split(".")[2] for m in messages)

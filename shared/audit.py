@@ -1,0 +1,180 @@
+"""The audit log of personal-data reads: one append-only row per read, in the read's own transaction.
+
+Every service has the `audit_reads` table (kit migration 002). A route that returns personal data opens a
+transaction, reads, calls `record` on the same connection and only then answers: when the audit row cannot be
+written the read fails with it. Auditors query `GET /api/v1/audit/reads` of the owning service, limited to
+their own subtree by the org path of what was read. Rows older than the configured retention are removed by
+`purge` (the database refuses every other UPDATE/DELETE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from shared import context
+from shared.auth import CurrentPrincipal, Principal, Role
+from shared.web import Pool, Runtime
+
+log = logging.getLogger(__name__)
+
+Action = Literal["read", "list", "export", "write"]
+PURGE_INTERVAL_SECONDS = 6 * 3600
+
+
+class AuditRead(BaseModel):
+    """One audited read: who, in which role, what (and whose data), where in the org tree, when, which request."""
+
+    id: int
+    at: datetime
+    subject: str
+    roles: list[str]
+    department: str | None
+    reader_path: str
+    org_path: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    subject_ids: list[str]
+    request_id: str | None
+
+
+async def record(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    *,
+    resource_type: str,
+    org_path: str,
+    resource_id: str | None = None,
+    subject_ids: Iterable[str] = (),
+    action: Action = "read",
+) -> None:
+    """Write who read what (and whose data) inside the caller's open transaction."""
+    if not conn.is_in_transaction():
+        # Outside a transaction the read could answer after an audit row that later fails, or vice versa.
+        raise RuntimeError("audit.record needs the read's own transaction")
+    ctx = context.current()
+    await conn.execute(
+        "INSERT INTO audit_reads (subject, roles, department, reader_path, org_path, action, resource_type,"
+        " resource_id, subject_ids, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        principal.subject,
+        sorted(str(r) for r in principal.roles),
+        principal.department,
+        principal.org_path,
+        org_path,
+        action,
+        resource_type,
+        resource_id,
+        sorted({s for s in subject_ids if s}),
+        ctx.request_id if ctx else None,
+    )
+
+
+def _like_prefix(path: str) -> str:
+    """`path/` as a LIKE prefix with `\\`, `%` and `_` escaped (org ids may contain them)."""
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
+async def query(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    under: str,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    reader: str | None = None,
+    person_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[asyncpg.Record]:
+    """Audit rows about data inside the subtree `under`, newest first."""
+    under = under.rstrip("/")
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT id, at, subject, roles, department, reader_path, org_path, action, resource_type, resource_id,"
+        " subject_ids, request_id FROM audit_reads"
+        " WHERE ($1 = '' OR org_path = $1 OR org_path LIKE $2)"
+        " AND ($3::text IS NULL OR resource_type = $3) AND ($4::text IS NULL OR resource_id = $4)"
+        " AND ($5::text IS NULL OR subject = $5) AND ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
+        " AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)"
+        " ORDER BY id DESC LIMIT $9 OFFSET $10",
+        under,
+        _like_prefix(under),
+        resource_type,
+        resource_id,
+        reader,
+        person_id,
+        since,
+        until,
+        limit,
+        offset,
+    )
+    return rows
+
+
+async def purge(conn: asyncpg.Connection | asyncpg.Pool, keep: timedelta) -> int:
+    """Remove audit rows older than `keep` (the only delete the database allows); the number removed."""
+    removed: int = await conn.fetchval("SELECT audit_purge($1::interval)", keep)
+    return removed
+
+
+async def purge_loop(runtime: Runtime) -> None:
+    """Background task of every service: apply the audit retention a few times a day."""
+    keep = timedelta(days=runtime.settings.audit_retention_days)
+    while True:
+        with contextlib.suppress(asyncpg.PostgresError, OSError):
+            removed = await purge(runtime.pool, keep)
+            if removed:
+                log.info("audit rows past retention purged", extra={"removed": removed})
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+
+
+def reads_router() -> APIRouter:
+    """`GET /api/v1/audit/reads`: auditors see the reads of data inside their own subtree."""
+    r = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+    @r.get("/reads", response_model=list[AuditRead])
+    async def reads(
+        principal: CurrentPrincipal,
+        pool: Pool,
+        org_path: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        reader: str | None = None,
+        person_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> Any:
+        """Who read whose personal data, when, in which role and request (newest first); auditors only.
+
+        Only reads of data inside the auditor's own subtree (or the narrower `org_path`) are listed.
+        """
+        principal.require(Role.AUDITOR)
+        under = org_path or principal.org_path
+        principal.require_scope(under)
+        rows = await query(
+            pool,
+            under=under,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            reader=reader,
+            person_id=person_id,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
+        return [dict(x) for x in rows]
+
+    return r

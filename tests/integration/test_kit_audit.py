@@ -1,0 +1,89 @@
+"""The kit's audit log on the real database: append-only, purged only past retention, scoped by subtree."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+import pytest
+
+from shared import audit, db
+from shared.auth import Principal, Role
+from shared.testing.fixtures import drop_test_resources
+
+pytestmark = pytest.mark.integration
+
+READER = Principal(subject="sa-1", roles=frozenset({Role.SCHOOL_ADMIN}), org_path="/c/d_1")
+
+
+@pytest.fixture
+async def pool(stack, unique):
+    schema = f"t_{unique}_audit"
+    p = await db.create_pool(stack.database_url, schema)
+    await db.migrate(p, schema, db.KIT_MIGRATIONS)
+    try:
+        yield p
+    finally:
+        await p.close()
+        await drop_test_resources(stack, f"t{unique}.", {schema})
+
+
+async def _read(pool: asyncpg.Pool, org_path: str, resource_id: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await audit.record(
+            conn, READER, resource_type="student", resource_id=resource_id, org_path=org_path, subject_ids=[resource_id]
+        )
+
+
+async def test_rows_cannot_be_changed_or_deleted(pool):
+    await _read(pool, "/c/d_1/s1", "stu-1")
+    for statement in (
+        "UPDATE audit_reads SET subject = 'someone-else'",
+        "DELETE FROM audit_reads",
+        "TRUNCATE audit_reads",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await pool.execute(statement)
+    assert await pool.fetchval("SELECT subject FROM audit_reads") == "sa-1"
+
+
+async def test_purge_is_the_only_delete_and_keeps_rows_inside_retention(pool):
+    for days, sid in [(400, "old-1"), (370, "old-2"), (10, "recent")]:
+        await pool.execute(
+            "INSERT INTO audit_reads (at, subject, roles, reader_path, org_path, action, resource_type, subject_ids)"
+            " VALUES (now() - make_interval(days => $1), 'x', '{auditor}', '/c', '/c/s', 'read', 'student', $2)",
+            days,
+            [sid],
+        )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await pool.execute("DELETE FROM audit_reads WHERE at < now() - interval '365 days'")
+    assert await audit.purge(pool, timedelta(days=365)) == 2
+    assert [r["subject_ids"] for r in await pool.fetch("SELECT subject_ids FROM audit_reads")] == [["recent"]]
+    # A retention of less than a day is refused rather than wiping recent history.
+    with pytest.raises(asyncpg.RaiseError, match="at least one day"):
+        await audit.purge(pool, timedelta(hours=1))
+    # The purge's permission does not outlive it in the session.
+    async with pool.acquire() as conn, conn.transaction():
+        await audit.purge(conn, timedelta(days=365))
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM audit_reads")
+
+
+async def test_record_refuses_to_run_outside_the_reads_transaction(pool):
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="transaction"):
+            await audit.record(conn, READER, resource_type="student", org_path="/c/d_1/s1")
+    assert await pool.fetchval("SELECT count(*) FROM audit_reads") == 0
+
+
+async def test_query_is_limited_to_the_subtree_even_with_like_wildcards_in_org_ids(pool):
+    await _read(pool, "/c/d_1/s_1/g1", "in-school")
+    await _read(pool, "/c/d_1/s_1", "at-school")
+    await _read(pool, "/c/d_1/sx1/g1", "lookalike")  # `_` must not match `x`
+    await _read(pool, "/c/d_1/s_10", "prefix-sibling")  # a sibling whose id starts with ours
+    await _read(pool, "/c/d%/s1", "percent")
+    rows = await audit.query(pool, under="/c/d_1/s_1")
+    assert sorted(r["resource_id"] for r in rows) == ["at-school", "in-school"]
+    assert [r["resource_id"] for r in await audit.query(pool, under="/c/d%")] == ["percent"]
+    assert len(await audit.query(pool, under="/c")) == 5
+    assert [r["resource_id"] for r in await audit.query(pool, under="/c", person_id="lookalike")] == ["lookalike"]
