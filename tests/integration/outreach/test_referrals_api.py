@@ -116,8 +116,8 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         refused = (await http.get("/api/v1/audit/reads", headers=AUDITOR, params={"resource_id": wf_ref})).json()
         assert refused == []  # a refused read returned nothing, so nothing was disclosed
         # An auditor of another school (or district) does not learn which children here have cases or referrals.
-        for elsewhere in (f"{DISTRICT}/s999", "/620400/620499"):
-            other_auditor = bearer(role="auditor", org_path=elsewhere, subject="aud-9")
+        for other_path in (f"{DISTRICT}/s999", "/620400/620499"):
+            other_auditor = bearer(role="auditor", org_path=other_path, subject="aud-9")
             assert (await http.get("/api/v1/audit/reads", headers=other_auditor)).json() == []
             r = await http.get("/api/v1/audit/reads", headers=other_auditor, params={"org_path": school()})
             assert r.status_code == 403
