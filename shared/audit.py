@@ -20,7 +20,7 @@ import asyncpg
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from shared import context
+from shared import context, scope
 from shared.auth import CurrentPrincipal, Principal, Role
 from shared.web import Pool, Runtime
 
@@ -78,12 +78,6 @@ async def record(
     )
 
 
-def _like_prefix(path: str) -> str:
-    """`path/` as a LIKE prefix with `\\`, `%` and `_` escaped (org ids may contain them)."""
-    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
-
-
 async def query(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
@@ -98,17 +92,15 @@ async def query(
     offset: int = 0,
 ) -> list[asyncpg.Record]:
     """Audit rows about data inside the subtree `under`, newest first."""
-    under = under.rstrip("/")
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT id, at, subject, roles, department, reader_path, org_path, action, resource_type, resource_id,"
         " subject_ids, request_id FROM audit_reads"
-        " WHERE ($1 = '' OR org_path = $1 OR org_path LIKE $2)"
+        f" WHERE {scope.sql('org_path', 1)}"
         " AND ($3::text IS NULL OR resource_type = $3) AND ($4::text IS NULL OR resource_id = $4)"
         " AND ($5::text IS NULL OR subject = $5) AND ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
         " AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)"
         " ORDER BY id DESC LIMIT $9 OFFSET $10",
-        under,
-        _like_prefix(under),
+        *scope.args(under),
         resource_type,
         resource_id,
         reader,
@@ -146,7 +138,7 @@ def reads_router() -> APIRouter:
     async def reads(
         principal: CurrentPrincipal,
         pool: Pool,
-        org_path: str | None = None,
+        under: scope.ListScope,
         resource_type: str | None = None,
         resource_id: str | None = None,
         reader: str | None = None,
@@ -161,8 +153,6 @@ def reads_router() -> APIRouter:
         Only reads of data inside the auditor's own subtree (or the narrower `org_path`) are listed.
         """
         principal.require(Role.AUDITOR)
-        under = org_path or principal.org_path
-        principal.require_scope(under)
         rows = await query(
             pool,
             under=under,
