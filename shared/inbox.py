@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from pydantic import ValidationError
 
 from shared import context, kafka
-from shared.db import DB_UNAVAILABLE
+from shared.db import DB_UNAVAILABLE, lock_key
 from shared.events import Envelope, Event, registry
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_DURATION
 from shared.settings import ServiceSettings
@@ -23,6 +23,25 @@ from shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Event[Any]], Awaitable[None]]
+EntityKeys = Callable[[Any], Iterable[str]]
+"""The entities an event's handler reads or writes, from its payload: e.g. `lambda p: [f"family:{p.family_id}"]`."""
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A handler that runs only while its transaction holds a lock on each entity `keys` names (see `_lock`).
+
+    Declare it when the handler decides from rows that events of ANOTHER topic write (a student event reading its
+    family's row, a family event reading its students'): such events are in other partitions, so they run in other
+    lanes or other replicas, and under READ COMMITTED neither would see the other's uncommitted row. Every event
+    touching one entity must name the same key, whatever its topic.
+    """
+
+    keys: EntityKeys
+    handler: Handler
+
+    async def __call__(self, conn: asyncpg.Connection, event: Event[Any]) -> None:
+        await self.handler(conn, event)
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,7 @@ class Batch:
 
     types: frozenset[str]
     apply: Callable[[asyncpg.Connection, list[Event[Any]]], Awaitable[None]]
+    keys: EntityKeys | None = None  # as `Locked.keys`: entities locked for the batch's transaction
 
 
 class Poison(Exception):
@@ -213,6 +233,7 @@ class InboxConsumer:
     async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> None:
         """Record the events in the inbox (one statement) and apply each one not applied before."""
         events = [(rec, self._parse(rec)) for rec in records]
+        await self._lock(conn, [e for _, e in events if e is not None])
         ids = [e.envelope.id for _, e in events if e is not None]
         fresh = (
             {
@@ -241,6 +262,31 @@ class InboxConsumer:
                     todo.append((rec, event))
         if todo:
             await self._handle_batch(conn, todo)
+
+    async def _lock(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
+        """Take a transaction-scoped advisory lock on every entity the events' handlers declare, before anything else.
+
+        Why locks and not lanes keyed by entity: lanes only order one process, while two replicas of a consumer group
+        own different partitions and share nothing but PostgreSQL; a lock in the database serializes both. A lane
+        waiting here resumes after the holder committed, so under READ COMMITTED its next statements see that
+        transaction's rows. Locks are taken in one statement, sorted by their 64-bit id (also when two names collide),
+        and nothing else is locked before them, so lanes and replicas locking overlapping sets cannot deadlock. Names
+        are scoped by the service's schema (shared by its consumer groups). Each lane holds at most one lock per
+        record of its poll: the lock table (max_locks_per_transaction x max_connections) must have room for
+        replicas x consumer_parallelism x consumer_batch_size; if not, the batch fails and is redone record by record.
+        """
+        ids: set[int] = set()
+        for event in events:
+            if self.batch is not None:
+                keys = self.batch.keys
+            else:
+                handler = self.handlers.get(event.envelope.type)
+                keys = handler.keys if isinstance(handler, Locked) else None
+            if keys is not None:
+                ids.update(lock_key(f"entity:{self.settings.db_schema}:{k}") for k in keys(event.payload))
+        if ids:
+            # A function scan returns the array's elements in order, so the locks are taken in sorted order.
+            await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", sorted(ids))
 
     async def _handle_batch(self, conn: asyncpg.Connection, todo: list[tuple[ConsumerRecord, Event[Any]]]) -> None:
         """Run the batch handler once; each event is timed at its share of the batch."""

@@ -15,7 +15,7 @@ from services.outreach.store import directory, groups
 from shared.contracts import committees as dir_ev
 from shared.contracts.outreach import GroupMembershipRegistered, GroupSource, SpecialGroup
 from shared.events import Event
-from shared.inbox import Batch, Handler
+from shared.inbox import Batch, Handler, Locked
 from shared.outbox import add_events
 
 FINDINGS_GROUP = "outreach.findings"
@@ -111,6 +111,11 @@ class DirectoryCopy:
         await add_events(conn, payloads)
 
 
+def family_of(p: dir_ev.StudentFacts | dir_ev.FamilyFacts) -> list[str]:
+    """The entity a student or family event decides about: its family (see `Locked`)."""
+    return [f"family:{p.family_id}"]
+
+
 def consumers(rules: Rules, clock: Clock) -> dict[str, dict[str, Handler] | Batch]:
     """The consumer groups and the event types each applies; findings set-based, a lane's poll at a time."""
     d = DirectoryCopy(clock)
@@ -122,11 +127,13 @@ def consumers(rules: Rules, clock: Clock) -> dict[str, dict[str, Handler] | Batc
             "committees.staff.registered.v1": d.on_staff,
             "committees.staff.changed.v1": d.on_staff,
             "committees.staff.left.v1": d.on_staff_left,
-            "committees.student.registered.v1": d.on_student,
-            "committees.student.changed.v1": d.on_student,
+            # A student event reads its family's flag and a family event reads its students' rows: both lock the
+            # family, or in parallel lanes (or replicas) neither sees the other's row and the child is never flagged.
+            "committees.student.registered.v1": Locked(family_of, d.on_student),
+            "committees.student.changed.v1": Locked(family_of, d.on_student),
             "committees.student.left.v1": d.on_student_left,
-            "committees.family.registered.v1": d.on_family,
-            "committees.family.changed.v1": d.on_family,
+            "committees.family.registered.v1": Locked(family_of, d.on_family),
+            "committees.family.changed.v1": Locked(family_of, d.on_family),
             "committees.instructor_team.member_added.v1": d.on_team_member,
             "committees.instructor_team.member_removed.v1": d.on_team_member_removed,
         },
