@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
@@ -62,48 +63,82 @@ class Principal:
             raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
 
 
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+JWKS_REFRESH_SECONDS = 300.0  # keys are re-read this often, and at most this often for an unknown kid:
+JWKS_MIN_REFETCH_SECONDS = 30.0  # tokens with made-up key ids must not turn into a flood of JWKS requests
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
 class Verifier:
-    """Checks bearer tokens against a shared secret (dev) or a JWKS endpoint (OIDC provider)."""
+    """Checks bearer tokens against a shared secret (dev) or a JWKS endpoint (OIDC provider).
+
+    The JWKS is fetched in a worker thread (PyJWT's client is blocking) and cached; the event loop never waits on
+    the identity provider.
+    """
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_jwk_set=False) if settings.jwt_jwks_url else None
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._fetch_lock = asyncio.Lock()
 
-    def verify(self, token: str) -> Principal:
-        """The principal of a valid token; Problem(401) otherwise."""
+    async def _signing_key(self, token: str) -> Any:
+        """The JWKS key named by the token's `kid`, from the cache or a fresh fetch when it is due."""
+        assert self._jwks is not None
+        kid = str(jwt.get_unverified_header(token).get("kid", ""))
+        now = time.monotonic()
+        stale = now - self._fetched_at > JWKS_REFRESH_SECONDS
+        if kid not in self._keys or stale:
+            async with self._fetch_lock:  # concurrent requests share one fetch
+                due = JWKS_REFRESH_SECONDS if kid in self._keys else JWKS_MIN_REFETCH_SECONDS
+                if time.monotonic() - self._fetched_at > due:
+                    try:
+                        keys = await asyncio.to_thread(self._jwks.get_signing_keys)
+                    except jwt.PyJWKClientError:
+                        if not self._keys:
+                            raise
+                        keys = None  # keep serving the cached keys while the provider is unreachable
+                    if keys is not None:
+                        self._keys = {str(k.key_id or ""): k.key for k in keys}
+                        self._fetched_at = time.monotonic()
+        if kid not in self._keys:
+            raise jwt.InvalidTokenError(f"no signing key with kid {kid!r}")
+        return self._keys[kid]
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a valid token; Problem(401) otherwise (missing exp, sub, roles or org_path too)."""
         try:
             if self._jwks is not None:
-                key = self._jwks.get_signing_key_from_jwt(token).key
-                claims = jwt.decode(
-                    token,
-                    key,
-                    algorithms=["RS256"],
-                    audience=self.settings.jwt_audience,
-                    issuer=self.settings.jwt_issuer,
-                )
+                key, algorithms = await self._signing_key(token), ["RS256"]
             else:
-                claims = jwt.decode(
-                    token,
-                    self.settings.jwt_secret,
-                    algorithms=["HS256"],
-                    audience=self.settings.jwt_audience,
-                    issuer=self.settings.jwt_issuer,
-                )
+                key, algorithms = self.settings.jwt_secret, ["HS256"]
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self.settings.jwt_audience,
+                issuer=self.settings.jwt_issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
             roles = frozenset(Role(r) for r in claims.get("roles", []))
-            org_path = str(claims["org_path"])
-        except (jwt.PyJWTError, KeyError, ValueError) as exc:
-            raise Problem(
-                401,
-                "Unauthorized",
-                f"invalid bearer token: {exc}",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            ) from exc
+            subject, org_path = claims["sub"], claims["org_path"]
+            department, staff_id = claims.get("department"), claims.get("staff_id")
+            if not all(isinstance(v, str) for v in (subject, org_path)) or not subject:
+                raise ValueError("sub and org_path must be non-empty strings")
+            if not all(v is None or isinstance(v, str) for v in (department, staff_id)):
+                raise ValueError("department and staff_id must be strings")
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+            raise _unauthorized(f"invalid bearer token: {exc}") from exc
         return Principal(
-            subject=str(claims["sub"]),
+            subject=subject,
             roles=roles,
             org_path=org_path,
-            department=claims.get("department"),
-            staff_id=claims.get("staff_id"),
+            department=department,
+            staff_id=staff_id,
             claims=claims,
         )
 
@@ -115,7 +150,7 @@ async def current_principal(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "Unauthorized", "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     verifier: Verifier = request.app.state.verifier
-    principal = verifier.verify(token.strip())
+    principal = await verifier.verify(token.strip())
     request.state.principal = principal
     return principal
 

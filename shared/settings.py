@@ -9,6 +9,9 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"
+# Secrets anyone can read in this repository (the dev default, the placeholder in deploy/k8s/secret.template.yaml).
+PUBLIC_SECRETS = frozenset({"", DEV_SECRET, "CHANGE_ME"})
+MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: a key at least as long as the hash output
 
 # Platform-wide variables, read when the service-prefixed one is absent (one DATABASE_URL can serve a dev stack).
 _SHARED_ENV = {
@@ -41,6 +44,7 @@ class ServiceSettings(BaseSettings):
     topic_replication: int = 1
     http_host: str = "127.0.0.1"
     http_port: int = 8100
+    http_max_body_bytes: int = 1024 * 1024  # routes that take more say so (shared.edges.max_body)
     cors_origins: list[str] = Field(default_factory=list)
     jwt_secret: str = DEV_SECRET
     jwt_jwks_url: str = ""
@@ -70,9 +74,12 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> ServiceSettings:
-        """Refuse to run outside dev/test with the well-known dev secret and no JWKS."""
-        if self.env == "production" and not self.jwt_jwks_url and self.jwt_secret in ("", DEV_SECRET):
-            raise ValueError("jwt_secret must be set to a real secret (or jwt_jwks_url) in production")
+        """Refuse to run in production with a published or short HS256 secret (unless tokens come from a JWKS)."""
+        if self.env == "production" and not self.jwt_jwks_url:
+            if self.jwt_secret in PUBLIC_SECRETS:
+                raise ValueError("jwt_secret must be set to a real secret (or jwt_jwks_url) in production")
+            if len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
+                raise ValueError(f"jwt_secret must have at least {MIN_HS256_SECRET_BYTES} bytes for HS256")
         if not self.db_schema:
             self.db_schema = self.service_name
         return self

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import context, db, kafka, problems
+from shared import context, db, edges, kafka, problems
 from shared.auth import Verifier
 from shared.inbox import Batch, Handler, InboxConsumer
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -118,10 +118,12 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        request_id = headers.get("x-request-id") or str(uuid.uuid4())
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # Client ids go into logs, response headers and events: a malformed one is refused, never copied.
+        refused = edges.trace_header_errors(headers)
+        request_id = (not refused and headers.get("x-request-id")) or str(uuid.uuid4())
         ctx = context.TraceContext(
-            correlation_id=headers.get("x-correlation-id") or request_id,
+            correlation_id=(not refused and headers.get("x-correlation-id")) or request_id,
             trace_id=context.parse_traceparent(headers.get("traceparent")) or context.new_trace_id(),
             request_id=request_id,
         )
@@ -142,12 +144,23 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            if refused:
+                problem = problems.Problem(422, "Invalid request", "malformed tracing headers", errors=refused)
+                await problems.render(problem, Request(scope))(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, receive, send_wrapper)
         finally:
             context.reset(token)
             route = getattr(scope.get("route"), "path", "unmatched")
             HTTP_REQUESTS.labels(self.service, scope["method"], route, str(status)).inc()
             HTTP_DURATION.labels(self.service, scope["method"], route).observe(time.perf_counter() - started)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with the kit's outermost wrapper (problem+json for the body limiter's 413)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return edges.TooLargeAsProblem(super().build_middleware_stack())
 
 
 def create_app(spec: ServiceSpec) -> FastAPI:
@@ -162,11 +175,13 @@ def create_app(spec: ServiceSpec) -> FastAPI:
         finally:
             await stop_runtime(app.state.runtime)
 
-    app = FastAPI(
+    app = ServiceApp(
         title=spec.title or f"{s.service_name} service",
         description=spec.description,
         version=spec.version,
         lifespan=lifespan,
+        max_body_size=s.http_max_body_bytes,  # counted as the bytes arrive; a few routes allow more
+        dependencies=[Depends(edges.refuse_bad_text)],
         responses={422: {"description": "problem+json with field errors"}},
     )
     app.state.verifier = Verifier(s)

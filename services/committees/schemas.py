@@ -92,14 +92,17 @@ class StudentPatch(Strict):
     family_id: str | None = None
 
 
+IMPORT_MAX_ROWS = 1_000_000  # per entity; the whole city has 382,047 guardians
+
+
 class ImportIn(Strict):
     """A city (or part of one) in the bureau's JSON export: rows per entity, applied in dependency order."""
 
-    org_units: list[dict[str, Any]] | None = None
-    staff: list[dict[str, Any]] | None = None
-    families: list[dict[str, Any]] | None = None
-    guardians: list[dict[str, Any]] | None = None
-    students: list[dict[str, Any]] | None = None
+    org_units: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
+    staff: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
+    families: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
+    guardians: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
+    students: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
 
 
 class CommitteeIn(Strict):

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.visits import checklist, queries, recording, service
-from services.visits.schemas import AssignmentIn, BatchIn, CampaignIn, ReassignIn, ScheduleIn, VisitIn
+from services.visits.schemas import BATCH_MAX_BYTES, AssignmentIn, BatchIn, CampaignIn, ReassignIn, ScheduleIn, VisitIn
 from services.visits.settings import VisitsSettings
 from shared import context, idempotency
 from shared.auth import ADMINS, CurrentPrincipal, Role
+from shared.edges import checks_text_per_item
 from shared.problems import not_found
 from shared.web import Pool
 
@@ -191,7 +192,8 @@ def _single_doc(outcome: recording.Outcome) -> dict[str, Any]:
     return doc
 
 
-@router.post("/visits/batch", status_code=200, tags=["visits"])
+@router.post("/visits/batch", status_code=200, tags=["visits"], max_body_size=BATCH_MAX_BYTES)
+@checks_text_per_item
 async def record_batch(body: BatchIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Record up to 1000 visits collected offline: good items are stored, bad ones reported by index and field."""
     principal.require(Role.TEACHER, *ADMINS)

@@ -73,15 +73,15 @@ def test_traceparent_round_trip_and_rejection():
     assert event_ctx.causation_id == "e1" and event_ctx.trace_id == ctx.trace_id
 
 
-def test_dev_tokens_verify_and_carry_scope():
+async def test_dev_tokens_verify_and_carry_scope():
     verifier = Verifier(DemoSettings())
-    p = verifier.verify(issue_token(role="teacher", org_path="/620400/620402/s1", staff_id="st-1"))
+    p = await verifier.verify(issue_token(role="teacher", org_path="/620400/620402/s1", staff_id="st-1"))
     assert p.roles == frozenset({Role.TEACHER}) and p.staff_id == "st-1"
     with pytest.raises(Problem) as err:
-        verifier.verify(issue_token(role="teacher", org_path="/x", secret="another-secret-of-32-bytes-length!"))
+        await verifier.verify(issue_token(role="teacher", org_path="/x", secret="another-secret-of-32-bytes-length!"))
     assert err.value.status == 401
     with pytest.raises(Problem):
-        verifier.verify(issue_token(role="teacher", org_path="/x", ttl_seconds=-10))
+        await verifier.verify(issue_token(role="teacher", org_path="/x", ttl_seconds=-10))
     with pytest.raises(ValueError):
         issue_token(role="janitor", org_path="/x")
 

@@ -1,0 +1,158 @@
+"""Edge rules: bad characters with pointers, tracing header formats, JWT claims and secrets, the JWKS cache."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared import edges
+from shared.auth import Verifier
+from shared.problems import Problem
+from shared.settings import DEV_SECRET, ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class EdgeSettings(ServiceSettings):
+    service_name = "edge"
+
+
+def test_nul_control_characters_and_lone_surrogates_are_refused_with_pointers():
+    body = json.dumps(
+        {"name": "ok\tline\n", "family": {"no": "F\x00"}, "rows": [{"a~/b": "\ud800"}, "\x07", "汉字\U0001f600"]}
+    ).encode()
+    assert edges.json_body_errors(body) == [
+        {"pointer": "/family/no", "detail": "must not contain NUL"},
+        {"pointer": "/rows/0/a~0~1b", "detail": "must not contain unpaired surrogates"},
+        {"pointer": "/rows/1", "detail": "must not contain NUL or other control characters"},
+    ]
+    assert edges.json_body_errors(json.dumps({"k\x01": 1}).encode())[0]["pointer"] == "/k\x01"
+    assert edges.json_body_errors('{"x": "\u0085"}'.encode()) != []  # a raw C1 control, no escape needed
+    assert edges.json_body_errors(b'{"clean": "\\u6c49\\ud83d\\ude00"}') == []  # escapes of good text pass
+    assert edges.json_body_errors(b"{broken \\u0000") == []  # left to the route's own 422
+    assert edges.text_body_errors(b"a,b\r\nc,\x00d\n") == [{"pointer": "/", "detail": "line 2 must not contain NUL"}]
+
+
+def test_path_and_query_with_control_characters_are_refused():
+    scope = {"path": "/api/v1/students/s\x00", "query_string": b"q=a%00b&ok=1"}
+    assert [e["pointer"] for e in edges.target_errors(scope)] == ["/path", "/query/q"]
+    assert edges.target_errors({"path": "/api/v1/students", "query_string": b"q=%E6%B1%89"}) == []
+
+
+def test_tracing_headers_must_be_short_ids():
+    good = {"x-correlation-id": "6f1c-2b:demo/run.1", "x-request-id": "a" * 128}
+    assert edges.trace_header_errors(good) == []
+    for bad in ["", "a b", "a" * 129, "x\nInjected: 1", "名字", "-leading"]:
+        assert edges.trace_header_errors({"x-correlation-id": bad}) != [], bad
+
+
+async def test_tokens_need_exp_and_sub_and_bad_claims_are_401_not_500():
+    verifier = Verifier(EdgeSettings())
+    now = int(time.time())
+    base = {"roles": ["teacher"], "org_path": "/620400", "iss": "hss-dev", "aud": "hss-platform", "iat": now}
+    cases = {
+        "no exp": {**base, "sub": "u1"},
+        "no sub": {**base, "exp": now + 60},
+        "sub not a string": {**base, "exp": now + 60, "sub": 7},
+        "org_path not a string": {**base, "exp": now + 60, "sub": "u1", "org_path": ["/620400"]},
+        "roles not strings": {**base, "exp": now + 60, "sub": "u1", "roles": [["teacher"]]},
+    }
+    for name, claims in cases.items():
+        with pytest.raises(Problem) as err:
+            await verifier.verify(jwt.encode(claims, DEV_SECRET, algorithm="HS256"))
+        assert err.value.status == 401, name
+    ok = await verifier.verify(jwt.encode({**base, "exp": now + 60, "sub": "u1"}, DEV_SECRET, algorithm="HS256"))
+    assert ok.subject == "u1"
+
+
+def test_production_refuses_published_and_short_hs256_secrets():
+    template = yaml.safe_load((ROOT / "deploy/k8s/secret.template.yaml").read_text())
+    published = template["stringData"]["HSS_JWT_SECRET"]
+    for secret in [published, DEV_SECRET, "", "x" * 31]:
+        with pytest.raises(ValueError):
+            EdgeSettings(env="production", jwt_secret=secret)
+    assert EdgeSettings(env="production", jwt_secret="k" * 32).jwt_secret == "k" * 32
+    assert EdgeSettings(env="production", jwt_jwks_url="https://idp.example/jwks").jwt_jwks_url
+    assert EdgeSettings(env="dev").jwt_secret == DEV_SECRET  # dev and test keep the well-known dev secret
+
+
+class _Jwks:
+    """A JWKS endpoint on a real local port that counts its fetches and can be slow."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        self.doc = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+        self.fetches = 0
+        self.delay = 0.0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.fetches += 1
+                time.sleep(owner.delay)
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(owner.doc)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
+
+    def token(self, kid: str = "k1", **claims: object) -> str:
+        now = int(time.time())
+        base = {"sub": "u1", "roles": ["auditor"], "org_path": "/620400", "iss": "idp", "aud": "hss-platform"}
+        return jwt.encode(
+            {**base, "iat": now, "exp": now + 60, **claims}, self.key, algorithm="RS256", headers={"kid": kid}
+        )
+
+
+@pytest.fixture
+def jwks() -> Iterator[_Jwks]:
+    server = _Jwks()
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.server.shutdown()
+
+
+async def test_jwks_is_fetched_off_the_event_loop_and_cached(jwks: _Jwks):
+    verifier = Verifier(EdgeSettings(jwt_jwks_url=jwks.url, jwt_issuer="idp"))
+    jwks.delay = 0.5
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    try:
+        principals = await asyncio.gather(*(verifier.verify(jwks.token()) for _ in range(10)))
+    finally:
+        task.cancel()
+    assert {p.subject for p in principals} == {"u1"}
+    assert jwks.fetches == 1  # ten concurrent requests, one fetch
+    assert ticks > 5  # the loop kept running while the key set was fetched
+    for _ in range(20):
+        await verifier.verify(jwks.token())
+    assert jwks.fetches == 1
+    for _ in range(5):  # made-up key ids: refused, and no refetch within the minimum interval
+        with pytest.raises(Problem) as err:
+            await verifier.verify(jwks.token(kid="nope"))
+        assert err.value.status == 401
+    assert jwks.fetches == 1
