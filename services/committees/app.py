@@ -8,6 +8,7 @@ from typing import Any
 from services.committees.api import cooperation, directory, imports
 from services.committees.importer import runner_for
 from services.committees.settings import Settings
+from shared import audit
 from shared.contracts import committees as contracts
 from shared.web import Runtime, ServiceSpec, create_app
 
@@ -33,8 +34,8 @@ def build_spec(settings: Settings) -> ServiceSpec:
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         topics=TOPICS,
-        routers=[directory.router, imports.router, cooperation.router],
-        background=[import_jobs],
+        routers=[directory.router, imports.router, cooperation.router, audit.reads_router()],
+        background=[import_jobs, audit.purge_loop],
         title="committees service",
         description="The org directory (org units, staff, students, families) and the home–school cooperation "
         "structure (parent committees, parent schools, instructor teams, lecturers and lectures).",

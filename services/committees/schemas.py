@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -172,3 +172,124 @@ class LectureIn(Strict):
     given_on: date
     audience_org_unit_ids: list[str] = Field(min_length=1, max_length=500)
     headcount: int = Field(ge=0, le=1_000_000)
+
+
+# --- responses that carry personal data (every route returning them writes an audit row) ----------------------
+# Personal fields are optional: auditors and readers without personal access get the record without them.
+
+
+class StaffOut(BaseModel):
+    staff_id: str
+    name: str | None = None
+    gender: str | None = None
+    phone: str | None = None
+    org_unit_id: str
+    org_path: str
+    roles: list[StaffRole]
+    class_ids: list[str]
+    head_class_id: str | None
+    active: bool
+
+
+class StaffPage(BaseModel):
+    items: list[StaffOut]
+    next_cursor: str | None
+
+
+class StudentOut(BaseModel):
+    student_id: str
+    student_no: str | None = None
+    name: str | None = None
+    gender: str | None = None
+    birth_date: date | None = None
+    national_id: str | None = None
+    class_id: str
+    org_path: str
+    family_id: str
+    active: bool
+    updated_at: datetime
+
+
+class StudentPage(BaseModel):
+    items: list[StudentOut]
+    next_cursor: str | None
+
+
+class GuardianOut(BaseModel):
+    guardian_id: str
+    guardian_no: str
+    name: str
+    relation: str
+    phone: str | None
+    is_primary: bool
+    works_away: bool
+
+
+class FamilyStudentOut(BaseModel):
+    student_id: str
+    class_id: str
+    org_path: str
+
+
+class FamilyOut(BaseModel):
+    family_id: str
+    family_no: str
+    parents_work_away: bool
+    living_arrangement: LivingArrangement
+    address: str | None
+    guardians: list[GuardianOut]
+    students: list[FamilyStudentOut]
+
+
+class CommitteeMemberOut(BaseModel):
+    guardian_id: str
+    name: str | None = Field(default=None, description="only for admins in scope")
+    role: MemberRole
+    term_start: date
+    term_end: date | None
+
+
+class CommitteeOut(BaseModel):
+    committee_id: str
+    org_unit_id: str
+    org_path: str
+    level: str
+    formed_on: date
+    dissolved_on: date | None
+    members: list[CommitteeMemberOut]
+
+
+class TeamMemberOut(BaseModel):
+    member_id: str
+    staff_id: str | None
+    name: str | None
+    role: TeamRole
+    is_lead: bool
+
+
+class TeamFormed(BaseModel):
+    team_id: str
+    org_unit_id: str
+    org_path: str
+    name: str = Field(description="the team's name")
+
+
+class TeamOut(TeamFormed):
+    members: list[TeamMemberOut]
+
+
+class LecturerOut(BaseModel):
+    lecturer_id: str
+    org_unit_id: str
+    org_path: str
+    staff_id: str | None
+    name: str | None
+
+
+class LecturerPage(BaseModel):
+    items: list[LecturerOut]
+    next_cursor: str | None
+
+
+class TeamMemberAdded(TeamMemberOut):
+    team_id: str

@@ -9,7 +9,16 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.visits import checklist, queries, recording, service
-from services.visits.schemas import BATCH_MAX_BYTES, AssignmentIn, BatchIn, CampaignIn, ReassignIn, ScheduleIn, VisitIn
+from services.visits.schemas import (
+    BATCH_MAX_BYTES,
+    AssignmentIn,
+    BatchIn,
+    CampaignIn,
+    ReassignIn,
+    ScheduleIn,
+    VisitIn,
+    VisitOut,
+)
 from services.visits.settings import VisitsSettings
 from shared import context, idempotency
 from shared.auth import ADMINS, CurrentPrincipal, Role
@@ -207,7 +216,7 @@ async def record_batch(body: BatchIn, request: Request, principal: CurrentPrinci
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
 
-@router.get("/visits/{visit_id}", tags=["visits"])
+@router.get("/visits/{visit_id}", tags=["visits"], response_model=VisitOut)
 async def get_visit(visit_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A visit with its checklist (labelled) and findings."""
     return await queries.visit(pool, principal, visit_id)

@@ -9,6 +9,7 @@ from typing import Any
 from services.visits import api, handlers
 from services.visits.recording import VisitWriter
 from services.visits.settings import VisitsSettings
+from shared import audit
 from shared.contracts import visits as contracts
 from shared.web import Runtime, ServiceSpec, create_app
 
@@ -29,7 +30,7 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
 
     return VisitsSpec(
         writer=writer,
-        background=[visit_writer],
+        background=[visit_writer, audit.purge_loop],
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         # Committees' topics are declared here too so the directory consumer can subscribe even when visits
@@ -41,7 +42,7 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
             contracts.FINDING,
             *handlers.CONSUMED_TOPICS,
         ],
-        routers=[api.router],
+        routers=[api.router, audit.reads_router()],
         consumers={handlers.GROUP: handlers.HANDLERS},
         title="visits service",
         description="Home-visit campaigns, teacher→family assignments, visit records and findings.",

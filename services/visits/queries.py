@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.visits import checklist, domain, store
+from shared import audit
 from shared.auth import ADMINS, Principal, Role
 from shared.problems import Problem, not_found
 
@@ -85,18 +86,28 @@ async def progress(
 
 
 async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict[str, Any]:
+    """A visit with its checklist and findings; the read is audited in the same transaction."""
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
-    row = await store.get_visit(pool, visit_id)
-    if row is None:
-        raise not_found("visit")
-    own = principal.has(Role.TEACHER) and principal.staff_id == row["teacher_id"]
-    if not own and not (principal.has(Role.AUDITOR, *ADMINS) and principal.covers(row["org_path"])):
-        raise Problem(403, "Forbidden", "not a visit you may read")
-    labels = {i.id: i for i in checklist.load().items(row["checklist_version"])}
-    doc = _record(row)
-    doc["checklist"] = [
-        {**a, "zh": labels[a["item_id"]].zh, "en": labels[a["item_id"]].en} if a["item_id"] in labels else a
-        for a in row["checklist"]
-    ]
-    doc["findings"] = [_record(f) for f in await store.visit_findings(pool, visit_id)]
+    async with pool.acquire() as conn, conn.transaction():
+        row = await store.get_visit(conn, visit_id)
+        if row is None:
+            raise not_found("visit")
+        own = principal.has(Role.TEACHER) and principal.staff_id == row["teacher_id"]
+        if not own and not (principal.has(Role.AUDITOR, *ADMINS) and principal.covers(row["org_path"])):
+            raise Problem(403, "Forbidden", "not a visit you may read")
+        labels = {i.id: i for i in checklist.load().items(row["checklist_version"])}
+        doc = _record(row)
+        doc["checklist"] = [
+            {**a, "zh": labels[a["item_id"]].zh, "en": labels[a["item_id"]].en} if a["item_id"] in labels else a
+            for a in row["checklist"]
+        ]
+        doc["findings"] = [_record(f) for f in await store.visit_findings(conn, visit_id)]
+        await audit.record(
+            conn,
+            principal,
+            resource_type="visit",
+            resource_id=visit_id,
+            org_path=row["org_path"],
+            subject_ids=[row["family_id"], *(f["student_id"] for f in doc["findings"])],
+        )
     return doc

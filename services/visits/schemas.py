@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -122,3 +122,47 @@ class ReassignIn(Strict):
     """Body of PATCH /api/v1/assignments/{id}."""
 
     teacher_id: str = Field(min_length=1, max_length=64)
+
+
+class ChecklistAnswerOut(BaseModel):
+    """An answered requirement, labelled in both languages when the checklist version knows it."""
+
+    item_id: str
+    answer: str
+    note: str | None = None
+    zh: str | None = None
+    en: str | None = None
+
+
+class FindingOut(BaseModel):
+    finding_id: str
+    student_id: str
+    category: Category
+    severity: Severity
+    note: str | None
+    org_path: str
+    recorded_at: datetime
+
+
+class VisitOut(BaseModel):
+    """A recorded visit with its checklist and findings (notes about the family: an audited read)."""
+
+    visit_id: str
+    assignment_id: str
+    campaign_id: str
+    teacher_id: str
+    family_id: str
+    org_path: str
+    status: str
+    mode: str | None
+    visited_on: date
+    duration_minutes: int | None
+    participants: Participants
+    checklist: list[ChecklistAnswerOut]
+    guidance_topics: list[str]
+    miss_reason: str | None
+    note: str | None
+    recorded_by: str
+    recorded_at: datetime
+    checklist_version: str
+    findings: list[FindingOut]

@@ -21,19 +21,25 @@ from services.committees.domain.rules import (
 from services.committees.schemas import (
     AttendanceIn,
     CommitteeIn,
+    CommitteeOut,
     DissolveIn,
     EnrolIn,
     LectureIn,
     LecturerIn,
+    LecturerOut,
+    LecturerPage,
     MemberIn,
     ParentSchoolIn,
     SessionIn,
+    TeamFormed,
     TeamIn,
+    TeamMemberAdded,
     TeamMemberIn,
+    TeamOut,
 )
 from services.committees.store import cooperation as store
 from services.committees.store import directory
-from shared import idempotency
+from shared import audit, idempotency
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts import committees as ev
 from shared.contracts.common import OrgLevel
@@ -106,19 +112,28 @@ async def list_committees(
     return page(await store.list_committees(pool, path, after(cursor), limit + 1), limit, "committee_id")
 
 
-async def _committee(pool: asyncpg.Pool, committee_id: str) -> dict[str, Any]:
+async def _committee(pool: asyncpg.Connection | asyncpg.Pool, committee_id: str) -> dict[str, Any]:
     c = await store.committee(pool, committee_id)
     if c is None:
         raise not_found("committee")
     return c
 
 
-@router.get("/committees/{committee_id}")
+@router.get("/committees/{committee_id}", response_model=CommitteeOut, response_model_exclude_unset=True)
 async def get_committee(committee_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
-    """A committee and its active members (members' names only for admins in scope)."""
-    c = await _committee(pool, committee_id)
-    _read(principal, c["org_path"])
-    c["members"] = await store.members(pool, committee_id, with_names=principal.has(*ADMINS))
+    """A committee and its active members (members' names only for admins in scope); the read is audited."""
+    async with pool.acquire() as conn, conn.transaction():
+        c = await _committee(conn, committee_id)
+        _read(principal, c["org_path"])
+        c["members"] = await store.members(conn, committee_id, with_names=principal.has(*ADMINS))
+        await audit.record(
+            conn,
+            principal,
+            resource_type="committee",
+            resource_id=committee_id,
+            org_path=c["org_path"],
+            subject_ids=[m["guardian_id"] for m in c["members"]],
+        )
     return c
 
 
@@ -449,7 +464,7 @@ STAFF_TEAM_ROLES = {
 }
 
 
-@router.post("/instructor-teams", status_code=201)
+@router.post("/instructor-teams", status_code=201, response_model=TeamFormed)
 async def form_team(body: TeamIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Form an instructor team for a school or county."""
     unit = await unit_or_404(pool, body.org_unit_id)
@@ -463,7 +478,7 @@ async def form_team(body: TeamIn, request: Request, principal: CurrentPrincipal,
         await add_event(
             conn, ev.InstructorTeamFormed(team_id=t["team_id"], org_path=t["org_path"], occurred_at=occurred_at())
         )
-        return {**t, "members": []}
+        return t
 
     return await idempotency.write(request, principal, pool, work)
 
@@ -477,17 +492,26 @@ async def list_teams(
     return page(await store.list_teams(pool, path, after(cursor), limit + 1), limit, "team_id")
 
 
-@router.get("/instructor-teams/{team_id}")
+@router.get("/instructor-teams/{team_id}", response_model=TeamOut)
 async def get_team(team_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
-    """A team with its active members."""
-    t = await store.team(pool, team_id)
-    if t is None:
-        raise not_found("instructor team")
-    _read(principal, t["org_path"])
+    """A team with its active members (names of members who are not staff); the read is audited."""
+    async with pool.acquire() as conn, conn.transaction():
+        t = await store.team(conn, team_id)
+        if t is None:
+            raise not_found("instructor team")
+        _read(principal, t["org_path"])
+        await audit.record(
+            conn,
+            principal,
+            resource_type="instructor_team",
+            resource_id=team_id,
+            org_path=t["org_path"],
+            subject_ids=[m["staff_id"] or m["member_id"] for m in t["members"]],
+        )
     return t
 
 
-@router.post("/instructor-teams/{team_id}/members", status_code=201)
+@router.post("/instructor-teams/{team_id}/members", status_code=201, response_model=TeamMemberAdded)
 async def add_team_member(
     team_id: str, body: TeamMemberIn, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
@@ -527,6 +551,15 @@ async def add_team_member(
                 occurred_at=occurred_at(),
             ),
         )
+        await audit.record(
+            conn,
+            principal,
+            action="write",
+            resource_type="instructor_team",
+            resource_id=team_id,
+            org_path=t["org_path"],
+            subject_ids=[body.staff_id or m["member_id"]],
+        )
         return m
 
     return await idempotency.write(request, principal, pool, work)
@@ -559,7 +592,7 @@ async def remove_team_member(
 # --- lecturer group and publicity lectures -----------------------------------------------------------------------
 
 
-@router.post("/lecturers", status_code=201)
+@router.post("/lecturers", status_code=201, response_model=LecturerOut)
 async def add_lecturer(body: LecturerIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
     unit = await unit_or_404(pool, body.org_unit_id)
@@ -572,18 +605,37 @@ async def add_lecturer(body: LecturerIn, request: Request, principal: CurrentPri
             raise invalid("/staff_id", "unknown staff member")
         lec = {"lecturer_id": _new_id("lr"), "org_path": unit["org_path"], **body.model_dump()}
         await store.insert_lecturer(conn, lec)
+        await audit.record(
+            conn,
+            principal,
+            action="write",
+            resource_type="lecturer",
+            resource_id=lec["lecturer_id"],
+            org_path=lec["org_path"],
+            subject_ids=[body.staff_id or lec["lecturer_id"]],
+        )
         return lec
 
     return await idempotency.write(request, principal, pool, work)
 
 
-@router.get("/lecturers")
+@router.get("/lecturers", response_model=LecturerPage)
 async def list_lecturers(
     principal: CurrentPrincipal, pool: Pool, under: str | None = None, limit: Limit = 100, cursor: str | None = None
 ) -> dict[str, Any]:
-    """The lecturer group in a subtree."""
+    """The lecturer group in a subtree (names of outside lecturers); the read is audited."""
     path = await _list_path(pool, principal, under)
-    return page(await store.list_lecturers(pool, path, after(cursor), limit + 1), limit, "lecturer_id")
+    async with pool.acquire() as conn, conn.transaction():
+        out = page(await store.list_lecturers(conn, path, after(cursor), limit + 1), limit, "lecturer_id")
+        await audit.record(
+            conn,
+            principal,
+            action="list",
+            resource_type="lecturer",
+            org_path=path,
+            subject_ids=[x["staff_id"] or x["lecturer_id"] for x in out["items"]],
+        )
+    return out
 
 
 @router.post("/lectures", status_code=201)

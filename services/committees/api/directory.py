@@ -11,18 +11,23 @@ from services.committees.api.common import MAX_LIMIT, after, page, require_write
 from services.committees.domain.rules import TEACHERS, people_access, redact
 from services.committees.schemas import (
     FamilyIn,
+    FamilyOut,
     FamilyPatch,
     GuardianIn,
     OrgUnitIn,
     OrgUnitPatch,
     StaffIn,
+    StaffOut,
+    StaffPage,
     StaffPatch,
     StudentIn,
+    StudentOut,
+    StudentPage,
     StudentPatch,
 )
 from services.committees.store import directory as store
 from services.committees.store import upserts
-from shared import idempotency
+from shared import audit, idempotency
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.committees import StaffLeft, StudentLeft
 from shared.events import occurred_at
@@ -113,7 +118,7 @@ def _staff_view(principal: Principal, row: dict[str, Any]) -> dict[str, Any] | N
     return None
 
 
-@router.get("/staff")
+@router.get("/staff", response_model=StaffPage, response_model_exclude_unset=True)
 async def list_staff(
     principal: CurrentPrincipal,
     pool: Pool,
@@ -126,24 +131,44 @@ async def list_staff(
     """Active staff in a subtree, filtered by role or class."""
     principal.require(*READERS)
     path = await _scope(pool, principal, under)
-    rows = await store.list_staff(pool, path, role, class_id, after(cursor), limit + 1)
-    return page([v for r in rows if (v := _staff_view(principal, r))], limit, "staff_id")
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await store.list_staff(conn, path, role, class_id, after(cursor), limit + 1)
+        out = page([v for r in rows if (v := _staff_view(principal, r))], limit, "staff_id")
+        ids = [x["staff_id"] for x in out["items"]]
+        await audit.record(conn, principal, action="list", resource_type="staff", org_path=path, subject_ids=ids)
+    return out
 
 
-@router.get("/staff/{staff_id}")
+@router.get("/staff/{staff_id}", response_model=StaffOut, response_model_exclude_unset=True)
 async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """One staff member."""
     principal.require(*READERS)
-    row = await store.staff(pool, staff_id)
-    if row is None:
-        raise not_found("staff member")
-    view = _staff_view(principal, row)
-    if view is None:
-        raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+    async with pool.acquire() as conn, conn.transaction():
+        row = await store.staff(conn, staff_id)
+        if row is None:
+            raise not_found("staff member")
+        view = _staff_view(principal, row)
+        if view is None:
+            raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+        await _audit_staff(conn, principal, row, "read")
     return view
 
 
-@router.post("/staff", status_code=201)
+async def _audit_staff(
+    conn: asyncpg.Connection, principal: Principal, row: dict[str, Any], action: audit.Action
+) -> None:
+    await audit.record(
+        conn,
+        principal,
+        action=action,
+        resource_type="staff",
+        resource_id=row["staff_id"],
+        org_path=row["org_path"],
+        subject_ids=[row["staff_id"]],
+    )
+
+
+@router.post("/staff", status_code=201, response_model=StaffOut)
 async def create_staff(body: StaffIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Register a staff member at a school (or district office)."""
     unit = await unit_or_404(pool, body.org_unit_id)
@@ -154,12 +179,14 @@ async def create_staff(body: StaffIn, request: Request, principal: CurrentPrinci
             raise conflict(f"staff member {body.staff_id} already exists")
         raw = body.model_dump(mode="json")
         await write_directory(conn, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
-        return await store.staff(conn, body.staff_id) or {}
+        created = await store.staff(conn, body.staff_id) or {}
+        await _audit_staff(conn, principal, created, "write")
+        return created
 
     return await idempotency.write(request, principal, pool, work)
 
 
-@router.patch("/staff/{staff_id}")
+@router.patch("/staff/{staff_id}", response_model=StaffOut)
 async def update_staff(
     staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
@@ -175,7 +202,9 @@ async def update_staff(
         raw.update(body.model_dump(mode="json", exclude_unset=True))
         units = [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""]
         await write_directory(conn, "staff", raw, units, set())
-        return await store.staff(conn, staff_id) or {}
+        updated = await store.staff(conn, staff_id) or {}
+        await _audit_staff(conn, principal, updated, "write")
+        return updated
 
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
@@ -199,13 +228,15 @@ async def staff_left(staff_id: str, request: Request, principal: CurrentPrincipa
 # --- students ----------------------------------------------------------------------------------------------
 
 
-async def _student_view(pool: asyncpg.Pool, principal: Principal, row: dict[str, Any]) -> dict[str, Any] | None:
+async def _student_view(
+    pool: asyncpg.Connection | asyncpg.Pool, principal: Principal, row: dict[str, Any]
+) -> dict[str, Any] | None:
     classes = await store.teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
     access = people_access(principal, row["org_path"], row["class_id"], classes)
     return redact(row, access.personal) if access.read else None
 
 
-@router.get("/students")
+@router.get("/students", response_model=StudentPage, response_model_exclude_unset=True)
 async def list_students(
     principal: CurrentPrincipal,
     pool: Pool,
@@ -229,21 +260,43 @@ async def list_students(
         path = (await unit_or_404(pool, under))["org_path"] if under else principal.org_path
         principal.require_scope(path)
         classes = [class_id] if class_id else sorted(mine)
-    rows = await store.list_students(pool, path, classes, after(cursor), limit + 1)
-    return page([redact(r, personal) for r in rows], limit, "student_id")
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await store.list_students(conn, path, classes, after(cursor), limit + 1)
+        out = page([redact(r, personal) for r in rows], limit, "student_id")
+        ids = [x["student_id"] for x in out["items"]]
+        await audit.record(
+            conn, principal, action="list", resource_type="student", org_path=path or "/", subject_ids=ids
+        )
+    return out
 
 
-@router.get("/students/{student_id}")
+@router.get("/students/{student_id}", response_model=StudentOut, response_model_exclude_unset=True)
 async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """One student (personal fields only for admins in scope and the student's teachers)."""
     principal.require(*READERS)
-    row = await store.student(pool, student_id)
-    if row is None:
-        raise not_found("student")
-    view = await _student_view(pool, principal, row)
-    if view is None:
-        raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+    async with pool.acquire() as conn, conn.transaction():
+        row = await store.student(conn, student_id)
+        if row is None:
+            raise not_found("student")
+        view = await _student_view(conn, principal, row)
+        if view is None:
+            raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+        await _audit_student(conn, principal, row, "read")
     return view
+
+
+async def _audit_student(
+    conn: asyncpg.Connection, principal: Principal, row: dict[str, Any], action: audit.Action
+) -> None:
+    await audit.record(
+        conn,
+        principal,
+        action=action,
+        resource_type="student",
+        resource_id=row["student_id"],
+        org_path=row["org_path"],
+        subject_ids=[row["student_id"]],
+    )
 
 
 async def _family_no(conn: asyncpg.Connection | asyncpg.Pool, family_id: str) -> str:
@@ -253,7 +306,7 @@ async def _family_no(conn: asyncpg.Connection | asyncpg.Pool, family_id: str) ->
     return no
 
 
-@router.post("/students", status_code=201)
+@router.post("/students", status_code=201, response_model=StudentOut)
 async def create_student(body: StudentIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
     unit = await unit_or_404(pool, body.class_id)
@@ -265,12 +318,14 @@ async def create_student(body: StudentIn, request: Request, principal: CurrentPr
         raw = body.model_dump(mode="json", exclude={"family_id"})
         raw["family_no"] = await _family_no(conn, body.family_id)
         await write_directory(conn, "students", raw, [body.class_id], {raw["family_no"]})
-        return await store.student_by_no(conn, body.student_no) or {}
+        created = await store.student_by_no(conn, body.student_no) or {}
+        await _audit_student(conn, principal, created, "write")
+        return created
 
     return await idempotency.write(request, principal, pool, work)
 
 
-@router.patch("/students/{student_id}")
+@router.patch("/students/{student_id}", response_model=StudentOut)
 async def update_student(
     student_id: str, body: StudentPatch, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
@@ -289,7 +344,9 @@ async def update_student(
         raw.update(changes)
         raw["family_no"] = await _family_no(conn, family_id)
         await write_directory(conn, "students", raw, [raw["class_id"]], {raw["family_no"]})
-        return await store.student(conn, student_id) or {}
+        updated = await store.student(conn, student_id) or {}
+        await _audit_student(conn, principal, updated, "write")
+        return updated
 
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
@@ -317,7 +374,9 @@ async def student_left(student_id: str, request: Request, principal: CurrentPrin
 # --- families and guardians ----------------------------------------------------------------------------------
 
 
-async def _family_access(pool: asyncpg.Pool, principal: Principal, fam: dict[str, Any], write: bool) -> bool:
+async def _family_access(
+    pool: asyncpg.Connection | asyncpg.Pool, principal: Principal, fam: dict[str, Any], write: bool
+) -> bool:
     """Personal access to a family: through any of its students (a family without students: admins only)."""
     if not fam["students"]:
         return principal.has(*ADMINS)
@@ -327,7 +386,27 @@ async def _family_access(pool: asyncpg.Pool, principal: Principal, fam: dict[str
     return any(people_access(principal, s["org_path"], s["class_id"], classes).personal for s in fam["students"])
 
 
-@router.post("/families", status_code=201)
+async def _audit_family(
+    conn: asyncpg.Connection, principal: Principal, fam: dict[str, Any], action: audit.Action
+) -> None:
+    """A family read: its org path is the first of its students' (families without students: the caller's)."""
+    paths = sorted(s["org_path"] for s in fam["students"])
+    await audit.record(
+        conn,
+        principal,
+        action=action,
+        resource_type="family",
+        resource_id=fam["family_id"],
+        org_path=paths[0] if paths else principal.org_path,
+        subject_ids=[
+            fam["family_id"],
+            *(g["guardian_id"] for g in fam["guardians"]),
+            *(s["student_id"] for s in fam["students"]),
+        ],
+    )
+
+
+@router.post("/families", status_code=201, response_model=FamilyOut)
 async def create_family(body: FamilyIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Register a family with its guardians (students join it when registered)."""
     principal.require(*ADMINS)
@@ -347,24 +426,28 @@ async def create_family(body: FamilyIn, request: Request, principal: CurrentPrin
                 raise
         await upserts.publish_family_facts(conn, upserts.Trace.now())
         family_id = await conn.fetchval("SELECT family_id FROM families WHERE family_no = $1", body.family_no)
-        return await store.family(conn, family_id) or {}
+        created = await store.family(conn, family_id) or {}
+        await _audit_family(conn, principal, created, "write")
+        return created
 
     return await idempotency.write(request, principal, pool, work)
 
 
-@router.get("/families/{family_id}")
+@router.get("/families/{family_id}", response_model=FamilyOut)
 async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A family with its guardians and students, for callers with personal access to one of its students."""
     principal.require(*ADMINS, *TEACHERS)
-    fam = await store.family(pool, family_id)
-    if fam is None:
-        raise not_found("family")
-    if not await _family_access(pool, principal, fam, write=False):
-        raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+    async with pool.acquire() as conn, conn.transaction():
+        fam = await store.family(conn, family_id)
+        if fam is None:
+            raise not_found("family")
+        if not await _family_access(conn, principal, fam, write=False):
+            raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+        await _audit_family(conn, principal, fam, "read")
     return fam
 
 
-@router.patch("/families/{family_id}")
+@router.patch("/families/{family_id}", response_model=FamilyOut)
 async def update_family(
     family_id: str, body: FamilyPatch, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
@@ -379,12 +462,14 @@ async def update_family(
         raw = {k: fam[k] for k in ("family_no", "parents_work_away", "living_arrangement", "address")}
         raw.update(body.model_dump(mode="json", exclude_unset=True))
         await write_directory(conn, "families", raw, [], set())
-        return await store.family(conn, family_id) or {}
+        updated = await store.family(conn, family_id) or {}
+        await _audit_family(conn, principal, updated, "write")
+        return updated
 
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
 
-@router.post("/families/{family_id}/guardians", status_code=201)
+@router.post("/families/{family_id}/guardians", status_code=201, response_model=FamilyOut)
 async def add_guardian(
     family_id: str, body: GuardianIn, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
@@ -400,6 +485,8 @@ async def add_guardian(
             raise conflict("a guardian with this guardian_no already exists")
         raw = {**body.model_dump(mode="json"), "family_no": fam["family_no"]}
         await write_directory(conn, "guardians", raw, [], {fam["family_no"]})
-        return await store.family(conn, family_id) or {}
+        updated = await store.family(conn, family_id) or {}
+        await _audit_family(conn, principal, updated, "write")
+        return updated
 
     return await idempotency.write(request, principal, pool, work)
