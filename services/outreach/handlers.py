@@ -14,6 +14,7 @@ from services.outreach.settings import Rules
 from services.outreach.store import directory, groups
 from shared.contracts import committees as dir_ev
 from shared.contracts.outreach import GroupMembershipRegistered, GroupSource, SpecialGroup
+from shared.contracts.visits import FindingRecorded
 from shared.events import Event
 from shared.inbox import Batch, Handler, Locked
 from shared.outbox import add_events
@@ -111,16 +112,26 @@ class DirectoryCopy:
         await add_events(conn, payloads)
 
 
-def family_of(p: dir_ev.StudentFacts | dir_ev.FamilyFacts) -> list[str]:
-    """The entity a student or family event decides about: its family (see `Locked`)."""
-    return [f"family:{p.family_id}"]
+def family_and_students_of(p: dir_ev.FamilyFacts) -> list[str]:
+    """A family event reads its students' rows and writes their memberships (see `Locked`)."""
+    return [f"family:{p.family_id}", *(f"student:{s}" for s in p.student_ids)]
+
+
+def student_and_family_of(p: dir_ev.StudentFacts) -> list[str]:
+    """A student event reads its family's flag and moves the child's memberships."""
+    return [f"family:{p.family_id}", f"student:{p.student_id}"]
+
+
+def student_of(p: FindingRecorded) -> list[str]:
+    """A finding places the child's membership in the class the directory copy knows."""
+    return [f"student:{p.student_id}"]
 
 
 def consumers(rules: Rules, clock: Clock) -> dict[str, dict[str, Handler] | Batch]:
     """The consumer groups and the event types each applies; findings set-based, a lane's poll at a time."""
     d = DirectoryCopy(clock)
     return {
-        FINDINGS_GROUP: Batch(frozenset({FINDING_TYPE}), Reaction(rules, clock).on_findings),
+        FINDINGS_GROUP: Batch(frozenset({FINDING_TYPE}), Reaction(rules, clock).on_findings, keys=student_of),
         DIRECTORY_GROUP: {
             "committees.org_unit.registered.v1": d.on_org_unit,
             "committees.org_unit.changed.v1": d.on_org_unit,
@@ -129,11 +140,13 @@ def consumers(rules: Rules, clock: Clock) -> dict[str, dict[str, Handler] | Batc
             "committees.staff.left.v1": d.on_staff_left,
             # A student event reads its family's flag and a family event reads its students' rows: both lock the
             # family, or in parallel lanes (or replicas) neither sees the other's row and the child is never flagged.
-            "committees.student.registered.v1": Locked(family_of, d.on_student),
-            "committees.student.changed.v1": Locked(family_of, d.on_student),
+            # Both also lock the children, as findings do: every writer of a child's memberships holds its lock, so a
+            # move and a finding's membership serialize, and their row locks on memberships cannot deadlock.
+            "committees.student.registered.v1": Locked(student_and_family_of, d.on_student),
+            "committees.student.changed.v1": Locked(student_and_family_of, d.on_student),
             "committees.student.left.v1": d.on_student_left,
-            "committees.family.registered.v1": Locked(family_of, d.on_family),
-            "committees.family.changed.v1": Locked(family_of, d.on_family),
+            "committees.family.registered.v1": Locked(family_and_students_of, d.on_family),
+            "committees.family.changed.v1": Locked(family_and_students_of, d.on_family),
             "committees.instructor_team.member_added.v1": d.on_team_member,
             "committees.instructor_team.member_removed.v1": d.on_team_member_removed,
         },

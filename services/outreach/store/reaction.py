@@ -159,15 +159,30 @@ async def register_memberships(
     conn: asyncpg.Connection, rows: list[tuple[str, str, str, str]], source: str, now: datetime
 ) -> list[asyncpg.Record]:
     """Enter students in groups: (membership_id, student_id, group, org_path), unique per student and group;
-    returns the new (or revived) memberships only."""
+    returns the new (or revived) memberships only.
+
+    A membership is placed in the class the directory copy knows (a child may have moved since the visit; the
+    finding's class otherwise), as directory events place and move it. A membership the directory flag alone held
+    is taken over (no new registration), so parents coming home later do not end what a teacher found; either
+    order of the flag and the finding ends the same.
+    """
     if not rows:
         return []
+    await conn.execute(
+        "UPDATE group_memberships g SET source = $3 FROM unnest($1::text[], $2::text[]) AS u(s, grp)"
+        " WHERE g.student_id = u.s AND g.grp = u.grp AND g.ended_at IS NULL AND g.source = 'directory_flag'",
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        source,
+    )
     created: list[asyncpg.Record] = await conn.fetch(
         "INSERT INTO group_memberships (membership_id, student_id, grp, source, org_path, registered_at)"
-        " SELECT m, s, g, $5, p, $6::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
-        "      AS u(m, s, g, p)"
+        " SELECT u.m, u.s, u.g, $5, coalesce(st.org_path, u.p), $6::timestamptz"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(m, s, g, p)"
+        " LEFT JOIN students st ON st.student_id = u.s"
         " ON CONFLICT (student_id, grp) DO UPDATE SET ended_at = NULL, source = EXCLUDED.source,"
-        " registered_at = EXCLUDED.registered_at WHERE group_memberships.ended_at IS NOT NULL"
+        " registered_at = EXCLUDED.registered_at, org_path = EXCLUDED.org_path"
+        " WHERE group_memberships.ended_at IS NOT NULL"
         " RETURNING membership_id, student_id, grp, source, org_path",
         [r[0] for r in rows],
         [r[1] for r in rows],
