@@ -1,11 +1,15 @@
 # The two commands of the README: `make demo` runs the system, `make test` runs every test.
-.PHONY: demo test stack-up stack-down status lint contracts bench
+.PHONY: demo test faults stack-up stack-down status lint contracts bench
 
 demo:
 	bash scripts/demo.sh $(ARGS)
 
 test:
 	bash scripts/test.sh $(ARGS)
+
+# The slow fault drills (marker `faults`, left out of `make test`): brokers, PostgreSQL and replicas killed.
+faults:
+	bash scripts/bootstrap.sh && .venv/bin/python -m pytest -p no:cacheprovider -m faults tests/faults $(ARGS)
 
 stack-up:
 	bash scripts/bootstrap.sh && .venv/bin/python -m shared.devstack up

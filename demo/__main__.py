@@ -9,9 +9,11 @@ import argparse
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -176,11 +178,19 @@ async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, A
 
 
 async def run_campaign(
-    visits: Api, rng: random.Random, *, single_share: float, keep_records: bool = False
+    visits: Api,
+    rng: random.Random,
+    *,
+    single_share: float,
+    keep_records: bool = False,
+    arrange: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """Launch a city-wide campaign and record every assigned visit as the teachers would."""
+    """Launch a city-wide campaign and record every assigned visit as the teachers would (`arrange` puts the
+    assignments in an order of the caller's, so that one seed always gives each family the same record)."""
     with console.status("launching the home-visit campaign (assignments for every family)"):
         cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · 2026 秋季家访")
+    if arrange is not None:
+        assignments = arrange(assignments)
     records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
     by_teacher: dict[str, list[dict[str, Any]]] = {}
     for a, r in zip(assignments, records, strict=True):
@@ -195,6 +205,7 @@ async def run_campaign(
         "recorded": 0,
         "findings": 0,
         "rejected": 0,
+        "lost_answers": 0,
     }
     started = time.monotonic()
     sem = asyncio.Semaphore(24)
@@ -207,7 +218,7 @@ async def run_campaign(
             try:
                 for record in by_teacher[teacher_id]:
                     async with sem:
-                        await api.post("/visits", record)
+                        await record_live(api, cid, teacher_id, record, stats)
                     stats["recorded"] += 1
                     stats["findings"] += len(record.get("findings", []))
                     bar.advance(task)
@@ -234,6 +245,28 @@ async def run_campaign(
     if keep_records:
         stats["records"] = records
     return stats
+
+
+async def record_live(api: Api, cid: str, teacher_id: str, record: dict[str, Any], stats: dict[str, Any]) -> None:
+    """Record one visit as it happens (the service's group commit); when the answer is lost (the service died
+    or restarted), look at the assignment before sending it again, as the teacher's app does."""
+    while True:
+        try:
+            await api.post("/visits", record)
+            return
+        except httpx.TransportError:
+            stats["lost_answers"] += 1
+        offset = 0
+        while True:  # the teacher's own assignments: was the visit stored before the answer was lost?
+            page = await api.get(f"/campaigns/{cid}/assignments", teacher_id=teacher_id, limit=200, offset=offset)
+            mine = {a["assignment_id"]: a["status"] for a in page["items"]}
+            if record["assignment_id"] in mine:
+                if mine[record["assignment_id"]] != "assigned":
+                    return
+                break
+            if len(page["items"]) < 200:
+                raise RuntimeError(f"assignment {record['assignment_id']} is not the teacher's")
+            offset += 200
 
 
 async def department_answers(outreach_url: str) -> int:

@@ -30,9 +30,18 @@ class Api:
         )
 
     async def call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 202), **kw: Any) -> Any:
-        """A request that must succeed; 503s (a service catching up) are retried."""
+        """A request that must succeed; 503s (a service catching up) are retried, and so are requests that can be
+        repeated safely (reads, and writes with an Idempotency-Key) when the service could not be reached or died
+        before answering (a restart)."""
+        repeatable = method == "GET" or "Idempotency-Key" in kw.get("headers", {})
         for attempt in range(20):
-            r = await self.http.request(method, path, **kw)
+            try:
+                r = await self.http.request(method, path, **kw)
+            except httpx.TransportError:
+                if not repeatable or attempt == 19:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+                continue
             if r.status_code in ok:
                 return r.json() if r.content else None
             if r.status_code in (502, 503, 504) and attempt < 19:

@@ -5,33 +5,87 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import asyncpg
+import pytest
 
 from demo import citygen
 from demo.__main__ import cooperation, department_answers, import_city, run_campaign
 from demo.client import CITY, Api, bureau_token, settled
 from services.outreach.settings import Rules
+from services.reporting.consistency import run_check
+from services.reporting.settings import ReportingSettings
+from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
 from shared.devstack import ServiceProcess, StackInfo, state_dir
+from shared.devstack.component import port_open, wait_until
 from shared.devstack.services import SERVICES
+from shared.inbox import Batch
 from shared.testing.fixtures import drop_test_resources, free_port
 
 SCALE, SEED = 0.004, 11
+# Which guardians enrol in parent schools depends on the order of service-generated ids (the demo's cooperation
+# step), and special groups are left out until the cross-topic race of issue 12 item 4 is fixed (an undisturbed
+# run missed one left-behind child of 225): their figures and events differ between undisturbed runs.
+TIMING_DEPENDENT = {"committees.parent_school.attendance_recorded.v1", "outreach.group.registered.v1"}
 
 
 @dataclass
 class CityRun:
-    """The four service processes of one run, each with its own schema and topic prefix."""
+    """The four services of one run as processes (`replicas` of each), each service with its own schema and topic
+    prefix. The scripted clients call replica `api_replica[name]` (0 unless a fault test needs another)."""
 
     stack: StackInfo
     run_id: str
-    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+    replicas: int = 1
+    procs: dict[str, list[ServiceProcess]] = field(default_factory=dict)
+    api_replica: dict[str, int] = field(default_factory=dict)
+    retired: list[ServiceProcess] = field(default_factory=list)  # killed for good; not waited for
 
-    def start(self) -> None:
-        ports = {name: free_port() for name in SERVICES}
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        env = {
+    @property
+    def home(self) -> Path:
+        return state_dir() / f"e2e-{self.run_id}"
+
+    def schema(self, name: str) -> str:
+        return f"e_{self.run_id}_{name}"
+
+    def start(self, *, together: bool = False) -> None:
+        """Start every replica: one after the other, or all at once (`together`, e.g. on an empty database)."""
+        for name in SERVICES:
+            for _ in range(self.replicas):
+                self.procs.setdefault(name, []).append(self._process(name))
+        env = self._env()
+        for procs in self.procs.values():
+            for proc in procs:
+                proc.env = env
+        everyone = self.live()
+        if together:
+            with ThreadPoolExecutor(len(everyone)) as pool:
+                for future in [pool.submit(proc.start) for proc in everyone]:
+                    future.result()
+        else:
+            for proc in everyone:
+                proc.start()
+
+    def _process(self, name: str) -> ServiceProcess:
+        """A new replica of `name` on a free port (its own pid file and log: <home>/<name>-<n>/)."""
+        n = len(self.procs.get(name, [])) + 1
+        return ServiceProcess(self.home / f"{name}-{n}", name, free_port(), {})
+
+    def label(self, proc: ServiceProcess) -> str:
+        """`visits#2` for the second replica of visits."""
+        return f"{proc.name}#{self.procs[proc.name].index(proc) + 1}"
+
+    def _env(self) -> dict[str, str]:
+        urls = {name: self.url(name) for name in SERVICES}
+        return {
             **self.stack.env(),
             "HSS_ENV": "test",
             "HSS_TOPIC_PREFIX": f"e{self.run_id}.",
@@ -39,22 +93,41 @@ class CityRun:
             "REPORTING_OUTREACH_URL": urls["outreach"],
             "REPORTING_COMMITTEES_URL": urls["committees"],
             "LOG_LEVEL": "WARNING",
-            **{f"{n.upper()}_DB_SCHEMA": f"e_{self.run_id}_{n}" for n in SERVICES},
+            **{f"{n.upper()}_DB_SCHEMA": self.schema(n) for n in SERVICES},
             **{f"{n.upper()}_TOPIC_PARTITIONS": "3" for n in SERVICES},
         }
-        for name, port in ports.items():
-            self.procs[name] = ServiceProcess(state_dir() / f"e2e-{self.run_id}", name, port, env)
-        for proc in self.procs.values():
-            proc.start()
+
+    def add_replica(self, name: str) -> ServiceProcess:
+        """Start one more replica of `name` (a new process joining its consumer groups and the relay election)."""
+        proc = self._process(name)
+        proc.env = self._env()
+        self.procs[name].append(proc)
+        proc.start()
+        return proc
+
+    @staticmethod
+    def crash(proc: ServiceProcess) -> None:
+        """Kill -9 a replica and wait until its port is free again (its last thread may still be exiting)."""
+        proc.kill()
+        wait_until(lambda: not port_open("127.0.0.1", proc.port), 10, f"{proc.name}'s port", lambda: True)
+
+    def retire(self, proc: ServiceProcess) -> None:
+        """Kill -9 a replica that stays dead (the others carry on)."""
+        self.crash(proc)
+        self.retired.append(proc)
+
+    def live(self) -> list[ServiceProcess]:
+        """Every replica that is meant to be running."""
+        return [p for procs in self.procs.values() for p in procs if p not in self.retired]
 
     def url(self, name: str) -> str:
-        return self.procs[name].address
+        return self.procs[name][self.api_replica.get(name, 0)].address
 
     async def stop(self) -> None:
-        for proc in self.procs.values():
+        for proc in self.live():
             proc.stop()
-        await drop_test_resources(self.stack, f"e{self.run_id}.", {f"e_{self.run_id}_{n}" for n in SERVICES})
-        shutil.rmtree(state_dir() / f"e2e-{self.run_id}", ignore_errors=True)
+        await drop_test_resources(self.stack, f"e{self.run_id}.", {self.schema(n) for n in SERVICES})
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 async def all_pages(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
@@ -67,27 +140,63 @@ async def all_pages(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
             return out
 
 
-async def run_city(run: CityRun, *, during_campaign: Any = None) -> dict[str, Any]:
-    """Import, cooperation structure, campaign, department answers; returns what went in and what came out."""
+def in_bureau_order(assignments: list[dict[str, Any]], student_no: dict[str, str]) -> list[dict[str, Any]]:
+    """The assignments, and each one's children, in the order of the bureau's student numbers: the same in every
+    run, whatever ids the services gave them."""
+    arranged = [a | {"student_ids": sorted(a["student_ids"], key=student_no.__getitem__)} for a in assignments]
+    return sorted(arranged, key=lambda a: [student_no[s] for s in a["student_ids"]])
+
+
+async def student_numbers(committees: Api) -> dict[str, str]:
+    """The bureau's student number of each student id (ids are the service's own, different in every run)."""
+    out: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = await committees.get("/students", limit=500, cursor=cursor)
+        out |= {s["student_id"]: s["student_no"] for s in page["items"]}
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return out
+
+
+Fault = Callable[[CityRun], Awaitable[None]]
+
+
+async def run_city(
+    run: CityRun, *, during_import: Fault | None = None, during_campaign: Fault | None = None
+) -> dict[str, Any]:
+    """Import, cooperation structure, campaign, department answers; returns what went in and what came out.
+    `during_import` and `during_campaign` run alongside those steps (a fault drill's faults)."""
     rng = random.Random(SEED)
     token = bureau_token()
     committees = Api(run.url("committees"), token, repeatable=True)
     visits = Api(run.url("visits"), token)
     outreach = Api(run.url("outreach"), token)
     reporting = Api(run.url("reporting"), token)
-    procs = list(run.procs.values())
     try:
         city = citygen.generate(scale=SCALE, seed=SEED)
-        await import_city(committees, city)
+        import_task = asyncio.create_task(import_city(committees, city))
+        if during_import is not None:
+            await during_import(run)
+        await import_task
         await cooperation(committees, city, rng)
-        await settled(procs)
-        campaign_task = asyncio.create_task(run_campaign(visits, rng, single_share=0.3, keep_records=True))
+        await settled(run.live())
+        student_no = await student_numbers(committees)
+        campaign_task = asyncio.create_task(
+            run_campaign(
+                visits,
+                random.Random(SEED),  # its own generator: cooperation's draws depend on the services' ids
+                single_share=0.3,
+                keep_records=True,
+                arrange=lambda assignments: in_bureau_order(assignments, student_no),
+            )
+        )
         if during_campaign is not None:
             await during_campaign(run)
         stats = await campaign_task
-        await settled(procs)
+        await settled(run.live())
         acked = await department_answers(run.url("outreach"))
-        await settled(procs)
+        await settled(run.live())
         cases = await all_pages(outreach, "/cases")
         referrals = await all_pages(outreach, "/referrals")
         progress = await visits.get(f"/campaigns/{stats['campaign_id']}/progress", by="district")
@@ -106,6 +215,8 @@ async def run_city(run: CityRun, *, during_campaign: Any = None) -> dict[str, An
             "progress": progress,
             "summary": summary,
             "city": city,
+            "events": await outbox_counts(run),
+            "student_no": student_no,
         }
     finally:
         for api in (committees, visits, outreach, reporting):
@@ -129,3 +240,212 @@ def expected_outcomes(records: list[dict[str, Any]]) -> tuple[set[str], set[tupl
             if f["student_id"] in children and rank(sev) >= rank(rules.referral_min_severity):
                 referrals |= {(f["student_id"], d.value, cat.value) for d in rules.referral_departments.get(cat, [])}
     return children, referrals
+
+
+def consuming_groups() -> dict[str, dict[str, frozenset[str]]]:
+    """Per service, its consumer groups and the event types each applies (read from the services' own specs)."""
+    from services.committees.app import build_spec as committees_spec
+    from services.committees.settings import Settings as CommitteesSettings
+    from services.outreach.app import build_spec as outreach_spec
+    from services.outreach.settings import OutreachSettings
+    from services.reporting.app import build_spec as reporting_spec
+    from services.reporting.settings import ReportingSettings
+    from services.visits.app import build_spec as visits_spec
+    from services.visits.settings import VisitsSettings
+
+    specs = {
+        "committees": committees_spec(CommitteesSettings()),
+        "visits": visits_spec(VisitsSettings()),
+        "outreach": outreach_spec(OutreachSettings()),
+        "reporting": reporting_spec(ReportingSettings()),
+    }
+    return {
+        name: {
+            group: frozenset(handlers.types if isinstance(handlers, Batch) else handlers)
+            for group, handlers in spec.consumers.items()
+        }
+        for name, spec in specs.items()
+    }
+
+
+async def outbox_counts(run: CityRun) -> Counter[str]:
+    """How many events of each type the four services wrote to their outboxes."""
+    conn = await asyncpg.connect(run.stack.database_url)
+    try:
+        counts: Counter[str] = Counter()
+        for name in SERVICES:
+            for row in await conn.fetch(f'SELECT type, count(*) AS n FROM "{run.schema(name)}".outbox GROUP BY type'):
+                counts[row["type"]] += row["n"]
+        return counts
+    finally:
+        await conn.close()
+
+
+async def assert_every_event_applied_once(run: CityRun) -> dict[str, int]:
+    """Zero lost events: every event any service wrote to its outbox was published, and every consumer group
+    applied exactly the events of the types it handles (its inbox holds their ids: none missing, none foreign).
+    The inbox keys on (group, event id), so nothing is applied twice; the counts by type are checked against an
+    undisturbed run by `assert_same_events_as`. Returns the number of events each group applied."""
+    conn = await asyncpg.connect(run.stack.database_url)
+    try:
+        outbox: dict[Any, str] = {}
+        for name in SERVICES:
+            rows = await conn.fetch(f'SELECT event_id, type, published_at FROM "{run.schema(name)}".outbox')
+            unpublished = [r["type"] for r in rows if r["published_at"] is None]
+            assert not unpublished, f"{name}: {len(unpublished)} outbox rows never published"
+            outbox |= {r["event_id"]: r["type"] for r in rows}
+        applied: dict[str, int] = {}
+        for name, groups in consuming_groups().items():
+            for group, types in groups.items():
+                want = {event_id for event_id, kind in outbox.items() if kind in types}
+                got = {
+                    r["event_id"]
+                    for r in await conn.fetch(
+                        f'SELECT event_id FROM "{run.schema(name)}".inbox WHERE consumer = $1', group
+                    )
+                }
+                lost = Counter(outbox[e] for e in want - got)
+                assert not lost, f"{group} never applied {sum(lost.values())} events: {dict(lost)}"
+                assert got <= want, f"{group} applied {len(got - want)} events that no outbox holds"
+                applied[group] = len(got)
+        return applied
+    finally:
+        await conn.close()
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The figures that must not depend on timing: per unit, counts of everything (no durations)."""
+    out = {}
+    for unit in [summary["self"], *summary["children"]]:
+        f = unit["figures"]
+        out[unit["org_path"]] = {
+            "families": f["families"],
+            "teachers": f["teachers"],
+            "visits": f["visits"],
+            "findings": f["findings"]["by_category_severity"],
+            "special_groups": f["special_groups"],
+            "cases": {k: f["cases"][k] for k in ("opened", "open", "closed")},
+            "referrals": f["referrals"],
+            "structure": {k: v for k, v in f["structure"].items()},
+        }
+    return out
+
+
+def assert_cases_and_referrals_follow_the_findings(out: dict[str, Any]) -> None:
+    """Cases exactly for the children with qualifying findings, one open each; referrals exactly as mapped."""
+    children, referrals = expected_outcomes(out["stats"]["records"])
+    assert out["stats"]["rejected"] == 0
+    assert len(children) > 5, "the scripted city must produce qualifying findings"
+    cases = out["cases"]
+    by_child = Counter(c["student_id"] for c in cases if c["state"] != "closed")
+    assert set(by_child) == children
+    assert max(by_child.values()) == 1, "one open case per child"
+    case_child = {c["case_id"]: c["student_id"] for c in cases}
+    got = {(case_child[r["case_id"]], r["department"], r["category"]) for r in out["referrals"]}
+    assert got == referrals
+    assert len(out["referrals"]) == len(referrals), "one referral per child, department and category"
+    assert out["acked"] == sum(1 for _, d, _ in referrals if d == "civil_affairs")
+
+
+async def assert_reporting_equals_the_owners(run: CityRun, out: dict[str, Any]) -> None:
+    """Reporting's figures equal what the visits and outreach services hold, per district and for the city."""
+    stats, summary, progress = out["stats"], out["summary"], out["progress"]
+    city = summary["self"]["figures"]
+    findings = sum(len(r.get("findings", [])) for r in stats["records"])
+    completed = sum(1 for r in stats["records"] if r["status"] == "completed")
+    assert city["visits"]["completed"] == completed == progress["totals"]["completed"]
+    assert city["visits"]["missed"] == len(stats["records"]) - completed == progress["totals"]["missed"]
+    assert city["findings"]["total"] == findings
+    assert city["cases"]["opened"] == len(out["cases"])
+    assert city["families"]["assigned"] == stats["assignments"] == progress["totals"]["assigned"]
+    by_district = {u["org_path"]: u for u in progress["units"]}
+    for child in summary["children"]:
+        assert child["figures"]["visits"]["completed"] == by_district[child["org_path"]]["completed"]
+    settings = ReportingSettings(
+        database_url=run.stack.database_url,
+        db_schema=f"e_{run.run_id}_reporting",
+        visits_url=run.url("visits"),
+        outreach_url=run.url("outreach"),
+        committees_url=run.url("committees"),
+    )
+    report = await run_check(
+        settings, "/620400", stats["campaign_id"], issue_token(role="bureau_admin", org_path="/620400")
+    )
+    assert report.unavailable == []
+    assert report.compared > 20
+    assert report.diffs == []
+
+
+def scripted(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The visit records the scripted teachers sent, with the bureau's student numbers for the service's ids."""
+    no = out["student_no"]
+    return [
+        {k: v for k, v in r.items() if k != "assignment_id"}
+        | {"findings": [f | {"student_id": no[f["student_id"]]} for f in r.get("findings", [])]}
+        for r in out["stats"]["records"]
+    ]
+
+
+def assert_same_city_as(out: dict[str, Any], calm: dict[str, Any]) -> None:
+    """The same scripted city and campaign as an undisturbed run: every reporting figure per district and for the
+    city, and the number of events of each type the services wrote (an event written twice, e.g. by a request or
+    a reaction applied twice, or one never written, shows here)."""
+    assert scripted(out) == scripted(calm), "the scripted campaign must be the same"
+    figures, calm_figures = headline(out["summary"]), headline(calm["summary"])
+    for unit in (figures, calm_figures):
+        for f in unit.values():
+            del f["structure"]["attendance"]
+            del f["special_groups"]
+    assert figures == calm_figures
+    events = {t: n for t, n in out["events"].items() if t not in TIMING_DEPENDENT}
+    assert events == {t: n for t, n in calm["events"].items() if t not in TIMING_DEPENDENT}
+
+
+async def assert_exact_outcome(run: CityRun, out: dict[str, Any], calm: dict[str, Any]) -> None:
+    """Everything a fault must not change: cases and referrals exactly as the findings call for, reporting equal
+    to the owners' data, every event applied once by every group, the same city as an undisturbed run."""
+    assert_cases_and_referrals_follow_the_findings(out)
+    await assert_reporting_equals_the_owners(run, out)
+    await assert_every_event_applied_once(run)
+    assert_same_city_as(out, calm)
+
+
+@pytest.fixture(scope="session")
+async def undisturbed(stack: StackInfo) -> AsyncIterator[tuple[CityRun, dict[str, Any]]]:
+    """One undisturbed run of the scripted city on the shared stack, the yardstick for every fault run."""
+    run = CityRun(stack, "u" + uuid.uuid4().hex[:8])
+    await asyncio.to_thread(run.start)
+    try:
+        yield run, await run_city(run)
+    finally:
+        await run.stop()
+
+
+async def query(run: CityRun, sql: str, *args: Any) -> Any:
+    """One value from the run's database (fault drills watch the services' own tables to time a fault)."""
+    conn = await asyncpg.connect(run.stack.database_url)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def metric(proc: ServiceProcess, name: str, **labels: str) -> float:
+    """Sum of a metric's samples with these labels on one replica (0 when it does not answer)."""
+    page = await asyncio.to_thread(proc.get, "/metrics") or ""
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in page.splitlines()
+        if line.startswith(name + "{") and all(w in line for w in want)
+    )
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 120, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+    return result
