@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import logging
@@ -21,6 +22,7 @@ from shared import db
 
 log = logging.getLogger(__name__)
 
+RESUME_SECONDS = 5.0
 IMPORTS = Counter("committees_imports_total", "Bulk import jobs finished, by status.", ["status"])
 IMPORT_ROWS = Counter("committees_import_rows_total", "Rows of finished bulk imports.", ["entity", "outcome"])
 IMPORT_DURATION = Histogram(
@@ -158,7 +160,7 @@ async def run(settings: Settings, import_id: str) -> None:
     """Run one queued job to completion in a single transaction; the job row records the outcome."""
     conn = await db.connect(settings.database_url, settings.db_schema)
     try:
-        if not await store.claim(conn, import_id):
+        if not await store.claim(conn, settings.db_schema, import_id):
             return
         started = time.perf_counter()
         try:
@@ -217,22 +219,27 @@ class Runner:
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def serve(self, pool: asyncpg.Pool) -> None:
-        """Background task: resume left-behind jobs, then cancel running ones when the service stops."""
+        """Background task: resume left-behind jobs (at start and every few seconds: another replica may have died
+        with one), then cancel running ones when the service stops."""
         try:
-            await self.resume(pool)
-            await asyncio.Event().wait()
+            while True:
+                await self.resume(pool)
+                await asyncio.sleep(RESUME_SECONDS)
         finally:
             for t in list(self.tasks):
                 t.cancel()
 
     def start(self, import_id: str) -> None:
+        if any(t.get_name() == f"import:{import_id}" for t in self.tasks):
+            return
         task = asyncio.create_task(run(self.settings, import_id), name=f"import:{import_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def resume(self, pool: asyncpg.Pool) -> None:
-        for import_id in await store.runnable(pool):
-            self.start(import_id)
+        with contextlib.suppress(*db.DB_UNAVAILABLE):  # the next round tries again
+            for import_id in await store.runnable(pool):
+                self.start(import_id)
 
 
 RUNNERS: dict[str, Runner] = {}

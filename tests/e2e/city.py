@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import shutil
 import uuid
@@ -24,6 +26,7 @@ from services.reporting.consistency import run_check
 from services.reporting.settings import ReportingSettings
 from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
+from shared.db import lock_key
 from shared.devstack import ServiceProcess, StackInfo, state_dir
 from shared.devstack.component import port_open, wait_until
 from shared.devstack.services import SERVICES
@@ -449,3 +452,42 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(interval)
     return result
+
+
+async def relay_holder(run: CityRun, name: str) -> ServiceProcess | None:
+    """The replica of `name` whose database session holds the relay's advisory lock (from pg_locks, matched to
+    the process by the session's client port)."""
+    key = lock_key(f"relay:{run.schema(name)}") & 0xFFFFFFFFFFFFFFFF
+    conn = await asyncpg.connect(run.stack.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT l.classid::bigint AS hi, l.objid::bigint AS lo, a.client_port FROM pg_locks l "
+            "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        )
+    finally:
+        await conn.close()
+    ports = {r["client_port"] for r in rows if (r["hi"] << 32) | r["lo"] == key}
+    if not ports:
+        return None
+    return next((p for p in run.procs[name] if p not in run.retired and local_ports(p) & ports), None)
+
+
+def local_ports(proc: ServiceProcess) -> set[int]:
+    """Local TCP ports of the process's sockets (from /proc: its socket inodes, and the kernel's TCP table)."""
+    pid = proc.pid()
+    if pid is None:
+        return set()
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[9] in inodes:
+                    ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports

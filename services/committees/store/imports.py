@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.committees.domain.rows import Unit
+from shared.db import lock_key
 
 
 async def create(conn: asyncpg.Connection, import_id: str, fmt: str, status: str, created_by: str) -> None:
@@ -50,24 +51,24 @@ async def set_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str, st
     await conn.execute(f"UPDATE imports SET {', '.join(sets)} WHERE import_id = $1", import_id, status, *extra.values())
 
 
-async def claim(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> bool:
-    """Mark a queued (or abandoned running) job as running; False when it is not runnable."""
+async def claim(conn: asyncpg.Connection, schema: str, import_id: str) -> bool:
+    """Take the job's lock for this session and mark it running; False when another process runs it or it is
+    not runnable. The lock lives as long as the session: a job marked running whose lock is free was left
+    behind by a process that died, and is taken over at once."""
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(f"import-job:{schema}:{import_id}")):
+        return False
     return bool(
         await conn.fetchval(
             "UPDATE imports SET status = 'running', started_at = now() WHERE import_id = $1 "
-            "AND (status = 'queued' OR (status = 'running' AND started_at < now() - interval '15 minutes')) "
-            "RETURNING true",
+            "AND status IN ('queued', 'running') RETURNING true",
             import_id,
         )
     )
 
 
 async def runnable(pool: asyncpg.Pool) -> list[str]:
-    """Jobs left queued, or running for too long (their process died), oldest first."""
-    rows = await pool.fetch(
-        "SELECT import_id FROM imports WHERE status = 'queued' "
-        "OR (status = 'running' AND started_at < now() - interval '15 minutes') ORDER BY created_at"
-    )
+    """Jobs queued or running, oldest first (`claim` tells whether a running one still has a live process)."""
+    rows = await pool.fetch("SELECT import_id FROM imports WHERE status IN ('queued', 'running') ORDER BY created_at")
     return [r["import_id"] for r in rows]
 
 
