@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.exceptions import BaseCloudEventException
 from pydantic import ValidationError
 
 from shared import context, kafka
@@ -66,6 +68,27 @@ class Poison(Exception):
 class _Failure:
     error: str
     attempts: int
+
+
+def envelope_of(rec: ConsumerRecord) -> Envelope:
+    """The envelope of a CloudEvent in either Kafka content mode (structured is what our relay sends).
+
+    As the Kafka binding says: a `content-type` of `application/cloudevents...` means structured mode; `ce_*`
+    headers otherwise mean binary mode (read with the CloudEvents SDK); a message with neither is taken as
+    structured, as earlier producers sent it.
+    """
+    headers = {k.lower(): v for k, v in rec.headers or () if v is not None}
+    structured = headers.get("content-type", b"").startswith(b"application/cloudevents")
+    if structured or "ce_specversion" not in headers:
+        return Envelope.model_validate_json(rec.value or b"")
+    # The SDK makes up an id and a time when they are missing: a redelivery would then apply twice.
+    missing = [h for h in ("ce_id", "ce_time") if h not in headers]
+    if missing:
+        raise ValueError(f"binary-mode event without {' and '.join(missing)}")
+    event = ce_kafka.from_binary_event(ce_kafka.KafkaMessage(headers=headers, key=rec.key, value=rec.value or b""))
+    attributes = event.get_attributes()
+    attributes.pop(ce_kafka.PARTITIONKEY_ATTR, None)  # the binding's copy of the Kafka key
+    return Envelope.model_validate({**attributes, "data": event.get_data()})
 
 
 class InboxConsumer:
@@ -209,8 +232,8 @@ class InboxConsumer:
     def _parse(self, rec: ConsumerRecord) -> Event[Any] | None:
         """The typed event, None for a known type this group does not handle; Poison otherwise."""
         try:
-            env = Envelope.model_validate_json(rec.value or b"")
-        except (ValidationError, TypeError, ValueError) as exc:
+            env = envelope_of(rec)
+        except (ValidationError, TypeError, ValueError, BaseCloudEventException) as exc:
             raise Poison(f"not a valid envelope: {str(exc)[:300]}") from exc
         try:
             spec = registry.spec(env.type)

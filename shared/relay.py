@@ -21,6 +21,9 @@ from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+STRUCTURED_CONTENT_TYPE = b"application/cloudevents+json"
+TYPE_HEADER = "hss-event-type"  # routing hint; not a CloudEvents attribute
+
 # Every committed, unpublished row in id order. No high-water mark: a lower id that commits late is still
 # unpublished and goes out with the next batch; a slow transaction never holds back the others.
 FETCH = """
@@ -178,8 +181,12 @@ class Relay:
 
 
 def _headers(row: Any) -> list[tuple[str, bytes]]:
-    """Kafka headers: the stored trace headers plus the CloudEvents type, so routers need not parse."""
-    hdrs = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
-    hdrs.append(("ce_type", row["type"].encode()))
-    hdrs.append(("content-type", b"application/cloudevents+json"))
+    """Kafka headers of a structured-mode CloudEvent: its content type, the stored trace headers, a routing hint.
+
+    No `ce_*` header: the CloudEvents Kafka binding reads any of them as binary mode. `hss-event-type` repeats the
+    type outside that namespace so routers and tools can filter without parsing the value.
+    """
+    hdrs = [("content-type", STRUCTURED_CONTENT_TYPE)]
+    hdrs.extend((k, str(v).encode()) for k, v in (row["headers"] or {}).items())
+    hdrs.append((TYPE_HEADER, row["type"].encode()))
     return hdrs

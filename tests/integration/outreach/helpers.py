@@ -50,7 +50,7 @@ async def publish(settings: OutreachSettings, items: Sequence[BaseModel | Envelo
                 settings.topic(spec.topic),
                 value=e.model_dump_json().encode(),
                 key=spec.key(payload).encode(),
-                headers=[("ce_type", e.type.encode())],
+                headers=[("content-type", b"application/cloudevents+json")],
             )
         await producer.flush()
     finally:
