@@ -86,7 +86,6 @@ UNTYPED: dict[Route, str] = {
     # outreach: state changes answer with ids and states
     ("outreach", "POST", "/api/v1/cases/{case_id}/contacts"): "contact id, case id, first_contact",
     ("outreach", "POST", "/api/v1/cases/{case_id}/state"): "case id and state",
-    ("outreach", "POST", "/api/v1/cases/{case_id}/close"): "case id, state, approver role",
     # reporting: aggregate indicators only; it holds no per-person rows
     ("reporting", "GET", "/api/v1/summary"): "indicators of an org unit",
     ("reporting", "GET", "/api/v1/children"): "indicators of an org unit's child units",

@@ -197,12 +197,50 @@ def referral_departments(rules: Rules, category: Category, severity: Severity) -
     return list(rules.referral_departments.get(category, []))
 
 
-def may_close(rules: Rules, roles: Iterable[Role], categories: Iterable[Category]) -> bool:
-    """Admins close any case; mental-health teachers close cases that are only about mental health."""
+# States from which a case may be closed (the closure itself needs a proposal and a second person's approval).
+CLOSABLE_STATES = frozenset({CaseState.OPEN, CaseState.ASSIGNED, CaseState.IN_PROGRESS, CaseState.MONITORING})
+
+
+class ClosureDecision(StrEnum):
+    """What the second person decided about a proposed closure."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+def closure_proposal_refusal(state: CaseState, pending: bool) -> str | None:
+    """Why a closure cannot be proposed now (None: it can)."""
+    if state not in CLOSABLE_STATES:
+        return f"a {state} case cannot be closed"
+    if pending:
+        return "a closure of this case is already waiting for approval"
+    return None
+
+
+def closure_decision_refusal(
+    rules: Rules,
+    approver_roles: Iterable[Role],
+    approver: str,
+    proposer: str,
+    approver_staff_id: str | None = None,
+    proposer_staff_id: str | None = None,
+) -> str | None:
+    """Why this caller may not approve or reject a proposed closure (None: they may).
+
+    The decider is a second person: an administrator with a closing role who is not the proposer (neither the
+    same token subject nor the same staff member).
+    """
+    if approver == proposer or (approver_staff_id is not None and approver_staff_id == proposer_staff_id):
+        return "the person who proposed the closure cannot decide on it; a second administrator must"
+    if not set(approver_roles).intersection(rules.case_closers):
+        return "deciding on a closure needs a school, district or bureau administrator"
+    return None
+
+
+def closing_role(rules: Rules, roles: Iterable[Role]) -> str:
+    """The closing role a decider acts in (the first of `case_closers` they hold)."""
     held = set(roles)
-    if held.intersection(rules.case_closers):
-        return True
-    return set(categories) == {Category.MENTAL_HEALTH} and bool(held.intersection(rules.mental_health_closers))
+    return next((str(r) for r in rules.case_closers if r in held), "unknown")
 
 
 def state_after_assignment(state: CaseState, has_carers: bool) -> CaseState:

@@ -44,6 +44,7 @@ class CaseSummary(BaseModel):
     escalation_level: int
     escalated_to: str | None
     closed_at: datetime | None
+    closure_pending: bool = Field(default=False, description="a proposed closure waits for a second person")
 
 
 class FindingOut(BaseModel):
@@ -88,11 +89,22 @@ class ReferralOut(BaseModel):
     updated_at: datetime
 
 
+class ClosureProposalOut(BaseModel):
+    """A proposed closure waiting for a second person's approval."""
+
+    proposal_id: str
+    reason_code: str
+    note: str | None
+    proposed_by_role: str
+    proposed_at: datetime
+
+
 class CaseDetail(CaseSummary):
     """A case with its follow-up plan: findings, carers, contacts, escalations and referrals."""
 
     close_reason: str | None
     closed_by_role: str | None
+    pending_closure: ClosureProposalOut | None
     carers: list[CarerOut]
     findings: list[FindingOut]
     contacts: list[ContactOut]
@@ -116,10 +128,38 @@ class StateIn(Strict):
 
 
 class CloseIn(Strict):
-    """Close a case: a reason code and an optional note; the caller is the approver."""
+    """Propose closing a case: a reason code and an optional note; a second person approves."""
 
     reason_code: Literal["resolved", "needs_met_by_department", "moved_away", "no_longer_at_risk", "other"]
     note: str | None = Field(default=None, max_length=2000)
+
+
+class ClosureDecisionIn(Strict):
+    """An administrator's approval or rejection of a proposed closure, with an optional note (kept here only)."""
+
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ClosureProposed(BaseModel):
+    """The answer to a proposal: it now waits for a second person."""
+
+    case_id: str
+    proposal_id: str
+    state: str
+    reason_code: str
+    proposed_by_role: str
+    proposed_at: datetime
+
+
+class ClosureDecided(BaseModel):
+    """The answer to a decision: the case closed (approved) or still open (rejected)."""
+
+    case_id: str
+    proposal_id: str
+    decision: Literal["approved", "rejected"]
+    state: str
+    decided_by_role: str
+    proposed_by_role: str
 
 
 class ReferralIn(Strict):

@@ -71,10 +71,8 @@ class Rules(BaseModel):
     referral_min_severity: Severity = Severity.LOW
     # Days a department has to acknowledge a referral before it escalates (again per level).
     referral_ack_days: float = 3
-    # Roles that may approve closing any case; `mental_health_closers` may close cases whose only category is
-    # mental_health.
+    # Roles that may approve (or reject) a proposed closure; the proposer never decides on their own proposal.
     case_closers: list[Role] = [Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN]
-    mental_health_closers: list[Role] = [Role.MENTAL_HEALTH_TEACHER]
 
 
 class OutreachSettings(ServiceSettings):

@@ -127,9 +127,26 @@ class CaseEscalated(CaseFacts):
     due_at: datetime
 
 
+@event_type("outreach.case.closure_proposed.v1", topic=CASE, key="student_id")
+class CaseClosureProposed(CaseFacts):
+    """A carer (or administrator) proposed closing a case; a second person must approve it."""
+
+    proposal_id: str
+    reason_code: str
+    proposed_by_role: str
+
+
+@event_type("outreach.case.closure_rejected.v1", topic=CASE, key="student_id")
+class CaseClosureRejected(CaseFacts):
+    """An administrator rejected a proposed closure; the case stays open."""
+
+    proposal_id: str
+    rejected_by_role: str
+
+
 @event_type("outreach.case.closed.v1", topic=CASE, key="student_id")
 class CaseClosed(CaseFacts):
-    """A case was closed with approval."""
+    """A case was closed: a second person (an administrator, not the proposer) approved the proposed closure."""
 
     reason_code: str
     approved_by_role: str

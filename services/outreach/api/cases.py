@@ -18,6 +18,9 @@ from services.outreach.schemas import (
     CaseDetail,
     CaseSummary,
     CloseIn,
+    ClosureDecided,
+    ClosureDecisionIn,
+    ClosureProposed,
     ContactIn,
     ReferralIn,
     ReferralOut,
@@ -25,9 +28,9 @@ from services.outreach.schemas import (
 )
 from services.outreach.store import cases, referrals
 from shared import audit, idempotency
-from shared.auth import ADMINS, CurrentPrincipal
+from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import CaseClosed, CaseContactLogged
+from shared.contracts.outreach import CaseClosed, CaseClosureProposed, CaseClosureRejected, CaseContactLogged
 from shared.outbox import add_events
 from shared.problems import Problem, conflict, invalid
 from shared.web import Pool
@@ -46,6 +49,12 @@ def _facts(c: Any, now: Any) -> dict[str, Any]:
     }
 
 
+def _acting_role(principal: Principal) -> str:
+    """The role a proposer acts in: their highest administrative role, else their teaching role."""
+    order = [Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, *CARER_ROLES]
+    return next((str(x) for x in order if x in principal.roles), "unknown")
+
+
 def router(clock: Clock) -> APIRouter:
     r = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -59,6 +68,7 @@ def router(clock: Clock) -> APIRouter:
         overdue: bool | None = None,
         student_id: str | None = None,
         mine: bool = False,
+        closure_pending: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> Any:
@@ -80,6 +90,7 @@ def router(clock: Clock) -> APIRouter:
             student_id=student_id,
             limit=limit,
             offset=offset,
+            closure_pending=closure_pending,
         )
         return [dict(x) for x in rows]
 
@@ -104,6 +115,8 @@ def router(clock: Clock) -> APIRouter:
                 "contacts": [dict(x) for x in await cases.contacts_of(conn, case_id)],
                 "escalations": [dict(x) for x in await cases.escalations_of(conn, case_id)],
                 "referrals": [dict(x) for x in await referrals.of_case(conn, case_id)],
+                "pending_closure": dict(p) if (p := await cases.pending_closure(conn, case_id)) else None,
+                "closure_pending": p is not None,
             }
 
     @r.post("/{case_id}/contacts", status_code=201)
@@ -168,38 +181,129 @@ def router(clock: Clock) -> APIRouter:
 
         return await idempotency.write(request, principal, pool, work, status_code=200)
 
-    @r.post("/{case_id}/close")
-    async def close_case(case_id: str, body: CloseIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
-        """Close a case; the caller approves it and needs a closing role (see Rules.case_closers)."""
+    @r.post("/{case_id}/closure", status_code=201, response_model=ClosureProposed)
+    async def propose_closure(
+        case_id: str, body: CloseIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    ) -> Any:
+        """Propose closing a case (its carers or administrators over it); a second person approves or rejects."""
         now = clock.now()
-        rs = rules(request)
 
         async def work(conn: asyncpg.Connection) -> dict[str, Any]:
             c = await cases.get_case(conn, case_id, lock=True)
             await require_case_access(conn, principal, c)
-            if c["state"] == CaseState.CLOSED:
-                raise conflict("the case is already closed")
-            categories = [Category(x) for x in c["categories"]]
-            if not domain.may_close(rs, principal.roles, categories):
-                raise Problem(403, "Forbidden", "closing this case needs an approver with a closing role")
-            role = next(
-                (str(x) for x in [*rs.case_closers, *rs.mental_health_closers] if x in principal.roles), "unknown"
-            )
-            await cases.close_case(
+            pending = await cases.pending_closure(conn, case_id)
+            refusal = domain.closure_proposal_refusal(CaseState(c["state"]), pending is not None)
+            if refusal:
+                raise conflict(refusal)
+            role = _acting_role(principal)
+            proposal = {
+                "proposal_id": str(uuid.uuid4()),
+                "reason_code": body.reason_code,
+                "note": body.note,
+                "proposed_by": principal.subject,
+                "proposed_by_staff_id": principal.staff_id,
+                "proposed_by_role": role,
+                "proposed_at": now,
+            }
+            await cases.propose_closure(conn, case_id, proposal)
+            await add_events(
                 conn,
-                case_id,
-                {
-                    "closed_at": now,
-                    "reason_code": body.reason_code,
-                    "note": body.note,
-                    "closed_by": principal.subject,
-                    "closed_by_role": role,
-                },
+                [
+                    CaseClosureProposed(
+                        **_facts(c, now),
+                        proposal_id=proposal["proposal_id"],
+                        reason_code=body.reason_code,
+                        proposed_by_role=role,
+                    )
+                ],
             )
-            await add_events(conn, [CaseClosed(**_facts(c, now), reason_code=body.reason_code, approved_by_role=role)])
-            return {"case_id": case_id, "state": "closed", "approved_by_role": role}
+            return {
+                "case_id": case_id,
+                "proposal_id": proposal["proposal_id"],
+                "state": c["state"],
+                "reason_code": body.reason_code,
+                "proposed_by_role": role,
+                "proposed_at": now,
+            }
 
-        return await idempotency.write(request, principal, pool, work, status_code=200)
+        return await idempotency.write(request, principal, pool, work)
+
+    def decision(name: str, decided: domain.ClosureDecision) -> None:
+        @r.post(f"/{{case_id}}/closure/{name}", response_model=ClosureDecided, name=f"{name}_closure")
+        async def decide(
+            case_id: str,
+            request: Request,
+            principal: CurrentPrincipal,
+            pool: Pool,
+            body: ClosureDecisionIn | None = None,
+        ) -> Any:
+            now = clock.now()
+            rs = rules(request)
+
+            async def work(conn: asyncpg.Connection) -> dict[str, Any]:
+                c = await cases.get_case(conn, case_id, lock=True)
+                await require_case_access(conn, principal, c)
+                p = await cases.pending_closure(conn, case_id)
+                if p is None:
+                    raise conflict("no closure of this case is waiting for a decision")
+                refusal = domain.closure_decision_refusal(
+                    rs,
+                    principal.roles,
+                    principal.subject,
+                    p["proposed_by"],
+                    principal.staff_id,
+                    p["proposed_by_staff_id"],
+                )
+                if refusal:
+                    raise Problem(403, "Forbidden", refusal)
+                role = domain.closing_role(rs, principal.roles)
+                await cases.decide_closure(
+                    conn,
+                    p["proposal_id"],
+                    {
+                        "decision": decided,
+                        "decided_by": principal.subject,
+                        "decided_by_role": role,
+                        "decided_at": now,
+                        "note": body.note if body else None,
+                    },
+                )
+                state = CaseState(c["state"])
+                if decided == domain.ClosureDecision.APPROVED:
+                    if state not in domain.CLOSABLE_STATES:
+                        raise conflict(f"a {state} case cannot be closed")
+                    await cases.close_case(
+                        conn,
+                        case_id,
+                        {
+                            "closed_at": now,
+                            "reason_code": p["reason_code"],
+                            "note": p["note"],
+                            "closed_by": principal.subject,
+                            "closed_by_role": role,
+                        },
+                    )
+                    state = CaseState.CLOSED
+                    event: Any = CaseClosed(**_facts(c, now), reason_code=p["reason_code"], approved_by_role=role)
+                else:
+                    event = CaseClosureRejected(**_facts(c, now), proposal_id=p["proposal_id"], rejected_by_role=role)
+                await add_events(conn, [event])
+                return {
+                    "case_id": case_id,
+                    "proposal_id": p["proposal_id"],
+                    "decision": decided,
+                    "state": state,
+                    "decided_by_role": role,
+                    "proposed_by_role": p["proposed_by_role"],
+                }
+
+            return await idempotency.write(request, principal, pool, work, status_code=200)
+
+        verb = "approves" if decided == domain.ClosureDecision.APPROVED else "rejects"
+        decide.__doc__ = f"A second person (an administrator over the case, not the proposer) {verb} the closure."
+
+    decision("approve", domain.ClosureDecision.APPROVED)
+    decision("reject", domain.ClosureDecision.REJECTED)
 
     @r.post("/{case_id}/referrals", status_code=201, response_model=list[ReferralOut])
     async def refer(case_id: str, body: ReferralIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:

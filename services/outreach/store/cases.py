@@ -14,6 +14,9 @@ CASE_COLUMNS = (
     " updated_at"
 )
 
+# Whether a case's closure waits for a second person's decision (`c` is the cases row).
+PENDING = "EXISTS (SELECT 1 FROM case_closure_proposals p WHERE p.case_id = c.case_id AND p.decision IS NULL)"
+
 
 async def carers_of(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
@@ -41,10 +44,12 @@ async def list_cases(
     student_id: str | None,
     limit: int,
     offset: int,
+    closure_pending: bool | None = None,
 ) -> list[asyncpg.Record]:
     """Cases under an org subtree (or of one carer), newest first."""
     rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {CASE_COLUMNS} FROM cases c WHERE (c.org_path = $1 OR c.org_path LIKE $2)"
+        f"SELECT {CASE_COLUMNS}, {PENDING} AS closure_pending FROM cases c"
+        f" WHERE (c.org_path = $1 OR c.org_path LIKE $2) AND ($10::boolean IS NULL OR {PENDING} = $10)"
         " AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id"
         "      AND cc.staff_id = $3))"
         " AND ($4::text IS NULL OR c.state = $4) AND ($5::text IS NULL OR c.risk_level = $5)"
@@ -59,6 +64,7 @@ async def list_cases(
         student_id,
         limit,
         offset,
+        closure_pending,
     )
     return rows
 
@@ -184,4 +190,42 @@ async def escalate(
         reason,
         due_at,
         now,
+    )
+
+
+async def pending_closure(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
+    """The closure proposal of a case that waits for a decision, if any."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT proposal_id, reason_code, note, proposed_by, proposed_by_staff_id, proposed_by_role, proposed_at"
+        " FROM case_closure_proposals WHERE case_id = $1 AND decision IS NULL",
+        case_id,
+    )
+    return row
+
+
+async def propose_closure(conn: asyncpg.Connection, case_id: str, p: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO case_closure_proposals (proposal_id, case_id, reason_code, note, proposed_by,"
+        " proposed_by_staff_id, proposed_by_role, proposed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        p["proposal_id"],
+        case_id,
+        p["reason_code"],
+        p["note"],
+        p["proposed_by"],
+        p["proposed_by_staff_id"],
+        p["proposed_by_role"],
+        p["proposed_at"],
+    )
+
+
+async def decide_closure(conn: asyncpg.Connection, proposal_id: str, d: dict[str, Any]) -> None:
+    await conn.execute(
+        "UPDATE case_closure_proposals SET decision = $2, decided_by = $3, decided_by_role = $4, decided_at = $5,"
+        " decision_note = $6 WHERE proposal_id = $1 AND decision IS NULL",
+        proposal_id,
+        d["decision"],
+        d["decided_by"],
+        d["decided_by_role"],
+        d["decided_at"],
+        d["note"],
     )

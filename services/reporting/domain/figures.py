@@ -27,6 +27,7 @@ CAMPAIGN_METRICS = frozenset(
         "cases_open",
         "cases_closed",
         "cases_overdue",
+        "cases_closure_pending",
         "cases_opened_daily",
         "cases_closed_daily",
         "referrals",
@@ -134,6 +135,7 @@ def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[
             "open": g("cases_open"),
             "closed": g("cases_closed"),
             "overdue": g("cases_overdue"),
+            "closure_pending": g("cases_closure_pending"),
             "finding_to_case_hours": {
                 "median": hours("finding_to_case_median_hours"),
                 "p90": hours("finding_to_case_p90_hours"),

@@ -98,6 +98,7 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
     "team": ("team_id", "org_path", "occurred_at"),
     "team_member": ("team_id", "member_id", "org_path", "role", "active", "occurred_at"),
     "lecture": ("lecture_id", "org_path", "topic", "headcount", "given_on"),
+    "case_closure": ("case_id", "proposed_at", "settled_at"),
     # Bookkeeping for the incremental refresh (ignored by a full rebuild, which refreshes everything).
     "dirty_leaf": ("path",),
     "dirty_entity": ("kind", "entity_id"),
@@ -286,7 +287,15 @@ def _case_contact(p: out.CaseContactLogged) -> list[Op]:
 
 
 def _case_closed(p: out.CaseClosed) -> list[Op]:
-    return _case_row(p, state="closed")
+    return [*_case_row(p, state="closed"), ("case_closure", (p.case_id, None, p.occurred_at))]
+
+
+def _closure_proposed(p: out.CaseClosureProposed) -> list[Op]:
+    return [("case_closure", (p.case_id, p.occurred_at, None)), *_dirty(p.org_path)]
+
+
+def _closure_rejected(p: out.CaseClosureRejected) -> list[Op]:
+    return [("case_closure", (p.case_id, None, p.occurred_at)), *_dirty(p.org_path)]
 
 
 def _referral(state: str) -> Callable[[out.ReferralFacts], list[Op]]:
@@ -392,6 +401,8 @@ PROJECTIONS: dict[str, Callable[[Any], list[Op]]] = {
     "outreach.case.contact_logged.v1": _case_contact,
     "outreach.case.escalated.v1": _case_touched,
     "outreach.case.closed.v1": _case_closed,
+    "outreach.case.closure_proposed.v1": _closure_proposed,
+    "outreach.case.closure_rejected.v1": _closure_rejected,
     "outreach.referral.requested.v1": _referral("requested"),
     "outreach.referral.acknowledged.v1": _referral("acknowledged"),
     "outreach.referral.accepted.v1": _referral("accepted"),

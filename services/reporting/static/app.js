@@ -8,7 +8,7 @@ const I18N = {
     casesOverTime: "个案数量变化（按日）", drill: "下级单位明细（点击行进入）", unit: "单位",
     familiesAssigned: "应访家庭", familiesVisited: "已访家庭", coverage: "覆盖率", findings: "发现问题",
     casesOpen: "在办个案", casesOverdue: "超期个案", committeeShare: "班级家委会覆盖", teachersActive: "参与教师",
-    visitsCompleted: "完成家访", casesOpened: "建立个案", casesClosed: "已结案", attendance: "家长学校出勤率",
+    visitsCompleted: "完成家访", casesOpened: "建立个案", casesClosed: "已结案", casesClosurePending: "待审批结案", attendance: "家长学校出勤率",
     schoolCommittee: "学校家委会覆盖", lang: "English", opened: "新建", closed: "结案", noData: "暂无数据",
     city: "市", district: "县区", school: "学校", grade: "年级", class: "班级",
     cat: {
@@ -26,6 +26,7 @@ const I18N = {
     familiesVisited: "Families visited", coverage: "Coverage", findings: "Findings", casesOpen: "Open cases",
     casesOverdue: "Overdue cases", committeeShare: "Classes with committee", teachersActive: "Active teachers",
     visitsCompleted: "Visits completed", casesOpened: "Cases opened", casesClosed: "Cases closed",
+    casesClosurePending: "Closures awaiting approval",
     attendance: "Parent-school attendance", schoolCommittee: "Schools with committee", lang: "中文",
     opened: "opened", closed: "closed", noData: "No data yet",
     city: "City", district: "District", school: "School", grade: "Grade", class: "Class",
@@ -50,6 +51,7 @@ const HEADLINE = [
   ["casesOpen", "cases.open", "int"],
   ["casesOverdue", "cases.overdue", "int", "alert"],
   ["casesClosed", "cases.closed", "int"],
+  ["casesClosurePending", "cases.closure_pending", "int"],
   ["schoolCommittee", "structure.committee_share.school", "pct"],
   ["attendance", "structure.attendance.rate", "pct"],
 ];

@@ -150,6 +150,16 @@ OPS: dict[str, OpSql] = {
             state_at = GREATEST(c.state_at, excluded.state_at),
             closed_at = GREATEST(c.closed_at, excluded.closed_at)""",
     ),
+    "case_closure": _op(
+        "case_closure",
+        "case_closures",
+        ("case_id",),
+        (T, TS, TS),
+        """INSERT INTO case_closures AS c (case_id, proposed_at, settled_at) SELECT * FROM {src}
+        ON CONFLICT (case_id) DO UPDATE SET proposed_at = GREATEST(c.proposed_at, excluded.proposed_at),
+            settled_at = GREATEST(c.settled_at, excluded.settled_at)""",
+        movable=False,
+    ),
     "referral": _op(
         "referral",
         "referrals",

@@ -59,6 +59,10 @@ FROM (
     ) m(metric, dim, ok)
     WHERE m.ok AND {{f:c}}
   UNION ALL
+  SELECT cf.campaign_id, c.org_path, 'cases_closure_pending', '', 1
+    FROM case_closures p JOIN cases c USING (case_id) LEFT JOIN findings cf ON cf.finding_id = c.finding_id
+    WHERE c.state <> 'closed' AND p.proposed_at > coalesce(p.settled_at, '-infinity') AND {{f:c}}
+  UNION ALL
   SELECT rf.campaign_id, r.org_path, 'referrals', r.department || '|' || r.state, 1
     FROM referrals r LEFT JOIN cases rc ON rc.case_id = r.case_id
     LEFT JOIN findings rf ON rf.finding_id = rc.finding_id
@@ -203,6 +207,7 @@ FACT_TABLES = (
     "findings",
     "memberships",
     "cases",
+    "case_closures",
     "referrals",
     "committees",
     "sessions",

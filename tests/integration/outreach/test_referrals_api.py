@@ -37,6 +37,7 @@ DPF = bearer(role="department_partner", org_path="/620400", department="disabled
 WF = bearer(role="department_partner", org_path="/620400", department="womens_federation", subject="wf-1")
 AUDITOR = bearer(role="auditor", org_path="/620400", subject="aud-1")
 SCHOOL_ADMIN = bearer(role="school_admin", org_path=school(), subject="sa-1")
+DISTRICT_ADMIN = bearer(role="district_admin", org_path=DISTRICT, subject="da-1")
 OTHER_SCHOOL_ADMIN = bearer(role="school_admin", org_path=f"{DISTRICT}/s999", subject="sa-9")
 CLASS_TEACHER = bearer(role="teacher", org_path=school(), staff_id="t-head-c2", subject="t-head-c2")
 OTHER_TEACHER = bearer(role="teacher", org_path=school(), staff_id="t-head-c9", subject="t-head-c9")
@@ -165,17 +166,40 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         assert [c["mode"] for c in detail["contacts"]] == ["phone", "phone"]
         assert [f["category"] for f in detail["findings"]] == ["mental_health"]
 
-        # Closing needs the right approver: a class teacher cannot; the mental-health teacher may close a
-        # mental-health-only case; a left-behind case needs a school administrator.
-        close = {"reason_code": "resolved"}
-        assert (await http.post(f"/api/v1/cases/{l_id}/close", headers=CLASS_TEACHER, json=close)).status_code == 403
-        r = await http.post(f"/api/v1/cases/{m_id}/close", headers=MH_TEACHER, json=close)
-        assert r.status_code == 200 and r.json()["approved_by_role"] == "mental_health_teacher"
-        r = await http.post(f"/api/v1/cases/{l_id}/close", headers=SCHOOL_ADMIN, json=close)
-        assert r.status_code == 200 and r.json()["approved_by_role"] == "school_admin"
-        assert (await http.post(f"/api/v1/cases/{l_id}/close", headers=SCHOOL_ADMIN, json=close)).status_code == 409
-        bad = await http.post(f"/api/v1/cases/{l_id}/close", headers=SCHOOL_ADMIN, json={"reason_code": "bored"})
+        # Closing takes two people: a carer (or admin) proposes, an administrator over the school who is not the
+        # proposer approves or rejects.
+        close = {"reason_code": "resolved", "note": "weekly talks helped"}
+        assert (await http.post(f"/api/v1/cases/{l_id}/closure", headers=OTHER_TEACHER, json=close)).status_code == 403
+        r = await http.post(f"/api/v1/cases/{m_id}/closure", headers=MH_TEACHER, json=close)
+        assert r.status_code == 201, r.text
+        assert r.json()["proposed_by_role"] == "mental_health_teacher" and r.json()["state"] == "monitoring"
+        assert (await http.post(f"/api/v1/cases/{m_id}/closure", headers=MH_TEACHER, json=close)).status_code == 409
+        assert (await http.post(f"/api/v1/cases/{m_id}/closure/approve", headers=MH_TEACHER)).status_code == 403
+        assert (await http.post(f"/api/v1/cases/{m_id}/closure/approve", headers=OTHER_SCHOOL_ADMIN)).status_code == 403
+        pending = (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"closure_pending": "true"})).json()
+        assert [(c["case_id"], c["closure_pending"], c["state"]) for c in pending] == [(m_id, True, "monitoring")]
+        detail = (await http.get(f"/api/v1/cases/{m_id}", headers=SCHOOL_ADMIN)).json()
+        assert detail["pending_closure"]["note"] == "weekly talks helped"
+        r = await http.post(f"/api/v1/cases/{m_id}/closure/approve", headers=SCHOOL_ADMIN)
+        assert r.status_code == 200, r.text
+        assert (r.json()["state"], r.json()["decided_by_role"], r.json()["proposed_by_role"]) == (
+            "closed",
+            "school_admin",
+            "mental_health_teacher",
+        )
+        # An administrator's own proposal needs another administrator; a rejection leaves the case as it was.
+        assert (await http.post(f"/api/v1/cases/{l_id}/closure", headers=SCHOOL_ADMIN, json=close)).status_code == 201
+        assert (await http.post(f"/api/v1/cases/{l_id}/closure/approve", headers=SCHOOL_ADMIN)).status_code == 403
+        r = await http.post(f"/api/v1/cases/{l_id}/closure/reject", headers=DISTRICT_ADMIN, json={"note": "not yet"})
+        assert r.status_code == 200 and (r.json()["decision"], r.json()["state"]) == ("rejected", "assigned")
+        assert (await http.post(f"/api/v1/cases/{l_id}/closure/approve", headers=DISTRICT_ADMIN)).status_code == 409
+        assert (await http.post(f"/api/v1/cases/{l_id}/closure", headers=CLASS_TEACHER, json=close)).status_code == 201
+        r = await http.post(f"/api/v1/cases/{l_id}/closure/approve", headers=SCHOOL_ADMIN)
+        assert r.status_code == 200 and r.json()["state"] == "closed"
+        assert (await http.post(f"/api/v1/cases/{l_id}/closure", headers=CLASS_TEACHER, json=close)).status_code == 409
+        bad = await http.post(f"/api/v1/cases/{l_id}/closure", headers=SCHOOL_ADMIN, json={"reason_code": "bored"})
         assert bad.status_code == 422
+        assert (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"closure_pending": "true"})).json() == []
 
         # A new qualifying finding reopens the closed case (same case id); a minor one does not.
         clock.advance(timedelta(days=2))
@@ -191,12 +215,21 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         assert reopened[0]["categories"] == ["family_hardship"] and reopened[0]["reopened_at"] is not None
 
         audit = (await http.get("/api/v1/audit/reads", headers=AUDITOR, params={"resource_type": "case"})).json()
-        assert [(e["subject"], e["resource_id"]) for e in audit] == [("mh-1", m_id)]
-        events = by_type(await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=10))
+        assert [(e["subject"], e["resource_id"]) for e in audit] == [("sa-1", m_id), ("mh-1", m_id)]
+        events = by_type(await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=14))
         assert len(events["outreach.case.contact_logged.v1"]) == 2
         closed = {e["value"]["data"]["case_id"]: e["value"]["data"] for e in events["outreach.case.closed.v1"]}
-        assert closed[m_id]["approved_by_role"] == "mental_health_teacher"
+        assert closed[m_id]["approved_by_role"] == "school_admin"
         assert closed[l_id]["approved_by_role"] == "school_admin"
+        proposed = [e["value"]["data"] for e in events["outreach.case.closure_proposed.v1"]]
+        assert [(p["case_id"], p["proposed_by_role"]) for p in proposed] == [
+            (m_id, "mental_health_teacher"),
+            (l_id, "school_admin"),
+            (l_id, "teacher"),
+        ]
+        assert "note" not in proposed[0]  # free text stays in outreach
+        [rejected] = [e["value"]["data"] for e in events["outreach.case.closure_rejected.v1"]]
+        assert (rejected["case_id"], rejected["rejected_by_role"]) == (l_id, "district_admin")
         assert [e["value"]["data"]["case_id"] for e in events["outreach.case.reopened.v1"]] == [l_id]
 
 

@@ -216,6 +216,17 @@ def outreach() -> list[BaseModel]:
         out.CaseContactLogged(
             **{**k3, "occurred_at": t(23)}, contact_id="c3", mode="home", contacted_at=t(23), first_contact=True
         ),
+        # Two-person closure: k1's first proposal was rejected, its second waits; k3's was approved (closed).
+        out.CaseClosureProposed(
+            **{**k1, "occurred_at": t(41)}, proposal_id="p1", reason_code="resolved", proposed_by_role="teacher"
+        ),
+        out.CaseClosureRejected(**{**k1, "occurred_at": t(42)}, proposal_id="p1", rejected_by_role="school_admin"),
+        out.CaseClosureProposed(
+            **{**k1, "occurred_at": t(45)}, proposal_id="p2", reason_code="resolved", proposed_by_role="teacher"
+        ),
+        out.CaseClosureProposed(
+            **{**k3, "occurred_at": t(50)}, proposal_id="p3", reason_code="resolved", proposed_by_role="teacher"
+        ),
         out.CaseClosed(**{**k3, "occurred_at": t(60)}, reason_code="resolved", approved_by_role="school_admin"),
         _referral(
             out.ReferralRequested, "r1", "k1", Department.CIVIL_AFFAIRS, Category.LEFT_BEHIND, 12, acknowledge_by=t(36)

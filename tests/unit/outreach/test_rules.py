@@ -183,13 +183,24 @@ def test_referral_threshold_is_configurable():
     assert domain.referral_departments(Rules(referral_min_severity=S.HIGH), C.DISABILITY, S.MEDIUM) == []
 
 
-def test_who_may_close():
-    assert domain.may_close(RULES, {Role.SCHOOL_ADMIN}, [C.LEFT_BEHIND])
-    assert domain.may_close(RULES, {Role.BUREAU_ADMIN}, [C.SAFETY_RISK])
-    assert domain.may_close(RULES, {Role.MENTAL_HEALTH_TEACHER}, [C.MENTAL_HEALTH])
-    assert not domain.may_close(RULES, {Role.MENTAL_HEALTH_TEACHER}, [C.MENTAL_HEALTH, C.LEFT_BEHIND])
-    assert not domain.may_close(RULES, {Role.TEACHER}, [C.LEFT_BEHIND])
-    assert not domain.may_close(RULES, {Role.AUDITOR, Role.DEPARTMENT_PARTNER}, [C.MENTAL_HEALTH])
+def test_closure_needs_a_second_person_with_a_closing_role():
+    refusal = domain.closure_decision_refusal
+    assert refusal(RULES, {Role.SCHOOL_ADMIN}, "sa-2", "sa-1") is None
+    assert refusal(RULES, {Role.DISTRICT_ADMIN}, "da-1", "t-1") is None
+    assert "proposed" in (refusal(RULES, {Role.SCHOOL_ADMIN}, "sa-1", "sa-1") or "")
+    # the same staff member under another token subject is still the same person
+    assert refusal(RULES, {Role.SCHOOL_ADMIN}, "sa-x", "sa-1", "T1", "T1") is not None
+    assert refusal(RULES, {Role.MENTAL_HEALTH_TEACHER}, "mh-2", "mh-1") is not None
+    assert refusal(RULES, {Role.TEACHER, Role.AUDITOR, Role.DEPARTMENT_PARTNER}, "x", "y") is not None
+    assert domain.closing_role(RULES, {Role.TEACHER, Role.DISTRICT_ADMIN}) == "district_admin"
+
+
+def test_closure_is_proposed_once_and_only_for_open_cases():
+    S = domain.CaseState
+    for state in (S.OPEN, S.ASSIGNED, S.IN_PROGRESS, S.MONITORING):
+        assert domain.closure_proposal_refusal(state, pending=False) is None
+        assert domain.closure_proposal_refusal(state, pending=True) is not None
+    assert domain.closure_proposal_refusal(S.CLOSED, pending=False) is not None
 
 
 def test_case_and_referral_transitions():
