@@ -163,6 +163,18 @@ async def read_topic(
     return out
 
 
+async def stable_members(bootstrap: str, group: str) -> int:
+    """How many consumers a group has once it is stable (0 while it rebalances or does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+        [(_error, _group, state, _protocol_type, _protocol, members, *_)] = response.groups
+        return len(members) if state == "Stable" else 0
+    finally:
+        await admin.close()
+
+
 async def wait_for(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1) -> Any:
     """Poll an (async) check until it returns something truthy; fail the test on timeout."""
     loop = asyncio.get_running_loop()

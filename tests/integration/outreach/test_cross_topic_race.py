@@ -19,7 +19,6 @@ from functools import partial
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import BaseModel
 
 from services.outreach.app import build_spec
@@ -30,7 +29,7 @@ from shared.contracts.committees import FamilyChanged, FamilyFacts, StudentChang
 from shared.contracts.common import Category, Severity
 from shared.events import registry
 from shared.inbox import InboxConsumer
-from shared.testing.fixtures import wait_for
+from shared.testing.fixtures import stable_members, wait_for
 from shared.web import Runtime, start_runtime, stop_runtime
 from tests.integration.outreach.helpers import class_path, envelope, family, finding, now
 
@@ -73,19 +72,13 @@ class Replicas:
         """Whether a consumer group has taken in at least `n` events (each is in the inbox once)."""
         return bool(await self.pool.fetchval("SELECT count(*) >= $2 FROM inbox WHERE consumer = $1", group, n))
 
+    async def both_joined(self, group: str) -> bool:
+        """Whether both replicas' consumers of a group have their partitions (so both take part)."""
+        return await stable_members(self.settings.kafka_bootstrap_servers, self.settings.topic_prefix + group) == 2
+
     def consumers(self, group: str) -> list[InboxConsumer]:
         """The group's consumer in each replica."""
         return [next(c for c in rt.consumers if c.group == group) for rt in self.runtimes]
-
-    async def both_in_group(self, group: str) -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-        await admin.start()
-        try:
-            [response] = await admin.describe_consumer_groups([self.settings.topic_prefix + group])
-            [(_error, _group, state, _protocol_type, _protocol, members, *_)] = response.groups
-            return bool(state == "Stable" and len(members) == 2)
-        finally:
-            await admin.close()
 
 
 @pytest.fixture
@@ -100,7 +93,7 @@ async def replicas(make_settings) -> AsyncIterator[Replicas]:
     try:
         r = Replicas(settings, runtimes, producer)
         for group in (DIRECTORY_GROUP, FINDINGS_GROUP):
-            await wait_for(partial(r.both_in_group, group), timeout=60, interval=0.5)
+            await wait_for(partial(r.both_joined, group), timeout=60, interval=0.5)
         yield r
         for group in (DIRECTORY_GROUP, FINDINGS_GROUP):
             assert sum(c.dead_lettered for c in r.consumers(group)) == 0
