@@ -145,7 +145,7 @@ async def main() -> None:
         stack.kafka_bootstrap, [kafka.TopicSpec(raw_topic, 6), kafka.TopicSpec(s.topic(TOPIC), 6)]
     )
     pool = await db.create_pool(s.database_url, s.db_schema, max_size=4)
-    await db.migrate(pool, s.db_schema, db.KIT_MIGRATIONS, MIGRATIONS)
+    await db.migrate(s.database_url, s.db_schema, db.KIT_MIGRATIONS, MIGRATIONS)
 
     produce_rate = await raw_produce(stack.kafka_bootstrap, raw_topic, n)
     consume_rate = await raw_consume(stack.kafka_bootstrap, raw_topic, n)

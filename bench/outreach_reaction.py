@@ -165,7 +165,7 @@ async def main(a: argparse.Namespace) -> None:
     visits = FakeVisits(db_schema=v_schema, **common)
 
     vpool = await db.create_pool(visits.database_url, v_schema, min_size=2, max_size=4)
-    await db.migrate(vpool, v_schema, db.KIT_MIGRATIONS)
+    await db.migrate(visits.database_url, v_schema, db.KIT_MIGRATIONS)
     await vpool.execute("CREATE TABLE finding_commits (finding_id text PRIMARY KEY, committed_at timestamptz)")
     service: asyncio.subprocess.Process | None = None
     runtime = None

@@ -96,8 +96,8 @@ async def settled(procs: list[ServiceProcess], *, timeout: float = 900, quiet_ch
         pages = await asyncio.gather(*(asyncio.to_thread(p.get, "/metrics") for p in procs))
         busy = any(
             page is None
-            or "outbox_backlog_events{" not in page
-            or metric_sum(page, "outbox_backlog_events") > 0
+            or "outbox_pending_events{" not in page
+            or metric_sum(page, "outbox_pending_events") > 0
             or (proc.name in CONSUMING and "kafka_consumer_lag_messages{" not in page)
             or metric_sum(page, "kafka_consumer_lag_messages") > 0
             for proc, page in zip(procs, pages, strict=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import socket
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -15,15 +18,36 @@ KIT_MIGRATIONS = Path(__file__).parent / "migrations"
 
 # Errors that mean "the database is unreachable right now", not "the request is wrong".
 DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.InterfaceError,  # e.g. "connection is closed"
+    asyncpg.OperatorInterventionError,  # 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now
     asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
     ConnectionError,
     OSError,
-    TimeoutError,
+    TimeoutError,  # a pool acquire or a command that timed out
 )
+
+# SQLSTATEs of errors that go away when the same work is simply tried again: serialization failure, deadlock,
+# lock not available (lock_timeout), query canceled (statement_timeout), admin/crash shutdown, cannot connect now,
+# too many connections. Class 08 (connection exceptions) is matched by prefix.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says "try again later" (outage, deadlock, timeout) rather than "this work is wrong"."""
+    if isinstance(exc, DB_UNAVAILABLE):
+        return True
+    state = getattr(exc, "sqlstate", None)
+    return (
+        isinstance(exc, asyncpg.PostgresError)
+        and isinstance(state, str)
+        and (state in TRANSIENT_SQLSTATES or state.startswith("08"))
+    )
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether `exc` is a statement or client-side command timeout (work that may succeed in smaller parts)."""
+    return isinstance(exc, TimeoutError | asyncpg.QueryCanceledError)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -59,30 +83,87 @@ def server_settings(schema: str) -> dict[str, str]:
     }
 
 
-async def connect(dsn: str, schema: str) -> asyncpg.Connection:
-    """A single connection inside `schema` (for long-lived LISTEN/lock holders such as the relay)."""
-    conn = await asyncpg.connect(dsn, server_settings=server_settings(schema))
+def keepalive_settings(seconds: int) -> dict[str, str]:
+    """Server-side TCP keepalive and user timeout so PostgreSQL drops a session whose client vanished.
+
+    A session whose host died without closing its socket (power loss, a network partition) otherwise keeps its
+    locks until the kernel gives up, which takes hours: the relay's advisory lock would keep every standby idle.
+    """
+    interval = max(1, seconds // 5)
+    return {
+        "tcp_keepalives_idle": str(max(1, seconds - 3 * interval)),
+        "tcp_keepalives_interval": str(interval),
+        "tcp_keepalives_count": "3",
+        "tcp_user_timeout": str(seconds * 1000),
+    }
+
+
+def _client_keepalive(conn: asyncpg.Connection, seconds: int) -> None:
+    """The same on our side of the socket, so a leader cut off from PostgreSQL notices it within `seconds`."""
+    # asyncpg exposes no socket options; the transport's socket is the documented asyncio way to reach them.
+    sock = conn._transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket has no TCP keepalive (and never loses its peer silently)
+    interval = max(1, seconds // 5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", max(1, seconds - 3 * interval)),
+        ("TCP_KEEPINTVL", interval),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", seconds * 1000),
+    ):
+        if hasattr(socket, name):  # Linux names; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+async def connect(dsn: str, schema: str, *, keepalive_seconds: int | None = None) -> asyncpg.Connection:
+    """A single connection inside `schema` (for long-lived LISTEN/lock holders such as the relay).
+
+    With `keepalive_seconds`, both ends drop the connection within about that long after the peer vanished.
+    """
+    settings = server_settings(schema)
+    if keepalive_seconds:
+        settings |= keepalive_settings(keepalive_seconds)
+    conn = await asyncpg.connect(dsn, server_settings=settings)
+    if keepalive_seconds:
+        _client_keepalive(conn, keepalive_seconds)
     await _init_connection(conn)
     return conn
 
 
-async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections work inside `schema` (created if missing)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    finally:
-        await conn.close()
-    pool = await asyncpg.create_pool(
+class Pool(asyncpg.Pool):
+    """asyncpg's pool whose `acquire` gives up after `acquire_timeout` seconds (a TimeoutError, answered 503).
+
+    Without it a request waits for a connection as long as its client does, while every connection hangs on an
+    unreachable database: the client sees its own timeout or a dropped connection, not a problem+json 503.
+    """
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10, acquire_timeout: float = 10.0
+) -> asyncpg.Pool:
+    """A pool whose connections work inside `schema` (made by `migrate`)."""
+    pool = Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
         init=_init_connection,
         reset=_reset,
         server_settings=server_settings(schema),
         command_timeout=30,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        loop=None,
     )
-    assert pool is not None
+    pool.acquire_timeout = acquire_timeout
+    await pool
     return pool
 
 
@@ -91,32 +172,54 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-async def migrate(pool: asyncpg.Pool, schema: str, *dirs: Path) -> list[str]:
-    """Apply the ordered `NNN_name.sql` files of `dirs` not yet applied, under an advisory lock."""
-    applied: list[str] = []
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", lock_key(f"migrate:{schema}"))
+async def migrate(dsn: str, schema: str, *dirs: Path, lock_timeout: float = 5.0, attempts: int = 60) -> list[str]:
+    """Create `schema` and apply the ordered `NNN_name.sql` files of `dirs` not yet applied.
+
+    On its own connection, without the pools' command timeout (a migration may take long), under an advisory lock
+    so replicas starting together migrate once, one after the other. The DDL runs with `lock_timeout`: a
+    migration waiting behind a long query on its table would otherwise queue every other query behind itself; it
+    gives up, releases everything and tries again after a pause.
+    """
+    for attempt in range(1, attempts + 1):
         try:
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT * FROM schema_migrations")}
-            for d in dirs:
-                for path in sorted(d.glob("*.sql")):
-                    name = f"{d.parent.name}/{path.name}"
-                    sql = path.read_text()
-                    checksum = hashlib.sha256(sql.encode()).hexdigest()
-                    if name in done:
-                        if done[name] != checksum:
-                            log.warning("migration changed after it was applied", extra={"migration": name})
-                        continue
-                    async with conn.transaction():
-                        await conn.execute(sql)
-                        await conn.execute(
-                            "INSERT INTO schema_migrations(name, checksum) VALUES ($1, $2)", name, checksum
-                        )
-                    applied.append(name)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key(f"migrate:{schema}"))
+            return await _migrate_once(dsn, schema, dirs, lock_timeout)
+        except asyncpg.LockNotAvailableError:
+            if attempt == attempts:
+                raise
+            log.warning("migration waits for a lock, retrying", extra={"schema": schema, "attempt": attempt})
+            await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+    raise AssertionError("unreachable")
+
+
+async def _migrate_once(dsn: str, schema: str, dirs: tuple[Path, ...], lock_timeout: float) -> list[str]:
+    applied: list[str] = []
+    conn = await asyncpg.connect(dsn, server_settings=server_settings(schema))
+    try:
+        key = lock_key(f"migrate:{schema}")
+        # Session lock, waited for without lock_timeout: another replica may be in the middle of a long migration.
+        await conn.execute("SELECT pg_advisory_lock($1)", key)
+        await conn.execute(f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'")
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT * FROM schema_migrations")}
+        for d in dirs:
+            for path in sorted(d.glob("*.sql")):
+                name = f"{d.parent.name}/{path.name}"
+                sql = path.read_text()
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if name in done:
+                    if done[name] != checksum:
+                        log.warning("migration changed after it was applied", extra={"migration": name})
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_migrations(name, checksum) VALUES ($1, $2)", name, checksum)
+                applied.append(name)
+                log.info("migration applied", extra={"migration": name, "schema": schema})
+    finally:
+        # Closing the session releases the advisory lock too, also when the connection broke.
+        await conn.close(timeout=5)
     return applied

@@ -6,23 +6,29 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.exceptions import BaseCloudEventException
 from pydantic import ValidationError
 
-from shared import context, kafka
-from shared.db import DB_UNAVAILABLE, lock_key
+from shared import context, db, kafka
+from shared.db import lock_key
 from shared.events import Envelope, Event, registry
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_DURATION
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 Handler = Callable[[asyncpg.Connection, Event[Any]], Awaitable[None]]
 EntityKeys = Callable[[Any], Iterable[str]]
@@ -60,8 +66,12 @@ class Batch:
     keys: EntityKeys | None = None  # as `Locked.keys`: entities locked for the batch's transaction
 
 
+class UnknownType(Exception):
+    """An event type this version does not know (not in the registry): skipped, not dead-lettered."""
+
+
 class Poison(Exception):
-    """A message that can never be applied (bad JSON, unknown type, payload not matching its contract)."""
+    """A message that can never be applied (bad JSON, payload not matching its contract)."""
 
 
 @dataclass
@@ -112,6 +122,21 @@ class InboxConsumer:
         self._counters: dict[tuple[str, str], Any] = {}
         self._timers: dict[str, Any] = {}
         self.ready = asyncio.Event()
+        self.running = False  # connected to Kafka and polling
+        self.last_poll_at: float | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+
+    def health(self) -> dict[str, Any]:
+        """Whether the group is polling, when it last polled, its last error (for /healthz)."""
+        return {
+            "running": self.running,
+            "applied": self.applied,
+            "dead_lettered": self.dead_lettered,
+            "last_poll_at": _iso(self.last_poll_at),
+            "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at),
+        }
 
     def dlt_topic(self, topic: str) -> str:
         """Dead-letter topic for a physical topic: `<topic>.<consumer-group>.dlt`."""
@@ -124,8 +149,8 @@ class InboxConsumer:
         # metadata refresh. Creating it here with the platform's partition count is what its owner does, too.
         await kafka.ensure_topics(
             s.kafka_bootstrap_servers,
-            [kafka.TopicSpec(t, s.topic_partitions, s.topic_replication) for t in self.topics]
-            + [kafka.TopicSpec(self.dlt_topic(t), partitions=1, replication=s.topic_replication) for t in self.topics],
+            [kafka.topic_spec(s, t) for t in self.topics]
+            + [kafka.topic_spec(s, self.dlt_topic(t), partitions=1) for t in self.topics],
         )
         backoff = 0.2
         while True:
@@ -145,10 +170,13 @@ class InboxConsumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.running = False
+                self.last_error, self.last_error_at = f"{type(exc).__name__}: {exc}"[:500], time.time()
                 log.warning("consumer %s interrupted, retrying in %.1fs: %r", self.group, backoff, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
+                self.running = False
                 with contextlib.suppress(Exception):
                     await consumer.stop()
                 with contextlib.suppress(Exception):
@@ -165,12 +193,20 @@ class InboxConsumer:
         lanes_n = max(1, self.settings.consumer_parallelism)
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
+            self.running, self.last_poll_at = True, time.time()
             self.ready.set()
             if batches:
                 lanes: list[list[ConsumerRecord]] = [[] for _ in range(lanes_n)]
                 for tp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
                     lanes[tp.partition % lanes_n].extend(records)
-                await asyncio.gather(*(self._process(lane, dlt) for lane in lanes if lane))
+                # Every lane finishes (or fails) before the next poll or a restart: a lane left running would race
+                # the redelivery of its own records.
+                results = await asyncio.gather(
+                    *(self._process(lane, dlt) for lane in lanes if lane), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
                 with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
                     await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
             if time.monotonic() - last_lag > 2.0:
@@ -188,31 +224,63 @@ class InboxConsumer:
             CONSUMER_LAG.labels(self.service, self.group, self._logical.get(topic, topic)).set(value)
 
     async def _process(self, records: list[ConsumerRecord], dlt: AIOKafkaProducer) -> None:
-        """Apply records in one transaction; on any failure, one by one (in order) with retries."""
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await self._apply(conn, records)
-            return
-        except DB_UNAVAILABLE:
-            raise
-        except Exception:
-            pass  # some record failed: the batch rolled back; isolate it below
+        """Apply records in one transaction; on a failing record or a timeout, one by one (in order).
+
+        Transient database errors (outage, deadlock, serialization failure, lock timeout) are retried in place,
+        without limit and without committing offsets: they say nothing about the events.
+        """
+        if len(records) > 1:
+            try:
+                await self._retrying(records[0].topic, lambda: self._transaction(records), split_on_timeout=True)
+                return
+            except Exception as exc:
+                log.info("batch of %d failed (%r): applying its records one by one", len(records), exc)
         for rec in records:
             failure = await self._apply_alone(rec)
             if failure is not None:
                 await self._dead_letter(dlt, rec, failure)
 
+    async def _transaction(self, records: list[ConsumerRecord]) -> None:
+        """Apply records in one transaction; their outcomes are counted once it committed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            outcomes = await self._apply(conn, records)
+        for (topic, outcome), n in Counter(outcomes).items():
+            self._count(topic, outcome, n)
+            if outcome == "applied":
+                self.applied += n
+
+    async def _retrying(self, topic: str, work: Callable[[], Awaitable[_T]], *, split_on_timeout: bool = False) -> _T:
+        """Run `work` until it succeeds or fails for a reason other than a transient database error."""
+        s = self.settings
+        retries = 0
+        while True:
+            try:
+                return await work()
+            except Exception as exc:
+                if not db.is_transient(exc) or (split_on_timeout and db.is_timeout(exc)):
+                    raise
+                retries += 1
+                self._count(topic, "transient_retry")
+                self.last_error, self.last_error_at = f"{type(exc).__name__}: {exc}"[:500], time.time()
+                delay = min(
+                    s.consumer_retry_backoff_seconds * 2 ** min(retries - 1, 16), s.consumer_retry_max_backoff_seconds
+                )
+                log.warning(
+                    "consumer %s: transient database error, retry %d in %.1fs: %r", self.group, retries, delay, exc
+                )
+                await asyncio.sleep(delay)
+
     async def _apply_alone(self, rec: ConsumerRecord) -> _Failure | None:
-        """Apply one record in its own transaction with bounded retries; a failure if it never applies."""
+        """Apply one record in its own transaction; a failure if it never applies after bounded attempts.
+
+        Only deterministic failures count as attempts; transient database errors are retried without limit.
+        """
         attempts = 0
         while True:
             attempts += 1
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    await self._apply(conn, [rec])
+                await self._retrying(rec.topic, lambda: self._transaction([rec]))
                 return None
-            except DB_UNAVAILABLE:
-                raise
             except Poison as exc:
                 return _Failure(f"poison: {exc}", attempts)
             except Exception as exc:
@@ -238,7 +306,7 @@ class InboxConsumer:
         try:
             spec = registry.spec(env.type)
         except KeyError as exc:
-            raise Poison(f"unknown event type {env.type!r}") from exc
+            raise UnknownType(env.type) from exc
         if env.type not in self.types:
             return None
         try:
@@ -253,17 +321,31 @@ class InboxConsumer:
             offset=rec.offset,
         )
 
-    async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> None:
-        """Record the events in the inbox (one statement) and apply each one not applied before."""
-        events = [(rec, self._parse(rec)) for rec in records]
+    async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> list[tuple[str, str]]:
+        """Record the events in the inbox (one statement) and apply each one not applied before.
+
+        Returns each record's topic and outcome, to be counted if the transaction commits.
+        """
+        outcomes: list[tuple[str, str]] = []
+        events: list[tuple[ConsumerRecord, Event[Any] | None]] = []
+        for rec in records:
+            try:
+                events.append((rec, self._parse(rec)))
+            except UnknownType:
+                # A type from a newer producer (a `.v2` during a rolling deploy) or one never registered: nothing
+                # this version can do with it, and nothing wrong with it either. Counted, skipped.
+                outcomes.append((rec.topic, "unknown_type"))
         await self._lock(conn, [e for _, e in events if e is not None])
         ids = [e.envelope.id for _, e in events if e is not None]
         fresh = (
             {
                 r[0]
                 for r in await conn.fetch(
-                    "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
-                    "ON CONFLICT DO NOTHING RETURNING event_id",
+                    # A dead-lettered event that comes again (a replay after a fix) gets another chance; if it fails
+                    # again this transaction rolls back and the inbox still says it was dead-lettered.
+                    "INSERT INTO inbox AS i (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
+                    "ON CONFLICT (consumer, event_id) DO UPDATE SET outcome = 'applied', processed_at = now() "
+                    "WHERE i.outcome = 'dead_lettered' RETURNING event_id",
                     self.group,
                     ids,
                 )
@@ -274,17 +356,19 @@ class InboxConsumer:
         todo: list[tuple[ConsumerRecord, Event[Any]]] = []
         for rec, event in events:
             if event is None:
-                self._count(rec.topic, "ignored")
+                outcomes.append((rec.topic, "ignored"))
             elif event.envelope.id not in fresh:
-                self._count(rec.topic, "duplicate")
+                outcomes.append((rec.topic, "duplicate"))
             else:
                 fresh.discard(event.envelope.id)  # the same event twice in one batch applies once
+                outcomes.append((rec.topic, "applied"))
                 if self.batch is None:
                     await self._handle(conn, rec, event)
                 else:
                     todo.append((rec, event))
         if todo:
             await self._handle_batch(conn, todo)
+        return outcomes
 
     async def _lock(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
         """Take a transaction-scoped advisory lock on every entity the events' handlers declare, before anything else.
@@ -317,10 +401,8 @@ class InboxConsumer:
         started = time.perf_counter()
         await self.batch.apply(conn, [event for _, event in todo])
         share = (time.perf_counter() - started) / len(todo)
-        for rec, event in todo:
+        for _, event in todo:
             self._timer(event.envelope.type).observe(share)
-            self._count(rec.topic, "applied")
-        self.applied += len(todo)
 
     def _timer(self, event_type: str) -> Any:
         timer = self._timers.get(event_type)
@@ -341,11 +423,13 @@ class InboxConsumer:
         finally:
             context.reset(token)
         self._timer(env.type).observe(time.perf_counter() - started)
-        self._count(rec.topic, "applied")
-        self.applied += 1
 
     async def _dead_letter(self, dlt: AIOKafkaProducer, rec: ConsumerRecord, failure: _Failure) -> None:
-        """Park a record on the dead-letter topic with why, how often and where it came from."""
+        """Park a record on the dead-letter topic with why, how often and where it came from, once.
+
+        The inbox records the outcome in the same transaction, committed only after Kafka acknowledged the dead
+        letter: a record redelivered after a crash (offsets not committed yet) is not dead-lettered again.
+        """
         headers = [
             *list(rec.headers or ()),
             ("dlt.error", failure.error[:2000].encode()),
@@ -355,8 +439,36 @@ class InboxConsumer:
             ("dlt.original.offset", str(rec.offset).encode()),
             ("dlt.consumer.group", self.group.encode()),
         ]
-        await dlt.send_and_wait(self.dlt_topic(rec.topic), value=rec.value, key=rec.key, headers=headers)
+
+        async def park() -> bool:
+            async with self.pool.acquire() as conn, conn.transaction():
+                first = await conn.fetchval(
+                    "INSERT INTO inbox (consumer, event_id, outcome) VALUES ($1, $2, 'dead_lettered') "
+                    "ON CONFLICT DO NOTHING RETURNING true",
+                    self.group,
+                    _record_id(rec),
+                )
+                if first:
+                    await dlt.send_and_wait(self.dlt_topic(rec.topic), value=rec.value, key=rec.key, headers=headers)
+                return bool(first)
+
+        if not await self._retrying(rec.topic, park):
+            self._count(rec.topic, "duplicate")
+            return
         EVENTS_DEAD_LETTERED.labels(self.service, self.group, self._logical.get(rec.topic, rec.topic)).inc()
         self._count(rec.topic, "dead_lettered")
         self.dead_lettered += 1
         log.error("event dead-lettered", extra={"topic": rec.topic, "offset": rec.offset, "error": failure.error})
+
+
+def _record_id(rec: ConsumerRecord) -> uuid.UUID:
+    """The event id of a record, or for one without a readable id, an id made from where it sits in Kafka."""
+    try:
+        return uuid.UUID(str(orjson.loads(rec.value or b"")["id"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"kafka:{rec.topic}/{rec.partition}/{rec.offset}")
+
+
+def _iso(epoch: float | None) -> str | None:
+    """An ISO-8601 UTC timestamp, or None."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +23,22 @@ class TopicSpec:
     name: str
     partitions: int = 6
     replication: int = 1
+    min_insync_replicas: int = 1  # with acks=all, a write is acknowledged only once this many replicas have it
     retention_ms: int = -1  # events are the reporting replay source: keep them
+
+    def configs(self) -> dict[str, str]:
+        """The topic-level configs the service declares."""
+        return {"retention.ms": str(self.retention_ms), "min.insync.replicas": str(self.min_insync_replicas)}
+
+
+def topic_spec(settings: ServiceSettings, name: str, *, partitions: int | None = None) -> TopicSpec:
+    """A declared topic with the platform's partitions, replication and min.insync.replicas from `settings`."""
+    return TopicSpec(
+        name,
+        partitions=settings.topic_partitions if partitions is None else partitions,
+        replication=settings.topic_replication,
+        min_insync_replicas=settings.topic_min_insync,
+    )
 
 
 def producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
@@ -34,6 +52,26 @@ def producer(bootstrap: str, *, client_id: str) -> AIOKafkaProducer:
         max_batch_size=512 * 1024,
         request_timeout_ms=15000,
     )
+
+
+async def close_producer(producer: AIOKafkaProducer, timeout: float = 5.0) -> None:
+    """Stop a producer, flushing for at most `timeout` seconds; with no broker to flush to, drop what is pending.
+
+    `stop()` waits until every pending batch is delivered, which an idempotent producer retries forever: with the
+    broker down it would never return. Dropping is safe for the relay, which re-sends every row not yet marked.
+    """
+    stop = asyncio.ensure_future(producer.stop())
+    done, _ = await asyncio.wait({stop}, timeout=timeout)
+    if done:
+        with contextlib.suppress(Exception):
+            stop.result()
+        return
+    # aiokafka has no "close without flushing": cancel its sender task, then stop() finds nothing left to wait for.
+    sender = producer._sender
+    with contextlib.suppress(BaseException):  # close() re-raises the CancelledError of the task it cancelled
+        await sender.close()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(stop, timeout)
 
 
 def consumer(bootstrap: str, *, group: str, client_id: str) -> AIOKafkaConsumer:
@@ -68,7 +106,7 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
                             name=t.name,
                             num_partitions=t.partitions,
                             replication_factor=t.replication,
-                            topic_configs={"retention.ms": str(t.retention_ms)},
+                            topic_configs=t.configs(),
                         )
                         for t in missing
                     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 
@@ -9,8 +10,9 @@ import asyncpg
 import orjson
 from pydantic import BaseModel
 
-from shared import context
+from shared import context, db
 from shared.events import Envelope, new_envelope, registry
+from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
 
 def _trace() -> tuple[str, str | None, dict[str, str]]:
@@ -66,3 +68,29 @@ async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) ->
 async def add_event(conn: asyncpg.Connection, payload: BaseModel) -> Envelope:
     """Insert one event into the outbox in the caller's transaction."""
     return (await add_events(conn, [payload]))[0]
+
+
+async def backlog(pool: asyncpg.Pool) -> tuple[int, float]:
+    """Committed rows not yet published, and the age in seconds of the oldest of them (0 when none)."""
+    row = await pool.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
+        "FROM outbox WHERE published_at IS NULL"
+    )
+    return int(row["n"]), float(row["age"])
+
+
+async def watch_backlog(pool: asyncpg.Pool, service: str, interval: float) -> None:
+    """Keep the backlog gauges true from the database, on every replica, whatever the relay and Kafka are doing.
+
+    While the database is unreachable the gauges keep their last values (readiness already says so).
+    """
+    while True:
+        try:
+            pending, age = await backlog(pool)
+        except Exception as exc:
+            if not db.is_transient(exc):
+                raise
+        else:
+            OUTBOX_PENDING.labels(service).set(pending)
+            OUTBOX_OLDEST_AGE.labels(service).set(age)
+        await asyncio.sleep(interval)

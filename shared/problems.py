@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.db import DB_UNAVAILABLE
+from shared.db import DB_UNAVAILABLE, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,30 @@ def install(app: FastAPI) -> None:
     for exc_type in DB_UNAVAILABLE:
         app.add_exception_handler(exc_type, _unavailable)  # type: ignore[arg-type]
 
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _postgres(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        # Deadlocks, serialization failures, lock and statement timeouts: the transaction rolled back, a retry works.
+        if is_transient(exc):
+            return await _unavailable(request, exc)
+        return _internal(request)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return render(Problem(500, "Internal error", "an unexpected error occurred; it has been logged"), request)
+        # A database outage can surface wrapped (an exception group of concurrent queries): still a 503.
+        if isinstance(exc, BaseExceptionGroup) and all(is_transient(e) for e in _leaves(exc)):
+            return await _unavailable(request, exc)
+        return _internal(request)
+
+
+def _internal(request: Request) -> JSONResponse:
+    """500 for a bug; the exception is logged with its traceback."""
+    log.exception("unhandled error")
+    return render(Problem(500, "Internal error", "an unexpected error occurred; it has been logged"), request)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions of a (nested) exception group."""
+    return [leaf for e in group.exceptions for leaf in (_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])]
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -118,7 +139,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         Problem(
             503,
             "Service unavailable",
-            "the database is unavailable; nothing was stored, retry later",
+            "the database is unavailable or busy; nothing was stored, retry later",
             headers={"Retry-After": "2"},
         ),
         request,

@@ -8,6 +8,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -16,7 +17,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from shared import db, kafka
 from shared.db import lock_key
-from shared.metrics import EVENTS_PUBLISHED, OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
+from shared.metrics import EVENTS_PUBLISHED, RELAY_LEADER
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,10 @@ WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))
 ORDER BY id
 LIMIT $1
 """
+
+
+class AcksTimedOut(Exception):
+    """Kafka did not acknowledge a sent batch in time (broker down or unreachable)."""
 
 
 @dataclass
@@ -55,17 +60,38 @@ class Relay:
         self._stopping = False
         self.is_leader = False
         self.published = 0
+        self.last_publish_at: float | None = None  # wall clock of the last acknowledged batch
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
 
+    def health(self) -> dict[str, Any]:
+        """Role, last successful publish and last error, for /healthz."""
+        return {
+            "role": "leader" if self.is_leader else "standby",
+            "published": self.published,
+            "last_publish_at": _iso(self.last_publish_at),
+            "last_error": self.last_error,
+            "last_error_at": _iso(self.last_error_at),
+        }
+
     async def run(self) -> None:
-        """Publish until cancelled; reconnects with backoff when PostgreSQL or Kafka is down."""
+        """Publish until cancelled; reconnects with backoff when PostgreSQL or Kafka is down.
+
+        Rows are marked published only after Kafka acknowledged them, so an interruption anywhere only re-sends
+        the unmarked rows, from the lowest id up, in order (consumers drop the duplicates by event id).
+        """
         backoff = 0.2
         while not self._stopping:
             conn: asyncpg.Connection | None = None
             producer: AIOKafkaProducer | None = None
             try:
-                conn = await db.connect(self.settings.database_url, self.settings.db_schema)
+                conn = await db.connect(
+                    self.settings.database_url,
+                    self.settings.db_schema,
+                    keepalive_seconds=self.settings.relay_lock_keepalive_seconds,
+                )
                 await self._become_leader(conn)
                 await conn.add_listener(self.channel, lambda *_: self._wake.set())
                 producer = kafka.producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.service}-relay")
@@ -76,17 +102,25 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.last_error, self.last_error_at = f"{type(exc).__name__}: {exc}"[:500], time.time()
                 log.warning("relay interrupted, retrying in %.1fs: %r", backoff, exc)
+                await self._release(conn, producer)
+                conn = producer = None
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
-                self.is_leader = False
-                if producer is not None:
-                    with contextlib.suppress(Exception):
-                        await producer.stop()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
+                await self._release(conn, producer)
+
+    async def _release(self, conn: asyncpg.Connection | None, producer: AIOKafkaProducer | None) -> None:
+        """Give up the leadership: close the producer (never waiting on an absent broker) and the lock connection."""
+        if self.is_leader:
+            self.is_leader = False
+            RELAY_LEADER.labels(self.service).set(0)
+        if producer is not None:
+            await kafka.close_producer(producer)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
 
     async def _become_leader(self, conn: asyncpg.Connection) -> None:
         """Wait until this replica holds the relay lock (released when its connection ends)."""
@@ -94,10 +128,11 @@ class Relay:
         while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
             await asyncio.sleep(self.settings.relay_poll_seconds)
         self.is_leader = True
+        RELAY_LEADER.labels(self.service).set(1)
 
     async def _loop(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         """Drain the backlog with one batch in flight while the next is read; then wait for NOTIFY or a poll."""
-        last_gauge = last_prune = 0.0
+        last_prune = 0.0
         inflight: _Batch | None = None
         while not self._stopping:
             self._wake.clear()
@@ -107,9 +142,6 @@ class Relay:
                 await self.confirm(conn, inflight)
             inflight = batch
             now = time.monotonic()
-            if now - last_gauge > 2.0:
-                await self._update_gauges(conn)
-                last_gauge = now
             if now - last_prune > 600.0:
                 # Published rows are kept a while as a message log for audits and re-sends.
                 await conn.execute("DELETE FROM outbox WHERE published_at < now() - interval '7 days'")
@@ -154,25 +186,24 @@ class Relay:
         return _Batch(ids=[r["id"] for r in rows], topics=[r["topic"] for r in rows], acks=acks)
 
     async def confirm(self, conn: asyncpg.Connection, batch: _Batch) -> None:
-        """Wait for every ack of a batch, then mark its rows published."""
-        await asyncio.gather(*batch.acks)
+        """Wait for every ack of a batch (at most `relay_ack_timeout_seconds`), then mark its rows published.
+
+        The idempotent producer retries an unreachable broker forever; without the timeout the relay would wait
+        as long, and a broker that lost the batch would never be asked again.
+        """
+        try:
+            await asyncio.wait_for(asyncio.gather(*batch.acks), self.settings.relay_ack_timeout_seconds)
+        except TimeoutError as exc:
+            raise AcksTimedOut(f"no acknowledgement for {len(batch.ids)} events within the ack timeout") from exc
         await self.mark_published(conn, batch.ids)
         for topic, n in Counter(batch.topics).items():
             EVENTS_PUBLISHED.labels(self.service, topic).inc(n)
         self.published += len(batch.ids)
+        self.last_publish_at = time.time()
 
     async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
         """Record that Kafka acknowledged these rows (a crash before this only causes duplicates)."""
         await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
-
-    async def _update_gauges(self, conn: asyncpg.Connection) -> None:
-        """Backlog size and oldest age for alerting."""
-        row = await conn.fetchrow(
-            "SELECT count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age "
-            "FROM outbox WHERE published_at IS NULL"
-        )
-        OUTBOX_BACKLOG.labels(self.service).set(row["n"])
-        OUTBOX_OLDEST_AGE.labels(self.service).set(float(row["age"] or 0))
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch."""
@@ -190,3 +221,8 @@ def _headers(row: Any) -> list[tuple[str, bytes]]:
     hdrs.extend((k, str(v).encode()) for k, v in (row["headers"] or {}).items())
     hdrs.append((TYPE_HEADER, row["type"].encode()))
     return hdrs
+
+
+def _iso(epoch: float | None) -> str | None:
+    """An ISO-8601 UTC timestamp, or None."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None

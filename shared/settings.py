@@ -18,6 +18,7 @@ _SHARED_ENV = {
     "database_url": "DATABASE_URL",
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "topic_replication": "KAFKA_TOPIC_REPLICATION_FACTOR",
+    "topic_min_insync": "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
     "env": "HSS_ENV",
     "jwt_secret": "HSS_JWT_SECRET",
     "jwt_jwks_url": "HSS_JWT_JWKS_URL",
@@ -38,10 +39,15 @@ class ServiceSettings(BaseSettings):
     db_schema: str = ""
     db_pool_min: int = 2
     db_pool_max: int = 10
+    db_acquire_timeout_seconds: float = 10.0  # a request waiting longer for a connection is answered 503
+    db_migration_lock_timeout_seconds: float = 5.0
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
     topic_prefix: str = ""
     topic_partitions: int = 6
     topic_replication: int = 1
+    # Writes with acks=all succeed only while this many replicas have them: 2 with 3 brokers (production), so an
+    # acknowledged event survives the loss of any one broker; 1 with a single broker (dev, tests, the demo).
+    topic_min_insync: int = 1
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     http_max_body_bytes: int = 1024 * 1024  # routes that take more say so (shared.edges.max_body)
@@ -52,8 +58,12 @@ class ServiceSettings(BaseSettings):
     jwt_audience: str = "hss-platform"
     relay_batch_size: int = 1000
     relay_poll_seconds: float = 1.0
+    relay_ack_timeout_seconds: float = 30.0  # no acks from Kafka for this long: reconnect and resend
+    relay_lock_keepalive_seconds: int = 10  # a leader gone without a word loses the relay lock within this
+    outbox_gauge_seconds: float = 2.0
     consumer_max_attempts: int = 3
     consumer_retry_backoff_seconds: float = 0.2
+    consumer_retry_max_backoff_seconds: float = 5.0  # transient database errors are retried forever, this apart
     consumer_batch_size: int = 1000
     consumer_parallelism: int = 2
     # How long audit rows of personal-data reads are kept (shared/audit.py); the purge is their only delete.
@@ -82,6 +92,8 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"jwt_secret must have at least {MIN_HS256_SECRET_BYTES} bytes for HS256")
         if not self.db_schema:
             self.db_schema = self.service_name
+        if not 1 <= self.topic_min_insync <= self.topic_replication:
+            raise ValueError("topic_min_insync must be between 1 and topic_replication")
         return self
 
     def topic(self, name: str) -> str:

@@ -186,7 +186,7 @@ async def rebuild(
     )
     await consumer.start()
     try:
-        await db.migrate(pool, target, db.KIT_MIGRATIONS, MIGRATIONS)
+        await db.migrate(settings.database_url, target, db.KIT_MIGRATIONS, MIGRATIONS)
         tps = await _assign(consumer, topics(settings))
         if tps:
             await consumer.seek_to_beginning(*tps)

@@ -58,7 +58,7 @@ async def test_kill_9_of_the_only_broker_for_20_s_changes_nothing(stack, undistu
         seen["ready"] = [p.name for p, body in zip(run.live(), ready, strict=True) if body is not None]
         # ... the campaign's writes are accepted and wait in the outbox, which every replica reports ...
         await until(lambda: unpublished(run, "visits"), "visits' outbox to grow")
-        await until(lambda: metric(visits, "outbox_pending"), "visits to report its outbox backlog", timeout=30)
+        await until(lambda: metric(visits, "outbox_pending_events"), "visits to report its outbox backlog", timeout=30)
         # ... and the outbox alert fires.
         seen["alert_after"] = await asyncio.to_thread(wait_for_alert, prom, OUTBOX_ALERT, True, 60, service="visits")
         seen["backlog"] = await unpublished(run, "visits")

@@ -71,10 +71,20 @@ async def get_item(item_id: str, principal: CurrentPrincipal, pool: Pool) -> dic
     return dict(row) if row else {}
 
 
+@router.get("/slow")
+async def slow(seconds: float, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """A query that takes `seconds` (to be caught by a database crash mid-request)."""
+    principal.require(*ADMINS)
+    await pool.execute("SELECT pg_sleep($1)", seconds)
+    return {"slept": seconds}
+
+
 async def on_item_added(conn: asyncpg.Connection, event: Event[ItemAdded]) -> None:
-    """Apply: one row per event; the 'fail' item always raises (a failing handler)."""
+    """Apply: one row per event; the 'fail' item always raises (a failing handler); a locked item waits."""
     if event.payload.item_id.startswith("fail"):
         raise RuntimeError("handler refuses this item")
+    # Takes the item's row lock if another transaction holds it: PostgreSQL answers 55P03 (a transient error).
+    await conn.execute("SELECT 1 FROM items WHERE item_id = $1 FOR UPDATE NOWAIT", event.payload.item_id)
     await conn.execute(
         "INSERT INTO applied (event_id, item_id, seq) VALUES ($1, $2, $3)",
         event.envelope.id,

@@ -19,8 +19,8 @@ READER = Principal(subject="sa-1", roles=frozenset({Role.SCHOOL_ADMIN}), org_pat
 @pytest.fixture
 async def pool(stack, unique):
     schema = f"t_{unique}_audit"
+    await db.migrate(stack.database_url, schema, db.KIT_MIGRATIONS)
     p = await db.create_pool(stack.database_url, schema)
-    await db.migrate(p, schema, db.KIT_MIGRATIONS)
     try:
         yield p
     finally:

@@ -30,7 +30,8 @@ KNOWN_METRICS = {
     "events_dead_lettered_total",
     "event_handler_duration_seconds",
     "kafka_consumer_lag_messages",
-    "outbox_backlog_events",
+    "outbox_pending_events",
+    "outbox_relay_leader",
     "outbox_oldest_age_seconds",
     "reporting_coverage_ratio",
     "reporting_cases_open",
@@ -206,6 +207,7 @@ def test_alert_rules_are_complete_and_use_known_metrics() -> None:
     rules = {rule["alert"]: rule for rule in alert_rules()}
     assert set(rules) >= {
         "OutboxBacklogStale",
+        "OutboxStuck",
         "KafkaConsumerLagHigh",
         "EventsDeadLettered",
         "HttpServerErrorRateHigh",
@@ -221,10 +223,10 @@ def test_alert_rules_are_complete_and_use_known_metrics() -> None:
     assert "increase(events_dead_lettered_total[10m])" in rules["EventsDeadLettered"]["expr"]
 
 
-def test_alert_unit_tests_cover_dead_letters_and_service_down() -> None:
+def test_alert_unit_tests_cover_dead_letters_service_down_and_a_stuck_outbox() -> None:
     tests = load_yaml(PROMETHEUS_DIR / "alerts_test.yml")["tests"]
     tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
-    assert {"EventsDeadLettered", "ServiceDown"} <= tested
+    assert {"EventsDeadLettered", "ServiceDown", "OutboxStuck"} <= tested
 
 
 # --- docker compose --------------------------------------------------------------------------------

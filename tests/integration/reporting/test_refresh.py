@@ -24,7 +24,7 @@ async def schema(make_settings: Any) -> AsyncIterator[tuple[str, asyncpg.Connect
     settings = make_settings(ReportingSettings)
     pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=1)
     try:
-        await db.migrate(pool, settings.db_schema, db.KIT_MIGRATIONS, MIGRATIONS)
+        await db.migrate(settings.database_url, settings.db_schema, db.KIT_MIGRATIONS, MIGRATIONS)
         async with pool.acquire() as conn:
             yield settings.db_schema, conn
     finally:
