@@ -15,12 +15,23 @@ from shared.auth import Principal
 from shared.problems import Problem
 
 Work = Callable[[asyncpg.Connection], Awaitable[Any]]
+Replayed = Callable[[asyncpg.Connection, Any], Awaitable[None]]
 
 
 async def write(
-    request: Request, principal: Principal, pool: asyncpg.Pool, work: Work, *, status_code: int = 201
+    request: Request,
+    principal: Principal,
+    pool: asyncpg.Pool,
+    work: Work,
+    *,
+    status_code: int = 201,
+    replayed: Replayed | None = None,
 ) -> JSONResponse:
-    """Run `work` in one transaction and answer only after commit; replay the first answer for a key."""
+    """Run `work` in one transaction and answer only after commit; replay the first answer for a key.
+
+    `replayed(conn, body)` runs in a transaction before a stored answer is sent again (e.g. to audit a replayed
+    answer that carries personal data); when it fails, the replay fails.
+    """
     key = request.headers.get("idempotency-key")
     if key is not None and not (1 <= len(key) <= 200):
         raise Problem(422, "Invalid Idempotency-Key", "the Idempotency-Key header must have 1 to 200 characters")
@@ -61,4 +72,7 @@ async def write(
             "this Idempotency-Key was already used for a different request",
             errors=[{"pointer": "header/Idempotency-Key", "detail": "reused with a different request"}],
         )
+    if replayed is not None:
+        async with pool.acquire() as conn, conn.transaction():
+            await replayed(conn, row["body"])
     return JSONResponse(row["body"], status_code=row["status"], headers={"Idempotent-Replayed": "true"})

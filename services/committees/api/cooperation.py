@@ -551,6 +551,10 @@ async def add_team_member(
                 occurred_at=occurred_at(),
             ),
         )
+        await audited(conn, m)
+        return m
+
+    async def audited(conn: asyncpg.Connection, m: dict[str, Any]) -> None:
         await audit.record(
             conn,
             principal,
@@ -558,11 +562,10 @@ async def add_team_member(
             resource_type="instructor_team",
             resource_id=team_id,
             org_path=t["org_path"],
-            subject_ids=[body.staff_id or m["member_id"]],
+            subject_ids=[m["staff_id"] or m["member_id"]],
         )
-        return m
 
-    return await idempotency.write(request, principal, pool, work)
+    return await idempotency.write(request, principal, pool, work, replayed=audited)
 
 
 @router.delete("/instructor-teams/{team_id}/members/{member_id}")
@@ -605,6 +608,10 @@ async def add_lecturer(body: LecturerIn, request: Request, principal: CurrentPri
             raise invalid("/staff_id", "unknown staff member")
         lec = {"lecturer_id": _new_id("lr"), "org_path": unit["org_path"], **body.model_dump()}
         await store.insert_lecturer(conn, lec)
+        await audited(conn, lec)
+        return lec
+
+    async def audited(conn: asyncpg.Connection, lec: dict[str, Any]) -> None:
         await audit.record(
             conn,
             principal,
@@ -612,11 +619,10 @@ async def add_lecturer(body: LecturerIn, request: Request, principal: CurrentPri
             resource_type="lecturer",
             resource_id=lec["lecturer_id"],
             org_path=lec["org_path"],
-            subject_ids=[body.staff_id or lec["lecturer_id"]],
+            subject_ids=[lec["staff_id"] or lec["lecturer_id"]],
         )
-        return lec
 
-    return await idempotency.write(request, principal, pool, work)
+    return await idempotency.write(request, principal, pool, work, replayed=audited)
 
 
 @router.get("/lecturers", response_model=LecturerPage)

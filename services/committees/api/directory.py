@@ -47,6 +47,15 @@ async def _scope(pool: asyncpg.Pool, principal: Principal, under: str | None) ->
     return path
 
 
+def _replay_audited(audit_fn: Any, principal: Principal) -> idempotency.Replayed:
+    """A replayed answer carries the same personal data as the first one: audit it the same way."""
+
+    async def replay(conn: asyncpg.Connection, body: Any) -> None:
+        await audit_fn(conn, principal, body, "write")
+
+    return replay
+
+
 # --- org units: names of units are public to every signed-in caller -------------------------------------
 
 
@@ -183,7 +192,7 @@ async def create_staff(body: StaffIn, request: Request, principal: CurrentPrinci
         await _audit_staff(conn, principal, created, "write")
         return created
 
-    return await idempotency.write(request, principal, pool, work)
+    return await idempotency.write(request, principal, pool, work, replayed=_replay_audited(_audit_staff, principal))
 
 
 @router.patch("/staff/{staff_id}", response_model=StaffOut)
@@ -206,7 +215,9 @@ async def update_staff(
         await _audit_staff(conn, principal, updated, "write")
         return updated
 
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await idempotency.write(
+        request, principal, pool, work, status_code=200, replayed=_replay_audited(_audit_staff, principal)
+    )
 
 
 @router.delete("/staff/{staff_id}")
@@ -322,7 +333,7 @@ async def create_student(body: StudentIn, request: Request, principal: CurrentPr
         await _audit_student(conn, principal, created, "write")
         return created
 
-    return await idempotency.write(request, principal, pool, work)
+    return await idempotency.write(request, principal, pool, work, replayed=_replay_audited(_audit_student, principal))
 
 
 @router.patch("/students/{student_id}", response_model=StudentOut)
@@ -348,7 +359,9 @@ async def update_student(
         await _audit_student(conn, principal, updated, "write")
         return updated
 
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await idempotency.write(
+        request, principal, pool, work, status_code=200, replayed=_replay_audited(_audit_student, principal)
+    )
 
 
 @router.delete("/students/{student_id}")
@@ -430,7 +443,7 @@ async def create_family(body: FamilyIn, request: Request, principal: CurrentPrin
         await _audit_family(conn, principal, created, "write")
         return created
 
-    return await idempotency.write(request, principal, pool, work)
+    return await idempotency.write(request, principal, pool, work, replayed=_replay_audited(_audit_family, principal))
 
 
 @router.get("/families/{family_id}", response_model=FamilyOut)
@@ -466,7 +479,9 @@ async def update_family(
         await _audit_family(conn, principal, updated, "write")
         return updated
 
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await idempotency.write(
+        request, principal, pool, work, status_code=200, replayed=_replay_audited(_audit_family, principal)
+    )
 
 
 @router.post("/families/{family_id}/guardians", status_code=201, response_model=FamilyOut)
@@ -489,4 +504,4 @@ async def add_guardian(
         await _audit_family(conn, principal, updated, "write")
         return updated
 
-    return await idempotency.write(request, principal, pool, work)
+    return await idempotency.write(request, principal, pool, work, replayed=_replay_audited(_audit_family, principal))

@@ -179,3 +179,21 @@ async def test_a_read_whose_audit_row_cannot_be_written_fails_and_discloses_noth
             assert resp.headers["content-type"].startswith("application/problem+json")
     finally:
         await conn.close()
+
+
+async def test_a_replayed_answer_with_personal_data_is_audited_like_the_first(svc: Svc, small_city: citygen.City):
+    school, cls, _, nid = await _city(svc, small_city)
+    calls = _calls(school, cls, nid)
+    ids: dict[str, Any] = {}
+    assert (await calls[("committees", "POST", "/api/v1/families")](svc.http, ids)).status_code == 201
+    body = {"student_no": "S-aud-9", "name": "王小红", "birth_date": _birth(nid), "national_id": nid}
+    body |= {"class_id": cls, "family_id": ids["family"]}
+    headers = {**BUREAU, "Idempotency-Key": "enrol-S-aud-9"}
+    first = await svc.http.post("/api/v1/students", json=body, headers=headers)
+    again = await svc.http.post("/api/v1/students", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["name"] == "王小红"
+    rows = await _audit_rows(svc)
+    for resp in (first, again):
+        mine = [r for r in rows if r["request_id"] == resp.headers["x-request-id"]]
+        assert [(r["action"], r["resource_id"]) for r in mine] == [("write", first.json()["student_id"])]
