@@ -186,9 +186,10 @@ async def main(a: argparse.Namespace) -> None:
             "LOG_LEVEL": "WARNING",
         }
         service = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.outreach", env=env)
+    # The service is ready once its last migration (004, closure approvals) has run.
     conn = await asyncpg.connect(stack.database_url)
     for _ in range(600):
-        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{o_schema}.audit_log"):
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{o_schema}.case_closure_proposals"):
             break
         await asyncio.sleep(0.1)
     opool = await db.create_pool(stack.database_url, o_schema, min_size=1, max_size=2)
