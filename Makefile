@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` runs the system, `make test` runs every test.
-.PHONY: demo test faults stack-up stack-down status lint contracts bench
+.PHONY: demo test faults stack-up stack-down status lint contracts asyncapi-docs bench
 
 demo:
 	bash scripts/demo.sh $(ARGS)
@@ -25,3 +25,7 @@ lint:
 
 contracts:
 	.venv/bin/python -m shared.contracts.generate
+	bash scripts/asyncapi.sh validate docs/asyncapi.yaml
+
+asyncapi-docs:
+	bash scripts/asyncapi.sh render docs/asyncapi.yaml docs/asyncapi-html

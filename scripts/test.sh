@@ -11,6 +11,7 @@ echo "== lint and types"
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
 $PY -m shared.contracts.generate --check
+bash scripts/asyncapi.sh validate docs/asyncapi.yaml  # the official AsyncAPI parser (npm, pinned, cached)
 
 echo "== stack"
 started_here=0

@@ -12,6 +12,8 @@ import yaml
 import shared.contracts  # noqa: F401  (registers every contract)
 from shared.contracts.compat import breaking_changes
 from shared.events import Envelope, EventSpec, registry
+from shared.inbox import Batch
+from shared.kafka import TopicSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -34,54 +36,254 @@ def schema_of(spec: EventSpec) -> dict[str, Any]:
     return doc
 
 
+KAFKA_BINDING = "0.5.0"
+TRACEPARENT = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+# What the relay (shared/relay.py `_headers`) and the inbox (`_dead_letter`) really put on records.
+EVENT_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "description": "Kafka record headers of every event. No `ce_*` header: the value is a structured-mode CloudEvent.",
+    "required": ["content-type", "traceparent", "hss-event-type"],
+    "properties": {
+        "content-type": {"type": "string", "const": "application/cloudevents+json"},
+        "traceparent": {"type": "string", "pattern": TRACEPARENT, "description": "W3C trace context of the write"},
+        "hss-event-type": {"type": "string", "description": "The CloudEvents `type` again: a routing hint"},
+    },
+}
+DEAD_LETTER_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "description": "The original record's headers (if any) plus where it came from and why it was parked.",
+    "required": [
+        "dlt.error",
+        "dlt.attempts",
+        "dlt.original.topic",
+        "dlt.original.partition",
+        "dlt.original.offset",
+        "dlt.consumer.group",
+    ],
+    "properties": {
+        **EVENT_HEADERS["properties"],
+        "dlt.error": {"type": "string", "maxLength": 2000, "description": "`poison: ...` or the last handler error"},
+        "dlt.attempts": {"type": "string", "pattern": "^[0-9]+$", "description": "How often it was tried"},
+        "dlt.original.topic": {"type": "string"},
+        "dlt.original.partition": {"type": "string", "pattern": "^[0-9]+$"},
+        "dlt.original.offset": {"type": "string", "pattern": "^[0-9]+$"},
+        "dlt.consumer.group": {"type": "string"},
+    },
+}
+TAGS = {
+    "public": "Other departments may subscribe: ids and facts only, no personal data of minors.",
+    "internal": "Between the platform's own services only.",
+    "dead-letter": "Records a consumer group could not apply, for operators.",
+}
+
+
+def consumer_groups() -> dict[str, tuple[str, set[str]]]:
+    """Each consumer group of the four services: the service and the event types it applies."""
+    # Imported here: the services depend on the contracts, not the other way round.
+    from services.committees.app import build_spec as committees
+    from services.committees.settings import Settings as CommitteesSettings
+    from services.outreach.app import build_spec as outreach
+    from services.outreach.settings import OutreachSettings
+    from services.reporting.app import build_spec as reporting
+    from services.reporting.settings import ReportingSettings
+    from services.visits.app import build_spec as visits
+    from services.visits.settings import VisitsSettings
+
+    specs = [
+        committees(CommitteesSettings(env="dev")),
+        visits(VisitsSettings(env="dev")),
+        outreach(OutreachSettings(env="dev")),
+        reporting(ReportingSettings(env="dev")),
+    ]
+    groups: dict[str, tuple[str, set[str]]] = {}
+    for spec in specs:
+        for group, handlers in spec.consumers.items():
+            types = handlers.types if isinstance(handlers, Batch) else handlers.keys()
+            groups[group] = (spec.settings.service_name, set(types))
+    return groups
+
+
+def _ident(text: str) -> str:
+    """An AsyncAPI component/channel id for a dotted name."""
+    return text.replace(".", "_")
+
+
+def payload_schemas() -> dict[str, Any]:
+    """`components/schemas`: every payload by event type, and the enums and models they share, refs rewritten."""
+    schemas: dict[str, Any] = {}
+    for spec in published():
+        doc = spec.model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in doc.pop("$defs", {}).items():
+            if schemas.setdefault(name, sub) != sub:
+                raise ValueError(f"two different schemas are both named {name!r}; rename one model")
+        doc["description"] = spec.summary
+        schemas[spec.type] = doc
+    return schemas
+
+
+def _message(spec: EventSpec) -> dict[str, Any]:
+    """One event type as an AsyncAPI message: headers, the CloudEvent with its typed data, the Kafka key."""
+    visibility = "public" if spec.public else "internal"
+    return {
+        "name": spec.type,
+        "title": spec.type,
+        "summary": spec.summary,
+        "contentType": "application/cloudevents+json",
+        "headers": {
+            "allOf": [
+                {"$ref": "#/components/schemas/EventHeaders"},
+                {"type": "object", "properties": {"hss-event-type": {"const": spec.type}}},
+            ]
+        },
+        "payload": {
+            "allOf": [
+                {"$ref": "#/components/schemas/CloudEvent"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "type": {"const": spec.type},
+                        "source": {"const": f"/services/{spec.service}"},
+                        "dataschema": {"const": spec.dataschema},
+                        "subject": {"description": f"payload field `{spec.subject_field}`"},
+                        "data": {"$ref": f"#/components/schemas/{spec.type}"},
+                    },
+                },
+            ]
+        },
+        "correlationId": {"location": "$message.payload#/correlationid"},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": f"The aggregate id: payload field `{spec.key_field}`"},
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
+        "tags": [{"name": visibility}],
+    }
+
+
+def _topic_binding(address: str, partitions: int) -> dict[str, Any]:
+    return {
+        "kafka": {
+            "topic": address,
+            "partitions": partitions,
+            "topicConfiguration": {"cleanup.policy": ["delete"], "retention.ms": -1},
+            "bindingVersion": KAFKA_BINDING,
+        }
+    }
+
+
 def asyncapi() -> dict[str, Any]:
-    """An AsyncAPI 3.0 document: one channel per topic, one message per event type, send operations."""
+    """An AsyncAPI 3.0 document: a channel per topic and per dead-letter topic, send and receive operations."""
+    partitions = TopicSpec.partitions
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
+    by_topic: dict[str, list[EventSpec]] = {}
     for spec in published():
-        mid = spec.type.replace(".", "_")
-        messages[mid] = {
-            "name": spec.type,
-            "title": spec.type,
-            "summary": spec.summary,
-            "contentType": "application/cloudevents+json",
-            "headers": {"type": "object", "properties": {"traceparent": {"type": "string"}}},
-            "payload": {
-                "allOf": [
-                    {"$ref": "#/components/schemas/CloudEventEnvelope"},
-                    {"type": "object", "properties": {"type": {"const": spec.type}, "data": schema_of(spec)}},
-                ]
-            },
-            "bindings": {"kafka": {"key": {"type": "string", "description": f"payload field {spec.key_field}"}}},
-            "tags": [{"name": "public" if spec.public else "internal"}],
+        messages[_ident(spec.type)] = _message(spec)
+        by_topic.setdefault(spec.topic, []).append(spec)
+    for topic, specs in sorted(by_topic.items()):
+        cid = _ident(topic)
+        service = specs[0].service
+        public = any(s.public for s in specs)
+        channels[cid] = {
+            "address": topic,
+            "title": topic,
+            "description": f"Events of {service}, keyed by aggregate id (one aggregate's events stay in order)."
+            + (" Public: other departments may subscribe." if public else " Internal to the platform."),
+            "messages": {_ident(s.type): {"$ref": f"#/components/messages/{_ident(s.type)}"} for s in specs},
+            "tags": [{"name": "public" if public else "internal"}],
+            "bindings": _topic_binding(topic, partitions),
         }
-        cid = spec.topic.replace(".", "_")
-        ch = channels.setdefault(
-            cid,
-            {"address": spec.topic, "messages": {}, "description": f"Events of {spec.service}, keyed by aggregate id."},
-        )
-        ch["messages"][mid] = {"$ref": f"#/components/messages/{mid}"}
-        operations[f"publish_{mid}"] = {
+        operations[f"{service}_sends_{cid}"] = {
             "action": "send",
+            "title": f"{service} publishes to {topic}",
+            "summary": "Written in the transaction of the change (outbox), relayed in order with acks=all.",
             "channel": {"$ref": f"#/channels/{cid}"},
-            "messages": [{"$ref": f"#/channels/{cid}/messages/{mid}"}],
-            "summary": f"{spec.service} publishes {spec.type}",
+            "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in specs],
         }
+    for group, (service, types) in sorted(consumer_groups().items()):
+        for topic, specs in sorted(by_topic.items()):
+            handled = [s for s in specs if s.type in types]
+            if not handled:
+                continue
+            cid = _ident(topic)
+            operations[f"{_ident(group)}_receives_{cid}"] = {
+                "action": "receive",
+                "title": f"{service}'s group {group} applies {topic}",
+                "summary": "Each event applied once (inbox), offsets committed after the transaction; other types "
+                "on the topic are skipped; poison goes to the dead-letter channel after bounded retries.",
+                "channel": {"$ref": f"#/channels/{cid}"},
+                "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in handled],
+                "bindings": {
+                    "kafka": {"groupId": {"type": "string", "enum": [group]}, "bindingVersion": KAFKA_BINDING}
+                },
+            }
+            dlt = f"{topic}.{group}.dlt"
+            did = _ident(dlt)
+            channels[did] = {
+                "address": dlt,
+                "title": dlt,
+                "description": f"Records of {topic} that group {group} could not apply, as they were, with why.",
+                "messages": {"dead_letter": {"$ref": "#/components/messages/dead_letter"}},
+                "tags": [{"name": "dead-letter"}, {"name": "internal"}],
+                "bindings": _topic_binding(dlt, 1),
+            }
+            operations[f"{_ident(group)}_dead_letters_{cid}"] = {
+                "action": "send",
+                "title": f"{group} parks what it cannot apply from {topic}",
+                "channel": {"$ref": f"#/channels/{did}"},
+                "messages": [{"$ref": f"#/channels/{did}/messages/dead_letter"}],
+            }
+    messages["dead_letter"] = {
+        "name": "dead_letter",
+        "title": "Dead letter",
+        "summary": "The original record (value and key unchanged) with the reason in its headers.",
+        "contentType": "application/cloudevents+json",
+        "headers": {"$ref": "#/components/schemas/DeadLetterHeaders"},
+        "payload": {"description": "The original record value, unchanged; poison may not even be JSON."},
+        "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": KAFKA_BINDING}},
+        "tags": [{"name": "dead-letter"}],
+    }
     envelope = Envelope.model_json_schema()
     envelope["properties"].pop("data", None)
+    envelope["required"].remove("data")
+    envelope["properties"]["data"] = {"type": "object", "description": "The payload, as `dataschema` describes"}
+    envelope["required"].append("data")
+    envelope["title"] = "CloudEvent"
+    envelope["description"] = (
+        "A CloudEvents 1.0 event in structured mode (the whole event is the record value), with the extensions "
+        "`correlationid` (the request that started it all) and `causationid` (the event that caused this one)."
+    )
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "Home–school–society cooperation platform events",
             "version": "1.0.0",
-            "description": "Domain events exchanged over Kafka. Messages tagged `public` may be read by other "
-            "departments; they carry ids and facts, never names, ID numbers, addresses or phone numbers.",
+            "description": "Domain events exchanged over Kafka as CloudEvents 1.0 in structured mode. Channels "
+            "and messages tagged `public` may be read by other departments; they carry ids and facts, never names, "
+            "ID numbers, addresses or phone numbers. `internal` ones are between the platform's services.",
+            "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
+        },
+        "servers": {
+            "devstack": {
+                "host": "127.0.0.1:59092",
+                "protocol": "kafka",
+                "description": "The broker `shared/devstack` starts (PLAINTEXT).",
+            }
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": {"CloudEventEnvelope": envelope}},
+        "components": {
+            "schemas": {
+                "CloudEvent": envelope,
+                "EventHeaders": EVENT_HEADERS,
+                "DeadLetterHeaders": DEAD_LETTER_HEADERS,
+                **payload_schemas(),
+            },
+            "messages": messages,
+        },
     }
 
 

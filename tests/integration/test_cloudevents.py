@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
@@ -18,6 +20,8 @@ from shared.web import start_runtime, stop_runtime
 from tests.integration.kitapp import TOPIC, ItemAdded, KitSettings, spec
 
 pytestmark = pytest.mark.integration
+
+ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml").read_text())
 
 
 async def raw_records(bootstrap: str, topic: str, expect: int, timeout: float = 20.0) -> list[ConsumerRecord]:
@@ -59,6 +63,8 @@ async def test_relayed_events_pass_the_sdk_kafka_binding_and_sdk_events_of_both_
         events: list[Any] = []
         for rec, env in zip(records, envelopes, strict=True):
             headers = dict(rec.headers)
+            documented = ASYNCAPI["components"]["schemas"]["EventHeaders"]
+            assert set(headers) == set(documented["properties"]) == set(documented["required"])
             assert not [h for h in headers if h.lower().startswith("ce_")], headers
             assert headers["content-type"] == b"application/cloudevents+json"
             assert headers["hss-event-type"] == b"kittest.item.added.v1"
@@ -112,6 +118,8 @@ async def test_relayed_events_pass_the_sdk_kafka_binding_and_sdk_events_of_both_
         assert len(dlt) == 1
         assert dlt[0]["headers"]["dlt.error"].startswith("poison: not a valid envelope")
         assert dlt[0]["headers"]["dlt.attempts"] == "1"
+        documented = ASYNCAPI["components"]["schemas"]["DeadLetterHeaders"]
+        assert {h for h in dlt[0]["headers"] if h.startswith("dlt.")} == set(documented["required"])
     finally:
         await producer.stop()
         await stop_runtime(runtime)
