@@ -11,6 +11,8 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client import REGISTRY
 
 from shared import db
@@ -341,4 +343,26 @@ async def test_a_batch_that_times_out_is_split_and_applied_record_by_record(make
     finally:
         if task is not None:
             task.cancel()
+        await stop_runtime(runtime)
+
+
+async def test_declared_topics_carry_min_insync_replicas(make_settings):
+    settings = make_settings(KitSettings)
+    runtime = await start_runtime(spec(settings))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        topics = [settings.topic(TOPIC), f"{settings.topic(TOPIC)}.kittest.items.dlt"]
+        await wait_for(lambda: runtime.consumers[0].ready.is_set())
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+        resources = [r for response in described for r in response.to_object()["resources"]]
+        assert sorted(r["resource_name"] for r in resources) == sorted(topics)
+        for resource in resources:
+            entries = {e["config_names"]: e for e in resource["config_entries"]}
+            entry = entries["min.insync.replicas"]
+            assert entry["config_value"] == str(settings.topic_min_insync), resource["resource_name"]
+            assert entry["config_source"] == 1, "set on the topic itself (DYNAMIC_TOPIC_CONFIG), not inherited"
+            assert entries["retention.ms"]["config_value"] == "-1"
+    finally:
+        await admin.close()
         await stop_runtime(runtime)

@@ -384,6 +384,32 @@ def test_k8s_deployments_have_probes_and_resources(k8s_docs: list[tuple[Path, di
         assert {"configMapRef": {"name": "hss-config"}} in container["envFrom"]
 
 
+def test_k8s_migrations_run_in_an_init_container_before_the_service(
+    k8s_docs: list[tuple[Path, dict[str, Any]]],
+) -> None:
+    deployments = {doc["metadata"]["name"]: doc for _, doc in k8s_docs if doc["kind"] == "Deployment"}
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        (init,) = pod["initContainers"]
+        (container,) = pod["containers"]
+        assert init["command"] == ["python", "-m", f"services.{name}", "migrate"]
+        assert init["image"] == container["image"]
+        assert init["env"] == container["env"] and init["envFrom"] == container["envFrom"], "same database and config"
+        assert init["securityContext"] == container["securityContext"]
+        assert "startupProbe" not in init, "a long migration must not count against a probe"
+
+
+def test_kafka_durability_is_declared_for_production_and_compose(
+    k8s_docs: list[tuple[Path, dict[str, Any]]], compose: dict[str, Any]
+) -> None:
+    (config,) = [doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap"]
+    assert config["KAFKA_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert config["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"] == "2"
+    for name in SERVICE_PORTS:
+        env = env_of(compose["services"][name])
+        assert env["KAFKA_TOPIC_REPLICATION_FACTOR"] == env["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"] == "1"  # one broker
+
+
 def test_k8s_services_and_budgets_select_the_deployments(k8s_docs: list[tuple[Path, dict[str, Any]]]) -> None:
     by_kind: dict[str, dict[str, dict[str, Any]]] = {}
     for _, doc in k8s_docs:
