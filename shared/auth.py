@@ -1,4 +1,4 @@
-"""JWT bearer auth (HS256 dev, RS256/JWKS production), roles and org-subtree scoping."""
+"""JWT bearer auth (HS256 dev, RS256/JWKS production) and roles; org-subtree scoping is shared/scope.py."""
 
 from __future__ import annotations
 
@@ -47,20 +47,10 @@ class Principal:
         """Whether the caller has any of `roles`."""
         return bool(self.roles.intersection(roles))
 
-    def covers(self, org_path: str) -> bool:
-        """Whether `org_path` lies in the caller's subtree (paths look like `/city/district/school`)."""
-        mine = self.org_path.rstrip("/")
-        return org_path == mine or org_path.startswith(mine + "/")
-
     def require(self, *roles: Role) -> None:
         """403 unless the caller has one of `roles`."""
         if not self.has(*roles):
             raise Problem(403, "Forbidden", f"requires one of the roles: {', '.join(sorted(roles))}")
-
-    def require_scope(self, org_path: str) -> None:
-        """403 unless `org_path` is inside the caller's subtree."""
-        if not self.covers(org_path):
-            raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
 
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]

@@ -50,6 +50,11 @@ def sql(column: str, param: int) -> str:
     return f"({column} = ${param} OR {column} LIKE ${param + 1} ESCAPE '\\')"
 
 
+def sql_contains(column: str, param: int) -> str:
+    """SQL: the subtree rooted at `column` contains the path bound as $param (normalized, e.g. `args(path)[0]`)."""
+    return f"starts_with(${param} || '/', {column} || '/')"
+
+
 def args(scope: str) -> tuple[str, str]:
     """The two query parameters `sql()` expects for `scope`."""
     return normalize(scope), like_below(scope)

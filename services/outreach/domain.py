@@ -81,6 +81,11 @@ def special_group(rules: Rules, category: Category) -> SpecialGroup | None:
         return None  # a configured category without a register group of its own
 
 
+def referred_groups(rules: Rules, referral_categories: Iterable[str]) -> set[SpecialGroup]:
+    """The register groups some referrals are about: all a department may register, verify or see of a child."""
+    return {g for c in referral_categories if (g := special_group(rules, Category(c))) is not None}
+
+
 def risk_level(rules: Rules, severities: Iterable[Severity], categories: Iterable[Category]) -> Severity:
     """The highest open severity, one level higher when many distinct categories are present (capped at urgent)."""
     level = SEVERITY_ORDER[max_severity(severities)]

@@ -177,21 +177,21 @@ class ReferralNoteIn(Strict):
 
 
 class ChildFacts(BaseModel):
-    """What a department needs about the child: a pseudonymous id and placement, never a name or address."""
+    """What a department needs about the child: a pseudonymous id and placement, never a name or address; of the
+    register only the group the referral is about (other groups and categories are not the department's business)."""
 
     student_id: str
     class_path: str
     school_path: str
-    parents_work_away: bool | None
     living_arrangement: str | None
     groups: list[SpecialGroup]
 
 
 class ReferralCaseFacts(BaseModel):
+    """The case as far as the referral goes: its state, deadlines and the school contacts (its carers)."""
+
     case_id: str
     state: str
-    risk_level: Severity
-    categories: list[Category]
     opened_at: datetime
     contact_due: datetime | None
     first_contacted_at: datetime | None
@@ -218,7 +218,12 @@ class MembershipIn(Strict):
 
     student_id: str = Field(min_length=1, max_length=64)
     group: SpecialGroup
-    org_path: str = Field(pattern=ORG_PATH, max_length=300, description="the student's class path")
+    org_path: str | None = Field(
+        default=None,
+        pattern=ORG_PATH,
+        max_length=300,
+        description="the student's class path; taken from the directory (a different one is refused)",
+    )
 
 
 class VerifyIn(Strict):

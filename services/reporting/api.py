@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, Response
 from services.reporting import exports, views
 from services.reporting.cache import AnswerCache
 from services.reporting.store import reads
+from shared import scope
 from shared.auth import CurrentPrincipal, Principal, Role
 from shared.problems import invalid
 from shared.web import Pool
@@ -40,9 +41,7 @@ def _json(body: bytes) -> Response:
 def _scope(principal: Principal, org_path: str | None) -> str:
     """The node to report on: the caller's unit by default, never outside the caller's subtree."""
     principal.require(*READERS)
-    node = (org_path or principal.org_path).rstrip("/")
-    principal.require_scope(node)
-    return node
+    return scope.narrow(principal, org_path)
 
 
 @router.get("/summary")

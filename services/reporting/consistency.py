@@ -31,7 +31,7 @@ import httpx
 from services.reporting import views
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import reads
-from shared import db
+from shared import db, scope
 from shared.auth import issue_token
 
 
@@ -57,10 +57,6 @@ class Report:
         self.compared += 1
         if owner != reporting:
             self.diffs.append(Diff(figure, org_path, owner, reporting))
-
-
-def _under(path: str, node: str) -> bool:
-    return path == node or path.startswith(node + "/")
 
 
 async def check_visits(http: httpx.AsyncClient, rep: Report, figures: dict[str, Any], root: str, cid: str) -> None:
@@ -96,7 +92,7 @@ async def check_outreach(http: httpx.AsyncClient, rep: Report, figures: dict[str
             break
         offset += 500
     for node, f in figures.items():
-        mine = [c for c in cases if _under(c["org_path"], node)]
+        mine = [c for c in cases if scope.within(c["org_path"], node)]
         states = Counter("closed" if c["state"] == "closed" else "open" for c in mine)
         rep.add("cases.opened", node, len(mine), f["cases"]["opened"])
         rep.add("cases.open", node, states["open"], f["cases"]["open"])

@@ -11,6 +11,7 @@ from typing import Any
 
 from services.visits.checklist import ChecklistItem
 from services.visits.schemas import VisitIn
+from shared import scope
 from shared.auth import Principal, Role
 from shared.contracts.visits import ChecklistAnswer
 
@@ -25,12 +26,6 @@ def school_path(org_path: str) -> str:
 def district_path(org_path: str) -> str:
     """`/city/district/...` → `/city/district`."""
     return "/" + "/".join([p for p in org_path.split("/") if p][:2])
-
-
-def under(org_path: str, scope: str) -> bool:
-    """Whether `org_path` lies in the subtree `scope`."""
-    scope = scope.rstrip("/")
-    return org_path == scope or org_path.startswith(scope + "/")
 
 
 # ---------------------------------------------------------------------------------------- assignment plan
@@ -226,7 +221,7 @@ def may_record(principal: Principal, a: AssignmentFacts) -> bool:
     """Teachers record their own assignments; school/district/bureau admins those in their subtree."""
     if principal.staff_id is not None and principal.staff_id == a.teacher_id and Role.TEACHER in principal.roles:
         return True
-    return not principal.roles.isdisjoint(RECORDING_ADMINS) and principal.covers(a.org_path)
+    return not principal.roles.isdisjoint(RECORDING_ADMINS) and scope.covers(principal, a.org_path)
 
 
 def check_checklist(answers: Sequence[Any], items: tuple[ChecklistItem, ...]) -> list[Fault]:

@@ -6,10 +6,10 @@ from typing import Any
 
 import asyncpg
 
-from services.visits import checklist, domain, store
-from shared import audit
+from services.visits import checklist, store
+from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
-from shared.problems import Problem, not_found
+from shared.problems import not_found
 
 
 def _record(r: asyncpg.Record) -> dict[str, Any]:
@@ -18,10 +18,7 @@ def _record(r: asyncpg.Record) -> dict[str, Any]:
 
 def _scope(principal: Principal, org_path: str | None) -> str:
     """The subtree to read: the caller's, narrowed by `org_path` when given (403 outside it)."""
-    if org_path is None:
-        return principal.org_path.rstrip("/")
-    principal.require_scope(org_path)
-    return org_path.rstrip("/")
+    return scope.narrow(principal, org_path)
 
 
 async def list_campaigns(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
@@ -35,8 +32,8 @@ async def _visible_campaign(pool: asyncpg.Pool, principal: Principal, campaign_i
     if row is None:
         raise not_found("campaign")
     # Visible when the campaign's scope and the caller's subtree overlap.
-    if not (principal.covers(row["org_path"]) or domain.under(principal.org_path, row["org_path"])):
-        raise Problem(403, "Forbidden", "the campaign lies outside your organisation scope")
+    if not scope.overlaps(principal.org_path, row["org_path"]):
+        raise scope.forbidden("the campaign lies outside your organisation scope")
     return row
 
 
@@ -58,14 +55,14 @@ async def assignments(
 ) -> dict[str, Any]:
     row = await _visible_campaign(pool, principal, campaign_id)
     if principal.has(*ADMINS, Role.AUDITOR):
-        scope = _scope(principal, org_path)
+        subtree = _scope(principal, org_path)
     else:  # a teacher: only their own families, wherever the families are
         if teacher_id not in (None, principal.staff_id) or not principal.staff_id:
-            raise Problem(403, "Forbidden", "teachers see only their own assignments")
+            raise scope.forbidden("teachers see only their own assignments")
         teacher_id = principal.staff_id
-        scope = row["org_path"] if org_path is None else org_path
+        subtree = row["org_path"] if org_path is None else org_path
     rows = await store.list_assignments(
-        pool, campaign_id, scope=scope, teacher_id=teacher_id, status=status, limit=limit, offset=offset
+        pool, campaign_id, scope=subtree, teacher_id=teacher_id, status=status, limit=limit, offset=offset
     )
     return {"items": [_record(r) for r in rows], "limit": limit, "offset": offset}
 
@@ -93,8 +90,8 @@ async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict
         if row is None:
             raise not_found("visit")
         own = principal.has(Role.TEACHER) and principal.staff_id == row["teacher_id"]
-        if not own and not (principal.has(Role.AUDITOR, *ADMINS) and principal.covers(row["org_path"])):
-            raise Problem(403, "Forbidden", "not a visit you may read")
+        if not own and not (principal.has(Role.AUDITOR, *ADMINS) and scope.covers(principal, row["org_path"])):
+            raise scope.forbidden("not a visit you may read")
         labels = {i.id: i for i in checklist.load().items(row["checklist_version"])}
         doc = _record(row)
         doc["checklist"] = [

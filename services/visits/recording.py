@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from services.visits import checklist, domain, store
 from services.visits.schemas import ScheduleIn, VisitIn
-from shared import context, outbox
+from shared import context, outbox, scope
 from shared.auth import Principal
 from shared.contracts import visits as ev
 from shared.db import DB_UNAVAILABLE
@@ -89,7 +89,7 @@ async def schedule(
         raise not_found("assignment")
     a = _facts(rows[0])
     if not domain.may_record(principal, a):
-        raise Problem(403, "Forbidden", "not an assignment you may schedule")
+        raise scope.forbidden("not an assignment you may schedule")
     faults = domain.check_schedule(body.planned_on, body.mode.value, a)
     if faults:
         raise single_problem(faults)

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.visits import checklist, domain, store
 from services.visits.schemas import AssignmentIn, CampaignIn
+from shared import scope
 from shared.auth import ADMINS, Principal
 from shared.contracts import visits as ev
 from shared.outbox import add_events
@@ -34,7 +35,7 @@ async def create_campaign(
 ) -> dict[str, Any]:
     """A draft campaign; the checklist version in force is recorded on it."""
     principal.require(*ADMINS)
-    principal.require_scope(body.org_path)
+    scope.require(principal, body.org_path)
     config = checklist.load()
     version = body.checklist_version or config.current
     if version not in config.versions:
@@ -61,7 +62,7 @@ async def _campaign_for_change(conn: asyncpg.Connection, principal: Principal, c
     row = await store.get_campaign(conn, campaign_id, lock=True)
     if row is None:
         raise not_found("campaign")
-    principal.require_scope(row["org_path"])
+    scope.require(principal, row["org_path"])
     return row
 
 
@@ -154,11 +155,11 @@ async def close_campaign(conn: asyncpg.Connection, principal: Principal, campaig
 # ------------------------------------------------------------------------------- hand-made assignments
 
 
-async def _teacher_for(conn: asyncpg.Connection, teacher_id: str, scope: str, pointer: str) -> asyncpg.Record:
+async def _teacher_for(conn: asyncpg.Connection, teacher_id: str, campaign_path: str, pointer: str) -> asyncpg.Record:
     staff = await store.get_staff(conn, teacher_id)
     if staff is None or not staff["active"]:
         raise invalid(pointer, "no such active staff member")
-    if not domain.under(staff["org_path"], scope):
+    if not scope.within(staff["org_path"], campaign_path):
         raise invalid(pointer, "the teacher is outside the campaign's scope")
     return staff
 
@@ -177,9 +178,9 @@ async def add_assignment(
     if not children:
         raise invalid("/family_id", "no family with children in the campaign's scope")
     org_path = children[0]["org_path"]
-    principal.require_scope(org_path)
+    scope.require(principal, org_path)
     staff = await _teacher_for(conn, body.teacher_id, camp["org_path"], "/teacher_id")
-    principal.require_scope(staff["org_path"])
+    scope.require(principal, staff["org_path"])
     aid = new_id()
     student_ids = [c["student_id"] for c in children]
     try:
@@ -221,7 +222,7 @@ async def _assignment_for_change(conn: asyncpg.Connection, principal: Principal,
     a = await store.get_assignment(conn, assignment_id, lock=True)
     if a is None:
         raise not_found("assignment")
-    principal.require_scope(a["org_path"])
+    scope.require(principal, a["org_path"])
     if a["campaign_status"] != "launched":
         raise conflict(f"the campaign is {a['campaign_status']}; assignments change only while it is launched")
     if a["status"] in ("completed", "removed"):
@@ -235,7 +236,7 @@ async def reassign(
     """Give an open assignment to another teacher of the campaign's scope."""
     a = await _assignment_for_change(conn, principal, assignment_id)
     staff = await _teacher_for(conn, teacher_id, a["campaign_path"], "/teacher_id")
-    principal.require_scope(staff["org_path"])
+    scope.require(principal, staff["org_path"])
     if teacher_id == a["teacher_id"]:
         raise invalid("/teacher_id", "the assignment already belongs to this teacher")
     await store.set_assignment_teacher(conn, assignment_id, teacher_id)

@@ -7,15 +7,13 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from shared.scope import args as subtree_args
+from shared.scope import sql as subtree_sql
+from shared.scope import sql_contains as subtree_contains
+
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 TEACHING_ROLES = ["class_teacher", "subject_teacher", "mental_health_teacher", "ideological_political_teacher"]
-
-
-def like_subtree(org_path: str) -> str:
-    """LIKE pattern for the strict descendants of `org_path` (ids never contain LIKE wildcards but escape anyway)."""
-    escaped = org_path.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
 
 
 # ------------------------------------------------------------------------------------------- campaigns
@@ -51,10 +49,9 @@ async def get_campaign(conn: Conn, campaign_id: str, *, lock: bool = False) -> a
 async def list_campaigns(conn: Conn, scope: str) -> list[asyncpg.Record]:
     """Campaigns whose scope contains the caller's unit or lies inside the caller's subtree."""
     return await conn.fetch(
-        f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE org_path = $1 OR org_path LIKE $2 "
-        "OR $1 LIKE (replace(replace(org_path, '_', '\\_'), '%', '\\%') || '/%') ORDER BY created_at DESC LIMIT 500",
-        scope.rstrip("/"),
-        like_subtree(scope),
+        f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE {subtree_sql('org_path', 1)} "
+        f"OR {subtree_contains('org_path', 1)} ORDER BY created_at DESC LIMIT 500",
+        *subtree_args(scope),
     )
 
 
@@ -81,18 +78,16 @@ async def set_campaign_closed(conn: Conn, campaign_id: str) -> asyncpg.Record:
 async def students_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT student_id, class_id, org_path, family_id FROM students "
-        "WHERE active AND family_id <> '' AND (org_path = $1 OR org_path LIKE $2) ORDER BY family_id, student_id",
-        scope.rstrip("/"),
-        like_subtree(scope),
+        f"WHERE active AND family_id <> '' AND {subtree_sql('org_path', 1)} ORDER BY family_id, student_id",
+        *subtree_args(scope),
     )
 
 
 async def teachers_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT staff_id, org_path, head_class_id, class_ids FROM staff "
-        "WHERE active AND roles && $3::text[] AND (org_path = $1 OR org_path LIKE $2)",
-        scope.rstrip("/"),
-        like_subtree(scope),
+        f"WHERE active AND roles && $3::text[] AND {subtree_sql('org_path', 1)}",
+        *subtree_args(scope),
         TEACHING_ROLES,
     )
 
@@ -104,10 +99,9 @@ async def get_staff(conn: Conn, staff_id: str) -> asyncpg.Record | None:
 async def family_children(conn: Conn, family_id: str, scope: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT student_id, class_id, org_path FROM students WHERE family_id = $1 AND active "
-        "AND (org_path = $2 OR org_path LIKE $3) ORDER BY student_id",
+        f"AND {subtree_sql('org_path', 2)} ORDER BY student_id",
         family_id,
-        scope.rstrip("/"),
-        like_subtree(scope),
+        *subtree_args(scope),
     )
 
 
@@ -191,12 +185,11 @@ async def list_assignments(
     return await conn.fetch(
         "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, planned_on, planned_mode, "
         "visit_id, visit_mode, visited_on, updated_at FROM assignments "
-        "WHERE campaign_id = $1 AND (org_path = $2 OR org_path LIKE $3) "
+        f"WHERE campaign_id = $1 AND {subtree_sql('org_path', 2)} "
         "AND ($4::text IS NULL OR teacher_id = $4) AND (($5::text IS NULL AND status <> 'removed') OR status = $5) "
         "ORDER BY teacher_id, family_id LIMIT $6 OFFSET $7",
         campaign_id,
-        scope.rstrip("/"),
-        like_subtree(scope),
+        *subtree_args(scope),
         teacher_id,
         status,
         limit,
@@ -218,11 +211,10 @@ async def progress(conn: Conn, campaign_id: str, *, level: str, scope: str) -> l
         "count(*) FILTER (WHERE visit_mode = 'phone') AS phone, "
         "count(*) FILTER (WHERE visit_mode = 'at_school') AS at_school, "
         "count(DISTINCT teacher_id) AS teachers "
-        "FROM assignments WHERE campaign_id = $1 AND status <> 'removed' AND (org_path = $2 OR org_path LIKE $3) "
+        f"FROM assignments WHERE campaign_id = $1 AND status <> 'removed' AND {subtree_sql('org_path', 2)} "
         f"GROUP BY {column} ORDER BY {column}",
         campaign_id,
-        scope.rstrip("/"),
-        like_subtree(scope),
+        *subtree_args(scope),
     )
 
 

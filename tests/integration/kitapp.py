@@ -10,7 +10,7 @@ import asyncpg
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from shared import idempotency
+from shared import idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Role
 from shared.events import Event, Payload, event_type, occurred_at
 from shared.outbox import add_event
@@ -51,7 +51,7 @@ router = APIRouter(prefix="/api/v1")
 async def add_item(body: ItemIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Store an item and its event in one transaction."""
     principal.require(*ADMINS)
-    principal.require_scope(body.org_path)
+    scope.require(principal, body.org_path)
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         await conn.execute("INSERT INTO items VALUES ($1, $2, $3)", body.item_id, body.org_path, body.seq)

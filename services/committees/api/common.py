@@ -10,17 +10,18 @@ from services.committees.domain.rows import Checker
 from services.committees.domain.rules import RuleBroken, can_write, decode_cursor, encode_cursor
 from services.committees.store import imports as import_store
 from services.committees.store import upserts
+from shared import scope
 from shared.auth import Principal
 from shared.problems import Problem, field_error, invalid, not_found
 
 MAX_LIMIT = 500
 
 
-def require_write(principal: Principal, org_path: str) -> None:
-    """403 unless the caller may change things at `org_path`."""
-    principal.require_scope(org_path)
-    if not can_write(principal, org_path):
-        raise Problem(403, "Forbidden", "requires an admin role covering this org unit")
+def require_write(principal: Principal, *org_paths: str) -> None:
+    """403 unless the caller may change things at EVERY one of `org_paths` (each org unit a write touches)."""
+    scope.require(principal, *org_paths)
+    if not all(can_write(principal, p) for p in org_paths):
+        raise scope.forbidden("requires an admin role covering every org unit this write touches")
 
 
 def after(cursor: str | None) -> str | None:

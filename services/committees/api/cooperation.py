@@ -39,7 +39,7 @@ from services.committees.schemas import (
 )
 from services.committees.store import cooperation as store
 from services.committees.store import directory
-from shared import audit, idempotency
+from shared import audit, idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts import committees as ev
 from shared.contracts.common import OrgLevel
@@ -60,13 +60,13 @@ def _new_id(prefix: str) -> str:
 def _read(principal: Principal, org_path: str) -> None:
     """Cooperation records are not personal: readers see those inside their subtree."""
     principal.require(*READERS)
-    principal.require_scope(org_path)
+    scope.require(principal, org_path)
 
 
 async def _list_path(pool: asyncpg.Pool, principal: Principal, under: str | None) -> str:
     principal.require(*READERS)
     path = principal.org_path if under is None else (await unit_or_404(pool, under))["org_path"]
-    principal.require_scope(path)
+    scope.require(principal, path)
     return path
 
 
@@ -448,8 +448,8 @@ async def guardian_attendance(guardian_id: str, principal: CurrentPrincipal, poo
     paths = await directory.guardian_student_paths(pool, guardian_id)
     if not paths and await directory.guardian(pool, guardian_id) is None:
         raise not_found("guardian")
-    if not any(principal.covers(p) for p in paths):
-        raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+    if not any(scope.covers(principal, p) for p in paths):
+        raise scope.forbidden()
     n = await store.guardian_attendance(pool, guardian_id)
     return {"guardian_id": guardian_id, **n, "attendance_rate": attendance_rate(n["attended"], n["expected"])}
 

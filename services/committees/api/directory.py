@@ -27,7 +27,7 @@ from services.committees.schemas import (
 )
 from services.committees.store import directory as store
 from services.committees.store import upserts
-from shared import audit, idempotency
+from shared import audit, idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.committees import StaffLeft, StudentLeft
 from shared.events import occurred_at
@@ -42,9 +42,7 @@ READERS = (*ADMINS, *TEACHERS, Role.AUDITOR)
 
 async def _scope(pool: asyncpg.Pool, principal: Principal, under: str | None) -> str:
     """The org path a list covers: `under` (an org unit id) or the caller's own subtree; 403 outside it."""
-    path = principal.org_path if under is None else (await unit_or_404(pool, under))["org_path"]
-    principal.require_scope(path)
-    return path
+    return scope.narrow(principal, None if under is None else (await unit_or_404(pool, under))["org_path"])
 
 
 def _replay_audited(audit_fn: Any, principal: Principal) -> idempotency.Replayed:
@@ -120,9 +118,9 @@ async def update_org_unit(
 
 def _staff_view(principal: Principal, row: dict[str, Any]) -> dict[str, Any] | None:
     """Admins in scope and colleagues of the same school see everything; auditors see no personal fields."""
-    if principal.has(*ADMINS, *TEACHERS) and principal.covers(row["org_path"]):
+    if principal.has(*ADMINS, *TEACHERS) and scope.covers(principal, row["org_path"]):
         return row
-    if principal.has(Role.AUDITOR) and principal.covers(row["org_path"]):
+    if principal.has(Role.AUDITOR) and scope.covers(principal, row["org_path"]):
         return redact(row, personal=False)
     return None
 
@@ -158,7 +156,7 @@ async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> d
             raise not_found("staff member")
         view = _staff_view(principal, row)
         if view is None:
-            raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+            raise scope.forbidden()
         await _audit_staff(conn, principal, row, "read")
     return view
 
@@ -266,10 +264,10 @@ async def list_students(
     else:
         mine = await store.teacher_classes(pool, principal.staff_id)
         if class_id is not None and class_id not in mine:
-            raise Problem(403, "Forbidden", "teachers see only the classes they teach")
+            raise scope.forbidden("teachers see only the classes they teach")
         # a teacher's classes, and only inside the school their token names
         path = (await unit_or_404(pool, under))["org_path"] if under else principal.org_path
-        principal.require_scope(path)
+        scope.require(principal, path)
         classes = [class_id] if class_id else sorted(mine)
     async with pool.acquire() as conn, conn.transaction():
         rows = await store.list_students(conn, path, classes, after(cursor), limit + 1)
@@ -291,7 +289,7 @@ async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) 
             raise not_found("student")
         view = await _student_view(conn, principal, row)
         if view is None:
-            raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+            raise scope.forbidden()
         await _audit_student(conn, principal, row, "read")
     return view
 
@@ -317,6 +315,12 @@ async def _family_no(conn: asyncpg.Connection | asyncpg.Pool, family_id: str) ->
     return no
 
 
+async def _require_family_write(conn: asyncpg.Connection | asyncpg.Pool, principal: Principal, family_id: str) -> None:
+    """Linking a child to a family touches every school its children attend: write scope over all of them."""
+    paths = await conn.fetch("SELECT org_path FROM students WHERE family_id = $1 AND active", family_id)
+    require_write(principal, *(p["org_path"] for p in paths))
+
+
 @router.post("/students", status_code=201, response_model=StudentOut)
 async def create_student(body: StudentIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
@@ -328,6 +332,7 @@ async def create_student(body: StudentIn, request: Request, principal: CurrentPr
             raise conflict("a student with this student_no already exists")
         raw = body.model_dump(mode="json", exclude={"family_id"})
         raw["family_no"] = await _family_no(conn, body.family_id)
+        await _require_family_write(conn, principal, body.family_id)
         await write_directory(conn, "students", raw, [body.class_id], {raw["family_no"]})
         created = await store.student_by_no(conn, body.student_no) or {}
         await _audit_student(conn, principal, created, "write")
@@ -354,8 +359,12 @@ async def update_student(
         family_id = changes.pop("family_id", None) or row["family_id"]
         raw.update(changes)
         raw["family_no"] = await _family_no(conn, family_id)
+        if family_id != row["family_id"]:  # the child leaves one family for another: both change
+            await _require_family_write(conn, principal, row["family_id"])
+            await _require_family_write(conn, principal, family_id)
         await write_directory(conn, "students", raw, [raw["class_id"]], {raw["family_no"]})
         updated = await store.student(conn, student_id) or {}
+        require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
         await _audit_student(conn, principal, updated, "write")
         return updated
 
@@ -390,11 +399,11 @@ async def student_left(student_id: str, request: Request, principal: CurrentPrin
 async def _family_access(
     pool: asyncpg.Connection | asyncpg.Pool, principal: Principal, fam: dict[str, Any], write: bool
 ) -> bool:
-    """Personal access to a family: through any of its students (a family without students: admins only)."""
+    """Reading a family: through any of its students; changing it: over all of them (no students: admins only)."""
     if not fam["students"]:
         return principal.has(*ADMINS)
     if write:
-        return any(principal.covers(s["org_path"]) and principal.has(*ADMINS) for s in fam["students"])
+        return principal.has(*ADMINS) and all(scope.covers(principal, s["org_path"]) for s in fam["students"])
     classes = await store.teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
     return any(people_access(principal, s["org_path"], s["class_id"], classes).personal for s in fam["students"])
 
@@ -455,7 +464,7 @@ async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool) ->
         if fam is None:
             raise not_found("family")
         if not await _family_access(conn, principal, fam, write=False):
-            raise Problem(403, "Forbidden", "the resource lies outside your organisation scope")
+            raise scope.forbidden()
         await _audit_family(conn, principal, fam, "read")
     return fam
 
@@ -469,7 +478,7 @@ async def update_family(
     if fam is None:
         raise not_found("family")
     if not await _family_access(pool, principal, fam, write=True):
-        raise Problem(403, "Forbidden", "requires an admin role covering one of the family's students")
+        raise scope.forbidden("requires an admin role covering every one of the family's students")
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         raw = {k: fam[k] for k in ("family_no", "parents_work_away", "living_arrangement", "address")}
@@ -493,7 +502,7 @@ async def add_guardian(
     if fam is None:
         raise not_found("family")
     if not await _family_access(pool, principal, fam, write=True):
-        raise Problem(403, "Forbidden", "requires an admin role covering one of the family's students")
+        raise scope.forbidden("requires an admin role covering every one of the family's students")
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         if await conn.fetchval("SELECT 1 FROM guardians WHERE guardian_no = $1", body.guardian_no):

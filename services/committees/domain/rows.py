@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from shared import scope
 from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
 
 ENTITIES = ("org_units", "staff", "families", "guardians", "students")
@@ -318,7 +319,7 @@ class Checker:
             else:
                 for cid in [*c["class_ids"], *([c["head_class_id"]] if c["head_class_id"] else [])]:
                     cu = self.units.get(cid)
-                    if cu is None or cu.level != OrgLevel.CLASS or not cu.org_path.startswith(unit.org_path + "/"):
+                    if cu is None or cu.level != OrgLevel.CLASS or not scope.within(cu.org_path, unit.org_path):
                         field = "head_class_id" if cid == c["head_class_id"] else "class_ids"
                         err = (field, f"{cid!r} is not a class of {c['org_unit_id']}")
                         break

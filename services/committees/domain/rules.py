@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from shared.auth import Principal, Role
+from shared import scope
+from shared.auth import ADMINS, Principal, Role
 from shared.contracts.committees import CommitteeLevel
 from shared.contracts.common import OrgLevel
 
@@ -49,7 +50,7 @@ def check_one_active_committee(active_committee_ids: Iterable[str]) -> None:
 
 def check_member_eligible(committee_path: str, guardian_student_paths: Iterable[str]) -> None:
     """A member must be a guardian of an (active) student inside the committee's org unit."""
-    if not any(p == committee_path or p.startswith(committee_path + "/") for p in guardian_student_paths):
+    if not any(scope.within(p, committee_path) for p in guardian_student_paths):
         raise RuleBroken("guardian_id", "the guardian has no student inside the committee's org unit")
 
 
@@ -76,18 +77,20 @@ class Access:
 
 def people_access(principal: Principal, org_path: str, class_id: str | None, my_classes: frozenset[str]) -> Access:
     """Admins in scope see everything; teachers their own classes; auditors see records without personal fields."""
-    if principal.has(Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN) and principal.covers(org_path):
+    if not scope.covers(principal, org_path):
+        return Access(read=False, personal=False)
+    if principal.has(*ADMINS):
         return Access(read=True, personal=True)
-    if principal.has(*TEACHERS) and class_id is not None and class_id in my_classes and principal.covers(org_path):
+    if principal.has(*TEACHERS) and class_id is not None and class_id in my_classes:
         return Access(read=True, personal=True)
-    if principal.has(Role.AUDITOR) and principal.covers(org_path):
+    if principal.has(Role.AUDITOR):
         return Access(read=True, personal=False)
     return Access(read=False, personal=False)
 
 
 def can_write(principal: Principal, org_path: str) -> bool:
     """Writes: bureau admins anywhere, district and school admins inside their subtree."""
-    return principal.has(Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN) and principal.covers(org_path)
+    return principal.has(*ADMINS) and scope.covers(principal, org_path)
 
 
 def redact(record: dict[str, Any], personal: bool) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from shared import scope
+
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
@@ -16,10 +18,9 @@ def _d(row: asyncpg.Record | None) -> dict[str, Any] | None:
 
 async def _list(conn: Conn, table: str, id_col: str, path: str, after: str | None, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        f"SELECT * FROM {table} WHERE (org_path = $1 OR org_path LIKE $2) AND ($3::text IS NULL OR {id_col} > $3) "
+        f"SELECT * FROM {table} WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR {id_col} > $3) "
         f"ORDER BY {id_col} LIMIT $4",
-        path,
-        path.rstrip("/") + "/%",
+        *scope.args(path),
         after,
         limit,
     )
@@ -201,10 +202,9 @@ async def guardians_in(conn: Conn, guardian_ids: list[str], path: str) -> set[st
     """Those of `guardian_ids` with an active student inside `path`."""
     rows = await conn.fetch(
         "SELECT DISTINCT g.guardian_id FROM guardians g JOIN students s USING (family_id) "
-        "WHERE g.guardian_id = ANY($1::text[]) AND s.active AND (s.org_path = $2 OR s.org_path LIKE $3)",
+        f"WHERE g.guardian_id = ANY($1::text[]) AND s.active AND {scope.sql('s.org_path', 2)}",
         guardian_ids,
-        path,
-        path.rstrip("/") + "/%",
+        *scope.args(path),
     )
     return {r["guardian_id"] for r in rows}
 

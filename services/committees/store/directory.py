@@ -6,17 +6,14 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from shared import scope
+
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 STUDENT_COLS = (
     "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, updated_at"
 )
 STAFF_COLS = "staff_id, name, gender, phone, org_unit_id, org_path, roles, class_ids, head_class_id, active"
-
-
-def _under(path: str) -> str:
-    """LIKE pattern for a subtree (paths hold only [A-Za-z0-9_-] segments, so no escaping is needed)."""
-    return path.rstrip("/") + "/%"
 
 
 async def org_unit(conn: Conn, org_unit_id: str) -> dict[str, Any] | None:
@@ -29,10 +26,9 @@ async def list_org_units(
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT org_unit_id, parent_id, level, org_path, name, school_type FROM org_units "
-        "WHERE (org_path = $1 OR org_path LIKE $2) AND ($3::text IS NULL OR level = $3) "
+        f"WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR level = $3) "
         "AND ($4::text IS NULL OR org_unit_id > $4) ORDER BY org_unit_id LIMIT $5",
-        under,
-        _under(under),
+        *scope.args(under),
         level,
         after,
         limit,
@@ -49,11 +45,10 @@ async def list_staff(
     conn: Conn, under: str, role: str | None, class_id: str | None, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        f"SELECT {STAFF_COLS} FROM staff WHERE active AND (org_path = $1 OR org_path LIKE $2) "
+        f"SELECT {STAFF_COLS} FROM staff WHERE active AND {scope.sql('org_path', 1)} "
         "AND ($3::text IS NULL OR $3 = ANY(roles)) AND ($4::text IS NULL OR class_ids @> ARRAY[$4]) "
         "AND ($5::text IS NULL OR staff_id > $5) ORDER BY staff_id LIMIT $6",
-        under,
-        _under(under),
+        *scope.args(under),
         role,
         class_id,
         after,
@@ -87,11 +82,11 @@ async def list_students(
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"SELECT {STUDENT_COLS} FROM students WHERE active "
-        "AND ($1::text IS NULL OR org_path = $1 OR org_path LIKE $2) "
+        f"AND ($1::text IS NULL OR {scope.sql('org_path', 1)}) "
         "AND ($3::text[] IS NULL OR class_id = ANY($3)) AND ($4::text IS NULL OR student_id > $4) "
         "ORDER BY student_id LIMIT $5",
-        under,
-        _under(under or "/"),
+        under if under is None else scope.normalize(under),
+        scope.like_below(under or "/"),
         class_ids,
         after,
         limit,

@@ -27,12 +27,12 @@ from services.outreach.schemas import (
     StateIn,
 )
 from services.outreach.store import cases, referrals
-from shared import audit, idempotency
+from shared import audit, idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CaseClosed, CaseClosureProposed, CaseClosureRejected, CaseContactLogged
 from shared.outbox import add_events
-from shared.problems import Problem, conflict, invalid
+from shared.problems import conflict, invalid
 from shared.web import Pool
 
 CLOCK_SKEW = timedelta(minutes=5)  # tolerated on client timestamps
@@ -79,7 +79,7 @@ def router(clock: Clock) -> APIRouter:
         elif principal.has(*CARER_ROLES) and principal.staff_id:
             path, carer = "/", principal.staff_id
         else:
-            raise Problem(403, "Forbidden", "requires an administrator role or a carer's teacher token")
+            raise scope.forbidden("requires an administrator role or a carer's teacher token")
         rows = await cases.list_cases(
             pool,
             org_path=path,
@@ -255,7 +255,7 @@ def router(clock: Clock) -> APIRouter:
                     p["proposed_by_staff_id"],
                 )
                 if refusal:
-                    raise Problem(403, "Forbidden", refusal)
+                    raise scope.forbidden(refusal)
                 role = domain.closing_role(rs, principal.roles)
                 await cases.decide_closure(
                     conn,

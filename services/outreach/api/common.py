@@ -8,8 +8,9 @@ import asyncpg
 from fastapi import Request
 
 from services.outreach.settings import OutreachSettings, Rules
+from shared import scope
 from shared.auth import ADMINS, Principal, Role
-from shared.problems import Problem, not_found
+from shared.problems import not_found
 
 CARER_ROLES = (Role.TEACHER, Role.MENTAL_HEALTH_TEACHER)
 
@@ -21,9 +22,7 @@ def rules(request: Request) -> Rules:
 
 def scope_path(principal: Principal, org_path: str | None) -> str:
     """The subtree to list: the caller's own unless a narrower one inside it is asked for."""
-    path = (org_path or principal.org_path).rstrip("/") or "/"
-    principal.require_scope(path)
-    return path
+    return scope.narrow(principal, org_path)
 
 
 async def is_carer(conn: asyncpg.Connection | asyncpg.Pool, principal: Principal, case_id: str) -> bool:
@@ -39,11 +38,11 @@ async def require_case_access(conn: asyncpg.Connection | asyncpg.Pool, principal
     """Admins inside whose subtree the case lies, or one of the case's carers; 404 when the case is missing."""
     if case is None:
         raise not_found("case")
-    if principal.has(*ADMINS) and principal.covers(case["org_path"]):
+    if principal.has(*ADMINS) and scope.covers(principal, case["org_path"]):
         return
     if await is_carer(conn, principal, case["case_id"]):
         return
-    raise Problem(403, "Forbidden", "only the case's carers and administrators over its school may see or act on it")
+    raise scope.forbidden("only the case's carers and administrators over its school may see or act on it")
 
 
 def page(limit: int, offset: int) -> tuple[int, int]:

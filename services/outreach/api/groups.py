@@ -8,15 +8,16 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Query, Request
 
-from services.outreach.api.common import page, scope_path
+from services.outreach import domain
+from services.outreach.api.common import page, rules, scope_path
 from services.outreach.clock import Clock
 from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
-from services.outreach.store import groups
-from shared import idempotency
-from shared.auth import ADMINS, CurrentPrincipal, Role
+from services.outreach.store import groups, referrals
+from shared import idempotency, scope
+from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.outreach import GroupMembershipRegistered, GroupMembershipVerified, GroupSource, SpecialGroup
 from shared.outbox import add_events
-from shared.problems import Problem, conflict, not_found
+from shared.problems import conflict, invalid, not_found
 from shared.web import Pool
 
 
@@ -57,18 +58,22 @@ def router(clock: Clock) -> APIRouter:
 
     @r.post("/members", status_code=201, response_model=MembershipOut)
     async def register(body: MembershipIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
-        """Enter a student in a group by hand (a school administrator, or a department partner)."""
+        """Enter a student in a group by hand: administrators over the child's class, or a department partner for
+        the group of a referral it received; the class path comes from the directory, never from the client."""
         if principal.has(Role.DEPARTMENT_PARTNER):
             source = GroupSource.DEPARTMENT
         elif principal.has(*ADMINS):
             source = GroupSource.SCHOOL
         else:
-            raise Problem(403, "Forbidden", "requires an administrator or department partner role")
-        principal.require_scope(body.org_path)
+            raise scope.forbidden("requires an administrator or department partner role")
         now = clock.now()
 
         async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-            m = await groups.register(conn, str(uuid.uuid4()), body.student_id, body.group, source, body.org_path, now)
+            org_path = await _class_path(conn, body.student_id)
+            if body.org_path is not None and scope.normalize(body.org_path) != org_path:
+                raise invalid("/org_path", "is not the student's class path")
+            await _require_group_access(conn, request, principal, body.student_id, body.group, org_path)
+            m = await groups.register(conn, str(uuid.uuid4()), body.student_id, body.group, source, org_path, now)
             if m is None:
                 raise conflict("the student is already in this group")
             await add_events(
@@ -92,7 +97,8 @@ def router(clock: Clock) -> APIRouter:
     async def verify(
         membership_id: str, body: VerifyIn, request: Request, principal: CurrentPrincipal, pool: Pool
     ) -> Any:
-        """Verify (or reject) a membership: administrators over the student's school, or a department partner."""
+        """Verify (or reject) a membership: administrators over the child's class, or a department partner for the
+        group of a referral it received."""
         principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
         now = clock.now()
 
@@ -100,7 +106,9 @@ def router(clock: Clock) -> APIRouter:
             m = await groups.get(conn, membership_id, lock=True)
             if m is None:
                 raise not_found("membership")
-            principal.require_scope(m["org_path"])
+            await _require_group_access(
+                conn, request, principal, m["student_id"], SpecialGroup(m["group"]), m["org_path"]
+            )
             await groups.verify(conn, membership_id, body.verified, principal.subject, now)
             await add_events(
                 conn,
@@ -120,3 +128,27 @@ def router(clock: Clock) -> APIRouter:
         return await idempotency.write(request, principal, pool, work, status_code=200)
 
     return r
+
+
+async def _class_path(conn: asyncpg.Connection, student_id: str) -> str:
+    """The child's class path from the directory (422 for a child the directory does not know)."""
+    path: str | None = await conn.fetchval("SELECT org_path FROM students WHERE student_id = $1", student_id)
+    if path is None:
+        raise invalid("/student_id", "no such student in the directory")
+    return path
+
+
+async def _require_group_access(
+    conn: asyncpg.Connection, request: Request, principal: Principal, student_id: str, group: SpecialGroup, path: str
+) -> None:
+    """Administrators over the child's class; a department partner only for the groups of its own referrals."""
+    if not principal.has(Role.DEPARTMENT_PARTNER):
+        scope.require(principal, path)
+        return
+    refs = [
+        ref
+        for ref in await referrals.of_student_to(conn, student_id, principal.department or "")
+        if scope.covers(principal, ref["org_path"])
+    ]
+    if group not in domain.referred_groups(rules(request), [ref["category"] for ref in refs]):
+        raise scope.forbidden("a department registers and verifies only the groups of children referred to it")

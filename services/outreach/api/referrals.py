@@ -8,12 +8,12 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 
 from services.outreach import domain
-from services.outreach.api.common import page, scope_path
+from services.outreach.api.common import page, rules, scope_path
 from services.outreach.clock import Clock
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
 from services.outreach.store import cases, referrals
-from shared import audit, idempotency
+from shared import audit, idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.outreach import (
     ReferralAccepted,
@@ -22,7 +22,7 @@ from shared.contracts.outreach import (
     ReferralResolved,
 )
 from shared.outbox import add_events
-from shared.problems import Problem, conflict, not_found
+from shared.problems import conflict, not_found
 from shared.web import Pool
 
 EVENT_FOR = {
@@ -42,8 +42,8 @@ ACTIONS = {
 def _may_see(principal: Principal, ref: Any) -> bool:
     """The addressed department's partners, or administrators over the child's school."""
     if principal.has(Role.DEPARTMENT_PARTNER):
-        return principal.department == ref["department"] and principal.covers(ref["org_path"])
-    return principal.has(*ADMINS) and principal.covers(ref["org_path"])
+        return principal.department == ref["department"] and scope.covers(principal, ref["org_path"])
+    return principal.has(*ADMINS) and scope.covers(principal, ref["org_path"])
 
 
 def _require_partner_of(principal: Principal, ref: Any) -> None:
@@ -70,7 +70,7 @@ def router(clock: Clock) -> APIRouter:
         limit, offset = page(limit, offset)
         if principal.has(Role.DEPARTMENT_PARTNER):
             if not principal.department:
-                raise Problem(403, "Forbidden", "the department partner token carries no department")
+                raise scope.forbidden("the department partner token carries no department")
             # A department office sees its own department's referrals within its jurisdiction (token org path).
             path = scope_path(principal, org_path)
             rows = await referrals.list_(
@@ -80,25 +80,28 @@ def router(clock: Clock) -> APIRouter:
             path = scope_path(principal, org_path)
             rows = await referrals.list_(pool, department=None, org_path=path, state=state, limit=limit, offset=offset)
         else:
-            raise Problem(403, "Forbidden", "requires a department partner or administrator role")
+            raise scope.forbidden("requires a department partner or administrator role")
         return [dict(x) for x in rows]
 
     @r.get("/{referral_id}", response_model=ReferralDetail)
-    async def get_referral(referral_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
-        """What the department needs about the child and the case; every read is written to the audit log."""
+    async def get_referral(referral_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+        """What the department needs: the referral's category and urgency, the child's placement, the school contacts
+        and the register group the referral is about, never the case's other categories or groups (audited read)."""
         async with pool.acquire() as conn, conn.transaction():
             ref = await referrals.get(conn, referral_id)
             if ref is None or not _may_see(principal, ref):
                 raise not_found("referral")
             c = await cases.get_case(conn, ref["case_id"])
             family = await conn.fetchrow(
-                "SELECT f.parents_work_away, f.living_arrangement FROM students s JOIN families f USING (family_id)"
-                " WHERE s.student_id = $1",
+                "SELECT f.living_arrangement FROM students s JOIN families f USING (family_id) WHERE s.student_id = $1",
                 ref["student_id"],
             )
+            referred = domain.referred_groups(rules(request), [ref["category"]])
             grps = await conn.fetch(
-                "SELECT grp FROM group_memberships WHERE student_id = $1 AND ended_at IS NULL ORDER BY grp",
+                "SELECT grp FROM group_memberships WHERE student_id = $1 AND ended_at IS NULL AND grp = ANY($2::text[])"
+                " ORDER BY grp",
                 ref["student_id"],
+                sorted(referred),
             )
             await audit.record(
                 conn,
@@ -114,11 +117,13 @@ def router(clock: Clock) -> APIRouter:
                     "student_id": ref["student_id"],
                     "class_path": ref["class_path"],
                     "school_path": domain.school_path(ref["class_path"]),
-                    "parents_work_away": family["parents_work_away"] if family else None,
                     "living_arrangement": family["living_arrangement"] if family else None,
                     "groups": [g["grp"] for g in grps],
                 },
-                "case": {**dict(c), "carers": [dict(x) for x in await cases.carers_of(conn, c["case_id"])]},
+                "case": {
+                    **{k: c[k] for k in ("case_id", "state", "opened_at", "contact_due", "first_contacted_at")},
+                    "carers": [dict(x) for x in await cases.carers_of(conn, c["case_id"])],
+                },
             }
 
     def action(name: str, target: ReferralState) -> None:

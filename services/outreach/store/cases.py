@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from shared import scope
+
 CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
     " finding_recorded_at, contact_due, first_contacted_at, last_contacted_at, next_review_at, escalation_level,"
@@ -49,14 +51,13 @@ async def list_cases(
     """Cases under an org subtree (or of one carer), newest first."""
     rows: list[asyncpg.Record] = await pool.fetch(
         f"SELECT {CASE_COLUMNS}, {PENDING} AS closure_pending FROM cases c"
-        f" WHERE (c.org_path = $1 OR c.org_path LIKE $2) AND ($10::boolean IS NULL OR {PENDING} = $10)"
+        f" WHERE {scope.sql('c.org_path', 1)} AND ($10::boolean IS NULL OR {PENDING} = $10)"
         " AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id"
         "      AND cc.staff_id = $3))"
         " AND ($4::text IS NULL OR c.state = $4) AND ($5::text IS NULL OR c.risk_level = $5)"
         " AND ($6::boolean IS NULL OR c.overdue = $6) AND ($7::text IS NULL OR c.student_id = $7)"
         " ORDER BY c.opened_at DESC, c.case_id LIMIT $8 OFFSET $9",
-        org_path,
-        _like_prefix(org_path),
+        *scope.args(org_path),
         carer_staff_id,
         state,
         risk_level,
@@ -67,15 +68,6 @@ async def list_cases(
         closure_pending,
     )
     return rows
-
-
-def _like_prefix(org_path: str) -> str:
-    """A LIKE pattern for everything below an org path."""
-    escaped = org_path.rstrip("/").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
-
-
-like_prefix = _like_prefix
 
 
 async def findings_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.outreach.store.cases import like_prefix
+from shared import scope
 
 COLUMNS = (
     "membership_id, student_id, grp AS group, source, org_path, verified, verified_at, verified_by, registered_at,"
@@ -81,11 +81,10 @@ async def list_(
 ) -> list[asyncpg.Record]:
     """Memberships under an org subtree (the bureau's lists)."""
     rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {COLUMNS} FROM group_memberships WHERE (org_path = $1 OR org_path LIKE $2)"
+        f"SELECT {COLUMNS} FROM group_memberships WHERE {scope.sql('org_path', 1)}"
         " AND ($3::text IS NULL OR grp = $3) AND ($4::boolean IS NULL OR verified IS NOT DISTINCT FROM $4)"
         " AND ($5 OR ended_at IS NULL) ORDER BY registered_at DESC, membership_id LIMIT $6 OFFSET $7",
-        org_path,
-        like_prefix(org_path),
+        *scope.args(org_path),
         group,
         verified,
         include_ended,
@@ -99,9 +98,8 @@ async def counts(pool: asyncpg.Pool, org_path: str) -> list[asyncpg.Record]:
     """Current members per group under a subtree."""
     rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT grp AS group, count(*) AS members, count(*) FILTER (WHERE verified) AS verified"
-        " FROM group_memberships WHERE (org_path = $1 OR org_path LIKE $2) AND ended_at IS NULL"
+        f" FROM group_memberships WHERE {scope.sql('org_path', 1)} AND ended_at IS NULL"
         " GROUP BY grp ORDER BY grp",
-        org_path,
-        like_prefix(org_path),
+        *scope.args(org_path),
     )
     return rows

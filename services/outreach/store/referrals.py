@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from services.outreach.store.cases import like_prefix
+from shared import scope
 
 COLUMNS = (
     "referral_id, case_id, student_id, department, category, urgency, org_path, class_path, state, requested_at,"
@@ -29,6 +29,16 @@ async def of_case(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list
     return rows
 
 
+async def of_student_to(conn: asyncpg.Connection | asyncpg.Pool, student_id: str, department: str) -> list[Any]:
+    """A child's referrals to one department that it has not declined."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {COLUMNS} FROM referrals WHERE student_id = $1 AND department = $2 AND state <> 'declined'",
+        student_id,
+        department,
+    )
+    return rows
+
+
 async def list_(
     pool: asyncpg.Pool,
     *,
@@ -41,11 +51,11 @@ async def list_(
     """Referrals of one department and/or an org subtree, newest first."""
     rows: list[asyncpg.Record] = await pool.fetch(
         f"SELECT {COLUMNS} FROM referrals WHERE ($1::text IS NULL OR department = $1)"
-        " AND ($2::text IS NULL OR org_path = $2 OR org_path LIKE $3) AND ($4::text IS NULL OR state = $4)"
+        f" AND ($2::text IS NULL OR {scope.sql('org_path', 2)}) AND ($4::text IS NULL OR state = $4)"
         " ORDER BY requested_at DESC, referral_id LIMIT $5 OFFSET $6",
         department,
-        org_path,
-        like_prefix(org_path or ""),
+        None if org_path is None else scope.normalize(org_path),
+        scope.like_below(org_path or ""),
         state,
         limit,
         offset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 import httpx
 import pytest
 
@@ -43,6 +44,7 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
         # Parents working away (family first, students later: out of order across topics) → left-behind.
         await publish(settings, [family("fam-1", ["stu-1", "stu-2"], away=True)])
         await publish(settings, [student("stu-1", family_id="fam-1"), student("stu-2", family_id="fam-1")])
+        await publish(settings, [student("stu-4"), student("stu-5")])
         await publish(settings, [finding("stu-3", Category.DISABILITY, Severity.MEDIUM)])
 
         async def members(headers: dict[str, str], **params: str) -> list[dict]:
@@ -57,8 +59,15 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
         ]
         assert all(m["org_path"] == class_path() and m["verified"] is None for m in listed)
 
-        # By hand: a school enters a child; the same child and group again is a conflict.
+        # By hand: a school enters a child (its class path comes from the directory: another one is refused); the
+        # same child and group again is a conflict; a child the directory does not know is refused.
         body = {"student_id": "stu-4", "group": "family_hardship", "org_path": class_path()}
+        elsewhere = {**body, "org_path": f"{DISTRICT}/s999/g1/c1"}
+        r = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=elsewhere)
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/org_path"
+        unknown = {"student_id": "nobody", "group": "family_hardship"}
+        r = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=unknown)
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/student_id"
         r = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=body)
         assert r.status_code == 201 and r.json()["source"] == "school"
         assert (await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=body)).status_code == 409
@@ -66,13 +75,23 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
         assert (await http.post("/api/v1/groups/members", headers=TEACHER, json=body)).status_code == 403
         bad = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json={**body, "group": "tall"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/group"
-        dept = {"student_id": "stu-5", "group": "orphaned_or_unaccompanied", "org_path": class_path()}
-        r = await http.post("/api/v1/groups/members", headers=CIVIL, json=dept)
-        assert r.status_code == 201 and r.json()["source"] == "department"
+        # A department registers and verifies only the group of a child referred to it.
+        dept = {"student_id": "stu-5", "group": "orphaned_or_unaccompanied"}
+        assert (await http.post("/api/v1/groups/members", headers=CIVIL, json=dept)).status_code == 403
+        await publish(settings, [finding("stu-5", Category.ORPHANED_OR_UNACCOMPANIED, Severity.MEDIUM)])
+        orphan = (await wait_for(lambda: _at_least(members(BUREAU, group="orphaned_or_unaccompanied"), 1)))[0]
+        await wait_for(lambda: _at_least(_json(http.get("/api/v1/referrals", headers=CIVIL)), 1))
+        r = await http.post("/api/v1/groups/members", headers=CIVIL, json={**dept, "group": "disability"})
+        assert r.status_code == 403, r.text
+        r = await http.post(
+            f"/api/v1/groups/members/{listed[0]['membership_id']}/verify", headers=CIVIL, json={"verified": True}
+        )
+        assert r.status_code == 403, r.text
+        assert (await http.post("/api/v1/groups/members", headers=CIVIL, json=dept)).status_code == 409
 
         # Verification by the department; lists by subtree and filters; counts.
         r = await http.post(
-            f"/api/v1/groups/members/{r.json()['membership_id']}/verify", headers=CIVIL, json={"verified": True}
+            f"/api/v1/groups/members/{orphan['membership_id']}/verify", headers=CIVIL, json={"verified": True}
         )
         assert r.status_code == 200 and r.json()["verified"] is True and r.json()["verified_by"] == "ca-1"
         assert [m["student_id"] for m in await members(SCHOOL_ADMIN, verified="true")] == ["stu-5"]
@@ -100,10 +119,38 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
         assert [e["value"]["data"]["verified"] for e in events["outreach.group.verified.v1"]] == [True]
 
 
+async def _json(coro):
+    r = await coro
+    return r.json() if r.status_code == 200 else None
+
+
 async def _at_least(coro, n: int):
-    rows = await coro
+    rows = await coro or []
     return rows if len(rows) >= n else None
 
 
 async def _exactly(coro, n: int) -> bool:
     return len(await coro) == n
+
+
+async def test_a_department_cannot_register_children_it_was_not_referred(make_settings):
+    """Today a partner registers any child into any group, at an org path of its choosing."""
+    settings = make_settings(OutreachSettings, scheduler_enabled=False)
+    async with serve(create(settings, ManualClock())) as url, httpx.AsyncClient(base_url=url) as http:
+        await publish(settings, [student("stu-x")])
+        await wait_for(lambda: _student_known(settings, "stu-x"))
+        for group in ("orphaned_or_unaccompanied", "disability"):
+            body = {"student_id": "stu-x", "group": group, "org_path": f"{DISTRICT}/s999/g1/c1"}
+            r = await http.post("/api/v1/groups/members", headers=CIVIL, json=body)
+            assert r.status_code in (403, 422), r.text
+            r = await http.post("/api/v1/groups/members", headers=CIVIL, json={"student_id": "stu-x", "group": group})
+            assert r.status_code == 403, r.text
+        assert (await http.get("/api/v1/groups/counts", headers=BUREAU)).json() == []
+
+
+async def _student_known(settings: OutreachSettings, student_id: str) -> bool:
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": settings.db_schema})
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM students WHERE student_id = $1", student_id))
+    finally:
+        await conn.close()
