@@ -328,7 +328,7 @@ async def main(scale: float, seed: int, single_share: float) -> None:
     t0 = time.monotonic()
     with console.status("starting Kafka, PostgreSQL and the four services"):
         procs = await asyncio.to_thread(services_up)
-    urls = {p.name: p.address for p in procs}
+    urls = {p.name: p.address for p in procs if p.replica == 1}
     console.print(f"[green]stack up[/green] in {time.monotonic() - t0:.0f}s: " + ", ".join(urls.values()))
     token = bureau_token()
     committees = Api(urls["committees"], token, repeatable=True)

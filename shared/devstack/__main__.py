@@ -1,4 +1,8 @@
-"""CLI: python -m shared.devstack up [--services] | down | status | restart <service> | kill <service>."""
+"""CLI: python -m shared.devstack up [--services] [--replicas N] [--brokers 1|3] | down | status | kill/restart <proc>.
+
+<proc> is `postgres`, a broker (`kafka`, or `kafka#1`..`kafka#3` in a cluster) or a service replica (`visits#2`;
+plain `visits` is replica 1). The topology `up` chose is remembered in the state folder until `down`.
+"""
 
 from __future__ import annotations
 
@@ -6,44 +10,66 @@ import argparse
 import sys
 import time
 
-from shared.devstack import DevstackError, ensure_up, services, services_up, state_dir, status, stop
-from shared.devstack.services import SERVICES
+from shared.devstack import DevstackError, Stack, state_dir
 
 
-def _print_status() -> bool:
-    """Print one line per component and per running service; True when the infrastructure answers."""
-    rows = status()
+def _print_status(stack: Stack) -> bool:
+    """Print every process, the relay-lock holders and the lag per consumer group; True when the infra answers."""
+    topology = stack.topology
+    print(f"topology: {topology.brokers} broker(s), {topology.replicas} replica(s) per service  ({stack.state})")
+    rows = stack.status()
     for row in rows:
         pid = "external" if not row.managed else (str(row.pid) if row.pid else "-")
-        print(f"{row.name:<11} {'up' if row.up else 'down':<5} pid={pid:<9} {row.address}")
-    for proc in services():
+        print(f"{row.name:<13} {'up' if row.up else 'down':<5} pid={pid:<9} {row.address}")
+    procs = stack.services()
+    running = False
+    holders = {h.service: h for h in stack.relay_holders()}
+    for proc in procs:
         service_pid = proc.pid()
         if service_pid is None:
-            print(f"{proc.name:<11} {'-':<5} pid={'-':<9} {proc.address}  (not started)")
+            print(f"{proc.label:<13} {'-':<5} pid={'-':<9} {proc.address}  (not running)")
             continue
+        running = True
         up = proc.answers()
-        lag = proc.consumer_lag()
+        relay = "relay lock" if holders[proc.name].label == proc.label else "relay standby"
         print(
-            f"{proc.name:<11} {'up' if up else 'down':<5} pid={service_pid:<9} {proc.address}  "
-            f"health={'ready' if up else 'not ready'} consumer_lag={'?' if lag is None else lag}  log={proc.log}"
+            f"{proc.label:<13} {'up' if up else 'down':<5} pid={service_pid:<9} {proc.address}  "
+            f"{'ready' if up else 'not ready'}  {relay}  log={proc.log}"
         )
+    if running:
+        for h in holders.values():
+            if h.label is None:
+                who = "nobody" if h.backend_pid is None else f"a process devstack did not start ({h.backend_pid})"
+                print(f"relay lock of {h.service}: {who}")
+        lag = stack.consumer_lag()
+        print("consumer lag per group (end offsets - committed offsets, from the broker):")
+        for group, value in lag.items():
+            print(f"  {group:<30} {'?' if value is None else value}")
     return all(row.up for row in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m shared.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status", "restart", "kill"])
-    parser.add_argument("service", nargs="?", choices=list(SERVICES), help="for restart/kill")
+    parser.add_argument("process", nargs="?", help="for restart/kill: postgres, kafka[#k], <service>[#k]")
     parser.add_argument("--services", action="store_true", help="with up: also start the four services")
+    parser.add_argument("--replicas", type=int, help="with up --services: processes per service (default 1)")
+    parser.add_argument("--brokers", type=int, choices=[1, 3], help="with up: Kafka brokers (default 1)")
     args = parser.parse_args(argv)
+    stack = Stack.from_env()
     try:
         if args.command == "up":
             started = time.monotonic()
-            info = ensure_up()
+            info = stack.up(brokers=args.brokers)
             if args.services:
-                for proc in services_up():
-                    print(f"{proc.env_var}={proc.address}")
+                for proc in stack.services_up(replicas=args.replicas):
+                    if proc.replica == 1:
+                        print(f"{proc.env_var}={proc.address}")
+            elif args.replicas:
+                parser.error("--replicas needs --services")
             # stdout is eval-able (eval "$(python -m shared.devstack up)"); chatter goes to stderr.
             for key, value in info.env().items():
                 print(f"{key}={value}")
@@ -53,22 +79,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command in ("restart", "kill"):
-            if not args.service:
-                parser.error(f"{args.command} needs a service name")
-            proc = next(p for p in services() if p.name == args.service)
+            if not args.process:
+                parser.error(f"{args.command} needs a process: postgres, kafka[#k] or <service>[#k]")
             if args.command == "kill":
-                proc.kill()
+                stack.kill(args.process)
             else:
-                proc.stop()
-            if args.command == "restart":
-                proc.start()
-            print(f"{args.service} {args.command}ed", file=sys.stderr)
+                stack.restart(args.process)
+            print(f"{args.process} {args.command}ed", file=sys.stderr)
             return 0
         if args.command == "down":
-            stop()
+            stack.down()
             print("devstack down", file=sys.stderr)
             return 0
-        return 0 if _print_status() else 3
+        return 0 if _print_status(stack) else 3
     except DevstackError as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1

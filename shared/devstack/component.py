@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import random
 import signal
 import socket
 import time
@@ -155,6 +156,26 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def free_port_block(size: int, *, low: int = 20000, high: int = 32000) -> int:
+    """First of `size` consecutive free ports on 127.0.0.1, below the ephemeral range (clients never take them)."""
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(low, high - size)
+        if all(_bindable(port) for port in range(start, start + size)):
+            return start
+    raise DevstackError(f"no {size} consecutive free ports between {low} and {high}")
+
+
+def _bindable(port: int) -> bool:
+    """True if a listener could bind 127.0.0.1:port now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def require_free(port: int, what: str, hint: str) -> None:

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
@@ -115,20 +116,53 @@ def _java() -> str:
     return found
 
 
-class Kafka(Component):
-    """KRaft broker+controller on 127.0.0.1:<port>, controller listener on <port+1>."""
+def broker_properties(node_id: int, port: int, voters: dict[int, int], data: Path) -> dict[str, str]:
+    """server.properties of one KRaft node (broker+controller); single-broker and cluster mode both use this.
 
-    name = "kafka"
+    `voters` maps each node id to its controller port; the replication settings follow the number of nodes, so a
+    three-node cluster keeps internal topics at RF 3 / min ISR 2 and declared topics default to min ISR 2.
+    """
+    nodes = len(voters)
+    replication, min_isr = str(min(nodes, 3)), str(2 if nodes >= 3 else 1)
+    return {
+        "process.roles": "broker,controller",
+        "node.id": str(node_id),
+        # A static voter set (rather than --standalone's dynamic quorum) keeps the stored
+        # metadata independent of the controller port, so DEVSTACK_KAFKA_PORT can change.
+        "controller.quorum.voters": ",".join(f"{n}@127.0.0.1:{p}" for n, p in sorted(voters.items())),
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{voters[node_id]}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data),
+        "num.partitions": "1",
+        "default.replication.factor": replication,
+        "min.insync.replicas": min_isr,  # the default for topics that do not set their own
+        "offsets.topic.replication.factor": replication,
+        "transaction.state.log.replication.factor": replication,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": replication,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "auto.create.topics.enable": "false",  # services declare their topics
+        "group.initial.rebalance.delay.ms": "0",  # tests should not wait 3s per consumer group
+    }
+
+
+class KafkaNode(Component):
+    """One KRaft node (broker+controller) on 127.0.0.1:<port>; its controller listener is on <port+1>."""
+
     env_var = "KAFKA_BOOTSTRAP_SERVERS"
 
-    def __init__(self, state_dir: Path, port: int) -> None:
-        self.port = port
-        self.root = state_dir / "kafka"
-        self.data = self.root / "data"
-        self.config = self.root / "server.properties"
-        self.log4j = self.root / "log4j2.properties"
-        self.pid_file = self.root / "kafka.pid"
-        self.log = state_dir / "logs" / "kafka.log"
+    def __init__(self, root: Path, log: Path, name: str, node_id: int, port: int, voters: dict[int, int]) -> None:
+        self.name, self.node_id, self.port, self.voters = name, node_id, port, voters
+        self.root = root
+        self.data = root / "data"
+        self.config = root / "server.properties"
+        self.log4j = root / "log4j2.properties"
+        self.pid_file = root / "kafka.pid"
+        self.log = log
+        self.cluster_id_file = root.parent / "cluster.id" if len(voters) > 1 else None
 
     @property
     def address(self) -> str:
@@ -141,29 +175,7 @@ class Kafka(Component):
 
     def _write_config(self) -> None:
         """(Re)write server.properties so port changes take effect on the next start."""
-        controller = self.port + 1
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            # A static voter set (rather than --standalone's dynamic quorum) keeps the stored
-            # metadata independent of the controller port, so DEVSTACK_KAFKA_PORT can change.
-            "controller.quorum.voters": f"1@127.0.0.1:{controller}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.data),
-            "num.partitions": "1",
-            "default.replication.factor": "1",
-            "offsets.topic.replication.factor": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "auto.create.topics.enable": "false",  # services declare their topics
-            "group.initial.rebalance.delay.ms": "0",  # tests should not wait 3s per consumer group
-        }
+        props = broker_properties(self.node_id, self.port, self.voters, self.data)
         self.config.write_text("".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8")
         self.log4j.write_text(LOG4J2, encoding="utf-8")
 
@@ -181,18 +193,33 @@ class Kafka(Component):
             *args,
         ]
 
+    def _cluster_id(self) -> str:
+        """A new cluster id, or the one every node of a cluster shares (made by the first node formatted)."""
+        fresh = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if self.cluster_id_file is None:
+            return fresh
+        with open(self.cluster_id_file.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the nodes are formatted side by side
+            if not self.cluster_id_file.exists():
+                self.cluster_id_file.write_text(fresh + "\n")
+            return self.cluster_id_file.read_text().strip()
+
     def start(self) -> None:
-        hint = "set DEVSTACK_KAFKA_PORT (uses it and the next port) or KAFKA_BOOTSTRAP_SERVERS"
-        require_free(self.port, "kafka", hint)
-        require_free(self.port + 1, "kafka controller", hint)
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Format the storage on first use and start the JVM without waiting for it to answer."""
+        hint = "set DEVSTACK_KAFKA_PORT (uses it and the next ports) or KAFKA_BOOTSTRAP_SERVERS"
+        require_free(self.port, self.name, hint)
+        require_free(self.voters[self.node_id], f"{self.name} controller", hint)
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         libs = fetch_jars(self.log)
         self._write_config()
         if not (self.data / "meta.properties").exists():
             shutil.rmtree(self.data, ignore_errors=True)  # an interrupted format
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            cmd = self._java_cmd(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id)
+            cmd = self._java_cmd(libs, "kafka.tools.StorageTool", "format", "-t", self._cluster_id())
             with open(self.log, "a") as out:
                 result = subprocess.run(
                     [*cmd, "-c", str(self.config)],
@@ -212,9 +239,15 @@ class Kafka(Component):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlive the caller and ignore its Ctrl-C
             )
+        self._proc = proc
         self.pid_file.write_text(f"{proc.pid}\n")
+
+    def wait_ready(self) -> None:
+        """Return once this broker is registered in the cluster; stop it when it does not come up."""
+        proc = getattr(self, "_proc", None)
+        alive = (lambda: proc.poll() is None) if proc is not None else (lambda: self.pid() is not None)
         try:
-            wait_until(self.answers, START_TIMEOUT, "kafka", lambda: proc.poll() is None)
+            wait_until(self.answers, START_TIMEOUT, self.name, alive)
         except DevstackError as exc:
             self.stop()
             raise DevstackError(f"{exc}\n{tail(self.log)}") from None
@@ -225,15 +258,88 @@ class Kafka(Component):
             terminate(pid, STOP_TIMEOUT, str(self.config))
         self.pid_file.unlink(missing_ok=True)
 
+    def kill(self) -> None:
+        """SIGKILL, as a lost machine would (for fault tests)."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: self.pid() is None, 10, f"{self.name} exit", lambda: True)
+
     def answers(self) -> bool:
-        return probe_kafka(self.address)
+        return probe_kafka(self.address, node_id=self.node_id)
 
 
-def probe_kafka(bootstrap: str) -> bool:
-    """True if a Kafka admin client gets cluster metadata with at least one broker."""
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    # aiokafka logs an error per refused connection, so skip it until the port is open.
-    if not port_open(host or "127.0.0.1", int(port)):
+class Kafka(KafkaNode):
+    """The default single-node Kafka under <state>/kafka, client port <port>, controller port <port+1>."""
+
+    def __init__(self, state_dir: Path, port: int) -> None:
+        super().__init__(state_dir / "kafka", state_dir / "logs" / "kafka.log", "kafka", 1, port, {1: port + 1})
+
+
+class KafkaCluster(Component):
+    """`nodes` KRaft nodes, each broker and controller (node k: client port <port+2(k-1)>, controller port +1).
+
+    Combined roles: three JVMs instead of six on a small machine, and losing one node loses a broker and a voter
+    at once, as losing a real machine does; the quorum of three voters survives one loss.
+    """
+
+    name = "kafka"
+    env_var = "KAFKA_BOOTSTRAP_SERVERS"
+
+    def __init__(self, state_dir: Path, port: int, nodes: int = 3) -> None:
+        self.port = port
+        voters = {k: port + 2 * (k - 1) + 1 for k in range(1, nodes + 1)}
+        self.nodes = [
+            KafkaNode(
+                state_dir / "kafka-cluster" / f"node{k}",
+                state_dir / "logs" / f"kafka-{k}.log",
+                f"kafka#{k}",
+                k,
+                port + 2 * (k - 1),
+                voters,
+            )
+            for k in voters
+        ]
+
+    @property
+    def address(self) -> str:
+        return ",".join(n.address for n in self.nodes)
+
+    def node(self, k: int) -> KafkaNode:
+        """Node k (1-based)."""
+        return self.nodes[k - 1]
+
+    def pid(self) -> int | None:
+        return self.nodes[0].pid()
+
+    def is_alive(self) -> bool:
+        return all(n.is_alive() for n in self.nodes)
+
+    def start(self) -> None:
+        # A broker only registers once a quorum of controllers runs, so every node is launched before any is awaited.
+        missing = [n for n in self.nodes if not n.is_alive()]
+        for n in missing:
+            n.launch()
+        try:
+            for n in missing:
+                n.wait_ready()
+        except DevstackError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            n.stop()
+
+    def answers(self) -> bool:
+        return probe_kafka(self.address, brokers=len(self.nodes))
+
+
+def probe_kafka(bootstrap: str, *, node_id: int | None = None, brokers: int = 1) -> bool:
+    """True if a Kafka admin client gets cluster metadata with `brokers` brokers (including `node_id`, if given)."""
+    addresses = [a.rpartition(":") for a in bootstrap.split(",")]
+    # aiokafka logs an error per refused connection, so skip it until a port is open.
+    if not any(port_open(host or "127.0.0.1", int(port)) for host, _, port in addresses):
         return False
 
     async def check() -> bool:
@@ -241,7 +347,8 @@ def probe_kafka(bootstrap: str) -> bool:
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
-            return bool(cluster.get("brokers"))
+            ids = {b["node_id"] for b in cluster.get("brokers", [])}
+            return len(ids) >= brokers and (node_id is None or node_id in ids)
         except Exception:  # any client error just means "not ready yet"
             return False
         finally:

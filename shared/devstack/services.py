@@ -21,19 +21,24 @@ from shared.devstack.component import (
 )
 
 SERVICES = {"committees": 8101, "visits": 8102, "outreach": 8103, "reporting": 8104}
+# Replica k of a service listens on <its port> + REPLICA_PORT_STEP * (k - 1): visits#2 on 8112, visits#3 on 8122.
+REPLICA_PORT_STEP = 10
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServiceProcess(Component):
-    """`python -m services.<name>` with its log in <state>/logs/<name>.log and a pid file."""
+    """`python -m services.<name>` with its log in <state>/logs/<name>[-<replica>].log and a pid file."""
 
-    def __init__(self, state_dir: Path, name: str, port: int, env: dict[str, str]) -> None:
+    def __init__(self, state_dir: Path, name: str, port: int, env: dict[str, str], replica: int = 1) -> None:
         self.name = name
+        self.replica = replica
+        self.label = f"{name}#{replica}"
         self.env_var = f"{name.upper()}_URL"
         self.port = port
         self.env = env
-        self.pid_file = state_dir / "services" / f"{name}.pid"
-        self.log = state_dir / "logs" / f"{name}.log"
+        suffix = "" if replica == 1 else f"-{replica}"
+        self.pid_file = state_dir / "services" / f"{name}{suffix}.pid"
+        self.log = state_dir / "logs" / f"{name}{suffix}.log"
 
     @property
     def address(self) -> str:
@@ -60,9 +65,10 @@ class ServiceProcess(Component):
                 start_new_session=True,  # survives the shell that ran `devstack up`
             )
         self.pid_file.write_text(f"{proc.pid}\n")
-        wait_until(self.answers, 120, self.name, lambda: proc.poll() is None)
-        if proc.poll() is not None:
-            raise DevstackError(f"{self.name} exited\n{tail(self.log)}")
+        try:
+            wait_until(self.answers, 120, self.label, lambda: proc.poll() is None)
+        except DevstackError as exc:
+            raise DevstackError(f"{exc}\n{tail(self.log)}") from None
 
     def stop(self) -> None:
         pid = self.pid()
@@ -102,9 +108,18 @@ class ServiceProcess(Component):
         return int(sum(values)) if values else 0
 
 
-def service_components(state_dir: Path, env: dict[str, str]) -> list[ServiceProcess]:
-    """The four services with ports from <NAME>_HTTP_PORT or the defaults."""
+def http_ports_from_env() -> dict[str, int]:
+    """Each service's (first replica's) port: <NAME>_HTTP_PORT or the default."""
+    return {name: int(os.environ.get(f"{name.upper()}_HTTP_PORT") or port) for name, port in SERVICES.items()}
+
+
+def service_components(
+    state_dir: Path, env: dict[str, str], replicas: int = 1, ports: dict[str, int] | None = None
+) -> list[ServiceProcess]:
+    """Every replica of the four services, replica 1 of each first; ports from `ports` or the environment."""
+    ports = ports or http_ports_from_env()
     return [
-        ServiceProcess(state_dir, name, int(os.environ.get(f"{name.upper()}_HTTP_PORT") or port), env)
-        for name, port in SERVICES.items()
+        ServiceProcess(state_dir, name, ports[name] + REPLICA_PORT_STEP * (k - 1), env, replica=k)
+        for k in range(1, replicas + 1)
+        for name in SERVICES
     ]

@@ -1,24 +1,47 @@
-"""The dev stack as a whole: which components exist, and up/down/status over all of them."""
+"""The dev stack as a whole: its topology, its components, and up/down/status/kill over all of them."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import logging
 import os
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from shared.devstack.component import Component, ComponentStatus, External, wait_until
-from shared.devstack.kafka import Kafka, probe_kafka
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.db import lock_key
+from shared.devstack.component import (
+    Component,
+    ComponentStatus,
+    DevstackError,
+    External,
+    free_port_block,
+    run_coro,
+    wait_until,
+)
+from shared.devstack.kafka import Kafka, KafkaCluster, KafkaNode, probe_kafka
 from shared.devstack.postgres import Postgres, probe_postgres
-from shared.devstack.services import ServiceProcess, service_components
+from shared.devstack.services import (
+    REPLICA_PORT_STEP,
+    SERVICES,
+    ServiceProcess,
+    http_ports_from_env,
+    service_components,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PG_PORT = 55432
 DEFAULT_KAFKA_PORT = 59092
 READY_TIMEOUT = 60.0
+TOPOLOGY_FILE = "topology.json"
 
 
 @dataclass(frozen=True)
@@ -27,10 +50,365 @@ class StackInfo:
 
     database_url: str
     kafka_bootstrap: str
+    brokers: int = 1
 
     def env(self) -> dict[str, str]:
-        """The environment variables services read these addresses from."""
-        return {"DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap}
+        """The environment variables services read these addresses (and, on a cluster, durability) from."""
+        env = {"DATABASE_URL": self.database_url, "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap}
+        if self.brokers >= 3:
+            # Declared topics get RF 3 and min ISR 2: an acks=all write survives the loss of any one broker.
+            env |= {"KAFKA_TOPIC_REPLICATION_FACTOR": "3", "KAFKA_TOPIC_MIN_INSYNC_REPLICAS": "2"}
+        return env
+
+
+@dataclass(frozen=True)
+class Topology:
+    """How many Kafka brokers and how many processes per service; remembered in the state folder by `up`."""
+
+    brokers: int = 1
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if self.brokers not in (1, 3):
+            raise DevstackError(f"--brokers must be 1 or 3, not {self.brokers}")
+        if not 1 <= self.replicas <= 9:
+            raise DevstackError(f"--replicas must be 1..9, not {self.replicas}")
+
+
+@dataclass(frozen=True)
+class RelayHolder:
+    """Which process holds a service's relay lock (label None: nobody, or a process devstack does not know)."""
+
+    service: str
+    label: str | None
+    backend_pid: int | None
+
+
+@dataclass
+class Stack:
+    """One dev stack: PostgreSQL, Kafka (1 broker or a 3-node cluster) and N replicas of each service.
+
+    `Stack.from_env()` is the stack of the CLI (ports and folder from the environment); tests build their own,
+    e.g. `Stack.on_free_ports(tmp_path, brokers=3)`, and call `up()`, `services_up(replicas=2)`, `kill("kafka#2")`,
+    `down()`. Database and Kafka given as addresses are external: used as is, never started or stopped.
+    """
+
+    state: Path
+    pg_port: int = DEFAULT_PG_PORT
+    kafka_port: int = DEFAULT_KAFKA_PORT
+    http_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
+    database_url: str | None = None  # external PostgreSQL
+    kafka_bootstrap: str | None = None  # external Kafka
+    service_env: dict[str, str] = field(default_factory=dict)  # extra variables for every service process
+
+    @classmethod
+    def from_env(cls) -> Stack:
+        """The stack the environment describes (DEVSTACK_DIR, DEVSTACK_*_PORT, <SERVICE>_HTTP_PORT, external URLs)."""
+        return cls(
+            state=state_dir(),
+            pg_port=int(os.environ.get("DEVSTACK_PG_PORT") or DEFAULT_PG_PORT),
+            kafka_port=int(os.environ.get("DEVSTACK_KAFKA_PORT") or DEFAULT_KAFKA_PORT),
+            http_ports=http_ports_from_env(),
+            database_url=os.environ.get("DATABASE_URL") or None,
+            kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        )
+
+    @classmethod
+    def on_free_ports(
+        cls,
+        state: Path,
+        *,
+        database_url: str | None = None,
+        kafka_bootstrap: str | None = None,
+        service_env: dict[str, str] | None = None,
+    ) -> Stack:
+        """A private stack in `state` on ports nobody uses (for tests); addresses given are shared, not started."""
+        http = free_port_block(REPLICA_PORT_STEP * 9)  # service i at base + i, replica k at + 10 (k - 1)
+        return cls(
+            state=state.resolve(),
+            pg_port=free_port_block(1),
+            kafka_port=free_port_block(6),  # three nodes × (client, controller)
+            http_ports={name: http + i for i, name in enumerate(SERVICES)},
+            database_url=database_url,
+            kafka_bootstrap=kafka_bootstrap,
+            service_env=dict(service_env or {}),
+        )
+
+    # -- topology --------------------------------------------------------------------------------------------
+
+    @property
+    def topology(self) -> Topology:
+        """The topology `up` chose (the default when nothing runs)."""
+        try:
+            return Topology(**json.loads((self.state / TOPOLOGY_FILE).read_text()))
+        except FileNotFoundError:
+            return Topology()
+
+    def _remember(self, topology: Topology) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / TOPOLOGY_FILE).write_text(json.dumps(asdict(topology)) + "\n")
+
+    # -- components ------------------------------------------------------------------------------------------
+
+    def postgres(self) -> Component:
+        """PostgreSQL: the private cluster, or the external one."""
+        url = self.database_url
+        if url:
+            return External("postgres", "DATABASE_URL", url, lambda: probe_postgres(url))
+        return Postgres(self.state, self.pg_port)
+
+    def kafka(self, brokers: int | None = None) -> Component:
+        """Kafka: one broker, a three-node cluster, or the external one."""
+        bootstrap = self.kafka_bootstrap
+        if bootstrap:
+            return External("kafka", "KAFKA_BOOTSTRAP_SERVERS", bootstrap, lambda: probe_kafka(bootstrap))
+        if (brokers or self.topology.brokers) == 1:
+            return Kafka(self.state, self.kafka_port)
+        return KafkaCluster(self.state, self.kafka_port, brokers or self.topology.brokers)
+
+    def brokers(self) -> list[Component]:
+        """Each Kafka process (`kafka` alone, or `kafka#1`..`kafka#3`)."""
+        kafka = self.kafka()
+        return list(kafka.nodes) if isinstance(kafka, KafkaCluster) else [kafka]
+
+    def components(self) -> list[Component]:
+        """The infrastructure in start order."""
+        return [self.postgres(), self.kafka()]
+
+    def info(self) -> StackInfo:
+        """The infrastructure's addresses (whether or not it runs)."""
+        pg, kafka = self.components()
+        brokers = len(kafka.nodes) if isinstance(kafka, KafkaCluster) else 1
+        return StackInfo(pg.address, kafka.address, brokers)
+
+    def services(self, replicas: int | None = None) -> list[ServiceProcess]:
+        """Every replica of the four services (replica 1 of each first), configured for this stack."""
+        info = self.info()
+        urls = {n: f"http://127.0.0.1:{p}" for n, p in self.http_ports.items()}
+        env = {
+            **info.env(),
+            # Reporting reads the other services' APIs (its rebuild); replica 1 of each is the one it asks.
+            **{f"REPORTING_{n.upper()}_URL": urls[n] for n in SERVICES if n != "reporting"},
+            **self.service_env,
+        }
+        return service_components(self.state, env, replicas or self.topology.replicas, self.http_ports)
+
+    def process(self, label: str) -> Component:
+        """A process by name: `postgres`, `kafka` / `kafka#2`, `visits` (= `visits#1`) / `visits#2`."""
+        name, _, number = label.partition("#")
+        k = int(number or 1)
+        if name == "postgres":
+            return self.postgres()
+        if name == "kafka":
+            brokers = self.brokers()
+            if not 1 <= k <= len(brokers):
+                raise DevstackError(f"no {label}: the stack runs {len(brokers)} broker(s)")
+            return brokers[k - 1]
+        if name in SERVICES:
+            # Replicas beyond the topology may still be asked for by name (a test adding a third replica).
+            procs = self.services(max(k, self.topology.replicas))
+            return next(p for p in procs if p.name == name and p.replica == k)
+        raise DevstackError(f"unknown process {label!r}: postgres, kafka[#k], or {', '.join(SERVICES)}[#k]")
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise up/down across processes (parallel test runs share one stack)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self.state / "devstack.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def up(self, brokers: int | None = None) -> StackInfo:
+        """Start whatever infrastructure is not running yet (with `brokers` Kafka nodes) and return the addresses."""
+        with self._locked():
+            current = self.topology
+            want = Topology(brokers or current.brokers, current.replicas)
+            if want.brokers != current.brokers and self._infra_running(current.brokers):
+                raise DevstackError(
+                    f"Kafka runs with {current.brokers} broker(s); `down` first to switch to {want.brokers}"
+                )
+            self._remember(want)
+            parts = self.components()
+            missing = [c for c in parts if not c.is_alive()]
+            if missing:
+                # Components are independent; starting them side by side halves the cold start.
+                with ThreadPoolExecutor(len(missing)) as pool:
+                    for future in [pool.submit(c.ensure) for c in missing]:
+                        future.result()
+            # Also covers external services and a process that runs but has stopped answering.
+            for c in parts:
+                wait_until(c.answers, READY_TIMEOUT, c.name, c.is_alive)
+        return self.info()
+
+    def _infra_running(self, brokers: int) -> bool:
+        """True when any broker of a `brokers`-node Kafka of this stack runs."""
+        kafka = self.kafka(brokers)
+        nodes = kafka.nodes if isinstance(kafka, KafkaCluster) else [kafka]
+        return any(n.pid() is not None for n in nodes)
+
+    def services_up(self, replicas: int | None = None) -> list[ServiceProcess]:
+        """Start the infrastructure, then every replica not running (stopping replicas beyond `replicas`).
+
+        Replica 1 of every service comes up first, so a fresh database is migrated before the others start.
+        """
+        self.up()
+        with self._locked():
+            current = self.topology
+            want = Topology(current.brokers, replicas or current.replicas)
+            for proc in self.services(max(want.replicas, current.replicas)):
+                if proc.replica > want.replicas:
+                    proc.stop()
+            self._remember(want)
+            procs = self.services(want.replicas)
+            for proc in procs:
+                proc.ensure()
+        return procs
+
+    def services_down(self) -> None:
+        """Stop every service process devstack started."""
+        with self._locked():
+            for proc in reversed(self.services()):
+                proc.stop()
+
+    def down(self) -> None:
+        """Stop the services and the infrastructure devstack started (external parts are left alone)."""
+        self.services_down()
+        with self._locked():
+            for component in reversed(self.components()):
+                component.stop()
+            (self.state / TOPOLOGY_FILE).unlink(missing_ok=True)
+
+    def kill(self, label: str) -> None:
+        """kill -9 one process (fault drills): a broker, a replica, or PostgreSQL's postmaster."""
+        proc = self.process(label)
+        if isinstance(proc, ServiceProcess | KafkaNode):
+            proc.kill()
+        else:
+            raise DevstackError(f"kill takes a broker or a service replica, not {label}")
+
+    def restart(self, label: str) -> None:
+        """Stop (gracefully) and start one process; a killed one is just started."""
+        proc = self.process(label)
+        proc.stop()
+        proc.start()
+
+    def remove(self) -> None:
+        """`down`, then delete the state folder (tests' private stacks)."""
+        self.down()
+        shutil.rmtree(self.state, ignore_errors=True)
+
+    # -- status ----------------------------------------------------------------------------------------------
+
+    def status(self) -> list[ComponentStatus]:
+        """PostgreSQL and each broker."""
+        return [c.status() for c in [self.postgres(), *self.brokers()]]
+
+    def relay_holders(self) -> list[RelayHolder]:
+        """Per service, the replica whose relay holds the advisory lock, read from pg_locks (the lock's truth)."""
+        procs = self.services()
+        schemas = {n: self.service_env.get(f"{n.upper()}_DB_SCHEMA") or n for n in SERVICES}
+        url = self.info().database_url
+
+        async def holders() -> dict[str, tuple[int, int] | None]:
+            conn = await asyncpg.connect(url, timeout=5)
+            try:
+                found: dict[str, tuple[int, int] | None] = {}
+                for name, schema in schemas.items():
+                    key = lock_key(f"relay:{schema}") & 0xFFFFFFFFFFFFFFFF  # pg_locks shows it as two oids
+                    row = await conn.fetchrow(
+                        "SELECT l.pid, a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::bigint::oid"
+                        " AND l.objid = $2::bigint::oid AND l.objsubid = 1",
+                        key >> 32,
+                        key & 0xFFFFFFFF,
+                    )
+                    found[name] = (row["pid"], row["client_port"]) if row else None
+                return found
+            finally:
+                await conn.close()
+
+        try:
+            found = run_coro(holders)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            return [RelayHolder(n, None, None) for n in SERVICES]
+        out = []
+        for name, hit in found.items():
+            if hit is None:
+                out.append(RelayHolder(name, None, None))
+                continue
+            backend, client_port = hit
+            owner = _socket_owner(client_port, [p for p in procs if p.name == name])
+            out.append(RelayHolder(name, owner.label if owner else None, backend))
+        return out
+
+    def consumer_lag(self) -> dict[str, int | None]:
+        """Lag per consumer group of the running services, from the broker: end offsets − committed offsets."""
+        prefix = self.service_env.get("HSS_TOPIC_PREFIX", "")
+        groups: set[str] = set()
+        for proc in self.services():
+            for line in (proc.get("/metrics") or "").splitlines():
+                if line.startswith("kafka_consumer_lag_messages{"):
+                    groups.add(prefix + line.split('group="', 1)[1].split('"', 1)[0])
+        if not groups:
+            return {}
+        aiokafka_log = logging.getLogger("aiokafka")
+        level = aiokafka_log.level
+        aiokafka_log.setLevel(logging.CRITICAL)  # a killed broker is expected here; `?` says enough
+        try:
+            return run_coro(lambda: group_lag(self.info().kafka_bootstrap, sorted(groups)))
+        finally:
+            aiokafka_log.setLevel(level)
+
+
+async def group_lag(bootstrap: str, groups: list[str]) -> dict[str, int | None]:
+    """Per group, the sum over its committed partitions of end offset − committed offset (None: unknown)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000)
+    out: dict[str, int | None] = {}
+    try:
+        await admin.start()
+        await consumer.start()
+        for group in groups:
+            try:
+                committed = await admin.list_consumer_group_offsets(group)
+                ends = await consumer.end_offsets(list(committed)) if committed else {}
+                out[group] = sum(max(ends[tp] - om.offset, 0) for tp, om in committed.items() if om.offset >= 0)
+            except Exception:  # a group whose coordinator is moving: report unknown rather than fail status
+                out[group] = None
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return out
+
+
+def _socket_owner(client_port: int, procs: list[ServiceProcess]) -> ServiceProcess | None:
+    """The process whose TCP socket has local port `client_port` (maps a PostgreSQL backend to its client)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == client_port:
+                    inodes.add(fields[9])
+    for proc in procs:
+        pid = proc.pid()
+        if pid is None:
+            continue
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        return proc
+    return None
+
+
+# -- the CLI's stack (from the environment); kept as functions for existing callers ----------------------------
 
 
 def state_dir() -> Path:
@@ -39,89 +417,35 @@ def state_dir() -> Path:
 
 
 def components() -> list[Component]:
-    """The stack's components in start order; env-provided addresses replace local ones."""
-    state = state_dir()
-    db_url = os.environ.get("DATABASE_URL")
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    postgres: Component = (
-        External("postgres", "DATABASE_URL", db_url, lambda: probe_postgres(db_url))
-        if db_url
-        else Postgres(state, int(os.environ.get("DEVSTACK_PG_PORT") or DEFAULT_PG_PORT))
-    )
-    kafka: Component = (
-        External("kafka", "KAFKA_BOOTSTRAP_SERVERS", bootstrap, lambda: probe_kafka(bootstrap))
-        if bootstrap
-        else Kafka(state, int(os.environ.get("DEVSTACK_KAFKA_PORT") or DEFAULT_KAFKA_PORT))
-    )
-    return [postgres, kafka]
-
-
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
-    """Serialise up/down across processes (parallel test runs share one stack)."""
-    state = state_dir()
-    state.mkdir(parents=True, exist_ok=True)
-    with open(state / "devstack.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _info(parts: list[Component]) -> StackInfo:
-    """StackInfo from the components' addresses."""
-    by_var = {c.env_var: c.address for c in parts}
-    return StackInfo(by_var["DATABASE_URL"], by_var["KAFKA_BOOTSTRAP_SERVERS"])
+    """The environment's stack's infrastructure in start order."""
+    return Stack.from_env().components()
 
 
 def ensure_up() -> StackInfo:
     """Start whatever is not running yet and return the addresses."""
-    parts = components()
-    with _locked():
-        missing = [c for c in parts if not c.is_alive()]
-        if missing:
-            # Components are independent; starting them side by side halves the cold start.
-            with ThreadPoolExecutor(len(missing)) as pool:
-                for future in [pool.submit(c.ensure) for c in missing]:
-                    future.result()
-        # Also covers external services and a process that runs but has stopped answering.
-        for c in parts:
-            wait_until(c.answers, READY_TIMEOUT, c.name, c.is_alive)
-    return _info(parts)
+    return Stack.from_env().up()
 
 
 def stop() -> None:
     """Stop the services and the components devstack started; external ones are left alone."""
-    services_down()
-    with _locked():
-        for component in reversed(components()):
-            component.stop()
+    Stack.from_env().down()
 
 
 def status() -> list[ComponentStatus]:
-    """Current state of each component."""
-    return [c.status() for c in components()]
+    """Current state of each infrastructure process."""
+    return Stack.from_env().status()
 
 
 def services(info: StackInfo | None = None) -> list[ServiceProcess]:
-    """The four service processes, configured for this stack."""
-    info = info or _info(components())
-    return service_components(state_dir(), info.env())
+    """Every service process of the environment's stack."""
+    return Stack.from_env().services()
 
 
-def services_up() -> list[ServiceProcess]:
-    """Start the infrastructure, then every service that is not running; returns them once they are ready."""
-    info = ensure_up()
-    procs = services(info)
-    with _locked():
-        for proc in procs:
-            proc.ensure()
-    return procs
+def services_up(replicas: int | None = None) -> list[ServiceProcess]:
+    """Start the infrastructure, then every service replica that is not running; returns them once ready."""
+    return Stack.from_env().services_up(replicas)
 
 
 def services_down() -> None:
     """Stop the service processes devstack started."""
-    with _locked():
-        for proc in services():
-            proc.stop()
+    Stack.from_env().services_down()
