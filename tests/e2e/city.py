@@ -34,6 +34,7 @@ from shared.inbox import Batch
 from shared.testing.fixtures import drop_test_resources, free_port
 
 SCALE, SEED = 0.004, 11
+SETTLE_SECONDS = 300  # the scripted city settles in well under a minute, even after a 20 s broker outage
 # Which guardians enrol in parent schools depends on the order of service-generated ids (the demo's cooperation
 # step): their number differs between undisturbed runs.
 TIMING_DEPENDENT = {"committees.parent_school.attendance_recorded.v1"}
@@ -50,6 +51,7 @@ class CityRun:
     procs: dict[str, list[ServiceProcess]] = field(default_factory=dict)
     api_replica: dict[str, int] = field(default_factory=dict)
     retired: list[ServiceProcess] = field(default_factory=list)  # killed for good; not waited for
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the topic replication of a broker cluster
 
     @property
     def home(self) -> Path:
@@ -97,6 +99,7 @@ class CityRun:
             "LOG_LEVEL": "WARNING",
             **{f"{n.upper()}_DB_SCHEMA": self.schema(n) for n in SERVICES},
             **{f"{n.upper()}_TOPIC_PARTITIONS": "3" for n in SERVICES},
+            **self.extra_env,
         }
 
     def add_replica(self, name: str) -> ServiceProcess:
@@ -182,7 +185,7 @@ async def run_city(
             await during_import(run)
         await import_task
         await cooperation(committees, city, rng)
-        await settled(run.live())
+        await settled(run.live(), timeout=SETTLE_SECONDS)
         student_no = await student_numbers(committees)
         campaign_task = asyncio.create_task(
             run_campaign(
@@ -196,9 +199,9 @@ async def run_city(
         if during_campaign is not None:
             await during_campaign(run)
         stats = await campaign_task
-        await settled(run.live())
+        await settled(run.live(), timeout=SETTLE_SECONDS)
         acked = await department_answers(run.url("outreach"))
-        await settled(run.live())
+        await settled(run.live(), timeout=SETTLE_SECONDS)
         cases = await all_pages(outreach, "/cases")
         referrals = await all_pages(outreach, "/referrals")
         progress = await visits.get(f"/campaigns/{stats['campaign_id']}/progress", by="district")

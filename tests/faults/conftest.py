@@ -8,24 +8,26 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from shared.devstack import kafka as devstack_kafka
 from shared.devstack import state_dir
 from shared.devstack.kafka import Kafka
 from shared.devstack.postgres import Postgres
 from shared.testing.fixtures import free_port
 
 
-def free_port_pair() -> int:
-    """A free port whose next port is free too (a broker listens on both: clients and its controller)."""
+def free_port_block(n: int) -> int:
+    """The first of `n` consecutive free ports (a broker listens on two: clients and its controller)."""
     while True:
         port = free_port()
-        if port < 65535 and free_port_is(port + 1):
+        if port + n <= 65536 and all(port_is_free(p) for p in range(port + 1, port + n)):
             return port
 
 
-def free_port_is(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -49,7 +51,7 @@ def own_home() -> Iterator[Path]:
 @pytest.fixture
 def own_kafka(own_home: Path) -> Iterator[Kafka]:
     """A single-node Kafka broker of this test's own."""
-    kafka = Kafka(own_home, free_port_pair())
+    kafka = Kafka(own_home, free_port_block(2))
     kafka.start()
     try:
         yield kafka
@@ -66,3 +68,17 @@ def own_postgres(own_home: Path) -> Iterator[Postgres]:
         yield postgres
     finally:
         postgres.stop()
+
+
+@pytest.fixture
+def own_cluster(own_home: Path) -> Iterator[Any]:
+    """Three KRaft nodes of this test's own (each broker and controller), from devstack's KafkaCluster."""
+    cluster_class = getattr(devstack_kafka, "KafkaCluster", None)
+    if cluster_class is None:
+        pytest.skip("needs shared.devstack.kafka.KafkaCluster (devstack --brokers 3)")
+    cluster = cluster_class(own_home, free_port_block(6), nodes=3)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
