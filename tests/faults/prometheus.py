@@ -20,16 +20,15 @@ from tests.e2e.city import CityRun
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 
 
-def quick_rules(text: str, alert: str, hold: str = "3s", threshold: float = 5) -> dict[str, Any]:
-    """The production rule `alert` with its time scale shrunk for a drill: its `for` becomes `hold` and the
-    thresholds in its expression (seconds of outbox age, e.g. `> 60`) become `threshold`; the expression is
-    otherwise the one production evaluates."""
+def quick_rules(text: str, alert: str, hold: str = "2s", window: str = "8s") -> dict[str, Any]:
+    """The production rule `alert` on a drill's time scale: its `for` becomes `hold` and the range windows of its
+    expression (e.g. `[5m]`) become `window`; thresholds, labels and the expression are otherwise production's."""
     doc = yaml.safe_load(text)
     for group in doc["groups"]:
         group["rules"] = [r for r in group["rules"] if r.get("alert") == alert]
         for rule in group["rules"]:
             rule["for"] = hold
-            rule["expr"] = re.sub(r">\s*[0-9.]+", f"> {threshold}", rule["expr"])
+            rule["expr"] = re.sub(r"\[[0-9]+[smhd]\]", f"[{window}]", rule["expr"])
     doc["groups"] = [g for g in doc["groups"] if g["rules"]]
     assert doc["groups"], f"no alert {alert} in {RULES}"
     return dict(doc)

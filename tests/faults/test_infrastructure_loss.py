@@ -21,7 +21,7 @@ from tests.faults.prometheus import RULES, Prometheus, quick_rules, wait_for_ale
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(900)]
 
-OUTBOX_ALERT = "OutboxBacklogStale"
+OUTBOX_ALERT = "OutboxStuck"
 BROKER_DOWN_SECONDS = 20
 
 

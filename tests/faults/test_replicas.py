@@ -41,6 +41,7 @@ async def test_kill_9_of_the_relay_leader_hands_publishing_to_the_other_replica(
 
         out = await run_city(run, during_campaign=kill_the_leader)
         assert await relay_holder(run, "visits") is standby
+        assert await metric(standby, "outbox_relay_leader", service="visits") == 1, "the gauge names the leader"
         assert await metric(standby, "events_published_total", service="visits") > 0
         await assert_exact_outcome(run, out, calm)
         assert taken_over[0] < 30, f"the standby took {taken_over[0]:.0f}s to take over"
