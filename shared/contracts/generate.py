@@ -13,7 +13,7 @@ import shared.contracts  # noqa: F401  (registers every contract)
 from shared.contracts.compat import breaking_changes
 from shared.events import Envelope, EventSpec, registry
 from shared.inbox import Batch
-from shared.kafka import TopicSpec
+from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -174,7 +174,7 @@ def _topic_binding(address: str, partitions: int) -> dict[str, Any]:
 
 def asyncapi() -> dict[str, Any]:
     """An AsyncAPI 3.0 document: a channel per topic and per dead-letter topic, send and receive operations."""
-    partitions = TopicSpec.partitions
+    partitions = ServiceSettings.model_fields["topic_partitions"].default  # what every service declares
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
@@ -202,6 +202,25 @@ def asyncapi() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{cid}"},
             "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in specs],
         }
+    for topic, specs in sorted(by_topic.items()):
+        public_specs = [s for s in specs if s.public]
+        if public_specs:
+            cid = _ident(topic)
+            operations[f"departments_receive_{cid}"] = {
+                "action": "receive",
+                "title": f"Departments subscribe to {topic}",
+                "summary": "Another department's own consumer (see examples/department-subscriber-go), with a group "
+                "of its own; any CloudEvents SDK's Kafka binding reads the events (structured mode).",
+                "channel": {"$ref": f"#/channels/{cid}"},
+                "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in public_specs],
+                "bindings": {
+                    "kafka": {
+                        "groupId": {"type": "string", "pattern": "^department-[a-z_]+$"},
+                        "bindingVersion": KAFKA_BINDING,
+                    }
+                },
+                "tags": [{"name": "public"}],
+            }
     for group, (service, types) in sorted(consumer_groups().items()):
         for topic, specs in sorted(by_topic.items()):
             handled = [s for s in specs if s.type in types]

@@ -33,8 +33,10 @@ def test_the_official_parser_accepts_the_document_without_errors_or_warnings():
 def test_the_document_has_receive_operations_dead_letter_channels_and_kafka_bindings():
     doc = yaml.safe_load(DOC.read_text())
     ops = doc["operations"].values()
-    groups = {op["bindings"]["kafka"]["groupId"]["enum"][0] for op in ops if op["action"] == "receive"}
+    receives = [op["bindings"]["kafka"]["groupId"] for op in ops if op["action"] == "receive"]
+    groups = {group["enum"][0] for group in receives if "enum" in group}
     assert groups == set(consumer_groups()) and len(groups) >= 4
+    assert {"pattern": "^department-[a-z_]+$", "type": "string"} in receives  # other departments' subscribers
     addresses = {ch["address"] for ch in doc["channels"].values()}
     assert "visits.finding.events.outreach.findings.dlt" in addresses
     assert "outreach.referral.events" in addresses or "outreach.referral.{department}.events" in addresses
