@@ -189,6 +189,30 @@ def consumed(proc: ServiceProcess) -> tuple[float, float]:
     return applied, metric_sum(page, "event_handler_duration_seconds_sum")
 
 
+def visit_jobs(
+    rng: random.Random, assignments: list[dict[str, Any]], checklist: list[str], starts_on: Any, single_share: float
+) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, str, int]], list[str], set[str]]:
+    """Every assignment's visit record, and the requests that send them (path, body, teacher token, visits): a
+    `single_share` of the teachers record visit by visit, the rest upload their offline visits in one batch each,
+    interleaved over the whole campaign. Also returns the teachers and the live ones."""
+    records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
+    by_teacher: dict[str, list[dict[str, Any]]] = {}
+    for a, r in zip(assignments, records, strict=True):
+        by_teacher.setdefault(a["teacher_id"], []).append(r)
+    teachers = list(by_teacher)
+    rng.shuffle(teachers)
+    live = set(teachers[: round(len(teachers) * single_share)])
+    jobs: list[tuple[str, bytes, str, int]] = []
+    for tid, recs in by_teacher.items():
+        tok = issue_token(role="teacher", org_path=CITY, staff_id=tid, subject=f"teacher-{tid}")
+        if tid in live:  # each visit as it happens
+            jobs += [("/api/v1/visits", orjson.dumps(r), tok, 1) for r in recs]
+        else:  # the teacher's offline visits in one upload
+            jobs.append(("/api/v1/visits/batch", orjson.dumps({"visits": recs}), tok, len(recs)))
+    rng.shuffle(jobs)
+    return records, jobs, teachers, live
+
+
 async def record(port: int, jobs: list[tuple[str, bytes, str, int]], clients: int) -> dict[str, Any]:
     """Send every job (path, body, teacher token, visits) from `clients` keep-alive connections; times and counts."""
     it = iter(jobs)
@@ -343,21 +367,7 @@ async def main(args: argparse.Namespace) -> None:
         t = time.monotonic()
         cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · bench")
         t_launch = time.monotonic() - t
-        records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
-        by_teacher: dict[str, list[dict[str, Any]]] = {}
-        for a, r in zip(assignments, records, strict=True):
-            by_teacher.setdefault(a["teacher_id"], []).append(r)
-        teachers = list(by_teacher)
-        rng.shuffle(teachers)
-        live = set(teachers[: round(len(teachers) * args.single_share)])
-        jobs: list[tuple[str, bytes, str, int]] = []
-        for tid, recs in by_teacher.items():
-            tok = issue_token(role="teacher", org_path=CITY, staff_id=tid, subject=f"teacher-{tid}")
-            if tid in live:  # each visit as it happens
-                jobs += [("/api/v1/visits", orjson.dumps(r), tok, 1) for r in recs]
-            else:  # the teacher's offline visits in one upload
-                jobs.append(("/api/v1/visits/batch", orjson.dumps({"visits": recs}), tok, len(recs)))
-        rng.shuffle(jobs)  # live recording and offline uploads interleaved over the whole campaign
+        records, jobs, teachers, live = visit_jobs(rng, assignments, checklist, starts_on, args.single_share)
         n_single = sum(1 for j in jobs if j[0].endswith("visits"))
         n_batches = len(jobs) - n_single
         findings = sum(len(r.get("findings", [])) for r in records)

@@ -1,0 +1,430 @@
+"""Soak: the campaign load at half the measured capacity for a long time, with two replicas of every service.
+
+Runs the four services as two processes each (devstack `Stack.services_up(replicas=2)`, own schemas, topic
+prefix and state folder) on the stack of the environment (`devstack up [--brokers 3]`), imports a generated city,
+then:
+1. measures capacity (unless --capacity is given): the first --measure-visits visits of a campaign are sent as fast
+   as 96 connections go; capacity = those visits / (first request → every outbox drained and every consumer
+   group at lag 0), i.e. the end-to-end rate the whole pipeline sustains, not just what the API accepts;
+2. sends visits at --load (default 0.5) × capacity for --duration seconds (default 1800), spread over both visits
+   replicas as a load balancer would. A campaign covers each family of the city once, so campaigns are looped:
+   the next one is launched in the background while the current one is being recorded and the pacer moves on to
+   it without a pause (every campaign is a new set of assignments over the same city, as a bureau runs a spring
+   and an autumn campaign);
+3. every --sample seconds prints the visits accepted in the interval, consumer lag per group (from the broker:
+   end offsets − committed offsets), the age of the oldest unpublished outbox row and the unpublished rows per
+   service, and the RSS of every process;
+4. at the end prints RSS per process at the start of the load, after the warm-up (first 10 % of the duration, at
+   least 60 s) and at the end, and verdicts: RSS growth from warm-up to end under 10 %, and lag and outbox age
+   flat (least-squares slope over the run after the warm-up, times the run's length, below half the mean plus a
+   small allowance: 1,000 messages of lag, 2 s of outbox age).
+Drops its schemas and topics afterwards (unless --keep).
+Run: .venv/bin/python bench/soak.py [--duration 1800] [--scale 0.5] [--capacity N] [--load 0.5] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.campaign import RawHTTP, visit_jobs
+from demo import citygen
+from demo.__main__ import import_city, launch_campaign
+from demo.client import Api, bureau_token, settled
+from shared.devstack import ServiceProcess, Stack, StackInfo, ensure_up, state_dir
+from shared.devstack.services import SERVICES
+from shared.devstack.stack import components
+from shared.testing.fixtures import drop_test_resources
+
+Job = tuple[str, bytes, str, int]  # path, body, teacher token, visits
+RSS_GROWTH_TARGET = 0.10
+
+
+@dataclass
+class Load:
+    """What the simulated teachers have sent so far."""
+
+    visits: int = 0
+    requests: int = 0
+    failed: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+class Campaigns:
+    """An endless supply of visit requests: campaign after campaign over the same city, the next launched early."""
+
+    def __init__(self, visits: Api, rng: random.Random, single_share: float) -> None:
+        self.visits, self.rng, self.single_share = visits, rng, single_share
+        self.launched = 0
+        self._queue: list[Job] = []
+        self._next: asyncio.Task[list[Job]] | None = None
+
+    async def _launch(self) -> list[Job]:
+        self.launched += 1
+        _, assignments, checklist, starts_on = await launch_campaign(self.visits, f"soak campaign {self.launched}")
+        return visit_jobs(self.rng, assignments, checklist, starts_on, self.single_share)[1]
+
+    async def start(self) -> None:
+        self._queue = await self._launch()
+        self._total = len(self._queue)
+
+    async def take(self) -> Job | None:
+        """The next request; launches the following campaign when half of this one is sent."""
+        if self._next is None and len(self._queue) < self._total // 2:
+            self._next = asyncio.create_task(self._launch())
+        if not self._queue:
+            assert self._next is not None
+            self._queue = await self._next
+            self._total, self._next = len(self._queue), None
+        return self._queue.pop()
+
+    async def close(self) -> None:
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                await self._next
+
+
+async def send(
+    ports: list[int],
+    take: Callable[[], Awaitable[Job | None]],
+    load: Load,
+    clients: int,
+    until: float,
+    rate: float | None,
+) -> None:
+    """`clients` keep-alive connections over the visits replicas, at `rate` visits/s (None: as fast as they go),
+    until `until` or until `take` has nothing more."""
+    started = time.monotonic()
+    scheduled = 0  # visits whose send time has been handed out
+
+    async def client(i: int) -> None:
+        nonlocal scheduled
+        conn = RawHTTP(ports[i % len(ports)])
+        try:
+            while time.monotonic() < until and (job := await take()) is not None:
+                path, body, token, n = job
+                if rate is not None:
+                    due = started + scheduled / rate
+                    scheduled += n
+                    if due > time.monotonic():
+                        await asyncio.sleep(due - time.monotonic())
+                headers = {"Authorization": f"Bearer {token}"}
+                if path.endswith("batch"):
+                    headers["Idempotency-Key"] = uuid.uuid4().hex
+                t = time.perf_counter()
+                for attempt in range(10):
+                    try:
+                        status, text = await conn.post(path, body, headers)
+                    except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                        conn.close()
+                        conn = RawHTTP(ports[i % len(ports)])
+                        status, text = 599, b"connection lost"
+                    if status not in (502, 503, 504, 599):
+                        break
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                load.latencies_ms.append(1000 * (time.perf_counter() - t))
+                load.requests += 1
+                if status == 201:
+                    load.visits += 1
+                elif status == 200:
+                    load.visits += orjson.loads(text)["stored"]
+                else:
+                    load.failed.append(f"{status} {text[:200]!r}")
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+
+
+def rss_kb(pid: int) -> int | None:
+    """VmRSS of a process in kB (None once it has exited)."""
+    with contextlib.suppress(OSError, StopIteration):
+        return next(
+            int(ln.split()[1]) for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmRSS:")
+        )
+    return None
+
+
+def processes(procs: list[ServiceProcess]) -> dict[str, int]:
+    """Label → pid of every service replica and of the infrastructure processes devstack runs here."""
+    out = {p.label: p.pid() or 0 for p in procs}
+    for c in components():
+        nodes = getattr(c, "nodes", [c])
+        for n in nodes:
+            pid = n.pid()
+            if pid:
+                out[n.name if n.name != "postgres" else "postgres (postmaster)"] = pid
+    return out
+
+
+async def outbox_state(conn: asyncpg.Connection, schemas: dict[str, str]) -> dict[str, tuple[int, float]]:
+    """Per service: (unpublished outbox rows, age in seconds of the oldest one; 0 when none)."""
+    out = {}
+    for name, schema in schemas.items():
+        row = await conn.fetchrow(
+            f"SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
+            f'FROM "{schema}".outbox WHERE published_at IS NULL'
+        )
+        out[name] = (int(row["n"]), float(row["age"]))
+    return out
+
+
+@dataclass
+class Sample:
+    """One row of the time series."""
+
+    t: float
+    visits: int
+    lag: dict[str, int | None]
+    outbox: dict[str, tuple[int, float]]
+    rss: dict[str, int | None]
+
+
+def slope_total(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope × time span: how much the series rose over the run by its trend."""
+    if len(points) < 3:
+        return 0.0
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    var = sum((x - mx) ** 2 for x, _ in points)
+    if var == 0:
+        return 0.0
+    slope = sum((x - mx) * (y - my) for x, y in points) / var
+    return slope * (points[-1][0] - points[0][0])
+
+
+def flat(points: list[tuple[float, float]], allowance: float) -> tuple[bool, float, float, float]:
+    """(flat?, trend rise, mean, max) of a series."""
+    values = [y for _, y in points]
+    mean = sum(values) / len(values) if values else 0.0
+    rise = slope_total(points)
+    return rise <= 0.5 * mean + allowance, rise, mean, max(values, default=0.0)
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank)."""
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))] if s else float("nan")
+
+
+def mb(kb: int | None) -> str:
+    return "   -  " if kb is None else f"{kb / 1024:6.0f}"
+
+
+def fmt_lag(lag: dict[str, int | None], prefix: str) -> str:
+    return " ".join(f"{g.removeprefix(prefix)}={'?' if v is None else v}" for g, v in sorted(lag.items()))
+
+
+async def sampler(
+    stack: Stack,
+    conn: asyncpg.Connection,
+    schemas: dict[str, str],
+    pids: dict[str, int],
+    load: Load,
+    every: float,
+    samples: list[Sample],
+    stop: asyncio.Event,
+    prefix: str,
+    t0: float,
+) -> None:
+    """Every `every` seconds: one Sample, printed as a line."""
+    last_visits, last_t = load.visits, time.monotonic()
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        if stop.is_set():
+            return  # a partial last interval would skew the trends
+        now = time.monotonic()
+        lag = await asyncio.to_thread(stack.consumer_lag)
+        outbox = await outbox_state(conn, schemas)
+        rss = {label: rss_kb(pid) for label, pid in pids.items()}
+        s = Sample(now - t0, load.visits, lag, outbox, rss)
+        samples.append(s)
+        rate = (load.visits - last_visits) / max(now - last_t, 1e-9)
+        last_visits, last_t = load.visits, now
+        total_rss = sum(v for k, v in rss.items() if v and "#" in k and not k.startswith("kafka"))
+        print(
+            f"  {s.t:6.0f}s {rate:5.0f} visits/s  lag {fmt_lag(lag, prefix)}  outbox age "
+            + " ".join(f"{n[:3]}={a:.1f}s/{c}" for n, (c, a) in outbox.items())
+            + f"  services RSS {total_rss / 1024:.0f} MB",
+            flush=True,
+        )
+
+
+def series(samples: list[Sample], pick: Any) -> list[tuple[float, float]]:
+    return [(s.t, float(pick(s))) for s in samples]
+
+
+async def main(args: argparse.Namespace) -> None:
+    load_start = os.getloadavg()
+    info: StackInfo = ensure_up()
+    run = uuid.uuid4().hex[:8]
+    prefix, schemas = f"sk{run}.", {n: f"sk_{run}_{n}" for n in SERVICES}
+    env = {
+        **info.env(),
+        "HSS_TOPIC_PREFIX": prefix,
+        "LOG_LEVEL": "WARNING",
+        **{f"{n.upper()}_DB_SCHEMA": s for n, s in schemas.items()},
+    }
+    stack = Stack.on_free_ports(
+        state_dir() / f"soak-{run}",
+        database_url=info.database_url,
+        kafka_bootstrap=info.kafka_bootstrap,
+        service_env=env,
+    )
+    t = time.monotonic()
+    procs = await asyncio.to_thread(stack.services_up, args.replicas)
+    print(
+        f"run {run}: {args.replicas} replicas of each service up in {time.monotonic() - t:.0f}s on "
+        f"{info.brokers} Kafka broker(s); logs in {stack.state / 'logs'}",
+        flush=True,
+    )
+    holders = ", ".join(f"{h.service}→{h.label}" for h in await asyncio.to_thread(stack.relay_holders))
+    print(f"relay locks: {holders}")
+    first = {p.name: p for p in procs if p.replica == 1}
+    token = bureau_token()
+    committees = Api(first["committees"].address, token, repeatable=True)
+    visits = Api(first["visits"].address, token)
+    visit_ports = [p.port for p in procs if p.name == "visits"]
+    conn = await asyncpg.connect(info.database_url)
+    rng = random.Random(args.seed)
+    campaigns = Campaigns(visits, rng, args.single_share)
+    try:
+        city = citygen.generate(scale=args.scale, seed=args.seed)
+        t = time.monotonic()
+        await import_city(committees, city)
+        await settled(procs, timeout=1800)
+        print(
+            f"city (scale {args.scale}): {len(city.staff):,} staff, {len(city.students):,} students, "
+            f"{len(city.families):,} families; imported and consumed in {time.monotonic() - t:.0f}s",
+            flush=True,
+        )
+        await campaigns.start()
+        await settled(procs, timeout=1800)
+        print(f"campaign 1 launched: {campaigns._total:,} requests", flush=True)
+
+        capacity = args.capacity
+        if not capacity:
+            burst = Load()
+            t = time.monotonic()
+            left = args.measure_visits
+
+            async def first_visits() -> Job | None:
+                nonlocal left
+                job = await campaigns.take() if left > 0 else None
+                left -= job[3] if job else 0
+                return job
+
+            await send(visit_ports, first_visits, burst, 96, float("inf"), None)
+            t_sent = time.monotonic()
+            await settled(procs, timeout=1800)
+            capacity = burst.visits / (time.monotonic() - t)
+            print(
+                f"capacity: {burst.visits:,} visits as fast as 96 connections go: accepted at "
+                f"{burst.visits / (t_sent - t):,.0f}/s, all consumed {time.monotonic() - t_sent:.0f}s after the last "
+                f"answer → {capacity:,.0f} visits/s end to end ({len(burst.failed)} failed requests)",
+                flush=True,
+            )
+        rate = args.load * capacity
+        print(f"soak: {rate:,.0f} visits/s ({args.load:.0%} of {capacity:,.0f}) for {args.duration:.0f}s", flush=True)
+
+        pids = processes(procs)
+        load = Load()
+        samples: list[Sample] = []
+        stop = asyncio.Event()
+        t0 = time.monotonic()
+        rss_start = {label: rss_kb(pid) for label, pid in pids.items()}
+        sampling = asyncio.create_task(
+            sampler(stack, conn, schemas, pids, load, args.sample, samples, stop, prefix, t0)
+        )
+        await send(visit_ports, campaigns.take, load, args.clients, t0 + args.duration, rate)
+        t_end = time.monotonic()
+        stop.set()
+        await sampling
+        rss_end = {label: rss_kb(pid) for label, pid in pids.items()}
+        t = time.monotonic()
+        await settled(procs, timeout=1800)
+        drained = time.monotonic() - t
+
+        warm_at = max(60.0, 0.1 * args.duration)
+        warm_sample = next((s for s in samples if s.t >= warm_at), samples[0] if samples else None)
+        rss_warm = warm_sample.rss if warm_sample else rss_start
+        after = [s for s in samples if s.t >= warm_at] or samples
+        lag_series = series(after, lambda s: sum(v or 0 for v in s.lag.values()))
+        age_series = series(after, lambda s: max(a for _, a in s.outbox.values()))
+        lag_ok, lag_rise, lag_mean, lag_max = flat(lag_series, 1000)
+        age_ok, age_rise, age_mean, age_max = flat(age_series, 2.0)
+        elapsed = t_end - t0
+        lat = load.latencies_ms
+        out = [
+            f"\nsoak {run}: {load.visits:,} visits in {elapsed:.0f}s = {load.visits / elapsed:,.0f}/s "
+            f"(target {rate:,.0f}/s), {load.requests:,} requests, {len(load.failed)} failed, "
+            f"{campaigns.launched} campaigns launched; latency p50/p99 {pct(lat, 0.5):.0f}/{pct(lat, 0.99):.0f} ms; "
+            f"drained {drained:.0f}s after the load stopped",
+            *(f"  failed: {f}" for f in load.failed[:3]),
+            f"RSS per process (MB): at the start of the load / after the warm-up ({warm_at:.0f}s) / at the end; "
+            f"growth warm-up → end (target < {RSS_GROWTH_TARGET:.0%})",
+        ]
+        growth_ok = True
+        for label in pids:
+            a, w, e = rss_start.get(label), rss_warm.get(label), rss_end.get(label)
+            g = (e - w) / w if e and w else None
+            if g is not None and "#" in label and not label.startswith("kafka"):
+                growth_ok &= g < RSS_GROWTH_TARGET
+            out.append(
+                f"  {label:<13} {mb(a)} / {mb(w)} / {mb(e)}   "
+                + ("  -" if g is None else f"{g:+.1%}" + (" (start → end " + f"{(e - a) / a:+.1%})" if a and e else ""))
+            )
+        out += [
+            f"  services' RSS growth after the warm-up under {RSS_GROWTH_TARGET:.0%}: "
+            + ("ok" if growth_ok else "MISSED"),
+            f"consumer lag (all groups, after the warm-up): mean {lag_mean:,.0f}, max {lag_max:,.0f}, trend over the "
+            f"run {lag_rise:+,.0f} → flat: {'ok' if lag_ok else 'MISSED'}",
+            f"oldest unpublished outbox row (worst service, after the warm-up): mean {age_mean:.1f}s, "
+            f"max {age_max:.1f}s, trend over the run {age_rise:+.1f}s → flat: {'ok' if age_ok else 'MISSED'}",
+            f"load average at start {load_start[0]:.2f}, at the end {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs, "
+            "a machine shared with other work: rates and latencies are noisy)",
+        ]
+        print("\n".join(out), flush=True)
+    finally:
+        await campaigns.close()
+        await conn.close()
+        await committees.close()
+        await visits.close()
+        await asyncio.to_thread(stack.services_down)
+        if args.keep:
+            print(f"kept schemas {', '.join(sorted(schemas.values()))} and topics {prefix}*; logs in {stack.state}")
+        else:
+            await drop_test_resources(info, prefix, set(schemas.values()))
+            await asyncio.to_thread(stack.remove)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=1800, help="seconds of load at the soak rate (default 30 min)")
+    ap.add_argument("--scale", type=float, default=0.5, help="share of the full city (campaigns are looped)")
+    ap.add_argument("--capacity", type=float, default=0, help="visits/s end to end; 0 = measure it first")
+    ap.add_argument("--measure-visits", type=int, default=30_000, help="visits of the capacity burst")
+    ap.add_argument("--load", type=float, default=0.5, help="share of the capacity to soak at")
+    ap.add_argument("--replicas", type=int, default=2, help="processes per service")
+    ap.add_argument("--clients", type=int, default=48, help="concurrent connections of the simulated teachers")
+    ap.add_argument("--sample", type=float, default=30, help="seconds between samples")
+    ap.add_argument("--single-share", type=float, default=0.25, help="share of teachers recording visit by visit")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", action="store_true", help="keep schemas, topics and logs afterwards")
+    asyncio.run(main(ap.parse_args()))
