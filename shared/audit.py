@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -55,16 +55,25 @@ async def record(
     org_path: str,
     resource_id: str | None = None,
     subject_ids: Iterable[str] = (),
+    subject_paths: Mapping[str, str] | None = None,
     action: Action = "read",
 ) -> None:
-    """Write who read what (and whose data) inside the caller's open transaction."""
+    """Write who read what (and whose data) inside the caller's open transaction.
+
+    `org_path` is where the data read sits (a list: the subtree listed); `subject_paths` gives the org path of
+    each subject id that sits elsewhere below it (the others are taken to sit at `org_path`).
+    """
     if not conn.is_in_transaction():
         # Outside a transaction the read could answer after an audit row that later fails, or vice versa.
         raise RuntimeError("audit.record needs the read's own transaction")
+    paths = subject_paths or {}
+    ids = sorted({s for s in subject_ids if s})
+    id_paths = [paths.get(i, org_path) for i in ids]
     ctx = context.current()
     await conn.execute(
         "INSERT INTO audit_reads (subject, roles, department, reader_path, org_path, action, resource_type,"
-        " resource_id, subject_ids, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        " resource_id, subject_ids, subject_paths, subject_units, request_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         principal.subject,
         sorted(str(r) for r in principal.roles),
         principal.department,
@@ -73,9 +82,20 @@ async def record(
         action,
         resource_type,
         resource_id,
-        sorted({s for s in subject_ids if s}),
+        ids,
+        id_paths,
+        units([org_path, *id_paths]),
         ctx.request_id if ctx else None,
     )
+
+
+def units(paths: Iterable[str]) -> list[str]:
+    """Every org unit path on the way down to each of `paths` (`/a/b` gives `/a` and `/a/b`), sorted."""
+    out: set[str] = set()
+    for path in paths:
+        parts = [p for p in path.split("/") if p]
+        out.update("/" + "/".join(parts[:n]) for n in range(1, len(parts) + 1))
+    return sorted(out)
 
 
 async def query(
@@ -91,14 +111,23 @@ async def query(
     limit: int = 100,
     offset: int = 0,
 ) -> list[asyncpg.Record]:
-    """Audit rows about data inside the subtree `under`, newest first."""
+    """Audit rows of reads that touched data inside the subtree `under`, newest first.
+
+    A read whose org path lies outside `under` (a district list, say) is shown when one of its subjects sits
+    inside, naming only those subjects.
+    """
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT id, at, subject, roles, department, reader_path, org_path, action, resource_type, resource_id,"
-        " subject_ids, request_id FROM audit_reads"
-        f" WHERE {scope.sql('org_path', 1)}"
+        "SELECT * FROM (SELECT id, at, subject, roles, department, reader_path, org_path, action, resource_type,"
+        " resource_id, request_id,"
+        f" CASE WHEN {scope.sql('org_path', 1)} THEN subject_ids"
+        f" ELSE ARRAY(SELECT s FROM unnest(subject_ids, subject_paths) AS u(s, p) WHERE {scope.sql('p', 1)})"
+        " END AS subject_ids FROM audit_reads"
+        f" WHERE ({scope.sql('org_path', 1)} OR subject_units @> ARRAY[$1])"
         " AND ($3::text IS NULL OR resource_type = $3) AND ($4::text IS NULL OR resource_id = $4)"
         " AND ($5::text IS NULL OR subject = $5) AND ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
-        " AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)"
+        " AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)) r"
+        # The person filter again after the redaction: a person outside `under` is never confirmed.
+        " WHERE ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
         " ORDER BY id DESC LIMIT $9 OFFSET $10",
         *scope.args(under),
         resource_type,

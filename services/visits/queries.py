@@ -106,5 +106,6 @@ async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict
             resource_id=visit_id,
             org_path=row["org_path"],
             subject_ids=[row["family_id"], *(f["student_id"] for f in doc["findings"])],
+            subject_paths={f["student_id"]: f["org_path"] for f in doc["findings"]},
         )
     return doc

@@ -122,3 +122,26 @@ async def test_the_production_service_role_may_append_and_purge_but_not_change_o
             await tr.rollback()
     finally:
         await conn.close()
+
+
+async def test_a_list_across_schools_shows_in_each_school_auditors_log_naming_only_their_pupils(pool):
+    async with pool.acquire() as conn, conn.transaction():
+        await audit.record(
+            conn,
+            READER,
+            action="list",
+            resource_type="student",
+            org_path="/c/d_1",
+            subject_ids=["a1", "a2", "b1"],
+            subject_paths={"a1": "/c/d_1/s_1/g1", "a2": "/c/d_1/s_1/g2", "b1": "/c/d_1/sx1/g1"},
+        )
+    [row] = await audit.query(pool, under="/c/d_1/s_1")
+    assert (row["org_path"], row["subject_ids"]) == ("/c/d_1", ["a1", "a2"])
+    [row] = await audit.query(pool, under="/c/d_1/sx1/g1")
+    assert row["subject_ids"] == ["b1"]
+    assert (await audit.query(pool, under="/c/d_1"))[0]["subject_ids"] == ["a1", "a2", "b1"]
+    # Asking about another school's pupil confirms nothing; units that no subject sits in see nothing.
+    assert await audit.query(pool, under="/c/d_1/s_1", person_id="b1") == []
+    assert [r["subject_ids"] for r in await audit.query(pool, under="/c/d_1/s_1", person_id="a2")] == [["a1", "a2"]]
+    assert await audit.query(pool, under="/c/d_1/s_10") == []
+    assert await audit.query(pool, under="/c/d_2") == []

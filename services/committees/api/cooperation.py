@@ -640,6 +640,7 @@ async def list_lecturers(
             resource_type="lecturer",
             org_path=path,
             subject_ids=[x["staff_id"] or x["lecturer_id"] for x in out["items"]],
+            subject_paths={x["staff_id"] or x["lecturer_id"]: x["org_path"] for x in out["items"]},
         )
     return out
 

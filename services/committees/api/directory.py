@@ -141,8 +141,16 @@ async def list_staff(
     async with pool.acquire() as conn, conn.transaction():
         rows = await store.list_staff(conn, path, role, class_id, after(cursor), limit + 1)
         out = page([v for r in rows if (v := _staff_view(principal, r))], limit, "staff_id")
-        ids = [x["staff_id"] for x in out["items"]]
-        await audit.record(conn, principal, action="list", resource_type="staff", org_path=path, subject_ids=ids)
+        paths = {x["staff_id"]: x["org_path"] for x in out["items"]}
+        await audit.record(
+            conn,
+            principal,
+            action="list",
+            resource_type="staff",
+            org_path=path,
+            subject_ids=list(paths),
+            subject_paths=paths,
+        )
     return out
 
 
@@ -272,9 +280,15 @@ async def list_students(
     async with pool.acquire() as conn, conn.transaction():
         rows = await store.list_students(conn, path, classes, after(cursor), limit + 1)
         out = page([redact(r, personal) for r in rows], limit, "student_id")
-        ids = [x["student_id"] for x in out["items"]]
+        paths = {x["student_id"]: x["org_path"] for x in out["items"]}
         await audit.record(
-            conn, principal, action="list", resource_type="student", org_path=path or "/", subject_ids=ids
+            conn,
+            principal,
+            action="list",
+            resource_type="student",
+            org_path=path or "/",
+            subject_ids=list(paths),
+            subject_paths=paths,
         )
     return out
 
@@ -425,6 +439,7 @@ async def _audit_family(
             *(g["guardian_id"] for g in fam["guardians"]),
             *(s["student_id"] for s in fam["students"]),
         ],
+        subject_paths={s["student_id"]: s["org_path"] for s in fam["students"]},
     )
 
 
