@@ -3,7 +3,8 @@
 # Python packages, Kafka jars and the PostgreSQL cluster are set up by bootstrap.sh and devstack.
 set -euo pipefail
 need=()
-command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+# A JDK, not only a JRE: devstack runs deploy/kafka/DepartmentAccess.java as a single-file source program.
+command -v javac >/dev/null || need+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql-15)
 command -v promtool >/dev/null || need+=(prometheus)

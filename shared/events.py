@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 P = TypeVar("P", bound=BaseModel)
 
+TOPIC_PARAM = re.compile(r"\{([a-z_]+)\}")
 TYPE_RE = re.compile(r"^(?P<service>[a-z]+)\.(?P<aggregate>[a-z_]+)\.(?P<event>[a-z_]+)\.v(?P<major>\d+)$")
 
 
@@ -57,6 +59,20 @@ class EventSpec:
     subject_field: str
     public: bool
     summary: str
+    topics: tuple[str, ...] = ()  # every topic `topic` (a template like `x.{department}.events`) expands to
+
+    @property
+    def topic_param(self) -> str | None:
+        """The payload field a templated topic is expanded from (`department`), or None for a plain topic."""
+        found = TOPIC_PARAM.search(self.topic)
+        return found[1] if found else None
+
+    def topic_for(self, payload: BaseModel) -> str:
+        """The logical topic this payload goes to."""
+        param = self.topic_param
+        if param is None:
+            return self.topic
+        return self.topic.replace(f"{{{param}}}", str(getattr(payload, param)))
 
     @property
     def service(self) -> str:
@@ -104,6 +120,7 @@ class Registry:
                 raise ValueError(f"event type {type_} registered twice")
             if key not in model.model_fields:
                 raise ValueError(f"{model.__name__} has no key field {key!r}")
+            topics = _expand(topic, model)
             spec = EventSpec(
                 type=type_,
                 model=model,
@@ -112,6 +129,7 @@ class Registry:
                 subject_field=subject or key,
                 public=public,
                 summary=(model.__doc__ or type_).strip().splitlines()[0],
+                topics=topics,
             )
             self._by_type[type_] = spec
             self._by_model[model] = spec
@@ -132,8 +150,21 @@ class Registry:
         return sorted(self._by_type.values(), key=lambda s: s.type)
 
     def topics_for(self, types: list[str]) -> list[str]:
-        """The logical topics carrying the given types."""
-        return sorted({self._by_type[t].topic for t in types})
+        """The logical topics carrying the given types (every expansion of a templated topic)."""
+        return sorted({topic for t in types for topic in self._by_type[t].topics})
+
+
+def _expand(topic: str, model: type[BaseModel]) -> tuple[str, ...]:
+    """The topics a (templated) topic name stands for: one per value of the enum field it names."""
+    params = TOPIC_PARAM.findall(topic)
+    if not params:
+        return (topic,)
+    if len(params) > 1 or params[0] not in model.model_fields:
+        raise ValueError(f"topic {topic!r} may name one field of {model.__name__}")
+    values = model.model_fields[params[0]].annotation
+    if not (isinstance(values, type) and issubclass(values, Enum)):
+        raise ValueError(f"topic {topic!r} must be expanded from an enum field")
+    return tuple(topic.replace(f"{{{params[0]}}}", str(v.value)) for v in values)
 
 
 registry = Registry()

@@ -46,7 +46,7 @@ def outbox_rows(payloads: Sequence[BaseModel]) -> tuple[list[Envelope], list[Row
         env = new_envelope(spec, payload, correlation_id=correlation_id, causation_id=causation_id)
         envelopes.append(env)
         # The envelope is serialised once; PostgreSQL parses it into jsonb.
-        rows.append((env.id, spec.topic, spec.key(payload), spec.type, env.model_dump_json(), header_json))
+        rows.append((env.id, spec.topic_for(payload), spec.key(payload), spec.type, env.model_dump_json(), header_json))
     return envelopes, rows
 
 

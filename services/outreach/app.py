@@ -9,7 +9,7 @@ from services.outreach import api, handlers, scheduler
 from services.outreach.clock import Clock, SystemClock
 from services.outreach.settings import OutreachSettings
 from shared import audit
-from shared.contracts.outreach import CASE, GROUP, REFERRAL
+from shared.contracts.outreach import CASE, GROUP, REFERRAL_TOPICS
 from shared.web import Background, ServiceSpec, create_app
 
 DESCRIPTION = """Care for special student groups: a visit finding about a left-behind, orphaned, disabled or
@@ -28,7 +28,7 @@ def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> Servic
     return ServiceSpec(
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
-        topics=[GROUP, CASE, REFERRAL],
+        topics=[GROUP, CASE, *REFERRAL_TOPICS],
         routers=api.routers(clock),
         consumers=handlers.consumers(settings.rules, clock),
         background=background,

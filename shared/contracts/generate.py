@@ -105,7 +105,24 @@ def consumer_groups() -> dict[str, tuple[str, set[str]]]:
 
 def _ident(text: str) -> str:
     """An AsyncAPI component/channel id for a dotted name."""
-    return text.replace(".", "_")
+    return text.replace(".", "_").replace("{", "").replace("}", "")
+
+
+def _parameters(spec: EventSpec) -> dict[str, Any]:
+    """A templated topic (`outreach.referral.{department}.events`) is one channel with a parameter per value."""
+    param = spec.topic_param
+    if param is None:
+        return {}
+    at = spec.topic.split(".").index(f"{{{param}}}")
+    return {
+        "parameters": {
+            param: {
+                "enum": [t.split(".")[at] for t in spec.topics],
+                "description": f"One topic per {param}; each {param} may read only its own (broker ACLs, "
+                "deploy/kafka/README.md).",
+            }
+        }
+    }
 
 
 def payload_schemas() -> dict[str, Any]:
@@ -194,6 +211,7 @@ def asyncapi() -> dict[str, Any]:
             "messages": {_ident(s.type): {"$ref": f"#/components/messages/{_ident(s.type)}"} for s in specs},
             "tags": [{"name": "public" if public else "internal"}],
             "bindings": _topic_binding(topic, partitions),
+            **_parameters(specs[0]),
         }
         operations[f"{service}_sends_{cid}"] = {
             "action": "send",
@@ -247,6 +265,7 @@ def asyncapi() -> dict[str, Any]:
                 "messages": {"dead_letter": {"$ref": "#/components/messages/dead_letter"}},
                 "tags": [{"name": "dead-letter"}, {"name": "internal"}],
                 "bindings": _topic_binding(dlt, 1),
+                **_parameters(specs[0]),
             }
             operations[f"{_ident(group)}_dead_letters_{cid}"] = {
                 "action": "send",

@@ -12,7 +12,16 @@ from shared.events import Payload, event_type
 
 GROUP = "outreach.group.events"
 CASE = "outreach.case.events"
-REFERRAL = "outreach.referral.events"  # public: other departments subscribe
+# Public: each department reads only its own topic, with its own credentials (deploy/kafka/departments.md).
+REFERRAL = "outreach.referral.{department}.events"
+
+
+def referral_topic(department: Department | str) -> str:
+    """The logical topic of one department's referral facts."""
+    return REFERRAL.replace("{department}", Department(department).value)
+
+
+REFERRAL_TOPICS = [referral_topic(d) for d in Department]
 
 
 class SpecialGroup(StrEnum):

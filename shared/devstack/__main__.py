@@ -2,6 +2,7 @@
 
 <proc> is `postgres`, a broker (`kafka`, or `kafka#1`..`kafka#3` in a cluster) or a service replica (`visits#2`;
 plain `visits` is replica 1). The topology `up` chose is remembered in the state folder until `down`.
+`department <name>` prints a department's Kafka client settings (SCRAM user, its topic, its group prefix).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import sys
 import time
 
+from shared.contracts.common import Department
 from shared.devstack import DevstackError, Stack, state_dir
 
 
@@ -53,14 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shared.devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "restart", "kill"])
-    parser.add_argument("process", nargs="?", help="for restart/kill: postgres, kafka[#k], <service>[#k]")
+    parser.add_argument("command", choices=["up", "down", "status", "restart", "kill", "department"])
+    parser.add_argument(
+        "process", nargs="?", help="for restart/kill: postgres, kafka[#k], <service>[#k]; for department: its name"
+    )
     parser.add_argument("--services", action="store_true", help="with up: also start the four services")
     parser.add_argument("--replicas", type=int, help="with up --services: processes per service (default 1)")
     parser.add_argument("--brokers", type=int, choices=[1, 3], help="with up: Kafka brokers (default 1)")
     args = parser.parse_args(argv)
     stack = Stack.from_env()
     try:
+        if args.command == "department":
+            if args.process not in {d.value for d in Department}:
+                parser.error(f"department needs one of: {', '.join(d.value for d in Department)}")
+            print(stack.department_access(args.process).properties(), end="")
+            return 0
         if args.command == "up":
             started = time.monotonic()
             info = stack.up(brokers=args.brokers)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.devstack import departments
 from shared.devstack.component import (
     Component,
     DevstackError,
@@ -124,7 +125,7 @@ def broker_properties(node_id: int, port: int, voters: dict[int, int], data: Pat
     """
     nodes = len(voters)
     replication, min_isr = str(min(nodes, 3)), str(2 if nodes >= 3 else 1)
-    return {
+    props = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         # A static voter set (rather than --standalone's dynamic quorum) keeps the stored
@@ -147,6 +148,8 @@ def broker_properties(node_id: int, port: int, voters: dict[int, int], data: Pat
         "auto.create.topics.enable": "false",  # services declare their topics
         "group.initial.rebalance.delay.ms": "0",  # tests should not wait 3s per consumer group
     }
+    # The authorizer and the departments' SASL/SCRAM listener (on port + 10), in both modes.
+    return departments.listener_properties(props, port + departments.PORT_OFFSET)
 
 
 class KafkaNode(Component):
@@ -213,13 +216,15 @@ class KafkaNode(Component):
         hint = "set DEVSTACK_KAFKA_PORT (uses it and the next ports) or KAFKA_BOOTSTRAP_SERVERS"
         require_free(self.port, self.name, hint)
         require_free(self.voters[self.node_id], f"{self.name} controller", hint)
+        require_free(self.port + departments.PORT_OFFSET, f"{self.name} department listener", hint)
         self.root.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         libs = fetch_jars(self.log)
         self._write_config()
         if not (self.data / "meta.properties").exists():
             shutil.rmtree(self.data, ignore_errors=True)  # an interrupted format
-            cmd = self._java_cmd(libs, "kafka.tools.StorageTool", "format", "-t", self._cluster_id())
+            # `--cluster-id=`: a base64url id may start with "-", which the parser would take for an option.
+            cmd = self._java_cmd(libs, "kafka.tools.StorageTool", "format", f"--cluster-id={self._cluster_id()}")
             with open(self.log, "a") as out:
                 result = subprocess.run(
                     [*cmd, "-c", str(self.config)],
@@ -268,16 +273,35 @@ class KafkaNode(Component):
     def answers(self) -> bool:
         return probe_kafka(self.address, node_id=self.node_id)
 
+    def grant_departments(self, bootstrap: str, access_root: Path) -> None:
+        """Create the department users and ACLs (once per state dir; they live in the cluster metadata)."""
+        program = self._java_cmd(fetch_jars(self.log), str(departments.PROGRAM))
+        departments.ensure_access(program, access_root, bootstrap, self.log)
+
 
 class Kafka(KafkaNode):
-    """The default single-node Kafka under <state>/kafka, client port <port>, controller port <port+1>."""
+    """The default single-node Kafka under <state>/kafka, client port <port>, controller port <port+1>, the
+    departments' SASL/SCRAM listener on <port+10>."""
 
     def __init__(self, state_dir: Path, port: int) -> None:
         super().__init__(state_dir / "kafka", state_dir / "logs" / "kafka.log", "kafka", 1, port, {1: port + 1})
 
+    @property
+    def department_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port + departments.PORT_OFFSET}"
+
+    def start(self) -> None:
+        super().start()
+        try:
+            self.grant_departments(self.address, self.root)
+        except DevstackError:
+            self.stop()
+            raise
+
 
 class KafkaCluster(Component):
-    """`nodes` KRaft nodes, each broker and controller (node k: client port <port+2(k-1)>, controller port +1).
+    """`nodes` KRaft nodes, each broker and controller (node k: client port <port+2(k-1)>, controller port +1,
+    department listener +10).
 
     Combined roles: three JVMs instead of six on a small machine, and losing one node loses a broker and a voter
     at once, as losing a real machine does; the quorum of three voters survives one loss.
@@ -315,6 +339,10 @@ class KafkaCluster(Component):
     def is_alive(self) -> bool:
         return all(n.is_alive() for n in self.nodes)
 
+    @property
+    def department_bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{n.port + departments.PORT_OFFSET}" for n in self.nodes)
+
     def start(self) -> None:
         # A broker only registers once a quorum of controllers runs, so every node is launched before any is awaited.
         missing = [n for n in self.nodes if not n.is_alive()]
@@ -323,6 +351,7 @@ class KafkaCluster(Component):
         try:
             for n in missing:
                 n.wait_ready()
+            self.nodes[0].grant_departments(self.address, self.nodes[0].root.parent)
         except DevstackError:
             self.stop()
             raise

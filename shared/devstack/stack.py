@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.db import lock_key
+from shared.devstack import departments
 from shared.devstack.component import (
     Component,
     ComponentStatus,
@@ -127,7 +128,7 @@ class Stack:
         return cls(
             state=state.resolve(),
             pg_port=free_port_block(1),
-            kafka_port=free_port_block(6),  # three nodes × (client, controller)
+            kafka_port=free_port_block(16),  # three nodes × (client, controller), department listeners at +10
             http_ports={name: http + i for i, name in enumerate(SERVICES)},
             database_url=database_url,
             kafka_bootstrap=kafka_bootstrap,
@@ -165,6 +166,15 @@ class Stack:
         if (brokers or self.topology.brokers) == 1:
             return Kafka(self.state, self.kafka_port)
         return KafkaCluster(self.state, self.kafka_port, brokers or self.topology.brokers)
+
+    def department_access(self, department: str) -> departments.ClientSettings:
+        """A department's Kafka client settings: SCRAM user, its topic, the department listeners' addresses."""
+        kafka = self.kafka()
+        if isinstance(kafka, Kafka):
+            return departments.client_settings(kafka.root, kafka.department_bootstrap, department)
+        if isinstance(kafka, KafkaCluster):
+            return departments.client_settings(kafka.nodes[0].root.parent, kafka.department_bootstrap, department)
+        raise DevstackError("department credentials exist only on the devstack's own broker")
 
     def brokers(self) -> list[Component]:
         """Each Kafka process (`kafka` alone, or `kafka#1`..`kafka#3`)."""
@@ -414,6 +424,11 @@ def _socket_owner(client_port: int, procs: list[ServiceProcess]) -> ServiceProce
 def state_dir() -> Path:
     """Where data, pid files and logs live: $DEVSTACK_DIR or <repo>/.devstack."""
     return Path(os.environ.get("DEVSTACK_DIR") or REPO_ROOT / ".devstack").resolve()
+
+
+def department_access(department: str) -> departments.ClientSettings:
+    """A department's Kafka client settings on the environment's stack."""
+    return Stack.from_env().department_access(department)
 
 
 def components() -> list[Component]:

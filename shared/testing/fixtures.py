@@ -113,23 +113,34 @@ async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expect: int | None = None, timeout: float = 15.0, idle: float = 1.0
+    bootstrap: str,
+    topic: str | list[str],
+    *,
+    expect: int | None = None,
+    timeout: float = 15.0,
+    idle: float = 1.0,
+    **client: Any,
 ) -> list[dict[str, Any]]:
-    """Every message of a topic from the beginning, as dicts with key, value (parsed), headers, partition."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    """Every message of a topic (or of several) from the beginning, as dicts with key, value (parsed), headers,
+    partition; `client` passes connection settings (e.g. SASL) to the consumer."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", **client
+    )
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
-        parts = consumer.partitions_for_topic(topic)
-        for _ in range(50):
-            if parts:
-                break
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.1)
-        if not parts:
+        tps: list[TopicPartition] = []
+        for name in [topic] if isinstance(topic, str) else topic:
+            parts = consumer.partitions_for_topic(name)
+            for _ in range(50):
+                if parts:
+                    break
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(name)
+                await asyncio.sleep(0.1)
+            tps += [TopicPartition(name, p) for p in parts or ()]
+        if not tps:
             return out
-        tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         loop = asyncio.get_running_loop()
@@ -149,6 +160,7 @@ async def read_topic(
                             "key": r.key.decode() if r.key else None,
                             "value": value,
                             "headers": {k: v.decode(errors="replace") for k, v in (r.headers or ())},
+                            "topic": r.topic,
                             "partition": r.partition,
                             "offset": r.offset,
                         }

@@ -51,7 +51,7 @@ def own_home() -> Iterator[Path]:
 @pytest.fixture
 def own_kafka(own_home: Path) -> Iterator[Kafka]:
     """A single-node Kafka broker of this test's own."""
-    kafka = Kafka(own_home, free_port_block(2))
+    kafka = Kafka(own_home, free_port_block(12))  # clients, controller, department listener at +10
     kafka.start()
     try:
         yield kafka
@@ -76,7 +76,7 @@ def own_cluster(own_home: Path) -> Iterator[Any]:
     cluster_class = getattr(devstack_kafka, "KafkaCluster", None)
     if cluster_class is None:
         pytest.skip("needs shared.devstack.kafka.KafkaCluster (devstack --brokers 3)")
-    cluster = cluster_class(own_home, free_port_block(6), nodes=3)
+    cluster = cluster_class(own_home, free_port_block(16), nodes=3)
     cluster.start()
     try:
         yield cluster

@@ -11,7 +11,7 @@ from services.outreach.clock import ManualClock
 from services.outreach.scheduler import tick
 from services.outreach.settings import OutreachSettings
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import CASE, REFERRAL
+from shared.contracts.outreach import CASE, REFERRAL_TOPICS
 from shared.db import lock_key
 from shared.testing.fixtures import read_topic, wait_for
 from shared.web import start_runtime, stop_runtime
@@ -68,7 +68,9 @@ async def test_overdue_case_escalates_when_the_clock_passes_the_deadline(make_se
             ("stu-u", CITY),
             ("stu-c", DISTRICT),
         ]
-        refs = await read_topic(settings.kafka_bootstrap_servers, settings.topic(REFERRAL), expect=6)
+        refs = await read_topic(
+            settings.kafka_bootstrap_servers, [settings.topic(t) for t in REFERRAL_TOPICS], expect=6
+        )
         ref_escalated = by_type(refs)["outreach.referral.escalated.v1"]
         assert sorted(
             (m["value"]["data"]["department"], m["value"]["data"]["escalated_to"]) for m in ref_escalated

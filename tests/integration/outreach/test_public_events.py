@@ -15,7 +15,7 @@ from services.outreach.scheduler import tick
 from services.outreach.settings import OutreachSettings
 from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import REFERRAL
+from shared.contracts.outreach import REFERRAL, REFERRAL_TOPICS
 from shared.events import Envelope, registry
 from shared.testing.fixtures import read_topic, serve, wait_for
 from tests.integration.outreach.helpers import finding, publish, school, school_staff, student
@@ -171,7 +171,7 @@ async def _escalate_and_read(settings: OutreachSettings, clock: ManualClock) -> 
     finally:
         await pool.close()
     # 3 requested + ack/accept/resolve + ack/decline + 1 escalated
-    return await read_topic(settings.kafka_bootstrap_servers, settings.topic(REFERRAL), expect=9)
+    return await read_topic(settings.kafka_bootstrap_servers, [settings.topic(t) for t in REFERRAL_TOPICS], expect=9)
 
 
 async def _staff_loaded(settings: OutreachSettings) -> None:

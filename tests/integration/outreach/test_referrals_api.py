@@ -12,7 +12,7 @@ from services.outreach.clock import ManualClock
 from services.outreach.settings import OutreachSettings
 from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import CASE, REFERRAL
+from shared.contracts.outreach import CASE, REFERRAL_TOPICS
 from shared.testing.fixtures import read_topic, serve, wait_for
 from tests.integration.outreach.helpers import (
     DISTRICT,
@@ -126,7 +126,9 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         school_auditor = bearer(role="auditor", org_path=school(), subject="aud-s")
         assert len((await http.get("/api/v1/audit/reads", headers=school_auditor)).json()) == 2
 
-        messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(REFERRAL), expect=7)
+        messages = await read_topic(
+            settings.kafka_bootstrap_servers, [settings.topic(t) for t in REFERRAL_TOPICS], expect=7
+        )
         types = sorted(m["value"]["type"].split(".")[2] for m in messages)
         assert types == ["accepted", "acknowledged", "acknowledged", "declined", "requested", "requested", "resolved"]
 

@@ -360,11 +360,11 @@ def envelopes(payloads: list[BaseModel]) -> list[tuple[str, str, bytes]]:
     for p in payloads:
         spec = registry.spec_for(p)
         env = new_envelope(spec, p, correlation_id=str(uuid.uuid4()), causation_id=None)
-        out_.append((spec.topic, spec.key(p), env.model_dump_json().encode()))
+        out_.append((spec.topic_for(p), spec.key(p), env.model_dump_json().encode()))
     return out_
 
 
-ALL_TOPICS = sorted({s.topic for s in registry.all() if s.service in ("committees", "visits", "outreach")})
+ALL_TOPICS = sorted({t for s in registry.all() if s.service in ("committees", "visits", "outreach") for t in s.topics})
 
 
 async def ensure_topics(settings: Any) -> None:

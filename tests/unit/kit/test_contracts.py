@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from shared.contracts import generate
+from shared.contracts.common import Department
 from shared.contracts.compat import breaking_changes
 from shared.events import Registry, registry
 
@@ -17,7 +18,8 @@ def test_every_type_is_named_by_the_rules_and_routed_to_its_service_topic():
     assert len(specs) >= 40
     for spec in specs:
         service, _aggregate, _event, version = spec.type.split(".")
-        assert spec.topic == f"{service}.{spec.topic.split('.')[1]}.events"
+        for topic in spec.topics:  # a templated topic (one per department) expands to several
+            assert topic.startswith(f"{service}.{spec.topic.split('.')[1]}.") and topic.endswith(".events")
         assert version.startswith("v") and spec.major >= 1
         assert spec.key_field in spec.model.model_fields
 
@@ -90,3 +92,26 @@ def test_a_real_published_contract_change_would_fail(tmp_path, monkeypatch):
         (tmp_path / f"{s.type}.json").write_text(json.dumps(generate.schema_of(s)))
     (tmp_path / f"{spec.type}.json").write_text(json.dumps(published))
     assert generate.incompatible() == ["visits.finding.recorded.v1/legacy_field: field removed"]
+
+
+def test_referral_facts_go_to_the_topic_of_their_department():
+    spec = registry.spec("outreach.referral.requested.v1")
+    assert spec.topic == "outreach.referral.{department}.events" and spec.public
+    assert len(spec.topics) == len(Department) and "outreach.referral.health.events" in spec.topics
+    payload = spec.model.model_validate(
+        {
+            "referral_id": "r1",
+            "case_id": "c1",
+            "department": "civil_affairs",
+            "category": "left_behind",
+            "urgency": "high",
+            "org_path": "/620400/620402/s1",
+            "occurred_at": "2026-01-01T00:00:00Z",
+            "acknowledge_by": "2026-01-02T00:00:00Z",
+        }
+    )
+    assert spec.topic_for(payload) == "outreach.referral.civil_affairs.events"
+    assert "outreach.referral.events" not in registry.topics_for([spec.type])
+    channel = generate.asyncapi()["channels"]["outreach_referral_department_events"]
+    assert channel["address"] == spec.topic and "public" in {t["name"] for t in channel["tags"]}
+    assert channel["parameters"]["department"]["enum"] == [d.value for d in Department]
