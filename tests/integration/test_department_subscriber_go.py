@@ -18,7 +18,7 @@ from services.outreach.clock import ManualClock
 from services.outreach.settings import OutreachSettings
 from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import REFERRAL
+from shared.contracts.outreach import REFERRAL_TOPICS, referral_topic
 from shared.testing.fixtures import read_topic, serve, wait_for
 from tests.integration.outreach.helpers import family, finding, publish, school_staff, student
 
@@ -58,11 +58,14 @@ async def test_go_subscriber_prints_exactly_its_departments_referral_events(make
         mine = await wait_for(lambda: _referrals(http), timeout=20)
         referral_id = mine[0]["referral_id"]
         assert (await http.post(f"/api/v1/referrals/{referral_id}/acknowledge", headers=PARTNER)).status_code == 200
-        topic = settings.topic(REFERRAL)
-        relayed = await read_topic(settings.kafka_bootstrap_servers, topic, expect=3)
+        topic = settings.topic(referral_topic(DEPARTMENT))
+        relayed = await read_topic(
+            settings.kafka_bootstrap_servers, [settings.topic(t) for t in REFERRAL_TOPICS], expect=3
+        )
         ours = [m["value"] for m in relayed if m["value"]["data"]["department"] == DEPARTMENT]
         assert [e["type"] for e in ours] == ["outreach.referral.requested.v1", "outreach.referral.acknowledged.v1"]
-        assert len(relayed) == 3  # the other department's referral is on the topic too, and must not be printed
+        assert len(relayed) == 3  # the other department's referral went to that department's own topic
+        assert {m["topic"] for m in relayed if m["value"]["data"]["department"] == DEPARTMENT} == {topic}
 
         proc = await asyncio.create_subprocess_exec(
             str(binary),
