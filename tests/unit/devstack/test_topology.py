@@ -14,7 +14,9 @@ def test_single_broker_config_keeps_everything_at_one_replica() -> None:
     props = broker_properties(1, 9092, {1: 9093}, Path("/d"))
 
     assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,DEPARTMENTS://127.0.0.1:9102"  # SASL/SCRAM at +10
+    )
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["min.insync.replicas"] == "1"
 
@@ -26,7 +28,7 @@ def test_cluster_config_replicates_internal_topics_three_ways_with_min_isr_two()
 
     assert props["node.id"] == "2"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:9093,2@127.0.0.1:9095,3@127.0.0.1:9097"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095"
+    assert props["listeners"] == ("PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095,DEPARTMENTS://127.0.0.1:9104")
     for key in (
         "default.replication.factor",
         "offsets.topic.replication.factor",
