@@ -24,6 +24,7 @@ _SHARED_ENV = {
     "jwt_jwks_url": "HSS_JWT_JWKS_URL",
     "jwt_issuer": "HSS_JWT_ISSUER",
     "http_host": "HSS_HTTP_HOST",
+    "audit_retention_days": "HSS_AUDIT_RETENTION_DAYS",
     "topic_prefix": "HSS_TOPIC_PREFIX",
 }
 

@@ -9,7 +9,9 @@ import pytest
 
 from shared import audit, db
 from shared.auth import Principal, Role
-from shared.testing.fixtures import drop_test_resources
+from shared.testing.fixtures import drop_test_resources, wait_for
+from shared.web import ServiceSpec, start_runtime, stop_runtime
+from tests.integration.kitapp import KitSettings, spec
 
 pytestmark = pytest.mark.integration
 
@@ -145,3 +147,27 @@ async def test_a_list_across_schools_shows_in_each_school_auditors_log_naming_on
     assert [r["subject_ids"] for r in await audit.query(pool, under="/c/d_1/s_1", person_id="a2")] == [["a1", "a2"]]
     assert await audit.query(pool, under="/c/d_1/s_10") == []
     assert await audit.query(pool, under="/c/d_2") == []
+
+
+async def test_a_running_service_applies_its_configured_retention(make_settings):
+    settings = make_settings(KitSettings, audit_retention_days=365)
+    pool = await db.create_pool(settings.database_url, settings.db_schema)
+    try:
+        await db.migrate(settings.database_url, settings.db_schema, db.KIT_MIGRATIONS)
+        for days in (400, 10):
+            await pool.execute(
+                "INSERT INTO audit_reads (at, subject, roles, reader_path, org_path, action, resource_type)"
+                " VALUES (now() - make_interval(days => $1), 'x', '{auditor}', '/c', '/c/s', 'read', 'student')",
+                days,
+            )
+        runtime = await start_runtime(
+            ServiceSpec(settings=settings, migrations=spec(settings).migrations, background=[audit.purge_loop])
+        )
+        try:
+            await wait_for(lambda: pool.fetchval("SELECT count(*) = 1 FROM audit_reads"), timeout=15)
+            kept = await pool.fetchval("SELECT now() - at < interval '365 days' FROM audit_reads")
+            assert kept
+        finally:
+            await stop_runtime(runtime)
+    finally:
+        await pool.close()
