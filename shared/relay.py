@@ -65,6 +65,7 @@ class Relay:
         self.last_error_at: float | None = None
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
+        RELAY_LEADER.labels(self.service).set(0)  # standbys report 0 rather than nothing
 
     def health(self) -> dict[str, Any]:
         """Role, last successful publish and last error, for /healthz."""
