@@ -1,18 +1,20 @@
 # syntax=docker/dockerfile:1
 # One image for all four services; the command picks one, e.g. `python -m services.visits`.
 
-FROM python:3.11-slim AS build
+# Base image pinned to a patch release and Debian release: a rebuild gets the same interpreter.
+FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /build
 COPY requirements.lock deploy/docker/runtime_requirements.py ./
 # Install only the runtime part of the lock (dev tools such as pytest, mypy and ruff are dropped),
-# exactly as pinned (--no-deps), then let pip check prove that nothing needed was left out.
+# exactly as pinned (--no-deps) and only files whose sha256 is in the lock (--require-hashes), then let
+# pip check prove that nothing needed was left out.
 RUN python runtime_requirements.py requirements.lock > requirements.runtime.txt \
  && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-deps -r requirements.runtime.txt \
+ && /opt/venv/bin/pip install --no-deps --require-hashes -r requirements.runtime.txt \
  && /opt/venv/bin/pip check
 
-FROM python:3.11-slim
+FROM python:3.11.14-slim-bookworm
 LABEL org.opencontainers.image.title="hss-platform" \
       org.opencontainers.image.description="Home–school–society cooperation platform services"
 ENV PATH=/opt/venv/bin:$PATH \

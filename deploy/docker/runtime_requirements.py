@@ -1,4 +1,4 @@
-"""Print the runtime subset of a uv-compiled requirements.lock (drops dev-only packages)."""
+"""Print the runtime subset of a uv-compiled, hash-pinned requirements.lock (drops dev-only packages)."""
 
 # A package is kept when the project's runtime dependencies need it, directly ("via hss-platform
 # (pyproject.toml)") or through another kept package; packages reached only from the dev group
@@ -18,7 +18,7 @@ def _normalise(name: str) -> str:
 
 
 def parse_lock(text: str) -> tuple[dict[str, str], dict[str, set[str]]]:
-    """Return {package: requirement line} and {package: the packages/roots it is pulled in via}."""
+    """Return {package: requirement with its --hash lines} and {package: the packages/roots it is pulled in via}."""
     lines: dict[str, str] = {}
     via: dict[str, set[str]] = {}
     current: str | None = None
@@ -29,6 +29,9 @@ def parse_lock(text: str) -> tuple[dict[str, str], dict[str, set[str]]]:
             current = _normalise(match.group(1))
             lines[current] = line
             via[current] = set()
+            continue
+        if current is not None and line.startswith("--hash="):
+            lines[current] += "\n    " + line  # the requirement line before it ends with " \\"
             continue
         if current is None or not line.startswith("#"):
             continue
@@ -41,7 +44,7 @@ def parse_lock(text: str) -> tuple[dict[str, str], dict[str, set[str]]]:
 
 
 def runtime_packages(text: str) -> list[str]:
-    """Requirement lines needed at run time, in lock order."""
+    """Requirements (with their hashes) needed at run time, in lock order."""
     lines, via = parse_lock(text)
     kept: set[str] = set()
     changed = True

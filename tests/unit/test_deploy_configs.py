@@ -20,6 +20,8 @@ K8S_DIR = DEPLOY / "k8s"
 
 SERVICE_PORTS = {"committees": 8101, "visits": 8102, "outreach": 8103, "reporting": 8104}
 K8S_REPLICAS = {"committees": 2, "visits": 3, "outreach": 3, "reporting": 2}
+# Their HorizontalPodAutoscaler owns the count (from K8S_REPLICAS up to the high-volume topics' 6 partitions).
+K8S_AUTOSCALED = {"visits", "outreach"}
 
 # The metric names every service shares (DESIGN §5), and reporting's business gauges.
 KNOWN_METRICS = {
@@ -236,7 +238,7 @@ def test_compose_has_the_whole_system(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) >= {*SERVICE_PORTS, "kafka", "postgres", "prometheus", "grafana"}
     assert services["kafka"]["image"] == "apache/kafka:4.1.1"
-    assert services["postgres"]["image"] == "postgres:15"
+    assert services["postgres"]["image"] == "postgres:15.15"
     assert services["prometheus"]["image"].startswith("prom/prometheus")
     assert services["grafana"]["image"].startswith("grafana/grafana")
 
@@ -309,7 +311,9 @@ def test_compose_monitoring_mounts(compose: dict[str, Any]) -> None:
 
 def test_dockerfile_and_context() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    assert "FROM python:3.11-slim" in dockerfile
+    bases = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert bases and all(re.fullmatch(r"python:3\.11\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base) for base in bases)
+    assert "pip install --no-deps --require-hashes -r requirements.runtime.txt" in dockerfile
     assert re.search(r"^USER (?!root|0\b)\S+", dockerfile, re.MULTILINE), "runs as a non-root user"
     assert "COPY shared/ shared/" in dockerfile and "COPY services/ services/" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
@@ -367,7 +371,10 @@ def test_k8s_deployments_have_probes_and_resources(k8s_docs: list[tuple[Path, di
     assert set(deployments) == set(SERVICE_PORTS)
     for name, deployment in deployments.items():
         spec = deployment["spec"]
-        assert spec["replicas"] == K8S_REPLICAS[name]
+        if name in K8S_AUTOSCALED:
+            assert "replicas" not in spec, "an applied replica count would fight the autoscaler"
+        else:
+            assert spec["replicas"] == K8S_REPLICAS[name]
         labels = spec["template"]["metadata"]["labels"]
         assert spec["selector"]["matchLabels"].items() <= labels.items()
         (container,) = spec["template"]["spec"]["containers"]
@@ -444,3 +451,158 @@ def test_k8s_kustomization_renders() -> None:
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
     assert kinds.count("Deployment") == len(SERVICE_PORTS)
+
+
+# --- issue 14: hashes, pinned images, host bindings, autoscaling, network policy, pod security -------------------
+
+
+def test_locks_pin_every_package_by_hash() -> None:
+    for lock in ("requirements.lock", "scripts/uv.lock.txt"):
+        text = (ROOT / lock).read_text(encoding="utf-8")
+        requirements = re.findall(r"^(\S+==\S+)(?: \\\n(?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)?", text, re.M)
+        hashed = re.findall(r"^(\S+==\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", text, re.M)
+        assert requirements and requirements == hashed, f"{lock}: every requirement needs its --hash lines"
+    bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text(encoding="utf-8")
+    assert "uv pip sync -q --require-hashes" in bootstrap
+    assert "--require-hashes -r scripts/uv.lock.txt" in bootstrap
+
+
+def test_runtime_requirements_keep_their_hashes() -> None:
+    spec = importlib.util.spec_from_file_location("runtime_requirements", DEPLOY / "docker" / "runtime_requirements.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for requirement in module.runtime_packages((ROOT / "requirements.lock").read_text(encoding="utf-8")):
+        first, *hashes = requirement.split("\n")
+        assert first.endswith(" \\") and hashes, first
+        assert all(re.fullmatch(r"\s+--hash=sha256:[0-9a-f]{64}( \\)?", line) for line in hashes), first
+        assert not hashes[-1].endswith("\\"), first
+
+
+def test_compose_images_are_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if "image" in service and "build" not in service:
+            tag = service["image"].rsplit(":", 1)[-1]
+            assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?(@sha256:[0-9a-f]{64})?", tag), f"{name}: {service['image']}"
+
+
+def test_compose_publishes_only_apis_and_grafana_to_the_network(compose: dict[str, Any]) -> None:
+    public = {}
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            if not str(port).startswith("127.0.0.1:"):
+                public[name] = port
+    assert set(public) == {*SERVICE_PORTS, "grafana"}, public
+    assert compose["services"]["kafka"]["ports"] == ["127.0.0.1:29092:29092"]
+    assert compose["services"]["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
+
+
+def test_compose_and_k8s_give_reporting_the_owners_urls(
+    compose: dict[str, Any], k8s_docs: list[tuple[Path, dict[str, Any]]]
+) -> None:
+    from services.reporting.settings import ReportingSettings
+
+    wanted = {f"REPORTING_{name.upper()}_URL" for name in SERVICE_PORTS if name != "reporting"}
+    settings_fields = {
+        f"REPORTING_{field.upper()}" for field in ReportingSettings.model_fields if field.endswith("_url")
+    }
+    assert wanted <= settings_fields
+    (config,) = [doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap"]
+    env = env_of(compose["services"]["reporting"])
+    for key in wanted:
+        owner = key.removeprefix("REPORTING_").removesuffix("_URL").lower()
+        assert env[key] == config[key] == f"http://{owner}:{SERVICE_PORTS[owner]}"
+
+
+def test_k8s_pods_meet_the_restricted_pod_security_profile(k8s_docs: list[tuple[Path, dict[str, Any]]]) -> None:
+    (namespace,) = [doc for _, doc in k8s_docs if doc["kind"] == "Namespace"]
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "warn", "audit"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    for _, doc in k8s_docs:
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in pod["containers"] + pod.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+
+
+def test_k8s_autoscales_visits_and_outreach_on_cpu_and_consumer_lag(
+    k8s_docs: list[tuple[Path, dict[str, Any]]],
+) -> None:
+    autoscalers = {
+        doc["metadata"]["name"]: doc["spec"] for _, doc in k8s_docs if doc["kind"] == "HorizontalPodAutoscaler"
+    }
+    assert set(autoscalers) == K8S_AUTOSCALED
+    adapter = load_yaml(PROMETHEUS_DIR / "adapter-rules.yaml")["external"]
+    served = {rule["name"]["as"]: rule for rule in adapter}
+    for name, spec in autoscalers.items():
+        assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert spec["minReplicas"] == K8S_REPLICAS[name] and spec["maxReplicas"] == 6
+        metrics = {metric["type"]: metric for metric in spec["metrics"]}
+        assert metrics["Resource"]["resource"]["name"] == "cpu"
+        external = metrics["External"]["external"]
+        assert external["metric"]["selector"]["matchLabels"] == {"service": name}
+        rule = served[external["metric"]["name"]]
+        assert metric_names(rule["seriesQuery"]) == {"kafka_consumer_lag_messages"} <= KNOWN_METRICS
+        assert "sum by (service)" in rule["metricsQuery"]
+
+
+def test_k8s_network_policy_denies_by_default_and_allows_what_is_needed(
+    k8s_docs: list[tuple[Path, dict[str, Any]]],
+) -> None:
+    policies = {doc["metadata"]["name"]: doc["spec"] for _, doc in k8s_docs if doc["kind"] == "NetworkPolicy"}
+    deny = policies["default-deny"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+    egress_ports = {
+        (port.get("protocol", "TCP"), port["port"])
+        for spec in policies.values()
+        for rule in spec.get("egress", [])
+        for port in rule.get("ports", [])
+    }
+    assert {("UDP", 53), ("TCP", 5432), ("TCP", 9092), ("TCP", "http")} <= egress_ports
+    sources = [peer for spec in policies.values() for rule in spec.get("ingress", []) for peer in rule.get("from", [])]
+    namespaces = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for peer in sources
+        if "namespaceSelector" in peer
+    }
+    assert namespaces == {"monitoring", "ingress"}
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "reporting"}}} in sources
+
+
+def run_deploy_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / "deploy-check.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_kubeconform_accepts_the_rendered_kustomization_and_rejects_a_broken_one(tmp_path: Path) -> None:
+    result = run_deploy_check("k8s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"Valid: (\d+), Invalid: 0, Errors: 0, Skipped: 0", result.stdout)
+    broken = tmp_path / "k8s"
+    shutil.copytree(K8S_DIR, broken)
+    hpa = broken / "hpa.yaml"
+    hpa.write_text(hpa.read_text(encoding="utf-8").replace("averageUtilization", "averageUtilisation"), "utf-8")
+    result = run_deploy_check("k8s", str(broken))
+    assert result.returncode != 0 and "HorizontalPodAutoscaler visits is invalid" in result.stdout
+
+
+def test_compose_spec_accepts_docker_compose_yml_and_rejects_a_broken_one(tmp_path: Path) -> None:
+    result = run_deploy_check("compose")
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "docker-compose.yml"
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    broken.write_text(text.replace("    hostname: kafka\n", "    hostnam: kafka\n", 1), encoding="utf-8")
+    result = run_deploy_check("compose", str(broken))
+    assert result.returncode != 0 and "services.kafka" in result.stderr
