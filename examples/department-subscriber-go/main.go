@@ -47,6 +47,8 @@ func main() {
 	group := flag.String("group", "", "consumer group (default: department-<department>)")
 	count := flag.Int("count", 0, "exit after printing this many events (0: run until interrupted)")
 	timeout := flag.Duration("timeout", 0, "give up (exit 1) after this long (0: never)")
+	user := flag.String("user", os.Getenv("KAFKA_SASL_USERNAME"), "SASL/SCRAM-SHA-512 user (the department listener); empty: no SASL")
+	password := flag.String("password", "", "SASL password (default: $KAFKA_SASL_PASSWORD)")
 	flag.Parse()
 	if *department == "" {
 		log.Fatal("-department is required")
@@ -59,6 +61,12 @@ func main() {
 	config.Version = sarama.V3_6_0_0
 	config.ClientID = *group
 	config.Consumer.Offsets.Initial = sarama.OffsetOldest // a new department reads the topic from the start
+	if *user != "" {
+		if *password == "" {
+			*password = os.Getenv("KAFKA_SASL_PASSWORD")
+		}
+		useSCRAM(config, *user, *password)
+	}
 
 	consumer, err := kafka_sarama.NewConsumer(strings.Split(*brokers, ","), config, *group, *topic)
 	if err != nil {
