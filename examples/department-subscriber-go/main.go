@@ -44,7 +44,7 @@ func main() {
 	brokers := flag.String("brokers", envOr("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092"), "Kafka bootstrap servers, comma-separated")
 	topic := flag.String("topic", "outreach.referral.events", "the referral topic")
 	department := flag.String("department", "", "the department whose referrals to print (required)")
-	group := flag.String("group", "", "consumer group (default: department-<department>)")
+	group := flag.String("group", "", "consumer group (default: <department>.referrals; the broker lets a department use only groups named <department>.*)")
 	count := flag.Int("count", 0, "exit after printing this many events (0: run until interrupted)")
 	timeout := flag.Duration("timeout", 0, "give up (exit 1) after this long (0: never)")
 	user := flag.String("user", os.Getenv("KAFKA_SASL_USERNAME"), "SASL/SCRAM-SHA-512 user (the department listener); empty: no SASL")
@@ -54,12 +54,12 @@ func main() {
 		log.Fatal("-department is required")
 	}
 	if *group == "" {
-		*group = "department-" + *department
+		*group = *department + ".referrals"
 	}
 
 	config := sarama.NewConfig()
 	config.Version = sarama.V3_6_0_0
-	config.ClientID = *group
+	config.ClientID = "department-subscriber"
 	config.Consumer.Offsets.Initial = sarama.OffsetOldest // a new department reads the topic from the start
 	if *user != "" {
 		if *password == "" {

@@ -227,13 +227,13 @@ def asyncapi() -> dict[str, Any]:
             operations[f"departments_receive_{cid}"] = {
                 "action": "receive",
                 "title": f"Departments subscribe to {topic}",
-                "summary": "Another department's own consumer (see examples/department-subscriber-go), with a group "
-                "of its own; any CloudEvents SDK's Kafka binding reads the events (structured mode).",
+                "summary": "Another department's own consumer (see examples/department-subscriber-go), group ids "
+                "starting `<department>.`; any CloudEvents SDK's Kafka binding reads the events (structured mode).",
                 "channel": {"$ref": f"#/channels/{cid}"},
                 "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in public_specs],
                 "bindings": {
                     "kafka": {
-                        "groupId": {"type": "string", "pattern": "^department-[a-z_]+$"},
+                        "groupId": {"type": "string", "pattern": "^[a-z_]+\\..+$"},
                         "bindingVersion": KAFKA_BINDING,
                     }
                 },

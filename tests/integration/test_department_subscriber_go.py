@@ -70,7 +70,7 @@ async def test_go_subscriber_prints_exactly_its_departments_referral_events(make
         proc = await asyncio.create_subprocess_exec(
             str(binary),
             *("-brokers", settings.kafka_bootstrap_servers, "-topic", topic, "-department", DEPARTMENT),
-            *("-group", f"{settings.topic_prefix}department-dpf", "-count", str(len(ours)), "-timeout", "90s"),
+            *("-group", f"{settings.topic_prefix}{DEPARTMENT}.referrals", "-count", str(len(ours)), "-timeout", "90s"),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
