@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -19,6 +21,8 @@ from services.outreach.settings import OutreachSettings
 from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import REFERRAL_TOPICS, referral_topic
+from shared.devstack import StackInfo, department_access, departments, state_dir
+from shared.devstack.kafka import Kafka, fetch_jars
 from shared.testing.fixtures import read_topic, serve, wait_for
 from tests.integration.outreach.helpers import family, finding, publish, school_staff, student
 
@@ -33,7 +37,8 @@ PARTNER = {
 
 def build_subscriber() -> Path:
     """Build the example once per source version into ~/.cache (Go fetches the SDK through its module proxy)."""
-    digest = hashlib.sha256(b"".join((EXAMPLE / f).read_bytes() for f in ("go.mod", "go.sum", "main.go")))
+    sources = sorted([EXAMPLE / "go.mod", EXAMPLE / "go.sum", *EXAMPLE.glob("*.go")])
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in sources))
     binary = Path.home() / ".cache" / "hss-platform" / f"department-subscriber-{digest.hexdigest()[:16]}"
     if not binary.exists():
         tmp = binary.with_suffix(f".{os.getpid()}")
@@ -42,10 +47,41 @@ def build_subscriber() -> Path:
     return binary
 
 
-async def test_go_subscriber_prints_exactly_its_departments_referral_events(make_settings):
+@asynccontextmanager
+async def department_login(stack: StackInfo, topic_prefix: str) -> AsyncIterator[tuple[str, list[str], dict[str, str]]]:
+    """Bootstrap, flags and environment of the department's own login when the devstack runs the broker.
+
+    There the subscriber connects like a real department: SASL/SCRAM on the department listener, allowed by the
+    broker's ACLs only its own topic (granted for this test's topic prefix) and groups named `<department>.*`.
+    An external broker (KAFKA_BOOTSTRAP_SERVERS) has no department users: the plain listener is used.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield stack.kafka_bootstrap, [], {}
+        return
+    broker = Kafka(state_dir(), int(stack.kafka_bootstrap.rpartition(":")[2]))
+    program = broker._java_cmd(fetch_jars(broker.log), str(departments.PROGRAM))
+
+    def access(revoke: bool) -> None:
+        departments.run_access_program(
+            program, stack.kafka_bootstrap, [DEPARTMENT], log=broker.log, topic_prefix=topic_prefix, revoke=revoke
+        )
+
+    await asyncio.to_thread(access, False)
+    try:
+        login = department_access(DEPARTMENT)
+        yield login.bootstrap, ["-user", DEPARTMENT], {"KAFKA_SASL_PASSWORD": login.password}
+    finally:
+        await asyncio.to_thread(access, True)
+
+
+async def test_go_subscriber_prints_exactly_its_departments_referral_events(make_settings, stack, unique):
     binary = await asyncio.to_thread(build_subscriber)
     settings = make_settings(OutreachSettings, scheduler_enabled=False)
-    async with serve(create(settings, ManualClock())) as url, httpx.AsyncClient(base_url=url) as http:
+    async with (
+        serve(create(settings, ManualClock())) as url,
+        httpx.AsyncClient(base_url=url) as http,
+        department_login(stack, settings.topic_prefix) as (bootstrap, login, login_env),
+    ):
         await publish(settings, [*school_staff(), student("stu-d"), family("fam-stu-d", ["stu-d"], away=True)])
         await _directory_loaded(settings)
         await publish(
@@ -69,8 +105,9 @@ async def test_go_subscriber_prints_exactly_its_departments_referral_events(make
 
         proc = await asyncio.create_subprocess_exec(
             str(binary),
-            *("-brokers", settings.kafka_bootstrap_servers, "-topic", topic, "-department", DEPARTMENT),
-            *("-group", f"{settings.topic_prefix}{DEPARTMENT}.referrals", "-count", str(len(ours)), "-timeout", "90s"),
+            *("-brokers", bootstrap, *login, "-topic", topic, "-department", DEPARTMENT),
+            *("-group", f"{DEPARTMENT}.test-{unique}", "-count", str(len(ours)), "-timeout", "90s"),
+            env={**os.environ, **login_env},
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
