@@ -9,7 +9,7 @@ test:
 
 # The slow fault drills (marker `faults`, left out of `make test`): brokers, PostgreSQL and replicas killed.
 faults:
-	bash scripts/bootstrap.sh && .venv/bin/python -m pytest -p no:cacheprovider -m faults tests/faults $(ARGS)
+	bash scripts/bootstrap.sh && .venv/bin/python -m pytest -p no:cacheprovider -m faults tests $(ARGS)
 
 stack-up:
 	bash scripts/bootstrap.sh && .venv/bin/python -m shared.devstack up

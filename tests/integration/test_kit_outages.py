@@ -23,7 +23,8 @@ from shared.devstack.postgres import Postgres
 from shared.events import occurred_at
 from shared.outbox import add_event
 from shared.testing.fixtures import free_port, serve, wait_for
-from tests.integration.kitapp import ItemAdded, KitSettings, app
+from shared.web import ServiceSpec, create_app
+from tests.integration.kitapp import ItemAdded, KitSettings, app, spec
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +92,31 @@ def crash(pg: Postgres) -> None:
     pg._run("pg_ctl", "-D", str(pg.data), "-m", "immediate", "-w", "stop")
 
 
+async def test_without_kafka_the_api_stays_ready_and_the_backlog_is_reported(make_settings):
+    """The fast cousin of the broker drill below (which is in `make faults`): no broker at all."""
+    settings = make_settings(KitSettings, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", outbox_gauge_seconds=0.2)
+    # No declared or consumed topics: start-up itself does not wait for Kafka.
+    the_spec = ServiceSpec(settings=settings, migrations=spec(settings).migrations, routers=spec(settings).routers)
+    async with serve(create_app(the_spec)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for i in range(3):
+            r = await http.post("/api/v1/items", json=body(f"n{i}"), headers=ADMIN)
+            assert r.status_code == 201, r.text
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
+
+        async def backlog_seen() -> bool:
+            return gauge((await http.get("/metrics")).text, "outbox_pending_events") == 3
+
+        await wait_for(backlog_seen, timeout=15)
+
+        async def relay_reports_it() -> bool:
+            relay = (await http.get("/healthz")).json()["relay"]
+            return relay["last_error"] is not None and relay["published"] == 0
+
+        await wait_for(relay_reports_it, timeout=15)
+
+
+@pytest.mark.faults
 async def test_kafka_broker_killed_apis_answer_backlog_is_true_and_drains_exactly_once_in_order(make_settings, unique):
     async with private_kafka(unique) as kafka:
         settings = make_settings(
