@@ -93,7 +93,8 @@ async def schedule(
     faults = domain.check_schedule(body.planned_on, body.mode.value, a)
     if faults:
         raise single_problem(faults)
-    visit_id = a.scheduled_visit_id or new_id()
+    # The lock statement's snapshot predates a plan committed while it waited for the lock: read it again.
+    visit_id = await store.scheduled_visit_id(conn, assignment_id) or new_id()
     await store.schedule_visit(
         conn,
         {

@@ -178,7 +178,7 @@ async def add_assignment(
     if not children:
         raise invalid("/family_id", "no family with children in the campaign's scope")
     org_path = children[0]["org_path"]
-    scope.require(principal, org_path)
+    scope.require(principal, *(c["org_path"] for c in children))  # every child's class: all are visited
     staff = await _teacher_for(conn, body.teacher_id, camp["org_path"], "/teacher_id")
     scope.require(principal, staff["org_path"])
     aid = new_id()

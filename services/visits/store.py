@@ -145,6 +145,14 @@ async def remove_assignment(conn: Conn, assignment_id: str) -> None:
     )
 
 
+async def scheduled_visit_id(conn: asyncpg.Connection, assignment_id: str) -> str | None:
+    """The assignment's scheduled visit, read after its lock was taken (a fresh snapshot sees a concurrent plan)."""
+    found: str | None = await conn.fetchval(
+        "SELECT visit_id FROM visits WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id
+    )
+    return found
+
+
 async def schedule_visit(conn: asyncpg.Connection, visit: dict[str, Any]) -> None:
     """Create or move the assignment's scheduled visit, and show the plan on the assignment."""
     await conn.execute(

@@ -14,7 +14,7 @@ from services.committees.domain.rows import ENTITIES
 from services.committees.importer import runner_for
 from services.committees.schemas import ImportIn
 from services.committees.store import imports as store
-from shared import idempotency
+from shared import idempotency, scope
 from shared.auth import CurrentPrincipal, Principal, Role
 from shared.problems import Problem, conflict, invalid, not_found
 from shared.web import Pool
@@ -57,14 +57,17 @@ def _accepted(request: Request, response: JSONResponse) -> JSONResponse:
     return response
 
 
-def _require_importer(principal: Principal) -> None:
+async def _require_importer(pool: asyncpg.Pool, principal: Principal) -> None:
+    """Bureau admins over the whole tree: an import may touch any org unit (a bureau token of one district may not)."""
     principal.require(Role.BUREAU_ADMIN)
+    roots = await pool.fetch("SELECT org_path FROM org_units WHERE parent_id IS NULL")
+    scope.require(principal, *(r["org_path"] for r in roots), detail="imports need a bureau admin over the city")
 
 
 @router.post("", status_code=202, max_body_size=MAX_JSON_BYTES)
 async def import_json(body: ImportIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> JSONResponse:
     """Import the JSON export (rows per entity); 202 with a job to poll. Bad rows are reported, good ones kept."""
-    _require_importer(principal)
+    await _require_importer(pool, principal)
     present = {e: rows for e in ENTITIES if (rows := getattr(body, e)) is not None}
     if not present:
         raise invalid("/", "at least one of org_units, staff, families, guardians, students is required")
@@ -84,7 +87,7 @@ async def import_json(body: ImportIn, request: Request, principal: CurrentPrinci
 @router.post("/csv", status_code=201)
 async def create_csv_import(request: Request, principal: CurrentPrincipal, pool: Pool) -> JSONResponse:
     """Open a CSV import: upload `<entity>.csv` files with PUT, then POST `start`."""
-    _require_importer(principal)
+    await _require_importer(pool, principal)
     import_id = str(uuid.uuid4())
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -103,7 +106,7 @@ async def upload_csv(
     import_id: str, entity: str, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> dict[str, Any]:
     """Upload one entity's CSV (Content-Type text/csv, UTF-8, header row first); replaces an earlier upload."""
-    _require_importer(principal)
+    await _require_importer(pool, principal)
     if entity not in ENTITIES:
         raise invalid("/path/entity", f"must be one of: {', '.join(ENTITIES)}")
     if not request.headers.get("content-type", "").startswith("text/csv"):
@@ -126,7 +129,7 @@ async def upload_csv(
 @router.post("/{import_id}/start", status_code=202)
 async def start_csv_import(import_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> JSONResponse:
     """Queue an uploaded CSV import; 202 with the job to poll."""
-    _require_importer(principal)
+    await _require_importer(pool, principal)
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         job = await conn.fetchrow("SELECT * FROM imports WHERE import_id = $1 FOR UPDATE", import_id)
@@ -148,7 +151,7 @@ async def start_csv_import(import_id: str, request: Request, principal: CurrentP
 @router.get("/{import_id}")
 async def get_import(import_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """An import's status, counts per entity (received/created/updated/unchanged/rejected) and row errors."""
-    _require_importer(principal)
+    await _require_importer(pool, principal)
     job = await store.get(pool, import_id)
     if job is None:
         raise not_found("import")

@@ -28,7 +28,7 @@ def teacher_id(path: str) -> str:
 
 def city_json() -> dict[str, Any]:
     """Per school: a grade, a class, a class teacher and a mental-health teacher, a family of two children (parents
-    away); plus a family shared by a child of `s_01` and a child of `s901`."""
+    away) and two families of one child; plus a family shared by a child of `s_01` and a child of `s901`."""
     units: list[dict[str, Any]] = [
         {"org_unit_id": "620400", "parent_id": None, "level": "city", "name": "City"},
         {"org_unit_id": "620402", "parent_id": "620400", "level": "district", "name": "D2"},
@@ -65,6 +65,19 @@ def city_json() -> dict[str, Any]:
                     "birth_date": "2015-03-01",
                     "class_id": class_id(path),
                     "family_no": f"F-{sid}",
+                }
+            )
+        for extra in ("b", "c"):  # families to schedule, record and remove visits of
+            families.append(
+                {"family_no": f"F-{sid}-{extra}", "parents_work_away": False, "living_arrangement": "both_parents"}
+            )
+            students.append(
+                {
+                    "student_no": f"N-{sid}-{extra}",
+                    "name": f"Child {extra}",
+                    "birth_date": "2015-04-01",
+                    "class_id": class_id(path),
+                    "family_no": f"F-{sid}-{extra}",
                 }
             )
     families.append({"family_no": "F-shared", "parents_work_away": False, "living_arrangement": "both_parents"})
