@@ -143,11 +143,21 @@ def recorder(c: Caller, w: World) -> bool:
     return (c.role == "teacher" and c.staff_id == city.teacher_id(OWN)) or over(CLASS, *ADMINS)(c, w)
 
 
-def default_visible(c: Caller, item: dict[str, Any]) -> bool:
+def default_visible(c: Caller, item: dict[str, Any], w: World) -> bool:
     return within(item["org_path"], c.path)
 
 
-def assignment_visible(c: Caller, item: dict[str, Any]) -> bool:
+def audit_visible(c: Caller, item: dict[str, Any], w: World) -> bool:
+    """An audit row shows to the auditor of every unit the read touched, naming only that unit's children."""
+    return all(within(w["student_path"][i], c.path) for i in item["subject_ids"] or [] if i in w["student_path"])
+
+
+def referral_visible(c: Caller, item: dict[str, Any], w: World) -> bool:
+    """A partner lists only its department's referrals; everybody only those in their subtree."""
+    return within(item["org_path"], c.path) and (c.role != PARTNER or item["department"] == DEPARTMENT)
+
+
+def assignment_visible(c: Caller, item: dict[str, Any], w: World) -> bool:
     """Teachers see their own assignments wherever the family lives; the others their subtree."""
     return item["teacher_id"] == c.staff_id if c.role == "teacher" else within(item["org_path"], c.path)
 
@@ -165,7 +175,7 @@ class Op:
     denied: frozenset[int] = DENIED
     phase: int = 1
     items: Callable[[Any], list[dict[str, Any]]] | None = None
-    visible: Callable[[Caller, dict[str, Any]], bool] = default_visible
+    visible: Callable[[Caller, dict[str, Any], World], bool] = default_visible
     csv: bool = False
     label: str = ""
 
@@ -317,12 +327,12 @@ def operations() -> list[Op]:
            body=lambda w: {"lecturer_id": w["lecturer"], "topic": "other", "given_on": TODAY.isoformat(),
                            "audience_org_unit_ids": ["s_01"], "headcount": 10}),
         *listing(c, "/api/v1/lectures", READERS, under_own),
-        *listing(c, "/api/v1/audit/reads", {AUDITOR}, org_path_own, items=plain_list),
+        *listing(c, "/api/v1/audit/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
         # --- visits
         Op(v, "GET", "/api/v1/checklists/{version}", anyone_signed_in,
            args=lambda w: {"version": load_checklist().current}),
         Op(v, "GET", "/api/v1/campaigns", roles("teacher", AUDITOR, *ADMINS), items=page_items,
-           visible=lambda c, i: overlaps(i["org_path"], c.path)),
+           visible=lambda c, i, w: overlaps(i["org_path"], c.path)),
         Op(v, "POST", "/api/v1/campaigns", over(OWN, *ADMINS),
            body=lambda w: {"name": "More", "org_path": OWN, "starts_on": TODAY.isoformat(),
                            "ends_on": (TODAY + timedelta(days=30)).isoformat()}),
@@ -357,7 +367,7 @@ def operations() -> list[Op]:
            body=lambda w: {"visits": [visit_body(w, "visit_target")]}),
         Op(v, "GET", "/api/v1/visits/{visit_id}", either(over(CLASS, AUDITOR, *ADMINS), class_teacher),
            args=lambda w: {"visit_id": w["visit"]}),
-        *listing(v, "/api/v1/audit/reads", {AUDITOR}, org_path_own, items=plain_list),
+        *listing(v, "/api/v1/audit/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
         # --- outreach
         Op(o, "GET", "/api/v1/cases", either(roles(*ADMINS), staff_teacher),
            items=plain_list),
@@ -380,7 +390,7 @@ def operations() -> list[Op]:
         Op(o, "POST", "/api/v1/cases/{case_id}/closure/approve", either(over(CLASS, *ADMINS), carer), phase=3,
            ok=OK | {403, 409}, args=lambda w: {"case_id": w["case"]}),
         Op(o, "GET", "/api/v1/referrals", roles(PARTNER, *ADMINS), items=plain_list,
-           visible=lambda c, i: within(i["org_path"], c.path) and (c.role != PARTNER or i["department"] == DEPARTMENT)),
+           visible=referral_visible),
         Op(o, "GET", "/api/v1/referrals", over(OWN, PARTNER, *ADMINS), query=org_path_own, items=plain_list,
            label="narrowed"),
         Op(o, "GET", "/api/v1/referrals/{referral_id}", over(OWN, PARTNER, *ADMINS), denied=HIDDEN,
@@ -397,7 +407,7 @@ def operations() -> list[Op]:
            body=lambda w: {"student_id": w["student"]["N-s_01-1"], "group": "disability"}),
         Op(o, "POST", "/api/v1/groups/members/{membership_id}/verify", over(CLASS, PARTNER, *ADMINS),
            args=lambda w: {"membership_id": w["membership"]}, body=lambda w: {"verified": True}),
-        *listing(o, "/api/v1/audit/reads", {AUDITOR}, org_path_own, items=plain_list),
+        *listing(o, "/api/v1/audit/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
         # --- reporting
         *[
             op
@@ -505,6 +515,7 @@ async def world(running: Stack) -> World:
     await wait_for(imported, timeout=60)
     students = (await _ok(await http.get(s.url(c, "/api/v1/students"), params={"limit": 500}, headers=BUREAU)))["items"]
     w["student"] = {x["student_no"]: x["student_id"] for x in students}
+    w["student_path"] = {x["student_id"]: x["org_path"] for x in students}
     w["family"] = {}
     for x in students:
         no = x["student_no"]  # N-<school>-<n or extra>
@@ -679,7 +690,7 @@ async def test_every_operation_by_every_caller(running: Stack, world: World) -> 
         if not allowed and 200 <= r.status_code < 300:
             leaks.append(where)
         if allowed and r.status_code == 200 and op.items is not None:
-            outside = [i for i in op.items(r.json()) if not op.visible(caller, i)]
+            outside = [i for i in op.items(r.json()) if not op.visible(caller, i, world)]
             if outside:
                 leaks.append(f"{where} listed {len(outside)} item(s) outside its subtree, e.g. {outside[0]}")
 
