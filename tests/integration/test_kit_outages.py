@@ -21,9 +21,9 @@ from shared.devstack import state_dir
 from shared.devstack.kafka import Kafka
 from shared.devstack.postgres import Postgres
 from shared.events import occurred_at
-from shared.outbox import add_event
+from shared.outbox import add_event, add_events
 from shared.testing.fixtures import free_port, serve, wait_for
-from shared.web import ServiceSpec, create_app
+from shared.web import ServiceSpec, create_app, start_runtime, stop_runtime
 from tests.integration.kitapp import ItemAdded, KitSettings, app, spec
 
 pytestmark = pytest.mark.integration
@@ -285,3 +285,43 @@ async def test_a_request_that_gets_no_connection_in_time_is_answered_503(make_se
             r = await http.get("/api/v1/items/x", headers=ADMIN)
         assert r.status_code == 503 and r.headers["content-type"] == PROBLEM
         assert (await http.get("/api/v1/items/x", headers=ADMIN)).status_code == 200
+
+
+async def test_a_standby_takes_over_when_the_leaders_session_is_gone(make_settings, raw_conn):
+    settings = make_settings(KitSettings, relay_poll_seconds=0.2)
+    first = await start_runtime(spec(settings))
+    second = await start_runtime(spec(settings, consume=False))
+    try:
+        await wait_for(lambda: first.relay.is_leader or second.relay.is_leader, timeout=10)
+        leader, standby = (first, second) if first.relay.is_leader else (second, first)
+        async with first.pool.acquire() as c, c.transaction():
+            await add_events(
+                c, [ItemAdded(item_id=f"b{i}", seq=i, org_path="/c/d", occurred_at=occurred_at()) for i in range(20)]
+            )
+        await wait_for(lambda: first.pool.fetchval("SELECT count(*) = 20 FROM applied"), timeout=30)
+
+        key = db.lock_key(f"relay:{settings.db_schema}")
+        holder = await raw_conn.fetchval(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+            " AND classid::bigint = $1 AND objid::bigint = $2",
+            (key >> 32) & 0xFFFFFFFF,
+            key & 0xFFFFFFFF,
+        )
+        assert holder is not None
+        # The leader is lost: its process stops publishing, and PostgreSQL ends its session (what the keepalive
+        # does for a leader whose host vanished), which frees the relay lock.
+        leader.relay.stop()
+        leader.tasks[0].cancel()
+        await raw_conn.execute("SELECT pg_terminate_backend($1)", holder)
+        await wait_for(lambda: standby.relay.is_leader, timeout=10)
+
+        async with first.pool.acquire() as c, c.transaction():
+            await add_events(
+                c, [ItemAdded(item_id=f"a{i}", seq=i, org_path="/c/d", occurred_at=occurred_at()) for i in range(20)]
+            )
+        await wait_for(lambda: first.pool.fetchval("SELECT count(*) = 40 FROM applied"), timeout=30)
+        assert await first.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+        assert await first.pool.fetchval("SELECT count(*) FROM inbox") == 40
+    finally:
+        await stop_runtime(second)
+        await stop_runtime(first)
