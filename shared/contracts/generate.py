@@ -11,6 +11,8 @@ import yaml
 
 import shared.contracts  # noqa: F401  (registers every contract)
 from shared.contracts.compat import breaking_changes
+from shared.devstack import departments
+from shared.devstack.stack import DEFAULT_KAFKA_PORT
 from shared.events import Envelope, EventSpec, registry
 from shared.inbox import Batch
 from shared.settings import ServiceSettings
@@ -210,6 +212,8 @@ def asyncapi() -> dict[str, Any]:
             + (" Public: other departments may subscribe." if public else " Internal to the platform."),
             "messages": {_ident(s.type): {"$ref": f"#/components/messages/{_ident(s.type)}"} for s in specs},
             "tags": [{"name": "public" if public else "internal"}],
+            "servers": [{"$ref": "#/servers/devstack"}]
+            + ([{"$ref": "#/servers/devstack-departments"}] if public else []),
             "bindings": _topic_binding(topic, partitions),
             **_parameters(specs[0]),
         }
@@ -264,6 +268,7 @@ def asyncapi() -> dict[str, Any]:
                 "description": f"Records of {topic} that group {group} could not apply, as they were, with why.",
                 "messages": {"dead_letter": {"$ref": "#/components/messages/dead_letter"}},
                 "tags": [{"name": "dead-letter"}, {"name": "internal"}],
+                "servers": [{"$ref": "#/servers/devstack"}],
                 "bindings": _topic_binding(dlt, 1),
                 **_parameters(specs[0]),
             }
@@ -305,10 +310,18 @@ def asyncapi() -> dict[str, Any]:
         },
         "servers": {
             "devstack": {
-                "host": "127.0.0.1:59092",
+                "host": f"127.0.0.1:{DEFAULT_KAFKA_PORT}",
                 "protocol": "kafka",
-                "description": "The broker `shared/devstack` starts (PLAINTEXT).",
-            }
+                "description": "The devstack broker's internal listener (PLAINTEXT on loopback), for the services.",
+            },
+            "devstack-departments": {
+                "host": f"127.0.0.1:{DEFAULT_KAFKA_PORT + departments.PORT_OFFSET}",
+                "protocol": "kafka",
+                "description": "The department listener: each department logs in with its own SCRAM user and may "
+                "read only its own referral topic, with group ids starting `<department>.` (deploy/kafka/README.md; "
+                "SASL_SSL in production).",
+                "security": [{"$ref": "#/components/securitySchemes/departmentLogin"}],
+            },
         },
         "defaultContentType": "application/cloudevents+json",
         "channels": channels,
@@ -321,6 +334,13 @@ def asyncapi() -> dict[str, Any]:
                 **payload_schemas(),
             },
             "messages": messages,
+            "securitySchemes": {
+                "departmentLogin": {
+                    "type": "scramSha512",
+                    "description": "A department's SCRAM-SHA-512 user, named like the department "
+                    "(`python -m shared.devstack department <name>` prints a devstack login).",
+                }
+            },
         },
     }
 
