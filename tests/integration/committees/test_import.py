@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import asyncpg
@@ -10,7 +11,9 @@ import pytest
 
 from demo import citygen
 from services.committees.app import create
+from services.committees.importer import RESUME_SECONDS
 from services.committees.settings import Settings
+from shared.db import lock_key
 from shared.testing.fixtures import serve, wait_for
 from tests.integration.committees.conftest import BUREAU, auth
 
@@ -156,3 +159,40 @@ async def test_a_queued_import_survives_a_restart(make_settings):
 
         job = await wait_for(done, timeout=60)
         assert job["counts"]["org_units"] == {"received": 2, "created": 2, "updated": 0, "unchanged": 0, "rejected": 0}
+
+
+async def test_a_job_left_running_by_a_dead_process_is_taken_over_at_once(make_settings):
+    """A job marked running whose process died (no session holds its lock) runs again within seconds; one whose
+    process still runs it (its session holds the lock) is left alone until that session ends."""
+    settings = make_settings(Settings)
+    csv = "org_unit_id,parent_id,level,name,school_type\n620400,,city,白银市,\n620402,620400,district,白银区,\n"
+    async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        r = await http.post("/api/v1/imports/csv", headers=BUREAU)
+        import_id = r.json()["import_id"]
+        put = await http.put(
+            f"/api/v1/imports/{import_id}/files/org_units",
+            content=csv.encode(),
+            headers={**BUREAU, "content-type": "text/csv"},
+        )
+        assert put.status_code == 200
+    conn = await asyncpg.connect(settings.database_url, server_settings={"search_path": settings.db_schema})
+    try:
+        # Another replica runs it right now: its session holds the job's lock.
+        await conn.execute("UPDATE imports SET status = 'running', started_at = now() WHERE import_id = $1", import_id)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key(f"import-job:{settings.db_schema}:{import_id}"))
+        async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+
+            async def status() -> str:
+                return str((await http.get(f"/api/v1/imports/{import_id}", headers=BUREAU)).json()["status"])
+
+            await asyncio.sleep(RESUME_SECONDS + 1)
+            assert await status() == "running", "a job another process runs must not be taken"
+            await conn.close()  # that replica dies: its lock goes with its session
+
+            async def done() -> bool:
+                return await status() == "succeeded"
+
+            await wait_for(done, timeout=RESUME_SECONDS + 30)
+    finally:
+        if not conn.is_closed():
+            await conn.close()
