@@ -45,6 +45,7 @@ async def test_kill_9_of_the_relay_leader_hands_publishing_to_the_other_replica(
         assert await metric(standby, "events_published_total", service="visits") > 0
         await assert_exact_outcome(run, out, calm)
         assert taken_over[0] < 30, f"the standby took {taken_over[0]:.0f}s to take over"
+        print(f"relay leader {run.label(leader)} killed: {run.label(standby)} took over in {taken_over[0]:.1f} s")
     finally:
         await run.stop()
 

@@ -59,5 +59,6 @@ async def test_kill_9_of_every_service_once_changes_nothing(stack, undisturbed):
         assert killed == ["committees", "visits", "outreach", "reporting"]
         assert out["stats"]["lost_answers"] > 0, "visits must have died with single visits waiting for their answer"
         await assert_exact_outcome(run, out, calm)
+        print(f"every service killed once: {out['stats']['lost_answers']} single visits lost their answer")
     finally:
         await run.stop()
