@@ -413,9 +413,9 @@ async def student_left(student_id: str, request: Request, principal: CurrentPrin
 async def _family_access(
     pool: asyncpg.Connection | asyncpg.Pool, principal: Principal, fam: dict[str, Any], write: bool
 ) -> bool:
-    """Reading a family: through any of its students; changing it: over all of them (no students: admins only)."""
-    if not fam["students"]:
-        return principal.has(*ADMINS)
+    """Reading a family: through any of its students; changing it: over all of them (no students: bureau admins)."""
+    if not fam["students"]:  # no child (yet, or any more) ties it to a school: the bureau's alone
+        return principal.has(Role.BUREAU_ADMIN)
     if write:
         return principal.has(*ADMINS) and all(scope.covers(principal, s["org_path"]) for s in fam["students"])
     classes = await store.teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()

@@ -111,3 +111,17 @@ async def test_moving_a_student_needs_scope_over_both_classes(svc, world) -> Non
     )
     assert r.status_code == 200, r.text
     assert r.json()["org_path"] == f"{city.SIBLING}/sx01-g1/sx01-g1-c1"
+
+
+async def test_a_family_without_children_belongs_to_no_school(svc, world) -> None:
+    """Today every admin of any school reads a family whose children left (guardians' names and phones)."""
+    body = {"family_no": "F-empty", "parents_work_away": False, "living_arrangement": "both_parents"}
+    r = await svc.http.post("/api/v1/families", json=body, headers=auth("school_admin", city.OWN))
+    assert r.status_code == 201, r.text
+    family_id = r.json()["family_id"]
+    for outsider in (auth("school_admin", city.FAR), auth("district_admin", city.OTHER_DISTRICT)):
+        assert (await svc.http.get(f"/api/v1/families/{family_id}", headers=outsider)).status_code == 403
+        guardian = {"guardian_no": "P-empty", "name": "X", "relation": "other"}
+        r = await svc.http.post(f"/api/v1/families/{family_id}/guardians", json=guardian, headers=outsider)
+        assert r.status_code == 403, r.text
+    assert (await svc.http.get(f"/api/v1/families/{family_id}", headers=BUREAU)).status_code == 200
