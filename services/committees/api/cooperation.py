@@ -530,7 +530,7 @@ async def add_team_member(
             s = await directory.staff(conn, body.staff_id)
             if s is None or not s["active"]:
                 raise invalid("/staff_id", "unknown or departed staff member")
-            if not (s["org_path"] == t["org_path"] or s["org_path"].startswith(t["org_path"] + "/")):
+            if not scope.within(s["org_path"], t["org_path"]):
                 raise invalid("/staff_id", "the staff member works outside the team's org unit")
         m = {"member_id": _new_id("tmm"), "team_id": team_id, **body.model_dump(mode="json")}
         try:
