@@ -103,6 +103,7 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return render(Problem(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)), request)
 
+    app.add_exception_handler(asyncpg.exceptions.DataError, _data_error)
     for exc_type in DB_UNAVAILABLE:
         app.add_exception_handler(exc_type, _unavailable)  # type: ignore[arg-type]
 
@@ -130,6 +131,14 @@ def _internal(request: Request) -> JSONResponse:
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     """The exceptions of a (nested) exception group."""
     return [leaf for e in group.exceptions for leaf in (_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])]
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a value PostgreSQL cannot take (SQLSTATE class 22: out of range, malformed): a request the route's
+    own rules let through, still the client's input, never a 500. Routes should bound their inputs first."""
+    log.warning("request value refused by the database: %r", exc)
+    detail = "a value in the request is out of range or malformed for storage"
+    return render(Problem(422, "Invalid request", detail), request)
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:

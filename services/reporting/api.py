@@ -110,12 +110,12 @@ async def export(
         return Response(
             exports.to_xlsx(table, header, rows),
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": f'attachment; filename="{stem}.xlsx"'},
+            headers={"Content-Disposition": exports.content_disposition(f"{stem}.xlsx")},
         )
     return Response(
         exports.to_csv(header, rows),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{stem}.csv"'},
+        headers={"Content-Disposition": exports.content_disposition(f"{stem}.csv")},
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
+from urllib.parse import quote
 
 from openpyxl import Workbook
 
@@ -46,24 +48,44 @@ async def table(conn: Conn, name: str, node: str, campaign_id: str) -> tuple[lis
     raise KeyError(name)
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Sheets (OWASP "CSV injection"); names of
+# org units and campaigns come from users, so such text is exported with a leading apostrophe and stays text.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def cell(value: Any) -> Any:
+    """A value safe for a spreadsheet cell: text that could start a formula gets a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with a quoted ASCII filename and the exact one in RFC 5987 form (RFC 6266)."""
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 def to_csv(header: list[str], rows: list[list[Any]]) -> bytes:
     """UTF-8 CSV with a BOM so that spreadsheet programs read the Chinese labels right."""
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(["" if v is None else v for v in r] for r in rows)
+    w.writerow([cell(h) for h in header])
+    w.writerows([cell(v) for v in r] for r in rows)
     return ("\ufeff" + buf.getvalue()).encode()
 
 
 def to_xlsx(title: str, header: list[str], rows: list[list[Any]]) -> bytes:
-    """A one-sheet workbook."""
+    """A one-sheet workbook (text cells never become formulas)."""
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = title[:31]
-    ws.append(header)
+    ws.append([cell(h) for h in header])
     for r in rows:
-        ws.append(r)
+        ws.append([cell(v) for v in r])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

@@ -10,7 +10,7 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 
 from services.outreach import domain
-from services.outreach.api.common import CARER_ROLES, page, require_case_access, rules, scope_path
+from services.outreach.api.common import CARER_ROLES, Offset, page, require_case_access, rules, scope_path
 from services.outreach.clock import Clock
 from services.outreach.domain import CaseState
 from services.outreach.reaction import referral_row, request_referrals
@@ -70,7 +70,7 @@ def router(clock: Clock) -> APIRouter:
         mine: bool = False,
         closure_pending: bool | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> Any:
         """Cases in the caller's subtree (admins) or those the caller cares for (teachers, `mine=true`)."""
         limit, offset = page(limit, offset)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Request
+from fastapi import Query, Request
 
 from services.outreach.settings import OutreachSettings, Rules
 from shared import scope
@@ -43,6 +43,10 @@ async def require_case_access(conn: asyncpg.Connection | asyncpg.Pool, principal
     if await is_carer(conn, principal, case["case_id"]):
         return
     raise scope.forbidden("only the case's carers and administrators over its school may see or act on it")
+
+
+MAX_OFFSET = 1_000_000  # deeper pages are not a use case; the bound keeps the value inside PostgreSQL's bigint
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 def page(limit: int, offset: int) -> tuple[int, int]:

@@ -9,7 +9,7 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 
 from services.outreach import domain
-from services.outreach.api.common import page, rules, scope_path
+from services.outreach.api.common import Offset, page, rules, scope_path
 from services.outreach.clock import Clock
 from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.store import groups, referrals
@@ -33,7 +33,7 @@ def router(clock: Clock) -> APIRouter:
         verified: bool | None = None,
         include_ended: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> Any:
         """Members of the special groups under an org subtree."""
         principal.require(*ADMINS)

@@ -8,7 +8,7 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 
 from services.outreach import domain
-from services.outreach.api.common import page, rules, scope_path
+from services.outreach.api.common import Offset, page, rules, scope_path
 from services.outreach.clock import Clock
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
@@ -64,7 +64,7 @@ def router(clock: Clock) -> APIRouter:
         state: ReferralState | None = None,
         org_path: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Offset = 0,
     ) -> Any:
         """A department partner's own referrals; administrators see those in their subtree."""
         limit, offset = page(limit, offset)
