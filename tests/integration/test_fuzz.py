@@ -71,6 +71,7 @@ async def fuzz(name: str, url: str, token: str, work: Path) -> tuple[str, int, s
         "--no-color",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=work,  # its example cache (.schemathesis/) stays out of the repository
     )
     out, _ = await proc.communicate()
     return name, proc.returncode or 0, out.decode(errors="replace")
