@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -22,7 +24,7 @@ from demo import citygen
 from demo.activity import districts, schools, visit_record
 from demo.client import CITY, Api, bureau_token, settled
 from shared.auth import issue_token
-from shared.devstack import services_up
+from shared.devstack import DevstackError, services_up, state_dir
 
 # A wide console even when output is piped, so the district table stays readable in logs.
 console = Console(width=None if Console().is_terminal else 140)
@@ -327,7 +329,11 @@ async def main(scale: float, seed: int, single_share: float) -> None:
     rng = random.Random(seed)
     t0 = time.monotonic()
     with console.status("starting Kafka, PostgreSQL and the four services"):
-        procs = await asyncio.to_thread(services_up)
+        try:
+            procs = await asyncio.to_thread(services_up)
+        except DevstackError as exc:
+            print(f"devstack could not start the system: {exc}", file=sys.stderr)
+            sys.exit(1)
     urls = {p.name: p.address for p in procs if p.replica == 1}
     console.print(f"[green]stack up[/green] in {time.monotonic() - t0:.0f}s: " + ", ".join(urls.values()))
     token = bureau_token()
@@ -367,16 +373,30 @@ async def main(scale: float, seed: int, single_share: float) -> None:
                 doc = await reporting.get("/children", org_path=CITY, campaign_id=stats["campaign_id"])
         console.print(district_table(doc))
         console.print(f"\nfinished in {time.monotonic() - t0:.0f}s. The system keeps running for you to explore:")
-        console.print(f"  dashboard      {urls['reporting']}/dashboard?token={token}")
+        # One short URL per line and no token in any URL: a narrow console wraps nothing a reader must copy,
+        # and a token never lands in the browser history. The dashboard's sign-in box takes the token.
+        token_file = _save_token(token)
+        console.print(f"  dashboard   {urls['reporting']}/dashboard", soft_wrap=True)
+        console.print(f"              sign in with the token in {token_file}", soft_wrap=True)
         for name, url in urls.items():
-            console.print(f"  {name:<14} API docs {url}/docs   metrics {url}/metrics")
-        console.print(
-            "  a token for any role: .venv/bin/python -m shared.auth --role school_admin --org-path /620400/620402"
-        )
-        console.print("  status: make status     stop everything: make stack-down     logs: .devstack/logs/")
+            console.print(f"  {name:<11} {url}/docs", soft_wrap=True)
+        console.print("  metrics     /metrics on each of them", soft_wrap=True)
+        console.print("  a token for any role:", soft_wrap=True)
+        console.print("    .venv/bin/python -m shared.auth --role school_admin --org-path /620400/620402")
+        console.print("  status: make status   stop: make stack-down   logs: .devstack/logs/", soft_wrap=True)
     finally:
         for api in (committees, visits, reporting):
             await api.close()
+
+
+def _save_token(token: str) -> str:
+    """Write the bureau token to the devstack folder (owner-only) and return a short path to it."""
+    path = state_dir() / "demo-token"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    shown = os.path.relpath(path)
+    return shown if len(shown) < len(str(path)) else str(path)
 
 
 def cli() -> None:

@@ -1,11 +1,15 @@
-"""Business gauges on /metrics: coverage and open/overdue cases per district (no student-level labels)."""
+"""Business gauges on /metrics: coverage, cases, referrals past deadline, figures' age (no person labels)."""
 
 from __future__ import annotations
+
+import math
+import time
 
 from prometheus_client import Gauge
 
 from services.reporting.store import reads
 from services.reporting.store.reads import Conn
+from shared.contracts.common import Department
 
 COVERAGE = Gauge(
     "reporting_coverage_ratio",
@@ -16,10 +20,26 @@ CASES_OPEN = Gauge("reporting_cases_open", "Open care cases per district.", ["di
 CASES_OVERDUE = Gauge(
     "reporting_cases_overdue", "Open cases past their first-contact deadline, per district.", ["district"]
 )
+REFERRALS_PAST_DEADLINE = Gauge(
+    "reporting_referrals_unacknowledged_overdue",
+    "Referrals a department has not acknowledged by their deadline (escalated, still unanswered), per department.",
+    ["department"],
+)
+FIGURES_AGE = Gauge(
+    "reporting_figures_age_seconds", "Seconds since the figures were last refreshed (NaN before the first refresh)."
+)
+_refreshed_at: float | None = None
+# Read at scrape time: the age keeps growing while refreshes fail or stall, the value the alert needs.
+FIGURES_AGE.set_function(lambda: math.nan if _refreshed_at is None else max(time.time() - _refreshed_at, 0.0))
 
 
 async def update(conn: Conn) -> None:
-    """Set the gauges from the district rows of the read model."""
+    """Set the gauges from the district rows and the referrals of the read model."""
+    global _refreshed_at
+    _refreshed_at = await reads.refreshed_at(conn)
+    past_deadline = await reads.referrals_past_deadline(conn)
+    for department in Department:  # every department has a series: 0, not absent, when all is answered
+        REFERRALS_PAST_DEADLINE.labels(department.value).set(past_deadline.get(department.value, 0))
     values: dict[tuple[str, str], dict[str, float]] = {}
     for r in await reads.district_gauges(conn):
         values.setdefault((r["node"], r["scope"]), {})[r["metric"]] = float(r["value"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import pwd
 import shutil
@@ -66,6 +67,19 @@ def _service_account() -> pwd.struct_passwd:
     raise DevstackError(f"running as root and cannot create user {SERVICE_USER}: {result.stderr.strip()}")
 
 
+def _traversable_by_others(path: Path) -> bool:
+    """True when an account that is neither owner nor group member can enter every existing folder up to `path`."""
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents) if p.exists())
+
+
+def cluster_home(state_dir: Path) -> Path:
+    """Where the cluster and its log live: `state_dir`, or, when we run as root and the service account cannot
+    reach it (a clone under /root, mode 700), a folder under /var/tmp named after it (kept across reboots)."""
+    if os.geteuid() != 0 or _traversable_by_others(state_dir):
+        return state_dir
+    return Path("/var/tmp") / f"hss-devstack-{hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]}"
+
+
 class Postgres(Component):
     """PostgreSQL cluster under <state>/postgres, superuser `hss`, trust auth on 127.0.0.1."""
 
@@ -74,9 +88,10 @@ class Postgres(Component):
 
     def __init__(self, state_dir: Path, port: int) -> None:
         self.port = port
-        self.root = state_dir / "postgres"
+        home = cluster_home(state_dir)
+        self.root = home / "postgres"
         self.data = self.root / "data"
-        self.log = state_dir / "logs" / "postgres.log"
+        self.log = home / "logs" / "postgres.log"
         # Unix socket paths are limited to ~107 bytes, so fall back to /tmp for deep checkouts.
         self.socket_dir = self.root / "run"
         if len(str(self.socket_dir)) > 90:

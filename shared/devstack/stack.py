@@ -245,14 +245,21 @@ class Stack:
             self._remember(want)
             parts = self.components()
             missing = [c for c in parts if not c.is_alive()]
-            if missing:
-                # Components are independent; starting them side by side halves the cold start.
-                with ThreadPoolExecutor(len(missing)) as pool:
-                    for future in [pool.submit(c.ensure) for c in missing]:
-                        future.result()
-            # Also covers external services and a process that runs but has stopped answering.
-            for c in parts:
-                wait_until(c.answers, READY_TIMEOUT, c.name, c.is_alive)
+            try:
+                if missing:
+                    # Components are independent; starting them side by side halves the cold start.
+                    with ThreadPoolExecutor(len(missing)) as pool:
+                        for future in [pool.submit(c.ensure) for c in missing]:
+                            future.result()
+                # Also covers external services and a process that runs but has stopped answering.
+                for c in parts:
+                    wait_until(c.answers, READY_TIMEOUT, c.name, c.is_alive)
+            except BaseException:
+                # Leave nothing behind that this call started: a broker left running would block the next try.
+                for c in reversed(missing):
+                    with contextlib.suppress(Exception):
+                        c.stop()
+                raise
         return self.info()
 
     def _infra_running(self, brokers: int) -> bool:

@@ -89,3 +89,19 @@ async def district_gauges(conn: Conn) -> list[asyncpg.Record]:
         " WHERE parent = '') AND metric = ANY($1) AND dim = ''",
         ["families_assigned", "families_visited", "cases_open", "cases_overdue"],
     )
+
+
+async def referrals_past_deadline(conn: Conn) -> dict[str, int]:
+    """Department -> referrals escalated for want of an acknowledgement and still unanswered.
+
+    Outreach escalates a referral (state escalated) only while it is still `requested` at its acknowledge-by
+    deadline; any answer after that replaces the state.
+    """
+    rows = await conn.fetch("SELECT department, count(*) AS n FROM referrals WHERE state = 'escalated' GROUP BY 1")
+    return {r["department"]: int(r["n"]) for r in rows}
+
+
+async def refreshed_at(conn: Conn) -> float | None:
+    """Epoch seconds of the last completed refresh of the figures (None before the first one)."""
+    value = await conn.fetchval("SELECT extract(epoch FROM refreshed_at) FROM refresh_state")
+    return None if value is None else float(value)

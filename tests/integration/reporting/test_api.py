@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 
+import httpx
 import pytest
 from openpyxl import load_workbook
 
 from services.reporting.domain.figures import flatten
 from shared.auth import issue_token
+from shared.contracts import outreach as out
+from shared.contracts.common import Category, Department
 from shared.testing.fixtures import wait_for
 from tests.integration.reporting import scenario
 
@@ -149,3 +152,24 @@ async def test_business_gauges_on_metrics(loaded):
     assert 'reporting_cases_open{district="620402"} 2.0' in text
     assert 'reporting_cases_open{district="620403"} 0.0' in text
     assert "student" not in "".join(line for line in text.splitlines() if line.startswith("reporting_"))
+
+
+async def test_gauges_count_referrals_past_their_deadline_and_the_figures_age(reporting):
+    # r2 (public security) was escalated at its acknowledge-by deadline; r1 (civil affairs) was acknowledged.
+    escalated = scenario._referral(
+        out.ReferralEscalated, "r2", "k2", Department.PUBLIC_SECURITY, Category.SAFETY_RISK, 21, escalated_to="620403"
+    )
+    messages = scenario.envelopes([*scenario.all_events(), escalated])
+    await scenario.publish(reporting.settings, messages)
+    await reporting.converge(len(messages))
+    line = 'reporting_referrals_unacknowledged_overdue{department="public_security"} 1.0'
+
+    async def gauges() -> str | None:
+        async with httpx.AsyncClient(base_url=reporting.url) as c:
+            text = (await c.get("/metrics")).text
+        return text if line in text else None
+
+    text = await wait_for(gauges, timeout=20)
+    assert 'reporting_referrals_unacknowledged_overdue{department="civil_affairs"} 0.0' in text
+    (age,) = [float(x.split()[-1]) for x in text.splitlines() if x.startswith("reporting_figures_age_seconds ")]
+    assert 0 <= age < 60, "refreshed moments ago"
