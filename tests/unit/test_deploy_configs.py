@@ -38,8 +38,20 @@ KNOWN_METRICS = {
     "reporting_coverage_ratio",
     "reporting_cases_open",
     "reporting_cases_overdue",
+    "reporting_referrals_unacknowledged_overdue",
+    "reporting_figures_age_seconds",
+    "committees_imports_total",
+    "committees_import_rows_total",
+    "committees_import_duration_seconds",
 }
-HISTOGRAMS = {"http_request_duration_seconds", "event_handler_duration_seconds"}
+HISTOGRAMS = {"http_request_duration_seconds", "event_handler_duration_seconds", "committees_import_duration_seconds"}
+# Overdue cases growing, referrals unacknowledged past deadline, reporting behind (dead letters: EventsDeadLettered).
+BUSINESS_ALERTS = {
+    "CareCasesOverdueGrowing",
+    "ReferralsUnacknowledgedPastDeadline",
+    "ReportingFiguresStale",
+    "ReportingLagging",
+}
 # Series that Prometheus itself writes for every scrape target, not the services.
 PROMETHEUS_SERIES = {"up"}
 
@@ -214,6 +226,7 @@ def test_alert_rules_are_complete_and_use_known_metrics() -> None:
         "EventsDeadLettered",
         "HttpServerErrorRateHigh",
         "ServiceDown",
+        *BUSINESS_ALERTS,
     }
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
@@ -228,7 +241,16 @@ def test_alert_rules_are_complete_and_use_known_metrics() -> None:
 def test_alert_unit_tests_cover_dead_letters_service_down_and_a_stuck_outbox() -> None:
     tests = load_yaml(PROMETHEUS_DIR / "alerts_test.yml")["tests"]
     tested = {case["alertname"] for test in tests for case in test["alert_rule_test"]}
-    assert {"EventsDeadLettered", "ServiceDown", "OutboxStuck"} <= tested
+    assert {"EventsDeadLettered", "ServiceDown", "OutboxStuck", *BUSINESS_ALERTS} <= tested
+
+
+def test_known_metrics_are_defined_by_the_code() -> None:
+    """Alerts and panels may only use metrics some service really exports (a prometheus_client definition)."""
+    sources = "".join(
+        path.read_text(encoding="utf-8") for path in [*ROOT.glob("shared/*.py"), *ROOT.glob("services/**/*.py")]
+    )
+    defined = set(re.findall(r"(?:Counter|Gauge|Histogram)\(\s*\"([a-z_:]+)\"", sources))
+    assert defined >= KNOWN_METRICS, sorted(KNOWN_METRICS - defined)
 
 
 # --- docker compose --------------------------------------------------------------------------------
