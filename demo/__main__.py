@@ -393,7 +393,10 @@ def _save_token(token: str) -> str:
     """Write the bureau token to the devstack folder (owner-only) and return a short path to it."""
     path = state_dir() / "demo-token"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(token + "\n", encoding="utf-8")
+    # Created owner-only (no moment with the umask's mode), and narrowed if an older file was wider.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(token + "\n")
     path.chmod(0o600)
     shown = os.path.relpath(path)
     return shown if len(shown) < len(str(path)) else str(path)

@@ -263,13 +263,9 @@ function showError(e) {
 }
 
 async function start() {
+  // The token never travels in a URL (history, proxies and server logs keep those): it is typed or pasted into
+  // the sign-in form and lives in this tab's sessionStorage only.
   const url = new URL(location.href);
-  const fromUrl = url.searchParams.get("token");
-  if (fromUrl) {
-    sessionStorage.setItem("hss.token", fromUrl);
-    url.searchParams.delete("token");
-    history.replaceState(null, "", url);  // keep the token out of the address bar and history
-  }
   state.token = sessionStorage.getItem("hss.token");
   applyLabels();
   if (!state.token) {
