@@ -10,7 +10,7 @@ from demo.citygen import City
 from shared.contracts.common import Category, Severity
 
 MODES = [("in_home", 0.62), ("online", 0.18), ("phone", 0.12), ("at_school", 0.08)]
-GUIDANCE = ["study habits", "screen time", "reading at home", "emotional support", "safety at home", "healthy diet"]
+GUIDANCE = ["study_habits", "screen_time", "reading_at_home", "emotional_support", "safety_at_home", "healthy_diet"]
 # Findings per child visited, by category: special-group categories at rates like the bureau's registers.
 FINDING_RATES: dict[Category, float] = {
     Category.LEFT_BEHIND: 0.05,

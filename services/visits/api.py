@@ -37,6 +37,12 @@ def _settings(request: Request) -> VisitsSettings:
 # ------------------------------------------------------------------------------------------- checklists
 
 
+@router.get("/guidance-topics", tags=["checklists"])
+async def list_guidance_topics(principal: CurrentPrincipal) -> list[dict[str, str]]:
+    """The guidance topics a visit may record, by code, with Chinese and English labels."""
+    return [{"code": t.id, "zh": t.zh, "en": t.en} for t in checklist.guidance_topics().values()]
+
+
 @router.get("/checklists/{version}", tags=["checklists"])
 async def get_checklist(version: str, principal: CurrentPrincipal) -> dict[str, Any]:
     """The Ten Requirements of a version (`current` for the one in force), with Chinese and English labels."""

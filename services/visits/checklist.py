@@ -1,4 +1,5 @@
-"""The Ten Requirements checklist: versioned configuration loaded from config/checklists.yaml."""
+"""Visit vocabularies from configuration: the Ten Requirements checklist (config/checklists.yaml, versioned) and the
+guidance topics (config/guidance_topics.yaml), each with stable ids and Chinese and English labels."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 
 CONFIG = Path(__file__).parent / "config" / "checklists.yaml"
+GUIDANCE_CONFIG = Path(__file__).parent / "config" / "guidance_topics.yaml"
 
 
 @dataclass(frozen=True)
@@ -51,3 +53,22 @@ def parse(doc: dict[str, Any]) -> Checklists:
 def load(path: Path = CONFIG) -> Checklists:
     """The configured checklists (read once per process)."""
     return parse(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+@cache
+def guidance_topics(path: Path = GUIDANCE_CONFIG) -> dict[str, ChecklistItem]:
+    """The guidance topic vocabulary by code (read once per process)."""
+    items = [
+        ChecklistItem(id=str(i["id"]), zh=str(i["zh"]), en=str(i["en"]))
+        for i in yaml.safe_load(path.read_text())["topics"]
+    ]
+    if len({i.id for i in items}) != len(items):
+        raise ValueError("guidance topic codes must be unique")
+    return {i.id: i for i in items}
+
+
+def guidance_code(code: str) -> str:
+    """A known guidance topic code; ValueError (a 422 with the field's pointer) for anything else."""
+    if code not in guidance_topics():
+        raise ValueError("must be a guidance topic code (GET /api/v1/guidance-topics), not free text")
+    return code

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.visits.checklist import guidance_code
 from shared.contracts.common import Category, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
 from shared.edges import bad_char
@@ -15,6 +16,8 @@ ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
 
 Short = Annotated[str, Field(min_length=1, max_length=100)]
+# Codes from the configured vocabulary: they go into the visit's event, where free text about a family must not.
+GuidanceTopic = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(guidance_code)]
 
 
 class Strict(BaseModel):
@@ -88,7 +91,9 @@ class VisitIn(Strict):
     duration_minutes: int | None = Field(default=None, ge=1, le=600)
     participants: Participants = Field(default_factory=Participants)
     checklist: list[ChecklistAnswerIn] = Field(default_factory=list, max_length=50)
-    guidance_topics: list[Short] = Field(default_factory=list, max_length=20)
+    guidance_topics: list[GuidanceTopic] = Field(
+        default_factory=list, max_length=20, description="codes of GET /api/v1/guidance-topics (never free text)"
+    )
     findings: list[FindingIn] = Field(default_factory=list, max_length=50)
     miss_reason: MissReason | None = None
     note: str | None = Field(default=None, max_length=4000)
