@@ -9,11 +9,14 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+_TOPIC_LEVEL = 1  # DescribeConfigs config_source DYNAMIC_TOPIC_CONFIG: set on the topic itself
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
                     if code not in (0, TopicAlreadyExistsError.errno):
                         raise RuntimeError(f"cannot create topic {name}: error {code}")
                 await _until_led(admin, [t.name for t in missing])
+            await _declare_min_insync(admin, [t for t in topics if t.name in existing])
             return
         except Exception as exc:  # broker not up yet: retry with backoff
             if attempt == attempts - 1:
@@ -124,6 +128,41 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
             await asyncio.sleep(min(0.2 * 2**attempt, 5))
         finally:
             await admin.close()
+
+
+async def _declare_min_insync(admin: AIOKafkaAdminClient, topics: list[TopicSpec]) -> None:
+    """Set the declared min.insync.replicas on topics made before it was declared (or with another value).
+
+    Without this, a platform upgraded on an existing cluster would keep its topics on the broker default (1), and
+    an acknowledged event could live on one broker only. Best effort: a broker refusing it is logged, not fatal.
+    """
+    wanted = {t.name: str(t.min_insync_replicas) for t in topics}
+    if not wanted:
+        return
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted])
+    changes: list[ConfigResource] = []
+    for response in described:
+        for resource in response.to_object()["resources"]:
+            name = resource["resource_name"]
+            entries = {e["config_names"]: e for e in resource["config_entries"]}
+            current = entries.get("min.insync.replicas")
+            if resource["error_code"] or name not in wanted:
+                continue
+            if current and current["config_source"] == _TOPIC_LEVEL and current["config_value"] == wanted[name]:
+                continue
+            # AlterConfigs replaces the whole set of a topic's own settings: keep the others set on it.
+            own = {n: e["config_value"] for n, e in entries.items() if e["config_source"] == _TOPIC_LEVEL}
+            changes.append(
+                ConfigResource(ConfigResourceType.TOPIC, name, configs={**own, "min.insync.replicas": wanted[name]})
+            )
+    if not changes:
+        return
+    for response in await admin.alter_configs(changes):
+        for error_code, _message, _type, name in response.resources:
+            if error_code:
+                log.warning("cannot set min.insync.replicas on %s: error %s", name, error_code)
+            else:
+                log.info("min.insync.replicas set on an existing topic", extra={"topic": name})
 
 
 async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 15.0) -> None:

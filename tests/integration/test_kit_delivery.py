@@ -11,11 +11,11 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from prometheus_client import REGISTRY
 
-from shared import db
+from shared import db, kafka
 from shared.events import occurred_at
 from shared.inbox import Batch, InboxConsumer
 from shared.outbox import add_event, add_events
@@ -366,3 +366,24 @@ async def test_declared_topics_carry_min_insync_replicas(make_settings):
     finally:
         await admin.close()
         await stop_runtime(runtime)
+
+
+async def test_a_topic_made_before_min_insync_was_declared_gets_it_and_keeps_its_own_settings(make_settings):
+    settings = make_settings(KitSettings)
+    name = settings.topic("kittest.legacy.events")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        # As an older release (or an operator) made it: no min.insync.replicas of its own, another setting.
+        await admin.create_topics([NewTopic(name, 1, 1, topic_configs={"max.message.bytes": "2000000"})])
+        await kafka.ensure_topics(settings.kafka_bootstrap_servers, [kafka.topic_spec(settings, name)])
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        (resource,) = response.to_object()["resources"]
+        entries = {e["config_names"]: e for e in resource["config_entries"]}
+        assert (entries["min.insync.replicas"]["config_value"], entries["min.insync.replicas"]["config_source"]) == (
+            str(settings.topic_min_insync),
+            1,
+        )
+        assert entries["max.message.bytes"]["config_value"] == "2000000"
+    finally:
+        await admin.close()
