@@ -119,7 +119,10 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
                     if code not in (0, TopicAlreadyExistsError.errno):
                         raise RuntimeError(f"cannot create topic {name}: error {code}")
                 await _until_led(admin, [t.name for t in missing])
-            await _declare_min_insync(admin, [t for t in topics if t.name in existing])
+            try:
+                await _declare_min_insync(admin, [t for t in topics if t.name in existing])
+            except Exception as exc:  # e.g. no permission to describe or alter configs: never a reason not to start
+                log.warning("cannot check min.insync.replicas of existing topics: %r", exc)
             return
         except Exception as exc:  # broker not up yet: retry with backoff
             if attempt == attempts - 1:
