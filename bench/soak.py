@@ -15,9 +15,10 @@ then:
    end offsets − committed offsets), the age of the oldest unpublished outbox row and the unpublished rows per
    service, and the RSS of every process;
 4. at the end prints RSS per process at the start of the load, after the warm-up (first 10 % of the duration, at
-   least 60 s) and at the end, and verdicts: RSS growth from warm-up to end under 10 %, and lag and outbox age
-   flat (least-squares slope over the run after the warm-up, times the run's length, below half the mean plus a
-   small allowance: 1,000 messages of lag, 2 s of outbox age).
+   least 60 s) and at the end, each service's RSS over the run with the campaign launch times, and verdicts:
+   RSS growth from warm-up to end under 10 %, and lag and outbox age flat (least-squares slope over the run
+   after the warm-up, times the run's length, below half the mean plus a small allowance: 1,000 messages of lag,
+   2 s of outbox age).
 Drops its schemas and topics afterwards (unless --keep).
 Run: .venv/bin/python bench/soak.py [--duration 1800] [--scale 0.5] [--capacity N] [--load 0.5] [--keep]
 """
@@ -71,12 +72,15 @@ class Campaigns:
     def __init__(self, visits: Api, rng: random.Random, single_share: float) -> None:
         self.visits, self.rng, self.single_share = visits, rng, single_share
         self.launched = 0
+        self.launches: list[tuple[float, float]] = []  # (start, end) of each launch, monotonic
         self._queue: list[Job] = []
         self._next: asyncio.Task[list[Job]] | None = None
 
     async def _launch(self) -> list[Job]:
         self.launched += 1
+        started = time.monotonic()
         _, assignments, checklist, starts_on = await launch_campaign(self.visits, f"soak campaign {self.launched}")
+        self.launches.append((started, time.monotonic()))
         return visit_jobs(self.rng, assignments, checklist, starts_on, self.single_share)[1]
 
     async def start(self) -> None:
@@ -390,6 +394,18 @@ async def main(args: argparse.Namespace) -> None:
                 f"  {label:<13} {mb(a)} / {mb(w)} / {mb(e)}   "
                 + ("  -" if g is None else f"{g:+.1%}" + (" (start → end " + f"{(e - a) / a:+.1%})" if a and e else ""))
             )
+        step = max(1, len(samples) // 12)
+        shown = samples[::step]
+        out.append("RSS over the run (MB) at " + ", ".join(f"+{x.t:.0f}s" for x in shown))
+        out += [
+            f"  {label:<13} " + " ".join(mb(x.rss.get(label)) for x in shown)
+            for label in pids
+            if "#" in label and not label.startswith("kafka")
+        ]
+        out.append(
+            "campaign launches (start, seconds the launch request took): "
+            + ", ".join(f"+{a - t0:.0f}s ({b - a:.0f}s)" for a, b in campaigns.launches)
+        )
         out += [
             f"  services' RSS growth after the warm-up under {RSS_GROWTH_TARGET:.0%}: "
             + ("ok" if growth_ok else "MISSED"),
