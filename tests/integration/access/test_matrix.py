@@ -329,6 +329,7 @@ def operations() -> list[Op]:
         *listing(c, "/api/v1/lectures", READERS, under_own),
         *listing(c, "/api/v1/audit/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
         # --- visits
+        Op(v, "GET", "/api/v1/guidance-topics", anyone_signed_in),
         Op(v, "GET", "/api/v1/checklists/{version}", anyone_signed_in,
            args=lambda w: {"version": load_checklist().current}),
         Op(v, "GET", "/api/v1/campaigns", roles("teacher", AUDITOR, *ADMINS), items=page_items,
