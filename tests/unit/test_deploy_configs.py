@@ -608,6 +608,7 @@ def run_deploy_check(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.timeout(900)  # the first run builds the Go tools
 def test_kubeconform_accepts_the_rendered_kustomization_and_rejects_a_broken_one(tmp_path: Path) -> None:
     result = run_deploy_check("k8s")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -620,6 +621,7 @@ def test_kubeconform_accepts_the_rendered_kustomization_and_rejects_a_broken_one
     assert result.returncode != 0 and "HorizontalPodAutoscaler visits is invalid" in result.stdout
 
 
+@pytest.mark.timeout(900)  # the first run builds the Go tools
 def test_compose_spec_accepts_docker_compose_yml_and_rejects_a_broken_one(tmp_path: Path) -> None:
     result = run_deploy_check("compose")
     assert result.returncode == 0, result.stdout + result.stderr
