@@ -8,6 +8,7 @@ src=$(cd "$(dirname "$0")/asyncapi" && pwd)
 sum=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
 dir=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}/asyncapi-$sum
 if [ ! -f "$dir/.installed" ]; then
+  mkdir -p "$(dirname "$dir")"  # a fresh machine has no cache folder yet
   tmp=$(mktemp -d "${dir}.XXXX")
   cp "$src/package.json" "$src/package-lock.json" "$tmp/"
   # No install scripts: nothing here needs one (and none may download a browser).

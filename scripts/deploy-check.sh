@@ -13,6 +13,7 @@ command -v go >/dev/null || { echo "deploy-check: needs the Go toolchain (go) on
 sum=$(cat "$src/go.mod" "$src/go.sum" "$src"/*.go "$src/k8s_schemas.py" | sha256sum | cut -c1-16)
 dir=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}/deploycheck-$sum
 if [ ! -f "$dir/.installed" ]; then
+  mkdir -p "$(dirname "$dir")"
   tmp=$(mktemp -d "${dir}.XXXX")
   (cd "$src" && go build -o "$tmp/kustomize" sigs.k8s.io/kustomize/kustomize/v5 \
     && go build -o "$tmp/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform \
