@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.committees.api import cooperation, directory, imports
+from services.committees.api import committees, directory, imports, lecturers, parent_schools, teams
 from services.committees.importer import runner_for
 from services.committees.settings import Settings
 from shared import audit
@@ -34,7 +34,15 @@ def build_spec(settings: Settings) -> ServiceSpec:
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         topics=TOPICS,
-        routers=[directory.router, imports.router, cooperation.router, audit.reads_router()],
+        routers=[
+            directory.router,
+            imports.router,
+            committees.router,
+            parent_schools.router,
+            teams.router,
+            lecturers.router,
+            audit.reads_router(),
+        ],
         background=[import_jobs, audit.purge_loop],
         title="committees service",
         description="The org directory (org units, staff, students, families) and the home–school cooperation "

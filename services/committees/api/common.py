@@ -1,27 +1,23 @@
-"""Helpers shared by the routes: scope checks, pagination, directory writes through the import path."""
+"""What the routes share: the paging parameters (a forged cursor is 422), directory writes (moving to use cases)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from fastapi import Depends, Query
 
 from services.committees.domain.rows import Checker
-from services.committees.domain.rules import RuleBroken, can_write, decode_cursor, encode_cursor
+from services.committees.domain.rules import RuleBroken, decode_cursor
 from services.committees.store import imports as import_store
 from services.committees.store import upserts
-from shared import scope
-from shared.auth import Principal
+from services.committees.usecases.common import page, require_write
 from shared.problems import Problem, field_error, invalid, not_found
 
 MAX_LIMIT = 500
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
 
-
-def require_write(principal: Principal, *org_paths: str) -> None:
-    """403 unless the caller may change things at EVERY one of `org_paths` (each org unit a write touches)."""
-    scope.require(principal, *org_paths)
-    if not all(can_write(principal, p) for p in org_paths):
-        raise scope.forbidden("requires an admin role covering every org unit this write touches")
+__all__ = ["MAX_LIMIT", "Cursor", "Limit", "after", "page", "require_write", "unit_or_404", "write_directory"]
 
 
 def after(cursor: str | None) -> str | None:
@@ -32,16 +28,13 @@ def after(cursor: str | None) -> str | None:
         raise invalid("/query/cursor", exc.reason) from None
 
 
-def page(items: list[dict[str, Any]], limit: int, id_field: str) -> dict[str, Any]:
-    """A page of `items` (fetched with limit + 1) and the cursor of the next one."""
-    more = len(items) > limit
-    items = items[:limit]
-    return {"items": items, "next_cursor": encode_cursor(str(items[-1][id_field])) if more and items else None}
+def _cursor(
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> str | None:
+    return after(cursor)
 
 
-def rule_problem(exc: RuleBroken) -> Problem:
-    """422 for a broken domain rule, pointing at the field."""
-    return Problem(422, "Rule broken", exc.reason, errors=[field_error("/" + exc.field, exc.reason)])
+Cursor = Annotated[str | None, Depends(_cursor)]
 
 
 async def unit_or_404(conn: asyncpg.Connection | asyncpg.Pool, org_unit_id: str) -> asyncpg.Record:

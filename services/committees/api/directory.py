@@ -26,7 +26,7 @@ from services.committees.schemas import (
     StudentPatch,
 )
 from services.committees.store import directory as store
-from services.committees.store import upserts
+from services.committees.store import org_units, upserts
 from shared import audit, idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.contracts.committees import StaffLeft, StudentLeft
@@ -68,14 +68,14 @@ async def list_org_units(
 ) -> dict[str, Any]:
     """Org units in a subtree (default: the whole city), by id."""
     path = (await unit_or_404(pool, under))["org_path"] if under else "/"
-    rows = await store.list_org_units(pool, path if under else "", level, after(cursor), limit + 1)
+    rows = await org_units.list_org_units(pool, path if under else "", level, after(cursor), limit + 1)
     return page(rows, limit, "org_unit_id")
 
 
 @router.get("/org-units/{org_unit_id}")
 async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """One org unit."""
-    unit = await store.org_unit(pool, org_unit_id)
+    unit = await org_units.get_org_unit(pool, org_unit_id)
     if unit is None:
         raise not_found("org unit")
     return unit
@@ -88,10 +88,10 @@ async def create_org_unit(body: OrgUnitIn, request: Request, principal: CurrentP
     require_write(principal, parent["org_path"])
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-        if await store.org_unit(conn, body.org_unit_id):
+        if await org_units.get_org_unit(conn, body.org_unit_id):
             raise conflict(f"org unit {body.org_unit_id} already exists")
         await write_directory(conn, "org_units", body.model_dump(mode="json"), [body.parent_id], set())
-        return await store.org_unit(conn, body.org_unit_id) or {}
+        return await org_units.get_org_unit(conn, body.org_unit_id) or {}
 
     return await idempotency.write(request, principal, pool, work)
 
@@ -108,7 +108,7 @@ async def update_org_unit(
         raw = {k: unit[k] for k in ("org_unit_id", "parent_id", "level", "name", "school_type")}
         raw.update(body.model_dump(mode="json", exclude_unset=True))
         await write_directory(conn, "org_units", raw, [org_unit_id, unit["parent_id"]], set())
-        return await store.org_unit(conn, org_unit_id) or {}
+        return await org_units.get_org_unit(conn, org_unit_id) or {}
 
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
@@ -159,7 +159,7 @@ async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> d
     """One staff member."""
     principal.require(*READERS)
     async with pool.acquire() as conn, conn.transaction():
-        row = await store.staff(conn, staff_id)
+        row = await store.get_staff(conn, staff_id)
         if row is None:
             raise not_found("staff member")
         view = _staff_view(principal, row)
@@ -190,11 +190,11 @@ async def create_staff(body: StaffIn, request: Request, principal: CurrentPrinci
     require_write(principal, unit["org_path"])
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-        if await store.staff(conn, body.staff_id):
+        if await store.get_staff(conn, body.staff_id):
             raise conflict(f"staff member {body.staff_id} already exists")
         raw = body.model_dump(mode="json")
         await write_directory(conn, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
-        created = await store.staff(conn, body.staff_id) or {}
+        created = await store.get_staff(conn, body.staff_id) or {}
         await _audit_staff(conn, principal, created, "write")
         return created
 
@@ -206,7 +206,7 @@ async def update_staff(
     staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
     """Change a staff member's roles, classes or contact."""
-    row = await store.staff(pool, staff_id)
+    row = await store.get_staff(pool, staff_id)
     if row is None:
         raise not_found("staff member")
     require_write(principal, row["org_path"])
@@ -217,7 +217,7 @@ async def update_staff(
         raw.update(body.model_dump(mode="json", exclude_unset=True))
         units = [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""]
         await write_directory(conn, "staff", raw, units, set())
-        updated = await store.staff(conn, staff_id) or {}
+        updated = await store.get_staff(conn, staff_id) or {}
         await _audit_staff(conn, principal, updated, "write")
         return updated
 
@@ -229,13 +229,13 @@ async def update_staff(
 @router.delete("/staff/{staff_id}")
 async def staff_left(staff_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """A staff member left: deactivate and publish `staff.left`."""
-    row = await store.staff(pool, staff_id)
+    row = await store.get_staff(pool, staff_id)
     if row is None:
         raise not_found("staff member")
     require_write(principal, row["org_path"])
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-        if await store.deactivate_staff(conn, staff_id):
+        if await store.update_staff_left(conn, staff_id):
             await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=occurred_at()))
         return {"staff_id": staff_id, "active": False}
 
@@ -248,7 +248,7 @@ async def staff_left(staff_id: str, request: Request, principal: CurrentPrincipa
 async def _student_view(
     pool: asyncpg.Connection | asyncpg.Pool, principal: Principal, row: dict[str, Any]
 ) -> dict[str, Any] | None:
-    classes = await store.teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
+    classes = await store.get_teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
     access = people_access(principal, row["org_path"], row["class_id"], classes)
     return redact(row, access.personal) if access.read else None
 
@@ -270,7 +270,7 @@ async def list_students(
         classes = [class_id] if class_id else None
         personal = principal.has(*ADMINS)
     else:
-        mine = await store.teacher_classes(pool, principal.staff_id)
+        mine = await store.get_teacher_classes(pool, principal.staff_id)
         if class_id is not None and class_id not in mine:
             raise scope.forbidden("teachers see only the classes they teach")
         # a teacher's classes, and only inside the school their token names
@@ -298,7 +298,7 @@ async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) 
     """One student (personal fields only for admins in scope and the student's teachers)."""
     principal.require(*READERS)
     async with pool.acquire() as conn, conn.transaction():
-        row = await store.student(conn, student_id)
+        row = await store.get_student(conn, student_id)
         if row is None:
             raise not_found("student")
         view = await _student_view(conn, principal, row)
@@ -342,13 +342,13 @@ async def create_student(body: StudentIn, request: Request, principal: CurrentPr
     require_write(principal, unit["org_path"])
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
-        if await store.student_by_no(conn, body.student_no):
+        if await store.get_student_by_no(conn, body.student_no):
             raise conflict("a student with this student_no already exists")
         raw = body.model_dump(mode="json", exclude={"family_id"})
         raw["family_no"] = await _family_no(conn, body.family_id)
         await _require_family_write(conn, principal, body.family_id)
         await write_directory(conn, "students", raw, [body.class_id], {raw["family_no"]})
-        created = await store.student_by_no(conn, body.student_no) or {}
+        created = await store.get_student_by_no(conn, body.student_no) or {}
         await _audit_student(conn, principal, created, "write")
         return created
 
@@ -360,7 +360,7 @@ async def update_student(
     student_id: str, body: StudentPatch, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
     """Move a student to another class or family, or correct their record."""
-    row = await store.student(pool, student_id)
+    row = await store.get_student(pool, student_id)
     if row is None:
         raise not_found("student")
     require_write(principal, row["org_path"])
@@ -377,7 +377,7 @@ async def update_student(
             await _require_family_write(conn, principal, row["family_id"])
             await _require_family_write(conn, principal, family_id)
         await write_directory(conn, "students", raw, [raw["class_id"]], {raw["family_no"]})
-        updated = await store.student(conn, student_id) or {}
+        updated = await store.get_student(conn, student_id) or {}
         require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
         await _audit_student(conn, principal, updated, "write")
         return updated
@@ -390,14 +390,14 @@ async def update_student(
 @router.delete("/students/{student_id}")
 async def student_left(student_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """A student left the city's schools: `student.left`, and their family's facts change."""
-    row = await store.student(pool, student_id)
+    row = await store.get_student(pool, student_id)
     if row is None:
         raise not_found("student")
     require_write(principal, row["org_path"])
 
     async def work(conn: asyncpg.Connection) -> dict[str, Any]:
         await upserts.prepare(conn)
-        if await store.deactivate_student(conn, student_id):
+        if await store.update_student_left(conn, student_id):
             await add_event(
                 conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=occurred_at())
             )
@@ -418,7 +418,7 @@ async def _family_access(
         return principal.has(Role.BUREAU_ADMIN)
     if write:
         return principal.has(*ADMINS) and all(scope.covers(principal, s["org_path"]) for s in fam["students"])
-    classes = await store.teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
+    classes = await store.get_teacher_classes(pool, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
     return any(people_access(principal, s["org_path"], s["class_id"], classes).personal for s in fam["students"])
 
 
@@ -463,7 +463,7 @@ async def create_family(body: FamilyIn, request: Request, principal: CurrentPrin
                 raise
         await upserts.publish_family_facts(conn, upserts.Trace.now())
         family_id = await conn.fetchval("SELECT family_id FROM families WHERE family_no = $1", body.family_no)
-        created = await store.family(conn, family_id) or {}
+        created = await store.get_family(conn, family_id) or {}
         await _audit_family(conn, principal, created, "write")
         return created
 
@@ -475,7 +475,7 @@ async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool) ->
     """A family with its guardians and students, for callers with personal access to one of its students."""
     principal.require(*ADMINS, *TEACHERS)
     async with pool.acquire() as conn, conn.transaction():
-        fam = await store.family(conn, family_id)
+        fam = await store.get_family(conn, family_id)
         if fam is None:
             raise not_found("family")
         if not await _family_access(conn, principal, fam, write=False):
@@ -489,7 +489,7 @@ async def update_family(
     family_id: str, body: FamilyPatch, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
     """Change whether parents work away, the living arrangement or the address."""
-    fam = await store.family(pool, family_id)
+    fam = await store.get_family(pool, family_id)
     if fam is None:
         raise not_found("family")
     if not await _family_access(pool, principal, fam, write=True):
@@ -499,7 +499,7 @@ async def update_family(
         raw = {k: fam[k] for k in ("family_no", "parents_work_away", "living_arrangement", "address")}
         raw.update(body.model_dump(mode="json", exclude_unset=True))
         await write_directory(conn, "families", raw, [], set())
-        updated = await store.family(conn, family_id) or {}
+        updated = await store.get_family(conn, family_id) or {}
         await _audit_family(conn, principal, updated, "write")
         return updated
 
@@ -513,7 +513,7 @@ async def add_guardian(
     family_id: str, body: GuardianIn, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> Any:
     """Add a guardian to a family (the family's facts change: `family.changed`)."""
-    fam = await store.family(pool, family_id)
+    fam = await store.get_family(pool, family_id)
     if fam is None:
         raise not_found("family")
     if not await _family_access(pool, principal, fam, write=True):
@@ -524,7 +524,7 @@ async def add_guardian(
             raise conflict("a guardian with this guardian_no already exists")
         raw = {**body.model_dump(mode="json"), "family_no": fam["family_no"]}
         await write_directory(conn, "guardians", raw, [], {fam["family_no"]})
-        updated = await store.family(conn, family_id) or {}
+        updated = await store.get_family(conn, family_id) or {}
         await _audit_family(conn, principal, updated, "write")
         return updated
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from shared import scope
 from shared.auth import ADMINS, Principal, Role
-from shared.contracts.committees import CommitteeLevel
+from shared.contracts.committees import CommitteeLevel, ParentSchoolKind, TeamRole
 from shared.contracts.common import OrgLevel
 
 TEACHERS = (Role.TEACHER, Role.MENTAL_HEALTH_TEACHER)
@@ -24,12 +24,34 @@ COMMITTEE_LEVELS = {
 PERSONAL_FIELDS = ("name", "student_no", "national_id", "birth_date", "gender", "address", "phone")
 
 
+PARENT_SCHOOL_LEVELS = {
+    ParentSchoolKind.COUNTY: {OrgLevel.DISTRICT},
+    ParentSchoolKind.SCHOOL: {OrgLevel.SCHOOL},
+    ParentSchoolKind.ONLINE: {OrgLevel.CITY, OrgLevel.DISTRICT, OrgLevel.SCHOOL},
+}
+TEAM_LEVELS = (OrgLevel.SCHOOL, OrgLevel.DISTRICT)
+STAFF_TEAM_ROLES = {
+    TeamRole.VICE_PRINCIPAL_IN_CHARGE,
+    TeamRole.CLASS_TEACHER,
+    TeamRole.MENTAL_HEALTH_TEACHER,
+    TeamRole.IDEOLOGICAL_POLITICAL_TEACHER,
+}
+
+
 class RuleBroken(ValueError):
     """A write that breaks a rule of the domain: `field` names the offending input."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(reason)
         self.field = field
+        self.reason = reason
+
+
+class Conflict(ValueError):
+    """A write that the record's current state refuses (the request itself is well-formed)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
         self.reason = reason
 
 
@@ -46,6 +68,54 @@ def check_one_active_committee(active_committee_ids: Iterable[str]) -> None:
     existing = list(active_committee_ids)
     if existing:
         raise RuleBroken("org_unit_id", f"the org unit already has an active committee ({existing[0]})")
+
+
+def check_dissolve(formed_on: date, dissolved_on: date | None, on: date) -> None:
+    """A committee is dissolved once, not before it was formed."""
+    if dissolved_on is not None:
+        raise Conflict("the committee is already dissolved")
+    if on < formed_on:
+        raise RuleBroken("dissolved_on", "must not be before formed_on")
+
+
+def check_active(dissolved_on: date | None) -> None:
+    """Members join active committees only."""
+    if dissolved_on is not None:
+        raise Conflict("the committee is dissolved")
+
+
+def check_parent_school_unit(kind: ParentSchoolKind, unit_level: str) -> None:
+    """County parent schools belong to a county, school ones to a school, online ones to a city, county or school."""
+    if unit_level not in PARENT_SCHOOL_LEVELS[kind]:
+        raise RuleBroken("org_unit_id", f"a {kind} parent school cannot belong to a {unit_level}")
+
+
+def check_team_unit(unit_level: str) -> None:
+    """Instructor teams belong to a school or a county."""
+    if unit_level not in TEAM_LEVELS:
+        raise RuleBroken("org_unit_id", "instructor teams belong to a school or a county")
+
+
+def check_team_member(role: TeamRole, staff_id: str | None, name: str | None) -> None:
+    """School roles are held by staff; experts and parents who are not staff are named."""
+    if role in STAFF_TEAM_ROLES and not staff_id:
+        raise RuleBroken("staff_id", f"a {role} member must be school staff")
+    if staff_id is None and not name:
+        raise RuleBroken("name", "a member who is not staff needs a name")
+
+
+def check_team_staff(staff_path: str | None, team_path: str) -> None:
+    """A staff member of a team is active (`staff_path` None otherwise) and works inside the team's org unit."""
+    if staff_path is None:
+        raise RuleBroken("staff_id", "unknown or departed staff member")
+    if not scope.within(staff_path, team_path):
+        raise RuleBroken("staff_id", "the staff member works outside the team's org unit")
+
+
+def check_lecturer(staff_id: str | None, name: str | None) -> None:
+    """A lecturer who is not staff is named."""
+    if staff_id is None and not name:
+        raise RuleBroken("name", "a lecturer who is not staff needs a name")
 
 
 def check_member_eligible(committee_path: str, guardian_student_paths: Iterable[str]) -> None:

@@ -16,27 +16,7 @@ STUDENT_COLS = (
 STAFF_COLS = "staff_id, name, gender, phone, org_unit_id, org_path, roles, class_ids, head_class_id, active"
 
 
-async def org_unit(conn: Conn, org_unit_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow("SELECT * FROM org_units WHERE org_unit_id = $1", org_unit_id)
-    return dict(row) if row else None
-
-
-async def list_org_units(
-    conn: Conn, under: str, level: str | None, after: str | None, limit: int
-) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT org_unit_id, parent_id, level, org_path, name, school_type FROM org_units "
-        f"WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR level = $3) "
-        "AND ($4::text IS NULL OR org_unit_id > $4) ORDER BY org_unit_id LIMIT $5",
-        *scope.args(under),
-        level,
-        after,
-        limit,
-    )
-    return [dict(r) for r in rows]
-
-
-async def staff(conn: Conn, staff_id: str) -> dict[str, Any] | None:
+async def get_staff(conn: Conn, staff_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {STAFF_COLS} FROM staff WHERE staff_id = $1", staff_id)
     return dict(row) if row else None
 
@@ -57,7 +37,7 @@ async def list_staff(
     return [dict(r) for r in rows]
 
 
-async def teacher_classes(conn: Conn, staff_id: str | None) -> frozenset[str]:
+async def get_teacher_classes(conn: Conn, staff_id: str | None) -> frozenset[str]:
     """Classes an active staff member teaches or heads."""
     if not staff_id:
         return frozenset()
@@ -67,12 +47,12 @@ async def teacher_classes(conn: Conn, staff_id: str | None) -> frozenset[str]:
     return frozenset([*row["class_ids"], *([row["head_class_id"]] if row["head_class_id"] else [])])
 
 
-async def student(conn: Conn, student_id: str) -> dict[str, Any] | None:
+async def get_student(conn: Conn, student_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {STUDENT_COLS} FROM students WHERE student_id = $1", student_id)
     return dict(row) if row else None
 
 
-async def student_by_no(conn: Conn, student_no: str) -> dict[str, Any] | None:
+async def get_student_by_no(conn: Conn, student_no: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(f"SELECT {STUDENT_COLS} FROM students WHERE student_no = $1", student_no)
     return dict(row) if row else None
 
@@ -94,7 +74,7 @@ async def list_students(
     return [dict(r) for r in rows]
 
 
-async def family(conn: Conn, family_id: str) -> dict[str, Any] | None:
+async def get_family(conn: Conn, family_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT family_id, family_no, parents_work_away, living_arrangement, address FROM families "
         "WHERE family_id = $1",
@@ -121,7 +101,7 @@ async def family(conn: Conn, family_id: str) -> dict[str, Any] | None:
     return out
 
 
-async def guardian(conn: Conn, guardian_id: str) -> dict[str, Any] | None:
+async def get_guardian(conn: Conn, guardian_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT g.guardian_id, g.guardian_no, g.family_id, f.family_no, g.name, g.relation, g.phone, g.is_primary, "
         "g.works_away FROM guardians g JOIN families f USING (family_id) WHERE guardian_id = $1",
@@ -130,7 +110,7 @@ async def guardian(conn: Conn, guardian_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def guardian_student_paths(conn: Conn, guardian_id: str) -> list[str]:
+async def list_guardian_student_paths(conn: Conn, guardian_id: str) -> list[str]:
     """Org paths of the active students in the guardian's family."""
     rows = await conn.fetch(
         "SELECT s.org_path FROM guardians g JOIN students s USING (family_id) WHERE g.guardian_id = $1 AND s.active",
@@ -139,7 +119,7 @@ async def guardian_student_paths(conn: Conn, guardian_id: str) -> list[str]:
     return [r["org_path"] for r in rows]
 
 
-async def deactivate_student(conn: asyncpg.Connection, student_id: str) -> str | None:
+async def update_student_left(conn: asyncpg.Connection, student_id: str) -> str | None:
     """Mark a student as left; their family's facts are republished. The family id, or None if not active."""
     family_id: str | None = await conn.fetchval(
         "UPDATE students SET active = false, updated_at = now() WHERE student_id = $1 AND active RETURNING family_id",
@@ -150,14 +130,10 @@ async def deactivate_student(conn: asyncpg.Connection, student_id: str) -> str |
     return family_id
 
 
-async def deactivate_staff(conn: asyncpg.Connection, staff_id: str) -> bool:
+async def update_staff_left(conn: asyncpg.Connection, staff_id: str) -> bool:
     return bool(
         await conn.fetchval(
             "UPDATE staff SET active = false, updated_at = now() WHERE staff_id = $1 AND active RETURNING true",
             staff_id,
         )
     )
-
-
-async def touch_family(conn: asyncpg.Connection, family_id: str) -> None:
-    await conn.execute("INSERT INTO touched_families VALUES ($1)", family_id)

@@ -1,0 +1,30 @@
+"""What every store module shares: the connection type and the subtree page of a table keyed by one id."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from shared import scope
+
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+
+def as_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    """A row as a dict (None stays None)."""
+    return dict(row) if row else None
+
+
+async def list_in_subtree(
+    conn: Conn, table: str, id_col: str, path: str, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Rows of `table` whose org_path lies under `path`, by `id_col`, after the id `after`."""
+    rows = await conn.fetch(
+        f"SELECT * FROM {table} WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR {id_col} > $3) "
+        f"ORDER BY {id_col} LIMIT $4",
+        *scope.args(path),
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]

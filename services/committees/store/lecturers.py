@@ -1,0 +1,47 @@
+"""SQL of the lecturer group and its publicity lectures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.store.common import Conn, as_dict, list_in_subtree
+
+
+async def insert_lecturer(conn: asyncpg.Connection, lec: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO lecturers (lecturer_id, org_unit_id, org_path, staff_id, name) VALUES ($1, $2, $3, $4, $5)",
+        lec["lecturer_id"],
+        lec["org_unit_id"],
+        lec["org_path"],
+        lec["staff_id"],
+        lec["name"],
+    )
+
+
+async def get_lecturer(conn: Conn, lecturer_id: str) -> dict[str, Any] | None:
+    return as_dict(await conn.fetchrow("SELECT * FROM lecturers WHERE lecturer_id = $1", lecturer_id))
+
+
+async def list_lecturers(conn: Conn, path: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    return await list_in_subtree(conn, "lecturers", "lecturer_id", path, after, limit)
+
+
+async def insert_lecture(conn: asyncpg.Connection, lec: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO lectures (lecture_id, lecturer_id, org_path, topic, title, given_on, audience_org_paths, "
+        "headcount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        lec["lecture_id"],
+        lec["lecturer_id"],
+        lec["org_path"],
+        lec["topic"],
+        lec["title"],
+        lec["given_on"],
+        lec["audience_org_paths"],
+        lec["headcount"],
+    )
+
+
+async def list_lectures(conn: Conn, path: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    return await list_in_subtree(conn, "lectures", "lecture_id", path, after, limit)

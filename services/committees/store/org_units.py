@@ -1,0 +1,40 @@
+"""SQL of the org tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.committees.store.common import Conn, as_dict
+from shared import scope
+
+
+async def get_org_unit(conn: Conn, org_unit_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """One org unit; `lock` holds its row until the transaction ends (writes that depend on the unit)."""
+    lock_sql = " FOR UPDATE" if lock else ""
+    return as_dict(await conn.fetchrow(f"SELECT * FROM org_units WHERE org_unit_id = $1{lock_sql}", org_unit_id))
+
+
+async def list_org_units(
+    conn: Conn, under: str, level: str | None, after: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT org_unit_id, parent_id, level, org_path, name, school_type FROM org_units "
+        f"WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR level = $3) "
+        "AND ($4::text IS NULL OR org_unit_id > $4) ORDER BY org_unit_id LIMIT $5",
+        *scope.args(under),
+        level,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_org_unit_paths(conn: Conn, ids: list[str]) -> dict[str, str]:
+    """The org paths of those of `ids` that exist."""
+    rows = await conn.fetch("SELECT org_unit_id, org_path FROM org_units WHERE org_unit_id = ANY($1::text[])", ids)
+    return {r["org_unit_id"]: r["org_path"] for r in rows}
+
+
+async def list_root_paths(conn: Conn) -> list[str]:
+    """The org paths of the tree's roots (the city)."""
+    return [r["org_path"] for r in await conn.fetch("SELECT org_path FROM org_units WHERE parent_id IS NULL")]

@@ -1,0 +1,68 @@
+"""SQL of instructor teams and their members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.store.common import Conn, as_dict, list_in_subtree
+
+
+async def insert_team(conn: asyncpg.Connection, t: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO instructor_teams (team_id, org_unit_id, org_path, name) VALUES ($1, $2, $3, $4)",
+        t["team_id"],
+        t["org_unit_id"],
+        t["org_path"],
+        t["name"],
+    )
+
+
+async def get_team(conn: Conn, team_id: str) -> dict[str, Any] | None:
+    """A team with its active members."""
+    row = as_dict(await conn.fetchrow("SELECT * FROM instructor_teams WHERE team_id = $1", team_id))
+    if row is not None:
+        row["members"] = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT member_id, staff_id, name, role, is_lead FROM team_members WHERE team_id = $1 AND active "
+                "ORDER BY member_id",
+                team_id,
+            )
+        ]
+    return row
+
+
+async def list_teams(conn: Conn, path: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    return await list_in_subtree(conn, "instructor_teams", "team_id", path, after, limit)
+
+
+async def insert_team_member(conn: asyncpg.Connection, m: dict[str, Any]) -> str | None:
+    """Add a member; None, or the unique index it would break (`team_one_lead`, `team_staff_once`)."""
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                "INSERT INTO team_members (member_id, team_id, staff_id, name, role, is_lead) "
+                "VALUES ($1, $2, $3, $4, $5, $6)",
+                m["member_id"],
+                m["team_id"],
+                m["staff_id"],
+                m["name"],
+                m["role"],
+                m["is_lead"],
+            )
+    except asyncpg.UniqueViolationError as exc:
+        return exc.constraint_name or "unique"
+    return None
+
+
+async def update_team_member_removed(conn: asyncpg.Connection, team_id: str, member_id: str) -> bool:
+    """End an active membership; False when there was none."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE team_members SET active = false WHERE team_id = $1 AND member_id = $2 AND active RETURNING true",
+            team_id,
+            member_id,
+        )
+    )

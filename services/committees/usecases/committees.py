@@ -1,0 +1,152 @@
+"""Parent committees: form, dissolve, members join and leave; reads (members' names are audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.rules import (
+    RuleBroken,
+    check_active,
+    check_dissolve,
+    check_member_eligible,
+    check_one_active_committee,
+    check_term,
+    committee_level,
+)
+from services.committees.schemas import CommitteeIn, DissolveIn, MemberIn
+from services.committees.store import committees as store
+from services.committees.store import directory
+from services.committees.store.common import Conn
+from services.committees.usecases.common import decided, get_unit, list_path, new_id, page, require_read, require_write
+from shared import audit
+from shared.auth import ADMINS, Principal
+from shared.contracts import committees as ev
+from shared.events import occurred_at
+from shared.outbox import add_event, add_events
+from shared.problems import conflict, invalid, not_found
+
+
+async def _get(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str, Any]:
+    c = await store.get_committee(conn, committee_id, lock=lock)
+    if c is None:
+        raise not_found("committee")
+    return c
+
+
+async def form(conn: asyncpg.Connection, principal: Principal, body: CommitteeIn) -> dict[str, Any]:
+    """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
+    unit = await get_unit(conn, body.org_unit_id, lock=True)
+    require_write(principal, unit["org_path"])
+    with decided():
+        level = committee_level(unit["level"])
+    try:
+        check_one_active_committee(await store.list_active_committee_ids(conn, body.org_unit_id))
+    except RuleBroken as exc:  # a second active committee is a conflict with the current state
+        raise conflict(exc.reason) from None
+    c = {
+        "committee_id": new_id(),
+        "org_unit_id": body.org_unit_id,
+        "org_path": unit["org_path"],
+        "level": level.value,
+        "formed_on": body.formed_on,
+    }
+    await store.insert_committee(conn, c)
+    await add_event(conn, ev.CommitteeFormed(**c, occurred_at=occurred_at()))
+    return {**c, "dissolved_on": None, "members": []}
+
+
+async def list_committees(
+    conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    """Committees in a subtree (active and dissolved)."""
+    path = await list_path(conn, principal, under)
+    return page(await store.list_committees(conn, path, after, limit + 1), limit, "committee_id")
+
+
+async def get(pool: asyncpg.Pool, principal: Principal, committee_id: str) -> dict[str, Any]:
+    """A committee and its active members (members' names only for admins in scope); the read is audited."""
+    async with pool.acquire() as conn, conn.transaction():
+        c = await _get(conn, committee_id)
+        require_read(principal, c["org_path"])
+        c["members"] = await store.list_members(conn, committee_id, with_names=principal.has(*ADMINS))
+        await audit.record(
+            conn,
+            principal,
+            resource_type="committee",
+            resource_id=committee_id,
+            org_path=c["org_path"],
+            subject_ids=[m["guardian_id"] for m in c["members"]],
+        )
+    return c
+
+
+async def dissolve(
+    conn: asyncpg.Connection, principal: Principal, committee_id: str, body: DissolveIn
+) -> dict[str, Any]:
+    """Dissolve a committee; its active members leave."""
+    c = await _get(conn, committee_id, lock=True)
+    require_write(principal, c["org_path"])
+    with decided():
+        check_dissolve(c["formed_on"], c["dissolved_on"], body.dissolved_on)
+    left = await store.update_committee_dissolved(conn, committee_id, body.dissolved_on)
+    now = occurred_at()
+    path = c["org_path"]
+    await add_events(
+        conn,
+        [
+            *(
+                ev.CommitteeMemberLeft(committee_id=committee_id, guardian_id=g, org_path=path, occurred_at=now)
+                for g in left
+            ),
+            ev.CommitteeDissolved(
+                committee_id=committee_id,
+                org_unit_id=c["org_unit_id"],
+                org_path=path,
+                dissolved_on=body.dissolved_on,
+                occurred_at=now,
+            ),
+        ],
+    )
+    return {**c, "dissolved_on": body.dissolved_on, "members_left": left}
+
+
+async def add_member(
+    conn: asyncpg.Connection, principal: Principal, committee_id: str, body: MemberIn
+) -> dict[str, Any]:
+    """A guardian of a student inside the committee's unit joins it."""
+    c = await _get(conn, committee_id, lock=True)
+    require_write(principal, c["org_path"])
+    with decided():
+        check_active(c["dissolved_on"])
+    if await directory.get_guardian(conn, body.guardian_id) is None:
+        raise invalid("/guardian_id", "unknown guardian")
+    with decided():
+        check_term(body.term_start, body.term_end)
+        check_member_eligible(c["org_path"], await directory.list_guardian_student_paths(conn, body.guardian_id))
+    m = body.model_dump()
+    if not await store.upsert_member(conn, committee_id, m):
+        raise conflict("the guardian is already a member")
+    await add_event(
+        conn,
+        ev.CommitteeMemberJoined(committee_id=committee_id, org_path=c["org_path"], **m, occurred_at=occurred_at()),
+    )
+    return {"committee_id": committee_id, **m}
+
+
+async def remove_member(
+    conn: asyncpg.Connection, principal: Principal, committee_id: str, guardian_id: str
+) -> dict[str, Any]:
+    """A member leaves the committee."""
+    c = await _get(conn, committee_id)
+    require_write(principal, c["org_path"])
+    if not await store.update_member_left(conn, committee_id, guardian_id):
+        raise not_found("active member")
+    await add_event(
+        conn,
+        ev.CommitteeMemberLeft(
+            committee_id=committee_id, guardian_id=guardian_id, org_path=c["org_path"], occurred_at=occurred_at()
+        ),
+    )
+    return {"committee_id": committee_id, "guardian_id": guardian_id, "active": False}

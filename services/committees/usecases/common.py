@@ -1,0 +1,74 @@
+"""What the use cases share: ids, write scope, the domain's refusals as problems, org-unit lookups."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from services.committees.domain.rules import TEACHERS, Conflict, RuleBroken, can_write, encode_cursor
+from services.committees.store import org_units
+from services.committees.store.common import Conn
+from shared import scope
+from shared.auth import ADMINS, Principal, Role
+from shared.problems import Problem, conflict, field_error, not_found
+
+READERS = (*ADMINS, *TEACHERS, Role.AUDITOR)
+
+
+def new_id() -> str:
+    """The id of a new record (uuid4, like every service; records made before this kept their `cm-…` ids)."""
+    return str(uuid.uuid4())
+
+
+def require_write(principal: Principal, *org_paths: str) -> None:
+    """403 unless the caller may change things at EVERY one of `org_paths` (each org unit a write touches)."""
+    scope.require(principal, *org_paths)
+    if not all(can_write(principal, p) for p in org_paths):
+        raise scope.forbidden("requires an admin role covering every org unit this write touches")
+
+
+def require_read(principal: Principal, org_path: str) -> None:
+    """Cooperation records are not personal: readers see those inside their subtree."""
+    principal.require(*READERS)
+    scope.require(principal, org_path)
+
+
+def rule_problem(exc: RuleBroken) -> Problem:
+    """422 for a broken domain rule, pointing at the field."""
+    return Problem(422, "Rule broken", exc.reason, errors=[field_error("/" + exc.field, exc.reason)])
+
+
+@contextmanager
+def decided() -> Iterator[None]:
+    """The domain's refusals as problems: a broken rule is 422 naming the field, a refused state change 409."""
+    try:
+        yield
+    except RuleBroken as exc:
+        raise rule_problem(exc) from None
+    except Conflict as exc:
+        raise conflict(exc.reason) from None
+
+
+async def get_unit(conn: Conn, org_unit_id: str, *, lock: bool = False) -> dict[str, Any]:
+    """An org unit (404 when unknown)."""
+    unit = await org_units.get_org_unit(conn, org_unit_id, lock=lock)
+    if unit is None:
+        raise not_found("org unit")
+    return unit
+
+
+async def list_path(conn: Conn, principal: Principal, under: str | None) -> str:
+    """The subtree a cooperation list covers: `under` (an org unit id) or the caller's own; 403 outside it."""
+    principal.require(*READERS)
+    path = principal.org_path if under is None else (await get_unit(conn, under))["org_path"]
+    scope.require(principal, path)
+    return path
+
+
+def page(items: list[dict[str, Any]], limit: int, id_field: str) -> dict[str, Any]:
+    """A page of `items` (fetched with limit + 1) and the cursor of the next one."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "next_cursor": encode_cursor(str(items[-1][id_field])) if more and items else None}

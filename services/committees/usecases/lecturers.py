@@ -1,0 +1,117 @@
+"""The lecturer group and its publicity lectures (`lecture.given`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.rules import check_lecturer
+from services.committees.schemas import LectureIn, LecturerIn
+from services.committees.store import directory, org_units
+from services.committees.store import lecturers as store
+from services.committees.store.common import Conn
+from services.committees.usecases.common import decided, get_unit, list_path, new_id, page, require_write
+from shared import audit
+from shared.auth import Principal
+from shared.contracts import committees as ev
+from shared.events import occurred_at
+from shared.outbox import add_event
+from shared.problems import Problem, invalid
+
+
+async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecturer: dict[str, Any]) -> None:
+    """The answer to an added lecturer carries a name: audited, when first given and when replayed."""
+    await audit.record(
+        conn,
+        principal,
+        action="write",
+        resource_type="lecturer",
+        resource_id=lecturer["lecturer_id"],
+        org_path=lecturer["org_path"],
+        subject_ids=[lecturer["staff_id"] or lecturer["lecturer_id"]],
+    )
+
+
+async def add_lecturer(conn: asyncpg.Connection, principal: Principal, body: LecturerIn) -> dict[str, Any]:
+    """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
+    unit = await get_unit(conn, body.org_unit_id)
+    require_write(principal, unit["org_path"])
+    with decided():
+        check_lecturer(body.staff_id, body.name)
+    if body.staff_id and await directory.get_staff(conn, body.staff_id) is None:
+        raise invalid("/staff_id", "unknown staff member")
+    lec = {"lecturer_id": new_id(), "org_path": unit["org_path"], **body.model_dump()}
+    await store.insert_lecturer(conn, lec)
+    await audit_lecturer(conn, principal, lec)
+    return lec
+
+
+async def list_lecturers(
+    pool: asyncpg.Pool, principal: Principal, under: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    """The lecturer group in a subtree (names of outside lecturers); the read is audited."""
+    async with pool.acquire() as conn, conn.transaction():
+        path = await list_path(conn, principal, under)
+        out = page(await store.list_lecturers(conn, path, after, limit + 1), limit, "lecturer_id")
+        await audit.record(
+            conn,
+            principal,
+            action="list",
+            resource_type="lecturer",
+            org_path=path,
+            subject_ids=[x["staff_id"] or x["lecturer_id"] for x in out["items"]],
+            subject_paths={x["staff_id"] or x["lecturer_id"]: x["org_path"] for x in out["items"]},
+        )
+    return out
+
+
+async def record_lecture(conn: asyncpg.Connection, principal: Principal, body: LectureIn) -> dict[str, Any]:
+    """Record a publicity lecture given to audience org units (`lecture.given`)."""
+    lecturer = await store.get_lecturer(conn, body.lecturer_id)
+    if lecturer is None:
+        raise invalid("/lecturer_id", "unknown lecturer")
+    require_write(principal, lecturer["org_path"])
+    paths = await org_units.list_org_unit_paths(conn, body.audience_org_unit_ids)
+    missing = [i for i, u in enumerate(body.audience_org_unit_ids) if u not in paths]
+    if missing:
+        raise Problem(
+            422,
+            "Invalid request",
+            "unknown audience org units",
+            errors=[{"pointer": f"/audience_org_unit_ids/{i}", "detail": "unknown org unit"} for i in missing],
+        )
+    audience = sorted({paths[u] for u in body.audience_org_unit_ids})
+    lec = {
+        "lecture_id": new_id(),
+        "lecturer_id": body.lecturer_id,
+        "org_path": lecturer["org_path"],
+        "topic": body.topic.value,
+        "title": body.title,
+        "given_on": body.given_on,
+        "audience_org_paths": audience,
+        "headcount": body.headcount,
+    }
+    await store.insert_lecture(conn, lec)
+    await add_event(
+        conn,
+        ev.LectureGiven(
+            lecture_id=lec["lecture_id"],
+            lecturer_id=body.lecturer_id,
+            org_path=lecturer["org_path"],
+            topic=body.topic,
+            given_on=body.given_on,
+            audience_org_paths=audience,
+            headcount=body.headcount,
+            occurred_at=occurred_at(),
+        ),
+    )
+    return lec
+
+
+async def list_lectures(
+    conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    """Lectures given by lecturers in a subtree."""
+    path = await list_path(conn, principal, under)
+    return page(await store.list_lectures(conn, path, after, limit + 1), limit, "lecture_id")

@@ -1,0 +1,201 @@
+"""Parent schools: establish, schedule sessions, enrol guardians, record attendance and that a session was held."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.rules import attendance_rate, check_parent_school_unit
+from services.committees.schemas import AttendanceIn, EnrolIn, ParentSchoolIn, SessionIn
+from services.committees.store import directory
+from services.committees.store import parent_schools as store
+from services.committees.store.common import Conn
+from services.committees.usecases.common import (
+    READERS,
+    decided,
+    get_unit,
+    list_path,
+    new_id,
+    page,
+    require_read,
+    require_write,
+)
+from shared import scope
+from shared.auth import Principal
+from shared.contracts import committees as ev
+from shared.events import occurred_at
+from shared.outbox import add_event, add_events
+from shared.problems import Problem, conflict, not_found
+
+
+async def _get(conn: Conn, parent_school_id: str) -> dict[str, Any]:
+    p = await store.get_parent_school(conn, parent_school_id)
+    if p is None:
+        raise not_found("parent school")
+    return p
+
+
+async def _session(conn: Conn, parent_school_id: str, session_id: str) -> dict[str, Any]:
+    s = await store.get_session(conn, parent_school_id, session_id)
+    if s is None:
+        raise not_found("session")
+    return s
+
+
+async def _writable_session(
+    conn: Conn, principal: Principal, parent_school_id: str, session_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The parent school (write scope checked) and its session."""
+    p = await _get(conn, parent_school_id)
+    require_write(principal, p["org_path"])
+    return p, await _session(conn, parent_school_id, session_id)
+
+
+def _session_view(s: dict[str, Any]) -> dict[str, Any]:
+    return {**s, "attendance_rate": attendance_rate(s["attended"], s["expected"])}
+
+
+async def _require_eligible(conn: Conn, p: dict[str, Any], guardian_ids: list[str], pointer: str) -> None:
+    """Every guardian must have a student inside the parent school's unit."""
+    ok = await store.list_guardians_with_student_in(conn, guardian_ids, p["org_path"])
+    bad = [i for i, g in enumerate(guardian_ids) if g not in ok]
+    if bad:
+        raise Problem(
+            422,
+            "Rule broken",
+            "guardians must have a student inside the parent school's org unit",
+            errors=[{"pointer": pointer.format(i), "detail": "no student inside the unit"} for i in bad[:50]],
+        )
+
+
+async def establish(conn: asyncpg.Connection, principal: Principal, body: ParentSchoolIn) -> dict[str, Any]:
+    """Establish a county-level, school-level or online parent school."""
+    unit = await get_unit(conn, body.org_unit_id)
+    require_write(principal, unit["org_path"])
+    with decided():
+        check_parent_school_unit(body.kind, unit["level"])
+    p = {"parent_school_id": new_id(), "org_path": unit["org_path"], **body.model_dump(mode="json")}
+    await store.insert_parent_school(conn, p)
+    await add_event(
+        conn,
+        ev.ParentSchoolEstablished(
+            parent_school_id=p["parent_school_id"], org_path=p["org_path"], kind=body.kind, occurred_at=occurred_at()
+        ),
+    )
+    return p
+
+
+async def list_parent_schools(
+    conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    """Parent schools in a subtree."""
+    path = await list_path(conn, principal, under)
+    return page(await store.list_parent_schools(conn, path, after, limit + 1), limit, "parent_school_id")
+
+
+async def get(conn: Conn, principal: Principal, parent_school_id: str) -> dict[str, Any]:
+    """A parent school and its sessions."""
+    p = await _get(conn, parent_school_id)
+    require_read(principal, p["org_path"])
+    p["sessions"] = await store.list_sessions(conn, parent_school_id)
+    return p
+
+
+async def schedule_session(
+    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, body: SessionIn
+) -> dict[str, Any]:
+    """Schedule a session (topic, date, mode, speaker)."""
+    p = await _get(conn, parent_school_id)
+    require_write(principal, p["org_path"])
+    s = {"session_id": new_id(), "parent_school_id": parent_school_id, **body.model_dump()}
+    await store.insert_session(conn, s)
+    await add_event(
+        conn,
+        ev.SessionScheduled(
+            parent_school_id=parent_school_id,
+            session_id=s["session_id"],
+            org_path=p["org_path"],
+            topic=body.topic,
+            held_on=body.held_on,
+            mode=body.mode,
+            occurred_at=occurred_at(),
+        ),
+    )
+    return {**s, "status": "scheduled"}
+
+
+async def get_session(conn: Conn, principal: Principal, parent_school_id: str, session_id: str) -> dict[str, Any]:
+    """A session with enrolment, attendance and its attendance rate."""
+    p = await _get(conn, parent_school_id)
+    require_read(principal, p["org_path"])
+    return _session_view(await _session(conn, parent_school_id, session_id))
+
+
+async def enrol(
+    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, session_id: str, body: EnrolIn
+) -> dict[str, Any]:
+    """Enrol guardians in a session (the expected attendance)."""
+    p, _ = await _writable_session(conn, principal, parent_school_id, session_id)
+    await _require_eligible(conn, p, body.guardian_ids, "/guardian_ids/{}")
+    added = await store.insert_enrolments(conn, session_id, sorted(set(body.guardian_ids)))
+    return {"session_id": session_id, "added": added}
+
+
+async def mark_held(
+    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, session_id: str
+) -> dict[str, Any]:
+    """Record that a scheduled session took place."""
+    p, s = await _writable_session(conn, principal, parent_school_id, session_id)
+    if not await store.update_session_held(conn, session_id):
+        raise conflict("the session was already recorded as held")
+    await add_event(
+        conn,
+        ev.SessionHeld(
+            parent_school_id=parent_school_id,
+            session_id=session_id,
+            org_path=p["org_path"],
+            held_on=s["held_on"],
+            enrolled=s["enrolled"],
+            occurred_at=occurred_at(),
+        ),
+    )
+    return _session_view({**s, "status": "held"})
+
+
+async def record_attendance(
+    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, session_id: str, body: AttendanceIn
+) -> dict[str, Any]:
+    """Record attendance per guardian (the latest record counts; unchanged records publish nothing)."""
+    p, _ = await _writable_session(conn, principal, parent_school_id, session_id)
+    latest = {r.guardian_id: r.attended for r in body.records}
+    await _require_eligible(conn, p, [r.guardian_id for r in body.records], "/records/{}/guardian_id")
+    changed = await store.upsert_attendance(conn, session_id, sorted(latest.items()))
+    now = occurred_at()
+    await add_events(
+        conn,
+        [
+            ev.AttendanceRecorded(
+                parent_school_id=parent_school_id,
+                session_id=session_id,
+                guardian_id=g,
+                org_path=p["org_path"],
+                attended=latest[g],
+                occurred_at=now,
+            )
+            for g in sorted(changed)
+        ],
+    )
+    return {**_session_view(await _session(conn, parent_school_id, session_id)), "changed": len(changed)}
+
+
+async def guardian_attendance(conn: Conn, principal: Principal, guardian_id: str) -> dict[str, Any]:
+    """A guardian's attendance rate over the held sessions they were expected at."""
+    principal.require(*READERS)
+    paths = await directory.list_guardian_student_paths(conn, guardian_id)
+    if not paths and await directory.get_guardian(conn, guardian_id) is None:
+        raise not_found("guardian")
+    if not any(scope.covers(principal, p) for p in paths):
+        raise scope.forbidden()
+    n = await store.get_guardian_attendance(conn, guardian_id)
+    return {"guardian_id": guardian_id, **n, "attendance_rate": attendance_rate(n["attended"], n["expected"])}

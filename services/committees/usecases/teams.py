@@ -1,0 +1,129 @@
+"""Instructor teams: form, members join (staff by id, experts and parents by name) and leave; audited reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.rules import check_team_member, check_team_staff, check_team_unit
+from services.committees.schemas import TeamIn, TeamMemberIn
+from services.committees.store import directory
+from services.committees.store import teams as store
+from services.committees.store.common import Conn
+from services.committees.usecases.common import decided, get_unit, list_path, new_id, page, require_read, require_write
+from shared import audit
+from shared.auth import Principal
+from shared.contracts import committees as ev
+from shared.events import occurred_at
+from shared.outbox import add_event
+from shared.problems import conflict, not_found
+
+CONFLICTS = {"team_one_lead": "the team already has a lead"}
+
+
+async def _get(conn: Conn, team_id: str) -> dict[str, Any]:
+    t = await store.get_team(conn, team_id)
+    if t is None:
+        raise not_found("instructor team")
+    return t
+
+
+async def form(conn: asyncpg.Connection, principal: Principal, body: TeamIn) -> dict[str, Any]:
+    """Form an instructor team for a school or county."""
+    unit = await get_unit(conn, body.org_unit_id)
+    require_write(principal, unit["org_path"])
+    with decided():
+        check_team_unit(unit["level"])
+    t = {"team_id": new_id(), "org_unit_id": body.org_unit_id, "org_path": unit["org_path"], "name": body.name}
+    await store.insert_team(conn, t)
+    await add_event(
+        conn, ev.InstructorTeamFormed(team_id=t["team_id"], org_path=t["org_path"], occurred_at=occurred_at())
+    )
+    return t
+
+
+async def list_teams(
+    conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    """Instructor teams in a subtree."""
+    path = await list_path(conn, principal, under)
+    return page(await store.list_teams(conn, path, after, limit + 1), limit, "team_id")
+
+
+async def get(pool: asyncpg.Pool, principal: Principal, team_id: str) -> dict[str, Any]:
+    """A team with its active members (names of members who are not staff); the read is audited."""
+    async with pool.acquire() as conn, conn.transaction():
+        t = await _get(conn, team_id)
+        require_read(principal, t["org_path"])
+        await audit.record(
+            conn,
+            principal,
+            resource_type="instructor_team",
+            resource_id=team_id,
+            org_path=t["org_path"],
+            subject_ids=[m["staff_id"] or m["member_id"] for m in t["members"]],
+        )
+    return t
+
+
+async def audit_member(
+    conn: asyncpg.Connection, principal: Principal, member: dict[str, Any], org_path: str | None = None
+) -> None:
+    """The answer to an added member carries a name: audited, when first given and when replayed."""
+    await audit.record(
+        conn,
+        principal,
+        action="write",
+        resource_type="instructor_team",
+        resource_id=member["team_id"],
+        org_path=org_path or (await _get(conn, member["team_id"]))["org_path"],
+        subject_ids=[member["staff_id"] or member["member_id"]],
+    )
+
+
+async def add_member(
+    conn: asyncpg.Connection, principal: Principal, team_id: str, body: TeamMemberIn
+) -> dict[str, Any]:
+    """Add a member: school staff by staff_id (inside the team's unit), experts and parents by name."""
+    t = await _get(conn, team_id)
+    require_write(principal, t["org_path"])
+    with decided():
+        check_team_member(body.role, body.staff_id, body.name)
+    if body.staff_id:
+        s = await directory.get_staff(conn, body.staff_id)
+        with decided():
+            check_team_staff(s["org_path"] if s and s["active"] else None, t["org_path"])
+    m = {"member_id": new_id(), "team_id": team_id, **body.model_dump(mode="json")}
+    broken = await store.insert_team_member(conn, m)
+    if broken:
+        raise conflict(CONFLICTS.get(broken, "the staff member is already in the team"))
+    await add_event(
+        conn,
+        ev.InstructorTeamMemberAdded(
+            team_id=team_id,
+            member_id=m["member_id"],
+            staff_id=body.staff_id,
+            org_path=t["org_path"],
+            role=body.role,
+            is_lead=body.is_lead,
+            occurred_at=occurred_at(),
+        ),
+    )
+    await audit_member(conn, principal, m, t["org_path"])
+    return m
+
+
+async def remove_member(conn: asyncpg.Connection, principal: Principal, team_id: str, member_id: str) -> dict[str, Any]:
+    """Remove a member from a team."""
+    t = await _get(conn, team_id)
+    require_write(principal, t["org_path"])
+    if not await store.update_team_member_removed(conn, team_id, member_id):
+        raise not_found("active team member")
+    await add_event(
+        conn,
+        ev.InstructorTeamMemberRemoved(
+            team_id=team_id, member_id=member_id, org_path=t["org_path"], occurred_at=occurred_at()
+        ),
+    )
+    return {"team_id": team_id, "member_id": member_id, "active": False}
