@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import context, db, edges, kafka, outbox, problems
 from shared.auth import Verifier
+from shared.clock import Clock, SystemClock
 from shared.inbox import Batch, Handler, InboxConsumer
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.relay import Relay
@@ -41,6 +42,7 @@ class ServiceSpec:
     title: str = ""
     description: str = ""
     version: str = "1.0.0"
+    clock: Clock = field(default_factory=SystemClock)  # the one clock of the service (tests inject a ManualClock)
 
 
 @dataclass
@@ -57,6 +59,10 @@ class Runtime:
     def settings(self) -> ServiceSettings:
         return self.spec.settings
 
+    @property
+    def clock(self) -> Clock:
+        return self.spec.clock
+
 
 async def get_runtime(request: Request) -> Runtime:
     """FastAPI dependency: the service runtime."""
@@ -71,6 +77,15 @@ async def get_pool(request: Request) -> asyncpg.Pool:
 
 
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
+
+
+async def get_clock(request: Request) -> Clock:
+    """FastAPI dependency: the service's clock (`ServiceSpec.clock`)."""
+    clock: Clock = request.app.state.runtime.spec.clock
+    return clock
+
+
+CurrentClock = Annotated[Clock, Depends(get_clock)]
 
 
 async def start_runtime(spec: ServiceSpec) -> Runtime:

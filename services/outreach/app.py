@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from services.outreach import api, handlers, scheduler
-from services.outreach.clock import Clock, SystemClock
 from services.outreach.settings import OutreachSettings
 from shared import audit
+from shared.clock import Clock, SystemClock
 from shared.contracts.outreach import CASE, GROUP, REFERRAL_TOPICS
 from shared.web import Background, ServiceSpec, create_app
 
@@ -24,7 +24,7 @@ def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> Servic
     clock = clock or SystemClock()
     background: list[Background] = [audit.purge_loop]
     if settings.scheduler_enabled:
-        background.append(scheduler.make_task(clock))
+        background.append(scheduler.run)
     return ServiceSpec(
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
@@ -34,6 +34,7 @@ def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> Servic
         background=background,
         title="outreach service",
         description=DESCRIPTION,
+        clock=clock,
     )
 
 

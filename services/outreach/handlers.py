@@ -8,10 +8,10 @@ from datetime import datetime
 import asyncpg
 from pydantic import BaseModel
 
-from services.outreach.clock import Clock
 from services.outreach.reaction import FINDING_TYPE, Reaction
 from services.outreach.settings import Rules
 from services.outreach.store import directory, groups
+from shared.clock import Clock
 from shared.contracts import committees as dir_ev
 from shared.contracts.outreach import GroupMembershipRegistered, GroupSource, SpecialGroup
 from shared.contracts.visits import FindingRecorded

@@ -19,11 +19,11 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.outreach import domain
-from services.outreach.clock import Clock
 from services.outreach.domain import CaseState, StaffMember
 from services.outreach.settings import Rules
 from services.outreach.store import directory
 from services.outreach.store import reaction as sql
+from shared.clock import Clock
 from shared.contracts.common import Category, Department, Severity, StaffRole
 from shared.contracts.outreach import (
     CarerAssignment,

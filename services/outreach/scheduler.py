@@ -15,14 +15,14 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.outreach import domain
-from services.outreach.clock import Clock
 from services.outreach.settings import OutreachSettings
 from services.outreach.store import cases, directory, referrals
+from shared.clock import Clock
 from shared.contracts.common import Category, Severity, StaffRole
 from shared.contracts.outreach import CarerAssignment, CaseAssigned, CaseEscalated, ReferralEscalated
 from shared.db import DB_UNAVAILABLE, lock_key
 from shared.outbox import add_events
-from shared.web import Background, Runtime
+from shared.web import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -146,23 +146,19 @@ async def assign_waiting(
     return done
 
 
-def make_task(clock: Clock) -> Background:
-    """The background task for ServiceSpec: tick every interval (sooner while there is a backlog)."""
-
-    async def scheduler(runtime: Runtime) -> None:
-        settings = runtime.settings
-        assert isinstance(settings, OutreachSettings)
-        while True:
-            busy = False
-            try:
-                done = await tick(runtime.pool, settings, clock)
-                busy = done is not None and max(done) >= settings.scheduler_batch_size
-            except asyncio.CancelledError:
-                raise
-            except DB_UNAVAILABLE as exc:
-                log.warning("scheduler: database unavailable: %r", exc)
-            except Exception:
-                log.exception("scheduler tick failed")
-            await asyncio.sleep(0 if busy else settings.scheduler_interval_seconds)
-
-    return scheduler
+async def run(runtime: Runtime) -> None:
+    """The background task: tick every interval (sooner while there is a backlog), on the service's clock."""
+    settings = runtime.settings
+    assert isinstance(settings, OutreachSettings)
+    while True:
+        busy = False
+        try:
+            done = await tick(runtime.pool, settings, runtime.clock)
+            busy = done is not None and max(done) >= settings.scheduler_batch_size
+        except asyncio.CancelledError:
+            raise
+        except DB_UNAVAILABLE as exc:
+            log.warning("scheduler: database unavailable: %r", exc)
+        except Exception:
+            log.exception("scheduler tick failed")
+        await asyncio.sleep(0 if busy else settings.scheduler_interval_seconds)

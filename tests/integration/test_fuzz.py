@@ -21,13 +21,13 @@ import pytest
 from services.committees.app import create as committees
 from services.committees.settings import Settings as CommitteesSettings
 from services.outreach.app import create as outreach
-from services.outreach.clock import ManualClock
 from services.outreach.settings import OutreachSettings
 from services.reporting.app import create as reporting
 from services.reporting.settings import ReportingSettings
 from services.visits.app import create as visits
 from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
+from shared.clock import ManualClock
 from shared.testing.fixtures import serve
 
 pytestmark = pytest.mark.integration

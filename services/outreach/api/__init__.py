@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.outreach.api import cases, groups, referrals
-from services.outreach.clock import Clock
 from shared import audit
+from shared.clock import Clock
 
 
 def routers(clock: Clock) -> list[APIRouter]:

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Request
 
 from services.outreach import domain
 from services.outreach.api.common import CARER_ROLES, Offset, page, require_case_access, rules, scope_path
-from services.outreach.clock import Clock
 from services.outreach.domain import CaseState
 from services.outreach.reaction import referral_row, request_referrals
 from services.outreach.schemas import (
@@ -29,6 +28,7 @@ from services.outreach.schemas import (
 from services.outreach.store import cases, referrals
 from shared import audit, idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
+from shared.clock import Clock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CaseClosed, CaseClosureProposed, CaseClosureRejected, CaseContactLogged
 from shared.outbox import add_events

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query, Request
 
 from services.outreach import domain
 from services.outreach.api.common import Offset, page, rules, scope_path
-from services.outreach.clock import Clock
 from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.store import groups, referrals
 from shared import idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
+from shared.clock import Clock
 from shared.contracts.outreach import GroupMembershipRegistered, GroupMembershipVerified, GroupSource, SpecialGroup
 from shared.outbox import add_events
 from shared.problems import conflict, invalid, not_found

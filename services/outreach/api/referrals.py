@@ -9,12 +9,12 @@ from fastapi import APIRouter, Query, Request
 
 from services.outreach import domain
 from services.outreach.api.common import Offset, page, rules, scope_path
-from services.outreach.clock import Clock
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
 from services.outreach.store import cases, referrals
 from shared import audit, idempotency, scope
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
+from shared.clock import Clock
 from shared.contracts.outreach import (
     ReferralAccepted,
     ReferralAcknowledged,

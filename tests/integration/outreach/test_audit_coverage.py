@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from services.outreach.app import create
-from services.outreach.clock import ManualClock
 from services.outreach.settings import OutreachSettings
+from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
 from shared.testing.fixtures import serve, wait_for
 from tests.audit_coverage import Call, Route, assert_each_audited

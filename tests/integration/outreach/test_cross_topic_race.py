@@ -22,9 +22,9 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
 from services.outreach.app import build_spec
-from services.outreach.clock import ManualClock
 from services.outreach.handlers import DIRECTORY_GROUP, FINDINGS_GROUP
 from services.outreach.settings import OutreachSettings
+from shared.clock import ManualClock
 from shared.contracts.committees import FamilyChanged, FamilyFacts, StudentChanged, StudentRegistered
 from shared.contracts.common import Category, Severity
 from shared.events import registry

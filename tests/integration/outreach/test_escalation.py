@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 
 from services.outreach.app import build_spec
-from services.outreach.clock import ManualClock
 from services.outreach.scheduler import tick
 from services.outreach.settings import OutreachSettings
+from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE, REFERRAL_TOPICS
 from shared.db import lock_key

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from services.outreach.app import create
-from services.outreach.clock import ManualClock
 from services.outreach.settings import OutreachSettings
 from shared.auth import issue_token
+from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import GROUP
 from shared.testing.fixtures import read_topic, serve, wait_for

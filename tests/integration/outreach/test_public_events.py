@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from services.outreach.app import create
-from services.outreach.clock import ManualClock
 from services.outreach.scheduler import tick
 from services.outreach.settings import OutreachSettings
 from shared.auth import issue_token
+from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import REFERRAL, REFERRAL_TOPICS
 from shared.events import Envelope, registry

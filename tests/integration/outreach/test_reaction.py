@@ -10,10 +10,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.outreach.app import build_spec
-from services.outreach.clock import ManualClock
 from services.outreach.handlers import FINDINGS_GROUP
 from services.outreach.reaction import FINDING_TYPE, Reaction
 from services.outreach.settings import OutreachSettings
+from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE
 from shared.events import Event

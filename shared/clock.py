@@ -1,0 +1,60 @@
+"""One clock for every service: aware UTC datetimes from an injectable `Clock`.
+
+How time is read (the one way):
+
+* Use cases, handlers and schedulers take a `Clock` and call `clock.now()`; the service builds one clock in its
+  `build_spec` (`ServiceSpec.clock`, the system clock unless a test passes a `ManualClock`) and hands that same
+  object to its consumers and background tasks (`runtime.clock`).
+* Routes get it as a FastAPI dependency: `clock: CurrentClock` (`shared.web`), the spec's clock.
+* Pure domain functions never read the time: they take `now` as an argument.
+* SQL `now()` / `clock_timestamp()` only where the database itself must decide (commit stamps, row versions,
+  comparisons that must hold inside one statement); business times (deadlines, `occurred_at`) come from the clock.
+* Tests move time with `ManualClock.advance` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Something that tells the time, as an aware UTC datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real time."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that stands still until a test moves it (starts at the real time unless told)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = utc(start) if start is not None else datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move time forward and return the new now."""
+        self._now += delta
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to a moment."""
+        self._now = utc(when)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+def utc(when: datetime) -> datetime:
+    """The same instant in UTC; a naive datetime is refused (its zone is unknown)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("a naive datetime has no zone; pass an aware one")
+    return when.astimezone(UTC)
