@@ -6,7 +6,7 @@
    findings, cases, referrals, committees, sessions and attendance) as real contract payloads in real envelopes,
    and produces them to a fresh topic prefix (6 partitions per topic).
 2. Raw aiokafka: consumes every topic from offset 0, counting messages (the ceiling for any replay).
-3. Rebuild: `services.reporting.rebuild` replays the same topics into a fresh schema (same projection and
+3. Rebuild: `services.reporting.usecases.rebuild` replays the same topics into a fresh schema (same projection and
    merges as the live consumer, bulk path) and runs the full refresh; reports events/s with and without it.
 4. Serves the rebuilt read model (uvicorn in a child process, no consumers) and fires an open-loop
    200 req/s at /api/v1/summary for the whole city and the campaign; reports p50/p90/p99/max.
@@ -36,8 +36,8 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.reporting.rebuild import rebuild, topics  # noqa: E402
 from services.reporting.settings import ReportingSettings  # noqa: E402
+from services.reporting.usecases.rebuild import rebuild, topics  # noqa: E402
 from shared import kafka  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 from shared.contracts import committees as cm  # noqa: E402

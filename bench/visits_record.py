@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.visits.checklist import load
+from services.visits.domain.checklist import load
 from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
 from shared.contracts.visits import FINDING, VISIT

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
@@ -15,6 +15,9 @@ import orjson
 log = logging.getLogger(__name__)
 
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
+
+# What a store function runs its statements on: one connection (inside a transaction) or the pool (one-off reads).
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 # Errors that mean "the database is unreachable right now", not "the request is wrong".
 DB_UNAVAILABLE: tuple[type[BaseException], ...] = (

@@ -10,10 +10,11 @@ from typing import Any
 
 import asyncpg
 
-from services.reporting import api, gauges
+from services.reporting.api import routes
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
 from services.reporting.store.refresh import refresh
+from services.reporting.usecases import gauges
 from shared import db
 from shared.web import Runtime, ServiceSpec, create_app
 
@@ -79,7 +80,7 @@ def build_spec(settings: ReportingSettings) -> ServiceSpec:
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         topics=[],
-        routers=[api.router, api.pages],
+        routers=[routes.router, routes.pages],
         consumers={settings.consumer_group: handlers()},
         background=[refresher],
         title="reporting service",

@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.visits import api, handlers
-from services.visits.recording import VisitWriter
+from services.visits import handlers
+from services.visits.api import ROUTERS
 from services.visits.settings import VisitsSettings
+from services.visits.usecases.recording import VisitWriter
 from shared import audit
 from shared.contracts import visits as contracts
 from shared.web import Runtime, ServiceSpec, create_app
@@ -42,7 +43,7 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
             contracts.FINDING,
             *handlers.CONSUMED_TOPICS,
         ],
-        routers=[api.router, audit.reads_router()],
+        routers=[*ROUTERS, audit.reads_router()],
         consumers={handlers.GROUP: handlers.HANDLERS},
         title="visits service",
         description="Home-visit campaigns, teacher→family assignments, visit records and findings.",

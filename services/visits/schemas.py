@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.visits.checklist import guidance_code
+from services.visits.domain.checklist import guidance_code
 from shared.contracts.common import Category, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
 from shared.edges import bad_char

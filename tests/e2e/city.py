@@ -22,8 +22,8 @@ from demo import citygen
 from demo.__main__ import cooperation, department_answers, import_city, run_campaign
 from demo.client import CITY, Api, bureau_token, settled
 from services.outreach.settings import Rules
-from services.reporting.consistency import run_check
 from services.reporting.settings import ReportingSettings
+from services.reporting.usecases.consistency import run_check
 from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
 from shared.db import lock_key

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
 from services.reporting.domain.figures import Metrics
 from services.reporting.store.refresh import STORED_DEPTH, SUBTREE_SQL, depth
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from shared.db import Conn
 
 
 async def node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:

@@ -27,7 +27,7 @@ from services.outreach.settings import OutreachSettings
 from services.reporting.app import create as create_reporting
 from services.reporting.settings import ReportingSettings
 from services.visits.app import create as create_visits
-from services.visits.checklist import load as load_checklist
+from services.visits.domain.checklist import load as load_checklist
 from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
 from shared.scope import overlaps, within

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from services.reporting.consistency import print_report, run_check
+from services.reporting.usecases.consistency import print_report, run_check
 from shared.testing.fixtures import serve
 from tests.integration.reporting import scenario
 

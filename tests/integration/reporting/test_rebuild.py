@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from services.reporting.rebuild import rebuild
+from services.reporting.usecases.rebuild import rebuild
 from tests.integration.reporting import scenario
 from tests.integration.reporting.expected import EXPECTED, mismatches
 

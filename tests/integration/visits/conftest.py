@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from services.visits.app import create
-from services.visits.checklist import load
+from services.visits.domain.checklist import load
 from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
 from shared.testing.fixtures import read_topic, serve, wait_for

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.visits.checklist import guidance_topics
+from services.visits.domain.checklist import guidance_topics
 from shared.contracts.visits import VISIT
 from tests.integration.visits.conftest import DISTRICT, Env, bearer, completed
 

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 
 from openpyxl import load_workbook
 
-from services.reporting import exports
+from services.reporting.usecases import exports
 
 EVIL = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\r=1"]
 

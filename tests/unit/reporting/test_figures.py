@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from services.reporting.cache import AnswerCache
 from services.reporting.domain.figures import figures, flatten, merge_scopes, ratio, series
+from services.reporting.usecases.cache import AnswerCache
 
 
 def test_ratio_rounds_and_never_divides_by_zero():

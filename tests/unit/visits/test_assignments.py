@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from services.visits.domain import Family, StudentPlace, Teacher, generate_assignments
+from services.visits.domain.planning import Family, StudentPlace, Teacher, generate_assignments
 
 SCHOOL = "/620400/620402/s1"
 

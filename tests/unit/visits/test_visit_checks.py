@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.visits.checklist import load, parse
-from services.visits.domain import (
+from services.visits.domain.checklist import load, parse
+from services.visits.domain.recording import (
     AssignmentFacts,
     Fault,
     check_checklist,

@@ -6,7 +6,8 @@ from typing import Any
 
 import asyncpg
 
-from services.visits import checklist, store
+from services.visits import store
+from services.visits.domain import checklist
 from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.problems import not_found
@@ -23,12 +24,12 @@ def _scope(principal: Principal, org_path: str | None) -> str:
 
 async def list_campaigns(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
-    return {"items": [_record(r) for r in await store.list_campaigns(pool, principal.org_path)]}
+    return {"items": [_record(r) for r in await store.campaigns.list_campaigns(pool, principal.org_path)]}
 
 
 async def _visible_campaign(pool: asyncpg.Pool, principal: Principal, campaign_id: str) -> asyncpg.Record:
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
-    row = await store.get_campaign(pool, campaign_id)
+    row = await store.campaigns.get_campaign(pool, campaign_id)
     if row is None:
         raise not_found("campaign")
     # Visible when the campaign's scope and the caller's subtree overlap.
@@ -61,7 +62,7 @@ async def assignments(
             raise scope.forbidden("teachers see only their own assignments")
         teacher_id = principal.staff_id
         subtree = row["org_path"] if org_path is None else org_path
-    rows = await store.list_assignments(
+    rows = await store.assignments.list_assignments(
         pool, campaign_id, scope=subtree, teacher_id=teacher_id, status=status, limit=limit, offset=offset
     )
     return {"items": [_record(r) for r in rows], "limit": limit, "offset": offset}
@@ -72,7 +73,7 @@ async def progress(
 ) -> dict[str, Any]:
     principal.require(Role.AUDITOR, *ADMINS)
     await _visible_campaign(pool, principal, campaign_id)
-    rows = await store.progress(pool, campaign_id, level=level, scope=_scope(principal, org_path))
+    rows = await store.assignments.progress(pool, campaign_id, level=level, scope=_scope(principal, org_path))
     units = []
     for r in rows:
         d = _record(r)
@@ -86,7 +87,7 @@ async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict
     """A visit with its checklist and findings; the read is audited in the same transaction."""
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
     async with pool.acquire() as conn, conn.transaction():
-        row = await store.get_visit(conn, visit_id)
+        row = await store.visits.get_visit(conn, visit_id)
         if row is None:
             raise not_found("visit")
         own = principal.has(Role.TEACHER) and principal.staff_id == row["teacher_id"]
@@ -98,7 +99,7 @@ async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict
             {**a, "zh": labels[a["item_id"]].zh, "en": labels[a["item_id"]].en} if a["item_id"] in labels else a
             for a in row["checklist"]
         ]
-        doc["findings"] = [_record(f) for f in await store.visit_findings(conn, visit_id)]
+        doc["findings"] = [_record(f) for f in await store.visits.visit_findings(conn, visit_id)]
         await audit.record(
             conn,
             principal,

@@ -8,8 +8,8 @@ import time
 from prometheus_client import Gauge
 
 from services.reporting.store import reads
-from services.reporting.store.reads import Conn
 from shared.contracts.common import Department
+from shared.db import Conn
 
 COVERAGE = Gauge(
     "reporting_coverage_ratio",

@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-CONFIG = Path(__file__).parent / "config" / "checklists.yaml"
-GUIDANCE_CONFIG = Path(__file__).parent / "config" / "guidance_topics.yaml"
+CONFIG = Path(__file__).parents[1] / "config" / "checklists.yaml"
+GUIDANCE_CONFIG = Path(__file__).parents[1] / "config" / "guidance_topics.yaml"
 
 
 @dataclass(frozen=True)

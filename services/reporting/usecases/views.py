@@ -6,8 +6,8 @@ from typing import Any
 
 from services.reporting.domain.figures import figures, merge_scopes, series
 from services.reporting.store import reads
-from services.reporting.store.reads import Conn
 from services.reporting.store.refresh import depth
+from shared.db import Conn
 
 
 async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict[str, Any]]:

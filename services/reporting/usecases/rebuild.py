@@ -1,6 +1,6 @@
 """Rebuild every read model by replaying all topics from offset 0 into a fresh schema, then swap it in.
 
-`python -m services.reporting.rebuild [--no-swap] [--drop-old]`
+`python -m services.reporting.usecases.rebuild [--no-swap] [--drop-old]`
 
 The replay uses the same projection (domain.projection) and the same fact merges (store.facts) as the live
 consumer, but in bulk: a few thousand events per transaction, set-based merges, no inbox (the merges are
@@ -34,7 +34,7 @@ from shared import db
 from shared.events import registry
 
 log = logging.getLogger(__name__)
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
 
 @dataclass

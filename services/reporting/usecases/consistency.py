@@ -1,6 +1,6 @@
 """Consistency check: recompute headline figures from the owning services' APIs and compare with the read model.
 
-`python -m services.reporting.consistency [--org-path /620400] [--campaign ID] [--token JWT]`
+`python -m services.reporting.usecases.consistency [--org-path /620400] [--campaign ID] [--token JWT]`
 
 Owner endpoints called (the only coupling to the owners; keep this list in sync with their APIs):
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from services.reporting import views
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import reads
+from services.reporting.usecases import views
 from shared import db, scope
 from shared.auth import issue_token
 

@@ -9,16 +9,16 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from services.reporting import exports, views
-from services.reporting.cache import AnswerCache
 from services.reporting.store import reads
+from services.reporting.usecases import exports, views
+from services.reporting.usecases.cache import AnswerCache
 from shared import scope
 from shared.auth import CurrentPrincipal, Principal, Role
 from shared.problems import invalid
 from shared.web import Pool
 
 READERS = (Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.AUDITOR)
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parents[1] / "static"
 
 router = APIRouter(prefix="/api/v1", tags=["reporting"])
 pages = APIRouter(include_in_schema=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,17 +10,16 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from services.visits import checklist, domain, store
+from services.visits import store
+from services.visits.domain import checklist
+from services.visits.domain import recording as rules
 from services.visits.schemas import ScheduleIn, VisitIn
 from shared import context, outbox, scope
 from shared.auth import Principal
 from shared.contracts import visits as ev
 from shared.db import DB_UNAVAILABLE
+from shared.ids import new_id
 from shared.problems import Problem, field_error, not_found
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass
@@ -33,7 +31,7 @@ class Outcome:
     assignment_id: str | None = None
     status: str | None = None
     finding_ids: list[str] | None = None
-    faults: list[domain.Fault] | None = None
+    faults: list[rules.Fault] | None = None
 
     def doc(self) -> dict[str, Any]:
         if self.faults:
@@ -52,18 +50,18 @@ class Outcome:
         }
 
 
-def parse_item(raw: Any) -> VisitIn | list[domain.Fault]:
+def parse_item(raw: Any) -> VisitIn | list[rules.Fault]:
     """A batch item as a VisitIn, or its schema faults with pointers inside the item."""
     try:
         return VisitIn.model_validate(raw)
     except ValidationError as exc:
         return [
-            domain.Fault("/" + "/".join(str(p) for p in e["loc"]) if e["loc"] else "", e["msg"]) for e in exc.errors()
+            rules.Fault("/" + "/".join(str(p) for p in e["loc"]) if e["loc"] else "", e["msg"]) for e in exc.errors()
         ]
 
 
-def _facts(r: asyncpg.Record) -> domain.AssignmentFacts:
-    return domain.AssignmentFacts(
+def _facts(r: asyncpg.Record) -> rules.AssignmentFacts:
+    return rules.AssignmentFacts(
         assignment_id=r["assignment_id"],
         campaign_id=r["campaign_id"],
         teacher_id=r["teacher_id"],
@@ -84,18 +82,18 @@ async def schedule(
     conn: asyncpg.Connection, principal: Principal, assignment_id: str, body: ScheduleIn
 ) -> dict[str, Any]:
     """Plan (or move) the visit of an assignment: who may record it may schedule it."""
-    rows = await store.lock_assignments_for_visits(conn, [assignment_id])
+    rows = await store.visits.lock_assignments_for_visits(conn, [assignment_id])
     if not rows:
         raise not_found("assignment")
     a = _facts(rows[0])
-    if not domain.may_record(principal, a):
+    if not rules.may_record(principal, a):
         raise scope.forbidden("not an assignment you may schedule")
-    faults = domain.check_schedule(body.planned_on, body.mode.value, a)
+    faults = rules.check_schedule(body.planned_on, body.mode.value, a)
     if faults:
         raise single_problem(faults)
     # The lock statement's snapshot predates a plan committed while it waited for the lock: read it again.
-    visit_id = await store.scheduled_visit_id(conn, assignment_id) or new_id()
-    await store.schedule_visit(
+    visit_id = await store.assignments.scheduled_visit_id(conn, assignment_id) or new_id()
+    await store.assignments.schedule_visit(
         conn,
         {
             "visit_id": visit_id,
@@ -124,7 +122,7 @@ class Submission:
     """One visit to record, with who submits it and the trace context of its request."""
 
     principal: Principal
-    visit: VisitIn | list[domain.Fault]
+    visit: VisitIn | list[rules.Fault]
     trace: context.TraceContext | None = None
 
 
@@ -135,7 +133,7 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
     """
     items = [s.visit for s in submissions]
     ids = sorted({v.assignment_id for v in items if isinstance(v, VisitIn)})
-    facts = {r["assignment_id"]: _facts(r) for r in await store.lock_assignments_for_visits(conn, ids)}
+    facts = {r["assignment_id"]: _facts(r) for r in await store.visits.lock_assignments_for_visits(conn, ids)}
     config = checklist.load()
     now = datetime.now(UTC)
     outcomes: list[Outcome] = []
@@ -150,14 +148,14 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
             continue
         a = facts.get(v.assignment_id)
         if a is None:
-            outcomes.append(Outcome(index, faults=[domain.Fault("/assignment_id", "no such assignment", "not_found")]))
+            outcomes.append(Outcome(index, faults=[rules.Fault("/assignment_id", "no such assignment", "not_found")]))
             continue
-        if not domain.may_record(principal, a):
+        if not rules.may_record(principal, a):
             outcomes.append(
-                Outcome(index, faults=[domain.Fault("/assignment_id", "not an assignment you may record", "forbidden")])
+                Outcome(index, faults=[rules.Fault("/assignment_id", "not an assignment you may record", "forbidden")])
             )
             continue
-        faults = domain.check_visit(v, a, config.items(a.checklist_version))
+        faults = rules.check_visit(v, a, config.items(a.checklist_version))
         if faults:
             outcomes.append(Outcome(index, faults=faults))
             continue
@@ -191,9 +189,7 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
             "visited_on": v.visited_on,
         }
         # Later items of the same batch see this one's effect (a second completed visit is a conflict).
-        facts[a.assignment_id] = domain.AssignmentFacts(
-            **{**a.__dict__, "status": v.status, "scheduled_visit_id": None}
-        )
+        facts[a.assignment_id] = rules.AssignmentFacts(**{**a.__dict__, "status": v.status, "scheduled_visit_id": None})
         finding_ids: list[str] = []
         events: list[Any] = []
         events_by_trace.append((sub.trace, events))
@@ -264,7 +260,7 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
                 )
             )
         outcomes.append(Outcome(index, visit_id, a.assignment_id, v.status, finding_ids))
-    await store.insert_visits(conn, visits, findings, list(outcome_rows.values()))
+    await store.visits.insert_visits(conn, visits, findings, list(outcome_rows.values()))
     await _add_events_traced(conn, events_by_trace)
     return outcomes
 
@@ -290,7 +286,7 @@ async def _add_events_traced(
 STATUS_BY_KIND = {"forbidden": 403, "not_found": 404, "conflict": 409}
 
 
-def single_problem(faults: list[domain.Fault]) -> Problem:
+def single_problem(faults: list[rules.Fault]) -> Problem:
     """The problem for a rejected single visit: the most telling status, every field error."""
     status = next((STATUS_BY_KIND[f.kind] for f in faults if f.kind in STATUS_BY_KIND), 422)
     titles = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Invalid visit"}

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 from openpyxl import Workbook
 
-from services.reporting import views
 from services.reporting.domain.figures import flatten
-from services.reporting.store.reads import Conn
+from services.reporting.usecases import views
+from shared.db import Conn
 
 TABLES = ("summary", "children", "series", "findings", "checklist", "referrals")
 

@@ -1,0 +1,80 @@
+"""Routes of campaigns: create, list, read, launch, close, progress."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Request
+
+from services.visits.schemas import (
+    CampaignIn,
+)
+from services.visits.settings import VisitsSettings
+from services.visits.usecases import campaigns as campaign_cases
+from services.visits.usecases import queries
+from shared import idempotency
+from shared.auth import CurrentPrincipal
+from shared.web import Pool
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _settings(request: Request) -> VisitsSettings:
+    settings: VisitsSettings = request.app.state.settings
+    return settings
+
+
+@router.post("/campaigns", status_code=201, tags=["campaigns"])
+async def create_campaign(body: CampaignIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Create a draft campaign for an org subtree (admins of that subtree)."""
+    target = _settings(request).default_target_per_teacher
+
+    async def work(conn: asyncpg.Connection) -> Any:
+        return await campaign_cases.create_campaign(conn, principal, body, target)
+
+    return await idempotency.write(request, principal, pool, work, status_code=201)
+
+
+@router.get("/campaigns", tags=["campaigns"])
+async def list_campaigns(principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """Campaigns covering or inside the caller's subtree."""
+    return await queries.list_campaigns(pool, principal)
+
+
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
+async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """One campaign with its checklist."""
+    return await queries.campaign(pool, principal, campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/launch", status_code=200, tags=["campaigns"])
+async def launch_campaign(campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """draft → launched: generates the assignments (class teachers first) and publishes them."""
+
+    async def work(conn: asyncpg.Connection) -> Any:
+        return await campaign_cases.launch_campaign(conn, principal, campaign_id)
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+@router.post("/campaigns/{campaign_id}/close", status_code=200, tags=["campaigns"])
+async def close_campaign(campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """launched → closed."""
+
+    async def work(conn: asyncpg.Connection) -> Any:
+        return await campaign_cases.close_campaign(conn, principal, campaign_id)
+
+    return await idempotency.write(request, principal, pool, work, status_code=200)
+
+
+@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"])
+async def campaign_progress(
+    campaign_id: str,
+    principal: CurrentPrincipal,
+    pool: Pool,
+    by: Literal["school", "district"] = "school",
+    org_path: str | None = None,
+) -> dict[str, Any]:
+    """Assigned, completed, missed and outstanding visits (and completed by mode) per school or district."""
+    return await queries.progress(pool, principal, campaign_id, by, org_path)

@@ -1,0 +1,130 @@
+"""SQL of assignments (and the scheduled visit an assignment may have)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from shared.db import Conn
+from shared.scope import args as subtree_args
+from shared.scope import sql as subtree_sql
+
+ASSIGNMENT_COLUMNS = (
+    "assignment_id", "campaign_id", "teacher_id", "family_id", "student_ids", "org_path", "school_path",
+    "district_path", "status",
+)  # fmt: skip
+
+
+async def insert_assignments(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Bulk insert (COPY) of generated assignments, rows in ASSIGNMENT_COLUMNS order."""
+    if rows:
+        await conn.copy_records_to_table("assignments", records=rows, columns=list(ASSIGNMENT_COLUMNS))
+
+
+async def get_assignment(conn: Conn, assignment_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+    sql = (
+        "SELECT a.*, c.status AS campaign_status, c.org_path AS campaign_path FROM assignments a "
+        "JOIN campaigns c USING (campaign_id) WHERE a.assignment_id = $1"
+    )
+    return await conn.fetchrow(sql + (" FOR UPDATE OF a" if lock else ""), assignment_id)
+
+
+async def set_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str) -> None:
+    await conn.execute(
+        "UPDATE assignments SET teacher_id = $2, updated_at = now() WHERE assignment_id = $1", assignment_id, teacher_id
+    )
+    await conn.execute(
+        "UPDATE visits SET teacher_id = $2 WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id, teacher_id
+    )
+
+
+async def remove_assignment(conn: Conn, assignment_id: str) -> None:
+    await conn.execute(
+        "UPDATE assignments SET status = 'removed', updated_at = now() WHERE assignment_id = $1", assignment_id
+    )
+    await conn.execute(
+        "UPDATE visits SET status = 'cancelled' WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id
+    )
+
+
+async def scheduled_visit_id(conn: asyncpg.Connection, assignment_id: str) -> str | None:
+    """The assignment's scheduled visit, read after its lock was taken (a fresh snapshot sees a concurrent plan)."""
+    found: str | None = await conn.fetchval(
+        "SELECT visit_id FROM visits WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id
+    )
+    return found
+
+
+async def schedule_visit(conn: asyncpg.Connection, visit: dict[str, Any]) -> None:
+    """Create or move the assignment's scheduled visit, and show the plan on the assignment."""
+    await conn.execute(
+        "INSERT INTO visits (visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, "
+        "visited_on, participants, checklist, guidance_topics, note, recorded_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6, 'scheduled', $7, $8, '{}', '[]', '[]', $9, $10) "
+        "ON CONFLICT (visit_id) DO UPDATE SET mode = EXCLUDED.mode, visited_on = EXCLUDED.visited_on, "
+        "note = EXCLUDED.note, recorded_by = EXCLUDED.recorded_by, recorded_at = now()",
+        visit["visit_id"],
+        visit["assignment_id"],
+        visit["campaign_id"],
+        visit["teacher_id"],
+        visit["family_id"],
+        visit["org_path"],
+        visit["mode"],
+        visit["planned_on"],
+        visit["note"],
+        visit["recorded_by"],
+    )
+    await conn.execute(
+        "UPDATE assignments SET planned_on = $2, planned_mode = $3, updated_at = now() WHERE assignment_id = $1",
+        visit["assignment_id"],
+        visit["planned_on"],
+        visit["mode"],
+    )
+
+
+async def list_assignments(
+    conn: Conn,
+    campaign_id: str,
+    *,
+    scope: str,
+    teacher_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, planned_on, planned_mode, "
+        "visit_id, visit_mode, visited_on, updated_at FROM assignments "
+        f"WHERE campaign_id = $1 AND {subtree_sql('org_path', 2)} "
+        "AND ($4::text IS NULL OR teacher_id = $4) AND (($5::text IS NULL AND status <> 'removed') OR status = $5) "
+        "ORDER BY teacher_id, family_id LIMIT $6 OFFSET $7",
+        campaign_id,
+        *subtree_args(scope),
+        teacher_id,
+        status,
+        limit,
+        offset,
+    )
+
+
+async def progress(conn: Conn, campaign_id: str, *, level: str, scope: str) -> list[asyncpg.Record]:
+    """Assigned / completed / missed / outstanding and completed visits by mode, per school or district."""
+    column = {"school": "school_path", "district": "district_path"}[level]
+    return await conn.fetch(
+        f"SELECT {column} AS org_path, count(*) AS assigned, "
+        "count(*) FILTER (WHERE status = 'completed') AS completed, "
+        "count(*) FILTER (WHERE status = 'missed') AS missed, "
+        "count(*) FILTER (WHERE status = 'assigned') AS outstanding, "
+        "count(*) FILTER (WHERE status = 'assigned' AND planned_on IS NOT NULL) AS scheduled, "
+        "count(*) FILTER (WHERE visit_mode = 'in_home') AS in_home, "
+        "count(*) FILTER (WHERE visit_mode = 'online') AS online, "
+        "count(*) FILTER (WHERE visit_mode = 'phone') AS phone, "
+        "count(*) FILTER (WHERE visit_mode = 'at_school') AS at_school, "
+        "count(DISTINCT teacher_id) AS teachers "
+        f"FROM assignments WHERE campaign_id = $1 AND status <> 'removed' AND {subtree_sql('org_path', 2)} "
+        f"GROUP BY {column} ORDER BY {column}",
+        campaign_id,
+        *subtree_args(scope),
+    )

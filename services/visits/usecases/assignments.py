@@ -1,0 +1,133 @@
+"""Hand-made assignments: add, reassign, remove (each inside the caller's transaction, events with the state)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.visits import store
+from services.visits.domain import planning
+from services.visits.schemas import AssignmentIn
+from shared import scope
+from shared.auth import ADMINS, Principal
+from shared.contracts import visits as ev
+from shared.ids import new_id
+from shared.outbox import add_events
+from shared.problems import conflict, invalid, not_found
+
+
+def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
+    """A campaign as the API shows it."""
+    return dict(row.items())
+
+
+async def _teacher_for(conn: asyncpg.Connection, teacher_id: str, campaign_path: str, pointer: str) -> asyncpg.Record:
+    staff = await store.directory.get_staff(conn, teacher_id)
+    if staff is None or not staff["active"]:
+        raise invalid(pointer, "no such active staff member")
+    if not scope.within(staff["org_path"], campaign_path):
+        raise invalid(pointer, "the teacher is outside the campaign's scope")
+    return staff
+
+
+async def add_assignment(
+    conn: asyncpg.Connection, principal: Principal, campaign_id: str, body: AssignmentIn
+) -> dict[str, Any]:
+    """Assign a family that has no assignment in this campaign to a teacher by hand."""
+    principal.require(*ADMINS)
+    camp = await store.campaigns.get_campaign(conn, campaign_id)
+    if camp is None:
+        raise not_found("campaign")
+    if camp["status"] != "launched":
+        raise conflict(f"the campaign is {camp['status']}; assignments change only while it is launched")
+    children = await store.directory.family_children(conn, body.family_id, camp["org_path"])
+    if not children:
+        raise invalid("/family_id", "no family with children in the campaign's scope")
+    org_path = children[0]["org_path"]
+    scope.require(principal, *(c["org_path"] for c in children))  # every child's class: all are visited
+    staff = await _teacher_for(conn, body.teacher_id, camp["org_path"], "/teacher_id")
+    scope.require(principal, staff["org_path"])
+    aid = new_id()
+    student_ids = [c["student_id"] for c in children]
+    try:
+        async with conn.transaction():  # savepoint: a duplicate becomes a 409, not a broken transaction
+            await store.assignments.insert_assignments(
+                conn,
+                [(aid, campaign_id, body.teacher_id, body.family_id, student_ids, org_path,
+                  planning.school_path(org_path), planning.district_path(org_path), "assigned")],
+            )  # fmt: skip
+    except asyncpg.UniqueViolationError as exc:
+        raise conflict("the family already has an assignment in this campaign") from exc
+    await add_events(
+        conn,
+        [
+            ev.AssignmentMade(
+                assignment_id=aid,
+                campaign_id=campaign_id,
+                teacher_id=body.teacher_id,
+                family_id=body.family_id,
+                student_ids=student_ids,
+                org_path=org_path,
+                occurred_at=datetime.now(UTC),
+            )
+        ],
+    )
+    return {
+        "assignment_id": aid,
+        "campaign_id": campaign_id,
+        "teacher_id": body.teacher_id,
+        "family_id": body.family_id,
+        "student_ids": student_ids,
+        "org_path": org_path,
+        "status": "assigned",
+    }
+
+
+async def _assignment_for_change(conn: asyncpg.Connection, principal: Principal, assignment_id: str) -> asyncpg.Record:
+    principal.require(*ADMINS)
+    a = await store.assignments.get_assignment(conn, assignment_id, lock=True)
+    if a is None:
+        raise not_found("assignment")
+    scope.require(principal, a["org_path"])
+    if a["campaign_status"] != "launched":
+        raise conflict(f"the campaign is {a['campaign_status']}; assignments change only while it is launched")
+    if a["status"] in ("completed", "removed"):
+        raise conflict(f"the assignment is {a['status']}")
+    return a
+
+
+async def reassign(
+    conn: asyncpg.Connection, principal: Principal, assignment_id: str, teacher_id: str
+) -> dict[str, Any]:
+    """Give an open assignment to another teacher of the campaign's scope."""
+    a = await _assignment_for_change(conn, principal, assignment_id)
+    staff = await _teacher_for(conn, teacher_id, a["campaign_path"], "/teacher_id")
+    scope.require(principal, staff["org_path"])
+    if teacher_id == a["teacher_id"]:
+        raise invalid("/teacher_id", "the assignment already belongs to this teacher")
+    await store.assignments.set_assignment_teacher(conn, assignment_id, teacher_id)
+    await add_events(conn, [_changed(a, ev.AssignmentChange.REASSIGNED, teacher_id)])
+    return {"assignment_id": assignment_id, "teacher_id": teacher_id, "previous_teacher_id": a["teacher_id"]}
+
+
+async def remove(conn: asyncpg.Connection, principal: Principal, assignment_id: str) -> dict[str, Any]:
+    """Withdraw an open assignment (the family can then be assigned again by hand)."""
+    a = await _assignment_for_change(conn, principal, assignment_id)
+    await store.assignments.remove_assignment(conn, assignment_id)
+    await add_events(conn, [_changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"])])
+    return {"assignment_id": assignment_id, "status": "removed"}
+
+
+def _changed(a: asyncpg.Record, change: ev.AssignmentChange, teacher_id: str) -> ev.AssignmentChanged:
+    return ev.AssignmentChanged(
+        assignment_id=a["assignment_id"],
+        campaign_id=a["campaign_id"],
+        change=change,
+        teacher_id=teacher_id,
+        previous_teacher_id=a["teacher_id"],
+        family_id=a["family_id"],
+        org_path=a["org_path"],
+        occurred_at=datetime.now(UTC),
+    )

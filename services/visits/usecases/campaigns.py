@@ -1,0 +1,146 @@
+"""Campaigns: create, launch (generates the assignments), close; each in the caller's transaction, events with it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.visits import store
+from services.visits.domain import checklist, planning
+from services.visits.schemas import CampaignIn
+from shared import scope
+from shared.auth import ADMINS, Principal
+from shared.contracts import visits as ev
+from shared.ids import new_id
+from shared.outbox import add_events
+from shared.problems import conflict, invalid, not_found
+
+
+def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
+    """A campaign as the API shows it."""
+    return dict(row.items())
+
+
+async def create_campaign(
+    conn: asyncpg.Connection, principal: Principal, body: CampaignIn, default_target: int
+) -> dict[str, Any]:
+    """A draft campaign; the checklist version in force is recorded on it."""
+    principal.require(*ADMINS)
+    scope.require(principal, body.org_path)
+    config = checklist.load()
+    version = body.checklist_version or config.current
+    if version not in config.versions:
+        raise invalid("/checklist_version", f"unknown checklist version; known: {', '.join(config.versions)}")
+    row = await store.campaigns.insert_campaign(
+        conn,
+        {
+            "campaign_id": new_id(),
+            "name": body.name,
+            "org_path": body.org_path.rstrip("/"),
+            "starts_on": body.starts_on,
+            "ends_on": body.ends_on,
+            "target_per_teacher": body.target_per_teacher or default_target,
+            "required_modes": sorted({m.value for m in body.required_modes}),
+            "checklist_version": version,
+            "created_by": principal.subject,
+        },
+    )
+    return campaign_doc(row)
+
+
+async def _campaign_for_change(conn: asyncpg.Connection, principal: Principal, campaign_id: str) -> asyncpg.Record:
+    principal.require(*ADMINS)
+    row = await store.campaigns.get_campaign(conn, campaign_id, lock=True)
+    if row is None:
+        raise not_found("campaign")
+    scope.require(principal, row["org_path"])
+    return row
+
+
+def build_plan(students: list[asyncpg.Record], teachers: list[asyncpg.Record], target: int) -> planning.Plan:
+    """Families from the student copy (grouped, children in id order) and teachers, through the pure planner."""
+    kids: dict[str, list[planning.StudentPlace]] = defaultdict(list)
+    for s in students:
+        kids[s["family_id"]].append(planning.StudentPlace(s["student_id"], s["class_id"], s["org_path"]))
+    families = [planning.Family(fid, tuple(sorted(ss, key=lambda s: s.student_id))) for fid, ss in kids.items()]
+    staff = [
+        planning.Teacher(
+            staff_id=t["staff_id"],
+            school_path=planning.school_path(t["org_path"]),
+            head_class_id=t["head_class_id"],
+            class_ids=frozenset(t["class_ids"] or ()),
+        )
+        for t in teachers
+    ]
+    return planning.generate_assignments(families, staff, target)
+
+
+async def launch_campaign(conn: asyncpg.Connection, principal: Principal, campaign_id: str) -> dict[str, Any]:
+    """draft → launched: generate the assignments from the directory copy and publish them with the launch."""
+    camp = await _campaign_for_change(conn, principal, campaign_id)
+    if camp["status"] != "draft":
+        raise conflict(f"the campaign is {camp['status']}; only a draft can be launched")
+    scope = camp["org_path"]
+    plan = build_plan(
+        await store.directory.students_in_scope(conn, scope),
+        await store.directory.teachers_in_scope(conn, scope),
+        camp["target_per_teacher"],
+    )
+    now = datetime.now(UTC)
+    rows = []
+    events: list[Any] = []
+    for p in plan.assignments:
+        aid = new_id()
+        rows.append(
+            (aid, campaign_id, p.teacher_id, p.family_id, list(p.student_ids), p.org_path,
+             planning.school_path(p.org_path), planning.district_path(p.org_path), "assigned")
+        )  # fmt: skip
+        events.append(
+            ev.AssignmentMade(
+                assignment_id=aid,
+                campaign_id=campaign_id,
+                teacher_id=p.teacher_id,
+                family_id=p.family_id,
+                student_ids=list(p.student_ids),
+                org_path=p.org_path,
+                occurred_at=now,
+            )
+        )
+    await store.assignments.insert_assignments(conn, rows)
+    row = await store.campaigns.set_campaign_launched(conn, campaign_id, len(plan.unassigned))
+    items = checklist.load().items(row["checklist_version"])
+    launched = ev.CampaignLaunched(
+        campaign_id=campaign_id,
+        name=row["name"],
+        org_path=scope,
+        starts_on=row["starts_on"],
+        ends_on=row["ends_on"],
+        target_per_teacher=row["target_per_teacher"],
+        checklist_version=row["checklist_version"],
+        checklist_item_ids=[i.id for i in items],
+        occurred_at=now,
+    )
+    await add_events(conn, [launched, *events])
+    loads = plan.loads()
+    return {
+        **campaign_doc(row),
+        "assignments": len(plan.assignments),
+        "teachers": len(loads),
+        "max_per_teacher": max(loads.values(), default=0),
+        "unassigned_family_ids": plan.unassigned[:100],
+    }
+
+
+async def close_campaign(conn: asyncpg.Connection, principal: Principal, campaign_id: str) -> dict[str, Any]:
+    """launched → closed."""
+    camp = await _campaign_for_change(conn, principal, campaign_id)
+    if camp["status"] != "launched":
+        raise conflict(f"the campaign is {camp['status']}; only a launched campaign can be closed")
+    row = await store.campaigns.set_campaign_closed(conn, campaign_id)
+    await add_events(
+        conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=datetime.now(UTC))]
+    )
+    return campaign_doc(row)
