@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,3 @@ def for_event(event_id: str, correlation_id: str, traceparent: str | None) -> Tr
         trace_id=parse_traceparent(traceparent) or new_trace_id(),
         event_id=event_id,
     )
-
-
-def with_request(ctx: TraceContext, request_id: str) -> TraceContext:
-    """The same context, tagged with an HTTP request id."""
-    return replace(ctx, request_id=request_id)

@@ -64,12 +64,6 @@ class Runtime:
         return self.spec.clock
 
 
-async def get_runtime(request: Request) -> Runtime:
-    """FastAPI dependency: the service runtime."""
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
 async def get_pool(request: Request) -> asyncpg.Pool:
     """FastAPI dependency: the service's database pool (async, so FastAPI needs no worker thread for it)."""
     pool: asyncpg.Pool = request.app.state.runtime.pool

@@ -110,12 +110,6 @@ class Department(StrEnum):
     PUBLIC_SECURITY = "public_security"
 
 
-def district_of(org_path: str) -> str | None:
-    """The district segment of an org path `/city/district/school/...`, if the path goes that deep."""
-    parts = [p for p in org_path.split("/") if p]
-    return parts[1] if len(parts) > 1 else None
-
-
 def school_of(org_path: str) -> str | None:
     """The school segment of an org path, if the path goes that deep."""
     parts = [p for p in org_path.split("/") if p]

@@ -34,12 +34,3 @@ def corrections(paths: Iterable[str]) -> dict[str, int]:
         anc = lca(_segments(prev), _segments(p))
         out[anc] = out.get(anc, 0) - 1
     return out
-
-
-def weights(paths: Iterable[str]) -> dict[str, int]:
-    """Node weights whose sum over any subtree is 1 when the entity occurs in it, else 0: +1 at each distinct
-    path, plus the corrections."""
-    out = {p.rstrip("/"): 1 for p in paths}
-    for node, c in corrections(out).items():
-        out[node] = out.get(node, 0) + c
-    return {node: w for node, w in out.items() if w}

@@ -37,12 +37,6 @@ CAMPAIGN_METRICS = frozenset(
         "families_visited",
     }
 )
-EXTRA_METRICS = (
-    "finding_to_case_median_hours",
-    "finding_to_case_p90_hours",
-    "case_to_contact_median_hours",
-    "case_to_contact_p90_hours",
-)
 DAILY_METRICS = ("visits_daily", "findings_daily", "cases_opened_daily", "cases_closed_daily")
 REFERRAL_STATES = ("requested", "acknowledged", "escalated", "accepted", "declined", "resolved")
 ORG_LEVELS = ("district", "school", "grade", "class")

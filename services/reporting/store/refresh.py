@@ -200,23 +200,6 @@ WHERE m.h IS NOT NULL AND {n}
 GROUP BY s.scope, a.node, m.metric, m.q
 """
 
-FACT_TABLES = (
-    "org_units",
-    "assignments",
-    "visits",
-    "findings",
-    "memberships",
-    "cases",
-    "case_closures",
-    "referrals",
-    "committees",
-    "sessions",
-    "attendance",
-    "teams",
-    "team_members",
-    "lectures",
-)
-
 
 def _leaf_sqls(full: bool) -> list[str]:
     out = []

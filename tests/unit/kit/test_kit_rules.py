@@ -6,7 +6,7 @@ import pytest
 
 from shared import context, scope
 from shared.auth import Principal, Role, Verifier, issue_token
-from shared.contracts.common import district_of, school_of
+from shared.contracts.common import school_of
 from shared.contracts.visits import FindingRecorded
 from shared.events import new_envelope, occurred_at, registry
 from shared.problems import Problem, _pointer
@@ -100,7 +100,6 @@ def test_org_scope_is_a_path_prefix_on_segment_boundaries():
 
 
 def test_org_path_helpers_and_problem_pointers():
-    assert district_of("/620400/620421/s1/g1") == "620421"
     assert school_of("/620400/620421/s1/g1") == "s1"
     assert school_of("/620400/620421") is None
     assert _pointer(("body", "visits", 3, "mode")) == "/visits/3/mode"

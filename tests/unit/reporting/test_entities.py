@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import random
 
-from services.reporting.domain.entities import corrections, lca, weights
+from services.reporting.domain.entities import corrections, lca
 from services.reporting.store.refresh import ancestors
+
+
+def weights(paths: list[str]) -> dict[str, int]:
+    """What the read model sums for an entity: +1 at each distinct path (its leaf rows) plus the corrections."""
+    out = {p.rstrip("/"): 1 for p in paths}
+    for node, c in corrections(out).items():
+        out[node] = out.get(node, 0) + c
+    return {node: w for node, w in out.items() if w}
 
 
 def subtree_sum(w: dict[str, int], node: str) -> int:
