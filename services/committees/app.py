@@ -5,9 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.committees.api import committees, directory, imports, lecturers, parent_schools, teams
-from services.committees.importer import runner_for
+from services.committees.api import (
+    committees,
+    families,
+    imports,
+    lecturers,
+    org_units,
+    parent_schools,
+    staff,
+    students,
+    teams,
+)
 from services.committees.settings import Settings
+from services.committees.usecases.import_jobs import runner_for
 from shared import audit
 from shared.contracts import committees as contracts
 from shared.web import Runtime, ServiceSpec, create_app
@@ -35,7 +45,10 @@ def build_spec(settings: Settings) -> ServiceSpec:
         migrations=Path(__file__).parent / "migrations",
         topics=TOPICS,
         routers=[
-            directory.router,
+            org_units.router,
+            staff.router,
+            students.router,
+            families.router,
             imports.router,
             committees.router,
             parent_schools.router,

@@ -158,6 +158,16 @@ def people_access(principal: Principal, org_path: str, class_id: str | None, my_
     return Access(read=False, personal=False)
 
 
+def staff_view(principal: Principal, row: dict[str, Any]) -> dict[str, Any] | None:
+    """A staff record as the caller may see it: admins in scope and colleagues of the same school see everything,
+    auditors in scope see no personal fields, others nothing (None)."""
+    if principal.has(*ADMINS, *TEACHERS) and scope.covers(principal, row["org_path"]):
+        return row
+    if principal.has(Role.AUDITOR) and scope.covers(principal, row["org_path"]):
+        return redact(row, personal=False)
+    return None
+
+
 def can_write(principal: Principal, org_path: str) -> bool:
     """Writes: bureau admins anywhere, district and school admins inside their subtree."""
     return principal.has(*ADMINS) and scope.covers(principal, org_path)

@@ -16,8 +16,10 @@ STUDENT_COLS = (
 STAFF_COLS = "staff_id, name, gender, phone, org_unit_id, org_path, roles, class_ids, head_class_id, active"
 
 
-async def get_staff(conn: Conn, staff_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"SELECT {STAFF_COLS} FROM staff WHERE staff_id = $1", staff_id)
+async def get_staff(conn: Conn, staff_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """A staff member; `lock` holds the row until the transaction ends."""
+    lock_sql = " FOR UPDATE" if lock else ""
+    row = await conn.fetchrow(f"SELECT {STAFF_COLS} FROM staff WHERE staff_id = $1{lock_sql}", staff_id)
     return dict(row) if row else None
 
 
@@ -47,8 +49,10 @@ async def get_teacher_classes(conn: Conn, staff_id: str | None) -> frozenset[str
     return frozenset([*row["class_ids"], *([row["head_class_id"]] if row["head_class_id"] else [])])
 
 
-async def get_student(conn: Conn, student_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow(f"SELECT {STUDENT_COLS} FROM students WHERE student_id = $1", student_id)
+async def get_student(conn: Conn, student_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """A student; `lock` holds the row until the transaction ends."""
+    lock_sql = " FOR UPDATE" if lock else ""
+    row = await conn.fetchrow(f"SELECT {STUDENT_COLS} FROM students WHERE student_id = $1{lock_sql}", student_id)
     return dict(row) if row else None
 
 
@@ -74,10 +78,12 @@ async def list_students(
     return [dict(r) for r in rows]
 
 
-async def get_family(conn: Conn, family_id: str) -> dict[str, Any] | None:
+async def get_family(conn: Conn, family_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """A family with its guardians and active students; `lock` holds the family's row until the transaction ends."""
+    lock_sql = " FOR UPDATE" if lock else ""
     row = await conn.fetchrow(
         "SELECT family_id, family_no, parents_work_away, living_arrangement, address FROM families "
-        "WHERE family_id = $1",
+        f"WHERE family_id = $1{lock_sql}",
         family_id,
     )
     if row is None:
@@ -101,6 +107,31 @@ async def get_family(conn: Conn, family_id: str) -> dict[str, Any] | None:
     return out
 
 
+async def get_family_no(conn: Conn, family_id: str) -> str | None:
+    no: str | None = await conn.fetchval("SELECT family_no FROM families WHERE family_id = $1", family_id)
+    return no
+
+
+async def get_family_id(conn: Conn, family_no: str) -> str | None:
+    """The family id of a family number (None when unknown)."""
+    family_id: str | None = await conn.fetchval("SELECT family_id FROM families WHERE family_no = $1", family_no)
+    return family_id
+
+
+async def list_family_student_paths(conn: Conn, family_id: str) -> list[str]:
+    """Org paths of the family's active students."""
+    rows = await conn.fetch("SELECT org_path FROM students WHERE family_id = $1 AND active", family_id)
+    return [r["org_path"] for r in rows]
+
+
+async def get_guardian_id(conn: Conn, guardian_no: str) -> str | None:
+    """The guardian id of a guardian number (None when unknown)."""
+    guardian_id: str | None = await conn.fetchval(
+        "SELECT guardian_id FROM guardians WHERE guardian_no = $1", guardian_no
+    )
+    return guardian_id
+
+
 async def get_guardian(conn: Conn, guardian_id: str) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         "SELECT g.guardian_id, g.guardian_no, g.family_id, f.family_no, g.name, g.relation, g.phone, g.is_primary, "
@@ -120,13 +151,11 @@ async def list_guardian_student_paths(conn: Conn, guardian_id: str) -> list[str]
 
 
 async def update_student_left(conn: asyncpg.Connection, student_id: str) -> str | None:
-    """Mark a student as left; their family's facts are republished. The family id, or None if not active."""
+    """Mark a student as left; the family id, or None if not active."""
     family_id: str | None = await conn.fetchval(
         "UPDATE students SET active = false, updated_at = now() WHERE student_id = $1 AND active RETURNING family_id",
         student_id,
     )
-    if family_id is not None:
-        await conn.execute("INSERT INTO touched_families VALUES ($1)", family_id)
     return family_id
 
 

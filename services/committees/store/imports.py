@@ -10,7 +10,7 @@ from services.committees.domain.rows import Unit
 from shared.db import lock_key
 
 
-async def create(conn: asyncpg.Connection, import_id: str, fmt: str, status: str, created_by: str) -> None:
+async def insert_import(conn: asyncpg.Connection, import_id: str, fmt: str, status: str, created_by: str) -> None:
     await conn.execute(
         "INSERT INTO imports (import_id, format, status, created_by) VALUES ($1, $2, $3, $4)",
         import_id,
@@ -20,7 +20,7 @@ async def create(conn: asyncpg.Connection, import_id: str, fmt: str, status: str
     )
 
 
-async def put_file(conn: asyncpg.Connection, import_id: str, entity: str, content: str) -> None:
+async def upsert_file(conn: asyncpg.Connection, import_id: str, entity: str, content: str) -> None:
     await conn.execute(
         "INSERT INTO import_files (import_id, entity, content) VALUES ($1, $2, $3) "
         "ON CONFLICT (import_id, entity) DO UPDATE SET content = EXCLUDED.content",
@@ -30,28 +30,45 @@ async def put_file(conn: asyncpg.Connection, import_id: str, entity: str, conten
     )
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM imports WHERE import_id = $1", import_id)
+async def get_import(
+    conn: asyncpg.Connection | asyncpg.Pool, import_id: str, *, lock: bool = False
+) -> asyncpg.Record | None:
+    """An import job; `lock` holds its row until the transaction ends."""
+    lock_sql = " FOR UPDATE" if lock else ""
+    return await conn.fetchrow(f"SELECT * FROM imports WHERE import_id = $1{lock_sql}", import_id)
 
 
-async def file_sizes(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> dict[str, int]:
+async def list_file_sizes(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> dict[str, int]:
     rows = await conn.fetch(
         "SELECT entity, octet_length(content) AS n FROM import_files WHERE import_id = $1", import_id
     )
     return {r["entity"]: r["n"] for r in rows}
 
 
-async def files(conn: asyncpg.Connection, import_id: str) -> dict[str, str]:
+async def list_files(conn: asyncpg.Connection, import_id: str) -> dict[str, str]:
     rows = await conn.fetch("SELECT entity, content FROM import_files WHERE import_id = $1", import_id)
     return {r["entity"]: r["content"] for r in rows}
 
 
-async def set_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str, status: str, **extra: Any) -> None:
+async def update_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str, status: str, **extra: Any) -> None:
     sets = ["status = $2"] + [f"{k} = ${i + 3}" for i, k in enumerate(extra)]
     await conn.execute(f"UPDATE imports SET {', '.join(sets)} WHERE import_id = $1", import_id, status, *extra.values())
 
 
-async def claim(conn: asyncpg.Connection, schema: str, import_id: str) -> bool:
+async def lock_import_run(conn: asyncpg.Connection, schema: str) -> None:
+    """One import at a time (concurrent imports of overlapping rows would race on the same keys), with memory
+    for set-based joins and aggregates over ~200k rows to hash instead of spilling; until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(f"import:{schema}"))
+    await conn.execute("SET LOCAL work_mem = '64MB'")
+
+
+async def update_finished(conn: asyncpg.Connection, import_id: str) -> None:
+    """The job finished: when, and its files are no longer needed."""
+    await conn.execute("UPDATE imports SET finished_at = now() WHERE import_id = $1", import_id)
+    await conn.execute("DELETE FROM import_files WHERE import_id = $1", import_id)
+
+
+async def update_claimed(conn: asyncpg.Connection, schema: str, import_id: str) -> bool:
     """Take the job's lock for this session and mark it running; False when another process runs it or it is
     not runnable. The lock lives as long as the session: a job marked running whose lock is free was left
     behind by a process that died, and is taken over at once."""
@@ -66,13 +83,13 @@ async def claim(conn: asyncpg.Connection, schema: str, import_id: str) -> bool:
     )
 
 
-async def runnable(pool: asyncpg.Pool) -> list[str]:
+async def list_runnable(pool: asyncpg.Pool) -> list[str]:
     """Jobs queued or running, oldest first (`claim` tells whether a running one still has a live process)."""
     rows = await pool.fetch("SELECT import_id FROM imports WHERE status IN ('queued', 'running') ORDER BY created_at")
     return [r["import_id"] for r in rows]
 
 
-async def units(conn: asyncpg.Connection, ids: list[str] | None = None) -> dict[str, Unit]:
+async def list_units(conn: asyncpg.Connection, ids: list[str] | None = None) -> dict[str, Unit]:
     """Org units (all, or those with the given ids) as validation needs them."""
     if ids is None:
         rows = await conn.fetch("SELECT org_unit_id, level, org_path, parent_id FROM org_units")
@@ -83,7 +100,7 @@ async def units(conn: asyncpg.Connection, ids: list[str] | None = None) -> dict[
     return {r["org_unit_id"]: Unit(r["level"], r["org_path"], r["parent_id"]) for r in rows}
 
 
-async def family_nos(conn: asyncpg.Connection, nos: list[str] | None = None) -> set[str]:
+async def list_family_nos(conn: asyncpg.Connection, nos: list[str] | None = None) -> set[str]:
     """Family numbers already in the directory (all, or those among `nos`)."""
     if nos is None:
         rows = await conn.fetch("SELECT family_no FROM families")

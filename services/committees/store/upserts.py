@@ -1,76 +1,38 @@
-"""Set-based directory writes: staging tables, upserts that skip unchanged rows, outbox rows built in SQL.
+"""Set-based directory writes: staging tables, upserts that skip unchanged rows and return what to publish.
 
-Used by bulk imports and by single-record writes alike, so both publish exactly the same events. Envelopes are
-built by the `make_envelope` SQL function (same shape as shared.events.new_envelope) so that a 200,000-row import
-never round-trips its events through Python.
+Used by bulk imports and by single-record writes alike, so both publish exactly the same events. Each upsert
+answers its counts and one row per event to publish (`registered`: registered or changed, `data`: the contract's
+fields); the events go to the outbox through the kit (`shared.outbox.add_bulk`), in the same transaction.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import TypeAdapter
+from pydantic import BaseModel
 
-from shared import context
 from shared.contracts import committees as c
+from shared.outbox import add_bulk
 
-_TIME = TypeAdapter(datetime)
-
-
-@dataclass
-class Trace:
-    """When and under which correlation the events of one write are published."""
-
-    at: str
-    correlation_id: str
-    causation_id: str | None
-    headers: dict[str, str]
-
-    @classmethod
-    def now(cls) -> Trace:
-        """From the current request or event context (a fresh correlation id otherwise)."""
-        ctx = context.current() or context.TraceContext(str(uuid.uuid4()), trace_id=context.new_trace_id())
-        at = str(_TIME.dump_python(datetime.now(UTC), mode="json"))
-        return cls(at, ctx.correlation_id, ctx.causation_id, {"traceparent": ctx.traceparent})
-
-    def args(self) -> tuple[Any, ...]:
-        return (self.at, self.correlation_id, self.causation_id, self.headers)
+# The contract classes of what each write publishes: (registered, changed).
+EVENTS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "org_units": (c.OrgUnitRegistered, c.OrgUnitChanged),
+    "staff": (c.StaffRegistered, c.StaffChanged),
+    "students": (c.StudentRegistered, c.StudentChanged),
+    "families": (c.FamilyRegistered, c.FamilyChanged),
+}
 
 
-@dataclass
-class Counts:
-    """What one entity's write did."""
-
-    received: int = 0
-    created: int = 0
-    updated: int = 0
-    rejected: int = 0
-    ids: dict[str, str] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, int]:
-        unchanged = self.received - self.created - self.updated
-        return {
-            "received": self.received + self.rejected,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": unchanged,
-            "rejected": self.rejected,
-        }
-
-
-def _events(source: str, topic: str, type_expr: str, key_expr: str, data_expr: str, order: str = "") -> str:
-    """A CTE `ev` inserting one outbox row per row of `source` (params $1 time, $2/$3 ids, $4 headers)."""
-    return f"""ev AS (
-        INSERT INTO outbox (event_id, topic, key, type, envelope, headers)
-        SELECT e.id, '{topic}', e.k, e.t,
-               make_envelope(e.id, e.t, e.k, e.d || jsonb_build_object('occurred_at', $1::text), $1, $2, $3), $4
-        FROM (SELECT gen_random_uuid() AS id, {type_expr} AS t, {key_expr} AS k, {data_expr} AS d
-              FROM {source} {order}) e
-        RETURNING 1)"""
+def _published(source: str, data_expr: str, order: str = "") -> str:
+    """The statement's answer: the counts of `up`, then one row per row of `source` to publish (at least one row,
+    the counts, when there is nothing to publish)."""
+    return f"""counts AS (
+    SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM up)
+SELECT counts.created, counts.updated, e.inserted AS registered, e.data
+FROM counts LEFT JOIN (SELECT inserted, {data_expr} AS data, row_number() OVER ({order}) AS n FROM {source}) e ON true
+ORDER BY e.n"""
 
 
 STAGE = {
@@ -93,19 +55,13 @@ WITH up AS (
     WHERE (org_units.name, org_units.school_type) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.school_type)
     RETURNING org_unit_id, parent_id, level, org_path, name, school_type, (xmax = 0) AS inserted),
 {
-    _events(
+    _published(
         "up",
-        c.ORG,
-        "CASE WHEN inserted THEN 'committees.org_unit.registered.v1' ELSE 'committees.org_unit.changed.v1' END",
-        "org_unit_id",
         "jsonb_build_object('org_unit_id', org_unit_id, 'parent_id', parent_id, 'level', level, "
         "'org_path', org_path, 'name', name, 'school_type', school_type)",
-        "ORDER BY length(org_path)",
+        "ORDER BY length(org_path), org_unit_id",
     )
-}
-SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated,
-       (SELECT count(*) FROM ev) AS events
-FROM up"""
+}"""
 
 STAFF = f"""
 WITH old AS (
@@ -128,18 +84,12 @@ pub AS (
        OR (old.org_path, old.roles, old.class_ids, old.head_class_id)
           IS DISTINCT FROM (up.org_path, up.roles, up.class_ids, up.head_class_id)),
 {
-    _events(
+    _published(
         "pub",
-        c.STAFF,
-        "CASE WHEN inserted THEN 'committees.staff.registered.v1' ELSE 'committees.staff.changed.v1' END",
-        "staff_id",
         "jsonb_build_object('staff_id', staff_id, 'org_path', org_path, 'roles', to_jsonb(roles), "
         "'class_ids', to_jsonb(class_ids), 'head_class_id', head_class_id)",
     )
-}
-SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated,
-       (SELECT count(*) FROM ev) AS events
-FROM up"""
+}"""
 
 FAMILIES = """
 WITH up AS (
@@ -151,7 +101,8 @@ WITH up AS (
         IS DISTINCT FROM (EXCLUDED.parents_work_away, EXCLUDED.living_arrangement, EXCLUDED.address)
     RETURNING family_id, (xmax = 0) AS inserted),
 t AS (INSERT INTO touched_families SELECT family_id FROM up)
-SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated, 0 AS events
+SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated,
+       NULL::boolean AS registered, NULL::jsonb AS data
 FROM up"""
 
 GUARDIANS = """
@@ -173,7 +124,8 @@ t AS (
     SELECT family_id FROM up WHERE inserted
     UNION SELECT old.family_id FROM up JOIN old USING (guardian_no) WHERE old.family_id <> up.family_id
     UNION SELECT up.family_id FROM up JOIN old USING (guardian_no) WHERE old.family_id <> up.family_id)
-SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated, 0 AS events
+SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated,
+       NULL::boolean AS registered, NULL::jsonb AS data
 FROM up"""
 
 STUDENTS = f"""
@@ -201,18 +153,12 @@ t AS (
     SELECT family_id FROM pub WHERE inserted OR NOT was_active OR old_family_id <> family_id
     UNION SELECT old_family_id FROM pub WHERE old_family_id <> family_id),
 {
-    _events(
+    _published(
         "pub",
-        c.STUDENT,
-        "CASE WHEN inserted THEN 'committees.student.registered.v1' ELSE 'committees.student.changed.v1' END",
-        "student_id",
         "jsonb_build_object('student_id', student_id, 'class_id', class_id, 'org_path', org_path, "
         "'family_id', family_id)",
     )
-}
-SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated,
-       (SELECT count(*) FROM ev) AS events
-FROM up"""
+}"""
 
 FAMILY_FACTS = f"""
 WITH touched AS (SELECT DISTINCT family_id FROM touched_families),
@@ -233,23 +179,11 @@ ch AS (
     INSERT INTO family_published (family_id, hash) SELECT family_id, hash FROM hashed
     ON CONFLICT (family_id) DO UPDATE SET hash = EXCLUDED.hash WHERE family_published.hash <> EXCLUDED.hash
     RETURNING family_id, (xmax = 0) AS inserted),
-pub AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (family_id)),
-{
-    _events(
-        "pub",
-        c.FAMILY,
-        "CASE WHEN inserted THEN 'committees.family.registered.v1' ELSE 'committees.family.changed.v1' END",
-        "family_id",
-        "new",
-    )
-}
-SELECT count(*) FROM ev"""
+up AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (family_id)),
+{_published("up", "new")}"""
 
 ANALYZE_AFTER = 10_000
-TABLES = {"org_units": "org_units", "staff": "staff", "families": "families", "guardians": "guardians"}
-TABLES["students"] = "students"
-UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS}
-UPSERTS["students"] = STUDENTS
+UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS, "students": STUDENTS}
 
 
 async def prepare(conn: asyncpg.Connection) -> None:
@@ -259,8 +193,28 @@ async def prepare(conn: asyncpg.Connection) -> None:
     await conn.execute("CREATE TEMP TABLE IF NOT EXISTS touched_families (family_id text) ON COMMIT DROP")
 
 
+async def insert_touched_families(conn: asyncpg.Connection, family_ids: list[str]) -> None:
+    """Families whose facts a write changed outside the upserts (`publish_family_facts` compares and publishes)."""
+    await conn.execute("INSERT INTO touched_families SELECT unnest($1::text[])", family_ids)
+
+
+async def _publish(
+    conn: asyncpg.Connection, events: tuple[type[BaseModel], type[BaseModel]], rows: list[asyncpg.Record], at: datetime
+) -> int:
+    """The events an upsert answered, through the kit's outbox; how many."""
+    registered, changed = events
+    return await add_bulk(
+        conn,
+        [
+            (registered if r["registered"] else changed, {**r["data"], "occurred_at": at})
+            for r in rows
+            if r["registered"] is not None
+        ],
+    )
+
+
 async def upsert(
-    conn: asyncpg.Connection, entity: str, rows: list[dict[str, Any]], trace: Trace, timeout: float | None = None
+    conn: asyncpg.Connection, entity: str, rows: list[dict[str, Any]], at: datetime, timeout: float | None = None
 ) -> tuple[int, int, int]:
     """Stage `rows` (already validated) with COPY and apply them; returns (created, updated, events)."""
     if not rows:
@@ -270,18 +224,18 @@ async def upsert(
         f"stage_{entity}", records=[tuple(r[k] for k in cols) for r in rows], columns=cols, timeout=timeout
     )
     await conn.execute(f"ANALYZE stage_{entity}", timeout=timeout)
-    sql = UPSERTS[entity]
-    row = await conn.fetchrow(sql, *(trace.args() if "$1" in sql else ()), timeout=timeout)
+    answer = await conn.fetch(UPSERTS[entity], timeout=timeout)
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
     if len(rows) >= ANALYZE_AFTER:
         # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
-        await conn.execute(f"ANALYZE {TABLES[entity]}", timeout=timeout)
-    return (row["created"], row["updated"], row["events"])
+        await conn.execute(f"ANALYZE {entity}", timeout=timeout)
+    events = await _publish(conn, EVENTS[entity], answer, at) if entity in EVENTS else 0
+    return (answer[0]["created"], answer[0]["updated"], events)
 
 
-async def publish_family_facts(conn: asyncpg.Connection, trace: Trace, timeout: float | None = None) -> int:
+async def publish_family_facts(conn: asyncpg.Connection, at: datetime, timeout: float | None = None) -> int:
     """Publish registered/changed events for touched families whose facts differ from the last published."""
     await conn.execute("ANALYZE touched_families", timeout=timeout)
-    n: int = await conn.fetchval(FAMILY_FACTS, *trace.args(), timeout=timeout)
+    answer = await conn.fetch(FAMILY_FACTS, timeout=timeout)
     await conn.execute("TRUNCATE touched_families", timeout=timeout)
-    return n
+    return await _publish(conn, EVENTS["families"], answer, at)

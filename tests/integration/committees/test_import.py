@@ -11,8 +11,8 @@ import pytest
 
 from demo import citygen
 from services.committees.app import create
-from services.committees.importer import RESUME_SECONDS
 from services.committees.settings import Settings
+from services.committees.usecases.import_jobs import RESUME_SECONDS
 from shared.db import lock_key
 from shared.testing.fixtures import serve, wait_for
 from tests.integration.committees.conftest import BUREAU, auth

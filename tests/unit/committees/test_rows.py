@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from demo import citygen
+from services.committees.domain.files import parse_csv, parse_json, validate
 from services.committees.domain.rows import Checker, Unit, clean_row, national_id_ok
-from services.committees.importer import parse_csv, parse_json, validate
 
 UNITS = {
     "620400": Unit("city", "/620400", None),

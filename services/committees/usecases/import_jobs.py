@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import logging
 import time
 from typing import Any
 
 import asyncpg
-import orjson
 from prometheus_client import Counter, Histogram
 
-from services.committees.domain.rows import ENTITIES, REQUIRED_COLUMNS, Checker, RowError
+from services.committees.domain.files import validate_one
+from services.committees.domain.rows import ENTITIES, Checker
 from services.committees.settings import Settings
 from services.committees.store import imports as store
 from services.committees.store import upserts
 from shared import db
+from shared.events import occurred_at
 
 log = logging.getLogger(__name__)
 
@@ -30,66 +29,6 @@ IMPORT_DURATION = Histogram(
     "Time to validate and apply one bulk import.",
     buckets=(1, 5, 15, 30, 60, 120, 300),
 )
-
-Rows = list[tuple[int, dict[str, Any]]]
-
-
-def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
-    """Rows numbered by their line in the file (the header is line 1); also the number of data rows."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    errors: list[RowError] = []
-    try:
-        header = [h.strip() for h in next(reader, [])]
-    except csv.Error as exc:
-        return [], [RowError(entity, 1, "*", f"malformed CSV: {exc}")], 0
-    missing = [c for c in REQUIRED_COLUMNS[entity] if c not in header]
-    if missing:  # a wrong file: one error per missing column instead of one per row, every row rejected
-        n = sum(1 for _ in reader)
-        return [], [RowError(entity, 1, c, "required column is missing from the header") for c in missing], n
-    width = len(header)
-    rows: Rows = []
-    try:
-        for cells in reader:
-            if len(cells) > width:
-                errors.append(RowError(entity, reader.line_num, "*", "row has more cells than the header"))
-            elif cells:
-                rows.append((reader.line_num, dict(zip(header, cells, strict=False))))
-    except csv.Error as exc:
-        errors.append(RowError(entity, reader.line_num, "*", f"malformed CSV: {exc}"))
-    return rows, errors, len(rows) + len(errors)
-
-
-def parse_json(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
-    """Rows numbered by their index in the JSON array (from 0)."""
-    data = orjson.loads(text)
-    rows: Rows = []
-    errors: list[RowError] = []
-    for i, raw in enumerate(data):
-        if isinstance(raw, dict):
-            rows.append((i, raw))
-        else:
-            errors.append(RowError(entity, i, "*", "must be an object"))
-    return rows, errors, len(data)
-
-
-def validate_one(entity: str, text: str, fmt: str, checker: Checker) -> tuple[list[dict[str, Any]], int]:
-    """Clean rows of one entity (after those it refers to) and the number of rows received."""
-    rows, errors, total = (parse_csv if fmt == "csv" else parse_json)(entity, text)
-    checker.errors.extend(errors)
-    clean: list[dict[str, Any]] = getattr(checker, entity)(rows)
-    return clean, total
-
-
-def validate(
-    files: dict[str, str], fmt: str, checker: Checker
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
-    """Clean rows per entity (in dependency order) and the number of rows received per entity."""
-    clean: dict[str, list[dict[str, Any]]] = {}
-    received: dict[str, int] = {}
-    for entity in ENTITIES:
-        if entity in files:
-            clean[entity], received[entity] = validate_one(entity, files[entity], fmt, checker)
-    return clean, received
 
 
 async def apply(
@@ -105,7 +44,7 @@ async def apply(
     Validating the next entity (Python, in a thread) overlaps with the database applying the previous one.
     Returns counts per entity (received/created/updated/unchanged/rejected) and the number of events written.
     """
-    trace = upserts.Trace.now()
+    at = occurred_at()
     await upserts.prepare(conn)
     timings = {} if timings is None else timings
     done: dict[str, tuple[int, int]] = {}
@@ -123,7 +62,7 @@ async def apply(
     async def upsert(entity: str, clean: list[dict[str, Any]]) -> None:
         nonlocal events
         t = time.perf_counter()
-        created, updated, n = await upserts.upsert(conn, entity, clean, trace, timeout)
+        created, updated, n = await upserts.upsert(conn, entity, clean, at, timeout)
         timings[entity] = round(time.perf_counter() - t, 3)
         done[entity] = (created, updated)
         events += n
@@ -141,7 +80,7 @@ async def apply(
         if previous is not None and not previous.done():
             previous.cancel()
     t = time.perf_counter()
-    events += await upserts.publish_family_facts(conn, trace, timeout)
+    events += await upserts.publish_family_facts(conn, at, timeout)
     timings["family_events"] = round(time.perf_counter() - t, 3)
     counts = {
         entity: {
@@ -160,27 +99,24 @@ async def run(settings: Settings, import_id: str) -> None:
     """Run one queued job to completion in a single transaction; the job row records the outcome."""
     conn = await db.connect(settings.database_url, settings.db_schema)
     try:
-        if not await store.claim(conn, settings.db_schema, import_id):
+        if not await store.update_claimed(conn, settings.db_schema, import_id):
             return
         started = time.perf_counter()
         try:
             async with conn.transaction():
-                # One import at a time: concurrent imports of overlapping rows would race on the same keys.
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", db.lock_key(f"import:{settings.db_schema}"))
-                # Set-based joins and aggregates over ~200k rows: let them hash in memory instead of spilling.
-                await conn.execute("SET LOCAL work_mem = '64MB'")
-                job = await store.get(conn, import_id)
+                await store.lock_import_run(conn, settings.db_schema)
+                job = await store.get_import(conn, import_id)
                 assert job is not None
-                files = await store.files(conn, import_id)
-                units = await store.units(conn)
-                family_nos = await store.family_nos(conn)
+                files = await store.list_files(conn, import_id)
+                units = await store.list_units(conn)
+                family_nos = await store.list_family_nos(conn)
                 checker = Checker(units, family_nos)
                 timings = {"load": round(time.perf_counter() - started, 3)}
                 counts, events = await apply(
                     conn, files, job["format"], checker, settings.import_statement_timeout_seconds, timings
                 )
                 errors = sorted(checker.errors, key=lambda e: (ENTITIES.index(e.entity), e.row, e.field))
-                await store.set_status(
+                await store.update_status(
                     conn,
                     import_id,
                     "succeeded",
@@ -190,8 +126,7 @@ async def run(settings: Settings, import_id: str) -> None:
                     events=events,
                     timings=timings,
                 )
-                await conn.execute("UPDATE imports SET finished_at = now() WHERE import_id = $1", import_id)
-                await conn.execute("DELETE FROM import_files WHERE import_id = $1", import_id)
+                await store.update_finished(conn, import_id)
             IMPORTS.labels("succeeded").inc()
             IMPORT_DURATION.observe(time.perf_counter() - started)
             for entity, c in counts.items():
@@ -204,7 +139,7 @@ async def run(settings: Settings, import_id: str) -> None:
         except Exception as exc:
             IMPORTS.labels("failed").inc()
             log.exception("import failed", extra={"import_id": import_id})
-            await store.set_status(
+            await store.update_status(
                 conn, import_id, "failed", message=f"{type(exc).__name__}: the import was not applied"
             )
     finally:
@@ -238,7 +173,7 @@ class Runner:
 
     async def resume(self, pool: asyncpg.Pool) -> None:
         with contextlib.suppress(*db.DB_UNAVAILABLE):  # the next round tries again
-            for import_id in await store.runnable(pool):
+            for import_id in await store.list_runnable(pool):
                 self.start(import_id)
 
 

@@ -1,0 +1,71 @@
+"""Routes of students: parse, authorize, call one use case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from services.committees.api.common import Cursor, Limit
+from services.committees.schemas import StudentIn, StudentOut, StudentPage, StudentPatch
+from services.committees.usecases import students
+from services.committees.usecases.directory import audit_person
+from shared import idempotency
+from shared.auth import CurrentPrincipal
+from shared.web import Pool
+
+router = APIRouter(prefix="/api/v1", tags=["students"])
+
+
+@router.get("/students", response_model=StudentPage, response_model_exclude_unset=True)
+async def list_students(
+    principal: CurrentPrincipal,
+    pool: Pool,
+    cursor: Cursor,
+    under: str | None = None,
+    class_id: str | None = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """Active students in a subtree or class; teachers see their own classes."""
+    return await students.list_students(pool, principal, under, class_id, cursor, limit)
+
+
+@router.get("/students/{student_id}", response_model=StudentOut, response_model_exclude_unset=True)
+async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+    """One student (personal fields only for admins in scope and the student's teachers)."""
+    return await students.get(pool, principal, student_id)
+
+
+@router.post("/students", status_code=201, response_model=StudentOut)
+async def create_student(body: StudentIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
+    return await idempotency.write(
+        request,
+        principal,
+        pool,
+        lambda conn: students.create(conn, principal, body),
+        replayed=lambda conn, row: audit_person(conn, principal, "student", row, "write"),
+    )
+
+
+@router.patch("/students/{student_id}", response_model=StudentOut)
+async def update_student(
+    student_id: str, body: StudentPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+) -> Any:
+    """Move a student to another class or family, or correct their record."""
+    return await idempotency.write(
+        request,
+        principal,
+        pool,
+        lambda conn: students.update(conn, principal, student_id, body),
+        status_code=200,
+        replayed=lambda conn, row: audit_person(conn, principal, "student", row, "write"),
+    )
+
+
+@router.delete("/students/{student_id}")
+async def student_left(student_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """A student left the city's schools: `student.left`, and their family's facts change."""
+    return await idempotency.write(
+        request, principal, pool, lambda conn: students.leave(conn, principal, student_id), status_code=200
+    )

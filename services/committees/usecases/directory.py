@@ -1,0 +1,69 @@
+"""What the directory's use cases share: one record written through the import path, people's audit rows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import asyncpg
+
+from services.committees.domain.rows import Checker
+from services.committees.store import imports as import_store
+from services.committees.store import upserts
+from shared import audit
+from shared.auth import Principal
+from shared.events import occurred_at
+from shared.problems import Problem, field_error
+
+
+async def write_record(
+    conn: asyncpg.Connection,
+    entity: str,
+    raw: dict[str, Any],
+    unit_ids: list[str],
+    family_nos: set[str],
+    *,
+    publish_families: bool = True,
+) -> tuple[int, int, int]:
+    """Validate one directory record like an import row and apply it with the same SQL and events."""
+    checker = Checker(await import_store.list_units(conn, [u for u in unit_ids if u]), family_nos)
+    clean = getattr(checker, entity)([(0, raw)])
+    if checker.errors:
+        raise Problem(
+            422,
+            "Invalid request",
+            "the record breaks the directory's rules",
+            errors=[field_error("/" + e.field, e.reason) for e in checker.errors],
+        )
+    at = occurred_at()
+    await upserts.prepare(conn)
+    created, updated, events = await upserts.upsert(conn, entity, clean, at)
+    if publish_families:
+        events += await upserts.publish_family_facts(conn, at)
+    return created, updated, events
+
+
+async def publish_family_facts(conn: asyncpg.Connection, family_ids: list[str]) -> int:
+    """Publish the facts of these families where they changed."""
+    await upserts.prepare(conn)
+    await upserts.insert_touched_families(conn, family_ids)
+    return await upserts.publish_family_facts(conn, occurred_at())
+
+
+async def audit_person(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    kind: Literal["staff", "student"],
+    row: dict[str, Any],
+    action: audit.Action,
+) -> None:
+    """One staff or student record read (or answered by a write): whose, where."""
+    record_id = row[f"{kind}_id"]
+    await audit.record(
+        conn,
+        principal,
+        action=action,
+        resource_type=kind,
+        resource_id=record_id,
+        org_path=row["org_path"],
+        subject_ids=[record_id],
+    )

@@ -1,0 +1,97 @@
+"""Import jobs as the API sees them: open (JSON in one request, or CSV files one entity at a time), start, read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+from services.committees.domain.rows import ENTITIES
+from services.committees.schemas import ImportIn
+from services.committees.store import imports as store
+from services.committees.store import org_units
+from services.committees.store.common import Conn
+from services.committees.usecases.common import new_id
+from shared import scope
+from shared.auth import Principal, Role
+from shared.problems import conflict, invalid, not_found
+
+VIEW = ("import_id", "format", "status", "created_at", "started_at", "finished_at", "counts", "events", "timings")
+
+
+def view(job: asyncpg.Record, files: dict[str, int] | None = None) -> dict[str, Any]:
+    """An import job as answered: status, counts, row errors, events, timings (and uploaded files before start)."""
+    out = {k: job[k] for k in VIEW}
+    out["error_count"] = job["error_count"]
+    out["errors"] = job["errors"] or []
+    if job["message"]:
+        out["message"] = job["message"]
+    if files is not None:
+        out["files"] = files
+    out["links"] = {"self": f"/api/v1/imports/{job['import_id']}"}
+    return out
+
+
+async def require_importer(conn: Conn, principal: Principal) -> None:
+    """Bureau admins over the whole tree: an import may touch any org unit (a bureau token of one district may not)."""
+    principal.require(Role.BUREAU_ADMIN)
+    scope.require(principal, *await org_units.list_root_paths(conn), detail="imports need a bureau admin over the city")
+
+
+async def _get(conn: Conn, import_id: str, *, lock: bool = False) -> asyncpg.Record:
+    job = await store.get_import(conn, import_id, lock=lock)
+    if job is None:
+        raise not_found("import")
+    return job
+
+
+async def open_json(conn: asyncpg.Connection, principal: Principal, body: ImportIn) -> dict[str, Any]:
+    """A JSON export (rows per entity) queued as one job."""
+    await require_importer(conn, principal)
+    present = {e: rows for e in ENTITIES if (rows := getattr(body, e)) is not None}
+    if not present:
+        raise invalid("/", "at least one of org_units, staff, families, guardians, students is required")
+    import_id = new_id()
+    await store.insert_import(conn, import_id, "json", "queued", principal.subject)
+    for entity, rows in present.items():
+        await store.upsert_file(conn, import_id, entity, orjson.dumps(rows).decode())
+    return view(await _get(conn, import_id))
+
+
+async def open_csv(conn: asyncpg.Connection, principal: Principal) -> dict[str, Any]:
+    """A CSV import awaiting its files."""
+    await require_importer(conn, principal)
+    import_id = new_id()
+    await store.insert_import(conn, import_id, "csv", "awaiting_files", principal.subject)
+    return view(await _get(conn, import_id), {})
+
+
+async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entity: str, text: str) -> dict[str, Any]:
+    """One entity's CSV text (replaces an earlier upload), before the import starts."""
+    async with pool.acquire() as conn, conn.transaction():
+        job = await _get(conn, import_id, lock=True)
+        if job["status"] != "awaiting_files":
+            raise conflict(f"the import is {job['status']}; files can only be added before it starts")
+        await store.upsert_file(conn, import_id, entity, text)
+        return view(job, await store.list_file_sizes(conn, import_id))
+
+
+async def start(conn: asyncpg.Connection, principal: Principal, import_id: str) -> dict[str, Any]:
+    """Queue an uploaded CSV import."""
+    await require_importer(conn, principal)
+    job = await _get(conn, import_id, lock=True)
+    if job["status"] != "awaiting_files":
+        raise conflict(f"the import is already {job['status']}")
+    files = await store.list_file_sizes(conn, import_id)
+    if not files:
+        raise conflict("upload at least one file before starting")
+    await store.update_status(conn, import_id, "queued")
+    return view(await _get(conn, import_id), files)
+
+
+async def get(conn: Conn, principal: Principal, import_id: str) -> dict[str, Any]:
+    """An import's status, counts per entity (received/created/updated/unchanged/rejected) and row errors."""
+    await require_importer(conn, principal)
+    job = await _get(conn, import_id)
+    return view(job, await store.list_file_sizes(conn, import_id) if job["status"] == "awaiting_files" else None)

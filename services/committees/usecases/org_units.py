@@ -1,0 +1,52 @@
+"""The org tree: list and read (names of units are public to signed-in callers), add and change units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.schemas import OrgUnitIn, OrgUnitPatch
+from services.committees.store import org_units as store
+from services.committees.store.common import Conn
+from services.committees.usecases.common import get_unit, page, require_write
+from services.committees.usecases.directory import write_record
+from shared.auth import Principal
+from shared.problems import conflict
+
+FIELDS = ("org_unit_id", "parent_id", "level", "name", "school_type")
+
+
+async def list_org_units(
+    conn: Conn, under: str | None, level: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    """Org units in a subtree (default: the whole city), by id."""
+    path = (await get_unit(conn, under))["org_path"] if under else ""
+    return page(await store.list_org_units(conn, path, level, after, limit + 1), limit, "org_unit_id")
+
+
+async def get(conn: Conn, org_unit_id: str) -> dict[str, Any]:
+    """One org unit."""
+    return await get_unit(conn, org_unit_id)
+
+
+async def create(conn: asyncpg.Connection, principal: Principal, body: OrgUnitIn) -> dict[str, Any]:
+    """Add an org unit under a parent inside the caller's scope."""
+    parent = await get_unit(conn, body.parent_id, lock=True)
+    require_write(principal, parent["org_path"])
+    if await store.get_org_unit(conn, body.org_unit_id):
+        raise conflict(f"org unit {body.org_unit_id} already exists")
+    await write_record(conn, "org_units", body.model_dump(mode="json"), [body.parent_id], set())
+    return await get_unit(conn, body.org_unit_id)
+
+
+async def update(
+    conn: asyncpg.Connection, principal: Principal, org_unit_id: str, body: OrgUnitPatch
+) -> dict[str, Any]:
+    """Rename an org unit or change a school's type."""
+    unit = await get_unit(conn, org_unit_id, lock=True)
+    require_write(principal, unit["org_path"])
+    raw = {k: unit[k] for k in FIELDS}
+    raw.update(body.model_dump(mode="json", exclude_unset=True))
+    await write_record(conn, "org_units", raw, [org_unit_id, unit["parent_id"]], set())
+    return await get_unit(conn, org_unit_id)

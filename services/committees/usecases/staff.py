@@ -1,0 +1,102 @@
+"""Staff: list and read (audited), register, change roles and classes, leave (`staff.left`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.rules import staff_view
+from services.committees.schemas import StaffIn, StaffPatch
+from services.committees.store import directory as store
+from services.committees.usecases.common import READERS, get_unit, page, require_write
+from services.committees.usecases.directory import audit_person, write_record
+from shared import audit, scope
+from shared.auth import Principal
+from shared.contracts.committees import StaffLeft
+from shared.events import occurred_at
+from shared.outbox import add_event
+from shared.problems import conflict, not_found
+
+FIELDS = ("staff_id", "name", "gender", "phone", "org_unit_id", "roles", "class_ids", "head_class_id")
+
+
+async def _get(conn: asyncpg.Connection, staff_id: str, *, lock: bool = False) -> dict[str, Any]:
+    row = await store.get_staff(conn, staff_id, lock=lock)
+    if row is None:
+        raise not_found("staff member")
+    return row
+
+
+async def list_staff(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    under: str | None,
+    role: str | None,
+    class_id: str | None,
+    after: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    """Active staff in a subtree, filtered by role or class; the read is audited."""
+    principal.require(*READERS)
+    async with pool.acquire() as conn, conn.transaction():
+        path = scope.narrow(principal, None if under is None else (await get_unit(conn, under))["org_path"])
+        rows = await store.list_staff(conn, path, role, class_id, after, limit + 1)
+        out = page([v for r in rows if (v := staff_view(principal, r))], limit, "staff_id")
+        paths = {x["staff_id"]: x["org_path"] for x in out["items"]}
+        await audit.record(
+            conn,
+            principal,
+            action="list",
+            resource_type="staff",
+            org_path=path,
+            subject_ids=list(paths),
+            subject_paths=paths,
+        )
+    return out
+
+
+async def get(pool: asyncpg.Pool, principal: Principal, staff_id: str) -> dict[str, Any]:
+    """One staff member; the read is audited."""
+    principal.require(*READERS)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _get(conn, staff_id)
+        view = staff_view(principal, row)
+        if view is None:
+            raise scope.forbidden()
+        await audit_person(conn, principal, "staff", row, "read")
+    return view
+
+
+async def create(conn: asyncpg.Connection, principal: Principal, body: StaffIn) -> dict[str, Any]:
+    """Register a staff member at a school (or district office)."""
+    unit = await get_unit(conn, body.org_unit_id)
+    require_write(principal, unit["org_path"])
+    if await store.get_staff(conn, body.staff_id):
+        raise conflict(f"staff member {body.staff_id} already exists")
+    raw = body.model_dump(mode="json")
+    await write_record(conn, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
+    created = await _get(conn, body.staff_id)
+    await audit_person(conn, principal, "staff", created, "write")
+    return created
+
+
+async def update(conn: asyncpg.Connection, principal: Principal, staff_id: str, body: StaffPatch) -> dict[str, Any]:
+    """Change a staff member's roles, classes or contact."""
+    row = await _get(conn, staff_id, lock=True)
+    require_write(principal, row["org_path"])
+    raw = {k: row[k] for k in FIELDS}
+    raw.update(body.model_dump(mode="json", exclude_unset=True))
+    await write_record(conn, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set())
+    updated = await _get(conn, staff_id)
+    await audit_person(conn, principal, "staff", updated, "write")
+    return updated
+
+
+async def leave(conn: asyncpg.Connection, principal: Principal, staff_id: str) -> dict[str, Any]:
+    """A staff member left: deactivate and publish `staff.left`."""
+    row = await _get(conn, staff_id, lock=True)
+    require_write(principal, row["org_path"])
+    if await store.update_staff_left(conn, staff_id):
+        await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=occurred_at()))
+    return {"staff_id": staff_id, "active": False}

@@ -1,0 +1,141 @@
+"""Students: list and read (audited; teachers see their own classes), register, move or correct, leave."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.rules import TEACHERS, people_access, redact
+from services.committees.schemas import StudentIn, StudentPatch
+from services.committees.store import directory as store
+from services.committees.store.common import Conn
+from services.committees.usecases.common import READERS, get_unit, page, require_write
+from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
+from shared import audit, scope
+from shared.auth import ADMINS, Principal, Role
+from shared.contracts.committees import StudentLeft
+from shared.events import occurred_at
+from shared.outbox import add_event
+from shared.problems import Problem, conflict, field_error, not_found
+
+FIELDS = ("student_no", "name", "gender", "birth_date", "national_id", "class_id")
+
+
+async def _get(conn: Conn, student_id: str, *, lock: bool = False) -> dict[str, Any]:
+    row = await store.get_student(conn, student_id, lock=lock)
+    if row is None:
+        raise not_found("student")
+    return row
+
+
+async def _view(conn: Conn, principal: Principal, row: dict[str, Any]) -> dict[str, Any] | None:
+    classes = await store.get_teacher_classes(conn, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
+    access = people_access(principal, row["org_path"], row["class_id"], classes)
+    return redact(row, access.personal) if access.read else None
+
+
+async def _family_no(conn: Conn, family_id: str) -> str:
+    no = await store.get_family_no(conn, family_id)
+    if no is None:
+        raise Problem(422, "Invalid request", "unknown family", errors=[field_error("/family_id", "unknown")])
+    return no
+
+
+async def _require_family_write(conn: Conn, principal: Principal, family_id: str) -> None:
+    """Linking a child to a family touches every school its children attend: write scope over all of them."""
+    require_write(principal, *await store.list_family_student_paths(conn, family_id))
+
+
+async def list_students(
+    pool: asyncpg.Pool, principal: Principal, under: str | None, class_id: str | None, after: str | None, limit: int
+) -> dict[str, Any]:
+    """Active students in a subtree or class; teachers see their own classes; the read is audited."""
+    principal.require(*READERS)
+    async with pool.acquire() as conn, conn.transaction():
+        under_path = None if under is None else (await get_unit(conn, under))["org_path"]
+        personal = True
+        if principal.has(*ADMINS, Role.AUDITOR):
+            path: str | None = scope.narrow(principal, under_path)
+            classes = [class_id] if class_id else None
+            personal = principal.has(*ADMINS)
+        else:
+            mine = await store.get_teacher_classes(conn, principal.staff_id)
+            if class_id is not None and class_id not in mine:
+                raise scope.forbidden("teachers see only the classes they teach")
+            # a teacher's classes, and only inside the school their token names
+            path = under_path or principal.org_path
+            scope.require(principal, path)
+            classes = [class_id] if class_id else sorted(mine)
+        rows = await store.list_students(conn, path, classes, after, limit + 1)
+        out = page([redact(r, personal) for r in rows], limit, "student_id")
+        paths = {x["student_id"]: x["org_path"] for x in out["items"]}
+        await audit.record(
+            conn,
+            principal,
+            action="list",
+            resource_type="student",
+            org_path=path or "/",
+            subject_ids=list(paths),
+            subject_paths=paths,
+        )
+    return out
+
+
+async def get(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict[str, Any]:
+    """One student (personal fields only for admins in scope and the student's teachers); the read is audited."""
+    principal.require(*READERS)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _get(conn, student_id)
+        view = await _view(conn, principal, row)
+        if view is None:
+            raise scope.forbidden()
+        await audit_person(conn, principal, "student", row, "read")
+    return view
+
+
+async def create(conn: asyncpg.Connection, principal: Principal, body: StudentIn) -> dict[str, Any]:
+    """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
+    unit = await get_unit(conn, body.class_id)
+    require_write(principal, unit["org_path"])
+    if await store.get_student_by_no(conn, body.student_no):
+        raise conflict("a student with this student_no already exists")
+    raw = body.model_dump(mode="json", exclude={"family_id"})
+    raw["family_no"] = await _family_no(conn, body.family_id)
+    await _require_family_write(conn, principal, body.family_id)
+    await write_record(conn, "students", raw, [body.class_id], {raw["family_no"]})
+    created = await store.get_student_by_no(conn, body.student_no) or {}
+    await audit_person(conn, principal, "student", created, "write")
+    return created
+
+
+async def update(conn: asyncpg.Connection, principal: Principal, student_id: str, body: StudentPatch) -> dict[str, Any]:
+    """Move a student to another class or family, or correct their record (scope over before and after)."""
+    row = await _get(conn, student_id, lock=True)
+    require_write(principal, row["org_path"])
+    if body.class_id:
+        require_write(principal, (await get_unit(conn, body.class_id))["org_path"])
+    raw = {k: row[k] for k in FIELDS}
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    family_id = changes.pop("family_id", None) or row["family_id"]
+    raw.update(changes)
+    raw["family_no"] = await _family_no(conn, family_id)
+    if family_id != row["family_id"]:  # the child leaves one family for another: both change
+        await _require_family_write(conn, principal, row["family_id"])
+        await _require_family_write(conn, principal, family_id)
+    await write_record(conn, "students", raw, [raw["class_id"]], {raw["family_no"]})
+    updated = await _get(conn, student_id)
+    require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
+    await audit_person(conn, principal, "student", updated, "write")
+    return updated
+
+
+async def leave(conn: asyncpg.Connection, principal: Principal, student_id: str) -> dict[str, Any]:
+    """A student left the city's schools: `student.left`, and their family's facts change."""
+    row = await _get(conn, student_id, lock=True)
+    require_write(principal, row["org_path"])
+    family_id = await store.update_student_left(conn, student_id)
+    if family_id is not None:
+        await add_event(conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=occurred_at()))
+        await publish_family_facts(conn, [family_id])
+    return {"student_id": student_id, "active": False}
