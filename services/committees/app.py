@@ -19,6 +19,7 @@ from services.committees.api import (
 from services.committees.settings import Settings
 from services.committees.usecases.import_jobs import runner_for
 from shared import audit
+from shared.clock import Clock, SystemClock
 from shared.contracts import committees as contracts
 from shared.web import Runtime, ServiceSpec, create_app
 
@@ -34,14 +35,16 @@ TOPICS = [
 ]
 
 
-def build_spec(settings: Settings) -> ServiceSpec:
+def build_spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
     """The committees service: directory, imports and cooperation structure; it consumes nothing."""
+    clock = clock or SystemClock()
 
     async def import_jobs(runtime: Runtime) -> None:
-        await runner_for(settings).serve(runtime.pool)
+        await runner_for(settings, runtime.clock).serve(runtime.pool)
 
     return ServiceSpec(
         settings=settings,
+        clock=clock,
         migrations=Path(__file__).parent / "migrations",
         topics=TOPICS,
         routers=[
@@ -63,6 +66,6 @@ def build_spec(settings: Settings) -> ServiceSpec:
     )
 
 
-def create(settings: Settings | None = None) -> Any:
+def create(settings: Settings | None = None, clock: Clock | None = None) -> Any:
     """The FastAPI app."""
-    return create_app(build_spec(settings or Settings()))
+    return create_app(build_spec(settings or Settings(), clock))

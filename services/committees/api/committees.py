@@ -11,15 +11,17 @@ from services.committees.schemas import CommitteeIn, CommitteeOut, DissolveIn, M
 from services.committees.usecases import committees
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["committees"])
 
 
 @router.post("/committees", status_code=201)
-async def form_committee(body: CommitteeIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def form_committee(
+    body: CommitteeIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
-    return await idempotency.write(request, principal, pool, lambda conn: committees.form(conn, principal, body))
+    return await idempotency.write(request, principal, pool, lambda conn: committees.form(conn, principal, clock, body))
 
 
 @router.get("/committees")
@@ -38,33 +40,37 @@ async def get_committee(committee_id: str, principal: CurrentPrincipal, pool: Po
 
 @router.post("/committees/{committee_id}/dissolve")
 async def dissolve_committee(
-    committee_id: str, body: DissolveIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    committee_id: str, body: DissolveIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Dissolve a committee; its active members leave."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: committees.dissolve(conn, principal, committee_id, body), status_code=200
+        request,
+        principal,
+        pool,
+        lambda conn: committees.dissolve(conn, principal, clock, committee_id, body),
+        status_code=200,
     )
 
 
 @router.post("/committees/{committee_id}/members", status_code=201)
 async def add_member(
-    committee_id: str, body: MemberIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    committee_id: str, body: MemberIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """A guardian of a student inside the committee's unit joins it."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: committees.add_member(conn, principal, committee_id, body)
+        request, principal, pool, lambda conn: committees.add_member(conn, principal, clock, committee_id, body)
     )
 
 
 @router.delete("/committees/{committee_id}/members/{guardian_id}")
 async def remove_member(
-    committee_id: str, guardian_id: str, request: Request, principal: CurrentPrincipal, pool: Pool
+    committee_id: str, guardian_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """A member leaves the committee."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: committees.remove_member(conn, principal, committee_id, guardian_id),
+        lambda conn: committees.remove_member(conn, principal, clock, committee_id, guardian_id),
         status_code=200,
     )

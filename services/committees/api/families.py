@@ -10,7 +10,7 @@ from services.committees.schemas import FamilyIn, FamilyOut, FamilyPatch, Guardi
 from services.committees.usecases import families
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["families"])
 
@@ -21,10 +21,16 @@ def _replayed(principal: CurrentPrincipal) -> idempotency.Replayed:
 
 
 @router.post("/families", status_code=201, response_model=FamilyOut)
-async def create_family(body: FamilyIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def create_family(
+    body: FamilyIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """Register a family with its guardians (students join it when registered)."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: families.create(conn, principal, body), replayed=_replayed(principal)
+        request,
+        principal,
+        pool,
+        lambda conn: families.create(conn, principal, clock, body),
+        replayed=_replayed(principal),
     )
 
 
@@ -36,14 +42,14 @@ async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool) ->
 
 @router.patch("/families/{family_id}", response_model=FamilyOut)
 async def update_family(
-    family_id: str, body: FamilyPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+    family_id: str, body: FamilyPatch, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Change whether parents work away, the living arrangement or the address."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: families.update(conn, principal, family_id, body),
+        lambda conn: families.update(conn, principal, clock, family_id, body),
         status_code=200,
         replayed=_replayed(principal),
     )
@@ -51,13 +57,13 @@ async def update_family(
 
 @router.post("/families/{family_id}/guardians", status_code=201, response_model=FamilyOut)
 async def add_guardian(
-    family_id: str, body: GuardianIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    family_id: str, body: GuardianIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Add a guardian to a family (the family's facts change: `family.changed`)."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: families.add_guardian(conn, principal, family_id, body),
+        lambda conn: families.add_guardian(conn, principal, clock, family_id, body),
         replayed=_replayed(principal),
     )

@@ -14,8 +14,9 @@ from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
 from shared import idempotency
 from shared.auth import CurrentPrincipal
+from shared.clock import Clock
 from shared.problems import Problem, invalid
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 MAX_FILE_BYTES = 200 * 1024 * 1024  # one entity's CSV
@@ -27,18 +28,21 @@ def _located(response: JSONResponse) -> JSONResponse:
     return response
 
 
-def _accepted(request: Request, response: JSONResponse) -> JSONResponse:
+def _accepted(request: Request, clock: Clock, response: JSONResponse) -> JSONResponse:
     """Start the job after its request committed (not for a replayed Idempotency-Key)."""
     if response.status_code == 202 and response.headers.get("idempotent-replayed") != "true":
-        runner_for(request.app.state.settings).start(orjson.loads(response.body)["import_id"])
+        runner_for(request.app.state.settings, clock).start(orjson.loads(response.body)["import_id"])
     return _located(response)
 
 
 @router.post("", status_code=202, max_body_size=MAX_JSON_BYTES)
-async def import_json(body: ImportIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> JSONResponse:
+async def import_json(
+    body: ImportIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> JSONResponse:
     """Import the JSON export (rows per entity); 202 with a job to poll. Bad rows are reported, good ones kept."""
     return _accepted(
         request,
+        clock,
         await idempotency.write(
             request, principal, pool, lambda conn: imports.open_json(conn, principal, body), status_code=202
         ),
@@ -73,10 +77,13 @@ async def upload_csv(
 
 
 @router.post("/{import_id}/start", status_code=202)
-async def start_csv_import(import_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> JSONResponse:
+async def start_csv_import(
+    import_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> JSONResponse:
     """Queue an uploaded CSV import; 202 with the job to poll."""
     return _accepted(
         request,
+        clock,
         await idempotency.write(
             request, principal, pool, lambda conn: imports.start(conn, principal, import_id), status_code=202
         ),

@@ -11,7 +11,7 @@ from services.committees.schemas import LectureIn, LecturerIn, LecturerOut, Lect
 from services.committees.usecases import lecturers
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["lecturers"])
 
@@ -37,10 +37,12 @@ async def list_lecturers(
 
 
 @router.post("/lectures", status_code=201)
-async def record_lecture(body: LectureIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def record_lecture(
+    body: LectureIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """Record a publicity lecture given to audience org units (`lecture.given`)."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: lecturers.record_lecture(conn, principal, body)
+        request, principal, pool, lambda conn: lecturers.record_lecture(conn, principal, clock, body)
     )
 
 

@@ -11,7 +11,7 @@ from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.usecases import org_units
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["org units"])
 
@@ -36,16 +36,24 @@ async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool
 
 
 @router.post("/org-units", status_code=201)
-async def create_org_unit(body: OrgUnitIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def create_org_unit(
+    body: OrgUnitIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """Add an org unit under a parent inside the caller's scope."""
-    return await idempotency.write(request, principal, pool, lambda conn: org_units.create(conn, principal, body))
+    return await idempotency.write(
+        request, principal, pool, lambda conn: org_units.create(conn, principal, clock, body)
+    )
 
 
 @router.patch("/org-units/{org_unit_id}")
 async def update_org_unit(
-    org_unit_id: str, body: OrgUnitPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+    org_unit_id: str, body: OrgUnitPatch, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Rename an org unit or change a school's type."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: org_units.update(conn, principal, org_unit_id, body), status_code=200
+        request,
+        principal,
+        pool,
+        lambda conn: org_units.update(conn, principal, clock, org_unit_id, body),
+        status_code=200,
     )

@@ -11,7 +11,7 @@ from services.committees.schemas import AttendanceIn, EnrolIn, ParentSchoolIn, S
 from services.committees.usecases import parent_schools
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["parent schools"])
 SESSION = "/parent-schools/{parent_school_id}/sessions/{session_id}"
@@ -19,11 +19,11 @@ SESSION = "/parent-schools/{parent_school_id}/sessions/{session_id}"
 
 @router.post("/parent-schools", status_code=201)
 async def establish_parent_school(
-    body: ParentSchoolIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    body: ParentSchoolIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Establish a county-level, school-level or online parent school."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: parent_schools.establish(conn, principal, body)
+        request, principal, pool, lambda conn: parent_schools.establish(conn, principal, clock, body)
     )
 
 
@@ -43,11 +43,19 @@ async def get_parent_school(parent_school_id: str, principal: CurrentPrincipal, 
 
 @router.post("/parent-schools/{parent_school_id}/sessions", status_code=201)
 async def schedule_session(
-    parent_school_id: str, body: SessionIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    parent_school_id: str,
+    body: SessionIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    clock: CurrentClock,
+    pool: Pool,
 ) -> Any:
     """Schedule a session (topic, date, mode, speaker)."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: parent_schools.schedule_session(conn, principal, parent_school_id, body)
+        request,
+        principal,
+        pool,
+        lambda conn: parent_schools.schedule_session(conn, principal, clock, parent_school_id, body),
     )
 
 
@@ -75,14 +83,19 @@ async def enrol(
 
 @router.post(SESSION + "/held")
 async def session_held(
-    parent_school_id: str, session_id: str, request: Request, principal: CurrentPrincipal, pool: Pool
+    parent_school_id: str,
+    session_id: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    clock: CurrentClock,
+    pool: Pool,
 ) -> Any:
     """Record that a scheduled session took place."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: parent_schools.mark_held(conn, principal, parent_school_id, session_id),
+        lambda conn: parent_schools.mark_held(conn, principal, clock, parent_school_id, session_id),
         status_code=200,
     )
 
@@ -94,6 +107,7 @@ async def record_attendance(
     body: AttendanceIn,
     request: Request,
     principal: CurrentPrincipal,
+    clock: CurrentClock,
     pool: Pool,
 ) -> Any:
     """Record attendance per guardian (the latest record counts; unchanged records publish nothing)."""
@@ -101,7 +115,7 @@ async def record_attendance(
         request,
         principal,
         pool,
-        lambda conn: parent_schools.record_attendance(conn, principal, parent_school_id, session_id, body),
+        lambda conn: parent_schools.record_attendance(conn, principal, clock, parent_school_id, session_id, body),
         status_code=200,
     )
 

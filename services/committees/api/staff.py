@@ -12,7 +12,7 @@ from services.committees.usecases import staff
 from services.committees.usecases.directory import audit_person
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
@@ -38,35 +38,39 @@ async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> d
 
 
 @router.post("/staff", status_code=201, response_model=StaffOut)
-async def create_staff(body: StaffIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def create_staff(
+    body: StaffIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """Register a staff member at a school (or district office)."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: staff.create(conn, principal, body),
+        lambda conn: staff.create(conn, principal, clock, body),
         replayed=lambda conn, row: audit_person(conn, principal, "staff", row, "write"),
     )
 
 
 @router.patch("/staff/{staff_id}", response_model=StaffOut)
 async def update_staff(
-    staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+    staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Change a staff member's roles, classes or contact."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: staff.update(conn, principal, staff_id, body),
+        lambda conn: staff.update(conn, principal, clock, staff_id, body),
         status_code=200,
         replayed=lambda conn, row: audit_person(conn, principal, "staff", row, "write"),
     )
 
 
 @router.delete("/staff/{staff_id}")
-async def staff_left(staff_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def staff_left(
+    staff_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """A staff member left: deactivate and publish `staff.left`."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: staff.leave(conn, principal, staff_id), status_code=200
+        request, principal, pool, lambda conn: staff.leave(conn, principal, clock, staff_id), status_code=200
     )

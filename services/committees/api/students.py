@@ -12,7 +12,7 @@ from services.committees.usecases import students
 from services.committees.usecases.directory import audit_person
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["students"])
 
@@ -37,35 +37,39 @@ async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) 
 
 
 @router.post("/students", status_code=201, response_model=StudentOut)
-async def create_student(body: StudentIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def create_student(
+    body: StudentIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: students.create(conn, principal, body),
+        lambda conn: students.create(conn, principal, clock, body),
         replayed=lambda conn, row: audit_person(conn, principal, "student", row, "write"),
     )
 
 
 @router.patch("/students/{student_id}", response_model=StudentOut)
 async def update_student(
-    student_id: str, body: StudentPatch, request: Request, principal: CurrentPrincipal, pool: Pool
+    student_id: str, body: StudentPatch, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Move a student to another class or family, or correct their record."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: students.update(conn, principal, student_id, body),
+        lambda conn: students.update(conn, principal, clock, student_id, body),
         status_code=200,
         replayed=lambda conn, row: audit_person(conn, principal, "student", row, "write"),
     )
 
 
 @router.delete("/students/{student_id}")
-async def student_left(student_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def student_left(
+    student_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """A student left the city's schools: `student.left`, and their family's facts change."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: students.leave(conn, principal, student_id), status_code=200
+        request, principal, pool, lambda conn: students.leave(conn, principal, clock, student_id), status_code=200
     )

@@ -11,15 +11,17 @@ from services.committees.schemas import TeamFormed, TeamIn, TeamMemberAdded, Tea
 from services.committees.usecases import teams
 from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1", tags=["instructor teams"])
 
 
 @router.post("/instructor-teams", status_code=201, response_model=TeamFormed)
-async def form_team(body: TeamIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def form_team(
+    body: TeamIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
+) -> Any:
     """Form an instructor team for a school or county."""
-    return await idempotency.write(request, principal, pool, lambda conn: teams.form(conn, principal, body))
+    return await idempotency.write(request, principal, pool, lambda conn: teams.form(conn, principal, clock, body))
 
 
 @router.get("/instructor-teams")
@@ -38,23 +40,27 @@ async def get_team(team_id: str, principal: CurrentPrincipal, pool: Pool) -> dic
 
 @router.post("/instructor-teams/{team_id}/members", status_code=201, response_model=TeamMemberAdded)
 async def add_team_member(
-    team_id: str, body: TeamMemberIn, request: Request, principal: CurrentPrincipal, pool: Pool
+    team_id: str, body: TeamMemberIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Add a member: school staff by staff_id (inside the team's unit), experts and parents by name."""
     return await idempotency.write(
         request,
         principal,
         pool,
-        lambda conn: teams.add_member(conn, principal, team_id, body),
+        lambda conn: teams.add_member(conn, principal, clock, team_id, body),
         replayed=lambda conn, member: teams.audit_member(conn, principal, member),
     )
 
 
 @router.delete("/instructor-teams/{team_id}/members/{member_id}")
 async def remove_team_member(
-    team_id: str, member_id: str, request: Request, principal: CurrentPrincipal, pool: Pool
+    team_id: str, member_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
 ) -> Any:
     """Remove a member from a team."""
     return await idempotency.write(
-        request, principal, pool, lambda conn: teams.remove_member(conn, principal, team_id, member_id), status_code=200
+        request,
+        principal,
+        pool,
+        lambda conn: teams.remove_member(conn, principal, clock, team_id, member_id),
+        status_code=200,
     )

@@ -22,6 +22,8 @@ RELATIONS = frozenset({"mother", "father", "grandmother", "grandfather", "relati
 GENDERS = frozenset({"M", "F"})
 TRUE = frozenset({"true", "1", "yes", "y", "是", "t"})
 FALSE = frozenset({"false", "0", "no", "n", "否", "f", ""})
+EARLIEST_BIRTH = date(1990, 1, 1)
+BIRTH_RANGE = "must lie between 1990-01-01 and today"
 PARENT_LEVEL = {
     OrgLevel.DISTRICT: OrgLevel.CITY,
     OrgLevel.SCHOOL: OrgLevel.DISTRICT,
@@ -127,8 +129,8 @@ def _date(v: Any) -> date:
         d = date.fromisoformat(str(s))
     except ValueError:
         raise Bad("must be a date YYYY-MM-DD") from None
-    if not date(1990, 1, 1) <= d <= date.today():
-        raise Bad("must lie between 1990-01-01 and today")
+    if d < EARLIEST_BIRTH:
+        raise Bad(BIRTH_RANGE)
     return d
 
 
@@ -215,8 +217,8 @@ REQUIRED_COLUMNS = {
 }
 
 
-def clean_row(entity: str, raw: dict[str, Any], row: int) -> tuple[dict[str, Any] | None, list[RowError]]:
-    """Parse one row's fields; the clean row, or None with every field error."""
+def clean_row(entity: str, raw: dict[str, Any], row: int, today: date) -> tuple[dict[str, Any] | None, list[RowError]]:
+    """Parse one row's fields (birth dates up to `today`); the clean row, or None with every field error."""
     out: dict[str, Any] = {}
     errors: list[RowError] = []
     for name, parse in FIELDS[entity]:
@@ -224,6 +226,8 @@ def clean_row(entity: str, raw: dict[str, Any], row: int) -> tuple[dict[str, Any
             out[name] = parse(raw.get(name))
         except Bad as exc:
             errors.append(RowError(entity, row, name, str(exc)))
+    if entity == "students" and "birth_date" in out and out["birth_date"] > today:
+        errors.append(RowError(entity, row, "birth_date", BIRTH_RANGE))
     if entity == "org_units" and not errors:
         if out["level"] == OrgLevel.SCHOOL and out["school_type"] is None:
             errors.append(RowError(entity, row, "school_type", "is required for a school"))
@@ -248,7 +252,8 @@ class Unit:
 class Checker:
     """Validates whole import files: formats, duplicate keys, and references (to the file or the directory)."""
 
-    def __init__(self, units: dict[str, Unit], family_nos: set[str]) -> None:
+    def __init__(self, units: dict[str, Unit], family_nos: set[str], today: date) -> None:
+        self.today = today
         self.units = dict(units)
         self.existing_parents = {k: u.parent_id for k, u in units.items()}
         self.family_nos = set(family_nos)
@@ -260,7 +265,7 @@ class Checker:
         seen: dict[str, int] = {}
         good = []
         for n, raw in rows:
-            clean, errs = clean_row(entity, raw, n)
+            clean, errs = clean_row(entity, raw, n, self.today)
             if clean is None:
                 self.errors.extend(errs)
                 continue

@@ -7,7 +7,8 @@ from typing import Any
 
 import asyncpg
 
-from services.committees.store.common import Conn, as_dict, list_in_subtree
+from services.committees.store.common import as_dict, list_in_subtree
+from shared.db import Conn
 
 
 async def list_active_committee_ids(conn: Conn, org_unit_id: str) -> list[str]:

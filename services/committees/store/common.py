@@ -1,14 +1,13 @@
-"""What every store module shares: the connection type and the subtree page of a table keyed by one id."""
+"""What the store modules share: a row as a dict, the subtree page of a table keyed by one id."""
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
 from shared import scope
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from shared.db import Conn
 
 
 def as_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:

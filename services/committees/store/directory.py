@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
 from shared import scope
-
-Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
+from shared.db import Conn
 
 STUDENT_COLS = (
     "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, updated_at"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.committees.store.common import Conn, as_dict
+from services.committees.store.common import as_dict
 from shared import scope
+from shared.db import Conn
 
 
 async def get_org_unit(conn: Conn, org_unit_id: str, *, lock: bool = False) -> dict[str, Any] | None:

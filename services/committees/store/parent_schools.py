@@ -6,8 +6,9 @@ from typing import Any
 
 import asyncpg
 
-from services.committees.store.common import Conn, as_dict, list_in_subtree
+from services.committees.store.common import as_dict, list_in_subtree
 from shared import scope
+from shared.db import Conn
 
 
 async def insert_parent_school(conn: asyncpg.Connection, p: dict[str, Any]) -> None:

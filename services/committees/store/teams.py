@@ -6,7 +6,8 @@ from typing import Any
 
 import asyncpg
 
-from services.committees.store.common import Conn, as_dict, list_in_subtree
+from services.committees.store.common import as_dict, list_in_subtree
+from shared.db import Conn
 
 
 async def insert_team(conn: asyncpg.Connection, t: dict[str, Any]) -> None:

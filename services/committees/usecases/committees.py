@@ -18,12 +18,13 @@ from services.committees.domain.rules import (
 from services.committees.schemas import CommitteeIn, DissolveIn, MemberIn
 from services.committees.store import committees as store
 from services.committees.store import directory
-from services.committees.store.common import Conn
-from services.committees.usecases.common import decided, get_unit, list_path, new_id, page, require_read, require_write
+from services.committees.usecases.common import decided, get_unit, list_path, page, require_read, require_write
 from shared import audit
 from shared.auth import ADMINS, Principal
+from shared.clock import Clock
 from shared.contracts import committees as ev
-from shared.events import occurred_at
+from shared.db import Conn
+from shared.ids import new_id
 from shared.outbox import add_event, add_events
 from shared.problems import conflict, invalid, not_found
 
@@ -35,7 +36,7 @@ async def _get(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str
     return c
 
 
-async def form(conn: asyncpg.Connection, principal: Principal, body: CommitteeIn) -> dict[str, Any]:
+async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: CommitteeIn) -> dict[str, Any]:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
     unit = await get_unit(conn, body.org_unit_id, lock=True)
     require_write(principal, unit["org_path"])
@@ -53,7 +54,7 @@ async def form(conn: asyncpg.Connection, principal: Principal, body: CommitteeIn
         "formed_on": body.formed_on,
     }
     await store.insert_committee(conn, c)
-    await add_event(conn, ev.CommitteeFormed(**c, occurred_at=occurred_at()))
+    await add_event(conn, ev.CommitteeFormed(**c, occurred_at=clock.now()))
     return {**c, "dissolved_on": None, "members": []}
 
 
@@ -83,7 +84,7 @@ async def get(pool: asyncpg.Pool, principal: Principal, committee_id: str) -> di
 
 
 async def dissolve(
-    conn: asyncpg.Connection, principal: Principal, committee_id: str, body: DissolveIn
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, body: DissolveIn
 ) -> dict[str, Any]:
     """Dissolve a committee; its active members leave."""
     c = await _get(conn, committee_id, lock=True)
@@ -91,7 +92,7 @@ async def dissolve(
     with decided():
         check_dissolve(c["formed_on"], c["dissolved_on"], body.dissolved_on)
     left = await store.update_committee_dissolved(conn, committee_id, body.dissolved_on)
-    now = occurred_at()
+    now = clock.now()
     path = c["org_path"]
     await add_events(
         conn,
@@ -113,7 +114,7 @@ async def dissolve(
 
 
 async def add_member(
-    conn: asyncpg.Connection, principal: Principal, committee_id: str, body: MemberIn
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, body: MemberIn
 ) -> dict[str, Any]:
     """A guardian of a student inside the committee's unit joins it."""
     c = await _get(conn, committee_id, lock=True)
@@ -130,13 +131,13 @@ async def add_member(
         raise conflict("the guardian is already a member")
     await add_event(
         conn,
-        ev.CommitteeMemberJoined(committee_id=committee_id, org_path=c["org_path"], **m, occurred_at=occurred_at()),
+        ev.CommitteeMemberJoined(committee_id=committee_id, org_path=c["org_path"], **m, occurred_at=clock.now()),
     )
     return {"committee_id": committee_id, **m}
 
 
 async def remove_member(
-    conn: asyncpg.Connection, principal: Principal, committee_id: str, guardian_id: str
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, guardian_id: str
 ) -> dict[str, Any]:
     """A member leaves the committee."""
     c = await _get(conn, committee_id)
@@ -146,7 +147,7 @@ async def remove_member(
     await add_event(
         conn,
         ev.CommitteeMemberLeft(
-            committee_id=committee_id, guardian_id=guardian_id, org_path=c["org_path"], occurred_at=occurred_at()
+            committee_id=committee_id, guardian_id=guardian_id, org_path=c["org_path"], occurred_at=clock.now()
         ),
     )
     return {"committee_id": committee_id, "guardian_id": guardian_id, "active": False}

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from services.committees.domain.rules import TEACHERS, Conflict, RuleBroken, can_write, encode_cursor
 from services.committees.store import org_units
-from services.committees.store.common import Conn
 from shared import scope
 from shared.auth import ADMINS, Principal, Role
+from shared.db import Conn
 from shared.problems import Problem, conflict, field_error, not_found
 
 READERS = (*ADMINS, *TEACHERS, Role.AUDITOR)
-
-
-def new_id() -> str:
-    """The id of a new record (uuid4, like every service; records made before this kept their `cm-…` ids)."""
-    return str(uuid.uuid4())
 
 
 def require_write(principal: Principal, *org_paths: str) -> None:

@@ -11,12 +11,13 @@ from services.committees.store import imports as import_store
 from services.committees.store import upserts
 from shared import audit
 from shared.auth import Principal
-from shared.events import occurred_at
+from shared.clock import Clock
 from shared.problems import Problem, field_error
 
 
 async def write_record(
     conn: asyncpg.Connection,
+    clock: Clock,
     entity: str,
     raw: dict[str, Any],
     unit_ids: list[str],
@@ -25,7 +26,8 @@ async def write_record(
     publish_families: bool = True,
 ) -> tuple[int, int, int]:
     """Validate one directory record like an import row and apply it with the same SQL and events."""
-    checker = Checker(await import_store.list_units(conn, [u for u in unit_ids if u]), family_nos)
+    at = clock.now()
+    checker = Checker(await import_store.list_units(conn, [u for u in unit_ids if u]), family_nos, at.date())
     clean = getattr(checker, entity)([(0, raw)])
     if checker.errors:
         raise Problem(
@@ -34,7 +36,6 @@ async def write_record(
             "the record breaks the directory's rules",
             errors=[field_error("/" + e.field, e.reason) for e in checker.errors],
         )
-    at = occurred_at()
     await upserts.prepare(conn)
     created, updated, events = await upserts.upsert(conn, entity, clean, at)
     if publish_families:
@@ -42,11 +43,11 @@ async def write_record(
     return created, updated, events
 
 
-async def publish_family_facts(conn: asyncpg.Connection, family_ids: list[str]) -> int:
+async def publish_family_facts(conn: asyncpg.Connection, clock: Clock, family_ids: list[str]) -> int:
     """Publish the facts of these families where they changed."""
     await upserts.prepare(conn)
     await upserts.insert_touched_families(conn, family_ids)
-    return await upserts.publish_family_facts(conn, occurred_at())
+    return await upserts.publish_family_facts(conn, clock.now())
 
 
 async def audit_person(

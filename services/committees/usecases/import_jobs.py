@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -17,7 +18,7 @@ from services.committees.settings import Settings
 from services.committees.store import imports as store
 from services.committees.store import upserts
 from shared import db
-from shared.events import occurred_at
+from shared.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ IMPORT_DURATION = Histogram(
 
 async def apply(
     conn: asyncpg.Connection,
+    at: datetime,
     files: dict[str, str],
     fmt: str,
     checker: Checker,
@@ -42,9 +44,9 @@ async def apply(
     """Validate and upsert entity by entity in dependency order, inside the caller's transaction.
 
     Validating the next entity (Python, in a thread) overlaps with the database applying the previous one.
-    Returns counts per entity (received/created/updated/unchanged/rejected) and the number of events written.
+    Every event says it occurred `at`. Returns counts per entity (received/created/updated/unchanged/rejected) and
+    the number of events written.
     """
-    at = occurred_at()
     await upserts.prepare(conn)
     timings = {} if timings is None else timings
     done: dict[str, tuple[int, int]] = {}
@@ -95,7 +97,7 @@ async def apply(
     return counts, events
 
 
-async def run(settings: Settings, import_id: str) -> None:
+async def run(settings: Settings, clock: Clock, import_id: str) -> None:
     """Run one queued job to completion in a single transaction; the job row records the outcome."""
     conn = await db.connect(settings.database_url, settings.db_schema)
     try:
@@ -110,10 +112,11 @@ async def run(settings: Settings, import_id: str) -> None:
                 files = await store.list_files(conn, import_id)
                 units = await store.list_units(conn)
                 family_nos = await store.list_family_nos(conn)
-                checker = Checker(units, family_nos)
+                now = clock.now()
+                checker = Checker(units, family_nos, now.date())
                 timings = {"load": round(time.perf_counter() - started, 3)}
                 counts, events = await apply(
-                    conn, files, job["format"], checker, settings.import_statement_timeout_seconds, timings
+                    conn, now, files, job["format"], checker, settings.import_statement_timeout_seconds, timings
                 )
                 errors = sorted(checker.errors, key=lambda e: (ENTITIES.index(e.entity), e.row, e.field))
                 await store.update_status(
@@ -149,8 +152,9 @@ async def run(settings: Settings, import_id: str) -> None:
 class Runner:
     """Runs import jobs as tasks of this process; resumes jobs left behind by a crashed process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
+        self.clock = clock
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def serve(self, pool: asyncpg.Pool) -> None:
@@ -167,7 +171,7 @@ class Runner:
     def start(self, import_id: str) -> None:
         if any(t.get_name() == f"import:{import_id}" for t in self.tasks):
             return
-        task = asyncio.create_task(run(self.settings, import_id), name=f"import:{import_id}")
+        task = asyncio.create_task(run(self.settings, self.clock, import_id), name=f"import:{import_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -180,8 +184,8 @@ class Runner:
 RUNNERS: dict[str, Runner] = {}
 
 
-def runner_for(settings: Settings) -> Runner:
-    """The job runner of the service instance using `settings` (one per schema)."""
+def runner_for(settings: Settings, clock: Clock) -> Runner:
+    """The job runner of the service instance using `settings` (one per schema; the clock of the first call)."""
     if settings.db_schema not in RUNNERS:
-        RUNNERS[settings.db_schema] = Runner(settings)
+        RUNNERS[settings.db_schema] = Runner(settings, clock)
     return RUNNERS[settings.db_schema]

@@ -11,10 +11,10 @@ from services.committees.domain.rows import ENTITIES
 from services.committees.schemas import ImportIn
 from services.committees.store import imports as store
 from services.committees.store import org_units
-from services.committees.store.common import Conn
-from services.committees.usecases.common import new_id
 from shared import scope
 from shared.auth import Principal, Role
+from shared.db import Conn
+from shared.ids import new_id
 from shared.problems import conflict, invalid, not_found
 
 VIEW = ("import_id", "format", "status", "created_at", "started_at", "finished_at", "counts", "events", "timings")

@@ -10,12 +10,13 @@ from services.committees.domain.rules import check_lecturer
 from services.committees.schemas import LectureIn, LecturerIn
 from services.committees.store import directory, org_units
 from services.committees.store import lecturers as store
-from services.committees.store.common import Conn
-from services.committees.usecases.common import decided, get_unit, list_path, new_id, page, require_write
+from services.committees.usecases.common import decided, get_unit, list_path, page, require_write
 from shared import audit
 from shared.auth import Principal
+from shared.clock import Clock
 from shared.contracts import committees as ev
-from shared.events import occurred_at
+from shared.db import Conn
+from shared.ids import new_id
 from shared.outbox import add_event
 from shared.problems import Problem, invalid
 
@@ -66,7 +67,9 @@ async def list_lecturers(
     return out
 
 
-async def record_lecture(conn: asyncpg.Connection, principal: Principal, body: LectureIn) -> dict[str, Any]:
+async def record_lecture(
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: LectureIn
+) -> dict[str, Any]:
     """Record a publicity lecture given to audience org units (`lecture.given`)."""
     lecturer = await store.get_lecturer(conn, body.lecturer_id)
     if lecturer is None:
@@ -103,7 +106,7 @@ async def record_lecture(conn: asyncpg.Connection, principal: Principal, body: L
             given_on=body.given_on,
             audience_org_paths=audience,
             headcount=body.headcount,
-            occurred_at=occurred_at(),
+            occurred_at=clock.now(),
         ),
     )
     return lec

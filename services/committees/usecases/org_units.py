@@ -8,10 +8,11 @@ import asyncpg
 
 from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
-from services.committees.store.common import Conn
 from services.committees.usecases.common import get_unit, page, require_write
 from services.committees.usecases.directory import write_record
 from shared.auth import Principal
+from shared.clock import Clock
+from shared.db import Conn
 from shared.problems import conflict
 
 FIELDS = ("org_unit_id", "parent_id", "level", "name", "school_type")
@@ -30,23 +31,23 @@ async def get(conn: Conn, org_unit_id: str) -> dict[str, Any]:
     return await get_unit(conn, org_unit_id)
 
 
-async def create(conn: asyncpg.Connection, principal: Principal, body: OrgUnitIn) -> dict[str, Any]:
+async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: OrgUnitIn) -> dict[str, Any]:
     """Add an org unit under a parent inside the caller's scope."""
     parent = await get_unit(conn, body.parent_id, lock=True)
     require_write(principal, parent["org_path"])
     if await store.get_org_unit(conn, body.org_unit_id):
         raise conflict(f"org unit {body.org_unit_id} already exists")
-    await write_record(conn, "org_units", body.model_dump(mode="json"), [body.parent_id], set())
+    await write_record(conn, clock, "org_units", body.model_dump(mode="json"), [body.parent_id], set())
     return await get_unit(conn, body.org_unit_id)
 
 
 async def update(
-    conn: asyncpg.Connection, principal: Principal, org_unit_id: str, body: OrgUnitPatch
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, org_unit_id: str, body: OrgUnitPatch
 ) -> dict[str, Any]:
     """Rename an org unit or change a school's type."""
     unit = await get_unit(conn, org_unit_id, lock=True)
     require_write(principal, unit["org_path"])
     raw = {k: unit[k] for k in FIELDS}
     raw.update(body.model_dump(mode="json", exclude_unset=True))
-    await write_record(conn, "org_units", raw, [org_unit_id, unit["parent_id"]], set())
+    await write_record(conn, clock, "org_units", raw, [org_unit_id, unit["parent_id"]], set())
     return await get_unit(conn, org_unit_id)

@@ -10,21 +10,21 @@ from services.committees.domain.rules import attendance_rate, check_parent_schoo
 from services.committees.schemas import AttendanceIn, EnrolIn, ParentSchoolIn, SessionIn
 from services.committees.store import directory
 from services.committees.store import parent_schools as store
-from services.committees.store.common import Conn
 from services.committees.usecases.common import (
     READERS,
     decided,
     get_unit,
     list_path,
-    new_id,
     page,
     require_read,
     require_write,
 )
 from shared import scope
 from shared.auth import Principal
+from shared.clock import Clock
 from shared.contracts import committees as ev
-from shared.events import occurred_at
+from shared.db import Conn
+from shared.ids import new_id
 from shared.outbox import add_event, add_events
 from shared.problems import Problem, conflict, not_found
 
@@ -69,7 +69,9 @@ async def _require_eligible(conn: Conn, p: dict[str, Any], guardian_ids: list[st
         )
 
 
-async def establish(conn: asyncpg.Connection, principal: Principal, body: ParentSchoolIn) -> dict[str, Any]:
+async def establish(
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: ParentSchoolIn
+) -> dict[str, Any]:
     """Establish a county-level, school-level or online parent school."""
     unit = await get_unit(conn, body.org_unit_id)
     require_write(principal, unit["org_path"])
@@ -80,7 +82,7 @@ async def establish(conn: asyncpg.Connection, principal: Principal, body: Parent
     await add_event(
         conn,
         ev.ParentSchoolEstablished(
-            parent_school_id=p["parent_school_id"], org_path=p["org_path"], kind=body.kind, occurred_at=occurred_at()
+            parent_school_id=p["parent_school_id"], org_path=p["org_path"], kind=body.kind, occurred_at=clock.now()
         ),
     )
     return p
@@ -103,7 +105,7 @@ async def get(conn: Conn, principal: Principal, parent_school_id: str) -> dict[s
 
 
 async def schedule_session(
-    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, body: SessionIn
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, parent_school_id: str, body: SessionIn
 ) -> dict[str, Any]:
     """Schedule a session (topic, date, mode, speaker)."""
     p = await _get(conn, parent_school_id)
@@ -119,7 +121,7 @@ async def schedule_session(
             topic=body.topic,
             held_on=body.held_on,
             mode=body.mode,
-            occurred_at=occurred_at(),
+            occurred_at=clock.now(),
         ),
     )
     return {**s, "status": "scheduled"}
@@ -143,7 +145,7 @@ async def enrol(
 
 
 async def mark_held(
-    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, session_id: str
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, parent_school_id: str, session_id: str
 ) -> dict[str, Any]:
     """Record that a scheduled session took place."""
     p, s = await _writable_session(conn, principal, parent_school_id, session_id)
@@ -157,21 +159,26 @@ async def mark_held(
             org_path=p["org_path"],
             held_on=s["held_on"],
             enrolled=s["enrolled"],
-            occurred_at=occurred_at(),
+            occurred_at=clock.now(),
         ),
     )
     return _session_view({**s, "status": "held"})
 
 
 async def record_attendance(
-    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, session_id: str, body: AttendanceIn
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    parent_school_id: str,
+    session_id: str,
+    body: AttendanceIn,
 ) -> dict[str, Any]:
     """Record attendance per guardian (the latest record counts; unchanged records publish nothing)."""
     p, _ = await _writable_session(conn, principal, parent_school_id, session_id)
     latest = {r.guardian_id: r.attended for r in body.records}
     await _require_eligible(conn, p, [r.guardian_id for r in body.records], "/records/{}/guardian_id")
     changed = await store.upsert_attendance(conn, session_id, sorted(latest.items()))
-    now = occurred_at()
+    now = clock.now()
     await add_events(
         conn,
         [

@@ -13,8 +13,8 @@ from services.committees.usecases.common import READERS, get_unit, page, require
 from services.committees.usecases.directory import audit_person, write_record
 from shared import audit, scope
 from shared.auth import Principal
+from shared.clock import Clock
 from shared.contracts.committees import StaffLeft
-from shared.events import occurred_at
 from shared.outbox import add_event
 from shared.problems import conflict, not_found
 
@@ -68,35 +68,39 @@ async def get(pool: asyncpg.Pool, principal: Principal, staff_id: str) -> dict[s
     return view
 
 
-async def create(conn: asyncpg.Connection, principal: Principal, body: StaffIn) -> dict[str, Any]:
+async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StaffIn) -> dict[str, Any]:
     """Register a staff member at a school (or district office)."""
     unit = await get_unit(conn, body.org_unit_id)
     require_write(principal, unit["org_path"])
     if await store.get_staff(conn, body.staff_id):
         raise conflict(f"staff member {body.staff_id} already exists")
     raw = body.model_dump(mode="json")
-    await write_record(conn, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
+    await write_record(conn, clock, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
     created = await _get(conn, body.staff_id)
     await audit_person(conn, principal, "staff", created, "write")
     return created
 
 
-async def update(conn: asyncpg.Connection, principal: Principal, staff_id: str, body: StaffPatch) -> dict[str, Any]:
+async def update(
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, staff_id: str, body: StaffPatch
+) -> dict[str, Any]:
     """Change a staff member's roles, classes or contact."""
     row = await _get(conn, staff_id, lock=True)
     require_write(principal, row["org_path"])
     raw = {k: row[k] for k in FIELDS}
     raw.update(body.model_dump(mode="json", exclude_unset=True))
-    await write_record(conn, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set())
+    await write_record(
+        conn, clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
+    )
     updated = await _get(conn, staff_id)
     await audit_person(conn, principal, "staff", updated, "write")
     return updated
 
 
-async def leave(conn: asyncpg.Connection, principal: Principal, staff_id: str) -> dict[str, Any]:
+async def leave(conn: asyncpg.Connection, principal: Principal, clock: Clock, staff_id: str) -> dict[str, Any]:
     """A staff member left: deactivate and publish `staff.left`."""
     row = await _get(conn, staff_id, lock=True)
     require_write(principal, row["org_path"])
     if await store.update_staff_left(conn, staff_id):
-        await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=occurred_at()))
+        await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=clock.now()))
     return {"staff_id": staff_id, "active": False}

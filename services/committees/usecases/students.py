@@ -9,13 +9,13 @@ import asyncpg
 from services.committees.domain.rules import TEACHERS, people_access, redact
 from services.committees.schemas import StudentIn, StudentPatch
 from services.committees.store import directory as store
-from services.committees.store.common import Conn
 from services.committees.usecases.common import READERS, get_unit, page, require_write
 from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
 from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
+from shared.clock import Clock
 from shared.contracts.committees import StudentLeft
-from shared.events import occurred_at
+from shared.db import Conn
 from shared.outbox import add_event
 from shared.problems import Problem, conflict, field_error, not_found
 
@@ -94,7 +94,7 @@ async def get(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict
     return view
 
 
-async def create(conn: asyncpg.Connection, principal: Principal, body: StudentIn) -> dict[str, Any]:
+async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StudentIn) -> dict[str, Any]:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
     unit = await get_unit(conn, body.class_id)
     require_write(principal, unit["org_path"])
@@ -103,13 +103,15 @@ async def create(conn: asyncpg.Connection, principal: Principal, body: StudentIn
     raw = body.model_dump(mode="json", exclude={"family_id"})
     raw["family_no"] = await _family_no(conn, body.family_id)
     await _require_family_write(conn, principal, body.family_id)
-    await write_record(conn, "students", raw, [body.class_id], {raw["family_no"]})
+    await write_record(conn, clock, "students", raw, [body.class_id], {raw["family_no"]})
     created = await store.get_student_by_no(conn, body.student_no) or {}
     await audit_person(conn, principal, "student", created, "write")
     return created
 
 
-async def update(conn: asyncpg.Connection, principal: Principal, student_id: str, body: StudentPatch) -> dict[str, Any]:
+async def update(
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, student_id: str, body: StudentPatch
+) -> dict[str, Any]:
     """Move a student to another class or family, or correct their record (scope over before and after)."""
     row = await _get(conn, student_id, lock=True)
     require_write(principal, row["org_path"])
@@ -123,19 +125,19 @@ async def update(conn: asyncpg.Connection, principal: Principal, student_id: str
     if family_id != row["family_id"]:  # the child leaves one family for another: both change
         await _require_family_write(conn, principal, row["family_id"])
         await _require_family_write(conn, principal, family_id)
-    await write_record(conn, "students", raw, [raw["class_id"]], {raw["family_no"]})
+    await write_record(conn, clock, "students", raw, [raw["class_id"]], {raw["family_no"]})
     updated = await _get(conn, student_id)
     require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
     await audit_person(conn, principal, "student", updated, "write")
     return updated
 
 
-async def leave(conn: asyncpg.Connection, principal: Principal, student_id: str) -> dict[str, Any]:
+async def leave(conn: asyncpg.Connection, principal: Principal, clock: Clock, student_id: str) -> dict[str, Any]:
     """A student left the city's schools: `student.left`, and their family's facts change."""
     row = await _get(conn, student_id, lock=True)
     require_write(principal, row["org_path"])
     family_id = await store.update_student_left(conn, student_id)
     if family_id is not None:
-        await add_event(conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=occurred_at()))
-        await publish_family_facts(conn, [family_id])
+        await add_event(conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=clock.now()))
+        await publish_family_facts(conn, clock, [family_id])
     return {"student_id": student_id, "active": False}

@@ -10,12 +10,13 @@ from services.committees.domain.rules import check_team_member, check_team_staff
 from services.committees.schemas import TeamIn, TeamMemberIn
 from services.committees.store import directory
 from services.committees.store import teams as store
-from services.committees.store.common import Conn
-from services.committees.usecases.common import decided, get_unit, list_path, new_id, page, require_read, require_write
+from services.committees.usecases.common import decided, get_unit, list_path, page, require_read, require_write
 from shared import audit
 from shared.auth import Principal
+from shared.clock import Clock
 from shared.contracts import committees as ev
-from shared.events import occurred_at
+from shared.db import Conn
+from shared.ids import new_id
 from shared.outbox import add_event
 from shared.problems import conflict, not_found
 
@@ -29,7 +30,7 @@ async def _get(conn: Conn, team_id: str) -> dict[str, Any]:
     return t
 
 
-async def form(conn: asyncpg.Connection, principal: Principal, body: TeamIn) -> dict[str, Any]:
+async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: TeamIn) -> dict[str, Any]:
     """Form an instructor team for a school or county."""
     unit = await get_unit(conn, body.org_unit_id)
     require_write(principal, unit["org_path"])
@@ -38,7 +39,7 @@ async def form(conn: asyncpg.Connection, principal: Principal, body: TeamIn) -> 
     t = {"team_id": new_id(), "org_unit_id": body.org_unit_id, "org_path": unit["org_path"], "name": body.name}
     await store.insert_team(conn, t)
     await add_event(
-        conn, ev.InstructorTeamFormed(team_id=t["team_id"], org_path=t["org_path"], occurred_at=occurred_at())
+        conn, ev.InstructorTeamFormed(team_id=t["team_id"], org_path=t["org_path"], occurred_at=clock.now())
     )
     return t
 
@@ -83,7 +84,7 @@ async def audit_member(
 
 
 async def add_member(
-    conn: asyncpg.Connection, principal: Principal, team_id: str, body: TeamMemberIn
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, team_id: str, body: TeamMemberIn
 ) -> dict[str, Any]:
     """Add a member: school staff by staff_id (inside the team's unit), experts and parents by name."""
     t = await _get(conn, team_id)
@@ -107,14 +108,16 @@ async def add_member(
             org_path=t["org_path"],
             role=body.role,
             is_lead=body.is_lead,
-            occurred_at=occurred_at(),
+            occurred_at=clock.now(),
         ),
     )
     await audit_member(conn, principal, m, t["org_path"])
     return m
 
 
-async def remove_member(conn: asyncpg.Connection, principal: Principal, team_id: str, member_id: str) -> dict[str, Any]:
+async def remove_member(
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, team_id: str, member_id: str
+) -> dict[str, Any]:
     """Remove a member from a team."""
     t = await _get(conn, team_id)
     require_write(principal, t["org_path"])
@@ -123,7 +126,7 @@ async def remove_member(conn: asyncpg.Connection, principal: Principal, team_id:
     await add_event(
         conn,
         ev.InstructorTeamMemberRemoved(
-            team_id=team_id, member_id=member_id, org_path=t["org_path"], occurred_at=occurred_at()
+            team_id=team_id, member_id=member_id, org_path=t["org_path"], occurred_at=clock.now()
         ),
     )
     return {"team_id": team_id, "member_id": member_id, "active": False}

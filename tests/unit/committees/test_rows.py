@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from demo import citygen
 from services.committees.domain.files import parse_csv, parse_json, validate
 from services.committees.domain.rows import Checker, Unit, clean_row, national_id_ok
@@ -13,6 +15,7 @@ UNITS = {
     "s1-g1": Unit("grade", "/620400/620402/s1/s1-g1", "s1"),
     "s1-g1-c1": Unit("class", "/620400/620402/s1/s1-g1/s1-g1-c1", "s1-g1"),
 }
+TODAY = date(2026, 9, 1)
 
 
 def student(**kw):
@@ -37,17 +40,26 @@ def test_national_id_check_character():
 
 
 def test_clean_row_reports_every_bad_field():
-    clean, errors = clean_row("students", student(name="", birth_date="2016-13-01", gender="x"), 7)
+    clean, errors = clean_row("students", student(name="", birth_date="2016-13-01", gender="x"), 7, TODAY)
     assert clean is None
     assert {(e.row, e.field) for e in errors} == {(7, "name"), (7, "birth_date"), (7, "gender")}
 
 
+def test_birth_dates_between_1990_and_today():
+    for born, ok in (("1989-12-31", False), ("1990-01-01", True), ("2026-09-01", True), ("2026-09-02", False)):
+        clean, errors = clean_row("students", student(birth_date=born), 3, TODAY)
+        assert (clean is not None) is ok, born
+        assert ok or [(e.field, e.reason) for e in errors] == [("birth_date", "must lie between 1990-01-01 and today")]
+
+
 def test_booleans_lists_and_enums():
     clean, _ = clean_row(
-        "families", {"family_no": "F1", "parents_work_away": "是", "living_arrangement": "grandparents"}, 2
+        "families", {"family_no": "F1", "parents_work_away": "是", "living_arrangement": "grandparents"}, 2, TODAY
     )
     assert clean is not None and clean["parents_work_away"] is True
-    _, errors = clean_row("families", {"family_no": "F1", "parents_work_away": "maybe", "living_arrangement": "x"}, 2)
+    _, errors = clean_row(
+        "families", {"family_no": "F1", "parents_work_away": "maybe", "living_arrangement": "x"}, 2, TODAY
+    )
     assert {e.field for e in errors} == {"parents_work_away", "living_arrangement"}
     clean, _ = clean_row(
         "staff",
@@ -60,12 +72,13 @@ def test_booleans_lists_and_enums():
             "head_class_id": "s1-g1-c1",
         },
         2,
+        TODAY,
     )
     assert clean is not None and clean["roles"] == ["class_teacher", "subject_teacher"]
 
 
 def test_references_duplicates_and_row_numbers():
-    checker = Checker(UNITS, {"F1"})
+    checker = Checker(UNITS, {"F1"}, TODAY)
     rows = [
         (2, student()),
         (3, student(student_no="G2", class_id="s1-g1")),  # a grade, not a class
@@ -80,7 +93,7 @@ def test_references_duplicates_and_row_numbers():
 
 
 def test_org_units_resolve_parents_later_in_the_file_and_reject_bad_levels():
-    checker = Checker(UNITS, set())
+    checker = Checker(UNITS, set(), TODAY)
     rows = [
         (2, {"org_unit_id": "s2-g1", "parent_id": "s2", "level": "grade", "name": "一年级"}),
         (3, {"org_unit_id": "s2", "parent_id": "620402", "level": "school", "name": "二小", "school_type": "primary"}),
@@ -96,7 +109,7 @@ def test_org_units_resolve_parents_later_in_the_file_and_reject_bad_levels():
 
 
 def test_staff_classes_must_belong_to_their_school():
-    checker = Checker({**UNITS, "s9-g1-c1": Unit("class", "/620400/620402/s9/s9-g1/s9-g1-c1", "s9-g1")}, set())
+    checker = Checker({**UNITS, "s9-g1-c1": Unit("class", "/620400/620402/s9/s9-g1/s9-g1-c1", "s9-g1")}, set(), TODAY)
     base = {"staff_id": "t1", "name": "李老师", "org_unit_id": "s1", "roles": "subject_teacher"}
     good = checker.staff(
         [(2, {**base, "class_ids": "s1-g1-c1"}), (3, {**base, "staff_id": "t2", "class_ids": "s9-g1-c1"})]
@@ -109,7 +122,7 @@ def test_csv_row_numbers_are_file_lines_and_the_generated_city_is_valid():
     rows, errors, _ = parse_csv("families", "family_no,parents_work_away,living_arrangement,address\nF1,true,alone,x\n")
     assert rows[0][0] == 2 and not errors
     city = citygen.generate(scale=0.002, seed=3)
-    checker = Checker({}, set())
+    checker = Checker({}, set(), TODAY)
     clean, received = validate(citygen.csv_texts(city), "csv", checker)
     assert checker.errors == []
     assert received == city.counts()
