@@ -36,6 +36,7 @@ class ServiceSpec:
     settings: ServiceSettings
     migrations: Path
     topics: list[str] = field(default_factory=list)  # logical topics this service owns
+    kit_migrations: list[Path] = field(default_factory=list)  # kit parts it keeps (shared.directory), before its own
     routers: list[APIRouter] = field(default_factory=list)
     consumers: Mapping[str, dict[str, Handler] | Batch] = field(default_factory=dict)  # group -> handlers
     background: list[Background] = field(default_factory=list)
@@ -118,6 +119,7 @@ async def migrate(spec: ServiceSpec) -> list[str]:
         s.database_url,
         s.db_schema,
         db.KIT_MIGRATIONS,
+        *spec.kit_migrations,
         spec.migrations,
         lock_timeout=s.db_migration_lock_timeout_seconds,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.outreach import api, handlers, scheduler
 from services.outreach.settings import OutreachSettings
-from shared import audit
+from shared import audit, directory
 from shared.clock import Clock, SystemClock
 from shared.contracts.outreach import CASE, GROUP, REFERRAL_TOPICS
 from shared.web import Background, ServiceSpec, create_app
@@ -28,6 +28,7 @@ def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> Servic
     return ServiceSpec(
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
+        kit_migrations=[directory.MIGRATIONS],
         topics=[GROUP, CASE, *REFERRAL_TOPICS],
         routers=api.routers(clock),
         consumers=handlers.consumers(settings.rules, clock),

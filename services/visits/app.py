@@ -10,7 +10,7 @@ from services.visits import handlers
 from services.visits.api import ROUTERS
 from services.visits.settings import VisitsSettings
 from services.visits.usecases.recording import VisitWriter
-from shared import audit
+from shared import audit, directory
 from shared.contracts import visits as contracts
 from shared.web import Runtime, ServiceSpec, create_app
 
@@ -34,6 +34,7 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
         background=[visit_writer, audit.purge_loop],
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
+        kit_migrations=[directory.MIGRATIONS],
         # Committees' topics are declared here too so the directory consumer can subscribe even when visits
         # starts first (the broker does not auto-create topics); creation is idempotent with committees'.
         topics=[
@@ -44,7 +45,7 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
             *handlers.CONSUMED_TOPICS,
         ],
         routers=[*ROUTERS, audit.reads_router()],
-        consumers={handlers.GROUP: handlers.HANDLERS},
+        consumers=handlers.consumers(),
         title="visits service",
         description="Home-visit campaigns, teacher→family assignments, visit records and findings.",
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared import db
+from shared import db, directory
 from shared.testing.fixtures import drop_test_resources
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,9 @@ async def test_migrate_command_creates_the_schema_once_even_when_replicas_run_it
         results = await asyncio.gather(*(migrate_visits(stack.database_url, schema) for _ in range(3)))
         for code, out in results:
             assert code == 0, out
-        expected = len([*db.KIT_MIGRATIONS.glob("*.sql"), *VISITS_MIGRATIONS.glob("*.sql")])
+        expected = len(
+            [*db.KIT_MIGRATIONS.glob("*.sql"), *directory.MIGRATIONS.glob("*.sql"), *VISITS_MIGRATIONS.glob("*.sql")]
+        )
         assert await raw_conn.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == expected
         # Each command exited and left no session behind.
         assert await raw_conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", schema) == 0

@@ -1,55 +1,10 @@
 -- Outreach: directory copy, special-group register, care cases, referrals and the audit log.
 -- No names, ID numbers, addresses or phone numbers are ever stored here: students are pseudonymous ids.
 
--- Directory copy (from committees' events; last writer by occurred_at).
-CREATE TABLE org_units (
-    org_unit_id text PRIMARY KEY,
-    parent_id   text,
-    level       text NOT NULL,
-    org_path    text NOT NULL,
-    occurred_at timestamptz NOT NULL
-);
-
-CREATE TABLE staff (
-    staff_id      text PRIMARY KEY,
-    org_path      text NOT NULL,
-    roles         text[] NOT NULL,
-    class_ids     text[] NOT NULL DEFAULT '{}',
-    head_class_id text,
-    active        boolean NOT NULL DEFAULT true,
-    occurred_at   timestamptz NOT NULL
-);
+-- Directory copy: the kit's tables (shared/directory/migrations, applied first); the indexes outreach reads by.
 CREATE INDEX staff_head_class ON staff (head_class_id) WHERE active AND head_class_id IS NOT NULL;
 CREATE INDEX staff_org ON staff (org_path) WHERE active;
-
-CREATE TABLE team_members (
-    team_id     text NOT NULL,
-    member_id   text NOT NULL,
-    staff_id    text,
-    org_path    text NOT NULL,
-    role        text NOT NULL,
-    occurred_at timestamptz NOT NULL,
-    PRIMARY KEY (team_id, member_id)
-);
 CREATE INDEX team_members_org ON team_members (org_path) WHERE staff_id IS NOT NULL;
-
-CREATE TABLE students (
-    student_id  text PRIMARY KEY,
-    class_id    text NOT NULL,
-    org_path    text NOT NULL,
-    family_id   text NOT NULL,
-    active      boolean NOT NULL DEFAULT true,
-    occurred_at timestamptz NOT NULL
-);
-CREATE INDEX students_family ON students (family_id);
-
-CREATE TABLE families (
-    family_id          text PRIMARY KEY,
-    student_ids        text[] NOT NULL,
-    parents_work_away  boolean NOT NULL,
-    living_arrangement text NOT NULL,
-    occurred_at        timestamptz NOT NULL
-);
 
 -- Special-group register: one membership per student and group.
 CREATE TABLE group_memberships (

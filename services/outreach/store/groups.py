@@ -40,6 +40,37 @@ async def register(
     return row
 
 
+async def register_many(
+    conn: asyncpg.Connection, rows: list[tuple[str, str, str]], group: str, source: str, at: datetime
+) -> list[asyncpg.Record]:
+    """`register` for many (membership_id, student_id, org_path) at once; the new or revived memberships."""
+    created: list[asyncpg.Record] = await conn.fetch(
+        "INSERT INTO group_memberships (membership_id, student_id, grp, source, org_path, registered_at)"
+        " SELECT m, s, $4, $5, p, $6 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(m, s, p) ORDER BY s"
+        " ON CONFLICT (student_id, grp) DO UPDATE SET ended_at = NULL,"
+        " source = EXCLUDED.source, registered_at = EXCLUDED.registered_at"
+        " WHERE group_memberships.ended_at IS NOT NULL"
+        f" RETURNING {COLUMNS}",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        group,
+        source,
+        at,
+    )
+    return created
+
+
+async def follow_moves(conn: asyncpg.Connection, placements: list[tuple[str, str]]) -> None:
+    """Move the memberships of students (student_id, class path) to the class they are in now."""
+    await conn.execute(
+        "UPDATE group_memberships g SET org_path = u.p FROM unnest($1::text[], $2::text[]) AS u(s, p)"
+        " WHERE g.student_id = u.s AND g.org_path <> u.p",
+        [s for s, _ in placements],
+        [p for _, p in placements],
+    )
+
+
 async def end_directory_flag(conn: asyncpg.Connection, student_ids: list[str], group: str, at: datetime) -> None:
     """End memberships that only came from a directory flag which no longer holds."""
     await conn.execute(

@@ -1,43 +1,8 @@
 -- Visits: its own read copy of the directory, campaigns, assignments, visits and findings.
 
--- Directory copy, fed by committees events. `occurred_at` guards against out-of-order delivery.
-CREATE TABLE org_units (
-    org_unit_id text PRIMARY KEY,
-    parent_id   text,
-    level       text NOT NULL,
-    org_path    text NOT NULL,
-    name        text NOT NULL,
-    occurred_at timestamptz NOT NULL
-);
-
-CREATE TABLE staff (
-    staff_id      text PRIMARY KEY,
-    org_path      text NOT NULL,
-    roles         text[] NOT NULL,
-    class_ids     text[] NOT NULL DEFAULT '{}',
-    head_class_id text,
-    active        boolean NOT NULL DEFAULT true,
-    occurred_at   timestamptz NOT NULL
-);
+-- Directory copy: the kit's tables (shared/directory/migrations, applied first); the indexes visits reads by.
 CREATE INDEX staff_org_path ON staff (org_path text_pattern_ops);
-
-CREATE TABLE students (
-    student_id  text PRIMARY KEY,
-    class_id    text NOT NULL,
-    org_path    text NOT NULL,
-    family_id   text NOT NULL,
-    active      boolean NOT NULL DEFAULT true,
-    occurred_at timestamptz NOT NULL
-);
 CREATE INDEX students_org_path ON students (org_path text_pattern_ops);
-CREATE INDEX students_family ON students (family_id);
-
-CREATE TABLE families (
-    family_id    text PRIMARY KEY,
-    student_ids  text[] NOT NULL,
-    guardian_ids text[] NOT NULL,
-    occurred_at  timestamptz NOT NULL
-);
 
 CREATE TABLE campaigns (
     campaign_id        text PRIMARY KEY,

@@ -1,0 +1,213 @@
+"""The directory copy a consuming service keeps of committees' directory: its tables and set-based batch upserts.
+
+One copy for every consumer (visits, outreach): org units, staff, students, families and instructor-team members,
+fed by committees' events through one `Batch` subscription. Each row carries its source's version (`occurred_at`
+of the event that wrote it) and the newest version wins, whatever order events arrive in: a late older event
+changes nothing, a redelivered one rewrites what is there. Leavers and removed team members stay as tombstones
+(`active` false) so a late registration cannot bring them back. A poll's events are folded per entity in Python
+and written with two statements per table (facts, then leavers), so the cost per event is a share of a statement.
+A service reacting to what changed (outreach's left-behind flag) passes `on_change`, which gets the rows that
+took effect, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+from pydantic import BaseModel
+
+from shared.contracts import committees as c
+from shared.events import Event, registry
+from shared.inbox import Batch, EntityKeys
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+TOPICS = [c.ORG, c.STAFF, c.STUDENT, c.FAMILY, c.TEAM]
+"""The committees topics the copy is fed from (declared by consumers too, so they can subscribe first)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """One table of the copy: its key, the columns an event's facts fill and what a tombstone holds instead."""
+
+    name: str
+    key: tuple[str, ...]
+    facts: dict[str, str]  # column -> SQL type, filled from a facts event's payload
+    tombstone: dict[str, str] = field(default_factory=dict)  # column -> SQL value of a row first known as gone
+
+    def _source(self, columns: Iterable[str], types: dict[str, str]) -> str:
+        spec = ", ".join(f"{col} {types[col]}" for col in columns)
+        return f"json_to_recordset($1::text::json) AS r({spec}, occurred_at timestamptz)"
+
+    @property
+    def upsert_facts(self) -> str:
+        """Write the facts of each row whose stored version is not newer; the rows written."""
+        cols = [*self.key, *self.facts]
+        types = {k: "text" for k in self.key} | self.facts
+        updates = ", ".join(f"{col} = EXCLUDED.{col}" for col in self.facts)
+        return (
+            f"INSERT INTO {self.name} AS t ({', '.join(cols)}, active, occurred_at)"
+            f" SELECT {', '.join(cols)}, true, occurred_at FROM {self._source(cols, types)}"
+            f" ORDER BY {', '.join(self.key)}"
+            f" ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}, active = true,"
+            f" occurred_at = EXCLUDED.occurred_at WHERE t.occurred_at <= EXCLUDED.occurred_at"
+            f" RETURNING {', '.join(cols)}, true AS active"
+        )
+
+    @property
+    def upsert_gone(self) -> str:
+        """Mark rows gone (keeping their last facts) whose stored version is not newer; the rows written."""
+        passed = [*self.key, *(col for col in self.tombstone if self.tombstone[col] == "")]
+        types = {k: "text" for k in self.key} | self.facts
+        values = [*self.key, *(v or col for col, v in self.tombstone.items())]
+        return (
+            f"INSERT INTO {self.name} AS t ({', '.join([*self.key, *self.tombstone])}, active, occurred_at)"
+            f" SELECT {', '.join(values)}, false, occurred_at FROM {self._source(passed, types)}"
+            f" ORDER BY {', '.join(self.key)}"
+            f" ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET active = false, occurred_at = EXCLUDED.occurred_at"
+            f" WHERE t.occurred_at <= EXCLUDED.occurred_at"
+            f" RETURNING {', '.join([*self.key, *self.facts])}, false AS active"
+        )
+
+
+# A tombstone value "" means: taken from the leaving event's payload (its org path); anything else is SQL.
+ORG_UNITS = Table(
+    "org_units", ("org_unit_id",), {"parent_id": "text", "level": "text", "org_path": "text", "name": "text"}
+)
+STAFF = Table(
+    "staff",
+    ("staff_id",),
+    {"org_path": "text", "roles": "text[]", "class_ids": "text[]", "head_class_id": "text"},
+    {"org_path": "", "roles": "'{}'::text[]"},
+)
+STUDENTS = Table(
+    "students",
+    ("student_id",),
+    {"class_id": "text", "org_path": "text", "family_id": "text"},
+    {"class_id": "''", "org_path": "", "family_id": "''"},
+)
+FAMILIES = Table(
+    "families",
+    ("family_id",),
+    {"student_ids": "text[]", "guardian_ids": "text[]", "parents_work_away": "boolean", "living_arrangement": "text"},
+)
+TEAM_MEMBERS = Table(
+    "team_members",
+    ("team_id", "member_id"),
+    {"staff_id": "text", "org_path": "text", "role": "text"},
+    {"org_path": "", "role": "''"},
+)
+TABLES = [ORG_UNITS, STAFF, STUDENTS, FAMILIES, TEAM_MEMBERS]
+
+# Which table each contract class writes, and whether it carries facts (True) or says the entity is gone (False).
+WRITES: dict[type[BaseModel], tuple[Table, bool]] = {
+    c.OrgUnitRegistered: (ORG_UNITS, True),
+    c.OrgUnitChanged: (ORG_UNITS, True),
+    c.StaffRegistered: (STAFF, True),
+    c.StaffChanged: (STAFF, True),
+    c.StaffLeft: (STAFF, False),
+    c.StudentRegistered: (STUDENTS, True),
+    c.StudentChanged: (STUDENTS, True),
+    c.StudentLeft: (STUDENTS, False),
+    c.FamilyRegistered: (FAMILIES, True),
+    c.FamilyChanged: (FAMILIES, True),
+    c.InstructorTeamMemberAdded: (TEAM_MEMBERS, True),
+    c.InstructorTeamMemberRemoved: (TEAM_MEMBERS, False),
+}
+TYPES = frozenset(s.type for s in registry.all() if s.model in WRITES)
+
+
+@dataclass
+class Changes:
+    """The rows a batch wrote (its newest facts, or tombstones), per table name, as the upserts returned them."""
+
+    rows: dict[str, list[asyncpg.Record]] = field(default_factory=dict)
+
+    def of(self, table: Table, *, active: bool | None = None) -> list[asyncpg.Record]:
+        """Rows written to `table` (only live ones, or only tombstones, when `active` says so)."""
+        return [r for r in self.rows.get(table.name, []) if active is None or r["active"] is active]
+
+
+OnChange = Callable[[asyncpg.Connection, Changes], Awaitable[None]]
+
+
+@dataclass
+class _Newest:
+    """Per entity, over a batch: the newest facts and the newest leaving that later events did not overtake."""
+
+    at: datetime
+    facts: dict[str, Any] | None = None
+    gone: dict[str, Any] | None = None
+
+
+def fold(events: Iterable[BaseModel]) -> dict[Table, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+    """Per table, the facts rows and the tombstone rows that applying `events` one by one would leave written.
+
+    Applied one at a time, an event takes effect when its version is not older than every version seen before it
+    for its entity; the batch's result is then the last facts event that took effect, followed by the last leaving
+    event if one took effect after it. Writing those two (each guarded by the stored version) gives the same rows
+    as any split of the stream into batches.
+    """
+    newest: dict[Table, dict[tuple[str, ...], _Newest]] = {}
+    for p in events:
+        table, is_facts = WRITES[type(p)]
+        key = tuple(getattr(p, k) for k in table.key)
+        at: datetime = p.occurred_at  # type: ignore[attr-defined]
+        entity = newest.setdefault(table, {}).get(key)
+        if entity is not None and at < entity.at:
+            continue  # older than what this batch already has for the entity: changes nothing
+        if entity is None:
+            entity = newest[table][key] = _Newest(at)
+        entity.at = at
+        if is_facts:
+            entity.facts, entity.gone = _row(table, p, table.facts), None
+        else:
+            entity.gone = _row(table, p, {col: "" for col, v in table.tombstone.items() if v == ""})
+    return {
+        table: (
+            [e.facts for e in rows.values() if e.facts is not None],
+            [e.gone for e in rows.values() if e.gone is not None],
+        )
+        for table, rows in newest.items()
+    }
+
+
+def _row(table: Table, p: BaseModel, columns: dict[str, str]) -> dict[str, Any]:
+    """The JSON row of one event: its key, the given columns and its version."""
+    return p.model_dump(mode="json", include={*table.key, *columns, "occurred_at"})
+
+
+class DirectoryCopy:
+    """The consumer side of the directory: `subscription()` is what a service registers for its directory group.
+
+    `on_change` runs in the batch's transaction after the upserts, with the rows that took effect. `keys` names the
+    entities a batch's transaction locks (see `shared.inbox.Locked`): a service whose `on_change` reads rows that
+    another topic's events write (a student's family, a family's students) must lock them, so that the two never
+    run unseen by each other in parallel lanes or replicas.
+    """
+
+    def __init__(self, on_change: OnChange | None = None, keys: EntityKeys | None = None) -> None:
+        self.on_change = on_change
+        self.keys = keys
+
+    def subscription(self) -> Batch:
+        """The directory group's subscription: every directory event type, applied a poll at a time."""
+        return Batch(TYPES, self.apply, keys=self.keys)
+
+    async def apply(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
+        """Write the newest facts and tombstones of a batch of directory events, then tell `on_change`."""
+        changes = Changes()
+        for table, (facts, gone) in fold(e.payload for e in events).items():
+            written: dict[tuple[str, ...], asyncpg.Record] = {}
+            for sql, rows in ((table.upsert_facts, facts), (table.upsert_gone, gone)):
+                if rows:  # (text, cast in SQL: the pool's json codec would encode a str once more)
+                    for r in await conn.fetch(sql, orjson.dumps(rows).decode()):
+                        written[tuple(r[k] for k in table.key)] = r  # a tombstone overrides its entity's facts
+            changes.rows[table.name] = list(written.values())
+        if self.on_change is not None and changes.rows:
+            await self.on_change(conn, changes)
