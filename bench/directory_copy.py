@@ -1,0 +1,195 @@
+"""How fast the city's directory reaches visits and outreach (the kit's directory copy), with raw rates for ratios.
+
+Starts committees, visits and outreach as processes (own schemas and topic prefix, logs in
+.devstack/bench-directory-*), imports a generated city through the committees API and, from the moment the import
+committed, measures how long the committees relay takes to publish its events and each consumer group (visits.directory,
+outreach.directory) to apply all of them. In the same run: the raw Kafka consume rate of the same messages (one plain
+consumer reading the run's committees topics) and the raw PostgreSQL COPY rate of the same rows (visits' copy of
+students, families and staff into scratch tables). Drops its schemas and topics afterwards (unless --keep).
+Run: .venv/bin/python bench/directory_copy.py [--scale 1.0] [--runs 1] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from demo import citygen
+from demo.client import Api, bureau_token
+from shared import directory
+from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
+from shared.testing.fixtures import drop_test_resources, free_port
+
+TARGET_SECONDS, TARGET_RATE = 30, 20_000
+NAMES = ("committees", "visits", "outreach")
+GROUPS = {"visits": "visits.directory", "outreach": "outreach.directory"}
+
+
+def start(stack: StackInfo, run: str) -> dict[str, ServiceProcess]:
+    """The three services as processes with this run's schemas and topic prefix."""
+    env = {
+        **stack.env(),
+        "HSS_TOPIC_PREFIX": f"bd{run}.",
+        "LOG_LEVEL": "WARNING",
+        **{f"{n.upper()}_DB_SCHEMA": f"bd_{run}_{n}" for n in NAMES},
+        "OUTREACH_SCHEDULER_ENABLED": "false",
+    }
+    procs = {n: ServiceProcess(state_dir() / f"bench-directory-{run}", n, free_port(), env) for n in NAMES}
+    for p in procs.values():
+        p.start()
+    return procs
+
+
+async def raw_consume(bootstrap: str, prefix: str, topics: list[str]) -> tuple[int, float]:
+    """Read every message of the run's directory topics with one plain consumer: messages and messages/s."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        fetch_max_bytes=16 << 20,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(prefix + t, p) for t in topics for p in consumer.partitions_for_topic(prefix + t) or ()]
+        if not tps:
+            await consumer._client.force_metadata_update()
+            tps = [
+                TopicPartition(prefix + t, p) for t in topics for p in consumer.partitions_for_topic(prefix + t) or ()
+            ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        want = sum(end.values())
+        got = 0
+        started = time.perf_counter()
+        while got < want:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                got += len(records)
+        return got, got / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def raw_copy(conn: asyncpg.Connection, schema: str, scratch: str) -> tuple[int, float]:
+    """COPY visits' copy of students, families and staff (fetched beforehand) into scratch tables: rows, rows/s."""
+    await conn.execute(f"CREATE SCHEMA {scratch}")
+    tables = {t: await conn.fetch(f"SELECT * FROM {schema}.{t}") for t in ("students", "families", "staff")}
+    for t in tables:
+        await conn.execute(f"CREATE TABLE {scratch}.{t} (LIKE {schema}.{t} INCLUDING ALL)")
+    started = time.perf_counter()
+    for t, rows in tables.items():
+        for i in range(0, len(rows), 10_000):
+            chunk = rows[i : i + 10_000]
+            await conn.copy_records_to_table(t, schema_name=scratch, records=chunk, columns=list(chunk[0].keys()))
+    n = sum(len(r) for r in tables.values())
+    return n, n / (time.perf_counter() - started)
+
+
+async def applied(conn: asyncpg.Connection, schema: str, group: str) -> int:
+    n: int = await conn.fetchval(f"SELECT count(*) FROM {schema}.inbox WHERE consumer = $1", group)
+    return n
+
+
+async def one_run(stack: StackInfo, city: citygen.City, keep: bool) -> dict[str, float]:
+    run = uuid.uuid4().hex[:8]
+    prefix, schemas = f"bd{run}.", {n: f"bd_{run}_{n}" for n in NAMES}
+    scratch = f"bd_{run}_raw"
+    procs = await asyncio.to_thread(start, stack, run)
+    conn = await asyncpg.connect(stack.database_url)
+    committees = Api(procs["committees"].address, bureau_token(), repeatable=True)
+    try:
+        t = time.monotonic()
+        job = await committees.post("/imports", citygen.to_json(city))
+        while job["status"] not in ("succeeded", "failed"):
+            await asyncio.sleep(0.2)
+            job = await committees.get(f"/imports/{job['import_id']}")
+        assert job["status"] == "succeeded", job
+        committed = time.monotonic()
+        cs = schemas["committees"]
+        events = await conn.fetchval(f"SELECT count(*) FROM {cs}.outbox WHERE type = ANY($1)", sorted(directory.TYPES))
+        print(f"run {run}: import {committed - t:.1f}s, {events:,} directory events in the outbox", flush=True)
+        done: dict[str, float] = {}
+        last_note = time.monotonic()
+        while len(done) < 3:
+            if "relay" not in done and not await conn.fetchval(
+                f"SELECT count(*) FROM {cs}.outbox WHERE published_at IS NULL"
+            ):
+                done["relay"] = time.monotonic() - committed
+            for name, group in GROUPS.items():
+                if name not in done and await applied(conn, schemas[name], group) >= events:
+                    done[name] = time.monotonic() - committed
+            if time.monotonic() - last_note > 15:
+                last_note = time.monotonic()
+                counts = {n: await applied(conn, schemas[n], g) for n, g in GROUPS.items()}
+                print(f"  +{last_note - committed:.0f}s: {counts}", flush=True)
+            await asyncio.sleep(0.2)
+        messages, consume_rate = await raw_consume(stack.kafka_bootstrap, prefix, directory.TOPICS)
+        rows, copy_rate = await raw_copy(conn, schemas["visits"], scratch)
+        both = max(done["visits"], done["outreach"])
+        out = {
+            "events": float(events),
+            "relay_s": done["relay"],
+            "visits_s": done["visits"],
+            "outreach_s": done["outreach"],
+            "both_s": both,
+            "rate": events / both,
+            "consume_rate": consume_rate,
+            "copy_rate": copy_rate,
+        }
+        print(
+            f"  relay published all {done['relay']:.1f}s after the commit; visits applied all at {done['visits']:.1f}s,"
+            f" outreach at {done['outreach']:.1f}s → {events / both:,.0f} events/s per group end to end "
+            f"(target ≤ {TARGET_SECONDS}s, ≥ {TARGET_RATE:,}/s)\n"
+            f"  raw Kafka consume of the same {messages:,} messages: {consume_rate:,.0f} msg/s (ratio "
+            f"{events / both / consume_rate:.3f}); raw COPY of {rows:,} of the copy's rows: {copy_rate:,.0f} rows/s "
+            f"(ratio {events / both / copy_rate:.3f}); load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+        return out
+    finally:
+        await committees.close()
+        for p in procs.values():
+            p.stop()
+        if not keep:
+            await drop_test_resources(stack, prefix, {*schemas.values(), scratch})
+        await conn.close()
+
+
+async def main(a: argparse.Namespace) -> None:
+    stack = ensure_up()
+    t = time.monotonic()
+    city = citygen.generate(scale=a.scale, seed=a.seed)
+    print(
+        f"city (scale {a.scale}): {len(city.students):,} students, {len(city.families):,} families, "
+        f"{len(city.staff):,} staff (generated in {time.monotonic() - t:.0f}s)",
+        flush=True,
+    )
+    results = [await one_run(stack, city, a.keep) for _ in range(a.runs)]
+    if len(results) > 1:
+        med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        print(
+            f"median of {len(results)}: both copies complete {med['both_s']:.1f}s after the commit "
+            f"(relay {med['relay_s']:.1f}s, visits {med['visits_s']:.1f}s, outreach {med['outreach_s']:.1f}s), "
+            f"{med['rate']:,.0f} events/s per group = {med['rate'] / med['consume_rate']:.3f} x raw consume, "
+            f"{med['rate'] / med['copy_rate']:.3f} x raw COPY"
+        )
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0, help="share of the full city")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=1, help="runs (a median is printed for more than one)")
+    ap.add_argument("--keep", action="store_true", help="keep the schemas and topics afterwards")
+    asyncio.run(main(ap.parse_args()))
