@@ -12,6 +12,7 @@ echo "== lint and types"
 .venv/bin/mypy .
 $PY -m shared.contracts.generate --check
 bash scripts/asyncapi.sh validate docs/asyncapi.yaml  # the official AsyncAPI parser (npm, pinned, cached)
+bash scripts/openapi.sh check  # docs/openapi/*.json: not stale, openapi-spec-validator, Redocly lint (npm, pinned)
 bash scripts/deploy-check.sh k8s      # kubeconform on the rendered kustomization (offline schemas; builds once)
 bash scripts/deploy-check.sh compose  # docker-compose.yml through compose-go (compose-spec)
 

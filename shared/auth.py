@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Problem
 from shared.settings import DEV_SECRET, ServiceSettings
@@ -133,14 +134,23 @@ class Verifier:
         )
 
 
-async def current_principal(request: Request) -> Principal:
+# The OpenAPI security scheme `bearer` of every operation that needs a token (401 stays ours: problem+json).
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="JWT",
+    description="A JWT from the identity provider (dev: `python -m shared.auth --role ... --org-path ...`)",
+    auto_error=False,
+)
+
+
+async def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+) -> Principal:
     """FastAPI dependency: the caller, from `Authorization: Bearer <jwt>`; 401 problem otherwise."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if credentials is None or not credentials.credentials.strip():
         raise Problem(401, "Unauthorized", "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
     verifier: Verifier = request.app.state.verifier
-    principal = await verifier.verify(token.strip())
+    principal = await verifier.verify(credentials.credentials.strip())
     request.state.principal = principal
     return principal
 

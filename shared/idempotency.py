@@ -1,13 +1,18 @@
-"""`Idempotency-Key` for POSTs: the stored response is written in the same transaction as the change."""
+"""`Idempotency-Key` for writes: the stored response is written in the same transaction as the change.
+
+A route that honours the key declares `dependencies=[idempotency.KEY]` and answers through `write(...)`: the
+dependency reads and checks the header and is what puts it into the OpenAPI document, so the document shows the
+header exactly where it works.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -16,6 +21,29 @@ from shared.problems import Problem
 
 Work = Callable[[asyncpg.Connection], Awaitable[Any]]
 Replayed = Callable[[asyncpg.Connection, Any], Awaitable[None]]
+
+MAX_KEY_LENGTH = 200
+
+
+async def idempotency_key(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            description="Any unique string per intended change (a UUID): a retry with the same key and body gets "
+            "the first answer again (header `Idempotent-Replayed: true`) and changes nothing; the same key with "
+            "another body is a 422. Keys are per caller.",
+        ),
+    ] = None,
+) -> None:
+    """FastAPI dependency of every route that honours `Idempotency-Key` (see `KEY`)."""
+    request.state.idempotency_key = key
+
+
+KEY = Depends(idempotency_key)  # `dependencies=[idempotency.KEY]` on each route that answers through `write`
 
 
 async def write(
@@ -32,9 +60,7 @@ async def write(
     `replayed(conn, body)` runs in a transaction before a stored answer is sent again (e.g. to audit a replayed
     answer that carries personal data); when it fails, the replay fails.
     """
-    key = request.headers.get("idempotency-key")
-    if key is not None and not (1 <= len(key) <= 200):
-        raise Problem(422, "Invalid Idempotency-Key", "the Idempotency-Key header must have 1 to 200 characters")
+    key = _key(request)
     async with pool.acquire() as conn:
         if key is None:
             async with conn.transaction():
@@ -70,9 +96,25 @@ async def write(
             422,
             "Idempotency-Key reused",
             "this Idempotency-Key was already used for a different request",
-            errors=[{"pointer": "header/Idempotency-Key", "detail": "reused with a different request"}],
+            errors=[{"pointer": "/header/Idempotency-Key", "detail": "reused with a different request"}],
         )
     if replayed is not None:
         async with pool.acquire() as conn, conn.transaction():
             await replayed(conn, row["body"])
     return JSONResponse(row["body"], status_code=row["status"], headers={"Idempotent-Replayed": "true"})
+
+
+def _key(request: Request) -> str | None:
+    """The key the route's `KEY` dependency read. Routes not yet declaring it: read here, checked alike."""
+    if hasattr(request.state, "idempotency_key"):
+        key: str | None = request.state.idempotency_key
+        return key
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (1 <= len(key) <= MAX_KEY_LENGTH):
+        raise Problem(
+            422,
+            "Invalid request",
+            f"the Idempotency-Key header must have 1 to {MAX_KEY_LENGTH} characters",
+            errors=[{"pointer": "/header/Idempotency-Key", "detail": f"must have 1 to {MAX_KEY_LENGTH} characters"}],
+        )
+    return key

@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import DB_UNAVAILABLE, is_transient
@@ -16,6 +17,36 @@ from shared.db import DB_UNAVAILABLE, is_transient
 log = logging.getLogger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
+
+
+class FieldError(BaseModel):
+    """One field at fault: where (a JSON pointer into the body, or `/query/<name>`, `/path/<name>`,
+    `/header/<name>`) and what is wrong with it."""
+
+    model_config = ConfigDict(title="FieldError")
+
+    pointer: str = Field(
+        description="JSON pointer (RFC 6901) to the field; query, path and header fields keep their "
+        "source as the first token"
+    )
+    detail: str = Field(description="what is wrong with the field")
+
+
+class ProblemDocument(BaseModel):
+    """An RFC 9457 problem document, the body of every error (media type `application/problem+json`)."""
+
+    model_config = ConfigDict(title="Problem")
+
+    type: str = Field(
+        "about:blank", description="a URI naming the kind of problem; `about:blank` when the status says it"
+    )
+    title: str = Field(description="a short summary of the kind of problem")
+    status: int = Field(ge=400, le=599, description="the HTTP status code")
+    detail: str | None = Field(None, description="what happened in this occurrence")
+    instance: str | None = Field(None, description="the request path of this occurrence")
+    errors: list[FieldError] | None = Field(
+        None, description="extension: the fields at fault, one entry each (only for 422 and similar)"
+    )
 
 
 class Problem(Exception):

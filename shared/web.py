@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import context, db, edges, kafka, outbox, problems
+from shared import context, db, edges, kafka, openapi, outbox, problems
 from shared.auth import Verifier
 from shared.clock import Clock, SystemClock
 from shared.inbox import Batch, Handler, InboxConsumer
@@ -186,10 +186,19 @@ class RequestContext:
 
 
 class ServiceApp(FastAPI):
-    """FastAPI with the kit's outermost wrapper (problem+json for the body limiter's 413)."""
+    """FastAPI with the kit's outermost wrapper (problem+json for the body limiter's 413) and an OpenAPI document
+    that tells what the routes really answer (`shared.openapi`)."""
+
+    _polished: dict[str, Any] | None = None
 
     def build_middleware_stack(self) -> ASGIApp:
         return edges.TooLargeAsProblem(super().build_middleware_stack())
+
+    def openapi(self) -> dict[str, Any]:
+        doc = super().openapi()
+        if self._polished is not doc:  # FastAPI builds it again when routes change
+            self._polished = openapi.polish(self, doc)
+        return doc
 
 
 def create_app(spec: ServiceSpec) -> FastAPI:
@@ -211,7 +220,8 @@ def create_app(spec: ServiceSpec) -> FastAPI:
         lifespan=lifespan,
         max_body_size=s.http_max_body_bytes,  # counted as the bytes arrive; a few routes allow more
         dependencies=[Depends(edges.refuse_bad_text)],
-        responses={422: {"description": "problem+json with field errors"}},
+        generate_unique_id_function=openapi.operation_id,
+        servers=openapi.SERVERS,
     )
     app.state.verifier = Verifier(s)
     app.state.settings = s
@@ -242,6 +252,7 @@ def create_app(spec: ServiceSpec) -> FastAPI:
 
     for router in spec.routers:
         app.include_router(router)
+    openapi.check_operation_ids(app)
     return app
 
 

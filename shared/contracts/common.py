@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 
 class OrgLevel(StrEnum):
@@ -108,6 +110,56 @@ class Department(StrEnum):
     WOMENS_FEDERATION = "womens_federation"
     HEALTH = "health"
     PUBLIC_SECURITY = "public_security"
+
+
+SEVERITY_LABELS: dict[Severity, tuple[str, str]] = {
+    Severity.LOW: ("低", "Low"),
+    Severity.MEDIUM: ("中", "Medium"),
+    Severity.HIGH: ("高", "High"),
+    Severity.URGENT: ("紧急", "Urgent"),
+}
+
+VISIT_MODE_LABELS: dict[VisitMode, tuple[str, str]] = {
+    VisitMode.IN_HOME: ("入户家访", "Home visit"),
+    VisitMode.ONLINE: ("线上家访", "Online"),
+    VisitMode.PHONE: ("电话家访", "Phone"),
+    VisitMode.AT_SCHOOL: ("到校约谈", "At school"),
+}
+
+DEPARTMENT_LABELS: dict[Department, tuple[str, str]] = {
+    Department.CIVIL_AFFAIRS: ("民政部门", "Civil affairs"),
+    Department.DISABLED_PERSONS_FEDERATION: ("残疾人联合会", "Disabled Persons' Federation"),
+    Department.WOMENS_FEDERATION: ("妇女联合会", "Women's Federation"),
+    Department.HEALTH: ("卫生健康部门", "Health"),
+    Department.PUBLIC_SECURITY: ("公安部门", "Public security"),
+}
+
+ORG_LEVEL_LABELS: dict[OrgLevel, tuple[str, str]] = {
+    OrgLevel.CITY: ("市", "City"),
+    OrgLevel.DISTRICT: ("区县", "District or county"),
+    OrgLevel.SCHOOL: ("学校", "School"),
+    OrgLevel.GRADE: ("年级", "Grade"),
+    OrgLevel.CLASS: ("班级", "Class"),
+}
+
+LIVING_ARRANGEMENT_LABELS: dict[LivingArrangement, tuple[str, str]] = {
+    LivingArrangement.BOTH_PARENTS: ("与父母同住", "Both parents"),
+    LivingArrangement.ONE_PARENT: ("与父亲或母亲同住", "One parent"),
+    LivingArrangement.GRANDPARENTS: ("与祖辈同住", "Grandparents"),
+    LivingArrangement.RELATIVES: ("与其他亲属同住", "Relatives"),
+    LivingArrangement.ALONE: ("独自居住", "Alone"),
+    LivingArrangement.INSTITUTION: ("机构供养", "Institution"),
+}
+
+# zh/en labels of the contracts' enums, by enum: the OpenAPI documents show them as the enums' descriptions.
+LABELS: dict[type[StrEnum], Mapping[Any, tuple[str, str]]] = {
+    Category: CATEGORY_LABELS,
+    Severity: SEVERITY_LABELS,
+    VisitMode: VISIT_MODE_LABELS,
+    Department: DEPARTMENT_LABELS,
+    OrgLevel: ORG_LEVEL_LABELS,
+    LivingArrangement: LIVING_ARRANGEMENT_LABELS,
+}
 
 
 def school_of(org_path: str) -> str | None:

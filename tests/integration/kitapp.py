@@ -47,7 +47,7 @@ class ItemIn(BaseModel):
 router = APIRouter(prefix="/api/v1")
 
 
-@router.post("/items", status_code=201)
+@router.post("/items", status_code=201, dependencies=[idempotency.KEY])
 async def add_item(body: ItemIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Store an item and its event in one transaction."""
     principal.require(*ADMINS)

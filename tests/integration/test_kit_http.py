@@ -38,7 +38,7 @@ async def test_idempotency_key_replays_the_first_response_and_writes_once(make_s
         other = await http.post("/api/v1/items", json=body("other"), headers=headers)
         assert other.status_code == 422
         assert other.headers["content-type"] == PROBLEM
-        assert other.json()["errors"][0]["pointer"] == "header/Idempotency-Key"
+        assert other.json()["errors"][0]["pointer"] == "/header/Idempotency-Key"
         messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(TOPIC), expect=1)
         assert [m["value"]["data"]["item_id"] for m in messages] == ["once"]
 

@@ -1,0 +1,275 @@
+"""The services' OpenAPI documents, told from what the routes really do.
+
+Every service gets, from the kit alone:
+
+* operationIds that are the route functions' names (`record_visit`), unique per service (checked at start-up);
+* the bearer security scheme on every operation that needs a token (`shared.auth.current_principal`);
+* its error statuses as `application/problem+json` with the `Problem` schema, derived from the route: 401/403 when
+  it needs a token, 404 when it has path parameters, 413 when it takes a body, 503 when it uses the database, 422
+  always (FastAPI's `HTTPValidationError` is gone); a route adds the others it raises with `responses=errors(409)`;
+* the `Idempotency-Key` header wherever `shared.idempotency.KEY` is a dependency (the same dependency that
+  makes the key work);
+* zh/en labels of the contracts' enums as the enums' descriptions.
+
+Routes with other media types use `file_response(...)` (exports) and `upload(...)` (a CSV request body).
+
+`python -m shared.openapi dump` writes docs/openapi/<service>.json; `--check` fails when they are stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, routing
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from shared import problems
+from shared.contracts.common import LABELS
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "openapi"
+PROBLEM_REF = "#/components/schemas/Problem"
+
+# What each status means for any route of this platform; routes may say more with `errors({409: "..."})`.
+STATUS_TEXT: dict[int, str] = {
+    400: "Bad request: the body could not be read",
+    401: "Unauthorized: no bearer token, or one that is invalid or expired",
+    403: "Forbidden: the caller's roles or org scope do not allow this",
+    404: "Not found",
+    409: "Conflict with the resource's current state",
+    412: "Precondition failed: the resource changed since it was read (If-Match)",
+    413: "Content too large: the body is larger than this route accepts",
+    415: "Unsupported media type",
+    422: "Invalid request: `errors` names each field at fault with a JSON pointer",
+    503: "Service unavailable: the database is unavailable or busy; nothing was stored, retry after `Retry-After`",
+}
+
+# Relative: the same paths work on the service's own port and behind the gateway's one origin.
+SERVERS = [{"url": "/", "description": "this service, or the gateway that routes /api/v1 to it"}]
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def problem_response(status: int, description: str | None = None) -> dict[str, Any]:
+    """The OpenAPI response object of an error status: problem+json with the Problem schema."""
+    response: dict[str, Any] = {
+        "description": description or STATUS_TEXT.get(status, "Error"),
+        "content": {problems.MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+    }
+    if status == 401:
+        response["headers"] = {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}}
+    if status == 503:
+        response["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+    return response
+
+
+def errors(*statuses: int | Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route's own error statuses: `errors(409)` or `errors({409: "the case is closed"})`."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        for code, text in status.items() if isinstance(status, Mapping) else [(status, None)]:
+            out[code] = problem_response(code, text)
+    return out
+
+
+def file_response(*media_types: str, description: str = "The file") -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route that answers 200 with a file (text/csv, XLSX...), not JSON."""
+    content = {
+        m: {"schema": {"type": "string"} if m.startswith("text/") else {"type": "string", "format": "binary"}}
+        for m in media_types
+    }
+    return {200: {"description": description, "content": content}}
+
+
+def upload(media_type: str, description: str) -> dict[str, Any]:
+    """`openapi_extra=` for a route that reads a non-JSON request body itself (e.g. a CSV file)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {media_type: {"schema": {"type": "string"}}},
+        }
+    }
+
+
+def operation_id(route: APIRoute) -> str:
+    """The route function's name: `record_visit`, `list_cases` (FastAPI's `generate_unique_id_function`)."""
+    return route.name
+
+
+def api_routes(app: FastAPI) -> Iterator[Any]:
+    """The routes that are part of the document, as included (full path, the app's and routers' dependencies)."""
+    for context in routing.iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute) and context.include_in_schema:
+            yield context
+
+
+def check_operation_ids(app: FastAPI) -> None:
+    """Refuse to start a service whose route functions share a name (their operationIds would clash)."""
+    counts = Counter(operation_id(r) for r in api_routes(app) for _ in r.methods)
+    duplicates = sorted(name for name, n in counts.items() if n > 1)
+    if duplicates:
+        raise RuntimeError(f"operationIds must be unique; route functions named alike: {', '.join(duplicates)}")
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for dep in dependant.dependencies:
+        if dep.call is not None:
+            yield dep.call
+        yield from _calls(dep)
+
+
+def implied_statuses(route: Any) -> set[int]:
+    """The error statuses a route can answer because of what it depends on (see the module's docstring)."""
+    from shared import auth, web
+
+    calls = set(_calls(route.dependant))
+    statuses = {422}
+    if auth.current_principal in calls:
+        statuses |= {401, 403}
+    if web.get_pool in calls:
+        statuses.add(503)
+    if route.dependant.path_params:
+        statuses.add(404)
+    if route.body_field is not None or "requestBody" in (route.openapi_extra or {}):
+        statuses.add(413)
+    return statuses
+
+
+def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
+    """Add to FastAPI's document what it cannot know: error responses, the Problem schema, enum labels."""
+    routes = {(r.path_format, m.lower()): r for r in api_routes(app) for m in r.methods}
+    for path, item in doc.get("paths", {}).items():
+        for method, operation in item.items():
+            route = routes.get((path, method))
+            if route is None:
+                continue
+            for parameter in operation.get("parameters", []):
+                _not_null(parameter)
+            responses = operation.setdefault("responses", {})
+            for status in sorted(implied_statuses(route)):
+                responses.setdefault(str(status), problem_response(status))
+            responses["422"] = problem_response(422)  # FastAPI's HTTPValidationError is not what we send
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    models = problems.ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(models.pop("$defs", {}))
+    schemas["Problem"] = models
+    for schema in schemas.values():
+        _label_enum(schema)
+    doc["components"]["schemas"] = dict(sorted(schemas.items()))
+    return _rename_generics(doc)
+
+
+def _rename_generics(doc: dict[str, Any]) -> dict[str, Any]:
+    """`Page_CaseOut_` (pydantic's name for `Page[CaseOut]`) becomes `CaseOutPage` (refs included)."""
+    schemas = doc["components"]["schemas"]
+    names = {n: f"{m.group(2)}{m.group(1)}" for n in schemas if (m := re.fullmatch(r"(Page)_(\w+)_", n))}
+    if not names:
+        return doc
+    doc["components"]["schemas"] = dict(sorted((names.get(n, n), s) for n, s in schemas.items()))
+    refs = {f"#/components/schemas/{old}": f"#/components/schemas/{new}" for old, new in names.items()}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str) and node["$ref"] in refs:
+                node["$ref"] = refs[node["$ref"]]
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    return doc
+
+
+def _not_null(parameter: dict[str, Any]) -> None:
+    """An optional query/header parameter `str | None` is absent or a string: there is no null in a URL or header."""
+    schema = parameter.get("schema", {})
+    kinds = schema.get("anyOf", [])
+    if len(kinds) == 2 and {"type": "null"} in kinds:
+        (kind,) = [k for k in kinds if k != {"type": "null"}]
+        del schema["anyOf"]
+        parameter["schema"] = {**kind, **schema}
+
+
+def _label_enum(schema: dict[str, Any]) -> None:
+    """An enum of the contracts with zh/en labels gets them as its description (and `x-enum-descriptions`)."""
+    values = schema.get("enum")
+    if not values:
+        return
+    for enum, labels in LABELS.items():
+        if schema.get("title") == enum.__name__ and set(values) == {e.value for e in enum}:
+            described = {_value(k): v for k, v in labels.items()}
+            lines = [f"* `{v}`: {described[v][0]} / {described[v][1]}" for v in values if v in described]
+            intro = schema.get("description", enum.__doc__ or "").strip()
+            schema["description"] = "\n".join([intro, "", *lines]).strip()
+            schema["x-enum-descriptions"] = [" / ".join(described.get(v, ("", ""))) for v in values]
+
+
+def _value(member: Enum | str) -> str:
+    return str(member.value if isinstance(member, Enum) else member)
+
+
+# --- the documents in the repository -------------------------------------------------------------------------------
+
+
+def services() -> dict[str, FastAPI]:
+    """Each service's app, built with default settings (nothing is started)."""
+    from services.committees.app import create as committees
+    from services.outreach.app import create as outreach
+    from services.reporting.app import create as reporting
+    from services.visits.app import create as visits
+
+    return {"committees": committees(), "outreach": outreach(), "reporting": reporting(), "visits": visits()}
+
+
+def render(app: FastAPI) -> str:
+    """A service's document as the repository keeps it."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def dump(check: bool) -> int:
+    """Write docs/openapi/<service>.json, or (check) say which are stale."""
+    stale = []
+    DOCS.mkdir(parents=True, exist_ok=True)
+    for name, app in services().items():
+        path = DOCS / f"{name}.json"
+        text = render(app)
+        old = path.read_text() if path.exists() else ""
+        if old == text:
+            continue
+        if check:
+            stale.append(name)
+            diff = difflib.unified_diff(old.splitlines(), text.splitlines(), str(path), "generated", lineterm="", n=1)
+            print("\n".join(list(diff)[:40]), file=sys.stderr)
+        else:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if stale:
+        print(f"stale OpenAPI documents: {', '.join(stale)}; run `python -m shared.openapi dump`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="The services' OpenAPI documents under docs/openapi/.")
+    ap.add_argument("command", choices=["dump"])
+    ap.add_argument("--check", action="store_true", help="fail when a document in docs/openapi is stale")
+    sys.exit(dump(ap.parse_args().check))
+
+
+if __name__ == "__main__":
+    main()
