@@ -124,3 +124,8 @@ def test_cursor_round_trip_and_forged_cursors():
         assert caught.value.status == 422 and caught.value.errors == [
             {"pointer": "/query/cursor", "detail": "is not a cursor returned by this API"}
         ]
+
+
+def test_the_documents_in_the_repository_are_current():
+    """docs/openapi/*.json are what the code documents; after changing a route: `python -m shared.openapi dump`."""
+    assert openapi.dump(check=True) == 0, "stale docs/openapi: run `.venv/bin/python -m shared.openapi dump`"
