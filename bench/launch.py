@@ -1,0 +1,167 @@
+"""Campaign launch for the whole city (issue 16 item 2): plan, assignments and their events, timed.
+
+Runs the visits service as its own process (uvicorn, as in production) on a schema of its own, writes a synthetic
+city (five districts; by default 184,200 families and 18,000 teachers, the size of Baiyin) straight into its
+directory copy (COPY: what the copy of committees' events holds; the copy's own speed is `bench/campaign.py`'s and
+the directory bench's business), then launches `--runs` city-wide campaigns one after the other and prints for each:
+  * the launch request (plan, COPY of the assignments, their events into the outbox, commit), seconds;
+  * the relay publishing every event of the launch to Kafka (the outbox drained), seconds and events/s;
+and the raw Kafka produce rate of the same run (one `send` per 1 KB message, acks=all), for the ratio.
+Run: .venv/bin/python bench/launch.py [--schools 40 --classes 20 --families 46 --subjects 70 --runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.kit_throughput import raw_produce
+from bench.visits_record import cpu_seconds
+from services.visits.settings import VisitsSettings
+from shared import kafka
+from shared.auth import issue_token
+from shared.contracts import committees as c
+from shared.devstack import ensure_up
+from shared.testing.fixtures import free_port
+from tests.integration.visits.directory import CITY, Directory, build_district, delete_topics
+
+DISTRICTS = ["620402", "620403", "620421", "620422", "620423"]
+
+
+async def write_copy(db: asyncpg.Connection, directory: Directory) -> None:
+    """The city's students and teaching staff into the service's directory copy, as its consumer would leave them."""
+    while not await db.fetchval("SELECT to_regclass('students') IS NOT NULL AND to_regclass('staff') IS NOT NULL"):
+        await asyncio.sleep(0.2)  # the service is still migrating
+    students, staff = [], []
+    for e in directory.events:
+        if isinstance(e, c.StudentRegistered):
+            students.append((e.student_id, e.class_id, e.org_path, e.family_id, e.occurred_at))
+        elif isinstance(e, c.StaffRegistered):
+            staff.append(
+                (e.staff_id, e.org_path, [r.value for r in e.roles], e.class_ids, e.head_class_id, e.occurred_at)
+            )
+    await db.copy_records_to_table(
+        "students", records=students, columns=["student_id", "class_id", "org_path", "family_id", "occurred_at"]
+    )
+    await db.copy_records_to_table(
+        "staff", records=staff, columns=["staff_id", "org_path", "roles", "class_ids", "head_class_id", "occurred_at"]
+    )
+    await db.execute("ANALYZE students; ANALYZE staff")
+
+
+async def main(args: argparse.Namespace) -> None:
+    stack = ensure_up()
+    tag = uuid.uuid4().hex[:8]
+    port = free_port()
+    settings = VisitsSettings(
+        database_url=stack.database_url,
+        kafka_bootstrap_servers=stack.kafka_bootstrap,
+        db_schema=f"bench_launch_{tag}",
+        topic_prefix=f"bl{tag}.",
+        http_port=port,
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": stack.database_url,
+        "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
+        "VISITS_DB_SCHEMA": settings.db_schema,
+        "VISITS_TOPIC_PREFIX": settings.topic_prefix,
+        "VISITS_HTTP_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+    directory = Directory()
+    for district in DISTRICTS:
+        build_district(
+            district,
+            schools=args.schools,
+            classes=args.classes,
+            families_per_class=args.families,
+            subject_teachers=args.subjects,
+            directory=directory,
+        )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.visits", env=env, cwd=Path(__file__).parent.parent
+    )
+    db = await asyncpg.connect(stack.database_url)
+    while not await db.fetchval("SELECT to_regnamespace($1) IS NOT NULL", settings.db_schema):
+        await asyncio.sleep(0.2)
+    await db.execute(f"SET search_path = {settings.db_schema}")
+    try:
+        await write_copy(db, directory)
+        print(
+            f"city: {len(directory.families):,} families, {directory.students:,} students, "
+            f"{len(directory.teachers):,} teaching staff in visits' directory copy",
+            flush=True,
+        )
+        admin = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path=f"/{CITY}")}
+        launches, drains, totals = [], [], []
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
+            for run in range(1, args.runs + 1):
+                body = {
+                    "name": f"launch bench {run}",
+                    "org_path": f"/{CITY}",
+                    "starts_on": (date.today() - timedelta(days=5)).isoformat(),
+                    "ends_on": (date.today() + timedelta(days=30)).isoformat(),
+                }
+                cid = (await http.post("/api/v1/campaigns", json=body, headers=admin)).json()["campaign_id"]
+                cpu0 = cpu_seconds(proc.pid)
+                t0 = time.perf_counter()
+                r = await http.post(f"/api/v1/campaigns/{cid}/launch", headers=admin)
+                launched = time.perf_counter() - t0
+                assert r.status_code == 200, r.text
+                doc = r.json()
+                while await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+                    await asyncio.sleep(0.1)
+                total = time.perf_counter() - t0
+                events = doc["assignments"] + 1
+                launches.append(launched)
+                drains.append(total - launched)
+                totals.append(total)
+                cpu = cpu_seconds(proc.pid) - cpu0
+                print(
+                    f"launch {run}: {doc['assignments']:,} assignments for {doc['teachers']:,} teachers; "
+                    f"request {launched:.1f}s, then the relay published the last of its {events:,} events "
+                    f"{total - launched:.1f}s later: {total:.1f}s in all ({events / total:,.0f} events/s; "
+                    f"visits CPU {cpu:.1f}s)",
+                    flush=True,
+                )
+        raw_topic = f"bl{tag}.raw"
+        await kafka.ensure_topics(stack.kafka_bootstrap, [kafka.TopicSpec(raw_topic, settings.topic_partitions)])
+        rate = await raw_produce(stack.kafka_bootstrap, raw_topic, args.raw)
+        med = statistics.median(totals)
+        print(
+            f"median of {args.runs}: request {statistics.median(launches):.1f}s + relay "
+            f"{statistics.median(drains):.1f}s = {med:.1f}s (target <= 15 s); raw Kafka produce of {args.raw:,} "
+            f"x 1 KB (acks=all, idempotent): {rate:,.0f} msg/s, so the launch's {events:,} events would take "
+            f"{events / rate:.1f}s raw: launch = {events / med / rate:.2f} x raw produce",
+            flush=True,
+        )
+    finally:
+        proc.terminate()
+        await proc.wait()
+        await db.execute(f"DROP SCHEMA IF EXISTS {settings.db_schema} CASCADE")
+        await db.close()
+        await delete_topics(stack.kafka_bootstrap, settings.topic_prefix)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--schools", type=int, default=40, help="schools per district (five districts)")
+    p.add_argument("--classes", type=int, default=20, help="classes per school (one class teacher each)")
+    p.add_argument("--families", type=int, default=46, help="one-child families per class")
+    p.add_argument("--subjects", type=int, default=70, help="subject teachers per school")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--raw", type=int, default=100_000, help="messages for the raw Kafka produce rate")
+    asyncio.run(main(p.parse_args()))
