@@ -455,9 +455,8 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
     return result
 
 
-async def relay_holder(run: CityRun, name: str) -> ServiceProcess | None:
-    """The replica of `name` whose database session holds the relay's advisory lock (from pg_locks, matched to
-    the process by the session's client port)."""
+async def relay_lock_ports(run: CityRun, name: str) -> set[int]:
+    """Client ports of the database sessions holding `name`'s relay advisory lock (from pg_locks)."""
     key = lock_key(f"relay:{run.schema(name)}") & 0xFFFFFFFFFFFFFFFF
     conn = await asyncpg.connect(run.stack.database_url)
     try:
@@ -467,7 +466,13 @@ async def relay_holder(run: CityRun, name: str) -> ServiceProcess | None:
         )
     finally:
         await conn.close()
-    ports = {r["client_port"] for r in rows if (r["hi"] << 32) | r["lo"] == key}
+    return {r["client_port"] for r in rows if (r["hi"] << 32) | r["lo"] == key}
+
+
+async def relay_holder(run: CityRun, name: str) -> ServiceProcess | None:
+    """The replica of `name` whose database session holds the relay's advisory lock (from pg_locks, matched to
+    the process by the session's client port)."""
+    ports = await relay_lock_ports(run, name)
     if not ports:
         return None
     return next((p for p in run.procs[name] if p not in run.retired and local_ports(p) & ports), None)

@@ -4,13 +4,16 @@ killed mid-batch and a new one joining, and every replica started at once on an 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 
 import pytest
 
 from shared.devstack import ServiceProcess
-from tests.e2e.city import CityRun, assert_exact_outcome, metric, relay_holder, run_city, until
+from tests.e2e.city import CityRun, assert_exact_outcome, metric, relay_holder, relay_lock_ports, run_city, until
+from tests.faults.blackhole import blackhole, require_tc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -46,6 +49,53 @@ async def test_kill_9_of_the_relay_leader_hands_publishing_to_the_other_replica(
         await assert_exact_outcome(run, out, calm)
         assert taken_over[0] < 30, f"the standby took {taken_over[0]:.0f}s to take over"
         print(f"relay leader {run.label(leader)} killed: {run.label(standby)} took over in {taken_over[0]:.1f} s")
+    finally:
+        await run.stop()
+
+
+async def test_a_relay_leader_that_vanishes_without_a_word_loses_the_lock_within_seconds(stack, undisturbed):
+    """Visits' relay leader vanishes the way a host does when it loses power or its network: the process stops
+    (SIGSTOP) and every packet of its lock connection is dropped (no FIN, no RST, no ACK to a keepalive probe),
+    so PostgreSQL never hears that the session is gone. The lock connection's keepalive and user timeout make
+    PostgreSQL end the session within seconds (without them: about two hours); the standby takes the lock and
+    publishes the rest. The lost leader comes back afterwards as a standby; nothing is lost or applied twice."""
+    require_tc()
+    _calm_run, calm = undisturbed
+    run = CityRun(stack, "b" + uuid.uuid4().hex[:8], replicas=2)
+    await asyncio.to_thread(run.start)
+    taken_over: list[float] = []
+    try:
+        leader = await until(lambda: relay_holder(run, "visits"), "a visits replica to hold the relay lock")
+        standby = next(p for p in run.procs["visits"] if p is not leader)
+        run.api_replica["visits"] = run.procs["visits"].index(standby)  # the teachers keep their replica
+
+        async def the_leader_vanishes(run: CityRun) -> None:
+            async def recording() -> bool:
+                return await metric(standby, "http_requests_total", method="POST", route="/api/v1/visits") >= 5
+
+            await until(recording, "teachers to record visits")
+            assert await metric(leader, "events_published_total", service="visits") > 0, "the leader publishes"
+            (port,) = await relay_lock_ports(run, "visits")
+            pid = leader.pid()
+            assert pid is not None
+
+            async def standby_holds_the_lock() -> bool:
+                return await relay_holder(run, "visits") is standby
+
+            with blackhole(port):
+                os.kill(pid, signal.SIGSTOP)
+                try:
+                    lost_at = time.monotonic()
+                    await until(standby_holds_the_lock, "the standby to take the relay lock", timeout=60)
+                    taken_over.append(time.monotonic() - lost_at)
+                finally:
+                    os.kill(pid, signal.SIGCONT)
+
+        out = await run_city(run, during_campaign=the_leader_vanishes)
+        assert taken_over, "the leader was lost during the campaign"
+        assert await metric(standby, "events_published_total", service="visits") > 0
+        await assert_exact_outcome(run, out, calm)
+        print(f"relay leader {run.label(leader)} lost: {run.label(standby)} took over in {taken_over[0]:.1f} s")
     finally:
         await run.stop()
 
