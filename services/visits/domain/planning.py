@@ -6,15 +6,19 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 # ---------------------------------------------------------------------------------------------- org paths
 
 
+# Cached: a launch asks for the school of the same few thousand class paths hundreds of thousands of times.
+@lru_cache(maxsize=65536)
 def school_path(org_path: str) -> str:
     """`/city/district/school/grade/class` → `/city/district/school` (shorter paths are returned as they are)."""
     return "/" + "/".join([p for p in org_path.split("/") if p][:3])
 
 
+@lru_cache(maxsize=65536)
 def district_path(org_path: str) -> str:
     """`/city/district/...` → `/city/district`."""
     return "/" + "/".join([p for p in org_path.split("/") if p][:2])
@@ -44,9 +48,9 @@ class Family:
         """Placement of the family: the class of its first child."""
         return self.students[0].class_path
 
-    @property
+    @cached_property
     def schools(self) -> list[str]:
-        """The schools its children attend, first child's first."""
+        """The schools its children attend, first child's first (computed once: the planner asks often)."""
         return list(dict.fromkeys(school_path(s.class_path) for s in self.students))
 
 

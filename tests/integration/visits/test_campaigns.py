@@ -6,13 +6,18 @@ from collections import Counter
 
 import pytest
 
+from services.visits.usecases import campaigns
 from shared.contracts.visits import ASSIGNMENT, CAMPAIGN
 from tests.integration.visits.conftest import DISTRICT, Env, bearer
 
 pytestmark = pytest.mark.integration
 
 
-async def test_launching_a_campaign_assigns_every_family_of_the_district_once_and_publishes_it(env: Env):
+@pytest.mark.parametrize("chunk", [campaigns.LAUNCH_CHUNK, 5], ids=["one chunk", "in chunks of 5"])
+async def test_launching_a_campaign_assigns_every_family_of_the_district_once_and_publishes_it(
+    env: Env, chunk: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(campaigns, "LAUNCH_CHUNK", chunk)  # a city launch writes many chunks in one transaction
     d = env.directory
     in_scope = {f: kids for f, kids in d.families.items() if f.startswith("f-620402")}
     assert len(in_scope) == 2 * (3 * 12 + 1)
