@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import tracing
 
 
 @dataclass(frozen=True)
@@ -16,10 +20,13 @@ class TraceContext:
     trace_id: str = ""
     event_id: str | None = None
     request_id: str | None = None
+    span: Any = field(default=None, compare=False, repr=False)  # its OpenTelemetry span, when tracing is on
 
     @property
     def traceparent(self) -> str:
-        """A W3C traceparent with a fresh span id under this trace."""
+        """The W3C traceparent for the events this work causes: its span when traced, else a fresh span id."""
+        if self.span is not None:
+            return tracing.traceparent_of(self.span)
         return f"00-{self.trace_id}-{secrets.token_hex(8)}-01"
 
 
@@ -60,11 +67,40 @@ def reset(token: object) -> None:
     _current.reset(token)  # type: ignore[arg-type]
 
 
-def for_event(event_id: str, correlation_id: str, traceparent: str | None) -> TraceContext:
-    """The context for handling a consumed event: events it causes name it as their cause."""
+def current_or_new() -> TraceContext:
+    """The current context, or for work no request or event caused (a scheduler), a fresh correlation and trace."""
+    ctx = _current.get()
+    if ctx is not None:
+        return ctx
+    span = tracing.current_span()
+    trace_id = tracing.trace_id_of(span) if span is not None else new_trace_id()
+    return TraceContext(correlation_id=str(uuid.uuid4()), trace_id=trace_id, span=span)
+
+
+def for_event(event_id: str, correlation_id: str, traceparent: str | None, span: Any = None) -> TraceContext:
+    """The context for handling a consumed event: events it causes name it as their cause (and `span` as parent)."""
     return TraceContext(
         correlation_id=correlation_id,
         causation_id=event_id,
-        trace_id=parse_traceparent(traceparent) or new_trace_id(),
+        trace_id=tracing.trace_id_of(span) if span is not None else parse_traceparent(traceparent) or new_trace_id(),
         event_id=event_id,
+        span=span,
+    )
+
+
+def for_batch(traces: list[TraceContext], span: Any = None) -> TraceContext:
+    """The context of work done for several consumed events at once (`span` linking theirs, when traced).
+
+    Their correlation id when they share one (else a fresh one); no single cause; their trace when they share one.
+    """
+    correlations = {t.correlation_id for t in traces}
+    trace_ids = {t.trace_id for t in traces}
+    return TraceContext(
+        correlation_id=correlations.pop() if len(correlations) == 1 else str(uuid.uuid4()),
+        trace_id=tracing.trace_id_of(span)
+        if span is not None
+        else trace_ids.pop()
+        if len(trace_ids) == 1
+        else new_trace_id(),
+        span=span,
     )

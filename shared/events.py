@@ -13,6 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.context import TraceContext
+
 P = TypeVar("P", bound=BaseModel)
 
 TOPIC_PARAM = re.compile(r"\{([a-z_]+)\}")
@@ -39,13 +41,18 @@ class Envelope(BaseModel):
 
 @dataclass(frozen=True)
 class Event(Generic[P]):
-    """A consumed event: its envelope and its payload parsed with the registered contract."""
+    """A consumed event: its envelope, its payload parsed with the registered contract, and its trace context.
+
+    `trace` is the context handling it runs under (correlation id, this event as cause, its span when tracing is
+    on): a batch handler names it as the cause of the events it writes, `outbox.add_caused(conn, [(e.trace, ...)])`.
+    """
 
     envelope: Envelope
     payload: P
     topic: str
     partition: int
     offset: int
+    trace: TraceContext | None = None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.exceptions import BaseCloudEventException
 from pydantic import ValidationError
 
-from shared import context, db, kafka
+from shared import context, db, kafka, tracing
 from shared.db import lock_key
 from shared.events import Envelope, Event, registry
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_DURATION
@@ -59,6 +59,10 @@ class Batch:
     Use it when applying many events in a few statements is much cheaper than one at a time (projections,
     reactions). `apply` must give the same result for any split of the stream into batches, because a failed
     batch is redone record by record (each a batch of one, with retries and dead letters).
+
+    Events `apply` writes belong to the whole batch unless it names their cause: write them with
+    `outbox.add_caused(conn, [(event.trace, payloads), ...])` so each continues its cause's correlation id and
+    trace (see shared/tracing.py for the spans).
     """
 
     types: frozenset[str]
@@ -121,6 +125,7 @@ class InboxConsumer:
         self.dead_lettered = 0
         self._counters: dict[tuple[str, str], Any] = {}
         self._timers: dict[str, Any] = {}
+        self._tracer = tracing.tracer(self.service)  # None when tracing is off: no span work at all
         self.ready = asyncio.Event()
         self.running = False  # connected to Kafka and polling
         self.last_poll_at: float | None = None
@@ -319,6 +324,7 @@ class InboxConsumer:
             topic=self._logical.get(rec.topic, rec.topic),
             partition=rec.partition,
             offset=rec.offset,
+            trace=context.for_event(str(env.id), env.correlationid, _traceparent(rec)),
         )
 
     async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> list[tuple[str, str]]:
@@ -396,13 +402,84 @@ class InboxConsumer:
             await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", sorted(ids))
 
     async def _handle_batch(self, conn: asyncpg.Connection, todo: list[tuple[ConsumerRecord, Event[Any]]]) -> None:
-        """Run the batch handler once; each event is timed at its share of the batch."""
+        """Run the batch handler once, under the batch's context; each event is timed at its share of the batch.
+
+        A batch of one runs under its event's context, like a per-record handler. A larger one runs under a context
+        of its own (the events' correlation id if they share one) whose span links every record's; each event's
+        own context (`Event.trace`, with a span child of its record's) is what the handler names as the cause of
+        the events it writes.
+        """
         assert self.batch is not None
         started = time.perf_counter()
-        await self.batch.apply(conn, [event for _, event in todo])
+        if len(todo) == 1:
+            rec, event = todo[0]
+            event = self._traced(rec, event)
+            assert event.trace is not None
+            with _within(event.trace):
+                await self.batch.apply(conn, [event])
+        else:
+            batch_span = self._batch_span([rec for rec, _ in todo])
+            links = [tracing.Link(batch_span.get_span_context())] if batch_span is not None else []
+            events = [self._traced(rec, event, links) for rec, event in todo]
+            traces = [e.trace for e in events if e.trace is not None]
+            try:
+                with _within(context.for_batch(traces, batch_span)):
+                    await self.batch.apply(conn, events)
+            except BaseException as exc:
+                for t in traces:
+                    if t.span is not None:
+                        tracing.end_failed(t.span, exc)
+                raise
+            for t in traces:
+                if t.span is not None:
+                    t.span.end()
         share = (time.perf_counter() - started) / len(todo)
         for _, event in todo:
             self._timer(event.envelope.type).observe(share)
+
+    def _traced(self, rec: ConsumerRecord, event: Event[Any], links: list[tracing.Link] | None = None) -> Event[Any]:
+        """The event with a `process <topic>` span (child of the record's traceparent) in its trace, when traced."""
+        if self._tracer is None:
+            return event
+        env = event.envelope
+        span = self._tracer.start_span(
+            f"process {event.topic}",
+            context=tracing.parent_from({"traceparent": _traceparent(rec) or ""}),
+            kind=tracing.SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.destination.name": rec.topic,
+                "messaging.destination.partition.id": str(rec.partition),
+                "messaging.kafka.offset": rec.offset,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": str(env.id),
+                "cloudevents.event_id": str(env.id),
+                "cloudevents.event_type": env.type,
+            },
+        )
+        return replace(event, trace=context.for_event(str(env.id), env.correlationid, None, span=span))
+
+    def _batch_span(self, records: list[ConsumerRecord]) -> Any:
+        """A `process <group>` span linked to every record's context (OpenTelemetry's model for batches), or None."""
+        if self._tracer is None:
+            return None
+        links = [link for link in (tracing.link_to(_traceparent(rec)) for rec in records) if link is not None]
+        return self._tracer.start_span(
+            f"process {self.group}",
+            context=tracing.new_trace(),  # a span has one parent, a batch has many: it links them
+            kind=tracing.SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.operation.name": "process",
+                "messaging.consumer.group.name": self.group,
+                "messaging.batch.message_count": len(records),
+            },
+        )
 
     def _timer(self, event_type: str) -> Any:
         timer = self._timers.get(event_type)
@@ -411,18 +488,13 @@ class InboxConsumer:
         return timer
 
     async def _handle(self, conn: asyncpg.Connection, rec: ConsumerRecord, event: Event[Any]) -> None:
-        """Run the handler with the event's trace context, timing it."""
-        env = event.envelope
-        traceparent = dict(rec.headers or ()).get("traceparent")
-        token = context.set_current(
-            context.for_event(str(env.id), env.correlationid, traceparent.decode() if traceparent else None)
-        )
+        """Run the handler under the event's context (and span, when traced), timing it."""
+        event = self._traced(rec, event)
+        assert event.trace is not None
         started = time.perf_counter()
-        try:
-            await self.handlers[env.type](conn, event)
-        finally:
-            context.reset(token)
-        self._timer(env.type).observe(time.perf_counter() - started)
+        with _within(event.trace):
+            await self.handlers[event.envelope.type](conn, event)
+        self._timer(event.envelope.type).observe(time.perf_counter() - started)
 
     async def _dead_letter(self, dlt: AIOKafkaProducer, rec: ConsumerRecord, failure: _Failure) -> None:
         """Park a record on the dead-letter topic with why, how often and where it came from, once.
@@ -459,6 +531,34 @@ class InboxConsumer:
         self._count(rec.topic, "dead_lettered")
         self.dead_lettered += 1
         log.error("event dead-lettered", extra={"topic": rec.topic, "offset": rec.offset, "error": failure.error})
+
+
+@contextlib.contextmanager
+def _within(ctx: context.TraceContext) -> Iterator[None]:
+    """Run a block as the work of `ctx`: its context current (logs, events written), its span active and then ended."""
+    token = context.set_current(ctx)
+    active = tracing.activate(ctx.span) if ctx.span is not None else None
+    try:
+        yield
+    except BaseException as exc:
+        if ctx.span is not None:
+            tracing.end_failed(ctx.span, exc)
+        raise
+    else:
+        if ctx.span is not None:
+            ctx.span.end()
+    finally:
+        if active is not None:
+            tracing.deactivate(active)
+        context.reset(token)
+
+
+def _traceparent(rec: ConsumerRecord) -> str | None:
+    """The record's W3C traceparent header, if any."""
+    for key, value in rec.headers or ():
+        if key == "traceparent" and value is not None:
+            return value.decode(errors="replace")
+    return None
 
 
 def _record_id(rec: ConsumerRecord) -> uuid.UUID:

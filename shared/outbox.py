@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -17,11 +17,13 @@ from shared.events import Envelope, new_envelope, registry
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
 
-def _trace() -> tuple[str, str | None, dict[str, str]]:
-    """Correlation id, causation id and Kafka headers from the current context."""
-    ctx = context.current()
-    if ctx is None:
-        ctx = context.TraceContext(correlation_id=str(uuid.uuid4()), trace_id=context.new_trace_id())
+def _trace(cause: context.TraceContext | None = None) -> tuple[str, str | None, dict[str, str]]:
+    """Correlation id, causation id and Kafka headers of events caused by `cause` (by default the current work).
+
+    The `traceparent` names the span the events were written under when tracing is on (the relay's publish span
+    becomes its child), so the trace goes on from the write; see shared/tracing.py.
+    """
+    ctx = cause or context.current_or_new()
     return ctx.correlation_id, ctx.causation_id, {"traceparent": ctx.traceparent}
 
 
@@ -37,9 +39,11 @@ ORDER BY n
 """
 
 
-def outbox_rows(payloads: Sequence[BaseModel]) -> tuple[list[Envelope], list[Row]]:
-    """Envelopes and outbox rows for `payloads` under the current trace context (nothing written yet)."""
-    correlation_id, causation_id, headers = _trace()
+def outbox_rows(
+    payloads: Sequence[BaseModel], cause: context.TraceContext | None = None
+) -> tuple[list[Envelope], list[Row]]:
+    """Envelopes and outbox rows for `payloads` caused by `cause` (default: the current work); nothing written yet."""
+    correlation_id, causation_id, headers = _trace(cause)
     header_json = orjson.dumps(headers).decode()
     envelopes: list[Envelope] = []
     rows: list[Row] = []
@@ -60,9 +64,24 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
 
 async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Envelope]:
     """Insert events for `payloads` into the outbox (logical topic names); the caller owns the transaction."""
-    if not payloads:
-        return []
-    envelopes, rows = outbox_rows(payloads)
+    return await add_caused(conn, [(None, payloads)])
+
+
+async def add_caused(
+    conn: asyncpg.Connection, groups: Iterable[tuple[context.TraceContext | None, Sequence[BaseModel]]]
+) -> list[Envelope]:
+    """Insert events of several causes in one statement, each group under its cause's correlation id and trace.
+
+    For work done for many requests or consumed events at once: a batch handler names each event's cause as
+    `(event.trace, payloads)`, a group commit each request's context. A None cause is the current work.
+    """
+    envelopes: list[Envelope] = []
+    rows: list[Row] = []
+    for cause, payloads in groups:
+        if payloads:
+            group_envelopes, group_rows = outbox_rows(payloads, cause)
+            envelopes += group_envelopes
+            rows += group_rows
     await insert_rows(conn, rows)
     return envelopes
 

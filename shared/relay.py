@@ -15,7 +15,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared import db, kafka
+from shared import db, kafka, tracing
 from shared.db import lock_key
 from shared.metrics import EVENTS_PUBLISHED, RELAY_LEADER
 from shared.settings import ServiceSettings
@@ -28,7 +28,7 @@ TYPE_HEADER = "hss-event-type"  # routing hint; not a CloudEvents attribute
 # Every committed, unpublished row in id order. No high-water mark: a lower id that commits late is still
 # unpublished and goes out with the next batch; a slow transaction never holds back the others.
 FETCH = """
-SELECT id, topic, key, type, envelope::text AS envelope, headers
+SELECT id, event_id, topic, key, type, envelope::text AS envelope, headers
 FROM outbox
 WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))
 ORDER BY id
@@ -47,6 +47,7 @@ class _Batch:
     ids: list[int]
     topics: list[str]
     acks: list[asyncio.Future[Any]]
+    spans: list[Any]  # one `send <topic>` span per row when tracing is on, ended at the ack
 
 
 class Relay:
@@ -65,6 +66,7 @@ class Relay:
         self.last_error_at: float | None = None
         self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
+        self._tracer = tracing.tracer(self.service)  # None when tracing is off: rows go out with their stored headers
         RELAY_LEADER.labels(self.service).set(0)  # standbys report 0 rather than nothing
 
     def health(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ class Relay:
         if not rows:
             return None
         acks: list[asyncio.Future[Any]] = []
+        spans: list[Any] = []
         open_batches: dict[tuple[str, int], Any] = {}
         for r in rows:
             topic, key, value = self.settings.topic(r["topic"]), r["key"].encode(), r["envelope"].encode()
@@ -172,7 +175,12 @@ class Relay:
             if parts is None:
                 parts = self._partitions[topic] = sorted(await producer.partitions_for(topic))
             partition = self._partitioner(key, parts, parts)
-            headers = _headers(r)
+            stored = r["headers"] or {}
+            if self._tracer is not None:
+                span = self._send_span(r, topic, partition)
+                spans.append(span)
+                stored = {**stored, "traceparent": tracing.traceparent_of(span)}
+            headers = _headers(r["type"], stored)
             batch = open_batches.get((topic, partition))
             if batch is None or batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 if batch is not None:  # full: send it and start the next one
@@ -184,7 +192,26 @@ class Relay:
         for (topic, partition), batch in open_batches.items():
             batch.close()
             acks.append(await producer.send_batch(batch, topic, partition=partition))
-        return _Batch(ids=[r["id"] for r in rows], topics=[r["topic"] for r in rows], acks=acks)
+        return _Batch(ids=[r["id"] for r in rows], topics=[r["topic"] for r in rows], acks=acks, spans=spans)
+
+    def _send_span(self, row: Any, topic: str, partition: int) -> Any:
+        """A PRODUCER span for one row, child of the span it was written under (its stored `traceparent`)."""
+        assert self._tracer is not None
+        return self._tracer.start_span(
+            f"send {row['topic']}",
+            context=tracing.parent_from(row["headers"] or {}),
+            kind=tracing.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.operation.name": "send",
+                "messaging.destination.name": topic,
+                "messaging.destination.partition.id": str(partition),
+                "messaging.message.id": str(row["event_id"]),
+                "cloudevents.event_id": str(row["event_id"]),
+                "cloudevents.event_type": row["type"],
+            },
+        )
 
     async def confirm(self, conn: asyncpg.Connection, batch: _Batch) -> None:
         """Wait for every ack of a batch (at most `relay_ack_timeout_seconds`), then mark its rows published.
@@ -195,7 +222,16 @@ class Relay:
         try:
             await asyncio.wait_for(asyncio.gather(*batch.acks), self.settings.relay_ack_timeout_seconds)
         except TimeoutError as exc:
-            raise AcksTimedOut(f"no acknowledgement for {len(batch.ids)} events within the ack timeout") from exc
+            failure = AcksTimedOut(f"no acknowledgement for {len(batch.ids)} events within the ack timeout")
+            for span in batch.spans:
+                tracing.end_failed(span, failure)
+            raise failure from exc
+        except BaseException as exc:
+            for span in batch.spans:
+                tracing.end_failed(span, exc)
+            raise
+        for span in batch.spans:
+            span.end()
         await self.mark_published(conn, batch.ids)
         for topic, n in Counter(batch.topics).items():
             EVENTS_PUBLISHED.labels(self.service, topic).inc(n)
@@ -212,15 +248,15 @@ class Relay:
         self._wake.set()
 
 
-def _headers(row: Any) -> list[tuple[str, bytes]]:
-    """Kafka headers of a structured-mode CloudEvent: its content type, the stored trace headers, a routing hint.
+def _headers(event_type: str, stored: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """Kafka headers of a structured-mode CloudEvent: its content type, the trace headers, a routing hint.
 
     No `ce_*` header: the CloudEvents Kafka binding reads any of them as binary mode. `hss-event-type` repeats the
     type outside that namespace so routers and tools can filter without parsing the value.
     """
     hdrs = [("content-type", STRUCTURED_CONTENT_TYPE)]
-    hdrs.extend((k, str(v).encode()) for k, v in (row["headers"] or {}).items())
-    hdrs.append((TYPE_HEADER, row["type"].encode()))
+    hdrs.extend((k, str(v).encode()) for k, v in stored.items())
+    hdrs.append((TYPE_HEADER, event_type.encode()))
     return hdrs
 
 

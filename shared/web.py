@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import context, db, edges, kafka, openapi, outbox, problems
+from shared import context, db, edges, kafka, openapi, outbox, problems, tracing
 from shared.auth import Verifier
 from shared.clock import Clock, SystemClock
 from shared.inbox import Batch, Handler, InboxConsumer
@@ -134,6 +134,7 @@ async def stop_runtime(runtime: Runtime) -> None:
         with contextlib.suppress(BaseException):
             await t
     await runtime.pool.close()
+    tracing.flush()
 
 
 class RequestContext:
@@ -151,10 +152,14 @@ class RequestContext:
         # Client ids go into logs, response headers and events: a malformed one is refused, never copied.
         refused = edges.trace_header_errors(headers)
         request_id = (not refused and headers.get("x-request-id")) or str(uuid.uuid4())
+        span = tracing.current_span()  # the FastAPI instrumentation's server span, when tracing is on
         ctx = context.TraceContext(
             correlation_id=(not refused and headers.get("x-correlation-id")) or request_id,
-            trace_id=context.parse_traceparent(headers.get("traceparent")) or context.new_trace_id(),
+            trace_id=tracing.trace_id_of(span)
+            if span is not None
+            else context.parse_traceparent(headers.get("traceparent")) or context.new_trace_id(),
             request_id=request_id,
+            span=span,
         )
         token = context.set_current(ctx)
         status = 500
@@ -187,12 +192,18 @@ class RequestContext:
 
 class ServiceApp(FastAPI):
     """FastAPI with the kit's outermost wrapper (problem+json for the body limiter's 413) and an OpenAPI document
-    that tells what the routes really answer (`shared.openapi`)."""
+    that tells what the routes really answer (`shared.openapi`).
+
+    The wrapper goes around whatever `build_middleware_stack` builds, also once the OpenTelemetry instrumentation
+    has replaced it (that one expects FastAPI's own stack from the method it wraps).
+    """
 
     _polished: dict[str, Any] | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return edges.TooLargeAsProblem(super().build_middleware_stack())
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.middleware_stack is None:
+            self.middleware_stack = edges.TooLargeAsProblem(self.build_middleware_stack())
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         doc = super().openapi()
@@ -235,6 +246,7 @@ def create_app(spec: ServiceSpec) -> FastAPI:
             expose_headers=["x-request-id", "x-correlation-id"],
         )
     app.add_middleware(RequestContext, service=s.service_name)
+    tracing.instrument_app(app, s.service_name)  # when an exporter is configured: spans per request and query
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from services.outreach.settings import Rules
 from services.outreach.store import directory
 from services.outreach.store import reaction as sql
 from shared.clock import Clock
+from shared.context import TraceContext
 from shared.contracts.common import Category, Department, Severity, StaffRole
 from shared.contracts.outreach import (
     CarerAssignment,
@@ -38,7 +40,7 @@ from shared.contracts.outreach import (
 )
 from shared.contracts.visits import FindingRecorded
 from shared.events import Event
-from shared.outbox import add_events
+from shared.outbox import add_caused
 
 FINDING_TYPE = "visits.finding.recorded.v1"
 
@@ -83,7 +85,8 @@ class Reaction:
         for _ in range(3):
             try:
                 async with conn.transaction():  # a savepoint: a lost race leaves nothing behind
-                    await self.apply(conn, [e.payload for e in events])
+                    causes = {e.payload.finding_id: e.trace for e in events}
+                    await self.apply(conn, [e.payload for e in events], causes)
                 return
             except CaseRace:
                 continue
@@ -93,8 +96,17 @@ class Reaction:
         """One finding (a batch of one)."""
         await self.on_findings(conn, [event])
 
-    async def apply(self, conn: asyncpg.Connection, findings: list[FindingRecorded]) -> None:
-        """Open, join or reopen each child's case; assign carers, register groups, ask departments."""
+    async def apply(
+        self,
+        conn: asyncpg.Connection,
+        findings: list[FindingRecorded],
+        causes: Mapping[str, TraceContext | None] | None = None,
+    ) -> None:
+        """Open, join or reopen each child's case; assign carers, register groups, ask departments.
+
+        The events go out under the trace of the finding that caused each (`causes`, by finding id: the consumed
+        events' contexts), so one trace shows a visit, its findings and what each set going.
+        """
         rules, now = self.rules, self.clock.now()
         unique: dict[str, FindingRecorded] = {}
         for f in findings:
@@ -115,11 +127,12 @@ class Reaction:
             tracked[r["student_id"]] = t
         staff = await self._candidates(conn, todo)
 
-        case_events: list[BaseModel] = []
+        caused: dict[str, list[BaseModel]] = defaultdict(list)  # finding id -> the events it caused, in order
         applied: list[tuple[str, FindingRecorded, str]] = []
         new_carers: list[tuple[str, CarerAssignment]] = []
-        memberships: dict[tuple[str, str], tuple[str, str]] = {}
+        memberships: dict[tuple[str, str], tuple[str, str, str]] = {}
         referrals: list[dict[str, Any]] = []
+        referred_by: dict[str, str] = {}  # referral id -> finding id
         for f in todo:
             t = tracked[f.student_id]
             effect = self._decide(t, f, now)
@@ -149,6 +162,7 @@ class Reaction:
                 "occurred_at": now,
             }
             due = domain.contact_due(rules, f.severity, f.recorded_at)
+            case_events = caused[f.finding_id]
             if effect == "opened":
                 case_events.append(
                     CaseOpened(
@@ -164,11 +178,11 @@ class Reaction:
             applied.append((t.case_id, f, effect))
             group = domain.special_group(rules, f.category)
             if group is not None:
-                memberships.setdefault((f.student_id, str(group)), (new_id(), f.org_path))
+                memberships.setdefault((f.student_id, str(group)), (new_id(), f.org_path, f.finding_id))
             for dept in domain.referral_departments(rules, f.category, f.severity):
-                referrals.append(
-                    referral_row(rules, t.case_id, f.student_id, f.org_path, dept, f.category, f.severity, now)
-                )
+                row = referral_row(rules, t.case_id, f.student_id, f.org_path, dept, f.category, f.severity, now)
+                referrals.append(row)
+                referred_by[row["referral_id"]] = f.finding_id
 
         # Cases first: a lost race to open a child's case must be found before anything else is written.
         new = [self._row(sid, t) for sid, t in tracked.items() if t.new]
@@ -183,21 +197,21 @@ class Reaction:
             ],
         )
         await sql.add_carers(conn, [(cid, c.staff_id, str(c.role), c.org_path) for cid, c in new_carers], now)
-        joined = [(m, s, g, p) for (s, g), (m, p) in memberships.items()]
-        created = await sql.register_memberships(conn, joined, GroupSource.VISIT_FINDING, now)
-        other_events: list[BaseModel] = [
-            GroupMembershipRegistered(
-                membership_id=r["membership_id"],
-                student_id=r["student_id"],
-                group=SpecialGroup(r["grp"]),
-                source=GroupSource(r["source"]),
-                org_path=r["org_path"],
-                occurred_at=now,
+        joined = [(m, s, g, p) for (s, g), (m, p, _) in memberships.items()]
+        for r in await sql.register_memberships(conn, joined, GroupSource.VISIT_FINDING, now):
+            caused[memberships[(r["student_id"], r["grp"])][2]].append(
+                GroupMembershipRegistered(
+                    membership_id=r["membership_id"],
+                    student_id=r["student_id"],
+                    group=SpecialGroup(r["grp"]),
+                    source=GroupSource(r["source"]),
+                    org_path=r["org_path"],
+                    occurred_at=now,
+                )
             )
-            for r in created
-        ]
-        other_events += await request_referrals(conn, referrals)
-        await add_events(conn, case_events + other_events)
+        for referral in await request_referrals(conn, referrals):
+            caused[referred_by[referral.referral_id]].append(referral)
+        await add_caused(conn, [((causes or {}).get(fid), events) for fid, events in caused.items()])
 
     def _row(self, student_id: str, t: Tracked) -> dict[str, Any]:
         """A tracked case as the columns the store writes."""
@@ -279,7 +293,7 @@ class Reaction:
         return out
 
 
-async def request_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[BaseModel]:
+async def request_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[ReferralRequested]:
     """Ask departments for help (see `referral_row`); events for the referrals actually created."""
     return [
         ReferralRequested(

@@ -261,26 +261,8 @@ async def record_visits(conn: asyncpg.Connection, submissions: list[Submission])
             )
         outcomes.append(Outcome(index, visit_id, a.assignment_id, v.status, finding_ids))
     await store.visits.insert_visits(conn, visits, findings, list(outcome_rows.values()))
-    await _add_events_traced(conn, events_by_trace)
+    await outbox.add_caused(conn, events_by_trace)  # each request's events under its own correlation and trace
     return outcomes
-
-
-async def _add_events_traced(
-    conn: asyncpg.Connection, groups: list[tuple[context.TraceContext | None, list[Any]]]
-) -> None:
-    """Outbox rows for events of several requests, each under its own request's correlation and trace, inserted
-    in one statement."""
-    rows: list[outbox.Row] = []
-    for trace, payloads in groups:
-        if not payloads:
-            continue
-        token = context.set_current(trace) if trace is not None else None
-        try:
-            rows += outbox.outbox_rows(payloads)[1]
-        finally:
-            if token is not None:
-                context.reset(token)
-    await outbox.insert_rows(conn, rows)
 
 
 STATUS_BY_KIND = {"forbidden": 403, "not_found": 404, "conflict": 409}
