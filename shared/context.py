@@ -95,12 +95,9 @@ def for_batch(traces: list[TraceContext], span: Any = None) -> TraceContext:
     """
     correlations = {t.correlation_id for t in traces}
     trace_ids = {t.trace_id for t in traces}
-    return TraceContext(
-        correlation_id=correlations.pop() if len(correlations) == 1 else str(uuid.uuid4()),
-        trace_id=tracing.trace_id_of(span)
-        if span is not None
-        else trace_ids.pop()
-        if len(trace_ids) == 1
-        else new_trace_id(),
-        span=span,
-    )
+    if span is not None:
+        trace_id = tracing.trace_id_of(span)
+    else:
+        trace_id = trace_ids.pop() if len(trace_ids) == 1 else new_trace_id()
+    correlation_id = correlations.pop() if len(correlations) == 1 else str(uuid.uuid4())
+    return TraceContext(correlation_id=correlation_id, trace_id=trace_id, span=span)

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -415,7 +415,7 @@ class InboxConsumer:
             rec, event = todo[0]
             event = self._traced(rec, event)
             assert event.trace is not None
-            with _within(event.trace):
+            with _Within(event.trace):
                 await self.batch.apply(conn, [event])
         else:
             batch_span = self._batch_span([rec for rec, _ in todo])
@@ -423,7 +423,7 @@ class InboxConsumer:
             events = [self._traced(rec, event, links) for rec, event in todo]
             traces = [e.trace for e in events if e.trace is not None]
             try:
-                with _within(context.for_batch(traces, batch_span)):
+                with _Within(context.for_batch(traces, batch_span)):
                     await self.batch.apply(conn, events)
             except BaseException as exc:
                 for t in traces:
@@ -492,7 +492,7 @@ class InboxConsumer:
         event = self._traced(rec, event)
         assert event.trace is not None
         started = time.perf_counter()
-        with _within(event.trace):
+        with _Within(event.trace):
             await self.handlers[event.envelope.type](conn, event)
         self._timer(event.envelope.type).observe(time.perf_counter() - started)
 
@@ -533,24 +533,31 @@ class InboxConsumer:
         log.error("event dead-lettered", extra={"topic": rec.topic, "offset": rec.offset, "error": failure.error})
 
 
-@contextlib.contextmanager
-def _within(ctx: context.TraceContext) -> Iterator[None]:
-    """Run a block as the work of `ctx`: its context current (logs, events written), its span active and then ended."""
-    token = context.set_current(ctx)
-    active = tracing.activate(ctx.span) if ctx.span is not None else None
-    try:
-        yield
-    except BaseException as exc:
-        if ctx.span is not None:
-            tracing.end_failed(ctx.span, exc)
-        raise
-    else:
-        if ctx.span is not None:
-            ctx.span.end()
-    finally:
-        if active is not None:
-            tracing.deactivate(active)
-        context.reset(token)
+class _Within:
+    """Runs a block as the work of `ctx`: its context current (logs, events), its span active, then ended.
+
+    A class, not a generator-based context manager: it runs once per consumed event.
+    """
+
+    __slots__ = ("_active", "_token", "ctx")
+
+    def __init__(self, ctx: context.TraceContext) -> None:
+        self.ctx = ctx
+
+    def __enter__(self) -> None:
+        self._token = context.set_current(self.ctx)
+        self._active = tracing.activate(self.ctx.span) if self.ctx.span is not None else None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        span = self.ctx.span
+        if self._active is not None:
+            tracing.deactivate(self._active)
+        context.reset(self._token)
+        if span is not None:
+            if exc is not None:
+                tracing.end_failed(span, exc)
+            else:
+                span.end()
 
 
 def _traceparent(rec: ConsumerRecord) -> str | None:

@@ -630,3 +630,25 @@ def test_compose_spec_accepts_docker_compose_yml_and_rejects_a_broken_one(tmp_pa
     broken.write_text(text.replace("    hostname: kafka\n", "    hostnam: kafka\n", 1), encoding="utf-8")
     result = run_deploy_check("compose", str(broken))
     assert result.returncode != 0 and "services.kafka" in result.stderr
+
+
+def test_compose_and_k8s_send_traces_over_otlp(
+    compose: dict[str, Any], k8s_docs: list[tuple[Path, dict[str, Any]]]
+) -> None:
+    jaeger = compose["services"]["jaeger"]
+    assert "--set=receivers.otlp.protocols.http.endpoint=0.0.0.0:4318" in jaeger["command"]
+    assert jaeger["ports"] == ["127.0.0.1:16686:16686"]  # the UI, on the host's loopback only
+    for name in SERVICE_PORTS:
+        assert env_of(compose["services"][name])["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    (config,) = [doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap"]
+    endpoint = urlsplit(config["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    assert endpoint.scheme == "http" and endpoint.port == 4318
+    policies = [doc["spec"] for _, doc in k8s_docs if doc["kind"] == "NetworkPolicy"]
+    allowed = [
+        rule
+        for spec in policies
+        if spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "hss"}}
+        for rule in spec.get("egress", [])
+        if {"protocol": "TCP", "port": 4318} in rule.get("ports", [])
+    ]
+    assert allowed, "the services may reach the collector"
