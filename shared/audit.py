@@ -2,7 +2,7 @@
 
 Every service has the `audit_reads` table (kit migration 002). A route that returns personal data opens a
 transaction, reads, calls `record` on the same connection and only then answers: when the audit row cannot be
-written the read fails with it. Auditors query `GET /api/v1/audit/reads` of the owning service, limited to
+written the read fails with it. Auditors query `GET /api/v1/audit/<service>/reads` of the owning service, limited to
 their own subtree by the org path of what was read. Rows older than the configured retention are removed by
 `purge` (the database refuses every other UPDATE/DELETE).
 """
@@ -159,9 +159,12 @@ async def purge_loop(runtime: Runtime) -> None:
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
-def reads_router() -> APIRouter:
-    """`GET /api/v1/audit/reads`: auditors see the reads of data inside their own subtree."""
-    r = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+def reads_router(service: str) -> APIRouter:
+    """`GET /api/v1/audit/<service>/reads`: auditors see the reads of data inside their own subtree.
+
+    The service's name is in the path so that every path is unique behind the one gateway (deploy/gateway/).
+    """
+    r = APIRouter(prefix=f"/api/v1/audit/{service}", tags=["audit"])
 
     @r.get("/reads", response_model=list[AuditRead])
     async def reads(

@@ -52,7 +52,6 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     http_max_body_bytes: int = 1024 * 1024  # routes that take more say so (shared.edges.max_body)
-    cors_origins: list[str] = Field(default_factory=list)
     jwt_secret: str = DEV_SECRET
     jwt_jwks_url: str = ""
     jwt_issuer: str = "hss-dev"

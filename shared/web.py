@@ -1,4 +1,4 @@
-"""HTTP app factory: lifespan wiring, health, metrics, CORS, request context, problem+json."""
+"""HTTP app factory: lifespan wiring, health, metrics, request context, problem+json (CORS: the gateway)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -237,14 +236,6 @@ def create_app(spec: ServiceSpec) -> FastAPI:
     app.state.verifier = Verifier(s)
     app.state.settings = s
     problems.install(app)
-    if s.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=s.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["x-request-id", "x-correlation-id"],
-        )
     app.add_middleware(RequestContext, service=s.service_name)
     tracing.instrument_app(app, s.service_name)  # when an exporter is configured: spans per request and query
 

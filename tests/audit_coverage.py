@@ -90,7 +90,7 @@ UNTYPED: dict[Route, str] = {
     ("reporting", "GET", "/api/v1/summary"): "indicators of an org unit",
     ("reporting", "GET", "/api/v1/children"): "indicators of an org unit's child units",
     ("reporting", "GET", "/api/v1/series"): "per-day counts",
-    ("reporting", "GET", "/api/v1/campaigns"): "campaign ids and names",
+    ("reporting", "GET", "/api/v1/reporting/campaigns"): "campaign ids and names",
     ("reporting", "GET", "/api/v1/whoami"): "the caller's own org path and roles",
     ("reporting", "GET", "/api/v1/exports/{table}"): "CSV/XLSX of the aggregate tables (no per-person rows)",
 }

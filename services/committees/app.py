@@ -57,7 +57,7 @@ def build_spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             parent_schools.router,
             teams.router,
             lecturers.router,
-            audit.reads_router(),
+            audit.reads_router("committees"),
         ],
         background=[import_jobs, audit.purge_loop],
         title="committees service",

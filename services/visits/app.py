@@ -44,7 +44,7 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
             contracts.FINDING,
             *handlers.CONSUMED_TOPICS,
         ],
-        routers=[*ROUTERS, audit.reads_router()],
+        routers=[*ROUTERS, audit.reads_router("visits")],
         consumers=handlers.consumers(),
         title="visits service",
         description="Home-visit campaigns, teacher→family assignments, visit records and findings.",

@@ -1,7 +1,8 @@
 """CLI: python -m shared.devstack up [--services] [--replicas N] [--brokers 1|3] | down | status | kill/restart <proc>.
 
-<proc> is `postgres`, a broker (`kafka`, or `kafka#1`..`kafka#3` in a cluster) or a service replica (`visits#2`;
-plain `visits` is replica 1). The topology `up` chose is remembered in the state folder until `down`.
+<proc> is `postgres`, a broker (`kafka`, or `kafka#1`..`kafka#3` in a cluster), a service replica (`visits#2`;
+plain `visits` is replica 1) or `gateway` (nginx in front of every replica, started with the services).
+The topology `up` chose is remembered in the state folder until `down`.
 `department <name>` prints a department's Kafka client settings (SCRAM user, its topic, its group prefix).
 """
 
@@ -38,6 +39,16 @@ def _print_status(stack: Stack) -> bool:
             f"{proc.label:<13} {'up' if up else 'down':<5} pid={service_pid:<9} {proc.address}  "
             f"{'ready' if up else 'not ready'}  {relay}  log={proc.log}"
         )
+    gateway = stack.gateway()
+    gateway_pid = gateway.pid()
+    if gateway_pid is None:
+        print(f"{'gateway':<13} {'-':<5} pid={'-':<9} {gateway.address}  (not running)")
+    else:
+        up = gateway.answers()
+        print(
+            f"{'gateway':<13} {'up' if up else 'down':<5} pid={gateway_pid:<9} {gateway.address}  "
+            f"the one origin for frontends (/api/v1/..., /docs)  log={gateway.log}"
+        )
     if running:
         for h in holders.values():
             if h.label is None:
@@ -57,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["up", "down", "status", "restart", "kill", "department"])
     parser.add_argument(
-        "process", nargs="?", help="for restart/kill: postgres, kafka[#k], <service>[#k]; for department: its name"
+        "process",
+        nargs="?",
+        help="for restart/kill: postgres, kafka[#k], <service>[#k], gateway; for department: its name",
     )
     parser.add_argument("--services", action="store_true", help="with up: also start the four services")
     parser.add_argument("--replicas", type=int, help="with up --services: processes per service (default 1)")
@@ -77,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                 for proc in stack.services_up(replicas=args.replicas):
                     if proc.replica == 1:
                         print(f"{proc.env_var}={proc.address}")
+                gateway = stack.gateway()
+                print(f"{gateway.env_var}={gateway.address}")
             elif args.replicas:
                 parser.error("--replicas needs --services")
             # stdout is eval-able (eval "$(python -m shared.devstack up)"); chatter goes to stderr.

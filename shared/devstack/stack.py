@@ -28,6 +28,8 @@ from shared.devstack.component import (
     run_coro,
     wait_until,
 )
+from shared.devstack.gateway import DEFAULT_PORT as DEFAULT_GATEWAY_PORT
+from shared.devstack.gateway import Gateway
 from shared.devstack.kafka import Kafka, KafkaCluster, KafkaNode, probe_kafka
 from shared.devstack.postgres import Postgres, probe_postgres
 from shared.devstack.services import (
@@ -64,10 +66,12 @@ class StackInfo:
 
 @dataclass(frozen=True)
 class Topology:
-    """How many Kafka brokers and how many processes per service; remembered in the state folder by `up`."""
+    """How many Kafka brokers and how many processes per service, and the gateway's URL once the services run;
+    remembered in the state folder by `up`."""
 
     brokers: int = 1
     replicas: int = 1
+    gateway: str | None = None
 
     def __post_init__(self) -> None:
         if self.brokers not in (1, 3):
@@ -98,6 +102,7 @@ class Stack:
     pg_port: int = DEFAULT_PG_PORT
     kafka_port: int = DEFAULT_KAFKA_PORT
     http_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
+    gateway_port: int = DEFAULT_GATEWAY_PORT
     database_url: str | None = None  # external PostgreSQL
     kafka_bootstrap: str | None = None  # external Kafka
     service_env: dict[str, str] = field(default_factory=dict)  # extra variables for every service process
@@ -110,6 +115,7 @@ class Stack:
             pg_port=int(os.environ.get("DEVSTACK_PG_PORT") or DEFAULT_PG_PORT),
             kafka_port=int(os.environ.get("DEVSTACK_KAFKA_PORT") or DEFAULT_KAFKA_PORT),
             http_ports=http_ports_from_env(),
+            gateway_port=int(os.environ.get("GATEWAY_HTTP_PORT") or DEFAULT_GATEWAY_PORT),
             database_url=os.environ.get("DATABASE_URL") or None,
             kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         )
@@ -130,6 +136,7 @@ class Stack:
             pg_port=free_port_block(1),
             kafka_port=free_port_block(16),  # three nodes × (client, controller), department listeners at +10
             http_ports={name: http + i for i, name in enumerate(SERVICES)},
+            gateway_port=free_port_block(1),
             database_url=database_url,
             kafka_bootstrap=kafka_bootstrap,
             service_env=dict(service_env or {}),
@@ -203,12 +210,20 @@ class Stack:
         }
         return service_components(self.state, env, replicas or self.topology.replicas, self.http_ports)
 
+    def gateway(self, replicas: int | None = None) -> Gateway:
+        """The gateway (nginx) in front of every replica of the four services."""
+        n = replicas or self.topology.replicas
+        ports = {name: [port + REPLICA_PORT_STEP * k for k in range(n)] for name, port in self.http_ports.items()}
+        return Gateway(self.state, self.gateway_port, ports)
+
     def process(self, label: str) -> Component:
-        """A process by name: `postgres`, `kafka` / `kafka#2`, `visits` (= `visits#1`) / `visits#2`."""
+        """A process by name: `postgres`, `kafka` / `kafka#2`, `visits` (= `visits#1`) / `visits#2`, `gateway`."""
         name, _, number = label.partition("#")
         k = int(number or 1)
         if name == "postgres":
             return self.postgres()
+        if name == "gateway":
+            return self.gateway()
         if name == "kafka":
             brokers = self.brokers()
             if not 1 <= k <= len(brokers):
@@ -218,7 +233,7 @@ class Stack:
             # Replicas beyond the topology may still be asked for by name (a test adding a third replica).
             procs = self.services(max(k, self.topology.replicas))
             return next(p for p in procs if p.name == name and p.replica == k)
-        raise DevstackError(f"unknown process {label!r}: postgres, kafka[#k], or {', '.join(SERVICES)}[#k]")
+        raise DevstackError(f"unknown process {label!r}: postgres, kafka[#k], gateway or {', '.join(SERVICES)}[#k]")
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -237,7 +252,7 @@ class Stack:
         """Start whatever infrastructure is not running yet (with `brokers` Kafka nodes) and return the addresses."""
         with self._locked():
             current = self.topology
-            want = Topology(brokers or current.brokers, current.replicas)
+            want = Topology(brokers or current.brokers, current.replicas, current.gateway)
             if want.brokers != current.brokers and self._infra_running(current.brokers):
                 raise DevstackError(
                     f"Kafka runs with {current.brokers} broker(s); `down` first to switch to {want.brokers}"
@@ -269,14 +284,15 @@ class Stack:
         return any(n.pid() is not None for n in nodes)
 
     def services_up(self, replicas: int | None = None) -> list[ServiceProcess]:
-        """Start the infrastructure, then every replica not running (stopping replicas beyond `replicas`).
+        """Start the infrastructure, then every replica not running (stopping replicas beyond `replicas`), then the
+        gateway in front of them (its upstreams rewritten when the number of replicas changed).
 
         Replica 1 of every service comes up first, so a fresh database is migrated before the others start.
         """
         self.up()
         with self._locked():
             current = self.topology
-            want = Topology(current.brokers, replicas or current.replicas)
+            want = Topology(current.brokers, replicas or current.replicas, current.gateway)
             for proc in self.services(max(want.replicas, current.replicas)):
                 if proc.replica > want.replicas:
                     proc.stop()
@@ -284,13 +300,20 @@ class Stack:
             procs = self.services(want.replicas)
             for proc in procs:
                 proc.ensure()
+            gateway = self.gateway(want.replicas)
+            gateway.ensure()
+            self._remember(Topology(want.brokers, want.replicas, gateway.address))
         return procs
 
     def services_down(self) -> None:
-        """Stop every service process devstack started."""
+        """Stop the gateway and every service process devstack started."""
         with self._locked():
+            self.gateway().stop()
             for proc in reversed(self.services()):
                 proc.stop()
+            current = self.topology
+            if current.gateway is not None and (self.state / TOPOLOGY_FILE).exists():
+                self._remember(Topology(current.brokers, current.replicas))
 
     def down(self) -> None:
         """Stop the services and the infrastructure devstack started (external parts are left alone)."""

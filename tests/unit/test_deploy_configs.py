@@ -307,7 +307,7 @@ def test_compose_service(compose: dict[str, Any], name: str, port: int) -> None:
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert env["HSS_JWT_SECRET"].startswith("${HSS_JWT_SECRET:?"), "the secret comes from the environment"
     assert "HSS_ENV" in env
-    assert f"{port}:{port}" in service["ports"]
+    assert "ports" not in service, "frontends call the gateway; the services are not published"
     assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
     for dependency in ("kafka", "postgres"):
         assert service["depends_on"][dependency]["condition"] == "service_healthy"
@@ -390,7 +390,8 @@ def test_dashboard_panels_use_the_provisioned_datasource(dashboard: dict[str, An
 
 def test_k8s_deployments_have_probes_and_resources(k8s_docs: list[tuple[Path, dict[str, Any]]]) -> None:
     deployments = {doc["metadata"]["name"]: doc for _, doc in k8s_docs if doc["kind"] == "Deployment"}
-    assert set(deployments) == set(SERVICE_PORTS)
+    assert set(deployments) == {*SERVICE_PORTS, "gateway"}
+    del deployments["gateway"]  # nginx: tests/unit/test_gateway_config.py
     for name, deployment in deployments.items():
         spec = deployment["spec"]
         if name in K8S_AUTOSCALED:
@@ -416,7 +417,11 @@ def test_k8s_deployments_have_probes_and_resources(k8s_docs: list[tuple[Path, di
 def test_k8s_migrations_run_in_an_init_container_before_the_service(
     k8s_docs: list[tuple[Path, dict[str, Any]]],
 ) -> None:
-    deployments = {doc["metadata"]["name"]: doc for _, doc in k8s_docs if doc["kind"] == "Deployment"}
+    deployments = {
+        doc["metadata"]["name"]: doc
+        for _, doc in k8s_docs
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] in SERVICE_PORTS
+    }
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         (init,) = pod["initContainers"]
@@ -431,7 +436,9 @@ def test_k8s_migrations_run_in_an_init_container_before_the_service(
 def test_kafka_durability_is_declared_for_production_and_compose(
     k8s_docs: list[tuple[Path, dict[str, Any]]], compose: dict[str, Any]
 ) -> None:
-    (config,) = [doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap"]
+    (config,) = [
+        doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "hss-config"
+    ]
     assert config["KAFKA_TOPIC_REPLICATION_FACTOR"] == "3"
     assert config["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"] == "2"
     for name in SERVICE_PORTS:
@@ -472,7 +479,8 @@ def test_k8s_kustomization_renders() -> None:
     )
     assert result.returncode == 0, result.stderr
     kinds = [doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc]
-    assert kinds.count("Deployment") == len(SERVICE_PORTS)
+    assert kinds.count("Deployment") == len(SERVICE_PORTS) + 1  # and the gateway
+    assert kinds.count("Ingress") == 1
 
 
 # --- issue 14: hashes, pinned images, host bindings, autoscaling, network policy, pod security -------------------
@@ -508,13 +516,14 @@ def test_compose_images_are_pinned_to_a_release(compose: dict[str, Any]) -> None
             assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?(@sha256:[0-9a-f]{64})?", tag), f"{name}: {service['image']}"
 
 
-def test_compose_publishes_only_apis_and_grafana_to_the_network(compose: dict[str, Any]) -> None:
+def test_compose_publishes_only_the_gateway_and_grafana_to_the_network(compose: dict[str, Any]) -> None:
     public = {}
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             if not str(port).startswith("127.0.0.1:"):
                 public[name] = port
-    assert set(public) == {*SERVICE_PORTS, "grafana"}, public
+    assert set(public) == {"gateway", "grafana"}, public
+    assert public["gateway"].endswith(":8443"), "the gateway is published with TLS only"
     assert compose["services"]["kafka"]["ports"] == ["127.0.0.1:29092:29092"]
     assert compose["services"]["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]
 
@@ -529,7 +538,9 @@ def test_compose_and_k8s_give_reporting_the_owners_urls(
         f"REPORTING_{field.upper()}" for field in ReportingSettings.model_fields if field.endswith("_url")
     }
     assert wanted <= settings_fields
-    (config,) = [doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap"]
+    (config,) = [
+        doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "hss-config"
+    ]
     env = env_of(compose["services"]["reporting"])
     for key in wanted:
         owner = key.removeprefix("REPORTING_").removesuffix("_URL").lower()

@@ -11,4 +11,4 @@ from shared.clock import Clock
 
 def routers(clock: Clock) -> list[APIRouter]:
     """Every router, sharing one clock."""
-    return [cases.router(clock), referrals.router(clock), groups.router(clock), audit.reads_router()]
+    return [cases.router(clock), referrals.router(clock), groups.router(clock), audit.reads_router("outreach")]

@@ -78,7 +78,7 @@ async def series(
     return await views.day_series(pool, _scope(principal, org_path), campaign_id)
 
 
-@router.get("/campaigns")
+@router.get("/reporting/campaigns")
 async def campaigns(principal: CurrentPrincipal, pool: Pool) -> Any:
     """Campaigns seen on the visits topics."""
     principal.require(*READERS)

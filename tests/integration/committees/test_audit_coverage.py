@@ -152,12 +152,13 @@ async def test_refused_reads_write_no_audit_row_and_auditors_see_only_their_subt
     insider = auth("school_admin", school_path)
     assert (await svc.http.get(f"/api/v1/students/{ids['student']}", headers=insider)).status_code == 200
     mine = auth("auditor", school_path)
-    log = (await svc.http.get("/api/v1/audit/reads", headers=mine, params={"person_id": ids["student"]})).json()
+    reads = "/api/v1/audit/committees/reads"
+    log = (await svc.http.get(reads, headers=mine, params={"person_id": ids["student"]})).json()
     assert [(e["action"], e["resource_type"]) for e in log] == [("read", "student"), ("write", "student")]
     assert log[0]["roles"] == ["school_admin"] and log[0]["reader_path"] == school_path
     theirs = auth("auditor", other_path)
-    assert (await svc.http.get("/api/v1/audit/reads", headers=theirs)).json() == []
-    assert (await svc.http.get("/api/v1/audit/reads", headers=insider)).status_code == 403
+    assert (await svc.http.get("/api/v1/audit/committees/reads", headers=theirs)).json() == []
+    assert (await svc.http.get("/api/v1/audit/committees/reads", headers=insider)).status_code == 403
 
 
 async def test_a_read_whose_audit_row_cannot_be_written_fails_and_discloses_nothing(svc: Svc, small_city: citygen.City):

@@ -1,0 +1,166 @@
+"""The gateway for frontends (nginx, deploy/gateway/): one origin in front of every replica of the four services."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+
+from shared.devstack.component import (
+    Component,
+    DevstackError,
+    pid_alive,
+    read_pid,
+    require_free,
+    tail,
+    terminate,
+    wait_until,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = REPO_ROOT / "deploy" / "gateway"
+DEFAULT_PORT = 8100
+# Requests per second per client (bearer token) and per address: deploy/gateway/nginx.conf's production values.
+RATES = ("20r/s", "200r/s")
+TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+# Browser frontends served from the developer's own machine may call the API (any port of localhost).
+DEV_CORS_ORIGINS = r"~^http://(localhost|127\.0\.0\.1)(:[0-9]+)?$ $http_origin;"
+
+
+def nginx_binary() -> str:
+    """The nginx executable (Debian's nginx-light, installed by scripts/setup-system.sh)."""
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    if found is None:
+        raise DevstackError("the gateway needs nginx: apt-get install nginx-light (scripts/setup-system.sh does)")
+    return found
+
+
+def docs_root() -> Path | None:
+    """The folder holding docs/ (Swagger UI, built once by scripts/gateway-docs.sh); None without npm."""
+    if shutil.which("npm") is None:
+        return None
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "gateway-docs.sh")], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise DevstackError(f"building the gateway's /docs failed:\n{out.stderr[-2000:]}")
+    return Path(out.stdout.strip())
+
+
+class Gateway(Component):
+    """nginx with deploy/gateway/http.conf and locations.conf, and upstreams listing every service replica.
+
+    `upstreams` maps each service to the ports of its replicas; `rates` are the per-client and per-address limits
+    (tests set tiny ones); the main file is written to <state>/gateway/.
+    """
+
+    name = "gateway"
+    env_var = "GATEWAY_URL"
+
+    def __init__(
+        self, state_dir: Path, port: int, upstreams: dict[str, list[int]], rates: tuple[str, str] = RATES
+    ) -> None:
+        self.port = port
+        self.upstreams = upstreams
+        self.rates = rates
+        self.root = state_dir / "gateway"
+        self.conf = self.root / "nginx.conf"
+        self.pid_file = self.root / "gateway.pid"
+        self.log = self.root / "error.log"
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pid(self) -> int | None:
+        pid = read_pid(self.pid_file)
+        return pid if pid is not None and pid_alive(pid, str(self.conf)) else None
+
+    def render(self, docs: Path | None) -> str:
+        """The main nginx file: process settings, the shared http.conf and locations.conf, the upstreams."""
+        d = self.root
+        upstreams = "".join(
+            f"    upstream hss_{name} {{\n"
+            + "".join(f"        server 127.0.0.1:{port};\n" for port in ports)
+            + "        keepalive 16;\n    }\n"
+            for name, ports in self.upstreams.items()
+        )
+        # As root, workers would run as `nobody`, who may not enter a state folder or cache under /root.
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        return (
+            "# Written by devstack (shared/devstack/gateway.py) on every start: edit deploy/gateway/ instead.\n"
+            f"{user}daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n"
+            "events {\n    worker_connections 1024;\n}\n"
+            "http {\n"
+            + "".join(f"    {kind}_temp_path {d}/tmp/{kind};\n" for kind in TEMP_PATHS)
+            + f"    include {CONF_DIR}/http.conf;\n"
+            f"    access_log {d}/access.log hss;\n"
+            f"    limit_req_zone $hss_client zone=hss_per_client:20m rate={self.rates[0]};\n"
+            f"    limit_req_zone $binary_remote_addr zone=hss_per_address:10m rate={self.rates[1]};\n"
+            f"{upstreams}"
+            "    server {\n"
+            f"        listen 127.0.0.1:{self.port};\n"
+            f"        root {docs or d / 'no-docs'};\n"
+            f"        include {CONF_DIR}/locations.conf;\n"
+            "    }\n"
+            "}\n"
+        )
+
+    def write_config(self) -> None:
+        """Write nginx.conf and cors-origins.map (nginx resolves the map's include next to nginx.conf)."""
+        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        (self.root / "cors-origins.map").write_text(DEV_CORS_ORIGINS + "\n")
+        self.conf.write_text(self.render(docs_root()))
+        check = subprocess.run(
+            [nginx_binary(), "-t", "-q", "-c", str(self.conf), "-p", str(self.root)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise DevstackError(f"gateway configuration refused by nginx -t:\n{check.stderr[-2000:]}")
+
+    def start(self) -> None:
+        require_free(self.port, "gateway", "set GATEWAY_HTTP_PORT")
+        self.write_config()
+        with open(self.root / "nginx.out", "ab") as out:
+            proc = subprocess.Popen(
+                [nginx_binary(), "-c", str(self.conf), "-p", str(self.root)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the shell that ran `devstack up`
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        try:
+            wait_until(self.answers, 30, "gateway", lambda: proc.poll() is None)
+        except DevstackError as exc:
+            raise DevstackError(f"{exc}\n{tail(self.log)}") from None
+
+    def reload(self) -> None:
+        """Rewrite the configuration (e.g. another number of replicas) and have the running nginx load it."""
+        pid = self.pid()
+        if pid is None:
+            self.start()
+            return
+        self.write_config()
+        os.kill(pid, signal.SIGHUP)  # nginx starts new workers with the new file, old ones finish their requests
+
+    def ensure(self) -> None:
+        self.reload()
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, 10, str(self.conf))
+        self.pid_file.unlink(missing_ok=True)
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.address + "/healthz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
