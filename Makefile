@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` runs the system, `make test` runs every test.
-.PHONY: demo test faults stack-up stack-down status lint contracts asyncapi-docs bench
+.PHONY: demo test faults stack-up stack-down status lint contracts asyncapi-docs bench clients
 
 demo:
 	bash scripts/demo.sh $(ARGS)
@@ -29,3 +29,8 @@ contracts:
 
 asyncapi-docs:
 	bash scripts/asyncapi.sh render docs/asyncapi.yaml docs/asyncapi-html
+
+# Typed clients (TypeScript and Python) generated from the OpenAPI documents the running gateway serves.
+clients:
+	bash scripts/clients.sh typescript $${GATEWAY_URL:-http://127.0.0.1:$${GATEWAY_HTTP_PORT:-8100}} clients/generated/typescript
+	bash scripts/clients.sh python $${GATEWAY_URL:-http://127.0.0.1:$${GATEWAY_HTTP_PORT:-8100}} clients/generated/python

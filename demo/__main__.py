@@ -24,7 +24,7 @@ from demo import citygen
 from demo.activity import districts, schools, visit_record
 from demo.client import CITY, Api, bureau_token, settled
 from shared.auth import issue_token
-from shared.devstack import DevstackError, services_up, state_dir
+from shared.devstack import DevstackError, Stack, services_up, state_dir
 
 # A wide console even when output is piped, so the district table stays readable in logs.
 console = Console(width=None if Console().is_terminal else 140)
@@ -376,11 +376,12 @@ async def main(scale: float, seed: int, single_share: float) -> None:
         # One short URL per line and no token in any URL: a narrow console wraps nothing a reader must copy,
         # and a token never lands in the browser history. The dashboard's sign-in box takes the token.
         token_file = _save_token(token)
-        console.print(f"  dashboard   {urls['reporting']}/dashboard", soft_wrap=True)
+        gateway = Stack.from_env().gateway().address
+        console.print(f"  frontends   {gateway}  (the gateway: every /api/v1/... on one origin)", soft_wrap=True)
+        console.print(f"  dashboard   {gateway}/dashboard", soft_wrap=True)
         console.print(f"              sign in with the token in {token_file}", soft_wrap=True)
-        for name, url in urls.items():
-            console.print(f"  {name:<11} {url}/docs", soft_wrap=True)
-        console.print("  metrics     /metrics on each of them", soft_wrap=True)
+        console.print(f"  API docs    {gateway}/docs/", soft_wrap=True)
+        console.print(f"  metrics     /metrics on each service: {', '.join(urls.values())}", soft_wrap=True)
         console.print("  a token for any role:", soft_wrap=True)
         console.print("    .venv/bin/python -m shared.auth --role school_admin --org-path /620400/620402")
         console.print("  status: make status   stop: make stack-down   logs: .devstack/logs/", soft_wrap=True)

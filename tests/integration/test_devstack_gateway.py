@@ -23,7 +23,7 @@ def test_the_gateway_comes_and_goes_with_the_services(
     tmp_path: Path, stack: StackInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ServiceProcess, "ensure", lambda self: None)
-    dev = Stack.on_free_ports(tmp_path / "stack", database_url=stack.database_url, kafka_bootstrap=stack.kafka_bootstrap)
+    dev = Stack.on_free_ports(tmp_path / "s", database_url=stack.database_url, kafka_bootstrap=stack.kafka_bootstrap)
     gateway = dev.gateway()
     try:
         dev.services_up(replicas=2)
