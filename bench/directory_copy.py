@@ -6,7 +6,7 @@ committed, measures how long the committees relay takes to publish its events an
 outreach.directory) to apply all of them. In the same run: the raw Kafka consume rate of the same messages (one plain
 consumer reading the run's committees topics) and the raw PostgreSQL COPY rate of the same rows (visits' copy of
 students, families and staff into scratch tables). Drops its schemas and topics afterwards (unless --keep).
-Run: .venv/bin/python bench/directory_copy.py [--scale 1.0] [--runs 1] [--keep]
+Run: .venv/bin/python bench/directory_copy.py [--scale 1.0] [--runs 1] [--keep] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -25,8 +28,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.campaign import statement_stats
 from demo import citygen
-from demo.client import Api, bureau_token
+from demo.client import Api, bureau_token, metric_sum
 from shared import directory
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.testing.fixtures import drop_test_resources, free_port
@@ -96,12 +100,32 @@ async def raw_copy(conn: asyncpg.Connection, schema: str, scratch: str) -> tuple
     return n, n / (time.perf_counter() - started)
 
 
-async def applied(conn: asyncpg.Connection, schema: str, group: str) -> int:
-    n: int = await conn.fetchval(f"SELECT count(*) FROM {schema}.inbox WHERE consumer = $1", group)
-    return n
+def applied(page: str, group: str) -> int:
+    """Events a consumer group applied, from its service's /metrics page."""
+    return int(
+        sum(
+            float(ln.rsplit(" ", 1)[1])
+            for ln in page.splitlines()
+            if ln.startswith("events_consumed_total{") and f'group="{group}"' in ln and 'outcome="applied"' in ln
+        )
+    )
 
 
-async def one_run(stack: StackInfo, city: citygen.City, keep: bool) -> dict[str, float]:
+def profile(procs: dict[str, ServiceProcess], into: Path) -> list[subprocess.Popen[bytes]]:
+    """py-spy sampling each service process (collapsed stacks, for `sort | head`), until interrupted."""
+    spy = shutil.which("py-spy") or str(Path.home() / ".local/bin/py-spy")
+    into.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [spy, "record", "--pid", str(p.pid()), "--format", "raw", "--rate", "50", "-o", str(into / f"{n}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n, p in procs.items()
+    ]
+
+
+async def one_run(stack: StackInfo, city: citygen.City, keep: bool, spy: Path | None) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     prefix, schemas = f"bd{run}.", {n: f"bd_{run}_{n}" for n in NAMES}
     scratch = f"bd_{run}_raw"
@@ -116,24 +140,36 @@ async def one_run(stack: StackInfo, city: citygen.City, keep: bool) -> dict[str,
             job = await committees.get(f"/imports/{job['import_id']}")
         assert job["status"] == "succeeded", job
         committed = time.monotonic()
+        spies = profile(procs, spy / run) if spy else []
+        await statement_stats(conn, reset=True)
         cs = schemas["committees"]
         events = await conn.fetchval(f"SELECT count(*) FROM {cs}.outbox WHERE type = ANY($1)", sorted(directory.TYPES))
         print(f"run {run}: import {committed - t:.1f}s, {events:,} directory events in the outbox", flush=True)
         done: dict[str, float] = {}
         last_note = time.monotonic()
         while len(done) < 3:
-            if "relay" not in done and not await conn.fetchval(
-                f"SELECT count(*) FROM {cs}.outbox WHERE published_at IS NULL"
-            ):
-                done["relay"] = time.monotonic() - committed
-            for name, group in GROUPS.items():
-                if name not in done and await applied(conn, schemas[name], group) >= events:
+            # From the processes' /metrics (cheap), not count(*) over the inbox (which would load the database).
+            pages = dict(
+                zip(
+                    NAMES,
+                    await asyncio.gather(*(asyncio.to_thread(procs[n].get, "/metrics") for n in NAMES)),
+                    strict=True,
+                )
+            )
+            counts = {"relay": metric_sum(pages["committees"] or "", "events_published_total")} | {
+                n: applied(pages[n] or "", g) for n, g in GROUPS.items()
+            }
+            for name, n in counts.items():
+                if name not in done and n >= events:
                     done[name] = time.monotonic() - committed
             if time.monotonic() - last_note > 15:
                 last_note = time.monotonic()
-                counts = {n: await applied(conn, schemas[n], g) for n, g in GROUPS.items()}
                 print(f"  +{last_note - committed:.0f}s: {counts}", flush=True)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
+        for sp in spies:
+            sp.send_signal(signal.SIGINT)
+            sp.wait(30)
+        print("\n".join(await statement_stats(conn)))
         messages, consume_rate = await raw_consume(stack.kafka_bootstrap, prefix, directory.TOPICS)
         rows, copy_rate = await raw_copy(conn, schemas["visits"], scratch)
         both = max(done["visits"], done["outreach"])
@@ -175,7 +211,7 @@ async def main(a: argparse.Namespace) -> None:
         f"{len(city.staff):,} staff (generated in {time.monotonic() - t:.0f}s)",
         flush=True,
     )
-    results = [await one_run(stack, city, a.keep) for _ in range(a.runs)]
+    results = [await one_run(stack, city, a.keep, a.profile) for _ in range(a.runs)]
     if len(results) > 1:
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         print(
@@ -192,4 +228,5 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--runs", type=int, default=1, help="runs (a median is printed for more than one)")
     ap.add_argument("--keep", action="store_true", help="keep the schemas and topics afterwards")
+    ap.add_argument("--profile", type=Path, help="py-spy each service from the commit on, collapsed stacks here")
     asyncio.run(main(ap.parse_args()))

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
+from murmurhash2 import murmurhash2
 
 from shared.settings import ServiceSettings
 
@@ -183,3 +184,12 @@ async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout: floa
         if asyncio.get_running_loop().time() > deadline:
             raise RuntimeError(f"topics {names} have no leaders after {timeout}s")
         await asyncio.sleep(0.1)
+
+
+def partition_of(key: bytes, partitions: list[int]) -> int:
+    """The partition a keyed record goes to, as the Kafka clients' default partitioner picks it (murmur2 of the key).
+
+    Kafka's murmur2 is MurmurHash2 with this seed; the C one hashes a key in ~1 µs where aiokafka's pure-Python one
+    takes ~20-40 µs, most of the relay's CPU at bulk rates.
+    """
+    return partitions[(murmurhash2(key, 0x9747B28C) & 0x7FFFFFFF) % len(partitions)]

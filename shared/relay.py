@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from shared import db, kafka, tracing
 from shared.db import lock_key
@@ -64,7 +63,6 @@ class Relay:
         self.last_publish_at: float | None = None  # wall clock of the last acknowledged batch
         self.last_error: str | None = None
         self.last_error_at: float | None = None
-        self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._tracer = tracing.tracer(self.service)  # None when tracing is off: rows go out with their stored headers
         RELAY_LEADER.labels(self.service).set(0)  # standbys report 0 rather than nothing
@@ -174,7 +172,7 @@ class Relay:
             parts = self._partitions.get(topic)
             if parts is None:
                 parts = self._partitions[topic] = sorted(await producer.partitions_for(topic))
-            partition = self._partitioner(key, parts, parts)
+            partition = kafka.partition_of(key, parts)
             stored = r["headers"] or {}
             if self._tracer is not None:
                 span = self._send_span(r, topic, partition)

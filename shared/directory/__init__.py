@@ -178,8 +178,8 @@ def fold(events: Iterable[BaseModel]) -> dict[Table, tuple[list[dict[str, Any]],
 
 
 def _row(table: Table, p: BaseModel, columns: dict[str, str]) -> dict[str, Any]:
-    """The JSON row of one event: its key, the given columns and its version."""
-    return p.model_dump(mode="json", include={*table.key, *columns, "occurred_at"})
+    """The row of one event: its key, the given columns and its version (for orjson: cheaper than model_dump)."""
+    return {col: getattr(p, col) for col in (*table.key, *columns, "occurred_at")}
 
 
 class DirectoryCopy:

@@ -32,13 +32,13 @@ def batched(state: dict[str, Row], events: list[Any]) -> None:
     """What `DirectoryCopy.apply` makes the database do with a batch: facts upserts, then tombstone upserts."""
     facts, gone = fold(events).get(STUDENTS, ([], []))
     for f in facts:
-        at = datetime.fromisoformat(f["occurred_at"])
+        at = f["occurred_at"]
         row = state.get(f["student_id"])
         if row is None or row["occurred_at"] <= at:
             state[f["student_id"]] = {"class_id": f["class_id"], "org_path": f["org_path"], "active": True,
                                       "occurred_at": at}  # fmt: skip
     for g in gone:
-        at = datetime.fromisoformat(g["occurred_at"])
+        at = g["occurred_at"]
         row = state.get(g["student_id"])
         if row is None:
             state[g["student_id"]] = {"class_id": "", "org_path": g["org_path"], "active": False, "occurred_at": at}
