@@ -651,7 +651,9 @@ def test_compose_and_k8s_send_traces_over_otlp(
     assert jaeger["ports"] == ["127.0.0.1:16686:16686"]  # the UI, on the host's loopback only
     for name in SERVICE_PORTS:
         assert env_of(compose["services"][name])["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
-    (config,) = [doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap"]
+    (config,) = [
+        doc["data"] for _, doc in k8s_docs if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "hss-config"
+    ]
     endpoint = urlsplit(config["OTEL_EXPORTER_OTLP_ENDPOINT"])
     assert endpoint.scheme == "http" and endpoint.port == 4318
     policies = [doc["spec"] for _, doc in k8s_docs if doc["kind"] == "NetworkPolicy"]
