@@ -155,6 +155,9 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
                 continue
             for parameter in operation.get("parameters", []):
                 _not_null(parameter)
+                _plain_text(parameter.get("schema", {}), PARAMETER_TEXT)
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _plain_text(media.get("schema", {}), BODY_TEXT)
             responses = operation.setdefault("responses", {})
             for status in sorted(implied_statuses(route)):
                 responses.setdefault(str(status), problem_response(status))
@@ -163,11 +166,12 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
+    for schema in schemas.values():
+        _label_enum(schema)
+        _plain_text(schema, BODY_TEXT)
     models = problems.ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(models.pop("$defs", {}))
     schemas["Problem"] = models
-    for schema in schemas.values():
-        _label_enum(schema)
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
     return _rename_generics(doc)
 
@@ -193,6 +197,26 @@ def _rename_generics(doc: dict[str, Any]) -> dict[str, Any]:
 
     walk(doc)
     return doc
+
+
+# What `shared.edges.refuse_bad_text` refuses, as patterns: control characters (in bodies tab, LF and CR are allowed).
+# Lone surrogates are refused too; no pattern says so (JSON Schema regexes are over Unicode scalar values, which
+# exclude them). Strings the route already constrains (a pattern, an enum, a format) keep theirs.
+PARAMETER_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
+BODY_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+
+
+def _plain_text(node: Any, pattern: str) -> None:
+    """Add `pattern` to every unconstrained string schema under `node` (refs are done where they are defined)."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & node.keys():
+            node["pattern"] = pattern
+        for key, value in node.items():
+            if key not in ("examples", "default", "example"):
+                _plain_text(value, pattern)
+    elif isinstance(node, list):
+        for value in node:
+            _plain_text(value, pattern)
 
 
 def _not_null(parameter: dict[str, Any]) -> None:

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import date
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 
+from services.reporting import schemas
 from services.reporting.store import reads
 from services.reporting.usecases import exports, views
 from services.reporting.usecases.cache import AnswerCache
-from shared import scope
+from shared import openapi, scope
+from shared import pages as paging
 from shared.auth import CurrentPrincipal, Principal, Role
-from shared.problems import invalid
 from shared.web import Pool
 
 READERS = (Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.AUDITOR)
-STATIC = Path(__file__).parents[1] / "static"
+STATIC = FilePath(__file__).parents[1] / "static"
 
 router = APIRouter(prefix="/api/v1", tags=["reporting"])
 pages = APIRouter(include_in_schema=False)
 
 OrgPath = Annotated[str | None, Query(pattern=r"^(/[\w.-]+)+$", max_length=200, description="default: your unit")]
 CampaignId = Annotated[str, Query(max_length=100, description="campaign id; empty = all campaigns")]
+Table = Annotated[exports.Table, Path(description="which table")]
 
 
 def _cache(request: Request) -> AnswerCache:
@@ -44,7 +47,7 @@ def _scope(principal: Principal, org_path: str | None) -> str:
     return scope.narrow(principal, org_path)
 
 
-@router.get("/summary")
+@router.get("/summary", response_model=schemas.Summary)
 async def summary(
     request: Request, principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
 ) -> Any:
@@ -57,7 +60,7 @@ async def summary(
     return _json(await _cache(request).get(("summary", node, campaign_id), compute))
 
 
-@router.get("/children")
+@router.get("/children", response_model=schemas.Children)
 async def children(
     request: Request, principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
 ) -> Any:
@@ -70,7 +73,7 @@ async def children(
     return _json(await _cache(request).get(("children", node, campaign_id), compute))
 
 
-@router.get("/series")
+@router.get("/series", response_model=schemas.Series)
 async def series(
     principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
 ) -> Any:
@@ -78,22 +81,29 @@ async def series(
     return await views.day_series(pool, _scope(principal, org_path), campaign_id)
 
 
-@router.get("/reporting/campaigns")
-async def campaigns(principal: CurrentPrincipal, pool: Pool) -> Any:
-    """Campaigns seen on the visits topics."""
+@router.get("/reporting/campaigns", response_model=paging.Page[schemas.CampaignOut])
+async def list_campaigns(
+    principal: CurrentPrincipal, pool: Pool, limit: paging.Limit = 100, cursor: paging.Cursor = None
+) -> Any:
+    """Campaigns seen on the visits topics, newest start first."""
     principal.require(*READERS)
-    return {"campaigns": await reads.campaigns(pool)}
+    rows = await reads.list_campaigns(pool, paging.after(cursor, date, str), limit + 1)
+    return paging.page(rows, limit, reads.campaign_key)
 
 
 @router.get("/whoami")
-async def whoami(principal: CurrentPrincipal) -> Any:
+async def whoami(principal: CurrentPrincipal) -> schemas.Me:
     """The caller's unit and roles (the dashboard starts there)."""
-    return {"org_path": principal.org_path, "roles": sorted(principal.roles)}
+    return schemas.Me(org_path=principal.org_path, roles=sorted(principal.roles))
 
 
-@router.get("/exports/{table}")
+@router.get(
+    "/exports/{table}",
+    response_class=Response,
+    responses=openapi.file_response("text/csv", openapi.XLSX, description="the table as CSV (UTF-8) or Excel"),
+)
 async def export(
-    table: str,
+    table: Table,
     principal: CurrentPrincipal,
     pool: Pool,
     org_path: OrgPath = None,
@@ -102,14 +112,12 @@ async def export(
 ) -> Response:
     """Any table of the API as CSV or Excel."""
     node = _scope(principal, org_path)
-    if table not in exports.TABLES:
-        raise invalid("/table", f"unknown table; one of {', '.join(exports.TABLES)}")
     header, rows = await exports.table(pool, table, node, campaign_id)
     stem = f"{table}{node.replace('/', '_')}{'_' + campaign_id if campaign_id else ''}"
     if format == "xlsx":
         return Response(
             exports.to_xlsx(table, header, rows),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            media_type=openapi.XLSX,
             headers={"Content-Disposition": exports.content_disposition(f"{stem}.xlsx")},
         )
     return Response(

@@ -276,7 +276,7 @@ async function start() {
   try {
     const me = await api("whoami");
     state.root = me.org_path;
-    const { campaigns } = await api("reporting/campaigns");
+    const { items: campaigns } = await api("reporting/campaigns", { limit: 500 });
     const sel = document.getElementById("campaign");
     sel.innerHTML = `<option value="">${esc(t("allCampaigns"))}</option>` +
       campaigns.map((c) => `<option value="${esc(c.campaign_id)}">${esc(c.name || c.campaign_id)}</option>`).join("");

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -68,6 +70,28 @@ async def campaigns(conn: Conn) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, checklist_item_ids, closed_at"
         " FROM campaigns ORDER BY starts_on DESC NULLS LAST, campaign_id"
+    )
+    return [dict(r) for r in rows]
+
+
+NO_START = date(1, 1, 1)  # campaigns without a start date sort last
+
+
+def campaign_key(row: Mapping[str, Any]) -> tuple[date, str]:
+    """The keyset of the campaign list: newest start first (none last), then id."""
+    return (row["starts_on"] or NO_START, row["campaign_id"])
+
+
+async def list_campaigns(conn: Conn, after: tuple[date, str] | None, limit: int) -> list[dict[str, Any]]:
+    """Campaigns seen, newest first, the `limit` after the key `after` (see `campaign_key`)."""
+    rows = await conn.fetch(
+        "SELECT campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, checklist_item_ids, closed_at"
+        " FROM campaigns WHERE $1::date IS NULL OR coalesce(starts_on, $3) < $1"
+        " OR (coalesce(starts_on, $3) = $1 AND campaign_id > $2)"
+        " ORDER BY coalesce(starts_on, $3) DESC, campaign_id LIMIT $4",
+        *(after or (None, None)),
+        NO_START,
+        limit,
     )
     return [dict(r) for r in rows]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import quote
 
 from openpyxl import Workbook
@@ -14,7 +14,8 @@ from services.reporting.domain.figures import flatten
 from services.reporting.usecases import views
 from shared.db import Conn
 
-TABLES = ("summary", "children", "series", "findings", "checklist", "referrals")
+Table = Literal["summary", "children", "series", "findings", "checklist", "referrals"]
+TABLES: tuple[str, ...] = get_args(Table)
 
 
 async def table(conn: Conn, name: str, node: str, campaign_id: str) -> tuple[list[str], list[list[Any]]]:

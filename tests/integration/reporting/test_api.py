@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from openpyxl import load_workbook
 from services.reporting.domain.figures import flatten
 from shared.auth import issue_token
 from shared.contracts import outreach as out
+from shared.contracts import visits as vi
 from shared.contracts.common import Category, Department
 from shared.testing.fixtures import wait_for
 from tests.integration.reporting import scenario
@@ -173,3 +175,36 @@ async def test_gauges_count_referrals_past_their_deadline_and_the_figures_age(re
     assert 'reporting_referrals_unacknowledged_overdue{department="civil_affairs"} 0.0' in text
     (age,) = [float(x.split()[-1]) for x in text.splitlines() if x.startswith("reporting_figures_age_seconds ")]
     assert 0 <= age < 60, "refreshed moments ago"
+
+
+async def test_campaigns_page_by_cursor_newest_start_first(reporting):
+    starts = {"c-b": date(2026, 9, 1), "c-a": date(2026, 9, 1), "c-new": date(2026, 12, 1), "c-old": date(2025, 3, 1)}
+    launches = [
+        vi.CampaignLaunched(
+            campaign_id=cid,
+            name=cid,
+            org_path=scenario.CITY,
+            starts_on=starts_on,
+            ends_on=date(2027, 1, 31),
+            target_per_teacher=1,
+            checklist_version="v1",
+            checklist_item_ids=scenario.ITEMS,
+            occurred_at=scenario.t(0.5),
+        )
+        for cid, starts_on in starts.items()
+    ]
+    messages = scenario.envelopes(launches)
+    await scenario.publish(reporting.settings, messages)
+    await reporting.converge(len(messages))
+    seen, cursor, pages = [], None, 0
+    while True:
+        r = await reporting.get("/api/v1/reporting/campaigns", limit=3, **({"cursor": cursor} if cursor else {}))
+        assert r.status_code == 200, r.text
+        seen += [c["campaign_id"] for c in r.json()["items"]]
+        pages += 1
+        if (cursor := r.json()["next_cursor"]) is None:
+            break
+    assert seen == ["c-new", "c-a", "c-b", "c-old"] and pages == 2
+    forged = await reporting.get("/api/v1/reporting/campaigns", cursor="bm90LWEta2V5")
+    assert forged.status_code == 422
+    assert forged.json()["errors"] == [{"pointer": "/query/cursor", "detail": "is not a cursor returned by this API"}]

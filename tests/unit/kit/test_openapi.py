@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,12 @@ def test_the_document_tells_operation_ids_security_errors_and_headers():
     page = ops["list_items"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert page == {"$ref": "#/components/schemas/ItemPage"}
     assert set(doc["components"]["schemas"]["ItemPage"]["properties"]) == {"items", "next_cursor"}
+    # What refuse_bad_text refuses is in the patterns: no control characters (bodies allow tab, LF, CR).
+    assert doc["components"]["schemas"]["Item"]["properties"]["item_id"]["pattern"] == openapi.BODY_TEXT
+    cursor = next(p for p in ops["list_items"]["parameters"] if p["name"] == "cursor")
+    assert cursor["schema"]["pattern"] == pages.CURSOR_PATTERN and cursor["schema"]["type"] == "string"
+    assert re.fullmatch(openapi.BODY_TEXT, "line\nnext\tcell") and not re.fullmatch(openapi.BODY_TEXT, "a\x00")
+    assert not re.fullmatch(openapi.PARAMETER_TEXT, "a\nb") and not re.fullmatch(openapi.PARAMETER_TEXT, "\x9f")
     category = doc["components"]["schemas"]["Category"]
     assert "`left_behind`: 留守儿童 / Left-behind child" in category["description"]
     assert len(category["x-enum-descriptions"]) == len(Category)

@@ -1,0 +1,157 @@
+"""Response models of the reporting API: the documents its routes answer (see usecases/views.py, domain/figures.py)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.auth import Role
+from shared.contracts.committees import LectureTopic, TeamRole
+from shared.contracts.common import Category, Department, OrgLevel, Severity, VisitMode
+from shared.contracts.outreach import SpecialGroup
+
+ReferralState = Literal["requested", "acknowledged", "escalated", "accepted", "declined", "resolved"]
+UnitLevel = Literal["district", "school", "grade", "class"]
+ShareLevel = Literal["school", "grade", "class"]
+
+
+class Teachers(BaseModel):
+    assigned: int = Field(description="teachers with at least one assignment")
+    active: int = Field(description="teachers who recorded at least one visit")
+
+
+class Families(BaseModel):
+    assigned: int
+    visited: int
+    coverage: float | None = Field(description="visited / assigned; null when none is assigned")
+
+
+class Visits(BaseModel):
+    completed: int
+    missed: int
+    by_mode: dict[VisitMode, int]
+
+
+class ChecklistItem(BaseModel):
+    yes: int
+    answered: int
+    compliance: float | None = Field(description="yes / answered; null when none was answered")
+
+
+class Findings(BaseModel):
+    total: int
+    by_category: dict[Category, int]
+    by_severity: dict[Severity, int]
+    by_category_severity: dict[Category, dict[Severity, int]]
+
+
+class Hours(BaseModel):
+    median: float | None
+    p90: float | None
+
+
+class Cases(BaseModel):
+    opened: int
+    open: int
+    closed: int
+    overdue: int
+    closure_pending: int
+    finding_to_case_hours: Hours
+    case_to_first_contact_hours: Hours
+
+
+class Attendance(BaseModel):
+    enrolled: int
+    attended: int
+    rate: float | None
+
+
+class Lectures(BaseModel):
+    lectures: int
+    audience: int
+
+
+class Structure(BaseModel):
+    org_units: dict[UnitLevel, int]
+    units_with_active_committee: dict[UnitLevel, int]
+    committee_share: dict[ShareLevel, float | None]
+    active_committees: int
+    sessions_held: int
+    attendance: Attendance
+    instructor_teams: int
+    team_members_by_role: dict[TeamRole, int]
+    lectures_by_topic: dict[LectureTopic, Lectures]
+
+
+class Figures(BaseModel):
+    """The indicators of one org unit and campaign."""
+
+    teachers: Teachers
+    families: Families
+    assignments: int
+    visits: Visits
+    checklist: dict[str, ChecklistItem] = Field(description="by checklist item id (the Ten Requirements)")
+    findings: Findings
+    special_groups: dict[SpecialGroup, int]
+    cases: Cases
+    referrals: dict[Department, dict[ReferralState, int]]
+    structure: Structure
+
+
+class Summary(BaseModel):
+    """An org unit's figures for a campaign (all campaigns when `campaign_id` is null)."""
+
+    org_path: str
+    name: str
+    level: OrgLevel | Literal["unit"] = Field(description="`unit` for a path the directory does not know")
+    campaign_id: str | None
+    figures: Figures
+
+
+class Children(BaseModel):
+    """An org unit's figures and each child unit's."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    org_path: str
+    campaign_id: str | None
+    self_: Summary = Field(alias="self")
+    children: list[Summary]
+
+
+class Day(BaseModel):
+    day: date
+    visits: int
+    findings: int
+    cases_opened: int
+    cases_closed: int
+
+
+class Series(BaseModel):
+    """Per-day counts of an org unit and campaign, oldest day first."""
+
+    org_path: str
+    campaign_id: str | None
+    days: list[Day]
+
+
+class CampaignOut(BaseModel):
+    """A campaign as seen on the visits topics."""
+
+    campaign_id: str
+    name: str | None
+    org_path: str
+    starts_on: date | None
+    ends_on: date | None
+    target_per_teacher: int | None
+    checklist_item_ids: list[str] | None
+    closed_at: datetime | None
+
+
+class Me(BaseModel):
+    """The caller as the token says."""
+
+    org_path: str
+    roles: list[Role]
