@@ -9,6 +9,7 @@ from datetime import date
 import httpx
 import pytest
 from openpyxl import load_workbook
+from pydantic import BaseModel
 
 from services.reporting.domain.figures import flatten
 from shared.auth import issue_token
@@ -179,7 +180,7 @@ async def test_gauges_count_referrals_past_their_deadline_and_the_figures_age(re
 
 async def test_campaigns_page_by_cursor_newest_start_first(reporting):
     starts = {"c-b": date(2026, 9, 1), "c-a": date(2026, 9, 1), "c-new": date(2026, 12, 1), "c-old": date(2025, 3, 1)}
-    launches = [
+    launches: list[BaseModel] = [
         vi.CampaignLaunched(
             campaign_id=cid,
             name=cid,
