@@ -6,7 +6,8 @@ Every service gets, from the kit alone:
 * the bearer security scheme on every operation that needs a token (`shared.auth.current_principal`);
 * its error statuses as `application/problem+json` with the `Problem` schema, derived from the route: 401/403 when
   it needs a token, 404 when it has path parameters, 400 and 413 when it takes a body, 503 when it uses the
-  database, 422 always (FastAPI's `HTTPValidationError` is gone); a route adds the others it raises with `responses=errors(409)`;
+  database, 422 always (FastAPI's `HTTPValidationError` is gone); a route adds the others it raises with
+  `responses=errors(409)`;
 * the `Idempotency-Key` header wherever `shared.idempotency.KEY` is a dependency (the same dependency that
   makes the key work);
 * zh/en labels of the contracts' enums as the enums' descriptions.

@@ -35,7 +35,7 @@ def test_one_origin_serves_the_four_apis(city_gateway: Gateway, undisturbed: tup
         visits = http.get("/api/v1/campaigns").json()
         assert campaign_id in [c["campaign_id"] for c in visits["items"]]
         reporting = http.get("/api/v1/reporting/campaigns").json()
-        assert campaign_id in [c["campaign_id"] for c in reporting["campaigns"]]
+        assert campaign_id in [c["campaign_id"] for c in reporting["items"]]
         cases = http.get("/api/v1/cases", params={"limit": 500})
         assert cases.status_code == 200 and cases.headers["x-request-id"]
         students = http.get("/api/v1/students", params={"limit": 5}).json()
