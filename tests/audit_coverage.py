@@ -86,12 +86,7 @@ UNTYPED: dict[Route, str] = {
     # outreach: state changes answer with ids and states
     ("outreach", "POST", "/api/v1/cases/{case_id}/contacts"): "contact id, case id, first_contact",
     ("outreach", "POST", "/api/v1/cases/{case_id}/state"): "case id and state",
-    # reporting: aggregate indicators only; it holds no per-person rows
-    ("reporting", "GET", "/api/v1/summary"): "indicators of an org unit",
-    ("reporting", "GET", "/api/v1/children"): "indicators of an org unit's child units",
-    ("reporting", "GET", "/api/v1/series"): "per-day counts",
-    ("reporting", "GET", "/api/v1/reporting/campaigns"): "campaign ids and names",
-    ("reporting", "GET", "/api/v1/whoami"): "the caller's own org path and roles",
+    # reporting: aggregate indicators only (its JSON answers are typed); it holds no per-person rows
     ("reporting", "GET", "/api/v1/exports/{table}"): "CSV/XLSX of the aggregate tables (no per-person rows)",
 }
 
