@@ -152,6 +152,10 @@ class Registry:
         """The spec of a payload instance's model."""
         return self._by_model[type(payload)]
 
+    def type_of(self, model: type[BaseModel]) -> str:
+        """The event type a contract class is registered under (handlers name types this way, never as strings)."""
+        return self._by_model[model].type
+
     def all(self) -> list[EventSpec]:
         """Every registered spec, sorted by type."""
         return sorted(self._by_type.values(), key=lambda s: s.type)
@@ -176,6 +180,7 @@ def _expand(topic: str, model: type[BaseModel]) -> tuple[str, ...]:
 
 registry = Registry()
 event_type = registry.register
+type_of = registry.type_of
 
 
 def new_envelope(spec: EventSpec, payload: BaseModel, *, correlation_id: str, causation_id: str | None) -> Envelope:
@@ -215,4 +220,5 @@ __all__ = [
     "new_envelope",
     "occurred_at",
     "registry",
+    "type_of",
 ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.outreach import api, handlers, scheduler
+from services.outreach import api, handlers
 from services.outreach.settings import OutreachSettings
+from services.outreach.usecases import deadlines
 from shared import audit, directory
 from shared.clock import Clock, SystemClock
 from shared.contracts.outreach import CASE, GROUP, REFERRAL_TOPICS
@@ -24,13 +25,13 @@ def build_spec(settings: OutreachSettings, clock: Clock | None = None) -> Servic
     clock = clock or SystemClock()
     background: list[Background] = [audit.purge_loop]
     if settings.scheduler_enabled:
-        background.append(scheduler.run)
+        background.append(deadlines.run)
     return ServiceSpec(
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
         kit_migrations=[directory.MIGRATIONS],
         topics=[GROUP, CASE, *REFERRAL_TOPICS],
-        routers=api.routers(clock),
+        routers=api.routers(),
         consumers=handlers.consumers(settings.rules, clock),
         background=background,
         title="outreach service",

@@ -66,6 +66,15 @@ class GroupMembershipVerified(Payload):
     occurred_at: datetime
 
 
+# The one definition of an overdue case, for every service: outreach decides it and states it on each case event.
+OVERDUE = (
+    "Whether the case is overdue after this event: its first-contact deadline passed with no contact logged (outreach"
+    " escalates the case at that moment); it stays overdue until a contact is logged, the case is closed or it is"
+    " reopened. Subscribers take the latest event's value (by occurred_at) and never recompute it from deadlines."
+    " Absent (null) in events published before the field existed."
+)
+
+
 class CaseFacts(Payload):
     """Common facts of case events."""
 
@@ -75,6 +84,7 @@ class CaseFacts(Payload):
     risk_level: Severity
     categories: list[Category]
     occurred_at: datetime
+    overdue: bool | None = Field(default=None, description=OVERDUE)
 
 
 @event_type("outreach.case.opened.v1", topic=CASE, key="student_id")

@@ -1,4 +1,4 @@
-"""HTTP API of the outreach service (thin routes over the store and the domain rules)."""
+"""HTTP API of the outreach service: thin routers (parse, authorize, call one use case)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from fastapi import APIRouter
 
 from services.outreach.api import cases, groups, referrals
 from shared import audit
-from shared.clock import Clock
 
 
-def routers(clock: Clock) -> list[APIRouter]:
-    """Every router, sharing one clock."""
-    return [cases.router(clock), referrals.router(clock), groups.router(clock), audit.reads_router("outreach")]
+def routers() -> list[APIRouter]:
+    """Every router of the service."""
+    return [cases.router, referrals.router, groups.router, audit.reads_router("outreach")]

@@ -1,4 +1,4 @@
-"""Care cases: the reaction to findings, carers, contacts, transitions, closure and escalation."""
+"""Care cases: reads, contacts, state changes, closure, escalation (the reaction's set-based SQL: findings.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ CASE_COLUMNS = (
 PENDING = "EXISTS (SELECT 1 FROM case_closure_proposals p WHERE p.case_id = c.case_id AND p.decision IS NULL)"
 
 
-async def carers_of(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
+async def list_case_carers(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT staff_id, role, org_path, assigned_at FROM case_carers WHERE case_id = $1 ORDER BY assigned_at, role",
         case_id,
@@ -70,7 +70,7 @@ async def list_cases(
     return rows
 
 
-async def findings_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_findings(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT finding_id, visit_id, teacher_id, category, severity, recorded_at, effect, applied_at"
         " FROM case_findings WHERE case_id = $1 ORDER BY recorded_at, finding_id",
@@ -79,7 +79,7 @@ async def findings_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> 
     return rows
 
 
-async def contacts_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_contacts(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT contact_id, contacted_at, mode, staff_id, outcome, next_review_at, logged_at FROM case_contacts"
         " WHERE case_id = $1 ORDER BY contacted_at, contact_id",
@@ -88,7 +88,7 @@ async def contacts_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> 
     return rows
 
 
-async def escalations_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_escalations(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT level, escalated_to, reason, due_at, escalated_at FROM case_escalations WHERE case_id = $1"
         " ORDER BY escalated_at, level",
@@ -97,8 +97,8 @@ async def escalations_of(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) 
     return rows
 
 
-async def add_contact(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) -> None:
-    """Log a contact; it clears the contact deadline and moves an open or assigned case to in progress."""
+async def insert_contact(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) -> None:
+    """Log a contact with the child or family."""
     await conn.execute(
         "INSERT INTO case_contacts (contact_id, case_id, contacted_at, mode, staff_id, logged_by, outcome,"
         " next_review_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -111,26 +111,33 @@ async def add_contact(conn: asyncpg.Connection, case_id: str, c: dict[str, Any])
         c["outcome"],
         c["next_review_at"],
     )
+
+
+async def update_case_contacted(
+    conn: asyncpg.Connection, case_id: str, state: str, contacted_at: datetime, next_review_at: datetime | None
+) -> None:
+    """A contact was logged: the contact deadline and overdue are cleared, the case takes its new state."""
     await conn.execute(
         "UPDATE cases SET first_contacted_at = coalesce(first_contacted_at, $2),"
         " last_contacted_at = greatest(last_contacted_at, $2), contact_due = NULL, escalation_due = NULL,"
-        " overdue = false, next_review_at = coalesce($3, next_review_at),"
-        " state = CASE WHEN state IN ('open', 'assigned') THEN 'in_progress' ELSE state END,"
+        " overdue = false, next_review_at = coalesce($3, next_review_at), state = $4,"
         " updated_at = clock_timestamp()"
         " WHERE case_id = $1",
         case_id,
-        c["contacted_at"],
-        c["next_review_at"],
+        contacted_at,
+        next_review_at,
+        state,
     )
 
 
-async def set_state(conn: asyncpg.Connection, case_id: str, state: str) -> None:
+async def update_case_state(conn: asyncpg.Connection, case_id: str, state: str) -> None:
     await conn.execute("UPDATE cases SET state = $2, updated_at = clock_timestamp() WHERE case_id = $1", case_id, state)
 
 
-async def close_case(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) -> None:
+async def update_case_closed(conn: asyncpg.Connection, case_id: str, state: str, c: dict[str, Any]) -> None:
+    """Close a case: its deadlines and overdue end with it."""
     await conn.execute(
-        "UPDATE cases SET state = 'closed', closed_at = $2, close_reason = $3, close_note = $4, closed_by = $5,"
+        "UPDATE cases SET state = $7, closed_at = $2, close_reason = $3, close_note = $4, closed_by = $5,"
         " closed_by_role = $6, contact_due = NULL, escalation_due = NULL, overdue = false,"
         " updated_at = clock_timestamp() WHERE case_id = $1",
         case_id,
@@ -139,10 +146,11 @@ async def close_case(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) 
         c["note"],
         c["closed_by"],
         c["closed_by_role"],
+        state,
     )
 
 
-async def due_for_escalation(conn: asyncpg.Connection, now: datetime, max_level: int, limit: int) -> list[Any]:
+async def list_cases_due(conn: asyncpg.Connection, now: datetime, max_level: int, limit: int) -> list[Any]:
     """Open cases past their contact (or escalation) deadline, locked; other instances skip them."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {CASE_COLUMNS} FROM cases WHERE state <> 'closed' AND escalation_due <= $1"
@@ -154,7 +162,7 @@ async def due_for_escalation(conn: asyncpg.Connection, now: datetime, max_level:
     return rows
 
 
-async def escalate(
+async def update_case_escalated(
     conn: asyncpg.Connection,
     case_id: str,
     level: int,
@@ -185,7 +193,7 @@ async def escalate(
     )
 
 
-async def pending_closure(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
+async def get_pending_closure(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:
     """The closure proposal of a case that waits for a decision, if any."""
     row: asyncpg.Record | None = await conn.fetchrow(
         "SELECT proposal_id, reason_code, note, proposed_by, proposed_by_staff_id, proposed_by_role, proposed_at"
@@ -195,7 +203,7 @@ async def pending_closure(conn: asyncpg.Connection, case_id: str) -> asyncpg.Rec
     return row
 
 
-async def propose_closure(conn: asyncpg.Connection, case_id: str, p: dict[str, Any]) -> None:
+async def insert_closure_proposal(conn: asyncpg.Connection, case_id: str, p: dict[str, Any]) -> None:
     await conn.execute(
         "INSERT INTO case_closure_proposals (proposal_id, case_id, reason_code, note, proposed_by,"
         " proposed_by_staff_id, proposed_by_role, proposed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -210,7 +218,7 @@ async def propose_closure(conn: asyncpg.Connection, case_id: str, p: dict[str, A
     )
 
 
-async def decide_closure(conn: asyncpg.Connection, proposal_id: str, d: dict[str, Any]) -> None:
+async def update_closure_decision(conn: asyncpg.Connection, proposal_id: str, d: dict[str, Any]) -> None:
     await conn.execute(
         "UPDATE case_closure_proposals SET decision = $2, decided_by = $3, decided_by_role = $4, decided_at = $5,"
         " decision_note = $6 WHERE proposal_id = $1 AND decision IS NULL",
@@ -221,3 +229,48 @@ async def decide_closure(conn: asyncpg.Connection, proposal_id: str, d: dict[str
         d["decided_at"],
         d["note"],
     )
+
+
+async def get_case_carer(conn: asyncpg.Connection | asyncpg.Pool, case_id: str, staff_id: str) -> bool:
+    """Whether a staff member is one of a case's carers."""
+    found: bool | None = await conn.fetchval(
+        "SELECT true FROM case_carers WHERE case_id = $1 AND staff_id = $2 LIMIT 1", case_id, staff_id
+    )
+    return bool(found)
+
+
+async def list_cases_waiting(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Open cases that found no carer when they opened, oldest first, locked; other instances skip them."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {CASE_COLUMNS} FROM cases c WHERE state = 'open'"
+        " AND NOT EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id)"
+        " ORDER BY opened_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+    return rows
+
+
+async def insert_case_carers(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str]], now: datetime) -> None:
+    """Assign carers: (case_id, staff_id, role, org_path); an assignment already there is kept."""
+    if rows:
+        await conn.execute(
+            "INSERT INTO case_carers (case_id, staff_id, role, org_path, assigned_at)"
+            " SELECT *, $5::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+            " ON CONFLICT DO NOTHING",
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            now,
+        )
+
+
+async def update_cases_assigned(conn: asyncpg.Connection, case_ids: list[str], states: list[str]) -> None:
+    """Cases that got carers take their new state."""
+    if case_ids:
+        await conn.execute(
+            "UPDATE cases c SET state = u.st, updated_at = clock_timestamp()"
+            " FROM unnest($1::text[], $2::text[]) AS u(c, st) WHERE c.case_id = u.c",
+            case_ids,
+            states,
+        )

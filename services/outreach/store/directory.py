@@ -4,19 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.outreach.domain import StaffMember
-from shared.contracts.committees import TeamRole
-from shared.contracts.common import StaffRole
-
-# Instructor-team roles that make a staff member a possible carer in that role at the team's org unit.
-TEAM_ROLE_AS_STAFF_ROLE: dict[str, StaffRole] = {
-    TeamRole.VICE_PRINCIPAL_IN_CHARGE: StaffRole.VICE_PRINCIPAL,
-    TeamRole.MENTAL_HEALTH_TEACHER: StaffRole.MENTAL_HEALTH_TEACHER,
-    TeamRole.IDEOLOGICAL_POLITICAL_TEACHER: StaffRole.IDEOLOGICAL_POLITICAL_TEACHER,
-}
+from services.outreach.domain import CandidateQuery, StaffMember, staff_member
 
 
-async def left_behind_children(
+async def list_left_behind_children(
     conn: asyncpg.Connection, student_ids: list[str], away_family_ids: list[str]
 ) -> list[tuple[str, str]]:
     """(student, class path) of the children the directory flags as left behind, among the given students (whose
@@ -42,21 +33,22 @@ SELECT staff_id, ARRAY[role], org_path, NULL FROM team_members
 """
 
 
-async def carer_candidates_many(
-    conn: asyncpg.Connection, class_ids: list[str], levels: list[str], roles: list[StaffRole]
-) -> list[StaffMember]:
+async def list_carer_candidates(conn: asyncpg.Connection, q: CandidateQuery) -> list[StaffMember]:
     """Possible carers for many classes at once: their own teachers and role holders at the levels above."""
-    team_roles = [t for t, s in TEAM_ROLE_AS_STAFF_ROLE.items() if s in roles]
-    rows = await conn.fetch(CANDIDATES_MANY, class_ids, levels, [str(r) for r in roles], team_roles)
-    return [_member(r) for r in rows]
+    rows = await conn.fetch(CANDIDATES_MANY, q.class_ids, q.levels, q.roles, q.team_roles)
+    return [staff_member(r["staff_id"], r["roles"], r["org_path"], r["head_class_id"]) for r in rows]
 
 
-def _member(r: asyncpg.Record) -> StaffMember:
-    held = set()
-    for role in r["roles"]:
-        mapped = TEAM_ROLE_AS_STAFF_ROLE.get(role)
-        if mapped is not None:
-            held.add(mapped)
-        elif role in StaffRole._value2member_map_:
-            held.add(StaffRole(role))
-    return StaffMember(r["staff_id"], frozenset(held), r["org_path"], r["head_class_id"])
+async def get_student_path(conn: asyncpg.Connection, student_id: str) -> str | None:
+    """The child's class path as the copy knows it."""
+    path: str | None = await conn.fetchval("SELECT org_path FROM students WHERE student_id = $1", student_id)
+    return path
+
+
+async def get_living_arrangement(conn: asyncpg.Connection, student_id: str) -> str | None:
+    """The child's living arrangement, from the family the copy knows."""
+    found: str | None = await conn.fetchval(
+        "SELECT f.living_arrangement FROM students s JOIN families f USING (family_id) WHERE s.student_id = $1",
+        student_id,
+    )
+    return found

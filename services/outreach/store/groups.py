@@ -14,7 +14,7 @@ COLUMNS = (
 )
 
 
-async def register(
+async def insert_membership(
     conn: asyncpg.Connection,
     membership_id: str,
     student_id: str,
@@ -40,10 +40,10 @@ async def register(
     return row
 
 
-async def register_many(
+async def insert_flag_memberships(
     conn: asyncpg.Connection, rows: list[tuple[str, str, str]], group: str, source: str, at: datetime
 ) -> list[asyncpg.Record]:
-    """`register` for many (membership_id, student_id, org_path) at once; the new or revived memberships."""
+    """Enter many (membership_id, student_id, org_path) in a group at once; the new or revived memberships."""
     created: list[asyncpg.Record] = await conn.fetch(
         "INSERT INTO group_memberships (membership_id, student_id, grp, source, org_path, registered_at)"
         " SELECT m, s, $4, $5, p, $6 FROM unnest($1::text[], $2::text[], $3::text[]) AS u(m, s, p) ORDER BY s"
@@ -61,7 +61,7 @@ async def register_many(
     return created
 
 
-async def follow_moves(conn: asyncpg.Connection, placements: list[tuple[str, str]]) -> None:
+async def update_memberships_placement(conn: asyncpg.Connection, placements: list[tuple[str, str]]) -> None:
     """Move the memberships of students (student_id, class path) to the class they are in now."""
     await conn.execute(
         "UPDATE group_memberships g SET org_path = u.p FROM unnest($1::text[], $2::text[]) AS u(s, p)"
@@ -71,7 +71,9 @@ async def follow_moves(conn: asyncpg.Connection, placements: list[tuple[str, str
     )
 
 
-async def end_directory_flag(conn: asyncpg.Connection, student_ids: list[str], group: str, at: datetime) -> None:
+async def update_flagged_memberships_ended(
+    conn: asyncpg.Connection, student_ids: list[str], group: str, at: datetime
+) -> None:
     """End memberships that only came from a directory flag which no longer holds."""
     await conn.execute(
         "UPDATE group_memberships SET ended_at = $3 WHERE student_id = ANY($1) AND grp = $2"
@@ -82,7 +84,9 @@ async def end_directory_flag(conn: asyncpg.Connection, student_ids: list[str], g
     )
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, membership_id: str, *, lock: bool = False) -> asyncpg.Record:
+async def get_membership(
+    conn: asyncpg.Connection | asyncpg.Pool, membership_id: str, *, lock: bool = False
+) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM group_memberships WHERE membership_id = $1" + (" FOR UPDATE" if lock else ""),
         membership_id,
@@ -90,7 +94,9 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, membership_id: str, *, lo
     return row
 
 
-async def verify(conn: asyncpg.Connection, membership_id: str, verified: bool, by: str, at: datetime) -> None:
+async def update_membership_verified(
+    conn: asyncpg.Connection, membership_id: str, verified: bool, by: str, at: datetime
+) -> None:
     await conn.execute(
         "UPDATE group_memberships SET verified = $2, verified_by = $3, verified_at = $4 WHERE membership_id = $1",
         membership_id,
@@ -100,7 +106,7 @@ async def verify(conn: asyncpg.Connection, membership_id: str, verified: bool, b
     )
 
 
-async def list_(
+async def list_memberships(
     pool: asyncpg.Pool,
     *,
     org_path: str,
@@ -125,7 +131,7 @@ async def list_(
     return rows
 
 
-async def counts(pool: asyncpg.Pool, org_path: str) -> list[asyncpg.Record]:
+async def list_group_counts(pool: asyncpg.Pool, org_path: str) -> list[asyncpg.Record]:
     """Current members per group under a subtree."""
     rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT grp AS group, count(*) AS members, count(*) FILTER (WHERE verified) AS verified"
@@ -134,3 +140,53 @@ async def counts(pool: asyncpg.Pool, org_path: str) -> list[asyncpg.Record]:
         *scope.args(org_path),
     )
     return rows
+
+
+async def insert_memberships(
+    conn: asyncpg.Connection, rows: list[tuple[str, str, str, str]], source: str, now: datetime
+) -> list[asyncpg.Record]:
+    """Enter students in groups: (membership_id, student_id, group, org_path), unique per student and group;
+    returns the new (or revived) memberships only.
+
+    A membership is placed in the class the directory copy knows (a child may have moved since the visit; the
+    finding's class otherwise), as directory events place and move it. A membership the directory flag alone held
+    is taken over (no new registration), so parents coming home later do not end what a teacher found; either
+    order of the flag and the finding ends the same.
+    """
+    if not rows:
+        return []
+    await conn.execute(
+        "UPDATE group_memberships g SET source = $3 FROM unnest($1::text[], $2::text[]) AS u(s, grp)"
+        " WHERE g.student_id = u.s AND g.grp = u.grp AND g.ended_at IS NULL AND g.source = 'directory_flag'",
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        source,
+    )
+    created: list[asyncpg.Record] = await conn.fetch(
+        "INSERT INTO group_memberships (membership_id, student_id, grp, source, org_path, registered_at)"
+        " SELECT u.m, u.s, u.g, $5, coalesce(st.org_path, u.p), $6::timestamptz"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(m, s, g, p)"
+        " LEFT JOIN students st ON st.student_id = u.s"
+        " ON CONFLICT (student_id, grp) DO UPDATE SET ended_at = NULL, source = EXCLUDED.source,"
+        " registered_at = EXCLUDED.registered_at, org_path = EXCLUDED.org_path"
+        " WHERE group_memberships.ended_at IS NOT NULL"
+        " RETURNING membership_id, student_id, grp, source, org_path",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        source,
+        now,
+    )
+    return created
+
+
+async def list_student_groups(conn: asyncpg.Connection, student_id: str, groups: list[str]) -> list[str]:
+    """Which of these groups a child is currently in."""
+    rows = await conn.fetch(
+        "SELECT grp FROM group_memberships WHERE student_id = $1 AND ended_at IS NULL AND grp = ANY($2::text[])"
+        " ORDER BY grp",
+        student_id,
+        groups,
+    )
+    return [r["grp"] for r in rows]

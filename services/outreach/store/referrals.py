@@ -15,21 +15,25 @@ COLUMNS = (
 )
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, referral_id: str, *, lock: bool = False) -> asyncpg.Record:
+async def get_referral(
+    conn: asyncpg.Connection | asyncpg.Pool, referral_id: str, *, lock: bool = False
+) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM referrals WHERE referral_id = $1" + (" FOR UPDATE" if lock else ""), referral_id
     )
     return row
 
 
-async def of_case(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_referrals(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {COLUMNS} FROM referrals WHERE case_id = $1 ORDER BY requested_at, department", case_id
     )
     return rows
 
 
-async def of_student_to(conn: asyncpg.Connection | asyncpg.Pool, student_id: str, department: str) -> list[Any]:
+async def list_student_referrals(
+    conn: asyncpg.Connection | asyncpg.Pool, student_id: str, department: str
+) -> list[Any]:
     """A child's referrals to one department that it has not declined."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {COLUMNS} FROM referrals WHERE student_id = $1 AND department = $2 AND state <> 'declined'",
@@ -39,7 +43,7 @@ async def of_student_to(conn: asyncpg.Connection | asyncpg.Pool, student_id: str
     return rows
 
 
-async def list_(
+async def list_referrals(
     pool: asyncpg.Pool,
     *,
     department: str | None,
@@ -63,7 +67,7 @@ async def list_(
     return rows
 
 
-async def transition(
+async def update_referral_state(
     conn: asyncpg.Connection, referral_id: str, state: str, note: dict[str, Any], now: datetime
 ) -> None:
     await conn.execute(
@@ -76,7 +80,7 @@ async def transition(
     )
 
 
-async def due_for_escalation(conn: asyncpg.Connection, now: datetime, max_level: int, limit: int) -> list[Any]:
+async def list_referrals_due(conn: asyncpg.Connection, now: datetime, max_level: int, limit: int) -> list[Any]:
     """Requested referrals nobody acknowledged in time, locked; other instances skip them."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {COLUMNS} FROM referrals WHERE state = 'requested' AND acknowledge_by <= $1"
@@ -88,7 +92,7 @@ async def due_for_escalation(conn: asyncpg.Connection, now: datetime, max_level:
     return rows
 
 
-async def escalate(
+async def update_referral_escalated(
     conn: asyncpg.Connection, referral_id: str, level: int, to: str, next_due: datetime, now: datetime
 ) -> None:
     await conn.execute(
@@ -100,3 +104,35 @@ async def escalate(
         next_due,
         now,
     )
+
+
+REFERRAL_KEYS = (
+    "referral_id",
+    "case_id",
+    "student_id",
+    "department",
+    "category",
+    "urgency",
+    "org_path",
+    "class_path",
+    "requested_at",
+    "acknowledge_by",
+)
+
+
+async def insert_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[asyncpg.Record]:
+    """Insert referrals; one already open for the same case, department and category is not asked twice."""
+    if not rows:
+        return []
+    created: list[asyncpg.Record] = await conn.fetch(
+        "INSERT INTO referrals (referral_id, case_id, student_id, department, category, urgency, org_path,"
+        " class_path, state, requested_at, acknowledge_by, updated_at)"
+        " SELECT r, c, s, d, cat, u, p, cp, 'requested', req, ack, req"
+        "   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+        "               $8::text[], $9::timestamptz[], $10::timestamptz[]) AS x(r, c, s, d, cat, u, p, cp, req, ack)"
+        " ON CONFLICT (case_id, department, category) WHERE state IN ('requested', 'acknowledged', 'accepted')"
+        " DO NOTHING RETURNING referral_id, case_id, department, category, urgency, org_path, requested_at,"
+        " acknowledge_by",
+        *[[r[k] for r in rows] for k in REFERRAL_KEYS],
+    )
+    return created

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from services.outreach.app import build_spec
-from services.outreach.scheduler import tick
 from services.outreach.settings import OutreachSettings
+from services.outreach.usecases.deadlines import tick
 from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE, REFERRAL_TOPICS

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from services.outreach.app import create
-from services.outreach.scheduler import tick
 from services.outreach.settings import OutreachSettings
+from services.outreach.usecases.deadlines import tick
 from shared.auth import issue_token
 from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity

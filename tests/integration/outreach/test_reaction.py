@@ -11,12 +11,13 @@ from aiokafka import AIOKafkaProducer
 
 from services.outreach.app import build_spec
 from services.outreach.handlers import FINDINGS_GROUP
-from services.outreach.reaction import FINDING_TYPE, Reaction
 from services.outreach.settings import OutreachSettings
+from services.outreach.usecases.findings import Reaction
 from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE
-from shared.events import Event
+from shared.contracts.visits import FindingRecorded
+from shared.events import Event, type_of
 from shared.inbox import Batch, InboxConsumer
 from shared.testing.fixtures import read_topic, wait_for
 from shared.web import start_runtime, stop_runtime
@@ -32,6 +33,7 @@ from tests.integration.outreach.helpers import (
 )
 
 pytestmark = pytest.mark.integration
+FINDING = type_of(FindingRecorded)
 
 
 async def started(settings: OutreachSettings, clock: ManualClock | None = None):
@@ -134,7 +136,7 @@ async def test_redelivery_concurrency_and_full_replay_leave_one_open_case_per_ch
 
         async def apply(p):
             async with pool.acquire() as conn, conn.transaction():
-                await reaction.on_finding(conn, Event(envelope(p), p, "visits.finding.events", 0, 0))
+                await reaction.on_findings(conn, [Event(envelope(p), p, "visits.finding.events", 0, 0)])
 
         await asyncio.gather(*(apply(p) for p in pair))
         # The same finding twice at once (two consumer groups racing) applies once.
@@ -154,13 +156,16 @@ async def test_redelivery_concurrency_and_full_replay_leave_one_open_case_per_ch
             "SELECT case_id, student_id, state, risk_level, categories FROM cases ORDER BY 1"
         )
 
+        async def one_by_one(conn, event):  # a record-by-record handler: the batch handler with a batch of one
+            await reaction.on_findings(conn, [event])
+
         # A full replay of the topic under fresh consumer groups changes nothing: set-based, as outreach runs it,
         # and record by record, as the kit redoes a failed batch.
         replays = [
             InboxConsumer(
-                settings, pool, FINDINGS_GROUP + ".replay", Batch(frozenset({FINDING_TYPE}), reaction.on_findings)
+                settings, pool, FINDINGS_GROUP + ".replay", Batch(frozenset({FINDING}), reaction.on_findings)
             ),
-            InboxConsumer(settings, pool, FINDINGS_GROUP + ".replay2", {FINDING_TYPE: reaction.on_finding}),
+            InboxConsumer(settings, pool, FINDINGS_GROUP + ".replay2", {FINDING: one_by_one}),
         ]
         for replay in replays:
             task = asyncio.create_task(replay.run())

@@ -24,6 +24,16 @@ def staff(sid: str, *roles: R, at: str = SCHOOL, head: str | None = None) -> Sta
     return StaffMember(sid, frozenset(roles), at, head)
 
 
+def assign(roles: list[R], members: list[StaffMember]) -> list[Carer]:
+    """Carers for a child in CLASS who has none yet, from these staff."""
+    return domain.assign_carers(domain.Candidates(roles, frozenset(), CLASS, domain.CandidatePool(members)), RULES)
+
+
+def pick(role: R, members: list[StaffMember]) -> Carer | None:
+    """The carer for one role of a child in CLASS, from these staff."""
+    return domain.choose_carer(RULES, role, CLASS, domain.CandidatePool(members))
+
+
 @pytest.mark.parametrize(
     ("category", "severity", "opens"),
     [
@@ -105,20 +115,16 @@ DIRECTORY = [
 
 
 def test_class_teacher_is_the_head_of_the_childs_class():
-    assert domain.choose_carer(RULES, R.CLASS_TEACHER, "c2", CLASS, DIRECTORY) == Carer(
-        "t-head", R.CLASS_TEACHER, SCHOOL
-    )
+    assert pick(R.CLASS_TEACHER, DIRECTORY) == Carer("t-head", R.CLASS_TEACHER, SCHOOL)
 
 
 def test_mental_health_goes_to_the_schools_mental_health_teacher():
-    assert domain.choose_carer(RULES, R.MENTAL_HEALTH_TEACHER, "c2", CLASS, DIRECTORY) == Carer(
-        "mh-1", R.MENTAL_HEALTH_TEACHER, SCHOOL
-    )
+    assert pick(R.MENTAL_HEALTH_TEACHER, DIRECTORY) == Carer("mh-1", R.MENTAL_HEALTH_TEACHER, SCHOOL)
 
 
 def test_urgent_safety_risk_gets_class_teacher_and_vice_principal():
     roles = domain.carer_roles(RULES, C.SAFETY_RISK, S.URGENT)
-    assert domain.choose_carers(RULES, roles, "c2", CLASS, DIRECTORY) == [
+    assert assign(roles, DIRECTORY) == [
         Carer("t-head", R.CLASS_TEACHER, SCHOOL),
         Carer("vp-1", R.VICE_PRINCIPAL, SCHOOL),
     ]
@@ -126,30 +132,29 @@ def test_urgent_safety_risk_gets_class_teacher_and_vice_principal():
 
 def test_missing_class_teacher_falls_back_to_vice_principal_then_principal():
     no_head = [s for s in DIRECTORY if s.staff_id != "t-head"]
-    assert domain.choose_carer(RULES, R.CLASS_TEACHER, "c2", CLASS, no_head) == Carer("vp-1", R.CLASS_TEACHER, SCHOOL)
+    assert pick(R.CLASS_TEACHER, no_head) == Carer("vp-1", R.CLASS_TEACHER, SCHOOL)
     no_vp = [s for s in no_head if s.staff_id != "vp-1"]
-    assert domain.choose_carer(RULES, R.CLASS_TEACHER, "c2", CLASS, no_vp) == Carer("p-1", R.CLASS_TEACHER, SCHOOL)
+    assert pick(R.CLASS_TEACHER, no_vp) == Carer("p-1", R.CLASS_TEACHER, SCHOOL)
 
 
 def test_missing_role_falls_back_up_the_org_tree():
     district = [staff("d-mh", R.MENTAL_HEALTH_TEACHER, at=DISTRICT), staff("city-p", R.PRINCIPAL, at=CITY)]
-    assert domain.choose_carer(RULES, R.MENTAL_HEALTH_TEACHER, "c2", CLASS, district) == Carer(
-        "d-mh", R.MENTAL_HEALTH_TEACHER, DISTRICT
-    )
-    assert domain.choose_carer(RULES, R.CLASS_TEACHER, "c2", CLASS, district[1:]) == Carer(
-        "city-p", R.CLASS_TEACHER, CITY
-    )
-    assert domain.choose_carer(RULES, R.CLASS_TEACHER, "c2", CLASS, []) is None
+    assert pick(R.MENTAL_HEALTH_TEACHER, district) == Carer("d-mh", R.MENTAL_HEALTH_TEACHER, DISTRICT)
+    assert pick(R.CLASS_TEACHER, district[1:]) == Carer("city-p", R.CLASS_TEACHER, CITY)
+    assert pick(R.CLASS_TEACHER, []) is None
 
 
 def test_another_class_teacher_of_the_school_is_not_a_stand_in():
     only_other = [staff("t-other", R.CLASS_TEACHER, head="c9")]
-    assert domain.choose_carer(RULES, R.CLASS_TEACHER, "c2", CLASS, only_other) is None
+    assert pick(R.CLASS_TEACHER, only_other) is None
 
 
 def test_choice_is_stable_and_carers_are_not_duplicated():
     two_vps = [staff("vp-b", R.VICE_PRINCIPAL), staff("vp-a", R.VICE_PRINCIPAL)]
-    carers = domain.choose_carers(RULES, [R.VICE_PRINCIPAL, R.VICE_PRINCIPAL], "c2", CLASS, two_vps)
+    carers = domain.assign_carers(
+        domain.Candidates([R.VICE_PRINCIPAL, R.VICE_PRINCIPAL], frozenset(), CLASS, domain.CandidatePool(two_vps)),
+        RULES,
+    )
     assert carers == [Carer("vp-a", R.VICE_PRINCIPAL, SCHOOL)]
 
 
@@ -203,15 +208,15 @@ def test_closure_is_proposed_once_and_only_for_open_cases():
     assert domain.closure_proposal_refusal(S.CLOSED, pending=False) is not None
 
 
-def test_case_and_referral_transitions():
-    assert domain.CaseState.MONITORING in domain.CASE_TRANSITIONS[domain.CaseState.IN_PROGRESS]
-    assert not domain.CASE_TRANSITIONS[domain.CaseState.CLOSED]
-    assert domain.state_after_assignment(domain.CaseState.OPEN, True) == domain.CaseState.ASSIGNED
-    assert domain.state_after_assignment(domain.CaseState.OPEN, False) == domain.CaseState.OPEN
+def test_referral_transitions():
     rt = domain.REFERRAL_TRANSITIONS
     assert rt[domain.ReferralState.REQUESTED] == {domain.ReferralState.ACKNOWLEDGED}
     assert rt[domain.ReferralState.ACKNOWLEDGED] == {domain.ReferralState.ACCEPTED, domain.ReferralState.DECLINED}
     assert rt[domain.ReferralState.ACCEPTED] == {domain.ReferralState.RESOLVED}
+    assert domain.referral_refusal(domain.ReferralState.REQUESTED, domain.ReferralState.ACKNOWLEDGED) is None
+    assert domain.referral_refusal(domain.ReferralState.REQUESTED, domain.ReferralState.RESOLVED) == (
+        "a referral cannot go from requested to resolved"
+    )
 
 
 def test_rules_load_from_yaml_with_defaults_for_the_rest(tmp_path):
@@ -226,3 +231,15 @@ def test_rules_load_from_yaml_with_defaults_for_the_rest(tmp_path):
     assert s.rules.referral_departments == {C.LEARNING_DIFFICULTY: [D.HEALTH]}
     assert s.rules.risk_raise_category_count == 4
     assert s.rules.open_case_min_severity == S.HIGH
+
+
+def test_a_proposer_acts_in_their_highest_role():
+    assert domain.acting_role({Role.TEACHER, Role.SCHOOL_ADMIN}) == "school_admin"
+    assert domain.acting_role({Role.MENTAL_HEALTH_TEACHER}) == "mental_health_teacher"
+    assert domain.acting_role({Role.AUDITOR}) == "unknown"
+
+
+def test_a_configured_category_without_a_register_group_enters_none():
+    rules = Rules(special_group_categories=[C.LEFT_BEHIND, C.SAFETY_RISK])
+    assert domain.special_group(rules, C.SAFETY_RISK) is None
+    assert domain.referred_groups(RULES, ["disability", "safety_risk", "left_behind"]) == {"disability", "left_behind"}

@@ -10,7 +10,7 @@ import asyncpg
 # The children's current (or latest closed) cases, locked, with their carers.
 CONTEXT = """
 SELECT s.student_id, c.case_id, c.org_path, c.state, c.max_severity, c.categories, c.contact_due,
-       c.escalation_due, c.closed_at,
+       c.escalation_due, c.closed_at, c.finding_recorded_at, c.overdue,
        (SELECT coalesce(json_agg(json_build_object('staff_id', staff_id, 'role', role, 'org_path', org_path)
                                  ORDER BY assigned_at, role, staff_id), '[]')
           FROM case_carers cc WHERE cc.case_id = c.case_id) AS carers
@@ -22,13 +22,13 @@ SELECT s.student_id, c.case_id, c.org_path, c.state, c.max_severity, c.categorie
 """
 
 
-async def seen_findings(conn: asyncpg.Connection, finding_ids: list[str]) -> set[str]:
+async def list_seen_findings(conn: asyncpg.Connection, finding_ids: list[str]) -> set[str]:
     """Which of these findings were applied before (by any consumer group)."""
     rows = await conn.fetch("SELECT finding_id FROM case_findings WHERE finding_id = ANY($1)", finding_ids)
     return {r["finding_id"] for r in rows}
 
 
-async def case_context(conn: asyncpg.Connection, student_ids: list[str]) -> list[asyncpg.Record]:
+async def list_case_context(conn: asyncpg.Connection, student_ids: list[str]) -> list[asyncpg.Record]:
     """Lock and read the children's cases; pass the ids sorted so concurrent batches lock in one order."""
     rows: list[asyncpg.Record] = await conn.fetch(CONTEXT, student_ids)
     return rows
@@ -97,7 +97,7 @@ async def update_cases(conn: asyncpg.Connection, rows: list[dict[str, Any]], now
     )
 
 
-async def add_findings(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+async def insert_case_findings(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     """Record the applied findings: (finding_id, case_id, student_id, visit_id, teacher_id, category, severity,
     recorded_at, effect); a finding id applied concurrently elsewhere raises a unique violation."""
     if rows:
@@ -106,89 +106,3 @@ async def add_findings(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) ->
             " recorded_at, effect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             rows,
         )
-
-
-async def add_carers(conn: asyncpg.Connection, rows: list[tuple[str, str, str, str]], now: datetime) -> None:
-    """Assign carers: (case_id, staff_id, role, org_path)."""
-    if rows:
-        await conn.execute(
-            "INSERT INTO case_carers (case_id, staff_id, role, org_path, assigned_at)"
-            " SELECT *, $5::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
-            " ON CONFLICT DO NOTHING",
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-            now,
-        )
-
-
-REFERRAL_KEYS = (
-    "referral_id",
-    "case_id",
-    "student_id",
-    "department",
-    "category",
-    "urgency",
-    "org_path",
-    "class_path",
-    "requested_at",
-    "acknowledge_by",
-)
-
-
-async def insert_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[asyncpg.Record]:
-    """Insert referrals; one already open for the same case, department and category is not asked twice."""
-    if not rows:
-        return []
-    created: list[asyncpg.Record] = await conn.fetch(
-        "INSERT INTO referrals (referral_id, case_id, student_id, department, category, urgency, org_path,"
-        " class_path, state, requested_at, acknowledge_by, updated_at)"
-        " SELECT r, c, s, d, cat, u, p, cp, 'requested', req, ack, req"
-        "   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-        "               $8::text[], $9::timestamptz[], $10::timestamptz[]) AS x(r, c, s, d, cat, u, p, cp, req, ack)"
-        " ON CONFLICT (case_id, department, category) WHERE state IN ('requested', 'acknowledged', 'accepted')"
-        " DO NOTHING RETURNING referral_id, case_id, department, category, urgency, org_path, requested_at,"
-        " acknowledge_by",
-        *[[r[k] for r in rows] for k in REFERRAL_KEYS],
-    )
-    return created
-
-
-async def register_memberships(
-    conn: asyncpg.Connection, rows: list[tuple[str, str, str, str]], source: str, now: datetime
-) -> list[asyncpg.Record]:
-    """Enter students in groups: (membership_id, student_id, group, org_path), unique per student and group;
-    returns the new (or revived) memberships only.
-
-    A membership is placed in the class the directory copy knows (a child may have moved since the visit; the
-    finding's class otherwise), as directory events place and move it. A membership the directory flag alone held
-    is taken over (no new registration), so parents coming home later do not end what a teacher found; either
-    order of the flag and the finding ends the same.
-    """
-    if not rows:
-        return []
-    await conn.execute(
-        "UPDATE group_memberships g SET source = $3 FROM unnest($1::text[], $2::text[]) AS u(s, grp)"
-        " WHERE g.student_id = u.s AND g.grp = u.grp AND g.ended_at IS NULL AND g.source = 'directory_flag'",
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        source,
-    )
-    created: list[asyncpg.Record] = await conn.fetch(
-        "INSERT INTO group_memberships (membership_id, student_id, grp, source, org_path, registered_at)"
-        " SELECT u.m, u.s, u.g, $5, coalesce(st.org_path, u.p), $6::timestamptz"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(m, s, g, p)"
-        " LEFT JOIN students st ON st.student_id = u.s"
-        " ON CONFLICT (student_id, grp) DO UPDATE SET ended_at = NULL, source = EXCLUDED.source,"
-        " registered_at = EXCLUDED.registered_at, org_path = EXCLUDED.org_path"
-        " WHERE group_memberships.ended_at IS NOT NULL"
-        " RETURNING membership_id, student_id, grp, source, org_path",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
-        source,
-        now,
-    )
-    return created

@@ -1,0 +1,148 @@
+"""Deadlines: escalates overdue cases and unacknowledged referrals one level up the org tree, and gives carers to
+cases that found nobody when they opened.
+
+Restart-safe because all progress lives in the rows; one instance acts at a time because each tick runs under
+a transaction-scoped advisory lock (and rows are taken with FOR UPDATE SKIP LOCKED besides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import NamedTuple
+
+import asyncpg
+from pydantic import BaseModel
+
+from services.outreach import domain
+from services.outreach.domain import Action, CaseState
+from services.outreach.settings import OutreachSettings, Rules
+from services.outreach.store import cases, directory, referrals
+from services.outreach.usecases.cases import case_facts
+from shared.clock import Clock
+from shared.contracts.common import Category, Severity
+from shared.contracts.outreach import CarerAssignment, CaseAssigned, CaseEscalated, ReferralEscalated
+from shared.db import DB_UNAVAILABLE, lock_key
+from shared.outbox import add_events
+from shared.web import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class TickResult(NamedTuple):
+    """What one scheduler pass did."""
+
+    escalated_cases: int
+    escalated_referrals: int
+    assigned_cases: int
+
+
+async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> TickResult | None:
+    """One pass: escalate what is due now, assign waiting cases; None when another instance holds the lock."""
+    rules, now, batch = settings.rules, clock.now(), settings.scheduler_batch_size
+    async with pool.acquire() as conn, conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"scheduler:{settings.db_schema}")):
+            return None
+        payloads: list[BaseModel] = []
+        escalated_cases = await escalate_cases(conn, rules, now, batch, payloads)
+        escalated_referrals = await escalate_referrals(conn, rules, now, batch, payloads)
+        assigned = await assign_waiting(conn, rules, now, batch, payloads)
+        await add_events(conn, payloads)
+        return TickResult(escalated_cases, escalated_referrals, assigned)
+
+
+async def escalate_cases(
+    conn: asyncpg.Connection, rules: Rules, now: datetime, batch: int, payloads: list[BaseModel]
+) -> int:
+    """Cases past their contact (or escalation) deadline become overdue and go one level up."""
+    due = await cases.list_cases_due(conn, now, domain.MAX_ESCALATION_LEVEL, batch)
+    for c in due:
+        risk = Severity(c["risk_level"])
+        step = domain.escalate(rules, c["org_path"], c["escalation_level"], risk, now)
+        await cases.update_case_escalated(
+            conn, c["case_id"], step.level, step.escalated_to, step.reason, c["escalation_due"], now, step.next_due
+        )
+        payloads.append(
+            CaseEscalated(
+                **case_facts(c, now, overdue=True),
+                escalated_to=step.escalated_to,
+                reason=step.reason,
+                due_at=c["escalation_due"],
+            )
+        )
+    return len(due)
+
+
+async def escalate_referrals(
+    conn: asyncpg.Connection, rules: Rules, now: datetime, batch: int, payloads: list[BaseModel]
+) -> int:
+    """Referrals nobody acknowledged in time go one level up, with a fresh deadline."""
+    due = await referrals.list_referrals_due(conn, now, domain.MAX_ESCALATION_LEVEL, batch)
+    for r in due:
+        step = domain.escalate_referral(rules, r["class_path"], r["escalation_level"], now)
+        assert step.next_due is not None
+        await referrals.update_referral_escalated(
+            conn, r["referral_id"], step.level, step.escalated_to, step.next_due, now
+        )
+        payloads.append(
+            ReferralEscalated(
+                referral_id=r["referral_id"],
+                case_id=r["case_id"],
+                department=r["department"],
+                category=r["category"],
+                urgency=r["urgency"],
+                org_path=r["org_path"],
+                occurred_at=now,
+                escalated_to=step.escalated_to,
+            )
+        )
+    return len(due)
+
+
+async def assign_waiting(
+    conn: asyncpg.Connection, rules: Rules, now: datetime, batch: int, payloads: list[BaseModel]
+) -> int:
+    """Give carers to open cases that found nobody when they opened (the directory copy caught up since)."""
+    waiting = await cases.list_cases_waiting(conn, batch)
+    if not waiting:
+        return 0
+    query = domain.candidate_query(rules, (c["org_path"] for c in waiting))
+    pool = domain.CandidatePool(await directory.list_carer_candidates(conn, query))
+    rows: list[tuple[str, str, str, str]] = []
+    assigned: dict[str, CaseState] = {}
+    for c in waiting:
+        categories = [Category(x) for x in c["categories"]]
+        roles = domain.case_carer_roles(rules, categories, Severity(c["max_severity"]))
+        carers = domain.assign_carers(domain.Candidates(roles, frozenset(), c["org_path"], pool), rules)
+        if not carers:
+            continue
+        assigned[c["case_id"]] = domain.transition(CaseState(c["state"]), Action.ASSIGN)
+        rows += [(c["case_id"], x.staff_id, str(x.role), x.org_path) for x in carers]
+        payloads.append(
+            CaseAssigned(
+                **case_facts(c, now),
+                carers=[CarerAssignment(staff_id=x.staff_id, role=x.role, org_path=x.org_path) for x in carers],
+            )
+        )
+    await cases.insert_case_carers(conn, rows, now)
+    await cases.update_cases_assigned(conn, list(assigned), [str(s) for s in assigned.values()])
+    return len(assigned)
+
+
+async def run(runtime: Runtime) -> None:
+    """The background task: tick every interval (sooner while there is a backlog), on the service's clock."""
+    settings = runtime.settings
+    assert isinstance(settings, OutreachSettings)
+    while True:
+        busy = False
+        try:
+            done = await tick(runtime.pool, settings, runtime.clock)
+            busy = done is not None and max(done) >= settings.scheduler_batch_size
+        except asyncio.CancelledError:
+            raise
+        except DB_UNAVAILABLE as exc:
+            log.warning("scheduler: database unavailable: %r", exc)
+        except Exception:
+            log.exception("scheduler tick failed")
+        await asyncio.sleep(0 if busy else settings.scheduler_interval_seconds)

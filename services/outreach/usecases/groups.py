@@ -1,0 +1,143 @@
+"""Special-group register use cases: lists, entry by hand, verification, and entry from the directory's flag."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.outreach import domain
+from services.outreach.schemas import MembershipIn
+from services.outreach.settings import Rules
+from services.outreach.store import directory, groups, referrals
+from services.outreach.usecases import new_id
+from shared import directory as directory_tables
+from shared import scope
+from shared.auth import ADMINS, Principal, Role
+from shared.contracts.outreach import GroupMembershipRegistered, GroupMembershipVerified, GroupSource, SpecialGroup
+from shared.directory import Changes
+from shared.outbox import add_events
+from shared.problems import conflict, invalid, not_found
+
+
+def registered(m: Any, now: datetime) -> GroupMembershipRegistered:
+    """The event of a new (or revived) membership row."""
+    return GroupMembershipRegistered(
+        membership_id=m["membership_id"],
+        student_id=m["student_id"],
+        group=SpecialGroup(m["group"]),
+        source=GroupSource(m["source"]),
+        org_path=m["org_path"],
+        occurred_at=now,
+    )
+
+
+async def list_members(pool: asyncpg.Pool, principal: Principal, org_path: str | None, **filters: Any) -> list[Any]:
+    """Members of the special groups under an org subtree (administrators)."""
+    principal.require(*ADMINS)
+    rows = await groups.list_memberships(pool, org_path=scope.narrow(principal, org_path), **filters)
+    return [dict(x) for x in rows]
+
+
+async def counts(pool: asyncpg.Pool, principal: Principal, org_path: str | None) -> list[Any]:
+    """Current members per group under an org subtree (administrators)."""
+    principal.require(*ADMINS)
+    return [dict(x) for x in await groups.list_group_counts(pool, scope.narrow(principal, org_path))]
+
+
+async def _class_path(conn: asyncpg.Connection, student_id: str) -> str:
+    """The child's class path from the directory (422 for a child the directory does not know)."""
+    path = await directory.get_student_path(conn, student_id)
+    if path is None:
+        raise invalid("/student_id", "no such student in the directory")
+    return path
+
+
+async def _require_group_access(
+    conn: asyncpg.Connection, rules: Rules, principal: Principal, student_id: str, group: SpecialGroup, path: str
+) -> None:
+    """Administrators over the child's class; a department partner only for the groups of its own referrals."""
+    if not principal.has(Role.DEPARTMENT_PARTNER):
+        scope.require(principal, path)
+        return
+    refs = [
+        ref
+        for ref in await referrals.list_student_referrals(conn, student_id, principal.department or "")
+        if scope.covers(principal, ref["org_path"])
+    ]
+    if group not in domain.referred_groups(rules, [ref["category"] for ref in refs]):
+        raise scope.forbidden("a department registers and verifies only the groups of children referred to it")
+
+
+def entry_source(principal: Principal) -> GroupSource:
+    """Who enters a child by hand: a department partner or an administrator."""
+    if principal.has(Role.DEPARTMENT_PARTNER):
+        return GroupSource.DEPARTMENT
+    if principal.has(*ADMINS):
+        return GroupSource.SCHOOL
+    raise scope.forbidden("requires an administrator or department partner role")
+
+
+async def register(
+    conn: asyncpg.Connection, principal: Principal, rules: Rules, body: MembershipIn, now: datetime
+) -> dict[str, Any]:
+    """Enter a student in a group by hand: administrators over the child's class, or a department partner for the
+    group of a referral it received; the class path comes from the directory, never from the client."""
+    source = entry_source(principal)
+    org_path = await _class_path(conn, body.student_id)
+    if body.org_path is not None and scope.normalize(body.org_path) != org_path:
+        raise invalid("/org_path", "is not the student's class path")
+    await _require_group_access(conn, rules, principal, body.student_id, body.group, org_path)
+    m = await groups.insert_membership(conn, new_id(), body.student_id, body.group, source, org_path, now)
+    if m is None:
+        raise conflict("the student is already in this group")
+    await add_events(conn, [registered(m, now)])
+    return dict(m)
+
+
+async def verify(
+    conn: asyncpg.Connection, principal: Principal, rules: Rules, membership_id: str, verified: bool, now: datetime
+) -> dict[str, Any]:
+    """Verify (or reject) a membership: administrators over the child's class, or a department partner for the group
+    of a referral it received."""
+    principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
+    m = await groups.get_membership(conn, membership_id, lock=True)
+    if m is None:
+        raise not_found("membership")
+    group = SpecialGroup(m["group"])
+    await _require_group_access(conn, rules, principal, m["student_id"], group, m["org_path"])
+    await groups.update_membership_verified(conn, membership_id, verified, principal.subject, now)
+    event = GroupMembershipVerified(
+        membership_id=membership_id,
+        student_id=m["student_id"],
+        group=group,
+        verified=verified,
+        org_path=m["org_path"],
+        occurred_at=now,
+    )
+    await add_events(conn, [event])
+    return dict(await groups.get_membership(conn, membership_id))
+
+
+async def follow_directory(conn: asyncpg.Connection, changes: Changes, now: datetime) -> None:
+    """What directory changes mean for the register: a family whose parents work away puts its children in the
+    left-behind group (placed once their class is known), parents back home end what the flag alone held, and a
+    child's memberships follow the child's moves."""
+    students = changes.of(directory_tables.STUDENTS, active=True)
+    families = changes.of(directory_tables.FAMILIES, active=True)
+    if students:
+        await groups.update_memberships_placement(conn, [(r["student_id"], r["org_path"]) for r in students])
+    home = [sid for f in families if not f["parents_work_away"] for sid in f["student_ids"]]
+    if home:
+        await groups.update_flagged_memberships_ended(conn, home, SpecialGroup.LEFT_BEHIND, now)
+    flagged = await directory.list_left_behind_children(
+        conn, [r["student_id"] for r in students], [f["family_id"] for f in families if f["parents_work_away"]]
+    )
+    if not flagged:
+        return
+    rows = [(new_id(), sid, path) for sid, path in flagged]
+    created = await groups.insert_flag_memberships(
+        conn, rows, SpecialGroup.LEFT_BEHIND, GroupSource.DIRECTORY_FLAG, now
+    )
+    await add_events(conn, [registered(m, now) for m in created])
