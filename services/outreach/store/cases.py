@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
+from shared.db import Conn
 
 CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
@@ -28,7 +29,7 @@ async def list_case_carers(conn: asyncpg.Connection, case_id: str) -> list[async
     return rows
 
 
-async def get_case(conn: asyncpg.Connection | asyncpg.Pool, case_id: str, *, lock: bool = False) -> asyncpg.Record:
+async def get_case(conn: Conn, case_id: str, *, lock: bool = False) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         f"SELECT {CASE_COLUMNS} FROM cases WHERE case_id = $1" + (" FOR UPDATE" if lock else ""), case_id
     )
@@ -70,7 +71,7 @@ async def list_cases(
     return rows
 
 
-async def list_case_findings(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_findings(conn: Conn, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT finding_id, visit_id, teacher_id, category, severity, recorded_at, effect, applied_at"
         " FROM case_findings WHERE case_id = $1 ORDER BY recorded_at, finding_id",
@@ -79,7 +80,7 @@ async def list_case_findings(conn: asyncpg.Connection | asyncpg.Pool, case_id: s
     return rows
 
 
-async def list_case_contacts(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_contacts(conn: Conn, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT contact_id, contacted_at, mode, staff_id, outcome, next_review_at, logged_at FROM case_contacts"
         " WHERE case_id = $1 ORDER BY contacted_at, contact_id",
@@ -88,7 +89,7 @@ async def list_case_contacts(conn: asyncpg.Connection | asyncpg.Pool, case_id: s
     return rows
 
 
-async def list_case_escalations(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_escalations(conn: Conn, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT level, escalated_to, reason, due_at, escalated_at FROM case_escalations WHERE case_id = $1"
         " ORDER BY escalated_at, level",
@@ -231,7 +232,7 @@ async def update_closure_decision(conn: asyncpg.Connection, proposal_id: str, d:
     )
 
 
-async def get_case_carer(conn: asyncpg.Connection | asyncpg.Pool, case_id: str, staff_id: str) -> bool:
+async def get_case_carer(conn: Conn, case_id: str, staff_id: str) -> bool:
     """Whether a staff member is one of a case's carers."""
     found: bool | None = await conn.fetchval(
         "SELECT true FROM case_carers WHERE case_id = $1 AND staff_id = $2 LIMIT 1", case_id, staff_id

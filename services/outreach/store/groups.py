@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from shared import scope
+from shared.db import Conn
 
 COLUMNS = (
     "membership_id, student_id, grp AS group, source, org_path, verified, verified_at, verified_by, registered_at,"
@@ -84,9 +85,7 @@ async def update_flagged_memberships_ended(
     )
 
 
-async def get_membership(
-    conn: asyncpg.Connection | asyncpg.Pool, membership_id: str, *, lock: bool = False
-) -> asyncpg.Record:
+async def get_membership(conn: Conn, membership_id: str, *, lock: bool = False) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM group_memberships WHERE membership_id = $1" + (" FOR UPDATE" if lock else ""),
         membership_id,

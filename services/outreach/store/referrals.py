@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
+from shared.db import Conn
 
 COLUMNS = (
     "referral_id, case_id, student_id, department, category, urgency, org_path, class_path, state, requested_at,"
@@ -15,25 +16,21 @@ COLUMNS = (
 )
 
 
-async def get_referral(
-    conn: asyncpg.Connection | asyncpg.Pool, referral_id: str, *, lock: bool = False
-) -> asyncpg.Record:
+async def get_referral(conn: Conn, referral_id: str, *, lock: bool = False) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM referrals WHERE referral_id = $1" + (" FOR UPDATE" if lock else ""), referral_id
     )
     return row
 
 
-async def list_case_referrals(conn: asyncpg.Connection | asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+async def list_case_referrals(conn: Conn, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {COLUMNS} FROM referrals WHERE case_id = $1 ORDER BY requested_at, department", case_id
     )
     return rows
 
 
-async def list_student_referrals(
-    conn: asyncpg.Connection | asyncpg.Pool, student_id: str, department: str
-) -> list[Any]:
+async def list_student_referrals(conn: Conn, student_id: str, department: str) -> list[Any]:
     """A child's referrals to one department that it has not declined."""
     rows: list[asyncpg.Record] = await conn.fetch(
         f"SELECT {COLUMNS} FROM referrals WHERE student_id = $1 AND department = $2 AND state <> 'declined'",

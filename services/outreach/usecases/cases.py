@@ -15,7 +15,6 @@ from services.outreach.domain import Action, CaseState, ClosureDecision
 from services.outreach.schemas import CloseIn, ContactIn, ReferralIn
 from services.outreach.settings import Rules
 from services.outreach.store import cases, referrals
-from services.outreach.usecases import new_id
 from services.outreach.usecases.referrals import referral_row, request_referrals
 from shared import audit, scope
 from shared.auth import ADMINS, Principal
@@ -26,6 +25,8 @@ from shared.contracts.outreach import (
     CaseClosureRejected,
     CaseContactLogged,
 )
+from shared.db import Conn
+from shared.ids import new_id
 from shared.outbox import add_events
 from shared.problems import conflict, invalid, not_found
 
@@ -49,7 +50,7 @@ def _refused(exc: domain.TransitionRefused) -> Exception:
     return conflict(str(exc))
 
 
-async def require_case_access(conn: asyncpg.Connection | asyncpg.Pool, principal: Principal, case: Any) -> None:
+async def require_case_access(conn: Conn, principal: Principal, case: Any) -> None:
     """Admins inside whose subtree the case lies, or one of the case's carers; 404 when the case is missing."""
     if case is None:
         raise not_found("case")

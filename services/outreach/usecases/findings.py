@@ -20,7 +20,6 @@ from services.outreach.domain import Action, Case, CaseState, Effect
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups
 from services.outreach.store import findings as sql
-from services.outreach.usecases import new_id
 from services.outreach.usecases.referrals import referral_row, request_referrals
 from shared.clock import Clock
 from shared.contracts.common import Category, Severity
@@ -36,6 +35,7 @@ from shared.contracts.outreach import (
 )
 from shared.contracts.visits import FindingRecorded
 from shared.events import Event
+from shared.ids import new_id
 from shared.outbox import add_events
 
 

@@ -11,12 +11,12 @@ from services.outreach import domain
 from services.outreach.schemas import MembershipIn
 from services.outreach.settings import Rules
 from services.outreach.store import directory, groups, referrals
-from services.outreach.usecases import new_id
 from shared import directory as directory_tables
 from shared import scope
 from shared.auth import ADMINS, Principal, Role
 from shared.contracts.outreach import GroupMembershipRegistered, GroupMembershipVerified, GroupSource, SpecialGroup
 from shared.directory import Changes
+from shared.ids import new_id
 from shared.outbox import add_events
 from shared.problems import conflict, invalid, not_found
 

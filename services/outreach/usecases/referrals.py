@@ -12,7 +12,6 @@ from services.outreach import domain
 from services.outreach.domain import ReferralState
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups, referrals
-from services.outreach.usecases import new_id
 from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.contracts.common import Category, Department, Severity
@@ -23,6 +22,7 @@ from shared.contracts.outreach import (
     ReferralRequested,
     ReferralResolved,
 )
+from shared.ids import new_id
 from shared.outbox import add_events
 from shared.problems import conflict, not_found
 
