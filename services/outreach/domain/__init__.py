@@ -37,6 +37,7 @@ from services.outreach.domain.cases import (
     max_severity,
     next_escalation_due,
     opens_case,
+    overdue_after,
     risk_level,
     transition,
 )
@@ -103,6 +104,7 @@ __all__ = [
     "next_escalation_due",
     "opens_case",
     "org_levels",
+    "overdue_after",
     "referral_departments",
     "referral_refusal",
     "referred_groups",

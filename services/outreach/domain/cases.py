@@ -37,6 +37,7 @@ class Action(StrEnum):
     START = "start"  # a carer marks the case in progress
     MONITOR = "monitor"  # a carer moves the case to monitoring
     CLOSE = "close"  # a second person approved the proposed closure
+    ESCALATE = "escalate"  # the first-contact (or escalation) deadline passed with no contact logged
 
 
 _WORKING = (CaseState.OPEN, CaseState.ASSIGNED, CaseState.IN_PROGRESS, CaseState.MONITORING)
@@ -50,6 +51,7 @@ TRANSITIONS: dict[Action, dict[CaseState | None, CaseState]] = {
     Action.START: {s: CaseState.IN_PROGRESS for s in _WORKING if s != CaseState.IN_PROGRESS},
     Action.MONITOR: {CaseState.IN_PROGRESS: CaseState.MONITORING},
     Action.CLOSE: dict.fromkeys(_WORKING, CaseState.CLOSED),
+    Action.ESCALATE: {s: s for s in _WORKING},
 }
 
 # The states a user may ask for by hand (`POST /cases/{id}/state`), and the action each one is.
@@ -181,23 +183,39 @@ def decide(case: Case | None, finding: FindingRecorded, rules: Rules, now: datet
         and case.closed_at is not None
         and now - case.closed_at <= timedelta(days=rules.reopen_within_days)
     )
+    action = Action.REOPEN if reopen else Action.OPEN
     after = Case(
         case_id=case.case_id if reopen and case else "",
         org_path=finding.org_path,
-        state=transition(CaseState.CLOSED if reopen else None, Action.REOPEN if reopen else Action.OPEN),
+        state=transition(CaseState.CLOSED if reopen else None, action),
         max_severity=finding.severity,
         categories=(finding.category,),
         contact_due=due,
         escalation_due=due,
         finding_recorded_at=finding.recorded_at,
+        overdue=overdue_after(action, case.overdue if reopen and case else False),
         carers=case.carers if reopen and case else (),
     )
     return Decision(Effect.REOPENED if reopen else Effect.OPENED, after, due)
 
 
-# The one definition of "overdue" (events carry it as `overdue`, see shared.contracts.outreach.OVERDUE): a case
-# becomes overdue when its escalation deadline passes with no contact logged, and outreach escalates it then.
 OVERDUE_REASON = "first_contact_overdue"
+
+# Whether a case is overdue after an action (missing: unchanged). The one definition of "overdue": a case becomes
+# overdue when it is escalated for a missed first contact and stays so until a contact is logged, it is closed or
+# it (re)opens. Every case event carries the result as `overdue` (shared.contracts.outreach.OVERDUE).
+OVERDUE_AFTER: dict[Action, bool] = {
+    Action.OPEN: False,
+    Action.REOPEN: False,
+    Action.ESCALATE: True,
+    Action.CONTACT: False,
+    Action.CLOSE: False,
+}
+
+
+def overdue_after(action: Action, overdue: bool) -> bool:
+    """Whether a case that was (or was not) `overdue` is overdue after `action`."""
+    return OVERDUE_AFTER.get(action, overdue)
 
 
 @dataclass(frozen=True)

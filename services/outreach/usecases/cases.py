@@ -138,7 +138,7 @@ async def log_contact(
     )
     await cases.update_case_contacted(conn, case_id, state, body.contacted_at, body.next_review_at)
     event = CaseContactLogged(
-        **case_facts(c, now, overdue=False),
+        **case_facts(c, now, overdue=domain.overdue_after(Action.CONTACT, c["overdue"])),
         contact_id=contact_id,
         mode=str(body.mode),
         contacted_at=body.contacted_at,
@@ -241,7 +241,11 @@ async def decide_closure(
             "closed_by_role": role,
         }
         await cases.update_case_closed(conn, case_id, state, closing)
-        event = CaseClosed(**case_facts(c, now, overdue=False), reason_code=p["reason_code"], approved_by_role=role)
+        event = CaseClosed(
+            **case_facts(c, now, overdue=domain.overdue_after(Action.CLOSE, c["overdue"])),
+            reason_code=p["reason_code"],
+            approved_by_role=role,
+        )
     else:
         event = CaseClosureRejected(**case_facts(c, now), proposal_id=p["proposal_id"], rejected_by_role=role)
     await add_events(conn, [event])

@@ -65,7 +65,7 @@ async def escalate_cases(
         )
         payloads.append(
             CaseEscalated(
-                **case_facts(c, now, overdue=True),
+                **case_facts(c, now, overdue=domain.overdue_after(Action.ESCALATE, c["overdue"])),
                 escalated_to=step.escalated_to,
                 reason=step.reason,
                 due_at=c["escalation_due"],

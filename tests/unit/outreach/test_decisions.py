@@ -153,7 +153,7 @@ def test_the_reopen_window_is_configurable():
 
 # --- transition -------------------------------------------------------------------------------------------------
 
-ALLOWED = {
+ALLOWED: dict[tuple[CaseState | None, Action], CaseState] = {
     (None, Action.OPEN): CaseState.OPEN,
     (CaseState.CLOSED, Action.REOPEN): CaseState.OPEN,
     (CaseState.OPEN, Action.ASSIGN): CaseState.ASSIGNED,
@@ -172,6 +172,10 @@ ALLOWED = {
     (CaseState.ASSIGNED, Action.CLOSE): CaseState.CLOSED,
     (CaseState.IN_PROGRESS, Action.CLOSE): CaseState.CLOSED,
     (CaseState.MONITORING, Action.CLOSE): CaseState.CLOSED,
+    **{
+        (s, Action.ESCALATE): s
+        for s in (CaseState.OPEN, CaseState.ASSIGNED, CaseState.IN_PROGRESS, CaseState.MONITORING)
+    },
 }
 
 
@@ -308,3 +312,27 @@ def test_a_case_risk_is_its_worst_severity_raised_for_many_categories():
     assert case(max_severity=S.MEDIUM, categories=(C.LEFT_BEHIND,)).risk(RULES) == S.MEDIUM
     many = (C.LEFT_BEHIND, C.MENTAL_HEALTH, C.HEALTH_NEED)
     assert case(max_severity=S.MEDIUM, categories=many).risk(RULES) == S.HIGH
+
+
+@pytest.mark.parametrize(
+    ("action", "before", "after"),
+    [
+        (Action.ESCALATE, False, True),
+        (Action.CONTACT, True, False),
+        (Action.CLOSE, True, False),
+        (Action.REOPEN, True, False),
+        (Action.OPEN, False, False),
+        (Action.ASSIGN, True, True),  # carers alone do not meet the deadline
+        (Action.START, True, True),
+        (Action.MONITOR, False, False),
+    ],
+)
+def test_overdue_starts_with_escalation_and_ends_with_a_contact_closure_or_reopening(action, before, after):
+    assert domain.overdue_after(action, before) is after
+
+
+def test_a_reopened_case_is_no_longer_overdue():
+    closed = case(CaseState.CLOSED, closed_at=NOW - timedelta(days=1), overdue=True)
+    d = domain.decide(closed, finding(C.DISABILITY, S.LOW), RULES, NOW)
+    assert d.effect == Effect.REOPENED
+    assert d.case is not None and d.case.overdue is False
