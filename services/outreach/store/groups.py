@@ -169,7 +169,7 @@ async def insert_memberships(
         " ON CONFLICT (student_id, grp) DO UPDATE SET ended_at = NULL, source = EXCLUDED.source,"
         " registered_at = EXCLUDED.registered_at, org_path = EXCLUDED.org_path"
         " WHERE group_memberships.ended_at IS NOT NULL"
-        " RETURNING membership_id, student_id, grp, source, org_path",
+        " RETURNING membership_id, student_id, grp AS group, source, org_path",
         [r[0] for r in rows],
         [r[1] for r in rows],
         [r[2] for r in rows],

@@ -20,6 +20,7 @@ from services.outreach.domain import Action, CaseState
 from services.outreach.settings import OutreachSettings, Rules
 from services.outreach.store import cases, directory, referrals
 from services.outreach.usecases.cases import case_facts
+from services.outreach.usecases.referrals import referral_facts
 from shared.clock import Clock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CarerAssignment, CaseAssigned, CaseEscalated, ReferralEscalated
@@ -85,18 +86,7 @@ async def escalate_referrals(
         await referrals.update_referral_escalated(
             conn, r["referral_id"], step.level, step.escalated_to, step.next_due, now
         )
-        payloads.append(
-            ReferralEscalated(
-                referral_id=r["referral_id"],
-                case_id=r["case_id"],
-                department=r["department"],
-                category=r["category"],
-                urgency=r["urgency"],
-                org_path=r["org_path"],
-                occurred_at=now,
-                escalated_to=step.escalated_to,
-            )
-        )
+        payloads.append(ReferralEscalated(**referral_facts(r, now), escalated_to=step.escalated_to))
     return len(due)
 
 

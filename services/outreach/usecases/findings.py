@@ -20,6 +20,7 @@ from services.outreach.domain import Action, Case, CaseState, Effect
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups
 from services.outreach.store import findings as sql
+from services.outreach.usecases.groups import registered
 from services.outreach.usecases.referrals import referral_row, request_referrals
 from shared.clock import Clock
 from shared.contracts.common import Category, Severity
@@ -29,9 +30,7 @@ from shared.contracts.outreach import (
     CaseJoined,
     CaseOpened,
     CaseReopened,
-    GroupMembershipRegistered,
     GroupSource,
-    SpecialGroup,
 )
 from shared.contracts.visits import FindingRecorded
 from shared.events import Event
@@ -179,17 +178,7 @@ class Reaction:
         await cases.insert_case_carers(conn, new_carers, now)
         joined = [(m, s, g, p) for (s, g), (m, p) in memberships.items()]
         created = await groups.insert_memberships(conn, joined, GroupSource.VISIT_FINDING, now)
-        other_events: list[BaseModel] = [
-            GroupMembershipRegistered(
-                membership_id=r["membership_id"],
-                student_id=r["student_id"],
-                group=SpecialGroup(r["grp"]),
-                source=GroupSource(r["source"]),
-                org_path=r["org_path"],
-                occurred_at=now,
-            )
-            for r in created
-        ]
+        other_events: list[BaseModel] = [registered(r, now) for r in created]
         other_events += await request_referrals(conn, referrals)
         await add_events(conn, case_events + other_events)
 

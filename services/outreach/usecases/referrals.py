@@ -59,19 +59,23 @@ def referral_row(
     }
 
 
+def referral_facts(r: Any, occurred_at: datetime) -> dict[str, Any]:
+    """The public facts of a referral event, from its row."""
+    return {
+        "referral_id": r["referral_id"],
+        "case_id": r["case_id"],
+        "department": r["department"],
+        "category": r["category"],
+        "urgency": r["urgency"],
+        "org_path": r["org_path"],
+        "occurred_at": occurred_at,
+    }
+
+
 async def request_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[BaseModel]:
     """Ask departments for help (see `referral_row`); events for the referrals actually created."""
     return [
-        ReferralRequested(
-            referral_id=r["referral_id"],
-            case_id=r["case_id"],
-            department=r["department"],
-            category=r["category"],
-            urgency=r["urgency"],
-            org_path=r["org_path"],
-            occurred_at=r["requested_at"],
-            acknowledge_by=r["acknowledge_by"],
-        )
+        ReferralRequested(**referral_facts(r, r["requested_at"]), acknowledge_by=r["acknowledge_by"])
         for r in await referrals.insert_referrals(conn, rows)
     ]
 
@@ -159,14 +163,5 @@ async def answer(
         conn, referral_id, target, {"at": now.isoformat(), "state": target, "by": principal.subject, "note": note}, now
     )
     model = EVENT_FOR[target]
-    event = model(
-        referral_id=referral_id,
-        case_id=ref["case_id"],
-        department=ref["department"],
-        category=ref["category"],
-        urgency=ref["urgency"],
-        org_path=ref["org_path"],
-        occurred_at=now,
-    )
-    await add_events(conn, [event])
+    await add_events(conn, [model(**referral_facts(ref, now))])
     return dict(await referrals.get_referral(conn, referral_id))
