@@ -9,6 +9,8 @@ recorded once, so redelivery, a fresh consumer group or a full replay changes no
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +25,7 @@ from services.outreach.store import findings as sql
 from services.outreach.usecases.groups import registered
 from services.outreach.usecases.referrals import referral_row, request_referrals
 from shared.clock import Clock
+from shared.context import TraceContext
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import (
     CarerAssignment,
@@ -35,7 +38,7 @@ from shared.contracts.outreach import (
 from shared.contracts.visits import FindingRecorded
 from shared.events import Event
 from shared.ids import new_id
-from shared.outbox import add_events
+from shared.outbox import add_caused
 
 
 class CaseRace(Exception):
@@ -83,14 +86,24 @@ class Reaction:
         for _ in range(3):
             try:
                 async with conn.transaction():  # a savepoint: a lost race leaves nothing behind
-                    await self.apply(conn, [e.payload for e in events])
+                    causes = {e.payload.finding_id: e.trace for e in events}
+                    await self.apply(conn, [e.payload for e in events], causes)
                 return
             except CaseRace:
                 continue
         raise RuntimeError(f"could not settle the cases of {len(events)} findings")
 
-    async def apply(self, conn: asyncpg.Connection, findings: list[FindingRecorded]) -> None:
-        """Open, join or reopen each child's case (`domain.decide`); assign carers, register groups, ask departments."""
+    async def apply(
+        self,
+        conn: asyncpg.Connection,
+        findings: list[FindingRecorded],
+        causes: Mapping[str, TraceContext | None] | None = None,
+    ) -> None:
+        """Open, join or reopen each child's case (`domain.decide`); assign carers, register groups, ask departments.
+
+        The events go out under the trace of the finding that caused each (`causes`, by finding id: the consumed
+        events' contexts), so one trace shows a visit, its findings and what each set going.
+        """
         rules, now = self.rules, self.clock.now()
         unique: dict[str, FindingRecorded] = {}
         for f in findings:
@@ -104,11 +117,12 @@ class Reaction:
         query = domain.candidate_query(rules, (f.org_path for f in todo))
         pool = domain.CandidatePool(await directory.list_carer_candidates(conn, query))
 
-        case_events: list[BaseModel] = []
+        caused: dict[str, list[BaseModel]] = defaultdict(list)  # finding id -> the events it caused, in order
         applied: list[tuple[str, FindingRecorded, str]] = []
         new_carers: list[tuple[str, str, str, str]] = []
-        memberships: dict[tuple[str, str], tuple[str, str]] = {}
+        memberships: dict[tuple[str, str], tuple[str, str, str]] = {}
         referrals: list[dict[str, Any]] = []
+        referred_by: dict[str, str] = {}  # referral id -> finding id
         for f in todo:
             child = children[f.student_id]
             decision = domain.decide(child.case, f, rules, now)
@@ -142,6 +156,7 @@ class Reaction:
             }
             due = decision.first_contact_due
             assert due is not None
+            case_events = caused[f.finding_id]
             if decision.effect == Effect.OPENED:
                 case_events.append(
                     CaseOpened(
@@ -157,11 +172,11 @@ class Reaction:
             applied.append((case.case_id, f, str(decision.effect)))
             group = domain.special_group(rules, f.category)
             if group is not None:
-                memberships.setdefault((f.student_id, str(group)), (new_id(), f.org_path))
+                memberships.setdefault((f.student_id, str(group)), (new_id(), f.org_path, f.finding_id))
             for dept in domain.referral_departments(rules, f.category, f.severity):
-                referrals.append(
-                    referral_row(rules, case.case_id, f.student_id, f.org_path, dept, f.category, f.severity, now)
-                )
+                row = referral_row(rules, case.case_id, f.student_id, f.org_path, dept, f.category, f.severity, now)
+                referrals.append(row)
+                referred_by[row["referral_id"]] = f.finding_id
 
         # Cases first: a lost race to open a child's case must be found before anything else is written.
         new = [self._row(sid, c) for sid, c in children.items() if c.new]
@@ -176,11 +191,12 @@ class Reaction:
             ],
         )
         await cases.insert_case_carers(conn, new_carers, now)
-        joined = [(m, s, g, p) for (s, g), (m, p) in memberships.items()]
-        created = await groups.insert_memberships(conn, joined, GroupSource.VISIT_FINDING, now)
-        other_events: list[BaseModel] = [registered(r, now) for r in created]
-        other_events += await request_referrals(conn, referrals)
-        await add_events(conn, case_events + other_events)
+        joined = [(m, s, g, p) for (s, g), (m, p, _) in memberships.items()]
+        for r in await groups.insert_memberships(conn, joined, GroupSource.VISIT_FINDING, now):
+            caused[memberships[(r["student_id"], r["group"])][2]].append(registered(r, now))
+        for referral in await request_referrals(conn, referrals):
+            caused[referred_by[referral.referral_id]].append(referral)
+        await add_caused(conn, [((causes or {}).get(fid), events) for fid, events in caused.items()])
 
     def _row(self, student_id: str, child: _Child) -> dict[str, Any]:
         """A child's case as the columns the store writes."""

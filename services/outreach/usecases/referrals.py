@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
 
 from services.outreach import domain
 from services.outreach.domain import ReferralState
@@ -72,7 +71,7 @@ def referral_facts(r: Any, occurred_at: datetime) -> dict[str, Any]:
     }
 
 
-async def request_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[BaseModel]:
+async def request_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]]) -> list[ReferralRequested]:
     """Ask departments for help (see `referral_row`); events for the referrals actually created."""
     return [
         ReferralRequested(**referral_facts(r, r["requested_at"]), acknowledge_by=r["acknowledge_by"])
