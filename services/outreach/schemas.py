@@ -140,6 +140,21 @@ class ClosureDecisionIn(Strict):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class ContactLogged(BaseModel):
+    """The answer to a logged contact."""
+
+    contact_id: str
+    case_id: str
+    first_contact: bool = Field(description="whether this was the case's first contact (it met the deadline)")
+
+
+class StateChanged(BaseModel):
+    """The answer to a state change."""
+
+    case_id: str
+    state: Literal["in_progress", "monitoring"]
+
+
 class ClosureProposed(BaseModel):
     """The answer to a proposal: it now waits for a second person."""
 

@@ -17,17 +17,21 @@ from services.outreach.schemas import (
     ClosureDecisionIn,
     ClosureProposed,
     ContactIn,
+    ContactLogged,
     ReferralIn,
     ReferralOut,
+    StateChanged,
     StateIn,
 )
 from services.outreach.usecases import cases
-from shared import idempotency
+from shared import idempotency, openapi
 from shared.auth import CurrentPrincipal
 from shared.contracts.common import Severity
 from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+CLOSED = openapi.errors({409: "the case is closed (or the change is not allowed in its state)"})
+WRITE = [idempotency.KEY]  # every write honours Idempotency-Key
 
 
 @router.get("", response_model=list[CaseSummary])
@@ -66,7 +70,7 @@ async def get_case(case_id: str, principal: CurrentPrincipal, pool: Pool) -> Any
     return await cases.get_case_detail(pool, principal, case_id)
 
 
-@router.post("/{case_id}/contacts", status_code=201)
+@router.post("/{case_id}/contacts", status_code=201, response_model=ContactLogged, responses=CLOSED, dependencies=WRITE)
 async def log_contact(
     case_id: str, body: ContactIn, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
 ) -> Any:
@@ -75,14 +79,20 @@ async def log_contact(
     return await idempotency.write(request, principal, pool, work)
 
 
-@router.post("/{case_id}/state")
+@router.post("/{case_id}/state", response_model=StateChanged, responses=CLOSED, dependencies=WRITE)
 async def change_state(case_id: str, body: StateIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Move a case to in_progress or monitoring."""
     work = partial(cases.change_state, principal=principal, case_id=case_id, wanted=CaseState(body.state))
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
 
-@router.post("/{case_id}/closure", status_code=201, response_model=ClosureProposed)
+@router.post(
+    "/{case_id}/closure",
+    status_code=201,
+    response_model=ClosureProposed,
+    responses=openapi.errors({409: "the case cannot close, or a closure already waits for approval"}),
+    dependencies=WRITE,
+)
 async def propose_closure(
     case_id: str, body: CloseIn, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
 ) -> Any:
@@ -94,7 +104,13 @@ async def propose_closure(
 def _decision_route(name: str, decided: ClosureDecision) -> None:
     verb = "approves" if decided == ClosureDecision.APPROVED else "rejects"
 
-    @router.post(f"/{{case_id}}/closure/{name}", response_model=ClosureDecided, name=f"{name}_closure")
+    @router.post(
+        f"/{{case_id}}/closure/{name}",
+        response_model=ClosureDecided,
+        name=f"{name}_closure",
+        responses=openapi.errors({409: "no closure waits for a decision, or the case cannot close"}),
+        dependencies=WRITE,
+    )
     async def decide(
         case_id: str,
         request: Request,
@@ -122,8 +138,14 @@ _decision_route("approve", ClosureDecision.APPROVED)
 _decision_route("reject", ClosureDecision.REJECTED)
 
 
-@router.post("/{case_id}/referrals", status_code=201, response_model=list[ReferralOut])
-async def refer(
+@router.post(
+    "/{case_id}/referrals",
+    status_code=201,
+    response_model=list[ReferralOut],
+    responses=openapi.errors({409: "the case is closed, or the department already has an open referral for it"}),
+    dependencies=WRITE,
+)
+async def refer_case(
     case_id: str,
     body: ReferralIn,
     request: Request,

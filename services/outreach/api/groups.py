@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from services.outreach.api.common import Limit, Offset, Rules
 from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.usecases import groups
-from shared import idempotency
+from shared import idempotency, openapi
 from shared.auth import CurrentPrincipal
 from shared.contracts.outreach import SpecialGroup
 from shared.web import CurrentClock, Pool
@@ -43,13 +43,19 @@ async def list_members(
 
 
 @router.get("/counts", response_model=list[GroupCount])
-async def counts(principal: CurrentPrincipal, pool: Pool, org_path: str | None = None) -> Any:
+async def count_members(principal: CurrentPrincipal, pool: Pool, org_path: str | None = None) -> Any:
     """Current members per group under an org subtree."""
     return await groups.counts(pool, principal, org_path)
 
 
-@router.post("/members", status_code=201, response_model=MembershipOut)
-async def register(
+@router.post(
+    "/members",
+    status_code=201,
+    response_model=MembershipOut,
+    responses=openapi.errors({409: "the student is already in this group"}),
+    dependencies=[idempotency.KEY],
+)
+async def register_member(
     body: MembershipIn, request: Request, principal: CurrentPrincipal, pool: Pool, rules: Rules, clock: CurrentClock
 ) -> Any:
     """Enter a student in a group by hand: administrators over the child's class, or a department partner for
@@ -58,8 +64,8 @@ async def register(
     return await idempotency.write(request, principal, pool, work)
 
 
-@router.post("/members/{membership_id}/verify", response_model=MembershipOut)
-async def verify(
+@router.post("/members/{membership_id}/verify", response_model=MembershipOut, dependencies=[idempotency.KEY])
+async def verify_member(
     membership_id: str,
     body: VerifyIn,
     request: Request,

@@ -11,7 +11,7 @@ from services.outreach.api.common import Limit, Offset, Rules
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
 from services.outreach.usecases import referrals
-from shared import idempotency
+from shared import idempotency, openapi
 from shared.auth import CurrentPrincipal
 from shared.web import CurrentClock, Pool
 
@@ -46,7 +46,13 @@ async def get_referral(referral_id: str, principal: CurrentPrincipal, pool: Pool
 
 
 def _answer_route(name: str, target: ReferralState) -> None:
-    @router.post(f"/{{referral_id}}/{name}", response_model=ReferralOut, name=f"{name}_referral")
+    @router.post(
+        f"/{{referral_id}}/{name}",
+        response_model=ReferralOut,
+        name=f"{name}_referral",
+        responses=openapi.errors({409: "the referral cannot make this step from its state"}),
+        dependencies=[idempotency.KEY],
+    )
     async def act(
         referral_id: str,
         request: Request,
