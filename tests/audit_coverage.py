@@ -83,9 +83,6 @@ UNTYPED: dict[Route, str] = {
     ("visits", "POST", "/api/v1/assignments/{assignment_id}/schedule"): "the scheduled visit (ids, date)",
     ("visits", "POST", "/api/v1/visits"): "visit id, assignment id, status, finding ids",
     ("visits", "POST", "/api/v1/visits/batch"): "per item: visit id, status, finding ids or field errors",
-    # outreach: state changes answer with ids and states
-    ("outreach", "POST", "/api/v1/cases/{case_id}/contacts"): "contact id, case id, first_contact",
-    ("outreach", "POST", "/api/v1/cases/{case_id}/state"): "case id and state",
     # reporting: aggregate indicators only (its JSON answers are typed); it holds no per-person rows
     ("reporting", "GET", "/api/v1/exports/{table}"): "CSV/XLSX of the aggregate tables (no per-person rows)",
 }
