@@ -28,22 +28,27 @@ case "$kind" in
       rm -rf "$dir" && mv "$tmp" "$dir" || rm -rf "$tmp"  # a parallel install may have won: either copy works
     fi
     mkdir -p "$out/generated"
-    for name in "${services[@]}"; do
-      "$dir/node_modules/.bin/openapi-typescript" "$url/$name/openapi.json" -o "$out/generated/$name.ts" --silent
+    pids=()
+    for name in "${services[@]}"; do  # side by side: each is a node process of its own
+      "$dir/node_modules/.bin/openapi-typescript" "$url/$name/openapi.json" -o "$out/generated/$name.ts" --silent &
+      pids+=($!)
     done
+    for pid in "${pids[@]}"; do wait "$pid"; done
     cp "$src/tsconfig.json" "$src"/*.ts "$out/"
     printf '{"type": "module", "private": true}\n' > "$out/package.json"
     ln -sfn "$dir/node_modules" "$out/node_modules"
     "$dir/node_modules/.bin/tsc" -p "$out/tsconfig.json"
     ;;
   python)
-    config=$(mktemp)
-    trap 'rm -f "$config"' EXIT
-    for name in "${services[@]}"; do
-      printf 'post_hooks: []\npackage_name_override: hss_%s_client\n' "$name" > "$config"
-      "$root/.venv/bin/openapi-python-client" generate --url "$url/$name/openapi.json" --config "$config" \
-        --meta none --output-path "$out/hss_${name}_client" --overwrite >&2
+    pids=()
+    for name in "${services[@]}"; do  # side by side: each is a Python process of its own
+      printf 'post_hooks: []\npackage_name_override: hss_%s_client\n' "$name" > "$out/.$name.yaml"
+      "$root/.venv/bin/openapi-python-client" generate --url "$url/$name/openapi.json" --config "$out/.$name.yaml" \
+        --meta none --output-path "$out/hss_${name}_client" --overwrite >&2 &
+      pids+=($!)
     done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+    rm -f "$out"/.*.yaml
     ;;
   *) echo "usage: $0 typescript|python GATEWAY_URL DIR" >&2; exit 2 ;;
 esac
