@@ -52,7 +52,7 @@ async def count_members(principal: CurrentPrincipal, pool: Pool, org_path: str |
     "/members",
     status_code=201,
     response_model=MembershipOut,
-    responses=openapi.errors({409: "the student is already in this group"}),
+    responses=openapi.errors({404: "no such student in the directory", 409: "the student is already in this group"}),
     dependencies=[idempotency.KEY],
 )
 async def register_member(

@@ -18,7 +18,7 @@ from shared.contracts.outreach import GroupMembershipRegistered, GroupMembership
 from shared.directory import Changes
 from shared.ids import new_id
 from shared.outbox import add_events
-from shared.problems import conflict, invalid, not_found
+from shared.problems import conflict, invalid, not_found, unknown
 
 
 def registered(m: Any, now: datetime) -> GroupMembershipRegistered:
@@ -47,10 +47,10 @@ async def counts(pool: asyncpg.Pool, principal: Principal, org_path: str | None)
 
 
 async def _class_path(conn: asyncpg.Connection, student_id: str) -> str:
-    """The child's class path from the directory (422 for a child the directory does not know)."""
+    """The child's class path from the directory (404 naming `/student_id` for a child the directory does not know)."""
     path = await directory.get_student_path(conn, student_id)
     if path is None:
-        raise invalid("/student_id", "no such student in the directory")
+        raise unknown("/student_id", "student in the directory")
     return path
 
 

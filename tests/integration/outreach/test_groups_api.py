@@ -60,14 +60,14 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
         assert all(m["org_path"] == class_path() and m["verified"] is None for m in listed)
 
         # By hand: a school enters a child (its class path comes from the directory: another one is refused); the
-        # same child and group again is a conflict; a child the directory does not know is refused.
+        # same child and group again is a conflict; a child the directory does not know is not found (404 at the field).
         body = {"student_id": "stu-4", "group": "family_hardship", "org_path": class_path()}
         elsewhere = {**body, "org_path": f"{DISTRICT}/s999/g1/c1"}
         r = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=elsewhere)
         assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/org_path"
         unknown = {"student_id": "nobody", "group": "family_hardship"}
         r = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=unknown)
-        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/student_id"
+        assert r.status_code == 404 and r.json()["errors"][0]["pointer"] == "/student_id"
         r = await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=body)
         assert r.status_code == 201 and r.json()["source"] == "school"
         assert (await http.post("/api/v1/groups/members", headers=SCHOOL_ADMIN, json=body)).status_code == 409
