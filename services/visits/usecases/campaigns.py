@@ -15,7 +15,7 @@ from shared import scope
 from shared.auth import ADMINS, Principal
 from shared.contracts import visits as ev
 from shared.ids import new_id
-from shared.outbox import add_events
+from shared.outbox import add_bulk, add_events
 from shared.problems import conflict, invalid, not_found
 
 
@@ -127,7 +127,7 @@ async def launch_campaign(conn: asyncpg.Connection, principal: Principal, campai
 
 
 async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[planning.Planned], now: datetime) -> None:
-    """One chunk of a launch: its assignments (COPY) and their AssignmentMade events."""
+    """One chunk of a launch: its assignments (COPY) and their AssignmentMade events (the kit's bulk path)."""
     ids = [new_id() for _ in planned]
     await store.assignments.insert_assignments(
         conn,
@@ -137,17 +137,20 @@ async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[plan
             for aid, p in zip(ids, planned, strict=True)
         ],
     )  # fmt: skip
-    await add_events(
+    await add_bulk(
         conn,
         [
-            ev.AssignmentMade(
-                assignment_id=aid,
-                campaign_id=campaign_id,
-                teacher_id=p.teacher_id,
-                family_id=p.family_id,
-                student_ids=list(p.student_ids),
-                org_path=p.org_path,
-                occurred_at=now,
+            (
+                ev.AssignmentMade,
+                {
+                    "assignment_id": aid,
+                    "campaign_id": campaign_id,
+                    "teacher_id": p.teacher_id,
+                    "family_id": p.family_id,
+                    "student_ids": list(p.student_ids),
+                    "org_path": p.org_path,
+                    "occurred_at": now,
+                },
             )
             for aid, p in zip(ids, planned, strict=True)
         ],
