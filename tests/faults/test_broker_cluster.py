@@ -1,16 +1,16 @@
 """Fault drill on a three-broker KRaft cluster: the broker that leads most partitions of the campaign's topics
-dies with -9 and comes back 20 s later with an empty disk for the run's topics (a machine lost and replaced);
-topics have replication factor 3 and min.insync.replicas 2, producers acks=all.
+dies with -9 and comes back 20 s later; topics have replication factor 3 and min.insync.replicas 2.
 
-A kill -9 alone cannot lose an acknowledged write even with replication factor 1: the dead broker's log is in the
-page cache and on disk, and it serves it again after the restart (tried: with acks=1 and no idempotence the drill
-still passed). Losing the disk is what only the replicas survive: with replication factor 1 the events on the dead
-broker's partitions are gone and the exact outcome fails."""
+What this drill does not show: that replication is needed. A kill -9 leaves the dead broker's log in the page
+cache and on disk, and it serves it again after the restart, so no acknowledged write is lost even without the
+fix (tried: producers with acks=1 and no idempotence, the drill passed). Deleting the run's partitions on the
+dead broker before the restart (a replaced disk) was tried too: with the fix it passed once; with RF 1 the
+restarted broker did not come back within 90 s (load average 30-40) and a rerun's cluster did not even start, so
+it proved nothing yet and is not kept."""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -40,9 +40,7 @@ async def partition_leaders(bootstrap: str, prefix: str) -> Counter[int]:
         await admin.close()
 
 
-async def test_kill_9_of_the_broker_leading_the_busiest_partitions_and_its_disk_lost_changes_nothing(
-    stack, undisturbed, own_cluster
-):
+async def test_kill_9_of_the_broker_leading_the_busiest_partitions_changes_nothing(stack, undisturbed, own_cluster):
     cluster = own_cluster
     _calm_run, calm = undisturbed
     run = CityRun(
@@ -77,11 +75,6 @@ async def test_kill_9_of_the_broker_leading_the_busiest_partitions_and_its_disk_
                 return False
 
         await until(moved, "leadership to move off the dead broker", timeout=60)
-        # The machine is replaced: the run's partitions come back empty and must be copied from the other replicas.
-        lost = [d for d in node.data.iterdir() if d.name.startswith(f"e{run.run_id}.")]
-        assert lost, "the dead broker held partitions of the run's topics"
-        for d in lost:
-            shutil.rmtree(d)
         await asyncio.sleep(max(0.0, 20 - (time.monotonic() - killed_at)))
         await asyncio.to_thread(node.start)
 
