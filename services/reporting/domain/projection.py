@@ -107,6 +107,8 @@ BOOKKEEPING = frozenset({"dirty_leaf", "dirty_entity"})
 
 
 def _dirty(*paths: str | None) -> list[Op]:
+    if len(paths) == 1:  # nearly every event: no dict for one path (a replay projects millions)
+        return [("dirty_leaf", (paths[0],))] if paths[0] else []
     return [("dirty_leaf", (p,)) for p in dict.fromkeys(paths) if p]
 
 
