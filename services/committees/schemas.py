@@ -174,6 +174,164 @@ class LectureIn(Strict):
     headcount: int = Field(ge=0, le=1_000_000)
 
 
+# --- responses without personal data ---------------------------------------------------------------------------
+# Fields a route's answer may leave out (e.g. `created_at` of a record just written) are optional and the routes
+# answer with response_model_exclude_unset, so each answer is exactly the record as stored.
+
+
+class OrgUnitOut(BaseModel):
+    org_unit_id: str
+    parent_id: str | None
+    level: OrgLevel
+    org_path: str
+    name: str
+    school_type: SchoolType | None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class CommitteeSummary(BaseModel):
+    committee_id: str
+    org_unit_id: str
+    org_path: str
+    level: str
+    formed_on: date
+    dissolved_on: date | None
+    created_at: datetime | None = None
+
+
+class CommitteeDissolvedOut(CommitteeSummary):
+    members_left: list[str] = Field(description="guardian ids of the members whose membership ended")
+
+
+class MembershipOut(BaseModel):
+    committee_id: str
+    guardian_id: str
+    role: MemberRole
+    term_start: date
+    term_end: date | None
+
+
+class MembershipEnded(BaseModel):
+    committee_id: str
+    guardian_id: str
+    active: bool
+
+
+class ParentSchoolOut(BaseModel):
+    parent_school_id: str
+    org_unit_id: str
+    org_path: str
+    kind: ParentSchoolKind
+    name: str
+    created_at: datetime | None = None
+
+
+class SessionSummary(BaseModel):
+    session_id: str
+    topic: str
+    held_on: date
+    mode: str
+    speaker: str | None
+    status: Literal["scheduled", "held"]
+
+
+class ParentSchoolDetail(ParentSchoolOut):
+    sessions: list[SessionSummary]
+
+
+class SessionScheduledOut(SessionSummary):
+    parent_school_id: str
+
+
+class SessionOut(SessionScheduledOut):
+    created_at: datetime | None = None
+    enrolled: int = Field(description="guardians enrolled")
+    attended: int = Field(description="guardians recorded as attending")
+    expected: int = Field(description="guardians enrolled or attending")
+    attendance_rate: float | None = Field(description="attended / expected, 4 places; null when nobody was expected")
+
+
+class AttendanceOut(SessionOut):
+    changed: int = Field(description="attendance records that were new or changed")
+
+
+class EnrolmentOut(BaseModel):
+    session_id: str
+    added: int = Field(description="guardians newly enrolled")
+
+
+class GuardianAttendanceOut(BaseModel):
+    guardian_id: str
+    expected: int
+    attended: int
+    attendance_rate: float | None
+
+
+class TeamMemberRemoved(BaseModel):
+    team_id: str
+    member_id: str
+    active: bool
+
+
+class LectureOut(BaseModel):
+    lecture_id: str
+    lecturer_id: str
+    org_path: str
+    topic: LectureTopic
+    title: str | None
+    given_on: date
+    audience_org_paths: list[str]
+    headcount: int
+    created_at: datetime | None = None
+
+
+class StaffLeftOut(BaseModel):
+    staff_id: str
+    active: bool
+
+
+class StudentLeftOut(BaseModel):
+    student_id: str
+    active: bool
+
+
+class EntityCounts(BaseModel):
+    received: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+
+
+class ImportRowError(BaseModel):
+    entity: str
+    row: int = Field(description="the CSV line (header = 1) or the JSON array index (from 0)")
+    field: str
+    reason: str
+
+
+class ImportLinks(BaseModel):
+    self: str
+
+
+class ImportJobOut(BaseModel):
+    import_id: str
+    format: Literal["json", "csv"]
+    status: Literal["awaiting_files", "queued", "running", "succeeded", "failed"]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, EntityCounts] | None = Field(description="per entity, once the job finished")
+    events: int | None = Field(description="events written, once the job finished")
+    timings: dict[str, float] | None = Field(description="seconds per step, once the job finished")
+    error_count: int | None
+    errors: list[ImportRowError]
+    message: str | None = None
+    files: dict[str, int] | None = Field(default=None, description="bytes uploaded per entity, before the start")
+    links: ImportLinks
+
+
 # --- responses that carry personal data (every route returning them writes an audit row) ----------------------
 # Personal fields are optional: auditors and readers without personal access get the record without them.
 
@@ -249,13 +407,7 @@ class CommitteeMemberOut(BaseModel):
     term_end: date | None
 
 
-class CommitteeOut(BaseModel):
-    committee_id: str
-    org_unit_id: str
-    org_path: str
-    level: str
-    formed_on: date
-    dissolved_on: date | None
+class CommitteeOut(CommitteeSummary):
     members: list[CommitteeMemberOut]
 
 
@@ -272,6 +424,7 @@ class TeamFormed(BaseModel):
     org_unit_id: str
     org_path: str
     name: str = Field(description="the team's name")
+    created_at: datetime | None = None
 
 
 class TeamOut(TeamFormed):
@@ -284,6 +437,7 @@ class LecturerOut(BaseModel):
     org_path: str
     staff_id: str | None
     name: str | None
+    created_at: datetime | None = None
 
 
 class LecturerPage(BaseModel):

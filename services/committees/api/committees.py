@@ -1,27 +1,33 @@
-"""Routes of parent committees: parse, authorize the role, call one use case."""
+"""Routes of parent committees: parse, call one use case (which authorizes against the record it loads)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit
-from services.committees.schemas import CommitteeIn, CommitteeOut, DissolveIn, MemberIn
+from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.schemas import (
+    CommitteeDissolvedOut,
+    CommitteeIn,
+    CommitteeOut,
+    DissolveIn,
+    MemberIn,
+    MembershipEnded,
+    MembershipOut,
+)
 from services.committees.usecases import committees
-from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["committees"])
+ONE = "/committees/{committee_id}"
 
 
-@router.post("/committees", status_code=201)
-async def form_committee(
-    body: CommitteeIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.post("/committees", status_code=201, response_model=CommitteeOut)
+async def form_committee(body: CommitteeIn, w: Writes) -> Any:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
-    return await idempotency.write(request, principal, pool, lambda conn: committees.form(conn, principal, clock, body))
+    return await w.run(committees.form, body)
 
 
 @router.get("/committees")
@@ -32,45 +38,25 @@ async def list_committees(
     return await committees.list_committees(pool, principal, under, cursor, limit)
 
 
-@router.get("/committees/{committee_id}", response_model=CommitteeOut, response_model_exclude_unset=True)
+@router.get(ONE, response_model=CommitteeOut, response_model_exclude_unset=True)
 async def get_committee(committee_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A committee and its active members (members' names only for admins in scope); the read is audited."""
     return await committees.get(pool, principal, committee_id)
 
 
-@router.post("/committees/{committee_id}/dissolve")
-async def dissolve_committee(
-    committee_id: str, body: DissolveIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.post(ONE + "/dissolve", response_model=CommitteeDissolvedOut)
+async def dissolve_committee(committee_id: str, body: DissolveIn, w: Writes) -> Any:
     """Dissolve a committee; its active members leave."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: committees.dissolve(conn, principal, clock, committee_id, body),
-        status_code=200,
-    )
+    return await w.run(committees.dissolve, committee_id, body)
 
 
-@router.post("/committees/{committee_id}/members", status_code=201)
-async def add_member(
-    committee_id: str, body: MemberIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.post(ONE + "/members", status_code=201, response_model=MembershipOut)
+async def add_member(committee_id: str, body: MemberIn, w: Writes) -> Any:
     """A guardian of a student inside the committee's unit joins it."""
-    return await idempotency.write(
-        request, principal, pool, lambda conn: committees.add_member(conn, principal, clock, committee_id, body)
-    )
+    return await w.run(committees.add_member, committee_id, body)
 
 
-@router.delete("/committees/{committee_id}/members/{guardian_id}")
-async def remove_member(
-    committee_id: str, guardian_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.delete(ONE + "/members/{guardian_id}", response_model=MembershipEnded)
+async def remove_member(committee_id: str, guardian_id: str, w: Writes) -> Any:
     """A member leaves the committee."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: committees.remove_member(conn, principal, clock, committee_id, guardian_id),
-        status_code=200,
-    )
+    return await w.run(committees.remove_member, committee_id, guardian_id)

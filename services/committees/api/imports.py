@@ -8,15 +8,14 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from services.committees.api.common import Write, Writes
 from services.committees.domain.rows import ENTITIES
-from services.committees.schemas import ImportIn
+from services.committees.schemas import ImportIn, ImportJobOut
 from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
-from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.clock import Clock
 from shared.problems import Problem, invalid
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 MAX_FILE_BYTES = 200 * 1024 * 1024  # one entity's CSV
@@ -28,38 +27,26 @@ def _located(response: JSONResponse) -> JSONResponse:
     return response
 
 
-def _accepted(request: Request, clock: Clock, response: JSONResponse) -> JSONResponse:
+def _accepted(w: Write, response: JSONResponse) -> JSONResponse:
     """Start the job after its request committed (not for a replayed Idempotency-Key)."""
     if response.status_code == 202 and response.headers.get("idempotent-replayed") != "true":
-        runner_for(request.app.state.settings, clock).start(orjson.loads(response.body)["import_id"])
+        runner_for(w.request.app.state.settings, w.clock).start(orjson.loads(response.body)["import_id"])
     return _located(response)
 
 
-@router.post("", status_code=202, max_body_size=MAX_JSON_BYTES)
-async def import_json(
-    body: ImportIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> JSONResponse:
+@router.post("", status_code=202, max_body_size=MAX_JSON_BYTES, response_model=ImportJobOut)
+async def import_json(body: ImportIn, w: Writes) -> JSONResponse:
     """Import the JSON export (rows per entity); 202 with a job to poll. Bad rows are reported, good ones kept."""
-    return _accepted(
-        request,
-        clock,
-        await idempotency.write(
-            request, principal, pool, lambda conn: imports.open_json(conn, principal, body), status_code=202
-        ),
-    )
+    return _accepted(w, await w.run(imports.open_json, body))
 
 
-@router.post("/csv", status_code=201)
-async def create_csv_import(request: Request, principal: CurrentPrincipal, pool: Pool) -> JSONResponse:
+@router.post("/csv", status_code=201, response_model=ImportJobOut)
+async def create_csv_import(w: Writes) -> JSONResponse:
     """Open a CSV import: upload `<entity>.csv` files with PUT, then POST `start`."""
-    return _located(
-        await idempotency.write(
-            request, principal, pool, lambda conn: imports.open_csv(conn, principal), status_code=201
-        )
-    )
+    return _located(await w.run(imports.open_csv))
 
 
-@router.put("/{import_id}/files/{entity}", max_body_size=MAX_FILE_BYTES)
+@router.put("/{import_id}/files/{entity}", max_body_size=MAX_FILE_BYTES, response_model=ImportJobOut)
 async def upload_csv(
     import_id: str, entity: str, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> dict[str, Any]:
@@ -76,21 +63,13 @@ async def upload_csv(
     return await imports.upload(pool, principal, import_id, entity, text)
 
 
-@router.post("/{import_id}/start", status_code=202)
-async def start_csv_import(
-    import_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> JSONResponse:
+@router.post("/{import_id}/start", status_code=202, response_model=ImportJobOut)
+async def start_csv_import(import_id: str, w: Writes) -> JSONResponse:
     """Queue an uploaded CSV import; 202 with the job to poll."""
-    return _accepted(
-        request,
-        clock,
-        await idempotency.write(
-            request, principal, pool, lambda conn: imports.start(conn, principal, import_id), status_code=202
-        ),
-    )
+    return _accepted(w, await w.run(imports.start, import_id))
 
 
-@router.get("/{import_id}")
+@router.get("/{import_id}", response_model=ImportJobOut, response_model_exclude_unset=True)
 async def get_import(import_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """An import's status, counts per entity (received/created/updated/unchanged/rejected) and row errors."""
     return await imports.get(pool, principal, import_id)

@@ -4,28 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit
-from services.committees.schemas import LectureIn, LecturerIn, LecturerOut, LecturerPage
+from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerOut, LecturerPage
 from services.committees.usecases import lecturers
-from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["lecturers"])
 
 
 @router.post("/lecturers", status_code=201, response_model=LecturerOut)
-async def add_lecturer(body: LecturerIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def add_lecturer(body: LecturerIn, w: Writes) -> Any:
     """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: lecturers.add_lecturer(conn, principal, body),
-        replayed=lambda conn, lecturer: lecturers.audit_lecturer(conn, principal, lecturer),
-    )
+    return await w.run(lecturers.add_lecturer, body, replayed=lecturers.audit_lecturer)
 
 
 @router.get("/lecturers", response_model=LecturerPage)
@@ -36,14 +29,10 @@ async def list_lecturers(
     return await lecturers.list_lecturers(pool, principal, under, cursor, limit)
 
 
-@router.post("/lectures", status_code=201)
-async def record_lecture(
-    body: LectureIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.post("/lectures", status_code=201, response_model=LectureOut)
+async def record_lecture(body: LectureIn, w: Writes) -> Any:
     """Record a publicity lecture given to audience org units (`lecture.given`)."""
-    return await idempotency.write(
-        request, principal, pool, lambda conn: lecturers.record_lecture(conn, principal, clock, body)
-    )
+    return await w.run(lecturers.record_lecture, body)
 
 
 @router.get("/lectures")

@@ -4,27 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit
-from services.committees.schemas import AttendanceIn, EnrolIn, ParentSchoolIn, SessionIn
+from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.schemas import (
+    AttendanceIn,
+    AttendanceOut,
+    EnrolIn,
+    EnrolmentOut,
+    GuardianAttendanceOut,
+    ParentSchoolDetail,
+    ParentSchoolIn,
+    ParentSchoolOut,
+    SessionIn,
+    SessionOut,
+    SessionScheduledOut,
+)
 from services.committees.usecases import parent_schools
-from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["parent schools"])
-SESSION = "/parent-schools/{parent_school_id}/sessions/{session_id}"
+ONE = "/parent-schools/{parent_school_id}"
+SESSION = ONE + "/sessions/{session_id}"
 
 
-@router.post("/parent-schools", status_code=201)
-async def establish_parent_school(
-    body: ParentSchoolIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.post("/parent-schools", status_code=201, response_model=ParentSchoolOut)
+async def establish_parent_school(body: ParentSchoolIn, w: Writes) -> Any:
     """Establish a county-level, school-level or online parent school."""
-    return await idempotency.write(
-        request, principal, pool, lambda conn: parent_schools.establish(conn, principal, clock, body)
-    )
+    return await w.run(parent_schools.establish, body)
 
 
 @router.get("/parent-schools")
@@ -35,92 +43,43 @@ async def list_parent_schools(
     return await parent_schools.list_parent_schools(pool, principal, under, cursor, limit)
 
 
-@router.get("/parent-schools/{parent_school_id}")
+@router.get(ONE, response_model=ParentSchoolDetail, response_model_exclude_unset=True)
 async def get_parent_school(parent_school_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A parent school and its sessions."""
     return await parent_schools.get(pool, principal, parent_school_id)
 
 
-@router.post("/parent-schools/{parent_school_id}/sessions", status_code=201)
-async def schedule_session(
-    parent_school_id: str,
-    body: SessionIn,
-    request: Request,
-    principal: CurrentPrincipal,
-    clock: CurrentClock,
-    pool: Pool,
-) -> Any:
+@router.post(ONE + "/sessions", status_code=201, response_model=SessionScheduledOut)
+async def schedule_session(parent_school_id: str, body: SessionIn, w: Writes) -> Any:
     """Schedule a session (topic, date, mode, speaker)."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: parent_schools.schedule_session(conn, principal, clock, parent_school_id, body),
-    )
+    return await w.run(parent_schools.schedule_session, parent_school_id, body)
 
 
-@router.get(SESSION)
-async def get_session(
-    parent_school_id: str, session_id: str, principal: CurrentPrincipal, pool: Pool
-) -> dict[str, Any]:
+@router.get(SESSION, response_model=SessionOut, response_model_exclude_unset=True)
+async def get_session(parent_school_id: str, session_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
     """A session with enrolment, attendance and its attendance rate."""
     return await parent_schools.get_session(pool, principal, parent_school_id, session_id)
 
 
-@router.post(SESSION + "/enrolments")
-async def enrol(
-    parent_school_id: str, session_id: str, body: EnrolIn, request: Request, principal: CurrentPrincipal, pool: Pool
-) -> Any:
+@router.post(SESSION + "/enrolments", response_model=EnrolmentOut)
+async def enrol(parent_school_id: str, session_id: str, body: EnrolIn, w: Writes) -> Any:
     """Enrol guardians in a session (the expected attendance)."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: parent_schools.enrol(conn, principal, parent_school_id, session_id, body),
-        status_code=200,
-    )
+    return await w.run(parent_schools.enrol, parent_school_id, session_id, body)
 
 
-@router.post(SESSION + "/held")
-async def session_held(
-    parent_school_id: str,
-    session_id: str,
-    request: Request,
-    principal: CurrentPrincipal,
-    clock: CurrentClock,
-    pool: Pool,
-) -> Any:
+@router.post(SESSION + "/held", response_model=SessionOut)
+async def session_held(parent_school_id: str, session_id: str, w: Writes) -> Any:
     """Record that a scheduled session took place."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: parent_schools.mark_held(conn, principal, clock, parent_school_id, session_id),
-        status_code=200,
-    )
+    return await w.run(parent_schools.mark_held, parent_school_id, session_id)
 
 
-@router.post(SESSION + "/attendance")
-async def record_attendance(
-    parent_school_id: str,
-    session_id: str,
-    body: AttendanceIn,
-    request: Request,
-    principal: CurrentPrincipal,
-    clock: CurrentClock,
-    pool: Pool,
-) -> Any:
+@router.post(SESSION + "/attendance", response_model=AttendanceOut)
+async def record_attendance(parent_school_id: str, session_id: str, body: AttendanceIn, w: Writes) -> Any:
     """Record attendance per guardian (the latest record counts; unchanged records publish nothing)."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: parent_schools.record_attendance(conn, principal, clock, parent_school_id, session_id, body),
-        status_code=200,
-    )
+    return await w.run(parent_schools.record_attendance, parent_school_id, session_id, body)
 
 
-@router.get("/guardians/{guardian_id}/attendance")
+@router.get("/guardians/{guardian_id}/attendance", response_model=GuardianAttendanceOut)
 async def guardian_attendance(guardian_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A guardian's attendance rate over the held sessions they were expected at."""
     return await parent_schools.guardian_attendance(pool, principal, guardian_id)

@@ -1,18 +1,16 @@
-"""Routes of staff: parse, authorize, call one use case."""
+"""Routes of staff: parse, call one use case."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit
-from services.committees.schemas import StaffIn, StaffOut, StaffPage, StaffPatch
+from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.schemas import StaffIn, StaffLeftOut, StaffOut, StaffPage, StaffPatch
 from services.committees.usecases import staff
-from services.committees.usecases.directory import audit_person
-from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
@@ -38,39 +36,18 @@ async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> d
 
 
 @router.post("/staff", status_code=201, response_model=StaffOut)
-async def create_staff(
-    body: StaffIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+async def create_staff(body: StaffIn, w: Writes) -> Any:
     """Register a staff member at a school (or district office)."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: staff.create(conn, principal, clock, body),
-        replayed=lambda conn, row: audit_person(conn, principal, "staff", row, "write"),
-    )
+    return await w.run(staff.create, body, replayed=staff.audit_answer)
 
 
 @router.patch("/staff/{staff_id}", response_model=StaffOut)
-async def update_staff(
-    staff_id: str, body: StaffPatch, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+async def update_staff(staff_id: str, body: StaffPatch, w: Writes) -> Any:
     """Change a staff member's roles, classes or contact."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: staff.update(conn, principal, clock, staff_id, body),
-        status_code=200,
-        replayed=lambda conn, row: audit_person(conn, principal, "staff", row, "write"),
-    )
+    return await w.run(staff.update, staff_id, body, replayed=staff.audit_answer)
 
 
-@router.delete("/staff/{staff_id}")
-async def staff_left(
-    staff_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.delete("/staff/{staff_id}", response_model=StaffLeftOut)
+async def staff_left(staff_id: str, w: Writes) -> Any:
     """A staff member left: deactivate and publish `staff.left`."""
-    return await idempotency.write(
-        request, principal, pool, lambda conn: staff.leave(conn, principal, clock, staff_id), status_code=200
-    )
+    return await w.run(staff.leave, staff_id)

@@ -1,18 +1,16 @@
-"""Routes of students: parse, authorize, call one use case."""
+"""Routes of students: parse, call one use case."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit
-from services.committees.schemas import StudentIn, StudentOut, StudentPage, StudentPatch
+from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.schemas import StudentIn, StudentLeftOut, StudentOut, StudentPage, StudentPatch
 from services.committees.usecases import students
-from services.committees.usecases.directory import audit_person
-from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["students"])
 
@@ -37,39 +35,18 @@ async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) 
 
 
 @router.post("/students", status_code=201, response_model=StudentOut)
-async def create_student(
-    body: StudentIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+async def create_student(body: StudentIn, w: Writes) -> Any:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: students.create(conn, principal, clock, body),
-        replayed=lambda conn, row: audit_person(conn, principal, "student", row, "write"),
-    )
+    return await w.run(students.create, body, replayed=students.audit_answer)
 
 
 @router.patch("/students/{student_id}", response_model=StudentOut)
-async def update_student(
-    student_id: str, body: StudentPatch, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+async def update_student(student_id: str, body: StudentPatch, w: Writes) -> Any:
     """Move a student to another class or family, or correct their record."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: students.update(conn, principal, clock, student_id, body),
-        status_code=200,
-        replayed=lambda conn, row: audit_person(conn, principal, "student", row, "write"),
-    )
+    return await w.run(students.update, student_id, body, replayed=students.audit_answer)
 
 
-@router.delete("/students/{student_id}")
-async def student_left(
-    student_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.delete("/students/{student_id}", response_model=StudentLeftOut)
+async def student_left(student_id: str, w: Writes) -> Any:
     """A student left the city's schools: `student.left`, and their family's facts change."""
-    return await idempotency.write(
-        request, principal, pool, lambda conn: students.leave(conn, principal, clock, student_id), status_code=200
-    )
+    return await w.run(students.leave, student_id)

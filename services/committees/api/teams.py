@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit
-from services.committees.schemas import TeamFormed, TeamIn, TeamMemberAdded, TeamMemberIn, TeamOut
+from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.schemas import TeamFormed, TeamIn, TeamMemberAdded, TeamMemberIn, TeamMemberRemoved, TeamOut
 from services.committees.usecases import teams
-from shared import idempotency
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["instructor teams"])
+ONE = "/instructor-teams/{team_id}"
 
 
 @router.post("/instructor-teams", status_code=201, response_model=TeamFormed)
-async def form_team(
-    body: TeamIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+async def form_team(body: TeamIn, w: Writes) -> Any:
     """Form an instructor team for a school or county."""
-    return await idempotency.write(request, principal, pool, lambda conn: teams.form(conn, principal, clock, body))
+    return await w.run(teams.form, body)
 
 
 @router.get("/instructor-teams")
@@ -32,35 +30,19 @@ async def list_teams(
     return await teams.list_teams(pool, principal, under, cursor, limit)
 
 
-@router.get("/instructor-teams/{team_id}", response_model=TeamOut)
+@router.get(ONE, response_model=TeamOut, response_model_exclude_unset=True)
 async def get_team(team_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A team with its active members (names of members who are not staff); the read is audited."""
     return await teams.get(pool, principal, team_id)
 
 
-@router.post("/instructor-teams/{team_id}/members", status_code=201, response_model=TeamMemberAdded)
-async def add_team_member(
-    team_id: str, body: TeamMemberIn, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.post(ONE + "/members", status_code=201, response_model=TeamMemberAdded)
+async def add_team_member(team_id: str, body: TeamMemberIn, w: Writes) -> Any:
     """Add a member: school staff by staff_id (inside the team's unit), experts and parents by name."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: teams.add_member(conn, principal, clock, team_id, body),
-        replayed=lambda conn, member: teams.audit_member(conn, principal, member),
-    )
+    return await w.run(teams.add_member, team_id, body, replayed=teams.audit_member)
 
 
-@router.delete("/instructor-teams/{team_id}/members/{member_id}")
-async def remove_team_member(
-    team_id: str, member_id: str, request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool
-) -> Any:
+@router.delete(ONE + "/members/{member_id}", response_model=TeamMemberRemoved)
+async def remove_team_member(team_id: str, member_id: str, w: Writes) -> Any:
     """Remove a member from a team."""
-    return await idempotency.write(
-        request,
-        principal,
-        pool,
-        lambda conn: teams.remove_member(conn, principal, clock, team_id, member_id),
-        status_code=200,
-    )
+    return await w.run(teams.remove_member, team_id, member_id)

@@ -18,7 +18,7 @@ from services.committees.domain.rules import (
 from services.committees.schemas import CommitteeIn, DissolveIn, MemberIn
 from services.committees.store import committees as store
 from services.committees.store import directory
-from services.committees.usecases.common import decided, get_unit, list_path, page, require_read, require_write
+from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
 from shared import audit
 from shared.auth import ADMINS, Principal
 from shared.clock import Clock
@@ -62,8 +62,7 @@ async def list_committees(
     conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
 ) -> dict[str, Any]:
     """Committees in a subtree (active and dissolved)."""
-    path = await list_path(conn, principal, under)
-    return page(await store.list_committees(conn, path, after, limit + 1), limit, "committee_id")
+    return await list_in_subtree(conn, principal, under, after, limit, store.list_committees, "committee_id")
 
 
 async def get(pool: asyncpg.Pool, principal: Principal, committee_id: str) -> dict[str, Any]:

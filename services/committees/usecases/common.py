@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
+
 from services.committees.domain.rules import TEACHERS, Conflict, RuleBroken, can_write, encode_cursor
 from services.committees.store import org_units
-from shared import scope
+from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.db import Conn
 from shared.problems import Problem, conflict, field_error, not_found
@@ -66,3 +68,31 @@ def page(items: list[dict[str, Any]], limit: int, id_field: str) -> dict[str, An
     more = len(items) > limit
     items = items[:limit]
     return {"items": items, "next_cursor": encode_cursor(str(items[-1][id_field])) if more and items else None}
+
+
+Fetch = Callable[[Conn, str, str | None, int], Awaitable[list[dict[str, Any]]]]
+
+
+async def list_in_subtree(
+    conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int, fetch: Fetch, id_field: str
+) -> dict[str, Any]:
+    """A page of cooperation records under `under` (or the caller's subtree), fetched by the store's `fetch`."""
+    path = await list_path(conn, principal, under)
+    return page(await fetch(conn, path, after, limit + 1), limit, id_field)
+
+
+async def audit_page(
+    conn: Conn, principal: Principal, resource_type: str, path: str, items: list[dict[str, Any]], subject: str
+) -> None:
+    """A listed page that carries personal data: whose (`subject`: the field naming them) and where each sits."""
+    assert isinstance(conn, asyncpg.Connection)
+    paths = {x[subject]: x["org_path"] for x in items}
+    await audit.record(
+        conn,
+        principal,
+        action="list",
+        resource_type=resource_type,
+        org_path=path,
+        subject_ids=list(paths),
+        subject_paths=paths,
+    )

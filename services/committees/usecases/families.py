@@ -65,10 +65,15 @@ async def audit_family(
     )
 
 
-async def _answer(conn: asyncpg.Connection, principal: Principal, family_id: str) -> dict[str, Any]:
-    """The family after a write, audited (the answer carries guardians' names)."""
-    fam = await _get(conn, family_id)
+async def audit_answer(conn: asyncpg.Connection, principal: Principal, fam: dict[str, Any]) -> None:
+    """A write's answer carries the family (guardians' names): audited, when first given and when replayed."""
     await audit_family(conn, principal, fam, "write")
+
+
+async def _answer(conn: asyncpg.Connection, principal: Principal, family_id: str) -> dict[str, Any]:
+    """The family after a write, audited."""
+    fam = await _get(conn, family_id)
+    await audit_answer(conn, principal, fam)
     return fam
 
 

@@ -13,6 +13,7 @@ from services.committees.store import imports as store
 from services.committees.store import org_units
 from shared import scope
 from shared.auth import Principal, Role
+from shared.clock import Clock
 from shared.db import Conn
 from shared.ids import new_id
 from shared.problems import conflict, invalid, not_found
@@ -46,7 +47,7 @@ async def _get(conn: Conn, import_id: str, *, lock: bool = False) -> asyncpg.Rec
     return job
 
 
-async def open_json(conn: asyncpg.Connection, principal: Principal, body: ImportIn) -> dict[str, Any]:
+async def open_json(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: ImportIn) -> dict[str, Any]:
     """A JSON export (rows per entity) queued as one job."""
     await require_importer(conn, principal)
     present = {e: rows for e in ENTITIES if (rows := getattr(body, e)) is not None}
@@ -59,7 +60,7 @@ async def open_json(conn: asyncpg.Connection, principal: Principal, body: Import
     return view(await _get(conn, import_id))
 
 
-async def open_csv(conn: asyncpg.Connection, principal: Principal) -> dict[str, Any]:
+async def open_csv(conn: asyncpg.Connection, principal: Principal, clock: Clock) -> dict[str, Any]:
     """A CSV import awaiting its files."""
     await require_importer(conn, principal)
     import_id = new_id()
@@ -77,7 +78,7 @@ async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entit
         return view(job, await store.list_file_sizes(conn, import_id))
 
 
-async def start(conn: asyncpg.Connection, principal: Principal, import_id: str) -> dict[str, Any]:
+async def start(conn: asyncpg.Connection, principal: Principal, clock: Clock, import_id: str) -> dict[str, Any]:
     """Queue an uploaded CSV import."""
     await require_importer(conn, principal)
     job = await _get(conn, import_id, lock=True)

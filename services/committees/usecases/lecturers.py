@@ -10,7 +10,15 @@ from services.committees.domain.rules import check_lecturer
 from services.committees.schemas import LectureIn, LecturerIn
 from services.committees.store import directory, org_units
 from services.committees.store import lecturers as store
-from services.committees.usecases.common import decided, get_unit, list_path, page, require_write
+from services.committees.usecases.common import (
+    audit_page,
+    decided,
+    get_unit,
+    list_in_subtree,
+    list_path,
+    page,
+    require_write,
+)
 from shared import audit
 from shared.auth import Principal
 from shared.clock import Clock
@@ -55,15 +63,9 @@ async def list_lecturers(
     async with pool.acquire() as conn, conn.transaction():
         path = await list_path(conn, principal, under)
         out = page(await store.list_lecturers(conn, path, after, limit + 1), limit, "lecturer_id")
-        await audit.record(
-            conn,
-            principal,
-            action="list",
-            resource_type="lecturer",
-            org_path=path,
-            subject_ids=[x["staff_id"] or x["lecturer_id"] for x in out["items"]],
-            subject_paths={x["staff_id"] or x["lecturer_id"]: x["org_path"] for x in out["items"]},
-        )
+        # a lecturer who is staff is that staff member's data; an outside lecturer is the lecturer record's
+        subjects = [{"subject": x["staff_id"] or x["lecturer_id"], "org_path": x["org_path"]} for x in out["items"]]
+        await audit_page(conn, principal, "lecturer", path, subjects, "subject")
     return out
 
 
@@ -116,5 +118,4 @@ async def list_lectures(
     conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
 ) -> dict[str, Any]:
     """Lectures given by lecturers in a subtree."""
-    path = await list_path(conn, principal, under)
-    return page(await store.list_lectures(conn, path, after, limit + 1), limit, "lecture_id")
+    return await list_in_subtree(conn, principal, under, after, limit, store.list_lectures, "lecture_id")

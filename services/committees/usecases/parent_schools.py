@@ -14,8 +14,7 @@ from services.committees.usecases.common import (
     READERS,
     decided,
     get_unit,
-    list_path,
-    page,
+    list_in_subtree,
     require_read,
     require_write,
 )
@@ -92,8 +91,7 @@ async def list_parent_schools(
     conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
 ) -> dict[str, Any]:
     """Parent schools in a subtree."""
-    path = await list_path(conn, principal, under)
-    return page(await store.list_parent_schools(conn, path, after, limit + 1), limit, "parent_school_id")
+    return await list_in_subtree(conn, principal, under, after, limit, store.list_parent_schools, "parent_school_id")
 
 
 async def get(conn: Conn, principal: Principal, parent_school_id: str) -> dict[str, Any]:
@@ -135,7 +133,7 @@ async def get_session(conn: Conn, principal: Principal, parent_school_id: str, s
 
 
 async def enrol(
-    conn: asyncpg.Connection, principal: Principal, parent_school_id: str, session_id: str, body: EnrolIn
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, parent_school_id: str, session_id: str, body: EnrolIn
 ) -> dict[str, Any]:
     """Enrol guardians in a session (the expected attendance)."""
     p, _ = await _writable_session(conn, principal, parent_school_id, session_id)

@@ -9,9 +9,9 @@ import asyncpg
 from services.committees.domain.rules import staff_view
 from services.committees.schemas import StaffIn, StaffPatch
 from services.committees.store import directory as store
-from services.committees.usecases.common import READERS, get_unit, page, require_write
+from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
 from services.committees.usecases.directory import audit_person, write_record
-from shared import audit, scope
+from shared import scope
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.committees import StaffLeft
@@ -43,16 +43,7 @@ async def list_staff(
         path = scope.narrow(principal, None if under is None else (await get_unit(conn, under))["org_path"])
         rows = await store.list_staff(conn, path, role, class_id, after, limit + 1)
         out = page([v for r in rows if (v := staff_view(principal, r))], limit, "staff_id")
-        paths = {x["staff_id"]: x["org_path"] for x in out["items"]}
-        await audit.record(
-            conn,
-            principal,
-            action="list",
-            resource_type="staff",
-            org_path=path,
-            subject_ids=list(paths),
-            subject_paths=paths,
-        )
+        await audit_page(conn, principal, "staff", path, out["items"], "staff_id")
     return out
 
 
@@ -77,7 +68,7 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
     raw = body.model_dump(mode="json")
     await write_record(conn, clock, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
     created = await _get(conn, body.staff_id)
-    await audit_person(conn, principal, "staff", created, "write")
+    await audit_answer(conn, principal, created)
     return created
 
 
@@ -93,8 +84,13 @@ async def update(
         conn, clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
     )
     updated = await _get(conn, staff_id)
-    await audit_person(conn, principal, "staff", updated, "write")
+    await audit_answer(conn, principal, updated)
     return updated
+
+
+async def audit_answer(conn: asyncpg.Connection, principal: Principal, row: dict[str, Any]) -> None:
+    """A write's answer carries the record: audited, when first given and when replayed."""
+    await audit_person(conn, principal, "staff", row, "write")
 
 
 async def leave(conn: asyncpg.Connection, principal: Principal, clock: Clock, staff_id: str) -> dict[str, Any]:

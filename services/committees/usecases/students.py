@@ -9,9 +9,9 @@ import asyncpg
 from services.committees.domain.rules import TEACHERS, people_access, redact
 from services.committees.schemas import StudentIn, StudentPatch
 from services.committees.store import directory as store
-from services.committees.usecases.common import READERS, get_unit, page, require_write
+from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
 from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
-from shared import audit, scope
+from shared import scope
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
 from shared.contracts.committees import StudentLeft
@@ -69,16 +69,7 @@ async def list_students(
             classes = [class_id] if class_id else sorted(mine)
         rows = await store.list_students(conn, path, classes, after, limit + 1)
         out = page([redact(r, personal) for r in rows], limit, "student_id")
-        paths = {x["student_id"]: x["org_path"] for x in out["items"]}
-        await audit.record(
-            conn,
-            principal,
-            action="list",
-            resource_type="student",
-            org_path=path or "/",
-            subject_ids=list(paths),
-            subject_paths=paths,
-        )
+        await audit_page(conn, principal, "student", path or "/", out["items"], "student_id")
     return out
 
 
@@ -105,7 +96,7 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
     await _require_family_write(conn, principal, body.family_id)
     await write_record(conn, clock, "students", raw, [body.class_id], {raw["family_no"]})
     created = await store.get_student_by_no(conn, body.student_no) or {}
-    await audit_person(conn, principal, "student", created, "write")
+    await audit_answer(conn, principal, created)
     return created
 
 
@@ -128,8 +119,13 @@ async def update(
     await write_record(conn, clock, "students", raw, [raw["class_id"]], {raw["family_no"]})
     updated = await _get(conn, student_id)
     require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
-    await audit_person(conn, principal, "student", updated, "write")
+    await audit_answer(conn, principal, updated)
     return updated
+
+
+async def audit_answer(conn: asyncpg.Connection, principal: Principal, row: dict[str, Any]) -> None:
+    """A write's answer carries the record: audited, when first given and when replayed."""
+    await audit_person(conn, principal, "student", row, "write")
 
 
 async def leave(conn: asyncpg.Connection, principal: Principal, clock: Clock, student_id: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from services.committees.domain.rules import check_team_member, check_team_staff
 from services.committees.schemas import TeamIn, TeamMemberIn
 from services.committees.store import directory
 from services.committees.store import teams as store
-from services.committees.usecases.common import decided, get_unit, list_path, page, require_read, require_write
+from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
 from shared import audit
 from shared.auth import Principal
 from shared.clock import Clock
@@ -48,8 +48,7 @@ async def list_teams(
     conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int
 ) -> dict[str, Any]:
     """Instructor teams in a subtree."""
-    path = await list_path(conn, principal, under)
-    return page(await store.list_teams(conn, path, after, limit + 1), limit, "team_id")
+    return await list_in_subtree(conn, principal, under, after, limit, store.list_teams, "team_id")
 
 
 async def get(pool: asyncpg.Pool, principal: Principal, team_id: str) -> dict[str, Any]:

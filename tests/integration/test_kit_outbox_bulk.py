@@ -1,0 +1,65 @@
+"""The kit's bulk outbox insert: the same envelopes as `add_events`, the contract enforced, order kept."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from shared import context
+from shared.events import Envelope, occurred_at
+from shared.outbox import BULK_CHUNK, add_bulk, add_events
+from shared.web import start_runtime, stop_runtime
+from tests.integration.kitapp import TOPIC, ItemAdded, KitSettings, spec
+
+pytestmark = pytest.mark.integration
+
+
+async def test_bulk_envelopes_are_the_kits_and_keep_order(make_settings):
+    runtime = await start_runtime(spec(make_settings(KitSettings)))
+    try:
+        runtime.relay.stop()  # the rows stay in the outbox for this test to read
+        at = occurred_at()
+        n = BULK_CHUNK + 5  # more than one statement
+        token = context.set_current(context.TraceContext("corr-1", trace_id=context.new_trace_id()))
+        try:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                one = await add_events(conn, [ItemAdded(item_id="single", seq=-1, org_path="/c", occurred_at=at)])
+                written = await add_bulk(
+                    conn,
+                    [
+                        (ItemAdded, {"item_id": f"i{k}", "seq": str(k), "org_path": "/c/d", "occurred_at": at})
+                        for k in range(n)
+                    ],
+                )
+        finally:
+            context.reset(token)
+        assert written == n
+        rows = await runtime.pool.fetch("SELECT topic, key, type, envelope FROM outbox ORDER BY id")
+        single, bulk = rows[0]["envelope"], [r["envelope"] for r in rows[1:]]
+        assert single["id"] == str(one[0].id)
+        assert [r["key"] for r in rows[1:]] == [f"i{k}" for k in range(n)]  # in the order given
+        assert {(r["topic"], r["type"]) for r in rows} == {(TOPIC, "kittest.item.added.v1")}
+        for k, env in enumerate(bulk):
+            Envelope.model_validate(env)
+            assert set(env) == set(single)  # the same attributes as the kit's one-by-one envelope
+            assert {a: env[a] for a in ("source", "type", "dataschema", "correlationid", "causationid")} == {
+                a: single[a] for a in ("source", "type", "dataschema", "correlationid", "causationid")
+            }
+            assert env["subject"] == f"i{k}"
+            assert env["data"] == {
+                "item_id": f"i{k}",
+                "seq": k,
+                "org_path": "/c/d",
+                "occurred_at": single["data"]["occurred_at"],
+            }
+        assert len({env["id"] for env in bulk}) == n  # every event its own id
+
+        # The contract is enforced: a bad value fails the write, and nothing of it is left.
+        with pytest.raises(pydantic.ValidationError):
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await add_bulk(
+                    conn, [(ItemAdded, {"item_id": "x", "seq": "not a number", "org_path": "/c", "occurred_at": at})]
+                )
+        assert await runtime.pool.fetchval("SELECT count(*) FROM outbox") == n + 1
+    finally:
+        await stop_runtime(runtime)
