@@ -36,6 +36,13 @@ async def _get(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str
     return c
 
 
+async def _writable(conn: asyncpg.Connection, principal: Principal, committee_id: str) -> dict[str, Any]:
+    """The committee, locked, when the caller may change it."""
+    c = await _get(conn, committee_id, lock=True)
+    require_write(principal, c["org_path"])
+    return c
+
+
 async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: CommitteeIn) -> dict[str, Any]:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
     unit = await get_unit(conn, body.org_unit_id, lock=True)
@@ -86,8 +93,7 @@ async def dissolve(
     conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, body: DissolveIn
 ) -> dict[str, Any]:
     """Dissolve a committee; its active members leave."""
-    c = await _get(conn, committee_id, lock=True)
-    require_write(principal, c["org_path"])
+    c = await _writable(conn, principal, committee_id)
     with decided():
         check_dissolve(c["formed_on"], c["dissolved_on"], body.dissolved_on)
     left = await store.update_committee_dissolved(conn, committee_id, body.dissolved_on)
@@ -116,8 +122,7 @@ async def add_member(
     conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, body: MemberIn
 ) -> dict[str, Any]:
     """A guardian of a student inside the committee's unit joins it."""
-    c = await _get(conn, committee_id, lock=True)
-    require_write(principal, c["org_path"])
+    c = await _writable(conn, principal, committee_id)
     with decided():
         check_active(c["dissolved_on"])
     if await directory.get_guardian(conn, body.guardian_id) is None:
@@ -139,8 +144,7 @@ async def remove_member(
     conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, guardian_id: str
 ) -> dict[str, Any]:
     """A member leaves the committee."""
-    c = await _get(conn, committee_id)
-    require_write(principal, c["org_path"])
+    c = await _writable(conn, principal, committee_id)
     if not await store.update_member_left(conn, committee_id, guardian_id):
         raise not_found("active member")
     await add_event(

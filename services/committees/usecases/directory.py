@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.committees.domain.rows import Checker
 from services.committees.store import imports as import_store
@@ -41,6 +42,11 @@ async def write_record(
     if publish_families:
         events += await upserts.publish_family_facts(conn, at)
     return created, updated, events
+
+
+def patched(record: dict[str, Any], fields: tuple[str, ...], patch: BaseModel) -> dict[str, Any]:
+    """A record's writable fields with a PATCH body's fields applied (those it sets)."""
+    return {**{k: record[k] for k in fields}, **patch.model_dump(mode="json", exclude_unset=True)}
 
 
 async def publish_family_facts(conn: asyncpg.Connection, clock: Clock, family_ids: list[str]) -> int:

@@ -9,7 +9,7 @@ import asyncpg
 from services.committees.domain.rules import TEACHERS, people_access
 from services.committees.schemas import FamilyIn, FamilyPatch, GuardianIn
 from services.committees.store import directory as store
-from services.committees.usecases.directory import publish_family_facts, write_record
+from services.committees.usecases.directory import patched, publish_family_facts, write_record
 from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
@@ -114,9 +114,7 @@ async def update(
 ) -> dict[str, Any]:
     """Change whether parents work away, the living arrangement or the address."""
     fam = await _writable(conn, principal, family_id)
-    raw = {k: fam[k] for k in FIELDS}
-    raw.update(body.model_dump(mode="json", exclude_unset=True))
-    await write_record(conn, clock, "families", raw, [], set())
+    await write_record(conn, clock, "families", patched(fam, FIELDS, body), [], set())
     return await _answer(conn, principal, family_id)
 
 

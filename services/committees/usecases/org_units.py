@@ -9,7 +9,7 @@ import asyncpg
 from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
 from services.committees.usecases.common import get_unit, page, require_write
-from services.committees.usecases.directory import write_record
+from services.committees.usecases.directory import patched, write_record
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import Conn
@@ -47,7 +47,5 @@ async def update(
     """Rename an org unit or change a school's type."""
     unit = await get_unit(conn, org_unit_id, lock=True)
     require_write(principal, unit["org_path"])
-    raw = {k: unit[k] for k in FIELDS}
-    raw.update(body.model_dump(mode="json", exclude_unset=True))
-    await write_record(conn, clock, "org_units", raw, [org_unit_id, unit["parent_id"]], set())
+    await write_record(conn, clock, "org_units", patched(unit, FIELDS, body), [org_unit_id, unit["parent_id"]], set())
     return await get_unit(conn, org_unit_id)

@@ -10,7 +10,7 @@ from services.committees.domain.rules import staff_view
 from services.committees.schemas import StaffIn, StaffPatch
 from services.committees.store import directory as store
 from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
-from services.committees.usecases.directory import audit_person, write_record
+from services.committees.usecases.directory import audit_person, patched, write_record
 from shared import scope
 from shared.auth import Principal
 from shared.clock import Clock
@@ -78,8 +78,7 @@ async def update(
     """Change a staff member's roles, classes or contact."""
     row = await _get(conn, staff_id, lock=True)
     require_write(principal, row["org_path"])
-    raw = {k: row[k] for k in FIELDS}
-    raw.update(body.model_dump(mode="json", exclude_unset=True))
+    raw = patched(row, FIELDS, body)
     await write_record(
         conn, clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
     )
