@@ -24,6 +24,9 @@ PERSONAL_FIELD = re.compile(
 NOT_PERSONAL: dict[tuple[str, str], str] = {
     ("TeamFormed", "name"): "the instructor team's own name",
     ("TeamOut", "name"): "the instructor team's own name",
+    ("OrgUnitOut", "name"): "the org unit's own name (public to signed-in callers)",
+    ("ParentSchoolOut", "name"): "the parent school's own name",
+    ("ParentSchoolDetail", "name"): "the parent school's own name",
 }
 
 Route = tuple[str, str, str]  # service, METHOD, path

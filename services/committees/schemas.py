@@ -200,6 +200,10 @@ class CommitteeSummary(BaseModel):
     created_at: datetime | None = None
 
 
+class CommitteeFormedOut(CommitteeSummary):
+    members: list[str] = Field(max_length=0, description="always empty: a committee is formed without members")
+
+
 class CommitteeDissolvedOut(CommitteeSummary):
     members_left: list[str] = Field(description="guardian ids of the members whose membership ended")
 

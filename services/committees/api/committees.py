@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from services.committees.api.common import Cursor, Limit, Writes
 from services.committees.schemas import (
     CommitteeDissolvedOut,
+    CommitteeFormedOut,
     CommitteeIn,
     CommitteeOut,
     DissolveIn,
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v1", tags=["committees"])
 ONE = "/committees/{committee_id}"
 
 
-@router.post("/committees", status_code=201, response_model=CommitteeOut)
+@router.post("/committees", status_code=201, response_model=CommitteeFormedOut)
 async def form_committee(body: CommitteeIn, w: Writes) -> Any:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
     return await w.run(committees.form, body)

@@ -42,7 +42,9 @@ async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecture
     )
 
 
-async def add_lecturer(conn: asyncpg.Connection, principal: Principal, body: LecturerIn) -> dict[str, Any]:
+async def add_lecturer(
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: LecturerIn
+) -> dict[str, Any]:
     """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
     unit = await get_unit(conn, body.org_unit_id)
     require_write(principal, unit["org_path"])
