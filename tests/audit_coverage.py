@@ -22,7 +22,7 @@ PERSONAL_FIELD = re.compile(
 
 # Fields whose names look personal but are not about a person: (schema title, field) -> why.
 NOT_PERSONAL: dict[tuple[str, str], str] = {
-    ("TeamFormed", "name"): "the instructor team's own name",
+    ("TeamSummary", "name"): "the instructor team's own name",
     ("TeamOut", "name"): "the instructor team's own name",
     ("OrgUnitOut", "name"): "the org unit's own name (public to signed-in callers)",
     ("ParentSchoolOut", "name"): "the parent school's own name",
@@ -33,12 +33,6 @@ Route = tuple[str, str, str]  # service, METHOD, path
 
 # Routes whose 2xx answer has no typed JSON schema (yet), with the reason they return no personal data.
 UNTYPED: dict[Route, str] = {
-    # committees: org units, imports and the cooperation structure carry ids, dates, counts and unit names
-    ("committees", "GET", "/api/v1/org-units"): "org units: ids, paths and unit names (public)",
-    ("committees", "GET", "/api/v1/committees"): "committees: unit, level, dates (no members)",
-    ("committees", "GET", "/api/v1/parent-schools"): "parent schools (their own names)",
-    ("committees", "GET", "/api/v1/instructor-teams"): "teams: unit and the team's own name (no members)",
-    ("committees", "GET", "/api/v1/lectures"): "lectures: topic, title, date, audience paths, headcount",
     # visits: campaigns, progress and assignments carry ids and counts; visit writes answer with ids
     ("visits", "GET", "/api/v1/checklists/{version}"): "the checklist's items",
     ("visits", "POST", "/api/v1/campaigns"): "the campaign",

@@ -353,11 +353,6 @@ class StaffOut(BaseModel):
     active: bool
 
 
-class StaffPage(BaseModel):
-    items: list[StaffOut]
-    next_cursor: str | None
-
-
 class StudentOut(BaseModel):
     student_id: str
     student_no: str | None = None
@@ -370,11 +365,6 @@ class StudentOut(BaseModel):
     family_id: str
     active: bool
     updated_at: datetime
-
-
-class StudentPage(BaseModel):
-    items: list[StudentOut]
-    next_cursor: str | None
 
 
 class GuardianOut(BaseModel):
@@ -423,7 +413,7 @@ class TeamMemberOut(BaseModel):
     is_lead: bool
 
 
-class TeamFormed(BaseModel):
+class TeamSummary(BaseModel):
     team_id: str
     org_unit_id: str
     org_path: str
@@ -431,7 +421,7 @@ class TeamFormed(BaseModel):
     created_at: datetime | None = None
 
 
-class TeamOut(TeamFormed):
+class TeamOut(TeamSummary):
     members: list[TeamMemberOut]
 
 
@@ -442,11 +432,6 @@ class LecturerOut(BaseModel):
     staff_id: str | None
     name: str | None
     created_at: datetime | None = None
-
-
-class LecturerPage(BaseModel):
-    items: list[LecturerOut]
-    next_cursor: str | None
 
 
 class TeamMemberAdded(TeamMemberOut):

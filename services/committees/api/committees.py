@@ -12,12 +12,14 @@ from services.committees.schemas import (
     CommitteeFormedOut,
     CommitteeIn,
     CommitteeOut,
+    CommitteeSummary,
     DissolveIn,
     MemberIn,
     MembershipEnded,
     MembershipOut,
 )
 from services.committees.usecases import committees
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -25,13 +27,13 @@ router = APIRouter(prefix="/api/v1", tags=["committees"])
 ONE = "/committees/{committee_id}"
 
 
-@router.post("/committees", status_code=201, response_model=CommitteeFormedOut)
+@router.post("/committees", status_code=201, response_model=CommitteeFormedOut, responses=openapi.errors(409))
 async def form_committee(body: CommitteeIn, w: Writes) -> Any:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
     return await w.run(committees.form, body)
 
 
-@router.get("/committees")
+@router.get("/committees", response_model=pages.Page[CommitteeSummary], response_model_exclude_unset=True)
 async def list_committees(
     principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
 ) -> dict[str, Any]:
@@ -45,19 +47,19 @@ async def get_committee(committee_id: str, principal: CurrentPrincipal, pool: Po
     return await committees.get(pool, principal, committee_id)
 
 
-@router.post(ONE + "/dissolve", response_model=CommitteeDissolvedOut)
+@router.post(ONE + "/dissolve", response_model=CommitteeDissolvedOut, responses=openapi.errors(409))
 async def dissolve_committee(committee_id: str, body: DissolveIn, w: Writes) -> Any:
     """Dissolve a committee; its active members leave."""
     return await w.run(committees.dissolve, committee_id, body)
 
 
-@router.post(ONE + "/members", status_code=201, response_model=MembershipOut)
-async def add_member(committee_id: str, body: MemberIn, w: Writes) -> Any:
+@router.post(ONE + "/members", status_code=201, response_model=MembershipOut, responses=openapi.errors(409))
+async def add_committee_member(committee_id: str, body: MemberIn, w: Writes) -> Any:
     """A guardian of a student inside the committee's unit joins it."""
     return await w.run(committees.add_member, committee_id, body)
 
 
 @router.delete(ONE + "/members/{guardian_id}", response_model=MembershipEnded)
-async def remove_member(committee_id: str, guardian_id: str, w: Writes) -> Any:
+async def remove_committee_member(committee_id: str, guardian_id: str, w: Writes) -> Any:
     """A member leaves the committee."""
     return await w.run(committees.remove_member, committee_id, guardian_id)

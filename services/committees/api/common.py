@@ -1,4 +1,5 @@
-"""What the routes share: the paging parameters (a forged cursor is 422) and the write dependency."""
+"""What the routes share: the kit's paging parameters (the cursor decoded to the id a page continues after) and the
+write dependency (caller, clock, pool, Idempotency-Key)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,23 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from services.committees.domain.rules import RuleBroken, decode_cursor
-from shared import idempotency
+from shared import idempotency, pages
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import Clock
-from shared.problems import invalid
 from shared.web import CurrentClock, Pool
 
 Audit = Callable[[asyncpg.Connection, Principal, Any], Awaitable[None]]
 
-MAX_LIMIT = 500
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")]
+Limit = pages.Limit
 
 
-def _after(cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None) -> str | None:
-    """The id a cursor continues after (422 for a forged cursor)."""
-    try:
-        return decode_cursor(cursor)
-    except RuleBroken as exc:
-        raise invalid("/query/cursor", exc.reason) from None
+def _after(cursor: pages.Cursor = None) -> str | None:
+    """The id a page continues after (every committees list is in id order); 422 for a forged cursor."""
+    key = pages.after(cursor, str)
+    return None if key is None else str(key[0])
 
 
 Cursor = Annotated[str | None, Depends(_after)]
@@ -59,7 +55,10 @@ class Write:
         )
 
 
-async def _write(request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool) -> Write:
+async def _write(
+    request: Request, principal: CurrentPrincipal, clock: CurrentClock, pool: Pool, key: None = idempotency.KEY
+) -> Write:
+    """Every write honours `Idempotency-Key` (read and documented by the kit's dependency)."""
     return Write(request, principal, clock, pool)
 
 

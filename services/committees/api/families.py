@@ -9,13 +9,14 @@ from fastapi import APIRouter
 from services.committees.api.common import Writes
 from services.committees.schemas import FamilyIn, FamilyOut, FamilyPatch, GuardianIn
 from services.committees.usecases import families
+from shared import openapi
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["families"])
 
 
-@router.post("/families", status_code=201, response_model=FamilyOut)
+@router.post("/families", status_code=201, response_model=FamilyOut, responses=openapi.errors(409))
 async def create_family(body: FamilyIn, w: Writes) -> Any:
     """Register a family with its guardians (students join it when registered)."""
     return await w.run(families.create, body, replayed=families.audit_answer)
@@ -33,7 +34,9 @@ async def update_family(family_id: str, body: FamilyPatch, w: Writes) -> Any:
     return await w.run(families.update, family_id, body, replayed=families.audit_answer)
 
 
-@router.post("/families/{family_id}/guardians", status_code=201, response_model=FamilyOut)
+@router.post(
+    "/families/{family_id}/guardians", status_code=201, response_model=FamilyOut, responses=openapi.errors(409)
+)
 async def add_guardian(family_id: str, body: GuardianIn, w: Writes) -> Any:
     """Add a guardian to a family (the family's facts change: `family.changed`)."""
     return await w.run(families.add_guardian, family_id, body, replayed=families.audit_answer)

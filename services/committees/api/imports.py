@@ -13,6 +13,7 @@ from services.committees.domain.rows import ENTITIES
 from services.committees.schemas import ImportIn, ImportJobOut
 from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
+from shared import openapi
 from shared.auth import CurrentPrincipal
 from shared.problems import Problem, invalid
 from shared.web import Pool
@@ -46,8 +47,14 @@ async def create_csv_import(w: Writes) -> JSONResponse:
     return _located(await w.run(imports.open_csv))
 
 
-@router.put("/{import_id}/files/{entity}", max_body_size=MAX_FILE_BYTES, response_model=ImportJobOut)
-async def upload_csv(
+@router.put(
+    "/{import_id}/files/{entity}",
+    max_body_size=MAX_FILE_BYTES,
+    response_model=ImportJobOut,
+    responses=openapi.errors(409, 415),
+    openapi_extra=openapi.upload("text/csv", "one entity's rows: UTF-8 (BOM allowed), header row first"),
+)
+async def upload_csv_file(
     import_id: str, entity: str, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> dict[str, Any]:
     """Upload one entity's CSV (Content-Type text/csv, UTF-8, header row first); replaces an earlier upload."""
@@ -63,7 +70,7 @@ async def upload_csv(
     return await imports.upload(pool, principal, import_id, entity, text)
 
 
-@router.post("/{import_id}/start", status_code=202, response_model=ImportJobOut)
+@router.post("/{import_id}/start", status_code=202, response_model=ImportJobOut, responses=openapi.errors(409))
 async def start_csv_import(import_id: str, w: Writes) -> JSONResponse:
     """Queue an uploaded CSV import; 202 with the job to poll."""
     return _accepted(w, await w.run(imports.start, import_id))

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.committees.api.common import Cursor, Limit, Writes
-from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerOut, LecturerPage
+from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerOut
 from services.committees.usecases import lecturers
+from shared import pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -21,7 +22,7 @@ async def add_lecturer(body: LecturerIn, w: Writes) -> Any:
     return await w.run(lecturers.add_lecturer, body, replayed=lecturers.audit_lecturer)
 
 
-@router.get("/lecturers", response_model=LecturerPage)
+@router.get("/lecturers", response_model=pages.Page[LecturerOut], response_model_exclude_unset=True)
 async def list_lecturers(
     principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
 ) -> dict[str, Any]:
@@ -35,7 +36,7 @@ async def record_lecture(body: LectureIn, w: Writes) -> Any:
     return await w.run(lecturers.record_lecture, body)
 
 
-@router.get("/lectures")
+@router.get("/lectures", response_model=pages.Page[LectureOut], response_model_exclude_unset=True)
 async def list_lectures(
     principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
 ) -> dict[str, Any]:

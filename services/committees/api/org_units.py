@@ -9,13 +9,14 @@ from fastapi import APIRouter
 from services.committees.api.common import Cursor, Limit, Writes
 from services.committees.schemas import OrgUnitIn, OrgUnitOut, OrgUnitPatch
 from services.committees.usecases import org_units
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["org units"])
 
 
-@router.get("/org-units")
+@router.get("/org-units", response_model=pages.Page[OrgUnitOut], response_model_exclude_unset=True)
 async def list_org_units(
     principal: CurrentPrincipal,
     pool: Pool,
@@ -34,7 +35,7 @@ async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool
     return await org_units.get(pool, org_unit_id)
 
 
-@router.post("/org-units", status_code=201, response_model=OrgUnitOut)
+@router.post("/org-units", status_code=201, response_model=OrgUnitOut, responses=openapi.errors(409))
 async def create_org_unit(body: OrgUnitIn, w: Writes) -> Any:
     """Add an org unit under a parent inside the caller's scope."""
     return await w.run(org_units.create, body)

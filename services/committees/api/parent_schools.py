@@ -21,6 +21,7 @@ from services.committees.schemas import (
     SessionScheduledOut,
 )
 from services.committees.usecases import parent_schools
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -35,7 +36,7 @@ async def establish_parent_school(body: ParentSchoolIn, w: Writes) -> Any:
     return await w.run(parent_schools.establish, body)
 
 
-@router.get("/parent-schools")
+@router.get("/parent-schools", response_model=pages.Page[ParentSchoolOut], response_model_exclude_unset=True)
 async def list_parent_schools(
     principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
 ) -> dict[str, Any]:
@@ -62,13 +63,13 @@ async def get_session(parent_school_id: str, session_id: str, principal: Current
 
 
 @router.post(SESSION + "/enrolments", response_model=EnrolmentOut)
-async def enrol(parent_school_id: str, session_id: str, body: EnrolIn, w: Writes) -> Any:
+async def enrol_guardians(parent_school_id: str, session_id: str, body: EnrolIn, w: Writes) -> Any:
     """Enrol guardians in a session (the expected attendance)."""
     return await w.run(parent_schools.enrol, parent_school_id, session_id, body)
 
 
-@router.post(SESSION + "/held", response_model=SessionOut)
-async def session_held(parent_school_id: str, session_id: str, w: Writes) -> Any:
+@router.post(SESSION + "/held", response_model=SessionOut, responses=openapi.errors(409))
+async def mark_session_held(parent_school_id: str, session_id: str, w: Writes) -> Any:
     """Record that a scheduled session took place."""
     return await w.run(parent_schools.mark_held, parent_school_id, session_id)
 
@@ -80,6 +81,6 @@ async def record_attendance(parent_school_id: str, session_id: str, body: Attend
 
 
 @router.get("/guardians/{guardian_id}/attendance", response_model=GuardianAttendanceOut)
-async def guardian_attendance(guardian_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_guardian_attendance(guardian_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A guardian's attendance rate over the held sessions they were expected at."""
     return await parent_schools.guardian_attendance(pool, principal, guardian_id)

@@ -7,15 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.committees.api.common import Cursor, Limit, Writes
-from services.committees.schemas import StaffIn, StaffLeftOut, StaffOut, StaffPage, StaffPatch
+from services.committees.schemas import StaffIn, StaffLeftOut, StaffOut, StaffPatch
 from services.committees.usecases import staff
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
-@router.get("/staff", response_model=StaffPage, response_model_exclude_unset=True)
+@router.get("/staff", response_model=pages.Page[StaffOut], response_model_exclude_unset=True)
 async def list_staff(
     principal: CurrentPrincipal,
     pool: Pool,
@@ -35,7 +36,7 @@ async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> d
     return await staff.get(pool, principal, staff_id)
 
 
-@router.post("/staff", status_code=201, response_model=StaffOut)
+@router.post("/staff", status_code=201, response_model=StaffOut, responses=openapi.errors(409))
 async def create_staff(body: StaffIn, w: Writes) -> Any:
     """Register a staff member at a school (or district office)."""
     return await w.run(staff.create, body, replayed=staff.audit_answer)
@@ -48,6 +49,6 @@ async def update_staff(staff_id: str, body: StaffPatch, w: Writes) -> Any:
 
 
 @router.delete("/staff/{staff_id}", response_model=StaffLeftOut)
-async def staff_left(staff_id: str, w: Writes) -> Any:
+async def mark_staff_left(staff_id: str, w: Writes) -> Any:
     """A staff member left: deactivate and publish `staff.left`."""
     return await w.run(staff.leave, staff_id)

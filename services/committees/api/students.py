@@ -7,15 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.committees.api.common import Cursor, Limit, Writes
-from services.committees.schemas import StudentIn, StudentLeftOut, StudentOut, StudentPage, StudentPatch
+from services.committees.schemas import StudentIn, StudentLeftOut, StudentOut, StudentPatch
 from services.committees.usecases import students
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["students"])
 
 
-@router.get("/students", response_model=StudentPage, response_model_exclude_unset=True)
+@router.get("/students", response_model=pages.Page[StudentOut], response_model_exclude_unset=True)
 async def list_students(
     principal: CurrentPrincipal,
     pool: Pool,
@@ -34,7 +35,7 @@ async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) 
     return await students.get(pool, principal, student_id)
 
 
-@router.post("/students", status_code=201, response_model=StudentOut)
+@router.post("/students", status_code=201, response_model=StudentOut, responses=openapi.errors(409))
 async def create_student(body: StudentIn, w: Writes) -> Any:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
     return await w.run(students.create, body, replayed=students.audit_answer)
@@ -47,6 +48,6 @@ async def update_student(student_id: str, body: StudentPatch, w: Writes) -> Any:
 
 
 @router.delete("/students/{student_id}", response_model=StudentLeftOut)
-async def student_left(student_id: str, w: Writes) -> Any:
+async def mark_student_left(student_id: str, w: Writes) -> Any:
     """A student left the city's schools: `student.left`, and their family's facts change."""
     return await w.run(students.leave, student_id)

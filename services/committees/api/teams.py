@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.committees.api.common import Cursor, Limit, Writes
-from services.committees.schemas import TeamFormed, TeamIn, TeamMemberAdded, TeamMemberIn, TeamMemberRemoved, TeamOut
+from services.committees.schemas import TeamIn, TeamMemberAdded, TeamMemberIn, TeamMemberRemoved, TeamOut, TeamSummary
 from services.committees.usecases import teams
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -16,13 +17,13 @@ router = APIRouter(prefix="/api/v1", tags=["instructor teams"])
 ONE = "/instructor-teams/{team_id}"
 
 
-@router.post("/instructor-teams", status_code=201, response_model=TeamFormed)
+@router.post("/instructor-teams", status_code=201, response_model=TeamSummary)
 async def form_team(body: TeamIn, w: Writes) -> Any:
     """Form an instructor team for a school or county."""
     return await w.run(teams.form, body)
 
 
-@router.get("/instructor-teams")
+@router.get("/instructor-teams", response_model=pages.Page[TeamSummary], response_model_exclude_unset=True)
 async def list_teams(
     principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
 ) -> dict[str, Any]:
@@ -36,7 +37,7 @@ async def get_team(team_id: str, principal: CurrentPrincipal, pool: Pool) -> dic
     return await teams.get(pool, principal, team_id)
 
 
-@router.post(ONE + "/members", status_code=201, response_model=TeamMemberAdded)
+@router.post(ONE + "/members", status_code=201, response_model=TeamMemberAdded, responses=openapi.errors(409))
 async def add_team_member(team_id: str, body: TeamMemberIn, w: Writes) -> Any:
     """Add a member: school staff by staff_id (inside the team's unit), experts and parents by name."""
     return await w.run(teams.add_member, team_id, body, replayed=teams.audit_member)

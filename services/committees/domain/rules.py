@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -178,18 +176,3 @@ def redact(record: dict[str, Any], personal: bool) -> dict[str, Any]:
     if personal:
         return record
     return {k: v for k, v in record.items() if k not in PERSONAL_FIELDS}
-
-
-def encode_cursor(last_id: str) -> str:
-    """An opaque cursor for the next page after `last_id`."""
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    """The id a cursor continues after; RuleBroken when it was not made by `encode_cursor`."""
-    if not cursor:
-        return None
-    try:
-        return base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise RuleBroken("cursor", "is not a cursor returned by this API") from None

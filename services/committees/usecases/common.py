@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from services.committees.domain.rules import TEACHERS, Conflict, RuleBroken, can_write, encode_cursor
+from services.committees.domain.rules import TEACHERS, Conflict, RuleBroken, can_write
 from services.committees.store import org_units
-from shared import audit, scope
+from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.db import Conn
 from shared.problems import Problem, conflict, field_error, not_found
@@ -64,10 +64,8 @@ async def list_path(conn: Conn, principal: Principal, under: str | None) -> str:
 
 
 def page(items: list[dict[str, Any]], limit: int, id_field: str) -> dict[str, Any]:
-    """A page of `items` (fetched with limit + 1) and the cursor of the next one."""
-    more = len(items) > limit
-    items = items[:limit]
-    return {"items": items, "next_cursor": encode_cursor(str(items[-1][id_field])) if more and items else None}
+    """A page of `items` (fetched with limit + 1, in `id_field` order) and the kit's cursor of the next one."""
+    return pages.page(items, limit, lambda row: (row[id_field],))
 
 
 Fetch = Callable[[Conn, str, str | None, int], Awaitable[list[dict[str, Any]]]]

@@ -15,8 +15,6 @@ from services.committees.domain.rules import (
     check_one_active_committee,
     check_term,
     committee_level,
-    decode_cursor,
-    encode_cursor,
     people_access,
     redact,
 )
@@ -98,10 +96,3 @@ def test_redact_drops_personal_fields():
     rec = {"student_id": "u", "name": "张三", "national_id": "x", "student_no": "G1", "class_id": "c", "phone": "1"}
     assert redact(rec, personal=False) == {"student_id": "u", "class_id": "c"}
     assert redact(rec, personal=True) == rec
-
-
-def test_cursor_round_trip_and_forgery():
-    assert decode_cursor(encode_cursor("abc-123")) == "abc-123"
-    assert decode_cursor(None) is None
-    with pytest.raises(RuleBroken):
-        decode_cursor("!!!")
