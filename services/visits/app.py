@@ -9,7 +9,7 @@ from typing import Any
 from services.visits import handlers
 from services.visits.api import ROUTERS
 from services.visits.settings import VisitsSettings
-from services.visits.usecases.recording import VisitWriter
+from services.visits.usecases.group_commit import VisitWriter
 from shared import audit, directory
 from shared.contracts import visits as contracts
 from shared.web import Runtime, ServiceSpec, create_app

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from services.visits.domain.recording import Fault
 from services.visits.schemas import (
     BATCH_MAX_BYTES,
     BatchIn,
@@ -15,8 +15,9 @@ from services.visits.schemas import (
     VisitOut,
 )
 from services.visits.usecases import queries, recording
+from services.visits.usecases.group_commit import VisitWriter
 from shared import context, idempotency
-from shared.auth import ADMINS, CurrentPrincipal, Role
+from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.edges import checks_text_per_item
 from shared.web import Pool
 
@@ -24,46 +25,38 @@ router = APIRouter(prefix="/api/v1")
 
 
 @router.post("/visits", status_code=201, tags=["visits"])
-async def record_visit(body: VisitIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
-    """Record one visit (completed with checklist and findings, or missed); all-or-nothing.
-
-    Without an Idempotency-Key the visit joins the service's group commit (answered after its commit); with one,
-    it is written in its own transaction together with the key."""
+async def record_visit(body: VisitIn, request: Request, principal: CurrentPrincipal) -> Any:
+    """Record one visit (completed with checklist and findings, or missed); all-or-nothing. Answered after the
+    commit of the service's group commit; with an Idempotency-Key a repeat gets the first answer again."""
     principal.require(Role.TEACHER, *ADMINS)
-    if request.headers.get("idempotency-key") is None:
-        writer: recording.VisitWriter = request.app.state.runtime.spec.writer
-        outcome = await writer.submit(recording.Submission(principal, body, context.current()))
-        return JSONResponse(_single_doc(outcome), status_code=201)
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        [outcome] = await recording.record_visits(conn, [recording.Submission(principal, body)])
-        return _single_doc(outcome)
-
-    return await idempotency.write(request, principal, pool, work, status_code=201)
-
-
-def _single_doc(outcome: recording.Outcome) -> dict[str, Any]:
-    """The answer for one visit, or the problem when it was rejected."""
-    if outcome.faults:
-        raise recording.single_problem(outcome.faults)
-    doc = outcome.doc()
-    del doc["index"], doc["result"]
-    return doc
+    return await _record(request, principal, [body], "single")
 
 
 @router.post("/visits/batch", status_code=200, tags=["visits"], max_body_size=BATCH_MAX_BYTES)
 @checks_text_per_item
-async def record_batch(body: BatchIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def record_batch(body: BatchIn, request: Request, principal: CurrentPrincipal) -> Any:
     """Record up to 1000 visits collected offline: good items are stored, bad ones reported by index and field."""
     principal.require(Role.TEACHER, *ADMINS)
-    items = [recording.Submission(principal, recording.parse_item(raw)) for raw in body.visits]
+    return await _record(request, principal, [recording.parse_item(raw) for raw in body.visits], "batch")
 
-    async def work(conn: asyncpg.Connection) -> Any:
-        outcomes = await recording.record_visits(conn, items)
-        stored = sum(1 for o in outcomes if not o.faults)
-        return {"stored": stored, "rejected": len(outcomes) - stored, "results": [o.doc() for o in outcomes]}
 
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+async def _record(
+    request: Request,
+    principal: Principal,
+    visits: list[VisitIn | list[Fault]],
+    kind: Literal["single", "batch"],
+) -> JSONResponse:
+    """Hand the visits to the group commit (the one write path) and answer with its result."""
+    claim = await idempotency.claim_of(request, principal)
+    writer: VisitWriter = request.app.state.runtime.spec.writer
+    result = await writer.submit(recording.Submission(principal, visits, kind, context.current(), claim))
+    if isinstance(result, recording.Earlier):
+        assert claim is not None
+        return idempotency.replay(claim, result.answer)
+    if result.status is None:
+        [outcome] = result.outcomes
+        raise recording.single_problem(outcome.faults or [])
+    return JSONResponse(result.body, status_code=result.status)
 
 
 @router.get("/visits/{visit_id}", tags=["visits"], response_model=VisitOut)

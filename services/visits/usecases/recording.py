@@ -1,11 +1,10 @@
-"""Recording visits: checks, set-based writes, events; and group commit for the single-visit endpoint."""
+"""Recording visits: checks, set-based writes, events, Idempotency-Keys; scheduling a visit."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 from pydantic import ValidationError
@@ -14,10 +13,9 @@ from services.visits import store
 from services.visits.domain import checklist
 from services.visits.domain import recording as rules
 from services.visits.schemas import ScheduleIn, VisitIn
-from shared import context, outbox, scope
+from shared import context, idempotency, outbox, scope
 from shared.auth import Principal
 from shared.contracts import visits as ev
-from shared.db import DB_UNAVAILABLE
 from shared.ids import new_id
 from shared.problems import Problem, field_error, not_found
 
@@ -118,151 +116,173 @@ async def schedule(
 
 
 @dataclass(frozen=True)
-class Submission:
-    """One visit to record, with who submits it and the trace context of its request."""
+class Item:
+    """One visit to check and store: who submits it, the visit (or its schema faults), the trace context of its
+    request, and its index in that request."""
 
     principal: Principal
     visit: VisitIn | list[rules.Fault]
-    trace: context.TraceContext | None = None
+    trace: context.TraceContext | None
+    index: int
 
 
-async def record_visits(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Outcome]:
+@dataclass
+class Writes:
+    """What a group of visits writes: visit rows, finding rows, the assignments' outcome, events by request."""
+
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[tuple[context.TraceContext | None, list[Any]]] = field(default_factory=list)
+
+
+async def record_visits(conn: asyncpg.Connection, items: list[Item]) -> list[Outcome]:
     """Check and store visits with their findings and events; bad items are reported, good ones kept.
 
     Three round trips whatever the number of items: one locking read, one set-based write, one outbox insert.
     """
-    items = [s.visit for s in submissions]
-    ids = sorted({v.assignment_id for v in items if isinstance(v, VisitIn)})
+    ids = sorted({i.visit.assignment_id for i in items if isinstance(i.visit, VisitIn)})
     facts = {r["assignment_id"]: _facts(r) for r in await store.visits.lock_assignments_for_visits(conn, ids)}
     config = checklist.load()
     now = datetime.now(UTC)
-    outcomes: list[Outcome] = []
-    visits: list[dict[str, Any]] = []
-    findings: list[dict[str, Any]] = []
-    outcome_rows: dict[str, dict[str, Any]] = {}
-    events_by_trace: list[tuple[context.TraceContext | None, list[Any]]] = []
-    for index, sub in enumerate(submissions):
-        v, principal = sub.visit, sub.principal
-        if not isinstance(v, VisitIn):
-            outcomes.append(Outcome(index, faults=v))
-            continue
-        a = facts.get(v.assignment_id)
-        if a is None:
-            outcomes.append(Outcome(index, faults=[rules.Fault("/assignment_id", "no such assignment", "not_found")]))
-            continue
-        if not rules.may_record(principal, a):
-            outcomes.append(
-                Outcome(index, faults=[rules.Fault("/assignment_id", "not an assignment you may record", "forbidden")])
+    writes = Writes()
+    outcomes = [_record_one(item, facts, config, now, writes) for item in items]
+    await store.visits.insert_visits(conn, writes.visits, writes.findings, list(writes.outcomes.values()))
+    await outbox.add_caused(conn, writes.events)  # each request's events under its own correlation and trace
+    return outcomes
+
+
+def _refusal(item: Item, a: rules.AssignmentFacts | None, config: checklist.Checklists) -> list[rules.Fault]:
+    """Why the item cannot be stored (nothing when it can)."""
+    v = item.visit
+    if not isinstance(v, VisitIn):
+        return v
+    if a is None:
+        return [rules.Fault("/assignment_id", "no such assignment", "not_found")]
+    if not rules.may_record(item.principal, a):
+        return [rules.Fault("/assignment_id", "not an assignment you may record", "forbidden")]
+    return rules.check_visit(v, a, config.items(a.checklist_version))
+
+
+def _record_one(
+    item: Item,
+    facts: dict[str, rules.AssignmentFacts],
+    config: checklist.Checklists,
+    now: datetime,
+    writes: Writes,
+) -> Outcome:
+    """Check one item against the locked facts and, when it passes, add its rows and events to the writes."""
+    v = item.visit
+    a = facts.get(v.assignment_id) if isinstance(v, VisitIn) else None
+    faults = _refusal(item, a, config)
+    if faults:
+        return Outcome(item.index, faults=faults)
+    assert isinstance(v, VisitIn) and a is not None
+    visit_id = a.scheduled_visit_id or new_id()  # a scheduled visit becomes the recorded one
+    writes.visits.append(_visit_row(v, a, visit_id, item.principal, now))
+    writes.outcomes[a.assignment_id] = {
+        "assignment_id": a.assignment_id,
+        "status": v.status,
+        "visit_id": visit_id,
+        "mode": v.mode.value if v.mode else None,
+        "visited_on": v.visited_on,
+    }
+    # Later items of the same group see this one's effect (a second completed visit is a conflict).
+    facts[a.assignment_id] = rules.AssignmentFacts(**{**a.__dict__, "status": v.status, "scheduled_visit_id": None})
+    events: list[Any] = []
+    writes.events.append((item.trace, events))
+    if v.status != "completed":
+        assert v.miss_reason is not None
+        events.append(
+            ev.VisitMissed(
+                visit_id=visit_id,
+                campaign_id=a.campaign_id,
+                assignment_id=a.assignment_id,
+                teacher_id=a.teacher_id,
+                family_id=a.family_id,
+                org_path=a.org_path,
+                reason=v.miss_reason,
+                occurred_at=now,
             )
-            continue
-        faults = rules.check_visit(v, a, config.items(a.checklist_version))
-        if faults:
-            outcomes.append(Outcome(index, faults=faults))
-            continue
-        visit_id = a.scheduled_visit_id or new_id()  # a scheduled visit becomes the recorded one
-        visits.append(
+        )
+        return Outcome(item.index, visit_id, a.assignment_id, v.status, [])
+    events.append(_completed(v, a, visit_id, now))
+    finding_ids: list[str] = []
+    for f in v.findings:
+        fid = new_id()
+        finding_ids.append(fid)
+        writes.findings.append(
             {
+                "finding_id": fid,
                 "visit_id": visit_id,
-                "assignment_id": a.assignment_id,
                 "campaign_id": a.campaign_id,
-                "teacher_id": a.teacher_id,
-                "family_id": a.family_id,
-                "org_path": a.org_path,
-                "status": v.status,
-                "mode": v.mode.value if v.mode else None,
-                "visited_on": v.visited_on,
-                "duration_minutes": v.duration_minutes,
-                "participants": v.participants.model_dump(),
-                "checklist": [c.model_dump(mode="json") for c in v.checklist],
-                "guidance_topics": v.guidance_topics,
-                "miss_reason": v.miss_reason.value if v.miss_reason else None,
-                "note": v.note,
-                "recorded_by": principal.subject,
+                "student_id": f.student_id,
+                "category": f.category.value,
+                "severity": f.severity.value,
+                "note": f.note,
+                "org_path": a.children[f.student_id],
                 "recorded_at": now,
             }
         )
-        outcome_rows[a.assignment_id] = {
-            "assignment_id": a.assignment_id,
-            "status": v.status,
-            "visit_id": visit_id,
-            "mode": v.mode.value if v.mode else None,
-            "visited_on": v.visited_on,
-        }
-        # Later items of the same batch see this one's effect (a second completed visit is a conflict).
-        facts[a.assignment_id] = rules.AssignmentFacts(**{**a.__dict__, "status": v.status, "scheduled_visit_id": None})
-        finding_ids: list[str] = []
-        events: list[Any] = []
-        events_by_trace.append((sub.trace, events))
-        if v.status == "completed":
-            events.append(
-                ev.VisitCompleted(
-                    visit_id=visit_id,
-                    campaign_id=a.campaign_id,
-                    assignment_id=a.assignment_id,
-                    teacher_id=a.teacher_id,
-                    family_id=a.family_id,
-                    student_ids=sorted(a.children),
-                    org_path=a.org_path,
-                    mode=v.mode,
-                    visited_on=v.visited_on,
-                    duration_minutes=v.duration_minutes,
-                    # Already validated as request fields: construct without validating again (hot path).
-                    checklist=[
-                        ev.ChecklistItemAnswer.model_construct(item_id=c.item_id, answer=c.answer) for c in v.checklist
-                    ],
-                    guidance_topics=v.guidance_topics,
-                    finding_count=len(v.findings),
-                    occurred_at=now,
-                )
+        events.append(
+            ev.FindingRecorded(
+                finding_id=fid,
+                student_id=f.student_id,
+                visit_id=visit_id,
+                campaign_id=a.campaign_id,
+                teacher_id=a.teacher_id,
+                category=f.category,
+                severity=f.severity,
+                org_path=a.children[f.student_id],
+                visited_on=v.visited_on,
+                recorded_at=now,
             )
-            for f in v.findings:
-                fid = new_id()
-                finding_ids.append(fid)
-                findings.append(
-                    {
-                        "finding_id": fid,
-                        "visit_id": visit_id,
-                        "campaign_id": a.campaign_id,
-                        "student_id": f.student_id,
-                        "category": f.category.value,
-                        "severity": f.severity.value,
-                        "note": f.note,
-                        "org_path": a.children[f.student_id],
-                        "recorded_at": now,
-                    }
-                )
-                events.append(
-                    ev.FindingRecorded(
-                        finding_id=fid,
-                        student_id=f.student_id,
-                        visit_id=visit_id,
-                        campaign_id=a.campaign_id,
-                        teacher_id=a.teacher_id,
-                        category=f.category,
-                        severity=f.severity,
-                        org_path=a.children[f.student_id],
-                        visited_on=v.visited_on,
-                        recorded_at=now,
-                    )
-                )
-        else:
-            assert v.miss_reason is not None
-            events.append(
-                ev.VisitMissed(
-                    visit_id=visit_id,
-                    campaign_id=a.campaign_id,
-                    assignment_id=a.assignment_id,
-                    teacher_id=a.teacher_id,
-                    family_id=a.family_id,
-                    org_path=a.org_path,
-                    reason=v.miss_reason,
-                    occurred_at=now,
-                )
-            )
-        outcomes.append(Outcome(index, visit_id, a.assignment_id, v.status, finding_ids))
-    await store.visits.insert_visits(conn, visits, findings, list(outcome_rows.values()))
-    await outbox.add_caused(conn, events_by_trace)  # each request's events under its own correlation and trace
-    return outcomes
+        )
+    return Outcome(item.index, visit_id, a.assignment_id, v.status, finding_ids)
+
+
+def _visit_row(
+    v: VisitIn, a: rules.AssignmentFacts, visit_id: str, principal: Principal, now: datetime
+) -> dict[str, Any]:
+    return {
+        "visit_id": visit_id,
+        "assignment_id": a.assignment_id,
+        "campaign_id": a.campaign_id,
+        "teacher_id": a.teacher_id,
+        "family_id": a.family_id,
+        "org_path": a.org_path,
+        "status": v.status,
+        "mode": v.mode.value if v.mode else None,
+        "visited_on": v.visited_on,
+        "duration_minutes": v.duration_minutes,
+        "participants": v.participants.model_dump(),
+        "checklist": [c.model_dump(mode="json") for c in v.checklist],
+        "guidance_topics": v.guidance_topics,
+        "miss_reason": v.miss_reason.value if v.miss_reason else None,
+        "note": v.note,
+        "recorded_by": principal.subject,
+        "recorded_at": now,
+    }
+
+
+def _completed(v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetime) -> ev.VisitCompleted:
+    return ev.VisitCompleted(
+        visit_id=visit_id,
+        campaign_id=a.campaign_id,
+        assignment_id=a.assignment_id,
+        teacher_id=a.teacher_id,
+        family_id=a.family_id,
+        student_ids=sorted(a.children),
+        org_path=a.org_path,
+        mode=v.mode,
+        visited_on=v.visited_on,
+        duration_minutes=v.duration_minutes,
+        # Already validated as request fields: construct without validating again (hot path).
+        checklist=[ev.ChecklistItemAnswer.model_construct(item_id=c.item_id, answer=c.answer) for c in v.checklist],
+        guidance_topics=v.guidance_topics,
+        finding_count=len(v.findings),
+        occurred_at=now,
+    )
 
 
 STATUS_BY_KIND = {"forbidden": 403, "not_found": 404, "conflict": 409}
@@ -280,79 +300,94 @@ def single_problem(faults: list[rules.Fault]) -> Problem:
     )
 
 
-class VisitWriter:
-    """Group commit for single visits: requests that arrive while a group is being written form the next group,
-    stored in one transaction (three round trips in all); each request gets its own outcome, and its answer only
-    after that transaction committed. No delay is added: under light load a group is a single visit."""
+# ---------------------------------------------------------------------------- one write path: a group
 
-    def __init__(self, *, writers: int = 2, max_group: int = 250) -> None:
-        self.writers = writers
-        self.max_group = max_group
-        self._queue: asyncio.Queue[tuple[Submission, asyncio.Future[Outcome]]] | None = None
 
-    async def submit(self, submission: Submission) -> Outcome:
-        """Queue one visit and wait for its outcome (or the group's database error)."""
-        if self._queue is None:
-            raise RuntimeError("the visit writer is not running")
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put((submission, future))
-        return await future
+@dataclass(frozen=True)
+class Submission:
+    """One request that records visits: one visit (`single`) or a batch collected offline (`batch`), who sends it,
+    its trace context and its Idempotency-Key claim (None without a key)."""
 
-    async def run(self, pool: asyncpg.Pool) -> None:
-        """Write groups until cancelled (a background task of the service)."""
-        self._queue = asyncio.Queue()
-        tasks = [asyncio.create_task(self._write_groups(pool)) for _ in range(self.writers)]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            queue, self._queue = self._queue, None
-            while not queue.empty():
-                _, future = queue.get_nowait()
-                if not future.done():
-                    future.set_exception(ConnectionError("the service is stopping; nothing was stored"))
+    principal: Principal
+    visits: list[VisitIn | list[rules.Fault]]
+    kind: Literal["single", "batch"]
+    trace: context.TraceContext | None = None
+    claim: idempotency.Claim | None = None
 
-    async def _write_groups(self, pool: asyncpg.Pool) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        while True:
-            group = [await queue.get()]
-            while len(group) < self.max_group and not queue.empty():
-                group.append(queue.get_nowait())
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    outcomes = await record_visits(conn, [s for s, _ in group])
-            except DB_UNAVAILABLE as exc:
-                _fail(group, exc)
-                continue
-            except Exception as exc:
-                if len(group) == 1:
-                    _fail(group, exc)
-                else:  # one visit broke the group's transaction: write each alone so only that one fails
-                    await self._write_alone(pool, group)
-                continue
-            except BaseException:
-                _fail(group, ConnectionError("the service is stopping; nothing was stored"))
-                raise
-            for (_, future), outcome in zip(group, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
 
-    @staticmethod
-    async def _write_alone(pool: asyncpg.Pool, group: list[tuple[Submission, asyncio.Future[Outcome]]]) -> None:
-        for submission, future in group:
-            try:
-                async with pool.acquire() as conn, conn.transaction():
-                    [outcome] = await record_visits(conn, [submission])
-            except Exception as exc:
-                _fail([(submission, future)], exc)
+@dataclass(frozen=True)
+class Recorded:
+    """A submission written by this group: its outcomes and its answer (no answer: a single visit refused)."""
+
+    outcomes: list[Outcome]
+    status: int | None
+    body: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """A submission whose Idempotency-Key was answered before (or by an earlier request of the same group): the
+    answer kept for the key, None while it is still open."""
+
+    answer: idempotency.Stored | None
+
+
+Result = Recorded | Earlier
+
+
+def answer(kind: str, outcomes: list[Outcome]) -> tuple[int | None, dict[str, Any] | None]:
+    """The HTTP answer of a submission: a batch always has one (per-item results); a single visit only when it was
+    stored (a refusal is a problem, which is not kept for its key)."""
+    if kind == "batch":
+        stored = sum(1 for o in outcomes if not o.faults)
+        return 200, {"stored": stored, "rejected": len(outcomes) - stored, "results": [o.doc() for o in outcomes]}
+    [outcome] = outcomes
+    if outcome.faults:
+        return None, None
+    doc = outcome.doc()
+    del doc["index"], doc["result"]
+    return 201, doc
+
+
+async def record_group(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Result]:
+    """Record the visits of several requests in the caller's transaction, Idempotency-Keys included.
+
+    Keys are claimed first (before any assignment is locked, the order every write of the service keeps); the
+    visits of requests whose key was free are checked and written together; their answers are kept under their
+    keys and refusals give their key back; requests whose key was already answered get that answer."""
+    won = await idempotency.claim(conn, [s.claim for s in submissions if s.claim is not None])
+    fresh: list[bool] = []
+    for s in submissions:
+        if s.claim is None:
+            fresh.append(True)
+        else:
+            fresh.append(s.claim.id in won)
+            won.discard(s.claim.id)  # a second request of the group with the same key replays the first one
+    items = [
+        Item(s.principal, v, s.trace, i) for s, new in zip(submissions, fresh, strict=True) if new
+        for i, v in enumerate(s.visits)
+    ]  # fmt: skip
+    outcomes = iter(await record_visits(conn, items))
+    results: list[Result | None] = []
+    kept: list[tuple[idempotency.Claim, int, Any]] = []
+    refused: list[idempotency.Claim] = []
+    for s, new in zip(submissions, fresh, strict=True):
+        if not new:
+            results.append(None)
+            continue
+        mine = [next(outcomes) for _ in s.visits]
+        status, body = answer(s.kind, mine)
+        if s.claim is not None:
+            if status is None:
+                refused.append(s.claim)
             else:
-                if not future.done():
-                    future.set_result(outcome)
-
-
-def _fail(group: list[tuple[Submission, asyncio.Future[Outcome]]], exc: BaseException) -> None:
-    for _, future in group:
-        if not future.done():
-            future.set_exception(exc)
+                kept.append((s.claim, status, body))
+        results.append(Recorded(mine, status, body))
+    await idempotency.keep(conn, kept)
+    await idempotency.release(conn, refused)
+    replays = [s.claim for s, r in zip(submissions, results, strict=True) if r is None and s.claim is not None]
+    earlier = await idempotency.stored(conn, replays)
+    return [
+        r if r is not None else Earlier(earlier.get(s.claim.id) if s.claim else None)
+        for s, r in zip(submissions, results, strict=True)
+    ]

@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 
+from services.visits.schemas import VisitIn
+from services.visits.usecases import recording
+from shared import db, idempotency
+from shared.auth import Principal, Role
 from shared.contracts.visits import FINDING, VISIT
 from tests.integration.visits.conftest import DISTRICT, TODAY, Env, bearer, checklist, completed
 
@@ -221,6 +225,66 @@ async def test_a_single_visit_with_an_idempotency_key_is_stored_once(env: Env):
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     assert await env.count("visits") == 1
     assert len(await env.events(VISIT, expect=1)) == 1
+
+
+async def test_concurrent_repeats_of_one_idempotency_key_store_the_visit_once_with_one_answer(env: Env):
+    """A teacher's app resending one visit many times at once (same key): the group commit stores it once; every
+    request gets the first answer, all but one as a replay (in the same group or a later one)."""
+    cid = (await env.launch())["campaign_id"]
+    a = (await env.assignments(cid))[0]
+    headers = {**teacher_of(env, a), "Idempotency-Key": "visit-many"}
+    finding = [{"student_id": a["student_ids"][0], "category": "left_behind", "severity": "high"}]
+    answers = await asyncio.gather(
+        *(
+            env.http.post("/api/v1/visits", json=completed(a["assignment_id"], finding), headers=headers)
+            for _ in range(12)
+        )
+    )
+    assert [r.status_code for r in answers] == [201] * 12, [r.text for r in answers if r.status_code != 201]
+    assert all(r.json() == answers[0].json() for r in answers)
+    assert sum(1 for r in answers if r.headers.get("idempotent-replayed") != "true") == 1
+    assert await env.count("visits") == 1 and await env.count("findings") == 1
+    assert len(await env.events(VISIT, expect=1)) == 1 and len(await env.events(FINDING, expect=1)) == 1
+
+
+async def test_a_repeat_inside_one_group_commit_gets_the_first_answer_and_writes_nothing(env: Env):
+    """Two requests with one key in the same group (a resend that arrived while the first waited for the writer):
+    the first is stored, the second is a repeat of it, not a second visit of the assignment (a 409)."""
+    cid = (await env.launch())["campaign_id"]
+    a = (await env.assignments(cid))[0]
+    teacher = Principal("teacher-1", frozenset({Role.TEACHER}), DISTRICT, staff_id=a["teacher_id"])
+    visit = VisitIn.model_validate(completed(a["assignment_id"]))
+    claim = idempotency.Claim(teacher.subject, "resent", "POST", "/api/v1/visits", "same-body")
+    group = [recording.Submission(teacher, [visit], "single", None, claim) for _ in range(2)]
+    conn = await db.connect(env.settings.database_url, env.settings.db_schema)
+    try:
+        async with conn.transaction():
+            first, second = await recording.record_group(conn, group)
+    finally:
+        await conn.close()
+    assert isinstance(first, recording.Recorded) and first.status == 201 and first.body is not None
+    assert isinstance(second, recording.Earlier) and second.answer is not None
+    assert second.answer.body == first.body and second.answer.status == 201
+    assert await env.count("visits") == 1 and len(await env.events(VISIT, expect=1)) == 1
+
+
+async def test_a_refused_visit_keeps_nothing_under_its_key_and_a_reused_key_is_refused(env: Env):
+    """A refusal is not an answer kept for the key: the corrected visit, sent again with the same key, is stored.
+    The key then answers only that request: another body under it is refused, naming the header."""
+    cid = (await env.launch())["campaign_id"]
+    a, b = (await env.assignments(cid))[:2]
+    headers = {**teacher_of(env, a), "Idempotency-Key": "visit-fixed"}
+    r = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"], mode="by_pigeon"), headers=headers)
+    assert r.status_code == 422
+    bad = completed(a["assignment_id"], [{"student_id": "not-a-child", "category": "left_behind", "severity": "low"}])
+    r = await env.http.post("/api/v1/visits", json=bad, headers=headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/findings/0/student_id", r.text
+    r = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"]), headers=headers)
+    assert r.status_code == 201 and "idempotent-replayed" not in r.headers, r.text
+    other = await env.http.post("/api/v1/visits", json=completed(b["assignment_id"]), headers=headers)
+    assert other.status_code == 422 and other.headers["content-type"] == PROBLEM
+    assert other.json()["errors"][0]["pointer"] == "/header/Idempotency-Key"
+    assert await env.count("visits") == 1
 
 
 async def test_a_scheduled_visit_is_moved_then_completed_under_its_id_and_removal_cancels_a_plan(env: Env):
