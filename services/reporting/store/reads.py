@@ -13,7 +13,7 @@ from services.reporting.store.refresh import STORED_DEPTH, SUBTREE_SQL, depth
 from shared.db import Conn
 
 
-async def node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
+async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
     """(node, scope) -> {(metric, dim): value} for the given nodes.
 
     Stored nodes and summed ones (grades, classes) are read in one statement: the figures of a school and of its
@@ -33,7 +33,7 @@ async def node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[
     return out
 
 
-async def node_extra(conn: Conn, nodes: list[str], scope: str) -> dict[str, dict[str, float | None]]:
+async def list_node_extra(conn: Conn, nodes: list[str], scope: str) -> dict[str, dict[str, float | None]]:
     """node -> {metric: value} of the non-additive figures (percentiles)."""
     rows = await conn.fetch(
         "SELECT node, metric, value FROM node_extra WHERE node = ANY($1::text[]) AND scope = $2", nodes, scope
@@ -44,7 +44,7 @@ async def node_extra(conn: Conn, nodes: list[str], scope: str) -> dict[str, dict
     return out
 
 
-async def children(conn: Conn, node: str) -> list[str]:
+async def list_children(conn: Conn, node: str) -> list[str]:
     """The child nodes that have any figure (scope '' holds every node)."""
     if depth(node) < STORED_DEPTH:
         rows = await conn.fetch(
@@ -59,13 +59,13 @@ async def children(conn: Conn, node: str) -> list[str]:
     return [r["node"] for r in rows]
 
 
-async def names(conn: Conn, paths: list[str]) -> dict[str, tuple[str, str]]:
+async def list_names(conn: Conn, paths: list[str]) -> dict[str, tuple[str, str]]:
     """org_path -> (name, level) from the directory."""
     rows = await conn.fetch("SELECT org_path, name, level FROM org_units WHERE org_path = ANY($1::text[])", paths)
     return {r["org_path"]: (r["name"], r["level"]) for r in rows}
 
 
-async def campaigns(conn: Conn) -> list[dict[str, Any]]:
+async def list_all_campaigns(conn: Conn) -> list[dict[str, Any]]:
     """Every campaign seen, newest first."""
     rows = await conn.fetch(
         "SELECT campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, checklist_item_ids, closed_at"
@@ -96,7 +96,7 @@ async def list_campaigns(conn: Conn, after: tuple[date, str] | None, limit: int)
     return [dict(r) for r in rows]
 
 
-async def checklist_items(conn: Conn, campaign_id: str) -> list[str]:
+async def list_checklist_items(conn: Conn, campaign_id: str) -> list[str]:
     """The checklist item ids of a campaign, in order (of every campaign for '')."""
     if not campaign_id:
         rows = await conn.fetch("SELECT checklist_item_ids FROM campaigns ORDER BY starts_on, campaign_id")
@@ -105,7 +105,7 @@ async def checklist_items(conn: Conn, campaign_id: str) -> list[str]:
     return list(items or [])
 
 
-async def district_gauges(conn: Conn) -> list[asyncpg.Record]:
+async def list_district_gauges(conn: Conn) -> list[asyncpg.Record]:
     """Per district and scope: families assigned/visited and open/overdue cases."""
     return await conn.fetch(
         "SELECT node, scope, metric, value FROM node_metrics WHERE parent = (SELECT min(node) FROM node_metrics"
@@ -114,7 +114,7 @@ async def district_gauges(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-async def referrals_past_deadline(conn: Conn) -> dict[str, int]:
+async def get_referrals_past_deadline(conn: Conn) -> dict[str, int]:
     """Department -> referrals escalated for want of an acknowledgement and still unanswered.
 
     Outreach escalates a referral (state escalated) only while it is still `requested` at its acknowledge-by
@@ -124,7 +124,7 @@ async def referrals_past_deadline(conn: Conn) -> dict[str, int]:
     return {r["department"]: int(r["n"]) for r in rows}
 
 
-async def refreshed_at(conn: Conn) -> float | None:
+async def get_refreshed_at(conn: Conn) -> float | None:
     """Epoch seconds of the last completed refresh of the figures (None before the first one)."""
     value = await conn.fetchval("SELECT extract(epoch FROM refreshed_at) FROM refresh_state")
     return None if value is None else float(value)

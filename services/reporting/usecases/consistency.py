@@ -125,11 +125,11 @@ async def run_check(settings: ReportingSettings, root: str, campaign_id: str | N
     pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=2)
     try:
         if campaign_id is None:
-            known = await reads.campaigns(pool)
+            known = await reads.list_all_campaigns(pool)
             campaign_ids = [c["campaign_id"] for c in known]
         else:
             campaign_ids = [campaign_id]
-        nodes = [root, *await reads.children(pool, root)]
+        nodes = [root, *await reads.list_children(pool, root)]
         all_docs = {d["org_path"]: d["figures"] for d in await views.summaries(pool, nodes, "")}
         per_campaign = {
             cid: {d["org_path"]: d["figures"] for d in await views.summaries(pool, nodes, cid)} for cid in campaign_ids

@@ -36,12 +36,12 @@ FIGURES_AGE.set_function(lambda: math.nan if _refreshed_at is None else max(time
 async def update(conn: Conn) -> None:
     """Set the gauges from the district rows and the referrals of the read model."""
     global _refreshed_at
-    _refreshed_at = await reads.refreshed_at(conn)
-    past_deadline = await reads.referrals_past_deadline(conn)
+    _refreshed_at = await reads.get_refreshed_at(conn)
+    past_deadline = await reads.get_referrals_past_deadline(conn)
     for department in Department:  # every department has a series: 0, not absent, when all is answered
         REFERRALS_PAST_DEADLINE.labels(department.value).set(past_deadline.get(department.value, 0))
     values: dict[tuple[str, str], dict[str, float]] = {}
-    for r in await reads.district_gauges(conn):
+    for r in await reads.list_district_gauges(conn):
         values.setdefault((r["node"], r["scope"]), {})[r["metric"]] = float(r["value"])
     districts = {node for node, _ in values}
     for (node, scope), v in values.items():

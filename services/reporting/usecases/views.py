@@ -13,10 +13,10 @@ from shared.db import Conn
 async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict[str, Any]]:
     """The indicator document of each node for a campaign ('' = all campaigns)."""
     scopes = ["", campaign_id] if campaign_id else [""]
-    metrics = await reads.node_metrics(conn, nodes, scopes)
-    extra = await reads.node_extra(conn, nodes, campaign_id)
-    names = await reads.names(conn, nodes)
-    items = await reads.checklist_items(conn, campaign_id)
+    metrics = await reads.list_node_metrics(conn, nodes, scopes)
+    extra = await reads.list_node_extra(conn, nodes, campaign_id)
+    names = await reads.list_names(conn, nodes)
+    items = await reads.list_checklist_items(conn, campaign_id)
     out = []
     for n in nodes:
         merged = merge_scopes(metrics.get((n, campaign_id), {}), metrics.get((n, ""), {}), campaign_id)
@@ -35,7 +35,7 @@ async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict
 
 async def children(conn: Conn, node: str, campaign_id: str) -> dict[str, Any]:
     """The node's own figures and each child's."""
-    kids = await reads.children(conn, node)
+    kids = await reads.list_children(conn, node)
     docs = await summaries(conn, [node, *kids], campaign_id)
     return {"org_path": node, "campaign_id": campaign_id or None, "self": docs[0], "children": docs[1:]}
 
@@ -43,7 +43,7 @@ async def children(conn: Conn, node: str, campaign_id: str) -> dict[str, Any]:
 async def day_series(conn: Conn, node: str, campaign_id: str) -> dict[str, Any]:
     """Per-day counts for a node and campaign."""
     scope = campaign_id or ""
-    metrics = await reads.node_metrics(conn, [node], [scope])
+    metrics = await reads.list_node_metrics(conn, [node], [scope])
     return {"org_path": node, "campaign_id": campaign_id or None, "days": series(metrics.get((node, scope), {}))}
 
 
