@@ -172,10 +172,12 @@ async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, A
     await visits.post(f"/campaigns/{cid}/launch", {})
     checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
     assignments: list[dict[str, Any]] = []
+    cursor = None
     while True:
-        page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, offset=len(assignments))
+        page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, cursor=cursor)
         assignments += page["items"]
-        if len(page["items"]) < 1000:
+        cursor = page["next_cursor"]
+        if cursor is None:
             return cid, assignments, checklist, starts_on
 
 
@@ -258,17 +260,17 @@ async def record_live(api: Api, cid: str, teacher_id: str, record: dict[str, Any
             return
         except httpx.TransportError:
             stats["lost_answers"] += 1
-        offset = 0
+        cursor = None
         while True:  # the teacher's own assignments: was the visit stored before the answer was lost?
-            page = await api.get(f"/campaigns/{cid}/assignments", teacher_id=teacher_id, limit=200, offset=offset)
+            page = await api.get(f"/campaigns/{cid}/assignments", teacher_id=teacher_id, limit=200, cursor=cursor)
             mine = {a["assignment_id"]: a["status"] for a in page["items"]}
             if record["assignment_id"] in mine:
                 if mine[record["assignment_id"]] != "assigned":
                     return
                 break
-            if len(page["items"]) < 200:
+            cursor = page["next_cursor"]
+            if cursor is None:
                 raise RuntimeError(f"assignment {record['assignment_id']} is not the teacher's")
-            offset += 200
 
 
 async def department_answers(outreach_url: str) -> int:

@@ -11,6 +11,7 @@ from services.visits.api import ROUTERS
 from services.visits.settings import VisitsSettings
 from services.visits.usecases.group_commit import VisitWriter
 from shared import audit, directory
+from shared.clock import Clock, SystemClock
 from shared.contracts import visits as contracts
 from shared.web import Runtime, ServiceSpec, create_app
 
@@ -22,15 +23,17 @@ class VisitsSpec(ServiceSpec):
     writer: VisitWriter = field(default_factory=VisitWriter)
 
 
-def build_spec(settings: VisitsSettings) -> VisitsSpec:
-    """The visits service: owns the visits topics, keeps a directory copy from committees' events."""
+def build_spec(settings: VisitsSettings, clock: Clock | None = None) -> VisitsSpec:
+    """The visits service: owns the visits topics, keeps a directory copy from committees' events; `clock` is
+    injectable so tests can set the time."""
     writer = VisitWriter()
 
     async def visit_writer(runtime: Runtime) -> None:
-        await writer.run(runtime.pool)
+        await writer.run(runtime.pool, runtime.clock)
 
     return VisitsSpec(
         writer=writer,
+        clock=clock or SystemClock(),
         background=[visit_writer, audit.purge_loop],
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
@@ -51,6 +54,6 @@ def build_spec(settings: VisitsSettings) -> VisitsSpec:
     )
 
 
-def create(settings: VisitsSettings | None = None) -> Any:
+def create(settings: VisitsSettings | None = None, clock: Clock | None = None) -> Any:
     """The FastAPI app."""
-    return create_app(build_spec(settings or VisitsSettings()))
+    return create_app(build_spec(settings or VisitsSettings(), clock))

@@ -11,6 +11,7 @@ from services.visits.domain.checklist import guidance_code
 from shared.contracts.common import Category, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
 from shared.edges import bad_char
+from shared.problems import FieldError
 
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
@@ -171,3 +172,176 @@ class VisitOut(BaseModel):
     recorded_at: datetime
     checklist_version: str
     findings: list[FindingOut]
+
+
+# ------------------------------------------------------------------------------------------- answers
+
+
+class Label(BaseModel):
+    """A vocabulary entry: its stable code and its Chinese and English labels."""
+
+    code: str
+    zh: str
+    en: str
+
+
+class ChecklistItemOut(BaseModel):
+    """One of the Ten Requirements."""
+
+    id: str
+    zh: str
+    en: str
+
+
+class ChecklistOut(BaseModel):
+    """A checklist version and its items."""
+
+    version: str
+    items: list[ChecklistItemOut]
+
+
+class CampaignOut(BaseModel):
+    """A campaign: its scope, period, target and checklist version, and where it is in its life."""
+
+    campaign_id: str
+    name: str
+    org_path: str
+    starts_on: date
+    ends_on: date
+    target_per_teacher: int
+    required_modes: list[VisitMode]
+    checklist_version: str
+    status: Literal["draft", "launched", "closed"]
+    created_by: str
+    created_at: datetime
+    launched_at: datetime | None
+    closed_at: datetime | None
+    unassigned_families: int | None = Field(description="families no teacher could take at the launch")
+
+
+class CampaignDetailOut(CampaignOut):
+    """A campaign with its checklist's items."""
+
+    checklist: list[ChecklistItemOut]
+
+
+class LaunchOut(CampaignOut):
+    """A launched campaign and what the launch generated."""
+
+    assignments: int
+    teachers: int
+    max_per_teacher: int
+    unassigned_family_ids: list[str] = Field(description="the first 100 families no teacher could take")
+
+
+class VisitCounts(BaseModel):
+    """Assignments by visit status."""
+
+    assigned: int
+    completed: int
+    missed: int
+    outstanding: int
+    scheduled: int
+
+
+class UnitProgress(VisitCounts):
+    """One school's or district's progress."""
+
+    org_path: str
+    teachers: int
+    by_mode: dict[VisitMode, int]
+
+
+class ProgressOut(BaseModel):
+    """A campaign's progress per school or district, with the totals."""
+
+    campaign_id: str
+    by: Literal["school", "district"]
+    totals: VisitCounts
+    units: list[UnitProgress]
+
+
+class AssignmentOut(BaseModel):
+    """A family to visit, its teacher, and the visit's plan and status."""
+
+    assignment_id: str
+    teacher_id: str
+    family_id: str
+    student_ids: list[str]
+    org_path: str
+    status: Literal["assigned", "completed", "missed", "removed"]
+    planned_on: date | None
+    planned_mode: VisitMode | None
+    visit_id: str | None
+    visit_mode: VisitMode | None
+    visited_on: date | None
+    updated_at: datetime
+
+
+class AssignmentMadeOut(BaseModel):
+    """A hand-made assignment."""
+
+    assignment_id: str
+    campaign_id: str
+    teacher_id: str
+    family_id: str
+    student_ids: list[str]
+    org_path: str
+    status: Literal["assigned"]
+
+
+class ReassignedOut(BaseModel):
+    """An assignment given to another teacher."""
+
+    assignment_id: str
+    teacher_id: str
+    previous_teacher_id: str
+
+
+class RemovedOut(BaseModel):
+    """A withdrawn assignment."""
+
+    assignment_id: str
+    status: Literal["removed"]
+
+
+class ScheduledOut(BaseModel):
+    """The planned visit of an assignment."""
+
+    visit_id: str
+    assignment_id: str
+    status: Literal["scheduled"]
+    planned_on: date
+    mode: VisitMode
+
+
+class VisitRecorded(BaseModel):
+    """A stored visit: its id (a scheduled visit keeps its id), its assignment, its status and its findings' ids."""
+
+    visit_id: str
+    assignment_id: str
+    status: Literal["completed", "missed"]
+    finding_ids: list[str]
+
+
+class ItemStored(VisitRecorded):
+    """A batch item that was stored."""
+
+    index: int
+    result: Literal["stored"]
+
+
+class ItemRejected(BaseModel):
+    """A batch item that was refused, with each field at fault."""
+
+    index: int
+    result: Literal["rejected"]
+    errors: list[FieldError]
+
+
+class BatchOut(BaseModel):
+    """What happened to each item of a batch, in the batch's order."""
+
+    stored: int
+    rejected: int
+    results: list[Annotated[ItemStored | ItemRejected, Field(discriminator="result")]]

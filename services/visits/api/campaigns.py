@@ -7,15 +7,14 @@ from typing import Any, Literal
 import asyncpg
 from fastapi import APIRouter, Request
 
-from services.visits.schemas import (
-    CampaignIn,
-)
+from services.visits.schemas import CampaignDetailOut, CampaignIn, CampaignOut, LaunchOut, ProgressOut
 from services.visits.settings import VisitsSettings
 from services.visits.usecases import campaigns as campaign_cases
 from services.visits.usecases import queries
-from shared import idempotency
+from shared import idempotency, openapi, pages
 from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared.pages import Page
+from shared.web import CurrentClock, Pool
 
 router = APIRouter(prefix="/api/v1")
 
@@ -25,7 +24,9 @@ def _settings(request: Request) -> VisitsSettings:
     return settings
 
 
-@router.post("/campaigns", status_code=201, tags=["campaigns"])
+@router.post(
+    "/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignOut, dependencies=[idempotency.KEY]
+)
 async def create_campaign(body: CampaignIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
     """Create a draft campaign for an org subtree (admins of that subtree)."""
     target = _settings(request).default_target_per_teacher
@@ -36,45 +37,65 @@ async def create_campaign(body: CampaignIn, request: Request, principal: Current
     return await idempotency.write(request, principal, pool, work, status_code=201)
 
 
-@router.get("/campaigns", tags=["campaigns"])
-async def list_campaigns(principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
-    """Campaigns covering or inside the caller's subtree."""
-    return await queries.list_campaigns(pool, principal)
+@router.get("/campaigns", tags=["campaigns"], response_model=Page[CampaignOut])
+async def list_campaigns(
+    principal: CurrentPrincipal, pool: Pool, limit: pages.Limit = 100, cursor: pages.Cursor = None
+) -> Any:
+    """Campaigns covering or inside the caller's subtree, newest first."""
+    return await queries.list_campaigns(pool, principal, limit, cursor)
 
 
-@router.get("/campaigns/{campaign_id}", tags=["campaigns"])
-async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
+async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
     """One campaign with its checklist."""
     return await queries.campaign(pool, principal, campaign_id)
 
 
-@router.post("/campaigns/{campaign_id}/launch", status_code=200, tags=["campaigns"])
-async def launch_campaign(campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+@router.post(
+    "/campaigns/{campaign_id}/launch",
+    status_code=200,
+    tags=["campaigns"],
+    response_model=LaunchOut,
+    dependencies=[idempotency.KEY],
+    responses=openapi.errors({409: "the campaign is not a draft"}),
+)
+async def launch_campaign(
+    campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
+) -> Any:
     """draft → launched: generates the assignments (class teachers first) and publishes them."""
 
     async def work(conn: asyncpg.Connection) -> Any:
-        return await campaign_cases.launch_campaign(conn, principal, campaign_id)
+        return await campaign_cases.launch_campaign(conn, principal, campaign_id, clock)
 
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
 
-@router.post("/campaigns/{campaign_id}/close", status_code=200, tags=["campaigns"])
-async def close_campaign(campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+@router.post(
+    "/campaigns/{campaign_id}/close",
+    status_code=200,
+    tags=["campaigns"],
+    response_model=CampaignOut,
+    dependencies=[idempotency.KEY],
+    responses=openapi.errors({409: "the campaign is not launched"}),
+)
+async def close_campaign(
+    campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
+) -> Any:
     """launched → closed."""
 
     async def work(conn: asyncpg.Connection) -> Any:
-        return await campaign_cases.close_campaign(conn, principal, campaign_id)
+        return await campaign_cases.close_campaign(conn, principal, campaign_id, clock)
 
     return await idempotency.write(request, principal, pool, work, status_code=200)
 
 
-@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"])
+@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=ProgressOut)
 async def campaign_progress(
     campaign_id: str,
     principal: CurrentPrincipal,
     pool: Pool,
     by: Literal["school", "district"] = "school",
     org_path: str | None = None,
-) -> dict[str, Any]:
+) -> Any:
     """Assigned, completed, missed and outstanding visits (and completed by mode) per school or district."""
     return await queries.progress(pool, principal, campaign_id, by, org_path)

@@ -7,20 +7,21 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.visits.domain import checklist
+from services.visits.schemas import ChecklistOut, Label
 from shared.auth import CurrentPrincipal
 from shared.problems import not_found
 
 router = APIRouter(prefix="/api/v1")
 
 
-@router.get("/guidance-topics", tags=["checklists"])
-async def list_guidance_topics(principal: CurrentPrincipal) -> list[dict[str, str]]:
+@router.get("/guidance-topics", tags=["checklists"], response_model=list[Label])
+async def list_guidance_topics(principal: CurrentPrincipal) -> Any:
     """The guidance topics a visit may record, by code, with Chinese and English labels."""
     return [{"code": t.id, "zh": t.zh, "en": t.en} for t in checklist.guidance_topics().values()]
 
 
-@router.get("/checklists/{version}", tags=["checklists"])
-async def get_checklist(version: str, principal: CurrentPrincipal) -> dict[str, Any]:
+@router.get("/checklists/{version}", tags=["checklists"], response_model=ChecklistOut)
+async def get_checklist(version: str, principal: CurrentPrincipal) -> Any:
     """The Ten Requirements of a version (`current` for the one in force), with Chinese and English labels."""
     config = checklist.load()
     version = config.current if version == "current" else version

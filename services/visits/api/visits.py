@@ -11,12 +11,14 @@ from services.visits.domain.recording import Fault
 from services.visits.schemas import (
     BATCH_MAX_BYTES,
     BatchIn,
+    BatchOut,
     VisitIn,
     VisitOut,
+    VisitRecorded,
 )
 from services.visits.usecases import queries, recording
 from services.visits.usecases.group_commit import VisitWriter
-from shared import context, idempotency
+from shared import context, idempotency, openapi
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.edges import checks_text_per_item
 from shared.web import Pool
@@ -24,7 +26,15 @@ from shared.web import Pool
 router = APIRouter(prefix="/api/v1")
 
 
-@router.post("/visits", status_code=201, tags=["visits"])
+@router.post(
+    "/visits",
+    status_code=201,
+    tags=["visits"],
+    response_model=VisitRecorded,
+    dependencies=[idempotency.KEY],
+    # The group commit needs no pool of the route's own, so the kit cannot see the 503: it is declared here.
+    responses=openapi.errors(503, {404: "no such assignment", 409: "the assignment is not open for this visit"}),
+)
 async def record_visit(body: VisitIn, request: Request, principal: CurrentPrincipal) -> Any:
     """Record one visit (completed with checklist and findings, or missed); all-or-nothing. Answered after the
     commit of the service's group commit; with an Idempotency-Key a repeat gets the first answer again."""
@@ -32,7 +42,15 @@ async def record_visit(body: VisitIn, request: Request, principal: CurrentPrinci
     return await _record(request, principal, [body], "single")
 
 
-@router.post("/visits/batch", status_code=200, tags=["visits"], max_body_size=BATCH_MAX_BYTES)
+@router.post(
+    "/visits/batch",
+    status_code=200,
+    tags=["visits"],
+    max_body_size=BATCH_MAX_BYTES,
+    response_model=BatchOut,
+    dependencies=[idempotency.KEY],
+    responses=openapi.errors(503),
+)
 @checks_text_per_item
 async def record_batch(body: BatchIn, request: Request, principal: CurrentPrincipal) -> Any:
     """Record up to 1000 visits collected offline: good items are stored, bad ones reported by index and field."""

@@ -31,7 +31,7 @@ async def get_assignment(conn: Conn, assignment_id: str, *, lock: bool = False) 
     return await conn.fetchrow(sql + (" FOR UPDATE OF a" if lock else ""), assignment_id)
 
 
-async def set_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str) -> None:
+async def update_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str) -> None:
     await conn.execute(
         "UPDATE assignments SET teacher_id = $2, updated_at = now() WHERE assignment_id = $1", assignment_id, teacher_id
     )
@@ -40,7 +40,7 @@ async def set_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str
     )
 
 
-async def remove_assignment(conn: Conn, assignment_id: str) -> None:
+async def update_assignment_removed(conn: Conn, assignment_id: str) -> None:
     await conn.execute(
         "UPDATE assignments SET status = 'removed', updated_at = now() WHERE assignment_id = $1", assignment_id
     )
@@ -49,7 +49,7 @@ async def remove_assignment(conn: Conn, assignment_id: str) -> None:
     )
 
 
-async def scheduled_visit_id(conn: asyncpg.Connection, assignment_id: str) -> str | None:
+async def get_scheduled_visit_id(conn: asyncpg.Connection, assignment_id: str) -> str | None:
     """The assignment's scheduled visit, read after its lock was taken (a fresh snapshot sees a concurrent plan)."""
     found: str | None = await conn.fetchval(
         "SELECT visit_id FROM visits WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id
@@ -57,7 +57,7 @@ async def scheduled_visit_id(conn: asyncpg.Connection, assignment_id: str) -> st
     return found
 
 
-async def schedule_visit(conn: asyncpg.Connection, visit: dict[str, Any]) -> None:
+async def upsert_scheduled_visit(conn: asyncpg.Connection, visit: dict[str, Any]) -> None:
     """Create or move the assignment's scheduled visit, and show the plan on the assignment."""
     await conn.execute(
         "INSERT INTO visits (visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, "
@@ -91,25 +91,27 @@ async def list_assignments(
     scope: str,
     teacher_id: str | None,
     status: str | None,
+    after: tuple[str, str] | None,
     limit: int,
-    offset: int,
 ) -> list[asyncpg.Record]:
+    """Assignments of a campaign in (teacher, family) order, after the `after` key when given (keyset paging)."""
     return await conn.fetch(
         "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, planned_on, planned_mode, "
         "visit_id, visit_mode, visited_on, updated_at FROM assignments "
         f"WHERE campaign_id = $1 AND {subtree_sql('org_path', 2)} "
         "AND ($4::text IS NULL OR teacher_id = $4) AND (($5::text IS NULL AND status <> 'removed') OR status = $5) "
-        "ORDER BY teacher_id, family_id LIMIT $6 OFFSET $7",
+        "AND ($6::text IS NULL OR (teacher_id, family_id) > ($6, $7)) "
+        "ORDER BY teacher_id, family_id LIMIT $8",
         campaign_id,
         *subtree_args(scope),
         teacher_id,
         status,
+        *(after or (None, None)),
         limit,
-        offset,
     )
 
 
-async def progress(conn: Conn, campaign_id: str, *, level: str, scope: str) -> list[asyncpg.Record]:
+async def list_progress(conn: Conn, campaign_id: str, *, level: str, scope: str) -> list[asyncpg.Record]:
     """Assigned / completed / missed / outstanding and completed visits by mode, per school or district."""
     column = {"school": "school_path", "district": "district_path"}[level]
     return await conn.fetch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -39,16 +40,23 @@ async def get_campaign(conn: Conn, campaign_id: str, *, lock: bool = False) -> a
     return await conn.fetchrow(sql + (" FOR UPDATE" if lock else ""), campaign_id)
 
 
-async def list_campaigns(conn: Conn, scope: str) -> list[asyncpg.Record]:
-    """Campaigns whose scope contains the caller's unit or lies inside the caller's subtree."""
+async def list_campaigns(
+    conn: Conn, scope: str, *, after: tuple[datetime, str] | None, limit: int
+) -> list[asyncpg.Record]:
+    """Campaigns whose scope contains the caller's unit or lies inside the caller's subtree, newest first, after
+    the `after` key (created_at, campaign_id) when given (keyset paging)."""
     return await conn.fetch(
-        f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE {subtree_sql('org_path', 1)} "
-        f"OR {subtree_contains('org_path', 1)} ORDER BY created_at DESC LIMIT 500",
+        f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE ({subtree_sql('org_path', 1)} "
+        f"OR {subtree_contains('org_path', 1)}) "
+        "AND ($3::timestamptz IS NULL OR (created_at, campaign_id) < ($3, $4)) "
+        "ORDER BY created_at DESC, campaign_id DESC LIMIT $5",
         *subtree_args(scope),
+        *(after or (None, None)),
+        limit,
     )
 
 
-async def set_campaign_launched(conn: Conn, campaign_id: str, unassigned: int) -> asyncpg.Record:
+async def update_campaign_launched(conn: Conn, campaign_id: str, unassigned: int) -> asyncpg.Record:
     return await conn.fetchrow(
         "UPDATE campaigns SET status = 'launched', launched_at = now(), unassigned_families = $2 "
         f"WHERE campaign_id = $1 RETURNING {CAMPAIGN_COLUMNS}",
@@ -57,7 +65,7 @@ async def set_campaign_launched(conn: Conn, campaign_id: str, unassigned: int) -
     )
 
 
-async def set_campaign_closed(conn: Conn, campaign_id: str) -> asyncpg.Record:
+async def update_campaign_closed(conn: Conn, campaign_id: str) -> asyncpg.Record:
     return await conn.fetchrow(
         "UPDATE campaigns SET status = 'closed', closed_at = now() WHERE campaign_id = $1 "
         f"RETURNING {CAMPAIGN_COLUMNS}",

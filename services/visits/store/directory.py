@@ -11,7 +11,7 @@ from shared.scope import sql as subtree_sql
 TEACHING_ROLES = ["class_teacher", "subject_teacher", "mental_health_teacher", "ideological_political_teacher"]
 
 
-async def students_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
+async def list_students_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT student_id, class_id, org_path, family_id FROM students "
         f"WHERE active AND family_id <> '' AND {subtree_sql('org_path', 1)} ORDER BY family_id, student_id",
@@ -19,7 +19,7 @@ async def students_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
     )
 
 
-async def teachers_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
+async def list_teachers_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT staff_id, org_path, head_class_id, class_ids FROM staff "
         f"WHERE active AND roles && $3::text[] AND {subtree_sql('org_path', 1)}",
@@ -32,7 +32,7 @@ async def get_staff(conn: Conn, staff_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT staff_id, org_path, roles, active FROM staff WHERE staff_id = $1", staff_id)
 
 
-async def family_children(conn: Conn, family_id: str, scope: str) -> list[asyncpg.Record]:
+async def list_family_children(conn: Conn, family_id: str, scope: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT student_id, class_id, org_path FROM students WHERE family_id = $1 AND active "
         f"AND {subtree_sql('org_path', 2)} ORDER BY student_id",

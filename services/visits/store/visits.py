@@ -22,7 +22,7 @@ FOR UPDATE OF a
 """
 
 
-async def lock_assignments_for_visits(conn: asyncpg.Connection, ids: list[str]) -> list[asyncpg.Record]:
+async def list_assignments_for_visits(conn: asyncpg.Connection, ids: list[str]) -> list[asyncpg.Record]:
     """The assignments being visited with their campaign and the family's children, locked (in id order)."""
     return await conn.fetch(LOCK_FOR_VISITS, ids)
 
@@ -85,7 +85,7 @@ async def get_visit(conn: Conn, visit_id: str) -> asyncpg.Record | None:
     )
 
 
-async def visit_findings(conn: Conn, visit_id: str) -> list[asyncpg.Record]:
+async def list_visit_findings(conn: Conn, visit_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT finding_id, student_id, category, severity, note, org_path, recorded_at FROM findings "
         "WHERE visit_id = $1 ORDER BY student_id, category",

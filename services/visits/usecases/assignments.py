@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -12,6 +12,7 @@ from services.visits.domain import planning
 from services.visits.schemas import AssignmentIn
 from shared import scope
 from shared.auth import ADMINS, Principal
+from shared.clock import Clock
 from shared.contracts import visits as ev
 from shared.ids import new_id
 from shared.outbox import add_events
@@ -33,7 +34,7 @@ async def _teacher_for(conn: asyncpg.Connection, teacher_id: str, campaign_path:
 
 
 async def add_assignment(
-    conn: asyncpg.Connection, principal: Principal, campaign_id: str, body: AssignmentIn
+    conn: asyncpg.Connection, principal: Principal, campaign_id: str, body: AssignmentIn, clock: Clock
 ) -> dict[str, Any]:
     """Assign a family that has no assignment in this campaign to a teacher by hand."""
     principal.require(*ADMINS)
@@ -42,7 +43,7 @@ async def add_assignment(
         raise not_found("campaign")
     if camp["status"] != "launched":
         raise conflict(f"the campaign is {camp['status']}; assignments change only while it is launched")
-    children = await store.directory.family_children(conn, body.family_id, camp["org_path"])
+    children = await store.directory.list_family_children(conn, body.family_id, camp["org_path"])
     if not children:
         raise invalid("/family_id", "no family with children in the campaign's scope")
     org_path = children[0]["org_path"]
@@ -70,7 +71,7 @@ async def add_assignment(
                 family_id=body.family_id,
                 student_ids=student_ids,
                 org_path=org_path,
-                occurred_at=datetime.now(UTC),
+                occurred_at=clock.now(),
             )
         ],
     )
@@ -99,7 +100,7 @@ async def _assignment_for_change(conn: asyncpg.Connection, principal: Principal,
 
 
 async def reassign(
-    conn: asyncpg.Connection, principal: Principal, assignment_id: str, teacher_id: str
+    conn: asyncpg.Connection, principal: Principal, assignment_id: str, teacher_id: str, clock: Clock
 ) -> dict[str, Any]:
     """Give an open assignment to another teacher of the campaign's scope."""
     a = await _assignment_for_change(conn, principal, assignment_id)
@@ -107,20 +108,20 @@ async def reassign(
     scope.require(principal, staff["org_path"])
     if teacher_id == a["teacher_id"]:
         raise invalid("/teacher_id", "the assignment already belongs to this teacher")
-    await store.assignments.set_assignment_teacher(conn, assignment_id, teacher_id)
-    await add_events(conn, [_changed(a, ev.AssignmentChange.REASSIGNED, teacher_id)])
+    await store.assignments.update_assignment_teacher(conn, assignment_id, teacher_id)
+    await add_events(conn, [_changed(a, ev.AssignmentChange.REASSIGNED, teacher_id, clock.now())])
     return {"assignment_id": assignment_id, "teacher_id": teacher_id, "previous_teacher_id": a["teacher_id"]}
 
 
-async def remove(conn: asyncpg.Connection, principal: Principal, assignment_id: str) -> dict[str, Any]:
+async def remove(conn: asyncpg.Connection, principal: Principal, assignment_id: str, clock: Clock) -> dict[str, Any]:
     """Withdraw an open assignment (the family can then be assigned again by hand)."""
     a = await _assignment_for_change(conn, principal, assignment_id)
-    await store.assignments.remove_assignment(conn, assignment_id)
-    await add_events(conn, [_changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"])])
+    await store.assignments.update_assignment_removed(conn, assignment_id)
+    await add_events(conn, [_changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"], clock.now())])
     return {"assignment_id": assignment_id, "status": "removed"}
 
 
-def _changed(a: asyncpg.Record, change: ev.AssignmentChange, teacher_id: str) -> ev.AssignmentChanged:
+def _changed(a: asyncpg.Record, change: ev.AssignmentChange, teacher_id: str, now: datetime) -> ev.AssignmentChanged:
     return ev.AssignmentChanged(
         assignment_id=a["assignment_id"],
         campaign_id=a["campaign_id"],
@@ -129,5 +130,5 @@ def _changed(a: asyncpg.Record, change: ev.AssignmentChange, teacher_id: str) ->
         previous_teacher_id=a["teacher_id"],
         family_id=a["family_id"],
         org_path=a["org_path"],
-        occurred_at=datetime.now(UTC),
+        occurred_at=now,
     )

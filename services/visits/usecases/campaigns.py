@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -13,6 +13,7 @@ from services.visits.domain import checklist, planning
 from services.visits.schemas import CampaignIn
 from shared import scope
 from shared.auth import ADMINS, Principal
+from shared.clock import Clock
 from shared.contracts import visits as ev
 from shared.ids import new_id
 from shared.outbox import add_bulk, add_events
@@ -88,19 +89,21 @@ def build_plan(students: list[asyncpg.Record], teachers: list[asyncpg.Record], t
 LAUNCH_CHUNK = 10_000
 
 
-async def launch_campaign(conn: asyncpg.Connection, principal: Principal, campaign_id: str) -> dict[str, Any]:
+async def launch_campaign(
+    conn: asyncpg.Connection, principal: Principal, campaign_id: str, clock: Clock
+) -> dict[str, Any]:
     """draft → launched: generate the assignments from the directory copy and publish them with the launch."""
     camp = await _campaign_for_change(conn, principal, campaign_id)
     if camp["status"] != "draft":
         raise conflict(f"the campaign is {camp['status']}; only a draft can be launched")
     scope = camp["org_path"]
     plan = build_plan(
-        await store.directory.students_in_scope(conn, scope),
-        await store.directory.teachers_in_scope(conn, scope),
+        await store.directory.list_students_in_scope(conn, scope),
+        await store.directory.list_teachers_in_scope(conn, scope),
         camp["target_per_teacher"],
     )
-    now = datetime.now(UTC)
-    row = await store.campaigns.set_campaign_launched(conn, campaign_id, len(plan.unassigned))
+    now = clock.now()
+    row = await store.campaigns.update_campaign_launched(conn, campaign_id, len(plan.unassigned))
     items = checklist.load().items(row["checklist_version"])
     launched = ev.CampaignLaunched(
         campaign_id=campaign_id,
@@ -157,13 +160,15 @@ async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[plan
     )
 
 
-async def close_campaign(conn: asyncpg.Connection, principal: Principal, campaign_id: str) -> dict[str, Any]:
+async def close_campaign(
+    conn: asyncpg.Connection, principal: Principal, campaign_id: str, clock: Clock
+) -> dict[str, Any]:
     """launched → closed."""
     camp = await _campaign_for_change(conn, principal, campaign_id)
     if camp["status"] != "launched":
         raise conflict(f"the campaign is {camp['status']}; only a launched campaign can be closed")
-    row = await store.campaigns.set_campaign_closed(conn, campaign_id)
+    row = await store.campaigns.update_campaign_closed(conn, campaign_id)
     await add_events(
-        conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=datetime.now(UTC))]
+        conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=clock.now())]
     )
     return campaign_doc(row)

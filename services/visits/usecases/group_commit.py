@@ -8,6 +8,7 @@ from collections import deque
 import asyncpg
 
 from services.visits.usecases.recording import Result, Submission, record_group
+from shared.clock import SYSTEM_CLOCK, Clock
 from shared.db import DB_UNAVAILABLE
 
 Waiting = tuple[Submission, "asyncio.Future[Result]"]
@@ -20,6 +21,7 @@ class VisitWriter:
     A group holds up to `max_group` visits (a bigger batch is a group of its own)."""
 
     def __init__(self, *, writers: int = 2, max_group: int = 250) -> None:
+        self.clock: Clock = SYSTEM_CLOCK
         self.writers = writers
         self.max_group = max_group
         self._waiting: deque[Waiting] = deque()
@@ -35,8 +37,9 @@ class VisitWriter:
         self._wake.set()
         return await future
 
-    async def run(self, pool: asyncpg.Pool) -> None:
-        """Write groups until cancelled (a background task of the service)."""
+    async def run(self, pool: asyncpg.Pool, clock: Clock) -> None:
+        """Write groups until cancelled (a background task of the service), with the service's clock."""
+        self.clock = clock
         self._running = True
         tasks = [asyncio.create_task(self._write_groups(pool)) for _ in range(self.writers)]
         try:
@@ -65,7 +68,7 @@ class VisitWriter:
             group = await self._next_group()
             try:
                 async with pool.acquire() as conn, conn.transaction():
-                    results = await record_group(conn, [s for s, _ in group])
+                    results = await record_group(conn, [s for s, _ in group], self.clock)
             except DB_UNAVAILABLE as exc:
                 _fail(group, exc)
                 continue
@@ -82,12 +85,11 @@ class VisitWriter:
                 if not future.done():
                     future.set_result(result)
 
-    @staticmethod
-    async def _write_alone(pool: asyncpg.Pool, group: list[Waiting]) -> None:
+    async def _write_alone(self, pool: asyncpg.Pool, group: list[Waiting]) -> None:
         for submission, future in group:
             try:
                 async with pool.acquire() as conn, conn.transaction():
-                    [result] = await record_group(conn, [submission])
+                    [result] = await record_group(conn, [submission], self.clock)
             except Exception as exc:
                 _fail([(submission, future)], exc)
             else:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from services.visits import store
 from services.visits.domain import checklist
-from shared import audit, scope
+from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.problems import not_found
 
@@ -22,9 +23,12 @@ def _scope(principal: Principal, org_path: str | None) -> str:
     return scope.narrow(principal, org_path)
 
 
-async def list_campaigns(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
+async def list_campaigns(pool: asyncpg.Pool, principal: Principal, limit: int, cursor: str | None) -> dict[str, Any]:
+    """A page of the campaigns covering or inside the caller's subtree, newest first."""
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
-    return {"items": [_record(r) for r in await store.campaigns.list_campaigns(pool, principal.org_path)]}
+    after = pages.after(cursor, datetime, str)
+    rows = await store.campaigns.list_campaigns(pool, principal.org_path, after=after, limit=limit + 1)
+    return pages.page([_record(r) for r in rows], limit, lambda c: (c["created_at"], c["campaign_id"]))
 
 
 async def _visible_campaign(pool: asyncpg.Pool, principal: Principal, campaign_id: str) -> asyncpg.Record:
@@ -52,8 +56,9 @@ async def assignments(
     status: str | None,
     org_path: str | None,
     limit: int,
-    offset: int,
+    cursor: str | None,
 ) -> dict[str, Any]:
+    """A page of a campaign's assignments the caller may see, in (teacher, family) order."""
     row = await _visible_campaign(pool, principal, campaign_id)
     if principal.has(*ADMINS, Role.AUDITOR):
         subtree = _scope(principal, org_path)
@@ -62,10 +67,11 @@ async def assignments(
             raise scope.forbidden("teachers see only their own assignments")
         teacher_id = principal.staff_id
         subtree = row["org_path"] if org_path is None else org_path
+    after = pages.after(cursor, str, str)
     rows = await store.assignments.list_assignments(
-        pool, campaign_id, scope=subtree, teacher_id=teacher_id, status=status, limit=limit, offset=offset
+        pool, campaign_id, scope=subtree, teacher_id=teacher_id, status=status, after=after, limit=limit + 1
     )
-    return {"items": [_record(r) for r in rows], "limit": limit, "offset": offset}
+    return pages.page([_record(r) for r in rows], limit, lambda a: (a["teacher_id"], a["family_id"]))
 
 
 async def progress(
@@ -73,7 +79,7 @@ async def progress(
 ) -> dict[str, Any]:
     principal.require(Role.AUDITOR, *ADMINS)
     await _visible_campaign(pool, principal, campaign_id)
-    rows = await store.assignments.progress(pool, campaign_id, level=level, scope=_scope(principal, org_path))
+    rows = await store.assignments.list_progress(pool, campaign_id, level=level, scope=_scope(principal, org_path))
     units = []
     for r in rows:
         d = _record(r)
@@ -99,7 +105,7 @@ async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict
             {**a, "zh": labels[a["item_id"]].zh, "en": labels[a["item_id"]].en} if a["item_id"] in labels else a
             for a in row["checklist"]
         ]
-        doc["findings"] = [_record(f) for f in await store.visits.visit_findings(conn, visit_id)]
+        doc["findings"] = [_record(f) for f in await store.visits.list_visit_findings(conn, visit_id)]
         await audit.record(
             conn,
             principal,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -15,6 +15,7 @@ from services.visits.domain import recording as rules
 from services.visits.schemas import ScheduleIn, VisitIn
 from shared import context, idempotency, outbox, scope
 from shared.auth import Principal
+from shared.clock import Clock
 from shared.contracts import visits as ev
 from shared.ids import new_id
 from shared.problems import Problem, field_error, not_found
@@ -80,7 +81,7 @@ async def schedule(
     conn: asyncpg.Connection, principal: Principal, assignment_id: str, body: ScheduleIn
 ) -> dict[str, Any]:
     """Plan (or move) the visit of an assignment: who may record it may schedule it."""
-    rows = await store.visits.lock_assignments_for_visits(conn, [assignment_id])
+    rows = await store.visits.list_assignments_for_visits(conn, [assignment_id])
     if not rows:
         raise not_found("assignment")
     a = _facts(rows[0])
@@ -90,8 +91,8 @@ async def schedule(
     if faults:
         raise single_problem(faults)
     # The lock statement's snapshot predates a plan committed while it waited for the lock: read it again.
-    visit_id = await store.assignments.scheduled_visit_id(conn, assignment_id) or new_id()
-    await store.assignments.schedule_visit(
+    visit_id = await store.assignments.get_scheduled_visit_id(conn, assignment_id) or new_id()
+    await store.assignments.upsert_scheduled_visit(
         conn,
         {
             "visit_id": visit_id,
@@ -136,15 +137,14 @@ class Writes:
     events: list[tuple[context.TraceContext | None, list[Any]]] = field(default_factory=list)
 
 
-async def record_visits(conn: asyncpg.Connection, items: list[Item]) -> list[Outcome]:
+async def record_visits(conn: asyncpg.Connection, items: list[Item], now: datetime) -> list[Outcome]:
     """Check and store visits with their findings and events; bad items are reported, good ones kept.
 
     Three round trips whatever the number of items: one locking read, one set-based write, one outbox insert.
     """
     ids = sorted({i.visit.assignment_id for i in items if isinstance(i.visit, VisitIn)})
-    facts = {r["assignment_id"]: _facts(r) for r in await store.visits.lock_assignments_for_visits(conn, ids)}
+    facts = {r["assignment_id"]: _facts(r) for r in await store.visits.list_assignments_for_visits(conn, ids)}
     config = checklist.load()
-    now = datetime.now(UTC)
     writes = Writes()
     outcomes = [_record_one(item, facts, config, now, writes) for item in items]
     await store.visits.insert_visits(conn, writes.visits, writes.findings, list(writes.outcomes.values()))
@@ -349,7 +349,7 @@ def answer(kind: str, outcomes: list[Outcome]) -> tuple[int | None, dict[str, An
     return 201, doc
 
 
-async def record_group(conn: asyncpg.Connection, submissions: list[Submission]) -> list[Result]:
+async def record_group(conn: asyncpg.Connection, submissions: list[Submission], clock: Clock) -> list[Result]:
     """Record the visits of several requests in the caller's transaction, Idempotency-Keys included.
 
     Keys are claimed first (before any assignment is locked, the order every write of the service keeps); the
@@ -367,7 +367,7 @@ async def record_group(conn: asyncpg.Connection, submissions: list[Submission]) 
         Item(s.principal, v, s.trace, i) for s, new in zip(submissions, fresh, strict=True) if new
         for i, v in enumerate(s.visits)
     ]  # fmt: skip
-    outcomes = iter(await record_visits(conn, items))
+    outcomes = iter(await record_visits(conn, items, clock.now()))
     results: list[Result | None] = []
     kept: list[tuple[idempotency.Claim, int, Any]] = []
     refused: list[idempotency.Claim] = []

@@ -13,6 +13,7 @@ from services.visits.schemas import VisitIn
 from services.visits.usecases import recording
 from shared import db, idempotency
 from shared.auth import Principal, Role
+from shared.clock import SystemClock
 from shared.contracts.visits import FINDING, VISIT
 from tests.integration.visits.conftest import DISTRICT, TODAY, Env, bearer, checklist, completed
 
@@ -259,7 +260,7 @@ async def test_a_repeat_inside_one_group_commit_gets_the_first_answer_and_writes
     conn = await db.connect(env.settings.database_url, env.settings.db_schema)
     try:
         async with conn.transaction():
-            first, second = await recording.record_group(conn, group)
+            first, second = await recording.record_group(conn, group, SystemClock())
     finally:
         await conn.close()
     assert isinstance(first, recording.Recorded) and first.status == 201 and first.body is not None
