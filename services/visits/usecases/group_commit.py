@@ -18,7 +18,9 @@ class VisitWriter:
     """Requests that arrive while a group is being written form the next group, stored in one transaction (a
     handful of round trips in all, Idempotency-Keys included); each request gets its own result, and its answer
     only after that transaction committed. No delay is added: under light load a group is a single request.
-    A group holds up to `max_group` visits (a bigger batch is a group of its own)."""
+    A group holds up to `max_group` visits; a request of `max_group` visits or more (an offline batch) is a group of
+    its own, written at once beside the writers, so big uploads neither queue behind each other nor hold up the
+    single visits."""
 
     def __init__(self, *, writers: int = 2, max_group: int = 250) -> None:
         self.clock: Clock = SYSTEM_CLOCK
@@ -27,11 +29,14 @@ class VisitWriter:
         self._waiting: deque[Waiting] = deque()
         self._wake = asyncio.Event()
         self._running = False
+        self._pool: asyncpg.Pool | None = None
 
     async def submit(self, submission: Submission) -> Result:
         """Queue one request's visits and wait for its result (or the group's database error)."""
-        if not self._running:
+        if not self._running or self._pool is None:
             raise RuntimeError("the visit writer is not running")
+        if len(submission.visits) >= self.max_group:
+            return await self._write(self._pool, submission)
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((submission, future))
         self._wake.set()
@@ -40,6 +45,7 @@ class VisitWriter:
     async def run(self, pool: asyncpg.Pool, clock: Clock) -> None:
         """Write groups until cancelled (a background task of the service), with the service's clock."""
         self.clock = clock
+        self._pool = pool
         self._running = True
         tasks = [asyncio.create_task(self._write_groups(pool)) for _ in range(self.writers)]
         try:
@@ -85,11 +91,16 @@ class VisitWriter:
                 if not future.done():
                     future.set_result(result)
 
+    async def _write(self, pool: asyncpg.Pool, submission: Submission) -> Result:
+        """One request in a transaction of its own."""
+        async with pool.acquire() as conn, conn.transaction():
+            [result] = await record_group(conn, [submission], self.clock)
+        return result
+
     async def _write_alone(self, pool: asyncpg.Pool, group: list[Waiting]) -> None:
         for submission, future in group:
             try:
-                async with pool.acquire() as conn, conn.transaction():
-                    [result] = await record_group(conn, [submission], self.clock)
+                result = await self._write(pool, submission)
             except Exception as exc:
                 _fail([(submission, future)], exc)
             else:
