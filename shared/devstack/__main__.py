@@ -61,12 +61,68 @@ def _print_status(stack: Stack) -> bool:
     return all(row.up for row in rows)
 
 
+def _department(stack: Stack, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.process not in {d.value for d in Department}:
+        parser.error(f"department needs one of: {', '.join(d.value for d in Department)}")
+    print(stack.department_access(args.process).properties(), end="")
+    return 0
+
+
+def _up(stack: Stack, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    started = time.monotonic()
+    info = stack.up(brokers=args.brokers)
+    if args.services:
+        for proc in stack.services_up(replicas=args.replicas):
+            if proc.replica == 1:
+                print(f"{proc.env_var}={proc.address}")
+        gateway = stack.gateway()
+        print(f"{gateway.env_var}={gateway.address}")
+    elif args.replicas:
+        parser.error("--replicas needs --services")
+    # stdout is eval-able (eval "$(python -m shared.devstack up)"); chatter goes to stderr.
+    for key, value in info.env().items():
+        print(f"{key}={value}")
+    print(f"devstack up in {time.monotonic() - started:.1f}s (state and logs in {state_dir()})", file=sys.stderr)
+    return 0
+
+
+def _restart_or_kill(stack: Stack, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not args.process:
+        parser.error(f"{args.command} needs a process: postgres, kafka[#k] or <service>[#k]")
+    if args.command == "kill":
+        stack.kill(args.process)
+    else:
+        stack.restart(args.process)
+    print(f"{args.process} {args.command}ed", file=sys.stderr)
+    return 0
+
+
+def _down(stack: Stack, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    stack.down()
+    print("devstack down", file=sys.stderr)
+    return 0
+
+
+def _status(stack: Stack, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return 0 if _print_status(stack) else 3
+
+
+COMMANDS = {
+    "up": _up,
+    "down": _down,
+    "status": _status,
+    "restart": _restart_or_kill,
+    "kill": _restart_or_kill,
+    "department": _department,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m shared.devstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "restart", "kill", "department"])
+    parser.add_argument("command", choices=list(COMMANDS))
     parser.add_argument(
         "process",
         nargs="?",
@@ -78,44 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack = Stack.from_env()
     try:
-        if args.command == "department":
-            if args.process not in {d.value for d in Department}:
-                parser.error(f"department needs one of: {', '.join(d.value for d in Department)}")
-            print(stack.department_access(args.process).properties(), end="")
-            return 0
-        if args.command == "up":
-            started = time.monotonic()
-            info = stack.up(brokers=args.brokers)
-            if args.services:
-                for proc in stack.services_up(replicas=args.replicas):
-                    if proc.replica == 1:
-                        print(f"{proc.env_var}={proc.address}")
-                gateway = stack.gateway()
-                print(f"{gateway.env_var}={gateway.address}")
-            elif args.replicas:
-                parser.error("--replicas needs --services")
-            # stdout is eval-able (eval "$(python -m shared.devstack up)"); chatter goes to stderr.
-            for key, value in info.env().items():
-                print(f"{key}={value}")
-            print(
-                f"devstack up in {time.monotonic() - started:.1f}s (state and logs in {state_dir()})",
-                file=sys.stderr,
-            )
-            return 0
-        if args.command in ("restart", "kill"):
-            if not args.process:
-                parser.error(f"{args.command} needs a process: postgres, kafka[#k] or <service>[#k]")
-            if args.command == "kill":
-                stack.kill(args.process)
-            else:
-                stack.restart(args.process)
-            print(f"{args.process} {args.command}ed", file=sys.stderr)
-            return 0
-        if args.command == "down":
-            stack.down()
-            print("devstack down", file=sys.stderr)
-            return 0
-        return 0 if _print_status(stack) else 3
+        return COMMANDS[args.command](stack, args, parser)
     except DevstackError as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1

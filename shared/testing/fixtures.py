@@ -129,16 +129,9 @@ async def read_topic(
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
-        tps: list[TopicPartition] = []
-        for name in [topic] if isinstance(topic, str) else topic:
-            parts = consumer.partitions_for_topic(name)
-            for _ in range(50):
-                if parts:
-                    break
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(name)
-                await asyncio.sleep(0.1)
-            tps += [TopicPartition(name, p) for p in parts or ()]
+        tps = [
+            tp for name in ([topic] if isinstance(topic, str) else topic) for tp in await _partitions(consumer, name)
+        ]
         if not tps:
             return out
         consumer.assign(tps)
@@ -149,30 +142,44 @@ async def read_topic(
         while loop.time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for records in batch.values():
-                for r in records:
-                    value: Any
-                    try:
-                        value = orjson.loads(r.value) if r.value else None
-                    except orjson.JSONDecodeError:
-                        value = r.value
-                    out.append(
-                        {
-                            "key": r.key.decode() if r.key else None,
-                            "value": value,
-                            "headers": {k: v.decode(errors="replace") for k, v in (r.headers or ())},
-                            "topic": r.topic,
-                            "partition": r.partition,
-                            "offset": r.offset,
-                        }
-                    )
+                out += [_message(r) for r in records]
+                if records:
                     last_new = loop.time()
-            if expect is not None and len(out) >= expect and loop.time() - last_new >= idle:
-                break
-            if expect is None and loop.time() - last_new >= idle:
+            # Done once `expect` messages came (any number without `expect`) and nothing new for `idle` seconds.
+            if len(out) >= (expect or 0) and loop.time() - last_new >= idle:
                 break
     finally:
         await consumer.stop()
     return out
+
+
+async def _partitions(consumer: AIOKafkaConsumer, name: str) -> list[TopicPartition]:
+    """A topic's partitions, waiting up to ~5 s for its metadata (a topic just created)."""
+    parts = consumer.partitions_for_topic(name)
+    for _ in range(50):
+        if parts:
+            break
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(name)
+        await asyncio.sleep(0.1)
+    return [TopicPartition(name, p) for p in parts or ()]
+
+
+def _message(r: Any) -> dict[str, Any]:
+    """A consumed record as a dict: key, value (parsed JSON when it is), headers, topic, partition, offset."""
+    value: Any
+    try:
+        value = orjson.loads(r.value) if r.value else None
+    except orjson.JSONDecodeError:
+        value = r.value
+    return {
+        "key": r.key.decode() if r.key else None,
+        "value": value,
+        "headers": {k: v.decode(errors="replace") for k, v in (r.headers or ())},
+        "topic": r.topic,
+        "partition": r.partition,
+        "offset": r.offset,
+    }
 
 
 async def stable_members(bootstrap: str, group: str) -> int:
