@@ -27,27 +27,15 @@ NOT_PERSONAL: dict[tuple[str, str], str] = {
     ("OrgUnitOut", "name"): "the org unit's own name (public to signed-in callers)",
     ("ParentSchoolOut", "name"): "the parent school's own name",
     ("ParentSchoolDetail", "name"): "the parent school's own name",
+    ("CampaignOut", "name"): "the campaign's own name",
+    ("CampaignDetailOut", "name"): "the campaign's own name",
+    ("LaunchOut", "name"): "the campaign's own name",
 }
 
 Route = tuple[str, str, str]  # service, METHOD, path
 
 # Routes whose 2xx answer has no typed JSON schema (yet), with the reason they return no personal data.
 UNTYPED: dict[Route, str] = {
-    # visits: campaigns, progress and assignments carry ids and counts; visit writes answer with ids
-    ("visits", "GET", "/api/v1/checklists/{version}"): "the checklist's items",
-    ("visits", "POST", "/api/v1/campaigns"): "the campaign",
-    ("visits", "GET", "/api/v1/campaigns"): "campaigns",
-    ("visits", "GET", "/api/v1/campaigns/{campaign_id}"): "a campaign with its checklist",
-    ("visits", "POST", "/api/v1/campaigns/{campaign_id}/launch"): "campaign state and assignment counts",
-    ("visits", "POST", "/api/v1/campaigns/{campaign_id}/close"): "campaign state",
-    ("visits", "GET", "/api/v1/campaigns/{campaign_id}/progress"): "counts per org unit",
-    ("visits", "GET", "/api/v1/campaigns/{campaign_id}/assignments"): "assignments: teacher, family and student ids",
-    ("visits", "POST", "/api/v1/campaigns/{campaign_id}/assignments"): "the assignment (ids)",
-    ("visits", "PATCH", "/api/v1/assignments/{assignment_id}"): "the assignment (ids)",
-    ("visits", "DELETE", "/api/v1/assignments/{assignment_id}"): "the assignment (ids)",
-    ("visits", "POST", "/api/v1/assignments/{assignment_id}/schedule"): "the scheduled visit (ids, date)",
-    ("visits", "POST", "/api/v1/visits"): "visit id, assignment id, status, finding ids",
-    ("visits", "POST", "/api/v1/visits/batch"): "per item: visit id, status, finding ids or field errors",
     # reporting: aggregate indicators only (its JSON answers are typed); it holds no per-person rows
     ("reporting", "GET", "/api/v1/exports/{table}"): "CSV/XLSX of the aggregate tables (no per-person rows)",
 }
