@@ -35,7 +35,6 @@ async def refresher(runtime: Runtime) -> None:
     """
     s = runtime.settings
     assert isinstance(s, ReportingSettings)
-    last_sweep = time.monotonic()
     last_gauges = 0.0
     conn: asyncpg.Connection | None = None
     wait = 0.0  # after the last refresh, before the next while events keep coming
@@ -53,10 +52,7 @@ async def refresher(runtime: Runtime) -> None:
             if conn is None or conn.is_closed():
                 # Its own connection: the pool's 30 s statement cap is too short for a full refresh of a city.
                 conn = await db.connect(s.database_url, s.db_schema)
-            sweep = time.monotonic() - last_sweep >= s.overdue_sweep_seconds
-            await refresh(conn, s.db_schema, overdue_sweep=sweep)
-            if sweep:
-                last_sweep = time.monotonic()
+            await refresh(conn, s.db_schema)
             if time.monotonic() - last_gauges >= s.gauges_interval_seconds:
                 await gauges.update(conn)
                 last_gauges = time.monotonic()

@@ -22,7 +22,6 @@ class ReportingSettings(ServiceSettings):
     # Under a city-wide campaign every leaf is dirty at every refresh, so one refresh costs seconds of database
     # time: the refresher then waits long enough to stay under this share of the time (the figures lag more).
     refresh_max_share: float = Field(default=0.1, gt=0, le=1)
-    overdue_sweep_seconds: float = 60.0
     gauges_interval_seconds: float = 15.0
     summary_cache_seconds: float = 1.0  # answers may be this much older than the last refresh
     visits_url: str = "http://127.0.0.1:8102"

@@ -125,13 +125,13 @@ OPS: dict[str, OpSql] = {
         "case",
         "cases",
         ("case_id",),
-        (T, T, T, TS, T, TS, TS, TS, TS, TS, T, TS),
+        (T, T, T, TS, T, TS, TS, TS, TS, TS, T, TS, B, TS),
         """INSERT INTO cases AS c (case_id, student_id, org_path, path_at, finding_id, finding_recorded_at, opened_at,
-            first_contact_due, due_at, first_contact_at, state, state_at, closed_at)
+            first_contact_due, due_at, first_contact_at, state, state_at, closed_at, overdue, overdue_at)
         SELECT case_id, student_id, org_path, path_at, finding_id, finding_recorded_at, opened_at,
             first_contact_due, due_at, first_contact_at, coalesce(state, 'open'),
             CASE WHEN state IS NULL THEN '-infinity'::timestamptz ELSE state_at END,
-            CASE WHEN state = 'closed' THEN state_at END
+            CASE WHEN state = 'closed' THEN state_at END, overdue, overdue_at
         FROM {src}
         ON CONFLICT (case_id) DO UPDATE SET
             student_id = CASE WHEN excluded.path_at > c.path_at THEN excluded.student_id ELSE c.student_id END,
@@ -148,7 +148,12 @@ OPS: dict[str, OpSql] = {
             state = CASE WHEN (excluded.state_at, excluded.state) > (c.state_at, c.state)
                 THEN excluded.state ELSE c.state END,
             state_at = GREATEST(c.state_at, excluded.state_at),
-            closed_at = GREATEST(c.closed_at, excluded.closed_at)""",
+            closed_at = GREATEST(c.closed_at, excluded.closed_at),
+            -- the latest event that states it wins (ties: overdue), whatever the order of arrival
+            overdue = CASE WHEN excluded.overdue_at IS NOT NULL AND (c.overdue_at IS NULL
+                OR (excluded.overdue_at, excluded.overdue) > (c.overdue_at, c.overdue))
+                THEN excluded.overdue ELSE c.overdue END,
+            overdue_at = GREATEST(c.overdue_at, excluded.overdue_at)""",
     ),
     "case_closure": _op(
         "case_closure",

@@ -53,7 +53,7 @@ FROM (
         ('cases_total', '', true),
         ('cases_open', '', c.state = 'open'),
         ('cases_closed', '', c.state = 'closed'),
-        ('cases_overdue', '', c.state = 'open' AND c.first_contact_at IS NULL AND c.first_contact_due < now()),
+        ('cases_overdue', '', c.state = 'open' AND c.overdue IS TRUE),
         ('cases_opened_daily', (c.opened_at AT TIME ZONE '{TZ}')::date::text, c.opened_at IS NOT NULL),
         ('cases_closed_daily', (c.closed_at AT TIME ZONE '{TZ}')::date::text, c.state = 'closed')
     ) m(metric, dim, ok)
@@ -233,7 +233,7 @@ def ancestors(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, overdue_sweep: bool = False) -> bool:
+async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False) -> bool:
     """Recompute figures for what changed (or everything); False when another replica holds the refresh."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"reporting-refresh:{schema}")):
@@ -244,7 +244,7 @@ async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False, 
             # only the entities marked since the last refresh are redone, as in the incremental path.
             await _refresh_full(conn, all_entities=full or lost)
         else:
-            await _refresh_dirty(conn, overdue_sweep=overdue_sweep)
+            await _refresh_dirty(conn)
         await conn.execute("UPDATE refresh_state SET generation = generation + 1, refreshed_at = now()")
     return True
 
@@ -269,15 +269,8 @@ async def figures_lost(conn: asyncpg.Connection) -> bool:
     )
 
 
-async def _refresh_dirty(conn: asyncpg.Connection, *, overdue_sweep: bool) -> None:
+async def _refresh_dirty(conn: asyncpg.Connection) -> None:
     leaves = {r["path"] for r in await conn.fetch("DELETE FROM dirty_leaves RETURNING path")}
-    if overdue_sweep:  # overdue depends on the clock: recount leaves with cases waiting for a first contact
-        leaves |= {
-            r["org_path"]
-            for r in await conn.fetch(
-                "SELECT DISTINCT org_path FROM cases WHERE state = 'open' AND first_contact_at IS NULL"
-            )
-        }
     leaves |= await _refresh_entities(conn)
     if not leaves:
         return

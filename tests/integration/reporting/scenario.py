@@ -211,7 +211,9 @@ def outreach() -> list[BaseModel]:
             **{**k1, "occurred_at": t(40)}, contact_id="c2", mode="phone", contacted_at=t(40), first_contact=False
         ),
         out.CaseOpened(**k2, finding_id="fd3", first_contact_due=t(37.5), finding_recorded_at=t(13)),
-        out.CaseEscalated(**{**k2, "occurred_at": t(38)}, escalated_to=S2, reason="overdue", due_at=t(37.5)),
+        out.CaseEscalated(
+            **{**k2, "occurred_at": t(38)}, overdue=True, escalated_to=S2, reason="overdue", due_at=t(37.5)
+        ),
         out.CaseOpened(**k3, finding_id="fd2", first_contact_due=t(13 + 720), finding_recorded_at=t(10)),
         out.CaseContactLogged(
             **{**k3, "occurred_at": t(23)}, contact_id="c3", mode="home", contacted_at=t(23), first_contact=True

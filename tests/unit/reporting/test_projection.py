@@ -13,7 +13,7 @@ from services.reporting.store.refresh import ancestors
 from shared.contracts import outreach as out
 from shared.contracts import visits as vi
 from shared.contracts.common import Category, Severity, VisitMode
-from shared.events import registry
+from shared.events import registry, type_of
 
 NOW = datetime(2026, 10, 10, 8, tzinfo=UTC)
 
@@ -92,6 +92,29 @@ def test_case_events_fill_only_their_own_columns():
     closed = out.CaseClosed(**facts, reason_code="done", approved_by_role="school_admin")
     row = dict(zip(OP_COLUMNS["case"], project("outreach.case.closed.v1", closed)[0][1], strict=True))
     assert row["state"] == "closed" and row["state_at"] == NOW
+
+
+def test_overdue_is_what_outreach_states_on_the_case_event_never_a_deadline_of_reporting():
+    facts = {
+        "case_id": "k1",
+        "student_id": "s1",
+        "org_path": "/620400/620402/s1/g1/c1",
+        "risk_level": Severity.URGENT,
+        "categories": [Category.SAFETY_RISK],
+        "occurred_at": NOW,
+    }
+    escalated = out.CaseEscalated(**facts, overdue=True, escalated_to="/620400/620402/s1", reason="x", due_at=NOW)
+    row = dict(zip(OP_COLUMNS["case"], project(type_of(out.CaseEscalated), escalated)[0][1], strict=True))
+    assert (row["overdue"], row["overdue_at"]) == (True, NOW)
+    contact = out.CaseContactLogged(
+        **facts, overdue=False, contact_id="x", mode="home", contacted_at=NOW, first_contact=True
+    )
+    row = dict(zip(OP_COLUMNS["case"], project(type_of(out.CaseContactLogged), contact)[0][1], strict=True))
+    assert (row["overdue"], row["overdue_at"]) == (False, NOW)
+    # An event from before the field: no statement, so it changes nothing (not even past its deadline).
+    opened = out.CaseOpened(**facts, finding_id="f", first_contact_due=NOW, finding_recorded_at=NOW)
+    row = dict(zip(OP_COLUMNS["case"], project(type_of(out.CaseOpened), opened)[0][1], strict=True))
+    assert (row["overdue"], row["overdue_at"]) == (None, None)
 
 
 def test_rounds_never_put_one_key_twice_in_a_statement():
