@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -74,6 +75,56 @@ def _case(r: asyncpg.Record) -> Case | None:
     )
 
 
+@dataclass
+class _Writes:
+    """What a batch of findings must write, gathered finding by finding and written set-based at the end."""
+
+    caused: defaultdict[str, list[BaseModel]] = field(default_factory=lambda: defaultdict(list))  # finding id → events
+    applied: list[tuple[str, FindingRecorded, str]] = field(default_factory=list)  # (case id, finding, effect)
+    new_carers: list[tuple[str, str, str, str]] = field(default_factory=list)
+    memberships: dict[tuple[str, str], tuple[str, str, str]] = field(default_factory=dict)
+    referrals: list[dict[str, Any]] = field(default_factory=list)
+    referred_by: dict[str, str] = field(default_factory=dict)  # referral id → finding id
+
+
+async def _unseen(conn: asyncpg.Connection, findings: list[FindingRecorded]) -> list[FindingRecorded]:
+    """The batch's findings, once each, without those already applied (redelivery and replay change nothing)."""
+    unique: dict[str, FindingRecorded] = {}
+    for f in findings:
+        unique.setdefault(f.finding_id, f)
+    seen = await sql.list_seen_findings(conn, list(unique))
+    return [f for f in unique.values() if f.finding_id not in seen]
+
+
+def _case_events(
+    decision: domain.Decision, case: Case, f: FindingRecorded, assigned: bool, risk: Severity, now: datetime
+) -> list[BaseModel]:
+    """The events of one decision: opened, reopened or joined (with the first-contact deadline), then assigned."""
+    facts: dict[str, Any] = {
+        "case_id": case.case_id,
+        "student_id": f.student_id,
+        "org_path": case.org_path,
+        "risk_level": risk,
+        "categories": list(case.categories),
+        "occurred_at": now,
+        "overdue": case.overdue,
+    }
+    due = decision.first_contact_due
+    assert due is not None
+    events: list[BaseModel] = []
+    if decision.effect == Effect.OPENED:
+        events.append(
+            CaseOpened(**facts, finding_id=f.finding_id, first_contact_due=due, finding_recorded_at=f.recorded_at)
+        )
+    elif decision.effect == Effect.REOPENED:
+        events.append(CaseReopened(**facts, finding_id=f.finding_id, first_contact_due=due))
+    else:
+        events.append(CaseJoined(**facts, finding_id=f.finding_id, first_contact_due=due))
+    if assigned:
+        events.append(CaseAssigned(**facts, carers=list(case.carers)))
+    return events
+
+
 class Reaction:
     """Applies findings to care cases."""
 
@@ -104,81 +155,62 @@ class Reaction:
         The events go out under the trace of the finding that caused each (`causes`, by finding id: the consumed
         events' contexts), so one trace shows a visit, its findings and what each set going.
         """
-        rules, now = self.rules, self.clock.now()
-        unique: dict[str, FindingRecorded] = {}
-        for f in findings:
-            unique.setdefault(f.finding_id, f)
-        seen = await sql.list_seen_findings(conn, list(unique))
-        todo = [f for f in unique.values() if f.finding_id not in seen]
+        now = self.clock.now()
+        todo = await _unseen(conn, findings)
         if not todo:
             return
         students = sorted({f.student_id for f in todo})  # a fixed lock order: no deadlocks between batches
         children = {r["student_id"]: _Child(_case(r)) for r in await sql.list_case_context(conn, students)}
-        query = domain.candidate_query(rules, (f.org_path for f in todo))
+        query = domain.candidate_query(self.rules, (f.org_path for f in todo))
         pool = domain.CandidatePool(await directory.list_carer_candidates(conn, query))
-
-        caused: dict[str, list[BaseModel]] = defaultdict(list)  # finding id -> the events it caused, in order
-        applied: list[tuple[str, FindingRecorded, str]] = []
-        new_carers: list[tuple[str, str, str, str]] = []
-        memberships: dict[tuple[str, str], tuple[str, str, str]] = {}
-        referrals: list[dict[str, Any]] = []
-        referred_by: dict[str, str] = {}  # referral id -> finding id
+        out = _Writes()
         for f in todo:
-            child = children[f.student_id]
-            decision = domain.decide(child.case, f, rules, now)
-            if decision.effect == Effect.IGNORED or decision.case is None:
-                continue
-            case = decision.case
-            if decision.effect == Effect.OPENED:
-                case = replace(case, case_id=new_id())
-                child.new = True
-            child.reopen = child.reopen or decision.effect == Effect.REOPENED
-            held = frozenset(c.role for c in case.carers)
-            wanted = domain.Candidates(domain.carer_roles(rules, f.category, f.severity), held, f.org_path, pool)
-            chosen = [
-                CarerAssignment(staff_id=c.staff_id, role=c.role, org_path=c.org_path)
-                for c in domain.assign_carers(wanted, rules)
-            ]
-            case = replace(case, carers=case.carers + tuple(chosen))
-            if case.carers:
-                case = replace(case, state=domain.transition(case.state, Action.ASSIGN))
-            child.case, child.dirty = case, True
-            new_carers += [(case.case_id, c.staff_id, str(c.role), c.org_path) for c in chosen]
+            self._react(children[f.student_id], f, pool, now, out)
+        await self._write(conn, children, out, now, causes or {})
 
-            facts: dict[str, Any] = {
-                "case_id": case.case_id,
-                "student_id": f.student_id,
-                "org_path": case.org_path,
-                "risk_level": case.risk(rules),
-                "categories": list(case.categories),
-                "occurred_at": now,
-                "overdue": case.overdue,
-            }
-            due = decision.first_contact_due
-            assert due is not None
-            case_events = caused[f.finding_id]
-            if decision.effect == Effect.OPENED:
-                case_events.append(
-                    CaseOpened(
-                        **facts, finding_id=f.finding_id, first_contact_due=due, finding_recorded_at=f.recorded_at
-                    )
-                )
-            elif decision.effect == Effect.REOPENED:
-                case_events.append(CaseReopened(**facts, finding_id=f.finding_id, first_contact_due=due))
-            else:
-                case_events.append(CaseJoined(**facts, finding_id=f.finding_id, first_contact_due=due))
-            if chosen:
-                case_events.append(CaseAssigned(**facts, carers=list(case.carers)))
-            applied.append((case.case_id, f, str(decision.effect)))
-            group = domain.special_group(rules, f.category)
-            if group is not None:
-                memberships.setdefault((f.student_id, str(group)), (new_id(), f.org_path, f.finding_id))
-            for dept in domain.referral_departments(rules, f.category, f.severity):
-                row = referral_row(rules, case.case_id, f.student_id, f.org_path, dept, f.category, f.severity, now)
-                referrals.append(row)
-                referred_by[row["referral_id"]] = f.finding_id
+    def _react(
+        self, child: _Child, f: FindingRecorded, pool: domain.CandidatePool, now: datetime, out: _Writes
+    ) -> None:
+        """One finding: the decision on the child's case, its carers, and the events and rows that follow."""
+        rules = self.rules
+        decision = domain.decide(child.case, f, rules, now)
+        if decision.effect == Effect.IGNORED or decision.case is None:
+            return
+        case = decision.case
+        if decision.effect == Effect.OPENED:
+            case = replace(case, case_id=new_id())
+            child.new = True
+        child.reopen = child.reopen or decision.effect == Effect.REOPENED
+        held = frozenset(c.role for c in case.carers)
+        wanted = domain.Candidates(domain.carer_roles(rules, f.category, f.severity), held, f.org_path, pool)
+        chosen = [
+            CarerAssignment(staff_id=c.staff_id, role=c.role, org_path=c.org_path)
+            for c in domain.assign_carers(wanted, rules)
+        ]
+        case = replace(case, carers=case.carers + tuple(chosen))
+        if case.carers:
+            case = replace(case, state=domain.transition(case.state, Action.ASSIGN))
+        child.case, child.dirty = case, True
+        out.new_carers += [(case.case_id, c.staff_id, str(c.role), c.org_path) for c in chosen]
+        out.caused[f.finding_id] += _case_events(decision, case, f, bool(chosen), case.risk(rules), now)
+        out.applied.append((case.case_id, f, str(decision.effect)))
+        group = domain.special_group(rules, f.category)
+        if group is not None:
+            out.memberships.setdefault((f.student_id, str(group)), (new_id(), f.org_path, f.finding_id))
+        for dept in domain.referral_departments(rules, f.category, f.severity):
+            row = referral_row(rules, case.case_id, f.student_id, f.org_path, dept, f.category, f.severity, now)
+            out.referrals.append(row)
+            out.referred_by[row["referral_id"]] = f.finding_id
 
-        # Cases first: a lost race to open a child's case must be found before anything else is written.
+    async def _write(
+        self,
+        conn: asyncpg.Connection,
+        children: dict[str, _Child],
+        out: _Writes,
+        now: datetime,
+        causes: Mapping[str, TraceContext | None],
+    ) -> None:
+        """A batch's rows and events, set-based; cases first: a lost race is found before anything else is written."""
         new = [self._row(sid, c) for sid, c in children.items() if c.new]
         if await sql.insert_cases(conn, new, now) != len(new):
             raise CaseRace("a child's case was opened concurrently")
@@ -187,16 +219,16 @@ class Reaction:
             conn,
             [
                 (f.finding_id, cid, f.student_id, f.visit_id, f.teacher_id, f.category, f.severity, f.recorded_at, e)
-                for cid, f, e in applied
+                for cid, f, e in out.applied
             ],
         )
-        await cases.insert_case_carers(conn, new_carers, now)
-        joined = [(m, s, g, p) for (s, g), (m, p, _) in memberships.items()]
+        await cases.insert_case_carers(conn, out.new_carers, now)
+        joined = [(m, s, g, p) for (s, g), (m, p, _) in out.memberships.items()]
         for r in await groups.insert_memberships(conn, joined, GroupSource.VISIT_FINDING, now):
-            caused[memberships[(r["student_id"], r["group"])][2]].append(registered(r, now))
-        for referral in await request_referrals(conn, referrals):
-            caused[referred_by[referral.referral_id]].append(referral)
-        await add_caused(conn, [((causes or {}).get(fid), events) for fid, events in caused.items()])
+            out.caused[out.memberships[(r["student_id"], r["group"])][2]].append(registered(r, now))
+        for referral in await request_referrals(conn, out.referrals):
+            out.caused[out.referred_by[referral.referral_id]].append(referral)
+        await add_caused(conn, [(causes.get(fid), events) for fid, events in out.caused.items()])
 
     def _row(self, student_id: str, child: _Child) -> dict[str, Any]:
         """A child's case as the columns the store writes."""
