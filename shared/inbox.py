@@ -182,10 +182,8 @@ class InboxConsumer:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 self.running = False
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
-                with contextlib.suppress(Exception):
-                    await dlt.stop()
+                await kafka.close_consumer(consumer, s.shutdown_timeout_seconds)
+                await kafka.close_producer(dlt)
 
     async def _loop(self, consumer: AIOKafkaConsumer, dlt: AIOKafkaProducer) -> None:
         """Fetch a poll, apply it in `consumer_parallelism` concurrent transactions, then commit its offsets.

@@ -78,6 +78,22 @@ async def close_producer(producer: AIOKafkaProducer, timeout: float = 5.0) -> No
         await asyncio.wait_for(stop, timeout)
 
 
+async def close_consumer(consumer: AIOKafkaConsumer, timeout: float = 10.0) -> None:
+    """Stop a consumer (leave its group, close its connections) for at most `timeout` seconds.
+
+    aiokafka's `stop()` waits on the group coordinator (a join or leave in flight); a shutdown must never hang on it:
+    what is not stopped by then is abandoned, and the group drops the member at its session timeout.
+    """
+    stop = asyncio.ensure_future(consumer.stop())
+    done, _ = await asyncio.wait({stop}, timeout=timeout)
+    if not done:
+        stop.cancel()
+        log.warning("kafka consumer did not stop within %.0fs: abandoned", timeout)
+        return
+    with contextlib.suppress(Exception):
+        stop.result()
+
+
 def consumer(bootstrap: str, *, group: str, client_id: str) -> AIOKafkaConsumer:
     """A consumer that never commits on its own; the inbox commits after the database does."""
     return AIOKafkaConsumer(

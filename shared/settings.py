@@ -42,6 +42,7 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = 10
     db_acquire_timeout_seconds: float = 10.0  # a request waiting longer for a connection is answered 503
     db_migration_lock_timeout_seconds: float = 5.0
+    shutdown_timeout_seconds: float = 10.0  # a task or the pool not stopped by then is abandoned (and logged)
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
     topic_prefix: str = ""
     topic_partitions: int = 6

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
@@ -24,6 +26,8 @@ from shared.inbox import Batch, Handler, InboxConsumer
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.relay import Relay
 from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 Background = Callable[["Runtime"], Coroutine[Any, Any, None]]
 
@@ -125,14 +129,28 @@ async def migrate(spec: ServiceSpec) -> list[str]:
 
 
 async def stop_runtime(runtime: Runtime) -> None:
-    """Cancel the background tasks and close the pool."""
+    """Cancel the background tasks and close the pool, waiting for each at most `shutdown_timeout_seconds`.
+
+    A shutdown never hangs: a task still running after that is abandoned and logged with where it waits, and a pool
+    whose connections are not released by then is terminated.
+    """
+    timeout = runtime.settings.shutdown_timeout_seconds
     runtime.relay.stop()
     for t in runtime.tasks:
         t.cancel()
-    for t in runtime.tasks:
-        with contextlib.suppress(BaseException):
-            await t
-    await runtime.pool.close()
+    done, stuck = await asyncio.wait(runtime.tasks, timeout=timeout) if runtime.tasks else (set(), set())
+    for t in done:
+        if not t.cancelled():
+            t.exception()  # retrieved: a task that failed before the stop was logged by itself
+    for t in stuck:
+        where = io.StringIO()
+        t.print_stack(file=where)
+        log.error("task %s did not stop: abandoned", t.get_name(), extra={"stack": where.getvalue()[-2000:]})
+    try:
+        await asyncio.wait_for(runtime.pool.close(), timeout)
+    except TimeoutError:
+        log.error("database pool did not close: terminated")
+        runtime.pool.terminate()
     tracing.flush()
 
 

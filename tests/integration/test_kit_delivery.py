@@ -277,7 +277,10 @@ def migration_count(settings: KitSettings) -> int:
 async def test_two_replicas_start_at_once_on_an_empty_database(make_settings):
     for _ in range(3):  # a race shows rarely per try
         settings = make_settings(KitSettings, db_schema=f"t_{uuid.uuid4().hex[:10]}_kittest")
-        runtimes = await asyncio.gather(*(start_runtime(spec(settings)) for _ in range(2)), return_exceptions=True)
+        # Bounded: a start that waits forever fails here, naming the step, not at the run's timeout.
+        runtimes = await asyncio.wait_for(
+            asyncio.gather(*(start_runtime(spec(settings)) for _ in range(2)), return_exceptions=True), timeout=120
+        )
         try:
             assert not [r for r in runtimes if isinstance(r, BaseException)], runtimes
             for r in runtimes:
@@ -287,6 +290,30 @@ async def test_two_replicas_start_at_once_on_an_empty_database(make_settings):
             for r in runtimes:
                 if isinstance(r, Runtime):
                     await stop_runtime(r)
+
+
+async def test_a_stop_never_hangs_on_a_task_that_ignores_cancellation(make_settings, caplog):
+    """A service shutting down (SIGTERM, a test's teardown) must end even when one of its tasks will not."""
+    release = asyncio.Event()
+
+    async def stubborn(runtime: Runtime) -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue  # e.g. a client library's stop() waiting on a broker that never answers
+
+    settings = make_settings(KitSettings, shutdown_timeout_seconds=1.0)
+    base = spec(settings)
+    runtime = await start_runtime(
+        ServiceSpec(settings=settings, migrations=base.migrations, topics=base.topics, background=[stubborn])
+    )
+    try:
+        await asyncio.wait_for(stop_runtime(runtime), timeout=30)
+        assert "task stubborn did not stop: abandoned" in caplog.text
+        assert runtime.pool.is_closing()
+    finally:
+        release.set()
 
 
 async def test_a_locked_row_is_waited_for_not_dead_lettered(make_settings, raw_conn):
