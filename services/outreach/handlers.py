@@ -1,5 +1,5 @@
 """Event handlers: findings open or join care cases (usecases/findings.py); the kit's directory copy, whose changes
-move the left-behind group (usecases/groups.py)."""
+move the left-behind group (usecases/groups.py) and hand a leaver's cases over (usecases/leavers.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.outreach.settings import Rules
-from services.outreach.usecases import groups
+from services.outreach.usecases import groups, leavers
 from services.outreach.usecases.findings import Reaction
 from shared.clock import Clock
 from shared.contracts import committees as dir_ev
 from shared.contracts.visits import FindingRecorded
-from shared.directory import Changes, DirectoryCopy
+from shared.directory import STAFF, Changes, DirectoryCopy
 from shared.events import type_of
 from shared.inbox import Batch
 
@@ -20,14 +20,17 @@ FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
 
 
-class LeftBehindFlag:
-    """The directory copy's change hook: what its changes mean for the left-behind group."""
+class DirectoryChanges:
+    """The directory copy's change hook: what its changes mean for the left-behind group, and the open cases of
+    staff members who left."""
 
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
+    def __init__(self, rules: Rules, clock: Clock) -> None:
+        self.rules, self.clock = rules, clock
 
     async def __call__(self, conn: asyncpg.Connection, changes: Changes) -> None:
-        await groups.follow_directory(conn, changes, self.clock.now())
+        now = self.clock.now()
+        await groups.follow_directory(conn, changes, now)
+        await leavers.hand_over(conn, self.rules, [r["staff_id"] for r in changes.of(STAFF, active=False)], now)
 
 
 def family_and_children(p: BaseModel) -> list[str]:
@@ -56,5 +59,5 @@ def consumers(rules: Rules, clock: Clock) -> dict[str, Batch]:
         FINDINGS_GROUP: Batch(
             frozenset({type_of(FindingRecorded)}), Reaction(rules, clock).on_findings, keys=student_of
         ),
-        DIRECTORY_GROUP: DirectoryCopy(LeftBehindFlag(clock), keys=family_and_children).subscription(),
+        DIRECTORY_GROUP: DirectoryCopy(DirectoryChanges(rules, clock), keys=family_and_children).subscription(),
     }

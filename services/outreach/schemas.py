@@ -84,6 +84,9 @@ class ReferralOut(BaseModel):
     state: str
     requested_at: datetime
     acknowledge_by: datetime
+    resolve_by: datetime | None = Field(
+        default=None, description="accepted: when it must be resolved before it is chased up the org tree"
+    )
     escalation_level: int
     escalated_to: str | None
     updated_at: datetime
@@ -118,7 +121,10 @@ class ContactIn(Strict):
     contacted_at: datetime
     mode: VisitMode
     outcome: str = Field(min_length=1, max_length=2000, description="what was agreed; no names or contact details")
-    next_review_at: datetime | None = None
+    next_review_at: datetime | None = Field(
+        default=None,
+        description="the next review; at the latest the risk level's interval after the contact (the default)",
+    )
 
 
 class StateIn(Strict):
@@ -146,6 +152,7 @@ class ContactLogged(BaseModel):
     contact_id: str
     case_id: str
     first_contact: bool = Field(description="whether this was the case's first contact (it met the deadline)")
+    next_review_at: datetime = Field(description="the case's next review: escalated when it passes without a contact")
 
 
 class StateChanged(BaseModel):

@@ -47,6 +47,13 @@ class Rules(BaseModel):
         Severity.MEDIUM: 7 * 24,
         Severity.LOW: 30 * 24,
     }
+    # Days from a contact to the case's next review at the latest, by risk level (a carer may set an earlier date).
+    review_days: dict[Severity, float] = {
+        Severity.URGENT: 7,
+        Severity.HIGH: 14,
+        Severity.MEDIUM: 30,
+        Severity.LOW: 60,
+    }
     # Hours an escalated, still uncontacted case has before it escalates one more level (0 = the severity's hours).
     escalation_repeat_hours: float = 0
     # Carer roles by category; categories not listed get `default_carer_roles`.
@@ -71,6 +78,8 @@ class Rules(BaseModel):
     referral_min_severity: Severity = Severity.LOW
     # Days a department has to acknowledge a referral before it escalates (again per level).
     referral_ack_days: float = 3
+    # Days a department has to resolve a referral it accepted before it is chased up the org tree (again per level).
+    referral_resolve_days: float = 30
     # Roles that may approve (or reject) a proposed closure; the proposer never decides on their own proposal.
     case_closers: list[Role] = [Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN]
 

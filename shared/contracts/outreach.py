@@ -68,9 +68,10 @@ class GroupMembershipVerified(Payload):
 
 # The one definition of an overdue case, for every service: outreach decides it and states it on each case event.
 OVERDUE = (
-    "Whether the case is overdue after this event: its first-contact deadline passed with no contact logged (outreach"
-    " escalates the case at that moment); it stays overdue until a contact is logged, the case is closed or it is"
-    " reopened. Subscribers take the latest event's value (by occurred_at) and never recompute it from deadlines."
+    "Whether the case is overdue after this event: its first-contact deadline, or once contacted its next review"
+    " date, passed with no contact logged (outreach escalates the case at that moment); it stays overdue until a"
+    " contact is logged, the case is closed or it is reopened. Subscribers take the latest event's value (by"
+    " occurred_at) and never recompute it from deadlines."
     " Absent (null) in events published before the field existed."
 )
 
@@ -135,6 +136,11 @@ class CaseContactLogged(CaseFacts):
     mode: str
     contacted_at: datetime
     first_contact: bool
+    next_review_at: datetime | None = Field(
+        default=None,
+        description="when the case must next be reviewed (a contact logged) at the latest: the carer's date, never"
+        " later than its risk level allows; outreach escalates the case when it passes. Absent in older events.",
+    )
 
 
 @event_type("outreach.case.escalated.v1", topic=CASE, key="student_id")
@@ -142,7 +148,7 @@ class CaseEscalated(CaseFacts):
     """An overdue case was escalated one level up the org tree."""
 
     escalated_to: str = Field(description="org path of the level now responsible")
-    reason: str
+    reason: str = Field(description="first_contact_overdue | review_overdue: which deadline passed")
     due_at: datetime
 
 
@@ -199,6 +205,10 @@ class ReferralAcknowledged(ReferralFacts):
 class ReferralAccepted(ReferralFacts):
     """The department accepted the referral."""
 
+    resolve_by: datetime | None = Field(
+        default=None, description="when it must be resolved before it is chased up the org tree; absent in older events"
+    )
+
 
 @event_type("outreach.referral.declined.v1", topic=REFERRAL, key="referral_id", public=True)
 class ReferralDeclined(ReferralFacts):
@@ -212,6 +222,10 @@ class ReferralResolved(ReferralFacts):
 
 @event_type("outreach.referral.escalated.v1", topic=REFERRAL, key="referral_id", public=True)
 class ReferralEscalated(ReferralFacts):
-    """The department did not acknowledge in time; the referral was escalated."""
+    """The department did not acknowledge in time, or did not resolve an accepted referral in time (chased); the
+    referral was escalated."""
 
     escalated_to: str
+    reason: str | None = Field(
+        default=None, description="unacknowledged | unresolved (chased); absent in older events (unacknowledged)"
+    )

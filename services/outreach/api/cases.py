@@ -72,10 +72,17 @@ async def get_case(case_id: str, principal: CurrentPrincipal, pool: Pool) -> Any
 
 @router.post("/{case_id}/contacts", status_code=201, response_model=ContactLogged, responses=CLOSED, dependencies=WRITE)
 async def log_contact(
-    case_id: str, body: ContactIn, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
+    case_id: str,
+    body: ContactIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    pool: Pool,
+    rules: Rules,
+    clock: CurrentClock,
 ) -> Any:
-    """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline."""
-    work = partial(cases.log_contact, principal=principal, case_id=case_id, body=body, now=clock.now())
+    """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline, each one sets the
+    next review (at the latest the risk level's interval later), which is escalated when it passes."""
+    work = partial(cases.log_contact, principal=principal, rules=rules, case_id=case_id, body=body, now=clock.now())
     return await idempotency.write(request, principal, pool, work)
 
 

@@ -58,12 +58,19 @@ def _answer_route(name: str, target: ReferralState) -> None:
         request: Request,
         principal: CurrentPrincipal,
         pool: Pool,
+        rules: Rules,
         clock: CurrentClock,
         body: ReferralNoteIn | None = None,
     ) -> Any:
         note = body.note if body else None
         work = partial(
-            referrals.answer, principal=principal, referral_id=referral_id, target=target, note=note, now=clock.now()
+            referrals.answer,
+            principal=principal,
+            rules=rules,
+            referral_id=referral_id,
+            target=target,
+            note=note,
+            now=clock.now(),
         )
         return await idempotency.write(request, principal, pool, work, status_code=200)
 

@@ -149,3 +149,12 @@ def assign_carers(candidates: Candidates, rules: Rules) -> list[Carer]:
         if carer is not None and all((c.staff_id, c.role) != (carer.staff_id, carer.role) for c in out):
             out.append(carer)
     return out
+
+
+def replacement_carers(
+    rules: Rules, lost: Iterable[StaffRole], kept: Iterable[Carer], class_path: str, pool: CandidatePool
+) -> list[Carer]:
+    """Who takes over the roles a leaving carer held on a case: `assign_carers` (the same rules as a new case)
+    for the roles lost that the case's remaining carers do not already cover. The pool never holds leavers."""
+    roles = list(dict.fromkeys(lost))
+    return assign_carers(Candidates(roles, frozenset(k.role for k in kept), class_path, pool), rules)

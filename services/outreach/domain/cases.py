@@ -200,10 +200,12 @@ def decide(case: Case | None, finding: FindingRecorded, rules: Rules, now: datet
 
 
 OVERDUE_REASON = "first_contact_overdue"
+REVIEW_OVERDUE_REASON = "review_overdue"
 
 # Whether a case is overdue after an action (missing: unchanged). The one definition of "overdue": a case becomes
-# overdue when it is escalated for a missed first contact and stays so until a contact is logged, it is closed or
-# it (re)opens. Every case event carries the result as `overdue` (shared.contracts.outreach.OVERDUE).
+# overdue when it is escalated for a missed first contact or a missed review and stays so until a contact is
+# logged, it is closed or it (re)opens. Every case event carries the result as `overdue`
+# (shared.contracts.outreach.OVERDUE).
 OVERDUE_AFTER: dict[Action, bool] = {
     Action.OPEN: False,
     Action.REOPEN: False,
@@ -228,8 +230,19 @@ class Escalation:
     reason: str = OVERDUE_REASON
 
 
-def escalate(rules: Rules, org_path: str, level: int, risk: Severity, now: datetime) -> Escalation:
-    """The next escalation of a case at `level` whose deadline passed: one level up, again later unless at the top."""
+def escalate(
+    rules: Rules, org_path: str, level: int, risk: Severity, now: datetime, *, contacted: bool = False
+) -> Escalation:
+    """The next escalation of a case at `level` whose deadline passed: one level up, again later unless at the top.
+    The deadline was its first contact's (`contacted` false) or, once contacted, its next review's."""
     up = level + 1
     again = next_escalation_due(rules, risk, now) if up < MAX_ESCALATION_LEVEL else None
-    return Escalation(up, escalation_target(org_path, up), again)
+    reason = REVIEW_OVERDUE_REASON if contacted else OVERDUE_REASON
+    return Escalation(up, escalation_target(org_path, up), again, reason)
+
+
+def review_due(rules: Rules, risk: Severity, contacted_at: datetime, requested: datetime | None = None) -> datetime:
+    """A case's next review after a contact: the carer's date when given, but never later than the risk level's
+    interval after the contact (`review_days`). The scheduler escalates the case when it passes without a contact."""
+    latest = contacted_at + timedelta(days=rules.review_days[risk])
+    return latest if requested is None else min(requested, latest)

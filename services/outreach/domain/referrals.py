@@ -52,6 +52,17 @@ def acknowledge_by(rules: Rules, now: datetime) -> datetime:
     return now + timedelta(days=rules.referral_ack_days)
 
 
+def resolve_by(rules: Rules, now: datetime) -> datetime:
+    """When a department must have resolved a referral it accepted (or was chased about) now."""
+    return now + timedelta(days=rules.referral_resolve_days)
+
+
+def chase_referral(rules: Rules, class_path: str, level: int, now: datetime) -> Escalation:
+    """An accepted referral still unresolved at its deadline is chased one level up, with a fresh deadline."""
+    up = min(level + 1, MAX_ESCALATION_LEVEL)
+    return Escalation(up, escalation_target(class_path, up), resolve_by(rules, now), "unresolved")
+
+
 def escalate_referral(rules: Rules, class_path: str, level: int, now: datetime) -> Escalation:
     """An unacknowledged referral goes one level up, with a fresh acknowledgement deadline."""
     up = min(level + 1, MAX_ESCALATION_LEVEL)

@@ -115,13 +115,14 @@ async def insert_contact(conn: asyncpg.Connection, case_id: str, c: dict[str, An
 
 
 async def update_case_contacted(
-    conn: asyncpg.Connection, case_id: str, state: str, contacted_at: datetime, next_review_at: datetime | None
+    conn: asyncpg.Connection, case_id: str, state: str, contacted_at: datetime, next_review_at: datetime
 ) -> None:
-    """A contact was logged: the contact deadline and overdue are cleared, the case takes its new state."""
+    """A contact was logged: the contact deadline and overdue are cleared, the next review becomes the deadline the
+    scheduler watches (from level 0 again), the case takes its new state."""
     await conn.execute(
         "UPDATE cases SET first_contacted_at = coalesce(first_contacted_at, $2),"
-        " last_contacted_at = greatest(last_contacted_at, $2), contact_due = NULL, escalation_due = NULL,"
-        " overdue = false, next_review_at = coalesce($3, next_review_at), state = $4,"
+        " last_contacted_at = greatest(last_contacted_at, $2), contact_due = NULL, escalation_due = $3,"
+        " escalation_level = 0, overdue = false, next_review_at = $3, state = $4,"
         " updated_at = clock_timestamp()"
         " WHERE case_id = $1",
         case_id,
@@ -192,6 +193,31 @@ async def update_case_escalated(
         due_at,
         now,
     )
+
+
+async def list_open_cases_of_staff(conn: asyncpg.Connection, staff_ids: list[str]) -> list[asyncpg.Record]:
+    """Open cases some staff members care for, locked in case order (a leaver's cases to hand over)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {CASE_COLUMNS} FROM cases c WHERE state <> 'closed'"
+        " AND EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id AND cc.staff_id = ANY($1))"
+        " ORDER BY case_id FOR UPDATE",
+        staff_ids,
+    )
+    return rows
+
+
+async def list_carers_of_cases(conn: asyncpg.Connection, case_ids: list[str]) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT case_id, staff_id, role, org_path FROM case_carers WHERE case_id = ANY($1)"
+        " ORDER BY case_id, assigned_at, role",
+        case_ids,
+    )
+    return rows
+
+
+async def delete_case_carers(conn: asyncpg.Connection, case_ids: list[str], staff_ids: list[str]) -> None:
+    """Some staff members stop caring for some cases (they left)."""
+    await conn.execute("DELETE FROM case_carers WHERE case_id = ANY($1) AND staff_id = ANY($2)", case_ids, staff_ids)
 
 
 async def get_pending_closure(conn: asyncpg.Connection, case_id: str) -> asyncpg.Record | None:

@@ -12,7 +12,7 @@ from shared.db import Conn
 
 COLUMNS = (
     "referral_id, case_id, student_id, department, category, urgency, org_path, class_path, state, requested_at,"
-    " acknowledge_by, escalation_level, escalated_to, updated_at, notes"
+    " acknowledge_by, resolve_by, escalation_level, escalated_to, updated_at, notes"
 )
 
 
@@ -87,6 +87,41 @@ async def list_referrals_due(conn: asyncpg.Connection, now: datetime, max_level:
         limit,
     )
     return rows
+
+
+async def update_referral_accepted(conn: asyncpg.Connection, referral_id: str, resolve_by: datetime) -> None:
+    """An accepted referral's resolution deadline; the acknowledgement's escalations are behind it (level 0)."""
+    await conn.execute(
+        "UPDATE referrals SET resolve_by = $2, escalation_level = 0 WHERE referral_id = $1", referral_id, resolve_by
+    )
+
+
+async def list_referrals_unresolved(
+    conn: asyncpg.Connection, now: datetime, max_level: int, limit: int
+) -> list[asyncpg.Record]:
+    """Accepted referrals past their resolution deadline (to chase), locked; other instances skip them."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {COLUMNS} FROM referrals WHERE state = 'accepted' AND resolve_by <= $1"
+        " AND escalation_level < $2 ORDER BY resolve_by LIMIT $3 FOR UPDATE SKIP LOCKED",
+        now,
+        max_level,
+        limit,
+    )
+    return rows
+
+
+async def update_referral_chased(
+    conn: asyncpg.Connection, referral_id: str, level: int, to: str, next_due: datetime, now: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE referrals SET escalation_level = $2, escalated_to = $3, resolve_by = $4, updated_at = $5"
+        " WHERE referral_id = $1",
+        referral_id,
+        level,
+        to,
+        next_due,
+        now,
+    )
 
 
 async def update_referral_escalated(

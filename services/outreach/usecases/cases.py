@@ -111,11 +111,14 @@ async def get_case_detail(pool: asyncpg.Pool, principal: Principal, case_id: str
 
 
 async def log_contact(
-    conn: asyncpg.Connection, principal: Principal, case_id: str, body: ContactIn, now: datetime
+    conn: asyncpg.Connection, principal: Principal, rules: Rules, case_id: str, body: ContactIn, now: datetime
 ) -> dict[str, Any]:
-    """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline and ends overdue."""
+    """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline and ends overdue,
+    and every one sets the next review (`domain.review_due`), the deadline the scheduler watches from then on."""
     if body.contacted_at > now + CLOCK_SKEW:
         raise invalid("/contacted_at", "a contact cannot be in the future")
+    if body.next_review_at is not None and body.next_review_at <= body.contacted_at:
+        raise invalid("/next_review_at", "the next review must come after the contact")
     c = await _locked_case(conn, principal, case_id)
     try:
         state = domain.transition(CaseState(c["state"]), Action.CONTACT)
@@ -136,16 +139,19 @@ async def log_contact(
             "next_review_at": body.next_review_at,
         },
     )
-    await cases.update_case_contacted(conn, case_id, state, body.contacted_at, body.next_review_at)
+    latest = max(body.contacted_at, c["last_contacted_at"] or body.contacted_at)
+    review = domain.review_due(rules, Severity(c["risk_level"]), latest, body.next_review_at)
+    await cases.update_case_contacted(conn, case_id, state, body.contacted_at, review)
     event = CaseContactLogged(
         **case_facts(c, now, overdue=domain.overdue_after(Action.CONTACT, c["overdue"])),
         contact_id=contact_id,
         mode=str(body.mode),
         contacted_at=body.contacted_at,
         first_contact=first,
+        next_review_at=review,
     )
     await add_events(conn, [event])
-    return {"contact_id": contact_id, "case_id": case_id, "first_contact": first}
+    return {"contact_id": contact_id, "case_id": case_id, "first_contact": first, "next_review_at": review}
 
 
 async def change_state(

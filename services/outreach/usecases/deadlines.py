@@ -1,5 +1,6 @@
-"""Deadlines: escalates overdue cases and unacknowledged referrals one level up the org tree, and gives carers to
-cases that found nobody when they opened.
+"""Deadlines: escalates overdue cases (a missed first contact or a missed review) and unacknowledged referrals one
+level up the org tree, chases accepted referrals nobody resolved in time up the tree, and gives carers to cases
+that found nobody when they opened.
 
 Restart-safe because all progress lives in the rows; one instance acts at a time because each tick runs under
 a transaction-scoped advisory lock (and rows are taken with FOR UPDATE SKIP LOCKED besides).
@@ -37,6 +38,7 @@ class TickResult(NamedTuple):
     escalated_cases: int
     escalated_referrals: int
     assigned_cases: int
+    chased_referrals: int = 0
 
 
 async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> TickResult | None:
@@ -49,18 +51,20 @@ async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> 
         escalated_cases = await escalate_cases(conn, rules, now, batch, payloads)
         escalated_referrals = await escalate_referrals(conn, rules, now, batch, payloads)
         assigned = await assign_waiting(conn, rules, now, batch, payloads)
+        chased = await chase_referrals(conn, rules, now, batch, payloads)
         await add_events(conn, payloads)
-        return TickResult(escalated_cases, escalated_referrals, assigned)
+        return TickResult(escalated_cases, escalated_referrals, assigned, chased)
 
 
 async def escalate_cases(
     conn: asyncpg.Connection, rules: Rules, now: datetime, batch: int, payloads: list[BaseModel]
 ) -> int:
-    """Cases past their contact (or escalation) deadline become overdue and go one level up."""
+    """Cases past their first-contact, review (or escalation) deadline become overdue and go one level up."""
     due = await cases.list_cases_due(conn, now, domain.MAX_ESCALATION_LEVEL, batch)
     for c in due:
         risk = Severity(c["risk_level"])
-        step = domain.escalate(rules, c["org_path"], c["escalation_level"], risk, now)
+        contacted = c["first_contacted_at"] is not None
+        step = domain.escalate(rules, c["org_path"], c["escalation_level"], risk, now, contacted=contacted)
         await cases.update_case_escalated(
             conn, c["case_id"], step.level, step.escalated_to, step.reason, c["escalation_due"], now, step.next_due
         )
@@ -86,7 +90,21 @@ async def escalate_referrals(
         await referrals.update_referral_escalated(
             conn, r["referral_id"], step.level, step.escalated_to, step.next_due, now
         )
-        payloads.append(ReferralEscalated(**referral_facts(r, now), escalated_to=step.escalated_to))
+        payloads.append(ReferralEscalated(**referral_facts(r, now), escalated_to=step.escalated_to, reason=step.reason))
+    return len(due)
+
+
+async def chase_referrals(
+    conn: asyncpg.Connection, rules: Rules, now: datetime, batch: int, payloads: list[BaseModel]
+) -> int:
+    """Accepted referrals not resolved by their deadline are chased one level up, with a fresh deadline."""
+    due = await referrals.list_referrals_unresolved(conn, now, domain.MAX_ESCALATION_LEVEL, batch)
+    for r in due:
+        step = domain.chase_referral(rules, r["class_path"], r["escalation_level"], now)
+        assert step.next_due is not None
+        to, level = step.escalated_to, step.level
+        await referrals.update_referral_chased(conn, r["referral_id"], level, to, step.next_due, now)
+        payloads.append(ReferralEscalated(**referral_facts(r, now), escalated_to=step.escalated_to, reason=step.reason))
     return len(due)
 
 

@@ -145,6 +145,7 @@ async def get_referral_detail(
 async def answer(
     conn: asyncpg.Connection,
     principal: Principal,
+    rules: Rules,
     referral_id: str,
     target: ReferralState,
     note: str | None,
@@ -161,6 +162,10 @@ async def answer(
     await referrals.update_referral_state(
         conn, referral_id, target, {"at": now.isoformat(), "state": target, "by": principal.subject, "note": note}, now
     )
-    model = EVENT_FOR[target]
-    await add_events(conn, [model(**referral_facts(ref, now))])
+    event: Any = EVENT_FOR[target](**referral_facts(ref, now))
+    if target == ReferralState.ACCEPTED:  # accepted: to be resolved in time, or chased up the tree
+        due = domain.resolve_by(rules, now)
+        await referrals.update_referral_accepted(conn, referral_id, due)
+        event = ReferralAccepted(**referral_facts(ref, now), resolve_by=due)
+    await add_events(conn, [event])
     return dict(await referrals.get_referral(conn, referral_id))

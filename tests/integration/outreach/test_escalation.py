@@ -103,8 +103,8 @@ async def test_a_contact_in_time_stops_escalation_and_only_one_scheduler_acts(ma
         async with pool.acquire() as other, other.transaction():
             await other.execute("SELECT pg_advisory_xact_lock($1)", lock_key(f"scheduler:{settings.db_schema}"))
             assert await tick(pool, settings, clock) is None
-        assert await tick(pool, settings, clock) == (2, 3, 0)  # two cases; three unacknowledged referrals
-        assert await tick(pool, settings, clock) == (0, 0, 0)  # restart-safe: progress lives in the rows
+        assert await tick(pool, settings, clock) == (2, 3, 0, 0)  # two cases; three unacknowledged referrals
+        assert await tick(pool, settings, clock) == (0, 0, 0, 0)  # restart-safe: progress lives in the rows
         rows = await pool.fetch("SELECT student_id, escalation_level FROM cases ORDER BY student_id")
         assert [tuple(r) for r in rows] == [("stu-0", 0), ("stu-1", 1), ("stu-2", 1)]
     finally:
@@ -121,15 +121,15 @@ async def test_a_case_opened_before_the_directory_knew_a_carer_is_assigned_later
         case = await wait_for(lambda: pool.fetchrow("SELECT * FROM cases WHERE student_id = 'stu-early'"), timeout=15)
         assert case["state"] == "open"
         assert await pool.fetchval("SELECT count(*) FROM case_carers") == 0
-        assert await tick(pool, settings, clock) == (0, 0, 0)  # still nobody to assign
+        assert await tick(pool, settings, clock) == (0, 0, 0, 0)  # still nobody to assign
 
         await publish(settings, school_staff())
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 4 FROM staff"), timeout=15)
-        assert await tick(pool, settings, clock) == (0, 0, 1)
+        assert await tick(pool, settings, clock) == (0, 0, 1, 0)
         rows = await pool.fetch("SELECT staff_id, role FROM case_carers")
         assert [tuple(r) for r in rows] == [("t-head-c2", "class_teacher")]
         assert await pool.fetchval("SELECT state FROM cases WHERE student_id = 'stu-early'") == "assigned"
-        assert await tick(pool, settings, clock) == (0, 0, 0)
+        assert await tick(pool, settings, clock) == (0, 0, 0, 0)
         messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=2)
         assigned = by_type(messages)["outreach.case.assigned.v1"]
         assert [m["value"]["data"]["carers"][0]["staff_id"] for m in assigned] == ["t-head-c2"]
