@@ -166,7 +166,7 @@ async def _escalate_and_read(settings: OutreachSettings, clock: ManualClock) -> 
 
     pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=2)
     try:
-        assert await tick(pool, settings, clock) == (2, 1, 0)  # both cases; the unacknowledged civil-affairs referral
+        assert await tick(pool, settings, clock) == (2, 1, 0, 0)  # both cases; the unacknowledged civil-affairs one
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
     finally:
         await pool.close()
