@@ -1,8 +1,10 @@
 """The audit log of personal-data reads: one append-only row per read, in the read's own transaction.
 
-Every service has the `audit_reads` table (kit migration 002). A route that returns personal data opens a
-transaction, reads, calls `record` on the same connection and only then answers: when the audit row cannot be
-written the read fails with it. Auditors query `GET /api/v1/audit/<service>/reads` of the owning service, limited to
+Every service has the `audit_reads` table (kit migration 002). A use case that returns personal data reads inside
+`async with audit.reading(pool, principal, "case") as read:` (the read's connection and transaction), names what it
+read with `read.of(...)`, and only then answers: the audit row is written in the same transaction, so when it cannot
+be written the read fails with it. Reads inside a transaction the caller already holds (lists, answers to writes)
+call `record` on that connection. Auditors query `GET /api/v1/audit/<service>/reads` of the owning service, limited to
 their own subtree by the org path of what was read. Rows older than the configured retention are removed by
 `purge` (the database refuses every other UPDATE/DELETE).
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -87,6 +90,42 @@ async def record(
         units([org_path, *id_paths]),
         ctx.request_id if ctx else None,
     )
+
+
+@dataclass
+class Reading:
+    """An audited read under way: its connection, and what it read once `of` has named it."""
+
+    conn: asyncpg.Connection
+    what: dict[str, Any] | None = None
+
+    def of(
+        self,
+        resource_id: str,
+        org_path: str,
+        subject_ids: Iterable[str],
+        subject_paths: Mapping[str, str] | None = None,
+    ) -> None:
+        """Name what was read: which resource, where it sits, whose data (and where subjects elsewhere sit)."""
+        self.what = {
+            "resource_id": resource_id,
+            "org_path": org_path,
+            "subject_ids": list(subject_ids),
+            "subject_paths": subject_paths,
+        }
+
+
+@contextlib.asynccontextmanager
+async def reading(pool: asyncpg.Pool, principal: Principal, resource_type: str) -> AsyncIterator[Reading]:
+    """The one way to read one resource's personal data: a connection and transaction for the read; at the end of
+    the block the audit row of what `read.of` named is written in that same transaction (a block that named
+    nothing is a bug: RuntimeError). An exception in the block (403, 404) writes no row."""
+    async with pool.acquire() as conn, conn.transaction():
+        read = Reading(conn)
+        yield read
+        if read.what is None:
+            raise RuntimeError(f"an audited read of a {resource_type} did not name what it read")
+        await record(conn, principal, resource_type=resource_type, **read.what)
 
 
 def units(paths: Iterable[str]) -> list[str]:

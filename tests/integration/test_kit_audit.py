@@ -78,6 +78,27 @@ async def test_record_refuses_to_run_outside_the_reads_transaction(pool):
     assert await pool.fetchval("SELECT count(*) FROM audit_reads") == 0
 
 
+async def test_reading_writes_its_row_in_the_reads_transaction_and_only_for_a_read_that_answered(pool):
+    # A read that named what it read: one row, in the same transaction as the read (its txid).
+    async with audit.reading(pool, READER, "student") as read:
+        txid = await read.conn.fetchval("SELECT txid_current()")
+        read.of("stu-1", "/c/d_1/s1", ["stu-1", "stu-2"], {"stu-2": "/c/d_1/s2"})
+    row = await pool.fetchrow("SELECT resource_type, resource_id, subject_ids, subject_paths, xmin FROM audit_reads")
+    assert (row["resource_type"], row["resource_id"], row["subject_ids"]) == ("student", "stu-1", ["stu-1", "stu-2"])
+    assert row["subject_paths"] == ["/c/d_1/s1", "/c/d_1/s2"]
+    assert int(row["xmin"]) == txid % 2**32
+    # A read refused half-way (403/404 raised in the block) leaves no row, even when it had named the resource.
+    with pytest.raises(LookupError):
+        async with audit.reading(pool, READER, "student") as read:
+            read.of("stu-3", "/c/d_1/s1", ["stu-3"])
+            raise LookupError("no such student")
+    # A block that forgot to name what it read is a bug, not an unaudited answer.
+    with pytest.raises(RuntimeError, match="did not name what it read"):
+        async with audit.reading(pool, READER, "student"):
+            pass
+    assert await pool.fetchval("SELECT count(*) FROM audit_reads") == 1
+
+
 async def test_query_is_limited_to_the_subtree_even_with_like_wildcards_in_org_ids(pool):
     await _read(pool, "/c/d_1/s_1/g1", "in-school")
     await _read(pool, "/c/d_1/s_1", "at-school")

@@ -74,18 +74,11 @@ async def list_committees(
 
 async def get(pool: asyncpg.Pool, principal: Principal, committee_id: str) -> dict[str, Any]:
     """A committee and its active members (members' names only for admins in scope); the read is audited."""
-    async with pool.acquire() as conn, conn.transaction():
-        c = await _get(conn, committee_id)
+    async with audit.reading(pool, principal, "committee") as read:
+        c = await _get(read.conn, committee_id)
         require_read(principal, c["org_path"])
-        c["members"] = await store.list_members(conn, committee_id, with_names=principal.has(*ADMINS))
-        await audit.record(
-            conn,
-            principal,
-            resource_type="committee",
-            resource_id=committee_id,
-            org_path=c["org_path"],
-            subject_ids=[m["guardian_id"] for m in c["members"]],
-        )
+        c["members"] = await store.list_members(read.conn, committee_id, with_names=principal.has(*ADMINS))
+        read.of(committee_id, c["org_path"], [m["guardian_id"] for m in c["members"]])
     return c
 
 

@@ -53,17 +53,10 @@ async def list_teams(
 
 async def get(pool: asyncpg.Pool, principal: Principal, team_id: str) -> dict[str, Any]:
     """A team with its active members (names of members who are not staff); the read is audited."""
-    async with pool.acquire() as conn, conn.transaction():
-        t = await _get(conn, team_id)
+    async with audit.reading(pool, principal, "instructor_team") as read:
+        t = await _get(read.conn, team_id)
         require_read(principal, t["org_path"])
-        await audit.record(
-            conn,
-            principal,
-            resource_type="instructor_team",
-            resource_id=team_id,
-            org_path=t["org_path"],
-            subject_ids=[m["staff_id"] or m["member_id"] for m in t["members"]],
-        )
+        read.of(team_id, t["org_path"], [m["staff_id"] or m["member_id"] for m in t["members"]])
     return t
 
 

@@ -86,17 +86,11 @@ async def list_cases(
 
 async def get_case_detail(pool: asyncpg.Pool, principal: Principal, case_id: str) -> dict[str, Any]:
     """One case with its plan, carers, contacts, escalations and referrals; the read is audited."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with audit.reading(pool, principal, "case") as read:
+        conn = read.conn
         c = await cases.get_case(conn, case_id)
         await require_case_access(conn, principal, c)
-        await audit.record(
-            conn,
-            principal,
-            resource_type="case",
-            resource_id=case_id,
-            org_path=c["org_path"],
-            subject_ids=[c["student_id"]],
-        )
+        read.of(case_id, c["org_path"], [c["student_id"]])
         pending = await cases.get_pending_closure(conn, case_id)
         return {
             **dict(c),

@@ -110,7 +110,8 @@ async def get_referral_detail(
 ) -> dict[str, Any]:
     """What the department needs: the referral, the child's placement and the register group the referral is about,
     never the case's other categories or groups (an audited read)."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with audit.reading(pool, principal, "referral") as read:
+        conn = read.conn
         ref = await referrals.get_referral(conn, referral_id)
         if ref is None or not may_see(principal, ref):
             raise not_found("referral")
@@ -118,14 +119,7 @@ async def get_referral_detail(
         referred = domain.referred_groups(rules, [ref["category"]])
         in_groups = await groups.list_student_groups(conn, ref["student_id"], sorted(referred))
         living = await directory.get_living_arrangement(conn, ref["student_id"])
-        await audit.record(
-            conn,
-            principal,
-            resource_type="referral",
-            resource_id=referral_id,
-            org_path=ref["class_path"],
-            subject_ids=[ref["student_id"]],
-        )
+        read.of(referral_id, ref["class_path"], [ref["student_id"]])
         return {
             **dict(ref),
             "child": {

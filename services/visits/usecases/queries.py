@@ -92,7 +92,8 @@ async def progress(
 async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict[str, Any]:
     """A visit with its checklist and findings; the read is audited in the same transaction."""
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
-    async with pool.acquire() as conn, conn.transaction():
+    async with audit.reading(pool, principal, "visit") as read:
+        conn = read.conn
         row = await store.visits.get_visit(conn, visit_id)
         if row is None:
             raise not_found("visit")
@@ -106,13 +107,6 @@ async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict
             for a in row["checklist"]
         ]
         doc["findings"] = [_record(f) for f in await store.visits.list_visit_findings(conn, visit_id)]
-        await audit.record(
-            conn,
-            principal,
-            resource_type="visit",
-            resource_id=visit_id,
-            org_path=row["org_path"],
-            subject_ids=[row["family_id"], *(f["student_id"] for f in doc["findings"])],
-            subject_paths={f["student_id"]: f["org_path"] for f in doc["findings"]},
-        )
+        subjects = [row["family_id"], *(f["student_id"] for f in doc["findings"])]
+        read.of(visit_id, row["org_path"], subjects, {f["student_id"]: f["org_path"] for f in doc["findings"]})
     return doc
