@@ -24,14 +24,14 @@ import uuid
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.campaign import statement_stats
 from demo import citygen
 from demo.client import Api, bureau_token, metric_sum
-from shared import directory
+from shared import directory, kafka
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.testing.fixtures import drop_test_resources, free_port
 
@@ -65,12 +65,7 @@ async def raw_consume(bootstrap: str, prefix: str, topics: list[str]) -> tuple[i
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(prefix + t, p) for t in topics for p in consumer.partitions_for_topic(prefix + t) or ()]
-        if not tps:
-            await consumer._client.force_metadata_update()
-            tps = [
-                TopicPartition(prefix + t, p) for t in topics for p in consumer.partitions_for_topic(prefix + t) or ()
-            ]
+        tps = await kafka.partitions(consumer, [prefix + t for t in topics])
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)

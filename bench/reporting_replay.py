@@ -30,7 +30,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -354,16 +354,10 @@ async def raw_consume(settings: ReportingSettings) -> tuple[int, float]:
     try:
         tps = []
         for name in topics(settings):
-            parts = consumer.partitions_for_topic(name)
-            for _ in range(100):
-                if parts:
-                    break
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(name)
-                await asyncio.sleep(0.1)
+            parts = await kafka.partitions(consumer, name, wait=10)
             if not parts:
                 raise SystemExit(f"topic {name} does not exist (was the broker reset? produce again without --prefix)")
-            tps += [TopicPartition(name, p) for p in parts]
+            tps += parts
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)

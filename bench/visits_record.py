@@ -23,12 +23,13 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.visits.domain.checklist import load
 from services.visits.settings import VisitsSettings
+from shared import kafka
 from shared.auth import issue_token
 from shared.contracts.visits import FINDING, VISIT
 from shared.devstack import ensure_up
@@ -104,11 +105,7 @@ async def count_messages(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic)
-        while not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic)
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        ends = await consumer.end_offsets(await kafka.partitions(consumer, topic))
         return int(sum(ends.values()))
     finally:
         await consumer.stop()

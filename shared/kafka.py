@@ -7,7 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
@@ -209,3 +209,19 @@ def partition_of(key: bytes, partitions: list[int]) -> int:
     takes ~20-40 µs, most of the relay's CPU at bulk rates.
     """
     return partitions[(murmurhash2(key, 0x9747B28C) & 0x7FFFFFFF) % len(partitions)]
+
+
+async def partitions(consumer: AIOKafkaConsumer, topics: str | list[str], *, wait: float = 5.0) -> list[TopicPartition]:
+    """The partitions of `topics` (in topic order, each sorted), refreshing the consumer's metadata for up to `wait`
+    seconds per topic that it does not know yet (one just created); a topic still unknown then has none."""
+    out: list[TopicPartition] = []
+    for name in [topics] if isinstance(topics, str) else topics:
+        parts = consumer.partitions_for_topic(name)
+        for _ in range(max(1, int(wait * 10))):
+            if parts:
+                break
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(name)
+            await asyncio.sleep(0.1)
+        out += [TopicPartition(name, p) for p in sorted(parts or ())]
+    return out

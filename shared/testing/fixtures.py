@@ -13,10 +13,11 @@ import asyncpg
 import orjson
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
+from shared import kafka
 from shared.devstack import StackInfo, ensure_up
 from shared.settings import ServiceSettings
 
@@ -129,9 +130,7 @@ async def read_topic(
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
-        tps = [
-            tp for name in ([topic] if isinstance(topic, str) else topic) for tp in await _partitions(consumer, name)
-        ]
+        tps = await kafka.partitions(consumer, topic)
         if not tps:
             return out
         consumer.assign(tps)
@@ -151,18 +150,6 @@ async def read_topic(
     finally:
         await consumer.stop()
     return out
-
-
-async def _partitions(consumer: AIOKafkaConsumer, name: str) -> list[TopicPartition]:
-    """A topic's partitions, waiting up to ~5 s for its metadata (a topic just created)."""
-    parts = consumer.partitions_for_topic(name)
-    for _ in range(50):
-        if parts:
-            break
-        await consumer._client.force_metadata_update()
-        parts = consumer.partitions_for_topic(name)
-        await asyncio.sleep(0.1)
-    return [TopicPartition(name, p) for p in parts or ()]
 
 
 def _message(r: Any) -> dict[str, Any]:

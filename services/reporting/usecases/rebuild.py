@@ -30,7 +30,7 @@ from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
 from services.reporting.store.facts import apply_ops
 from services.reporting.store.refresh import refresh
-from shared import db
+from shared import db, kafka
 from shared.events import registry
 
 log = logging.getLogger(__name__)
@@ -81,16 +81,7 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[Op], int]:
 
 
 async def _assign(consumer: AIOKafkaConsumer, names: list[str]) -> list[TopicPartition]:
-    tps: list[TopicPartition] = []
-    for name in names:
-        parts = consumer.partitions_for_topic(name)
-        for _ in range(50):
-            if parts:
-                break
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(name)
-            await asyncio.sleep(0.1)
-        tps.extend(TopicPartition(name, p) for p in sorted(parts or ()))
+    tps = await kafka.partitions(consumer, names)
     consumer.assign(tps)
     return tps
 
