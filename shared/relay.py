@@ -26,12 +26,16 @@ TYPE_HEADER = "hss-event-type"  # routing hint; not a CloudEvents attribute
 
 # Every committed, unpublished row in id order. No high-water mark: a lower id that commits late is still
 # unpublished and goes out with the next batch; a slow transaction never holds back the others.
+# The ids are picked first, the rows read after: right after a bulk write (an import, a campaign launch) the
+# statistics still say the outbox is small, and the planner then reads every unpublished row and sorts them, turning
+# each envelope to text on the way (0.55 s a batch with 41 k rows waiting; 50 ms this way).
 FETCH = """
-SELECT id, event_id, topic, key, type, envelope::text AS envelope, headers
-FROM outbox
-WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[]))
-ORDER BY id
-LIMIT $1
+SELECT o.id, o.event_id, o.topic, o.key, o.type, o.envelope::text AS envelope, o.headers
+FROM (
+    SELECT id FROM outbox WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT $1
+) AS next
+JOIN outbox o ON o.id = next.id
+ORDER BY o.id
 """
 
 
