@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME
 from shared.contracts.common import Category, Department, Severity, StaffRole, VisitMode
 from shared.contracts.outreach import GroupSource, SpecialGroup
 
@@ -118,13 +119,10 @@ class CaseDetail(CaseSummary):
 class ContactIn(Strict):
     """A follow-up contact with the child or family."""
 
-    contacted_at: datetime
+    contacted_at: AwareDatetime = Field(description=CONTACT_TIME)
     mode: VisitMode
     outcome: str = Field(min_length=1, max_length=2000, description="what was agreed; no names or contact details")
-    next_review_at: datetime | None = Field(
-        default=None,
-        description="the next review; at the latest the risk level's interval after the contact (the default)",
-    )
+    next_review_at: AwareDatetime | None = Field(default=None, description=REVIEW_TIME)
 
 
 class StateIn(Strict):

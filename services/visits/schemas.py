@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from services.visits.domain import planning
 from services.visits.domain.checklist import guidance_code
 from shared.contracts.common import Category, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
@@ -44,18 +45,20 @@ class CampaignIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     org_path: str = Field(pattern=ORG_PATH, max_length=300, description="scope: an org subtree")
     starts_on: date
-    ends_on: date
+    ends_on: date = Field(description=planning.PERIOD)
     target_per_teacher: int | None = Field(default=None, ge=1, le=100)
     required_modes: list[VisitMode] = Field(
         default_factory=lambda: list(VisitMode), min_length=1, description="modes a visit may take"
     )
     checklist_version: str | None = Field(default=None, max_length=32, description="default: the current one")
 
-    @model_validator(mode="after")
-    def _period(self) -> CampaignIn:
-        if self.ends_on < self.starts_on:
-            raise ValueError("ends_on must not be before starts_on")
-        return self
+    @field_validator("ends_on")
+    @classmethod
+    def _period(cls, ends_on: date, info: ValidationInfo) -> date:
+        starts_on = info.data.get("starts_on")  # absent when it was invalid itself
+        if starts_on is not None and not planning.period_ok(starts_on, ends_on):
+            raise ValueError("must not be before starts_on")
+        return ends_on
 
 
 class ChecklistAnswerIn(Strict):

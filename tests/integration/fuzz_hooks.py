@@ -1,42 +1,44 @@
 """schemathesis hooks of the fuzz run (`SCHEMATHESIS_HOOKS=tests.integration.fuzz_hooks`).
 
-Two values are the server's or the caller's own, and no schema can tell a fresh one from a used or invented one, so
-the fuzzer's schema-valid choices are made real just before each request (in every phase: coverage, fuzzing,
-stateful); values that break the schema are sent as generated, and must be refused:
+Some of what a request must be cannot be written in JSON Schema; the documents say it in words, and the fuzzer's
+schema-valid choices are made real just before each request (`before_call`, in every phase: coverage, fuzzing,
+stateful; schemathesis re-checks the request's validity after the hook). Values that break the schema are sent as
+generated, and must be refused:
 
-* a paging cursor is a value the server made (`next_cursor`): a pattern-valid string it never made is dropped (the
-  first page is asked for instead). Real cursors are tested in the services' paging tests.
+* a paging cursor is a value the server made (`next_cursor`, collected from the answers by `after_call`): a
+  pattern-valid string it never made is dropped (the first page is asked for instead). Real cursors are tested in
+  the services' paging tests.
 * an `Idempotency-Key` is a caller's unique string per intended change: the fuzzer reuses the same few strings
   ("0", "00") across operations and bodies, which the kit rightly answers with a 422 ("reused with a different
   request"); a schema-valid key is replaced by a fresh UUID. Replays are tested in the idempotency tests.
+* rules over several fields or over the clock, stated in the field's description, are met with the service's own
+  rule function (RULES, by operationId): a campaign's last day is not before its first; a contact is not in the
+  future and its next review comes after it. Their 422s are tested in the services' tests.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import os
 import re
 import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from typing import Any
 
-import orjson
 import schemathesis
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
+from services.outreach.domain import contact_fault
+from services.visits.domain.planning import period_ok
 from shared.idempotency import MAX_KEY_LENGTH
 from shared.openapi import PARAMETER_TEXT
 from shared.pages import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 
 KEY_HEADER = "Idempotency-Key"
-
-
-def _made_by_server(cursor: Any) -> bool:
-    """Whether a cursor is in the kit's encoding (base64url of a JSON array), as the server's own are."""
-    if not isinstance(cursor, str):
-        return False
-    try:
-        return isinstance(orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))), list)
-    except (binascii.Error, ValueError):
-        return False
+REVIEW = "next_review_at"
+# The services' clock in the fuzz test stands still at this instant (test_fuzz.CLOCK).
+NOW = datetime.fromisoformat(os.environ.get("FUZZ_NOW") or datetime.now().astimezone().isoformat())
+CURSORS: set[str] = set()  # every next_cursor a server answered
 
 
 def _schema_valid_cursor(cursor: Any) -> bool:
@@ -47,10 +49,57 @@ def _schema_valid_key(key: Any) -> bool:
     return isinstance(key, str) and 1 <= len(key) <= MAX_KEY_LENGTH and bool(re.match(PARAMETER_TEXT, key))
 
 
+def _value(kind: type[Any], raw: Any) -> Any:
+    """`raw` parsed as the server parses it; None when it does not parse (the server then refuses it)."""
+    try:
+        return TypeAdapter(kind).validate_python(raw)
+    except ValidationError:
+        return None
+
+
+def _campaign_period(body: dict[str, Any]) -> None:
+    starts_on, ends_on = _value(date, body.get("starts_on")), _value(date, body.get("ends_on"))
+    if starts_on and ends_on and not period_ok(starts_on, ends_on):
+        body["starts_on"], body["ends_on"] = body["ends_on"], body["starts_on"]
+
+
+def _contact_times(body: dict[str, Any]) -> None:
+    contacted_at, review = _value(AwareDatetime, body.get("contacted_at")), _value(AwareDatetime, body.get(REVIEW))
+    if contacted_at is None:
+        return
+    fault = contact_fault(contacted_at, review, NOW)
+    if fault and fault[0] == "/contacted_at":
+        body["contacted_at"], contacted_at = NOW.isoformat(), NOW
+        fault = contact_fault(contacted_at, review, NOW)
+    if fault and fault[0] == f"/{REVIEW}":
+        body[REVIEW] = (contacted_at + timedelta(days=1)).isoformat()
+
+
+RULES: dict[str, Callable[[dict[str, Any]], None]] = {  # operationId → what its rule asks of the body
+    "create_campaign": _campaign_period,
+    "log_contact": _contact_times,
+}
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     cursor = (case.query or {}).get("cursor")
-    if _schema_valid_cursor(cursor) and not _made_by_server(cursor):
+    if _schema_valid_cursor(cursor) and cursor not in CURSORS:
         del case.query["cursor"]
     if case.headers is not None and _schema_valid_key(case.headers.get(KEY_HEADER)):
         case.headers[KEY_HEADER] = str(uuid.uuid4())
+    rule = RULES.get(case.operation.definition.raw.get("operationId", ""))
+    if rule is not None and isinstance(case.body, dict):
+        rule(case.body)
+
+
+@schemathesis.hook
+def after_call(ctx: Any, case: Any, response: Any) -> None:
+    if "json" not in "".join(response.headers.get("content-type", [])):
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        return
+    if isinstance(body, dict) and isinstance(body.get("next_cursor"), str):
+        CURSORS.add(body["next_cursor"])

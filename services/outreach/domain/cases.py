@@ -220,6 +220,21 @@ def overdue_after(action: Action, overdue: bool) -> bool:
     return OVERDUE_AFTER.get(action, overdue)
 
 
+CLOCK_SKEW = timedelta(minutes=5)  # how far a carer's device clock may run ahead of the server's
+CONTACT_TIME = "when the contact took place: not in the future (a device clock 5 minutes ahead is tolerated)"
+REVIEW_TIME = "the next review: after `contacted_at`, at the latest the risk level's interval after it (the default)"
+
+
+def contact_fault(contacted_at: datetime, next_review_at: datetime | None, now: datetime) -> tuple[str, str] | None:
+    """What is wrong with a logged contact's times, as (field pointer, reason); None when nothing is. The contact
+    has taken place (not later than now, give or take `CLOCK_SKEW`) and its next review, when given, comes after it."""
+    if contacted_at > now + CLOCK_SKEW:
+        return "/contacted_at", "a contact cannot be in the future"
+    if next_review_at is not None and next_review_at <= contacted_at:
+        return "/next_review_at", "the next review must come after the contact"
+    return None
+
+
 @dataclass(frozen=True)
 class Escalation:
     """One step up the org tree for an overdue case."""

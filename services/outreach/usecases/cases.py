@@ -5,7 +5,7 @@ Every state change goes through `domain.transition`; every case event states the
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -29,8 +29,6 @@ from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_events
 from shared.problems import conflict, invalid, not_found
-
-CLOCK_SKEW = timedelta(minutes=5)  # tolerated on client timestamps
 
 
 def case_facts(c: Any, now: datetime, *, overdue: bool | None = None) -> dict[str, Any]:
@@ -109,10 +107,8 @@ async def log_contact(
 ) -> dict[str, Any]:
     """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline and ends overdue,
     and every one sets the next review (`domain.review_due`), the deadline the scheduler watches from then on."""
-    if body.contacted_at > now + CLOCK_SKEW:
-        raise invalid("/contacted_at", "a contact cannot be in the future")
-    if body.next_review_at is not None and body.next_review_at <= body.contacted_at:
-        raise invalid("/next_review_at", "the next review must come after the contact")
+    if (fault := domain.contact_fault(body.contacted_at, body.next_review_at, now)) is not None:
+        raise invalid(*fault)
     c = await _locked_case(conn, principal, case_id)
     try:
         state = domain.transition(CaseState(c["state"]), Action.CONTACT)

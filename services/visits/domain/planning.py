@@ -6,7 +6,18 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property, lru_cache
+
+# ---------------------------------------------------------------------------------------------- campaigns
+
+PERIOD = "the campaign's last day: not before starts_on"
+
+
+def period_ok(starts_on: date, ends_on: date) -> bool:
+    """A campaign runs from its first day to its last, which is not before the first."""
+    return starts_on <= ends_on
+
 
 # ---------------------------------------------------------------------------------------------- org paths
 

@@ -243,3 +243,15 @@ def test_a_configured_category_without_a_register_group_enters_none():
     rules = Rules(special_group_categories=[C.LEFT_BEHIND, C.SAFETY_RISK])
     assert domain.special_group(rules, C.SAFETY_RISK) is None
     assert domain.referred_groups(RULES, ["disability", "safety_risk", "left_behind"]) == {"disability", "left_behind"}
+
+
+def test_a_contact_is_not_in_the_future_and_its_review_comes_after_it():
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    future, review = ("/contacted_at", "a contact cannot be in the future"), "/next_review_at"
+    assert domain.contact_fault(now - timedelta(days=3), None, now) is None
+    assert domain.contact_fault(now + timedelta(minutes=5), None, now) is None  # a device clock a little ahead
+    assert domain.contact_fault(now + timedelta(minutes=5, seconds=1), None, now) == future
+    assert domain.contact_fault(now + timedelta(days=1), now + timedelta(days=9), now) == future
+    assert domain.contact_fault(now, now + timedelta(seconds=1), now) is None
+    assert domain.contact_fault(now, now, now)[0] == review  # type: ignore[index]
+    assert domain.contact_fault(now, now - timedelta(days=1), now)[0] == review  # type: ignore[index]

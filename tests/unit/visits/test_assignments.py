@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import date
 
-from services.visits.domain.planning import Family, StudentPlace, Teacher, generate_assignments
+import pydantic
+import pytest
+
+from services.visits.domain.planning import Family, StudentPlace, Teacher, generate_assignments, period_ok
+from services.visits.schemas import CampaignIn
 
 SCHOOL = "/620400/620402/s1"
 
@@ -128,3 +133,13 @@ def test_a_district_scale_plan_is_complete_and_balanced():
     # 480 families and 40 teachers per school: nobody can stay at 10; all end at 12, none further above.
     assert set(loads.values()) == {12}
     assert len(loads) == len(teachers)
+
+
+def test_a_campaign_ends_on_or_after_its_first_day():
+    assert period_ok(date(2026, 3, 1), date(2026, 3, 31))
+    assert period_ok(date(2026, 3, 1), date(2026, 3, 1))  # a one-day campaign
+    assert not period_ok(date(2026, 3, 2), date(2026, 3, 1))
+    body = {"name": "spring", "org_path": "/620400", "starts_on": "2026-03-02", "ends_on": "2026-03-01"}
+    with pytest.raises(pydantic.ValidationError) as refused:
+        CampaignIn.model_validate(body)
+    assert [e["loc"] for e in refused.value.errors()] == [("ends_on",)]  # the 422 names /ends_on
