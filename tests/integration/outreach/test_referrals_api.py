@@ -162,6 +162,9 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         future = {**contact, "contacted_at": (clock.now() + timedelta(days=1)).isoformat()}
         r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=future)
         assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/contacted_at"
+        naive = {**contact, "contacted_at": clock.now().replace(tzinfo=None).isoformat()}  # no zone: which time?
+        r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=naive)
+        assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/contacted_at"
         r = await http.post(f"/api/v1/cases/{m_id}/state", headers=MH_TEACHER, json={"state": "monitoring"})
         assert r.status_code == 200
 
