@@ -166,6 +166,15 @@ def staff_view(principal: Principal, row: dict[str, Any]) -> dict[str, Any] | No
     return None
 
 
+def family_scope(student_paths: Iterable[str], registered_by_path: str | None) -> list[str]:
+    """The org units a family belongs to: its children's; while it has none, the unit of the admin who registered
+    it; an imported family with no child belongs to no unit ([]: bureau admins alone may see or link it)."""
+    paths = sorted(set(student_paths))
+    if paths:
+        return paths
+    return [registered_by_path] if registered_by_path else []
+
+
 def can_write(principal: Principal, org_path: str) -> bool:
     """Writes: bureau admins anywhere, district and school admins inside their subtree."""
     return principal.has(*ADMINS) and scope.covers(principal, org_path)

@@ -81,7 +81,7 @@ async def get_family(conn: Conn, family_id: str, *, lock: bool = False) -> dict[
     """A family with its guardians and active students; `lock` holds the family's row until the transaction ends."""
     lock_sql = " FOR UPDATE" if lock else ""
     row = await conn.fetchrow(
-        "SELECT family_id, family_no, parents_work_away, living_arrangement, address FROM families "
+        "SELECT family_id, family_no, parents_work_away, living_arrangement, address, registered_by_path FROM families "
         f"WHERE family_id = $1{lock_sql}",
         family_id,
     )
@@ -121,6 +121,21 @@ async def list_family_student_paths(conn: Conn, family_id: str) -> list[str]:
     """Org paths of the family's active students."""
     rows = await conn.fetch("SELECT org_path FROM students WHERE family_id = $1 AND active", family_id)
     return [r["org_path"] for r in rows]
+
+
+async def get_family_registrar(conn: Conn, family_id: str) -> str | None:
+    """The org path of the admin who registered the family (None: imported, or unknown family)."""
+    path: str | None = await conn.fetchval("SELECT registered_by_path FROM families WHERE family_id = $1", family_id)
+    return path
+
+
+async def set_family_registrar(conn: Conn, family_id: str, org_path: str) -> None:
+    """Record the org unit of the admin who registered the family (once)."""
+    await conn.execute(
+        "UPDATE families SET registered_by_path = $2 WHERE family_id = $1 AND registered_by_path IS NULL",
+        family_id,
+        org_path,
+    )
 
 
 async def get_guardian_id(conn: Conn, guardian_no: str) -> str | None:

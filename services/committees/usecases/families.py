@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.committees.domain.rules import TEACHERS, people_access
+from services.committees.domain.rules import TEACHERS, family_scope, people_access
 from services.committees.schemas import FamilyIn, FamilyPatch, GuardianIn
 from services.committees.store import directory as store
 from services.committees.usecases.directory import patched, publish_family_facts, write_record
@@ -19,12 +19,18 @@ from shared.problems import Problem, conflict, not_found
 FIELDS = ("family_no", "parents_work_away", "living_arrangement", "address")
 
 
+def _paths(fam: dict[str, Any]) -> list[str]:
+    return family_scope((s["org_path"] for s in fam["students"]), fam["registered_by_path"])
+
+
 async def _access(conn: Conn, principal: Principal, fam: dict[str, Any], write: bool) -> bool:
-    """Reading a family: through any of its students; changing it: over all of them (no students: bureau admins)."""
-    if not fam["students"]:  # no child (yet, or any more) ties it to a school: the bureau's alone
+    """Reading a family: through any of its students; changing it: over all of them. A family with no child: admins
+    over the unit that registered it (an imported one: bureau admins)."""
+    paths = _paths(fam)
+    if not paths:
         return principal.has(Role.BUREAU_ADMIN)
-    if write:
-        return principal.has(*ADMINS) and all(scope.covers(principal, s["org_path"]) for s in fam["students"])
+    if write or not fam["students"]:
+        return principal.has(*ADMINS) and all(scope.covers(principal, p) for p in paths)
     classes = await store.get_teacher_classes(conn, principal.staff_id) if principal.has(*TEACHERS) else frozenset()
     return any(people_access(principal, s["org_path"], s["class_id"], classes).personal for s in fam["students"])
 
@@ -47,8 +53,8 @@ async def _writable(conn: asyncpg.Connection, principal: Principal, family_id: s
 async def audit_family(
     conn: asyncpg.Connection, principal: Principal, fam: dict[str, Any], action: audit.Action
 ) -> None:
-    """A family read: its org path is the first of its students' (families without students: the caller's)."""
-    paths = sorted(s["org_path"] for s in fam["students"])
+    """A family read: its org path is the first of its units' (an imported family without students: the caller's)."""
+    paths = _paths(fam)
     await audit.record(
         conn,
         principal,
@@ -94,6 +100,7 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
             raise
     family_id = await store.get_family_id(conn, body.family_no)
     assert family_id is not None
+    await store.set_family_registrar(conn, family_id, principal.org_path)
     await publish_family_facts(conn, clock, [family_id])
     return await _answer(conn, principal, family_id)
 

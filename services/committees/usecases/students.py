@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.committees.domain.rules import TEACHERS, people_access, redact
+from services.committees.domain.rules import TEACHERS, family_scope, people_access, redact
 from services.committees.schemas import StudentIn, StudentPatch
 from services.committees.store import directory as store
 from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
@@ -43,8 +43,14 @@ async def _family_no(conn: Conn, family_id: str) -> str:
 
 
 async def _require_family_write(conn: Conn, principal: Principal, family_id: str) -> None:
-    """Linking a child to a family touches every school its children attend: write scope over all of them."""
-    require_write(principal, *await store.list_family_student_paths(conn, family_id))
+    """Linking a child to a family touches every school its children attend: write scope over all of them (a family
+    with no child: over the unit that registered it; an imported one: bureau admins only)."""
+    paths = family_scope(
+        await store.list_family_student_paths(conn, family_id), await store.get_family_registrar(conn, family_id)
+    )
+    if not paths:
+        principal.require(Role.BUREAU_ADMIN)
+    require_write(principal, *paths)
 
 
 async def list_students(

@@ -170,3 +170,46 @@ async def test_committee_writes_and_reads_by_scope(svc, world, who):
     await svc.drained()
     formed = [e for e in await svc.events([COMMITTEE]) if e["type"] == "committees.committee.formed.v1"]
     assert len([e for e in formed if e["data"]["org_unit_id"] == unit]) == (1 if expect == 201 else 0)
+
+
+async def test_a_family_without_children_belongs_to_the_unit_that_registered_it(svc, world):
+    """Not to any admin: before, any school admin could link a child to another school's new family and then read
+    its guardians through that child; and the school that registered it could not read it back."""
+    t = tokens(world)
+    family = {"family_no": "F-REG-1", "parents_work_away": True, "living_arrangement": "grandparents"}
+    family["guardians"] = [
+        {"guardian_no": "G-REG-1", "name": "王芳", "relation": "grandmother", "phone": "13800000001"}
+    ]
+    r = await svc.http.post("/api/v1/families", json=family, headers=t["school_in"])
+    assert r.status_code == 201, r.text
+    family_id = r.json()["family_id"]
+    for who, status in {
+        "school_in": 200,
+        "district_in": 200,
+        "bureau": 200,
+        "school_out": 403,
+        "district_out": 403,
+    }.items():
+        got = await svc.http.get(f"/api/v1/families/{family_id}", headers=t[who])
+        assert got.status_code == status, (who, got.text)
+    patch = await svc.http.patch(f"/api/v1/families/{family_id}", json={"address": "x"}, headers=t["school_out"])
+    assert patch.status_code == 403
+    # Another school's admin cannot tie a child of theirs to it (which would open its guardians to them).
+    other_class = await svc.http.get(
+        "/api/v1/students", params={"under": world["other_school"].rsplit("/", 1)[-1], "limit": 1}, headers=BUREAU
+    )
+    child = {"name": "李明", "birth_date": "2015-03-01", "family_id": family_id}
+    out = await svc.http.post(
+        "/api/v1/students",
+        json={**child, "student_no": "S-REG-OUT", "class_id": other_class.json()["items"][0]["class_id"]},
+        headers=t["school_out"],
+    )
+    assert out.status_code == 403, out.text
+    # The registering school links its own pupil.
+    mine = await svc.http.post(
+        "/api/v1/students",
+        json={**child, "student_no": "S-REG-IN", "class_id": world["teacher"].head_class_id},
+        headers=t["school_in"],
+    )
+    assert mine.status_code == 201, mine.text
+    assert (await svc.http.get(f"/api/v1/families/{family_id}", headers=t["school_out"])).status_code == 403

@@ -15,6 +15,7 @@ from services.committees.domain.rules import (
     check_one_active_committee,
     check_term,
     committee_level,
+    family_scope,
     people_access,
     redact,
 )
@@ -96,3 +97,9 @@ def test_redact_drops_personal_fields():
     rec = {"student_id": "u", "name": "张三", "national_id": "x", "student_no": "G1", "class_id": "c", "phone": "1"}
     assert redact(rec, personal=False) == {"student_id": "u", "class_id": "c"}
     assert redact(rec, personal=True) == rec
+
+
+def test_a_family_belongs_to_its_childrens_units_else_to_its_registrar_else_to_the_bureau():
+    assert family_scope(["/c/d2/s2", "/c/d1/s1", "/c/d1/s1"], "/c/d9/s9") == ["/c/d1/s1", "/c/d2/s2"]
+    assert family_scope([], "/c/d1/s1") == ["/c/d1/s1"]  # registered by a school admin, no child yet
+    assert family_scope([], None) == []  # imported, no child: the bureau's alone
