@@ -5,7 +5,12 @@ process (uvicorn, as in production), launches a campaign (assignment generation)
   * single endpoint: POST /api/v1/visits from concurrent clients (teacher tokens, each visit with findings);
   * batch endpoint: POST /api/v1/visits/batch with 500 visits per request from a few concurrent clients;
 and checks every visit and finding event reached Kafka (counts on the topics), with the outbox drain time.
+Each rate is also given as a ratio to what PostgreSQL alone does on the machine at that moment (single-row commits
+from as many connections as clients; COPYs of a batch's size from as many connections as uploaders, the same visit
+documents as rows): the machine is shared, so compare ratios, not visits/s, between runs at different loads.
 Run: .venv/bin/python bench/visits_record.py [--schools 12 --classes 24 --families 45 --single 3000 --clients 32]
+A/B against an older commit: check it out elsewhere (git worktree add --detach /tmp/a REV) and pass --tree /tmp/a:
+the service process runs that tree's code; this driver, its district and its raw rates stay the same.
 """
 
 from __future__ import annotations
@@ -111,6 +116,38 @@ async def count_messages(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
+async def raw_rates(dsn: str, args: argparse.Namespace, seconds: float = 5.0) -> tuple[float, float]:
+    """PostgreSQL alone, now: single-row commits/s from `clients` connections, and rows/s committed as COPYs of
+    `batch` rows from `uploaders` connections; the rows are the bench's visit documents (jsonb)."""
+    schema = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    doc = orjson.dumps(visit({"assignment_id": "a", "student_ids": ["s1", "s2"]}, 0)).decode()
+    setup = await asyncpg.connect(dsn)
+    await setup.execute(f'CREATE SCHEMA "{schema}"; CREATE TABLE "{schema}".raw (id text PRIMARY KEY, doc jsonb)')
+    try:
+
+        async def work(rows: int) -> int:
+            conn = await asyncpg.connect(dsn)
+            done, end = 0, time.perf_counter() + seconds
+            try:
+                while time.perf_counter() < end:
+                    if rows == 1:
+                        await conn.execute(f'INSERT INTO "{schema}".raw VALUES ($1, $2)', uuid.uuid4().hex, doc)
+                    else:
+                        records = [(uuid.uuid4().hex, doc) for _ in range(rows)]
+                        await conn.copy_records_to_table("raw", schema_name=schema, records=records)
+                    done += rows
+            finally:
+                await conn.close()
+            return done
+
+        single = sum(await asyncio.gather(*(work(1) for _ in range(args.clients)))) / seconds
+        batch = sum(await asyncio.gather(*(work(args.batch) for _ in range(args.uploaders)))) / seconds
+    finally:
+        await setup.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await setup.close()
+    return single, batch
+
+
 async def main(args: argparse.Namespace) -> None:
     stack = ensure_up()
     tag = uuid.uuid4().hex[:8]
@@ -138,9 +175,13 @@ async def main(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     await publish(settings, directory.events)
     print(f"directory: {len(directory.events)} committees events published in {time.perf_counter() - t0:.1f}s")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.visits", env=env, cwd=Path(__file__).parent.parent
+    raw_single, raw_batch = await raw_rates(stack.database_url, args)
+    print(
+        f"raw PostgreSQL now: {raw_single:,.0f} single-row commits/s ({args.clients} connections), "
+        f"{raw_batch:,.0f} rows/s in COPYs of {args.batch} ({args.uploaders} connections)"
     )
+    env["PYTHONPATH"] = args.tree
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.visits", env=env, cwd=args.tree)
     db = await asyncpg.connect(stack.database_url, server_settings={"search_path": settings.db_schema})
     url = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=args.clients + 8, max_keepalive_connections=args.clients + 8)
@@ -227,6 +268,7 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"single: {len(single_rows)} visits ({single_findings} findings) with {args.clients} concurrent "
                 f"clients in {single_s:.2f}s = {len(single_rows) / single_s:,.0f} visits/s "
+                f"= {len(single_rows) / single_s / raw_single:.4f}x raw commits "
                 f"(service process CPU {1000 * single_cpu / max(len(single_rows), 1):.2f} ms/visit)"
             )
 
@@ -263,6 +305,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"batch: {len(batch_rows)} visits ({batch_findings} findings) in {len(chunks)} requests of "
                 f"{args.batch}, {args.uploaders} concurrent, in {batch_s:.2f}s "
                 f"= {len(batch_rows) / batch_s:,.0f} visits/s "
+                f"= {len(batch_rows) / batch_s / raw_batch:.4f}x raw COPY rows "
                 f"(service process CPU {1000 * batch_cpu / max(len(batch_rows), 1):.2f} ms/visit)"
             )
 
@@ -303,4 +346,7 @@ if __name__ == "__main__":
     p.add_argument("--uploaders", type=int, default=4)
     p.add_argument("--pool", type=int, default=20, help="service DB pool size")
     p.add_argument("--keep", action="store_true", help="keep the bench schema")
-    asyncio.run(main(p.parse_args()))
+    p.add_argument("--tree", default=None, help="run the visits service from this checkout (A/B runs)")
+    parsed = p.parse_args()
+    parsed.tree = str(Path(parsed.tree or Path(__file__).parent.parent).resolve())
+    asyncio.run(main(parsed))

@@ -29,6 +29,12 @@ from shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+# The OpenTelemetry messaging attributes every `process` span of a consumer carries (one record or a batch).
+_PROCESS_SPAN = {
+    "messaging.system": "kafka",
+    "messaging.operation.type": "process",
+    "messaging.operation.name": "process",
+}
 
 Handler = Callable[[asyncpg.Connection, Event[Any]], Awaitable[None]]
 EntityKeys = Callable[[Any], Iterable[str]]
@@ -446,9 +452,7 @@ class InboxConsumer:
             kind=tracing.SpanKind.CONSUMER,
             links=links,
             attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
+                **_PROCESS_SPAN,
                 "messaging.destination.name": rec.topic,
                 "messaging.destination.partition.id": str(rec.partition),
                 "messaging.kafka.offset": rec.offset,
@@ -471,9 +475,7 @@ class InboxConsumer:
             kind=tracing.SpanKind.CONSUMER,
             links=links,
             attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.operation.name": "process",
+                **_PROCESS_SPAN,
                 "messaging.consumer.group.name": self.group,
                 "messaging.batch.message_count": len(records),
             },

@@ -61,6 +61,13 @@ class Component(ABC):
     def answers(self) -> bool:
         """True when a real client can talk to the component right now."""
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a lost machine would (fault drills); returns once the process is gone."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: self.pid() is None, 10, f"{self.name} exit", lambda: True)
+
     def is_alive(self) -> bool:
         """True when the process devstack started is still running."""
         return self.pid() is not None

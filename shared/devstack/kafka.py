@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
@@ -262,13 +261,6 @@ class KafkaNode(Component):
         if pid is not None:
             terminate(pid, STOP_TIMEOUT, str(self.config))
         self.pid_file.unlink(missing_ok=True)
-
-    def kill(self) -> None:
-        """SIGKILL, as a lost machine would (for fault tests)."""
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: self.pid() is None, 10, f"{self.name} exit", lambda: True)
 
     def answers(self) -> bool:
         return probe_kafka(self.address, node_id=self.node_id)

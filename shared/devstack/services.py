@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
@@ -75,13 +74,6 @@ class ServiceProcess(Component):
         if pid is not None:
             terminate(pid, 20, f"services.{self.name}")
         self.pid_file.unlink(missing_ok=True)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would (for fault tests)."""
-        pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            wait_until(lambda: self.pid() is None, 10, f"{self.name} exit", lambda: True)
 
     def answers(self) -> bool:
         return self.get("/readyz") is not None
