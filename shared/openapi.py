@@ -10,6 +10,8 @@ Every service gets, from the kit alone:
   `responses=errors(409)`;
 * the `Idempotency-Key` header wherever `shared.idempotency.KEY` is a dependency (the same dependency that
   makes the key work);
+* optimistic concurrency wherever `shared.versions` is a dependency: `If-Match` (required on PATCH, with 428),
+  412 with the current `ETag`, and the `ETag` header on the 2xx answers;
 * zh/en labels of the contracts' enums as the enums' descriptions.
 
 Routes with other media types use `file_response(...)` (exports) and `upload(...)` (a CSV request body).
@@ -47,9 +49,11 @@ STATUS_TEXT: dict[int, str] = {
     403: "Forbidden: the caller's roles or org scope do not allow this",
     404: "Not found",
     409: "Conflict with the resource's current state",
-    412: "Precondition failed: the resource changed since it was read (If-Match)",
+    412: "Precondition failed: the resource changed since it was read (`If-Match`); `version` and the `ETag` "
+    "header give the current version",
     413: "Content too large: the body is larger than this route accepts",
     415: "Unsupported media type",
+    428: "Precondition required: send `If-Match` with the resource's ETag (or `*`)",
     422: "Invalid request: `errors` names each field at fault with a JSON pointer",
     503: "Service unavailable: the database is unavailable or busy; nothing was stored, retry after `Retry-After`",
 }
@@ -70,7 +74,15 @@ def problem_response(status: int, description: str | None = None) -> dict[str, A
         response["headers"] = {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}}
     if status == 503:
         response["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+    if status == 412:
+        response["headers"] = {"ETag": ETAG_HEADER}
     return response
+
+
+ETAG_HEADER = {
+    "description": 'the resource\'s current version as a strong entity tag (`"7"`): send it back in `If-Match`',
+    "schema": {"type": "string"},
+}
 
 
 def errors(*statuses: int | Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -131,10 +143,14 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 def implied_statuses(route: Any) -> set[int]:
     """The error statuses a route can answer because of what it depends on (see the module's docstring)."""
-    from shared import auth, web
+    from shared import auth, versions, web
 
     calls = set(_calls(route.dependant))
     statuses = {422}
+    if versions.if_match in calls:
+        statuses.add(412)
+    if versions.if_match_required in calls:
+        statuses |= {412, 428}
     if auth.current_principal in calls:
         statuses |= {401, 403}
     if web.get_pool in calls:
@@ -160,6 +176,7 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
             for media in operation.get("requestBody", {}).get("content", {}).values():
                 _plain_text(media.get("schema", {}), BODY_TEXT)
             responses = operation.setdefault("responses", {})
+            _versioned(route, operation)
             for status in sorted(implied_statuses(route)):
                 responses.setdefault(str(status), problem_response(status))
             responses["422"] = problem_response(422)  # FastAPI's HTTPValidationError is not what we send
@@ -175,6 +192,22 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
     schemas["Problem"] = models
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
     return _rename_generics(doc)
+
+
+def _versioned(route: Any, operation: dict[str, Any]) -> None:
+    """A route of a versioned resource: its 2xx carries `ETag`; a PATCH's `If-Match` is required (428 without)."""
+    from shared import versions
+
+    calls = set(_calls(route.dependant))
+    if not calls & {versions.if_match, versions.if_match_required, versions.tagger}:
+        return
+    for status, response in operation.get("responses", {}).items():
+        if status.startswith("2"):
+            response.setdefault("headers", {})["ETag"] = ETAG_HEADER
+    if versions.if_match_required in calls:
+        for parameter in operation.get("parameters", []):
+            if parameter.get("in") == "header" and parameter.get("name") == versions.HEADER:
+                parameter["required"] = True
 
 
 def _rename_generics(doc: dict[str, Any]) -> dict[str, Any]:

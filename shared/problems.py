@@ -47,6 +47,9 @@ class ProblemDocument(BaseModel):
     errors: list[FieldError] | None = Field(
         None, description="extension: the fields at fault, one entry each (only for 422 and similar)"
     )
+    version: int | None = Field(
+        None, description="extension: the resource's current version, also its `ETag` (only for 412)"
+    )
 
 
 class Problem(Exception):
@@ -61,6 +64,7 @@ class Problem(Exception):
         errors: list[dict[str, Any]] | None = None,
         type_: str = "about:blank",
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or title)
         self.status = status
@@ -69,6 +73,7 @@ class Problem(Exception):
         self.errors = errors
         self.type = type_
         self.headers = headers
+        self.extensions = extensions or {}
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         """The problem document."""
@@ -79,7 +84,7 @@ class Problem(Exception):
             doc["instance"] = instance
         if self.errors:
             doc["errors"] = self.errors
-        return doc
+        return {**doc, **self.extensions}
 
 
 def field_error(pointer: str, detail: str) -> dict[str, Any]:

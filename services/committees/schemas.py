@@ -188,6 +188,7 @@ class OrgUnitOut(BaseModel):
     school_type: SchoolType | None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
 
 
 class CommitteeSummary(BaseModel):
@@ -198,6 +199,7 @@ class CommitteeSummary(BaseModel):
     formed_on: date
     dissolved_on: date | None
     created_at: datetime | None = None
+    version: int = Field(description="the version of this committee (its `ETag`); `If-Match` on changes")
 
 
 class CommitteeFormedOut(CommitteeSummary):
@@ -293,11 +295,13 @@ class LectureOut(BaseModel):
 class StaffLeftOut(BaseModel):
     staff_id: str
     active: bool
+    version: int = Field(description="the version of the record after the change (its `ETag`)")
 
 
 class StudentLeftOut(BaseModel):
     student_id: str
     active: bool
+    version: int = Field(description="the version of the record after the change (its `ETag`)")
 
 
 class EntityCounts(BaseModel):
@@ -351,6 +355,7 @@ class StaffOut(BaseModel):
     class_ids: list[str]
     head_class_id: str | None
     active: bool
+    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
 
 
 class StudentOut(BaseModel):
@@ -365,6 +370,7 @@ class StudentOut(BaseModel):
     family_id: str
     active: bool
     updated_at: datetime
+    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
 
 
 class GuardianOut(BaseModel):
@@ -391,6 +397,7 @@ class FamilyOut(BaseModel):
     address: str | None
     guardians: list[GuardianOut]
     students: list[FamilyStudentOut]
+    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
 
 
 class CommitteeMemberOut(BaseModel):

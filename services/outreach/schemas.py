@@ -46,6 +46,7 @@ class CaseSummary(BaseModel):
     escalated_to: str | None
     closed_at: datetime | None
     closure_pending: bool = Field(default=False, description="a proposed closure waits for a second person")
+    version: int = Field(description="the case's version (its ETag): `If-Match` on state changes and closure")
 
 
 class FindingOut(BaseModel):
@@ -158,6 +159,7 @@ class StateChanged(BaseModel):
 
     case_id: str
     state: Literal["in_progress", "monitoring"]
+    version: int = Field(description="the case's version after the change (its ETag)")
 
 
 class ClosureProposed(BaseModel):

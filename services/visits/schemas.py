@@ -101,6 +101,14 @@ class VisitIn(Strict):
     findings: list[FindingIn] = Field(default_factory=list, max_length=50)
     miss_reason: MissReason | None = None
     note: str | None = Field(default=None, max_length=4000)
+    assignment_version: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**62,
+        description="the assignment's `version` the visit was recorded against (offline apps send it): when the "
+        "assignment changed since (reassigned, removed, another visit recorded), the visit is not stored and its "
+        "batch item comes back as `conflict` with the assignment's current state (a single visit: 409)",
+    )
 
 
 class ScheduleIn(Strict):
@@ -279,6 +287,9 @@ class AssignmentOut(BaseModel):
     visit_mode: VisitMode | None
     visited_on: date | None
     updated_at: datetime
+    version: int = Field(
+        description="the assignment's version (its ETag): `If-Match` on PATCH/DELETE, `assignment_version` of a visit"
+    )
 
 
 class AssignmentMadeOut(BaseModel):
@@ -299,6 +310,7 @@ class ReassignedOut(BaseModel):
     assignment_id: str
     teacher_id: str
     previous_teacher_id: str
+    version: int = Field(description="the assignment's version after the change (its ETag)")
 
 
 class RemovedOut(BaseModel):
@@ -306,6 +318,7 @@ class RemovedOut(BaseModel):
 
     assignment_id: str
     status: Literal["removed"]
+    version: int = Field(description="the assignment's version after the change (its ETag)")
 
 
 class ScheduledOut(BaseModel):
@@ -325,6 +338,9 @@ class VisitRecorded(BaseModel):
     assignment_id: str
     status: Literal["completed", "missed"]
     finding_ids: list[str]
+    assignment_version: int = Field(
+        description="the assignment's version after this visit (its ETag; what later visits of it are recorded against)"
+    )
 
 
 class ItemStored(VisitRecorded):
@@ -332,6 +348,25 @@ class ItemStored(VisitRecorded):
 
     index: int
     result: Literal["stored"]
+
+
+class AssignmentState(BaseModel):
+    """An assignment as it is now (what a conflicting offline visit is told; no personal data)."""
+
+    assignment_id: str
+    version: int
+    status: Literal["assigned", "completed", "missed", "removed"]
+    may_record: bool = Field(description="whether the caller may still record visits of it (false once reassigned)")
+
+
+class ItemConflict(BaseModel):
+    """A batch item recorded against an older version of its assignment: not stored; the assignment's current
+    state, to show the teacher and decide (record again against `current.version`, or drop it)."""
+
+    index: int
+    result: Literal["conflict"]
+    assignment_id: str
+    current: AssignmentState
 
 
 class ItemRejected(BaseModel):
@@ -347,4 +382,5 @@ class BatchOut(BaseModel):
 
     stored: int
     rejected: int
-    results: list[Annotated[ItemStored | ItemRejected, Field(discriminator="result")]]
+    conflicts: int = Field(description="items not stored because their assignment changed since they were recorded")
+    results: list[Annotated[ItemStored | ItemRejected | ItemConflict, Field(discriminator="result")]]

@@ -19,7 +19,7 @@ from services.committees.schemas import (
     MembershipOut,
 )
 from services.committees.usecases import committees
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -42,15 +42,19 @@ async def list_committees(
 
 
 @router.get(ONE, response_model=CommitteeOut, response_model_exclude_unset=True)
-async def get_committee(committee_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_committee(
+    committee_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag
+) -> dict[str, Any]:
     """A committee and its active members (members' names only for admins in scope); the read is audited."""
-    return await committees.get(pool, principal, committee_id)
+    c = await committees.get(pool, principal, committee_id)
+    tag(c["version"])
+    return c
 
 
 @router.post(ONE + "/dissolve", response_model=CommitteeDissolvedOut, responses=openapi.errors(409))
-async def dissolve_committee(committee_id: str, body: DissolveIn, w: Writes) -> Any:
+async def dissolve_committee(committee_id: str, body: DissolveIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Dissolve a committee; its active members leave."""
-    return await w.run(committees.dissolve, committee_id, body)
+    return await w.run(committees.dissolve, committee_id, body, if_match)
 
 
 @router.post(ONE + "/members", status_code=201, response_model=MembershipOut, responses=openapi.errors(409))

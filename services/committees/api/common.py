@@ -1,5 +1,5 @@
 """What the routes share: the kit's paging parameters (the cursor decoded to the id a page continues after) and the
-write dependency (caller, clock, pool, Idempotency-Key)."""
+write dependency (caller, clock, pool, Idempotency-Key; answers carry their resource's ETag)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from shared import idempotency, pages
+from shared import idempotency, pages, versions
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import Clock
 from shared.web import CurrentClock, Pool
@@ -45,7 +45,7 @@ class Write:
         """`usecase(conn, principal, clock, *args)` in one transaction, answered with the route's status code;
         `replayed(conn, principal, answer)` audits an answer replayed for a repeated Idempotency-Key."""
         route = self.request.scope["route"]
-        return await idempotency.write(
+        response = await idempotency.write(
             self.request,
             self.principal,
             self.pool,
@@ -53,6 +53,7 @@ class Write:
             status_code=route.status_code or 200,
             replayed=None if replayed is None else (lambda conn, answer: replayed(conn, self.principal, answer)),
         )
+        return versions.tagged(response)  # an answer that carries its resource's version carries its ETag
 
 
 async def _write(

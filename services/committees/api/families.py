@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.committees.api.common import Writes
 from services.committees.schemas import FamilyIn, FamilyOut, FamilyPatch, GuardianIn
 from services.committees.usecases import families
-from shared import openapi
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -23,15 +23,17 @@ async def create_family(body: FamilyIn, w: Writes) -> Any:
 
 
 @router.get("/families/{family_id}", response_model=FamilyOut)
-async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """A family with its guardians and students, for callers with personal access to one of its students."""
-    return await families.get(pool, principal, family_id)
+    family = await families.get(pool, principal, family_id)
+    tag(family["version"])
+    return family
 
 
 @router.patch("/families/{family_id}", response_model=FamilyOut)
-async def update_family(family_id: str, body: FamilyPatch, w: Writes) -> Any:
+async def update_family(family_id: str, body: FamilyPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Change whether parents work away, the living arrangement or the address."""
-    return await w.run(families.update, family_id, body, replayed=families.audit_answer)
+    return await w.run(families.update, family_id, body, if_match, replayed=families.audit_answer)
 
 
 @router.post(

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.committees.api.common import Cursor, Limit, Writes
 from services.committees.schemas import OrgUnitIn, OrgUnitOut, OrgUnitPatch
 from services.committees.usecases import org_units
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -30,9 +30,11 @@ async def list_org_units(
 
 
 @router.get("/org-units/{org_unit_id}", response_model=OrgUnitOut, response_model_exclude_unset=True)
-async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """One org unit."""
-    return await org_units.get(pool, org_unit_id)
+    unit = await org_units.get(pool, org_unit_id)
+    tag(unit["version"])
+    return unit
 
 
 @router.post("/org-units", status_code=201, response_model=OrgUnitOut, responses=openapi.errors(409))
@@ -42,6 +44,6 @@ async def create_org_unit(body: OrgUnitIn, w: Writes) -> Any:
 
 
 @router.patch("/org-units/{org_unit_id}", response_model=OrgUnitOut)
-async def update_org_unit(org_unit_id: str, body: OrgUnitPatch, w: Writes) -> Any:
+async def update_org_unit(org_unit_id: str, body: OrgUnitPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Rename an org unit or change a school's type."""
-    return await w.run(org_units.update, org_unit_id, body)
+    return await w.run(org_units.update, org_unit_id, body, if_match)

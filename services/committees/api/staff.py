@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.committees.api.common import Cursor, Limit, Writes
 from services.committees.schemas import StaffIn, StaffLeftOut, StaffOut, StaffPatch
 from services.committees.usecases import staff
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -31,9 +31,11 @@ async def list_staff(
 
 
 @router.get("/staff/{staff_id}", response_model=StaffOut, response_model_exclude_unset=True)
-async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """One staff member."""
-    return await staff.get(pool, principal, staff_id)
+    member = await staff.get(pool, principal, staff_id)
+    tag(member["version"])
+    return member
 
 
 @router.post("/staff", status_code=201, response_model=StaffOut, responses=openapi.errors(409))
@@ -43,12 +45,12 @@ async def create_staff(body: StaffIn, w: Writes) -> Any:
 
 
 @router.patch("/staff/{staff_id}", response_model=StaffOut)
-async def update_staff(staff_id: str, body: StaffPatch, w: Writes) -> Any:
+async def update_staff(staff_id: str, body: StaffPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Change a staff member's roles, classes or contact."""
-    return await w.run(staff.update, staff_id, body, replayed=staff.audit_answer)
+    return await w.run(staff.update, staff_id, body, if_match, replayed=staff.audit_answer)
 
 
 @router.delete("/staff/{staff_id}", response_model=StaffLeftOut)
-async def mark_staff_left(staff_id: str, w: Writes) -> Any:
+async def mark_staff_left(staff_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """A staff member left: deactivate and publish `staff.left`."""
-    return await w.run(staff.leave, staff_id)
+    return await w.run(staff.leave, staff_id, if_match)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.committees.api.common import Cursor, Limit, Writes
 from services.committees.schemas import StudentIn, StudentLeftOut, StudentOut, StudentPatch
 from services.committees.usecases import students
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
@@ -30,9 +30,11 @@ async def list_students(
 
 
 @router.get("/students/{student_id}", response_model=StudentOut, response_model_exclude_unset=True)
-async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """One student (personal fields only for admins in scope and the student's teachers)."""
-    return await students.get(pool, principal, student_id)
+    student = await students.get(pool, principal, student_id)
+    tag(student["version"])
+    return student
 
 
 @router.post("/students", status_code=201, response_model=StudentOut, responses=openapi.errors(409))
@@ -42,12 +44,12 @@ async def create_student(body: StudentIn, w: Writes) -> Any:
 
 
 @router.patch("/students/{student_id}", response_model=StudentOut)
-async def update_student(student_id: str, body: StudentPatch, w: Writes) -> Any:
+async def update_student(student_id: str, body: StudentPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Move a student to another class or family, or correct their record."""
-    return await w.run(students.update, student_id, body, replayed=students.audit_answer)
+    return await w.run(students.update, student_id, body, if_match, replayed=students.audit_answer)
 
 
 @router.delete("/students/{student_id}", response_model=StudentLeftOut)
-async def mark_student_left(student_id: str, w: Writes) -> Any:
+async def mark_student_left(student_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """A student left the city's schools: `student.left`, and their family's facts change."""
-    return await w.run(students.leave, student_id)
+    return await w.run(students.leave, student_id, if_match)

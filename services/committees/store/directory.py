@@ -10,9 +10,10 @@ from shared import scope
 from shared.db import Conn
 
 STUDENT_COLS = (
-    "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, updated_at"
+    "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, updated_at, "
+    "version"
 )
-STAFF_COLS = "staff_id, name, gender, phone, org_unit_id, org_path, roles, class_ids, head_class_id, active"
+STAFF_COLS = "staff_id, name, gender, phone, org_unit_id, org_path, roles, class_ids, head_class_id, active, version"
 
 
 async def get_staff(conn: Conn, staff_id: str, *, lock: bool = False) -> dict[str, Any] | None:
@@ -81,7 +82,8 @@ async def get_family(conn: Conn, family_id: str, *, lock: bool = False) -> dict[
     """A family with its guardians and active students; `lock` holds the family's row until the transaction ends."""
     lock_sql = " FOR UPDATE" if lock else ""
     row = await conn.fetchrow(
-        "SELECT family_id, family_no, parents_work_away, living_arrangement, address, registered_by_path FROM families "
+        "SELECT family_id, family_no, parents_work_away, living_arrangement, address, registered_by_path, version "
+        "FROM families "
         f"WHERE family_id = $1{lock_sql}",
         family_id,
     )

@@ -19,7 +19,7 @@ async def list_org_units(
     conn: Conn, under: str, level: str | None, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT org_unit_id, parent_id, level, org_path, name, school_type FROM org_units "
+        "SELECT org_unit_id, parent_id, level, org_path, name, school_type, version FROM org_units "
         f"WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR level = $3) "
         "AND ($4::text IS NULL OR org_unit_id > $4) ORDER BY org_unit_id LIMIT $5",
         *scope.args(under),

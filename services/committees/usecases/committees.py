@@ -19,7 +19,7 @@ from services.committees.schemas import CommitteeIn, DissolveIn, MemberIn
 from services.committees.store import committees as store
 from services.committees.store import directory
 from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
-from shared import audit
+from shared import audit, versions
 from shared.auth import ADMINS, Principal
 from shared.clock import Clock
 from shared.contracts import committees as ev
@@ -62,7 +62,7 @@ async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, bod
     }
     await store.insert_committee(conn, c)
     await add_event(conn, ev.CommitteeFormed(**c, occurred_at=clock.now()))
-    return {**c, "dissolved_on": None, "members": []}
+    return {**c, "dissolved_on": None, "members": [], "version": 1}
 
 
 async def list_committees(
@@ -83,10 +83,16 @@ async def get(pool: asyncpg.Pool, principal: Principal, committee_id: str) -> di
 
 
 async def dissolve(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, body: DissolveIn
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    committee_id: str,
+    body: DissolveIn,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Dissolve a committee; its active members leave."""
+    """Dissolve a committee; its active members leave (412 when `If-Match` names another version)."""
     c = await _writable(conn, principal, committee_id)
+    versions.check(c["version"], precondition)
     with decided():
         check_dissolve(c["formed_on"], c["dissolved_on"], body.dissolved_on)
     left = await store.update_committee_dissolved(conn, committee_id, body.dissolved_on)
@@ -108,7 +114,7 @@ async def dissolve(
             ),
         ],
     )
-    return {**c, "dissolved_on": body.dissolved_on, "members_left": left}
+    return {**await _get(conn, committee_id), "members_left": left}
 
 
 async def add_member(

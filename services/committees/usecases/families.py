@@ -10,7 +10,7 @@ from services.committees.domain.rules import TEACHERS, family_scope, people_acce
 from services.committees.schemas import FamilyIn, FamilyPatch, GuardianIn
 from services.committees.store import directory as store
 from services.committees.usecases.directory import patched, publish_family_facts, write_record
-from shared import audit, scope
+from shared import audit, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
 from shared.db import Conn
@@ -117,10 +117,17 @@ async def get(pool: asyncpg.Pool, principal: Principal, family_id: str) -> dict[
 
 
 async def update(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, family_id: str, body: FamilyPatch
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    family_id: str,
+    body: FamilyPatch,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Change whether parents work away, the living arrangement or the address."""
+    """Change whether parents work away, the living arrangement or the address (412 when `If-Match` names another
+    version)."""
     fam = await _writable(conn, principal, family_id)
+    versions.check(fam["version"], precondition)
     await write_record(conn, clock, "families", patched(fam, FIELDS, body), [], set())
     return await _answer(conn, principal, family_id)
 

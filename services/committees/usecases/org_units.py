@@ -10,6 +10,7 @@ from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
 from services.committees.usecases.common import get_unit, page, require_write
 from services.committees.usecases.directory import patched, write_record
+from shared import versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.db import Conn
@@ -42,10 +43,16 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
 
 
 async def update(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, org_unit_id: str, body: OrgUnitPatch
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    org_unit_id: str,
+    body: OrgUnitPatch,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Rename an org unit or change a school's type."""
+    """Rename an org unit or change a school's type (412 when `If-Match` names another version)."""
     unit = await get_unit(conn, org_unit_id, lock=True)
     require_write(principal, unit["org_path"])
+    versions.check(unit["version"], precondition)
     await write_record(conn, clock, "org_units", patched(unit, FIELDS, body), [org_unit_id, unit["parent_id"]], set())
     return await get_unit(conn, org_unit_id)

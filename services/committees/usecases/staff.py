@@ -11,7 +11,7 @@ from services.committees.schemas import StaffIn, StaffPatch
 from services.committees.store import directory as store
 from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
 from services.committees.usecases.directory import audit_person, patched, write_record
-from shared import scope
+from shared import scope, versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.committees import StaffLeft
@@ -73,11 +73,17 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
 
 
 async def update(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, staff_id: str, body: StaffPatch
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    staff_id: str,
+    body: StaffPatch,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Change a staff member's roles, classes or contact."""
+    """Change a staff member's roles, classes or contact (412 when `If-Match` names another version)."""
     row = await _get(conn, staff_id, lock=True)
     require_write(principal, row["org_path"])
+    versions.check(row["version"], precondition)
     raw = patched(row, FIELDS, body)
     await write_record(
         conn, clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
@@ -92,10 +98,17 @@ async def audit_answer(conn: asyncpg.Connection, principal: Principal, row: dict
     await audit_person(conn, principal, "staff", row, "write")
 
 
-async def leave(conn: asyncpg.Connection, principal: Principal, clock: Clock, staff_id: str) -> dict[str, Any]:
+async def leave(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    staff_id: str,
+    precondition: versions.Precondition | None = None,
+) -> dict[str, Any]:
     """A staff member left: deactivate and publish `staff.left`."""
     row = await _get(conn, staff_id, lock=True)
     require_write(principal, row["org_path"])
+    versions.check(row["version"], precondition)
     if await store.update_staff_left(conn, staff_id):
         await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=clock.now()))
-    return {"staff_id": staff_id, "active": False}
+    return {"staff_id": staff_id, "active": False, "version": (await _get(conn, staff_id))["version"]}

@@ -11,7 +11,7 @@ from services.committees.schemas import StudentIn, StudentPatch
 from services.committees.store import directory as store
 from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
 from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
-from shared import scope
+from shared import scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
 from shared.contracts.committees import StudentLeft
@@ -107,11 +107,18 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
 
 
 async def update(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, student_id: str, body: StudentPatch
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    student_id: str,
+    body: StudentPatch,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Move a student to another class or family, or correct their record (scope over before and after)."""
+    """Move a student to another class or family, or correct their record (scope over before and after; 412 when
+    `If-Match` names another version)."""
     row = await _get(conn, student_id, lock=True)
     require_write(principal, row["org_path"])
+    versions.check(row["version"], precondition)
     if body.class_id:
         require_write(principal, (await get_unit(conn, body.class_id))["org_path"])
     raw = {k: row[k] for k in FIELDS}
@@ -134,12 +141,19 @@ async def audit_answer(conn: asyncpg.Connection, principal: Principal, row: dict
     await audit_person(conn, principal, "student", row, "write")
 
 
-async def leave(conn: asyncpg.Connection, principal: Principal, clock: Clock, student_id: str) -> dict[str, Any]:
+async def leave(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    student_id: str,
+    precondition: versions.Precondition | None = None,
+) -> dict[str, Any]:
     """A student left the city's schools: `student.left`, and their family's facts change."""
     row = await _get(conn, student_id, lock=True)
     require_write(principal, row["org_path"])
+    versions.check(row["version"], precondition)
     family_id = await store.update_student_left(conn, student_id)
     if family_id is not None:
         await add_event(conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=clock.now()))
         await publish_family_facts(conn, clock, [family_id])
-    return {"student_id": student_id, "active": False}
+    return {"student_id": student_id, "active": False, "version": (await _get(conn, student_id))["version"]}

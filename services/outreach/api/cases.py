@@ -24,7 +24,7 @@ from services.outreach.schemas import (
     StateIn,
 )
 from services.outreach.usecases import cases
-from shared import idempotency, openapi
+from shared import idempotency, openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.contracts.common import Severity
 from shared.web import CurrentClock, Pool
@@ -65,9 +65,11 @@ async def list_cases(
 
 
 @router.get("/{case_id}", response_model=CaseDetail)
-async def get_case(case_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def get_case(case_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> Any:
     """One case with its plan, carers, contacts, escalations and referrals; the read is audited."""
-    return await cases.get_case_detail(pool, principal, case_id)
+    case = await cases.get_case_detail(pool, principal, case_id)
+    tag(case["version"])
+    return case
 
 
 @router.post("/{case_id}/contacts", status_code=201, response_model=ContactLogged, responses=CLOSED, dependencies=WRITE)
@@ -87,10 +89,13 @@ async def log_contact(
 
 
 @router.post("/{case_id}/state", response_model=StateChanged, responses=CLOSED, dependencies=WRITE)
-async def change_state(case_id: str, body: StateIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def change_state(
+    case_id: str, body: StateIn, request: Request, principal: CurrentPrincipal, pool: Pool, if_match: versions.IfMatch
+) -> Any:
     """Move a case to in_progress or monitoring."""
-    work = partial(cases.change_state, principal=principal, case_id=case_id, wanted=CaseState(body.state))
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    wanted = CaseState(body.state)
+    work = partial(cases.change_state, principal=principal, case_id=case_id, wanted=wanted, precondition=if_match)
+    return versions.tagged(await idempotency.write(request, principal, pool, work, status_code=200))
 
 
 @router.post(
@@ -101,10 +106,18 @@ async def change_state(case_id: str, body: StateIn, request: Request, principal:
     dependencies=WRITE,
 )
 async def propose_closure(
-    case_id: str, body: CloseIn, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
+    case_id: str,
+    body: CloseIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    pool: Pool,
+    clock: CurrentClock,
+    if_match: versions.IfMatch,
 ) -> Any:
     """Propose closing a case (its carers or administrators over it); a second person approves or rejects."""
-    work = partial(cases.propose_closure, principal=principal, case_id=case_id, body=body, now=clock.now())
+    work = partial(
+        cases.propose_closure, principal=principal, case_id=case_id, body=body, now=clock.now(), precondition=if_match
+    )
     return await idempotency.write(request, principal, pool, work)
 
 
@@ -125,6 +138,7 @@ def _decision_route(name: str, decided: ClosureDecision) -> None:
         pool: Pool,
         rules: Rules,
         clock: CurrentClock,
+        if_match: versions.IfMatch,
         body: ClosureDecisionIn | None = None,
     ) -> Any:
         work = partial(
@@ -135,6 +149,7 @@ def _decision_route(name: str, decided: ClosureDecision) -> None:
             decided=decided,
             note=body.note if body else None,
             now=clock.now(),
+            precondition=if_match,
         )
         return await idempotency.write(request, principal, pool, work, status_code=200)
 

@@ -14,7 +14,7 @@ CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
     " finding_recorded_at, contact_due, first_contacted_at, last_contacted_at, next_review_at, escalation_level,"
     " escalation_due, escalated_to, escalated_at, overdue, closed_at, close_reason, closed_by_role, committed_at,"
-    " updated_at"
+    " updated_at, version"
 )
 
 # Whether a case's closure waits for a second person's decision (`c` is the cases row).
@@ -132,8 +132,14 @@ async def update_case_contacted(
     )
 
 
-async def update_case_state(conn: asyncpg.Connection, case_id: str, state: str) -> None:
-    await conn.execute("UPDATE cases SET state = $2, updated_at = clock_timestamp() WHERE case_id = $1", case_id, state)
+async def update_case_state(conn: asyncpg.Connection, case_id: str, state: str) -> int:
+    """Move the case to `state`; its new version."""
+    version: int = await conn.fetchval(
+        "UPDATE cases SET state = $2, updated_at = clock_timestamp() WHERE case_id = $1 RETURNING version",
+        case_id,
+        state,
+    )
+    return version
 
 
 async def update_case_closed(conn: asyncpg.Connection, case_id: str, state: str, c: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from services.outreach.schemas import CloseIn, ContactIn, ReferralIn
 from services.outreach.settings import Rules
 from services.outreach.store import cases, referrals
 from services.outreach.usecases.referrals import referral_row, request_referrals
-from shared import audit, scope
+from shared import audit, scope, versions
 from shared.auth import ADMINS, Principal
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import (
@@ -63,9 +63,13 @@ async def require_case_access(conn: Conn, principal: Principal, case: Any) -> No
     raise scope.forbidden("only the case's carers and administrators over its school may see or act on it")
 
 
-async def _locked_case(conn: asyncpg.Connection, principal: Principal, case_id: str) -> asyncpg.Record:
+async def _locked_case(
+    conn: asyncpg.Connection, principal: Principal, case_id: str, precondition: versions.Precondition | None = None
+) -> asyncpg.Record:
+    """The case, locked, when the caller may act on it and it is still at the version `If-Match` names (412)."""
     c = await cases.get_case(conn, case_id, lock=True)
     await require_case_access(conn, principal, c)
+    versions.check(c["version"], precondition)
     return c
 
 
@@ -145,23 +149,32 @@ async def log_contact(
 
 
 async def change_state(
-    conn: asyncpg.Connection, principal: Principal, case_id: str, wanted: CaseState
+    conn: asyncpg.Connection,
+    principal: Principal,
+    case_id: str,
+    wanted: CaseState,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """Move a case to in_progress or monitoring by hand."""
-    c = await _locked_case(conn, principal, case_id)
+    c = await _locked_case(conn, principal, case_id, precondition)
     try:
         state = domain.transition(CaseState(c["state"]), domain.REQUESTED_STATES[wanted])
     except domain.TransitionRefused as exc:
         raise _refused(exc) from exc
-    await cases.update_case_state(conn, case_id, state)
-    return {"case_id": case_id, "state": state}
+    version = await cases.update_case_state(conn, case_id, state)
+    return {"case_id": case_id, "state": state, "version": version}
 
 
 async def propose_closure(
-    conn: asyncpg.Connection, principal: Principal, case_id: str, body: CloseIn, now: datetime
+    conn: asyncpg.Connection,
+    principal: Principal,
+    case_id: str,
+    body: CloseIn,
+    now: datetime,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """Propose closing a case (its carers or administrators over it); a second person approves or rejects."""
-    c = await _locked_case(conn, principal, case_id)
+    c = await _locked_case(conn, principal, case_id, precondition)
     pending = await cases.get_pending_closure(conn, case_id)
     refusal = domain.closure_proposal_refusal(CaseState(c["state"]), pending is not None)
     if refusal:
@@ -199,9 +212,10 @@ async def decide_closure(
     decided: ClosureDecision,
     note: str | None,
     now: datetime,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """A second person (an administrator over the case, not the proposer) approves or rejects the closure."""
-    c = await _locked_case(conn, principal, case_id)
+    c = await _locked_case(conn, principal, case_id, precondition)
     p = await cases.get_pending_closure(conn, case_id)
     if p is None:
         raise conflict("no closure of this case is waiting for a decision")

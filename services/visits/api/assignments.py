@@ -19,7 +19,7 @@ from services.visits.schemas import (
 )
 from services.visits.usecases import assignments as assignment_cases
 from services.visits.usecases import queries, recording
-from shared import idempotency, openapi, pages
+from shared import idempotency, openapi, pages, versions
 from shared.auth import ADMINS, CurrentPrincipal, Role
 from shared.pages import Page
 from shared.web import CurrentClock, Pool
@@ -70,14 +70,20 @@ async def add_assignment(
     responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
 )
 async def reassign(
-    assignment_id: str, body: ReassignIn, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
+    assignment_id: str,
+    body: ReassignIn,
+    request: Request,
+    principal: CurrentPrincipal,
+    pool: Pool,
+    clock: CurrentClock,
+    if_match: versions.IfMatchRequired,
 ) -> Any:
     """Give an open assignment to another teacher."""
 
     async def work(conn: asyncpg.Connection) -> Any:
-        return await assignment_cases.reassign(conn, principal, assignment_id, body.teacher_id, clock)
+        return await assignment_cases.reassign(conn, principal, assignment_id, body.teacher_id, clock, if_match)
 
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return versions.tagged(await idempotency.write(request, principal, pool, work, status_code=200))
 
 
 @router.delete(
@@ -89,14 +95,19 @@ async def reassign(
     responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
 )
 async def remove_assignment(
-    assignment_id: str, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
+    assignment_id: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    pool: Pool,
+    clock: CurrentClock,
+    if_match: versions.IfMatch,
 ) -> Any:
     """Withdraw an open assignment."""
 
     async def work(conn: asyncpg.Connection) -> Any:
-        return await assignment_cases.remove(conn, principal, assignment_id, clock)
+        return await assignment_cases.remove(conn, principal, assignment_id, clock, if_match)
 
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return versions.tagged(await idempotency.write(request, principal, pool, work, status_code=200))
 
 
 @router.post(

@@ -9,7 +9,7 @@ from typing import Any
 
 from services.visits.domain.checklist import ChecklistItem
 from services.visits.schemas import VisitIn
-from shared import scope
+from shared import scope, versions
 from shared.auth import Principal, Role
 from shared.contracts.visits import ChecklistAnswer
 
@@ -20,7 +20,7 @@ class Fault:
 
     pointer: str
     detail: str
-    kind: str = "invalid"  # invalid → 422, conflict → 409, forbidden → 403, not_found → 404
+    kind: str = "invalid"  # invalid → 422, conflict/stale → 409, forbidden → 403, not_found → 404
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class AssignmentFacts:
     modes: frozenset[str]
     children: dict[str, str]  # student_id -> class path
     scheduled_visit_id: str | None = None
+    version: int = 1  # as locked when the group began: a batch's own earlier items do not make its later ones stale
 
 
 RECORDING_ADMINS = frozenset({Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN})
@@ -92,6 +93,15 @@ def _open_for_visits(a: AssignmentFacts) -> list[Fault]:
     if a.status == "completed":
         return [Fault("/assignment_id", "the assignment already has a completed visit", "conflict")]
     return []
+
+
+def check_version(recorded_against: int | None, a: AssignmentFacts) -> list[Fault]:
+    """An offline visit recorded against an older version of its assignment (reassigned, removed, another visit
+    recorded since) is a conflict, whatever else it says: the teacher decides again on the current state."""
+    if recorded_against is None or not versions.stale(a.version, versions.exactly(recorded_against)):
+        return []
+    detail = f"the assignment changed since this visit was recorded: it is at version {a.version}"
+    return [Fault("/assignment_version", detail, "stale")]
 
 
 def check_schedule(planned_on: date, mode: str, a: AssignmentFacts) -> list[Fault]:

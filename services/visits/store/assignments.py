@@ -31,22 +31,29 @@ async def get_assignment(conn: Conn, assignment_id: str, *, lock: bool = False) 
     return await conn.fetchrow(sql + (" FOR UPDATE OF a" if lock else ""), assignment_id)
 
 
-async def update_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str) -> None:
-    await conn.execute(
-        "UPDATE assignments SET teacher_id = $2, updated_at = now() WHERE assignment_id = $1", assignment_id, teacher_id
+async def update_assignment_teacher(conn: Conn, assignment_id: str, teacher_id: str) -> int:
+    """Give the assignment (and its planned visit) to another teacher; the assignment's new version."""
+    version: int = await conn.fetchval(
+        "UPDATE assignments SET teacher_id = $2, updated_at = now() WHERE assignment_id = $1 RETURNING version",
+        assignment_id,
+        teacher_id,
     )
     await conn.execute(
         "UPDATE visits SET teacher_id = $2 WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id, teacher_id
     )
+    return version
 
 
-async def update_assignment_removed(conn: Conn, assignment_id: str) -> None:
-    await conn.execute(
-        "UPDATE assignments SET status = 'removed', updated_at = now() WHERE assignment_id = $1", assignment_id
+async def update_assignment_removed(conn: Conn, assignment_id: str) -> int:
+    """Withdraw the assignment and cancel its planned visit; the assignment's new version."""
+    version: int = await conn.fetchval(
+        "UPDATE assignments SET status = 'removed', updated_at = now() WHERE assignment_id = $1 RETURNING version",
+        assignment_id,
     )
     await conn.execute(
         "UPDATE visits SET status = 'cancelled' WHERE assignment_id = $1 AND status = 'scheduled'", assignment_id
     )
+    return version
 
 
 async def get_scheduled_visit_id(conn: asyncpg.Connection, assignment_id: str) -> str | None:
@@ -97,7 +104,7 @@ async def list_assignments(
     """Assignments of a campaign in (teacher, family) order, after the `after` key when given (keyset paging)."""
     return await conn.fetch(
         "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, planned_on, planned_mode, "
-        "visit_id, visit_mode, visited_on, updated_at FROM assignments "
+        "visit_id, visit_mode, visited_on, updated_at, version FROM assignments "
         f"WHERE campaign_id = $1 AND {subtree_sql('org_path', 2)} "
         "AND ($4::text IS NULL OR teacher_id = $4) AND (($5::text IS NULL AND status <> 'removed') OR status = $5) "
         "AND ($6::text IS NULL OR (teacher_id, family_id) > ($6, $7)) "

@@ -9,7 +9,7 @@ import asyncpg
 from shared.db import Conn
 
 LOCK_FOR_VISITS = """
-SELECT a.assignment_id, a.campaign_id, a.teacher_id, a.family_id, a.org_path, a.status,
+SELECT a.assignment_id, a.campaign_id, a.teacher_id, a.family_id, a.org_path, a.status, a.version,
        c.status AS campaign_status, c.starts_on, c.ends_on, c.checklist_version, c.required_modes,
        coalesce((SELECT jsonb_object_agg(s.student_id, s.org_path) FROM students s
                  WHERE s.family_id = a.family_id AND s.active), '{}'::jsonb) AS children,
@@ -61,9 +61,9 @@ WITH new_visits AS (
     FROM jsonb_to_recordset($3::jsonb) AS u(assignment_id text, status text, visit_id text, mode text,
          visited_on date)
     WHERE a.assignment_id = u.assignment_id
-    RETURNING 1
+    RETURNING a.assignment_id, a.version
 )
-SELECT (SELECT count(*) FROM new_visits), (SELECT count(*) FROM new_findings), (SELECT count(*) FROM outcomes)
+SELECT assignment_id, version FROM outcomes
 """
 
 
@@ -72,10 +72,12 @@ async def insert_visits(
     visits: list[dict[str, Any]],
     findings: list[dict[str, Any]],
     outcomes: list[dict[str, Any]],
-) -> None:
-    """Store visits, their findings and the assignments' new status in one round trip whatever the batch size."""
-    if visits:
-        await conn.execute(WRITE_VISITS, visits, findings, outcomes)
+) -> dict[str, int]:
+    """Store visits, their findings and the assignments' new status in one round trip whatever the batch size;
+    the assignments' new versions."""
+    if not visits:
+        return {}
+    return {r["assignment_id"]: r["version"] for r in await conn.fetch(WRITE_VISITS, visits, findings, outcomes)}
 
 
 async def get_visit(conn: Conn, visit_id: str) -> asyncpg.Record | None:

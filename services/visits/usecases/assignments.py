@@ -10,7 +10,7 @@ import asyncpg
 from services.visits import store
 from services.visits.domain import planning
 from services.visits.schemas import AssignmentIn
-from shared import scope
+from shared import scope, versions
 from shared.auth import ADMINS, Principal
 from shared.clock import Clock
 from shared.contracts import visits as ev
@@ -86,12 +86,15 @@ async def add_assignment(
     }
 
 
-async def _assignment_for_change(conn: asyncpg.Connection, principal: Principal, assignment_id: str) -> asyncpg.Record:
+async def _assignment_for_change(
+    conn: asyncpg.Connection, principal: Principal, assignment_id: str, precondition: versions.Precondition | None
+) -> asyncpg.Record:
     principal.require(*ADMINS)
     a = await store.assignments.get_assignment(conn, assignment_id, lock=True)
     if a is None:
         raise not_found("assignment")
     scope.require(principal, a["org_path"])
+    versions.check(a["version"], precondition)
     if a["campaign_status"] != "launched":
         raise conflict(f"the campaign is {a['campaign_status']}; assignments change only while it is launched")
     if a["status"] in ("completed", "removed"):
@@ -100,25 +103,41 @@ async def _assignment_for_change(conn: asyncpg.Connection, principal: Principal,
 
 
 async def reassign(
-    conn: asyncpg.Connection, principal: Principal, assignment_id: str, teacher_id: str, clock: Clock
+    conn: asyncpg.Connection,
+    principal: Principal,
+    assignment_id: str,
+    teacher_id: str,
+    clock: Clock,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Give an open assignment to another teacher of the campaign's scope."""
-    a = await _assignment_for_change(conn, principal, assignment_id)
+    """Give an open assignment to another teacher of the campaign's scope (412 when `If-Match` is stale)."""
+    a = await _assignment_for_change(conn, principal, assignment_id, precondition)
     staff = await _teacher_for(conn, teacher_id, a["campaign_path"], "/teacher_id")
     scope.require(principal, staff["org_path"])
     if teacher_id == a["teacher_id"]:
         raise invalid("/teacher_id", "the assignment already belongs to this teacher")
-    await store.assignments.update_assignment_teacher(conn, assignment_id, teacher_id)
+    version = await store.assignments.update_assignment_teacher(conn, assignment_id, teacher_id)
     await add_events(conn, [_changed(a, ev.AssignmentChange.REASSIGNED, teacher_id, clock.now())])
-    return {"assignment_id": assignment_id, "teacher_id": teacher_id, "previous_teacher_id": a["teacher_id"]}
+    return {
+        "assignment_id": assignment_id,
+        "teacher_id": teacher_id,
+        "previous_teacher_id": a["teacher_id"],
+        "version": version,
+    }
 
 
-async def remove(conn: asyncpg.Connection, principal: Principal, assignment_id: str, clock: Clock) -> dict[str, Any]:
-    """Withdraw an open assignment (the family can then be assigned again by hand)."""
-    a = await _assignment_for_change(conn, principal, assignment_id)
-    await store.assignments.update_assignment_removed(conn, assignment_id)
+async def remove(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    assignment_id: str,
+    clock: Clock,
+    precondition: versions.Precondition | None = None,
+) -> dict[str, Any]:
+    """Withdraw an open assignment (the family can then be assigned again by hand; 412 when `If-Match` is stale)."""
+    a = await _assignment_for_change(conn, principal, assignment_id, precondition)
+    version = await store.assignments.update_assignment_removed(conn, assignment_id)
     await add_events(conn, [_changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"], clock.now())])
-    return {"assignment_id": assignment_id, "status": "removed"}
+    return {"assignment_id": assignment_id, "status": "removed", "version": version}
 
 
 def _changed(a: asyncpg.Record, change: ev.AssignmentChange, teacher_id: str, now: datetime) -> ev.AssignmentChanged:

@@ -31,8 +31,17 @@ class Outcome:
     status: str | None = None
     finding_ids: list[str] | None = None
     faults: list[rules.Fault] | None = None
+    current: dict[str, Any] | None = None  # a conflict: the assignment as it is now
+    assignment_version: int | None = None
 
     def doc(self) -> dict[str, Any]:
+        if self.current is not None:
+            return {
+                "index": self.index,
+                "result": "conflict",
+                "assignment_id": self.current["assignment_id"],
+                "current": self.current,
+            }
         if self.faults:
             return {
                 "index": self.index,
@@ -46,6 +55,7 @@ class Outcome:
             "assignment_id": self.assignment_id,
             "status": self.status,
             "finding_ids": self.finding_ids,
+            "assignment_version": self.assignment_version,
         }
 
 
@@ -74,6 +84,7 @@ def _facts(r: asyncpg.Record) -> rules.AssignmentFacts:
         modes=frozenset(r["required_modes"]),
         children=r["children"],
         scheduled_visit_id=r["scheduled_visit_id"],
+        version=r["version"],
     )
 
 
@@ -147,7 +158,10 @@ async def record_visits(conn: asyncpg.Connection, items: list[Item], now: dateti
     config = checklist.load()
     writes = Writes()
     outcomes = [_record_one(item, facts, config, now, writes) for item in items]
-    await store.visits.insert_visits(conn, writes.visits, writes.findings, list(writes.outcomes.values()))
+    versions = await store.visits.insert_visits(conn, writes.visits, writes.findings, list(writes.outcomes.values()))
+    for o in outcomes:
+        if o.assignment_id is not None and not o.faults:
+            o.assignment_version = versions[o.assignment_id]
     await outbox.add_caused(conn, writes.events)  # each request's events under its own correlation and trace
     return outcomes
 
@@ -159,6 +173,9 @@ def _refusal(item: Item, a: rules.AssignmentFacts | None, config: checklist.Chec
         return v
     if a is None:
         return [rules.Fault("/assignment_id", "no such assignment", "not_found")]
+    stale = rules.check_version(v.assignment_version, a)
+    if stale:
+        return stale
     if not rules.may_record(item.principal, a):
         return [rules.Fault("/assignment_id", "not an assignment you may record", "forbidden")]
     return rules.check_visit(v, a, config.items(a.checklist_version))
@@ -175,6 +192,11 @@ def _record_one(
     v = item.visit
     a = facts.get(v.assignment_id) if isinstance(v, VisitIn) else None
     faults = _refusal(item, a, config)
+    if faults and a is not None and faults[0].kind == "stale":
+        current = {"assignment_id": a.assignment_id, "version": a.version, "status": a.status}
+        return Outcome(
+            item.index, faults=faults, current={**current, "may_record": rules.may_record(item.principal, a)}
+        )
     if faults:
         return Outcome(item.index, faults=faults)
     assert isinstance(v, VisitIn) and a is not None
@@ -285,7 +307,7 @@ def _completed(v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetim
     )
 
 
-STATUS_BY_KIND = {"forbidden": 403, "not_found": 404, "conflict": 409}
+STATUS_BY_KIND = {"forbidden": 403, "not_found": 404, "conflict": 409, "stale": 409}
 
 
 def single_problem(faults: list[rules.Fault]) -> Problem:
@@ -340,7 +362,13 @@ def answer(kind: str, outcomes: list[Outcome]) -> tuple[int | None, dict[str, An
     stored (a refusal is a problem, which is not kept for its key)."""
     if kind == "batch":
         stored = sum(1 for o in outcomes if not o.faults)
-        return 200, {"stored": stored, "rejected": len(outcomes) - stored, "results": [o.doc() for o in outcomes]}
+        conflicts = sum(1 for o in outcomes if o.current is not None)
+        return 200, {
+            "stored": stored,
+            "rejected": len(outcomes) - stored - conflicts,
+            "conflicts": conflicts,
+            "results": [o.doc() for o in outcomes],
+        }
     [outcome] = outcomes
     if outcome.faults:
         return None, None

@@ -111,7 +111,7 @@ async def test_student_read_and_write_by_role_and_scope(svc, world, who):
         assert r.headers["content-type"] == PROBLEM and r.json()["status"] == read
         assert "name" not in r.json()
     before = (await svc.http.get(f"/api/v1/students/{sid}", headers=BUREAU)).json()["name"]
-    w = await svc.http.patch(f"/api/v1/students/{sid}", json={"name": "新名字"}, headers=h)
+    w = await svc.http.patch(f"/api/v1/students/{sid}", json={"name": "新名字"}, headers={**h, "If-Match": "*"})
     assert w.status_code == write, w.text
     after = (await svc.http.get(f"/api/v1/students/{sid}", headers=BUREAU)).json()["name"]
     assert after == ("新名字" if write == 200 else before)

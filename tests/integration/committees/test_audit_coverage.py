@@ -60,7 +60,7 @@ def _calls(school: str, cls: str, nid: str) -> dict[Route, Call]:
     return {
         r("POST", "/api/v1/staff"): create_staff,
         r("PATCH", "/api/v1/staff/{staff_id}"): lambda h, ids: h.patch(
-            "/api/v1/staff/T-aud-1", json={"phone": "13800000001"}, headers=BUREAU
+            "/api/v1/staff/T-aud-1", json={"phone": "13800000001"}, headers={**BUREAU, "If-Match": "*"}
         ),
         r("GET", "/api/v1/staff/{staff_id}"): lambda h, ids: h.get("/api/v1/staff/T-aud-1", headers=BUREAU),
         r("GET", "/api/v1/staff"): lambda h, ids: h.get("/api/v1/staff", params={"under": school}, headers=BUREAU),
@@ -71,11 +71,13 @@ def _calls(school: str, cls: str, nid: str) -> dict[Route, Call]:
             headers=BUREAU,
         ),
         r("PATCH", "/api/v1/families/{family_id}"): lambda h, ids: h.patch(
-            f"/api/v1/families/{ids['family']}", json={"address": "白银区人民路1号"}, headers=BUREAU
+            f"/api/v1/families/{ids['family']}",
+            json={"address": "白银区人民路1号"},
+            headers={**BUREAU, "If-Match": "*"},
         ),
         r("POST", "/api/v1/students"): create_student,
         r("PATCH", "/api/v1/students/{student_id}"): lambda h, ids: h.patch(
-            f"/api/v1/students/{ids['student']}", json={"gender": "M"}, headers=BUREAU
+            f"/api/v1/students/{ids['student']}", json={"gender": "M"}, headers={**BUREAU, "If-Match": "*"}
         ),
         r("GET", "/api/v1/students/{student_id}"): lambda h, ids: h.get(
             f"/api/v1/students/{ids['student']}", headers=BUREAU

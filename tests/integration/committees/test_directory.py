@@ -81,14 +81,16 @@ async def test_directory_writes_publish_their_events(svc):
     assert r.status_code == 201, r.text
     student_id = r.json()["student_id"]
     assert student_id not in ("G1",) and len(student_id) == 36  # pseudonymous, not the bureau's number
-    r = await svc.http.patch(f"/api/v1/students/{student_id}", json={"class_id": "s1-g1-c2"}, headers=h)
+    r = await svc.http.patch(
+        f"/api/v1/students/{student_id}", json={"class_id": "s1-g1-c2"}, headers={**h, "If-Match": "*"}
+    )
     assert r.status_code == 200 and r.json()["org_path"] == f"{D}/s1/s1-g1/s1-g1-c2"
-    r = await svc.http.patch(f"/api/v1/students/{student_id}", json={"name": "王晓明"}, headers=h)
+    r = await svc.http.patch(f"/api/v1/students/{student_id}", json={"name": "王晓明"}, headers={**h, "If-Match": "*"})
     assert r.status_code == 200  # a personal correction: stored, nothing published
     r = await svc.http.patch(
         f"/api/v1/families/{family_id}",
         json={"parents_work_away": False, "living_arrangement": "both_parents"},
-        headers=h,
+        headers={**h, "If-Match": "*"},
     )
     assert r.status_code == 200, r.text
     r = await svc.http.delete(f"/api/v1/students/{student_id}", headers=h)

@@ -43,7 +43,9 @@ async def test_relinking_a_student_to_another_schools_family_is_forbidden(svc, w
     admin = auth("school_admin", city.OWN)
     mine = world["students"]["N-s_01-1"]
     theirs = world["family"]["N-sx01-1"]
-    r = await svc.http.patch(f"/api/v1/students/{mine['student_id']}", json={"family_id": theirs}, headers=admin)
+    r = await svc.http.patch(
+        f"/api/v1/students/{mine['student_id']}", json={"family_id": theirs}, headers={**admin, "If-Match": "*"}
+    )
     assert r.status_code == 403, r.text
     assert (await svc.http.get(f"/api/v1/families/{theirs}", headers=admin)).status_code == 403
     guardian = {"guardian_no": "P-evil", "name": "Evil", "relation": "other"}
@@ -80,7 +82,9 @@ async def test_a_family_of_two_schools_needs_write_scope_over_both(svc, world) -
     assert (
         await svc.http.post(f"/api/v1/families/{shared}/guardians", json=guardian, headers=admin)
     ).status_code == 403
-    r = await svc.http.patch(f"/api/v1/families/{shared}", json={"address": "elsewhere"}, headers=admin)
+    r = await svc.http.patch(
+        f"/api/v1/families/{shared}", json={"address": "elsewhere"}, headers={**admin, "If-Match": "*"}
+    )
     assert r.status_code == 403, r.text
     # reading it stays possible through the admin's own child
     assert (await svc.http.get(f"/api/v1/families/{shared}", headers=admin)).status_code == 200
@@ -94,20 +98,20 @@ async def test_moving_a_student_needs_scope_over_both_classes(svc, world) -> Non
     r = await svc.http.patch(
         f"/api/v1/students/{mine['student_id']}",
         json={"class_id": city.class_id(city.SIBLING)},
-        headers=auth("school_admin", city.OWN),
+        headers={**auth("school_admin", city.OWN), "If-Match": "*"},
     )
     assert r.status_code == 403, r.text
     theirs = world["students"]["N-sx01-2"]
     r = await svc.http.patch(
         f"/api/v1/students/{theirs['student_id']}",
         json={"class_id": city.class_id(city.OWN)},
-        headers=auth("school_admin", city.OWN),
+        headers={**auth("school_admin", city.OWN), "If-Match": "*"},
     )
     assert r.status_code == 403, r.text
     r = await svc.http.patch(
         f"/api/v1/students/{mine['student_id']}",
         json={"class_id": city.class_id(city.SIBLING)},
-        headers=auth("district_admin", city.DISTRICT),
+        headers={**auth("district_admin", city.DISTRICT), "If-Match": "*"},
     )
     assert r.status_code == 200, r.text
     assert r.json()["org_path"] == f"{city.SIBLING}/sx01-g1/sx01-g1-c1"

@@ -154,9 +154,16 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         assert (await http.get("/api/v1/cases", headers=OTHER_SCHOOL_ADMIN)).json() == []
         assert (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"org_path": DISTRICT})).status_code == 403
 
+        listed = by_student["stu-m"]["version"]
+        seen = f'"{listed}"'  # the version an admin's list shows while the carer logs a contact
         contact = {"contacted_at": clock.now().isoformat(), "mode": "phone", "outcome": "agreed weekly talks"}
         r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=contact)
         assert r.status_code == 201 and r.json()["first_contact"] is True
+        stale = await http.post(
+            f"/api/v1/cases/{m_id}/state", headers={**SCHOOL_ADMIN, "If-Match": seen}, json={"state": "monitoring"}
+        )
+        assert stale.status_code == 412 and stale.json()["version"] > listed, stale.text
+        assert stale.headers["etag"] == f'"{stale.json()["version"]}"'
         r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=contact)
         assert r.json()["first_contact"] is False
         future = {**contact, "contacted_at": (clock.now() + timedelta(days=1)).isoformat()}
@@ -166,7 +173,7 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         r = await http.post(f"/api/v1/cases/{m_id}/contacts", headers=MH_TEACHER, json=naive)
         assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/contacted_at"
         r = await http.post(f"/api/v1/cases/{m_id}/state", headers=MH_TEACHER, json={"state": "monitoring"})
-        assert r.status_code == 200
+        assert r.status_code == 200 and r.headers["etag"] == f'"{r.json()["version"]}"'
 
         detail = (await http.get(f"/api/v1/cases/{m_id}", headers=MH_TEACHER)).json()
         assert detail["state"] == "monitoring" and detail["contact_due"] is None

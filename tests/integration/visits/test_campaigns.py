@@ -82,17 +82,30 @@ async def test_assignments_can_be_reassigned_removed_and_added_by_hand_with_even
     first, second = rows[0], rows[1]
     other = next(t for t in env.directory.teachers if t != first["teacher_id"] and "620402s1" in t)
 
+    etag = f'"{first["version"]}"'
     r = await env.http.patch(
-        f"/api/v1/assignments/{first['assignment_id']}", json={"teacher_id": other}, headers=school_admin
+        f"/api/v1/assignments/{first['assignment_id']}",
+        json={"teacher_id": other},
+        headers={**school_admin, "If-Match": etag},
     )
     assert r.status_code == 200, r.text
     assert r.json() == {
         "assignment_id": first["assignment_id"],
         "teacher_id": other,
         "previous_teacher_id": first["teacher_id"],
+        "version": first["version"] + 1,
     }
+    assert r.headers["etag"] == f'"{first["version"] + 1}"'
+    r = await env.http.patch(  # a second admin still holding the first version
+        f"/api/v1/assignments/{first['assignment_id']}",
+        json={"teacher_id": other},
+        headers={**school_admin, "If-Match": etag},
+    )
+    assert r.status_code == 412 and r.json()["version"] == first["version"] + 1
     r = await env.http.patch(
-        f"/api/v1/assignments/{first['assignment_id']}", json={"teacher_id": "t-620403s1g1c1"}, headers=school_admin
+        f"/api/v1/assignments/{first['assignment_id']}",
+        json={"teacher_id": "t-620403s1g1c1"},
+        headers={**school_admin, "If-Match": "*"},
     )
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/teacher_id"  # outside the campaign
 

@@ -166,7 +166,7 @@ async def test_a_batch_stores_the_good_items_reports_the_bad_ones_and_replays_wi
     r = await env.http.post("/api/v1/visits/batch", json={"visits": items}, headers=admin)
     assert r.status_code == 200, r.text
     doc = r.json()
-    assert (doc["stored"], doc["rejected"]) == (3, 6)
+    assert (doc["stored"], doc["rejected"], doc["conflicts"]) == (3, 6, 0)
     results = doc["results"]
     assert [x["index"] for x in results] == list(range(9))
     assert [x["result"] for x in results] == ["stored", "stored", "rejected", "stored"] + ["rejected"] * 5
@@ -195,6 +195,50 @@ async def test_a_batch_stores_the_good_items_reports_the_bad_ones_and_replays_wi
         "completed",
         "assigned",
     ]
+
+
+async def test_a_stale_offline_item_comes_back_as_a_conflict_with_the_assignments_current_state(env: Env):
+    """A teacher records two visits offline; meanwhile an admin gives one family to another teacher. On upload the
+    untouched assignment's visit is stored, the reassigned one's is a `conflict` with the current state."""
+    cid = (await env.launch())["campaign_id"]
+    rows = await env.assignments(cid)
+    mine = [r for r in rows if r["teacher_id"] == rows[0]["teacher_id"]][:2]
+    assert len(mine) == 2 and all(r["version"] == 1 for r in mine)
+    kept, moved = mine
+    teacher = teacher_of(env, kept)
+    other = next(t for t in env.directory.teachers if t != kept["teacher_id"] and "620402s1" in t)
+    admin = bearer("school_admin", f"{DISTRICT}/620402s1")
+    r = await env.http.patch(
+        f"/api/v1/assignments/{moved['assignment_id']}",
+        json={"teacher_id": other},
+        headers={**admin, "If-Match": f'"{moved["version"]}"'},
+    )
+    assert r.status_code == 200, r.text
+    offline = [
+        {**completed(kept["assignment_id"]), "assignment_version": kept["version"]},
+        {**completed(moved["assignment_id"]), "assignment_version": moved["version"]},
+    ]
+    r = await env.http.post("/api/v1/visits/batch", json={"visits": offline}, headers=teacher)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    assert (doc["stored"], doc["rejected"], doc["conflicts"]) == (1, 0, 1)
+    stored, conflict = doc["results"]
+    assert stored["result"] == "stored" and stored["assignment_version"] == kept["version"] + 1
+    assert conflict == {
+        "index": 1,
+        "result": "conflict",
+        "assignment_id": moved["assignment_id"],
+        "current": {"assignment_id": moved["assignment_id"], "version": 2, "status": "assigned", "may_record": False},
+    }
+    assert await env.count("visits") == 1  # the conflicting visit was not stored
+    # A single visit on a stale version: 409 naming the field, nothing stored.
+    single = {**completed(moved["assignment_id"]), "assignment_version": 1}
+    r = await env.http.post("/api/v1/visits", json=single, headers=bearer("school_admin", f"{DISTRICT}/620402s1"))
+    assert r.status_code == 409 and r.json()["errors"][0]["pointer"] == "/assignment_version"
+    # Recorded again against the current version (the new teacher's), it is stored.
+    mover = bearer("teacher", env.directory.teachers[other], other)
+    r = await env.http.post("/api/v1/visits", json={**single, "assignment_version": 2}, headers=mover)
+    assert r.status_code == 201 and r.json()["assignment_version"] == 3, r.text
 
 
 async def test_concurrent_single_visits_are_committed_together_but_keep_their_own_correlation_ids(env: Env):

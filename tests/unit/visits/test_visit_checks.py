@@ -11,6 +11,7 @@ from services.visits.domain.recording import (
     check_checklist,
     check_findings,
     check_schedule,
+    check_version,
     check_visit,
     may_record,
 )
@@ -161,3 +162,11 @@ def test_a_visit_is_scheduled_only_inside_the_campaign_in_an_accepted_mode_on_an
     assert pointers(faults) == ["/planned_on", "/mode"]
     [closed] = check_schedule(date(2026, 10, 1), "online", facts(status="completed"))
     assert closed.kind == "conflict"
+
+
+def test_an_offline_visit_recorded_against_an_older_assignment_version_is_a_conflict() -> None:
+    a = facts(version=3)
+    assert check_version(None, a) == []  # no version sent: the usual checks decide
+    assert check_version(3, a) == []
+    [fault] = check_version(2, a)  # reassigned, removed or visited since the teacher's copy
+    assert fault.kind == "stale" and fault.pointer == "/assignment_version" and "version 3" in fault.detail

@@ -1,0 +1,82 @@
+"""Optimistic concurrency on the real stack: two people edit the same record; the second is told, not overwritten."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.integration.access import city
+from tests.integration.committees.conftest import BUREAU
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def svc(module_svc):
+    return module_svc
+
+
+@pytest.fixture(scope="module")
+async def world(svc) -> dict[str, Any]:
+    await svc.run_import(body=city.city_json())
+    r = await svc.http.get("/api/v1/students", params={"limit": 500}, headers=BUREAU)
+    return {s["student_no"]: s for s in r.json()["items"]}
+
+
+async def test_two_concurrent_patches_one_wins_one_is_412(svc, world) -> None:
+    family_id = world["N-s_01-1"]["family_id"]
+    r = await svc.http.get(f"/api/v1/families/{family_id}", headers=BUREAU)
+    assert r.status_code == 200, r.text
+    etag = r.headers["etag"]
+    assert etag == f'"{r.json()["version"]}"'
+    # Two admins read the same version and change different fields at the same moment.
+    a, b = await asyncio.gather(
+        svc.http.patch(
+            f"/api/v1/families/{family_id}", json={"address": "东路1号"}, headers={**BUREAU, "If-Match": etag}
+        ),
+        svc.http.patch(
+            f"/api/v1/families/{family_id}",
+            json={"living_arrangement": "grandparents"},
+            headers={**BUREAU, "If-Match": etag},
+        ),
+    )
+    assert sorted([a.status_code, b.status_code]) == [200, 412], (a.text, b.text)
+    won, lost = (a, b) if a.status_code == 200 else (b, a)
+    assert won.headers["etag"] == f'"{won.json()["version"]}"' != etag
+    assert lost.headers["content-type"] == "application/problem+json"
+    assert lost.json()["version"] == won.json()["version"] and lost.headers["etag"] == won.headers["etag"]
+    # The loser's change is not stored; the winner's is.
+    now = (await svc.http.get(f"/api/v1/families/{family_id}", headers=BUREAU)).json()
+    assert now["version"] == won.json()["version"]
+    assert (now["address"] == "东路1号") is (won is a)
+    # Retried on the current ETag, the loser's change goes through and keeps the winner's.
+    again = await svc.http.patch(
+        f"/api/v1/families/{family_id}",
+        json=({"address": "东路1号"} if lost is a else {"living_arrangement": "grandparents"}),
+        headers={**BUREAU, "If-Match": lost.headers["etag"]},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["address"] == "东路1号" and again.json()["living_arrangement"] == "grandparents"
+
+
+async def test_a_patch_without_if_match_is_428_and_changes_nothing(svc, world) -> None:
+    student = world["N-s_01-2"]
+    r = await svc.http.patch(f"/api/v1/students/{student['student_id']}", json={"name": "改名"}, headers=BUREAU)
+    assert r.status_code == 428, r.text
+    assert r.json()["errors"] == [{"pointer": "/header/If-Match", "detail": "required"}]
+    after = (await svc.http.get(f"/api/v1/students/{student['student_id']}", headers=BUREAU)).json()
+    assert after["name"] != "改名" and after["version"] == student["version"]
+
+
+async def test_a_state_change_with_a_stale_if_match_is_412(svc, world) -> None:
+    staff = (await svc.http.get("/api/v1/staff/t-s_01", headers=BUREAU)).json()
+    r = await svc.http.patch(
+        "/api/v1/staff/t-s_01", json={"phone": "13900000000"}, headers={**BUREAU, "If-Match": f'"{staff["version"]}"'}
+    )
+    assert r.status_code == 200 and r.json()["version"] == staff["version"] + 1
+    # Someone still holding the old version tries to mark the teacher as left: refused, nothing published.
+    r = await svc.http.delete("/api/v1/staff/t-s_01", headers={**BUREAU, "If-Match": f'"{staff["version"]}"'})
+    assert r.status_code == 412 and r.json()["version"] == staff["version"] + 1
+    assert (await svc.http.get("/api/v1/staff/t-s_01", headers=BUREAU)).json()["active"] is True
