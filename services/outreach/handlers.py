@@ -9,8 +9,10 @@ from pydantic import BaseModel
 from services.outreach.settings import Rules
 from services.outreach.usecases import groups, leavers
 from services.outreach.usecases.findings import Reaction
+from services.outreach.usecases.notifications import FACT_TYPES, EmailChannel, Notifier
 from shared.clock import Clock
 from shared.contracts import committees as dir_ev
+from shared.contracts.outreach import NotificationCreated
 from shared.contracts.visits import FindingRecorded
 from shared.directory import STAFF, Changes, DirectoryCopy
 from shared.events import type_of
@@ -18,6 +20,8 @@ from shared.inbox import Batch
 
 FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
+NOTIFY_GROUP = "outreach.notifications"
+EMAIL_GROUP = "outreach.notify-email"
 
 
 class DirectoryChanges:
@@ -54,10 +58,13 @@ def student_of(p: FindingRecorded) -> list[str]:
 
 
 def consumers(rules: Rules, clock: Clock) -> dict[str, Batch]:
-    """The consumer groups, both set-based (a lane's poll at a time): findings, and the directory copy."""
+    """The consumer groups, all set-based (a lane's poll at a time): findings, the directory copy, the
+    notifications of outreach's own case and referral facts, and the email channel of those notifications."""
     return {
         FINDINGS_GROUP: Batch(
             frozenset({type_of(FindingRecorded)}), Reaction(rules, clock).on_findings, keys=student_of
         ),
         DIRECTORY_GROUP: DirectoryCopy(DirectoryChanges(rules, clock), keys=family_and_children).subscription(),
+        NOTIFY_GROUP: Batch(FACT_TYPES, Notifier().on_facts),
+        EMAIL_GROUP: Batch(frozenset({type_of(NotificationCreated)}), EmailChannel(clock).on_notifications),
     }

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME
 from shared.contracts.common import Category, Department, Severity, StaffRole, VisitMode
-from shared.contracts.outreach import GroupSource, SpecialGroup
+from shared.contracts.outreach import GroupSource, NotificationKind, SpecialGroup
 
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
@@ -269,3 +269,27 @@ class GroupCount(BaseModel):
     group: SpecialGroup
     members: int
     verified: int
+
+
+class NotificationOut(BaseModel):
+    """One notification of the caller's inbox: what happened and what to open (no child data)."""
+
+    notification_id: str
+    kind: NotificationKind
+    case_id: str
+    referral_id: str | None
+    link: str = Field(description="API path of the case or referral (its own access rules apply)")
+    created_at: datetime
+    read_at: datetime | None
+
+
+class EmailIn(Strict):
+    """The caller's own address for notification mails."""
+
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class EmailOut(BaseModel):
+    staff_id: str
+    email: str
+    updated_at: datetime

@@ -82,6 +82,8 @@ class Rules(BaseModel):
     referral_resolve_days: float = 30
     # Roles that may approve (or reject) a proposed closure; the proposer never decides on their own proposal.
     case_closers: list[Role] = [Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN]
+    # Carers are told a case's next deadline (first contact or escalation) is near this many hours ahead (0 = off).
+    notify_due_soon_hours: float = 12
 
 
 class OutreachSettings(ServiceSettings):
@@ -96,6 +98,17 @@ class OutreachSettings(ServiceSettings):
     scheduler_interval_seconds: float = 30.0
     scheduler_batch_size: int = 500
     scheduler_enabled: bool = True
+    # Notifications (usecases/notifications.py): the due-soon sweep and the email sender run every interval.
+    notify_interval_seconds: float = 5.0
+    smtp_host: str = Field(default="", description="SMTP server of the email channel; empty = no mail is sent")
+    smtp_port: int = 25
+    smtp_sender: str = "HSS notifications <notifications@hss.localhost>"
+    smtp_timeout_seconds: float = 10.0
+    email_link_base: str = Field(default="http://localhost:8100", description="origin the mails' links start with")
+    email_batch_size: int = 100
+    email_retry_seconds: float = 30.0  # first retry of a failed mail; doubles per attempt up to the maximum
+    email_retry_max_seconds: float = 3600.0
+    email_max_attempts: int = 12
 
     @model_validator(mode="before")
     @classmethod

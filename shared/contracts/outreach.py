@@ -12,6 +12,7 @@ from shared.events import Payload, event_type
 
 GROUP = "outreach.group.events"
 CASE = "outreach.case.events"
+NOTIFICATION = "outreach.notification.events"
 # Public: each department reads only its own topic, with its own credentials (deploy/kafka/departments.md).
 REFERRAL = "outreach.referral.{department}.events"
 
@@ -229,3 +230,27 @@ class ReferralEscalated(ReferralFacts):
     reason: str | None = Field(
         default=None, description="unacknowledged | unresolved (chased); absent in older events (unacknowledged)"
     )
+
+
+class NotificationKind(StrEnum):
+    """What a staff member is told about."""
+
+    CASE_ASSIGNED = "case_assigned"
+    CASE_DUE_SOON = "case_due_soon"
+    CASE_ESCALATED = "case_escalated"
+    REFERRAL_ANSWERED = "referral_answered"
+
+
+@event_type("outreach.notification.created.v1", topic=NOTIFICATION, key="recipient_id")
+class NotificationCreated(Payload):
+    """A staff member has a new notification: the topic every delivery channel subscribes to (the in-app inbox
+    is its table; outreach's email channel reads this topic; a messaging channel would too). It carries ids, the
+    kind and a link only: no child id, name or finding; whoever opens the link is checked there."""
+
+    notification_id: str
+    recipient_id: str = Field(description="staff id of the carer or teacher told")
+    kind: NotificationKind
+    case_id: str
+    referral_id: str | None = None
+    link: str = Field(description="path of the resource to open (the API checks the reader's access)")
+    occurred_at: datetime

@@ -49,6 +49,13 @@ def _print_status(stack: Stack) -> bool:
             f"{'gateway':<13} {'up' if up else 'down':<5} pid={gateway_pid:<9} {gateway.address}  "
             f"the one origin for frontends (/api/v1/..., /docs)  log={gateway.log}"
         )
+    smtp = stack.smtp()
+    smtp_pid = smtp.pid()
+    if smtp_pid is not None:
+        print(
+            f"{'smtp':<13} {'up' if smtp.answers() else 'down':<5} pid={smtp_pid:<9} {smtp.address}  "
+            f"notification mails: {len(smtp.messages())} in the Maildir {smtp.maildir}"
+        )
     if running:
         for h in holders.values():
             if h.label is None:
@@ -75,8 +82,9 @@ def _up(stack: Stack, args: argparse.Namespace, parser: argparse.ArgumentParser)
         for proc in stack.services_up(replicas=args.replicas):
             if proc.replica == 1:
                 print(f"{proc.env_var}={proc.address}")
-        gateway = stack.gateway()
+        gateway, smtp = stack.gateway(), stack.smtp()
         print(f"{gateway.env_var}={gateway.address}")
+        print(f"{smtp.env_var}={smtp.address}\nSMTP_MAILDIR={smtp.maildir}")
     elif args.replicas:
         parser.error("--replicas needs --services")
     # stdout is eval-able (eval "$(python -m shared.devstack up)"); chatter goes to stderr.

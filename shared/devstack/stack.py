@@ -39,6 +39,8 @@ from shared.devstack.services import (
     http_ports_from_env,
     service_components,
 )
+from shared.devstack.smtp import DEFAULT_PORT as DEFAULT_SMTP_PORT
+from shared.devstack.smtp import SmtpServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PG_PORT = 55432
@@ -103,6 +105,7 @@ class Stack:
     kafka_port: int = DEFAULT_KAFKA_PORT
     http_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     gateway_port: int = DEFAULT_GATEWAY_PORT
+    smtp_port: int = DEFAULT_SMTP_PORT
     database_url: str | None = None  # external PostgreSQL
     kafka_bootstrap: str | None = None  # external Kafka
     service_env: dict[str, str] = field(default_factory=dict)  # extra variables for every service process
@@ -116,6 +119,7 @@ class Stack:
             kafka_port=int(os.environ.get("DEVSTACK_KAFKA_PORT") or DEFAULT_KAFKA_PORT),
             http_ports=http_ports_from_env(),
             gateway_port=int(os.environ.get("GATEWAY_HTTP_PORT") or DEFAULT_GATEWAY_PORT),
+            smtp_port=int(os.environ.get("SMTP_PORT") or DEFAULT_SMTP_PORT),
             database_url=os.environ.get("DATABASE_URL") or None,
             kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         )
@@ -137,6 +141,7 @@ class Stack:
             kafka_port=free_port_block(16),  # three nodes × (client, controller), department listeners at +10
             http_ports={name: http + i for i, name in enumerate(SERVICES)},
             gateway_port=free_port_block(1),
+            smtp_port=free_port_block(1),
             database_url=database_url,
             kafka_bootstrap=kafka_bootstrap,
             service_env=dict(service_env or {}),
@@ -206,6 +211,10 @@ class Stack:
             **info.env(),
             # Reporting reads the other services' APIs (its rebuild); replica 1 of each is the one it asks.
             **{f"REPORTING_{n.upper()}_URL": urls[n] for n in SERVICES if n != "reporting"},
+            # Outreach's email channel writes to the local SMTP server; links in mails point at the gateway.
+            "OUTREACH_SMTP_HOST": "127.0.0.1",
+            "OUTREACH_SMTP_PORT": str(self.smtp_port),
+            "OUTREACH_EMAIL_LINK_BASE": self.gateway().address,
             **self.service_env,
         }
         return service_components(self.state, env, replicas or self.topology.replicas, self.http_ports)
@@ -215,6 +224,10 @@ class Stack:
         n = replicas or self.topology.replicas
         ports = {name: [port + REPLICA_PORT_STEP * k for k in range(n)] for name, port in self.http_ports.items()}
         return Gateway(self.state, self.gateway_port, ports)
+
+    def smtp(self) -> SmtpServer:
+        """The local SMTP server (aiosmtpd) receiving the services' mails into a Maildir, started with them."""
+        return SmtpServer(self.state / "smtp", self.smtp_port)
 
     def process(self, label: str) -> Component:
         """A process by name: `postgres`, `kafka` / `kafka#2`, `visits` (= `visits#1`) / `visits#2`, `gateway`."""
@@ -297,6 +310,7 @@ class Stack:
                 if proc.replica > want.replicas:
                     proc.stop()
             self._remember(want)
+            self.smtp().ensure()
             procs = self.services(want.replicas)
             for proc in procs:
                 proc.ensure()
@@ -311,6 +325,7 @@ class Stack:
             self.gateway().stop()
             for proc in reversed(self.services()):
                 proc.stop()
+            self.smtp().stop()
             current = self.topology
             if current.gateway is not None and (self.state / TOPOLOGY_FILE).exists():
                 self._remember(Topology(current.brokers, current.replicas))

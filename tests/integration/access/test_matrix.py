@@ -409,6 +409,12 @@ def operations() -> list[Op]:
         Op(o, "POST", "/api/v1/groups/members/{membership_id}/verify", over(CLASS, PARTNER, *ADMINS),
            args=lambda w: {"membership_id": w["membership"]}, body=lambda w: {"verified": True}),
         *listing(o, "/api/v1/audit/outreach/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
+        # notifications: staff tokens only, each caller their own inbox and address
+        Op(o, "GET", "/api/v1/notifications", staff_teacher, items=page_items, visible=lambda c, item, w: True),
+        Op(o, "PUT", "/api/v1/notifications/email", staff_teacher, body=lambda w: {"email": "carer@school.example"}),
+        Op(o, "GET", "/api/v1/notifications/email", staff_teacher, phase=2),
+        Op(o, "POST", "/api/v1/notifications/{notification_id}/read", staff_teacher, ok=OK | {404},
+           args=lambda w: {"notification_id": "not-mine"}),
         # --- reporting
         *[
             op

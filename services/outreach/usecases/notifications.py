@@ -1,0 +1,245 @@
+"""Notifications for carers and teachers: case assigned, due soon, escalated, referral answered.
+
+Facts become notifications in three steps, each at-least-once and idempotent:
+1. `Notifier.on_facts` (consumer group `outreach.notifications` over outreach's own case and referral topics) and
+   `sweep_due_soon` (the background loop, on the service's clock) write inbox rows, unique per source fact ×
+   recipient × kind, and one `NotificationCreated` event per new row on `outreach.notification.events`.
+2. `EmailChannel.on_notifications` (consumer group `outreach.notify-email`, a subscriber of that topic like any
+   other channel would be) queues one email delivery per notification id.
+3. `send_due_mails` (the background loop) sends due deliveries over SMTP; a failure is retried later with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiosmtplib
+import asyncpg
+
+from services.outreach.domain import notifications as rules
+from services.outreach.domain.notifications import Notice
+from services.outreach.settings import OutreachSettings
+from services.outreach.store import notifications as store
+from shared import pages, scope
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.context import TraceContext
+from shared.contracts.outreach import (
+    CaseAssigned,
+    CaseEscalated,
+    NotificationCreated,
+    NotificationKind,
+    ReferralAccepted,
+    ReferralDeclined,
+    ReferralResolved,
+)
+from shared.db import DB_UNAVAILABLE, Conn, lock_key
+from shared.events import Event, type_of
+from shared.ids import new_id
+from shared.outbox import add_caused
+from shared.problems import not_found
+from shared.web import Runtime
+
+log = logging.getLogger(__name__)
+
+FACTS = (CaseAssigned, CaseEscalated, ReferralAccepted, ReferralDeclined, ReferralResolved)
+FACT_TYPES = frozenset(type_of(m) for m in FACTS)
+
+
+Group = tuple[TraceContext | None, str, datetime, list[Notice]]
+"""The notices one fact causes: (its cause for the outbox, its source id, its time, the notices)."""
+
+
+async def _create(conn: asyncpg.Connection, groups: list[Group]) -> int:
+    """Insert the notices of each group; publish an event for each one not there before, under its cause."""
+    per_group = [
+        [(new_id(), n.recipient_id, str(n.kind), source, n.case_id, n.referral_id, n.link, at) for n in notices]
+        for _, source, at, notices in groups
+    ]
+    inserted = {
+        r["notification_id"]: r for r in await store.insert_notifications(conn, [r for rows in per_group for r in rows])
+    }
+    events = [
+        (cause, [_event(inserted[row[0]]) for row in rows if row[0] in inserted])
+        for (cause, *_), rows in zip(groups, per_group, strict=True)
+    ]
+    await add_caused(conn, events)
+    return len(inserted)
+
+
+def _event(r: asyncpg.Record) -> NotificationCreated:
+    return NotificationCreated(
+        notification_id=r["notification_id"],
+        recipient_id=r["recipient_id"],
+        kind=NotificationKind(r["kind"]),
+        case_id=r["case_id"],
+        referral_id=r["referral_id"],
+        link=r["link"],
+        occurred_at=r["created_at"],
+    )
+
+
+class Notifier:
+    """The consumer of case and referral facts that tells each case's carers."""
+
+    async def on_facts(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
+        """Set-based: the carers of every case concerned in one query, the notices in one insert."""
+        need = [e.payload.case_id for e in events if not isinstance(e.payload, CaseAssigned)]
+        carers = await store.list_carers_of_cases(conn, need) if need else {}
+        groups: list[Group] = []
+        for e in events:
+            notices = rules.notices_for(e.payload, carers.get(e.payload.case_id, []))
+            groups.append((e.trace, str(e.envelope.id), e.payload.occurred_at, notices))
+        await _create(conn, groups)
+
+
+async def sweep_due_soon(conn: asyncpg.Connection, window_hours: float, now: datetime, limit: int) -> int:
+    """Tell the carers of open cases whose next deadline is within the window (once per case and deadline)."""
+    if window_hours <= 0:
+        return 0
+    due = await store.list_cases_due_between(conn, now, now + timedelta(hours=window_hours), limit)
+    due = [c for c in due if rules.due_soon(c["escalation_due"], now, window_hours)]
+    carers = await store.list_carers_of_cases(conn, [c["case_id"] for c in due])
+    groups: list[Group] = [
+        (
+            None,
+            rules.due_soon_source(c["case_id"], c["escalation_due"]),
+            now,
+            rules.notices(NotificationKind.CASE_DUE_SOON, c["case_id"], carers.get(c["case_id"], [])),
+        )
+        for c in due
+    ]
+    return await _create(conn, groups)
+
+
+class EmailChannel:
+    """The email channel's subscription to the notification topic: queues one mail per notification."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    async def on_notifications(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
+        now = self.clock.now()
+        rows = [(p.notification_id, p.recipient_id, str(p.kind), p.link, now) for p in (e.payload for e in events)]
+        await store.insert_deliveries(conn, rows)
+
+
+async def send_due_mails(pool: asyncpg.Pool, settings: OutreachSettings, now: datetime) -> int:
+    """Send the deliveries whose time has come (one SMTP session per pass); returns how many were sent.
+
+    The rows stay locked while their mails go out and their outcome commits with them: a crash in between sends
+    that mail again later (at-least-once; its Message-ID is the notification's id)."""
+    async with pool.acquire() as conn, conn.transaction():
+        due = await store.list_deliveries_due(conn, now, settings.email_batch_size)
+        if not due:
+            return 0
+        smtp = aiosmtplib.SMTP(
+            hostname=settings.smtp_host, port=settings.smtp_port, timeout=settings.smtp_timeout_seconds
+        )
+        try:
+            await smtp.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            for d in due:
+                await _failed(conn, settings, d, exc, now)
+            return 0
+        try:
+            return sum([await _send(conn, smtp, settings, d, now) for d in due])
+        finally:
+            try:
+                await smtp.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                smtp.close()
+
+
+async def _send(
+    conn: asyncpg.Connection, smtp: aiosmtplib.SMTP, settings: OutreachSettings, d: Any, now: datetime
+) -> int:
+    """One delivery over the open session: 1 when sent; no address → parked (the inbox has it); failure → retry."""
+    if d["email"] is None:
+        await store.update_delivery(conn, d["notification_id"], "no_address", d["attempts"], None, None, now)
+        return 0
+    kind = NotificationKind(d["kind"])
+    msg = rules.email(d["notification_id"], kind, d["link"], d["email"], settings.smtp_sender, settings.email_link_base)
+    try:
+        await smtp.send_message(msg)
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        await _failed(conn, settings, d, exc, now)
+        return 0
+    await store.update_delivery(conn, d["notification_id"], "sent", d["attempts"] + 1, None, None, now)
+    return 1
+
+
+async def _failed(conn: asyncpg.Connection, settings: OutreachSettings, d: Any, exc: Exception, now: datetime) -> None:
+    attempts = d["attempts"] + 1
+    state = "failed" if rules.gives_up(attempts, settings.email_max_attempts) else "pending"
+    retry = rules.retry_at(attempts, now, settings.email_retry_seconds, settings.email_retry_max_seconds)
+    log.warning("notification mail not sent", extra={"attempts": attempts, "state": state, "error": repr(exc)})
+    await store.update_delivery(conn, d["notification_id"], state, attempts, retry, repr(exc)[:500], now)
+
+
+async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> tuple[int, int]:
+    """One pass: due-soon notices (one instance at a time), then due mails (replicas share them row by row)."""
+    now = clock.now()
+    created = 0
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"notify:{settings.db_schema}")):
+            created = await sweep_due_soon(conn, settings.rules.notify_due_soon_hours, now, settings.email_batch_size)
+    sent = await send_due_mails(pool, settings, now) if settings.smtp_host else 0
+    return created, sent
+
+
+async def run(runtime: Runtime) -> None:
+    """The background task: a pass every interval, on the service's clock."""
+    settings = runtime.settings
+    assert isinstance(settings, OutreachSettings)
+    while True:
+        try:
+            await tick(runtime.pool, settings, runtime.clock)
+        except asyncio.CancelledError:
+            raise
+        except DB_UNAVAILABLE as exc:
+            log.warning("notifications: database unavailable: %r", exc)
+        except Exception:
+            log.exception("notifications pass failed")
+        await asyncio.sleep(settings.notify_interval_seconds)
+
+
+# -- the in-app inbox -------------------------------------------------------------------------------------------
+
+
+def _staff_of(principal: Principal) -> str:
+    if not principal.staff_id:
+        raise scope.forbidden("notifications are for staff: the token names no staff_id")
+    return principal.staff_id
+
+
+async def inbox(
+    pool: asyncpg.Pool, principal: Principal, unread: bool, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """The caller's own notifications, newest first."""
+    after = pages.after(cursor, datetime, str)
+    rows = await store.list_inbox(pool, _staff_of(principal), unread, after, limit + 1)
+    return pages.page([dict(r) for r in rows], limit, lambda r: (r["created_at"], r["notification_id"]))
+
+
+async def mark_read(conn: Conn, principal: Principal, notification_id: str, now: datetime) -> dict[str, Any]:
+    """Mark one of the caller's notifications read; 404 for anyone else's (its existence is not revealed)."""
+    row = await store.update_read(conn, notification_id, _staff_of(principal), now)
+    if row is None:
+        raise not_found("notification")
+    return dict(row)
+
+
+async def set_email(conn: Conn, principal: Principal, email: str, now: datetime) -> dict[str, Any]:
+    """The caller's own address for the email channel."""
+    return dict(await store.upsert_email(conn, _staff_of(principal), email, now))
+
+
+async def get_email(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:
+    row = await store.get_email(pool, _staff_of(principal))
+    if row is None:
+        raise not_found("email address")
+    return dict(row)

@@ -1,0 +1,79 @@
+"""A local SMTP server (aiosmtpd) keeping every mail it receives in a Maildir: where carers' notification mails go
+in the demo and the tests (read them with any Maildir reader, e.g. Python's `mailbox.Maildir`, or `mutt -f`)."""
+
+from __future__ import annotations
+
+import mailbox
+import subprocess
+import sys
+from email.message import Message
+from pathlib import Path
+
+from shared.devstack.component import (
+    Component,
+    port_open,
+    read_pid,
+    require_free,
+    tail,
+    terminate,
+    wait_until,
+)
+from shared.devstack.component import pid_alive as _pid_alive
+
+DEFAULT_PORT = 8025
+SERVER = [sys.executable, "-m", "aiosmtpd", "-n"]  # -n: no setuid to nobody (root runs it in CI)
+
+
+class SmtpServer(Component):
+    """`python -m aiosmtpd` with the Mailbox handler: mails land in <root>/mail/{new,cur} as files."""
+
+    name = "smtp"
+    env_var = "SMTP_ADDRESS"
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.port = port
+        self.root = root
+        self.maildir = root / "mail"
+        self.pid_file = root / "smtp.pid"
+        self.log = root / "smtp.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def pid(self) -> int | None:
+        pid = read_pid(self.pid_file)
+        return pid if pid is not None and _pid_alive(pid, f"127.0.0.1:{self.port}") else None
+
+    def start(self) -> None:
+        require_free(self.port, "smtp", "set SMTP_PORT")
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            proc = subprocess.Popen(
+                [*SERVER, "-l", self.address, "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the shell that ran `devstack up`
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        try:
+            wait_until(self.answers, 30, "smtp", lambda: proc.poll() is None)
+        except Exception as exc:
+            raise type(exc)(f"{exc}\n{tail(self.log)}") from None
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, 10, f"127.0.0.1:{self.port}")
+        self.pid_file.unlink(missing_ok=True)
+
+    def answers(self) -> bool:
+        return port_open("127.0.0.1", self.port)
+
+    def messages(self) -> list[Message]:
+        """Every mail received so far (oldest first by delivery time)."""
+        if not (self.maildir / "new").exists():
+            return []
+        box = mailbox.Maildir(self.maildir, create=False)
+        return [m for _, m in sorted(box.items(), key=lambda kv: kv[1].get_date())]

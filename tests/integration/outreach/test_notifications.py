@@ -1,0 +1,211 @@
+"""Notifications on the real stack: a carer's mail reaches a real local SMTP server (aiosmtpd in its own process)
+once for an assigned case, also after the fact is redelivered; due-soon and escalation follow the injected clock;
+a department's answer reaches the inbox; a mail sent while the SMTP server is down is retried and arrives later."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.outreach.app import create
+from services.outreach.settings import OutreachSettings
+from services.outreach.usecases.notifications import FACTS, EmailChannel, Notifier
+from shared import db
+from shared.auth import issue_token
+from shared.clock import ManualClock
+from shared.contracts.common import Category, Severity
+from shared.contracts.outreach import CASE, NOTIFICATION, NotificationCreated
+from shared.devstack.smtp import SmtpServer
+from shared.events import Envelope, Event, registry
+from shared.testing.fixtures import free_port, read_topic, serve, wait_for
+from tests.integration.outreach.helpers import finding, publish, school, school_staff, student
+
+pytestmark = pytest.mark.integration
+
+CARER = "t-head-c2"  # the class teacher of c2 (helpers.school_staff)
+MAIL = "head.c2@school.example"
+
+
+def bearer(**claims: Any) -> dict[str, str]:
+    return {"Authorization": "Bearer " + issue_token(**claims)}
+
+
+TEACHER = bearer(role="teacher", org_path=school(), staff_id=CARER)
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> SmtpServer:
+    return SmtpServer(tmp_path / "smtp", free_port())
+
+
+@pytest.fixture
+async def running_smtp(smtp: SmtpServer) -> AsyncIterator[SmtpServer]:
+    await asyncio.to_thread(smtp.start)
+    try:
+        yield smtp
+    finally:
+        await asyncio.to_thread(smtp.stop)
+
+
+def _settings(make_settings: Any, smtp: SmtpServer) -> OutreachSettings:
+    settings: OutreachSettings = make_settings(
+        OutreachSettings,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        scheduler_interval_seconds=0.2,
+        notify_interval_seconds=0.2,
+        email_link_base="https://hss.example",
+    )
+    return settings
+
+
+def mails_to(smtp: SmtpServer, address: str) -> list[Message]:
+    return [m for m in smtp.messages() if m["To"] == address]
+
+
+async def _carer_ready(http: httpx.AsyncClient, settings: OutreachSettings) -> None:
+    await publish(settings, [*school_staff(), student("stu-n")])
+    r = await http.put("/api/v1/notifications/email", headers=TEACHER, json={"email": MAIL})
+    assert r.status_code == 200 and r.json()["email"] == MAIL
+
+
+async def _mails(smtp: SmtpServer, n: int) -> list[Message]:
+    await wait_for(lambda: len(mails_to(smtp, MAIL)) >= n, timeout=30)
+    return mails_to(smtp, MAIL)
+
+
+async def test_assigned_case_mails_its_carer_once_even_when_the_fact_comes_again(make_settings, running_smtp):
+    smtp = running_smtp
+    clock = ManualClock()
+    settings = _settings(make_settings, smtp)
+    async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
+        await _carer_ready(http, settings)
+        await asyncio.sleep(1)  # the directory copy has the class teacher before the finding comes
+        await publish(settings, [finding("stu-n", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())])
+        [assigned] = await _mails(smtp, 1)
+        inbox = (await http.get("/api/v1/notifications", headers=TEACHER)).json()["items"]
+        assert [n["kind"] for n in inbox] == ["case_assigned"]
+        case_id = inbox[0]["case_id"]
+        assert assigned["Subject"] == "[HSS] A care case was assigned to you"
+        assert assigned["Message-ID"] == f"<{inbox[0]['notification_id']}@notifications.hss>"
+        body = assigned.get_payload(decode=True).decode()
+        assert f"https://hss.example/api/v1/cases/{case_id}" in body
+        assert "stu-n" not in assigned.as_string()  # nothing about the child but the link
+
+        # The CaseAssigned fact delivered again (a producer retry, a replayed partition): no second mail. It goes
+        # to the child's partition, so the escalation below (same key) is applied after it.
+        cases = await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=2)
+        again = [Envelope.model_validate(m["value"]) for m in cases if m["value"]["type"].endswith("assigned.v1")]
+        await publish(settings, again)
+
+        clock.advance(timedelta(days=6, hours=13))  # the 7-day first contact is due in 11 h: due soon
+        await _mails(smtp, 2)
+        clock.advance(timedelta(hours=12))  # nobody called: the case escalates to the district
+        mails = await _mails(smtp, 3)
+        await asyncio.sleep(1)  # a second mail of the redelivered fact would have been sent with these
+        subjects = [m["Subject"] for m in mails_to(smtp, MAIL)]
+        assert subjects == [
+            "[HSS] A care case was assigned to you",
+            "[HSS] A care case's contact is due soon",
+            "[HSS] A care case you care for was escalated",
+        ], subjects
+        assert len({m["Message-ID"] for m in mails}) == 3
+
+        # The inbox: newest first, unread filter, mark read (own notifications only).
+        inbox = (await http.get("/api/v1/notifications", headers=TEACHER)).json()["items"]
+        assert [n["kind"] for n in inbox] == ["case_escalated", "case_due_soon", "case_assigned"]
+        first = inbox[-1]["notification_id"]
+        other = bearer(role="teacher", org_path=school(), staff_id="t-head-c9")
+        assert (await http.post(f"/api/v1/notifications/{first}/read", headers=other)).status_code == 404
+        r = await http.post(f"/api/v1/notifications/{first}/read", headers=TEACHER)
+        assert r.status_code == 200 and r.json()["read_at"] is not None
+        unread = (await http.get("/api/v1/notifications?unread=true&limit=1", headers=TEACHER)).json()
+        assert [n["kind"] for n in unread["items"]] == ["case_escalated"] and unread["next_cursor"]
+        rest = await http.get(f"/api/v1/notifications?unread=true&cursor={unread['next_cursor']}", headers=TEACHER)
+        assert [n["kind"] for n in rest.json()["items"]] == ["case_due_soon"]
+        no_staff = bearer(role="school_admin", org_path=school())
+        assert (await http.get("/api/v1/notifications", headers=no_staff)).status_code == 403
+
+        # The notification topic, which any other channel may subscribe to, names no child.
+        events = await read_topic(settings.kafka_bootstrap_servers, settings.topic(NOTIFICATION), expect=3)
+        assert len(events) == 3
+        for m in events:
+            data = m["value"]["data"]
+            NotificationCreated.model_validate(data)
+            assert "stu-" not in repr(m) and data["recipient_id"] == CARER == m["key"]
+
+
+async def test_a_fact_applied_again_by_a_fresh_consumer_group_adds_no_notification_and_no_mail(make_settings, smtp):
+    """Beyond the kit's inbox (which drops a redelivered event per consumer group): a replay under a fresh group,
+    or the same fact applied twice at once, creates no second notification and queues no second mail."""
+    clock = ManualClock()
+    settings = _settings(make_settings, smtp)
+    async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
+        await _carer_ready(http, settings)
+        await asyncio.sleep(1)
+        await publish(settings, [finding("stu-n", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())])
+        pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=4)
+        try:
+            await wait_for(lambda: pool.fetchval("SELECT count(*) = 1 FROM email_deliveries"), timeout=30)
+            cases = await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=2)
+            facts = [Envelope.model_validate(m["value"]) for m in cases]
+            notifier, channel = Notifier(), EmailChannel(clock)
+
+            async def replay() -> None:
+                async with pool.acquire() as conn, conn.transaction():
+                    events = [Event(e, _payload(e), CASE, 0, 0) for e in facts]
+                    await notifier.on_facts(conn, [e for e in events if isinstance(e.payload, FACTS)])
+
+            await asyncio.gather(replay(), replay(), return_exceptions=True)
+            await replay()
+            assert await pool.fetchval("SELECT count(*) FROM notifications") == 1
+            notes = await read_topic(settings.kafka_bootstrap_servers, settings.topic(NOTIFICATION), expect=1)
+            created = Envelope.model_validate(notes[0]["value"])
+            for _ in range(2):
+                async with pool.acquire() as conn, conn.transaction():
+                    event = Event(created, _payload(created), NOTIFICATION, 0, 0)
+                    await channel.on_notifications(conn, [event])
+            assert await pool.fetchval("SELECT count(*) FROM email_deliveries") == 1
+            assert await pool.fetchval("SELECT count(*) FROM outbox WHERE type LIKE 'outreach.notification.%'") == 1
+        finally:
+            await pool.close()
+
+
+def _payload(e: Envelope) -> Any:
+    return registry.spec(e.type).model.model_validate(e.data)
+
+
+async def test_mail_is_retried_while_the_smtp_server_is_down_and_sent_once_it_is_back(make_settings, smtp):
+    clock = ManualClock()
+    settings = _settings(make_settings, smtp)  # the server is not started yet
+    async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
+        await _carer_ready(http, settings)
+        await asyncio.sleep(1)
+        await publish(settings, [finding("stu-n", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())])
+        pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=2)
+        try:
+            row = await wait_for(
+                lambda: pool.fetchrow("SELECT * FROM email_deliveries WHERE attempts >= 1"), timeout=30
+            )
+            assert row["state"] == "pending" and row["sent_at"] is None
+            assert "Connect" in row["last_error"] or "refused" in row["last_error"].lower()
+            assert row["next_attempt_at"] > clock.now()  # not hammered: the next try waits for the backoff
+
+            await asyncio.to_thread(smtp.start)
+            try:
+                clock.advance(timedelta(minutes=1))  # the backoff has passed
+                [mail] = await _mails(smtp, 1)
+                assert mail["Subject"] == "[HSS] A care case was assigned to you"
+                sent = await pool.fetchrow("SELECT * FROM email_deliveries")
+                assert sent["state"] == "sent" and sent["attempts"] >= 2
+            finally:
+                await asyncio.to_thread(smtp.stop)
+        finally:
+            await pool.close()

@@ -1,0 +1,84 @@
+"""Notification rules: who is told, when a deadline is due soon, what a mail says, when a failed mail is retried."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.outreach.domain import notifications as rules
+from shared.contracts.common import Category, Department, Severity, StaffRole
+from shared.contracts.outreach import (
+    CarerAssignment,
+    CaseAssigned,
+    CaseEscalated,
+    NotificationKind,
+    ReferralAccepted,
+)
+
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+FACTS = {
+    "case_id": "case-1",
+    "student_id": "stu-secret",
+    "org_path": "/620400/620402/s001/g3/c2",
+    "risk_level": Severity.HIGH,
+    "categories": [Category.LEFT_BEHIND],
+    "occurred_at": NOW,
+}
+
+
+def test_an_assignment_tells_its_new_carers_an_escalation_and_an_answer_tell_the_case_carers_once_each():
+    carers = [CarerAssignment(staff_id=s, role=StaffRole.CLASS_TEACHER, org_path="/620400") for s in ("t2", "t1")]
+    assigned = rules.notices_for(CaseAssigned(**FACTS, carers=carers), ["someone-else"])
+    assert [(n.recipient_id, n.kind, n.link) for n in assigned] == [
+        ("t1", NotificationKind.CASE_ASSIGNED, "/api/v1/cases/case-1"),
+        ("t2", NotificationKind.CASE_ASSIGNED, "/api/v1/cases/case-1"),
+    ]
+    escalated = CaseEscalated(**FACTS, escalated_to="/620400/620402", reason="no contact", due_at=NOW)
+    assert [n.recipient_id for n in rules.notices_for(escalated, ["t1", "mh", "t1"])] == ["mh", "t1"]
+    answer = ReferralAccepted(
+        referral_id="ref-9",
+        case_id="case-1",
+        department=Department.HEALTH,
+        category=Category.HEALTH_NEED,
+        urgency=Severity.HIGH,
+        org_path="/620400/620402/s001",
+        occurred_at=NOW,
+    )
+    [told] = rules.notices_for(answer, ["t1"])
+    assert (told.kind, told.referral_id, told.link) == (
+        NotificationKind.REFERRAL_ANSWERED,
+        "ref-9",
+        "/api/v1/referrals/ref-9",
+    )
+    assert (
+        rules.notices_for(escalated, []) == []
+    )  # a case without carers tells nobody (its escalation goes up the tree)
+
+
+def test_a_deadline_is_due_soon_inside_the_window_and_never_once_passed_or_when_switched_off():
+    assert rules.due_soon(NOW + timedelta(hours=11), NOW, 12)
+    assert rules.due_soon(NOW + timedelta(hours=12), NOW, 12)
+    assert not rules.due_soon(NOW + timedelta(hours=12, seconds=1), NOW, 12)
+    assert not rules.due_soon(NOW, NOW, 12)  # due now is overdue, not due soon
+    assert not rules.due_soon(NOW - timedelta(hours=1), NOW, 12)
+    assert not rules.due_soon(NOW + timedelta(hours=1), NOW, 0)
+    assert not rules.due_soon(None, NOW, 12)
+    # one notice per case and deadline: a later deadline is a new fact
+    assert rules.due_soon_source("c", NOW) != rules.due_soon_source("c", NOW + timedelta(days=1))
+
+
+def test_the_mail_is_minimal_a_subject_and_a_link_with_the_notification_as_message_id():
+    msg = rules.email(
+        "n-1", NotificationKind.CASE_ASSIGNED, "/api/v1/cases/case-1", "t@s.example", "hss@x", "https://h/"
+    )
+    assert msg["To"] == "t@s.example" and msg["From"] == "hss@x"
+    assert msg["Subject"] == "[HSS] A care case was assigned to you"
+    assert msg["Message-ID"] == "<n-1@notifications.hss>"
+    body = msg.get_content()
+    assert "https://h/api/v1/cases/case-1" in body
+    assert set(rules.SUBJECTS) == set(NotificationKind)
+
+
+def test_failed_mails_are_retried_with_capped_exponential_backoff_and_parked_after_the_last_attempt():
+    delays = [(rules.retry_at(n, NOW, 30, 3600) - NOW).total_seconds() for n in range(1, 10)]
+    assert delays == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+    assert not rules.gives_up(11, 12) and rules.gives_up(12, 12)
