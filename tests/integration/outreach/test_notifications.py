@@ -95,7 +95,9 @@ async def test_assigned_case_mails_its_carer_once_even_when_the_fact_comes_again
         case_id = inbox[0]["case_id"]
         assert assigned["Subject"] == "[HSS] A care case was assigned to you"
         assert assigned["Message-ID"] == f"<{inbox[0]['notification_id']}@notifications.hss>"
-        body = assigned.get_payload(decode=True).decode()
+        payload = assigned.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        body = payload.decode()
         assert f"https://hss.example/api/v1/cases/{case_id}" in body
         assert "stu-n" not in assigned.as_string()  # nothing about the child but the link
 
