@@ -61,7 +61,8 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         assert [(r["department"], r["category"], r["state"]) for r in mine] == [
             ("disabled_persons_federation", "disability", "requested")
         ]
-        theirs = (await http.get("/api/v1/referrals", headers=WF)).json()
+        # the other child's finding is on another partition: it may be applied a moment later
+        theirs = await wait_for(lambda: _json(http.get("/api/v1/referrals", headers=WF)), timeout=15)
         assert [r["department"] for r in theirs] == ["womens_federation"]
         dpf_ref, wf_ref = mine[0]["referral_id"], theirs[0]["referral_id"]
 
