@@ -191,6 +191,22 @@ def _topic_binding(address: str, partitions: int) -> dict[str, Any]:
     }
 
 
+def _operation(
+    action: str, cid: str, specs: list[EventSpec], title: str, summary: str, group: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A send or receive operation on channel `cid` for the messages of `specs` (a receive names its group ids)."""
+    op: dict[str, Any] = {
+        "action": action,
+        "title": title,
+        "summary": summary,
+        "channel": {"$ref": f"#/channels/{cid}"},
+        "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in specs],
+    }
+    if group is not None:
+        op["bindings"] = {"kafka": {"groupId": group, "bindingVersion": KAFKA_BINDING}}
+    return op
+
+
 def asyncapi() -> dict[str, Any]:
     """An AsyncAPI 3.0 document: a channel per topic and per dead-letter topic, send and receive operations."""
     partitions = ServiceSettings.model_fields["topic_partitions"].default  # what every service declares
@@ -217,30 +233,27 @@ def asyncapi() -> dict[str, Any]:
             "bindings": _topic_binding(topic, partitions),
             **_parameters(specs[0]),
         }
-        operations[f"{service}_sends_{cid}"] = {
-            "action": "send",
-            "title": f"{service} publishes to {topic}",
-            "summary": "Written in the transaction of the change (outbox), relayed in order with acks=all.",
-            "channel": {"$ref": f"#/channels/{cid}"},
-            "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in specs],
-        }
+        operations[f"{service}_sends_{cid}"] = _operation(
+            "send",
+            cid,
+            specs,
+            f"{service} publishes to {topic}",
+            "Written in the transaction of the change (outbox), relayed in order with acks=all.",
+        )
     for topic, specs in sorted(by_topic.items()):
         public_specs = [s for s in specs if s.public]
         if public_specs:
             cid = _ident(topic)
             operations[f"departments_receive_{cid}"] = {
-                "action": "receive",
-                "title": f"Departments subscribe to {topic}",
-                "summary": "Another department's own consumer (see examples/department-subscriber-go), group ids "
-                "starting `<department>.`; any CloudEvents SDK's Kafka binding reads the events (structured mode).",
-                "channel": {"$ref": f"#/channels/{cid}"},
-                "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in public_specs],
-                "bindings": {
-                    "kafka": {
-                        "groupId": {"type": "string", "pattern": "^[a-z_]+\\..+$"},
-                        "bindingVersion": KAFKA_BINDING,
-                    }
-                },
+                **_operation(
+                    "receive",
+                    cid,
+                    public_specs,
+                    f"Departments subscribe to {topic}",
+                    "Another department's own consumer (see examples/department-subscriber-go), group ids starting "
+                    "`<department>.`; any CloudEvents SDK's Kafka binding reads the events (structured mode).",
+                    {"type": "string", "pattern": "^[a-z_]+\\..+$"},
+                ),
                 "tags": [{"name": "public"}],
             }
     for group, (service, types) in sorted(consumer_groups().items()):
@@ -249,17 +262,15 @@ def asyncapi() -> dict[str, Any]:
             if not handled:
                 continue
             cid = _ident(topic)
-            operations[f"{_ident(group)}_receives_{cid}"] = {
-                "action": "receive",
-                "title": f"{service}'s group {group} applies {topic}",
-                "summary": "Each event applied once (inbox), offsets committed after the transaction; other types "
+            operations[f"{_ident(group)}_receives_{cid}"] = _operation(
+                "receive",
+                cid,
+                handled,
+                f"{service}'s group {group} applies {topic}",
+                "Each event applied once (inbox), offsets committed after the transaction; other types "
                 "on the topic are skipped; poison goes to the dead-letter channel after bounded retries.",
-                "channel": {"$ref": f"#/channels/{cid}"},
-                "messages": [{"$ref": f"#/channels/{cid}/messages/{_ident(s.type)}"} for s in handled],
-                "bindings": {
-                    "kafka": {"groupId": {"type": "string", "enum": [group]}, "bindingVersion": KAFKA_BINDING}
-                },
-            }
+                {"type": "string", "enum": [group]},
+            )
             dlt = f"{topic}.{group}.dlt"
             did = _ident(dlt)
             channels[did] = {
