@@ -7,7 +7,7 @@ both for the live inbox consumer (one event at a time) and for the bulk rebuild 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -171,44 +171,35 @@ def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
     return [("assignment", row), *_dirty(p.org_path), *_entities([p.teacher_id, p.previous_teacher_id], [p.family_id])]
 
 
+def _visit(
+    p: vi.VisitCompleted | vi.VisitMissed, status: str, mode: str | None, visited_on: date | None, answers: list[str]
+) -> list[Op]:
+    """A visit's row (completed or missed: the later state wins by occurred_at, then rank) and what it dirties."""
+    row = (
+        p.visit_id,
+        p.campaign_id,
+        p.assignment_id,
+        p.teacher_id,
+        p.family_id,
+        p.org_path,
+        status,
+        mode,
+        visited_on,
+        *answers,
+        p.occurred_at,
+        VISIT_RANK[status],
+    )
+    return [("visit", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+
+
 def _visit_completed(p: vi.VisitCompleted) -> list[Op]:
     yes = [a.item_id for a in p.checklist if a.answer == vi.ChecklistAnswer.YES]
     no = [a.item_id for a in p.checklist if a.answer == vi.ChecklistAnswer.NO]
-    row = (
-        p.visit_id,
-        p.campaign_id,
-        p.assignment_id,
-        p.teacher_id,
-        p.family_id,
-        p.org_path,
-        "completed",
-        p.mode.value,
-        p.visited_on,
-        SEP.join(yes),
-        SEP.join(no),
-        p.occurred_at,
-        VISIT_RANK["completed"],
-    )
-    return [("visit", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+    return _visit(p, "completed", p.mode.value, p.visited_on, [SEP.join(yes), SEP.join(no)])
 
 
 def _visit_missed(p: vi.VisitMissed) -> list[Op]:
-    row = (
-        p.visit_id,
-        p.campaign_id,
-        p.assignment_id,
-        p.teacher_id,
-        p.family_id,
-        p.org_path,
-        "missed",
-        None,
-        None,
-        "",
-        "",
-        p.occurred_at,
-        VISIT_RANK["missed"],
-    )
-    return [("visit", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+    return _visit(p, "missed", None, None, ["", ""])
 
 
 def _finding(p: vi.FindingRecorded) -> list[Op]:
