@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
@@ -77,64 +77,10 @@ async def update_referral_state(
     )
 
 
-async def list_referrals_due(conn: asyncpg.Connection, now: datetime, max_level: int, limit: int) -> list[Any]:
-    """Requested referrals nobody acknowledged in time, locked; other instances skip them."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        f"SELECT {COLUMNS} FROM referrals WHERE state = 'requested' AND acknowledge_by <= $1"
-        " AND escalation_level < $2 ORDER BY acknowledge_by LIMIT $3 FOR UPDATE SKIP LOCKED",
-        now,
-        max_level,
-        limit,
-    )
-    return rows
-
-
 async def update_referral_accepted(conn: asyncpg.Connection, referral_id: str, resolve_by: datetime) -> None:
     """An accepted referral's resolution deadline; the acknowledgement's escalations are behind it (level 0)."""
     await conn.execute(
         "UPDATE referrals SET resolve_by = $2, escalation_level = 0 WHERE referral_id = $1", referral_id, resolve_by
-    )
-
-
-async def list_referrals_unresolved(
-    conn: asyncpg.Connection, now: datetime, max_level: int, limit: int
-) -> list[asyncpg.Record]:
-    """Accepted referrals past their resolution deadline (to chase), locked; other instances skip them."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        f"SELECT {COLUMNS} FROM referrals WHERE state = 'accepted' AND resolve_by <= $1"
-        " AND escalation_level < $2 ORDER BY resolve_by LIMIT $3 FOR UPDATE SKIP LOCKED",
-        now,
-        max_level,
-        limit,
-    )
-    return rows
-
-
-async def update_referral_chased(
-    conn: asyncpg.Connection, referral_id: str, level: int, to: str, next_due: datetime, now: datetime
-) -> None:
-    await conn.execute(
-        "UPDATE referrals SET escalation_level = $2, escalated_to = $3, resolve_by = $4, updated_at = $5"
-        " WHERE referral_id = $1",
-        referral_id,
-        level,
-        to,
-        next_due,
-        now,
-    )
-
-
-async def update_referral_escalated(
-    conn: asyncpg.Connection, referral_id: str, level: int, to: str, next_due: datetime, now: datetime
-) -> None:
-    await conn.execute(
-        "UPDATE referrals SET escalation_level = $2, escalated_to = $3, acknowledge_by = $4, updated_at = $5"
-        " WHERE referral_id = $1",
-        referral_id,
-        level,
-        to,
-        next_due,
-        now,
     )
 
 
@@ -168,3 +114,46 @@ async def insert_referrals(conn: asyncpg.Connection, rows: list[dict[str, Any]])
         *[[r[k] for r in rows] for k in REFERRAL_KEYS],
     )
     return created
+
+
+# A referral's two deadlines (the column), each in the state it belongs to: acknowledging a request, resolving an
+# accepted one.
+Deadline = Literal["acknowledge_by", "resolve_by"]
+_STATE_OF: dict[Deadline, str] = {"acknowledge_by": "requested", "resolve_by": "accepted"}
+
+
+async def list_referrals_past(
+    conn: asyncpg.Connection, deadline: Deadline, now: datetime, max_level: int, limit: int
+) -> list[asyncpg.Record]:
+    """Referrals past `deadline` in its state, below the top level, locked; other instances skip them."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT {COLUMNS} FROM referrals WHERE state = $4 AND {deadline} <= $1"
+        f" AND escalation_level < $2 ORDER BY {deadline} LIMIT $3 FOR UPDATE SKIP LOCKED",
+        now,
+        max_level,
+        limit,
+        _STATE_OF[deadline],
+    )
+    return rows
+
+
+async def update_referral_escalated(
+    conn: asyncpg.Connection,
+    deadline: Deadline,
+    referral_id: str,
+    level: int,
+    to: str,
+    next_due: datetime,
+    now: datetime,
+) -> None:
+    """A referral gone one level up past `deadline`, which starts again at `next_due`."""
+    assert deadline in _STATE_OF  # a column name in the statement: only the two deadlines
+    await conn.execute(
+        f"UPDATE referrals SET escalation_level = $2, escalated_to = $3, {deadline} = $4, updated_at = $5"
+        " WHERE referral_id = $1",
+        referral_id,
+        level,
+        to,
+        next_due,
+        now,
+    )

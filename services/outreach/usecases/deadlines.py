@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -83,27 +84,32 @@ async def escalate_referrals(
     conn: asyncpg.Connection, rules: Rules, now: datetime, batch: int, payloads: list[BaseModel]
 ) -> int:
     """Referrals nobody acknowledged in time go one level up, with a fresh deadline."""
-    due = await referrals.list_referrals_due(conn, now, domain.MAX_ESCALATION_LEVEL, batch)
-    for r in due:
-        step = domain.escalate_referral(rules, r["class_path"], r["escalation_level"], now)
-        assert step.next_due is not None
-        await referrals.update_referral_escalated(
-            conn, r["referral_id"], step.level, step.escalated_to, step.next_due, now
-        )
-        payloads.append(ReferralEscalated(**referral_facts(r, now), escalated_to=step.escalated_to, reason=step.reason))
-    return len(due)
+    return await _referrals_past(conn, "acknowledge_by", domain.escalate_referral, rules, now, batch, payloads)
 
 
 async def chase_referrals(
     conn: asyncpg.Connection, rules: Rules, now: datetime, batch: int, payloads: list[BaseModel]
 ) -> int:
     """Accepted referrals not resolved by their deadline are chased one level up, with a fresh deadline."""
-    due = await referrals.list_referrals_unresolved(conn, now, domain.MAX_ESCALATION_LEVEL, batch)
+    return await _referrals_past(conn, "resolve_by", domain.chase_referral, rules, now, batch, payloads)
+
+
+async def _referrals_past(
+    conn: asyncpg.Connection,
+    deadline: referrals.Deadline,
+    step_of: Callable[[Rules, str, int, datetime], domain.Escalation],
+    rules: Rules,
+    now: datetime,
+    batch: int,
+    payloads: list[BaseModel],
+) -> int:
+    due = await referrals.list_referrals_past(conn, deadline, now, domain.MAX_ESCALATION_LEVEL, batch)
     for r in due:
-        step = domain.chase_referral(rules, r["class_path"], r["escalation_level"], now)
+        step = step_of(rules, r["class_path"], r["escalation_level"], now)
         assert step.next_due is not None
-        to, level = step.escalated_to, step.level
-        await referrals.update_referral_chased(conn, r["referral_id"], level, to, step.next_due, now)
+        await referrals.update_referral_escalated(
+            conn, deadline, r["referral_id"], step.level, step.escalated_to, step.next_due, now
+        )
         payloads.append(ReferralEscalated(**referral_facts(r, now), escalated_to=step.escalated_to, reason=step.reason))
     return len(due)
 
