@@ -67,6 +67,35 @@ class GroupMembershipVerified(Payload):
     occurred_at: datetime
 
 
+@event_type("outreach.group.moved.v1", topic=GROUP, key="student_id")
+class GroupMembershipMoved(Payload):
+    """A member of a special group moved: the membership follows the child to the class they are in now."""
+
+    membership_id: str
+    student_id: str
+    group: SpecialGroup
+    org_path: str = Field(description="the child's class path now")
+    occurred_at: datetime
+
+
+class GroupEndReason(StrEnum):
+    """Why a membership ended."""
+
+    FLAG_ENDED = "flag_ended"  # the directory no longer says what alone held it (parents back home)
+
+
+@event_type("outreach.group.ended.v1", topic=GROUP, key="student_id")
+class GroupMembershipEnded(Payload):
+    """A membership ended: the child no longer counts in the group (a later registration starts it again)."""
+
+    membership_id: str
+    student_id: str
+    group: SpecialGroup
+    reason: GroupEndReason
+    org_path: str
+    occurred_at: datetime
+
+
 # The one definition of an overdue case, for every service: outreach decides it and states it on each case event.
 OVERDUE = (
     "Whether the case is overdue after this event: its first-contact deadline, or once contacted its next review"

@@ -62,11 +62,14 @@ async def insert_flag_memberships(
     return created
 
 
-async def update_memberships_placement(conn: asyncpg.Connection, placements: list[tuple[str, str]]) -> None:
-    """Move the memberships of students (student_id, class path) to the class they are in now."""
-    await conn.execute(
+async def update_memberships_placement(
+    conn: asyncpg.Connection, placements: list[tuple[str, str]]
+) -> list[asyncpg.Record]:
+    """Move the current memberships of students (student_id, class path) to the class they are in now; the moved."""
+    return await conn.fetch(
         "UPDATE group_memberships g SET org_path = u.p FROM unnest($1::text[], $2::text[]) AS u(s, p)"
-        " WHERE g.student_id = u.s AND g.org_path <> u.p",
+        " WHERE g.student_id = u.s AND g.org_path <> u.p AND g.ended_at IS NULL"
+        " RETURNING g.membership_id, g.student_id, g.grp, g.org_path",
         [s for s, _ in placements],
         [p for _, p in placements],
     )
@@ -74,11 +77,12 @@ async def update_memberships_placement(conn: asyncpg.Connection, placements: lis
 
 async def update_flagged_memberships_ended(
     conn: asyncpg.Connection, student_ids: list[str], group: str, at: datetime
-) -> None:
-    """End memberships that only came from a directory flag which no longer holds."""
-    await conn.execute(
+) -> list[asyncpg.Record]:
+    """End memberships that only came from a directory flag which no longer holds; the ended."""
+    return await conn.fetch(
         "UPDATE group_memberships SET ended_at = $3 WHERE student_id = ANY($1) AND grp = $2"
-        " AND source = 'directory_flag' AND ended_at IS NULL AND verified IS NOT TRUE",
+        " AND source = 'directory_flag' AND ended_at IS NULL AND verified IS NOT TRUE"
+        " RETURNING membership_id, student_id, grp, org_path",
         student_ids,
         group,
         at,

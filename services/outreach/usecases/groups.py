@@ -14,7 +14,15 @@ from services.outreach.store import directory, groups, referrals
 from shared import directory as directory_tables
 from shared import scope
 from shared.auth import ADMINS, Principal, Role
-from shared.contracts.outreach import GroupMembershipRegistered, GroupMembershipVerified, GroupSource, SpecialGroup
+from shared.contracts.outreach import (
+    GroupEndReason,
+    GroupMembershipEnded,
+    GroupMembershipMoved,
+    GroupMembershipRegistered,
+    GroupMembershipVerified,
+    GroupSource,
+    SpecialGroup,
+)
 from shared.directory import Changes
 from shared.ids import new_id
 from shared.outbox import add_events
@@ -120,17 +128,33 @@ async def verify(
     return dict(await groups.get_membership(conn, membership_id))
 
 
+def _membership(m: Any) -> dict[str, Any]:
+    return {
+        "membership_id": m["membership_id"],
+        "student_id": m["student_id"],
+        "group": SpecialGroup(m["grp"]),
+        "org_path": m["org_path"],
+    }
+
+
 async def follow_directory(conn: asyncpg.Connection, changes: Changes, now: datetime) -> None:
     """What directory changes mean for the register: a family whose parents work away puts its children in the
     left-behind group (placed once their class is known), parents back home end what the flag alone held, and a
     child's memberships follow the child's moves."""
     students = changes.of(directory_tables.STUDENTS, active=True)
     families = changes.of(directory_tables.FAMILIES, active=True)
+    said: list[GroupMembershipMoved | GroupMembershipEnded] = []
     if students:
-        await groups.update_memberships_placement(conn, [(r["student_id"], r["org_path"]) for r in students])
+        moved = await groups.update_memberships_placement(conn, [(r["student_id"], r["org_path"]) for r in students])
+        said += [GroupMembershipMoved(**_membership(m), occurred_at=now) for m in moved]
     home = [sid for f in families if not f["parents_work_away"] for sid in f["student_ids"]]
     if home:
-        await groups.update_flagged_memberships_ended(conn, home, SpecialGroup.LEFT_BEHIND, now)
+        ended = await groups.update_flagged_memberships_ended(conn, home, SpecialGroup.LEFT_BEHIND, now)
+        said += [
+            GroupMembershipEnded(**_membership(m), reason=GroupEndReason.FLAG_ENDED, occurred_at=now) for m in ended
+        ]
+    if said:  # reporting and departments count members where they are, and only while they are members
+        await add_events(conn, said)
     flagged = await directory.list_left_behind_children(
         conn, [r["student_id"] for r in students], [f["family_id"] for f in families if f["parents_work_away"]]
     )

@@ -77,7 +77,17 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
         "visited_on",
         "recorded_at",
     ),
-    "membership": ("membership_id", "student_id", "grp", "org_path", "path_at", "verified", "verified_at"),
+    "membership": (
+        "membership_id",
+        "student_id",
+        "grp",
+        "org_path",
+        "path_at",
+        "verified",
+        "verified_at",
+        "registered_at",
+        "ended_at",
+    ),
     "case": (
         "case_id",
         "student_id",
@@ -219,12 +229,22 @@ def _finding(p: vi.FindingRecorded) -> list[Op]:
 
 
 def _group_registered(p: out.GroupMembershipRegistered) -> list[Op]:
-    row = (p.membership_id, p.student_id, p.group.value, p.org_path, p.occurred_at, None, None)
+    row = (p.membership_id, p.student_id, p.group.value, p.org_path, p.occurred_at, None, None, p.occurred_at, None)
     return [("membership", row), *_dirty(p.org_path)]
 
 
 def _group_verified(p: out.GroupMembershipVerified) -> list[Op]:
     row = (p.membership_id, p.student_id, p.group.value, p.org_path, p.occurred_at, p.verified, p.occurred_at)
+    return [("membership", (*row, None, None)), *_dirty(p.org_path)]
+
+
+def _group_moved(p: out.GroupMembershipMoved) -> list[Op]:
+    row = (p.membership_id, p.student_id, p.group.value, p.org_path, p.occurred_at, None, None, None, None)
+    return [("membership", row), *_dirty(p.org_path)]
+
+
+def _group_ended(p: out.GroupMembershipEnded) -> list[Op]:
+    row = (p.membership_id, p.student_id, p.group.value, p.org_path, p.occurred_at, None, None, None, p.occurred_at)
     return [("membership", row), *_dirty(p.org_path)]
 
 
@@ -392,6 +412,8 @@ PROJECTIONS: dict[str, Callable[[Any], list[Op]]] = {
     type_of(vi.FindingRecorded): _finding,
     type_of(out.GroupMembershipRegistered): _group_registered,
     type_of(out.GroupMembershipVerified): _group_verified,
+    type_of(out.GroupMembershipMoved): _group_moved,
+    type_of(out.GroupMembershipEnded): _group_ended,
     type_of(out.CaseOpened): _case_opened,
     type_of(out.CaseJoined): _case_joined,
     type_of(out.CaseReopened): _case_reopened,

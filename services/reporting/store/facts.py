@@ -108,8 +108,9 @@ OPS: dict[str, OpSql] = {
         "membership",
         "memberships",
         ("membership_id",),
-        (T, T, T, T, TS, B, TS),
-        """INSERT INTO memberships AS m (membership_id, student_id, grp, org_path, path_at, verified, verified_at)
+        (T, T, T, T, TS, B, TS, TS, TS),
+        """INSERT INTO memberships AS m (membership_id, student_id, grp, org_path, path_at, verified, verified_at,
+            registered_at, ended_at)
         SELECT * FROM {src}
         ON CONFLICT (membership_id) DO UPDATE SET
             student_id = CASE WHEN excluded.path_at > m.path_at THEN excluded.student_id ELSE m.student_id END,
@@ -119,7 +120,9 @@ OPS: dict[str, OpSql] = {
             verified = CASE WHEN excluded.verified_at IS NOT NULL
                 AND (m.verified_at IS NULL OR (excluded.verified_at, excluded.verified) > (m.verified_at, m.verified))
                 THEN excluded.verified ELSE m.verified END,
-            verified_at = GREATEST(m.verified_at, excluded.verified_at)""",
+            verified_at = GREATEST(m.verified_at, excluded.verified_at),
+            registered_at = GREATEST(m.registered_at, excluded.registered_at),
+            ended_at = GREATEST(m.ended_at, excluded.ended_at)""",
     ),
     "case": _op(
         "case",

@@ -70,7 +70,8 @@ FROM (
   UNION ALL
   SELECT NULL, g.org_path, 'special_group', g.grp, 1
     FROM (SELECT DISTINCT org_path, student_id, grp FROM memberships g
-          WHERE g.verified IS DISTINCT FROM false AND {{f:g}}) g
+          WHERE g.verified IS DISTINCT FROM false AND (g.ended_at IS NULL OR g.registered_at > g.ended_at)
+            AND {{f:g}}) g
   UNION ALL
   SELECT NULL, o.org_path, 'org_units', o.level, 1 FROM org_units o WHERE {{f:o}}
   UNION ALL

@@ -114,9 +114,24 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
         await wait_for(lambda: _exactly(members(BUREAU, group="left_behind"), 0), timeout=15)
         assert len(await members(BUREAU, group="left_behind", include_ended="true")) == 2
 
-        events = by_type(await read_topic(settings.kafka_bootstrap_servers, settings.topic(GROUP), expect=6))
+        # A member moving class takes the membership along, said as an event (reporting counts it where it is now).
+        await publish(settings, [student("stu-4", cls="c3")])
+        await wait_for(
+            lambda: _at_least(members(BUREAU, group="family_hardship", org_path=class_path("c3")), 1), timeout=15
+        )
+
+        events = by_type(await read_topic(settings.kafka_bootstrap_servers, settings.topic(GROUP), expect=9))
         assert len(events["outreach.group.registered.v1"]) == 5
         assert [e["value"]["data"]["verified"] for e in events["outreach.group.verified.v1"]] == [True]
+        ended = events["outreach.group.ended.v1"]
+        assert sorted((e["value"]["data"]["student_id"], e["value"]["data"]["reason"]) for e in ended) == [
+            ("stu-1", "flag_ended"),
+            ("stu-2", "flag_ended"),
+        ]
+        moved = [e["value"]["data"] for e in events["outreach.group.moved.v1"]]
+        assert [(m["student_id"], m["group"], m["org_path"]) for m in moved] == [
+            ("stu-4", "family_hardship", class_path("c3"))
+        ]
 
 
 async def _json(coro):

@@ -283,6 +283,60 @@ def outreach() -> list[BaseModel]:
             org_path=S3C1,
             occurred_at=t(11),
         ),
+        # Ended (the flag went away): counted nowhere.
+        out.GroupMembershipRegistered(
+            membership_id="m4",
+            student_id="st2",
+            group=out.SpecialGroup.LEFT_BEHIND,
+            source=out.GroupSource.DIRECTORY_FLAG,
+            org_path=S1C1,
+            occurred_at=t(11),
+        ),
+        out.GroupMembershipEnded(
+            membership_id="m4",
+            student_id="st2",
+            group=out.SpecialGroup.LEFT_BEHIND,
+            reason=out.GroupEndReason.FLAG_ENDED,
+            org_path=S1C1,
+            occurred_at=t(40),
+        ),
+        # Moved from a class of district 2 to one of district 1: counted where the child is now.
+        out.GroupMembershipRegistered(
+            membership_id="m5",
+            student_id="st8",
+            group=out.SpecialGroup.DISABILITY,
+            source=out.GroupSource.SCHOOL,
+            org_path=S3C1,
+            occurred_at=t(11),
+        ),
+        out.GroupMembershipMoved(
+            membership_id="m5", student_id="st8", group=out.SpecialGroup.DISABILITY, org_path=S2C1, occurred_at=t(35)
+        ),
+        # Ended, then registered again: counted.
+        out.GroupMembershipRegistered(
+            membership_id="m6",
+            student_id="st3",
+            group=out.SpecialGroup.FAMILY_HARDSHIP,
+            source=out.GroupSource.DIRECTORY_FLAG,
+            org_path=S1C1,
+            occurred_at=t(11),
+        ),
+        out.GroupMembershipEnded(
+            membership_id="m6",
+            student_id="st3",
+            group=out.SpecialGroup.FAMILY_HARDSHIP,
+            reason=out.GroupEndReason.FLAG_ENDED,
+            org_path=S1C1,
+            occurred_at=t(20),
+        ),
+        out.GroupMembershipRegistered(
+            membership_id="m6",
+            student_id="st3",
+            group=out.SpecialGroup.FAMILY_HARDSHIP,
+            source=out.GroupSource.DIRECTORY_FLAG,
+            org_path=S1C1,
+            occurred_at=t(45),
+        ),
     ]
 
 
