@@ -1,7 +1,9 @@
 """`Idempotency-Key` for writes: the stored response is written in the same transaction as the change.
 
 A route that honours the key declares `dependencies=[idempotency.KEY]`: the dependency reads and checks the header
-and is what puts it into the OpenAPI document, so the document shows the header exactly where it works.
+and is what puts it into the OpenAPI document, so the document shows the header exactly where it works. It is the
+only way in: `write`/`claim_of` on a route without it raise (tests/unit/kit/test_idempotency_declared.py also
+checks the four documents: every write documents the header or is listed there as not honouring it, with why).
 
 Two ways in, one store: `write` runs one request's work in its own transaction; a group commit (visits) claims the
 keys of a whole group with `claim`, keeps the answers of what it wrote with `keep`, gives back the claims of what it
@@ -22,6 +24,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from shared.auth import Principal
+from shared.openapi import PARAMETER_TEXT
 from shared.problems import Problem, conflict
 
 Work = Callable[[asyncpg.Connection], Awaitable[Any]]
@@ -38,6 +41,7 @@ async def idempotency_key(
             alias="Idempotency-Key",
             min_length=1,
             max_length=MAX_KEY_LENGTH,
+            pattern=PARAMETER_TEXT,
             description="Any unique string per intended change (a UUID): a retry with the same key and body gets "
             "the first answer again (header `Idempotent-Replayed: true`) and changes nothing; the same key with "
             "another body is a 422. Keys are per caller.",
@@ -195,16 +199,14 @@ async def write(
 
 
 def _key(request: Request) -> str | None:
-    """The key the route's `KEY` dependency read. Routes not yet declaring it: read here, checked alike."""
-    if hasattr(request.state, "idempotency_key"):
+    """The key the route's `KEY` dependency read. A route that answers through `write` or `claim_of` without
+    declaring `KEY` is a programming error: its OpenAPI document would not show the header, so it must not honour it.
+    """
+    try:
         key: str | None = request.state.idempotency_key
-        return key
-    key = request.headers.get("idempotency-key")
-    if key is not None and not (1 <= len(key) <= MAX_KEY_LENGTH):
-        raise Problem(
-            422,
-            "Invalid request",
-            f"the Idempotency-Key header must have 1 to {MAX_KEY_LENGTH} characters",
-            errors=[{"pointer": "/header/Idempotency-Key", "detail": f"must have 1 to {MAX_KEY_LENGTH} characters"}],
-        )
+    except AttributeError:
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        raise RuntimeError(
+            f"{request.method} {route} honours Idempotency-Key without declaring idempotency.KEY"
+        ) from None
     return key

@@ -1,0 +1,82 @@
+"""Idempotency-Key is honoured exactly where the OpenAPI documents say so: one way in (`idempotency.KEY`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from fastapi import APIRouter, Request
+from fastapi.testclient import TestClient
+
+from shared import idempotency, openapi
+from shared.auth import CurrentPrincipal, issue_token
+from shared.settings import ServiceSettings
+from shared.web import ServiceSpec, create_app
+
+WRITES = ("post", "put", "patch", "delete")
+# Writes that do not take an Idempotency-Key, and why a retry is safe without one.
+NOT_IDEMPOTENT_BY_KEY = {
+    ("committees", "put", "/api/v1/imports/{import_id}/files/{entity}"): (
+        "PUT replaces the entity's file: sending it again leaves the same state (idempotent by HTTP semantics)"
+    ),
+}
+TOKEN = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path="/c", subject="t")}
+
+
+def documented_writes() -> dict[tuple[str, str, str], dict[str, Any]]:
+    docs = sorted(openapi.DOCS.glob("*.json"))
+    assert {d.stem for d in docs} == {"committees", "visits", "outreach", "reporting"}
+    return {
+        (doc.stem, method, path): operation
+        for doc in docs
+        for path, item in json.loads(doc.read_text()).get("paths", {}).items()
+        for method, operation in item.items()
+        if method in WRITES
+    }
+
+
+def test_every_write_documents_idempotency_key_or_says_why_not():
+    writes = documented_writes()
+    assert len(writes) > 40  # the four services' writes, not an empty glob
+    missing = {
+        w
+        for w, operation in writes.items()
+        if not any(p["in"] == "header" and p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+    }
+    assert missing == set(NOT_IDEMPOTENT_BY_KEY), "declare dependencies=[idempotency.KEY] (or list it here, with why)"
+
+
+def app_with(*, declared: bool) -> Any:
+    router = APIRouter(prefix="/api/v1")
+
+    @router.post("/things", status_code=201, dependencies=[idempotency.KEY] if declared else [])
+    async def add_thing(request: Request, principal: CurrentPrincipal) -> Any:
+        no_database = cast(asyncpg.Pool, None)  # the key is read (or refused) before any database use
+        return await idempotency.write(request, principal, no_database, lambda conn: conn.fetchval("SELECT 1"))
+
+    spec = ServiceSpec(settings=ServiceSettings(), migrations=Path("."), routers=[router])
+    return create_app(spec)
+
+
+def test_a_route_without_the_key_dependency_cannot_honour_the_header():
+    app = app_with(declared=False)
+    operation = app.openapi()["paths"]["/api/v1/things"]["post"]
+    assert not [p for p in operation.get("parameters", []) if p["in"] == "header"]
+    http = TestClient(app)
+    for headers in ({**TOKEN, "Idempotency-Key": "k-1"}, TOKEN):
+        with pytest.raises(RuntimeError, match=r"without declaring idempotency\.KEY"):
+            http.post("/api/v1/things", headers=headers)
+
+
+def test_the_declared_key_is_checked_as_documented():
+    app = app_with(declared=True)
+    (header,) = app.openapi()["paths"]["/api/v1/things"]["post"]["parameters"]
+    assert header["name"] == "Idempotency-Key" and header["schema"]["pattern"] == openapi.PARAMETER_TEXT
+    http = TestClient(app)
+    for bad in ("", "x" * (idempotency.MAX_KEY_LENGTH + 1), "tab\there", "c1\x85"):
+        answer = http.post("/api/v1/things", headers={**TOKEN, "Idempotency-Key": bad.encode("latin-1")})
+        assert answer.status_code == 422, bad
+        assert answer.json()["errors"][0]["pointer"] == "/header/Idempotency-Key"
