@@ -30,11 +30,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import WithJsonSchema
 
 from shared import problems
 from shared.contracts.common import LABELS
@@ -190,6 +191,8 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
     models = problems.ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(models.pop("$defs", {}))
     schemas["Problem"] = models
+    if JSON_VALUE_REF in json.dumps(doc):
+        schemas["JsonValue"] = JSON_VALUE
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
     return _rename_generics(doc)
 
@@ -240,11 +243,30 @@ PARAMETER_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
 BODY_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
 
 
+JSON_VALUE_REF = "#/components/schemas/JsonValue"
+JSON_VALUE = {
+    "description": "any JSON value whose strings and field names hold no control characters (the edge refuses them)",
+    "anyOf": [
+        {"type": "string", "pattern": BODY_TEXT},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+        {"type": "array", "items": {"$ref": JSON_VALUE_REF}},
+        {"type": "object", "propertyNames": {"pattern": BODY_TEXT}, "additionalProperties": {"$ref": JSON_VALUE_REF}},
+    ],
+}
+JsonValue = Annotated[Any, WithJsonSchema({"$ref": JSON_VALUE_REF})]
+"""A body field that takes any JSON (not validated, documented as `JsonValue`): e.g. `dict[str, JsonValue]`."""
+
+
 def _plain_text(node: Any, pattern: str) -> None:
-    """Add `pattern` to every unconstrained string schema under `node` (refs are done where they are defined)."""
+    """Add `pattern` to every unconstrained string schema under `node` (refs are done where they are defined), and
+    to the keys of free-form objects (`dict[str, ...]`: the edge checks field names too)."""
     if isinstance(node, dict):
         if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & node.keys():
             node["pattern"] = pattern
+        if node.get("type") == "object" and node.get("additionalProperties", False) is not False:
+            node.setdefault("propertyNames", {"pattern": pattern})
         for key, value in node.items():
             if key not in ("examples", "default", "example"):
                 _plain_text(value, pattern)

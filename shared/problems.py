@@ -102,11 +102,12 @@ def not_found(what: str) -> Problem:
     return Problem(404, "Not found", f"{what} not found")
 
 
-def unknown(pointer: str, what: str) -> Problem:
-    """404 for a request that names, in field `pointer`, something that does not exist (or the caller may not see):
-    the request is well-formed (its schema cannot know which ids exist), the thing it names is not found."""
+def unknown(pointer: str, what: str, *more: str) -> Problem:
+    """404 for a request that names, in field `pointer` (and the `more` pointers), something that does not exist (or
+    the caller may not see): the request is well-formed (its schema cannot know which ids exist), the thing it names
+    is not found."""
     detail = f"no such {what}"
-    return Problem(404, "Not found", detail, errors=[field_error(pointer, detail)])
+    return Problem(404, "Not found", detail, errors=[field_error(p, detail) for p in (pointer, *more)])
 
 
 def conflict(detail: str) -> Problem:

@@ -1,14 +1,56 @@
-"""HTTP models of the committees API (field rules shared with imports live in domain.rows)."""
+"""HTTP models of the committees API.
+
+The directory's field rules live in domain.rows (imports and these routes validate records with them); the models
+say the same in their JSON Schema (ids, phone and ID-number patterns, enums, non-blank names, lengths), so a request
+the schema accepts is refused only for what a schema cannot say: ids that do not exist (404), cross-field and
+cross-record rules, a resident ID's check character, a birth date's range (422 naming the field).
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.committees.domain.rows import (
+    BIRTH_RANGE,
+    ID_RE,
+    NATIONAL_ID_RE,
+    PHONE_RE,
+    Gender,
+    Relation,
+)
 from shared.contracts.committees import LectureTopic, MemberRole, ParentSchoolKind, TeamRole
 from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
+from shared.openapi import JsonValue
+
+_TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # what the kit's edge lets through in a body
+# Neither a control character nor what Python's str.strip() removes (spelt out: regex engines disagree on \s).
+_VISIBLE = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+Id = Annotated[str, Field(pattern=ID_RE.pattern, description="1-64 letters, digits, '-' or '_'")]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=50, pattern=rf"^{_TEXT}*{_VISIBLE}{_TEXT}*$", description="not blank"),
+]
+Phone = Annotated[
+    str, Field(pattern=PHONE_RE.pattern, description="an 11-digit mobile or a landline like 0943-1234567")
+]
+NationalId = Annotated[
+    str,
+    Field(pattern=NATIONAL_ID_RE.pattern, description="18-character resident ID number (its check character must fit)"),
+]
+BirthDate = Annotated[date, Field(description=f"{BIRTH_RANGE} (YYYY-MM-DD)")]
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def omittable() -> Any:
+    """A field that may be left out but is never null (the rule needs a value when one is given): its schema is
+    the value's type, neither null nor a default."""
+    return Field(default=None, validate_default=False, json_schema_extra=_no_default)
 
 
 class Strict(BaseModel):
@@ -17,92 +59,101 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+UnitName = Annotated[Name, Field(max_length=100)]
+Address = Annotated[str, Field(max_length=200)]
+Roles = Annotated[list[StaffRole], Field(min_length=1)]
+
+
 class OrgUnitIn(Strict):
-    org_unit_id: str = Field(min_length=1, max_length=64)
-    parent_id: str = Field(min_length=1, max_length=64)
+    org_unit_id: Id
+    parent_id: Id
     level: OrgLevel
-    name: str = Field(min_length=1, max_length=100)
-    school_type: SchoolType | None = None
+    name: UnitName
+    school_type: SchoolType | None = Field(default=None, description="required for a school, absent otherwise")
 
 
 class OrgUnitPatch(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    school_type: SchoolType | None = None
+    name: UnitName = omittable()
+    school_type: SchoolType | None = Field(default=None, description="required for a school, absent otherwise")
 
 
 class StaffIn(Strict):
-    staff_id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=50)
-    gender: str | None = None
-    phone: str | None = None
-    org_unit_id: str
-    roles: list[StaffRole] = Field(min_length=1)
-    class_ids: list[str] = Field(default_factory=list)
-    head_class_id: str | None = None
+    staff_id: Id
+    name: Name
+    gender: Gender | None = None
+    phone: Phone | None = None
+    org_unit_id: Id
+    roles: Roles
+    class_ids: list[Id] = Field(default_factory=list)
+    head_class_id: Id | None = Field(default=None, description="a class_teacher's own class")
 
 
 class StaffPatch(Strict):
-    name: str | None = None
-    gender: str | None = None
-    phone: str | None = None
-    roles: list[StaffRole] | None = None
-    class_ids: list[str] | None = None
-    head_class_id: str | None = None
+    name: Name = omittable()
+    gender: Gender | None = None
+    phone: Phone | None = None
+    roles: Roles = omittable()
+    class_ids: list[Id] | None = None
+    head_class_id: Id | None = Field(default=None, description="a class_teacher's own class")
 
 
 class GuardianIn(Strict):
-    guardian_no: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=50)
-    relation: str
-    phone: str | None = None
+    guardian_no: Id
+    name: Name
+    relation: Relation
+    phone: Phone | None = None
     is_primary: bool = False
     works_away: bool = False
 
 
 class FamilyIn(Strict):
-    family_no: str = Field(min_length=1, max_length=64)
+    family_no: Id
     parents_work_away: bool
     living_arrangement: LivingArrangement
-    address: str | None = None
+    address: Address | None = None
     guardians: list[GuardianIn] = Field(default_factory=list)
 
 
 class FamilyPatch(Strict):
-    parents_work_away: bool | None = None
-    living_arrangement: LivingArrangement | None = None
-    address: str | None = None
+    parents_work_away: bool = omittable()
+    living_arrangement: LivingArrangement = omittable()
+    address: Address | None = None
 
 
 class StudentIn(Strict):
-    student_no: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=50)
-    gender: str | None = None
-    birth_date: date
-    national_id: str | None = None
-    class_id: str
+    student_no: Id
+    name: Name
+    gender: Gender | None = None
+    birth_date: BirthDate
+    national_id: NationalId | None = None
+    class_id: Id
     family_id: str
 
 
 class StudentPatch(Strict):
-    name: str | None = None
-    gender: str | None = None
-    birth_date: date | None = None
-    national_id: str | None = None
-    class_id: str | None = None
-    family_id: str | None = None
+    name: Name = omittable()
+    gender: Gender | None = None
+    birth_date: BirthDate = omittable()
+    national_id: NationalId | None = None
+    class_id: Id = omittable()
+    family_id: str = omittable()
 
 
 IMPORT_MAX_ROWS = 1_000_000  # per entity; the whole city has 382,047 guardians
+Rows = Annotated[list[dict[str, JsonValue]], Field(max_length=IMPORT_MAX_ROWS)]
 
 
 class ImportIn(Strict):
-    """A city (or part of one) in the bureau's JSON export: rows per entity, applied in dependency order."""
+    """A city (or part of one) in the bureau's JSON export: rows per entity (at least one), applied in dependency
+    order."""
 
-    org_units: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
-    staff: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
-    families: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
-    guardians: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
-    students: list[dict[str, Any]] | None = Field(default=None, max_length=IMPORT_MAX_ROWS)
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    org_units: Rows = omittable()
+    staff: Rows = omittable()
+    families: Rows = omittable()
+    guardians: Rows = omittable()
+    students: Rows = omittable()
 
 
 class CommitteeIn(Strict):
@@ -347,7 +398,7 @@ class ImportJobOut(BaseModel):
 class StaffOut(BaseModel):
     staff_id: str
     name: str | None = None
-    gender: str | None = None
+    gender: Gender | None = None
     phone: str | None = None
     org_unit_id: str
     org_path: str
@@ -362,7 +413,7 @@ class StudentOut(BaseModel):
     student_id: str
     student_no: str | None = None
     name: str | None = None
-    gender: str | None = None
+    gender: Gender | None = None
     birth_date: date | None = None
     national_id: str | None = None
     class_id: str
@@ -377,7 +428,7 @@ class GuardianOut(BaseModel):
     guardian_id: str
     guardian_no: str
     name: str
-    relation: str
+    relation: Relation
     phone: str | None
     is_primary: bool
     works_away: bool

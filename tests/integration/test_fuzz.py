@@ -52,7 +52,7 @@ CHECKS = (
     "negative_data_rejection",
 )
 # Services held to every check (positive data accepted, statuses documented).
-STRICT: set[str] = {"visits", "outreach", "reporting"}
+STRICT: set[str] = {"committees", "visits", "outreach", "reporting"}
 SEED = int(os.environ.get("FUZZ_SEED", "20261201"))  # fixed, so a failure reproduces; change it to explore further
 
 CLOCK = ManualClock()  # outreach's time stands still during the run; the hooks judge client times against it

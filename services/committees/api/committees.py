@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
 from services.committees.schemas import (
     CommitteeDissolvedOut,
     CommitteeFormedOut,
@@ -27,15 +27,25 @@ router = APIRouter(prefix="/api/v1", tags=["committees"])
 ONE = "/committees/{committee_id}"
 
 
-@router.post("/committees", status_code=201, response_model=CommitteeFormedOut, responses=openapi.errors(409))
+@router.post(
+    "/committees",
+    status_code=201,
+    response_model=CommitteeFormedOut,
+    responses=openapi.errors(409) | unknown("org_unit_id"),
+)
 async def form_committee(body: CommitteeIn, w: Writes) -> Any:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
     return await w.run(committees.form, body)
 
 
-@router.get("/committees", response_model=pages.Page[CommitteeSummary], response_model_exclude_unset=True)
+@router.get(
+    "/committees",
+    response_model=pages.Page[CommitteeSummary],
+    response_model_exclude_unset=True,
+    responses=UNKNOWN_UNDER,
+)
 async def list_committees(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
+    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
 ) -> dict[str, Any]:
     """Committees in a subtree (active and dissolved)."""
     return await committees.list_committees(pool, principal, under, cursor, limit)

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from shared import idempotency, pages, versions
+from shared import idempotency, openapi, pages, versions
 from shared.auth import CurrentPrincipal, Principal
 from shared.clock import Clock
 from shared.web import CurrentClock, Pool
@@ -28,6 +28,13 @@ def _after(cursor: pages.Cursor = None) -> str | None:
 
 
 Cursor = Annotated[str | None, Depends(_after)]
+Under = Annotated[str | None, Query(description="an org unit id: list inside its subtree (default: the caller's own)")]
+UNKNOWN_UNDER = openapi.errors({404: "no org unit has the id given as `under`"})
+
+
+def unknown(*fields: str) -> dict[int | str, dict[str, Any]]:
+    """The 404 of a write whose body names something that does not exist (`problems.unknown` points at it)."""
+    return openapi.errors({404: "nothing has the id given in " + " or ".join(f"`{f}`" for f in fields)})
 
 
 @dataclass(frozen=True)

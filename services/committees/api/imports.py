@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.committees.api.common import Write, Writes
-from services.committees.domain.rows import ENTITIES
+from services.committees.domain.rows import Entity
 from services.committees.schemas import ImportIn, ImportJobOut
 from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
@@ -55,12 +55,10 @@ async def create_csv_import(w: Writes) -> JSONResponse:
     openapi_extra=openapi.upload("text/csv", "one entity's rows: UTF-8 (BOM allowed), header row first"),
 )
 async def upload_csv_file(
-    import_id: str, entity: str, request: Request, principal: CurrentPrincipal, pool: Pool
+    import_id: str, entity: Entity, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> dict[str, Any]:
     """Upload one entity's CSV (Content-Type text/csv, UTF-8, header row first); replaces an earlier upload."""
     await imports.require_importer(pool, principal)
-    if entity not in ENTITIES:
-        raise invalid("/path/entity", f"must be one of: {', '.join(ENTITIES)}")
     if not request.headers.get("content-type", "").startswith("text/csv"):
         raise Problem(415, "Unsupported media type", "upload the file as text/csv")
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
 from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerOut
 from services.committees.usecases import lecturers
 from shared import pages
@@ -16,29 +16,38 @@ from shared.web import Pool
 router = APIRouter(prefix="/api/v1", tags=["lecturers"])
 
 
-@router.post("/lecturers", status_code=201, response_model=LecturerOut)
+@router.post("/lecturers", status_code=201, response_model=LecturerOut, responses=unknown("org_unit_id", "staff_id"))
 async def add_lecturer(body: LecturerIn, w: Writes) -> Any:
     """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
     return await w.run(lecturers.add_lecturer, body, replayed=lecturers.audit_lecturer)
 
 
-@router.get("/lecturers", response_model=pages.Page[LecturerOut], response_model_exclude_unset=True)
+@router.get(
+    "/lecturers", response_model=pages.Page[LecturerOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
+)
 async def list_lecturers(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
+    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
 ) -> dict[str, Any]:
     """The lecturer group in a subtree (names of outside lecturers); the read is audited."""
     return await lecturers.list_lecturers(pool, principal, under, cursor, limit)
 
 
-@router.post("/lectures", status_code=201, response_model=LectureOut)
+@router.post(
+    "/lectures",
+    status_code=201,
+    response_model=LectureOut,
+    responses=unknown("lecturer_id", "audience_org_unit_ids"),
+)
 async def record_lecture(body: LectureIn, w: Writes) -> Any:
     """Record a publicity lecture given to audience org units (`lecture.given`)."""
     return await w.run(lecturers.record_lecture, body)
 
 
-@router.get("/lectures", response_model=pages.Page[LectureOut], response_model_exclude_unset=True)
+@router.get(
+    "/lectures", response_model=pages.Page[LectureOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
+)
 async def list_lectures(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
+    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
 ) -> dict[str, Any]:
     """Lectures given by lecturers in a subtree."""
     return await lecturers.list_lectures(pool, principal, under, cursor, limit)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
 from services.committees.schemas import OrgUnitIn, OrgUnitOut, OrgUnitPatch
 from services.committees.usecases import org_units
 from shared import openapi, pages, versions
@@ -16,12 +16,14 @@ from shared.web import Pool
 router = APIRouter(prefix="/api/v1", tags=["org units"])
 
 
-@router.get("/org-units", response_model=pages.Page[OrgUnitOut], response_model_exclude_unset=True)
+@router.get(
+    "/org-units", response_model=pages.Page[OrgUnitOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
+)
 async def list_org_units(
     principal: CurrentPrincipal,
     pool: Pool,
     cursor: Cursor,
-    under: str | None = None,
+    under: Under = None,
     level: str | None = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -37,7 +39,9 @@ async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool
     return unit
 
 
-@router.post("/org-units", status_code=201, response_model=OrgUnitOut, responses=openapi.errors(409))
+@router.post(
+    "/org-units", status_code=201, response_model=OrgUnitOut, responses=openapi.errors(409) | unknown("parent_id")
+)
 async def create_org_unit(body: OrgUnitIn, w: Writes) -> Any:
     """Add an org unit under a parent inside the caller's scope."""
     return await w.run(org_units.create, body)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
 from services.committees.schemas import (
     AttendanceIn,
     AttendanceOut,
@@ -30,15 +30,20 @@ ONE = "/parent-schools/{parent_school_id}"
 SESSION = ONE + "/sessions/{session_id}"
 
 
-@router.post("/parent-schools", status_code=201, response_model=ParentSchoolOut)
+@router.post("/parent-schools", status_code=201, response_model=ParentSchoolOut, responses=unknown("org_unit_id"))
 async def establish_parent_school(body: ParentSchoolIn, w: Writes) -> Any:
     """Establish a county-level, school-level or online parent school."""
     return await w.run(parent_schools.establish, body)
 
 
-@router.get("/parent-schools", response_model=pages.Page[ParentSchoolOut], response_model_exclude_unset=True)
+@router.get(
+    "/parent-schools",
+    response_model=pages.Page[ParentSchoolOut],
+    response_model_exclude_unset=True,
+    responses=UNKNOWN_UNDER,
+)
 async def list_parent_schools(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
+    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
 ) -> dict[str, Any]:
     """Parent schools in a subtree."""
     return await parent_schools.list_parent_schools(pool, principal, under, cursor, limit)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
 from services.committees.schemas import StaffIn, StaffLeftOut, StaffOut, StaffPatch
 from services.committees.usecases import staff
 from shared import openapi, pages, versions
@@ -16,12 +16,12 @@ from shared.web import Pool
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
-@router.get("/staff", response_model=pages.Page[StaffOut], response_model_exclude_unset=True)
+@router.get("/staff", response_model=pages.Page[StaffOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER)
 async def list_staff(
     principal: CurrentPrincipal,
     pool: Pool,
     cursor: Cursor,
-    under: str | None = None,
+    under: Under = None,
     role: str | None = None,
     class_id: str | None = None,
     limit: Limit = 100,
@@ -38,7 +38,7 @@ async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool, tag:
     return member
 
 
-@router.post("/staff", status_code=201, response_model=StaffOut, responses=openapi.errors(409))
+@router.post("/staff", status_code=201, response_model=StaffOut, responses=openapi.errors(409) | unknown("org_unit_id"))
 async def create_staff(body: StaffIn, w: Writes) -> Any:
     """Register a staff member at a school (or district office)."""
     return await w.run(staff.create, body, replayed=staff.audit_answer)

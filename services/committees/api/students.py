@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
 from services.committees.schemas import StudentIn, StudentLeftOut, StudentOut, StudentPatch
 from services.committees.usecases import students
 from shared import openapi, pages, versions
@@ -16,12 +16,14 @@ from shared.web import Pool
 router = APIRouter(prefix="/api/v1", tags=["students"])
 
 
-@router.get("/students", response_model=pages.Page[StudentOut], response_model_exclude_unset=True)
+@router.get(
+    "/students", response_model=pages.Page[StudentOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
+)
 async def list_students(
     principal: CurrentPrincipal,
     pool: Pool,
     cursor: Cursor,
-    under: str | None = None,
+    under: Under = None,
     class_id: str | None = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -37,7 +39,12 @@ async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool, 
     return student
 
 
-@router.post("/students", status_code=201, response_model=StudentOut, responses=openapi.errors(409))
+@router.post(
+    "/students",
+    status_code=201,
+    response_model=StudentOut,
+    responses=openapi.errors(409) | unknown("class_id", "family_id"),
+)
 async def create_student(body: StudentIn, w: Writes) -> Any:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
     return await w.run(students.create, body, replayed=students.audit_answer)

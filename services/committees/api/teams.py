@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Cursor, Limit, Writes
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
 from services.committees.schemas import TeamIn, TeamMemberAdded, TeamMemberIn, TeamMemberRemoved, TeamOut, TeamSummary
 from services.committees.usecases import teams
 from shared import openapi, pages
@@ -17,15 +17,20 @@ router = APIRouter(prefix="/api/v1", tags=["instructor teams"])
 ONE = "/instructor-teams/{team_id}"
 
 
-@router.post("/instructor-teams", status_code=201, response_model=TeamSummary)
+@router.post("/instructor-teams", status_code=201, response_model=TeamSummary, responses=unknown("org_unit_id"))
 async def form_team(body: TeamIn, w: Writes) -> Any:
     """Form an instructor team for a school or county."""
     return await w.run(teams.form, body)
 
 
-@router.get("/instructor-teams", response_model=pages.Page[TeamSummary], response_model_exclude_unset=True)
+@router.get(
+    "/instructor-teams",
+    response_model=pages.Page[TeamSummary],
+    response_model_exclude_unset=True,
+    responses=UNKNOWN_UNDER,
+)
 async def list_teams(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: str | None = None, limit: Limit = 100
+    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
 ) -> dict[str, Any]:
     """Instructor teams in a subtree."""
     return await teams.list_teams(pool, principal, under, cursor, limit)

@@ -7,19 +7,23 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal, get_args
 
 from shared import scope
 from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
 
-ENTITIES = ("org_units", "staff", "families", "guardians", "students")
+Entity = Literal["org_units", "staff", "families", "guardians", "students"]
+ENTITIES: tuple[Entity, ...] = get_args(Entity)  # in dependency order
+# ASCII digits only ([0-9], not \d): the same patterns are the API's JSON Schema, where \d is ASCII.
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-PHONE_RE = re.compile(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$")
-NATIONAL_ID_RE = re.compile(r"^\d{17}[\dX]$")
+PHONE_RE = re.compile(r"^(1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8})$")
+NATIONAL_ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
-RELATIONS = frozenset({"mother", "father", "grandmother", "grandfather", "relative", "other"})
-GENDERS = frozenset({"M", "F"})
+Relation = Literal["mother", "father", "grandmother", "grandfather", "relative", "other"]
+Gender = Literal["M", "F"]
+RELATIONS: frozenset[str] = frozenset(get_args(Relation))
+GENDERS: frozenset[str] = frozenset(get_args(Gender))
 TRUE = frozenset({"true", "1", "yes", "y", "是", "t"})
 FALSE = frozenset({"false", "0", "no", "n", "否", "f", ""})
 EARLIEST_BIRTH = date(1990, 1, 1)

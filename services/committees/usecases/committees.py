@@ -26,7 +26,7 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event, add_events
-from shared.problems import conflict, invalid, not_found
+from shared.problems import conflict, not_found, unknown
 
 
 async def _get(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str, Any]:
@@ -45,7 +45,7 @@ async def _writable(conn: asyncpg.Connection, principal: Principal, committee_id
 
 async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: CommitteeIn) -> dict[str, Any]:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
-    unit = await get_unit(conn, body.org_unit_id, lock=True)
+    unit = await get_unit(conn, body.org_unit_id, lock=True, field="/org_unit_id")
     require_write(principal, unit["org_path"])
     with decided():
         level = committee_level(unit["level"])
@@ -125,7 +125,7 @@ async def add_member(
     with decided():
         check_active(c["dissolved_on"])
     if await directory.get_guardian(conn, body.guardian_id) is None:
-        raise invalid("/guardian_id", "unknown guardian")
+        raise unknown("/guardian_id", "guardian")
     with decided():
         check_term(body.term_start, body.term_end)
         check_member_eligible(c["org_path"], await directory.list_guardian_student_paths(conn, body.guardian_id))

@@ -13,9 +13,10 @@ from services.committees.store import org_units
 from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.db import Conn
-from shared.problems import Problem, conflict, field_error, not_found
+from shared.problems import Problem, conflict, field_error, not_found, unknown
 
 READERS = (*ADMINS, *TEACHERS, Role.AUDITOR)
+UNDER = "/query/under"  # the lists' subtree filter
 
 
 def require_write(principal: Principal, *org_paths: str) -> None:
@@ -47,18 +48,23 @@ def decided() -> Iterator[None]:
         raise conflict(exc.reason) from None
 
 
-async def get_unit(conn: Conn, org_unit_id: str, *, lock: bool = False) -> dict[str, Any]:
-    """An org unit (404 when unknown)."""
+async def get_unit(conn: Conn, org_unit_id: str, *, lock: bool = False, field: str | None = None) -> dict[str, Any]:
+    """An org unit; 404 when unknown, naming the request's `field` (a JSON pointer) when the id came from one."""
     unit = await org_units.get_org_unit(conn, org_unit_id, lock=lock)
     if unit is None:
-        raise not_found("org unit")
+        raise not_found("org unit") if field is None else unknown(field, "org unit")
     return unit
+
+
+async def under_path(conn: Conn, under: str | None) -> str | None:
+    """The org path of a list's `under` filter (an org unit id); 404 naming `/query/under` when unknown."""
+    return None if under is None else (await get_unit(conn, under, field=UNDER))["org_path"]
 
 
 async def list_path(conn: Conn, principal: Principal, under: str | None) -> str:
     """The subtree a cooperation list covers: `under` (an org unit id) or the caller's own; 403 outside it."""
     principal.require(*READERS)
-    path = principal.org_path if under is None else (await get_unit(conn, under))["org_path"]
+    path = await under_path(conn, under) or principal.org_path
     scope.require(principal, path)
     return path
 

@@ -26,7 +26,7 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event
-from shared.problems import Problem, invalid
+from shared.problems import unknown
 
 
 async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecturer: dict[str, Any]) -> None:
@@ -46,12 +46,12 @@ async def add_lecturer(
     conn: asyncpg.Connection, principal: Principal, clock: Clock, body: LecturerIn
 ) -> dict[str, Any]:
     """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
-    unit = await get_unit(conn, body.org_unit_id)
+    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
     require_write(principal, unit["org_path"])
     with decided():
         check_lecturer(body.staff_id, body.name)
     if body.staff_id and await directory.get_staff(conn, body.staff_id) is None:
-        raise invalid("/staff_id", "unknown staff member")
+        raise unknown("/staff_id", "staff member")
     lec = {"lecturer_id": new_id(), "org_path": unit["org_path"], **body.model_dump()}
     await store.insert_lecturer(conn, lec)
     await audit_lecturer(conn, principal, lec)
@@ -77,17 +77,12 @@ async def record_lecture(
     """Record a publicity lecture given to audience org units (`lecture.given`)."""
     lecturer = await store.get_lecturer(conn, body.lecturer_id)
     if lecturer is None:
-        raise invalid("/lecturer_id", "unknown lecturer")
+        raise unknown("/lecturer_id", "lecturer")
     require_write(principal, lecturer["org_path"])
     paths = await org_units.list_org_unit_paths(conn, body.audience_org_unit_ids)
-    missing = [i for i, u in enumerate(body.audience_org_unit_ids) if u not in paths]
+    missing = [f"/audience_org_unit_ids/{i}" for i, u in enumerate(body.audience_org_unit_ids) if u not in paths]
     if missing:
-        raise Problem(
-            422,
-            "Invalid request",
-            "unknown audience org units",
-            errors=[{"pointer": f"/audience_org_unit_ids/{i}", "detail": "unknown org unit"} for i in missing],
-        )
+        raise unknown(missing[0], "org unit", *missing[1:])
     audience = sorted({paths[u] for u in body.audience_org_unit_ids})
     lec = {
         "lecture_id": new_id(),

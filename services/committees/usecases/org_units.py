@@ -8,7 +8,7 @@ import asyncpg
 
 from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
-from services.committees.usecases.common import get_unit, page, require_write
+from services.committees.usecases.common import get_unit, page, require_write, under_path
 from services.committees.usecases.directory import patched, write_record
 from shared import versions
 from shared.auth import Principal
@@ -23,7 +23,7 @@ async def list_org_units(
     conn: Conn, under: str | None, level: str | None, after: str | None, limit: int
 ) -> dict[str, Any]:
     """Org units in a subtree (default: the whole city), by id."""
-    path = (await get_unit(conn, under))["org_path"] if under else ""
+    path = await under_path(conn, under) or ""
     return page(await store.list_org_units(conn, path, level, after, limit + 1), limit, "org_unit_id")
 
 
@@ -34,7 +34,7 @@ async def get(conn: Conn, org_unit_id: str) -> dict[str, Any]:
 
 async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: OrgUnitIn) -> dict[str, Any]:
     """Add an org unit under a parent inside the caller's scope."""
-    parent = await get_unit(conn, body.parent_id, lock=True)
+    parent = await get_unit(conn, body.parent_id, lock=True, field="/parent_id")
     require_write(principal, parent["org_path"])
     if await store.get_org_unit(conn, body.org_unit_id):
         raise conflict(f"org unit {body.org_unit_id} already exists")

@@ -72,7 +72,7 @@ async def establish(
     conn: asyncpg.Connection, principal: Principal, clock: Clock, body: ParentSchoolIn
 ) -> dict[str, Any]:
     """Establish a county-level, school-level or online parent school."""
-    unit = await get_unit(conn, body.org_unit_id)
+    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
     require_write(principal, unit["org_path"])
     with decided():
         check_parent_school_unit(body.kind, unit["level"])

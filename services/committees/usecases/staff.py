@@ -9,7 +9,7 @@ import asyncpg
 from services.committees.domain.rules import staff_view
 from services.committees.schemas import StaffIn, StaffPatch
 from services.committees.store import directory as store
-from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
+from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write, under_path
 from services.committees.usecases.directory import audit_person, patched, write_record
 from shared import scope, versions
 from shared.auth import Principal
@@ -40,7 +40,7 @@ async def list_staff(
     """Active staff in a subtree, filtered by role or class; the read is audited."""
     principal.require(*READERS)
     async with pool.acquire() as conn, conn.transaction():
-        path = scope.narrow(principal, None if under is None else (await get_unit(conn, under))["org_path"])
+        path = scope.narrow(principal, await under_path(conn, under))
         rows = await store.list_staff(conn, path, role, class_id, after, limit + 1)
         out = page([v for r in rows if (v := staff_view(principal, r))], limit, "staff_id")
         await audit_page(conn, principal, "staff", path, out["items"], "staff_id")
@@ -61,7 +61,7 @@ async def get(pool: asyncpg.Pool, principal: Principal, staff_id: str) -> dict[s
 
 async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StaffIn) -> dict[str, Any]:
     """Register a staff member at a school (or district office)."""
-    unit = await get_unit(conn, body.org_unit_id)
+    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
     require_write(principal, unit["org_path"])
     if await store.get_staff(conn, body.staff_id):
         raise conflict(f"staff member {body.staff_id} already exists")

@@ -9,7 +9,7 @@ import asyncpg
 from services.committees.domain.rules import TEACHERS, family_scope, people_access, redact
 from services.committees.schemas import StudentIn, StudentPatch
 from services.committees.store import directory as store
-from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write
+from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write, under_path
 from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
 from shared import scope, versions
 from shared.auth import ADMINS, Principal, Role
@@ -17,7 +17,7 @@ from shared.clock import Clock
 from shared.contracts.committees import StudentLeft
 from shared.db import Conn
 from shared.outbox import add_event
-from shared.problems import Problem, conflict, field_error, not_found
+from shared.problems import conflict, not_found, unknown
 
 FIELDS = ("student_no", "name", "gender", "birth_date", "national_id", "class_id")
 
@@ -38,7 +38,7 @@ async def _view(conn: Conn, principal: Principal, row: dict[str, Any]) -> dict[s
 async def _family_no(conn: Conn, family_id: str) -> str:
     no = await store.get_family_no(conn, family_id)
     if no is None:
-        raise Problem(422, "Invalid request", "unknown family", errors=[field_error("/family_id", "unknown")])
+        raise unknown("/family_id", "family")
     return no
 
 
@@ -59,10 +59,10 @@ async def list_students(
     """Active students in a subtree or class; teachers see their own classes; the read is audited."""
     principal.require(*READERS)
     async with pool.acquire() as conn, conn.transaction():
-        under_path = None if under is None else (await get_unit(conn, under))["org_path"]
+        subtree = await under_path(conn, under)
         personal = True
         if principal.has(*ADMINS, Role.AUDITOR):
-            path: str | None = scope.narrow(principal, under_path)
+            path: str | None = scope.narrow(principal, subtree)
             classes = [class_id] if class_id else None
             personal = principal.has(*ADMINS)
         else:
@@ -70,7 +70,7 @@ async def list_students(
             if class_id is not None and class_id not in mine:
                 raise scope.forbidden("teachers see only the classes they teach")
             # a teacher's classes, and only inside the school their token names
-            path = under_path or principal.org_path
+            path = subtree or principal.org_path
             scope.require(principal, path)
             classes = [class_id] if class_id else sorted(mine)
         rows = await store.list_students(conn, path, classes, after, limit + 1)
@@ -93,7 +93,7 @@ async def get(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict
 
 async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StudentIn) -> dict[str, Any]:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
-    unit = await get_unit(conn, body.class_id)
+    unit = await get_unit(conn, body.class_id, field="/class_id")
     require_write(principal, unit["org_path"])
     if await store.get_student_by_no(conn, body.student_no):
         raise conflict("a student with this student_no already exists")
@@ -120,7 +120,7 @@ async def update(
     require_write(principal, row["org_path"])
     versions.check(row["version"], precondition)
     if body.class_id:
-        require_write(principal, (await get_unit(conn, body.class_id))["org_path"])
+        require_write(principal, (await get_unit(conn, body.class_id, field="/class_id"))["org_path"])
     raw = {k: row[k] for k in FIELDS}
     changes = body.model_dump(mode="json", exclude_unset=True)
     family_id = changes.pop("family_id", None) or row["family_id"]

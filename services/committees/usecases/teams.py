@@ -18,7 +18,7 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event
-from shared.problems import conflict, not_found
+from shared.problems import conflict, not_found, unknown
 
 CONFLICTS = {"team_one_lead": "the team already has a lead"}
 
@@ -32,7 +32,7 @@ async def _get(conn: Conn, team_id: str) -> dict[str, Any]:
 
 async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: TeamIn) -> dict[str, Any]:
     """Form an instructor team for a school or county."""
-    unit = await get_unit(conn, body.org_unit_id)
+    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
     require_write(principal, unit["org_path"])
     with decided():
         check_team_unit(unit["level"])
@@ -85,6 +85,8 @@ async def add_member(
         check_team_member(body.role, body.staff_id, body.name)
     if body.staff_id:
         s = await directory.get_staff(conn, body.staff_id)
+        if s is None:
+            raise unknown("/staff_id", "staff member")
         with decided():
             check_team_staff(s["org_path"] if s and s["active"] else None, t["org_path"])
     m = {"member_id": new_id(), "team_id": team_id, **body.model_dump(mode="json")}

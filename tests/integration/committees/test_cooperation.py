@@ -80,6 +80,15 @@ async def test_cooperation_structure_and_its_events(svc, small_city):
         ),
     ]
     assert [x.status_code for x in rejected] == [409, 422, 422, 422]
+    # ids that do not exist, in the body or the `under` filter: 404 naming the field (documented on the route)
+    nowhere = await svc.http.post(
+        "/api/v1/committees", json={"org_unit_id": "nowhere", "formed_on": "2026-09-11"}, headers=h
+    )
+    under = await svc.http.get("/api/v1/committees", params={"under": "nowhere"}, headers=h)
+    assert [(x.status_code, x.json()["errors"][0]["pointer"]) for x in (nowhere, under)] == [
+        (404, "/org_unit_id"),
+        (404, "/query/under"),
+    ]
     assert rejected[2].json()["errors"][0]["pointer"] == "/guardian_id"
     assert rejected[3].json()["errors"][0]["pointer"] == "/term_end"
     for g, role in [(g_in[0], "chair"), (g_in[1], "secretary")]:
@@ -207,7 +216,21 @@ async def test_cooperation_structure_and_its_events(svc, small_city):
         },
         headers=h,
     )
-    assert bad_lecture.status_code == 422
+    # an audience unit that does not exist: 404 naming it (the request is schema-valid; the id is unknown)
+    assert bad_lecture.status_code == 404
+    assert bad_lecture.json()["errors"] == [{"pointer": "/audience_org_unit_ids/0", "detail": "no such org unit"}]
+    unknown_lecturer = await svc.http.post(
+        "/api/v1/lectures",
+        json={
+            "lecturer_id": "nobody",
+            "topic": "other",
+            "given_on": "2026-11-02",
+            "audience_org_unit_ids": [c1],
+            "headcount": 1,
+        },
+        headers=h,
+    )
+    assert unknown_lecturer.status_code == 404 and unknown_lecturer.json()["errors"][0]["pointer"] == "/lecturer_id"
 
     await svc.drained()
     events = coop(await svc.events())
