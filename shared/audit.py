@@ -17,13 +17,13 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 
-from shared import context, scope
+from shared import context, pages, scope
 from shared.auth import CurrentPrincipal, Principal, Role
 from shared.web import Pool, Runtime
 
@@ -148,9 +148,9 @@ async def query(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
-    offset: int = 0,
+    before_id: int | None = None,
 ) -> list[asyncpg.Record]:
-    """Audit rows of reads that touched data inside the subtree `under`, newest first.
+    """Audit rows of reads that touched data inside the subtree `under`, newest first (older than `before_id`).
 
     A read whose org path lies outside `under` (a district list, say) is shown when one of its subjects sits
     inside, naming only those subjects.
@@ -164,10 +164,11 @@ async def query(
         f" WHERE ({scope.sql('org_path', 1)} OR subject_units @> ARRAY[$1])"
         " AND ($3::text IS NULL OR resource_type = $3) AND ($4::text IS NULL OR resource_id = $4)"
         " AND ($5::text IS NULL OR subject = $5) AND ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
-        " AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)) r"
+        " AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)"
+        " AND ($10::bigint IS NULL OR id < $10)) r"
         # The person filter again after the redaction: a person outside `under` is never confirmed.
         " WHERE ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
-        " ORDER BY id DESC LIMIT $9 OFFSET $10",
+        " ORDER BY id DESC LIMIT $9",
         *scope.args(under),
         resource_type,
         resource_id,
@@ -176,7 +177,7 @@ async def query(
         since,
         until,
         limit,
-        offset,
+        before_id,
     )
     return rows
 
@@ -205,7 +206,7 @@ def reads_router(service: str) -> APIRouter:
     """
     r = APIRouter(prefix=f"/api/v1/audit/{service}", tags=["audit"])
 
-    @r.get("/reads", response_model=list[AuditRead])
+    @r.get("/reads", response_model=pages.Page[AuditRead])
     async def reads(
         principal: CurrentPrincipal,
         pool: Pool,
@@ -216,14 +217,15 @@ def reads_router(service: str) -> APIRouter:
         person_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: pages.Limit = 100,
+        cursor: pages.Cursor = None,
     ) -> Any:
         """Who read whose personal data, when, in which role and request (newest first); auditors only.
 
         Only reads of data inside the auditor's own subtree (or the narrower `org_path`) are listed.
         """
         principal.require(Role.AUDITOR)
+        last = pages.after(cursor, int)
         rows = await query(
             pool,
             under=under,
@@ -233,9 +235,9 @@ def reads_router(service: str) -> APIRouter:
             person_id=person_id,
             since=since,
             until=until,
-            limit=limit,
-            offset=offset,
+            limit=limit + 1,
+            before_id=last[0] if last else None,
         )
-        return [dict(x) for x in rows]
+        return pages.page([dict(x) for x in rows], limit, lambda row: (row["id"],))
 
     return r

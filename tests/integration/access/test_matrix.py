@@ -327,7 +327,7 @@ def operations() -> list[Op]:
            body=lambda w: {"lecturer_id": w["lecturer"], "topic": "other", "given_on": TODAY.isoformat(),
                            "audience_org_unit_ids": ["s_01"], "headcount": 10}),
         *listing(c, "/api/v1/lectures", READERS, under_own),
-        *listing(c, "/api/v1/audit/committees/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
+        *listing(c, "/api/v1/audit/committees/reads", {AUDITOR}, org_path_own, items=page_items, visible=audit_visible),
         # --- visits
         Op(v, "GET", "/api/v1/guidance-topics", anyone_signed_in),
         Op(v, "GET", "/api/v1/checklists/{version}", anyone_signed_in,
@@ -368,7 +368,7 @@ def operations() -> list[Op]:
            body=lambda w: {"visits": [visit_body(w, "visit_target")]}),
         Op(v, "GET", "/api/v1/visits/{visit_id}", either(over(CLASS, AUDITOR, *ADMINS), class_teacher),
            args=lambda w: {"visit_id": w["visit"]}),
-        *listing(v, "/api/v1/audit/visits/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
+        *listing(v, "/api/v1/audit/visits/reads", {AUDITOR}, org_path_own, items=page_items, visible=audit_visible),
         # --- outreach
         Op(o, "GET", "/api/v1/cases", either(roles(*ADMINS), staff_teacher),
            items=plain_list),
@@ -408,7 +408,7 @@ def operations() -> list[Op]:
            body=lambda w: {"student_id": w["student"]["N-s_01-1"], "group": "disability"}),
         Op(o, "POST", "/api/v1/groups/members/{membership_id}/verify", over(CLASS, PARTNER, *ADMINS),
            args=lambda w: {"membership_id": w["membership"]}, body=lambda w: {"verified": True}),
-        *listing(o, "/api/v1/audit/outreach/reads", {AUDITOR}, org_path_own, items=plain_list, visible=audit_visible),
+        *listing(o, "/api/v1/audit/outreach/reads", {AUDITOR}, org_path_own, items=page_items, visible=audit_visible),
         # notifications: staff tokens only, each caller their own inbox and address
         Op(o, "GET", "/api/v1/notifications", staff_teacher, items=page_items, visible=lambda c, item, w: True),
         Op(o, "PUT", "/api/v1/notifications/email", staff_teacher, body=lambda w: {"email": "carer@school.example"}),

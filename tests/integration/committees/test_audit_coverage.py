@@ -155,11 +155,11 @@ async def test_refused_reads_write_no_audit_row_and_auditors_see_only_their_subt
     assert (await svc.http.get(f"/api/v1/students/{ids['student']}", headers=insider)).status_code == 200
     mine = auth("auditor", school_path)
     reads = "/api/v1/audit/committees/reads"
-    log = (await svc.http.get(reads, headers=mine, params={"person_id": ids["student"]})).json()
+    log = (await svc.http.get(reads, headers=mine, params={"person_id": ids["student"]})).json()["items"]
     assert [(e["action"], e["resource_type"]) for e in log] == [("read", "student"), ("write", "student")]
     assert log[0]["roles"] == ["school_admin"] and log[0]["reader_path"] == school_path
     theirs = auth("auditor", other_path)
-    assert (await svc.http.get("/api/v1/audit/committees/reads", headers=theirs)).json() == []
+    assert (await svc.http.get("/api/v1/audit/committees/reads", headers=theirs)).json()["items"] == []
     assert (await svc.http.get("/api/v1/audit/committees/reads", headers=insider)).status_code == 403
 
 

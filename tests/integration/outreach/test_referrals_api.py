@@ -110,23 +110,30 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
 
         # The audit log shows who read what; only auditors may query it.
         assert (await http.get(READS, headers=DPF)).status_code == 403
-        log = (await http.get(READS, headers=AUDITOR, params={"resource_id": dpf_ref})).json()
+        log = (await http.get(READS, headers=AUDITOR, params={"resource_id": dpf_ref})).json()["items"]
         assert [(e["subject"], e["department"], e["action"], e["resource_type"], e["subject_ids"]) for e in log] == [
             ("dpf-1", "disabled_persons_federation", "read", "referral", ["stu-d"]),
             ("dpf-1", "disabled_persons_federation", "read", "referral", ["stu-d"]),
         ]
         assert log[0]["roles"] == ["department_partner"] and log[0]["org_path"] == class_path()
         assert log[0]["reader_path"] == "/620400" and log[0]["request_id"]
-        refused = (await http.get(READS, headers=AUDITOR, params={"resource_id": wf_ref})).json()
+        refused = (await http.get(READS, headers=AUDITOR, params={"resource_id": wf_ref})).json()["items"]
         assert refused == []  # a refused read returned nothing, so nothing was disclosed
         # An auditor of another school (or district) does not learn which children here have cases or referrals.
         for other_path in (f"{DISTRICT}/s999", "/620400/620499"):
             other_auditor = bearer(role="auditor", org_path=other_path, subject="aud-9")
-            assert (await http.get(READS, headers=other_auditor)).json() == []
+            assert (await http.get(READS, headers=other_auditor)).json()["items"] == []
             r = await http.get(READS, headers=other_auditor, params={"org_path": school()})
             assert r.status_code == 403
         school_auditor = bearer(role="auditor", org_path=school(), subject="aud-s")
-        assert len((await http.get(READS, headers=school_auditor)).json()) == 2
+        both = (await http.get(READS, headers=school_auditor)).json()["items"]
+        assert len(both) == 2
+        # Newest first, a page at a time: the cursor continues where the first page ended.
+        first = (await http.get(READS, headers=school_auditor, params={"limit": 1})).json()
+        after = {"limit": 1, "cursor": first["next_cursor"]}
+        rest = (await http.get(READS, headers=school_auditor, params=after)).json()
+        assert [e["id"] for e in first["items"] + rest["items"]] == [e["id"] for e in both]
+        assert rest["next_cursor"] is None
 
         messages = await read_topic(
             settings.kafka_bootstrap_servers, [settings.topic(t) for t in REFERRAL_TOPICS], expect=7
@@ -229,7 +236,7 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         assert [c["case_id"] for c in reopened] == [l_id]
         assert reopened[0]["categories"] == ["family_hardship"] and reopened[0]["reopened_at"] is not None
 
-        audit = (await http.get(READS, headers=AUDITOR, params={"resource_type": "case"})).json()
+        audit = (await http.get(READS, headers=AUDITOR, params={"resource_type": "case"})).json()["items"]
         assert [(e["subject"], e["resource_id"]) for e in audit] == [("sa-1", m_id), ("mh-1", m_id)]
         events = by_type(await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=14))
         assert len(events["outreach.case.contact_logged.v1"]) == 2

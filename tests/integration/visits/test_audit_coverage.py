@@ -34,7 +34,7 @@ async def test_every_personal_route_writes_exactly_one_audit_row_and_auditors_se
     # A refused read is not audited; auditors see reads of visits in their subtree only.
     other_teacher = bearer("teacher", DISTRICT, "somebody-else")
     assert (await env.http.get(f"/api/v1/visits/{visit_id}", headers=other_teacher)).status_code == 403
-    mine = (await env.http.get("/api/v1/audit/visits/reads", headers=bearer("auditor", DISTRICT))).json()
+    mine = (await env.http.get("/api/v1/audit/visits/reads", headers=bearer("auditor", DISTRICT))).json()["items"]
     assert [(e["resource_type"], e["resource_id"], e["subject"]) for e in mine] == [("visit", visit_id, row["subject"])]
     theirs = await env.http.get("/api/v1/audit/visits/reads", headers=bearer("auditor", "/620400/620403"))
-    assert theirs.json() == []
+    assert theirs.json()["items"] == []
