@@ -171,14 +171,8 @@ async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, A
     cid = (await visits.post("/campaigns", body))["campaign_id"]
     await visits.post(f"/campaigns/{cid}/launch", {})
     checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
-    assignments: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000, cursor=cursor)
-        assignments += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return cid, assignments, checklist, starts_on
+    assignments = await visits.every(f"/campaigns/{cid}/assignments", limit=1000)
+    return cid, assignments, checklist, starts_on
 
 
 async def run_campaign(
@@ -280,7 +274,7 @@ async def department_answers(outreach_url: str) -> int:
     done = 0
     try:
         while True:
-            items = await api.get("/referrals", state="requested", limit=200)
+            items = (await api.get("/referrals", state="requested", limit=200))["items"]
             if not items:
                 return done
             for ref in items:

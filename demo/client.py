@@ -53,6 +53,17 @@ class Api:
     async def get(self, path: str, **params: Any) -> Any:
         return await self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
 
+    async def every(self, path: str, *, limit: int = 500, **params: Any) -> list[Any]:
+        """Every item of a list, page after page (`{items, next_cursor}`, the kit's `Page`)."""
+        items: list[Any] = []
+        cursor = None
+        while True:
+            page = await self.get(path, limit=limit, cursor=cursor, **params)
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
+
     async def post(self, path: str, body: Any, *, key: str | None = None, **kw: Any) -> Any:
         """POST with an Idempotency-Key (`key`, or derived from the request when the API is `repeatable`), so that
         running the demo again replays the first answers instead of failing on what already exists."""

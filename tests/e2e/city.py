@@ -135,16 +135,6 @@ class CityRun:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-async def all_pages(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of an offset-paged list endpoint that answers a plain list."""
-    out: list[dict[str, Any]] = []
-    while True:
-        page = await api.get(path, limit=500, offset=len(out), **params)
-        out += page
-        if len(page) < 500:
-            return out
-
-
 def in_bureau_order(assignments: list[dict[str, Any]], student_no: dict[str, str]) -> list[dict[str, Any]]:
     """The assignments, and each one's children, in the order of the bureau's student numbers: the same in every
     run, whatever ids the services gave them."""
@@ -154,14 +144,7 @@ def in_bureau_order(assignments: list[dict[str, Any]], student_no: dict[str, str
 
 async def student_numbers(committees: Api) -> dict[str, str]:
     """The bureau's student number of each student id (ids are the service's own, different in every run)."""
-    out: dict[str, str] = {}
-    cursor = None
-    while True:
-        page = await committees.get("/students", limit=500, cursor=cursor)
-        out |= {s["student_id"]: s["student_no"] for s in page["items"]}
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return out
+    return {s["student_id"]: s["student_no"] for s in await committees.every("/students")}
 
 
 Fault = Callable[[CityRun], Awaitable[None]]
@@ -202,8 +185,8 @@ async def run_city(
         await settled(run.live(), timeout=SETTLE_SECONDS)
         acked = await department_answers(run.url("outreach"))
         await settled(run.live(), timeout=SETTLE_SECONDS)
-        cases = await all_pages(outreach, "/cases")
-        referrals = await all_pages(outreach, "/referrals")
+        cases = await outreach.every("/cases")
+        referrals = await outreach.every("/referrals")
         progress = await visits.get(f"/campaigns/{stats['campaign_id']}/progress", by="district")
         for _ in range(60):  # reporting refreshes its read model every second
             summary = await reporting.get("/children", org_path=CITY, campaign_id=stats["campaign_id"])

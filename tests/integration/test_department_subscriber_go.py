@@ -135,4 +135,4 @@ async def _directory_loaded(settings: OutreachSettings) -> None:
 
 async def _referrals(http: httpx.AsyncClient) -> list[dict[str, str]] | None:
     r = await http.get("/api/v1/referrals", headers=PARTNER)
-    return r.json() if r.status_code == 200 and r.json() else None
+    return r.json()["items"] if r.status_code == 200 and r.json()["items"] else None

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.outreach.api.common import Limit, Offset, Rules
+from services.outreach.api.common import Rules
 from services.outreach.domain import CaseState, ClosureDecision
 from services.outreach.schemas import (
     CaseDetail,
@@ -24,7 +24,7 @@ from services.outreach.schemas import (
     StateIn,
 )
 from services.outreach.usecases import cases
-from shared import idempotency, openapi, versions
+from shared import idempotency, openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.contracts.common import Severity
 from shared.web import CurrentClock, Pool
@@ -34,7 +34,7 @@ CLOSED = openapi.errors({409: "the case is closed (or the change is not allowed 
 WRITE = [idempotency.KEY]  # every write honours Idempotency-Key
 
 
-@router.get("", response_model=list[CaseSummary])
+@router.get("", response_model=pages.Page[CaseSummary])
 async def list_cases(
     principal: CurrentPrincipal,
     pool: Pool,
@@ -45,10 +45,10 @@ async def list_cases(
     student_id: str | None = None,
     mine: bool = False,
     closure_pending: bool | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    limit: pages.Limit = 100,
+    cursor: pages.Cursor = None,
 ) -> Any:
-    """Cases in the caller's subtree (admins) or those the caller cares for (teachers, `mine=true`)."""
+    """Cases in the caller's subtree (admins) or those the caller cares for (teachers, `mine=true`), newest first."""
     return await cases.list_cases(
         pool,
         principal,
@@ -59,7 +59,7 @@ async def list_cases(
         overdue=overdue,
         student_id=student_id,
         limit=limit,
-        offset=offset,
+        cursor=cursor,
         closure_pending=closure_pending,
     )
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.outreach.api.common import Limit, Offset, Rules
+from services.outreach.api.common import Rules
 from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.usecases import groups
-from shared import idempotency, openapi
+from shared import idempotency, openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.contracts.outreach import SpecialGroup
 from shared.web import CurrentClock, Pool
@@ -18,7 +18,7 @@ from shared.web import CurrentClock, Pool
 router = APIRouter(prefix="/api/v1/groups", tags=["special groups"])
 
 
-@router.get("/members", response_model=list[MembershipOut])
+@router.get("/members", response_model=pages.Page[MembershipOut])
 async def list_members(
     principal: CurrentPrincipal,
     pool: Pool,
@@ -26,10 +26,10 @@ async def list_members(
     group: SpecialGroup | None = None,
     verified: bool | None = None,
     include_ended: bool = False,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    limit: pages.Limit = 100,
+    cursor: pages.Cursor = None,
 ) -> Any:
-    """Members of the special groups under an org subtree."""
+    """Members of the special groups under an org subtree, newest first."""
     return await groups.list_members(
         pool,
         principal,
@@ -38,7 +38,7 @@ async def list_members(
         verified=verified,
         include_ended=include_ended,
         limit=limit,
-        offset=offset,
+        cursor=cursor,
     )
 
 

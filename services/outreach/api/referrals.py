@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.outreach.api.common import Limit, Offset, Rules
+from services.outreach.api.common import Rules
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
 from services.outreach.usecases import referrals
-from shared import idempotency, openapi
+from shared import idempotency, openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import CurrentClock, Pool
 
@@ -25,17 +25,17 @@ ACTIONS = {
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 
 
-@router.get("", response_model=list[ReferralOut])
+@router.get("", response_model=pages.Page[ReferralOut])
 async def list_referrals(
     principal: CurrentPrincipal,
     pool: Pool,
     state: ReferralState | None = None,
     org_path: str | None = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    limit: pages.Limit = 100,
+    cursor: pages.Cursor = None,
 ) -> Any:
-    """A department partner's own referrals; administrators see those in their subtree."""
-    return await referrals.list_referrals(pool, principal, org_path=org_path, state=state, limit=limit, offset=offset)
+    """A department partner's own referrals; administrators see those in their subtree; newest first."""
+    return await referrals.list_referrals(pool, principal, org_path=org_path, state=state, limit=limit, cursor=cursor)
 
 
 @router.get("/{referral_id}", response_model=ReferralDetail)

@@ -45,11 +45,11 @@ async def list_cases(
     risk_level: str | None,
     overdue: bool | None,
     student_id: str | None,
+    after: tuple[datetime, str] | None,
     limit: int,
-    offset: int,
     closure_pending: bool | None = None,
 ) -> list[asyncpg.Record]:
-    """Cases under an org subtree (or of one carer), newest first."""
+    """Cases under an org subtree (or of one carer), newest first, after the key (opened_at, case_id) when given."""
     rows: list[asyncpg.Record] = await pool.fetch(
         f"SELECT {CASE_COLUMNS}, {PENDING} AS closure_pending FROM cases c"
         f" WHERE {scope.sql('c.org_path', 1)} AND ($10::boolean IS NULL OR {PENDING} = $10)"
@@ -57,16 +57,17 @@ async def list_cases(
         "      AND cc.staff_id = $3))"
         " AND ($4::text IS NULL OR c.state = $4) AND ($5::text IS NULL OR c.risk_level = $5)"
         " AND ($6::boolean IS NULL OR c.overdue = $6) AND ($7::text IS NULL OR c.student_id = $7)"
-        " ORDER BY c.opened_at DESC, c.case_id LIMIT $8 OFFSET $9",
+        " AND ($8::timestamptz IS NULL OR (c.opened_at, c.case_id) < ($8, $9))"
+        " ORDER BY c.opened_at DESC, c.case_id DESC LIMIT $11",
         *scope.args(org_path),
         carer_staff_id,
         state,
         risk_level,
         overdue,
         student_id,
-        limit,
-        offset,
+        *(after or (None, None)),
         closure_pending,
+        limit,
     )
     return rows
 

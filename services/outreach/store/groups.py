@@ -116,20 +116,22 @@ async def list_memberships(
     group: str | None,
     verified: bool | None,
     include_ended: bool,
+    after: tuple[datetime, str] | None,
     limit: int,
-    offset: int,
 ) -> list[asyncpg.Record]:
-    """Memberships under an org subtree (the bureau's lists)."""
+    """Memberships under an org subtree (the bureau's lists), newest first, after the key (registered_at,
+    membership_id) when given."""
     rows: list[asyncpg.Record] = await pool.fetch(
         f"SELECT {COLUMNS} FROM group_memberships WHERE {scope.sql('org_path', 1)}"
         " AND ($3::text IS NULL OR grp = $3) AND ($4::boolean IS NULL OR verified IS NOT DISTINCT FROM $4)"
-        " AND ($5 OR ended_at IS NULL) ORDER BY registered_at DESC, membership_id LIMIT $6 OFFSET $7",
+        " AND ($5 OR ended_at IS NULL) AND ($6::timestamptz IS NULL OR (registered_at, membership_id) < ($6, $7))"
+        " ORDER BY registered_at DESC, membership_id DESC LIMIT $8",
         *scope.args(org_path),
         group,
         verified,
         include_ended,
+        *(after or (None, None)),
         limit,
-        offset,
     )
     return rows
 

@@ -46,20 +46,22 @@ async def list_referrals(
     department: str | None,
     org_path: str | None,
     state: str | None,
+    after: tuple[datetime, str] | None,
     limit: int,
-    offset: int,
 ) -> list[asyncpg.Record]:
-    """Referrals of one department and/or an org subtree, newest first."""
+    """Referrals of one department and/or an org subtree, newest first, after the key (requested_at, referral_id)
+    when given."""
     rows: list[asyncpg.Record] = await pool.fetch(
         f"SELECT {COLUMNS} FROM referrals WHERE ($1::text IS NULL OR department = $1)"
         f" AND ($2::text IS NULL OR {scope.sql('org_path', 2)}) AND ($4::text IS NULL OR state = $4)"
-        " ORDER BY requested_at DESC, referral_id LIMIT $5 OFFSET $6",
+        " AND ($5::timestamptz IS NULL OR (requested_at, referral_id) < ($5, $6))"
+        " ORDER BY requested_at DESC, referral_id DESC LIMIT $7",
         department,
         None if org_path is None else scope.normalize(org_path),
         scope.like_below(org_path or ""),
         state,
+        *(after or (None, None)),
         limit,
-        offset,
     )
     return rows
 

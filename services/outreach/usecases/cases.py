@@ -16,7 +16,7 @@ from services.outreach.schemas import CloseIn, ContactIn, ReferralIn
 from services.outreach.settings import Rules
 from services.outreach.store import cases, referrals
 from services.outreach.usecases.referrals import referral_row, request_referrals
-from shared import audit, scope, versions
+from shared import audit, pages, scope, versions
 from shared.auth import ADMINS, Principal
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import (
@@ -74,16 +74,26 @@ async def _locked_case(
 
 
 async def list_cases(
-    pool: asyncpg.Pool, principal: Principal, *, org_path: str | None, mine: bool, **filters: Any
-) -> list[dict[str, Any]]:
-    """Cases in the caller's subtree (admins) or those the caller cares for (teachers, `mine=true`)."""
+    pool: asyncpg.Pool,
+    principal: Principal,
+    *,
+    org_path: str | None,
+    mine: bool,
+    limit: int,
+    cursor: str | None,
+    **filters: Any,
+) -> dict[str, Any]:
+    """A page of the cases in the caller's subtree (admins) or of those the caller cares for (teachers,
+    `mine=true`), newest first."""
     if principal.has(*ADMINS) and not mine:
         path, carer = scope.narrow(principal, org_path), None
     elif principal.has(*domain.CARER_ROLES) and principal.staff_id:
         path, carer = "/", principal.staff_id
     else:
         raise scope.forbidden("requires an administrator role or a carer's teacher token")
-    return [dict(x) for x in await cases.list_cases(pool, org_path=path, carer_staff_id=carer, **filters)]
+    after = pages.after(cursor, datetime, str)
+    rows = await cases.list_cases(pool, org_path=path, carer_staff_id=carer, after=after, limit=limit + 1, **filters)
+    return pages.page([dict(x) for x in rows], limit, lambda c: (c["opened_at"], c["case_id"]))
 
 
 async def get_case_detail(pool: asyncpg.Pool, principal: Principal, case_id: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from services.outreach.schemas import MembershipIn
 from services.outreach.settings import Rules
 from services.outreach.store import directory, groups, referrals
 from shared import directory as directory_tables
-from shared import scope
+from shared import pages, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.contracts.outreach import (
     GroupEndReason,
@@ -41,11 +41,15 @@ def registered(m: Any, now: datetime) -> GroupMembershipRegistered:
     )
 
 
-async def list_members(pool: asyncpg.Pool, principal: Principal, org_path: str | None, **filters: Any) -> list[Any]:
-    """Members of the special groups under an org subtree (administrators)."""
+async def list_members(
+    pool: asyncpg.Pool, principal: Principal, org_path: str | None, *, limit: int, cursor: str | None, **filters: Any
+) -> dict[str, Any]:
+    """A page of the members of the special groups under an org subtree (administrators), newest first."""
     principal.require(*ADMINS)
-    rows = await groups.list_memberships(pool, org_path=scope.narrow(principal, org_path), **filters)
-    return [dict(x) for x in rows]
+    after = pages.after(cursor, datetime, str)
+    path = scope.narrow(principal, org_path)
+    rows = await groups.list_memberships(pool, org_path=path, after=after, limit=limit + 1, **filters)
+    return pages.page([dict(x) for x in rows], limit, lambda m: (m["registered_at"], m["membership_id"]))
 
 
 async def counts(pool: asyncpg.Pool, principal: Principal, org_path: str | None) -> list[Any]:

@@ -11,7 +11,7 @@ from services.outreach import domain
 from services.outreach.domain import ReferralState
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups, referrals
-from shared import audit, scope
+from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.contracts.common import Category, Department, Severity
 from shared.contracts.outreach import (
@@ -87,9 +87,10 @@ def may_see(principal: Principal, ref: Any) -> bool:
 
 
 async def list_referrals(
-    pool: asyncpg.Pool, principal: Principal, *, org_path: str | None, state: str | None, limit: int, offset: int
-) -> list[dict[str, Any]]:
-    """A department partner's own referrals (within its jurisdiction); administrators see those in their subtree."""
+    pool: asyncpg.Pool, principal: Principal, *, org_path: str | None, state: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """A page of a department partner's own referrals (within its jurisdiction), or of those in an administrator's
+    subtree, newest first."""
     if principal.has(Role.DEPARTMENT_PARTNER):
         if not principal.department:
             raise scope.forbidden("the department partner token carries no department")
@@ -99,10 +100,11 @@ async def list_referrals(
     else:
         raise scope.forbidden("requires a department partner or administrator role")
     path = scope.narrow(principal, org_path)
+    after = pages.after(cursor, datetime, str)
     rows = await referrals.list_referrals(
-        pool, department=department, org_path=path, state=state, limit=limit, offset=offset
+        pool, department=department, org_path=path, state=state, after=after, limit=limit + 1
     )
-    return [dict(x) for x in rows]
+    return pages.page([dict(x) for x in rows], limit, lambda r: (r["requested_at"], r["referral_id"]))
 
 
 async def get_referral_detail(

@@ -8,8 +8,8 @@ Owner endpoints called (the only coupling to the owners; keep this list in sync 
              -> units[].org_path, assigned, completed, teachers, by_mode.{in_home,online,phone,at_school}
              compared per district and in total with assignments, visits.completed, teachers.assigned,
              visits.by_mode (one completed visit per assignment, as the visits service records them)
-* outreach   GET /api/v1/cases?org_path={path}&limit=500&offset={n}   (paged until a short page)
-             -> [].org_path, state, overdue
+* outreach   GET /api/v1/cases?org_path={path}&limit=500&cursor={c}
+             -> items[].org_path, state, overdue; next_cursor
              compared with cases.opened (all), cases.open (state != closed), cases.closed, cases.overdue
 * committees GET /api/v1/org-units?under={org_unit_id}&level={school|grade|class}&limit=500&cursor={c}
              -> items[], next_cursor     compared with structure.org_units.{school,grade,class}
@@ -79,18 +79,23 @@ async def check_visits(http: httpx.AsyncClient, rep: Report, figures: dict[str, 
     rep.add("visits.completed", root, sum(u["completed"] for u in units), f["visits"]["completed"])
 
 
-async def check_outreach(http: httpx.AsyncClient, rep: Report, figures: dict[str, Any], root: str) -> None:
-    """Cases counted from the outreach case list against cases opened/open/closed/overdue."""
-    cases: list[dict[str, Any]] = []
-    offset = 0
+async def every_item(http: httpx.AsyncClient, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item of an owner's list, page after page (the kit's `Page`: items, next_cursor)."""
+    items: list[dict[str, Any]] = []
+    cursor = None
     while True:
-        r = await http.get("/api/v1/cases", params={"org_path": root, "limit": 500, "offset": offset})
+        r = await http.get(path, params={**params, "limit": 500} | ({"cursor": cursor} if cursor else {}))
         r.raise_for_status()
         page = r.json()
-        cases.extend(page)
-        if len(page) < 500:
-            break
-        offset += 500
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+
+
+async def check_outreach(http: httpx.AsyncClient, rep: Report, figures: dict[str, Any], root: str) -> None:
+    """Cases counted from the outreach case list against cases opened/open/closed/overdue."""
+    cases = await every_item(http, "/api/v1/cases", {"org_path": root})
     for node, f in figures.items():
         mine = [c for c in cases if scope.within(c["org_path"], node)]
         states = Counter("closed" if c["state"] == "closed" else "open" for c in mine)
@@ -104,18 +109,7 @@ async def check_committees(http: httpx.AsyncClient, rep: Report, figures: dict[s
     """Org units per level in the directory against the read model's org unit counts."""
     unit_id = root.rstrip("/").rsplit("/", 1)[-1]
     for level in ("school", "grade", "class"):
-        n, cursor = 0, None
-        while True:
-            params: dict[str, Any] = {"under": unit_id, "level": level, "limit": 500}
-            if cursor:
-                params["cursor"] = cursor
-            r = await http.get("/api/v1/org-units", params=params)
-            r.raise_for_status()
-            body = r.json()
-            n += len(body["items"])
-            cursor = body.get("next_cursor")
-            if not cursor:
-                break
+        n = len(await every_item(http, "/api/v1/org-units", {"under": unit_id, "level": level}))
         rep.add(f"structure.org_units.{level}", root, n, figures[root]["structure"]["org_units"][level])
 
 

@@ -371,9 +371,9 @@ def operations() -> list[Op]:
         *listing(v, "/api/v1/audit/visits/reads", {AUDITOR}, org_path_own, items=page_items, visible=audit_visible),
         # --- outreach
         Op(o, "GET", "/api/v1/cases", either(roles(*ADMINS), staff_teacher),
-           items=plain_list),
+           items=page_items),
         Op(o, "GET", "/api/v1/cases", either(over(OWN, *ADMINS), staff_teacher), query=org_path_own,
-           items=plain_list, label="narrowed"),
+           items=page_items, label="narrowed"),
         Op(o, "GET", "/api/v1/cases/{case_id}", either(over(CLASS, *ADMINS), carer),
            args=lambda w: {"case_id": w["case"]}),
         Op(o, "POST", "/api/v1/cases/{case_id}/contacts", either(over(CLASS, *ADMINS), carer),
@@ -390,9 +390,9 @@ def operations() -> list[Op]:
            ok=OK | {403, 409}, args=lambda w: {"case_id": w["case"]}),
         Op(o, "POST", "/api/v1/cases/{case_id}/closure/approve", either(over(CLASS, *ADMINS), carer), phase=3,
            ok=OK | {403, 409}, args=lambda w: {"case_id": w["case"]}),
-        Op(o, "GET", "/api/v1/referrals", roles(PARTNER, *ADMINS), items=plain_list,
+        Op(o, "GET", "/api/v1/referrals", roles(PARTNER, *ADMINS), items=page_items,
            visible=referral_visible),
-        Op(o, "GET", "/api/v1/referrals", over(OWN, PARTNER, *ADMINS), query=org_path_own, items=plain_list,
+        Op(o, "GET", "/api/v1/referrals", over(OWN, PARTNER, *ADMINS), query=org_path_own, items=page_items,
            label="narrowed"),
         Op(o, "GET", "/api/v1/referrals/{referral_id}", over(OWN, PARTNER, *ADMINS), denied=HIDDEN,
            args=lambda w: {"referral_id": w["referral"]}),
@@ -401,7 +401,7 @@ def operations() -> list[Op]:
                phase=phase, ok=OK | {409}, args=lambda w: {"referral_id": w["referral"]})
             for action, phase in (("acknowledge", 1), ("accept", 2), ("resolve", 3), ("decline", 3))
         ],
-        *listing(o, "/api/v1/groups/members", ADMINS, org_path_own, items=plain_list),
+        *listing(o, "/api/v1/groups/members", ADMINS, org_path_own, items=page_items),
         Op(o, "GET", "/api/v1/groups/counts", roles(*ADMINS)),
         Op(o, "GET", "/api/v1/groups/counts", over(OWN, *ADMINS), query=org_path_own, label="narrowed"),
         Op(o, "POST", "/api/v1/groups/members", over(CLASS, PARTNER, *ADMINS), ok=OK | {409},
@@ -612,7 +612,7 @@ async def world(running: Stack) -> World:
 
     async def referral() -> Any:
         r = await http.get(s.url(o, "/api/v1/referrals"), headers=BUREAU)
-        refs = [x for x in r.json() if x["department"] == DEPARTMENT] if r.status_code == 200 else []
+        refs = [x for x in r.json()["items"] if x["department"] == DEPARTMENT] if r.status_code == 200 else []
         return refs if len(refs) == 2 else None
 
     refs = await wait_for(referral, timeout=60)
@@ -622,7 +622,7 @@ async def world(running: Stack) -> World:
     w["carers"] = {x["staff_id"] for x in case["carers"]}
     groups = {"org_path": OWN, "group": "disability"}
     members = await _ok(await http.get(s.url(o, "/api/v1/groups/members"), params=groups, headers=BUREAU))
-    w["membership"] = members[0]["membership_id"]
+    w["membership"] = members["items"][0]["membership_id"]
     return w
 
 

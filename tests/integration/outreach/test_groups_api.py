@@ -23,6 +23,7 @@ from tests.integration.outreach.helpers import (
     school,
     student,
 )
+from tests.integration.outreach.test_referrals_api import one_by_one
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
 
         async def members(headers: dict[str, str], **params: str) -> list[dict]:
             r = await http.get("/api/v1/groups/members", headers=headers, params=params)
-            return r.json() if r.status_code == 200 else []
+            return r.json()["items"] if r.status_code == 200 else []
 
         listed = await wait_for(lambda: _at_least(members(BUREAU), 3), timeout=15)
         assert sorted((m["student_id"], m["group"], m["source"]) for m in listed) == [
@@ -58,6 +59,8 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
             ("stu-3", "disability", "visit_finding"),
         ]
         assert all(m["org_path"] == class_path() and m["verified"] is None for m in listed)
+        paged = await one_by_one(http, "/api/v1/groups/members", BUREAU, "membership_id")
+        assert paged == [m["membership_id"] for m in await members(BUREAU)]  # keyset pages, the same list
 
         # By hand: a school enters a child (its class path comes from the directory: another one is refused); the
         # same child and group again is a conflict; a child the directory does not know is not found (404 at the field).
@@ -136,7 +139,7 @@ async def test_register_from_directory_findings_and_by_hand(make_settings):
 
 async def _json(coro):
     r = await coro
-    return r.json() if r.status_code == 200 else None
+    return r.json()["items"] if r.status_code == 200 else None
 
 
 async def _at_least(coro, n: int):

@@ -119,8 +119,8 @@ async def test_published_public_events_have_only_contract_fields_and_no_personal
         )
         await wait_for(lambda: _count(http, dpf, 1), timeout=15)
         await wait_for(lambda: _count(http, ps, 1), timeout=15)
-        d = (await http.get("/api/v1/referrals", headers=dpf)).json()[0]["referral_id"]
-        p = (await http.get("/api/v1/referrals", headers=ps)).json()[0]["referral_id"]
+        d = (await http.get("/api/v1/referrals", headers=dpf)).json()["items"][0]["referral_id"]
+        p = (await http.get("/api/v1/referrals", headers=ps)).json()["items"][0]["referral_id"]
         secret = "Zhang Wei, 13800138000, No. 5 Beijing Road"  # a note full of personal data stays here
         for step in ("acknowledge", "accept", "resolve"):
             r = await http.post(f"/api/v1/referrals/{d}/{step}", headers=dpf, json={"note": secret})
@@ -157,7 +157,7 @@ async def test_published_public_events_have_only_contract_fields_and_no_personal
 
 async def _count(http: httpx.AsyncClient, headers: dict[str, str], n: int) -> bool:
     r = await http.get("/api/v1/referrals", headers=headers)
-    return r.status_code == 200 and len(r.json()) >= n
+    return r.status_code == 200 and len(r.json()["items"]) >= n
 
 
 async def _escalate_and_read(settings: OutreachSettings, clock: ManualClock) -> list[dict[str, Any]]:

@@ -64,6 +64,10 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         # the other child's finding is on another partition: it may be applied a moment later
         theirs = await wait_for(lambda: _json(http.get("/api/v1/referrals", headers=WF)), timeout=15)
         assert [r["department"] for r in theirs] == ["womens_federation"]
+        every = (await http.get("/api/v1/referrals", headers=SCHOOL_ADMIN)).json()
+        assert len(every["items"]) == 2 and every["next_cursor"] is None
+        paged = await one_by_one(http, "/api/v1/referrals", SCHOOL_ADMIN, "referral_id")
+        assert paged == [r["referral_id"] for r in every["items"]]
         dpf_ref, wf_ref = mine[0]["referral_id"], theirs[0]["referral_id"]
 
         # Another department's referral does not exist as far as this token is concerned.
@@ -73,10 +77,10 @@ async def test_department_sees_only_its_referrals_and_reads_are_audited(make_set
         elsewhere = bearer(
             role="department_partner", org_path="/620400/620499", department="disabled_persons_federation"
         )
-        assert (await http.get("/api/v1/referrals", headers=elsewhere)).json() == []
+        assert (await http.get("/api/v1/referrals", headers=elsewhere)).json()["items"] == []
         assert (await http.get(f"/api/v1/referrals/{dpf_ref}", headers=elsewhere)).status_code == 404
         # Admins of another school see nothing; teachers cannot list referrals.
-        assert (await http.get("/api/v1/referrals", headers=OTHER_SCHOOL_ADMIN)).json() == []
+        assert (await http.get("/api/v1/referrals", headers=OTHER_SCHOOL_ADMIN)).json()["items"] == []
         assert (await http.get("/api/v1/referrals", headers=CLASS_TEACHER)).status_code == 403
 
         detail = await http.get(f"/api/v1/referrals/{dpf_ref}", headers=DPF)
@@ -153,13 +157,17 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         cases = await wait_for(lambda: _json(http.get("/api/v1/cases", headers=SCHOOL_ADMIN), n=2), timeout=15)
         by_student = {c["student_id"]: c for c in cases}
         m_id, l_id = by_student["stu-m"]["case_id"], by_student["stu-l"]["case_id"]
+        # Keyset pages give the same list, newest first (both opened at one instant: the id breaks the tie).
+        assert await one_by_one(http, "/api/v1/cases", SCHOOL_ADMIN, "case_id") == [c["case_id"] for c in cases]
+        forged = await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"cursor": "W10"})  # "[]"
+        assert forged.status_code == 422 and forged.json()["errors"][0]["pointer"] == "/query/cursor"
 
         # Teachers see only the cases they care for; other schools' admins see none.
-        mine = (await http.get("/api/v1/cases", headers=MH_TEACHER)).json()
+        mine = (await http.get("/api/v1/cases", headers=MH_TEACHER)).json()["items"]
         assert [c["case_id"] for c in mine] == [m_id]
         assert (await http.get(f"/api/v1/cases/{m_id}", headers=OTHER_TEACHER)).status_code == 403
         assert (await http.get(f"/api/v1/cases/{m_id}", headers=OTHER_SCHOOL_ADMIN)).status_code == 403
-        assert (await http.get("/api/v1/cases", headers=OTHER_SCHOOL_ADMIN)).json() == []
+        assert (await http.get("/api/v1/cases", headers=OTHER_SCHOOL_ADMIN)).json()["items"] == []
         assert (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"org_path": DISTRICT})).status_code == 403
 
         listed = by_student["stu-m"]["version"]
@@ -198,7 +206,9 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         assert (await http.post(f"/api/v1/cases/{m_id}/closure", headers=MH_TEACHER, json=close)).status_code == 409
         assert (await http.post(f"/api/v1/cases/{m_id}/closure/approve", headers=MH_TEACHER)).status_code == 403
         assert (await http.post(f"/api/v1/cases/{m_id}/closure/approve", headers=OTHER_SCHOOL_ADMIN)).status_code == 403
-        pending = (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"closure_pending": "true"})).json()
+        pending = (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"closure_pending": "true"})).json()[
+            "items"
+        ]
         assert [(c["case_id"], c["closure_pending"], c["state"]) for c in pending] == [(m_id, True, "monitoring")]
         detail = (await http.get(f"/api/v1/cases/{m_id}", headers=SCHOOL_ADMIN)).json()
         assert detail["pending_closure"]["note"] == "weekly talks helped"
@@ -221,7 +231,8 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         assert (await http.post(f"/api/v1/cases/{l_id}/closure", headers=CLASS_TEACHER, json=close)).status_code == 409
         bad = await http.post(f"/api/v1/cases/{l_id}/closure", headers=SCHOOL_ADMIN, json={"reason_code": "bored"})
         assert bad.status_code == 422
-        assert (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"closure_pending": "true"})).json() == []
+        pending = (await http.get("/api/v1/cases", headers=SCHOOL_ADMIN, params={"closure_pending": "true"})).json()
+        assert pending == {"items": [], "next_cursor": None}
 
         # A new qualifying finding reopens the closed case (same case id); a minor one does not.
         clock.advance(timedelta(days=2))
@@ -253,9 +264,23 @@ async def test_case_flow_contacts_close_with_approval_and_reopen(make_settings):
         assert [e["value"]["data"]["case_id"] for e in events["outreach.case.reopened.v1"]] == [l_id]
 
 
+async def one_by_one(http: httpx.AsyncClient, path: str, headers: dict[str, str], key: str, **params: str) -> list[str]:
+    """The `key` of each item of a list walked one item per page, following `next_cursor` to the end."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": "1"} | ({"cursor": cursor} if cursor else {})
+        page = (await http.get(path, headers=headers, params=query)).raise_for_status().json()
+        assert len(page["items"]) <= 1
+        ids += [item[key] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids
+
+
 async def _json(request, *, n: int = 1, state: str | None = None):
     r = await request
-    body = r.json() if r.status_code == 200 else []
+    body = r.json()["items"] if r.status_code == 200 else []
     if state is not None:
         body = [x for x in body if x["state"] == state]
     return body if len(body) >= n else None

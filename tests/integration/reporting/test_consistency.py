@@ -24,8 +24,10 @@ def owners(truth: dict[str, Any]) -> FastAPI:
         return {"campaign_id": campaign_id, "by": by, "units": truth["progress"]}
 
     @app.get("/api/v1/cases")
-    async def cases(org_path: str, limit: int, offset: int) -> Any:
-        return truth["cases"][offset : offset + limit]
+    async def cases(org_path: str, limit: int, cursor: str | None = None) -> Any:
+        start = int(cursor or 0)  # two per page, fewer than asked: the check follows next_cursor to the end
+        more = start + 2 < len(truth["cases"])
+        return {"items": truth["cases"][start : start + 2], "next_cursor": str(start + 2) if more else None}
 
     @app.get("/api/v1/org-units")
     async def org_units(under: str, level: str, limit: int, cursor: str | None = None) -> Any:
