@@ -286,7 +286,8 @@ class NotificationOut(BaseModel):
 class EmailIn(Strict):
     """The caller's own address for notification mails."""
 
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    # No control characters either (the kit refuses them in any text; this pattern must say so itself).
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+$")
 
 
 class EmailOut(BaseModel):
