@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
 from services.committees.schemas import (
     CommitteeDissolvedOut,
     CommitteeFormedOut,
@@ -22,6 +22,7 @@ from services.committees.usecases import committees
 from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["committees"])
 ONE = "/committees/{committee_id}"

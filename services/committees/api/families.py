@@ -6,12 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import Writes
 from services.committees.schemas import FamilyIn, FamilyOut, FamilyPatch, GuardianIn
 from services.committees.usecases import families
 from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["families"])
 

@@ -8,7 +8,6 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.committees.api.common import Write, Writes
 from services.committees.domain.rows import Entity
 from services.committees.schemas import ImportIn, ImportJobOut
 from services.committees.usecases import imports
@@ -17,6 +16,7 @@ from shared import openapi
 from shared.auth import CurrentPrincipal
 from shared.problems import Problem, invalid
 from shared.web import Pool
+from shared.writes import Write, Writes
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 MAX_FILE_BYTES = 200 * 1024 * 1024  # one entity's CSV

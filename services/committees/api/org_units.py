@@ -6,12 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
 from services.committees.schemas import OrgUnitIn, OrgUnitOut, OrgUnitPatch
 from services.committees.usecases import org_units
 from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["org units"])
 

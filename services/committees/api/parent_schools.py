@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
 from services.committees.schemas import (
     AttendanceIn,
     AttendanceOut,
@@ -24,6 +24,7 @@ from services.committees.usecases import parent_schools
 from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["parent schools"])
 ONE = "/parent-schools/{parent_school_id}"

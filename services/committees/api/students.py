@@ -6,12 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, Writes, unknown
+from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
 from services.committees.schemas import StudentIn, StudentLeftOut, StudentOut, StudentPatch
 from services.committees.usecases import students
 from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["students"])
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from services.visits.schemas import (
     AssignmentIn,
@@ -19,10 +18,11 @@ from services.visits.schemas import (
 )
 from services.visits.usecases import assignments as assignment_cases
 from services.visits.usecases import queries, recording
-from shared import idempotency, openapi, pages, versions
+from shared import openapi, pages, versions
 from shared.auth import ADMINS, CurrentPrincipal, Role
 from shared.pages import Page
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1")
 
@@ -47,18 +47,11 @@ async def list_assignments(
     status_code=201,
     tags=["assignments"],
     response_model=AssignmentMadeOut,
-    dependencies=[idempotency.KEY],
     responses=openapi.errors({409: "the campaign is not launched, or the family already has an assignment"}),
 )
-async def add_assignment(
-    campaign_id: str, body: AssignmentIn, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
-) -> Any:
+async def add_assignment(campaign_id: str, body: AssignmentIn, w: Writes) -> Any:
     """Assign a family by hand (one not assigned in this campaign)."""
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        return await assignment_cases.add_assignment(conn, principal, campaign_id, body, clock)
-
-    return await idempotency.write(request, principal, pool, work, status_code=201)
+    return await w.run(assignment_cases.add_assignment, campaign_id, body)
 
 
 @router.patch(
@@ -66,24 +59,11 @@ async def add_assignment(
     status_code=200,
     tags=["assignments"],
     response_model=ReassignedOut,
-    dependencies=[idempotency.KEY],
     responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
 )
-async def reassign(
-    assignment_id: str,
-    body: ReassignIn,
-    request: Request,
-    principal: CurrentPrincipal,
-    pool: Pool,
-    clock: CurrentClock,
-    if_match: versions.IfMatchRequired,
-) -> Any:
+async def reassign(assignment_id: str, body: ReassignIn, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Give an open assignment to another teacher."""
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        return await assignment_cases.reassign(conn, principal, assignment_id, body.teacher_id, clock, if_match)
-
-    return versions.tagged(await idempotency.write(request, principal, pool, work, status_code=200))
+    return await w.run(assignment_cases.reassign, assignment_id, body.teacher_id, if_match)
 
 
 @router.delete(
@@ -91,23 +71,11 @@ async def reassign(
     status_code=200,
     tags=["assignments"],
     response_model=RemovedOut,
-    dependencies=[idempotency.KEY],
     responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
 )
-async def remove_assignment(
-    assignment_id: str,
-    request: Request,
-    principal: CurrentPrincipal,
-    pool: Pool,
-    clock: CurrentClock,
-    if_match: versions.IfMatch,
-) -> Any:
+async def remove_assignment(assignment_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """Withdraw an open assignment."""
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        return await assignment_cases.remove(conn, principal, assignment_id, clock, if_match)
-
-    return versions.tagged(await idempotency.write(request, principal, pool, work, status_code=200))
+    return await w.run(assignment_cases.remove, assignment_id, if_match)
 
 
 @router.post(
@@ -115,16 +83,9 @@ async def remove_assignment(
     status_code=200,
     tags=["assignments"],
     response_model=ScheduledOut,
-    dependencies=[idempotency.KEY],
     responses=openapi.errors({409: "the assignment is not open for visits"}),
 )
-async def schedule_visit(
-    assignment_id: str, body: ScheduleIn, request: Request, principal: CurrentPrincipal, pool: Pool
-) -> Any:
+async def schedule_visit(assignment_id: str, body: ScheduleIn, w: Writes) -> Any:
     """Plan (or move) the visit: a scheduled visit that recording later completes, misses or removal cancels."""
-    principal.require(Role.TEACHER, *ADMINS)
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        return await recording.schedule(conn, principal, assignment_id, body)
-
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    w.principal.require(Role.TEACHER, *ADMINS)
+    return await w.run(recording.schedule, assignment_id, body)

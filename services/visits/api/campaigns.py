@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import asyncpg
 from fastapi import APIRouter, Request
 
 from services.visits.schemas import CampaignDetailOut, CampaignIn, CampaignOut, LaunchOut, ProgressOut
 from services.visits.settings import VisitsSettings
 from services.visits.usecases import campaigns as campaign_cases
 from services.visits.usecases import queries
-from shared import idempotency, openapi, pages
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.pages import Page
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1")
 
@@ -24,17 +24,10 @@ def _settings(request: Request) -> VisitsSettings:
     return settings
 
 
-@router.post(
-    "/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignOut, dependencies=[idempotency.KEY]
-)
-async def create_campaign(body: CampaignIn, request: Request, principal: CurrentPrincipal, pool: Pool) -> Any:
+@router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignOut)
+async def create_campaign(body: CampaignIn, w: Writes) -> Any:
     """Create a draft campaign for an org subtree (admins of that subtree)."""
-    target = _settings(request).default_target_per_teacher
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        return await campaign_cases.create_campaign(conn, principal, body, target)
-
-    return await idempotency.write(request, principal, pool, work, status_code=201)
+    return await w.run(campaign_cases.create_campaign, body, _settings(w.request).default_target_per_teacher)
 
 
 @router.get("/campaigns", tags=["campaigns"], response_model=Page[CampaignOut])
@@ -56,18 +49,11 @@ async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool
     status_code=200,
     tags=["campaigns"],
     response_model=LaunchOut,
-    dependencies=[idempotency.KEY],
     responses=openapi.errors({409: "the campaign is not a draft"}),
 )
-async def launch_campaign(
-    campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
-) -> Any:
+async def launch_campaign(campaign_id: str, w: Writes) -> Any:
     """draft → launched: generates the assignments (class teachers first) and publishes them."""
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        return await campaign_cases.launch_campaign(conn, principal, campaign_id, clock)
-
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await w.run(campaign_cases.launch_campaign, campaign_id)
 
 
 @router.post(
@@ -75,18 +61,11 @@ async def launch_campaign(
     status_code=200,
     tags=["campaigns"],
     response_model=CampaignOut,
-    dependencies=[idempotency.KEY],
     responses=openapi.errors({409: "the campaign is not launched"}),
 )
-async def close_campaign(
-    campaign_id: str, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
-) -> Any:
+async def close_campaign(campaign_id: str, w: Writes) -> Any:
     """launched → closed."""
-
-    async def work(conn: asyncpg.Connection) -> Any:
-        return await campaign_cases.close_campaign(conn, principal, campaign_id, clock)
-
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await w.run(campaign_cases.close_campaign, campaign_id)
 
 
 @router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=ProgressOut)

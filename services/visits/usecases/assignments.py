@@ -34,7 +34,7 @@ async def _teacher_for(conn: asyncpg.Connection, teacher_id: str, campaign_path:
 
 
 async def add_assignment(
-    conn: asyncpg.Connection, principal: Principal, campaign_id: str, body: AssignmentIn, clock: Clock
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, campaign_id: str, body: AssignmentIn
 ) -> dict[str, Any]:
     """Assign a family that has no assignment in this campaign to a teacher by hand."""
     principal.require(*ADMINS)
@@ -105,9 +105,9 @@ async def _assignment_for_change(
 async def reassign(
     conn: asyncpg.Connection,
     principal: Principal,
+    clock: Clock,
     assignment_id: str,
     teacher_id: str,
-    clock: Clock,
     precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """Give an open assignment to another teacher of the campaign's scope (412 when `If-Match` is stale)."""
@@ -129,8 +129,8 @@ async def reassign(
 async def remove(
     conn: asyncpg.Connection,
     principal: Principal,
-    assignment_id: str,
     clock: Clock,
+    assignment_id: str,
     precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """Withdraw an open assignment (the family can then be assigned again by hand; 412 when `If-Match` is stale)."""

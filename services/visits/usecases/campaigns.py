@@ -26,9 +26,9 @@ def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def create_campaign(
-    conn: asyncpg.Connection, principal: Principal, body: CampaignIn, default_target: int
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: CampaignIn, default_target: int
 ) -> dict[str, Any]:
-    """A draft campaign; the checklist version in force is recorded on it."""
+    """A draft campaign; the checklist version in force is recorded on it (its creation time is the database's)."""
     principal.require(*ADMINS)
     scope.require(principal, body.org_path)
     config = checklist.load()
@@ -90,7 +90,7 @@ LAUNCH_CHUNK = 10_000
 
 
 async def launch_campaign(
-    conn: asyncpg.Connection, principal: Principal, campaign_id: str, clock: Clock
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, campaign_id: str
 ) -> dict[str, Any]:
     """draft → launched: generate the assignments from the directory copy and publish them with the launch."""
     camp = await _campaign_for_change(conn, principal, campaign_id)
@@ -161,7 +161,7 @@ async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[plan
 
 
 async def close_campaign(
-    conn: asyncpg.Connection, principal: Principal, campaign_id: str, clock: Clock
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, campaign_id: str
 ) -> dict[str, Any]:
     """launched → closed."""
     camp = await _campaign_for_change(conn, principal, campaign_id)

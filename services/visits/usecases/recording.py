@@ -89,9 +89,9 @@ def _facts(r: asyncpg.Record) -> rules.AssignmentFacts:
 
 
 async def schedule(
-    conn: asyncpg.Connection, principal: Principal, assignment_id: str, body: ScheduleIn
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, assignment_id: str, body: ScheduleIn
 ) -> dict[str, Any]:
-    """Plan (or move) the visit of an assignment: who may record it may schedule it."""
+    """Plan (or move) the visit of an assignment: who may record it may schedule it (stamped by the database)."""
     rows = await store.visits.list_assignments_for_visits(conn, [assignment_id])
     if not rows:
         raise not_found("assignment")
