@@ -192,7 +192,9 @@ async def test_a_family_without_children_belongs_to_the_unit_that_registered_it(
     }.items():
         got = await svc.http.get(f"/api/v1/families/{family_id}", headers=t[who])
         assert got.status_code == status, (who, got.text)
-    patch = await svc.http.patch(f"/api/v1/families/{family_id}", json={"address": "x"}, headers=t["school_out"])
+    patch = await svc.http.patch(
+        f"/api/v1/families/{family_id}", json={"address": "x"}, headers={**t["school_out"], "If-Match": "*"}
+    )
     assert patch.status_code == 403
     # Another school's admin cannot tie a child of theirs to it (which would open its guardians to them).
     other_class = await svc.http.get(
