@@ -11,6 +11,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -173,6 +174,30 @@ async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, A
     checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
     assignments = await visits.every(f"/campaigns/{cid}/assignments", limit=1000)
     return cid, assignments, checklist, starts_on
+
+
+async def teacher_app_users(committees: Api, visits: Api) -> list[dict[str, str]]:
+    """The teacher app's demo (/app/): a campaign for one school left open (every visit of the city's campaign is
+    recorded already), and the development sign-in list — three of its teachers, each with a dev token."""
+    school = (await committees.get("/org-units", level="school", limit=1))["items"][0]
+    today = date.today()
+    body = {
+        "name": "春季家访 · 教师应用演示",
+        "org_path": school["org_path"],
+        "starts_on": (today - timedelta(days=7)).isoformat(),
+        "ends_on": (today + timedelta(days=30)).isoformat(),
+    }
+    cid = (await visits.post("/campaigns", body))["campaign_id"]
+    await visits.post(f"/campaigns/{cid}/launch", {})
+    page = await visits.get(f"/campaigns/{cid}/assignments", limit=1000)
+    users = []
+    for teacher_id, _ in Counter(a["teacher_id"] for a in page["items"]).most_common(3):
+        staff = await committees.get(f"/staff/{teacher_id}")
+        token = issue_token(
+            role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"teacher-{teacher_id}"
+        )
+        users.append({"name": staff.get("name") or teacher_id, "role": "teacher", "token": token})
+    return users
 
 
 async def run_campaign(
@@ -368,12 +393,17 @@ async def main(scale: float, seed: int, single_share: float) -> None:
                 await asyncio.sleep(1)
                 doc = await reporting.get("/children", org_path=CITY, campaign_id=stats["campaign_id"])
         console.print(district_table(doc))
+        gateway_proc = Stack.from_env().gateway()
+        gateway_proc.write_dev_users(await teacher_app_users(committees, visits))
         console.print(f"\nfinished in {time.monotonic() - t0:.0f}s. The system keeps running for you to explore:")
         # One short URL per line and no token in any URL: a narrow console wraps nothing a reader must copy,
         # and a token never lands in the browser history. The dashboard's sign-in box takes the token.
         token_file = _save_token(token)
-        gateway = Stack.from_env().gateway().address
-        console.print(f"  frontends   {gateway}  (the gateway: every /api/v1/... on one origin)", soft_wrap=True)
+        gateway = gateway_proc.address
+        console.print(
+            f"  teacher app {gateway}/app/  (offline PWA; development sign-in: pick a demo teacher)", soft_wrap=True
+        )
+        console.print(f"  gateway     {gateway}  (every /api/v1/... on one origin)", soft_wrap=True)
         console.print(f"  dashboard   {gateway}/dashboard", soft_wrap=True)
         console.print(f"              sign in with the token in {token_file}", soft_wrap=True)
         console.print(f"  API docs    {gateway}/docs/", soft_wrap=True)

@@ -15,6 +15,7 @@ bash scripts/asyncapi.sh validate docs/asyncapi.yaml  # the official AsyncAPI pa
 bash scripts/openapi.sh check  # docs/openapi/*.json: not stale, openapi-spec-validator, Redocly lint (npm, pinned)
 bash scripts/deploy-check.sh k8s      # kubeconform on the rendered kustomization (offline schemas; builds once)
 bash scripts/deploy-check.sh compose  # docker-compose.yml through compose-go (compose-spec)
+bash scripts/frontend.sh build >/dev/null  # frontends/: npm ci (pinned, cached), typed client, tsc --strict, vite build
 
 echo "== stack"
 started_here=0

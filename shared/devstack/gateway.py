@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -50,6 +51,18 @@ def docs_root() -> Path | None:
     return Path(out.stdout.strip())
 
 
+def app_root() -> Path | None:
+    """The built frontends (frontends/, scripts/frontend.sh: cached per source digest); None without npm."""
+    if shutil.which("npm") is None:
+        return None
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "frontend.sh"), "build"], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise DevstackError(f"building the frontends failed:\n{out.stderr[-3000:]}")
+    return Path(out.stdout.strip())
+
+
 class Gateway(Component):
     """nginx with deploy/gateway/http.conf and locations.conf, and upstreams listing every service replica.
 
@@ -70,6 +83,7 @@ class Gateway(Component):
         self.conf = self.root / "nginx.conf"
         self.pid_file = self.root / "gateway.pid"
         self.log = self.root / "error.log"
+        self.www = self.root / "www"  # nginx's root: docs/ and app/ (links to the built folders), dev-users.json
 
     @property
     def address(self) -> str:
@@ -79,7 +93,24 @@ class Gateway(Component):
         pid = read_pid(self.pid_file)
         return pid if pid is not None and pid_alive(pid, str(self.conf)) else None
 
-    def render(self, docs: Path | None) -> str:
+    def write_dev_users(self, users: list[dict[str, str]]) -> None:
+        """Development sign-in: the demo users the app at /app/ offers (each with a dev token); never in production."""
+        self.www.mkdir(parents=True, exist_ok=True)
+        path = self.www / "dev-users.json"
+        path.write_text(json.dumps(users, ensure_ascii=False), encoding="utf-8")
+        path.chmod(0o600)  # tokens: the owner only (nginx workers run as the same user)
+
+    def link_www(self, docs: Path | None, app: Path | None) -> None:
+        """nginx's root: docs/ (Swagger UI) and app/ (the frontends) as links to their cached builds."""
+        self.www.mkdir(parents=True, exist_ok=True)
+        for name, target in (("docs", docs / "docs" if docs else None), ("app", app)):
+            link = self.www / name
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            if target is not None:
+                link.symlink_to(target, target_is_directory=True)
+
+    def render(self) -> str:
         """The main nginx file: process settings, the shared http.conf and locations.conf, the upstreams."""
         d = self.root
         upstreams = "".join(
@@ -103,7 +134,7 @@ class Gateway(Component):
             f"{upstreams}"
             "    server {\n"
             f"        listen 127.0.0.1:{self.port};\n"
-            f"        root {docs or d / 'no-docs'};\n"
+            f"        root {self.www};\n"
             f"        include {CONF_DIR}/locations.conf;\n"
             "    }\n"
             "}\n"
@@ -113,7 +144,8 @@ class Gateway(Component):
         """Write nginx.conf and cors-origins.map (nginx resolves the map's include next to nginx.conf)."""
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
         (self.root / "cors-origins.map").write_text(DEV_CORS_ORIGINS + "\n")
-        self.conf.write_text(self.render(docs_root()))
+        self.link_www(docs_root(), app_root())
+        self.conf.write_text(self.render())
         check = subprocess.run(
             [nginx_binary(), "-t", "-q", "-c", str(self.conf), "-p", str(self.root)],
             capture_output=True,

@@ -1,0 +1,212 @@
+// The teacher's app: my assignments with progress, record a visit (offline), the outbox with each visit's status.
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { type AssignmentOut, type VisitIn, visitsClient } from "../api/client";
+import { label, t } from "../i18n";
+import { discard, enqueue, listVisits, onChange, type QueuedVisit, unsentTooLong } from "../queue";
+import { ownerOf, type User } from "../session";
+import { Syncer } from "../syncer";
+import { type CampaignWork, cached, download, progress, type TeacherData } from "./data";
+import { VisitForm } from "./VisitForm";
+
+type View = "assignments" | "outbox";
+
+export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: () => void }) {
+  const owner = ownerOf(user);
+  const client = useMemo(() => visitsClient(user.token), [user.token]);
+  const [data, setData] = useState<TeacherData | null>(null);
+  const [dataAt, setDataAt] = useState<number | null>(null);
+  const [loadFailed, setLoadFailed] = useState(false);
+  const [loading, setLoading] = useState(false);
+  const [outbox, setOutbox] = useState<QueuedVisit[]>([]);
+  const [view, setView] = useState<View>("assignments");
+  const [editing, setEditing] = useState<{ work: CampaignWork; assignment: AssignmentOut } | null>(null);
+  const [notice, setNotice] = useState("");
+  const syncer = useMemo(() => new Syncer(owner, client, onAuthExpired), [owner, client]);
+
+  async function refresh(): Promise<void> {
+    setLoading(true);
+    try {
+      const fresh = await download(owner, client);
+      setData(fresh);
+      setDataAt(Date.now());
+      setLoadFailed(false);
+    } catch {
+      setLoadFailed(true);
+    } finally {
+      setLoading(false);
+    }
+  }
+
+  useEffect(() => {
+    void cached(owner).then((hit) => {
+      if (hit) {
+        setData((d) => d ?? hit.value);
+        setDataAt((a) => a ?? hit.at);
+      }
+    });
+    void refresh();
+    const reload = () => void listVisits(owner).then(setOutbox);
+    reload();
+    const off = onChange(reload);
+    syncer.start();
+    window.addEventListener("online", refresh);
+    return () => {
+      off();
+      syncer.stop();
+      window.removeEventListener("online", refresh);
+    };
+  }, [owner, syncer]);
+
+  async function save(body: VisitIn, text: string): Promise<void> {
+    await enqueue(owner, body, text);
+    setEditing(null);
+    setNotice(t("saved"));
+    setView("outbox");
+    void syncer.kick();
+  }
+
+  const pendingFor = new Set(
+    outbox.filter((v) => v.status === "queued" || v.status === "sending").map((v) => v.body.assignment_id),
+  );
+  const waiting = outbox.filter((v) => v.status !== "stored").length;
+
+  if (editing && data) {
+    return (
+      <VisitForm
+        work={editing.work}
+        assignment={editing.assignment}
+        topics={data.topics}
+        onSave={save}
+        onCancel={() => setEditing(null)}
+      />
+    );
+  }
+
+  return (
+    <>
+      <nav class="tabs" aria-label={t("nav_assignments")}>
+        <button type="button" aria-pressed={view === "assignments"} onClick={() => setView("assignments")}>
+          {t("nav_assignments")}
+        </button>
+        <button type="button" aria-pressed={view === "outbox"} onClick={() => setView("outbox")}>
+          {t("nav_outbox")} <span class="count">{waiting}</span>
+        </button>
+      </nav>
+      <div role="status" aria-live="polite" class="notices">
+        {notice && <p class="notice">{notice}</p>}
+        {unsentTooLong(outbox) && <p class="warning">{t("unsent_day")}</p>}
+        {loadFailed && <p class="warning">{t("load_failed")}</p>}
+      </div>
+      {view === "assignments" ? (
+        <section aria-labelledby="assignments-title">
+          <div class="row">
+            <h2 id="assignments-title">{t("assignments")}</h2>
+            <button type="button" class="secondary" onClick={() => void refresh()} disabled={loading}>
+              {loading ? t("refreshing") : t("refresh")}
+            </button>
+          </div>
+          {dataAt && (
+            <p class="muted">
+              {t("cached_at")} {new Date(dataAt).toLocaleString()}
+            </p>
+          )}
+          {data && data.campaigns.length === 0 && <p>{t("no_assignments")}</p>}
+          {data?.campaigns.map((work) => {
+            const p = progress(work);
+            return (
+              <article class="card" key={work.campaign.campaign_id} data-campaign={work.campaign.campaign_id}>
+                <h3>{work.campaign.name}</h3>
+                <label class="progress">
+                  {t("progress")}: {t("done_of_target", { done: p.done, target: p.target })}
+                  <progress max={p.target || 1} value={p.done} />
+                </label>
+                <ul class="assignments">
+                  {work.assignments
+                    .filter((a) => a.status !== "removed")
+                    .map((a) => (
+                      <li key={a.assignment_id} data-assignment={a.assignment_id}>
+                        <div>
+                          <strong>
+                            {t("family")} {a.family_id}
+                          </strong>
+                          <span class="muted">
+                            {" "}
+                            · {t("children")}: {a.student_ids.length}
+                          </span>
+                          <div>
+                            <span class={`badge ${a.status}`}>{label("status", a.status)}</span>
+                            {pendingFor.has(a.assignment_id) && <span class="badge queued">{t("pending_upload")}</span>}
+                          </div>
+                        </div>
+                        {a.status !== "completed" && (
+                          <button
+                            type="button"
+                            aria-label={`${t("record_for")} ${a.family_id}`}
+                            onClick={() => {
+                              setNotice("");
+                              setEditing({ work, assignment: a });
+                            }}
+                          >
+                            {t("record_visit")}
+                          </button>
+                        )}
+                      </li>
+                    ))}
+                </ul>
+              </article>
+            );
+          })}
+        </section>
+      ) : (
+        <Outbox visits={outbox} onSend={() => void syncer.kick()} />
+      )}
+    </>
+  );
+}
+
+function Outbox({ visits, onSend }: { visits: QueuedVisit[]; onSend: () => void }) {
+  return (
+    <section aria-labelledby="outbox-title">
+      <div class="row">
+        <h2 id="outbox-title">{t("outbox")}</h2>
+        <button type="button" onClick={onSend}>
+          {t("send_now")}
+        </button>
+      </div>
+      {visits.length === 0 && <p>{t("outbox_empty")}</p>}
+      <ul class="outbox">
+        {visits.map((v) => (
+          <li key={v.id} class="card" data-visit={v.id} data-status={v.status} data-assignment={v.body.assignment_id}>
+            <div class="row">
+              <strong>{v.label}</strong>
+              <span class={`badge ${v.status}`}>{label("q", v.status)}</span>
+            </div>
+            {v.priority === 2 && <span class="badge urgent">{t("urgent")}</span>}
+            <p class="muted">
+              {t("recorded_at")} {new Date(v.createdAt).toLocaleString()}
+            </p>
+            {v.receipt && (
+              <p>
+                {t("receipt")}: <code>{v.receipt.visit_id}</code>
+              </p>
+            )}
+            {v.errors && v.errors.length > 0 && (
+              <ul class="errors">
+                {v.errors.map((e, i) => (
+                  <li key={i}>
+                    {t("reason")}: <code>{e.pointer || "/"}</code> {e.detail}
+                  </li>
+                ))}
+              </ul>
+            )}
+            {(v.status === "rejected" || v.status === "stored") && (
+              <button type="button" class="secondary" onClick={() => void discard(v.id)}>
+                {t("discard")}
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

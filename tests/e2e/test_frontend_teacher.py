@@ -1,0 +1,258 @@
+"""The teacher's offline app (frontends/, served by the gateway at /app/) in real Chromium (Playwright with Debian's
+Chromium) against the real services: a teacher signs in, records two visits online and three offline (the
+browser's network switched off), reloads the page while offline (the service worker serves the app, IndexedDB
+keeps the outbox), comes back online; the answer to the first upload is lost on the way back and the app sends the
+batch again. All five visits are in visits exactly once, the urgent one was sent first. Chinese and English both
+render; axe-core finds no serious or critical accessibility violation on any screen; screenshots of each screen
+go to test-artifacts/frontend/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
+
+from shared.auth import issue_token
+from shared.devstack.gateway import Gateway
+from tests.e2e.city import CityRun
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "frontend"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BUREAU = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path="/620400", subject="fe-admin")}
+TODAY = dt.date.today()
+BATCH = "**/api/v1/visits/batch"
+
+
+@pytest.fixture(scope="module")
+def teacher(city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]]) -> dict[str, Any]:
+    """A new campaign for one school, launched; the teacher of it with the most families (at least two)."""
+    with httpx.Client(base_url=city_gateway.address + "/api/v1", headers=BUREAU, timeout=120) as http:
+        school = http.get("/org-units", params={"level": "school", "limit": 1}).raise_for_status().json()["items"][0]
+        body = {
+            "name": "前端家访 frontend",
+            "org_path": school["org_path"],
+            "starts_on": (TODAY - dt.timedelta(days=1)).isoformat(),
+            "ends_on": (TODAY + dt.timedelta(days=30)).isoformat(),
+        }
+        key = {"Idempotency-Key": os.urandom(8).hex()}
+        campaign_id = http.post("/campaigns", json=body, headers=key).raise_for_status().json()["campaign_id"]
+        http.post(
+            f"/campaigns/{campaign_id}/launch", headers={"Idempotency-Key": os.urandom(8).hex()}
+        ).raise_for_status()
+        page = http.get(f"/campaigns/{campaign_id}/assignments", params={"limit": 1000}).raise_for_status().json()
+        teacher_id, n = Counter(a["teacher_id"] for a in page["items"]).most_common(1)[0]
+        assert n >= 2, "the scripted city gives a teacher of the first school at least two families"
+        staff = http.get(f"/staff/{teacher_id}").raise_for_status().json()
+    mine = sorted((a for a in page["items"] if a["teacher_id"] == teacher_id), key=lambda a: a["family_id"])
+    token = issue_token(role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"fe-{teacher_id}")
+    city_gateway.write_dev_users([{"name": "张老师 (demo)", "role": "teacher", "token": token, "staff_id": teacher_id}])
+    return {"campaign_id": campaign_id, "teacher_id": teacher_id, "assignments": mine}
+
+
+def axe_source() -> str:
+    deps = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "frontend.sh"), "deps"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return (Path(deps) / "node_modules" / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
+
+
+async def check_accessibility(page: Page, axe: str, screen: str) -> None:
+    """axe-core's WCAG 2 A/AA rules on the screen as it is: no serious or critical violation."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(content=axe)
+    result = await page.evaluate(
+        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']})"
+    )
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{screen}: {bad}"
+
+
+async def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def record(
+    page: Page, campaign_id: str, family_id: str, *, missed: bool, finding: tuple[str, str] | None = None
+) -> None:
+    """Fill the visit form for a family through its labels, as a teacher would, and save it."""
+    card = page.locator(f"article[data-campaign='{campaign_id}']")
+    await card.get_by_role("button", name=f"记录此家庭的家访 {family_id}").click()
+    form = page.locator("form.visit-form")
+    await expect(form).to_be_visible()
+    if missed:
+        await form.get_by_label("未能家访").check()
+        await form.get_by_label("未能家访的原因").select_option("family_unavailable")
+    else:
+        await form.get_by_label("家访方式").select_option(index=0)
+        await form.get_by_label("时长（分钟）").fill("45")
+        topics = form.locator("input[name=guidance]")
+        if await topics.count():
+            await topics.first.check()
+        if finding is not None:
+            await form.locator("button", has_text="为该生添加发现").first.click()
+            await form.locator("select[name=finding-0-category]").select_option(finding[0])
+            await form.locator("select[name=finding-0-severity]").select_option(finding[1])
+            await form.locator("input[name=finding-0-note]").fill("夜间独自在家")
+    await form.get_by_role("button", name="保存（离线也可）").click()
+    await expect(page.locator("form.visit-form")).to_have_count(0)
+    await page.get_by_role("button", name="我的家访任务").click()
+
+
+async def visits_of(run: CityRun, teacher_id: str, campaign_id: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(run.stack.database_url, server_settings={"search_path": run.schema("visits")})
+    try:
+        rows = await conn.fetch(
+            "SELECT v.visit_id, v.assignment_id, v.status, count(f.finding_id) AS findings FROM visits v"
+            " LEFT JOIN findings f USING (visit_id) WHERE v.teacher_id = $1 AND v.campaign_id = $2"
+            " GROUP BY v.visit_id",
+            teacher_id,
+            campaign_id,
+        )
+    finally:
+        await conn.close()
+    return [dict(r) for r in rows]
+
+
+async def outbox(page: Page) -> list[dict[str, str]]:
+    await page.get_by_role("button", name="待发送").click()
+    items: list[dict[str, str]] = await page.eval_on_selector_all(
+        "ul.outbox > li", "els => els.map(e => ({id: e.dataset.visit, status: e.dataset.status}))"
+    )
+    return items
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (apt-get install chromium)")
+async def test_teacher_records_visits_online_and_offline_each_stored_once(
+    city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]], teacher: dict[str, Any]
+) -> None:
+    run, _ = undisturbed
+    axe = axe_source()
+    cid = teacher["campaign_id"]
+    mine = f"article[data-campaign='{cid}'] ul.assignments > li"
+    families = [a["family_id"] for a in teacher["assignments"]]
+    n = len(families)
+    # Five visits on the teacher's families (a missed visit may be followed by another; at most one completed each).
+    plan = [families[i % n] for i in range(5)]
+    sent: list[dict[str, Any]] = []
+    lose_next_answer = {"armed": False, "lost": 0}
+
+    async def batches(route: Route) -> None:
+        body = json.loads(route.request.post_data or "{}")
+        sent.append({"key": route.request.headers.get("idempotency-key"), "visits": body.get("visits", [])})
+        response = await route.fetch()  # visits gets it and answers...
+        if lose_next_answer["armed"]:
+            lose_next_answer["armed"] = False
+            lose_next_answer["lost"] += 1
+            await route.abort("connectionreset")  # ...and the answer is lost on the way back
+            return
+        await route.fulfill(response=response)
+
+    async with async_playwright() as pw:
+        browser: Browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context: BrowserContext = await browser.new_context(
+            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
+        )
+        await context.route(BATCH, batches)
+        page = await context.new_page()
+        app = city_gateway.address + "/app/"
+
+        # Sign in: the dev sign-in lists the demo users; Chinese by default.
+        await page.goto(app)
+        await expect(page.get_by_role("heading", name="登录")).to_be_visible()
+        assert await page.evaluate("document.documentElement.lang") == "zh-CN"
+        await check_accessibility(page, axe, "sign-in")
+        await shot(page, "01-sign-in-zh")
+        await page.get_by_role("button", name="张老师 (demo) · 教师").click()
+        await expect(page.get_by_role("heading", name="我的家访任务")).to_be_visible()
+        await expect(page.locator(mine)).to_have_count(n, timeout=30_000)
+        await expect(page.locator(f"article[data-campaign='{cid}'] progress")).to_have_count(1)
+        await check_accessibility(page, axe, "assignments")
+        await shot(page, "02-assignments-zh")
+        # The service worker controls the page (it has cached the app) before the network goes.
+        await page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+
+        # Two visits online: each stored at once, with its receipt.
+        await record(page, cid, plan[0], missed=True)
+        await record(page, cid, plan[1], missed=True)
+        await page.get_by_role("button", name="待发送").click()
+        await expect(page.locator("ul.outbox > li[data-status=stored]")).to_have_count(2, timeout=30_000)
+        await page.get_by_role("button", name="我的家访任务").click()
+
+        # Three offline: the network is switched off in the browser.
+        await context.set_offline(True)
+        await expect(page.locator("[data-online=false]")).to_be_visible()
+        await record(page, cid, plan[2], missed=True)
+        # the urgent finding (a safety risk) is the second offline visit, recorded after a plain one
+        await record(page, cid, plan[3], missed=False, finding=("safety_risk", "urgent"))
+        await record(page, cid, plan[4], missed=False)
+        offline_form = await outbox(page)
+        assert Counter(i["status"] for i in offline_form) == {"stored": 2, "queued": 3}
+        await shot(page, "03-outbox-offline-zh")
+
+        # Closed and reopened while offline: the service worker serves the app, IndexedDB still holds the queue.
+        await page.close()
+        page = await context.new_page()
+        await page.goto(app)
+        await expect(page.get_by_role("heading", name="我的家访任务")).to_be_visible()
+        await expect(page.locator(mine)).to_have_count(n)
+        reopened = await outbox(page)
+        assert sorted(i["id"] for i in reopened) == sorted(i["id"] for i in offline_form)
+        assert Counter(i["status"] for i in reopened) == {"stored": 2, "queued": 3}
+        await check_accessibility(page, axe, "outbox")
+        assert len(sent) == 2, "nothing is sent while the browser is offline"
+
+        # Back online; the answer to the first upload is lost and the app sends the same batch again.
+        lose_next_answer["armed"] = True
+        await context.set_offline(False)
+        await expect(page.locator("ul.outbox > li[data-status=stored]")).to_have_count(5, timeout=60_000)
+        await shot(page, "04-outbox-sent-zh")
+        assert lose_next_answer["lost"] == 1
+        offline_batches = sent[2:]
+        assert len(offline_batches) == 2 and offline_batches[0] == offline_batches[1], "resent unchanged, same key"
+        first = offline_batches[0]["visits"]
+        assert len(first) == 3
+        assert first[0]["findings"][0]["severity"] == "urgent", "the urgent visit goes first"
+
+        # Exactly once in visits: five visits, the urgent finding stored once.
+        stored = await visits_of(run, teacher["teacher_id"], teacher["campaign_id"])
+        assert len(stored) == 5, stored
+        assert sorted(v["status"] for v in stored) == ["completed", "completed", "missed", "missed", "missed"]
+        assert sum(v["findings"] for v in stored) == 1
+        receipts = await page.eval_on_selector_all("ul.outbox code", "els => els.map(e => e.textContent)")
+        assert sorted(receipts) == sorted(v["visit_id"] for v in stored)
+
+        # English renders too, and the visit form passes the accessibility check in both languages.
+        await page.get_by_role("button", name="切换到英文").click()
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        await expect(page.get_by_role("heading", name="Visits waiting to be sent")).to_be_visible()
+        await shot(page, "05-outbox-en")
+        await page.get_by_role("button", name="My visits").click()
+        await check_accessibility(page, axe, "assignments-en")
+        await shot(page, "06-assignments-en")
+        await page.get_by_role("button", name="Switch to Chinese").click()
+        await (
+            page.locator(f"article[data-campaign='{cid}']")
+            .get_by_role("button", name=f"记录此家庭的家访 {plan[0]}")
+            .click()
+        )
+        await check_accessibility(page, axe, "visit-form")
+        await shot(page, "07-visit-form-zh")
+        await browser.close()
