@@ -2,6 +2,9 @@
 import { useEffect, useState } from "preact/hooks";
 import { type Key, setLang, t, useLang } from "./i18n";
 import { devUsers, expired, loadSession, saveSession, type User } from "./session";
+import { Admin } from "./outreach/Admin";
+import { Carer } from "./outreach/Carer";
+import { Department } from "./outreach/Department";
 import { Teacher } from "./teacher/Teacher";
 
 function useOnline(): boolean {
@@ -51,7 +54,6 @@ export function App({ persisted }: { persisted: Promise<boolean | null> }) {
           type="button"
           class="secondary"
           lang={language === "zh" ? "en" : "zh-CN"}
-          aria-label={t("lang_switch_label")}
           onClick={() => setLang(language === "zh" ? "en" : "zh")}
         >
           {t("lang_switch")}
@@ -76,6 +78,12 @@ export function App({ persisted }: { persisted: Promise<boolean | null> }) {
           <SignIn onPick={signIn} />
         ) : user.role === "teacher" ? (
           <Teacher user={user} onAuthExpired={() => setStale(true)} />
+        ) : user.role === "mental_health_teacher" ? (
+          <Carer user={user} />
+        ) : user.role === "school_admin" || user.role === "district_admin" || user.role === "bureau_admin" ? (
+          <Admin user={user} />
+        ) : user.role === "department_partner" ? (
+          <Department user={user} />
         ) : (
           <p>{t("not_yet")}</p>
         )}

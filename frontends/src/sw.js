@@ -29,10 +29,12 @@ self.addEventListener("fetch", (event) => {
   if (request.method !== "GET" || url.origin !== self.location.origin || !url.pathname.startsWith(BASE)) return;
   if (url.pathname.endsWith("/dev-users.json")) return; // sign-in data: always from the network
   if (request.mode === "navigate") {
-    event.respondWith(caches.match(BASE).then((hit) => hit || fetch(request)));
+    event.respondWith(caches.match(BASE, { ignoreVary: true }).then((hit) => hit || fetch(request)));
     return;
   }
-  event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
+  // ignoreVary: the gateway answers `Vary: Origin`, and module scripts are requested with an Origin header that
+  // the precache's requests did not have.
+  event.respondWith(caches.match(request, { ignoreVary: true }).then((hit) => hit || fetch(request)));
 });
 
 // Background Sync (Chromium): wake an open page to send its queue (the page owns the queue and its sign-in).

@@ -8,6 +8,7 @@ go to test-artifacts/frontend/."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -22,6 +23,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect
 
+from demo.client import CITY
 from shared.auth import issue_token
 from shared.devstack.gateway import Gateway
 from tests.e2e.city import CityRun
@@ -59,7 +61,7 @@ def teacher(city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]]) 
     mine = sorted((a for a in page["items"] if a["teacher_id"] == teacher_id), key=lambda a: a["family_id"])
     token = issue_token(role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"fe-{teacher_id}")
     city_gateway.write_dev_users([{"name": "张老师 (demo)", "role": "teacher", "token": token, "staff_id": teacher_id}])
-    return {"campaign_id": campaign_id, "teacher_id": teacher_id, "assignments": mine}
+    return {"campaign_id": campaign_id, "teacher_id": teacher_id, "assignments": mine, "school": school["org_path"]}
 
 
 def axe_source() -> str:
@@ -94,7 +96,7 @@ async def record(
 ) -> None:
     """Fill the visit form for a family through its labels, as a teacher would, and save it."""
     card = page.locator(f"article[data-campaign='{campaign_id}']")
-    await card.get_by_role("button", name=f"记录此家庭的家访 {family_id}").click()
+    await card.get_by_role("button", name=f"记录家访 · 家庭 {family_id}", exact=True).click()
     form = page.locator("form.visit-form")
     await expect(form).to_be_visible()
     if missed:
@@ -240,19 +242,129 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
         assert sorted(receipts) == sorted(v["visit_id"] for v in stored)
 
         # English renders too, and the visit form passes the accessibility check in both languages.
-        await page.get_by_role("button", name="切换到英文").click()
+        await page.get_by_role("button", name="English").click()
         assert await page.evaluate("document.documentElement.lang") == "en"
         await expect(page.get_by_role("heading", name="Visits waiting to be sent")).to_be_visible()
         await shot(page, "05-outbox-en")
         await page.get_by_role("button", name="My visits").click()
         await check_accessibility(page, axe, "assignments-en")
         await shot(page, "06-assignments-en")
-        await page.get_by_role("button", name="Switch to Chinese").click()
+        await page.get_by_role("button", name="中文").click()
         await (
             page.locator(f"article[data-campaign='{cid}']")
-            .get_by_role("button", name=f"记录此家庭的家访 {plan[0]}")
+            .get_by_role("button", name=f"记录家访 · 家庭 {plan[0]}", exact=True)
             .click()
         )
         await check_accessibility(page, axe, "visit-form")
         await shot(page, "07-visit-form-zh")
         await browser.close()
+
+
+async def until_found(http: httpx.AsyncClient, path: str, params: dict[str, Any], match: Any) -> dict[str, Any]:
+    """The first item of a list route that `match` accepts, once outreach has reacted (Kafka in between)."""
+    for _ in range(240):
+        data = (await http.get(path, params=params)).raise_for_status().json()
+        found = [x for x in (data["items"] if isinstance(data, dict) else data) if match(x)]
+        if found:
+            return dict(found[0])
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"nothing in {path} {params}")
+
+
+async def sign_in_as(page: Page, app: str, name: str) -> None:
+    await page.goto(app)
+    if await page.get_by_role("button", name="退出登录").count():
+        await page.get_by_role("button", name="退出登录").click()
+    await page.get_by_role("button", name=name).click()
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (apt-get install chromium)")
+async def test_the_urgent_finding_goes_to_the_carer_the_school_and_the_department(
+    city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]], teacher: dict[str, Any]
+) -> None:
+    """After the teacher's test: the urgent safety-risk finding opened a case in outreach. Its carer sees it, logs a
+    contact and proposes closure; the school admin approves the closure; civil affairs acknowledges its referral —
+    each in the app, each checked through the API and with axe-core."""
+    run, _ = undisturbed
+    axe = axe_source()
+    stored = await visits_of(run, teacher["teacher_id"], teacher["campaign_id"])
+    assert sum(v["findings"] for v in stored) == 1, "runs after the teacher's test"
+    async with httpx.AsyncClient(base_url=city_gateway.address + "/api/v1", headers=BUREAU, timeout=60) as http:
+        case = await until_found(
+            http, "/cases", {"org_path": teacher["school"]}, lambda c: "safety_risk" in c["categories"]
+        )
+        detail = (await http.get(f"/cases/{case['case_id']}")).raise_for_status().json()
+        carer_id = detail["carers"][0]["staff_id"]
+        carer = (await http.get(f"/staff/{carer_id}")).raise_for_status().json()
+        referral = await until_found(
+            http,
+            "/referrals",
+            {"org_path": teacher["school"]},
+            lambda r: r["case_id"] == case["case_id"] and r["department"] == "civil_affairs",
+        )
+    carer_token = issue_token(
+        role="teacher", org_path=carer["org_path"], staff_id=carer_id, subject=f"fe-carer-{carer_id}"
+    )
+    admin_token = issue_token(role="school_admin", org_path=teacher["school"], subject="fe-school-admin")
+    partner_token = issue_token(
+        role="department_partner", org_path=CITY, department="civil_affairs", subject="fe-civil-affairs"
+    )
+    city_gateway.write_dev_users(
+        [
+            {"name": "李老师 (carer)", "role": "teacher", "token": carer_token},
+            {"name": "王校长 (school)", "role": "school_admin", "token": admin_token},
+            {"name": "民政局 (civil affairs)", "role": "department_partner", "token": partner_token},
+        ]
+    )
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="zh-CN")
+        page = await context.new_page()
+        app = city_gateway.address + "/app/"
+
+        # The carer: the case in "my cases" (overdue first, then by due date); log a contact; propose closure.
+        await sign_in_as(page, app, "李老师 (carer) · 教师")
+        await page.get_by_role("button", name="我负责的个案").click()
+        item = page.locator(f"li[data-case='{case['case_id']}']")
+        await expect(item).to_be_visible(timeout=30_000)
+        await check_accessibility(page, axe, "carer-cases")
+        await shot(page, "10-carer-cases-zh")
+        await item.get_by_role("button").click()
+        await expect(page.get_by_role("heading", name="个案记录")).to_be_visible()
+        await page.get_by_label("约定事项（不写姓名和联系方式）").fill("已与监护人通话，约定每周回访")
+        await page.get_by_role("button", name="记录一次联系").last.click()
+        await expect(page.locator("p[role=status]")).to_have_text("已提交。")
+        await page.get_by_role("button", name="申请结案").last.click()
+        await expect(page.get_by_text("结案申请待审批")).to_be_visible()
+        await check_accessibility(page, axe, "carer-case")
+        await shot(page, "11-carer-case-zh")
+
+        # The school admin approves the closure.
+        await sign_in_as(page, app, "王校长 (school) · 学校管理员")
+        pending = page.locator(f"li[data-case='{case['case_id']}']")
+        await expect(pending).to_be_visible(timeout=30_000)
+        await check_accessibility(page, axe, "admin-closures")
+        await shot(page, "12-admin-closures-zh")
+        await pending.get_by_role("button", name="批准结案").click()
+        await expect(pending).to_have_count(0)
+
+        # Civil affairs acknowledges its referral (the child's minimal details only).
+        await sign_in_as(page, app, "民政局 (civil affairs) · 部门合作方")
+        listed = page.locator(f"ul.outbox li[data-referral='{referral['referral_id']}']")
+        await expect(listed).to_be_visible(timeout=30_000)
+        await listed.get_by_role("button").click()
+        await page.get_by_role("button", name="确认收到").click()
+        await expect(page.locator(f"div[data-referral='{referral['referral_id']}']")).to_have_attribute(
+            "data-state", "acknowledged"
+        )
+        await check_accessibility(page, axe, "department-inbox")
+        await shot(page, "13-department-inbox-zh")
+        await page.get_by_role("button", name="English").click()
+        await shot(page, "14-department-inbox-en")
+        await browser.close()
+
+    async with httpx.AsyncClient(base_url=city_gateway.address + "/api/v1", headers=BUREAU, timeout=60) as http:
+        after = (await http.get(f"/cases/{case['case_id']}")).raise_for_status().json()
+        answered = (await http.get(f"/referrals/{referral['referral_id']}")).raise_for_status().json()
+    assert after["state"] == "closed" and after["contacts"], after["state"]
+    assert answered["state"] == "acknowledged"

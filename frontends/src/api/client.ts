@@ -1,6 +1,7 @@
 // Typed clients generated from the services' OpenAPI documents (docs/openapi/*.json → src/api/generated/ by
 // openapi-typescript, at build time) with openapi-fetch: every path, parameter and body below is checked by tsc.
 import createClient, { type Client } from "openapi-fetch";
+import type { components as OutreachComponents, paths as OutreachPaths } from "./generated/outreach";
 import type { components as VisitsComponents, paths as VisitsPaths } from "./generated/visits";
 
 export type VisitIn = VisitsComponents["schemas"]["VisitIn"];
@@ -36,4 +37,36 @@ export type VisitsClient = Client<VisitsPaths>;
 /** Clients on the page's own origin (the gateway), with the bearer token. */
 export function visitsClient(token: string): VisitsClient {
   return createClient<VisitsPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+}
+
+// ------------------------------------------------------------------ outreach: cases and referrals
+
+export type CaseSummary = OutreachComponents["schemas"]["CaseSummary"];
+export type CaseDetail = OutreachComponents["schemas"]["CaseDetail"];
+export type ContactIn = OutreachComponents["schemas"]["ContactIn"];
+export type CloseIn = OutreachComponents["schemas"]["CloseIn"];
+export type ReferralOut = OutreachComponents["schemas"]["ReferralOut"];
+export type ReferralDetail = OutreachComponents["schemas"]["ReferralDetail"];
+export type OutreachClient = Client<OutreachPaths>;
+
+export const CLOSE_REASONS: CloseIn["reason_code"][] = [
+  "resolved",
+  "needs_met_by_department",
+  "moved_away",
+  "no_longer_at_risk",
+  "other",
+];
+
+export function outreachClient(token: string): OutreachClient {
+  return createClient<OutreachPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+}
+
+/** A list answer's items, whether the route answers a bare list or a cursor page ({items, next_cursor}). */
+export function itemsOf<T>(data: T[] | { items: T[] }): T[] {
+  return Array.isArray(data) ? data : data.items;
+}
+
+/** A fresh Idempotency-Key for one user action (a double click or a retry of it is one action). */
+export function actionKey(): { "Idempotency-Key": string } {
+  return { "Idempotency-Key": crypto.randomUUID() };
 }

@@ -2,13 +2,14 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { type AssignmentOut, type VisitIn, visitsClient } from "../api/client";
 import { label, t } from "../i18n";
+import { Carer } from "../outreach/Carer";
 import { discard, enqueue, listVisits, onChange, type QueuedVisit, unsentTooLong } from "../queue";
 import { ownerOf, type User } from "../session";
 import { Syncer } from "../syncer";
 import { type CampaignWork, cached, download, progress, type TeacherData } from "./data";
 import { VisitForm } from "./VisitForm";
 
-type View = "assignments" | "outbox";
+type View = "assignments" | "outbox" | "cases";
 
 export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: () => void }) {
   const owner = ownerOf(user);
@@ -91,6 +92,9 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
         <button type="button" aria-pressed={view === "outbox"} onClick={() => setView("outbox")}>
           {t("nav_outbox")} <span class="count">{waiting}</span>
         </button>
+        <button type="button" aria-pressed={view === "cases"} onClick={() => setView("cases")}>
+          {t("my_cases")}
+        </button>
       </nav>
       <div role="status" aria-live="polite" class="notices">
         {notice && <p class="notice">{notice}</p>}
@@ -141,13 +145,16 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
                         {a.status !== "completed" && (
                           <button
                             type="button"
-                            aria-label={`${t("record_for")} ${a.family_id}`}
                             onClick={() => {
                               setNotice("");
                               setEditing({ work, assignment: a });
                             }}
                           >
                             {t("record_visit")}
+                            <span class="sr-only">
+                              {" "}
+                              · {t("family")} {a.family_id}
+                            </span>
                           </button>
                         )}
                       </li>
@@ -157,8 +164,10 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
             );
           })}
         </section>
-      ) : (
+      ) : view === "outbox" ? (
         <Outbox visits={outbox} onSend={() => void syncer.kick()} />
+      ) : (
+        <Carer user={user} />
       )}
     </>
   );
