@@ -152,6 +152,13 @@ const zh = {
   close_no_longer_at_risk: "不再有风险",
   close_other: "其他",
   pending_closure: "结案申请待审批",
+  conflict_title: "记录冲突",
+  conflict_explain: "您离线记录后，这个家访任务在服务器上已有变化，您的记录尚未保存。请对照后决定。",
+  mine: "我的记录",
+  on_server: "服务器上现在",
+  version: "版本",
+  not_yours: "已不再分配给您",
+  record_again: "按最新版本重新提交",
   load_failed: "无法连接服务器，显示本机保存的数据。",
 };
 
@@ -306,6 +313,13 @@ const en: Record<Key, string> = {
   close_no_longer_at_risk: "No longer at risk",
   close_other: "Other",
   pending_closure: "Closure awaiting approval",
+  conflict_title: "Conflict",
+  conflict_explain: "This assignment changed on the server after you recorded the visit offline; your visit is not stored yet. Compare and decide.",
+  mine: "My record",
+  on_server: "On the server now",
+  version: "version",
+  not_yours: "no longer assigned to you",
+  record_again: "Send mine again against the current version",
   load_failed: "The server cannot be reached: showing what this device has.",
 };
 

@@ -9,13 +9,14 @@
 // rest. Network errors, 429 and 5xx keep the batch and retry with backoff; the `online` event and a periodic timer
 // restart it, and one tab at a time sends (Web Locks).
 import { type DBSchema, type IDBPDatabase, openDB } from "idb";
-import type { BatchOut, VisitIn, VisitsClient } from "./api/client";
+import type { AssignmentState, BatchOut, VisitIn, VisitsClient } from "./api/client";
 
 export type Status = "queued" | "sending" | "stored" | "rejected" | "conflict";
 
 export interface Receipt {
   visit_id: string;
   finding_ids: string[];
+  assignment_version: number;
 }
 
 export interface FieldFault {
@@ -35,6 +36,7 @@ export interface QueuedVisit {
   attempts: number;
   receipt?: Receipt;
   errors?: FieldFault[];
+  conflict?: AssignmentState; // the assignment as it is now on the server, when it changed since the recording
 }
 
 interface Batch {
@@ -124,6 +126,25 @@ export async function discard(id: string): Promise<void> {
   changed();
 }
 
+/** A conflict resolved by the teacher: the visit again, recorded against the assignment as it is now. */
+export async function recordAgain(id: string): Promise<void> {
+  const d = await db();
+  const visit = await d.get("visits", id);
+  if (!visit || visit.status !== "conflict" || !visit.conflict?.may_record) return;
+  const body: VisitIn = { ...visit.body, assignment_version: visit.conflict.version };
+  const { conflict: _seen, errors: _none, ...rest } = visit;
+  await d.put("visits", { ...rest, body, status: "queued", updatedAt: Date.now() });
+  changed();
+}
+
+/** The version a new visit of this assignment is recorded against: the newest this device knows — the downloaded
+ * assignment's, or a later one from a receipt of a visit this device stored since. */
+export function knownVersion(assignmentId: string, downloaded: number, visits: QueuedVisit[]): number {
+  return visits
+    .filter((v) => v.body.assignment_id === assignmentId && v.receipt)
+    .reduce((max, v) => Math.max(max, v.receipt?.assignment_version ?? 0), downloaded);
+}
+
 export async function cacheGet<T>(key: string): Promise<{ value: T; at: number } | null> {
   const hit = await (await db()).get("cache", key);
   return hit ? { value: hit.value as T, at: hit.at } : null;
@@ -164,7 +185,7 @@ async function currentBatch(owner: string): Promise<Batch | null> {
   return batch;
 }
 
-type ItemResult = BatchOut["results"][number] | { index: number; result: "conflict"; errors?: FieldFault[] };
+type ItemResult = BatchOut["results"][number];
 
 /** Each visit of an answered batch gets its own result; the batch is done. */
 async function settle(batch: Batch, results: ItemResult[] | null, whole: FieldFault[] | null): Promise<void> {
@@ -178,11 +199,12 @@ async function settle(batch: Batch, results: ItemResult[] | null, whole: FieldFa
     const next: QueuedVisit = { ...visit, updatedAt: Date.now(), attempts: visit.attempts + 1 };
     if (r?.result === "stored") {
       next.status = "stored";
-      next.receipt = { visit_id: r.visit_id, finding_ids: r.finding_ids };
+      next.receipt = { visit_id: r.visit_id, finding_ids: r.finding_ids, assignment_version: r.assignment_version };
       delete next.errors;
+      delete next.conflict;
     } else if (r?.result === "conflict") {
       next.status = "conflict";
-      next.errors = r.errors ?? [];
+      next.conflict = r.current;
     } else if (r?.result === "rejected") {
       next.status = "rejected";
       next.errors = r.errors.map((e) => ({ pointer: e.pointer, detail: e.detail }));

@@ -88,7 +88,7 @@ async def check_accessibility(page: Page, axe: str, screen: str) -> None:
 
 async def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))  # what a phone's screen shows
 
 
 async def record(
@@ -205,6 +205,13 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
         # the urgent finding (a safety risk) is the second offline visit, recorded after a plain one
         await record(page, cid, plan[3], missed=False, finding=("safety_risk", "urgent"))
         await record(page, cid, plan[4], missed=False)
+        # Meanwhile an administrator records a visit of the first offline visit's family: that assignment changes.
+        changed = next(a for a in teacher["assignments"] if a["family_id"] == plan[2])
+        async with httpx.AsyncClient(base_url=city_gateway.address + "/api/v1", headers=BUREAU, timeout=60) as http:
+            missed = {"assignment_id": changed["assignment_id"], "status": "missed", "visited_on": TODAY.isoformat()}
+            missed["miss_reason"] = "teacher_unavailable"
+            key = {"Idempotency-Key": os.urandom(8).hex()}
+            (await http.post("/visits", json=missed, headers=key)).raise_for_status()
         offline_form = await outbox(page)
         assert Counter(i["status"] for i in offline_form) == {"stored": 2, "queued": 3}
         await shot(page, "03-outbox-offline-zh")
@@ -224,8 +231,7 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
         # Back online; the answer to the first upload is lost and the app sends the same batch again.
         lose_next_answer["armed"] = True
         await context.set_offline(False)
-        await expect(page.locator("ul.outbox > li[data-status=stored]")).to_have_count(5, timeout=60_000)
-        await shot(page, "04-outbox-sent-zh")
+        await expect(page.locator("ul.outbox > li[data-status=stored]")).to_have_count(4, timeout=60_000)
         assert lose_next_answer["lost"] == 1
         offline_batches = sent[2:]
         assert len(offline_batches) == 2 and offline_batches[0] == offline_batches[1], "resent unchanged, same key"
@@ -233,22 +239,38 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
         assert len(first) == 3
         assert first[0]["findings"][0]["severity"] == "urgent", "the urgent visit goes first"
 
-        # Exactly once in visits: five visits, the urgent finding stored once.
+        # The visit whose assignment changed meanwhile is a conflict: both versions shown, nothing overwritten;
+        # the teacher sends it again against the assignment as it is now.
+        conflict = page.locator("ul.outbox > li[data-status=conflict]")
+        await expect(conflict).to_have_count(1)
+        assert await conflict.get_attribute("data-assignment") == changed["assignment_id"]
+        await expect(conflict.locator("[data-current-status=missed]")).to_be_visible()
+        await check_accessibility(page, axe, "conflict")
+        await shot(page, "04-outbox-conflict-zh")
+        await conflict.get_by_role("button", name="按最新版本重新提交").click()
+        await expect(page.locator("ul.outbox > li[data-status=stored]")).to_have_count(5, timeout=60_000)
+        await shot(page, "05-outbox-sent-zh")
+        again = sent[-1]["visits"]
+        assert len(sent) == 5 and [v["assignment_id"] for v in again] == [changed["assignment_id"]]
+        before = next(v for v in first if v["assignment_id"] == changed["assignment_id"])
+        assert again[0]["assignment_version"] > before["assignment_version"]
+
+        # Exactly once in visits: the app's five visits (and the administrator's one), the urgent finding once.
         stored = await visits_of(run, teacher["teacher_id"], teacher["campaign_id"])
-        assert len(stored) == 5, stored
-        assert sorted(v["status"] for v in stored) == ["completed", "completed", "missed", "missed", "missed"]
-        assert sum(v["findings"] for v in stored) == 1
         receipts = await page.eval_on_selector_all("ul.outbox code", "els => els.map(e => e.textContent)")
-        assert sorted(receipts) == sorted(v["visit_id"] for v in stored)
+        assert len(receipts) == len(set(receipts)) == 5
+        assert set(receipts) <= {v["visit_id"] for v in stored} and len(stored) == 6, stored
+        assert sorted(v["status"] for v in stored) == ["completed", "completed", "missed", "missed", "missed", "missed"]
+        assert sum(v["findings"] for v in stored) == 1
 
         # English renders too, and the visit form passes the accessibility check in both languages.
         await page.get_by_role("button", name="English").click()
         assert await page.evaluate("document.documentElement.lang") == "en"
         await expect(page.get_by_role("heading", name="Visits waiting to be sent")).to_be_visible()
-        await shot(page, "05-outbox-en")
+        await shot(page, "06-outbox-en")
         await page.get_by_role("button", name="My visits").click()
         await check_accessibility(page, axe, "assignments-en")
-        await shot(page, "06-assignments-en")
+        await shot(page, "07-assignments-en")
         await page.get_by_role("button", name="中文").click()
         await (
             page.locator(f"article[data-campaign='{cid}']")
@@ -256,7 +278,7 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
             .click()
         )
         await check_accessibility(page, axe, "visit-form")
-        await shot(page, "07-visit-form-zh")
+        await shot(page, "08-visit-form-zh")
         await browser.close()
 
 

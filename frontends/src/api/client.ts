@@ -11,6 +11,7 @@ export type AssignmentOut = VisitsComponents["schemas"]["AssignmentOut"];
 export type CampaignDetailOut = VisitsComponents["schemas"]["CampaignDetailOut"];
 export type Label = VisitsComponents["schemas"]["Label"];
 export type BatchOut = VisitsComponents["schemas"]["BatchOut"];
+export type AssignmentState = VisitsComponents["schemas"]["AssignmentState"];
 export type Problem = VisitsComponents["schemas"]["Problem"];
 export type Severity = FindingIn["severity"];
 export type Category = FindingIn["category"];

@@ -3,7 +3,16 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { type AssignmentOut, type VisitIn, visitsClient } from "../api/client";
 import { label, t } from "../i18n";
 import { Carer } from "../outreach/Carer";
-import { discard, enqueue, listVisits, onChange, type QueuedVisit, unsentTooLong } from "../queue";
+import {
+  discard,
+  enqueue,
+  knownVersion,
+  listVisits,
+  onChange,
+  type QueuedVisit,
+  recordAgain,
+  unsentTooLong,
+} from "../queue";
 import { ownerOf, type User } from "../session";
 import { Syncer } from "../syncer";
 import { type CampaignWork, cached, download, progress, type TeacherData } from "./data";
@@ -59,7 +68,9 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
   }, [owner, syncer]);
 
   async function save(body: VisitIn, text: string): Promise<void> {
-    await enqueue(owner, body, text);
+    // Recorded against the assignment as this device knows it: visits answers `conflict` if it changed since.
+    const version = knownVersion(body.assignment_id, editing?.assignment.version ?? 0, outbox);
+    await enqueue(owner, version > 0 ? { ...body, assignment_version: version } : body, text);
     setEditing(null);
     setNotice(t("saved"));
     setView("outbox");
@@ -199,6 +210,7 @@ function Outbox({ visits, onSend }: { visits: QueuedVisit[]; onSend: () => void 
                 {t("receipt")}: <code>{v.receipt.visit_id}</code>
               </p>
             )}
+            {v.status === "conflict" && v.conflict && <Conflict visit={v} current={v.conflict} onAgain={onSend} />}
             {v.errors && v.errors.length > 0 && (
               <ul class="errors">
                 {v.errors.map((e, i) => (
@@ -208,7 +220,7 @@ function Outbox({ visits, onSend }: { visits: QueuedVisit[]; onSend: () => void 
                 ))}
               </ul>
             )}
-            {(v.status === "rejected" || v.status === "stored") && (
+            {(v.status === "rejected" || v.status === "stored" || v.status === "conflict") && (
               <button type="button" class="secondary" onClick={() => void discard(v.id)}>
                 {t("discard")}
               </button>
@@ -217,5 +229,49 @@ function Outbox({ visits, onSend }: { visits: QueuedVisit[]; onSend: () => void 
         ))}
       </ul>
     </section>
+  );
+}
+
+/** A visit recorded against an older version of its assignment: both versions side by side; the teacher records
+ * it again against the assignment as it is now (when still theirs), or deletes it. Nothing is overwritten. */
+function Conflict({
+  visit,
+  current,
+  onAgain,
+}: {
+  visit: QueuedVisit;
+  current: NonNullable<QueuedVisit["conflict"]>;
+  onAgain: () => void;
+}) {
+  const mine = visit.body;
+  return (
+    <div class="conflict" role="group" aria-label={t("conflict_title")}>
+      <p class="warning">{t("conflict_explain")}</p>
+      <div class="versions">
+        <div>
+          <h4>{t("mine")}</h4>
+          <p>
+            {label("status", mine.status)} · {mine.visited_on}
+            {mine.mode ? ` · ${label("mode", mine.mode)}` : ""} · {t("findings_count")}: {(mine.findings ?? []).length}
+          </p>
+          <p class="muted">
+            {t("version")} {mine.assignment_version ?? "—"}
+          </p>
+        </div>
+        <div>
+          <h4>{t("on_server")}</h4>
+          <p data-current-status={current.status}>{label("status", current.status)}</p>
+          <p class="muted">
+            {t("version")} {current.version}
+            {current.may_record ? "" : ` · ${t("not_yours")}`}
+          </p>
+        </div>
+      </div>
+      {current.may_record && (
+        <button type="button" onClick={() => void recordAgain(visit.id).then(onAgain)}>
+          {t("record_again")}
+        </button>
+      )}
+    </div>
   );
 }
