@@ -246,6 +246,7 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
         assert await conflict.get_attribute("data-assignment") == changed["assignment_id"]
         await expect(conflict.locator("[data-current-status=missed]")).to_be_visible()
         await check_accessibility(page, axe, "conflict")
+        await conflict.scroll_into_view_if_needed()
         await shot(page, "04-outbox-conflict-zh")
         await conflict.get_by_role("button", name="按最新版本重新提交").click()
         await expect(page.locator("ul.outbox > li[data-status=stored]")).to_have_count(5, timeout=60_000)

@@ -127,7 +127,7 @@ function CaseView({ client, caseId, onBack }: { client: OutreachClient; caseId: 
         <>
           <div class="card">
             <p>
-              {t("state")}: <strong>{detail.state}</strong> · {t("risk")}: {label("sev", detail.risk_level)} ·{" "}
+              {t("state")}: <strong>{label("st", detail.state)}</strong> · {t("risk")}: {label("sev", detail.risk_level)} ·{" "}
               {t("opened")} {when(detail.opened_at)}
               {detail.overdue && <span class="badge urgent">{t("overdue")}</span>}
             </p>
@@ -151,7 +151,7 @@ function CaseView({ client, caseId, onBack }: { client: OutreachClient; caseId: 
             <ul>
               {detail.referrals.map((r) => (
                 <li key={r.referral_id} data-referral-state={r.state}>
-                  {r.department} · {r.state} · {when(r.updated_at)}
+                  {label("dept", r.department)} · {label("st", r.state)} · {when(r.updated_at)}
                 </li>
               ))}
             </ul>

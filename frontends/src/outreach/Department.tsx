@@ -66,7 +66,7 @@ export function Department({ user }: { user: User }) {
             </button>
           </div>
           <p>
-            {t("state")}: <strong>{open.state}</strong> · {t("urgency")}: {label("sev", open.urgency)} ·{" "}
+            {t("state")}: <strong>{label("st", open.state)}</strong> · {t("urgency")}: {label("sev", open.urgency)} ·{" "}
             {t("acknowledge_by")} {when(open.acknowledge_by)}
           </p>
           <p class="muted">
@@ -98,7 +98,7 @@ export function Department({ user }: { user: User }) {
               <span class={`badge ${r.urgency === "urgent" || r.urgency === "high" ? "urgent" : "assigned"}`}>
                 {label("sev", r.urgency)}
               </span>
-              <span class="badge stored">{r.state}</span>
+              <span class="badge stored">{label("st", r.state)}</span>
             </div>
             <p class="muted">
               {when(r.requested_at)} · {t("acknowledge_by")} {when(r.acknowledge_by)}
