@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 src=$root/frontends
 cache=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}
-services=(committees visits outreach reporting)
+services=(visits outreach)  # the APIs the app calls (one typed client each)
 
 deps() {
   local sum dir tmp
