@@ -190,6 +190,11 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
         await shot(page, "02-assignments-zh")
         # The service worker controls the page (it has cached the app) before the network goes.
         await page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=30_000)
+        # Installable as an app (manifest, icons, service worker): Chromium's own check finds nothing missing but
+        # the test's browser context itself (Playwright's contexts are incognito, where nothing installs).
+        cdp = await context.new_cdp_session(page)
+        errors = (await cdp.send("Page.getInstallabilityErrors"))["installabilityErrors"]
+        assert [e["errorId"] for e in errors] == ["in-incognito"], errors
 
         # Two visits online: each stored at once, with its receipt.
         await record(page, cid, plan[0], missed=True)
