@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from services.outreach.api.common import Rules
 from services.outreach.domain import CaseState, ClosureDecision
@@ -24,14 +23,14 @@ from services.outreach.schemas import (
     StateIn,
 )
 from services.outreach.usecases import cases
-from shared import idempotency, openapi, pages, versions
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.contracts.common import Severity
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CLOSED = openapi.errors({409: "the case is closed (or the change is not allowed in its state)"})
-WRITE = [idempotency.KEY]  # every write honours Idempotency-Key
 
 
 @router.get("", response_model=pages.Page[CaseSummary])
@@ -72,30 +71,17 @@ async def get_case(case_id: str, principal: CurrentPrincipal, pool: Pool, tag: v
     return case
 
 
-@router.post("/{case_id}/contacts", status_code=201, response_model=ContactLogged, responses=CLOSED, dependencies=WRITE)
-async def log_contact(
-    case_id: str,
-    body: ContactIn,
-    request: Request,
-    principal: CurrentPrincipal,
-    pool: Pool,
-    rules: Rules,
-    clock: CurrentClock,
-) -> Any:
+@router.post("/{case_id}/contacts", status_code=201, response_model=ContactLogged, responses=CLOSED)
+async def log_contact(case_id: str, body: ContactIn, w: Writes, rules: Rules) -> Any:
     """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline, each one sets the
     next review (at the latest the risk level's interval later), which is escalated when it passes."""
-    work = partial(cases.log_contact, principal=principal, rules=rules, case_id=case_id, body=body, now=clock.now())
-    return await idempotency.write(request, principal, pool, work)
+    return await w.run(cases.log_contact, rules, case_id, body)
 
 
-@router.post("/{case_id}/state", response_model=StateChanged, responses=CLOSED, dependencies=WRITE)
-async def change_state(
-    case_id: str, body: StateIn, request: Request, principal: CurrentPrincipal, pool: Pool, if_match: versions.IfMatch
-) -> Any:
+@router.post("/{case_id}/state", response_model=StateChanged, responses=CLOSED)
+async def change_state(case_id: str, body: StateIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Move a case to in_progress or monitoring."""
-    wanted = CaseState(body.state)
-    work = partial(cases.change_state, principal=principal, case_id=case_id, wanted=wanted, precondition=if_match)
-    return versions.tagged(await idempotency.write(request, principal, pool, work, status_code=200))
+    return await w.run(cases.change_state, case_id, CaseState(body.state), if_match)
 
 
 @router.post(
@@ -103,22 +89,10 @@ async def change_state(
     status_code=201,
     response_model=ClosureProposed,
     responses=openapi.errors({409: "the case cannot close, or a closure already waits for approval"}),
-    dependencies=WRITE,
 )
-async def propose_closure(
-    case_id: str,
-    body: CloseIn,
-    request: Request,
-    principal: CurrentPrincipal,
-    pool: Pool,
-    clock: CurrentClock,
-    if_match: versions.IfMatch,
-) -> Any:
+async def propose_closure(case_id: str, body: CloseIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Propose closing a case (its carers or administrators over it); a second person approves or rejects."""
-    work = partial(
-        cases.propose_closure, principal=principal, case_id=case_id, body=body, now=clock.now(), precondition=if_match
-    )
-    return await idempotency.write(request, principal, pool, work)
+    return await w.run(cases.propose_closure, case_id, body, if_match)
 
 
 def _decision_route(name: str, decided: ClosureDecision) -> None:
@@ -129,29 +103,12 @@ def _decision_route(name: str, decided: ClosureDecision) -> None:
         response_model=ClosureDecided,
         name=f"{name}_closure",
         responses=openapi.errors({409: "no closure waits for a decision, or the case cannot close"}),
-        dependencies=WRITE,
     )
     async def decide(
-        case_id: str,
-        request: Request,
-        principal: CurrentPrincipal,
-        pool: Pool,
-        rules: Rules,
-        clock: CurrentClock,
-        if_match: versions.IfMatch,
-        body: ClosureDecisionIn | None = None,
+        case_id: str, w: Writes, rules: Rules, if_match: versions.IfMatch, body: ClosureDecisionIn | None = None
     ) -> Any:
-        work = partial(
-            cases.decide_closure,
-            principal=principal,
-            rules=rules,
-            case_id=case_id,
-            decided=decided,
-            note=body.note if body else None,
-            now=clock.now(),
-            precondition=if_match,
-        )
-        return await idempotency.write(request, principal, pool, work, status_code=200)
+        note = body.note if body else None
+        return await w.run(cases.decide_closure, rules, case_id, decided, note, if_match)
 
     decide.__doc__ = f"A second person (an administrator over the case, not the proposer) {verb} the closure."
 
@@ -165,17 +122,7 @@ _decision_route("reject", ClosureDecision.REJECTED)
     status_code=201,
     response_model=list[ReferralOut],
     responses=openapi.errors({409: "the case is closed, or the department already has an open referral for it"}),
-    dependencies=WRITE,
 )
-async def refer_case(
-    case_id: str,
-    body: ReferralIn,
-    request: Request,
-    principal: CurrentPrincipal,
-    pool: Pool,
-    rules: Rules,
-    clock: CurrentClock,
-) -> Any:
+async def refer_case(case_id: str, body: ReferralIn, w: Writes, rules: Rules) -> Any:
     """Ask a department for help with a case by hand (mapped departments are asked automatically)."""
-    work = partial(cases.refer, principal=principal, rules=rules, case_id=case_id, body=body, now=clock.now())
-    return await idempotency.write(request, principal, pool, work)
+    return await w.run(cases.refer, rules, case_id, body)

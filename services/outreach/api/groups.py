@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from services.outreach.api.common import Rules
 from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.usecases import groups
-from shared import idempotency, openapi, pages
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.contracts.outreach import SpecialGroup
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1/groups", tags=["special groups"])
 
@@ -53,35 +53,15 @@ async def count_members(principal: CurrentPrincipal, pool: Pool, org_path: str |
     status_code=201,
     response_model=MembershipOut,
     responses=openapi.errors({404: "no such student in the directory", 409: "the student is already in this group"}),
-    dependencies=[idempotency.KEY],
 )
-async def register_member(
-    body: MembershipIn, request: Request, principal: CurrentPrincipal, pool: Pool, rules: Rules, clock: CurrentClock
-) -> Any:
+async def register_member(body: MembershipIn, w: Writes, rules: Rules) -> Any:
     """Enter a student in a group by hand: administrators over the child's class, or a department partner for
     the group of a referral it received; the class path comes from the directory, never from the client."""
-    work = partial(groups.register, principal=principal, rules=rules, body=body, now=clock.now())
-    return await idempotency.write(request, principal, pool, work)
+    return await w.run(groups.register, rules, body)
 
 
-@router.post("/members/{membership_id}/verify", response_model=MembershipOut, dependencies=[idempotency.KEY])
-async def verify_member(
-    membership_id: str,
-    body: VerifyIn,
-    request: Request,
-    principal: CurrentPrincipal,
-    pool: Pool,
-    rules: Rules,
-    clock: CurrentClock,
-) -> Any:
+@router.post("/members/{membership_id}/verify", response_model=MembershipOut)
+async def verify_member(membership_id: str, body: VerifyIn, w: Writes, rules: Rules) -> Any:
     """Verify (or reject) a membership: administrators over the child's class, or a department partner for the
     group of a referral it received."""
-    work = partial(
-        groups.verify,
-        principal=principal,
-        rules=rules,
-        membership_id=membership_id,
-        verified=body.verified,
-        now=clock.now(),
-    )
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await w.run(groups.verify, rules, membership_id, body.verified)

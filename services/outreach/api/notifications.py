@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from services.outreach.schemas import EmailIn, EmailOut, NotificationOut
 from services.outreach.usecases import notifications
-from shared import idempotency, openapi, pages
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
+from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -33,14 +33,10 @@ async def list_notifications(
     "/{notification_id}/read",
     response_model=NotificationOut,
     responses=openapi.errors(404),
-    dependencies=[idempotency.KEY],
 )
-async def mark_notification_read(
-    notification_id: str, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
-) -> Any:
+async def mark_notification_read(notification_id: str, w: Writes) -> Any:
     """Mark one of the caller's notifications read (again: no change)."""
-    work = partial(notifications.mark_read, principal=principal, notification_id=notification_id, now=clock.now())
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await w.run(notifications.mark_read, notification_id)
 
 
 @router.get("/email", response_model=EmailOut, responses=openapi.errors(404))
@@ -49,10 +45,7 @@ async def get_notification_email(principal: CurrentPrincipal, pool: Pool) -> Any
     return await notifications.get_email(pool, principal)
 
 
-@router.put("/email", response_model=EmailOut, dependencies=[idempotency.KEY])
-async def set_notification_email(
-    body: EmailIn, request: Request, principal: CurrentPrincipal, pool: Pool, clock: CurrentClock
-) -> Any:
+@router.put("/email", response_model=EmailOut)
+async def set_notification_email(body: EmailIn, w: Writes) -> Any:
     """Set the caller's own address for notification mails (the directory holds none)."""
-    work = partial(notifications.set_email, principal=principal, email=body.email, now=clock.now())
-    return await idempotency.write(request, principal, pool, work, status_code=200)
+    return await w.run(notifications.set_email, body.email)

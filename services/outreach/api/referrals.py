@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from services.outreach.api.common import Rules
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
 from services.outreach.usecases import referrals
-from shared import idempotency, openapi, pages
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
-from shared.web import CurrentClock, Pool
+from shared.web import Pool
+from shared.writes import Writes
 
 ACTIONS = {
     "acknowledge": ReferralState.ACKNOWLEDGED,
@@ -51,28 +51,10 @@ def _answer_route(name: str, target: ReferralState) -> None:
         response_model=ReferralOut,
         name=f"{name}_referral",
         responses=openapi.errors({409: "the referral cannot make this step from its state"}),
-        dependencies=[idempotency.KEY],
     )
-    async def act(
-        referral_id: str,
-        request: Request,
-        principal: CurrentPrincipal,
-        pool: Pool,
-        rules: Rules,
-        clock: CurrentClock,
-        body: ReferralNoteIn | None = None,
-    ) -> Any:
+    async def act(referral_id: str, w: Writes, rules: Rules, body: ReferralNoteIn | None = None) -> Any:
         note = body.note if body else None
-        work = partial(
-            referrals.answer,
-            principal=principal,
-            rules=rules,
-            referral_id=referral_id,
-            target=target,
-            note=note,
-            now=clock.now(),
-        )
-        return await idempotency.write(request, principal, pool, work, status_code=200)
+        return await w.run(referrals.answer, rules, referral_id, target, note)
 
     act.__doc__ = f"The department partner marks its referral {target} (with an optional note)."
 

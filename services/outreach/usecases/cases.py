@@ -18,6 +18,7 @@ from services.outreach.store import cases, referrals
 from services.outreach.usecases.referrals import referral_row, request_referrals
 from shared import audit, pages, scope, versions
 from shared.auth import ADMINS, Principal
+from shared.clock import Clock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import (
     CaseClosed,
@@ -117,10 +118,11 @@ async def get_case_detail(pool: asyncpg.Pool, principal: Principal, case_id: str
 
 
 async def log_contact(
-    conn: asyncpg.Connection, principal: Principal, rules: Rules, case_id: str, body: ContactIn, now: datetime
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, case_id: str, body: ContactIn
 ) -> dict[str, Any]:
     """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline and ends overdue,
     and every one sets the next review (`domain.review_due`), the deadline the scheduler watches from then on."""
+    now = clock.now()
     if (fault := domain.contact_fault(body.contacted_at, body.next_review_at, now)) is not None:
         raise invalid(*fault)
     c = await _locked_case(conn, principal, case_id)
@@ -161,6 +163,7 @@ async def log_contact(
 async def change_state(
     conn: asyncpg.Connection,
     principal: Principal,
+    clock: Clock,
     case_id: str,
     wanted: CaseState,
     precondition: versions.Precondition | None = None,
@@ -178,12 +181,13 @@ async def change_state(
 async def propose_closure(
     conn: asyncpg.Connection,
     principal: Principal,
+    clock: Clock,
     case_id: str,
     body: CloseIn,
-    now: datetime,
     precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """Propose closing a case (its carers or administrators over it); a second person approves or rejects."""
+    now = clock.now()
     c = await _locked_case(conn, principal, case_id, precondition)
     pending = await cases.get_pending_closure(conn, case_id)
     refusal = domain.closure_proposal_refusal(CaseState(c["state"]), pending is not None)
@@ -217,14 +221,15 @@ async def propose_closure(
 async def decide_closure(
     conn: asyncpg.Connection,
     principal: Principal,
+    clock: Clock,
     rules: Rules,
     case_id: str,
     decided: ClosureDecision,
     note: str | None,
-    now: datetime,
     precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """A second person (an administrator over the case, not the proposer) approves or rejects the closure."""
+    now = clock.now()
     c = await _locked_case(conn, principal, case_id, precondition)
     p = await cases.get_pending_closure(conn, case_id)
     if p is None:
@@ -280,9 +285,10 @@ async def decide_closure(
 
 
 async def refer(
-    conn: asyncpg.Connection, principal: Principal, rules: Rules, case_id: str, body: ReferralIn, now: datetime
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, case_id: str, body: ReferralIn
 ) -> list[dict[str, Any]]:
     """Ask a department for help with a case by hand (mapped departments are asked automatically)."""
+    now = clock.now()
     c = await _locked_case(conn, principal, case_id)
     if c["state"] == CaseState.CLOSED:
         raise conflict("the case is closed")

@@ -14,6 +14,7 @@ from services.outreach.store import directory, groups, referrals
 from shared import directory as directory_tables
 from shared import pages, scope
 from shared.auth import ADMINS, Principal, Role
+from shared.clock import Clock
 from shared.contracts.outreach import (
     GroupEndReason,
     GroupMembershipEnded,
@@ -92,10 +93,11 @@ def entry_source(principal: Principal) -> GroupSource:
 
 
 async def register(
-    conn: asyncpg.Connection, principal: Principal, rules: Rules, body: MembershipIn, now: datetime
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, body: MembershipIn
 ) -> dict[str, Any]:
     """Enter a student in a group by hand: administrators over the child's class, or a department partner for the
     group of a referral it received; the class path comes from the directory, never from the client."""
+    now = clock.now()
     source = entry_source(principal)
     org_path = await _class_path(conn, body.student_id)
     if body.org_path is not None and scope.normalize(body.org_path) != org_path:
@@ -109,10 +111,11 @@ async def register(
 
 
 async def verify(
-    conn: asyncpg.Connection, principal: Principal, rules: Rules, membership_id: str, verified: bool, now: datetime
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, membership_id: str, verified: bool
 ) -> dict[str, Any]:
     """Verify (or reject) a membership: administrators over the child's class, or a department partner for the group
     of a referral it received."""
+    now = clock.now()
     principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
     m = await groups.get_membership(conn, membership_id, lock=True)
     if m is None:

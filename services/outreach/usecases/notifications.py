@@ -225,16 +225,18 @@ async def inbox(
     return pages.page([dict(r) for r in rows], limit, lambda r: (r["created_at"], r["notification_id"]))
 
 
-async def mark_read(conn: Conn, principal: Principal, notification_id: str, now: datetime) -> dict[str, Any]:
+async def mark_read(conn: Conn, principal: Principal, clock: Clock, notification_id: str) -> dict[str, Any]:
     """Mark one of the caller's notifications read; 404 for anyone else's (its existence is not revealed)."""
+    now = clock.now()
     row = await store.update_read(conn, notification_id, _staff_of(principal), now)
     if row is None:
         raise not_found("notification")
     return dict(row)
 
 
-async def set_email(conn: Conn, principal: Principal, email: str, now: datetime) -> dict[str, Any]:
+async def set_email(conn: Conn, principal: Principal, clock: Clock, email: str) -> dict[str, Any]:
     """The caller's own address for the email channel."""
+    now = clock.now()
     return dict(await store.upsert_email(conn, _staff_of(principal), email, now))
 
 

@@ -13,6 +13,7 @@ from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups, referrals
 from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
+from shared.clock import Clock
 from shared.contracts.common import Category, Department, Severity
 from shared.contracts.outreach import (
     ReferralAccepted,
@@ -141,13 +142,14 @@ async def get_referral_detail(
 async def answer(
     conn: asyncpg.Connection,
     principal: Principal,
+    clock: Clock,
     rules: Rules,
     referral_id: str,
     target: ReferralState,
     note: str | None,
-    now: datetime,
 ) -> dict[str, Any]:
     """The addressed department moves its referral on (acknowledge, accept, decline, resolve), with a note."""
+    now = clock.now()
     ref = await referrals.get_referral(conn, referral_id, lock=True)
     # Another department's referral answers like a missing one: it is not disclosed.
     if ref is None or not (principal.has(Role.DEPARTMENT_PARTNER) and may_see(principal, ref)):
