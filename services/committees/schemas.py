@@ -386,6 +386,9 @@ class ImportJobOut(BaseModel):
     timings: dict[str, float] | None = Field(description="seconds per step, once the job finished")
     error_count: int | None
     errors: list[ImportRowError]
+    duplicate_candidates: list[DuplicatesOut] = Field(
+        description="each student the import created that is likely the same child as another record, with them"
+    )
     message: str | None = None
     files: dict[str, int] | None = Field(default=None, description="bytes uploaded per entity, before the start")
     links: ImportLinks
@@ -422,6 +425,42 @@ class StudentOut(BaseModel):
     active: bool
     updated_at: datetime
     version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
+
+
+DuplicateReason = Literal["same_name", "similar_name", "same_birth_date", "same_county", "shared_guardian_phone"]
+
+
+class DuplicateCandidateOut(BaseModel):
+    """Another student record that is likely the same child (ids and evidence only: no names)."""
+
+    student_id: str
+    score: float = Field(ge=0, le=1, description="how alike the two records are (0..1; candidates from 0.7)")
+    reasons: list[DuplicateReason]
+
+
+class StudentCreatedOut(StudentOut):
+    """A registered student, with the records that are likely the same child (merge them with POST .../merge)."""
+
+    duplicate_candidates: list[DuplicateCandidateOut]
+
+
+class DuplicatesOut(BaseModel):
+    """The records that are likely the same child as `student_id`, best first."""
+
+    student_id: str
+    candidates: list[DuplicateCandidateOut]
+
+
+class MergeIn(Strict):
+    """Body of POST /students/{student_id}/merge: the duplicate record to merge into this one."""
+
+    duplicate_id: str = Field(min_length=1, max_length=64)
+
+
+class StudentMergedOut(StudentOut):
+    """The surviving record after a merge, and the record merged into it (gone from here on)."""
+
+    merged_id: str
 
 
 class GuardianOut(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from services.outreach.settings import Rules
 from services.outreach.usecases import groups, leavers
 from services.outreach.usecases.findings import Reaction
+from services.outreach.usecases.merges import Merges
 from services.outreach.usecases.notifications import FACT_TYPES, EmailChannel, Notifier
 from shared.clock import Clock
 from shared.contracts import committees as dir_ev
@@ -22,6 +23,7 @@ FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
 NOTIFY_GROUP = "outreach.notifications"
 EMAIL_GROUP = "outreach.notify-email"
+MERGES_GROUP = "outreach.merges"
 
 
 class DirectoryChanges:
@@ -67,4 +69,11 @@ def consumers(rules: Rules, clock: Clock) -> dict[str, Batch]:
         DIRECTORY_GROUP: DirectoryCopy(DirectoryChanges(rules, clock), keys=family_and_children).subscription(),
         NOTIFY_GROUP: Batch(FACT_TYPES, Notifier().on_facts),
         EMAIL_GROUP: Batch(frozenset({type_of(NotificationCreated)}), EmailChannel(clock).on_notifications),
+        MERGES_GROUP: Batch(frozenset({type_of(dir_ev.StudentMerged)}), Merges(clock).apply, keys=both_children),
     }
+
+
+def both_children(p: dir_ev.StudentMerged) -> list[str]:
+    """A merge moves the duplicate's cases and groups to the survivor: both children are locked, as findings and
+    the directory copy lock them."""
+    return [f"student:{p.student_id}", f"student:{p.merged_into}"]

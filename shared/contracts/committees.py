@@ -101,6 +101,18 @@ class StudentLeft(Payload):
     occurred_at: datetime
 
 
+@event_type("committees.student.merged.v1", topic=STUDENT, key="student_id")
+class StudentMerged(Payload):
+    """An administrator merged a duplicate student record into another: the same child was registered twice. The
+    duplicate (`student_id`) is gone from here on, like a leaver; whatever other services hold under it now
+    belongs to `merged_into`."""
+
+    student_id: str = Field(description="the duplicate record, gone from here on")
+    merged_into: str = Field(description="the surviving record of the same child")
+    org_path: str = Field(description="path of the duplicate's class")
+    occurred_at: datetime
+
+
 class FamilyFacts(Payload):
     """A family's situation as facts other services need (no names, addresses or phone numbers)."""
 

@@ -114,6 +114,7 @@ WRITES: dict[type[BaseModel], tuple[Table, bool]] = {
     c.StudentRegistered: (STUDENTS, True),
     c.StudentChanged: (STUDENTS, True),
     c.StudentLeft: (STUDENTS, False),
+    c.StudentMerged: (STUDENTS, False),  # the duplicate is gone like a leaver; services follow `merged_into` apart
     c.FamilyRegistered: (FAMILIES, True),
     c.FamilyChanged: (FAMILIES, True),
     c.InstructorTeamMemberAdded: (TEAM_MEMBERS, True),

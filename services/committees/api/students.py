@@ -7,7 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
-from services.committees.schemas import StudentIn, StudentLeftOut, StudentOut, StudentPatch
+from services.committees.schemas import (
+    DuplicatesOut,
+    MergeIn,
+    StudentCreatedOut,
+    StudentIn,
+    StudentLeftOut,
+    StudentMergedOut,
+    StudentOut,
+    StudentPatch,
+)
 from services.committees.usecases import students
 from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
@@ -43,15 +52,35 @@ async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool, 
 @router.post(
     "/students",
     status_code=201,
-    response_model=StudentOut,
-    responses=openapi.errors(409) | unknown("class_id", "family_id"),
+    response_model=StudentCreatedOut,
+    responses=openapi.errors({409: "the student_no exists, or another record holds the national_id"})
+    | unknown("class_id", "family_id"),
 )
 async def create_student(body: StudentIn, w: Writes) -> Any:
-    """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
+    """Register a student in a class and a family; the service assigns the pseudonymous student_id. The answer
+    lists the records that are likely the same child (`duplicate_candidates`, with a score and the evidence)."""
     return await w.run(students.create, body, replayed=students.audit_answer)
 
 
-@router.patch("/students/{student_id}", response_model=StudentOut)
+@router.get("/students/{student_id}/duplicates", response_model=DuplicatesOut)
+async def list_student_duplicates(student_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
+    """Records that are likely the same child (same birth date and a similar name in the county, a guardian phone in
+    common), best first, for administrators who may change the student."""
+    return await students.list_duplicates(pool, principal, student_id)
+
+
+@router.post(
+    "/students/{student_id}/merge",
+    response_model=StudentMergedOut,
+    responses=openapi.errors({409: "a record cannot be merged (itself, already merged, or left)"}),
+)
+async def merge_student(student_id: str, body: MergeIn, w: Writes, if_match: versions.IfMatch) -> Any:
+    """Merge a duplicate record into this one (the same child registered twice): one `student.merged` event;
+    visits, outreach and reporting move what they hold under the duplicate to this record."""
+    return await w.run(students.merge, student_id, body, if_match, replayed=students.audit_answer)
+
+
+@router.patch("/students/{student_id}", response_model=StudentOut, responses=openapi.errors(409))
 async def update_student(student_id: str, body: StudentPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Move a student to another class or family, or correct their record."""
     return await w.run(students.update, student_id, body, if_match, replayed=students.audit_answer)

@@ -253,11 +253,17 @@ class Unit:
     parent_id: str | None
 
 
+NATIONAL_ID_TAKEN = "this national ID belongs to another student record (the same child registered twice?)"
+
+
 class Checker:
     """Validates whole import files: formats, duplicate keys, and references (to the file or the directory)."""
 
-    def __init__(self, units: dict[str, Unit], family_nos: set[str], today: date) -> None:
+    def __init__(
+        self, units: dict[str, Unit], family_nos: set[str], today: date, national_ids: dict[str, str] | None = None
+    ) -> None:
         self.today = today
+        self.national_ids = dict(national_ids or {})  # national ID -> the student_no holding it
         self.units = dict(units)
         self.existing_parents = {k: u.parent_id for k, u in units.items()}
         self.family_nos = set(family_nos)
@@ -368,6 +374,10 @@ class Checker:
                 continue
             if c["family_no"] not in self.family_nos:
                 self.errors.append(RowError("students", n, "family_no", f"unknown family {c['family_no']!r}"))
+                continue
+            nid = c.get("national_id")
+            if nid and self.national_ids.setdefault(nid, c["student_no"]) != c["student_no"]:
+                self.errors.append(RowError("students", n, "national_id", NATIONAL_ID_TAKEN))
                 continue
             c["org_path"] = unit.org_path
             out.append(c)

@@ -175,6 +175,107 @@ async def update_student_left(conn: asyncpg.Connection, student_id: str) -> str 
     return family_id
 
 
+async def get_national_id_holder(conn: Conn, national_id: str) -> str | None:
+    """The student id holding a national ID (None when nobody does)."""
+    holder: str | None = await conn.fetchval("SELECT student_id FROM students WHERE national_id = $1", national_id)
+    return holder
+
+
+async def list_students_locked(conn: asyncpg.Connection, student_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Students by id, their rows locked in id order (two writes locking the same pair cannot deadlock)."""
+    rows = await conn.fetch(
+        f"SELECT {STUDENT_COLS}, merged_into FROM students WHERE student_id = ANY($1::text[]) "
+        "ORDER BY student_id FOR UPDATE",
+        student_ids,
+    )
+    return {r["student_id"]: dict(r) for r in rows}
+
+
+async def update_student_merged(conn: asyncpg.Connection, duplicate_id: str, survivor_id: str) -> None:
+    """The duplicate is merged into the survivor: inactive, naming it; its national ID moves when the survivor has
+    none (one statement: the unique index sees the move whole)."""
+    await conn.execute(
+        """
+        UPDATE students s SET
+            active = CASE WHEN s.student_id = $1 THEN false ELSE s.active END,
+            merged_into = CASE WHEN s.student_id = $1 THEN $2 ELSE s.merged_into END,
+            national_id = CASE
+                WHEN s.student_id = $1 AND k.national_id IS NULL THEN NULL
+                WHEN s.student_id = $2 AND s.national_id IS NULL THEN d.national_id
+                ELSE s.national_id END,
+            updated_at = now()
+        FROM students d, students k
+        WHERE d.student_id = $1 AND k.student_id = $2 AND s.student_id IN ($1, $2)
+        """,
+        duplicate_id,
+        survivor_id,
+    )
+
+
+DUPLICATE_POOL = """
+WITH me AS (SELECT student_id, birth_date, family_id FROM students WHERE student_id = $1),
+phones AS (SELECT g.phone FROM guardians g JOIN me USING (family_id) WHERE g.phone IS NOT NULL),
+pool AS (
+    SELECT o.student_id FROM students o JOIN me ON o.birth_date = me.birth_date
+     WHERE {county}
+    UNION
+    SELECT o.student_id FROM guardians g JOIN students o USING (family_id) WHERE g.phone IN (SELECT phone FROM phones)
+    UNION
+    SELECT student_id FROM me
+)
+SELECT s.student_id, s.name, s.birth_date, s.org_path,
+       coalesce(array_agg(g.phone) FILTER (WHERE g.phone IS NOT NULL), '{{}}') AS phones
+FROM pool JOIN students s USING (student_id) LEFT JOIN guardians g ON g.family_id = s.family_id
+WHERE s.active OR s.student_id = $1
+GROUP BY s.student_id
+"""
+
+
+async def list_duplicate_pool(conn: Conn, student_id: str, county: str) -> list[dict[str, Any]]:
+    """The student and the active students that could be the same child: born the same day in `county`, or with a
+    guardian phone in common (anywhere)."""
+    sql = DUPLICATE_POOL.format(county=scope.sql("o.org_path", 2))
+    return [dict(r) for r in await conn.fetch(sql, student_id, *scope.args(county))]
+
+
+# Pairs (a student this transaction created, another record) that could be the same child: born the same day in
+# the same county with the same first character of the name (the surname), or a guardian phone in common.
+IMPORTED_PAIRS = """
+WITH new AS (
+    SELECT student_id, name, birth_date, org_path, family_id FROM students WHERE created_at = now() AND active
+),
+pairs AS (
+    SELECT n.student_id AS a, o.student_id AS b
+    FROM new n JOIN students o ON o.birth_date = n.birth_date AND left(o.name, 1) = left(n.name, 1)
+     AND split_part(o.org_path, '/', 3) = split_part(n.org_path, '/', 3)
+    WHERE o.student_id <> n.student_id AND o.active
+    UNION
+    SELECT n.student_id, o.student_id
+    FROM new n JOIN guardians gn ON gn.family_id = n.family_id AND gn.phone IS NOT NULL
+    JOIN guardians go ON go.phone = gn.phone AND go.family_id <> gn.family_id
+    JOIN students o ON o.family_id = go.family_id AND o.active
+)
+SELECT a, b FROM pairs
+"""
+
+
+async def list_imported_pairs(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+    """Pairs (created by this transaction's import, other record) worth scoring as duplicates."""
+    return [(r["a"], r["b"]) for r in await conn.fetch(IMPORTED_PAIRS)]
+
+
+async def list_duplicate_facts(conn: asyncpg.Connection, student_ids: list[str]) -> list[dict[str, Any]]:
+    """What the duplicate rule compares of these students (name, birth date, path, their guardians' phones)."""
+    rows = await conn.fetch(
+        "SELECT s.student_id, s.name, s.birth_date, s.org_path, "
+        "coalesce(array_agg(g.phone) FILTER (WHERE g.phone IS NOT NULL), '{}') AS phones "
+        "FROM students s LEFT JOIN guardians g ON g.family_id = s.family_id "
+        "WHERE s.student_id = ANY($1::text[]) GROUP BY s.student_id",
+        student_ids,
+    )
+    return [dict(r) for r in rows]
+
+
 async def update_staff_left(conn: asyncpg.Connection, staff_id: str) -> bool:
     return bool(
         await conn.fetchval(

@@ -100,6 +100,12 @@ async def list_units(conn: asyncpg.Connection, ids: list[str] | None = None) -> 
     return {r["org_unit_id"]: Unit(r["level"], r["org_path"], r["parent_id"]) for r in rows}
 
 
+async def list_national_ids(conn: asyncpg.Connection) -> dict[str, str]:
+    """Every national ID in the directory and the student number holding it."""
+    rows = await conn.fetch("SELECT national_id, student_no FROM students WHERE national_id IS NOT NULL")
+    return {r["national_id"]: r["student_no"] for r in rows}
+
+
 async def list_family_nos(conn: asyncpg.Connection, nos: list[str] | None = None) -> set[str]:
     """Family numbers already in the directory (all, or those among `nos`)."""
     if nos is None:

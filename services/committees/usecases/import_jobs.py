@@ -17,6 +17,7 @@ from services.committees.domain.rows import ENTITIES, Checker
 from services.committees.settings import Settings
 from services.committees.store import imports as store
 from services.committees.store import upserts
+from services.committees.usecases import students
 from shared import db
 from shared.clock import Clock
 
@@ -113,12 +114,15 @@ async def run(settings: Settings, clock: Clock, import_id: str) -> None:
                 units = await store.list_units(conn)
                 family_nos = await store.list_family_nos(conn)
                 now = clock.now()
-                checker = Checker(units, family_nos, now.date())
+                checker = Checker(units, family_nos, now.date(), await store.list_national_ids(conn))
                 timings = {"load": round(time.perf_counter() - started, 3)}
                 counts, events = await apply(
                     conn, now, files, job["format"], checker, settings.import_statement_timeout_seconds, timings
                 )
                 errors = sorted(checker.errors, key=lambda e: (ENTITIES.index(e.entity), e.row, e.field))
+                started_scoring = time.perf_counter()
+                candidates = await students.imported_candidates(conn)
+                timings["duplicates"] = round(time.perf_counter() - started_scoring, 3)
                 await store.update_status(
                     conn,
                     import_id,
@@ -128,6 +132,7 @@ async def run(settings: Settings, clock: Clock, import_id: str) -> None:
                     error_count=len(errors),
                     events=events,
                     timings=timings,
+                    duplicate_candidates=candidates,
                 )
                 await store.update_finished(conn, import_id)
             IMPORTS.labels("succeeded").inc()

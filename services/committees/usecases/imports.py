@@ -26,6 +26,7 @@ def view(job: asyncpg.Record, files: dict[str, int] | None = None) -> dict[str, 
     out = {k: job[k] for k in VIEW}
     out["error_count"] = job["error_count"]
     out["errors"] = job["errors"] or []
+    out["duplicate_candidates"] = job["duplicate_candidates"] or []
     if job["message"]:
         out["message"] = job["message"]
     if files is not None:

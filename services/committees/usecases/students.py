@@ -6,18 +6,19 @@ from typing import Any
 
 import asyncpg
 
+from services.committees.domain import duplicates
 from services.committees.domain.rules import TEACHERS, family_scope, people_access, redact
-from services.committees.schemas import StudentIn, StudentPatch
+from services.committees.schemas import MergeIn, StudentIn, StudentPatch
 from services.committees.store import directory as store
 from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write, under_path
 from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
-from shared import scope, versions
+from shared import audit, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
-from shared.contracts.committees import StudentLeft
+from shared.contracts.committees import StudentLeft, StudentMerged
 from shared.db import Conn
 from shared.outbox import add_event
-from shared.problems import conflict, not_found, unknown
+from shared.problems import Problem, conflict, field_error, not_found, unknown
 
 FIELDS = ("student_no", "name", "gender", "birth_date", "national_id", "class_id")
 
@@ -97,13 +98,105 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
     require_write(principal, unit["org_path"])
     if await store.get_student_by_no(conn, body.student_no):
         raise conflict("a student with this student_no already exists")
+    await _national_id_free(conn, body.national_id, None)
     raw = body.model_dump(mode="json", exclude={"family_id"})
     raw["family_no"] = await _family_no(conn, body.family_id)
     await _require_family_write(conn, principal, body.family_id)
     await write_record(conn, clock, "students", raw, [body.class_id], {raw["family_no"]})
     created = await store.get_student_by_no(conn, body.student_no) or {}
+    created["duplicate_candidates"] = await _candidates(conn, created["student_id"], created["org_path"])
     await audit_answer(conn, principal, created)
     return created
+
+
+async def _national_id_free(conn: Conn, national_id: str | None, student_id: str | None) -> None:
+    """409 naming the field when another record holds the national ID (unique where present)."""
+    holder = await store.get_national_id_holder(conn, national_id) if national_id else None
+    if holder is not None and holder != student_id:
+        detail = "this national ID belongs to another student record (the same child registered twice?)"
+        raise Problem(409, "Conflict", detail, errors=[field_error("/national_id", detail)])
+
+
+async def _candidates(conn: Conn, student_id: str, org_path: str) -> list[dict[str, Any]]:
+    """The likely duplicates of a record (the duplicate rule over the records that could be the same child)."""
+    rows = await store.list_duplicate_pool(conn, student_id, duplicates.county_of(org_path))
+    pool = [_child(r) for r in rows]
+    [me] = [c for c in pool if c.student_id == student_id]
+    return [_candidate(c) for c in duplicates.candidates(me, pool)]
+
+
+def _child(r: dict[str, Any]) -> duplicates.Child:
+    county = duplicates.county_of(r["org_path"])
+    return duplicates.Child(r["student_id"], r["name"], r["birth_date"], county, frozenset(r["phones"]))
+
+
+def _candidate(c: duplicates.Candidate) -> dict[str, Any]:
+    return {"student_id": c.student_id, "score": c.score, "reasons": list(c.reasons)}
+
+
+async def imported_candidates(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The students this transaction's import created that are likely the same child as another record, each with
+    its candidates (the same rule as on create, over the pairs the store finds worth scoring)."""
+    pairs = await store.list_imported_pairs(conn)
+    if not pairs:
+        return []
+    facts = {r["student_id"]: _child(r) for r in await store.list_duplicate_facts(conn, sorted({*sum(pairs, ())}))}
+    others: dict[str, list[duplicates.Child]] = {}
+    for a, b in pairs:
+        others.setdefault(a, []).append(facts[b])
+    found = {a: duplicates.candidates(facts[a], bs) for a, bs in sorted(others.items())}
+    return [{"student_id": a, "candidates": [_candidate(c) for c in cs]} for a, cs in found.items() if cs]
+
+
+async def list_duplicates(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict[str, Any]:
+    """The records likely to be the same child (for admins who may change the student); audited: the evidence
+    (a shared guardian phone, a birth date) is personal."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await _get(conn, student_id)
+        require_write(principal, row["org_path"])
+        found = await _candidates(conn, student_id, row["org_path"])
+        await audit.record(
+            conn,
+            principal,
+            action="read",
+            resource_type="student",
+            resource_id=student_id,
+            org_path=row["org_path"],
+            subject_ids=[student_id, *(c["student_id"] for c in found)],
+        )
+    return {"student_id": student_id, "candidates": found}
+
+
+async def merge(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    student_id: str,
+    body: MergeIn,
+    precondition: versions.Precondition | None = None,
+) -> dict[str, Any]:
+    """Merge a duplicate record into this one (the same child registered twice): the duplicate is gone like a
+    leaver and `student.merged` tells the other services to move what they hold under it to this one."""
+    rows = await store.list_students_locked(conn, sorted({student_id, body.duplicate_id}))
+    keep, dup = rows.get(student_id), rows.get(body.duplicate_id)
+    if keep is None:
+        raise not_found("student")
+    require_write(principal, keep["org_path"], *([dup["org_path"]] if dup else []))
+    versions.check(keep["version"], precondition)
+    refusal = duplicates.merge_refusal(keep, dup)
+    if refusal is not None:
+        pointer, reason = refusal
+        raise Problem(409, "Conflict", reason, errors=[field_error(pointer, reason)])
+    assert dup is not None
+    await store.update_student_merged(conn, dup["student_id"], student_id)
+    event = StudentMerged(
+        student_id=dup["student_id"], merged_into=student_id, org_path=dup["org_path"], occurred_at=clock.now()
+    )
+    await add_event(conn, event)
+    await publish_family_facts(conn, clock, sorted({dup["family_id"], keep["family_id"]}))
+    merged = {**await _get(conn, student_id), "merged_id": dup["student_id"]}
+    await audit_answer(conn, principal, merged)
+    return merged
 
 
 async def update(
@@ -119,6 +212,8 @@ async def update(
     row = await _get(conn, student_id, lock=True)
     require_write(principal, row["org_path"])
     versions.check(row["version"], precondition)
+    if body.national_id:
+        await _national_id_free(conn, body.national_id, student_id)
     if body.class_id:
         require_write(principal, (await get_unit(conn, body.class_id, field="/class_id"))["org_path"])
     raw = {k: row[k] for k in FIELDS}

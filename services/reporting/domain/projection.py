@@ -389,6 +389,9 @@ PROJECTIONS: dict[str, Callable[[Any], list[Op]]] = {
     type_of(cm.StudentRegistered): _nothing,
     type_of(cm.StudentChanged): _nothing,
     type_of(cm.StudentLeft): _nothing,
+    # Reporting keeps no student facts: what it counts per child (cases, special groups) follows the survivor
+    # through outreach's events of the merge (the duplicate's case closed as merged, its memberships re-registered).
+    type_of(cm.StudentMerged): _nothing,
     type_of(cm.FamilyRegistered): _nothing,
     type_of(cm.FamilyChanged): _nothing,
     type_of(cm.CommitteeFormed): _committee_formed,

@@ -41,6 +41,14 @@ def _calls(school: str, cls: str, nid: str) -> dict[Route, Call]:
         ids["student"] = resp.json()["student_id"]
         return resp
 
+    async def merge_student(h: httpx.AsyncClient, ids: dict[str, Any]) -> httpx.Response:
+        body = {"student_no": "S-aud-2", "name": "李晓明", "birth_date": _birth(nid), "class_id": cls}
+        dup = await h.post("/api/v1/students", json={**body, "family_id": ids["family"]}, headers=BUREAU)
+        assert dup.status_code == 201, dup.text
+        assert [c["student_id"] for c in dup.json()["duplicate_candidates"]] == [ids["student"]]
+        merge = {"duplicate_id": dup.json()["student_id"]}
+        return await h.post(f"/api/v1/students/{ids['student']}/merge", json=merge, headers=BUREAU)
+
     async def read_committee(h: httpx.AsyncClient, ids: dict[str, Any]) -> httpx.Response:
         c = await h.post("/api/v1/committees", json={"org_unit_id": school, "formed_on": "2026-09-01"}, headers=BUREAU)
         assert c.status_code == 201, c.text
@@ -85,6 +93,7 @@ def _calls(school: str, cls: str, nid: str) -> dict[Route, Call]:
         r("GET", "/api/v1/students"): lambda h, ids: h.get(
             "/api/v1/students", params={"class_id": cls}, headers=BUREAU
         ),
+        r("POST", "/api/v1/students/{student_id}/merge"): merge_student,
         r("GET", "/api/v1/families/{family_id}"): lambda h, ids: h.get(
             f"/api/v1/families/{ids['family']}", headers=BUREAU
         ),

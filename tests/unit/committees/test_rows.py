@@ -92,6 +92,21 @@ def test_references_duplicates_and_row_numbers():
     assert sorted((e.row, e.field) for e in checker.errors) == [(3, "class_id"), (4, "family_no"), (5, "student_no")]
 
 
+def test_a_national_id_belongs_to_one_student_record():
+    nid, other = "620402201503010018", "11010519491231002X"
+    assert national_id_ok(nid) and national_id_ok(other)
+    checker = Checker(UNITS, {"F1"}, TODAY, {nid: "G-old"})
+    rows = [
+        (2, student(student_no="G1", national_id=nid)),  # held by another record in the directory
+        (3, student(student_no="G-old", national_id=nid)),  # its own holder: a re-import changes nothing
+        (4, student(student_no="G2", national_id=other)),
+        (5, student(student_no="G3", national_id=other)),  # the same ID twice in one file
+        (6, student(student_no="G4")),  # no ID: nothing to compare
+    ]
+    assert [g["student_no"] for g in checker.students(rows)] == ["G-old", "G2", "G4"]
+    assert [(e.row, e.field) for e in checker.errors] == [(2, "national_id"), (5, "national_id")]
+
+
 def test_org_units_resolve_parents_later_in_the_file_and_reject_bad_levels():
     checker = Checker(UNITS, set(), TODAY)
     rows = [
