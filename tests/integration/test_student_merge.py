@@ -150,7 +150,7 @@ async def test_a_merge_leaves_one_child_with_one_open_case_counted_once(make_set
         assert sorted(case["categories"]) == ["left_behind", "safety_risk"]
         detail = await _json(o, f"/api/v1/cases/{case['case_id']}")
         assert len(detail["findings"]) == 2
-        assert await _json(o, "/api/v1/cases", student_id=dup["student_id"]) == []
+        assert (await _json(o, "/api/v1/cases", student_id=dup["student_id"]))["items"] == []
         # Reporting counts the child's case once (the duplicate's closed as merged).
         figures = await wait_for(lambda: _reported_open(r, 1), timeout=30)
         assert figures["cases"]["closed"] == 1
@@ -183,7 +183,7 @@ async def _family(c: httpx.AsyncClient, family_no: str) -> str:
 
 
 async def _open_cases(o: httpx.AsyncClient, *student_ids: str, n: int) -> list[dict[str, Any]] | None:
-    found = [x for sid in student_ids for x in await _json(o, "/api/v1/cases", student_id=sid)]
+    found = [x for sid in student_ids for x in (await _json(o, "/api/v1/cases", student_id=sid))["items"]]
     open_ = [x for x in found if x["state"] != "closed"]
     return open_ if len(open_) == n else None
 

@@ -72,7 +72,8 @@ async def list_student_duplicates(student_id: str, principal: CurrentPrincipal, 
 @router.post(
     "/students/{student_id}/merge",
     response_model=StudentMergedOut,
-    responses=openapi.errors({409: "a record cannot be merged (itself, already merged, or left)"}),
+    responses=openapi.errors({409: "a record cannot be merged (itself, already merged, or left)"})
+    | unknown("duplicate_id"),
 )
 async def merge_student(student_id: str, body: MergeIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Merge a duplicate record into this one (the same child registered twice): one `student.merged` event;

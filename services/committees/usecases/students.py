@@ -181,13 +181,14 @@ async def merge(
     keep, dup = rows.get(student_id), rows.get(body.duplicate_id)
     if keep is None:
         raise not_found("student")
-    require_write(principal, keep["org_path"], *([dup["org_path"]] if dup else []))
+    if dup is None:
+        raise unknown("/duplicate_id", "student")
+    require_write(principal, keep["org_path"], dup["org_path"])
     versions.check(keep["version"], precondition)
     refusal = duplicates.merge_refusal(keep, dup)
     if refusal is not None:
         pointer, reason = refusal
         raise Problem(409, "Conflict", reason, errors=[field_error(pointer, reason)])
-    assert dup is not None
     await store.update_student_merged(conn, dup["student_id"], student_id)
     event = StudentMerged(
         student_id=dup["student_id"], merged_into=student_id, org_path=dup["org_path"], occurred_at=clock.now()
