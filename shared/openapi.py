@@ -30,12 +30,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from pydantic import WithJsonSchema
 
 from shared import problems
 from shared.contracts.common import LABELS
@@ -191,8 +190,6 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
     models = problems.ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(models.pop("$defs", {}))
     schemas["Problem"] = models
-    if JSON_VALUE_REF in json.dumps(doc):
-        schemas["JsonValue"] = JSON_VALUE
     doc["components"]["schemas"] = dict(sorted(schemas.items()))
     return _rename_generics(doc)
 
@@ -241,22 +238,6 @@ def _rename_generics(doc: dict[str, Any]) -> dict[str, Any]:
 # exclude them). Strings the route already constrains (a pattern, an enum, a format) keep theirs.
 PARAMETER_TEXT = r"^[^\x00-\x1f\x7f-\x9f]*$"
 BODY_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-
-
-JSON_VALUE_REF = "#/components/schemas/JsonValue"
-JSON_VALUE = {
-    "description": "any JSON value whose strings and field names hold no control characters (the edge refuses them)",
-    "anyOf": [
-        {"type": "string", "pattern": BODY_TEXT},
-        {"type": "number"},
-        {"type": "boolean"},
-        {"type": "null"},
-        {"type": "array", "items": {"$ref": JSON_VALUE_REF}},
-        {"type": "object", "propertyNames": {"pattern": BODY_TEXT}, "additionalProperties": {"$ref": JSON_VALUE_REF}},
-    ],
-}
-JsonValue = Annotated[Any, WithJsonSchema({"$ref": JSON_VALUE_REF})]
-"""A body field that takes any JSON (not validated, documented as `JsonValue`): e.g. `dict[str, JsonValue]`."""
 
 
 def _plain_text(node: Any, pattern: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from services.committees.domain.rows import (
     BIRTH_RANGE,
@@ -23,7 +23,6 @@ from services.committees.domain.rows import (
 )
 from shared.contracts.committees import LectureTopic, MemberRole, ParentSchoolKind, TeamRole
 from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
-from shared.openapi import JsonValue
 
 _TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # what the kit's edge lets through in a body
 # Neither a control character nor what Python's str.strip() removes (spelt out: regex engines disagree on \s).
@@ -140,7 +139,13 @@ class StudentPatch(Strict):
 
 
 IMPORT_MAX_ROWS = 1_000_000  # per entity; the whole city has 382,047 guardians
-Rows = Annotated[list[dict[str, JsonValue]], Field(max_length=IMPORT_MAX_ROWS)]
+# A row's cells as the bureau's export has them: text, numbers, true/false, null, or a list of those (roles,
+# class_ids); nothing nested deeper. Each cell keeps its JSON type (strict, first match); the rules of domain.rows
+# then judge each row, and a bad row is reported by the job, not refused here.
+Cell = StrictStr | StrictBool | StrictInt | StrictFloat | None
+Rows = Annotated[
+    list[dict[str, Annotated[Cell | list[Cell], Field(union_mode="left_to_right")]]], Field(max_length=IMPORT_MAX_ROWS)
+]
 
 
 class ImportIn(Strict):
