@@ -16,7 +16,7 @@ from shared.problems import Problem
 OUT_OF_SCOPE = "the resource lies outside your organisation scope"
 
 # Any org path a client may name: segments of printable characters (no control characters, no empty segments).
-ORG_PATH_PATTERN = r"^(/[^/\x00-\x1f\x7f]+)+/?$"
+ORG_PATH_PATTERN = r"^(/[^/\x00-\x1f\x7f-\x9f]+)+/?$"  # no control characters (C0, DEL, C1), as the kit refuses
 
 
 def normalize(path: str) -> str:

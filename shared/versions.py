@@ -33,7 +33,7 @@ from shared.problems import Problem, field_error
 
 HEADER = "If-Match"
 # `*` or a comma-separated list of entity tags (weak ones allowed by the grammar; they never match).
-PATTERN = r'^\s*(\*|(W/)?"[^"\x00-\x1f\x7f]*"(\s*,\s*(W/)?"[^"\x00-\x1f\x7f]*")*)\s*$'
+PATTERN = r'^\s*(\*|(W/)?"[^"\x00-\x1f\x7f-\x9f]*"(\s*,\s*(W/)?"[^"\x00-\x1f\x7f-\x9f]*")*)\s*$'
 _TAG = re.compile(r'(W/)?"([^"]*)"')
 DESCRIPTION = (
     "The resource's `ETag` as last read (from its GET or from the write that answered it): the change applies only "

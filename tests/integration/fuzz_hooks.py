@@ -8,6 +8,9 @@ generated, and must be refused:
 * a paging cursor is a value the server made (`next_cursor`, collected from the answers by `after_call`): a
   pattern-valid string it never made is dropped (the first page is asked for instead). Real cursors are tested in
   the services' paging tests.
+* an `If-Match` names a version the server answered (an `ETag`, collected by `after_call`): an invented one is a
+  412, so a schema-valid request sends `*` (whatever the version) instead. Stale tags are tested in the services'
+  concurrency tests.
 * an `Idempotency-Key` is a caller's unique string per intended change: the fuzzer reuses the same few strings
   ("0", "00") across operations and bodies, which the kit rightly answers with a 422 ("reused with a different
   request"); a schema-valid key is replaced by a fresh UUID. Replays are tested in the idempotency tests.
@@ -35,10 +38,12 @@ from shared.openapi import PARAMETER_TEXT
 from shared.pages import CURSOR_MAX_LENGTH, CURSOR_PATTERN
 
 KEY_HEADER = "Idempotency-Key"
+IF_MATCH = "If-Match"
 REVIEW = "next_review_at"
 # The services' clock in the fuzz test stands still at this instant (test_fuzz.CLOCK).
 NOW = datetime.fromisoformat(os.environ.get("FUZZ_NOW") or datetime.now().astimezone().isoformat())
 CURSORS: set[str] = set()  # every next_cursor a server answered
+ETAGS: set[str] = set()  # every ETag a server answered
 
 
 def _schema_valid_cursor(cursor: Any) -> bool:
@@ -88,6 +93,9 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
         del case.query["cursor"]
     if case.headers is not None and _schema_valid_key(case.headers.get(KEY_HEADER)):
         case.headers[KEY_HEADER] = str(uuid.uuid4())
+    positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if positive and case.headers is not None and case.headers.get(IF_MATCH, "*") not in ETAGS | {"*"}:
+        case.headers[IF_MATCH] = "*"  # also when schemathesis filled a "positive" case's header with "0"
     rule = RULES.get(case.operation.definition.raw.get("operationId", ""))
     if rule is not None and isinstance(case.body, dict):
         rule(case.body)
@@ -95,6 +103,7 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
 
 @schemathesis.hook
 def after_call(ctx: Any, case: Any, response: Any) -> None:
+    ETAGS.update(response.headers.get("etag", []))
     if "json" not in "".join(response.headers.get("content-type", [])):
         return
     try:
