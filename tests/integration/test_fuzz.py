@@ -36,12 +36,13 @@ from shared.auth import issue_token
 from shared.clock import ManualClock
 from shared.testing.fixtures import serve
 
-pytestmark = pytest.mark.integration
-
 # Per service, the four in parallel: about a minute of the default run. FUZZ_SECONDS=600 FUZZ_EXAMPLES=200
 # FUZZ_SEED=<n> (FUZZ_SERVICES=visits,outreach to pick some) explore further than CI does.
 BUDGET_SECONDS = int(os.environ.get("FUZZ_SECONDS", "40"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))  # per operation and phase
+# The run's own budget plus starting, schema loading and the last requests (pytest-timeout's default is 300 s; a
+# timed-out test would drop the services' schemas under a fuzzer still running).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(max(300, 2 * BUDGET_SECONDS + 240))]
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
