@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.visits.domain import planning
-from services.visits.domain.checklist import guidance_code, guidance_topics
+from services.visits.domain.checklist import guidance_code
 from shared.contracts.common import Category, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
 from shared.edges import bad_char
@@ -19,11 +19,7 @@ ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
 Short = Annotated[str, Field(min_length=1, max_length=100)]
 # Codes from the configured vocabulary: they go into the visit's event, where free text about a family must not.
-GuidanceTopic = Annotated[
-    str,
-    Field(min_length=1, max_length=64, json_schema_extra={"enum": sorted(guidance_topics())}),
-    AfterValidator(guidance_code),
-]
+GuidanceTopic = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(guidance_code)]
 
 
 class Strict(BaseModel):
