@@ -256,19 +256,27 @@ class VisitCounts(BaseModel):
 
 
 class UnitProgress(VisitCounts):
-    """One school's or district's progress."""
+    """One unit's progress (a teacher, class, grade, school or district) against the campaign's plan."""
 
-    org_path: str
+    key: str = Field(
+        description="the unit: a teacher's staff id, or the org path of the class, grade, school, district"
+    )
+    org_path: str = Field(description="the unit's org path (a teacher: the school of their assignments)")
     teachers: int
     by_mode: dict[VisitMode, int]
+    expected: int = Field(description="visits expected completed by today: even progress over the campaign's days")
+    behind: bool = Field(description="fewer visits completed than expected by today")
+    behind_by: int
 
 
 class ProgressOut(BaseModel):
-    """A campaign's progress per school or district, with the totals."""
+    """A campaign's progress per unit, with the totals and how many units are behind schedule."""
 
     campaign_id: str
-    by: Literal["school", "district"]
+    by: Literal["teacher", "class", "grade", "school", "district"]
+    today: date
     totals: VisitCounts
+    behind: int = Field(description="units behind schedule")
     units: list[UnitProgress]
 
 
@@ -290,6 +298,30 @@ class AssignmentOut(BaseModel):
     version: int = Field(
         description="the assignment's version (its ETag): `If-Match` on PATCH/DELETE, `assignment_version` of a visit"
     )
+
+
+class MyCampaignProgress(BaseModel):
+    """A teacher's own progress in one launched campaign: done out of target, what is left, against the plan."""
+
+    campaign_id: str
+    name: str
+    starts_on: date
+    ends_on: date
+    target: int = Field(description="families assigned to the teacher")
+    done: int = Field(description="visits completed")
+    missed: int = Field(description="visits missed (still to visit again)")
+    left: int = Field(description="families still to visit (target - done)")
+    expected: int = Field(description="visits expected completed by today")
+    behind: bool
+
+
+class MyAssignmentsOut(BaseModel):
+    """The calling teacher's campaigns with their progress, and the families still to visit (at most 500)."""
+
+    teacher_id: str
+    today: date
+    campaigns: list[MyCampaignProgress]
+    open: list[AssignmentOut]
 
 
 class AssignmentMadeOut(BaseModel):

@@ -13,7 +13,8 @@ from services.visits.usecases import queries
 from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.pages import Page
-from shared.web import Pool
+from shared.scope import OrgPathQuery
+from shared.web import CurrentClock, Pool
 from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1")
@@ -73,8 +74,11 @@ async def campaign_progress(
     campaign_id: str,
     principal: CurrentPrincipal,
     pool: Pool,
-    by: Literal["school", "district"] = "school",
-    org_path: str | None = None,
+    clock: CurrentClock,
+    by: Literal["teacher", "class", "grade", "school", "district"] = "school",
+    org_path: OrgPathQuery = None,
 ) -> Any:
-    """Assigned, completed, missed and outstanding visits (and completed by mode) per school or district."""
-    return await queries.progress(pool, principal, campaign_id, by, org_path)
+    """Assigned, completed, missed and outstanding visits (and completed by mode) per teacher, class, grade, school
+    or district, each with the visits expected by today and whether it is behind schedule. Administrators and
+    auditors see their subtree; a teacher sees only their own assignments."""
+    return await queries.progress(pool, principal, campaign_id, by, org_path, clock.now().date())

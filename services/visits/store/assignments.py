@@ -118,11 +118,24 @@ async def list_assignments(
     )
 
 
-async def list_progress(conn: Conn, campaign_id: str, *, level: str, scope: str) -> list[asyncpg.Record]:
-    """Assigned / completed / missed / outstanding and completed visits by mode, per school or district."""
-    column = {"school": "school_path", "district": "district_path"}[level]
+# The unit each progress level groups by (SQL over assignments): its key, and the org path shown for it.
+PROGRESS_UNITS = {
+    "teacher": ("teacher_id", "min(school_path)"),
+    "class": ("org_path", "org_path"),
+    "grade": ("array_to_string((string_to_array(org_path, '/'))[1:5], '/')", None),  # /city/district/school/grade
+    "school": ("school_path", "school_path"),
+    "district": ("district_path", "district_path"),
+}
+
+
+async def list_progress(
+    conn: Conn, campaign_id: str, *, level: str, scope: str, teacher_id: str | None = None
+) -> list[asyncpg.Record]:
+    """Assigned / completed / missed / outstanding and completed visits by mode, per teacher, class, grade, school or
+    district (`key`, with the unit's `org_path`), inside a subtree, only one teacher's assignments when given."""
+    key, shown = PROGRESS_UNITS[level]
     return await conn.fetch(
-        f"SELECT {column} AS org_path, count(*) AS assigned, "
+        f"SELECT {key} AS key, {shown or key} AS org_path, count(*) AS assigned, "
         "count(*) FILTER (WHERE status = 'completed') AS completed, "
         "count(*) FILTER (WHERE status = 'missed') AS missed, "
         "count(*) FILTER (WHERE status = 'assigned') AS outstanding, "
@@ -133,7 +146,35 @@ async def list_progress(conn: Conn, campaign_id: str, *, level: str, scope: str)
         "count(*) FILTER (WHERE visit_mode = 'at_school') AS at_school, "
         "count(DISTINCT teacher_id) AS teachers "
         f"FROM assignments WHERE campaign_id = $1 AND status <> 'removed' AND {subtree_sql('org_path', 2)} "
-        f"GROUP BY {column} ORDER BY {column}",
+        f"AND ($4::text IS NULL OR teacher_id = $4) GROUP BY 1 ORDER BY 1",
         campaign_id,
         *subtree_args(scope),
+        teacher_id,
+    )
+
+
+async def list_teacher_progress(conn: Conn, teacher_id: str) -> list[asyncpg.Record]:
+    """One teacher's assignments per launched campaign: target (assigned), done, missed, left, with the plan."""
+    return await conn.fetch(
+        "SELECT c.campaign_id, c.name, c.starts_on, c.ends_on, count(*) AS target, "
+        "count(*) FILTER (WHERE a.status = 'completed') AS done, "
+        "count(*) FILTER (WHERE a.status = 'missed') AS missed, "
+        "count(*) FILTER (WHERE a.status IN ('assigned', 'missed')) AS left "
+        "FROM assignments a JOIN campaigns c USING (campaign_id) "
+        "WHERE a.teacher_id = $1 AND a.status <> 'removed' AND c.status = 'launched' "
+        "GROUP BY c.campaign_id ORDER BY c.starts_on, c.campaign_id",
+        teacher_id,
+    )
+
+
+async def list_open_assignments_of(conn: Conn, teacher_id: str, limit: int) -> list[asyncpg.Record]:
+    """A teacher's assignments still to visit (assigned, or missed and to try again) in launched campaigns."""
+    return await conn.fetch(
+        "SELECT a.assignment_id, a.campaign_id, a.teacher_id, a.family_id, a.student_ids, a.org_path, a.status, "
+        "a.planned_on, a.planned_mode, a.visit_id, a.visit_mode, a.visited_on, a.updated_at "
+        "FROM assignments a JOIN campaigns c USING (campaign_id) "
+        "WHERE a.teacher_id = $1 AND a.status IN ('assigned', 'missed') AND c.status = 'launched' "
+        "ORDER BY a.planned_on NULLS LAST, a.campaign_id, a.family_id LIMIT $2",
+        teacher_id,
+        limit,
     )

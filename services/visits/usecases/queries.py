@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
 
 from services.visits import store
 from services.visits.domain import checklist
+from services.visits.domain import progress as progress_rules
 from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.problems import not_found
@@ -74,19 +75,53 @@ async def assignments(
     return pages.page([_record(r) for r in rows], limit, lambda a: (a["teacher_id"], a["family_id"]))
 
 
+def _unit(r: asyncpg.Record, campaign: asyncpg.Record, today: date) -> dict[str, Any]:
+    d = _record(r)
+    d["by_mode"] = {m: d.pop(m) for m in ("in_home", "online", "phone", "at_school")}
+    plan = progress_rules.against_plan(d["assigned"], d["completed"], campaign["starts_on"], campaign["ends_on"], today)
+    return {**d, "expected": plan.expected, "behind": plan.behind, "behind_by": plan.behind_by}
+
+
 async def progress(
-    pool: asyncpg.Pool, principal: Principal, campaign_id: str, level: str, org_path: str | None
+    pool: asyncpg.Pool, principal: Principal, campaign_id: str, level: str, org_path: str | None, today: date
 ) -> dict[str, Any]:
-    principal.require(Role.AUDITOR, *ADMINS)
-    await _visible_campaign(pool, principal, campaign_id)
-    rows = await store.assignments.list_progress(pool, campaign_id, level=level, scope=_scope(principal, org_path))
-    units = []
-    for r in rows:
-        d = _record(r)
-        d["by_mode"] = {m: d.pop(m) for m in ("in_home", "online", "phone", "at_school")}
-        units.append(d)
+    """A campaign's progress per teacher, class, grade, school or district against its plan: administrators and
+    auditors over their subtree, a teacher over their own assignments only."""
+    row = await _visible_campaign(pool, principal, campaign_id)
+    teacher_id: str | None = None
+    if principal.has(*ADMINS, Role.AUDITOR):
+        subtree = _scope(principal, org_path)
+    else:  # a teacher: their own assignments, wherever the families are
+        if not principal.staff_id:
+            raise scope.forbidden("a teacher's token must name the teacher (staff_id)")
+        teacher_id, subtree = principal.staff_id, row["org_path"] if org_path is None else org_path
+    rows = await store.assignments.list_progress(pool, campaign_id, level=level, scope=subtree, teacher_id=teacher_id)
+    units = [_unit(r, row, today) for r in rows]
     totals = {k: sum(u[k] for u in units) for k in ("assigned", "completed", "missed", "outstanding", "scheduled")}
-    return {"campaign_id": campaign_id, "by": level, "totals": totals, "units": units}
+    behind = sum(1 for u in units if u["behind"])
+    return {"campaign_id": campaign_id, "by": level, "today": today, "totals": totals, "behind": behind, "units": units}
+
+
+MY_OPEN_LIMIT = 500
+
+
+async def my_assignments(pool: asyncpg.Pool, principal: Principal, today: date) -> dict[str, Any]:
+    """The calling teacher's launched campaigns with done/target, what is left and the plan, and the families
+    still to visit."""
+    principal.require(Role.TEACHER)
+    if not principal.staff_id:
+        raise scope.forbidden("a teacher's token must name the teacher (staff_id)")
+    campaigns = []
+    for r in await store.assignments.list_teacher_progress(pool, principal.staff_id):
+        plan = progress_rules.against_plan(r["target"], r["done"], r["starts_on"], r["ends_on"], today)
+        campaigns.append({**_record(r), "expected": plan.expected, "behind": plan.behind})
+    open_rows = await store.assignments.list_open_assignments_of(pool, principal.staff_id, MY_OPEN_LIMIT)
+    return {
+        "teacher_id": principal.staff_id,
+        "today": today,
+        "campaigns": campaigns,
+        "open": [_record(r) for r in open_rows],
+    }
 
 
 async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict[str, Any]:

@@ -43,8 +43,10 @@ async def test_teachers_and_admins_see_and_change_only_their_part(env: Env):
     assert r.status_code == 403
     r = await env.http.get(f"/api/v1/campaigns/{cid}/progress", headers=bearer("district_admin", OTHER_DISTRICT))
     assert r.status_code == 403
-    r = await env.http.get(f"/api/v1/campaigns/{cid}/progress", headers=teacher)
-    assert r.status_code == 403
+    r = await env.http.get(f"/api/v1/campaigns/{cid}/progress?by=teacher", headers=teacher)
+    assert r.status_code == 200  # a teacher's progress covers only their own assignments
+    assert [u["key"] for u in r.json()["units"]] == [teacher_id]
+    assert r.json()["totals"]["assigned"] == len(mine)
 
     # Teachers: their own families only; they record only their own assignments.
     r = await env.http.get(f"/api/v1/campaigns/{cid}/assignments", headers=teacher)
