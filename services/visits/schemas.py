@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.visits.domain import planning
-from services.visits.domain.checklist import guidance_code
-from shared.contracts.common import Category, Severity, VisitMode
+from shared.contracts.common import Category, GuidanceTopic, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
 from shared.edges import bad_char
 from shared.problems import FieldError
@@ -18,8 +17,6 @@ ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
 
 Short = Annotated[str, Field(min_length=1, max_length=100)]
-# Codes from the configured vocabulary: they go into the visit's event, where free text about a family must not.
-GuidanceTopic = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(guidance_code)]
 
 
 class Strict(BaseModel):
@@ -91,13 +88,23 @@ class VisitIn(Strict):
     assignment_id: str = Field(min_length=1, max_length=64)
     status: Literal["completed", "missed"]
     visited_on: date = Field(description="the day of the visit (or of the missed appointment)")
+    visited_at: datetime | None = Field(
+        default=None,
+        description="when the visit took place, if known: the 48-hour recording rule counts from it (otherwise from"
+        " the end of `visited_on`, local time)",
+    )
     mode: VisitMode | None = None
     duration_minutes: int | None = Field(default=None, ge=1, le=600)
-    participants: Participants = Field(default_factory=Participants)
+    participants: Participants = Field(
+        default_factory=Participants,
+        description="colleagues who came along (an in-home visit is made in pairs) and the guardians present",
+    )
     checklist: list[ChecklistAnswerIn] = Field(default_factory=list, max_length=50)
     guidance_topics: list[GuidanceTopic] = Field(
         default_factory=list, max_length=20, description="codes of GET /api/v1/guidance-topics (never free text)"
     )
+    # The derived requirements (record_within_48h, visited_in_pairs) may be left out of `checklist`: visits works
+    # them out from the record; an answer given for them is kept as the teacher's declaration.
     findings: list[FindingIn] = Field(default_factory=list, max_length=50)
     miss_reason: MissReason | None = None
     note: str | None = Field(default=None, max_length=4000)
@@ -161,6 +168,21 @@ class FindingOut(BaseModel):
     recorded_at: datetime
 
 
+class RequirementOut(BaseModel):
+    """A requirement's answer for a visit: derived from the record (recording delay, participants) or declared."""
+
+    item_id: str
+    answer: ChecklistAnswer
+    derived: bool
+
+
+class FlagOut(BaseModel):
+    """A mandatory requirement a visit breaks, and why (the visit is stored, not refused)."""
+
+    item_id: str
+    reason: str
+
+
 class VisitOut(BaseModel):
     """A recorded visit with its checklist and findings (notes about the family: an audited read)."""
 
@@ -183,6 +205,11 @@ class VisitOut(BaseModel):
     recorded_at: datetime
     checklist_version: str
     findings: list[FindingOut]
+    visited_at: datetime | None = None
+    requirements: list[RequirementOut] = Field(
+        default_factory=list, description="each requirement's answer as stored: derived from the record, or declared"
+    )
+    flags: list[FlagOut] = Field(default_factory=list, description="mandatory requirements this visit breaks")
 
 
 # ------------------------------------------------------------------------------------------- answers

@@ -50,6 +50,23 @@ class LivingArrangement(StrEnum):
     INSTITUTION = "institution"
 
 
+class GuidanceTopic(StrEnum):
+    """Family-education guidance a teacher gives during a home visit (家访指导主题): the vocabulary visits accept and
+    reporting counts. Codes only (free text about a family would carry minors' details out of visits); add codes
+    freely, never reuse or rename one."""
+
+    STUDY_HABITS = "study_habits"
+    HOMEWORK = "homework"
+    READING_AT_HOME = "reading_at_home"
+    SCREEN_TIME = "screen_time"
+    EMOTIONAL_SUPPORT = "emotional_support"
+    PARENT_CHILD_COMMUNICATION = "parent_child_communication"
+    SAFETY_AT_HOME = "safety_at_home"
+    HEALTHY_DIET = "healthy_diet"
+    FAMILY_EDUCATION_LAW = "family_education_law"
+    LEFT_BEHIND_CARE = "left_behind_care"
+
+
 class Category(StrEnum):
     """Finding categories (DESIGN.md §2)."""
 
@@ -151,6 +168,19 @@ LIVING_ARRANGEMENT_LABELS: dict[LivingArrangement, tuple[str, str]] = {
     LivingArrangement.INSTITUTION: ("机构供养", "Institution"),
 }
 
+GUIDANCE_TOPIC_LABELS: dict[GuidanceTopic, tuple[str, str]] = {
+    GuidanceTopic.STUDY_HABITS: ("学习习惯", "Study habits"),
+    GuidanceTopic.HOMEWORK: ("作业辅导", "Homework support"),
+    GuidanceTopic.READING_AT_HOME: ("家庭阅读", "Reading at home"),
+    GuidanceTopic.SCREEN_TIME: ("电子产品使用", "Screen time"),
+    GuidanceTopic.EMOTIONAL_SUPPORT: ("情绪与心理关怀", "Emotional support and mental health"),
+    GuidanceTopic.PARENT_CHILD_COMMUNICATION: ("亲子沟通", "Parent–child communication"),
+    GuidanceTopic.SAFETY_AT_HOME: ("居家与出行安全", "Safety at home and on the way"),
+    GuidanceTopic.HEALTHY_DIET: ("健康饮食与作息", "Healthy diet and routine"),
+    GuidanceTopic.FAMILY_EDUCATION_LAW: ("家庭教育促进法宣传", "The Family Education Promotion Law"),
+    GuidanceTopic.LEFT_BEHIND_CARE: ("留守儿童关爱", "Care for left-behind children"),
+}
+
 # zh/en labels of the contracts' enums, by enum: the OpenAPI documents show them as the enums' descriptions.
 LABELS: dict[type[StrEnum], Mapping[Any, tuple[str, str]]] = {
     Category: CATEGORY_LABELS,
@@ -159,6 +189,7 @@ LABELS: dict[type[StrEnum], Mapping[Any, tuple[str, str]]] = {
     Department: DEPARTMENT_LABELS,
     OrgLevel: ORG_LEVEL_LABELS,
     LivingArrangement: LIVING_ARRANGEMENT_LABELS,
+    GuidanceTopic: GUIDANCE_TOPIC_LABELS,
 }
 
 

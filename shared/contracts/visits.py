@@ -89,6 +89,22 @@ class ChecklistItemAnswer(BaseModel):
     answer: ChecklistAnswer
 
 
+class RequirementFact(BaseModel):
+    """One of the Ten Requirements for a visit as a fact: derived from the record (recording delay, participants)
+    or as the teacher declared it."""
+
+    item_id: str
+    answer: ChecklistAnswer
+    derived: bool
+
+
+class RuleFlag(BaseModel):
+    """A mandatory requirement the visit breaks, with a reason built from the rule (never from notes)."""
+
+    item_id: str
+    reason: str
+
+
 @event_type("visits.visit.completed.v1", topic=VISIT, key="visit_id")
 class VisitCompleted(Payload):
     """A home visit took place and was recorded."""
@@ -104,9 +120,17 @@ class VisitCompleted(Payload):
     visited_on: date
     duration_minutes: int
     checklist: list[ChecklistItemAnswer]
-    guidance_topics: list[str]
+    guidance_topics: list[str] = Field(description="codes of shared.contracts.common.GuidanceTopic")
     finding_count: int
     occurred_at: datetime
+    visited_at: datetime | None = Field(default=None, description="when the visit took place, if the teacher said")
+    recorded_at: datetime | None = Field(default=None, description="when the visit was recorded")
+    requirements: list[RequirementFact] | None = Field(
+        default=None, description="every requirement's answer as stored (derived ones worked out by visits)"
+    )
+    flags: list[RuleFlag] | None = Field(
+        default=None, description="mandatory requirements broken: the visit is stored and flagged, not refused"
+    )
 
 
 class MissReason(StrEnum):

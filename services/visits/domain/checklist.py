@@ -1,5 +1,5 @@
-"""Visit vocabularies from configuration: the Ten Requirements checklist (config/checklists.yaml, versioned) and the
-guidance topics (config/guidance_topics.yaml), each with stable ids and Chinese and English labels."""
+"""Visit vocabularies: the Ten Requirements checklist (config/checklists.yaml, versioned, with how its requirements
+are checked) and the guidance topics (the contract's `GuidanceTopic`), each with stable ids and zh/en labels."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
+from shared.contracts.common import GUIDANCE_TOPIC_LABELS
+
 CONFIG = Path(__file__).parents[1] / "config" / "checklists.yaml"
-GUIDANCE_CONFIG = Path(__file__).parents[1] / "config" / "guidance_topics.yaml"
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,23 @@ class ChecklistItem:
 
 
 @dataclass(frozen=True)
+class RequirementRules:
+    """How requirements are checked: the mandatory ones, the recording delay allowed, which visit modes must be made
+    in pairs, and the local time of visit dates."""
+
+    mandatory: frozenset[str] = frozenset()
+    record_within_hours: float = 48
+    pairs_modes: frozenset[str] = frozenset({"in_home"})
+    utc_offset_hours: float = 8
+
+
+@dataclass(frozen=True)
 class Checklists:
-    """Every checklist version, and the one in force for new campaigns."""
+    """Every checklist version, the one in force for new campaigns, and how requirements are checked."""
 
     current: str
     versions: dict[str, tuple[ChecklistItem, ...]]
+    requirements: RequirementRules = RequirementRules()
 
     def items(self, version: str) -> tuple[ChecklistItem, ...]:
         """The items of a version; KeyError when unknown."""
@@ -46,7 +59,14 @@ def parse(doc: dict[str, Any]) -> Checklists:
     current = str(doc["current"])
     if current not in versions:
         raise ValueError(f"current checklist version {current} is not defined")
-    return Checklists(current=current, versions=versions)
+    req = doc.get("requirements") or {}
+    rules = RequirementRules(
+        mandatory=frozenset(str(i) for i in req.get("mandatory", [])),
+        record_within_hours=float(req.get("record_within_hours", 48)),
+        pairs_modes=frozenset(str(m) for m in req.get("pairs_modes", ["in_home"])),
+        utc_offset_hours=float(req.get("utc_offset_hours", 8)),
+    )
+    return Checklists(current=current, versions=versions, requirements=rules)
 
 
 @cache
@@ -55,20 +75,6 @@ def load(path: Path = CONFIG) -> Checklists:
     return parse(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
-@cache
-def guidance_topics(path: Path = GUIDANCE_CONFIG) -> dict[str, ChecklistItem]:
-    """The guidance topic vocabulary by code (read once per process)."""
-    items = [
-        ChecklistItem(id=str(i["id"]), zh=str(i["zh"]), en=str(i["en"]))
-        for i in yaml.safe_load(path.read_text())["topics"]
-    ]
-    if len({i.id for i in items}) != len(items):
-        raise ValueError("guidance topic codes must be unique")
-    return {i.id: i for i in items}
-
-
-def guidance_code(code: str) -> str:
-    """A known guidance topic code; ValueError (a 422 with the field's pointer) for anything else."""
-    if code not in guidance_topics():
-        raise ValueError("must be a guidance topic code (GET /api/v1/guidance-topics), not free text")
-    return code
+def guidance_topics() -> dict[str, ChecklistItem]:
+    """The guidance topic vocabulary by code (the contract's enum and its labels)."""
+    return {t.value: ChecklistItem(id=t.value, zh=zh, en=en) for t, (zh, en) in GUIDANCE_TOPIC_LABELS.items()}

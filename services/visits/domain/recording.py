@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from services.visits.domain.checklist import ChecklistItem
+from services.visits.domain.requirements import DERIVED
 from services.visits.schemas import VisitIn
 from shared import scope, versions
 from shared.auth import Principal, Role
@@ -54,7 +55,8 @@ def may_record(principal: Principal, a: AssignmentFacts) -> bool:
 
 
 def check_checklist(answers: Sequence[Any], items: tuple[ChecklistItem, ...]) -> list[Fault]:
-    """Every item of the version answered exactly once, no unknown items, a note for every 'no'."""
+    """Every item of the version answered exactly once (those derived from the record may be left out), no unknown
+    items, a note for every 'no'."""
     known = {i.id for i in items}
     seen: set[str] = set()
     faults: list[Fault] = []
@@ -66,7 +68,7 @@ def check_checklist(answers: Sequence[Any], items: tuple[ChecklistItem, ...]) ->
         seen.add(ans.item_id)
         if ans.answer == ChecklistAnswer.NO and not (ans.note and ans.note.strip()):
             faults.append(Fault(f"/checklist/{n}/note", "a 'no' answer needs a note saying why"))
-    missing = [i.id for i in items if i.id not in seen]
+    missing = [i.id for i in items if i.id not in seen and i.id not in DERIVED]  # derived ones come from the record
     if missing:
         faults.append(Fault("/checklist", f"every item must be answered; missing: {', '.join(missing)}"))
     return faults

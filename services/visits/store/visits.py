@@ -33,19 +33,21 @@ WRITE_VISITS = """
 WITH new_visits AS (
     INSERT INTO visits (visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode,
                         visited_on, duration_minutes, participants, checklist, guidance_topics, miss_reason, note,
-                        recorded_by, recorded_at)
+                        recorded_by, recorded_at, visited_at, requirements, flags)
     SELECT visit_id, assignment_id, campaign_id, teacher_id, family_id, org_path, status, mode, visited_on,
-           duration_minutes, participants, checklist, guidance_topics, miss_reason, note, recorded_by, recorded_at
+           duration_minutes, participants, checklist, guidance_topics, miss_reason, note, recorded_by, recorded_at,
+           visited_at, requirements, flags
     FROM jsonb_to_recordset($1::jsonb) AS v(visit_id text, assignment_id text, campaign_id text, teacher_id text,
          family_id text, org_path text, status text, mode text, visited_on date, duration_minutes int,
          participants jsonb, checklist jsonb, guidance_topics jsonb, miss_reason text, note text, recorded_by text,
-         recorded_at timestamptz)
+         recorded_at timestamptz, visited_at timestamptz, requirements jsonb, flags jsonb)
     -- A scheduled visit becomes the recorded one (same id).
     ON CONFLICT (visit_id) DO UPDATE SET teacher_id = EXCLUDED.teacher_id, status = EXCLUDED.status,
         mode = EXCLUDED.mode, visited_on = EXCLUDED.visited_on, duration_minutes = EXCLUDED.duration_minutes,
         participants = EXCLUDED.participants, checklist = EXCLUDED.checklist,
         guidance_topics = EXCLUDED.guidance_topics, miss_reason = EXCLUDED.miss_reason, note = EXCLUDED.note,
-        recorded_by = EXCLUDED.recorded_by, recorded_at = EXCLUDED.recorded_at
+        recorded_by = EXCLUDED.recorded_by, recorded_at = EXCLUDED.recorded_at, visited_at = EXCLUDED.visited_at,
+        requirements = EXCLUDED.requirements, flags = EXCLUDED.flags
     WHERE visits.status = 'scheduled'
     RETURNING 1
 ), new_findings AS (

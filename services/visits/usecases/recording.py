@@ -10,7 +10,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from services.visits import store
-from services.visits.domain import checklist
+from services.visits.domain import checklist, requirements
 from services.visits.domain import recording as rules
 from services.visits.schemas import ScheduleIn, VisitIn
 from shared import context, idempotency, outbox, scope
@@ -201,7 +201,8 @@ def _record_one(
         return Outcome(item.index, faults=faults)
     assert isinstance(v, VisitIn) and a is not None
     visit_id = a.scheduled_visit_id or new_id()  # a scheduled visit becomes the recorded one
-    writes.visits.append(_visit_row(v, a, visit_id, item.principal, now))
+    checked = _assess(v, a, config, now)
+    writes.visits.append(_visit_row(v, a, visit_id, item.principal, now, checked))
     writes.outcomes[a.assignment_id] = {
         "assignment_id": a.assignment_id,
         "status": v.status,
@@ -228,7 +229,7 @@ def _record_one(
             )
         )
         return Outcome(item.index, visit_id, a.assignment_id, v.status, [])
-    events.append(_completed(v, a, visit_id, now))
+    events.append(_completed(v, a, visit_id, now, checked))
     finding_ids: list[str] = []
     for f in v.findings:
         fid = new_id()
@@ -263,8 +264,31 @@ def _record_one(
     return Outcome(item.index, visit_id, a.assignment_id, v.status, finding_ids)
 
 
+def _assess(
+    v: VisitIn, a: rules.AssignmentFacts, config: checklist.Checklists, now: datetime
+) -> requirements.Assessment:
+    """The visit's requirements as facts and its flags (a missed visit has none)."""
+    if v.status != "completed" or v.mode is None:
+        return requirements.Assessment((), ())
+    facts = requirements.VisitFacts(
+        teacher_id=a.teacher_id,
+        visited_on=v.visited_on,
+        visited_at=v.visited_at,
+        recorded_at=now,
+        mode=v.mode.value,
+        colleague_ids=tuple(v.participants.teacher_ids),
+        declared={c.item_id: c.answer for c in v.checklist},
+    )
+    return requirements.assess(facts, config.items(a.checklist_version), config.requirements)
+
+
 def _visit_row(
-    v: VisitIn, a: rules.AssignmentFacts, visit_id: str, principal: Principal, now: datetime
+    v: VisitIn,
+    a: rules.AssignmentFacts,
+    visit_id: str,
+    principal: Principal,
+    now: datetime,
+    checked: requirements.Assessment,
 ) -> dict[str, Any]:
     return {
         "visit_id": visit_id,
@@ -279,15 +303,20 @@ def _visit_row(
         "duration_minutes": v.duration_minutes,
         "participants": v.participants.model_dump(),
         "checklist": [c.model_dump(mode="json") for c in v.checklist],
-        "guidance_topics": v.guidance_topics,
+        "guidance_topics": [str(t) for t in v.guidance_topics],
         "miss_reason": v.miss_reason.value if v.miss_reason else None,
         "note": v.note,
         "recorded_by": principal.subject,
         "recorded_at": now,
+        "visited_at": v.visited_at,
+        "requirements": [r.__dict__ for r in checked.requirements],
+        "flags": [f.__dict__ for f in checked.flags],
     }
 
 
-def _completed(v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetime) -> ev.VisitCompleted:
+def _completed(
+    v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetime, checked: requirements.Assessment
+) -> ev.VisitCompleted:
     return ev.VisitCompleted(
         visit_id=visit_id,
         campaign_id=a.campaign_id,
@@ -301,9 +330,16 @@ def _completed(v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetim
         duration_minutes=v.duration_minutes,
         # Already validated as request fields: construct without validating again (hot path).
         checklist=[ev.ChecklistItemAnswer.model_construct(item_id=c.item_id, answer=c.answer) for c in v.checklist],
-        guidance_topics=v.guidance_topics,
+        guidance_topics=[str(t) for t in v.guidance_topics],
         finding_count=len(v.findings),
         occurred_at=now,
+        visited_at=v.visited_at,
+        recorded_at=now,
+        requirements=[
+            ev.RequirementFact.model_construct(item_id=r.item_id, answer=r.answer, derived=r.derived)
+            for r in checked.requirements
+        ],
+        flags=[ev.RuleFlag.model_construct(item_id=f.item_id, reason=f.reason) for f in checked.flags],
     )
 
 
