@@ -30,6 +30,7 @@ NOT_PERSONAL: dict[tuple[str, str], str] = {
     ("CampaignOut", "name"): "the campaign's own name",
     ("CampaignDetailOut", "name"): "the campaign's own name",
     ("LaunchOut", "name"): "the campaign's own name",
+    ("MyCampaignProgress", "name"): "the campaign's own name",
 }
 
 Route = tuple[str, str, str]  # service, METHOD, path
