@@ -9,8 +9,8 @@ import asyncpg
 
 from services.visits import store
 from services.visits.domain import checklist
-from services.visits.domain import progress as progress_rules
 from shared import audit, pages, scope
+from shared import progress as progress_rules
 from shared.auth import ADMINS, Principal, Role
 from shared.problems import not_found
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.visits.domain import progress
+from shared import progress
 
 START, END = date(2026, 9, 1), date(2026, 9, 10)  # ten days
 

@@ -1,4 +1,5 @@
-"""Progress against a campaign's plan (pure, no I/O; today is passed in).
+"""Progress against a campaign's plan (pure, no I/O; today is passed in): the one rule visits (progress, a
+teacher's own work) and reporting (the teachers-behind table) both apply.
 
 The plan is even progress over the campaign's days: by the end of day d of n, d/n of each unit's assigned visits
 are expected done (rounded down, so nobody is behind for a fraction of a visit). A unit (a teacher, class, grade,
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-
-LEVELS = ("teacher", "class", "grade", "school", "district")
 
 
 def expected_done(assigned: int, starts_on: date, ends_on: date, today: date) -> int:
