@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.visits.domain import planning
 from shared.contracts.common import Category, GuidanceTopic, Severity, VisitMode
@@ -88,7 +88,7 @@ class VisitIn(Strict):
     assignment_id: str = Field(min_length=1, max_length=64)
     status: Literal["completed", "missed"]
     visited_on: date = Field(description="the day of the visit (or of the missed appointment)")
-    visited_at: datetime | None = Field(
+    visited_at: AwareDatetime | None = Field(
         default=None,
         description="when the visit took place, if known: the 48-hour recording rule counts from it (otherwise from"
         " the end of `visited_on`, local time)",
