@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Role
 from shared.contracts.committees import LectureTopic, TeamRole
-from shared.contracts.common import Category, Department, OrgLevel, Severity, VisitMode
+from shared.contracts.common import Category, Department, GuidanceTopic, OrgLevel, Severity, VisitMode
 from shared.contracts.outreach import SpecialGroup
 
 ReferralState = Literal["requested", "acknowledged", "escalated", "accepted", "declined", "resolved"]
@@ -38,6 +38,14 @@ class ChecklistItem(BaseModel):
     yes: int
     answered: int
     compliance: float | None = Field(description="yes / answered; null when none was answered")
+
+
+class Requirements(BaseModel):
+    """The Ten Requirements as visits checked them: visits flagged for breaking a mandatory requirement."""
+
+    flagged_visits: int = Field(description="completed visits that broke a mandatory requirement (stored, flagged)")
+    flagged_share: float | None = Field(description="flagged / completed visits; null when none was completed")
+    flags_by_item: dict[str, int] = Field(description="flags by requirement id (e.g. record_within_48h)")
 
 
 class Findings(BaseModel):
@@ -92,7 +100,11 @@ class Figures(BaseModel):
     families: Families
     assignments: int
     visits: Visits
-    checklist: dict[str, ChecklistItem] = Field(description="by checklist item id (the Ten Requirements)")
+    checklist: dict[str, ChecklistItem] = Field(
+        description="by checklist item id (the Ten Requirements; derived ones as visits worked them out)"
+    )
+    requirements: Requirements
+    guidance_topics: dict[GuidanceTopic, int] = Field(description="completed visits that gave guidance on each topic")
     findings: Findings
     special_groups: dict[SpecialGroup, int]
     cases: Cases
@@ -155,3 +167,26 @@ class Me(BaseModel):
 
     org_path: str
     roles: list[Role]
+
+
+class TeacherBehind(BaseModel):
+    """A teacher behind the campaign's plan (ids only: reporting holds no names)."""
+
+    teacher_id: str
+    school_path: str
+    assigned: int = Field(description="families assigned to the teacher in this campaign")
+    completed: int = Field(description="visits completed")
+    expected: int = Field(description="visits expected completed by today (even progress over the campaign's days)")
+    behind_by: int
+
+
+class TeachersBehind(BaseModel):
+    """The teachers of a campaign inside an org unit who are behind schedule today, furthest behind first."""
+
+    campaign_id: str
+    org_path: str
+    today: date
+    starts_on: date
+    ends_on: date
+    behind: int = Field(description="how many teachers are behind (the list holds at most `limit`)")
+    teachers: list[TeacherBehind]

@@ -17,7 +17,7 @@ from services.reporting.usecases.cache import AnswerCache
 from shared import openapi, scope
 from shared import pages as paging
 from shared.auth import CurrentPrincipal, Principal, Role
-from shared.web import Pool
+from shared.web import CurrentClock, Pool
 
 READERS = (Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.AUDITOR)
 STATIC = FilePath(__file__).parents[1] / "static"
@@ -89,6 +89,21 @@ async def list_campaigns(
     principal.require(*READERS)
     rows = await reads.list_campaigns(pool, paging.after(cursor, date, str), limit + 1)
     return paging.page(rows, limit, reads.campaign_key)
+
+
+@router.get("/reporting/teachers-behind", response_model=schemas.TeachersBehind)
+async def teachers_behind(
+    principal: CurrentPrincipal,
+    pool: Pool,
+    clock: CurrentClock,
+    campaign_id: Annotated[str, Query(min_length=1, max_length=100, description="campaign id")],
+    org_path: OrgPath = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="at most this many teachers")] = 100,
+) -> Any:
+    """The teachers of a campaign in an org unit (a school admin: their school) who have completed fewer visits than
+    the campaign's plan expects by today, furthest behind first (404 for a campaign reporting has not seen)."""
+    node = _scope(principal, org_path)
+    return await views.teachers_behind(pool, node, campaign_id, clock.now().date(), limit)
 
 
 @router.get("/whoami")

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.contracts.committees import LectureTopic, TeamRole
-from shared.contracts.common import Category, Department, Severity, VisitMode
+from shared.contracts.common import Category, Department, GuidanceTopic, Severity, VisitMode
 from shared.contracts.outreach import SpecialGroup
 
 # Metrics that belong to a campaign (scope = campaign id); everything else is the cooperation structure,
@@ -21,6 +21,9 @@ CAMPAIGN_METRICS = frozenset(
         "visits_daily",
         "checklist_yes",
         "checklist_answered",
+        "visits_flagged",
+        "flags",
+        "guidance_topics",
         "findings",
         "findings_daily",
         "cases_total",
@@ -117,6 +120,12 @@ def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[
             "by_mode": {mode.value: g("visits_by_mode", mode.value) for mode in VisitMode},
         },
         "checklist": checklist,
+        "requirements": {
+            "flagged_visits": g("visits_flagged"),
+            "flagged_share": ratio(g("visits_flagged"), g("visits_completed")),
+            "flags_by_item": dims("flags"),
+        },
+        "guidance_topics": {t.value: g("guidance_topics", t.value) for t in GuidanceTopic},
         "findings": {
             "total": sum(by_cat_total.values()),
             "by_category": by_cat_total,

@@ -63,6 +63,8 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
         "visited_on",
         "yes_items",
         "no_items",
+        "flag_items",
+        "guidance_topics",
         "occurred_at",
         "rank",
     ),
@@ -182,9 +184,10 @@ def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
 
 
 def _visit(
-    p: vi.VisitCompleted | vi.VisitMissed, status: str, mode: str | None, visited_on: date | None, answers: list[str]
+    p: vi.VisitCompleted | vi.VisitMissed, status: str, mode: str | None, visited_on: date | None, facts: list[str]
 ) -> list[Op]:
-    """A visit's row (completed or missed: the later state wins by occurred_at, then rank) and what it dirties."""
+    """A visit's row (completed or missed: the later state wins by occurred_at, then rank) and what it dirties;
+    `facts` = its yes, no and flagged requirement ids and its guidance topics, each joined by SEP."""
     row = (
         p.visit_id,
         p.campaign_id,
@@ -195,7 +198,7 @@ def _visit(
         status,
         mode,
         visited_on,
-        *answers,
+        *facts,
         p.occurred_at,
         VISIT_RANK[status],
     )
@@ -203,13 +206,17 @@ def _visit(
 
 
 def _visit_completed(p: vi.VisitCompleted) -> list[Op]:
-    yes = [a.item_id for a in p.checklist if a.answer == vi.ChecklistAnswer.YES]
-    no = [a.item_id for a in p.checklist if a.answer == vi.ChecklistAnswer.NO]
-    return _visit(p, "completed", p.mode.value, p.visited_on, [SEP.join(yes), SEP.join(no)])
+    # The requirements as visits stored them (derived ones worked out from the record); older events: as answered.
+    answers = p.requirements if p.requirements is not None else p.checklist
+    yes = [a.item_id for a in answers if a.answer == vi.ChecklistAnswer.YES]
+    no = [a.item_id for a in answers if a.answer == vi.ChecklistAnswer.NO]
+    flags = dict.fromkeys(f.item_id for f in p.flags or [])
+    facts = [SEP.join(yes), SEP.join(no), SEP.join(flags), SEP.join(dict.fromkeys(p.guidance_topics))]
+    return _visit(p, "completed", p.mode.value, p.visited_on, facts)
 
 
 def _visit_missed(p: vi.VisitMissed) -> list[Op]:
-    return _visit(p, "missed", None, None, ["", ""])
+    return _visit(p, "missed", None, None, ["", "", "", ""])
 
 
 def _finding(p: vi.FindingRecorded) -> list[Op]:

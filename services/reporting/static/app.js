@@ -9,7 +9,8 @@ const I18N = {
     familiesAssigned: "应访家庭", familiesVisited: "已访家庭", coverage: "覆盖率", findings: "发现问题",
     casesOpen: "在办个案", casesOverdue: "超期个案", committeeShare: "班级家委会覆盖", teachersActive: "参与教师",
     visitsCompleted: "完成家访", casesOpened: "建立个案", casesClosed: "已结案", casesClosurePending: "待审批结案", attendance: "家长学校出勤率",
-    schoolCommittee: "学校家委会覆盖", lang: "English", opened: "新建", closed: "结案", noData: "暂无数据",
+    schoolCommittee: "学校家委会覆盖", lang: "English", teachersBehind: "进度落后的教师", teacher: "教师",
+    expected: "按计划应完成", behindBy: "落后", flaggedVisits: "违反家访要求", opened: "新建", closed: "结案", noData: "暂无数据",
     city: "市", district: "县区", school: "学校", grade: "年级", class: "班级",
     cat: {
       left_behind: "留守儿童", orphaned_or_unaccompanied: "孤儿或事实无人抚养", disability: "残疾儿童",
@@ -28,6 +29,8 @@ const I18N = {
     visitsCompleted: "Visits completed", casesOpened: "Cases opened", casesClosed: "Cases closed",
     casesClosurePending: "Closures awaiting approval",
     attendance: "Parent-school attendance", schoolCommittee: "Schools with committee", lang: "中文",
+    teachersBehind: "Teachers behind schedule", teacher: "Teacher", expected: "Expected by today",
+    behindBy: "Behind by", flaggedVisits: "Visits breaking a requirement",
     opened: "opened", closed: "closed", noData: "No data yet",
     city: "City", district: "District", school: "School", grade: "Grade", class: "Class",
     cat: {
@@ -50,6 +53,7 @@ const HEADLINE = [
   ["casesOpened", "cases.opened", "int"],
   ["casesOpen", "cases.open", "int"],
   ["casesOverdue", "cases.overdue", "int", "alert"],
+  ["flaggedVisits", "requirements.flagged_visits", "int", "alert"],
   ["casesClosed", "cases.closed", "int"],
   ["casesClosurePending", "cases.closure_pending", "int"],
   ["schoolCommittee", "structure.committee_share.school", "pct"],
@@ -96,6 +100,20 @@ function renderHeadline(doc) {
     return `<div class="card ${cls || ""}"><div class="label">${esc(t(key))}</div>` +
       `<div class="value" data-figure="${path}" data-value="${v ?? ""}">${fmt(v, kind)}</div></div>`;
   }).join("");
+}
+
+// Teachers behind the campaign's plan (GET /api/v1/reporting/teachers-behind), only with a campaign chosen.
+function renderBehind(doc) {
+  const section = document.getElementById("behind-section");
+  section.hidden = !doc;
+  if (!doc) return;
+  const body = document.querySelector("#behind tbody");
+  body.innerHTML = doc.teachers.map((x) =>
+    `<tr data-teacher="${esc(x.teacher_id)}"><td>${esc(x.teacher_id)}</td>` +
+    `<td>${esc((state.names || {})[x.school_path] || x.school_path)}</td>` +
+    `<td>${fmt(x.assigned)}</td><td>${fmt(x.completed)}</td><td>${fmt(x.expected)}</td>` +
+    `<td class="alert">${fmt(x.behind_by)}</td></tr>`).join("") ||
+    `<tr><td colspan="6">${esc(t("noData"))}</td></tr>`;
 }
 
 function renderTable(children) {
@@ -220,6 +238,7 @@ function render() {
   if (!state.data) return;
   renderHeadline(state.data.self);
   renderTable(state.data.children);
+  renderBehind(state.behind);
   renderCharts();
   renderCrumbs();
   const q = new URLSearchParams({ org_path: state.node, campaign_id: state.campaign, format: "xlsx" });
@@ -239,10 +258,14 @@ async function go(node) {
   document.body.dataset.state = "loading";
   try {
     const params = { org_path: node, campaign_id: state.campaign };
-    const [data, series] = await Promise.all([api("children", params), api("series", params)]);
+    const behind = state.campaign
+      ? api("reporting/teachers-behind", { org_path: node, campaign_id: state.campaign, limit: 50 })
+      : Promise.resolve(null);
+    const [data, series, late] = await Promise.all([api("children", params), api("series", params), behind]);
     state.node = node;
     state.data = data;
     state.series = series;
+    state.behind = late;
     state.names = state.names || {};
     state.names[node] = data.self.name;
     data.children.forEach((c) => { state.names[c.org_path] = c.name; });

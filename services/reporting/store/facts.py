@@ -81,18 +81,21 @@ OPS: dict[str, OpSql] = {
         "visit",
         "visits",
         ("visit_id",),
-        (T, T, T, T, T, T, T, T, D, T, T, TS, INT),
+        (T, T, T, T, T, T, T, T, D, T, T, T, T, TS, INT),
         f"""INSERT INTO visits AS v (visit_id, campaign_id, assignment_id, teacher_id, family_id, org_path, status,
-            mode, visited_on, yes_items, no_items, occurred_at, rank)
+            mode, visited_on, yes_items, no_items, flag_items, guidance_topics, occurred_at, rank)
         SELECT visit_id, campaign_id, assignment_id, teacher_id, family_id, org_path, status, mode, visited_on,
             coalesce(string_to_array(nullif(yes_items, ''), E'{SEP}'), '{{}}'),
             coalesce(string_to_array(nullif(no_items, ''), E'{SEP}'), '{{}}'),
+            coalesce(string_to_array(nullif(flag_items, ''), E'{SEP}'), '{{}}'),
+            coalesce(string_to_array(nullif(guidance_topics, ''), E'{SEP}'), '{{}}'),
             occurred_at, rank FROM {{src}}
         ON CONFLICT (visit_id) DO UPDATE SET campaign_id = excluded.campaign_id,
             assignment_id = excluded.assignment_id, teacher_id = excluded.teacher_id,
             family_id = excluded.family_id, org_path = excluded.org_path, status = excluded.status,
             mode = excluded.mode, visited_on = excluded.visited_on, yes_items = excluded.yes_items,
-            no_items = excluded.no_items, occurred_at = excluded.occurred_at, rank = excluded.rank
+            no_items = excluded.no_items, flag_items = excluded.flag_items,
+            guidance_topics = excluded.guidance_topics, occurred_at = excluded.occurred_at, rank = excluded.rank
         WHERE (excluded.occurred_at, excluded.rank) >= (v.occurred_at, v.rank)""",
     ),
     "finding": _op(

@@ -11,6 +11,8 @@ import asyncpg
 from services.reporting.domain.figures import Metrics
 from services.reporting.store.refresh import STORED_DEPTH, SUBTREE_SQL, depth
 from shared.db import Conn
+from shared.scope import args as subtree_args
+from shared.scope import sql as subtree_sql
 
 
 async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
@@ -128,3 +130,26 @@ async def get_refreshed_at(conn: Conn) -> float | None:
     """Epoch seconds of the last completed refresh of the figures (None before the first one)."""
     value = await conn.fetchval("SELECT extract(epoch FROM refreshed_at) FROM refresh_state")
     return None if value is None else float(value)
+
+
+async def get_campaign_plan(conn: Conn, campaign_id: str) -> asyncpg.Record | None:
+    """A campaign's period (None when reporting has not seen it)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT campaign_id, org_path, starts_on, ends_on FROM campaigns WHERE campaign_id = $1", campaign_id
+    )
+    return row
+
+
+async def list_teacher_progress(conn: Conn, campaign_id: str, node: str) -> list[asyncpg.Record]:
+    """Per teacher of a campaign inside a subtree: their school, families assigned and visits completed."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT a.teacher_id, min('/' || array_to_string((path_parts(a.org_path))[1:3], '/')) AS school_path,"
+        " count(*) AS assigned, count(v.assignment_id) AS completed"
+        " FROM assignments a LEFT JOIN (SELECT DISTINCT assignment_id FROM visits"
+        "   WHERE campaign_id = $1 AND status = 'completed') v USING (assignment_id)"
+        f" WHERE a.active AND a.campaign_id = $1 AND {subtree_sql('a.org_path', 2)}"
+        " GROUP BY a.teacher_id ORDER BY a.teacher_id",
+        campaign_id,
+        *subtree_args(node),
+    )
+    return rows

@@ -41,6 +41,13 @@ FROM (
     CROSS JOIN LATERAL (VALUES ('checklist_answered', v.answered), ('checklist_yes', v.yes)) m(metric, n)
     WHERE m.n > 0
   UNION ALL
+  SELECT v.campaign_id, v.org_path, m.metric, m.dim, count(*)
+    FROM visits v CROSS JOIN LATERAL (
+        SELECT 'visits_flagged' AS metric, '' AS dim WHERE cardinality(v.flag_items) > 0
+        UNION ALL SELECT 'flags', unnest(v.flag_items)
+        UNION ALL SELECT 'guidance_topics', unnest(v.guidance_topics)) m
+    WHERE v.status = 'completed' AND {{f:v}} GROUP BY 1, 2, 3, 4
+  UNION ALL
   SELECT f.campaign_id, f.org_path, m.metric, m.dim, f.n
     FROM (SELECT campaign_id, org_path, category, severity, visited_on, count(*) AS n FROM findings f
           WHERE {{f:f}} GROUP BY 1, 2, 3, 4, 5) f

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from services.reporting.domain.figures import figures, merge_scopes, series
 from services.reporting.store import reads
 from services.reporting.store.refresh import depth
+from shared import progress
 from shared.db import Conn
+from shared.problems import not_found
 
 
 async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict[str, Any]]:
@@ -52,3 +55,26 @@ LEVELS = {1: "city", 2: "district", 3: "school", 4: "grade", 5: "class"}
 
 def _level(path: str) -> str:
     return LEVELS.get(depth(path), "unit")
+
+
+async def teachers_behind(pool: Conn, node: str, campaign_id: str, today: date, limit: int) -> dict[str, Any]:
+    """The teachers of a campaign inside a subtree who are behind its plan by today (`shared.progress`), furthest
+    behind first."""
+    plan = await reads.get_campaign_plan(pool, campaign_id)
+    if plan is None or plan["starts_on"] is None or plan["ends_on"] is None:
+        raise not_found("campaign")
+    behind = []
+    for r in await reads.list_teacher_progress(pool, campaign_id, node):
+        p = progress.against_plan(r["assigned"], r["completed"], plan["starts_on"], plan["ends_on"], today)
+        if p.behind:
+            behind.append({**dict(r), "expected": p.expected, "behind_by": p.behind_by})
+    behind.sort(key=lambda t: (-t["behind_by"], t["teacher_id"]))
+    return {
+        "campaign_id": campaign_id,
+        "org_path": node,
+        "today": today,
+        "starts_on": plan["starts_on"],
+        "ends_on": plan["ends_on"],
+        "behind": len(behind),
+        "teachers": behind[:limit],
+    }

@@ -433,6 +433,11 @@ def operations() -> list[Op]:
             for op in listing(r, route, REPORT_READERS, org_path_own, items=None)
         ],
         Op(r, "GET", "/api/v1/reporting/campaigns", roles(*REPORT_READERS)),
+        # 404 until reporting has seen the campaign's launch (it reads the visits topics asynchronously)
+        Op(r, "GET", "/api/v1/reporting/teachers-behind", roles(*REPORT_READERS), ok=OK | {404},
+           query=lambda w: {"campaign_id": w["campaign"]}),
+        Op(r, "GET", "/api/v1/reporting/teachers-behind", over(OWN, *REPORT_READERS), ok=OK | {404},
+           query=lambda w: {"campaign_id": w["campaign"], "org_path": OWN}, label="narrowed"),
         Op(r, "GET", "/api/v1/whoami", anyone_signed_in),
         *listing(r, "/api/v1/exports/{table}", REPORT_READERS, org_path_own, items=None,
                  args=lambda w: {"table": "referrals"}),

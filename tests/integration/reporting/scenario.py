@@ -88,8 +88,19 @@ def _assign(aid: str, teacher: str, family: str, path: str, hour: float = 1) -> 
 
 
 def _visit(
-    vid: str, a: vi.AssignmentMade, mode: VisitMode, answers: dict[str, str], findings: int, day: date, hour: float
+    vid: str,
+    a: vi.AssignmentMade,
+    mode: VisitMode,
+    answers: dict[str, str],
+    findings: int,
+    day: date,
+    hour: float,
+    *,
+    facts: dict[str, str] | None = None,
+    flags: list[str] | None = None,
+    topics: list[str] | None = None,
 ) -> vi.VisitCompleted:
+    """A completed visit; `facts` = the requirements as visits stored them (derived ones override `answers`)."""
     return vi.VisitCompleted(
         visit_id=vid,
         campaign_id=CAMPAIGN,
@@ -102,9 +113,13 @@ def _visit(
         visited_on=day,
         duration_minutes=45,
         checklist=[vi.ChecklistItemAnswer(item_id=i, answer=vi.ChecklistAnswer(v)) for i, v in answers.items()],
-        guidance_topics=["homework"],
+        guidance_topics=topics or ["homework"],
         finding_count=findings,
         occurred_at=t(hour),
+        requirements=None
+        if facts is None
+        else [vi.RequirementFact(item_id=i, answer=vi.ChecklistAnswer(v), derived=i == "i2") for i, v in facts.items()],
+        flags=None if flags is None else [vi.RuleFlag(item_id=i, reason="rule broken") for i in flags],
     )
 
 
@@ -152,8 +167,15 @@ def campaign() -> list[BaseModel]:
         org_path=S3C1,
         occurred_at=t(2),
     )
-    v1 = _visit("v1", a1, VisitMode.IN_HOME, {"i1": "yes", "i2": "no", "i3": "not_applicable"}, 2, DAY1, 10)
-    v2 = _visit("v2", a2, VisitMode.ONLINE, {"i1": "yes", "i2": "yes", "i3": "yes"}, 0, DAY1, 11)
+    v1 = _visit(
+        "v1", a1, VisitMode.IN_HOME, {"i1": "yes", "i2": "no", "i3": "not_applicable"}, 2, DAY1, 10,
+        flags=["i2"], topics=["homework", "safety_at_home"],
+    )  # fmt: skip
+    # Declared i2 yes, but visits derived no (e.g. recorded too late): the fact counts, and the visit is flagged.
+    v2 = _visit(
+        "v2", a2, VisitMode.ONLINE, {"i1": "yes", "i2": "yes", "i3": "yes"}, 0, DAY1, 11,
+        facts={"i1": "yes", "i2": "no", "i3": "yes"}, flags=["i2"],
+    )  # fmt: skip
     v3 = vi.VisitMissed(
         visit_id="v3",
         campaign_id=CAMPAIGN,
