@@ -171,7 +171,7 @@ async def list_open_assignments_of(conn: Conn, teacher_id: str, limit: int) -> l
     """A teacher's assignments still to visit (assigned, or missed and to try again) in launched campaigns."""
     return await conn.fetch(
         "SELECT a.assignment_id, a.campaign_id, a.teacher_id, a.family_id, a.student_ids, a.org_path, a.status, "
-        "a.planned_on, a.planned_mode, a.visit_id, a.visit_mode, a.visited_on, a.updated_at "
+        "a.planned_on, a.planned_mode, a.visit_id, a.visit_mode, a.visited_on, a.updated_at, a.version "
         "FROM assignments a JOIN campaigns c USING (campaign_id) "
         "WHERE a.teacher_id = $1 AND a.status IN ('assigned', 'missed') AND c.status = 'launched' "
         "ORDER BY a.planned_on NULLS LAST, a.campaign_id, a.family_id LIMIT $2",

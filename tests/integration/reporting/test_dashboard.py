@@ -24,7 +24,7 @@ async def assert_page_matches_api(page, reporting, node: str) -> None:
     shown = await page.js(
         "[...document.querySelectorAll('[data-figure]')].map(e => [e.dataset.figure, e.dataset.value])"
     )
-    assert len(shown) == 13  # every headline card, the closures awaiting approval included
+    assert len(shown) == 14  # every headline card, the closures awaiting approval and the flagged visits included
     api = (await reporting.summary(node, scenario.CAMPAIGN))["figures"]
     for name, raw in shown:
         want = pick(api, name)
@@ -32,6 +32,13 @@ async def assert_page_matches_api(page, reporting, node: str) -> None:
     rows = await page.js("[...document.querySelectorAll('#drill tbody tr[data-path]')].map(r => r.dataset.path)")
     kids = (await reporting.get("/api/v1/children", org_path=node, campaign_id=scenario.CAMPAIGN)).json()["children"]
     assert rows == [k["org_path"] for k in kids]
+    behind = await page.js(
+        "[...document.querySelectorAll('#behind tbody tr[data-teacher]')].map(r => r.dataset.teacher)"
+    )
+    api_behind = await reporting.get("/api/v1/reporting/teachers-behind", org_path=node, campaign_id=scenario.CAMPAIGN)
+    assert behind == [x["teacher_id"] for x in api_behind.json()["teachers"]]
+    if node == scenario.CITY:
+        assert behind == ["t2"]  # the teachers-behind table a school or bureau admin sees
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (apt-get install chromium)")
