@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import sys
@@ -22,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from demo import citygen
-from demo.activity import districts, schools, visit_record
+from demo.activity import districts, schools, teacher_habits, visit_record
 from demo.client import CITY, Api, bureau_token, settled
 from shared.auth import issue_token
 from shared.devstack import DevstackError, Stack, services_up, state_dir
@@ -214,10 +215,20 @@ async def run_campaign(
         cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · 2026 秋季家访")
     if arrange is not None:
         assignments = arrange(assignments)
-    records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
+    habits = {t: teacher_habits(rng) for t in sorted({a["teacher_id"] for a in assignments})}
+    colleagues = colleague_of(assignments)
+    records = [
+        visit_record(
+            rng, a, checklist, starts_on, 30, habits=habits[a["teacher_id"]], colleague=colleagues[a["teacher_id"]]
+        )
+        for a in assignments
+    ]
     by_teacher: dict[str, list[dict[str, Any]]] = {}
     for a, r in zip(assignments, records, strict=True):
         by_teacher.setdefault(a["teacher_id"], []).append(r)
+    for teacher, mine in by_teacher.items():  # those behind the plan have visited only some of their families yet
+        del mine[math.ceil(len(mine) * habits[teacher].done) :]
+    records = [r for mine in by_teacher.values() for r in mine]
     teachers = list(by_teacher)
     rng.shuffle(teachers)
     live = teachers[: int(len(teachers) * single_share)]  # record each visit as it happens
@@ -268,6 +279,20 @@ async def run_campaign(
     if keep_records:
         stats["records"] = records
     return stats
+
+
+def colleague_of(assignments: list[dict[str, Any]]) -> dict[str, str | None]:
+    """The colleague each teacher visits with: the next teacher of the same school (None when alone there)."""
+    by_school: dict[str, list[str]] = {}
+    for a in assignments:
+        school = "/".join(a["org_path"].split("/")[:4])
+        if a["teacher_id"] not in by_school.setdefault(school, []):
+            by_school[school].append(a["teacher_id"])
+    out: dict[str, str | None] = {}
+    for teachers in by_school.values():
+        for i, t in enumerate(teachers):
+            out.setdefault(t, teachers[(i + 1) % len(teachers)] if len(teachers) > 1 else None)
+    return out
 
 
 async def record_live(api: Api, cid: str, teacher_id: str, record: dict[str, Any], stats: dict[str, Any]) -> None:
@@ -324,6 +349,7 @@ def district_table(doc: dict[str, Any]) -> Table:
         "cases open",
         "overdue",
         "referrals",
+        "flagged",
     ):
         table.add_column(col, justify="left" if col.startswith("district") else "right")
     for row in [*doc["children"], doc["self"]]:
@@ -342,6 +368,24 @@ def district_table(doc: dict[str, Any]) -> Table:
             f"{f['cases']['open']:,}",
             f"{f['cases']['overdue']:,}",
             f"{refs:,}",
+            f"{f['requirements']['flagged_visits']:,}",
+        )
+    return table
+
+
+def behind_table(doc: dict[str, Any], names: dict[str, str]) -> Table:
+    """The teachers furthest behind the campaign's plan (what a school admin sees for their school)."""
+    table = Table(title=f"teachers behind schedule today: {doc['behind']:,} (the {len(doc['teachers'])} furthest)")
+    for col in ("teacher", "school", "families", "visited", "expected by today", "behind by"):
+        table.add_column(col, justify="left" if col in ("teacher", "school") else "right")
+    for x in doc["teachers"]:
+        table.add_row(
+            x["teacher_id"],
+            names.get(x["school_path"], x["school_path"]),
+            f"{x['assigned']:,}",
+            f"{x['completed']:,}",
+            f"{x['expected']:,}",
+            f"{x['behind_by']:,}",
         )
     return table
 
@@ -393,6 +437,16 @@ async def main(scale: float, seed: int, single_share: float) -> None:
                 await asyncio.sleep(1)
                 doc = await reporting.get("/children", org_path=CITY, campaign_id=stats["campaign_id"])
         console.print(district_table(doc))
+        behind = await reporting.get("/reporting/teachers-behind", campaign_id=stats["campaign_id"], limit=10)
+        console.print(behind_table(behind, {f"{CITY}/{u.parent_id}/{u.org_unit_id}": u.name for u in schools(city)}))
+        flagged = doc["self"]["figures"]["requirements"]["flags_by_item"]
+        topics = doc["self"]["figures"]["guidance_topics"]
+        console.print(
+            "visits flagged by the Ten Requirements: "
+            + (", ".join(f"{item} {n:,}" for item, n in flagged.items()) or "none")
+            + "\nguidance given: "
+            + ", ".join(f"{topic} {n:,}" for topic, n in sorted(topics.items(), key=lambda x: -x[1]) if n)
+        )
         gateway_proc = Stack.from_env().gateway()
         gateway_proc.write_dev_users(await teacher_app_users(committees, visits))
         console.print(f"\nfinished in {time.monotonic() - t0:.0f}s. The system keeps running for you to explore:")

@@ -27,13 +27,14 @@ def build_spec(settings: VisitsSettings, clock: Clock | None = None) -> VisitsSp
     """The visits service: owns the visits topics, keeps a directory copy from committees' events; `clock` is
     injectable so tests can set the time."""
     writer = VisitWriter()
+    clock = clock or SystemClock()
 
     async def visit_writer(runtime: Runtime) -> None:
         await writer.run(runtime.pool, runtime.clock)
 
     return VisitsSpec(
         writer=writer,
-        clock=clock or SystemClock(),
+        clock=clock,
         background=[visit_writer, audit.purge_loop],
         settings=settings,
         migrations=Path(__file__).parent / "migrations",
@@ -48,7 +49,7 @@ def build_spec(settings: VisitsSettings, clock: Clock | None = None) -> VisitsSp
             *handlers.CONSUMED_TOPICS,
         ],
         routers=[*ROUTERS, audit.reads_router("visits")],
-        consumers=handlers.consumers(),
+        consumers=handlers.consumers(clock),
         title="visits service",
         description="Home-visit campaigns, teacher→family assignments, visit records and findings.",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property, lru_cache
@@ -103,12 +103,12 @@ class Plan:
 class _Loads:
     """Families per teacher, with a lazily updated min-heap per school for 'least loaded teacher'."""
 
-    def __init__(self, teachers: Iterable[Teacher]) -> None:
+    def __init__(self, teachers: Iterable[Teacher], start: Mapping[str, int]) -> None:
         self.load: dict[str, int] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for t in teachers:
-            self.load[t.staff_id] = 0
-            self.heaps[t.school_path].append((0, t.staff_id))
+            self.load[t.staff_id] = start.get(t.staff_id, 0)
+            self.heaps[t.school_path].append((self.load[t.staff_id], t.staff_id))
         for h in self.heaps.values():
             heapq.heapify(h)
 
@@ -137,8 +137,11 @@ class _Loads:
         return best
 
 
-def generate_assignments(families: Iterable[Family], teachers: Iterable[Teacher], target: int) -> Plan:
-    """Give every family in scope exactly one teacher.
+def generate_assignments(
+    families: Iterable[Family], teachers: Iterable[Teacher], target: int, loads: Mapping[str, int] | None = None
+) -> Plan:
+    """Give every family in scope exactly one teacher (`loads`: families the teachers already have, when families
+    are handed over in a running campaign, e.g. a leaver's).
 
     1. Class teachers first: a family goes to the class teacher of one of its children's classes (the least
        loaded of them when its children are in several classes), while that teacher is below `target`.
@@ -149,7 +152,7 @@ def generate_assignments(families: Iterable[Family], teachers: Iterable[Teacher]
     """
     fams = sorted(families, key=lambda f: f.family_id)
     staff = sorted({t.staff_id: t for t in teachers}.values(), key=lambda t: t.staff_id)
-    loads = _Loads(staff)
+    loads_now = _Loads(staff, loads or {})
     heads: dict[str, list[Teacher]] = defaultdict(list)
     teaching: dict[str, list[Teacher]] = defaultdict(list)
     for t in staff:
@@ -160,12 +163,12 @@ def generate_assignments(families: Iterable[Family], teachers: Iterable[Teacher]
     plan = Plan()
 
     def assign(f: Family, t: Teacher) -> None:
-        loads.add(t.staff_id, t.school_path)
+        loads_now.add(t.staff_id, t.school_path)
         plan.assignments.append(Planned(f.family_id, t.staff_id, tuple(s.student_id for s in f.students), f.org_path))
 
     rest: list[Family] = []
     for f in fams:
-        head = loads.pick((h for s in f.students for h in heads.get(s.class_id, ())), target)
+        head = loads_now.pick((h for s in f.students for h in heads.get(s.class_id, ())), target)
         if head is None:
             rest.append(f)
         else:
@@ -174,17 +177,17 @@ def generate_assignments(families: Iterable[Family], teachers: Iterable[Teacher]
     rest.sort(key=lambda f: (f.schools[0], f.family_id))
     for f in rest:
         schools = f.schools
-        colleague = loads.pick(
+        colleague = loads_now.pick(
             (x for s in f.students for x in teaching.get(s.class_id, ()) if x.school_path in schools), target
         )
         if colleague is not None:
             assign(f, colleague)
             continue
-        least = loads.least_loaded(schools)
+        least = loads_now.least_loaded(schools)
         if least is None:
             plan.unassigned.append(f.family_id)
             continue
         _, staff_id, school = least
-        loads.add(staff_id, school)
+        loads_now.add(staff_id, school)
         plan.assignments.append(Planned(f.family_id, staff_id, tuple(s.student_id for s in f.students), f.org_path))
     return plan

@@ -178,3 +178,26 @@ async def list_open_assignments_of(conn: Conn, teacher_id: str, limit: int) -> l
         teacher_id,
         limit,
     )
+
+
+async def list_open_assignments_of_staff(conn: asyncpg.Connection, staff_ids: list[str]) -> list[asyncpg.Record]:
+    """Open assignments (not visited yet, or missed) of some teachers in launched campaigns, with the campaign's
+    scope and target, locked in id order (a leaver's families to hand over)."""
+    return await conn.fetch(
+        "SELECT a.assignment_id, a.campaign_id, a.teacher_id, a.family_id, a.org_path, a.status, "
+        "c.org_path AS campaign_path, c.target_per_teacher FROM assignments a JOIN campaigns c USING (campaign_id) "
+        "WHERE a.teacher_id = ANY($1) AND a.status IN ('assigned', 'missed') AND c.status = 'launched' "
+        "ORDER BY a.assignment_id FOR UPDATE OF a",
+        staff_ids,
+    )
+
+
+async def list_teacher_loads(conn: Conn, campaign_id: str, staff_ids: list[str]) -> dict[str, int]:
+    """Families each of some teachers has in a campaign."""
+    rows = await conn.fetch(
+        "SELECT teacher_id, count(*) AS n FROM assignments WHERE campaign_id = $1 AND status <> 'removed' "
+        "AND teacher_id = ANY($2) GROUP BY teacher_id",
+        campaign_id,
+        staff_ids,
+    )
+    return {r["teacher_id"]: r["n"] for r in rows}

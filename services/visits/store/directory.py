@@ -39,3 +39,13 @@ async def list_family_children(conn: Conn, family_id: str, scope: str) -> list[a
         family_id,
         *subtree_args(scope),
     )
+
+
+async def list_students_of_families(conn: Conn, family_ids: list[str], scope: str) -> list[asyncpg.Record]:
+    """The current children of some families inside a subtree (a campaign's), by family and id."""
+    return await conn.fetch(
+        "SELECT student_id, class_id, org_path, family_id FROM students "
+        f"WHERE active AND family_id = ANY($3) AND {subtree_sql('org_path', 1)} ORDER BY family_id, student_id",
+        *subtree_args(scope),
+        family_ids,
+    )

@@ -117,7 +117,7 @@ async def reassign(
     if teacher_id == a["teacher_id"]:
         raise invalid("/teacher_id", "the assignment already belongs to this teacher")
     version = await store.assignments.update_assignment_teacher(conn, assignment_id, teacher_id)
-    await add_events(conn, [_changed(a, ev.AssignmentChange.REASSIGNED, teacher_id, clock.now())])
+    await add_events(conn, [changed(a, ev.AssignmentChange.REASSIGNED, teacher_id, clock.now())])
     return {
         "assignment_id": assignment_id,
         "teacher_id": teacher_id,
@@ -136,11 +136,12 @@ async def remove(
     """Withdraw an open assignment (the family can then be assigned again by hand; 412 when `If-Match` is stale)."""
     a = await _assignment_for_change(conn, principal, assignment_id, precondition)
     version = await store.assignments.update_assignment_removed(conn, assignment_id)
-    await add_events(conn, [_changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"], clock.now())])
+    await add_events(conn, [changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"], clock.now())])
     return {"assignment_id": assignment_id, "status": "removed", "version": version}
 
 
-def _changed(a: asyncpg.Record, change: ev.AssignmentChange, teacher_id: str, now: datetime) -> ev.AssignmentChanged:
+def changed(a: asyncpg.Record, change: ev.AssignmentChange, teacher_id: str, now: datetime) -> ev.AssignmentChanged:
+    """The event of an assignment reassigned (to `teacher_id`) or removed."""
     return ev.AssignmentChanged(
         assignment_id=a["assignment_id"],
         campaign_id=a["campaign_id"],

@@ -61,8 +61,14 @@ async def _campaign_for_change(conn: asyncpg.Connection, principal: Principal, c
     return row
 
 
-def build_plan(students: list[asyncpg.Record], teachers: list[asyncpg.Record], target: int) -> planning.Plan:
-    """Families from the student copy (grouped, children in id order) and teachers, through the pure planner."""
+def build_plan(
+    students: list[asyncpg.Record],
+    teachers: list[asyncpg.Record],
+    target: int,
+    loads: dict[str, int] | None = None,
+) -> planning.Plan:
+    """Families from the student copy (grouped, children in id order) and teachers, through the pure planner
+    (`loads`: the families the teachers already have in the campaign)."""
     kids: dict[str, list[planning.StudentPlace]] = defaultdict(list)
     for s in students:
         kids[s["family_id"]].append(planning.StudentPlace(s["student_id"], s["class_id"], s["org_path"]))
@@ -79,7 +85,7 @@ def build_plan(students: list[asyncpg.Record], teachers: list[asyncpg.Record], t
         )
         for t in teachers
     ]
-    return planning.generate_assignments(families, staff, target)
+    return planning.generate_assignments(families, staff, target, loads)
 
 
 # Assignments written per statement at launch. A city-wide launch (184,000 families) in one COPY and one outbox

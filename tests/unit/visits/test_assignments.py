@@ -143,3 +143,19 @@ def test_a_campaign_ends_on_or_after_its_first_day():
     with pytest.raises(pydantic.ValidationError) as refused:
         CampaignIn.model_validate(body)
     assert [e["loc"] for e in refused.value.errors()] == [("ends_on",)]  # the 422 names /ends_on
+
+
+def test_a_leavers_families_go_to_colleagues_by_the_same_rules_counting_their_current_loads():
+    # Class 0's teacher left: their 4 families are handed over in a running campaign. Of class 0's subject teachers
+    # one already has 9 families, the other 2: the least loaded takes them (the other class's head is at target).
+    fams = [family(f"f{i}", 0) for i in range(4)]
+    ids = [cls(c)[0] for c in range(2)]
+    busy = Teacher("sub-busy", SCHOOL, None, frozenset({ids[0]}))
+    free = Teacher("sub-free", SCHOOL, None, frozenset({ids[0], ids[1]}))
+    head1 = Teacher("head1", SCHOOL, ids[1], frozenset({ids[1]}))
+    plan = generate_assignments(fams, [busy, free, head1], 10, loads={"sub-busy": 9, "sub-free": 2, "head1": 10})
+    assert Counter(a.teacher_id for a in plan.assignments) == {"sub-free": 4}
+    assert plan.unassigned == []
+    # Without the loads the planner would give them out as if nobody had any family yet.
+    fresh = generate_assignments(fams, [busy, free, head1], 10)
+    assert Counter(a.teacher_id for a in fresh.assignments) == {"sub-busy": 2, "sub-free": 2}
