@@ -91,7 +91,11 @@ async def list_campaigns(
     return paging.page(rows, limit, reads.campaign_key)
 
 
-@router.get("/reporting/teachers-behind", response_model=schemas.TeachersBehind)
+@router.get(
+    "/reporting/teachers-behind",
+    response_model=schemas.TeachersBehind,
+    responses=openapi.errors({404: "reporting has not seen this campaign's launch"}),
+)
 async def teachers_behind(
     principal: CurrentPrincipal,
     pool: Pool,
