@@ -216,9 +216,9 @@ class VisitOut(BaseModel):
 
 
 class Label(BaseModel):
-    """A vocabulary entry: its stable code and its Chinese and English labels."""
+    """A guidance topic: its stable code (the contract's `GuidanceTopic`) and its Chinese and English labels."""
 
-    code: str
+    code: GuidanceTopic
     zh: str
     en: str
 

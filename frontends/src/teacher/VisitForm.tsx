@@ -7,6 +7,7 @@ import {
   type Category,
   type ChecklistAnswerIn,
   type FindingIn,
+  type Label,
   MISS_REASONS,
   type MissReason,
   SEVERITIES,
@@ -23,7 +24,7 @@ const ANSWERS: Answer[] = ["yes", "no", "not_applicable"];
 interface Props {
   work: CampaignWork;
   assignment: AssignmentOut;
-  topics: { code: string; zh: string; en: string }[];
+  topics: Label[];
   onSave: (body: VisitIn, label: string) => Promise<void>;
   onCancel: () => void;
 }
@@ -45,7 +46,7 @@ export function VisitForm({ work, assignment, topics, onSave, onCancel }: Props)
   const [guardians, setGuardians] = useState("");
   const [answers, setAnswers] = useState<Record<string, { answer: Answer; note: string }>>({});
   const [findings, setFindings] = useState<FindingIn[]>([]);
-  const [chosen, setChosen] = useState<string[]>([]);
+  const [chosen, setChosen] = useState<NonNullable<VisitIn["guidance_topics"]>>([]);
   const [missReason, setMissReason] = useState<MissReason>("family_unavailable");
   const [note, setNote] = useState("");
   const [busy, setBusy] = useState(false);
