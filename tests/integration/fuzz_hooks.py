@@ -16,9 +16,8 @@ generated, and must be refused:
   request"); a schema-valid key is replaced by a fresh UUID. Replays are tested in the idempotency tests.
 * rules over several fields or over the clock, stated in the field's description, are met with the service's own
   rule function (RULES, by operationId): a campaign's last day is not before its first; a contact is not in the
-  future and its next review comes after it; guidance topics are codes of the configured vocabulary (GET
-  /api/v1/guidance-topics; an enum in the schema would tie the document to the configuration). Their 422s are
-  tested in the services' tests.
+  future and its next review comes after it (guidance topics need no rule: they are the contract's `GuidanceTopic`
+  enum in the schema). Their 422s are tested in the services' tests.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ import schemathesis
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from services.outreach.domain import contact_fault
-from services.visits.domain.checklist import guidance_code
 from services.visits.domain.planning import period_ok
 from shared.idempotency import MAX_KEY_LENGTH
 from shared.openapi import PARAMETER_TEXT
@@ -71,20 +69,6 @@ def _campaign_period(body: dict[str, Any]) -> None:
         body["starts_on"], body["ends_on"] = body["ends_on"], body["starts_on"]
 
 
-def _guidance_codes(body: dict[str, Any]) -> None:
-    topics = body.get("guidance_topics")
-    if isinstance(topics, list):
-        body["guidance_topics"] = [t for t in topics if not isinstance(t, str) or _known(guidance_code, t)]
-
-
-def _known(rule: Callable[[str], Any], value: str) -> bool:
-    try:
-        rule(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _contact_times(body: dict[str, Any]) -> None:
     contacted_at, review = _value(AwareDatetime, body.get("contacted_at")), _value(AwareDatetime, body.get(REVIEW))
     if contacted_at is None:
@@ -100,7 +84,6 @@ def _contact_times(body: dict[str, Any]) -> None:
 RULES: dict[str, Callable[[dict[str, Any]], None]] = {  # operationId → what its rule asks of the body
     "create_campaign": _campaign_period,
     "log_contact": _contact_times,
-    "record_visit": _guidance_codes,
 }
 
 
