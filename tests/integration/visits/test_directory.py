@@ -9,7 +9,7 @@ import pytest
 from shared.contracts import committees as c
 from shared.contracts.common import StaffRole
 from shared.testing.fixtures import wait_for
-from tests.integration.visits.conftest import Env
+from tests.integration.visits.conftest import Env, bearer, completed
 from tests.integration.visits.directory import publish
 
 pytestmark = pytest.mark.integration
@@ -59,3 +59,32 @@ async def test_late_older_events_do_not_overwrite_newer_facts_and_leavers_are_ma
     assert "t-620402s1-sub0" not in {r["teacher_id"] for r in rows}
     assert "f-620402s1g1c3-0" not in {r["family_id"] for r in rows}
     assert "f-new" in {r["family_id"] for r in rows}
+
+
+async def test_a_merged_duplicate_child_is_followed_by_findings_and_assignments(env: Env):
+    """committees merges a duplicate record: visits' findings and assignments name the surviving child, once, and
+    the directory copy drops the duplicate like a leaver."""
+    cid = (await env.launch())["campaign_id"]
+    rows = await env.assignments(cid)
+    shared = next(r for r in rows if "shared" in r["family_id"])  # a family of two children
+    dup, keep = shared["student_ids"]
+    finding = {"student_id": dup, "category": "left_behind", "severity": "high"}
+    teacher = bearer("teacher", env.directory.teachers[shared["teacher_id"]], shared["teacher_id"])
+    r = await env.http.post("/api/v1/visits", json=completed(shared["assignment_id"], [finding]), headers=teacher)
+    assert r.status_code == 201, r.text
+    merged = c.StudentMerged(
+        student_id=dup, merged_into=keep, org_path=env.directory.student_path[dup], occurred_at=datetime.now(UTC)
+    )
+    await publish(env.settings, [merged])
+    schema = env.settings.db_schema
+
+    async def followed() -> bool:
+        ids = await env.db.fetchval(
+            f'SELECT student_ids FROM "{schema}".assignments WHERE assignment_id = $1', shared["assignment_id"]
+        )
+        return list(ids) == [keep]
+
+    await wait_for(followed, timeout=30)
+    assert await env.count("findings", f"student_id = '{keep}'") == 1
+    assert await env.count("findings", f"student_id = '{dup}'") == 0
+    assert await env.count("students", f"student_id = '{dup}' AND active") == 0
