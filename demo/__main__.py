@@ -135,6 +135,7 @@ async def cooperation(api: Api, city: citygen.City, rng: random.Random) -> dict[
                     )
                 await api.post(f"{base}/held", {})
             bar.advance(task)
+        await online_parent_school(api, [g for gs in guardians_by_district.values() for g in gs], rng, counts)
 
     # The lecturer group (32 teachers in the seed) and their publicity lectures.
     lecturers = [s for s in city.staff if "principal" not in s.roles][:: max(1, len(city.staff) // 32)][:32]
@@ -157,6 +158,29 @@ async def cooperation(api: Api, city: citygen.City, rng: random.Random) -> dict[
             counts["lectures"] += 1
             bar.advance(task)
     return counts
+
+
+async def online_parent_school(api: Api, guardians: list[str], rng: random.Random, counts: dict[str, int]) -> None:
+    """The city's online parent school: two online sessions with the platform's join link; the online platform
+    reports each guardian's minutes connected (20 or more counts as attending)."""
+    today = date.today()
+    ps = await api.post(
+        "/parent-schools", {"org_unit_id": CITY.strip("/"), "kind": "online", "name": "白银市线上家长学校"}
+    )
+    counts["parent_schools"] += 1
+    for n, topic in enumerate(["网络时代的亲子陪伴", "青春期心理与家庭沟通"]):
+        held_on = (today - timedelta(days=3 * (n + 1))).isoformat()
+        session = await api.post(
+            f"/parent-schools/{ps['parent_school_id']}/sessions", {"topic": topic, "held_on": held_on, "mode": "online"}
+        )
+        counts["sessions"] += 1
+        base = f"/parent-schools/{ps['parent_school_id']}/sessions/{session['session_id']}"
+        if guardians:
+            await api.post(f"{base}/enrolments", {"guardian_ids": guardians})
+            minutes = [{"guardian_id": g, "minutes": rng.choice([0, 5, 25, 45, 60, 90])} for g in guardians]
+            await api.post(f"{base}/online-attendance", {"records": minutes})
+            counts["online_reports"] = counts.get("online_reports", 0) + len(minutes)
+        await api.post(f"{base}/held", {})
 
 
 async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, Any]], list[str], date]:
@@ -336,6 +360,38 @@ async def department_answers(outreach_url: str) -> int:
         await api.close()
 
 
+CARER_ROLES = {"class_teacher", "mental_health_teacher", "vice_principal", "principal"}
+
+
+async def carers_give_addresses(outreach_url: str, city: citygen.City) -> int:
+    """Every staff member who may care for a case gives their own address for notification mails (each with
+    their own token: the inbox and the address are the caller's own)."""
+    carers = [s for s in city.staff if CARER_ROLES & set(s.roles)]
+    gate = asyncio.Semaphore(16)
+
+    async def give(staff: citygen.Staff) -> None:
+        token = issue_token(role="teacher", org_path=CITY, staff_id=staff.staff_id, subject=f"staff-{staff.staff_id}")
+        api = Api(outreach_url, token)
+        try:
+            async with gate:
+                await api.call("PUT", "/notifications/email", json={"email": f"{staff.staff_id}@schools.example"})
+        finally:
+            await api.close()
+
+    await asyncio.gather(*(give(s) for s in carers))
+    return len(carers)
+
+
+async def carers_mail(smtp: Any, expect_some: bool) -> int:
+    """The notification mails the local SMTP server received (the sender passes every few seconds)."""
+    for _ in range(60):
+        n = len(smtp.messages())
+        if n or not expect_some:
+            return n
+        await asyncio.sleep(1)
+    return 0
+
+
 def district_table(doc: dict[str, Any]) -> Table:
     """The city summary: one row per district or county, and the city total."""
     table = Table(title="白银市 Baiyin City · home-visit campaign (from the reporting API)")
@@ -416,6 +472,8 @@ async def main(scale: float, seed: int, single_share: float) -> None:
         await cooperation(committees, city, rng)
         with console.status("visits and outreach copy the directory from committees' events"):
             await settled(procs)
+        given = await carers_give_addresses(urls["outreach"], city)
+        console.print(f"{given:,} carers gave an address for notification mails")
         stats = await run_campaign(visits, rng, single_share=single_share)
         console.print(
             f"recorded {stats['recorded']:,} visits with {stats['findings']:,} findings in "
@@ -449,6 +507,20 @@ async def main(scale: float, seed: int, single_share: float) -> None:
         )
         gateway_proc = Stack.from_env().gateway()
         gateway_proc.write_dev_users(await teacher_app_users(committees, visits))
+        attendance = doc["self"]["figures"]["structure"]["attendance"]
+        console.print(
+            f"parent schools: {attendance['attended']:,} guardians attended held sessions, "
+            f"{attendance['by_channel']['online']:,} online (the city's online parent school) and "
+            f"{attendance['by_channel']['in_person']:,} in person"
+        )
+        smtp = Stack.from_env().smtp()
+        mails = await carers_mail(smtp, expect_some=stats["findings"] > 0)
+        console.print(
+            f"carers' notification mails (case assigned, due soon, escalated, referral answered): {mails:,} in the"
+            f" local SMTP server's Maildir {smtp.maildir} (e.g. mutt -f {smtp.maildir}); each carer's in-app inbox:"
+            " GET /api/v1/notifications with their token",
+            soft_wrap=True,
+        )
         console.print(f"\nfinished in {time.monotonic() - t0:.0f}s. The system keeps running for you to explore:")
         # One short URL per line and no token in any URL: a narrow console wraps nothing a reader must copy,
         # and a token never lands in the browser history. The dashboard's sign-in box takes the token.

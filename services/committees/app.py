@@ -10,6 +10,7 @@ from services.committees.api import (
     families,
     imports,
     lecturers,
+    online,
     org_units,
     parent_schools,
     staff,
@@ -32,6 +33,7 @@ TOPICS = [
     contracts.PARENT_SCHOOL,
     contracts.TEAM,
     contracts.LECTURE,
+    contracts.LECTURER,
 ]
 
 
@@ -55,6 +57,7 @@ def build_spec(settings: Settings, clock: Clock | None = None) -> ServiceSpec:
             imports.router,
             committees.router,
             parent_schools.router,
+            online.router,
             teams.router,
             lecturers.router,
             audit.reads_router("committees"),

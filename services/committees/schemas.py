@@ -190,6 +190,12 @@ class SessionIn(Strict):
     held_on: date
     mode: Literal["in_person", "online", "mixed"]
     speaker: str | None = Field(default=None, max_length=100)
+    join_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https://[^\s]+$",
+        description="the meeting link of an online or mixed session; omitted: the platform's page of the session",
+    )
 
 
 class EnrolIn(Strict):
@@ -298,6 +304,7 @@ class SessionSummary(BaseModel):
     mode: str
     speaker: str | None
     status: Literal["scheduled", "held"]
+    join_url: str | None = Field(default=None, description="where guardians join an online or mixed session")
 
 
 class ParentSchoolDetail(ParentSchoolOut):
@@ -540,3 +547,31 @@ class LecturerOut(BaseModel):
 
 class TeamMemberAdded(TeamMemberOut):
     team_id: str
+
+
+class OnlineAttendanceRecordIn(Strict):
+    guardian_id: str
+    minutes: int = Field(ge=0, le=1440, description="minutes the guardian was connected, as the platform measured")
+
+
+class OnlineAttendanceIn(Strict):
+    """What the online platform reports after (or during) an online or mixed session."""
+
+    records: list[OnlineAttendanceRecordIn] = Field(min_length=1, max_length=5000)
+
+
+class GuardianCompletionOut(BaseModel):
+    """A guardian's progress through one parent school (ids and counts only)."""
+
+    guardian_id: str
+    sessions_held: int
+    attended: int
+    attended_online: int
+    attended_in_person: int
+    completed: bool = Field(description="attended at least the configured share of the held sessions")
+
+
+class LecturerLeftOut(BaseModel):
+    lecturer_id: str
+    org_path: str
+    active: bool

@@ -70,15 +70,41 @@ class Cases(BaseModel):
     case_to_first_contact_hours: Hours
 
 
+class AttendanceChannels(BaseModel):
+    online: int = Field(description="attending guardians the online platform reported")
+    in_person: int
+    unknown: int = Field(description="attendance recorded before the channel was")
+
+
 class Attendance(BaseModel):
     enrolled: int
     attended: int
     rate: float | None
+    by_channel: AttendanceChannels
+    online_share: float | None = Field(description="online / (online + in person) of attending guardians")
 
 
 class Lectures(BaseModel):
     lectures: int
     audience: int
+
+
+class LecturerLectures(BaseModel):
+    lecturer_id: str
+    lectures: int
+
+
+class Reach(BaseModel):
+    lectures: int
+    audience: int = Field(description="head-count of the lectures' audiences")
+    org_units: int = Field(description="audience org units, summed over lectures")
+
+
+class LecturerGroup(BaseModel):
+    members: int = Field(description="current members of the lecturer groups in the unit")
+    lecturers_lecturing: int = Field(description="lecturers who gave at least one lecture")
+    top_lecturers: list[LecturerLectures] = Field(description="the 20 lecturers with the most lectures")
+    reach: Reach
 
 
 class Structure(BaseModel):
@@ -91,6 +117,7 @@ class Structure(BaseModel):
     instructor_teams: int
     team_members_by_role: dict[TeamRole, int]
     lectures_by_topic: dict[LectureTopic, Lectures]
+    lecturer_group: LecturerGroup
 
 
 class Figures(BaseModel):

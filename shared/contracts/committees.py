@@ -18,6 +18,7 @@ COMMITTEE = "committees.committee.events"
 PARENT_SCHOOL = "committees.parent_school.events"
 TEAM = "committees.instructor_team.events"
 LECTURE = "committees.lecture.events"
+LECTURER = "committees.lecturer.events"
 
 
 class OrgUnitFacts(Payload):
@@ -251,6 +252,11 @@ class AttendanceRecorded(Payload):
     org_path: str
     attended: bool
     occurred_at: datetime
+    online: bool | None = Field(
+        default=None,
+        description="true: attended (or not) online, as the online platform reported it through the API; false: in"
+        " person; null in events published before the field existed",
+    )
 
 
 class TeamRole(StrEnum):
@@ -303,6 +309,25 @@ class LectureTopic(StrEnum):
     NATIONAL_GUIDANCE_OUTLINE = "national_guidance_outline"
     MINISTRY_GUIDANCE = "ministry_guidance"
     OTHER = "other"
+
+
+@event_type("committees.lecturer.joined.v1", topic=LECTURER, key="lecturer_id")
+class LecturerJoined(Payload):
+    """A member joined the lecturer group of an org unit (staff id when the lecturer is school staff)."""
+
+    lecturer_id: str
+    org_path: str = Field(description="the org unit whose lecturer group the member belongs to")
+    staff_id: str | None
+    occurred_at: datetime
+
+
+@event_type("committees.lecturer.left.v1", topic=LECTURER, key="lecturer_id")
+class LecturerLeft(Payload):
+    """A member left the lecturer group."""
+
+    lecturer_id: str
+    org_path: str
+    occurred_at: datetime
 
 
 @event_type("committees.lecture.given.v1", topic=LECTURE, key="lecture_id")

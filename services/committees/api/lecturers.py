@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
-from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerOut
+from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerLeftOut, LecturerOut
 from services.committees.usecases import lecturers
-from shared import pages
+from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -33,11 +33,17 @@ async def list_lecturers(
     return await lecturers.list_lecturers(pool, principal, under, cursor, limit)
 
 
+@router.delete("/lecturers/{lecturer_id}", response_model=LecturerLeftOut, responses=openapi.errors(404))
+async def remove_lecturer(lecturer_id: str, w: Writes) -> Any:
+    """A member leaves the lecturer group (`lecturer.left`); their lectures stay counted."""
+    return await w.run(lecturers.remove_lecturer, lecturer_id)
+
+
 @router.post(
     "/lectures",
     status_code=201,
     response_model=LectureOut,
-    responses=unknown("lecturer_id", "audience_org_unit_ids"),
+    responses={**unknown("lecturer_id", "audience_org_unit_ids"), **openapi.errors(409)},
 )
 async def record_lecture(body: LectureIn, w: Writes) -> Any:
     """Record a publicity lecture given to audience org units (`lecture.given`)."""

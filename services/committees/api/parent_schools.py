@@ -58,8 +58,10 @@ async def get_parent_school(parent_school_id: str, principal: CurrentPrincipal, 
 
 @router.post(ONE + "/sessions", status_code=201, response_model=SessionScheduledOut)
 async def schedule_session(parent_school_id: str, body: SessionIn, w: Writes) -> Any:
-    """Schedule a session (topic, date, mode, speaker)."""
-    return await w.run(parent_schools.schedule_session, parent_school_id, body)
+    """Schedule a session (topic, date, mode, speaker); an online or mixed one gets a join link (the one given, or
+    the platform's page of the session)."""
+    join_base = w.request.app.state.settings.online_join_base
+    return await w.run(parent_schools.schedule_session, parent_school_id, body, join_base)
 
 
 @router.get(SESSION, response_model=SessionOut, response_model_exclude_unset=True)

@@ -21,6 +21,15 @@ async def insert_lecturer(conn: asyncpg.Connection, lec: dict[str, Any]) -> None
     )
 
 
+async def update_lecturer_left(conn: asyncpg.Connection, lecturer_id: str) -> bool:
+    """End a lecturer's membership of the group; False when it had already ended."""
+    return bool(
+        await conn.fetchval(
+            "UPDATE lecturers SET active = false WHERE lecturer_id = $1 AND active RETURNING true", lecturer_id
+        )
+    )
+
+
 async def get_lecturer(conn: Conn, lecturer_id: str) -> dict[str, Any] | None:
     return as_dict(await conn.fetchrow("SELECT * FROM lecturers WHERE lecturer_id = $1", lecturer_id))
 

@@ -32,14 +32,15 @@ async def list_parent_schools(conn: Conn, path: str, after: str | None, limit: i
 
 async def insert_session(conn: asyncpg.Connection, s: dict[str, Any]) -> None:
     await conn.execute(
-        "INSERT INTO parent_school_sessions (session_id, parent_school_id, topic, held_on, mode, speaker) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO parent_school_sessions (session_id, parent_school_id, topic, held_on, mode, speaker, join_url) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
         s["session_id"],
         s["parent_school_id"],
         s["topic"],
         s["held_on"],
         s["mode"],
         s["speaker"],
+        s["join_url"],
     )
 
 
@@ -61,7 +62,7 @@ async def get_session(conn: Conn, parent_school_id: str, session_id: str) -> dic
 
 async def list_sessions(conn: Conn, parent_school_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT session_id, topic, held_on, mode, speaker, status FROM parent_school_sessions "
+        "SELECT session_id, topic, held_on, mode, speaker, status, join_url FROM parent_school_sessions "
         "WHERE parent_school_id = $1 ORDER BY held_on, session_id",
         parent_school_id,
     )
@@ -90,18 +91,51 @@ async def update_session_held(conn: asyncpg.Connection, session_id: str) -> bool
     )
 
 
-async def upsert_attendance(conn: asyncpg.Connection, session_id: str, records: list[tuple[str, bool]]) -> list[str]:
-    """Upsert attendance; the guardian ids whose record is new or changed."""
+async def upsert_attendance(
+    conn: asyncpg.Connection,
+    session_id: str,
+    records: list[tuple[str, bool]],
+    *,
+    online: bool = False,
+    minutes: list[int] | None = None,
+) -> list[str]:
+    """Upsert attendance (in person, or online with the minutes connected); the guardian ids whose record is new or
+    changed (attended or the channel; the minutes alone change nothing)."""
     rows = await conn.fetch(
-        "INSERT INTO session_attendance (session_id, guardian_id, attended) "
-        "SELECT $1, g, a FROM unnest($2::text[], $3::boolean[]) AS t(g, a) "
-        "ON CONFLICT (session_id, guardian_id) DO UPDATE SET attended = EXCLUDED.attended, recorded_at = now() "
-        "WHERE session_attendance.attended IS DISTINCT FROM EXCLUDED.attended RETURNING guardian_id",
+        "INSERT INTO session_attendance (session_id, guardian_id, attended, online, online_minutes) "
+        "SELECT $1, g, a, $4, m FROM unnest($2::text[], $3::boolean[], $5::int[]) AS t(g, a, m) "
+        "ON CONFLICT (session_id, guardian_id) DO UPDATE SET attended = EXCLUDED.attended, online = EXCLUDED.online,"
+        " online_minutes = EXCLUDED.online_minutes, recorded_at = now() "
+        "WHERE (session_attendance.attended, session_attendance.online) IS DISTINCT FROM"
+        " (EXCLUDED.attended, EXCLUDED.online) RETURNING guardian_id",
         session_id,
         [g for g, _ in records],
         [a for _, a in records],
+        online,
+        minutes if minutes is not None else [None] * len(records),
     )
     return [r["guardian_id"] for r in rows]
+
+
+async def list_completion(conn: Conn, parent_school_id: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    """Per guardian expected at any session of the parent school (enrolled or attending), in id order: the held
+    sessions and those attended, online and in person."""
+    rows = await conn.fetch(
+        "WITH ss AS (SELECT session_id, status FROM parent_school_sessions WHERE parent_school_id = $1),"
+        " g AS (SELECT guardian_id FROM session_enrolments WHERE session_id IN (SELECT session_id FROM ss)"
+        "       UNION SELECT guardian_id FROM session_attendance WHERE session_id IN (SELECT session_id FROM ss))"
+        " SELECT g.guardian_id, (SELECT count(*) FROM ss WHERE status = 'held') AS sessions_held,"
+        " count(a.session_id) FILTER (WHERE a.attended) AS attended,"
+        " count(a.session_id) FILTER (WHERE a.attended AND a.online) AS attended_online,"
+        " count(a.session_id) FILTER (WHERE a.attended AND NOT a.online) AS attended_in_person"
+        " FROM g LEFT JOIN session_attendance a ON a.guardian_id = g.guardian_id"
+        "  AND a.session_id IN (SELECT session_id FROM ss WHERE status = 'held')"
+        " WHERE ($2::text IS NULL OR g.guardian_id > $2) GROUP BY g.guardian_id ORDER BY g.guardian_id LIMIT $3",
+        parent_school_id,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]
 
 
 async def list_guardians_with_student_in(conn: Conn, guardian_ids: list[str], path: str) -> set[str]:

@@ -26,7 +26,7 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event
-from shared.problems import unknown
+from shared.problems import conflict, not_found, unknown
 
 
 async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecturer: dict[str, Any]) -> None:
@@ -55,7 +55,28 @@ async def add_lecturer(
     lec = {"lecturer_id": new_id(), "org_path": unit["org_path"], **body.model_dump()}
     await store.insert_lecturer(conn, lec)
     await audit_lecturer(conn, principal, lec)
+    await add_event(
+        conn,
+        ev.LecturerJoined(
+            lecturer_id=lec["lecturer_id"], org_path=lec["org_path"], staff_id=body.staff_id, occurred_at=clock.now()
+        ),
+    )
     return lec
+
+
+async def remove_lecturer(
+    conn: asyncpg.Connection, principal: Principal, clock: Clock, lecturer_id: str
+) -> dict[str, Any]:
+    """A member leaves the lecturer group (their lectures stay counted)."""
+    lecturer = await store.get_lecturer(conn, lecturer_id)
+    if lecturer is None:
+        raise not_found("lecturer")
+    require_write(principal, lecturer["org_path"])
+    if await store.update_lecturer_left(conn, lecturer_id):
+        await add_event(
+            conn, ev.LecturerLeft(lecturer_id=lecturer_id, org_path=lecturer["org_path"], occurred_at=clock.now())
+        )
+    return {"lecturer_id": lecturer_id, "org_path": lecturer["org_path"], "active": False}
 
 
 async def list_lecturers(
@@ -79,6 +100,8 @@ async def record_lecture(
     if lecturer is None:
         raise unknown("/lecturer_id", "lecturer")
     require_write(principal, lecturer["org_path"])
+    if not lecturer["active"]:
+        raise conflict("the lecturer has left the lecturer group")
     paths = await org_units.list_org_unit_paths(conn, body.audience_org_unit_ids)
     missing = [f"/audience_org_unit_ids/{i}" for i, u in enumerate(body.audience_org_unit_ids) if u not in paths]
     if missing:

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from services.committees.domain.online import join_link
 from services.committees.domain.rules import attendance_rate, check_parent_school_unit
 from services.committees.schemas import AttendanceIn, EnrolIn, ParentSchoolIn, SessionIn
 from services.committees.store import directory
@@ -103,12 +104,20 @@ async def get(conn: Conn, principal: Principal, parent_school_id: str) -> dict[s
 
 
 async def schedule_session(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, parent_school_id: str, body: SessionIn
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    parent_school_id: str,
+    body: SessionIn,
+    join_base: str,
 ) -> dict[str, Any]:
-    """Schedule a session (topic, date, mode, speaker)."""
+    """Schedule a session (topic, date, mode, speaker; an online or mixed one gets its join link)."""
     p = await _get(conn, parent_school_id)
     require_write(principal, p["org_path"])
-    s = {"session_id": new_id(), "parent_school_id": parent_school_id, **body.model_dump()}
+    session_id = new_id()
+    with decided():
+        join_url = join_link(body.mode, body.join_url, join_base, session_id)
+    s = {"session_id": session_id, "parent_school_id": parent_school_id, **body.model_dump(), "join_url": join_url}
     await store.insert_session(conn, s)
     await add_event(
         conn,
@@ -187,6 +196,7 @@ async def record_attendance(
                 org_path=p["org_path"],
                 attended=latest[g],
                 occurred_at=now,
+                online=False,
             )
             for g in sorted(changed)
         ],

@@ -44,6 +44,9 @@ DAILY_METRICS = ("visits_daily", "findings_daily", "cases_opened_daily", "cases_
 REFERRAL_STATES = ("requested", "acknowledged", "escalated", "accepted", "declined", "resolved")
 ORG_LEVELS = ("district", "school", "grade", "class")
 
+ATTENDANCE_CHANNELS = ("online", "in_person", "unknown")  # unknown: attendance recorded before the channel was
+TOP_LECTURERS = 20  # the lecturers with the most lectures, listed per org unit
+
 Metrics = dict[tuple[str, str], float]
 MetricsIn = Mapping[tuple[str, str], float]
 
@@ -64,6 +67,35 @@ def merge_scopes(campaign_rows: MetricsIn, all_rows: MetricsIn, campaign_id: str
     out = {k: v for k, v in campaign_rows.items() if k[0] in CAMPAIGN_METRICS}
     out.update({k: v for k, v in all_rows.items() if k[0] not in CAMPAIGN_METRICS})
     return out
+
+
+def parent_school_attendance(m: MetricsIn) -> dict[str, Any]:
+    """Enrolled and attending guardians of held sessions, and how they attended: online vs in person."""
+    enrolled, attended = _n(m.get(("session_enrolled", ""), 0)), _n(m.get(("attendance_present", ""), 0))
+    channels = {c: _n(m.get(("attendance_by_channel", c), 0)) for c in ATTENDANCE_CHANNELS}
+    return {
+        "enrolled": enrolled,
+        "attended": attended,
+        "rate": ratio(attended, enrolled),
+        "by_channel": channels,
+        "online_share": ratio(channels["online"], channels["online"] + channels["in_person"]),
+    }
+
+
+def lecturer_group(m: MetricsIn) -> dict[str, Any]:
+    """The lecturer group: current members, the lecturers with most lectures (ties by id), and the lectures' reach
+    (audience head-count and audience org units, summed over lectures)."""
+    by_lecturer = sorted(((-v, d) for (mm, d), v in m.items() if mm == "lectures_by_lecturer" and d), key=tuple)
+    return {
+        "members": _n(m.get(("lecturers", ""), 0)),
+        "lecturers_lecturing": len(by_lecturer),
+        "top_lecturers": [{"lecturer_id": d, "lectures": _n(-v)} for v, d in by_lecturer[:TOP_LECTURERS]],
+        "reach": {
+            "lectures": _n(sum(v for (mm, _), v in m.items() if mm == "lectures")),
+            "audience": _n(sum(v for (mm, _), v in m.items() if mm == "lecture_audience")),
+            "org_units": _n(m.get(("lecture_reach_units", ""), 0)),
+        },
+    }
 
 
 def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[str] | None = None) -> dict[str, Any]:
@@ -155,14 +187,11 @@ def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[
             "committee_share": {lvl: ratio(with_committee[lvl], units[lvl]) for lvl in ("school", "grade", "class")},
             "active_committees": g("committees_active"),
             "sessions_held": g("sessions_held"),
-            "attendance": {
-                "enrolled": g("session_enrolled"),
-                "attended": g("attendance_present"),
-                "rate": ratio(g("attendance_present"), g("session_enrolled")),
-            },
+            "attendance": parent_school_attendance(m),
             "instructor_teams": g("teams"),
             "team_members_by_role": {r.value: g("team_members", r.value) for r in TeamRole},
             "lectures_by_topic": lectures,
+            "lecturer_group": lecturer_group(m),
         },
     }
 

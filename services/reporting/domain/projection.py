@@ -109,10 +109,11 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
     "referral": ("referral_id", "case_id", "department", "category", "org_path", "state", "state_rank", "state_at"),
     "committee": ("committee_id", "org_unit_id", "org_path", "level", "active", "state_at", "rank"),
     "session": ("session_id", "parent_school_id", "org_path", "held_on", "enrolled", "occurred_at"),
-    "attendance": ("session_id", "guardian_id", "org_path", "attended", "occurred_at"),
+    "attendance": ("session_id", "guardian_id", "org_path", "attended", "occurred_at", "online"),
     "team": ("team_id", "org_path", "occurred_at"),
     "team_member": ("team_id", "member_id", "org_path", "role", "active", "occurred_at"),
-    "lecture": ("lecture_id", "org_path", "topic", "headcount", "given_on"),
+    "lecture": ("lecture_id", "org_path", "topic", "headcount", "given_on", "lecturer_id", "audience_units"),
+    "lecturer": ("lecturer_id", "org_path", "active", "occurred_at"),
     "case_closure": ("case_id", "proposed_at", "settled_at"),
     # Bookkeeping for the incremental refresh (ignored by a full rebuild, which refreshes everything).
     "dirty_leaf": ("path",),
@@ -361,7 +362,7 @@ def _session_held(p: cm.SessionHeld) -> list[Op]:
 
 
 def _attendance(p: cm.AttendanceRecorded) -> list[Op]:
-    row = (p.session_id, p.guardian_id, p.org_path, p.attended, p.occurred_at)
+    row = (p.session_id, p.guardian_id, p.org_path, p.attended, p.occurred_at, p.online)
     return [("attendance", row), *_dirty(p.org_path)]
 
 
@@ -379,7 +380,16 @@ def _team_member_removed(p: cm.InstructorTeamMemberRemoved) -> list[Op]:
 
 
 def _lecture(p: cm.LectureGiven) -> list[Op]:
-    return [("lecture", (p.lecture_id, p.org_path, p.topic.value, p.headcount, p.given_on)), *_dirty(p.org_path)]
+    row = (p.lecture_id, p.org_path, p.topic.value, p.headcount, p.given_on, p.lecturer_id, len(p.audience_org_paths))
+    return [("lecture", row), *_dirty(p.org_path)]
+
+
+def _lecturer_joined(p: cm.LecturerJoined) -> list[Op]:
+    return [("lecturer", (p.lecturer_id, p.org_path, True, p.occurred_at)), *_dirty(p.org_path)]
+
+
+def _lecturer_left(p: cm.LecturerLeft) -> list[Op]:
+    return [("lecturer", (p.lecturer_id, p.org_path, False, p.occurred_at)), *_dirty(p.org_path)]
 
 
 def _nothing(_: BaseModel) -> list[Op]:
@@ -413,6 +423,8 @@ PROJECTIONS: dict[str, Callable[[Any], list[Op]]] = {
     type_of(cm.InstructorTeamMemberAdded): _team_member_added,
     type_of(cm.InstructorTeamMemberRemoved): _team_member_removed,
     type_of(cm.LectureGiven): _lecture,
+    type_of(cm.LecturerJoined): _lecturer_joined,
+    type_of(cm.LecturerLeft): _lecturer_left,
     type_of(vi.CampaignLaunched): _campaign,
     type_of(vi.CampaignClosed): _campaign_closed,
     type_of(vi.AssignmentMade): _assignment,

@@ -217,10 +217,11 @@ OPS: dict[str, OpSql] = {
         "attendance",
         "attendance",
         ("session_id", "guardian_id"),
-        (T, T, T, B, TS),
-        """INSERT INTO attendance AS a (session_id, guardian_id, org_path, attended, occurred_at) SELECT * FROM {src}
+        (T, T, T, B, TS, B),
+        """INSERT INTO attendance AS a (session_id, guardian_id, org_path, attended, occurred_at, online)
+        SELECT * FROM {src}
         ON CONFLICT (session_id, guardian_id) DO UPDATE SET org_path = excluded.org_path,
-            attended = excluded.attended, occurred_at = excluded.occurred_at
+            attended = excluded.attended, occurred_at = excluded.occurred_at, online = excluded.online
         WHERE (excluded.occurred_at, excluded.attended) >= (a.occurred_at, a.attended)""",
         movable=False,
     ),
@@ -251,9 +252,21 @@ OPS: dict[str, OpSql] = {
         "lecture",
         "lectures",
         ("lecture_id",),
-        (T, T, T, INT, D),
-        """INSERT INTO lectures (lecture_id, org_path, topic, headcount, given_on) SELECT * FROM {src}
-        ON CONFLICT (lecture_id) DO NOTHING""",
+        (T, T, T, INT, D, T, INT),
+        """INSERT INTO lectures (lecture_id, org_path, topic, headcount, given_on, lecturer_id, audience_units)
+        SELECT * FROM {src} ON CONFLICT (lecture_id) DO NOTHING""",
+        movable=False,
+    ),
+    "lecturer": _op(
+        "lecturer",
+        "lecturers",
+        ("lecturer_id",),
+        (T, T, B, TS),
+        """INSERT INTO lecturers AS l (lecturer_id, org_path, active, occurred_at) SELECT * FROM {src}
+        ON CONFLICT (lecturer_id) DO UPDATE SET
+            active = CASE WHEN (excluded.occurred_at, NOT excluded.active) >= (l.occurred_at, NOT l.active)
+                THEN excluded.active ELSE l.active END,
+            occurred_at = GREATEST(l.occurred_at, excluded.occurred_at)""",
         movable=False,
     ),
     "dirty_leaf": _op(

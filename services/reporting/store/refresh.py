@@ -92,17 +92,23 @@ FROM (
     FROM sessions s CROSS JOIN LATERAL (VALUES ('sessions_held', 1), ('session_enrolled', s.enrolled)) m(metric, v)
     WHERE {{f:s}}
   UNION ALL
-  SELECT NULL, a.org_path, 'attendance_present', '', count(*) FROM attendance a WHERE a.attended AND {{f:a}}
-    GROUP BY 2
+  SELECT NULL, a.org_path, m.metric, m.dim, count(*)
+    FROM attendance a CROSS JOIN LATERAL (VALUES ('attendance_present', ''), ('attendance_by_channel',
+        CASE WHEN a.online THEN 'online' WHEN a.online IS NULL THEN 'unknown' ELSE 'in_person' END)) m(metric, dim)
+    WHERE a.attended AND {{f:a}} GROUP BY 2, 3, 4
   UNION ALL
   SELECT NULL, t.org_path, 'teams', '', 1 FROM teams t WHERE {{f:t}}
   UNION ALL
   SELECT NULL, t.org_path, 'team_members', t.role, 1 FROM team_members t
     WHERE t.active AND t.role IS NOT NULL AND {{f:t}}
   UNION ALL
-  SELECT NULL, l.org_path, m.metric, l.topic, m.v
-    FROM lectures l CROSS JOIN LATERAL (VALUES ('lectures', 1), ('lecture_audience', l.headcount)) m(metric, v)
+  SELECT NULL, l.org_path, m.metric, m.dim, m.v
+    FROM lectures l CROSS JOIN LATERAL (VALUES ('lectures', l.topic, 1), ('lecture_audience', l.topic, l.headcount),
+        ('lectures_by_lecturer', coalesce(l.lecturer_id, ''), 1), ('lecture_reach_units', '', l.audience_units))
+        m(metric, dim, v)
     WHERE {{f:l}}
+  UNION ALL
+  SELECT NULL, l.org_path, 'lecturers', '', 1 FROM lecturers l WHERE l.active AND {{f:l}}
 ) x
 GROUP BY GROUPING SETS ((campaign_id, leaf, metric, dim), (leaf, metric, dim))
 HAVING GROUPING(campaign_id) = 1 OR campaign_id IS NOT NULL

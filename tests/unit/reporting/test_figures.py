@@ -101,3 +101,51 @@ async def test_answer_cache_single_flight_and_expiry():
     assert await stale.get("k", newer) == b"x"
     await asyncio.sleep(0.01)
     assert await stale.get("k", newer) == b"y"
+
+
+def test_parent_school_attendance_online_vs_in_person():
+    from services.reporting.domain.figures import parent_school_attendance
+
+    m = {
+        ("session_enrolled", ""): 10,
+        ("attendance_present", ""): 6,
+        ("attendance_by_channel", "online"): 3,
+        ("attendance_by_channel", "in_person"): 1,
+        ("attendance_by_channel", "unknown"): 2,
+    }
+    doc = parent_school_attendance(m)
+    assert doc == {
+        "enrolled": 10,
+        "attended": 6,
+        "rate": 0.6,
+        "by_channel": {"online": 3, "in_person": 1, "unknown": 2},
+        "online_share": 0.75,  # of those whose channel is known
+    }
+    assert parent_school_attendance({})["online_share"] is None
+
+
+def test_lecturer_group_members_lectures_by_lecturer_and_reach():
+    from services.reporting.domain import figures as f
+
+    m = {
+        ("lecturers", ""): 3,
+        ("lectures", "other"): 4,
+        ("lectures", "ministry_guidance"): 1,
+        ("lecture_audience", "other"): 200,
+        ("lecture_audience", "ministry_guidance"): 50,
+        ("lectures_by_lecturer", "l-b"): 2,
+        ("lectures_by_lecturer", "l-a"): 2,
+        ("lectures_by_lecturer", "l-c"): 1,
+        ("lectures_by_lecturer", ""): 0,  # lectures projected before the lecturer was known
+        ("lecture_reach_units", ""): 7,
+    }
+    doc = f.lecturer_group(m)
+    assert doc["members"] == 3 and doc["lecturers_lecturing"] == 3
+    assert doc["top_lecturers"] == [
+        {"lecturer_id": "l-a", "lectures": 2},
+        {"lecturer_id": "l-b", "lectures": 2},
+        {"lecturer_id": "l-c", "lectures": 1},
+    ]
+    assert doc["reach"] == {"lectures": 5, "audience": 250, "org_units": 7}
+    many = {("lectures_by_lecturer", f"l{i:03}"): i for i in range(1, 40)}
+    assert [x["lectures"] for x in f.lecturer_group(many)["top_lecturers"]] == list(range(39, 19, -1))

@@ -132,3 +132,41 @@ def test_rounds_never_put_one_key_twice_in_a_statement():
 def test_ancestors_from_the_city_down():
     assert ancestors("/620400/620402/s1") == ["/620400", "/620400/620402", "/620400/620402/s1"]
     assert ancestors("/620400") == ["/620400"]
+
+
+def test_attendance_keeps_its_channel_and_lectures_their_lecturer_reach_and_group():
+    from shared.contracts import committees as cm
+
+    path = "/620400/620402/s1"
+    online = cm.AttendanceRecorded(
+        parent_school_id="ps",
+        session_id="s",
+        guardian_id="g",
+        org_path=path,
+        attended=True,
+        occurred_at=NOW,
+        online=True,
+    )
+    [(name, row), *_] = project(type_of(cm.AttendanceRecorded), online)
+    assert name == "attendance" and dict(zip(OP_COLUMNS[name], row, strict=True))["online"] is True
+    old = cm.AttendanceRecorded.model_validate({**online.model_dump(), "online": None})
+    assert (
+        dict(zip(OP_COLUMNS["attendance"], project(type_of(cm.AttendanceRecorded), old)[0][1], strict=True))["online"]
+        is None
+    )
+    lecture = cm.LectureGiven(
+        lecture_id="lec",
+        lecturer_id="l1",
+        org_path=path,
+        topic=cm.LectureTopic.OTHER,
+        given_on=date(2026, 10, 10),
+        audience_org_paths=[path + "/g1", path + "/g2"],
+        headcount=80,
+        occurred_at=NOW,
+    )
+    given = dict(zip(OP_COLUMNS["lecture"], project(type_of(cm.LectureGiven), lecture)[0][1], strict=True))
+    assert (given["lecturer_id"], given["audience_units"], given["headcount"]) == ("l1", 2, 80)
+    joined = cm.LecturerJoined(lecturer_id="l1", org_path=path, staff_id=None, occurred_at=NOW)
+    left = cm.LecturerLeft(lecturer_id="l1", org_path=path, occurred_at=NOW)
+    assert project(type_of(cm.LecturerJoined), joined)[0] == ("lecturer", ("l1", path, True, NOW))
+    assert project(type_of(cm.LecturerLeft), left)[0] == ("lecturer", ("l1", path, False, NOW))

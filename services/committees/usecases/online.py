@@ -1,0 +1,77 @@
+"""Online parent schools: attendance reported by the online platform, completion per guardian."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from services.committees.domain.online import attended_online, check_online_attendance, completed
+from services.committees.schemas import OnlineAttendanceIn
+from services.committees.store import parent_schools as store
+from services.committees.usecases.common import READERS, decided, page, require_read
+from services.committees.usecases.parent_schools import (
+    _get,
+    _require_eligible,
+    _session,
+    _session_view,
+    _writable_session,
+)
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.contracts import committees as ev
+from shared.db import Conn
+from shared.outbox import add_events
+
+
+async def record_online_attendance(
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    parent_school_id: str,
+    session_id: str,
+    body: OnlineAttendanceIn,
+    min_minutes: int,
+) -> dict[str, Any]:
+    """The online platform's report of who was connected how long: attended when at least `min_minutes`; the latest
+    report per guardian counts, an unchanged one publishes nothing."""
+    p, s = await _writable_session(conn, principal, parent_school_id, session_id)
+    with decided():
+        check_online_attendance(s["mode"])
+    minutes = {r.guardian_id: r.minutes for r in body.records}
+    await _require_eligible(conn, p, [r.guardian_id for r in body.records], "/records/{}/guardian_id")
+    guardians = sorted(minutes)
+    records = [(g, attended_online(minutes[g], min_minutes)) for g in guardians]
+    changed = await store.upsert_attendance(
+        conn, session_id, records, online=True, minutes=[minutes[g] for g in guardians]
+    )
+    now, attended = clock.now(), dict(records)
+    await add_events(
+        conn,
+        [
+            ev.AttendanceRecorded(
+                parent_school_id=parent_school_id,
+                session_id=session_id,
+                guardian_id=g,
+                org_path=p["org_path"],
+                attended=attended[g],
+                occurred_at=now,
+                online=True,
+            )
+            for g in sorted(changed)
+        ],
+    )
+    return {**_session_view(await _session(conn, parent_school_id, session_id)), "changed": len(changed)}
+
+
+async def completion(
+    conn: Conn, principal: Principal, parent_school_id: str, after: str | None, limit: int, share: float
+) -> dict[str, Any]:
+    """Each guardian expected at the parent school's sessions: held sessions attended, online and in person, and
+    whether they completed it."""
+    principal.require(*READERS)
+    p = await _get(conn, parent_school_id)
+    require_read(principal, p["org_path"])
+    rows = await store.list_completion(conn, parent_school_id, after, limit + 1)
+    items = [{**r, "completed": completed(r["attended"], r["sessions_held"], share)} for r in rows]
+    return page(items, limit, "guardian_id")
