@@ -89,11 +89,6 @@ class Lectures(BaseModel):
     audience: int
 
 
-class LecturerLectures(BaseModel):
-    lecturer_id: str
-    lectures: int
-
-
 class Reach(BaseModel):
     lectures: int
     audience: int = Field(description="head-count of the lectures' audiences")
@@ -103,7 +98,9 @@ class Reach(BaseModel):
 class LecturerGroup(BaseModel):
     members: int = Field(description="current members of the lecturer groups in the unit")
     lecturers_lecturing: int = Field(description="lecturers who gave at least one lecture")
-    top_lecturers: list[LecturerLectures] = Field(description="the 20 lecturers with the most lectures")
+    top_lecturers: dict[str, int] = Field(
+        description="lectures of the 20 lecturers with the most, by lecturer id, most first (ties by id)"
+    )
     reach: Reach
 
 

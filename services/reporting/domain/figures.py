@@ -89,7 +89,7 @@ def lecturer_group(m: MetricsIn) -> dict[str, Any]:
     return {
         "members": _n(m.get(("lecturers", ""), 0)),
         "lecturers_lecturing": len(by_lecturer),
-        "top_lecturers": [{"lecturer_id": d, "lectures": _n(-v)} for v, d in by_lecturer[:TOP_LECTURERS]],
+        "top_lecturers": {d: _n(-v) for v, d in by_lecturer[:TOP_LECTURERS]},
         "reach": {
             "lectures": _n(sum(v for (mm, _), v in m.items() if mm == "lectures")),
             "audience": _n(sum(v for (mm, _), v in m.items() if mm == "lecture_audience")),
