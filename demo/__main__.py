@@ -239,7 +239,8 @@ async def run_campaign(
         cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · 2026 秋季家访")
     if arrange is not None:
         assignments = arrange(assignments)
-    habits = {t: teacher_habits(rng) for t in sorted({a["teacher_id"] for a in assignments})}
+    # Drawn in the assignments' order (the caller's `arrange`), not by id: ids differ from one city import to another.
+    habits = {t: teacher_habits(rng) for t in dict.fromkeys(a["teacher_id"] for a in assignments)}
     colleagues = colleague_of(assignments)
     records = [
         visit_record(
