@@ -42,7 +42,7 @@ BUDGET_SECONDS = int(os.environ.get("FUZZ_SECONDS", "40"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "20"))  # per operation and phase
 # The run's own budget plus starting, schema loading and the last requests (pytest-timeout's default is 300 s; a
 # timed-out test would drop the services' schemas under a fuzzer still running).
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(max(300, 2 * BUDGET_SECONDS + 240))]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(4 * (BUDGET_SECONDS + 120))]
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",
@@ -109,7 +109,9 @@ async def test_every_operation_answers_as_documented(make_settings, tmp_path: Pa
                 continue
             settings = make_settings(settings_class)
             urls[name] = await running.enter_async_context(serve(create(settings)))
-        results = await asyncio.gather(*(fuzz(name, url, token, tmp_path) for name, url in urls.items()))
+        # One at a time: four fuzzers at once on two cores spent their whole budget loading the document and in the
+        # coverage phase, and one of them then ran no case at all.
+        results = [await fuzz(name, url, token, tmp_path) for name, url in urls.items()]
     failed = {name: out[-6000:] for name, code, out in results if code != 0}
     assert not failed, "\n\n".join(f"== {name}\n{out}" for name, out in failed.items())
     for name, _, out in results:
