@@ -232,27 +232,32 @@ async def run_campaign(
     single_share: float,
     keep_records: bool = False,
     arrange: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    habits: bool = True,
 ) -> dict[str, Any]:
     """Launch a city-wide campaign and record every assigned visit as the teachers would (`arrange` puts the
-    assignments in an order of the caller's, so that one seed always gives each family the same record)."""
+    assignments in an order of the caller's, so that one seed always gives each family the same record).
+
+    With `habits`, each teacher records late or on the day, visits in pairs or alone, keeps up or falls behind.
+    Which teacher a family gets depends on the services' ids, so a caller comparing two imports of one city
+    record by record turns them off: every family's record then depends on the seed and its order alone."""
     with console.status("launching the home-visit campaign (assignments for every family)"):
         cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · 2026 秋季家访")
     if arrange is not None:
         assignments = arrange(assignments)
     # Drawn in the assignments' order (the caller's `arrange`), not by id: ids differ from one city import to another.
-    habits = {t: teacher_habits(rng) for t in dict.fromkeys(a["teacher_id"] for a in assignments)}
-    colleagues = colleague_of(assignments)
+    drawn = {t: teacher_habits(rng) for t in dict.fromkeys(a["teacher_id"] for a in assignments)} if habits else {}
+    colleagues = colleague_of(assignments) if habits else {}
     records = [
-        visit_record(
-            rng, a, checklist, starts_on, 30, habits=habits[a["teacher_id"]], colleague=colleagues[a["teacher_id"]]
-        )
+        visit_record(rng, a, checklist, starts_on, 30, habits=drawn.get(t), colleague=colleagues.get(t))
         for a in assignments
+        for t in [a["teacher_id"]]
     ]
     by_teacher: dict[str, list[dict[str, Any]]] = {}
     for a, r in zip(assignments, records, strict=True):
         by_teacher.setdefault(a["teacher_id"], []).append(r)
     for teacher, mine in by_teacher.items():  # those behind the plan have visited only some of their families yet
-        del mine[math.ceil(len(mine) * habits[teacher].done) :]
+        if teacher in drawn:
+            del mine[math.ceil(len(mine) * drawn[teacher].done) :]
     records = [r for mine in by_teacher.values() for r in mine]
     teachers = list(by_teacher)
     rng.shuffle(teachers)

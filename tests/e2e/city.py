@@ -177,6 +177,7 @@ async def run_city(
                 single_share=0.3,
                 keep_records=True,
                 arrange=lambda assignments: in_bureau_order(assignments, student_no),
+                habits=False,  # which teacher a family gets depends on the services' ids: not comparable
             )
         )
         if during_campaign is not None:
