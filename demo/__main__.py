@@ -258,7 +258,8 @@ async def run_campaign(
     for teacher, mine in by_teacher.items():  # those behind the plan have visited only some of their families yet
         if teacher in drawn:
             del mine[math.ceil(len(mine) * drawn[teacher].done) :]
-    records = [r for mine in by_teacher.values() for r in mine]
+    kept = {id(r) for mine in by_teacher.values() for r in mine}
+    records = [r for r in records if id(r) in kept]  # in the assignments' (the caller's) order, not by teacher
     teachers = list(by_teacher)
     rng.shuffle(teachers)
     live = teachers[: int(len(teachers) * single_share)]  # record each visit as it happens
