@@ -111,7 +111,7 @@ class VisitIn(Strict):
     assignment_version: int | None = Field(
         default=None,
         ge=1,
-        le=2**62,
+        le=2**53 - 1,  # a JavaScript-safe integer: the bound survives the JSON document as a float exactly
         description="the assignment's `version` the visit was recorded against (offline apps send it): when the "
         "assignment changed since (reassigned, removed, another visit recorded), the visit is not stored and its "
         "batch item comes back as `conflict` with the assignment's current state (a single visit: 409)",
