@@ -16,8 +16,9 @@ generated, and must be refused:
   request"); a schema-valid key is replaced by a fresh UUID. Replays are tested in the idempotency tests.
 * rules over several fields or over the clock, stated in the field's description, are met with the service's own
   rule function (RULES, by operationId): a campaign's last day is not before its first; a contact is not in the
-  future and its next review comes after it (guidance topics need no rule: they are the contract's `GuidanceTopic`
-  enum in the schema). Their 422s are tested in the services' tests.
+  future and its next review comes after it; an uploaded CSV file's header names the entity's required columns
+  (guidance topics need no rule: they are the contract's `GuidanceTopic` enum in the schema). Their 422s are
+  tested in the services' tests.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from typing import Any
 import schemathesis
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
+from services.committees.domain.files import header_fault
+from services.committees.domain.rows import REQUIRED_COLUMNS
 from services.outreach.domain import contact_fault
 from services.visits.domain.planning import period_ok
 from shared.idempotency import MAX_KEY_LENGTH
@@ -63,13 +66,19 @@ def _value(kind: type[Any], raw: Any) -> Any:
         return None
 
 
-def _campaign_period(body: dict[str, Any]) -> None:
+def _campaign_period(case: Any) -> None:
+    body = case.body
+    if not isinstance(body, dict):
+        return
     starts_on, ends_on = _value(date, body.get("starts_on")), _value(date, body.get("ends_on"))
     if starts_on and ends_on and not period_ok(starts_on, ends_on):
         body["starts_on"], body["ends_on"] = body["ends_on"], body["starts_on"]
 
 
-def _contact_times(body: dict[str, Any]) -> None:
+def _contact_times(case: Any) -> None:
+    body = case.body
+    if not isinstance(body, dict):
+        return
     contacted_at, review = _value(AwareDatetime, body.get("contacted_at")), _value(AwareDatetime, body.get(REVIEW))
     if contacted_at is None:
         return
@@ -81,9 +90,16 @@ def _contact_times(body: dict[str, Any]) -> None:
         body[REVIEW] = (contacted_at + timedelta(days=1)).isoformat()
 
 
-RULES: dict[str, Callable[[dict[str, Any]], None]] = {  # operationId → what its rule asks of the body
+def _csv_header(case: Any) -> None:
+    entity = (case.path_parameters or {}).get("entity")
+    if isinstance(case.body, str) and entity in REQUIRED_COLUMNS and header_fault(entity, case.body):
+        case.body = ",".join(REQUIRED_COLUMNS[entity]) + "\n" + case.body
+
+
+RULES: dict[str, Callable[[Any], None]] = {  # operationId → what its rule asks of the request
     "create_campaign": _campaign_period,
     "log_contact": _contact_times,
+    "upload_csv_file": _csv_header,
 }
 
 
@@ -98,8 +114,8 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     if positive and case.headers is not None and case.headers.get(IF_MATCH, "*") not in ETAGS | {"*"}:
         case.headers[IF_MATCH] = "*"  # also when schemathesis filled a "positive" case's header with "0"
     rule = RULES.get(case.operation.definition.raw.get("operationId", ""))
-    if rule is not None and isinstance(case.body, dict):
-        rule(case.body)
+    if rule is not None and positive:
+        rule(case)
 
 
 @schemathesis.hook

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from services.committees.domain.rows import Entity
+from services.committees.domain.rows import REQUIRED_COLUMNS, Entity
 from services.committees.schemas import ImportIn, ImportJobOut
 from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
@@ -47,12 +47,17 @@ async def create_csv_import(w: Writes) -> JSONResponse:
     return _located(await w.run(imports.open_csv))
 
 
+UPLOAD_TEXT = "one entity's rows: UTF-8 (BOM allowed), header row first; the header names at least the entity's " + (
+    "required columns (" + "; ".join(f"{e}: {', '.join(cols)}" for e, cols in REQUIRED_COLUMNS.items()) + ")"
+)
+
+
 @router.put(
     "/{import_id}/files/{entity}",
     max_body_size=MAX_FILE_BYTES,
     response_model=ImportJobOut,
     responses=openapi.errors(409, 415),
-    openapi_extra=openapi.upload("text/csv", "one entity's rows: UTF-8 (BOM allowed), header row first"),
+    openapi_extra=openapi.upload("text/csv", UPLOAD_TEXT),
 )
 async def upload_csv_file(
     import_id: str, entity: Entity, request: Request, principal: CurrentPrincipal, pool: Pool

@@ -13,6 +13,18 @@ from services.committees.domain.rows import ENTITIES, REQUIRED_COLUMNS, Checker,
 Rows = list[tuple[int, dict[str, Any]]]
 
 
+def header_fault(entity: str, text: str) -> str | None:
+    """Why `text` cannot be the entity's CSV file, from its first line alone (None when it can be)."""
+    try:
+        header = [h.strip() for h in next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])]
+    except csv.Error as exc:
+        return f"line 1 is not a CSV header: {exc}"
+    missing = [c for c in REQUIRED_COLUMNS[entity] if c not in header]
+    if missing:
+        return f"the header (line 1) lacks the {entity} columns {', '.join(missing)}"
+    return None
+
+
 def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
     """Rows numbered by their line in the file (the header is line 1); also the number of data rows."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))

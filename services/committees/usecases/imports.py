@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.committees.domain.files import header_fault
 from services.committees.domain.rows import ENTITIES
 from services.committees.schemas import ImportIn
 from services.committees.store import imports as store
@@ -70,7 +71,11 @@ async def open_csv(conn: asyncpg.Connection, principal: Principal, clock: Clock)
 
 
 async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entity: str, text: str) -> dict[str, Any]:
-    """One entity's CSV text (replaces an earlier upload), before the import starts."""
+    """One entity's CSV text (replaces an earlier upload), before the import starts; a file whose header lacks the
+    entity's required columns is refused at once (a wrong file, not rows to reject one by one later)."""
+    fault = header_fault(entity, text)
+    if fault:
+        raise invalid("body", fault)
     async with pool.acquire() as conn, conn.transaction():
         job = await _get(conn, import_id, lock=True)
         if job["status"] != "awaiting_files":

@@ -112,6 +112,20 @@ async def test_only_bureau_admins_import(svc):
     assert r.status_code == 401
 
 
+async def test_an_upload_that_is_not_the_entitys_csv_is_refused_at_once(svc):
+    """The wrong file (or no CSV at all) is a 422 naming the missing columns when uploaded, and is not kept."""
+    import_id = (await svc.http.post("/api/v1/imports/csv", headers=BUREAU)).json()["import_id"]
+    url, csv = f"/api/v1/imports/{import_id}/files/students", {**BUREAU, "content-type": "text/csv"}
+    for text in ("null", "", "family_no,parents_work_away,living_arrangement\nF1,true,alone\n"):
+        r = await svc.http.put(url, content=text.encode(), headers=csv)
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+        assert "lacks the students columns" in r.json()["errors"][0]["detail"]
+    job = (await svc.http.get(f"/api/v1/imports/{import_id}", headers=BUREAU)).json()
+    assert job["files"] == {}
+    r = await svc.http.put(url, content=b"student_no,name,birth_date,class_id,family_no\n", headers=csv)
+    assert r.status_code == 200 and r.json()["files"] == {"students": 46}
+
+
 async def test_import_with_idempotency_key_runs_once(svc):
     body = {"org_units": [{"org_unit_id": "620400", "level": "city", "name": "白银市"}]}
     h = {**BUREAU, "Idempotency-Key": "city-import-1"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from demo import citygen
-from services.committees.domain.files import parse_csv, parse_json, validate
+from services.committees.domain.files import header_fault, parse_csv, parse_json, validate
 from services.committees.domain.rows import Checker, Unit, clean_row, national_id_ok
 
 UNITS = {
@@ -154,3 +154,14 @@ def test_a_csv_without_a_required_column_is_one_error():
     rows, errors, total = parse_csv("students", "student_no,name\nG1,x\nG2,y\n")
     assert rows == [] and total == 2
     assert [(e.row, e.field) for e in errors] == [(1, "birth_date"), (1, "class_id"), (1, "family_no")]
+
+
+def test_an_upload_whose_header_lacks_the_entitys_columns_is_the_wrong_file():
+    assert header_fault("students", "student_no,name\nG1,x\n") == (
+        "the header (line 1) lacks the students columns birth_date, class_id, family_no"
+    )
+    assert header_fault("org_units", "null") == "the header (line 1) lacks the org_units columns " + ", ".join(
+        ("org_unit_id", "parent_id", "level", "name")
+    )
+    assert header_fault("org_units", "") is not None
+    assert header_fault("org_units", "\ufefforg_unit_id, parent_id,level,name,school_type\n") is None
