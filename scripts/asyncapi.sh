@@ -5,17 +5,8 @@
 #   bash scripts/asyncapi.sh render docs/asyncapi.yaml DIR    # @asyncapi/generator + html-template -> DIR/index.html
 set -euo pipefail
 src=$(cd "$(dirname "$0")/asyncapi" && pwd)
-sum=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
-dir=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}/asyncapi-$sum
-if [ ! -f "$dir/.installed" ]; then
-  mkdir -p "$(dirname "$dir")"  # a fresh machine has no cache folder yet
-  tmp=$(mktemp -d "${dir}.XXXX")
-  cp "$src/package.json" "$src/package-lock.json" "$tmp/"
-  # No install scripts: nothing here needs one (and none may download a browser).
-  (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
-  touch "$tmp/.installed"
-  rm -rf "$dir" && mv "$tmp" "$dir" || rm -rf "$tmp"  # a parallel install may have won: either copy works
-fi
+. "$(dirname "$0")/lib.sh"
+dir=$(npm_deps asyncapi "$src")
 cp "$src/validate.mjs" "$src/render.cjs" "$dir/"
 case "${1:-}" in
   validate) exec node "$dir/validate.mjs" "$2" ;;

@@ -8,6 +8,7 @@
 # `make clients` writes both into clients/generated/ from the devstack's gateway.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 services=(committees visits outreach reporting)
 [ $# -eq 3 ] || { echo "usage: $0 typescript|python GATEWAY_URL DIR" >&2; exit 2; }
 kind=$1 url=${2%/} out=$3
@@ -17,16 +18,7 @@ out=$(cd "$out" && pwd)
 case "$kind" in
   typescript)
     src=$root/clients/typescript
-    sum=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
-    dir=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}/typed-clients-$sum
-    if [ ! -f "$dir/.installed" ]; then
-      mkdir -p "$(dirname "$dir")"
-      tmp=$(mktemp -d "${dir}.XXXX")
-      cp "$src/package.json" "$src/package-lock.json" "$tmp/"
-      (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
-      touch "$tmp/.installed"
-      rm -rf "$dir" && mv "$tmp" "$dir" || rm -rf "$tmp"  # a parallel install may have won: either copy works
-    fi
+    dir=$(npm_deps typed-clients "$src")
     mkdir -p "$out/generated"
     pids=()
     for name in "${services[@]}"; do  # side by side: each is a node process of its own

@@ -7,37 +7,22 @@
 #   bash scripts/frontend.sh deps          # prints the folder holding node_modules/ (tests take axe-core from it)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 src=$root/frontends
 cache=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}
 services=(visits outreach)  # the APIs the app calls (one typed client each)
-
-deps() {
-  local sum dir tmp
-  sum=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
-  dir=$cache/frontend-deps-$sum
-  if [ ! -f "$dir/.installed" ]; then
-    mkdir -p "$cache"
-    tmp=$(mktemp -d "${dir}.XXXX")
-    cp "$src/package.json" "$src/package-lock.json" "$tmp/"
-    # No install scripts: nothing here needs one (and none may download a browser).
-    (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
-    touch "$tmp/.installed"
-    rm -rf "$dir" && mv "$tmp" "$dir" || rm -rf "$tmp"  # a parallel install may have won: either copy works
-  fi
-  echo "$dir"
-}
 
 sources() {  # every input of the build, for its digest
   (cd "$root" && find frontends -path frontends/node_modules -prune -o -path frontends/dist -prune \
       -o -path frontends/src/api/generated -prune -o -type f -print | LC_ALL=C sort) | while read -r f; do
     echo "$f"; cat "$root/$f"
   done
-  cat "$root"/docs/openapi/*.json "$root/scripts/frontend.sh"
+  cat "$root"/docs/openapi/*.json "$root/scripts/frontend.sh" "$root/scripts/lib.sh"
 }
 
 build() {
   local dir sum out work
-  dir=$(deps)
+  dir=$(npm_deps frontend-deps "$src")
   sum=$(sources | sha256sum | cut -c1-16)
   out=${1:-$cache/frontend-app-$sum}
   if [ ! -f "$out/.built" ]; then
@@ -66,6 +51,6 @@ build() {
 
 case "${1:-}" in
   build) build "${2:-}" ;;
-  deps) deps ;;
+  deps) npm_deps frontend-deps "$src" ;;
   *) echo "usage: $0 build [OUT] | deps" >&2; exit 2 ;;
 esac

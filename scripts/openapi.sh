@@ -6,20 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=scripts/openapi
-sum=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
-dir=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}/openapi-$sum
+. scripts/lib.sh
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
-install() {
-  [ -f "$dir/.installed" ] && return
-  mkdir -p "$(dirname "$dir")"  # a fresh machine has no cache folder yet
-  tmp=$(mktemp -d "${dir}.XXXX")
-  cp "$src/package.json" "$src/package-lock.json" "$tmp/"
-  (cd "$tmp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >&2)
-  touch "$tmp/.installed"
-  rm -rf "$dir" && mv "$tmp" "$dir" || rm -rf "$tmp"  # a parallel install may have won: either copy works
-}
 lint() {
-  install
+  local dir
+  dir=$(npm_deps openapi "$src")
   node "$dir/node_modules/@redocly/cli/bin/cli.js" lint --config "$src/redocly.yaml" --format stylish "$@"
 }
 case "${1:-}" in
