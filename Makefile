@@ -24,7 +24,7 @@ lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy .
 
 contracts:
-	.venv/bin/python -m shared.contracts.generate
+	.venv/bin/python -m tools.docs
 	bash scripts/asyncapi.sh validate docs/asyncapi.yaml
 
 asyncapi-docs:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The services' OpenAPI documents (docs/openapi/<service>.json, made by `python -m shared.openapi dump`), checked:
-#   bash scripts/openapi.sh check    # not stale, openapi-spec-validator, Redocly CLI lint with zero errors
+# The services' OpenAPI documents (docs/openapi/<service>.json, made by `python -m tools.docs`), checked:
+#   bash scripts/openapi.sh check    # openapi-spec-validator, Redocly CLI lint with zero errors (staleness:
+#                                    # `python -m tools.docs --check`)
 #   bash scripts/openapi.sh lint FILE...
 # Redocly CLI is pinned by scripts/openapi/package-lock.json and installed once per lock into ~/.cache/hss-platform.
 set -euo pipefail
@@ -15,7 +16,6 @@ lint() {
 }
 case "${1:-}" in
   check)
-    .venv/bin/python -m shared.openapi dump --check
     for f in docs/openapi/*.json; do .venv/bin/openapi-spec-validator "$f"; done
     lint docs/openapi/*.json
     ;;

@@ -10,7 +10,7 @@ echo "== lint and types"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
-$PY -m shared.contracts.generate --check
+$PY -m tools.docs --check  # docs/schemas, docs/asyncapi.yaml, docs/openapi: generated from the code, not stale
 bash scripts/asyncapi.sh validate docs/asyncapi.yaml  # the official AsyncAPI parser (npm, pinned, cached)
 bash scripts/openapi.sh check  # docs/openapi/*.json: not stale, openapi-spec-validator, Redocly lint (npm, pinned)
 bash scripts/deploy-check.sh k8s      # kubeconform on the rendered kustomization (offline schemas; builds once)

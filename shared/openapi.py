@@ -16,20 +16,15 @@ Every service gets, from the kit alone:
 
 Routes with other media types use `file_response(...)` (exports) and `upload(...)` (a CSV request body).
 
-`python -m shared.openapi dump` writes docs/openapi/<service>.json; `--check` fails when they are stale.
+`python -m tools.docs` writes each service's document to docs/openapi/<service>.json; `--check` fails when one is stale.
 """
 
 from __future__ import annotations
 
-import argparse
-import difflib
-import json
 import re
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, routing
@@ -39,7 +34,6 @@ from fastapi.routing import APIRoute
 from shared import problems
 from shared.contracts.common import LABELS
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "openapi"
 PROBLEM_REF = "#/components/schemas/Problem"
 
 # What each status means for any route of this platform; routes may say more with `errors({409: "..."})`.
@@ -282,55 +276,3 @@ def _label_enum(schema: dict[str, Any]) -> None:
 
 def _value(member: Enum | str) -> str:
     return str(member.value if isinstance(member, Enum) else member)
-
-
-# --- the documents in the repository -------------------------------------------------------------------------------
-
-
-def services() -> dict[str, FastAPI]:
-    """Each service's app, built with default settings (nothing is started)."""
-    from services.committees.app import create as committees
-    from services.outreach.app import create as outreach
-    from services.reporting.app import create as reporting
-    from services.visits.app import create as visits
-
-    return {"committees": committees(), "outreach": outreach(), "reporting": reporting(), "visits": visits()}
-
-
-def render(app: FastAPI) -> str:
-    """A service's document as the repository keeps it."""
-    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-
-
-def dump(check: bool) -> int:
-    """Write docs/openapi/<service>.json, or (check) say which are stale."""
-    stale = []
-    DOCS.mkdir(parents=True, exist_ok=True)
-    for name, app in services().items():
-        path = DOCS / f"{name}.json"
-        text = render(app)
-        old = path.read_text() if path.exists() else ""
-        if old == text:
-            continue
-        if check:
-            stale.append(name)
-            diff = difflib.unified_diff(old.splitlines(), text.splitlines(), str(path), "generated", lineterm="", n=1)
-            print("\n".join(list(diff)[:40]), file=sys.stderr)
-        else:
-            path.write_text(text)
-            print(f"wrote {path}")
-    if stale:
-        print(f"stale OpenAPI documents: {', '.join(stale)}; run `python -m shared.openapi dump`", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description="The services' OpenAPI documents under docs/openapi/.")
-    ap.add_argument("command", choices=["dump"])
-    ap.add_argument("--check", action="store_true", help="fail when a document in docs/openapi is stale")
-    sys.exit(dump(ap.parse_args().check))
-
-
-if __name__ == "__main__":
-    main()

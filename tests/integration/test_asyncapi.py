@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.contracts.generate import consumer_groups
+from tools.docs import consumer_groups
 
 pytestmark = pytest.mark.integration
 

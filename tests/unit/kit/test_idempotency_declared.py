@@ -15,6 +15,7 @@ from shared import idempotency, openapi
 from shared.auth import CurrentPrincipal, issue_token
 from shared.settings import ServiceSettings
 from shared.web import ServiceSpec, create_app
+from tools import docs
 
 WRITES = ("post", "put", "patch", "delete")
 # Writes that do not take an Idempotency-Key, and why a retry is safe without one.
@@ -27,11 +28,11 @@ TOKEN = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path=
 
 
 def documented_writes() -> dict[tuple[str, str, str], dict[str, Any]]:
-    docs = sorted(openapi.DOCS.glob("*.json"))
-    assert {d.stem for d in docs} == {"committees", "visits", "outreach", "reporting"}
+    files = sorted(docs.OPENAPI.glob("*.json"))
+    assert {f.stem for f in files} == {"committees", "visits", "outreach", "reporting"}
     return {
         (doc.stem, method, path): operation
-        for doc in docs
+        for doc in files
         for path, item in json.loads(doc.read_text()).get("paths", {}).items()
         for method, operation in item.items()
         if method in WRITES

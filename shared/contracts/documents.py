@@ -1,25 +1,18 @@
-"""Writes `docs/schemas/<type>.json` per event type and `docs/asyncapi.yaml` from the registry."""
+"""The event contracts as documents: a JSON Schema per published event type and the AsyncAPI document.
+
+`python -m tools.docs` writes them to `docs/schemas/<type>.json` and `docs/asyncapi.yaml` (`--check`: fail when stale
+or when a published `.vN` changed incompatibly). The consumer groups come from the caller: the kit imports no service.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 import shared.contracts  # noqa: F401  (registers every contract)
-from shared.contracts.compat import breaking_changes
 from shared.devstack import departments
 from shared.devstack.stack import DEFAULT_KAFKA_PORT
 from shared.events import Envelope, EventSpec, registry
-from shared.inbox import Batch
 from shared.settings import ServiceSettings
-
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT / "docs" / "schemas"
-ASYNCAPI = ROOT / "docs" / "asyncapi.yaml"
 
 
 def published() -> list[EventSpec]:
@@ -77,32 +70,6 @@ TAGS = {
     "internal": "Between the platform's own services only.",
     "dead-letter": "Records a consumer group could not apply, for operators.",
 }
-
-
-def consumer_groups() -> dict[str, tuple[str, set[str]]]:
-    """Each consumer group of the four services: the service and the event types it applies."""
-    # Imported here: the services depend on the contracts, not the other way round.
-    from services.committees.app import build_spec as committees
-    from services.committees.settings import Settings as CommitteesSettings
-    from services.outreach.app import build_spec as outreach
-    from services.outreach.settings import OutreachSettings
-    from services.reporting.app import build_spec as reporting
-    from services.reporting.settings import ReportingSettings
-    from services.visits.app import build_spec as visits
-    from services.visits.settings import VisitsSettings
-
-    specs = [
-        committees(CommitteesSettings(env="dev")),
-        visits(VisitsSettings(env="dev")),
-        outreach(OutreachSettings(env="dev")),
-        reporting(ReportingSettings(env="dev")),
-    ]
-    groups: dict[str, tuple[str, set[str]]] = {}
-    for spec in specs:
-        for group, handlers in spec.consumers.items():
-            types = handlers.types if isinstance(handlers, Batch) else handlers.keys()
-            groups[group] = (spec.settings.service_name, set(types))
-    return groups
 
 
 def _ident(text: str) -> str:
@@ -207,8 +174,11 @@ def _operation(
     return op
 
 
-def asyncapi() -> dict[str, Any]:
-    """An AsyncAPI 3.0 document: a channel per topic and per dead-letter topic, send and receive operations."""
+def asyncapi(groups: dict[str, tuple[str, set[str]]]) -> dict[str, Any]:
+    """An AsyncAPI 3.0 document: a channel per topic and per dead-letter topic, send and receive operations.
+
+    `groups`: each consumer group, the service it belongs to and the event types it applies.
+    """
     partitions = ServiceSettings.model_fields["topic_partitions"].default  # what every service declares
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
@@ -256,7 +226,7 @@ def asyncapi() -> dict[str, Any]:
                 ),
                 "tags": [{"name": "public"}],
             }
-    for group, (service, types) in sorted(consumer_groups().items()):
+    for group, (service, types) in sorted(groups.items()):
         for topic, specs in sorted(by_topic.items()):
             handled = [s for s in specs if s.type in types]
             if not handled:
@@ -354,50 +324,3 @@ def asyncapi() -> dict[str, Any]:
             },
         },
     }
-
-
-def render_all() -> dict[Path, str]:
-    """Every generated file and its content."""
-    files = {
-        SCHEMAS / f"{spec.type}.json": json.dumps(schema_of(spec), indent=2, ensure_ascii=False) + "\n"
-        for spec in published()
-    }
-    files[ASYNCAPI] = yaml.safe_dump(asyncapi(), sort_keys=False, allow_unicode=True, width=120)
-    return files
-
-
-def incompatible() -> list[str]:
-    """Breaking changes of the current contracts against the committed (published) schemas."""
-    found = []
-    for spec in published():
-        path = SCHEMAS / f"{spec.type}.json"
-        if path.exists():
-            old = json.loads(path.read_text())
-            found += [f"{spec.type}{p}" for p in breaking_changes(old, schema_of(spec))]
-    return found
-
-
-def main() -> None:
-    """Write the files, or with --check fail when a committed file is stale; never a breaking change."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--check", action="store_true", help="exit 1 if the committed files differ")
-    args = ap.parse_args()
-    broken = incompatible()
-    if broken:
-        raise SystemExit("breaking change to a published event type; publish a new .vN instead:\n" + "\n".join(broken))
-    stale = []
-    for path, text in render_all().items():
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path.relative_to(ROOT)))
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    if stale:
-        raise SystemExit(
-            "stale generated contract files (run python -m shared.contracts.generate): " + ", ".join(stale)
-        )
-
-
-if __name__ == "__main__":
-    main()
