@@ -1,0 +1,38 @@
+"""The layers, as the imports say: the kit is the ground floor, no service imports another, tools sit on top."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("committees", "visits", "outreach", "reporting")
+
+
+def imported(folder: Path) -> dict[str, set[str]]:
+    """Every module under `folder` (relative path) and the top two levels of each module it imports."""
+    found: dict[str, set[str]] = {}
+    for path in sorted(folder.rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[str(path.relative_to(ROOT))] = {".".join(n.split(".")[:2]) for n in names}
+    return found
+
+
+def test_the_kit_imports_no_service_and_no_tool():
+    wrong = {
+        f: sorted(n for n in names if n.split(".")[0] in {"services", "tools", "demo", "bench", "tests"})
+        for f, names in imported(ROOT / "shared").items()
+    }
+    assert {f: n for f, n in wrong.items() if n} == {}
+
+
+def test_no_service_imports_another():
+    for service in SERVICES:
+        others = {f"services.{s}" for s in SERVICES if s != service}
+        wrong = {f: sorted(names & others) for f, names in imported(ROOT / "services" / service).items()}
+        assert {f: n for f, n in wrong.items() if n} == {}, service
