@@ -24,10 +24,10 @@ from shared.pages import Page
 from shared.web import Pool
 from shared.writes import Writes
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["assignments"])
 
 
-@router.get("/campaigns/{campaign_id}/assignments", tags=["assignments"], response_model=Page[AssignmentOut])
+@router.get("/campaigns/{campaign_id}/assignments", response_model=Page[AssignmentOut])
 async def list_assignments(
     campaign_id: str,
     principal: CurrentPrincipal,
@@ -45,7 +45,6 @@ async def list_assignments(
 @router.post(
     "/campaigns/{campaign_id}/assignments",
     status_code=201,
-    tags=["assignments"],
     response_model=AssignmentMadeOut,
     responses=openapi.errors({409: "the campaign is not launched, or the family already has an assignment"}),
 )
@@ -56,8 +55,6 @@ async def add_assignment(campaign_id: str, body: AssignmentIn, w: Writes) -> Any
 
 @router.patch(
     "/assignments/{assignment_id}",
-    status_code=200,
-    tags=["assignments"],
     response_model=ReassignedOut,
     responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
 )
@@ -68,8 +65,6 @@ async def reassign(assignment_id: str, body: ReassignIn, w: Writes, if_match: ve
 
 @router.delete(
     "/assignments/{assignment_id}",
-    status_code=200,
-    tags=["assignments"],
     response_model=RemovedOut,
     responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
 )
@@ -80,8 +75,6 @@ async def remove_assignment(assignment_id: str, w: Writes, if_match: versions.If
 
 @router.post(
     "/assignments/{assignment_id}/schedule",
-    status_code=200,
-    tags=["assignments"],
     response_model=ScheduledOut,
     responses=openapi.errors({409: "the assignment is not open for visits"}),
 )

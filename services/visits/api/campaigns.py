@@ -17,7 +17,7 @@ from shared.scope import OrgPathQuery
 from shared.web import CurrentClock, Pool
 from shared.writes import Writes
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["campaigns"])
 
 
 def _settings(request: Request) -> VisitsSettings:
@@ -25,13 +25,13 @@ def _settings(request: Request) -> VisitsSettings:
     return settings
 
 
-@router.post("/campaigns", status_code=201, tags=["campaigns"], response_model=CampaignOut)
+@router.post("/campaigns", status_code=201, response_model=CampaignOut)
 async def create_campaign(body: CampaignIn, w: Writes) -> Any:
     """Create a draft campaign for an org subtree (admins of that subtree)."""
     return await w.run(campaign_cases.create_campaign, body, _settings(w.request).default_target_per_teacher)
 
 
-@router.get("/campaigns", tags=["campaigns"], response_model=Page[CampaignOut])
+@router.get("/campaigns", response_model=Page[CampaignOut])
 async def list_campaigns(
     principal: CurrentPrincipal, pool: Pool, limit: pages.Limit = 100, cursor: pages.Cursor = None
 ) -> Any:
@@ -39,7 +39,7 @@ async def list_campaigns(
     return await queries.list_campaigns(pool, principal, limit, cursor)
 
 
-@router.get("/campaigns/{campaign_id}", tags=["campaigns"], response_model=CampaignDetailOut)
+@router.get("/campaigns/{campaign_id}", response_model=CampaignDetailOut)
 async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
     """One campaign with its checklist."""
     return await queries.campaign(pool, principal, campaign_id)
@@ -47,8 +47,6 @@ async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool
 
 @router.post(
     "/campaigns/{campaign_id}/launch",
-    status_code=200,
-    tags=["campaigns"],
     response_model=LaunchOut,
     responses=openapi.errors({409: "the campaign is not a draft"}),
 )
@@ -59,8 +57,6 @@ async def launch_campaign(campaign_id: str, w: Writes) -> Any:
 
 @router.post(
     "/campaigns/{campaign_id}/close",
-    status_code=200,
-    tags=["campaigns"],
     response_model=CampaignOut,
     responses=openapi.errors({409: "the campaign is not launched"}),
 )
@@ -69,7 +65,7 @@ async def close_campaign(campaign_id: str, w: Writes) -> Any:
     return await w.run(campaign_cases.close_campaign, campaign_id)
 
 
-@router.get("/campaigns/{campaign_id}/progress", tags=["campaigns"], response_model=ProgressOut)
+@router.get("/campaigns/{campaign_id}/progress", response_model=ProgressOut)
 async def campaign_progress(
     campaign_id: str,
     principal: CurrentPrincipal,

@@ -11,16 +11,16 @@ from services.visits.schemas import ChecklistOut, Label
 from shared.auth import CurrentPrincipal
 from shared.problems import not_found
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["checklists"])
 
 
-@router.get("/guidance-topics", tags=["checklists"], response_model=list[Label])
+@router.get("/guidance-topics", response_model=list[Label])
 async def list_guidance_topics(principal: CurrentPrincipal) -> Any:
     """The guidance topics a visit may record, by code, with Chinese and English labels."""
     return [{"code": t.id, "zh": t.zh, "en": t.en} for t in checklist.guidance_topics().values()]
 
 
-@router.get("/checklists/{version}", tags=["checklists"], response_model=ChecklistOut)
+@router.get("/checklists/{version}", response_model=ChecklistOut)
 async def get_checklist(version: str, principal: CurrentPrincipal) -> Any:
     """The Ten Requirements of a version (`current` for the one in force), with Chinese and English labels."""
     config = checklist.load()

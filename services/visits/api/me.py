@@ -11,10 +11,10 @@ from services.visits.usecases import queries
 from shared.auth import CurrentPrincipal
 from shared.web import CurrentClock, Pool
 
-router = APIRouter(prefix="/api/v1/me")
+router = APIRouter(prefix="/api/v1/me", tags=["assignments"])
 
 
-@router.get("/assignments", tags=["assignments"], response_model=MyAssignmentsOut)
+@router.get("/assignments", response_model=MyAssignmentsOut)
 async def list_my_assignments(principal: CurrentPrincipal, pool: Pool, clock: CurrentClock) -> Any:
     """A teacher's own progress in each launched campaign (done out of target, what is left, expected by today,
     behind schedule or not) and the families still to visit."""

@@ -23,13 +23,12 @@ from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
 from shared.edges import checks_text_per_item
 from shared.web import Pool
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", tags=["visits"])
 
 
 @router.post(
     "/visits",
     status_code=201,
-    tags=["visits"],
     response_model=VisitRecorded,
     dependencies=[idempotency.KEY],
     # The group commit needs no pool of the route's own, so the kit cannot see the 503: it is declared here.
@@ -44,8 +43,6 @@ async def record_visit(body: VisitIn, request: Request, principal: CurrentPrinci
 
 @router.post(
     "/visits/batch",
-    status_code=200,
-    tags=["visits"],
     max_body_size=BATCH_MAX_BYTES,
     response_model=BatchOut,
     dependencies=[idempotency.KEY],
@@ -77,7 +74,7 @@ async def _record(
     return JSONResponse(result.body, status_code=result.status)
 
 
-@router.get("/visits/{visit_id}", tags=["visits"], response_model=VisitOut)
+@router.get("/visits/{visit_id}", response_model=VisitOut)
 async def get_visit(visit_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
     """A visit with its checklist (labelled) and findings."""
     return await queries.visit(pool, principal, visit_id)
