@@ -10,18 +10,10 @@ from services.committees.domain.online import attended_online, check_online_atte
 from services.committees.schemas import OnlineAttendanceIn
 from services.committees.store import parent_schools as store
 from services.committees.usecases.common import READERS, decided, page, require_read
-from services.committees.usecases.parent_schools import (
-    _get,
-    _require_eligible,
-    _session,
-    _session_view,
-    _writable_session,
-)
+from services.committees.usecases.parent_schools import _get, _writable_session, save_attendance
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.contracts import committees as ev
 from shared.db import Conn
-from shared.outbox import add_events
 
 
 async def record_online_attendance(
@@ -39,29 +31,8 @@ async def record_online_attendance(
     with decided():
         check_online_attendance(s["mode"])
     minutes = {r.guardian_id: r.minutes for r in body.records}
-    await _require_eligible(conn, p, [r.guardian_id for r in body.records], "/records/{}/guardian_id")
-    guardians = sorted(minutes)
-    records = [(g, attended_online(minutes[g], min_minutes)) for g in guardians]
-    changed = await store.upsert_attendance(
-        conn, session_id, records, online=True, minutes=[minutes[g] for g in guardians]
-    )
-    now, attended = clock.now(), dict(records)
-    await add_events(
-        conn,
-        [
-            ev.AttendanceRecorded(
-                parent_school_id=parent_school_id,
-                session_id=session_id,
-                guardian_id=g,
-                org_path=p["org_path"],
-                attended=attended[g],
-                occurred_at=now,
-                online=True,
-            )
-            for g in sorted(changed)
-        ],
-    )
-    return {**_session_view(await _session(conn, parent_school_id, session_id)), "changed": len(changed)}
+    attended = {g: attended_online(m, min_minutes) for g, m in minutes.items()}
+    return await save_attendance(conn, clock, p, session_id, [r.guardian_id for r in body.records], attended, minutes)
 
 
 async def completion(

@@ -182,10 +182,33 @@ async def record_attendance(
 ) -> dict[str, Any]:
     """Record attendance per guardian (the latest record counts; unchanged records publish nothing)."""
     p, _ = await _writable_session(conn, principal, parent_school_id, session_id)
-    latest = {r.guardian_id: r.attended for r in body.records}
-    await _require_eligible(conn, p, [r.guardian_id for r in body.records], "/records/{}/guardian_id")
-    changed = await store.upsert_attendance(conn, session_id, sorted(latest.items()))
-    now = clock.now()
+    attended = {r.guardian_id: r.attended for r in body.records}
+    return await save_attendance(conn, clock, p, session_id, [r.guardian_id for r in body.records], attended)
+
+
+async def save_attendance(
+    conn: asyncpg.Connection,
+    clock: Clock,
+    p: dict[str, Any],
+    session_id: str,
+    listed: list[str],
+    attended: dict[str, bool],
+    minutes: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Attendance of a session of parent school `p` (in person, or online with the `minutes` connected), one record
+    per guardian in `attended`: every `listed` guardian must be expected there; an unchanged record publishes
+    nothing. The session as it is now, with how many records changed."""
+    await _require_eligible(conn, p, listed, "/records/{}/guardian_id")
+    guardians = sorted(attended)
+    online = minutes is not None
+    changed = await store.upsert_attendance(
+        conn,
+        session_id,
+        [(g, attended[g]) for g in guardians],
+        online=online,
+        minutes=[minutes[g] for g in guardians] if minutes is not None else None,
+    )
+    now, parent_school_id = clock.now(), p["parent_school_id"]
     await add_events(
         conn,
         [
@@ -194,9 +217,9 @@ async def record_attendance(
                 session_id=session_id,
                 guardian_id=g,
                 org_path=p["org_path"],
-                attended=latest[g],
+                attended=attended[g],
                 occurred_at=now,
-                online=False,
+                online=online,
             )
             for g in sorted(changed)
         ],
