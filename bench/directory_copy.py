@@ -28,11 +28,12 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.campaign import statement_stats
+from bench.campaign import proc_stat, statement_stats, tree_cpu
 from demo import citygen
 from demo.client import Api, bureau_token, metric_sum
 from shared import directory, kafka
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
+from shared.devstack.stack import components
 from shared.testing.fixtures import drop_test_resources, free_port
 
 TARGET_SECONDS, TARGET_RATE = 30, 20_000
@@ -108,7 +109,7 @@ def applied(page: str, group: str) -> int:
 
 def profile(procs: dict[str, ServiceProcess], into: Path) -> list[subprocess.Popen[bytes]]:
     """py-spy sampling each service process (collapsed stacks, for `sort | head`), until interrupted."""
-    spy = shutil.which("py-spy") or str(Path.home() / ".local/bin/py-spy")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     into.mkdir(parents=True, exist_ok=True)
     return [
         subprocess.Popen(
@@ -136,6 +137,11 @@ async def one_run(stack: StackInfo, city: citygen.City, keep: bool, spy: Path | 
         assert job["status"] == "succeeded", job
         committed = time.monotonic()
         spies = profile(procs, spy / run) if spy else []
+        # CPU seconds each process spends from the commit until both copies are complete: on a shared machine the
+        # time per event in CPU is steadier than the rate (which depends on what else runs).
+        pg = next((c.pid() for c in components() if c.name == "postgres"), None)
+        pids = {n: p.pid() or 0 for n, p in procs.items()}
+        cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()} | ({"postgres": tree_cpu(pg)} if pg else {})
         await statement_stats(conn, reset=True)
         cs = schemas["committees"]
         events = await conn.fetchval(f"SELECT count(*) FROM {cs}.outbox WHERE type = ANY($1)", sorted(directory.TYPES))
@@ -161,6 +167,9 @@ async def one_run(stack: StackInfo, city: citygen.City, keep: bool, spy: Path | 
                 last_note = time.monotonic()
                 print(f"  +{last_note - committed:.0f}s: {counts}", flush=True)
             await asyncio.sleep(0.5)
+        cpu = {n: proc_stat(p)[1] - cpu0[n] for n, p in pids.items()} | (
+            {"postgres": tree_cpu(pg) - cpu0["postgres"]} if pg else {}
+        )
         for sp in spies:
             sp.send_signal(signal.SIGINT)
             sp.wait(30)
@@ -177,14 +186,16 @@ async def one_run(stack: StackInfo, city: citygen.City, keep: bool, spy: Path | 
             "rate": events / both,
             "consume_rate": consume_rate,
             "copy_rate": copy_rate,
-        }
+        } | {f"cpu_{n}": v for n, v in cpu.items()}
         print(
             f"  relay published all {done['relay']:.1f}s after the commit; visits applied all at {done['visits']:.1f}s,"
             f" outreach at {done['outreach']:.1f}s → {events / both:,.0f} events/s per group end to end "
             f"(target ≤ {TARGET_SECONDS}s, ≥ {TARGET_RATE:,}/s)\n"
             f"  raw Kafka consume of the same {messages:,} messages: {consume_rate:,.0f} msg/s (ratio "
             f"{events / both / consume_rate:.3f}); raw COPY of {rows:,} of the copy's rows: {copy_rate:,.0f} rows/s "
-            f"(ratio {events / both / copy_rate:.3f}); load average {os.getloadavg()[0]:.1f}",
+            f"(ratio {events / both / copy_rate:.3f}); load average {os.getloadavg()[0]:.1f}\n"
+            f"  CPU per event from the commit on: "
+            + ", ".join(f"{n} {v / events * 1e6:.0f} µs" for n, v in cpu.items()),
             flush=True,
         )
         return out
@@ -213,7 +224,8 @@ async def main(a: argparse.Namespace) -> None:
             f"median of {len(results)}: both copies complete {med['both_s']:.1f}s after the commit "
             f"(relay {med['relay_s']:.1f}s, visits {med['visits_s']:.1f}s, outreach {med['outreach_s']:.1f}s), "
             f"{med['rate']:,.0f} events/s per group = {med['rate'] / med['consume_rate']:.3f} x raw consume, "
-            f"{med['rate'] / med['copy_rate']:.3f} x raw COPY"
+            f"{med['rate'] / med['copy_rate']:.3f} x raw COPY; CPU per event: "
+            + ", ".join(f"{k[4:]} {v / med['events'] * 1e6:.0f} µs" for k, v in med.items() if k.startswith("cpu_"))
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 from contextvars import ContextVar
@@ -35,8 +36,12 @@ def new_trace_id() -> str:
     return secrets.token_hex(16)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_traceparent(value: str | None) -> str | None:
-    """The trace id of a W3C traceparent header, or None when it is malformed."""
+    """The trace id of a W3C traceparent header, or None when it is malformed.
+
+    Cached: the events one write caused share its traceparent, and a consumer parses it for each of them.
+    """
     if not value:
         return None
     parts = value.strip().split("-")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 import uuid
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from shared.context import TraceContext
 
@@ -37,6 +38,15 @@ class Envelope(BaseModel):
     correlationid: str
     causationid: str | None = None
     data: dict[str, Any]
+
+
+@functools.cache
+def typed_envelope(model: type[BaseModel]) -> type[Envelope]:
+    """The envelope whose `data` is `model`: a consumed event's envelope and payload validated in one pass.
+
+    An event parsed this way has the payload model as its envelope's `data` (the same object as `Event.payload`).
+    """
+    return create_model(f"Envelope[{model.__name__}]", __base__=Envelope, data=(model, ...))
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from pydantic import ValidationError
 
 from shared import context, db, kafka, tracing
 from shared.db import lock_key
-from shared.events import Envelope, Event, registry
+from shared.events import Envelope, Event, registry, typed_envelope
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_DURATION
+from shared.relay import TYPE_HEADER
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class InboxConsumer:
         self.logical_topics = registry.topics_for(sorted(self.types))
         self.topics = [settings.topic(t) for t in self.logical_topics]
         self._logical = dict(zip(self.topics, self.logical_topics, strict=True))
+        # Per handled type (as the relay's `hss-event-type` header spells it): its envelope with a typed `data`.
+        self._typed = {t.encode(): typed_envelope(registry.spec(t).model) for t in self.types}
         self.applied = 0
         self.dead_lettered = 0
         self._counters: dict[tuple[str, str], Any] = {}
@@ -308,6 +311,9 @@ class InboxConsumer:
 
     def _parse(self, rec: ConsumerRecord) -> Event[Any] | None:
         """The typed event, None for a known type this group does not handle; Poison otherwise."""
+        event = self._parse_typed(rec)
+        if event is not None:
+            return event
         try:
             env = envelope_of(rec)
         except (ValidationError, TypeError, ValueError, BaseCloudEventException) as exc:
@@ -329,6 +335,45 @@ class InboxConsumer:
             partition=rec.partition,
             offset=rec.offset,
             trace=context.for_event(str(env.id), env.correlationid, _traceparent(rec)),
+        )
+
+    def _parse_typed(self, rec: ConsumerRecord) -> Event[Any] | None:
+        """The fast path of `_parse`: a structured event whose `hss-event-type` header names a type this group handles,
+        parsed in one pass (envelope and payload together); None to take the general path instead.
+
+        Half the cost of parsing the envelope and then its payload, which was the largest share of a directory event's
+        handling. Anything unexpected (no header, another content mode, a header not matching the envelope's type, an
+        invalid message) goes the general way, which says what is wrong with it.
+        """
+        hinted: bytes | None = None
+        traceparent: bytes | None = None
+        for key, value in rec.headers or ():
+            if key == TYPE_HEADER:
+                hinted = value
+            elif key == "traceparent":
+                traceparent = value
+            elif key.startswith("ce_"):
+                return None  # binary mode
+        if hinted is None:
+            return None
+        model = self._typed.get(hinted)
+        if model is None:
+            return None
+        try:
+            env = model.model_validate_json(rec.value or b"")
+        except ValidationError:
+            return None
+        if env.type.encode() != hinted:
+            return None
+        return Event(
+            envelope=env,
+            payload=env.data,
+            topic=self._logical.get(rec.topic, rec.topic),
+            partition=rec.partition,
+            offset=rec.offset,
+            trace=context.for_event(
+                str(env.id), env.correlationid, traceparent.decode(errors="replace") if traceparent else None
+            ),
         )
 
     async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> list[tuple[str, str]]:

@@ -29,10 +29,14 @@ TYPE_HEADER = "hss-event-type"  # routing hint; not a CloudEvents attribute
 # The ids are picked first, the rows read after: right after a bulk write (an import, a campaign launch) the
 # statistics still say the outbox is small, and the planner then reads every unpublished row and sorts them, turning
 # each envelope to text on the way (0.55 s a batch with 41 k rows waiting; 50 ms this way).
+# The rows in flight are left out with `NOT IN (subquery)`, which PostgreSQL hashes: `NOT (id = ANY($2))` compared
+# each waiting row with every id in flight (4.1 s for the first batch with 60 k rows waiting; 16 ms this way).
 FETCH = """
 SELECT o.id, o.event_id, o.topic, o.key, o.type, o.envelope::text AS envelope, o.headers
 FROM (
-    SELECT id FROM outbox WHERE published_at IS NULL AND NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT $1
+    SELECT id FROM outbox
+    WHERE published_at IS NULL AND id NOT IN (SELECT unnest($2::bigint[]))
+    ORDER BY id LIMIT $1
 ) AS next
 JOIN outbox o ON o.id = next.id
 ORDER BY o.id
@@ -97,6 +101,11 @@ class Relay:
                     self.settings.db_schema,
                     keepalive_seconds=self.settings.relay_lock_keepalive_seconds,
                 )
+                # The relay's statements want the waiting rows in id order from the partial index, a batch at a time.
+                # Right after a bulk write the statistics still say the outbox is small and the planner reads every
+                # waiting row through a bitmap scan and sorts them (67-104 ms a batch with 40 k waiting, 0.4-4 ms
+                # for the same ids this way). This session only ever reads a batch at a time.
+                await conn.execute("SET enable_bitmapscan = off")
                 await self._become_leader(conn)
                 await conn.add_listener(self.channel, lambda *_: self._wake.set())
                 producer = kafka.producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.service}-relay")
