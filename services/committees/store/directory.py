@@ -175,6 +175,9 @@ async def update_student_left(conn: asyncpg.Connection, student_id: str) -> str 
     return family_id
 
 
+NATIONAL_ID_INDEX = "students_national_id"  # the unique index of migration 005_student_duplicates.sql
+
+
 async def get_national_id_holder(conn: Conn, national_id: str) -> str | None:
     """The student id holding a national ID (None when nobody does)."""
     holder: str | None = await conn.fetchval("SELECT student_id FROM students WHERE national_id = $1", national_id)

@@ -102,19 +102,34 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
     raw = body.model_dump(mode="json", exclude={"family_id"})
     raw["family_no"] = await _family_no(conn, body.family_id)
     await _require_family_write(conn, principal, body.family_id)
-    await write_record(conn, clock, "students", raw, [body.class_id], {raw["family_no"]})
+    await _write_student(conn, clock, raw, body.class_id)
     created = await store.get_student_by_no(conn, body.student_no) or {}
     created["duplicate_candidates"] = await _candidates(conn, created["student_id"], created["org_path"])
     await audit_answer(conn, principal, created)
     return created
 
 
+def _national_id_taken() -> Problem:
+    detail = "this national ID belongs to another student record (the same child registered twice?)"
+    return Problem(409, "Conflict", detail, errors=[field_error("/national_id", detail)])
+
+
 async def _national_id_free(conn: Conn, national_id: str | None, student_id: str | None) -> None:
     """409 naming the field when another record holds the national ID (unique where present)."""
     holder = await store.get_national_id_holder(conn, national_id) if national_id else None
     if holder is not None and holder != student_id:
-        detail = "this national ID belongs to another student record (the same child registered twice?)"
-        raise Problem(409, "Conflict", detail, errors=[field_error("/national_id", detail)])
+        raise _national_id_taken()
+
+
+async def _write_student(conn: asyncpg.Connection, clock: Clock, raw: dict[str, Any], class_id: str) -> None:
+    """Write a student record; the same 409 when a concurrent write took its national ID after the check above
+    (the unique index decides: the two writes both passed the check before either committed)."""
+    try:
+        await write_record(conn, clock, "students", raw, [class_id], {raw["family_no"]})
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name != store.NATIONAL_ID_INDEX:
+            raise
+        raise _national_id_taken() from exc
 
 
 async def _candidates(conn: Conn, student_id: str, org_path: str) -> list[dict[str, Any]]:
@@ -225,7 +240,7 @@ async def update(
     if family_id != row["family_id"]:  # the child leaves one family for another: both change
         await _require_family_write(conn, principal, row["family_id"])
         await _require_family_write(conn, principal, family_id)
-    await write_record(conn, clock, "students", raw, [raw["class_id"]], {raw["family_no"]})
+    await _write_student(conn, clock, raw, raw["class_id"])
     updated = await _get(conn, student_id)
     require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
     await audit_answer(conn, principal, updated)

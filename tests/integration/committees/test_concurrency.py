@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.integration.access import city
+from shared.testing.fixtures import wait_for
 from tests.integration.committees.conftest import BUREAU
 
 pytestmark = pytest.mark.integration
@@ -80,3 +82,37 @@ async def test_a_state_change_with_a_stale_if_match_is_412(svc, world) -> None:
     r = await svc.http.delete("/api/v1/staff/t-s_01", headers={**BUREAU, "If-Match": f'"{staff["version"]}"'})
     assert r.status_code == 412 and r.json()["version"] == staff["version"] + 1
     assert (await svc.http.get("/api/v1/staff/t-s_01", headers=BUREAU)).json()["active"] is True
+
+
+async def test_two_concurrent_creates_with_one_national_id_give_one_201_and_one_409(svc, world) -> None:
+    """Both creates pass the "is this national ID free?" check before either writes (held at the insert by a share
+    lock on students until both wait there): the unique index decides, and the loser is a 409 naming the field."""
+    nid = "620402201503010018"
+    peer = world["N-s_01-1"]
+    body = {"name": "赵小雨", "birth_date": "2015-03-01", "national_id": nid, "class_id": peer["class_id"]}
+    body["family_id"] = peer["family_id"]
+    conn = await asyncpg.connect(svc.settings.database_url, server_settings={"search_path": svc.settings.db_schema})
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("LOCK TABLE students IN SHARE MODE")  # reads go on, inserts wait
+        creates = [
+            asyncio.create_task(
+                svc.http.post("/api/v1/students", json={**body, "student_no": f"S-race-{n}"}, headers=BUREAU)
+            )
+            for n in (1, 2)
+        ]
+        waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'students'::regclass AND NOT granted"
+        await wait_for(lambda: conn.fetchval(waiting + " HAVING count(*) >= 2"), timeout=30)
+        await tx.rollback()
+        a, b = await asyncio.gather(*creates)
+    finally:
+        await conn.close()
+    assert sorted([a.status_code, b.status_code]) == [201, 409], (a.text, b.text)
+    lost = a if a.status_code == 409 else b
+    assert lost.headers["content-type"] == "application/problem+json"
+    assert [e["pointer"] for e in lost.json()["errors"]] == ["/national_id"]
+    found = await svc.http.get("/api/v1/students", params={"limit": 500}, headers=BUREAU)
+    assert [s["student_no"] for s in found.json()["items"] if s["student_no"].startswith("S-race-")] == [
+        (a if lost is b else b).json()["student_no"]
+    ]
