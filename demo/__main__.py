@@ -14,7 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ from demo import citygen
 from demo.activity import districts, schools, teacher_habits, visit_record
 from demo.client import CITY, Api, bureau_token, settled
 from shared.auth import issue_token
+from shared.clock import local_date
 from shared.devstack import DevstackError, Stack, services_up, state_dir
 
 # A wide console even when output is piped, so the district table stays readable in logs.
@@ -52,7 +53,7 @@ async def import_city(api: Api, city: citygen.City) -> dict[str, Any]:
 
 async def cooperation(api: Api, city: citygen.City, rng: random.Random) -> dict[str, int]:
     """Committees, parent schools with sessions and attendance, instructor teams, the lecturer group and lectures."""
-    today = date.today()
+    today = local_date(datetime.now(UTC))  # the bureau's calendar, as the services count it
     counts = {"committees": 0, "members": 0, "parent_schools": 0, "sessions": 0, "teams": 0, "lectures": 0}
     staff_by_school: dict[str, list[Any]] = {}
     for s in city.staff:
@@ -163,7 +164,7 @@ async def cooperation(api: Api, city: citygen.City, rng: random.Random) -> dict[
 async def online_parent_school(api: Api, guardians: list[str], rng: random.Random, counts: dict[str, int]) -> None:
     """The city's online parent school: two online sessions with the platform's join link; the online platform
     reports each guardian's minutes connected (20 or more counts as attending)."""
-    today = date.today()
+    today = local_date(datetime.now(UTC))  # the bureau's calendar, as the services count it
     ps = await api.post(
         "/parent-schools", {"org_unit_id": CITY.strip("/"), "kind": "online", "name": "白银市线上家长学校"}
     )
@@ -186,7 +187,7 @@ async def online_parent_school(api: Api, guardians: list[str], rng: random.Rando
 async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, Any]], list[str], date]:
     """Create and launch a city-wide campaign over the last and next 30 days; its id, assignments, checklist
     item ids and first day."""
-    today = date.today()
+    today = local_date(datetime.now(UTC))  # the bureau's calendar, as the services count it
     starts_on = today - timedelta(days=30)
     body = {
         "name": name,
@@ -205,7 +206,7 @@ async def teacher_app_users(committees: Api, visits: Api) -> list[dict[str, str]
     """The teacher app's demo (/app/): a campaign for one school left open (every visit of the city's campaign is
     recorded already), and the development sign-in list — three of its teachers, each with a dev token."""
     school = (await committees.get("/org-units", level="school", limit=1))["items"][0]
-    today = date.today()
+    today = local_date(datetime.now(UTC))  # the bureau's calendar, as the services count it
     body = {
         "name": "春季家访 · 教师应用演示",
         "org_path": school["org_path"],

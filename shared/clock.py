@@ -10,12 +10,18 @@ How time is read (the one way):
 * SQL `now()` / `clock_timestamp()` only where the database itself must decide (commit stamps, row versions,
   comparisons that must hold inside one statement); business times (deadlines, `occurred_at`) come from the clock.
 * Tests move time with `ManualClock.advance` instead of sleeping.
+* A calendar date ("today", the day something happened) is the bureau's local date, never the UTC one: the bureau
+  works in `bureau_time_zone` (settings, default Asia/Shanghai), so between 00:00 and 08:00 there the UTC date is
+  still yesterday. `local_date(instant, zone)` is the one conversion; routes take `today: Today` (shared.web).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+BUREAU_TIME_ZONE = "Asia/Shanghai"  # the bureau's calendar (the default of settings' `bureau_time_zone`)
 
 
 class Clock(Protocol):
@@ -58,3 +64,8 @@ def utc(when: datetime) -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError("a naive datetime has no zone; pass an aware one")
     return when.astimezone(UTC)
+
+
+def local_date(when: datetime, zone: str = BUREAU_TIME_ZONE) -> date:
+    """The calendar date an instant falls on in `zone` (an IANA name such as the bureau's Asia/Shanghai)."""
+    return utc(when).astimezone(ZoneInfo(zone)).date()

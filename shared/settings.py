@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clock import BUREAU_TIME_ZONE, local_date
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"
 # Secrets anyone can read in this repository (the dev default, the placeholder in deploy/k8s/secret.template.yaml).
@@ -26,6 +30,7 @@ _SHARED_ENV = {
     "http_host": "HSS_HTTP_HOST",
     "audit_retention_days": "HSS_AUDIT_RETENTION_DAYS",
     "topic_prefix": "HSS_TOPIC_PREFIX",
+    "bureau_time_zone": "HSS_BUREAU_TIME_ZONE",
 }
 
 
@@ -69,6 +74,9 @@ class ServiceSettings(BaseSettings):
     consumer_parallelism: int = 2
     # How long audit rows of personal-data reads are kept (shared/audit.py); the purge is their only delete.
     audit_retention_days: int = Field(default=1825, ge=1)
+    # The bureau's time zone (IANA): calendar dates — "today" against a campaign's plan, a birth date's upper
+    # bound — are its local dates (shared.clock.local_date), not UTC's.
+    bureau_time_zone: str = BUREAU_TIME_ZONE
 
     @model_validator(mode="before")
     @classmethod
@@ -82,6 +90,20 @@ class ServiceSettings(BaseSettings):
                 if prefixed not in os.environ:
                     data[name] = os.environ[var]
         return data
+
+    @field_validator("bureau_time_zone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        """An IANA zone name the system's tz database knows (refused at start, not at the first date)."""
+        try:
+            local_date(datetime.now(UTC), zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Asia/Shanghai)") from exc
+        return zone
+
+    def today(self, now: datetime) -> date:
+        """The bureau's calendar date at `now` (the service's clock)."""
+        return local_date(now, self.bureau_time_zone)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> ServiceSettings:

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,6 +85,15 @@ async def get_clock(request: Request) -> Clock:
 
 
 CurrentClock = Annotated[Clock, Depends(get_clock)]
+
+
+async def get_today(request: Request) -> date:
+    """FastAPI dependency: the bureau's calendar date now (the service's clock in `bureau_time_zone`)."""
+    spec: ServiceSpec = request.app.state.runtime.spec
+    return spec.settings.today(spec.clock.now())
+
+
+Today = Annotated[date, Depends(get_today)]
 
 
 async def start_runtime(spec: ServiceSpec) -> Runtime:

@@ -12,7 +12,7 @@ from services.committees.store import imports as import_store
 from services.committees.store import upserts
 from shared import audit
 from shared.auth import Principal
-from shared.clock import Clock
+from shared.clock import Clock, local_date
 from shared.problems import Problem, field_error
 
 
@@ -28,7 +28,8 @@ async def write_record(
 ) -> tuple[int, int, int]:
     """Validate one directory record like an import row and apply it with the same SQL and events."""
     at = clock.now()
-    checker = Checker(await import_store.list_units(conn, [u for u in unit_ids if u]), family_nos, at.date())
+    # Birth dates up to the bureau's today (its default zone: this path has no settings; imports use the setting).
+    checker = Checker(await import_store.list_units(conn, [u for u in unit_ids if u]), family_nos, local_date(at))
     clean = getattr(checker, entity)([(0, raw)])
     if checker.errors:
         raise Problem(

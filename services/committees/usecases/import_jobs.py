@@ -114,7 +114,7 @@ async def run(settings: Settings, clock: Clock, import_id: str) -> None:
                 units = await store.list_units(conn)
                 family_nos = await store.list_family_nos(conn)
                 now = clock.now()
-                checker = Checker(units, family_nos, now.date(), await store.list_national_ids(conn))
+                checker = Checker(units, family_nos, settings.today(now), await store.list_national_ids(conn))
                 timings = {"load": round(time.perf_counter() - started, 3)}
                 counts, events = await apply(
                     conn, now, files, job["format"], checker, settings.import_statement_timeout_seconds, timings

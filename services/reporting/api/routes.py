@@ -17,7 +17,7 @@ from services.reporting.usecases.cache import AnswerCache
 from shared import openapi, scope
 from shared import pages as paging
 from shared.auth import CurrentPrincipal, Principal, Role
-from shared.web import CurrentClock, Pool
+from shared.web import Pool, Today
 
 READERS = (Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.AUDITOR)
 STATIC = FilePath(__file__).parents[1] / "static"
@@ -99,7 +99,7 @@ async def list_campaigns(
 async def teachers_behind(
     principal: CurrentPrincipal,
     pool: Pool,
-    clock: CurrentClock,
+    today: Today,
     campaign_id: Annotated[str, Query(min_length=1, max_length=100, description="campaign id")],
     org_path: OrgPath = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many teachers")] = 100,
@@ -107,7 +107,7 @@ async def teachers_behind(
     """The teachers of a campaign in an org unit (a school admin: their school) who have completed fewer visits than
     the campaign's plan expects by today, furthest behind first (404 for a campaign reporting has not seen)."""
     node = _scope(principal, org_path)
-    return await views.teachers_behind(pool, node, campaign_id, clock.now().date(), limit)
+    return await views.teachers_behind(pool, node, campaign_id, today, limit)
 
 
 @router.get("/whoami")

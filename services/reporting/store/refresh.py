@@ -8,11 +8,12 @@ import time
 import asyncpg
 
 from services.reporting.domain.entities import corrections
+from shared.clock import BUREAU_TIME_ZONE
 from shared.db import lock_key
 
 log = logging.getLogger(__name__)
 FULL_AT = 3000  # dirty leaves from which a full refresh is cheaper than an incremental one
-TZ = "Asia/Shanghai"  # the bureau's calendar day
+TZ = BUREAU_TIME_ZONE  # the bureau's calendar day (the default of settings' bureau_time_zone)
 
 # Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias). Each fact
 # table is aggregated by (campaign, leaf, dims) first; GROUPING SETS then give each campaign's rows and the

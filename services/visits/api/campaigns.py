@@ -14,7 +14,7 @@ from shared import openapi, pages
 from shared.auth import CurrentPrincipal
 from shared.pages import Page
 from shared.scope import OrgPathQuery
-from shared.web import CurrentClock, Pool
+from shared.web import Pool, Today
 from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
@@ -70,11 +70,11 @@ async def campaign_progress(
     campaign_id: str,
     principal: CurrentPrincipal,
     pool: Pool,
-    clock: CurrentClock,
+    today: Today,
     by: Literal["teacher", "class", "grade", "school", "district"] = "school",
     org_path: OrgPathQuery = None,
 ) -> Any:
     """Assigned, completed, missed and outstanding visits (and completed by mode) per teacher, class, grade, school
     or district, each with the visits expected by today and whether it is behind schedule. Administrators and
     auditors see their subtree; a teacher sees only their own assignments."""
-    return await queries.progress(pool, principal, campaign_id, by, org_path, clock.now().date())
+    return await queries.progress(pool, principal, campaign_id, by, org_path, today)

@@ -8,8 +8,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.integration.access import city
 from shared.testing.fixtures import wait_for
+from tests.integration.access import city
 from tests.integration.committees.conftest import BUREAU
 
 pytestmark = pytest.mark.integration
