@@ -268,6 +268,7 @@ class NotificationKind(StrEnum):
     CASE_DUE_SOON = "case_due_soon"
     CASE_ESCALATED = "case_escalated"
     REFERRAL_ANSWERED = "referral_answered"
+    REFERRAL_ESCALATED = "referral_escalated"  # not acknowledged, or accepted and not resolved (chased), in time
 
 
 @event_type("outreach.notification.created.v1", topic=NOTIFICATION, key="recipient_id")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
-from shared.contracts.outreach import CaseAssigned, CaseEscalated, NotificationKind, ReferralFacts
+from services.outreach.domain.carers import StaffMember
+from services.outreach.domain.orgs import school_path
+from shared.contracts.common import StaffRole
+from shared.contracts.outreach import CaseAssigned, CaseEscalated, NotificationKind, ReferralEscalated, ReferralFacts
+
+# A school's administrators: its leadership. At a district or the city, everyone placed there (its education office).
+SCHOOL_ADMIN_ROLES = frozenset({StaffRole.PRINCIPAL, StaffRole.VICE_PRINCIPAL})
 
 
 @dataclass(frozen=True)
@@ -33,12 +40,30 @@ def notices(
     return [Notice(r, kind, case_id, referral_id, link) for r in sorted(set(recipients))]
 
 
-def notices_for(p: CaseAssigned | CaseEscalated | ReferralFacts, carers: list[str]) -> list[Notice]:
-    """What one fact tells whom: a new assignment its carers; an escalation or a department's answer the case's."""
+def administrators(level: str, staff: Iterable[StaffMember]) -> list[str]:
+    """The administrators of the org level an escalation went to: at a school its principal and vice principals;
+    at a district or the city every active staff member placed at that unit (its education office)."""
+    at_school = school_path(level) == level and level.count("/") >= 3
+    return sorted(s.staff_id for s in staff if s.org_path == level and (not at_school or s.roles & SCHOOL_ADMIN_ROLES))
+
+
+def escalated_to(p: object) -> str | None:
+    """The org level a fact sends a case or referral to (whose administrators are told), if it escalates."""
+    return p.escalated_to if isinstance(p, CaseEscalated | ReferralEscalated) else None
+
+
+def notices_for(
+    p: CaseAssigned | CaseEscalated | ReferralFacts, carers: list[str], admins: list[str] | None = None
+) -> list[Notice]:
+    """What one fact tells whom: a new assignment its carers; a department's answer the case's carers; an
+    escalation (a case's missed deadline, a referral unacknowledged or accepted and not resolved in time: chased)
+    the case's carers and the administrators of the level it went to (`administrators`)."""
     if isinstance(p, CaseAssigned):
         return notices(NotificationKind.CASE_ASSIGNED, p.case_id, [c.staff_id for c in p.carers])
     if isinstance(p, CaseEscalated):
-        return notices(NotificationKind.CASE_ESCALATED, p.case_id, carers)
+        return notices(NotificationKind.CASE_ESCALATED, p.case_id, [*carers, *(admins or [])])
+    if isinstance(p, ReferralEscalated):
+        return notices(NotificationKind.REFERRAL_ESCALATED, p.case_id, [*carers, *(admins or [])], p.referral_id)
     return notices(NotificationKind.REFERRAL_ANSWERED, p.case_id, carers, p.referral_id)
 
 
@@ -55,8 +80,9 @@ def due_soon_source(case_id: str, due: datetime) -> str:
 SUBJECTS = {
     NotificationKind.CASE_ASSIGNED: "A care case was assigned to you",
     NotificationKind.CASE_DUE_SOON: "A care case's contact is due soon",
-    NotificationKind.CASE_ESCALATED: "A care case you care for was escalated",
+    NotificationKind.CASE_ESCALATED: "A care case was escalated",
     NotificationKind.REFERRAL_ANSWERED: "A department answered a referral of your case",
+    NotificationKind.REFERRAL_ESCALATED: "A referral was not answered or resolved in time",
 }
 
 

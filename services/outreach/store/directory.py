@@ -39,6 +39,15 @@ async def list_carer_candidates(conn: asyncpg.Connection, q: CandidateQuery) -> 
     return [staff_member(r["staff_id"], r["roles"], r["org_path"], r["head_class_id"]) for r in rows]
 
 
+async def list_staff_at(conn: asyncpg.Connection, org_paths: list[str]) -> list[StaffMember]:
+    """The active staff placed exactly at these org units (not below), with their roles."""
+    rows = await conn.fetch(
+        "SELECT staff_id, roles, org_path, head_class_id FROM staff WHERE active AND org_path = ANY($1::text[])",
+        org_paths,
+    )
+    return [staff_member(r["staff_id"], r["roles"], r["org_path"], r["head_class_id"]) for r in rows]
+
+
 async def get_student_path(conn: asyncpg.Connection, student_id: str) -> str | None:
     """The child's class path as the copy knows it."""
     path: str | None = await conn.fetchval("SELECT org_path FROM students WHERE student_id = $1", student_id)

@@ -22,6 +22,7 @@ import asyncpg
 from services.outreach.domain import notifications as rules
 from services.outreach.domain.notifications import Notice
 from services.outreach.settings import OutreachSettings
+from services.outreach.store import directory
 from services.outreach.store import notifications as store
 from shared import pages, scope
 from shared.auth import Principal
@@ -34,6 +35,7 @@ from shared.contracts.outreach import (
     NotificationKind,
     ReferralAccepted,
     ReferralDeclined,
+    ReferralEscalated,
     ReferralResolved,
 )
 from shared.db import DB_UNAVAILABLE, Conn, lock_key
@@ -45,7 +47,7 @@ from shared.web import Runtime
 
 log = logging.getLogger(__name__)
 
-FACTS = (CaseAssigned, CaseEscalated, ReferralAccepted, ReferralDeclined, ReferralResolved)
+FACTS = (CaseAssigned, CaseEscalated, ReferralAccepted, ReferralDeclined, ReferralResolved, ReferralEscalated)
 FACT_TYPES = frozenset(type_of(m) for m in FACTS)
 
 
@@ -86,12 +88,17 @@ class Notifier:
     """The consumer of case and referral facts that tells each case's carers."""
 
     async def on_facts(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
-        """Set-based: the carers of every case concerned in one query, the notices in one insert."""
+        """Set-based: the carers of every case concerned and the staff of every level escalated to in one query
+        each, the notices in one insert."""
         need = [e.payload.case_id for e in events if not isinstance(e.payload, CaseAssigned)]
         carers = await store.list_carers_of_cases(conn, need) if need else {}
+        levels = sorted({lvl for e in events if (lvl := rules.escalated_to(e.payload))})
+        staff = await directory.list_staff_at(conn, levels) if levels else []
         groups: list[Group] = []
         for e in events:
-            notices = rules.notices_for(e.payload, carers.get(e.payload.case_id, []))
+            level = rules.escalated_to(e.payload)
+            admins = rules.administrators(level, staff) if level else []
+            notices = rules.notices_for(e.payload, carers.get(e.payload.case_id, []), admins)
             groups.append((e.trace, str(e.envelope.id), e.payload.occurred_at, notices))
         await _create(conn, groups)
 

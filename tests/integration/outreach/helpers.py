@@ -36,7 +36,7 @@ def envelope(payload: BaseModel) -> Envelope:
 async def publish(settings: OutreachSettings, items: Sequence[BaseModel | Envelope]) -> list[Envelope]:
     """Produce contract events (or ready envelopes, e.g. to redeliver one) to their physical topics, in order."""
     envs = [i if isinstance(i, Envelope) else envelope(i) for i in items]
-    topics = {settings.topic(registry.spec(e.type).topic) for e in envs}
+    topics = {settings.topic(_topic(e)) for e in envs}
     await ensure_topics(
         settings.kafka_bootstrap_servers, [TopicSpec(t, settings.topic_partitions, 1) for t in sorted(topics)]
     )
@@ -47,7 +47,7 @@ async def publish(settings: OutreachSettings, items: Sequence[BaseModel | Envelo
             spec = registry.spec(e.type)
             payload = spec.model.model_validate(e.data)
             await producer.send(
-                settings.topic(spec.topic),
+                settings.topic(spec.topic_for(payload)),
                 value=e.model_dump_json().encode(),
                 key=spec.key(payload).encode(),
                 headers=[("content-type", b"application/cloudevents+json")],
@@ -56,6 +56,12 @@ async def publish(settings: OutreachSettings, items: Sequence[BaseModel | Envelo
     finally:
         await producer.stop()
     return envs
+
+
+def _topic(e: Envelope) -> str:
+    """The physical topic of an envelope (a template like `x.{department}.events` filled in from its payload)."""
+    spec = registry.spec(e.type)
+    return spec.topic_for(spec.model.model_validate(e.data))
 
 
 def now() -> datetime:

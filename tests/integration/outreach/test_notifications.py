@@ -16,16 +16,27 @@ import pytest
 
 from services.outreach.app import create
 from services.outreach.settings import OutreachSettings
+from services.outreach.usecases.deadlines import tick
 from services.outreach.usecases.notifications import FACTS, EmailChannel, Notifier
+from services.outreach.usecases.notifications import tick as notify_tick
 from shared import db
 from shared.auth import issue_token
 from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import CASE, NOTIFICATION, NotificationCreated
+from shared.contracts.outreach import CASE, NOTIFICATION, REFERRAL, NotificationCreated
 from shared.devstack.smtp import SmtpServer
 from shared.events import Envelope, Event, registry
 from shared.testing.fixtures import free_port, read_topic, serve, wait_for
-from tests.integration.outreach.helpers import finding, publish, school, school_staff, student
+from tests.integration.outreach.helpers import (
+    CITY,
+    DISTRICT,
+    finding,
+    publish,
+    school,
+    school_staff,
+    staff,
+    student,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +127,7 @@ async def test_assigned_case_mails_its_carer_once_even_when_the_fact_comes_again
         assert subjects == [
             "[HSS] A care case was assigned to you",
             "[HSS] A care case's contact is due soon",
-            "[HSS] A care case you care for was escalated",
+            "[HSS] A care case was escalated",
         ], subjects
         assert len({m["Message-ID"] for m in mails}) == 3
 
@@ -205,9 +216,83 @@ async def test_mail_is_retried_while_the_smtp_server_is_down_and_sent_once_it_is
                 clock.advance(timedelta(minutes=1))  # the backoff has passed
                 [mail] = await _mails(smtp, 1)
                 assert mail["Subject"] == "[HSS] A care case was assigned to you"
-                sent = await pool.fetchrow("SELECT * FROM email_deliveries")
-                assert sent["state"] == "sent" and sent["attempts"] >= 2
+                # The outcome commits just after the SMTP server has the mail.
+                sent = await wait_for(lambda: pool.fetchrow("SELECT * FROM email_deliveries WHERE state = 'sent'"))
+                assert sent["attempts"] >= 2
             finally:
                 await asyncio.to_thread(smtp.stop)
         finally:
             await pool.close()
+
+
+OFFICE, OFFICE_MAIL = "d-office", "office@district.example"
+
+
+async def test_an_escalation_and_a_chased_referral_tell_the_administrators_of_the_level_once(
+    make_settings, running_smtp
+):
+    """The case's missed first contact and the accepted referral nobody resolved both go up to the district: the
+    district office (staff placed there) gets an inbox notification and one mail for each, and no second one when
+    the escalation facts are delivered again."""
+    smtp = running_smtp
+    clock = ManualClock()
+    settings: OutreachSettings = make_settings(
+        OutreachSettings,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        scheduler_enabled=False,  # the test ticks the deadlines and the mail sender itself
+    )
+    office = bearer(role="district_admin", org_path=DISTRICT, staff_id=OFFICE)
+    partner = bearer(role="department_partner", org_path=CITY, department="disabled_persons_federation")
+    pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=4)
+    try:
+        async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
+            await publish(settings, [*school_staff(), staff(OFFICE, at=DISTRICT), student("stu-x")])
+            r = await http.put("/api/v1/notifications/email", headers=office, json={"email": OFFICE_MAIL})
+            assert r.status_code == 200, r.text
+            await wait_for(lambda: pool.fetchval("SELECT count(*) = 5 FROM staff"), timeout=15)
+            await publish(settings, [finding("stu-x", Category.DISABILITY, Severity.HIGH, recorded_at=clock.now())])
+            ref = await wait_for(lambda: pool.fetchval("SELECT referral_id FROM referrals"))
+            assert (await http.post(f"/api/v1/referrals/{ref}/acknowledge", headers=partner)).status_code == 200
+            assert (await http.post(f"/api/v1/referrals/{ref}/accept", headers=partner)).status_code == 200
+
+            clock.advance(timedelta(days=30, minutes=1))  # no contact, and the referral not resolved: both go up
+            done = await tick(pool, settings, clock)
+            assert done is not None and (done.escalated_cases, done.chased_referrals) == (1, 1)
+            await wait_for(lambda: _mailed(pool, settings, clock, smtp, 2), timeout=30)
+            inbox = (await http.get("/api/v1/notifications", headers=office)).json()["items"]
+            assert sorted((n["kind"], n["referral_id"]) for n in inbox) == [
+                ("case_escalated", None),
+                ("referral_escalated", ref),
+            ]
+
+            # The escalation facts delivered again: no new notification, no second mail.
+            facts = await read_topic(
+                settings.kafka_bootstrap_servers,
+                [settings.topic(CASE), settings.topic(REFERRAL.format(department="disabled_persons_federation"))],
+                expect=3,
+            )
+            again = [Envelope.model_validate(m["value"]) for m in facts if ".escalated." in m["value"]["type"]]
+            assert len(again) == 2
+            await publish(settings, again)
+            await asyncio.sleep(2)  # the notifier has them (its consumer polls continuously)
+            await notify_tick(pool, settings, clock)  # a second mail would be sent now
+            subjects = sorted(m["Subject"] for m in mails_to(smtp, OFFICE_MAIL))
+            assert subjects == [
+                "[HSS] A care case was escalated",
+                "[HSS] A referral was not answered or resolved in time",
+            ]
+            assert len((await http.get("/api/v1/notifications", headers=office)).json()["items"]) == 2
+            # The school's own leaders were not told of an escalation that went past them to the district.
+            vp = bearer(role="school_admin", org_path=school(), staff_id="vp-1")
+            assert all(
+                n["kind"] != "referral_escalated"
+                for n in (await http.get("/api/v1/notifications", headers=vp)).json()["items"]
+            )
+    finally:
+        await pool.close()
+
+
+async def _mailed(pool: Any, settings: OutreachSettings, clock: ManualClock, smtp: SmtpServer, n: int) -> bool:
+    await notify_tick(pool, settings, clock)
+    return len(mails_to(smtp, OFFICE_MAIL)) >= n

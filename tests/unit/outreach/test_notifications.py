@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from services.outreach.domain import notifications as rules
+from services.outreach.domain.carers import staff_member
 from shared.contracts.common import Category, Department, Severity, StaffRole
 from shared.contracts.outreach import (
     CarerAssignment,
@@ -12,6 +13,7 @@ from shared.contracts.outreach import (
     CaseEscalated,
     NotificationKind,
     ReferralAccepted,
+    ReferralEscalated,
 )
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -52,6 +54,56 @@ def test_an_assignment_tells_its_new_carers_an_escalation_and_an_answer_tell_the
     assert (
         rules.notices_for(escalated, []) == []
     )  # a case without carers tells nobody (its escalation goes up the tree)
+
+
+DISTRICT, SCHOOL = "/620400/620402", "/620400/620402/s001"
+STAFF = [
+    staff_member("head", ["principal"], SCHOOL, None),
+    staff_member("vp", ["vice_principal"], SCHOOL, None),
+    staff_member("teacher", ["class_teacher", "subject_teacher"], SCHOOL, "c2"),
+    staff_member("mh-team", ["mental_health_teacher"], SCHOOL, None),
+    staff_member("office-1", [], DISTRICT, None),
+    staff_member("office-2", ["subject_teacher"], DISTRICT, None),
+    staff_member("other-district", [], "/620400/620403", None),
+    staff_member("bureau", [], "/620400", None),
+]
+
+
+def test_the_administrators_of_a_level_are_a_schools_leaders_or_everyone_at_a_district_or_city_office():
+    assert rules.administrators(SCHOOL, STAFF) == ["head", "vp"]
+    assert rules.administrators(DISTRICT, STAFF) == ["office-1", "office-2"]
+    assert rules.administrators("/620400", STAFF) == ["bureau"]
+    assert rules.administrators("/620400/620409", STAFF) == []  # nobody placed there: nobody extra is told
+
+
+def test_an_escalation_tells_the_carers_and_the_administrators_of_the_level_it_went_to():
+    escalated = CaseEscalated(**FACTS, escalated_to=DISTRICT, reason="first_contact_overdue", due_at=NOW)
+    assert rules.escalated_to(escalated) == DISTRICT
+    admins = rules.administrators(DISTRICT, STAFF)
+    told = rules.notices_for(escalated, ["t1"], admins)
+    assert [(n.recipient_id, n.kind) for n in told] == [
+        ("office-1", NotificationKind.CASE_ESCALATED),
+        ("office-2", NotificationKind.CASE_ESCALATED),
+        ("t1", NotificationKind.CASE_ESCALATED),
+    ]
+    # A chased referral (accepted, not resolved in time) and an unacknowledged one: the same people, its link.
+    for reason in ("unresolved", "unacknowledged"):
+        chased = ReferralEscalated(
+            referral_id="ref-9",
+            case_id="case-1",
+            department=Department.CIVIL_AFFAIRS,
+            category=Category.LEFT_BEHIND,
+            urgency=Severity.HIGH,
+            org_path=SCHOOL,
+            occurred_at=NOW,
+            escalated_to=DISTRICT,
+            reason=reason,
+        )
+        told = rules.notices_for(chased, ["t1", "office-1"], admins)
+        assert [(n.recipient_id, n.kind, n.link) for n in told] == [
+            (r, NotificationKind.REFERRAL_ESCALATED, "/api/v1/referrals/ref-9") for r in ("office-1", "office-2", "t1")
+        ]
+    assert rules.escalated_to(CaseAssigned(**FACTS, carers=[])) is None
 
 
 def test_a_deadline_is_due_soon_inside_the_window_and_never_once_passed_or_when_switched_off():
