@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -16,11 +16,12 @@ from services.visits.app import create
 from services.visits.domain.checklist import load
 from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
+from shared.clock import local_date
 from shared.testing.fixtures import read_topic, serve, wait_for
 from tests.integration.visits.directory import Directory, build_district, delete_topics, publish
 
 DISTRICT = "/620400/620402"
-TODAY = date.today()
+TODAY = local_date(datetime.now(UTC))  # the bureau's date, as the services count "today"
 
 
 def bearer(role: str, org_path: str, staff_id: str | None = None) -> dict[str, str]:
