@@ -173,6 +173,8 @@ class InboxConsumer:
                 # The topic prefix scopes the group too, so parallel test runs on one broker never share a group.
                 group=self.settings.topic_prefix + self.group,
                 client_id=f"{self.service}-{self.group}",
+                partitions=len(self.topics) * s.topic_partitions,
+                buffer_bytes=s.consumer_fetch_buffer_bytes,
             )
             dlt = kafka.producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.service}-{self.group}-dlt")
             try:

@@ -72,6 +72,8 @@ class ServiceSettings(BaseSettings):
     consumer_retry_max_backoff_seconds: float = 5.0  # transient database errors are retried forever, this apart
     consumer_batch_size: int = 1000
     consumer_parallelism: int = 2
+    # Most bytes of fetched records a consumer holds before its application polls them (all partitions together).
+    consumer_fetch_buffer_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
     # How long audit rows of personal-data reads are kept (shared/audit.py); the purge is their only delete.
     audit_retention_days: int = Field(default=1825, ge=1)
     # The bureau's time zone (IANA): calendar dates — "today" against a campaign's plan, a birth date's upper
