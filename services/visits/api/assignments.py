@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -37,9 +38,19 @@ async def list_assignments(
     org_path: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="items per page (1 to 1000)")] = 200,
     cursor: pages.Cursor = None,
+    changed_since: Annotated[
+        datetime | None,
+        Query(
+            description="only assignments changed after this time (their `updated_at`), removed ones included: an"
+            " app's incremental download sends the latest `updated_at` it has seen (less a margin for changes still"
+            " being committed)"
+        ),
+    ] = None,
 ) -> Any:
     """Families and their visit status: a teacher sees their own, admins their subtree (filter by teacher)."""
-    return await queries.assignments(pool, principal, campaign_id, teacher_id, status, org_path, limit, cursor)
+    return await queries.assignments(
+        pool, principal, campaign_id, teacher_id, status, org_path, limit, cursor, changed_since
+    )
 
 
 @router.post(

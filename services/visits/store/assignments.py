@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -100,14 +101,18 @@ async def list_assignments(
     status: str | None,
     after: tuple[str, str] | None,
     limit: int,
+    changed_since: datetime | None = None,
 ) -> list[asyncpg.Record]:
-    """Assignments of a campaign in (teacher, family) order, after the `after` key when given (keyset paging)."""
+    """Assignments of a campaign in (teacher, family) order, after the `after` key when given (keyset paging); with
+    `changed_since`, those updated after it, removed ones included unless a status is asked for."""
     return await conn.fetch(
         "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, planned_on, planned_mode, "
         "visit_id, visit_mode, visited_on, updated_at, version FROM assignments "
         f"WHERE campaign_id = $1 AND {subtree_sql('org_path', 2)} "
-        "AND ($4::text IS NULL OR teacher_id = $4) AND (($5::text IS NULL AND status <> 'removed') OR status = $5) "
+        "AND ($4::text IS NULL OR teacher_id = $4) "
+        "AND (($5::text IS NULL AND (status <> 'removed' OR $9::timestamptz IS NOT NULL)) OR status = $5) "
         "AND ($6::text IS NULL OR (teacher_id, family_id) > ($6, $7)) "
+        "AND ($9::timestamptz IS NULL OR updated_at > $9) "
         "ORDER BY teacher_id, family_id LIMIT $8",
         campaign_id,
         *subtree_args(scope),
@@ -115,6 +120,7 @@ async def list_assignments(
         status,
         *(after or (None, None)),
         limit,
+        changed_since,
     )
 
 

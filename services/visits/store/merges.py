@@ -10,7 +10,7 @@ async def update_student_id(conn: asyncpg.Connection, duplicate: str, survivor: 
     await conn.execute("UPDATE findings SET student_id = $2 WHERE student_id = $1", duplicate, survivor)
     await conn.execute(
         "UPDATE assignments SET student_ids = ARRAY(SELECT DISTINCT unnest(array_replace(student_ids, $1, $2)) "
-        "ORDER BY 1) WHERE student_ids @> ARRAY[$1]",
+        "ORDER BY 1), updated_at = now() WHERE student_ids @> ARRAY[$1]",  # apps download what changed since
         duplicate,
         survivor,
     )

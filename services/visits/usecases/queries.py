@@ -58,8 +58,10 @@ async def assignments(
     org_path: str | None,
     limit: int,
     cursor: str | None,
+    changed_since: datetime | None = None,
 ) -> dict[str, Any]:
-    """A page of a campaign's assignments the caller may see, in (teacher, family) order."""
+    """A page of a campaign's assignments the caller may see, in (teacher, family) order; with `changed_since`, only
+    those changed since then, removed ones included (an incremental download)."""
     row = await _visible_campaign(pool, principal, campaign_id)
     if principal.has(*ADMINS, Role.AUDITOR):
         subtree = _scope(principal, org_path)
@@ -70,7 +72,14 @@ async def assignments(
         subtree = row["org_path"] if org_path is None else org_path
     after = pages.after(cursor, str, str)
     rows = await store.assignments.list_assignments(
-        pool, campaign_id, scope=subtree, teacher_id=teacher_id, status=status, after=after, limit=limit + 1
+        pool,
+        campaign_id,
+        scope=subtree,
+        teacher_id=teacher_id,
+        status=status,
+        changed_since=changed_since,
+        after=after,
+        limit=limit + 1,
     )
     return pages.page([_record(r) for r in rows], limit, lambda a: (a["teacher_id"], a["family_id"]))
 

@@ -8,7 +8,7 @@ import pytest
 
 from services.visits.usecases import campaigns
 from shared.contracts.visits import ASSIGNMENT, CAMPAIGN
-from tests.integration.visits.conftest import DISTRICT, Env, bearer
+from tests.integration.visits.conftest import DISTRICT, TODAY, Env, bearer
 
 pytestmark = pytest.mark.integration
 
@@ -140,6 +140,49 @@ async def test_assignments_can_be_reassigned_removed_and_added_by_hand_with_even
     assert r.status_code == 200 and r.json()["status"] == "closed"
     [_, closed] = await env.events(CAMPAIGN, expect=2)
     assert closed["value"]["type"] == "visits.campaign.closed.v1"
+
+
+async def test_a_teacher_downloads_only_what_changed_since_the_last_sync(env: Env):
+    """`changed_since`: the assignments changed after a time, removed ones included, still only the teacher's
+    own: what an offline app downloads after its first sync (a reassigned family shows up at its new teacher)."""
+    cid = (await env.launch(org_path=f"{DISTRICT}/620402s1"))["campaign_id"]
+    rows = await env.assignments(cid)
+    teacher = Counter(r["teacher_id"] for r in rows).most_common(1)[0][0]
+    mine = [r for r in rows if r["teacher_id"] == teacher]
+    assert len(mine) >= 3
+    other = next(r["teacher_id"] for r in rows if r["teacher_id"] != teacher)
+    as_teacher = bearer("teacher", env.directory.teachers[teacher], teacher)
+    as_other = bearer("teacher", env.directory.teachers[other], other)
+    url = f"/api/v1/campaigns/{cid}/assignments"
+    first = (await env.http.get(url, headers=as_teacher)).json()["items"]
+    since = max(a["updated_at"] for a in first)
+    quiet = await env.http.get(url, params={"changed_since": since}, headers=as_teacher)
+    assert quiet.status_code == 200 and quiet.json()["items"] == [], "nothing changed since the launch..."
+
+    admin = bearer("school_admin", f"{DISTRICT}/620402s1")
+    moved, removed, planned = mine[0], mine[1], mine[2]
+    r = await env.http.patch(
+        f"/api/v1/assignments/{moved['assignment_id']}",
+        json={"teacher_id": other},
+        headers={**admin, "If-Match": f'"{moved["version"]}"'},
+    )
+    assert r.status_code == 200, r.text
+    assert (await env.http.delete(f"/api/v1/assignments/{removed['assignment_id']}", headers=admin)).status_code == 200
+    body = {"planned_on": TODAY.isoformat(), "mode": "in_home"}
+    r = await env.http.post(f"/api/v1/assignments/{planned['assignment_id']}/schedule", json=body, headers=as_teacher)
+    assert r.status_code == 200, r.text
+
+    changed = (await env.http.get(url, params={"changed_since": since}, headers=as_teacher)).json()["items"]
+    assert {a["assignment_id"]: a["status"] for a in changed} == {
+        removed["assignment_id"]: "removed",
+        planned["assignment_id"]: "assigned",
+    }
+    theirs = (await env.http.get(url, params={"changed_since": since}, headers=as_other)).json()["items"]
+    assert [(a["assignment_id"], a["teacher_id"]) for a in theirs] == [(moved["assignment_id"], other)]
+    everything = (await env.http.get(url, headers=as_teacher)).json()["items"]
+    assert removed["assignment_id"] not in {a["assignment_id"] for a in everything}, "the full list leaves it out"
+    bad = await env.http.get(url, params={"changed_since": "yesterday"}, headers=as_teacher)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/query/changed_since"
 
 
 async def test_campaign_reads_checklist_config_and_openapi(env: Env):
