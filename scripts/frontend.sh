@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
 src=$root/frontends
 cache=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}
-services=(visits outreach)  # the APIs the app calls (one typed client each)
+services=(visits outreach committees reporting)  # the APIs the app calls (one typed client each)
 
 sources() {  # every input of the build, for its digest
   (cd "$root" && find frontends -path frontends/node_modules -prune -o -path frontends/dist -prune \

@@ -2,7 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { type Key, setLang, t, useLang } from "./i18n";
 import { devUsers, expired, loadSession, saveSession, type User } from "./session";
-import { Admin } from "./outreach/Admin";
+import { Console } from "./admin/Console";
 import { Carer } from "./outreach/Carer";
 import { Department } from "./outreach/Department";
 import { Teacher } from "./teacher/Teacher";
@@ -81,7 +81,7 @@ export function App({ persisted }: { persisted: Promise<boolean | null> }) {
         ) : user.role === "mental_health_teacher" ? (
           <Carer user={user} />
         ) : user.role === "school_admin" || user.role === "district_admin" || user.role === "bureau_admin" ? (
-          <Admin user={user} />
+          <Console user={user} />
         ) : user.role === "department_partner" ? (
           <Department user={user} />
         ) : (

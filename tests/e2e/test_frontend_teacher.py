@@ -12,10 +12,7 @@ import asyncio
 import datetime as dt
 import json
 import os
-import shutil
-import subprocess
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,13 +23,11 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, async_pla
 from demo.client import CITY
 from shared.auth import issue_token
 from shared.devstack.gateway import Gateway
+from tests.e2e.browser import CHROMIUM, axe_source, check_accessibility, shot, sign_in_as
 from tests.e2e.city import CityRun
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "frontend"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 BUREAU = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path="/620400", subject="fe-admin")}
 TODAY = dt.date.today()
 BATCH = "**/api/v1/visits/batch"
@@ -62,33 +57,6 @@ def teacher(city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]]) 
     token = issue_token(role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"fe-{teacher_id}")
     city_gateway.write_dev_users([{"name": "张老师 (demo)", "role": "teacher", "token": token, "staff_id": teacher_id}])
     return {"campaign_id": campaign_id, "teacher_id": teacher_id, "assignments": mine, "school": school["org_path"]}
-
-
-def axe_source() -> str:
-    deps = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "frontend.sh"), "deps"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    return (Path(deps) / "node_modules" / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
-
-
-async def check_accessibility(page: Page, axe: str, screen: str) -> None:
-    """axe-core's WCAG 2 A/AA rules on the screen as it is: no serious or critical violation."""
-    if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.add_script_tag(content=axe)
-    result = await page.evaluate(
-        "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']})"
-    )
-    bad = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], f"{screen}: {bad}"
-
-
-async def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))  # what a phone's screen shows
 
 
 async def record(
@@ -173,6 +141,8 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
             viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, locale="zh-CN"
         )
         await context.route(BATCH, batches)
+        downloads: list[str] = []  # the app's reads of the campaign's assignments
+        context.on("request", lambda r: downloads.append(r.url) if f"/campaigns/{cid}/assignments" in r.url else None)
         page = await context.new_page()
         app = city_gateway.address + "/app/"
 
@@ -269,6 +239,10 @@ async def test_teacher_records_visits_online_and_offline_each_stored_once(
         assert sorted(v["status"] for v in stored) == ["completed", "completed", "missed", "missed", "missed", "missed"]
         assert sum(v["findings"] for v in stored) == 1
 
+        # The first download took every assignment; the later ones (on reconnecting) only what changed since.
+        assert downloads and "changed_since=" not in downloads[0], downloads
+        assert any("changed_since=" in u for u in downloads[1:]), downloads
+
         # English renders too, and the visit form passes the accessibility check in both languages.
         await page.get_by_role("button", name="English").click()
         assert await page.evaluate("document.documentElement.lang") == "en"
@@ -297,13 +271,6 @@ async def until_found(http: httpx.AsyncClient, path: str, params: dict[str, Any]
             return dict(found[0])
         await asyncio.sleep(0.5)
     raise AssertionError(f"nothing in {path} {params}")
-
-
-async def sign_in_as(page: Page, app: str, name: str) -> None:
-    await page.goto(app)
-    if await page.get_by_role("button", name="退出登录").count():
-        await page.get_by_role("button", name="退出登录").click()
-    await page.get_by_role("button", name=name).click()
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed (apt-get install chromium)")
@@ -369,6 +336,7 @@ async def test_the_urgent_finding_goes_to_the_carer_the_school_and_the_departmen
 
         # The school admin approves the closure.
         await sign_in_as(page, app, "王校长 (school) · 学校管理员")
+        await page.get_by_role("button", name="结案审批").click()
         pending = page.locator(f"li[data-case='{case['case_id']}']")
         await expect(pending).to_be_visible(timeout=30_000)
         await check_accessibility(page, axe, "admin-closures")

@@ -1,7 +1,9 @@
 // Typed clients generated from the services' OpenAPI documents (docs/openapi/*.json → src/api/generated/ by
 // openapi-typescript, at build time) with openapi-fetch: every path, parameter and body below is checked by tsc.
 import createClient, { type Client } from "openapi-fetch";
+import type { components as CommitteesComponents, paths as CommitteesPaths } from "./generated/committees";
 import type { components as OutreachComponents, paths as OutreachPaths } from "./generated/outreach";
+import type { components as ReportingComponents, paths as ReportingPaths } from "./generated/reporting";
 import type { components as VisitsComponents, paths as VisitsPaths } from "./generated/visits";
 
 export type VisitIn = VisitsComponents["schemas"]["VisitIn"];
@@ -70,4 +72,61 @@ export function itemsOf<T>(data: T[] | { items: T[] }): T[] {
 /** A fresh Idempotency-Key for one user action (a double click or a retry of it is one action). */
 export function actionKey(): { "Idempotency-Key": string } {
   return { "Idempotency-Key": crypto.randomUUID() };
+}
+
+// ------------------------------------------------------------------ committees and reporting: the school's console
+
+export type CommitteeSummary = CommitteesComponents["schemas"]["CommitteeSummary"];
+export type CommitteeOut = CommitteesComponents["schemas"]["CommitteeOut"];
+export type ParentSchoolOut = CommitteesComponents["schemas"]["ParentSchoolOut"];
+export type SessionOut = CommitteesComponents["schemas"]["SessionOut"];
+export type GuardianCompletionOut = CommitteesComponents["schemas"]["GuardianCompletionOut"];
+export type StaffOut = CommitteesComponents["schemas"]["StaffOut"];
+export type ProgressOut = VisitsComponents["schemas"]["ProgressOut"];
+export type CampaignOut = VisitsComponents["schemas"]["CampaignOut"];
+export type TeachersBehind = ReportingComponents["schemas"]["TeachersBehind"];
+export type CommitteesClient = Client<CommitteesPaths>;
+export type ReportingClient = Client<ReportingPaths>;
+export type { ReportingComponents };
+
+export function committeesClient(token: string): CommitteesClient {
+  return createClient<CommitteesPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+}
+
+export function reportingClient(token: string): ReportingClient {
+  return createClient<ReportingPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+}
+
+/** A failed call: the HTTP status and the problem+json body. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: unknown,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+/** The data of an answer, or an ApiError. */
+export function ok<T>(res: { data?: T; error?: unknown; response: Response }): T {
+  if (res.data === undefined) throw new ApiError(res.response.status, res.error);
+  return res.data;
+}
+
+/** Every item of a cursor-paged list (Page[T]): follows `next_cursor` to the last page, not only the first. */
+export async function allPages<T>(
+  page: (cursor: string | undefined) => Promise<{
+    data?: { items: T[]; next_cursor?: string | null };
+    error?: unknown;
+    response: Response;
+  }>,
+): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const data = ok(await page(cursor));
+    items.push(...data.items);
+    cursor = data.next_cursor ?? undefined;
+  } while (cursor);
+  return items;
 }

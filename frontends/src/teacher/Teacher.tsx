@@ -27,6 +27,7 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
   const [dataAt, setDataAt] = useState<number | null>(null);
   const [loadFailed, setLoadFailed] = useState(false);
   const [loading, setLoading] = useState(false);
+  const [received, setReceived] = useState<{ n: number; total: number } | null>(null);
   const [outbox, setOutbox] = useState<QueuedVisit[]>([]);
   const [view, setView] = useState<View>("assignments");
   const [editing, setEditing] = useState<{ work: CampaignWork; assignment: AssignmentOut } | null>(null);
@@ -36,7 +37,7 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
   async function refresh(): Promise<void> {
     setLoading(true);
     try {
-      const fresh = await download(owner, client);
+      const fresh = await download(owner, client, (n, total) => setReceived({ n, total }));
       setData(fresh);
       setDataAt(Date.now());
       setLoadFailed(false);
@@ -44,6 +45,7 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
       setLoadFailed(true);
     } finally {
       setLoading(false);
+      setReceived(null);
     }
   }
 
@@ -120,6 +122,12 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
               {loading ? t("refreshing") : t("refresh")}
             </button>
           </div>
+          {loading && received && received.total > 0 && (
+            <label class="progress download">
+              {t("downloading", { n: received.n, total: received.total })}
+              <progress max={received.total} value={received.n} />
+            </label>
+          )}
           {dataAt && (
             <p class="muted">
               {t("cached_at")} {new Date(dataAt).toLocaleString()}
