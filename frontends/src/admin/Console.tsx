@@ -26,7 +26,7 @@ import {
 } from "../api/client";
 import { type Key, label, t } from "../i18n";
 import { Admin as Closures } from "../outreach/Admin";
-import { problemText, Status } from "../outreach/common";
+import { Also, problemText, Status } from "../outreach/common";
 import { errorText, Table } from "./common";
 import { Dashboard } from "./Dashboard";
 import type { User } from "../session";
@@ -252,7 +252,7 @@ function Behind(props: {
             </p>
             <button type="button" class="secondary" onClick={() => onReassign(x.teacher_id)}>
               {t("reassign_families")}
-              <span class="sr-only"> · {names.get(x.teacher_id) ?? x.teacher_id}</span>
+              <Also text={names.get(x.teacher_id) ?? x.teacher_id} />
             </button>
           </li>
         ))}
@@ -303,6 +303,7 @@ function Reassign(props: {
       },
       body: { teacher_id: target },
     });
+    await load(); // the list as it is now, whatever the answer
     if (res.data !== undefined) {
       setStatus(t("reassigned", { family: a.family_id, teacher: name(res.data.teacher_id) }));
     } else if (res.response.status === 412) {
@@ -313,7 +314,6 @@ function Reassign(props: {
     } else {
       setStatus(problemText(res.error, res.response.status));
     }
-    await load();
   }
 
   const others = teachers.filter((s) => s.staff_id !== from);
@@ -357,10 +357,7 @@ function Reassign(props: {
             <div class="reassign">
               <label>
                 {t("to_teacher")}
-                <span class="sr-only">
-                  {" "}
-                  · {t("family")} {a.family_id}
-                </span>
+                <Also text={`${t("family")} ${a.family_id}`} />
                 <select
                   name={`to-${a.assignment_id}`}
                   value={to[a.assignment_id] ?? ""}
@@ -376,10 +373,7 @@ function Reassign(props: {
               </label>
               <button type="button" disabled={!to[a.assignment_id]} onClick={() => void reassign(a)}>
                 {t("reassign")}
-                <span class="sr-only">
-                  {" "}
-                  · {t("family")} {a.family_id}
-                </span>
+                <Also text={`${t("family")} ${a.family_id}`} />
               </button>
             </div>
           </li>
@@ -428,7 +422,7 @@ function Committees({ client }: { client: CommitteesClient }) {
             </div>
             <button type="button" class="secondary" onClick={() => void show(c.committee_id)}>
               {t("members")}
-              <span class="sr-only"> · {c.org_path}</span>
+              <Also text={c.org_path} />
             </button>
             {open?.committee_id === c.committee_id && (
               <Table caption={t("members")}>
@@ -515,7 +509,7 @@ function ParentSchools({ client }: { client: CommitteesClient }) {
             </div>
             <button type="button" class="secondary" onClick={() => void show(p.parent_school_id)}>
               {t("attendance")}
-              <span class="sr-only"> · {p.name}</span>
+              <Also text={p.name} />
             </button>
             {chosen === p.parent_school_id && sessions && (
               <Table caption={`${p.name} · ${t("attendance")}`}>

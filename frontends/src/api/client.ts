@@ -37,9 +37,14 @@ export const MISS_REASONS: MissReason[] = ["family_unavailable", "family_decline
 
 export type VisitsClient = Client<VisitsPaths>;
 
+/** A client of one service's API on the page's own origin (the gateway), with the bearer token. */
+function onGateway<Paths extends {}>(token: string): Client<Paths> {
+  return createClient<Paths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+}
+
 /** Clients on the page's own origin (the gateway), with the bearer token. */
 export function visitsClient(token: string): VisitsClient {
-  return createClient<VisitsPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+  return onGateway<VisitsPaths>(token);
 }
 
 // ------------------------------------------------------------------ outreach: cases and referrals
@@ -61,7 +66,7 @@ export const CLOSE_REASONS: CloseIn["reason_code"][] = [
 ];
 
 export function outreachClient(token: string): OutreachClient {
-  return createClient<OutreachPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+  return onGateway<OutreachPaths>(token);
 }
 
 /** A list answer's items, whether the route answers a bare list or a cursor page ({items, next_cursor}). */
@@ -90,11 +95,11 @@ export type ReportingClient = Client<ReportingPaths>;
 export type { ReportingComponents };
 
 export function committeesClient(token: string): CommitteesClient {
-  return createClient<CommitteesPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+  return onGateway<CommitteesPaths>(token);
 }
 
 export function reportingClient(token: string): ReportingClient {
-  return createClient<ReportingPaths>({ baseUrl: location.origin, headers: { Authorization: `Bearer ${token}` } });
+  return onGateway<ReportingPaths>(token);
 }
 
 /** A failed call: the HTTP status and the problem+json body. */

@@ -3,7 +3,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { actionKey, type CaseDetail, itemsOf, outreachClient } from "../api/client";
 import { label, t } from "../i18n";
 import type { User } from "../session";
-import { problemText, Status, when } from "./common";
+import { Also, problemText, Status, when } from "./common";
 
 export function Admin({ user }: { user: User }) {
   const client = useMemo(() => outreachClient(user.token), [user.token]);
@@ -53,11 +53,11 @@ export function Admin({ user }: { user: User }) {
             <div class="actions">
               <button type="button" onClick={() => void decide(c.case_id, "approve")}>
                 {t("approve")}
-                <span class="sr-only"> · {t("student")} {c.student_id}</span>
+                <Also text={`${t("student")} ${c.student_id}`} />
               </button>
               <button type="button" class="secondary" onClick={() => void decide(c.case_id, "reject")}>
                 {t("reject")}
-                <span class="sr-only"> · {t("student")} {c.student_id}</span>
+                <Also text={`${t("student")} ${c.student_id}`} />
               </button>
             </div>
           </li>

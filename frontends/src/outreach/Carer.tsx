@@ -15,7 +15,7 @@ import {
 } from "../api/client";
 import { label, t } from "../i18n";
 import type { User } from "../session";
-import { problemText, Status, when } from "./common";
+import { Also, problemText, Status, when } from "./common";
 
 const MODES: VisitMode[] = ["in_home", "phone", "online", "at_school"];
 
@@ -63,7 +63,7 @@ export function Carer({ user }: { user: User }) {
             </p>
             <button type="button" onClick={() => setOpen(c.case_id)}>
               {t("open_case")}
-              <span class="sr-only"> · {t("student")} {c.student_id}</span>
+              <Also text={`${t("student")} ${c.student_id}`} />
             </button>
           </li>
         ))}

@@ -4,7 +4,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { actionKey, itemsOf, outreachClient, type ReferralDetail, type ReferralOut } from "../api/client";
 import { label, t } from "../i18n";
 import type { User } from "../session";
-import { problemText, Status, when } from "./common";
+import { Also, problemText, Status, when } from "./common";
 
 type Action = "acknowledge" | "accept" | "decline" | "resolve";
 const NEXT: Record<string, Action[]> = {
@@ -105,7 +105,7 @@ export function Department({ user }: { user: User }) {
             </p>
             <button type="button" onClick={() => void show(r.referral_id)}>
               {t("open_case")}
-              <span class="sr-only"> · {r.referral_id}</span>
+              <Also text={r.referral_id} />
             </button>
           </li>
         ))}

@@ -19,3 +19,8 @@ export function Status({ text }: { text: string }) {
     </p>
   );
 }
+
+/** Words only a screen reader says after a button's label: which item it acts on (" · family F1"). */
+export function Also({ text }: { text: string }) {
+  return <span class="sr-only"> · {text}</span>;
+}

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { type AssignmentOut, type VisitIn, visitsClient } from "../api/client";
 import { label, t } from "../i18n";
 import { Carer } from "../outreach/Carer";
+import { Also } from "../outreach/common";
 import {
   discard,
   enqueue,
@@ -170,10 +171,7 @@ export function Teacher({ user, onAuthExpired }: { user: User; onAuthExpired: ()
                             }}
                           >
                             {t("record_visit")}
-                            <span class="sr-only">
-                              {" "}
-                              · {t("family")} {a.family_id}
-                            </span>
+                            <Also text={`${t("family")} ${a.family_id}`} />
                           </button>
                         )}
                       </li>
