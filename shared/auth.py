@@ -1,4 +1,5 @@
-"""JWT bearer auth (HS256 dev, RS256/JWKS production) and roles; org-subtree scoping is shared/scope.py."""
+"""JWT bearer auth (HS256 dev; RS256 or ES256 with the OIDC provider's JWKS in production) and roles; org-subtree
+scoping is shared/scope.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
@@ -57,6 +58,9 @@ class Principal:
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 JWKS_REFRESH_SECONDS = 300.0  # keys are re-read this often, and at most this often for an unknown kid:
 JWKS_MIN_REFETCH_SECONDS = 30.0  # tokens with made-up key ids must not turn into a flood of JWKS requests
+# Signatures accepted from the OIDC provider's keys (each key verifies only with its own algorithm: an RSA key RS256,
+# a P-256 key ES256), so a token cannot pick a weaker or different algorithm than its key's.
+PROVIDER_ALGORITHMS = frozenset({"RS256", "ES256"})
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -73,11 +77,11 @@ class Verifier:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_jwk_set=False) if settings.jwt_jwks_url else None
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._fetch_lock = asyncio.Lock()
 
-    async def _signing_key(self, token: str) -> Any:
+    async def _signing_key(self, token: str) -> jwt.PyJWK:
         """The JWKS key named by the token's `kid`, from the cache or a fresh fetch when it is due."""
         assert self._jwks is not None
         kid = str(jwt.get_unverified_header(token).get("kid", ""))
@@ -94,7 +98,7 @@ class Verifier:
                             raise
                         keys = None  # keep serving the cached keys while the provider is unreachable
                     if keys is not None:
-                        self._keys = {str(k.key_id or ""): k.key for k in keys}
+                        self._keys = {str(k.key_id or ""): k for k in keys if k.algorithm_name in PROVIDER_ALGORITHMS}
                         self._fetched_at = time.monotonic()
         if kid not in self._keys:
             raise jwt.InvalidTokenError(f"no signing key with kid {kid!r}")
@@ -104,7 +108,8 @@ class Verifier:
         """The principal of a valid token; Problem(401) otherwise (missing exp, sub, roles or org_path too)."""
         try:
             if self._jwks is not None:
-                key, algorithms = await self._signing_key(token), ["RS256"]
+                jwk = await self._signing_key(token)
+                key, algorithms = jwk.key, [jwk.algorithm_name]  # the key's algorithm, never the token's say-so
             else:
                 key, algorithms = self.settings.jwt_secret, ["HS256"]
             claims = jwt.decode(

@@ -13,7 +13,7 @@ from pathlib import Path
 import jwt
 import pytest
 import yaml
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shared import edges
 from shared.auth import Verifier
@@ -91,8 +91,11 @@ class _Jwks:
 
     def __init__(self) -> None:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec_key = ec.generate_private_key(ec.SECP256R1())
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
-        self.doc = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+        ec_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.ec_key.public_key()))
+        keys = [{**jwk, "kid": "k1", "use": "sig", "alg": "RS256"}, {**ec_jwk, "kid": "e1", "use": "sig"}]
+        self.doc = json.dumps({"keys": keys}).encode()
         self.fetches = 0
         self.delay = 0.0
         owner = self
@@ -112,12 +115,12 @@ class _Jwks:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
 
-    def token(self, kid: str = "k1", **claims: object) -> str:
+    def token(self, kid: str = "k1", alg: str = "RS256", **claims: object) -> str:
         now = int(time.time())
         base = {"sub": "u1", "roles": ["auditor"], "org_path": "/620400", "iss": "idp", "aud": "hss-platform"}
-        return jwt.encode(
-            {**base, "iat": now, "exp": now + 60, **claims}, self.key, algorithm="RS256", headers={"kid": kid}
-        )
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | str = self.ec_key if alg.startswith("ES") else self.key
+        key = "" if alg == "none" else key
+        return jwt.encode({**base, "iat": now, "exp": now + 60, **claims}, key, algorithm=alg, headers={"kid": kid})
 
 
 @pytest.fixture
@@ -156,3 +159,15 @@ async def test_jwks_is_fetched_off_the_event_loop_and_cached(jwks: _Jwks):
             await verifier.verify(jwks.token(kid="nope"))
         assert err.value.status == 401
     assert jwks.fetches == 1
+
+
+async def test_provider_tokens_are_es256_or_rs256_each_with_its_own_key_s_algorithm(jwks: _Jwks):
+    """An OIDC provider may sign with a P-256 key (ES256) or an RSA key (RS256); the key named by `kid` decides the
+    algorithm, so a token claiming another one (or naming the other key) is refused with 401, never a 500."""
+    verifier = Verifier(EdgeSettings(jwt_jwks_url=jwks.url, jwt_issuer="idp"))
+    assert (await verifier.verify(jwks.token(kid="e1", alg="ES256", sub="ec-user"))).subject == "ec-user"
+    assert (await verifier.verify(jwks.token(kid="k1", alg="RS256", sub="rsa-user"))).subject == "rsa-user"
+    for kid, alg in [("k1", "ES256"), ("e1", "RS256"), ("e1", "none"), ("k1", "none")]:
+        with pytest.raises(Problem) as err:
+            await verifier.verify(jwks.token(kid=kid, alg=alg))
+        assert err.value.status == 401, (kid, alg)
