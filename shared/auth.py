@@ -15,6 +15,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.contracts.common import labelled
 from shared.problems import Problem
 from shared.settings import DEV_SECRET, ServiceSettings
 
@@ -29,6 +30,20 @@ class Role(StrEnum):
     MENTAL_HEALTH_TEACHER = "mental_health_teacher"
     DEPARTMENT_PARTNER = "department_partner"
     AUDITOR = "auditor"
+
+
+labelled(
+    Role,
+    {
+        Role.BUREAU_ADMIN: ("市教育局管理员", "Bureau administrator"),
+        Role.DISTRICT_ADMIN: ("区县教育局管理员", "District or county administrator"),
+        Role.SCHOOL_ADMIN: ("学校管理员", "School administrator"),
+        Role.TEACHER: ("教师", "Teacher"),
+        Role.MENTAL_HEALTH_TEACHER: ("心理健康教师", "Mental-health teacher"),
+        Role.DEPARTMENT_PARTNER: ("协作部门人员", "Department partner"),
+        Role.AUDITOR: ("审计人员", "Auditor"),
+    },
+)
 
 
 ADMINS = frozenset({Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN})

@@ -12,7 +12,8 @@ Every service gets, from the kit alone:
   makes the key work);
 * optimistic concurrency wherever `shared.versions` is a dependency: `If-Match` (required on PATCH, with 428),
   412 with the current `ETag`, and the `ETag` header on the 2xx answers;
-* zh/en labels of the contracts' enums as the enums' descriptions.
+* zh/en labels of every enum as its description and `x-enum-descriptions` (written by pydantic from the
+  vocabularies' own labels: `shared.contracts.common.labelled` / `Labelled`; a value without labels fails here).
 
 Routes with other media types use `file_response(...)` (exports) and `upload(...)` (a CSV request body).
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from enum import Enum
 from typing import Any
 
 from fastapi import FastAPI, routing
@@ -32,7 +32,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from shared import problems
-from shared.contracts.common import LABELS
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -157,7 +156,7 @@ def implied_statuses(route: Any) -> set[int]:
 
 
 def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
-    """Add to FastAPI's document what it cannot know: error responses, the Problem schema, enum labels."""
+    """Add to FastAPI's document what it cannot know: error responses, the Problem schema."""
     routes = {(r.path_format, m.lower()): r for r in api_routes(app) for m in r.methods}
     for path, item in doc.get("paths", {}).items():
         for method, operation in item.items():
@@ -179,7 +178,6 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     for schema in schemas.values():
-        _label_enum(schema)
         _plain_text(schema, BODY_TEXT)
     models = problems.ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(models.pop("$defs", {}))
@@ -260,19 +258,3 @@ def _not_null(parameter: dict[str, Any]) -> None:
         parameter["schema"] = {**kind, **schema}
 
 
-def _label_enum(schema: dict[str, Any]) -> None:
-    """An enum of the contracts with zh/en labels gets them as its description (and `x-enum-descriptions`)."""
-    values = schema.get("enum")
-    if not values:
-        return
-    for enum, labels in LABELS.items():
-        if schema.get("title") == enum.__name__ and set(values) == {e.value for e in enum}:
-            described = {_value(k): v for k, v in labels.items()}
-            lines = [f"* `{v}`: {described[v][0]} / {described[v][1]}" for v in values if v in described]
-            intro = schema.get("description", enum.__doc__ or "").strip()
-            schema["description"] = "\n".join([intro, "", *lines]).strip()
-            schema["x-enum-descriptions"] = [" / ".join(described.get(v, ("", ""))) for v in values]
-
-
-def _value(member: Enum | str) -> str:
-    return str(member.value if isinstance(member, Enum) else member)

@@ -13,16 +13,77 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from services.committees.domain import rows
 from services.committees.domain.rows import (
     BIRTH_RANGE,
     ID_RE,
     NATIONAL_ID_RE,
     PHONE_RE,
-    Gender,
-    Relation,
 )
-from shared.contracts.committees import LectureTopic, MemberRole, ParentSchoolKind, TeamRole
-from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
+from shared.contracts.committees import CommitteeLevel, LectureTopic, MemberRole, ParentSchoolKind, TeamRole
+from shared.contracts.common import Labelled, LivingArrangement, OrgLevel, SchoolType, StaffRole
+
+# The vocabularies of this API that are not enums of the contracts, each with its zh/en labels.
+Gender = Annotated[rows.Gender, Labelled({"M": ("男", "Male"), "F": ("女", "Female")})]
+Relation = Annotated[
+    rows.Relation,
+    Labelled(
+        {
+            "mother": ("母亲", "Mother"),
+            "father": ("父亲", "Father"),
+            "grandmother": ("祖母或外祖母", "Grandmother"),
+            "grandfather": ("祖父或外祖父", "Grandfather"),
+            "relative": ("其他亲属", "Relative"),
+            "other": ("其他监护人", "Other guardian"),
+        }
+    ),
+]
+ImportEntity = Annotated[
+    rows.Entity,
+    Labelled(
+        {
+            "org_units": ("组织机构", "Org units"),
+            "staff": ("教职工", "Staff"),
+            "families": ("家庭", "Families"),
+            "guardians": ("监护人", "Guardians"),
+            "students": ("学生", "Students"),
+        }
+    ),
+]
+SessionMode = Annotated[
+    Literal["in_person", "online", "mixed"],
+    Labelled({"in_person": ("线下", "In person"), "online": ("线上", "Online"), "mixed": ("线上线下结合", "Mixed")}),
+]
+SessionStatus = Annotated[
+    Literal["scheduled", "held"], Labelled({"scheduled": ("已安排", "Scheduled"), "held": ("已举办", "Held")})
+]
+ImportFormat = Annotated[
+    Literal["json", "csv"], Labelled({"json": ("JSON 数据", "JSON"), "csv": ("CSV 文件", "CSV files")})
+]
+ImportStatus = Annotated[
+    Literal["awaiting_files", "queued", "running", "succeeded", "failed"],
+    Labelled(
+        {
+            "awaiting_files": ("等待上传文件", "Awaiting files"),
+            "queued": ("排队中", "Queued"),
+            "running": ("导入中", "Running"),
+            "succeeded": ("导入成功", "Succeeded"),
+            "failed": ("导入失败", "Failed"),
+        }
+    ),
+]
+DuplicateReason = Annotated[
+    Literal["same_name", "similar_name", "same_birth_date", "same_county", "shared_guardian_phone"],
+    Labelled(
+        {
+            "same_name": ("姓名相同", "Same name"),
+            "similar_name": ("姓名相近", "Similar name"),
+            "same_birth_date": ("出生日期相同", "Same birth date"),
+            "same_county": ("同一区县", "Same county"),
+            "shared_guardian_phone": ("监护人电话相同", "Shared guardian phone"),
+        }
+    ),
+]
 
 _TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # what the kit's edge lets through in a body
 # Neither a control character nor what Python's str.strip() removes (spelt out: regex engines disagree on \s).
@@ -188,7 +249,7 @@ class ParentSchoolIn(Strict):
 class SessionIn(Strict):
     topic: str = Field(min_length=1, max_length=200)
     held_on: date
-    mode: Literal["in_person", "online", "mixed"]
+    mode: SessionMode
     speaker: str | None = Field(default=None, max_length=100)
     join_url: str | None = Field(
         default=None,
@@ -259,7 +320,7 @@ class CommitteeSummary(BaseModel):
     committee_id: str
     org_unit_id: str
     org_path: str
-    level: str
+    level: CommitteeLevel
     formed_on: date
     dissolved_on: date | None
     created_at: datetime | None = None
@@ -301,9 +362,9 @@ class SessionSummary(BaseModel):
     session_id: str
     topic: str
     held_on: date
-    mode: str
+    mode: SessionMode
     speaker: str | None
-    status: Literal["scheduled", "held"]
+    status: SessionStatus
     join_url: str | None = Field(default=None, description="where guardians join an online or mixed session")
 
 
@@ -390,8 +451,8 @@ class ImportLinks(BaseModel):
 
 class ImportJobOut(BaseModel):
     import_id: str
-    format: Literal["json", "csv"]
-    status: Literal["awaiting_files", "queued", "running", "succeeded", "failed"]
+    format: ImportFormat
+    status: ImportStatus
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -439,9 +500,6 @@ class StudentOut(BaseModel):
     active: bool
     updated_at: datetime
     version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
-
-
-DuplicateReason = Literal["same_name", "similar_name", "same_birth_date", "same_county", "shared_guardian_phone"]
 
 
 class DuplicateCandidateOut(BaseModel):

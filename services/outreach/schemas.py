@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME
-from shared.contracts.common import Category, Department, Severity, StaffRole, VisitMode
+from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME, CaseState, Effect
+from services.outreach.domain.referrals import ReferralState
+from shared.auth import Role
+from shared.contracts.common import (
+    LABELS,
+    Category,
+    Department,
+    Labelled,
+    LivingArrangement,
+    Severity,
+    StaffRole,
+    VisitMode,
+)
 from shared.contracts.outreach import GroupSource, NotificationKind, SpecialGroup
+
+# The vocabularies of this API that are not enums of their own, each with its zh/en labels.
+CaseStep = Annotated[Literal["in_progress", "monitoring"], Labelled(LABELS[CaseState])]
+CloseReason = Annotated[
+    Literal["resolved", "needs_met_by_department", "moved_away", "no_longer_at_risk", "other"],
+    Labelled(
+        {
+            "resolved": ("问题已解决", "Resolved"),
+            "needs_met_by_department": ("已由相关部门保障", "Needs met by a department"),
+            "moved_away": ("已转学或迁出", "Moved away"),
+            "no_longer_at_risk": ("风险已消除", "No longer at risk"),
+            "other": ("其他原因", "Other"),
+        }
+    ),
+]
+ClosureVerdict = Annotated[
+    Literal["approved", "rejected"],
+    Labelled({"approved": ("同意结案", "Approved"), "rejected": ("不同意结案", "Rejected")}),
+]
 
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
@@ -33,7 +63,7 @@ class CaseSummary(BaseModel):
     case_id: str
     student_id: str
     org_path: str
-    state: str
+    state: CaseState
     risk_level: Severity
     categories: list[Category]
     opened_at: datetime
@@ -56,13 +86,13 @@ class FindingOut(BaseModel):
     category: Category
     severity: Severity
     recorded_at: datetime
-    effect: str
+    effect: Effect
 
 
 class ContactOut(BaseModel):
     contact_id: str
     contacted_at: datetime
-    mode: str
+    mode: VisitMode
     staff_id: str | None
     outcome: str
     next_review_at: datetime | None
@@ -83,7 +113,7 @@ class ReferralOut(BaseModel):
     category: Category
     urgency: Severity
     org_path: str
-    state: str
+    state: ReferralState
     requested_at: datetime
     acknowledge_by: datetime
     resolve_by: datetime | None = Field(
@@ -98,9 +128,9 @@ class ClosureProposalOut(BaseModel):
     """A proposed closure waiting for a second person's approval."""
 
     proposal_id: str
-    reason_code: str
+    reason_code: CloseReason
     note: str | None
-    proposed_by_role: str
+    proposed_by_role: Role
     proposed_at: datetime
 
 
@@ -129,13 +159,13 @@ class ContactIn(Strict):
 class StateIn(Strict):
     """Move a case along: in_progress or monitoring (closing has its own endpoint)."""
 
-    state: Literal["in_progress", "monitoring"]
+    state: CaseStep
 
 
 class CloseIn(Strict):
     """Propose closing a case: a reason code and an optional note; a second person approves."""
 
-    reason_code: Literal["resolved", "needs_met_by_department", "moved_away", "no_longer_at_risk", "other"]
+    reason_code: CloseReason
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -158,7 +188,7 @@ class StateChanged(BaseModel):
     """The answer to a state change."""
 
     case_id: str
-    state: Literal["in_progress", "monitoring"]
+    state: CaseStep
     version: int = Field(description="the case's version after the change (its ETag)")
 
 
@@ -167,9 +197,9 @@ class ClosureProposed(BaseModel):
 
     case_id: str
     proposal_id: str
-    state: str
-    reason_code: str
-    proposed_by_role: str
+    state: CaseState
+    reason_code: CloseReason
+    proposed_by_role: Role
     proposed_at: datetime
 
 
@@ -178,10 +208,10 @@ class ClosureDecided(BaseModel):
 
     case_id: str
     proposal_id: str
-    decision: Literal["approved", "rejected"]
-    state: str
-    decided_by_role: str
-    proposed_by_role: str
+    decision: ClosureVerdict
+    state: CaseState
+    decided_by_role: Role
+    proposed_by_role: Role
 
 
 class ReferralIn(Strict):
@@ -205,7 +235,7 @@ class ChildFacts(BaseModel):
     student_id: str
     class_path: str
     school_path: str
-    living_arrangement: str | None
+    living_arrangement: LivingArrangement | None
     groups: list[SpecialGroup]
 
 
@@ -213,7 +243,7 @@ class ReferralCaseFacts(BaseModel):
     """The case as far as the referral goes: its state, deadlines and the school contacts (its carers)."""
 
     case_id: str
-    state: str
+    state: CaseState
     opened_at: datetime
     contact_due: datetime | None
     first_contacted_at: datetime | None

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Role
 from shared.contracts.committees import LectureTopic, TeamRole
-from shared.contracts.common import Category, Department, GuidanceTopic, OrgLevel, Severity, VisitMode
-from shared.contracts.outreach import SpecialGroup
+from shared.contracts.common import (
+    ORG_LEVEL_LABELS,
+    Category,
+    Department,
+    GuidanceTopic,
+    Labelled,
+    OrgLevel,
+    Severity,
+    VisitMode,
+)
+from shared.contracts.outreach import REFERRAL_STATE_LABELS, SpecialGroup
 
-ReferralState = Literal["requested", "acknowledged", "escalated", "accepted", "declined", "resolved"]
-UnitLevel = Literal["district", "school", "grade", "class"]
-ShareLevel = Literal["school", "grade", "class"]
+ReferralState = Annotated[
+    Literal["requested", "acknowledged", "escalated", "accepted", "declined", "resolved"],
+    Labelled(REFERRAL_STATE_LABELS),
+]
+UnitLevel = Annotated[Literal["district", "school", "grade", "class"], Labelled(ORG_LEVEL_LABELS)]
+ShareLevel = Annotated[Literal["school", "grade", "class"], Labelled(ORG_LEVEL_LABELS)]
 
 
 class Teachers(BaseModel):

@@ -8,10 +8,42 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.visits.domain import planning
-from shared.contracts.common import Category, GuidanceTopic, Severity, VisitMode
+from shared.contracts.common import Category, GuidanceTopic, Labelled, Severity, VisitMode
 from shared.contracts.visits import ChecklistAnswer, MissReason
 from shared.edges import bad_char
 from shared.problems import FieldError
+
+# The vocabularies of this API that are not enums of the contracts, each with its zh/en labels.
+VisitStatus = Annotated[
+    Literal["completed", "missed"], Labelled({"completed": ("已完成", "Completed"), "missed": ("未完成", "Missed")})
+]
+CampaignStatus = Annotated[
+    Literal["draft", "launched", "closed"],
+    Labelled({"draft": ("草稿", "Draft"), "launched": ("已启动", "Launched"), "closed": ("已结束", "Closed")}),
+]
+AssignmentStatus = Annotated[
+    Literal["assigned", "completed", "missed", "removed"],
+    Labelled(
+        {
+            "assigned": ("待家访", "Assigned"),
+            "completed": ("已家访", "Completed"),
+            "missed": ("未能家访", "Missed"),
+            "removed": ("已撤销", "Removed"),
+        }
+    ),
+]
+ProgressBy = Annotated[
+    Literal["teacher", "class", "grade", "school", "district"],
+    Labelled(
+        {
+            "teacher": ("按教师", "By teacher"),
+            "class": ("按班级", "By class"),
+            "grade": ("按年级", "By grade"),
+            "school": ("按学校", "By school"),
+            "district": ("按区县", "By district or county"),
+        }
+    ),
+]
 
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
@@ -86,7 +118,7 @@ class VisitIn(Strict):
     """One visit record: completed (with checklist and findings) or missed (with a reason)."""
 
     assignment_id: str = Field(min_length=1, max_length=64)
-    status: Literal["completed", "missed"]
+    status: VisitStatus
     visited_on: date = Field(description="the day of the visit (or of the missed appointment)")
     visited_at: AwareDatetime | None = Field(
         default=None,
@@ -249,7 +281,7 @@ class CampaignOut(BaseModel):
     target_per_teacher: int
     required_modes: list[VisitMode]
     checklist_version: str
-    status: Literal["draft", "launched", "closed"]
+    status: CampaignStatus
     created_by: str
     created_at: datetime
     launched_at: datetime | None
@@ -300,7 +332,7 @@ class ProgressOut(BaseModel):
     """A campaign's progress per unit, with the totals and how many units are behind schedule."""
 
     campaign_id: str
-    by: Literal["teacher", "class", "grade", "school", "district"]
+    by: ProgressBy
     today: date
     totals: VisitCounts
     behind: int = Field(description="units behind schedule")
@@ -315,7 +347,7 @@ class AssignmentOut(BaseModel):
     family_id: str
     student_ids: list[str]
     org_path: str
-    status: Literal["assigned", "completed", "missed", "removed"]
+    status: AssignmentStatus
     planned_on: date | None
     planned_mode: VisitMode | None
     visit_id: str | None
@@ -395,7 +427,7 @@ class VisitRecorded(BaseModel):
 
     visit_id: str
     assignment_id: str
-    status: Literal["completed", "missed"]
+    status: VisitStatus
     finding_ids: list[str]
     assignment_version: int = Field(
         description="the assignment's version after this visit (its ETag; what later visits of it are recorded against)"
@@ -414,7 +446,7 @@ class AssignmentState(BaseModel):
 
     assignment_id: str
     version: int
-    status: Literal["assigned", "completed", "missed", "removed"]
+    status: AssignmentStatus
     may_record: bool = Field(description="whether the caller may still record visits of it (false once reassigned)")
 
 

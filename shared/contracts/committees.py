@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole, labelled
 from shared.events import Payload, event_type
 
 ORG = "committees.org_unit.events"
@@ -144,6 +144,17 @@ class CommitteeLevel(StrEnum):
     CLASS = "class"
 
 
+labelled(
+    CommitteeLevel,
+    {
+        CommitteeLevel.COUNTY: ("县级家长委员会", "County committee"),
+        CommitteeLevel.SCHOOL: ("校级家长委员会", "School committee"),
+        CommitteeLevel.GRADE: ("年级家长委员会", "Grade committee"),
+        CommitteeLevel.CLASS: ("班级家长委员会", "Class committee"),
+    },
+)
+
+
 @event_type("committees.committee.formed.v1", topic=COMMITTEE, key="committee_id")
 class CommitteeFormed(Payload):
     """A parent committee was formed for an org unit."""
@@ -176,6 +187,17 @@ class MemberRole(StrEnum):
     SECRETARY = "secretary"
 
 
+labelled(
+    MemberRole,
+    {
+        MemberRole.CHAIR: ("主任", "Chair"),
+        MemberRole.VICE_CHAIR: ("副主任", "Vice chair"),
+        MemberRole.MEMBER: ("委员", "Member"),
+        MemberRole.SECRETARY: ("秘书", "Secretary"),
+    },
+)
+
+
 @event_type("committees.committee.member_joined.v1", topic=COMMITTEE, key="committee_id")
 class CommitteeMemberJoined(Payload):
     """A guardian joined a parent committee."""
@@ -205,6 +227,16 @@ class ParentSchoolKind(StrEnum):
     COUNTY = "county"
     SCHOOL = "school"
     ONLINE = "online"
+
+
+labelled(
+    ParentSchoolKind,
+    {
+        ParentSchoolKind.COUNTY: ("县级家长学校", "County parent school"),
+        ParentSchoolKind.SCHOOL: ("校级家长学校", "School parent school"),
+        ParentSchoolKind.ONLINE: ("网上家长学校", "Online parent school"),
+    },
+)
 
 
 @event_type("committees.parent_school.established.v1", topic=PARENT_SCHOOL, key="parent_school_id")
@@ -270,6 +302,19 @@ class TeamRole(StrEnum):
     OUTSTANDING_PARENT = "outstanding_parent"
 
 
+labelled(
+    TeamRole,
+    {
+        TeamRole.VICE_PRINCIPAL_IN_CHARGE: ("分管副校长", "Vice principal in charge"),
+        TeamRole.CLASS_TEACHER: ("班主任", "Class teacher"),
+        TeamRole.MENTAL_HEALTH_TEACHER: ("心理健康教师", "Mental-health teacher"),
+        TeamRole.IDEOLOGICAL_POLITICAL_TEACHER: ("思政课教师", "Ideological and political teacher"),
+        TeamRole.EXPERT_SCHOLAR: ("专家学者", "Expert or scholar"),
+        TeamRole.OUTSTANDING_PARENT: ("优秀家长", "Outstanding parent"),
+    },
+)
+
+
 @event_type("committees.instructor_team.formed.v1", topic=TEAM, key="team_id")
 class InstructorTeamFormed(Payload):
     """An instructor team was formed for a school or county."""
@@ -309,6 +354,23 @@ class LectureTopic(StrEnum):
     NATIONAL_GUIDANCE_OUTLINE = "national_guidance_outline"
     MINISTRY_GUIDANCE = "ministry_guidance"
     OTHER = "other"
+
+
+labelled(
+    LectureTopic,
+    {
+        LectureTopic.FAMILY_EDUCATION_PROMOTION_LAW: ("《家庭教育促进法》", "The Family Education Promotion Law"),
+        LectureTopic.NATIONAL_GUIDANCE_OUTLINE: (
+            "《全国家庭教育指导大纲（修订）》",
+            "National Family Education Guidance Outline (revised)",
+        ),
+        LectureTopic.MINISTRY_GUIDANCE: (
+            "《教育部关于加强家庭教育工作的指导意见》",
+            "Ministry of Education's Guiding Opinions on Strengthening Family Education",
+        ),
+        LectureTopic.OTHER: ("其他政策法规", "Other policy"),
+    },
+)
 
 
 @event_type("committees.lecturer.joined.v1", topic=LECTURER, key="lecturer_id")

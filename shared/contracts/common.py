@@ -3,8 +3,65 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
-from typing import Any
+from enum import Enum, StrEnum
+from typing import Any, TypeVar
+
+from pydantic import GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+E = TypeVar("E", bound=Enum)
+Labels = Mapping[Any, tuple[str, str]]  # value (or enum member) -> (zh, en)
+
+# Every vocabulary's zh/en labels, by enum (Literal vocabularies carry theirs in `Labelled`).
+LABELS: dict[type[Enum], Labels] = {}
+
+
+def _value(member: Any) -> str:
+    return str(member.value if isinstance(member, Enum) else member)
+
+
+def describe(schema: dict[str, Any], labels: Labels) -> None:
+    """Write a vocabulary's zh/en labels into its JSON Schema: the description lists them (`* `v`: zh / en`) and
+    `x-enum-descriptions` holds one `zh / en` per value, in the enum's order (what OpenAPI generators and
+    AsyncAPI renderers show). Every value must have its labels."""
+    by_value = {_value(k): v for k, v in labels.items()}
+    values = [str(v) for v in schema["enum"]]
+    missing = [v for v in values if v not in by_value]
+    if missing:
+        raise ValueError(f"no zh/en labels for {', '.join(missing)} of {schema.get('title', values)}")
+    lines = [f"* `{v}`: {by_value[v][0]} / {by_value[v][1]}" for v in values]
+    intro = str(schema.get("description", "")).strip()
+    schema["description"] = "\n".join([intro, "", *lines]).strip()
+    schema["x-enum-descriptions"] = [" / ".join(by_value[v]) for v in values]
+
+
+class Labelled:
+    """`Annotated[Literal["a", "b"], Labelled({...})]`: a Literal vocabulary with its zh/en labels in its schema."""
+
+    def __init__(self, labels: Labels) -> None:
+        self.labels = labels
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        describe(handler.resolve_ref_schema(schema), self.labels)
+        return schema
+
+
+def labelled(enum: type[E], labels: Labels) -> None:
+    """Give an enum its zh/en labels (every member, or this raises): pydantic then writes them into every JSON
+    Schema it makes of the enum — the OpenAPI documents, the events' schemas and the AsyncAPI document alike."""
+    missing = [m.value for m in enum if m not in labels]
+    if missing:
+        raise ValueError(f"{enum.__name__}: no zh/en labels for {', '.join(missing)}")
+    LABELS[enum] = labels
+
+    def schema(cls: type[Enum], core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        json_schema = handler(core_schema)
+        describe(handler.resolve_ref_schema(json_schema), labels)
+        return json_schema
+
+    enum.__get_pydantic_json_schema__ = classmethod(schema)  # type: ignore[attr-defined]
 
 
 class OrgLevel(StrEnum):
@@ -181,16 +238,33 @@ GUIDANCE_TOPIC_LABELS: dict[GuidanceTopic, tuple[str, str]] = {
     GuidanceTopic.LEFT_BEHIND_CARE: ("留守儿童关爱", "Care for left-behind children"),
 }
 
-# zh/en labels of the contracts' enums, by enum: the OpenAPI documents show them as the enums' descriptions.
-LABELS: dict[type[StrEnum], Mapping[Any, tuple[str, str]]] = {
-    Category: CATEGORY_LABELS,
-    Severity: SEVERITY_LABELS,
-    VisitMode: VISIT_MODE_LABELS,
-    Department: DEPARTMENT_LABELS,
-    OrgLevel: ORG_LEVEL_LABELS,
-    LivingArrangement: LIVING_ARRANGEMENT_LABELS,
-    GuidanceTopic: GUIDANCE_TOPIC_LABELS,
+SCHOOL_TYPE_LABELS: dict[SchoolType, tuple[str, str]] = {
+    SchoolType.KINDERGARTEN: ("幼儿园", "Kindergarten"),
+    SchoolType.PRIMARY: ("小学", "Primary school"),
+    SchoolType.JUNIOR_SECONDARY: ("初级中学", "Junior secondary school"),
+    SchoolType.SENIOR_SECONDARY: ("高级中学", "Senior secondary school"),
+    SchoolType.NINE_YEAR: ("九年一贯制学校", "Nine-year school"),
+    SchoolType.SPECIAL_EDUCATION: ("特殊教育学校", "Special education school"),
 }
+
+STAFF_ROLE_LABELS: dict[StaffRole, tuple[str, str]] = {
+    StaffRole.CLASS_TEACHER: ("班主任", "Class teacher"),
+    StaffRole.SUBJECT_TEACHER: ("任课教师", "Subject teacher"),
+    StaffRole.MENTAL_HEALTH_TEACHER: ("心理健康教师", "Mental-health teacher"),
+    StaffRole.IDEOLOGICAL_POLITICAL_TEACHER: ("思政课教师", "Ideological and political teacher"),
+    StaffRole.VICE_PRINCIPAL: ("副校长", "Vice principal"),
+    StaffRole.PRINCIPAL: ("校长", "Principal"),
+}
+
+labelled(Category, CATEGORY_LABELS)
+labelled(Severity, SEVERITY_LABELS)
+labelled(VisitMode, VISIT_MODE_LABELS)
+labelled(Department, DEPARTMENT_LABELS)
+labelled(OrgLevel, ORG_LEVEL_LABELS)
+labelled(LivingArrangement, LIVING_ARRANGEMENT_LABELS)
+labelled(GuidanceTopic, GUIDANCE_TOPIC_LABELS)
+labelled(SchoolType, SCHOOL_TYPE_LABELS)
+labelled(StaffRole, STAFF_ROLE_LABELS)
 
 
 def school_of(org_path: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import shared.contracts  # noqa: F401  (registers every contract)
+from shared.contracts.common import DEPARTMENT_LABELS, describe
 from shared.devstack import departments
 from shared.devstack.stack import DEFAULT_KAFKA_PORT
 from shared.events import Envelope, EventSpec, registry
@@ -77,21 +78,22 @@ def _ident(text: str) -> str:
     return text.replace(".", "_").replace("{", "").replace("}", "")
 
 
+PARAMETER_LABELS = {"department": DEPARTMENT_LABELS}  # the zh/en labels of each topic parameter's values
+
+
 def _parameters(spec: EventSpec) -> dict[str, Any]:
     """A templated topic (`outreach.referral.{department}.events`) is one channel with a parameter per value."""
     param = spec.topic_param
     if param is None:
         return {}
     at = spec.topic.split(".").index(f"{{{param}}}")
-    return {
-        "parameters": {
-            param: {
-                "enum": [t.split(".")[at] for t in spec.topics],
-                "description": f"One topic per {param}; each {param} may read only its own (broker ACLs, "
-                "deploy/kafka/README.md).",
-            }
-        }
+    parameter = {
+        "enum": [t.split(".")[at] for t in spec.topics],
+        "description": f"One topic per {param}; each {param} may read only its own (broker ACLs, "
+        "deploy/kafka/README.md).",
     }
+    describe(parameter, PARAMETER_LABELS[param])
+    return {"parameters": {param: parameter}}
 
 
 def payload_schemas() -> dict[str, Any]:
@@ -239,7 +241,7 @@ def asyncapi(groups: dict[str, tuple[str, set[str]]]) -> dict[str, Any]:
                 f"{service}'s group {group} applies {topic}",
                 "Each event applied once (inbox), offsets committed after the transaction; other types "
                 "on the topic are skipped; poison goes to the dead-letter channel after bounded retries.",
-                {"type": "string", "enum": [group]},
+                {"type": "string", "const": group},
             )
             dlt = f"{topic}.{group}.dlt"
             did = _ident(dlt)

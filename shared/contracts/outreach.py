@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from shared.contracts.common import Category, Department, Severity, StaffRole
+from shared.contracts.common import Category, Department, Severity, StaffRole, labelled
 from shared.events import Payload, event_type
 
 GROUP = "outreach.group.events"
@@ -25,6 +25,18 @@ def referral_topic(department: Department | str) -> str:
 REFERRAL_TOPICS = [referral_topic(d) for d in Department]
 
 
+# The states of a referral as its events tell them (outreach's referral state machine, and `escalated` for one
+# chased past its deadline), with their zh/en labels.
+REFERRAL_STATE_LABELS: dict[str, tuple[str, str]] = {
+    "requested": ("待签收", "Requested"),
+    "acknowledged": ("已签收", "Acknowledged"),
+    "escalated": ("已督办", "Escalated"),
+    "accepted": ("已受理", "Accepted"),
+    "declined": ("不予受理", "Declined"),
+    "resolved": ("已办结", "Resolved"),
+}
+
+
 class SpecialGroup(StrEnum):
     """Special student groups of the register."""
 
@@ -34,6 +46,17 @@ class SpecialGroup(StrEnum):
     FAMILY_HARDSHIP = "family_hardship"
 
 
+labelled(
+    SpecialGroup,
+    {
+        SpecialGroup.LEFT_BEHIND: ("留守儿童", "Left-behind children"),
+        SpecialGroup.ORPHANED_OR_UNACCOMPANIED: ("孤儿和事实无人抚养儿童", "Orphaned or unaccompanied children"),
+        SpecialGroup.DISABILITY: ("残疾儿童", "Disabled children"),
+        SpecialGroup.FAMILY_HARDSHIP: ("困境家庭儿童", "Children of families in hardship"),
+    },
+)
+
+
 class GroupSource(StrEnum):
     """Where a group membership came from."""
 
@@ -41,6 +64,17 @@ class GroupSource(StrEnum):
     DIRECTORY_FLAG = "directory_flag"
     SCHOOL = "school"
     DEPARTMENT = "department"
+
+
+labelled(
+    GroupSource,
+    {
+        GroupSource.VISIT_FINDING: ("家访发现", "Home-visit finding"),
+        GroupSource.DIRECTORY_FLAG: ("学籍信息标记", "Directory flag"),
+        GroupSource.SCHOOL: ("学校登记", "Registered by the school"),
+        GroupSource.DEPARTMENT: ("部门推送", "Reported by a department"),
+    },
+)
 
 
 @event_type("outreach.group.registered.v1", topic=GROUP, key="student_id")
@@ -82,6 +116,9 @@ class GroupEndReason(StrEnum):
     """Why a membership ended."""
 
     FLAG_ENDED = "flag_ended"  # the directory no longer says what alone held it (parents back home)
+
+
+labelled(GroupEndReason, {GroupEndReason.FLAG_ENDED: ("标记已解除", "Flag ended")})
 
 
 @event_type("outreach.group.ended.v1", topic=GROUP, key="student_id")
@@ -269,6 +306,17 @@ class NotificationKind(StrEnum):
     CASE_ESCALATED = "case_escalated"
     REFERRAL_ANSWERED = "referral_answered"
     REFERRAL_ESCALATED = "referral_escalated"  # not acknowledged, or accepted and not resolved (chased), in time
+
+
+labelled(
+    NotificationKind,
+    {
+        NotificationKind.CASE_ASSIGNED: ("个案已分派", "Case assigned"),
+        NotificationKind.CASE_DUE_SOON: ("个案即将到期", "Case due soon"),
+        NotificationKind.CASE_ESCALATED: ("个案已升级", "Case escalated"),
+        NotificationKind.REFERRAL_ANSWERED: ("转介已答复", "Referral answered"),
+    },
+)
 
 
 @event_type("outreach.notification.created.v1", topic=NOTIFICATION, key="recipient_id")

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from shared.contracts.common import Category, Severity, VisitMode
+from shared.contracts.common import Category, Severity, VisitMode, labelled
 from shared.events import Payload, event_type
 
 CAMPAIGN = "visits.campaign.events"
@@ -60,6 +60,12 @@ class AssignmentChange(StrEnum):
     REMOVED = "removed"
 
 
+labelled(
+    AssignmentChange,
+    {AssignmentChange.REASSIGNED: ("改派", "Reassigned"), AssignmentChange.REMOVED: ("撤销", "Removed")},
+)
+
+
 @event_type("visits.assignment.changed.v1", topic=ASSIGNMENT, key="assignment_id")
 class AssignmentChanged(Payload):
     """An assignment was reassigned to another teacher or removed."""
@@ -80,6 +86,16 @@ class ChecklistAnswer(StrEnum):
     YES = "yes"
     NO = "no"
     NOT_APPLICABLE = "not_applicable"
+
+
+labelled(
+    ChecklistAnswer,
+    {
+        ChecklistAnswer.YES: ("是", "Yes"),
+        ChecklistAnswer.NO: ("否", "No"),
+        ChecklistAnswer.NOT_APPLICABLE: ("不适用", "Not applicable"),
+    },
+)
 
 
 class ChecklistItemAnswer(BaseModel):
@@ -140,6 +156,17 @@ class MissReason(StrEnum):
     FAMILY_DECLINED = "family_declined"
     TEACHER_UNAVAILABLE = "teacher_unavailable"
     OTHER = "other"
+
+
+labelled(
+    MissReason,
+    {
+        MissReason.FAMILY_UNAVAILABLE: ("家长不在家或无法联系", "Family unavailable"),
+        MissReason.FAMILY_DECLINED: ("家长拒绝家访", "Family declined"),
+        MissReason.TEACHER_UNAVAILABLE: ("教师无法前往", "Teacher unavailable"),
+        MissReason.OTHER: ("其他原因", "Other"),
+    },
+)
 
 
 @event_type("visits.visit.missed.v1", topic=VISIT, key="visit_id")

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from services.outreach.domain.orgs import MAX_ESCALATION_LEVEL, escalation_target
 from services.outreach.settings import Rules
-from shared.contracts.common import SEVERITY_ORDER, Category, Severity
+from shared.contracts.common import SEVERITY_ORDER, Category, Severity, labelled
 from shared.contracts.outreach import CarerAssignment
 from shared.contracts.visits import FindingRecorded
 
@@ -25,6 +25,18 @@ class CaseState(StrEnum):
     IN_PROGRESS = "in_progress"
     MONITORING = "monitoring"
     CLOSED = "closed"
+
+
+labelled(
+    CaseState,
+    {
+        CaseState.OPEN: ("待分派", "Open"),
+        CaseState.ASSIGNED: ("已分派", "Assigned"),
+        CaseState.IN_PROGRESS: ("帮扶中", "In progress"),
+        CaseState.MONITORING: ("持续关注", "Monitoring"),
+        CaseState.CLOSED: ("已结案", "Closed"),
+    },
+)
 
 
 class Action(StrEnum):
@@ -145,6 +157,17 @@ class Effect(StrEnum):
     JOINED = "joined"
     REOPENED = "reopened"
     IGNORED = "ignored"
+
+
+labelled(
+    Effect,
+    {
+        Effect.OPENED: ("新立个案", "Opened a case"),
+        Effect.JOINED: ("并入已有个案", "Joined the open case"),
+        Effect.REOPENED: ("重新启动个案", "Reopened the case"),
+        Effect.IGNORED: ("未立案", "No case"),
+    },
+)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from enum import StrEnum
 from services.outreach.domain.cases import Escalation, at_least
 from services.outreach.domain.orgs import MAX_ESCALATION_LEVEL, escalation_target
 from services.outreach.settings import Rules
-from shared.contracts.common import Category, Department, Severity
-from shared.contracts.outreach import SpecialGroup
+from shared.contracts.common import Category, Department, Severity, labelled
+from shared.contracts.outreach import REFERRAL_STATE_LABELS, SpecialGroup
 
 
 class ReferralState(StrEnum):
@@ -22,6 +22,9 @@ class ReferralState(StrEnum):
     ACCEPTED = "accepted"
     DECLINED = "declined"
     RESOLVED = "resolved"
+
+
+labelled(ReferralState, REFERRAL_STATE_LABELS)
 
 
 REFERRAL_TRANSITIONS: dict[ReferralState, set[ReferralState]] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -11,6 +11,7 @@ from services.visits.schemas import (
     AssignmentIn,
     AssignmentMadeOut,
     AssignmentOut,
+    AssignmentStatus,
     ReassignedOut,
     ReassignIn,
     RemovedOut,
@@ -34,7 +35,7 @@ async def list_assignments(
     principal: CurrentPrincipal,
     pool: Pool,
     teacher_id: str | None = None,
-    status: Literal["assigned", "completed", "missed", "removed"] | None = None,
+    status: AssignmentStatus | None = None,
     org_path: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="items per page (1 to 1000)")] = 200,
     cursor: pages.Cursor = None,

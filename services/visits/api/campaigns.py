@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 
-from services.visits.schemas import CampaignDetailOut, CampaignIn, CampaignOut, LaunchOut, ProgressOut
+from services.visits.schemas import CampaignDetailOut, CampaignIn, CampaignOut, LaunchOut, ProgressBy, ProgressOut
 from services.visits.settings import VisitsSettings
 from services.visits.usecases import campaigns as campaign_cases
 from services.visits.usecases import queries
@@ -71,7 +71,7 @@ async def campaign_progress(
     principal: CurrentPrincipal,
     pool: Pool,
     today: Today,
-    by: Literal["teacher", "class", "grade", "school", "district"] = "school",
+    by: ProgressBy = "school",
     org_path: OrgPathQuery = None,
 ) -> Any:
     """Assigned, completed, missed and outstanding visits (and completed by mode) per teacher, class, grade, school
