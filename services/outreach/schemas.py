@@ -297,8 +297,23 @@ class MembershipOut(BaseModel):
 
 class GroupCount(BaseModel):
     group: SpecialGroup
-    members: int
-    verified: int
+    members: int = Field(description="current members of the group in the subtree")
+    verified: int = Field(description="of them, verified by a department")
+
+
+class GroupCounts(BaseModel):
+    """Current members per special group under an org subtree (groups without members are left out). A whole
+    collection, never paged: `{items}` like every list of this API, without `next_cursor`."""
+
+    org_path: str = Field(description="the subtree counted: `org_path` of the request, or the caller's own")
+    items: list[GroupCount]
+
+
+class ReferralsRequested(BaseModel):
+    """The referrals a manual request opened for the case."""
+
+    case_id: str
+    items: list[ReferralOut]
 
 
 class NotificationOut(BaseModel):

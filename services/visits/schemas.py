@@ -255,6 +255,13 @@ class Label(BaseModel):
     en: str
 
 
+class GuidanceTopics(BaseModel):
+    """The guidance-topic vocabulary: every code a visit may record, with its labels. A whole collection, never
+    paged: `{items}` like every list of this API, without `next_cursor`."""
+
+    items: list[Label]
+
+
 class ChecklistItemOut(BaseModel):
     """One of the Ten Requirements."""
 

@@ -78,7 +78,7 @@ export async function download(
     campaigns.push({ campaign, assignments: sortByFamily(assignments), synced: synced || undefined });
   }
   const topics = await client.GET("/api/v1/guidance-topics");
-  const data: TeacherData = { campaigns, topics: topics.data ?? [] };
+  const data: TeacherData = { campaigns, topics: topics.data?.items ?? [] };
   await cachePut(key(owner), data);
   return data;
 }

@@ -18,7 +18,7 @@ from services.outreach.schemas import (
     ContactIn,
     ContactLogged,
     ReferralIn,
-    ReferralOut,
+    ReferralsRequested,
     StateChanged,
     StateIn,
 )
@@ -120,7 +120,7 @@ _decision_route("reject", ClosureDecision.REJECTED)
 @router.post(
     "/{case_id}/referrals",
     status_code=201,
-    response_model=list[ReferralOut],
+    response_model=ReferralsRequested,
     responses=openapi.errors({409: "the case is closed, or the department already has an open referral for it"}),
 )
 async def refer_case(case_id: str, body: ReferralIn, w: Writes, rules: Rules) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.outreach.api.common import Rules
-from services.outreach.schemas import GroupCount, MembershipIn, MembershipOut, VerifyIn
+from services.outreach.schemas import GroupCounts, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.usecases import groups
 from shared import openapi, pages
 from shared.auth import CurrentPrincipal
@@ -42,7 +42,7 @@ async def list_members(
     )
 
 
-@router.get("/counts", response_model=list[GroupCount])
+@router.get("/counts", response_model=GroupCounts)
 async def count_members(principal: CurrentPrincipal, pool: Pool, org_path: str | None = None) -> Any:
     """Current members per group under an org subtree."""
     return await groups.counts(pool, principal, org_path)

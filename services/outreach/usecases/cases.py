@@ -286,7 +286,7 @@ async def decide_closure(
 
 async def refer(
     conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, case_id: str, body: ReferralIn
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """Ask a department for help with a case by hand (mapped departments are asked automatically)."""
     now = clock.now()
     c = await _locked_case(conn, principal, case_id)
@@ -299,4 +299,5 @@ async def refer(
         raise conflict("this department already has an open referral for this case and category")
     await add_events(conn, events)
     ids = {getattr(e, "referral_id", None) for e in events}
-    return [dict(x) for x in await referrals.list_case_referrals(conn, case_id) if x["referral_id"] in ids]
+    opened = [dict(x) for x in await referrals.list_case_referrals(conn, case_id) if x["referral_id"] in ids]
+    return {"case_id": case_id, "items": opened}

@@ -53,10 +53,11 @@ async def list_members(
     return pages.page([dict(x) for x in rows], limit, lambda m: (m["registered_at"], m["membership_id"]))
 
 
-async def counts(pool: asyncpg.Pool, principal: Principal, org_path: str | None) -> list[Any]:
+async def counts(pool: asyncpg.Pool, principal: Principal, org_path: str | None) -> dict[str, Any]:
     """Current members per group under an org subtree (administrators)."""
     principal.require(*ADMINS)
-    return [dict(x) for x in await groups.list_group_counts(pool, scope.narrow(principal, org_path))]
+    subtree = scope.narrow(principal, org_path)
+    return {"org_path": subtree, "items": [dict(x) for x in await groups.list_group_counts(pool, subtree)]}
 
 
 async def _class_path(conn: asyncpg.Connection, student_id: str) -> str:

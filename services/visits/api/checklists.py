@@ -7,17 +7,17 @@ from typing import Any
 from fastapi import APIRouter
 
 from services.visits.domain import checklist
-from services.visits.schemas import ChecklistOut, Label
+from services.visits.schemas import ChecklistOut, GuidanceTopics
 from shared.auth import CurrentPrincipal
 from shared.problems import not_found
 
 router = APIRouter(prefix="/api/v1", tags=["checklists"])
 
 
-@router.get("/guidance-topics", response_model=list[Label])
+@router.get("/guidance-topics", response_model=GuidanceTopics)
 async def list_guidance_topics(principal: CurrentPrincipal) -> Any:
     """The guidance topics a visit may record, by code, with Chinese and English labels."""
-    return [{"code": t.id, "zh": t.zh, "en": t.en} for t in checklist.guidance_topics().values()]
+    return {"items": [{"code": t.id, "zh": t.zh, "en": t.en} for t in checklist.guidance_topics().values()]}
 
 
 @router.get("/checklists/{version}", response_model=ChecklistOut)

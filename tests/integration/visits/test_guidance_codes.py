@@ -16,7 +16,7 @@ async def test_free_text_topics_are_refused_and_events_carry_codes(env: Env):
     a, b, c = (await env.assignments(cid))[:3]
     admin = bearer("district_admin", DISTRICT)
 
-    vocabulary = (await env.http.get("/api/v1/guidance-topics", headers=admin)).json()
+    vocabulary = (await env.http.get("/api/v1/guidance-topics", headers=admin)).json()["items"]
     assert {t["code"] for t in vocabulary} == set(guidance_topics())
     assert all(t["zh"] and t["en"] for t in vocabulary)
 
