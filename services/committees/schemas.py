@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
 from services.committees.domain import rows
 from services.committees.domain.rows import (
+    BIRTH_DATE_RE,
     BIRTH_RANGE,
     ID_RE,
     NATIONAL_ID_RE,
@@ -98,9 +99,18 @@ Phone = Annotated[
 ]
 NationalId = Annotated[
     str,
-    Field(pattern=NATIONAL_ID_RE.pattern, description="18-character resident ID number (its check character must fit)"),
+    Field(
+        pattern=NATIONAL_ID_RE.pattern,
+        description="18-character resident ID number (GB 11643): 6-digit region, birth date YYYYMMDD (a real date), "
+        "3-digit sequence, and the check character: `10X98765432`[Σ(digit_i × weight_i) mod 11] over the first 17 "
+        "digits with weights 7 9 10 5 8 4 2 1 6 3 7 9 10 5 8 4 2 (ISO 7064 MOD 11-2); one that does not fit is a 422",
+    ),
 ]
-BirthDate = Annotated[date, Field(description=f"{BIRTH_RANGE} (YYYY-MM-DD)")]
+BirthDate = Annotated[
+    date,
+    WithJsonSchema({"type": "string", "format": "date", "pattern": BIRTH_DATE_RE.pattern}),
+    Field(description=f"{BIRTH_RANGE} (YYYY-MM-DD; the pattern says from 1990, a date after today is a 422)"),
+]
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -124,17 +134,28 @@ Address = Annotated[str, Field(max_length=200)]
 Roles = Annotated[list[StaffRole], Field(min_length=1)]
 
 
+SCHOOL_TYPE_RULE = (
+    "required when `level` is `school`, absent (or null) for every other level: a 422 at `/school_type` otherwise"
+)
+HEAD_CLASS_RULE = (
+    "the class this teacher heads (班主任): only with `class_teacher` among `roles` (a 422 at `/head_class_id` "
+    "otherwise); a class of the teacher's school, added to `class_ids`"
+)
+
+
 class OrgUnitIn(Strict):
     org_unit_id: Id
-    parent_id: Id
-    level: OrgLevel
+    parent_id: Id = Field(description="the unit one level up (a district's city, a school's district...)")
+    level: OrgLevel = Field(description="one level below the parent's; a `school` needs `school_type`")
     name: UnitName
-    school_type: SchoolType | None = Field(default=None, description="required for a school, absent otherwise")
+    school_type: SchoolType | None = Field(default=None, description=SCHOOL_TYPE_RULE)
 
 
 class OrgUnitPatch(Strict):
     name: UnitName = omittable()
-    school_type: SchoolType | None = Field(default=None, description="required for a school, absent otherwise")
+    school_type: SchoolType | None = Field(
+        default=None, description=SCHOOL_TYPE_RULE.replace("`level`", "the unit's level")
+    )
 
 
 class StaffIn(Strict):
@@ -145,7 +166,7 @@ class StaffIn(Strict):
     org_unit_id: Id
     roles: Roles
     class_ids: list[Id] = Field(default_factory=list)
-    head_class_id: Id | None = Field(default=None, description="a class_teacher's own class")
+    head_class_id: Id | None = Field(default=None, description=HEAD_CLASS_RULE)
 
 
 class StaffPatch(Strict):
@@ -154,7 +175,7 @@ class StaffPatch(Strict):
     phone: Phone | None = None
     roles: Roles = omittable()
     class_ids: list[Id] | None = None
-    head_class_id: Id | None = Field(default=None, description="a class_teacher's own class")
+    head_class_id: Id | None = Field(default=None, description=HEAD_CLASS_RULE)
 
 
 class GuardianIn(Strict):

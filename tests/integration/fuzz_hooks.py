@@ -16,9 +16,10 @@ generated, and must be refused:
   request"); a schema-valid key is replaced by a fresh UUID. Replays are tested in the idempotency tests.
 * rules over several fields or over the clock, stated in the field's description, are met with the service's own
   rule function (RULES, by operationId): a campaign's last day is not before its first; a contact is not in the
-  future and its next review comes after it; an uploaded CSV file's header names the entity's required columns
-  (guidance topics need no rule: they are the contract's `GuidanceTopic` enum in the schema). Their 422s are
-  tested in the services' tests.
+  future and its next review comes after it; an uploaded CSV file's header names the entity's required columns;
+  a school (and only a school) has a school type; only a class teacher heads a class; a child's birth date is not
+  after today; a resident ID number's date is a real date and its check character fits (guidance topics need no
+  rule: they are the contract's `GuidanceTopic` enum in the schema). Their 422s are tested in the services' tests.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ import schemathesis
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from services.committees.domain.files import header_fault
-from services.committees.domain.rows import REQUIRED_COLUMNS
+from services.committees.domain.rows import (
+    NATIONAL_ID_RE,
+    REQUIRED_COLUMNS,
+    birth_date_fault,
+    head_class_fault,
+    national_id_check,
+    national_id_ok,
+    school_type_fault,
+)
 from services.outreach.domain import contact_fault
 from services.visits.domain.planning import period_ok
 from shared.idempotency import MAX_KEY_LENGTH
@@ -96,10 +105,45 @@ def _csv_header(case: Any) -> None:
         case.body = ",".join(REQUIRED_COLUMNS[entity]) + "\n" + case.body
 
 
+def _school_type(case: Any) -> None:
+    body = case.body
+    if isinstance(body, dict) and isinstance(body.get("level"), str):
+        fault = school_type_fault(body["level"], body.get("school_type"))
+        if fault:
+            body["school_type"] = "primary" if body["level"] == "school" else None
+
+
+def _head_class(case: Any) -> None:
+    body = case.body
+    if isinstance(body, dict) and head_class_fault(body.get("head_class_id"), body.get("roles") or []):
+        body["roles"] = [*(body.get("roles") or []), "class_teacher"]
+
+
+BORN = "2015-06-01"  # a birth date any day of the run accepts
+
+
+def _student(case: Any) -> None:
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    born = _value(date, body.get("birth_date"))
+    if born is not None and birth_date_fault(born, NOW.date()):
+        body["birth_date"] = BORN
+    nid = body.get("national_id")
+    if isinstance(nid, str) and NATIONAL_ID_RE.match(nid) and not national_id_ok(nid):
+        first17 = nid[:6] + BORN.replace("-", "") + nid[14:17]
+        body["national_id"] = first17 + national_id_check(first17)
+
+
 RULES: dict[str, Callable[[Any], None]] = {  # operationId → what its rule asks of the request
     "create_campaign": _campaign_period,
     "log_contact": _contact_times,
     "upload_csv_file": _csv_header,
+    "create_org_unit": _school_type,
+    "create_staff": _head_class,
+    "update_staff": _head_class,
+    "create_student": _student,
+    "update_student": _student,
 }
 
 

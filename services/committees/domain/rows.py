@@ -17,7 +17,8 @@ ENTITIES: tuple[Entity, ...] = get_args(Entity)  # in dependency order
 # ASCII digits only ([0-9], not \d): the same patterns are the API's JSON Schema, where \d is ASCII.
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PHONE_RE = re.compile(r"^(1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8})$")
-NATIONAL_ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
+# Region (6 digits), birth date YYYYMMDD (born 1900-2099), sequence (3), check character (a digit or X).
+NATIONAL_ID_RE = re.compile(r"^[0-9]{6}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9X]$")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 Relation = Literal["mother", "father", "grandmother", "grandfather", "relative", "other"]
@@ -28,6 +29,7 @@ TRUE = frozenset({"true", "1", "yes", "y", "是", "t"})
 FALSE = frozenset({"false", "0", "no", "n", "否", "f", ""})
 EARLIEST_BIRTH = date(1990, 1, 1)
 BIRTH_RANGE = "must lie between 1990-01-01 and today"
+BIRTH_DATE_RE = re.compile(r"^(199[0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")  # from 1990 on
 PARENT_LEVEL = {
     OrgLevel.DISTRICT: OrgLevel.CITY,
     OrgLevel.SCHOOL: OrgLevel.DISTRICT,
@@ -53,6 +55,11 @@ class Bad(ValueError):
     """A field value that breaks a rule."""
 
 
+def national_id_check(first17: str) -> str:
+    """The check character of a resident ID number (GB 11643-1999, ISO 7064 MOD 11-2) from its first 17 digits."""
+    return ID_CHECK[sum(map(operator.mul, map(int, first17), ID_WEIGHTS)) % 11]
+
+
 def national_id_ok(value: str) -> bool:
     """Whether an 18-character resident ID number has a valid format, date and check character."""
     if not NATIONAL_ID_RE.match(value):
@@ -61,7 +68,26 @@ def national_id_ok(value: str) -> bool:
         date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
         return False
-    return ID_CHECK[sum(map(operator.mul, map(int, value[:17]), ID_WEIGHTS)) % 11] == value[17]
+    return national_id_check(value[:17]) == value[17]
+
+
+def birth_date_fault(born: date, today: date) -> str | None:
+    """Why a child's birth date cannot be right (None: it can): from 1990-01-01 up to today."""
+    return BIRTH_RANGE if not EARLIEST_BIRTH <= born <= today else None
+
+
+def school_type_fault(level: str, school_type: str | None) -> str | None:
+    """Why an org unit's school type does not fit its level (None: it fits): a school has one, nothing else does."""
+    if level == OrgLevel.SCHOOL and school_type is None:
+        return "is required for a school"
+    if level != OrgLevel.SCHOOL and school_type is not None:
+        return "is only allowed for a school"
+    return None
+
+
+def head_class_fault(head_class_id: str | None, roles: list[str]) -> str | None:
+    """Why a staff member cannot head the class (None: they can, or head none): only a class teacher heads one."""
+    return "only a class_teacher can head a class" if head_class_id and StaffRole.CLASS_TEACHER not in roles else None
 
 
 def _text(v: Any, *, required: bool = True, max_len: int = 100) -> str | None:
@@ -230,17 +256,15 @@ def clean_row(entity: str, raw: dict[str, Any], row: int, today: date) -> tuple[
             out[name] = parse(raw.get(name))
         except Bad as exc:
             errors.append(RowError(entity, row, name, str(exc)))
-    if entity == "students" and "birth_date" in out and out["birth_date"] > today:
-        errors.append(RowError(entity, row, "birth_date", BIRTH_RANGE))
+    if entity == "students" and "birth_date" in out and (fault := birth_date_fault(out["birth_date"], today)):
+        errors.append(RowError(entity, row, "birth_date", fault))
     if entity == "org_units" and not errors:
-        if out["level"] == OrgLevel.SCHOOL and out["school_type"] is None:
-            errors.append(RowError(entity, row, "school_type", "is required for a school"))
-        if out["level"] != OrgLevel.SCHOOL and out["school_type"] is not None:
-            errors.append(RowError(entity, row, "school_type", "is only allowed for a school"))
+        if fault := school_type_fault(out["level"], out["school_type"]):
+            errors.append(RowError(entity, row, "school_type", fault))
         if (out["level"] == OrgLevel.CITY) != (out["parent_id"] is None):
             errors.append(RowError(entity, row, "parent_id", "is required except for the city (and then empty)"))
-    if entity == "staff" and not errors and out["head_class_id"] and "class_teacher" not in out["roles"]:
-        errors.append(RowError(entity, row, "head_class_id", "only a class_teacher can head a class"))
+    if entity == "staff" and not errors and (fault := head_class_fault(out["head_class_id"], out["roles"])):
+        errors.append(RowError(entity, row, "head_class_id", fault))
     return (None, errors) if errors else (out, [])
 
 
