@@ -256,5 +256,3 @@ def _not_null(parameter: dict[str, Any]) -> None:
         (kind,) = [k for k in kinds if k != {"type": "null"}]
         del schema["anyOf"]
         parameter["schema"] = {**kind, **schema}
-
-

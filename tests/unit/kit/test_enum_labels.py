@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from shared.contracts import generate
+from shared.contracts import documents
 from shared.contracts.common import Labelled, describe
-from shared.openapi import services
+from tools.docs import apps, consumer_groups
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -33,10 +33,10 @@ def enums(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
             yield from enums(value, f"{path}/{i}")
 
 
-def documents() -> dict[str, Any]:
-    docs: dict[str, Any] = {f"openapi/{name}": app.openapi() for name, app in services().items()}
-    docs["asyncapi"] = generate.asyncapi()
-    docs |= {f"schemas/{spec.type}": generate.schema_of(spec) for spec in generate.published()}
+def every_document() -> dict[str, Any]:
+    docs: dict[str, Any] = {f"openapi/{name}": app.openapi() for name, app in apps().items()}
+    docs["asyncapi"] = documents.asyncapi(consumer_groups())
+    docs |= {f"schemas/{spec.type}": documents.schema_of(spec) for spec in documents.published()}
     return docs
 
 
@@ -57,7 +57,7 @@ def unlabelled(doc: Any) -> list[str]:
     return out
 
 
-DOCS = documents()
+DOCS = every_document()
 
 
 @pytest.mark.parametrize("name", sorted(DOCS))
