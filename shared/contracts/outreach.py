@@ -315,6 +315,7 @@ labelled(
         NotificationKind.CASE_DUE_SOON: ("个案即将到期", "Case due soon"),
         NotificationKind.CASE_ESCALATED: ("个案已升级", "Case escalated"),
         NotificationKind.REFERRAL_ANSWERED: ("转介已答复", "Referral answered"),
+        NotificationKind.REFERRAL_ESCALATED: ("转介已督办", "Referral escalated"),
     },
 )
 
