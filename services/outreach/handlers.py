@@ -15,7 +15,7 @@ from shared.clock import Clock
 from shared.contracts import committees as dir_ev
 from shared.contracts.outreach import NotificationCreated
 from shared.contracts.visits import FindingRecorded
-from shared.directory import STAFF, Changes, DirectoryCopy
+from shared.directory import FAMILIES, STAFF, STUDENTS, Changes, DirectoryCopy
 from shared.events import type_of
 from shared.inbox import Batch
 
@@ -66,7 +66,9 @@ def consumers(rules: Rules, clock: Clock) -> dict[str, Batch]:
         FINDINGS_GROUP: Batch(
             frozenset({type_of(FindingRecorded)}), Reaction(rules, clock).on_findings, keys=student_of
         ),
-        DIRECTORY_GROUP: DirectoryCopy(DirectoryChanges(rules, clock), keys=family_and_children).subscription(),
+        DIRECTORY_GROUP: DirectoryCopy(
+            DirectoryChanges(rules, clock), keys=family_and_children, reads=[STUDENTS, FAMILIES, STAFF]
+        ).subscription(),
         NOTIFY_GROUP: Batch(FACT_TYPES, Notifier().on_facts),
         EMAIL_GROUP: Batch(frozenset({type_of(NotificationCreated)}), EmailChannel(clock).on_notifications),
         MERGES_GROUP: Batch(frozenset({type_of(dir_ev.StudentMerged)}), Merges(clock).apply, keys=both_children),

@@ -43,6 +43,6 @@ def consumers(clock: Clock) -> dict[str, Batch]:
     """The consumer groups: the directory copy (the leavers' hook locks the assignment rows it changes), and
     merges (nothing read across topics, so nothing locked)."""
     return {
-        GROUP: DirectoryCopy(DirectoryChanges(clock)).subscription(),
+        GROUP: DirectoryCopy(DirectoryChanges(clock), reads=[STAFF]).subscription(),
         MERGES_GROUP: Batch(frozenset({type_of(StudentMerged)}), on_merges),
     }

@@ -7,8 +7,10 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from shared.contracts import committees as c
-from shared.directory import STUDENTS, fold
+from shared.directory import STAFF, STUDENTS, TABLES, Changes, DirectoryCopy, fold
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 Row = dict[str, Any]
@@ -73,3 +75,21 @@ def test_any_split_into_batches_leaves_the_rows_applying_one_by_one_leaves() -> 
             start = cut
         batched(got, events[start:])
         assert got == expected, events
+
+
+def test_a_copy_returns_only_the_changes_its_hook_reads() -> None:
+    """Tables the change hook does not read are written without RETURNING; asking for their changes is an error, not
+    an empty list that would hide a hook reading a table it did not declare."""
+
+    async def hook(conn: Any, changes: Changes) -> None: ...
+
+    copy = DirectoryCopy(hook, reads=[STAFF])
+    assert copy.reads == {"staff"}
+    assert DirectoryCopy().reads == frozenset()
+    assert DirectoryCopy(hook).reads == {t.name for t in TABLES}
+    assert "RETURNING" in STAFF.upsert_facts(True) and "RETURNING" in STAFF.upsert_gone(True)
+    assert "RETURNING" not in STUDENTS.upsert_facts(False) and "RETURNING" not in STUDENTS.upsert_gone(False)
+    changes = Changes(reads=copy.reads)
+    assert changes.of(STAFF) == []
+    with pytest.raises(ValueError, match="students"):
+        changes.of(STUDENTS)
