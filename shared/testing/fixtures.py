@@ -95,11 +95,38 @@ def free_port() -> int:
         return port
 
 
+class RunnerEscapes:
+    """ASGI wrapper of an app served in the test's own thread: keeps what the test runner raised inside a request.
+
+    A served app shares the test's thread and event loop, so the runner's own exceptions — pytest-timeout's
+    `Failed: Timeout` (raised by SIGALRM in whatever frame is running), KeyboardInterrupt — can land inside a
+    request handler. They are BaseExceptions: Starlette lets them through and uvicorn answers a plain-text
+    `Internal Server Error` 500 and carries on, so the test failed on a "500" the service never made (the access
+    matrix's intermittent plain 500 on committees' dissolve: its last phase, running when the 300 s default
+    timeout struck on a loaded machine). `serve` raises the kept exception again when it ends: the test fails with
+    its real cause."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.escaped: list[BaseException] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except (Exception, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            self.escaped.append(exc)
+            raise
+
+
 @contextlib.asynccontextmanager
 async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
-    """Run `app` under uvicorn on a real local port (lifespan included); yields its base URL."""
+    """Run `app` under uvicorn on a real local port (lifespan included); yields its base URL. What the test runner
+    raised inside a request (a timeout) is raised again on the way out (`RunnerEscapes`)."""
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    guarded = RunnerEscapes(app)
+    server = uvicorn.Server(uvicorn.Config(guarded, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -111,6 +138,8 @@ async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+        if guarded.escaped:
+            raise guarded.escaped[0]
 
 
 async def read_topic(
