@@ -190,7 +190,9 @@ class CarerAssignment(Payload):
 
 @event_type("outreach.case.assigned.v1", topic=CASE, key="student_id")
 class CaseAssigned(CaseFacts):
-    """Carers were assigned to a case."""
+    """Carers were assigned to a case. Also published for the surviving case of a merge of two records of one child
+    (`student.merged`): its facts carry the case's risk and categories after taking in the duplicate's case, and
+    `carers` the duplicate's carers who joined it (possibly none)."""
 
     carers: list[CarerAssignment]
 

@@ -21,7 +21,8 @@ from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
 from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
-from shared.testing.fixtures import serve, wait_for
+from shared.contracts.outreach import CASE
+from shared.testing.fixtures import read_topic, serve, wait_for
 from tests.integration.outreach.helpers import finding, publish
 
 pytestmark = pytest.mark.integration
@@ -151,6 +152,20 @@ async def test_a_merge_leaves_one_child_with_one_open_case_counted_once(make_set
         detail = await _json(o, f"/api/v1/cases/{case['case_id']}")
         assert len(detail["findings"]) == 2
         assert (await _json(o, "/api/v1/cases", student_id=dup["student_id"]))["items"] == []
+        # What changed for the surviving case is published: its new risk and categories, and the carers who came
+        # with the duplicate's case (told of it like any assignment).
+        events = await read_topic(out.kafka_bootstrap_servers, out.topic(CASE), expect=5)
+        survivor = [
+            m["value"]["data"]
+            for m in events
+            if m["value"]["type"] == "outreach.case.assigned.v1" and m["value"]["data"]["case_id"] == case["case_id"]
+        ]
+        before, after = survivor[0], survivor[-1]
+        assert (after["risk_level"], sorted(after["categories"])) == ("urgent", ["left_behind", "safety_risk"])
+        assert after["student_id"] == first["student_id"]
+        joined = {x["staff_id"] for x in after["carers"]}
+        assert joined and not joined & {x["staff_id"] for x in before["carers"]}
+        assert joined <= {x["staff_id"] for x in detail["carers"]}
         # Reporting counts the child's case once (the duplicate's closed as merged).
         figures = await wait_for(lambda: _reported_open(r, 1), timeout=30)
         assert figures["cases"]["closed"] == 1

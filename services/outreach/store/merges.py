@@ -21,21 +21,25 @@ async def list_open_cases(conn: asyncpg.Connection, student_ids: list[str]) -> d
 
 async def update_case_folded(
     conn: asyncpg.Connection, duplicate_case: str, survivor_case: str, risk_level: str, categories: list[str]
-) -> None:
-    """The duplicate's findings and carers join the survivor's case, which takes in its risk and categories."""
+) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
+    """The duplicate's findings and carers join the survivor's case, which takes in its risk and categories; the
+    survivor's case row after that, and the carers (staff_id, role, org_path) who were not its carers before."""
     await conn.execute("UPDATE case_findings SET case_id = $2 WHERE case_id = $1", duplicate_case, survivor_case)
-    await conn.execute(
+    joined: list[asyncpg.Record] = await conn.fetch(
         "INSERT INTO case_carers (case_id, staff_id, role, org_path, assigned_at) "
-        "SELECT $2, staff_id, role, org_path, assigned_at FROM case_carers WHERE case_id = $1 ON CONFLICT DO NOTHING",
+        "SELECT $2, staff_id, role, org_path, assigned_at FROM case_carers WHERE case_id = $1 ON CONFLICT DO NOTHING"
+        " RETURNING staff_id, role, org_path",
         duplicate_case,
         survivor_case,
     )
-    await conn.execute(
-        "UPDATE cases SET risk_level = $2, categories = $3::text[], updated_at = clock_timestamp() WHERE case_id = $1",
+    survivor: asyncpg.Record = await conn.fetchrow(
+        "UPDATE cases SET risk_level = $2, categories = $3::text[], updated_at = clock_timestamp() WHERE case_id = $1"
+        f" RETURNING {CASE_COLUMNS}",
         survivor_case,
         risk_level,
         categories,
     )
+    return survivor, joined
 
 
 async def update_student_id(conn: asyncpg.Connection, duplicate: str, survivor: str) -> None:

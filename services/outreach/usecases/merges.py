@@ -14,7 +14,14 @@ from shared import outbox
 from shared.clock import Clock
 from shared.contracts.committees import StudentMerged
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import CaseClosed, GroupMembershipRegistered, GroupSource, SpecialGroup
+from shared.contracts.outreach import (
+    CarerAssignment,
+    CaseAssigned,
+    CaseClosed,
+    GroupMembershipRegistered,
+    GroupSource,
+    SpecialGroup,
+)
 from shared.events import Event
 
 
@@ -42,13 +49,19 @@ class Merges:
         if plan.action == "fold":
             d, k = cases[dup], cases[keep]
             assert plan.risk_level is not None
-            await store.update_case_folded(conn, d["case_id"], k["case_id"], plan.risk_level, list(plan.categories))
+            survivor, joined = await store.update_case_folded(
+                conn, d["case_id"], k["case_id"], plan.risk_level, list(plan.categories)
+            )
             closing = {"closed_at": now, "reason_code": MERGED, "note": None, "closed_by": "merge",
                        "closed_by_role": "system"}  # fmt: skip
             await case_store.update_case_closed(conn, d["case_id"], "closed", closing)
             events.append(
                 CaseClosed(**case_facts(d, now, overdue=False), reason_code=MERGED, approved_by_role="system")
             )
+            # What changed for the surviving case: its risk and categories now take in the duplicate's, and the
+            # duplicate's carers who were not its carers joined it (told of their new case like any assignment).
+            carers = [CarerAssignment(staff_id=c["staff_id"], role=c["role"], org_path=c["org_path"]) for c in joined]
+            events.append(CaseAssigned(**case_facts(survivor, now), carers=carers))
         await store.update_student_id(conn, dup, keep)
         for m in await store.update_memberships(conn, dup, keep):
             events.append(
