@@ -41,6 +41,9 @@ DESCRIPTION = (
 )
 
 
+FIRST = 1  # a row's version when it is created (the column's default): what a create answers
+
+
 def etag(version: int) -> str:
     """The strong entity tag of a version: `"7"`."""
     return f'"{version}"'

@@ -377,6 +377,9 @@ class ParentSchoolOut(BaseModel):
     kind: ParentSchoolKind
     name: str
     created_at: datetime | None = None
+    version: int = Field(
+        default=1, description="the parent school's version (its ETag; 1 when created): `If-Match` on its changes"
+    )
 
 
 class SessionSummary(BaseModel):
@@ -387,6 +390,9 @@ class SessionSummary(BaseModel):
     speaker: str | None
     status: SessionStatus
     join_url: str | None = Field(default=None, description="where guardians join an online or mixed session")
+    version: int = Field(
+        default=1, description="the session's version (its ETag; 1 when created): `If-Match` on marking it held"
+    )
 
 
 class ParentSchoolDetail(ParentSchoolOut):
@@ -425,6 +431,7 @@ class TeamMemberRemoved(BaseModel):
     team_id: str
     member_id: str
     active: bool
+    version: int = Field(description="the membership's version after the removal")
 
 
 class LectureOut(BaseModel):
@@ -601,6 +608,9 @@ class TeamMemberOut(BaseModel):
     name: str | None
     role: TeamRole
     is_lead: bool
+    version: int = Field(
+        default=1, description="the membership's version (its ETag; 1 when created): `If-Match` on removing the member"
+    )
 
 
 class TeamSummary(BaseModel):
@@ -609,6 +619,9 @@ class TeamSummary(BaseModel):
     org_path: str
     name: str = Field(description="the team's name")
     created_at: datetime | None = None
+    version: int = Field(
+        default=1, description="the team's version (its ETag; 1 when created): `If-Match` on its changes"
+    )
 
 
 class TeamOut(TeamSummary):
@@ -622,6 +635,9 @@ class LecturerOut(BaseModel):
     staff_id: str | None
     name: str | None
     created_at: datetime | None = None
+    version: int = Field(
+        default=1, description="the lecturer's version (its ETag; 1 when created): `If-Match` on leaving the group"
+    )
 
 
 class TeamMemberAdded(TeamMemberOut):
@@ -654,3 +670,4 @@ class LecturerLeftOut(BaseModel):
     lecturer_id: str
     org_path: str
     active: bool
+    version: int = Field(description="the lecturer's version after leaving")

@@ -122,6 +122,7 @@ class ReferralOut(BaseModel):
     escalation_level: int
     escalated_to: str | None
     updated_at: datetime
+    version: int = Field(description="the referral's version (its ETag): `If-Match` on its answers")
 
 
 class ClosureProposalOut(BaseModel):
@@ -293,6 +294,7 @@ class MembershipOut(BaseModel):
     verified_by: str | None
     registered_at: datetime
     ended_at: datetime | None
+    version: int = Field(description="the membership's version (its ETag): `If-Match` on verify")
 
 
 class GroupCount(BaseModel):

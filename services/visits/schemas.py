@@ -293,6 +293,7 @@ class CampaignOut(BaseModel):
     created_at: datetime
     launched_at: datetime | None
     closed_at: datetime | None
+    version: int = Field(description="the campaign's version (its ETag): `If-Match` on launch and close")
     unassigned_families: int | None = Field(description="families no teacher could take at the launch")
 
 

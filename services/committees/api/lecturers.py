@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
 from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerLeftOut, LecturerOut
 from services.committees.usecases import lecturers
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -34,9 +34,9 @@ async def list_lecturers(
 
 
 @router.delete("/lecturers/{lecturer_id}", response_model=LecturerLeftOut, responses=openapi.errors(404))
-async def remove_lecturer(lecturer_id: str, w: Writes) -> Any:
+async def remove_lecturer(lecturer_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """A member leaves the lecturer group (`lecturer.left`); their lectures stay counted."""
-    return await w.run(lecturers.remove_lecturer, lecturer_id)
+    return await w.run(lecturers.remove_lecturer, lecturer_id, if_match)
 
 
 @router.post(

@@ -21,7 +21,7 @@ from services.committees.schemas import (
     SessionScheduledOut,
 )
 from services.committees.usecases import parent_schools
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -51,9 +51,13 @@ async def list_parent_schools(
 
 
 @router.get(ONE, response_model=ParentSchoolDetail, response_model_exclude_unset=True)
-async def get_parent_school(parent_school_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_parent_school(
+    parent_school_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag
+) -> dict[str, Any]:
     """A parent school and its sessions."""
-    return await parent_schools.get(pool, principal, parent_school_id)
+    school = await parent_schools.get(pool, principal, parent_school_id)
+    tag(school["version"])
+    return school
 
 
 @router.post(ONE + "/sessions", status_code=201, response_model=SessionScheduledOut)
@@ -65,9 +69,13 @@ async def schedule_session(parent_school_id: str, body: SessionIn, w: Writes) ->
 
 
 @router.get(SESSION, response_model=SessionOut, response_model_exclude_unset=True)
-async def get_session(parent_school_id: str, session_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def get_session(
+    parent_school_id: str, session_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag
+) -> Any:
     """A session with enrolment, attendance and its attendance rate."""
-    return await parent_schools.get_session(pool, principal, parent_school_id, session_id)
+    session = await parent_schools.get_session(pool, principal, parent_school_id, session_id)
+    tag(session["version"])
+    return session
 
 
 @router.post(SESSION + "/enrolments", response_model=EnrolmentOut)
@@ -77,9 +85,9 @@ async def enrol_guardians(parent_school_id: str, session_id: str, body: EnrolIn,
 
 
 @router.post(SESSION + "/held", response_model=SessionOut, responses=openapi.errors(409))
-async def mark_session_held(parent_school_id: str, session_id: str, w: Writes) -> Any:
+async def mark_session_held(parent_school_id: str, session_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """Record that a scheduled session took place."""
-    return await w.run(parent_schools.mark_held, parent_school_id, session_id)
+    return await w.run(parent_schools.mark_held, parent_school_id, session_id, if_match)
 
 
 @router.post(SESSION + "/attendance", response_model=AttendanceOut)

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
 from services.committees.schemas import TeamIn, TeamMemberAdded, TeamMemberIn, TeamMemberRemoved, TeamOut, TeamSummary
 from services.committees.usecases import teams
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -38,9 +38,11 @@ async def list_teams(
 
 
 @router.get(ONE, response_model=TeamOut, response_model_exclude_unset=True)
-async def get_team(team_id: str, principal: CurrentPrincipal, pool: Pool) -> dict[str, Any]:
+async def get_team(team_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """A team with its active members (names of members who are not staff); the read is audited."""
-    return await teams.get(pool, principal, team_id)
+    team = await teams.get(pool, principal, team_id)
+    tag(team["version"])
+    return team
 
 
 @router.post(ONE + "/members", status_code=201, response_model=TeamMemberAdded, responses=openapi.errors(409))
@@ -50,6 +52,6 @@ async def add_team_member(team_id: str, body: TeamMemberIn, w: Writes) -> Any:
 
 
 @router.delete(ONE + "/members/{member_id}", response_model=TeamMemberRemoved)
-async def remove_team_member(team_id: str, member_id: str, w: Writes) -> Any:
-    """Remove a member from a team."""
-    return await w.run(teams.remove_member, team_id, member_id)
+async def remove_team_member(team_id: str, member_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
+    """Remove a member from a team (`If-Match`: the member's version, as the team's GET lists it)."""
+    return await w.run(teams.remove_member, team_id, member_id, if_match)

@@ -30,8 +30,9 @@ async def update_lecturer_left(conn: asyncpg.Connection, lecturer_id: str) -> bo
     )
 
 
-async def get_lecturer(conn: Conn, lecturer_id: str) -> dict[str, Any] | None:
-    return as_dict(await conn.fetchrow("SELECT * FROM lecturers WHERE lecturer_id = $1", lecturer_id))
+async def get_lecturer(conn: Conn, lecturer_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    sql = "SELECT * FROM lecturers WHERE lecturer_id = $1" + (" FOR UPDATE" if lock else "")
+    return as_dict(await conn.fetchrow(sql, lecturer_id))
 
 
 async def list_lecturers(conn: Conn, path: str, after: str | None, limit: int) -> list[dict[str, Any]]:

@@ -44,8 +44,10 @@ async def insert_session(conn: asyncpg.Connection, s: dict[str, Any]) -> None:
     )
 
 
-async def get_session(conn: Conn, parent_school_id: str, session_id: str) -> dict[str, Any] | None:
-    """A session with its enrolled, attended and expected head-counts."""
+async def get_session(
+    conn: Conn, parent_school_id: str, session_id: str, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """A session with its enrolled, attended and expected head-counts (its row locked with `lock`)."""
     row = await conn.fetchrow(
         "SELECT s.*, "
         "(SELECT count(*) FROM session_enrolments e WHERE e.session_id = s.session_id) AS enrolled, "
@@ -53,7 +55,8 @@ async def get_session(conn: Conn, parent_school_id: str, session_id: str) -> dic
         "(SELECT count(*) FROM (SELECT guardian_id FROM session_enrolments e WHERE e.session_id = s.session_id "
         " UNION SELECT guardian_id FROM session_attendance a WHERE a.session_id = s.session_id AND a.attended) x) "
         "AS expected "
-        "FROM parent_school_sessions s WHERE s.session_id = $1 AND s.parent_school_id = $2",
+        "FROM parent_school_sessions s WHERE s.session_id = $1 AND s.parent_school_id = $2"
+        + (" FOR UPDATE OF s" if lock else ""),
         session_id,
         parent_school_id,
     )
@@ -62,7 +65,7 @@ async def get_session(conn: Conn, parent_school_id: str, session_id: str) -> dic
 
 async def list_sessions(conn: Conn, parent_school_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT session_id, topic, held_on, mode, speaker, status, join_url FROM parent_school_sessions "
+        "SELECT session_id, topic, held_on, mode, speaker, status, join_url, version FROM parent_school_sessions "
         "WHERE parent_school_id = $1 ORDER BY held_on, session_id",
         parent_school_id,
     )

@@ -27,8 +27,8 @@ async def get_team(conn: Conn, team_id: str) -> dict[str, Any] | None:
         row["members"] = [
             dict(r)
             for r in await conn.fetch(
-                "SELECT member_id, staff_id, name, role, is_lead FROM team_members WHERE team_id = $1 AND active "
-                "ORDER BY member_id",
+                "SELECT member_id, staff_id, name, role, is_lead, version FROM team_members"
+                " WHERE team_id = $1 AND active ORDER BY member_id",
                 team_id,
             )
         ]
@@ -56,6 +56,16 @@ async def insert_team_member(conn: asyncpg.Connection, m: dict[str, Any]) -> str
     except asyncpg.UniqueViolationError as exc:
         return exc.constraint_name or "unique"
     return None
+
+
+async def get_member_version(conn: asyncpg.Connection, team_id: str, member_id: str) -> int | None:
+    """An active member's version, the row locked; None when there is no such active member."""
+    version: int | None = await conn.fetchval(
+        "SELECT version FROM team_members WHERE team_id = $1 AND member_id = $2 AND active FOR UPDATE",
+        team_id,
+        member_id,
+    )
+    return version
 
 
 async def update_team_member_removed(conn: asyncpg.Connection, team_id: str, member_id: str) -> bool:

@@ -19,7 +19,7 @@ from services.committees.usecases.common import (
     page,
     require_write,
 )
-from shared import audit
+from shared import audit, versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts import committees as ev
@@ -54,6 +54,7 @@ async def add_lecturer(
         raise unknown("/staff_id", "staff member")
     lec = {"lecturer_id": new_id(), "org_path": unit["org_path"], **body.model_dump()}
     await store.insert_lecturer(conn, lec)
+    lec["version"] = versions.FIRST
     await audit_lecturer(conn, principal, lec)
     await add_event(
         conn,
@@ -65,18 +66,26 @@ async def add_lecturer(
 
 
 async def remove_lecturer(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, lecturer_id: str
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    lecturer_id: str,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """A member leaves the lecturer group (their lectures stay counted)."""
-    lecturer = await store.get_lecturer(conn, lecturer_id)
+    """A member leaves the lecturer group (their lectures stay counted; 412 when `If-Match` names another
+    version)."""
+    lecturer = await store.get_lecturer(conn, lecturer_id, lock=True)
     if lecturer is None:
         raise not_found("lecturer")
     require_write(principal, lecturer["org_path"])
+    versions.check(lecturer["version"], precondition)
+    version = lecturer["version"]
     if await store.update_lecturer_left(conn, lecturer_id):
+        version += 1
         await add_event(
             conn, ev.LecturerLeft(lecturer_id=lecturer_id, org_path=lecturer["org_path"], occurred_at=clock.now())
         )
-    return {"lecturer_id": lecturer_id, "org_path": lecturer["org_path"], "active": False}
+    return {"lecturer_id": lecturer_id, "org_path": lecturer["org_path"], "active": False, "version": version}
 
 
 async def list_lecturers(

@@ -19,7 +19,7 @@ from services.committees.usecases.common import (
     require_read,
     require_write,
 )
-from shared import scope
+from shared import scope, versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts import committees as ev
@@ -36,20 +36,20 @@ async def _get(conn: Conn, parent_school_id: str) -> dict[str, Any]:
     return p
 
 
-async def _session(conn: Conn, parent_school_id: str, session_id: str) -> dict[str, Any]:
-    s = await store.get_session(conn, parent_school_id, session_id)
+async def _session(conn: Conn, parent_school_id: str, session_id: str, *, lock: bool = False) -> dict[str, Any]:
+    s = await store.get_session(conn, parent_school_id, session_id, lock=lock)
     if s is None:
         raise not_found("session")
     return s
 
 
 async def _writable_session(
-    conn: Conn, principal: Principal, parent_school_id: str, session_id: str
+    conn: Conn, principal: Principal, parent_school_id: str, session_id: str, *, lock: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The parent school (write scope checked) and its session."""
+    """The parent school (write scope checked) and its session (locked with `lock`)."""
     p = await _get(conn, parent_school_id)
     require_write(principal, p["org_path"])
-    return p, await _session(conn, parent_school_id, session_id)
+    return p, await _session(conn, parent_school_id, session_id, lock=lock)
 
 
 def _session_view(s: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +79,7 @@ async def establish(
         check_parent_school_unit(body.kind, unit["level"])
     p = {"parent_school_id": new_id(), "org_path": unit["org_path"], **body.model_dump(mode="json")}
     await store.insert_parent_school(conn, p)
+    p["version"] = versions.FIRST
     await add_event(
         conn,
         ev.ParentSchoolEstablished(
@@ -131,7 +132,7 @@ async def schedule_session(
             occurred_at=clock.now(),
         ),
     )
-    return {**s, "status": "scheduled"}
+    return {**s, "status": "scheduled", "version": versions.FIRST}
 
 
 async def get_session(conn: Conn, principal: Principal, parent_school_id: str, session_id: str) -> dict[str, Any]:
@@ -152,10 +153,16 @@ async def enrol(
 
 
 async def mark_held(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, parent_school_id: str, session_id: str
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    parent_school_id: str,
+    session_id: str,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Record that a scheduled session took place."""
-    p, s = await _writable_session(conn, principal, parent_school_id, session_id)
+    """Record that a scheduled session took place (412 when `If-Match` names another version of the session)."""
+    p, s = await _writable_session(conn, principal, parent_school_id, session_id, lock=True)
+    versions.check(s["version"], precondition)
     if not await store.update_session_held(conn, session_id):
         raise conflict("the session was already recorded as held")
     await add_event(
@@ -169,7 +176,7 @@ async def mark_held(
             occurred_at=clock.now(),
         ),
     )
-    return _session_view({**s, "status": "held"})
+    return _session_view({**s, "status": "held", "version": s["version"] + 1})
 
 
 async def record_attendance(

@@ -11,7 +11,7 @@ from services.committees.schemas import TeamIn, TeamMemberIn
 from services.committees.store import directory
 from services.committees.store import teams as store
 from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
-from shared import audit
+from shared import audit, versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts import committees as ev
@@ -38,6 +38,7 @@ async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, bod
         check_team_unit(unit["level"])
     t = {"team_id": new_id(), "org_unit_id": body.org_unit_id, "org_path": unit["org_path"], "name": body.name}
     await store.insert_team(conn, t)
+    t["version"] = versions.FIRST
     await add_event(
         conn, ev.InstructorTeamFormed(team_id=t["team_id"], org_path=t["org_path"], occurred_at=clock.now())
     )
@@ -106,21 +107,29 @@ async def add_member(
         ),
     )
     await audit_member(conn, principal, m, t["org_path"])
-    return m
+    return {**m, "version": versions.FIRST}
 
 
 async def remove_member(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, team_id: str, member_id: str
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    team_id: str,
+    member_id: str,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """Remove a member from a team."""
+    """Remove a member from a team (412 when `If-Match` names another version of the membership)."""
     t = await _get(conn, team_id)
     require_write(principal, t["org_path"])
-    if not await store.update_team_member_removed(conn, team_id, member_id):
+    version = await store.get_member_version(conn, team_id, member_id)
+    if version is None:
         raise not_found("active team member")
+    versions.check(version, precondition)
+    await store.update_team_member_removed(conn, team_id, member_id)
     await add_event(
         conn,
         ev.InstructorTeamMemberRemoved(
             team_id=team_id, member_id=member_id, org_path=t["org_path"], occurred_at=clock.now()
         ),
     )
-    return {"team_id": team_id, "member_id": member_id, "active": False}
+    return {"team_id": team_id, "member_id": member_id, "active": False, "version": version + 1}

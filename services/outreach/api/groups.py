@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.outreach.api.common import Rules
 from services.outreach.schemas import GroupCounts, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.usecases import groups
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.contracts.outreach import SpecialGroup
 from shared.web import Pool
@@ -61,7 +61,7 @@ async def register_member(body: MembershipIn, w: Writes, rules: Rules) -> Any:
 
 
 @router.post("/members/{membership_id}/verify", response_model=MembershipOut)
-async def verify_member(membership_id: str, body: VerifyIn, w: Writes, rules: Rules) -> Any:
+async def verify_member(membership_id: str, body: VerifyIn, w: Writes, rules: Rules, if_match: versions.IfMatch) -> Any:
     """Verify (or reject) a membership: administrators over the child's class, or a department partner for the
     group of a referral it received."""
-    return await w.run(groups.verify, rules, membership_id, body.verified)
+    return await w.run(groups.verify, rules, membership_id, body.verified, if_match)

@@ -10,7 +10,7 @@ from services.outreach.api.common import Rules
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
 from services.outreach.usecases import referrals
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -39,10 +39,14 @@ async def list_referrals(
 
 
 @router.get("/{referral_id}", response_model=ReferralDetail)
-async def get_referral(referral_id: str, principal: CurrentPrincipal, pool: Pool, rules: Rules) -> Any:
+async def get_referral(
+    referral_id: str, principal: CurrentPrincipal, pool: Pool, rules: Rules, tag: versions.Tag
+) -> Any:
     """What the department needs: the referral's category and urgency, the child's placement, the school contacts
     and the register group the referral is about, never the case's other categories or groups (audited read)."""
-    return await referrals.get_referral_detail(pool, principal, rules, referral_id)
+    referral = await referrals.get_referral_detail(pool, principal, rules, referral_id)
+    tag(referral["version"])
+    return referral
 
 
 def _answer_route(name: str, target: ReferralState) -> None:
@@ -52,9 +56,11 @@ def _answer_route(name: str, target: ReferralState) -> None:
         name=f"{name}_referral",
         responses=openapi.errors({409: "the referral cannot make this step from its state"}),
     )
-    async def act(referral_id: str, w: Writes, rules: Rules, body: ReferralNoteIn | None = None) -> Any:
+    async def act(
+        referral_id: str, w: Writes, rules: Rules, if_match: versions.IfMatch, body: ReferralNoteIn | None = None
+    ) -> Any:
         note = body.note if body else None
-        return await w.run(referrals.answer, rules, referral_id, target, note)
+        return await w.run(referrals.answer, rules, referral_id, target, note, if_match)
 
     act.__doc__ = f"The department partner marks its referral {target} (with an optional note)."
 

@@ -11,7 +11,7 @@ from shared.db import Conn
 
 COLUMNS = (
     "membership_id, student_id, grp AS group, source, org_path, verified, verified_at, verified_by, registered_at,"
-    " ended_at"
+    " ended_at, version"
 )
 
 

@@ -12,7 +12,7 @@ from shared.db import Conn
 
 COLUMNS = (
     "referral_id, case_id, student_id, department, category, urgency, org_path, class_path, state, requested_at,"
-    " acknowledge_by, resolve_by, escalation_level, escalated_to, updated_at, notes"
+    " acknowledge_by, resolve_by, escalation_level, escalated_to, updated_at, notes, version"
 )
 
 

@@ -12,7 +12,7 @@ from services.outreach.schemas import MembershipIn
 from services.outreach.settings import Rules
 from services.outreach.store import directory, groups, referrals
 from shared import directory as directory_tables
-from shared import pages, scope
+from shared import pages, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
 from shared.contracts.outreach import (
@@ -112,10 +112,16 @@ async def register(
 
 
 async def verify(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, membership_id: str, verified: bool
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    rules: Rules,
+    membership_id: str,
+    verified: bool,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """Verify (or reject) a membership: administrators over the child's class, or a department partner for the group
-    of a referral it received."""
+    of a referral it received (412 when `If-Match` names another version)."""
     now = clock.now()
     principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
     m = await groups.get_membership(conn, membership_id, lock=True)
@@ -123,6 +129,7 @@ async def verify(
         raise not_found("membership")
     group = SpecialGroup(m["group"])
     await _require_group_access(conn, rules, principal, m["student_id"], group, m["org_path"])
+    versions.check(m["version"], precondition)
     await groups.update_membership_verified(conn, membership_id, verified, principal.subject, now)
     event = GroupMembershipVerified(
         membership_id=membership_id,

@@ -11,7 +11,7 @@ from services.outreach import domain
 from services.outreach.domain import ReferralState
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups, referrals
-from shared import audit, pages, scope
+from shared import audit, pages, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
 from shared.contracts.common import Category, Department, Severity
@@ -147,13 +147,16 @@ async def answer(
     referral_id: str,
     target: ReferralState,
     note: str | None,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """The addressed department moves its referral on (acknowledge, accept, decline, resolve), with a note."""
+    """The addressed department moves its referral on (acknowledge, accept, decline, resolve), with a note (412
+    when `If-Match` names another version)."""
     now = clock.now()
     ref = await referrals.get_referral(conn, referral_id, lock=True)
     # Another department's referral answers like a missing one: it is not disclosed.
     if ref is None or not (principal.has(Role.DEPARTMENT_PARTNER) and may_see(principal, ref)):
         raise not_found("referral")
+    versions.check(ref["version"], precondition)
     refusal = domain.referral_refusal(ReferralState(ref["state"]), target)
     if refusal:
         raise conflict(refusal)

@@ -10,7 +10,7 @@ from services.visits.schemas import CampaignDetailOut, CampaignIn, CampaignOut, 
 from services.visits.settings import VisitsSettings
 from services.visits.usecases import campaigns as campaign_cases
 from services.visits.usecases import queries
-from shared import openapi, pages
+from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
 from shared.pages import Page
 from shared.scope import OrgPathQuery
@@ -40,9 +40,11 @@ async def list_campaigns(
 
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignDetailOut)
-async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool) -> Any:
+async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> Any:
     """One campaign with its checklist."""
-    return await queries.campaign(pool, principal, campaign_id)
+    campaign = await queries.campaign(pool, principal, campaign_id)
+    tag(campaign["version"])
+    return campaign
 
 
 @router.post(
@@ -50,9 +52,9 @@ async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool
     response_model=LaunchOut,
     responses=openapi.errors({409: "the campaign is not a draft"}),
 )
-async def launch_campaign(campaign_id: str, w: Writes) -> Any:
+async def launch_campaign(campaign_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """draft → launched: generates the assignments (class teachers first) and publishes them."""
-    return await w.run(campaign_cases.launch_campaign, campaign_id)
+    return await w.run(campaign_cases.launch_campaign, campaign_id, if_match)
 
 
 @router.post(
@@ -60,9 +62,9 @@ async def launch_campaign(campaign_id: str, w: Writes) -> Any:
     response_model=CampaignOut,
     responses=openapi.errors({409: "the campaign is not launched"}),
 )
-async def close_campaign(campaign_id: str, w: Writes) -> Any:
+async def close_campaign(campaign_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """launched → closed."""
-    return await w.run(campaign_cases.close_campaign, campaign_id)
+    return await w.run(campaign_cases.close_campaign, campaign_id, if_match)
 
 
 @router.get("/campaigns/{campaign_id}/progress", response_model=ProgressOut)

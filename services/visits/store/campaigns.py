@@ -14,7 +14,7 @@ from shared.scope import sql_contains as subtree_contains
 
 CAMPAIGN_COLUMNS = (
     "campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, required_modes, checklist_version, "
-    "status, created_by, created_at, launched_at, closed_at, unassigned_families"
+    "status, created_by, created_at, launched_at, closed_at, unassigned_families, version"
 )
 
 

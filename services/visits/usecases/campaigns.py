@@ -11,7 +11,7 @@ import asyncpg
 from services.visits import store
 from services.visits.domain import checklist, planning
 from services.visits.schemas import CampaignIn
-from shared import scope
+from shared import scope, versions
 from shared.auth import ADMINS, Principal
 from shared.clock import Clock
 from shared.contracts import visits as ev
@@ -52,12 +52,16 @@ async def create_campaign(
     return campaign_doc(row)
 
 
-async def _campaign_for_change(conn: asyncpg.Connection, principal: Principal, campaign_id: str) -> asyncpg.Record:
+async def _campaign_for_change(
+    conn: asyncpg.Connection, principal: Principal, campaign_id: str, precondition: versions.Precondition | None
+) -> asyncpg.Record:
+    """The campaign locked, after the caller's access, and still at the version `If-Match` names (else 412)."""
     principal.require(*ADMINS)
     row = await store.campaigns.get_campaign(conn, campaign_id, lock=True)
     if row is None:
         raise not_found("campaign")
     scope.require(principal, row["org_path"])
+    versions.check(row["version"], precondition)
     return row
 
 
@@ -96,10 +100,14 @@ LAUNCH_CHUNK = 10_000
 
 
 async def launch_campaign(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, campaign_id: str
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    campaign_id: str,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """draft → launched: generate the assignments from the directory copy and publish them with the launch."""
-    camp = await _campaign_for_change(conn, principal, campaign_id)
+    camp = await _campaign_for_change(conn, principal, campaign_id, precondition)
     if camp["status"] != "draft":
         raise conflict(f"the campaign is {camp['status']}; only a draft can be launched")
     scope = camp["org_path"]
@@ -167,10 +175,14 @@ async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[plan
 
 
 async def close_campaign(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, campaign_id: str
+    conn: asyncpg.Connection,
+    principal: Principal,
+    clock: Clock,
+    campaign_id: str,
+    precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
-    """launched → closed."""
-    camp = await _campaign_for_change(conn, principal, campaign_id)
+    """launched → closed (412 when `If-Match` names another version)."""
+    camp = await _campaign_for_change(conn, principal, campaign_id, precondition)
     if camp["status"] != "launched":
         raise conflict(f"the campaign is {camp['status']}; only a launched campaign can be closed")
     row = await store.campaigns.update_campaign_closed(conn, campaign_id)

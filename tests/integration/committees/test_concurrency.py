@@ -116,3 +116,53 @@ async def test_two_concurrent_creates_with_one_national_id_give_one_201_and_one_
     assert [s["student_no"] for s in found.json()["items"] if s["student_no"].startswith("S-race-")] == [
         (a if lost is b else b).json()["student_no"]
     ]
+
+
+async def test_cooperation_records_carry_versions_and_a_stale_if_match_changes_nothing(svc, world) -> None:
+    """Parent schools and their sessions, instructor teams and their members, lecturers: a GET answers the version
+    as an ETag, a state change with a stale If-Match is a 412 with the current version, with the current one it
+    goes through (and without one it stays allowed: the server decides against the current state)."""
+    school = city.school_id(city.OWN)
+    ps = await svc.http.post(
+        "/api/v1/parent-schools", json={"org_unit_id": school, "kind": "school", "name": "家长学校"}, headers=BUREAU
+    )
+    assert ps.status_code == 201 and ps.json()["version"] == 1, ps.text
+    base = f"/api/v1/parent-schools/{ps.json()['parent_school_id']}"
+    got = await svc.http.get(base, headers=BUREAU)
+    assert got.headers["etag"] == '"1"'
+    s = await svc.http.post(
+        f"{base}/sessions", json={"topic": "阅读", "held_on": "2026-09-01", "mode": "in_person"}, headers=BUREAU
+    )
+    assert s.status_code == 201, s.text
+    session = f"{base}/sessions/{s.json()['session_id']}"
+    read = await svc.http.get(session, headers=BUREAU)
+    assert read.headers["etag"] == '"1"' == f'"{read.json()["version"]}"'
+    stale = await svc.http.post(f"{session}/held", headers={**BUREAU, "If-Match": '"7"'})
+    assert stale.status_code == 412 and stale.json()["version"] == 1 and stale.headers["etag"] == '"1"'
+    assert (await svc.http.get(session, headers=BUREAU)).json()["status"] == "scheduled"
+    held = await svc.http.post(f"{session}/held", headers={**BUREAU, "If-Match": read.headers["etag"]})
+    assert held.status_code == 200 and held.json()["version"] == 2 and held.headers["etag"] == '"2"', held.text
+    assert (await svc.http.get(session, headers=BUREAU)).headers["etag"] == '"2"'
+
+    team = await svc.http.post(
+        "/api/v1/instructor-teams", json={"org_unit_id": school, "name": "指导团队"}, headers=BUREAU
+    )
+    assert team.status_code == 201 and team.json()["version"] == 1, team.text
+    t = f"/api/v1/instructor-teams/{team.json()['team_id']}"
+    m = await svc.http.post(f"{t}/members", json={"role": "expert_scholar", "name": "张专家"}, headers=BUREAU)
+    assert m.status_code == 201 and m.json()["version"] == 1, m.text
+    listed = await svc.http.get(t, headers=BUREAU)
+    assert listed.headers["etag"] == '"1"' and [x["version"] for x in listed.json()["members"]] == [1]
+    member = f"{t}/members/{m.json()['member_id']}"
+    assert (await svc.http.delete(member, headers={**BUREAU, "If-Match": '"2"'})).status_code == 412
+    assert len((await svc.http.get(t, headers=BUREAU)).json()["members"]) == 1
+    gone = await svc.http.delete(member, headers={**BUREAU, "If-Match": '"1"'})
+    assert gone.status_code == 200 and gone.json()["version"] == 2, gone.text
+
+    lec = await svc.http.post("/api/v1/lecturers", json={"org_unit_id": school, "name": "李讲师"}, headers=BUREAU)
+    assert lec.status_code == 201 and lec.json()["version"] == 1, lec.text
+    one = f"/api/v1/lecturers/{lec.json()['lecturer_id']}"
+    refused = await svc.http.delete(one, headers={**BUREAU, "If-Match": '"3"'})
+    assert refused.status_code == 412 and refused.json()["version"] == 1
+    left = await svc.http.delete(one, headers={**BUREAU, "If-Match": "*"})
+    assert left.status_code == 200 and left.json()["version"] == 2, left.text

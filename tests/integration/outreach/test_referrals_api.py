@@ -295,3 +295,35 @@ async def _directory_loaded(http: httpx.AsyncClient, settings: OutreachSettings)
         await wait_for(lambda: conn.fetchval(f'SELECT count(*) = 4 FROM "{settings.db_schema}".staff'), timeout=15)
     finally:
         await conn.close()
+
+
+async def test_referrals_and_memberships_have_versions_a_stale_if_match_changes_nothing(make_settings):
+    settings = make_settings(OutreachSettings, scheduler_enabled=False)
+    async with serve(create(settings, ManualClock())) as url, httpx.AsyncClient(base_url=url) as http:
+        await publish(settings, [*school_staff(), student("stu-v")])
+        await publish(settings, [finding("stu-v", Category.DISABILITY, Severity.HIGH)])
+
+        async def referrals() -> list[dict]:
+            return (await http.get("/api/v1/referrals", headers=DPF)).json()["items"]
+
+        [ref] = await wait_for(referrals, timeout=15)
+        one = f"/api/v1/referrals/{ref['referral_id']}"
+        read = await http.get(one, headers=DPF)
+        assert read.headers["etag"] == f'"{read.json()["version"]}"' == f'"{ref["version"]}"'
+        stale = await http.post(f"{one}/acknowledge", headers={**DPF, "If-Match": '"99"'})
+        assert stale.status_code == 412 and stale.json()["version"] == ref["version"], stale.text
+        assert (await http.get(one, headers=DPF)).json()["state"] == "requested"
+        acked = await http.post(f"{one}/acknowledge", headers={**DPF, "If-Match": read.headers["etag"]})
+        assert acked.status_code == 200 and acked.json()["version"] > ref["version"], acked.text
+        assert acked.headers["etag"] == f'"{acked.json()["version"]}"'
+
+        async def memberships() -> list[dict]:
+            r = await http.get("/api/v1/groups/members", headers=SCHOOL_ADMIN)
+            return r.json()["items"] if r.status_code == 200 else []
+
+        [m] = await wait_for(memberships, timeout=15)
+        verify = f"/api/v1/groups/members/{m['membership_id']}/verify"
+        r = await http.post(verify, json={"verified": True}, headers={**SCHOOL_ADMIN, "If-Match": '"99"'})
+        assert r.status_code == 412 and r.json()["version"] == m["version"], r.text
+        r = await http.post(verify, json={"verified": True}, headers={**SCHOOL_ADMIN, "If-Match": f'"{m["version"]}"'})
+        assert r.status_code == 200 and r.json()["verified"] is True and r.json()["version"] == m["version"] + 1

@@ -211,3 +211,22 @@ async def test_campaign_reads_checklist_config_and_openapi(env: Env):
         await env.http.get(f"/api/v1/campaigns/{cid}", headers=bearer("district_admin", "/620400/620403"))
     ).status_code == 403
     assert (await env.http.get("/openapi.json")).status_code == 200
+
+
+async def test_a_campaign_has_a_version_and_a_stale_if_match_neither_launches_nor_closes_it(env: Env):
+    admin = bearer("district_admin", DISTRICT)
+    body = {"name": "春季家访", "org_path": DISTRICT, "starts_on": "2026-03-01", "ends_on": "2026-03-31"}
+    created = await env.http.post("/api/v1/campaigns", json=body, headers=admin)
+    assert created.status_code == 201 and created.json()["version"] == 1, created.text
+    one = f"/api/v1/campaigns/{created.json()['campaign_id']}"
+    read = await env.http.get(one, headers=admin)
+    assert read.headers["etag"] == '"1"'
+    stale = await env.http.post(f"{one}/launch", headers={**admin, "If-Match": '"9"'})
+    assert stale.status_code == 412 and stale.json()["version"] == 1 and stale.headers["etag"] == '"1"'
+    assert (await env.http.get(one, headers=admin)).json()["status"] == "draft"
+    launched = await env.http.post(f"{one}/launch", headers={**admin, "If-Match": read.headers["etag"]})
+    assert launched.status_code == 200 and launched.json()["version"] == 2, launched.text
+    assert launched.headers["etag"] == '"2"'
+    assert (await env.http.post(f"{one}/close", headers={**admin, "If-Match": '"1"'})).status_code == 412
+    closed = await env.http.post(f"{one}/close", headers={**admin, "If-Match": '"2"'})
+    assert closed.status_code == 200 and closed.json()["status"] == "closed" and closed.json()["version"] == 3
