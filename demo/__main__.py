@@ -25,6 +25,7 @@ from rich.table import Table
 from demo import citygen
 from demo.activity import districts, schools, teacher_habits, visit_record
 from demo.client import CITY, Api, bureau_token, settled
+from demo.work import people_at_work
 from shared.auth import issue_token
 from shared.clock import local_date
 from shared.devstack import DevstackError, Stack, services_up, state_dir
@@ -513,6 +514,9 @@ async def main(scale: float, seed: int, single_share: float) -> None:
             + "\nguidance given: "
             + ", ".join(f"{topic} {n:,}" for topic, n in sorted(topics.items(), key=lambda x: -x[1]) if n)
         )
+        with console.status("a follow-up, a leaver, a conflict and a duplicate child"):
+            for line in await people_at_work(committees, urls["outreach"], token):
+                console.print(line, soft_wrap=True)
         gateway_proc = Stack.from_env().gateway()
         gateway_proc.write_dev_users(await teacher_app_users(committees, visits))
         attendance = doc["self"]["figures"]["structure"]["attendance"]
