@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from shared.auth import issue_token
 from shared.devstack.gateway import RATES, Gateway
 from shared.devstack.services import SERVICES
 from shared.testing.fixtures import free_port
@@ -43,3 +48,36 @@ async def city_gateway(undisturbed: tuple[CityRun, dict[str, Any]]) -> AsyncIter
     with gateway_for(ports_of(run)) as gateway:
         await asyncio.sleep(0)
         yield gateway
+
+
+def school_campaign(gateway: Gateway, name: str) -> dict[str, Any]:
+    """A new campaign for the city's first school, launched through the gateway, and its teacher with the most
+    families (at least two): `campaign_id`, `school` (org path), `teacher_id`, `token` (the teacher's) and
+    `assignments` (the teacher's, by family)."""
+    bureau = issue_token(role="bureau_admin", org_path="/620400", subject=f"{name}-admin")
+    today = dt.date.today()
+    with httpx.Client(base_url=gateway.address + "/api/v1", headers={"Authorization": f"Bearer {bureau}"}) as http:
+        school = http.get("/org-units", params={"level": "school", "limit": 1}).raise_for_status().json()["items"][0]
+        body = {
+            "name": name,
+            "org_path": school["org_path"],
+            "starts_on": (today - dt.timedelta(days=1)).isoformat(),
+            "ends_on": (today + dt.timedelta(days=30)).isoformat(),
+        }
+        key = {"Idempotency-Key": os.urandom(8).hex()}
+        campaign_id = http.post("/campaigns", json=body, headers=key).raise_for_status().json()["campaign_id"]
+        key = {"Idempotency-Key": os.urandom(8).hex()}
+        http.post(f"/campaigns/{campaign_id}/launch", headers=key, timeout=120).raise_for_status()
+        page = http.get(f"/campaigns/{campaign_id}/assignments", params={"limit": 1000}).raise_for_status().json()
+        teacher_id, n = Counter(a["teacher_id"] for a in page["items"]).most_common(1)[0]
+        assert n >= 2, "the scripted city gives a teacher of the first school at least two families"
+        staff = http.get(f"/staff/{teacher_id}").raise_for_status().json()
+    mine = sorted((a for a in page["items"] if a["teacher_id"] == teacher_id), key=lambda a: a["family_id"])
+    token = issue_token(role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"{name}-{teacher_id}")
+    return {
+        "campaign_id": campaign_id,
+        "school": school["org_path"],
+        "teacher_id": teacher_id,
+        "token": token,
+        "assignments": mine,
+    }

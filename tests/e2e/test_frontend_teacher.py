@@ -25,6 +25,7 @@ from shared.auth import issue_token
 from shared.devstack.gateway import Gateway
 from tests.e2e.browser import CHROMIUM, axe_source, check_accessibility, shot, sign_in_as
 from tests.e2e.city import CityRun
+from tests.e2e.gateway import school_campaign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -35,28 +36,12 @@ BATCH = "**/api/v1/visits/batch"
 
 @pytest.fixture(scope="module")
 def teacher(city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]]) -> dict[str, Any]:
-    """A new campaign for one school, launched; the teacher of it with the most families (at least two)."""
-    with httpx.Client(base_url=city_gateway.address + "/api/v1", headers=BUREAU, timeout=120) as http:
-        school = http.get("/org-units", params={"level": "school", "limit": 1}).raise_for_status().json()["items"][0]
-        body = {
-            "name": "前端家访 frontend",
-            "org_path": school["org_path"],
-            "starts_on": (TODAY - dt.timedelta(days=1)).isoformat(),
-            "ends_on": (TODAY + dt.timedelta(days=30)).isoformat(),
-        }
-        key = {"Idempotency-Key": os.urandom(8).hex()}
-        campaign_id = http.post("/campaigns", json=body, headers=key).raise_for_status().json()["campaign_id"]
-        http.post(
-            f"/campaigns/{campaign_id}/launch", headers={"Idempotency-Key": os.urandom(8).hex()}
-        ).raise_for_status()
-        page = http.get(f"/campaigns/{campaign_id}/assignments", params={"limit": 1000}).raise_for_status().json()
-        teacher_id, n = Counter(a["teacher_id"] for a in page["items"]).most_common(1)[0]
-        assert n >= 2, "the scripted city gives a teacher of the first school at least two families"
-        staff = http.get(f"/staff/{teacher_id}").raise_for_status().json()
-    mine = sorted((a for a in page["items"] if a["teacher_id"] == teacher_id), key=lambda a: a["family_id"])
-    token = issue_token(role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"fe-{teacher_id}")
-    city_gateway.write_dev_users([{"name": "张老师 (demo)", "role": "teacher", "token": token, "staff_id": teacher_id}])
-    return {"campaign_id": campaign_id, "teacher_id": teacher_id, "assignments": mine, "school": school["org_path"]}
+    """A new campaign for one school, launched; the teacher of it with the most families, a dev user of the app."""
+    mine = school_campaign(city_gateway, "frontend")
+    city_gateway.write_dev_users(
+        [{"name": "张老师 (demo)", "role": "teacher", "token": mine["token"], "staff_id": mine["teacher_id"]}]
+    )
+    return mine
 
 
 async def record(

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import types
 import typing
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 from shared.auth import issue_token
 from shared.devstack.gateway import Gateway
 from tests.e2e.city import CityRun
+from tests.e2e.gateway import school_campaign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -35,26 +35,9 @@ TODAY = dt.date.today()
 
 
 @pytest.fixture(scope="module")
-def teacher(city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]]) -> dict[str, str]:
+def teacher(city_gateway: Gateway, undisturbed: tuple[CityRun, dict[str, Any]]) -> dict[str, Any]:
     """A new campaign for one school, launched; a teacher of it with at least two families to visit."""
-    with httpx.Client(base_url=city_gateway.address + "/api/v1", headers=BUREAU, timeout=120) as http:
-        school = http.get("/org-units", params={"level": "school", "limit": 1}).raise_for_status().json()["items"][0]
-        body = {
-            "name": "typed clients",
-            "org_path": school["org_path"],
-            "starts_on": (TODAY - dt.timedelta(days=1)).isoformat(),
-            "ends_on": (TODAY + dt.timedelta(days=30)).isoformat(),
-        }
-        campaign = http.post("/campaigns", json=body, headers={"Idempotency-Key": os.urandom(8).hex()})
-        campaign_id = campaign.raise_for_status().json()["campaign_id"]
-        launched = http.post(f"/campaigns/{campaign_id}/launch", headers={"Idempotency-Key": os.urandom(8).hex()})
-        launched.raise_for_status()
-        page = http.get(f"/campaigns/{campaign_id}/assignments", params={"limit": 1000}).raise_for_status().json()
-        counts = Counter(a["teacher_id"] for a in page["items"])
-        teacher_id = next(t for t, n in counts.most_common() if n >= 2)
-        staff = http.get(f"/staff/{teacher_id}").raise_for_status().json()
-    token = issue_token(role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"t-{teacher_id}")
-    return {"campaign_id": campaign_id, "teacher_id": teacher_id, "token": token}
+    return school_campaign(city_gateway, "typed-clients")
 
 
 def generate(kind: str, gateway: Gateway, out: Path) -> None:
