@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
@@ -202,6 +203,35 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, alive: Call
             raise DevstackError(f"{what} exited during start-up")
         time.sleep(0.25)
     raise DevstackError(f"{what} did not answer within {timeout:.0f}s")
+
+
+def spawn(argv: list[str], output: Path, pid_file: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start a process of the stack in a session of its own (it outlives the shell that ran `devstack up` and
+    ignores its Ctrl-C), its output appended to `output`, its pid written to `pid_file`."""
+    with open(output, "ab") as out:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **popen
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc
+
+
+def start_and_wait(
+    argv: list[str],
+    output: Path,
+    pid_file: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    what: str,
+    log: Path,
+    **popen: Any,
+) -> None:
+    """`spawn` and wait until `ready`; on failure the error ends with the last lines of `log`."""
+    proc = spawn(argv, output, pid_file, **popen)
+    try:
+        wait_until(ready, timeout, what, lambda: proc.poll() is None)
+    except DevstackError as exc:
+        raise DevstackError(f"{exc}\n{tail(log)}") from None
 
 
 def run_coro(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:

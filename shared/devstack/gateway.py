@@ -16,9 +16,8 @@ from shared.devstack.component import (
     pid_alive,
     read_pid,
     require_free,
-    tail,
+    start_and_wait,
     terminate,
-    wait_until,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -158,19 +157,8 @@ class Gateway(Component):
     def start(self) -> None:
         require_free(self.port, "gateway", "set GATEWAY_HTTP_PORT")
         self.write_config()
-        with open(self.root / "nginx.out", "ab") as out:
-            proc = subprocess.Popen(
-                [nginx_binary(), "-c", str(self.conf), "-p", str(self.root)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the shell that ran `devstack up`
-            )
-        self.pid_file.write_text(f"{proc.pid}\n")
-        try:
-            wait_until(self.answers, 30, "gateway", lambda: proc.poll() is None)
-        except DevstackError as exc:
-            raise DevstackError(f"{exc}\n{tail(self.log)}") from None
+        argv = [nginx_binary(), "-c", str(self.conf), "-p", str(self.root)]
+        start_and_wait(argv, self.root / "nginx.out", self.pid_file, self.answers, 30, "gateway", self.log)
 
     def reload(self) -> None:
         """Rewrite the configuration (e.g. another number of replicas) and have the running nginx load it."""

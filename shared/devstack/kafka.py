@@ -25,6 +25,7 @@ from shared.devstack.component import (
     read_pid,
     require_free,
     run_coro,
+    spawn,
     tail,
     terminate,
     wait_until,
@@ -234,17 +235,9 @@ class KafkaNode(Component):
                 )
             if result.returncode != 0:
                 raise DevstackError(f"formatting Kafka storage failed\n{tail(self.log)}")
-        with open(self.log, "a") as out:
-            proc = subprocess.Popen(
-                self._java_cmd(libs, "kafka.Kafka", str(self.config)),
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # outlive the caller and ignore its Ctrl-C
-            )
-        self._proc = proc
-        self.pid_file.write_text(f"{proc.pid}\n")
+        self._proc = spawn(
+            self._java_cmd(libs, "kafka.Kafka", str(self.config)), self.log, self.pid_file, cwd=self.root
+        )
 
     def wait_ready(self) -> None:
         """Return once this broker is registered in the cluster; stop it when it does not come up."""

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 from shared.devstack.component import (
     Component,
-    DevstackError,
     pid_alive,
     read_pid,
     require_free,
-    tail,
+    start_and_wait,
     terminate,
-    wait_until,
 )
 
 SERVICES = {"committees": 8101, "visits": 8102, "outreach": 8103, "reporting": 8104}
@@ -53,21 +50,8 @@ class ServiceProcess(Component):
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, f"{self.name.upper()}_HTTP_PORT": str(self.port)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        with open(self.log, "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the shell that ran `devstack up`
-            )
-        self.pid_file.write_text(f"{proc.pid}\n")
-        try:
-            wait_until(self.answers, 120, self.label, lambda: proc.poll() is None)
-        except DevstackError as exc:
-            raise DevstackError(f"{exc}\n{tail(self.log)}") from None
+        argv = [sys.executable, "-m", f"services.{self.name}"]
+        start_and_wait(argv, self.log, self.pid_file, self.answers, 120, self.label, self.log, cwd=REPO_ROOT, env=env)
 
     def stop(self) -> None:
         pid = self.pid()

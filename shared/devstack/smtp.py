@@ -4,7 +4,6 @@ in the demo and the tests (read them with any Maildir reader, e.g. Python's `mai
 from __future__ import annotations
 
 import mailbox
-import subprocess
 import sys
 from email.message import Message
 from pathlib import Path
@@ -14,9 +13,8 @@ from shared.devstack.component import (
     port_open,
     read_pid,
     require_free,
-    tail,
+    start_and_wait,
     terminate,
-    wait_until,
 )
 from shared.devstack.component import pid_alive as _pid_alive
 
@@ -48,19 +46,8 @@ class SmtpServer(Component):
     def start(self) -> None:
         require_free(self.port, "smtp", "set SMTP_PORT")
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            proc = subprocess.Popen(
-                [*SERVER, "-l", self.address, "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the shell that ran `devstack up`
-            )
-        self.pid_file.write_text(f"{proc.pid}\n")
-        try:
-            wait_until(self.answers, 30, "smtp", lambda: proc.poll() is None)
-        except Exception as exc:
-            raise type(exc)(f"{exc}\n{tail(self.log)}") from None
+        argv = [*SERVER, "-l", self.address, "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)]
+        start_and_wait(argv, self.log, self.pid_file, self.answers, 30, "smtp", self.log)
 
     def stop(self) -> None:
         pid = self.pid()
