@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import DB_UNAVAILABLE, is_transient
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,13 @@ def invalid(pointer: str, detail: str, title: str = "Invalid request") -> Proble
 def not_found(what: str) -> Problem:
     """404 for a missing resource."""
     return Problem(404, "Not found", f"{what} not found")
+
+
+def found(value: T | None, what: str) -> T:
+    """`value`, or 404 (`what` not found) when the lookup found nothing (None)."""
+    if value is None:
+        raise not_found(what)
+    return value
 
 
 def unknown(pointer: str, what: str, *more: str) -> Problem:

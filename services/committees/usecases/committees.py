@@ -26,14 +26,11 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event, add_events
-from shared.problems import conflict, not_found, unknown
+from shared.problems import conflict, found, not_found, unknown
 
 
 async def _get(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str, Any]:
-    c = await store.get_committee(conn, committee_id, lock=lock)
-    if c is None:
-        raise not_found("committee")
-    return c
+    return found(await store.get_committee(conn, committee_id, lock=lock), "committee")
 
 
 async def _writable(conn: asyncpg.Connection, principal: Principal, committee_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from shared import audit, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
 from shared.db import Conn
-from shared.problems import Problem, conflict, not_found
+from shared.problems import Problem, conflict, found
 
 FIELDS = ("family_no", "parents_work_away", "living_arrangement", "address")
 
@@ -36,10 +36,7 @@ async def _access(conn: Conn, principal: Principal, fam: dict[str, Any], write: 
 
 
 async def _get(conn: Conn, family_id: str, *, lock: bool = False) -> dict[str, Any]:
-    fam = await store.get_family(conn, family_id, lock=lock)
-    if fam is None:
-        raise not_found("family")
-    return fam
+    return found(await store.get_family(conn, family_id, lock=lock), "family")
 
 
 async def _writable(conn: asyncpg.Connection, principal: Principal, family_id: str) -> dict[str, Any]:

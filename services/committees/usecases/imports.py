@@ -17,7 +17,7 @@ from shared.auth import Principal, Role
 from shared.clock import Clock
 from shared.db import Conn
 from shared.ids import new_id
-from shared.problems import conflict, invalid, not_found
+from shared.problems import conflict, found, invalid
 
 VIEW = ("import_id", "format", "status", "created_at", "started_at", "finished_at", "counts", "events", "timings")
 
@@ -43,10 +43,7 @@ async def require_importer(conn: Conn, principal: Principal) -> None:
 
 
 async def _get(conn: Conn, import_id: str, *, lock: bool = False) -> asyncpg.Record:
-    job = await store.get_import(conn, import_id, lock=lock)
-    if job is None:
-        raise not_found("import")
-    return job
+    return found(await store.get_import(conn, import_id, lock=lock), "import")
 
 
 async def open_json(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: ImportIn) -> dict[str, Any]:

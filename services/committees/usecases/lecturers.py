@@ -26,7 +26,7 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event
-from shared.problems import conflict, not_found, unknown
+from shared.problems import conflict, found, unknown
 
 
 async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecturer: dict[str, Any]) -> None:
@@ -74,9 +74,7 @@ async def remove_lecturer(
 ) -> dict[str, Any]:
     """A member leaves the lecturer group (their lectures stay counted; 412 when `If-Match` names another
     version)."""
-    lecturer = await store.get_lecturer(conn, lecturer_id, lock=True)
-    if lecturer is None:
-        raise not_found("lecturer")
+    lecturer = found(await store.get_lecturer(conn, lecturer_id, lock=True), "lecturer")
     require_write(principal, lecturer["org_path"])
     versions.check(lecturer["version"], precondition)
     version = lecturer["version"]

@@ -26,21 +26,15 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event, add_events
-from shared.problems import Problem, conflict, not_found
+from shared.problems import Problem, conflict, found, not_found
 
 
 async def _get(conn: Conn, parent_school_id: str) -> dict[str, Any]:
-    p = await store.get_parent_school(conn, parent_school_id)
-    if p is None:
-        raise not_found("parent school")
-    return p
+    return found(await store.get_parent_school(conn, parent_school_id), "parent school")
 
 
 async def _session(conn: Conn, parent_school_id: str, session_id: str, *, lock: bool = False) -> dict[str, Any]:
-    s = await store.get_session(conn, parent_school_id, session_id, lock=lock)
-    if s is None:
-        raise not_found("session")
-    return s
+    return found(await store.get_session(conn, parent_school_id, session_id, lock=lock), "session")
 
 
 async def _writable_session(

@@ -18,16 +18,13 @@ from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event
-from shared.problems import conflict, not_found, unknown
+from shared.problems import conflict, found, not_found, unknown
 
 CONFLICTS = {"team_one_lead": "the team already has a lead"}
 
 
 async def _get(conn: Conn, team_id: str) -> dict[str, Any]:
-    t = await store.get_team(conn, team_id)
-    if t is None:
-        raise not_found("instructor team")
-    return t
+    return found(await store.get_team(conn, team_id), "instructor team")
 
 
 async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: TeamIn) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from shared.contracts.outreach import (
 from shared.directory import Changes
 from shared.ids import new_id
 from shared.outbox import add_events
-from shared.problems import conflict, invalid, not_found, unknown
+from shared.problems import conflict, found, invalid, unknown
 
 
 def registered(m: Any, now: datetime) -> GroupMembershipRegistered:
@@ -124,9 +124,7 @@ async def verify(
     of a referral it received (412 when `If-Match` names another version)."""
     now = clock.now()
     principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
-    m = await groups.get_membership(conn, membership_id, lock=True)
-    if m is None:
-        raise not_found("membership")
+    m = found(await groups.get_membership(conn, membership_id, lock=True), "membership")
     group = SpecialGroup(m["group"])
     await _require_group_access(conn, rules, principal, m["student_id"], group, m["org_path"])
     versions.check(m["version"], precondition)

@@ -16,7 +16,7 @@ from shared.clock import Clock
 from shared.contracts import visits as ev
 from shared.ids import new_id
 from shared.outbox import add_events
-from shared.problems import conflict, invalid, not_found
+from shared.problems import conflict, found, invalid
 
 
 def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
@@ -38,9 +38,7 @@ async def add_assignment(
 ) -> dict[str, Any]:
     """Assign a family that has no assignment in this campaign to a teacher by hand."""
     principal.require(*ADMINS)
-    camp = await store.campaigns.get_campaign(conn, campaign_id)
-    if camp is None:
-        raise not_found("campaign")
+    camp = found(await store.campaigns.get_campaign(conn, campaign_id), "campaign")
     if camp["status"] != "launched":
         raise conflict(f"the campaign is {camp['status']}; assignments change only while it is launched")
     children = await store.directory.list_family_children(conn, body.family_id, camp["org_path"])
@@ -90,9 +88,7 @@ async def _assignment_for_change(
     conn: asyncpg.Connection, principal: Principal, assignment_id: str, precondition: versions.Precondition | None
 ) -> asyncpg.Record:
     principal.require(*ADMINS)
-    a = await store.assignments.get_assignment(conn, assignment_id, lock=True)
-    if a is None:
-        raise not_found("assignment")
+    a = found(await store.assignments.get_assignment(conn, assignment_id, lock=True), "assignment")
     scope.require(principal, a["org_path"])
     versions.check(a["version"], precondition)
     if a["campaign_status"] != "launched":

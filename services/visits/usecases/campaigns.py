@@ -17,7 +17,7 @@ from shared.clock import Clock
 from shared.contracts import visits as ev
 from shared.ids import new_id
 from shared.outbox import add_bulk, add_events
-from shared.problems import conflict, invalid, not_found
+from shared.problems import conflict, found, invalid
 
 
 def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
@@ -57,9 +57,7 @@ async def _campaign_for_change(
 ) -> asyncpg.Record:
     """The campaign locked, after the caller's access, and still at the version `If-Match` names (else 412)."""
     principal.require(*ADMINS)
-    row = await store.campaigns.get_campaign(conn, campaign_id, lock=True)
-    if row is None:
-        raise not_found("campaign")
+    row = found(await store.campaigns.get_campaign(conn, campaign_id, lock=True), "campaign")
     scope.require(principal, row["org_path"])
     versions.check(row["version"], precondition)
     return row

@@ -12,7 +12,7 @@ from services.visits.domain import checklist
 from shared import audit, pages, scope
 from shared import progress as progress_rules
 from shared.auth import ADMINS, Principal, Role
-from shared.problems import not_found
+from shared.problems import found
 
 
 def _record(r: asyncpg.Record) -> dict[str, Any]:
@@ -34,9 +34,7 @@ async def list_campaigns(pool: asyncpg.Pool, principal: Principal, limit: int, c
 
 async def _visible_campaign(pool: asyncpg.Pool, principal: Principal, campaign_id: str) -> asyncpg.Record:
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
-    row = await store.campaigns.get_campaign(pool, campaign_id)
-    if row is None:
-        raise not_found("campaign")
+    row = found(await store.campaigns.get_campaign(pool, campaign_id), "campaign")
     # Visible when the campaign's scope and the caller's subtree overlap.
     if not scope.overlaps(principal.org_path, row["org_path"]):
         raise scope.forbidden("the campaign lies outside your organisation scope")
@@ -138,9 +136,7 @@ async def visit(pool: asyncpg.Pool, principal: Principal, visit_id: str) -> dict
     principal.require(Role.TEACHER, Role.AUDITOR, *ADMINS)
     async with audit.reading(pool, principal, "visit") as read:
         conn = read.conn
-        row = await store.visits.get_visit(conn, visit_id)
-        if row is None:
-            raise not_found("visit")
+        row = found(await store.visits.get_visit(conn, visit_id), "visit")
         own = principal.has(Role.TEACHER) and principal.staff_id == row["teacher_id"]
         if not own and not (principal.has(Role.AUDITOR, *ADMINS) and scope.covers(principal, row["org_path"])):
             raise scope.forbidden("not a visit you may read")
