@@ -43,6 +43,17 @@ class AssignmentFacts:
     scheduled_visit_id: str | None = None
     version: int = 1  # as locked when the group began: a batch's own earlier items do not make its later ones stale
 
+    def visit_keys(self, visit_id: str) -> dict[str, str]:
+        """What a visit of this assignment (recorded or scheduled) is filed under."""
+        return {
+            "visit_id": visit_id,
+            "assignment_id": self.assignment_id,
+            "campaign_id": self.campaign_id,
+            "teacher_id": self.teacher_id,
+            "family_id": self.family_id,
+            "org_path": self.org_path,
+        }
+
 
 RECORDING_ADMINS = frozenset({Role.SCHOOL_ADMIN, Role.DISTRICT_ADMIN, Role.BUREAU_ADMIN})
 

@@ -106,12 +106,7 @@ async def schedule(
     await store.assignments.upsert_scheduled_visit(
         conn,
         {
-            "visit_id": visit_id,
-            "assignment_id": a.assignment_id,
-            "campaign_id": a.campaign_id,
-            "teacher_id": a.teacher_id,
-            "family_id": a.family_id,
-            "org_path": a.org_path,
+            **a.visit_keys(visit_id),
             "mode": body.mode.value,
             "planned_on": body.planned_on,
             "note": body.note,
@@ -291,12 +286,7 @@ def _visit_row(
     checked: requirements.Assessment,
 ) -> dict[str, Any]:
     return {
-        "visit_id": visit_id,
-        "assignment_id": a.assignment_id,
-        "campaign_id": a.campaign_id,
-        "teacher_id": a.teacher_id,
-        "family_id": a.family_id,
-        "org_path": a.org_path,
+        **a.visit_keys(visit_id),
         "status": v.status,
         "mode": v.mode.value if v.mode else None,
         "visited_on": v.visited_on,
