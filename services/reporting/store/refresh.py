@@ -392,10 +392,3 @@ async def _refresh_full(conn: asyncpg.Connection, *, all_entities: bool) -> None
     await conn.execute(EXTRA_SQL.replace("{n}", "true"))
     step("percentiles")
     log.info("full refresh: %s", ", ".join(f"{n} {s:.1f}s" for n, s in steps))
-
-
-async def pending(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    """How many dirty leaves and entities wait for the next refresh."""
-    return int(
-        await conn.fetchval("SELECT (SELECT count(*) FROM dirty_leaves) + (SELECT count(*) FROM dirty_entities)")
-    )
