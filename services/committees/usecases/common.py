@@ -10,7 +10,7 @@ import asyncpg
 
 from services.committees.domain.rules import TEACHERS, Conflict, RuleBroken, can_write
 from services.committees.store import org_units
-from shared import audit, pages, scope
+from shared import audit, pages, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.db import Conn
 from shared.problems import Problem, conflict, field_error, not_found, unknown
@@ -24,6 +24,13 @@ def require_write(principal: Principal, *org_paths: str) -> None:
     scope.require(principal, *org_paths)
     if not all(can_write(principal, p) for p in org_paths):
         raise scope.forbidden("requires an admin role covering every org unit this write touches")
+
+
+def require_change(principal: Principal, row: dict[str, Any], precondition: versions.Precondition | None) -> None:
+    """A change of a directory record (locked by the caller): 403 unless the caller may write where it is, 412 when
+    `If-Match` names another version."""
+    require_write(principal, row["org_path"])
+    versions.check(row["version"], precondition)
 
 
 def require_read(principal: Principal, org_path: str) -> None:

@@ -8,7 +8,7 @@ import asyncpg
 
 from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
-from services.committees.usecases.common import get_unit, page, require_write, under_path
+from services.committees.usecases.common import get_unit, page, require_change, require_write, under_path
 from services.committees.usecases.directory import patched, write_record
 from shared import versions
 from shared.auth import Principal
@@ -52,7 +52,6 @@ async def update(
 ) -> dict[str, Any]:
     """Rename an org unit or change a school's type (412 when `If-Match` names another version)."""
     unit = await get_unit(conn, org_unit_id, lock=True)
-    require_write(principal, unit["org_path"])
-    versions.check(unit["version"], precondition)
+    require_change(principal, unit, precondition)
     await write_record(conn, clock, "org_units", patched(unit, FIELDS, body), [org_unit_id, unit["parent_id"]], set())
     return await get_unit(conn, org_unit_id)

@@ -9,23 +9,28 @@ import asyncpg
 from services.committees.domain.rules import staff_view
 from services.committees.schemas import StaffIn, StaffPatch
 from services.committees.store import directory as store
-from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write, under_path
+from services.committees.usecases.common import (
+    READERS,
+    audit_page,
+    get_unit,
+    page,
+    require_change,
+    require_write,
+    under_path,
+)
 from services.committees.usecases.directory import audit_person, patched, write_record
 from shared import scope, versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.committees import StaffLeft
 from shared.outbox import add_event
-from shared.problems import conflict, not_found
+from shared.problems import conflict, found
 
 FIELDS = ("staff_id", "name", "gender", "phone", "org_unit_id", "roles", "class_ids", "head_class_id")
 
 
 async def _get(conn: asyncpg.Connection, staff_id: str, *, lock: bool = False) -> dict[str, Any]:
-    row = await store.get_staff(conn, staff_id, lock=lock)
-    if row is None:
-        raise not_found("staff member")
-    return row
+    return found(await store.get_staff(conn, staff_id, lock=lock), "staff member")
 
 
 async def list_staff(
@@ -82,8 +87,7 @@ async def update(
 ) -> dict[str, Any]:
     """Change a staff member's roles, classes or contact (412 when `If-Match` names another version)."""
     row = await _get(conn, staff_id, lock=True)
-    require_write(principal, row["org_path"])
-    versions.check(row["version"], precondition)
+    require_change(principal, row, precondition)
     raw = patched(row, FIELDS, body)
     await write_record(
         conn, clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
@@ -107,8 +111,7 @@ async def leave(
 ) -> dict[str, Any]:
     """A staff member left: deactivate and publish `staff.left`."""
     row = await _get(conn, staff_id, lock=True)
-    require_write(principal, row["org_path"])
-    versions.check(row["version"], precondition)
+    require_change(principal, row, precondition)
     if await store.update_staff_left(conn, staff_id):
         await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=clock.now()))
     return {"staff_id": staff_id, "active": False, "version": (await _get(conn, staff_id))["version"]}
