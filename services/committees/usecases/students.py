@@ -10,7 +10,15 @@ from services.committees.domain import duplicates
 from services.committees.domain.rules import TEACHERS, family_scope, people_access, redact
 from services.committees.schemas import MergeIn, StudentIn, StudentPatch
 from services.committees.store import directory as store
-from services.committees.usecases.common import READERS, audit_page, get_unit, page, require_write, under_path
+from services.committees.usecases.common import (
+    READERS,
+    audit_page,
+    get_unit,
+    page,
+    require_change,
+    require_write,
+    under_path,
+)
 from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
 from shared import audit, scope, versions
 from shared.auth import ADMINS, Principal, Role
@@ -18,16 +26,13 @@ from shared.clock import Clock
 from shared.contracts.committees import StudentLeft, StudentMerged
 from shared.db import Conn
 from shared.outbox import add_event
-from shared.problems import Problem, conflict, field_error, not_found, unknown
+from shared.problems import Problem, conflict, field_error, found, not_found, unknown
 
 FIELDS = ("student_no", "name", "gender", "birth_date", "national_id", "class_id")
 
 
 async def _get(conn: Conn, student_id: str, *, lock: bool = False) -> dict[str, Any]:
-    row = await store.get_student(conn, student_id, lock=lock)
-    if row is None:
-        raise not_found("student")
-    return row
+    return found(await store.get_student(conn, student_id, lock=lock), "student")
 
 
 async def _view(conn: Conn, principal: Principal, row: dict[str, Any]) -> dict[str, Any] | None:
@@ -226,8 +231,7 @@ async def update(
     """Move a student to another class or family, or correct their record (scope over before and after; 412 when
     `If-Match` names another version)."""
     row = await _get(conn, student_id, lock=True)
-    require_write(principal, row["org_path"])
-    versions.check(row["version"], precondition)
+    require_change(principal, row, precondition)
     if body.national_id:
         await _national_id_free(conn, body.national_id, student_id)
     if body.class_id:
@@ -261,8 +265,7 @@ async def leave(
 ) -> dict[str, Any]:
     """A student left the city's schools: `student.left`, and their family's facts change."""
     row = await _get(conn, student_id, lock=True)
-    require_write(principal, row["org_path"])
-    versions.check(row["version"], precondition)
+    require_change(principal, row, precondition)
     family_id = await store.update_student_left(conn, student_id)
     if family_id is not None:
         await add_event(conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=clock.now()))
