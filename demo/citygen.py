@@ -169,6 +169,7 @@ class _Gen:
         self.r = random.Random(seed)
         self.rand = self.r.random
         self.n_staff = self.n_family = self.n_guardian = self.n_student = 0
+        self.resident_ids: set[str] = set()  # the first 17 characters of every student's resident ID so far
 
     def below(self, n: int) -> int:
         """An int in [0, n)."""
@@ -273,6 +274,10 @@ def _school(g: _Gen, city: City, sid: str, code: str, stype: str, n_students: in
             born = date(base_year - age, 1, 1) + timedelta(days=g.below(365))
             seq = g.below(100) * 10 + 2 * g.below(5) + (1 if gender == "M" else 0)
             first17 = f"{code}{born:%Y%m%d}{seq:03d}"
+            while first17 in g.resident_ids:  # one person's number: the next free sequence of that gender
+                seq = (seq + 10) % 1000
+                first17 = f"{code}{born:%Y%m%d}{seq:03d}"
+            g.resident_ids.add(first17)
             city.students.append(
                 Student(
                     f"G{code}{g.n_student:07d}",

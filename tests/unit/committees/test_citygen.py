@@ -46,3 +46,14 @@ def test_city_shape():
     assert {g.family_no for g in city.guardians} == families
     json_city = citygen.to_json(city)
     assert len(json_city["students"]) == len(city.students)
+
+
+def test_every_student_has_their_own_resident_id_in_a_large_city():
+    """A resident ID is one person's: the directory refuses a second student with the same one, so the generated
+    city must not draw the same number twice (it did from about 50 k students on: random sequence numbers)."""
+    city = citygen.generate(scale=0.5, seed=1)  # 100 k students: the old random draw repeated 242 numbers
+    ids = [s.national_id for s in city.students]
+    assert len(set(ids)) == len(ids) == 100_000
+    odd = {s.national_id[16] in "13579" for s in city.students if s.gender == "M"}
+    even = {s.national_id[16] in "02468" for s in city.students if s.gender == "F"}
+    assert odd == even == {True}  # the 17th digit still says the gender
