@@ -145,7 +145,11 @@ async def test_a_merge_leaves_one_child_with_one_open_case_counted_once(make_set
         assert again_merge.status_code == 409 and again_merge.json()["errors"][0]["pointer"] == "/duplicate_id"
 
         # Outreach: one child, one open case, holding both findings, at the worse risk.
-        cases = await wait_for(lambda: _open_cases(o, first["student_id"], dup["student_id"], n=1), timeout=30)
+        # The duplicate holds nothing once the merge is applied; only then is the survivor's case read (one read per
+        # student could straddle the merge: the survivor's case before it, the duplicate's after it).
+        await wait_for(lambda: _holds_no_case(o, dup["student_id"]), timeout=30)
+        cases = await _open_cases(o, first["student_id"], n=1)
+        assert cases is not None
         [case] = cases
         assert case["student_id"] == first["student_id"] and case["risk_level"] == "urgent"
         assert sorted(case["categories"]) == ["left_behind", "safety_risk"]
@@ -201,6 +205,10 @@ async def _open_cases(o: httpx.AsyncClient, *student_ids: str, n: int) -> list[d
     found = [x for sid in student_ids for x in (await _json(o, "/api/v1/cases", student_id=sid))["items"]]
     open_ = [x for x in found if x["state"] != "closed"]
     return open_ if len(open_) == n else None
+
+
+async def _holds_no_case(o: httpx.AsyncClient, student_id: str) -> bool:
+    return (await _json(o, "/api/v1/cases", student_id=student_id))["items"] == []
 
 
 async def _reported_open(r: httpx.AsyncClient, n: int) -> dict[str, Any] | None:
