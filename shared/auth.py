@@ -1,5 +1,8 @@
-"""JWT bearer auth (HS256 dev; RS256 or ES256 with the OIDC provider's JWKS in production) and roles; org-subtree
-scoping is shared/scope.py."""
+"""JWT bearer auth and roles (org-subtree scoping is shared/scope.py).
+
+Two kinds of token, each accepted only where the settings turn it on (`ServiceSettings._token_kinds`): the identity
+provider's (RS256 or ES256, verified with its JWKS, `iss` its issuer) — the only kind production accepts — and dev
+tokens (HS256 with the dev secret, `iss` hss-dev; dev and test, or `HSS_AUTH_DEV_TOKENS=true`)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.contracts.common import labelled
 from shared.problems import Problem
-from shared.settings import DEV_SECRET, ServiceSettings
+from shared.settings import DEV_ISSUER, DEV_SECRET, ServiceSettings
 
 
 class Role(StrEnum):
@@ -83,7 +86,8 @@ def _unauthorized(detail: str) -> Problem:
 
 
 class Verifier:
-    """Checks bearer tokens against a shared secret (dev) or a JWKS endpoint (OIDC provider).
+    """Checks bearer tokens: the identity provider's against its JWKS, dev tokens against the dev secret — each
+    kind only when the settings accept it (an HS256 token is a dev token; any other is the provider's).
 
     The JWKS is fetched in a worker thread (PyJWT's client is blocking) and cached; the event loop never waits on
     the identity provider.
@@ -119,20 +123,31 @@ class Verifier:
             raise jwt.InvalidTokenError(f"no signing key with kid {kid!r}")
         return self._keys[kid]
 
+    def kinds(self) -> list[str]:
+        """The kinds of token accepted, for the log at start (which is which is never a silent default)."""
+        kinds = [f"identity provider (issuer {self.settings.jwt_issuer}, JWKS {self.settings.jwt_jwks_url})"]
+        kinds = kinds if self._jwks is not None else []
+        return kinds + (["dev tokens (HS256, iss hss-dev)"] if self.settings.auth_dev_tokens else [])
+
     async def verify(self, token: str) -> Principal:
         """The principal of a valid token; Problem(401) otherwise (missing exp, sub, roles or org_path too)."""
         try:
-            if self._jwks is not None:
+            if jwt.get_unverified_header(token).get("alg") == "HS256":
+                if not self.settings.auth_dev_tokens:
+                    raise jwt.InvalidTokenError("dev tokens are not accepted here: sign in with the identity provider")
+                key, algorithms, issuer = self.settings.jwt_secret, ["HS256"], DEV_ISSUER
+            elif self._jwks is not None:
                 jwk = await self._signing_key(token)
-                key, algorithms = jwk.key, [jwk.algorithm_name]  # the key's algorithm, never the token's say-so
+                # The key's algorithm, never the token's say-so.
+                key, algorithms, issuer = jwk.key, [jwk.algorithm_name], self.settings.jwt_issuer
             else:
-                key, algorithms = self.settings.jwt_secret, ["HS256"]
+                raise jwt.InvalidTokenError("identity-provider tokens are not accepted here: no JWKS is configured")
             claims = jwt.decode(
                 token,
                 key,
                 algorithms=algorithms,
                 audience=self.settings.jwt_audience,
-                issuer=self.settings.jwt_issuer,
+                issuer=issuer,
                 options={"require": REQUIRED_CLAIMS},
             )
             roles = frozenset(Role(r) for r in claims.get("roles", []))
@@ -186,7 +201,7 @@ def issue_token(
     department: str | None = None,
     staff_id: str | None = None,
     secret: str = DEV_SECRET,
-    issuer: str = "hss-dev",
+    issuer: str = DEV_ISSUER,
     audience: str = "hss-platform",
     ttl_seconds: int = 12 * 3600,
 ) -> str:

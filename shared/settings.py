@@ -13,9 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.clock import BUREAU_TIME_ZONE, local_date
 
 DEV_SECRET = "dev-only-insecure-secret-change-me"
-# Secrets anyone can read in this repository (the dev default, the placeholder in deploy/k8s/secret.template.yaml).
-PUBLIC_SECRETS = frozenset({"", DEV_SECRET, "CHANGE_ME"})
-MIN_HS256_SECRET_BYTES = 32  # RFC 7518 §3.2: a key at least as long as the hash output
+DEV_ISSUER = "hss-dev"  # the `iss` of dev tokens (shared.auth.issue_token)
 
 # Platform-wide variables, read when the service-prefixed one is absent (one DATABASE_URL can serve a dev stack).
 _SHARED_ENV = {
@@ -27,6 +25,7 @@ _SHARED_ENV = {
     "jwt_secret": "HSS_JWT_SECRET",
     "jwt_jwks_url": "HSS_JWT_JWKS_URL",
     "jwt_issuer": "HSS_JWT_ISSUER",
+    "auth_dev_tokens": "HSS_AUTH_DEV_TOKENS",
     "http_host": "HSS_HTTP_HOST",
     "audit_retention_days": "HSS_AUDIT_RETENTION_DAYS",
     "topic_prefix": "HSS_TOPIC_PREFIX",
@@ -58,10 +57,16 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     http_max_body_bytes: int = 1024 * 1024  # routes that take more say so (shared.edges.max_body)
-    jwt_secret: str = DEV_SECRET
+    # Bearer tokens (shared.auth.Verifier). Two kinds, each accepted only when configured, never one in place of the
+    # other: the identity provider's (RS256/ES256, verified with its JWKS at `jwt_jwks_url`, `iss` = `jwt_issuer`)
+    # and dev tokens (HS256 with `jwt_secret`, `iss` = hss-dev, minted by `python -m shared.auth`). Dev tokens are on
+    # in dev and test unless `auth_dev_tokens` says otherwise, and refused at start in production, which verifies the
+    # provider's tokens only.
     jwt_jwks_url: str = ""
-    jwt_issuer: str = "hss-dev"
+    jwt_issuer: str = ""
     jwt_audience: str = "hss-platform"
+    auth_dev_tokens: bool | None = None  # None: on in dev and test, off in production
+    jwt_secret: str = DEV_SECRET
     relay_batch_size: int = 1000
     relay_poll_seconds: float = 1.0
     relay_ack_timeout_seconds: float = 30.0  # no acks from Kafka for this long: reconnect and resend
@@ -108,13 +113,24 @@ class ServiceSettings(BaseSettings):
         return local_date(now, self.bureau_time_zone)
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> ServiceSettings:
-        """Refuse to run in production with a published or short HS256 secret (unless tokens come from a JWKS)."""
-        if self.env == "production" and not self.jwt_jwks_url:
-            if self.jwt_secret in PUBLIC_SECRETS:
-                raise ValueError("jwt_secret must be set to a real secret (or jwt_jwks_url) in production")
-            if len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
-                raise ValueError(f"jwt_secret must have at least {MIN_HS256_SECRET_BYTES} bytes for HS256")
+    def _token_kinds(self) -> ServiceSettings:
+        """Which bearer tokens are accepted, decided at start: production takes the identity provider's only."""
+        if self.auth_dev_tokens is None:
+            self.auth_dev_tokens = self.env != "production"
+        if self.env == "production":
+            if self.auth_dev_tokens:
+                raise ValueError("auth_dev_tokens: dev tokens are never accepted in production")
+            if not self.jwt_jwks_url:
+                raise ValueError("jwt_jwks_url: production verifies the identity provider's tokens (HSS_JWT_JWKS_URL)")
+        if self.jwt_jwks_url and not self.jwt_issuer:
+            raise ValueError("jwt_issuer: the identity provider's issuer must be set with jwt_jwks_url")
+        if not self.auth_dev_tokens and not self.jwt_jwks_url:
+            raise ValueError("auth_dev_tokens is off and no jwt_jwks_url is set: no bearer token could be verified")
+        return self
+
+    @model_validator(mode="after")
+    def _defaults(self) -> ServiceSettings:
+        """The schema defaults to the service's name; min ISR within the replication factor."""
         if not self.db_schema:
             self.db_schema = self.service_name
         if not 1 <= self.topic_min_insync <= self.topic_replication:

@@ -245,6 +245,7 @@ def create_app(spec: ServiceSpec) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info("bearer tokens accepted: %s", "; ".join(app.state.verifier.kinds()))
         app.state.runtime = await start_runtime(spec)
         try:
             yield

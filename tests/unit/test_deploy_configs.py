@@ -305,7 +305,9 @@ def test_compose_service(compose: dict[str, Any], name: str, port: int) -> None:
     assert url.hostname == "postgres"
     assert url.path == f"/{name}", "each service has its own database"
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    assert env["HSS_JWT_SECRET"].startswith("${HSS_JWT_SECRET:?"), "the secret comes from the environment"
+    for var in ("HSS_JWT_ISSUER", "HSS_JWT_JWKS_URL"):  # production: the identity provider's tokens only
+        assert env[var].startswith("${" + var + ":?"), "the identity provider comes from the environment"
+    assert "HSS_JWT_SECRET" not in env, "no dev-token secret in production"
     assert "HSS_ENV" in env
     assert "ports" not in service, "frontends call the gateway; the services are not published"
     assert f"127.0.0.1:{port}/readyz" in " ".join(service["healthcheck"]["test"])
@@ -410,7 +412,7 @@ def test_k8s_deployments_have_probes_and_resources(k8s_docs: list[tuple[Path, di
         assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
         env = {item["name"]: item for item in container.get("env", [])}
         assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == f"{name.upper()}_DATABASE_URL"
-        assert "secretKeyRef" in env["HSS_JWT_SECRET"]["valueFrom"]
+        assert "HSS_JWT_SECRET" not in env, "production accepts the identity provider's tokens only"
         assert {"configMapRef": {"name": "hss-config"}} in container["envFrom"]
 
 
@@ -466,7 +468,7 @@ def test_k8s_secret_is_a_template(k8s_docs: list[tuple[Path, dict[str, Any]]]) -
     assert [path.name for path, _ in secrets] == ["secret.template.yaml"]
     (_, secret) = secrets[0]
     assert all("CHANGE_ME" in value for value in secret["stringData"].values())
-    assert {f"{name.upper()}_DATABASE_URL" for name in SERVICE_PORTS} | {"HSS_JWT_SECRET"} <= set(secret["stringData"])
+    assert {f"{name.upper()}_DATABASE_URL" for name in SERVICE_PORTS} <= set(secret["stringData"])
     kustomization = load_yaml(K8S_DIR / "kustomization.yaml")
     assert "secret.template.yaml" not in kustomization["resources"]
     assert all((K8S_DIR / resource).is_file() for resource in kustomization["resources"])

@@ -171,9 +171,7 @@ def main() -> None:
     p.add_argument("--token", default=None, help="bearer token for the owners (default: a dev bureau token)")
     a = p.parse_args()
     settings = ReportingSettings()
-    token = a.token or issue_token(
-        role=["bureau_admin", "auditor"], org_path=a.org_path, secret=settings.jwt_secret, issuer=settings.jwt_issuer
-    )
+    token = a.token or issue_token(role=["bureau_admin", "auditor"], org_path=a.org_path, secret=settings.jwt_secret)
     sys.exit(print_report(asyncio.run(run_check(settings, a.org_path, a.campaign, token))))
 
 

@@ -9,14 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
-import yaml
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shared import edges
-from shared.auth import Verifier
+from shared.auth import Verifier, issue_token
 from shared.problems import Problem
 from shared.settings import DEV_SECRET, ServiceSettings
 
@@ -75,15 +75,25 @@ async def test_tokens_need_exp_and_sub_and_bad_claims_are_401_not_500():
     assert ok.subject == "u1"
 
 
-def test_production_refuses_published_and_short_hs256_secrets():
-    template = yaml.safe_load((ROOT / "deploy/k8s/secret.template.yaml").read_text())
-    published = template["stringData"]["HSS_JWT_SECRET"]
-    for secret in [published, DEV_SECRET, "", "x" * 31]:
-        with pytest.raises(ValueError):
-            EdgeSettings(env="production", jwt_secret=secret)
-    assert EdgeSettings(env="production", jwt_secret="k" * 32).jwt_secret == "k" * 32
-    assert EdgeSettings(env="production", jwt_jwks_url="https://idp.example/jwks").jwt_jwks_url
-    assert EdgeSettings(env="dev").jwt_secret == DEV_SECRET  # dev and test keep the well-known dev secret
+def test_which_tokens_are_accepted_is_decided_at_start_and_production_takes_the_provider_s_only():
+    """Production verifies the identity provider's tokens only: without a JWKS it refuses to start, and turning dev
+    tokens on there is refused too; dev and test take dev tokens unless told not to; a provider needs its issuer;
+    a service that could verify no token at all refuses to start."""
+    idp: dict[str, Any] = {"jwt_jwks_url": "https://idp.example/jwks", "jwt_issuer": "https://idp.example"}
+    refused: list[tuple[dict[str, Any], str]] = [
+        ({"env": "production"}, "jwt_jwks_url"),
+        ({"env": "production", "jwt_secret": "k" * 64}, "jwt_jwks_url"),  # a strong shared secret is no provider
+        ({"env": "production", "auth_dev_tokens": True, **idp}, "never accepted in production"),
+        ({"jwt_jwks_url": "https://idp.example/jwks"}, "jwt_issuer"),
+        ({"auth_dev_tokens": False}, "no bearer token could be verified"),
+    ]
+    for settings, why in refused:
+        with pytest.raises(ValueError, match=why):
+            EdgeSettings(**settings)
+    assert EdgeSettings(env="production", **idp).auth_dev_tokens is False
+    assert EdgeSettings(env="dev").auth_dev_tokens is True
+    assert EdgeSettings(env="test", **idp).auth_dev_tokens is True  # both, because dev/test turns dev tokens on
+    assert EdgeSettings(env="test", auth_dev_tokens=False, **idp).auth_dev_tokens is False
 
 
 class _Jwks:
@@ -171,3 +181,35 @@ async def test_provider_tokens_are_es256_or_rs256_each_with_its_own_key_s_algori
         with pytest.raises(Problem) as err:
             await verifier.verify(jwks.token(kid=kid, alg=alg))
         assert err.value.status == 401, (kid, alg)
+
+
+async def test_a_dev_token_is_refused_where_dev_tokens_are_off_and_a_provider_token_where_no_jwks_is_set(jwks: _Jwks):
+    """Each kind of token only where it is accepted: a dev token (HS256, even signed with the right secret and
+    carrying the provider's issuer) is refused by a production service; a provider token is refused by a dev
+    service without a JWKS, and by any service when signed with a key its JWKS does not hold (even under a known
+    kid); a service given both in dev accepts both, each with its own issuer."""
+    production = Verifier(EdgeSettings(env="production", jwt_jwks_url=jwks.url, jwt_issuer="idp"))
+    assert (await production.verify(jwks.token(sub="from-idp"))).subject == "from-idp"
+    for dev in [issue_token(role="teacher", org_path="/1"), issue_token(role="teacher", org_path="/1", issuer="idp")]:
+        with pytest.raises(Problem, match="dev tokens are not accepted") as err:
+            await production.verify(dev)
+        assert err.value.status == 401
+    dev_only = Verifier(EdgeSettings(env="dev"))
+    with pytest.raises(Problem, match="no JWKS is configured") as err:
+        await dev_only.verify(jwks.token())
+    assert err.value.status == 401
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    claims = {"sub": "u1", "roles": [], "org_path": "/620400", "iss": "idp", "aud": "hss-platform"}
+    forged = jwt.encode({**claims, "iat": now, "exp": now + 60}, stranger, algorithm="ES256", headers={"kid": "e1"})
+    with pytest.raises(Problem, match="Signature verification failed") as err:
+        await production.verify(forged)
+    assert err.value.status == 401
+    both = Verifier(EdgeSettings(env="dev", jwt_jwks_url=jwks.url, jwt_issuer="idp"))
+    assert (await both.verify(jwks.token(sub="from-idp"))).subject == "from-idp"
+    assert (await both.verify(issue_token(role="teacher", org_path="/1", subject="dev"))).subject == "dev"
+    with pytest.raises(Problem):  # a dev token must carry the dev issuer, a provider token the provider's
+        await both.verify(issue_token(role="teacher", org_path="/1", issuer="idp"))
+    with pytest.raises(Problem):
+        await both.verify(jwks.token(iss="hss-dev"))
+    assert both.kinds()[0].startswith("identity provider") and both.kinds()[1].startswith("dev tokens")
