@@ -30,7 +30,7 @@ case "${1:-}" in
     ;;
   compose)
     # The secrets compose requires (${VAR:?}) get placeholders: the check is about the file, not a deployment.
-    HSS_JWT_ISSUER=x HSS_JWT_JWKS_URL=x POSTGRES_PASSWORD=x GRAFANA_ADMIN_PASSWORD=x "$dir/composecheck" "${2:-$root/docker-compose.yml}"
+    HSS_JWT_ISSUER=x HSS_JWT_JWKS_URL=x POSTGRES_PASSWORD=x HSS_SERVICE_DB_PASSWORD=x GRAFANA_ADMIN_PASSWORD=x "$dir/composecheck" "${2:-$root/docker-compose.yml}"
     ;;
   *) echo "usage: $0 k8s [DIR] | compose [FILE]" >&2; exit 2 ;;
 esac

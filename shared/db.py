@@ -194,6 +194,54 @@ async def migrate(dsn: str, schema: str, *dirs: Path, lock_timeout: float = 5.0,
     raise AssertionError("unreachable")
 
 
+def _migrations(dirs: tuple[Path, ...]) -> list[tuple[str, Path]]:
+    """Every migration of `dirs` in the order it applies, by its recorded name (`<folder>/<file>`)."""
+    return [(f"{d.parent.name}/{path.name}", path) for d in dirs for path in sorted(d.glob("*.sql"))]
+
+
+async def require_migrated(dsn: str, schema: str, *dirs: Path) -> None:
+    """Refuse to start (RuntimeError) while a migration of `dirs` is not applied in `schema`.
+
+    For a service that does not migrate at start (`db_migrate_at_start` false): its role has no DDL rights, the
+    migrations are run before it as the owner (`python -m services.<name> migrate`).
+    """
+    conn = await asyncpg.connect(dsn, server_settings=server_settings(schema))
+    try:
+        table = await conn.fetchval("SELECT to_regclass('schema_migrations')")
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")} if table else set()
+    finally:
+        await conn.close(timeout=5)
+    pending = [name for name, _ in _migrations(dirs) if name not in done]
+    if pending:
+        raise RuntimeError(
+            f"schema {schema!r} lacks migrations {pending}: run `python -m services.<name> migrate` as its owner first"
+        )
+
+
+# The group role every service's login role belongs to (deploy/postgres/, devstack). Where it exists, each migration
+# run grants it what serving needs and nothing more: no DDL (it owns nothing), no writes to the migrations' record,
+# and on the audit log only reading and appending (rows leave through audit_purge, run with its owner's rights).
+SERVICE_ROLE = "hss_service"
+
+
+async def _grant_service_role(conn: asyncpg.Connection, schema: str) -> None:
+    if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", SERVICE_ROLE):
+        return
+    async with conn.transaction():
+        await conn.execute(
+            f'GRANT USAGE ON SCHEMA "{schema}" TO {SERVICE_ROLE};'
+            f' GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {SERVICE_ROLE};'
+            f' GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{schema}" TO {SERVICE_ROLE};'
+            f" REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {SERVICE_ROLE}"
+        )
+        if await conn.fetchval("SELECT to_regclass('audit_reads')"):
+            await conn.execute(
+                f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_reads FROM {SERVICE_ROLE};"
+                " REVOKE ALL ON FUNCTION audit_purge(interval) FROM PUBLIC;"
+                f" GRANT EXECUTE ON FUNCTION audit_purge(interval) TO {SERVICE_ROLE}"
+            )
+
+
 async def _migrate_once(dsn: str, schema: str, dirs: tuple[Path, ...], lock_timeout: float) -> list[str]:
     applied: list[str] = []
     conn = await asyncpg.connect(dsn, server_settings=server_settings(schema))
@@ -208,20 +256,19 @@ async def _migrate_once(dsn: str, schema: str, dirs: tuple[Path, ...], lock_time
             " name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT * FROM schema_migrations")}
-        for d in dirs:
-            for path in sorted(d.glob("*.sql")):
-                name = f"{d.parent.name}/{path.name}"
-                sql = path.read_text()
-                checksum = hashlib.sha256(sql.encode()).hexdigest()
-                if name in done:
-                    if done[name] != checksum:
-                        log.warning("migration changed after it was applied", extra={"migration": name})
-                    continue
-                async with conn.transaction():
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_migrations(name, checksum) VALUES ($1, $2)", name, checksum)
-                applied.append(name)
-                log.info("migration applied", extra={"migration": name, "schema": schema})
+        for name, path in _migrations(dirs):
+            sql = path.read_text()
+            checksum = hashlib.sha256(sql.encode()).hexdigest()
+            if name in done:
+                if done[name] != checksum:
+                    log.warning("migration changed after it was applied", extra={"migration": name})
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations(name, checksum) VALUES ($1, $2)", name, checksum)
+            applied.append(name)
+            log.info("migration applied", extra={"migration": name, "schema": schema})
+        await _grant_service_role(conn, schema)
     finally:
         # Closing the session releases the advisory lock too, also when the connection broke.
         await conn.close(timeout=5)

@@ -30,6 +30,7 @@ _SHARED_ENV = {
     "audit_retention_days": "HSS_AUDIT_RETENTION_DAYS",
     "topic_prefix": "HSS_TOPIC_PREFIX",
     "bureau_time_zone": "HSS_BUREAU_TIME_ZONE",
+    "db_migrate_at_start": "HSS_DB_MIGRATE_AT_START",
 }
 
 
@@ -46,6 +47,9 @@ class ServiceSettings(BaseSettings):
     db_pool_max: int = 10
     db_acquire_timeout_seconds: float = 10.0  # a request waiting longer for a connection is answered 503
     db_migration_lock_timeout_seconds: float = 5.0
+    # False where the service logs in as a role without DDL rights (production): the migrations are run before it
+    # by `python -m services.<name> migrate` as the schema's owner, and the service only checks they are all applied.
+    db_migrate_at_start: bool = True
     shutdown_timeout_seconds: float = 10.0  # a task or the pool not stopped by then is abandoned (and logged)
     kafka_bootstrap_servers: str = "127.0.0.1:59092"
     topic_prefix: str = ""

@@ -97,9 +97,13 @@ Today = Annotated[date, Depends(get_today)]
 
 
 async def start_runtime(spec: ServiceSpec) -> Runtime:
-    """Create the pool, migrate, declare topics and start the relay, consumers and background tasks."""
+    """Create the pool, migrate (or check the migrations ran), declare topics and start the relay, consumers and
+    background tasks."""
     s = spec.settings
-    await migrate(spec)
+    if s.db_migrate_at_start:
+        await migrate(spec)
+    else:
+        await db.require_migrated(s.database_url, s.db_schema, *_migration_dirs(spec))
     pool = await db.create_pool(
         s.database_url,
         s.db_schema,
@@ -129,13 +133,12 @@ async def migrate(spec: ServiceSpec) -> list[str]:
     """Create the service's schema and apply its migrations (also run alone: `python -m services.<name> migrate`)."""
     s = spec.settings
     return await db.migrate(
-        s.database_url,
-        s.db_schema,
-        db.KIT_MIGRATIONS,
-        *spec.kit_migrations,
-        spec.migrations,
-        lock_timeout=s.db_migration_lock_timeout_seconds,
+        s.database_url, s.db_schema, *_migration_dirs(spec), lock_timeout=s.db_migration_lock_timeout_seconds
     )
+
+
+def _migration_dirs(spec: ServiceSpec) -> list[Path]:
+    return [db.KIT_MIGRATIONS, *spec.kit_migrations, spec.migrations]
 
 
 async def stop_runtime(runtime: Runtime) -> None:

@@ -8,10 +8,12 @@ import os
 import pwd
 import shutil
 import subprocess
+import urllib.parse
 from pathlib import Path
 
 import asyncpg
 
+from shared.db import SERVICE_ROLE
 from shared.devstack.component import (
     Component,
     DevstackError,
@@ -24,6 +26,9 @@ from shared.devstack.component import (
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin",)
 SUPERUSER = "hss"
+# The services log in as this role, a member of shared.db.SERVICE_ROLE: no DDL, the audit log append-only. The
+# migrations run before each service process as the owner (the URL's own user), as a Kubernetes init container does.
+SERVICE_LOGIN = "hss_app"
 # initdb and postgres refuse to run as root; this system user owns the cluster instead.
 SERVICE_USER = "hss-pg"
 
@@ -223,3 +228,28 @@ def probe_postgres(url: str) -> bool:
             await conn.close()
 
     return run_coro(check)
+
+
+def service_url(url: str) -> str:
+    """The same database as `url`, logged in as the services' role (no password: trust on loopback, as here)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{SERVICE_LOGIN}@{host}"))
+
+
+def ensure_service_roles(url: str) -> None:
+    """Create the services' group role and login role in the cluster of `url` (its user may create roles)."""
+
+    async def create() -> None:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            for role, options in ((SERVICE_ROLE, "NOLOGIN"), (SERVICE_LOGIN, f"LOGIN IN ROLE {SERVICE_ROLE}")):
+                if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+                    try:
+                        await conn.execute(f"CREATE ROLE {role} {options}")
+                    except asyncpg.DuplicateObjectError:
+                        pass  # another stack on the same cluster made it meanwhile
+        finally:
+            await conn.close()
+
+    run_coro(create)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 from shared.devstack.component import (
     Component,
+    DevstackError,
     pid_alive,
     read_pid,
     require_free,
     start_and_wait,
+    tail,
     terminate,
 )
+from shared.devstack.postgres import service_url
 
 SERVICES = {"committees": 8101, "visits": 8102, "outreach": 8103, "reporting": 8104}
 # Replica k of a service listens on <its port> + REPLICA_PORT_STEP * (k - 1): visits#2 on 8112, visits#3 on 8122.
@@ -51,7 +55,27 @@ class ServiceProcess(Component):
         env = {**os.environ, **self.env, f"{self.name.upper()}_HTTP_PORT": str(self.port)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         argv = [sys.executable, "-m", f"services.{self.name}"]
+        if "HSS_DB_MIGRATE_AT_START" not in env and env.get("DATABASE_URL"):
+            # As in production: the owner migrates (an init container), the service logs in without DDL rights.
+            self._migrate(argv, env)
+            env |= {"DATABASE_URL": service_url(env["DATABASE_URL"]), "HSS_DB_MIGRATE_AT_START": "false"}
         start_and_wait(argv, self.log, self.pid_file, self.answers, 120, self.label, self.log, cwd=REPO_ROOT, env=env)
+
+    def _migrate(self, argv: list[str], env: dict[str, str]) -> None:
+        """`python -m services.<name> migrate` as the owner of the service's schema, its output in the log."""
+        with open(self.log, "ab") as out:
+            done = subprocess.run(
+                [*argv, "migrate"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                env=env,
+                timeout=300,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise DevstackError(f"{self.label}: migrations failed ({done.returncode})\n{tail(self.log)}")
 
     def stop(self) -> None:
         pid = self.pid()

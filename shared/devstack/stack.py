@@ -31,7 +31,7 @@ from shared.devstack.component import (
 from shared.devstack.gateway import DEFAULT_PORT as DEFAULT_GATEWAY_PORT
 from shared.devstack.gateway import Gateway
 from shared.devstack.kafka import Kafka, KafkaCluster, KafkaNode, probe_kafka
-from shared.devstack.postgres import Postgres, probe_postgres
+from shared.devstack.postgres import Postgres, ensure_service_roles, probe_postgres
 from shared.devstack.services import (
     REPLICA_PORT_STEP,
     SERVICES,
@@ -282,6 +282,7 @@ class Stack:
                 # Also covers external services and a process that runs but has stopped answering.
                 for c in parts:
                     wait_until(c.answers, READY_TIMEOUT, c.name, c.is_alive)
+                ensure_service_roles(parts[0].address)
             except BaseException:
                 # Leave nothing behind that this call started: a broker left running would block the next try.
                 for c in reversed(missing):

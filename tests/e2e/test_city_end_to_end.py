@@ -7,12 +7,14 @@ import uuid
 
 import pytest
 
+from shared.devstack.postgres import SERVICE_LOGIN
 from tests.e2e.city import (
     CityRun,
     assert_cases_and_referrals_follow_the_findings,
     assert_every_event_applied_once,
     assert_exact_outcome,
     assert_reporting_equals_the_owners,
+    query,
     run_city,
 )
 
@@ -60,3 +62,15 @@ async def test_kill_9_of_outreach_and_reporting_during_the_campaign_changes_noth
         await assert_exact_outcome(run, out, calm)
     finally:
         await run.stop()
+
+
+async def test_the_services_log_in_as_a_role_without_ddl_rights(undisturbed):
+    """devstack runs each service's migrations as the owner before it starts, then the service as `hss_app`
+    (member of `hss_service`), as compose and Kubernetes do: the whole city above ran without DDL rights."""
+    run, _out = undisturbed
+    users = await query(
+        run,
+        "SELECT array_agg(DISTINCT usename::text) FROM pg_stat_activity WHERE application_name = ANY($1)",
+        [run.schema(name) for name in run.procs],
+    )
+    assert users == [SERVICE_LOGIN]

@@ -112,41 +112,6 @@ async def test_query_is_limited_to_the_subtree_even_with_like_wildcards_in_org_i
     assert [r["resource_id"] for r in await audit.query(pool, under="/c", person_id="lookalike")] == ["lookalike"]
 
 
-async def test_the_production_service_role_may_append_and_purge_but_not_change_or_delete(stack, unique):
-    """init.sql's hss_service role against the kit migration, inside one rolled-back transaction."""
-    schema = f"t_{unique}_auditrole"
-    conn = await asyncpg.connect(stack.database_url)
-    try:
-        tr = conn.transaction()
-        await tr.start()
-        try:
-            await conn.execute("CREATE ROLE hss_service NOLOGIN")
-            await conn.execute(f'CREATE SCHEMA "{schema}"; SET LOCAL search_path = "{schema}"')
-            await conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO hss_service')
-            await conn.execute((db.KIT_MIGRATIONS / "002_audit.sql").read_text())
-            await conn.execute(
-                "INSERT INTO audit_reads (at, subject, roles, reader_path, org_path, action, resource_type)"
-                " VALUES (now() - interval '400 days', 'old', '{auditor}', '/c', '/c', 'read', 'student')"
-            )
-            await conn.execute("SET LOCAL ROLE hss_service")
-            await conn.execute(
-                "INSERT INTO audit_reads (subject, roles, reader_path, org_path, action, resource_type)"
-                " VALUES ('svc', '{school_admin}', '/c', '/c/s', 'read', 'student')"
-            )
-            assert await conn.fetchval("SELECT count(*) FROM audit_reads") == 2
-            for statement in ("UPDATE audit_reads SET subject = 'x'", "DELETE FROM audit_reads"):
-                # In a savepoint, so the refusal does not end the outer transaction.
-                with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
-                    async with conn.transaction():
-                        await conn.execute(statement)
-            assert await conn.fetchval("SELECT audit_purge(interval '365 days')") == 1
-            assert await conn.fetchval("SELECT count(*) FROM audit_reads") == 1
-        finally:
-            await tr.rollback()
-    finally:
-        await conn.close()
-
-
 async def test_a_list_across_schools_shows_in_each_school_auditors_log_naming_only_their_pupils(pool):
     async with pool.acquire() as conn, conn.transaction():
         await audit.record(

@@ -315,6 +315,25 @@ def test_compose_service(compose: dict[str, Any], name: str, port: int) -> None:
         assert service["depends_on"][dependency]["condition"] == "service_healthy"
 
 
+def test_compose_migrates_as_the_owner_and_serves_as_each_services_role(compose: dict[str, Any]) -> None:
+    migrate = compose["services"]["migrate"]
+    assert migrate["restart"] == "no"
+    script = " ".join(migrate["command"])
+    assert all(f"python -m services.{name} migrate" in script for name in SERVICE_PORTS)
+    env = env_of(migrate)
+    owner = compose["services"]["postgres"]["environment"]["POSTGRES_USER"]
+    for name in SERVICE_PORTS:
+        assert urlsplit(interpolated(env[f"{name.upper()}_DATABASE_URL"])).username == owner
+        service = compose["services"][name]
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert urlsplit(interpolated(env_of(service)["DATABASE_URL"])).username == f"{name}_svc"
+        assert env_of(service)["HSS_DB_MIGRATE_AT_START"] == "false"
+    mounts = [volume.split(":")[0] for volume in compose["services"]["postgres"]["volumes"]]
+    assert "./deploy/postgres/roles.sh" in mounts
+    roles = (DEPLOY / "postgres" / "roles.sh").read_text(encoding="utf-8")
+    assert "IN ROLE hss_service" in roles
+
+
 def test_compose_databases_are_distinct(compose: dict[str, Any]) -> None:
     urls = [env_of(compose["services"][name])["DATABASE_URL"] for name in SERVICE_PORTS]
     assert len({urlsplit(interpolated(url)).path for url in urls}) == len(SERVICE_PORTS)
@@ -430,7 +449,13 @@ def test_k8s_migrations_run_in_an_init_container_before_the_service(
         (container,) = pod["containers"]
         assert init["command"] == ["python", "-m", f"services.{name}", "migrate"]
         assert init["image"] == container["image"]
-        assert init["env"] == container["env"] and init["envFrom"] == container["envFrom"], "same database and config"
+        assert init["envFrom"] == container["envFrom"], "same config"
+        init_env = {item["name"]: item for item in init["env"]}
+        env = {item["name"]: item for item in container["env"]}
+        assert init_env.keys() == env.keys()
+        # The same database, as its owner for the migrations and as the service's role (no DDL) for serving.
+        assert init_env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == f"{name.upper()}_MIGRATION_DATABASE_URL"
+        assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == f"{name.upper()}_DATABASE_URL"
         assert init["securityContext"] == container["securityContext"]
         assert "startupProbe" not in init, "a long migration must not count against a probe"
 
@@ -468,7 +493,8 @@ def test_k8s_secret_is_a_template(k8s_docs: list[tuple[Path, dict[str, Any]]]) -
     assert [path.name for path, _ in secrets] == ["secret.template.yaml"]
     (_, secret) = secrets[0]
     assert all("CHANGE_ME" in value for value in secret["stringData"].values())
-    assert {f"{name.upper()}_DATABASE_URL" for name in SERVICE_PORTS} <= set(secret["stringData"])
+    urls = {f"{name.upper()}_{kind}DATABASE_URL" for name in SERVICE_PORTS for kind in ("", "MIGRATION_")}
+    assert urls <= set(secret["stringData"])
     kustomization = load_yaml(K8S_DIR / "kustomization.yaml")
     assert "secret.template.yaml" not in kustomization["resources"]
     assert all((K8S_DIR / resource).is_file() for resource in kustomization["resources"])

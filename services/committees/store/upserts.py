@@ -228,7 +228,7 @@ async def upsert(
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
     if len(rows) >= ANALYZE_AFTER:
         # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
-        await conn.execute(f"ANALYZE {entity}", timeout=timeout)
+        await conn.execute("SELECT analyze_directory_table($1)", entity, timeout=timeout)
     events = await _publish(conn, EVENTS[entity], answer, at) if entity in EVENTS else 0
     return (answer[0]["created"], answer[0]["updated"], events)
 
