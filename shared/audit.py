@@ -17,10 +17,10 @@ import logging
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from shared import context, pages, scope
@@ -137,24 +137,32 @@ def units(paths: Iterable[str]) -> list[str]:
     return sorted(out)
 
 
+class ReadsFilter(BaseModel):
+    """What an auditor may narrow the reads to (the query parameters of the reads route); none: every read."""
+
+    resource_type: str | None = None
+    resource_id: str | None = None
+    reader: str | None = None
+    person_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 async def query(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
     under: str,
-    resource_type: str | None = None,
-    resource_id: str | None = None,
-    reader: str | None = None,
-    person_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
     limit: int = 100,
     before_id: int | None = None,
+    **filters: Any,
 ) -> list[asyncpg.Record]:
-    """Audit rows of reads that touched data inside the subtree `under`, newest first (older than `before_id`).
+    """Audit rows of reads that touched data inside the subtree `under`, newest first (older than `before_id`),
+    narrowed by `filters` (the fields of `ReadsFilter`).
 
     A read whose org path lies outside `under` (a district list, say) is shown when one of its subjects sits
     inside, naming only those subjects.
     """
+    f = ReadsFilter(**filters)
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM (SELECT id, at, subject, roles, department, reader_path, org_path, action, resource_type,"
         " resource_id, request_id,"
@@ -170,12 +178,12 @@ async def query(
         " WHERE ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
         " ORDER BY id DESC LIMIT $9",
         *scope.args(under),
-        resource_type,
-        resource_id,
-        reader,
-        person_id,
-        since,
-        until,
+        f.resource_type,
+        f.resource_id,
+        f.reader,
+        f.person_id,
+        f.since,
+        f.until,
         limit,
         before_id,
     )
@@ -211,12 +219,7 @@ def reads_router(service: str) -> APIRouter:
         principal: CurrentPrincipal,
         pool: Pool,
         under: scope.ListScope,
-        resource_type: str | None = None,
-        resource_id: str | None = None,
-        reader: str | None = None,
-        person_id: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        filters: Annotated[ReadsFilter, Query()],
         limit: pages.Limit = 100,
         cursor: pages.Cursor = None,
     ) -> Any:
@@ -226,18 +229,8 @@ def reads_router(service: str) -> APIRouter:
         """
         principal.require(Role.AUDITOR)
         last = pages.after(cursor, int)
-        rows = await query(
-            pool,
-            under=under,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            reader=reader,
-            person_id=person_id,
-            since=since,
-            until=until,
-            limit=limit + 1,
-            before_id=last[0] if last else None,
-        )
+        before_id = last[0] if last else None
+        rows = await query(pool, under=under, limit=limit + 1, before_id=before_id, **filters.model_dump())
         return pages.page([dict(x) for x in rows], limit, lambda row: (row["id"],))
 
     return r

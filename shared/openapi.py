@@ -25,13 +25,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, routing
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from shared import problems
+from shared import auth, problems, versions
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -134,20 +134,30 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(dep)
 
 
+_Dependency = TypeVar("_Dependency", bound=Callable[..., Any])
+
+
+def answers(*statuses: int) -> Callable[[_Dependency], _Dependency]:
+    """Mark a route dependency of a module above this one (`web.get_pool`: 503): a route that depends on it can
+    answer `statuses`, and its document says so. (This module cannot import those modules: they import it.)"""
+
+    def mark(dependency: _Dependency) -> _Dependency:
+        dependency.__dict__["implied_statuses"] = frozenset(statuses)
+        return dependency
+
+    return mark
+
+
 def implied_statuses(route: Any) -> set[int]:
     """The error statuses a route can answer because of what it depends on (see the module's docstring)."""
-    from shared import auth, versions, web
-
     calls = set(_calls(route.dependant))
-    statuses = {422}
+    statuses = {422}.union(*(getattr(call, "implied_statuses", ()) for call in calls))
     if versions.if_match in calls:
         statuses.add(412)
     if versions.if_match_required in calls:
         statuses |= {412, 428}
     if auth.current_principal in calls:
         statuses |= {401, 403}
-    if web.get_pool in calls:
-        statuses.add(503)
     if route.dependant.path_params:
         statuses.add(404)
     if route.body_field is not None or "requestBody" in (route.openapi_extra or {}):
@@ -188,8 +198,6 @@ def polish(app: FastAPI, doc: dict[str, Any]) -> dict[str, Any]:
 
 def _versioned(route: Any, operation: dict[str, Any]) -> None:
     """A route of a versioned resource: its 2xx carries `ETag`; a PATCH's `If-Match` is required (428 without)."""
-    from shared import versions
-
     calls = set(_calls(route.dependant))
     if not calls & {versions.if_match, versions.if_match_required, versions.tagger}:
         return

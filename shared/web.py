@@ -69,6 +69,7 @@ class Runtime:
         return self.spec.clock
 
 
+@openapi.answers(503)
 async def get_pool(request: Request) -> asyncpg.Pool:
     """FastAPI dependency: the service's database pool (async, so FastAPI needs no worker thread for it)."""
     pool: asyncpg.Pool = request.app.state.runtime.pool

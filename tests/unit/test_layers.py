@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,3 +37,31 @@ def test_no_service_imports_another():
         others = {f"services.{s}" for s in SERVICES if s != service}
         wrong = {f: sorted(names & others) for f, names in imported(ROOT / "services" / service).items()}
         assert {f: n for f, n in wrong.items() if n} == {}, service
+
+
+def kit_modules() -> dict[str, set[str]]:
+    """Every kit module and the kit modules it imports, at the top or inside a function (`from shared import web`
+    names the module shared.web)."""
+    paths = {
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in sorted((ROOT / "shared").rglob("*.py"))
+    }
+    found: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names |= {
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in paths else node.module for a in node.names
+                }
+        found[name] = {n for n in names if n in paths and n != name}
+    return found
+
+
+def test_the_kit_has_no_import_cycle():
+    modules = kit_modules()
+    assert "shared.web" in modules["shared.openapi"] or "shared.openapi" in modules["shared.web"]
+    order = list(graphlib.TopologicalSorter(modules).static_order())  # CycleError names the circle
+    assert set(order) == set(modules)
