@@ -75,6 +75,11 @@ class Batch:
     types: frozenset[str]
     apply: Callable[[asyncpg.Connection, list[Event[Any]]], Awaitable[None]]
     keys: EntityKeys | None = None  # as `Locked.keys`: entities locked for the batch's transaction
+    inbox: bool = True
+    """False for an `apply` that is idempotent by itself: one that writes nothing for an event whose effect is
+    already there (a copy keyed by its source's version, see shared/directory). The group then keeps no inbox row
+    per event (a share of every event's cost): a redelivered or replayed event is applied again and must change
+    nothing, which the subscription's own tests prove. Dead letters are still recorded in the inbox."""
 
 
 class UnknownType(Exception):
@@ -379,7 +384,8 @@ class InboxConsumer:
         )
 
     async def _apply(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> list[tuple[str, str]]:
-        """Record the events in the inbox (one statement) and apply each one not applied before.
+        """Record the events in the inbox (one statement) and apply each one not applied before (every one, for a
+        subscription that keeps no inbox).
 
         Returns each record's topic and outcome, to be counted if the transaction commits.
         """
@@ -393,6 +399,13 @@ class InboxConsumer:
                 # this version can do with it, and nothing wrong with it either. Counted, skipped.
                 outcomes.append((rec.topic, "unknown_type"))
         await self._lock(conn, [e for _, e in events if e is not None])
+        if self.batch is not None and not self.batch.inbox:
+            # Idempotent by itself (see `Batch.inbox`): every event is applied, whether seen before or not.
+            taken = [(rec, e) for rec, e in events if e is not None]
+            outcomes += [(rec.topic, "ignored" if e is None else "applied") for rec, e in events]
+            if taken:
+                await self._handle_batch(conn, taken)
+            return outcomes
         ids = [e.envelope.id for _, e in events if e is not None]
         fresh = (
             {

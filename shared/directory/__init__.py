@@ -3,7 +3,8 @@
 One copy for every consumer (visits, outreach): org units, staff, students, families and instructor-team members,
 fed by committees' events through one `Batch` subscription. Each row carries its source's version (`occurred_at`
 of the event that wrote it) and the newest version wins, whatever order events arrive in: a late older event
-changes nothing, a redelivered one rewrites what is there. Leavers and removed team members stay as tombstones
+changes nothing, and so does a redelivered or replayed one: it is not even written, so the copy keeps no inbox
+rows (the subscription is `Batch(inbox=False)`). Leavers and removed team members stay as tombstones
 (`active` false) so a late registration cannot bring them back. A poll's events are folded per entity in Python
 and written with two statements per table (facts, then leavers), so the cost per event is a share of a statement.
 A service reacting to what changed (outreach's left-behind flag) passes `on_change`, which gets the rows that
@@ -56,7 +57,10 @@ class Table:
         return f"json_to_recordset($1::text::json) AS r({spec}, occurred_at timestamptz)"
 
     def upsert_facts(self, returning: bool = True) -> str:
-        """Write the facts of each row whose stored version is not newer; the rows written (when `returning`)."""
+        """Write the facts of each row whose stored version is older, or as new with other facts (two writes in
+        one instant: the later delivered wins); the rows written (when `returning`). A row that already holds the
+        event's version and facts is not written at all: a redelivery or replay changes nothing, not even the
+        tuple, and tells `on_change` nothing."""
         cols = [*self.key, *self.facts]
         types = {k: "text" for k in self.key} | self.facts
         updates = ", ".join(f"{col} = EXCLUDED.{col}" for col in self.facts)
@@ -65,13 +69,15 @@ class Table:
             f" SELECT {', '.join(cols)}, true, occurred_at FROM {self._source(cols, types)}"
             f" ORDER BY {', '.join(self.key)}"
             f" ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}, active = true,"
-            f" occurred_at = EXCLUDED.occurred_at WHERE t.occurred_at <= EXCLUDED.occurred_at"
+            f" occurred_at = EXCLUDED.occurred_at WHERE t.occurred_at < EXCLUDED.occurred_at"
+            f" OR (t.occurred_at = EXCLUDED.occurred_at AND (t.active, {', '.join(f't.{c}' for c in self.facts)})"
+            f" IS DISTINCT FROM (true, {', '.join(f'EXCLUDED.{c}' for c in self.facts)}))"
             + (f" RETURNING {', '.join(cols)}, true AS active" if returning else "")
         )
 
     def upsert_gone(self, returning: bool = True) -> str:
-        """Mark rows gone (keeping their last facts) whose stored version is not newer; the rows written (when
-        `returning`)."""
+        """Mark rows gone (keeping their last facts) whose stored version is older, or as new and still live; the
+        rows written (when `returning`). A row already gone at the event's version is not written (as facts)."""
         passed = [*self.key, *(col for col in self.tombstone if self.tombstone[col] == "")]
         types = {k: "text" for k in self.key} | self.facts
         values = [*self.key, *(v or col for col, v in self.tombstone.items())]
@@ -80,7 +86,7 @@ class Table:
             f" SELECT {', '.join(values)}, false, occurred_at FROM {self._source(passed, types)}"
             f" ORDER BY {', '.join(self.key)}"
             f" ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET active = false, occurred_at = EXCLUDED.occurred_at"
-            f" WHERE t.occurred_at <= EXCLUDED.occurred_at"
+            f" WHERE t.occurred_at < EXCLUDED.occurred_at OR (t.occurred_at = EXCLUDED.occurred_at AND t.active)"
             + (f" RETURNING {', '.join([*self.key, *self.facts])}, false AS active" if returning else "")
         )
 
@@ -212,8 +218,10 @@ class DirectoryCopy:
         self.reads = frozenset(t.name for t in wanted)
 
     def subscription(self) -> Batch:
-        """The directory group's subscription: every directory event type, applied a poll at a time."""
-        return Batch(TYPES, self.apply, keys=self.keys)
+        """The directory group's subscription: every directory event type, applied a poll at a time, without inbox
+        rows: the upserts write nothing for an event whose version and facts are already there, so a redelivered
+        or replayed event changes nothing and reaches no `on_change` (tests/integration/test_kit_directory.py)."""
+        return Batch(TYPES, self.apply, keys=self.keys, inbox=False)
 
     async def apply(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
         """Write the newest facts and tombstones of a batch of directory events, then tell `on_change`."""

@@ -210,6 +210,23 @@ async def stable_members(bootstrap: str, group: str) -> int:
         await admin.close()
 
 
+async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Whether consumer group `group` (its full name) has committed offsets at the end of every partition of
+    `topics` that holds messages: it took in everything written to them so far (the kit's consumers commit a poll
+    only after its transactions did). For groups that keep no inbox rows to count (`Batch(inbox=False)`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(await kafka.partitions(consumer, topics))
+        committed = await admin.list_consumer_group_offsets(group)
+        return all(committed[tp].offset >= end if tp in committed else end == 0 for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
 async def wait_for(check: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.1) -> Any:
     """Poll an (async) check until it returns something truthy; fail the test on timeout."""
     loop = asyncio.get_running_loop()

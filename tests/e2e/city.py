@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ from shared.db import lock_key
 from shared.devstack import ServiceProcess, StackInfo, state_dir
 from shared.devstack.component import port_open, wait_until
 from shared.devstack.services import SERVICES
+from shared.events import registry
 from shared.inbox import Batch
-from shared.testing.fixtures import drop_test_resources, free_port
+from shared.testing.fixtures import caught_up, drop_test_resources, free_port, wait_for
 
 SCALE, SEED = 0.004, 11
 SETTLE_SECONDS = 300  # the scripted city settles in well under a minute, even after a 20 s broker outage
@@ -231,8 +233,9 @@ def expected_outcomes(records: list[dict[str, Any]]) -> tuple[set[str], set[tupl
     return children, referrals
 
 
-def consuming_groups() -> dict[str, dict[str, frozenset[str]]]:
-    """Per service, its consumer groups and the event types each applies (read from the services' own specs)."""
+def consuming_groups(*, inbox: bool = True) -> dict[str, dict[str, frozenset[str]]]:
+    """Per service, its consumer groups (those keeping inbox rows, or with `inbox=False` those keeping none: the
+    directory copies) and the event types each applies (read from the services' own specs)."""
     from services.committees.app import build_spec as committees_spec
     from services.committees.settings import Settings as CommitteesSettings
     from services.outreach.app import build_spec as outreach_spec
@@ -252,6 +255,7 @@ def consuming_groups() -> dict[str, dict[str, frozenset[str]]]:
         name: {
             group: frozenset(handlers.types if isinstance(handlers, Batch) else handlers)
             for group, handlers in spec.consumers.items()
+            if (handlers.inbox if isinstance(handlers, Batch) else True) is inbox
         }
         for name, spec in specs.items()
     }
@@ -268,6 +272,13 @@ async def outbox_counts(run: CityRun) -> Counter[str]:
         return counts
     finally:
         await conn.close()
+
+
+# The directory copy's tables and columns that must equal committees' own.
+COPIED = {
+    "students": "student_id, class_id, org_path, family_id, active",
+    "staff": "staff_id, org_path, roles, class_ids, head_class_id, active",
+}
 
 
 async def assert_every_event_applied_once(run: CityRun) -> dict[str, int]:
@@ -297,6 +308,18 @@ async def assert_every_event_applied_once(run: CityRun) -> dict[str, int]:
                 assert not lost, f"{group} never applied {sum(lost.values())} events: {dict(lost)}"
                 assert got <= want, f"{group} applied {len(got - want)} events that no outbox holds"
                 applied[group] = len(got)
+        # The directory copies keep no inbox (redelivery writes nothing there): every event of their topics taken
+        # in (offsets committed to the end), and each copy holds what committees holds.
+        for name, groups in consuming_groups(inbox=False).items():
+            for group, types in groups.items():
+                topics = [f"e{run.run_id}.{t}" for t in registry.topics_for(sorted(types))]
+                taken_in = partial(caught_up, run.stack.kafka_bootstrap, f"e{run.run_id}.{group}", topics)
+                await wait_for(taken_in, timeout=30)  # offsets are committed just after a poll's transactions
+                for table, columns in COPIED.items():
+                    source = await conn.fetch(f'SELECT {columns} FROM "{run.schema("committees")}".{table} ORDER BY 1')
+                    copied = await conn.fetch(f'SELECT {columns} FROM "{run.schema(name)}".{table} ORDER BY 1')
+                    assert [tuple(r) for r in copied] == [tuple(r) for r in source], f"{group}: {table} differ"
+                applied[group] = sum(1 for kind in outbox.values() if kind in types)
         return applied
     finally:
         await conn.close()
