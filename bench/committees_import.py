@@ -20,6 +20,8 @@ import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.campaign import statement_stats
+from bench.directory_copy import raw_copy
 from demo import citygen
 from services.committees.app import TOPICS, create
 from services.committees.settings import Settings
@@ -27,6 +29,8 @@ from shared.auth import issue_token
 from shared.devstack import ensure_up
 from shared.testing.fixtures import free_port, serve
 
+RAW = ("students", "guardians")  # the tables whose raw COPY rate the import is compared with
+TARGET_ROWS = 582_000  # the full city's students and guardians
 H = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path="/620400")}
 
 
@@ -69,7 +73,15 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
     rows = counts["students"] + counts["guardians"]
     try:
         async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url, timeout=600) as http:
-            job, upload_s, import_s = await run_import(http, texts)
+            stats = await asyncpg.connect(stack.database_url)
+            try:
+                await statement_stats(stats, reset=True)
+                job, upload_s, import_s = await run_import(http, texts)
+                print("\n".join(await statement_stats(stats)))
+                copied, copy_rate = await raw_copy(stats, settings.db_schema, f"{settings.db_schema}_raw", RAW)
+                await stats.execute(f'DROP SCHEMA "{settings.db_schema}_raw" CASCADE')
+            finally:
+                await stats.close()
             assert job["status"] == "succeeded", job
             reported = {(e["entity"], e["row"], e["field"]) for e in job["errors"]}
             exact = all(job["counts"][e]["created"] == n for e, n in counts.items())
@@ -84,6 +96,11 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
                 f"{counts['guardians']} guardians; all {sum(counts.values()) / import_s:,.0f} rows/s)"
             )
             print(f"import steps (s): {job['timings']}")
+            print(
+                f"raw COPY of the same {copied:,} {' and '.join(RAW)} rows: {copy_rate:,.0f} rows/s; the import's "
+                f"students+guardians rows/s = {rows / import_s / copy_rate:.3f} x raw COPY (target: the full city in "
+                f"25 s, {TARGET_ROWS / 25:,.0f} rows/s)"
+            )
             if drain:
                 t = time.perf_counter()
                 conn = await asyncpg.connect(stack.database_url, server_settings={"search_path": settings.db_schema})

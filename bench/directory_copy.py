@@ -81,10 +81,13 @@ async def raw_consume(bootstrap: str, prefix: str, topics: list[str]) -> tuple[i
         await consumer.stop()
 
 
-async def raw_copy(conn: asyncpg.Connection, schema: str, scratch: str) -> tuple[int, float]:
-    """COPY visits' copy of students, families and staff (fetched beforehand) into scratch tables: rows, rows/s."""
+async def raw_copy(
+    conn: asyncpg.Connection, schema: str, scratch: str, names: tuple[str, ...] = ("students", "families", "staff")
+) -> tuple[int, float]:
+    """COPY the rows of `schema`'s tables `names` (by default visits' copy of students, families and staff; fetched
+    beforehand) into like-for-like scratch tables in a new schema `scratch`: rows, rows/s."""
     await conn.execute(f"CREATE SCHEMA {scratch}")
-    tables = {t: await conn.fetch(f"SELECT * FROM {schema}.{t}") for t in ("students", "families", "staff")}
+    tables = {t: await conn.fetch(f"SELECT * FROM {schema}.{t}") for t in names}
     for t in tables:
         await conn.execute(f"CREATE TABLE {scratch}.{t} (LIKE {schema}.{t} INCLUDING ALL)")
     started = time.perf_counter()
