@@ -5,6 +5,7 @@
 # the build runs in a copy, and its output is cached per source digest (a second run with nothing changed is free).
 #   bash scripts/frontend.sh build [OUT]   # prints the folder holding the built app (index.html, sw.js, assets/)
 #   bash scripts/frontend.sh deps          # prints the folder holding node_modules/ (tests take axe-core from it)
+#   bash scripts/frontend.sh idp-deps      # the same for the local identity provider (frontends/idp/: oidc-provider)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/lib.sh"
@@ -13,7 +14,7 @@ cache=${HSS_CACHE_DIR:-$HOME/.cache/hss-platform}
 services=(visits outreach committees reporting)  # the APIs the app calls (one typed client each)
 
 sources() {  # every input of the build, for its digest
-  (cd "$root" && find frontends -path frontends/node_modules -prune -o -path frontends/dist -prune \
+  (cd "$root" && find frontends -path frontends/node_modules -prune -o -path frontends/dist -prune -o -path frontends/idp -prune \
       -o -path frontends/src/api/generated -prune -o -type f -print | LC_ALL=C sort) | while read -r f; do
     echo "$f"; cat "$root/$f"
   done
@@ -29,7 +30,7 @@ build() {
     mkdir -p "$cache"
     work=$(mktemp -d "$cache/frontend-build.XXXX")
     trap 'rm -rf "$work"' RETURN
-    (cd "$src" && tar --exclude=./node_modules --exclude=./dist --exclude=./src/api/generated -cf - .) | tar -xf - -C "$work"
+    (cd "$src" && tar --exclude=./node_modules --exclude=./dist --exclude=./idp --exclude=./src/api/generated -cf - .) | tar -xf - -C "$work"
     ln -s "$dir/node_modules" "$work/node_modules"
     mkdir -p "$work/src/api/generated"
     local pids=() pid
@@ -52,5 +53,6 @@ build() {
 case "${1:-}" in
   build) build "${2:-}" ;;
   deps) npm_deps frontend-deps "$src" ;;
-  *) echo "usage: $0 build [OUT] | deps" >&2; exit 2 ;;
+  idp-deps) npm_deps idp-deps "$src/idp" ;;
+  *) echo "usage: $0 build [OUT] | deps | idp-deps" >&2; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 // The shell: header (language, network, who is signed in), sign-in, then the screen of the user's role.
 import { useEffect, useState } from "preact/hooks";
 import { type Key, setLang, t, useLang } from "./i18n";
+import { finishSignIn, returningFromProvider, signInConfig, type SignInConfig, startSignIn } from "./oidc";
 import { devUsers, expired, loadSession, saveSession, type User } from "./session";
 import { Console } from "./admin/Console";
 import { Carer } from "./outreach/Carer";
@@ -39,6 +40,19 @@ export function App({ persisted }: { persisted: Promise<boolean | null> }) {
     saveSession(null);
     setUser(null);
   };
+  // Back from the identity provider with a code: exchange it (PKCE) and sign in.
+  const [signInError, setSignInError] = useState<string | null>(null);
+  useEffect(() => {
+    if (!returningFromProvider()) return;
+    void signInConfig().then(async (config) => {
+      try {
+        if (!config) throw new Error("no identity provider is configured");
+        signIn(await finishSignIn(config));
+      } catch (err) {
+        setSignInError(err instanceof Error ? err.message : String(err));
+      }
+    });
+  }, []);
 
   return (
     <>
@@ -74,6 +88,11 @@ export function App({ persisted }: { persisted: Promise<boolean | null> }) {
           <p class="muted storage">{persist ? t("storage_persisted") : t("storage_not_persisted")}</p>
         )}
         {stale && <p class="warning">{t("session_expired")}</p>}
+        {signInError && (
+          <p class="warning" role="alert">
+            {t("sign_in_failed")}: {signInError}
+          </p>
+        )}
         {!user || stale ? (
           <SignIn onPick={signIn} />
         ) : user.role === "teacher" ? (
@@ -94,11 +113,20 @@ export function App({ persisted }: { persisted: Promise<boolean | null> }) {
 
 function SignIn({ onPick }: { onPick: (u: User) => void }) {
   const [users, setUsers] = useState<User[] | null | undefined>(undefined);
+  const [provider, setProvider] = useState<SignInConfig | null | undefined>(undefined);
   useEffect(() => void devUsers().then(setUsers), []);
+  useEffect(() => void signInConfig().then(setProvider), []);
   return (
     <section class="card" aria-labelledby="sign-in-title">
       <h2 id="sign-in-title">{t("sign_in")}</h2>
-      {users === null && <p>{t("sign_in_oidc")}</p>}
+      {provider && (
+        <p>
+          <button type="button" onClick={() => void startSignIn(provider)}>
+            {t("sign_in_idp")}
+          </button>
+        </p>
+      )}
+      {provider === null && users === null && <p>{t("sign_in_oidc")}</p>}
       {users && (
         <>
           <p>{t("sign_in_dev")}</p>

@@ -1,6 +1,6 @@
 // Sign-in. Development: pick one of the demo users the stack wrote to /app/dev-users.json (dev tokens minted by
-// the demo or the tests; absent in production). Production: the OIDC provider (authorization code + PKCE) — not
-// built yet. The session lives in localStorage so the app opens signed in with no network.
+// the demo or the tests; absent in production). Production: the identity provider, OIDC authorization code + PKCE
+// (src/oidc.ts). The session lives in localStorage so the app opens signed in with no network.
 export interface User {
   name: string;
   role: string;

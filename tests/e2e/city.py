@@ -30,6 +30,7 @@ from shared.contracts.common import Category, Severity
 from shared.db import lock_key
 from shared.devstack import ServiceProcess, StackInfo, state_dir
 from shared.devstack.component import port_open, wait_until
+from shared.devstack.idp import IdentityProvider
 from shared.devstack.services import SERVICES
 from shared.events import registry
 from shared.inbox import Batch
@@ -428,9 +429,10 @@ async def assert_exact_outcome(run: CityRun, out: dict[str, Any], calm: dict[str
 
 
 @pytest.fixture(scope="session")
-async def undisturbed(stack: StackInfo) -> AsyncIterator[tuple[CityRun, dict[str, Any]]]:
-    """One undisturbed run of the scripted city on the shared stack, the yardstick for every fault run."""
-    run = CityRun(stack, "u" + uuid.uuid4().hex[:8])
+async def undisturbed(stack: StackInfo, idp: IdentityProvider) -> AsyncIterator[tuple[CityRun, dict[str, Any]]]:
+    """One undisturbed run of the scripted city on the shared stack, the yardstick for every fault run. Its services
+    accept the local identity provider's tokens too (the frontends' OIDC sign-in), dev tokens as in any test."""
+    run = CityRun(stack, "u" + uuid.uuid4().hex[:8], extra_env=idp.service_env())
     await asyncio.to_thread(run.start)
     try:
         yield run, await run_city(run)

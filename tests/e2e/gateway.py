@@ -18,16 +18,20 @@ import pytest
 
 from shared.auth import issue_token
 from shared.devstack.gateway import RATES, Gateway
+from shared.devstack.idp import IdentityProvider
 from shared.devstack.services import SERVICES
 from shared.testing.fixtures import free_port
 from tests.e2e.city import CityRun
 
 
 @contextmanager
-def gateway_for(upstreams: dict[str, list[int]], rates: tuple[str, str] = RATES) -> Iterator[Gateway]:
-    """A private gateway on a free port in front of `upstreams` (service → replica ports); stopped afterwards."""
+def gateway_for(
+    upstreams: dict[str, list[int]], rates: tuple[str, str] = RATES, port: int | None = None
+) -> Iterator[Gateway]:
+    """A private gateway on `port` (a free one by default) in front of `upstreams` (service → replica ports);
+    stopped afterwards."""
     home = Path(tempfile.mkdtemp(prefix="hss-gateway-"))
-    gateway = Gateway(home, free_port(), upstreams, rates)
+    gateway = Gateway(home, port or free_port(), upstreams, rates)
     gateway.start()
     try:
         yield gateway
@@ -42,10 +46,34 @@ def ports_of(run: CityRun) -> dict[str, list[int]]:
 
 
 @pytest.fixture(scope="session")
-async def city_gateway(undisturbed: tuple[CityRun, dict[str, Any]]) -> AsyncIterator[Gateway]:
-    """The gateway in front of the undisturbed city's four services (production rate limits)."""
+def city_gateway_port() -> int:
+    """The port of the city's gateway, chosen before the identity provider starts (it redirects to the app there)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def idp(city_gateway_port: int) -> Iterator[IdentityProvider]:
+    """The local OpenID Connect provider (frontends/idp/), sending codes to the app on the city's gateway; its
+    users are written by the tests (`write_users`)."""
+    home = Path(tempfile.mkdtemp(prefix="hss-idp-"))
+    provider = IdentityProvider(home, free_port(), [f"http://127.0.0.1:{city_gateway_port}/app/"])
+    provider.start()
+    try:
+        yield provider
+    finally:
+        provider.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def city_gateway(
+    undisturbed: tuple[CityRun, dict[str, Any]], idp: IdentityProvider, city_gateway_port: int
+) -> AsyncIterator[Gateway]:
+    """The gateway in front of the undisturbed city's four services (production rate limits); the app there signs
+    in with the local identity provider (or a dev user)."""
     run, _out = undisturbed
-    with gateway_for(ports_of(run)) as gateway:
+    with gateway_for(ports_of(run), port=city_gateway_port) as gateway:
+        gateway.write_sign_in(idp.app_config())
         await asyncio.sleep(0)
         yield gateway
 
