@@ -454,6 +454,10 @@ PROJECTIONS: dict[str, Callable[[Any], list[Op]]] = {
 }
 
 
+# The types no indicator needs (most of a city's events: its directory): a replay need not even parse them.
+UNUSED = frozenset(t for t, f in PROJECTIONS.items() if f is _nothing)
+
+
 def project(event_type: str, payload: BaseModel) -> list[Op]:
     """The fact operations one event implies (empty for types no indicator needs)."""
     return PROJECTIONS[event_type](payload)

@@ -14,24 +14,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from services.reporting.domain.projection import PROJECTIONS, Op, project
+from services.reporting.domain.projection import PROJECTIONS, UNUSED, Op, project
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
 from services.reporting.store.facts import apply_ops
 from services.reporting.store.refresh import refresh
 from shared import db, kafka
-from shared.events import registry
+from shared.events import Envelope, registry, typed_envelope
+from shared.relay import TYPE_HEADER
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
@@ -55,6 +57,15 @@ class Stats:
         return self.events / self.seconds if self.seconds else 0.0
 
 
+_UNUSED_HINTS = frozenset(t.encode() for t in UNUSED)
+
+
+@functools.cache
+def _typed_envelopes() -> dict[bytes, type[Envelope]]:
+    handlers()  # make sure the contracts are registered
+    return {t.encode(): typed_envelope(registry.spec(t).model) for t in PROJECTIONS if t not in UNUSED}
+
+
 def topics(settings: ReportingSettings) -> list[str]:
     """Physical names of every topic the projection reads."""
     handlers()  # make sure the contracts are registered
@@ -62,17 +73,39 @@ def topics(settings: ReportingSettings) -> list[str]:
 
 
 def decode(records: list[ConsumerRecord]) -> tuple[list[Op], int]:
-    """Contract-validated operations of a batch of records, and how many records were unusable."""
+    """Contract-validated operations of a batch of records, and how many records were unusable.
+
+    A record whose `hss-event-type` header (the relay sets it) names a type no indicator needs is not parsed at
+    all, and one naming a projected type is parsed in one pass, envelope and payload together (pydantic's JSON
+    parser, about half the cost of a JSON parse and then a model validation); records without the header, or
+    whose envelope says another type, take the general way.
+    """
     ops: list[Op] = []
     skipped = 0
+    typed = _typed_envelopes()
     for rec in records:
+        hinted = next((v for k, v in rec.headers or () if k == TYPE_HEADER), None)
+        if hinted is not None:
+            if hinted in _UNUSED_HINTS:
+                continue
+            model = typed.get(hinted)
+            if model is not None:
+                try:
+                    env = model.model_validate_json(rec.value or b"")
+                except ValidationError:
+                    env = None
+                if env is not None and env.type.encode() == hinted:
+                    ops.extend(project(env.type, cast(BaseModel, env.data)))  # the typed envelope's payload
+                    continue
         try:
-            env = orjson.loads(rec.value or b"")
-            type_ = env["type"]
+            env_dict = orjson.loads(rec.value or b"")
+            type_ = env_dict["type"]
             if type_ not in PROJECTIONS:
                 skipped += 1
                 continue
-            payload = registry.spec(type_).model.model_validate(env["data"])
+            if type_ in UNUSED:
+                continue
+            payload = registry.spec(type_).model.model_validate(env_dict["data"])
         except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError):
             skipped += 1  # the live consumer dead-letters these; a rebuild cannot apply them either
             continue
