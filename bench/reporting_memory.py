@@ -1,0 +1,145 @@
+"""Bench: reporting's memory over repeated campaign launches (the soak's RSS steps), with tracemalloc.
+
+    .venv/bin/python bench/reporting_memory.py [--launches 4] [--assignments 40000] [--top 8]
+
+Runs the reporting service in this process (its consumers and refresher, real Kafka and PostgreSQL, a fresh
+schema and topic prefix) and produces, `--launches` times, a campaign launch as visits publishes it: the
+campaign and one `visits.assignment.made.v1` per family. After each launch has been applied and refreshed it
+prints the process's RSS, the Python heap traced by tracemalloc, and the allocation sites that grew most since
+the first launch. A service whose memory steps up at each launch shows it here in a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import sys
+import time
+import tracemalloc
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import asyncpg
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services.reporting.app import create  # noqa: E402
+from services.reporting.settings import ReportingSettings  # noqa: E402
+from shared import kafka  # noqa: E402
+from shared.contracts import visits as vi  # noqa: E402
+from shared.events import new_envelope, registry  # noqa: E402
+from shared.relay import TYPE_HEADER  # noqa: E402
+from shared.testing.fixtures import serve  # noqa: E402
+
+SCHOOLS, CLASSES = 300, 20
+
+
+def rss_mb() -> float:
+    """This process's resident set (MB)."""
+    line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+async def launch(settings: ReportingSettings, n: int, k: int) -> int:
+    """Produce launch number k: the campaign and n assignments across the city's classes."""
+    producer = kafka.producer(settings.kafka_bootstrap_servers, client_id="bench-memory")
+    await producer.start()
+    cid = f"mem-c{k}"
+    now = datetime.now(UTC)
+    payloads: list[BaseModel] = [
+        vi.CampaignLaunched(
+            campaign_id=cid,
+            name=f"launch {k}",
+            org_path="/620400",
+            starts_on=date(2026, 10, 1),
+            ends_on=date(2026, 11, 30),
+            target_per_teacher=10,
+            checklist_version="v1",
+            checklist_item_ids=["r01", "r02"],
+            occurred_at=now,
+        )
+    ]
+    for i in range(n):
+        school, cls = i % SCHOOLS, (i // SCHOOLS) % CLASSES
+        payloads.append(
+            vi.AssignmentMade(
+                assignment_id=f"{cid}-a{i}",
+                campaign_id=cid,
+                teacher_id=f"t{school}-{cls}-{i % 10}",
+                family_id=f"f{i}",
+                student_ids=[f"s{i}"],
+                org_path=f"/620400/620402/s{school}/g{cls % 6}/c{cls}",
+                occurred_at=now,
+            )
+        )
+    try:
+        pending = []
+        for p in payloads:
+            spec = registry.spec_for(p)
+            env = new_envelope(spec, p, correlation_id=cid, causation_id=None)
+            pending.append(
+                await producer.send(
+                    settings.topic(spec.topic_for(p)),
+                    value=env.model_dump_json().encode(),
+                    key=spec.key(p).encode(),
+                    headers=[(TYPE_HEADER, spec.type.encode())],
+                )
+            )
+        await asyncio.gather(*pending)
+    finally:
+        await kafka.close_producer(producer)
+    return len(payloads)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--launches", type=int, default=4)
+    ap.add_argument("--assignments", type=int, default=40_000)
+    ap.add_argument("--top", type=int, default=8)
+    a = ap.parse_args()
+    run = uuid.uuid4().hex[:8]
+    settings = ReportingSettings(topic_prefix=f"mem{run}.", db_schema=f"mem_{run}_reporting")
+    app = create(settings)
+    tracemalloc.start(12)
+    base: tracemalloc.Snapshot | None = None
+    total = 0
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        async with serve(app):
+            for k in range(1, a.launches + 1):
+                t = time.monotonic()
+                total += await launch(settings, a.assignments, k)
+                while (
+                    await db.fetchval(f'SELECT count(*) FROM "{settings.db_schema}".inbox') < total
+                    or await db.fetchval(f'SELECT count(*) FROM "{settings.db_schema}".dirty_leaves') > 0
+                ):
+                    await asyncio.sleep(0.5)
+                await asyncio.sleep(3)  # the refresh after the last batch
+                gc.collect()
+                traced, peak = tracemalloc.get_traced_memory()
+                print(
+                    f"launch {k}: {a.assignments + 1:,} events applied and refreshed in {time.monotonic() - t:.0f}s; "
+                    f"RSS {rss_mb():.0f} MB, traced {traced / 2**20:.1f} MiB (peak {peak / 2**20:.1f} MiB)",
+                    flush=True,
+                )
+                tracemalloc.reset_peak()
+                snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+                if base is None:
+                    base = snap
+                    continue
+                for stat in snap.compare_to(base, "traceback")[: a.top]:
+                    if stat.size_diff < 256 * 1024:
+                        break
+                    frames = [f for f in stat.traceback.format() if "File" in f][-3:]
+                    print(f"  +{stat.size_diff / 2**20:.1f} MiB ({stat.count_diff:+,} blocks) " + " <- ".join(frames))
+    finally:
+        await db.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
+        await db.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
