@@ -154,7 +154,7 @@ async def sample_backlog(dsn: str, schema: str, series: list[tuple[float, int]],
     conn = await asyncpg.connect(dsn)
     try:
         while not stop.is_set():
-            n = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox WHERE published_at IS NULL')
+            n = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')
             series.append((time.monotonic(), int(n)))
             await asyncio.sleep(1.0)
     finally:

@@ -105,7 +105,7 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
                 t = time.perf_counter()
                 conn = await asyncpg.connect(stack.database_url, server_settings={"search_path": settings.db_schema})
                 try:
-                    while await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+                    while await conn.fetchval("SELECT count(*) FROM outbox"):
                         await asyncio.sleep(0.5)
                 finally:
                     await conn.close()

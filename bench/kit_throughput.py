@@ -3,6 +3,8 @@
 Prints: raw aiokafka produce/consume rates for 1 KB messages; the relay draining a 100,000-row outbox;
 the inbox consumer's apply rate (one insert per event); one-hop latency outbox commit → consumer commit
 at 500 events/s. Run: .venv/bin/python bench/kit_throughput.py [--events 100000]
+`--relay-only` stops after the relay and adds the CPU it cost: the relay (this process) and PostgreSQL (all its
+backends) per event, steadier than the rates on a shared machine.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.campaign import tree_cpu
 from shared import db, kafka
 from shared.devstack import ensure_up
+from shared.devstack.stack import components
 from shared.events import Event, Payload, event_type, occurred_at
 from shared.inbox import InboxConsumer
 from shared.outbox import add_events
@@ -122,6 +126,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--latency-seconds", type=int, default=20)
+    ap.add_argument("--relay-only", action="store_true", help="stop after the relay, with its CPU per event")
     ap.add_argument("--writer", nargs=4, metavar=("SCHEMA", "PREFIX", "RATE", "TOTAL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.writer:
@@ -148,18 +153,30 @@ async def main() -> None:
     await db.migrate(s.database_url, s.db_schema, db.KIT_MIGRATIONS, MIGRATIONS)
 
     produce_rate = await raw_produce(stack.kafka_bootstrap, raw_topic, n)
-    consume_rate = await raw_consume(stack.kafka_bootstrap, raw_topic, n)
+    consume_rate = 0.0 if args.relay_only else await raw_consume(stack.kafka_bootstrap, raw_topic, n)
 
     # Relay: fill the outbox with n committed rows, then time the drain.
     for start in range(0, n, 5000):
         async with pool.acquire() as conn, conn.transaction():
             await add_events(conn, [blob(i) for i in range(start, min(n, start + 5000))])
     relay = Relay(s)
+    pg = next((c.pid() for c in components() if c.name == "postgres"), None)
+    pg_cpu, own_cpu = tree_cpu(pg) if pg else 0.0, time.process_time()
     started = time.perf_counter()
     relay_task = asyncio.create_task(relay.run())
     while relay.published < n:
         await asyncio.sleep(0.05)
     relay_rate = n / (time.perf_counter() - started)
+    own_cpu, pg_cpu = time.process_time() - own_cpu, (tree_cpu(pg) if pg else 0.0) - pg_cpu
+    if args.relay_only:
+        relay.stop()
+        relay_task.cancel()
+        await pool.close()
+        print(
+            f"raw produce {produce_rate:,.0f} msg/s; relay {relay_rate:,.0f} events/s = {relay_rate / produce_rate:.2f}"
+            f" x raw produce; CPU per event: relay {own_cpu / n * 1e6:.0f} µs, PostgreSQL {pg_cpu / n * 1e6:.0f} µs"
+        )
+        return
 
     # Inbox: apply the n published events with a one-insert handler.
     async def one_insert(conn: Any, event: Event[BlobAdded]) -> None:

@@ -122,7 +122,7 @@ async def main(args: argparse.Namespace) -> None:
                 launched = time.perf_counter() - t0
                 assert r.status_code == 200, r.text
                 doc = r.json()
-                while await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+                while await db.fetchval("SELECT count(*) FROM outbox"):
                     await asyncio.sleep(0.1)
                 total = time.perf_counter() - t0
                 events = doc["assignments"] + 1

@@ -119,9 +119,9 @@ WITH applied AS (
     SELECT finding_id, max(applied_at) OVER (PARTITION BY xmin::text) AS case_commit FROM {o}.case_findings
 )
 SELECT extract(epoch FROM a.case_commit - w.committed_at) * 1000 AS ms,
-       extract(epoch FROM ob.published_at - w.committed_at) * 1000 AS relay_ms
+       extract(epoch FROM p.published_at - w.committed_at) * 1000 AS relay_ms
   FROM {v}.finding_commits w JOIN applied a USING (finding_id)
-  JOIN {v}.outbox ob ON ob.envelope -> 'data' ->> 'finding_id' = w.finding_id
+  JOIN {v}.finding_publishes p USING (finding_id)
  WHERE w.committed_at >= $1 AND w.committed_at < $2
 """
 
@@ -167,6 +167,20 @@ async def main(a: argparse.Namespace) -> None:
     vpool = await db.create_pool(visits.database_url, v_schema, min_size=2, max_size=4)
     await db.migrate(visits.database_url, v_schema, db.KIT_MIGRATIONS)
     await vpool.execute("CREATE TABLE finding_commits (finding_id text PRIMARY KEY, committed_at timestamptz)")
+    # The relay deletes what Kafka acknowledged: the bench stamps each finding's deletion (its ack) beside its commit.
+    await vpool.execute(
+        """
+        CREATE TABLE finding_publishes (finding_id text PRIMARY KEY, published_at timestamptz);
+        CREATE FUNCTION stamp_publish() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO finding_publishes SELECT envelope -> 'data' ->> 'finding_id', clock_timestamp() FROM gone
+            ON CONFLICT DO NOTHING;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER stamp_publish AFTER DELETE ON outbox REFERENCING OLD TABLE AS gone
+            FOR EACH STATEMENT EXECUTE FUNCTION stamp_publish();
+        """
+    )
     service: asyncio.subprocess.Process | None = None
     runtime = None
     if a.in_process:

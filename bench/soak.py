@@ -186,7 +186,7 @@ async def outbox_state(conn: asyncpg.Connection, schemas: dict[str, str]) -> dic
     for name, schema in schemas.items():
         row = await conn.fetchrow(
             f"SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
-            f'FROM "{schema}".outbox WHERE published_at IS NULL'
+            f'FROM "{schema}".outbox'
         )
         out[name] = (int(row["n"]), float(row["age"]))
     return out

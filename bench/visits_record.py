@@ -311,7 +311,7 @@ async def main(args: argparse.Namespace) -> None:
 
             # Every event reached Kafka.
             t0 = time.perf_counter()
-            while await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+            while await db.fetchval("SELECT count(*) FROM outbox"):
                 await asyncio.sleep(0.2)
             drain_s = time.perf_counter() - t0
             visits_n = await count_messages(stack.kafka_bootstrap, settings.topic(VISIT))

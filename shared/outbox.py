@@ -138,10 +138,10 @@ async def add_bulk(conn: asyncpg.Connection, items: Sequence[tuple[type[BaseMode
 
 
 async def backlog(pool: asyncpg.Pool) -> tuple[int, float]:
-    """Committed rows not yet published, and the age in seconds of the oldest of them (0 when none)."""
+    """Committed rows not yet published (every row: the relay deletes what Kafka acknowledged), and the age in
+    seconds of the oldest of them (0 when none)."""
     row = await pool.fetchrow(
-        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
-        "FROM outbox WHERE published_at IS NULL"
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age FROM outbox"
     )
     return int(row["n"]), float(row["age"])
 

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 STRUCTURED_CONTENT_TYPE = b"application/cloudevents+json"
 TYPE_HEADER = "hss-event-type"  # routing hint; not a CloudEvents attribute
 
-# Every committed, unpublished row in id order. No high-water mark: a lower id that commits late is still
-# unpublished and goes out with the next batch; a slow transaction never holds back the others.
+# Every committed row in id order (a row is deleted once Kafka acknowledged it). No high-water mark: a lower id that
+# commits late is still there and goes out with the next batch; a slow transaction never holds back the others.
 # The ids are picked first, the rows read after: right after a bulk write (an import, a campaign launch) the
 # statistics still say the outbox is small, and the planner then reads every unpublished row and sorts them, turning
 # each envelope to text on the way (0.55 s a batch with 41 k rows waiting; 50 ms this way).
@@ -35,7 +35,7 @@ FETCH = """
 SELECT o.id, o.event_id, o.topic, o.key, o.type, o.envelope::text AS envelope, o.headers
 FROM (
     SELECT id FROM outbox
-    WHERE published_at IS NULL AND id NOT IN (SELECT unnest($2::bigint[]))
+    WHERE id NOT IN (SELECT unnest($2::bigint[]))
     ORDER BY id LIMIT $1
 ) AS next
 JOIN outbox o ON o.id = next.id
@@ -101,7 +101,7 @@ class Relay:
                     self.settings.db_schema,
                     keepalive_seconds=self.settings.relay_lock_keepalive_seconds,
                 )
-                # The relay's statements want the waiting rows in id order from the partial index, a batch at a time.
+                # The relay's statements want the waiting rows in id order from the primary key, a batch at a time.
                 # Right after a bulk write the statistics still say the outbox is small and the planner reads every
                 # waiting row through a bitmap scan and sorts them (67-104 ms a batch with 40 k waiting, 0.4-4 ms
                 # for the same ids this way). This session only ever reads a batch at a time.
@@ -146,7 +146,6 @@ class Relay:
 
     async def _loop(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         """Drain the backlog with one batch in flight while the next is read; then wait for NOTIFY or a poll."""
-        last_prune = 0.0
         inflight: _Batch | None = None
         while not self._stopping:
             self._wake.clear()
@@ -155,11 +154,6 @@ class Relay:
             if inflight is not None:
                 await self.confirm(conn, inflight)
             inflight = batch
-            now = time.monotonic()
-            if now - last_prune > 600.0:
-                # Published rows are kept a while as a message log for audits and re-sends.
-                await conn.execute("DELETE FROM outbox WHERE published_at < now() - interval '7 days'")
-                last_prune = now
             if inflight is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.relay_poll_seconds)
@@ -225,7 +219,7 @@ class Relay:
         )
 
     async def confirm(self, conn: asyncpg.Connection, batch: _Batch) -> None:
-        """Wait for every ack of a batch (at most `relay_ack_timeout_seconds`), then mark its rows published.
+        """Wait for every ack of a batch (at most `relay_ack_timeout_seconds`), then delete its rows.
 
         The idempotent producer retries an unreachable broker forever; without the timeout the relay would wait
         as long, and a broker that lost the batch would never be asked again.
@@ -250,8 +244,8 @@ class Relay:
         self.last_publish_at = time.time()
 
     async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
-        """Record that Kafka acknowledged these rows (a crash before this only causes duplicates)."""
-        await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", ids)
+        """Delete the rows Kafka acknowledged (a crash before this only causes duplicates): Kafka keeps them now."""
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch."""

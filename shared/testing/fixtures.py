@@ -181,6 +181,34 @@ async def read_topic(
     return out
 
 
+async def events_under(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """Every distinct event (id → CloudEvent) on the topics named `prefix`..., read to their end; dead-letter topics
+    left out.
+
+    The relay deletes the outbox rows Kafka acknowledged, so once a service's outbox is empty Kafka holds every event
+    it wrote (a re-sent one twice: once here).
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    events: dict[str, dict[str, Any]] = {}
+    try:
+        names = sorted(t for t in await consumer.topics() if t.startswith(prefix) and not t.endswith(".dlt"))
+        tps = await kafka.partitions(consumer, names) if names else []
+        if not tps:
+            return events
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    value = _message(r)["value"]
+                    events[value["id"]] = value
+    finally:
+        await consumer.stop()
+    return events
+
+
 def _message(r: Any) -> dict[str, Any]:
     """A consumed record as a dict: key, value (parsed JSON when it is), headers, topic, partition, offset."""
     value: Any

@@ -34,7 +34,7 @@ from shared.devstack.idp import IdentityProvider
 from shared.devstack.services import SERVICES
 from shared.events import registry
 from shared.inbox import Batch
-from shared.testing.fixtures import caught_up, drop_test_resources, free_port, wait_for
+from shared.testing.fixtures import caught_up, drop_test_resources, events_under, free_port, wait_for
 
 SCALE, SEED = 0.004, 11
 SETTLE_SECONDS = 300  # the scripted city settles in well under a minute, even after a 20 s broker outage
@@ -262,17 +262,30 @@ def consuming_groups(*, inbox: bool = True) -> dict[str, dict[str, frozenset[str
     }
 
 
-async def outbox_counts(run: CityRun) -> Counter[str]:
-    """How many events of each type the four services wrote to their outboxes."""
+async def written_events(run: CityRun) -> dict[uuid.UUID, str]:
+    """Every event the four services wrote (id → type), once every outbox is empty: the relays delete what Kafka
+    acknowledged, so the run's topics then hold all of them (a re-sent event once)."""
     conn = await asyncpg.connect(run.stack.database_url)
     try:
-        counts: Counter[str] = Counter()
-        for name in SERVICES:
-            for row in await conn.fetch(f'SELECT type, count(*) AS n FROM "{run.schema(name)}".outbox GROUP BY type'):
-                counts[row["type"]] += row["n"]
-        return counts
+
+        async def waiting() -> dict[str, int]:
+            counts = {n: await conn.fetchval(f'SELECT count(*) FROM "{run.schema(n)}".outbox') for n in SERVICES}
+            return {n: c for n, c in counts.items() if c}
+
+        for _ in range(600):
+            if not await waiting():
+                break
+            await asyncio.sleep(0.2)
+        assert not await waiting(), f"outbox rows never published: {await waiting()}"
     finally:
         await conn.close()
+    events = await events_under(run.stack.kafka_bootstrap, f"e{run.run_id}.")
+    return {uuid.UUID(event_id): event["type"] for event_id, event in events.items()}
+
+
+async def outbox_counts(run: CityRun) -> Counter[str]:
+    """How many events of each type the four services wrote to their outboxes."""
+    return Counter((await written_events(run)).values())
 
 
 # The directory copy's tables and columns that must equal committees' own.
@@ -287,14 +300,9 @@ async def assert_every_event_applied_once(run: CityRun) -> dict[str, int]:
     applied exactly the events of the types it handles (its inbox holds their ids: none missing, none foreign).
     The inbox keys on (group, event id), so nothing is applied twice; the counts by type are checked against an
     undisturbed run by `assert_same_events_as`. Returns the number of events each group applied."""
+    outbox = await written_events(run)
     conn = await asyncpg.connect(run.stack.database_url)
     try:
-        outbox: dict[Any, str] = {}
-        for name in SERVICES:
-            rows = await conn.fetch(f'SELECT event_id, type, published_at FROM "{run.schema(name)}".outbox')
-            unpublished = [r["type"] for r in rows if r["published_at"] is None]
-            assert not unpublished, f"{name}: {len(unpublished)} outbox rows never published"
-            outbox |= {r["event_id"]: r["type"] for r in rows}
         applied: dict[str, int] = {}
         for name, groups in consuming_groups().items():
             for group, types in groups.items():

@@ -59,7 +59,7 @@ class Svc:
             self.settings.database_url, server_settings={"search_path": self.settings.db_schema}
         )
         try:
-            return bool(await conn.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
+            return bool(await conn.fetchval("SELECT count(*) = 0 FROM outbox"))
         finally:
             await conn.close()
 

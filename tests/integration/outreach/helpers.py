@@ -17,6 +17,7 @@ from shared.contracts.common import Category, LivingArrangement, Severity, Staff
 from shared.contracts.visits import FindingRecorded
 from shared.events import Envelope, new_envelope, registry
 from shared.kafka import TopicSpec, ensure_topics
+from shared.testing.fixtures import events_under, wait_for
 
 CITY, DISTRICT = "/620400", "/620400/620402"
 
@@ -135,13 +136,15 @@ def finding(
     )
 
 
+async def written(settings: OutreachSettings, pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
+    """Every event outreach wrote (id → CloudEvent), once its outbox is empty: the relay deletes what Kafka acked."""
+    await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=60)
+    return await events_under(settings.kafka_bootstrap_servers, settings.topic("outreach."))
+
+
 async def open_cases_per_child(pool: asyncpg.Pool) -> dict[str, int]:
     rows = await pool.fetch("SELECT student_id, count(*) AS n FROM cases WHERE state <> 'closed' GROUP BY student_id")
     return {r["student_id"]: r["n"] for r in rows}
-
-
-async def outbox_types(pool: asyncpg.Pool) -> list[str]:
-    return [r["type"] for r in await pool.fetch("SELECT type FROM outbox ORDER BY id")]
 
 
 def by_type(messages: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -70,7 +70,7 @@ class Env:
         )
 
     async def _drained(self) -> bool:
-        return await self.count("outbox", "published_at IS NULL") == 0
+        return await self.count("outbox") == 0
 
     async def launch(self, org_path: str = DISTRICT, **over: Any) -> dict[str, Any]:
         """Create and launch a campaign as the district admin; the launch response."""
