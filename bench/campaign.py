@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.kit_throughput import raw_produce
+from bench.procs import proc_stat, tree_cpu
 from demo import citygen
 from demo.__main__ import import_city, launch_campaign
 from demo.activity import visit_record
@@ -95,36 +96,6 @@ class RawHTTP:
     def close(self) -> None:
         if self.conn is not None:
             self.conn[1].close()
-
-
-def proc_stat(pid: int) -> tuple[int, float]:
-    """(VmRSS kB, CPU seconds) of a process."""
-    rss = next(
-        int(line.split()[1])
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-        if line.startswith("VmRSS:")
-    )
-    fields = _stat(pid)
-    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int | str) -> list[str]:
-    """The fields of /proc/<pid>/stat after the command name (index 1 = ppid, 11/12 = utime/stime)."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process, its live children and the children it has reaped (PostgreSQL's backends)."""
-    clk = os.sysconf("SC_CLK_TCK")
-    f = _stat(pid)
-    total = sum(int(x) for x in f[11:15])  # utime, stime, cutime, cstime
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                c = _stat(d.name)
-                if int(c[1]) == pid:  # ppid
-                    total += int(c[11]) + int(c[12])
-    return total / clk
 
 
 def vm_hwm(pid: int) -> int:

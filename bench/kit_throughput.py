@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.procs import tree_cpu
 from shared import db, kafka
 from shared.devstack import ensure_up
 from shared.devstack.stack import components
@@ -158,8 +159,6 @@ async def main() -> None:
     for start in range(0, n, 5000):
         async with pool.acquire() as conn, conn.transaction():
             await add_events(conn, [blob(i) for i in range(start, min(n, start + 5000))])
-    from bench.campaign import tree_cpu  # here: bench.campaign imports this module
-
     relay = Relay(s)
     pg = next((c.pid() for c in components() if c.name == "postgres"), None)
     pg_cpu, own_cpu = tree_cpu(pg) if pg else 0.0, time.process_time()

@@ -1,0 +1,37 @@
+"""CPU and memory of processes from /proc, for the benches' per-event costs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def proc_stat(pid: int) -> tuple[int, float]:
+    """(VmRSS kB, CPU seconds) of a process."""
+    rss = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
+    fields = _stat(pid)
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (index 1 = ppid, 11/12 = utime/stime)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process, its live children and the children it has reaped (PostgreSQL's backends)."""
+    clk = os.sysconf("SC_CLK_TCK")
+    f = _stat(pid)
+    total = sum(int(x) for x in f[11:15])  # utime, stime, cutime, cstime
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                c = _stat(d.name)
+                if int(c[1]) == pid:  # ppid
+                    total += int(c[11]) + int(c[12])
+    return total / clk
