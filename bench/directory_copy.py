@@ -28,8 +28,7 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.campaign import statement_stats
-from bench.procs import proc_stat, tree_cpu
+from bench.campaign import proc_stat, statement_stats, tree_cpu
 from demo import citygen
 from demo.client import Api, bureau_token, metric_sum
 from shared import directory, kafka
