@@ -305,6 +305,15 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))] if s else float("nan")
 
 
+async def assignment_updates(conn: asyncpg.Connection, schema: str) -> tuple[int, int]:
+    """Row updates of visits' assignments so far, and how many of them were HOT."""
+    row = await conn.fetchrow(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'assignments'",
+        schema,
+    )
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
 async def main(args: argparse.Namespace) -> None:
     load_start = os.getloadavg()
     stack = ensure_up()
@@ -367,6 +376,7 @@ async def main(args: argparse.Namespace) -> None:
         cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()} | {n: tree_cpu(p) for n, p in infra.items() if p}
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
         statements = await statement_stats(outreach_db, reset=True)
+        updates0 = await assignment_updates(outreach_db, schemas["visits"])
         me0, busy0 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
         rec = await record(procs["visits"].port, jobs, args.clients)
         want = (rec["stored"], want_cases)
@@ -386,6 +396,10 @@ async def main(args: argparse.Namespace) -> None:
         hwm = {n: max(vm_hwm(p), peak.get(n, 0)) for n, p in pids.items()}
         load_end = os.getloadavg()
         statements = await statement_stats(outreach_db)
+        await asyncio.sleep(1)  # the backends' statistics reach the views at most a second after their transactions
+        updated, hot = (
+            b - a for a, b in zip(updates0, await assignment_updates(outreach_db, schemas["visits"]), strict=True)
+        )
 
         lat = [
             r[0] * 1000
@@ -444,6 +458,7 @@ async def main(args: argparse.Namespace) -> None:
                 for n, (a, h) in applied.items()
             ),
             f"  reporting shows {seen:,} visits, {figures['cases']['opened']:,} cases",
+            f"  visits' assignments: {updated:,} row updates in the window, {hot:,} of them HOT (in their own page)",
             "peak memory: max VmRSS polled during the campaign / VmHWM of the run; CPU seconds in the campaign window",
             *(
                 f"  {n:<11} {peak.get(n, 0) / 1024:6.0f} MB / {hwm[n] / 1024:6.0f} MB   CPU {cpu[n]:6.1f}s"

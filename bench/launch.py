@@ -5,9 +5,11 @@ city (five districts; by default 184,200 families and 18,000 teachers, the size 
 directory copy (COPY: what the copy of committees' events holds; the copy's own speed is `bench/campaign.py`'s and
 the directory bench's business), then launches `--runs` city-wide campaigns one after the other and prints for each:
   * the launch request (plan, COPY of the assignments, their events into the outbox, commit), seconds;
-  * the relay publishing every event of the launch to Kafka (the outbox drained), seconds and events/s;
-and the raw Kafka produce rate of the same run (one `send` per 1 KB message, acks=all), for the ratio.
-Run: .venv/bin/python bench/launch.py [--schools 40 --classes 20 --families 46 --subjects 70 --runs 3]
+  * the relay publishing every event of the launch to Kafka (the outbox drained), seconds;
+  * the CPU seconds the visits process and PostgreSQL (all its backends) spent on it;
+  * raw COPY of the same assignment rows into a table like the service's (its indexes included), rows/s;
+and the raw Kafka produce rate of the same run (one `send` per 1 KB message, acks=all), for the ratios.
+Run: .venv/bin/python bench/launch.py [--scale 1.0] [--runs 3]  (scale 1: 40 schools per district, 184,000 families)
 """
 
 from __future__ import annotations
@@ -28,16 +30,32 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.kit_throughput import raw_produce
+from bench.procs import tree_cpu
 from bench.visits_record import cpu_seconds
 from services.visits.settings import VisitsSettings
 from shared import kafka
 from shared.auth import issue_token
 from shared.contracts import committees as c
 from shared.devstack import ensure_up
+from shared.devstack.stack import components
 from shared.testing.fixtures import free_port
 from tests.integration.visits.directory import CITY, Directory, build_district, delete_topics
 
 DISTRICTS = ["620402", "620403", "620421", "620422", "620423"]
+COLUMNS = "assignment_id, campaign_id, teacher_id, family_id, student_ids, org_path, school_path, district_path, status"
+
+
+async def raw_copy(db: asyncpg.Connection, campaign_id: str, scratch: str) -> float:
+    """COPY the campaign's assignment rows (read first) into a table like `assignments` with its indexes: rows/s."""
+    rows = await db.fetch(f"SELECT {COLUMNS} FROM assignments WHERE campaign_id = $1", campaign_id)
+    await db.execute(f"DROP TABLE IF EXISTS {scratch}; CREATE TABLE {scratch} (LIKE assignments INCLUDING ALL)")
+    started = time.perf_counter()
+    for i in range(0, len(rows), 10_000):
+        chunk = rows[i : i + 10_000]
+        await db.copy_records_to_table(scratch, records=chunk, columns=[c.strip() for c in COLUMNS.split(",")])
+    rate = len(rows) / (time.perf_counter() - started)
+    await db.execute(f"DROP TABLE {scratch}")
+    return rate
 
 
 async def write_copy(db: asyncpg.Connection, directory: Directory) -> None:
@@ -85,7 +103,7 @@ async def main(args: argparse.Namespace) -> None:
     for district in DISTRICTS:
         build_district(
             district,
-            schools=args.schools,
+            schools=max(1, round(args.schools * args.scale)),
             classes=args.classes,
             families_per_class=args.families,
             subject_teachers=args.subjects,
@@ -106,7 +124,8 @@ async def main(args: argparse.Namespace) -> None:
             flush=True,
         )
         admin = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path=f"/{CITY}")}
-        launches, drains, totals = [], [], []
+        launches, drains, totals, copies, per_assignment = [], [], [], [], []
+        pg = next((c.pid() for c in components() if c.name == "postgres"), None)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
             for run in range(1, args.runs + 1):
                 body = {
@@ -116,7 +135,7 @@ async def main(args: argparse.Namespace) -> None:
                     "ends_on": (date.today() + timedelta(days=30)).isoformat(),
                 }
                 cid = (await http.post("/api/v1/campaigns", json=body, headers=admin)).json()["campaign_id"]
-                cpu0 = cpu_seconds(proc.pid)
+                cpu0, pg0 = cpu_seconds(proc.pid), tree_cpu(pg) if pg else 0.0
                 t0 = time.perf_counter()
                 r = await http.post(f"/api/v1/campaigns/{cid}/launch", headers=admin)
                 launched = time.perf_counter() - t0
@@ -125,27 +144,33 @@ async def main(args: argparse.Namespace) -> None:
                 while await db.fetchval("SELECT count(*) FROM outbox"):
                     await asyncio.sleep(0.1)
                 total = time.perf_counter() - t0
-                events = doc["assignments"] + 1
+                events = doc["teachers"] + 1  # one per teacher with their families, and the launch's
+                n = doc["assignments"]
+                cpu, pg_cpu = cpu_seconds(proc.pid) - cpu0, (tree_cpu(pg) if pg else 0.0) - pg0
+                copy_rate = await raw_copy(db, cid, f"raw_copy_{tag}")
                 launches.append(launched)
                 drains.append(total - launched)
                 totals.append(total)
-                cpu = cpu_seconds(proc.pid) - cpu0
+                copies.append(copy_rate)
+                per_assignment.append(total / n * 1e6)
                 print(
-                    f"launch {run}: {doc['assignments']:,} assignments for {doc['teachers']:,} teachers; "
+                    f"launch {run}: {n:,} assignments for {doc['teachers']:,} teachers; "
                     f"request {launched:.1f}s, then the relay published the last of its {events:,} events "
-                    f"{total - launched:.1f}s later: {total:.1f}s in all ({events / total:,.0f} events/s; "
-                    f"visits CPU {cpu:.1f}s)",
+                    f"{total - launched:.1f}s later: {total:.1f}s in all, {total / n * 1e6:.0f} µs per assignment; "
+                    f"CPU: visits {cpu:.1f}s, PostgreSQL {pg_cpu:.1f}s; raw COPY of the same rows {copy_rate:,.0f} "
+                    f"rows/s ({n / copy_rate:.1f}s): launch = {n / copy_rate / total:.2f} x raw COPY",
                     flush=True,
                 )
         raw_topic = f"bl{tag}.raw"
         await kafka.ensure_topics(stack.kafka_bootstrap, [kafka.TopicSpec(raw_topic, settings.topic_partitions)])
         rate = await raw_produce(stack.kafka_bootstrap, raw_topic, args.raw)
-        med = statistics.median(totals)
+        med, copy_med = statistics.median(totals), statistics.median(copies)
         print(
             f"median of {args.runs}: request {statistics.median(launches):.1f}s + relay "
-            f"{statistics.median(drains):.1f}s = {med:.1f}s (target <= 15 s); raw Kafka produce of {args.raw:,} "
-            f"x 1 KB (acks=all, idempotent): {rate:,.0f} msg/s, so the launch's {events:,} events would take "
-            f"{events / rate:.1f}s raw: launch = {events / med / rate:.2f} x raw produce",
+            f"{statistics.median(drains):.1f}s = {med:.1f}s (target <= 15 s at scale 1), "
+            f"{statistics.median(per_assignment):.0f} µs per assignment; raw COPY {copy_med:,.0f} rows/s: launch = "
+            f"{n / copy_med / med:.2f} x raw COPY; raw Kafka produce of {args.raw:,} x 1 KB (acks=all, idempotent): "
+            f"{rate:,.0f} msg/s, the launch's {events:,} events would take {events / rate:.1f}s raw",
             flush=True,
         )
     finally:
@@ -158,7 +183,8 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--schools", type=int, default=40, help="schools per district (five districts)")
+    p.add_argument("--scale", type=float, default=1.0, help="share of the city's schools (1: Baiyin)")
+    p.add_argument("--schools", type=int, default=40, help="schools per district (five districts) at scale 1")
     p.add_argument("--classes", type=int, default=20, help="classes per school (one class teacher each)")
     p.add_argument("--families", type=int, default=46, help="one-child families per class")
     p.add_argument("--subjects", type=int, default=70, help="subject teachers per school")
