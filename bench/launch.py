@@ -144,7 +144,7 @@ async def main(args: argparse.Namespace) -> None:
                 while await db.fetchval("SELECT count(*) FROM outbox"):
                     await asyncio.sleep(0.1)
                 total = time.perf_counter() - t0
-                events = doc["teachers"] + 1  # one per teacher with their families, and the launch's
+                events = doc["assignments"] + 1  # one per assignment, and the launch's
                 n = doc["assignments"]
                 cpu, pg_cpu = cpu_seconds(proc.pid) - cpu0, (tree_cpu(pg) if pg else 0.0) - pg0
                 copy_rate = await raw_copy(db, cid, f"raw_copy_{tag}")
