@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -273,3 +274,9 @@ async def _migrate_once(dsn: str, schema: str, dirs: tuple[Path, ...], lock_time
         # Closing the session releases the advisory lock too, also when the connection broke.
         await conn.close(timeout=5)
     return applied
+
+
+async def insert_row(conn: Conn, table: str, columns: tuple[str, ...], row: Mapping[str, Any]) -> None:
+    """Insert `row`'s values of `columns` into `table` (the store's one-row INSERT from a dict)."""
+    marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", *(row[c] for c in columns))

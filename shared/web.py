@@ -69,6 +69,23 @@ class Runtime:
         return self.spec.clock
 
 
+async def repeat(what: str, step: Callable[[], Coroutine[Any, Any, bool]], interval_seconds: float) -> None:
+    """A background task's loop: `step()` every `interval_seconds`, and at once again while it answers True (a
+    backlog); a database outage is a warning, any other failure is logged with its stack, and the loop goes on until
+    it is cancelled."""
+    while True:
+        more = False
+        try:
+            more = await step()
+        except asyncio.CancelledError:
+            raise
+        except db.DB_UNAVAILABLE as exc:
+            log.warning("%s: database unavailable: %r", what, exc)
+        except Exception:
+            log.exception("%s failed", what)
+        await asyncio.sleep(0 if more else interval_seconds)
+
+
 @openapi.answers(503)
 async def get_pool(request: Request) -> asyncpg.Pool:
     """FastAPI dependency: the service's database pool (async, so FastAPI needs no worker thread for it)."""

@@ -50,6 +50,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CaseQuery(BaseModel):
+    """The case list's query: whose cases (the caller's subtree or `org_path` in it; a carer's own with `mine`) and
+    the filters; absent filters do not narrow."""
+
+    org_path: str | None = None
+    state: CaseState | None = None
+    risk_level: Severity | None = None
+    overdue: bool | None = None
+    student_id: str | None = None
+    mine: bool = False
+    closure_pending: bool | None = None
+
+
 class CarerOut(BaseModel):
     staff_id: str
     role: StaffRole

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from services.committees.store.common import as_dict, list_in_subtree
-from shared.db import Conn
+from shared.db import Conn, insert_row
 
 
 async def list_active_committee_ids(conn: Conn, org_unit_id: str) -> list[str]:
@@ -18,15 +18,11 @@ async def list_active_committee_ids(conn: Conn, org_unit_id: str) -> list[str]:
     return [r["committee_id"] for r in rows]
 
 
+COMMITTEE_COLUMNS = ("committee_id", "org_unit_id", "org_path", "level", "formed_on")
+
+
 async def insert_committee(conn: asyncpg.Connection, c: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO committees (committee_id, org_unit_id, org_path, level, formed_on) VALUES ($1, $2, $3, $4, $5)",
-        c["committee_id"],
-        c["org_unit_id"],
-        c["org_path"],
-        c["level"],
-        c["formed_on"],
-    )
+    await insert_row(conn, "committees", COMMITTEE_COLUMNS, c)
 
 
 async def get_committee(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str, Any] | None:

@@ -131,7 +131,7 @@ async def get_family_registrar(conn: Conn, family_id: str) -> str | None:
     return path
 
 
-async def set_family_registrar(conn: Conn, family_id: str, org_path: str) -> None:
+async def update_family_registrar(conn: Conn, family_id: str, org_path: str) -> None:
     """Record the org unit of the admin who registered the family (once)."""
     await conn.execute(
         "UPDATE families SET registered_by_path = $2 WHERE family_id = $1 AND registered_by_path IS NULL",

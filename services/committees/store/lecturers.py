@@ -7,18 +7,13 @@ from typing import Any
 import asyncpg
 
 from services.committees.store.common import as_dict, list_in_subtree
-from shared.db import Conn
+from shared.db import Conn, insert_row
+
+LECTURER_COLUMNS = ("lecturer_id", "org_unit_id", "org_path", "staff_id", "name")
 
 
 async def insert_lecturer(conn: asyncpg.Connection, lec: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO lecturers (lecturer_id, org_unit_id, org_path, staff_id, name) VALUES ($1, $2, $3, $4, $5)",
-        lec["lecturer_id"],
-        lec["org_unit_id"],
-        lec["org_path"],
-        lec["staff_id"],
-        lec["name"],
-    )
+    await insert_row(conn, "lecturers", LECTURER_COLUMNS, lec)
 
 
 async def update_lecturer_left(conn: asyncpg.Connection, lecturer_id: str) -> bool:

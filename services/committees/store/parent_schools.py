@@ -8,18 +8,13 @@ import asyncpg
 
 from services.committees.store.common import as_dict, list_in_subtree
 from shared import scope
-from shared.db import Conn
+from shared.db import Conn, insert_row
+
+PARENT_SCHOOL_COLUMNS = ("parent_school_id", "org_unit_id", "org_path", "kind", "name")
 
 
 async def insert_parent_school(conn: asyncpg.Connection, p: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO parent_schools (parent_school_id, org_unit_id, org_path, kind, name) VALUES ($1, $2, $3, $4, $5)",
-        p["parent_school_id"],
-        p["org_unit_id"],
-        p["org_path"],
-        p["kind"],
-        p["name"],
-    )
+    await insert_row(conn, "parent_schools", PARENT_SCHOOL_COLUMNS, p)
 
 
 async def get_parent_school(conn: Conn, parent_school_id: str) -> dict[str, Any] | None:
@@ -30,18 +25,11 @@ async def list_parent_schools(conn: Conn, path: str, after: str | None, limit: i
     return await list_in_subtree(conn, "parent_schools", "parent_school_id", path, after, limit)
 
 
+SESSION_COLUMNS = ("session_id", "parent_school_id", "topic", "held_on", "mode", "speaker", "join_url")
+
+
 async def insert_session(conn: asyncpg.Connection, s: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO parent_school_sessions (session_id, parent_school_id, topic, held_on, mode, speaker, join_url) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        s["session_id"],
-        s["parent_school_id"],
-        s["topic"],
-        s["held_on"],
-        s["mode"],
-        s["speaker"],
-        s["join_url"],
-    )
+    await insert_row(conn, "parent_school_sessions", SESSION_COLUMNS, s)
 
 
 async def get_session(

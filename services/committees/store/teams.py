@@ -7,17 +7,13 @@ from typing import Any
 import asyncpg
 
 from services.committees.store.common import as_dict, list_in_subtree
-from shared.db import Conn
+from shared.db import Conn, insert_row
+
+TEAM_COLUMNS = ("team_id", "org_unit_id", "org_path", "name")
 
 
 async def insert_team(conn: asyncpg.Connection, t: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO instructor_teams (team_id, org_unit_id, org_path, name) VALUES ($1, $2, $3, $4)",
-        t["team_id"],
-        t["org_unit_id"],
-        t["org_path"],
-        t["name"],
-    )
+    await insert_row(conn, "instructor_teams", TEAM_COLUMNS, t)
 
 
 async def get_team(conn: Conn, team_id: str) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import asyncpg
@@ -13,6 +14,7 @@ from services.committees.store import upserts
 from shared import audit
 from shared.auth import Principal
 from shared.clock import Clock, local_date
+from shared.db import Conn
 from shared.problems import Problem, field_error
 
 
@@ -75,3 +77,14 @@ async def audit_person(
         org_path=row["org_path"],
         subject_ids=[record_id],
     )
+
+
+def answer_audit(kind: Literal["staff", "student"]) -> Callable[[Conn, Principal, dict[str, Any]], Awaitable[Any]]:
+    """The audit of a write whose answer carries a `kind` record, when first given and when replayed (`replayed=`);
+    it returns the answer."""
+
+    async def audit_answer(conn: Conn, principal: Principal, row: dict[str, Any]) -> dict[str, Any]:
+        await audit_person(conn, principal, kind, row, "write")
+        return row
+
+    return audit_answer

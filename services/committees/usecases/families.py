@@ -97,7 +97,7 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
             raise
     family_id = await store.get_family_id(conn, body.family_no)
     assert family_id is not None
-    await store.set_family_registrar(conn, family_id, principal.org_path)
+    await store.update_family_registrar(conn, family_id, principal.org_path)
     await publish_family_facts(conn, clock, [family_id])
     return await _answer(conn, principal, family_id)
 

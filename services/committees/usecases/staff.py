@@ -18,8 +18,8 @@ from services.committees.usecases.common import (
     require_write,
     under_path,
 )
-from services.committees.usecases.directory import audit_person, patched, write_record
-from shared import scope, versions
+from services.committees.usecases.directory import answer_audit, patched, write_record
+from shared import audit, scope, versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.committees import StaffLeft
@@ -27,6 +27,8 @@ from shared.outbox import add_event
 from shared.problems import conflict, found
 
 FIELDS = ("staff_id", "name", "gender", "phone", "org_unit_id", "roles", "class_ids", "head_class_id")
+
+audit_answer = answer_audit("staff")
 
 
 async def _get(conn: asyncpg.Connection, staff_id: str, *, lock: bool = False) -> dict[str, Any]:
@@ -55,12 +57,12 @@ async def list_staff(
 async def get(pool: asyncpg.Pool, principal: Principal, staff_id: str) -> dict[str, Any]:
     """One staff member; the read is audited."""
     principal.require(*READERS)
-    async with pool.acquire() as conn, conn.transaction():
-        row = await _get(conn, staff_id)
+    async with audit.reading(pool, principal, "staff") as read:
+        row = await _get(read.conn, staff_id)
         view = staff_view(principal, row)
         if view is None:
             raise scope.forbidden()
-        await audit_person(conn, principal, "staff", row, "read")
+        read.of(staff_id, row["org_path"], [staff_id])
     return view
 
 
@@ -73,8 +75,7 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
     raw = body.model_dump(mode="json")
     await write_record(conn, clock, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
     created = await _get(conn, body.staff_id)
-    await audit_answer(conn, principal, created)
-    return created
+    return await audit_answer(conn, principal, created)
 
 
 async def update(
@@ -93,13 +94,7 @@ async def update(
         conn, clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
     )
     updated = await _get(conn, staff_id)
-    await audit_answer(conn, principal, updated)
-    return updated
-
-
-async def audit_answer(conn: asyncpg.Connection, principal: Principal, row: dict[str, Any]) -> None:
-    """A write's answer carries the record: audited, when first given and when replayed."""
-    await audit_person(conn, principal, "staff", row, "write")
+    return await audit_answer(conn, principal, updated)
 
 
 async def leave(

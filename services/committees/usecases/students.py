@@ -19,7 +19,7 @@ from services.committees.usecases.common import (
     require_write,
     under_path,
 )
-from services.committees.usecases.directory import audit_person, publish_family_facts, write_record
+from services.committees.usecases.directory import answer_audit, publish_family_facts, write_record
 from shared import audit, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
@@ -29,6 +29,8 @@ from shared.outbox import add_event
 from shared.problems import Problem, conflict, field_error, found, not_found, unknown
 
 FIELDS = ("student_no", "name", "gender", "birth_date", "national_id", "class_id")
+
+audit_answer = answer_audit("student")
 
 
 async def _get(conn: Conn, student_id: str, *, lock: bool = False) -> dict[str, Any]:
@@ -88,12 +90,12 @@ async def list_students(
 async def get(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict[str, Any]:
     """One student (personal fields only for admins in scope and the student's teachers); the read is audited."""
     principal.require(*READERS)
-    async with pool.acquire() as conn, conn.transaction():
-        row = await _get(conn, student_id)
-        view = await _view(conn, principal, row)
+    async with audit.reading(pool, principal, "student") as read:
+        row = await _get(read.conn, student_id)
+        view = await _view(read.conn, principal, row)
         if view is None:
             raise scope.forbidden()
-        await audit_person(conn, principal, "student", row, "read")
+        read.of(student_id, row["org_path"], [student_id])
     return view
 
 
@@ -110,8 +112,7 @@ async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, b
     await _write_student(conn, clock, raw, body.class_id)
     created = await store.get_student_by_no(conn, body.student_no) or {}
     created["duplicate_candidates"] = await _candidates(conn, created["student_id"], created["org_path"])
-    await audit_answer(conn, principal, created)
-    return created
+    return await audit_answer(conn, principal, created)
 
 
 def _national_id_taken() -> Problem:
@@ -216,8 +217,7 @@ async def merge(
     await add_event(conn, event)
     await publish_family_facts(conn, clock, sorted({dup["family_id"], keep["family_id"]}))
     merged = {**await _get(conn, student_id), "merged_id": dup["student_id"]}
-    await audit_answer(conn, principal, merged)
-    return merged
+    return await audit_answer(conn, principal, merged)
 
 
 async def update(
@@ -247,13 +247,7 @@ async def update(
     await _write_student(conn, clock, raw, raw["class_id"])
     updated = await _get(conn, student_id)
     require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
-    await audit_answer(conn, principal, updated)
-    return updated
-
-
-async def audit_answer(conn: asyncpg.Connection, principal: Principal, row: dict[str, Any]) -> None:
-    """A write's answer carries the record: audited, when first given and when replayed."""
-    await audit_person(conn, principal, "student", row, "write")
+    return await audit_answer(conn, principal, updated)
 
 
 async def leave(

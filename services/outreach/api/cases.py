@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from services.outreach.api.common import Rules
 from services.outreach.domain import CaseState, ClosureDecision
 from services.outreach.schemas import (
     CaseDetail,
+    CaseQuery,
     CaseSummary,
     CloseIn,
     ClosureDecided,
@@ -25,7 +26,6 @@ from services.outreach.schemas import (
 from services.outreach.usecases import cases
 from shared import openapi, pages, versions
 from shared.auth import CurrentPrincipal
-from shared.contracts.common import Severity
 from shared.web import Pool
 from shared.writes import Writes
 
@@ -37,30 +37,12 @@ CLOSED = openapi.errors({409: "the case is closed (or the change is not allowed 
 async def list_cases(
     principal: CurrentPrincipal,
     pool: Pool,
-    org_path: str | None = None,
-    state: CaseState | None = None,
-    risk_level: Severity | None = None,
-    overdue: bool | None = None,
-    student_id: str | None = None,
-    mine: bool = False,
-    closure_pending: bool | None = None,
+    query: Annotated[CaseQuery, Query()],
     limit: pages.Limit = 100,
     cursor: pages.Cursor = None,
 ) -> Any:
     """Cases in the caller's subtree (admins) or those the caller cares for (teachers, `mine=true`), newest first."""
-    return await cases.list_cases(
-        pool,
-        principal,
-        org_path=org_path,
-        mine=mine,
-        state=state,
-        risk_level=risk_level,
-        overdue=overdue,
-        student_id=student_id,
-        limit=limit,
-        cursor=cursor,
-        closure_pending=closure_pending,
-    )
+    return await cases.list_cases(pool, principal, query, limit, cursor)
 
 
 @router.get("/{case_id}", response_model=CaseDetail)

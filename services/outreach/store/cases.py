@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn
+from shared.db import Conn, insert_row
 
 CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
@@ -22,11 +22,7 @@ PENDING = "EXISTS (SELECT 1 FROM case_closure_proposals p WHERE p.case_id = c.ca
 
 
 async def list_case_carers(conn: asyncpg.Connection, case_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT staff_id, role, org_path, assigned_at FROM case_carers WHERE case_id = $1 ORDER BY assigned_at, role",
-        case_id,
-    )
-    return rows
+    return await _of_case(conn, "staff_id, role, org_path, assigned_at", "case_carers", "assigned_at, role", case_id)
 
 
 async def get_case(conn: Conn, case_id: str, *, lock: bool = False) -> asyncpg.Record:
@@ -72,47 +68,43 @@ async def list_cases(
     return rows
 
 
-async def list_case_findings(conn: Conn, case_id: str) -> list[asyncpg.Record]:
+async def _of_case(conn: Conn, columns: str, table: str, order: str, case_id: str) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT finding_id, visit_id, teacher_id, category, severity, recorded_at, effect, applied_at"
-        " FROM case_findings WHERE case_id = $1 ORDER BY recorded_at, finding_id",
-        case_id,
+        f"SELECT {columns} FROM {table} WHERE case_id = $1 ORDER BY {order}", case_id
     )
     return rows
+
+
+async def list_case_findings(conn: Conn, case_id: str) -> list[asyncpg.Record]:
+    columns = "finding_id, visit_id, teacher_id, category, severity, recorded_at, effect, applied_at"
+    return await _of_case(conn, columns, "case_findings", "recorded_at, finding_id", case_id)
 
 
 async def list_case_contacts(conn: Conn, case_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT contact_id, contacted_at, mode, staff_id, outcome, next_review_at, logged_at FROM case_contacts"
-        " WHERE case_id = $1 ORDER BY contacted_at, contact_id",
-        case_id,
-    )
-    return rows
+    columns = "contact_id, contacted_at, mode, staff_id, outcome, next_review_at, logged_at"
+    return await _of_case(conn, columns, "case_contacts", "contacted_at, contact_id", case_id)
 
 
 async def list_case_escalations(conn: Conn, case_id: str) -> list[asyncpg.Record]:
-    rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT level, escalated_to, reason, due_at, escalated_at FROM case_escalations WHERE case_id = $1"
-        " ORDER BY escalated_at, level",
-        case_id,
-    )
-    return rows
+    columns = "level, escalated_to, reason, due_at, escalated_at"
+    return await _of_case(conn, columns, "case_escalations", "escalated_at, level", case_id)
+
+
+CONTACT_COLUMNS = (
+    "contact_id",
+    "case_id",
+    "contacted_at",
+    "mode",
+    "staff_id",
+    "logged_by",
+    "outcome",
+    "next_review_at",
+)
 
 
 async def insert_contact(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) -> None:
     """Log a contact with the child or family."""
-    await conn.execute(
-        "INSERT INTO case_contacts (contact_id, case_id, contacted_at, mode, staff_id, logged_by, outcome,"
-        " next_review_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        c["contact_id"],
-        case_id,
-        c["contacted_at"],
-        c["mode"],
-        c["staff_id"],
-        c["logged_by"],
-        c["outcome"],
-        c["next_review_at"],
-    )
+    await insert_row(conn, "case_contacts", CONTACT_COLUMNS, {**c, "case_id": case_id})
 
 
 async def update_case_contacted(
@@ -237,19 +229,20 @@ async def get_pending_closure(conn: asyncpg.Connection, case_id: str) -> asyncpg
     return row
 
 
+CLOSURE_PROPOSAL_COLUMNS = (
+    "proposal_id",
+    "case_id",
+    "reason_code",
+    "note",
+    "proposed_by",
+    "proposed_by_staff_id",
+    "proposed_by_role",
+    "proposed_at",
+)
+
+
 async def insert_closure_proposal(conn: asyncpg.Connection, case_id: str, p: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO case_closure_proposals (proposal_id, case_id, reason_code, note, proposed_by,"
-        " proposed_by_staff_id, proposed_by_role, proposed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        p["proposal_id"],
-        case_id,
-        p["reason_code"],
-        p["note"],
-        p["proposed_by"],
-        p["proposed_by_staff_id"],
-        p["proposed_by_role"],
-        p["proposed_at"],
-    )
+    await insert_row(conn, "case_closure_proposals", CLOSURE_PROPOSAL_COLUMNS, {**p, "case_id": case_id})
 
 
 async def update_closure_decision(conn: asyncpg.Connection, proposal_id: str, d: dict[str, Any]) -> None:

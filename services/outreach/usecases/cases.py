@@ -12,7 +12,7 @@ import asyncpg
 
 from services.outreach import domain
 from services.outreach.domain import Action, CaseState, ClosureDecision
-from services.outreach.schemas import CloseIn, ContactIn, ReferralIn
+from services.outreach.schemas import CaseQuery, CloseIn, ContactIn, ReferralIn
 from services.outreach.settings import Rules
 from services.outreach.store import cases, referrals
 from services.outreach.usecases.referrals import referral_row, request_referrals
@@ -75,24 +75,18 @@ async def _locked_case(
 
 
 async def list_cases(
-    pool: asyncpg.Pool,
-    principal: Principal,
-    *,
-    org_path: str | None,
-    mine: bool,
-    limit: int,
-    cursor: str | None,
-    **filters: Any,
+    pool: asyncpg.Pool, principal: Principal, query: CaseQuery, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """A page of the cases in the caller's subtree (admins) or of those the caller cares for (teachers,
     `mine=true`), newest first."""
-    if principal.has(*ADMINS) and not mine:
-        path, carer = scope.narrow(principal, org_path), None
+    if principal.has(*ADMINS) and not query.mine:
+        path, carer = scope.narrow(principal, query.org_path), None
     elif principal.has(*domain.CARER_ROLES) and principal.staff_id:
         path, carer = "/", principal.staff_id
     else:
         raise scope.forbidden("requires an administrator role or a carer's teacher token")
     after = pages.after(cursor, datetime, str)
+    filters = query.model_dump(exclude={"org_path", "mine"})
     rows = await cases.list_cases(pool, org_path=path, carer_staff_id=carer, after=after, limit=limit + 1, **filters)
     return pages.page([dict(x) for x in rows], limit, lambda c: (c["opened_at"], c["case_id"]))
 

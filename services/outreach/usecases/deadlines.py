@@ -8,7 +8,6 @@ a transaction-scoped advisory lock (and rows are taken with FOR UPDATE SKIP LOCK
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -26,9 +25,9 @@ from services.outreach.usecases.referrals import referral_facts
 from shared.clock import Clock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CarerAssignment, CaseAssigned, CaseEscalated, ReferralEscalated
-from shared.db import DB_UNAVAILABLE, lock_key
+from shared.db import lock_key
 from shared.outbox import add_events
-from shared.web import Runtime
+from shared.web import Runtime, repeat
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +147,9 @@ async def run(runtime: Runtime) -> None:
     """The background task: tick every interval (sooner while there is a backlog), on the service's clock."""
     settings = runtime.settings
     assert isinstance(settings, OutreachSettings)
-    while True:
-        busy = False
-        try:
-            done = await tick(runtime.pool, settings, runtime.clock)
-            busy = done is not None and max(done) >= settings.scheduler_batch_size
-        except asyncio.CancelledError:
-            raise
-        except DB_UNAVAILABLE as exc:
-            log.warning("scheduler: database unavailable: %r", exc)
-        except Exception:
-            log.exception("scheduler tick failed")
-        await asyncio.sleep(0 if busy else settings.scheduler_interval_seconds)
+
+    async def step() -> bool:
+        done = await tick(runtime.pool, settings, runtime.clock)
+        return done is not None and max(done) >= settings.scheduler_batch_size
+
+    await repeat("scheduler tick", step, settings.scheduler_interval_seconds)

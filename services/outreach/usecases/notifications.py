@@ -11,7 +11,6 @@ Facts become notifications in three steps, each at-least-once and idempotent:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,12 +37,12 @@ from shared.contracts.outreach import (
     ReferralEscalated,
     ReferralResolved,
 )
-from shared.db import DB_UNAVAILABLE, Conn, lock_key
+from shared.db import Conn, lock_key
 from shared.events import Event, type_of
 from shared.ids import new_id
 from shared.outbox import add_caused
 from shared.problems import not_found
-from shared.web import Runtime
+from shared.web import Runtime, repeat
 
 log = logging.getLogger(__name__)
 
@@ -202,16 +201,12 @@ async def run(runtime: Runtime) -> None:
     """The background task: a pass every interval, on the service's clock."""
     settings = runtime.settings
     assert isinstance(settings, OutreachSettings)
-    while True:
-        try:
-            await tick(runtime.pool, settings, runtime.clock)
-        except asyncio.CancelledError:
-            raise
-        except DB_UNAVAILABLE as exc:
-            log.warning("notifications: database unavailable: %r", exc)
-        except Exception:
-            log.exception("notifications pass failed")
-        await asyncio.sleep(settings.notify_interval_seconds)
+
+    async def step() -> bool:
+        await tick(runtime.pool, settings, runtime.clock)
+        return False
+
+    await repeat("notifications pass", step, settings.notify_interval_seconds)
 
 
 # -- the in-app inbox -------------------------------------------------------------------------------------------
