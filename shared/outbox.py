@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -32,7 +33,7 @@ Row = tuple[uuid.UUID, str, str, str, str, str]
 # One statement for any number of rows (one trigger run, one NOTIFY); ids follow the rows' order.
 INSERT = """
 INSERT INTO outbox (event_id, topic, key, type, envelope, headers)
-SELECT event_id, topic, key, type, envelope::jsonb, headers::jsonb
+SELECT event_id, topic, key, type, envelope::json, headers::json
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
      WITH ORDINALITY AS r(event_id, topic, key, type, envelope, headers, n)
 ORDER BY n
@@ -51,7 +52,7 @@ def outbox_rows(
         spec = registry.spec_for(payload)
         env = new_envelope(spec, payload, correlation_id=correlation_id, causation_id=causation_id)
         envelopes.append(env)
-        # The envelope is serialised once; PostgreSQL parses it into jsonb.
+        # The envelope is serialised once; PostgreSQL checks it is JSON and keeps the text (shared migration 006).
         rows.append((env.id, spec.topic_for(payload), spec.key(payload), spec.type, env.model_dump_json(), header_json))
     return envelopes, rows
 
@@ -60,6 +61,22 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
     """Insert outbox rows in one statement, in order; the caller owns the transaction."""
     if rows:
         await conn.execute(INSERT, *(list(col) for col in zip(*rows, strict=True)))
+
+
+COLUMNS = ["event_id", "topic", "key", "type", "envelope", "headers"]
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+async def copy_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
+    """Insert outbox rows with COPY, in order (ids follow it; one trigger run, one NOTIFY): for thousands of rows,
+    where it costs PostgreSQL less than `insert_rows`' statement. The caller owns the transaction."""
+    if rows:
+        text = "".join("\t".join([str(r[0]), *map(_copy_text, r[1:])]) + "\n" for r in rows)
+        await conn.copy_to_table("outbox", source=io.BytesIO(text.encode()), columns=COLUMNS)
 
 
 async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Envelope]:
@@ -133,7 +150,7 @@ async def add_bulk(conn: asyncpg.Connection, items: Sequence[tuple[type[BaseMode
                     orjson.dumps(envelope).decode(),
                     header_json,
                 )
-        await insert_rows(conn, [r for r in rows if r is not None])
+        await copy_rows(conn, [r for r in rows if r is not None])
     return len(items)
 
 

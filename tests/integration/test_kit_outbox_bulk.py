@@ -8,6 +8,7 @@ import pytest
 from shared import context
 from shared.events import Envelope, occurred_at
 from shared.outbox import BULK_CHUNK, add_bulk, add_events
+from shared.testing.fixtures import read_topic
 from shared.web import start_runtime, stop_runtime
 from tests.integration.kitapp import TOPIC, ItemAdded, KitSettings, spec
 
@@ -61,5 +62,27 @@ async def test_bulk_envelopes_are_the_kits_and_keep_order(make_settings):
                     conn, [(ItemAdded, {"item_id": "x", "seq": "not a number", "org_path": "/c", "occurred_at": at})]
                 )
         assert await runtime.pool.fetchval("SELECT count(*) FROM outbox") == n + 1
+    finally:
+        await stop_runtime(runtime)
+
+
+async def test_bulk_rows_keep_every_character_and_reach_kafka_as_written(make_settings):
+    """The bulk path writes with COPY's text format: tabs, newlines, backslashes, quotes and `\\N` in keys and data
+    must arrive as written, and the relay (woken by the COPY) publishes them."""
+    settings = make_settings(KitSettings)
+    runtime = await start_runtime(spec(settings))
+    odd = ["tab\there", "line\nbreak\r", "back\\slash \\N", 'quote " \\" end', "\\", "汉字 ✓"]
+    at = occurred_at()
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_bulk(
+                conn,
+                [(ItemAdded, {"item_id": v, "seq": k, "org_path": "/c", "occurred_at": at}) for k, v in enumerate(odd)],
+            )
+        messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(TOPIC), expect=len(odd))
+        assert sorted((m["key"], m["value"]["data"]["item_id"], m["value"]["data"]["seq"]) for m in messages) == sorted(
+            (v, v, k) for k, v in enumerate(odd)
+        )
+        assert all(m["value"]["subject"] == m["key"] for m in messages)
     finally:
         await stop_runtime(runtime)
