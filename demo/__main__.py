@@ -10,6 +10,7 @@ import asyncio
 import math
 import os
 import random
+import secrets
 import sys
 import time
 from collections import Counter
@@ -29,6 +30,7 @@ from demo.work import people_at_work
 from shared.auth import issue_token
 from shared.clock import local_date
 from shared.devstack import DevstackError, Stack, services_up, state_dir
+from shared.devstack.idp import Account, IdentityProvider
 
 # A wide console even when output is piped, so the district table stays readable in logs.
 console = Console(width=None if Console().is_terminal else 140)
@@ -223,8 +225,28 @@ async def teacher_app_users(committees: Api, visits: Api) -> list[dict[str, str]
         token = issue_token(
             role="teacher", org_path=staff["org_path"], staff_id=teacher_id, subject=f"teacher-{teacher_id}"
         )
-        users.append({"name": staff.get("name") or teacher_id, "role": "teacher", "token": token})
+        name = staff.get("name") or teacher_id
+        users.append(
+            {"name": name, "role": "teacher", "token": token, "staff_id": teacher_id, "org_path": staff["org_path"]}
+        )
     return users
+
+
+def _idp_accounts(idp: IdentityProvider, users: list[dict[str, str]]) -> str:
+    """The demo teachers as users of the local identity provider (OIDC sign-in), each with a fresh password; the
+    usernames and passwords go to an owner-only file in the devstack folder, whose short path is returned."""
+    accounts = [
+        Account(f"teacher{i}", secrets.token_urlsafe(9), u["name"], ("teacher",), u["org_path"], u["staff_id"])
+        for i, u in enumerate(users, 1)
+    ]
+    idp.write_users(accounts)
+    path = state_dir() / "demo-idp-users"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.writelines(f"{a.username} {a.password} {a.name}\n" for a in accounts)
+    path.chmod(0o600)
+    shown = os.path.relpath(path)
+    return shown if len(shown) < len(str(path)) else str(path)
 
 
 async def run_campaign(
@@ -518,7 +540,10 @@ async def main(scale: float, seed: int, single_share: float) -> None:
             for line in await people_at_work(committees, urls["outreach"], token):
                 console.print(line, soft_wrap=True)
         gateway_proc = Stack.from_env().gateway()
-        gateway_proc.write_dev_users(await teacher_app_users(committees, visits))
+        app_users = await teacher_app_users(committees, visits)
+        gateway_proc.write_dev_users(app_users)
+        idp = Stack.from_env().idp()
+        idp_users = _idp_accounts(idp, app_users) if idp else None
         attendance = doc["self"]["figures"]["structure"]["attendance"]
         console.print(
             f"parent schools: {attendance['attended']:,} guardians attended held sessions, "
@@ -541,6 +566,8 @@ async def main(scale: float, seed: int, single_share: float) -> None:
         console.print(
             f"  teacher app {gateway}/app/  (offline PWA; development sign-in: pick a demo teacher)", soft_wrap=True
         )
+        if idp and idp_users:
+            console.print(f"              or the identity provider {idp.address} (OIDC): {idp_users}", soft_wrap=True)
         console.print(f"  gateway     {gateway}  (every /api/v1/... on one origin)", soft_wrap=True)
         console.print(f"  dashboard   {gateway}/dashboard", soft_wrap=True)
         console.print(f"              sign in with the token in {token_file}", soft_wrap=True)

@@ -99,10 +99,15 @@ class Gateway(Component):
         path.write_text(json.dumps(users, ensure_ascii=False), encoding="utf-8")
         path.chmod(0o600)  # tokens: the owner only (nginx workers run as the same user)
 
-    def write_sign_in(self, config: dict[str, str]) -> None:
-        """The identity provider the app's sign-in uses (issuer, client_id), served at /app/sign-in.json."""
+    def write_sign_in(self, config: dict[str, str] | None) -> None:
+        """The identity provider the app's sign-in uses (issuer, client_id), served at /app/sign-in.json (None:
+        none, the file removed)."""
         self.www.mkdir(parents=True, exist_ok=True)
-        (self.www / "sign-in.json").write_text(json.dumps(config), encoding="utf-8")
+        path = self.www / "sign-in.json"
+        if config is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(json.dumps(config), encoding="utf-8")
 
     def link_www(self, docs: Path | None, app: Path | None) -> None:
         """nginx's root: docs/ (Swagger UI) and app/ (the frontends) as links to their cached builds."""

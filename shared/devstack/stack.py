@@ -30,6 +30,7 @@ from shared.devstack.component import (
 )
 from shared.devstack.gateway import DEFAULT_PORT as DEFAULT_GATEWAY_PORT
 from shared.devstack.gateway import Gateway
+from shared.devstack.idp import IdentityProvider
 from shared.devstack.kafka import Kafka, KafkaCluster, KafkaNode, probe_kafka
 from shared.devstack.postgres import Postgres, ensure_service_roles, probe_postgres
 from shared.devstack.services import (
@@ -106,6 +107,7 @@ class Stack:
     http_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     gateway_port: int = DEFAULT_GATEWAY_PORT
     smtp_port: int = DEFAULT_SMTP_PORT
+    idp_port: int | None = None  # the local identity provider (OIDC sign-in), run only when a port is given
     database_url: str | None = None  # external PostgreSQL
     kafka_bootstrap: str | None = None  # external Kafka
     service_env: dict[str, str] = field(default_factory=dict)  # extra variables for every service process
@@ -120,6 +122,7 @@ class Stack:
             http_ports=http_ports_from_env(),
             gateway_port=int(os.environ.get("GATEWAY_HTTP_PORT") or DEFAULT_GATEWAY_PORT),
             smtp_port=int(os.environ.get("SMTP_PORT") or DEFAULT_SMTP_PORT),
+            idp_port=int(os.environ["IDP_HTTP_PORT"]) if os.environ.get("IDP_HTTP_PORT") else None,
             database_url=os.environ.get("DATABASE_URL") or None,
             kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
         )
@@ -215,6 +218,7 @@ class Stack:
             "OUTREACH_SMTP_HOST": "127.0.0.1",
             "OUTREACH_SMTP_PORT": str(self.smtp_port),
             "OUTREACH_EMAIL_LINK_BASE": self.gateway().address,
+            **(idp.service_env() if (idp := self.idp()) else {}),  # its tokens too, dev tokens as before
             **self.service_env,
         }
         return service_components(self.state, env, replicas or self.topology.replicas, self.http_ports)
@@ -224,6 +228,13 @@ class Stack:
         n = replicas or self.topology.replicas
         ports = {name: [port + REPLICA_PORT_STEP * k for k in range(n)] for name, port in self.http_ports.items()}
         return Gateway(self.state, self.gateway_port, ports)
+
+    def idp(self) -> IdentityProvider | None:
+        """The local OpenID Connect provider (frontends/idp/) when IDP_HTTP_PORT is set: the app at the gateway's
+        /app/ then signs in with it, and the services accept its tokens."""
+        if self.idp_port is None:
+            return None
+        return IdentityProvider(self.state, self.idp_port, [f"{self.gateway().address}/app/"])
 
     def smtp(self) -> SmtpServer:
         """The local SMTP server (aiosmtpd) receiving the services' mails into a Maildir, started with them."""
@@ -312,11 +323,14 @@ class Stack:
                     proc.stop()
             self._remember(want)
             self.smtp().ensure()
+            if idp := self.idp():
+                idp.ensure()
             procs = self.services(want.replicas)
             for proc in procs:
                 proc.ensure()
             gateway = self.gateway(want.replicas)
             gateway.ensure()
+            gateway.write_sign_in(idp.app_config() if idp else None)
             self._remember(Topology(want.brokers, want.replicas, gateway.address))
         return procs
 
@@ -327,6 +341,8 @@ class Stack:
             for proc in reversed(self.services()):
                 proc.stop()
             self.smtp().stop()
+            if idp := self.idp():
+                idp.stop()
             current = self.topology
             if current.gateway is not None and (self.state / TOPOLOGY_FILE).exists():
                 self._remember(Topology(current.brokers, current.replicas))
