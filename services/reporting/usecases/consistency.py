@@ -168,9 +168,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description="Compare reporting's read model with the owning services' APIs.")
     p.add_argument("--org-path", default="/620400")
     p.add_argument("--campaign", default=None, help="one campaign id (default: every campaign seen)")
-    p.add_argument("--token", default=None, help="bearer token for the owners (default: a dev bureau token)")
+    p.add_argument("--token", default=None, help="bearer token for the owners (default: a dev token)")
     a = p.parse_args()
     settings = ReportingSettings()
+    if a.token is None and not settings.auth_dev_tokens:
+        p.error("--token is required: this deployment accepts the identity provider's tokens only (no dev token)")
     token = a.token or issue_token(role=["bureau_admin", "auditor"], org_path=a.org_path, secret=settings.jwt_secret)
     sys.exit(print_report(asyncio.run(run_check(settings, a.org_path, a.campaign, token))))
 
