@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import sys
 import time
@@ -95,16 +96,47 @@ async def launch(settings: ReportingSettings, n: int, k: int) -> int:
     return len(payloads)
 
 
+def top(snap: tracemalloc.Snapshot, base: tracemalloc.Snapshot | None, n: int) -> list[str]:
+    """The allocation sites holding most (or, against `base`, grown most), with their last frames."""
+    stats: list[tracemalloc.Statistic] | list[tracemalloc.StatisticDiff] = (
+        snap.compare_to(base, "traceback") if base is not None else snap.statistics("traceback")
+    )
+    out = []
+    for stat in stats[:n]:
+        size = stat.size_diff if isinstance(stat, tracemalloc.StatisticDiff) else stat.size
+        if size < 256 * 1024:
+            break
+        frames = [ln.strip() for ln in stat.traceback.format() if "File" in ln][-3:]
+        out.append(f"  {size / 2**20:+.1f} MiB ({stat.count:,} blocks) " + " <- ".join(reversed(frames)))
+    return out
+
+
+async def peak_sampler(best: list[tuple[int, tracemalloc.Snapshot | None]], stop: asyncio.Event) -> None:
+    """Snapshot the traced heap whenever it is 20 % above the largest seen in this launch (the transient peak)."""
+    while not stop.is_set() and tracemalloc.is_tracing():
+        cur = tracemalloc.get_traced_memory()[0]
+        if cur > best[0][0] * 1.2 and cur > 8 * 2**20:
+            best[0] = (cur, tracemalloc.take_snapshot())
+        await asyncio.sleep(0.5)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--launches", type=int, default=4)
     ap.add_argument("--assignments", type=int, default=40_000)
     ap.add_argument("--top", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=6, help="frames kept per allocation (more is slower; 0: no tracing)")
+    ap.add_argument("--trim", action="store_true", help="give freed C heap back to the OS before each RSS reading")
+    ap.add_argument("--produce", nargs=3, metavar=("PREFIX", "N", "K"), help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.produce:
+        await launch(ReportingSettings(topic_prefix=a.produce[0]), int(a.produce[1]), int(a.produce[2]))
+        return
     run = uuid.uuid4().hex[:8]
     settings = ReportingSettings(topic_prefix=f"mem{run}.", db_schema=f"mem_{run}_reporting")
     app = create(settings)
-    tracemalloc.start(12)
+    if a.frames:
+        tracemalloc.start(a.frames)
     base: tracemalloc.Snapshot | None = None
     total = 0
     db = await asyncpg.connect(settings.database_url)
@@ -112,30 +144,45 @@ async def main() -> None:
         async with serve(app):
             for k in range(1, a.launches + 1):
                 t = time.monotonic()
-                total += await launch(settings, a.assignments, k)
+                best: list[tuple[int, tracemalloc.Snapshot | None]] = [(0, None)]
+                stop = asyncio.Event()
+                sampler = asyncio.create_task(peak_sampler(best, stop))
+                # Produced by a child process: this one's heap is the service's alone.
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--produce", settings.topic_prefix, str(a.assignments), str(k)
+                )
+                if await child.wait():
+                    raise SystemExit("producing the launch failed")
+                total += a.assignments + 1
                 while (
                     await db.fetchval(f'SELECT count(*) FROM "{settings.db_schema}".inbox') < total
                     or await db.fetchval(f'SELECT count(*) FROM "{settings.db_schema}".dirty_leaves') > 0
                 ):
                     await asyncio.sleep(0.5)
                 await asyncio.sleep(3)  # the refresh after the last batch
+                stop.set()
+                await sampler
                 gc.collect()
+                if a.trim:
+                    print(f"  RSS {rss_mb():.0f} MB before malloc_trim(0)", flush=True)
+                    ctypes.CDLL("libc.so.6").malloc_trim(0)
                 traced, peak = tracemalloc.get_traced_memory()
                 print(
                     f"launch {k}: {a.assignments + 1:,} events applied and refreshed in {time.monotonic() - t:.0f}s; "
                     f"RSS {rss_mb():.0f} MB, traced {traced / 2**20:.1f} MiB (peak {peak / 2**20:.1f} MiB)",
                     flush=True,
                 )
+                if not tracemalloc.is_tracing():
+                    continue
                 tracemalloc.reset_peak()
-                snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+                if best[0][1] is not None:
+                    print(f"  at the peak snapshot ({best[0][0] / 2**20:.1f} MiB traced), the largest holders:")
+                    print("\n".join(top(best[0][1], None, a.top)), flush=True)
+                snap = tracemalloc.take_snapshot()
                 if base is None:
                     base = snap
                     continue
-                for stat in snap.compare_to(base, "traceback")[: a.top]:
-                    if stat.size_diff < 256 * 1024:
-                        break
-                    frames = [f for f in stat.traceback.format() if "File" in f][-3:]
-                    print(f"  +{stat.size_diff / 2**20:.1f} MiB ({stat.count_diff:+,} blocks) " + " <- ".join(frames))
+                print("  grown since launch 1:\n" + "\n".join(top(snap, base, a.top)), flush=True)
     finally:
         await db.execute(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE')
         await db.close()

@@ -144,6 +144,7 @@ class InboxConsumer:
         self._tracer = tracing.tracer(self.service)  # None when tracing is off: no span work at all
         self.ready = asyncio.Event()
         self.running = False  # connected to Kafka and polling
+        self.idle = False  # its last poll found nothing new (caught up at that moment)
         self.last_poll_at: float | None = None
         self.last_error: str | None = None
         self.last_error_at: float | None = None
@@ -214,7 +215,7 @@ class InboxConsumer:
         lanes_n = max(1, self.settings.consumer_parallelism)
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
-            self.running, self.last_poll_at = True, time.time()
+            self.running, self.last_poll_at, self.idle = True, time.time(), not batches
             self.ready.set()
             if batches:
                 lanes: list[list[ConsumerRecord]] = [[] for _ in range(lanes_n)]

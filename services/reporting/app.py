@@ -25,13 +25,20 @@ def _applied(runtime: Runtime) -> int:
     return sum(c.applied for c in runtime.consumers)
 
 
+def _idle(runtime: Runtime) -> bool:
+    """Every consumer's last poll found nothing new."""
+    return all(c.idle for c in runtime.consumers)
+
+
 async def refresher(runtime: Runtime) -> None:
     """Fold what the consumers changed into the materialised figures, every refresh interval.
 
     When refreshes are slow (a city-wide campaign dirties every leaf, so each one recomputes most figures) and
     events keep coming, the next refresh waits so that refreshing takes at most `refresh_max_share` of the time;
-    as soon as the consumers have nothing new for an interval, it runs at once, so the figures settle one refresh
-    after the last event.
+    as soon as the consumers have nothing new (no event applied for an interval and their last polls empty), it
+    runs at once, so the figures settle one refresh after the last event. Applied counts alone are not enough: a
+    batch that takes longer than an interval to commit (a thousand events on a busy machine) looked like quiet,
+    and the refresh then ran back to back with the campaign, half of PostgreSQL's time (issue 16).
     """
     s = runtime.settings
     assert isinstance(s, ReportingSettings)
@@ -42,7 +49,7 @@ async def refresher(runtime: Runtime) -> None:
     applied = -1
     while True:
         now, applied_now = time.monotonic(), _applied(runtime)
-        quiet = applied_now == applied
+        quiet = applied_now == applied and _idle(runtime)
         applied = applied_now
         if now - ended < wait and not quiet:
             await asyncio.sleep(s.refresh_interval_seconds)

@@ -285,7 +285,11 @@ async def figures_lost(conn: asyncpg.Connection) -> bool:
 
 
 async def _refresh_dirty(conn: asyncpg.Connection) -> None:
-    leaves = {r["path"] for r in await conn.fetch("DELETE FROM dirty_leaves RETURNING path")}
+    # Marks are appended per event (a launch: one per assignment): only the distinct leaves come back to Python.
+    leaves = {
+        r["path"]
+        for r in await conn.fetch("WITH d AS (DELETE FROM dirty_leaves RETURNING path) SELECT DISTINCT path FROM d")
+    }
     leaves |= await _refresh_entities(conn)
     if not leaves:
         return
