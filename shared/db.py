@@ -176,6 +176,12 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+async def try_xact_lock(conn: asyncpg.Connection, name: str) -> bool:
+    """Take the transaction-scoped advisory lock of `name` if no other transaction holds it; whether it was taken
+    (one instance of a periodic pass at a time)."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(name)))
+
+
 async def migrate(dsn: str, schema: str, *dirs: Path, lock_timeout: float = 5.0, attempts: int = 60) -> list[str]:
     """Create `schema` and apply the ordered `NNN_name.sql` files of `dirs` not yet applied.
 

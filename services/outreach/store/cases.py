@@ -90,16 +90,7 @@ async def list_case_escalations(conn: Conn, case_id: str) -> list[asyncpg.Record
     return await _of_case(conn, columns, "case_escalations", "escalated_at, level", case_id)
 
 
-CONTACT_COLUMNS = (
-    "contact_id",
-    "case_id",
-    "contacted_at",
-    "mode",
-    "staff_id",
-    "logged_by",
-    "outcome",
-    "next_review_at",
-)
+CONTACT_COLUMNS = tuple("contact_id case_id contacted_at mode staff_id logged_by outcome next_review_at".split())
 
 
 async def insert_contact(conn: asyncpg.Connection, case_id: str, c: dict[str, Any]) -> None:
@@ -229,15 +220,8 @@ async def get_pending_closure(conn: asyncpg.Connection, case_id: str) -> asyncpg
     return row
 
 
-CLOSURE_PROPOSAL_COLUMNS = (
-    "proposal_id",
-    "case_id",
-    "reason_code",
-    "note",
-    "proposed_by",
-    "proposed_by_staff_id",
-    "proposed_by_role",
-    "proposed_at",
+CLOSURE_PROPOSAL_COLUMNS = tuple(
+    "proposal_id case_id reason_code note proposed_by proposed_by_staff_id proposed_by_role proposed_at".split()
 )
 
 

@@ -25,7 +25,7 @@ from services.outreach.usecases.referrals import referral_facts
 from shared.clock import Clock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CarerAssignment, CaseAssigned, CaseEscalated, ReferralEscalated
-from shared.db import lock_key
+from shared.db import try_xact_lock
 from shared.outbox import add_events
 from shared.web import Runtime, repeat
 
@@ -45,7 +45,7 @@ async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> 
     """One pass: escalate what is due now, assign waiting cases; None when another instance holds the lock."""
     rules, now, batch = settings.rules, clock.now(), settings.scheduler_batch_size
     async with pool.acquire() as conn, conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"scheduler:{settings.db_schema}")):
+        if not await try_xact_lock(conn, f"scheduler:{settings.db_schema}"):
             return None
         payloads: list[BaseModel] = []
         escalated_cases = await escalate_cases(conn, rules, now, batch, payloads)

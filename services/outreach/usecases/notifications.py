@@ -37,7 +37,7 @@ from shared.contracts.outreach import (
     ReferralEscalated,
     ReferralResolved,
 )
-from shared.db import Conn, lock_key
+from shared.db import Conn, try_xact_lock
 from shared.events import Event, type_of
 from shared.ids import new_id
 from shared.outbox import add_caused
@@ -191,7 +191,7 @@ async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> 
     now = clock.now()
     created = 0
     async with pool.acquire() as conn, conn.transaction():
-        if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"notify:{settings.db_schema}")):
+        if await try_xact_lock(conn, f"notify:{settings.db_schema}"):
             created = await sweep_due_soon(conn, settings.rules.notify_due_soon_hours, now, settings.email_batch_size)
     sent = await send_due_mails(pool, settings, now) if settings.smtp_host else 0
     return created, sent
