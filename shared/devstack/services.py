@@ -39,6 +39,7 @@ class ServiceProcess(Component):
         suffix = "" if replica == 1 else f"-{replica}"
         self.pid_file = state_dir / "services" / f"{name}{suffix}.pid"
         self.log = state_dir / "logs" / f"{name}{suffix}.log"
+        self.migrated = False  # like a pod's init container: once, not again when the process is restarted
 
     @property
     def address(self) -> str:
@@ -57,7 +58,9 @@ class ServiceProcess(Component):
         argv = [sys.executable, "-m", f"services.{self.name}"]
         if "HSS_DB_MIGRATE_AT_START" not in env and env.get("DATABASE_URL"):
             # As in production: the owner migrates (an init container), the service logs in without DDL rights.
-            self._migrate(argv, env)
+            if not self.migrated:
+                self._migrate(argv, env)
+                self.migrated = True
             env |= {"DATABASE_URL": service_url(env["DATABASE_URL"]), "HSS_DB_MIGRATE_AT_START": "false"}
         start_and_wait(argv, self.log, self.pid_file, self.answers, 120, self.label, self.log, cwd=REPO_ROOT, env=env)
 
