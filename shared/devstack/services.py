@@ -18,7 +18,7 @@ from shared.devstack.component import (
     tail,
     terminate,
 )
-from shared.devstack.postgres import service_url
+from shared.devstack.postgres import ensure_service_roles, service_url
 
 SERVICES = {"committees": 8101, "visits": 8102, "outreach": 8103, "reporting": 8104}
 # Replica k of a service listens on <its port> + REPLICA_PORT_STEP * (k - 1): visits#2 on 8112, visits#3 on 8122.
@@ -59,6 +59,7 @@ class ServiceProcess(Component):
         if "HSS_DB_MIGRATE_AT_START" not in env and env.get("DATABASE_URL"):
             # As in production: the owner migrates (an init container), the service logs in without DDL rights.
             if not self.migrated:
+                ensure_service_roles(env["DATABASE_URL"])  # also on a PostgreSQL that devstack did not start
                 self._migrate(argv, env)
                 self.migrated = True
             env |= {"DATABASE_URL": service_url(env["DATABASE_URL"]), "HSS_DB_MIGRATE_AT_START": "false"}

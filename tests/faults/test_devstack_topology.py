@@ -57,7 +57,11 @@ def _producer(bootstrap: str) -> AIOKafkaProducer:
 async def test_cluster_keeps_acknowledged_writes_when_the_leader_dies(cluster: Stack) -> None:
     bootstrap = cluster.info().kafka_bootstrap
     topic = f"topology-{uuid.uuid4().hex[:8]}"
-    await kafka.ensure_topics(bootstrap, [kafka.TopicSpec(topic, partitions=1, replication=3)])
+    # Declared as a service of this cluster declares its topics: with the replication the stack gives services.
+    env = cluster.info().env()
+    replication, min_insync = int(env["KAFKA_TOPIC_REPLICATION_FACTOR"]), int(env["KAFKA_TOPIC_MIN_INSYNC_REPLICAS"])
+    spec = kafka.TopicSpec(topic, partitions=1, replication=replication, min_insync_replicas=min_insync)
+    await kafka.ensure_topics(bootstrap, [spec])
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
