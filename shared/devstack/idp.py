@@ -18,10 +18,12 @@ from shared.devstack.component import (
     Component,
     DevstackError,
     pid_alive,
+    port_open,
     read_pid,
     require_free,
     start_and_wait,
     terminate,
+    wait_until,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -143,6 +145,8 @@ class IdentityProvider(Component):
         pid = self.pid()
         if pid is not None:
             terminate(pid, 10, str(self.root / "server.mjs"))
+            # Node's main thread can show as exited while its other threads still hold the listening socket.
+            wait_until(lambda: not port_open("127.0.0.1", self.port), 10, "identity provider's port", lambda: True)
         self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
