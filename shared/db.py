@@ -176,6 +176,11 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+async def xact_lock(conn: asyncpg.Connection, name: str) -> None:
+    """Wait for the transaction-scoped advisory lock of `name` (one such transaction at a time)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(name))
+
+
 async def try_xact_lock(conn: asyncpg.Connection, name: str) -> bool:
     """Take the transaction-scoped advisory lock of `name` if no other transaction holds it; whether it was taken
     (one instance of a periodic pass at a time)."""

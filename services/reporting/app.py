@@ -13,7 +13,7 @@ import asyncpg
 from services.reporting.api import routes
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
-from services.reporting.store.refresh import refresh
+from services.reporting.store.refresh import update_figures
 from services.reporting.usecases import gauges
 from shared import db
 from shared.web import Runtime, ServiceSpec, create_app
@@ -59,7 +59,7 @@ async def refresher(runtime: Runtime) -> None:
             if conn is None or conn.is_closed():
                 # Its own connection: the pool's 30 s statement cap is too short for a full refresh of a city.
                 conn = await db.connect(s.database_url, s.db_schema)
-            await refresh(conn, s.db_schema)
+            await update_figures(conn, s.db_schema)
             if time.monotonic() - last_gauges >= s.gauges_interval_seconds:
                 await gauges.update(conn)
                 last_gauges = time.monotonic()

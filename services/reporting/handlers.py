@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.reporting.domain.projection import PROJECTIONS, project
-from services.reporting.store.facts import apply_ops
+from services.reporting.store.facts import upsert_facts
 from shared.events import Event
 from shared.inbox import Batch
 
@@ -20,7 +20,7 @@ async def on_events(conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
     """
     ops = [op for event in events for op in project(event.envelope.type, event.payload)]
     if ops:
-        await apply_ops(conn, ops, track=True)
+        await upsert_facts(conn, ops, track=True)
 
 
 def handlers() -> Batch:

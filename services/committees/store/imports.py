@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from services.committees.domain.rows import Unit
-from shared.db import lock_key
+from shared.db import lock_key, xact_lock
 
 
 async def insert_import(conn: asyncpg.Connection, import_id: str, fmt: str, status: str, created_by: str) -> None:
@@ -55,10 +55,10 @@ async def update_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str,
     await conn.execute(f"UPDATE imports SET {', '.join(sets)} WHERE import_id = $1", import_id, status, *extra.values())
 
 
-async def lock_import_run(conn: asyncpg.Connection, schema: str) -> None:
+async def update_import_session(conn: asyncpg.Connection, schema: str) -> None:
     """One import at a time (concurrent imports of overlapping rows would race on the same keys), with memory
     for set-based joins and aggregates over ~200k rows to hash instead of spilling; until the transaction ends."""
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(f"import:{schema}"))
+    await xact_lock(conn, f"import:{schema}")
     await conn.execute("SET LOCAL work_mem = '64MB'")
 
 

@@ -186,7 +186,7 @@ ANALYZE_AFTER = 10_000
 UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS, "students": STUDENTS}
 
 
-async def prepare(conn: asyncpg.Connection) -> None:
+async def insert_stage_tables(conn: asyncpg.Connection) -> None:
     """Create this transaction's staging tables (dropped at commit)."""
     for entity, cols in STAGE.items():
         await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS stage_{entity} ({cols}) ON COMMIT DROP")
@@ -194,7 +194,7 @@ async def prepare(conn: asyncpg.Connection) -> None:
 
 
 async def insert_touched_families(conn: asyncpg.Connection, family_ids: list[str]) -> None:
-    """Families whose facts a write changed outside the upserts (`publish_family_facts` compares and publishes)."""
+    """Families whose facts a write changed outside the upserts (`insert_family_events` compares and publishes)."""
     await conn.execute("INSERT INTO touched_families SELECT unnest($1::text[])", family_ids)
 
 
@@ -213,7 +213,7 @@ async def _publish(
     )
 
 
-async def upsert(
+async def upsert_entity(
     conn: asyncpg.Connection, entity: str, rows: list[dict[str, Any]], at: datetime, timeout: float | None = None
 ) -> tuple[int, int, int]:
     """Stage `rows` (already validated) with COPY and apply them; returns (created, updated, events)."""
@@ -233,7 +233,7 @@ async def upsert(
     return (answer[0]["created"], answer[0]["updated"], events)
 
 
-async def publish_family_facts(conn: asyncpg.Connection, at: datetime, timeout: float | None = None) -> int:
+async def insert_family_events(conn: asyncpg.Connection, at: datetime, timeout: float | None = None) -> int:
     """Publish registered/changed events for touched families whose facts differ from the last published."""
     await conn.execute("ANALYZE touched_families", timeout=timeout)
     answer = await conn.fetch(FAMILY_FACTS, timeout=timeout)

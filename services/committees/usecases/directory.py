@@ -40,10 +40,10 @@ async def write_record(
             "the record breaks the directory's rules",
             errors=[field_error("/" + e.field, e.reason) for e in checker.errors],
         )
-    await upserts.prepare(conn)
-    created, updated, events = await upserts.upsert(conn, entity, clean, at)
+    await upserts.insert_stage_tables(conn)
+    created, updated, events = await upserts.upsert_entity(conn, entity, clean, at)
     if publish_families:
-        events += await upserts.publish_family_facts(conn, at)
+        events += await upserts.insert_family_events(conn, at)
     return created, updated, events
 
 
@@ -54,9 +54,9 @@ def patched(record: dict[str, Any], fields: tuple[str, ...], patch: BaseModel) -
 
 async def publish_family_facts(conn: asyncpg.Connection, clock: Clock, family_ids: list[str]) -> int:
     """Publish the facts of these families where they changed."""
-    await upserts.prepare(conn)
+    await upserts.insert_stage_tables(conn)
     await upserts.insert_touched_families(conn, family_ids)
-    return await upserts.publish_family_facts(conn, clock.now())
+    return await upserts.insert_family_events(conn, clock.now())
 
 
 async def audit_person(

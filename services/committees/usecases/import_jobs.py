@@ -48,7 +48,7 @@ async def apply(
     Every event says it occurred `at`. Returns counts per entity (received/created/updated/unchanged/rejected) and
     the number of events written.
     """
-    await upserts.prepare(conn)
+    await upserts.insert_stage_tables(conn)
     timings = {} if timings is None else timings
     done: dict[str, tuple[int, int]] = {}
     received: dict[str, int] = {}
@@ -65,7 +65,7 @@ async def apply(
     async def upsert(entity: str, clean: list[dict[str, Any]]) -> None:
         nonlocal events
         t = time.perf_counter()
-        created, updated, n = await upserts.upsert(conn, entity, clean, at, timeout)
+        created, updated, n = await upserts.upsert_entity(conn, entity, clean, at, timeout)
         timings[entity] = round(time.perf_counter() - t, 3)
         done[entity] = (created, updated)
         events += n
@@ -83,7 +83,7 @@ async def apply(
         if previous is not None and not previous.done():
             previous.cancel()
     t = time.perf_counter()
-    events += await upserts.publish_family_facts(conn, at, timeout)
+    events += await upserts.insert_family_events(conn, at, timeout)
     timings["family_events"] = round(time.perf_counter() - t, 3)
     counts = {
         entity: {
@@ -107,7 +107,7 @@ async def run(settings: Settings, clock: Clock, import_id: str) -> None:
         started = time.perf_counter()
         try:
             async with conn.transaction():
-                await store.lock_import_run(conn, settings.db_schema)
+                await store.update_import_session(conn, settings.db_schema)
                 job = await store.get_import(conn, import_id)
                 assert job is not None
                 files = await store.list_files(conn, import_id)

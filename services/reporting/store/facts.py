@@ -312,7 +312,7 @@ def _rounds(op: OpSql, rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]
 OP_COLUMNS_BY_TABLE = {op.table: OP_COLUMNS[name] for name, op in OPS.items()}
 
 
-async def apply_ops(conn: asyncpg.Connection, ops: list[Op], *, track: bool = True) -> None:
+async def upsert_facts(conn: asyncpg.Connection, ops: list[Op], *, track: bool = True) -> None:
     """Merge operations into the facts; with `track`, also mark old and new paths for the incremental refresh."""
     grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for name, row in ops:

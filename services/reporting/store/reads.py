@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 
 from services.reporting.domain.figures import Metrics
-from services.reporting.store.refresh import STORED_DEPTH, SUBTREE_SQL, depth
+from services.reporting.domain.paths import depth
+from services.reporting.store.refresh import STORED_DEPTH, SUBTREE_SQL
 from shared.db import Conn
 from shared.scope import args as subtree_args
 from shared.scope import sql as subtree_sql

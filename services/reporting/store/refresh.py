@@ -8,8 +8,9 @@ import time
 import asyncpg
 
 from services.reporting.domain.entities import corrections
+from services.reporting.domain.paths import ancestors, depth, parent_of
 from shared.clock import BUREAU_TIME_ZONE
-from shared.db import lock_key
+from shared.db import try_xact_lock
 
 log = logging.getLogger(__name__)
 FULL_AT = 3000  # dirty leaves from which a full refresh is cheaper than an incremental one
@@ -160,11 +161,6 @@ ENTITY_PATHS = """
 STORED_DEPTH = 3
 
 
-def depth(path: str) -> int:
-    """1 for the city, 2 for a district, 3 for a school, ..."""
-    return path.count("/")
-
-
 # A school (the deepest stored node), or a grade or class when read: every leaf row of its subtree, itself included
 # ([p/, p0) is everything under p/ in C order). {nodes} is the parameter holding the nodes, {scope} filters scopes.
 SUBTREE_SQL = """
@@ -237,24 +233,13 @@ def _entity_sql(full: bool) -> str:
     return sql
 
 
-def parent_of(path: str) -> str:
-    """The parent path ('' for the root)."""
-    return path.rsplit("/", 1)[0] if path.count("/") > 1 else ""
-
-
-def ancestors(path: str) -> list[str]:
-    """Every prefix of a path, the root first."""
-    parts = [p for p in path.split("/") if p]
-    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
-async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False) -> bool:
+async def update_figures(conn: asyncpg.Connection, schema: str, *, full: bool = False) -> bool:
     """Recompute figures for what changed (or everything); False when another replica holds the refresh."""
     async with conn.transaction():
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", lock_key(f"reporting-refresh:{schema}")):
+        if not await try_xact_lock(conn, f"reporting-refresh:{schema}"):
             return False
-        lost = await figures_lost(conn)
-        if full or lost or await many_dirty_leaves(conn):
+        lost = await get_figures_lost(conn)
+        if full or lost or await get_many_dirty_leaves(conn):
             # Entity corrections do not depend on leaves: unless they were lost (or a rebuild asks for everything),
             # only the entities marked since the last refresh are redone, as in the incremental path.
             await _refresh_full(conn, all_entities=full or lost)
@@ -264,7 +249,7 @@ async def refresh(conn: asyncpg.Connection, schema: str, *, full: bool = False) 
     return True
 
 
-async def many_dirty_leaves(conn: asyncpg.Connection) -> bool:
+async def get_many_dirty_leaves(conn: asyncpg.Connection) -> bool:
     """After a large backlog (a fresh consumer group, a long outage, a city-wide campaign) recomputing every leaf
     is cheaper than selecting the dirty ones.
 
@@ -274,7 +259,7 @@ async def many_dirty_leaves(conn: asyncpg.Connection) -> bool:
     return bool(n >= FULL_AT)
 
 
-async def figures_lost(conn: asyncpg.Connection) -> bool:
+async def get_figures_lost(conn: asyncpg.Connection) -> bool:
     """The figures are unlogged tables: empty after a database crash while the facts are not."""
     return bool(
         await conn.fetchval(

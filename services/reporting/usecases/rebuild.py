@@ -29,8 +29,8 @@ from pydantic import BaseModel, ValidationError
 from services.reporting.domain.projection import PROJECTIONS, UNUSED, Op, project
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
-from services.reporting.store.facts import apply_ops
-from services.reporting.store.refresh import refresh
+from services.reporting.store.facts import upsert_facts
+from services.reporting.store.refresh import update_figures
 from shared import db, kafka
 from shared.events import Envelope, registry, typed_envelope
 from shared.relay import TYPE_HEADER
@@ -135,7 +135,7 @@ async def replay(
 
     async def apply(ops: list[Op], positions: dict[tuple[str, int], int]) -> None:
         async with pool.acquire() as conn, conn.transaction():
-            await apply_ops(conn, ops, track=track)
+            await upsert_facts(conn, ops, track=track)
             await conn.executemany(
                 "INSERT INTO rebuild_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
                 " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
@@ -230,7 +230,7 @@ async def rebuild(
         log.info("replayed %d events in %.1fs (%.0f/s); refreshing", stats.events, stats.seconds, stats.rate)
         started = time.perf_counter()
         async with pool.acquire() as conn:
-            await refresh(conn, target, full=True)
+            await update_figures(conn, target, full=True)
         stats.refresh_seconds = time.perf_counter() - started
         if swap:
             stats.old_schema = await _swap(settings, pool, consumer, tps, stats, live, target, drop_old)
@@ -265,7 +265,7 @@ async def _swap(
             await replay(settings, pool, consumer, tps, stats, track=True)
             stats.tail_events = stats.events - before
             async with pool.acquire() as rconn:
-                await refresh(rconn, target)
+                await update_figures(rconn, target)
             if exists:
                 await conn.execute(f'ALTER SCHEMA "{live}" RENAME TO "{old}"')
             await conn.execute(f'ALTER SCHEMA "{target}" RENAME TO "{live}"')

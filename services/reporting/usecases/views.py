@@ -6,8 +6,8 @@ from datetime import date
 from typing import Any
 
 from services.reporting.domain.figures import figures, merge_scopes, series
+from services.reporting.domain.paths import depth
 from services.reporting.store import reads
-from services.reporting.store.refresh import depth
 from shared import progress
 from shared.db import Conn
 from shared.problems import not_found

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from services.reporting.settings import ReportingSettings
-from services.reporting.store.refresh import FULL_AT, figures_lost, many_dirty_leaves, refresh
+from services.reporting.store.refresh import FULL_AT, get_figures_lost, get_many_dirty_leaves, update_figures
 from shared import db
 
 pytestmark = pytest.mark.integration
@@ -37,9 +37,9 @@ async def test_many_marks_of_few_leaves_stay_incremental_and_many_leaves_go_full
     await conn.execute(
         "INSERT INTO dirty_leaves SELECT '/c/d/s/g/k' || (i % 10) FROM generate_series(1, $1) i", 2 * FULL_AT
     )
-    assert not await many_dirty_leaves(conn)
+    assert not await get_many_dirty_leaves(conn)
     await conn.execute("INSERT INTO dirty_leaves SELECT '/c/d/s/g/x' || i FROM generate_series(1, $1) i", FULL_AT - 10)
-    assert await many_dirty_leaves(conn)
+    assert await get_many_dirty_leaves(conn)
 
 
 async def test_figures_lost_in_a_database_crash_are_recomputed_in_full(schema):
@@ -58,11 +58,11 @@ async def test_figures_lost_in_a_database_crash_are_recomputed_in_full(schema):
         "visits": "p",
     }
     await conn.execute("INSERT INTO org_units VALUES ('620402', '/620400/620402', 'district', '白银区', now())")
-    assert await figures_lost(conn)  # facts, no figures yet
-    assert await refresh(conn, name)
+    assert await get_figures_lost(conn)  # facts, no figures yet
+    assert await update_figures(conn, name)
     assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0
-    assert not await figures_lost(conn)
+    assert not await get_figures_lost(conn)
     await conn.execute("TRUNCATE leaf_metrics, node_metrics, node_extra, entity_corrections")  # as after a crash
-    assert await figures_lost(conn)
-    assert await refresh(conn, name)
+    assert await get_figures_lost(conn)
+    assert await update_figures(conn, name)
     assert await conn.fetchval("SELECT count(*) FROM node_metrics WHERE node = '/620400'") > 0

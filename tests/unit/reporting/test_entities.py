@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from services.reporting.domain.entities import corrections, lca
-from services.reporting.store.refresh import ancestors
+from services.reporting.domain.paths import ancestors
 
 
 def weights(paths: list[str]) -> dict[str, int]:

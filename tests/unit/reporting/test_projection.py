@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime
 import shared.contracts.committees
 import shared.contracts.outreach
 import shared.contracts.visits  # noqa: F401
+from services.reporting.domain.paths import ancestors
 from services.reporting.domain.projection import OP_COLUMNS, PROJECTIONS, SEP, project
 from services.reporting.store.facts import OPS, _rounds
-from services.reporting.store.refresh import ancestors
 from shared.contracts import outreach as out
 from shared.contracts import visits as vi
 from shared.contracts.common import Category, Severity, VisitMode
