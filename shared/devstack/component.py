@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class DevstackError(RuntimeError):
@@ -251,3 +253,17 @@ def tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return f"(no log at {path})"
+
+
+def npm_step(script: str, *args: str, what: str, keep: int = 2000) -> Path | None:
+    """Run one of scripts/' npm steps (`frontend.sh build`, `gateway-docs.sh`: pinned packages, cached per lock or
+    source digest), which prints the folder it made; None without npm. A failure is a DevstackError naming `what`,
+    with the end of the step's stderr."""
+    if shutil.which("npm") is None:
+        return None
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / script), *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise DevstackError(f"{what} failed:\n{out.stderr[-keep:]}")
+    return Path(out.stdout.strip())

@@ -13,6 +13,7 @@ from pathlib import Path
 from shared.devstack.component import (
     Component,
     DevstackError,
+    npm_step,
     pid_alive,
     read_pid,
     require_free,
@@ -40,26 +41,12 @@ def nginx_binary() -> str:
 
 def docs_root() -> Path | None:
     """The folder holding docs/ (Swagger UI, built once by scripts/gateway-docs.sh); None without npm."""
-    if shutil.which("npm") is None:
-        return None
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "gateway-docs.sh")], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise DevstackError(f"building the gateway's /docs failed:\n{out.stderr[-2000:]}")
-    return Path(out.stdout.strip())
+    return npm_step("gateway-docs.sh", what="building the gateway's /docs")
 
 
 def app_root() -> Path | None:
     """The built frontends (frontends/, scripts/frontend.sh: cached per source digest); None without npm."""
-    if shutil.which("npm") is None:
-        return None
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "frontend.sh"), "build"], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise DevstackError(f"building the frontends failed:\n{out.stderr[-3000:]}")
-    return Path(out.stdout.strip())
+    return npm_step("frontend.sh", "build", what="building the frontends", keep=3000)
 
 
 class Gateway(Component):

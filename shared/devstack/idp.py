@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from shared.devstack.component import (
     Component,
     DevstackError,
+    npm_step,
     pid_alive,
     port_open,
     read_pid,
@@ -67,14 +67,10 @@ class Account:
 
 def idp_deps() -> Path:
     """The folder holding the provider's node_modules (pinned by frontends/idp/package-lock.json, cached)."""
-    if shutil.which("npm") is None:
+    folder = npm_step("frontend.sh", "idp-deps", what="installing the identity provider's packages")
+    if folder is None:
         raise DevstackError("the identity provider needs Node.js and npm (scripts/setup-system.sh installs them)")
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "frontend.sh"), "idp-deps"], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise DevstackError(f"installing the identity provider's packages failed:\n{out.stderr[-2000:]}")
-    return Path(out.stdout.strip())
+    return folder
 
 
 class IdentityProvider(Component):
