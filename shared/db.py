@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -285,6 +285,12 @@ async def _migrate_once(dsn: str, schema: str, dirs: tuple[Path, ...], lock_time
         # Closing the session releases the advisory lock too, also when the connection broke.
         await conn.close(timeout=5)
     return applied
+
+
+def columns(rows: Sequence[Any], *keys: str | int) -> list[list[Any]]:
+    """The rows' values column by column, one list per key (a mapping row's name or a tuple row's index): the
+    parameters of a set-based statement over `unnest($1::text[], $2::text[], ...)`."""
+    return [[row[k] for row in rows] for k in keys]
 
 
 async def insert_row(conn: Conn, table: str, columns: tuple[str, ...], row: Mapping[str, Any]) -> None:

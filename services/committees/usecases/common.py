@@ -81,6 +81,28 @@ def page(items: list[dict[str, Any]], limit: int, id_field: str) -> dict[str, An
     return pages.page(items, limit, lambda row: (row[id_field],))
 
 
+View = Callable[[Conn, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+async def read_person(
+    pool: asyncpg.Pool,
+    principal: Principal,
+    resource_type: str,
+    person_id: str,
+    load: Callable[[Conn, str], Awaitable[dict[str, Any]]],
+    view: View,
+) -> dict[str, Any]:
+    """One person's record as the caller may see it (`view`: None when not at all, 403), the read audited."""
+    principal.require(*READERS)
+    async with audit.reading(pool, principal, resource_type) as read:
+        row = await load(read.conn, person_id)
+        seen = await view(read.conn, row)
+        if seen is None:
+            raise scope.forbidden()
+        read.of(person_id, row["org_path"], [person_id])
+    return seen
+
+
 Fetch = Callable[[Conn, str, str | None, int], Awaitable[list[dict[str, Any]]]]
 
 

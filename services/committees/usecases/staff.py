@@ -14,15 +14,17 @@ from services.committees.usecases.common import (
     audit_page,
     get_unit,
     page,
+    read_person,
     require_change,
     require_write,
     under_path,
 )
 from services.committees.usecases.directory import answer_audit, patched, write_record
-from shared import audit, scope, versions
+from shared import scope, versions
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts.committees import StaffLeft
+from shared.db import Conn
 from shared.outbox import add_event
 from shared.problems import conflict, found
 
@@ -31,7 +33,7 @@ FIELDS = ("staff_id", "name", "gender", "phone", "org_unit_id", "roles", "class_
 audit_answer = answer_audit("staff")
 
 
-async def _get(conn: asyncpg.Connection, staff_id: str, *, lock: bool = False) -> dict[str, Any]:
+async def _get(conn: Conn, staff_id: str, *, lock: bool = False) -> dict[str, Any]:
     return found(await store.get_staff(conn, staff_id, lock=lock), "staff member")
 
 
@@ -56,14 +58,11 @@ async def list_staff(
 
 async def get(pool: asyncpg.Pool, principal: Principal, staff_id: str) -> dict[str, Any]:
     """One staff member; the read is audited."""
-    principal.require(*READERS)
-    async with audit.reading(pool, principal, "staff") as read:
-        row = await _get(read.conn, staff_id)
-        view = staff_view(principal, row)
-        if view is None:
-            raise scope.forbidden()
-        read.of(staff_id, row["org_path"], [staff_id])
-    return view
+
+    async def view(conn: Conn, row: dict[str, Any]) -> dict[str, Any] | None:
+        return staff_view(principal, row)
+
+    return await read_person(pool, principal, "staff", staff_id, _get, view)
 
 
 async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StaffIn) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from services.committees.usecases.common import (
     audit_page,
     get_unit,
     page,
+    read_person,
     require_change,
     require_write,
     under_path,
@@ -89,14 +90,9 @@ async def list_students(
 
 async def get(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict[str, Any]:
     """One student (personal fields only for admins in scope and the student's teachers); the read is audited."""
-    principal.require(*READERS)
-    async with audit.reading(pool, principal, "student") as read:
-        row = await _get(read.conn, student_id)
-        view = await _view(read.conn, principal, row)
-        if view is None:
-            raise scope.forbidden()
-        read.of(student_id, row["org_path"], [student_id])
-    return view
+    return await read_person(
+        pool, principal, "student", student_id, _get, lambda conn, row: _view(conn, principal, row)
+    )
 
 
 async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StudentIn) -> dict[str, Any]:

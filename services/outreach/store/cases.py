@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, insert_row
+from shared.db import Conn, columns, insert_row
 
 CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
@@ -268,10 +268,7 @@ async def insert_case_carers(conn: asyncpg.Connection, rows: list[tuple[str, str
             "INSERT INTO case_carers (case_id, staff_id, role, org_path, assigned_at)"
             " SELECT *, $5::timestamptz FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
             " ON CONFLICT DO NOTHING",
-            [r[0] for r in rows],
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
+            *columns(rows, 0, 1, 2, 3),
             now,
         )
 

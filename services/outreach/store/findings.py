@@ -7,6 +7,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.db import columns
+
 # The children's current (or latest closed) cases, locked, with their carers.
 CONTEXT = """
 SELECT s.student_id, c.case_id, c.org_path, c.state, c.max_severity, c.categories, c.contact_due,
@@ -50,17 +52,10 @@ async def insert_cases(conn: asyncpg.Connection, rows: list[dict[str, Any]], now
         "             $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])"
         "      AS u(c, s, p, st, r, m, cats, fr, due, esc)"
         " ON CONFLICT (student_id) WHERE state <> 'closed' DO NOTHING RETURNING case_id",
-        [r["case_id"] for r in rows],
-        [r["student_id"] for r in rows],
-        [r["org_path"] for r in rows],
-        [r["state"] for r in rows],
-        [r["risk_level"] for r in rows],
-        [r["max_severity"] for r in rows],
+        *columns(rows, "case_id", "student_id", "org_path", "state", "risk_level", "max_severity"),
         [_cats(r) for r in rows],
         now,
-        [r["finding_recorded_at"] for r in rows],
-        [r["contact_due"] for r in rows],
-        [r["escalation_due"] for r in rows],
+        *columns(rows, "finding_recorded_at", "contact_due", "escalation_due"),
     )
     return len(inserted)
 
@@ -83,15 +78,9 @@ async def update_cases(conn: asyncpg.Connection, rows: list[dict[str, Any]], now
         "             $7::timestamptz[], $8::text[], $9::boolean[], $11::timestamptz[])"
         "      AS u(c, st, r, m, cats, due, esc, p, re, fr)"
         " WHERE c.case_id = u.c",
-        [r["case_id"] for r in rows],
-        [r["state"] for r in rows],
-        [r["risk_level"] for r in rows],
-        [r["max_severity"] for r in rows],
+        *columns(rows, "case_id", "state", "risk_level", "max_severity"),
         [_cats(r) for r in rows],
-        [r["contact_due"] for r in rows],
-        [r["escalation_due"] for r in rows],
-        [r["org_path"] for r in rows],
-        [r["reopen"] for r in rows],
+        *columns(rows, "contact_due", "escalation_due", "org_path", "reopen"),
         now,
         [r["finding_recorded_at"] for r in rows],
     )

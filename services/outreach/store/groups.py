@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from shared import scope
-from shared.db import Conn
+from shared.db import Conn, columns
 
 COLUMNS = (
     "membership_id, student_id, grp AS group, source, org_path, verified, verified_at, verified_by, registered_at,"
@@ -52,9 +52,7 @@ async def insert_flag_memberships(
         " source = EXCLUDED.source, registered_at = EXCLUDED.registered_at"
         " WHERE group_memberships.ended_at IS NOT NULL"
         f" RETURNING {COLUMNS}",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
+        *columns(rows, 0, 1, 2),
         group,
         source,
         at,
@@ -163,8 +161,7 @@ async def insert_memberships(
     await conn.execute(
         "UPDATE group_memberships g SET source = $3 FROM unnest($1::text[], $2::text[]) AS u(s, grp)"
         " WHERE g.student_id = u.s AND g.grp = u.grp AND g.ended_at IS NULL AND g.source = 'directory_flag'",
-        [r[1] for r in rows],
-        [r[2] for r in rows],
+        *columns(rows, 1, 2),
         source,
     )
     created: list[asyncpg.Record] = await conn.fetch(
@@ -176,10 +173,7 @@ async def insert_memberships(
         " registered_at = EXCLUDED.registered_at, org_path = EXCLUDED.org_path"
         " WHERE group_memberships.ended_at IS NOT NULL"
         " RETURNING membership_id, student_id, grp AS group, source, org_path",
-        [r[0] for r in rows],
-        [r[1] for r in rows],
-        [r[2] for r in rows],
-        [r[3] for r in rows],
+        *columns(rows, 0, 1, 2, 3),
         source,
         now,
     )
