@@ -19,6 +19,20 @@ def period_ok(starts_on: date, ends_on: date) -> bool:
     return starts_on <= ends_on
 
 
+# What a campaign in each state allows: draft → launched → closed, and its assignments change only while launched.
+CAMPAIGN_STEPS = {
+    "launch": ("draft", "only a draft can be launched"),
+    "close": ("launched", "only a launched campaign can be closed"),
+    "assign": ("launched", "assignments change only while it is launched"),
+}
+
+
+def campaign_refuses(status: str, step: str) -> str | None:
+    """Why a campaign in `status` refuses `step` (launch, close, assign: a change of its assignments), or None."""
+    needed, reason = CAMPAIGN_STEPS[step]
+    return None if status == needed else f"the campaign is {status}; {reason}"
+
+
 # ---------------------------------------------------------------------------------------------- org paths
 
 

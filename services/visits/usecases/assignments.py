@@ -39,8 +39,8 @@ async def add_assignment(
     """Assign a family that has no assignment in this campaign to a teacher by hand."""
     principal.require(*ADMINS)
     camp = found(await store.campaigns.get_campaign(conn, campaign_id), "campaign")
-    if camp["status"] != "launched":
-        raise conflict(f"the campaign is {camp['status']}; assignments change only while it is launched")
+    if (refused := planning.campaign_refuses(camp["status"], "assign")) is not None:
+        raise conflict(refused)
     children = await store.directory.list_family_children(conn, body.family_id, camp["org_path"])
     if not children:
         raise invalid("/family_id", "no family with children in the campaign's scope")
@@ -91,8 +91,8 @@ async def _assignment_for_change(
     a = found(await store.assignments.get_assignment(conn, assignment_id, lock=True), "assignment")
     scope.require(principal, a["org_path"])
     versions.check(a["version"], precondition)
-    if a["campaign_status"] != "launched":
-        raise conflict(f"the campaign is {a['campaign_status']}; assignments change only while it is launched")
+    if (refused := planning.campaign_refuses(a["campaign_status"], "assign")) is not None:
+        raise conflict(refused)
     if a["status"] in ("completed", "removed"):
         raise conflict(f"the assignment is {a['status']}")
     return a

@@ -53,13 +53,21 @@ async def create_campaign(
 
 
 async def _campaign_for_change(
-    conn: asyncpg.Connection, principal: Principal, campaign_id: str, precondition: versions.Precondition | None
+    conn: asyncpg.Connection,
+    principal: Principal,
+    campaign_id: str,
+    precondition: versions.Precondition | None,
+    step: str,
 ) -> asyncpg.Record:
-    """The campaign locked, after the caller's access, and still at the version `If-Match` names (else 412)."""
+    """The campaign locked, after the caller's access, still at the version `If-Match` names (else 412) and in the
+    state `step` needs (else 409)."""
     principal.require(*ADMINS)
     row = found(await store.campaigns.get_campaign(conn, campaign_id, lock=True), "campaign")
     scope.require(principal, row["org_path"])
     versions.check(row["version"], precondition)
+    refused = planning.campaign_refuses(row["status"], step)
+    if refused is not None:
+        raise conflict(refused)
     return row
 
 
@@ -105,9 +113,7 @@ async def launch_campaign(
     precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """draft → launched: generate the assignments from the directory copy and publish them with the launch."""
-    camp = await _campaign_for_change(conn, principal, campaign_id, precondition)
-    if camp["status"] != "draft":
-        raise conflict(f"the campaign is {camp['status']}; only a draft can be launched")
+    camp = await _campaign_for_change(conn, principal, campaign_id, precondition, "launch")
     scope = camp["org_path"]
     plan = build_plan(
         await store.directory.list_students_in_scope(conn, scope),
@@ -180,9 +186,7 @@ async def close_campaign(
     precondition: versions.Precondition | None = None,
 ) -> dict[str, Any]:
     """launched → closed (412 when `If-Match` names another version)."""
-    camp = await _campaign_for_change(conn, principal, campaign_id, precondition)
-    if camp["status"] != "launched":
-        raise conflict(f"the campaign is {camp['status']}; only a launched campaign can be closed")
+    await _campaign_for_change(conn, principal, campaign_id, precondition, "close")
     row = await store.campaigns.update_campaign_closed(conn, campaign_id)
     await add_events(
         conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=clock.now())]

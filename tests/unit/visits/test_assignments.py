@@ -9,7 +9,14 @@ from datetime import date
 import pydantic
 import pytest
 
-from services.visits.domain.planning import Family, StudentPlace, Teacher, generate_assignments, period_ok
+from services.visits.domain.planning import (
+    Family,
+    StudentPlace,
+    Teacher,
+    campaign_refuses,
+    generate_assignments,
+    period_ok,
+)
 from services.visits.schemas import CampaignIn
 
 SCHOOL = "/620400/620402/s1"
@@ -143,6 +150,20 @@ def test_a_campaign_ends_on_or_after_its_first_day():
     with pytest.raises(pydantic.ValidationError) as refused:
         CampaignIn.model_validate(body)
     assert [e["loc"] for e in refused.value.errors()] == [("ends_on",)]  # the 422 names /ends_on
+
+
+def test_a_campaign_is_launched_from_draft_closed_once_launched_and_its_assignments_change_only_while_launched():
+    assert campaign_refuses("draft", "launch") is None
+    assert campaign_refuses("launched", "close") is None
+    assert campaign_refuses("launched", "assign") is None
+    assert campaign_refuses("launched", "launch") == "the campaign is launched; only a draft can be launched"
+    assert campaign_refuses("closed", "launch") == "the campaign is closed; only a draft can be launched"
+    assert campaign_refuses("draft", "close") == "the campaign is draft; only a launched campaign can be closed"
+    assert campaign_refuses("closed", "close") is not None
+    for status in ("draft", "closed"):
+        assert campaign_refuses(status, "assign") == (
+            f"the campaign is {status}; assignments change only while it is launched"
+        )
 
 
 def test_a_leavers_families_go_to_colleagues_by_the_same_rules_counting_their_current_loads():
