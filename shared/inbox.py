@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from shared import context, db, kafka, tracing
 from shared.db import lock_key
-from shared.events import Envelope, Event, registry, typed_envelope
+from shared.events import Envelope, Event, Fact, lean_envelope, registry, typed_envelope
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_DURATION
 from shared.relay import TYPE_HEADER
 from shared.settings import ServiceSettings
@@ -75,11 +75,36 @@ class Batch:
     types: frozenset[str]
     apply: Callable[[asyncpg.Connection, list[Event[Any]]], Awaitable[None]]
     keys: EntityKeys | None = None  # as `Locked.keys`: entities locked for the batch's transaction
-    inbox: bool = True
-    """False for an `apply` that is idempotent by itself: one that writes nothing for an event whose effect is
-    already there (a copy keyed by its source's version, see shared/directory). The group then keeps no inbox row
-    per event (a share of every event's cost): a redelivered or replayed event is applied again and must change
-    nothing, which the subscription's own tests prove. Dead letters are still recorded in the inbox."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """A copying subscription: `apply` gets a whole poll's events of `types` as `Fact`s, in order, in one transaction.
+
+    For a copy of another service's facts (shared/directory) whose `apply` is idempotent by itself: it writes
+    nothing for an event whose effect is already there, so the group keeps no inbox rows (a redelivered or replayed
+    event is applied again and must change nothing, which the subscription's own tests prove; dead letters are still
+    recorded in the inbox). Each event is validated against its contract without building models (its type and
+    payload fields as a dict, `shared.events.lean_envelope`) and gets no context or span of its own: the poll runs
+    under one context (the events' correlation and trace ids when they share them; its span links every record's
+    when traced), and whatever `apply` writes belongs to the poll. One lane (a poll is one transaction, so events
+    of different topics about one entity never wait on each other's locks), polls of `consumer_copy_batch_size`.
+    A record that fails validation fails the poll, which is then redone record by record: it is dead-lettered
+    with the field at fault, the others applied.
+    """
+
+    types: frozenset[str]
+    apply: Callable[[asyncpg.Connection, list[Fact]], Awaitable[None]]
+    keys: Callable[[Fact], Iterable[str]] | None = None  # as `Locked.keys`, from the fact: entities locked
+
+
+Subscription = dict[str, Handler] | Batch | Facts
+"""What a consumer group applies: handlers per event type (each event alone), a `Batch` or a `Facts`."""
+
+
+def subscribed_types(subscription: Subscription) -> frozenset[str]:
+    """The event types a subscription applies."""
+    return frozenset(subscription if isinstance(subscription, dict) else subscription.types)
 
 
 class UnknownType(Exception):
@@ -120,21 +145,22 @@ def envelope_of(rec: ConsumerRecord) -> Envelope:
 class InboxConsumer:
     """A consumer group applying registered event types through handlers, each event once."""
 
-    def __init__(
-        self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, handlers: dict[str, Handler] | Batch
-    ) -> None:
+    def __init__(self, settings: ServiceSettings, pool: asyncpg.Pool, group: str, handlers: Subscription) -> None:
         self.settings = settings
         self.pool = pool
         self.group = group
-        self.handlers: dict[str, Handler] = {} if isinstance(handlers, Batch) else handlers
+        self.handlers: dict[str, Handler] = handlers if isinstance(handlers, dict) else {}
         self.batch = handlers if isinstance(handlers, Batch) else None
-        self.types = frozenset(handlers.types if isinstance(handlers, Batch) else handlers)
+        self.facts = handlers if isinstance(handlers, Facts) else None
+        self.types = subscribed_types(handlers)
         self.service = settings.service_name
         self.logical_topics = registry.topics_for(sorted(self.types))
         self.topics = [settings.topic(t) for t in self.logical_topics]
         self._logical = dict(zip(self.topics, self.logical_topics, strict=True))
         # Per handled type (as the relay's `hss-event-type` header spells it): its envelope with a typed `data`.
         self._typed = {t.encode(): typed_envelope(registry.spec(t).model) for t in self.types}
+        # For a copying subscription, per handled type: the type and its envelope validated to plain dicts.
+        self._lean = {t.encode(): (t, lean_envelope(registry.spec(t).model)) for t in self.types} if self.facts else {}
         # The registered types this group does not handle (on the topics it reads, as the header spells them).
         self._others = frozenset(s.type.encode() for s in registry.all()) - set(self._typed)
         self.applied = 0
@@ -212,9 +238,11 @@ class InboxConsumer:
         transaction committed; a crash in between only causes a redelivery, which the inbox absorbs.
         """
         last_lag = 0.0
-        lanes_n = max(1, self.settings.consumer_parallelism)
+        s = self.settings
+        lanes_n = 1 if self.facts is not None else max(1, s.consumer_parallelism)
+        poll = s.consumer_copy_batch_size if self.facts is not None else s.consumer_batch_size
         while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
+            batches = await consumer.getmany(timeout_ms=200, max_records=poll)
             self.running, self.last_poll_at, self.idle = True, time.time(), not batches
             self.ready.set()
             if batches:
@@ -409,6 +437,8 @@ class InboxConsumer:
 
         Returns each record's topic and outcome, to be counted if the transaction commits.
         """
+        if self.facts is not None:
+            return await self._apply_facts(conn, records)
         outcomes: list[tuple[str, str]] = []
         events: list[tuple[ConsumerRecord, Event[Any] | None]] = []
         for rec in records:
@@ -419,13 +449,6 @@ class InboxConsumer:
                 # this version can do with it, and nothing wrong with it either. Counted, skipped.
                 outcomes.append((rec.topic, "unknown_type"))
         await self._lock(conn, [e for _, e in events if e is not None])
-        if self.batch is not None and not self.batch.inbox:
-            # Idempotent by itself (see `Batch.inbox`): every event is applied, whether seen before or not.
-            taken = [(rec, e) for rec, e in events if e is not None]
-            outcomes += [(rec.topic, "ignored" if e is None else "applied") for rec, e in events]
-            if taken:
-                await self._handle_batch(conn, taken)
-            return outcomes
         ids = [e.envelope.id for _, e in events if e is not None]
         fresh = (
             {
@@ -460,6 +483,78 @@ class InboxConsumer:
             await self._handle_batch(conn, todo)
         return outcomes
 
+    async def _apply_facts(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> list[tuple[str, str]]:
+        """Apply a copying subscription's records (see `Facts`): every handled one, whether seen before or not."""
+        assert self.facts is not None
+        outcomes: list[tuple[str, str]] = []
+        facts: list[Fact] = []
+        correlations: set[str] = set()
+        traceparents: set[str] = set()
+        for rec in records:
+            try:
+                read = self._read_fact(rec)
+            except UnknownType:
+                outcomes.append((rec.topic, "unknown_type"))
+                continue
+            if read is None:
+                outcomes.append((rec.topic, "ignored"))
+                continue
+            fact, correlation, traceparent = read
+            facts.append(fact)
+            correlations.add(correlation)
+            traceparents.add(traceparent)
+            outcomes.append((rec.topic, "applied"))
+        if not facts:
+            return outcomes
+        keys = self.facts.keys
+        if keys is not None:
+            await self._lock_entities(conn, (k for f in facts for k in keys(f)))
+        trace_ids = {context.parse_traceparent(t) for t in traceparents}
+        span = self._batch_span(records)
+        ctx = context.TraceContext(
+            correlation_id=correlations.pop() if len(correlations) == 1 else str(uuid.uuid4()),
+            trace_id=tracing.trace_id_of(span)
+            if span is not None
+            else (trace_ids.pop() if len(trace_ids) == 1 else None) or context.new_trace_id(),
+            span=span,
+        )
+        started = time.perf_counter()
+        with _Within(ctx):
+            await self.facts.apply(conn, facts)
+        share = (time.perf_counter() - started) / len(facts)
+        for t in {f.type for f in facts}:
+            self._timer(t).observe(share)  # once per type and poll, at an event's share of the poll
+        return outcomes
+
+    def _read_fact(self, rec: ConsumerRecord) -> tuple[Fact, str, str] | None:
+        """A record of a copying subscription as (fact, correlation id, traceparent), None for a registered type it
+        does not handle; UnknownType or Poison as `_parse` says. Validated in one pass to plain dicts when its
+        `hss-event-type` header names a handled type (what the relay sends); any other record, or one that does
+        not validate that way, is read the general way, which says what is wrong with it."""
+        hinted: bytes | None = None
+        traceparent = ""
+        for key, value in rec.headers or ():
+            if key == TYPE_HEADER:
+                hinted = value
+            elif key == "traceparent" and value is not None:
+                traceparent = value.decode(errors="replace")
+            elif key.startswith("ce_"):
+                hinted = None  # binary mode
+                break
+        lean = self._lean.get(hinted) if hinted is not None else None
+        if lean is not None:
+            try:
+                env = lean[1].validate_json(rec.value or b"")
+            except ValidationError:
+                env = None
+            if env is not None and env["type"] == lean[0]:
+                return Fact(lean[0], env["data"]), env["correlationid"], traceparent
+        event = self._parse(rec)
+        if event is None:
+            return None
+        env_type = event.envelope.type
+        return Fact(env_type, event.payload.model_dump()), event.envelope.correlationid, traceparent
+
     async def _lock(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
         """Take a transaction-scoped advisory lock on every entity the events' handlers declare, before anything else.
 
@@ -472,7 +567,7 @@ class InboxConsumer:
         consumer_batch_size x (keys per event) locks: the lock table (max_locks_per_transaction x max_connections)
         must have room for that in every replica at once; if not, the batch fails and is redone record by record.
         """
-        ids: set[int] = set()
+        names: list[str] = []
         for event in events:
             if self.batch is not None:
                 keys = self.batch.keys
@@ -480,10 +575,18 @@ class InboxConsumer:
                 handler = self.handlers.get(event.envelope.type)
                 keys = handler.keys if isinstance(handler, Locked) else None
             if keys is not None:
-                ids.update(lock_key(f"entity:{self.settings.db_schema}:{k}") for k in keys(event.payload))
+                names.extend(keys(event.payload))
+        await self._lock_entities(conn, names)
+
+    async def _lock_entities(self, conn: asyncpg.Connection, names: Iterable[str]) -> None:
+        """Lock the named entities for the transaction (see `_lock`): each once, in the order of their ids."""
+        prefix = f"entity:{self.settings.db_schema}:"
+        ids = {lock_key(prefix + k) for k in set(names)}
         if ids:
-            # A function scan returns the array's elements in order, so the locks are taken in sorted order.
-            await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k", sorted(ids))
+            # A function scan returns the array's elements in order, so the locks are taken in sorted order. The ids
+            # go as one array literal: asyncpg checks each element of a list parameter's type, a poll holds thousands.
+            literal = "{" + ",".join(map(str, sorted(ids))) + "}"
+            await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::text::bigint[]) AS k", literal)
 
     async def _handle_batch(self, conn: asyncpg.Connection, todo: list[tuple[ConsumerRecord, Event[Any]]]) -> None:
         """Run the batch handler once, under the batch's context; each event is timed at its share of the batch.

@@ -80,6 +80,7 @@ class ServiceSettings(BaseSettings):
     consumer_retry_backoff_seconds: float = 0.2
     consumer_retry_max_backoff_seconds: float = 5.0  # transient database errors are retried forever, this apart
     consumer_batch_size: int = 1000
+    consumer_copy_batch_size: int = 5000  # a copying subscription's poll (`shared.inbox.Facts`), one transaction
     consumer_parallelism: int = 2
     # Most bytes of fetched records a consumer holds before its application polls them (all partitions together).
     consumer_fetch_buffer_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import context, db, edges, kafka, openapi, outbox, problems, tracing
 from shared.auth import Verifier
 from shared.clock import Clock, SystemClock
-from shared.inbox import Batch, Handler, InboxConsumer
+from shared.inbox import InboxConsumer, Subscription
 from shared.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.relay import Relay
 from shared.settings import ServiceSettings
@@ -42,7 +42,7 @@ class ServiceSpec:
     topics: list[str] = field(default_factory=list)  # logical topics this service owns
     kit_migrations: list[Path] = field(default_factory=list)  # kit parts it keeps (shared.directory), before its own
     routers: list[APIRouter] = field(default_factory=list)
-    consumers: Mapping[str, dict[str, Handler] | Batch] = field(default_factory=dict)  # group -> handlers
+    consumers: Mapping[str, Subscription] = field(default_factory=dict)  # group -> handlers
     background: list[Background] = field(default_factory=list)
     title: str = ""
     description: str = ""

@@ -34,7 +34,7 @@ from services.visits.app import create as visits_app
 from services.visits.settings import VisitsSettings
 from shared.contracts import documents
 from shared.contracts.compat import breaking_changes
-from shared.inbox import Batch
+from shared.inbox import subscribed_types
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "docs" / "schemas"
@@ -53,8 +53,7 @@ def consumer_groups() -> dict[str, tuple[str, set[str]]]:
     groups: dict[str, tuple[str, set[str]]] = {}
     for spec in specs:
         for group, handlers in spec.consumers.items():
-            types = handlers.types if isinstance(handlers, Batch) else handlers.keys()
-            groups[group] = (spec.settings.service_name, set(types))
+            groups[group] = (spec.settings.service_name, set(subscribed_types(handlers)))
     return groups
 
 

@@ -4,7 +4,6 @@ move the left-behind group (usecases/groups.py) and hand a leaver's cases over (
 from __future__ import annotations
 
 import asyncpg
-from pydantic import BaseModel
 
 from services.outreach.settings import Rules
 from services.outreach.usecases import groups, leavers
@@ -16,8 +15,8 @@ from shared.contracts import committees as dir_ev
 from shared.contracts.outreach import NotificationCreated
 from shared.contracts.visits import FindingRecorded
 from shared.directory import FAMILIES, STAFF, STUDENTS, Changes, DirectoryCopy
-from shared.events import type_of
-from shared.inbox import Batch
+from shared.events import Fact, type_of
+from shared.inbox import Batch, Subscription
 
 FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
@@ -39,7 +38,11 @@ class DirectoryChanges:
         await leavers.hand_over(conn, self.rules, [r["staff_id"] for r in changes.of(STAFF, active=False)], now)
 
 
-def family_and_children(p: BaseModel) -> list[str]:
+FAMILY_FACTS = frozenset({type_of(dir_ev.FamilyRegistered), type_of(dir_ev.FamilyChanged)})
+STUDENT_FACTS = frozenset({type_of(dir_ev.StudentRegistered), type_of(dir_ev.StudentChanged)})
+
+
+def family_and_children(fact: Fact) -> list[str]:
     """The entities a directory event's flag decision reads across topics (see `Locked`).
 
     A student event reads its family's flag and a family event reads its students' rows: both lock the family, or
@@ -47,10 +50,11 @@ def family_and_children(p: BaseModel) -> list[str]:
     children, as findings do: every writer of a child's memberships holds its lock, so a move and a finding's
     membership serialize, and their row locks on memberships cannot deadlock.
     """
-    if isinstance(p, dir_ev.FamilyFacts):
-        return [f"family:{p.family_id}", *(f"student:{s}" for s in p.student_ids)]
-    if isinstance(p, dir_ev.StudentFacts):
-        return [f"family:{p.family_id}", f"student:{p.student_id}"]
+    p = fact.data
+    if fact.type in FAMILY_FACTS:
+        return [f"family:{p['family_id']}", *(f"student:{s}" for s in p["student_ids"])]
+    if fact.type in STUDENT_FACTS:
+        return [f"family:{p['family_id']}", f"student:{p['student_id']}"]
     return []
 
 
@@ -59,7 +63,7 @@ def student_of(p: FindingRecorded) -> list[str]:
     return [f"student:{p.student_id}"]
 
 
-def consumers(rules: Rules, clock: Clock) -> dict[str, Batch]:
+def consumers(rules: Rules, clock: Clock) -> dict[str, Subscription]:
     """The consumer groups, all set-based (a lane's poll at a time): findings, the directory copy, the
     notifications of outreach's own case and referral facts, and the email channel of those notifications."""
     return {

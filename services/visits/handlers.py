@@ -14,7 +14,7 @@ from shared.clock import Clock
 from shared.contracts.committees import StudentMerged
 from shared.directory import STAFF, TOPICS, Changes, DirectoryCopy
 from shared.events import Event, type_of
-from shared.inbox import Batch
+from shared.inbox import Batch, Subscription
 
 GROUP = "visits.directory"
 MERGES_GROUP = "visits.merges"
@@ -39,7 +39,7 @@ async def on_merges(conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
         await store.merges.update_student_id(conn, p.student_id, p.merged_into)
 
 
-def consumers(clock: Clock) -> dict[str, Batch]:
+def consumers(clock: Clock) -> dict[str, Subscription]:
     """The consumer groups: the directory copy (the leavers' hook locks the assignment rows it changes), and
     merges (nothing read across topics, so nothing locked)."""
     return {

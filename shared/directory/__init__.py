@@ -4,7 +4,8 @@ One copy for every consumer (visits, outreach): org units, staff, students, fami
 fed by committees' events through one `Batch` subscription. Each row carries its source's version (`occurred_at`
 of the event that wrote it) and the newest version wins, whatever order events arrive in: a late older event
 changes nothing, and so does a redelivered or replayed one: it is not even written, so the copy keeps no inbox
-rows (the subscription is `Batch(inbox=False)`). Leavers and removed team members stay as tombstones
+rows (the subscription is `shared.inbox.Facts`: a poll in one transaction, events validated against their contracts
+into plain dicts, no models). Leavers and removed team members stay as tombstones
 (`active` false) so a late registration cannot bring them back. A poll's events are folded per entity in Python
 and written with two statements per table (facts, then leavers), so the cost per event is a share of a statement.
 A service reacting to what changed (outreach's left-behind flag) passes `on_change`, which gets the rows that
@@ -25,8 +26,8 @@ import orjson
 from pydantic import BaseModel
 
 from shared.contracts import committees as c
-from shared.events import Event, registry
-from shared.inbox import Batch, EntityKeys
+from shared.events import Fact, type_of
+from shared.inbox import Facts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 TOPICS = [c.ORG, c.STAFF, c.STUDENT, c.FAMILY, c.TEAM]
@@ -121,7 +122,7 @@ TEAM_MEMBERS = Table(
 TABLES = [ORG_UNITS, STAFF, STUDENTS, FAMILIES, TEAM_MEMBERS]
 
 # Which table each contract class writes, and whether it carries facts (True) or says the entity is gone (False).
-WRITES: dict[type[BaseModel], tuple[Table, bool]] = {
+WRITERS: dict[type[BaseModel], tuple[Table, bool]] = {
     c.OrgUnitRegistered: (ORG_UNITS, True),
     c.OrgUnitChanged: (ORG_UNITS, True),
     c.StaffRegistered: (STAFF, True),
@@ -136,7 +137,8 @@ WRITES: dict[type[BaseModel], tuple[Table, bool]] = {
     c.InstructorTeamMemberAdded: (TEAM_MEMBERS, True),
     c.InstructorTeamMemberRemoved: (TEAM_MEMBERS, False),
 }
-TYPES = frozenset(s.type for s in registry.all() if s.model in WRITES)
+WRITES = {type_of(model): writes for model, writes in WRITERS.items()}  # the same, by event type
+TYPES = frozenset(WRITES)
 
 
 @dataclass
@@ -165,7 +167,7 @@ class _Newest:
     gone: dict[str, Any] | None = None
 
 
-def fold(events: Iterable[BaseModel]) -> dict[Table, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+def fold(events: Iterable[Fact]) -> dict[Table, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Per table, the facts rows and the tombstone rows that applying `events` one by one would leave written.
 
     Applied one at a time, an event takes effect when its version is not older than every version seen before it
@@ -174,9 +176,8 @@ def fold(events: Iterable[BaseModel]) -> dict[Table, tuple[list[dict[str, Any]],
     as any split of the stream into batches.
     """
     newest: dict[Table, dict[tuple[str, ...], _Newest]] = {}
-    for p in events:
-        table, is_facts = WRITES[type(p)]
-        fields = p.__dict__  # a model's field values (cheaper than getattr per column: this runs per event)
+    for event_type, fields in events:
+        table, is_facts = WRITES[event_type]
         key = tuple(fields[k] for k in table.key) if len(table.key) > 1 else (fields[table.key[0]],)
         at: datetime = fields["occurred_at"]
         entity = newest.setdefault(table, {}).get(key)
@@ -210,23 +211,26 @@ class DirectoryCopy:
     """
 
     def __init__(
-        self, on_change: OnChange | None = None, keys: EntityKeys | None = None, reads: Iterable[Table] | None = None
+        self,
+        on_change: OnChange | None = None,
+        keys: Callable[[Fact], Iterable[str]] | None = None,
+        reads: Iterable[Table] | None = None,
     ) -> None:
         self.on_change = on_change
         self.keys = keys
         wanted = [] if on_change is None else TABLES if reads is None else reads
         self.reads = frozenset(t.name for t in wanted)
 
-    def subscription(self) -> Batch:
+    def subscription(self) -> Facts:
         """The directory group's subscription: every directory event type, applied a poll at a time, without inbox
         rows: the upserts write nothing for an event whose version and facts are already there, so a redelivered
         or replayed event changes nothing and reaches no `on_change` (tests/integration/test_kit_directory.py)."""
-        return Batch(TYPES, self.apply, keys=self.keys, inbox=False)
+        return Facts(TYPES, self.apply, keys=self.keys)
 
-    async def apply(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
+    async def apply(self, conn: asyncpg.Connection, events: list[Fact]) -> None:
         """Write the newest facts and tombstones of a batch of directory events, then tell `on_change`."""
         changes = Changes(reads=self.reads)
-        for table, (facts, gone) in fold(e.payload for e in events).items():
+        for table, (facts, gone) in fold(events).items():
             read = table.name in self.reads
             written: dict[tuple[str, ...], asyncpg.Record] = {}
             for sql, rows in ((table.upsert_facts(read), facts), (table.upsert_gone(read), gone)):

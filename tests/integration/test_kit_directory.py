@@ -29,8 +29,9 @@ from shared.contracts import committees as c
 from shared.contracts.common import LivingArrangement, OrgLevel, StaffRole
 from shared.events import Envelope, new_envelope, registry
 from shared.kafka import TopicSpec, ensure_topics
+from shared.relay import STRUCTURED_CONTENT_TYPE, TYPE_HEADER
 from shared.settings import ServiceSettings
-from shared.testing.fixtures import caught_up, wait_for
+from shared.testing.fixtures import caught_up, read_topic, wait_for
 from shared.web import Runtime, ServiceSpec, start_runtime, stop_runtime
 from tests.integration.kitapp import KitSettings
 from tests.integration.kitapp import spec as kit_spec
@@ -52,13 +53,15 @@ class Copy:
     settings: ServiceSettings
     runtime: Runtime
     group: str
+    dead_letters: int = 0  # how many of the events sent the test expects to be dead-lettered
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self.runtime.pool
 
     async def send(self, items: Sequence[BaseModel | Envelope]) -> list[Envelope]:
-        """Produce contract events (or given envelopes, to redeliver them) in order; wait until all are taken in."""
+        """Produce contract events (or given envelopes, to redeliver them) in order, as the relay sends them (keyed
+        by their subject, with its headers); wait until all are taken in."""
         envs = [
             i
             if isinstance(i, Envelope)
@@ -69,9 +72,9 @@ class Copy:
         await producer.start()
         try:
             for e in envs:
-                spec = registry.spec(e.type)
-                key = spec.key(spec.model.model_validate(e.data))
-                await producer.send(self.settings.topic(spec.topic), e.model_dump_json().encode(), key=key.encode())
+                topic = self.settings.topic(registry.spec(e.type).topic)
+                headers = [("content-type", STRUCTURED_CONTENT_TYPE), (TYPE_HEADER, e.type.encode())]
+                await producer.send(topic, e.model_dump_json().encode(), key=e.subject.encode(), headers=headers)
             await producer.flush()
         finally:
             await producer.stop()
@@ -124,8 +127,9 @@ async def copy(request: pytest.FixtureRequest, make_settings: Any) -> AsyncItera
     try:
         consumer = next(c for c in runtime.consumers if c.group == group)
         await asyncio.wait_for(consumer.ready.wait(), 60)
-        yield Copy(s, runtime, group)
-        assert consumer.dead_lettered == 0
+        copy = Copy(s, runtime, group)
+        yield copy
+        assert consumer.dead_lettered == copy.dead_letters
     finally:
         await stop_runtime(runtime)
 
@@ -255,3 +259,20 @@ async def test_leavers_stay_gone_and_late_registrations_do_not_bring_them_back(c
     await copy.send([student("st-l", "c2", CLASS2, at(9), changed=True)])
     s = await copy.row("students", student_id="st-l")
     assert s is not None and (s["active"], s["class_id"]) == (True, "c2")
+
+
+async def test_an_event_not_matching_its_contract_is_dead_lettered_naming_the_field_and_its_poll_applied(
+    copy: Copy,
+) -> None:
+    changed = staff("t-bad", None, at(0), changed=True)
+    bad = new_envelope(registry.spec_for(changed), changed, correlation_id="corr", causation_id=None)
+    bad.data["roles"] = ["janitor"]  # not a staff role of the contract
+    copy.dead_letters = 1
+    await copy.send([student("st-p0", "c1", CLASS1, at(0)), bad, student("st-p1", "c1", CLASS1, at(0))])
+    for sid in ("st-p0", "st-p1"):
+        assert await copy.row("students", student_id=sid) is not None
+    assert await copy.row("staff", staff_id="t-bad") is None
+    dlt = await read_topic(copy.settings.kafka_bootstrap_servers, f"{copy.settings.topic(c.STAFF)}.{copy.group}.dlt")
+    assert [m["value"]["id"] for m in dlt] == [str(bad.id)]
+    error = dlt[0]["headers"]["dlt.error"]
+    assert error.startswith("poison: payload does not match committees.staff.changed.v1") and "roles.0" in error

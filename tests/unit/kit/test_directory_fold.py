@@ -11,6 +11,7 @@ import pytest
 
 from shared.contracts import committees as c
 from shared.directory import STAFF, STUDENTS, TABLES, Changes, DirectoryCopy, fold
+from shared.events import Fact, type_of
 
 T0 = datetime(2026, 9, 1, tzinfo=UTC)
 Row = dict[str, Any]
@@ -32,7 +33,7 @@ def one_by_one(state: dict[str, Row], events: list[Any]) -> None:
 
 def batched(state: dict[str, Row], events: list[Any]) -> None:
     """What `DirectoryCopy.apply` makes the database do with a batch: facts upserts, then tombstone upserts."""
-    facts, gone = fold(events).get(STUDENTS, ([], []))
+    facts, gone = fold([Fact(type_of(type(p)), dict(p)) for p in events]).get(STUDENTS, ([], []))
     for f in facts:
         at = f["occurred_at"]
         row = state.get(f["student_id"])
