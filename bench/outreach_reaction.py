@@ -7,8 +7,15 @@ Latency per finding = outreach's last insert in the applying transaction (a lowe
 `clock_timestamp()`) minus the visits-side commit stamp (`clock_timestamp()` as the last statement before
 COMMIT), both read from the same PostgreSQL clock.
 
+Beside the latencies it prints outreach's CPU per finding (the service process, from /proc) and the raw rates of
+the same run: PostgreSQL alone (single-row commits/s) and Kafka alone (produce and consume messages/s), so runs
+on a busy machine compare as ratios.
+
     .venv/bin/python bench/outreach_reaction.py [--steady-rate 200] [--steady-seconds 20]
-        [--ramp 400,700,1000,1400,1800,2400] [--step-seconds 8]
+        [--ramp 400,700,1000,1400,1800,2400] [--step-seconds 8] [--tree DIR]
+
+A/B against an older commit: check it out elsewhere (git worktree add --detach /tmp/a REV) and pass --tree /tmp/a:
+the service process runs that tree's code; this driver, its visits side and its raw rates stay the same.
 """
 
 from __future__ import annotations
@@ -21,14 +28,18 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncpg
 from pydantic import BaseModel
 
+from bench.kit_throughput import raw_consume, raw_produce
+from bench.procs import proc_stat
+from bench.visits_record import raw_rates
 from services.outreach.app import build_spec
 from services.outreach.settings import OutreachSettings
-from shared import db
+from shared import db, kafka
 from shared.contracts.common import Category, Severity
 from shared.contracts.visits import FindingRecorded
 from shared.devstack import ensure_up
@@ -149,9 +160,28 @@ async def drain(conn: asyncpg.Connection, o: str, expected: int, timeout: float 
     return time.perf_counter() - t0
 
 
+async def raw_kafka(bootstrap: str, tag: str, n: int = 20_000) -> tuple[float, float]:
+    """Kafka alone, now: messages/s produced (1 KiB, acks=all) and consumed on a 6-partition topic of this run."""
+    topic = f"bench{tag}.raw"
+    await kafka.ensure_topics(bootstrap, [kafka.TopicSpec(topic, 6)])
+    return await raw_produce(bootstrap, topic, n), await raw_consume(bootstrap, topic, n)
+
+
+def cpu_of(service: asyncio.subprocess.Process | None) -> float:
+    """CPU seconds of the service process so far (the bench's own when it runs in-process)."""
+    return proc_stat(service.pid)[1] if service is not None else time.process_time()
+
+
 async def main(a: argparse.Namespace) -> None:
     stack = ensure_up()
     tag = uuid.uuid4().hex[:8]
+    raw_commits, _ = await raw_rates(stack.database_url, argparse.Namespace(clients=4, batch=100, uploaders=1), 3.0)
+    produced, consumed = await raw_kafka(stack.kafka_bootstrap, tag)
+    print(
+        f"raw now: PostgreSQL {raw_commits:,.0f} single-row commits/s (4 connections); Kafka {produced:,.0f} msg/s"
+        f" produced, {consumed:,.0f} msg/s consumed",
+        flush=True,
+    )
     common: dict[str, Any] = {
         "env": "test",
         "database_url": stack.database_url,
@@ -199,7 +229,8 @@ async def main(a: argparse.Namespace) -> None:
             "OUTREACH_HTTP_PORT": str(free_port()),
             "LOG_LEVEL": "WARNING",
         }
-        service = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.outreach", env=env)
+        env["PYTHONPATH"] = a.tree
+        service = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.outreach", env=env, cwd=a.tree)
     # The service is ready once its last migration (004, closure approvals) has run.
     conn = await asyncpg.connect(stack.database_url)
     for _ in range(600):
@@ -221,11 +252,18 @@ async def main(a: argparse.Namespace) -> None:
 
         print(f"steady {a.steady_rate}/s for {a.steady_seconds}s ...", flush=True)
         since = await conn.fetchval("SELECT clock_timestamp()")
+        cpu0, first = cpu_of(service), total
         written = await write_at(vpool, a.steady_rate, a.steady_seconds, rng)
         total += written
         until = await conn.fetchval("SELECT clock_timestamp()")
         await drain(conn, o_schema, total)
+        steady_cpu = cpu_of(service) - cpu0
         ms, relay_ms = await measure(conn, o_schema, v_schema, since, until)
+        print(
+            f"outreach CPU (steady): {steady_cpu:.2f} s for {written} findings = {steady_cpu / written * 1e3:.2f} ms"
+            f" per finding",
+            flush=True,
+        )
         print(
             f"steady: {len(ms)} findings at {a.steady_rate}/s  latency p50 {pct(ms, 50):.0f} ms  "
             f"p90 {pct(ms, 90):.0f} ms  p99 {pct(ms, 99):.0f} ms  max {max(ms):.0f} ms"
@@ -256,6 +294,12 @@ async def main(a: argparse.Namespace) -> None:
                 best = max(best, offered)
             else:
                 break
+        all_cpu = cpu_of(service) - cpu0
+        print(
+            f"outreach CPU (steady and ramp): {all_cpu:.2f} s for {total - first} findings ="
+            f" {all_cpu / (total - first) * 1e3:.2f} ms per finding",
+            flush=True,
+        )
         cases = await conn.fetchval(f"SELECT count(*) FROM {o_schema}.cases")
         dup = await conn.fetchval(
             f"SELECT count(*) FROM (SELECT student_id FROM {o_schema}.cases WHERE state <> 'closed'"
@@ -287,4 +331,7 @@ if __name__ == "__main__":
     p.add_argument("--step-seconds", type=float, default=8)
     p.add_argument("--keep", action="store_true", help="keep the bench schemas for inspection")
     p.add_argument("--in-process", action="store_true", help="run the service inside the bench process")
-    asyncio.run(main(p.parse_args()))
+    p.add_argument("--tree", default=None, help="run the outreach service from this checkout (A/B runs)")
+    parsed = p.parse_args()
+    parsed.tree = str(Path(parsed.tree or Path(__file__).parent.parent).resolve())
+    asyncio.run(main(parsed))
