@@ -9,10 +9,8 @@ from services.outreach.settings import Rules
 from services.outreach.usecases import groups, leavers
 from services.outreach.usecases.findings import Reaction
 from services.outreach.usecases.merges import Merges
-from services.outreach.usecases.notifications import FACT_TYPES, EmailChannel, Notifier
 from shared.clock import Clock
 from shared.contracts import committees as dir_ev
-from shared.contracts.outreach import NotificationCreated
 from shared.contracts.visits import FindingRecorded
 from shared.directory import FAMILIES, STAFF, STUDENTS, Changes, DirectoryCopy
 from shared.events import Fact, type_of
@@ -20,8 +18,6 @@ from shared.inbox import Batch, Subscription
 
 FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
-NOTIFY_GROUP = "outreach.notifications"
-EMAIL_GROUP = "outreach.notify-email"
 MERGES_GROUP = "outreach.merges"
 
 
@@ -64,8 +60,9 @@ def student_of(p: FindingRecorded) -> list[str]:
 
 
 def consumers(rules: Rules, clock: Clock) -> dict[str, Subscription]:
-    """The consumer groups, all set-based (a lane's poll at a time): findings, the directory copy, the
-    notifications of outreach's own case and referral facts, and the email channel of those notifications."""
+    """The consumer groups, all set-based (a lane's poll at a time): findings, the directory copy and merges.
+    Outreach reads none of its own events back: the notices of its facts are written with them
+    (`usecases.notifications.publish`)."""
     return {
         FINDINGS_GROUP: Batch(
             frozenset({type_of(FindingRecorded)}), Reaction(rules, clock).on_findings, keys=student_of
@@ -73,8 +70,6 @@ def consumers(rules: Rules, clock: Clock) -> dict[str, Subscription]:
         DIRECTORY_GROUP: DirectoryCopy(
             DirectoryChanges(rules, clock), keys=family_and_children, reads=[STUDENTS, FAMILIES, STAFF]
         ).subscription(),
-        NOTIFY_GROUP: Batch(FACT_TYPES, Notifier().on_facts),
-        EMAIL_GROUP: Batch(frozenset({type_of(NotificationCreated)}), EmailChannel(clock).on_notifications),
         MERGES_GROUP: Batch(frozenset({type_of(dir_ev.StudentMerged)}), Merges(clock).apply, keys=both_children),
     }
 

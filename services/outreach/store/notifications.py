@@ -36,16 +36,20 @@ async def list_cases_due_between(conn: Conn, now: datetime, until: datetime, lim
 
 
 async def insert_notifications(conn: Conn, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
-    """Insert (notification_id, recipient_id, kind, source_id, case_id, referral_id, link, created_at) rows; a row
-    whose (source, recipient, kind) is already there is skipped. Returns the rows really inserted."""
+    """Insert (notification_id, recipient_id, kind, source_id, case_id, referral_id, link, created_at) rows, each
+    with its mail queued (due at once); a row whose (source, recipient, kind) is already there is skipped, and so is
+    its mail. Returns the rows really inserted."""
     if not rows:
         return []
     cols = list(zip(*rows, strict=True))
     inserted: list[asyncpg.Record] = await conn.fetch(
-        "INSERT INTO notifications (notification_id, recipient_id, kind, source_id, case_id, referral_id, link,"
-        " created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
-        " $7::text[], $8::timestamptz[]) ON CONFLICT (source_id, recipient_id, kind) DO NOTHING"
-        f" RETURNING {COLUMNS}",
+        "WITH n AS (INSERT INTO notifications (notification_id, recipient_id, kind, source_id, case_id, referral_id,"
+        " link, created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::text[], $7::text[], $8::timestamptz[]) ON CONFLICT (source_id, recipient_id, kind) DO NOTHING"
+        f" RETURNING {COLUMNS}),"
+        " mail AS (INSERT INTO email_deliveries (notification_id, recipient_id, kind, link, next_attempt_at)"
+        " SELECT notification_id, recipient_id, kind, link, created_at FROM n)"
+        f" SELECT {COLUMNS} FROM n",
         *[list(c) for c in cols],
     )
     return inserted
@@ -97,20 +101,6 @@ async def get_email(conn: Conn, staff_id: str) -> asyncpg.Record | None:
         "SELECT staff_id, email, updated_at FROM notification_emails WHERE staff_id = $1", staff_id
     )
     return row
-
-
-async def insert_deliveries(conn: Conn, rows: list[tuple[str, str, str, str, datetime]]) -> int:
-    """Queue (notification_id, recipient_id, kind, link, due) mails; one per notification whatever the redeliveries."""
-    if not rows:
-        return 0
-    cols = [list(c) for c in zip(*rows, strict=True)]
-    done = await conn.fetch(
-        "INSERT INTO email_deliveries (notification_id, recipient_id, kind, link, next_attempt_at)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])"
-        " ON CONFLICT (notification_id) DO NOTHING RETURNING notification_id",
-        *cols,
-    )
-    return len(done)
 
 
 async def list_deliveries_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:

@@ -20,13 +20,13 @@ from services.outreach import domain
 from services.outreach.domain import Action, CaseState
 from services.outreach.settings import OutreachSettings, Rules
 from services.outreach.store import cases, directory, referrals
+from services.outreach.usecases import notifications
 from services.outreach.usecases.cases import case_facts
 from services.outreach.usecases.referrals import referral_facts
 from shared.clock import Clock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CarerAssignment, CaseAssigned, CaseEscalated, ReferralEscalated
 from shared.db import try_xact_lock
-from shared.outbox import add_events
 from shared.web import Runtime, repeat
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ async def tick(pool: asyncpg.Pool, settings: OutreachSettings, clock: Clock) -> 
         escalated_referrals = await escalate_referrals(conn, rules, now, batch, payloads)
         assigned = await assign_waiting(conn, rules, now, batch, payloads)
         chased = await chase_referrals(conn, rules, now, batch, payloads)
-        await add_events(conn, payloads)
+        await notifications.publish(conn, [(None, payloads)])
         return TickResult(escalated_cases, escalated_referrals, assigned, chased)
 
 

@@ -23,6 +23,7 @@ from services.outreach.domain import Action, Case, CaseState, Effect
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups
 from services.outreach.store import findings as sql
+from services.outreach.usecases import notifications
 from services.outreach.usecases.groups import registered
 from services.outreach.usecases.referrals import referral_row, request_referrals
 from shared.clock import Clock
@@ -39,7 +40,6 @@ from shared.contracts.outreach import (
 from shared.contracts.visits import FindingRecorded
 from shared.events import Event
 from shared.ids import new_id
-from shared.outbox import add_caused
 
 
 class CaseRace(Exception):
@@ -228,7 +228,7 @@ class Reaction:
             out.caused[out.memberships[(r["student_id"], r["group"])][2]].append(registered(r, now))
         for referral in await request_referrals(conn, out.referrals):
             out.caused[out.referred_by[referral.referral_id]].append(referral)
-        await add_caused(conn, [(causes.get(fid), events) for fid, events in out.caused.items()])
+        await notifications.publish(conn, [(causes.get(fid), events) for fid, events in out.caused.items()])
 
     def _row(self, student_id: str, child: _Child) -> dict[str, Any]:
         """A child's case as the columns the store writes."""

@@ -11,10 +11,10 @@ import asyncpg
 from services.outreach import domain
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory
+from services.outreach.usecases import notifications
 from services.outreach.usecases.cases import case_facts
 from shared.contracts.common import StaffRole
 from shared.contracts.outreach import CarerAssignment, CaseAssigned
-from shared.outbox import add_events
 
 
 async def hand_over(conn: asyncpg.Connection, rules: Rules, leavers: list[str], now: datetime) -> int:
@@ -47,5 +47,5 @@ async def hand_over(conn: asyncpg.Connection, rules: Rules, leavers: list[str], 
         )
     await cases.delete_case_carers(conn, ids, sorted(gone))
     await cases.insert_case_carers(conn, rows, now)
-    await add_events(conn, events)
+    await notifications.publish(conn, [(None, events)])
     return len(open_cases)

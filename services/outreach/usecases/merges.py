@@ -9,8 +9,8 @@ import asyncpg
 from services.outreach.domain.merges import MERGED, OpenCase, merge_cases
 from services.outreach.store import cases as case_store
 from services.outreach.store import merges as store
+from services.outreach.usecases import notifications
 from services.outreach.usecases.cases import case_facts
-from shared import outbox
 from shared.clock import Clock
 from shared.contracts.committees import StudentMerged
 from shared.contracts.common import Category, Severity
@@ -38,7 +38,7 @@ class Merges:
         self.clock = clock
 
     async def apply(self, conn: asyncpg.Connection, events: list[Event[StudentMerged]]) -> None:
-        await outbox.add_caused(conn, [(e.trace, await self.merge(conn, e.payload)) for e in events])
+        await notifications.publish(conn, [(e.trace, await self.merge(conn, e.payload)) for e in events])
 
     async def merge(self, conn: asyncpg.Connection, p: StudentMerged) -> list[Any]:
         """Fold or move the duplicate's open case (domain.merge_cases), move its ids and groups; the events."""

@@ -1,22 +1,27 @@
 """Notifications for carers and teachers: case assigned, due soon, escalated, referral answered.
 
-Facts become notifications in three steps, each at-least-once and idempotent:
-1. `Notifier.on_facts` (consumer group `outreach.notifications` over outreach's own case and referral topics) and
-   `sweep_due_soon` (the background loop, on the service's clock) write inbox rows, unique per source fact ×
-   recipient × kind, and one `NotificationCreated` event per new row on `outreach.notification.events`.
-2. `EmailChannel.on_notifications` (consumer group `outreach.notify-email`, a subscriber of that topic like any
-   other channel would be) queues one email delivery per notification id.
+A notice is written in the transaction that records the fact it tells of, so it exists exactly when the fact does:
+1. `publish` is the one way outreach records its case and referral facts' events (the reaction to findings, the
+   scheduler, a department's answer, a leaver's hand-over, a merge): with the events it writes the inbox rows of
+   the facts that tell someone (`domain.notifications.notices_for`), one `NotificationCreated` event per row on
+   `outreach.notification.events` (the topic other channels subscribe to) and one queued mail per row. A
+   redelivered finding, a scheduler pass run twice or on two replicas records no second fact, so no second notice;
+   the rows are besides unique per source fact × recipient × kind.
+2. `sweep_due_soon` (the background loop, on the service's clock) does the same for deadlines due soon, once per
+   case and deadline.
 3. `send_due_mails` (the background loop) sends due deliveries over SMTP; a failure is retried later with backoff.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiosmtplib
 import asyncpg
+from pydantic import BaseModel
 
 from services.outreach.domain import notifications as rules
 from services.outreach.domain.notifications import Notice
@@ -38,7 +43,7 @@ from shared.contracts.outreach import (
     ReferralResolved,
 )
 from shared.db import Conn, try_xact_lock
-from shared.events import Event, type_of
+from shared.events import Envelope
 from shared.ids import new_id
 from shared.outbox import add_caused
 from shared.problems import not_found
@@ -47,22 +52,57 @@ from shared.web import Runtime, repeat
 log = logging.getLogger(__name__)
 
 FACTS = (CaseAssigned, CaseEscalated, ReferralAccepted, ReferralDeclined, ReferralResolved, ReferralEscalated)
-FACT_TYPES = frozenset(type_of(m) for m in FACTS)
+Fact = CaseAssigned | CaseEscalated | ReferralAccepted | ReferralDeclined | ReferralResolved | ReferralEscalated
 
+Caused = tuple[TraceContext | None, Sequence[BaseModel]]
+"""Events and their cause for the outbox (a consumed event's trace, or None for the current work)."""
 
 Group = tuple[TraceContext | None, str, datetime, list[Notice]]
 """The notices one fact causes: (its cause for the outbox, its source id, its time, the notices)."""
 
 
+async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> list[Envelope]:
+    """Record events in the outbox and, in the same transaction, the notices of the facts among them (see the module
+    docstring); the source of a fact's notices is its event's id. The caller owns the transaction."""
+    caused = list(caused)
+    envelopes = await add_caused(conn, caused)
+    payloads = [(cause, p) for cause, events in caused for p in events]
+    facts = [
+        (cause, str(env.id), p) for (cause, p), env in zip(payloads, envelopes, strict=True) if isinstance(p, FACTS)
+    ]
+    if facts:
+        await _tell(conn, facts)
+    return envelopes
+
+
+async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None, str, Fact]]) -> None:
+    """Set-based: the carers of every case concerned and the staff of every level escalated to in one query each
+    (a new assignment names its carers itself), the notices in one insert."""
+    need = sorted({p.case_id for _, _, p in facts if not isinstance(p, CaseAssigned)})
+    carers = await store.list_carers_of_cases(conn, need) if need else {}
+    levels = sorted({lvl for _, _, p in facts if (lvl := rules.escalated_to(p))})
+    staff = await directory.list_staff_at(conn, levels) if levels else []
+    groups: list[Group] = []
+    for cause, source, p in facts:
+        level = rules.escalated_to(p)
+        admins = rules.administrators(level, staff) if level else []
+        notices = rules.notices_for(p, carers.get(p.case_id, []), admins)
+        if notices:
+            groups.append((cause, source, p.occurred_at, notices))
+    await _create(conn, groups)
+
+
 async def _create(conn: asyncpg.Connection, groups: list[Group]) -> int:
-    """Insert the notices of each group; publish an event for each one not there before, under its cause."""
+    """Insert the notices of each group with their queued mails; publish an event for each one not there before,
+    under its cause."""
     per_group = [
         [(new_id(), n.recipient_id, str(n.kind), source, n.case_id, n.referral_id, n.link, at) for n in notices]
         for _, source, at, notices in groups
     ]
-    inserted = {
-        r["notification_id"]: r for r in await store.insert_notifications(conn, [r for rows in per_group for r in rows])
-    }
+    rows = [r for rows in per_group for r in rows]
+    if not rows:
+        return 0
+    inserted = {r["notification_id"]: r for r in await store.insert_notifications(conn, rows)}
     events = [
         (cause, [_event(inserted[row[0]]) for row in rows if row[0] in inserted])
         for (cause, *_), rows in zip(groups, per_group, strict=True)
@@ -83,25 +123,6 @@ def _event(r: asyncpg.Record) -> NotificationCreated:
     )
 
 
-class Notifier:
-    """The consumer of case and referral facts that tells each case's carers."""
-
-    async def on_facts(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
-        """Set-based: the carers of every case concerned and the staff of every level escalated to in one query
-        each, the notices in one insert."""
-        need = [e.payload.case_id for e in events if not isinstance(e.payload, CaseAssigned)]
-        carers = await store.list_carers_of_cases(conn, need) if need else {}
-        levels = sorted({lvl for e in events if (lvl := rules.escalated_to(e.payload))})
-        staff = await directory.list_staff_at(conn, levels) if levels else []
-        groups: list[Group] = []
-        for e in events:
-            level = rules.escalated_to(e.payload)
-            admins = rules.administrators(level, staff) if level else []
-            notices = rules.notices_for(e.payload, carers.get(e.payload.case_id, []), admins)
-            groups.append((e.trace, str(e.envelope.id), e.payload.occurred_at, notices))
-        await _create(conn, groups)
-
-
 async def sweep_due_soon(conn: asyncpg.Connection, window_hours: float, now: datetime, limit: int) -> int:
     """Tell the carers of open cases whose next deadline is within the window (once per case and deadline)."""
     if window_hours <= 0:
@@ -119,18 +140,6 @@ async def sweep_due_soon(conn: asyncpg.Connection, window_hours: float, now: dat
         for c in due
     ]
     return await _create(conn, groups)
-
-
-class EmailChannel:
-    """The email channel's subscription to the notification topic: queues one mail per notification."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-
-    async def on_notifications(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
-        now = self.clock.now()
-        rows = [(p.notification_id, p.recipient_id, str(p.kind), p.link, now) for p in (e.payload for e in events)]
-        await store.insert_deliveries(conn, rows)
 
 
 async def send_due_mails(pool: asyncpg.Pool, settings: OutreachSettings, now: datetime) -> int:

@@ -11,6 +11,7 @@ from services.outreach import domain
 from services.outreach.domain import ReferralState
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups, referrals
+from services.outreach.usecases import notifications
 from shared import audit, pages, scope, versions
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
@@ -23,7 +24,6 @@ from shared.contracts.outreach import (
     ReferralResolved,
 )
 from shared.ids import new_id
-from shared.outbox import add_events
 from shared.problems import conflict, not_found
 
 EVENT_FOR = {
@@ -168,5 +168,5 @@ async def answer(
         due = domain.resolve_by(rules, now)
         await referrals.update_referral_accepted(conn, referral_id, due)
         event = ReferralAccepted(**referral_facts(ref, now), resolve_by=due)
-    await add_events(conn, [event])
+    await notifications.publish(conn, [(None, [event])])
     return dict(await referrals.get_referral(conn, referral_id))

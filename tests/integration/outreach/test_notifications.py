@@ -1,6 +1,9 @@
 """Notifications on the real stack: a carer's mail reaches a real local SMTP server (aiosmtpd in its own process)
-once for an assigned case, also after the fact is redelivered; due-soon and escalation follow the injected clock;
-a department's answer reaches the inbox; a mail sent while the SMTP server is down is retried and arrives later."""
+once for an assigned case, also after the finding is redelivered or applied twice at once; due-soon and escalation
+follow the injected clock, once when the scheduler's passes run twice at once (two replicas); a department's
+answer reaches the case's carers; a mail sent while the SMTP server is down is retried and arrives later. Every
+notice and its queued mail are committed with the fact that causes them (`usecases.notifications.publish`):
+outreach reads none of its own events back."""
 
 from __future__ import annotations
 
@@ -15,21 +18,24 @@ import httpx
 import pytest
 
 from services.outreach.app import create
+from services.outreach.handlers import FINDINGS_GROUP
 from services.outreach.settings import OutreachSettings
 from services.outreach.usecases.deadlines import tick
-from services.outreach.usecases.notifications import FACTS, EmailChannel, Notifier
+from services.outreach.usecases.findings import Reaction
 from services.outreach.usecases.notifications import tick as notify_tick
 from shared import db
 from shared.auth import issue_token
 from shared.clock import ManualClock
 from shared.contracts.common import Category, Severity
-from shared.contracts.outreach import CASE, NOTIFICATION, REFERRAL, NotificationCreated
+from shared.contracts.outreach import NOTIFICATION, NotificationCreated
+from shared.contracts.visits import FINDING, FindingRecorded
 from shared.devstack.smtp import SmtpServer
-from shared.events import Envelope, Event, registry
-from shared.testing.fixtures import free_port, read_topic, serve, wait_for
+from shared.events import Event
+from shared.testing.fixtures import caught_up, free_port, read_topic, serve, wait_for
 from tests.integration.outreach.helpers import (
     CITY,
     DISTRICT,
+    envelope,
     finding,
     publish,
     school,
@@ -93,14 +99,15 @@ async def _mails(smtp: SmtpServer, n: int) -> list[Message]:
     return mails_to(smtp, MAIL)
 
 
-async def test_assigned_case_mails_its_carer_once_even_when_the_fact_comes_again(make_settings, running_smtp):
+async def test_assigned_case_mails_its_carer_once_even_when_the_finding_comes_again(make_settings, running_smtp):
     smtp = running_smtp
     clock = ManualClock()
     settings = _settings(make_settings, smtp)
     async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
         await _carer_ready(http, settings)
         await asyncio.sleep(1)  # the directory copy has the class teacher before the finding comes
-        await publish(settings, [finding("stu-n", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())])
+        fact = finding("stu-n", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())
+        [sent] = await publish(settings, [fact])
         [assigned] = await _mails(smtp, 1)
         inbox = (await http.get("/api/v1/notifications", headers=TEACHER)).json()["items"]
         assert [n["kind"] for n in inbox] == ["case_assigned"]
@@ -113,17 +120,17 @@ async def test_assigned_case_mails_its_carer_once_even_when_the_fact_comes_again
         assert f"https://hss.example/api/v1/cases/{case_id}" in body
         assert "stu-n" not in assigned.as_string()  # nothing about the child but the link
 
-        # The CaseAssigned fact delivered again (a producer retry, a replayed partition): no second mail. It goes
-        # to the child's partition, so the escalation below (same key) is applied after it.
-        cases = await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=2)
-        again = [Envelope.model_validate(m["value"]) for m in cases if m["value"]["type"].endswith("assigned.v1")]
-        await publish(settings, again)
+        # The finding delivered again: the same record (a producer retry, a replayed partition) and the same finding
+        # under a new envelope (visits publishing it twice). The findings group takes both in; no second mail.
+        await publish(settings, [sent, envelope(fact)])
+        group, topics = settings.topic_prefix + FINDINGS_GROUP, [settings.topic(FINDING)]
+        await wait_for(lambda: caught_up(settings.kafka_bootstrap_servers, group, topics), timeout=30)
 
         clock.advance(timedelta(days=6, hours=13))  # the 7-day first contact is due in 11 h: due soon
         await _mails(smtp, 2)
         clock.advance(timedelta(hours=12))  # nobody called: the case escalates to the district
         mails = await _mails(smtp, 3)
-        await asyncio.sleep(1)  # a second mail of the redelivered fact would have been sent with these
+        await asyncio.sleep(1)  # a second mail of the redelivered finding would have been sent with these
         subjects = [m["Subject"] for m in mails_to(smtp, MAIL)]
         assert subjects == [
             "[HSS] A care case was assigned to you",
@@ -156,47 +163,42 @@ async def test_assigned_case_mails_its_carer_once_even_when_the_fact_comes_again
             assert "stu-" not in repr(m) and data["recipient_id"] == CARER == m["key"]
 
 
-async def test_a_fact_applied_again_by_a_fresh_consumer_group_adds_no_notification_and_no_mail(make_settings, smtp):
-    """Beyond the kit's inbox (which drops a redelivered event per consumer group): a replay under a fresh group,
-    or the same fact applied twice at once, creates no second notification and queues no second mail."""
+async def test_a_finding_applied_again_by_a_fresh_reaction_also_twice_at_once_adds_no_notification_and_no_mail(
+    make_settings, smtp
+):
+    """Beyond the kit's inbox (which drops a redelivered record per consumer group): the same finding applied by a
+    fresh reaction (a replay under a fresh group), twice at once (two replicas in a rebalance) and once more, creates
+    one notification, queues one mail and publishes one notification event; both exist as soon as the transaction
+    that assigned the case has committed."""
     clock = ManualClock()
     settings = _settings(make_settings, smtp)
+    settings = settings.model_copy(update={"scheduler_enabled": False})
     async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
         await _carer_ready(http, settings)
-        await asyncio.sleep(1)
-        await publish(settings, [finding("stu-n", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())])
         pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=4)
         try:
-            await wait_for(lambda: pool.fetchval("SELECT count(*) = 1 FROM email_deliveries"), timeout=30)
-            cases = await read_topic(settings.kafka_bootstrap_servers, settings.topic(CASE), expect=2)
-            facts = [Envelope.model_validate(m["value"]) for m in cases]
-            notifier, channel = Notifier(), EmailChannel(clock)
+            await wait_for(lambda: pool.fetchval("SELECT count(*) = 4 FROM staff"), timeout=15)
+            fact = finding("stu-n", Category.LEFT_BEHIND, Severity.MEDIUM, recorded_at=clock.now())
+            reaction = Reaction(settings.rules, clock)
 
-            async def replay() -> None:
+            async def apply() -> None:
                 async with pool.acquire() as conn, conn.transaction():
-                    events = [Event(e, _payload(e), CASE, 0, 0) for e in facts]
-                    await notifier.on_facts(conn, [e for e in events if isinstance(e.payload, FACTS)])
+                    await reaction.on_findings(conn, [Event[FindingRecorded](envelope(fact), fact, FINDING, 0, 0)])
 
-            await asyncio.gather(replay(), replay(), return_exceptions=True)
-            await replay()
+            await asyncio.gather(apply(), apply(), return_exceptions=True)
+            # Committed: the case, its carer, the notice and its mail, all at once.
             assert await pool.fetchval("SELECT count(*) FROM notifications") == 1
-            notes = await read_topic(settings.kafka_bootstrap_servers, settings.topic(NOTIFICATION), expect=1)
-            created = Envelope.model_validate(notes[0]["value"])
-            for _ in range(2):
-                async with pool.acquire() as conn, conn.transaction():
-                    event = Event(created, _payload(created), NOTIFICATION, 0, 0)
-                    await channel.on_notifications(conn, [event])
+            assert await pool.fetchval("SELECT recipient_id FROM email_deliveries WHERE state = 'pending'") == CARER
+            await apply()
+            assert await pool.fetchval("SELECT count(*) FROM cases") == 1
+            assert await pool.fetchval("SELECT count(*) FROM notifications") == 1
             assert await pool.fetchval("SELECT count(*) FROM email_deliveries") == 1
             notices = [
                 e for e in (await written(settings, pool)).values() if e["type"].startswith("outreach.notification.")
             ]
-            assert len(notices) == 1
+            assert [(n["data"]["recipient_id"], n["data"]["kind"]) for n in notices] == [(CARER, "case_assigned")]
         finally:
             await pool.close()
-
-
-def _payload(e: Envelope) -> Any:
-    return registry.spec(e.type).model.model_validate(e.data)
 
 
 async def test_mail_is_retried_while_the_smtp_server_is_down_and_sent_once_it_is_back(make_settings, smtp):
@@ -236,19 +238,26 @@ async def test_an_escalation_and_a_chased_referral_tell_the_administrators_of_th
     make_settings, running_smtp
 ):
     """The case's missed first contact and the accepted referral nobody resolved both go up to the district: the
-    district office (staff placed there) gets an inbox notification and one mail for each, and no second one when
-    the escalation facts are delivered again."""
+    district office (staff placed there) gets an inbox notification and one mail for each, written by the pass that
+    escalated them, and nothing more when the scheduler's passes run twice at once (two replicas) and again. The
+    department's answer told the case's carers in its own request; the due-soon sweep run twice at once tells them
+    once."""
     smtp = running_smtp
     clock = ManualClock()
     settings: OutreachSettings = make_settings(
         OutreachSettings,
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
-        scheduler_enabled=False,  # the test ticks the deadlines and the mail sender itself
+        scheduler_enabled=False,  # the test runs the deadlines' passes and the notification passes itself
     )
     office = bearer(role="district_admin", org_path=DISTRICT, staff_id=OFFICE)
     partner = bearer(role="department_partner", org_path=CITY, department="disabled_persons_federation")
-    pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=4)
+    pool = await db.create_pool(settings.database_url, settings.db_schema, min_size=1, max_size=6)
+
+    async def told(kind: str) -> list[str]:
+        rows = await pool.fetch("SELECT recipient_id FROM notifications WHERE kind = $1 ORDER BY 1", kind)
+        return [r["recipient_id"] for r in rows]
+
     try:
         async with serve(create(settings, clock)) as url, httpx.AsyncClient(base_url=url) as http:
             await publish(settings, [*school_staff(), staff(OFFICE, at=DISTRICT), student("stu-x")])
@@ -257,42 +266,55 @@ async def test_an_escalation_and_a_chased_referral_tell_the_administrators_of_th
             await wait_for(lambda: pool.fetchval("SELECT count(*) = 5 FROM staff"), timeout=15)
             await publish(settings, [finding("stu-x", Category.DISABILITY, Severity.HIGH, recorded_at=clock.now())])
             ref = await wait_for(lambda: pool.fetchval("SELECT referral_id FROM referrals"))
+            carers = [r["staff_id"] for r in await pool.fetch("SELECT DISTINCT staff_id FROM case_carers ORDER BY 1")]
+            assert carers and await told("case_assigned") == carers
             assert (await http.post(f"/api/v1/referrals/{ref}/acknowledge", headers=partner)).status_code == 200
+            assert await told("referral_answered") == []  # an acknowledgement is no answer
             assert (await http.post(f"/api/v1/referrals/{ref}/accept", headers=partner)).status_code == 200
+            assert await told("referral_answered") == carers  # committed with the answer
 
-            clock.advance(timedelta(days=30, minutes=1))  # no contact, and the referral not resolved: both go up
-            done = await tick(pool, settings, clock)
-            assert done is not None and (done.escalated_cases, done.chased_referrals) == (1, 1)
+            due = await pool.fetchval("SELECT escalation_due FROM cases")
+            clock.advance(due - clock.now() - timedelta(hours=1))  # the first contact is due in an hour
+            await asyncio.gather(notify_tick(pool, settings, clock), notify_tick(pool, settings, clock))
+            await notify_tick(pool, settings, clock)
+            assert await told("case_due_soon") == carers
+
+            clock.advance(timedelta(days=30))  # no contact, and the referral not resolved: both go up
+            passes = await asyncio.gather(tick(pool, settings, clock), tick(pool, settings, clock))
+            done = [p for p in passes if p is not None]
+            assert sum(p.escalated_cases for p in done) == 1 and sum(p.chased_referrals for p in done) == 1
+            # The pass's transaction wrote the notices: no consumer in between.
+            assert await told("case_escalated") == sorted([*carers, OFFICE])
+            assert await told("referral_escalated") == sorted([*carers, OFFICE])
+            again = await tick(pool, settings, clock)
+            assert again is not None and (again.escalated_cases, again.chased_referrals) == (0, 0)
+
             await wait_for(lambda: _mailed(pool, settings, clock, smtp, 2), timeout=30)
             inbox = (await http.get("/api/v1/notifications", headers=office)).json()["items"]
             assert sorted((n["kind"], n["referral_id"]) for n in inbox) == [
                 ("case_escalated", None),
                 ("referral_escalated", ref),
             ]
-
-            # The escalation facts delivered again: no new notification, no second mail.
-            facts = await read_topic(
-                settings.kafka_bootstrap_servers,
-                [settings.topic(CASE), settings.topic(REFERRAL.format(department="disabled_persons_federation"))],
-                expect=3,
-            )
-            again = [Envelope.model_validate(m["value"]) for m in facts if ".escalated." in m["value"]["type"]]
-            assert len(again) == 2
-            await publish(settings, again)
-            await asyncio.sleep(2)  # the notifier has them (its consumer polls continuously)
-            await notify_tick(pool, settings, clock)  # a second mail would be sent now
+            await asyncio.gather(notify_tick(pool, settings, clock), notify_tick(pool, settings, clock))
             subjects = sorted(m["Subject"] for m in mails_to(smtp, OFFICE_MAIL))
             assert subjects == [
                 "[HSS] A care case was escalated",
                 "[HSS] A referral was not answered or resolved in time",
             ]
-            assert len((await http.get("/api/v1/notifications", headers=office)).json()["items"]) == 2
             # The school's own leaders were not told of an escalation that went past them to the district.
             vp = bearer(role="school_admin", org_path=school(), staff_id="vp-1")
             assert all(
                 n["kind"] != "referral_escalated"
                 for n in (await http.get("/api/v1/notifications", headers=vp)).json()["items"]
             )
+            # Each notice went out once on the notification topic, keyed by its recipient.
+            notices = [
+                e["data"]
+                for e in (await written(settings, pool)).values()
+                if e["type"] == "outreach.notification.created.v1"
+            ]
+            assert len(notices) == await pool.fetchval("SELECT count(*) FROM notifications")
+            assert len({n["notification_id"] for n in notices}) == len(notices)
     finally:
         await pool.close()
 
