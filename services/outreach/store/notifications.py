@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn
+from shared.db import Conn, columns
 
 COLUMNS = "notification_id, recipient_id, kind, case_id, referral_id, link, created_at, read_at"
 
@@ -41,7 +41,6 @@ async def insert_notifications(conn: Conn, rows: list[tuple[Any, ...]]) -> list[
     its mail. Returns the rows really inserted."""
     if not rows:
         return []
-    cols = list(zip(*rows, strict=True))
     inserted: list[asyncpg.Record] = await conn.fetch(
         "WITH n AS (INSERT INTO notifications (notification_id, recipient_id, kind, source_id, case_id, referral_id,"
         " link, created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
@@ -50,7 +49,7 @@ async def insert_notifications(conn: Conn, rows: list[tuple[Any, ...]]) -> list[
         " mail AS (INSERT INTO email_deliveries (notification_id, recipient_id, kind, link, next_attempt_at)"
         " SELECT notification_id, recipient_id, kind, link, created_at FROM n)"
         f" SELECT {COLUMNS} FROM n",
-        *[list(c) for c in cols],
+        *columns(rows, *range(8)),
     )
     return inserted
 
