@@ -18,7 +18,9 @@ from shared.devstack import KafkaNode, Stack, StackInfo
 from shared.devstack.services import SERVICES
 from shared.testing.fixtures import drop_test_resources
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+# Eight service processes (two of each) or a three-broker cluster start here: like the other fault drills, these
+# get 900 s, not the default 300 (at load 25 the replicas alone took longer to start than that).
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
