@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
+from services.committees.api.common import subtree_list, unknown
 from services.committees.schemas import (
     CommitteeDissolvedOut,
     CommitteeFormedOut,
@@ -19,7 +19,7 @@ from services.committees.schemas import (
     MembershipOut,
 )
 from services.committees.usecases import committees
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -39,17 +39,14 @@ async def form_committee(body: CommitteeIn, w: Writes) -> Any:
     return await w.run(committees.form, body)
 
 
-@router.get(
+subtree_list(
+    router,
     "/committees",
-    response_model=pages.Page[CommitteeSummary],
-    response_model_exclude_unset=True,
-    responses=UNKNOWN_UNDER,
+    CommitteeSummary,
+    committees.list_committees,
+    "list_committees",
+    "Committees in a subtree (active and dissolved).",
 )
-async def list_committees(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
-) -> dict[str, Any]:
-    """Committees in a subtree (active and dissolved)."""
-    return await committees.list_committees(pool, principal, under, cursor, limit)
 
 
 @router.get(ONE, response_model=CommitteeOut, response_model_exclude_unset=True)

@@ -3,11 +3,15 @@ subtree parameter and the 404s of unknown ids; writes go through the kit's `shar
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
 
 from shared import openapi, pages
+from shared.auth import CurrentPrincipal, Principal
+from shared.web import Pool
 
 Limit = pages.Limit
 
@@ -26,3 +30,29 @@ UNKNOWN_UNDER = openapi.errors({404: "no org unit has the id given as `under`"})
 def unknown(*fields: str) -> dict[int | str, dict[str, Any]]:
     """The 404 of a write whose body names something that does not exist (`problems.unknown` points at it)."""
     return openapi.errors({404: "nothing has the id given in " + " or ".join(f"`{f}`" for f in fields)})
+
+
+SubtreeLister = Callable[[Any, Principal, str | None, str | None, int], Awaitable[dict[str, Any]]]
+
+
+def subtree_list(
+    router: APIRouter, path: str, item: type[BaseModel], lister: SubtreeLister, name: str, doc: str
+) -> None:
+    """`GET path`: a page of records in a subtree (`under`, default the caller's own) in id order, by `lister`
+    (the use case: pool, principal, under, after, limit). The cooperation records' lists have this one shape."""
+
+    async def route(
+        principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
+    ) -> dict[str, Any]:
+        return await lister(pool, principal, under, cursor, limit)
+
+    route.__doc__ = doc
+    router.add_api_route(
+        path,
+        route,
+        methods=["GET"],
+        name=name,
+        response_model=pages.Page[item],  # type: ignore[valid-type]
+        response_model_exclude_unset=True,
+        responses=UNKNOWN_UNDER,
+    )

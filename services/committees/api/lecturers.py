@@ -6,12 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
+from services.committees.api.common import subtree_list, unknown
 from services.committees.schemas import LectureIn, LectureOut, LecturerIn, LecturerLeftOut, LecturerOut
 from services.committees.usecases import lecturers
-from shared import openapi, pages, versions
-from shared.auth import CurrentPrincipal
-from shared.web import Pool
+from shared import openapi, versions
 from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["lecturers"])
@@ -23,14 +21,14 @@ async def add_lecturer(body: LecturerIn, w: Writes) -> Any:
     return await w.run(lecturers.add_lecturer, body, replayed=lecturers.audit_lecturer)
 
 
-@router.get(
-    "/lecturers", response_model=pages.Page[LecturerOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
+subtree_list(
+    router,
+    "/lecturers",
+    LecturerOut,
+    lecturers.list_lecturers,
+    "list_lecturers",
+    "The lecturer group in a subtree (names of outside lecturers); the read is audited.",
 )
-async def list_lecturers(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
-) -> dict[str, Any]:
-    """The lecturer group in a subtree (names of outside lecturers); the read is audited."""
-    return await lecturers.list_lecturers(pool, principal, under, cursor, limit)
 
 
 @router.delete("/lecturers/{lecturer_id}", response_model=LecturerLeftOut, responses=openapi.errors(404))
@@ -50,11 +48,11 @@ async def record_lecture(body: LectureIn, w: Writes) -> Any:
     return await w.run(lecturers.record_lecture, body)
 
 
-@router.get(
-    "/lectures", response_model=pages.Page[LectureOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
+subtree_list(
+    router,
+    "/lectures",
+    LectureOut,
+    lecturers.list_lectures,
+    "list_lectures",
+    "Lectures given by lecturers in a subtree.",
 )
-async def list_lectures(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
-) -> dict[str, Any]:
-    """Lectures given by lecturers in a subtree."""
-    return await lecturers.list_lectures(pool, principal, under, cursor, limit)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
+from services.committees.api.common import subtree_list, unknown
 from services.committees.schemas import (
     AttendanceIn,
     AttendanceOut,
@@ -21,7 +21,7 @@ from services.committees.schemas import (
     SessionScheduledOut,
 )
 from services.committees.usecases import parent_schools
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -37,17 +37,14 @@ async def establish_parent_school(body: ParentSchoolIn, w: Writes) -> Any:
     return await w.run(parent_schools.establish, body)
 
 
-@router.get(
+subtree_list(
+    router,
     "/parent-schools",
-    response_model=pages.Page[ParentSchoolOut],
-    response_model_exclude_unset=True,
-    responses=UNKNOWN_UNDER,
+    ParentSchoolOut,
+    parent_schools.list_parent_schools,
+    "list_parent_schools",
+    "Parent schools in a subtree.",
 )
-async def list_parent_schools(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
-) -> dict[str, Any]:
-    """Parent schools in a subtree."""
-    return await parent_schools.list_parent_schools(pool, principal, under, cursor, limit)
 
 
 @router.get(ONE, response_model=ParentSchoolDetail, response_model_exclude_unset=True)

@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
+from services.committees.api.common import subtree_list, unknown
 from services.committees.schemas import TeamIn, TeamMemberAdded, TeamMemberIn, TeamMemberRemoved, TeamOut, TeamSummary
 from services.committees.usecases import teams
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -24,17 +24,7 @@ async def form_team(body: TeamIn, w: Writes) -> Any:
     return await w.run(teams.form, body)
 
 
-@router.get(
-    "/instructor-teams",
-    response_model=pages.Page[TeamSummary],
-    response_model_exclude_unset=True,
-    responses=UNKNOWN_UNDER,
-)
-async def list_teams(
-    principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
-) -> dict[str, Any]:
-    """Instructor teams in a subtree."""
-    return await teams.list_teams(pool, principal, under, cursor, limit)
+subtree_list(router, "/instructor-teams", TeamSummary, teams.list_teams, "list_teams", "Instructor teams in a subtree.")
 
 
 @router.get(ONE, response_model=TeamOut, response_model_exclude_unset=True)
