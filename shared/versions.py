@@ -23,6 +23,7 @@ learns nothing from it). Weak tags (`W/"7"`) never match: If-Match uses the stro
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -127,6 +128,9 @@ IfMatch = Annotated[Precondition | None, Depends(if_match)]
 IfMatchRequired = Annotated[Precondition, Depends(if_match_required)]
 
 
+D = TypeVar("D", bound=Mapping[str, Any])
+
+
 class Tagger:
     """Sets the `ETag` of a read's answer (the route returns a model or dict; FastAPI keeps the header)."""
 
@@ -135,6 +139,11 @@ class Tagger:
 
     def __call__(self, version: int) -> None:
         self.response.headers["ETag"] = etag(version)
+
+    def of(self, doc: D) -> D:
+        """The read's answer `doc`, its `ETag` set from the `version` it carries: `return tag.of(await read(...))`."""
+        self(doc["version"])
+        return doc
 
 
 async def tagger(response: Response) -> Tagger:

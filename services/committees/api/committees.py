@@ -54,9 +54,7 @@ async def get_committee(
     committee_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag
 ) -> dict[str, Any]:
     """A committee and its active members (members' names only for admins in scope); the read is audited."""
-    c = await committees.get(pool, principal, committee_id)
-    tag(c["version"])
-    return c
+    return tag.of(await committees.get(pool, principal, committee_id))
 
 
 @router.post(ONE + "/dissolve", response_model=CommitteeDissolvedOut, responses=openapi.errors(409))

@@ -25,9 +25,7 @@ async def create_family(body: FamilyIn, w: Writes) -> Any:
 @router.get("/families/{family_id}", response_model=FamilyOut)
 async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """A family with its guardians and students, for callers with personal access to one of its students."""
-    family = await families.get(pool, principal, family_id)
-    tag(family["version"])
-    return family
+    return tag.of(await families.get(pool, principal, family_id))
 
 
 @router.patch("/families/{family_id}", response_model=FamilyOut)

@@ -35,9 +35,7 @@ async def list_org_units(
 @router.get("/org-units/{org_unit_id}", response_model=OrgUnitOut, response_model_exclude_unset=True)
 async def get_org_unit(org_unit_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """One org unit."""
-    unit = await org_units.get(pool, org_unit_id)
-    tag(unit["version"])
-    return unit
+    return tag.of(await org_units.get(pool, org_unit_id))
 
 
 @router.post(

@@ -52,9 +52,7 @@ async def get_parent_school(
     parent_school_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag
 ) -> dict[str, Any]:
     """A parent school and its sessions."""
-    school = await parent_schools.get(pool, principal, parent_school_id)
-    tag(school["version"])
-    return school
+    return tag.of(await parent_schools.get(pool, principal, parent_school_id))
 
 
 @router.post(ONE + "/sessions", status_code=201, response_model=SessionScheduledOut)
@@ -70,9 +68,7 @@ async def get_session(
     parent_school_id: str, session_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag
 ) -> Any:
     """A session with enrolment, attendance and its attendance rate."""
-    session = await parent_schools.get_session(pool, principal, parent_school_id, session_id)
-    tag(session["version"])
-    return session
+    return tag.of(await parent_schools.get_session(pool, principal, parent_school_id, session_id))
 
 
 @router.post(SESSION + "/enrolments", response_model=EnrolmentOut)

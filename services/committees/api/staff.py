@@ -34,9 +34,7 @@ async def list_staff(
 @router.get("/staff/{staff_id}", response_model=StaffOut, response_model_exclude_unset=True)
 async def get_staff(staff_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """One staff member."""
-    member = await staff.get(pool, principal, staff_id)
-    tag(member["version"])
-    return member
+    return tag.of(await staff.get(pool, principal, staff_id))
 
 
 @router.post("/staff", status_code=201, response_model=StaffOut, responses=openapi.errors(409) | unknown("org_unit_id"))

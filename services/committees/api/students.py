@@ -44,9 +44,7 @@ async def list_students(
 @router.get("/students/{student_id}", response_model=StudentOut, response_model_exclude_unset=True)
 async def get_student(student_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """One student (personal fields only for admins in scope and the student's teachers)."""
-    student = await students.get(pool, principal, student_id)
-    tag(student["version"])
-    return student
+    return tag.of(await students.get(pool, principal, student_id))
 
 
 @router.post(

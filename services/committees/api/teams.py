@@ -30,9 +30,7 @@ subtree_list(router, "/instructor-teams", TeamSummary, teams.list_teams, "list_t
 @router.get(ONE, response_model=TeamOut, response_model_exclude_unset=True)
 async def get_team(team_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> dict[str, Any]:
     """A team with its active members (names of members who are not staff); the read is audited."""
-    team = await teams.get(pool, principal, team_id)
-    tag(team["version"])
-    return team
+    return tag.of(await teams.get(pool, principal, team_id))
 
 
 @router.post(ONE + "/members", status_code=201, response_model=TeamMemberAdded, responses=openapi.errors(409))

@@ -48,9 +48,7 @@ async def list_cases(
 @router.get("/{case_id}", response_model=CaseDetail)
 async def get_case(case_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> Any:
     """One case with its plan, carers, contacts, escalations and referrals; the read is audited."""
-    case = await cases.get_case_detail(pool, principal, case_id)
-    tag(case["version"])
-    return case
+    return tag.of(await cases.get_case_detail(pool, principal, case_id))
 
 
 @router.post("/{case_id}/contacts", status_code=201, response_model=ContactLogged, responses=CLOSED)

@@ -44,9 +44,7 @@ async def get_referral(
 ) -> Any:
     """What the department needs: the referral's category and urgency, the child's placement, the school contacts
     and the register group the referral is about, never the case's other categories or groups (audited read)."""
-    referral = await referrals.get_referral_detail(pool, principal, rules, referral_id)
-    tag(referral["version"])
-    return referral
+    return tag.of(await referrals.get_referral_detail(pool, principal, rules, referral_id))
 
 
 def _answer_route(name: str, target: ReferralState) -> None:

@@ -42,9 +42,7 @@ async def list_campaigns(
 @router.get("/campaigns/{campaign_id}", response_model=CampaignDetailOut)
 async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool, tag: versions.Tag) -> Any:
     """One campaign with its checklist."""
-    campaign = await queries.campaign(pool, principal, campaign_id)
-    tag(campaign["version"])
-    return campaign
+    return tag.of(await queries.campaign(pool, principal, campaign_id))
 
 
 @router.post(
