@@ -56,18 +56,19 @@ async def list_campaigns(
     )
 
 
-async def update_campaign_launched(conn: Conn, campaign_id: str, unassigned: int) -> asyncpg.Record:
+async def update_campaign_launched(conn: Conn, campaign_id: str, unassigned: int, at: datetime) -> asyncpg.Record:
     return await conn.fetchrow(
-        "UPDATE campaigns SET status = 'launched', launched_at = now(), unassigned_families = $2 "
+        "UPDATE campaigns SET status = 'launched', launched_at = $3, unassigned_families = $2 "
         f"WHERE campaign_id = $1 RETURNING {CAMPAIGN_COLUMNS}",
         campaign_id,
         unassigned,
+        at,
     )
 
 
-async def update_campaign_closed(conn: Conn, campaign_id: str) -> asyncpg.Record:
+async def update_campaign_closed(conn: Conn, campaign_id: str, at: datetime) -> asyncpg.Record:
     return await conn.fetchrow(
-        "UPDATE campaigns SET status = 'closed', closed_at = now() WHERE campaign_id = $1 "
-        f"RETURNING {CAMPAIGN_COLUMNS}",
+        f"UPDATE campaigns SET status = 'closed', closed_at = $2 WHERE campaign_id = $1 RETURNING {CAMPAIGN_COLUMNS}",
         campaign_id,
+        at,
     )

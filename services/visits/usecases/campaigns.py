@@ -28,7 +28,8 @@ def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
 async def create_campaign(
     conn: asyncpg.Connection, principal: Principal, clock: Clock, body: CampaignIn, default_target: int
 ) -> dict[str, Any]:
-    """A draft campaign; the checklist version in force is recorded on it (its creation time is the database's)."""
+    """A draft campaign; the checklist version in force is recorded on it (its creation time is the database's: the
+    lists' newest-first order is the order of creation, also under a test's fixed clock)."""
     principal.require(*ADMINS)
     scope.require(principal, body.org_path)
     config = checklist.load()
@@ -121,7 +122,7 @@ async def launch_campaign(
         camp["target_per_teacher"],
     )
     now = clock.now()
-    row = await store.campaigns.update_campaign_launched(conn, campaign_id, len(plan.unassigned))
+    row = await store.campaigns.update_campaign_launched(conn, campaign_id, len(plan.unassigned), now)
     items = checklist.load().items(row["checklist_version"])
     launched = ev.CampaignLaunched(
         campaign_id=campaign_id,
@@ -187,8 +188,7 @@ async def close_campaign(
 ) -> dict[str, Any]:
     """launched → closed (412 when `If-Match` names another version)."""
     await _campaign_for_change(conn, principal, campaign_id, precondition, "close")
-    row = await store.campaigns.update_campaign_closed(conn, campaign_id)
-    await add_events(
-        conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=clock.now())]
-    )
+    now = clock.now()
+    row = await store.campaigns.update_campaign_closed(conn, campaign_id, now)
+    await add_events(conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=now)])
     return campaign_doc(row)
