@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from services.reporting.domain.projection import PROJECTIONS, UNUSED, Op, project
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
+from services.reporting.store import schemas
 from services.reporting.store.facts import upsert_facts
 from services.reporting.store.refresh import update_figures
 from shared import db, kafka
@@ -136,11 +137,7 @@ async def replay(
     async def apply(ops: list[Op], positions: dict[tuple[str, int], int]) -> None:
         async with pool.acquire() as conn, conn.transaction():
             await upsert_facts(conn, ops, track=track)
-            await conn.executemany(
-                "INSERT INTO rebuild_offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
-                " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-                [(t, p, o) for (t, p), o in positions.items()],
-            )
+            await schemas.upsert_rebuild_offsets(conn, positions)
 
     try:
         while True:
@@ -178,13 +175,13 @@ async def rebuild(
     stats = Stats(schema=target)
     admin = await asyncpg.connect(settings.database_url)
     try:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{target}" CASCADE')
+        await schemas.delete_schema(admin, target, if_exists=True)
     finally:
         await admin.close()
     # Its own pool: the kit's pools cap statements at 30 s, and a full refresh of a whole city can take longer.
     admin = await asyncpg.connect(settings.database_url)
     try:
-        await admin.execute(f'CREATE SCHEMA "{target}"')
+        await schemas.insert_schema(admin, target)
     finally:
         await admin.close()
     pool = await asyncpg.create_pool(
@@ -216,16 +213,12 @@ async def rebuild(
             await consumer.seek_to_beginning(*tps)
         started = time.perf_counter()
         # Secondary indexes are cheaper built once after the bulk load than maintained row by row.
-        indexes = await pool.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname NOT IN"
-            " (SELECT conname FROM pg_constraint WHERE connamespace = $1::text::regnamespace)",
-            target,
-        )
-        for ix in indexes:
-            await pool.execute(f'DROP INDEX "{ix["indexname"]}"')
+        indexes = await schemas.list_secondary_indexes(pool, target)
+        for name, _ in indexes:
+            await schemas.delete_index(pool, name)
         await replay(settings, pool, consumer, tps, stats, track=False)
-        for ix in indexes:
-            await pool.execute(ix["indexdef"])
+        for _, definition in indexes:
+            await schemas.insert_index(pool, definition)
         stats.seconds = time.perf_counter() - started
         log.info("replayed %d events in %.1fs (%.0f/s); refreshing", stats.events, stats.seconds, stats.rate)
         started = time.perf_counter()
@@ -256,21 +249,20 @@ async def _swap(
     old = f"{live}__old_{int(time.time())}"
     try:
         async with conn.transaction():
-            exists = await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", live)
+            exists = await schemas.get_schema_exists(conn, live)
             if exists:
-                # Live consumers write their inbox row first in every transaction: this waits for the running
-                # ones and holds new ones back, so nothing is applied live that the tail below does not hold.
-                await conn.execute(f'LOCK TABLE "{live}".inbox IN SHARE ROW EXCLUSIVE MODE')
+                # Nothing is applied live that the tail below does not hold.
+                await schemas.update_inbox_paused(conn, live)
             before = stats.events
             await replay(settings, pool, consumer, tps, stats, track=True)
             stats.tail_events = stats.events - before
             async with pool.acquire() as rconn:
                 await update_figures(rconn, target)
             if exists:
-                await conn.execute(f'ALTER SCHEMA "{live}" RENAME TO "{old}"')
-            await conn.execute(f'ALTER SCHEMA "{target}" RENAME TO "{live}"')
+                await schemas.update_schema_name(conn, live, old)
+            await schemas.update_schema_name(conn, target, live)
         if exists and drop_old:
-            await conn.execute(f'DROP SCHEMA "{old}" CASCADE')
+            await schemas.delete_schema(conn, old)
             return None
         return old if exists else None
     finally:
