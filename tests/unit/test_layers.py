@@ -65,3 +65,22 @@ def test_the_kit_has_no_import_cycle():
     assert "shared.web" in modules["shared.openapi"] or "shared.openapi" in modules["shared.web"]
     order = list(graphlib.TopologicalSorter(modules).static_order())  # CycleError names the circle
     assert set(order) == set(modules)
+
+
+DB_CALLS = frozenset(
+    {"fetch", "fetchrow", "fetchval", "execute", "executemany", "copy_records_to_table", "copy_to_table"}
+)
+
+
+def test_every_database_call_of_a_service_is_in_its_store():
+    """Routers, use cases, the domain and the handlers reach the database through `store/` (and the kit): a call
+    such as `conn.execute(...)` anywhere else is SQL outside the store."""
+    outside = []
+    for service in SERVICES:
+        for path in sorted((ROOT / "services" / service).rglob("*.py")):
+            if "store" in path.relative_to(ROOT / "services" / service).parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in DB_CALLS:
+                    outside.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.func.attr}(")
+    assert outside == []
