@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
+from functools import partial
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
@@ -54,8 +56,13 @@ def _cache(request: Request) -> AnswerCache:
     return cache
 
 
-def _json(body: bytes) -> Response:
-    return Response(body, media_type="application/json")
+async def _cached(request: Request, key: tuple[str, ...], make: Callable[[], Awaitable[Any]]) -> Response:
+    """The JSON answer of `make()` for `key`, computed at most once per cache period (see AnswerCache)."""
+
+    async def compute() -> bytes:
+        return orjson.dumps(await make())
+
+    return Response(await _cache(request).get(key, compute), media_type="application/json")
 
 
 def _scope(principal: Principal, org_path: str | None) -> str:
@@ -70,11 +77,7 @@ async def summary(
 ) -> Any:
     """Indicators of one org unit (any level) for a campaign, rolled up from its classes."""
     node = _scope(principal, org_path)
-
-    async def compute() -> bytes:
-        return orjson.dumps((await views.summaries(pool, [node], campaign_id))[0])
-
-    return _json(await _cache(request).get(("summary", node, campaign_id), compute))
+    return await _cached(request, ("summary", node, campaign_id), partial(views.summary, pool, node, campaign_id))
 
 
 @router.get("/children", response_model=schemas.Children)
@@ -83,11 +86,7 @@ async def children(
 ) -> Any:
     """Drill-down: the unit's figures and each child unit's figures."""
     node = _scope(principal, org_path)
-
-    async def compute() -> bytes:
-        return orjson.dumps(await views.children(pool, node, campaign_id))
-
-    return _json(await _cache(request).get(("children", node, campaign_id), compute))
+    return await _cached(request, ("children", node, campaign_id), partial(views.children, pool, node, campaign_id))
 
 
 @router.get("/series", response_model=schemas.Series)

@@ -31,7 +31,7 @@ async def table(conn: Conn, name: str, node: str, campaign_id: str) -> tuple[lis
         return ["org_path", "name", "level", *keys], [
             [d["org_path"], d["name"], d["level"], *[v for _, v in flatten(d["figures"])]] for d in docs
         ]
-    doc = (await views.summaries(conn, [node], campaign_id))[0]
+    doc = await views.summary(conn, node, campaign_id)
     f = doc["figures"]
     if name == "summary":
         return ["indicator", "value"], [[k, v] for k, v in flatten(f)]

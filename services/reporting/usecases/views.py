@@ -36,6 +36,11 @@ async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict
     return out
 
 
+async def summary(conn: Conn, node: str, campaign_id: str) -> dict[str, Any]:
+    """The indicator document of one node for a campaign ('' = all campaigns)."""
+    return (await summaries(conn, [node], campaign_id))[0]
+
+
 async def children(conn: Conn, node: str, campaign_id: str) -> dict[str, Any]:
     """The node's own figures and each child's."""
     kids = await reads.list_children(conn, node)
