@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -267,3 +268,13 @@ def npm_step(script: str, *args: str, what: str, keep: int = 2000) -> Path | Non
     if out.returncode != 0:
         raise DevstackError(f"{what} failed:\n{out.stderr[-keep:]}")
     return Path(out.stdout.strip())
+
+
+def http_get(url: str, timeout: float = 2.0) -> str | None:
+    """The body of a GET on a local component when it answers 200, else None (not up, or not yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body: str = resp.read().decode()
+            return body if resp.status == 200 else None
+    except OSError:
+        return None

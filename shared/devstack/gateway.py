@@ -7,12 +7,12 @@ import os
 import shutil
 import signal
 import subprocess
-import urllib.request
 from pathlib import Path
 
 from shared.devstack.component import (
     Component,
     DevstackError,
+    http_get,
     npm_step,
     pid_alive,
     read_pid,
@@ -176,8 +176,4 @@ class Gateway(Component):
         self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.address + "/healthz", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        return http_get(self.address + "/healthz") is not None

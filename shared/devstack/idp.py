@@ -9,13 +9,13 @@ import json
 import os
 import secrets
 import shutil
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.devstack.component import (
     Component,
     DevstackError,
+    http_get,
     npm_step,
     pid_alive,
     port_open,
@@ -146,8 +146,4 @@ class IdentityProvider(Component):
         self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.address + "/.well-known/openid-configuration", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
+        return http_get(self.address + "/.well-known/openid-configuration") is not None

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 from shared.devstack.component import (
     Component,
     DevstackError,
+    http_get,
     pid_alive,
     read_pid,
     require_free,
@@ -92,12 +92,7 @@ class ServiceProcess(Component):
 
     def get(self, path: str) -> str | None:
         """Body of a GET on the service when it answers 200, else None."""
-        try:
-            with urllib.request.urlopen(self.address + path, timeout=2) as resp:
-                body: str = resp.read().decode()
-                return body if resp.status == 200 else None
-        except OSError:
-            return None
+        return http_get(self.address + path)
 
     def consumer_lag(self) -> int | None:
         """Sum of kafka_consumer_lag_messages over the service's consumer groups (None if unknown)."""
