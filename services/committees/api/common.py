@@ -47,6 +47,7 @@ def subtree_list(
         return await lister(pool, principal, under, cursor, limit)
 
     route.__doc__ = doc
+    route.__name__ = route.__qualname__ = name  # tracebacks and logs name the route
     router.add_api_route(
         path,
         route,
