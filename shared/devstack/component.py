@@ -133,6 +133,13 @@ def pid_alive(pid: int, needle: str | None = None) -> bool:
         return True
 
 
+def live_pid(pid_file: Path, needle: str) -> int | None:
+    """The pid in `pid_file` while that process runs with `needle` in its command line (a path or address unique to
+    the component's state, so a recycled pid never matches); else None."""
+    pid = read_pid(pid_file)
+    return pid if pid is not None and pid_alive(pid, needle) else None
+
+
 def read_pid(path: Path) -> int | None:
     """First line of a pid file as an int, or None."""
     try:

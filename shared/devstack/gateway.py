@@ -13,9 +13,8 @@ from shared.devstack.component import (
     Component,
     DevstackError,
     http_get,
+    live_pid,
     npm_step,
-    pid_alive,
-    read_pid,
     require_free,
     start_and_wait,
     terminate,
@@ -76,8 +75,7 @@ class Gateway(Component):
         return f"http://127.0.0.1:{self.port}"
 
     def pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        return pid if pid is not None and pid_alive(pid, str(self.conf)) else None
+        return live_pid(self.pid_file, str(self.conf))
 
     def write_dev_users(self, users: list[dict[str, str]]) -> None:
         """Development sign-in: the demo users the app at /app/ offers (each with a dev token); never in production."""

@@ -16,10 +16,9 @@ from shared.devstack.component import (
     Component,
     DevstackError,
     http_get,
+    live_pid,
     npm_step,
-    pid_alive,
     port_open,
-    read_pid,
     require_free,
     start_and_wait,
     terminate,
@@ -111,8 +110,7 @@ class IdentityProvider(Component):
         tmp.replace(self.users_file)
 
     def pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        return pid if pid is not None and pid_alive(pid, str(self.root / "server.mjs")) else None
+        return live_pid(self.pid_file, str(self.root / "server.mjs"))
 
     def start(self) -> None:
         require_free(self.port, "identity provider", "set IDP_HTTP_PORT")

@@ -20,9 +20,8 @@ from shared.devstack import departments
 from shared.devstack.component import (
     Component,
     DevstackError,
-    pid_alive,
+    live_pid,
     port_open,
-    read_pid,
     require_free,
     run_coro,
     spawn,
@@ -172,9 +171,7 @@ class KafkaNode(Component):
         return f"127.0.0.1:{self.port}"
 
     def pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        # The config path is unique to this state dir, so a recycled pid never matches.
-        return pid if pid is not None and pid_alive(pid, str(self.config)) else None
+        return live_pid(self.pid_file, str(self.config))
 
     def _write_config(self) -> None:
         """(Re)write server.properties so port changes take effect on the next start."""

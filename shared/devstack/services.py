@@ -11,8 +11,7 @@ from shared.devstack.component import (
     Component,
     DevstackError,
     http_get,
-    pid_alive,
-    read_pid,
+    live_pid,
     require_free,
     start_and_wait,
     tail,
@@ -46,8 +45,7 @@ class ServiceProcess(Component):
         return f"http://127.0.0.1:{self.port}"
 
     def pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        return pid if pid is not None and pid_alive(pid, f"services.{self.name}") else None
+        return live_pid(self.pid_file, f"services.{self.name}")
 
     def start(self) -> None:
         require_free(self.port, self.name, f"set {self.name.upper()}_HTTP_PORT")

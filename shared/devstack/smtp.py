@@ -10,13 +10,12 @@ from pathlib import Path
 
 from shared.devstack.component import (
     Component,
+    live_pid,
     port_open,
-    read_pid,
     require_free,
     start_and_wait,
     terminate,
 )
-from shared.devstack.component import pid_alive as _pid_alive
 
 DEFAULT_PORT = 8025
 SERVER = [sys.executable, "-m", "aiosmtpd", "-n"]  # -n: no setuid to nobody (root runs it in CI)
@@ -40,8 +39,7 @@ class SmtpServer(Component):
         return f"127.0.0.1:{self.port}"
 
     def pid(self) -> int | None:
-        pid = read_pid(self.pid_file)
-        return pid if pid is not None and _pid_alive(pid, f"127.0.0.1:{self.port}") else None
+        return live_pid(self.pid_file, f"127.0.0.1:{self.port}")
 
     def start(self) -> None:
         require_free(self.port, "smtp", "set SMTP_PORT")
