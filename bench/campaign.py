@@ -256,6 +256,35 @@ async def caught_up(
     return t_out, t_rep, t_lag
 
 
+async def appended_at(bootstrap: str, topic: str) -> dict[str, float]:
+    """When each finding reached Kafka (finding id → the record's timestamp, set by visits' relay as it sent it)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    out: dict[str, float] = {}
+    try:
+        tps = await kafka.partitions(consumer, topic)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    out[orjson.loads(r.value or b"{}").get("subject", "")] = r.timestamp / 1000
+    finally:
+        await consumer.stop()
+    return out
+
+
+def hops(cases: list[asyncpg.Record], sent: dict[str, float]) -> str:
+    """finding → case split at Kafka: visits' commit to the relay's send, the send to outreach's case (p50/p99)."""
+    relay = [1000 * (sent[r["finding_id"]] - r["recorded"]) for r in cases if r["finding_id"] in sent]
+    react = [1000 * (r["committed"] - sent[r["finding_id"]]) for r in cases if r["finding_id"] in sent]
+    return (
+        f"  of which visits' recording → the relay's send p50/p99 {pct(relay, 0.5):.0f}/{pct(relay, 0.99):.0f} ms, "
+        f"send → outreach's case p50/p99 {pct(react, 0.5):.0f}/{pct(react, 0.99):.0f} ms ({len(relay):,} cases)"
+    )
+
+
 async def statement_stats(conn: asyncpg.Connection, *, reset: bool = False) -> list[str]:
     """The statements that took the database longest (pg_stat_statements, when the server preloads it)."""
     try:
@@ -401,12 +430,12 @@ async def main(args: argparse.Namespace) -> None:
             b - a for a, b in zip(updates0, await assignment_updates(outreach_db, schemas["visits"]), strict=True)
         )
 
-        lat = [
-            r[0] * 1000
-            for r in await outreach_db.fetch(
-                "SELECT extract(epoch FROM committed_at - finding_recorded_at)::float8 FROM cases"
-            )
-        ]
+        cases = await outreach_db.fetch(
+            "SELECT finding_id, extract(epoch FROM finding_recorded_at)::float8 AS recorded,"
+            " extract(epoch FROM committed_at)::float8 AS committed FROM cases"
+        )
+        lat = [(r["committed"] - r["recorded"]) * 1000 for r in cases]
+        sent = await appended_at(stack.kafka_bootstrap, f"{prefix}visits.finding.events")
         joined = [
             r[0] * 1000
             for r in await outreach_db.fetch(
@@ -451,6 +480,7 @@ async def main(args: argparse.Namespace) -> None:
             f"finding → case (cases.committed_at − finding recorded_at, {len(lat):,} cases): "
             f"p50 {pct(lat, 0.5):.0f} ms, p99 {p99:.0f} ms, max {max(lat, default=0):.0f} ms"
             f"   (target p99 ≤ {TARGET_P99_MS} ms: {ok(p99 <= TARGET_P99_MS)})",
+            hops(cases, sent),
             f"  every finding applied to a case ({len(joined):,}): p50 {pct(joined, 0.5):.0f} ms, "
             f"p99 {pct(joined, 0.99):.0f} ms",
             *(

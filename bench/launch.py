@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -30,6 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.campaign import statement_stats
 from bench.kit_throughput import raw_produce
 from bench.procs import tree_cpu
 from bench.visits_record import cpu_seconds
@@ -57,6 +60,14 @@ async def raw_copy(db: asyncpg.Connection, campaign_id: str, scratch: str) -> fl
     rate = len(rows) / (time.perf_counter() - started)
     await db.execute(f"DROP TABLE {scratch}")
     return rate
+
+
+def spying(pid: int, into: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the visits process into `into` (collapsed stacks) until sent SIGINT."""
+    into.parent.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    cmd = [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "100", "-o", str(into)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def write_copy(db: asyncpg.Connection, directory: Directory) -> None:
@@ -125,7 +136,7 @@ async def main(args: argparse.Namespace) -> None:
             flush=True,
         )
         admin = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path=f"/{CITY}")}
-        launches, drains, copies, per_assignment = [], [], [], []
+        launches, drains, copies, per_assignment, cpu_per = [], [], [], [], []
         pg = next((c.pid() for c in components() if c.name == "postgres"), None)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
             for run in range(1, args.runs + 1):
@@ -136,10 +147,18 @@ async def main(args: argparse.Namespace) -> None:
                     "ends_on": (date.today() + timedelta(days=30)).isoformat(),
                 }
                 cid = (await http.post("/api/v1/campaigns", json=body, headers=admin)).json()["campaign_id"]
+                spy = spying(proc.pid, args.profile / f"launch{run}.txt") if args.profile else None
+                if args.profile:
+                    await statement_stats(db, reset=True)
                 cpu0, pg0 = cpu_seconds(proc.pid), tree_cpu(pg) if pg else 0.0
                 t0 = time.perf_counter()
                 r = await http.post(f"/api/v1/campaigns/{cid}/launch", headers=admin)
                 launched = time.perf_counter() - t0
+                cpu1, pg1 = cpu_seconds(proc.pid), tree_cpu(pg) if pg else 0.0
+                if spy:
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait()
+                    print("\n".join(await statement_stats(db)), flush=True)
                 assert r.status_code == 200, r.text
                 doc = r.json()
                 # The oldest waiting row through the primary key: a count would read every deleted row until vacuum.
@@ -148,19 +167,23 @@ async def main(args: argparse.Namespace) -> None:
                 total = time.perf_counter() - t0
                 events = doc["assignments"] + 1  # one per assignment, and the launch's
                 n = doc["assignments"]
-                cpu, pg_cpu = cpu_seconds(proc.pid) - cpu0, (tree_cpu(pg) if pg else 0.0) - pg0
+                cpu, pg_cpu = cpu1 - cpu0, pg1 - pg0
+                relay_cpu, relay_pg = cpu_seconds(proc.pid) - cpu1, (tree_cpu(pg) if pg else 0.0) - pg1
                 copy_rate = await raw_copy(db, cid, f"raw_copy_{tag}")
                 launches.append(launched)
                 drains.append(total - launched)
                 copies.append(copy_rate)
                 per_assignment.append(launched / n * 1e6)
+                cpu_per.append((cpu + pg_cpu) / n * 1e6)
                 print(
                     f"launch {run}: {n:,} assignments for {doc['teachers']:,} teachers; "
                     f"request {launched:.1f}s, then the relay published the last of its {events:,} events "
                     f"{total - launched:.1f}s later ({total:.1f}s in all); request {launched / n * 1e6:.0f} µs per "
-                    f"assignment; CPU: visits {cpu:.1f}s, PostgreSQL {pg_cpu:.1f}s; raw COPY of the same rows "
+                    f"assignment; CPU of the request: visits {cpu:.1f}s, PostgreSQL {pg_cpu:.1f}s "
+                    f"({(cpu + pg_cpu) / n * 1e6:.0f} µs per assignment); of the relay's drain: visits "
+                    f"{relay_cpu:.1f}s, PostgreSQL {relay_pg:.1f}s; raw COPY of the same rows "
                     f"{copy_rate:,.0f} rows/s ({n / copy_rate:.1f}s): request = "
-                    f"{n / copy_rate / launched:.2f} x raw COPY",
+                    f"{n / copy_rate / launched:.2f} x raw COPY; load average {os.getloadavg()[0]:.0f}",
                     flush=True,
                 )
         raw_topic = f"bl{tag}.raw"
@@ -169,7 +192,8 @@ async def main(args: argparse.Namespace) -> None:
         med, copy_med, drain = statistics.median(launches), statistics.median(copies), statistics.median(drains)
         print(
             f"median of {args.runs}: request {med:.1f}s (target <= 15 s at scale 1), "
-            f"{statistics.median(per_assignment):.0f} µs per assignment; raw COPY {copy_med:,.0f} rows/s: request = "
+            f"{statistics.median(per_assignment):.0f} µs per assignment, CPU (visits + PostgreSQL) "
+            f"{statistics.median(cpu_per):.0f} µs per assignment; raw COPY {copy_med:,.0f} rows/s: request = "
             f"{n / copy_med / med:.2f} x raw COPY; then the relay {drain:.1f}s ({events / drain:,.0f} events/s); raw "
             f"Kafka produce of {args.raw:,} x 1 KB (acks=all, idempotent): {rate:,.0f} msg/s, the launch's "
             f"{events:,} events would take {events / rate:.1f}s raw: relay = {events / drain / rate:.2f} x raw produce",
@@ -191,5 +215,6 @@ if __name__ == "__main__":
     p.add_argument("--families", type=int, default=46, help="one-child families per class")
     p.add_argument("--subjects", type=int, default=70, help="subject teachers per school")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--profile", type=Path, help="py-spy the visits process during each launch request, stacks here")
     p.add_argument("--raw", type=int, default=100_000, help="messages for the raw Kafka produce rate")
     asyncio.run(main(p.parse_args()))

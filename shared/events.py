@@ -112,9 +112,10 @@ class EventSpec:
     summary: str
     topics: tuple[str, ...] = ()  # every topic `topic` (a template like `x.{department}.events`) expands to
 
-    @property
+    @functools.cached_property
     def topic_param(self) -> str | None:
-        """The payload field a templated topic is expanded from (`department`), or None for a plain topic."""
+        """The payload field a templated topic is expanded from (`department`), or None for a plain topic (found
+        once: bulk writes ask for every event)."""
         found = TOPIC_PARAM.search(self.topic)
         return found[1] if found else None
 

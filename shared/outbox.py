@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import io
+import itertools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from shared import context, db
 from shared.events import Envelope, new_envelope, registry
+from shared.ids import new_ids
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
 
@@ -71,14 +72,6 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-async def copy_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
-    """Insert outbox rows with COPY, in order (ids follow it; one trigger run, one NOTIFY): for thousands of rows,
-    where it costs PostgreSQL less than `insert_rows`' statement. The caller owns the transaction."""
-    if rows:
-        text = "".join("\t".join([str(r[0]), *map(_copy_text, r[1:])]) + "\n" for r in rows)
-        await conn.copy_to_table("outbox", source=io.BytesIO(text.encode()), columns=COLUMNS)
-
-
 async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Envelope]:
     """Insert events for `payloads` into the outbox (logical topic names); the caller owns the transaction."""
     return await add_caused(conn, [(None, payloads)])
@@ -108,7 +101,8 @@ async def add_event(conn: asyncpg.Connection, payload: BaseModel) -> Envelope:
     return (await add_events(conn, [payload]))[0]
 
 
-BULK_CHUNK = 10_000  # rows per statement of add_bulk: bounded memory for a 200,000-row import
+BULK_CHUNK = 10_000  # rows per statement of add_bulk: each statement short, whatever the pool's command timeout
+PIECE = 1_000  # rows built per piece of a statement's data: PostgreSQL stores one piece while the next is built
 
 
 @functools.cache
@@ -116,42 +110,86 @@ def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
-async def add_bulk(conn: asyncpg.Connection, items: Sequence[tuple[type[BaseModel], Mapping[str, Any]]]) -> int:
+def _bulk_text(
+    model: type[BaseModel], values: list[Mapping[str, Any]], event_ids: list[str], trace: tuple[str, str | None, str]
+) -> list[str]:
+    """COPY text lines (outbox `COLUMNS`) of one contract class's events, in order.
+
+    The values are validated against the contract in one pass; each payload is serialised once, straight to JSON,
+    into the kit's envelope (`new_envelope` of the first payload: the attributes every event of the class shares,
+    serialised once), with its own id and subject. Only backslashes need escaping in the envelope: JSON text holds
+    no raw tab, newline or carriage return.
+    """
+    correlation_id, causation_id, header_json = trace
+    payloads = _list_adapter(model).validate_python(values)
+    spec = registry.spec_for(payloads[0])
+    serialise = model.__pydantic_serializer__.to_json
+    common = new_envelope(spec, payloads[0], correlation_id=correlation_id, causation_id=causation_id).model_dump(
+        mode="json", exclude={"id", "subject", "data"}
+    )
+    shared = orjson.dumps(common).decode()[1:-1]
+    after_type = f"\t{_copy_text(spec.type)}\t"
+    headers = f"\t{_copy_text(header_json)}\n"
+    topics: dict[str, str] = {}
+    lines = []
+    for event_id, payload in zip(event_ids, payloads, strict=True):
+        topic = spec.topic_for(payload)
+        copy_topic = topics.get(topic) or topics.setdefault(topic, _copy_text(topic))
+        subject = orjson.dumps(spec.subject(payload)).decode()
+        data = serialise(payload).decode()
+        envelope = f'{{"id":"{event_id}","subject":{subject},{shared},"data":{data}}}'.replace("\\", "\\\\")
+        lines.append(f"{event_id}\t{copy_topic}\t{_copy_text(spec.key(payload))}{after_type}{envelope}{headers}")
+    return lines
+
+
+def _piece(items: list[tuple[type[BaseModel], Mapping[str, Any]]], trace: tuple[str, str | None, str]) -> bytes:
+    """COPY data of some events, in the order given."""
+    by_model: dict[type[BaseModel], list[int]] = {}
+    for i, (model, _) in enumerate(items):
+        by_model.setdefault(model, []).append(i)
+    event_ids = new_ids(len(items))
+    if len(by_model) == 1:
+        [model] = by_model
+        return "".join(_bulk_text(model, [v for _, v in items], event_ids, trace)).encode()
+    lines = [""] * len(items)
+    for model, at in by_model.items():
+        text = _bulk_text(model, [items[i][1] for i in at], [event_ids[i] for i in at], trace)
+        for i, line in zip(at, text, strict=True):
+            lines[i] = line
+    return "".join(lines).encode()
+
+
+async def _pieces(
+    items: Iterator[tuple[type[BaseModel], Mapping[str, Any]]], n: int, trace: tuple[str, str | None, str]
+) -> AsyncIterator[bytes]:
+    """The COPY data of the next `n` items, a `PIECE` at a time, built as PostgreSQL asks for more."""
+    while n > 0:
+        piece = list(itertools.islice(items, min(n, PIECE)))
+        if not piece:
+            return
+        n -= len(piece)
+        yield _piece(piece, trace)
+
+
+async def add_bulk(conn: asyncpg.Connection, items: Iterable[tuple[type[BaseModel], Mapping[str, Any]]]) -> int:
     """Insert one event per `(contract class, field values)`, in order, in the caller's transaction; how many.
 
-    For set-based writes of thousands of rows (imports), where building a model and an envelope per row would cost
-    more than the write: the values are validated against the contract in one pass per class, and every envelope
-    is the kit's (`new_envelope` of the chunk's first payload of that class) with its own id, subject and data.
+    For set-based writes of thousands of rows (imports, a campaign launch), where building a model and an envelope
+    per row would cost more than the write: the values are validated against the contract in one pass per class and
+    each serialised once into the kit's envelope (`_bulk_text`). The rows go in with COPY, `BULK_CHUNK` a statement,
+    each statement's data built a `PIECE` at a time while PostgreSQL stores the piece before (`items` may be a
+    generator: it is read as the data is built).
     """
     correlation_id, causation_id, headers = _trace()
-    header_json = orjson.dumps(headers).decode()
-    for start in range(0, len(items), BULK_CHUNK):
-        chunk = items[start : start + BULK_CHUNK]
-        by_model: dict[type[BaseModel], list[int]] = {}
-        for i, (model, _) in enumerate(chunk):
-            by_model.setdefault(model, []).append(i)
-        rows: list[Row | None] = [None] * len(chunk)
-        for model, at in by_model.items():
-            adapter = _list_adapter(model)
-            payloads = adapter.validate_python([chunk[i][1] for i in at])
-            datas = adapter.dump_python(payloads, mode="json")
-            spec = registry.spec_for(payloads[0])
-            template = new_envelope(
-                spec, payloads[0], correlation_id=correlation_id, causation_id=causation_id
-            ).model_dump(mode="json")
-            for i, payload, data in zip(at, payloads, datas, strict=True):
-                event_id = uuid.uuid4()
-                envelope = {**template, "id": str(event_id), "subject": spec.subject(payload), "data": data}
-                rows[i] = (
-                    event_id,
-                    spec.topic_for(payload),
-                    spec.key(payload),
-                    spec.type,
-                    orjson.dumps(envelope).decode(),
-                    header_json,
-                )
-        await copy_rows(conn, [r for r in rows if r is not None])
-    return len(items)
+    trace = (correlation_id, causation_id, orjson.dumps(headers).decode())
+    rows = iter(items)
+    written = 0
+    while first := list(itertools.islice(rows, 1)):
+        status = await conn.copy_to_table(
+            "outbox", source=_pieces(itertools.chain(first, rows), BULK_CHUNK, trace), columns=COLUMNS
+        )
+        written += int(status.rsplit(" ", 1)[1])
+    return written
 
 
 async def backlog(pool: asyncpg.Pool) -> tuple[int, float]:

@@ -7,7 +7,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property, lru_cache
+from functools import lru_cache
+from typing import NamedTuple
 
 # ---------------------------------------------------------------------------------------------- campaigns
 
@@ -52,8 +53,9 @@ def district_path(org_path: str) -> str:
 # ---------------------------------------------------------------------------------------- assignment plan
 
 
-@dataclass(frozen=True)
-class StudentPlace:
+# Tuples, not dataclasses: a city-wide launch makes one of each per family (184,000), and a frozen dataclass's
+# constructor costs several times a tuple's.
+class StudentPlace(NamedTuple):
     """A student in scope: their class and its org path."""
 
     student_id: str
@@ -61,8 +63,7 @@ class StudentPlace:
     class_path: str
 
 
-@dataclass(frozen=True)
-class Family:
+class Family(NamedTuple):
     """A family in scope with its children (in scope) in a stable order."""
 
     family_id: str
@@ -73,14 +74,13 @@ class Family:
         """Placement of the family: the class of its first child."""
         return self.students[0].class_path
 
-    @cached_property
+    @property
     def schools(self) -> list[str]:
-        """The schools its children attend, first child's first (computed once: the planner asks often)."""
+        """The schools its children attend, first child's first."""
         return list(dict.fromkeys(school_path(s.class_path) for s in self.students))
 
 
-@dataclass(frozen=True)
-class Teacher:
+class Teacher(NamedTuple):
     """A teacher who can visit: their school, the class they head and the classes they teach."""
 
     staff_id: str
@@ -89,8 +89,7 @@ class Teacher:
     class_ids: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class Planned:
+class Planned(NamedTuple):
     """One generated assignment."""
 
     family_id: str
@@ -180,17 +179,16 @@ def generate_assignments(
         loads_now.add(t.staff_id, t.school_path)
         plan.assignments.append(Planned(f.family_id, t.staff_id, tuple(s.student_id for s in f.students), f.org_path))
 
-    rest: list[Family] = []
+    rest: list[tuple[list[str], Family]] = []
     for f in fams:
         head = loads_now.pick((h for s in f.students for h in heads.get(s.class_id, ())), target)
         if head is None:
-            rest.append(f)
+            rest.append((f.schools, f))
         else:
             assign(f, head)
     # Bigger schools' leftovers first does not matter for fairness; order by school keeps runs local.
-    rest.sort(key=lambda f: (f.schools[0], f.family_id))
-    for f in rest:
-        schools = f.schools
+    rest.sort(key=lambda sf: (sf[0][0], sf[1].family_id))
+    for schools, f in rest:
         colleague = loads_now.pick(
             (x for s in f.students for x in teaching.get(s.class_id, ()) if x.school_path in schools), target
         )

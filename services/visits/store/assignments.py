@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +18,10 @@ ASSIGNMENT_COLUMNS = (
 )  # fmt: skip
 
 
-async def insert_assignments(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Bulk insert (COPY) of generated assignments, rows in ASSIGNMENT_COLUMNS order."""
-    if rows:
-        await conn.copy_records_to_table("assignments", records=rows, columns=list(ASSIGNMENT_COLUMNS))
+async def insert_assignments(conn: asyncpg.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Bulk insert (COPY) of generated assignments, rows in ASSIGNMENT_COLUMNS order (a generator is read as COPY
+    sends its data)."""
+    await conn.copy_records_to_table("assignments", records=rows, columns=list(ASSIGNMENT_COLUMNS))
 
 
 async def get_assignment(conn: Conn, assignment_id: str, *, lock: bool = False) -> asyncpg.Record | None:

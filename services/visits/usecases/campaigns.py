@@ -15,7 +15,7 @@ from shared import scope, versions
 from shared.auth import ADMINS, Principal
 from shared.clock import Clock
 from shared.contracts import visits as ev
-from shared.ids import new_id
+from shared.ids import new_id, new_ids
 from shared.outbox import add_bulk, add_events
 from shared.problems import conflict, found, invalid
 
@@ -102,7 +102,8 @@ def build_plan(
 # Assignments written per statement at launch. A city-wide launch (184,000 families) in one COPY and one outbox
 # insert held every row and event in memory at once (the process kept that high-water mark) and, on a loaded
 # database, ran past the pool's command timeout: the launch was answered 503. In chunks each statement is short,
-# memory is bounded by a chunk, and the launch is still one transaction (all its assignments or none).
+# memory is bounded by a chunk, and the launch is still one transaction (all its assignments or none). Each chunk's
+# rows are built as COPY sends them, so PostgreSQL stores rows while the next ones are built.
 LAUNCH_CHUNK = 10_000
 
 
@@ -150,18 +151,18 @@ async def launch_campaign(
 
 async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[planning.Planned], now: datetime) -> None:
     """One chunk of a launch: its assignments (COPY) and their AssignmentMade events (the kit's bulk path)."""
-    ids = [new_id() for _ in planned]
+    ids = new_ids(len(planned))
     await store.assignments.insert_assignments(
         conn,
-        [
-            (aid, campaign_id, p.teacher_id, p.family_id, list(p.student_ids), p.org_path,
+        (
+            (aid, campaign_id, p.teacher_id, p.family_id, p.student_ids, p.org_path,
              planning.school_path(p.org_path), planning.district_path(p.org_path), "assigned")
             for aid, p in zip(ids, planned, strict=True)
-        ],
+        ),
     )  # fmt: skip
     await add_bulk(
         conn,
-        [
+        (
             (
                 ev.AssignmentMade,
                 {
@@ -169,13 +170,13 @@ async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[plan
                     "campaign_id": campaign_id,
                     "teacher_id": p.teacher_id,
                     "family_id": p.family_id,
-                    "student_ids": list(p.student_ids),
+                    "student_ids": p.student_ids,
                     "org_path": p.org_path,
                     "occurred_at": now,
                 },
             )
             for aid, p in zip(ids, planned, strict=True)
-        ],
+        ),
     )
 
 
