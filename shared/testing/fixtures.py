@@ -126,7 +126,12 @@ async def serve(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
     raised inside a request (a timeout) is raised again on the way out (`RunnerEscapes`)."""
     port = port or free_port()
     guarded = RunnerEscapes(app)
-    server = uvicorn.Server(uvicorn.Config(guarded, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    # The server keeps an idle connection longer than httpx's pool does (5 s): with both at 5 s a test's next request
+    # could go out on a connection the server was closing at that moment (httpx.ReadError under load).
+    config = uvicorn.Config(
+        guarded, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_keep_alive=30
+    )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
