@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import logging
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -179,6 +179,22 @@ def lock_key(name: str) -> int:
 async def xact_lock(conn: asyncpg.Connection, name: str) -> None:
     """Wait for the transaction-scoped advisory lock of `name` (one such transaction at a time)."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(name))
+
+
+async def xact_lock_many(conn: asyncpg.Connection, names: Iterable[str]) -> None:
+    """Wait for the transaction-scoped advisory locks of many names, each once, in the order of their keys (so two
+    transactions locking overlapping sets cannot deadlock). The keys are `lock_key`'s, computed in the database: the
+    names go as one JSON array (a poll of a copy locks thousands; hashing and encoding them one by one in Python
+    cost more than the locks)."""
+    unique = list(set(names))
+    if unique:
+        # Volatile functions of the select list run after the ORDER BY, row by row: the locks are taken in order.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
+            " ('x' || encode(substring(sha256(convert_to(n, 'UTF8')) FROM 1 FOR 8), 'hex'))::bit(64)::bigint AS k"
+            " FROM json_array_elements_text($1::text::json) AS n) AS keys ORDER BY k",
+            orjson.dumps(unique).decode(),
+        )
 
 
 async def try_xact_lock(conn: asyncpg.Connection, name: str) -> bool:

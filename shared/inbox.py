@@ -21,7 +21,6 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from pydantic import ValidationError
 
 from shared import context, db, kafka, tracing
-from shared.db import lock_key
 from shared.events import Envelope, Event, Fact, lean_envelope, registry, typed_envelope
 from shared.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_DEAD_LETTERED, HANDLER_DURATION
 from shared.relay import TYPE_HEADER
@@ -581,12 +580,7 @@ class InboxConsumer:
     async def _lock_entities(self, conn: asyncpg.Connection, names: Iterable[str]) -> None:
         """Lock the named entities for the transaction (see `_lock`): each once, in the order of their ids."""
         prefix = f"entity:{self.settings.db_schema}:"
-        ids = {lock_key(prefix + k) for k in set(names)}
-        if ids:
-            # A function scan returns the array's elements in order, so the locks are taken in sorted order. The ids
-            # go as one array literal: asyncpg checks each element of a list parameter's type, a poll holds thousands.
-            literal = "{" + ",".join(map(str, sorted(ids))) + "}"
-            await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::text::bigint[]) AS k", literal)
+        await db.xact_lock_many(conn, [prefix + k for k in set(names)])
 
     async def _handle_batch(self, conn: asyncpg.Connection, todo: list[tuple[ConsumerRecord, Event[Any]]]) -> None:
         """Run the batch handler once, under the batch's context; each event is timed at its share of the batch.

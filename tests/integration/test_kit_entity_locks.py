@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
+from shared import db
 from shared.events import Event, occurred_at
 from shared.inbox import Handler, InboxConsumer, Locked
 from shared.outbox import add_events
@@ -90,3 +91,16 @@ async def test_locked_handlers_serialize_on_their_entities_across_lanes_and_repl
             with contextlib.suppress(BaseException):
                 await t
         await stop_runtime(runtime)
+
+
+async def test_the_database_computes_the_same_lock_keys_as_lock_key(raw_conn: asyncpg.Connection) -> None:
+    """`db.xact_lock_many` hashes names in SQL: the keys it holds are `db.lock_key`'s, so a lock taken one way
+    (`db.xact_lock`, an older version during a rolling deploy) excludes the same lock taken the other."""
+    names = ["entity:s:family:f-1", "entity:s:student:学生-1", 'odd "name", {with} \\ and\nnewline', "x" * 300]
+    async with raw_conn.transaction():
+        await db.xact_lock_many(raw_conn, [*names, names[0]])
+        held = await raw_conn.fetch(
+            "SELECT ((classid::bigint << 32) | objid::bigint) AS k FROM pg_locks"
+            " WHERE locktype = 'advisory' AND objsubid = 1 AND pid = pg_backend_pid()"
+        )
+    assert sorted(r["k"] for r in held) == sorted(db.lock_key(n) for n in names)
