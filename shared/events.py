@@ -132,11 +132,6 @@ class EventSpec:
         return self.type.split(".", 1)[0]
 
     @property
-    def major(self) -> int:
-        """The major version (`.vN`)."""
-        return int(self.type.rsplit(".v", 1)[1])
-
-    @property
     def dataschema(self) -> str:
         """The URI of this type's JSON Schema in the repository."""
         return f"urn:hss:schema:{self.type}"

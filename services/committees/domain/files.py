@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from services.committees.domain.rows import ENTITIES, REQUIRED_COLUMNS, Checker, RowError
+from services.committees.domain.rows import REQUIRED_COLUMNS, Checker, RowError
 
 Rows = list[tuple[int, dict[str, Any]]]
 
@@ -69,15 +69,3 @@ def validate_one(entity: str, text: str, fmt: str, checker: Checker) -> tuple[li
     checker.errors.extend(errors)
     clean: list[dict[str, Any]] = getattr(checker, entity)(rows)
     return clean, total
-
-
-def validate(
-    files: dict[str, str], fmt: str, checker: Checker
-) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
-    """Clean rows per entity (in dependency order) and the number of rows received per entity."""
-    clean: dict[str, list[dict[str, Any]]] = {}
-    received: dict[str, int] = {}
-    for entity in ENTITIES:
-        if entity in files:
-            clean[entity], received[entity] = validate_one(entity, files[entity], fmt, checker)
-    return clean, received
