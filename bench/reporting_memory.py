@@ -34,6 +34,7 @@ from shared import kafka  # noqa: E402
 from shared.contracts import visits as vi  # noqa: E402
 from shared.events import new_envelope, registry  # noqa: E402
 from shared.relay import TYPE_HEADER  # noqa: E402
+from shared.runner import collector_policy  # noqa: E402
 from shared.testing.fixtures import serve  # noqa: E402
 
 SCHOOLS, CLASSES = 300, 20
@@ -126,6 +127,13 @@ async def main() -> None:
     ap.add_argument("--assignments", type=int, default=40_000)
     ap.add_argument("--top", type=int, default=8)
     ap.add_argument("--frames", type=int, default=6, help="frames kept per allocation (more is slower; 0: no tracing)")
+    ap.add_argument(
+        "--gc",
+        choices=("service", "default"),
+        default="service",
+        help="the collector policy of a service process (shared.runner.collector_policy) or Python's default",
+    )
+    ap.add_argument("--collect", action="store_true", help="run a full collection before each RSS reading")
     ap.add_argument("--trim", action="store_true", help="give freed C heap back to the OS before each RSS reading")
     ap.add_argument("--produce", nargs=3, metavar=("PREFIX", "N", "K"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -135,6 +143,8 @@ async def main() -> None:
     run = uuid.uuid4().hex[:8]
     settings = ReportingSettings(topic_prefix=f"mem{run}.", db_schema=f"mem_{run}_reporting")
     app = create(settings)
+    if a.gc == "service":
+        collector_policy()
     if a.frames:
         tracemalloc.start(a.frames)
     base: tracemalloc.Snapshot | None = None
@@ -162,7 +172,8 @@ async def main() -> None:
                 await asyncio.sleep(3)  # the refresh after the last batch
                 stop.set()
                 await sampler
-                gc.collect()
+                if a.collect:
+                    gc.collect()
                 if a.trim:
                     print(f"  RSS {rss_mb():.0f} MB before malloc_trim(0)", flush=True)
                     ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import os
 import random
+import signal
 import sys
 import time
 import uuid
@@ -47,6 +48,7 @@ from bench.campaign import RawHTTP, visit_jobs
 from demo import citygen
 from demo.__main__ import import_city, launch_campaign
 from demo.client import Api, bureau_token, settled
+from shared import memdebug
 from shared.devstack import ServiceProcess, Stack, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
 from shared.devstack.stack import components
@@ -69,8 +71,10 @@ class Load:
 class Campaigns:
     """An endless supply of visit requests: campaign after campaign over the same city, the next launched early."""
 
-    def __init__(self, visits: Api, rng: random.Random, single_share: float) -> None:
+    def __init__(self, visits: Api, rng: random.Random, single_share: float, database_url: str, schema: str) -> None:
         self.visits, self.rng, self.single_share = visits, rng, single_share
+        self.database_url, self.schema = database_url, schema
+        self.published: list[asyncio.Task[float | None]] = []  # per launch: seconds from its answer to published
         self.launched = 0
         self.launches: list[tuple[float, float]] = []  # (start, end) of each launch, monotonic
         self.pids: dict[str, int] = {}  # set once the load starts: RSS is noted at every later launch
@@ -85,7 +89,26 @@ class Campaigns:
         started = time.monotonic()
         _, assignments, checklist, starts_on = await launch_campaign(self.visits, f"soak campaign {self.launched}")
         self.launches.append((started, time.monotonic()))
+        self.published.append(asyncio.create_task(self._published()))
         return visit_jobs(self.rng, assignments, checklist, starts_on, self.single_share)[1]
+
+    async def _published(self, timeout: float = 1800) -> float | None:
+        """Seconds from the launch's answer (its commit) until every outbox row written before it is published: the
+        relay's share of a launch's outbox age (the rows carry their transaction's start time, so their age also
+        counts the launch transaction itself). None if that took longer than `timeout`."""
+        t = time.monotonic()
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            mark = await conn.fetchval(f'SELECT max(id) FROM "{self.schema}".outbox')
+            while mark is not None and await conn.fetchval(
+                f'SELECT EXISTS (SELECT 1 FROM "{self.schema}".outbox WHERE id <= $1)', mark
+            ):
+                if time.monotonic() - t > timeout:
+                    return None
+                await asyncio.sleep(0.5)
+        finally:
+            await conn.close()
+        return time.monotonic() - t
 
     async def start(self) -> None:
         self._queue = await self._launch()
@@ -105,6 +128,8 @@ class Campaigns:
         if self._next is not None:
             with contextlib.suppress(Exception):
                 await self._next
+        for task in self.published:
+            task.cancel()
 
 
 async def send(
@@ -168,6 +193,43 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
+async def memory_dumps(procs: list[ServiceProcess], timeout: float = 120) -> list[str]:
+    """Signal every service process for the kit's memory dump (`shared.memdebug`, on with --memory-debug) and
+    summarise what each wrote to its log: where its resident memory is, and what a full collection then freed."""
+    sizes = {p.label: p.log.stat().st_size if p.log.exists() else 0 for p in procs}
+    for p in procs:
+        if pid := p.pid():
+            os.kill(pid, signal.SIGUSR1)
+    docs: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    while len(docs) < len(procs) and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        for p in procs:
+            if p.label in docs or not p.log.exists():
+                continue
+            with p.log.open("rb") as f:
+                f.seek(sizes[p.label])
+                for line in f:
+                    if line.startswith(b'{"memory_debug"'):
+                        docs[p.label] = orjson.loads(line)
+    out = []
+    for label, d in sorted(docs.items()):
+        g, after, py = d.get("glibc", {}), d.get("after_collection", {}), d.get("pymalloc", {})
+        out.append(
+            f"  {label:<13} RSS {d['rss_kb'] / 1024:.0f} MB (anonymous {d['anon_kb'] / 1024:.0f}); glibc heap: in use "
+            f"{g.get('in_use_kb', 0) / 1024:.0f} MB, free but held {g.get('free_kb', 0) / 1024:.0f} MB, mmapped "
+            f"{g.get('mmap_kb', 0) / 1024:.0f} MB; pymalloc arenas {py.get('arenas_now', '?')} now / "
+            f"{py.get('arenas_peak', '?')} at most (1 MiB each); GC generations {d['gc_generations']} objects, "
+            f"collections {d['gc_collections']}; a full collection found {d['unreachable_found_by_full_collection']:,} "
+            f"unreachable → RSS {after.get('rss_kb', 0) / 1024:.0f} MB, glibc free "
+            f"{after.get('glibc', {}).get('free_kb', 0) / 1024:.0f} MB"
+            + (f"; after malloc_trim(0) RSS {d['after_trim']['rss_kb'] / 1024:.0f} MB" if "after_trim" in d else "")
+        )
+        if d.get("grown"):
+            out += [f"      {x}" for x in d["grown"][:8]]
+    return out or ["  (no dump found in the logs)"]
+
+
 def processes(procs: list[ServiceProcess]) -> dict[str, int]:
     """Label → pid of every service replica and of the infrastructure processes devstack runs here."""
     out = {p.label: p.pid() or 0 for p in procs}
@@ -216,12 +278,42 @@ def slope_total(points: list[tuple[float, float]]) -> float:
     return slope * (points[-1][0] - points[0][0])
 
 
-def flat(points: list[tuple[float, float]], allowance: float) -> tuple[bool, float, float, float]:
-    """(flat?, trend rise, mean, max) of a series."""
+@dataclass
+class Trend:
+    """A series after the warm-up in numbers: its thirds, its least-squares trend, and whether it is flat."""
+
+    first: tuple[float, float]  # (median, max) of the first third of the samples
+    last: tuple[float, float]  # (median, max) of the last third
+    rise: float  # least-squares slope × the run's length
+    per_minute: float  # the slope
+    mean: float
+    peak: float
+    ok: bool
+
+    def describe(self, unit: str, fmt: str) -> str:
+        def v(x: float) -> str:
+            return format(x, fmt) + unit
+
+        return (
+            f"first third median {v(self.first[0])} max {v(self.first[1])}, last third median {v(self.last[0])} "
+            f"max {v(self.last[1])}; mean {v(self.mean)}, max {v(self.peak)}; slope {self.per_minute:+{fmt}}{unit}/min "
+            f"(trend over the run {v(self.rise)}) → flat: {'ok' if self.ok else 'MISSED'}"
+        )
+
+
+def trend(points: list[tuple[float, float]], allowance: float) -> Trend:
+    """Flat = the trend rose less than half the mean plus `allowance` over the run, and the last third's median is
+    at most 1.5 × the first third's plus `allowance` (medians: one launch's spike in a third does not decide it)."""
     values = [y for _, y in points]
+    third = max(1, len(values) // 3)
+    head, tail = values[:third], values[-third:]
+    first = (pct(head, 0.5) if head else 0.0, max(head, default=0.0))
+    last = (pct(tail, 0.5) if tail else 0.0, max(tail, default=0.0))
     mean = sum(values) / len(values) if values else 0.0
     rise = slope_total(points)
-    return rise <= 0.5 * mean + allowance, rise, mean, max(values, default=0.0)
+    span = points[-1][0] - points[0][0] if len(points) > 1 else 0.0
+    ok = rise <= 0.5 * mean + allowance and last[0] <= 1.5 * first[0] + allowance
+    return Trend(first, last, rise, 60 * rise / span if span else 0.0, mean, max(values, default=0.0), ok)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -287,6 +379,7 @@ async def main(args: argparse.Namespace) -> None:
         **info.env(),
         "HSS_TOPIC_PREFIX": prefix,
         "LOG_LEVEL": "WARNING",
+        **({memdebug.VARIABLE: args.memory_debug} if args.memory_debug else {}),
         **{f"{n.upper()}_DB_SCHEMA": s for n, s in schemas.items()},
     }
     stack = Stack.on_free_ports(
@@ -311,7 +404,7 @@ async def main(args: argparse.Namespace) -> None:
     visit_ports = [p.port for p in procs if p.name == "visits"]
     conn = await asyncpg.connect(info.database_url)
     rng = random.Random(args.seed)
-    campaigns = Campaigns(visits, rng, args.single_share)
+    campaigns = Campaigns(visits, rng, args.single_share, info.database_url, schemas["visits"])
     try:
         city = citygen.generate(scale=args.scale, seed=args.seed)
         t = time.monotonic()
@@ -376,8 +469,7 @@ async def main(args: argparse.Namespace) -> None:
         after = [s for s in samples if s.t >= warm_at] or samples
         lag_series = series(after, lambda s: sum(v or 0 for v in s.lag.values()))
         age_series = series(after, lambda s: max(a for _, a in s.outbox.values()))
-        lag_ok, lag_rise, lag_mean, lag_max = flat(lag_series, 1000)
-        age_ok, age_rise, age_mean, age_max = flat(age_series, 2.0)
+        lag_trend, age_trend = trend(lag_series, 1000), trend(age_series, 2.0)
         elapsed = t_end - t0
         lat = load.latencies_ms
         out = [
@@ -413,12 +505,20 @@ async def main(args: argparse.Namespace) -> None:
         )
         # Each launch writes one event per family at once: the visits outbox's age rises until the relay has
         # published them. How long that took for each launch (first sample after it with the age back under 5 s).
+        # How much of that is the relay: seconds from the launch's answer (its commit) to its last event published.
         drains = []
-        for began, ended in campaigns.launches:
+        for (began, ended), published in zip(campaigns.launches, campaigns.published, strict=True):
             back = next((x.t for x in samples if x.t > ended - t0 and x.outbox["visits"][1] < 5.0), None)
             peak = max((x.outbox["visits"][1] for x in samples if began - t0 <= x.t <= (back or x.t)), default=0.0)
+            relay = (
+                published.result()
+                if published.done() and not published.cancelled() and not published.exception()
+                else None
+            )
             drains.append(
-                f"+{began - t0:.0f}s: peak {peak:.0f}s, "
+                f"+{began - t0:.0f}s: launch request {ended - began:.0f}s, published "
+                + ("?" if relay is None else f"{relay:.0f}s")
+                + f" after its answer; peak age {peak:.0f}s, "
                 + ("not drained" if back is None else f"drained by +{back:.0f}s")
             )
         out.append("visits outbox after each launch: " + "; ".join(drains))
@@ -451,13 +551,14 @@ async def main(args: argparse.Namespace) -> None:
             + ("ok" if growth_ok else "MISSED"),
             f"  services' RSS growth from the 2nd campaign's launch to the end under {RSS_GROWTH_TARGET:.0%}: "
             + ("-" if not later else "ok" if flat_ok else "MISSED"),
-            f"consumer lag (all groups, after the warm-up): mean {lag_mean:,.0f}, max {lag_max:,.0f}, trend over the "
-            f"run {lag_rise:+,.0f} → flat: {'ok' if lag_ok else 'MISSED'}",
-            f"oldest unpublished outbox row (worst service, after the warm-up): mean {age_mean:.1f}s, "
-            f"max {age_max:.1f}s, trend over the run {age_rise:+.1f}s → flat: {'ok' if age_ok else 'MISSED'}",
+            "consumer lag (messages, all groups, after the warm-up): " + lag_trend.describe("", ",.0f"),
+            "oldest unpublished outbox row (worst service, after the warm-up): " + age_trend.describe("s", ".1f"),
             f"load average at start {load_start[0]:.2f}, at the end {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs, "
             "a machine shared with other work: rates and latencies are noisy)",
         ]
+        if args.memory_debug:
+            out.append("memory of every service process at the end (shared.memdebug):")
+            out += await memory_dumps(procs)
         print("\n".join(out), flush=True)
     finally:
         await campaigns.close()
@@ -484,5 +585,11 @@ if __name__ == "__main__":
     ap.add_argument("--sample", type=float, default=30, help="seconds between samples")
     ap.add_argument("--single-share", type=float, default=0.25, help="share of teachers recording visit by visit")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--memory-debug",
+        default="",
+        metavar="1|trace[:frames]",
+        help="HSS_MEMORY_DEBUG for the services; at the end each process dumps its memory (shared.memdebug)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep schemas, topics and logs afterwards")
     asyncio.run(main(ap.parse_args()))

@@ -11,10 +11,22 @@ from collections.abc import Callable
 
 import uvicorn
 
-from shared import logs
+from shared import logs, memdebug
 from shared.web import ServiceSpec, create_app, migrate
 
 log = logging.getLogger(__name__)
+
+
+def collector_policy() -> None:
+    """How a service process runs Python's cyclic garbage collector.
+
+    The collector ran every 700 net allocations: a batch upload allocates thousands of objects, many of them
+    survived into older generations while in flight, and full collections then walked the whole heap (13% of the
+    visits service's CPU under a city-wide campaign, sampled with py-spy). Start-up objects are frozen out of
+    collections and young collections run far less often; refcounting frees the rest as before.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
 
 
 def run(make_spec: Callable[[], ServiceSpec]) -> None:
@@ -33,12 +45,8 @@ def run(make_spec: Callable[[], ServiceSpec]) -> None:
         return
     if args:
         raise SystemExit(f"usage: python -m services.{s.service_name} [migrate]")
-    # The cyclic collector ran every 700 net allocations: a batch upload allocates thousands of objects, many of
-    # them survived into older generations while in flight, and full collections then walked the whole heap
-    # (13% of the visits service's CPU under a city-wide campaign, sampled with py-spy). Start-up objects are
-    # frozen out of collections and young collections run far less often; refcounting frees the rest as before.
-    gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
+    collector_policy()
+    memdebug.install(s.service_name)
     uvicorn.run(
         create_app(spec),
         host=s.http_host,
