@@ -219,7 +219,9 @@ async def memory_dumps(procs: list[ServiceProcess], timeout: float = 120) -> lis
             f"  {label:<13} RSS {d['rss_kb'] / 1024:.0f} MB (anonymous {d['anon_kb'] / 1024:.0f}); glibc heap: in use "
             f"{g.get('in_use_kb', 0) / 1024:.0f} MB, free but held {g.get('free_kb', 0) / 1024:.0f} MB, mmapped "
             f"{g.get('mmap_kb', 0) / 1024:.0f} MB; pymalloc arenas {py.get('arenas_now', '?')} now / "
-            f"{py.get('arenas_peak', '?')} at most (1 MiB each); GC generations {d['gc_generations']} objects, "
+            f"{py.get('arenas_peak', '?')} at most (1 MiB each) holding {py.get('allocated_kb', 0) / 1024:.0f} MB of "
+            f"live small objects and {py.get('available_kb', 0) / 1024:.0f} MB of free blocks; GC generations "
+            f"{d['gc_generations']} objects, "
             f"collections {d['gc_collections']}; a full collection found {d['unreachable_found_by_full_collection']:,} "
             f"unreachable → RSS {after.get('rss_kb', 0) / 1024:.0f} MB, glibc free "
             f"{after.get('glibc', {}).get('free_kb', 0) / 1024:.0f} MB"
@@ -451,6 +453,10 @@ async def main(args: argparse.Namespace) -> None:
         stop = asyncio.Event()
         t0 = time.monotonic()
         rss_start = {label: rss_kb(pid) for label, pid in pids.items()}
+        if args.memory_debug:
+            print("memory of every service process at the start of the load (shared.memdebug):", flush=True)
+            print("\n".join(await memory_dumps(procs)), flush=True)
+            rss_start = {label: rss_kb(pid) for label, pid in pids.items()}
         sampling = asyncio.create_task(
             sampler(stack, conn, schemas, pids, load, args.sample, samples, stop, prefix, t0)
         )

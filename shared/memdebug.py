@@ -11,9 +11,6 @@ to tell a leak (objects that stay reachable) from garbage left for the collector
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import gc
 import os
 import re
@@ -27,45 +24,9 @@ from typing import Any
 
 import orjson
 
+from shared.memory import glibc_heap, release_free_memory, rollup
+
 VARIABLE = "HSS_MEMORY_DEBUG"
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
-    ] + [("keepcost", ctypes.c_size_t)]
-
-
-def _libc() -> Any:
-    with contextlib.suppress(OSError, TypeError):
-        return ctypes.CDLL(ctypes.util.find_library("c"))
-    return None
-
-
-def rollup(pid: int | str = "self") -> dict[str, int]:
-    """kB figures of /proc/<pid>/smaps_rollup (Rss, Anonymous, ...); empty where there is no such file."""
-    out: dict[str, int] = {}
-    with contextlib.suppress(OSError):
-        for line in open(f"/proc/{pid}/smaps_rollup").read().splitlines()[1:]:
-            key, _, value = line.partition(":")
-            out[key.strip()] = int(value.split()[0])
-    return out
-
-
-def glibc_heap() -> dict[str, int]:
-    """glibc malloc's view in kB: in use, free but still held by the arenas, mmapped blocks (glibc ≥ 2.33)."""
-    libc = _libc()
-    if libc is None or not hasattr(libc, "mallinfo2"):
-        return {}
-    libc.mallinfo2.restype = _MallInfo2
-    m = libc.mallinfo2()
-    return {
-        "arena_kb": m.arena // 1024,
-        "in_use_kb": m.uordblks // 1024,
-        "free_kb": m.fordblks // 1024,
-        "mmap_kb": m.hblkhd // 1024,
-    }
 
 
 def pymalloc_arenas() -> dict[str, int]:
@@ -85,9 +46,15 @@ def pymalloc_arenas() -> dict[str, int]:
         tmp.seek(0)
         text = tmp.read()
     out = {}
-    for key, label in (("arenas_now", "arenas allocated current"), ("arenas_peak", "arenas highwater mark")):
+    for key, label in (
+        ("arenas_now", "arenas allocated current"),
+        ("arenas_peak", "arenas highwater mark"),
+        ("allocated_kb", "bytes in allocated blocks"),  # live small objects
+        ("available_kb", "bytes in available blocks"),  # free blocks inside pools in use: fragmentation
+    ):
         if m := re.search(rf"# {label}\s*=\s*([\d,]+)", text):
-            out[key] = int(m.group(1).replace(",", ""))
+            value = int(m.group(1).replace(",", ""))
+            out[key] = value // 1024 if key.endswith("_kb") else value
     return out
 
 
@@ -130,9 +97,7 @@ class Dumper:
         doc["unreachable_found_by_full_collection"] = gc.collect()
         r = rollup()
         doc["after_collection"] = {"rss_kb": r.get("Rss"), "anon_kb": r.get("Anonymous"), "glibc": glibc_heap()}
-        libc = _libc()
-        if libc is not None and hasattr(libc, "malloc_trim"):
-            libc.malloc_trim(0)  # what glibc gives back when asked: its free pages (fragmentation), not live data
+        if release_free_memory():  # what glibc gives back when asked: its free pages (fragmentation), not live data
             r = rollup()
             doc["after_trim"] = {"rss_kb": r.get("Rss"), "anon_kb": r.get("Anonymous"), "glibc": glibc_heap()}
         doc["took_ms"] = round(1000 * (time.perf_counter() - started))

@@ -76,6 +76,9 @@ class ServiceSettings(BaseSettings):
     relay_ack_timeout_seconds: float = 30.0  # no acks from Kafka for this long: reconnect and resend
     relay_lock_keepalive_seconds: int = 10  # a leader gone without a word loses the relay lock within this
     outbox_gauge_seconds: float = 2.0
+    # Every this many seconds the process gives glibc's free pages back to the system (shared.memory; 0 = never):
+    # without it the resident memory kept each burst's high-water mark (soak, issue 12).
+    memory_trim_seconds: float = Field(default=30.0, ge=0)
     consumer_max_attempts: int = 3
     consumer_retry_backoff_seconds: float = 0.2
     consumer_retry_max_backoff_seconds: float = 5.0  # transient database errors are retried forever, this apart

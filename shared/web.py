@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import context, db, edges, kafka, openapi, outbox, problems, tracing
+from shared import context, db, edges, kafka, memory, openapi, outbox, problems, tracing
 from shared.auth import Verifier
 from shared.clock import Clock, SystemClock
 from shared.inbox import InboxConsumer, Subscription
@@ -140,6 +140,7 @@ async def start_runtime(spec: ServiceSpec) -> Runtime:
     runtime.tasks.append(
         asyncio.create_task(outbox.watch_backlog(pool, s.service_name, s.outbox_gauge_seconds), name="outbox-gauges")
     )
+    runtime.tasks.append(asyncio.create_task(memory.trim_regularly(s.memory_trim_seconds), name="memory-trim"))
     for c in runtime.consumers:
         runtime.tasks.append(asyncio.create_task(c.run(), name=f"consumer:{c.group}"))
     for bg in spec.background:
