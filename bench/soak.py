@@ -15,12 +15,17 @@ then:
    end offsets − committed offsets), the age of the oldest unpublished outbox row and the unpublished rows per
    service, and the RSS of every process;
 4. at the end prints RSS per process at the start of the load, after the warm-up (first 10 % of the duration, at
-   least 60 s) and at the end, each service's RSS over the run with the campaign launch times, and verdicts:
-   RSS growth from warm-up to end under 10 %, and lag and outbox age flat (least-squares slope over the run
-   after the warm-up, times the run's length, below half the mean plus a small allowance: 1,000 messages of lag,
-   2 s of outbox age).
+   least 60 s) and at the end, each service's RSS over the run with the campaign launch times, per launch how long
+   its request took and how many seconds after its answer (its commit) the relay had published all of it, and
+   verdicts: RSS growth from warm-up to end under 10 %, and lag and outbox age flat, as numbers: median and max of
+   the first and the last third of the samples after the warm-up and the least-squares slope per minute; flat =
+   the trend over the run below half the mean plus a small allowance (1,000 messages of lag, 2 s of outbox age) and
+   the last third's median at most 1.5 × the first third's plus that allowance;
+5. with --memory-debug, every service process dumps its memory (shared.memdebug) at the start of the load and at
+   the end: glibc's free-but-held bytes, pymalloc's arenas and their live bytes, what a full collection frees.
 Drops its schemas and topics afterwards (unless --keep).
-Run: .venv/bin/python bench/soak.py [--duration 1800] [--scale 0.5] [--capacity N] [--load 0.5] [--keep]
+Run: .venv/bin/python bench/soak.py [--duration 1800] [--scale 0.5] [--capacity N] [--load 0.5] [--memory-debug 1]
+     [--keep]
 """
 
 from __future__ import annotations
