@@ -187,9 +187,11 @@ async def online_parent_school(api: Api, guardians: list[str], rng: random.Rando
         await api.post(f"{base}/held", {})
 
 
-async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, Any]], list[str], date]:
+async def launch_campaign(
+    visits: Api, name: str, launched: Callable[[], None] | None = None
+) -> tuple[str, list[dict[str, Any]], list[str], date]:
     """Create and launch a city-wide campaign over the last and next 30 days; its id, assignments, checklist
-    item ids and first day."""
+    item ids and first day. `launched` is called as soon as the launch is answered (committed)."""
     today = local_date(datetime.now(UTC))  # the bureau's calendar, as the services count it
     starts_on = today - timedelta(days=30)
     body = {
@@ -200,6 +202,8 @@ async def launch_campaign(visits: Api, name: str) -> tuple[str, list[dict[str, A
     }
     cid = (await visits.post("/campaigns", body))["campaign_id"]
     await visits.post(f"/campaigns/{cid}/launch", {})
+    if launched is not None:
+        launched()
     checklist = [i["id"] for i in (await visits.get("/checklists/current"))["items"]]
     assignments = await visits.every(f"/campaigns/{cid}/assignments", limit=1000)
     return cid, assignments, checklist, starts_on
