@@ -431,8 +431,11 @@ async def main(args: argparse.Namespace) -> None:
         )
 
         cases = await outreach_db.fetch(
-            "SELECT finding_id, extract(epoch FROM finding_recorded_at)::float8 AS recorded,"
-            " extract(epoch FROM committed_at)::float8 AS committed FROM cases"
+            "SELECT DISTINCT ON (c.case_id) f.finding_id,"
+            " extract(epoch FROM c.finding_recorded_at)::float8 AS recorded,"
+            " extract(epoch FROM c.committed_at)::float8 AS committed"
+            " FROM cases c JOIN case_findings f ON f.case_id = c.case_id AND f.recorded_at = c.finding_recorded_at"
+            " ORDER BY c.case_id, f.effect = 'opened' DESC"
         )
         lat = [(r["committed"] - r["recorded"]) * 1000 for r in cases]
         sent = await appended_at(stack.kafka_bootstrap, f"{prefix}visits.finding.events")
