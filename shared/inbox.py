@@ -562,9 +562,10 @@ class InboxConsumer:
         waiting here resumes after the holder committed, so under READ COMMITTED its next statements see that
         transaction's rows. Locks are taken in one statement, sorted by their 64-bit id (also when two names collide),
         and nothing else is locked before them, so lanes and replicas locking overlapping sets cannot deadlock. Names
-        are scoped by the service's schema (shared by its consumer groups). A poll's lanes together hold up to
-        consumer_batch_size x (keys per event) locks: the lock table (max_locks_per_transaction x max_connections)
-        must have room for that in every replica at once; if not, the batch fails and is redone record by record.
+        are scoped by the service's schema (shared by its consumer groups). A poll's lanes together hold up to its
+        records x (keys per event) locks (a copy's poll: consumer_copy_batch_size x keys): the lock table
+        (max_locks_per_transaction x max_connections) must have room for that in every replica at once; if not, the
+        batch fails and is redone record by record.
         """
         names: list[str] = []
         for event in events:

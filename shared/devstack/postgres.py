@@ -191,6 +191,7 @@ class Postgres(Component):
                 f"-k {self.socket_dir}",
                 "-c listen_addresses=127.0.0.1",
                 "-c max_connections=300",
+                "-c max_locks_per_transaction=256",  # as deployed: a directory poll locks ~8,000 entities
                 "-c shared_buffers=256MB",
                 "-c fsync=on",
                 "-c shared_preload_libraries=pg_stat_statements",  # per-statement time, for benches and ops
