@@ -52,7 +52,7 @@ from shared.web import Runtime, repeat
 log = logging.getLogger(__name__)
 
 FACTS = (CaseAssigned, CaseEscalated, ReferralAccepted, ReferralDeclined, ReferralResolved, ReferralEscalated)
-Fact = CaseAssigned | CaseEscalated | ReferralAccepted | ReferralDeclined | ReferralResolved | ReferralEscalated
+NoticeFact = CaseAssigned | CaseEscalated | ReferralAccepted | ReferralDeclined | ReferralResolved | ReferralEscalated
 
 Caused = tuple[TraceContext | None, Sequence[BaseModel]]
 """Events and their cause for the outbox (a consumed event's trace, or None for the current work)."""
@@ -75,7 +75,7 @@ async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> list[En
     return envelopes
 
 
-async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None, str, Fact]]) -> None:
+async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None, str, NoticeFact]]) -> None:
     """Set-based: the carers of every case concerned and the staff of every level escalated to in one query each
     (a new assignment names its carers itself), the notices in one insert."""
     need = sorted({p.case_id for _, _, p in facts if not isinstance(p, CaseAssigned)})
