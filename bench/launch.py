@@ -10,7 +10,12 @@ the directory bench's business), then launches `--runs` city-wide campaigns one 
   * the CPU seconds the visits process and PostgreSQL (all its backends) spent on it;
   * raw COPY of the same assignment rows into a table like the service's (its indexes included), rows/s;
 and the raw Kafka produce rate of the same run (one `send` per 1 KB message, acks=all), for the ratios.
-Run: .venv/bin/python bench/launch.py [--scale 1.0] [--runs 3]  (scale 1: 40 schools per district, 184,000 families)
+It also prints, per launch, the visits process's memory: RSS before the request, its peak during the request (VmHWM,
+reset before each launch) and after, the peak's growth over the RSS before; with --memory-debug the interpreter's
+own allocator too (`shared.memdebug` dumps before and after: pymalloc arenas now and at their high-water mark, 1 MiB
+each), the figure a launch that held the whole city in Python objects drove up and never gave back.
+Run: .venv/bin/python bench/launch.py [--scale 1.0] [--runs 3] [--memory-debug]  (scale 1: 40 schools per district,
+184,000 families)
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import date, timedelta
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -37,7 +44,7 @@ from bench.kit_throughput import raw_produce
 from bench.procs import tree_cpu
 from bench.visits_record import cpu_seconds
 from services.visits.settings import VisitsSettings
-from shared import kafka
+from shared import kafka, memdebug
 from shared.auth import issue_token
 from shared.contracts import committees as c
 from shared.devstack import ensure_up
@@ -60,6 +67,38 @@ async def raw_copy(db: asyncpg.Connection, campaign_id: str, scratch: str) -> fl
     rate = len(rows) / (time.perf_counter() - started)
     await db.execute(f"DROP TABLE {scratch}")
     return rate
+
+
+def status_kb(pid: int, key: str) -> int:
+    """A figure of /proc/<pid>/status in kB (VmRSS: resident now, VmHWM: resident at most)."""
+    line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith(key + ":"))
+    return int(line.split()[1])
+
+
+def reset_peak(pid: int) -> None:
+    """Start VmHWM over from the current RSS (Linux: `5` into clear_refs)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def dump_after(log: Path, size: int) -> dict[str, int] | None:
+    """The pymalloc figures of the first `shared.memdebug` dump written to `log` after its first `size` bytes."""
+    with log.open("rb") as f:
+        f.seek(size)
+        for line in f:
+            if line.startswith(b'{"memory_debug"'):
+                return dict(orjson.loads(line)["pymalloc"])
+    return None
+
+
+async def arenas(pid: int, log: Path) -> dict[str, int]:
+    """The service's pymalloc figures from one `shared.memdebug` dump (SIGUSR1; the dump lands in its log)."""
+    size = log.stat().st_size  # noqa: ASYNC240 (a bench: one stat between launches)
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(600):
+        await asyncio.sleep(0.1)
+        if (found := dump_after(log, size)) is not None:
+            return found
+    raise TimeoutError("no memory dump in the visits log")
 
 
 def spying(pid: int, into: Path) -> subprocess.Popen[bytes]:
@@ -110,7 +149,9 @@ async def main(args: argparse.Namespace) -> None:
         "VISITS_TOPIC_PREFIX": settings.topic_prefix,
         "VISITS_HTTP_PORT": str(port),
         "LOG_LEVEL": "WARNING",
+        **({memdebug.VARIABLE: "1"} if args.memory_debug else {}),
     }
+    log = Path(tempfile.gettempdir()) / f"bench_launch_{tag}.log"
     directory = Directory()
     for district in DISTRICTS:
         build_district(
@@ -121,9 +162,10 @@ async def main(args: argparse.Namespace) -> None:
             subject_teachers=args.subjects,
             directory=directory,
         )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.visits", env=env, cwd=Path(__file__).parent.parent
-    )
+    with log.open("wb") as out:  # the service's log (stderr) in a file: the memory dumps are read from it
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.visits", env=env, cwd=Path(__file__).parent.parent, stderr=out
+        )
     db = await asyncpg.connect(stack.database_url)
     while not await db.fetchval("SELECT to_regnamespace($1) IS NOT NULL", settings.db_schema):
         await asyncio.sleep(0.2)
@@ -137,6 +179,7 @@ async def main(args: argparse.Namespace) -> None:
         )
         admin = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path=f"/{CITY}")}
         launches, drains, copies, per_assignment, cpu_per = [], [], [], [], []
+        growth: list[float] = []  # MB: the RSS peak during each launch request over the RSS before it
         pg = next((c.pid() for c in components() if c.name == "postgres"), None)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
             for run in range(1, args.runs + 1):
@@ -150,11 +193,16 @@ async def main(args: argparse.Namespace) -> None:
                 spy = spying(proc.pid, args.profile / f"launch{run}.txt") if args.profile else None
                 if args.profile:
                     await statement_stats(db, reset=True)
+                py0 = await arenas(proc.pid, log) if args.memory_debug else {}
+                rss0 = status_kb(proc.pid, "VmRSS")
+                reset_peak(proc.pid)
                 cpu0, pg0 = cpu_seconds(proc.pid), tree_cpu(pg) if pg else 0.0
                 t0 = time.perf_counter()
                 r = await http.post(f"/api/v1/campaigns/{cid}/launch", headers=admin)
                 launched = time.perf_counter() - t0
                 cpu1, pg1 = cpu_seconds(proc.pid), tree_cpu(pg) if pg else 0.0
+                peak, rss1 = status_kb(proc.pid, "VmHWM"), status_kb(proc.pid, "VmRSS")
+                py1 = await arenas(proc.pid, log) if args.memory_debug else {}
                 if spy:
                     spy.send_signal(signal.SIGINT)
                     spy.wait()
@@ -186,6 +234,19 @@ async def main(args: argparse.Namespace) -> None:
                     f"{n / copy_rate / launched:.2f} x raw COPY; load average {os.getloadavg()[0]:.0f}",
                     flush=True,
                 )
+                growth.append((peak - rss0) / 1024)
+                print(
+                    f"  memory of visits, launch {run}: RSS {rss0 / 1024:.0f} MB before the request, at most "
+                    f"{peak / 1024:.0f} MB during it (+{(peak - rss0) / 1024:.0f} MB), {rss1 / 1024:.0f} MB after"
+                    + (
+                        f"; pymalloc arenas {py0.get('arenas_now')} before, {py1.get('arenas_now')} after, "
+                        f"high-water {py0.get('arenas_peak')} → {py1.get('arenas_peak')} (1 MiB each), live small "
+                        f"objects {py0.get('allocated_kb', 0) / 1024:.0f} → {py1.get('allocated_kb', 0) / 1024:.0f} MB"
+                        if py1
+                        else ""
+                    ),
+                    flush=True,
+                )
         raw_topic = f"bl{tag}.raw"
         await kafka.ensure_topics(stack.kafka_bootstrap, [kafka.TopicSpec(raw_topic, settings.topic_partitions)])
         rate = await raw_produce(stack.kafka_bootstrap, raw_topic, args.raw)
@@ -196,7 +257,9 @@ async def main(args: argparse.Namespace) -> None:
             f"{statistics.median(cpu_per):.0f} µs per assignment; raw COPY {copy_med:,.0f} rows/s: request = "
             f"{n / copy_med / med:.2f} x raw COPY; then the relay {drain:.1f}s ({events / drain:,.0f} events/s); raw "
             f"Kafka produce of {args.raw:,} x 1 KB (acks=all, idempotent): {rate:,.0f} msg/s, the launch's "
-            f"{events:,} events would take {events / rate:.1f}s raw: relay = {events / drain / rate:.2f} x raw produce",
+            f"{events:,} events would take {events / rate:.1f}s raw: relay = {events / drain / rate:.2f} x raw "
+            f"produce; visits' RSS peak during a launch request: +{statistics.median(growth):.0f} MB over its RSS "
+            "before (median)",
             flush=True,
         )
     finally:
@@ -205,6 +268,7 @@ async def main(args: argparse.Namespace) -> None:
         await db.execute(f"DROP SCHEMA IF EXISTS {settings.db_schema} CASCADE")
         await db.close()
         await delete_topics(stack.kafka_bootstrap, settings.topic_prefix)
+        log.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
@@ -217,4 +281,5 @@ if __name__ == "__main__":
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--profile", type=Path, help="py-spy the visits process during each launch request, stacks here")
     p.add_argument("--raw", type=int, default=100_000, help="messages for the raw Kafka produce rate")
+    p.add_argument("--memory-debug", action="store_true", help="pymalloc arenas before and after each launch")
     asyncio.run(main(p.parse_args()))

@@ -150,6 +150,44 @@ class _Loads:
         return best
 
 
+def planning_groups(students: Mapping[str, int], links: Iterable[Iterable[str]], size: int) -> dict[str, int]:
+    """School → the group it is planned in, so that a launch plans one group at a time (`students`: the students in
+    scope per school; `links`: schools that must be planned together, the schools of a family with children in
+    several, and a teacher's school with the school of the class they head). Groups are runs of whole linked sets of
+    schools in school order, each closed once it holds `size` students or more.
+
+    Planning group by group gives the whole scope's plan: `generate_assignments` gives a family to the head of one
+    of its children's classes, or to a teacher of one of its children's schools, and reads only those teachers'
+    loads; a group holds every such school of each of its families, and families keep their order within it."""
+    parent: dict[str, str] = {school: school for school in students}
+
+    def root(school: str) -> str:
+        parent.setdefault(school, school)
+        while parent[school] != school:
+            parent[school] = parent[parent[school]]
+            school = parent[school]
+        return school
+
+    for linked in links:
+        first, *rest = linked
+        for other in rest:
+            a, b = root(first), root(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    members: dict[str, list[str]] = defaultdict(list)
+    for school in sorted(parent):
+        members[root(school)].append(school)
+    groups: dict[str, int] = {}
+    group, held = 0, 0
+    for schools in members.values():  # in the order of each set's first school
+        if held >= size:
+            group, held = group + 1, 0
+        for school in schools:
+            groups[school] = group
+            held += students.get(school, 0)
+    return groups
+
+
 def generate_assignments(
     families: Iterable[Family], teachers: Iterable[Teacher], target: int, loads: Mapping[str, int] | None = None
 ) -> Plan:

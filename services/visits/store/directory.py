@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import asyncpg
 
 from shared.db import Conn
@@ -11,12 +13,52 @@ from shared.scope import sql as subtree_sql
 TEACHING_ROLES = ["class_teacher", "subject_teacher", "mental_health_teacher", "ideological_political_teacher"]
 
 
-async def list_students_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
+def school_of(column: str) -> str:
+    """SQL: the school of an org path, as `planning.school_path` (its first three parts)."""
+    return f"('/' || array_to_string((array_remove(string_to_array({column}, '/'), ''))[1:3], '/'))"
+
+
+PLANNED = f"s.active AND s.family_id <> '' AND {subtree_sql('s.org_path', 1)}"  # the students a launch plans
+TEACHING = f"t.active AND t.roles && $3::text[] AND {subtree_sql('t.org_path', 1)}"  # the staff who can visit
+
+
+async def list_school_sizes(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    """(school, students) of the students a launch in `scope` plans."""
     return await conn.fetch(
-        "SELECT student_id, class_id, org_path, family_id FROM students "
-        f"WHERE active AND family_id <> '' AND {subtree_sql('org_path', 1)} ORDER BY family_id, student_id",
+        f"SELECT {school_of('s.org_path')} AS school, count(*) AS students FROM students s WHERE {PLANNED} GROUP BY 1",
         *subtree_args(scope),
     )
+
+
+async def list_school_links(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    """Schools a launch must plan together: those of each family with children in several, and a teaching staff
+    member's with that of the class they head."""
+    return await conn.fetch(
+        f"SELECT array_agg(DISTINCT school) AS schools FROM (SELECT s.family_id, {school_of('s.org_path')} AS school "
+        f"FROM students s WHERE {PLANNED}) f GROUP BY family_id HAVING min(school) <> max(school) "
+        f"UNION ALL SELECT DISTINCT ARRAY[{school_of('t.org_path')}, {school_of('s.org_path')}] "
+        f"FROM staff t JOIN students s ON s.class_id = t.head_class_id WHERE {TEACHING} AND {PLANNED} "
+        f"AND {school_of('t.org_path')} <> {school_of('s.org_path')}",
+        *subtree_args(scope),
+        TEACHING_ROLES,
+    )
+
+
+async def list_students_by_group(
+    conn: asyncpg.Connection, scope: str, groups: dict[str, int], batch: int
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """The students a launch plans with their school's group (`groups`), by group, family and id, `batch` rows at a
+    time through a server-side cursor (inside the caller's transaction): a city is never in memory at once."""
+    cursor = await conn.cursor(
+        "SELECT s.student_id, s.class_id, s.org_path, s.family_id, g.grp FROM students s "
+        f"JOIN unnest($3::text[], $4::int[]) AS g(school, grp) ON g.school = {school_of('s.org_path')} "
+        f"WHERE {PLANNED} ORDER BY g.grp, s.family_id, s.student_id",
+        *subtree_args(scope),
+        list(groups),
+        list(groups.values()),
+    )
+    while rows := await cursor.fetch(batch):
+        yield rows
 
 
 async def list_teachers_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
@@ -25,6 +67,17 @@ async def list_teachers_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]
         f"WHERE active AND roles && $3::text[] AND {subtree_sql('org_path', 1)}",
         *subtree_args(scope),
         TEACHING_ROLES,
+    )
+
+
+async def list_teachers_in_schools(conn: Conn, scope: str, schools: list[str]) -> list[asyncpg.Record]:
+    """The staff in `scope` who can visit, of these schools."""
+    return await conn.fetch(
+        f"SELECT t.staff_id, t.org_path, t.head_class_id, t.class_ids FROM staff t WHERE {TEACHING} "
+        f"AND {school_of('t.org_path')} = ANY($4::text[])",
+        *subtree_args(scope),
+        TEACHING_ROLES,
+        schools,
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
+from services.visits.store.directory import TEACHING_ROLES
 from services.visits.usecases import campaigns
 from shared.contracts.visits import ASSIGNMENT, CAMPAIGN
 from tests.integration.visits.conftest import DISTRICT, TODAY, Env, bearer
@@ -72,6 +74,57 @@ async def test_launching_a_campaign_assigns_every_family_of_the_district_once_an
     again = await env.http.post(f"/api/v1/campaigns/{cid}/launch", headers=bearer("district_admin", DISTRICT))
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_launch_planned_school_group_by_school_group_gives_the_whole_scopes_plan(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+):
+    # The launch plans linked schools together, a few students at a time (LAUNCH_CHUNK 5: about one group per school):
+    # here a family with children in both schools, a class teacher of school 2 heading a class of school 1, and a
+    # third school without teachers. What it writes is the pure planner's plan of the whole district at once.
+    monkeypatch.setattr(campaigns, "LAUNCH_CHUNK", 5)
+    schema = env.settings.db_schema
+    s1, s2, s3 = (f"{DISTRICT}/620402s{n}" for n in (1, 2, 3))
+    c1, c2 = "620402s1g1c1", "620402s2g1c2"
+    now = datetime.now(UTC)
+    students = [
+        ("st-x-a", c1, f"{s1}/620402s1g1/{c1}", "f-x", now),
+        ("st-x-b", c2, f"{s2}/620402s2g1/{c2}", "f-x", now),
+        *((f"st-s3-{n}", "620402s3g1c1", f"{s3}/620402s3g1/620402s3g1c1", f"f-s3-{n}", now) for n in range(4)),
+    ]
+    await env.db.copy_records_to_table(
+        "students", schema_name=schema, records=students,
+        columns=["student_id", "class_id", "org_path", "family_id", "occurred_at"],
+    )  # fmt: skip
+    await env.db.execute(
+        f'INSERT INTO "{schema}".staff (staff_id, org_path, roles, class_ids, head_class_id, occurred_at) '
+        "VALUES ('t-cross', $1, ARRAY['class_teacher'], ARRAY[$2], $2, $3)",
+        s2,
+        c1,
+        now,
+    )
+    everyone = await env.db.fetch(
+        f'SELECT student_id, class_id, org_path, family_id FROM "{schema}".students '
+        "WHERE active AND family_id <> '' AND org_path LIKE $1 ORDER BY family_id, student_id",
+        DISTRICT + "/%",
+    )
+    teachers = await env.db.fetch(
+        f'SELECT staff_id, org_path, head_class_id, class_ids FROM "{schema}".staff '
+        "WHERE active AND roles && $1::text[] AND org_path LIKE $2",
+        TEACHING_ROLES,
+        DISTRICT + "/%",
+    )
+    whole = campaigns.build_plan(everyone, teachers, 10)
+    assert "t-cross" in whole.loads() and whole.unassigned == [f"f-s3-{n}" for n in range(4)]
+
+    launched = await env.launch()
+    rows = await env.assignments(launched["campaign_id"])
+    assert sorted((r["family_id"], r["teacher_id"], tuple(r["student_ids"])) for r in rows) == sorted(
+        (a.family_id, a.teacher_id, a.student_ids) for a in whole.assignments
+    )
+    assert launched["unassigned_family_ids"] == whole.unassigned
+    assert (launched["assignments"], launched["teachers"]) == (len(whole.assignments), len(whole.loads()))
+    assert launched["max_per_teacher"] == max(whole.loads().values())
 
 
 async def test_assignments_can_be_reassigned_removed_and_added_by_hand_with_events(env: Env):

@@ -16,6 +16,8 @@ from services.visits.domain.planning import (
     campaign_refuses,
     generate_assignments,
     period_ok,
+    planning_groups,
+    school_path,
 )
 from services.visits.schemas import CampaignIn
 
@@ -180,3 +182,58 @@ def test_a_leavers_families_go_to_colleagues_by_the_same_rules_counting_their_cu
     # Without the loads the planner would give them out as if nobody had any family yet.
     fresh = generate_assignments(fams, [busy, free, head1], 10)
     assert Counter(a.teacher_id for a in fresh.assignments) == {"sub-busy": 2, "sub-free": 2}
+
+
+def by_groups(families: list[Family], teachers: list[Teacher], size: int) -> tuple[list, list[str], int]:
+    """What a launch does: schools into `planning_groups` (students per school; the schools of each family with
+    children in several and a head's school with their class's), then one plan per group (its families, and the
+    teachers of its schools), the unassigned families in (first school, family) order. (assignments, unassigned,
+    groups)"""
+    sizes: Counter[str] = Counter(school_path(s.class_path) for f in families for s in f.students)
+    class_school = {s.class_id: school_path(s.class_path) for f in families for s in f.students}
+    links = [f.schools for f in families if len(f.schools) > 1]
+    links += [[t.school_path, class_school[t.head_class_id]] for t in teachers if t.head_class_id in class_school]
+    groups = planning_groups(sizes, links, size)
+    assignments, unassigned = [], []
+    for g in sorted(set(groups.values())):
+        fams = [f for f in families if groups[f.schools[0]] == g]
+        assert all(groups[x] == g for f in fams for x in f.schools)  # a family's schools are in one group
+        plan = generate_assignments(fams, [t for t in teachers if groups.get(t.school_path) == g], 10)
+        assignments += plan.assignments
+        first = {f.family_id: f.schools[0] for f in fams}
+        unassigned += sorted((first[f], f) for f in plan.unassigned)
+    return assignments, [f for _, f in sorted(unassigned)], len(set(groups.values()))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_planning_school_groups_one_at_a_time_gives_the_whole_scopes_plan(seed: int):
+    # A random district: schools of random sizes, some without teachers, families with children in two schools,
+    # class teachers heading a class of another school, subject teachers over capacity: the plan group by group
+    # (groups of about 60 students) is the whole district's, assignment for assignment, unassigned in order.
+    rng = random.Random(seed)
+    paths = [f"/620400/620402/s{n:02d}" for n in range(12)]
+    families: list[Family] = []
+    teachers: list[Teacher] = []
+    for path in paths:
+        fams, staff = school(rng.randint(1, 4), rng.randint(3, 15), rng.randint(0, 3), path)
+        families += fams
+        teachers += staff if rng.random() < 0.85 else []
+    for n in range(rng.randint(0, 6)):  # families with a child in each of two schools
+        a, b = rng.sample(paths, 2)
+        families.append(Family(f"x{n}", (StudentPlace(f"x{n}-a", *cls(0, a)), StudentPlace(f"x{n}-b", *cls(0, b)))))
+    for n in range(rng.randint(0, 3)):  # a teacher of one school heading a class of another
+        a, b = rng.sample(paths, 2)
+        teachers.append(Teacher(f"cross{n}", a, cls(0, b)[0], frozenset({cls(0, b)[0]})))
+    rng.shuffle(families)
+    whole = generate_assignments(families, teachers, 10)
+    assignments, unassigned, n_groups = by_groups(families, teachers, 60)
+    assert n_groups > 1
+    assert sorted(assignments) == sorted(whole.assignments)
+    assert unassigned == whole.unassigned
+
+
+def test_linked_schools_share_a_group_and_groups_close_at_their_size():
+    sizes = {"/c/d/a": 5, "/c/d/b": 5, "/c/d/c": 5, "/c/d/d": 5, "/c/d/e": 5}
+    groups = planning_groups(sizes, [["/c/d/a", "/c/d/e"], ["/c/d/t", "/c/d/c"]], 10)
+    assert groups == {"/c/d/a": 0, "/c/d/e": 0, "/c/d/b": 1, "/c/d/c": 1, "/c/d/t": 1, "/c/d/d": 2}
+    assert set(planning_groups(sizes, [], 1_000).values()) == {0}
