@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.kit_throughput import raw_produce
 from bench.procs import proc_stat, tree_cpu
+from bench.verdicts import pct
 from demo import citygen
 from demo.__main__ import import_city, launch_campaign
 from demo.activity import visit_record
@@ -326,12 +327,6 @@ async def raw_copy(stack: StackInfo, visits_schema: str, scratch: str) -> tuple[
 def ok(good: bool) -> str:
     """A target's verdict."""
     return "ok" if good else "MISSED"
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank) of values."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))] if s else float("nan")
 
 
 async def assignment_updates(conn: asyncpg.Connection, schema: str) -> tuple[int, int]:

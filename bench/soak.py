@@ -17,10 +17,14 @@ then:
 4. at the end prints RSS per process at the start of the load, after the warm-up (first 10 % of the duration, at
    least 60 s) and at the end, each service's RSS over the run with the campaign launch times, per launch how long
    its request took and how many seconds after its answer (its commit) the relay had published all of it, and
-   verdicts: RSS growth from warm-up to end under 10 %, and lag and outbox age flat, as numbers: median and max of
-   the first and the last third of the samples after the warm-up and the least-squares slope per minute; flat =
-   the trend over the run below half the mean plus a small allowance (1,000 messages of lag, 2 s of outbox age) and
-   the last third's median at most 1.5 × the first third's plus that allowance;
+   verdicts: RSS growth to the end under 10 % (from the start of the load, and from the warm-up), and lag and
+   outbox age flat, as numbers: median and max of the first and the last third of the samples after the warm-up
+   and the least-squares slope per minute; flat = the trend over the run below half the mean plus a small allowance
+   (1,000 messages of lag, 2 s of outbox age) and the last third's median at most 1.5 × the first third's plus that
+   allowance. Lag is judged like with like
+   (`bench.verdicts`): a launch's burst is planned load, so the lag between launches must be flat and each launch's
+   drain time (its commit → every consumer group back to its level before it) must not grow from launch to launch;
+   the lag over every sample, bursts included, and the raw series are printed too;
 5. with --memory-debug, every service process dumps its memory (shared.memdebug) at the start of the load and at
    the end: glibc's free-but-held bytes, pymalloc's arenas and their live bytes, what a full collection frees.
 Drops its schemas and topics afterwards (unless --keep).
@@ -50,6 +54,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.campaign import RawHTTP, visit_jobs
+from bench.verdicts import Lags, Launch, lag_verdict, pct, trend
 from demo import citygen
 from demo.__main__ import import_city, launch_campaign
 from demo.client import Api, bureau_token, settled
@@ -279,61 +284,15 @@ class Sample:
     rss: dict[str, int | None]
 
 
-def slope_total(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope × time span: how much the series rose over the run by its trend."""
-    if len(points) < 3:
-        return 0.0
-    n = len(points)
-    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
-    var = sum((x - mx) ** 2 for x, _ in points)
-    if var == 0:
-        return 0.0
-    slope = sum((x - mx) * (y - my) for x, y in points) / var
-    return slope * (points[-1][0] - points[0][0])
-
-
-@dataclass
-class Trend:
-    """A series after the warm-up in numbers: its thirds, its least-squares trend, and whether it is flat."""
-
-    first: tuple[float, float]  # (median, max) of the first third of the samples
-    last: tuple[float, float]  # (median, max) of the last third
-    rise: float  # least-squares slope × the run's length
-    per_minute: float  # the slope
-    mean: float
-    peak: float
-    ok: bool
-
-    def describe(self, unit: str, fmt: str) -> str:
-        def v(x: float) -> str:
-            return format(x, fmt) + unit
-
-        return (
-            f"first third median {v(self.first[0])} max {v(self.first[1])}, last third median {v(self.last[0])} "
-            f"max {v(self.last[1])}; mean {v(self.mean)}, max {v(self.peak)}; slope {self.per_minute:+{fmt}}{unit}/min "
-            f"(trend over the run {v(self.rise)}) → flat: {'ok' if self.ok else 'MISSED'}"
-        )
-
-
-def trend(points: list[tuple[float, float]], allowance: float) -> Trend:
-    """Flat = the trend rose less than half the mean plus `allowance` over the run, and the last third's median is
-    at most 1.5 × the first third's plus `allowance` (medians: one launch's spike in a third does not decide it)."""
-    values = [y for _, y in points]
-    third = max(1, len(values) // 3)
-    head, tail = values[:third], values[-third:]
-    first = (pct(head, 0.5) if head else 0.0, max(head, default=0.0))
-    last = (pct(tail, 0.5) if tail else 0.0, max(tail, default=0.0))
-    mean = sum(values) / len(values) if values else 0.0
-    rise = slope_total(points)
-    span = points[-1][0] - points[0][0] if len(points) > 1 else 0.0
-    ok = rise <= 0.5 * mean + allowance and last[0] <= 1.5 * first[0] + allowance
-    return Trend(first, last, rise, 60 * rise / span if span else 0.0, mean, max(values, default=0.0), ok)
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank)."""
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q * len(s)) - 1))] if s else float("nan")
+def launch_times(campaigns: Campaigns, t0: float) -> list[Launch]:
+    """Each launch's request, commit (its answer) and last event published (the relay's share, `inf` if unknown),
+    in seconds into the load."""
+    out = []
+    for (began, ended), published in zip(campaigns.launches, campaigns.published, strict=False):
+        done = published.done() and not published.cancelled() and not published.exception()
+        relay = published.result() if done else None
+        out.append((began - t0, ended - t0, ended - t0 + relay if relay is not None else float("inf")))
+    return out
 
 
 def mb(kb: int | None) -> str:
@@ -488,6 +447,8 @@ async def main(args: argparse.Namespace) -> None:
         lag_series = series(after, lambda s: sum(v or 0 for v in s.lag.values()))
         age_series = series(after, lambda s: max(a for _, a in s.outbox.values()))
         lag_trend, age_trend = trend(lag_series, 1000), trend(age_series, 2.0)
+        lags: list[Lags] = [(x.t, {g: float(v or 0) for g, v in x.lag.items()}) for x in samples]
+        lag = lag_verdict(lags, launch_times(campaigns, t0), warm_at)
         elapsed = t_end - t0
         lat = load.latencies_ms
         out = [
@@ -499,12 +460,13 @@ async def main(args: argparse.Namespace) -> None:
             f"RSS per process (MB): at the start of the load / after the warm-up ({warm_at:.0f}s) / at the end; "
             f"growth warm-up → end (target < {RSS_GROWTH_TARGET:.0%})",
         ]
-        growth_ok = True
+        growth_ok = start_ok = True
         for label in pids:
             a, w, e = rss_start.get(label), rss_warm.get(label), rss_end.get(label)
             g = (e - w) / w if e and w else None
             if g is not None and "#" in label and not label.startswith("kafka"):
                 growth_ok &= g < RSS_GROWTH_TARGET
+                start_ok &= a is not None and e is not None and (e - a) / a < RSS_GROWTH_TARGET
             out.append(
                 f"  {label:<13} {mb(a)} / {mb(w)} / {mb(e)}   "
                 + ("  -" if g is None else f"{g:+.1%}" + (" (start → end " + f"{(e - a) / a:+.1%})" if a and e else ""))
@@ -565,11 +527,35 @@ async def main(args: argparse.Namespace) -> None:
                     + ("  -" if g is None else f"{g:+.1%}")
                 )
         out += [
+            f"  services' RSS growth from the start of the load under {RSS_GROWTH_TARGET:.0%}: "
+            + ("ok" if start_ok else "MISSED"),
             f"  services' RSS growth after the warm-up under {RSS_GROWTH_TARGET:.0%}: "
             + ("ok" if growth_ok else "MISSED"),
             f"  services' RSS growth from the 2nd campaign's launch to the end under {RSS_GROWTH_TARGET:.0%}: "
             + ("-" if not later else "ok" if flat_ok else "MISSED"),
-            "consumer lag (messages, all groups, after the warm-up): " + lag_trend.describe("", ",.0f"),
+            "consumer lag between launches (messages, all groups, after the warm-up, outside each launch's window: "
+            "from its request to the first sample with every group back to its level before it): "
+            + lag.between.describe("", ",.0f"),
+            "each launch's drain (its commit → every group back to its level before the launch): "
+            + "; ".join(
+                f"+{d.started:.0f}s (committed +{d.committed:.0f}s, published +{d.published:.0f}s) peak "
+                f"{d.peak:,.0f}, drained "
+                + (
+                    f"in {d.seconds:.0f}s"
+                    if d.seconds is not None
+                    else "not by the end of the run (not judged: committed too late)"
+                    if d.cut
+                    else "NOT (before the next launch or the end)"
+                )
+                for d in lag.drains
+            )
+            + " → not growing from launch to launch: "
+            + ("ok" if lag.drains_ok else "MISSED"),
+            "consumer lag flat (between launches flat and drains not growing): " + ("ok" if lag.ok else "MISSED"),
+            "  for reference, every sample after the warm-up, launch bursts included: "
+            + lag_trend.describe("", ",.0f"),
+            "  raw lag series (seconds into the load: total messages): "
+            + " ".join(f"{t:.0f}:{sum(v.values()):.0f}" for t, v in lags),
             "oldest unpublished outbox row (worst service, after the warm-up): " + age_trend.describe("s", ".1f"),
             f"load average at start {load_start[0]:.2f}, at the end {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs, "
             "a machine shared with other work: rates and latencies are noisy)",
@@ -600,7 +586,7 @@ if __name__ == "__main__":
     ap.add_argument("--load", type=float, default=0.5, help="share of the capacity to soak at")
     ap.add_argument("--replicas", type=int, default=2, help="processes per service")
     ap.add_argument("--clients", type=int, default=48, help="concurrent connections of the simulated teachers")
-    ap.add_argument("--sample", type=float, default=30, help="seconds between samples")
+    ap.add_argument("--sample", type=float, default=10, help="seconds between samples")
     ap.add_argument("--single-share", type=float, default=0.25, help="share of teachers recording visit by visit")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument(
