@@ -33,7 +33,16 @@ def _op(name: str, table: str, key: tuple[str, ...], types: tuple[str, ...], bod
     return OpSql(table, key, types, body.replace("{src}", _unnest(types, cols)), movable)
 
 
+def _latest(alias: str, newer: str, *columns: str) -> str:
+    """`column = CASE WHEN <newer> THEN excluded.column ELSE <alias>.column END` for each column: the values of the
+    latest event win, whatever the order of arrival (`newer` compares the incoming row with the stored one)."""
+    return ", ".join(f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {alias}.{c} END" for c in columns)
+
+
 T, TS, D, INT, B = "text", "timestamptz", "date", "int", "boolean"
+# A membership's later event wins; at the same instant, leaving wins over joining.
+_RANKED_LATER = "(excluded.state_at, excluded.rank) >= (c.state_at, c.rank)"  # a committee's later state wins
+_LEAVING_LATER = "(excluded.occurred_at, NOT excluded.active) >= ({a}.occurred_at, NOT {a}.active)"
 
 OPS: dict[str, OpSql] = {
     "org_unit": _op(
@@ -112,13 +121,11 @@ OPS: dict[str, OpSql] = {
         "memberships",
         ("membership_id",),
         (T, T, T, T, TS, B, TS, TS, TS),
-        """INSERT INTO memberships AS m (membership_id, student_id, grp, org_path, path_at, verified, verified_at,
+        f"""INSERT INTO memberships AS m (membership_id, student_id, grp, org_path, path_at, verified, verified_at,
             registered_at, ended_at)
-        SELECT * FROM {src}
+        SELECT * FROM {{src}}
         ON CONFLICT (membership_id) DO UPDATE SET
-            student_id = CASE WHEN excluded.path_at > m.path_at THEN excluded.student_id ELSE m.student_id END,
-            grp = CASE WHEN excluded.path_at > m.path_at THEN excluded.grp ELSE m.grp END,
-            org_path = CASE WHEN excluded.path_at > m.path_at THEN excluded.org_path ELSE m.org_path END,
+            {_latest("m", "excluded.path_at > m.path_at", "student_id", "grp", "org_path")},
             path_at = GREATEST(m.path_at, excluded.path_at),
             verified = CASE WHEN excluded.verified_at IS NOT NULL
                 AND (m.verified_at IS NULL OR (excluded.verified_at, excluded.verified) > (m.verified_at, m.verified))
@@ -132,16 +139,15 @@ OPS: dict[str, OpSql] = {
         "cases",
         ("case_id",),
         (T, T, T, TS, T, TS, TS, TS, TS, TS, T, TS, B, TS),
-        """INSERT INTO cases AS c (case_id, student_id, org_path, path_at, finding_id, finding_recorded_at, opened_at,
+        f"""INSERT INTO cases AS c (case_id, student_id, org_path, path_at, finding_id, finding_recorded_at, opened_at,
             first_contact_due, due_at, first_contact_at, state, state_at, closed_at, overdue, overdue_at)
         SELECT case_id, student_id, org_path, path_at, finding_id, finding_recorded_at, opened_at,
             first_contact_due, due_at, first_contact_at, coalesce(state, 'open'),
             CASE WHEN state IS NULL THEN '-infinity'::timestamptz ELSE state_at END,
             CASE WHEN state = 'closed' THEN state_at END, overdue, overdue_at
-        FROM {src}
+        FROM {{src}}
         ON CONFLICT (case_id) DO UPDATE SET
-            student_id = CASE WHEN excluded.path_at > c.path_at THEN excluded.student_id ELSE c.student_id END,
-            org_path = CASE WHEN excluded.path_at > c.path_at THEN excluded.org_path ELSE c.org_path END,
+            {_latest("c", "excluded.path_at > c.path_at", "student_id", "org_path")},
             path_at = GREATEST(c.path_at, excluded.path_at),
             finding_id = coalesce(c.finding_id, excluded.finding_id),
             finding_recorded_at = coalesce(c.finding_recorded_at, excluded.finding_recorded_at),
@@ -151,8 +157,7 @@ OPS: dict[str, OpSql] = {
                 THEN excluded.first_contact_due ELSE c.first_contact_due END,
             due_at = GREATEST(c.due_at, excluded.due_at),
             first_contact_at = LEAST(c.first_contact_at, excluded.first_contact_at),
-            state = CASE WHEN (excluded.state_at, excluded.state) > (c.state_at, c.state)
-                THEN excluded.state ELSE c.state END,
+            {_latest("c", "(excluded.state_at, excluded.state) > (c.state_at, c.state)", "state")},
             state_at = GREATEST(c.state_at, excluded.state_at),
             closed_at = GREATEST(c.closed_at, excluded.closed_at),
             -- the latest event that states it wins (ties: overdue), whatever the order of arrival
@@ -188,17 +193,10 @@ OPS: dict[str, OpSql] = {
         "committees",
         ("committee_id",),
         (T, T, T, T, B, TS, INT),
-        """INSERT INTO committees AS c (committee_id, org_unit_id, org_path, level, active, state_at, rank)
-        SELECT * FROM {src}
+        f"""INSERT INTO committees AS c (committee_id, org_unit_id, org_path, level, active, state_at, rank)
+        SELECT * FROM {{src}}
         ON CONFLICT (committee_id) DO UPDATE SET level = coalesce(excluded.level, c.level),
-            org_unit_id = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
-                THEN excluded.org_unit_id ELSE c.org_unit_id END,
-            org_path = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
-                THEN excluded.org_path ELSE c.org_path END,
-            active = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
-                THEN excluded.active ELSE c.active END,
-            rank = CASE WHEN (excluded.state_at, excluded.rank) >= (c.state_at, c.rank)
-                THEN excluded.rank ELSE c.rank END,
+            {_latest("c", _RANKED_LATER, "org_unit_id", "org_path", "active", "rank")},
             state_at = GREATEST(c.state_at, excluded.state_at)""",
     ),
     "session": _op(
@@ -239,12 +237,10 @@ OPS: dict[str, OpSql] = {
         "team_members",
         ("team_id", "member_id"),
         (T, T, T, T, B, TS),
-        """INSERT INTO team_members AS m (team_id, member_id, org_path, role, active, occurred_at) SELECT * FROM {src}
+        f"""INSERT INTO team_members AS m (team_id, member_id, org_path, role, active, occurred_at)
+        SELECT * FROM {{src}}
         ON CONFLICT (team_id, member_id) DO UPDATE SET role = coalesce(excluded.role, m.role),
-            org_path = CASE WHEN (excluded.occurred_at, NOT excluded.active) >= (m.occurred_at, NOT m.active)
-                THEN excluded.org_path ELSE m.org_path END,
-            active = CASE WHEN (excluded.occurred_at, NOT excluded.active) >= (m.occurred_at, NOT m.active)
-                THEN excluded.active ELSE m.active END,
+            {_latest("m", _LEAVING_LATER.format(a="m"), "org_path", "active")},
             occurred_at = GREATEST(m.occurred_at, excluded.occurred_at)""",
         movable=False,
     ),
@@ -262,10 +258,8 @@ OPS: dict[str, OpSql] = {
         "lecturers",
         ("lecturer_id",),
         (T, T, B, TS),
-        """INSERT INTO lecturers AS l (lecturer_id, org_path, active, occurred_at) SELECT * FROM {src}
-        ON CONFLICT (lecturer_id) DO UPDATE SET
-            active = CASE WHEN (excluded.occurred_at, NOT excluded.active) >= (l.occurred_at, NOT l.active)
-                THEN excluded.active ELSE l.active END,
+        f"""INSERT INTO lecturers AS l (lecturer_id, org_path, active, occurred_at) SELECT * FROM {{src}}
+        ON CONFLICT (lecturer_id) DO UPDATE SET {_latest("l", _LEAVING_LATER.format(a="l"), "active")},
             occurred_at = GREATEST(l.occurred_at, excluded.occurred_at)""",
         movable=False,
     ),
