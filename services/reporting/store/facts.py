@@ -40,8 +40,8 @@ def _latest(alias: str, newer: str, *columns: str) -> str:
 
 
 T, TS, D, INT, B = "text", "timestamptz", "date", "int", "boolean"
-# A membership's later event wins; at the same instant, leaving wins over joining.
 _RANKED_LATER = "(excluded.state_at, excluded.rank) >= (c.state_at, c.rank)"  # a committee's later state wins
+# A membership's later event wins; at the same instant, leaving wins over joining.
 _LEAVING_LATER = "(excluded.occurred_at, NOT excluded.active) >= ({a}.occurred_at, NOT {a}.active)"
 
 OPS: dict[str, OpSql] = {
