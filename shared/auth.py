@@ -11,42 +11,27 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.contracts.common import labelled
+from shared.contracts.common import Vocabulary
 from shared.problems import Problem
 from shared.settings import DEV_ISSUER, DEV_SECRET, ServiceSettings
 
 
-class Role(StrEnum):
+class Role(Vocabulary):
     """Roles a token can carry (DESIGN.md §5)."""
 
-    BUREAU_ADMIN = "bureau_admin"
-    DISTRICT_ADMIN = "district_admin"
-    SCHOOL_ADMIN = "school_admin"
-    TEACHER = "teacher"
-    MENTAL_HEALTH_TEACHER = "mental_health_teacher"
-    DEPARTMENT_PARTNER = "department_partner"
-    AUDITOR = "auditor"
-
-
-labelled(
-    Role,
-    {
-        Role.BUREAU_ADMIN: ("市教育局管理员", "Bureau administrator"),
-        Role.DISTRICT_ADMIN: ("区县教育局管理员", "District or county administrator"),
-        Role.SCHOOL_ADMIN: ("学校管理员", "School administrator"),
-        Role.TEACHER: ("教师", "Teacher"),
-        Role.MENTAL_HEALTH_TEACHER: ("心理健康教师", "Mental-health teacher"),
-        Role.DEPARTMENT_PARTNER: ("协作部门人员", "Department partner"),
-        Role.AUDITOR: ("审计人员", "Auditor"),
-    },
-)
+    BUREAU_ADMIN = "bureau_admin", "市教育局管理员", "Bureau administrator"
+    DISTRICT_ADMIN = "district_admin", "区县教育局管理员", "District or county administrator"
+    SCHOOL_ADMIN = "school_admin", "学校管理员", "School administrator"
+    TEACHER = "teacher", "教师", "Teacher"
+    MENTAL_HEALTH_TEACHER = "mental_health_teacher", "心理健康教师", "Mental-health teacher"
+    DEPARTMENT_PARTNER = "department_partner", "协作部门人员", "Department partner"
+    AUDITOR = "auditor", "审计人员", "Auditor"
 
 
 ADMINS = frozenset({Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN})

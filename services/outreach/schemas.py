@@ -11,7 +11,6 @@ from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME, CaseState,
 from services.outreach.domain.referrals import ReferralState
 from shared.auth import Role
 from shared.contracts.common import (
-    LABELS,
     Category,
     Department,
     Labelled,
@@ -23,7 +22,7 @@ from shared.contracts.common import (
 from shared.contracts.outreach import GroupSource, NotificationKind, SpecialGroup
 
 # The vocabularies of this API that are not enums of their own, each with its zh/en labels.
-CaseStep = Annotated[Literal["in_progress", "monitoring"], Labelled(LABELS[CaseState])]
+CaseStep = Annotated[Literal["in_progress", "monitoring"], Labelled(CaseState.labels())]
 CloseReason = Annotated[
     Literal["resolved", "needs_met_by_department", "moved_away", "no_longer_at_risk", "other"],
     Labelled(

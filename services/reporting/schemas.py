@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.auth import Role
 from shared.contracts.committees import LectureTopic, TeamRole
 from shared.contracts.common import (
-    ORG_LEVEL_LABELS,
     Category,
     Department,
     GuidanceTopic,
@@ -25,8 +24,8 @@ ReferralState = Annotated[
     Literal["requested", "acknowledged", "escalated", "accepted", "declined", "resolved"],
     Labelled(REFERRAL_STATE_LABELS),
 ]
-UnitLevel = Annotated[Literal["district", "school", "grade", "class"], Labelled(ORG_LEVEL_LABELS)]
-ShareLevel = Annotated[Literal["school", "grade", "class"], Labelled(ORG_LEVEL_LABELS)]
+UnitLevel = Annotated[Literal["district", "school", "grade", "class"], Labelled(OrgLevel.labels())]
+ShareLevel = Annotated[Literal["school", "grade", "class"], Labelled(OrgLevel.labels())]
 
 
 class Teachers(BaseModel):

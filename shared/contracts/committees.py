@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 from pydantic import Field
 
-from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole, labelled
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole, Vocabulary
 from shared.events import Payload, event_type
 
 ORG = "committees.org_unit.events"
@@ -135,24 +134,13 @@ class FamilyChanged(FamilyFacts):
     """A family's situation changed."""
 
 
-class CommitteeLevel(StrEnum):
+class CommitteeLevel(Vocabulary):
     """Levels a parent committee exists at."""
 
-    COUNTY = "county"
-    SCHOOL = "school"
-    GRADE = "grade"
-    CLASS = "class"
-
-
-labelled(
-    CommitteeLevel,
-    {
-        CommitteeLevel.COUNTY: ("县级家长委员会", "County committee"),
-        CommitteeLevel.SCHOOL: ("校级家长委员会", "School committee"),
-        CommitteeLevel.GRADE: ("年级家长委员会", "Grade committee"),
-        CommitteeLevel.CLASS: ("班级家长委员会", "Class committee"),
-    },
-)
+    COUNTY = "county", "县级家长委员会", "County committee"
+    SCHOOL = "school", "校级家长委员会", "School committee"
+    GRADE = "grade", "年级家长委员会", "Grade committee"
+    CLASS = "class", "班级家长委员会", "Class committee"
 
 
 @event_type("committees.committee.formed.v1", topic=COMMITTEE, key="committee_id")
@@ -178,24 +166,13 @@ class CommitteeDissolved(Payload):
     occurred_at: datetime
 
 
-class MemberRole(StrEnum):
+class MemberRole(Vocabulary):
     """Roles in a parent committee."""
 
-    CHAIR = "chair"
-    VICE_CHAIR = "vice_chair"
-    MEMBER = "member"
-    SECRETARY = "secretary"
-
-
-labelled(
-    MemberRole,
-    {
-        MemberRole.CHAIR: ("主任", "Chair"),
-        MemberRole.VICE_CHAIR: ("副主任", "Vice chair"),
-        MemberRole.MEMBER: ("委员", "Member"),
-        MemberRole.SECRETARY: ("秘书", "Secretary"),
-    },
-)
+    CHAIR = "chair", "主任", "Chair"
+    VICE_CHAIR = "vice_chair", "副主任", "Vice chair"
+    MEMBER = "member", "委员", "Member"
+    SECRETARY = "secretary", "秘书", "Secretary"
 
 
 @event_type("committees.committee.member_joined.v1", topic=COMMITTEE, key="committee_id")
@@ -221,22 +198,12 @@ class CommitteeMemberLeft(Payload):
     occurred_at: datetime
 
 
-class ParentSchoolKind(StrEnum):
+class ParentSchoolKind(Vocabulary):
     """County-level, school-level or online parent school."""
 
-    COUNTY = "county"
-    SCHOOL = "school"
-    ONLINE = "online"
-
-
-labelled(
-    ParentSchoolKind,
-    {
-        ParentSchoolKind.COUNTY: ("县级家长学校", "County parent school"),
-        ParentSchoolKind.SCHOOL: ("校级家长学校", "School parent school"),
-        ParentSchoolKind.ONLINE: ("网上家长学校", "Online parent school"),
-    },
-)
+    COUNTY = "county", "县级家长学校", "County parent school"
+    SCHOOL = "school", "校级家长学校", "School parent school"
+    ONLINE = "online", "网上家长学校", "Online parent school"
 
 
 @event_type("committees.parent_school.established.v1", topic=PARENT_SCHOOL, key="parent_school_id")
@@ -291,28 +258,15 @@ class AttendanceRecorded(Payload):
     )
 
 
-class TeamRole(StrEnum):
+class TeamRole(Vocabulary):
     """Roles in an instructor team."""
 
-    VICE_PRINCIPAL_IN_CHARGE = "vice_principal_in_charge"
-    CLASS_TEACHER = "class_teacher"
-    MENTAL_HEALTH_TEACHER = "mental_health_teacher"
-    IDEOLOGICAL_POLITICAL_TEACHER = "ideological_political_teacher"
-    EXPERT_SCHOLAR = "expert_scholar"
-    OUTSTANDING_PARENT = "outstanding_parent"
-
-
-labelled(
-    TeamRole,
-    {
-        TeamRole.VICE_PRINCIPAL_IN_CHARGE: ("分管副校长", "Vice principal in charge"),
-        TeamRole.CLASS_TEACHER: ("班主任", "Class teacher"),
-        TeamRole.MENTAL_HEALTH_TEACHER: ("心理健康教师", "Mental-health teacher"),
-        TeamRole.IDEOLOGICAL_POLITICAL_TEACHER: ("思政课教师", "Ideological and political teacher"),
-        TeamRole.EXPERT_SCHOLAR: ("专家学者", "Expert or scholar"),
-        TeamRole.OUTSTANDING_PARENT: ("优秀家长", "Outstanding parent"),
-    },
-)
+    VICE_PRINCIPAL_IN_CHARGE = "vice_principal_in_charge", "分管副校长", "Vice principal in charge"
+    CLASS_TEACHER = "class_teacher", "班主任", "Class teacher"
+    MENTAL_HEALTH_TEACHER = "mental_health_teacher", "心理健康教师", "Mental-health teacher"
+    IDEOLOGICAL_POLITICAL_TEACHER = "ideological_political_teacher", "思政课教师", "Ideological and political teacher"
+    EXPERT_SCHOLAR = "expert_scholar", "专家学者", "Expert or scholar"
+    OUTSTANDING_PARENT = "outstanding_parent", "优秀家长", "Outstanding parent"
 
 
 @event_type("committees.instructor_team.formed.v1", topic=TEAM, key="team_id")
@@ -347,30 +301,25 @@ class InstructorTeamMemberRemoved(Payload):
     occurred_at: datetime
 
 
-class LectureTopic(StrEnum):
+class LectureTopic(Vocabulary):
     """Policy topics of publicity lectures."""
 
-    FAMILY_EDUCATION_PROMOTION_LAW = "family_education_promotion_law"
-    NATIONAL_GUIDANCE_OUTLINE = "national_guidance_outline"
-    MINISTRY_GUIDANCE = "ministry_guidance"
-    OTHER = "other"
-
-
-labelled(
-    LectureTopic,
-    {
-        LectureTopic.FAMILY_EDUCATION_PROMOTION_LAW: ("《家庭教育促进法》", "The Family Education Promotion Law"),
-        LectureTopic.NATIONAL_GUIDANCE_OUTLINE: (
-            "《全国家庭教育指导大纲（修订）》",
-            "National Family Education Guidance Outline (revised)",
-        ),
-        LectureTopic.MINISTRY_GUIDANCE: (
-            "《教育部关于加强家庭教育工作的指导意见》",
-            "Ministry of Education's Guiding Opinions on Strengthening Family Education",
-        ),
-        LectureTopic.OTHER: ("其他政策法规", "Other policy"),
-    },
-)
+    FAMILY_EDUCATION_PROMOTION_LAW = (
+        "family_education_promotion_law",
+        "《家庭教育促进法》",
+        "The Family Education Promotion Law",
+    )
+    NATIONAL_GUIDANCE_OUTLINE = (
+        "national_guidance_outline",
+        "《全国家庭教育指导大纲（修订）》",
+        "National Family Education Guidance Outline (revised)",
+    )
+    MINISTRY_GUIDANCE = (
+        "ministry_guidance",
+        "《教育部关于加强家庭教育工作的指导意见》",
+        "Ministry of Education's Guiding Opinions on Strengthening Family Education",
+    )
+    OTHER = "other", "其他政策法规", "Other policy"
 
 
 @event_type("committees.lecturer.joined.v1", topic=LECTURER, key="lecturer_id")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import shared.contracts  # noqa: F401  (registers every contract)
-from shared.contracts.common import DEPARTMENT_LABELS, describe
+from shared.contracts.common import Department, describe
 from shared.devstack import departments
 from shared.devstack.stack import DEFAULT_KAFKA_PORT
 from shared.events import Envelope, EventSpec, registry
@@ -78,7 +78,7 @@ def _ident(text: str) -> str:
     return text.replace(".", "_").replace("{", "").replace("}", "")
 
 
-PARAMETER_LABELS = {"department": DEPARTMENT_LABELS}  # the zh/en labels of each topic parameter's values
+PARAMETER_LABELS = {"department": Department.labels()}  # the zh/en labels of each topic parameter's values
 
 
 def _parameters(spec: EventSpec) -> dict[str, Any]:

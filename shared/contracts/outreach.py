@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import Field
 
-from shared.contracts.common import Category, Department, Severity, StaffRole, labelled
+from shared.contracts.common import Category, Department, Severity, StaffRole, Vocabulary
 from shared.events import Payload, event_type
 
 GROUP = "outreach.group.events"
@@ -37,44 +36,26 @@ REFERRAL_STATE_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-class SpecialGroup(StrEnum):
+class SpecialGroup(Vocabulary):
     """Special student groups of the register."""
 
-    LEFT_BEHIND = "left_behind"
-    ORPHANED_OR_UNACCOMPANIED = "orphaned_or_unaccompanied"
-    DISABILITY = "disability"
-    FAMILY_HARDSHIP = "family_hardship"
+    LEFT_BEHIND = "left_behind", "留守儿童", "Left-behind children"
+    ORPHANED_OR_UNACCOMPANIED = (
+        "orphaned_or_unaccompanied",
+        "孤儿和事实无人抚养儿童",
+        "Orphaned or unaccompanied children",
+    )
+    DISABILITY = "disability", "残疾儿童", "Disabled children"
+    FAMILY_HARDSHIP = "family_hardship", "困境家庭儿童", "Children of families in hardship"
 
 
-labelled(
-    SpecialGroup,
-    {
-        SpecialGroup.LEFT_BEHIND: ("留守儿童", "Left-behind children"),
-        SpecialGroup.ORPHANED_OR_UNACCOMPANIED: ("孤儿和事实无人抚养儿童", "Orphaned or unaccompanied children"),
-        SpecialGroup.DISABILITY: ("残疾儿童", "Disabled children"),
-        SpecialGroup.FAMILY_HARDSHIP: ("困境家庭儿童", "Children of families in hardship"),
-    },
-)
-
-
-class GroupSource(StrEnum):
+class GroupSource(Vocabulary):
     """Where a group membership came from."""
 
-    VISIT_FINDING = "visit_finding"
-    DIRECTORY_FLAG = "directory_flag"
-    SCHOOL = "school"
-    DEPARTMENT = "department"
-
-
-labelled(
-    GroupSource,
-    {
-        GroupSource.VISIT_FINDING: ("家访发现", "Home-visit finding"),
-        GroupSource.DIRECTORY_FLAG: ("学籍信息标记", "Directory flag"),
-        GroupSource.SCHOOL: ("学校登记", "Registered by the school"),
-        GroupSource.DEPARTMENT: ("部门推送", "Reported by a department"),
-    },
-)
+    VISIT_FINDING = "visit_finding", "家访发现", "Home-visit finding"
+    DIRECTORY_FLAG = "directory_flag", "学籍信息标记", "Directory flag"
+    SCHOOL = "school", "学校登记", "Registered by the school"
+    DEPARTMENT = "department", "部门推送", "Reported by a department"
 
 
 @event_type("outreach.group.registered.v1", topic=GROUP, key="student_id")
@@ -112,13 +93,11 @@ class GroupMembershipMoved(Payload):
     occurred_at: datetime
 
 
-class GroupEndReason(StrEnum):
+class GroupEndReason(Vocabulary):
     """Why a membership ended."""
 
-    FLAG_ENDED = "flag_ended"  # the directory no longer says what alone held it (parents back home)
-
-
-labelled(GroupEndReason, {GroupEndReason.FLAG_ENDED: ("标记已解除", "Flag ended")})
+    # the directory no longer says what alone held it (parents back home)
+    FLAG_ENDED = "flag_ended", "标记已解除", "Flag ended"
 
 
 @event_type("outreach.group.ended.v1", topic=GROUP, key="student_id")
@@ -300,26 +279,15 @@ class ReferralEscalated(ReferralFacts):
     )
 
 
-class NotificationKind(StrEnum):
+class NotificationKind(Vocabulary):
     """What a staff member is told about."""
 
-    CASE_ASSIGNED = "case_assigned"
-    CASE_DUE_SOON = "case_due_soon"
-    CASE_ESCALATED = "case_escalated"
-    REFERRAL_ANSWERED = "referral_answered"
-    REFERRAL_ESCALATED = "referral_escalated"  # not acknowledged, or accepted and not resolved (chased), in time
-
-
-labelled(
-    NotificationKind,
-    {
-        NotificationKind.CASE_ASSIGNED: ("个案已分派", "Case assigned"),
-        NotificationKind.CASE_DUE_SOON: ("个案即将到期", "Case due soon"),
-        NotificationKind.CASE_ESCALATED: ("个案已升级", "Case escalated"),
-        NotificationKind.REFERRAL_ANSWERED: ("转介已答复", "Referral answered"),
-        NotificationKind.REFERRAL_ESCALATED: ("转介已督办", "Referral escalated"),
-    },
-)
+    CASE_ASSIGNED = "case_assigned", "个案已分派", "Case assigned"
+    CASE_DUE_SOON = "case_due_soon", "个案即将到期", "Case due soon"
+    CASE_ESCALATED = "case_escalated", "个案已升级", "Case escalated"
+    REFERRAL_ANSWERED = "referral_answered", "转介已答复", "Referral answered"
+    # not acknowledged, or accepted and not resolved (chased), in time
+    REFERRAL_ESCALATED = "referral_escalated", "转介已督办", "Referral escalated"
 
 
 @event_type("outreach.notification.created.v1", topic=NOTIFICATION, key="recipient_id")

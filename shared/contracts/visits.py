@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from shared.contracts.common import Category, Severity, VisitMode, labelled
+from shared.contracts.common import Category, Severity, VisitMode, Vocabulary
 from shared.events import Payload, event_type
 
 CAMPAIGN = "visits.campaign.events"
@@ -53,17 +52,11 @@ class AssignmentMade(Payload):
     occurred_at: datetime
 
 
-class AssignmentChange(StrEnum):
+class AssignmentChange(Vocabulary):
     """What happened to an assignment."""
 
-    REASSIGNED = "reassigned"
-    REMOVED = "removed"
-
-
-labelled(
-    AssignmentChange,
-    {AssignmentChange.REASSIGNED: ("改派", "Reassigned"), AssignmentChange.REMOVED: ("撤销", "Removed")},
-)
+    REASSIGNED = "reassigned", "改派", "Reassigned"
+    REMOVED = "removed", "撤销", "Removed"
 
 
 @event_type("visits.assignment.changed.v1", topic=ASSIGNMENT, key="assignment_id")
@@ -80,22 +73,12 @@ class AssignmentChanged(Payload):
     occurred_at: datetime
 
 
-class ChecklistAnswer(StrEnum):
+class ChecklistAnswer(Vocabulary):
     """An answer to a checklist item."""
 
-    YES = "yes"
-    NO = "no"
-    NOT_APPLICABLE = "not_applicable"
-
-
-labelled(
-    ChecklistAnswer,
-    {
-        ChecklistAnswer.YES: ("是", "Yes"),
-        ChecklistAnswer.NO: ("否", "No"),
-        ChecklistAnswer.NOT_APPLICABLE: ("不适用", "Not applicable"),
-    },
-)
+    YES = "yes", "是", "Yes"
+    NO = "no", "否", "No"
+    NOT_APPLICABLE = "not_applicable", "不适用", "Not applicable"
 
 
 class ChecklistItemAnswer(BaseModel):
@@ -149,24 +132,13 @@ class VisitCompleted(Payload):
     )
 
 
-class MissReason(StrEnum):
+class MissReason(Vocabulary):
     """Why a visit did not happen."""
 
-    FAMILY_UNAVAILABLE = "family_unavailable"
-    FAMILY_DECLINED = "family_declined"
-    TEACHER_UNAVAILABLE = "teacher_unavailable"
-    OTHER = "other"
-
-
-labelled(
-    MissReason,
-    {
-        MissReason.FAMILY_UNAVAILABLE: ("家长不在家或无法联系", "Family unavailable"),
-        MissReason.FAMILY_DECLINED: ("家长拒绝家访", "Family declined"),
-        MissReason.TEACHER_UNAVAILABLE: ("教师无法前往", "Teacher unavailable"),
-        MissReason.OTHER: ("其他原因", "Other"),
-    },
-)
+    FAMILY_UNAVAILABLE = "family_unavailable", "家长不在家或无法联系", "Family unavailable"
+    FAMILY_DECLINED = "family_declined", "家长拒绝家访", "Family declined"
+    TEACHER_UNAVAILABLE = "teacher_unavailable", "教师无法前往", "Teacher unavailable"
+    OTHER = "other", "其他原因", "Other"
 
 
 @event_type("visits.visit.missed.v1", topic=VISIT, key="visit_id")

@@ -10,33 +10,21 @@ from enum import StrEnum
 
 from services.outreach.domain.orgs import MAX_ESCALATION_LEVEL, escalation_target
 from services.outreach.settings import Rules
-from shared.contracts.common import SEVERITY_ORDER, Category, Severity, labelled
+from shared.contracts.common import SEVERITY_ORDER, Category, Severity, Vocabulary
 from shared.contracts.outreach import CarerAssignment
 from shared.contracts.visits import FindingRecorded
 
 SEVERITIES = sorted(SEVERITY_ORDER, key=SEVERITY_ORDER.__getitem__)
 
 
-class CaseState(StrEnum):
+class CaseState(Vocabulary):
     """Life cycle of a care case."""
 
-    OPEN = "open"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    MONITORING = "monitoring"
-    CLOSED = "closed"
-
-
-labelled(
-    CaseState,
-    {
-        CaseState.OPEN: ("待分派", "Open"),
-        CaseState.ASSIGNED: ("已分派", "Assigned"),
-        CaseState.IN_PROGRESS: ("帮扶中", "In progress"),
-        CaseState.MONITORING: ("持续关注", "Monitoring"),
-        CaseState.CLOSED: ("已结案", "Closed"),
-    },
-)
+    OPEN = "open", "待分派", "Open"
+    ASSIGNED = "assigned", "已分派", "Assigned"
+    IN_PROGRESS = "in_progress", "帮扶中", "In progress"
+    MONITORING = "monitoring", "持续关注", "Monitoring"
+    CLOSED = "closed", "已结案", "Closed"
 
 
 class Action(StrEnum):
@@ -150,24 +138,13 @@ class Case:
         return risk_level(rules, [self.max_severity], self.categories)
 
 
-class Effect(StrEnum):
+class Effect(Vocabulary):
     """What a finding did to the child's case (stored with the finding)."""
 
-    OPENED = "opened"
-    JOINED = "joined"
-    REOPENED = "reopened"
-    IGNORED = "ignored"
-
-
-labelled(
-    Effect,
-    {
-        Effect.OPENED: ("新立个案", "Opened a case"),
-        Effect.JOINED: ("并入已有个案", "Joined the open case"),
-        Effect.REOPENED: ("重新启动个案", "Reopened the case"),
-        Effect.IGNORED: ("未立案", "No case"),
-    },
-)
+    OPENED = "opened", "新立个案", "Opened a case"
+    JOINED = "joined", "并入已有个案", "Joined the open case"
+    REOPENED = "reopened", "重新启动个案", "Reopened the case"
+    IGNORED = "ignored", "未立案", "No case"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from shared.contracts.common import GUIDANCE_TOPIC_LABELS
+from shared.contracts.common import GuidanceTopic
 
 CONFIG = Path(__file__).parents[1] / "config" / "checklists.yaml"
 
@@ -77,4 +77,4 @@ def load(path: Path = CONFIG) -> Checklists:
 
 def guidance_topics() -> dict[str, ChecklistItem]:
     """The guidance topic vocabulary by code (the contract's enum and its labels)."""
-    return {t.value: ChecklistItem(id=t.value, zh=zh, en=en) for t, (zh, en) in GUIDANCE_TOPIC_LABELS.items()}
+    return {t.value: ChecklistItem(id=t.value, zh=t.zh, en=t.en) for t in GuidanceTopic}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.contracts import documents
-from shared.contracts.common import Labelled, describe
+from shared.contracts.common import Category, Labelled, Vocabulary, describe
 from tools.docs import apps, consumer_groups
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -80,3 +80,16 @@ def test_the_check_catches_a_missing_label() -> None:
     with pytest.raises(ValueError, match="no zh/en labels for b"):
         describe({"enum": ["a", "b"]}, {"a": ("甲", "A")})
     assert Labelled({"a": ("甲", "A")}).labels == {"a": ("甲", "A")}
+
+
+def test_a_vocabulary_declares_each_code_once_with_both_labels() -> None:
+    """A member is its code (lookup by value, equal to the string) and carries its labels; one without both labels
+    cannot be declared."""
+    assert Category("left_behind") is Category.LEFT_BEHIND == "left_behind"
+    assert (Category.LEFT_BEHIND.zh, Category.LEFT_BEHIND.en) == ("留守儿童", "Left-behind child")
+    assert Category.labels()[Category.FAMILY_CONFLICT] == ("家庭矛盾", "Family conflict")
+    with pytest.raises(TypeError, match="'b' needs its zh and en labels"):
+
+        class Half(Vocabulary):
+            A = "a", "甲", "A"
+            B = "b", "乙"
