@@ -87,6 +87,34 @@ class Component(ABC):
         return ComponentStatus(self.name, self.address, pid, self.answers(), self.managed)
 
 
+class LocalProcess(Component):
+    """A component that is one local process devstack starts, found again through its pid file. `marker` is a
+    piece of its command line (a recycled pid does not pass for it); `address` is `http://127.0.0.1:<port>`."""
+
+    port: int
+    pid_file: Path
+    log: Path
+    stop_seconds = 10  # how long it may take to exit on SIGTERM
+
+    @property
+    @abstractmethod
+    def marker(self) -> str:
+        """A piece of the process's command line."""
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pid(self) -> int | None:
+        return live_pid(self.pid_file, self.marker)
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, self.stop_seconds, self.marker)
+        self.pid_file.unlink(missing_ok=True)
+
+
 class External(Component):
     """A component given by an environment variable: used as is, never started or stopped."""
 

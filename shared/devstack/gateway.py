@@ -10,14 +10,12 @@ import subprocess
 from pathlib import Path
 
 from shared.devstack.component import (
-    Component,
     DevstackError,
+    LocalProcess,
     http_get,
-    live_pid,
     npm_step,
     require_free,
     start_and_wait,
-    terminate,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +46,7 @@ def app_root() -> Path | None:
     return npm_step("frontend.sh", "build", what="building the frontends", keep=3000)
 
 
-class Gateway(Component):
+class Gateway(LocalProcess):
     """nginx with deploy/gateway/http.conf and locations.conf, and upstreams listing every service replica.
 
     `upstreams` maps each service to the ports of its replicas; `rates` are the per-client and per-address limits
@@ -71,11 +69,8 @@ class Gateway(Component):
         self.www = self.root / "www"  # nginx's root: docs/ and app/ (links to the built folders), dev-users.json
 
     @property
-    def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def pid(self) -> int | None:
-        return live_pid(self.pid_file, str(self.conf))
+    def marker(self) -> str:
+        return str(self.conf)
 
     def write_dev_users(self, users: list[dict[str, str]]) -> None:
         """Development sign-in: the demo users the app at /app/ offers (each with a dev token); never in production."""
@@ -166,12 +161,6 @@ class Gateway(Component):
 
     def ensure(self) -> None:
         self.reload()
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, 10, str(self.conf))
-        self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         return http_get(self.address + "/healthz") is not None

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.devstack.component import (
-    Component,
     DevstackError,
+    LocalProcess,
     http_get,
-    live_pid,
     npm_step,
     port_open,
     require_free,
     start_and_wait,
-    terminate,
     wait_until,
 )
 
@@ -72,7 +70,7 @@ def idp_deps() -> Path:
     return folder
 
 
-class IdentityProvider(Component):
+class IdentityProvider(LocalProcess):
     """`node server.mjs` on 127.0.0.1:<port>, its users file, signing key and log in <state>/idp/.
 
     `redirect_uris` are the app's addresses (`<gateway>/app/`) the provider may send a code to.
@@ -90,8 +88,8 @@ class IdentityProvider(Component):
         self.log = self.root / "idp.log"
 
     @property
-    def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def marker(self) -> str:
+        return str(self.root / "server.mjs")
 
     def service_env(self) -> dict[str, str]:
         """What the services need to accept this provider's tokens."""
@@ -108,9 +106,6 @@ class IdentityProvider(Component):
         tmp.write_text(json.dumps([a.record() for a in accounts], ensure_ascii=False), encoding="utf-8")
         tmp.chmod(0o600)
         tmp.replace(self.users_file)
-
-    def pid(self) -> int | None:
-        return live_pid(self.pid_file, str(self.root / "server.mjs"))
 
     def start(self) -> None:
         require_free(self.port, "identity provider", "set IDP_HTTP_PORT")
@@ -136,12 +131,11 @@ class IdentityProvider(Component):
         start_and_wait(argv, self.log, self.pid_file, self.answers, 30, "identity provider", self.log, env=env)
 
     def stop(self) -> None:
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, 10, str(self.root / "server.mjs"))
+        running = self.pid() is not None
+        super().stop()
+        if running:
             # Node's main thread can show as exited while its other threads still hold the listening socket.
             wait_until(lambda: not port_open("127.0.0.1", self.port), 10, "identity provider's port", lambda: True)
-        self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         return http_get(self.address + "/.well-known/openid-configuration") is not None

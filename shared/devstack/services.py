@@ -8,14 +8,12 @@ import sys
 from pathlib import Path
 
 from shared.devstack.component import (
-    Component,
     DevstackError,
+    LocalProcess,
     http_get,
-    live_pid,
     require_free,
     start_and_wait,
     tail,
-    terminate,
 )
 from shared.devstack.postgres import ensure_service_roles, service_url
 
@@ -25,8 +23,10 @@ REPLICA_PORT_STEP = 10
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class ServiceProcess(Component):
+class ServiceProcess(LocalProcess):
     """`python -m services.<name>` with its log in <state>/logs/<name>[-<replica>].log and a pid file."""
+
+    stop_seconds = 20  # a service drains its consumers and relays before it exits
 
     def __init__(self, state_dir: Path, name: str, port: int, env: dict[str, str], replica: int = 1) -> None:
         self.name = name
@@ -41,11 +41,8 @@ class ServiceProcess(Component):
         self.migrated = False  # like a pod's init container: once, not again when the process is restarted
 
     @property
-    def address(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def pid(self) -> int | None:
-        return live_pid(self.pid_file, f"services.{self.name}")
+    def marker(self) -> str:
+        return f"services.{self.name}"
 
     def start(self) -> None:
         require_free(self.port, self.name, f"set {self.name.upper()}_HTTP_PORT")
@@ -78,12 +75,6 @@ class ServiceProcess(Component):
             )
         if done.returncode != 0:
             raise DevstackError(f"{self.label}: migrations failed ({done.returncode})\n{tail(self.log)}")
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, 20, f"services.{self.name}")
-        self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         return self.get("/readyz") is not None

@@ -9,19 +9,17 @@ from email.message import Message
 from pathlib import Path
 
 from shared.devstack.component import (
-    Component,
-    live_pid,
+    LocalProcess,
     port_open,
     require_free,
     start_and_wait,
-    terminate,
 )
 
 DEFAULT_PORT = 8025
 SERVER = [sys.executable, "-m", "aiosmtpd", "-n"]  # -n: no setuid to nobody (root runs it in CI)
 
 
-class SmtpServer(Component):
+class SmtpServer(LocalProcess):
     """`python -m aiosmtpd` with the Mailbox handler: mails land in <root>/mail/{new,cur} as files."""
 
     name = "smtp"
@@ -38,20 +36,15 @@ class SmtpServer(Component):
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def pid(self) -> int | None:
-        return live_pid(self.pid_file, f"127.0.0.1:{self.port}")
+    @property
+    def marker(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
         require_free(self.port, "smtp", "set SMTP_PORT")
         self.root.mkdir(parents=True, exist_ok=True)
         argv = [*SERVER, "-l", self.address, "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)]
         start_and_wait(argv, self.log, self.pid_file, self.answers, 30, "smtp", self.log)
-
-    def stop(self) -> None:
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, 10, f"127.0.0.1:{self.port}")
-        self.pid_file.unlink(missing_ok=True)
 
     def answers(self) -> bool:
         return port_open("127.0.0.1", self.port)
