@@ -43,7 +43,7 @@ from shared.auth import issue_token
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
 from shared.devstack.stack import components
-from shared.testing.fixtures import drop_test_resources, free_port
+from shared.testing.fixtures import drop_test_resources, free_port, records_to_end
 from tests.e2e.city import expected_outcomes
 
 TARGET_SECONDS, TARGET_RATE, TARGET_P99_MS = 240, 800, 1000
@@ -259,20 +259,9 @@ async def caught_up(
 
 async def appended_at(bootstrap: str, topic: str) -> dict[str, float]:
     """When each finding reached Kafka (finding id → the record's timestamp, set by visits' relay as it sent it)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     out: dict[str, float] = {}
-    try:
-        tps = await kafka.partitions(consumer, topic)
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    out[orjson.loads(r.value or b"{}").get("subject", "")] = r.timestamp / 1000
-    finally:
-        await consumer.stop()
+    async for r in records_to_end(bootstrap, lambda t: t == topic):
+        out[orjson.loads(r.value or b"{}").get("subject", "")] = r.timestamp / 1000
     return out
 
 

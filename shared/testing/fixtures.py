@@ -13,7 +13,7 @@ import asyncpg
 import orjson
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
@@ -186,6 +186,27 @@ async def read_topic(
     return out
 
 
+async def records_to_end(bootstrap: str, wanted: Callable[[str], bool]) -> AsyncIterator[ConsumerRecord[Any, Any]]:
+    """Every record of the topics whose names are `wanted`, from the beginning of each partition to the end it has as
+    the read starts (what is appended meanwhile is left out)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        names = sorted(t for t in await consumer.topics() if wanted(t))
+        tps = await kafka.partitions(consumer, names) if names else []
+        if not tps:
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    yield r
+    finally:
+        await consumer.stop()
+
+
 async def events_under(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
     """Every distinct event (id → CloudEvent) on the topics named `prefix`..., read to their end; dead-letter topics
     left out.
@@ -193,24 +214,10 @@ async def events_under(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]
     The relay deletes the outbox rows Kafka acknowledged, so once a service's outbox is empty Kafka holds every event
     it wrote (a re-sent one twice: once here).
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
     events: dict[str, dict[str, Any]] = {}
-    try:
-        names = sorted(t for t in await consumer.topics() if t.startswith(prefix) and not t.endswith(".dlt"))
-        tps = await kafka.partitions(consumer, names) if names else []
-        if not tps:
-            return events
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    value = _message(r)["value"]
-                    events[value["id"]] = value
-    finally:
-        await consumer.stop()
+    async for r in records_to_end(bootstrap, lambda t: t.startswith(prefix) and not t.endswith(".dlt")):
+        value = _message(r)["value"]
+        events[value["id"]] = value
     return events
 
 
