@@ -9,7 +9,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from services.reporting import schemas
@@ -18,8 +18,8 @@ from services.reporting.usecases import exports, views
 from services.reporting.usecases.cache import AnswerCache
 from shared import openapi, scope
 from shared import pages as paging
-from shared.auth import CurrentPrincipal, Principal, Role
-from shared.contracts.common import Labelled
+from shared.auth import CurrentPrincipal, Role
+from shared.contracts.common import Category, Labelled, OrgLevel
 from shared.web import Pool, Today
 
 READERS = (Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.AUDITOR)
@@ -65,36 +65,31 @@ async def _cached(request: Request, key: tuple[str, ...], make: Callable[[], Awa
     return Response(await _cache(request).get(key, compute), media_type="application/json")
 
 
-def _scope(principal: Principal, org_path: str | None) -> str:
+def _node(principal: CurrentPrincipal, org_path: OrgPath = None) -> str:
     """The node to report on: the caller's unit by default, never outside the caller's subtree."""
     principal.require(*READERS)
     return scope.narrow(principal, org_path)
 
 
+Node = Annotated[str, Depends(_node)]
+
+
 @router.get("/summary", response_model=schemas.Summary)
-async def summary(
-    request: Request, principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
-) -> Any:
+async def summary(request: Request, pool: Pool, node: Node, campaign_id: CampaignId = "") -> Any:
     """Indicators of one org unit (any level) for a campaign, rolled up from its classes."""
-    node = _scope(principal, org_path)
     return await _cached(request, ("summary", node, campaign_id), partial(views.summary, pool, node, campaign_id))
 
 
 @router.get("/children", response_model=schemas.Children)
-async def children(
-    request: Request, principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
-) -> Any:
+async def children(request: Request, pool: Pool, node: Node, campaign_id: CampaignId = "") -> Any:
     """Drill-down: the unit's figures and each child unit's figures."""
-    node = _scope(principal, org_path)
     return await _cached(request, ("children", node, campaign_id), partial(views.children, pool, node, campaign_id))
 
 
 @router.get("/series", response_model=schemas.Series)
-async def series(
-    principal: CurrentPrincipal, pool: Pool, org_path: OrgPath = None, campaign_id: CampaignId = ""
-) -> Any:
+async def series(pool: Pool, node: Node, campaign_id: CampaignId = "") -> Any:
     """Per-day visits, findings, cases opened and closed."""
-    return await views.day_series(pool, _scope(principal, org_path), campaign_id)
+    return await views.day_series(pool, node, campaign_id)
 
 
 @router.get("/reporting/campaigns", response_model=paging.Page[schemas.CampaignOut])
@@ -113,16 +108,14 @@ async def list_campaigns(
     responses=openapi.errors({404: "reporting has not seen this campaign's launch"}),
 )
 async def teachers_behind(
-    principal: CurrentPrincipal,
     pool: Pool,
     today: Today,
     campaign_id: Annotated[str, Query(min_length=1, max_length=100, description="campaign id")],
-    org_path: OrgPath = None,
+    node: Node,
     limit: Annotated[int, Query(ge=1, le=1000, description="at most this many teachers")] = 100,
 ) -> Any:
     """The teachers of a campaign in an org unit (a school admin: their school) who have completed fewer visits than
     the campaign's plan expects by today, furthest behind first (404 for a campaign reporting has not seen)."""
-    node = _scope(principal, org_path)
     return await views.teachers_behind(pool, node, campaign_id, today, limit)
 
 
@@ -139,14 +132,12 @@ async def whoami(principal: CurrentPrincipal) -> schemas.Me:
 )
 async def export(
     table: Table,
-    principal: CurrentPrincipal,
     pool: Pool,
-    org_path: OrgPath = None,
+    node: Node,
     campaign_id: CampaignId = "",
     format: ExportFormat = "csv",
 ) -> Response:
     """Any table of the API as CSV or Excel."""
-    node = _scope(principal, org_path)
     header, rows = await exports.table(pool, table, node, campaign_id)
     stem = f"{table}{node.replace('/', '_')}{'_' + campaign_id if campaign_id else ''}"
     if format == "xlsx":
@@ -166,6 +157,12 @@ async def export(
 async def dashboard() -> FileResponse:
     """The dashboard page (static; it calls the API with the caller's token)."""
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+
+@pages.get("/dashboard/vocabulary.json")
+async def dashboard_vocabulary() -> dict[str, dict[str, tuple[str, str]]]:
+    """The zh/en labels the dashboard shows for finding categories and org levels: the contracts' own."""
+    return {"cat": {c.value: (c.zh, c.en) for c in Category}, "level": {v.value: (v.zh, v.en) for v in OrgLevel}}
 
 
 @pages.get("/dashboard/{name}")

@@ -11,13 +11,6 @@ const I18N = {
     visitsCompleted: "完成家访", casesOpened: "建立个案", casesClosed: "已结案", casesClosurePending: "待审批结案", attendance: "家长学校出勤率",
     schoolCommittee: "学校家委会覆盖", lang: "English", teachersBehind: "进度落后的教师", teacher: "教师",
     expected: "按计划应完成", behindBy: "落后", flaggedVisits: "违反家访要求", opened: "新建", closed: "结案", noData: "暂无数据",
-    city: "市", district: "县区", school: "学校", grade: "年级", class: "班级",
-    cat: {
-      left_behind: "留守儿童", orphaned_or_unaccompanied: "孤儿或事实无人抚养", disability: "残疾儿童",
-      family_hardship: "家庭经济困难", mental_health: "心理健康", guardianship_gap: "监护缺失",
-      family_conflict: "家庭矛盾", safety_risk: "安全风险", health_need: "健康需求",
-      learning_difficulty: "学习困难", family_education_need: "家庭教育需求",
-    },
   },
   en: {
     title: "Home–School–Society Cooperation Dashboard", campaign: "Campaign", allCampaigns: "All campaigns",
@@ -32,13 +25,6 @@ const I18N = {
     teachersBehind: "Teachers behind schedule", teacher: "Teacher", expected: "Expected by today",
     behindBy: "Behind by", flaggedVisits: "Visits breaking a requirement",
     opened: "opened", closed: "closed", noData: "No data yet",
-    city: "City", district: "District", school: "School", grade: "Grade", class: "Class",
-    cat: {
-      left_behind: "Left-behind", orphaned_or_unaccompanied: "Orphaned/unaccompanied", disability: "Disability",
-      family_hardship: "Family hardship", mental_health: "Mental health", guardianship_gap: "Guardianship gap",
-      family_conflict: "Family conflict", safety_risk: "Safety risk", health_need: "Health need",
-      learning_difficulty: "Learning difficulty", family_education_need: "Family education need",
-    },
   },
 };
 
@@ -66,6 +52,9 @@ const state = {
 };
 
 function t(key) { return I18N[state.lang][key] ?? key; }
+// The contracts' zh/en labels of finding categories and org levels (GET /dashboard/vocabulary.json): [zh, en].
+let VOCAB = { cat: {}, level: {} };
+function label(kind, code) { return VOCAB[kind]?.[code]?.[state.lang === "zh" ? 0 : 1] ?? code; }
 function pick(doc, dotted) { return dotted.split(".").reduce((o, k) => (o == null ? o : o[k]), doc); }
 function fmt(v, kind) {
   if (v === null || v === undefined) return "—";
@@ -122,7 +111,7 @@ function renderTable(children) {
     const f = c.figures;
     const leaf = c.level === "class";
     return `<tr data-path="${esc(c.org_path)}" class="${leaf ? "leaf" : ""}">` +
-      `<td>${esc(c.name)} <small>${esc(t(c.level))}</small></td>` +
+      `<td>${esc(c.name)} <small>${esc(label("level", c.level))}</small></td>` +
       `<td data-col="families.assigned">${fmt(f.families.assigned)}</td>` +
       `<td data-col="families.visited">${fmt(f.families.visited)}</td>` +
       `<td data-col="families.coverage">${fmt(f.families.coverage, "pct")}</td>` +
@@ -215,7 +204,7 @@ function renderCharts() {
     data.children.map((c) => ({ path: c.org_path, label: c.name, value: c.figures.families.coverage })));
   const cats = data.self.figures.findings.by_category;
   document.getElementById("chart-findings").innerHTML = hbarChart(
-    Object.keys(cats).map((k) => ({ label: I18N[state.lang].cat[k] || k, value: cats[k] })));
+    Object.keys(cats).map((k) => ({ label: label("cat", k), value: cats[k] })));
   document.getElementById("chart-cases").innerHTML = lineChart(series.days);
 }
 
@@ -297,6 +286,8 @@ async function start() {
     return;
   }
   try {
+    const vocab = await fetch("/dashboard/vocabulary.json");
+    if (vocab.ok) VOCAB = await vocab.json();  // else the codes stand for their labels
     const me = await api("whoami");
     state.root = me.org_path;
     const { items: campaigns } = await api("reporting/campaigns", { limit: 500 });

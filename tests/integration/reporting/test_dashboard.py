@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.contracts.common import Category, OrgLevel
 from tests.integration.reporting import scenario
 from tests.integration.reporting.cdp import CHROMIUM, browser
 from tests.integration.reporting.expected import pick
@@ -60,7 +61,10 @@ async def test_dashboard_shows_api_figures_and_drills_down(reporting):
         assert await page.js("document.body.dataset.node") == scenario.CITY
         await assert_page_matches_api(page, reporting, scenario.CITY)
         assert await page.js("document.querySelectorAll('#chart-coverage rect[data-bar]').length") == 2
-        assert "家访覆盖率" in await page.js("document.body.innerText")
+        text = await page.js("document.body.innerText")
+        assert "家访覆盖率" in text
+        # Category and level labels are the contracts' own (served as /dashboard/vocabulary.json).
+        assert Category.SAFETY_RISK.zh in text and OrgLevel.DISTRICT.zh in text
         await page.screenshot(ARTIFACTS / "reporting-dashboard-city-zh.png")
 
         # Drill down: city → district → school, by clicking table rows.
@@ -77,5 +81,6 @@ async def test_dashboard_shows_api_figures_and_drills_down(reporting):
         await page.js("document.getElementById('lang').click()")
         text = await page.js("document.body.innerText")
         assert "Visit coverage by unit" in text and "Overdue cases" in text
+        assert Category.SAFETY_RISK.en in text and OrgLevel.DISTRICT.en in text
         await assert_page_matches_api(page, reporting, scenario.CITY)
         await page.screenshot(ARTIFACTS / "reporting-dashboard-city-en.png")
