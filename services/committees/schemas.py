@@ -86,6 +86,8 @@ DuplicateReason = Annotated[
     ),
 ]
 
+RecordVersion = Annotated[int, Field(description="the version of this record (its `ETag`); `If-Match` on changes")]
+VersionAfter = Annotated[int, Field(description="the version of the record after the change (its `ETag`)")]
 _TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # what the kit's edge lets through in a body
 # Neither a control character nor what Python's str.strip() removes (spelt out: regex engines disagree on \s).
 _VISIBLE = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
@@ -334,7 +336,7 @@ class OrgUnitOut(BaseModel):
     school_type: SchoolType | None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
+    version: RecordVersion
 
 
 class CommitteeSummary(BaseModel):
@@ -449,13 +451,13 @@ class LectureOut(BaseModel):
 class StaffLeftOut(BaseModel):
     staff_id: str
     active: bool
-    version: int = Field(description="the version of the record after the change (its `ETag`)")
+    version: VersionAfter
 
 
 class StudentLeftOut(BaseModel):
     student_id: str
     active: bool
-    version: int = Field(description="the version of the record after the change (its `ETag`)")
+    version: VersionAfter
 
 
 class EntityCounts(BaseModel):
@@ -512,7 +514,7 @@ class StaffOut(BaseModel):
     class_ids: list[str]
     head_class_id: str | None
     active: bool
-    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
+    version: RecordVersion
 
 
 class StudentOut(BaseModel):
@@ -527,7 +529,7 @@ class StudentOut(BaseModel):
     family_id: str
     active: bool
     updated_at: datetime
-    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
+    version: RecordVersion
 
 
 class DuplicateCandidateOut(BaseModel):
@@ -587,7 +589,7 @@ class FamilyOut(BaseModel):
     address: str | None
     guardians: list[GuardianOut]
     students: list[FamilyStudentOut]
-    version: int = Field(description="the version of this record (its `ETag`); `If-Match` on changes")
+    version: RecordVersion
 
 
 class CommitteeMemberOut(BaseModel):
