@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import graphlib
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +85,31 @@ def test_every_database_call_of_a_service_is_in_its_store():
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in DB_CALLS:
                     outside.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.func.attr}(")
     assert outside == []
+
+
+EVENT_TYPE = re.compile(r"^[a-z]+\.[a-z_]+(\.[a-z_]+)*\.v[0-9]+$")  # committees.staff.changed.v1
+# Calls that make an id or read the time on their own: ids are `shared.ids.new_id(s)`, time is the injected clock
+# (`shared.clock`); the database's now() stamps bookkeeping columns only.
+OWN_IDS_OR_TIME = {
+    "uuid": {"uuid1", "uuid4"},
+    "secrets": {"token_hex", "token_urlsafe"},
+    "datetime": {"now", "utcnow", "today"},
+    "date": {"today"},
+    "datetime.datetime": {"now", "utcnow", "today"},
+    "datetime.date": {"today"},
+}
+
+
+def test_services_name_event_types_through_the_contracts_and_take_ids_and_time_from_the_kit():
+    """No literal event type (a contract class's `.type` instead), no id or clock of a service's own."""
+    found = []
+    for service in SERVICES:
+        for path in sorted((ROOT / "services" / service).rglob("*.py")):
+            where = str(path.relative_to(ROOT))
+            for node in ast.walk(ast.parse(path.read_text(), where)):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and EVENT_TYPE.match(node.value):
+                    found.append(f"{where}:{node.lineno} {node.value!r}")
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                    if node.func.attr in OWN_IDS_OR_TIME.get(ast.unparse(node.func.value), ()):
+                        found.append(f"{where}:{node.lineno} {ast.unparse(node.func)}()")
+    assert found == []
