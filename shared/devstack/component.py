@@ -92,9 +92,16 @@ class LocalProcess(Component):
     piece of its command line (a recycled pid does not pass for it); `address` is `http://127.0.0.1:<port>`."""
 
     port: int
+    root: Path
     pid_file: Path
     log: Path
     stop_seconds = 10  # how long it may take to exit on SIGTERM
+
+    def __init__(self, port: int, root: Path, log: str) -> None:
+        """Listening on `port`, its state in `root`: the pid file `<name>.pid` and the log `log`."""
+        self.port, self.root = port, root
+        self.pid_file = root / f"{self.name}.pid"
+        self.log = root / log
 
     @property
     @abstractmethod

@@ -59,13 +59,10 @@ class Gateway(LocalProcess):
     def __init__(
         self, state_dir: Path, port: int, upstreams: dict[str, list[int]], rates: tuple[str, str] = RATES
     ) -> None:
-        self.port = port
+        super().__init__(port, state_dir / "gateway", "error.log")
         self.upstreams = upstreams
         self.rates = rates
-        self.root = state_dir / "gateway"
         self.conf = self.root / "nginx.conf"
-        self.pid_file = self.root / "gateway.pid"
-        self.log = self.root / "error.log"
         self.www = self.root / "www"  # nginx's root: docs/ and app/ (links to the built folders), dev-users.json
 
     @property

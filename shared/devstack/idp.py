@@ -80,12 +80,9 @@ class IdentityProvider(LocalProcess):
     env_var = "IDP_ISSUER"
 
     def __init__(self, state_dir: Path, port: int, redirect_uris: list[str]) -> None:
-        self.port = port
+        super().__init__(port, state_dir / "idp", "idp.log")
         self.redirect_uris = redirect_uris
-        self.root = state_dir / "idp"
         self.users_file = self.root / "users.json"
-        self.pid_file = self.root / "idp.pid"
-        self.log = self.root / "idp.log"
 
     @property
     def marker(self) -> str:

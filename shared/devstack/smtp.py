@@ -26,11 +26,8 @@ class SmtpServer(LocalProcess):
     env_var = "SMTP_ADDRESS"
 
     def __init__(self, root: Path, port: int) -> None:
-        self.port = port
-        self.root = root
+        super().__init__(port, root, "smtp.log")
         self.maildir = root / "mail"
-        self.pid_file = root / "smtp.pid"
-        self.log = root / "smtp.log"
 
     @property
     def address(self) -> str:
