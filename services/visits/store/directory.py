@@ -22,25 +22,25 @@ PLANNED = f"s.active AND s.family_id <> '' AND {subtree_sql('s.org_path', 1)}"  
 TEACHING = f"t.active AND t.roles && $3::text[] AND {subtree_sql('t.org_path', 1)}"  # the staff who can visit
 
 
-async def list_school_sizes(conn: Conn, scope: str) -> list[asyncpg.Record]:
-    """(school, students) of the students a launch in `scope` plans."""
+async def list_class_sizes(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    """(org_path, students) of each class with students a launch in `scope` plans."""
     return await conn.fetch(
-        f"SELECT {school_of('s.org_path')} AS school, count(*) AS students FROM students s WHERE {PLANNED} GROUP BY 1",
+        f"SELECT s.org_path, count(*) AS students FROM students s WHERE {PLANNED} GROUP BY s.org_path",
         *subtree_args(scope),
     )
 
 
-async def list_school_links(conn: Conn, scope: str) -> list[asyncpg.Record]:
-    """Schools a launch must plan together: those of each family with children in several, and a teaching staff
-    member's with that of the class they head. (Families with one child in scope, most of them, are left out before
-    any path is cut, and each class's path is cut once: 0.3 s for a city of 92,000 families, 2.9 s otherwise.)"""
+async def list_class_links(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    """Org paths a launch must plan in one group (`paths`): the classes of each family with children in several (the
+    families with one child in scope, most of them, left out first), and each class head's own path with their
+    class's."""
     return await conn.fetch(
-        f"SELECT array_agg(DISTINCT {school_of('s.org_path')}) AS schools FROM students s WHERE {PLANNED} "
+        f"SELECT array_agg(DISTINCT s.org_path) AS paths FROM students s WHERE {PLANNED} "
         f"AND s.family_id IN (SELECT s.family_id FROM students s WHERE {PLANNED} GROUP BY s.family_id "
-        f"HAVING count(*) > 1) GROUP BY s.family_id HAVING count(DISTINCT {school_of('s.org_path')}) > 1 "
-        f"UNION ALL SELECT ARRAY[{school_of('t.org_path')}, {school_of('c.org_path')}] FROM staff t "
+        "HAVING count(*) > 1) GROUP BY s.family_id HAVING count(DISTINCT s.org_path) > 1 "
+        "UNION ALL SELECT ARRAY[t.org_path, c.org_path] FROM staff t "
         f"JOIN (SELECT DISTINCT s.class_id, s.org_path FROM students s WHERE {PLANNED}) c "
-        f"ON c.class_id = t.head_class_id WHERE {TEACHING} AND {school_of('t.org_path')} <> {school_of('c.org_path')}",
+        f"ON c.class_id = t.head_class_id WHERE {TEACHING}",
         *subtree_args(scope),
         TEACHING_ROLES,
     )
@@ -49,11 +49,12 @@ async def list_school_links(conn: Conn, scope: str) -> list[asyncpg.Record]:
 async def list_students_by_group(
     conn: asyncpg.Connection, scope: str, groups: dict[str, int], batch: int
 ) -> AsyncIterator[list[asyncpg.Record]]:
-    """The students a launch plans with their school's group (`groups`), by group, family and id, `batch` rows at a
-    time through a server-side cursor (inside the caller's transaction): a city is never in memory at once."""
+    """The students a launch plans with their class's group (`groups`: class path → group), by group, family and id,
+    `batch` rows at a time through a server-side cursor (inside the caller's transaction): a city is never in memory
+    at once."""
     cursor = await conn.cursor(
         "SELECT s.student_id, s.class_id, s.org_path, s.family_id, g.grp FROM students s "
-        f"JOIN unnest($3::text[], $4::int[]) AS g(school, grp) ON g.school = {school_of('s.org_path')} "
+        "JOIN unnest($3::text[], $4::int[]) AS g(path, grp) ON g.path = s.org_path "
         f"WHERE {PLANNED} ORDER BY g.grp, s.family_id, s.student_id",
         *subtree_args(scope),
         list(groups),

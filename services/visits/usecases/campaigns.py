@@ -132,14 +132,7 @@ async def launch_campaign(
         occurred_at=now,
     )
     await add_events(conn, [launched])  # before its assignments' events, as consumers read them
-    groups = planning.planning_groups(
-        {r["school"]: r["students"] for r in await store.directory.list_school_sizes(conn, scope)},
-        [r["schools"] for r in await store.directory.list_school_links(conn, scope)],
-        LAUNCH_CHUNK,
-    )
-    schools: dict[int, list[str]] = defaultdict(list)
-    for school, number in groups.items():
-        schools[number].append(school)
+    of_class, schools = await _planning_groups(conn, scope)
     loads: dict[str, int] = {}
     unassigned: list[tuple[str, str]] = []  # (first school, family): the whole scope's order
 
@@ -154,7 +147,7 @@ async def launch_campaign(
             unassigned.extend((first[f], f) for f in planned.unassigned)
 
     group: list[asyncpg.Record] = []
-    async for rows in store.directory.list_students_by_group(conn, scope, groups, LAUNCH_CHUNK):
+    async for rows in store.directory.list_students_by_group(conn, scope, of_class, LAUNCH_CHUNK):
         for r in rows:
             if group and r["grp"] != group[0]["grp"]:
                 await plan(group)
@@ -171,6 +164,23 @@ async def launch_campaign(
         "max_per_teacher": max(loads.values(), default=0),
         "unassigned_family_ids": [f for _, f in unassigned[:100]],
     }
+
+
+async def _planning_groups(conn: asyncpg.Connection, scope: str) -> tuple[dict[str, int], dict[int, list[str]]]:
+    """The launch's groups (`planning.planning_groups` over the scope's schools): class path → group, and each group's
+    schools. Read per class (a few thousand rows), cut to schools here."""
+    classes = await store.directory.list_class_sizes(conn, scope)
+    sizes: dict[str, int] = defaultdict(int)
+    for c in classes:
+        sizes[planning.school_path(c["org_path"])] += c["students"]
+    links = await store.directory.list_class_links(conn, scope)
+    groups = planning.planning_groups(
+        sizes, [[planning.school_path(p) for p in r["paths"]] for r in links], LAUNCH_CHUNK
+    )
+    schools: dict[int, list[str]] = defaultdict(list)
+    for school, number in groups.items():
+        schools[number].append(school)
+    return {c["org_path"]: groups[planning.school_path(c["org_path"])] for c in classes}, schools
 
 
 async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[planning.Planned], now: datetime) -> None:
