@@ -60,7 +60,7 @@ async def get_committee(
 @router.post(ONE + "/dissolve", response_model=CommitteeDissolvedOut, responses=openapi.errors(409))
 async def dissolve_committee(committee_id: str, body: DissolveIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Dissolve a committee; its active members leave."""
-    return await w.run(committees.dissolve, committee_id, body, if_match)
+    return await w.run(committees.dissolve, committee_id, body, if_match=if_match)
 
 
 @router.post(ONE + "/members", status_code=201, response_model=MembershipOut, responses=openapi.errors(409))

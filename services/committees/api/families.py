@@ -31,7 +31,7 @@ async def get_family(family_id: str, principal: CurrentPrincipal, pool: Pool, ta
 @router.patch("/families/{family_id}", response_model=FamilyOut)
 async def update_family(family_id: str, body: FamilyPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Change whether parents work away, the living arrangement or the address."""
-    return await w.run(families.update, family_id, body, if_match, replayed=families.audit_answer)
+    return await w.run(families.update, family_id, body, if_match=if_match, replayed=families.audit_answer)
 
 
 @router.post(

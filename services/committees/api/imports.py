@@ -16,7 +16,7 @@ from shared import openapi
 from shared.auth import CurrentPrincipal
 from shared.problems import Problem, invalid
 from shared.web import Pool
-from shared.writes import Write, Writes
+from shared.writes import Writer, Writes
 
 router = APIRouter(prefix="/api/v1/imports", tags=["imports"])
 MAX_FILE_BYTES = 200 * 1024 * 1024  # one entity's CSV
@@ -28,7 +28,7 @@ def _located(response: JSONResponse) -> JSONResponse:
     return response
 
 
-def _accepted(w: Write, response: JSONResponse) -> JSONResponse:
+def _accepted(w: Writer, response: JSONResponse) -> JSONResponse:
     """Start the job after its request committed (not for a replayed Idempotency-Key)."""
     if response.status_code == 202 and response.headers.get("idempotent-replayed") != "true":
         runner_for(w.request.app.state.settings, w.clock).start(orjson.loads(response.body)["import_id"])

@@ -34,7 +34,7 @@ subtree_list(
 @router.delete("/lecturers/{lecturer_id}", response_model=LecturerLeftOut, responses=openapi.errors(404))
 async def remove_lecturer(lecturer_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """A member leaves the lecturer group (`lecturer.left`); their lectures stay counted."""
-    return await w.run(lecturers.remove_lecturer, lecturer_id, if_match)
+    return await w.run(lecturers.remove_lecturer, lecturer_id, if_match=if_match)
 
 
 @router.post(

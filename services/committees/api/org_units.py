@@ -49,4 +49,4 @@ async def create_org_unit(body: OrgUnitIn, w: Writes) -> Any:
 @router.patch("/org-units/{org_unit_id}", response_model=OrgUnitOut)
 async def update_org_unit(org_unit_id: str, body: OrgUnitPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Rename an org unit or change a school's type."""
-    return await w.run(org_units.update, org_unit_id, body, if_match)
+    return await w.run(org_units.update, org_unit_id, body, if_match=if_match)

@@ -80,7 +80,7 @@ async def enrol_guardians(parent_school_id: str, session_id: str, body: EnrolIn,
 @router.post(SESSION + "/held", response_model=SessionOut, responses=openapi.errors(409))
 async def mark_session_held(parent_school_id: str, session_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """Record that a scheduled session took place."""
-    return await w.run(parent_schools.mark_held, parent_school_id, session_id, if_match)
+    return await w.run(parent_schools.mark_held, parent_school_id, session_id, if_match=if_match)
 
 
 @router.post(SESSION + "/attendance", response_model=AttendanceOut)

@@ -46,10 +46,10 @@ async def create_staff(body: StaffIn, w: Writes) -> Any:
 @router.patch("/staff/{staff_id}", response_model=StaffOut)
 async def update_staff(staff_id: str, body: StaffPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Change a staff member's roles, classes or contact."""
-    return await w.run(staff.update, staff_id, body, if_match, replayed=staff.audit_answer)
+    return await w.run(staff.update, staff_id, body, if_match=if_match, replayed=staff.audit_answer)
 
 
 @router.delete("/staff/{staff_id}", response_model=StaffLeftOut)
 async def mark_staff_left(staff_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """A staff member left: deactivate and publish `staff.left`."""
-    return await w.run(staff.leave, staff_id, if_match)
+    return await w.run(staff.leave, staff_id, if_match=if_match)

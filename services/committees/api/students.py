@@ -76,16 +76,16 @@ async def list_student_duplicates(student_id: str, principal: CurrentPrincipal, 
 async def merge_student(student_id: str, body: MergeIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Merge a duplicate record into this one (the same child registered twice): one `student.merged` event;
     visits, outreach and reporting move what they hold under the duplicate to this record."""
-    return await w.run(students.merge, student_id, body, if_match, replayed=students.audit_answer)
+    return await w.run(students.merge, student_id, body, if_match=if_match, replayed=students.audit_answer)
 
 
 @router.patch("/students/{student_id}", response_model=StudentOut, responses=openapi.errors(409))
 async def update_student(student_id: str, body: StudentPatch, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Move a student to another class or family, or correct their record."""
-    return await w.run(students.update, student_id, body, if_match, replayed=students.audit_answer)
+    return await w.run(students.update, student_id, body, if_match=if_match, replayed=students.audit_answer)
 
 
 @router.delete("/students/{student_id}", response_model=StudentLeftOut)
 async def mark_student_left(student_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """A student left the city's schools: `student.left`, and their family's facts change."""
-    return await w.run(students.leave, student_id, if_match)
+    return await w.run(students.leave, student_id, if_match=if_match)

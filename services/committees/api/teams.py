@@ -42,4 +42,4 @@ async def add_team_member(team_id: str, body: TeamMemberIn, w: Writes) -> Any:
 @router.delete(ONE + "/members/{member_id}", response_model=TeamMemberRemoved)
 async def remove_team_member(team_id: str, member_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """Remove a member from a team (`If-Match`: the member's version, as the team's GET lists it)."""
-    return await w.run(teams.remove_member, team_id, member_id, if_match)
+    return await w.run(teams.remove_member, team_id, member_id, if_match=if_match)

@@ -19,14 +19,14 @@ from services.committees.schemas import CommitteeIn, DissolveIn, MemberIn
 from services.committees.store import committees as store
 from services.committees.store import directory
 from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
-from shared import audit, versions
+from shared import audit
 from shared.auth import ADMINS, Principal
-from shared.clock import Clock
 from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event, add_events
 from shared.problems import conflict, found, not_found, unknown
+from shared.writes import Write
 
 
 async def _get(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str, Any]:
@@ -40,14 +40,14 @@ async def _writable(conn: asyncpg.Connection, principal: Principal, committee_id
     return c
 
 
-async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: CommitteeIn) -> dict[str, Any]:
+async def form(w: Write, body: CommitteeIn) -> dict[str, Any]:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
-    unit = await get_unit(conn, body.org_unit_id, lock=True, field="/org_unit_id")
-    require_write(principal, unit["org_path"])
+    unit = await get_unit(w.conn, body.org_unit_id, lock=True, field="/org_unit_id")
+    require_write(w.principal, unit["org_path"])
     with decided():
         level = committee_level(unit["level"])
     try:
-        check_one_active_committee(await store.list_active_committee_ids(conn, body.org_unit_id))
+        check_one_active_committee(await store.list_active_committee_ids(w.conn, body.org_unit_id))
     except RuleBroken as exc:  # a second active committee is a conflict with the current state
         raise conflict(exc.reason) from None
     c = {
@@ -57,8 +57,8 @@ async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, bod
         "level": level.value,
         "formed_on": body.formed_on,
     }
-    await store.insert_committee(conn, c)
-    await add_event(conn, ev.CommitteeFormed(**c, occurred_at=clock.now()))
+    await store.insert_committee(w.conn, c)
+    await add_event(w.conn, ev.CommitteeFormed(**c, occurred_at=w.clock.now()))
     return {**c, "dissolved_on": None, "members": [], "version": 1}
 
 
@@ -79,24 +79,17 @@ async def get(pool: asyncpg.Pool, principal: Principal, committee_id: str) -> di
     return c
 
 
-async def dissolve(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    committee_id: str,
-    body: DissolveIn,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def dissolve(w: Write, committee_id: str, body: DissolveIn) -> dict[str, Any]:
     """Dissolve a committee; its active members leave (412 when `If-Match` names another version)."""
-    c = await _writable(conn, principal, committee_id)
-    versions.check(c["version"], precondition)
+    c = await _writable(w.conn, w.principal, committee_id)
+    w.check(c["version"])
     with decided():
         check_dissolve(c["formed_on"], c["dissolved_on"], body.dissolved_on)
-    left = await store.update_committee_dissolved(conn, committee_id, body.dissolved_on)
-    now = clock.now()
+    left = await store.update_committee_dissolved(w.conn, committee_id, body.dissolved_on)
+    now = w.clock.now()
     path = c["org_path"]
     await add_events(
-        conn,
+        w.conn,
         [
             *(
                 ev.CommitteeMemberLeft(committee_id=committee_id, guardian_id=g, org_path=path, occurred_at=now)
@@ -111,42 +104,38 @@ async def dissolve(
             ),
         ],
     )
-    return {**await _get(conn, committee_id), "members_left": left}
+    return {**await _get(w.conn, committee_id), "members_left": left}
 
 
-async def add_member(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, body: MemberIn
-) -> dict[str, Any]:
+async def add_member(w: Write, committee_id: str, body: MemberIn) -> dict[str, Any]:
     """A guardian of a student inside the committee's unit joins it."""
-    c = await _writable(conn, principal, committee_id)
+    c = await _writable(w.conn, w.principal, committee_id)
     with decided():
         check_active(c["dissolved_on"])
-    if await directory.get_guardian(conn, body.guardian_id) is None:
+    if await directory.get_guardian(w.conn, body.guardian_id) is None:
         raise unknown("/guardian_id", "guardian")
     with decided():
         check_term(body.term_start, body.term_end)
-        check_member_eligible(c["org_path"], await directory.list_guardian_student_paths(conn, body.guardian_id))
+        check_member_eligible(c["org_path"], await directory.list_guardian_student_paths(w.conn, body.guardian_id))
     m = body.model_dump()
-    if not await store.upsert_member(conn, committee_id, m):
+    if not await store.upsert_member(w.conn, committee_id, m):
         raise conflict("the guardian is already a member")
     await add_event(
-        conn,
-        ev.CommitteeMemberJoined(committee_id=committee_id, org_path=c["org_path"], **m, occurred_at=clock.now()),
+        w.conn,
+        ev.CommitteeMemberJoined(committee_id=committee_id, org_path=c["org_path"], **m, occurred_at=w.clock.now()),
     )
     return {"committee_id": committee_id, **m}
 
 
-async def remove_member(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, committee_id: str, guardian_id: str
-) -> dict[str, Any]:
+async def remove_member(w: Write, committee_id: str, guardian_id: str) -> dict[str, Any]:
     """A member leaves the committee."""
-    c = await _writable(conn, principal, committee_id)
-    if not await store.update_member_left(conn, committee_id, guardian_id):
+    c = await _writable(w.conn, w.principal, committee_id)
+    if not await store.update_member_left(w.conn, committee_id, guardian_id):
         raise not_found("active member")
     await add_event(
-        conn,
+        w.conn,
         ev.CommitteeMemberLeft(
-            committee_id=committee_id, guardian_id=guardian_id, org_path=c["org_path"], occurred_at=clock.now()
+            committee_id=committee_id, guardian_id=guardian_id, org_path=c["org_path"], occurred_at=w.clock.now()
         ),
     )
     return {"committee_id": committee_id, "guardian_id": guardian_id, "active": False}

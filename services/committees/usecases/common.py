@@ -10,10 +10,11 @@ import asyncpg
 
 from services.committees.domain.rules import TEACHERS, Conflict, RuleBroken, can_write
 from services.committees.store import org_units
-from shared import audit, pages, scope, versions
+from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.db import Conn
 from shared.problems import Problem, conflict, field_error, not_found, unknown
+from shared.writes import Write
 
 READERS = (*ADMINS, *TEACHERS, Role.AUDITOR)
 UNDER = "/query/under"  # the lists' subtree filter
@@ -26,11 +27,11 @@ def require_write(principal: Principal, *org_paths: str) -> None:
         raise scope.forbidden("requires an admin role covering every org unit this write touches")
 
 
-def require_change(principal: Principal, row: dict[str, Any], precondition: versions.Precondition | None) -> None:
-    """A change of a directory record (locked by the caller): 403 unless the caller may write where it is, 412 when
-    `If-Match` names another version."""
-    require_write(principal, row["org_path"])
-    versions.check(row["version"], precondition)
+def require_change(w: Write, row: dict[str, Any]) -> None:
+    """A change of a record (locked by the caller): 403 unless the caller may write where it is, 412 when `If-Match`
+    names another version."""
+    require_write(w.principal, row["org_path"])
+    w.check(row["version"])
 
 
 def require_read(principal: Principal, org_path: str) -> None:

@@ -10,11 +10,11 @@ from services.committees.domain.rules import TEACHERS, family_scope, people_acce
 from services.committees.schemas import FamilyIn, FamilyPatch, GuardianIn
 from services.committees.store import directory as store
 from services.committees.usecases.directory import patched, publish_family_facts, write_record
-from shared import audit, scope, versions
+from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
-from shared.clock import Clock
 from shared.db import Conn
 from shared.problems import Problem, conflict, found
+from shared.writes import Write
 
 FIELDS = ("family_no", "parents_work_away", "living_arrangement", "address")
 
@@ -80,26 +80,26 @@ async def _answer(conn: asyncpg.Connection, principal: Principal, family_id: str
     return fam
 
 
-async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: FamilyIn) -> dict[str, Any]:
+async def create(w: Write, body: FamilyIn) -> dict[str, Any]:
     """Register a family with its guardians (students join it when registered)."""
-    principal.require(*ADMINS)
-    if await store.get_family_id(conn, body.family_no):
+    w.principal.require(*ADMINS)
+    if await store.get_family_id(w.conn, body.family_no):
         raise conflict("a family with this family_no already exists")
     fam = body.model_dump(mode="json", exclude={"guardians"})
-    await write_record(conn, clock, "families", fam, [], set(), publish_families=False)
+    await write_record(w.conn, w.clock, "families", fam, [], set(), publish_families=False)
     for i, g in enumerate(body.guardians):
         try:
             raw = {**g.model_dump(mode="json"), "family_no": body.family_no}
-            await write_record(conn, clock, "guardians", raw, [], {body.family_no}, publish_families=False)
+            await write_record(w.conn, w.clock, "guardians", raw, [], {body.family_no}, publish_families=False)
         except Problem as exc:
             for e in exc.errors or []:
                 e["pointer"] = f"/guardians/{i}{e['pointer']}"
             raise
-    family_id = await store.get_family_id(conn, body.family_no)
+    family_id = await store.get_family_id(w.conn, body.family_no)
     assert family_id is not None
-    await store.update_family_registrar(conn, family_id, principal.org_path)
-    await publish_family_facts(conn, clock, [family_id])
-    return await _answer(conn, principal, family_id)
+    await store.update_family_registrar(w.conn, family_id, w.principal.org_path)
+    await publish_family_facts(w.conn, w.clock, [family_id])
+    return await _answer(w.conn, w.principal, family_id)
 
 
 async def get(pool: asyncpg.Pool, principal: Principal, family_id: str) -> dict[str, Any]:
@@ -113,29 +113,20 @@ async def get(pool: asyncpg.Pool, principal: Principal, family_id: str) -> dict[
     return fam
 
 
-async def update(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    family_id: str,
-    body: FamilyPatch,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def update(w: Write, family_id: str, body: FamilyPatch) -> dict[str, Any]:
     """Change whether parents work away, the living arrangement or the address (412 when `If-Match` names another
     version)."""
-    fam = await _writable(conn, principal, family_id)
-    versions.check(fam["version"], precondition)
-    await write_record(conn, clock, "families", patched(fam, FIELDS, body), [], set())
-    return await _answer(conn, principal, family_id)
+    fam = await _writable(w.conn, w.principal, family_id)
+    w.check(fam["version"])
+    await write_record(w.conn, w.clock, "families", patched(fam, FIELDS, body), [], set())
+    return await _answer(w.conn, w.principal, family_id)
 
 
-async def add_guardian(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, family_id: str, body: GuardianIn
-) -> dict[str, Any]:
+async def add_guardian(w: Write, family_id: str, body: GuardianIn) -> dict[str, Any]:
     """Add a guardian to a family (the family's facts change: `family.changed`)."""
-    fam = await _writable(conn, principal, family_id)
-    if await store.get_guardian_id(conn, body.guardian_no):
+    fam = await _writable(w.conn, w.principal, family_id)
+    if await store.get_guardian_id(w.conn, body.guardian_no):
         raise conflict("a guardian with this guardian_no already exists")
     raw = {**body.model_dump(mode="json"), "family_no": fam["family_no"]}
-    await write_record(conn, clock, "guardians", raw, [], {fam["family_no"]})
-    return await _answer(conn, principal, family_id)
+    await write_record(w.conn, w.clock, "guardians", raw, [], {fam["family_no"]})
+    return await _answer(w.conn, w.principal, family_id)

@@ -14,10 +14,10 @@ from services.committees.store import imports as store
 from services.committees.store import org_units
 from shared import scope
 from shared.auth import Principal, Role
-from shared.clock import Clock
 from shared.db import Conn
 from shared.ids import new_id
 from shared.problems import conflict, found, invalid
+from shared.writes import Write
 
 VIEW = ("import_id", "format", "status", "created_at", "started_at", "finished_at", "counts", "events", "timings")
 
@@ -46,25 +46,25 @@ async def _get(conn: Conn, import_id: str, *, lock: bool = False) -> asyncpg.Rec
     return found(await store.get_import(conn, import_id, lock=lock), "import")
 
 
-async def open_json(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: ImportIn) -> dict[str, Any]:
+async def open_json(w: Write, body: ImportIn) -> dict[str, Any]:
     """A JSON export (rows per entity) queued as one job."""
-    await require_importer(conn, principal)
+    await require_importer(w.conn, w.principal)
     present = {e: rows for e in ENTITIES if (rows := getattr(body, e)) is not None}
     if not present:
         raise invalid("/", "at least one of org_units, staff, families, guardians, students is required")
     import_id = new_id()
-    await store.insert_import(conn, import_id, "json", "queued", principal.subject)
+    await store.insert_import(w.conn, import_id, "json", "queued", w.principal.subject)
     for entity, rows in present.items():
-        await store.upsert_file(conn, import_id, entity, orjson.dumps(rows).decode())
-    return view(await _get(conn, import_id))
+        await store.upsert_file(w.conn, import_id, entity, orjson.dumps(rows).decode())
+    return view(await _get(w.conn, import_id))
 
 
-async def open_csv(conn: asyncpg.Connection, principal: Principal, clock: Clock) -> dict[str, Any]:
+async def open_csv(w: Write) -> dict[str, Any]:
     """A CSV import awaiting its files."""
-    await require_importer(conn, principal)
+    await require_importer(w.conn, w.principal)
     import_id = new_id()
-    await store.insert_import(conn, import_id, "csv", "awaiting_files", principal.subject)
-    return view(await _get(conn, import_id), {})
+    await store.insert_import(w.conn, import_id, "csv", "awaiting_files", w.principal.subject)
+    return view(await _get(w.conn, import_id), {})
 
 
 async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entity: str, text: str) -> dict[str, Any]:
@@ -81,17 +81,17 @@ async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entit
         return view(job, await store.list_file_sizes(conn, import_id))
 
 
-async def start(conn: asyncpg.Connection, principal: Principal, clock: Clock, import_id: str) -> dict[str, Any]:
+async def start(w: Write, import_id: str) -> dict[str, Any]:
     """Queue an uploaded CSV import."""
-    await require_importer(conn, principal)
-    job = await _get(conn, import_id, lock=True)
+    await require_importer(w.conn, w.principal)
+    job = await _get(w.conn, import_id, lock=True)
     if job["status"] != "awaiting_files":
         raise conflict(f"the import is already {job['status']}")
-    files = await store.list_file_sizes(conn, import_id)
+    files = await store.list_file_sizes(w.conn, import_id)
     if not files:
         raise conflict("upload at least one file before starting")
-    await store.update_status(conn, import_id, "queued")
-    return view(await _get(conn, import_id), files)
+    await store.update_status(w.conn, import_id, "queued")
+    return view(await _get(w.conn, import_id), files)
 
 
 async def get(conn: Conn, principal: Principal, import_id: str) -> dict[str, Any]:

@@ -21,12 +21,12 @@ from services.committees.usecases.common import (
 )
 from shared import audit, versions
 from shared.auth import Principal
-from shared.clock import Clock
 from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event
 from shared.problems import conflict, found, unknown
+from shared.writes import Write
 
 
 async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecturer: dict[str, Any]) -> None:
@@ -42,46 +42,38 @@ async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecture
     )
 
 
-async def add_lecturer(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: LecturerIn
-) -> dict[str, Any]:
+async def add_lecturer(w: Write, body: LecturerIn) -> dict[str, Any]:
     """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
-    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
-    require_write(principal, unit["org_path"])
+    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
+    require_write(w.principal, unit["org_path"])
     with decided():
         check_lecturer(body.staff_id, body.name)
-    if body.staff_id and await directory.get_staff(conn, body.staff_id) is None:
+    if body.staff_id and await directory.get_staff(w.conn, body.staff_id) is None:
         raise unknown("/staff_id", "staff member")
     lec = {"lecturer_id": new_id(), "org_path": unit["org_path"], **body.model_dump()}
-    await store.insert_lecturer(conn, lec)
+    await store.insert_lecturer(w.conn, lec)
     lec["version"] = versions.FIRST
-    await audit_lecturer(conn, principal, lec)
+    await audit_lecturer(w.conn, w.principal, lec)
     await add_event(
-        conn,
+        w.conn,
         ev.LecturerJoined(
-            lecturer_id=lec["lecturer_id"], org_path=lec["org_path"], staff_id=body.staff_id, occurred_at=clock.now()
+            lecturer_id=lec["lecturer_id"], org_path=lec["org_path"], staff_id=body.staff_id, occurred_at=w.clock.now()
         ),
     )
     return lec
 
 
-async def remove_lecturer(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    lecturer_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def remove_lecturer(w: Write, lecturer_id: str) -> dict[str, Any]:
     """A member leaves the lecturer group (their lectures stay counted; 412 when `If-Match` names another
     version)."""
-    lecturer = found(await store.get_lecturer(conn, lecturer_id, lock=True), "lecturer")
-    require_write(principal, lecturer["org_path"])
-    versions.check(lecturer["version"], precondition)
+    lecturer = found(await store.get_lecturer(w.conn, lecturer_id, lock=True), "lecturer")
+    require_write(w.principal, lecturer["org_path"])
+    w.check(lecturer["version"])
     version = lecturer["version"]
-    if await store.update_lecturer_left(conn, lecturer_id):
+    if await store.update_lecturer_left(w.conn, lecturer_id):
         version += 1
         await add_event(
-            conn, ev.LecturerLeft(lecturer_id=lecturer_id, org_path=lecturer["org_path"], occurred_at=clock.now())
+            w.conn, ev.LecturerLeft(lecturer_id=lecturer_id, org_path=lecturer["org_path"], occurred_at=w.clock.now())
         )
     return {"lecturer_id": lecturer_id, "org_path": lecturer["org_path"], "active": False, "version": version}
 
@@ -99,17 +91,15 @@ async def list_lecturers(
     return out
 
 
-async def record_lecture(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: LectureIn
-) -> dict[str, Any]:
+async def record_lecture(w: Write, body: LectureIn) -> dict[str, Any]:
     """Record a publicity lecture given to audience org units (`lecture.given`)."""
-    lecturer = await store.get_lecturer(conn, body.lecturer_id)
+    lecturer = await store.get_lecturer(w.conn, body.lecturer_id)
     if lecturer is None:
         raise unknown("/lecturer_id", "lecturer")
-    require_write(principal, lecturer["org_path"])
+    require_write(w.principal, lecturer["org_path"])
     if not lecturer["active"]:
         raise conflict("the lecturer has left the lecturer group")
-    paths = await org_units.list_org_unit_paths(conn, body.audience_org_unit_ids)
+    paths = await org_units.list_org_unit_paths(w.conn, body.audience_org_unit_ids)
     missing = [f"/audience_org_unit_ids/{i}" for i, u in enumerate(body.audience_org_unit_ids) if u not in paths]
     if missing:
         raise unknown(missing[0], "org unit", *missing[1:])
@@ -124,9 +114,9 @@ async def record_lecture(
         "audience_org_paths": audience,
         "headcount": body.headcount,
     }
-    await store.insert_lecture(conn, lec)
+    await store.insert_lecture(w.conn, lec)
     await add_event(
-        conn,
+        w.conn,
         ev.LectureGiven(
             lecture_id=lec["lecture_id"],
             lecturer_id=body.lecturer_id,
@@ -135,7 +125,7 @@ async def record_lecture(
             given_on=body.given_on,
             audience_org_paths=audience,
             headcount=body.headcount,
-            occurred_at=clock.now(),
+            occurred_at=w.clock.now(),
         ),
     )
     return lec

@@ -4,35 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from services.committees.domain.online import attended_online, check_online_attendance, completed
 from services.committees.schemas import OnlineAttendanceIn
 from services.committees.store import parent_schools as store
 from services.committees.usecases.common import READERS, decided, page, require_read
 from services.committees.usecases.parent_schools import _get, _writable_session, save_attendance
 from shared.auth import Principal
-from shared.clock import Clock
 from shared.db import Conn
+from shared.writes import Write
 
 
 async def record_online_attendance(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    parent_school_id: str,
-    session_id: str,
-    body: OnlineAttendanceIn,
-    min_minutes: int,
+    w: Write, parent_school_id: str, session_id: str, body: OnlineAttendanceIn, min_minutes: int
 ) -> dict[str, Any]:
     """The online platform's report of who was connected how long: attended when at least `min_minutes`; the latest
     report per guardian counts, an unchanged one publishes nothing."""
-    p, s = await _writable_session(conn, principal, parent_school_id, session_id)
+    p, s = await _writable_session(w.conn, w.principal, parent_school_id, session_id)
     with decided():
         check_online_attendance(s["mode"])
     minutes = {r.guardian_id: r.minutes for r in body.records}
     attended = {g: attended_online(m, min_minutes) for g, m in minutes.items()}
-    return await save_attendance(conn, clock, p, session_id, [r.guardian_id for r in body.records], attended, minutes)
+    return await save_attendance(
+        w.conn, w.clock, p, session_id, [r.guardian_id for r in body.records], attended, minutes
+    )
 
 
 async def completion(

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
-
 from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
 from services.committees.usecases.common import get_unit, page, require_change, require_write, under_path
 from services.committees.usecases.directory import patched, write_record
-from shared import versions
-from shared.auth import Principal
-from shared.clock import Clock
 from shared.db import Conn
 from shared.problems import conflict
+from shared.writes import Write
 
 FIELDS = ("org_unit_id", "parent_id", "level", "name", "school_type")
 
@@ -32,26 +28,21 @@ async def get(conn: Conn, org_unit_id: str) -> dict[str, Any]:
     return await get_unit(conn, org_unit_id)
 
 
-async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: OrgUnitIn) -> dict[str, Any]:
+async def create(w: Write, body: OrgUnitIn) -> dict[str, Any]:
     """Add an org unit under a parent inside the caller's scope."""
-    parent = await get_unit(conn, body.parent_id, lock=True, field="/parent_id")
-    require_write(principal, parent["org_path"])
-    if await store.get_org_unit(conn, body.org_unit_id):
+    parent = await get_unit(w.conn, body.parent_id, lock=True, field="/parent_id")
+    require_write(w.principal, parent["org_path"])
+    if await store.get_org_unit(w.conn, body.org_unit_id):
         raise conflict(f"org unit {body.org_unit_id} already exists")
-    await write_record(conn, clock, "org_units", body.model_dump(mode="json"), [body.parent_id], set())
-    return await get_unit(conn, body.org_unit_id)
+    await write_record(w.conn, w.clock, "org_units", body.model_dump(mode="json"), [body.parent_id], set())
+    return await get_unit(w.conn, body.org_unit_id)
 
 
-async def update(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    org_unit_id: str,
-    body: OrgUnitPatch,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def update(w: Write, org_unit_id: str, body: OrgUnitPatch) -> dict[str, Any]:
     """Rename an org unit or change a school's type (412 when `If-Match` names another version)."""
-    unit = await get_unit(conn, org_unit_id, lock=True)
-    require_change(principal, unit, precondition)
-    await write_record(conn, clock, "org_units", patched(unit, FIELDS, body), [org_unit_id, unit["parent_id"]], set())
-    return await get_unit(conn, org_unit_id)
+    unit = await get_unit(w.conn, org_unit_id, lock=True)
+    require_change(w, unit)
+    await write_record(
+        w.conn, w.clock, "org_units", patched(unit, FIELDS, body), [org_unit_id, unit["parent_id"]], set()
+    )
+    return await get_unit(w.conn, org_unit_id)

@@ -27,6 +27,7 @@ from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event, add_events
 from shared.problems import Problem, conflict, found, not_found
+from shared.writes import Write
 
 
 async def _get(conn: Conn, parent_school_id: str) -> dict[str, Any]:
@@ -63,21 +64,19 @@ async def _require_eligible(conn: Conn, p: dict[str, Any], guardian_ids: list[st
         )
 
 
-async def establish(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: ParentSchoolIn
-) -> dict[str, Any]:
+async def establish(w: Write, body: ParentSchoolIn) -> dict[str, Any]:
     """Establish a county-level, school-level or online parent school."""
-    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
-    require_write(principal, unit["org_path"])
+    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
+    require_write(w.principal, unit["org_path"])
     with decided():
         check_parent_school_unit(body.kind, unit["level"])
     p = {"parent_school_id": new_id(), "org_path": unit["org_path"], **body.model_dump(mode="json")}
-    await store.insert_parent_school(conn, p)
+    await store.insert_parent_school(w.conn, p)
     p["version"] = versions.FIRST
     await add_event(
-        conn,
+        w.conn,
         ev.ParentSchoolEstablished(
-            parent_school_id=p["parent_school_id"], org_path=p["org_path"], kind=body.kind, occurred_at=clock.now()
+            parent_school_id=p["parent_school_id"], org_path=p["org_path"], kind=body.kind, occurred_at=w.clock.now()
         ),
     )
     return p
@@ -98,24 +97,17 @@ async def get(conn: Conn, principal: Principal, parent_school_id: str) -> dict[s
     return p
 
 
-async def schedule_session(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    parent_school_id: str,
-    body: SessionIn,
-    join_base: str,
-) -> dict[str, Any]:
+async def schedule_session(w: Write, parent_school_id: str, body: SessionIn, join_base: str) -> dict[str, Any]:
     """Schedule a session (topic, date, mode, speaker; an online or mixed one gets its join link)."""
-    p = await _get(conn, parent_school_id)
-    require_write(principal, p["org_path"])
+    p = await _get(w.conn, parent_school_id)
+    require_write(w.principal, p["org_path"])
     session_id = new_id()
     with decided():
         join_url = join_link(body.mode, body.join_url, join_base, session_id)
     s = {"session_id": session_id, "parent_school_id": parent_school_id, **body.model_dump(), "join_url": join_url}
-    await store.insert_session(conn, s)
+    await store.insert_session(w.conn, s)
     await add_event(
-        conn,
+        w.conn,
         ev.SessionScheduled(
             parent_school_id=parent_school_id,
             session_id=s["session_id"],
@@ -123,7 +115,7 @@ async def schedule_session(
             topic=body.topic,
             held_on=body.held_on,
             mode=body.mode,
-            occurred_at=clock.now(),
+            occurred_at=w.clock.now(),
         ),
     )
     return {**s, "status": "scheduled", "version": versions.FIRST}
@@ -136,55 +128,39 @@ async def get_session(conn: Conn, principal: Principal, parent_school_id: str, s
     return _session_view(await _session(conn, parent_school_id, session_id))
 
 
-async def enrol(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, parent_school_id: str, session_id: str, body: EnrolIn
-) -> dict[str, Any]:
+async def enrol(w: Write, parent_school_id: str, session_id: str, body: EnrolIn) -> dict[str, Any]:
     """Enrol guardians in a session (the expected attendance)."""
-    p, _ = await _writable_session(conn, principal, parent_school_id, session_id)
-    await _require_eligible(conn, p, body.guardian_ids, "/guardian_ids/{}")
-    added = await store.insert_enrolments(conn, session_id, sorted(set(body.guardian_ids)))
+    p, _ = await _writable_session(w.conn, w.principal, parent_school_id, session_id)
+    await _require_eligible(w.conn, p, body.guardian_ids, "/guardian_ids/{}")
+    added = await store.insert_enrolments(w.conn, session_id, sorted(set(body.guardian_ids)))
     return {"session_id": session_id, "added": added}
 
 
-async def mark_held(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    parent_school_id: str,
-    session_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def mark_held(w: Write, parent_school_id: str, session_id: str) -> dict[str, Any]:
     """Record that a scheduled session took place (412 when `If-Match` names another version of the session)."""
-    p, s = await _writable_session(conn, principal, parent_school_id, session_id, lock=True)
-    versions.check(s["version"], precondition)
-    if not await store.update_session_held(conn, session_id):
+    p, s = await _writable_session(w.conn, w.principal, parent_school_id, session_id, lock=True)
+    w.check(s["version"])
+    if not await store.update_session_held(w.conn, session_id):
         raise conflict("the session was already recorded as held")
     await add_event(
-        conn,
+        w.conn,
         ev.SessionHeld(
             parent_school_id=parent_school_id,
             session_id=session_id,
             org_path=p["org_path"],
             held_on=s["held_on"],
             enrolled=s["enrolled"],
-            occurred_at=clock.now(),
+            occurred_at=w.clock.now(),
         ),
     )
     return _session_view({**s, "status": "held", "version": s["version"] + 1})
 
 
-async def record_attendance(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    parent_school_id: str,
-    session_id: str,
-    body: AttendanceIn,
-) -> dict[str, Any]:
+async def record_attendance(w: Write, parent_school_id: str, session_id: str, body: AttendanceIn) -> dict[str, Any]:
     """Record attendance per guardian (the latest record counts; unchanged records publish nothing)."""
-    p, _ = await _writable_session(conn, principal, parent_school_id, session_id)
+    p, _ = await _writable_session(w.conn, w.principal, parent_school_id, session_id)
     attended = {r.guardian_id: r.attended for r in body.records}
-    return await save_attendance(conn, clock, p, session_id, [r.guardian_id for r in body.records], attended)
+    return await save_attendance(w.conn, w.clock, p, session_id, [r.guardian_id for r in body.records], attended)
 
 
 async def save_attendance(

@@ -20,13 +20,13 @@ from services.committees.usecases.common import (
     under_path,
 )
 from services.committees.usecases.directory import answer_audit, patched, write_record
-from shared import scope, versions
+from shared import scope
 from shared.auth import Principal
-from shared.clock import Clock
 from shared.contracts.committees import StaffLeft
 from shared.db import Conn
 from shared.outbox import add_event
 from shared.problems import conflict, found
+from shared.writes import Write
 
 FIELDS = ("staff_id", "name", "gender", "phone", "org_unit_id", "roles", "class_ids", "head_class_id")
 
@@ -65,47 +65,36 @@ async def get(pool: asyncpg.Pool, principal: Principal, staff_id: str) -> dict[s
     return await read_person(pool, principal, "staff", staff_id, _get, view)
 
 
-async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StaffIn) -> dict[str, Any]:
+async def create(w: Write, body: StaffIn) -> dict[str, Any]:
     """Register a staff member at a school (or district office)."""
-    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
-    require_write(principal, unit["org_path"])
-    if await store.get_staff(conn, body.staff_id):
+    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
+    require_write(w.principal, unit["org_path"])
+    if await store.get_staff(w.conn, body.staff_id):
         raise conflict(f"staff member {body.staff_id} already exists")
     raw = body.model_dump(mode="json")
-    await write_record(conn, clock, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set())
-    created = await _get(conn, body.staff_id)
-    return await audit_answer(conn, principal, created)
+    await write_record(
+        w.conn, w.clock, "staff", raw, [body.org_unit_id, *body.class_ids, body.head_class_id or ""], set()
+    )
+    created = await _get(w.conn, body.staff_id)
+    return await audit_answer(w.conn, w.principal, created)
 
 
-async def update(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    staff_id: str,
-    body: StaffPatch,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def update(w: Write, staff_id: str, body: StaffPatch) -> dict[str, Any]:
     """Change a staff member's roles, classes or contact (412 when `If-Match` names another version)."""
-    row = await _get(conn, staff_id, lock=True)
-    require_change(principal, row, precondition)
+    row = await _get(w.conn, staff_id, lock=True)
+    require_change(w, row)
     raw = patched(row, FIELDS, body)
     await write_record(
-        conn, clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
+        w.conn, w.clock, "staff", raw, [raw["org_unit_id"], *raw["class_ids"], raw["head_class_id"] or ""], set()
     )
-    updated = await _get(conn, staff_id)
-    return await audit_answer(conn, principal, updated)
+    updated = await _get(w.conn, staff_id)
+    return await audit_answer(w.conn, w.principal, updated)
 
 
-async def leave(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    staff_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def leave(w: Write, staff_id: str) -> dict[str, Any]:
     """A staff member left: deactivate and publish `staff.left`."""
-    row = await _get(conn, staff_id, lock=True)
-    require_change(principal, row, precondition)
-    if await store.update_staff_left(conn, staff_id):
-        await add_event(conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=clock.now()))
-    return {"staff_id": staff_id, "active": False, "version": (await _get(conn, staff_id))["version"]}
+    row = await _get(w.conn, staff_id, lock=True)
+    require_change(w, row)
+    if await store.update_staff_left(w.conn, staff_id):
+        await add_event(w.conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=w.clock.now()))
+    return {"staff_id": staff_id, "active": False, "version": (await _get(w.conn, staff_id))["version"]}

@@ -21,13 +21,14 @@ from services.committees.usecases.common import (
     under_path,
 )
 from services.committees.usecases.directory import answer_audit, publish_family_facts, write_record
-from shared import audit, scope, versions
+from shared import audit, scope
 from shared.auth import ADMINS, Principal, Role
 from shared.clock import Clock
 from shared.contracts.committees import StudentLeft, StudentMerged
 from shared.db import Conn
 from shared.outbox import add_event
 from shared.problems import Problem, conflict, field_error, found, not_found, unknown
+from shared.writes import Write
 
 FIELDS = ("student_no", "name", "gender", "birth_date", "national_id", "class_id")
 
@@ -95,20 +96,20 @@ async def get(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict
     )
 
 
-async def create(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: StudentIn) -> dict[str, Any]:
+async def create(w: Write, body: StudentIn) -> dict[str, Any]:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
-    unit = await get_unit(conn, body.class_id, field="/class_id")
-    require_write(principal, unit["org_path"])
-    if await store.get_student_by_no(conn, body.student_no):
+    unit = await get_unit(w.conn, body.class_id, field="/class_id")
+    require_write(w.principal, unit["org_path"])
+    if await store.get_student_by_no(w.conn, body.student_no):
         raise conflict("a student with this student_no already exists")
-    await _national_id_free(conn, body.national_id, None)
+    await _national_id_free(w.conn, body.national_id, None)
     raw = body.model_dump(mode="json", exclude={"family_id"})
-    raw["family_no"] = await _family_no(conn, body.family_id)
-    await _require_family_write(conn, principal, body.family_id)
-    await _write_student(conn, clock, raw, body.class_id)
-    created = await store.get_student_by_no(conn, body.student_no) or {}
-    created["duplicate_candidates"] = await _candidates(conn, created["student_id"], created["org_path"])
-    return await audit_answer(conn, principal, created)
+    raw["family_no"] = await _family_no(w.conn, body.family_id)
+    await _require_family_write(w.conn, w.principal, body.family_id)
+    await _write_student(w.conn, w.clock, raw, body.class_id)
+    created = await store.get_student_by_no(w.conn, body.student_no) or {}
+    created["duplicate_candidates"] = await _candidates(w.conn, created["student_id"], created["org_path"])
+    return await audit_answer(w.conn, w.principal, created)
 
 
 def _national_id_taken() -> Problem:
@@ -184,80 +185,60 @@ async def list_duplicates(pool: asyncpg.Pool, principal: Principal, student_id: 
     return {"student_id": student_id, "candidates": found}
 
 
-async def merge(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    student_id: str,
-    body: MergeIn,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def merge(w: Write, student_id: str, body: MergeIn) -> dict[str, Any]:
     """Merge a duplicate record into this one (the same child registered twice): the duplicate is gone like a
     leaver and `student.merged` tells the other services to move what they hold under it to this one."""
-    rows = await store.list_students_locked(conn, sorted({student_id, body.duplicate_id}))
+    rows = await store.list_students_locked(w.conn, sorted({student_id, body.duplicate_id}))
     keep, dup = rows.get(student_id), rows.get(body.duplicate_id)
     if keep is None:
         raise not_found("student")
     if dup is None:
         raise unknown("/duplicate_id", "student")
-    require_write(principal, keep["org_path"], dup["org_path"])
-    versions.check(keep["version"], precondition)
+    require_write(w.principal, keep["org_path"], dup["org_path"])
+    w.check(keep["version"])
     refusal = duplicates.merge_refusal(keep, dup)
     if refusal is not None:
         pointer, reason = refusal
         raise Problem(409, "Conflict", reason, errors=[field_error(pointer, reason)])
-    await store.update_student_merged(conn, dup["student_id"], student_id)
+    await store.update_student_merged(w.conn, dup["student_id"], student_id)
     event = StudentMerged(
-        student_id=dup["student_id"], merged_into=student_id, org_path=dup["org_path"], occurred_at=clock.now()
+        student_id=dup["student_id"], merged_into=student_id, org_path=dup["org_path"], occurred_at=w.clock.now()
     )
-    await add_event(conn, event)
-    await publish_family_facts(conn, clock, sorted({dup["family_id"], keep["family_id"]}))
-    merged = {**await _get(conn, student_id), "merged_id": dup["student_id"]}
-    return await audit_answer(conn, principal, merged)
+    await add_event(w.conn, event)
+    await publish_family_facts(w.conn, w.clock, sorted({dup["family_id"], keep["family_id"]}))
+    merged = {**await _get(w.conn, student_id), "merged_id": dup["student_id"]}
+    return await audit_answer(w.conn, w.principal, merged)
 
 
-async def update(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    student_id: str,
-    body: StudentPatch,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def update(w: Write, student_id: str, body: StudentPatch) -> dict[str, Any]:
     """Move a student to another class or family, or correct their record (scope over before and after; 412 when
     `If-Match` names another version)."""
-    row = await _get(conn, student_id, lock=True)
-    require_change(principal, row, precondition)
+    row = await _get(w.conn, student_id, lock=True)
+    require_change(w, row)
     if body.national_id:
-        await _national_id_free(conn, body.national_id, student_id)
+        await _national_id_free(w.conn, body.national_id, student_id)
     if body.class_id:
-        require_write(principal, (await get_unit(conn, body.class_id, field="/class_id"))["org_path"])
+        require_write(w.principal, (await get_unit(w.conn, body.class_id, field="/class_id"))["org_path"])
     raw = {k: row[k] for k in FIELDS}
     changes = body.model_dump(mode="json", exclude_unset=True)
     family_id = changes.pop("family_id", None) or row["family_id"]
     raw.update(changes)
-    raw["family_no"] = await _family_no(conn, family_id)
+    raw["family_no"] = await _family_no(w.conn, family_id)
     if family_id != row["family_id"]:  # the child leaves one family for another: both change
-        await _require_family_write(conn, principal, row["family_id"])
-        await _require_family_write(conn, principal, family_id)
-    await _write_student(conn, clock, raw, raw["class_id"])
-    updated = await _get(conn, student_id)
-    require_write(principal, updated["org_path"])  # the target after the change, too (rolls back)
-    return await audit_answer(conn, principal, updated)
+        await _require_family_write(w.conn, w.principal, row["family_id"])
+        await _require_family_write(w.conn, w.principal, family_id)
+    await _write_student(w.conn, w.clock, raw, raw["class_id"])
+    updated = await _get(w.conn, student_id)
+    require_write(w.principal, updated["org_path"])  # the target after the change, too (rolls back)
+    return await audit_answer(w.conn, w.principal, updated)
 
 
-async def leave(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    student_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def leave(w: Write, student_id: str) -> dict[str, Any]:
     """A student left the city's schools: `student.left`, and their family's facts change."""
-    row = await _get(conn, student_id, lock=True)
-    require_change(principal, row, precondition)
-    family_id = await store.update_student_left(conn, student_id)
+    row = await _get(w.conn, student_id, lock=True)
+    require_change(w, row)
+    family_id = await store.update_student_left(w.conn, student_id)
     if family_id is not None:
-        await add_event(conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=clock.now()))
-        await publish_family_facts(conn, clock, [family_id])
-    return {"student_id": student_id, "active": False, "version": (await _get(conn, student_id))["version"]}
+        await add_event(w.conn, StudentLeft(student_id=student_id, org_path=row["org_path"], occurred_at=w.clock.now()))
+        await publish_family_facts(w.conn, w.clock, [family_id])
+    return {"student_id": student_id, "active": False, "version": (await _get(w.conn, student_id))["version"]}

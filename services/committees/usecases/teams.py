@@ -13,12 +13,12 @@ from services.committees.store import teams as store
 from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
 from shared import audit, versions
 from shared.auth import Principal
-from shared.clock import Clock
 from shared.contracts import committees as ev
 from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_event
 from shared.problems import conflict, found, not_found, unknown
+from shared.writes import Write
 
 CONFLICTS = {"team_one_lead": "the team already has a lead"}
 
@@ -27,17 +27,17 @@ async def _get(conn: Conn, team_id: str) -> dict[str, Any]:
     return found(await store.get_team(conn, team_id), "instructor team")
 
 
-async def form(conn: asyncpg.Connection, principal: Principal, clock: Clock, body: TeamIn) -> dict[str, Any]:
+async def form(w: Write, body: TeamIn) -> dict[str, Any]:
     """Form an instructor team for a school or county."""
-    unit = await get_unit(conn, body.org_unit_id, field="/org_unit_id")
-    require_write(principal, unit["org_path"])
+    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
+    require_write(w.principal, unit["org_path"])
     with decided():
         check_team_unit(unit["level"])
     t = {"team_id": new_id(), "org_unit_id": body.org_unit_id, "org_path": unit["org_path"], "name": body.name}
-    await store.insert_team(conn, t)
+    await store.insert_team(w.conn, t)
     t["version"] = versions.FIRST
     await add_event(
-        conn, ev.InstructorTeamFormed(team_id=t["team_id"], org_path=t["org_path"], occurred_at=clock.now())
+        w.conn, ev.InstructorTeamFormed(team_id=t["team_id"], org_path=t["org_path"], occurred_at=w.clock.now())
     )
     return t
 
@@ -73,26 +73,24 @@ async def audit_member(
     )
 
 
-async def add_member(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, team_id: str, body: TeamMemberIn
-) -> dict[str, Any]:
+async def add_member(w: Write, team_id: str, body: TeamMemberIn) -> dict[str, Any]:
     """Add a member: school staff by staff_id (inside the team's unit), experts and parents by name."""
-    t = await _get(conn, team_id)
-    require_write(principal, t["org_path"])
+    t = await _get(w.conn, team_id)
+    require_write(w.principal, t["org_path"])
     with decided():
         check_team_member(body.role, body.staff_id, body.name)
     if body.staff_id:
-        s = await directory.get_staff(conn, body.staff_id)
+        s = await directory.get_staff(w.conn, body.staff_id)
         if s is None:
             raise unknown("/staff_id", "staff member")
         with decided():
             check_team_staff(s["org_path"] if s and s["active"] else None, t["org_path"])
     m = {"member_id": new_id(), "team_id": team_id, **body.model_dump(mode="json")}
-    broken = await store.insert_team_member(conn, m)
+    broken = await store.insert_team_member(w.conn, m)
     if broken:
         raise conflict(CONFLICTS.get(broken, "the staff member is already in the team"))
     await add_event(
-        conn,
+        w.conn,
         ev.InstructorTeamMemberAdded(
             team_id=team_id,
             member_id=m["member_id"],
@@ -100,33 +98,26 @@ async def add_member(
             org_path=t["org_path"],
             role=body.role,
             is_lead=body.is_lead,
-            occurred_at=clock.now(),
+            occurred_at=w.clock.now(),
         ),
     )
-    await audit_member(conn, principal, m, t["org_path"])
+    await audit_member(w.conn, w.principal, m, t["org_path"])
     return {**m, "version": versions.FIRST}
 
 
-async def remove_member(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    team_id: str,
-    member_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def remove_member(w: Write, team_id: str, member_id: str) -> dict[str, Any]:
     """Remove a member from a team (412 when `If-Match` names another version of the membership)."""
-    t = await _get(conn, team_id)
-    require_write(principal, t["org_path"])
-    version = await store.get_member_version(conn, team_id, member_id)
+    t = await _get(w.conn, team_id)
+    require_write(w.principal, t["org_path"])
+    version = await store.get_member_version(w.conn, team_id, member_id)
     if version is None:
         raise not_found("active team member")
-    versions.check(version, precondition)
-    await store.update_team_member_removed(conn, team_id, member_id)
+    w.check(version)
+    await store.update_team_member_removed(w.conn, team_id, member_id)
     await add_event(
-        conn,
+        w.conn,
         ev.InstructorTeamMemberRemoved(
-            team_id=team_id, member_id=member_id, org_path=t["org_path"], occurred_at=clock.now()
+            team_id=team_id, member_id=member_id, org_path=t["org_path"], occurred_at=w.clock.now()
         ),
     )
     return {"team_id": team_id, "member_id": member_id, "active": False, "version": version + 1}

@@ -61,7 +61,7 @@ async def log_contact(case_id: str, body: ContactIn, w: Writes, rules: Rules) ->
 @router.post("/{case_id}/state", response_model=StateChanged, responses=CLOSED)
 async def change_state(case_id: str, body: StateIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Move a case to in_progress or monitoring."""
-    return await w.run(cases.change_state, case_id, CaseState(body.state), if_match)
+    return await w.run(cases.change_state, case_id, CaseState(body.state), if_match=if_match)
 
 
 @router.post(
@@ -72,7 +72,7 @@ async def change_state(case_id: str, body: StateIn, w: Writes, if_match: version
 )
 async def propose_closure(case_id: str, body: CloseIn, w: Writes, if_match: versions.IfMatch) -> Any:
     """Propose closing a case (its carers or administrators over it); a second person approves or rejects."""
-    return await w.run(cases.propose_closure, case_id, body, if_match)
+    return await w.run(cases.propose_closure, case_id, body, if_match=if_match)
 
 
 def _decision_route(name: str, decided: ClosureDecision) -> None:
@@ -88,7 +88,7 @@ def _decision_route(name: str, decided: ClosureDecision) -> None:
         case_id: str, w: Writes, rules: Rules, if_match: versions.IfMatch, body: ClosureDecisionIn | None = None
     ) -> Any:
         note = body.note if body else None
-        return await w.run(cases.decide_closure, rules, case_id, decided, note, if_match)
+        return await w.run(cases.decide_closure, rules, case_id, decided, note, if_match=if_match)
 
     decide.__doc__ = f"A second person (an administrator over the case, not the proposer) {verb} the closure."
 

@@ -64,4 +64,4 @@ async def register_member(body: MembershipIn, w: Writes, rules: Rules) -> Any:
 async def verify_member(membership_id: str, body: VerifyIn, w: Writes, rules: Rules, if_match: versions.IfMatch) -> Any:
     """Verify (or reject) a membership: administrators over the child's class, or a department partner for the
     group of a referral it received."""
-    return await w.run(groups.verify, rules, membership_id, body.verified, if_match)
+    return await w.run(groups.verify, rules, membership_id, body.verified, if_match=if_match)

@@ -58,7 +58,7 @@ def _answer_route(name: str, target: ReferralState) -> None:
         referral_id: str, w: Writes, rules: Rules, if_match: versions.IfMatch, body: ReferralNoteIn | None = None
     ) -> Any:
         note = body.note if body else None
-        return await w.run(referrals.answer, rules, referral_id, target, note, if_match)
+        return await w.run(referrals.answer, rules, referral_id, target, note, if_match=if_match)
 
     act.__doc__ = f"The department partner marks its referral {target} (with an optional note)."
 

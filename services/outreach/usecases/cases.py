@@ -16,9 +16,8 @@ from services.outreach.schemas import CaseQuery, CloseIn, ContactIn, ReferralIn
 from services.outreach.settings import Rules
 from services.outreach.store import cases, referrals
 from services.outreach.usecases.referrals import referral_row, request_referrals
-from shared import audit, pages, scope, versions
+from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal
-from shared.clock import Clock
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import (
     CaseClosed,
@@ -30,6 +29,7 @@ from shared.db import Conn
 from shared.ids import new_id
 from shared.outbox import add_events
 from shared.problems import conflict, invalid, not_found
+from shared.writes import Write
 
 
 def case_facts(c: Any, now: datetime, *, overdue: bool | None = None) -> dict[str, Any]:
@@ -64,13 +64,11 @@ async def require_case_access(conn: Conn, principal: Principal, case: Any) -> No
     raise scope.forbidden("only the case's carers and administrators over its school may see or act on it")
 
 
-async def _locked_case(
-    conn: asyncpg.Connection, principal: Principal, case_id: str, precondition: versions.Precondition | None = None
-) -> asyncpg.Record:
+async def _locked_case(w: Write, case_id: str) -> asyncpg.Record:
     """The case, locked, when the caller may act on it and it is still at the version `If-Match` names (412)."""
-    c = await cases.get_case(conn, case_id, lock=True)
-    await require_case_access(conn, principal, c)
-    versions.check(c["version"], precondition)
+    c = await cases.get_case(w.conn, case_id, lock=True)
+    await require_case_access(w.conn, w.principal, c)
+    w.check(c["version"])
     return c
 
 
@@ -111,15 +109,13 @@ async def get_case_detail(pool: asyncpg.Pool, principal: Principal, case_id: str
         }
 
 
-async def log_contact(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, case_id: str, body: ContactIn
-) -> dict[str, Any]:
+async def log_contact(w: Write, rules: Rules, case_id: str, body: ContactIn) -> dict[str, Any]:
     """Log a contact (date, mode, who, outcome, next review); the first one meets the deadline and ends overdue,
     and every one sets the next review (`domain.review_due`), the deadline the scheduler watches from then on."""
-    now = clock.now()
+    now = w.clock.now()
     if (fault := domain.contact_fault(body.contacted_at, body.next_review_at, now)) is not None:
         raise invalid(*fault)
-    c = await _locked_case(conn, principal, case_id)
+    c = await _locked_case(w, case_id)
     try:
         state = domain.transition(CaseState(c["state"]), Action.CONTACT)
     except domain.TransitionRefused as exc:
@@ -127,21 +123,21 @@ async def log_contact(
     contact_id = new_id()
     first = c["first_contacted_at"] is None
     await cases.insert_contact(
-        conn,
+        w.conn,
         case_id,
         {
             "contact_id": contact_id,
             "contacted_at": body.contacted_at,
             "mode": str(body.mode),
-            "staff_id": principal.staff_id,
-            "logged_by": principal.subject,
+            "staff_id": w.principal.staff_id,
+            "logged_by": w.principal.subject,
             "outcome": body.outcome,
             "next_review_at": body.next_review_at,
         },
     )
     latest = max(body.contacted_at, c["last_contacted_at"] or body.contacted_at)
     review = domain.review_due(rules, Severity(c["risk_level"]), latest, body.next_review_at)
-    await cases.update_case_contacted(conn, case_id, state, body.contacted_at, review)
+    await cases.update_case_contacted(w.conn, case_id, state, body.contacted_at, review)
     event = CaseContactLogged(
         **case_facts(c, now, overdue=domain.overdue_after(Action.CONTACT, c["overdue"])),
         contact_id=contact_id,
@@ -150,58 +146,44 @@ async def log_contact(
         first_contact=first,
         next_review_at=review,
     )
-    await add_events(conn, [event])
+    await add_events(w.conn, [event])
     return {"contact_id": contact_id, "case_id": case_id, "first_contact": first, "next_review_at": review}
 
 
-async def change_state(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    case_id: str,
-    wanted: CaseState,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def change_state(w: Write, case_id: str, wanted: CaseState) -> dict[str, Any]:
     """Move a case to in_progress or monitoring by hand."""
-    c = await _locked_case(conn, principal, case_id, precondition)
+    c = await _locked_case(w, case_id)
     try:
         state = domain.transition(CaseState(c["state"]), domain.REQUESTED_STATES[wanted])
     except domain.TransitionRefused as exc:
         raise _refused(exc) from exc
-    version = await cases.update_case_state(conn, case_id, state)
+    version = await cases.update_case_state(w.conn, case_id, state)
     return {"case_id": case_id, "state": state, "version": version}
 
 
-async def propose_closure(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    case_id: str,
-    body: CloseIn,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def propose_closure(w: Write, case_id: str, body: CloseIn) -> dict[str, Any]:
     """Propose closing a case (its carers or administrators over it); a second person approves or rejects."""
-    now = clock.now()
-    c = await _locked_case(conn, principal, case_id, precondition)
-    pending = await cases.get_pending_closure(conn, case_id)
+    now = w.clock.now()
+    c = await _locked_case(w, case_id)
+    pending = await cases.get_pending_closure(w.conn, case_id)
     refusal = domain.closure_proposal_refusal(CaseState(c["state"]), pending is not None)
     if refusal:
         raise conflict(refusal)
-    role = domain.acting_role(principal.roles)
+    role = domain.acting_role(w.principal.roles)
     proposal = {
         "proposal_id": new_id(),
         "reason_code": body.reason_code,
         "note": body.note,
-        "proposed_by": principal.subject,
-        "proposed_by_staff_id": principal.staff_id,
+        "proposed_by": w.principal.subject,
+        "proposed_by_staff_id": w.principal.staff_id,
         "proposed_by_role": role,
         "proposed_at": now,
     }
-    await cases.insert_closure_proposal(conn, case_id, proposal)
+    await cases.insert_closure_proposal(w.conn, case_id, proposal)
     event = CaseClosureProposed(
         **case_facts(c, now), proposal_id=proposal["proposal_id"], reason_code=body.reason_code, proposed_by_role=role
     )
-    await add_events(conn, [event])
+    await add_events(w.conn, [event])
     return {
         "case_id": case_id,
         "proposal_id": proposal["proposal_id"],
@@ -213,33 +195,26 @@ async def propose_closure(
 
 
 async def decide_closure(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    rules: Rules,
-    case_id: str,
-    decided: ClosureDecision,
-    note: str | None,
-    precondition: versions.Precondition | None = None,
+    w: Write, rules: Rules, case_id: str, decided: ClosureDecision, note: str | None
 ) -> dict[str, Any]:
     """A second person (an administrator over the case, not the proposer) approves or rejects the closure."""
-    now = clock.now()
-    c = await _locked_case(conn, principal, case_id, precondition)
-    p = await cases.get_pending_closure(conn, case_id)
+    now = w.clock.now()
+    c = await _locked_case(w, case_id)
+    p = await cases.get_pending_closure(w.conn, case_id)
     if p is None:
         raise conflict("no closure of this case is waiting for a decision")
     refusal = domain.closure_decision_refusal(
-        rules, principal.roles, principal.subject, p["proposed_by"], principal.staff_id, p["proposed_by_staff_id"]
+        rules, w.principal.roles, w.principal.subject, p["proposed_by"], w.principal.staff_id, p["proposed_by_staff_id"]
     )
     if refusal:
         raise scope.forbidden(refusal)
-    role = domain.closing_role(rules, principal.roles)
+    role = domain.closing_role(rules, w.principal.roles)
     await cases.update_closure_decision(
-        conn,
+        w.conn,
         p["proposal_id"],
         {
             "decision": decided,
-            "decided_by": principal.subject,
+            "decided_by": w.principal.subject,
             "decided_by_role": role,
             "decided_at": now,
             "note": note,
@@ -256,10 +231,10 @@ async def decide_closure(
             "closed_at": now,
             "reason_code": p["reason_code"],
             "note": p["note"],
-            "closed_by": principal.subject,
+            "closed_by": w.principal.subject,
             "closed_by_role": role,
         }
-        await cases.update_case_closed(conn, case_id, state, closing)
+        await cases.update_case_closed(w.conn, case_id, state, closing)
         event = CaseClosed(
             **case_facts(c, now, overdue=domain.overdue_after(Action.CLOSE, c["overdue"])),
             reason_code=p["reason_code"],
@@ -267,7 +242,7 @@ async def decide_closure(
         )
     else:
         event = CaseClosureRejected(**case_facts(c, now), proposal_id=p["proposal_id"], rejected_by_role=role)
-    await add_events(conn, [event])
+    await add_events(w.conn, [event])
     return {
         "case_id": case_id,
         "proposal_id": p["proposal_id"],
@@ -278,20 +253,18 @@ async def decide_closure(
     }
 
 
-async def refer(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, case_id: str, body: ReferralIn
-) -> dict[str, Any]:
+async def refer(w: Write, rules: Rules, case_id: str, body: ReferralIn) -> dict[str, Any]:
     """Ask a department for help with a case by hand (mapped departments are asked automatically)."""
-    now = clock.now()
-    c = await _locked_case(conn, principal, case_id)
+    now = w.clock.now()
+    c = await _locked_case(w, case_id)
     if c["state"] == CaseState.CLOSED:
         raise conflict("the case is closed")
     urgency = body.urgency or Severity(c["risk_level"])
     row = referral_row(rules, case_id, c["student_id"], c["org_path"], body.department, body.category, urgency, now)
-    events = await request_referrals(conn, [row])
+    events = await request_referrals(w.conn, [row])
     if not events:
         raise conflict("this department already has an open referral for this case and category")
-    await add_events(conn, events)
+    await add_events(w.conn, events)
     ids = {getattr(e, "referral_id", None) for e in events}
-    opened = [dict(x) for x in await referrals.list_case_referrals(conn, case_id) if x["referral_id"] in ids]
+    opened = [dict(x) for x in await referrals.list_case_referrals(w.conn, case_id) if x["referral_id"] in ids]
     return {"case_id": case_id, "items": opened}

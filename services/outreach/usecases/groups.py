@@ -12,9 +12,8 @@ from services.outreach.schemas import MembershipIn
 from services.outreach.settings import Rules
 from services.outreach.store import directory, groups, referrals
 from shared import directory as directory_tables
-from shared import pages, scope, versions
+from shared import pages, scope
 from shared.auth import ADMINS, Principal, Role
-from shared.clock import Clock
 from shared.contracts.outreach import (
     GroupEndReason,
     GroupMembershipEnded,
@@ -28,6 +27,7 @@ from shared.directory import Changes
 from shared.ids import new_id
 from shared.outbox import add_events
 from shared.problems import conflict, found, invalid, unknown
+from shared.writes import Write
 
 
 def registered(m: Any, now: datetime) -> GroupMembershipRegistered:
@@ -93,42 +93,32 @@ def entry_source(principal: Principal) -> GroupSource:
     raise scope.forbidden("requires an administrator or department partner role")
 
 
-async def register(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, rules: Rules, body: MembershipIn
-) -> dict[str, Any]:
+async def register(w: Write, rules: Rules, body: MembershipIn) -> dict[str, Any]:
     """Enter a student in a group by hand: administrators over the child's class, or a department partner for the
     group of a referral it received; the class path comes from the directory, never from the client."""
-    now = clock.now()
-    source = entry_source(principal)
-    org_path = await _class_path(conn, body.student_id)
+    now = w.clock.now()
+    source = entry_source(w.principal)
+    org_path = await _class_path(w.conn, body.student_id)
     if body.org_path is not None and scope.normalize(body.org_path) != org_path:
         raise invalid("/org_path", "is not the student's class path")
-    await _require_group_access(conn, rules, principal, body.student_id, body.group, org_path)
-    m = await groups.insert_membership(conn, new_id(), body.student_id, body.group, source, org_path, now)
+    await _require_group_access(w.conn, rules, w.principal, body.student_id, body.group, org_path)
+    m = await groups.insert_membership(w.conn, new_id(), body.student_id, body.group, source, org_path, now)
     if m is None:
         raise conflict("the student is already in this group")
-    await add_events(conn, [registered(m, now)])
+    await add_events(w.conn, [registered(m, now)])
     return dict(m)
 
 
-async def verify(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    rules: Rules,
-    membership_id: str,
-    verified: bool,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def verify(w: Write, rules: Rules, membership_id: str, verified: bool) -> dict[str, Any]:
     """Verify (or reject) a membership: administrators over the child's class, or a department partner for the group
     of a referral it received (412 when `If-Match` names another version)."""
-    now = clock.now()
-    principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
-    m = found(await groups.get_membership(conn, membership_id, lock=True), "membership")
+    now = w.clock.now()
+    w.principal.require(*ADMINS, Role.DEPARTMENT_PARTNER)
+    m = found(await groups.get_membership(w.conn, membership_id, lock=True), "membership")
     group = SpecialGroup(m["group"])
-    await _require_group_access(conn, rules, principal, m["student_id"], group, m["org_path"])
-    versions.check(m["version"], precondition)
-    await groups.update_membership_verified(conn, membership_id, verified, principal.subject, now)
+    await _require_group_access(w.conn, rules, w.principal, m["student_id"], group, m["org_path"])
+    w.check(m["version"])
+    await groups.update_membership_verified(w.conn, membership_id, verified, w.principal.subject, now)
     event = GroupMembershipVerified(
         membership_id=membership_id,
         student_id=m["student_id"],
@@ -137,8 +127,8 @@ async def verify(
         org_path=m["org_path"],
         occurred_at=now,
     )
-    await add_events(conn, [event])
-    return dict(await groups.get_membership(conn, membership_id))
+    await add_events(w.conn, [event])
+    return dict(await groups.get_membership(w.conn, membership_id))
 
 
 def _membership(m: Any) -> dict[str, Any]:

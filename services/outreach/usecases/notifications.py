@@ -42,12 +42,13 @@ from shared.contracts.outreach import (
     ReferralEscalated,
     ReferralResolved,
 )
-from shared.db import Conn, try_xact_lock
+from shared.db import try_xact_lock
 from shared.events import Envelope
 from shared.ids import new_id
 from shared.outbox import add_caused
 from shared.problems import not_found
 from shared.web import Runtime, repeat
+from shared.writes import Write
 
 log = logging.getLogger(__name__)
 
@@ -236,19 +237,19 @@ async def inbox(
     return pages.page([dict(r) for r in rows], limit, lambda r: (r["created_at"], r["notification_id"]))
 
 
-async def mark_read(conn: Conn, principal: Principal, clock: Clock, notification_id: str) -> dict[str, Any]:
+async def mark_read(w: Write, notification_id: str) -> dict[str, Any]:
     """Mark one of the caller's notifications read; 404 for anyone else's (its existence is not revealed)."""
-    now = clock.now()
-    row = await store.update_read(conn, notification_id, _staff_of(principal), now)
+    now = w.clock.now()
+    row = await store.update_read(w.conn, notification_id, _staff_of(w.principal), now)
     if row is None:
         raise not_found("notification")
     return dict(row)
 
 
-async def set_email(conn: Conn, principal: Principal, clock: Clock, email: str) -> dict[str, Any]:
+async def set_email(w: Write, email: str) -> dict[str, Any]:
     """The caller's own address for the email channel."""
-    now = clock.now()
-    return dict(await store.upsert_email(conn, _staff_of(principal), email, now))
+    now = w.clock.now()
+    return dict(await store.upsert_email(w.conn, _staff_of(w.principal), email, now))
 
 
 async def get_email(pool: asyncpg.Pool, principal: Principal) -> dict[str, Any]:

@@ -12,9 +12,8 @@ from services.outreach.domain import ReferralState
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups, referrals
 from services.outreach.usecases import notifications
-from shared import audit, pages, scope, versions
+from shared import audit, pages, scope
 from shared.auth import ADMINS, Principal, Role
-from shared.clock import Clock
 from shared.contracts.common import Category, Department, Severity
 from shared.contracts.outreach import (
     ReferralAccepted,
@@ -25,6 +24,7 @@ from shared.contracts.outreach import (
 )
 from shared.ids import new_id
 from shared.problems import conflict, not_found
+from shared.writes import Write
 
 EVENT_FOR = {
     ReferralState.ACKNOWLEDGED: ReferralAcknowledged,
@@ -139,34 +139,29 @@ async def get_referral_detail(
         }
 
 
-async def answer(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    rules: Rules,
-    referral_id: str,
-    target: ReferralState,
-    note: str | None,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def answer(w: Write, rules: Rules, referral_id: str, target: ReferralState, note: str | None) -> dict[str, Any]:
     """The addressed department moves its referral on (acknowledge, accept, decline, resolve), with a note (412
     when `If-Match` names another version)."""
-    now = clock.now()
-    ref = await referrals.get_referral(conn, referral_id, lock=True)
+    now = w.clock.now()
+    ref = await referrals.get_referral(w.conn, referral_id, lock=True)
     # Another department's referral answers like a missing one: it is not disclosed.
-    if ref is None or not (principal.has(Role.DEPARTMENT_PARTNER) and may_see(principal, ref)):
+    if ref is None or not (w.principal.has(Role.DEPARTMENT_PARTNER) and may_see(w.principal, ref)):
         raise not_found("referral")
-    versions.check(ref["version"], precondition)
+    w.check(ref["version"])
     refusal = domain.referral_refusal(ReferralState(ref["state"]), target)
     if refusal:
         raise conflict(refusal)
     await referrals.update_referral_state(
-        conn, referral_id, target, {"at": now.isoformat(), "state": target, "by": principal.subject, "note": note}, now
+        w.conn,
+        referral_id,
+        target,
+        {"at": now.isoformat(), "state": target, "by": w.principal.subject, "note": note},
+        now,
     )
     event: Any = EVENT_FOR[target](**referral_facts(ref, now))
     if target == ReferralState.ACCEPTED:  # accepted: to be resolved in time, or chased up the tree
         due = domain.resolve_by(rules, now)
-        await referrals.update_referral_accepted(conn, referral_id, due)
+        await referrals.update_referral_accepted(w.conn, referral_id, due)
         event = ReferralAccepted(**referral_facts(ref, now), resolve_by=due)
-    await notifications.publish(conn, [(None, [event])])
-    return dict(await referrals.get_referral(conn, referral_id))
+    await notifications.publish(w.conn, [(None, [event])])
+    return dict(await referrals.get_referral(w.conn, referral_id))

@@ -72,7 +72,7 @@ async def add_assignment(campaign_id: str, body: AssignmentIn, w: Writes) -> Any
 )
 async def reassign(assignment_id: str, body: ReassignIn, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Give an open assignment to another teacher."""
-    return await w.run(assignment_cases.reassign, assignment_id, body.teacher_id, if_match)
+    return await w.run(assignment_cases.reassign, assignment_id, body.teacher_id, if_match=if_match)
 
 
 @router.delete(
@@ -82,7 +82,7 @@ async def reassign(assignment_id: str, body: ReassignIn, w: Writes, if_match: ve
 )
 async def remove_assignment(assignment_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """Withdraw an open assignment."""
-    return await w.run(assignment_cases.remove, assignment_id, if_match)
+    return await w.run(assignment_cases.remove, assignment_id, if_match=if_match)
 
 
 @router.post(

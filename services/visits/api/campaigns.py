@@ -52,7 +52,7 @@ async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool
 )
 async def launch_campaign(campaign_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """draft → launched: generates the assignments (class teachers first) and publishes them."""
-    return await w.run(campaign_cases.launch_campaign, campaign_id, if_match)
+    return await w.run(campaign_cases.launch_campaign, campaign_id, if_match=if_match)
 
 
 @router.post(
@@ -62,7 +62,7 @@ async def launch_campaign(campaign_id: str, w: Writes, if_match: versions.IfMatc
 )
 async def close_campaign(campaign_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """launched → closed."""
-    return await w.run(campaign_cases.close_campaign, campaign_id, if_match)
+    return await w.run(campaign_cases.close_campaign, campaign_id, if_match=if_match)
 
 
 @router.get("/campaigns/{campaign_id}/progress", response_model=ProgressOut)

@@ -10,18 +10,14 @@ import asyncpg
 from services.visits import store
 from services.visits.domain import planning
 from services.visits.schemas import AssignmentIn
-from shared import scope, versions
-from shared.auth import ADMINS, Principal
-from shared.clock import Clock
+from services.visits.usecases.campaigns import require_step
+from shared import scope
+from shared.auth import ADMINS
 from shared.contracts import visits as ev
 from shared.ids import new_id
 from shared.outbox import add_events
 from shared.problems import conflict, found, invalid
-
-
-def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
-    """A campaign as the API shows it."""
-    return dict(row.items())
+from shared.writes import Write
 
 
 async def _teacher_for(conn: asyncpg.Connection, teacher_id: str, campaign_path: str, pointer: str) -> asyncpg.Record:
@@ -33,34 +29,31 @@ async def _teacher_for(conn: asyncpg.Connection, teacher_id: str, campaign_path:
     return staff
 
 
-async def add_assignment(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, campaign_id: str, body: AssignmentIn
-) -> dict[str, Any]:
+async def add_assignment(w: Write, campaign_id: str, body: AssignmentIn) -> dict[str, Any]:
     """Assign a family that has no assignment in this campaign to a teacher by hand."""
-    principal.require(*ADMINS)
-    camp = found(await store.campaigns.get_campaign(conn, campaign_id), "campaign")
-    if (refused := planning.campaign_refuses(camp["status"], "assign")) is not None:
-        raise conflict(refused)
-    children = await store.directory.list_family_children(conn, body.family_id, camp["org_path"])
+    w.principal.require(*ADMINS)
+    camp = found(await store.campaigns.get_campaign(w.conn, campaign_id), "campaign")
+    require_step(camp["status"], "assign")
+    children = await store.directory.list_family_children(w.conn, body.family_id, camp["org_path"])
     if not children:
         raise invalid("/family_id", "no family with children in the campaign's scope")
     org_path = children[0]["org_path"]
-    scope.require(principal, *(c["org_path"] for c in children))  # every child's class: all are visited
-    staff = await _teacher_for(conn, body.teacher_id, camp["org_path"], "/teacher_id")
-    scope.require(principal, staff["org_path"])
+    scope.require(w.principal, *(c["org_path"] for c in children))  # every child's class: all are visited
+    staff = await _teacher_for(w.conn, body.teacher_id, camp["org_path"], "/teacher_id")
+    scope.require(w.principal, staff["org_path"])
     aid = new_id()
     student_ids = [c["student_id"] for c in children]
     try:
-        async with conn.transaction():  # savepoint: a duplicate becomes a 409, not a broken transaction
+        async with w.conn.transaction():  # savepoint: a duplicate becomes a 409, not a broken transaction
             await store.assignments.insert_assignments(
-                conn,
+                w.conn,
                 [(aid, campaign_id, body.teacher_id, body.family_id, student_ids, org_path,
                   planning.school_path(org_path), planning.district_path(org_path), "assigned")],
             )  # fmt: skip
     except asyncpg.UniqueViolationError as exc:
         raise conflict("the family already has an assignment in this campaign") from exc
     await add_events(
-        conn,
+        w.conn,
         [
             ev.AssignmentMade(
                 assignment_id=aid,
@@ -69,7 +62,7 @@ async def add_assignment(
                 family_id=body.family_id,
                 student_ids=student_ids,
                 org_path=org_path,
-                occurred_at=clock.now(),
+                occurred_at=w.clock.now(),
             )
         ],
     )
@@ -84,36 +77,28 @@ async def add_assignment(
     }
 
 
-async def _assignment_for_change(
-    conn: asyncpg.Connection, principal: Principal, assignment_id: str, precondition: versions.Precondition | None
-) -> asyncpg.Record:
-    principal.require(*ADMINS)
-    a = found(await store.assignments.get_assignment(conn, assignment_id, lock=True), "assignment")
-    scope.require(principal, a["org_path"])
-    versions.check(a["version"], precondition)
-    if (refused := planning.campaign_refuses(a["campaign_status"], "assign")) is not None:
-        raise conflict(refused)
+async def _assignment_for_change(w: Write, assignment_id: str) -> asyncpg.Record:
+    """The assignment locked, after the caller's access, still at the version `If-Match` names (else 412), open and in
+    a launched campaign (else 409)."""
+    w.principal.require(*ADMINS)
+    a = found(await store.assignments.get_assignment(w.conn, assignment_id, lock=True), "assignment")
+    scope.require(w.principal, a["org_path"])
+    w.check(a["version"])
+    require_step(a["campaign_status"], "assign")
     if a["status"] in ("completed", "removed"):
         raise conflict(f"the assignment is {a['status']}")
     return a
 
 
-async def reassign(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    assignment_id: str,
-    teacher_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def reassign(w: Write, assignment_id: str, teacher_id: str) -> dict[str, Any]:
     """Give an open assignment to another teacher of the campaign's scope (412 when `If-Match` is stale)."""
-    a = await _assignment_for_change(conn, principal, assignment_id, precondition)
-    staff = await _teacher_for(conn, teacher_id, a["campaign_path"], "/teacher_id")
-    scope.require(principal, staff["org_path"])
+    a = await _assignment_for_change(w, assignment_id)
+    staff = await _teacher_for(w.conn, teacher_id, a["campaign_path"], "/teacher_id")
+    scope.require(w.principal, staff["org_path"])
     if teacher_id == a["teacher_id"]:
         raise invalid("/teacher_id", "the assignment already belongs to this teacher")
-    version = await store.assignments.update_assignment_teacher(conn, assignment_id, teacher_id)
-    await add_events(conn, [changed(a, ev.AssignmentChange.REASSIGNED, teacher_id, clock.now())])
+    version = await store.assignments.update_assignment_teacher(w.conn, assignment_id, teacher_id)
+    await add_events(w.conn, [changed(a, ev.AssignmentChange.REASSIGNED, teacher_id, w.clock.now())])
     return {
         "assignment_id": assignment_id,
         "teacher_id": teacher_id,
@@ -122,17 +107,11 @@ async def reassign(
     }
 
 
-async def remove(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    assignment_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def remove(w: Write, assignment_id: str) -> dict[str, Any]:
     """Withdraw an open assignment (the family can then be assigned again by hand; 412 when `If-Match` is stale)."""
-    a = await _assignment_for_change(conn, principal, assignment_id, precondition)
-    version = await store.assignments.update_assignment_removed(conn, assignment_id)
-    await add_events(conn, [changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"], clock.now())])
+    a = await _assignment_for_change(w, assignment_id)
+    version = await store.assignments.update_assignment_removed(w.conn, assignment_id)
+    await add_events(w.conn, [changed(a, ev.AssignmentChange.REMOVED, a["teacher_id"], w.clock.now())])
     return {"assignment_id": assignment_id, "status": "removed", "version": version}
 
 

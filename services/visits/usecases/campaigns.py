@@ -11,13 +11,13 @@ import asyncpg
 from services.visits import store
 from services.visits.domain import checklist, planning
 from services.visits.schemas import CampaignIn
-from shared import scope, versions
-from shared.auth import ADMINS, Principal
-from shared.clock import Clock
+from shared import scope
+from shared.auth import ADMINS
 from shared.contracts import visits as ev
 from shared.ids import new_id, new_ids
 from shared.outbox import add_bulk, add_events
 from shared.problems import conflict, found, invalid
+from shared.writes import Write
 
 
 def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
@@ -25,19 +25,17 @@ def campaign_doc(row: asyncpg.Record) -> dict[str, Any]:
     return dict(row.items())
 
 
-async def create_campaign(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, body: CampaignIn, default_target: int
-) -> dict[str, Any]:
+async def create_campaign(w: Write, body: CampaignIn, default_target: int) -> dict[str, Any]:
     """A draft campaign; the checklist version in force is recorded on it (its creation time is the database's: the
     lists' newest-first order is the order of creation, also under a test's fixed clock)."""
-    principal.require(*ADMINS)
-    scope.require(principal, body.org_path)
+    w.principal.require(*ADMINS)
+    scope.require(w.principal, body.org_path)
     config = checklist.load()
     version = body.checklist_version or config.current
     if version not in config.versions:
         raise invalid("/checklist_version", f"unknown checklist version; known: {', '.join(config.versions)}")
     row = await store.campaigns.insert_campaign(
-        conn,
+        w.conn,
         {
             "campaign_id": new_id(),
             "name": body.name,
@@ -47,28 +45,27 @@ async def create_campaign(
             "target_per_teacher": body.target_per_teacher or default_target,
             "required_modes": sorted({m.value for m in body.required_modes}),
             "checklist_version": version,
-            "created_by": principal.subject,
+            "created_by": w.principal.subject,
         },
     )
     return campaign_doc(row)
 
 
-async def _campaign_for_change(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    campaign_id: str,
-    precondition: versions.Precondition | None,
-    step: str,
-) -> asyncpg.Record:
-    """The campaign locked, after the caller's access, still at the version `If-Match` names (else 412) and in the
-    state `step` needs (else 409)."""
-    principal.require(*ADMINS)
-    row = found(await store.campaigns.get_campaign(conn, campaign_id, lock=True), "campaign")
-    scope.require(principal, row["org_path"])
-    versions.check(row["version"], precondition)
-    refused = planning.campaign_refuses(row["status"], step)
+def require_step(status: str, step: str) -> None:
+    """409 unless a campaign in `status` allows `step` (the rule: `planning.campaign_refuses`)."""
+    refused = planning.campaign_refuses(status, step)
     if refused is not None:
         raise conflict(refused)
+
+
+async def _campaign_for_change(w: Write, campaign_id: str, step: str) -> asyncpg.Record:
+    """The campaign locked, after the caller's access, still at the version `If-Match` names (else 412) and in the
+    state `step` needs (else 409)."""
+    w.principal.require(*ADMINS)
+    row = found(await store.campaigns.get_campaign(w.conn, campaign_id, lock=True), "campaign")
+    scope.require(w.principal, row["org_path"])
+    w.check(row["version"])
+    require_step(row["status"], step)
     return row
 
 
@@ -108,17 +105,11 @@ def build_plan(
 LAUNCH_CHUNK = 10_000
 
 
-async def launch_campaign(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    campaign_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def launch_campaign(w: Write, campaign_id: str) -> dict[str, Any]:
     """draft → launched: generate the assignments from the directory copy and publish them with the launch."""
-    camp = await _campaign_for_change(conn, principal, campaign_id, precondition, "launch")
+    camp = await _campaign_for_change(w, campaign_id, "launch")
     scope = camp["org_path"]
-    now = clock.now()
+    now = w.clock.now()
     items = checklist.load().items(camp["checklist_version"])
     launched = ev.CampaignLaunched(
         campaign_id=campaign_id,
@@ -131,23 +122,23 @@ async def launch_campaign(
         checklist_item_ids=[i.id for i in items],
         occurred_at=now,
     )
-    await add_events(conn, [launched])  # before its assignments' events, as consumers read them
-    of_class, schools = await _planning_groups(conn, scope)
+    await add_events(w.conn, [launched])  # before its assignments' events, as consumers read them
+    of_class, schools = await _planning_groups(w.conn, scope)
     loads: dict[str, int] = {}
     unassigned: list[tuple[str, str]] = []  # (first school, family): the whole scope's order
 
     async def plan(students: list[asyncpg.Record]) -> None:
-        teachers = await store.directory.list_teachers_in_schools(conn, scope, schools[students[0]["grp"]])
+        teachers = await store.directory.list_teachers_in_schools(w.conn, scope, schools[students[0]["grp"]])
         planned = build_plan(students, teachers, camp["target_per_teacher"])
         for start in range(0, len(planned.assignments), LAUNCH_CHUNK):
-            await _assign(conn, campaign_id, planned.assignments[start : start + LAUNCH_CHUNK], now)
+            await _assign(w.conn, campaign_id, planned.assignments[start : start + LAUNCH_CHUNK], now)
         loads.update(planned.loads())
         if planned.unassigned:
             first = {s["family_id"]: planning.school_path(s["org_path"]) for s in reversed(students)}
             unassigned.extend((first[f], f) for f in planned.unassigned)
 
     group: list[asyncpg.Record] = []
-    async for rows in store.directory.list_students_by_group(conn, scope, of_class, LAUNCH_CHUNK):
+    async for rows in store.directory.list_students_by_group(w.conn, scope, of_class, LAUNCH_CHUNK):
         for r in rows:
             if group and r["grp"] != group[0]["grp"]:
                 await plan(group)
@@ -156,7 +147,7 @@ async def launch_campaign(
     if group:
         await plan(group)
     unassigned.sort()
-    row = await store.campaigns.update_campaign_launched(conn, campaign_id, len(unassigned), now)
+    row = await store.campaigns.update_campaign_launched(w.conn, campaign_id, len(unassigned), now)
     return {
         **campaign_doc(row),
         "assignments": sum(loads.values()),
@@ -214,16 +205,10 @@ async def _assign(conn: asyncpg.Connection, campaign_id: str, planned: list[plan
     )
 
 
-async def close_campaign(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    clock: Clock,
-    campaign_id: str,
-    precondition: versions.Precondition | None = None,
-) -> dict[str, Any]:
+async def close_campaign(w: Write, campaign_id: str) -> dict[str, Any]:
     """launched → closed (412 when `If-Match` names another version)."""
-    await _campaign_for_change(conn, principal, campaign_id, precondition, "close")
-    now = clock.now()
-    row = await store.campaigns.update_campaign_closed(conn, campaign_id, now)
-    await add_events(conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=now)])
+    await _campaign_for_change(w, campaign_id, "close")
+    now = w.clock.now()
+    row = await store.campaigns.update_campaign_closed(w.conn, campaign_id, now)
+    await add_events(w.conn, [ev.CampaignClosed(campaign_id=campaign_id, org_path=row["org_path"], occurred_at=now)])
     return campaign_doc(row)

@@ -19,6 +19,7 @@ from shared.clock import Clock
 from shared.contracts import visits as ev
 from shared.ids import new_id
 from shared.problems import Problem, field_error, not_found
+from shared.writes import Write
 
 
 @dataclass
@@ -88,29 +89,27 @@ def _facts(r: asyncpg.Record) -> rules.AssignmentFacts:
     )
 
 
-async def schedule(
-    conn: asyncpg.Connection, principal: Principal, clock: Clock, assignment_id: str, body: ScheduleIn
-) -> dict[str, Any]:
+async def schedule(w: Write, assignment_id: str, body: ScheduleIn) -> dict[str, Any]:
     """Plan (or move) the visit of an assignment: who may record it may schedule it (stamped by the database)."""
-    rows = await store.visits.list_assignments_for_visits(conn, [assignment_id])
+    rows = await store.visits.list_assignments_for_visits(w.conn, [assignment_id])
     if not rows:
         raise not_found("assignment")
     a = _facts(rows[0])
-    if not rules.may_record(principal, a):
+    if not rules.may_record(w.principal, a):
         raise scope.forbidden("not an assignment you may schedule")
     faults = rules.check_schedule(body.planned_on, body.mode.value, a)
     if faults:
         raise single_problem(faults)
     # The lock statement's snapshot predates a plan committed while it waited for the lock: read it again.
-    visit_id = await store.assignments.get_scheduled_visit_id(conn, assignment_id) or new_id()
+    visit_id = await store.assignments.get_scheduled_visit_id(w.conn, assignment_id) or new_id()
     await store.assignments.upsert_scheduled_visit(
-        conn,
+        w.conn,
         {
             **a.visit_keys(visit_id),
             "mode": body.mode.value,
             "planned_on": body.planned_on,
             "note": body.note,
-            "recorded_by": principal.subject,
+            "recorded_by": w.principal.subject,
         },
     )
     return {
