@@ -39,14 +39,7 @@ async def form_committee(body: CommitteeIn, w: Writes) -> Any:
     return await w.run(committees.form, body)
 
 
-subtree_list(
-    router,
-    "/committees",
-    CommitteeSummary,
-    committees.list_committees,
-    "list_committees",
-    "Committees in a subtree (active and dissolved).",
-)
+subtree_list(router, "/committees", CommitteeSummary, committees.list_committees)
 
 
 @router.get(ONE, response_model=CommitteeOut, response_model_exclude_unset=True)

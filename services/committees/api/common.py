@@ -35,18 +35,18 @@ def unknown(*fields: str) -> dict[int | str, dict[str, Any]]:
 SubtreeLister = Callable[[Any, Principal, str | None, str | None, int], Awaitable[dict[str, Any]]]
 
 
-def subtree_list(
-    router: APIRouter, path: str, item: type[BaseModel], lister: SubtreeLister, name: str, doc: str
-) -> None:
+def subtree_list(router: APIRouter, path: str, item: type[BaseModel], lister: SubtreeLister) -> None:
     """`GET path`: a page of records in a subtree (`under`, default the caller's own) in id order, by `lister`
-    (the use case: pool, principal, under, after, limit). The cooperation records' lists have this one shape."""
+    (the use case: pool, principal, under, after, limit), whose name and docstring the route takes. The cooperation
+    records' lists have this one shape."""
+    name = lister.__name__
 
     async def route(
         principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
     ) -> dict[str, Any]:
         return await lister(pool, principal, under, cursor, limit)
 
-    route.__doc__ = doc
+    route.__doc__ = lister.__doc__
     route.__name__ = route.__qualname__ = name  # tracebacks and logs name the route
     router.add_api_route(
         path,

@@ -21,14 +21,7 @@ async def add_lecturer(body: LecturerIn, w: Writes) -> Any:
     return await w.run(lecturers.add_lecturer, body, replayed=lecturers.audit_lecturer)
 
 
-subtree_list(
-    router,
-    "/lecturers",
-    LecturerOut,
-    lecturers.list_lecturers,
-    "list_lecturers",
-    "The lecturer group in a subtree (names of outside lecturers); the read is audited.",
-)
+subtree_list(router, "/lecturers", LecturerOut, lecturers.list_lecturers)
 
 
 @router.delete("/lecturers/{lecturer_id}", response_model=LecturerLeftOut, responses=openapi.errors(404))
@@ -48,11 +41,4 @@ async def record_lecture(body: LectureIn, w: Writes) -> Any:
     return await w.run(lecturers.record_lecture, body)
 
 
-subtree_list(
-    router,
-    "/lectures",
-    LectureOut,
-    lecturers.list_lectures,
-    "list_lectures",
-    "Lectures given by lecturers in a subtree.",
-)
+subtree_list(router, "/lectures", LectureOut, lecturers.list_lectures)

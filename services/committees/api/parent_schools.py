@@ -37,14 +37,7 @@ async def establish_parent_school(body: ParentSchoolIn, w: Writes) -> Any:
     return await w.run(parent_schools.establish, body)
 
 
-subtree_list(
-    router,
-    "/parent-schools",
-    ParentSchoolOut,
-    parent_schools.list_parent_schools,
-    "list_parent_schools",
-    "Parent schools in a subtree.",
-)
+subtree_list(router, "/parent-schools", ParentSchoolOut, parent_schools.list_parent_schools)
 
 
 @router.get(ONE, response_model=ParentSchoolDetail, response_model_exclude_unset=True)

@@ -24,7 +24,7 @@ async def form_team(body: TeamIn, w: Writes) -> Any:
     return await w.run(teams.form, body)
 
 
-subtree_list(router, "/instructor-teams", TeamSummary, teams.list_teams, "list_teams", "Instructor teams in a subtree.")
+subtree_list(router, "/instructor-teams", TeamSummary, teams.list_teams)
 
 
 @router.get(ONE, response_model=TeamOut, response_model_exclude_unset=True)

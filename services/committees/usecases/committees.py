@@ -18,7 +18,13 @@ from services.committees.domain.rules import (
 from services.committees.schemas import CommitteeIn, DissolveIn, MemberIn
 from services.committees.store import committees as store
 from services.committees.store import directory
-from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
+from services.committees.usecases.common import (
+    decided,
+    list_in_subtree,
+    require_read,
+    require_write,
+    writable_unit,
+)
 from shared import audit
 from shared.auth import ADMINS, Principal
 from shared.contracts import committees as ev
@@ -42,8 +48,7 @@ async def _writable(conn: asyncpg.Connection, principal: Principal, committee_id
 
 async def form(w: Write, body: CommitteeIn) -> dict[str, Any]:
     """Form the parent committee of a county, school, grade or class (one active committee per unit)."""
-    unit = await get_unit(w.conn, body.org_unit_id, lock=True, field="/org_unit_id")
-    require_write(w.principal, unit["org_path"])
+    unit = await writable_unit(w, body.org_unit_id, "/org_unit_id", lock=True)
     with decided():
         level = committee_level(unit["level"])
     try:

@@ -64,6 +64,14 @@ async def get_unit(conn: Conn, org_unit_id: str, *, lock: bool = False, field: s
     return unit
 
 
+async def writable_unit(w: Write, org_unit_id: str, field: str, *, lock: bool = False) -> dict[str, Any]:
+    """The org unit a write puts something in, named by the body's `field` (404 pointing at it when unknown), when
+    the caller may write there (403)."""
+    unit = await get_unit(w.conn, org_unit_id, lock=lock, field=field)
+    require_write(w.principal, unit["org_path"])
+    return unit
+
+
 async def under_path(conn: Conn, under: str | None) -> str | None:
     """The org path of a list's `under` filter (an org unit id); 404 naming `/query/under` when unknown."""
     return None if under is None else (await get_unit(conn, under, field=UNDER))["org_path"]
@@ -129,4 +137,20 @@ async def audit_page(
         org_path=path,
         subject_ids=list(paths),
         subject_paths=paths,
+    )
+
+
+async def audit_write(
+    conn: Conn, principal: Principal, resource_type: str, resource_id: str, org_path: str, subject_id: str
+) -> None:
+    """A write whose answer names a person (`subject_id`), when first given and when replayed: whose, where."""
+    assert isinstance(conn, asyncpg.Connection)
+    await audit.record(
+        conn,
+        principal,
+        action="write",
+        resource_type=resource_type,
+        resource_id=resource_id,
+        org_path=org_path,
+        subject_ids=[subject_id],
     )

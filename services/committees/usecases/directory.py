@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from services.committees.domain.rows import Checker
 from services.committees.store import imports as import_store
 from services.committees.store import upserts
-from shared import audit
+from services.committees.usecases.common import audit_write
 from shared.auth import Principal
 from shared.clock import Clock, local_date
 from shared.db import Conn
@@ -59,32 +59,12 @@ async def publish_family_facts(conn: asyncpg.Connection, clock: Clock, family_id
     return await upserts.insert_family_events(conn, clock.now())
 
 
-async def audit_person(
-    conn: asyncpg.Connection,
-    principal: Principal,
-    kind: Literal["staff", "student"],
-    row: dict[str, Any],
-    action: audit.Action,
-) -> None:
-    """One staff or student record read (or answered by a write): whose, where."""
-    record_id = row[f"{kind}_id"]
-    await audit.record(
-        conn,
-        principal,
-        action=action,
-        resource_type=kind,
-        resource_id=record_id,
-        org_path=row["org_path"],
-        subject_ids=[record_id],
-    )
-
-
 def answer_audit(kind: Literal["staff", "student"]) -> Callable[[Conn, Principal, dict[str, Any]], Awaitable[Any]]:
     """The audit of a write whose answer carries a `kind` record, when first given and when replayed (`replayed=`);
     it returns the answer."""
 
     async def audit_answer(conn: Conn, principal: Principal, row: dict[str, Any]) -> dict[str, Any]:
-        await audit_person(conn, principal, kind, row, "write")
+        await audit_write(conn, principal, kind, row[f"{kind}_id"], row["org_path"], row[f"{kind}_id"])
         return row
 
     return audit_answer

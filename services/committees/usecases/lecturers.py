@@ -12,14 +12,15 @@ from services.committees.store import directory, org_units
 from services.committees.store import lecturers as store
 from services.committees.usecases.common import (
     audit_page,
+    audit_write,
     decided,
-    get_unit,
     list_in_subtree,
     list_path,
     page,
     require_write,
+    writable_unit,
 )
-from shared import audit, versions
+from shared import versions
 from shared.auth import Principal
 from shared.contracts import committees as ev
 from shared.db import Conn
@@ -31,21 +32,13 @@ from shared.writes import Write
 
 async def audit_lecturer(conn: asyncpg.Connection, principal: Principal, lecturer: dict[str, Any]) -> None:
     """The answer to an added lecturer carries a name: audited, when first given and when replayed."""
-    await audit.record(
-        conn,
-        principal,
-        action="write",
-        resource_type="lecturer",
-        resource_id=lecturer["lecturer_id"],
-        org_path=lecturer["org_path"],
-        subject_ids=[lecturer["staff_id"] or lecturer["lecturer_id"]],
-    )
+    subject = lecturer["staff_id"] or lecturer["lecturer_id"]
+    await audit_write(conn, principal, "lecturer", lecturer["lecturer_id"], lecturer["org_path"], subject)
 
 
 async def add_lecturer(w: Write, body: LecturerIn) -> dict[str, Any]:
     """Add a member of the lecturer group (staff or, by name, an outside lecturer)."""
-    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
-    require_write(w.principal, unit["org_path"])
+    unit = await writable_unit(w, body.org_unit_id, "/org_unit_id")
     with decided():
         check_lecturer(body.staff_id, body.name)
     if body.staff_id and await directory.get_staff(w.conn, body.staff_id) is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
-from services.committees.usecases.common import get_unit, page, require_change, require_write, under_path
+from services.committees.usecases.common import get_unit, page, require_change, under_path, writable_unit
 from services.committees.usecases.directory import patched, write_record
 from shared.db import Conn
 from shared.problems import conflict
@@ -30,8 +30,7 @@ async def get(conn: Conn, org_unit_id: str) -> dict[str, Any]:
 
 async def create(w: Write, body: OrgUnitIn) -> dict[str, Any]:
     """Add an org unit under a parent inside the caller's scope."""
-    parent = await get_unit(w.conn, body.parent_id, lock=True, field="/parent_id")
-    require_write(w.principal, parent["org_path"])
+    await writable_unit(w, body.parent_id, "/parent_id", lock=True)
     if await store.get_org_unit(w.conn, body.org_unit_id):
         raise conflict(f"org unit {body.org_unit_id} already exists")
     await write_record(w.conn, w.clock, "org_units", body.model_dump(mode="json"), [body.parent_id], set())

@@ -14,10 +14,10 @@ from services.committees.store import parent_schools as store
 from services.committees.usecases.common import (
     READERS,
     decided,
-    get_unit,
     list_in_subtree,
     require_read,
     require_write,
+    writable_unit,
 )
 from shared import scope, versions
 from shared.auth import Principal
@@ -66,8 +66,7 @@ async def _require_eligible(conn: Conn, p: dict[str, Any], guardian_ids: list[st
 
 async def establish(w: Write, body: ParentSchoolIn) -> dict[str, Any]:
     """Establish a county-level, school-level or online parent school."""
-    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
-    require_write(w.principal, unit["org_path"])
+    unit = await writable_unit(w, body.org_unit_id, "/org_unit_id")
     with decided():
         check_parent_school_unit(body.kind, unit["level"])
     p = {"parent_school_id": new_id(), "org_path": unit["org_path"], **body.model_dump(mode="json")}

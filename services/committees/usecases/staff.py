@@ -12,12 +12,11 @@ from services.committees.store import directory as store
 from services.committees.usecases.common import (
     READERS,
     audit_page,
-    get_unit,
     page,
     read_person,
     require_change,
-    require_write,
     under_path,
+    writable_unit,
 )
 from services.committees.usecases.directory import answer_audit, patched, write_record
 from shared import scope
@@ -67,8 +66,7 @@ async def get(pool: asyncpg.Pool, principal: Principal, staff_id: str) -> dict[s
 
 async def create(w: Write, body: StaffIn) -> dict[str, Any]:
     """Register a staff member at a school (or district office)."""
-    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
-    require_write(w.principal, unit["org_path"])
+    await writable_unit(w, body.org_unit_id, "/org_unit_id")
     if await store.get_staff(w.conn, body.staff_id):
         raise conflict(f"staff member {body.staff_id} already exists")
     raw = body.model_dump(mode="json")

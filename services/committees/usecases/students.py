@@ -13,12 +13,12 @@ from services.committees.store import directory as store
 from services.committees.usecases.common import (
     READERS,
     audit_page,
-    get_unit,
     page,
     read_person,
     require_change,
     require_write,
     under_path,
+    writable_unit,
 )
 from services.committees.usecases.directory import answer_audit, publish_family_facts, write_record
 from shared import audit, scope
@@ -98,8 +98,7 @@ async def get(pool: asyncpg.Pool, principal: Principal, student_id: str) -> dict
 
 async def create(w: Write, body: StudentIn) -> dict[str, Any]:
     """Register a student in a class and a family; the service assigns the pseudonymous student_id."""
-    unit = await get_unit(w.conn, body.class_id, field="/class_id")
-    require_write(w.principal, unit["org_path"])
+    await writable_unit(w, body.class_id, "/class_id")
     if await store.get_student_by_no(w.conn, body.student_no):
         raise conflict("a student with this student_no already exists")
     await _national_id_free(w.conn, body.national_id, None)
@@ -218,7 +217,7 @@ async def update(w: Write, student_id: str, body: StudentPatch) -> dict[str, Any
     if body.national_id:
         await _national_id_free(w.conn, body.national_id, student_id)
     if body.class_id:
-        require_write(w.principal, (await get_unit(w.conn, body.class_id, field="/class_id"))["org_path"])
+        await writable_unit(w, body.class_id, "/class_id")
     raw = {k: row[k] for k in FIELDS}
     changes = body.model_dump(mode="json", exclude_unset=True)
     family_id = changes.pop("family_id", None) or row["family_id"]

@@ -10,7 +10,14 @@ from services.committees.domain.rules import check_team_member, check_team_staff
 from services.committees.schemas import TeamIn, TeamMemberIn
 from services.committees.store import directory
 from services.committees.store import teams as store
-from services.committees.usecases.common import decided, get_unit, list_in_subtree, require_read, require_write
+from services.committees.usecases.common import (
+    audit_write,
+    decided,
+    list_in_subtree,
+    require_read,
+    require_write,
+    writable_unit,
+)
 from shared import audit, versions
 from shared.auth import Principal
 from shared.contracts import committees as ev
@@ -29,8 +36,7 @@ async def _get(conn: Conn, team_id: str) -> dict[str, Any]:
 
 async def form(w: Write, body: TeamIn) -> dict[str, Any]:
     """Form an instructor team for a school or county."""
-    unit = await get_unit(w.conn, body.org_unit_id, field="/org_unit_id")
-    require_write(w.principal, unit["org_path"])
+    unit = await writable_unit(w, body.org_unit_id, "/org_unit_id")
     with decided():
         check_team_unit(unit["level"])
     t = {"team_id": new_id(), "org_unit_id": body.org_unit_id, "org_path": unit["org_path"], "name": body.name}
@@ -62,14 +68,9 @@ async def audit_member(
     conn: asyncpg.Connection, principal: Principal, member: dict[str, Any], org_path: str | None = None
 ) -> None:
     """The answer to an added member carries a name: audited, when first given and when replayed."""
-    await audit.record(
-        conn,
-        principal,
-        action="write",
-        resource_type="instructor_team",
-        resource_id=member["team_id"],
-        org_path=org_path or (await _get(conn, member["team_id"]))["org_path"],
-        subject_ids=[member["staff_id"] or member["member_id"]],
+    path = org_path or (await _get(conn, member["team_id"]))["org_path"]
+    await audit_write(
+        conn, principal, "instructor_team", member["team_id"], path, member["staff_id"] or member["member_id"]
     )
 
 

@@ -38,9 +38,7 @@ async def list_cases_due_between(conn: Conn, now: datetime, until: datetime, lim
 async def insert_notifications(conn: Conn, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
     """Insert (notification_id, recipient_id, kind, source_id, case_id, referral_id, link, created_at) rows, each
     with its mail queued (due at once); a row whose (source, recipient, kind) is already there is skipped, and so is
-    its mail. Returns the rows really inserted."""
-    if not rows:
-        return []
+    its mail. Returns the rows really inserted (the caller sends at least one row)."""
     inserted: list[asyncpg.Record] = await conn.fetch(
         "WITH n AS (INSERT INTO notifications (notification_id, recipient_id, kind, source_id, case_id, referral_id,"
         " link, created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"

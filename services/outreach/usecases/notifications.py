@@ -112,16 +112,12 @@ async def _create(conn: asyncpg.Connection, groups: list[Group]) -> int:
     return len(inserted)
 
 
+EVENT_FIELDS = ("notification_id", "recipient_id", "kind", "case_id", "referral_id", "link")
+
+
 def _event(r: asyncpg.Record) -> NotificationCreated:
-    return NotificationCreated(
-        notification_id=r["notification_id"],
-        recipient_id=r["recipient_id"],
-        kind=NotificationKind(r["kind"]),
-        case_id=r["case_id"],
-        referral_id=r["referral_id"],
-        link=r["link"],
-        occurred_at=r["created_at"],
-    )
+    """A stored notice's event: its own columns, at the time it was created."""
+    return NotificationCreated(**{k: r[k] for k in EVENT_FIELDS}, occurred_at=r["created_at"])
 
 
 async def sweep_due_soon(conn: asyncpg.Connection, window_hours: float, now: datetime, limit: int) -> int:

@@ -65,21 +65,16 @@ async def add_assignment(campaign_id: str, body: AssignmentIn, w: Writes) -> Any
     return await w.run(assignment_cases.add_assignment, campaign_id, body)
 
 
-@router.patch(
-    "/assignments/{assignment_id}",
-    response_model=ReassignedOut,
-    responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
-)
+NOT_OPEN = openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"})
+
+
+@router.patch("/assignments/{assignment_id}", response_model=ReassignedOut, responses=NOT_OPEN)
 async def reassign(assignment_id: str, body: ReassignIn, w: Writes, if_match: versions.IfMatchRequired) -> Any:
     """Give an open assignment to another teacher."""
     return await w.run(assignment_cases.reassign, assignment_id, body.teacher_id, if_match=if_match)
 
 
-@router.delete(
-    "/assignments/{assignment_id}",
-    response_model=RemovedOut,
-    responses=openapi.errors({409: "the campaign is not launched, or the assignment is completed or removed"}),
-)
+@router.delete("/assignments/{assignment_id}", response_model=RemovedOut, responses=NOT_OPEN)
 async def remove_assignment(assignment_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """Withdraw an open assignment."""
     return await w.run(assignment_cases.remove, assignment_id, if_match=if_match)

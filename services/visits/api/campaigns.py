@@ -18,6 +18,8 @@ from shared.web import Pool, Today
 from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1", tags=["campaigns"])
+NOT_DRAFT = openapi.errors({409: "the campaign is not a draft"})
+NOT_LAUNCHED = openapi.errors({409: "the campaign is not launched"})
 
 
 def _settings(request: Request) -> VisitsSettings:
@@ -45,21 +47,13 @@ async def get_campaign(campaign_id: str, principal: CurrentPrincipal, pool: Pool
     return tag.of(await queries.campaign(pool, principal, campaign_id))
 
 
-@router.post(
-    "/campaigns/{campaign_id}/launch",
-    response_model=LaunchOut,
-    responses=openapi.errors({409: "the campaign is not a draft"}),
-)
+@router.post("/campaigns/{campaign_id}/launch", response_model=LaunchOut, responses=NOT_DRAFT)
 async def launch_campaign(campaign_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """draft → launched: generates the assignments (class teachers first) and publishes them."""
     return await w.run(campaign_cases.launch_campaign, campaign_id, if_match=if_match)
 
 
-@router.post(
-    "/campaigns/{campaign_id}/close",
-    response_model=CampaignOut,
-    responses=openapi.errors({409: "the campaign is not launched"}),
-)
+@router.post("/campaigns/{campaign_id}/close", response_model=CampaignOut, responses=NOT_LAUNCHED)
 async def close_campaign(campaign_id: str, w: Writes, if_match: versions.IfMatch) -> Any:
     """launched → closed."""
     return await w.run(campaign_cases.close_campaign, campaign_id, if_match=if_match)
