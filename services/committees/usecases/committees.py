@@ -21,8 +21,8 @@ from services.committees.store import directory
 from services.committees.usecases.common import (
     decided,
     list_in_subtree,
+    require_change,
     require_read,
-    require_write,
     writable_unit,
 )
 from shared import audit
@@ -39,10 +39,10 @@ async def _get(conn: Conn, committee_id: str, *, lock: bool = False) -> dict[str
     return found(await store.get_committee(conn, committee_id, lock=lock), "committee")
 
 
-async def _writable(conn: asyncpg.Connection, principal: Principal, committee_id: str) -> dict[str, Any]:
-    """The committee, locked, when the caller may change it."""
-    c = await _get(conn, committee_id, lock=True)
-    require_write(principal, c["org_path"])
+async def _writable(w: Write, committee_id: str) -> dict[str, Any]:
+    """The committee, locked, when the caller may change it (403) and it is at the version `If-Match` names (412)."""
+    c = await _get(w.conn, committee_id, lock=True)
+    require_change(w, c)
     return c
 
 
@@ -86,8 +86,7 @@ async def get(pool: asyncpg.Pool, principal: Principal, committee_id: str) -> di
 
 async def dissolve(w: Write, committee_id: str, body: DissolveIn) -> dict[str, Any]:
     """Dissolve a committee; its active members leave (412 when `If-Match` names another version)."""
-    c = await _writable(w.conn, w.principal, committee_id)
-    w.check(c["version"])
+    c = await _writable(w, committee_id)
     with decided():
         check_dissolve(c["formed_on"], c["dissolved_on"], body.dissolved_on)
     left = await store.update_committee_dissolved(w.conn, committee_id, body.dissolved_on)
@@ -114,7 +113,7 @@ async def dissolve(w: Write, committee_id: str, body: DissolveIn) -> dict[str, A
 
 async def add_member(w: Write, committee_id: str, body: MemberIn) -> dict[str, Any]:
     """A guardian of a student inside the committee's unit joins it."""
-    c = await _writable(w.conn, w.principal, committee_id)
+    c = await _writable(w, committee_id)
     with decided():
         check_active(c["dissolved_on"])
     if await directory.get_guardian(w.conn, body.guardian_id) is None:
@@ -134,7 +133,7 @@ async def add_member(w: Write, committee_id: str, body: MemberIn) -> dict[str, A
 
 async def remove_member(w: Write, committee_id: str, guardian_id: str) -> dict[str, Any]:
     """A member leaves the committee."""
-    c = await _writable(w.conn, w.principal, committee_id)
+    c = await _writable(w, committee_id)
     if not await store.update_member_left(w.conn, committee_id, guardian_id):
         raise not_found("active member")
     await add_event(

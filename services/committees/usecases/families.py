@@ -39,11 +39,12 @@ async def _get(conn: Conn, family_id: str, *, lock: bool = False) -> dict[str, A
     return found(await store.get_family(conn, family_id, lock=lock), "family")
 
 
-async def _writable(conn: asyncpg.Connection, principal: Principal, family_id: str) -> dict[str, Any]:
-    """The family, locked, when the caller may change it."""
-    fam = await _get(conn, family_id, lock=True)
-    if not await _access(conn, principal, fam, write=True):
+async def _writable(w: Write, family_id: str) -> dict[str, Any]:
+    """The family, locked, when the caller may change it (403) and it is at the version `If-Match` names (412)."""
+    fam = await _get(w.conn, family_id, lock=True)
+    if not await _access(w.conn, w.principal, fam, write=True):
         raise scope.forbidden("requires an admin role covering every one of the family's students")
+    w.check(fam["version"])
     return fam
 
 
@@ -116,15 +117,14 @@ async def get(pool: asyncpg.Pool, principal: Principal, family_id: str) -> dict[
 async def update(w: Write, family_id: str, body: FamilyPatch) -> dict[str, Any]:
     """Change whether parents work away, the living arrangement or the address (412 when `If-Match` names another
     version)."""
-    fam = await _writable(w.conn, w.principal, family_id)
-    w.check(fam["version"])
+    fam = await _writable(w, family_id)
     await write_record(w.conn, w.clock, "families", patched(fam, FIELDS, body), [], set())
     return await _answer(w.conn, w.principal, family_id)
 
 
 async def add_guardian(w: Write, family_id: str, body: GuardianIn) -> dict[str, Any]:
     """Add a guardian to a family (the family's facts change: `family.changed`)."""
-    fam = await _writable(w.conn, w.principal, family_id)
+    fam = await _writable(w, family_id)
     if await store.get_guardian_id(w.conn, body.guardian_no):
         raise conflict("a guardian with this guardian_no already exists")
     raw = {**body.model_dump(mode="json"), "family_no": fam["family_no"]}

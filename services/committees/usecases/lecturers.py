@@ -17,6 +17,7 @@ from services.committees.usecases.common import (
     list_in_subtree,
     list_path,
     page,
+    require_change,
     require_write,
     writable_unit,
 )
@@ -60,8 +61,7 @@ async def remove_lecturer(w: Write, lecturer_id: str) -> dict[str, Any]:
     """A member leaves the lecturer group (their lectures stay counted; 412 when `If-Match` names another
     version)."""
     lecturer = found(await store.get_lecturer(w.conn, lecturer_id, lock=True), "lecturer")
-    require_write(w.principal, lecturer["org_path"])
-    w.check(lecturer["version"])
+    require_change(w, lecturer)
     version = lecturer["version"]
     if await store.update_lecturer_left(w.conn, lecturer_id):
         version += 1

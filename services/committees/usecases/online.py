@@ -19,7 +19,7 @@ async def record_online_attendance(
 ) -> dict[str, Any]:
     """The online platform's report of who was connected how long: attended when at least `min_minutes`; the latest
     report per guardian counts, an unchanged one publishes nothing."""
-    p, s = await _writable_session(w.conn, w.principal, parent_school_id, session_id)
+    p, s = await _writable_session(w, parent_school_id, session_id)
     with decided():
         check_online_attendance(s["mode"])
     minutes = {r.guardian_id: r.minutes for r in body.records}

@@ -39,12 +39,15 @@ async def _session(conn: Conn, parent_school_id: str, session_id: str, *, lock: 
 
 
 async def _writable_session(
-    conn: Conn, principal: Principal, parent_school_id: str, session_id: str, *, lock: bool = False
+    w: Write, parent_school_id: str, session_id: str, *, lock: bool = False
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The parent school (write scope checked) and its session (locked with `lock`)."""
-    p = await _get(conn, parent_school_id)
-    require_write(principal, p["org_path"])
-    return p, await _session(conn, parent_school_id, session_id, lock=lock)
+    """The parent school (write scope checked: 403) and its session (locked with `lock`), at the version `If-Match`
+    names (412)."""
+    p = await _get(w.conn, parent_school_id)
+    require_write(w.principal, p["org_path"])
+    s = await _session(w.conn, parent_school_id, session_id, lock=lock)
+    w.check(s["version"])
+    return p, s
 
 
 def _session_view(s: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +132,7 @@ async def get_session(conn: Conn, principal: Principal, parent_school_id: str, s
 
 async def enrol(w: Write, parent_school_id: str, session_id: str, body: EnrolIn) -> dict[str, Any]:
     """Enrol guardians in a session (the expected attendance)."""
-    p, _ = await _writable_session(w.conn, w.principal, parent_school_id, session_id)
+    p, _ = await _writable_session(w, parent_school_id, session_id)
     await _require_eligible(w.conn, p, body.guardian_ids, "/guardian_ids/{}")
     added = await store.insert_enrolments(w.conn, session_id, sorted(set(body.guardian_ids)))
     return {"session_id": session_id, "added": added}
@@ -137,8 +140,7 @@ async def enrol(w: Write, parent_school_id: str, session_id: str, body: EnrolIn)
 
 async def mark_held(w: Write, parent_school_id: str, session_id: str) -> dict[str, Any]:
     """Record that a scheduled session took place (412 when `If-Match` names another version of the session)."""
-    p, s = await _writable_session(w.conn, w.principal, parent_school_id, session_id, lock=True)
-    w.check(s["version"])
+    p, s = await _writable_session(w, parent_school_id, session_id, lock=True)
     if not await store.update_session_held(w.conn, session_id):
         raise conflict("the session was already recorded as held")
     await add_event(
@@ -157,7 +159,7 @@ async def mark_held(w: Write, parent_school_id: str, session_id: str) -> dict[st
 
 async def record_attendance(w: Write, parent_school_id: str, session_id: str, body: AttendanceIn) -> dict[str, Any]:
     """Record attendance per guardian (the latest record counts; unchanged records publish nothing)."""
-    p, _ = await _writable_session(w.conn, w.principal, parent_school_id, session_id)
+    p, _ = await _writable_session(w, parent_school_id, session_id)
     attended = {r.guardian_id: r.attended for r in body.records}
     return await save_attendance(w.conn, w.clock, p, session_id, [r.guardian_id for r in body.records], attended)
 
