@@ -549,6 +549,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 for d in lag.drains
             )
+            + ("" if lag.drains else "(no launch during the load)")
             + " → not growing from launch to launch: "
             + ("ok" if lag.drains_ok else "MISSED"),
             "consumer lag flat (between launches flat and drains not growing): " + ("ok" if lag.ok else "MISSED"),
