@@ -9,13 +9,13 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.exceptions import BaseCloudEventException
 from pydantic import ValidationError
@@ -162,6 +162,7 @@ class InboxConsumer:
         self._lean = {t.encode(): (t, lean_envelope(registry.spec(t).model)) for t in self.types} if self.facts else {}
         # The registered types this group does not handle (on the topics it reads, as the header spells them).
         self._others = frozenset(s.type.encode() for s in registry.all()) - set(self._typed)
+        self._ahead: _Read | None = None  # a copy's poll being applied, as `_fetch` read it
         self.applied = 0
         self.dead_lettered = 0
         self._counters: dict[tuple[str, str], Any] = {}
@@ -234,33 +235,70 @@ class InboxConsumer:
 
         A partition's records stay in order inside one lane (partition number modulo the lane count); keys never
         span partitions, so lanes touch disjoint aggregates. Offsets are committed only after every lane's
-        transaction committed; a crash in between only causes a redelivery, which the inbox absorbs.
+        transaction committed; a crash in between only causes a redelivery, which the inbox absorbs. A copying
+        subscription fetches and reads its next poll while the current one is applied (`_fetch`).
         """
         last_lag = 0.0
         s = self.settings
         lanes_n = 1 if self.facts is not None else max(1, s.consumer_parallelism)
         poll = s.consumer_copy_batch_size if self.facts is not None else s.consumer_batch_size
-        while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=poll)
-            self.running, self.last_poll_at, self.idle = True, time.time(), not batches
-            self.ready.set()
-            if batches:
-                lanes: list[list[ConsumerRecord]] = [[] for _ in range(lanes_n)]
-                for tp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
-                    lanes[tp.partition % lanes_n].extend(records)
-                # Every lane finishes (or fails) before the next poll or a restart: a lane left running would race
-                # the redelivery of its own records.
-                results = await asyncio.gather(
-                    *(self._process(lane, dlt) for lane in lanes if lane), return_exceptions=True
-                )
-                for result in results:
-                    if isinstance(result, BaseException):
-                        raise result
-                with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
-                    await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-            if time.monotonic() - last_lag > 2.0:
-                await self._update_lag(consumer)
-                last_lag = time.monotonic()
+        fetching = asyncio.create_task(self._fetch(consumer, poll))
+        try:
+            while True:
+                batches, read = await fetching
+                self.running, self.last_poll_at, self.idle = True, time.time(), not batches
+                self.ready.set()
+                # A copy reads and validates its next poll while this one's transaction runs (see `_fetch`).
+                ahead = self.facts is not None and bool(batches)
+                if ahead:
+                    fetching = asyncio.create_task(self._fetch(consumer, poll))
+                if batches:
+                    lanes: list[list[ConsumerRecord]] = [[] for _ in range(lanes_n)]
+                    for tp, records in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+                        lanes[tp.partition % lanes_n].extend(records)
+                    # Every lane finishes (or fails) before the next poll or a restart: a lane left running would
+                    # race the redelivery of its own records.
+                    self._ahead = read
+                    results = await asyncio.gather(
+                        *(self._process(lane, dlt) for lane in lanes if lane), return_exceptions=True
+                    )
+                    self._ahead = None
+                    for result in results:
+                        if isinstance(result, BaseException):
+                            raise result
+                    with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
+                        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+                if time.monotonic() - last_lag > 2.0:
+                    await self._update_lag(consumer)
+                    last_lag = time.monotonic()
+                if not ahead:
+                    fetching = asyncio.create_task(self._fetch(consumer, poll))
+        finally:
+            fetching.cancel()
+            with contextlib.suppress(BaseException):
+                await fetching
+
+    async def _fetch(
+        self, consumer: AIOKafkaConsumer, poll: int
+    ) -> tuple[dict[TopicPartition, list[ConsumerRecord]], _Read | None]:
+        """The next poll, and for a copying subscription its records read and validated (`_read_facts`; None when
+        one of them is not valid: the poll then fails in its transaction and is redone record by record).
+
+        A copy fetches its next poll while the previous one is applied: reading and validating records (about half
+        a copy's CPU per event) then overlaps with the database applying the previous poll. Its records are
+        applied only after that poll's transaction committed, in order; a failure restarts the consumer, which drops
+        the poll read ahead and fetches again from the committed offsets.
+        """
+        batches = await consumer.getmany(timeout_ms=200, max_records=poll)
+        if self.facts is None or not batches:
+            return batches, None
+        records = [
+            rec for _, recs in sorted(batches.items(), key=lambda kv: (kv[0].topic, kv[0].partition)) for rec in recs
+        ]
+        try:
+            return batches, self._read_facts(records)
+        except Exception:
+            return batches, None
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag per topic = sum over assigned partitions of highwater - position."""
@@ -437,7 +475,9 @@ class InboxConsumer:
         Returns each record's topic and outcome, to be counted if the transaction commits.
         """
         if self.facts is not None:
-            return await self._apply_facts(conn, records)
+            ahead = self._ahead
+            read = ahead if ahead is not None and ahead.covers(records) else self._read_facts(records)
+            return await self._apply_facts(conn, read)
         outcomes: list[tuple[str, str]] = []
         events: list[tuple[ConsumerRecord, Event[Any] | None]] = []
         for rec in records:
@@ -482,34 +522,43 @@ class InboxConsumer:
             await self._handle_batch(conn, todo)
         return outcomes
 
-    async def _apply_facts(self, conn: asyncpg.Connection, records: list[ConsumerRecord]) -> list[tuple[str, str]]:
-        """Apply a copying subscription's records (see `Facts`): every handled one, whether seen before or not."""
-        assert self.facts is not None
-        outcomes: list[tuple[str, str]] = []
-        facts: list[Fact] = []
-        correlations: set[str] = set()
-        traceparents: set[str] = set()
+    def _read_facts(self, records: list[ConsumerRecord]) -> _Read:
+        """A copying subscription's records read and validated: each one's outcome, the facts of the handled ones,
+        their correlation ids and traceparents. UnknownType is an outcome; Poison is raised as `_parse` says."""
+        read = _Read([], [], set(), set())
         for rec in records:
             try:
-                read = self._read_fact(rec)
+                got = self._read_fact(rec)
             except UnknownType:
-                outcomes.append((rec.topic, "unknown_type"))
+                read.outcomes.append((rec.topic, "unknown_type"))
                 continue
-            if read is None:
-                outcomes.append((rec.topic, "ignored"))
+            if got is None:
+                read.outcomes.append((rec.topic, "ignored"))
                 continue
-            fact, correlation, traceparent = read
-            facts.append(fact)
-            correlations.add(correlation)
-            traceparents.add(traceparent)
-            outcomes.append((rec.topic, "applied"))
+            fact, correlation, traceparent = got
+            read.facts.append(fact)
+            read.correlations.add(correlation)
+            read.traceparents.add(traceparent)
+            read.outcomes.append((rec.topic, "applied"))
+        read.records = records
+        return read
+
+    async def _apply_facts(self, conn: asyncpg.Connection, read: _Read) -> list[tuple[str, str]]:
+        """Apply a copying subscription's records (see `Facts`): every handled one, whether seen before or not."""
+        assert self.facts is not None
+        outcomes, facts, correlations, traceparents = (
+            read.outcomes,
+            read.facts,
+            set(read.correlations),
+            read.traceparents,
+        )
         if not facts:
             return outcomes
         keys = self.facts.keys
         if keys is not None:
             await self._lock_entities(conn, (k for f in facts for k in keys(f)))
         trace_ids = {context.parse_traceparent(t) for t in traceparents}
-        span = self._batch_span(records)
+        span = self._batch_span(read.records)
         ctx = context.TraceContext(
             correlation_id=correlations.pop() if len(correlations) == 1 else str(uuid.uuid4()),
             trace_id=tracing.trace_id_of(span)
@@ -709,6 +758,21 @@ class InboxConsumer:
         self._count(rec.topic, "dead_lettered")
         self.dead_lettered += 1
         log.error("event dead-lettered", extra={"topic": rec.topic, "offset": rec.offset, "error": failure.error})
+
+
+@dataclass
+class _Read:
+    """A copying subscription's poll as read before its transaction (`InboxConsumer._read_facts`)."""
+
+    outcomes: list[tuple[str, str]]
+    facts: list[Fact]
+    correlations: set[str]
+    traceparents: set[str]
+    records: list[ConsumerRecord] = field(default_factory=list)
+
+    def covers(self, records: list[ConsumerRecord]) -> bool:
+        """Whether these are the records read (the whole poll, not one of them redone alone)."""
+        return len(records) == len(self.records) and all(a is b for a, b in zip(records, self.records, strict=True))
 
 
 class _Within:
