@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.outreach import domain
 from services.outreach.schemas import MembershipIn
@@ -25,21 +26,26 @@ from shared.contracts.outreach import (
 )
 from shared.directory import Changes
 from shared.ids import new_id
-from shared.outbox import add_events
+from shared.outbox import add_bulk, add_events
 from shared.problems import conflict, found, invalid, unknown
 from shared.writes import Write
 
 
+def registered_fields(m: Any, now: datetime) -> dict[str, Any]:
+    """The fields of the event of a new (or revived) membership row."""
+    return {
+        "membership_id": m["membership_id"],
+        "student_id": m["student_id"],
+        "group": SpecialGroup(m["group"]),
+        "source": GroupSource(m["source"]),
+        "org_path": m["org_path"],
+        "occurred_at": now,
+    }
+
+
 def registered(m: Any, now: datetime) -> GroupMembershipRegistered:
     """The event of a new (or revived) membership row."""
-    return GroupMembershipRegistered(
-        membership_id=m["membership_id"],
-        student_id=m["student_id"],
-        group=SpecialGroup(m["group"]),
-        source=GroupSource(m["source"]),
-        org_path=m["org_path"],
-        occurred_at=now,
-    )
+    return GroupMembershipRegistered(**registered_fields(m, now))
 
 
 async def list_members(
@@ -146,18 +152,20 @@ async def follow_directory(conn: asyncpg.Connection, changes: Changes, now: date
     child's memberships follow the child's moves."""
     students = changes.of(directory_tables.STUDENTS, active=True)
     families = changes.of(directory_tables.FAMILIES, active=True)
-    said: list[GroupMembershipMoved | GroupMembershipEnded] = []
+    # Written set-based through the kit (`add_bulk`): a directory poll may flag thousands of children.
+    said: list[tuple[type[BaseModel], dict[str, Any]]] = []
     if students:
         moved = await groups.update_memberships_placement(conn, [(r["student_id"], r["org_path"]) for r in students])
-        said += [GroupMembershipMoved(**_membership(m), occurred_at=now) for m in moved]
+        said += [(GroupMembershipMoved, {**_membership(m), "occurred_at": now}) for m in moved]
     home = [sid for f in families if not f["parents_work_away"] for sid in f["student_ids"]]
     if home:
         ended = await groups.update_flagged_memberships_ended(conn, home, SpecialGroup.LEFT_BEHIND, now)
         said += [
-            GroupMembershipEnded(**_membership(m), reason=GroupEndReason.FLAG_ENDED, occurred_at=now) for m in ended
+            (GroupMembershipEnded, {**_membership(m), "reason": GroupEndReason.FLAG_ENDED, "occurred_at": now})
+            for m in ended
         ]
     if said:  # reporting and departments count members where they are, and only while they are members
-        await add_events(conn, said)
+        await add_bulk(conn, said)
     flagged = await directory.list_left_behind_children(
         conn, [r["student_id"] for r in students], [f["family_id"] for f in families if f["parents_work_away"]]
     )
@@ -167,4 +175,4 @@ async def follow_directory(conn: asyncpg.Connection, changes: Changes, now: date
     created = await groups.insert_flag_memberships(
         conn, rows, SpecialGroup.LEFT_BEHIND, GroupSource.DIRECTORY_FLAG, now
     )
-    await add_events(conn, [registered(m, now) for m in created])
+    await add_bulk(conn, [(GroupMembershipRegistered, registered_fields(m, now)) for m in created])
