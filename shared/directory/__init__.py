@@ -1,7 +1,7 @@
 """The directory copy a consuming service keeps of committees' directory: its tables and set-based batch upserts.
 
 One copy for every consumer (visits, outreach): org units, staff, students, families and instructor-team members,
-fed by committees' events through one `Batch` subscription. Each row carries its source's version (`occurred_at`
+fed by committees' events through one `Facts` subscription. Each row carries its source's version (`occurred_at`
 of the event that wrote it) and the newest version wins, whatever order events arrive in: a late older event
 changes nothing, and so does a redelivered or replayed one: it is not even written, so the copy keeps no inbox
 rows (the subscription is `shared.inbox.Facts`: a poll in one transaction, events validated against their contracts
