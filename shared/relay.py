@@ -65,6 +65,7 @@ class Relay:
         self.service = settings.service_name
         self.channel = f"outbox_{settings.db_schema}"
         self._wake = asyncio.Event()
+        self._runs_on: asyncio.AbstractEventLoop | None = None  # the loop `run` runs on (its own thread in a service)
         self._stopping = False
         self.is_leader = False
         self.published = 0
@@ -91,6 +92,7 @@ class Relay:
         Rows are marked published only after Kafka acknowledged them, so an interruption anywhere only re-sends
         the unmarked rows, from the lowest id up, in order (consumers drop the duplicates by event id).
         """
+        self._runs_on = asyncio.get_running_loop()
         backoff = 0.2
         while not self._stopping:
             conn: asyncpg.Connection | None = None
@@ -248,9 +250,13 @@ class Relay:
         await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
 
     def stop(self) -> None:
-        """Ask the loop to finish after the current batch."""
+        """Ask the loop to finish after the current batch (from any thread: the relay may run on its own loop)."""
         self._stopping = True
-        self._wake.set()
+        if self._runs_on is None:
+            self._wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # its loop has ended
+            self._runs_on.call_soon_threadsafe(self._wake.set)
 
 
 def _headers(event_type: str, stored: dict[str, Any]) -> list[tuple[str, bytes]]:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import context, db, edges, kafka, memory, openapi, outbox, problems, tracing
+from shared import context, db, edges, kafka, loops, memory, openapi, outbox, problems, tracing
 from shared.auth import Verifier
 from shared.clock import Clock, SystemClock
 from shared.inbox import InboxConsumer, Subscription
@@ -136,7 +136,11 @@ async def start_runtime(spec: ServiceSpec) -> Runtime:
         relay=Relay(s),
         consumers=[InboxConsumer(s, pool, group, handlers) for group, handlers in spec.consumers.items()],
     )
-    runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="relay"))
+    # The relay publishes from its own thread and event loop: on the request loop, a busy service (a campaign's
+    # uploads) held each relay cycle up to ~400 ms, most of the finding → case latency (shared/loops.py).
+    runtime.tasks.append(
+        asyncio.create_task(loops.on_own_loop(runtime.relay.run, f"{s.service_name}-relay"), name="relay")
+    )
     runtime.tasks.append(
         asyncio.create_task(outbox.watch_backlog(pool, s.service_name, s.outbox_gauge_seconds), name="outbox-gauges")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -235,6 +236,23 @@ async def test_a_batch_subscription_applies_many_at_once_and_isolates_a_failing_
     finally:
         if task is not None:
             task.cancel()
+        await stop_runtime(runtime)
+
+
+async def test_the_relay_publishes_while_the_services_loop_is_busy(make_settings):
+    """A saturated request loop does not hold publishing back: the relay has its own thread and loop."""
+    runtime = await start_runtime(spec(make_settings(KitSettings), consume=False))
+    try:
+        await wait_for(lambda: runtime.relay.is_leader, timeout=10)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("busy", seq) for seq in range(10)])
+        # The service's loop is stuck in CPU work (a large upload being validated): nothing else runs on it now.
+        deadline = time.monotonic() + 30
+        while runtime.relay.published < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)  # noqa: ASYNC251 — blocking this loop is the point
+        assert runtime.relay.published == 10
+        assert await runtime.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
         await stop_runtime(runtime)
 
 
