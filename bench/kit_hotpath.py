@@ -78,7 +78,7 @@ async def main() -> None:
     warnings.simplefilter("ignore")  # the producer is never started, so never stopped
     settings = HotSettings()
     payloads = [BlobAdded(blob_id=f"b{i % 100}", n=i, pad="x" * 800, occurred_at=occurred_at()) for i in range(N)]
-    _, rows = outbox.outbox_rows(payloads)
+    rows = outbox.outbox_rows(payloads)
     stored = [
         {
             "id": i,

@@ -6,12 +6,13 @@ import builtins
 import functools
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, Generic, Literal, NamedTuple, NotRequired, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from pydantic.fields import FieldInfo
 from typing_extensions import TypedDict
@@ -144,6 +145,18 @@ class EventSpec:
         """The CloudEvents subject (aggregate id) of a payload."""
         return str(getattr(payload, self.subject_field))
 
+    @functools.cached_property
+    def envelope_attributes(self) -> str:
+        """The envelope attributes every event of this type shares, as JSON members (serialised once)."""
+        common = {
+            "specversion": "1.0",
+            "source": f"/services/{self.service}",
+            "type": self.type,
+            "datacontenttype": "application/json",
+            "dataschema": self.dataschema,
+        }
+        return orjson.dumps(common).decode()[1:-1]
+
 
 class Registry:
     """Maps `type` strings to payload models and back; one instance holds all contracts."""
@@ -223,19 +236,40 @@ event_type = registry.register
 type_of = registry.type_of
 
 
-def new_envelope(spec: EventSpec, payload: BaseModel, *, correlation_id: str, causation_id: str | None) -> Envelope:
-    """Wrap a payload in a fresh envelope."""
-    return Envelope(
-        id=uuid.uuid4(),
-        source=f"/services/{spec.service}",
-        type=spec.type,
-        time=datetime.now(UTC),
-        subject=spec.subject(payload),
-        dataschema=spec.dataschema,
-        correlationid=correlation_id,
-        causationid=causation_id,
-        data=payload.model_dump(mode="json"),
+_TIME = TypeAdapter(datetime)
+
+
+def envelope_json(
+    payloads: Sequence[BaseModel], event_ids: Sequence[str], *, correlation_id: str, causation_id: str | None
+) -> list[str]:
+    """The CloudEvents JSON (structured mode, an `Envelope`) of each payload, in order: the kit's one envelope
+    writer, for the outbox row by row and in bulk.
+
+    Each envelope is written once, as text: the attributes every event of a type shares are serialised once per
+    type (`EventSpec.envelope_attributes`), those of the call (its time, correlation and causation ids) once per
+    call, and each payload straight to JSON by its model's own serializer (what `model_dump_json` writes) — no
+    envelope model is built or validated (that was a quarter to a third of outreach's CPU per finding).
+    """
+    call = (
+        f'"time":{_TIME.dump_json(datetime.now(UTC)).decode()},'
+        f'"correlationid":{orjson.dumps(correlation_id).decode()},"causationid":{orjson.dumps(causation_id).decode()}'
     )
+    out = []
+    for event_id, payload in zip(event_ids, payloads, strict=True):
+        spec = registry.spec_for(payload)
+        subject = orjson.dumps(spec.subject(payload)).decode()
+        data = spec.model.__pydantic_serializer__.to_json(payload).decode()
+        out.append(f'{{"id":"{event_id}","subject":{subject},{spec.envelope_attributes},{call},"data":{data}}}')
+    return out
+
+
+def new_envelope(spec: EventSpec, payload: BaseModel, *, correlation_id: str, causation_id: str | None) -> Envelope:
+    """A payload in a fresh envelope, as a model (tests and tools that write events by hand; the outbox writes the
+    same JSON with `envelope_json`)."""
+    if registry.spec_for(payload) is not spec:
+        raise ValueError(f"{type(payload).__name__} is not the contract of {spec.type}")
+    [text] = envelope_json([payload], [str(uuid.uuid4())], correlation_id=correlation_id, causation_id=causation_id)
+    return Envelope.model_validate_json(text)
 
 
 class Payload(BaseModel):
@@ -257,6 +291,7 @@ __all__ = [
     "Field",
     "Payload",
     "Registry",
+    "envelope_json",
     "event_type",
     "new_envelope",
     "occurred_at",

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from shared import context, db
-from shared.events import Envelope, new_envelope, registry
+from shared.events import envelope_json, registry
 from shared.ids import new_ids
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
@@ -29,7 +28,16 @@ def _trace(cause: context.TraceContext | None = None) -> tuple[str, str | None, 
     return ctx.correlation_id, ctx.causation_id, {"traceparent": ctx.traceparent}
 
 
-Row = tuple[uuid.UUID, str, str, str, str, str]
+class Row(NamedTuple):
+    """One outbox row: an event as the relay will send it."""
+
+    event_id: str
+    topic: str  # logical (the relay adds the deployment's prefix)
+    key: str
+    type: str
+    envelope: str  # the CloudEvents JSON (`events.envelope_json`); `Envelope.model_validate_json` reads it back
+    headers: str  # JSON object of the Kafka headers to send (the trace context)
+
 
 # One statement for any number of rows (one trigger run, one NOTIFY); ids follow the rows' order.
 INSERT = """
@@ -41,21 +49,18 @@ ORDER BY n
 """
 
 
-def outbox_rows(
-    payloads: Sequence[BaseModel], cause: context.TraceContext | None = None
-) -> tuple[list[Envelope], list[Row]]:
-    """Envelopes and outbox rows for `payloads` caused by `cause` (default: the current work); nothing written yet."""
+def outbox_rows(payloads: Sequence[BaseModel], cause: context.TraceContext | None = None) -> list[Row]:
+    """Outbox rows for `payloads`, in order, caused by `cause` (default: the current work); nothing written yet."""
     correlation_id, causation_id, headers = _trace(cause)
     header_json = orjson.dumps(headers).decode()
-    envelopes: list[Envelope] = []
-    rows: list[Row] = []
-    for payload in payloads:
+    event_ids = new_ids(len(payloads))
+    # The envelope is serialised once; PostgreSQL checks it is JSON and keeps the text (shared migration 006).
+    envelopes = envelope_json(payloads, event_ids, correlation_id=correlation_id, causation_id=causation_id)
+    rows = []
+    for event_id, payload, envelope in zip(event_ids, payloads, envelopes, strict=True):
         spec = registry.spec_for(payload)
-        env = new_envelope(spec, payload, correlation_id=correlation_id, causation_id=causation_id)
-        envelopes.append(env)
-        # The envelope is serialised once; PostgreSQL checks it is JSON and keeps the text (shared migration 006).
-        rows.append((env.id, spec.topic_for(payload), spec.key(payload), spec.type, env.model_dump_json(), header_json))
-    return envelopes, rows
+        rows.append(Row(event_id, spec.topic_for(payload), spec.key(payload), spec.type, envelope, header_json))
+    return rows
 
 
 async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
@@ -72,31 +77,29 @@ def _copy_text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Envelope]:
-    """Insert events for `payloads` into the outbox (logical topic names); the caller owns the transaction."""
+async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Row]:
+    """Insert events for `payloads` into the outbox (logical topic names), in order; the caller owns the transaction.
+    Answers the rows written (`Row.event_id`, `Row.envelope`)."""
     return await add_caused(conn, [(None, payloads)])
 
 
 async def add_caused(
     conn: asyncpg.Connection, groups: Iterable[tuple[context.TraceContext | None, Sequence[BaseModel]]]
-) -> list[Envelope]:
+) -> list[Row]:
     """Insert events of several causes in one statement, each group under its cause's correlation id and trace.
 
     For work done for many requests or consumed events at once: a batch handler names each event's cause as
     `(event.trace, payloads)`, a group commit each request's context. A None cause is the current work.
     """
-    envelopes: list[Envelope] = []
     rows: list[Row] = []
     for cause, payloads in groups:
         if payloads:
-            group_envelopes, group_rows = outbox_rows(payloads, cause)
-            envelopes += group_envelopes
-            rows += group_rows
+            rows += outbox_rows(payloads, cause)
     await insert_rows(conn, rows)
-    return envelopes
+    return rows
 
 
-async def add_event(conn: asyncpg.Connection, payload: BaseModel) -> Envelope:
+async def add_event(conn: asyncpg.Connection, payload: BaseModel) -> Row:
     """Insert one event into the outbox in the caller's transaction."""
     return (await add_events(conn, [payload]))[0]
 
@@ -110,52 +113,41 @@ def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
-def _bulk_text(
-    model: type[BaseModel], values: list[Mapping[str, Any]], event_ids: list[str], trace: tuple[str, str | None, str]
-) -> list[str]:
-    """COPY text lines (outbox `COLUMNS`) of one contract class's events, in order.
-
-    The values are validated against the contract in one pass; each payload is serialised once, straight to JSON,
-    into the kit's envelope (`new_envelope` of the first payload: the attributes every event of the class shares,
-    serialised once), with its own id and subject. Only backslashes need escaping in the envelope: JSON text holds
-    no raw tab, newline or carriage return.
-    """
-    correlation_id, causation_id, header_json = trace
-    payloads = _list_adapter(model).validate_python(values)
-    spec = registry.spec_for(payloads[0])
-    serialise = model.__pydantic_serializer__.to_json
-    common = new_envelope(spec, payloads[0], correlation_id=correlation_id, causation_id=causation_id).model_dump(
-        mode="json", exclude={"id", "subject", "data"}
-    )
-    shared = orjson.dumps(common).decode()[1:-1]
-    after_type = f"\t{_copy_text(spec.type)}\t"
-    headers = f"\t{_copy_text(header_json)}\n"
-    topics: dict[str, str] = {}
-    lines = []
-    for event_id, payload in zip(event_ids, payloads, strict=True):
-        topic = spec.topic_for(payload)
-        copy_topic = topics.get(topic) or topics.setdefault(topic, _copy_text(topic))
-        subject = orjson.dumps(spec.subject(payload)).decode()
-        data = serialise(payload).decode()
-        envelope = f'{{"id":"{event_id}","subject":{subject},{shared},"data":{data}}}'.replace("\\", "\\\\")
-        lines.append(f"{event_id}\t{copy_topic}\t{_copy_text(spec.key(payload))}{after_type}{envelope}{headers}")
-    return lines
-
-
-def _piece(items: list[tuple[type[BaseModel], Mapping[str, Any]]], trace: tuple[str, str | None, str]) -> bytes:
-    """COPY data of some events, in the order given."""
+def _validated(items: list[tuple[type[BaseModel], Mapping[str, Any]]]) -> list[BaseModel]:
+    """The payloads of `(contract class, field values)` items, in order, each class's validated in one pass."""
     by_model: dict[type[BaseModel], list[int]] = {}
     for i, (model, _) in enumerate(items):
         by_model.setdefault(model, []).append(i)
-    event_ids = new_ids(len(items))
     if len(by_model) == 1:
         [model] = by_model
-        return "".join(_bulk_text(model, [v for _, v in items], event_ids, trace)).encode()
-    lines = [""] * len(items)
+        return _list_adapter(model).validate_python([v for _, v in items])
+    validated: dict[int, BaseModel] = {}
     for model, at in by_model.items():
-        text = _bulk_text(model, [items[i][1] for i in at], [event_ids[i] for i in at], trace)
-        for i, line in zip(at, text, strict=True):
-            lines[i] = line
+        validated.update(zip(at, _list_adapter(model).validate_python([items[i][1] for i in at]), strict=True))
+    return [validated[i] for i in range(len(items))]
+
+
+def _piece(items: list[tuple[type[BaseModel], Mapping[str, Any]]], trace: tuple[str, str | None, str]) -> bytes:
+    """COPY data (outbox `COLUMNS`, text format) of some events, in the order given.
+
+    Only backslashes need escaping in the envelope: JSON text holds no raw tab, newline or carriage return.
+    """
+    correlation_id, causation_id, header_json = trace
+    payloads = _validated(items)
+    event_ids = new_ids(len(payloads))
+    envelopes = envelope_json(payloads, event_ids, correlation_id=correlation_id, causation_id=causation_id)
+    headers = f"\t{_copy_text(header_json)}\n"
+    names: dict[str, str] = {}  # topics and types, escaped once
+
+    def name(value: str) -> str:
+        return names.get(value) or names.setdefault(value, _copy_text(value))
+
+    lines = []
+    for event_id, payload, envelope in zip(event_ids, payloads, envelopes, strict=True):
+        spec = registry.spec_for(payload)
+        text = envelope.replace("\\", "\\\\")
+        key = _copy_text(spec.key(payload))
+        lines.append(f"{event_id}\t{name(spec.topic_for(payload))}\t{key}\t{name(spec.type)}\t{text}{headers}")
     return "".join(lines).encode()
 
 
@@ -176,9 +168,9 @@ async def add_bulk(conn: asyncpg.Connection, items: Iterable[tuple[type[BaseMode
 
     For set-based writes of thousands of rows (imports, a campaign launch), where building a model and an envelope
     per row would cost more than the write: the values are validated against the contract in one pass per class and
-    each serialised once into the kit's envelope (`_bulk_text`). The rows go in with COPY, `BULK_CHUNK` a statement,
-    each statement's data built a `PIECE` at a time while PostgreSQL stores the piece before (`items` may be a
-    generator: it is read as the data is built).
+    each serialised once into the kit's envelope (`events.envelope_json`, as `add_events` writes it). The rows go in
+    with COPY, `BULK_CHUNK` a statement, each statement's data built a `PIECE` at a time while PostgreSQL stores the
+    piece before (`items` may be a generator: it is read as the data is built).
     """
     correlation_id, causation_id, headers = _trace()
     trace = (correlation_id, causation_id, orjson.dumps(headers).decode())

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent
 
-from shared.events import occurred_at
+from shared.events import Envelope, occurred_at
 from shared.outbox import add_events
 from shared.testing.fixtures import read_topic, wait_for
 from shared.web import start_runtime, stop_runtime
@@ -56,7 +56,7 @@ async def test_relayed_events_pass_the_sdk_kafka_binding_and_sdk_events_of_both_
     try:
         payloads = [ItemAdded(item_id=f"ce-{i}", seq=i, org_path="/c/d", occurred_at=occurred_at()) for i in range(3)]
         async with runtime.pool.acquire() as conn, conn.transaction():
-            envelopes = await add_events(conn, payloads)
+            envelopes = [Envelope.model_validate_json(row.envelope) for row in await add_events(conn, payloads)]
         records = await raw_records(settings.kafka_bootstrap_servers, topic, expect=3)
 
         # Out: what the relay really sent is a structured-mode CloudEvent to the SDK's auto-detecting reader.

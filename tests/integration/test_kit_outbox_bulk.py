@@ -37,7 +37,7 @@ async def test_bulk_envelopes_are_the_kits_and_keep_order(make_settings):
         assert written == n
         rows = await runtime.pool.fetch("SELECT topic, key, type, envelope FROM outbox ORDER BY id")
         single, bulk = rows[0]["envelope"], [r["envelope"] for r in rows[1:]]
-        assert single["id"] == str(one[0].id)
+        assert single["id"] == one[0].event_id
         assert [r["key"] for r in rows[1:]] == [f"i{k}" for k in range(n)]  # in the order given
         assert {(r["topic"], r["type"]) for r in rows} == {(TOPIC, "kittest.item.added.v1")}
         for k, env in enumerate(bulk):

@@ -43,9 +43,8 @@ from shared.contracts.outreach import (
     ReferralResolved,
 )
 from shared.db import try_xact_lock
-from shared.events import Envelope
 from shared.ids import new_id
-from shared.outbox import add_caused
+from shared.outbox import Row, add_caused
 from shared.problems import not_found
 from shared.web import Runtime, repeat
 from shared.writes import Write
@@ -62,18 +61,16 @@ Group = tuple[TraceContext | None, str, datetime, list[Notice]]
 """The notices one fact causes: (its cause for the outbox, its source id, its time, the notices)."""
 
 
-async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> list[Envelope]:
+async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> list[Row]:
     """Record events in the outbox and, in the same transaction, the notices of the facts among them (see the module
     docstring); the source of a fact's notices is its event's id. The caller owns the transaction."""
     caused = list(caused)
-    envelopes = await add_caused(conn, caused)
+    rows = await add_caused(conn, caused)
     payloads = [(cause, p) for cause, events in caused for p in events]
-    facts = [
-        (cause, str(env.id), p) for (cause, p), env in zip(payloads, envelopes, strict=True) if isinstance(p, FACTS)
-    ]
+    facts = [(cause, row.event_id, p) for (cause, p), row in zip(payloads, rows, strict=True) if isinstance(p, FACTS)]
     if facts:
         await _tell(conn, facts)
-    return envelopes
+    return rows
 
 
 async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None, str, NoticeFact]]) -> None:

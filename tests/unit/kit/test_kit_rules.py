@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from shared import context, scope
 from shared.auth import Principal, Role, Verifier, issue_token
 from shared.contracts.common import school_of
 from shared.contracts.visits import FindingRecorded
-from shared.events import new_envelope, occurred_at, registry
+from shared.events import Envelope, envelope_json, new_envelope, occurred_at, registry
 from shared.problems import Problem, _pointer
 from shared.settings import DEV_SECRET, ServiceSettings
 
@@ -60,6 +61,35 @@ def test_envelope_is_cloudevents_with_correlation_and_causation():
     assert doc["correlationid"] == "corr" and doc["causationid"] == "cause"
     assert doc["time"].endswith("Z") or "+00:00" in doc["time"]
     assert spec.key(finding()) == "stu-9"
+
+
+def test_the_envelope_text_is_what_the_envelope_model_writes():
+    """`envelope_json` writes each envelope as text, without the model: the same document the model writes."""
+    odd = {"finding_id": "f2", "teacher_id": '教师 "王" \\ 1\t'}  # non-ASCII, quotes, backslash, tab
+    payloads = [finding(), FindingRecorded.model_validate({**finding().model_dump(), **odd})]
+    texts = envelope_json(payloads, ["6f1d7a3e-0000-4000-8000-000000000001", "6f1d7a3e-0000-4000-8000-000000000002"],
+                          correlation_id="corr", causation_id=None)  # fmt: skip
+    for text, payload in zip(texts, payloads, strict=True):
+        env = Envelope.model_validate_json(text)  # what consumers read it with
+        spec = registry.spec_for(payload)
+        model = Envelope(
+            id=env.id,
+            source=f"/services/{spec.service}",
+            type=spec.type,
+            time=env.time,
+            subject=spec.subject(payload),
+            dataschema=spec.dataschema,
+            correlationid="corr",
+            causationid=None,
+            data=payload.model_dump(mode="json"),
+        )
+        assert orjson.loads(text) == orjson.loads(model.model_dump_json())
+        assert type(payload).model_validate(env.data) == payload
+    assert [orjson.loads(t)["id"] for t in texts] == [
+        "6f1d7a3e-0000-4000-8000-000000000001",
+        "6f1d7a3e-0000-4000-8000-000000000002",
+    ]
+    assert orjson.loads(texts[0])["time"].endswith("Z")
 
 
 def test_traceparent_round_trip_and_rejection():

@@ -11,7 +11,7 @@ from opentelemetry.trace import SpanKind
 from shared import context, outbox, tracing
 from shared.contracts.common import Category, Severity
 from shared.contracts.visits import FindingRecorded
-from shared.events import occurred_at
+from shared.events import Envelope, occurred_at
 
 
 def finding(n: int) -> FindingRecorded:
@@ -35,11 +35,15 @@ def no_exporter(monkeypatch):
         monkeypatch.delenv(var, raising=False)
 
 
+def envelope(row: outbox.Row) -> Envelope:
+    return Envelope.model_validate_json(row.envelope)
+
+
 def test_without_an_exporter_nothing_is_traced_and_trace_ids_still_flow(no_exporter):
     assert not tracing.enabled() and tracing.tracer("visits") is None and tracing.current_span() is None
     caused_by = context.for_event("e1", "corr-1", f"00-{'a' * 32}-{'b' * 16}-01")
-    _, rows = outbox.outbox_rows([finding(1)], caused_by)
-    headers = orjson.loads(rows[0][5])
+    rows = outbox.outbox_rows([finding(1)], caused_by)
+    headers = orjson.loads(rows[0].headers)
     assert context.parse_traceparent(headers["traceparent"]) == "a" * 32
     assert headers["traceparent"] != f"00-{'a' * 32}-{'b' * 16}-01"  # a span id of its own under the trace
 
@@ -47,11 +51,11 @@ def test_without_an_exporter_nothing_is_traced_and_trace_ids_still_flow(no_expor
 def test_rows_of_several_causes_keep_each_cause(no_exporter):
     one = context.for_event("e1", "corr-1", None)
     two = context.for_event("e2", "corr-2", None)
-    rows = [outbox.outbox_rows([finding(n)], cause)[0][0] for n, cause in ((1, one), (2, two))]
+    rows = [envelope(outbox.outbox_rows([finding(n)], cause)[0]) for n, cause in ((1, one), (2, two))]
     assert [(e.correlationid, e.causationid) for e in rows] == [("corr-1", "e1"), ("corr-2", "e2")]
     token = context.set_current(one)
     try:
-        [current] = outbox.outbox_rows([finding(3)])[0]  # no cause named: the current work's
+        [current] = map(envelope, outbox.outbox_rows([finding(3)]))  # no cause named: the current work's
     finally:
         context.reset(token)
     assert (current.correlationid, current.causationid) == ("corr-1", "e1")
@@ -72,11 +76,12 @@ def test_when_traced_events_name_the_span_they_were_written_under(no_exporter):
         assert tracer is not None
         span = tracer.start_span("process visits.finding.events", kind=SpanKind.CONSUMER)
         ctx = context.for_event("e1", "corr", None, span=span)
-        [env], rows = outbox.outbox_rows([finding(1)], ctx)
+        rows = outbox.outbox_rows([finding(1)], ctx)
+        env = envelope(rows[0])
         span.end()
         sc = span.get_span_context()
         want = f"00-{sc.trace_id:032x}-{sc.span_id:016x}-{int(sc.trace_flags):02x}"
-        assert orjson.loads(rows[0][5])["traceparent"] == want
+        assert orjson.loads(rows[0].headers)["traceparent"] == want
         assert ctx.trace_id == f"{sc.trace_id:032x}" and env.causationid == "e1"
         [done] = spans.get_finished_spans()
         assert done.resource.attributes["service.name"] == "outreach"
