@@ -46,7 +46,7 @@ from shared.devstack.stack import components
 from shared.testing.fixtures import drop_test_resources, free_port, records_to_end
 from tests.e2e.city import expected_outcomes
 
-TARGET_SECONDS, TARGET_RATE, TARGET_P99_MS = 240, 800, 1000
+TARGET_SECONDS, TARGET_RATE, TARGET_P99_MS = 240, 800, 100  # issue 16: p99 ≤ 100 ms during the campaign
 
 
 def start_services(stack: StackInfo, run: str) -> dict[str, ServiceProcess]:
