@@ -54,7 +54,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.campaign import RawHTTP, visit_jobs
-from bench.verdicts import Lags, Launch, lag_verdict, pct, trend
+from bench.verdicts import Lags, Launch, age_verdict, lag_verdict, pct, trend
 from demo import citygen
 from demo.__main__ import import_city, launch_campaign
 from demo.client import Api, bureau_token, settled
@@ -449,6 +449,7 @@ async def main(args: argparse.Namespace) -> None:
         lag_trend, age_trend = trend(lag_series, 1000), trend(age_series, 2.0)
         lags: list[Lags] = [(x.t, {g: float(v or 0) for g, v in x.lag.items()}) for x in samples]
         lag = lag_verdict(lags, launch_times(campaigns, t0), warm_at)
+        age = age_verdict(series(samples, lambda s: max(a for _, a in s.outbox.values())), lag.drains, warm_at)
         elapsed = t_end - t0
         lat = load.latencies_ms
         out = [
@@ -557,7 +558,15 @@ async def main(args: argparse.Namespace) -> None:
             + lag_trend.describe("", ",.0f"),
             "  raw lag series (seconds into the load: total messages): "
             + " ".join(f"{t:.0f}:{sum(v.values()):.0f}" for t, v in lags),
-            "oldest unpublished outbox row (worst service, after the warm-up): " + age_trend.describe("s", ".1f"),
+            "oldest unpublished outbox row (worst service, after the warm-up) between launches (outside the lag "
+            "verdict's launch windows): " + age.between.describe("s", ".1f"),
+            "each launch's peak outbox age: "
+            + ", ".join(f"{p:.0f}s" for p in age.peaks)
+            + " → not growing from launch to launch: "
+            + ("ok" if age.peaks_ok else "MISSED"),
+            "outbox age flat (between launches flat and peaks not growing): " + ("ok" if age.ok else "MISSED"),
+            "  for reference, every sample after the warm-up, launch bursts included: "
+            + age_trend.describe("s", ".1f"),
             f"load average at start {load_start[0]:.2f}, at the end {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs, "
             "a machine shared with other work: rates and latencies are noisy)",
         ]

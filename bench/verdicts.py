@@ -182,3 +182,32 @@ def lag_verdict(
     windows = drains(samples, launches)
     between = [(t, v) for t, v in between_launches(samples, windows) if t >= warm_at]
     return LagVerdict(trend(between, allowance), windows, drains_flat([d.seconds for d in windows if not d.cut]))
+
+
+@dataclass
+class AgeVerdict:
+    between: Trend  # the outbox age between launches
+    peaks: list[float]  # each judged launch's peak age (from its request to the end of its window)
+    peaks_ok: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.between.ok and self.peaks_ok
+
+
+def age_verdict(ages: Sequence[Point], windows: Sequence[Drain], warm_at: float, allowance: float = 2.0) -> AgeVerdict:
+    """Outbox age flat, like with like: between launches (outside the lag verdict's windows, after the warm-up) by
+    `trend` with `allowance` seconds, and each launch's peak age (its transaction plus the relay's share) not growing
+    from launch to launch (`drains_flat`; a launch cut off by the end is left out, one not drained is MISSED)."""
+    lags = [(t, {"age": a}) for t, a in ages]
+    outside = {t for t, _ in between_launches(lags, windows)}
+    between = [(t, a) for t, a in ages if t in outside and t >= warm_at]
+    peaks: list[float | None] = []
+    for i, d in enumerate(windows):
+        if d.cut:
+            continue
+        end = d.back_at if d.back_at is not None else (windows[i + 1].started if i + 1 < len(windows) else None)
+        peaks.append(
+            None if d.back_at is None else max((a for t, a in ages if d.started <= t <= (end or t)), default=0.0)
+        )
+    return AgeVerdict(trend(between, allowance), [p for p in peaks if p is not None], drains_flat(peaks))

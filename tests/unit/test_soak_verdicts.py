@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.verdicts import Lags, Launch, drains_flat, lag_verdict
+from bench.verdicts import Lags, Launch, age_verdict, drains_flat, lag_verdict
 
 GROUPS = ("reporting.facts", "outreach.findings", "visits.directory")
 LAUNCHES = [300.0, 900.0, 1500.0]  # seconds into a 30-minute load; each request takes 10 s to commit, then the
@@ -83,3 +83,27 @@ def test_a_launch_just_before_the_end_is_not_judged_but_an_old_undrained_one_is(
     stuck = series(lambda t: 100.0, burst_seconds=(60.0, 60.0, 600.0), length=2000.0)  # outlasts the run
     verdict = lag_verdict(stuck, launches(), warm_at=180)
     assert not verdict.drains[-1].cut and not verdict.drains_ok
+
+
+def ages(baseline, peaks=(50.0, 50.0, 50.0), every=10.0, length=1800.0) -> list[tuple[float, float]]:
+    """Outbox age every `every` s: `baseline(t)`, rising to each launch's peak from its request to its publication."""
+    out = []
+    t = every
+    while t <= length:
+        age = baseline(t)
+        for start, peak in zip(LAUNCHES, peaks, strict=True):
+            if start <= t <= start + 30:
+                age = max(age, peak * (t - start) / 30)
+        out.append((t, age))
+        t += every
+    return out
+
+
+def test_the_outbox_age_is_judged_between_launches_and_by_each_launchs_peak():
+    windows = lag_verdict(series(lambda t: 100.0), launches(), warm_at=180).drains
+    flat = age_verdict(ages(lambda t: 0.2), windows, warm_at=180)
+    assert flat.ok and flat.peaks == [50.0, 50.0, 50.0]
+    rising = age_verdict(ages(lambda t: 0.2 + t / 300), windows, warm_at=180)  # +0.2 s per minute between launches
+    assert not rising.between.ok and not rising.ok
+    growing = age_verdict(ages(lambda t: 0.2, peaks=(40.0, 90.0, 160.0)), windows, warm_at=180)
+    assert growing.between.ok and not growing.peaks_ok and not growing.ok
