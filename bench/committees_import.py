@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 import uuid
 from typing import Any
@@ -22,11 +23,13 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.campaign import statement_stats
 from bench.directory_copy import raw_copy
+from bench.procs import tree_cpu
 from demo import citygen
 from services.committees.app import TOPICS, create
 from services.committees.settings import Settings
 from shared.auth import issue_token
 from shared.devstack import ensure_up
+from shared.devstack.stack import components
 from shared.testing.fixtures import free_port, serve
 
 RAW = ("students", "guardians")  # the tables whose raw COPY rate the import is compared with
@@ -34,8 +37,18 @@ TARGET_ROWS = 582_000  # the full city's students and guardians
 H = {"Authorization": "Bearer " + issue_token(role="bureau_admin", org_path="/620400")}
 
 
-async def run_import(http: httpx.AsyncClient, texts: dict[str, str]) -> tuple[dict[str, Any], float, float]:
-    """Upload, start and wait; the job, the upload seconds and the import seconds."""
+def cpu_now() -> tuple[float, float]:
+    """CPU seconds so far of this process (the committees service runs in it) with its children (the import's
+    validating process), and of PostgreSQL (postmaster, backends)."""
+    postgres = next((c.pid() for c in components() if c.name == "postgres" and hasattr(c, "pid")), None)
+    return tree_cpu(os.getpid()), tree_cpu(postgres) if postgres else float("nan")
+
+
+async def run_import(
+    http: httpx.AsyncClient, texts: dict[str, str], cpu: list[tuple[float, float]] | None = None
+) -> tuple[dict[str, Any], float, float]:
+    """Upload, start and wait; the job, the upload seconds and the import seconds (`cpu` gets the CPU figures at
+    the start and at the end of the import)."""
     t0 = time.perf_counter()
     import_id = (await http.post("/api/v1/imports/csv", headers=H)).json()["import_id"]
     for entity, text in texts.items():
@@ -46,11 +59,17 @@ async def run_import(http: httpx.AsyncClient, texts: dict[str, str]) -> tuple[di
         )
         r.raise_for_status()
     t1 = time.perf_counter()
+    if cpu is not None:
+        cpu.append(cpu_now())
     (await http.post(f"/api/v1/imports/{import_id}/start", headers=H)).raise_for_status()
     while True:
         job = (await http.get(f"/api/v1/imports/{import_id}", headers=H)).json()
         if job["status"] in ("succeeded", "failed"):
-            return job, t1 - t0, time.perf_counter() - t1
+            t2 = time.perf_counter()
+            if cpu is not None:
+                await asyncio.sleep(0.5)  # the validating process exits and is reaped (its CPU then counts)
+                cpu.append(cpu_now())
+            return job, t1 - t0, t2 - t1
         await asyncio.sleep(0.25)
 
 
@@ -76,7 +95,8 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
             stats = await asyncpg.connect(stack.database_url)
             try:
                 await statement_stats(stats, reset=True)
-                job, upload_s, import_s = await run_import(http, texts)
+                cpu: list[tuple[float, float]] = []
+                job, upload_s, import_s = await run_import(http, texts, cpu)
                 print("\n".join(await statement_stats(stats)))
                 copied, copy_rate = await raw_copy(stats, settings.db_schema, f"{settings.db_schema}_raw", RAW)
                 await stats.execute(f'DROP SCHEMA "{settings.db_schema}_raw" CASCADE')
@@ -96,6 +116,12 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
                 f"{counts['guardians']} guardians; all {sum(counts.values()) / import_s:,.0f} rows/s)"
             )
             print(f"import steps (s): {job['timings']}")
+            (me0, pg0), (me1, pg1) = cpu
+            print(
+                f"CPU during the import: committees process (with its validating process) {me1 - me0:.1f}s = "
+                f"{(me1 - me0) / rows * 1e6:.0f} us per students+guardians row; PostgreSQL {pg1 - pg0:.1f}s = "
+                f"{(pg1 - pg0) / rows * 1e6:.0f} us per row (all its processes, other work on this stack included)"
+            )
             print(
                 f"raw COPY of the same {copied:,} {' and '.join(RAW)} rows: {copy_rate:,.0f} rows/s; the import's "
                 f"students+guardians rows/s = {rows / import_s / copy_rate:.3f} x raw COPY (target: the full city in "

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import socket
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -307,6 +308,34 @@ def columns(rows: Sequence[Any], *keys: str | int) -> list[list[Any]]:
     """The rows' values column by column, one list per key (a mapping row's name or a tuple row's index): the
     parameters of a set-based statement over `unnest($1::text[], $2::text[], ...)`."""
     return [[row[k] for row in rows] for k in keys]
+
+
+def copy_text(value: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _copy_field(value: Any) -> str:
+    if value.__class__ is str:
+        return copy_text(value)
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    if isinstance(value, list | tuple):  # a one-dimensional array of text: every element quoted
+        quoted = ('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        return copy_text("{" + ",".join(quoted) + "}")
+    if isinstance(value, date):
+        return value.isoformat()
+    return copy_text(str(value))
+
+
+def copy_rows(rows: Iterable[Sequence[Any]]) -> bytes:
+    """Rows as COPY text-format data (`conn.copy_to_table(..., source=data, format="text")`): NULL, booleans, dates,
+    text and one-dimensional text arrays. Built without a connection, so another process can build it."""
+    return "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows).encode()
 
 
 async def insert_row(conn: Conn, table: str, columns: tuple[str, ...], row: Mapping[str, Any]) -> None:

@@ -72,11 +72,6 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
 COLUMNS = ["event_id", "topic", "key", "type", "envelope", "headers"]
 
 
-def _copy_text(value: str) -> str:
-    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
 async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Row]:
     """Insert events for `payloads` into the outbox (logical topic names), in order; the caller owns the transaction.
     Answers the rows written (`Row.event_id`, `Row.envelope`)."""
@@ -136,17 +131,17 @@ def _piece(items: list[tuple[type[BaseModel], Mapping[str, Any]]], trace: tuple[
     payloads = _validated(items)
     event_ids = new_ids(len(payloads))
     envelopes = envelope_json(payloads, event_ids, correlation_id=correlation_id, causation_id=causation_id)
-    headers = f"\t{_copy_text(header_json)}\n"
+    headers = f"\t{db.copy_text(header_json)}\n"
     names: dict[str, str] = {}  # topics and types, escaped once
 
     def name(value: str) -> str:
-        return names.get(value) or names.setdefault(value, _copy_text(value))
+        return names.get(value) or names.setdefault(value, db.copy_text(value))
 
     lines = []
     for event_id, payload, envelope in zip(event_ids, payloads, envelopes, strict=True):
         spec = registry.spec_for(payload)
         text = envelope.replace("\\", "\\\\")
-        key = _copy_text(spec.key(payload))
+        key = db.copy_text(spec.key(payload))
         lines.append(f"{event_id}\t{name(spec.topic_for(payload))}\t{key}\t{name(spec.type)}\t{text}{headers}")
     return "".join(lines).encode()
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from datetime import date
+
+import asyncpg
 import pydantic
 import pytest
 
-from shared import context
+from shared import context, db
 from shared.events import Envelope, occurred_at
 from shared.outbox import BULK_CHUNK, add_bulk, add_events
 from shared.testing.fixtures import read_topic
@@ -86,3 +90,23 @@ async def test_bulk_rows_keep_every_character_and_reach_kafka_as_written(make_se
         assert all(m["value"]["subject"] == m["key"] for m in messages)
     finally:
         await stop_runtime(runtime)
+
+
+async def test_copy_rows_round_trips_every_value_through_copy(stack):
+    """`db.copy_rows` (COPY text data built without a connection): what PostgreSQL stores is exactly the values
+    given: NULLs, booleans, dates, text with tabs, newlines, backslashes, quotes and non-ASCII, and text arrays
+    whose elements hold quotes, commas, braces and backslashes."""
+    rows = [
+        ("plain", None, True, date(2012, 2, 29), ["a", "b"]),
+        ('tab\there\nnew "q" \\N \\ back\rcr', "张三 ✓", False, None, ['q"uote', "co,mma", "{br}", "back\\slash", ""]),
+        ("\\", "", None, date(1990, 1, 1), []),
+    ]
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("CREATE TEMP TABLE t (a text, b text, c boolean, d date, e text[]) ON COMMIT DROP")
+            await conn.copy_to_table("t", source=io.BytesIO(db.copy_rows(rows)), format="text")
+            back = [tuple(r) for r in await conn.fetch("SELECT a, b, c, d, e FROM t")]
+    finally:
+        await conn.close()
+    assert back == rows

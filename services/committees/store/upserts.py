@@ -7,12 +7,14 @@ fields); the events go to the outbox through the kit (`shared.outbox.add_bulk`),
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 from pydantic import BaseModel
 
+from shared import db
 from shared.contracts import committees as c
 from shared.outbox import add_bulk
 
@@ -182,6 +184,7 @@ ch AS (
 up AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (family_id)),
 {_published("up", "new")}"""
 
+STAGE_COLUMNS = {entity: [col.split()[0] for col in cols.split(", ")] for entity, cols in STAGE.items()}
 ANALYZE_AFTER = 10_000
 UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS, "students": STUDENTS}
 
@@ -213,20 +216,30 @@ async def _publish(
     )
 
 
+def stage_data(entity: str, rows: list[dict[str, Any]]) -> bytes:
+    """Validated rows as COPY data of the entity's staging table (pure: an import builds it where it validates)."""
+    cols = STAGE_COLUMNS[entity]
+    return db.copy_rows([r[k] for k in cols] for r in rows)
+
+
 async def upsert_entity(
-    conn: asyncpg.Connection, entity: str, rows: list[dict[str, Any]], at: datetime, timeout: float | None = None
+    conn: asyncpg.Connection,
+    entity: str,
+    rows: list[dict[str, Any]] | bytes,
+    at: datetime,
+    timeout: float | None = None,
 ) -> tuple[int, int, int]:
-    """Stage `rows` (already validated) with COPY and apply them; returns (created, updated, events)."""
-    if not rows:
+    """Stage `rows` (already validated; or their `stage_data`) with COPY and apply them; (created, updated, events)."""
+    data = rows if isinstance(rows, bytes) else stage_data(entity, rows)
+    if not data:
         return (0, 0, 0)
-    cols = [col.split()[0] for col in STAGE[entity].split(", ")]
-    await conn.copy_records_to_table(
-        f"stage_{entity}", records=[tuple(r[k] for k in cols) for r in rows], columns=cols, timeout=timeout
+    await conn.copy_to_table(
+        f"stage_{entity}", source=io.BytesIO(data), columns=STAGE_COLUMNS[entity], format="text", timeout=timeout
     )
     await conn.execute(f"ANALYZE stage_{entity}", timeout=timeout)
     answer = await conn.fetch(UPSERTS[entity], timeout=timeout)
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
-    if len(rows) >= ANALYZE_AFTER:
+    if answer[0]["created"] + answer[0]["updated"] >= ANALYZE_AFTER:
         # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
         await conn.execute("SELECT analyze_directory_table($1)", entity, timeout=timeout)
     events = await _publish(conn, EVENTS[entity], answer, at) if entity in EVENTS else 0

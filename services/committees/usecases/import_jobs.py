@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from prometheus_client import Counter, Histogram
 
 from services.committees.domain.files import validate_one
-from services.committees.domain.rows import ENTITIES, Checker
+from services.committees.domain.rows import ENTITIES, Checker, RowError
 from services.committees.settings import Settings
 from services.committees.store import imports as store
 from services.committees.store import upserts
@@ -33,6 +34,29 @@ IMPORT_DURATION = Histogram(
 )
 
 
+# Files from this size on are validated in a process of their own (the event loop's interpreter then only streams
+# the COPYs); smaller ones in a thread, where starting a process would cost more than the validation.
+PROCESS_BYTES = 1_000_000
+_checker: Checker | None = None  # the validating process's state: what earlier entities of the import added
+
+
+def _start_checking(checker: Checker) -> None:
+    global _checker
+    _checker = checker
+
+
+def _check(entity: str, text: str, fmt: str, checker: Checker | None = None) -> tuple[bytes, int, int, list[RowError]]:
+    """Validate one entity's file: its rows as staging COPY data, how many were accepted, received, and the row
+    errors found (`checker` when run in a thread, the process's own otherwise)."""
+    checker = checker or _checker
+    assert checker is not None
+    found = len(checker.errors)
+    clean, received = validate_one(entity, text, fmt, checker)
+    errors = checker.errors[found:]
+    del checker.errors[found:]
+    return upserts.stage_data(entity, clean), len(clean), received, errors
+
+
 async def apply(
     conn: asyncpg.Connection,
     at: datetime,
@@ -44,9 +68,9 @@ async def apply(
 ) -> tuple[dict[str, dict[str, int]], int]:
     """Validate and upsert entity by entity in dependency order, inside the caller's transaction.
 
-    Validating the next entity (Python, in a thread) overlaps with the database applying the previous one.
-    Every event says it occurred `at`. Returns counts per entity (received/created/updated/unchanged/rejected) and
-    the number of events written.
+    Validating the next entity (Python, in a process of its own for large files, else a thread) overlaps with the
+    database applying the previous one; the row errors are added to `checker.errors`. Every event says it occurred
+    `at`. Returns counts per entity (received/created/updated/unchanged/rejected) and the number of events written.
     """
     await upserts.insert_stage_tables(conn)
     timings = {} if timings is None else timings
@@ -54,18 +78,32 @@ async def apply(
     received: dict[str, int] = {}
     accepted: dict[str, int] = {}
     events = 0
+    loop = asyncio.get_running_loop()
+    pool: ProcessPoolExecutor | None = None
+    if sum(len(text) for text in files.values()) >= PROCESS_BYTES:
+        # fork: the child starts at once with the modules and the checker it needs, and runs only the pure validation
+        # (spawn would import the service's modules again, seconds under load, and run its __main__).
+        fork = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(1, mp_context=fork, initializer=_start_checking, initargs=(checker,))
 
-    async def check(entity: str) -> list[dict[str, Any]]:
+    async def check(entity: str) -> bytes:
         t = time.perf_counter()
-        clean, received[entity] = await asyncio.to_thread(validate_one, entity, files[entity], fmt, checker)
-        accepted[entity] = len(clean)
+        if pool is None:
+            data, accepted[entity], received[entity], errors = await asyncio.to_thread(
+                _check, entity, files[entity], fmt, checker
+            )
+        else:
+            data, accepted[entity], received[entity], errors = await loop.run_in_executor(
+                pool, _check, entity, files[entity], fmt
+            )
+        checker.errors.extend(errors)
         timings[f"validate_{entity}"] = round(time.perf_counter() - t, 3)
-        return clean
+        return data
 
-    async def upsert(entity: str, clean: list[dict[str, Any]]) -> None:
+    async def upsert(entity: str, data: bytes) -> None:
         nonlocal events
         t = time.perf_counter()
-        created, updated, n = await upserts.upsert_entity(conn, entity, clean, at, timeout)
+        created, updated, n = await upserts.upsert_entity(conn, entity, data, at, timeout)
         timings[entity] = round(time.perf_counter() - t, 3)
         done[entity] = (created, updated)
         events += n
@@ -82,6 +120,8 @@ async def apply(
     finally:
         if previous is not None and not previous.done():
             previous.cancel()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     t = time.perf_counter()
     events += await upserts.insert_family_events(conn, at, timeout)
     timings["family_events"] = round(time.perf_counter() - t, 3)

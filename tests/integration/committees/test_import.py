@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 import asyncpg
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from demo import citygen
 from services.committees.app import create
 from services.committees.settings import Settings
+from services.committees.usecases import import_jobs
 from services.committees.usecases.import_jobs import RESUME_SECONDS
 from shared.db import lock_key
 from shared.testing.fixtures import serve, wait_for
@@ -103,6 +105,35 @@ async def test_json_reimport_with_changes_publishes_only_changed(svc, small_city
         "/api/v1/students", params={"class_id": body["students"][1]["class_id"], "limit": 500}, headers=BUREAU
     )
     assert "改名字" in {s["name"] for s in r.json()["items"]}
+
+
+async def test_large_files_are_validated_in_a_process_of_their_own_with_the_same_answer(svc, small_city, monkeypatch):
+    """From `PROCESS_BYTES` on, the files are validated in a forked process (the event loop only streams the
+    COPYs): the same counts, row errors (row, field, reason) and events as when validated in a thread."""
+    texts, expected_errors = citygen.plant_bad_rows(citygen.csv_texts(small_city))
+    pools: list[object] = []
+
+    class Pool(import_jobs.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(import_jobs, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(import_jobs, "PROCESS_BYTES", 0)
+    job = await svc.run_import(csv=texts)
+    assert len(pools) == 1
+    counts = small_city.counts()
+    assert {e: c["created"] for e, c in job["counts"].items()} == counts
+    assert {(e["entity"], e["row"], e["field"]) for e in job["errors"]} == expected_errors
+    await svc.drained()
+    assert job["events"] == len(await svc.events()) > 0
+
+    # The same files again, validated in a thread: nothing changes, and the same errors with the same reasons.
+    monkeypatch.setattr(import_jobs, "PROCESS_BYTES", 10**12)
+    again = await svc.run_import(csv=texts)
+    assert len(pools) == 1
+    assert sorted(map(str, again["errors"])) == sorted(map(str, job["errors"]))
+    assert all(c["unchanged"] == counts[e] for e, c in again["counts"].items())
 
 
 async def test_only_bureau_admins_import(svc):
