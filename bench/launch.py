@@ -69,6 +69,16 @@ async def raw_copy(db: asyncpg.Connection, campaign_id: str, scratch: str) -> fl
     return rate
 
 
+async def maintenance(db: asyncpg.Connection) -> str:
+    """The outbox's vacuum and analyze counts and its live/dead rows (autovacuum at a bad moment slows a drain?)."""
+    r = await db.fetchrow(
+        "SELECT n_live_tup, n_dead_tup, vacuum_count + autovacuum_count AS vacuums, "
+        "analyze_count + autoanalyze_count AS analyzes FROM pg_stat_user_tables "
+        "WHERE relid = 'outbox'::regclass"
+    )
+    return f"{r['vacuums']} vacuums, {r['analyzes']} analyzes, {r['n_live_tup']:,} live, {r['n_dead_tup']:,} dead rows"
+
+
 def status_kb(pid: int, key: str) -> int:
     """A figure of /proc/<pid>/status in kB (VmRSS: resident now, VmHWM: resident at most)."""
     line = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith(key + ":"))
@@ -209,10 +219,17 @@ async def main(args: argparse.Namespace) -> None:
                     print("\n".join(await statement_stats(db)), flush=True)
                 assert r.status_code == 200, r.text
                 doc = r.json()
+                if args.profile:
+                    await statement_stats(db, reset=True)
+                    maintained0 = await maintenance(db)
                 # The oldest waiting row through the primary key: a count would read every deleted row until vacuum.
                 while await db.fetchval("SELECT id FROM outbox ORDER BY id LIMIT 1"):
                     await asyncio.sleep(0.1)
                 total = time.perf_counter() - t0
+                if args.profile:
+                    after = await maintenance(db)
+                    print(f"  the relay's drain: outbox {maintained0} before, {after} after", flush=True)
+                    print("\n".join(await statement_stats(db)), flush=True)
                 events = doc["assignments"] + 1  # one per assignment, and the launch's
                 n = doc["assignments"]
                 cpu, pg_cpu = cpu1 - cpu0, pg1 - pg0
