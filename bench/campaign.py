@@ -34,12 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.kit_throughput import raw_produce
 from bench.procs import proc_stat, tree_cpu
 from bench.verdicts import pct
-from demo import citygen
+from demo import citygen, recorder
 from demo.__main__ import import_city, launch_campaign
 from demo.activity import visit_record
 from demo.client import CITY, Api, bureau_token, metric_sum, settled
 from shared import kafka
-from shared.auth import issue_token
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
 from shared.devstack.stack import components
@@ -71,32 +70,6 @@ def start_services(stack: StackInfo, run: str) -> dict[str, ServiceProcess]:
     for p in procs.values():
         p.start()
     return procs
-
-
-class RawHTTP:
-    """A minimal keep-alive HTTP/1.1 client: the load generator shares 2 cores with everything, httpx costs too much."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self.conn is None:
-            self.conn = await asyncio.open_connection("127.0.0.1", self.port)
-        reader, writer = self.conn
-        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        writer.write((head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + body)
-        status = int((await reader.readline()).split()[1])
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-        return status, await reader.readexactly(length)
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn[1].close()
 
 
 def vm_hwm(pid: int) -> int:
@@ -163,10 +136,10 @@ def consumed(proc: ServiceProcess) -> tuple[float, float]:
 
 def visit_jobs(
     rng: random.Random, assignments: list[dict[str, Any]], checklist: list[str], starts_on: Any, single_share: float
-) -> tuple[list[dict[str, Any]], list[tuple[str, bytes, str, int]], list[str], set[str]]:
-    """Every assignment's visit record, and the requests that send them (path, body, teacher token, visits): a
-    `single_share` of the teachers record visit by visit, the rest upload their offline visits in one batch each,
-    interleaved over the whole campaign. Also returns the teachers and the live ones."""
+) -> tuple[list[dict[str, Any]], list[recorder.Job], list[str], set[str]]:
+    """Every assignment's visit record, and the requests that send them (`demo.recorder`'s, as the demo's teachers
+    send theirs): a `single_share` of the teachers record visit by visit, the rest upload their offline visits in one
+    batch each, interleaved over the whole campaign. Also returns the teachers and the live ones."""
     records = [visit_record(rng, a, checklist, starts_on, 30) for a in assignments]
     by_teacher: dict[str, list[dict[str, Any]]] = {}
     for a, r in zip(assignments, records, strict=True):
@@ -174,51 +147,7 @@ def visit_jobs(
     teachers = list(by_teacher)
     rng.shuffle(teachers)
     live = set(teachers[: round(len(teachers) * single_share)])
-    jobs: list[tuple[str, bytes, str, int]] = []
-    for tid, recs in by_teacher.items():
-        tok = issue_token(role="teacher", org_path=CITY, staff_id=tid, subject=f"teacher-{tid}")
-        if tid in live:  # each visit as it happens
-            jobs += [("/api/v1/visits", orjson.dumps(r), tok, 1) for r in recs]
-        else:  # the teacher's offline visits in one upload
-            jobs.append(("/api/v1/visits/batch", orjson.dumps({"visits": recs}), tok, len(recs)))
-    rng.shuffle(jobs)
-    return records, jobs, teachers, live
-
-
-async def record(port: int, jobs: list[tuple[str, bytes, str, int]], clients: int) -> dict[str, Any]:
-    """Send every job (path, body, teacher token, visits) from `clients` keep-alive connections; times and counts."""
-    it = iter(jobs)
-    out: dict[str, Any] = {"stored": 0, "rejected": 0, "failed": [], "single_ms": [], "batch_ms": []}
-
-    async def client() -> None:
-        conn = RawHTTP(port)
-        try:
-            for path, body, token, _ in it:
-                headers = {"Authorization": f"Bearer {token}"}
-                if path.endswith("batch"):
-                    headers["Idempotency-Key"] = uuid.uuid4().hex  # an offline app retries its upload safely
-                for attempt in range(10):
-                    t = time.perf_counter()
-                    status, text = await conn.post(path, body, headers)
-                    if status not in (502, 503, 504):
-                        break
-                    await asyncio.sleep(0.2 * (attempt + 1))
-                out["single_ms" if path.endswith("visits") else "batch_ms"].append(1000 * (time.perf_counter() - t))
-                if status == 201:
-                    out["stored"] += 1
-                elif status == 200:
-                    doc = orjson.loads(text)
-                    out["stored"] += doc["stored"]
-                    out["rejected"] += doc["rejected"]
-                else:
-                    out["failed"].append(f"{status} {text[:200]!r}")
-                out["last"] = time.monotonic()
-        finally:
-            conn.close()
-
-    out["first"] = time.monotonic()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return out
+    return records, recorder.teacher_jobs(by_teacher, live, rng), teachers, live
 
 
 async def caught_up(
@@ -361,7 +290,7 @@ async def main(args: argparse.Namespace) -> None:
         cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · bench")
         t_launch = time.monotonic() - t
         records, jobs, teachers, live = visit_jobs(rng, assignments, checklist, starts_on, args.single_share)
-        n_single = sum(1 for j in jobs if j[0].endswith("visits"))
+        n_single = sum(j.live for j in jobs)
         n_batches = len(jobs) - n_single
         findings = sum(len(r.get("findings", [])) for r in records)
         want_cases = len(expected_outcomes(records)[0])
@@ -391,8 +320,8 @@ async def main(args: argparse.Namespace) -> None:
         statements = await statement_stats(outreach_db, reset=True)
         updates0 = await assignment_updates(outreach_db, schemas["visits"])
         me0, busy0 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
-        rec = await record(procs["visits"].port, jobs, args.clients)
-        want = (rec["stored"], want_cases)
+        rec = await recorder.record(procs["visits"].address, jobs, args.clients, campaign_id=cid)
+        want = (rec.stored, want_cases)
         t_out, t_rep, t_lag = await caught_up(
             outreach_db, reporting, procs["reporting"], schemas["reporting"], cid, want, args.max_wait
         )
@@ -435,25 +364,25 @@ async def main(args: argparse.Namespace) -> None:
         await kafka.ensure_topics(stack.kafka_bootstrap, [kafka.TopicSpec(f"{prefix}raw", 6)])
         produce_rate = await raw_produce(stack.kafka_bootstrap, f"{prefix}raw", produce_n)
 
-        accept_s = rec["last"] - rec["first"]
-        accepted = rec["stored"] / accept_s
+        accept_s = rec.last - rec.first
+        accepted = rec.stored / accept_s
         done = bool(t_out and t_rep)
-        wall = (max(t_out, t_rep) if done else t_end) - rec["first"]
-        at = lambda t: f"{t - rec['first']:.1f}s" if t else f"not within {t_end - rec['first']:.0f}s"  # noqa: E731
-        e2e = rec["stored"] / wall
-        at_last = next((n for t, n in backlog if t >= rec["last"]), 0)
-        drained = next((t - rec["last"] for t, n in backlog if t >= rec["last"] and n == 0), None)
+        wall = (max(t_out, t_rep) if done else t_end) - rec.first
+        at = lambda t: f"{t - rec.first:.1f}s" if t else f"not within {t_end - rec.first:.0f}s"  # noqa: E731
+        e2e = rec.stored / wall
+        at_last = next((n for t, n in backlog if t >= rec.last), 0)
+        drained = next((t - rec.last for t, n in backlog if t >= rec.last and n == 0), None)
         p99 = pct(lat, 0.99)
         e2e_ok = done and wall < TARGET_SECONDS and e2e >= TARGET_RATE
-        single, batch = rec["single_ms"], rec["batch_ms"]
+        single, batch = rec.single_ms, rec.batch_ms
         me_cpu = me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime
         busy = 100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
         whole = " for the whole city" if args.scale >= 1 else ""
         seen = figures["visits"]["completed"] + figures["visits"]["missed"]
         out = [
-            f"\nscale {args.scale}: {rec['stored']:,} visits stored, {rec['rejected']} rejected, "
-            f"{len(rec['failed'])} failed requests",
-            *(f"  failed: {f}" for f in rec["failed"][:3]),
+            f"\nscale {args.scale}: {rec.stored:,} visits stored, {rec.rejected} rejected, "
+            f"{len(rec.failed)} failed requests",
+            *(f"  failed: {f}" for f in rec.failed[:3]),
             f"accepted (HTTP), first → last answer: {accepted:,.0f} visits/s over {accept_s:.1f}s"
             f"   (target ≥ {TARGET_RATE} sustained: {ok(accepted >= TARGET_RATE)})",
             f"  latency POST /visits p50/p99 {pct(single, 0.5):.0f}/{pct(single, 0.99):.0f} ms, "

@@ -53,18 +53,18 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.campaign import RawHTTP, visit_jobs
+from bench.campaign import visit_jobs
 from bench.verdicts import Lags, Launch, age_verdict, lag_verdict, pct, trend
 from demo import citygen
 from demo.__main__ import import_city, launch_campaign
 from demo.client import Api, bureau_token, settled
+from demo.recorder import Connection, Job
 from shared import memdebug
 from shared.devstack import ServiceProcess, Stack, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
 from shared.devstack.stack import components
 from shared.testing.fixtures import drop_test_resources
 
-Job = tuple[str, bytes, str, int]  # path, body, teacher token, visits
 RSS_GROWTH_TARGET = 0.10
 
 
@@ -164,25 +164,23 @@ async def send(
 
     async def client(i: int) -> None:
         nonlocal scheduled
-        conn = RawHTTP(ports[i % len(ports)])
+        conn = Connection(f"http://127.0.0.1:{ports[i % len(ports)]}/api/v1")
         try:
             while time.monotonic() < until and (job := await take()) is not None:
-                path, body, token, n = job
+                path, body, token, n = job.path, job.body(), job.token, len(job.records)
                 if rate is not None:
                     due = started + scheduled / rate
                     scheduled += n
                     if due > time.monotonic():
                         await asyncio.sleep(due - time.monotonic())
                 headers = {"Authorization": f"Bearer {token}"}
-                if path.endswith("batch"):
-                    headers["Idempotency-Key"] = uuid.uuid4().hex
+                if not job.live:
+                    headers["Idempotency-Key"] = job.key
                 t = time.perf_counter()
                 for attempt in range(10):
                     try:
                         status, text = await conn.post(path, body, headers)
                     except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
-                        conn.close()
-                        conn = RawHTTP(ports[i % len(ports)])
                         status, text = 599, b"connection lost"
                     if status not in (502, 503, 504, 599):
                         break
@@ -401,7 +399,7 @@ async def main(args: argparse.Namespace) -> None:
             async def first_visits() -> Job | None:
                 nonlocal left
                 job = await campaigns.take() if left > 0 else None
-                left -= job[3] if job else 0
+                left -= len(job.records) if job else 0
                 return job
 
             await send(visit_ports, first_visits, burst, 96, float("inf"), None)

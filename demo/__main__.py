@@ -18,12 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from demo import citygen
+from demo import citygen, recorder
 from demo.activity import districts, schools, teacher_habits, visit_record
 from demo.client import CITY, Api, bureau_token, settled
 from demo.work import people_at_work
@@ -258,6 +257,7 @@ async def run_campaign(
     rng: random.Random,
     *,
     single_share: float,
+    clients: int = recorder.CLIENTS,
     keep_records: bool = False,
     arrange: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
     habits: bool = True,
@@ -268,8 +268,10 @@ async def run_campaign(
     With `habits`, each teacher records late or on the day, visits in pairs or alone, keeps up or falls behind.
     Which teacher a family gets depends on the services' ids, so a caller comparing two imports of one city
     record by record turns them off: every family's record then depends on the seed and its order alone."""
+    launching = time.monotonic()
     with console.status("launching the home-visit campaign (assignments for every family)"):
         cid, assignments, checklist, starts_on = await launch_campaign(visits, "千师访万家 · 2026 秋季家访")
+    launched = time.monotonic() - launching
     if arrange is not None:
         assignments = arrange(assignments)
     # Drawn in the assignments' order (the caller's `arrange`), not by id: ids differ from one city import to another.
@@ -290,8 +292,7 @@ async def run_campaign(
     records = [r for r in records if id(r) in kept]  # in the assignments' (the caller's) order, not by teacher
     teachers = list(by_teacher)
     rng.shuffle(teachers)
-    live = teachers[: int(len(teachers) * single_share)]  # record each visit as it happens
-    offline = teachers[len(live) :]  # upload their records in one batch later
+    live = set(teachers[: int(len(teachers) * single_share)])  # record each visit as it happens, the rest upload later
     stats: dict[str, Any] = {
         "campaign_id": cid,
         "assignments": len(assignments),
@@ -299,41 +300,22 @@ async def run_campaign(
         "findings": 0,
         "rejected": 0,
         "lost_answers": 0,
+        "launch_seconds": launched,
     }
     started = time.monotonic()
-    sem = asyncio.Semaphore(24)
     with progress() as bar:
         task = bar.add_task("teachers recording visits", total=len(records))
 
-        async def as_it_happens(teacher_id: str) -> None:
-            token = issue_token(role="teacher", org_path=CITY, staff_id=teacher_id, subject=f"teacher-{teacher_id}")
-            api = Api(visits.base, token)
-            try:
-                for record in by_teacher[teacher_id]:
-                    async with sem:
-                        await record_live(api, cid, teacher_id, record, stats)
-                    stats["recorded"] += 1
-                    stats["findings"] += len(record.get("findings", []))
-                    bar.advance(task)
-            finally:
-                await api.close()
+        def done(job: recorder.Job, stored: list[bool]) -> None:
+            for record, ok in zip(job.records, stored, strict=True):
+                stats["findings"] += len(record.get("findings", [])) if ok else 0
+            bar.advance(task, len(job.records))
 
-        async def offline_batches(chunk: list[dict[str, Any]]) -> None:
-            async with sem:
-                result = await visits.post(
-                    "/visits/batch", {"visits": chunk}, headers={"Idempotency-Key": f"b-{id(chunk)}"}
-                )
-            for item, record in zip(result["results"], chunk, strict=True):
-                if item["result"] == "stored":
-                    stats["recorded"] += 1
-                    stats["findings"] += len(record.get("findings", []))
-                else:
-                    stats["rejected"] += 1
-            bar.advance(task, len(chunk))
-
-        batch_records = [r for t in offline for r in by_teacher[t]]
-        chunks = [batch_records[i : i + 500] for i in range(0, len(batch_records), 500)]
-        await asyncio.gather(*(as_it_happens(t) for t in live), *(offline_batches(c) for c in chunks))
+        jobs = recorder.teacher_jobs(by_teacher, live, rng)
+        tally = await recorder.record(visits.base, jobs, clients, campaign_id=cid, done=done)
+    if tally.failed:
+        raise RuntimeError(f"{len(tally.failed)} visit requests failed, the first: {tally.failed[0]}")
+    stats.update(recorded=tally.stored, rejected=tally.rejected, lost_answers=tally.lost_answers)
     stats["seconds"] = time.monotonic() - started
     if keep_records:
         stats["records"] = records
@@ -352,28 +334,6 @@ def colleague_of(assignments: list[dict[str, Any]]) -> dict[str, str | None]:
         for i, t in enumerate(teachers):
             out.setdefault(t, teachers[(i + 1) % len(teachers)] if len(teachers) > 1 else None)
     return out
-
-
-async def record_live(api: Api, cid: str, teacher_id: str, record: dict[str, Any], stats: dict[str, Any]) -> None:
-    """Record one visit as it happens (the service's group commit); when the answer is lost (the service died
-    or restarted), look at the assignment before sending it again, as the teacher's app does."""
-    while True:
-        try:
-            await api.post("/visits", record)
-            return
-        except httpx.TransportError:
-            stats["lost_answers"] += 1
-        cursor = None
-        while True:  # the teacher's own assignments: was the visit stored before the answer was lost?
-            page = await api.get(f"/campaigns/{cid}/assignments", teacher_id=teacher_id, limit=200, cursor=cursor)
-            mine = {a["assignment_id"]: a["status"] for a in page["items"]}
-            if record["assignment_id"] in mine:
-                if mine[record["assignment_id"]] != "assigned":
-                    return
-                break
-            cursor = page["next_cursor"]
-            if cursor is None:
-                raise RuntimeError(f"assignment {record['assignment_id']} is not the teacher's")
 
 
 async def department_answers(outreach_url: str) -> int:
@@ -502,20 +462,29 @@ async def main(scale: float, seed: int, single_share: float) -> None:
             f"schools, {len(city.staff):,} staff, {len(city.students):,} students, "
             f"{len(city.families):,} families — generated names, no real people"
         )
+        phases = Phases(t0)
+        phases.end("stack and city")
         job = await import_city(committees, city)
         console.print(f"imported: {job['counts']}")
+        phases.end("import")
         await cooperation(committees, city, rng)
+        phases.end("cooperation")
         with console.status("visits and outreach copy the directory from committees' events"):
             await settled(procs)
+        phases.end("directory")
         given = await carers_give_addresses(urls["outreach"], city)
         console.print(f"{given:,} carers gave an address for notification mails")
+        phases.end("addresses")
         stats = await run_campaign(visits, rng, single_share=single_share)
+        phases.took("launch", stats["launch_seconds"])
+        phases.end("recording")
         console.print(
             f"recorded {stats['recorded']:,} visits with {stats['findings']:,} findings in "
             f"{stats['seconds']:.0f}s ({stats['recorded'] / stats['seconds']:,.0f} visits/s)"
         )
         with console.status("outreach opens cases, assigns carers and refers to departments"):
             await settled(procs)
+        phases.end("catch-up")
         acked = await department_answers(urls["outreach"])
         console.print(f"civil affairs acknowledged {acked:,} referrals through its own token")
         with console.status("waiting for reporting to catch up"):
@@ -529,6 +498,7 @@ async def main(scale: float, seed: int, single_share: float) -> None:
                     break
                 await asyncio.sleep(1)
                 doc = await reporting.get("/children", org_path=CITY, campaign_id=stats["campaign_id"])
+        phases.end("reporting")
         console.print(district_table(doc))
         behind = await reporting.get("/reporting/teachers-behind", campaign_id=stats["campaign_id"], limit=10)
         console.print(behind_table(behind, {f"{CITY}/{u.parent_id}/{u.org_unit_id}": u.name for u in schools(city)}))
@@ -562,7 +532,9 @@ async def main(scale: float, seed: int, single_share: float) -> None:
             " GET /api/v1/notifications with their token",
             soft_wrap=True,
         )
-        console.print(f"\nfinished in {time.monotonic() - t0:.0f}s. The system keeps running for you to explore:")
+        phases.end("the rest")
+        console.print(f"\nfinished in {time.monotonic() - t0:.0f}s: {phases}")
+        console.print("The system keeps running for you to explore:")
         # One short URL per line and no token in any URL: a narrow console wraps nothing a reader must copy,
         # and a token never lands in the browser history. The dashboard's sign-in box takes the token.
         token_file = _save_token(token)
@@ -583,6 +555,26 @@ async def main(scale: float, seed: int, single_share: float) -> None:
     finally:
         for api in (committees, visits, reporting):
             await api.close()
+
+
+class Phases:
+    """Wall seconds of the demo's steps, in order (the first from the start: starting the stack included)."""
+
+    def __init__(self, started: float) -> None:
+        self.mark = started
+        self.seconds: dict[str, float] = {}
+
+    def took(self, name: str, seconds: float) -> None:
+        """A step inside the next one, timed by the caller (taken out of the next step's time)."""
+        self.seconds[name] = seconds
+        self.mark += seconds
+
+    def end(self, name: str) -> None:
+        self.seconds[name] = time.monotonic() - self.mark
+        self.mark = time.monotonic()
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {s:.0f}s" for name, s in self.seconds.items())
 
 
 def _save_token(token: str) -> str:
