@@ -13,11 +13,6 @@ from shared.scope import sql as subtree_sql
 TEACHING_ROLES = ["class_teacher", "subject_teacher", "mental_health_teacher", "ideological_political_teacher"]
 
 
-def school_of(column: str) -> str:
-    """SQL: the school of an org path, as `planning.school_path` (its first three parts)."""
-    return f"('/' || array_to_string((array_remove(string_to_array({column}, '/'), ''))[1:3], '/'))"
-
-
 PLANNED = f"s.active AND s.family_id <> '' AND {subtree_sql('s.org_path', 1)}"  # the students a launch plans
 TEACHING = f"t.active AND t.roles && $3::text[] AND {subtree_sql('t.org_path', 1)}"  # the staff who can visit
 
@@ -65,22 +60,11 @@ async def list_students_by_group(
 
 
 async def list_teachers_in_scope(conn: Conn, scope: str) -> list[asyncpg.Record]:
+    """The staff in `scope` who can visit."""
     return await conn.fetch(
-        "SELECT staff_id, org_path, head_class_id, class_ids FROM staff "
-        f"WHERE active AND roles && $3::text[] AND {subtree_sql('org_path', 1)}",
+        f"SELECT t.staff_id, t.org_path, t.head_class_id, t.class_ids FROM staff t WHERE {TEACHING}",
         *subtree_args(scope),
         TEACHING_ROLES,
-    )
-
-
-async def list_teachers_in_schools(conn: Conn, scope: str, schools: list[str]) -> list[asyncpg.Record]:
-    """The staff in `scope` who can visit, of these schools."""
-    return await conn.fetch(
-        f"SELECT t.staff_id, t.org_path, t.head_class_id, t.class_ids FROM staff t WHERE {TEACHING} "
-        f"AND {school_of('t.org_path')} = ANY($4::text[])",
-        *subtree_args(scope),
-        TEACHING_ROLES,
-        schools,
     )
 
 
