@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from demo.recorder import Connection
 from services.visits.domain.checklist import load
 from services.visits.settings import VisitsSettings
 from shared import kafka
@@ -73,36 +74,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class RawHTTP:
-    """A minimal HTTP/1.1 keep-alive client (one connection, one request at a time): the load generator shares
-    the machine with the service, so it must cost little CPU per request (httpx costs about as much as the server)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self.reader is None or self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        status = int((await self.reader.readline()).split()[1])
-        length = 0
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.lower() == b"content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
 
 
 async def count_messages(bootstrap: str, topic: str) -> int:
@@ -246,7 +217,7 @@ async def main(args: argparse.Namespace) -> None:
 
             async def client() -> None:
                 nonlocal single_findings
-                conn = RawHTTP("127.0.0.1", port)
+                conn = Connection(f"http://127.0.0.1:{port}")  # the demo's teachers' client
                 try:
                     while not queue.empty():
                         i, a = queue.get_nowait()
