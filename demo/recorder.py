@@ -224,15 +224,21 @@ async def _stored(conn: Connection, job: Job, campaign_id: str) -> bool:
 
 
 async def _get(conn: Connection, path: str, token: str) -> Any:
-    """A read that must succeed, tried again while the service is away (unreachable, restarting, 502/503/504)."""
+    return await call(conn, "GET", path, token)
+
+
+async def call(conn: Connection, method: str, path: str, token: str, body: Any = None) -> Any:
+    """A request that must succeed (a read, or a write that may be repeated: a PUT), tried again while the service
+    is away (unreachable, restarting, 502/503/504); its JSON answer."""
+    data = b"" if body is None else orjson.dumps(body)
     for attempt in range(RETRIES):
         try:
-            status, text = await conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+            status, text = await conn.request(method, path, data, {"Authorization": f"Bearer {token}"})
         except LOST:
             status, text = 599, b"connection lost"
-        if status == 200:
-            return orjson.loads(text)
+        if status in (200, 201, 202):
+            return orjson.loads(text) if text else None
         if status not in (502, 503, 504, 599) or attempt == RETRIES - 1:
-            raise RuntimeError(f"GET {path} → {status}: {text[:300]!r}")
+            raise RuntimeError(f"{method} {path} → {status}: {text[:300]!r}")
         await asyncio.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
