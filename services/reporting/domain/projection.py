@@ -115,7 +115,9 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
     "lecture": ("lecture_id", "org_path", "topic", "headcount", "given_on", "lecturer_id", "audience_units"),
     "lecturer": ("lecturer_id", "org_path", "active", "occurred_at"),
     "case_closure": ("case_id", "proposed_at", "settled_at"),
-    # Bookkeeping for the incremental refresh (ignored by a full rebuild, which refreshes everything).
+    # Bookkeeping for the incremental refresh (ignored by a full rebuild, which refreshes everything): the leaves
+    # whose figures are recomputed per leaf (cases, referrals, closures, memberships, committees; the other facts'
+    # changes are logged by the store) and the entities whose corrections are redone.
     "dirty_leaf": ("path",),
     "dirty_entity": ("kind", "entity_id"),
 }
@@ -142,7 +144,7 @@ def _school_path(path: str) -> str | None:
 
 
 def _org_unit(p: cm.OrgUnitRegistered) -> list[Op]:
-    return [("org_unit", (p.org_unit_id, p.org_path, p.level.value, p.name, p.occurred_at)), *_dirty(p.org_path)]
+    return [("org_unit", (p.org_unit_id, p.org_path, p.level.value, p.name, p.occurred_at))]
 
 
 def _campaign(p: vi.CampaignLaunched) -> list[Op]:
@@ -166,7 +168,7 @@ def _campaign_closed(p: vi.CampaignClosed) -> list[Op]:
 
 def _assignment(p: vi.AssignmentMade) -> list[Op]:
     row = (p.assignment_id, p.campaign_id, p.teacher_id, p.family_id, p.org_path, True, p.occurred_at, 0)
-    return [("assignment", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+    return [("assignment", row), *_entities([p.teacher_id], [p.family_id])]
 
 
 def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
@@ -181,7 +183,7 @@ def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
         p.occurred_at,
         ASSIGNMENT_RANK[p.change],
     )
-    return [("assignment", row), *_dirty(p.org_path), *_entities([p.teacher_id, p.previous_teacher_id], [p.family_id])]
+    return [("assignment", row), *_entities([p.teacher_id, p.previous_teacher_id], [p.family_id])]
 
 
 def _visit(
@@ -203,7 +205,7 @@ def _visit(
         p.occurred_at,
         VISIT_RANK[status],
     )
-    return [("visit", row), *_dirty(p.org_path), *_entities([p.teacher_id], [p.family_id])]
+    return [("visit", row), *_entities([p.teacher_id], [p.family_id])]
 
 
 def _visit_completed(p: vi.VisitCompleted) -> list[Op]:
@@ -358,38 +360,38 @@ def _committee_dissolved(p: cm.CommitteeDissolved) -> list[Op]:
 
 def _session_held(p: cm.SessionHeld) -> list[Op]:
     row = (p.session_id, p.parent_school_id, p.org_path, p.held_on, p.enrolled, p.occurred_at)
-    return [("session", row), *_dirty(p.org_path)]
+    return [("session", row)]
 
 
 def _attendance(p: cm.AttendanceRecorded) -> list[Op]:
     row = (p.session_id, p.guardian_id, p.org_path, p.attended, p.occurred_at, p.online)
-    return [("attendance", row), *_dirty(p.org_path)]
+    return [("attendance", row)]
 
 
 def _team(p: cm.InstructorTeamFormed) -> list[Op]:
-    return [("team", (p.team_id, p.org_path, p.occurred_at)), *_dirty(p.org_path)]
+    return [("team", (p.team_id, p.org_path, p.occurred_at))]
 
 
 def _team_member_added(p: cm.InstructorTeamMemberAdded) -> list[Op]:
     row = (p.team_id, p.member_id, p.org_path, p.role.value, True, p.occurred_at)
-    return [("team_member", row), *_dirty(p.org_path)]
+    return [("team_member", row)]
 
 
 def _team_member_removed(p: cm.InstructorTeamMemberRemoved) -> list[Op]:
-    return [("team_member", (p.team_id, p.member_id, p.org_path, None, False, p.occurred_at)), *_dirty(p.org_path)]
+    return [("team_member", (p.team_id, p.member_id, p.org_path, None, False, p.occurred_at))]
 
 
 def _lecture(p: cm.LectureGiven) -> list[Op]:
     row = (p.lecture_id, p.org_path, p.topic.value, p.headcount, p.given_on, p.lecturer_id, len(p.audience_org_paths))
-    return [("lecture", row), *_dirty(p.org_path)]
+    return [("lecture", row)]
 
 
 def _lecturer_joined(p: cm.LecturerJoined) -> list[Op]:
-    return [("lecturer", (p.lecturer_id, p.org_path, True, p.occurred_at)), *_dirty(p.org_path)]
+    return [("lecturer", (p.lecturer_id, p.org_path, True, p.occurred_at))]
 
 
 def _lecturer_left(p: cm.LecturerLeft) -> list[Op]:
-    return [("lecturer", (p.lecturer_id, p.org_path, False, p.occurred_at)), *_dirty(p.org_path)]
+    return [("lecturer", (p.lecturer_id, p.org_path, False, p.occurred_at))]
 
 
 def _nothing(_: BaseModel) -> list[Op]:

@@ -19,7 +19,11 @@ class OpSql:
     key: tuple[str, ...]
     types: tuple[str, ...]
     insert: str  # INSERT ... SELECT ... FROM unnest(...) ON CONFLICT ...
-    movable: bool = True  # the org_path of a row can change: mark the old path dirty too
+    # Figures recomputed per dirty leaf (store/refresh.py PER_LEAF_PARTS) come from this table and the org_path of a
+    # row can change: mark the old path dirty too. (The other tables' changes are logged by a trigger.)
+    movable: bool = False
+    # Leaves of other facts whose per-leaf figures depend on these rows (their keys are $1).
+    dependents: tuple[str, ...] = ()
 
 
 def _unnest(types: tuple[str, ...], cols: tuple[str, ...]) -> str:
@@ -27,10 +31,18 @@ def _unnest(types: tuple[str, ...], cols: tuple[str, ...]) -> str:
     return f"unnest({args}) AS u({', '.join(cols)})"
 
 
-def _op(name: str, table: str, key: tuple[str, ...], types: tuple[str, ...], body: str, movable: bool = True) -> OpSql:
+def _op(
+    name: str,
+    table: str,
+    key: tuple[str, ...],
+    types: tuple[str, ...],
+    body: str,
+    movable: bool = False,
+    dependents: tuple[str, ...] = (),
+) -> OpSql:
     cols = OP_COLUMNS[name]
     assert len(cols) == len(types), name
-    return OpSql(table, key, types, body.replace("{src}", _unnest(types, cols)), movable)
+    return OpSql(table, key, types, body.replace("{src}", _unnest(types, cols)), movable, dependents)
 
 
 def _latest(alias: str, newer: str, *columns: str) -> str:
@@ -72,7 +84,6 @@ OPS: dict[str, OpSql] = {
             checklist_item_ids = coalesce(excluded.checklist_item_ids, c.checklist_item_ids),
             occurred_at = coalesce(excluded.occurred_at, c.occurred_at),
             closed_at = GREATEST(c.closed_at, excluded.closed_at)""",
-        movable=False,
     ),
     "assignment": _op(
         "assignment",
@@ -114,7 +125,11 @@ OPS: dict[str, OpSql] = {
         (T, T, T, T, T, T, T, D, TS),
         """INSERT INTO findings (finding_id, student_id, visit_id, campaign_id, category, severity, org_path,
             visited_on, recorded_at) SELECT * FROM {src} ON CONFLICT (finding_id) DO NOTHING""",
-        movable=False,
+        # A case counts in its finding's campaign, and so do the case's referrals.
+        dependents=(
+            "SELECT org_path FROM cases WHERE finding_id = ANY($1::text[])",
+            "SELECT r.org_path FROM referrals r JOIN cases c USING (case_id) WHERE c.finding_id = ANY($1::text[])",
+        ),
     ),
     "membership": _op(
         "membership",
@@ -133,6 +148,7 @@ OPS: dict[str, OpSql] = {
             verified_at = GREATEST(m.verified_at, excluded.verified_at),
             registered_at = GREATEST(m.registered_at, excluded.registered_at),
             ended_at = GREATEST(m.ended_at, excluded.ended_at)""",
+        movable=True,
     ),
     "case": _op(
         "case",
@@ -165,6 +181,9 @@ OPS: dict[str, OpSql] = {
                 OR (excluded.overdue_at, excluded.overdue) > (c.overdue_at, c.overdue))
                 THEN excluded.overdue ELSE c.overdue END,
             overdue_at = GREATEST(c.overdue_at, excluded.overdue_at)""",
+        movable=True,
+        # A referral counts in its case's campaign, which comes with the case's finding.
+        dependents=("SELECT org_path FROM referrals WHERE case_id = ANY($1::text[])",),
     ),
     "case_closure": _op(
         "case_closure",
@@ -174,7 +193,8 @@ OPS: dict[str, OpSql] = {
         """INSERT INTO case_closures AS c (case_id, proposed_at, settled_at) SELECT * FROM {src}
         ON CONFLICT (case_id) DO UPDATE SET proposed_at = GREATEST(c.proposed_at, excluded.proposed_at),
             settled_at = GREATEST(c.settled_at, excluded.settled_at)""",
-        movable=False,
+        # A closure is pending at its case's leaf.
+        dependents=("SELECT org_path FROM cases WHERE case_id = ANY($1::text[])",),
     ),
     "referral": _op(
         "referral",
@@ -187,6 +207,7 @@ OPS: dict[str, OpSql] = {
             category = excluded.category, org_path = excluded.org_path, state = excluded.state,
             state_rank = excluded.state_rank, state_at = excluded.state_at
         WHERE (excluded.state_at, excluded.state_rank) >= (r.state_at, r.state_rank)""",
+        movable=True,
     ),
     "committee": _op(
         "committee",
@@ -198,6 +219,7 @@ OPS: dict[str, OpSql] = {
         ON CONFLICT (committee_id) DO UPDATE SET level = coalesce(excluded.level, c.level),
             {_latest("c", _RANKED_LATER, "org_unit_id", "org_path", "active", "rank")},
             state_at = GREATEST(c.state_at, excluded.state_at)""",
+        movable=True,
     ),
     "session": _op(
         "session",
@@ -221,7 +243,6 @@ OPS: dict[str, OpSql] = {
         ON CONFLICT (session_id, guardian_id) DO UPDATE SET org_path = excluded.org_path,
             attended = excluded.attended, occurred_at = excluded.occurred_at, online = excluded.online
         WHERE (excluded.occurred_at, excluded.attended) >= (a.occurred_at, a.attended)""",
-        movable=False,
     ),
     "team": _op(
         "team",
@@ -242,7 +263,6 @@ OPS: dict[str, OpSql] = {
         ON CONFLICT (team_id, member_id) DO UPDATE SET role = coalesce(excluded.role, m.role),
             {_latest("m", _LEAVING_LATER.format(a="m"), "org_path", "active")},
             occurred_at = GREATEST(m.occurred_at, excluded.occurred_at)""",
-        movable=False,
     ),
     "lecture": _op(
         "lecture",
@@ -251,7 +271,6 @@ OPS: dict[str, OpSql] = {
         (T, T, T, INT, D, T, INT),
         """INSERT INTO lectures (lecture_id, org_path, topic, headcount, given_on, lecturer_id, audience_units)
         SELECT * FROM {src} ON CONFLICT (lecture_id) DO NOTHING""",
-        movable=False,
     ),
     "lecturer": _op(
         "lecturer",
@@ -261,7 +280,6 @@ OPS: dict[str, OpSql] = {
         f"""INSERT INTO lecturers AS l (lecturer_id, org_path, active, occurred_at) SELECT * FROM {{src}}
         ON CONFLICT (lecturer_id) DO UPDATE SET {_latest("l", _LEAVING_LATER.format(a="l"), "active")},
             occurred_at = GREATEST(l.occurred_at, excluded.occurred_at)""",
-        movable=False,
     ),
     "dirty_leaf": _op(
         "dirty_leaf",
@@ -269,7 +287,6 @@ OPS: dict[str, OpSql] = {
         ("path",),
         (T,),
         "INSERT INTO dirty_leaves (path) SELECT DISTINCT * FROM {src}",
-        movable=False,
     ),
     "dirty_entity": _op(
         "dirty_entity",
@@ -277,7 +294,6 @@ OPS: dict[str, OpSql] = {
         ("kind", "entity_id"),
         (T, T),
         "INSERT INTO dirty_entities (kind, entity_id) SELECT DISTINCT * FROM {src}",
-        movable=False,
     ),
 }
 
@@ -307,7 +323,11 @@ OP_COLUMNS_BY_TABLE = {op.table: OP_COLUMNS[name] for name, op in OPS.items()}
 
 
 async def upsert_facts(conn: asyncpg.Connection, ops: list[Op], *, track: bool = True) -> None:
-    """Merge operations into the facts; with `track`, also mark old and new paths for the incremental refresh."""
+    """Merge operations into the facts; with `track`, also mark old and new paths for the incremental refresh and
+    log the changes (the triggers of migrations/012); without, the caller refreshes in full afterwards (in the same
+    transaction: the setting lasts until it ends)."""
+    if not track:
+        await conn.execute("SELECT set_config('reporting.untracked', 'on', true)")
     grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for name, row in ops:
         if track or name not in BOOKKEEPING:
@@ -318,12 +338,12 @@ async def upsert_facts(conn: asyncpg.Connection, ops: list[Op], *, track: bool =
             continue
         op = OPS[name]
         for batch in _rounds(op, rows):
-            if track and op.movable:
-                # A fact moving to another path leaves its old leaf stale: mark it before the merge.
-                keys = [r[0] for r in batch]
+            marks = [*op.dependents]
+            if op.movable:  # a fact moving to another path leaves its old leaf stale: mark it before the merge
+                marks.append(f"SELECT org_path FROM {op.table} WHERE {op.key[0]} = ANY($1::text[])")
+            if track and marks:
                 await conn.execute(
-                    f"INSERT INTO dirty_leaves (path) SELECT DISTINCT org_path FROM {op.table}"
-                    f" WHERE {op.key[0]} = ANY($1::text[])",
-                    keys,
+                    f"INSERT INTO dirty_leaves (path) SELECT DISTINCT org_path FROM ({' UNION ALL '.join(marks)}) m",
+                    [r[0] for r in batch],
                 )
             await conn.execute(op.insert, *[list(col) for col in zip(*batch, strict=True)])

@@ -1,4 +1,17 @@
-"""Refresh of the materialised figures: dirty leaves → leaf_metrics → node_metrics rolled up to the city."""
+"""Refresh of the materialised figures: fact changes → leaf_metrics → node_metrics rolled up to the city.
+
+A refresh folds deltas (issue 16). The fact tables whose figures add up row by row log every change (a trigger
+writes the row's old image with sg = -1 and its new image with sg = +1, migrations/012); a refresh takes the log
+rows its snapshot sees, computes their figures with the same definitions as a full recompute (every row weighted
+by sg) and adds them to the leaf figures and to each stored ancestor: its cost follows what changed since the last
+refresh, not the number of dirty classes times their history. Distinct teachers and families are multiplicities
+per leaf (entity_counts), a distinct count moving by one when a multiplicity leaves or reaches zero. The figures
+that are not sums over single rows (cases and referrals counted in their finding's campaign, pending closures,
+distinct special-group members, units with a committee) are recomputed for the leaves marked dirty, and their
+difference to the stored leaf rows is folded the same way. Percentiles are recomputed for the ancestors of those
+leaves only (only cases and findings change them). A full recompute (`full=True`, or figures lost in a crash) gives
+the same figures from the facts; tests/integration/reporting/test_refresh.py compares the two on random histories.
+"""
 
 from __future__ import annotations
 
@@ -10,53 +23,93 @@ import asyncpg
 from services.reporting.domain.entities import corrections
 from services.reporting.domain.paths import ancestors, depth, parent_of
 from shared.clock import BUREAU_TIME_ZONE
-from shared.db import try_xact_lock
+from shared.db import lock_key
 
 log = logging.getLogger(__name__)
-FULL_AT = 3000  # dirty leaves from which a full refresh is cheaper than an incremental one
 TZ = BUREAU_TIME_ZONE  # the bureau's calendar day (the default of settings' bureau_time_zone)
 
-# Additive figures of every fact whose org_path is one of the leaves ({f} filters on a table alias). Each fact
-# table is aggregated by (campaign, leaf, dims) first; GROUPING SETS then give each campaign's rows and the
-# all-campaigns rows (scope '') in one pass. Facts without a campaign (the structure) only get scope ''.
-LEAF_SQL = f"""
-INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
-SELECT CASE WHEN GROUPING(campaign_id) = 1 THEN '' ELSE campaign_id END, leaf, metric, dim, sum(v)
-FROM (
-  SELECT a.campaign_id, a.org_path AS leaf, 'assignments' AS metric, '' AS dim, count(*) AS v
-    FROM assignments a WHERE a.active AND {{f:a}} GROUP BY 1, 2
+# The fact tables whose changes are logged (migrations/012): {name} in the SQL below is the table itself with
+# sg = 1 for a full recompute, or the log rows a refresh took (sg = ±1).
+LOGGED = (
+    "org_units",
+    "assignments",
+    "visits",
+    "findings",
+    "committees",
+    "sessions",
+    "attendance",
+    "teams",
+    "team_members",
+    "lectures",
+    "lecturers",
+)
+
+# Figures that add up row by row: each fact row (weighted by sg) contributes on its own, whatever else is stored.
+# Rows are (campaign, leaf, metric, dim, value); facts without a campaign (the structure) only get scope ''.
+ADDITIVE_PARTS = """
+  SELECT a.campaign_id, a.org_path AS leaf, 'assignments' AS metric, '' AS dim, sum(a.sg) AS v
+    FROM {assignments} a WHERE a.active GROUP BY 1, 2
   UNION ALL
   SELECT v.campaign_id, v.org_path, m.metric, m.dim, v.n
-    FROM (SELECT campaign_id, org_path, mode, visited_on, count(*) AS n FROM visits v
-          WHERE v.status = 'completed' AND {{f:v}} GROUP BY 1, 2, 3, 4) v
+    FROM (SELECT campaign_id, org_path, mode, visited_on, sum(sg) AS n FROM {visits} v
+          WHERE v.status = 'completed' GROUP BY 1, 2, 3, 4) v
     CROSS JOIN LATERAL (VALUES ('visits_completed', ''), ('visits_by_mode', v.mode),
                                ('visits_daily', v.visited_on::text)) m(metric, dim)
   UNION ALL
-  SELECT v.campaign_id, v.org_path, 'visits_missed', '', count(*)
-    FROM visits v WHERE v.status = 'missed' AND {{f:v}} GROUP BY 1, 2
+  SELECT v.campaign_id, v.org_path, 'visits_missed', '', sum(v.sg)
+    FROM {visits} v WHERE v.status = 'missed' GROUP BY 1, 2
   UNION ALL
   SELECT v.campaign_id, v.org_path, m.metric, v.item, m.n
-    FROM (SELECT v.campaign_id, v.org_path, i.item, count(*) AS answered, count(*) FILTER (WHERE i.yes) AS yes
-          FROM visits v CROSS JOIN LATERAL (SELECT unnest(v.yes_items) AS item, true AS yes
-                                            UNION ALL SELECT unnest(v.no_items), false) i
-          WHERE v.status = 'completed' AND {{f:v}} GROUP BY 1, 2, 3) v
+    FROM (SELECT v.campaign_id, v.org_path, i.item, sum(v.sg) AS answered, sum(v.sg) FILTER (WHERE i.yes) AS yes
+          FROM {visits} v CROSS JOIN LATERAL (SELECT unnest(v.yes_items) AS item, true AS yes
+                                              UNION ALL SELECT unnest(v.no_items), false) i
+          WHERE v.status = 'completed' GROUP BY 1, 2, 3) v
     CROSS JOIN LATERAL (VALUES ('checklist_answered', v.answered), ('checklist_yes', v.yes)) m(metric, n)
-    WHERE m.n > 0
+    WHERE m.n <> 0
   UNION ALL
-  SELECT v.campaign_id, v.org_path, m.metric, m.dim, count(*)
-    FROM visits v CROSS JOIN LATERAL (
+  SELECT v.campaign_id, v.org_path, m.metric, m.dim, sum(v.sg)
+    FROM {visits} v CROSS JOIN LATERAL (
         SELECT 'visits_flagged' AS metric, '' AS dim WHERE cardinality(v.flag_items) > 0
         UNION ALL SELECT 'flags', unnest(v.flag_items)
         UNION ALL SELECT 'guidance_topics', unnest(v.guidance_topics)) m
-    WHERE v.status = 'completed' AND {{f:v}} GROUP BY 1, 2, 3, 4
+    WHERE v.status = 'completed' GROUP BY 1, 2, 3, 4
   UNION ALL
   SELECT f.campaign_id, f.org_path, m.metric, m.dim, f.n
-    FROM (SELECT campaign_id, org_path, category, severity, visited_on, count(*) AS n FROM findings f
-          WHERE {{f:f}} GROUP BY 1, 2, 3, 4, 5) f
+    FROM (SELECT campaign_id, org_path, category, severity, visited_on, sum(sg) AS n FROM {findings} f
+          GROUP BY 1, 2, 3, 4, 5) f
     CROSS JOIN LATERAL (VALUES ('findings', f.category || '|' || f.severity),
                                ('findings_daily', f.visited_on::text)) m(metric, dim)
   UNION ALL
-  SELECT cf.campaign_id, c.org_path, m.metric, m.dim, 1
+  SELECT NULL, o.org_path, 'org_units', o.level, o.sg FROM {org_units} o
+  UNION ALL
+  SELECT NULL, c.org_path, 'committees_active', '', c.sg FROM {committees} c WHERE c.active
+  UNION ALL
+  SELECT NULL, s.org_path, m.metric, '', m.v
+    FROM {sessions} s CROSS JOIN LATERAL (VALUES ('sessions_held', s.sg), ('session_enrolled', s.enrolled * s.sg))
+        m(metric, v)
+  UNION ALL
+  SELECT NULL, a.org_path, m.metric, m.dim, sum(a.sg)
+    FROM {attendance} a CROSS JOIN LATERAL (VALUES ('attendance_present', ''), ('attendance_by_channel',
+        CASE WHEN a.online THEN 'online' WHEN a.online IS NULL THEN 'unknown' ELSE 'in_person' END)) m(metric, dim)
+    WHERE a.attended GROUP BY 2, 3, 4
+  UNION ALL
+  SELECT NULL, t.org_path, 'teams', '', t.sg FROM {teams} t
+  UNION ALL
+  SELECT NULL, t.org_path, 'team_members', t.role, t.sg FROM {team_members} t WHERE t.active AND t.role IS NOT NULL
+  UNION ALL
+  SELECT NULL, l.org_path, m.metric, m.dim, m.v
+    FROM {lectures} l CROSS JOIN LATERAL (VALUES ('lectures', l.topic, l.sg),
+        ('lecture_audience', l.topic, l.headcount * l.sg), ('lectures_by_lecturer', coalesce(l.lecturer_id, ''), l.sg),
+        ('lecture_reach_units', '', l.audience_units * l.sg)) m(metric, dim, v)
+  UNION ALL
+  SELECT NULL, l.org_path, 'lecturers', '', l.sg FROM {lecturers} l WHERE l.active
+"""
+
+# Figures recomputed per dirty leaf ({f:x} filters table alias x on the leaves): a case counts in its finding's
+# campaign, a referral in its case's, a closure is pending by its case's state; special-group members and units
+# with a committee are distinct counts.
+PER_LEAF_PARTS = f"""
+  SELECT cf.campaign_id, c.org_path AS leaf, m.metric, m.dim, 1 AS v
     FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
     CROSS JOIN LATERAL (VALUES
         ('cases_total', '', true),
@@ -82,64 +135,76 @@ FROM (
           WHERE g.verified IS DISTINCT FROM false AND (g.ended_at IS NULL OR g.registered_at > g.ended_at)
             AND {{f:g}}) g
   UNION ALL
-  SELECT NULL, o.org_path, 'org_units', o.level, 1 FROM org_units o WHERE {{f:o}}
-  UNION ALL
   SELECT NULL, c.org_path, 'units_with_committee', c.level, 1
     FROM (SELECT DISTINCT ON (org_path) org_path, level FROM committees c
           WHERE c.active AND c.level IS NOT NULL AND {{f:c}} ORDER BY org_path, level) c
-  UNION ALL
-  SELECT NULL, c.org_path, 'committees_active', '', 1 FROM committees c WHERE c.active AND {{f:c}}
-  UNION ALL
-  SELECT NULL, s.org_path, m.metric, '', m.v
-    FROM sessions s CROSS JOIN LATERAL (VALUES ('sessions_held', 1), ('session_enrolled', s.enrolled)) m(metric, v)
-    WHERE {{f:s}}
-  UNION ALL
-  SELECT NULL, a.org_path, m.metric, m.dim, count(*)
-    FROM attendance a CROSS JOIN LATERAL (VALUES ('attendance_present', ''), ('attendance_by_channel',
-        CASE WHEN a.online THEN 'online' WHEN a.online IS NULL THEN 'unknown' ELSE 'in_person' END)) m(metric, dim)
-    WHERE a.attended AND {{f:a}} GROUP BY 2, 3, 4
-  UNION ALL
-  SELECT NULL, t.org_path, 'teams', '', 1 FROM teams t WHERE {{f:t}}
-  UNION ALL
-  SELECT NULL, t.org_path, 'team_members', t.role, 1 FROM team_members t
-    WHERE t.active AND t.role IS NOT NULL AND {{f:t}}
-  UNION ALL
-  SELECT NULL, l.org_path, m.metric, m.dim, m.v
-    FROM lectures l CROSS JOIN LATERAL (VALUES ('lectures', l.topic, 1), ('lecture_audience', l.topic, l.headcount),
-        ('lectures_by_lecturer', coalesce(l.lecturer_id, ''), 1), ('lecture_reach_units', '', l.audience_units))
-        m(metric, dim, v)
-    WHERE {{f:l}}
-  UNION ALL
-  SELECT NULL, l.org_path, 'lecturers', '', 1 FROM lecturers l WHERE l.active AND {{f:l}}
-) x
+"""
+PER_LEAF_METRICS = [
+    "cases_total",
+    "cases_open",
+    "cases_closed",
+    "cases_overdue",
+    "cases_opened_daily",
+    "cases_closed_daily",
+    "cases_closure_pending",
+    "referrals",
+    "special_group",
+    "units_with_committee",
+]
+
+# Each campaign's rows and the all-campaigns rows (scope '') in one pass.
+BY_SCOPE = """
+SELECT CASE WHEN GROUPING(campaign_id) = 1 THEN '' ELSE campaign_id END, leaf, metric, dim, sum(v)
+FROM ({parts}) x
 GROUP BY GROUPING SETS ((campaign_id, leaf, metric, dim), (leaf, metric, dim))
 HAVING GROUPING(campaign_id) = 1 OR campaign_id IS NOT NULL
 """
 
-# Distinct teachers and families per leaf (scope by scope: distinct counts do not add up over campaigns), plus the
-# corrections of entities seen at several paths, which also live at inner nodes.
+# Where distinct teachers and families occur, one row per fact row (weighted by sg), in every campaign and in ''.
+ENTITY_ROWS = """
+  SELECT s.scope, a.org_path AS leaf, m.metric, m.entity_id, a.sg
+    FROM {assignments} a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope)
+    CROSS JOIN LATERAL (VALUES ('teachers_assigned', a.teacher_id), ('families_assigned', a.family_id))
+        m(metric, entity_id)
+    WHERE a.active
+  UNION ALL
+  SELECT s.scope, v.org_path, m.metric, m.entity_id, v.sg
+    FROM {visits} v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope)
+    CROSS JOIN LATERAL (VALUES ('teachers_active', v.teacher_id), ('families_visited', v.family_id))
+        m(metric, entity_id)
+    WHERE v.status = 'completed'
+"""
+ENTITY_COUNTS = f"""
+SELECT scope, leaf, metric, entity_id, sum(sg) AS n FROM ({ENTITY_ROWS}) e GROUP BY 1, 2, 3, 4 HAVING sum(sg) <> 0
+"""
+
+# A leaf's distinct entities (scope by scope: distinct counts do not add up over campaigns), plus the corrections of
+# entities seen at several paths, which also live at inner nodes.
 LEAF_ENTITY_SQL = """
 INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
 SELECT scope, leaf, metric, '', sum(n) FROM (
-  SELECT s.scope, a.org_path AS leaf, 'teachers_assigned' AS metric, count(DISTINCT a.teacher_id) AS n
-    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {f:a}
-    GROUP BY 1, 2
+  SELECT scope, leaf, metric, count(*) AS n FROM entity_counts GROUP BY 1, 2, 3
   UNION ALL
-  SELECT s.scope, a.org_path, 'families_assigned', count(DISTINCT a.family_id)
-    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {f:a}
-    GROUP BY 1, 2
-  UNION ALL
-  SELECT s.scope, v.org_path, 'teachers_active', count(DISTINCT v.teacher_id)
-    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {f:v}
-    GROUP BY 1, 2
-  UNION ALL
-  SELECT s.scope, v.org_path, 'families_visited', count(DISTINCT v.family_id)
-    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {f:v}
-    GROUP BY 1, 2
-  UNION ALL
-  SELECT w.scope, w.node, w.metric, sum(w.weight) FROM entity_corrections w WHERE {n:w} GROUP BY 1, 2, 3
+  SELECT w.scope, w.node, w.metric, sum(w.weight) FROM entity_corrections w GROUP BY 1, 2, 3
 ) x GROUP BY 1, 2, 3 HAVING sum(n) <> 0
 """
+
+
+def _sources(full: bool) -> dict[str, str]:
+    """Each logged table as a source: the table itself (sg = 1), or the log rows a refresh took."""
+    return {t: f"(SELECT t.*, 1 AS sg FROM {t} t)" if full else f"taken_{t}" for t in LOGGED}
+
+
+def _additive_sql(full: bool) -> str:
+    return BY_SCOPE.format(parts=ADDITIVE_PARTS.format(**_sources(full)))
+
+
+def _per_leaf_sql(full: bool) -> str:
+    sql = BY_SCOPE.format(parts=PER_LEAF_PARTS)
+    for alias in "crg":
+        sql = sql.replace(f"{{f:{alias}}}", "true" if full else f"{alias}.org_path = ANY($1::text[])")
+    return sql
+
 
 # Where each distinct entity occurs: (kind, entity, scope, metric, path).
 ENTITY_PATHS = """
@@ -212,16 +277,6 @@ GROUP BY s.scope, a.node, m.metric, m.q
 """
 
 
-def _leaf_sqls(full: bool) -> list[str]:
-    out = []
-    for sql in (LEAF_SQL, LEAF_ENTITY_SQL):
-        for alias in "avfcrgosltw":
-            sql = sql.replace(f"{{f:{alias}}}", "true" if full else f"{alias}.org_path = ANY($1::text[])")
-            sql = sql.replace(f"{{n:{alias}}}", "true" if full else f"{alias}.node = ANY($1::text[])")
-        out.append(sql)
-    return out
-
-
 def _entity_sql(full: bool) -> str:
     """Where every entity occurs (full), or the entities in the temp table `marked`."""
     sql = ENTITY_PATHS
@@ -234,29 +289,26 @@ def _entity_sql(full: bool) -> str:
 
 
 async def update_figures(conn: asyncpg.Connection, schema: str, *, full: bool = False) -> bool:
-    """Recompute figures for what changed (or everything); False when another replica holds the refresh."""
-    async with conn.transaction():
-        if not await try_xact_lock(conn, f"reporting-refresh:{schema}"):
-            return False
-        lost = await get_figures_lost(conn)
-        if full or lost or await get_many_dirty_leaves(conn):
-            # Entity corrections do not depend on leaves: unless they were lost (or a rebuild asks for everything),
-            # only the entities marked since the last refresh are redone, as in the incremental path.
-            await _refresh_full(conn, all_entities=full or lost)
-        else:
-            await _refresh_dirty(conn)
-        await conn.execute("UPDATE refresh_state SET generation = generation + 1, refreshed_at = now()")
-    return True
+    """Fold what changed into the figures (or recompute everything); False when another replica holds the refresh.
 
-
-async def get_many_dirty_leaves(conn: asyncpg.Connection) -> bool:
-    """After a large backlog (a fresh consumer group, a long outage, a city-wide campaign) recomputing every leaf
-    is cheaper than selecting the dirty ones.
-
-    Marks are appended per transaction, so one leaf is usually marked many times: it is leaves that count.
+    One snapshot for the whole refresh (repeatable read): the change logs and dirty marks it takes are exactly
+    those of the facts it reads; what commits later stays for the next refresh. The lock is taken before the
+    transaction starts, so the snapshot is never older than the previous refresh's commit.
     """
-    n = await conn.fetchval("SELECT count(*) FROM (SELECT DISTINCT path FROM dirty_leaves LIMIT $1) d", FULL_AT)
-    return bool(n >= FULL_AT)
+    key = lock_key(f"reporting-refresh:{schema}")
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+        return False
+    try:
+        async with conn.transaction(isolation="repeatable_read"):
+            if full or await get_figures_lost(conn):
+                await _refresh_full(conn)
+            else:
+                await _refresh_deltas(conn)
+            await conn.execute("UPDATE refresh_state SET generation = generation + 1, refreshed_at = now()")
+    finally:
+        if not conn.is_closed():
+            await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    return True
 
 
 async def get_figures_lost(conn: asyncpg.Connection) -> bool:
@@ -269,29 +321,81 @@ async def get_figures_lost(conn: asyncpg.Connection) -> bool:
     )
 
 
-async def _refresh_dirty(conn: asyncpg.Connection) -> None:
-    # Marks are appended per event (a launch: one per assignment): only the distinct leaves come back to Python.
-    leaves = {
+async def _take_logs(conn: asyncpg.Connection) -> None:
+    """Move the change-log rows this snapshot sees into temp tables `taken_<table>` (one round trip)."""
+    await conn.execute(
+        "CREATE TEMP TABLE deltas (scope text, leaf text, metric text, dim text, dv numeric) ON COMMIT DROP;"
+        + "".join(
+            f"CREATE TEMP TABLE taken_{t} ON COMMIT DROP AS SELECT * FROM {t}_log LIMIT 0;"
+            f" WITH x AS (DELETE FROM {t}_log RETURNING *) INSERT INTO taken_{t} SELECT * FROM x;"
+            for t in LOGGED
+        )
+    )
+
+
+# Distinct entities: the multiplicities move by the taken rows; a leaf's count by the keys that left or reached 0.
+ENTITY_DELTA_SQL = f"""
+CREATE TEMP TABLE entity_moves ON COMMIT DROP AS {ENTITY_COUNTS.format(**_sources(False))};
+WITH u AS (
+  INSERT INTO entity_counts AS e (scope, leaf, metric, entity_id, n) SELECT * FROM entity_moves
+  ON CONFLICT (leaf, scope, metric, entity_id) DO UPDATE SET n = e.n + excluded.n
+  RETURNING e.scope, e.leaf, e.metric, e.entity_id, e.n
+)
+INSERT INTO deltas SELECT u.scope, u.leaf, u.metric, '', sum((u.n > 0)::int - (u.n - m.n > 0)::int)
+FROM u JOIN entity_moves m USING (scope, leaf, metric, entity_id) GROUP BY 1, 2, 3;
+DELETE FROM entity_counts e USING entity_moves m
+WHERE (e.leaf, e.scope, e.metric, e.entity_id) = (m.leaf, m.scope, m.metric, m.entity_id) AND e.n = 0;
+"""
+
+# The summed deltas: added to the leaves, then to every stored ancestor (a leaf is its own first ancestor when
+# stored); rows that reach 0 go, as a full recompute never writes them.
+FOLD_SQL = f"""
+CREATE TEMP TABLE leaf_sums ON COMMIT DROP AS
+  SELECT scope, leaf, metric, dim, sum(dv) AS dv FROM deltas GROUP BY 1, 2, 3, 4 HAVING sum(dv) <> 0;
+INSERT INTO leaf_metrics AS l (scope, leaf, metric, dim, value) SELECT * FROM leaf_sums
+  ON CONFLICT (leaf, scope, metric, dim) DO UPDATE SET value = l.value + excluded.value;
+DELETE FROM leaf_metrics l USING leaf_sums d
+  WHERE (l.leaf, l.scope, l.metric, l.dim) = (d.leaf, d.scope, d.metric, d.dim) AND l.value = 0;
+CREATE TEMP TABLE node_sums ON COMMIT DROP AS
+  SELECT d.scope, a.node, d.metric, d.dim, sum(d.dv) AS dv
+  FROM leaf_sums d CROSS JOIN LATERAL unnest(path_ancestors(d.leaf)) a(node)
+  WHERE path_depth(a.node) <= {STORED_DEPTH} GROUP BY 1, 2, 3, 4 HAVING sum(d.dv) <> 0;
+INSERT INTO node_metrics AS m (scope, node, parent, metric, dim, value)
+  SELECT scope, node, path_parent(node), metric, dim, dv FROM node_sums
+  ON CONFLICT (node, scope, metric, dim) DO UPDATE SET value = m.value + excluded.value;
+DELETE FROM node_metrics m USING node_sums d
+  WHERE (m.node, m.scope, m.metric, m.dim) = (d.node, d.scope, d.metric, d.dim) AND m.value = 0;
+"""
+
+
+async def _refresh_deltas(conn: asyncpg.Connection) -> None:
+    await _take_logs(conn)
+    await conn.execute(f"INSERT INTO deltas {_additive_sql(False)}")
+    await conn.execute(ENTITY_DELTA_SQL)
+    await _refresh_entities(conn)
+    # Marks are appended per event: only the distinct leaves come back to Python.
+    leaves = sorted(
         r["path"]
         for r in await conn.fetch("WITH d AS (DELETE FROM dirty_leaves RETURNING path) SELECT DISTINCT path FROM d")
-    }
-    leaves |= await _refresh_entities(conn)
-    if not leaves:
-        return
-    leaf_list = sorted(leaves)
-    await conn.execute("DELETE FROM leaf_metrics WHERE leaf = ANY($1::text[])", leaf_list)
-    for sql in _leaf_sqls(False):
-        await conn.execute(sql, leaf_list)
-    nodes = {a for leaf in leaves for a in ancestors(leaf)}
-    await _rollup(conn, nodes)
-    node_list = sorted(nodes)
-    await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", node_list)
-    await conn.execute(EXTRA_SQL.replace("{n}", "c.anc && $1::text[] AND a.node = ANY($1::text[])"), node_list)
+    )
+    if leaves:
+        await conn.execute(
+            "INSERT INTO deltas SELECT scope, leaf, metric, dim, -value FROM leaf_metrics"
+            " WHERE leaf = ANY($1::text[]) AND metric = ANY($2::text[])",
+            leaves,
+            PER_LEAF_METRICS,
+        )
+        await conn.execute(f"INSERT INTO deltas {_per_leaf_sql(False)}", leaves)
+    await conn.execute(FOLD_SQL)
+    if leaves:
+        nodes = sorted({a for leaf in leaves for a in ancestors(leaf)})
+        await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", nodes)
+        await conn.execute(EXTRA_SQL.replace("{n}", "c.anc && $1::text[] AND a.node = ANY($1::text[])"), nodes)
 
 
-async def _refresh_entities(conn: asyncpg.Connection) -> set[str]:
-    """Redo the corrections of the teachers and families marked since the last refresh; the nodes where they
-    changed. Only rows that differ are written."""
+async def _refresh_entities(conn: asyncpg.Connection) -> None:
+    """Redo the corrections of the teachers and families marked since the last refresh; what changed goes into
+    `deltas` (a correction is a figure row at an inner node). Only rows that differ are written."""
     await conn.execute(
         "CREATE TEMP TABLE marked (kind text, entity_id text) ON COMMIT DROP;"
         " CREATE TEMP TABLE new_corrections (LIKE entity_corrections) ON COMMIT DROP"
@@ -301,25 +405,25 @@ async def _refresh_entities(conn: asyncpg.Connection) -> set[str]:
         " i AS (INSERT INTO marked SELECT DISTINCT kind, entity_id FROM d RETURNING 1) SELECT count(*) FROM i"
     )
     if not n:
-        return set()
+        return
     await conn.execute("ANALYZE marked")
     await _write_corrections(conn, _entity_sql(False), "new_corrections")
-    rows = await conn.fetch(
+    await conn.execute(
         """WITH gone AS (
             DELETE FROM entity_corrections w USING marked m
             WHERE w.kind = m.kind AND w.entity_id = m.entity_id AND NOT EXISTS (
                 SELECT 1 FROM new_corrections n WHERE (n.kind, n.entity_id, n.scope, n.metric, n.node, n.weight)
                     = (w.kind, w.entity_id, w.scope, w.metric, w.node, w.weight))
-            RETURNING w.node
+            RETURNING w.scope, w.node, w.metric, -w.weight AS dv
         ), came AS (
             INSERT INTO entity_corrections SELECT n.* FROM new_corrections n WHERE NOT EXISTS (
                 SELECT 1 FROM entity_corrections w WHERE (w.kind, w.entity_id, w.scope, w.metric, w.node, w.weight)
                     = (n.kind, n.entity_id, n.scope, n.metric, n.node, n.weight))
-            RETURNING node
+            RETURNING scope, node, metric, weight AS dv
         )
-        SELECT node FROM gone UNION SELECT node FROM came"""
+        INSERT INTO deltas SELECT scope, node, metric, '', dv FROM gone UNION ALL SELECT scope, node, metric, '', dv
+        FROM came"""
     )
-    return {r["node"] for r in rows}
 
 
 # Corrections written per COPY while the entities' paths are read through a cursor.
@@ -365,7 +469,7 @@ async def _rollup(conn: asyncpg.Connection, nodes: set[str]) -> None:
         await conn.execute(sql, batch, [parent_of(n) for n in batch])
 
 
-async def _refresh_full(conn: asyncpg.Connection, *, all_entities: bool) -> None:
+async def _refresh_full(conn: asyncpg.Connection) -> None:
     steps: list[tuple[str, float]] = []
     t = time.perf_counter()
 
@@ -375,17 +479,18 @@ async def _refresh_full(conn: asyncpg.Connection, *, all_entities: bool) -> None
         steps.append((name, now - t))
         t = now
 
-    if not all_entities:
-        await conn.execute("TRUNCATE dirty_leaves, leaf_metrics, node_metrics, node_extra")
-        await _refresh_entities(conn)
-    else:
-        await conn.execute(
-            "TRUNCATE dirty_leaves, dirty_entities, entity_corrections, leaf_metrics, node_metrics, node_extra"
-        )
-        await _write_corrections(conn, _entity_sql(True), "entity_corrections")
+    # The logs and marks this snapshot sees are in the facts it reads: they go (DELETE, not TRUNCATE, which would
+    # also empty what commits after the snapshot).
+    await conn.execute(
+        "TRUNCATE entity_corrections, entity_counts, leaf_metrics, node_metrics, node_extra;"
+        " DELETE FROM dirty_leaves; DELETE FROM dirty_entities;" + "".join(f"DELETE FROM {t}_log;" for t in LOGGED)
+    )
+    await _write_corrections(conn, _entity_sql(True), "entity_corrections")
     step("entity corrections")
-    for sql in _leaf_sqls(True):
-        await conn.execute(sql)
+    await conn.execute(f"INSERT INTO entity_counts {ENTITY_COUNTS.format(**_sources(True))}")
+    await conn.execute(LEAF_ENTITY_SQL)
+    await conn.execute(f"INSERT INTO leaf_metrics {_additive_sql(True)}")
+    await conn.execute(f"INSERT INTO leaf_metrics {_per_leaf_sql(True)}")
     step("leaf figures")
     leaves = [r["leaf"] for r in await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics")]
     await _rollup(conn, {a for leaf in leaves for a in ancestors(leaf)})
