@@ -347,8 +347,9 @@ DELETE FROM entity_counts e USING entity_moves m
 WHERE (e.leaf, e.scope, e.metric, e.entity_id) = (m.leaf, m.scope, m.metric, m.entity_id) AND e.n = 0;
 """
 
-# The summed deltas: added to the leaves, then to every stored ancestor (a leaf is its own first ancestor when
-# stored); rows that reach 0 go, as a full recompute never writes them.
+# The summed deltas: added to the leaves, then to every stored ancestor (a leaf is its own last ancestor when
+# stored: '/a/b/c/d' splits into '', a, b, c, d, and its ancestors down to depth 3 are /a, /a/b, /a/b/c); rows that
+# reach 0 go, as a full recompute never writes them.
 FOLD_SQL = f"""
 CREATE TEMP TABLE leaf_sums ON COMMIT DROP AS
   SELECT scope, leaf, metric, dim, sum(dv) AS dv FROM deltas GROUP BY 1, 2, 3, 4 HAVING sum(dv) <> 0;
@@ -357,11 +358,14 @@ INSERT INTO leaf_metrics AS l (scope, leaf, metric, dim, value) SELECT * FROM le
 DELETE FROM leaf_metrics l USING leaf_sums d
   WHERE (l.leaf, l.scope, l.metric, l.dim) = (d.leaf, d.scope, d.metric, d.dim) AND l.value = 0;
 CREATE TEMP TABLE node_sums ON COMMIT DROP AS
-  SELECT d.scope, a.node, d.metric, d.dim, sum(d.dv) AS dv
-  FROM leaf_sums d CROSS JOIN LATERAL unnest(path_ancestors(d.leaf)) a(node)
-  WHERE path_depth(a.node) <= {STORED_DEPTH} GROUP BY 1, 2, 3, 4 HAVING sum(d.dv) <> 0;
+  SELECT d.scope, array_to_string(p.parts[1:k + 1], '/') AS node,
+         CASE WHEN k = 1 THEN '' ELSE array_to_string(p.parts[1:k], '/') END AS parent, d.metric, d.dim,
+         sum(d.dv) AS dv
+  FROM leaf_sums d CROSS JOIN LATERAL (SELECT string_to_array(d.leaf, '/') AS parts) p
+  CROSS JOIN LATERAL generate_series(1, least(cardinality(p.parts) - 1, {STORED_DEPTH})) k
+  GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.dv) <> 0;
 INSERT INTO node_metrics AS m (scope, node, parent, metric, dim, value)
-  SELECT scope, node, path_parent(node), metric, dim, dv FROM node_sums
+  SELECT scope, node, parent, metric, dim, dv FROM node_sums
   ON CONFLICT (node, scope, metric, dim) DO UPDATE SET value = m.value + excluded.value;
 DELETE FROM node_metrics m USING node_sums d
   WHERE (m.node, m.scope, m.metric, m.dim) = (d.node, d.scope, d.metric, d.dim) AND m.value = 0;
@@ -369,10 +373,12 @@ DELETE FROM node_metrics m USING node_sums d
 
 
 async def _refresh_deltas(conn: asyncpg.Connection) -> None:
+    started = time.perf_counter()
     await _take_logs(conn)
     await conn.execute(f"INSERT INTO deltas {_additive_sql(False)}")
     await conn.execute(ENTITY_DELTA_SQL)
     await _refresh_entities(conn)
+    folded = time.perf_counter()
     # Marks are appended per event: only the distinct leaves come back to Python.
     leaves = sorted(
         r["path"]
@@ -386,11 +392,21 @@ async def _refresh_deltas(conn: asyncpg.Connection) -> None:
             PER_LEAF_METRICS,
         )
         await conn.execute(f"INSERT INTO deltas {_per_leaf_sql(False)}", leaves)
+    per_leaf = time.perf_counter()
     await conn.execute(FOLD_SQL)
+    fold = time.perf_counter()
     if leaves:
         nodes = sorted({a for leaf in leaves for a in ancestors(leaf)})
         await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", nodes)
         await conn.execute(EXTRA_SQL.replace("{n}", "c.anc && $1::text[] AND a.node = ANY($1::text[])"), nodes)
+    log.info(
+        "refresh: logged changes and entities %.2fs, %d dirty leaves %.2fs, fold %.2fs, percentiles %.2fs",
+        folded - started,
+        len(leaves),
+        per_leaf - folded,
+        fold - per_leaf,
+        time.perf_counter() - fold,
+    )
 
 
 async def _refresh_entities(conn: asyncpg.Connection) -> None:
