@@ -33,12 +33,15 @@ def _idle(runtime: Runtime) -> bool:
 async def refresher(runtime: Runtime) -> None:
     """Fold what the consumers changed into the materialised figures, every refresh interval.
 
-    When refreshes are slow (a city-wide campaign dirties every leaf, so each one recomputes most figures) and
-    events keep coming, the next refresh waits so that refreshing takes at most `refresh_max_share` of the time;
-    as soon as the consumers have nothing new (no event applied for an interval and their last polls empty), it
-    runs at once, so the figures settle one refresh after the last event. Applied counts alone are not enough: a
-    batch that takes longer than an interval to commit (a thousand events on a busy machine) looked like quiet,
-    and the refresh then ran back to back with the campaign, half of PostgreSQL's time (issue 16).
+    A refresh folds what changed since the last one (store/refresh.py), so its cost follows the events, not how
+    often it runs. After a long one (a launch's assignments) and while events keep coming, the next refresh waits
+    so that refreshing takes at most `refresh_max_share` of the time, but at most `refresh_max_wait_seconds`: a
+    longer wait would only gather more changes into the next refresh — when refreshes recomputed every dirty class,
+    the share alone let each refresh of a campaign cover ten times the previous one's duration, and the last one
+    after the campaign took tens of seconds (issue 16). As soon as the consumers have nothing new (no event
+    applied for an interval and their last polls empty), it runs at once, so the figures settle one refresh after
+    the last event. Applied counts alone are not enough: a batch that takes longer than an interval to commit (a
+    thousand events on a busy machine) looks like quiet.
     """
     s = runtime.settings
     assert isinstance(s, ReportingSettings)
@@ -73,7 +76,7 @@ async def refresher(runtime: Runtime) -> None:
                 conn.terminate()
                 conn = None
         ended = time.monotonic()
-        wait = (ended - started) * (1 - s.refresh_max_share) / s.refresh_max_share
+        wait = min((ended - started) * (1 - s.refresh_max_share) / s.refresh_max_share, s.refresh_max_wait_seconds)
         await asyncio.sleep(s.refresh_interval_seconds)
 
 

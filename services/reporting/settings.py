@@ -19,9 +19,11 @@ class ReportingSettings(ServiceSettings):
     http_port: int = 8104
     consumer_group: str = "reporting.projections"
     refresh_interval_seconds: float = 1.0
-    # Under a city-wide campaign every leaf is dirty at every refresh, so one refresh costs seconds of database
-    # time: the refresher then waits long enough to stay under this share of the time (the figures lag more).
+    # A refresh that took long (a launch's assignments, a backlog) is followed by a wait that keeps refreshing under
+    # this share of the time, but never longer than refresh_max_wait_seconds: a refresh costs what changed since the
+    # last one, so a longer wait only makes the next refresh longer (and the figures lag more), not the work less.
     refresh_max_share: float = Field(default=0.1, gt=0, le=1)
+    refresh_max_wait_seconds: float = Field(default=5.0, ge=0)
     gauges_interval_seconds: float = 15.0
     summary_cache_seconds: float = 1.0  # answers may be this much older than the last refresh
     visits_url: str = "http://127.0.0.1:8102"

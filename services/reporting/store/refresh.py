@@ -347,9 +347,15 @@ DELETE FROM entity_counts e USING entity_moves m
 WHERE (e.leaf, e.scope, e.metric, e.entity_id) = (m.leaf, m.scope, m.metric, m.entity_id) AND e.n = 0;
 """
 
-# The summed deltas: added to the leaves, then to every stored ancestor (a leaf is its own last ancestor when
-# stored: '/a/b/c/d' splits into '', a, b, c, d, and its ancestors down to depth 3 are /a, /a/b, /a/b/c); rows that
-# reach 0 go, as a full recompute never writes them.
+# The summed deltas: added to the leaves, then to every stored ancestor, level by level: each leaf's sums at its
+# deepest stored node (itself when stored), those at their parents, and so on up to the city (each level groups the
+# one below it, a few rows per school instead of one per leaf and ancestor); rows that reach 0 go, as a full
+# recompute never writes them.
+DEPTH = "(length({p}) - length(replace({p}, '/', '')))"  # paths.depth: 1 for the city
+PREFIX3 = "substring(leaf FROM '^/[^/]*/[^/]*/[^/]*')"  # the school-level prefix of a deeper path
+PARENT = "regexp_replace(node, '/[^/]*$', '')"  # paths.parent_of of a node below the city
+NODE_DEPTH = DEPTH.format(p="node")
+assert STORED_DEPTH == 3  # the levels below
 FOLD_SQL = f"""
 CREATE TEMP TABLE leaf_sums ON COMMIT DROP AS
   SELECT scope, leaf, metric, dim, sum(dv) AS dv FROM deltas GROUP BY 1, 2, 3, 4 HAVING sum(dv) <> 0;
@@ -358,12 +364,23 @@ INSERT INTO leaf_metrics AS l (scope, leaf, metric, dim, value) SELECT * FROM le
 DELETE FROM leaf_metrics l USING leaf_sums d
   WHERE (l.leaf, l.scope, l.metric, l.dim) = (d.leaf, d.scope, d.metric, d.dim) AND l.value = 0;
 CREATE TEMP TABLE node_sums ON COMMIT DROP AS
-  SELECT d.scope, array_to_string(p.parts[1:k + 1], '/') AS node,
-         CASE WHEN k = 1 THEN '' ELSE array_to_string(p.parts[1:k], '/') END AS parent, d.metric, d.dim,
-         sum(d.dv) AS dv
-  FROM leaf_sums d CROSS JOIN LATERAL (SELECT string_to_array(d.leaf, '/') AS parts) p
-  CROSS JOIN LATERAL generate_series(1, least(cardinality(p.parts) - 1, {STORED_DEPTH})) k
-  GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.dv) <> 0;
+  WITH s3 AS (
+    SELECT scope, CASE WHEN {DEPTH.format(p="leaf")} <= 3 THEN leaf ELSE {PREFIX3} END AS node, metric, dim,
+           sum(dv) AS dv
+    FROM leaf_sums GROUP BY 1, 2, 3, 4
+  ), s2 AS (
+    SELECT scope, CASE WHEN {NODE_DEPTH} <= 2 THEN node ELSE {PARENT} END AS node, metric, dim,
+           sum(dv) AS dv
+    FROM s3 GROUP BY 1, 2, 3, 4
+  ), s1 AS (
+    SELECT scope, CASE WHEN {NODE_DEPTH} <= 1 THEN node ELSE {PARENT} END AS node, metric, dim,
+           sum(dv) AS dv
+    FROM s2 GROUP BY 1, 2, 3, 4
+  )
+  SELECT scope, node, CASE WHEN {NODE_DEPTH} = 1 THEN '' ELSE {PARENT} END AS parent, metric, dim, dv
+  FROM (SELECT * FROM s3 WHERE {NODE_DEPTH} = 3 UNION ALL SELECT * FROM s2 WHERE {NODE_DEPTH} = 2
+        UNION ALL SELECT * FROM s1 WHERE {NODE_DEPTH} = 1) s
+  WHERE dv <> 0;
 INSERT INTO node_metrics AS m (scope, node, parent, metric, dim, value)
   SELECT scope, node, parent, metric, dim, dv FROM node_sums
   ON CONFLICT (node, scope, metric, dim) DO UPDATE SET value = m.value + excluded.value;
