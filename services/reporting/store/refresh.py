@@ -350,7 +350,7 @@ WHERE (e.leaf, e.scope, e.metric, e.entity_id) = (m.leaf, m.scope, m.metric, m.e
 # The summed deltas: added to the leaves, then to every stored ancestor, level by level: each leaf's sums at its
 # deepest stored node (itself when stored), those at their parents, and so on up to the city (each level groups the
 # one below it, a few rows per school instead of one per leaf and ancestor); rows that reach 0 go, as a full
-# recompute never writes them.
+# recompute never writes them (the upserts return the few that did).
 DEPTH = "(length({p}) - length(replace({p}, '/', '')))"  # paths.depth: 1 for the city
 PREFIX3 = "substring(leaf FROM '^/[^/]*/[^/]*/[^/]*')"  # the school-level prefix of a deeper path
 PARENT = "regexp_replace(node, '/[^/]*$', '')"  # paths.parent_of of a node below the city
@@ -359,10 +359,15 @@ assert STORED_DEPTH == 3  # the levels below
 FOLD_SQL = f"""
 CREATE TEMP TABLE leaf_sums ON COMMIT DROP AS
   SELECT scope, leaf, metric, dim, sum(dv) AS dv FROM deltas GROUP BY 1, 2, 3, 4 HAVING sum(dv) <> 0;
-INSERT INTO leaf_metrics AS l (scope, leaf, metric, dim, value) SELECT * FROM leaf_sums
-  ON CONFLICT (leaf, scope, metric, dim) DO UPDATE SET value = l.value + excluded.value;
-DELETE FROM leaf_metrics l USING leaf_sums d
-  WHERE (l.leaf, l.scope, l.metric, l.dim) = (d.leaf, d.scope, d.metric, d.dim) AND l.value = 0;
+CREATE TEMP TABLE zeros (node text, scope text, metric text, dim text) ON COMMIT DROP;
+WITH u AS (
+  INSERT INTO leaf_metrics AS l (scope, leaf, metric, dim, value) SELECT * FROM leaf_sums
+  ON CONFLICT (leaf, scope, metric, dim) DO UPDATE SET value = l.value + excluded.value
+  RETURNING l.leaf, l.scope, l.metric, l.dim, l.value
+) INSERT INTO zeros SELECT leaf, scope, metric, dim FROM u WHERE value = 0;
+DELETE FROM leaf_metrics l USING zeros d
+  WHERE (l.leaf, l.scope, l.metric, l.dim) = (d.node, d.scope, d.metric, d.dim) AND l.value = 0;
+TRUNCATE zeros;
 CREATE TEMP TABLE node_sums ON COMMIT DROP AS
   WITH s3 AS (
     SELECT scope, CASE WHEN {DEPTH.format(p="leaf")} <= 3 THEN leaf ELSE {PREFIX3} END AS node, metric, dim,
@@ -381,10 +386,13 @@ CREATE TEMP TABLE node_sums ON COMMIT DROP AS
   FROM (SELECT * FROM s3 WHERE {NODE_DEPTH} = 3 UNION ALL SELECT * FROM s2 WHERE {NODE_DEPTH} = 2
         UNION ALL SELECT * FROM s1 WHERE {NODE_DEPTH} = 1) s
   WHERE dv <> 0;
-INSERT INTO node_metrics AS m (scope, node, parent, metric, dim, value)
+WITH u AS (
+  INSERT INTO node_metrics AS m (scope, node, parent, metric, dim, value)
   SELECT scope, node, parent, metric, dim, dv FROM node_sums
-  ON CONFLICT (node, scope, metric, dim) DO UPDATE SET value = m.value + excluded.value;
-DELETE FROM node_metrics m USING node_sums d
+  ON CONFLICT (node, scope, metric, dim) DO UPDATE SET value = m.value + excluded.value
+  RETURNING m.node, m.scope, m.metric, m.dim, m.value
+) INSERT INTO zeros SELECT node, scope, metric, dim FROM u WHERE value = 0;
+DELETE FROM node_metrics m USING zeros d
   WHERE (m.node, m.scope, m.metric, m.dim) = (d.node, d.scope, d.metric, d.dim) AND m.value = 0;
 """
 
