@@ -9,7 +9,7 @@ cross-record rules, a resident ID's check character, a birth date's range (422 n
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
@@ -22,69 +22,54 @@ from services.committees.domain.rows import (
     PHONE_RE,
 )
 from shared.contracts.committees import CommitteeLevel, LectureTopic, MemberRole, ParentSchoolKind, TeamRole
-from shared.contracts.common import Labelled, LivingArrangement, OrgLevel, SchoolType, StaffRole
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole, Vocabulary
 
-# The vocabularies of this API that are not enums of the contracts, each with its zh/en labels.
-Gender = Annotated[rows.Gender, Labelled({"M": ("男", "Male"), "F": ("女", "Female")})]
-Relation = Annotated[
-    rows.Relation,
-    Labelled(
-        {
-            "mother": ("母亲", "Mother"),
-            "father": ("父亲", "Father"),
-            "grandmother": ("祖母或外祖母", "Grandmother"),
-            "grandfather": ("祖父或外祖父", "Grandfather"),
-            "relative": ("其他亲属", "Relative"),
-            "other": ("其他监护人", "Other guardian"),
-        }
-    ),
-]
-ImportEntity = Annotated[
-    rows.Entity,
-    Labelled(
-        {
-            "org_units": ("组织机构", "Org units"),
-            "staff": ("教职工", "Staff"),
-            "families": ("家庭", "Families"),
-            "guardians": ("监护人", "Guardians"),
-            "students": ("学生", "Students"),
-        }
-    ),
-]
-SessionMode = Annotated[
-    Literal["in_person", "online", "mixed"],
-    Labelled({"in_person": ("线下", "In person"), "online": ("线上", "Online"), "mixed": ("线上线下结合", "Mixed")}),
-]
-SessionStatus = Annotated[
-    Literal["scheduled", "held"], Labelled({"scheduled": ("已安排", "Scheduled"), "held": ("已举办", "Held")})
-]
-ImportFormat = Annotated[
-    Literal["json", "csv"], Labelled({"json": ("JSON 数据", "JSON"), "csv": ("CSV 文件", "CSV files")})
-]
-ImportStatus = Annotated[
-    Literal["awaiting_files", "queued", "running", "succeeded", "failed"],
-    Labelled(
-        {
-            "awaiting_files": ("等待上传文件", "Awaiting files"),
-            "queued": ("排队中", "Queued"),
-            "running": ("导入中", "Running"),
-            "succeeded": ("导入成功", "Succeeded"),
-            "failed": ("导入失败", "Failed"),
-        }
-    ),
-]
-DuplicateReason = Annotated[
-    Literal["same_name", "similar_name", "same_birth_date", "same_county", "shared_guardian_phone"],
-    Labelled(
-        {
-            "same_name": ("姓名相同", "Same name"),
-            "similar_name": ("姓名相近", "Similar name"),
-            "same_birth_date": ("出生日期相同", "Same birth date"),
-            "same_county": ("同一区县", "Same county"),
-            "shared_guardian_phone": ("监护人电话相同", "Shared guardian phone"),
-        }
-    ),
-]
+Gender = rows.Gender
+Relation = rows.Relation
+ImportEntity = rows.Entity
+
+
+class SessionMode(Vocabulary):
+    """How a parent-school session is held."""
+
+    IN_PERSON = "in_person", "线下", "In person"
+    ONLINE = "online", "线上", "Online"
+    MIXED = "mixed", "线上线下结合", "Mixed"
+
+
+class SessionStatus(Vocabulary):
+    """Whether a parent-school session has been held."""
+
+    SCHEDULED = "scheduled", "已安排", "Scheduled"
+    HELD = "held", "已举办", "Held"
+
+
+class ImportFormat(Vocabulary):
+    """How an import's rows are sent."""
+
+    JSON = "json", "JSON 数据", "JSON"
+    CSV = "csv", "CSV 文件", "CSV files"
+
+
+class ImportStatus(Vocabulary):
+    """Where an import job stands."""
+
+    AWAITING_FILES = "awaiting_files", "等待上传文件", "Awaiting files"
+    QUEUED = "queued", "排队中", "Queued"
+    RUNNING = "running", "导入中", "Running"
+    SUCCEEDED = "succeeded", "导入成功", "Succeeded"
+    FAILED = "failed", "导入失败", "Failed"
+
+
+class DuplicateReason(Vocabulary):
+    """Why two students may be the same child."""
+
+    SAME_NAME = "same_name", "姓名相同", "Same name"
+    SIMILAR_NAME = "similar_name", "姓名相近", "Similar name"
+    SAME_BIRTH_DATE = "same_birth_date", "出生日期相同", "Same birth date"
+    SAME_COUNTY = "same_county", "同一区县", "Same county"
+    SHARED_GUARDIAN_PHONE = "shared_guardian_phone", "监护人电话相同", "Shared guardian phone"
+
 
 RecordVersion = Annotated[int, Field(description="the version of this record (its `ETag`); `If-Match` on changes")]
 VersionAfter = Annotated[int, Field(description="the version of the record after the change (its `ETag`)")]

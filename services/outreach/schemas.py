@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -13,32 +12,38 @@ from shared.auth import Role
 from shared.contracts.common import (
     Category,
     Department,
-    Labelled,
     LivingArrangement,
     Severity,
     StaffRole,
     VisitMode,
+    Vocabulary,
 )
 from shared.contracts.outreach import GroupSource, NotificationKind, SpecialGroup
 
-# The vocabularies of this API that are not enums of their own, each with its zh/en labels.
-CaseStep = Annotated[Literal["in_progress", "monitoring"], Labelled(CaseState.labels())]
-CloseReason = Annotated[
-    Literal["resolved", "needs_met_by_department", "moved_away", "no_longer_at_risk", "other"],
-    Labelled(
-        {
-            "resolved": ("问题已解决", "Resolved"),
-            "needs_met_by_department": ("已由相关部门保障", "Needs met by a department"),
-            "moved_away": ("已转学或迁出", "Moved away"),
-            "no_longer_at_risk": ("风险已消除", "No longer at risk"),
-            "other": ("其他原因", "Other"),
-        }
-    ),
-]
-ClosureVerdict = Annotated[
-    Literal["approved", "rejected"],
-    Labelled({"approved": ("同意结案", "Approved"), "rejected": ("不同意结案", "Rejected")}),
-]
+
+class CaseStep(Vocabulary):
+    """The states a carer may move a case to."""
+
+    IN_PROGRESS = CaseState.IN_PROGRESS
+    MONITORING = CaseState.MONITORING
+
+
+class CloseReason(Vocabulary):
+    """Why a case is proposed for closing."""
+
+    RESOLVED = "resolved", "问题已解决", "Resolved"
+    NEEDS_MET_BY_DEPARTMENT = "needs_met_by_department", "已由相关部门保障", "Needs met by a department"
+    MOVED_AWAY = "moved_away", "已转学或迁出", "Moved away"
+    NO_LONGER_AT_RISK = "no_longer_at_risk", "风险已消除", "No longer at risk"
+    OTHER = "other", "其他原因", "Other"
+
+
+class ClosureVerdict(Vocabulary):
+    """The second person's answer to a proposed closure."""
+
+    APPROVED = "approved", "同意结案", "Approved"
+    REJECTED = "rejected", "不同意结案", "Rejected"
+
 
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,19 +13,29 @@ from shared.contracts.common import (
     Category,
     Department,
     GuidanceTopic,
-    Labelled,
     OrgLevel,
     Severity,
     VisitMode,
+    Vocabulary,
 )
-from shared.contracts.outreach import REFERRAL_STATE_LABELS, SpecialGroup
+from shared.contracts.outreach import ReferralStatus, SpecialGroup
 
-ReferralState = Annotated[
-    Literal["requested", "acknowledged", "escalated", "accepted", "declined", "resolved"],
-    Labelled(REFERRAL_STATE_LABELS),
-]
-UnitLevel = Annotated[Literal["district", "school", "grade", "class"], Labelled(OrgLevel.labels())]
-ShareLevel = Annotated[Literal["school", "grade", "class"], Labelled(OrgLevel.labels())]
+
+class UnitLevel(Vocabulary):
+    """The levels of org units below the city."""
+
+    DISTRICT = OrgLevel.DISTRICT
+    SCHOOL = OrgLevel.SCHOOL
+    GRADE = OrgLevel.GRADE
+    CLASS = OrgLevel.CLASS
+
+
+class ShareLevel(Vocabulary):
+    """The levels of org units that have parent committees."""
+
+    SCHOOL = OrgLevel.SCHOOL
+    GRADE = OrgLevel.GRADE
+    CLASS = OrgLevel.CLASS
 
 
 class Teachers(BaseModel):
@@ -143,7 +153,7 @@ class Figures(BaseModel):
     findings: Findings
     special_groups: dict[SpecialGroup, int]
     cases: Cases
-    referrals: dict[Department, dict[ReferralState, int]]
+    referrals: dict[Department, dict[ReferralStatus, int]]
     structure: Structure
 
 

@@ -8,42 +8,45 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from services.visits.domain import planning
-from shared.contracts.common import Category, GuidanceTopic, Labelled, Severity, VisitMode
+from shared.contracts.common import Category, GuidanceTopic, Severity, VisitMode, Vocabulary
 from shared.contracts.visits import ChecklistAnswer, MissReason
 from shared.edges import bad_char
 from shared.problems import FieldError
 
-# The vocabularies of this API that are not enums of the contracts, each with its zh/en labels.
-VisitStatus = Annotated[
-    Literal["completed", "missed"], Labelled({"completed": ("已完成", "Completed"), "missed": ("未完成", "Missed")})
-]
-CampaignStatus = Annotated[
-    Literal["draft", "launched", "closed"],
-    Labelled({"draft": ("草稿", "Draft"), "launched": ("已启动", "Launched"), "closed": ("已结束", "Closed")}),
-]
-AssignmentStatus = Annotated[
-    Literal["assigned", "completed", "missed", "removed"],
-    Labelled(
-        {
-            "assigned": ("待家访", "Assigned"),
-            "completed": ("已家访", "Completed"),
-            "missed": ("未能家访", "Missed"),
-            "removed": ("已撤销", "Removed"),
-        }
-    ),
-]
-ProgressBy = Annotated[
-    Literal["teacher", "class", "grade", "school", "district"],
-    Labelled(
-        {
-            "teacher": ("按教师", "By teacher"),
-            "class": ("按班级", "By class"),
-            "grade": ("按年级", "By grade"),
-            "school": ("按学校", "By school"),
-            "district": ("按区县", "By district or county"),
-        }
-    ),
-]
+
+class VisitStatus(Vocabulary):
+    """Whether a visit took place."""
+
+    COMPLETED = "completed", "已完成", "Completed"
+    MISSED = "missed", "未完成", "Missed"
+
+
+class CampaignStatus(Vocabulary):
+    """A campaign's life: draft → launched → closed."""
+
+    DRAFT = "draft", "草稿", "Draft"
+    LAUNCHED = "launched", "已启动", "Launched"
+    CLOSED = "closed", "已结束", "Closed"
+
+
+class AssignmentStatus(Vocabulary):
+    """Where an assignment stands."""
+
+    ASSIGNED = "assigned", "待家访", "Assigned"
+    COMPLETED = "completed", "已家访", "Completed"
+    MISSED = "missed", "未能家访", "Missed"
+    REMOVED = "removed", "已撤销", "Removed"
+
+
+class ProgressBy(Vocabulary):
+    """What a campaign's progress is counted by."""
+
+    TEACHER = "teacher", "按教师", "By teacher"
+    CLASS = "class", "按班级", "By class"
+    GRADE = "grade", "按年级", "By grade"
+    SCHOOL = "school", "按学校", "By school"
+    DISTRICT = "district", "按区县", "By district or county"
+
 
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 

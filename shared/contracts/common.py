@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import Enum, StrEnum
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from pydantic import GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-E = TypeVar("E", bound=Enum)
 Labels = Mapping[Any, tuple[str, str]]  # value (or enum member) -> (zh, en)
 
 
@@ -33,22 +32,13 @@ def describe(schema: dict[str, Any], labels: Labels) -> None:
     schema["x-enum-descriptions"] = [" / ".join(by_value[v]) for v in values]
 
 
-class Labelled:
-    """`Annotated[Literal["a", "b"], Labelled({...})]`: a Literal vocabulary with its zh/en labels in its schema."""
-
-    def __init__(self, labels: Labels) -> None:
-        self.labels = labels
-
-    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        schema = handler(core_schema)
-        describe(handler.resolve_ref_schema(schema), self.labels)
-        return schema
-
-
 class Vocabulary(StrEnum):
     """A vocabulary of codes, each declared once with its zh/en labels: `CODE = "code", "中文", "English"`. A member
     is its code (a `str`); `.zh` and `.en` are its labels, and pydantic writes them into every JSON Schema it makes
-    of the vocabulary: the OpenAPI documents, the events' schemas and the AsyncAPI document alike."""
+    of the vocabulary: the OpenAPI documents, the events' schemas and the AsyncAPI document alike.
+
+    A vocabulary that is part of another names its members: `DISTRICT = OrgLevel.DISTRICT` (the code and labels of
+    `OrgLevel.DISTRICT`)."""
 
     _value_: str
     zh: str
@@ -57,11 +47,12 @@ class Vocabulary(StrEnum):
     def __new__(cls, value: str, zh: str = "", en: str = "") -> Self:
         # Runs once per member as the class is made (`Vocabulary("code")` looks a member up, as for any enum; the
         # defaults only let type checkers see that call).
-        if not (zh and en):
+        code, labels = (value.value, (value.zh, value.en)) if isinstance(value, Vocabulary) else (value, (zh, en))
+        if not all(labels):
             raise TypeError(f"{cls.__name__}: {value!r} needs its zh and en labels")
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.zh, member.en = zh, en
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.zh, member.en = labels
         return member
 
     @classmethod
@@ -74,22 +65,6 @@ class Vocabulary(StrEnum):
         json_schema = handler(core_schema)
         describe(handler.resolve_ref_schema(json_schema), cls.labels())
         return json_schema
-
-
-def labelled(enum: type[E], labels: Labels) -> None:
-    """Give a plain enum its zh/en labels from a table kept elsewhere (every member, or this raises): for an enum
-    whose labels are shared with a Literal vocabulary (outreach's `ReferralState`). Declare any other vocabulary
-    as a `Vocabulary`."""
-    missing = [m.value for m in enum if m not in labels]
-    if missing:
-        raise ValueError(f"{enum.__name__}: no zh/en labels for {', '.join(missing)}")
-
-    def schema(cls: type[Enum], core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        json_schema = handler(core_schema)
-        describe(handler.resolve_ref_schema(json_schema), labels)
-        return json_schema
-
-    enum.__get_pydantic_json_schema__ = classmethod(schema)  # type: ignore[attr-defined]
 
 
 class OrgLevel(Vocabulary):

@@ -24,16 +24,16 @@ def referral_topic(department: Department | str) -> str:
 REFERRAL_TOPICS = [referral_topic(d) for d in Department]
 
 
-# The states of a referral as its events tell them (outreach's referral state machine, and `escalated` for one
-# chased past its deadline), with their zh/en labels.
-REFERRAL_STATE_LABELS: dict[str, tuple[str, str]] = {
-    "requested": ("待签收", "Requested"),
-    "acknowledged": ("已签收", "Acknowledged"),
-    "escalated": ("已督办", "Escalated"),
-    "accepted": ("已受理", "Accepted"),
-    "declined": ("不予受理", "Declined"),
-    "resolved": ("已办结", "Resolved"),
-}
+class ReferralStatus(Vocabulary):
+    """The states of a referral as its events tell them: outreach's referral state machine, and `escalated` for one
+    chased past its deadline."""
+
+    REQUESTED = "requested", "待签收", "Requested"
+    ACKNOWLEDGED = "acknowledged", "已签收", "Acknowledged"
+    ESCALATED = "escalated", "已督办", "Escalated"
+    ACCEPTED = "accepted", "已受理", "Accepted"
+    DECLINED = "declined", "不予受理", "Declined"
+    RESOLVED = "resolved", "已办结", "Resolved"
 
 
 class SpecialGroup(Vocabulary):

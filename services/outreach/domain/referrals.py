@@ -5,26 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from services.outreach.domain.cases import Escalation, at_least
 from services.outreach.domain.orgs import MAX_ESCALATION_LEVEL, escalation_target
 from services.outreach.settings import Rules
-from shared.contracts.common import Category, Department, Severity, labelled
-from shared.contracts.outreach import REFERRAL_STATE_LABELS, SpecialGroup
+from shared.contracts.common import Category, Department, Severity, Vocabulary
+from shared.contracts.outreach import ReferralStatus, SpecialGroup
 
 
-class ReferralState(StrEnum):
+class ReferralState(Vocabulary):
     """Life cycle of a referral to a department."""
 
-    REQUESTED = "requested"
-    ACKNOWLEDGED = "acknowledged"
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    RESOLVED = "resolved"
-
-
-labelled(ReferralState, REFERRAL_STATE_LABELS)
+    REQUESTED = ReferralStatus.REQUESTED
+    ACKNOWLEDGED = ReferralStatus.ACKNOWLEDGED
+    ACCEPTED = ReferralStatus.ACCEPTED
+    DECLINED = ReferralStatus.DECLINED
+    RESOLVED = ReferralStatus.RESOLVED
 
 
 REFERRAL_TRANSITIONS: dict[ReferralState, set[ReferralState]] = {

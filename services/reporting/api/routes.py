@@ -19,7 +19,7 @@ from services.reporting.usecases.cache import AnswerCache
 from shared import openapi, scope
 from shared import pages as paging
 from shared.auth import CurrentPrincipal, Role
-from shared.contracts.common import Category, Labelled, OrgLevel
+from shared.contracts.common import Category, OrgLevel
 from shared.web import Pool, Today
 
 READERS = (Role.BUREAU_ADMIN, Role.DISTRICT_ADMIN, Role.SCHOOL_ADMIN, Role.AUDITOR)
@@ -30,23 +30,7 @@ pages = APIRouter(include_in_schema=False)
 
 OrgPath = Annotated[str | None, Query(pattern=r"^(/[\w.-]+)+$", max_length=200, description="default: your unit")]
 CampaignId = Annotated[str, Query(max_length=100, description="campaign id; empty = all campaigns")]
-Table = Annotated[
-    exports.Table,
-    Labelled(
-        {
-            "summary": ("指标汇总", "Summary"),
-            "children": ("下级单位", "Child units"),
-            "series": ("时间序列", "Series"),
-            "findings": ("家访发现", "Findings"),
-            "checklist": ("家访要求落实", "Checklist"),
-            "referrals": ("部门转介", "Referrals"),
-        }
-    ),
-    Path(description="which table"),
-]
-ExportFormat = Annotated[
-    Literal["csv", "xlsx"], Labelled({"csv": ("CSV 文件", "CSV"), "xlsx": ("Excel 表格", "Excel")})
-]
+Table = Annotated[exports.ExportTable, Path(description="which table")]
 
 
 def _cache(request: Request) -> AnswerCache:
@@ -135,7 +119,7 @@ async def export(
     pool: Pool,
     node: Node,
     campaign_id: CampaignId = "",
-    format: ExportFormat = "csv",
+    format: exports.ExportFormat = exports.ExportFormat.CSV,
 ) -> Response:
     """Any table of the API as CSV or Excel."""
     header, rows = await exports.table(pool, table, node, campaign_id)

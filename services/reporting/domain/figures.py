@@ -8,7 +8,7 @@ from typing import Any
 
 from shared.contracts.committees import LectureTopic, TeamRole
 from shared.contracts.common import Category, Department, GuidanceTopic, Severity, VisitMode
-from shared.contracts.outreach import REFERRAL_STATE_LABELS, SpecialGroup
+from shared.contracts.outreach import ReferralStatus, SpecialGroup
 
 # Metrics that belong to a campaign (scope = campaign id); everything else is the cooperation structure,
 # which only exists in scope '' (all campaigns).
@@ -41,7 +41,7 @@ CAMPAIGN_METRICS = frozenset(
     }
 )
 DAILY_METRICS = ("visits_daily", "findings_daily", "cases_opened_daily", "cases_closed_daily")
-REFERRAL_STATES = tuple(REFERRAL_STATE_LABELS)  # the contract's states of a referral, in their order
+REFERRAL_STATES = tuple(s.value for s in ReferralStatus)  # the contract's states of a referral, in their order
 ORG_LEVELS = ("district", "school", "grade", "class")
 
 ATTENDANCE_CHANNELS = ("online", "in_person", "unknown")  # unknown: attendance recorded before the channel was

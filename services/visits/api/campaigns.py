@@ -65,7 +65,7 @@ async def campaign_progress(
     principal: CurrentPrincipal,
     pool: Pool,
     today: Today,
-    by: ProgressBy = "school",
+    by: ProgressBy = ProgressBy.SCHOOL,
     org_path: OrgPathQuery = None,
 ) -> Any:
     """Assigned, completed, missed and outstanding visits (and completed by mode) per teacher, class, grade, school

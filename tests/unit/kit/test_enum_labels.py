@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.contracts import documents
-from shared.contracts.common import Category, Labelled, Vocabulary, describe
+from shared.contracts.common import Category, OrgLevel, Vocabulary, describe
 from tools.docs import apps, consumer_groups
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -79,7 +79,6 @@ def test_the_check_catches_a_missing_label() -> None:
     assert unlabelled(half) == [": 'a' labelled '甲 / ', not 'zh / en'"]
     with pytest.raises(ValueError, match="no zh/en labels for b"):
         describe({"enum": ["a", "b"]}, {"a": ("甲", "A")})
-    assert Labelled({"a": ("甲", "A")}).labels == {"a": ("甲", "A")}
 
 
 def test_a_vocabulary_declares_each_code_once_with_both_labels() -> None:
@@ -93,3 +92,13 @@ def test_a_vocabulary_declares_each_code_once_with_both_labels() -> None:
         class Half(Vocabulary):
             A = "a", "甲", "A"
             B = "b", "乙"
+
+
+def test_a_vocabulary_part_of_another_takes_its_members_codes_and_labels() -> None:
+    class Lower(Vocabulary):
+        SCHOOL = OrgLevel.SCHOOL
+        CLASS = OrgLevel.CLASS
+
+    assert list(Lower) == ["school", "class"]
+    assert Lower("class") is Lower.CLASS != OrgLevel.GRADE
+    assert Lower.labels() == {Lower.SCHOOL: ("学校", "School"), Lower.CLASS: ("班级", "Class")}
