@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 
 from services.outreach.domain.cases import TRANSITIONS as CASE_TRANSITIONS
 from services.outreach.domain.cases import Action, CaseState
 from services.outreach.settings import Rules
 from shared.auth import Role
+from shared.contracts.common import Vocabulary
 
 CARER_ROLES = (Role.TEACHER, Role.MENTAL_HEALTH_TEACHER)
 
 
-class ClosureDecision(StrEnum):
+class ClosureDecision(Vocabulary):
     """What the second person decided about a proposed closure."""
 
-    APPROVED = "approved"
-    REJECTED = "rejected"
+    APPROVED = "approved", "同意结案", "Approved"
+    REJECTED = "rejected", "不同意结案", "Rejected"
 
 
 def closure_proposal_refusal(state: CaseState, pending: bool) -> str | None:
