@@ -130,6 +130,19 @@ HEAD_CLASS_RULE = (
 )
 
 
+class OrgUnitFilters(BaseModel):
+    level: OrgLevel | None = Field(None, description="only the units of this level")
+
+
+class StaffFilters(BaseModel):
+    role: StaffRole | None = Field(None, description="only the staff with this role")
+    class_id: str | None = Field(None, description="only the staff who teach this class")
+
+
+class StudentFilters(BaseModel):
+    class_id: str | None = Field(None, description="only the students of this class")
+
+
 class OrgUnitIn(Strict):
     org_unit_id: Id
     parent_id: Id = Field(description="the unit one level up (a district's city, a school's district...)")

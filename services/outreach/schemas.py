@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME, CaseState, Effect
+from services.outreach.domain.closure import ClosureDecision
 from services.outreach.domain.referrals import ReferralState
 from shared.auth import Role
 from shared.contracts.common import (
@@ -38,13 +39,6 @@ class CloseReason(Vocabulary):
     OTHER = "other", "其他原因", "Other"
 
 
-class ClosureVerdict(Vocabulary):
-    """The second person's answer to a proposed closure."""
-
-    APPROVED = "approved", "同意结案", "Approved"
-    REJECTED = "rejected", "不同意结案", "Rejected"
-
-
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 
 
@@ -65,6 +59,22 @@ class CaseQuery(BaseModel):
     student_id: str | None = None
     mine: bool = False
     closure_pending: bool | None = None
+
+
+class MemberQuery(BaseModel):
+    """The register list's query: the caller's subtree or `org_path` in it, and the filters."""
+
+    org_path: str | None = None
+    group: SpecialGroup | None = None
+    verified: bool | None = None
+    include_ended: bool = False
+
+
+class ReferralQuery(BaseModel):
+    """The referral list's query: the caller's subtree or `org_path` in it, and the state."""
+
+    org_path: str | None = None
+    state: ReferralState | None = None
 
 
 class CarerOut(BaseModel):
@@ -226,7 +236,7 @@ class ClosureDecided(BaseModel):
 
     case_id: str
     proposal_id: str
-    decision: ClosureVerdict
+    decision: ClosureDecision
     state: CaseState
     decided_by_role: Role
     proposed_by_role: Role

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from shared import openapi, pages
-from shared.auth import CurrentPrincipal, Principal
+from shared.auth import CurrentPrincipal
 from shared.web import Pool
 
 Limit = pages.Limit
@@ -32,20 +32,27 @@ def unknown(*fields: str) -> dict[int | str, dict[str, Any]]:
     return openapi.errors({404: "nothing has the id given in " + " or ".join(f"`{f}`" for f in fields)})
 
 
-SubtreeLister = Callable[[Any, Principal, str | None, str | None, int], Awaitable[dict[str, Any]]]
+SubtreeLister = Callable[..., Awaitable[dict[str, Any]]]
 
 
-def subtree_list(router: APIRouter, path: str, item: type[BaseModel], lister: SubtreeLister) -> None:
+class NoFilters(BaseModel):
+    """A list in a subtree with no filters of its own."""
+
+
+def subtree_list(
+    router: APIRouter, path: str, item: type[BaseModel], lister: SubtreeLister, filters: type[BaseModel] = NoFilters
+) -> None:
     """`GET path`: a page of records in a subtree (`under`, default the caller's own) in id order, by `lister`
-    (the use case: pool, principal, under, after, limit), whose name and docstring the route takes. The cooperation
-    records' lists have this one shape."""
+    (the use case: pool, principal, under, after, limit, and each of `filters`' fields by name), whose name and
+    docstring the route takes. The directory's and the cooperation records' lists have this one shape."""
     name = lister.__name__
 
     async def route(
-        principal: CurrentPrincipal, pool: Pool, cursor: Cursor, under: Under = None, limit: Limit = 100
+        principal: CurrentPrincipal, pool: Pool, cursor: Cursor, query: Any, under: Under = None, limit: Limit = 100
     ) -> dict[str, Any]:
-        return await lister(pool, principal, under, cursor, limit)
+        return await lister(pool, principal, under, cursor, limit, **dict(query))
 
+    route.__annotations__["query"] = Annotated[filters, Query()]  # the list's own query parameters
     route.__doc__ = lister.__doc__
     route.__name__ = route.__qualname__ = name  # tracebacks and logs name the route
     router.add_api_route(

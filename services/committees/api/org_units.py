@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
-from services.committees.schemas import OrgUnitIn, OrgUnitOut, OrgUnitPatch
+from services.committees.api.common import subtree_list, unknown
+from services.committees.schemas import OrgUnitFilters, OrgUnitIn, OrgUnitOut, OrgUnitPatch
 from services.committees.usecases import org_units
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -17,19 +17,7 @@ from shared.writes import Writes
 router = APIRouter(prefix="/api/v1", tags=["org units"])
 
 
-@router.get(
-    "/org-units", response_model=pages.Page[OrgUnitOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
-)
-async def list_org_units(
-    principal: CurrentPrincipal,
-    pool: Pool,
-    cursor: Cursor,
-    under: Under = None,
-    level: str | None = None,
-    limit: Limit = 100,
-) -> dict[str, Any]:
-    """Org units in a subtree (default: the whole city), by id."""
-    return await org_units.list_org_units(pool, under, level, cursor, limit)
+subtree_list(router, "/org-units", OrgUnitOut, org_units.list_org_units, OrgUnitFilters)
 
 
 @router.get("/org-units/{org_unit_id}", response_model=OrgUnitOut, response_model_exclude_unset=True)

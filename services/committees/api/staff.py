@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
-from services.committees.schemas import StaffIn, StaffLeftOut, StaffOut, StaffPatch
+from services.committees.api.common import subtree_list, unknown
+from services.committees.schemas import StaffFilters, StaffIn, StaffLeftOut, StaffOut, StaffPatch
 from services.committees.usecases import staff
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -17,18 +17,7 @@ from shared.writes import Writes
 router = APIRouter(prefix="/api/v1", tags=["staff"])
 
 
-@router.get("/staff", response_model=pages.Page[StaffOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER)
-async def list_staff(
-    principal: CurrentPrincipal,
-    pool: Pool,
-    cursor: Cursor,
-    under: Under = None,
-    role: str | None = None,
-    class_id: str | None = None,
-    limit: Limit = 100,
-) -> dict[str, Any]:
-    """Active staff in a subtree, filtered by role or class."""
-    return await staff.list_staff(pool, principal, under, role, class_id, cursor, limit)
+subtree_list(router, "/staff", StaffOut, staff.list_staff, StaffFilters)
 
 
 @router.get("/staff/{staff_id}", response_model=StaffOut, response_model_exclude_unset=True)

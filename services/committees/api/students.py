@@ -6,11 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.committees.api.common import UNKNOWN_UNDER, Cursor, Limit, Under, unknown
+from services.committees.api.common import subtree_list, unknown
 from services.committees.schemas import (
     DuplicatesOut,
     MergeIn,
     StudentCreatedOut,
+    StudentFilters,
     StudentIn,
     StudentLeftOut,
     StudentMergedOut,
@@ -18,7 +19,7 @@ from services.committees.schemas import (
     StudentPatch,
 )
 from services.committees.usecases import students
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -26,19 +27,7 @@ from shared.writes import Writes
 router = APIRouter(prefix="/api/v1", tags=["students"])
 
 
-@router.get(
-    "/students", response_model=pages.Page[StudentOut], response_model_exclude_unset=True, responses=UNKNOWN_UNDER
-)
-async def list_students(
-    principal: CurrentPrincipal,
-    pool: Pool,
-    cursor: Cursor,
-    under: Under = None,
-    class_id: str | None = None,
-    limit: Limit = 100,
-) -> dict[str, Any]:
-    """Active students in a subtree or class; teachers see their own classes."""
-    return await students.list_students(pool, principal, under, class_id, cursor, limit)
+subtree_list(router, "/students", StudentOut, students.list_students, StudentFilters)
 
 
 @router.get("/students/{student_id}", response_model=StudentOut, response_model_exclude_unset=True)

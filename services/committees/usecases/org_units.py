@@ -8,6 +8,7 @@ from services.committees.schemas import OrgUnitIn, OrgUnitPatch
 from services.committees.store import org_units as store
 from services.committees.usecases.common import get_unit, page, require_change, under_path, writable_unit
 from services.committees.usecases.directory import patched, write_record
+from shared.auth import Principal
 from shared.db import Conn
 from shared.problems import conflict
 from shared.writes import Write
@@ -16,7 +17,7 @@ FIELDS = ("org_unit_id", "parent_id", "level", "name", "school_type")
 
 
 async def list_org_units(
-    conn: Conn, under: str | None, level: str | None, after: str | None, limit: int
+    conn: Conn, principal: Principal, under: str | None, after: str | None, limit: int, *, level: str | None
 ) -> dict[str, Any]:
     """Org units in a subtree (default: the whole city), by id."""
     path = await under_path(conn, under) or ""

@@ -40,10 +40,11 @@ async def list_staff(
     pool: asyncpg.Pool,
     principal: Principal,
     under: str | None,
-    role: str | None,
-    class_id: str | None,
     after: str | None,
     limit: int,
+    *,
+    role: str | None,
+    class_id: str | None,
 ) -> dict[str, Any]:
     """Active staff in a subtree, filtered by role or class; the read is audited."""
     principal.require(*READERS)

@@ -64,7 +64,7 @@ async def _require_family_write(conn: Conn, principal: Principal, family_id: str
 
 
 async def list_students(
-    pool: asyncpg.Pool, principal: Principal, under: str | None, class_id: str | None, after: str | None, limit: int
+    pool: asyncpg.Pool, principal: Principal, under: str | None, after: str | None, limit: int, *, class_id: str | None
 ) -> dict[str, Any]:
     """Active students in a subtree or class; teachers see their own classes; the read is audited."""
     principal.require(*READERS)

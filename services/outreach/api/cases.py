@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from services.outreach.api.common import Rules
+from services.outreach.api.common import Rules, paged_list
 from services.outreach.domain import CaseState, ClosureDecision
 from services.outreach.schemas import (
     CaseDetail,
@@ -24,7 +24,7 @@ from services.outreach.schemas import (
     StateIn,
 )
 from services.outreach.usecases import cases
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -33,16 +33,7 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CLOSED = openapi.errors({409: "the case is closed (or the change is not allowed in its state)"})
 
 
-@router.get("", response_model=pages.Page[CaseSummary])
-async def list_cases(
-    principal: CurrentPrincipal,
-    pool: Pool,
-    query: Annotated[CaseQuery, Query()],
-    limit: pages.Limit = 100,
-    cursor: pages.Cursor = None,
-) -> Any:
-    """Cases in the caller's subtree (admins) or those the caller cares for (teachers, `mine=true`), newest first."""
-    return await cases.list_cases(pool, principal, query, limit, cursor)
+paged_list(router, "", CaseSummary, cases.list_cases, CaseQuery)
 
 
 @router.get("/{case_id}", response_model=CaseDetail)

@@ -6,40 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.outreach.api.common import Rules
-from services.outreach.schemas import GroupCounts, MembershipIn, MembershipOut, VerifyIn
+from services.outreach.api.common import Rules, paged_list
+from services.outreach.schemas import GroupCounts, MemberQuery, MembershipIn, MembershipOut, VerifyIn
 from services.outreach.usecases import groups
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
-from shared.contracts.outreach import SpecialGroup
 from shared.web import Pool
 from shared.writes import Writes
 
 router = APIRouter(prefix="/api/v1/groups", tags=["special groups"])
 
 
-@router.get("/members", response_model=pages.Page[MembershipOut])
-async def list_members(
-    principal: CurrentPrincipal,
-    pool: Pool,
-    org_path: str | None = None,
-    group: SpecialGroup | None = None,
-    verified: bool | None = None,
-    include_ended: bool = False,
-    limit: pages.Limit = 100,
-    cursor: pages.Cursor = None,
-) -> Any:
-    """Members of the special groups under an org subtree, newest first."""
-    return await groups.list_members(
-        pool,
-        principal,
-        org_path,
-        group=group,
-        verified=verified,
-        include_ended=include_ended,
-        limit=limit,
-        cursor=cursor,
-    )
+paged_list(router, "/members", MembershipOut, groups.list_members, MemberQuery)
 
 
 @router.get("/counts", response_model=GroupCounts)

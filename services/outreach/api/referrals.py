@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.outreach.api.common import Rules
+from services.outreach.api.common import Rules, paged_list
 from services.outreach.domain import ReferralState
-from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut
+from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut, ReferralQuery
 from services.outreach.usecases import referrals
-from shared import openapi, pages, versions
+from shared import openapi, versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
 from shared.writes import Writes
@@ -25,17 +25,7 @@ ACTIONS = {
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 
 
-@router.get("", response_model=pages.Page[ReferralOut])
-async def list_referrals(
-    principal: CurrentPrincipal,
-    pool: Pool,
-    state: ReferralState | None = None,
-    org_path: str | None = None,
-    limit: pages.Limit = 100,
-    cursor: pages.Cursor = None,
-) -> Any:
-    """A department partner's own referrals; administrators see those in their subtree; newest first."""
-    return await referrals.list_referrals(pool, principal, org_path=org_path, state=state, limit=limit, cursor=cursor)
+paged_list(router, "", ReferralOut, referrals.list_referrals, ReferralQuery)
 
 
 @router.get("/{referral_id}", response_model=ReferralDetail)

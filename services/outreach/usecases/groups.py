@@ -9,7 +9,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.outreach import domain
-from services.outreach.schemas import MembershipIn
+from services.outreach.schemas import MemberQuery, MembershipIn
 from services.outreach.settings import Rules
 from services.outreach.store import directory, groups, referrals
 from shared import directory as directory_tables
@@ -49,12 +49,13 @@ def registered(m: Any, now: datetime) -> GroupMembershipRegistered:
 
 
 async def list_members(
-    pool: asyncpg.Pool, principal: Principal, org_path: str | None, *, limit: int, cursor: str | None, **filters: Any
+    pool: asyncpg.Pool, principal: Principal, query: MemberQuery, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """A page of the members of the special groups under an org subtree (administrators), newest first."""
     principal.require(*ADMINS)
     after = pages.after(cursor, datetime, str)
-    path = scope.narrow(principal, org_path)
+    path = scope.narrow(principal, query.org_path)
+    filters = query.model_dump(exclude={"org_path"})
     rows = await groups.list_memberships(pool, org_path=path, after=after, limit=limit + 1, **filters)
     return pages.page([dict(x) for x in rows], limit, lambda m: (m["registered_at"], m["membership_id"]))
 

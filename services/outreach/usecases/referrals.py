@@ -9,6 +9,7 @@ import asyncpg
 
 from services.outreach import domain
 from services.outreach.domain import ReferralState
+from services.outreach.schemas import ReferralQuery
 from services.outreach.settings import Rules
 from services.outreach.store import cases, directory, groups, referrals
 from services.outreach.usecases import notifications
@@ -88,7 +89,7 @@ def may_see(principal: Principal, ref: Any) -> bool:
 
 
 async def list_referrals(
-    pool: asyncpg.Pool, principal: Principal, *, org_path: str | None, state: str | None, limit: int, cursor: str | None
+    pool: asyncpg.Pool, principal: Principal, query: ReferralQuery, limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """A page of a department partner's own referrals (within its jurisdiction), or of those in an administrator's
     subtree, newest first."""
@@ -100,10 +101,10 @@ async def list_referrals(
         department = None
     else:
         raise scope.forbidden("requires a department partner or administrator role")
-    path = scope.narrow(principal, org_path)
+    path = scope.narrow(principal, query.org_path)
     after = pages.after(cursor, datetime, str)
     rows = await referrals.list_referrals(
-        pool, department=department, org_path=path, state=state, after=after, limit=limit + 1
+        pool, department=department, org_path=path, state=query.state, after=after, limit=limit + 1
     )
     return pages.page([dict(x) for x in rows], limit, lambda r: (r["requested_at"], r["referral_id"]))
 
