@@ -143,25 +143,27 @@ class CommitteeLevel(Vocabulary):
     CLASS = "class", "班级家长委员会", "Class committee"
 
 
-@event_type("committees.committee.formed.v1", topic=COMMITTEE, key="committee_id")
-class CommitteeFormed(Payload):
-    """A parent committee was formed for an org unit."""
+class CommitteeOfUnit(Payload):
+    """The committee an event is about, and the org unit it is the committee of."""
 
     committee_id: str
     org_unit_id: str
     org_path: str
+
+
+@event_type("committees.committee.formed.v1", topic=COMMITTEE, key="committee_id")
+class CommitteeFormed(CommitteeOfUnit):
+    """A parent committee was formed for an org unit."""
+
     level: CommitteeLevel
     formed_on: date
     occurred_at: datetime
 
 
 @event_type("committees.committee.dissolved.v1", topic=COMMITTEE, key="committee_id")
-class CommitteeDissolved(Payload):
+class CommitteeDissolved(CommitteeOfUnit):
     """A parent committee was dissolved."""
 
-    committee_id: str
-    org_unit_id: str
-    org_path: str
     dissolved_on: date
     occurred_at: datetime
 
@@ -175,13 +177,18 @@ class MemberRole(Vocabulary):
     SECRETARY = "secretary", "秘书", "Secretary"
 
 
-@event_type("committees.committee.member_joined.v1", topic=COMMITTEE, key="committee_id")
-class CommitteeMemberJoined(Payload):
-    """A guardian joined a parent committee."""
+class CommitteeMembership(Payload):
+    """The guardian a committee event is about, and the committee."""
 
     committee_id: str
     guardian_id: str
     org_path: str
+
+
+@event_type("committees.committee.member_joined.v1", topic=COMMITTEE, key="committee_id")
+class CommitteeMemberJoined(CommitteeMembership):
+    """A guardian joined a parent committee."""
+
     role: MemberRole
     term_start: date
     term_end: date | None
@@ -189,12 +196,9 @@ class CommitteeMemberJoined(Payload):
 
 
 @event_type("committees.committee.member_left.v1", topic=COMMITTEE, key="committee_id")
-class CommitteeMemberLeft(Payload):
+class CommitteeMemberLeft(CommitteeMembership):
     """A guardian left a parent committee."""
 
-    committee_id: str
-    guardian_id: str
-    org_path: str
     occurred_at: datetime
 
 
@@ -216,12 +220,17 @@ class ParentSchoolEstablished(Payload):
     occurred_at: datetime
 
 
-@event_type("committees.parent_school.session_scheduled.v1", topic=PARENT_SCHOOL, key="parent_school_id")
-class SessionScheduled(Payload):
-    """A parent-school session was scheduled."""
+class SessionOf(Payload):
+    """The parent-school session an event is about."""
 
     parent_school_id: str
     session_id: str
+
+
+@event_type("committees.parent_school.session_scheduled.v1", topic=PARENT_SCHOOL, key="parent_school_id")
+class SessionScheduled(SessionOf):
+    """A parent-school session was scheduled."""
+
     org_path: str
     topic: str
     held_on: date
@@ -230,11 +239,9 @@ class SessionScheduled(Payload):
 
 
 @event_type("committees.parent_school.session_held.v1", topic=PARENT_SCHOOL, key="parent_school_id")
-class SessionHeld(Payload):
+class SessionHeld(SessionOf):
     """A parent-school session took place."""
 
-    parent_school_id: str
-    session_id: str
     org_path: str
     held_on: date
     enrolled: int
@@ -242,11 +249,9 @@ class SessionHeld(Payload):
 
 
 @event_type("committees.parent_school.attendance_recorded.v1", topic=PARENT_SCHOOL, key="parent_school_id")
-class AttendanceRecorded(Payload):
+class AttendanceRecorded(SessionOf):
     """Attendance of a guardian at a session was recorded (latest record per guardian counts)."""
 
-    parent_school_id: str
-    session_id: str
     guardian_id: str
     org_path: str
     attended: bool
@@ -278,12 +283,17 @@ class InstructorTeamFormed(Payload):
     occurred_at: datetime
 
 
-@event_type("committees.instructor_team.member_added.v1", topic=TEAM, key="team_id")
-class InstructorTeamMemberAdded(Payload):
-    """A member joined an instructor team (staff id when the member is school staff)."""
+class TeamMembership(Payload):
+    """The member of an instructor team an event is about."""
 
     team_id: str
     member_id: str
+
+
+@event_type("committees.instructor_team.member_added.v1", topic=TEAM, key="team_id")
+class InstructorTeamMemberAdded(TeamMembership):
+    """A member joined an instructor team (staff id when the member is school staff)."""
+
     staff_id: str | None
     org_path: str
     role: TeamRole
@@ -292,11 +302,9 @@ class InstructorTeamMemberAdded(Payload):
 
 
 @event_type("committees.instructor_team.member_removed.v1", topic=TEAM, key="team_id")
-class InstructorTeamMemberRemoved(Payload):
+class InstructorTeamMemberRemoved(TeamMembership):
     """A member left an instructor team."""
 
-    team_id: str
-    member_id: str
     org_path: str
     occurred_at: datetime
 

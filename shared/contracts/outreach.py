@@ -58,37 +58,36 @@ class GroupSource(Vocabulary):
     DEPARTMENT = "department", "部门推送", "Reported by a department"
 
 
-@event_type("outreach.group.registered.v1", topic=GROUP, key="student_id")
-class GroupMembershipRegistered(Payload):
-    """A student was entered in a special group."""
+class GroupMembershipFacts(Payload):
+    """The membership of a special group an event is about: whose, and of which group."""
 
     membership_id: str
     student_id: str
     group: SpecialGroup
+
+
+@event_type("outreach.group.registered.v1", topic=GROUP, key="student_id")
+class GroupMembershipRegistered(GroupMembershipFacts):
+    """A student was entered in a special group."""
+
     source: GroupSource
     org_path: str
     occurred_at: datetime
 
 
 @event_type("outreach.group.verified.v1", topic=GROUP, key="student_id")
-class GroupMembershipVerified(Payload):
+class GroupMembershipVerified(GroupMembershipFacts):
     """A group membership was verified (or rejected) by a school or department."""
 
-    membership_id: str
-    student_id: str
-    group: SpecialGroup
     verified: bool
     org_path: str
     occurred_at: datetime
 
 
 @event_type("outreach.group.moved.v1", topic=GROUP, key="student_id")
-class GroupMembershipMoved(Payload):
+class GroupMembershipMoved(GroupMembershipFacts):
     """A member of a special group moved: the membership follows the child to the class they are in now."""
 
-    membership_id: str
-    student_id: str
-    group: SpecialGroup
     org_path: str = Field(description="the child's class path now")
     occurred_at: datetime
 
@@ -101,12 +100,9 @@ class GroupEndReason(Vocabulary):
 
 
 @event_type("outreach.group.ended.v1", topic=GROUP, key="student_id")
-class GroupMembershipEnded(Payload):
+class GroupMembershipEnded(GroupMembershipFacts):
     """A membership ended: the child no longer counts in the group (a later registration starts it again)."""
 
-    membership_id: str
-    student_id: str
-    group: SpecialGroup
     reason: GroupEndReason
     org_path: str
     occurred_at: datetime
@@ -134,29 +130,28 @@ class CaseFacts(Payload):
     overdue: bool | None = Field(default=None, description=OVERDUE)
 
 
-@event_type("outreach.case.opened.v1", topic=CASE, key="student_id")
-class CaseOpened(CaseFacts):
-    """A care case was opened for a child because of a finding."""
+class CaseFinding(CaseFacts):
+    """The finding that opened, joined or reopened the case, and the first contact it makes due."""
 
     finding_id: str
     first_contact_due: datetime
+
+
+@event_type("outreach.case.opened.v1", topic=CASE, key="student_id")
+class CaseOpened(CaseFinding):
+    """A care case was opened for a child because of a finding."""
+
     finding_recorded_at: datetime
 
 
 @event_type("outreach.case.joined.v1", topic=CASE, key="student_id")
-class CaseJoined(CaseFacts):
+class CaseJoined(CaseFinding):
     """A new finding joined the child's open case."""
-
-    finding_id: str
-    first_contact_due: datetime
 
 
 @event_type("outreach.case.reopened.v1", topic=CASE, key="student_id")
-class CaseReopened(CaseFacts):
+class CaseReopened(CaseFinding):
     """A closed case was reopened by a new qualifying finding."""
-
-    finding_id: str
-    first_contact_due: datetime
 
 
 class CarerAssignment(Payload):

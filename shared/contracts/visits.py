@@ -104,15 +104,20 @@ class RuleFlag(BaseModel):
     reason: str
 
 
-@event_type("visits.visit.completed.v1", topic=VISIT, key="visit_id")
-class VisitCompleted(Payload):
-    """A home visit took place and was recorded."""
+class VisitOf(Payload):
+    """The visit an event is about: of which assignment and campaign, by which teacher, to which family."""
 
     visit_id: str
     campaign_id: str
     assignment_id: str
     teacher_id: str
     family_id: str
+
+
+@event_type("visits.visit.completed.v1", topic=VISIT, key="visit_id")
+class VisitCompleted(VisitOf):
+    """A home visit took place and was recorded."""
+
     student_ids: list[str]
     org_path: str
     mode: VisitMode
@@ -142,14 +147,9 @@ class MissReason(Vocabulary):
 
 
 @event_type("visits.visit.missed.v1", topic=VISIT, key="visit_id")
-class VisitMissed(Payload):
+class VisitMissed(VisitOf):
     """A scheduled visit did not take place."""
 
-    visit_id: str
-    campaign_id: str
-    assignment_id: str
-    teacher_id: str
-    family_id: str
     org_path: str
     reason: MissReason
     occurred_at: datetime
