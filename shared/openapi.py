@@ -13,7 +13,7 @@ Every service gets, from the kit alone:
 * optimistic concurrency wherever `shared.versions` is a dependency: `If-Match` (required on PATCH, with 428),
   412 with the current `ETag`, and the `ETag` header on the 2xx answers;
 * zh/en labels of every enum as its description and `x-enum-descriptions` (written by pydantic from the
-  vocabularies' own labels: `shared.contracts.common.labelled` / `Labelled`; a value without labels fails here).
+  vocabularies' own labels: `shared.contracts.common.Vocabulary`; a value without labels fails here).
 
 Routes with other media types use `file_response(...)` (exports) and `upload(...)` (a CSV request body).
 
