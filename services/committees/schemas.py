@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
-from services.committees.domain import rows
 from services.committees.domain.rows import (
     BIRTH_DATE_RE,
     BIRTH_RANGE,
@@ -21,55 +20,17 @@ from services.committees.domain.rows import (
     NATIONAL_ID_RE,
     PHONE_RE,
 )
+from services.committees.domain.vocabularies import (
+    DuplicateReason,
+    Gender,
+    ImportFormat,
+    ImportStatus,
+    Relation,
+    SessionMode,
+    SessionStatus,
+)
 from shared.contracts.committees import CommitteeLevel, LectureTopic, MemberRole, ParentSchoolKind, TeamRole
-from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole, Vocabulary
-
-Gender = rows.Gender
-Relation = rows.Relation
-ImportEntity = rows.Entity
-
-
-class SessionMode(Vocabulary):
-    """How a parent-school session is held."""
-
-    IN_PERSON = "in_person", "线下", "In person"
-    ONLINE = "online", "线上", "Online"
-    MIXED = "mixed", "线上线下结合", "Mixed"
-
-
-class SessionStatus(Vocabulary):
-    """Whether a parent-school session has been held."""
-
-    SCHEDULED = "scheduled", "已安排", "Scheduled"
-    HELD = "held", "已举办", "Held"
-
-
-class ImportFormat(Vocabulary):
-    """How an import's rows are sent."""
-
-    JSON = "json", "JSON 数据", "JSON"
-    CSV = "csv", "CSV 文件", "CSV files"
-
-
-class ImportStatus(Vocabulary):
-    """Where an import job stands."""
-
-    AWAITING_FILES = "awaiting_files", "等待上传文件", "Awaiting files"
-    QUEUED = "queued", "排队中", "Queued"
-    RUNNING = "running", "导入中", "Running"
-    SUCCEEDED = "succeeded", "导入成功", "Succeeded"
-    FAILED = "failed", "导入失败", "Failed"
-
-
-class DuplicateReason(Vocabulary):
-    """Why two students may be the same child."""
-
-    SAME_NAME = "same_name", "姓名相同", "Same name"
-    SIMILAR_NAME = "similar_name", "姓名相近", "Similar name"
-    SAME_BIRTH_DATE = "same_birth_date", "出生日期相同", "Same birth date"
-    SAME_COUNTY = "same_county", "同一区县", "Same county"
-    SHARED_GUARDIAN_PHONE = "shared_guardian_phone", "监护人电话相同", "Shared guardian phone"
-
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
 
 RecordVersion = Annotated[int, Field(description="the version of this record (its `ETag`); `If-Match` on changes")]
 VersionAfter = Annotated[int, Field(description="the version of the record after the change (its `ETag`)")]

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME, CaseState, Effect
+from services.outreach.domain.cases import CONTACT_TIME, REVIEW_TIME, CaseState, CaseStep, CloseReason, Effect
 from services.outreach.domain.closure import ClosureDecision
 from services.outreach.domain.referrals import ReferralState
 from shared.auth import Role
@@ -17,27 +17,8 @@ from shared.contracts.common import (
     Severity,
     StaffRole,
     VisitMode,
-    Vocabulary,
 )
 from shared.contracts.outreach import GroupSource, NotificationKind, SpecialGroup
-
-
-class CaseStep(Vocabulary):
-    """The states a carer may move a case to."""
-
-    IN_PROGRESS = CaseState.IN_PROGRESS
-    MONITORING = CaseState.MONITORING
-
-
-class CloseReason(Vocabulary):
-    """Why a case is proposed for closing."""
-
-    RESOLVED = "resolved", "问题已解决", "Resolved"
-    NEEDS_MET_BY_DEPARTMENT = "needs_met_by_department", "已由相关部门保障", "Needs met by a department"
-    MOVED_AWAY = "moved_away", "已转学或迁出", "Moved away"
-    NO_LONGER_AT_RISK = "no_longer_at_risk", "风险已消除", "No longer at risk"
-    OTHER = "other", "其他原因", "Other"
-
 
 ORG_PATH = r"^/[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$"
 

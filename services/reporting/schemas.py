@@ -38,6 +38,24 @@ class ShareLevel(Vocabulary):
     CLASS = OrgLevel.CLASS
 
 
+class ExportTable(Vocabulary):
+    """The API's tables that export."""
+
+    SUMMARY = "summary", "指标汇总", "Summary"
+    CHILDREN = "children", "下级单位", "Child units"
+    SERIES = "series", "时间序列", "Series"
+    FINDINGS = "findings", "家访发现", "Findings"
+    CHECKLIST = "checklist", "家访要求落实", "Checklist"
+    REFERRALS = "referrals", "部门转介", "Referrals"
+
+
+class ExportFormat(Vocabulary):
+    """The file formats of an export."""
+
+    CSV = "csv", "CSV 文件", "CSV"
+    XLSX = "xlsx", "Excel 表格", "Excel"
+
+
 class Teachers(BaseModel):
     assigned: int = Field(description="teachers with at least one assignment")
     active: int = Field(description="teachers who recorded at least one visit")

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.committees.domain.rows import REQUIRED_COLUMNS
-from services.committees.schemas import ImportEntity, ImportIn, ImportJobOut
+from services.committees.domain.vocabularies import Entity
+from services.committees.schemas import ImportIn, ImportJobOut
 from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
 from shared import openapi
@@ -60,7 +61,7 @@ UPLOAD_TEXT = "one entity's rows: UTF-8 (BOM allowed), header row first; the hea
     openapi_extra=openapi.upload("text/csv", UPLOAD_TEXT),
 )
 async def upload_csv_file(
-    import_id: str, entity: ImportEntity, request: Request, principal: CurrentPrincipal, pool: Pool
+    import_id: str, entity: Entity, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> dict[str, Any]:
     """Upload one entity's CSV (Content-Type text/csv, UTF-8, header row first); replaces an earlier upload."""
     await imports.require_importer(pool, principal)

@@ -9,37 +9,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.committees.domain.vocabularies import Entity, Gender, Relation
 from shared import scope
-from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole, Vocabulary
-
-
-class Entity(Vocabulary):
-    """What an import holds, in dependency order."""
-
-    ORG_UNITS = "org_units", "组织机构", "Org units"
-    STAFF = "staff", "教职工", "Staff"
-    FAMILIES = "families", "家庭", "Families"
-    GUARDIANS = "guardians", "监护人", "Guardians"
-    STUDENTS = "students", "学生", "Students"
-
-
-class Relation(Vocabulary):
-    """A guardian's relation to the child."""
-
-    MOTHER = "mother", "母亲", "Mother"
-    FATHER = "father", "父亲", "Father"
-    GRANDMOTHER = "grandmother", "祖母或外祖母", "Grandmother"
-    GRANDFATHER = "grandfather", "祖父或外祖父", "Grandfather"
-    RELATIVE = "relative", "其他亲属", "Relative"
-    OTHER = "other", "其他监护人", "Other guardian"
-
-
-class Gender(Vocabulary):
-    """A person's gender."""
-
-    M = "M", "男", "Male"
-    F = "F", "女", "Female"
-
+from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
 
 ENTITIES: tuple[Entity, ...] = tuple(Entity)  # in dependency order
 # ASCII digits only ([0-9], not \d): the same patterns are the API's JSON Schema, where \d is ASCII.
@@ -49,8 +21,8 @@ PHONE_RE = re.compile(r"^(1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8})$")
 NATIONAL_ID_RE = re.compile(r"^[0-9]{6}(19|20)[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9X]$")
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
-RELATIONS: frozenset[str] = frozenset(Relation)
-GENDERS: frozenset[str] = frozenset(Gender)
+RELATIONS: frozenset[str] = frozenset(r.value for r in Relation)
+GENDERS: frozenset[str] = frozenset(g.value for g in Gender)
 TRUE = frozenset({"true", "1", "yes", "y", "是", "t"})
 FALSE = frozenset({"false", "0", "no", "n", "否", "f", ""})
 EARLIEST_BIRTH = date(1990, 1, 1)

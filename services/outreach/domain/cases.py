@@ -27,6 +27,23 @@ class CaseState(Vocabulary):
     CLOSED = "closed", "已结案", "Closed"
 
 
+class CaseStep(Vocabulary):
+    """The states a carer may move a case to."""
+
+    IN_PROGRESS = CaseState.IN_PROGRESS
+    MONITORING = CaseState.MONITORING
+
+
+class CloseReason(Vocabulary):
+    """Why a case is proposed for closing."""
+
+    RESOLVED = "resolved", "问题已解决", "Resolved"
+    NEEDS_MET_BY_DEPARTMENT = "needs_met_by_department", "已由相关部门保障", "Needs met by a department"
+    MOVED_AWAY = "moved_away", "已转学或迁出", "Moved away"
+    NO_LONGER_AT_RISK = "no_longer_at_risk", "风险已消除", "No longer at risk"
+    OTHER = "other", "其他原因", "Other"
+
+
 class Action(StrEnum):
     """What happens to a case; `transition` says which state it leads to."""
 

@@ -30,7 +30,7 @@ pages = APIRouter(include_in_schema=False)
 
 OrgPath = Annotated[str | None, Query(pattern=r"^(/[\w.-]+)+$", max_length=200, description="default: your unit")]
 CampaignId = Annotated[str, Query(max_length=100, description="campaign id; empty = all campaigns")]
-Table = Annotated[exports.ExportTable, Path(description="which table")]
+Table = Annotated[schemas.ExportTable, Path(description="which table")]
 
 
 def _cache(request: Request) -> AnswerCache:
@@ -119,7 +119,7 @@ async def export(
     pool: Pool,
     node: Node,
     campaign_id: CampaignId = "",
-    format: exports.ExportFormat = exports.ExportFormat.CSV,
+    format: schemas.ExportFormat = schemas.ExportFormat.CSV,
 ) -> Response:
     """Any table of the API as CSV or Excel."""
     header, rows = await exports.table(pool, table, node, campaign_id)

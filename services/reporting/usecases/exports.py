@@ -12,26 +12,7 @@ from openpyxl import Workbook
 
 from services.reporting.domain.figures import flatten
 from services.reporting.usecases import views
-from shared.contracts.common import Vocabulary
 from shared.db import Conn
-
-
-class ExportTable(Vocabulary):
-    """The API's tables that export."""
-
-    SUMMARY = "summary", "指标汇总", "Summary"
-    CHILDREN = "children", "下级单位", "Child units"
-    SERIES = "series", "时间序列", "Series"
-    FINDINGS = "findings", "家访发现", "Findings"
-    CHECKLIST = "checklist", "家访要求落实", "Checklist"
-    REFERRALS = "referrals", "部门转介", "Referrals"
-
-
-class ExportFormat(Vocabulary):
-    """The file formats of an export."""
-
-    CSV = "csv", "CSV 文件", "CSV"
-    XLSX = "xlsx", "Excel 表格", "Excel"
 
 
 async def table(conn: Conn, name: str, node: str, campaign_id: str) -> tuple[list[str], list[list[Any]]]:
