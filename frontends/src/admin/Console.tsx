@@ -145,7 +145,7 @@ function Progress(props: {
   useEffect(() => {
     if (by !== "class" || classes.size) return;
     void allPages((cursor) =>
-      committees.GET("/api/v1/org-units", { params: { query: paged({ level: "class" }, cursor, 500) } }),
+      committees.GET("/api/v1/org-units", { params: { query: paged({ level: "class" as const }, cursor, 500) } }),
     )
       .then((units) => {
         const m = new Map<string, string>();
