@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The frontends (frontends/): Vite + Preact + TypeScript. npm packages pinned by frontends/package-lock.json and
 # installed once per lock into ~/.cache/hss-platform (npm ci, no install scripts); the typed API client generated
-# from docs/openapi/*.json by openapi-typescript; tsc --strict; vite build. The repository is never written to:
+# from docs/openapi/*.json by openapi-typescript, and the vocabularies' zh/en labels from the same documents
+# (frontends/scripts/labels.mjs); tsc --strict; vite build. The repository is never written to:
 # the build runs in a copy, and its output is cached per source digest (a second run with nothing changed is free).
 #   bash scripts/frontend.sh build [OUT]   # prints the folder holding the built app (index.html, sw.js, assets/)
 #   bash scripts/frontend.sh deps          # prints the folder holding node_modules/ (tests take axe-core from it)
@@ -40,6 +41,8 @@ build() {
       pids+=($!)
     done
     for pid in "${pids[@]}"; do wait "$pid"; done
+    local docs=("${services[@]/#/$root/docs/openapi/}")
+    node "$work/scripts/labels.mjs" "${docs[@]/%/.json}" >"$work/src/api/generated/labels.ts"
     (cd "$work" && node_modules/.bin/tsc --noEmit -p tsconfig.json >&2 && node_modules/.bin/vite build --logLevel warn \
       --outDir "$work/out" --emptyOutDir >&2)
     chmod -R a+rX "$work/out"
