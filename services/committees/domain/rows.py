@@ -13,7 +13,7 @@ from services.committees.domain.vocabularies import Entity, Gender, Relation
 from shared import scope
 from shared.contracts.common import LivingArrangement, OrgLevel, SchoolType, StaffRole
 
-ENTITIES: tuple[Entity, ...] = tuple(Entity)  # in dependency order
+ENTITIES: tuple[str, ...] = tuple(e.value for e in Entity)  # in dependency order
 # ASCII digits only ([0-9], not \d): the same patterns are the API's JSON Schema, where \d is ASCII.
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PHONE_RE = re.compile(r"^(1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8})$")
