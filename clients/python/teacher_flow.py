@@ -13,7 +13,7 @@ import httpx
 from hss_visits_client import AuthenticatedClient
 from hss_visits_client.api.assignments import list_assignments
 from hss_visits_client.api.visits import get_visit, record_visit
-from hss_visits_client.models import ListAssignmentsStatus, MissReason, Problem, VisitIn, VisitInStatus, VisitMode
+from hss_visits_client.models import AssignmentStatus, MissReason, Problem, VisitIn, VisitMode, VisitStatus
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def run(base_url: str, token: str, campaign_id: str, visited_on: dt.date) -> Out
     missed with an Idempotency-Key (twice: the same visit), read it back, and get a 404 for a visit that is not."""
     with AuthenticatedClient(base_url=base_url, token=token, timeout=httpx.Timeout(60.0)) as client:
         listed = list_assignments.sync_detailed(
-            campaign_id, client=client, status=ListAssignmentsStatus.ASSIGNED, limit=100
+            campaign_id, client=client, status=AssignmentStatus.ASSIGNED, limit=100
         ).parsed
         if listed is None or isinstance(listed, Problem):
             raise RuntimeError(f"list_assignments: {listed}")
@@ -55,7 +55,7 @@ def run(base_url: str, token: str, campaign_id: str, visited_on: dt.date) -> Out
 
         incomplete = VisitIn(
             assignment_id=assignment_id,
-            status=VisitInStatus.COMPLETED,
+            status=VisitStatus.COMPLETED,
             visited_on=visited_on,
             mode=VisitMode.IN_HOME,
             duration_minutes=40,
@@ -67,7 +67,7 @@ def run(base_url: str, token: str, campaign_id: str, visited_on: dt.date) -> Out
 
         missed = VisitIn(
             assignment_id=assignment_id,
-            status=VisitInStatus.MISSED,
+            status=VisitStatus.MISSED,
             visited_on=visited_on,
             miss_reason=MissReason.FAMILY_UNAVAILABLE,
         )
