@@ -17,6 +17,8 @@ from typing import Any
 from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
 
+from services.committees.domain.vocabularies import DuplicateReason
+
 # Weights of the evidence (sum > 1: strong evidence saturates at 1.0).
 NAME = 0.45
 BIRTH_DATE = 0.25
@@ -43,7 +45,7 @@ class Candidate:
 
     student_id: str
     score: float
-    reasons: tuple[str, ...]
+    reasons: tuple[DuplicateReason, ...]
 
 
 def name_similarity(a: str, b: str) -> float:
@@ -63,17 +65,17 @@ def score(a: Child, b: Child) -> Candidate | None:
     name = name_similarity(a.name, b.name)
     if name < MIN_NAME:
         return None
-    reasons = ["similar_name" if name < 1 else "same_name"]
+    reasons = [DuplicateReason.SIMILAR_NAME if name < 1 else DuplicateReason.SAME_NAME]
     total = NAME * name
     if a.birth_date is not None and a.birth_date == b.birth_date:
         total += BIRTH_DATE
-        reasons.append("same_birth_date")
+        reasons.append(DuplicateReason.SAME_BIRTH_DATE)
     if a.county_path == b.county_path:
         total += COUNTY
-        reasons.append("same_county")
+        reasons.append(DuplicateReason.SAME_COUNTY)
     if a.guardian_phones & b.guardian_phones:
         total += GUARDIAN_PHONE
-        reasons.append("shared_guardian_phone")
+        reasons.append(DuplicateReason.SHARED_GUARDIAN_PHONE)
     value = round(min(total, 1.0), 2)
     return Candidate(b.student_id, value, tuple(reasons)) if value >= THRESHOLD else None
 
