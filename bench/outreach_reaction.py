@@ -11,8 +11,16 @@ Beside the latencies it prints outreach's CPU per finding (the service process, 
 the same run: PostgreSQL alone (single-row commits/s) and Kafka alone (produce and consume messages/s), so runs
 on a busy machine compare as ratios.
 
-    .venv/bin/python bench/outreach_reaction.py [--steady-rate 200] [--steady-seconds 20]
-        [--ramp 400,700,1000,1400,1800,2400] [--step-seconds 8] [--tree DIR]
+Below saturation the CPU per finding follows the batching more than the code: outreach applies a poll per lane in
+one transaction, and a transaction costs about 3-4 ms of CPU whatever it holds, so the same code gives 0.6 ms per
+finding at 13 findings per transaction and 1.1 ms at 5 (a slower machine makes bigger polls, hence cheaper
+findings). The steady phase therefore also prints outreach's idle CPU (measured before it, per second), the
+applying transactions and findings per transaction, and the statements PostgreSQL ran (pg_stat_statements, calls
+per finding); compare versions at the same findings per transaction, or with `--tick 0.5` (the writer commits in
+bursts of rate x tick findings, which outreach takes in polls of about that size on any machine).
+
+    .venv/bin/python bench/outreach_reaction.py [--steady-rate 200] [--steady-seconds 20] [--tick 0.01]
+        [--ramp 400,700,1000,1400,1800,2400] [--step-seconds 8] [--idle-seconds 10] [--statements 12] [--tree DIR]
 
 A/B against an older commit: check it out elsewhere (git worktree add --detach /tmp/a REV) and pass --tree /tmp/a:
 the service process runs that tree's code; this driver, its visits side and its raw rates stay the same.
@@ -104,9 +112,9 @@ def make_finding(rng: random.Random) -> FindingRecorded:
     )
 
 
-async def write_at(pool: asyncpg.Pool, rate: float, seconds: float, rng: random.Random) -> int:
-    """Write findings at `rate`/s for `seconds`, a transaction every 10 ms, like visits' API handlers would."""
-    tick = 0.01
+async def write_at(pool: asyncpg.Pool, rate: float, seconds: float, rng: random.Random, tick: float = 0.01) -> int:
+    """Write findings at `rate`/s for `seconds`, a transaction every `tick` seconds (10 ms: like visits' API handlers
+    would; longer: in bursts, which outreach then applies in polls of about the same size on any machine)."""
     started = time.perf_counter()
     written = 0
     while (elapsed := time.perf_counter() - started) < seconds:
@@ -135,6 +143,25 @@ SELECT extract(epoch FROM a.case_commit - w.committed_at) * 1000 AS ms,
   JOIN {v}.finding_publishes p USING (finding_id)
  WHERE w.committed_at >= $1 AND w.committed_at < $2
 """
+
+
+BATCHES = """
+SELECT count(DISTINCT xmin::text) FROM {o}.case_findings WHERE applied_at >= $1
+"""
+
+
+async def report_batches(conn: asyncpg.Connection, o: str, since: datetime, written: int, a_top: int) -> None:
+    """How the steady findings were applied: transactions (findings per transaction), and the statements the database
+    ran meanwhile (pg_stat_statements, reset at the start of the steady phase: both sides and the bench's polls)."""
+    txns = await conn.fetchval(BATCHES.format(o=o), since)
+    print(f"steady: {txns} applying transactions, {written / max(1, txns):.1f} findings per transaction", flush=True)
+    rows = await conn.fetch(
+        "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements"
+        " ORDER BY calls DESC LIMIT $1",
+        a_top,
+    )
+    for r in rows:
+        print(f"  {r['calls'] / written:8.3f} calls/finding  {r['q']}", flush=True)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -249,21 +276,31 @@ async def main(a: argparse.Namespace) -> None:
         total += await write_at(vpool, 50, 3, rng)
         await drain(conn, o_schema, total)
         await asyncio.sleep(1)
+        # Idle: what the service spends per second with nothing to do (its pollers, relay, consumers' fetches).
+        cpu_idle = cpu_of(service)
+        await asyncio.sleep(a.idle_seconds)
+        idle = (cpu_of(service) - cpu_idle) / a.idle_seconds
+        print(f"outreach CPU idle: {idle * 1e3:.1f} ms per second ({a.idle_seconds:.0f} s)", flush=True)
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
 
-        print(f"steady {a.steady_rate}/s for {a.steady_seconds}s ...", flush=True)
+        print(f"steady {a.steady_rate}/s for {a.steady_seconds}s, a transaction every {a.tick}s ...", flush=True)
         since = await conn.fetchval("SELECT clock_timestamp()")
         cpu0, first = cpu_of(service), total
-        written = await write_at(vpool, a.steady_rate, a.steady_seconds, rng)
+        written = await write_at(vpool, a.steady_rate, a.steady_seconds, rng, a.tick)
         total += written
         until = await conn.fetchval("SELECT clock_timestamp()")
         await drain(conn, o_schema, total)
         steady_cpu = cpu_of(service) - cpu0
+        steady_wall = (until - since).total_seconds()
         ms, relay_ms = await measure(conn, o_schema, v_schema, since, until)
         print(
             f"outreach CPU (steady): {steady_cpu:.2f} s for {written} findings = {steady_cpu / written * 1e3:.2f} ms"
-            f" per finding",
+            f" per finding; less its idle CPU over the window: {(steady_cpu - idle * steady_wall) / written * 1e3:.2f}"
+            " ms per finding",
             flush=True,
         )
+        await report_batches(conn, o_schema, since, written, a.statements)
         print(
             f"steady: {len(ms)} findings at {a.steady_rate}/s  latency p50 {pct(ms, 50):.0f} ms  "
             f"p90 {pct(ms, 90):.0f} ms  p99 {pct(ms, 99):.0f} ms  max {max(ms):.0f} ms"
@@ -329,6 +366,11 @@ if __name__ == "__main__":
         "--ramp", type=lambda s: [float(x) for x in s.split(",")], default=[400, 700, 1000, 1400, 1800, 2400]
     )
     p.add_argument("--step-seconds", type=float, default=8)
+    p.add_argument(
+        "--tick", type=float, default=0.01, help="steady phase: seconds between the writer's transactions (bursts)"
+    )
+    p.add_argument("--statements", type=int, default=12, help="print this many statements, most called first")
+    p.add_argument("--idle-seconds", type=float, default=10, help="measure the service's idle CPU this long")
     p.add_argument("--keep", action="store_true", help="keep the bench schemas for inspection")
     p.add_argument("--in-process", action="store_true", help="run the service inside the bench process")
     p.add_argument("--tree", default=None, help="run the outreach service from this checkout (A/B runs)")
