@@ -44,7 +44,7 @@ from shared.contracts.outreach import (
 )
 from shared.db import try_xact_lock
 from shared.ids import new_id
-from shared.outbox import Row, add_caused
+from shared.outbox import Row, insert_rows, outbox_rows
 from shared.problems import not_found
 from shared.web import Runtime, repeat
 from shared.writes import Write
@@ -63,19 +63,19 @@ Group = tuple[TraceContext | None, str, datetime, list[Notice]]
 
 async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> list[Row]:
     """Record events in the outbox and, in the same transaction, the notices of the facts among them (see the module
-    docstring); the source of a fact's notices is its event's id. The caller owns the transaction."""
+    docstring); the source of a fact's notices is its event's id. The events and the notices' events are written in
+    one outbox statement, the facts' first. The caller owns the transaction; answers the facts' events' rows."""
     caused = list(caused)
-    rows = await add_caused(conn, caused)
+    rows = [row for cause, events in caused if events for row in outbox_rows(events, cause)]
     payloads = [(cause, p) for cause, events in caused for p in events]
     facts = [(cause, row.event_id, p) for (cause, p), row in zip(payloads, rows, strict=True) if isinstance(p, FACTS)]
-    if facts:
-        await _tell(conn, facts)
+    await insert_rows(conn, rows + (await _tell(conn, facts) if facts else []))
     return rows
 
 
-async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None, str, NoticeFact]]) -> None:
+async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None, str, NoticeFact]]) -> list[Row]:
     """Set-based: the carers of every case concerned and the staff of every level escalated to in one query each
-    (a new assignment names its carers itself), the notices in one insert."""
+    (a new assignment names its carers itself), the notices in one insert; answers their events' outbox rows."""
     need = sorted({p.case_id for _, _, p in facts if not isinstance(p, CaseAssigned)})
     carers = await store.list_carers_of_cases(conn, need) if need else {}
     levels = sorted({lvl for _, _, p in facts if (lvl := rules.escalated_to(p))})
@@ -87,26 +87,25 @@ async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None,
         notices = rules.notices_for(p, carers.get(p.case_id, []), admins)
         if notices:
             groups.append((cause, source, p.occurred_at, notices))
-    await _create(conn, groups)
+    return await _create(conn, groups)
 
 
-async def _create(conn: asyncpg.Connection, groups: list[Group]) -> int:
-    """Insert the notices of each group with their queued mails; publish an event for each one not there before,
-    under its cause."""
+async def _create(conn: asyncpg.Connection, groups: list[Group]) -> list[Row]:
+    """Insert the notices of each group with their queued mails; answers the outbox rows (not inserted) of an event
+    for each notice not there before, under its cause."""
     per_group = [
         [(new_id(), n.recipient_id, str(n.kind), source, n.case_id, n.referral_id, n.link, at) for n in notices]
         for _, source, at, notices in groups
     ]
     rows = [r for rows in per_group for r in rows]
     if not rows:
-        return 0
+        return []
     inserted = {r["notification_id"]: r for r in await store.insert_notifications(conn, rows)}
     events = [
         (cause, [_event(inserted[row[0]]) for row in rows if row[0] in inserted])
         for (cause, *_), rows in zip(groups, per_group, strict=True)
     ]
-    await add_caused(conn, events)
-    return len(inserted)
+    return [row for cause, payloads in events if payloads for row in outbox_rows(payloads, cause)]
 
 
 EVENT_FIELDS = ("notification_id", "recipient_id", "kind", "case_id", "referral_id", "link")
@@ -133,7 +132,9 @@ async def sweep_due_soon(conn: asyncpg.Connection, window_hours: float, now: dat
         )
         for c in due
     ]
-    return await _create(conn, groups)
+    rows = await _create(conn, groups)
+    await insert_rows(conn, rows)
+    return len(rows)
 
 
 async def send_due_mails(pool: asyncpg.Pool, settings: OutreachSettings, now: datetime) -> int:
