@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -40,9 +42,19 @@ PROCESS_BYTES = 1_000_000
 _checker: Checker | None = None  # the validating process's state: what earlier entities of the import added
 
 
-def _start_checking(checker: Checker) -> None:
+def _start_checking(checker: Checker, parent: int) -> None:
+    """The validating process's start: its state, and a watch that ends it as soon as the service process is gone
+    (killed: the fork holds copies of the service's sockets, its database connection with the import's open
+    transaction among them, which must close for PostgreSQL to roll it back and for a restart to take the port)."""
     global _checker
     _checker = checker
+    threading.Thread(target=_exit_with, args=(parent,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def _check(entity: str, text: str, fmt: str, checker: Checker | None = None) -> tuple[bytes, int, int, list[RowError]]:
@@ -84,7 +96,7 @@ async def apply(
         # fork: the child starts at once with the modules and the checker it needs, and runs only the pure validation
         # (spawn would import the service's modules again, seconds under load, and run its __main__).
         fork = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(1, mp_context=fork, initializer=_start_checking, initargs=(checker,))
+        pool = ProcessPoolExecutor(1, mp_context=fork, initializer=_start_checking, initargs=(checker, os.getpid()))
 
     async def check(entity: str) -> bytes:
         t = time.perf_counter()

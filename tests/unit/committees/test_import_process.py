@@ -1,0 +1,58 @@
+"""The import's validating process (a fork of the service) ends as soon as the service process is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+# A stand-in for the service: it starts the import's validating process the way `import_jobs.apply` does, gives it
+# a long validation, prints its pid and waits to be killed.
+SERVICE = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from services.committees.domain.rows import Checker
+from services.committees.usecases import import_jobs
+
+checker = Checker({}, set(), date(2026, 1, 1))
+pool = ProcessPoolExecutor(
+    1, mp_context=multiprocessing.get_context("fork"), initializer=import_jobs._start_checking,
+    initargs=(checker, os.getpid()),
+)
+header = "family_no,parents_work_away,living_arrangement\\n"
+pool.submit(import_jobs._check, "families", header + "f1,true,grandparents\\n" * 2_000_000, "csv")
+time.sleep(0.5)
+print(*(p.pid for p in pool._processes.values()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_validating_process_ends_when_the_service_is_killed():
+    service = subprocess.Popen([sys.executable, "-c", SERVICE], stdout=subprocess.PIPE, text=True)
+    child = 0
+    try:
+        assert service.stdout is not None
+        [child] = map(int, service.stdout.readline().split())
+        os.kill(service.pid, signal.SIGKILL)
+        service.wait()
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the validating process outlived the service"
+    finally:
+        if service.poll() is None:
+            service.kill()
+        if child and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie counts as gone: it is only waiting for init to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
