@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.outreach.api.common import Rules, paged_list
+from services.outreach.api.common import Rules, note_step, paged_list
 from services.outreach.domain import CaseState, ClosureDecision
 from services.outreach.schemas import (
     CaseDetail,
@@ -66,26 +66,19 @@ async def propose_closure(case_id: str, body: CloseIn, w: Writes, if_match: vers
     return await w.run(cases.propose_closure, case_id, body, if_match=if_match)
 
 
-def _decision_route(name: str, decided: ClosureDecision) -> None:
-    verb = "approves" if decided == ClosureDecision.APPROVED else "rejects"
-
-    @router.post(
-        f"/{{case_id}}/closure/{name}",
-        response_model=ClosureDecided,
-        name=f"{name}_closure",
-        responses=openapi.errors({409: "no closure waits for a decision, or the case cannot close"}),
+for _name, _decided in (("approve", ClosureDecision.APPROVED), ("reject", ClosureDecision.REJECTED)):
+    note_step(
+        router,
+        f"/{{case_id}}/closure/{_name}",
+        "case_id",
+        cases.decide_closure,
+        _decided,
+        ClosureDecisionIn,
+        ClosureDecided,
+        "no closure waits for a decision, or the case cannot close",
+        name=f"{_name}_closure",
+        doc=f"A second person (an administrator over the case, not the proposer) {_name}s the closure.",
     )
-    async def decide(
-        case_id: str, w: Writes, rules: Rules, if_match: versions.IfMatch, body: ClosureDecisionIn | None = None
-    ) -> Any:
-        note = body.note if body else None
-        return await w.run(cases.decide_closure, rules, case_id, decided, note, if_match=if_match)
-
-    decide.__doc__ = f"A second person (an administrator over the case, not the proposer) {verb} the closure."
-
-
-_decision_route("approve", ClosureDecision.APPROVED)
-_decision_route("reject", ClosureDecision.REJECTED)
 
 
 @router.post(

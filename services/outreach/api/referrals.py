@@ -6,14 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from services.outreach.api.common import Rules, paged_list
+from services.outreach.api.common import Rules, note_step, paged_list
 from services.outreach.domain import ReferralState
 from services.outreach.schemas import ReferralDetail, ReferralNoteIn, ReferralOut, ReferralQuery
 from services.outreach.usecases import referrals
-from shared import openapi, versions
+from shared import versions
 from shared.auth import CurrentPrincipal
 from shared.web import Pool
-from shared.writes import Writes
 
 ACTIONS = {
     "acknowledge": ReferralState.ACKNOWLEDGED,
@@ -37,21 +36,16 @@ async def get_referral(
     return tag.of(await referrals.get_referral_detail(pool, principal, rules, referral_id))
 
 
-def _answer_route(name: str, target: ReferralState) -> None:
-    @router.post(
-        f"/{{referral_id}}/{name}",
-        response_model=ReferralOut,
-        name=f"{name}_referral",
-        responses=openapi.errors({409: "the referral cannot make this step from its state"}),
-    )
-    async def act(
-        referral_id: str, w: Writes, rules: Rules, if_match: versions.IfMatch, body: ReferralNoteIn | None = None
-    ) -> Any:
-        note = body.note if body else None
-        return await w.run(referrals.answer, rules, referral_id, target, note, if_match=if_match)
-
-    act.__doc__ = f"The department partner marks its referral {target} (with an optional note)."
-
-
 for _name, _target in ACTIONS.items():
-    _answer_route(_name, _target)
+    note_step(
+        router,
+        f"/{{referral_id}}/{_name}",
+        "referral_id",
+        referrals.answer,
+        _target,
+        ReferralNoteIn,
+        ReferralOut,
+        "the referral cannot make this step from its state",
+        name=f"{_name}_referral",
+        doc=f"The department partner marks its referral {_target} (with an optional note).",
+    )
