@@ -156,6 +156,7 @@ class Relay:
     async def _loop(self, conn: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
         """Drain the backlog with one batch in flight while the next is read; then wait for NOTIFY or a poll."""
         inflight: _Batch | None = None
+        idle = self.settings.relay_poll_seconds
         while not self._stopping:
             self._wake.clear()
             # Read and send the next batch while Kafka acknowledges the previous one: sends stay in id order.
@@ -163,9 +164,15 @@ class Relay:
             if inflight is not None:
                 await self.confirm(conn, inflight)
             inflight = batch
-            if inflight is None:
+            if inflight is not None:
+                idle = self.settings.relay_poll_seconds
+            else:
+                # Nothing waiting. Each commit's NOTIFY wakes the relay at once (one set after `clear()` above ends
+                # this wait); the poll is only a safety net, and while a bulk transaction is open each poll walks
+                # its uncommitted rows, so it backs off while it finds nothing.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.relay_poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), idle)
+                idle = min(idle * 2, max(self.settings.relay_idle_max_seconds, self.settings.relay_poll_seconds))
         if inflight is not None:
             await self.confirm(conn, inflight)
 

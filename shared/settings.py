@@ -73,6 +73,9 @@ class ServiceSettings(BaseSettings):
     jwt_secret: str = DEV_SECRET
     relay_batch_size: int = 1000
     relay_poll_seconds: float = 1.0
+    # An idle relay's poll backs off to this: NOTIFY (the outbox's statement trigger) wakes it at every commit, and
+    # each poll walks the rows of any transaction still open (a city import's 400 k: 8-20 s of database time).
+    relay_idle_max_seconds: float = 30.0
     relay_ack_timeout_seconds: float = 30.0  # no acks from Kafka for this long: reconnect and resend
     relay_lock_keepalive_seconds: int = 10  # a leader gone without a word loses the relay lock within this
     outbox_gauge_seconds: float = 2.0

@@ -470,3 +470,44 @@ async def test_the_relay_reads_only_the_batch_right_after_a_bulk_write(make_sett
         return max([own, *(envelope_rows(child) for child in node.get("Plans", []))])
 
     assert envelope_rows(orjson.loads(plan)[0]["Plan"]) <= 500
+
+
+class CountingReads(Relay):
+    """The stock relay, counting its reads of the outbox."""
+
+    reads = 0
+
+    async def send_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer, exclude: list[int]) -> Any:
+        self.reads += 1
+        return await super().send_batch(conn, producer, exclude)
+
+
+async def test_an_idle_relay_backs_off_its_poll_and_a_commit_still_goes_out_at_once(make_settings):
+    """Each poll walks the rows of a transaction still open (a city import's 400 k), so an idle relay polls less and
+    less; NOTIFY still wakes it at the commit."""
+    settings = make_settings(KitSettings, relay_poll_seconds=0.1, relay_idle_max_seconds=120.0)
+    runtime = await start_runtime(spec(settings))
+    runtime.relay.stop()  # replace the stock relay with one that counts its reads
+    runtime.tasks[0].cancel()
+    relay = CountingReads(settings)
+    relay_task = asyncio.create_task(relay.run())
+    try:
+        await wait_for(lambda: relay.is_leader, timeout=10)
+        pool = runtime.pool
+        async with pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await add_events(conn, [item("open", seq) for seq in range(20)])
+            reads_before = relay.reads
+            await asyncio.sleep(13.0)
+            # Polled every 0.1 s this would be ~130 reads; backing off (0.1, 0.2, 0.4, ... 6.4 s) it is 8. The relay
+            # is now in a wait of 12.8 s.
+            assert relay.reads - reads_before <= 12
+            await tx.commit()
+        # NOTIFY, not the poll (due ~12 s from now), wakes it.
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 20 FROM applied"), timeout=9)
+    finally:
+        relay.stop()
+        relay_task.cancel()
+        await asyncio.gather(relay_task, return_exceptions=True)
+        await stop_runtime(runtime)
