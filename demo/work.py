@@ -89,9 +89,11 @@ async def conflict(committees: Api) -> str:
 
 
 async def duplicate(committees: Api, outreach: Api) -> str:
-    """The same child registered again (another student number, a homophone typo); the admin merges the two."""
-    case = (await outreach.get("/cases", limit=1))["items"][0]
-    first = await committees.get(f"/students/{case['student_id']}")
+    """The same child registered again (another student number, a typo in the name); the admin merges the two."""
+    for case in (await outreach.get("/cases", limit=50))["items"]:
+        first = await committees.get(f"/students/{case['student_id']}")
+        if len(first["name"]) >= 3:  # one of two given-name characters mistyped still reads as the same child;
+            break  # in 陆强 → 陆晓 half the name differs, and the rule (rightly) sees two children
     name = first["name"]
     typo = name[:-1] + ("晓" if name[-1] != "晓" else "小")
     again = {
