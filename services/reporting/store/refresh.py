@@ -397,8 +397,16 @@ DELETE FROM node_metrics m USING zeros d
 """
 
 
+# Anything to fold: an idle refresh (every second while nothing happens) stops at this one query.
+PENDING_SQL = "SELECT " + " OR ".join(
+    f"EXISTS (SELECT 1 FROM {t})" for t in ("dirty_leaves", "dirty_entities", *(f"{t}_log" for t in LOGGED))
+)
+
+
 async def _refresh_deltas(conn: asyncpg.Connection) -> None:
     started = time.perf_counter()
+    if not await conn.fetchval(PENDING_SQL):
+        return
     await _take_logs(conn)
     await conn.execute(f"INSERT INTO deltas {_additive_sql(False)}")
     await conn.execute(ENTITY_DELTA_SQL)
