@@ -196,6 +196,7 @@ async def watch_backlog(pool: asyncpg.Pool, service: str, interval: float) -> No
     """
     while True:
         started = time.monotonic()
+        wait = interval
         try:
             pending, age = await backlog(pool)
         except Exception as exc:
@@ -204,6 +205,8 @@ async def watch_backlog(pool: asyncpg.Pool, service: str, interval: float) -> No
         else:
             OUTBOX_PENDING.labels(service).set(pending)
             OUTBOX_OLDEST_AGE.labels(service).set(age)
-        # The count walks every row, the uncommitted rows of a bulk transaction still open too (a city import's
-        # 400 k): while it is slow the gauges are read less often, at most a tenth of one backend's time.
-        await asyncio.sleep(max(interval, 9 * (time.monotonic() - started)))
+            # The count walks every row, the uncommitted rows of a bulk transaction still open too (a city import's
+            # 400 k): while it is slow the gauges are read less often, at most a tenth of one backend's time (and
+            # at least once a minute). A failed read (the database away) does not stretch the wait.
+            wait = max(interval, min(9 * (time.monotonic() - started), 60.0))
+        await asyncio.sleep(wait)
