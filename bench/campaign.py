@@ -258,6 +258,7 @@ async def assignment_updates(conn: asyncpg.Connection, schema: str) -> tuple[int
 
 async def main(args: argparse.Namespace) -> None:
     load_start = os.getloadavg()
+    grow = max(1.0, args.scale)  # waits that scale with the city (directory, launch, catch-up)
     stack = ensure_up()
     run = uuid.uuid4().hex[:8]
     prefix, schemas = f"bc{run}.", {n: f"bc_{run}_{n}" for n in SERVICES}
@@ -268,8 +269,9 @@ async def main(args: argparse.Namespace) -> None:
     logs = state_dir() / f"bench-campaign-{run}" / "logs"
     print(f"run {run}: services up in {time.monotonic() - t0:.0f}s, logs in {logs}")
     token = bureau_token()
-    committees = Api(procs["committees"].address, token, repeatable=True)
-    visits, reporting = Api(procs["visits"].address, token), Api(procs["reporting"].address, token)
+    # The city's upload (~112 MiB per scale unit) and the launch answer only when done: no 120 s cap at scale 2.
+    committees = Api(procs["committees"].address, token, repeatable=True, timeout=600 * grow)
+    visits, reporting = Api(procs["visits"].address, token, timeout=600 * grow), Api(procs["reporting"].address, token)
     outreach_db = await asyncpg.connect(stack.database_url, server_settings={"search_path": schemas["outreach"]})
     rng = random.Random(args.seed)
     try:
@@ -278,7 +280,7 @@ async def main(args: argparse.Namespace) -> None:
         await import_city(committees, city)
         t_import = time.monotonic() - t
         t = time.monotonic()
-        await settled(list(procs.values()), timeout=1800)
+        await settled(list(procs.values()), timeout=1800 * grow)
         print(
             f"city (scale {args.scale}): {len(city.staff):,} staff, {len(city.students):,} students, "
             f"{len(city.families):,} families; import {t_import:.0f}s, the services consumed the directory "
@@ -296,7 +298,7 @@ async def main(args: argparse.Namespace) -> None:
         want_cases = len(expected_outcomes(records)[0])
         t = time.monotonic()
         await settled(
-            list(procs.values()), timeout=1800
+            list(procs.values()), timeout=1800 * grow
         )  # the launch's assignment events are consumed before the clock starts
         t_settle = time.monotonic() - t
         print(
@@ -323,7 +325,7 @@ async def main(args: argparse.Namespace) -> None:
         rec = await recorder.record(procs["visits"].address, jobs, args.clients, campaign_id=cid)
         want = (rec.stored, want_cases)
         t_out, t_rep, t_lag = await caught_up(
-            outreach_db, reporting, procs["reporting"], schemas["reporting"], cid, want, args.max_wait
+            outreach_db, reporting, procs["reporting"], schemas["reporting"], cid, want, args.max_wait * grow
         )
         t_end = time.monotonic()
         stop.set()
@@ -440,7 +442,9 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the schemas and topics afterwards (for inspection)")
     ap.add_argument("--single-share", type=float, default=0.25, help="share of teachers recording visit by visit")
-    ap.add_argument("--max-wait", type=float, default=1200, help="seconds to wait for outreach and reporting")
+    ap.add_argument(
+        "--max-wait", type=float, default=1200, help="seconds to wait for outreach and reporting (× the scale above 1)"
+    )
     ap.add_argument(
         "--clients", type=int, default=96, help="concurrent HTTP connections of the simulated teachers (of 18,000)"
     )

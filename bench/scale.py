@@ -14,9 +14,11 @@ moved from the smallest to the largest scale (CPU per visit should stay flat, me
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,7 @@ class Run:
     launch_s: float = 0.0
     launch_consumed_s: float = 0.0
     load: tuple[float, float] = (0.0, 0.0)
+    loads: list[float] = field(default_factory=list)  # the 1-minute load average, sampled every minute of the run
     complete: bool = False
 
     def cpu_ms_per_visit(self, name: str) -> float:
@@ -105,6 +108,18 @@ def campaign(scale: float, extra: list[str], log: Path) -> Run:
     print(f"\n=== {' '.join(cmd[1:])}  (output also in {log})", flush=True)
     started = time.monotonic()
     lines: list[str] = []
+    loads: list[float] = []
+    stop = threading.Event()
+
+    def sample_load() -> None:  # other work on a shared machine: the load beside each minute of the run
+        while not stop.wait(0 if not loads else 60):
+            loads.append(os.getloadavg()[0])
+            print(
+                f"--- {time.strftime('%H:%M:%S')} +{time.monotonic() - started:.0f}s load {loads[-1]:.1f}", flush=True
+            )
+
+    sampler = threading.Thread(target=sample_load, daemon=True)
+    sampler.start()
     with (
         log.open("w") as out,
         subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc,
@@ -114,11 +129,21 @@ def campaign(scale: float, extra: list[str], log: Path) -> Run:
             sys.stdout.write(line)
             out.write(line)
             lines.append(line)
+    stop.set()
+    sampler.join()
     run = parse(scale, "".join(lines))
     run.seconds = time.monotonic() - started
+    run.loads = loads
     if proc.returncode or not run.complete:
         print(f"!!! scale {scale}: campaign.py exited {proc.returncode}, figures incomplete", flush=True)
     return run
+
+
+def _median_load(loads: list[float]) -> str:
+    if not loads:
+        return "-"
+    m = sorted(loads)
+    return f"{m[0]:.0f}/{m[len(m) // 2]:.0f}/{m[-1]:.0f}"
 
 
 def table(runs: list[Run]) -> str:
@@ -148,6 +173,8 @@ def table(runs: list[Run]) -> str:
         "  " + " " * 32 + "".join(f"{r.copy_rate:>11,.0f}" for r in runs),
         "load average at start / end",
         "  " + " " * 32 + "".join(f"{r.load[0]:>5.1f}/{r.load[1]:<5.1f}" for r in runs),
+        "load average each minute of the run: min / median / max",
+        "  " + " " * 32 + "".join(f"{_median_load(r.loads):>11}" for r in runs),
     ]
     done = [r for r in runs if r.complete]
     if len(done) >= 2:
