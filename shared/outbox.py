@@ -14,7 +14,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from shared import context, db
-from shared.events import envelope_json, registry
+from shared.events import Outgoing, envelope_json, registry
 from shared.ids import new_ids
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
@@ -50,7 +50,7 @@ ORDER BY n
 """
 
 
-def outbox_rows(payloads: Sequence[BaseModel], cause: context.TraceContext | None = None) -> list[Row]:
+def outbox_rows(payloads: Sequence[Outgoing], cause: context.TraceContext | None = None) -> list[Row]:
     """Outbox rows for `payloads`, in order, caused by `cause` (default: the current work); nothing written yet."""
     correlation_id, causation_id, headers = _trace(cause)
     header_json = orjson.dumps(headers).decode()
@@ -73,14 +73,14 @@ async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:
 COLUMNS = ["event_id", "topic", "key", "type", "envelope", "headers"]
 
 
-async def add_events(conn: asyncpg.Connection, payloads: Sequence[BaseModel]) -> list[Row]:
+async def add_events(conn: asyncpg.Connection, payloads: Sequence[Outgoing]) -> list[Row]:
     """Insert events for `payloads` into the outbox (logical topic names), in order; the caller owns the transaction.
     Answers the rows written (`Row.event_id`, `Row.envelope`)."""
     return await add_caused(conn, [(None, payloads)])
 
 
 async def add_caused(
-    conn: asyncpg.Connection, groups: Iterable[tuple[context.TraceContext | None, Sequence[BaseModel]]]
+    conn: asyncpg.Connection, groups: Iterable[tuple[context.TraceContext | None, Sequence[Outgoing]]]
 ) -> list[Row]:
     """Insert events of several causes in one statement, each group under its cause's correlation id and trace.
 

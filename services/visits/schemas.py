@@ -10,7 +10,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from services.visits.domain import planning
 from shared.contracts.common import Category, GuidanceTopic, Severity, VisitMode, Vocabulary
 from shared.contracts.visits import ChecklistAnswer, MissReason
-from shared.edges import bad_char
 from shared.problems import FieldError
 
 
@@ -55,20 +54,11 @@ Short = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class Strict(BaseModel):
-    """Request models refuse unknown fields (a typo is an error, not silently dropped) and NUL, control characters
-    and lone surrogates, which PostgreSQL text cannot store (they would fail a whole batch's transaction instead of
-    one item; the kit's app-wide check leaves the batch route to these)."""
+    """Request models refuse unknown fields (a typo is an error, not silently dropped). NUL, control characters and
+    lone surrogates, which PostgreSQL text cannot store, are refused by the kit before any model sees them
+    (`shared.edges.refuse_bad_text`), and in an offline batch item by item (`usecases.recording.parse_item`)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_bad_text(cls, value: Any) -> Any:
-        texts = value if isinstance(value, list) else [value]
-        for text in texts:
-            if isinstance(text, str) and (why := bad_char(text)) is not None:
-                raise ValueError(f"text {why}")
-        return value
 
 
 class CampaignIn(Strict):

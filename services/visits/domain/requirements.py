@@ -10,9 +10,10 @@ Reasons are built from the rule only (hours, counts), never from the teacher's n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import NamedTuple
 
 from services.visits.domain.checklist import ChecklistItem, RequirementRules
 from shared.contracts.visits import ChecklistAnswer
@@ -22,8 +23,9 @@ IN_PAIRS = "visited_in_pairs"
 DERIVED = frozenset({RECORD_WITHIN, IN_PAIRS})
 
 
-@dataclass(frozen=True)
-class VisitFacts:
+# Tuples, not dataclasses: every visit recorded makes one VisitFacts and about ten Requirements (a frozen
+# dataclass's __init__ costs several times a tuple's).
+class VisitFacts(NamedTuple):
     """What the derived requirements are worked out from."""
 
     teacher_id: str
@@ -35,8 +37,7 @@ class VisitFacts:
     declared: Mapping[str, ChecklistAnswer]  # the teacher's answers by item id
 
 
-@dataclass(frozen=True)
-class Requirement:
+class Requirement(NamedTuple):
     """One requirement's answer for a visit, and whether it was derived from the record."""
 
     item_id: str
@@ -44,16 +45,14 @@ class Requirement:
     derived: bool
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
     """A mandatory requirement the visit breaks, and why."""
 
     item_id: str
     reason: str
 
 
-@dataclass(frozen=True)
-class Assessment:
+class Assessment(NamedTuple):
     requirements: tuple[Requirement, ...]
     flags: tuple[Flag, ...]
 
@@ -63,8 +62,12 @@ def visit_moment(visited_on: date, visited_at: datetime | None, rules: Requireme
     benefit of the doubt goes to the teacher)."""
     if visited_at is not None:
         return visited_at
-    local = timezone(timedelta(hours=rules.utc_offset_hours))
-    return datetime.combine(visited_on + timedelta(days=1), time(), tzinfo=local)
+    return datetime.combine(visited_on + timedelta(days=1), time(), tzinfo=_zone(rules.utc_offset_hours))
+
+
+@functools.cache
+def _zone(utc_offset_hours: float) -> timezone:
+    return timezone(timedelta(hours=utc_offset_hours))
 
 
 def recording_delay(v: VisitFacts, rules: RequirementRules) -> timedelta:
@@ -73,18 +76,20 @@ def recording_delay(v: VisitFacts, rules: RequirementRules) -> timedelta:
 
 
 def _derived(v: VisitFacts, rules: RequirementRules) -> dict[str, tuple[ChecklistAnswer, str]]:
-    """The derived answers, each with the reason it would be flagged for when it is "no"."""
-    delay = recording_delay(v, rules)
-    hours = delay.total_seconds() / 3600
-    within = hours <= rules.record_within_hours
-    late = f"recorded {hours:.0f} h after the visit (allowed: {rules.record_within_hours:g} h)"
-    out = {RECORD_WITHIN: (ChecklistAnswer.YES if within else ChecklistAnswer.NO, late)}
-    if v.mode in rules.pairs_modes:
-        colleagues = {t for t in v.colleague_ids if t != v.teacher_id}
-        alone = f"an {v.mode.replace('_', '-')} visit made alone (no colleague among the participants)"
-        out[IN_PAIRS] = (ChecklistAnswer.YES if colleagues else ChecklistAnswer.NO, alone)
+    """The derived answers, each "no" with the reason it is flagged for (a "yes" has none)."""
+    hours = recording_delay(v, rules).total_seconds() / 3600
+    if hours <= rules.record_within_hours:
+        out = {RECORD_WITHIN: (ChecklistAnswer.YES, "")}
     else:
+        late = f"recorded {hours:.0f} h after the visit (allowed: {rules.record_within_hours:g} h)"
+        out = {RECORD_WITHIN: (ChecklistAnswer.NO, late)}
+    if v.mode not in rules.pairs_modes:
         out[IN_PAIRS] = (ChecklistAnswer.NOT_APPLICABLE, "")
+    elif any(t != v.teacher_id for t in v.colleague_ids):
+        out[IN_PAIRS] = (ChecklistAnswer.YES, "")
+    else:
+        alone = f"an {v.mode.replace('_', '-')} visit made alone (no colleague among the participants)"
+        out[IN_PAIRS] = (ChecklistAnswer.NO, alone)
     return out
 
 

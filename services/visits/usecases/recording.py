@@ -12,11 +12,12 @@ from pydantic import ValidationError
 from services.visits import store
 from services.visits.domain import checklist, requirements
 from services.visits.domain import recording as rules
-from services.visits.schemas import ScheduleIn, VisitIn
-from shared import context, idempotency, outbox, scope
+from services.visits.schemas import FindingIn, ScheduleIn, VisitIn
+from shared import context, edges, idempotency, outbox, scope
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contracts import visits as ev
+from shared.events import Built
 from shared.ids import new_id
 from shared.problems import Problem, field_error, not_found
 from shared.writes import Write
@@ -60,14 +61,17 @@ class Outcome:
         }
 
 
-def parse_item(raw: Any) -> VisitIn | list[rules.Fault]:
-    """A batch item as a VisitIn, or its schema faults with pointers inside the item."""
+def parse_item(raw: Any, text_checked: bool) -> VisitIn | list[rules.Fault]:
+    """A batch item as a VisitIn, or its faults with pointers inside the item: text PostgreSQL cannot store (unless
+    the whole body was `text_checked`: `edges.may_hold_bad_text` said none can be there), then the schema's."""
+    faults = [] if text_checked else [rules.Fault(e["pointer"], e["detail"]) for e in edges.bad_strings(raw)]
     try:
-        return VisitIn.model_validate(raw)
+        visit = VisitIn.model_validate(raw)
     except ValidationError as exc:
-        return [
+        faults += [
             rules.Fault("/" + "/".join(str(p) for p in e["loc"]) if e["loc"] else "", e["msg"]) for e in exc.errors()
         ]
+    return faults or visit
 
 
 def _facts(r: asyncpg.Record) -> rules.AssignmentFacts:
@@ -196,7 +200,10 @@ def _record_one(
     assert isinstance(v, VisitIn) and a is not None
     visit_id = a.scheduled_visit_id or new_id()  # a scheduled visit becomes the recorded one
     checked = _assess(v, a, config, now)
-    writes.visits.append(_visit_row(v, a, visit_id, item.principal, now, checked))
+    # The requirements and flags as the visit row and its event both store them (one list each, shared).
+    reqs = [r._asdict() for r in checked.requirements]
+    flags = [f._asdict() for f in checked.flags]
+    writes.visits.append(_visit_row(v, a, visit_id, item.principal, now, reqs, flags))
     writes.outcomes[a.assignment_id] = {
         "assignment_id": a.assignment_id,
         "status": v.status,
@@ -206,24 +213,12 @@ def _record_one(
     }
     # Later items of the same group see this one's effect (a second completed visit is a conflict).
     facts[a.assignment_id] = rules.AssignmentFacts(**{**a.__dict__, "status": v.status, "scheduled_visit_id": None})
-    events: list[Any] = []
+    events: list[Built] = []
     writes.events.append((item.trace, events))
     if v.status != "completed":
-        assert v.miss_reason is not None
-        events.append(
-            ev.VisitMissed(
-                visit_id=visit_id,
-                campaign_id=a.campaign_id,
-                assignment_id=a.assignment_id,
-                teacher_id=a.teacher_id,
-                family_id=a.family_id,
-                org_path=a.org_path,
-                reason=v.miss_reason,
-                occurred_at=now,
-            )
-        )
+        events.append(_missed(v, a, visit_id, now))
         return Outcome(item.index, visit_id, a.assignment_id, v.status, [])
-    events.append(_completed(v, a, visit_id, now, checked))
+    events.append(_completed(v, a, visit_id, now, reqs, flags))
     finding_ids: list[str] = []
     for f in v.findings:
         fid = new_id()
@@ -241,20 +236,7 @@ def _record_one(
                 "recorded_at": now,
             }
         )
-        events.append(
-            ev.FindingRecorded(
-                finding_id=fid,
-                student_id=f.student_id,
-                visit_id=visit_id,
-                campaign_id=a.campaign_id,
-                teacher_id=a.teacher_id,
-                category=f.category,
-                severity=f.severity,
-                org_path=a.children[f.student_id],
-                visited_on=v.visited_on,
-                recorded_at=now,
-            )
-        )
+        events.append(_finding(f, fid, v, a, visit_id, now))
     return Outcome(item.index, visit_id, a.assignment_id, v.status, finding_ids)
 
 
@@ -282,51 +264,99 @@ def _visit_row(
     visit_id: str,
     principal: Principal,
     now: datetime,
-    checked: requirements.Assessment,
+    reqs: list[dict[str, Any]],
+    flags: list[dict[str, Any]],
 ) -> dict[str, Any]:
     return {
         **a.visit_keys(visit_id),
         "status": v.status,
-        "mode": v.mode.value if v.mode else None,
+        "mode": v.mode,
         "visited_on": v.visited_on,
         "duration_minutes": v.duration_minutes,
-        "participants": v.participants.model_dump(),
-        "checklist": [c.model_dump(mode="json") for c in v.checklist],
-        "guidance_topics": [str(t) for t in v.guidance_topics],
-        "miss_reason": v.miss_reason.value if v.miss_reason else None,
+        "participants": {"teacher_ids": v.participants.teacher_ids, "guardian_ids": v.participants.guardian_ids},
+        "checklist": [{"item_id": c.item_id, "answer": c.answer, "note": c.note} for c in v.checklist],
+        "guidance_topics": v.guidance_topics,
+        "miss_reason": v.miss_reason,
         "note": v.note,
         "recorded_by": principal.subject,
         "recorded_at": now,
         "visited_at": v.visited_at,
-        "requirements": [r.__dict__ for r in checked.requirements],
-        "flags": [f.__dict__ for f in checked.flags],
+        "requirements": reqs,
+        "flags": flags,
     }
 
 
+# The events of a recorded visit are built as the contracts' JSON fields, in their order (`events.Built`): no model
+# per event (a VisitCompleted with its ~20 checklist and requirement items cost more to build and validate than the
+# rest of its visit's work). tests/unit/visits/test_visit_events.py holds each builder to its contract.
+
+
 def _completed(
-    v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetime, checked: requirements.Assessment
-) -> ev.VisitCompleted:
-    return ev.VisitCompleted(
-        visit_id=visit_id,
-        campaign_id=a.campaign_id,
-        assignment_id=a.assignment_id,
-        teacher_id=a.teacher_id,
-        family_id=a.family_id,
-        student_ids=sorted(a.children),
-        org_path=a.org_path,
-        mode=v.mode,
-        visited_on=v.visited_on,
-        duration_minutes=v.duration_minutes,
-        # Plain dicts, validated by the payload in one pass: pydantic-core validates a dict about five times faster
-        # than `model_construct` builds a model in Python (hot path: ~20 items per visit).
-        checklist=[{"item_id": c.item_id, "answer": c.answer} for c in v.checklist],
-        guidance_topics=[str(t) for t in v.guidance_topics],
-        finding_count=len(v.findings),
-        occurred_at=now,
-        visited_at=v.visited_at,
-        recorded_at=now,
-        requirements=[r.__dict__ for r in checked.requirements],
-        flags=[f.__dict__ for f in checked.flags],
+    v: VisitIn,
+    a: rules.AssignmentFacts,
+    visit_id: str,
+    now: datetime,
+    reqs: list[dict[str, Any]],
+    flags: list[dict[str, Any]],
+) -> Built:
+    return Built(
+        ev.VisitCompleted,
+        {
+            "visit_id": visit_id,
+            "campaign_id": a.campaign_id,
+            "assignment_id": a.assignment_id,
+            "teacher_id": a.teacher_id,
+            "family_id": a.family_id,
+            "student_ids": sorted(a.children),
+            "org_path": a.org_path,
+            "mode": v.mode,
+            "visited_on": v.visited_on,
+            "duration_minutes": v.duration_minutes,
+            "checklist": [{"item_id": c.item_id, "answer": c.answer} for c in v.checklist],
+            "guidance_topics": v.guidance_topics,
+            "finding_count": len(v.findings),
+            "occurred_at": now,
+            "visited_at": v.visited_at,
+            "recorded_at": now,
+            "requirements": reqs,
+            "flags": flags,
+        },
+    )
+
+
+def _missed(v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetime) -> Built:
+    return Built(
+        ev.VisitMissed,
+        {
+            "visit_id": visit_id,
+            "campaign_id": a.campaign_id,
+            "assignment_id": a.assignment_id,
+            "teacher_id": a.teacher_id,
+            "family_id": a.family_id,
+            "org_path": a.org_path,
+            "reason": v.miss_reason,
+            "occurred_at": now,
+        },
+    )
+
+
+def _finding(
+    f: FindingIn, finding_id: str, v: VisitIn, a: rules.AssignmentFacts, visit_id: str, now: datetime
+) -> Built:
+    return Built(
+        ev.FindingRecorded,
+        {
+            "finding_id": finding_id,
+            "student_id": f.student_id,
+            "visit_id": visit_id,
+            "campaign_id": a.campaign_id,
+            "teacher_id": a.teacher_id,
+            "category": f.category,
+            "severity": f.severity,
+            "org_path": a.children[f.student_id],
+            "visited_on": v.visited_on,
+            "recorded_at": now,
+        },
     )
 
 

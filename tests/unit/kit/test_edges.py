@@ -7,6 +7,7 @@ import http.server
 import json
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,21 @@ def test_nul_control_characters_and_lone_surrogates_are_refused_with_pointers():
     assert edges.json_body_errors(b'{"clean": "\\u6c49\\ud83d\\ude00"}') == []  # escapes of good text pass
     assert edges.json_body_errors(b"{broken \\u0000") == []  # left to the route's own 422
     assert edges.text_body_errors(b"a,b\r\nc,\x00d\n") == [{"pointer": "/", "detail": "line 2 must not contain NUL"}]
+
+
+def test_bad_char_refuses_exactly_the_control_and_surrogate_code_points_and_the_first_one_decides():
+    allowed = edges._ALLOWED_CONTROLS
+    for allow in (allowed, frozenset()):
+        for code in range(0x110000):
+            ch = chr(code)
+            category = unicodedata.category(ch)
+            refused = (category == "Cc" and ch not in allow) or category == "Cs"
+            assert (edges.bad_char(f"a{ch}b", allow=allow) is not None) == refused, (hex(code), sorted(allow))
+    assert edges.bad_char("ok\x07\x00") == "must not contain NUL or other control characters"
+    assert edges.bad_char("ok\x00\ud800") == "must not contain NUL"
+    assert edges.bad_char("\udfff\x00") == "must not contain unpaired surrogates"
+    assert edges.bad_char("tab\tand\r\n") is None
+    assert edges.bad_char("tab\t", allow=frozenset()) == "must not contain NUL or other control characters"
 
 
 def test_path_and_query_with_control_characters_are_refused():
