@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shared import edges
-from shared.auth import Verifier, issue_token
+from shared.auth import JWKS_MIN_REFETCH_SECONDS, JWKS_REFRESH_SECONDS, Verifier, issue_token
 from shared.problems import Problem
 from shared.settings import DEV_SECRET, ServiceSettings
 
@@ -229,3 +229,46 @@ async def test_a_dev_token_is_refused_where_dev_tokens_are_off_and_a_provider_to
     with pytest.raises(Problem):
         await both.verify(jwks.token(iss="hss-dev"))
     assert both.kinds()[0].startswith("identity provider") and both.kinds()[1].startswith("dev tokens")
+
+
+async def test_a_verified_token_is_remembered_only_while_it_would_still_verify(jwks: _Jwks, monkeypatch):
+    """A token sent with every request is checked once; a remembered one is refused again from its `exp` on, and a
+    provider token as soon as its key leaves the key set (at the refresh it is due for, or at any earlier refetch):
+    exactly when it would be refused without the memory."""
+    decoded = 0
+    decode = jwt.decode
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decoded
+        decoded += 1
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    verifier = Verifier(EdgeSettings(env="dev", jwt_jwks_url=jwks.url, jwt_issuer="idp"))
+    dev = issue_token(role="teacher", org_path="/1", subject="dev", ttl_seconds=1)
+    provider = jwks.token(sub="from-idp")
+    for _ in range(5):
+        assert (await verifier.verify(dev)).subject == "dev"
+        assert (await verifier.verify(provider)).subject == "from-idp"
+    assert decoded == 2
+    await asyncio.sleep(max(0.0, jwt.decode(dev, options={"verify_signature": False})["exp"] - time.time()) + 0.05)
+    with pytest.raises(Problem, match="expired") as err:
+        await verifier.verify(dev)
+    assert err.value.status == 401
+
+    keys = json.loads(jwks.doc)["keys"]
+    jwks.doc = json.dumps({"keys": [k for k in keys if k["kid"] != "k1"]}).encode()  # the provider withdraws k1
+    verifier._fetched_at -= JWKS_REFRESH_SECONDS + 1  # the key set is due for its refresh
+    with pytest.raises(Problem, match="no signing key") as err:
+        await verifier.verify(provider)
+    assert err.value.status == 401
+
+    again = Verifier(EdgeSettings(env="dev", jwt_jwks_url=jwks.url, jwt_issuer="idp"))
+    jwks.doc = json.dumps({"keys": keys}).encode()
+    assert (await again.verify(provider)).subject == "from-idp"
+    jwks.doc = json.dumps({"keys": [k for k in keys if k["kid"] != "k1"]}).encode()
+    again._fetched_at -= JWKS_MIN_REFETCH_SECONDS + 1  # an unknown key id may refetch the set before its refresh
+    with pytest.raises(Problem):
+        await again.verify(jwks.token(kid="rotated"))
+    with pytest.raises(Problem, match="no signing key"):
+        await again.verify(provider)
