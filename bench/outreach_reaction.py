@@ -43,7 +43,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from bench.kit_throughput import raw_consume, raw_produce
-from bench.procs import proc_stat
+from bench.procs import proc_stat, thread_cpu
 from bench.visits_record import raw_rates
 from services.outreach.app import build_spec
 from services.outreach.settings import OutreachSettings
@@ -152,16 +152,20 @@ SELECT count(DISTINCT xmin::text) FROM {o}.case_findings WHERE applied_at >= $1
 
 async def report_batches(conn: asyncpg.Connection, o: str, since: datetime, written: int, a_top: int) -> None:
     """How the steady findings were applied: transactions (findings per transaction), and the statements the database
-    ran meanwhile (pg_stat_statements, reset at the start of the steady phase: both sides and the bench's polls)."""
+    ran meanwhile, longest first, per finding: calls, rows and execution time (pg_stat_statements, reset at the start
+    of the steady phase: both sides and the bench's polls)."""
     txns = await conn.fetchval(BATCHES.format(o=o), since)
     print(f"steady: {txns} applying transactions, {written / max(1, txns):.1f} findings per transaction", flush=True)
     rows = await conn.fetch(
-        "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q FROM pg_stat_statements"
-        " ORDER BY calls DESC LIMIT $1",
+        "SELECT calls, rows, total_exec_time AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS q"
+        " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1",
         a_top,
     )
+    total = await conn.fetchval("SELECT sum(total_exec_time) FROM pg_stat_statements")
+    print(f"  statements' execution time: {total / written:.3f} ms per finding; the longest, per finding:", flush=True)
     for r in rows:
-        print(f"  {r['calls'] / written:8.3f} calls/finding  {r['q']}", flush=True)
+        calls, n, ms = r["calls"] / written, r["rows"] / written, r["ms"] / written
+        print(f"  {calls:7.3f} calls {n:7.3f} rows {ms:7.4f} ms  {r['q']}", flush=True)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -287,11 +291,13 @@ async def main(a: argparse.Namespace) -> None:
         print(f"steady {a.steady_rate}/s for {a.steady_seconds}s, a transaction every {a.tick}s ...", flush=True)
         since = await conn.fetchval("SELECT clock_timestamp()")
         cpu0, first = cpu_of(service), total
+        threads0 = thread_cpu(service.pid) if service is not None else {}
         written = await write_at(vpool, a.steady_rate, a.steady_seconds, rng, a.tick)
         total += written
         until = await conn.fetchval("SELECT clock_timestamp()")
         await drain(conn, o_schema, total)
         steady_cpu = cpu_of(service) - cpu0
+        threads = thread_cpu(service.pid) if service is not None else {}
         steady_wall = (until - since).total_seconds()
         ms, relay_ms = await measure(conn, o_schema, v_schema, since, until)
         print(
@@ -300,6 +306,16 @@ async def main(a: argparse.Namespace) -> None:
             " ms per finding",
             flush=True,
         )
+        if service is not None:
+            # The main thread runs the consumers (the reaction's transactions); the busiest other one is the relay's.
+            by_thread = sorted(((t - threads0.get(tid, 0.0), tid) for tid, t in threads.items()), reverse=True)
+            print(
+                "outreach CPU by thread (steady), ms per finding: "
+                + ", ".join(
+                    f"{'main' if tid == service.pid else tid} {t / written * 1e3:.3f}" for t, tid in by_thread[:4]
+                ),
+                flush=True,
+            )
         await report_batches(conn, o_schema, since, written, a.statements)
         print(
             f"steady: {len(ms)} findings at {a.steady_rate}/s  latency p50 {pct(ms, 50):.0f} ms  "
@@ -369,7 +385,7 @@ if __name__ == "__main__":
     p.add_argument(
         "--tick", type=float, default=0.01, help="steady phase: seconds between the writer's transactions (bursts)"
     )
-    p.add_argument("--statements", type=int, default=12, help="print this many statements, most called first")
+    p.add_argument("--statements", type=int, default=12, help="print this many statements, longest first")
     p.add_argument("--idle-seconds", type=float, default=10, help="measure the service's idle CPU this long")
     p.add_argument("--keep", action="store_true", help="keep the bench schemas for inspection")
     p.add_argument("--in-process", action="store_true", help="run the service inside the bench process")

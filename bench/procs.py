@@ -35,3 +35,14 @@ def tree_cpu(pid: int) -> float:
                 if int(c[1]) == pid:  # ppid
                     total += int(c[11]) + int(c[12])
     return total / clk
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each live thread of a process, by thread id (the main thread's id is the process id)."""
+    clk = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for d in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            f = _stat(f"{pid}/task/{d.name}")
+            out[int(d.name)] = (int(f[11]) + int(f[12])) / clk
+    return out

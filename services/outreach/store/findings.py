@@ -87,11 +87,12 @@ async def update_cases(conn: asyncpg.Connection, rows: list[dict[str, Any]], now
 
 
 async def insert_case_findings(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Record the applied findings: (finding_id, case_id, student_id, visit_id, teacher_id, category, severity,
-    recorded_at, effect); a finding id applied concurrently elsewhere raises a unique violation."""
+    """Record the applied findings in one statement: (finding_id, case_id, student_id, visit_id, teacher_id, category,
+    severity, recorded_at, effect); a finding id applied concurrently elsewhere raises a unique violation."""
     if rows:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO case_findings (finding_id, case_id, student_id, visit_id, teacher_id, category, severity,"
-            " recorded_at, effect) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            rows,
+            " recorded_at, effect) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+            " $6::text[], $7::text[], $8::timestamptz[], $9::text[])",
+            *columns(rows, *range(9)),
         )

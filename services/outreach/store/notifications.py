@@ -35,21 +35,24 @@ async def list_cases_due_between(conn: Conn, now: datetime, until: datetime, lim
     return rows
 
 
-async def insert_notifications(conn: Conn, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
+async def insert_notifications(conn: Conn, rows: list[tuple[Any, ...]]) -> set[str]:
     """Insert (notification_id, recipient_id, kind, source_id, case_id, referral_id, link, created_at) rows, each
     with its mail queued (due at once); a row whose (source, recipient, kind) is already there is skipped, and so is
-    its mail. Returns the rows really inserted (the caller sends at least one row)."""
-    inserted: list[asyncpg.Record] = await conn.fetch(
+    its mail. Answers the ids of the rows skipped: none, read from the statement's count, unless some were."""
+    status = await conn.execute(
         "WITH n AS (INSERT INTO notifications (notification_id, recipient_id, kind, source_id, case_id, referral_id,"
         " link, created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
         " $6::text[], $7::text[], $8::timestamptz[]) ON CONFLICT (source_id, recipient_id, kind) DO NOTHING"
-        f" RETURNING {COLUMNS}),"
-        " mail AS (INSERT INTO email_deliveries (notification_id, recipient_id, kind, link, next_attempt_at)"
-        " SELECT notification_id, recipient_id, kind, link, created_at FROM n)"
-        f" SELECT {COLUMNS} FROM n",
+        " RETURNING notification_id, recipient_id, kind, link, created_at)"
+        " INSERT INTO email_deliveries (notification_id, recipient_id, kind, link, next_attempt_at)"
+        " SELECT notification_id, recipient_id, kind, link, created_at FROM n",
         *columns(rows, *range(8)),
     )
-    return inserted
+    if int(status.rsplit(" ", 1)[1]) == len(rows):
+        return set()
+    ids = [r[0] for r in rows]
+    kept = await conn.fetch("SELECT notification_id FROM notifications WHERE notification_id = ANY($1::text[])", ids)
+    return set(ids) - {r["notification_id"] for r in kept}
 
 
 async def list_inbox(

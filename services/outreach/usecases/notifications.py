@@ -14,14 +14,15 @@ A notice is written in the transaction that records the fact it tells of, so it 
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiosmtplib
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from services.outreach.domain import notifications as rules
 from services.outreach.domain.notifications import Notice
@@ -43,7 +44,7 @@ from shared.contracts.outreach import (
     ReferralResolved,
 )
 from shared.db import try_xact_lock
-from shared.ids import new_id
+from shared.ids import new_ids
 from shared.outbox import Row, insert_rows, outbox_rows
 from shared.problems import not_found
 from shared.web import Runtime, repeat
@@ -57,63 +58,85 @@ NoticeFact = CaseAssigned | CaseEscalated | ReferralAccepted | ReferralDeclined 
 Caused = tuple[TraceContext | None, Sequence[BaseModel]]
 """Events and their cause for the outbox (a consumed event's trace, or None for the current work)."""
 
-Group = tuple[TraceContext | None, str, datetime, list[Notice]]
-"""The notices one fact causes: (its cause for the outbox, its source id, its time, the notices)."""
+Told = tuple[NotificationCreated, str, Row]
+"""A notice to store: its event (the row's columns), the id of the fact it tells of, and its event's outbox row."""
+
+_CREATED = TypeAdapter(list[NotificationCreated])
 
 
-async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> list[Row]:
+async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> None:
     """Record events in the outbox and, in the same transaction, the notices of the facts among them (see the module
-    docstring); the source of a fact's notices is its event's id. The events and the notices' events are written in
-    one outbox statement, the facts' first. The caller owns the transaction; answers the facts' events' rows."""
-    caused = list(caused)
-    rows = [row for cause, events in caused if events for row in outbox_rows(events, cause)]
-    payloads = [(cause, p) for cause, events in caused for p in events]
-    facts = [(cause, row.event_id, p) for (cause, p), row in zip(payloads, rows, strict=True) if isinstance(p, FACTS)]
-    await insert_rows(conn, rows + (await _tell(conn, facts) if facts else []))
-    return rows
+    docstring); the source of a fact's notices is its event's id. The caller owns the transaction.
+
+    Set-based, whatever the number of facts: one query for the carers (and one for the administrators) of every case
+    concerned, the notices' events validated in one pass, a cause's events and its notices' events serialised
+    together (`outbox_rows`), then one statement for the notices with their mails and one for every outbox row."""
+    caused = [(cause, events) for cause, events in caused if events]
+    tell = await _audience(conn, [p for _, events in caused for p in events if isinstance(p, FACTS)])
+    notes = [  # per cause: (index of the fact among its events, a notice, the fact's time)
+        [(i, n, p.occurred_at) for i, p in enumerate(events) if isinstance(p, FACTS) for n in tell(p)]
+        for _, events in caused
+    ]
+    created = iter(_events([(n, at) for ns in notes for _, n, at in ns]))
+    rows: list[Row] = []
+    told: list[Told] = []
+    for (cause, events), ns in zip(caused, notes, strict=True):
+        mine = list(itertools.islice(created, len(ns)))
+        written = outbox_rows([*events, *mine], cause)
+        told += [
+            (e, written[i].event_id, row) for (i, _, _), e, row in zip(ns, mine, written[len(events) :], strict=True)
+        ]
+        rows += written
+    await _store(conn, rows, told)
 
 
-async def _tell(conn: asyncpg.Connection, facts: list[tuple[TraceContext | None, str, NoticeFact]]) -> list[Row]:
-    """Set-based: the carers of every case concerned and the staff of every level escalated to in one query each
-    (a new assignment names its carers itself), the notices in one insert; answers their events' outbox rows."""
-    need = sorted({p.case_id for _, _, p in facts if not isinstance(p, CaseAssigned)})
+async def _audience(conn: asyncpg.Connection, facts: list[NoticeFact]) -> Callable[[NoticeFact], list[Notice]]:
+    """Who each of these facts tells (`domain.notifications.notices_for`), read set-based: the carers of every case
+    concerned and the staff of every level escalated to in one query each (a new assignment names its carers)."""
+    need = sorted({p.case_id for p in facts if not isinstance(p, CaseAssigned)})
     carers = await store.list_carers_of_cases(conn, need) if need else {}
-    levels = sorted({lvl for _, _, p in facts if (lvl := rules.escalated_to(p))})
+    levels = sorted({lvl for p in facts if (lvl := rules.escalated_to(p))})
     staff = await directory.list_staff_at(conn, levels) if levels else []
-    groups: list[Group] = []
-    for cause, source, p in facts:
+
+    def tell(p: NoticeFact) -> list[Notice]:
         level = rules.escalated_to(p)
-        admins = rules.administrators(level, staff) if level else []
-        notices = rules.notices_for(p, carers.get(p.case_id, []), admins)
-        if notices:
-            groups.append((cause, source, p.occurred_at, notices))
-    return await _create(conn, groups)
+        return rules.notices_for(p, carers.get(p.case_id, []), rules.administrators(level, staff) if level else [])
+
+    return tell
 
 
-async def _create(conn: asyncpg.Connection, groups: list[Group]) -> list[Row]:
-    """Insert the notices of each group with their queued mails; answers the outbox rows (not inserted) of an event
-    for each notice not there before, under its cause."""
-    per_group = [
-        [(new_id(), n.recipient_id, str(n.kind), source, n.case_id, n.referral_id, n.link, at) for n in notices]
-        for _, source, at, notices in groups
+def _events(notices: list[tuple[Notice, datetime]]) -> list[NotificationCreated]:
+    """The event of each notice (a new notification id, created at the given time), validated in one pass."""
+    ids = new_ids(len(notices))
+    return _CREATED.validate_python(
+        [
+            {
+                "notification_id": nid,
+                "recipient_id": n.recipient_id,
+                "kind": n.kind,
+                "case_id": n.case_id,
+                "referral_id": n.referral_id,
+                "link": n.link,
+                "occurred_at": at,
+            }
+            for nid, (n, at) in zip(ids, notices, strict=True)
+        ]
+    )
+
+
+async def _store(conn: asyncpg.Connection, rows: list[Row], told: list[Told]) -> int:
+    """Insert the notices with their queued mails, then the outbox rows less the events of notices already there
+    (same source, recipient and kind: a due-soon sweep run twice); answers how many notices are new."""
+    notices = [
+        (e.notification_id, e.recipient_id, str(e.kind), source, e.case_id, e.referral_id, e.link, e.occurred_at)
+        for e, source, _ in told
     ]
-    rows = [r for rows in per_group for r in rows]
-    if not rows:
-        return []
-    inserted = {r["notification_id"]: r for r in await store.insert_notifications(conn, rows)}
-    events = [
-        (cause, [_event(inserted[row[0]]) for row in rows if row[0] in inserted])
-        for (cause, *_), rows in zip(groups, per_group, strict=True)
-    ]
-    return [row for cause, payloads in events if payloads for row in outbox_rows(payloads, cause)]
-
-
-EVENT_FIELDS = ("notification_id", "recipient_id", "kind", "case_id", "referral_id", "link")
-
-
-def _event(r: asyncpg.Record) -> NotificationCreated:
-    """A stored notice's event: its own columns, at the time it was created."""
-    return NotificationCreated(**{k: r[k] for k in EVENT_FIELDS}, occurred_at=r["created_at"])
+    skipped = await store.insert_notifications(conn, notices) if notices else set()
+    if skipped:
+        gone = {row.event_id for e, _, row in told if e.notification_id in skipped}
+        rows = [r for r in rows if r.event_id not in gone]
+    await insert_rows(conn, rows)
+    return len(told) - len(skipped)
 
 
 async def sweep_due_soon(conn: asyncpg.Connection, window_hours: float, now: datetime, limit: int) -> int:
@@ -123,18 +146,16 @@ async def sweep_due_soon(conn: asyncpg.Connection, window_hours: float, now: dat
     due = await store.list_cases_due_between(conn, now, now + timedelta(hours=window_hours), limit)
     due = [c for c in due if rules.due_soon(c["escalation_due"], now, window_hours)]
     carers = await store.list_carers_of_cases(conn, [c["case_id"] for c in due])
-    groups: list[Group] = [
-        (
-            None,
-            rules.due_soon_source(c["case_id"], c["escalation_due"]),
-            now,
-            rules.notices(NotificationKind.CASE_DUE_SOON, c["case_id"], carers.get(c["case_id"], [])),
-        )
+    notes = [
+        (rules.due_soon_source(c["case_id"], c["escalation_due"]), n)
         for c in due
+        for n in rules.notices(NotificationKind.CASE_DUE_SOON, c["case_id"], carers.get(c["case_id"], []))
     ]
-    rows = await _create(conn, groups)
-    await insert_rows(conn, rows)
-    return len(rows)
+    created = _events([(n, now) for _, n in notes])
+    rows = outbox_rows(created)
+    return await _store(
+        conn, rows, [(e, source, row) for (source, _), e, row in zip(notes, created, rows, strict=True)]
+    )
 
 
 async def send_due_mails(pool: asyncpg.Pool, settings: OutreachSettings, now: datetime) -> int:
