@@ -177,9 +177,7 @@ class Reaction:
         if decision.effect == Effect.IGNORED or decision.case is None:
             return
         case = decision.case
-        if decision.effect == Effect.OPENED:
-            case = replace(case, case_id=new_id())
-            child.new = True
+        child.new = child.new or decision.effect == Effect.OPENED
         child.reopen = child.reopen or decision.effect == Effect.REOPENED
         held = frozenset(c.role for c in case.carers)
         wanted = domain.Candidates(domain.carer_roles(rules, f.category, f.severity), held, f.org_path, pool)
@@ -187,9 +185,13 @@ class Reaction:
             CarerAssignment(staff_id=c.staff_id, role=c.role, org_path=c.org_path)
             for c in domain.assign_carers(wanted, rules)
         ]
-        case = replace(case, carers=case.carers + tuple(chosen))
-        if case.carers:
-            case = replace(case, state=domain.transition(case.state, Action.ASSIGN))
+        carers = case.carers + tuple(chosen)
+        case = replace(  # an opened case gets its id here; any carer moves it to assigned (`domain.transition`)
+            case,
+            case_id=new_id() if decision.effect == Effect.OPENED else case.case_id,
+            carers=carers,
+            state=domain.transition(case.state, Action.ASSIGN) if carers else case.state,
+        )
         child.case, child.dirty = case, True
         out.new_carers += [(case.case_id, c.staff_id, str(c.role), c.org_path) for c in chosen]
         out.caused[f.finding_id] += _case_events(decision, case, f, bool(chosen), case.risk(rules), now)
