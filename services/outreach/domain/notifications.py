@@ -10,7 +10,15 @@ from email.message import EmailMessage
 from services.outreach.domain.carers import StaffMember
 from services.outreach.domain.orgs import school_path
 from shared.contracts.common import StaffRole
-from shared.contracts.outreach import CaseAssigned, CaseEscalated, NotificationKind, ReferralEscalated, ReferralFacts
+from shared.contracts.outreach import (
+    CaseAssigned,
+    CaseEscalated,
+    NotificationCreated,
+    NotificationKind,
+    ReferralEscalated,
+    ReferralFacts,
+)
+from shared.events import Built
 
 # A school's administrators: its leadership. At a district or the city, everyone placed there (its education office).
 SCHOOL_ADMIN_ROLES = frozenset({StaffRole.PRINCIPAL, StaffRole.VICE_PRINCIPAL})
@@ -38,6 +46,23 @@ def notices(
     """One notice per distinct recipient, in a stable order (the case's carers, or the carers a case got)."""
     link = link_for(case_id, referral_id)
     return [Notice(r, kind, case_id, referral_id, link) for r in sorted(set(recipients))]
+
+
+def created(notification_id: str, n: Notice, at: datetime) -> Built:
+    """The `NotificationCreated` event of a notice stored under this id at this time, built as the contract's JSON
+    fields (no model per notice; `tests/unit/outreach/test_notifications.py` checks it against the contract)."""
+    return Built(
+        NotificationCreated,
+        {
+            "notification_id": notification_id,
+            "recipient_id": n.recipient_id,
+            "kind": n.kind,
+            "case_id": n.case_id,
+            "referral_id": n.referral_id,
+            "link": n.link,
+            "occurred_at": at,
+        },
+    )
 
 
 def administrators(level: str, staff: Iterable[StaffMember]) -> list[str]:

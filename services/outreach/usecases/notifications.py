@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosmtplib
 import asyncpg
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
 from services.outreach.domain import notifications as rules
 from services.outreach.domain.notifications import Notice
@@ -36,7 +36,6 @@ from shared.context import TraceContext
 from shared.contracts.outreach import (
     CaseAssigned,
     CaseEscalated,
-    NotificationCreated,
     NotificationKind,
     ReferralAccepted,
     ReferralDeclined,
@@ -44,6 +43,7 @@ from shared.contracts.outreach import (
     ReferralResolved,
 )
 from shared.db import try_xact_lock
+from shared.events import Built
 from shared.ids import new_ids
 from shared.outbox import Row, insert_rows, outbox_rows
 from shared.problems import not_found
@@ -58,10 +58,8 @@ NoticeFact = CaseAssigned | CaseEscalated | ReferralAccepted | ReferralDeclined 
 Caused = tuple[TraceContext | None, Sequence[BaseModel]]
 """Events and their cause for the outbox (a consumed event's trace, or None for the current work)."""
 
-Told = tuple[NotificationCreated, str, Row]
+Told = tuple[Built, str, Row]
 """A notice to store: its event (the row's columns), the id of the fact it tells of, and its event's outbox row."""
-
-_CREATED = TypeAdapter(list[NotificationCreated])
 
 
 async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> None:
@@ -69,8 +67,9 @@ async def publish(conn: asyncpg.Connection, caused: Iterable[Caused]) -> None:
     docstring); the source of a fact's notices is its event's id. The caller owns the transaction.
 
     Set-based, whatever the number of facts: one query for the carers (and one for the administrators) of every case
-    concerned, the notices' events validated in one pass, a cause's events and its notices' events serialised
-    together (`outbox_rows`), then one statement for the notices with their mails and one for every outbox row."""
+    concerned, the notices' events built as the contract's fields (`rules.created`: no model per notice), a cause's
+    events and its notices' events serialised together (`outbox_rows`), then one statement for the notices with their
+    mails and one for every outbox row."""
     caused = [(cause, events) for cause, events in caused if events]
     tell = await _audience(conn, [p for _, events in caused for p in events if isinstance(p, FACTS)])
     notes = [  # per cause: (index of the fact among its events, a notice, the fact's time)
@@ -105,35 +104,22 @@ async def _audience(conn: asyncpg.Connection, facts: list[NoticeFact]) -> Callab
     return tell
 
 
-def _events(notices: list[tuple[Notice, datetime]]) -> list[NotificationCreated]:
-    """The event of each notice (a new notification id, created at the given time), validated in one pass."""
-    ids = new_ids(len(notices))
-    return _CREATED.validate_python(
-        [
-            {
-                "notification_id": nid,
-                "recipient_id": n.recipient_id,
-                "kind": n.kind,
-                "case_id": n.case_id,
-                "referral_id": n.referral_id,
-                "link": n.link,
-                "occurred_at": at,
-            }
-            for nid, (n, at) in zip(ids, notices, strict=True)
-        ]
-    )
+def _events(notices: list[tuple[Notice, datetime]]) -> list[Built]:
+    """The event of each notice, under a new notification id, created at the given time (`rules.created`)."""
+    return [rules.created(nid, n, at) for nid, (n, at) in zip(new_ids(len(notices)), notices, strict=True)]
 
 
 async def _store(conn: asyncpg.Connection, rows: list[Row], told: list[Told]) -> int:
     """Insert the notices with their queued mails, then the outbox rows less the events of notices already there
     (same source, recipient and kind: a due-soon sweep run twice); answers how many notices are new."""
     notices = [
-        (e.notification_id, e.recipient_id, str(e.kind), source, e.case_id, e.referral_id, e.link, e.occurred_at)
-        for e, source, _ in told
+        (f["notification_id"], f["recipient_id"], f["kind"], source, f["case_id"], f["referral_id"], f["link"], at)
+        for (_, f), source, _ in told
+        for at in [f["occurred_at"]]
     ]
     skipped = await store.insert_notifications(conn, notices) if notices else set()
     if skipped:
-        gone = {row.event_id for e, _, row in told if e.notification_id in skipped}
+        gone = {row.event_id for (_, f), _, row in told if f["notification_id"] in skipped}
         rows = [r for r in rows if r.event_id not in gone]
     await insert_rows(conn, rows)
     return len(told) - len(skipped)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.outreach.domain import notifications as rules
@@ -14,11 +15,12 @@ from shared.contracts.outreach import (
     CarerAssignment,
     CaseAssigned,
     CaseEscalated,
+    NotificationCreated,
     NotificationKind,
     ReferralAccepted,
     ReferralEscalated,
 )
-from shared.events import registry, type_of
+from shared.events import Envelope, check_built, envelope_json, registry, type_of
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 FACTS = {
@@ -149,3 +151,18 @@ def test_outreach_reads_none_of_its_own_events_back():
     groups = consumers(Rules(), ManualClock()).items()
     taken = {group: sorted(set(b if isinstance(b, dict) else b.types) & own) for group, b in groups}
     assert taken and all(types == [] for types in taken.values()), taken
+
+
+def test_a_notice_event_is_built_as_the_contract_writes_it():
+    """`rules.created` builds `NotificationCreated` without a model: its fields validate against the contract and
+    write the model's own JSON, byte for byte, for every kind, with and without a referral (and in an envelope)."""
+    at = datetime(2026, 12, 1, 8, 0, 0, 123456, tzinfo=UTC)
+    for kind in NotificationKind:
+        for referral in (None, "ref-1"):
+            [notice] = rules.notices(kind, "case-1", ["t-1"], referral)
+            built = rules.created("n-1", notice, at)
+            check_built(built)
+            [text] = envelope_json([built], [str(uuid.uuid4())], correlation_id="c-1", causation_id=None)
+            envelope = Envelope.model_validate_json(text)
+            assert envelope.type == "outreach.notification.created.v1"
+            assert NotificationCreated.model_validate(envelope.data).model_dump() == built.fields
