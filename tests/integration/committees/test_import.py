@@ -13,6 +13,7 @@ import pytest
 from demo import citygen
 from services.committees.app import create
 from services.committees.settings import Settings
+from services.committees.store import upserts
 from services.committees.usecases import import_jobs
 from services.committees.usecases.import_jobs import RESUME_SECONDS
 from shared.db import lock_key
@@ -22,7 +23,25 @@ from tests.integration.committees.conftest import BUREAU, auth
 pytestmark = pytest.mark.integration
 
 
-async def test_csv_import_counts_bad_rows_and_idempotent_reimport(svc, small_city):
+class Used(dict[str, str]):
+    """A statement table that remembers which entities' statements were read."""
+
+    def __init__(self, table: dict[str, str]) -> None:
+        super().__init__(table)
+        self.used: set[str] = set()
+
+    def __getitem__(self, entity: str) -> str:
+        self.used.add(entity)
+        return super().__getitem__(entity)
+
+
+@pytest.mark.parametrize("bulk_rows", [1, 10**9], ids=["first-import-as-inserts", "upserts"])
+async def test_csv_import_counts_bad_rows_and_idempotent_reimport(svc, small_city, monkeypatch, bulk_rows):
+    """The same answer, events and idempotent re-import whether a first import's rows go in as plain INSERTs (no
+    staged key exists yet) or through the upserts (a write below `BULK_ROWS` rows always upserts)."""
+    monkeypatch.setattr(upserts, "BULK_ROWS", bulk_rows)
+    inserts = Used(upserts.INSERTS)
+    monkeypatch.setattr(upserts, "INSERTS", inserts)
     city = small_city
     texts, expected_errors = citygen.plant_bad_rows(citygen.csv_texts(city))
     job = await svc.run_import(csv=texts)
@@ -51,6 +70,7 @@ async def test_csv_import_counts_bad_rows_and_idempotent_reimport(svc, small_cit
         "committees.family.registered.v1": counts["families"],
     }
     assert job["events"] == len(events)
+    assert inserts.used == (set(counts) if bulk_rows == 1 else set())
     # Events carry ids and facts, never names, ID numbers, addresses or phones.
     secrets = (
         {s.name for s in city.students} | {s.national_id for s in city.students} | {g.phone for g in city.guardians}
@@ -64,8 +84,10 @@ async def test_csv_import_counts_bad_rows_and_idempotent_reimport(svc, small_cit
     assert sum(len(f["guardian_ids"]) for f in fams) == counts["guardians"]
     assert sum(f["parents_work_away"] for f in fams) == sum(f.parents_work_away for f in city.families)
 
-    # Re-importing the same files changes nothing and publishes nothing.
+    # Re-importing the same files changes nothing and publishes nothing (every key exists: the upserts).
+    inserts.used.clear()
     again = await svc.run_import(csv=texts)
+    assert inserts.used == set()
     for entity, n in counts.items():
         assert again["counts"][entity]["unchanged"] == n
         assert again["counts"][entity]["created"] == again["counts"][entity]["updated"] == 0

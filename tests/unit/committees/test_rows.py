@@ -7,6 +7,7 @@ from datetime import date
 from demo import citygen
 from services.committees.domain.files import header_fault, parse_csv, parse_json, validate_one
 from services.committees.domain.rows import ENTITIES, Checker, Unit, clean_row, national_id_ok
+from services.committees.store import upserts
 
 UNITS = {
     "620400": Unit("city", "/620400", None),
@@ -167,3 +168,15 @@ def test_an_upload_whose_header_lacks_the_entitys_columns_is_the_wrong_file():
     )
     assert header_fault("org_units", "") is not None
     assert header_fault("org_units", "\ufefforg_unit_id, parent_id,level,name,school_type\n") is None
+
+
+def test_a_first_imports_inserts_are_the_upserts_without_their_conflict_clause():
+    """The plain INSERT a first import runs is its upsert's statement minus the ON CONFLICT clause, nothing else:
+    the same rows, the same answer (created counts, events) when no staged key exists yet."""
+    for entity, sql in upserts.UPSERTS.items():
+        plain = upserts.INSERTS[entity]
+        assert "ON CONFLICT" in sql and "ON CONFLICT" not in plain
+        start = sql.index("ON CONFLICT")
+        clause = sql[start : sql.index("RETURNING", start)]
+        assert sql.replace(clause, "").split() == plain.split()
+    assert "ON CONFLICT" not in upserts.FIRST_FAMILY_FACTS
