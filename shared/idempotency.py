@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
+import orjson
 from fastapi import Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
@@ -110,17 +111,24 @@ async def claim(conn: asyncpg.Connection, claims: Sequence[Claim]) -> set[tuple[
     return {(r["principal"], r["key"]) for r in rows}
 
 
+def _json(body: Any) -> str:
+    """A JSON-able body as JSON text: orjson writes what it knows (dicts, lists, strings, numbers, dates, enums) in
+    one pass, FastAPI's encoder the rest (models, sets, Decimals). A 500-visit batch answer went through
+    `jsonable_encoder` for ~7 % of its CPU."""
+    return orjson.dumps(body, default=jsonable_encoder, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 async def keep(conn: asyncpg.Connection, answers: Sequence[tuple[Claim, int, Any]]) -> None:
     """Store the answer (status, JSON-able body) of each claimed key, in the caller's transaction."""
     if answers:
         await conn.execute(
-            "UPDATE idempotency_keys k SET status = a.status, body = a.body "
-            "FROM unnest($1::text[], $2::text[], $3::int[], $4::jsonb[]) AS a(principal, key, status, body) "
+            "UPDATE idempotency_keys k SET status = a.status, body = a.body::jsonb "
+            "FROM unnest($1::text[], $2::text[], $3::int[], $4::text[]) AS a(principal, key, status, body) "
             "WHERE k.principal = a.principal AND k.key = a.key",
             [c.principal for c, _, _ in answers],
             [c.key for c, _, _ in answers],
             [s for _, s, _ in answers],
-            [jsonable_encoder(b) for _, _, b in answers],
+            [_json(b) for _, _, b in answers],
         )
 
 

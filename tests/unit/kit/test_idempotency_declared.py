@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
 import pytest
 from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from shared import idempotency, openapi
-from shared.auth import CurrentPrincipal, issue_token
+from shared.auth import CurrentPrincipal, Role, issue_token
 from shared.settings import ServiceSettings
 from shared.web import ServiceSpec, create_app
 from tools import docs
@@ -81,3 +86,25 @@ def test_the_declared_key_is_checked_as_documented():
         answer = http.post("/api/v1/things", headers={**TOKEN, "Idempotency-Key": bad.encode("latin-1")})
         assert answer.status_code == 422, bad
         assert answer.json()["errors"][0]["pointer"] == "/header/Idempotency-Key"
+
+
+def test_a_kept_answer_is_the_json_fastapi_s_encoder_writes():
+    """`keep` writes answers with orjson, falling back to FastAPI's encoder for what orjson does not know: the
+    stored JSON is the same as through `jsonable_encoder` alone."""
+
+    class Answer(BaseModel):
+        at: dt.datetime
+        tags: set[str]
+
+    body = {
+        "when": dt.datetime(2026, 12, 2, 8, 0, 0, 1234, tzinfo=dt.UTC),
+        "on": dt.date(2026, 12, 2),
+        "naive": dt.datetime(2026, 12, 2, 8, 0),
+        "role": Role.TEACHER,
+        "by_role": {Role.AUDITOR: 1},
+        "ids": (uuid.UUID(int=7), decimal.Decimal("1.5"), frozenset({"x"})),
+        "model": Answer(at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), tags={"a"}),
+        "text": '汉字 "quoted" \\ slash',
+        "none": None,
+    }
+    assert json.loads(idempotency._json(body)) == json.loads(json.dumps(jsonable_encoder(body)))
