@@ -263,7 +263,9 @@ async def upsert_entity(
         f"stage_{entity}", source=io.BytesIO(data), columns=STAGE_COLUMNS[entity], format="text", timeout=timeout
     )
     await conn.execute(f"ANALYZE stage_{entity}", timeout=timeout)
-    # a bulk write of rows none of which exist yet (a first import) inserts them without ON CONFLICT
+    # a bulk write of rows none of which exist yet (a first import) inserts them without ON CONFLICT; should a
+    # single-record write commit one of the same keys meanwhile, the unique index fails the import as a whole
+    # (nothing applied, the job says failed, a re-run upserts) instead of overwriting that record
     bulk = data.count(b"\n") >= BULK_ROWS
     plain = bulk and not await conn.fetchval(EXISTING[entity], timeout=timeout)
     answer = await conn.fetch((INSERTS if plain else UPSERTS)[entity], timeout=timeout)
