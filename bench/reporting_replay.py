@@ -37,6 +37,8 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.campaign import statement_stats  # noqa: E402
+from bench.procs import tree_cpu  # noqa: E402
 from services.reporting.settings import ReportingSettings  # noqa: E402
 from services.reporting.usecases.rebuild import rebuild, topics  # noqa: E402
 from shared import kafka  # noqa: E402
@@ -45,6 +47,7 @@ from shared.contracts import committees as cm  # noqa: E402
 from shared.contracts import outreach as out  # noqa: E402
 from shared.contracts import visits as vi  # noqa: E402
 from shared.contracts.common import Category, Department, OrgLevel, Severity, StaffRole, VisitMode  # noqa: E402
+from shared.devstack.stack import components, ensure_up  # noqa: E402
 from shared.events import new_envelope, registry  # noqa: E402
 from shared.relay import TYPE_HEADER  # noqa: E402
 from shared.testing.fixtures import free_port  # noqa: E402
@@ -459,9 +462,14 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="replays (each after a raw consume); medians are printed")
     ap.add_argument("--prefix", default="", help="reuse topics produced by an earlier run")
     ap.add_argument("--keep", action="store_true", help="keep the bench schema")
+    ap.add_argument("--statements", action="store_true", help="print the rebuilds' top statements (pg_stat_statements)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # PostgreSQL's CPU is counted when devstack runs it (DATABASE_URL/KAFKA_BOOTSTRAP_SERVERS not set beforehand).
+    postgres = next((c.pid() for c in components() if c.name == "postgres" and hasattr(c, "pid")), None)
+    if postgres:
+        os.environ.update(ensure_up().env())
     run = uuid.uuid4().hex[:8]
     prefix = a.prefix or f"bench{run}."
     settings = ReportingSettings(topic_prefix=prefix, db_schema=f"bench_reporting_{run}")
@@ -478,17 +486,26 @@ async def main() -> None:
     raw_rates: list[float] = []
     rates: list[float] = []
     refreshes: list[float] = []
+    pg_cpus: list[float] = []
+    admin = await asyncpg.connect(settings.database_url)
     for i in range(a.runs):
         n, secs = await raw_consume(settings)
         raw_rates.append(n / secs)
+        await statement_stats(admin, reset=True)
+        pg0 = tree_cpu(postgres) if postgres else float("nan")
         stats = await rebuild(settings, swap=i == a.runs - 1)
+        await asyncio.sleep(1)  # the rebuild's backends exit: PostgreSQL counts their CPU once it reaps them
+        pg_cpus.append((tree_cpu(postgres) if postgres else float("nan")) - pg0)
         rates.append(stats.rate)
         refreshes.append(stats.refresh_seconds)
+        if a.statements:
+            print("\n".join(await statement_stats(admin)))
         print(
             f"run {i + 1}: raw aiokafka consume {n:,} messages in {secs:.1f}s = {n / secs:,.0f} msg/s; "
             f"rebuild replay {stats.events:,} events in {stats.seconds:.1f}s = {stats.rate:,.0f} events/s "
             f"({stats.rate / (n / secs):.2f} x raw consume); full refresh {stats.refresh_seconds:.1f}s; "
-            f"skipped {stats.skipped}",
+            f"PostgreSQL CPU of the rebuild {pg_cpus[-1]:.2f}s ({1e6 * pg_cpus[-1] / max(stats.events, 1):.0f} us per "
+            f"event); skipped {stats.skipped}",
             flush=True,
         )
     raw, rate = statistics.median(raw_rates), statistics.median(rates)
@@ -496,8 +513,10 @@ async def main() -> None:
     print(
         f"median of {a.runs}: raw consume {raw:,.0f} msg/s, rebuild replay {rate:,.0f} events/s = "
         f"{rate / raw:.2f} x raw consume (runs: {ratios}); "
-        f"full refresh {statistics.median(refreshes):.1f}s"
+        f"full refresh {statistics.median(refreshes):.1f}s; PostgreSQL CPU of a rebuild "
+        f"{statistics.median(pg_cpus):.2f}s (runs: {', '.join(f'{c:.2f}' for c in pg_cpus)})"
     )
+    await admin.close()
 
     port = free_port()
     proc = await asyncio.create_subprocess_exec(

@@ -4,8 +4,9 @@ A refresh folds deltas (issue 16). The fact tables whose figures add up row by r
 writes the row's old image with sg = -1 and its new image with sg = +1, migrations/012); a refresh takes the log
 rows its snapshot sees, computes their figures with the same definitions as a full recompute (every row weighted
 by sg) and adds them to the leaf figures and to each stored ancestor: its cost follows what changed since the last
-refresh, not the number of dirty classes times their history. Distinct teachers and families are multiplicities
-per leaf (entity_counts), a distinct count moving by one when a multiplicity leaves or reaches zero. The figures
+refresh, not the number of dirty classes times their history. A leaf's distinct teachers or families move by one
+when an entity's last fact row there goes or its first one comes: the rows naming it are counted in the facts, and
+the taken changes say how many there were before. The figures
 that are not sums over single rows (cases and referrals counted in their finding's campaign, pending closures,
 distinct special-group members, units with a committee) are recomputed for the leaves marked dirty, and their
 difference to the stored leaf rows is folded the same way. Percentiles are recomputed for the ancestors of those
@@ -178,21 +179,22 @@ ENTITY_COUNTS = f"""
 SELECT scope, leaf, metric, entity_id, sum(sg) AS n FROM ({ENTITY_ROWS}) e GROUP BY 1, 2, 3, 4 HAVING sum(sg) <> 0
 """
 
-# A leaf's distinct entities (scope by scope: distinct counts do not add up over campaigns), plus the corrections of
-# entities seen at several paths, which also live at inner nodes.
-LEAF_ENTITY_SQL = """
-INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
-SELECT scope, leaf, metric, '', sum(n) FROM (
-  SELECT scope, leaf, metric, count(*) AS n FROM entity_counts GROUP BY 1, 2, 3
-  UNION ALL
-  SELECT w.scope, w.node, w.metric, sum(w.weight) FROM entity_corrections w GROUP BY 1, 2, 3
-) x GROUP BY 1, 2, 3 HAVING sum(n) <> 0
-"""
-
 
 def _sources(full: bool) -> dict[str, str]:
     """Each logged table as a source: the table itself (sg = 1), or the log rows a refresh took."""
     return {t: f"(SELECT t.*, 1 AS sg FROM {t} t)" if full else f"taken_{t}" for t in LOGGED}
+
+
+# A leaf's distinct entities (scope by scope: distinct counts do not add up over campaigns), plus the corrections of
+# entities seen at several paths, which also live at inner nodes.
+LEAF_ENTITY_SQL = f"""
+INSERT INTO leaf_metrics (scope, leaf, metric, dim, value)
+SELECT scope, leaf, metric, '', sum(n) FROM (
+  SELECT scope, leaf, metric, count(*) AS n FROM ({ENTITY_COUNTS.format(**_sources(True))}) e GROUP BY 1, 2, 3
+  UNION ALL
+  SELECT w.scope, w.node, w.metric, sum(w.weight) FROM entity_corrections w GROUP BY 1, 2, 3
+) x GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+"""
 
 
 def _additive_sql(full: bool) -> str:
@@ -333,18 +335,21 @@ async def _take_logs(conn: asyncpg.Connection) -> None:
     )
 
 
-# Distinct entities: the multiplicities move by the taken rows; a leaf's count by the keys that left or reached 0.
+# Distinct entities: how many fact rows name each entity per leaf, scope and metric now (counted in the facts of the
+# entities the taken rows name, by their indexes) and before (now minus the taken rows' sum); a leaf's count moves by
+# the keys that left or reached 0.
+_MOVED_FACTS = """(SELECT t.*, 1 AS sg FROM {t} t WHERE t.teacher_id IN (SELECT entity_id FROM moved_ids)
+  UNION SELECT t.*, 1 AS sg FROM {t} t WHERE t.family_id IN (SELECT entity_id FROM moved_ids))"""
+_MOVED = {t: _MOVED_FACTS.format(t=t) for t in ("assignments", "visits")}
 ENTITY_DELTA_SQL = f"""
 CREATE TEMP TABLE entity_moves ON COMMIT DROP AS {ENTITY_COUNTS.format(**_sources(False))};
-WITH u AS (
-  INSERT INTO entity_counts AS e (scope, leaf, metric, entity_id, n) SELECT * FROM entity_moves
-  ON CONFLICT (leaf, scope, metric, entity_id) DO UPDATE SET n = e.n + excluded.n
-  RETURNING e.scope, e.leaf, e.metric, e.entity_id, e.n
-)
-INSERT INTO deltas SELECT u.scope, u.leaf, u.metric, '', sum((u.n > 0)::int - (u.n - m.n > 0)::int)
-FROM u JOIN entity_moves m USING (scope, leaf, metric, entity_id) GROUP BY 1, 2, 3;
-DELETE FROM entity_counts e USING entity_moves m
-WHERE (e.leaf, e.scope, e.metric, e.entity_id) = (m.leaf, m.scope, m.metric, m.entity_id) AND e.n = 0;
+CREATE TEMP TABLE moved_ids ON COMMIT DROP AS SELECT DISTINCT entity_id FROM entity_moves;
+ANALYZE moved_ids;
+INSERT INTO deltas
+SELECT m.scope, m.leaf, m.metric, '', sum((coalesce(c.n, 0) > 0)::int - (coalesce(c.n, 0) - m.n > 0)::int)
+FROM entity_moves m LEFT JOIN ({ENTITY_COUNTS.format(**_MOVED)}) c
+  USING (scope, leaf, metric, entity_id)
+GROUP BY 1, 2, 3;
 """
 
 # The summed deltas: added to the leaves, then to every stored ancestor, level by level: each leaf's sums at its
@@ -531,12 +536,11 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
     # The logs and marks this snapshot sees are in the facts it reads: they go (DELETE, not TRUNCATE, which would
     # also empty what commits after the snapshot).
     await conn.execute(
-        "TRUNCATE entity_corrections, entity_counts, leaf_metrics, node_metrics, node_extra;"
+        "TRUNCATE entity_corrections, leaf_metrics, node_metrics, node_extra;"
         " DELETE FROM dirty_leaves; DELETE FROM dirty_entities;" + "".join(f"DELETE FROM {t}_log;" for t in LOGGED)
     )
     await _write_corrections(conn, _entity_sql(True), "entity_corrections")
     step("entity corrections")
-    await conn.execute(f"INSERT INTO entity_counts {ENTITY_COUNTS.format(**_sources(True))}")
     await conn.execute(LEAF_ENTITY_SQL)
     await conn.execute(f"INSERT INTO leaf_metrics {_additive_sql(True)}")
     await conn.execute(f"INSERT INTO leaf_metrics {_per_leaf_sql(True)}")

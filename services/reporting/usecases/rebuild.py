@@ -212,13 +212,8 @@ async def rebuild(
         if tps:
             await consumer.seek_to_beginning(*tps)
         started = time.perf_counter()
-        # Secondary indexes are cheaper built once after the bulk load than maintained row by row.
-        indexes = await schemas.list_secondary_indexes(pool, target)
-        for name, _ in indexes:
-            await schemas.delete_index(pool, name)
-        await replay(settings, pool, consumer, tps, stats, track=False)
-        for _, definition in indexes:
-            await schemas.insert_index(pool, definition)
+        async with schemas.bulk_load(pool, target):
+            await replay(settings, pool, consumer, tps, stats, track=False)
         stats.seconds = time.perf_counter() - started
         log.info("replayed %d events in %.1fs (%.0f/s); refreshing", stats.events, stats.seconds, stats.rate)
         started = time.perf_counter()
