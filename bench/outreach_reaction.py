@@ -314,7 +314,6 @@ async def main(a: argparse.Namespace) -> None:
         steady_cpu = cpu_of(service) - cpu0
         threads = thread_cpu(service.pid) if service is not None else {}
         steady_wall = (until - since).total_seconds()
-        ms, relay_ms, start_ms = await measure_parts(conn, o_schema, v_schema, since, until)
         print(
             f"outreach CPU (steady): {steady_cpu:.2f} s for {written} findings = {steady_cpu / written * 1e3:.2f} ms"
             f" per finding; less its idle CPU over the window: {(steady_cpu - idle * steady_wall) / written * 1e3:.2f}"
@@ -332,6 +331,7 @@ async def main(a: argparse.Namespace) -> None:
                 flush=True,
             )
         await report_batches(conn, o_schema, since, written, a.statements)
+        ms, relay_ms, start_ms = await measure_parts(conn, o_schema, v_schema, since, until)  # after the statements
         print(
             f"steady: {len(ms)} findings at {a.steady_rate}/s  latency p50 {pct(ms, 50):.0f} ms  "
             f"p90 {pct(ms, 90):.0f} ms  p99 {pct(ms, 99):.0f} ms  max {max(ms):.0f} ms"
