@@ -323,9 +323,11 @@ OP_COLUMNS_BY_TABLE = {op.table: OP_COLUMNS[name] for name, op in OPS.items()}
 
 
 async def upsert_facts(conn: asyncpg.Connection, ops: list[Op], *, track: bool = True) -> None:
-    """Merge operations into the facts; with `track`, also mark old and new paths for the incremental refresh (the
-    triggers of migrations/012 log the changes); without, the caller refreshes in full afterwards (the rebuild's bulk
-    replay, which also takes the log triggers off: store/schemas.bulk_load)."""
+    """Merge operations into the facts; with `track`, also mark old and new paths for the incremental refresh and
+    log the changes (the triggers of migrations/012); without, the caller refreshes in full afterwards (in the same
+    transaction: the setting lasts until it ends)."""
+    if not track:
+        await conn.execute("SELECT set_config('reporting.untracked', 'on', true)")
     grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for name, row in ops:
         if track or name not in BOOKKEEPING:

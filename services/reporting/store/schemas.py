@@ -1,5 +1,5 @@
-"""SQL of a rebuild: the rebuilt schema's replay offsets, its secondary indexes and triggers, and the schemas
-themselves (create, drop, swap). Schema names are the service's own settings, quoted; never input from a request."""
+"""SQL of a rebuild: the rebuilt schema's replay offsets, its secondary indexes, and the schemas themselves (create,
+drop, swap). Schema names are the service's own settings, quoted; never input from a request."""
 
 from __future__ import annotations
 
@@ -61,39 +61,14 @@ async def insert_index(conn: Conn, definition: str) -> None:
     await conn.execute(definition)
 
 
-async def list_triggers(conn: Conn, schema: str) -> list[tuple[str, str, str]]:
-    """(table, name, definition) of the triggers on the schema's tables (the fact logs' statement triggers)."""
-    rows = await conn.fetch(
-        "SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid) AS definition FROM pg_trigger t"
-        " JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = $1::text::regnamespace AND NOT t.tgisinternal",
-        schema,
-    )
-    return [(r["relname"], r["tgname"], r["definition"]) for r in rows]
-
-
-async def delete_trigger(conn: Conn, schema: str, table: str, name: str) -> None:
-    await conn.execute(f'DROP TRIGGER "{name}" ON "{schema}"."{table}"')
-
-
-async def insert_trigger(conn: Conn, definition: str) -> None:
-    """Create a trigger from its definition as `pg_get_triggerdef` gave it."""
-    await conn.execute(definition)
-
-
 @asynccontextmanager
 async def bulk_load(conn: Conn, schema: str) -> AsyncIterator[None]:
     """A fresh schema loaded in bulk and then refreshed in full: its secondary indexes are built once at the end
-    instead of maintained row by row, and its fact-log triggers are off meanwhile (a full refresh recomputes from
-    the facts, so nothing needs logging; a statement trigger with transition tables copies every row it sees even
-    when it logs nothing). Both are back when the block ends, before anything is folded by deltas."""
+    instead of maintained row by row. (Its fact-log triggers stay: the loader sets `reporting.untracked`, see
+    store/facts.upsert_facts; dropping and creating the 33 triggers cost more than it saved, migrations/015.)"""
     indexes = await list_secondary_indexes(conn, schema)
-    triggers = await list_triggers(conn, schema)
     for name, _ in indexes:
         await delete_index(conn, name)
-    for table, name, _ in triggers:
-        await delete_trigger(conn, schema, table, name)
     yield
     for _, definition in indexes:
         await insert_index(conn, definition)
-    for *_, definition in triggers:
-        await insert_trigger(conn, definition)
