@@ -24,12 +24,15 @@ async def list_left_behind_children(
     return [(r["student_id"], r["org_path"]) for r in rows]
 
 
+# A team member stands for a role only while they are staff: a member who left the school (staff tombstone) is no
+# carer, though committees still lists the membership; one whose staff row has not arrived yet still counts.
 CANDIDATES_MANY = """
 SELECT staff_id, roles, org_path, head_class_id FROM staff
  WHERE active AND (head_class_id = ANY($1) OR (org_path = ANY($2) AND roles && $3))
 UNION ALL
-SELECT staff_id, ARRAY[role], org_path, NULL FROM team_members
+SELECT staff_id, ARRAY[role], org_path, NULL FROM team_members t
  WHERE active AND staff_id IS NOT NULL AND org_path = ANY($2) AND role = ANY($4)
+   AND NOT EXISTS (SELECT 1 FROM staff s WHERE s.staff_id = t.staff_id AND NOT s.active)
 """
 
 

@@ -13,7 +13,7 @@ from services.outreach.settings import OutreachSettings
 from services.outreach.usecases.deadlines import tick
 from shared.auth import issue_token
 from shared.clock import ManualClock
-from shared.contracts.committees import StaffLeft
+from shared.contracts.committees import InstructorTeamMemberAdded, StaffLeft, TeamRole
 from shared.contracts.common import Category, Severity
 from shared.contracts.outreach import CASE, REFERRAL_TOPICS
 from shared.db import create_pool
@@ -153,4 +153,36 @@ async def test_a_leavers_open_cases_are_handed_to_whoever_the_rules_choose(make_
         handed = [a for a in assigned if a["student_id"] == "stu-1"][-1]
         assert [(c["staff_id"], c["role"]) for c in handed["carers"]] == [("vp-1", "class_teacher")]
         assert len([a for a in assigned if a["student_id"] == "stu-2"]) == 1  # the other case was not touched
+    await pool.close()
+
+
+async def test_a_leaver_on_the_schools_instructor_team_is_not_handed_their_own_cases_back(make_settings):
+    """Found by the demo: the mental-health teacher also sat on the school's instructor team, whose membership
+    committees keeps after they leave; the hand-over picked them again from the team and nothing changed."""
+    clock = ManualClock()
+    settings = make_settings(OutreachSettings, scheduler_enabled=False)
+    pool = await create_pool(settings.database_url, settings.db_schema)
+    team_member = InstructorTeamMemberAdded(
+        team_id="team-1",
+        member_id="m-1",
+        staff_id="mh-1",
+        org_path=school(),
+        role=TeamRole.MENTAL_HEALTH_TEACHER,
+        is_lead=False,
+        occurred_at=now(),
+    )
+    async with serve(create(settings, clock)):
+        await publish(settings, [*school_staff(), team_member])
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 4 FROM staff"), timeout=15)
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 1 FROM team_members"), timeout=15)
+        await publish(settings, [finding("stu-2", Category.MENTAL_HEALTH, Severity.HIGH, recorded_at=clock.now())])
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 1 FROM case_carers WHERE staff_id = 'mh-1'"))
+
+        await publish(settings, [StaffLeft(staff_id="mh-1", org_path=school(), occurred_at=now())])
+        await wait_for(lambda: pool.fetchval("SELECT NOT active FROM staff WHERE staff_id = 'mh-1'"))
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM case_carers WHERE staff_id = 'mh-1'"))
+        # and a new case at the school does not go to them either
+        await publish(settings, [finding("stu-3", Category.MENTAL_HEALTH, Severity.HIGH, recorded_at=clock.now())])
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 2 FROM cases"))
+        assert await pool.fetchval("SELECT count(*) FROM case_carers WHERE staff_id = 'mh-1'") == 0
     await pool.close()
