@@ -52,9 +52,12 @@ def bad_char(text: str, *, allow: frozenset[str] = _ALLOWED_CONTROLS) -> str | N
     return "must not contain NUL or other control characters" if ch != "\x00" else "must not contain NUL"
 
 
-def _escape(token: str) -> str:
-    """A JSON pointer reference token (RFC 6901)."""
-    return token.replace("~", "~0").replace("/", "~1")
+def pointer_token(token: object) -> str:
+    """A JSON pointer reference token (RFC 6901) that can itself be stored and shown: a field name holding what
+    `bad_char` refuses (a NUL...) has those characters written as JSON escapes (`\\u0000`), so the pointer naming
+    the bad field does not carry the bad text into an answer that is kept (a batch's, under its Idempotency-Key)."""
+    text = _refused(_ALLOWED_CONTROLS).sub(lambda m: f"\\u{ord(m[0]):04x}", str(token))
+    return text.replace("~", "~0").replace("/", "~1")
 
 
 def bad_strings(value: Any, pointer: str = "") -> Iterator[dict[str, Any]]:
@@ -64,7 +67,7 @@ def bad_strings(value: Any, pointer: str = "") -> Iterator[dict[str, Any]]:
             yield field_error(pointer or "/", why)
     elif isinstance(value, dict):
         for key, item in value.items():
-            child = f"{pointer}/{_escape(str(key))}"
+            child = f"{pointer}/{pointer_token(key)}"
             if (why := bad_char(key)) is not None:
                 yield field_error(child, f"the field name {why}")
             yield from bad_strings(item, child)
@@ -115,7 +118,7 @@ def target_errors(scope: Scope) -> list[dict[str, Any]]:
     for name, value in parse_qsl(query, keep_blank_values=True, errors="surrogateescape"):
         for text in (name, value):
             if (why := bad_char(text, allow=frozenset())) is not None:
-                errors.append(field_error(f"/query/{_escape(name)}", why))
+                errors.append(field_error(f"/query/{pointer_token(name)}", why))
                 break
     return errors
 

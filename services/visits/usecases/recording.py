@@ -68,9 +68,7 @@ def parse_item(raw: Any, text_checked: bool) -> VisitIn | list[rules.Fault]:
     try:
         visit = VisitIn.model_validate(raw)
     except ValidationError as exc:
-        faults += [
-            rules.Fault("/" + "/".join(str(p) for p in e["loc"]) if e["loc"] else "", e["msg"]) for e in exc.errors()
-        ]
+        faults += [rules.Fault("".join(f"/{edges.pointer_token(p)}" for p in e["loc"]), e["msg"]) for e in exc.errors()]
     return faults or visit
 
 

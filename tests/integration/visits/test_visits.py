@@ -381,3 +381,19 @@ async def test_text_postgres_cannot_store_is_refused_per_item_not_per_batch(env:
     assert r.json()["results"][0]["errors"][0]["pointer"] == "/visits/0/note"
     single = await env.http.post("/api/v1/visits", json=completed(a["assignment_id"], note="\x00"), headers=admin)
     assert single.status_code == 422 and single.json()["errors"][0]["pointer"] == "/note"
+
+
+async def test_a_field_name_postgres_cannot_store_is_named_by_a_pointer_that_can_be_kept(env: Env):
+    """Found by the fuzzer: an item with a NUL in a field *name* was reported with the NUL in its pointer, and the
+    batch's answer, kept under its Idempotency-Key, could not be stored (422 for the whole batch)."""
+    cid = (await env.launch())["campaign_id"]
+    [a] = (await env.assignments(cid))[:1]
+    admin = bearer("district_admin", DISTRICT) | {"Idempotency-Key": "nul-in-a-field-name"}
+    items = [{**completed(a["assignment_id"]), "x\x00y": 1}, [{"\x16\x00": False}, 1.5]]
+    r = await env.http.post("/api/v1/visits/batch", json={"visits": items}, headers=admin)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["result"] for x in results] == ["rejected", "rejected"]
+    assert results[0]["errors"][0]["pointer"] == "/visits/0/x\\u0000y"
+    again = await env.http.post("/api/v1/visits/batch", json={"visits": items}, headers=admin)
+    assert again.status_code == 200 and again.json() == r.json()  # the kept answer

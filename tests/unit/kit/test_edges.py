@@ -37,7 +37,7 @@ def test_nul_control_characters_and_lone_surrogates_are_refused_with_pointers():
         {"pointer": "/rows/0/a~0~1b", "detail": "must not contain unpaired surrogates"},
         {"pointer": "/rows/1", "detail": "must not contain NUL or other control characters"},
     ]
-    assert edges.json_body_errors(json.dumps({"k\x01": 1}).encode())[0]["pointer"] == "/k\x01"
+    assert edges.json_body_errors(json.dumps({"k\x01": 1}).encode())[0]["pointer"] == "/k\\u0001"  # storable
     assert edges.json_body_errors('{"x": "\u0085"}'.encode()) != []  # a raw C1 control, no escape needed
     assert edges.json_body_errors(b'{"clean": "\\u6c49\\ud83d\\ude00"}') == []  # escapes of good text pass
     assert edges.json_body_errors(b"{broken \\u0000") == []  # left to the route's own 422
@@ -272,3 +272,10 @@ async def test_a_verified_token_is_remembered_only_while_it_would_still_verify(j
         await again.verify(jwks.token(kid="rotated"))
     with pytest.raises(Problem, match="no signing key"):
         await again.verify(provider)
+
+
+def test_a_pointer_token_writes_refused_characters_as_escapes_and_escapes_the_pointer_syntax():
+    assert edges.pointer_token("a\x00b/c~d") == "a\\u0000b~1c~0d"
+    assert edges.pointer_token("名字\tok") == "名字\tok"  # allowed controls and other text stay
+    assert edges.pointer_token(3) == "3"
+    assert [e["pointer"] for e in edges.bad_strings({"k\x00": "v\x00"})] == ["/k\\u0000", "/k\\u0000"]
