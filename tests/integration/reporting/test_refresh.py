@@ -77,22 +77,29 @@ async def _figures(conn: asyncpg.Connection) -> dict[str, set[tuple[Any, ...]]]:
     }
 
 
-@pytest.mark.parametrize("seed", range(16))
-async def test_refresh_by_deltas_equals_a_full_recompute_on_random_histories(schema, seed):
-    """Random event sequences (out of order, redelivered, facts moving between leaves, cases closed and reopened,
-    memberships moving and ending), applied in random batches with a refresh after some of them: the figures folded
-    by deltas are exactly those recomputed from the facts."""
-    name, conn = schema
-    rng = random.Random(seed)
-    events, refreshes = _history(seed), 0
+async def _apply_live(conn: asyncpg.Connection, name: str, rng: random.Random, events: list[BaseModel]) -> int:
+    """The events applied as the live consumer does, in random batches of 1–12, each batch's facts in one
+    transaction, with a refresh by deltas after some batches and after the last; returns how many refreshes ran."""
+    refreshes = 0
     while events:
-        batch, events = events[: rng.randint(1, 12)], events[rng.randint(1, 12) :]
+        size = rng.randint(1, 12)
+        batch, events = events[:size], events[size:]
         ops = [op for p in batch for op in project(registry.spec_for(p).type, p)]
         async with conn.transaction():
             await upsert_facts(conn, ops)
         if rng.random() < 0.4 or not events:
             assert await update_figures(conn, name)
             refreshes += 1
+    return refreshes
+
+
+@pytest.mark.parametrize("seed", range(16))
+async def test_refresh_by_deltas_equals_a_full_recompute_on_random_histories(schema, seed):
+    """Random event sequences (out of order, redelivered, facts moving between leaves, cases closed and reopened,
+    memberships moving and ending), applied in random batches with a refresh after some of them: the figures folded
+    by deltas are exactly those recomputed from the facts."""
+    name, conn = schema
+    refreshes = await _apply_live(conn, name, random.Random(seed), _history(seed))
     incremental = await _figures(conn)
     assert await update_figures(conn, name, full=True)
     full = await _figures(conn)
@@ -122,19 +129,11 @@ async def test_deltas_after_a_rebuilds_bulk_load_equal_a_full_recompute(schema, 
         logged = await conn.fetchval("SELECT " + " + ".join(f"(SELECT count(*) FROM {t}_log)" for t in LOGGED))
         assert logged == 0  # nothing logged while the full refresh that follows recomputes anyway
     assert await update_figures(conn, name, full=True)
-    events, refreshes = events[cut:], 0
-    while events:
-        batch, events = events[: rng.randint(1, 12)], events[rng.randint(1, 12) :]
-        ops = [op for p in batch for op in project(registry.spec_for(p).type, p)]
-        async with conn.transaction():
-            await upsert_facts(conn, ops)
-        if rng.random() < 0.4 or not events:
-            assert await update_figures(conn, name)
-            refreshes += 1
+    refreshes = await _apply_live(conn, name, rng, events[cut:])
     incremental = await _figures(conn)
     assert await update_figures(conn, name, full=True)
     full = await _figures(conn)
-    assert len(full["node_metrics"]) > 200 and refreshes > 2
+    assert len(full["node_metrics"]) > 200 and refreshes > 1  # one by deltas before the last, at least
     for table in full:
         assert incremental[table] == full[table], table
 
