@@ -54,6 +54,17 @@ async def insert_team_member(conn: asyncpg.Connection, m: dict[str, Any]) -> str
     return None
 
 
+async def update_staff_memberships_ended(conn: asyncpg.Connection, staff_id: str) -> list[dict[str, Any]]:
+    """End every active team membership of a staff member; the ended ones (team_id, member_id, the team's org_path)."""
+    rows = await conn.fetch(
+        "UPDATE team_members m SET active = false FROM instructor_teams t"
+        " WHERE m.staff_id = $1 AND m.active AND t.team_id = m.team_id"
+        " RETURNING m.team_id, m.member_id, t.org_path",
+        staff_id,
+    )
+    return [dict(r) for r in rows]
+
+
 async def get_member_version(conn: asyncpg.Connection, team_id: str, member_id: str) -> int | None:
     """An active member's version, the row locked; None when there is no such active member."""
     version: int | None = await conn.fetchval(

@@ -9,6 +9,7 @@ import asyncpg
 from services.committees.domain.rules import staff_view
 from services.committees.schemas import StaffIn, StaffPatch
 from services.committees.store import directory as store
+from services.committees.store import teams
 from services.committees.usecases.common import (
     READERS,
     audit_page,
@@ -21,9 +22,9 @@ from services.committees.usecases.common import (
 from services.committees.usecases.directory import answer_audit, patched, write_record
 from shared import scope
 from shared.auth import Principal
-from shared.contracts.committees import StaffLeft
+from shared.contracts.committees import InstructorTeamMemberRemoved, StaffLeft
 from shared.db import Conn
-from shared.outbox import add_event
+from shared.outbox import add_event, add_events
 from shared.problems import conflict, found
 from shared.writes import Write
 
@@ -91,9 +92,13 @@ async def update(w: Write, staff_id: str, body: StaffPatch) -> dict[str, Any]:
 
 
 async def leave(w: Write, staff_id: str) -> dict[str, Any]:
-    """A staff member left: deactivate and publish `staff.left`."""
+    """A staff member left: deactivate, leave every instructor team they sat on, publish `staff.left` and each
+    team's `member_removed`."""
     row = await _get(w.conn, staff_id, lock=True)
     require_change(w, row)
     if await store.update_staff_left(w.conn, staff_id):
-        await add_event(w.conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=w.clock.now()))
+        now = w.clock.now()
+        await add_event(w.conn, StaffLeft(staff_id=staff_id, org_path=row["org_path"], occurred_at=now))
+        ended = await teams.update_staff_memberships_ended(w.conn, staff_id)
+        await add_events(w.conn, [InstructorTeamMemberRemoved(**m, occurred_at=now) for m in ended])
     return {"staff_id": staff_id, "active": False, "version": (await _get(w.conn, staff_id))["version"]}

@@ -304,3 +304,46 @@ async def test_cooperation_structure_and_its_events(svc, small_city):
         240,
         lr,
     )
+
+
+async def test_a_staff_member_who_leaves_leaves_every_instructor_team_they_sat_on(svc, small_city):
+    """A leaver stays on no team: the team lists only those still at the school, and `member_removed` tells the
+    other services (outreach takes team members as carers) that the leaver's seat is empty."""
+    city = small_city
+    await svc.run_import(body=citygen.to_json(city))
+    school = next(u for u in city.org_units if u.level == "school")
+    leaver, stays = [s for s in city.staff if s.org_unit_id == school.org_unit_id][:2]
+    h = BUREAU
+    teams, seats = [], {}
+    for name in ("家庭教育指导团队", "心理健康团队"):
+        r = await svc.http.post(
+            "/api/v1/instructor-teams", json={"org_unit_id": school.org_unit_id, "name": name}, headers=h
+        )
+        tm = r.json()["team_id"]
+        teams.append(tm)
+        for s in (leaver, stays):
+            body = {"role": "class_teacher", "staff_id": s.staff_id}
+            r = await svc.http.post(f"/api/v1/instructor-teams/{tm}/members", json=body, headers=h)
+            assert r.status_code == 201, r.text
+            seats[(tm, s.staff_id)] = r.json()["member_id"]
+
+    r = await svc.http.delete(f"/api/v1/staff/{leaver.staff_id}", headers=h)
+    assert r.status_code == 200 and r.json()["active"] is False
+    for tm in teams:
+        members = (await svc.http.get(f"/api/v1/instructor-teams/{tm}", headers=h)).json()["members"]
+        assert [m["staff_id"] for m in members] == [stays.staff_id]
+        # the leaver's seat is no longer an active membership
+        assert (
+            await svc.http.delete(f"/api/v1/instructor-teams/{tm}/members/{seats[(tm, leaver.staff_id)]}", headers=h)
+        ).status_code == 404
+
+    # leaving again changes nothing and publishes nothing more
+    assert (await svc.http.delete(f"/api/v1/staff/{leaver.staff_id}", headers=h)).status_code == 200
+
+    await svc.drained()
+    removed = sorted(
+        (e["data"]["team_id"], e["data"]["member_id"])
+        for e in await svc.events()
+        if e["type"] == "committees.instructor_team.member_removed.v1"
+    )
+    assert removed == sorted((tm, seats[(tm, leaver.staff_id)]) for tm in teams)
