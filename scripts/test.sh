@@ -18,6 +18,8 @@ bash scripts/deploy-check.sh compose  # docker-compose.yml through compose-go (c
 bash scripts/frontend.sh build >/dev/null  # frontends/: npm ci (pinned, cached), typed client, tsc --strict, vite build
 
 echo "== stack"
+# The stack's services check every event payload they build themselves against its contract (shared/outbox.py).
+export HSS_CHECK_BUILT_EVENTS=1
 started_here=0
 if ! $PY -m shared.devstack status >/dev/null 2>&1; then started_here=1; fi
 $PY -m shared.devstack up >/dev/null
