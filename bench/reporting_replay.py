@@ -50,6 +50,7 @@ from shared.contracts.common import Category, Department, OrgLevel, Severity, St
 from shared.devstack.stack import components, ensure_up  # noqa: E402
 from shared.events import new_envelope, registry  # noqa: E402
 from shared.relay import TYPE_HEADER  # noqa: E402
+from shared.runner import collector_policy  # noqa: E402
 from shared.testing.fixtures import free_port  # noqa: E402
 
 CITY = "/620400"
@@ -465,6 +466,7 @@ async def main() -> None:
     ap.add_argument("--statements", action="store_true", help="print the rebuilds' top statements (pg_stat_statements)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    collector_policy()  # as the rebuild's own command (`python -m services.reporting.usecases.rebuild`) runs it
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     # PostgreSQL's CPU is counted when devstack runs it (DATABASE_URL/KAFKA_BOOTSTRAP_SERVERS not set beforehand).
     postgres = next((c.pid() for c in components() if c.name == "postgres" and hasattr(c, "pid")), None)

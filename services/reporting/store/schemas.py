@@ -52,13 +52,17 @@ async def list_secondary_indexes(conn: Conn, schema: str) -> list[tuple[str, str
     return [(r["indexname"], r["indexdef"]) for r in rows]
 
 
-async def delete_index(conn: Conn, name: str) -> None:
-    await conn.execute(f'DROP INDEX "{name}"')
+async def delete_indexes(conn: Conn, names: list[str]) -> None:
+    """Drop the named indexes in one statement (one transaction: ~30 commits and round trips cost more than the
+    drops themselves, and a rebuild replaying a small city spent a tenth of its time on them)."""
+    if names:
+        await conn.execute("DROP INDEX " + ", ".join(f'"{name}"' for name in names))
 
 
-async def insert_index(conn: Conn, definition: str) -> None:
-    """Create an index from its definition as `pg_indexes` gave it."""
-    await conn.execute(definition)
+async def insert_indexes(conn: Conn, definitions: list[str]) -> None:
+    """Create indexes from their definitions as `pg_indexes` gave them, in one round trip and one transaction."""
+    if definitions:
+        await conn.execute(";\n".join(definitions))
 
 
 @asynccontextmanager
@@ -67,8 +71,6 @@ async def bulk_load(conn: Conn, schema: str) -> AsyncIterator[None]:
     instead of maintained row by row. (Its fact-log triggers stay: the loader sets `reporting.untracked`, see
     store/facts.upsert_facts; dropping and creating the 33 triggers cost more than it saved, migrations/015.)"""
     indexes = await list_secondary_indexes(conn, schema)
-    for name, _ in indexes:
-        await delete_index(conn, name)
+    await delete_indexes(conn, [name for name, _ in indexes])
     yield
-    for _, definition in indexes:
-        await insert_index(conn, definition)
+    await insert_indexes(conn, [definition for _, definition in indexes])
