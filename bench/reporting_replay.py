@@ -489,6 +489,7 @@ async def main() -> None:
     rates: list[float] = []
     refreshes: list[float] = []
     pg_cpus: list[float] = []
+    cpus: list[float] = []
     admin = await asyncpg.connect(settings.database_url)
     for i in range(a.runs):
         n, secs = await raw_consume(settings)
@@ -499,13 +500,15 @@ async def main() -> None:
         await asyncio.sleep(1)  # the rebuild's backends exit: PostgreSQL counts their CPU once it reaps them
         pg_cpus.append((tree_cpu(postgres) if postgres else float("nan")) - pg0)
         rates.append(stats.rate)
+        cpus.append(1e6 * stats.cpu_seconds / max(stats.events, 1))
         refreshes.append(stats.refresh_seconds)
         if a.statements:
             print("\n".join(await statement_stats(admin)))
         print(
             f"run {i + 1}: raw aiokafka consume {n:,} messages in {secs:.1f}s = {n / secs:,.0f} msg/s; "
             f"rebuild replay {stats.events:,} events in {stats.seconds:.1f}s = {stats.rate:,.0f} events/s "
-            f"({stats.rate / (n / secs):.2f} x raw consume); full refresh {stats.refresh_seconds:.1f}s; "
+            f"({stats.rate / (n / secs):.2f} x raw consume), its CPU {cpus[-1]:.1f} us per event; "
+            f"full refresh {stats.refresh_seconds:.1f}s; "
             f"PostgreSQL CPU of the rebuild {pg_cpus[-1]:.2f}s ({1e6 * pg_cpus[-1] / max(stats.events, 1):.0f} us per "
             f"event); skipped {stats.skipped}",
             flush=True,
@@ -514,7 +517,7 @@ async def main() -> None:
     ratios = ", ".join(f"{r / w:.2f}" for r, w in zip(rates, raw_rates, strict=True))
     print(
         f"median of {a.runs}: raw consume {raw:,.0f} msg/s, rebuild replay {rate:,.0f} events/s = "
-        f"{rate / raw:.2f} x raw consume (runs: {ratios}); "
+        f"{rate / raw:.2f} x raw consume (runs: {ratios}), replay CPU {statistics.median(cpus):.1f} us per event; "
         f"full refresh {statistics.median(refreshes):.1f}s; PostgreSQL CPU of a rebuild "
         f"{statistics.median(pg_cpus):.2f}s (runs: {', '.join(f'{c:.2f}' for c in pg_cpus)})"
     )
