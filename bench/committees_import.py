@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -42,6 +45,51 @@ def cpu_now() -> tuple[float, float]:
     validating process), and of PostgreSQL (postmaster, backends)."""
     postgres = next((c.pid() for c in components() if c.name == "postgres" and hasattr(c, "pid")), None)
     return tree_cpu(os.getpid()), tree_cpu(postgres) if postgres else float("nan")
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of a process in kB (0 once it is gone)."""
+    with contextlib.suppress(OSError, StopIteration):
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return int(next(ln for ln in status if ln.startswith("VmRSS:")).split()[1])
+    return 0
+
+
+class Memory:
+    """Polls, every 0.1 s in a thread of its own (the event loop is busy), the RSS of this process (the committees
+    service runs in it) and of its children (the import's validating process); keeps each one's peak."""
+
+    def __init__(self) -> None:
+        self.before = rss_kb(os.getpid())
+        self.peak = self.child = self.both = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        me = os.getpid()
+        while not self.stop.wait(0.1):
+            kids = []
+            for d in Path("/proc").iterdir():
+                if d.name.isdigit():
+                    with contextlib.suppress(OSError, IndexError):
+                        if int(Path(f"/proc/{d.name}/stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
+                            kids.append(rss_kb(int(d.name)))
+            own = rss_kb(me)
+            self.peak, self.child = max(self.peak, own), max(self.child, sum(kids))
+            self.both = max(self.both, own + sum(kids))
+
+    def report(self) -> str:
+        self.stop.set()
+        self.thread.join()
+        mb = 1024
+        return (
+            f"memory during the import: this process (committees in it, and the bench's city) "
+            f"{self.before / mb:.0f} MB "
+            f"before, at most {self.peak / mb:.0f} MB (+{(self.peak - self.before) / mb:.0f} MB); its validating "
+            f"process at most {self.child / mb:.0f} MB; both together at most {self.both / mb:.0f} MB "
+            f"(+{(self.both - self.before) / mb:.0f} MB over the process before)"
+        )
 
 
 async def run_import(
@@ -96,7 +144,9 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
             try:
                 await statement_stats(stats, reset=True)
                 cpu: list[tuple[float, float]] = []
+                memory = Memory()
                 job, upload_s, import_s = await run_import(http, texts, cpu)
+                memory_line = memory.report()
                 print("\n".join(await statement_stats(stats)))
                 copied, copy_rate = await raw_copy(stats, settings.db_schema, f"{settings.db_schema}_raw", RAW)
                 await stats.execute(f'DROP SCHEMA "{settings.db_schema}_raw" CASCADE')
@@ -122,6 +172,7 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
                 f"{(me1 - me0) / rows * 1e6:.0f} us per students+guardians row; PostgreSQL {pg1 - pg0:.1f}s = "
                 f"{(pg1 - pg0) / rows * 1e6:.0f} us per row (all its processes, other work on this stack included)"
             )
+            print(memory_line)
             print(
                 f"raw COPY of the same {copied:,} {' and '.join(RAW)} rows: {copy_rate:,.0f} rows/s; the import's "
                 f"students+guardians rows/s = {rows / import_s / copy_rate:.3f} x raw COPY (target: the full city in "
