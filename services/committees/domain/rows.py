@@ -290,11 +290,12 @@ class Checker:
         self.existing_parents = {k: u.parent_id for k, u in units.items()}
         self.family_nos = set(family_nos)
         self.errors: list[RowError] = []
+        self.seen: dict[str, dict[str, int]] = {}  # the row of each key so far, by entity
 
     def _format(self, entity: str, rows: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
         """Field formats and duplicate keys; returns the rows that pass."""
         key = KEYS[entity]
-        seen: dict[str, int] = {}
+        seen = self.seen.setdefault(entity, {})  # across the chunks of one file (`files.validate_chunks`)
         good = []
         for n, raw in rows:
             clean, errs = clean_row(entity, raw, n, self.today)

@@ -45,9 +45,11 @@ async def list_file_sizes(conn: asyncpg.Connection | asyncpg.Pool, import_id: st
     return {r["entity"]: r["n"] for r in rows}
 
 
-async def list_files(conn: asyncpg.Connection, import_id: str) -> dict[str, str]:
-    rows = await conn.fetch("SELECT entity, content FROM import_files WHERE import_id = $1", import_id)
-    return {r["entity"]: r["content"] for r in rows}
+async def get_file(conn: asyncpg.Connection, import_id: str, entity: str) -> str:
+    """One entity's uploaded file (an import reads them one at a time: a city's files are tens of MB)."""
+    return str(
+        await conn.fetchval("SELECT content FROM import_files WHERE import_id = $1 AND entity = $2", import_id, entity)
+    )
 
 
 async def update_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str, status: str, **extra: Any) -> None:

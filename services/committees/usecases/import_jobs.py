@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
 import asyncpg
 from prometheus_client import Counter, Histogram
 
-from services.committees.domain.files import validate_one
+from services.committees.domain.files import validate_chunks
 from services.committees.domain.rows import ENTITIES, Checker, RowError
 from services.committees.settings import Settings
 from services.committees.store import imports as store
@@ -63,16 +65,22 @@ def _check(entity: str, text: str, fmt: str, checker: Checker | None = None) -> 
     checker = checker or _checker
     assert checker is not None
     found = len(checker.errors)
-    clean, received = validate_one(entity, text, fmt, checker)
+    data: list[bytes] = []
+    accepted = received = 0
+    for clean, n in validate_chunks(entity, text, fmt, checker):  # a chunk's rows at a time, encoded at once
+        data.append(upserts.stage_data(entity, clean))
+        accepted += len(clean)
+        received += n
     errors = checker.errors[found:]
     del checker.errors[found:]
-    return upserts.stage_data(entity, clean), len(clean), received, errors
+    return b"".join(data), accepted, received, errors
 
 
 async def apply(
     conn: asyncpg.Connection,
     at: datetime,
-    files: dict[str, str],
+    files: dict[str, int],
+    load: Callable[[str], Awaitable[str]],
     fmt: str,
     checker: Checker,
     timeout: float | None = None,
@@ -80,9 +88,11 @@ async def apply(
 ) -> tuple[dict[str, dict[str, int]], int]:
     """Validate and upsert entity by entity in dependency order, inside the caller's transaction.
 
-    Validating the next entity (Python, in a process of its own for large files, else a thread) overlaps with the
-    database applying the previous one; the row errors are added to `checker.errors`. Every event says it occurred
-    `at`. Returns counts per entity (received/created/updated/unchanged/rejected) and the number of events written.
+    `files` are the sizes of the entities' files, `load` reads one (on `conn`, while it is idle: only the file being
+    validated and the data being written are held). Validating the next entity (Python, in a process of its own for
+    large files, else a thread) overlaps with the database applying the previous one; the row errors are added to
+    `checker.errors`. Every event says it occurred `at`. Returns counts per entity
+    (received/created/updated/unchanged/rejected) and the number of events written.
     """
     await upserts.insert_stage_tables(conn)
     timings = {} if timings is None else timings
@@ -92,22 +102,19 @@ async def apply(
     events = 0
     loop = asyncio.get_running_loop()
     pool: ProcessPoolExecutor | None = None
-    if sum(len(text) for text in files.values()) >= PROCESS_BYTES:
+    if sum(files.values()) >= PROCESS_BYTES:
         # fork: the child starts at once with the modules and the checker it needs, and runs only the pure validation
         # (spawn would import the service's modules again, seconds under load, and run its __main__).
         fork = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(1, mp_context=fork, initializer=_start_checking, initargs=(checker, os.getpid()))
 
-    async def check(entity: str) -> bytes:
+    async def check(entity: str, text: str) -> bytes:
         t = time.perf_counter()
         if pool is None:
-            data, accepted[entity], received[entity], errors = await asyncio.to_thread(
-                _check, entity, files[entity], fmt, checker
-            )
+            checked = await asyncio.to_thread(_check, entity, text, fmt, checker)
         else:
-            data, accepted[entity], received[entity], errors = await loop.run_in_executor(
-                pool, _check, entity, files[entity], fmt
-            )
+            checked = await loop.run_in_executor(pool, _check, entity, text, fmt)
+        data, accepted[entity], received[entity], errors = checked
         checker.errors.extend(errors)
         timings[f"validate_{entity}"] = round(time.perf_counter() - t, 3)
         return data
@@ -120,13 +127,17 @@ async def apply(
         done[entity] = (created, updated)
         events += n
 
+    order = [e for e in ENTITIES if e in files]
     previous: asyncio.Task[None] | None = None
     try:
-        for entity in [e for e in ENTITIES if e in files]:
-            validating = asyncio.create_task(check(entity))
+        text = await load(order[0])  # one file at least: an import starts with one
+        for entity, following in zip(order, [*order[1:], ""], strict=True):
+            validating = asyncio.create_task(check(entity, text))
             if previous is not None:
                 await previous
-            previous = asyncio.create_task(upsert(entity, await validating))
+            data = await validating
+            text = following and await load(following)  # the connection is idle here
+            previous = asyncio.create_task(upsert(entity, data))
         if previous is not None:
             await previous
     finally:
@@ -137,7 +148,14 @@ async def apply(
     t = time.perf_counter()
     events += await upserts.insert_family_events(conn, at, timeout, bulk=True)
     timings["family_events"] = round(time.perf_counter() - t, 3)
-    counts = {
+    return _counts(received, accepted, done), events
+
+
+def _counts(
+    received: dict[str, int], accepted: dict[str, int], done: dict[str, tuple[int, int]]
+) -> dict[str, dict[str, int]]:
+    """Rows per entity: received, created, updated, unchanged, rejected."""
+    return {
         entity: {
             "received": n,
             "created": done.get(entity, (0, 0))[0],
@@ -147,7 +165,6 @@ async def apply(
         }
         for entity, n in received.items()
     }
-    return counts, events
 
 
 async def run(settings: Settings, clock: Clock, import_id: str) -> None:
@@ -162,14 +179,21 @@ async def run(settings: Settings, clock: Clock, import_id: str) -> None:
                 await store.update_import_session(conn, settings.db_schema)
                 job = await store.get_import(conn, import_id)
                 assert job is not None
-                files = await store.list_files(conn, import_id)
+                files = await store.list_file_sizes(conn, import_id)
                 units = await store.list_units(conn)
                 family_nos = await store.list_family_nos(conn)
                 now = clock.now()
                 checker = Checker(units, family_nos, settings.today(now), await store.list_national_ids(conn))
                 timings = {"load": round(time.perf_counter() - started, 3)}
                 counts, events = await apply(
-                    conn, now, files, job["format"], checker, settings.import_statement_timeout_seconds, timings
+                    conn,
+                    now,
+                    files,
+                    functools.partial(store.get_file, conn, import_id),
+                    job["format"],
+                    checker,
+                    settings.import_statement_timeout_seconds,
+                    timings,
                 )
                 errors = sorted(checker.errors, key=lambda e: (ENTITIES.index(e.entity), e.row, e.field))
                 started_scoring = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from demo import citygen
+from services.committees.domain import files
 from services.committees.domain.files import header_fault, parse_csv, parse_json, validate_one
 from services.committees.domain.rows import ENTITIES, Checker, Unit, clean_row, national_id_ok
 from services.committees.store import upserts
@@ -180,3 +181,26 @@ def test_a_first_imports_inserts_are_the_upserts_without_their_conflict_clause()
         clause = sql[start : sql.index("RETURNING", start)]
         assert sql.replace(clause, "").split() == plain.split()
     assert "ON CONFLICT" not in upserts.FIRST_FAMILY_FACTS
+
+
+def test_a_file_validated_a_chunk_at_a_time_gets_the_answer_of_one_pass(monkeypatch):
+    """Import files are read and checked a chunk of rows at a time (memory that does not grow with the file): the
+    clean rows, counts and errors are those of the whole file at once, duplicates across chunks included."""
+    city = citygen.generate(scale=0.002, seed=3)
+    texts, planted = citygen.plant_bad_rows(citygen.csv_texts(city))
+    dup = texts["guardians"].splitlines()[1]  # the first guardian again, chunks later
+    texts["guardians"] += dup + "\n"
+
+    def validate(chunk: int) -> tuple[dict, list]:
+        monkeypatch.setattr(files, "CHUNK", chunk)
+        checker = Checker({}, set(), TODAY)
+        done = {e: validate_one(e, texts[e], "csv", checker) for e in ENTITIES if e in texts}
+        return done, sorted(checker.errors, key=lambda e: (e.entity, e.row, e.field))  # as the job sorts them
+
+    whole, errors = validate(10**9)
+    assert validate(7) == (whole, errors)
+    last = len(texts["guardians"].splitlines())
+    assert ("guardians", last, "guardian_no", "duplicate of row 2") in {
+        (e.entity, e.row, e.field, e.reason) for e in errors
+    }
+    assert {(e.entity, e.row, e.field) for e in errors} >= planted
