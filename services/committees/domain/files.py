@@ -29,66 +29,60 @@ def header_fault(entity: str, text: str) -> str | None:
 
 def parse_csv(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
     """Rows numbered by their line in the file (the header is line 1); also the number of data rows."""
-    return _parsed(_csv_rows(entity, text))
+    reading = Reading()
+    rows = list(_csv_rows(entity, text, reading))
+    return rows, reading.errors, reading.received
 
 
 def parse_json(entity: str, text: str) -> tuple[Rows, list[RowError], int]:
     """Rows numbered by their index in the JSON array (from 0)."""
-    return _parsed(_json_rows(entity, text))
+    reading = Reading()
+    rows = list(_json_rows(entity, text, reading))
+    return rows, reading.errors, reading.received
 
 
-# A row as read: its number, its fields (None when rejected before validation: a malformed line), the errors found
-# reading it, and whether it counts as a row received (1; 0 for the header).
-Read = tuple[int, dict[str, Any] | None, list[RowError], int]
+class Reading:
+    """What reading a file found besides its rows: the rows received so far and the errors of rows rejected before
+    validation (a malformed line, a wrong header)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.errors: list[RowError] = []
 
 
-def _parsed(read: Iterator[Read]) -> tuple[Rows, list[RowError], int]:
-    rows: Rows = []
-    errors: list[RowError] = []
-    total = 0
-    for n, row, errs, counted in read:
-        if row is not None:
-            rows.append((n, row))
-        errors += errs
-        total += counted
-    return rows, errors, total
-
-
-def _csv_rows(entity: str, text: str) -> Iterator[Read]:
+def _csv_rows(entity: str, text: str, reading: Reading) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = [h.strip() for h in next(reader, [])]
     except csv.Error as exc:
-        yield 1, None, [RowError(entity, 1, "*", f"malformed CSV: {exc}")], 0
+        reading.errors.append(RowError(entity, 1, "*", f"malformed CSV: {exc}"))
         return
     missing = [c for c in REQUIRED_COLUMNS[entity] if c not in header]
     if missing:  # a wrong file: one error per missing column instead of one per row, every row rejected
-        yield 1, None, [RowError(entity, 1, c, "required column is missing from the header") for c in missing], 0
-        for _ in reader:
-            yield reader.line_num, None, [], 1
+        reading.errors += [RowError(entity, 1, c, "required column is missing from the header") for c in missing]
+        reading.received = sum(1 for _ in reader)
         return
     width = len(header)
     try:
         for cells in reader:
             if len(cells) > width:
-                yield (
-                    reader.line_num,
-                    None,
-                    [RowError(entity, reader.line_num, "*", "row has more cells than the header")],
-                    1,
-                )
+                reading.received += 1
+                reading.errors.append(RowError(entity, reader.line_num, "*", "row has more cells than the header"))
             elif cells:
-                yield reader.line_num, dict(zip(header, cells, strict=False)), [], 1
+                reading.received += 1
+                yield reader.line_num, dict(zip(header, cells, strict=False))
     except csv.Error as exc:
-        yield reader.line_num, None, [RowError(entity, reader.line_num, "*", f"malformed CSV: {exc}")], 1
+        reading.received += 1
+        reading.errors.append(RowError(entity, reader.line_num, "*", f"malformed CSV: {exc}"))
 
 
-def _json_rows(entity: str, text: str) -> Iterator[Read]:
+def _json_rows(entity: str, text: str, reading: Reading) -> Iterator[tuple[int, dict[str, Any]]]:
     for i, raw in enumerate(orjson.loads(text)):
+        reading.received += 1
         if isinstance(raw, dict):
-            yield i, raw, [], 1
+            yield i, raw
         else:
-            yield i, None, [RowError(entity, i, "*", "must be an object")], 1
+            reading.errors.append(RowError(entity, i, "*", "must be an object"))
 
 
 # Rows validated at a time: the rows of a file are read, checked and handed on a chunk at a time, so what an import
@@ -99,12 +93,17 @@ CHUNK = 5_000
 def validate_chunks(entity: str, text: str, fmt: str, checker: Checker) -> Iterator[tuple[list[dict[str, Any]], int]]:
     """The clean rows of one entity's file (after those it refers to), a chunk at a time, each with the number of
     rows received in it; the row errors go to `checker.errors`."""
-    read = (_csv_rows if fmt == "csv" else _json_rows)(entity, text)
+    reading = Reading()
+    rows = (_csv_rows if fmt == "csv" else _json_rows)(entity, text, reading)
     size = None if entity == "org_units" else CHUNK
-    while chunk := list(itertools.islice(read, size)):
-        rows, errors, received = _parsed(iter(chunk))
-        checker.errors += errors
-        yield getattr(checker, entity)(rows), received
+    while True:
+        before = reading.received
+        chunk = list(itertools.islice(rows, size))
+        checker.errors += reading.errors
+        reading.errors.clear()
+        if reading.received == before:
+            return
+        yield getattr(checker, entity)(chunk), reading.received - before
 
 
 def validate_one(entity: str, text: str, fmt: str, checker: Checker) -> tuple[list[dict[str, Any]], int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import multiprocessing
 import os
@@ -62,15 +63,22 @@ def _exit_with(parent: int) -> None:
 def _check(entity: str, text: str, fmt: str, checker: Checker | None = None) -> tuple[bytes, int, int, list[RowError]]:
     """Validate one entity's file: its rows as staging COPY data, how many were accepted, received, and the row
     errors found (`checker` when run in a thread, the process's own otherwise)."""
+    own = checker is None  # the validating process's: it runs nothing else
     checker = checker or _checker
     assert checker is not None
     found = len(checker.errors)
     data: list[bytes] = []
     accepted = received = 0
-    for clean, n in validate_chunks(entity, text, fmt, checker):  # a chunk's rows at a time, encoded at once
-        data.append(upserts.stage_data(entity, clean))
-        accepted += len(clean)
-        received += n
+    if own:
+        gc.disable()  # validation makes no reference cycles; the collector's passes cost a fifth of its time
+    try:
+        for clean, n in validate_chunks(entity, text, fmt, checker):  # a chunk's rows at a time, encoded at once
+            data.append(upserts.stage_data(entity, clean))
+            accepted += len(clean)
+            received += n
+    finally:
+        if own:
+            gc.enable()
     errors = checker.errors[found:]
     del checker.errors[found:]
     return b"".join(data), accepted, received, errors
