@@ -1,4 +1,4 @@
-"""Set-based directory writes: staging tables, upserts that skip unchanged rows and return what to publish.
+"""Set-based directory writes: staging tables, upserts that skip unchanged rows and write the events they publish.
 
 Used by bulk imports and by single-record writes alike, so both publish exactly the same events. Each upsert
 writes its events into the outbox itself, in the same statement (`shared.events.envelope_sql`: the kit's envelope,
