@@ -39,6 +39,7 @@ from demo.__main__ import import_city, launch_campaign
 from demo.activity import visit_record
 from demo.client import CITY, Api, bureau_token, metric_sum, settled
 from shared import kafka
+from shared.db import service_database_url
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
 from shared.devstack.stack import components
@@ -152,6 +153,7 @@ def visit_jobs(
 
 async def caught_up(
     outreach_db: asyncpg.Connection,
+    reporting_db: asyncpg.Connection,
     reporting: Api,
     rep: ServiceProcess,
     rep_schema: str,
@@ -176,7 +178,7 @@ async def caught_up(
             t_rep = time.monotonic()
         if time.monotonic() - last_note >= 30:
             last_note = time.monotonic()
-            facts = await outreach_db.fetchval(f"SELECT count(*) FROM {rep_schema}.cases")
+            facts = await reporting_db.fetchval(f"SELECT count(*) FROM {rep_schema}.cases")
             print(
                 f"  +{last_note - started:4.0f}s after the last answer: outreach {n_cases:,}/{cases:,} cases, "
                 f"reporting {seen:,}/{visits:,} visits, {f['cases']['opened']:,} cases (facts: {facts:,}), lag {lag}",
@@ -224,8 +226,9 @@ async def statement_stats(conn: asyncpg.Connection, *, reset: bool = False) -> l
 
 
 async def raw_copy(stack: StackInfo, visits_schema: str, scratch: str) -> tuple[int, float]:
-    """COPY the campaign's visit rows (fetched beforehand) into a like-for-like scratch table; rows and rows/s."""
-    conn = await asyncpg.connect(stack.database_url)
+    """COPY the campaign's visit rows (fetched beforehand) into a like-for-like scratch table in visits' database;
+    rows and rows/s."""
+    conn = await asyncpg.connect(service_database_url(stack.database_url, "visits"))
     try:
         rows = await conn.fetch(f"SELECT * FROM {visits_schema}.visits")
         await conn.execute(
@@ -272,7 +275,14 @@ async def main(args: argparse.Namespace) -> None:
     # The city's upload (~112 MiB per scale unit) and the launch answer only when done: no 120 s cap at scale 2.
     committees = Api(procs["committees"].address, token, repeatable=True, timeout=600 * grow)
     visits, reporting = Api(procs["visits"].address, token, timeout=600 * grow), Api(procs["reporting"].address, token)
-    outreach_db = await asyncpg.connect(stack.database_url, server_settings={"search_path": schemas["outreach"]})
+    # Each service process runs in its own database (devstack, as deployed); pg_stat_statements is the cluster's.
+    dbs = {n: service_database_url(stack.database_url, n) for n in SERVICES}
+    outreach_db = await asyncpg.connect(dbs["outreach"], server_settings={"search_path": schemas["outreach"]})
+    visits_db, reporting_db, cluster_db = (
+        await asyncpg.connect(dbs["visits"]),
+        await asyncpg.connect(dbs["reporting"]),
+        await asyncpg.connect(stack.database_url),
+    )
     rng = random.Random(args.seed)
     try:
         city = citygen.generate(scale=args.scale, seed=args.seed)
@@ -315,17 +325,18 @@ async def main(args: argparse.Namespace) -> None:
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_rss(pids, peak, stop))
         backlog: list[tuple[float, int]] = []
-        backlog_sampler = asyncio.create_task(sample_backlog(stack.database_url, schemas["visits"], backlog, stop))
+        backlog_sampler = asyncio.create_task(sample_backlog(dbs["visits"], schemas["visits"], backlog, stop))
         infra = {c.name: getattr(c, "pid", lambda: None)() or 0 for c in components()}  # none when external
         cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()} | {n: tree_cpu(p) for n, p in infra.items() if p}
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
-        statements = await statement_stats(outreach_db, reset=True)
-        updates0 = await assignment_updates(outreach_db, schemas["visits"])
+        statements = await statement_stats(cluster_db, reset=True)
+        updates0 = await assignment_updates(visits_db, schemas["visits"])
         me0, busy0 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
         rec = await recorder.record(procs["visits"].address, jobs, args.clients, campaign_id=cid)
         want = (rec.stored, want_cases)
+        wait = args.max_wait * grow
         t_out, t_rep, t_lag = await caught_up(
-            outreach_db, reporting, procs["reporting"], schemas["reporting"], cid, want, args.max_wait * grow
+            outreach_db, reporting_db, reporting, procs["reporting"], schemas["reporting"], cid, want, wait
         )
         t_end = time.monotonic()
         stop.set()
@@ -339,10 +350,10 @@ async def main(args: argparse.Namespace) -> None:
         messages = await topic_messages(stack.kafka_bootstrap, prefix) - messages_before
         hwm = {n: max(vm_hwm(p), peak.get(n, 0)) for n, p in pids.items()}
         load_end = os.getloadavg()
-        statements = await statement_stats(outreach_db)
+        statements = await statement_stats(cluster_db)
         await asyncio.sleep(1)  # the backends' statistics reach the views at most a second after their transactions
         updated, hot = (
-            b - a for a, b in zip(updates0, await assignment_updates(outreach_db, schemas["visits"]), strict=True)
+            b - a for a, b in zip(updates0, await assignment_updates(visits_db, schemas["visits"]), strict=True)
         )
 
         cases = await outreach_db.fetch(
@@ -425,7 +436,8 @@ async def main(args: argparse.Namespace) -> None:
         ]
         print("\n".join(out))
     finally:
-        await outreach_db.close()
+        for conn in (outreach_db, visits_db, reporting_db, cluster_db):
+            await conn.close()
         for api in (committees, visits, reporting):
             await api.close()
         for p in procs.values():

@@ -34,6 +34,7 @@ from bench.campaign import proc_stat, statement_stats, tree_cpu
 from demo import citygen
 from demo.client import Api, bureau_token
 from shared import directory, kafka
+from shared.db import service_database_url
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.devstack.stack import components
 from shared.testing.fixtures import drop_test_resources, free_port
@@ -149,7 +150,9 @@ async def one_run(
     prefix, schemas = f"bd{run}.", {n: f"bd_{run}_{n}" for n in NAMES}
     scratch = f"bd_{run}_raw"
     procs = await asyncio.to_thread(start, stack, run, ("committees",) if catch_up else NAMES)
-    conn = await asyncpg.connect(stack.database_url)
+    # Each service process runs in its own database (devstack, as deployed); pg_stat_statements is the cluster's.
+    conn = await asyncpg.connect(service_database_url(stack.database_url, "visits"))
+    committees_db = await asyncpg.connect(service_database_url(stack.database_url, "committees"))
     committees = Api(procs["committees"].address, bureau_token(), repeatable=True)
     try:
         t = time.monotonic()
@@ -181,7 +184,7 @@ async def one_run(
         last_note = time.monotonic()
         while len(done) < 3:
             now = time.monotonic() - committed
-            if "relay" not in done and await conn.fetchval(f"SELECT id FROM {cs}.outbox LIMIT 1") is None:
+            if "relay" not in done and await committees_db.fetchval(f"SELECT id FROM {cs}.outbox LIMIT 1") is None:
                 done["relay"] = now
                 events = await published(stack.kafka_bootstrap, prefix)
                 print(f"  relay: {events:,} directory events published {now:.1f}s after the commit", flush=True)
@@ -254,6 +257,7 @@ async def one_run(
         if not keep:
             await drop_test_resources(stack, prefix, {*schemas.values(), scratch})
         await conn.close()
+        await committees_db.close()
 
 
 async def main(a: argparse.Namespace) -> None:

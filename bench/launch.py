@@ -47,6 +47,7 @@ from services.visits.settings import VisitsSettings
 from shared import kafka, memdebug
 from shared.auth import issue_token
 from shared.contracts import committees as c
+from shared.db import service_database_url
 from shared.devstack import ensure_up
 from shared.devstack.stack import components
 from shared.testing.fixtures import free_port
@@ -144,8 +145,9 @@ async def main(args: argparse.Namespace) -> None:
     stack = ensure_up()
     tag = uuid.uuid4().hex[:8]
     port = free_port()
+    visits_db = service_database_url(stack.database_url, "visits")  # its own database, as devstack and deployed
     settings = VisitsSettings(
-        database_url=stack.database_url,
+        database_url=visits_db,
         kafka_bootstrap_servers=stack.kafka_bootstrap,
         db_schema=f"bench_launch_{tag}",
         topic_prefix=f"bl{tag}.",
@@ -153,7 +155,7 @@ async def main(args: argparse.Namespace) -> None:
     )
     env = {
         **os.environ,
-        "DATABASE_URL": stack.database_url,
+        "DATABASE_URL": visits_db,
         "KAFKA_BOOTSTRAP_SERVERS": stack.kafka_bootstrap,
         "VISITS_DB_SCHEMA": settings.db_schema,
         "VISITS_TOPIC_PREFIX": settings.topic_prefix,
@@ -176,7 +178,7 @@ async def main(args: argparse.Namespace) -> None:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "services.visits", env=env, cwd=Path(__file__).parent.parent, stderr=out
         )
-    db = await asyncpg.connect(stack.database_url)
+    db = await asyncpg.connect(visits_db)
     while not await db.fetchval("SELECT to_regnamespace($1) IS NOT NULL", settings.db_schema):
         await asyncio.sleep(0.2)
     await db.execute(f"SET search_path = {settings.db_schema}")

@@ -60,6 +60,7 @@ from demo.__main__ import import_city, launch_campaign
 from demo.client import Api, bureau_token, settled
 from demo.recorder import Connection, Job
 from shared import memdebug
+from shared.db import service_database_url
 from shared.devstack import ServiceProcess, Stack, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
 from shared.devstack.stack import components
@@ -259,11 +260,12 @@ def processes(procs: list[ServiceProcess]) -> dict[str, int]:
     return out
 
 
-async def outbox_state(conn: asyncpg.Connection, schemas: dict[str, str]) -> dict[str, tuple[int, float]]:
-    """Per service: (unpublished outbox rows, age in seconds of the oldest one; 0 when none)."""
+async def outbox_state(conns: dict[str, asyncpg.Connection], schemas: dict[str, str]) -> dict[str, tuple[int, float]]:
+    """Per service (a connection to its own database each): (unpublished outbox rows, age in seconds of the oldest
+    one; 0 when none)."""
     out = {}
     for name, schema in schemas.items():
-        row = await conn.fetchrow(
+        row = await conns[name].fetchrow(
             f"SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
             f'FROM "{schema}".outbox'
         )
@@ -303,7 +305,7 @@ def fmt_lag(lag: dict[str, int | None], prefix: str) -> str:
 
 async def sampler(
     stack: Stack,
-    conn: asyncpg.Connection,
+    conns: dict[str, asyncpg.Connection],
     schemas: dict[str, str],
     pids: dict[str, int],
     load: Load,
@@ -322,7 +324,7 @@ async def sampler(
             return  # a partial last interval would skew the trends
         now = time.monotonic()
         lag = await asyncio.to_thread(stack.consumer_lag)
-        outbox = await outbox_state(conn, schemas)
+        outbox = await outbox_state(conns, schemas)
         rss = {label: rss_kb(pid) for label, pid in pids.items()}
         s = Sample(now - t0, load.visits, lag, outbox, rss)
         samples.append(s)
@@ -373,9 +375,11 @@ async def main(args: argparse.Namespace) -> None:
     committees = Api(first["committees"].address, token, repeatable=True)
     visits = Api(first["visits"].address, token)
     visit_ports = [p.port for p in procs if p.name == "visits"]
-    conn = await asyncpg.connect(info.database_url)
+    # Each service process runs in its own database (devstack, as deployed).
+    dbs = {n: service_database_url(info.database_url, n) for n in SERVICES}
+    conns = {n: await asyncpg.connect(url) for n, url in dbs.items()}
     rng = random.Random(args.seed)
-    campaigns = Campaigns(visits, rng, args.single_share, info.database_url, schemas["visits"])
+    campaigns = Campaigns(visits, rng, args.single_share, dbs["visits"], schemas["visits"])
     try:
         city = citygen.generate(scale=args.scale, seed=args.seed)
         t = time.monotonic()
@@ -427,7 +431,7 @@ async def main(args: argparse.Namespace) -> None:
             print("\n".join(await memory_dumps(procs)), flush=True)
             rss_start = {label: rss_kb(pid) for label, pid in pids.items()}
         sampling = asyncio.create_task(
-            sampler(stack, conn, schemas, pids, load, args.sample, samples, stop, prefix, t0)
+            sampler(stack, conns, schemas, pids, load, args.sample, samples, stop, prefix, t0)
         )
         await send(visit_ports, campaigns.take, load, args.clients, t0 + args.duration, rate)
         t_end = time.monotonic()
@@ -574,7 +578,8 @@ async def main(args: argparse.Namespace) -> None:
         print("\n".join(out), flush=True)
     finally:
         await campaigns.close()
-        await conn.close()
+        for conn in conns.values():
+            await conn.close()
         await committees.close()
         await visits.close()
         await asyncio.to_thread(stack.services_down)

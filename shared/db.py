@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 import socket
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -119,6 +120,16 @@ def _client_keepalive(conn: asyncpg.Connection, seconds: int) -> None:
     ):
         if hasattr(socket, name):  # Linux names; other systems keep their defaults
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+def service_database_url(cluster_url: str, service: str) -> str:
+    """The URL of `service`'s own database on the cluster `cluster_url` names: the same user, host and options, the
+    database named after the service. One database per service, as in production (deploy/postgres/init.sql): a
+    snapshot held open in one service's database (reporting's repeatable-read refresh) does not keep the rows
+    another service deleted alive for its reads (the horizon of an ordinary table counts only the backends of its own
+    database, PostgreSQL 14 on)."""
+    parts = urllib.parse.urlsplit(cluster_url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{service}"))
 
 
 async def connect(dsn: str, schema: str, *, keepalive_seconds: int | None = None) -> asyncpg.Connection:

@@ -13,7 +13,15 @@ import sys
 import time
 
 from shared.contracts.common import Department
-from shared.devstack import DevstackError, Stack, state_dir
+from shared.devstack import ComponentStatus, DevstackError, Stack, state_dir
+
+
+def _print_databases(stack: Stack, row: ComponentStatus) -> None:
+    """Under a running PostgreSQL: the services' databases on it (one each, as deployed) and their sizes."""
+    if row.name != "postgres" or not row.up:
+        return
+    found = ", ".join(f"{n} ({size or 'missing'})" for n, size in stack.databases().items())
+    print(f"{'':<13} one database per service: {found}")
 
 
 def _print_status(stack: Stack) -> bool:
@@ -24,6 +32,7 @@ def _print_status(stack: Stack) -> bool:
     for row in rows:
         pid = "external" if not row.managed else (str(row.pid) if row.pid else "-")
         print(f"{row.name:<13} {'up' if row.up else 'down':<5} pid={pid:<9} {row.address}")
+        _print_databases(stack, row)
     procs = stack.services()
     running = False
     holders = {h.service: h for h in stack.relay_holders()}

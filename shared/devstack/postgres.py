@@ -9,11 +9,12 @@ import pwd
 import shutil
 import subprocess
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
 
 import asyncpg
 
-from shared.db import SERVICE_ROLE
+from shared.db import SERVICE_ROLE, service_database_url
 from shared.devstack.component import (
     Component,
     DevstackError,
@@ -250,6 +251,34 @@ def ensure_service_roles(url: str) -> None:
                         await conn.execute(f"CREATE ROLE {role} {options}")
                     except asyncpg.DuplicateObjectError:
                         pass  # another stack on the same cluster made it meanwhile
+        finally:
+            await conn.close()
+
+    run_coro(create)
+
+
+def ensure_service_databases(url: str, services: Iterable[str]) -> None:
+    """Create each service's own database (`shared.db.service_database_url`) in the cluster of `url`, owned by the
+    URL's user, as deploy/postgres/init.sql does in production. On a cluster devstack did not start that user needs
+    CREATEDB, or the databases must exist already (then nothing is asked of it but to connect)."""
+
+    async def create() -> None:
+        names = [urllib.parse.urlsplit(service_database_url(url, s)).path.lstrip("/") for s in services]
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            have = {r[0] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname = ANY($1)", names)}
+            for name in names:
+                if name in have:
+                    continue
+                try:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+                except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                    pass  # another process made it meanwhile
+                except asyncpg.InsufficientPrivilegeError as exc:
+                    raise DevstackError(
+                        f"database {name!r} does not exist and the user of DATABASE_URL may not create it ({exc}); "
+                        f"create the databases {', '.join(names)} on that server, or grant the user CREATEDB"
+                    ) from exc
         finally:
             await conn.close()
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shared.db import service_database_url
 from shared.devstack.component import (
     DevstackError,
     LocalProcess,
@@ -15,7 +16,7 @@ from shared.devstack.component import (
     start_and_wait,
     tail,
 )
-from shared.devstack.postgres import ensure_service_roles, service_url
+from shared.devstack.postgres import ensure_service_databases, ensure_service_roles, service_url
 
 SERVICES = {"committees": 8101, "visits": 8102, "outreach": 8103, "reporting": 8104}
 # Replica k of a service listens on <its port> + REPLICA_PORT_STEP * (k - 1): visits#2 on 8112, visits#3 on 8122.
@@ -51,10 +52,16 @@ class ServiceProcess(LocalProcess):
         env = {**os.environ, **self.env, f"{self.name.upper()}_HTTP_PORT": str(self.port)}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         argv = [sys.executable, "-m", f"services.{self.name}"]
+        if cluster := env.get("DATABASE_URL"):
+            # As in production, each service has its own database in the cluster (no service reads another's tables,
+            # and a long snapshot in one does not hold back the others' cleanup): DATABASE_URL names the cluster.
+            env["DATABASE_URL"] = service_database_url(cluster, self.name)
+            if not self.migrated:  # also on a PostgreSQL that devstack did not start
+                ensure_service_roles(cluster)
+                ensure_service_databases(cluster, [self.name])
         if "HSS_DB_MIGRATE_AT_START" not in env and env.get("DATABASE_URL"):
             # As in production: the owner migrates (an init container), the service logs in without DDL rights.
             if not self.migrated:
-                ensure_service_roles(env["DATABASE_URL"])  # also on a PostgreSQL that devstack did not start
                 self._migrate(argv, env)
                 self.migrated = True
             env |= {"DATABASE_URL": service_url(env["DATABASE_URL"]), "HSS_DB_MIGRATE_AT_START": "false"}

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.db import lock_key
+from shared.db import lock_key, service_database_url
 from shared.devstack import departments
 from shared.devstack.component import (
     Component,
@@ -32,7 +33,7 @@ from shared.devstack.gateway import DEFAULT_PORT as DEFAULT_GATEWAY_PORT
 from shared.devstack.gateway import Gateway
 from shared.devstack.idp import IdentityProvider
 from shared.devstack.kafka import Kafka, KafkaCluster, KafkaNode, probe_kafka
-from shared.devstack.postgres import Postgres, ensure_service_roles, probe_postgres
+from shared.devstack.postgres import Postgres, ensure_service_databases, ensure_service_roles, probe_postgres
 from shared.devstack.services import (
     REPLICA_PORT_STEP,
     SERVICES,
@@ -52,7 +53,8 @@ TOPOLOGY_FILE = "topology.json"
 
 @dataclass(frozen=True)
 class StackInfo:
-    """Addresses of the running infrastructure."""
+    """Addresses of the running infrastructure. `database_url` names the PostgreSQL cluster (its maintenance
+    database); each service has a database of its own there, `shared.db.service_database_url(database_url, name)`."""
 
     database_url: str
     kafka_bootstrap: str
@@ -294,6 +296,7 @@ class Stack:
                 for c in parts:
                     wait_until(c.answers, READY_TIMEOUT, c.name, c.is_alive)
                 ensure_service_roles(parts[0].address)
+                ensure_service_databases(parts[0].address, SERVICES)  # one database per service, as deployed
             except BaseException:
                 # Leave nothing behind that this call started: a broker left running would block the next try.
                 for c in reversed(missing):
@@ -379,6 +382,30 @@ class Stack:
     def status(self) -> list[ComponentStatus]:
         """PostgreSQL and each broker."""
         return [c.status() for c in [self.postgres(), *self.brokers()]]
+
+    def databases(self) -> dict[str, str | None]:
+        """Each service's database on the stack's PostgreSQL and its size (None: it does not exist, or PostgreSQL
+        does not answer)."""
+        url = self.info().database_url
+        names = {n: urllib.parse.urlsplit(service_database_url(url, n)).path.lstrip("/") for n in SERVICES}
+
+        async def sizes() -> dict[str, str]:
+            conn = await asyncpg.connect(url, timeout=5)
+            try:
+                rows = await conn.fetch(
+                    "SELECT datname, pg_size_pretty(pg_database_size(datname)) FROM pg_database"
+                    " WHERE datname = ANY($1)",
+                    list(names.values()),
+                )
+                return {r[0]: r[1] for r in rows}
+            finally:
+                await conn.close()
+
+        try:
+            found = run_coro(sizes)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            found = {}
+        return {n: found.get(db) for n, db in names.items()}
 
     def relay_holders(self) -> list[RelayHolder]:
         """Per service, the replica whose relay holds the advisory lock, read from pg_locks (the lock's truth)."""

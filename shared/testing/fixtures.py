@@ -18,7 +18,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 
 from shared import kafka
+from shared.db import service_database_url
 from shared.devstack import StackInfo, ensure_up
+from shared.devstack.services import SERVICES
 from shared.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -39,6 +41,10 @@ def unique() -> str:
 @pytest.fixture
 async def make_settings(stack: StackInfo, unique: str) -> AsyncIterator[Callable[..., Any]]:
     """Build settings of a service class pointed at the real stack, with a private schema and topics.
+
+    The service runs in the test's process, in the cluster's database (`stack.database_url`) under its private
+    schema; service processes that devstack starts (`ServiceProcess`, the e2e `CityRun`) each use their own
+    database, `shared.db.service_database_url(stack.database_url, name)`, as deployed.
 
     The test's topics and schemas are dropped afterwards, so a long test run does not pile up thousands of
     partitions in the shared broker.
@@ -77,14 +83,19 @@ async def drop_test_resources(stack: StackInfo, topic_prefix: str, schemas: set[
                 await admin.delete_topics(topics)
     finally:
         await admin.close()
-    if schemas:
-        conn = await asyncpg.connect(stack.database_url)
-        try:
-            for schema in schemas:
-                with contextlib.suppress(Exception):
-                    await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+    if not schemas:
+        return
+    # In-process services (`make_settings`) keep their schemas in the cluster's database; service processes that
+    # devstack starts, each in its own database (`service_database_url`): drop the schemas wherever they are.
+    for url in [stack.database_url, *(service_database_url(stack.database_url, n) for n in SERVICES)]:
+        with contextlib.suppress(Exception):
+            conn = await asyncpg.connect(url)
+            try:
+                for schema in schemas:
+                    with contextlib.suppress(Exception):
+                        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            finally:
+                await conn.close()
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ from services.reporting.settings import ReportingSettings
 from services.reporting.usecases.consistency import run_check
 from shared.auth import issue_token
 from shared.contracts.common import Category, Severity
-from shared.db import lock_key
+from shared.db import lock_key, service_database_url
 from shared.devstack import ServiceProcess, StackInfo, state_dir
 from shared.devstack.component import port_open, wait_until
 from shared.devstack.idp import IdentityProvider
@@ -62,6 +62,10 @@ class CityRun:
 
     def schema(self, name: str) -> str:
         return f"e_{self.run_id}_{name}"
+
+    def database(self, name: str) -> str:
+        """The URL of `name`'s own database (its process runs there, as deployed: one database per service)."""
+        return service_database_url(self.stack.database_url, name)
 
     def start(self, *, together: bool = False) -> None:
         """Start every replica: one after the other, or all at once (`together`, e.g. on an empty database)."""
@@ -265,11 +269,11 @@ def consuming_groups(*, inbox: bool = True) -> dict[str, dict[str, frozenset[str
 async def written_events(run: CityRun) -> dict[uuid.UUID, str]:
     """Every event the four services wrote (id → type), once every outbox is empty: the relays delete what Kafka
     acknowledged, so the run's topics then hold all of them (a re-sent event once)."""
-    conn = await asyncpg.connect(run.stack.database_url)
+    conns = {n: await asyncpg.connect(run.database(n)) for n in SERVICES}
     try:
 
         async def waiting() -> dict[str, int]:
-            counts = {n: await conn.fetchval(f'SELECT count(*) FROM "{run.schema(n)}".outbox') for n in SERVICES}
+            counts = {n: await c.fetchval(f'SELECT count(*) FROM "{run.schema(n)}".outbox') for n, c in conns.items()}
             return {n: c for n, c in counts.items() if c}
 
         for _ in range(600):
@@ -278,7 +282,8 @@ async def written_events(run: CityRun) -> dict[uuid.UUID, str]:
             await asyncio.sleep(0.2)
         assert not await waiting(), f"outbox rows never published: {await waiting()}"
     finally:
-        await conn.close()
+        for conn in conns.values():
+            await conn.close()
     events = await events_under(run.stack.kafka_bootstrap, f"e{run.run_id}.")
     return {uuid.UUID(event_id): event["type"] for event_id, event in events.items()}
 
@@ -301,7 +306,7 @@ async def assert_every_event_applied_once(run: CityRun) -> dict[str, int]:
     The inbox keys on (group, event id), so nothing is applied twice; the counts by type are checked against an
     undisturbed run by `assert_same_events_as`. Returns the number of events each group applied."""
     outbox = await written_events(run)
-    conn = await asyncpg.connect(run.stack.database_url)
+    conns = {n: await asyncpg.connect(run.database(n)) for n in SERVICES}
     try:
         applied: dict[str, int] = {}
         for name, groups in consuming_groups().items():
@@ -309,7 +314,7 @@ async def assert_every_event_applied_once(run: CityRun) -> dict[str, int]:
                 want = {event_id for event_id, kind in outbox.items() if kind in types}
                 got = {
                     r["event_id"]
-                    for r in await conn.fetch(
+                    for r in await conns[name].fetch(
                         f'SELECT event_id FROM "{run.schema(name)}".inbox WHERE consumer = $1', group
                     )
                 }
@@ -325,13 +330,16 @@ async def assert_every_event_applied_once(run: CityRun) -> dict[str, int]:
                 taken_in = partial(caught_up, run.stack.kafka_bootstrap, f"e{run.run_id}.{group}", topics)
                 await wait_for(taken_in, timeout=30)  # offsets are committed just after a poll's transactions
                 for table, columns in COPIED.items():
-                    source = await conn.fetch(f'SELECT {columns} FROM "{run.schema("committees")}".{table} ORDER BY 1')
-                    copied = await conn.fetch(f'SELECT {columns} FROM "{run.schema(name)}".{table} ORDER BY 1')
+                    source = await conns["committees"].fetch(
+                        f'SELECT {columns} FROM "{run.schema("committees")}".{table} ORDER BY 1'
+                    )
+                    copied = await conns[name].fetch(f'SELECT {columns} FROM "{run.schema(name)}".{table} ORDER BY 1')
                     assert [tuple(r) for r in copied] == [tuple(r) for r in source], f"{group}: {table} differ"
                 applied[group] = sum(1 for kind in outbox.values() if kind in types)
         return applied
     finally:
-        await conn.close()
+        for conn in conns.values():
+            await conn.close()
 
 
 def headline(summary: dict[str, Any]) -> dict[str, Any]:
@@ -389,7 +397,7 @@ async def assert_reporting_equals_the_owners(run: CityRun, out: dict[str, Any]) 
     for child in summary["children"]:
         assert child["figures"]["visits"]["completed"] == by_district[child["org_path"]]["completed"]
     settings = ReportingSettings(
-        database_url=run.stack.database_url,
+        database_url=run.database("reporting"),
         db_schema=f"e_{run.run_id}_reporting",
         visits_url=run.url("visits"),
         outreach_url=run.url("outreach"),
@@ -448,9 +456,10 @@ async def undisturbed(stack: StackInfo, idp: IdentityProvider) -> AsyncIterator[
         await run.stop()
 
 
-async def query(run: CityRun, sql: str, *args: Any) -> Any:
-    """One value from the run's database (fault drills watch the services' own tables to time a fault)."""
-    conn = await asyncpg.connect(run.stack.database_url)
+async def query(run: CityRun, sql: str, *args: Any, service: str | None = None) -> Any:
+    """One value from `service`'s database (fault drills watch the services' own tables to time a fault), or from
+    the cluster's (its views of every database: pg_stat_activity, pg_locks)."""
+    conn = await asyncpg.connect(run.database(service) if service else run.stack.database_url)
     try:
         return await conn.fetchval(sql, *args)
     finally:

@@ -74,3 +74,17 @@ async def test_the_services_log_in_as_a_role_without_ddl_rights(undisturbed):
         [run.schema(name) for name in run.procs],
     )
     assert users == [SERVICE_LOGIN]
+
+
+async def test_each_service_runs_in_its_own_database(undisturbed):
+    """devstack gives each service process a database of its own, as compose and Kubernetes do: the whole city
+    above ran with every service's sessions in its own database (a snapshot held open in reporting's does not keep
+    the rows visits' relay deleted alive for its reads)."""
+    run, _out = undisturbed
+    sessions = await query(
+        run,
+        "SELECT array_agg(DISTINCT application_name || ' in ' || datname) FROM pg_stat_activity"
+        " WHERE application_name = ANY($1)",
+        [run.schema(name) for name in run.procs],
+    )
+    assert sorted(sessions) == sorted(f"{run.schema(name)} in {name}" for name in run.procs)

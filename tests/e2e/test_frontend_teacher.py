@@ -72,7 +72,7 @@ async def record(
 
 
 async def visits_of(run: CityRun, teacher_id: str, campaign_id: str) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(run.stack.database_url, server_settings={"search_path": run.schema("visits")})
+    conn = await asyncpg.connect(run.database("visits"), server_settings={"search_path": run.schema("visits")})
     try:
         rows = await conn.fetch(
             "SELECT v.visit_id, v.assignment_id, v.status, count(f.finding_id) AS findings FROM visits v"

@@ -28,7 +28,7 @@ BROKER_DOWN_SECONDS = 20
 
 async def unpublished(run: CityRun, name: str) -> int:
     """Rows of the service's outbox not yet acknowledged by Kafka."""
-    return int(await query(run, f'SELECT count(*) FROM "{run.schema(name)}".outbox'))
+    return int(await query(run, f'SELECT count(*) FROM "{run.schema(name)}".outbox', service=name))
 
 
 async def test_kill_9_of_the_only_broker_for_20_s_changes_nothing(stack, undisturbed, own_kafka: Kafka, own_home):

@@ -29,7 +29,8 @@ async def test_kill_9_of_every_service_once_changes_nothing(stack, undisturbed):
         schema = run.schema("committees")
 
         async def running() -> bool:
-            return await query(run, f'SELECT count(*) FROM "{schema}".imports WHERE status = $1', "running") > 0
+            sql = f'SELECT count(*) FROM "{schema}".imports WHERE status = $1'
+            return await query(run, sql, "running", service="committees") > 0
 
         await until(running, "the import to run")
         await kill_and_restart(run, "committees")
