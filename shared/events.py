@@ -286,7 +286,10 @@ def envelope_json(
     one by orjson — no envelope model is built or validated (that was a quarter to a third of outreach's CPU per
     finding).
     """
-    call = envelope_call(correlation_id, causation_id)
+    call = (
+        f'"time":{_TIME.dump_json(datetime.now(UTC)).decode()},'
+        f'"correlationid":{orjson.dumps(correlation_id).decode()},"causationid":{orjson.dumps(causation_id).decode()}'
+    )
     out = []
     for event_id, payload in zip(event_ids, payloads, strict=True):
         spec = registry.spec_for(payload)
@@ -297,47 +300,6 @@ def envelope_json(
             data = spec.model.__pydantic_serializer__.to_json(payload).decode()
         out.append(f'{{"id":"{event_id}","subject":{subject},{spec.envelope_attributes},{call},"data":{data}}}')
     return out
-
-
-def envelope_call(correlation_id: str, causation_id: str | None) -> str:
-    """The members every envelope of one write shares (its time, correlation and causation ids), as JSON members."""
-    return (
-        f'"time":{_TIME.dump_json(datetime.now(UTC)).decode()},'
-        f'"correlationid":{orjson.dumps(correlation_id).decode()},"causationid":{orjson.dumps(causation_id).decode()}'
-    )
-
-
-def time_json(at: datetime) -> str:
-    """A datetime as the JSON a contract model writes for it (a parameter of `json_object_sql`, kind `raw`)."""
-    return _TIME.dump_json(at).decode()
-
-
-def envelope_sql(event_id: str, subject: str, attributes: str, call: str, data: str) -> str:
-    """The SQL twin of `envelope_json`: an expression of text that writes the same envelope, for a statement that
-    puts its own events into the outbox (no round trip of every row through Python). Each argument is an SQL
-    expression: the event id (a uuid), the subject (text), the type's `EventSpec.envelope_attributes` and the
-    write's `envelope_call` (text parameters), and the payload's JSON as its model writes it (text, e.g. from
-    `json_object_sql`). A statement using it needs a test holding its envelopes to `envelope_json`'s, byte for byte."""
-    return (
-        f"""('{{"id":"' || {event_id}::text || '","subject":' || to_json(({subject})::text)::text || ',' """
-        f"""|| {attributes} || ',' || {call} || ',"data":' || {data} || '}}')"""
-    )
-
-
-def json_object_sql(members: Sequence[tuple[str, str, str]]) -> str:
-    """An SQL expression of text writing a JSON object as pydantic writes a model: `(name, expression, kind)` in the
-    model's field order, kind `text` (a string, or null), `raw` (already JSON text: e.g. a parameter from
-    `time_json`), `bool` or `array` (a one-dimensional array of text, never null)."""
-    parts = []
-    for i, (name, expr, kind) in enumerate(members):
-        value = {
-            "text": f"coalesce(to_json(({expr})::text)::text, 'null')",
-            "raw": f"({expr})",
-            "bool": f"CASE WHEN {expr} THEN 'true' ELSE 'false' END",
-            "array": f"array_to_json({expr})::text",
-        }[kind]
-        parts.append(f"""'{"{" if i == 0 else ","}"{name}":' || {value}""")
-    return "(" + " || ".join(parts) + " || '}')"
 
 
 def new_envelope(spec: EventSpec, payload: BaseModel, *, correlation_id: str, causation_id: str | None) -> Envelope:
@@ -372,14 +334,10 @@ __all__ = [
     "Registry",
     "built_json",
     "check_built",
-    "envelope_call",
     "envelope_json",
-    "envelope_sql",
     "event_type",
-    "json_object_sql",
     "new_envelope",
     "occurred_at",
     "registry",
-    "time_json",
     "type_of",
 ]

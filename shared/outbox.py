@@ -15,7 +15,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter
 
 from shared import context, db
-from shared.events import Built, Outgoing, check_built, envelope_call, envelope_json, registry
+from shared.events import Built, Outgoing, check_built, envelope_json, registry
 from shared.ids import new_ids
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
@@ -73,13 +73,6 @@ def outbox_rows(payloads: Sequence[Outgoing], cause: context.TraceContext | None
         spec = registry.spec_for(payload)
         rows.append(Row(event_id, spec.topic_for(payload), spec.key(payload), spec.type, envelope, header_json))
     return rows
-
-
-def sql_trace(cause: context.TraceContext | None = None) -> tuple[str, str]:
-    """For a statement that writes its own outbox rows (`events.envelope_sql`): the envelope members of the write
-    (`events.envelope_call`) and the Kafka headers JSON, caused by `cause` (default: the current work)."""
-    correlation_id, causation_id, headers = _trace(cause)
-    return envelope_call(correlation_id, causation_id), orjson.dumps(headers).decode()
 
 
 async def insert_rows(conn: asyncpg.Connection, rows: list[Row]) -> None:

@@ -1,10 +1,8 @@
 """Set-based directory writes: staging tables, upserts that skip unchanged rows and write the events they publish.
 
 Used by bulk imports and by single-record writes alike, so both publish exactly the same events. Each upsert
-writes its events into the outbox itself, in the same statement (`shared.events.envelope_sql`: the kit's envelope,
-the payload as its contract class writes it; no row goes through Python), and answers its counts and how many
-events it wrote. Their envelopes are held to the kit's writer byte for byte by
-tests/integration/committees/test_import_events.py.
+answers its counts and one row per event to publish (`registered`: registered or changed, `data`: the contract's
+fields); the events go to the outbox through the kit (`shared.outbox.add_bulk`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,8 +17,7 @@ from pydantic import BaseModel
 
 from shared import db
 from shared.contracts import committees as c
-from shared.events import envelope_sql, json_object_sql, registry, time_json
-from shared.outbox import sql_trace
+from shared.outbox import add_bulk
 
 # The contract classes of what each write publishes: (registered, changed).
 EVENTS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
@@ -31,33 +28,14 @@ EVENTS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
 }
 
 
-# The JSON kind of each payload field (`events.json_object_sql`), by name; the order is the contract class's.
-KINDS = {"roles": "array", "class_ids": "array", "student_ids": "array", "guardian_ids": "array"}
-KINDS |= {"parents_work_away": "bool", "occurred_at": "raw"}
-
-
-def _data(model: type[BaseModel]) -> str:
-    """The payload's JSON, written from the columns of the same names ($1: `occurred_at` as JSON)."""
-    fields = [(n, "$1" if n == "occurred_at" else n, KINDS.get(n, "text")) for n in model.model_fields]
-    return json_object_sql(fields)
-
-
-def _published(source: str, model: type[BaseModel], order: str = "") -> str:
-    """The statement's end: its events written into the outbox (a registered one per row of `source` whose
-    `inserted` is true, else a changed one; in `order`), and one row answering the counts of `up` and how many
-    events. Parameters: $1 occurred_at (JSON), $2 the topic, $3/$4 the registered/changed types, $5/$6 their
-    envelope attributes, $7 the write's envelope members, $8 the Kafka headers (`_event_args`)."""
-    key = registry.spec(registry.type_of(model)).key_field
-    envelope = envelope_sql("event_id", key, "CASE WHEN inserted THEN $5 ELSE $6 END", "$7", _data(model))
+def _published(source: str, data_expr: str, order: str = "") -> str:
+    """The statement's answer: the counts of `up`, then one row per row of `source` to publish (at least one row,
+    the counts, when there is nothing to publish)."""
     return f"""counts AS (
-    SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM up),
-ev AS (
-    INSERT INTO outbox (event_id, topic, key, type, envelope, headers)
-    SELECT event_id, $2, {key}, CASE WHEN inserted THEN $3 ELSE $4 END, {envelope}::json, $8::text::json
-    FROM (SELECT gen_random_uuid() AS event_id, * FROM {source}) e
-    {order}
-    RETURNING 1)
-SELECT counts.created, counts.updated, (SELECT count(*) FROM ev) AS events FROM counts"""
+    SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated FROM up)
+SELECT counts.created, counts.updated, e.inserted AS registered, e.data
+FROM counts LEFT JOIN (SELECT inserted, {data_expr} AS data, row_number() OVER ({order}) AS n FROM {source}) e ON true
+ORDER BY e.n"""
 
 
 STAGE = {
@@ -79,7 +57,14 @@ WITH up AS (
         updated_at = now()
     WHERE (org_units.name, org_units.school_type) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.school_type)
     RETURNING org_unit_id, parent_id, level, org_path, name, school_type, (xmax = 0) AS inserted),
-{_published("up", c.OrgUnitRegistered, "ORDER BY length(org_path), org_unit_id")}"""
+{
+    _published(
+        "up",
+        "jsonb_build_object('org_unit_id', org_unit_id, 'parent_id', parent_id, 'level', level, "
+        "'org_path', org_path, 'name', name, 'school_type', school_type)",
+        "ORDER BY length(org_path), org_unit_id",
+    )
+}"""
 
 STAFF = f"""
 WITH old AS (
@@ -101,7 +86,13 @@ pub AS (
     WHERE up.inserted OR NOT old.active
        OR (old.org_path, old.roles, old.class_ids, old.head_class_id)
           IS DISTINCT FROM (up.org_path, up.roles, up.class_ids, up.head_class_id)),
-{_published("pub", c.StaffRegistered)}"""
+{
+    _published(
+        "pub",
+        "jsonb_build_object('staff_id', staff_id, 'org_path', org_path, 'roles', to_jsonb(roles), "
+        "'class_ids', to_jsonb(class_ids), 'head_class_id', head_class_id)",
+    )
+}"""
 
 FAMILIES = """
 WITH up AS (
@@ -114,7 +105,7 @@ WITH up AS (
     RETURNING family_id, (xmax = 0) AS inserted),
 t AS (INSERT INTO touched_families SELECT family_id FROM up)
 SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated,
-       0::bigint AS events
+       NULL::boolean AS registered, NULL::jsonb AS data
 FROM up"""
 
 GUARDIANS = """
@@ -137,7 +128,7 @@ t AS (
     UNION SELECT old.family_id FROM up JOIN old USING (guardian_no) WHERE old.family_id <> up.family_id
     UNION SELECT up.family_id FROM up JOIN old USING (guardian_no) WHERE old.family_id <> up.family_id)
 SELECT count(*) FILTER (WHERE inserted) AS created, count(*) FILTER (WHERE NOT inserted) AS updated,
-       0::bigint AS events
+       NULL::boolean AS registered, NULL::jsonb AS data
 FROM up"""
 
 STUDENTS = f"""
@@ -164,38 +155,39 @@ t AS (
     INSERT INTO touched_families
     SELECT family_id FROM pub WHERE inserted OR NOT was_active OR old_family_id <> family_id
     UNION SELECT old_family_id FROM pub WHERE old_family_id <> family_id),
-{_published("pub", c.StudentRegistered)}"""
+{
+    _published(
+        "pub",
+        "jsonb_build_object('student_id', student_id, 'class_id', class_id, 'org_path', org_path, "
+        "'family_id', family_id)",
+    )
+}"""
 
-# The hash of a family's facts is the md5 of their jsonb text (as published before the events were written here:
-# the same facts hash the same, so a re-import after an upgrade publishes no family again).
 FAMILY_FACTS = f"""
 WITH touched AS (SELECT DISTINCT family_id FROM touched_families),
 st AS (
-    SELECT s.family_id, array_agg(s.student_id ORDER BY s.student_id) AS ids
+    SELECT s.family_id, jsonb_agg(s.student_id ORDER BY s.student_id) AS ids
     FROM students s JOIN touched USING (family_id) WHERE s.active GROUP BY s.family_id),
 gu AS (
-    SELECT g.family_id, array_agg(g.guardian_id ORDER BY g.guardian_id) AS ids
+    SELECT g.family_id, jsonb_agg(g.guardian_id ORDER BY g.guardian_id) AS ids
     FROM guardians g JOIN touched USING (family_id) GROUP BY g.family_id),
 facts AS (
-    SELECT f.family_id, coalesce(st.ids, '{{}}') AS student_ids, coalesce(gu.ids, '{{}}') AS guardian_ids,
-           f.parents_work_away, f.living_arrangement
+    SELECT f.family_id,
+           jsonb_build_object('family_id', f.family_id, 'student_ids', coalesce(st.ids, '[]'::jsonb),
+               'guardian_ids', coalesce(gu.ids, '[]'::jsonb), 'parents_work_away', f.parents_work_away,
+               'living_arrangement', f.living_arrangement) AS new
     FROM families f JOIN touched USING (family_id) LEFT JOIN st USING (family_id) LEFT JOIN gu USING (family_id)),
-hashed AS (
-    SELECT facts.*, md5(jsonb_build_object('family_id', family_id, 'student_ids', to_jsonb(student_ids),
-               'guardian_ids', to_jsonb(guardian_ids), 'parents_work_away', parents_work_away,
-               'living_arrangement', living_arrangement)::text) AS hash
-    FROM facts),
+hashed AS (SELECT family_id, new, md5(new::text) AS hash FROM facts),
 ch AS (
     INSERT INTO family_published (family_id, hash) SELECT family_id, hash FROM hashed
     ON CONFLICT (family_id) DO UPDATE SET hash = EXCLUDED.hash WHERE family_published.hash <> EXCLUDED.hash
     RETURNING family_id, (xmax = 0) AS inserted),
-up AS (SELECT ch.inserted, hashed.* FROM ch JOIN hashed USING (family_id)),
-{_published("up", c.FamilyRegistered)}"""
+up AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (family_id)),
+{_published("up", "new")}"""
 
 STAGE_COLUMNS = {entity: [col.split()[0] for col in cols.split(", ")] for entity, cols in STAGE.items()}
 ANALYZE_AFTER = 10_000
 BULK_ROWS = 1_000
-PUBLISHING = frozenset({"org_units", "staff", "students"})  # the upserts that write events (families: their facts)
 UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS, "students": STUDENTS}
 KEYS = {
     "org_units": "org_unit_id",
@@ -235,20 +227,18 @@ async def insert_touched_families(conn: asyncpg.Connection, family_ids: list[str
     await conn.execute("INSERT INTO touched_families SELECT unnest($1::text[])", family_ids)
 
 
-def _event_args(entity: str, at: datetime) -> tuple[str, ...]:
-    """The parameters of an upsert's events (`_published`): when they occurred, their topic, types, attributes,
-    the write's envelope members and Kafka headers (the current work's trace)."""
-    registered, changed = (registry.spec(registry.type_of(m)) for m in EVENTS[entity])
-    call, headers = sql_trace()
-    return (
-        time_json(at),
-        registered.topic,
-        registered.type,
-        changed.type,
-        registered.envelope_attributes,
-        changed.envelope_attributes,
-        call,
-        headers,
+async def _publish(
+    conn: asyncpg.Connection, events: tuple[type[BaseModel], type[BaseModel]], rows: list[asyncpg.Record], at: datetime
+) -> int:
+    """The events an upsert answered, through the kit's outbox; how many."""
+    registered, changed = events
+    return await add_bulk(
+        conn,
+        [
+            (registered if r["registered"] else changed, {**r["data"], "occurred_at": at})
+            for r in rows
+            if r["registered"] is not None
+        ],
     )
 
 
@@ -278,13 +268,13 @@ async def upsert_entity(
     # (nothing applied, the job says failed, a re-run upserts) instead of overwriting that record
     bulk = data.count(b"\n") >= BULK_ROWS
     plain = bulk and not await conn.fetchval(EXISTING[entity], timeout=timeout)
-    args = _event_args(entity, at) if entity in PUBLISHING else ()
-    answer = await conn.fetchrow((INSERTS if plain else UPSERTS)[entity], *args, timeout=timeout)
+    answer = await conn.fetch((INSERTS if plain else UPSERTS)[entity], timeout=timeout)
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
-    if answer["created"] + answer["updated"] >= ANALYZE_AFTER:
+    if answer[0]["created"] + answer[0]["updated"] >= ANALYZE_AFTER:
         # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
         await conn.execute("SELECT analyze_directory_table($1)", entity, timeout=timeout)
-    return (answer["created"], answer["updated"], answer["events"])
+    events = await _publish(conn, EVENTS[entity], answer, at) if entity in EVENTS else 0
+    return (answer[0]["created"], answer[0]["updated"], events)
 
 
 async def insert_family_events(
@@ -294,7 +284,6 @@ async def insert_family_events(
     an import, whose families may all be new: then their hashes are inserted without ON CONFLICT)."""
     await conn.execute("ANALYZE touched_families", timeout=timeout)
     plain = bulk and not await conn.fetchval(PUBLISHED_EXISTING, timeout=timeout)
-    sql = FIRST_FAMILY_FACTS if plain else FAMILY_FACTS
-    answer = await conn.fetchrow(sql, *_event_args("families", at), timeout=timeout)
+    answer = await conn.fetch(FIRST_FAMILY_FACTS if plain else FAMILY_FACTS, timeout=timeout)
     await conn.execute("TRUNCATE touched_families", timeout=timeout)
-    return int(answer["events"])
+    return await _publish(conn, EVENTS["families"], answer, at)
