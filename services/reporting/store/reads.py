@@ -10,10 +10,26 @@ import asyncpg
 
 from services.reporting.domain.figures import Metrics
 from services.reporting.domain.paths import depth
-from services.reporting.store.refresh import STORED_DEPTH, SUBTREE_SQL
+from services.reporting.store.refresh import CAMPAIGN_TABLES, STORED_DEPTH, SUBTREE_SQL, campaign_sql
 from shared.db import Conn
 from shared.scope import args as subtree_args
 from shared.scope import sql as subtree_sql
+
+# A grade or class: its leaf rows (SUBTREE_SQL) and its campaign facts' figures (refresh.CAMPAIGN_PARTS) summed per
+# node, as of the last refresh, like the stored nodes' figures: the facts in [$4, $5) (the range that holds every
+# node's subtree) minus their changes not yet folded (the change-log rows still there, with their signs).
+_FACTS = {t: f"(SELECT t.*, 1 AS sg FROM {t} t WHERE t.org_path >= $4 AND t.org_path < $5)" for t in CAMPAIGN_TABLES}
+_UNFOLDED = {t: f"(SELECT * FROM {t}_log t WHERE t.org_path >= $4 AND t.org_path < $5)" for t in CAMPAIGN_TABLES}
+SUMMED_SQL = f"""
+  {SUBTREE_SQL.replace("{nodes}", "$3").replace("{scope}", "AND scope = ANY($2::text[])")}
+  UNION ALL
+  SELECT p.node, c.scope, c.metric, c.dim, sum(c.v)
+  FROM (SELECT * FROM ({campaign_sql(_FACTS)}) f
+        UNION ALL SELECT scope, leaf, metric, dim, -v FROM ({campaign_sql(_UNFOLDED)}) u) c
+  JOIN unnest($3::text[]) p(node) ON c.leaf = p.node OR (c.leaf >= p.node || '/' AND c.leaf < p.node || '0')
+  WHERE c.scope = ANY($2::text[])
+  GROUP BY 1, 2, 3, 4 HAVING sum(c.v) <> 0
+"""
 
 
 async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
@@ -22,13 +38,15 @@ async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> 
     Stored nodes and summed ones (grades, classes) are read in one statement: the figures of a school and of its
     grades in one drill-down come from the same refresh.
     """
-    summed = SUBTREE_SQL.replace("{nodes}", "$3").replace("{scope}", "AND scope = ANY($2::text[])")
+    deep = sorted(n for n in nodes if depth(n) > STORED_DEPTH)
     rows = await conn.fetch(
         "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)"
-        f" UNION ALL {summed}",
+        f" UNION ALL {SUMMED_SQL}",
         [n for n in nodes if depth(n) <= STORED_DEPTH],
         scopes,
-        [n for n in nodes if depth(n) > STORED_DEPTH],
+        deep,
+        deep[0] if deep else "",
+        deep[-1] + "0" if deep else "",
     )
     out: dict[tuple[str, str], Metrics] = {}
     for r in rows:

@@ -47,7 +47,12 @@ LOGGED = (
 
 # Figures that add up row by row: each fact row (weighted by sg) contributes on its own, whatever else is stored.
 # Rows are (campaign, leaf, metric, dim, value); facts without a campaign (the structure) only get scope ''.
-ADDITIVE_PARTS = """
+# The campaign's own facts (assignments, visits, findings) change in every class between two refreshes during a
+# campaign and make most figure rows (a checklist row per item, a row per day, ...): they are stored and folded at
+# the schools and above only (CAMPAIGN_TABLES); a grade's or class's are summed from its facts when read
+# (store/reads.py). The structure's figures are kept per leaf.
+CAMPAIGN_TABLES = ("assignments", "visits", "findings")
+CAMPAIGN_PARTS = """
   SELECT a.campaign_id, a.org_path AS leaf, 'assignments' AS metric, '' AS dim, sum(a.sg) AS v
     FROM {assignments} a WHERE a.active GROUP BY 1, 2
   UNION ALL
@@ -80,8 +85,10 @@ ADDITIVE_PARTS = """
           GROUP BY 1, 2, 3, 4, 5) f
     CROSS JOIN LATERAL (VALUES ('findings', f.category || '|' || f.severity),
                                ('findings_daily', f.visited_on::text)) m(metric, dim)
-  UNION ALL
-  SELECT NULL, o.org_path, 'org_units', o.level, o.sg FROM {org_units} o
+"""
+STRUCTURE_PARTS = """
+  SELECT NULL::text AS campaign_id, o.org_path AS leaf, 'org_units' AS metric, o.level AS dim, o.sg AS v
+    FROM {org_units} o
   UNION ALL
   SELECT NULL, c.org_path, 'committees_active', '', c.sg FROM {committees} c WHERE c.active
   UNION ALL
@@ -155,7 +162,7 @@ PER_LEAF_METRICS = [
 
 # Each campaign's rows and the all-campaigns rows (scope '') in one pass.
 BY_SCOPE = """
-SELECT CASE WHEN GROUPING(campaign_id) = 1 THEN '' ELSE campaign_id END, leaf, metric, dim, sum(v)
+SELECT CASE WHEN GROUPING(campaign_id) = 1 THEN '' ELSE campaign_id END AS scope, leaf, metric, dim, sum(v) AS v
 FROM ({parts}) x
 GROUP BY GROUPING SETS ((campaign_id, leaf, metric, dim), (leaf, metric, dim))
 HAVING GROUPING(campaign_id) = 1 OR campaign_id IS NOT NULL
@@ -197,8 +204,13 @@ SELECT scope, leaf, metric, '', sum(n) FROM (
 """
 
 
-def _additive_sql(full: bool) -> str:
-    return BY_SCOPE.format(parts=ADDITIVE_PARTS.format(**_sources(full)))
+def _structure_sql(full: bool) -> str:
+    return BY_SCOPE.format(parts=STRUCTURE_PARTS.format(**_sources(full)))
+
+
+def campaign_sql(sources: dict[str, str]) -> str:
+    """The campaign facts' figures per exact path (scope, leaf, metric, dim, v) from the given sources."""
+    return BY_SCOPE.format(parts=CAMPAIGN_PARTS.format(**sources))
 
 
 def _per_leaf_sql(full: bool) -> str:
@@ -241,11 +253,18 @@ CROSS JOIN LATERAL (
 GROUP BY 1, 2, 3, 4 HAVING sum(l.value) <> 0
 """
 
+# In a full refresh, a school's or node's own campaign figures (and those of the leaves under a school) come from
+# `campaign_nodes` (CAMPAIGN_NODES_SQL).
 ROLLUP_DEEPEST_SQL = f"""
 INSERT INTO node_metrics (scope, node, parent, metric, dim, value)
-SELECT s.scope, s.node, p.parent, s.metric, s.dim, s.value
-FROM ({SUBTREE_SQL.replace("{nodes}", "$1").replace("{scope}", "")}) s
+SELECT s.scope, s.node, p.parent, s.metric, s.dim, sum(s.value)
+FROM (
+  {SUBTREE_SQL.replace("{nodes}", "$1").replace("{scope}", "")}
+  UNION ALL
+  SELECT node, scope, metric, dim, value FROM campaign_nodes WHERE node = ANY($1::text[])
+) s
 JOIN unnest($1::text[], $2::text[]) p(node, parent) ON p.node = s.node
+GROUP BY s.scope, s.node, p.parent, s.metric, s.dim HAVING sum(s.value) <> 0
 """
 
 # A node above the schools: its own leaf rows and its (stored) children's rows.
@@ -255,27 +274,31 @@ SELECT x.scope, x.node, p.parent, x.metric, x.dim, x.value FROM (
   SELECT scope, node, metric, dim, sum(value) AS value FROM (
     SELECT scope, leaf AS node, metric, dim, value FROM leaf_metrics WHERE leaf = ANY($1::text[])
     UNION ALL
+    SELECT scope, node, metric, dim, value FROM campaign_nodes WHERE node = ANY($1::text[])
+    UNION ALL
     SELECT scope, parent, metric, dim, value FROM node_metrics WHERE parent = ANY($1::text[])
   ) u GROUP BY scope, node, metric, dim HAVING sum(value) <> 0
 ) x JOIN unnest($1::text[], $2::text[]) p(node, parent) ON p.node = x.node
 """
 
-# Percentiles (hours) per node and scope, over the cases under each node.
+# Percentiles (hours) per node and scope, over the cases under each node: the median and p90 of a measure from one
+# sort of its values.
 EXTRA_SQL = """
 INSERT INTO node_extra (scope, node, parent, metric, value)
-SELECT s.scope, a.node, '', m.metric, percentile_cont(m.q) WITHIN GROUP (ORDER BY m.h)
-FROM cases c
-LEFT JOIN findings cf ON cf.finding_id = c.finding_id
-CROSS JOIN LATERAL unnest(c.anc) a(node)
-CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT cf.campaign_id WHERE cf.campaign_id IS NOT NULL) s
-CROSS JOIN LATERAL (VALUES
-    ('finding_to_case_median_hours', 0.5::float8, extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
-    ('finding_to_case_p90_hours', 0.9::float8, extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
-    ('case_to_contact_median_hours', 0.5::float8, extract(epoch FROM c.first_contact_at - c.opened_at) / 3600),
-    ('case_to_contact_p90_hours', 0.9::float8, extract(epoch FROM c.first_contact_at - c.opened_at) / 3600)
-) m(metric, q, h)
-WHERE m.h IS NOT NULL AND {n}
-GROUP BY s.scope, a.node, m.metric, m.q
+SELECT x.scope, x.node, '', x.measure || q.suffix, x.p[q.i]
+FROM (
+  SELECT s.scope, a.node, m.measure, percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (ORDER BY m.h) AS p
+  FROM cases c
+  LEFT JOIN findings cf ON cf.finding_id = c.finding_id
+  CROSS JOIN LATERAL unnest(c.anc) a(node)
+  CROSS JOIN LATERAL (SELECT '' AS scope UNION ALL SELECT cf.campaign_id WHERE cf.campaign_id IS NOT NULL) s
+  CROSS JOIN LATERAL (VALUES
+      ('finding_to_case', extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
+      ('case_to_contact', extract(epoch FROM c.first_contact_at - c.opened_at) / 3600)
+  ) m(measure, h)
+  WHERE m.h IS NOT NULL AND {n}
+  GROUP BY 1, 2, 3
+) x CROSS JOIN (VALUES (1, '_median_hours'), (2, '_p90_hours')) q(i, suffix)
 """
 
 
@@ -327,6 +350,7 @@ async def _take_logs(conn: asyncpg.Connection) -> None:
     """Move the change-log rows this snapshot sees into temp tables `taken_<table>` (one round trip)."""
     await conn.execute(
         "CREATE TEMP TABLE deltas (scope text, leaf text, metric text, dim text, dv numeric) ON COMMIT DROP;"
+        " CREATE TEMP TABLE node_deltas (LIKE deltas) ON COMMIT DROP;"
         + "".join(
             f"CREATE TEMP TABLE taken_{t} ON COMMIT DROP AS SELECT * FROM {t}_log LIMIT 0;"
             f" WITH x AS (DELETE FROM {t}_log RETURNING *) INSERT INTO taken_{t} SELECT * FROM x;"
@@ -359,6 +383,7 @@ GROUP BY 1, 2, 3;
 DEPTH = "(length({p}) - length(replace({p}, '/', '')))"  # paths.depth: 1 for the city
 PREFIX3 = "substring(leaf FROM '^/[^/]*/[^/]*/[^/]*')"  # the school-level prefix of a deeper path
 PARENT = "regexp_replace(node, '/[^/]*$', '')"  # paths.parent_of of a node below the city
+SCHOOL_OF = f"CASE WHEN {DEPTH.format(p='leaf')} <= 3 THEN leaf ELSE {PREFIX3} END"  # a leaf's deepest stored node
 NODE_DEPTH = DEPTH.format(p="node")
 assert STORED_DEPTH == 3  # the levels below
 FOLD_SQL = f"""
@@ -375,9 +400,8 @@ DELETE FROM leaf_metrics l USING zeros d
 TRUNCATE zeros;
 CREATE TEMP TABLE node_sums ON COMMIT DROP AS
   WITH s3 AS (
-    SELECT scope, CASE WHEN {DEPTH.format(p="leaf")} <= 3 THEN leaf ELSE {PREFIX3} END AS node, metric, dim,
-           sum(dv) AS dv
-    FROM leaf_sums GROUP BY 1, 2, 3, 4
+    SELECT scope, {SCHOOL_OF} AS node, metric, dim, sum(dv) AS dv
+    FROM (SELECT * FROM leaf_sums UNION ALL SELECT * FROM node_deltas) d GROUP BY 1, 2, 3, 4
   ), s2 AS (
     SELECT scope, CASE WHEN {NODE_DEPTH} <= 2 THEN node ELSE {PARENT} END AS node, metric, dim,
            sum(dv) AS dv
@@ -401,6 +425,22 @@ DELETE FROM node_metrics m USING zeros d
   WHERE (m.node, m.scope, m.metric, m.dim) = (d.node, d.scope, d.metric, d.dim) AND m.value = 0;
 """
 
+# A refresh's campaign figures, at their deepest stored node already (the fold adds them to it and its ancestors).
+NODE_DELTAS_SQL = f"""
+INSERT INTO node_deltas
+SELECT scope, {SCHOOL_OF}, metric, dim, sum(v) FROM ({campaign_sql(_sources(False))}) c
+GROUP BY 1, 2, 3, 4 HAVING sum(v) <> 0
+"""
+
+# A full refresh's campaign figures at their deepest stored node (rolled up with the leaves by _rollup).
+CAMPAIGN_NODES_SQL = f"""
+CREATE TEMP TABLE campaign_nodes ON COMMIT DROP AS
+  SELECT scope, {SCHOOL_OF} AS node, metric, dim, sum(v) AS value
+  FROM ({campaign_sql(_sources(True))}) c GROUP BY 1, 2, 3, 4 HAVING sum(v) <> 0;
+CREATE INDEX ON campaign_nodes (node);
+ANALYZE campaign_nodes
+"""
+
 
 # Anything to fold: an idle refresh (every second while nothing happens) stops at this one query.
 PENDING_SQL = "SELECT " + " OR ".join(
@@ -413,7 +453,8 @@ async def _refresh_deltas(conn: asyncpg.Connection) -> None:
     if not await conn.fetchval(PENDING_SQL):
         return
     await _take_logs(conn)
-    await conn.execute(f"INSERT INTO deltas {_additive_sql(False)}")
+    await conn.execute(f"INSERT INTO deltas {_structure_sql(False)}")
+    await conn.execute(NODE_DELTAS_SQL)
     await conn.execute(ENTITY_DELTA_SQL)
     await _refresh_entities(conn)
     folded = time.perf_counter()
@@ -542,11 +583,12 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
     await _write_corrections(conn, _entity_sql(True), "entity_corrections")
     step("entity corrections")
     await conn.execute(LEAF_ENTITY_SQL)
-    await conn.execute(f"INSERT INTO leaf_metrics {_additive_sql(True)}")
+    await conn.execute(f"INSERT INTO leaf_metrics {_structure_sql(True)}")
     await conn.execute(f"INSERT INTO leaf_metrics {_per_leaf_sql(True)}")
+    await conn.execute(CAMPAIGN_NODES_SQL)
     step("leaf figures")
-    leaves = [r["leaf"] for r in await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics")]
-    await _rollup(conn, {a for leaf in leaves for a in ancestors(leaf)})
+    paths = await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics UNION SELECT DISTINCT node FROM campaign_nodes")
+    await _rollup(conn, {a for r in paths for a in ancestors(r[0])})
     step("roll-up")
     await conn.execute(EXTRA_SQL.replace("{n}", "true"))
     step("percentiles")

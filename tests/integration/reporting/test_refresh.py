@@ -17,11 +17,26 @@ from services.reporting.domain.projection import project
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
 from services.reporting.store.facts import upsert_facts
-from services.reporting.store.refresh import LOGGED, get_figures_lost, update_figures
+from services.reporting.store.reads import list_node_metrics
+from services.reporting.store.refresh import LOGGED, SUBTREE_SQL, campaign_sql, get_figures_lost, update_figures
 from services.reporting.store.schemas import bulk_load
 from shared import db
 from shared.events import registry
-from tests.integration.reporting.scenario import D1, D2, S1, S1C1, S1C2, S1G1, S2C1, S3, S3C1, all_events
+from tests.integration.reporting.scenario import (
+    CAMPAIGN,
+    D1,
+    D2,
+    S1,
+    S1C1,
+    S1C2,
+    S1G1,
+    S2C1,
+    S2G1,
+    S3,
+    S3C1,
+    S3G1,
+    all_events,
+)
 
 pytestmark = pytest.mark.integration
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "reporting" / "migrations"
@@ -110,6 +125,54 @@ async def test_refresh_by_deltas_equals_a_full_recompute_on_random_histories(sch
     # Nothing left to fold: another refresh changes nothing.
     assert await update_figures(conn, name)
     assert await _figures(conn) == full
+
+
+# Grades and classes (not stored: summed when read), including a path without an org unit.
+DEEP = [S1G1, S1C1, S1C2, S2G1, S2C1, S3G1, S3C1, f"{D2}/s9/g9", f"{D2}/s9/g9/c9"]
+SCOPES = ["", CAMPAIGN]
+# The same figures from scratch: every leaf row under the node plus the campaign facts' figures of every fact under it.
+_FROM_FACTS = campaign_sql({t: f"(SELECT t.*, 1 AS sg FROM {t} t)" for t in ("assignments", "visits", "findings")})
+DEEP_FROM_SCRATCH_SQL = f"""
+SELECT node, scope, metric, dim, sum(value) FROM (
+  {SUBTREE_SQL.replace("{nodes}", "$1").replace("{scope}", "")}
+  UNION ALL
+  SELECT p.node, c.scope, c.metric, c.dim, c.v FROM ({_FROM_FACTS}) c
+  JOIN unnest($1::text[]) p(node) ON c.leaf = p.node OR c.leaf LIKE p.node || '/%'
+) x GROUP BY 1, 2, 3, 4 HAVING sum(value) <> 0
+"""
+
+
+async def _deep_reads(conn: asyncpg.Connection) -> dict[tuple[str, str], dict[tuple[str, str], float]]:
+    return {k: v for k, v in (await list_node_metrics(conn, DEEP, SCOPES)).items() if v}
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_grade_and_class_reads_are_the_last_refreshs_figures(schema, seed):
+    """A grade's or class's campaign figures are summed from its facts when read: right after a refresh they are
+    those of every fact under it, and until the next refresh they stay what that refresh saw (the changes not yet
+    folded are taken out), as the stored schools' figures do."""
+    name, conn = schema
+    rng = random.Random(seed)
+    events, checked = _history(seed), 0
+    assert await update_figures(conn, name)
+    seen = await _deep_reads(conn)
+    while events:
+        cut = rng.randint(1, 12)
+        batch, events = events[:cut], events[cut:]
+        ops = [op for p in batch for op in project(registry.spec_for(p).type, p)]
+        async with conn.transaction():
+            await upsert_facts(conn, ops)
+        assert await _deep_reads(conn) == seen  # not refreshed yet: the last refresh's figures
+        if rng.random() < 0.4 or not events:
+            assert await update_figures(conn, name)
+            seen = await _deep_reads(conn)
+            scratch: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
+            for r in await conn.fetch(DEEP_FROM_SCRATCH_SQL, DEEP):
+                if r["scope"] in SCOPES:
+                    scratch.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["sum"])
+            assert seen == scratch
+            checked += 1
+    assert checked > 3 and any(m[0] == "visits_completed" for v in seen.values() for m in v)
 
 
 @pytest.mark.parametrize("seed", range(100, 106))
