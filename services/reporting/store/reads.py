@@ -17,19 +17,24 @@ from shared.scope import sql as subtree_sql
 
 # A grade or class: its leaf rows (SUBTREE_SQL) and its campaign facts' figures (refresh.CAMPAIGN_PARTS) summed per
 # node, as of the last refresh, like the stored nodes' figures: the facts in [$4, $5) (the range that holds every
-# node's subtree) minus their changes not yet folded (the change-log rows still there, with their signs).
-_FACTS = {t: f"(SELECT t.*, 1 AS sg FROM {t} t WHERE t.org_path >= $4 AND t.org_path < $5)" for t in CAMPAIGN_TABLES}
-_UNFOLDED = {t: f"(SELECT * FROM {t}_log t WHERE t.org_path >= $4 AND t.org_path < $5)" for t in CAMPAIGN_TABLES}
+# node's subtree) minus their changes not yet folded (the change-log rows still there, with their signs). Each table
+# is read once (the figures read a fact table up to four times).
+_RANGE = "t.org_path >= $4 AND t.org_path < $5"
+SUMMED_WITH = "WITH " + ", ".join(
+    [f"f_{t} AS MATERIALIZED (SELECT t.*, 1 AS sg FROM {t} t WHERE {_RANGE})" for t in CAMPAIGN_TABLES]
+    + [f"u_{t} AS MATERIALIZED (SELECT * FROM {t}_log t WHERE {_RANGE})" for t in CAMPAIGN_TABLES]
+)
 SUMMED_SQL = f"""
   {SUBTREE_SQL.replace("{nodes}", "$3").replace("{scope}", "AND scope = ANY($2::text[])")}
   UNION ALL
   SELECT p.node, c.scope, c.metric, c.dim, sum(c.v)
-  FROM (SELECT * FROM ({campaign_sql(_FACTS)}) f
-        UNION ALL SELECT scope, leaf, metric, dim, -v FROM ({campaign_sql(_UNFOLDED)}) u) c
+  FROM (SELECT * FROM ({campaign_sql({t: f"f_{t}" for t in CAMPAIGN_TABLES})}) f
+        UNION ALL SELECT scope, leaf, metric, dim, -v FROM ({campaign_sql({t: f"u_{t}" for t in CAMPAIGN_TABLES})}) u) c
   JOIN unnest($3::text[]) p(node) ON c.leaf = p.node OR (c.leaf >= p.node || '/' AND c.leaf < p.node || '0')
   WHERE c.scope = ANY($2::text[])
   GROUP BY 1, 2, 3, 4 HAVING sum(c.v) <> 0
 """
+STORED_SQL = "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)"
 
 
 async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
@@ -38,16 +43,13 @@ async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> 
     Stored nodes and summed ones (grades, classes) are read in one statement: the figures of a school and of its
     grades in one drill-down come from the same refresh.
     """
+    stored = [n for n in nodes if depth(n) <= STORED_DEPTH]
     deep = sorted(n for n in nodes if depth(n) > STORED_DEPTH)
-    rows = await conn.fetch(
-        "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)"
-        f" UNION ALL {SUMMED_SQL}",
-        [n for n in nodes if depth(n) <= STORED_DEPTH],
-        scopes,
-        deep,
-        deep[0] if deep else "",
-        deep[-1] + "0" if deep else "",
-    )
+    if deep:
+        sql = f"{SUMMED_WITH} {STORED_SQL} UNION ALL {SUMMED_SQL}"
+        rows = await conn.fetch(sql, stored, scopes, deep, deep[0], deep[-1] + "0")
+    else:
+        rows = await conn.fetch(STORED_SQL, stored, scopes)
     out: dict[tuple[str, str], Metrics] = {}
     for r in rows:
         out.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["value"])

@@ -361,9 +361,10 @@ async def _take_logs(conn: asyncpg.Connection) -> None:
 
 # Distinct entities: how many fact rows name each entity per leaf, scope and metric now (counted in the facts of the
 # entities the taken rows name, by their indexes) and before (now minus the taken rows' sum); a leaf's count moves by
-# the keys that left or reached 0.
-_MOVED_FACTS = """(SELECT t.*, 1 AS sg FROM {t} t WHERE t.teacher_id IN (SELECT entity_id FROM moved_ids)
-  UNION SELECT t.*, 1 AS sg FROM {t} t WHERE t.family_id IN (SELECT entity_id FROM moved_ids))"""
+# the keys that left or reached 0. The facts naming a moved teacher or family are read once each (by both indexes;
+# a UNION of the two reads sorted every wide row to drop the duplicates, 40 % of the step in a campaign).
+_MOVED_FACTS = """(SELECT t.*, 1 AS sg FROM {t} t WHERE t.teacher_id = ANY(ARRAY(SELECT entity_id FROM moved_ids))
+  OR t.family_id = ANY(ARRAY(SELECT entity_id FROM moved_ids)))"""
 _MOVED = {t: _MOVED_FACTS.format(t=t) for t in ("assignments", "visits")}
 ENTITY_DELTA_SQL = f"""
 CREATE TEMP TABLE entity_moves ON COMMIT DROP AS {ENTITY_COUNTS.format(**_sources(False))};
@@ -425,12 +426,12 @@ DELETE FROM node_metrics m USING zeros d
   WHERE (m.node, m.scope, m.metric, m.dim) = (d.node, d.scope, d.metric, d.dim) AND m.value = 0;
 """
 
-# A refresh's campaign figures, at their deepest stored node already (the fold adds them to it and its ancestors).
-NODE_DELTAS_SQL = f"""
-INSERT INTO node_deltas
-SELECT scope, {SCHOOL_OF}, metric, dim, sum(v) FROM ({campaign_sql(_sources(False))}) c
-GROUP BY 1, 2, 3, 4 HAVING sum(v) <> 0
-"""
+# A refresh's campaign figures, at their deepest stored node already (the fold adds them to it and its ancestors):
+# the taken rows' paths are cut to it first (once per row; the figures then group by school, not by class).
+NODE_DELTAS_SQL = (
+    "".join(f"UPDATE taken_{t} SET org_path = {SCHOOL_OF.replace('leaf', 'org_path')};" for t in CAMPAIGN_TABLES)
+    + f"INSERT INTO node_deltas SELECT * FROM ({campaign_sql(_sources(False))}) c WHERE v <> 0"
+)
 
 # A full refresh's campaign figures at their deepest stored node (rolled up with the leaves by _rollup).
 CAMPAIGN_NODES_SQL = f"""
@@ -454,8 +455,8 @@ async def _refresh_deltas(conn: asyncpg.Connection) -> None:
         return
     await _take_logs(conn)
     await conn.execute(f"INSERT INTO deltas {_structure_sql(False)}")
-    await conn.execute(NODE_DELTAS_SQL)
     await conn.execute(ENTITY_DELTA_SQL)
+    await conn.execute(NODE_DELTAS_SQL)  # after the entities: it cuts the taken rows' paths to their schools
     await _refresh_entities(conn)
     folded = time.perf_counter()
     # Marks are appended per event: only the distinct leaves come back to Python.
