@@ -15,6 +15,7 @@ took effect, in the same transaction.
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -158,13 +159,24 @@ class Changes:
 OnChange = Callable[[asyncpg.Connection, Changes], Awaitable[None]]
 
 
-@dataclass
-class _Newest:
-    """Per entity, over a batch: the newest facts and the newest leaving that later events did not overtake."""
+def _picker(model: type[BaseModel], columns: tuple[str, ...]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What a row of `columns` is made of from a payload of `model`: the payload itself when its fields are exactly
+    those columns (most facts events: no copy per event), else the columns picked from it."""
+    if set(model.model_fields) == set(columns):
+        return lambda fields: fields
+    return lambda fields: {col: fields[col] for col in columns}
 
-    at: datetime
-    facts: dict[str, Any] | None = None
-    gone: dict[str, Any] | None = None
+
+# Per event type: its table, whether it carries facts, its entity's key in the payload, and its row from the payload.
+_FOLD: dict[str, tuple[Table, bool, Callable[[dict[str, Any]], Any], Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    type_of(model): (
+        table,
+        is_facts,
+        operator.itemgetter(*table.key),
+        _picker(model, table.facts_columns if is_facts else table.gone_columns),
+    )
+    for model, (table, is_facts) in WRITERS.items()
+}
 
 
 def fold(events: Iterable[Fact]) -> dict[Table, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
@@ -173,28 +185,28 @@ def fold(events: Iterable[Fact]) -> dict[Table, tuple[list[dict[str, Any]], list
     Applied one at a time, an event takes effect when its version is not older than every version seen before it
     for its entity; the batch's result is then the last facts event that took effect, followed by the last leaving
     event if one took effect after it. Writing those two (each guarded by the stored version) gives the same rows
-    as any split of the stream into batches.
+    as any split of the stream into batches. (Per entity, a list [version, facts row, tombstone row]: this runs once
+    per consumed event, a fifth of a copy's CPU per event with a dataclass and a row copy each.)
     """
-    newest: dict[Table, dict[tuple[str, ...], _Newest]] = {}
+    newest: dict[Table, dict[Any, list[Any]]] = {}
     for event_type, fields in events:
-        table, is_facts = WRITES[event_type]
-        key = tuple(fields[k] for k in table.key) if len(table.key) > 1 else (fields[table.key[0]],)
+        table, is_facts, key_of, row_of = _FOLD[event_type]
         at: datetime = fields["occurred_at"]
-        entity = newest.setdefault(table, {}).get(key)
-        if entity is not None and at < entity.at:
-            continue  # older than what this batch already has for the entity: changes nothing
+        entities = newest.get(table)
+        if entities is None:
+            entities = newest[table] = {}
+        key = key_of(fields)
+        entity = entities.get(key)
         if entity is None:
-            entity = newest[table][key] = _Newest(at)
-        entity.at = at
-        if is_facts:
-            entity.facts, entity.gone = {col: fields[col] for col in table.facts_columns}, None
-        else:
-            entity.gone = {col: fields[col] for col in table.gone_columns}
+            entities[key] = [at, row_of(fields), None] if is_facts else [at, None, row_of(fields)]
+        elif at >= entity[0]:  # an older version than the batch already has for the entity changes nothing
+            entity[0] = at
+            if is_facts:
+                entity[1], entity[2] = row_of(fields), None
+            else:
+                entity[2] = row_of(fields)
     return {
-        table: (
-            [e.facts for e in rows.values() if e.facts is not None],
-            [e.gone for e in rows.values() if e.gone is not None],
-        )
+        table: ([e[1] for e in rows.values() if e[1] is not None], [e[2] for e in rows.values() if e[2] is not None])
         for table, rows in newest.items()
     }
 
