@@ -22,8 +22,12 @@ async def on_own_loop(make: Callable[[], Coroutine[Any, Any, T]], name: str) -> 
     the interpreter lock, which CPython hands over at least every `sys.getswitchinterval()` (5 ms). What runs there
     must open its own connections (asyncpg and aiokafka objects belong to the loop that made them) and may touch the
     rest of the process only through thread-safe objects (the metrics registry, plain attributes, logging).
+
+    The new loop is of the caller's kind (uvloop's under uvicorn): on the standard library's loop the relay thread
+    spent more CPU on the loop's own machinery (selector, handles, transports) than on its rows.
     """
     caller = asyncio.get_running_loop()
+    kind = type(caller)
     done: asyncio.Future[T] = caller.create_future()
     running: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[T]]] = concurrent.futures.Future()
 
@@ -47,7 +51,8 @@ async def on_own_loop(make: Callable[[], Coroutine[Any, Any, T]], name: str) -> 
         result: T | None = None
         error: BaseException | None = None
         try:
-            result = asyncio.run(body())
+            with asyncio.Runner(loop_factory=kind) as runner:
+                result = runner.run(body())
         except BaseException as exc:  # handed to the caller as it is
             error = exc
         with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits any more
