@@ -166,6 +166,14 @@ class Relay:
             inflight = batch
             if inflight is not None:
                 idle = self.settings.relay_poll_seconds
+                if len(inflight.ids) < self.settings.relay_batch_size:
+                    # The read took every committed row: a read now would find nothing unless a commit since woke
+                    # us. Confirm at once and read again only when woken (one statement less per wake).
+                    await self.confirm(conn, inflight)
+                    inflight = None
+                    if not self._wake.is_set():
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), idle)
             else:
                 # Nothing waiting. Each commit's NOTIFY wakes the relay at once (one set after `clear()` above ends
                 # this wait); the poll is only a safety net, and while a bulk transaction is open each poll walks
