@@ -196,13 +196,44 @@ async def appended_at(bootstrap: str, topic: str) -> dict[str, float]:
     return out
 
 
-def hops(cases: list[asyncpg.Record], sent: dict[str, float]) -> str:
-    """finding → case split at Kafka: visits' commit to the relay's send, the send to outreach's case (p50/p99)."""
+# Stamps each finding's outbox insert in visits (the group's transaction's last write, near its commit): it splits
+# recording → the relay's send into visits' transaction and the relay's wait. A statement trigger: one insert per
+# group transaction, as the bench's role (visits' own may not write the bench's table).
+PROBE = """
+CREATE TABLE {v}.bench_finding_inserts (finding_id text, inserted_at timestamptz);
+CREATE FUNCTION {v}.bench_stamp_findings() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    INSERT INTO {v}.bench_finding_inserts
+    SELECT subject, clock_timestamp() FROM (SELECT envelope ->> 'subject' AS subject, type FROM added) a
+     WHERE type = 'visits.finding.recorded.v1';
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_stamp_findings AFTER INSERT ON {v}.outbox REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION {v}.bench_stamp_findings();
+"""
+
+
+async def inserted_at(conn: asyncpg.Connection, visits_schema: str) -> dict[str, float]:
+    """When each finding's outbox row was inserted in visits (finding id → epoch seconds)."""
+    rows = await conn.fetch(
+        f"SELECT finding_id, extract(epoch FROM inserted_at)::float8 AS at FROM {visits_schema}.bench_finding_inserts"
+    )
+    return {r["finding_id"]: r["at"] for r in rows}
+
+
+def hops(cases: list[asyncpg.Record], sent: dict[str, float], inserted: dict[str, float]) -> str:
+    """finding → case split at Kafka: visits' commit to the relay's send, the send to outreach's case (p50/p99);
+    the first split again at the finding's outbox insert: visits' transaction, then the relay's wait."""
     relay = [1000 * (sent[r["finding_id"]] - r["recorded"]) for r in cases if r["finding_id"] in sent]
     react = [1000 * (r["committed"] - sent[r["finding_id"]]) for r in cases if r["finding_id"] in sent]
+    both = [r for r in cases if r["finding_id"] in sent and r["finding_id"] in inserted]
+    txn = [1000 * (inserted[r["finding_id"]] - r["recorded"]) for r in both]
+    wait = [1000 * (sent[r["finding_id"]] - inserted[r["finding_id"]]) for r in both]
     return (
         f"  of which visits' recording → the relay's send p50/p99 {pct(relay, 0.5):.0f}/{pct(relay, 0.99):.0f} ms, "
-        f"send → outreach's case p50/p99 {pct(react, 0.5):.0f}/{pct(react, 0.99):.0f} ms ({len(relay):,} cases)"
+        f"send → outreach's case p50/p99 {pct(react, 0.5):.0f}/{pct(react, 0.99):.0f} ms ({len(relay):,} cases)\n"
+        f"  visits' recording → its outbox insert (the group's transaction) p50/p99 {pct(txn, 0.5):.0f}/"
+        f"{pct(txn, 0.99):.0f} ms, the insert → the relay's send p50/p99 {pct(wait, 0.5):.0f}/{pct(wait, 0.99):.0f} ms"
     )
 
 
@@ -320,6 +351,7 @@ async def main(args: argparse.Namespace) -> None:
             flush=True,
         )
 
+        await outreach_db.execute(PROBE.format(v=schemas["visits"]))
         messages_before = await topic_messages(stack.kafka_bootstrap, prefix)
         peak: dict[str, int] = {}
         stop = asyncio.Event()
@@ -409,7 +441,7 @@ async def main(args: argparse.Namespace) -> None:
             f"finding → case (cases.committed_at − finding recorded_at, {len(lat):,} cases): "
             f"p50 {pct(lat, 0.5):.0f} ms, p99 {p99:.0f} ms, max {max(lat, default=0):.0f} ms"
             f"   (target p99 ≤ {TARGET_P99_MS} ms: {ok(p99 <= TARGET_P99_MS)})",
-            hops(cases, sent),
+            hops(cases, sent, await inserted_at(outreach_db, schemas["visits"])),
             f"  every finding applied to a case ({len(joined):,}): p50 {pct(joined, 0.5):.0f} ms, "
             f"p99 {pct(joined, 0.99):.0f} ms",
             *(
