@@ -351,7 +351,7 @@ async def main(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-        await outreach_db.execute(PROBE.format(v=schemas["visits"]))
+        await visits_db.execute(PROBE.format(v=schemas["visits"]))
         messages_before = await topic_messages(stack.kafka_bootstrap, prefix)
         peak: dict[str, int] = {}
         stop = asyncio.Event()
@@ -441,7 +441,7 @@ async def main(args: argparse.Namespace) -> None:
             f"finding → case (cases.committed_at − finding recorded_at, {len(lat):,} cases): "
             f"p50 {pct(lat, 0.5):.0f} ms, p99 {p99:.0f} ms, max {max(lat, default=0):.0f} ms"
             f"   (target p99 ≤ {TARGET_P99_MS} ms: {ok(p99 <= TARGET_P99_MS)})",
-            hops(cases, sent, await inserted_at(outreach_db, schemas["visits"])),
+            hops(cases, sent, await inserted_at(visits_db, schemas["visits"])),
             f"  every finding applied to a case ({len(joined):,}): p50 {pct(joined, 0.5):.0f} ms, "
             f"p99 {pct(joined, 0.99):.0f} ms",
             *(
