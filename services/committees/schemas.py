@@ -236,7 +236,7 @@ class SessionIn(Strict):
     join_url: str | None = Field(
         default=None,
         max_length=500,
-        pattern=r"^https://[^\s]+$",
+        pattern=r"^https://[^\s\x00-\x1f\x7f-\x9f]+$",  # no space, no control character (the kit refuses those)
         description="the meeting link of an online or mixed session; omitted: the platform's page of the session",
     )
 
