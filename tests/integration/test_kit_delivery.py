@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -66,8 +68,9 @@ async def test_outbox_to_kafka_exactly_once_in_order_despite_relay_crash_and_lat
         for seq in range(50):
             async with pool.acquire() as conn, conn.transaction():
                 await add_events(conn, [item(f"k{k}", seq) for k in range(4)])
-        await asyncio.sleep(1.0)
-        waiting_early = await pool.fetchval("SELECT count(*) FROM outbox")  # the relay deletes what Kafka acked
+        # The open transaction holding the lowest ids holds nothing back: the 200 committed rows are published (the
+        # relay deletes what Kafka acked) while it is still open.
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=30)
         await tx.commit()
         await pool.release(late)
 
@@ -76,8 +79,7 @@ async def test_outbox_to_kafka_exactly_once_in_order_despite_relay_crash_and_lat
         assert relay.crashed
         messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(TOPIC), expect=202)
         assert len(messages) > 202
-        # The open transaction holding the lowest ids held nothing back, and its rows were not skipped.
-        assert waiting_early == 0  # the 200 committed rows were published
+        # And its rows were not skipped.
         rows = await applied_rows(pool)
         assert len(rows) == 202
         by_key: dict[str, list[int]] = defaultdict(list)
@@ -482,17 +484,29 @@ class CountingReads(Relay):
         return await super().send_batch(conn, producer, exclude)
 
 
-async def test_an_idle_relay_backs_off_its_poll_and_a_commit_still_goes_out_at_once(make_settings):
-    """Each poll walks the rows of a transaction still open (a city import's 400 k), so an idle relay polls less and
-    less; NOTIFY still wakes it at the commit."""
-    settings = make_settings(KitSettings, relay_poll_seconds=0.1, relay_idle_max_seconds=120.0)
+@contextlib.asynccontextmanager
+async def counting_relay(settings: KitSettings) -> AsyncIterator[tuple[Runtime, CountingReads]]:
+    """A kit app whose stock relay is replaced by one that counts its reads, once it leads."""
     runtime = await start_runtime(spec(settings))
-    runtime.relay.stop()  # replace the stock relay with one that counts its reads
+    runtime.relay.stop()
     runtime.tasks[0].cancel()
     relay = CountingReads(settings)
     relay_task = asyncio.create_task(relay.run())
     try:
         await wait_for(lambda: relay.is_leader, timeout=10)
+        yield runtime, relay
+    finally:
+        relay.stop()
+        relay_task.cancel()
+        await asyncio.gather(relay_task, return_exceptions=True)
+        await stop_runtime(runtime)
+
+
+async def test_an_idle_relay_backs_off_its_poll_and_a_commit_still_goes_out_at_once(make_settings):
+    """Each poll walks the rows of a transaction still open (a city import's 400 k), so an idle relay polls less and
+    less; NOTIFY still wakes it at the commit."""
+    settings = make_settings(KitSettings, relay_poll_seconds=0.1, relay_idle_max_seconds=120.0)
+    async with counting_relay(settings) as (runtime, relay):
         pool = runtime.pool
         async with pool.acquire() as conn:
             tx = conn.transaction()
@@ -506,11 +520,6 @@ async def test_an_idle_relay_backs_off_its_poll_and_a_commit_still_goes_out_at_o
             await tx.commit()
         # NOTIFY, not the poll (due ~12 s from now), wakes it.
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 20 FROM applied"), timeout=9)
-    finally:
-        relay.stop()
-        relay_task.cancel()
-        await asyncio.gather(relay_task, return_exceptions=True)
-        await stop_runtime(runtime)
 
 
 async def test_a_commit_costs_the_relay_one_read_when_it_fits_in_a_batch(make_settings):
@@ -518,13 +527,7 @@ async def test_a_commit_costs_the_relay_one_read_when_it_fits_in_a_batch(make_se
     instead of reading again (outreach's relay woke ~4 times a second in the bench, each time with a second, empty
     read). What commits meanwhile still wakes it."""
     settings = make_settings(KitSettings, relay_poll_seconds=60.0, relay_batch_size=50)
-    runtime = await start_runtime(spec(settings))
-    runtime.relay.stop()  # replace the stock relay with one that counts its reads
-    runtime.tasks[0].cancel()
-    relay = CountingReads(settings)
-    relay_task = asyncio.create_task(relay.run())
-    try:
-        await wait_for(lambda: relay.is_leader, timeout=10)
+    async with counting_relay(settings) as (runtime, relay):
         pool = runtime.pool
         await wait_for(lambda: relay.reads >= 1, timeout=10)  # its first read found nothing: it waits for NOTIFY
         for n in (1, 2, 3):
@@ -535,8 +538,3 @@ async def test_a_commit_costs_the_relay_one_read_when_it_fits_in_a_batch(make_se
             await asyncio.sleep(0.3)  # any further read would have happened by now
             assert relay.reads - reads_before == 1
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 60 FROM applied"), timeout=10)
-    finally:
-        relay.stop()
-        relay_task.cancel()
-        await asyncio.gather(relay_task, return_exceptions=True)
-        await stop_runtime(runtime)
