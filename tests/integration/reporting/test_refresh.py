@@ -4,7 +4,7 @@ database crash emptied."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -92,9 +92,21 @@ async def _figures(conn: asyncpg.Connection) -> dict[str, set[tuple[Any, ...]]]:
     }
 
 
-async def _apply_live(conn: asyncpg.Connection, name: str, rng: random.Random, events: list[BaseModel]) -> int:
+Check = Callable[[], Awaitable[None]]
+
+
+async def _apply_live(
+    conn: asyncpg.Connection,
+    name: str,
+    rng: random.Random,
+    events: list[BaseModel],
+    *,
+    after_batch: Check | None = None,
+    after_refresh: Check | None = None,
+) -> int:
     """The events applied as the live consumer does, in random batches of 1–12, each batch's facts in one
-    transaction, with a refresh by deltas after some batches and after the last; returns how many refreshes ran."""
+    transaction, with a refresh by deltas after some batches and after the last; the checks run after each batch
+    (before any refresh) and after each refresh. Returns how many refreshes ran."""
     refreshes = 0
     while events:
         size = rng.randint(1, 12)
@@ -102,9 +114,13 @@ async def _apply_live(conn: asyncpg.Connection, name: str, rng: random.Random, e
         ops = [op for p in batch for op in project(registry.spec_for(p).type, p)]
         async with conn.transaction():
             await upsert_facts(conn, ops)
+        if after_batch:
+            await after_batch()
         if rng.random() < 0.4 or not events:
             assert await update_figures(conn, name)
             refreshes += 1
+            if after_refresh:
+                await after_refresh()
     return refreshes
 
 
@@ -152,26 +168,24 @@ async def test_grade_and_class_reads_are_the_last_refreshs_figures(schema, seed)
     those of every fact under it, and until the next refresh they stay what that refresh saw (the changes not yet
     folded are taken out), as the stored schools' figures do."""
     name, conn = schema
-    rng = random.Random(seed)
-    events, checked = _history(seed), 0
     assert await update_figures(conn, name)
     seen = await _deep_reads(conn)
-    while events:
-        cut = rng.randint(1, 12)
-        batch, events = events[:cut], events[cut:]
-        ops = [op for p in batch for op in project(registry.spec_for(p).type, p)]
-        async with conn.transaction():
-            await upsert_facts(conn, ops)
+
+    async def unchanged() -> None:
         assert await _deep_reads(conn) == seen  # not refreshed yet: the last refresh's figures
-        if rng.random() < 0.4 or not events:
-            assert await update_figures(conn, name)
-            seen = await _deep_reads(conn)
-            scratch: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
-            for r in await conn.fetch(DEEP_FROM_SCRATCH_SQL, DEEP):
-                if r["scope"] in SCOPES:
-                    scratch.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["sum"])
-            assert seen == scratch
-            checked += 1
+
+    async def from_scratch() -> None:
+        nonlocal seen
+        seen = await _deep_reads(conn)
+        scratch: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
+        for r in await conn.fetch(DEEP_FROM_SCRATCH_SQL, DEEP):
+            if r["scope"] in SCOPES:
+                scratch.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["sum"])
+        assert seen == scratch
+
+    checked = await _apply_live(
+        conn, name, random.Random(seed), _history(seed), after_batch=unchanged, after_refresh=from_scratch
+    )
     assert checked > 3 and any(m[0] == "visits_completed" for v in seen.values() for m in v)
 
 
