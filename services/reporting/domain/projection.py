@@ -117,23 +117,17 @@ OP_COLUMNS: dict[str, tuple[str, ...]] = {
     "case_closure": ("case_id", "proposed_at", "settled_at"),
     # Bookkeeping for the incremental refresh (ignored by a full rebuild, which refreshes everything): the leaves
     # whose figures are recomputed per leaf (cases, referrals, closures, memberships, committees; the other facts'
-    # changes are logged by the store) and the entities whose corrections are redone.
+    # changes are logged by the store; the teachers and families whose corrections are redone are found in those
+    # logs).
     "dirty_leaf": ("path",),
-    "dirty_entity": ("kind", "entity_id"),
 }
-BOOKKEEPING = frozenset({"dirty_leaf", "dirty_entity"})
+BOOKKEEPING = frozenset({"dirty_leaf"})
 
 
 def _dirty(*paths: str | None) -> list[Op]:
     if len(paths) == 1:  # nearly every event: no dict for one path (a replay projects millions)
         return [("dirty_leaf", (paths[0],))] if paths[0] else []
     return [("dirty_leaf", (p,)) for p in dict.fromkeys(paths) if p]
-
-
-def _entities(teacher_ids: list[str], family_ids: list[str]) -> list[Op]:
-    return [("dirty_entity", ("teacher", t)) for t in dict.fromkeys(teacher_ids) if t] + [
-        ("dirty_entity", ("family", f)) for f in dict.fromkeys(family_ids) if f
-    ]
 
 
 def _school_path(path: str) -> str | None:
@@ -168,7 +162,7 @@ def _campaign_closed(p: vi.CampaignClosed) -> list[Op]:
 
 def _assignment(p: vi.AssignmentMade) -> list[Op]:
     row = (p.assignment_id, p.campaign_id, p.teacher_id, p.family_id, p.org_path, True, p.occurred_at, 0)
-    return [("assignment", row), *_entities([p.teacher_id], [p.family_id])]
+    return [("assignment", row)]
 
 
 def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
@@ -183,7 +177,7 @@ def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
         p.occurred_at,
         ASSIGNMENT_RANK[p.change],
     )
-    return [("assignment", row), *_entities([p.teacher_id, p.previous_teacher_id], [p.family_id])]
+    return [("assignment", row)]
 
 
 def _visit(
@@ -205,7 +199,7 @@ def _visit(
         p.occurred_at,
         VISIT_RANK[status],
     )
-    return [("visit", row), *_entities([p.teacher_id], [p.family_id])]
+    return [("visit", row)]
 
 
 def _visit_completed(p: vi.VisitCompleted) -> list[Op]:

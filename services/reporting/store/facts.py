@@ -288,13 +288,6 @@ OPS: dict[str, OpSql] = {
         (T,),
         "INSERT INTO dirty_leaves (path) SELECT DISTINCT * FROM {src}",
     ),
-    "dirty_entity": _op(
-        "dirty_entity",
-        "dirty_entities",
-        ("kind", "entity_id"),
-        (T, T),
-        "INSERT INTO dirty_entities (kind, entity_id) SELECT DISTINCT * FROM {src}",
-    ),
 }
 
 # Apply order: facts first, then the bookkeeping (dirty marks, appended without keys).

@@ -359,22 +359,35 @@ async def _take_logs(conn: asyncpg.Connection) -> None:
     )
 
 
-# Distinct entities: how many fact rows name each entity per leaf, scope and metric now (counted in the facts of the
-# entities the taken rows name, by their indexes) and before (now minus the taken rows' sum); a leaf's count moves by
-# the keys that left or reached 0. The facts naming a moved teacher or family are read once each (by both indexes;
-# a UNION of the two reads sorted every wide row to drop the duplicates, 40 % of the step in a campaign).
-_MOVED_FACTS = """(SELECT t.*, 1 AS sg FROM {t} t WHERE t.teacher_id = ANY(ARRAY(SELECT entity_id FROM moved_ids))
-  OR t.family_id = ANY(ARRAY(SELECT entity_id FROM moved_ids)))"""
-_MOVED = {t: _MOVED_FACTS.format(t=t) for t in ("assignments", "visits")}
+# Distinct entities: a leaf's count of a teacher or family moves by one when the fact rows naming the entity there
+# (per scope and metric) leave 0 or reach it. The taken rows give each key's change m.n; the rows naming it now are
+# counted in the facts at that key only (entity, leaf, campaign: the entity indexes of migrations/017), and only as
+# far as the answer needs: after > 0 and before = after - m.n > 0 are decided by min(after, max(m.n, 0) + 1).
+# Reading every fact row of each moved teacher and family (all their leaves, both tables, every campaign) was the
+# refresh's largest step in a campaign. The keys that flipped are kept in `entity_flips`: only those entities' sets
+# of paths changed, so only their corrections are redone (_refresh_entities).
+ENTITY_FACTS = {
+    "teachers_assigned": ("assignments", "teacher_id", "active"),
+    "families_assigned": ("assignments", "family_id", "active"),
+    "teachers_active": ("visits", "teacher_id", "status = 'completed'"),
+    "families_visited": ("visits", "family_id", "status = 'completed'"),
+}
+_KEY_NOW = """
+  SELECT m.scope, m.leaf, m.metric, m.entity_id, m.n, c.n AS now FROM entity_moves m
+  CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM {t} t WHERE t.{col} = m.entity_id
+      AND t.org_path = m.leaf AND {scope} AND {ok} LIMIT greatest(m.n, 0) + 1) x) c
+  WHERE m.metric = '{metric}' AND m.scope {op} ''"""
 ENTITY_DELTA_SQL = f"""
 CREATE TEMP TABLE entity_moves ON COMMIT DROP AS {ENTITY_COUNTS.format(**_sources(False))};
-CREATE TEMP TABLE moved_ids ON COMMIT DROP AS SELECT DISTINCT entity_id FROM entity_moves;
-ANALYZE moved_ids;
-INSERT INTO deltas
-SELECT m.scope, m.leaf, m.metric, '', sum((coalesce(c.n, 0) > 0)::int - (coalesce(c.n, 0) - m.n > 0)::int)
-FROM entity_moves m LEFT JOIN ({ENTITY_COUNTS.format(**_MOVED)}) c
-  USING (scope, leaf, metric, entity_id)
-GROUP BY 1, 2, 3;
+CREATE TEMP TABLE entity_flips ON COMMIT DROP AS
+SELECT scope, leaf, metric, entity_id, (now > 0)::int - (now - n > 0)::int AS d FROM ({
+    " UNION ALL ".join(
+        _KEY_NOW.format(t=t, col=col, ok=ok, metric=metric, op=op, scope=scope)
+        for metric, (t, col, ok) in ENTITY_FACTS.items()
+        for op, scope in (("=", "true"), ("<>", "t.campaign_id = m.scope"))
+    )
+}) k WHERE (now > 0) <> (now - n > 0);
+INSERT INTO deltas SELECT scope, leaf, metric, '', sum(d) FROM entity_flips GROUP BY 1, 2, 3;
 """
 
 # The summed deltas: added to the leaves, then to every stored ancestor, level by level: each leaf's sums at its
@@ -445,7 +458,7 @@ ANALYZE campaign_nodes
 
 # Anything to fold: an idle refresh (every second while nothing happens) stops at this one query.
 PENDING_SQL = "SELECT " + " OR ".join(
-    f"EXISTS (SELECT 1 FROM {t})" for t in ("dirty_leaves", "dirty_entities", *(f"{t}_log" for t in LOGGED))
+    f"EXISTS (SELECT 1 FROM {t})" for t in ("dirty_leaves", *(f"{t}_log" for t in LOGGED))
 )
 
 
@@ -490,15 +503,17 @@ async def _refresh_deltas(conn: asyncpg.Connection) -> None:
 
 
 async def _refresh_entities(conn: asyncpg.Connection) -> None:
-    """Redo the corrections of the teachers and families marked since the last refresh; what changed goes into
-    `deltas` (a correction is a figure row at an inner node). Only rows that differ are written."""
+    """Redo the corrections of the teachers and families whose set of paths changed (a key of theirs flipped in
+    this refresh: `entity_flips`); what changed goes into `deltas` (a correction is a figure row at an inner node).
+    Only rows that differ are written. Most fact changes of an entity are at a path it already had (a teacher's
+    second visit in a class): its corrections stay."""
     await conn.execute(
         "CREATE TEMP TABLE marked (kind text, entity_id text) ON COMMIT DROP;"
         " CREATE TEMP TABLE new_corrections (LIKE entity_corrections) ON COMMIT DROP"
     )
     n = await conn.fetchval(
-        "WITH d AS (DELETE FROM dirty_entities RETURNING kind, entity_id),"
-        " i AS (INSERT INTO marked SELECT DISTINCT kind, entity_id FROM d RETURNING 1) SELECT count(*) FROM i"
+        "WITH i AS (INSERT INTO marked SELECT DISTINCT CASE WHEN metric LIKE 'teachers%' THEN 'teacher'"
+        " ELSE 'family' END, entity_id FROM entity_flips RETURNING 1) SELECT count(*) FROM i"
     )
     if not n:
         return
@@ -579,7 +594,7 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
     # also empty what commits after the snapshot).
     await conn.execute(
         "TRUNCATE entity_corrections, leaf_metrics, node_metrics, node_extra;"
-        " DELETE FROM dirty_leaves; DELETE FROM dirty_entities;" + "".join(f"DELETE FROM {t}_log;" for t in LOGGED)
+        " DELETE FROM dirty_leaves;" + "".join(f"DELETE FROM {t}_log;" for t in LOGGED)
     )
     await _write_corrections(conn, _entity_sql(True), "entity_corrections")
     step("entity corrections")

@@ -13,9 +13,13 @@ import pytest
 
 from services.reporting.app import create
 from services.reporting.settings import ReportingSettings
+from services.reporting.store.refresh import LOGGED
 from shared.auth import issue_token
 from shared.testing.fixtures import serve, wait_for
 from tests.integration.reporting import scenario
+
+# What a refresh has still to fold: the dirty leaves and the fact change logs.
+PENDING_TABLES = ("dirty_leaves", *(f"{t}_log" for t in LOGGED))
 
 
 @dataclass
@@ -48,8 +52,7 @@ class Running:
                 f'SELECT count(*) FROM "{self.schema}".inbox WHERE consumer = $1', self.settings.consumer_group
             )
             pending = await self.db.fetchval(
-                f'SELECT (SELECT count(*) FROM "{self.schema}".dirty_leaves)'
-                f' + (SELECT count(*) FROM "{self.schema}".dirty_entities)'
+                "SELECT " + " + ".join(f'(SELECT count(*) FROM "{self.schema}".{t})' for t in PENDING_TABLES)
             )
             return applied >= unique_events and pending == 0
 

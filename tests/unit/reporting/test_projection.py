@@ -53,15 +53,15 @@ def visit(answers: dict[str, str]) -> vi.VisitCompleted:
     )
 
 
-def test_visit_projects_checklist_answers_and_marks_its_entities_not_its_leaf():
-    # A visit's figures add up row by row: the store logs its change, no leaf is recomputed for it.
+def test_visit_projects_checklist_answers_and_marks_nothing():
+    # A visit's figures add up row by row: the store logs its change, no leaf is recomputed for it (its teacher's
+    # and family's corrections are redone when the logged change moves their set of paths).
     ops = project("visits.visit.completed.v1", visit({"i1": "yes", "i2": "no", "i3": "not_applicable", "i4": "yes"}))
     names = [n for n, _ in ops]
-    assert names == ["visit", "dirty_entity", "dirty_entity"]
+    assert names == ["visit"]
     row = dict(zip(OP_COLUMNS["visit"], ops[0][1], strict=True))
     assert row["yes_items"] == f"i1{SEP}i4" and row["no_items"] == "i2"
     assert row["status"] == "completed" and row["mode"] == "online"
-    assert {r for n, r in ops if n == "dirty_entity"} == {("teacher", "t1"), ("family", "f1")}
 
 
 def test_finding_marks_the_school_leaf_where_referrals_live():
