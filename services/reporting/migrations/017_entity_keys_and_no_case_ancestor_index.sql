@@ -12,3 +12,6 @@ CREATE INDEX visits_family ON visits (family_id, org_path, campaign_id);
 -- The teachers and families whose corrections a refresh redoes are those whose set of paths changed, found in the
 -- change logs themselves (a key that left 0 or reached it): the handlers' marks are gone.
 DROP TABLE dirty_entities;
+-- The percentiles read every case (each refresh includes the city): the overlap filter on the ancestors, and its
+-- index, are gone.
+DROP INDEX cases_anc;
