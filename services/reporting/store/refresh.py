@@ -333,10 +333,6 @@ async def update_figures(conn: asyncpg.Connection, schema: str, *, full: bool = 
         return False
     try:
         async with conn.transaction(isolation="repeatable_read"):
-            # The refresh's groupings and percentile sorts (tens of thousands of rows in a campaign) spilled to disk
-            # at the default 4 MB; one refresh runs at a time per schema.
-            # No JIT: it compiled the refresh's larger statements (~90 ms each) for a single run.
-            await conn.execute(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'; SET LOCAL jit = off")
             if full or await get_figures_lost(conn):
                 await _refresh_full(conn)
             else:
@@ -473,6 +469,10 @@ async def _refresh_deltas(conn: asyncpg.Connection) -> None:
     started = time.perf_counter()
     if not await conn.fetchval(PENDING_SQL):
         return
+    # Its groupings and percentile sorts (tens of thousands of rows in a campaign) spilled to disk at the default
+    # 4 MB (a full refresh keeps the default: with 64 MB it cost more CPU, docs/scaling.md session 9); one refresh
+    # runs at a time per schema. No JIT: it compiled the larger statements (~90 ms each) for a single run.
+    await conn.execute(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'; SET LOCAL jit = off")
     await _take_logs(conn)
     await conn.execute(f"INSERT INTO deltas {_structure_sql(False)}")
     await conn.execute(ENTITY_DELTA_SQL)
