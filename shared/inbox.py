@@ -90,11 +90,22 @@ class Facts:
     of different topics about one entity never wait on each other's locks), polls of `consumer_copy_batch_size`.
     A record that fails validation fails the poll, which is then redone record by record: it is dead-lettered
     with the field at fault, the others applied.
+
+    `then` is for a few of these types whose handling is not idempotent by itself (a merge of two children moves
+    cases and writes events): after `apply`, in the same transaction, each such event not applied before goes to
+    `then.apply` once, as a typed `Event`, with the inbox of this group deciding which are fresh (as for a `Batch`
+    group). The service's group then reads each topic once: a second group for those few types fetched and unpacked
+    every record of their busy topic only to ignore it. `then.keys` adds its entities to the poll's locks.
     """
 
     types: frozenset[str]
     apply: Callable[[asyncpg.Connection, list[Fact]], Awaitable[None]]
     keys: Callable[[Fact], Iterable[str]] | None = None  # as `Locked.keys`, from the fact: entities locked
+    then: Batch | None = None  # for some of `types`: applied once each (inbox), after `apply`, in its transaction
+
+    def __post_init__(self) -> None:
+        if self.then is not None and not self.then.types <= self.types:
+            raise ValueError(f"`then` handles types the copy does not: {sorted(self.then.types - self.types)}")
 
 
 Subscription = dict[str, Handler] | Batch | Facts
@@ -160,6 +171,7 @@ class InboxConsumer:
         self._typed = {t.encode(): typed_envelope(registry.spec(t).model) for t in self.types}
         # For a copying subscription, per handled type: the type and its envelope validated to plain dicts.
         self._lean = {t.encode(): (t, lean_envelope(registry.spec(t).model)) for t in self.types} if self.facts else {}
+        self._then = self.facts.then.types if self.facts is not None and self.facts.then is not None else frozenset()
         # The registered types this group does not handle (on the topics it reads, as the header spells them).
         self._others = frozenset(s.type.encode() for s in registry.all()) - set(self._typed)
         self._ahead: _Read | None = None  # a copy's poll being applied, as `_fetch` read it
@@ -488,23 +500,7 @@ class InboxConsumer:
                 # this version can do with it, and nothing wrong with it either. Counted, skipped.
                 outcomes.append((rec.topic, "unknown_type"))
         await self._lock(conn, [e for _, e in events if e is not None])
-        ids = [e.envelope.id for _, e in events if e is not None]
-        fresh = (
-            {
-                r[0]
-                for r in await conn.fetch(
-                    # A dead-lettered event that comes again (a replay after a fix) gets another chance; if it fails
-                    # again this transaction rolls back and the inbox still says it was dead-lettered.
-                    "INSERT INTO inbox AS i (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
-                    "ON CONFLICT (consumer, event_id) DO UPDATE SET outcome = 'applied', processed_at = now() "
-                    "WHERE i.outcome = 'dead_lettered' RETURNING event_id",
-                    self.group,
-                    ids,
-                )
-            }
-            if ids
-            else set()
-        )
+        fresh = await self._fresh(conn, [e.envelope.id for _, e in events if e is not None])
         todo: list[tuple[ConsumerRecord, Event[Any]]] = []
         for rec, event in events:
             if event is None:
@@ -519,8 +515,23 @@ class InboxConsumer:
                 else:
                     todo.append((rec, event))
         if todo:
-            await self._handle_batch(conn, todo)
+            await self._handle_batch(conn, todo, self.batch)
         return outcomes
+
+    async def _fresh(self, conn: asyncpg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Record the events in the group's inbox (one statement); the ids not applied before."""
+        if not ids:
+            return set()
+        rows = await conn.fetch(
+            # A dead-lettered event that comes again (a replay after a fix) gets another chance; if it fails again
+            # this transaction rolls back and the inbox still says it was dead-lettered.
+            "INSERT INTO inbox AS i (consumer, event_id) SELECT $1, unnest($2::uuid[]) "
+            "ON CONFLICT (consumer, event_id) DO UPDATE SET outcome = 'applied', processed_at = now() "
+            "WHERE i.outcome = 'dead_lettered' RETURNING event_id",
+            self.group,
+            ids,
+        )
+        return {r[0] for r in rows}
 
     def _read_facts(self, records: list[ConsumerRecord]) -> _Read:
         """A copying subscription's records read and validated: each one's outcome, the facts of the handled ones,
@@ -535,7 +546,9 @@ class InboxConsumer:
             if got is None:
                 read.outcomes.append((rec.topic, "ignored"))
                 continue
-            fact, correlation, traceparent = got
+            fact, correlation, traceparent, event = got
+            if event is not None:
+                read.then.append((rec, event))
             read.facts.append(fact)
             read.correlations.add(correlation)
             read.traceparents.add(traceparent)
@@ -554,9 +567,12 @@ class InboxConsumer:
         )
         if not facts:
             return outcomes
-        keys = self.facts.keys
-        if keys is not None:
-            await self._lock_entities(conn, (k for f in facts for k in keys(f)))
+        keys, then = self.facts.keys, self.facts.then
+        names = [k for f in facts for k in keys(f)] if keys is not None else []
+        if then is not None and then.keys is not None:
+            names += [k for _, e in read.then for k in then.keys(e.payload)]
+        if names:
+            await self._lock_entities(conn, names)  # one statement, in key order, for the facts and `then` alike
         trace_ids = {context.parse_traceparent(t) for t in traceparents}
         span = self._batch_span(read.records)
         ctx = context.TraceContext(
@@ -572,13 +588,29 @@ class InboxConsumer:
         share = (time.perf_counter() - started) / len(facts)
         for t in {f.type for f in facts}:
             self._timer(t).observe(share)  # once per type and poll, at an event's share of the poll
+        if then is not None and read.then:
+            await self._apply_then(conn, then, read.then)
         return outcomes
 
-    def _read_fact(self, rec: ConsumerRecord) -> tuple[Fact, str, str] | None:
-        """A record of a copying subscription as (fact, correlation id, traceparent), None for a registered type it
-        does not handle; UnknownType or Poison as `_parse` says. Validated in one pass to plain dicts when its
-        `hss-event-type` header names a handled type (what the relay sends); any other record, or one that does
-        not validate that way, is read the general way, which says what is wrong with it."""
+    async def _apply_then(
+        self, conn: asyncpg.Connection, then: Batch, events: list[tuple[ConsumerRecord, Event[Any]]]
+    ) -> None:
+        """A copy's `then` part: the events not applied before (the group's inbox) handed to `then.apply` once."""
+        fresh = await self._fresh(conn, [e.envelope.id for _, e in events])
+        todo: list[tuple[ConsumerRecord, Event[Any]]] = []
+        for rec, event in events:
+            if event.envelope.id in fresh:
+                fresh.discard(event.envelope.id)  # the same event twice in one poll applies once
+                todo.append((rec, event))
+        if todo:
+            await self._handle_batch(conn, todo, then)
+
+    def _read_fact(self, rec: ConsumerRecord) -> tuple[Fact, str, str, Event[Any] | None] | None:
+        """A record of a copying subscription as (fact, correlation id, traceparent, the typed event when `then`
+        handles its type), None for a registered type it does not handle; UnknownType or Poison as `_parse` says.
+        Validated in one pass to plain dicts when its `hss-event-type` header names a handled type (what the relay
+        sends); any other record, or one that does not validate that way, is read the general way, which says what
+        is wrong with it."""
         hinted: bytes | None = None
         traceparent = ""
         for key, value in rec.headers or ():
@@ -590,18 +622,19 @@ class InboxConsumer:
                 hinted = None  # binary mode
                 break
         lean = self._lean.get(hinted) if hinted is not None else None
-        if lean is not None:
+        if lean is not None and lean[0] not in self._then:  # (a type `then` handles, rare, is read typed below)
             try:
                 env = lean[1].validate_json(rec.value or b"")
             except ValidationError:
                 env = None
             if env is not None and env["type"] == lean[0]:
-                return Fact(lean[0], env["data"]), env["correlationid"], traceparent
+                return Fact(lean[0], env["data"]), env["correlationid"], traceparent, None
         event = self._parse(rec)
         if event is None:
             return None
         env_type = event.envelope.type
-        return Fact(env_type, event.payload.model_dump()), event.envelope.correlationid, traceparent
+        typed = event if env_type in self._then else None
+        return Fact(env_type, event.payload.model_dump()), event.envelope.correlationid, traceparent, typed
 
     async def _lock(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
         """Take a transaction-scoped advisory lock on every entity the events' handlers declare, before anything else.
@@ -632,7 +665,9 @@ class InboxConsumer:
         prefix = f"entity:{self.settings.db_schema}:"
         await db.xact_lock_many(conn, [prefix + k for k in set(names)])
 
-    async def _handle_batch(self, conn: asyncpg.Connection, todo: list[tuple[ConsumerRecord, Event[Any]]]) -> None:
+    async def _handle_batch(
+        self, conn: asyncpg.Connection, todo: list[tuple[ConsumerRecord, Event[Any]]], batch: Batch | None
+    ) -> None:
         """Run the batch handler once, under the batch's context; each event is timed at its share of the batch.
 
         A batch of one runs under its event's context, like a per-record handler. A larger one runs under a context
@@ -640,14 +675,14 @@ class InboxConsumer:
         own context (`Event.trace`, with a span child of its record's) is what the handler names as the cause of
         the events it writes.
         """
-        assert self.batch is not None
+        assert batch is not None
         started = time.perf_counter()
         if len(todo) == 1:
             rec, event = todo[0]
             event = self._traced(rec, event)
             assert event.trace is not None
             with _Within(event.trace):
-                await self.batch.apply(conn, [event])
+                await batch.apply(conn, [event])
         else:
             batch_span = self._batch_span([rec for rec, _ in todo])
             links = [tracing.Link(batch_span.get_span_context())] if batch_span is not None else []
@@ -655,7 +690,7 @@ class InboxConsumer:
             traces = [e.trace for e in events if e.trace is not None]
             try:
                 with _Within(context.for_batch(traces, batch_span)):
-                    await self.batch.apply(conn, events)
+                    await batch.apply(conn, events)
             except BaseException as exc:
                 for t in traces:
                     if t.span is not None:
@@ -769,6 +804,7 @@ class _Read:
     correlations: set[str]
     traceparents: set[str]
     records: list[ConsumerRecord] = field(default_factory=list)
+    then: list[tuple[ConsumerRecord, Event[Any]]] = field(default_factory=list)  # the events `Facts.then` handles
 
     def covers(self, records: list[ConsumerRecord]) -> bool:
         """Whether these are the records read (the whole poll, not one of them redone alone)."""

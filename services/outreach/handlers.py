@@ -18,7 +18,6 @@ from shared.inbox import Batch, Subscription
 
 FINDINGS_GROUP = "outreach.findings"
 DIRECTORY_GROUP = "outreach.directory"
-MERGES_GROUP = "outreach.merges"
 
 
 class DirectoryChanges:
@@ -60,17 +59,17 @@ def student_of(p: FindingRecorded) -> list[str]:
 
 
 def consumers(rules: Rules, clock: Clock) -> dict[str, Subscription]:
-    """The consumer groups, all set-based (a lane's poll at a time): findings, the directory copy and merges.
-    Outreach reads none of its own events back: the notices of its facts are written with them
-    (`usecases.notifications.publish`)."""
+    """The consumer groups, both set-based (a lane's poll at a time): findings, and the directory copy, which also
+    follows merges, once each, in its poll's transaction. Outreach reads none of its own events back: the notices
+    of its facts are written with them (`usecases.notifications.publish`)."""
+    merges = Batch(frozenset({type_of(dir_ev.StudentMerged)}), Merges(clock).apply, keys=both_children)
     return {
         FINDINGS_GROUP: Batch(
             frozenset({type_of(FindingRecorded)}), Reaction(rules, clock).on_findings, keys=student_of
         ),
         DIRECTORY_GROUP: DirectoryCopy(
-            DirectoryChanges(rules, clock), keys=family_and_children, reads=[STUDENTS, FAMILIES, STAFF]
+            DirectoryChanges(rules, clock), keys=family_and_children, reads=[STUDENTS, FAMILIES, STAFF], then=merges
         ).subscription(),
-        MERGES_GROUP: Batch(frozenset({type_of(dir_ev.StudentMerged)}), Merges(clock).apply, keys=both_children),
     }
 
 

@@ -17,7 +17,6 @@ from shared.events import Event, type_of
 from shared.inbox import Batch, Subscription
 
 GROUP = "visits.directory"
-MERGES_GROUP = "visits.merges"
 CONSUMED_TOPICS = TOPICS
 
 
@@ -40,9 +39,7 @@ async def on_merges(conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
 
 
 def consumers(clock: Clock) -> dict[str, Subscription]:
-    """The consumer groups: the directory copy (the leavers' hook locks the assignment rows it changes), and
-    merges (nothing read across topics, so nothing locked)."""
-    return {
-        GROUP: DirectoryCopy(DirectoryChanges(clock), reads=[STAFF]).subscription(),
-        MERGES_GROUP: Batch(frozenset({type_of(StudentMerged)}), on_merges),
-    }
+    """The consumer group: the directory copy (the leavers' hook locks the assignment rows it changes), which also
+    follows merges, once each (nothing read across topics, so nothing locked)."""
+    merges = Batch(frozenset({type_of(StudentMerged)}), on_merges)
+    return {GROUP: DirectoryCopy(DirectoryChanges(clock), reads=[STAFF], then=merges).subscription()}

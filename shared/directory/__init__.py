@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from shared.contracts import committees as c
 from shared.events import Fact, type_of
-from shared.inbox import Facts
+from shared.inbox import Batch, Facts
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 TOPICS = [c.ORG, c.STAFF, c.STUDENT, c.FAMILY, c.TEAM]
@@ -219,7 +219,8 @@ class DirectoryCopy:
     another topic's events write (a student's family, a family's students) must lock them, so that the two never
     run unseen by each other in parallel lanes or replicas. `reads` names the tables whose changes `on_change` reads
     (all by default): the others are written without returning their rows, which costs the consumer a decoded row
-    per event.
+    per event. `then` follows some directory events beyond the copy, once each, in the batch's transaction (the
+    services' merges: see `shared.inbox.Facts.then`), so the group reads every directory topic once.
     """
 
     def __init__(
@@ -227,9 +228,11 @@ class DirectoryCopy:
         on_change: OnChange | None = None,
         keys: Callable[[Fact], Iterable[str]] | None = None,
         reads: Iterable[Table] | None = None,
+        then: Batch | None = None,
     ) -> None:
         self.on_change = on_change
         self.keys = keys
+        self.then = then
         wanted = [] if on_change is None else TABLES if reads is None else reads
         self.reads = frozenset(t.name for t in wanted)
 
@@ -237,7 +240,7 @@ class DirectoryCopy:
         """The directory group's subscription: every directory event type, applied a poll at a time, without inbox
         rows: the upserts write nothing for an event whose version and facts are already there, so a redelivered
         or replayed event changes nothing and reaches no `on_change` (tests/integration/test_kit_directory.py)."""
-        return Facts(TYPES, self.apply, keys=self.keys)
+        return Facts(TYPES, self.apply, keys=self.keys, then=self.then)
 
     async def apply(self, conn: asyncpg.Connection, events: list[Fact]) -> None:
         """Write the newest facts and tombstones of a batch of directory events, then tell `on_change`."""

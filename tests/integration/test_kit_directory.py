@@ -27,7 +27,8 @@ from shared import directory
 from shared.clock import ManualClock
 from shared.contracts import committees as c
 from shared.contracts.common import LivingArrangement, OrgLevel, StaffRole
-from shared.events import Envelope, new_envelope, registry
+from shared.events import Envelope, Event, new_envelope, registry, type_of
+from shared.inbox import Batch
 from shared.kafka import TopicSpec, ensure_topics
 from shared.relay import STRUCTURED_CONTENT_TYPE, TYPE_HEADER
 from shared.settings import ServiceSettings
@@ -321,5 +322,53 @@ async def test_a_poll_that_fails_is_redone_record_by_record_each_read_alone(make
             assert (await copy.row("students", student_id=f"st-{i:02}") is None) == (i == 9)
         dlt = await read_topic(settings.kafka_bootstrap_servers, f"{settings.topic(c.STUDENT)}.{consumer.group}.dlt")
         assert [m["value"]["data"]["student_id"] for m in dlt] == ["st-09"]
+    finally:
+        await stop_runtime(runtime)
+
+
+class Follows:
+    """A `then` part following merges beyond the copy: notes each merge it gets and what the copy held for the
+    duplicate at that moment (its transaction's view)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[uuid.UUID, bool | None]] = []
+
+    async def __call__(self, conn: asyncpg.Connection, events: list[Event[c.StudentMerged]]) -> None:
+        for e in events:
+            active = await conn.fetchval("SELECT active FROM students WHERE student_id = $1", e.payload.student_id)
+            self.seen.append((e.envelope.id, active))
+
+
+async def test_a_merge_is_followed_once_by_the_copys_own_group_after_the_copy(make_settings: Any) -> None:
+    """`then` (the services' merges, folded into their directory group so that it reads the student topic once):
+    each merge reaches it once, however often it is redelivered, in the poll's transaction after the copy
+    applied it; the copy keeps inbox rows for those events only."""
+    settings = make_settings(KitSettings, topic_partitions=2)
+    spec = kit_spec(settings, consume=False)
+    spec.kit_migrations = [directory.MIGRATIONS]
+    follows = Follows()
+    merged = frozenset({type_of(c.StudentMerged)})
+    spec.consumers = {"kittest.directory": directory.DirectoryCopy(then=Batch(merged, follows)).subscription()}
+    await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        [TopicSpec(settings.topic(t), settings.topic_partitions) for t in directory.TOPICS],
+    )
+    runtime = await start_runtime(spec)
+    try:
+        consumer = runtime.consumers[0]
+        await asyncio.wait_for(consumer.ready.wait(), 60)
+        copy = Copy(settings, runtime, consumer.group)
+        merge = c.StudentMerged(student_id="st-dup", merged_into="st-keep", org_path=CLASS1, occurred_at=at(5))
+        sent = await copy.send([student("st-dup", "c1", CLASS1, at(0)), student("st-keep", "c1", CLASS1, at(0)), merge])
+        # Redelivered alone, and with other events in one poll.
+        await copy.send(sent[2:])
+        await copy.send([student("st-other", "c1", CLASS1, at(0)), sent[2], sent[2]])
+        assert follows.seen == [(sent[2].id, False)]  # once, with the duplicate already gone in the copy
+        dup = await copy.row("students", student_id="st-dup")
+        assert dup is not None and dup["active"] is False
+        assert await copy.row("students", student_id="st-other") is not None
+        assert [r[0] for r in await copy.pool.fetch("SELECT event_id FROM inbox WHERE consumer = $1", copy.group)] == [
+            sent[2].id
+        ]
     finally:
         await stop_runtime(runtime)
