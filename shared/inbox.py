@@ -546,8 +546,10 @@ class InboxConsumer:
             if got is None:
                 read.outcomes.append((rec.topic, "ignored"))
                 continue
-            fact, correlation, traceparent, event = got
-            if event is not None:
+            fact, correlation, traceparent = got
+            if fact.type in self._then:  # (rare: merges) read again as the typed event `then` gets
+                event = self._parse(rec)
+                assert event is not None
                 read.then.append((rec, event))
             read.facts.append(fact)
             read.correlations.add(correlation)
@@ -605,12 +607,11 @@ class InboxConsumer:
         if todo:
             await self._handle_batch(conn, todo, then)
 
-    def _read_fact(self, rec: ConsumerRecord) -> tuple[Fact, str, str, Event[Any] | None] | None:
-        """A record of a copying subscription as (fact, correlation id, traceparent, the typed event when `then`
-        handles its type), None for a registered type it does not handle; UnknownType or Poison as `_parse` says.
-        Validated in one pass to plain dicts when its `hss-event-type` header names a handled type (what the relay
-        sends); any other record, or one that does not validate that way, is read the general way, which says what
-        is wrong with it."""
+    def _read_fact(self, rec: ConsumerRecord) -> tuple[Fact, str, str] | None:
+        """A record of a copying subscription as (fact, correlation id, traceparent), None for a registered type it
+        does not handle; UnknownType or Poison as `_parse` says. Validated in one pass to plain dicts when its
+        `hss-event-type` header names a handled type (what the relay sends); any other record, or one that does
+        not validate that way, is read the general way, which says what is wrong with it."""
         hinted: bytes | None = None
         traceparent = ""
         for key, value in rec.headers or ():
@@ -622,19 +623,18 @@ class InboxConsumer:
                 hinted = None  # binary mode
                 break
         lean = self._lean.get(hinted) if hinted is not None else None
-        if lean is not None and lean[0] not in self._then:  # (a type `then` handles, rare, is read typed below)
+        if lean is not None:
             try:
                 env = lean[1].validate_json(rec.value or b"")
             except ValidationError:
                 env = None
             if env is not None and env["type"] == lean[0]:
-                return Fact(lean[0], env["data"]), env["correlationid"], traceparent, None
+                return Fact(lean[0], env["data"]), env["correlationid"], traceparent
         event = self._parse(rec)
         if event is None:
             return None
         env_type = event.envelope.type
-        typed = event if env_type in self._then else None
-        return Fact(env_type, event.payload.model_dump()), event.envelope.correlationid, traceparent, typed
+        return Fact(env_type, event.payload.model_dump()), event.envelope.correlationid, traceparent
 
     async def _lock(self, conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
         """Take a transaction-scoped advisory lock on every entity the events' handlers declare, before anything else.
