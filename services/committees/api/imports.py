@@ -67,11 +67,12 @@ async def upload_csv_file(
     await imports.require_importer(pool, principal)
     if not request.headers.get("content-type", "").startswith("text/csv"):
         raise Problem(415, "Unsupported media type", "upload the file as text/csv")
+    body = await request.body()
     try:
-        text = (await request.body()).decode("utf-8")
+        body.decode("utf-8")
     except UnicodeDecodeError:
         raise invalid("body", "the file must be UTF-8 encoded") from None
-    return await imports.upload(pool, principal, import_id, entity, text)
+    return await imports.upload(pool, principal, import_id, entity, body)
 
 
 @router.post("/{import_id}/start", status_code=202, response_model=ImportJobOut, responses=openapi.errors(409))

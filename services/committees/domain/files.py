@@ -6,7 +6,7 @@ import csv
 import io
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -50,8 +50,13 @@ class Reading:
         self.errors: list[RowError] = []
 
 
-def _csv_rows(entity: str, text: str, reading: Reading) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+def _lines(source: str | TextIO) -> TextIO:
+    """A file's text as a stream (a stream is read as it is: opened with `newline=""` and encoding utf-8-sig)."""
+    return io.StringIO(source.lstrip("\ufeff")) if isinstance(source, str) else source
+
+
+def _csv_rows(entity: str, source: str | TextIO, reading: Reading) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(_lines(source))
     try:
         header = [h.strip() for h in next(reader, [])]
     except csv.Error as exc:
@@ -76,8 +81,8 @@ def _csv_rows(entity: str, text: str, reading: Reading) -> Iterator[tuple[int, d
         reading.errors.append(RowError(entity, reader.line_num, "*", f"malformed CSV: {exc}"))
 
 
-def _json_rows(entity: str, text: str, reading: Reading) -> Iterator[tuple[int, dict[str, Any]]]:
-    for i, raw in enumerate(orjson.loads(text)):
+def _json_rows(entity: str, source: str | TextIO, reading: Reading) -> Iterator[tuple[int, dict[str, Any]]]:
+    for i, raw in enumerate(orjson.loads(source if isinstance(source, str) else source.read())):  # JSON: whole
         reading.received += 1
         if isinstance(raw, dict):
             yield i, raw
@@ -90,11 +95,14 @@ def _json_rows(entity: str, text: str, reading: Reading) -> Iterator[tuple[int, 
 CHUNK = 5_000
 
 
-def validate_chunks(entity: str, text: str, fmt: str, checker: Checker) -> Iterator[tuple[list[dict[str, Any]], int]]:
-    """The clean rows of one entity's file (after those it refers to), a chunk at a time, each with the number of
-    rows received in it; the row errors go to `checker.errors`."""
+def validate_chunks(
+    entity: str, source: str | TextIO, fmt: str, checker: Checker
+) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """The clean rows of one entity's file (its text, or a stream of it: a CSV file is then read a chunk at a time),
+    after those it refers to, a chunk at a time, each with the number of rows received in it; the row errors go to
+    `checker.errors`."""
     reading = Reading()
-    rows = (_csv_rows if fmt == "csv" else _json_rows)(entity, text, reading)
+    rows = (_csv_rows if fmt == "csv" else _json_rows)(entity, source, reading)
     size = None if entity == "org_units" else CHUNK
     while True:
         before = reading.received

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 import asyncpg
 
@@ -20,13 +20,18 @@ async def insert_import(conn: asyncpg.Connection, import_id: str, fmt: str, stat
     )
 
 
-async def upsert_file(conn: asyncpg.Connection, import_id: str, entity: str, content: str) -> None:
-    await conn.execute(
-        "INSERT INTO import_files (import_id, entity, content) VALUES ($1, $2, $3) "
-        "ON CONFLICT (import_id, entity) DO UPDATE SET content = EXCLUDED.content",
-        import_id,
-        entity,
-        content,
+PART_BYTES = 1 << 20  # an uploaded file is stored and read back a part of this size at a time
+
+
+async def replace_file(conn: asyncpg.Connection, import_id: str, entity: str, content: bytes) -> None:
+    """One entity's file (replacing an earlier upload), stored in parts of `PART_BYTES`."""
+    await conn.execute("DELETE FROM import_file_parts WHERE import_id = $1 AND entity = $2", import_id, entity)
+    view = memoryview(content)
+    parts = [
+        (import_id, entity, n, view[at : at + PART_BYTES]) for n, at in enumerate(range(0, len(view) or 1, PART_BYTES))
+    ]
+    await conn.executemany(
+        "INSERT INTO import_file_parts (import_id, entity, part, content) VALUES ($1, $2, $3, $4)", parts
     )
 
 
@@ -39,17 +44,20 @@ async def get_import(
 
 
 async def list_file_sizes(conn: asyncpg.Connection | asyncpg.Pool, import_id: str) -> dict[str, int]:
+    """The bytes of each entity's uploaded file."""
     rows = await conn.fetch(
-        "SELECT entity, octet_length(content) AS n FROM import_files WHERE import_id = $1", import_id
+        "SELECT entity, sum(octet_length(content))::bigint AS n FROM import_file_parts WHERE import_id = $1 "
+        "GROUP BY entity",
+        import_id,
     )
     return {r["entity"]: r["n"] for r in rows}
 
 
-async def get_file(conn: asyncpg.Connection, import_id: str, entity: str) -> str:
-    """One entity's uploaded file (an import reads them one at a time: a city's files are tens of MB)."""
-    return str(
-        await conn.fetchval("SELECT content FROM import_files WHERE import_id = $1 AND entity = $2", import_id, entity)
-    )
+async def copy_file(conn: asyncpg.Connection, import_id: str, entity: str, out: BinaryIO) -> None:
+    """Write one entity's uploaded file to `out`, a part at a time (in the caller's transaction: a cursor)."""
+    query = "SELECT content FROM import_file_parts WHERE import_id = $1 AND entity = $2 ORDER BY part"
+    async for r in conn.cursor(query, import_id, entity, prefetch=1):
+        out.write(r["content"])
 
 
 async def update_status(conn: asyncpg.Connection | asyncpg.Pool, import_id: str, status: str, **extra: Any) -> None:
@@ -70,7 +78,7 @@ async def update_import_session(conn: asyncpg.Connection, schema: str) -> None:
 async def update_finished(conn: asyncpg.Connection, import_id: str) -> None:
     """The job finished: when, and its files are no longer needed."""
     await conn.execute("UPDATE imports SET finished_at = now() WHERE import_id = $1", import_id)
-    await conn.execute("DELETE FROM import_files WHERE import_id = $1", import_id)
+    await conn.execute("DELETE FROM import_file_parts WHERE import_id = $1", import_id)
 
 
 async def update_claimed(conn: asyncpg.Connection, schema: str, import_id: str) -> bool:

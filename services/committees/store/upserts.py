@@ -2,7 +2,8 @@
 
 Used by bulk imports and by single-record writes alike, so both publish exactly the same events. Each upsert
 answers its counts and one row per event to publish (`registered`: registered or changed, `data`: the contract's
-fields); the events go to the outbox through the kit (`shared.outbox.add_bulk`), in the same transaction.
+fields); the events go to the outbox through the kit (`shared.outbox.add_bulk`), in the same transaction, read from
+the answer a few thousand rows at a time.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import asyncpg
 from pydantic import BaseModel
@@ -227,19 +229,42 @@ async def insert_touched_families(conn: asyncpg.Connection, family_ids: list[str
     await conn.execute("INSERT INTO touched_families SELECT unnest($1::text[])", family_ids)
 
 
-async def _publish(
-    conn: asyncpg.Connection, events: tuple[type[BaseModel], type[BaseModel]], rows: list[asyncpg.Record], at: datetime
-) -> int:
-    """The events an upsert answered, through the kit's outbox; how many."""
-    registered, changed = events
-    return await add_bulk(
-        conn,
-        [
-            (registered if r["registered"] else changed, {**r["data"], "occurred_at": at})
-            for r in rows
-            if r["registered"] is not None
-        ],
-    )
+PUBLISH_ROWS = 5_000  # an upsert's answer is read and its events written this many rows at a time
+
+
+class Staged(NamedTuple):
+    """Validated rows already written as COPY data of the entity's staging table (`stage_data`) to a file."""
+
+    path: Path
+    rows: int
+
+
+async def _apply(
+    conn: asyncpg.Connection,
+    sql: str,
+    events: tuple[type[BaseModel], type[BaseModel]] | None,
+    at: datetime,
+    timeout: float | None,
+) -> tuple[int, int, int]:
+    """Run an upsert and write the events it answers through the kit's outbox, `PUBLISH_ROWS` answer rows at a time
+    (a cursor: a city's answer as Python objects would be hundreds of MB); (created, updated, events)."""
+    cursor = await conn.cursor(sql, timeout=timeout)
+    rows = await cursor.fetch(PUBLISH_ROWS, timeout=timeout)
+    created, updated = rows[0]["created"], rows[0]["updated"]
+    written = 0
+    while rows:
+        if events is not None:
+            registered, changed = events
+            written += await add_bulk(
+                conn,
+                (
+                    (registered if r["registered"] else changed, {**r["data"], "occurred_at": at})
+                    for r in rows
+                    if r["registered"] is not None
+                ),
+            )
+        rows = await cursor.fetch(PUBLISH_ROWS, timeout=timeout) if len(rows) == PUBLISH_ROWS else []
+    return created, updated, written
 
 
 def stage_data(entity: str, rows: list[dict[str, Any]]) -> bytes:
@@ -251,30 +276,31 @@ def stage_data(entity: str, rows: list[dict[str, Any]]) -> bytes:
 async def upsert_entity(
     conn: asyncpg.Connection,
     entity: str,
-    rows: list[dict[str, Any]] | bytes,
+    rows: list[dict[str, Any]] | Staged,
     at: datetime,
     timeout: float | None = None,
 ) -> tuple[int, int, int]:
-    """Stage `rows` (already validated; or their `stage_data`) with COPY and apply them; (created, updated, events)."""
-    data = rows if isinstance(rows, bytes) else stage_data(entity, rows)
-    if not data:
+    """Stage `rows` (already validated; or staged to a file) with COPY and apply them; (created, updated, events)."""
+    n = rows.rows if isinstance(rows, Staged) else len(rows)
+    if not n:
         return (0, 0, 0)
+    source = rows.path if isinstance(rows, Staged) else io.BytesIO(stage_data(entity, rows))
     await conn.copy_to_table(
-        f"stage_{entity}", source=io.BytesIO(data), columns=STAGE_COLUMNS[entity], format="text", timeout=timeout
+        f"stage_{entity}", source=source, columns=STAGE_COLUMNS[entity], format="text", timeout=timeout
     )
     await conn.execute(f"ANALYZE stage_{entity}", timeout=timeout)
     # a bulk write of rows none of which exist yet (a first import) inserts them without ON CONFLICT; should a
     # single-record write commit one of the same keys meanwhile, the unique index fails the import as a whole
     # (nothing applied, the job says failed, a re-run upserts) instead of overwriting that record
-    bulk = data.count(b"\n") >= BULK_ROWS
-    plain = bulk and not await conn.fetchval(EXISTING[entity], timeout=timeout)
-    answer = await conn.fetch((INSERTS if plain else UPSERTS)[entity], timeout=timeout)
+    plain = n >= BULK_ROWS and not await conn.fetchval(EXISTING[entity], timeout=timeout)
+    created, updated, events = await _apply(
+        conn, (INSERTS if plain else UPSERTS)[entity], EVENTS.get(entity), at, timeout
+    )
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
-    if answer[0]["created"] + answer[0]["updated"] >= ANALYZE_AFTER:
+    if created + updated >= ANALYZE_AFTER:
         # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
         await conn.execute("SELECT analyze_directory_table($1)", entity, timeout=timeout)
-    events = await _publish(conn, EVENTS[entity], answer, at) if entity in EVENTS else 0
-    return (answer[0]["created"], answer[0]["updated"], events)
+    return created, updated, events
 
 
 async def insert_family_events(
@@ -284,6 +310,6 @@ async def insert_family_events(
     an import, whose families may all be new: then their hashes are inserted without ON CONFLICT)."""
     await conn.execute("ANALYZE touched_families", timeout=timeout)
     plain = bulk and not await conn.fetchval(PUBLISHED_EXISTING, timeout=timeout)
-    answer = await conn.fetch(FIRST_FAMILY_FACTS if plain else FAMILY_FACTS, timeout=timeout)
+    *_, events = await _apply(conn, FIRST_FAMILY_FACTS if plain else FAMILY_FACTS, EVENTS["families"], at, timeout)
     await conn.execute("TRUNCATE touched_families", timeout=timeout)
-    return await _publish(conn, EVENTS["families"], answer, at)
+    return events

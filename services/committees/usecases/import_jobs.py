@@ -9,11 +9,15 @@ import gc
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 import asyncpg
 from prometheus_client import Counter, Histogram
@@ -23,6 +27,7 @@ from services.committees.domain.rows import ENTITIES, Checker, RowError
 from services.committees.settings import Settings
 from services.committees.store import imports as store
 from services.committees.store import upserts
+from services.committees.store.upserts import Staged
 from services.committees.usecases import students
 from shared import db
 from shared.clock import Clock
@@ -60,35 +65,81 @@ def _exit_with(parent: int) -> None:
     os._exit(1)
 
 
-def _check(entity: str, text: str, fmt: str, checker: Checker | None = None) -> tuple[bytes, int, int, list[RowError]]:
-    """Validate one entity's file: its rows as staging COPY data, how many were accepted, received, and the row
-    errors found (`checker` when run in a thread, the process's own otherwise)."""
+def _check(
+    entity: str, source: Path, staged: Path, fmt: str, checker: Checker | None = None
+) -> tuple[int, int, list[RowError]]:
+    """Validate one entity's file (at `source`), writing its accepted rows as staging COPY data to `staged` a chunk
+    at a time; how many rows were accepted, received, and the row errors found (`checker` when run in a thread, the
+    process's own otherwise)."""
     own = checker is None  # the validating process's: it runs nothing else
     checker = checker or _checker
     assert checker is not None
     found = len(checker.errors)
-    data: list[bytes] = []
     accepted = received = 0
     if own:
         gc.disable()  # validation makes no reference cycles; the collector's passes cost a fifth of its time
     try:
-        for clean, n in validate_chunks(entity, text, fmt, checker):  # a chunk's rows at a time, encoded at once
-            data.append(upserts.stage_data(entity, clean))
-            accepted += len(clean)
-            received += n
+        with source.open(encoding="utf-8-sig", newline="") as text, staged.open("wb") as out:
+            for clean, n in validate_chunks(entity, text, fmt, checker):  # a chunk's rows at a time
+                out.write(upserts.stage_data(entity, clean))
+                accepted += len(clean)
+                received += n
+        source.unlink()
     finally:
         if own:
             gc.enable()
     errors = checker.errors[found:]
     del checker.errors[found:]
-    return b"".join(data), accepted, received, errors
+    return accepted, received, errors
+
+
+class _Pipeline:
+    """One import's files on their way: each uploaded file to a temporary file, validated (in a thread, or in the
+    validating process `pool`) into a file of staging COPY data, then upserted on `conn`; counts and timings."""
+
+    def __init__(
+        self, conn: asyncpg.Connection, fmt: str, checker: Checker, pool: ProcessPoolExecutor | None, folder: Path
+    ) -> None:
+        self.conn, self.fmt, self.checker, self.pool, self.folder = conn, fmt, checker, pool, folder
+        self.timings: dict[str, float] = {}
+        self.done: dict[str, tuple[int, int]] = {}
+        self.received: dict[str, int] = {}
+        self.accepted: dict[str, int] = {}
+        self.events = 0
+
+    async def fetch(self, entity: str, load: Callable[[str, BinaryIO], Awaitable[None]]) -> Path:
+        path = self.folder / f"{entity}.{self.fmt}"
+        with path.open("wb") as out:
+            await load(entity, out)
+        return path
+
+    async def check(self, entity: str, source: Path) -> Staged:
+        t = time.perf_counter()
+        staged = self.folder / f"{entity}.copy"
+        if self.pool is None:
+            checked = await asyncio.to_thread(_check, entity, source, staged, self.fmt, self.checker)
+        else:
+            loop = asyncio.get_running_loop()
+            checked = await loop.run_in_executor(self.pool, _check, entity, source, staged, self.fmt)
+        self.accepted[entity], self.received[entity], errors = checked
+        self.checker.errors.extend(errors)
+        self.timings[f"validate_{entity}"] = round(time.perf_counter() - t, 3)
+        return Staged(staged, self.accepted[entity])
+
+    async def upsert(self, entity: str, staged: Staged, at: datetime, timeout: float | None) -> None:
+        t = time.perf_counter()
+        created, updated, n = await upserts.upsert_entity(self.conn, entity, staged, at, timeout)
+        await asyncio.to_thread(staged.path.unlink)
+        self.timings[entity] = round(time.perf_counter() - t, 3)
+        self.done[entity] = (created, updated)
+        self.events += n
 
 
 async def apply(
     conn: asyncpg.Connection,
     at: datetime,
     files: dict[str, int],
-    load: Callable[[str], Awaitable[str]],
+    load: Callable[[str, BinaryIO], Awaitable[None]],
     fmt: str,
     checker: Checker,
     timeout: float | None = None,
@@ -96,56 +147,34 @@ async def apply(
 ) -> tuple[dict[str, dict[str, int]], int]:
     """Validate and upsert entity by entity in dependency order, inside the caller's transaction.
 
-    `files` are the sizes of the entities' files, `load` reads one (on `conn`, while it is idle: only the file being
-    validated and the data being written are held). Validating the next entity (Python, in a process of its own for
-    large files, else a thread) overlaps with the database applying the previous one; the row errors are added to
-    `checker.errors`. Every event says it occurred `at`. Returns counts per entity
-    (received/created/updated/unchanged/rejected) and the number of events written.
+    `files` are the sizes of the entities' files, `load` writes one to a stream (on `conn`, while it is idle). Each
+    file goes through temporary files (the upload, then its staging COPY data), so neither this process nor the
+    validating one holds a whole file, and the events are written a few thousand at a time: memory does not grow
+    with the upload. Validating the next entity (Python, in a process of its own for large files, else a thread)
+    overlaps with the database applying the previous one; the row errors are added to `checker.errors`. Every
+    event says it occurred `at`. Returns counts per entity (received/created/updated/unchanged/rejected) and the
+    number of events written.
     """
     await upserts.insert_stage_tables(conn)
-    timings = {} if timings is None else timings
-    done: dict[str, tuple[int, int]] = {}
-    received: dict[str, int] = {}
-    accepted: dict[str, int] = {}
-    events = 0
-    loop = asyncio.get_running_loop()
     pool: ProcessPoolExecutor | None = None
     if sum(files.values()) >= PROCESS_BYTES:
         # fork: the child starts at once with the modules and the checker it needs, and runs only the pure validation
         # (spawn would import the service's modules again, seconds under load, and run its __main__).
         fork = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(1, mp_context=fork, initializer=_start_checking, initargs=(checker, os.getpid()))
-
-    async def check(entity: str, text: str) -> bytes:
-        t = time.perf_counter()
-        if pool is None:
-            checked = await asyncio.to_thread(_check, entity, text, fmt, checker)
-        else:
-            checked = await loop.run_in_executor(pool, _check, entity, text, fmt)
-        data, accepted[entity], received[entity], errors = checked
-        checker.errors.extend(errors)
-        timings[f"validate_{entity}"] = round(time.perf_counter() - t, 3)
-        return data
-
-    async def upsert(entity: str, data: bytes) -> None:
-        nonlocal events
-        t = time.perf_counter()
-        created, updated, n = await upserts.upsert_entity(conn, entity, data, at, timeout)
-        timings[entity] = round(time.perf_counter() - t, 3)
-        done[entity] = (created, updated)
-        events += n
-
+    job = _Pipeline(conn, fmt, checker, pool, Path(tempfile.mkdtemp(prefix="committees-import-")))
     order = [e for e in ENTITIES if e in files]
     previous: asyncio.Task[None] | None = None
     try:
-        text = await load(order[0])  # one file at least: an import starts with one
+        source = await job.fetch(order[0], load)  # one file at least: an import starts with one
         for entity, following in zip(order, [*order[1:], ""], strict=True):
-            validating = asyncio.create_task(check(entity, text))
+            validating = asyncio.create_task(job.check(entity, source))
             if previous is not None:
                 await previous
-            data = await validating
-            text = following and await load(following)  # the connection is idle here
-            previous = asyncio.create_task(upsert(entity, data))
+            if following:
+                source = await job.fetch(following, load)  # the connection is idle here
+            staged = await validating
+            previous = asyncio.create_task(job.upsert(entity, staged, at, timeout))
         if previous is not None:
             await previous
     finally:
@@ -153,10 +182,13 @@ async def apply(
             previous.cancel()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(job.folder, ignore_errors=True)
     t = time.perf_counter()
-    events += await upserts.insert_family_events(conn, at, timeout, bulk=True)
-    timings["family_events"] = round(time.perf_counter() - t, 3)
-    return _counts(received, accepted, done), events
+    events = job.events + await upserts.insert_family_events(conn, at, timeout, bulk=True)
+    job.timings["family_events"] = round(time.perf_counter() - t, 3)
+    if timings is not None:
+        timings.update(job.timings)
+    return _counts(job.received, job.accepted, job.done), events
 
 
 def _counts(
@@ -197,7 +229,7 @@ async def run(settings: Settings, clock: Clock, import_id: str) -> None:
                     conn,
                     now,
                     files,
-                    functools.partial(store.get_file, conn, import_id),
+                    functools.partial(store.copy_file, conn, import_id),
                     job["format"],
                     checker,
                     settings.import_statement_timeout_seconds,

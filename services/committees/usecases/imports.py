@@ -19,6 +19,7 @@ from shared.ids import new_id
 from shared.problems import conflict, found, invalid
 from shared.writes import Write
 
+HEADER_BYTES = 64 * 1024  # where a CSV file's header line must end
 VIEW = ("import_id", "format", "status", "created_at", "started_at", "finished_at", "counts", "events", "timings")
 
 
@@ -55,7 +56,7 @@ async def open_json(w: Write, body: ImportIn) -> dict[str, Any]:
     import_id = new_id()
     await store.insert_import(w.conn, import_id, "json", "queued", w.principal.subject)
     for entity, rows in present.items():
-        await store.upsert_file(w.conn, import_id, entity, orjson.dumps(rows).decode())
+        await store.replace_file(w.conn, import_id, entity, orjson.dumps(rows))
     return view(await _get(w.conn, import_id))
 
 
@@ -67,17 +68,17 @@ async def open_csv(w: Write) -> dict[str, Any]:
     return view(await _get(w.conn, import_id), {})
 
 
-async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entity: str, text: str) -> dict[str, Any]:
-    """One entity's CSV text (replaces an earlier upload), before the import starts; a file whose header lacks the
-    entity's required columns is refused at once (a wrong file, not rows to reject one by one later)."""
-    fault = header_fault(entity, text)
+async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entity: str, body: bytes) -> dict[str, Any]:
+    """One entity's CSV file, UTF-8 (replaces an earlier upload), before the import starts; a file whose header lacks
+    the entity's required columns is refused at once (a wrong file, not rows to reject one by one later)."""
+    fault = header_fault(entity, body[:HEADER_BYTES].decode("utf-8", "ignore"))
     if fault:
         raise invalid("body", fault)
     async with pool.acquire() as conn, conn.transaction():
         job = await _get(conn, import_id, lock=True)
         if job["status"] != "awaiting_files":
             raise conflict(f"the import is {job['status']}; files can only be added before it starts")
-        await store.upsert_file(conn, import_id, entity, text)
+        await store.replace_file(conn, import_id, entity, body)
         return view(job, await store.list_file_sizes(conn, import_id))
 
 

@@ -12,6 +12,7 @@ import time
 # a long validation, prints its pid and waits to be killed.
 SERVICE = """
 import multiprocessing, os, sys, time
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from services.committees.domain.rows import Checker
@@ -22,16 +23,18 @@ pool = ProcessPoolExecutor(
     1, mp_context=multiprocessing.get_context("fork"), initializer=import_jobs._start_checking,
     initargs=(checker, os.getpid()),
 )
-header = "family_no,parents_work_away,living_arrangement\\n"
-pool.submit(import_jobs._check, "families", header + "f1,true,grandparents\\n" * 2_000_000, "csv")
+folder = Path(sys.argv[1])
+source = folder / "families.csv"
+source.write_text("family_no,parents_work_away,living_arrangement\\n" + "f1,true,grandparents\\n" * 2_000_000)
+pool.submit(import_jobs._check, "families", source, folder / "families.copy", "csv")
 time.sleep(0.5)
 print(*(p.pid for p in pool._processes.values()), flush=True)
 time.sleep(600)
 """
 
 
-def test_the_validating_process_ends_when_the_service_is_killed():
-    service = subprocess.Popen([sys.executable, "-c", SERVICE], stdout=subprocess.PIPE, text=True)
+def test_the_validating_process_ends_when_the_service_is_killed(tmp_path):
+    service = subprocess.Popen([sys.executable, "-c", SERVICE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     child = 0
     try:
         assert service.stdout is not None
