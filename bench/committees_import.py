@@ -55,29 +55,49 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def private_kb(pid: int) -> int:
+    """The memory only this process holds, in kB (Private_Clean + Private_Dirty: not the pages a fork still shares
+    with its parent), 0 once it is gone."""
+    with contextlib.suppress(OSError, ValueError):
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        return sum(int(ln.split()[1]) for ln in lines if ln.startswith("Private_"))
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (of any of its threads)."""
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                kids += map(int, (task / "children").read_text().split())
+    return kids
+
+
 class Memory:
     """Polls, every 0.1 s in a thread of its own (the event loop is busy), the RSS of this process (the committees
-    service runs in it) and of its children (the import's validating process); keeps each one's peak."""
+    service runs in it) and of its children (the import's validating process), and every 0.5 s the children's
+    private memory (what a fork does not share with this process, which holds the bench's generated city); keeps
+    each one's peak."""
 
     def __init__(self) -> None:
         self.before = rss_kb(os.getpid())
-        self.peak = self.child = self.both = 0
+        self.peak = self.child = self.both = self.child_own = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True)
         self.thread.start()
 
     def _poll(self) -> None:
         me = os.getpid()
+        polls = 0
         while not self.stop.wait(0.1):
-            kids = []
-            for d in Path("/proc").iterdir():
-                if d.name.isdigit():
-                    with contextlib.suppress(OSError, IndexError):
-                        if int(Path(f"/proc/{d.name}/stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
-                            kids.append(rss_kb(int(d.name)))
-            own = rss_kb(me)
-            self.peak, self.child = max(self.peak, own), max(self.child, sum(kids))
-            self.both = max(self.both, own + sum(kids))
+            kids = children(me)
+            own, theirs = rss_kb(me), sum(map(rss_kb, kids))
+            self.peak, self.child = max(self.peak, own), max(self.child, theirs)
+            self.both = max(self.both, own + theirs)
+            polls += 1
+            if polls % 5 == 0:
+                self.child_own = max(self.child_own, sum(map(private_kb, kids)))
 
     def report(self) -> str:
         self.stop.set()
@@ -87,7 +107,8 @@ class Memory:
             f"memory during the import: this process (committees in it, and the bench's city) "
             f"{self.before / mb:.0f} MB "
             f"before, at most {self.peak / mb:.0f} MB (+{(self.peak - self.before) / mb:.0f} MB); its validating "
-            f"process at most {self.child / mb:.0f} MB; both together at most {self.both / mb:.0f} MB "
+            f"process at most {self.child / mb:.0f} MB RSS, of it its own (private, not shared with this process) at "
+            f"most {self.child_own / mb:.0f} MB; both together at most {self.both / mb:.0f} MB RSS "
             f"(+{(self.both - self.before) / mb:.0f} MB over the process before)"
         )
 
@@ -159,7 +180,11 @@ async def main(scale: float, drain: bool, keep: bool) -> None:
                 f"counts {job['counts']}\nexact counts: {exact}; {len(planted)} planted bad fields reported at "
                 f"the right lines: {reported == planted}"
             )
-            print(f"upload of {sum(len(x) for x in texts.values()) / 1e6:.1f} MB CSV: {upload_s:.1f}s")
+            print(
+                f"upload of {sum(len(x) for x in texts.values()) / 1e6:.1f} MB CSV: {upload_s:.1f}s; upload + import "
+                f"(every file accepted and stored, the job committed with its events in the outbox): "
+                f"{upload_s + import_s:.1f}s"
+            )
             print(
                 f"import: {import_s:.1f}s, {job['events']} events, "
                 f"{rows / import_s:,.0f} students+guardians rows/s ({counts['students']} students, "
