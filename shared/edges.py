@@ -6,6 +6,7 @@ routes that take batches or imports), which counts the bytes as they arrive, bef
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import re
@@ -99,14 +100,35 @@ def json_body_errors(body: bytes) -> list[dict[str, Any]]:
 
 def text_body_errors(body: bytes) -> list[dict[str, Any]]:
     """Errors for a text upload (CSV) with NUL or other control characters, by line."""
+    text = TextStream()
     try:
-        text = body.decode("utf-8")
+        text.feed(body, final=True)
     except UnicodeDecodeError:
         return []  # the route says which encoding it wants
-    for number, line in enumerate(text.split("\n"), start=1):
-        if (why := bad_char(line)) is not None:
-            return [field_error("/", f"line {number} {why}")]
-    return []
+    return text.errors
+
+
+class TextStream:
+    """A text upload checked as its bytes arrive, for a route that reads its body as a stream (`streams_text`):
+    `feed` each chunk (UnicodeDecodeError when it is not UTF-8), the last with `final`; `errors` then holds what
+    `text_body_errors` would say of the whole body (the first line with NUL or another control character)."""
+
+    def __init__(self) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.lines = 1  # the line the next character is on
+        self.errors: list[dict[str, Any]] = []
+
+    def feed(self, chunk: bytes, *, final: bool = False) -> None:
+        text = self.decoder.decode(chunk, final)
+        if not self.errors and (found := _refused(_ALLOWED_CONTROLS).search(text)) is not None:
+            line = self.lines + text.count("\n", 0, found.start())
+            self.errors.append(field_error("/", f"line {line} {bad_char(found[0])}"))
+        self.lines += text.count("\n")
+
+    def refuse(self) -> None:
+        """Raise the app-wide check's problem when the text fed so far holds what it refuses."""
+        if self.errors:
+            raise _bad_text(self.errors)
 
 
 def target_errors(scope: Scope) -> list[dict[str, Any]]:
@@ -135,8 +157,24 @@ def trace_header_errors(headers: dict[str, str]) -> list[dict[str, Any]]:
 def checks_text_per_item(endpoint: F) -> F:
     """Route decorator: the route refuses bad text item by item (a batch where one bad item spoils nothing else:
     `may_hold_bad_text` on its body, then `bad_strings` on each item), so `refuse_bad_text` leaves its body alone."""
-    endpoint.__checks_text_per_item__ = True  # type: ignore[attr-defined]
+    endpoint.__checks_own_text__ = True  # type: ignore[attr-defined]
     return endpoint
+
+
+def streams_text(endpoint: F) -> F:
+    """Route decorator: the route reads its text body as a stream and checks it with `TextStream` as it arrives (an
+    upload of tens of MB is never held whole), so `refuse_bad_text` leaves its body alone."""
+    endpoint.__checks_own_text__ = True  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _bad_text(errors: list[dict[str, Any]]) -> Problem:
+    return Problem(
+        422,
+        "Invalid request",
+        "text must not hold NUL, control characters or lone surrogates",
+        errors=errors[:MAX_ERRORS],
+    )
 
 
 async def refuse_bad_text(request: Request) -> None:
@@ -145,19 +183,14 @@ async def refuse_bad_text(request: Request) -> None:
     errors = target_errors(request.scope)
     endpoint = getattr(request.scope.get("route"), "endpoint", None)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if getattr(endpoint, "__checks_text_per_item__", False):
+    if getattr(endpoint, "__checks_own_text__", False):
         media = ""
     if media == "application/json" or media.endswith("+json"):
         errors += json_body_errors(await request.body())
     elif media.startswith("text/"):
         errors += text_body_errors(await request.body())
     if errors:
-        raise Problem(
-            422,
-            "Invalid request",
-            "text must not hold NUL, control characters or lone surrogates",
-            errors=errors[:MAX_ERRORS],
-        )
+        raise _bad_text(errors)
 
 
 class TooLargeAsProblem:

@@ -15,7 +15,8 @@ from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
 from shared import openapi
 from shared.auth import CurrentPrincipal
-from shared.problems import Problem, invalid
+from shared.edges import streams_text
+from shared.problems import Problem
 from shared.web import Pool
 from shared.writes import Writer, Writes
 
@@ -60,6 +61,7 @@ UPLOAD_TEXT = "one entity's rows: UTF-8 (BOM allowed), header row first; the hea
     responses=openapi.errors(409, 415),
     openapi_extra=openapi.upload("text/csv", UPLOAD_TEXT),
 )
+@streams_text
 async def upload_csv_file(
     import_id: str, entity: Entity, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> dict[str, Any]:
@@ -67,12 +69,7 @@ async def upload_csv_file(
     await imports.require_importer(pool, principal)
     if not request.headers.get("content-type", "").startswith("text/csv"):
         raise Problem(415, "Unsupported media type", "upload the file as text/csv")
-    body = await request.body()
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise invalid("body", "the file must be UTF-8 encoded") from None
-    return await imports.upload(pool, principal, import_id, entity, body)
+    return await imports.upload(pool, principal, import_id, entity, request.stream())
 
 
 @router.post("/{import_id}/start", status_code=202, response_model=ImportJobOut, responses=openapi.errors(409))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Any, BinaryIO
 
 import asyncpg
@@ -23,16 +24,20 @@ async def insert_import(conn: asyncpg.Connection, import_id: str, fmt: str, stat
 PART_BYTES = 1 << 20  # an uploaded file is stored and read back a part of this size at a time
 
 
-async def replace_file(conn: asyncpg.Connection, import_id: str, entity: str, content: bytes) -> None:
-    """One entity's file (replacing an earlier upload), stored in parts of `PART_BYTES`."""
+async def replace_file(conn: asyncpg.Connection, import_id: str, entity: str, parts: AsyncIterable[bytes]) -> None:
+    """One entity's file (replacing an earlier upload), stored a part (of up to `PART_BYTES`) at a time as `parts`
+    yields them."""
     await conn.execute("DELETE FROM import_file_parts WHERE import_id = $1 AND entity = $2", import_id, entity)
-    view = memoryview(content)
-    parts = [
-        (import_id, entity, n, view[at : at + PART_BYTES]) for n, at in enumerate(range(0, len(view) or 1, PART_BYTES))
-    ]
-    await conn.executemany(
-        "INSERT INTO import_file_parts (import_id, entity, part, content) VALUES ($1, $2, $3, $4)", parts
-    )
+    n = 0
+    async for content in parts:
+        await conn.execute(
+            "INSERT INTO import_file_parts (import_id, entity, part, content) VALUES ($1, $2, $3, $4)",
+            import_id,
+            entity,
+            n,
+            content,
+        )
+        n += 1
 
 
 async def get_import(

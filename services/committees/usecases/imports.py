@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,7 @@ from services.committees.store import org_units
 from shared import scope
 from shared.auth import Principal, Role
 from shared.db import Conn
+from shared.edges import TextStream
 from shared.ids import new_id
 from shared.problems import conflict, found, invalid
 from shared.writes import Write
@@ -56,7 +58,7 @@ async def open_json(w: Write, body: ImportIn) -> dict[str, Any]:
     import_id = new_id()
     await store.insert_import(w.conn, import_id, "json", "queued", w.principal.subject)
     for entity, rows in present.items():
-        await store.replace_file(w.conn, import_id, entity, orjson.dumps(rows))
+        await store.replace_file(w.conn, import_id, entity, _parts_of(orjson.dumps(rows)))
     return view(await _get(w.conn, import_id))
 
 
@@ -68,17 +70,53 @@ async def open_csv(w: Write) -> dict[str, Any]:
     return view(await _get(w.conn, import_id), {})
 
 
-async def upload(pool: asyncpg.Pool, principal: Principal, import_id: str, entity: str, body: bytes) -> dict[str, Any]:
-    """One entity's CSV file, UTF-8 (replaces an earlier upload), before the import starts; a file whose header lacks
-    the entity's required columns is refused at once (a wrong file, not rows to reject one by one later)."""
-    fault = header_fault(entity, body[:HEADER_BYTES].decode("utf-8", "ignore"))
+async def _parts_of(content: bytes) -> AsyncIterator[bytes]:
+    """A file held whole (a JSON body's entity) in the parts it is stored in."""
+    for at in range(0, len(content) or 1, store.PART_BYTES):
+        yield content[at : at + store.PART_BYTES]
+
+
+async def _parts(body: AsyncIterator[bytes], text: TextStream) -> AsyncGenerator[bytes, None]:
+    """An uploaded body as it arrives, in the parts it is stored in, checked as UTF-8 text on the way (the
+    problems of `shared.edges`' text check, and 422 for text that is not UTF-8)."""
+    part = bytearray()
+    try:
+        async for chunk in body:
+            text.feed(chunk)
+            text.refuse()
+            part += chunk
+            while len(part) >= store.PART_BYTES:
+                yield bytes(part[: store.PART_BYTES])
+                del part[: store.PART_BYTES]
+        text.feed(b"", final=True)
+    except UnicodeDecodeError:
+        raise invalid("body", "the file must be UTF-8 encoded") from None
+    yield bytes(part)
+
+
+async def upload(
+    pool: asyncpg.Pool, principal: Principal, import_id: str, entity: str, body: AsyncIterator[bytes]
+) -> dict[str, Any]:
+    """One entity's CSV file, UTF-8 (replaces an earlier upload), before the import starts, stored as its bytes
+    arrive (a file is never held whole); a file whose header lacks the entity's required columns is refused at once
+    (a wrong file, not rows to reject one by one later)."""
+    parts = _parts(body, TextStream())
+    first = await anext(parts)
+    fault = header_fault(entity, first[:HEADER_BYTES].decode("utf-8", "ignore"))
     if fault:
+        await parts.aclose()
         raise invalid("body", fault)
+
+    async def stored() -> AsyncIterator[bytes]:
+        yield first
+        async for part in parts:
+            yield part
+
     async with pool.acquire() as conn, conn.transaction():
         job = await _get(conn, import_id, lock=True)
         if job["status"] != "awaiting_files":
             raise conflict(f"the import is {job['status']}; files can only be added before it starts")
-        await store.replace_file(conn, import_id, entity, body)
+        await store.replace_file(conn, import_id, entity, stored())
         return view(job, await store.list_file_sizes(conn, import_id))
 
 

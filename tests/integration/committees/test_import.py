@@ -13,6 +13,7 @@ import pytest
 from demo import citygen
 from services.committees.app import create
 from services.committees.settings import Settings
+from services.committees.store import imports as import_store
 from services.committees.store import upserts
 from services.committees.usecases import import_jobs
 from services.committees.usecases.import_jobs import RESUME_SECONDS
@@ -156,6 +157,46 @@ async def test_large_files_are_validated_in_a_process_of_their_own_with_the_same
     assert len(pools) == 1
     assert sorted(map(str, again["errors"])) == sorted(map(str, job["errors"]))
     assert all(c["unchanged"] == counts[e] for e, c in again["counts"].items())
+
+
+async def test_an_upload_stored_in_parts_as_it_arrives_gives_the_same_import(svc, small_city, monkeypatch):
+    """An upload is stored a part at a time as its bytes arrive and read back part by part into a file the
+    validating side streams: with parts of 1,000 bytes (many, ending inside multi-byte names) the import's counts
+    and planted row errors (row, field) are exact; a file that turns out not to be UTF-8, or to hold a NUL, after
+    its first part is refused with nothing stored."""
+    monkeypatch.setattr(import_store, "PART_BYTES", 1_000)
+    texts, expected_errors = citygen.plant_bad_rows(citygen.csv_texts(small_city))
+    import_id = (await svc.http.post("/api/v1/imports/csv", headers=BUREAU)).json()["import_id"]
+    url, csv = f"/api/v1/imports/{import_id}/files/", {**BUREAU, "content-type": "text/csv"}
+    for entity, text in texts.items():
+        r = await svc.http.put(url + entity, content=text.encode(), headers=csv)
+        assert r.status_code == 200, r.text
+        assert r.json()["files"][entity] == len(text.encode())
+    conn = await asyncpg.connect(svc.settings.database_url, server_settings={"search_path": svc.settings.db_schema})
+    try:
+        parts = await conn.fetchval("SELECT count(*) FROM import_file_parts WHERE import_id = $1", import_id)
+    finally:
+        await conn.close()
+    assert parts >= sum(len(t.encode()) for t in texts.values()) // 1_000
+
+    head = texts["students"].encode()[:3_000]
+    for tail, detail in ((b"\xff\xfe", "UTF-8"), (b"\n\x00", "must not contain NUL")):
+        r = await svc.http.put(url + "students", content=head + tail, headers=csv)
+        assert r.status_code == 422 and detail in r.json()["errors"][0]["detail"], r.text
+    r = await svc.http.get(f"/api/v1/imports/{import_id}", headers=BUREAU)
+    assert r.json()["files"]["students"] == len(texts["students"].encode())  # the refused uploads replaced nothing
+
+    r = await svc.http.post(f"/api/v1/imports/{import_id}/start", headers=BUREAU)
+    assert r.status_code == 202, r.text
+
+    async def done() -> dict[str, Any] | None:
+        job = (await svc.http.get(r.headers["location"], headers=BUREAU)).json()
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    job = await wait_for(done, timeout=120, interval=0.2)
+    assert job["status"] == "succeeded", job
+    assert {e: c["created"] for e, c in job["counts"].items()} == small_city.counts()
+    assert {(e["entity"], e["row"], e["field"]) for e in job["errors"]} == expected_errors
 
 
 async def test_only_bureau_admins_import(svc):

@@ -44,6 +44,36 @@ def test_nul_control_characters_and_lone_surrogates_are_refused_with_pointers():
     assert edges.text_body_errors(b"a,b\r\nc,\x00d\n") == [{"pointer": "/", "detail": "line 2 must not contain NUL"}]
 
 
+def test_a_text_body_checked_as_it_streams_gets_the_answer_of_the_whole_body_at_any_split():
+    """`TextStream` (a route that stores its upload as it arrives) says what `text_body_errors` says of the whole
+    body, whichever bytes the chunks end on: inside a multi-byte character, before or after the bad line's newline."""
+    bodies = [
+        "学号,姓名\r\nG1,张三\nG2,李\x00四\n".encode(),
+        b"a,b\n" * 5 + b"c,\x1b\nd,\x00\n",
+        "学号,姓名\n张三\t,\r\n".encode(),
+        b"",
+    ]
+    for body in bodies:
+        whole = edges.text_body_errors(body)
+        for size in (1, 2, 3, 5, len(body) or 1):
+            text = edges.TextStream()
+            for at in range(0, len(body), size):
+                text.feed(body[at : at + size])
+            text.feed(b"", final=True)
+            assert text.errors == whole, (body, size)
+    assert edges.text_body_errors(bodies[0]) == [{"pointer": "/", "detail": "line 3 must not contain NUL"}]
+    assert edges.text_body_errors(bodies[1])[0]["detail"] == "line 6 must not contain NUL or other control characters"
+    text = edges.TextStream()
+    text.feed("姓".encode()[:2])
+    with pytest.raises(UnicodeDecodeError):
+        text.feed(b"", final=True)  # a character cut at the end of the body
+    with pytest.raises(Problem) as refused:
+        text = edges.TextStream()
+        text.feed(b"a\n\x00")
+        text.refuse()
+    assert refused.value.status == 422
+
+
 def test_bad_char_refuses_exactly_the_control_and_surrogate_code_points_and_the_first_one_decides():
     allowed = edges._ALLOWED_CONTROLS
     for allow in (allowed, frozenset()):
