@@ -110,7 +110,7 @@ class _Pipeline:
         self.accepted: dict[str, int] = {}
         self.events = 0
 
-    async def fetch(self, entity: str, load: Callable[[str, BinaryIO], Awaitable[None]]) -> Path:
+    async def write_file(self, entity: str, load: Callable[[str, BinaryIO], Awaitable[None]]) -> Path:
         path = self.folder / f"{entity}.{self.fmt}"
         with path.open("wb") as out:
             await load(entity, out)
@@ -169,13 +169,13 @@ async def apply(
     order = [e for e in ENTITIES if e in files]
     previous: asyncio.Task[None] | None = None
     try:
-        source = await job.fetch(order[0], load)  # one file at least: an import starts with one
+        source = await job.write_file(order[0], load)  # one file at least: an import starts with one
         for entity, following in zip(order, [*order[1:], ""], strict=True):
             validating = asyncio.create_task(job.check(entity, source))
             if previous is not None:
                 await previous
             if following:
-                source = await job.fetch(following, load)  # the connection is idle here
+                source = await job.write_file(following, load)  # the connection is idle here
             staged = await validating
             previous = asyncio.create_task(job.upsert(entity, staged, at, timeout))
         if previous is not None:

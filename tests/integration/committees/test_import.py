@@ -161,10 +161,12 @@ async def test_large_files_are_validated_in_a_process_of_their_own_with_the_same
 
 async def test_an_upload_stored_in_parts_as_it_arrives_gives_the_same_import(svc, small_city, monkeypatch):
     """An upload is stored a part at a time as its bytes arrive and read back part by part into a file the
-    validating side streams: with parts of 1,000 bytes (many, ending inside multi-byte names) the import's counts
-    and planted row errors (row, field) are exact; a file that turns out not to be UTF-8, or to hold a NUL, after
+    validating side streams, and the upserts' answers are read a few rows at a time: with parts of 1,000 bytes
+    (many, ending inside multi-byte names) and 7 answer rows at a time the import's counts, planted row errors (row,
+    field) and events are exact; a file that turns out not to be UTF-8, or to hold a NUL, after
     its first part is refused with nothing stored."""
     monkeypatch.setattr(import_store, "PART_BYTES", 1_000)
+    monkeypatch.setattr(upserts, "PUBLISH_ROWS", 7)  # the answers read, and their events written, 7 rows at a time
     texts, expected_errors = citygen.plant_bad_rows(citygen.csv_texts(small_city))
     import_id = (await svc.http.post("/api/v1/imports/csv", headers=BUREAU)).json()["import_id"]
     url, csv = f"/api/v1/imports/{import_id}/files/", {**BUREAU, "content-type": "text/csv"}
@@ -195,8 +197,13 @@ async def test_an_upload_stored_in_parts_as_it_arrives_gives_the_same_import(svc
 
     job = await wait_for(done, timeout=120, interval=0.2)
     assert job["status"] == "succeeded", job
-    assert {e: c["created"] for e, c in job["counts"].items()} == small_city.counts()
+    counts = small_city.counts()
+    assert {e: c["created"] for e, c in job["counts"].items()} == counts
     assert {(e["entity"], e["row"], e["field"]) for e in job["errors"]} == expected_errors
+    # one registered event per org unit, staff member, student and family: every answer row past the first 7 too
+    assert job["events"] == sum(n for e, n in counts.items() if e != "guardians")
+    await svc.drained()
+    assert len(await svc.events()) == job["events"]
 
 
 async def test_only_bureau_admins_import(svc):
