@@ -165,7 +165,7 @@ async def apply(
         # (spawn would import the service's modules again, seconds under load, and run its __main__).
         fork = multiprocessing.get_context("fork")
         pool = ProcessPoolExecutor(1, mp_context=fork, initializer=_start_checking, initargs=(checker, os.getpid()))
-    job = _Pipeline(conn, fmt, checker, pool, Path(tempfile.mkdtemp(prefix="committees-import-")))
+    job = _Pipeline(conn, fmt, checker, pool, Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")))
     order = [e for e in ENTITIES if e in files]
     previous: asyncio.Task[None] | None = None
     try:
@@ -192,6 +192,27 @@ async def apply(
     if timings is not None:
         timings.update(job.timings)
     return _counts(job.received, job.accepted, job.done), events
+
+
+TEMP_PREFIX = "committees-import-"  # + the pid of the service process, then a random part
+
+
+def remove_left_behind(folder: Path | None = None) -> list[Path]:
+    """Remove the temporary folders of imports whose service process is gone (killed mid-import: nothing else
+    removes them); those removed."""
+    removed = []
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = path.name[len(TEMP_PREFIX) :].split("-")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except PermissionError:
+            pass  # alive, another account's
+    return removed
 
 
 def _counts(
@@ -284,6 +305,7 @@ class Runner:
     async def serve(self, pool: asyncpg.Pool) -> None:
         """Background task: resume left-behind jobs (at start and every few seconds: another replica may have died
         with one), then cancel running ones when the service stops."""
+        await asyncio.to_thread(remove_left_behind)
         try:
             while True:
                 await self.resume(pool)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from services.committees.usecases import import_jobs
+
 # A stand-in for the service: it starts the import's validating process the way `import_jobs.apply` does, gives it
 # a long validation, prints its pid and waits to be killed.
 SERVICE = """
@@ -59,3 +61,18 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_temporary_files_of_a_killed_import_are_removed_and_no_live_ones(tmp_path):
+    """A service killed mid-import leaves its temporary folder behind; the next start removes the folders whose
+    process is gone, and keeps those of live processes (another replica's import, its own)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{import_jobs.TEMP_PREFIX}{gone.pid}-x1"
+    live = tmp_path / f"{import_jobs.TEMP_PREFIX}{os.getppid()}-x2"
+    own = tmp_path / f"{import_jobs.TEMP_PREFIX}{os.getpid()}-x3"
+    for folder in (dead, live, own):
+        folder.mkdir()
+        (folder / "guardians.csv").write_text("guardian_no\n")
+    assert import_jobs.remove_left_behind(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and own.exists()
