@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,8 @@ STRUCTURED_CONTENT_TYPE = b"application/cloudevents+json"
 TYPE_HEADER = "hss-event-type"  # routing hint; not a CloudEvents attribute
 
 # Every committed row in id order (a row is deleted once Kafka acknowledged it). No high-water mark: a lower id that
-# commits late is still there and goes out with the next batch; a slow transaction never holds back the others.
+# commits late is still there and goes out with the next batch; a slow transaction never holds back the others (it
+# only holds back where the walk starts, `LowerBound`).
 # The plan must touch one batch of rows whatever the statistics say of the outbox, which swing from "empty" to a
 # bulk write's backlog in one commit:
 #   * the ids are picked first (an ordered walk of the primary key, stopped after the batch), the rows read after:
@@ -38,16 +40,72 @@ TYPE_HEADER = "hss-event-type"  # routing hint; not a CloudEvents attribute
 #     campaign launch's drain took 60 s and 18 s of PostgreSQL CPU instead of 5 s and 1.6 s).
 # The rows in flight are left out with `NOT IN (subquery)`, which PostgreSQL hashes: `NOT (id = ANY($2))` compared
 # each waiting row with every id in flight (4.1 s for the first batch with 60 k rows waiting; 16 ms this way).
+# The walk starts after `$3`, a lower bound below which every row is gone for good (`LowerBound`).
 FETCH = """
 SELECT id, event_id, topic, key, type, envelope::text AS envelope, headers
 FROM outbox
 WHERE id = ANY(ARRAY(
     SELECT id FROM outbox
-    WHERE id NOT IN (SELECT unnest($2::bigint[]))
+    WHERE id > $3 AND id NOT IN (SELECT unnest($2::bigint[]))
     ORDER BY id LIMIT $1
 ))
 ORDER BY id
 """
+
+# Delete what Kafka acknowledged, and answer two facts for `LowerBound`: this transaction's id, and the oldest
+# transaction still running when the statement's snapshot was taken (every one below it had ended).
+DELETE = """
+WITH published AS (DELETE FROM outbox WHERE id = ANY($1::bigint[]))
+SELECT pg_current_xact_id()::text::bigint AS xid, pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon
+"""
+
+
+class LowerBound:
+    """Where the relay's walk of the outbox may start: no row with an id at or below `after` will ever be read again.
+
+    A published row is deleted, but its index entry and heap tuple stay until no snapshot in the database is older
+    than the delete (autovacuum's ANALYZE keeps one for seconds); a walk from the lowest id steps over every one of
+    them on each read. "After the last id sent" is not safe: ids are taken when a row is inserted, not when it
+    commits, so a transaction holding a lower id may commit after a higher one was sent and deleted. The bound moves
+    on PostgreSQL's own facts instead:
+
+    * every outbox id is taken by a transaction that already has its transaction id (shared migration 007), and ids
+      are handed out in order (sequence cache 1). So when the relay's delete runs in transaction D, every transaction
+      that took an id at or below the highest id the relay had read before it (C) has a transaction id below D.
+    * once a later statement's snapshot has `pg_snapshot_xmin` above D, every one of those transactions has ended:
+      no row with an id at or below C can commit any more.
+    * the next read, whose snapshot is later still, then sees every committed row up to C that is not yet deleted;
+      when it returned fewer rows than its limit it took them all (or they are in flight), so the walk may start
+      after C from then on. A full read covered only up to its last id.
+
+    Rows in flight whose acknowledgement fails end the relay's session, and a new session starts from 0. The facts
+    are cluster-wide (transaction ids are), so a long writing transaction in any database holds the bound back; a
+    snapshot without a transaction id (ANALYZE, a read-only report) does not, and that is what keeps deleted rows.
+    """
+
+    KEEP = 64  # facts waiting for the horizon; beyond this the newest replaces the last (later, never wrong)
+
+    def __init__(self) -> None:
+        self.after = 0
+        self._seen = 0  # the highest id read
+        self._settled = 0  # every transaction that took an id at or below this has ended
+        self._waiting: deque[tuple[int, int]] = deque()  # (a delete's transaction id, the highest id read before it)
+
+    def read(self, ids: Sequence[int], limit: int) -> None:
+        """A read that walked from `after` (with a snapshot later than every fact `deleted` gave) returned `ids`."""
+        if ids:
+            self._seen = max(self._seen, ids[-1])
+        covered = ids[-1] if len(ids) >= limit else self._settled
+        self.after = max(self.after, min(self._settled, covered))
+
+    def deleted(self, xid: int, horizon: int) -> None:
+        """The relay's delete ran in transaction `xid`; its snapshot's oldest running transaction was `horizon`."""
+        while self._waiting and self._waiting[0][0] < horizon:
+            self._settled = max(self._settled, self._waiting.popleft()[1])
+        if self._seen > max(self._settled, self._waiting[-1][1] if self._waiting else 0):
+            if len(self._waiting) >= self.KEEP:
+                self._waiting.pop()
+            self._waiting.append((xid, self._seen))
 
 
 class AcksTimedOut(Exception):
@@ -80,6 +138,7 @@ class Relay:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self._partitions: dict[str, list[int]] = {}
+        self.bound = LowerBound()
         self._tracer = tracing.tracer(self.service)  # None when tracing is off: rows go out with their stored headers
         RELAY_LEADER.labels(self.service).set(0)  # standbys report 0 rather than nothing
 
@@ -157,6 +216,7 @@ class Relay:
         """Drain the backlog with one batch in flight while the next is read; then wait for NOTIFY or a poll."""
         inflight: _Batch | None = None
         idle = self.settings.relay_poll_seconds
+        self.bound = LowerBound()  # a new session proves its bound anew (rows in flight may not have gone out)
         while not self._stopping:
             self._wake.clear()
             # Read and send the next batch while Kafka acknowledges the previous one: sends stay in id order.
@@ -192,7 +252,9 @@ class Relay:
         Rows are packed into one record batch per partition (the producer's own key partitioner, so a key always
         lands on the same partition, in row order): far cheaper than one `send` per message.
         """
-        rows = await conn.fetch(FETCH, self.settings.relay_batch_size, exclude)
+        rows = await conn.fetch(FETCH, self.settings.relay_batch_size, exclude, self.bound.after)
+        ids = [r["id"] for r in rows]
+        self.bound.read(ids, self.settings.relay_batch_size)
         if not rows:
             return None
         acks: list[asyncio.Future[Any]] = []
@@ -221,7 +283,7 @@ class Relay:
         for (topic, partition), batch in open_batches.items():
             batch.close()
             acks.append(await producer.send_batch(batch, topic, partition=partition))
-        return _Batch(ids=[r["id"] for r in rows], topics=[r["topic"] for r in rows], acks=acks, spans=spans)
+        return _Batch(ids=ids, topics=[r["topic"] for r in rows], acks=acks, spans=spans)
 
     def _send_span(self, row: Any, topic: str, partition: int) -> Any:
         """A PRODUCER span for one row, child of the span it was written under (its stored `traceparent`)."""
@@ -261,15 +323,17 @@ class Relay:
             raise
         for span in batch.spans:
             span.end()
-        await self.mark_published(conn, batch.ids)
+        self.bound.deleted(*await self.mark_published(conn, batch.ids))
         for topic, n in Counter(batch.topics).items():
             EVENTS_PUBLISHED.labels(self.service, topic).inc(n)
         self.published += len(batch.ids)
         self.last_publish_at = time.time()
 
-    async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
-        """Delete the rows Kafka acknowledged (a crash before this only causes duplicates): Kafka keeps them now."""
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+    async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> tuple[int, int]:
+        """Delete the rows Kafka acknowledged (a crash before this only causes duplicates): Kafka keeps them now.
+        Answers the delete's transaction id and its snapshot's xmin (`LowerBound.deleted`)."""
+        row = await conn.fetchrow(DELETE, ids)
+        return int(row["xid"]), int(row["horizon"])
 
     def stop(self) -> None:
         """Ask the loop to finish after the current batch (from any thread: the relay may run on its own loop)."""

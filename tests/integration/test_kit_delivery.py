@@ -43,11 +43,11 @@ class CrashBeforeMarking(Relay):
 
     crashed = False
 
-    async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> None:
+    async def mark_published(self, conn: asyncpg.Connection, ids: list[int]) -> tuple[int, int]:
         if not self.crashed:
             self.crashed = True
             raise ConnectionResetError("simulated crash between ack and mark")
-        await super().mark_published(conn, ids)
+        return await super().mark_published(conn, ids)
 
 
 async def test_outbox_to_kafka_exactly_once_in_order_despite_relay_crash_and_late_commit(make_settings):
@@ -102,6 +102,98 @@ async def test_outbox_to_kafka_exactly_once_in_order_despite_relay_crash_and_lat
     finally:
         relay.stop()
         relay_task.cancel()
+        await stop_runtime(runtime)
+
+
+async def test_a_lower_id_committed_after_a_higher_one_was_sent_and_deleted_goes_out_once(make_settings):
+    """The relay's walk starts after a lower bound (`LowerBound`), not at the lowest id, and not after the last id it
+    sent: ids are taken at insert, so of two concurrent transactions the one holding the lower id may commit after
+    the relay sent and deleted the higher. Both go out, each exactly once."""
+    settings = make_settings(KitSettings, relay_batch_size=50)
+    runtime = await start_runtime(spec(settings))
+    topic = settings.topic(TOPIC)
+    pool = runtime.pool
+    low = await pool.acquire()
+    try:
+        await wait_for(lambda: runtime.relay.is_leader, timeout=10)
+        tx = low.transaction()
+        await tx.start()
+        await add_events(low, [item("low", 0)])  # takes the lowest id, commits last
+        for seq in range(5):  # higher ids, each sent and deleted before the next; the relay deletes five times
+            async with pool.acquire() as conn, conn.transaction():
+                await add_events(conn, [item("high", seq)])
+            await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
+        sent_before = runtime.relay.published
+        assert sent_before == 5
+        highest = await pool.fetchval("SELECT last_value FROM outbox_id_seq")
+        await tx.commit()
+        await wait_for(lambda: runtime.relay.published == 6, timeout=10)
+        await asyncio.sleep(0.5)  # nothing more goes out
+        messages = await read_topic(settings.kafka_bootstrap_servers, topic, expect=6, idle=1.0)
+        assert sorted((m["key"], m["value"]["data"]["seq"]) for m in messages) == [
+            ("high", 0), ("high", 1), ("high", 2), ("high", 3), ("high", 4), ("low", 0),
+        ]  # fmt: skip
+        assert len({m["value"]["id"] for m in messages}) == 6
+        # Once no transaction that took an id below them is open, the walk starts after the rows sent (two deletes
+        # later: one whose snapshot shows them ended, then a read after it)
+        # (and once no older transaction is open anywhere in the cluster: another test's writer may be, for a while).
+        seq, deadline = 5, time.monotonic() + 60
+        while runtime.relay.bound.after < highest and time.monotonic() < deadline:
+            async with pool.acquire() as conn, conn.transaction():
+                await add_events(conn, [item("high", seq)])
+            await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
+            seq += 1
+            await asyncio.sleep(0.1)
+        assert runtime.relay.bound.after >= highest, (seq, runtime.relay.bound.after, highest)
+    finally:
+        await pool.release(low)
+        await stop_runtime(runtime)
+
+
+async def test_a_row_whose_id_came_before_its_transaction_id_is_not_left_behind(make_settings, raw_conn, unique):
+    """The lower bound's proof needs every outbox id taken by a transaction that already has its transaction id.
+    PostgreSQL computes a row's defaults (its id) before it assigns the transaction id at the row's write; a BEFORE
+    trigger holds an insert in that moment while later rows are sent and deleted. The held row still goes out when its
+    transaction commits (shared migration 007 takes the transaction id first)."""
+    settings = make_settings(KitSettings, relay_batch_size=50)
+    runtime = await start_runtime(spec(settings))
+    pool = runtime.pool
+    lock = int(unique[:8], 16)
+    await raw_conn.execute(f'SET search_path = "{settings.db_schema}"')
+    await raw_conn.execute(
+        "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" IF NEW.key = 'held' THEN PERFORM pg_advisory_lock({lock}); PERFORM pg_advisory_unlock({lock}); END IF;"
+        " RETURN NEW; END $$;"
+        " CREATE TRIGGER hold BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION hold()"
+    )
+    await raw_conn.execute("SELECT pg_advisory_lock($1)", lock)
+
+    async def held_write() -> None:
+        async with pool.acquire() as conn, conn.transaction():  # its only write: no transaction id before the row
+            await add_events(conn, [item("held", 0)])
+
+    # nextval assigns a transaction id itself when it logs the sequence, once every 32 values: the first is spent here
+    async with pool.acquire() as conn, conn.transaction():
+        await add_events(conn, [item("first", 0)])
+    writer = asyncio.create_task(held_write())
+    try:
+        await wait_for(lambda: runtime.relay.is_leader, timeout=10)
+        waiting = "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'advisory' AND query LIKE '%outbox%'"
+        await wait_for(lambda: raw_conn.fetchval(waiting), timeout=10)  # its id is taken, its row not yet written
+        for seq in range(5):  # higher ids, sent and deleted while it waits
+            async with pool.acquire() as conn, conn.transaction():
+                await add_events(conn, [item("high", seq)])
+            await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
+        await wait_for(lambda: runtime.relay.published == 6, timeout=10)
+        await raw_conn.execute("SELECT pg_advisory_unlock($1)", lock)
+        await writer
+        await wait_for(lambda: runtime.relay.published == 7, timeout=10)
+        messages = await read_topic(settings.kafka_bootstrap_servers, settings.topic(TOPIC), expect=7, idle=1.0)
+        assert sorted(m["key"] for m in messages) == ["first", "held"] + ["high"] * 5
+    finally:
+        await raw_conn.execute("SELECT pg_advisory_unlock_all()")
+        await asyncio.gather(writer, return_exceptions=True)
+        await raw_conn.execute("RESET search_path")
         await stop_runtime(runtime)
 
 
@@ -463,7 +555,7 @@ async def test_the_relay_reads_only_the_batch_right_after_a_bulk_write(make_sett
         await raw_conn.execute(BULK)
         if statistics == "taken of the backlog":
             await raw_conn.execute("ANALYZE outbox")
-        plan = await raw_conn.fetchval(f"EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) {FETCH}", 500, [])
+        plan = await raw_conn.fetchval(f"EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) {FETCH}", 500, [], 0)
     finally:
         await raw_conn.execute("RESET search_path")
 
