@@ -487,24 +487,27 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float =
     return result
 
 
-async def relay_lock_ports(run: CityRun, name: str) -> set[int]:
-    """Client ports of the database sessions holding `name`'s relay advisory lock (from pg_locks)."""
+async def relay_lock_ports(run: CityRun, name: str, conn: asyncpg.Connection | None = None) -> set[int]:
+    """Client ports of the database sessions holding `name`'s relay advisory lock (from pg_locks), asked on `conn`
+    or on a connection of its own."""
     key = lock_key(f"relay:{run.schema(name)}") & 0xFFFFFFFFFFFFFFFF
-    conn = await asyncpg.connect(run.stack.database_url)
+    own = conn is None
+    conn = conn or await asyncpg.connect(run.stack.database_url)
     try:
         rows = await conn.fetch(
             "SELECT l.classid::bigint AS hi, l.objid::bigint AS lo, a.client_port FROM pg_locks l "
             "JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
         )
     finally:
-        await conn.close()
+        if own:
+            await conn.close()
     return {r["client_port"] for r in rows if (r["hi"] << 32) | r["lo"] == key}
 
 
-async def relay_holder(run: CityRun, name: str) -> ServiceProcess | None:
+async def relay_holder(run: CityRun, name: str, conn: asyncpg.Connection | None = None) -> ServiceProcess | None:
     """The replica of `name` whose database session holds the relay's advisory lock (from pg_locks, matched to
     the process by the session's client port)."""
-    ports = await relay_lock_ports(run, name)
+    ports = await relay_lock_ports(run, name, conn)
     if not ports:
         return None
     return next((p for p in run.procs[name] if p not in run.retired and local_ports(p) & ports), None)

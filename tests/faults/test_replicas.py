@@ -9,6 +9,7 @@ import signal
 import time
 import uuid
 
+import asyncpg
 import pytest
 
 from shared.devstack import ServiceProcess
@@ -79,17 +80,25 @@ async def test_a_relay_leader_that_vanishes_without_a_word_loses_the_lock_within
             pid = leader.pid()
             assert pid is not None
 
-            async def standby_holds_the_lock() -> bool:
-                return await relay_holder(run, "visits") is standby
+            # Watched on one connection opened before the blackhole: once the leader's kernel gives up on the
+            # blackholed lock connection it frees that client port, and a new connection taking it would be dropped
+            # too (a watch opening a connection per poll hung 60 s in its connect in one run of `make faults`).
+            watch = await asyncpg.connect(run.stack.database_url)
 
-            with blackhole(port):
-                os.kill(pid, signal.SIGSTOP)
-                try:
-                    lost_at = time.monotonic()
-                    await until(standby_holds_the_lock, "the standby to take the relay lock", timeout=60)
-                    taken_over.append(time.monotonic() - lost_at)
-                finally:
-                    os.kill(pid, signal.SIGCONT)
+            async def standby_holds_the_lock() -> bool:
+                return await relay_holder(run, "visits", watch) is standby
+
+            try:
+                with blackhole(port):
+                    os.kill(pid, signal.SIGSTOP)
+                    try:
+                        lost_at = time.monotonic()
+                        await until(standby_holds_the_lock, "the standby to take the relay lock", timeout=60)
+                        taken_over.append(time.monotonic() - lost_at)
+                    finally:
+                        os.kill(pid, signal.SIGCONT)
+            finally:
+                await watch.close()
 
         out = await run_city(run, during_campaign=the_leader_vanishes)
         assert taken_over, "the leader was lost during the campaign"
