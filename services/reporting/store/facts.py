@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import asyncpg
@@ -298,18 +299,18 @@ def _rounds(op: OpSql, rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]
     """Split rows so that no statement touches a key twice (ON CONFLICT cannot update a row twice), in key order."""
     if len(op.key) == len(OP_COLUMNS_BY_TABLE[op.table]):  # bookkeeping: DISTINCT handles repeats
         return [rows]
-    idx = [OP_COLUMNS_BY_TABLE[op.table].index(k) for k in op.key]
-    seen: dict[tuple[Any, ...], int] = defaultdict(int)
+    key = itemgetter(*[OP_COLUMNS_BY_TABLE[op.table].index(k) for k in op.key])  # a value, or a tuple of them
+    seen: dict[Any, int] = defaultdict(int)
     rounds: list[list[tuple[Any, ...]]] = []
     for row in rows:
-        k = tuple(row[i] for i in idx)
+        k = key(row)
         n = seen[k]
         seen[k] = n + 1
         if n == len(rounds):
             rounds.append([])
         rounds[n].append(row)
     # Key order: two lanes merging overlapping rows take their row locks in the same order (no deadlock).
-    return [sorted(r, key=lambda row: tuple(row[i] for i in idx)) for r in rounds]
+    return [sorted(r, key=key) for r in rounds]
 
 
 OP_COLUMNS_BY_TABLE = {op.table: OP_COLUMNS[name] for name, op in OPS.items()}

@@ -19,12 +19,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from pydantic import BaseModel, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from services.reporting.domain.projection import PROJECTIONS, UNUSED, Op, project
 from services.reporting.handlers import handlers
@@ -33,7 +33,7 @@ from services.reporting.store import schemas
 from services.reporting.store.facts import upsert_facts
 from services.reporting.store.refresh import update_figures
 from shared import db, kafka
-from shared.events import Envelope, registry, typed_envelope
+from shared.events import lean_envelope, registry
 from shared.relay import TYPE_HEADER
 from shared.runner import collector_policy
 
@@ -64,9 +64,18 @@ _UNUSED_HINTS = frozenset(t.encode() for t in UNUSED)
 
 
 @functools.cache
-def _typed_envelopes() -> dict[bytes, type[Envelope]]:
+def _lean_envelopes() -> dict[bytes, tuple[str, TypeAdapter[dict[str, Any]]]]:
     handlers()  # make sure the contracts are registered
-    return {t.encode(): typed_envelope(registry.spec(t).model) for t in PROJECTIONS if t not in UNUSED}
+    return {t.encode(): (t, lean_envelope(registry.spec(t).model)) for t in PROJECTIONS if t not in UNUSED}
+
+
+class Fields(dict[str, Any]):
+    """A payload validated to plain dicts (`lean_envelope`: the contract's checks and defaults, lists of nested
+    objects as models), read by attribute as the projection reads the payload model: no model is built per event.
+    An attribute is the dict's item (a C call: a `__getattr__` fallback cost ~2 µs per attribute read)."""
+
+    __slots__ = ()
+    __getattribute__ = dict.__getitem__
 
 
 def topics(settings: ReportingSettings) -> list[str]:
@@ -75,31 +84,36 @@ def topics(settings: ReportingSettings) -> list[str]:
     return [settings.topic(t) for t in registry.topics_for(list(PROJECTIONS))]
 
 
+def _lean_ops(type_: str, adapter: TypeAdapter[dict[str, Any]], value: bytes) -> list[Op] | None:
+    """The operations of a record its header says is of `type_`; None unless its envelope is valid and says so."""
+    try:
+        env = adapter.validate_json(value)
+    except ValidationError:
+        return None
+    return PROJECTIONS[type_](Fields(env["data"])) if env["type"] == type_ else None
+
+
 def decode(records: list[ConsumerRecord]) -> tuple[list[Op], int]:
     """Contract-validated operations of a batch of records, and how many records were unusable.
 
     A record whose `hss-event-type` header (the relay sets it) names a type no indicator needs is not parsed at
-    all, and one naming a projected type is parsed in one pass, envelope and payload together (pydantic's JSON
-    parser, about half the cost of a JSON parse and then a model validation); records without the header, or
-    whose envelope says another type, take the general way.
+    all, and one naming a projected type is parsed in one pass, envelope and payload together, to plain dicts with
+    the contract's checks and defaults (`lean_envelope`: no envelope or payload model is built; the projection reads
+    the payload through `Fields`); records without the header, or whose envelope says another type, take the general
+    way.
     """
     ops: list[Op] = []
     skipped = 0
-    typed = _typed_envelopes()
+    lean = _lean_envelopes()
     for rec in records:
         hinted = next((v for k, v in rec.headers or () if k == TYPE_HEADER), None)
         if hinted is not None:
             if hinted in _UNUSED_HINTS:
                 continue
-            model = typed.get(hinted)
-            if model is not None:
-                try:
-                    env = model.model_validate_json(rec.value or b"")
-                except ValidationError:
-                    env = None
-                if env is not None and env.type.encode() == hinted:
-                    ops.extend(project(env.type, cast(BaseModel, env.data)))  # the typed envelope's payload
-                    continue
+            known = lean.get(hinted)
+            if known is not None and (done := _lean_ops(*known, rec.value or b"")) is not None:
+                ops.extend(done)
+                continue
         try:
             env_dict = orjson.loads(rec.value or b"")
             type_ = env_dict["type"]
