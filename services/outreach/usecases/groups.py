@@ -168,7 +168,9 @@ async def follow_directory(conn: asyncpg.Connection, changes: Changes, now: date
     if said:  # reporting and departments count members where they are, and only while they are members
         await add_bulk(conn, said)
     flagged = await directory.list_left_behind_children(
-        conn, [r["student_id"] for r in students], [f["family_id"] for f in families if f["parents_work_away"]]
+        conn,
+        [(r["student_id"], r["family_id"], r["org_path"]) for r in students],
+        list({sid for f in families if f["parents_work_away"] for sid in f["student_ids"]}),
     )
     if not flagged:
         return
