@@ -11,7 +11,7 @@ import pytest
 
 from shared import context, db
 from shared.events import Envelope, occurred_at
-from shared.outbox import BULK_CHUNK, add_bulk, add_events
+from shared.outbox import BULK_CHUNK, add_bulk, add_events, backlog
 from shared.testing.fixtures import read_topic
 from shared.web import start_runtime, stop_runtime
 from tests.integration.kitapp import TOPIC, ItemAdded, KitSettings, spec
@@ -110,3 +110,29 @@ async def test_copy_rows_round_trips_every_value_through_copy(stack):
     finally:
         await conn.close()
     assert back == rows
+
+
+async def test_backlog_gauge_exact_when_small_and_the_id_span_when_large(make_settings):
+    """The backlog gauge's reading (`outbox.backlog`): every waiting row counted while their ids span fewer than
+    its limit, the span of the waiting ids beyond it (never below the truth: the ids between are waiting or gone),
+    nothing for an empty outbox; the age is the oldest waiting row's."""
+    runtime = await start_runtime(spec(make_settings(KitSettings)))
+    try:
+        runtime.relay.stop()
+        assert await backlog(runtime.pool) == (0, 0.0)
+        at = occurred_at()
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            rows = [(ItemAdded, {"item_id": f"i{k}", "seq": k, "org_path": "/c", "occurred_at": at}) for k in range(40)]
+            await add_bulk(conn, rows)
+        ids = [r["id"] for r in await runtime.pool.fetch("SELECT id FROM outbox ORDER BY id")]
+        # Published out of order in the middle (a late-committing lower id's neighbours): 30 wait over a span of 40.
+        await runtime.pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids[5:15])
+        await runtime.pool.execute("UPDATE outbox SET created_at = now() - interval '90 seconds' WHERE id = $1", ids[0])
+        pending, age = await backlog(runtime.pool, exact_below=100)
+        assert pending == 30 and 89 < age < 120
+        pending, age = await backlog(runtime.pool, exact_below=10)
+        assert pending == 40 and 89 < age < 120  # the span: an upper bound, the lowest id the oldest
+        await runtime.pool.execute("DELETE FROM outbox WHERE id <= $1", ids[20])
+        assert (await backlog(runtime.pool, exact_below=10))[0] == 19  # both ends move with the relay's deletes
+    finally:
+        await stop_runtime(runtime)
