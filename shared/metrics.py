@@ -30,6 +30,10 @@ CONSUMER_LAG = Gauge(
     "kafka_consumer_lag_messages", "Messages not yet consumed by a group.", ["service", "group", "topic"]
 )
 # Read from the database by every replica on its own schedule: true while Kafka is down and on standby replicas.
-OUTBOX_PENDING = Gauge("outbox_pending_events", "Committed outbox rows not yet published to Kafka.", ["service"])
+OUTBOX_PENDING = Gauge(
+    "outbox_pending_events",
+    "Committed outbox rows not yet published to Kafka (above 10,000: the span of their ids, an upper bound).",
+    ["service"],
+)
 OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row.", ["service"])
 RELAY_LEADER = Gauge("outbox_relay_leader", "1 while this replica holds the relay lock and publishes.", ["service"])
