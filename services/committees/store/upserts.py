@@ -190,6 +190,10 @@ up AS (SELECT ch.family_id, ch.inserted, hashed.new FROM ch JOIN hashed USING (f
 STAGE_COLUMNS = {entity: [col.split()[0] for col in cols.split(", ")] for entity, cols in STAGE.items()}
 ANALYZE_AFTER = 10_000
 BULK_ROWS = 1_000
+# A first load of at least this many rows into an empty guardians or students table builds the table's secondary
+# indexes after inserting the rows (migration 009), in the import's transaction.
+DEFER_INDEXES_ROWS = 10_000
+DEFERRABLE = ("guardians", "students")
 UPSERTS = {"org_units": ORG_UNITS, "staff": STAFF, "families": FAMILIES, "guardians": GUARDIANS, "students": STUDENTS}
 KEYS = {
     "org_units": "org_unit_id",
@@ -293,9 +297,17 @@ async def upsert_entity(
     # single-record write commit one of the same keys meanwhile, the unique index fails the import as a whole
     # (nothing applied, the job says failed, a re-run upserts) instead of overwriting that record
     plain = n >= BULK_ROWS and not await conn.fetchval(EXISTING[entity], timeout=timeout)
+    deferred = (
+        plain
+        and n >= DEFER_INDEXES_ROWS
+        and entity in DEFERRABLE
+        and await conn.fetchval("SELECT defer_directory_indexes($1)", entity, timeout=timeout)
+    )
     created, updated, events = await _apply(
         conn, (INSERTS if plain else UPSERTS)[entity], EVENTS.get(entity), at, timeout
     )
+    if deferred:
+        await conn.execute("SELECT restore_directory_indexes($1)", entity, timeout=timeout)
     await conn.execute(f"TRUNCATE stage_{entity}", timeout=timeout)
     if created + updated >= ANALYZE_AFTER:
         # a bulk load changes the table's size by orders of magnitude: later statements need fresh statistics
