@@ -20,6 +20,8 @@ class OpSql:
     key: tuple[str, ...]
     types: tuple[str, ...]
     insert: str  # INSERT ... SELECT ... FROM unnest(...) ON CONFLICT ...
+    staged: str  # the same statement reading round $1 of its staging table (the bulk path: _merge_staged)
+    stage: str  # the staging table's DDL
     # Figures recomputed per dirty leaf (store/refresh.py PER_LEAF_PARTS) come from this table and the org_path of a
     # row can change: mark the old path dirty too. (The other tables' changes are logged by a trigger.)
     movable: bool = False
@@ -30,6 +32,10 @@ class OpSql:
 def _unnest(types: tuple[str, ...], cols: tuple[str, ...]) -> str:
     args = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
     return f"unnest({args}) AS u({', '.join(cols)})"
+
+
+def _staged(name: str, cols: tuple[str, ...]) -> str:
+    return f"(SELECT {', '.join(cols)} FROM stage_{name} WHERE rnd = $1) AS u"
 
 
 def _op(
@@ -43,7 +49,12 @@ def _op(
 ) -> OpSql:
     cols = OP_COLUMNS[name]
     assert len(cols) == len(types), name
-    return OpSql(table, key, types, body.replace("{src}", _unnest(types, cols)), movable, dependents)
+    stage = (
+        f"CREATE TEMP TABLE IF NOT EXISTS stage_{name}"
+        f" ({', '.join(f'{c} {t}' for c, t in zip(cols, types, strict=True))}, rnd int) ON COMMIT DELETE ROWS"
+    )
+    insert, staged = body.replace("{src}", _unnest(types, cols)), body.replace("{src}", _staged(name, cols))
+    return OpSql(table, key, types, insert, staged, stage, movable, dependents)
 
 
 def _latest(alias: str, newer: str, *columns: str) -> str:
@@ -320,12 +331,13 @@ async def upsert_facts(conn: asyncpg.Connection, ops: list[Op], *, track: bool =
     """Merge operations into the facts; with `track`, also mark old and new paths for the incremental refresh and
     log the changes (the triggers of migrations/012); without, the caller refreshes in full afterwards (in the same
     transaction: the setting lasts until it ends)."""
-    if not track:
-        await conn.execute("SELECT set_config('reporting.untracked', 'on', true)")
     grouped: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for name, row in ops:
         if track or name not in BOOKKEEPING:
             grouped[name].append(row)
+    if not track:
+        await _merge_staged(conn, grouped)
+        return
     for name in ORDER:
         rows = grouped.get(name)
         if not rows:
@@ -335,9 +347,29 @@ async def upsert_facts(conn: asyncpg.Connection, ops: list[Op], *, track: bool =
             marks = [*op.dependents]
             if op.movable:  # a fact moving to another path leaves its old leaf stale: mark it before the merge
                 marks.append(f"SELECT org_path FROM {op.table} WHERE {op.key[0]} = ANY($1::text[])")
-            if track and marks:
+            if marks:
                 await conn.execute(
                     f"INSERT INTO dirty_leaves (path) SELECT DISTINCT org_path FROM ({' UNION ALL '.join(marks)}) m",
                     [r[0] for r in batch],
                 )
             await conn.execute(op.insert, *[list(col) for col in zip(*batch, strict=True)])
+
+
+async def _merge_staged(conn: asyncpg.Connection, grouped: dict[str, list[tuple[Any, ...]]]) -> None:
+    """The bulk path: each operation's rows go to its staging table by binary COPY (a round number with each row),
+    then the same upsert per round reads them there. Sent as arrays, asyncpg checked every element in Python (~6 µs
+    of client CPU per attendance row, against ~2.5 by COPY). The staging tables empty at commit, so this must run in
+    the caller's transaction."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("a bulk merge runs inside a transaction (its staging tables empty at commit)")
+    names = [name for name in ORDER if grouped.get(name)]
+    await conn.execute(
+        ";".join(["SELECT set_config('reporting.untracked', 'on', true)", *(OPS[n].stage for n in names)])
+    )
+    for name in names:
+        op = OPS[name]
+        rounds = _rounds(op, grouped[name])
+        records = [(*row, n) for n, batch in enumerate(rounds) for row in batch]
+        await conn.copy_records_to_table(f"stage_{name}", records=records)
+        for n in range(len(rounds)):
+            await conn.execute(op.staged, n)
