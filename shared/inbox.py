@@ -249,12 +249,19 @@ class InboxConsumer:
         span partitions, so lanes touch disjoint aggregates. Offsets are committed only after every lane's
         transaction committed; a crash in between only causes a redelivery, which the inbox absorbs. A copying
         subscription fetches and reads its next poll while the current one is applied (`_fetch`).
+
+        The commit is a round trip to the group's coordinator: the next poll is fetched and applied while it is on
+        its way (`_commit`), so an event that arrives meanwhile does not wait for it. One commit is on its way at a
+        time; the offsets of the polls applied meanwhile go out together in the next one (each poll's offsets only
+        after its transactions committed), so commits are no more frequent than before.
         """
         last_lag = 0.0
         s = self.settings
         lanes_n = 1 if self.facts is not None else max(1, s.consumer_parallelism)
         poll = s.consumer_copy_batch_size if self.facts is not None else s.consumer_batch_size
         fetching = asyncio.create_task(self._fetch(consumer, poll))
+        committing: asyncio.Task[None] | None = None
+        applied: dict[TopicPartition, int] = {}  # offsets of applied polls not yet handed to a commit
         try:
             while True:
                 batches, read = await fetching
@@ -278,8 +285,7 @@ class InboxConsumer:
                     for result in results:
                         if isinstance(result, BaseException):
                             raise result
-                    with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
-                        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+                    committing = self._to_commit(consumer, batches, applied, committing)
                 if time.monotonic() - last_lag > 2.0:
                     await self._update_lag(consumer)
                     last_lag = time.monotonic()
@@ -289,6 +295,31 @@ class InboxConsumer:
             fetching.cancel()
             with contextlib.suppress(BaseException):
                 await fetching
+            if committing is not None:  # what was applied is committed before the consumer closes or restarts
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(committing), self.settings.shutdown_timeout_seconds)
+
+    def _to_commit(
+        self,
+        consumer: AIOKafkaConsumer,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
+        applied: dict[TopicPartition, int],
+        committing: asyncio.Task[None] | None,
+    ) -> asyncio.Task[None]:
+        """Add an applied poll's offsets to `applied`; a commit on its way takes them when it ends, else a new one."""
+        applied.update((tp, records[-1].offset + 1) for tp, records in batches.items())
+        if committing is None or committing.done():
+            return asyncio.create_task(self._commit(consumer, applied))
+        return committing
+
+    @staticmethod
+    async def _commit(consumer: AIOKafkaConsumer, applied: dict[TopicPartition, int]) -> None:
+        """Commit the applied offsets, one commit at a time, until none is left (`applied` grows meanwhile)."""
+        while applied:
+            offsets = dict(applied)
+            applied.clear()
+            with contextlib.suppress(Exception):  # a rebalance may revoke partitions: the inbox absorbs it
+                await consumer.commit(offsets)
 
     async def _fetch(
         self, consumer: AIOKafkaConsumer, poll: int

@@ -120,6 +120,7 @@ class _Batch:
     topics: list[str]
     acks: list[asyncio.Future[Any]]
     spans: list[Any]  # one `send <topic>` span per row when tracing is on, ended at the ack
+    deadline: float  # the loop's time by which Kafka must have acknowledged it (`relay_ack_timeout_seconds`)
 
 
 class Relay:
@@ -226,14 +227,17 @@ class Relay:
             inflight = batch
             if inflight is not None:
                 idle = self.settings.relay_poll_seconds
-                if len(inflight.ids) < self.settings.relay_batch_size:
-                    # The read took every committed row: a read now would find nothing unless a commit since woke
-                    # us. Confirm at once and read again only when woken (one statement less per wake).
+                if len(inflight.ids) < self.settings.relay_batch_size and not await self._woken_before(inflight):
+                    # The read took every committed row and no commit since woke us: a read now would find nothing.
+                    # Confirm and read again only when woken (one statement less per wake).
                     await self.confirm(conn, inflight)
                     inflight = None
                     if not self._wake.is_set():
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wake.wait(), idle)
+                # Woken while Kafka acknowledges a batch: the next read and send go first, the batch is confirmed
+                # after them (above), as in a backlog. A commit's rows never wait for the previous batch's acks and
+                # delete, which under load cost as much as the read and send themselves.
             else:
                 # Nothing waiting. Each commit's NOTIFY wakes the relay at once (one set after `clear()` above ends
                 # this wait); the poll is only a safety net, and while a bulk transaction is open each poll walks
@@ -243,6 +247,24 @@ class Relay:
                 idle = min(idle * 2, max(self.settings.relay_idle_max_seconds, self.settings.relay_poll_seconds))
         if inflight is not None:
             await self.confirm(conn, inflight)
+
+    async def _woken_before(self, batch: _Batch) -> bool:
+        """Wait until Kafka acknowledged every record batch of `batch` or a commit woke the relay, whichever comes
+        first (at most the ack timeout): True when woken while acks are still pending."""
+        pending = {ack for ack in batch.acks if not ack.done()}
+        if not pending or self._wake.is_set():
+            return bool(pending)
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:  # `asyncio.wait` never cancels what it waits on: the acks stay for `confirm`
+            while pending and not woken.done():
+                timeout = batch.deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                done, _ = await asyncio.wait([*pending, woken], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                pending -= done
+        finally:
+            woken.cancel()
+        return bool(pending) and self._wake.is_set()
 
     async def send_batch(
         self, conn: asyncpg.Connection, producer: AIOKafkaProducer, exclude: list[int]
@@ -283,7 +305,8 @@ class Relay:
         for (topic, partition), batch in open_batches.items():
             batch.close()
             acks.append(await producer.send_batch(batch, topic, partition=partition))
-        return _Batch(ids=ids, topics=[r["topic"] for r in rows], acks=acks, spans=spans)
+        deadline = asyncio.get_running_loop().time() + self.settings.relay_ack_timeout_seconds
+        return _Batch(ids=ids, topics=[r["topic"] for r in rows], acks=acks, spans=spans, deadline=deadline)
 
     def _send_span(self, row: Any, topic: str, partition: int) -> Any:
         """A PRODUCER span for one row, child of the span it was written under (its stored `traceparent`)."""
@@ -305,13 +328,17 @@ class Relay:
         )
 
     async def confirm(self, conn: asyncpg.Connection, batch: _Batch) -> None:
-        """Wait for every ack of a batch (at most `relay_ack_timeout_seconds`), then delete its rows.
+        """Wait for every ack of a batch (at most `relay_ack_timeout_seconds` after it was sent), then delete its rows.
 
         The idempotent producer retries an unreachable broker forever; without the timeout the relay would wait
         as long, and a broker that lost the batch would never be asked again.
         """
         try:
-            await asyncio.wait_for(asyncio.gather(*batch.acks), self.settings.relay_ack_timeout_seconds)
+            if not all(ack.done() for ack in batch.acks):
+                timeout = max(batch.deadline - asyncio.get_running_loop().time(), 0.0)
+                await asyncio.wait_for(asyncio.gather(*batch.acks), timeout)
+            for ack in batch.acks:
+                ack.result()  # a failed send raises here
         except TimeoutError as exc:
             failure = AcksTimedOut(f"no acknowledgement for {len(batch.ids)} events within the ack timeout")
             for span in batch.spans:

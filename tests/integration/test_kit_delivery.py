@@ -577,12 +577,14 @@ class CountingReads(Relay):
 
 
 @contextlib.asynccontextmanager
-async def counting_relay(settings: KitSettings) -> AsyncIterator[tuple[Runtime, CountingReads]]:
-    """A kit app whose stock relay is replaced by one that counts its reads, once it leads."""
+async def counting_relay(
+    settings: KitSettings, kind: type[CountingReads] = CountingReads
+) -> AsyncIterator[tuple[Runtime, Any]]:
+    """A kit app whose stock relay is replaced by one that counts its reads (`kind`), once it leads."""
     runtime = await start_runtime(spec(settings))
     runtime.relay.stop()
     runtime.tasks[0].cancel()
-    relay = CountingReads(settings)
+    relay = kind(settings)
     relay_task = asyncio.create_task(relay.run())
     try:
         await wait_for(lambda: relay.is_leader, timeout=10)
@@ -630,3 +632,99 @@ async def test_a_commit_costs_the_relay_one_read_when_it_fits_in_a_batch(make_se
             await asyncio.sleep(0.3)  # any further read would have happened by now
             assert relay.reads - reads_before == 1
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 60 FROM applied"), timeout=10)
+
+
+class AcksHeld(CountingReads):
+    """The stock relay, to which Kafka's acknowledgements of its first batch arrive only when the test lets them."""
+
+    def __init__(self, settings: KitSettings) -> None:
+        super().__init__(settings)
+        self.release = asyncio.Event()
+        self.sent: list[list[int]] = []
+
+    async def send_batch(self, conn: asyncpg.Connection, producer: AIOKafkaProducer, exclude: list[int]) -> Any:
+        batch = await super().send_batch(conn, producer, exclude)
+        if batch is not None:
+            self.sent.append(batch.ids)
+            if len(self.sent) == 1:
+                batch.acks = [asyncio.ensure_future(self._held(ack)) for ack in batch.acks]
+        return batch
+
+    async def _held(self, ack: asyncio.Future[Any]) -> Any:
+        await self.release.wait()
+        return await ack
+
+
+async def test_a_commit_is_sent_while_the_previous_batch_awaits_its_acks(make_settings):
+    """Rows committed while Kafka acknowledges the relay's last batch are read and sent at once, not after those
+    acks and that batch's delete (two round trips that, on a busy machine, took as long as the read and send)."""
+    settings = make_settings(KitSettings, relay_poll_seconds=60.0)
+    async with counting_relay(settings, AcksHeld) as (runtime, relay):
+        pool = runtime.pool
+        async with pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("h", 0)])
+        await wait_for(lambda: len(relay.sent) == 1, timeout=10)
+        async with pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("h", 1)])
+        await wait_for(lambda: len(relay.sent) == 2, timeout=5)  # the first batch's acks are still held
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 2  # nothing is deleted before its ack
+        relay.release.set()
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 2 FROM applied"), timeout=30)
+        assert [(r["item_id"], r["seq"]) for r in await applied_rows(pool)] == [("h", 0), ("h", 1)]
+
+
+class CommitsHeld(InboxConsumer):
+    """The kit's consumer, whose offset commits reach Kafka only when the test lets them (a slow coordinator)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.release = asyncio.Event()
+
+    async def _loop(self, consumer: Any, dlt: AIOKafkaProducer) -> None:
+        commit = consumer.commit
+
+        async def held(offsets: Any = None) -> None:
+            await self.release.wait()
+            await commit(offsets)
+
+        consumer.commit = held
+        await super()._loop(consumer, dlt)
+
+
+async def test_the_next_poll_is_applied_while_the_last_polls_offsets_are_committed(make_settings):
+    """An offset commit is a round trip to the group's coordinator: an event that arrives meanwhile is applied without
+    waiting for it, and the offsets still reach Kafka once the coordinator answers."""
+    settings = make_settings(KitSettings, topic_partitions=1)
+    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
+    consumer = CommitsHeld(
+        settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), on_items_added)
+    )
+    task = asyncio.create_task(consumer.run())
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        pool = runtime.pool
+        async with pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("c", 0)])
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 1 FROM applied"), timeout=30)
+        async with pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("c", 1)])
+        # The first poll's commit is held: the second event is applied all the same.
+        await wait_for(lambda: pool.fetchval("SELECT count(*) = 2 FROM applied"), timeout=10)
+
+        async def committed() -> int:
+            offsets = await admin.list_consumer_group_offsets(settings.topic_prefix + "kittest.items")
+            return sum(o.offset for o in offsets.values())
+
+        async def committed_both() -> bool:
+            return await committed() == 2
+
+        assert not await committed_both()
+        consumer.release.set()
+        await wait_for(committed_both, timeout=10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await admin.close()
+        await stop_runtime(runtime)
