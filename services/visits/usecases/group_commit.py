@@ -20,9 +20,10 @@ class VisitWriter:
     only after that transaction committed. No delay is added: under light load a group is a single request.
     A group holds up to `max_group` visits; a request of `max_group` visits or more (an offline batch) is a group of
     its own, written at once beside the writers, so big uploads neither queue behind each other nor hold up the
-    single visits."""
+    single visits. A finding reaches outreach only after its group's transaction: 64 visits keep that transaction
+    short (250 held a group's findings for up to ~0.7 s on a busy machine) at a few more round trips per visit."""
 
-    def __init__(self, *, writers: int = 2, max_group: int = 250) -> None:
+    def __init__(self, *, writers: int = 2, max_group: int = 64) -> None:
         self.clock: Clock = SYSTEM_CLOCK
         self.writers = writers
         self.max_group = max_group
