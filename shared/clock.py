@@ -17,7 +17,7 @@ How time is read (the one way):
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -56,6 +56,16 @@ class ManualClock:
         self._now = utc(when)
 
 
+class ShiftedClock:
+    """The real time moved by a fixed offset: it runs like the system clock, from another moment."""
+
+    def __init__(self, shift: timedelta) -> None:
+        self.shift = shift
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
+
 SYSTEM_CLOCK = SystemClock()
 
 
@@ -69,3 +79,13 @@ def utc(when: datetime) -> datetime:
 def local_date(when: datetime, zone: str = BUREAU_TIME_ZONE) -> date:
     """The calendar date an instant falls on in `zone` (an IANA name such as the bureau's Asia/Shanghai)."""
     return utc(when).astimezone(ZoneInfo(zone)).date()
+
+
+def midday_of(day: date, zone: str = BUREAU_TIME_ZONE) -> ShiftedClock:
+    """A running clock that starts at noon of `day` in `zone`: its local date stays `day` for twelve hours.
+
+    For tests that compute "today" once and run against a service: at the real time they would see the date
+    change under them when a run crosses local midnight (16:00 UTC for the bureau).
+    """
+    noon = datetime.combine(day, time(12), tzinfo=ZoneInfo(zone))
+    return ShiftedClock(noon - datetime.now(UTC))

@@ -16,12 +16,14 @@ from services.visits.app import create
 from services.visits.domain.checklist import load
 from services.visits.settings import VisitsSettings
 from shared.auth import issue_token
-from shared.clock import local_date
+from shared.clock import local_date, midday_of
 from shared.testing.fixtures import read_topic, serve, wait_for
 from tests.integration.visits.directory import Directory, build_district, delete_topics, publish
 
 DISTRICT = "/620400/620402"
 TODAY = local_date(datetime.now(UTC))  # the bureau's date, as the services count "today"
+# The service's clock runs from noon of TODAY, so a run that crosses the bureau's midnight keeps one "today".
+CLOCK = midday_of(TODAY)
 
 
 def bearer(role: str, org_path: str, staff_id: str | None = None) -> dict[str, str]:
@@ -104,7 +106,7 @@ async def env(make_settings, raw_conn) -> AsyncIterator[Env]:
     directory = build_district()
     build_district("620403", schools=1, classes=2, families_per_class=3, directory=directory)  # another district
     await publish(settings, directory.events)
-    async with serve(create(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with serve(create(settings, CLOCK)) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         e = Env(http, settings, directory, raw_conn)
         await wait_for(lambda: _loaded(e), timeout=60)
         yield e
