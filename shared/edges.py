@@ -109,7 +109,7 @@ def text_body_errors(body: bytes) -> list[dict[str, Any]]:
 
 
 class TextStream:
-    """A text upload checked as its bytes arrive, for a route that reads its body as a stream (`streams_text`):
+    """A text upload checked as its bytes arrive, for a route that reads its body as a stream (`checks_own_text`):
     `feed` each chunk (UnicodeDecodeError when it is not UTF-8), the last with `final`; `errors` then holds what
     `text_body_errors` would say of the whole body (the first line with NUL or another control character)."""
 
@@ -154,16 +154,11 @@ def trace_header_errors(headers: dict[str, str]) -> list[dict[str, Any]]:
     ]
 
 
-def checks_text_per_item(endpoint: F) -> F:
-    """Route decorator: the route refuses bad text item by item (a batch where one bad item spoils nothing else:
-    `may_hold_bad_text` on its body, then `bad_strings` on each item), so `refuse_bad_text` leaves its body alone."""
-    endpoint.__checks_own_text__ = True  # type: ignore[attr-defined]
-    return endpoint
-
-
-def streams_text(endpoint: F) -> F:
-    """Route decorator: the route reads its text body as a stream and checks it with `TextStream` as it arrives (an
-    upload of tens of MB is never held whole), so `refuse_bad_text` leaves its body alone."""
+def checks_own_text(endpoint: F) -> F:
+    """Route decorator: the route checks its body's text itself, so `refuse_bad_text` leaves the body alone. Either
+    item by item (a batch where one bad item spoils nothing else: `may_hold_bad_text` on its body, then
+    `bad_strings` on each item), or as a stream as it arrives (`TextStream`: an upload of tens of MB is never held
+    whole). The path and the query are still checked."""
     endpoint.__checks_own_text__ = True  # type: ignore[attr-defined]
     return endpoint
 

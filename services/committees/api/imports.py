@@ -15,7 +15,7 @@ from services.committees.usecases import imports
 from services.committees.usecases.import_jobs import runner_for
 from shared import openapi
 from shared.auth import CurrentPrincipal
-from shared.edges import streams_text
+from shared.edges import checks_own_text
 from shared.problems import Problem
 from shared.web import Pool
 from shared.writes import Writer, Writes
@@ -61,7 +61,7 @@ UPLOAD_TEXT = "one entity's rows: UTF-8 (BOM allowed), header row first; the hea
     responses=openapi.errors(409, 415),
     openapi_extra=openapi.upload("text/csv", UPLOAD_TEXT),
 )
-@streams_text
+@checks_own_text
 async def upload_csv_file(
     import_id: str, entity: Entity, request: Request, principal: CurrentPrincipal, pool: Pool
 ) -> dict[str, Any]:

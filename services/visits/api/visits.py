@@ -20,7 +20,7 @@ from services.visits.usecases import queries, recording
 from services.visits.usecases.group_commit import VisitWriter
 from shared import context, idempotency, openapi
 from shared.auth import ADMINS, CurrentPrincipal, Principal, Role
-from shared.edges import checks_text_per_item, may_hold_bad_text
+from shared.edges import checks_own_text, may_hold_bad_text
 from shared.web import Pool
 
 router = APIRouter(prefix="/api/v1", tags=["visits"])
@@ -48,7 +48,7 @@ async def record_visit(body: VisitIn, request: Request, principal: CurrentPrinci
     dependencies=[idempotency.KEY],
     responses=openapi.errors(503),
 )
-@checks_text_per_item
+@checks_own_text
 async def record_batch(body: BatchIn, request: Request, principal: CurrentPrincipal) -> Any:
     """Record up to 1000 visits collected offline: good items are stored, bad ones reported by index and field."""
     principal.require(Role.TEACHER, *ADMINS)
