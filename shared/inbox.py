@@ -530,24 +530,31 @@ class InboxConsumer:
                 # A type from a newer producer (a `.v2` during a rolling deploy) or one never registered: nothing
                 # this version can do with it, and nothing wrong with it either. Counted, skipped.
                 outcomes.append((rec.topic, "unknown_type"))
-        await self._lock(conn, [e for _, e in events if e is not None])
-        fresh = await self._fresh(conn, [e.envelope.id for _, e in events if e is not None])
-        todo: list[tuple[ConsumerRecord, Event[Any]]] = []
-        for rec, event in events:
-            if event is None:
-                outcomes.append((rec.topic, "ignored"))
-            elif event.envelope.id not in fresh:
-                outcomes.append((rec.topic, "duplicate"))
-            else:
-                fresh.discard(event.envelope.id)  # the same event twice in one batch applies once
-                outcomes.append((rec.topic, "applied"))
-                if self.batch is None:
-                    await self._handle(conn, rec, event)
-                else:
-                    todo.append((rec, event))
-        if todo:
+        handled = [(rec, event) for rec, event in events if event is not None]
+        outcomes += [(rec.topic, "ignored") for rec, event in events if event is None]
+        await self._lock(conn, [event for _, event in handled])
+        todo = await self._first_time(conn, handled)
+        first = {id(event) for _, event in todo}
+        outcomes += [(rec.topic, "applied" if id(event) in first else "duplicate") for rec, event in handled]
+        if self.batch is None:
+            for rec, event in todo:
+                await self._handle(conn, rec, event)
+        elif todo:
             await self._handle_batch(conn, todo, self.batch)
         return outcomes
+
+    async def _first_time(
+        self, conn: asyncpg.Connection, events: list[tuple[ConsumerRecord, Event[Any]]]
+    ) -> list[tuple[ConsumerRecord, Event[Any]]]:
+        """The events not applied before (recorded in the group's inbox now), each once: the same event twice in
+        one poll applies once."""
+        fresh = await self._fresh(conn, [e.envelope.id for _, e in events])
+        todo: list[tuple[ConsumerRecord, Event[Any]]] = []
+        for rec, event in events:
+            if event.envelope.id in fresh:
+                fresh.discard(event.envelope.id)
+                todo.append((rec, event))
+        return todo
 
     async def _fresh(self, conn: asyncpg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Record the events in the group's inbox (one statement); the ids not applied before."""
@@ -580,7 +587,8 @@ class InboxConsumer:
             fact, correlation, traceparent = got
             if fact.type in self._then:  # (rare: merges) read again as the typed event `then` gets
                 event = self._parse(rec)
-                assert event is not None
+                if event is None:  # _read_fact handled this type, so the registry knows it
+                    raise RuntimeError(f"{fact.type} is handled by the copy but parsed as unhandled")
                 read.then.append((rec, event))
             read.facts.append(fact)
             read.correlations.add(correlation)
@@ -629,12 +637,7 @@ class InboxConsumer:
         self, conn: asyncpg.Connection, then: Batch, events: list[tuple[ConsumerRecord, Event[Any]]]
     ) -> None:
         """A copy's `then` part: the events not applied before (the group's inbox) handed to `then.apply` once."""
-        fresh = await self._fresh(conn, [e.envelope.id for _, e in events])
-        todo: list[tuple[ConsumerRecord, Event[Any]]] = []
-        for rec, event in events:
-            if event.envelope.id in fresh:
-                fresh.discard(event.envelope.id)  # the same event twice in one poll applies once
-                todo.append((rec, event))
+        todo = await self._first_time(conn, events)
         if todo:
             await self._handle_batch(conn, todo, then)
 
