@@ -18,7 +18,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.contracts.common import Vocabulary
+from shared.contracts.common import StaffRole, Vocabulary
 from shared.problems import Problem
 from shared.settings import DEV_ISSUER, DEV_SECRET, ServiceSettings
 
@@ -30,7 +30,7 @@ class Role(Vocabulary):
     DISTRICT_ADMIN = "district_admin", "区县教育局管理员", "District or county administrator"
     SCHOOL_ADMIN = "school_admin", "学校管理员", "School administrator"
     TEACHER = "teacher", "教师", "Teacher"
-    MENTAL_HEALTH_TEACHER = "mental_health_teacher", "心理健康教师", "Mental-health teacher"
+    MENTAL_HEALTH_TEACHER = StaffRole.MENTAL_HEALTH_TEACHER  # the staff role of that name (code and labels)
     DEPARTMENT_PARTNER = "department_partner", "协作部门人员", "Department partner"
     AUDITOR = "auditor", "审计人员", "Auditor"
 

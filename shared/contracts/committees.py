@@ -267,9 +267,9 @@ class TeamRole(Vocabulary):
     """Roles in an instructor team."""
 
     VICE_PRINCIPAL_IN_CHARGE = "vice_principal_in_charge", "分管副校长", "Vice principal in charge"
-    CLASS_TEACHER = "class_teacher", "班主任", "Class teacher"
-    MENTAL_HEALTH_TEACHER = "mental_health_teacher", "心理健康教师", "Mental-health teacher"
-    IDEOLOGICAL_POLITICAL_TEACHER = "ideological_political_teacher", "思政课教师", "Ideological and political teacher"
+    CLASS_TEACHER = StaffRole.CLASS_TEACHER  # a teacher's role in a team is the staff role of the same name
+    MENTAL_HEALTH_TEACHER = StaffRole.MENTAL_HEALTH_TEACHER
+    IDEOLOGICAL_POLITICAL_TEACHER = StaffRole.IDEOLOGICAL_POLITICAL_TEACHER
     EXPERT_SCHOLAR = "expert_scholar", "专家学者", "Expert or scholar"
     OUTSTANDING_PARENT = "outstanding_parent", "优秀家长", "Outstanding parent"
 
