@@ -160,24 +160,18 @@ def _campaign_closed(p: vi.CampaignClosed) -> list[Op]:
     return [("campaign", (p.campaign_id, None, p.org_path, None, None, None, None, None, p.occurred_at))]
 
 
-def _assignment(p: vi.AssignmentMade) -> list[Op]:
-    row = (p.assignment_id, p.campaign_id, p.teacher_id, p.family_id, p.org_path, True, p.occurred_at, 0)
+def _assignment_row(p: vi.AssignmentMade | vi.AssignmentChanged, active: bool, rank: int) -> list[Op]:
+    """An assignment's row (made, reassigned or removed: the later by occurred_at, then `rank`, wins)."""
+    row = (p.assignment_id, p.campaign_id, p.teacher_id, p.family_id, p.org_path, active, p.occurred_at, rank)
     return [("assignment", row)]
+
+
+def _assignment(p: vi.AssignmentMade) -> list[Op]:
+    return _assignment_row(p, True, ASSIGNMENT_RANK["made"])
 
 
 def _assignment_changed(p: vi.AssignmentChanged) -> list[Op]:
-    active = p.change != vi.AssignmentChange.REMOVED
-    row = (
-        p.assignment_id,
-        p.campaign_id,
-        p.teacher_id,
-        p.family_id,
-        p.org_path,
-        active,
-        p.occurred_at,
-        ASSIGNMENT_RANK[p.change],
-    )
-    return [("assignment", row)]
+    return _assignment_row(p, p.change != vi.AssignmentChange.REMOVED, ASSIGNMENT_RANK[p.change])
 
 
 def _visit(
