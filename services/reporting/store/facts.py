@@ -63,10 +63,24 @@ def _latest(alias: str, newer: str, *columns: str) -> str:
     return ", ".join(f"{c} = CASE WHEN {newer} THEN excluded.{c} ELSE {alias}.{c} END" for c in columns)
 
 
+def _replaced(name: str, key: tuple[str, ...], later: str) -> str:
+    """The conflict clause of a fact the latest event replaces whole: every column of `name`'s rows but the `key`
+    takes the incoming value when `later` holds (`later` compares the incoming row, `excluded`, with the stored one)."""
+    sets = ", ".join(f"{c} = excluded.{c}" for c in OP_COLUMNS[name] if c not in key)
+    return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets} WHERE {later}"
+
+
 T, TS, D, INT, B = "text", "timestamptz", "date", "int", "boolean"
 _RANKED_LATER = "(excluded.state_at, excluded.rank) >= (c.state_at, c.rank)"  # a committee's later state wins
 # A membership's later event wins; at the same instant, leaving wins over joining.
 _LEAVING_LATER = "(excluded.occurred_at, NOT excluded.active) >= ({a}.occurred_at, NOT {a}.active)"
+# A visit's or an assignment's later event wins; at the same instant, the higher rank (completed over missed, removed
+# over reassigned over made).
+_RANK_LATER = "(excluded.occurred_at, excluded.rank) >= ({a}.occurred_at, {a}.rank)"
+# A guardian's later attendance record wins; at the same instant, attended over absent.
+_ATTENDED_LATER = "(excluded.occurred_at, excluded.attended) >= (a.occurred_at, a.attended)"
+# A referral's later state wins; at the same instant, the one further along.
+_STATE_LATER = "(excluded.state_at, excluded.state_rank) >= (r.state_at, r.state_rank)"
 
 OPS: dict[str, OpSql] = {
     "org_unit": _op(
@@ -74,10 +88,8 @@ OPS: dict[str, OpSql] = {
         "org_units",
         ("org_unit_id",),
         (T, T, T, T, TS),
-        """INSERT INTO org_units AS o (org_unit_id, org_path, level, name, occurred_at) SELECT * FROM {src}
-        ON CONFLICT (org_unit_id) DO UPDATE SET org_path = excluded.org_path, level = excluded.level,
-            name = excluded.name, occurred_at = excluded.occurred_at
-        WHERE excluded.occurred_at >= o.occurred_at""",
+        f"""INSERT INTO org_units AS o (org_unit_id, org_path, level, name, occurred_at) SELECT * FROM {{src}}
+        {_replaced("org_unit", ("org_unit_id",), "excluded.occurred_at >= o.occurred_at")}""",
     ),
     "campaign": _op(
         "campaign",
@@ -102,12 +114,9 @@ OPS: dict[str, OpSql] = {
         "assignments",
         ("assignment_id",),
         (T, T, T, T, T, B, TS, INT),
-        """INSERT INTO assignments AS a (assignment_id, campaign_id, teacher_id, family_id, org_path, active,
-            occurred_at, rank) SELECT * FROM {src}
-        ON CONFLICT (assignment_id) DO UPDATE SET campaign_id = excluded.campaign_id,
-            teacher_id = excluded.teacher_id, family_id = excluded.family_id, org_path = excluded.org_path,
-            active = excluded.active, occurred_at = excluded.occurred_at, rank = excluded.rank
-        WHERE (excluded.occurred_at, excluded.rank) >= (a.occurred_at, a.rank)""",
+        f"""INSERT INTO assignments AS a (assignment_id, campaign_id, teacher_id, family_id, org_path, active,
+            occurred_at, rank) SELECT * FROM {{src}}
+        {_replaced("assignment", ("assignment_id",), _RANK_LATER.format(a="a"))}""",
     ),
     "visit": _op(
         "visit",
@@ -122,13 +131,7 @@ OPS: dict[str, OpSql] = {
             coalesce(string_to_array(nullif(flag_items, ''), E'{SEP}'), '{{}}'),
             coalesce(string_to_array(nullif(guidance_topics, ''), E'{SEP}'), '{{}}'),
             occurred_at, rank FROM {{src}}
-        ON CONFLICT (visit_id) DO UPDATE SET campaign_id = excluded.campaign_id,
-            assignment_id = excluded.assignment_id, teacher_id = excluded.teacher_id,
-            family_id = excluded.family_id, org_path = excluded.org_path, status = excluded.status,
-            mode = excluded.mode, visited_on = excluded.visited_on, yes_items = excluded.yes_items,
-            no_items = excluded.no_items, flag_items = excluded.flag_items,
-            guidance_topics = excluded.guidance_topics, occurred_at = excluded.occurred_at, rank = excluded.rank
-        WHERE (excluded.occurred_at, excluded.rank) >= (v.occurred_at, v.rank)""",
+        {_replaced("visit", ("visit_id",), _RANK_LATER.format(a="v"))}""",
     ),
     "finding": _op(
         "finding",
@@ -213,12 +216,9 @@ OPS: dict[str, OpSql] = {
         "referrals",
         ("referral_id",),
         (T, T, T, T, T, T, INT, TS),
-        """INSERT INTO referrals AS r (referral_id, case_id, department, category, org_path, state, state_rank,
-            state_at) SELECT * FROM {src}
-        ON CONFLICT (referral_id) DO UPDATE SET case_id = excluded.case_id, department = excluded.department,
-            category = excluded.category, org_path = excluded.org_path, state = excluded.state,
-            state_rank = excluded.state_rank, state_at = excluded.state_at
-        WHERE (excluded.state_at, excluded.state_rank) >= (r.state_at, r.state_rank)""",
+        f"""INSERT INTO referrals AS r (referral_id, case_id, department, category, org_path, state, state_rank,
+            state_at) SELECT * FROM {{src}}
+        {_replaced("referral", ("referral_id",), _STATE_LATER)}""",
         movable=True,
     ),
     "committee": _op(
@@ -238,32 +238,26 @@ OPS: dict[str, OpSql] = {
         "sessions",
         ("session_id",),
         (T, T, T, D, INT, TS),
-        """INSERT INTO sessions AS s (session_id, parent_school_id, org_path, held_on, enrolled, occurred_at)
-        SELECT * FROM {src}
-        ON CONFLICT (session_id) DO UPDATE SET parent_school_id = excluded.parent_school_id,
-            org_path = excluded.org_path, held_on = excluded.held_on, enrolled = excluded.enrolled,
-            occurred_at = excluded.occurred_at
-        WHERE excluded.occurred_at >= s.occurred_at""",
+        f"""INSERT INTO sessions AS s (session_id, parent_school_id, org_path, held_on, enrolled, occurred_at)
+        SELECT * FROM {{src}}
+        {_replaced("session", ("session_id",), "excluded.occurred_at >= s.occurred_at")}""",
     ),
     "attendance": _op(
         "attendance",
         "attendance",
         ("session_id", "guardian_id"),
         (T, T, T, B, TS, B),
-        """INSERT INTO attendance AS a (session_id, guardian_id, org_path, attended, occurred_at, online)
-        SELECT * FROM {src}
-        ON CONFLICT (session_id, guardian_id) DO UPDATE SET org_path = excluded.org_path,
-            attended = excluded.attended, occurred_at = excluded.occurred_at, online = excluded.online
-        WHERE (excluded.occurred_at, excluded.attended) >= (a.occurred_at, a.attended)""",
+        f"""INSERT INTO attendance AS a (session_id, guardian_id, org_path, attended, occurred_at, online)
+        SELECT * FROM {{src}}
+        {_replaced("attendance", ("session_id", "guardian_id"), _ATTENDED_LATER)}""",
     ),
     "team": _op(
         "team",
         "teams",
         ("team_id",),
         (T, T, TS),
-        """INSERT INTO teams AS t (team_id, org_path, occurred_at) SELECT * FROM {src}
-        ON CONFLICT (team_id) DO UPDATE SET org_path = excluded.org_path, occurred_at = excluded.occurred_at
-        WHERE excluded.occurred_at >= t.occurred_at""",
+        f"""INSERT INTO teams AS t (team_id, org_path, occurred_at) SELECT * FROM {{src}}
+        {_replaced("team", ("team_id",), "excluded.occurred_at >= t.occurred_at")}""",
     ),
     "team_member": _op(
         "team_member",
