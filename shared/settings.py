@@ -61,6 +61,14 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8100
     http_max_body_bytes: int = 1024 * 1024  # routes that take more say so (shared.edges.max_body)
+    # Admission control (shared.admission): requests in progress at once (0: no limit), how many more may wait their
+    # turn, and for how long; any other is answered 503 with Retry-After. A bound for overload, not a tuning knob:
+    # most of visits' requests in progress only wait for the group commit. 32 was tried under a campaign's 96
+    # connections (`bench/campaign.py --scale 0.05`, two runs at load 5-11: 134 and 161 visits/s accepted, finding →
+    # case p99 901 and 653 ms; main 331 and 176 visits/s, 745 and 1,065 ms at load 3-8 and 10-16): no clear gain.
+    http_max_in_flight: int = Field(default=256, ge=0)
+    http_max_queued: int = Field(default=1000, ge=0)
+    http_queue_wait_seconds: float = Field(default=10.0, gt=0)
     # Bearer tokens (shared.auth.Verifier). Two kinds, each accepted only when configured, never one in place of the
     # other: the identity provider's (RS256/ES256, verified with its JWKS at `jwt_jwks_url`, `iss` = `jwt_issuer`)
     # and dev tokens (HS256 with `jwt_secret`, `iss` = hss-dev, minted by `python -m shared.auth`). Dev tokens are on

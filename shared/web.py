@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import context, db, edges, kafka, loops, memory, openapi, outbox, problems, tracing
+from shared import admission, context, db, edges, kafka, loops, memory, openapi, outbox, problems, tracing
 from shared.auth import Verifier
 from shared.clock import Clock, SystemClock
 from shared.inbox import InboxConsumer, Subscription
@@ -291,6 +291,10 @@ def create_app(spec: ServiceSpec) -> FastAPI:
     app.state.verifier = Verifier(s)
     app.state.settings = s
     problems.install(app)
+    # Inside RequestContext: a request answered 503 here still has its ids and is counted in the HTTP metrics.
+    app.add_middleware(
+        admission.Admission, limit=s.http_max_in_flight, queue=s.http_max_queued, wait_seconds=s.http_queue_wait_seconds
+    )
     app.add_middleware(RequestContext, service=s.service_name)
     tracing.instrument_app(app, s.service_name)  # when an exporter is configured: spans per request and query
 

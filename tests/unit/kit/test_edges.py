@@ -304,6 +304,30 @@ async def test_a_verified_token_is_remembered_only_while_it_would_still_verify(j
         await again.verify(provider)
 
 
+async def test_a_remembered_token_vouches_for_its_exact_text_only():
+    """After a valid token is remembered, the same claims under a tampered signature, tampered claims under its
+    signature, a token signed with another secret and the same token expired are still refused (401)."""
+    verifier = Verifier(EdgeSettings(env="dev"))
+    good = issue_token(role="teacher", org_path="/1", subject="t", ttl_seconds=1)
+    assert (await verifier.verify(good)).subject == "t"
+    header, payload, signature = good.split(".")
+    claims = jwt.decode(good, options={"verify_signature": False})
+    forged = jwt.utils.base64url_encode(json.dumps({**claims, "roles": ["bureau_admin"]}).encode()).decode()
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    for bad in (
+        f"{header}.{payload}.{flipped}",
+        f"{header}.{forged}.{signature}",
+        issue_token(role="bureau_admin", org_path="/1", subject="t", secret="not-the-dev-secret"),
+    ):
+        with pytest.raises(Problem) as err:
+            await verifier.verify(bad)
+        assert err.value.status == 401
+    assert (await verifier.verify(good)).roles == {"teacher"}  # still remembered, still only what it said
+    await asyncio.sleep(max(0.0, claims["exp"] - time.time()) + 0.05)
+    with pytest.raises(Problem, match="expired"):
+        await verifier.verify(good)
+
+
 def test_a_pointer_token_writes_refused_characters_as_escapes_and_escapes_the_pointer_syntax():
     assert edges.pointer_token("a\x00b/c~d") == "a\\u0000b~1c~0d"
     assert edges.pointer_token("名字\tok") == "名字\tok"  # allowed controls and other text stay
