@@ -5,7 +5,8 @@ Starts committees, visits and outreach as processes (own schemas and topic prefi
 committed, measures how long the committees relay takes to publish its events and each consumer group (visits.directory,
 outreach.directory) to apply all of them. In the same run: the raw Kafka consume rate of the same messages (one plain
 consumer reading the run's committees topics) and the raw PostgreSQL COPY rate of the same rows (visits' copy of
-students, families and staff into scratch tables). Drops its schemas and topics afterwards (unless --keep).
+students, families and staff into scratch tables), and the CPU each service process, PostgreSQL (all its backends)
+and the Kafka broker spent per event from the commit on. Drops its schemas and topics afterwards (unless --keep).
 With --catch-up, visits and outreach start only once the relay has published the whole directory, and each group's
 rate is its own: events over the time from its first applied event to its last (the relay, perf's part, not in it).
 Run: .venv/bin/python bench/directory_copy.py [--scale 1.0] [--runs 1] [--catch-up] [--keep] [--profile DIR]
@@ -163,13 +164,14 @@ async def one_run(
         assert job["status"] == "succeeded", job
         committed = time.monotonic()
         cs = schemas["committees"]
-        pg = next((c.pid() for c in components() if c.name == "postgres"), None)
+        infra = {c.name: c.pid() for c in components() if c.name in ("postgres", "kafka")}
 
         def cpu_now() -> dict[str, float]:
-            """CPU seconds of each service process started so far and of PostgreSQL with all its backends."""
-            return {n: proc_stat(p.pid() or 0)[1] for n, p in procs.items()} | (
-                {"postgres": tree_cpu(pg)} if pg else {}
-            )
+            """CPU seconds of each service process started so far, of PostgreSQL with all its backends and of the
+            Kafka broker (its JVM: the relay's produce and every group's fetches)."""
+            return {n: proc_stat(p.pid() or 0)[1] for n, p in procs.items()} | {
+                n: tree_cpu(pid) for n, pid in infra.items() if pid
+            }
 
         # CPU seconds each process spends from the commit (with --catch-up: from the consumers' first applied event)
         # until both copies are complete: on a shared machine the time per event in CPU is steadier than the rate.
