@@ -273,8 +273,7 @@ async def _apply(
 
 def stage_data(entity: str, rows: list[dict[str, Any]]) -> bytes:
     """Validated rows as COPY data of the entity's staging table (pure: an import builds it where it validates)."""
-    cols = STAGE_COLUMNS[entity]
-    return db.copy_rows([r[k] for k in cols] for r in rows)
+    return db.copy_columns(db.columns(rows, *STAGE_COLUMNS[entity]))
 
 
 async def upsert_entity(
