@@ -8,6 +8,7 @@ the answer a few thousand rows at a time.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from datetime import datetime
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from shared import db
 from shared.contracts import committees as c
+from shared.events import Built
 from shared.outbox import add_bulk
 
 # The contract classes of what each write publishes: (registered, changed).
@@ -243,6 +245,21 @@ class Staged(NamedTuple):
     rows: int
 
 
+@functools.cache
+def _fields(model: type[BaseModel]) -> tuple[str, ...]:
+    names = tuple(model.model_fields)
+    assert names[-1] == "occurred_at", model
+    return names
+
+
+def built(model: type[BaseModel], data: dict[str, Any], at: datetime) -> Built:
+    """The event an upsert's answer row publishes: its `data` (the contract's fields but `occurred_at`, as the
+    statement's `jsonb_build_object` names them, decoded) with `occurred_at` = `at`, in the class's field order (a
+    `Built` payload: written without a model, as the contract writes it; a unit test holds it to the contract)."""
+    names = _fields(model)
+    return Built(model, {**{name: data[name] for name in names[:-1]}, names[-1]: at})
+
+
 async def _apply(
     conn: asyncpg.Connection,
     sql: str,
@@ -262,7 +279,7 @@ async def _apply(
             written += await add_bulk(
                 conn,
                 (
-                    (registered if r["registered"] else changed, {**r["data"], "occurred_at": at})
+                    built(registered if r["registered"] else changed, r["data"], at)
                     for r in rows
                     if r["registered"] is not None
                 ),
