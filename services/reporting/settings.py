@@ -29,3 +29,5 @@ class ReportingSettings(ServiceSettings):
     visits_url: str = "http://127.0.0.1:8102"
     outreach_url: str = "http://127.0.0.1:8103"
     committees_url: str = "http://127.0.0.1:8101"
+    # The rebuild's bulk replay: its partitions split between this many processes (usecases/rebuild.py).
+    rebuild_processes: int = Field(default=2, ge=1)

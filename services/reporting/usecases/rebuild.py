@@ -4,7 +4,10 @@
 
 The replay uses the same projection (domain.projection) and the same fact merges (store.facts) as the live
 consumer, but in bulk: a few thousand events per transaction, set-based merges, no inbox (the merges are
-idempotent), offsets kept in the rebuilt schema's `rebuild_offsets`. Then one full refresh. The swap takes
+idempotent), offsets kept in the rebuilt schema's `rebuild_offsets`. The partitions are split between
+`rebuild_processes` processes (this one and forked lanes, each with its own consumer and connections): the merges
+are order-independent and take their row locks in key order, so lanes merging the same rows give what one would.
+Then one full refresh. The swap takes
 a lock that pauses the live consumer, replays the tail up to the current end of every partition, and renames
 the schemas in one transaction, so readers never see a half-built model.
 """
@@ -16,8 +19,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import multiprocessing
 import time
+import traceback
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +57,7 @@ class Stats:
     cpu_seconds: float = 0.0  # this process's CPU during the replay (decoding, Kafka fetches, the merges' encoding)
     refresh_seconds: float = 0.0
     tail_events: int = 0
+    processes: int = 1  # how many processes replayed the partitions
     schema: str = ""
     old_schema: str | None = None
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -185,10 +192,171 @@ async def replay(
                 await pending
 
 
+def lanes(sizes: dict[TopicPartition, int], n: int) -> list[list[TopicPartition]]:
+    """The partitions split into at most `n` lanes of about equal record counts (the largest partition first, each
+    onto the lane with the fewest records so far); never more lanes than partitions with records."""
+    out: list[list[TopicPartition]] = [[] for _ in range(max(1, min(n, sum(1 for c in sizes.values() if c))))]
+    counts = [0] * len(out)
+    for tp in sorted(sizes, key=lambda tp: (-sizes[tp], tp.topic, tp.partition)):
+        i = counts.index(min(counts))
+        out[i].append(tp)
+        counts[i] += sizes[tp]
+    return out
+
+
+async def _pool(settings: ReportingSettings, target: str, max_size: int) -> asyncpg.Pool:
+    # Its own pool: the kit's pools cap statements at 30 s, and a full refresh of a whole city can take longer.
+    pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=min(2, max_size),
+        max_size=max_size,
+        command_timeout=None,
+        # A crash mid-rebuild means starting the rebuild again, so commits need not wait for the WAL flush.
+        server_settings={
+            **db.server_settings(target),
+            "application_name": f"{settings.db_schema}-rebuild",
+            "synchronous_commit": "off",
+        },
+    )
+    assert pool is not None
+    return pool
+
+
+def _consumer(settings: ReportingSettings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=32 * 1024 * 1024,
+    )
+
+
+async def _lane(settings: ReportingSettings, target: str, tps: list[TopicPartition]) -> dict[str, Any]:
+    """A forked lane: replays `tps` from offset 0 into `target` with its own consumer and pool."""
+    cpu = time.process_time()
+    stats = Stats()
+    pool = await _pool(settings, target, max_size=1)  # replay() applies one batch at a time
+    consumer = _consumer(settings)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        await replay(settings, pool, consumer, tps, stats, track=False)
+        ends = {(tp.topic, tp.partition): await consumer.position(tp) for tp in tps}
+    finally:
+        await consumer.stop()
+        await pool.close()
+    return {
+        "events": stats.events,
+        "skipped": stats.skipped,
+        "cpu_seconds": time.process_time() - cpu,
+        "ends": ends,
+        "positions": stats.positions,
+    }
+
+
+def _lane_main(out: Connection, settings: ReportingSettings, target: str, tps: list[TopicPartition]) -> None:
+    """A lane process's body (forked: the parent's event loop, sockets and objects are left untouched)."""
+    try:
+        out.send(("done", asyncio.run(_lane(settings, target, tps))))
+    except BaseException:  # the parent raises it
+        out.send(("failed", traceback.format_exc()))
+    finally:
+        out.close()
+
+
+async def _receive(conn: Connection) -> Any:
+    """A lane's answer, without blocking the event loop (EOF if the lane died before answering)."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(conn.fileno(), readable)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(conn.fileno())
+    try:
+        kind, value = conn.recv()
+    except EOFError:
+        raise RuntimeError("a replay lane exited without an answer") from None
+    if kind != "done":
+        raise RuntimeError(f"a replay lane failed:\n{value}")
+    return value
+
+
+async def replay_split(
+    settings: ReportingSettings,
+    pool: asyncpg.Pool,
+    consumer: AIOKafkaConsumer,
+    tps: list[TopicPartition],
+    stats: Stats,
+    target: str,
+    processes: int,
+) -> None:
+    """The bulk replay of `tps` from offset 0 (no tracking) by up to `processes` processes: this one replays the
+    first lane with `consumer`, forked lanes the others; then `consumer` holds every partition again at the end
+    each lane reached (the swap replays the tail from there)."""
+    begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+    split = lanes({tp: end[tp] - begin[tp] for tp in tps}, processes)
+    stats.processes = len(split)
+    log.info(
+        "replaying %d partitions in %d process(es): %s records",
+        len(tps),
+        len(split),
+        " / ".join(str(sum(end[tp] - begin[tp] for tp in lane)) for lane in split),
+    )
+    if len(split) == 1:
+        await consumer.seek_to_beginning(*tps)
+        await replay(settings, pool, consumer, tps, stats, track=False)
+        return
+    ctx = multiprocessing.get_context("fork")
+    forked: list[tuple[Any, Connection]] = []  # (a forked multiprocessing process, its answer's pipe)
+    try:
+        for lane in split[1:]:
+            receive, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_lane_main, args=(send, settings, target, lane), daemon=True)
+            proc.start()
+            send.close()
+            forked.append((proc, receive))
+        mine = split[0]
+        consumer.assign(mine)
+        await consumer.seek_to_beginning(*mine)
+        await replay(settings, pool, consumer, mine, stats, track=False)
+        ends = {tp: await consumer.position(tp) for tp in mine}
+        for _, receive in forked:
+            done = await _receive(receive)
+            stats.events += done["events"]
+            stats.skipped += done["skipped"]
+            stats.cpu_seconds += done["cpu_seconds"]
+            stats.positions.update(done["positions"])
+            ends.update({TopicPartition(*k): v for k, v in done["ends"].items()})
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, ends[tp])
+    finally:
+        for proc, receive in forked:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+            receive.close()
+
+
 async def rebuild(
-    settings: ReportingSettings, *, swap: bool = True, drop_old: bool = False, target: str | None = None
+    settings: ReportingSettings,
+    *,
+    swap: bool = True,
+    drop_old: bool = False,
+    target: str | None = None,
+    processes: int | None = None,
 ) -> Stats:
-    """Replay all topics into a fresh schema; with `swap`, make it the live one."""
+    """Replay all topics into a fresh schema; with `swap`, make it the live one. The bulk replay's partitions are
+    split between `processes` processes (default: the setting `rebuild_processes`)."""
     live = settings.db_schema
     target = target or f"{live}__rebuild"
     stats = Stats(schema=target)
@@ -197,43 +365,24 @@ async def rebuild(
         await schemas.delete_schema(admin, target, if_exists=True)
     finally:
         await admin.close()
-    # Its own pool: the kit's pools cap statements at 30 s, and a full refresh of a whole city can take longer.
     admin = await asyncpg.connect(settings.database_url)
     try:
         await schemas.insert_schema(admin, target)
     finally:
         await admin.close()
-    pool = await asyncpg.create_pool(
-        settings.database_url,
-        min_size=2,
-        max_size=3,
-        command_timeout=None,
-        # A crash mid-rebuild means starting the rebuild again, so commits need not wait for the WAL flush.
-        server_settings={
-            **db.server_settings(target),
-            "application_name": f"{live}-rebuild",
-            "synchronous_commit": "off",
-        },
-    )
-    assert pool is not None
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-        fetch_max_bytes=32 * 1024 * 1024,
-    )
+    pool = await _pool(settings, target, max_size=3)
+    consumer = _consumer(settings)
     await consumer.start()
     try:
         await db.migrate(settings.database_url, target, db.KIT_MIGRATIONS, MIGRATIONS)
         tps = await _assign(consumer, topics(settings))
-        if tps:
-            await consumer.seek_to_beginning(*tps)
         started, cpu = time.perf_counter(), time.process_time()
         async with schemas.bulk_load(pool, target):
-            await replay(settings, pool, consumer, tps, stats, track=False)
-        stats.seconds, stats.cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
+            if tps:
+                n = settings.rebuild_processes if processes is None else processes
+                await replay_split(settings, pool, consumer, tps, stats, target, n)
+        stats.seconds = time.perf_counter() - started
+        stats.cpu_seconds += time.process_time() - cpu  # and the forked lanes' CPU (replay_split)
         log.info("replayed %d events in %.1fs (%.0f/s); refreshing", stats.events, stats.seconds, stats.rate)
         started = time.perf_counter()
         async with pool.acquire() as conn:
