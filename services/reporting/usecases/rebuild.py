@@ -113,7 +113,11 @@ def decode(records: list[ConsumerRecord]) -> tuple[list[Op], int]:
     skipped = 0
     lean = _lean_envelopes()
     for rec in records:
-        hinted = next((v for k, v in rec.headers or () if k == TYPE_HEADER), None)
+        hinted = None
+        for k, v in rec.headers or ():  # a loop, not next(genexpr): no generator per record (~7 % of a lane)
+            if k == TYPE_HEADER:
+                hinted = v
+                break
         if hinted is not None:
             if hinted in _UNUSED_HINTS:
                 continue
@@ -315,6 +319,7 @@ async def replay_split(
         await consumer.seek_to_beginning(*tps)
         await replay(settings, pool, consumer, tps, stats, track=False)
         return
+    _lean_envelopes()  # built once here, inherited by the forked lanes (each built its own: ~0.2 s of CPU)
     ctx = multiprocessing.get_context("fork")
     forked: list[tuple[Any, Connection]] = []  # (a forked multiprocessing process, its answer's pipe)
     try:
