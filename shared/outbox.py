@@ -57,12 +57,17 @@ ORDER BY n
 CHECK_BUILT = os.environ.get("HSS_CHECK_BUILT_EVENTS") == "1"
 
 
-def outbox_rows(payloads: Sequence[Outgoing], cause: context.TraceContext | None = None) -> list[Row]:
-    """Outbox rows for `payloads`, in order, caused by `cause` (default: the current work); nothing written yet."""
+def _check_built(payloads: Iterable[object]) -> None:
+    """With `CHECK_BUILT` set, check each `events.Built` of `payloads` against its contract; nothing otherwise."""
     if CHECK_BUILT:
         for payload in payloads:
             if isinstance(payload, Built):
                 check_built(payload)
+
+
+def outbox_rows(payloads: Sequence[Outgoing], cause: context.TraceContext | None = None) -> list[Row]:
+    """Outbox rows for `payloads`, in order, caused by `cause` (default: the current work); nothing written yet."""
+    _check_built(payloads)
     correlation_id, causation_id, headers = _trace(cause)
     header_json = orjson.dumps(headers).decode()
     event_ids = new_ids(len(payloads))
@@ -143,9 +148,7 @@ def _piece(items: list[tuple[type[BaseModel], Mapping[str, Any]]], trace: tuple[
     payloads: Sequence[Outgoing]
     if all(item.__class__ is Built for item in items):  # built by their service: not validated (see `events.Built`)
         payloads = items  # type: ignore[assignment]
-        if CHECK_BUILT:
-            for payload in payloads:
-                check_built(payload)  # type: ignore[arg-type]
+        _check_built(payloads)
     else:
         payloads = _validated(items)
     event_ids = new_ids(len(payloads))
