@@ -272,21 +272,9 @@ def _lane_main(out: Connection, settings: ReportingSettings, target: str, tps: l
 
 
 async def _receive(conn: Connection) -> Any:
-    """A lane's answer, without blocking the event loop (EOF if the lane died before answering)."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(conn.fileno(), readable)
+    """A lane's answer, waited for in a worker thread (EOF if the lane died before answering)."""
     try:
-        await ready
-    finally:
-        loop.remove_reader(conn.fileno())
-    try:
-        kind, value = conn.recv()
+        kind, value = await asyncio.to_thread(conn.recv)
     except EOFError:
         raise RuntimeError("a replay lane exited without an answer") from None
     if kind != "done":
