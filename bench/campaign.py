@@ -47,7 +47,9 @@ from shared.devstack.stack import components
 from shared.testing.fixtures import drop_test_resources, free_port, records_to_end
 from tests.e2e.city import expected_outcomes
 
-TARGET_SECONDS, TARGET_RATE, TARGET_P99_MS = 240, 800, 100  # issue 16: p99 ≤ 100 ms during the campaign
+# Issue 16, the whole city: ≥ 1,500 visits/s accepted, ≤ 150 s from the first visit until outreach and reporting
+# caught up (prorated by --scale), finding → case p99 ≤ 100 ms during the campaign, accepted ≥ 0.04 × raw COPY.
+TARGET_SECONDS, TARGET_RATE, TARGET_P99_MS, TARGET_COPY_RATIO = 150, 1_500, 100, 0.04
 
 
 def start_services(stack: StackInfo, run: str) -> dict[str, ServiceProcess]:
@@ -424,11 +426,11 @@ async def main(args: argparse.Namespace) -> None:
         at_last = next((n for t, n in backlog if t >= rec.last), 0)
         drained = next((t - rec.last for t, n in backlog if t >= rec.last and n == 0), None)
         p99 = pct(lat, 0.99)
-        e2e_ok = done and wall < TARGET_SECONDS and e2e >= TARGET_RATE
+        e2e_ok = done and wall <= TARGET_SECONDS * args.scale
         single, batch = rec.single_ms, rec.batch_ms
         me_cpu = me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime
         busy = 100 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
-        whole = " for the whole city" if args.scale >= 1 else ""
+        whole = " for the whole city" if args.scale == 1 else f", the city's {TARGET_SECONDS}s at scale {args.scale}"
         seen = figures["visits"]["completed"] + figures["visits"]["missed"]
         out = [
             f"\nscale {args.scale}: {rec.stored:,} visits stored, {rec.rejected} rejected, "
@@ -440,7 +442,7 @@ async def main(args: argparse.Namespace) -> None:
             f"POST /visits/batch p50/p99 {pct(batch, 0.5):.0f}/{pct(batch, 0.99):.0f} ms",
             f"first visit → outreach caught up {at(t_out)}, reporting caught up {at(t_rep)} (its consumers had "
             f"no lag at {at(t_lag)}): wall {'' if done else '> '}{wall:.1f}s = {e2e:,.0f} visits/s end to end"
-            f"   (target < {TARGET_SECONDS}s{whole}, ≥ {TARGET_RATE}/s: {ok(e2e_ok)})",
+            f"   (target ≤ {TARGET_SECONDS * args.scale:.0f}s{whole}: {ok(e2e_ok)})",
             f"  visits relay backlog (committed outbox rows not yet on Kafka): max {max(n for _, n in backlog):,}, "
             f"{at_last:,} at the last answer, "
             + (f"all published {drained:.0f}s after it" if drained is not None else "not drained"),
@@ -465,7 +467,8 @@ async def main(args: argparse.Namespace) -> None:
             *statements,
             f"  bench client CPU {me_cpu:.1f}s; machine CPUs {busy:.0f}% busy over the {wall:.0f}s window",
             f"raw PostgreSQL COPY of the same {copied:,} visit rows: {copy_rate:,.0f} rows/s; "
-            f"accepted = {accepted / copy_rate:.3f} x raw, end to end = {e2e / copy_rate:.3f} x raw",
+            f"accepted = {accepted / copy_rate:.3f} x raw, end to end = {e2e / copy_rate:.3f} x raw"
+            f"   (target accepted ≥ {TARGET_COPY_RATIO} x raw: {ok(accepted / copy_rate >= TARGET_COPY_RATIO)})",
             f"raw Kafka produce of {produce_n:,} × 1 KB (acks=all, idempotent): "
             + (
                 produce_failed
