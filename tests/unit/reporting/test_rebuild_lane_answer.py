@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+from multiprocessing.connection import Connection
 
 import pytest
 
 from services.reporting.usecases.rebuild import _receive
 
 
-def _pipe():  # type: ignore[no-untyped-def]
+def _pipe() -> tuple[Connection, Connection]:
     return multiprocessing.get_context("fork").Pipe(duplex=False)
 
 
