@@ -259,6 +259,16 @@ async def statement_stats(conn: asyncpg.Connection, *, reset: bool = False) -> l
     ]
 
 
+async def wal_counters(conn: asyncpg.Connection) -> tuple[int, int, int, int]:
+    """The cluster's WAL written so far: (records, full-page images, bytes, checkpoints) from pg_stat_wal and
+    pg_stat_bgwriter. Full-page images are what an index with random keys costs after every checkpoint."""
+    r = await conn.fetchrow(
+        "SELECT w.wal_records, w.wal_fpi, w.wal_bytes::bigint, b.checkpoints_timed + b.checkpoints_req AS checkpoints"
+        " FROM pg_stat_wal w, pg_stat_bgwriter b"
+    )
+    return int(r[0]), int(r[1]), int(r[2]), int(r[3])
+
+
 async def raw_copy(stack: StackInfo, visits_schema: str, scratch: str) -> tuple[int, float]:
     """COPY the campaign's visit rows (fetched beforehand) into a like-for-like scratch table in visits' database;
     rows and rows/s."""
@@ -366,6 +376,7 @@ async def main(args: argparse.Namespace) -> None:
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
         statements = await statement_stats(cluster_db, reset=True)
         updates0 = await assignment_updates(visits_db, schemas["visits"])
+        wal0 = await wal_counters(cluster_db)
         me0, busy0 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
         rec = await recorder.record(procs["visits"].address, jobs, args.clients, campaign_id=cid)
         want = (rec.stored, want_cases)
@@ -386,6 +397,9 @@ async def main(args: argparse.Namespace) -> None:
         hwm = {n: max(vm_hwm(p), peak.get(n, 0)) for n, p in pids.items()}
         load_end = os.getloadavg()
         statements = await statement_stats(cluster_db)
+        records_wal, fpi, wal_bytes, checkpoints = (
+            b - a for a, b in zip(wal0, await wal_counters(cluster_db), strict=True)
+        )
         await asyncio.sleep(1)  # the backends' statistics reach the views at most a second after their transactions
         updated, hot = (
             b - a for a, b in zip(updates0, await assignment_updates(visits_db, schemas["visits"]), strict=True)
@@ -465,6 +479,9 @@ async def main(args: argparse.Namespace) -> None:
             ),
             *(f"  {n:<11} (all its processes)      CPU {cpu[n]:6.1f}s" for n in infra if n in cpu),
             *statements,
+            f"  WAL in the window: {wal_bytes / 2**20:,.0f} MiB = {wal_bytes / max(rec.stored, 1) / 1024:.1f} KiB "
+            f"per visit, {records_wal:,} records, {fpi:,} full-page images ({100 * fpi / max(records_wal, 1):.1f} %), "
+            f"{checkpoints} checkpoints",
             f"  bench client CPU {me_cpu:.1f}s; machine CPUs {busy:.0f}% busy over the {wall:.0f}s window",
             f"raw PostgreSQL COPY of the same {copied:,} visit rows: {copy_rate:,.0f} rows/s; "
             f"accepted = {accepted / copy_rate:.3f} x raw, end to end = {e2e / copy_rate:.3f} x raw"
