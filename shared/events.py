@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 from typing_extensions import TypedDict
 
 from shared.context import TraceContext
+from shared.ids import new_id
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -307,7 +308,7 @@ def new_envelope(spec: EventSpec, payload: BaseModel, *, correlation_id: str, ca
     same JSON with `envelope_json`)."""
     if registry.spec_for(payload) is not spec:
         raise ValueError(f"{type(payload).__name__} is not the contract of {spec.type}")
-    [text] = envelope_json([payload], [str(uuid.uuid4())], correlation_id=correlation_id, causation_id=causation_id)
+    [text] = envelope_json([payload], [new_id()], correlation_id=correlation_id, causation_id=causation_id)
     return Envelope.model_validate_json(text)
 
 
