@@ -397,10 +397,10 @@ async def main(args: argparse.Namespace) -> None:
         hwm = {n: max(vm_hwm(p), peak.get(n, 0)) for n, p in pids.items()}
         load_end = os.getloadavg()
         statements = await statement_stats(cluster_db)
+        await asyncio.sleep(1)  # the backends' statistics reach the views at most a second after their transactions
         records_wal, fpi, wal_bytes, checkpoints = (
             b - a for a, b in zip(wal0, await wal_counters(cluster_db), strict=True)
         )
-        await asyncio.sleep(1)  # the backends' statistics reach the views at most a second after their transactions
         updated, hot = (
             b - a for a, b in zip(updates0, await assignment_updates(visits_db, schemas["visits"]), strict=True)
         )
