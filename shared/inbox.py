@@ -221,6 +221,8 @@ class InboxConsumer:
                 client_id=f"{self.service}-{self.group}",
                 partitions=len(self.topics) * s.topic_partitions,
                 buffer_bytes=s.consumer_fetch_buffer_bytes,
+                min_bytes=s.consumer_fetch_min_bytes,
+                max_wait_ms=s.consumer_fetch_max_wait_ms,
             )
             dlt = kafka.producer(self.settings.kafka_bootstrap_servers, client_id=f"{self.service}-{self.group}-dlt")
             try:

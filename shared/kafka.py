@@ -111,10 +111,18 @@ def partition_fetch_bytes(buffer_bytes: int, partitions: int) -> int:
 
 
 def consumer(
-    bootstrap: str, *, group: str, client_id: str, partitions: int = 1, buffer_bytes: int = 16 * 1024 * 1024
+    bootstrap: str,
+    *,
+    group: str,
+    client_id: str,
+    partitions: int = 1,
+    buffer_bytes: int = 16 * 1024 * 1024,
+    min_bytes: int = 1,
+    max_wait_ms: int = 500,
 ) -> AIOKafkaConsumer:
     """A consumer that never commits on its own (the inbox commits after the database does) and prefetches at
-    most about `buffer_bytes` over the `partitions` it may be assigned (its topics' partitions)."""
+    most about `buffer_bytes` over the `partitions` it may be assigned (its topics' partitions); the broker answers
+    its fetches once `min_bytes` are there or after `max_wait_ms`."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=group,
@@ -125,6 +133,8 @@ def consumer(
         metadata_max_age_ms=30_000,
         max_partition_fetch_bytes=partition_fetch_bytes(buffer_bytes, partitions),
         fetch_max_bytes=buffer_bytes,
+        fetch_min_bytes=min_bytes,
+        fetch_max_wait_ms=max_wait_ms,
     )
 
 

@@ -102,6 +102,11 @@ class ServiceSettings(BaseSettings):
     consumer_parallelism: int = 2
     # Most bytes of fetched records a consumer holds before its application polls them (all partitions together).
     consumer_fetch_buffer_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    # The broker answers a consumer's fetch once this many bytes are there for it, or after the wait below. 1 (the
+    # default) answers at once: each reaction starts as soon as its event is there. A group whose work may wait
+    # (reporting's projection) sets more, and applies fewer, larger polls: fewer transactions and fetches per event.
+    consumer_fetch_min_bytes: int = Field(default=1, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=0, le=10_000)
     # How long audit rows of personal-data reads are kept (shared/audit.py); the purge is their only delete.
     audit_retention_days: int = Field(default=1825, ge=1)
     # The bureau's time zone (IANA): calendar dates — "today" against a campaign's plan, a birth date's upper

@@ -728,3 +728,43 @@ async def test_the_next_poll_is_applied_while_the_last_polls_offsets_are_committ
         await asyncio.gather(task, return_exceptions=True)
         await admin.close()
         await stop_runtime(runtime)
+
+
+async def trickle_and_count_polls(make_settings: Any, run: str, **fetch: int) -> list[int]:
+    """100 events committed one at a time, 10 ms apart, to a consumer of one partition: the sizes of its polls."""
+    settings = make_settings(KitSettings, topic_partitions=1, **fetch)
+    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
+    consumer = InboxConsumer(
+        settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), on_items_added)
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await wait_for(lambda: consumer.running, timeout=30)
+        BATCH_SIZES.clear()
+        for i in range(100):
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await add_events(conn, [item(f"{run}{i}", i)])
+            await asyncio.sleep(0.01)
+        await wait_for(
+            lambda: runtime.pool.fetchval("SELECT count(*) = 100 FROM applied WHERE item_id LIKE $1", f"{run}%"),
+            timeout=30,
+        )
+        return list(BATCH_SIZES)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await stop_runtime(runtime)
+
+
+async def test_a_group_that_may_wait_applies_trickling_events_in_a_few_large_polls(make_settings):
+    """With `consumer_fetch_min_bytes` (reporting's projection) the broker holds each fetch until that much is there
+    (or the wait passed): events that come one by one are applied a few dozen at a time, in a few transactions,
+    where a group that reacts at once (the default) applies nearly every one alone."""
+    waiting = await trickle_and_count_polls(
+        make_settings, "waiting", consumer_fetch_min_bytes=16 * 1024, consumer_fetch_max_wait_ms=2000
+    )
+    assert sum(waiting) == 100
+    assert len(waiting) <= 8, waiting  # ~550 bytes an event: a poll of about 30 events or more
+    at_once = await trickle_and_count_polls(make_settings, "at-once")
+    assert sum(at_once) == 100
+    assert len(at_once) >= 3 * len(waiting), (at_once, waiting)
