@@ -731,8 +731,17 @@ async def test_the_next_poll_is_applied_while_the_last_polls_offsets_are_committ
 
 
 async def trickle_and_count_polls(make_settings: Any, run: str, **fetch: int) -> list[int]:
-    """100 events committed one at a time, 10 ms apart, to a consumer of one partition: the sizes of its polls."""
-    settings = make_settings(KitSettings, topic_partitions=1, **fetch)
+    """100 events committed one at a time, 10 ms apart, to a consumer of one partition: the sizes of its polls. Each
+    run has its own topics, group and schema: a group joined again at once can wait for its old member's session to
+    time out."""
+    base = make_settings(KitSettings)
+    settings = make_settings(
+        KitSettings,
+        topic_partitions=1,
+        topic_prefix=f"{base.topic_prefix}{run}.",
+        db_schema=f"{base.db_schema}_{run}",
+        **fetch,
+    )
     runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
     consumer = InboxConsumer(
         settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), on_items_added)
@@ -761,10 +770,10 @@ async def test_a_group_that_may_wait_applies_trickling_events_in_a_few_large_pol
     (or the wait passed): events that come one by one are applied a few dozen at a time, in a few transactions,
     where a group that reacts at once (the default) applies nearly every one alone."""
     waiting = await trickle_and_count_polls(
-        make_settings, "waiting", consumer_fetch_min_bytes=16 * 1024, consumer_fetch_max_wait_ms=2000
+        make_settings, "wait", consumer_fetch_min_bytes=16 * 1024, consumer_fetch_max_wait_ms=2000
     )
     assert sum(waiting) == 100
     assert len(waiting) <= 8, waiting  # ~550 bytes an event: a poll of about 30 events or more
-    at_once = await trickle_and_count_polls(make_settings, "at-once")
+    at_once = await trickle_and_count_polls(make_settings, "now")
     assert sum(at_once) == 100
     assert len(at_once) >= 3 * len(waiting), (at_once, waiting)
