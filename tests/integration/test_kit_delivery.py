@@ -666,7 +666,9 @@ async def test_a_commit_is_sent_while_the_previous_batch_awaits_its_acks(make_se
         await wait_for(lambda: len(relay.sent) == 1, timeout=10)
         async with pool.acquire() as conn, conn.transaction():
             await add_events(conn, [item("h", 1)])
-        await wait_for(lambda: len(relay.sent) == 2, timeout=5)  # the first batch's acks are still held
+        # The first batch's acks are held until the release below: a relay that waited for them never sends this one
+        # (the bound is only how long a loaded CI machine may take to wake the relay and read the row).
+        await wait_for(lambda: len(relay.sent) == 2, timeout=20)
         assert await pool.fetchval("SELECT count(*) FROM outbox") == 2  # nothing is deleted before its ack
         relay.release.set()
         await wait_for(lambda: pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=10)
