@@ -517,13 +517,16 @@ async def test_a_topic_made_before_min_insync_was_declared_gets_it_and_keeps_its
         # As an older release (or an operator) made it: no min.insync.replicas of its own, another setting.
         await admin.create_topics([NewTopic(name, 1, 1, topic_configs={"max.message.bytes": "2000000"})])
         await kafka.ensure_topics(settings.kafka_bootstrap_servers, [kafka.topic_spec(settings, name)])
-        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-        (resource,) = response.to_object()["resources"]
-        entries = {e["config_names"]: e for e in resource["config_entries"]}
-        assert (entries["min.insync.replicas"]["config_value"], entries["min.insync.replicas"]["config_source"]) == (
-            str(settings.topic_min_insync),
-            1,
-        )
+
+        async def configs() -> dict[str, Any] | None:
+            (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+            (resource,) = response.to_object()["resources"]
+            entries = {e["config_names"]: e for e in resource["config_entries"]}
+            # The alter reaches the broker answering describe_configs a moment later (CI once read the default).
+            return entries if entries["min.insync.replicas"]["config_source"] == 1 else None
+
+        entries = await wait_for(configs, timeout=10)
+        assert entries["min.insync.replicas"]["config_value"] == str(settings.topic_min_insync)
         assert entries["max.message.bytes"]["config_value"] == "2000000"
     finally:
         await admin.close()
