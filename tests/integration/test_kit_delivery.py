@@ -779,3 +779,37 @@ async def test_a_group_that_may_wait_applies_trickling_events_in_a_few_large_pol
     at_once = await trickle_and_count_polls(make_settings, "now")
     assert sum(at_once) == 100
     assert len(at_once) >= 3 * len(waiting), (at_once, waiting)
+
+
+async def test_a_group_that_may_wait_takes_a_backlog_in_one_partition_without_waiting(make_settings):
+    """A group that may wait for `consumer_fetch_min_bytes` must not wait when the backlog sits in one partition:
+    a fetch takes at most one partition's share of the buffer from it, so a broker told to wait for more held every
+    poll of such a backlog for the whole `consumer_fetch_max_wait_ms` (reporting applied a launch's assignments, one
+    topic, at a fifth of its speed). 3,000 events of one key (one partition of 16, ~1.6 MB) against a 1 MiB buffer
+    (64 KiB a partition): at a 10 s wait per poll of ~120 events they would take minutes; here they take seconds."""
+    base = make_settings(KitSettings)
+    settings = make_settings(
+        KitSettings,
+        topic_partitions=16,
+        topic_prefix=f"{base.topic_prefix}backlog.",
+        db_schema=f"{base.db_schema}_backlog",
+        consumer_fetch_buffer_bytes=1024 * 1024,
+        consumer_fetch_min_bytes=1024 * 1024,
+        consumer_fetch_max_wait_ms=10_000,
+    )
+    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("hot", i) for i in range(3000)])
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=60)
+        consumer = InboxConsumer(
+            settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), on_items_added)
+        )
+        task = asyncio.create_task(consumer.run())
+        try:
+            await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 3000 FROM applied"), timeout=40)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await stop_runtime(runtime)
