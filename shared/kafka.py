@@ -116,7 +116,7 @@ def partition_fetch_bytes(buffer_bytes: int, partitions: int) -> int:
 
     The client prefetches: every assigned partition without pending records gets a fetch of up to this many bytes,
     and its records stay in memory until the application polls them. A consumer behind on many partitions at once
-    (reporting reads every topic of the platform: 120 partitions) held up to partitions x 4 MiB, about 480 MB,
+    (reporting read every topic of the platform then: 120 partitions) held up to partitions x 4 MiB, about 480 MB,
     and its RSS rose to that high-water mark burst after burst in the soak. Kafka still returns a partition's
     first record batch when it is larger than this, so no partition can stall.
     """

@@ -1,4 +1,4 @@
-"""The reporting service: consumes every topic into read models, serves indicators and the dashboard."""
+"""The reporting service: consumes the events its indicators need into read models, serves them and the dashboard."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ async def refresher(runtime: Runtime) -> None:
 
 
 def build_spec(settings: ReportingSettings) -> ServiceSpec:
-    """Reporting owns no topics; one consumer group projects every topic of the three contracts."""
+    """Reporting owns no topics; one consumer group projects the three contracts' events that an indicator needs."""
     return ServiceSpec(
         settings=settings,
         migrations=Path(__file__).parent / "migrations",

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.reporting.domain.projection import PROJECTIONS, project
+from services.reporting.domain.projection import USED, project
 from services.reporting.store.facts import upsert_facts
 from shared.events import Event
 from shared.inbox import Batch
@@ -24,9 +24,9 @@ async def on_events(conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
 
 
 def handlers() -> Batch:
-    """Every event type of the committees, visits and outreach contracts."""
+    """Every event type of the committees, visits and outreach contracts that an indicator needs."""
     import shared.contracts.committees
     import shared.contracts.outreach
     import shared.contracts.visits  # noqa: F401  (registers the contracts)
 
-    return Batch(frozenset(PROJECTIONS), on_events)
+    return Batch(USED, on_events)

@@ -32,7 +32,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from services.reporting.domain.projection import PROJECTIONS, UNUSED, Op, project
+from services.reporting.domain.projection import PROJECTIONS, UNUSED, USED, Op, project
 from services.reporting.handlers import handlers
 from services.reporting.settings import ReportingSettings
 from services.reporting.store import schemas
@@ -73,7 +73,7 @@ _UNUSED_HINTS = frozenset(t.encode() for t in UNUSED)
 @functools.cache
 def _lean_envelopes() -> dict[bytes, tuple[str, TypeAdapter[dict[str, Any]]]]:
     handlers()  # make sure the contracts are registered
-    return {t.encode(): (t, lean_envelope(registry.spec(t).model)) for t in PROJECTIONS if t not in UNUSED}
+    return {t.encode(): (t, lean_envelope(registry.spec(t).model)) for t in USED}
 
 
 class Fields(dict[str, Any]):
@@ -86,9 +86,8 @@ class Fields(dict[str, Any]):
 
 
 def topics(settings: ReportingSettings) -> list[str]:
-    """Physical names of every topic the projection reads."""
-    handlers()  # make sure the contracts are registered
-    return [settings.topic(t) for t in registry.topics_for(list(PROJECTIONS))]
+    """Physical names of every topic the projection reads (the live group's, `handlers()`)."""
+    return [settings.topic(t) for t in registry.topics_for(sorted(handlers().types))]
 
 
 def _lean_ops(type_: str, adapter: TypeAdapter[dict[str, Any]], value: bytes) -> list[Op] | None:

@@ -9,9 +9,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from services.reporting.app import create
+from services.reporting.domain.projection import USED
 from services.reporting.settings import ReportingSettings
 from services.reporting.store.refresh import LOGGED
 from shared.auth import issue_token
@@ -44,8 +46,10 @@ class Running:
         assert r.status_code == 200, r.text
         return r.json()
 
-    async def converge(self, unique_events: int, timeout: float = 60) -> None:
-        """Wait until every event was applied and the refresh has folded all of them into the figures."""
+    async def converge(self, messages: list[tuple[str, str, bytes]], timeout: float = 60) -> None:
+        """Wait until every event the projection reads (`USED`; the others get no inbox row) was applied, each once,
+        and the refresh has folded all of them into the figures."""
+        unique_events = len({e["id"] for e in map(orjson.loads, (m[2] for m in messages)) if e["type"] in USED})
 
         async def done() -> bool:
             applied = await self.db.fetchval(

@@ -13,6 +13,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from services.reporting.handlers import handlers
 from shared import kafka
 from shared.contracts import committees as cm
 from shared.contracts import outreach as out
@@ -440,6 +441,12 @@ def envelopes(payloads: list[BaseModel]) -> list[tuple[str, str, bytes]]:
         env = new_envelope(spec, p, correlation_id=str(uuid.uuid4()), causation_id=None)
         out_.append((spec.topic_for(p), spec.key(p), env.model_dump_json().encode()))
     return out_
+
+
+def on_read_topics(messages: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """The messages on the topics reporting reads (not the directory's: no indicator needs a student's event)."""
+    read = set(registry.topics_for(sorted(handlers().types)))
+    return [m for m in messages if m[0] in read]
 
 
 ALL_TOPICS = sorted({t for s in registry.all() if s.service in ("committees", "visits", "outreach") for t in s.topics})

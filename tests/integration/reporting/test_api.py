@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 async def loaded(reporting):
     messages = scenario.envelopes(scenario.all_events())
     await scenario.publish(reporting.settings, messages)
-    await reporting.converge(len(messages))
+    await reporting.converge(messages)
     return reporting
 
 
@@ -164,7 +164,7 @@ async def test_gauges_count_referrals_past_their_deadline_and_the_figures_age(re
     )
     messages = scenario.envelopes([*scenario.all_events(), escalated])
     await scenario.publish(reporting.settings, messages)
-    await reporting.converge(len(messages))
+    await reporting.converge(messages)
     line = 'reporting_referrals_unacknowledged_overdue{department="public_security"} 1.0'
 
     async def gauges() -> str | None:
@@ -196,7 +196,7 @@ async def test_campaigns_page_by_cursor_newest_start_first(reporting):
     ]
     messages = scenario.envelopes(launches)
     await scenario.publish(reporting.settings, messages)
-    await reporting.converge(len(messages))
+    await reporting.converge(messages)
     seen, cursor, pages = [], None, 0
     while True:
         r = await reporting.get("/api/v1/reporting/campaigns", limit=3, **({"cursor": cursor} if cursor else {}))

@@ -62,7 +62,7 @@ def scripted_truth() -> dict[str, Any]:
 async def test_consistency_check_finds_no_difference_then_reports_one(reporting, capsys):
     messages = scenario.envelopes(scenario.all_events())
     await scenario.publish(reporting.settings, messages)
-    await reporting.converge(len(messages))
+    await reporting.converge(messages)
     truth = scripted_truth()
     async with serve(owners(truth)) as url:
         settings = reporting.settings.model_copy(update={"visits_url": url, "outreach_url": url, "committees_url": url})

@@ -46,7 +46,7 @@ async def assert_page_matches_api(page, reporting, node: str) -> None:
 async def test_dashboard_shows_api_figures_and_drills_down(reporting):
     messages = scenario.envelopes(scenario.all_events())
     await scenario.publish(reporting.settings, messages)
-    await reporting.converge(len(messages))
+    await reporting.converge(messages)
 
     async with browser() as page:
         # A token in the URL is never used (URLs end up in history and logs): the page asks to sign in.
