@@ -735,18 +735,19 @@ async def test_the_next_poll_is_applied_while_the_last_polls_offsets_are_committ
         await stop_runtime(runtime)
 
 
-async def trickle_and_count_polls(make_settings: Any, run: str, **fetch: int) -> list[int]:
-    """100 events committed one at a time, 10 ms apart, to a consumer of one partition: the sizes of its polls. Each
-    run has its own topics, group and schema: a group joined again at once can wait for its old member's session to
-    time out."""
+def own_run(make_settings: Any, run: str, **overrides: int) -> KitSettings:
+    """Settings with topics, a group and a schema of the run's own: a group joined again at once can wait for its old
+    member's session to time out."""
     base = make_settings(KitSettings)
-    settings = make_settings(
-        KitSettings,
-        topic_partitions=1,
-        topic_prefix=f"{base.topic_prefix}{run}.",
-        db_schema=f"{base.db_schema}_{run}",
-        **fetch,
+    return make_settings(
+        KitSettings, topic_prefix=f"{base.topic_prefix}{run}.", db_schema=f"{base.db_schema}_{run}", **overrides
     )
+
+
+async def trickle_and_count_polls(make_settings: Any, run: str, **fetch: int) -> list[int]:
+    """100 events committed one at a time, 10 ms apart, to a consumer of one partition: the sizes of its polls (each
+    run on its own topics, group and schema)."""
+    settings = own_run(make_settings, run, topic_partitions=1, **fetch)
     runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
     consumer = InboxConsumer(
         settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), on_items_added)
@@ -787,12 +788,10 @@ async def test_a_group_that_may_wait_takes_a_backlog_in_one_partition_without_wa
     poll of such a backlog for the whole `consumer_fetch_max_wait_ms` (reporting applied a launch's assignments, one
     topic, at a fifth of its speed). 3,000 events of one key (one partition of 16, ~1.6 MB) against a 1 MiB buffer
     (64 KiB a partition): at a 10 s wait per poll of ~120 events they would take minutes; here they take seconds."""
-    base = make_settings(KitSettings)
-    settings = make_settings(
-        KitSettings,
+    settings = own_run(
+        make_settings,
+        "backlog",
         topic_partitions=16,
-        topic_prefix=f"{base.topic_prefix}backlog.",
-        db_schema=f"{base.db_schema}_backlog",
         consumer_fetch_buffer_bytes=1024 * 1024,
         consumer_fetch_min_bytes=1024 * 1024,
         consumer_fetch_max_wait_ms=10_000,
