@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench.campaign import statement_stats  # noqa: E402
 from bench.procs import tree_cpu  # noqa: E402
 from services.reporting.settings import ReportingSettings  # noqa: E402
-from services.reporting.store.refresh import LOGGED  # noqa: E402
+from services.reporting.store.refresh import PENDING_SQL  # noqa: E402
 from services.reporting.usecases.rebuild import rebuild, topics  # noqa: E402
 from shared import kafka  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
@@ -440,7 +440,7 @@ async def live_projection(settings: ReportingSettings, prefix: str, events: int,
         cwd=ROOT,
         env={**os.environ, "LOG_LEVEL": "WARNING"},
     )
-    db = await asyncpg.connect(settings.database_url)
+    db = await asyncpg.connect(settings.database_url, server_settings={"search_path": schema})
     try:
         first = None
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
@@ -457,10 +457,7 @@ async def live_projection(settings: ReportingSettings, prefix: str, events: int,
                 if n >= events:
                     took = time.perf_counter() - (first or time.perf_counter())
                     break
-        pending = " + ".join(
-            f'(SELECT count(*) FROM "{schema}".{t})' for t in ("dirty_leaves", *(f"{t}_log" for t in LOGGED))
-        )
-        while await db.fetchval(f"SELECT {pending}"):
+        while await db.fetchval(PENDING_SQL):  # the refresher's own check: anything left to fold
             await asyncio.sleep(0.2)
         return took, time.perf_counter() - (first or 0) - took
     finally:
