@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from shared import context, pages, scope
 from shared.auth import CurrentPrincipal, Principal, Role
+from shared.db import Params
 from shared.web import Pool, Runtime
 
 log = logging.getLogger(__name__)
@@ -163,29 +164,29 @@ async def query(
     inside, naming only those subjects.
     """
     f = ReadsFilter(**filters)
+    p = Params(scope.args(under))
+    where = [
+        f"({scope.sql('org_path', 1)} OR subject_units @> ARRAY[$1])",
+        *p.conditions(
+            ("resource_type = {}", f.resource_type),
+            ("resource_id = {}", f.resource_id),
+            ("subject = {}", f.reader),
+            ("subject_ids @> ARRAY[{}::text]", f.person_id),
+            ("at >= {}", f.since),
+            ("at < {}", f.until),
+            ("id < {}", before_id),
+        ),
+    ]
+    # The person filter again after the redaction: a person outside `under` is never confirmed.
+    redacted = "".join(p.conditions((" WHERE subject_ids @> ARRAY[{}::text]", f.person_id)))
     rows: list[asyncpg.Record] = await conn.fetch(
         "SELECT * FROM (SELECT id, at, subject, roles, department, reader_path, org_path, action, resource_type,"
         " resource_id, request_id,"
         f" CASE WHEN {scope.sql('org_path', 1)} THEN subject_ids"
         f" ELSE ARRAY(SELECT s FROM unnest(subject_ids, subject_paths) AS u(s, p) WHERE {scope.sql('p', 1)})"
-        " END AS subject_ids FROM audit_reads"
-        f" WHERE ({scope.sql('org_path', 1)} OR subject_units @> ARRAY[$1])"
-        " AND ($3::text IS NULL OR resource_type = $3) AND ($4::text IS NULL OR resource_id = $4)"
-        " AND ($5::text IS NULL OR subject = $5) AND ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
-        " AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8)"
-        " AND ($10::bigint IS NULL OR id < $10)) r"
-        # The person filter again after the redaction: a person outside `under` is never confirmed.
-        " WHERE ($6::text IS NULL OR subject_ids @> ARRAY[$6::text])"
-        " ORDER BY id DESC LIMIT $9",
-        *scope.args(under),
-        f.resource_type,
-        f.resource_id,
-        f.reader,
-        f.person_id,
-        f.since,
-        f.until,
-        limit,
-        before_id,
+        f" END AS subject_ids FROM audit_reads WHERE {' AND '.join(where)}) r{redacted}"
+        f" ORDER BY id DESC LIMIT {p.add(limit)}",
+        *p,
     )
     return rows
 

@@ -315,6 +315,27 @@ async def _migrate_once(dsn: str, schema: str, dirs: tuple[Path, ...], lock_time
     return applied
 
 
+class Params(list[Any]):
+    """The parameters of a statement composed from the conditions that apply: `p.add(value)` keeps the value and
+    answers its placeholder (`$n`). A list with optional filters states only the filters given, rather than one
+    statement with `($n IS NULL OR col = $n)` for each: PostgreSQL's generic plan of such a catch-all cannot use an
+    index for a filter or a keyset cursor, so once it takes over (after five executions) every page reads and sorts
+    all the rows the other conditions select."""
+
+    def add(self, value: Any) -> str:
+        self.append(value)
+        return f"${len(self)}"
+
+    def conditions(self, *filters: tuple[str, Any]) -> list[str]:
+        """The filters whose value is given (not None), each template's `{}` filled with its value's placeholder; a
+        tuple fills one `{}` per item: `p.conditions(("level = {}", level), ("(a, b) > ({}, {})", after))`."""
+        return [
+            template.format(*(self.add(v) for v in (value if isinstance(value, tuple) else (value,))))
+            for template, value in filters
+            if value is not None
+        ]
+
+
 def columns(rows: Sequence[Any], *keys: str | int) -> list[list[Any]]:
     """The rows' values column by column, one list per key (a mapping row's name or a tuple row's index): the
     parameters of a set-based statement over `unnest($1::text[], $2::text[], ...)`."""

@@ -4,6 +4,8 @@ A route takes `limit: pages.Limit` and `cursor: pages.Cursor`, decodes the curso
 row it returned (`pages.after(cursor, str)` or `pages.after(cursor, datetime, str)`; a cursor that is not one of
 ours is a 422 naming `/query/cursor`), fetches `limit + 1` rows after it in key order, and returns
 `pages.page(rows, limit, key)`: the first `limit` rows and the cursor of the next page (null on the last one).
+The store's statement states the cursor and the filters only when given (`shared.db.Params.conditions`), so that a
+page starts at its cursor in an index instead of sorting every row the other conditions select.
 """
 
 from __future__ import annotations

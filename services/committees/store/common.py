@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn
+from shared.db import Conn, Params
 
 
 def as_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
@@ -19,11 +19,9 @@ async def list_in_subtree(
     conn: Conn, table: str, id_col: str, path: str, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """Rows of `table` whose org_path lies under `path`, by `id_col`, after the id `after`."""
+    p = Params(scope.args(path))
+    where = [scope.sql("org_path", 1), *p.conditions((f"{id_col} > {{}}", after))]
     rows = await conn.fetch(
-        f"SELECT * FROM {table} WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR {id_col} > $3) "
-        f"ORDER BY {id_col} LIMIT $4",
-        *scope.args(path),
-        after,
-        limit,
+        f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_col} LIMIT {p.add(limit)}", *p
     )
     return [dict(r) for r in rows]

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn
+from shared.db import Conn, Params
 
 STUDENT_COLS = (
     "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, updated_at, "
@@ -26,15 +26,14 @@ async def get_staff(conn: Conn, staff_id: str, *, lock: bool = False) -> dict[st
 async def list_staff(
     conn: Conn, under: str, role: str | None, class_id: str | None, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
+    p = Params(scope.args(under))
+    where = [
+        "active",
+        scope.sql("org_path", 1),
+        *p.conditions(("{} = ANY(roles)", role), ("class_ids @> ARRAY[{}::text]", class_id), ("staff_id > {}", after)),
+    ]
     rows = await conn.fetch(
-        f"SELECT {STAFF_COLS} FROM staff WHERE active AND {scope.sql('org_path', 1)} "
-        "AND ($3::text IS NULL OR $3 = ANY(roles)) AND ($4::text IS NULL OR class_ids @> ARRAY[$4]) "
-        "AND ($5::text IS NULL OR staff_id > $5) ORDER BY staff_id LIMIT $6",
-        *scope.args(under),
-        role,
-        class_id,
-        after,
-        limit,
+        f"SELECT {STAFF_COLS} FROM staff WHERE {' AND '.join(where)} ORDER BY staff_id LIMIT {p.add(limit)}", *p
     )
     return [dict(r) for r in rows]
 
@@ -64,16 +63,15 @@ async def get_student_by_no(conn: Conn, student_no: str) -> dict[str, Any] | Non
 async def list_students(
     conn: Conn, under: str | None, class_ids: list[str] | None, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
+    p = Params(scope.args(under) if under is not None else ())
+    where = [
+        "active",
+        *([scope.sql("org_path", 1)] if under is not None else []),
+        *p.conditions(("class_id = ANY({}::text[])", class_ids), ("student_id > {}", after)),
+    ]
     rows = await conn.fetch(
-        f"SELECT {STUDENT_COLS} FROM students WHERE active "
-        f"AND ($1::text IS NULL OR {scope.sql('org_path', 1)}) "
-        "AND ($3::text[] IS NULL OR class_id = ANY($3)) AND ($4::text IS NULL OR student_id > $4) "
-        "ORDER BY student_id LIMIT $5",
-        under if under is None else scope.normalize(under),
-        scope.like_below(under or "/"),
-        class_ids,
-        after,
-        limit,
+        f"SELECT {STUDENT_COLS} FROM students WHERE {' AND '.join(where)} ORDER BY student_id LIMIT {p.add(limit)}",
+        *p,
     )
     return [dict(r) for r in rows]
 

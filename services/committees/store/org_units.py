@@ -6,7 +6,7 @@ from typing import Any
 
 from services.committees.store.common import as_dict
 from shared import scope
-from shared.db import Conn
+from shared.db import Conn, Params
 
 
 async def get_org_unit(conn: Conn, org_unit_id: str, *, lock: bool = False) -> dict[str, Any] | None:
@@ -18,14 +18,12 @@ async def get_org_unit(conn: Conn, org_unit_id: str, *, lock: bool = False) -> d
 async def list_org_units(
     conn: Conn, under: str, level: str | None, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
+    p = Params(scope.args(under))
+    where = [scope.sql("org_path", 1), *p.conditions(("level = {}", level), ("org_unit_id > {}", after))]
     rows = await conn.fetch(
         "SELECT org_unit_id, parent_id, level, org_path, name, school_type, version FROM org_units "
-        f"WHERE {scope.sql('org_path', 1)} AND ($3::text IS NULL OR level = $3) "
-        "AND ($4::text IS NULL OR org_unit_id > $4) ORDER BY org_unit_id LIMIT $5",
-        *scope.args(under),
-        level,
-        after,
-        limit,
+        f"WHERE {' AND '.join(where)} ORDER BY org_unit_id LIMIT {p.add(limit)}",
+        *p,
     )
     return [dict(r) for r in rows]
 

@@ -8,7 +8,7 @@ import asyncpg
 
 from services.committees.store.common import as_dict, list_in_subtree
 from shared import scope
-from shared.db import Conn, insert_row
+from shared.db import Conn, Params, insert_row
 
 PARENT_SCHOOL_COLUMNS = ("parent_school_id", "org_unit_id", "org_path", "kind", "name")
 
@@ -111,6 +111,8 @@ async def upsert_attendance(
 async def list_completion(conn: Conn, parent_school_id: str, after: str | None, limit: int) -> list[dict[str, Any]]:
     """Per guardian expected at any session of the parent school (enrolled or attending), in id order: the held
     sessions and those attended, online and in person."""
+    p = Params([parent_school_id])
+    after_sql = "".join(p.conditions((" WHERE g.guardian_id > {}", after)))
     rows = await conn.fetch(
         "WITH ss AS (SELECT session_id, status FROM parent_school_sessions WHERE parent_school_id = $1),"
         " g AS (SELECT guardian_id FROM session_enrolments WHERE session_id IN (SELECT session_id FROM ss)"
@@ -121,10 +123,8 @@ async def list_completion(conn: Conn, parent_school_id: str, after: str | None, 
         " count(a.session_id) FILTER (WHERE a.attended AND NOT a.online) AS attended_in_person"
         " FROM g LEFT JOIN session_attendance a ON a.guardian_id = g.guardian_id"
         "  AND a.session_id IN (SELECT session_id FROM ss WHERE status = 'held')"
-        " WHERE ($2::text IS NULL OR g.guardian_id > $2) GROUP BY g.guardian_id ORDER BY g.guardian_id LIMIT $3",
-        parent_school_id,
-        after,
-        limit,
+        f"{after_sql} GROUP BY g.guardian_id ORDER BY g.guardian_id LIMIT {p.add(limit)}",
+        *p,
     )
     return [dict(r) for r in rows]
 

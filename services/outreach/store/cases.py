@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, columns, insert_row
+from shared.db import Conn, Params, columns, insert_row
 
 CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
@@ -46,24 +46,23 @@ async def list_cases(
     closure_pending: bool | None = None,
 ) -> list[asyncpg.Record]:
     """Cases under an org subtree (or of one carer), newest first, after the key (opened_at, case_id) when given."""
+    p = Params(scope.args(org_path))
+    where = [
+        scope.sql("c.org_path", 1),
+        *p.conditions(
+            (f"{PENDING} = {{}}", closure_pending),
+            ("EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id AND cc.staff_id = {})", carer_staff_id),
+            ("c.state = {}", state),
+            ("c.risk_level = {}", risk_level),
+            ("c.overdue = {}", overdue),
+            ("c.student_id = {}", student_id),
+            ("(c.opened_at, c.case_id) < ({}, {})", after),
+        ),
+    ]
     rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {CASE_COLUMNS}, {PENDING} AS closure_pending FROM cases c"
-        f" WHERE {scope.sql('c.org_path', 1)} AND ($10::boolean IS NULL OR {PENDING} = $10)"
-        " AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM case_carers cc WHERE cc.case_id = c.case_id"
-        "      AND cc.staff_id = $3))"
-        " AND ($4::text IS NULL OR c.state = $4) AND ($5::text IS NULL OR c.risk_level = $5)"
-        " AND ($6::boolean IS NULL OR c.overdue = $6) AND ($7::text IS NULL OR c.student_id = $7)"
-        " AND ($8::timestamptz IS NULL OR (c.opened_at, c.case_id) < ($8, $9))"
-        " ORDER BY c.opened_at DESC, c.case_id DESC LIMIT $11",
-        *scope.args(org_path),
-        carer_staff_id,
-        state,
-        risk_level,
-        overdue,
-        student_id,
-        *(after or (None, None)),
-        closure_pending,
-        limit,
+        f"SELECT {CASE_COLUMNS}, {PENDING} AS closure_pending FROM cases c WHERE {' AND '.join(where)}"
+        f" ORDER BY c.opened_at DESC, c.case_id DESC LIMIT {p.add(limit)}",
+        *p,
     )
     return rows
 

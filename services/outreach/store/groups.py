@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, columns
+from shared.db import Conn, Params, columns
 
 COLUMNS = (
     "membership_id, student_id, grp AS group, source, org_path, verified, verified_at, verified_by, registered_at,"
@@ -119,17 +119,20 @@ async def list_memberships(
 ) -> list[asyncpg.Record]:
     """Memberships under an org subtree (the bureau's lists), newest first, after the key (registered_at,
     membership_id) when given."""
+    p = Params(scope.args(org_path))
+    where = [
+        scope.sql("org_path", 1),
+        *([] if include_ended else ["ended_at IS NULL"]),
+        *p.conditions(
+            ("grp = {}", group),
+            ("verified IS NOT DISTINCT FROM {}::boolean", verified),
+            ("(registered_at, membership_id) < ({}, {})", after),
+        ),
+    ]
     rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {COLUMNS} FROM group_memberships WHERE {scope.sql('org_path', 1)}"
-        " AND ($3::text IS NULL OR grp = $3) AND ($4::boolean IS NULL OR verified IS NOT DISTINCT FROM $4)"
-        " AND ($5 OR ended_at IS NULL) AND ($6::timestamptz IS NULL OR (registered_at, membership_id) < ($6, $7))"
-        " ORDER BY registered_at DESC, membership_id DESC LIMIT $8",
-        *scope.args(org_path),
-        group,
-        verified,
-        include_ended,
-        *(after or (None, None)),
-        limit,
+        f"SELECT {COLUMNS} FROM group_memberships WHERE {' AND '.join(where)}"
+        f" ORDER BY registered_at DESC, membership_id DESC LIMIT {p.add(limit)}",
+        *p,
     )
     return rows
 

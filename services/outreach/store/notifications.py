@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn, columns
+from shared.db import Conn, Params, columns
 
 COLUMNS = "notification_id, recipient_id, kind, case_id, referral_id, link, created_at, read_at"
 
@@ -59,15 +59,16 @@ async def list_inbox(
     conn: Conn, recipient_id: str, unread: bool, after: tuple[Any, ...] | None, limit: int
 ) -> list[asyncpg.Record]:
     """A recipient's notifications, newest first, after a (created_at, notification_id) key."""
+    p = Params([recipient_id])
+    where = [
+        "recipient_id = $1",
+        *(["read_at IS NULL"] if unread else []),
+        *p.conditions(("(created_at, notification_id) < ({}, {})", after)),
+    ]
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"SELECT {COLUMNS} FROM notifications WHERE recipient_id = $1 AND (NOT $2 OR read_at IS NULL)"
-        " AND ($3::timestamptz IS NULL OR (created_at, notification_id) < ($3, $4))"
-        " ORDER BY created_at DESC, notification_id DESC LIMIT $5",
-        recipient_id,
-        unread,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit,
+        f"SELECT {COLUMNS} FROM notifications WHERE {' AND '.join(where)}"
+        f" ORDER BY created_at DESC, notification_id DESC LIMIT {p.add(limit)}",
+        *p,
     )
     return rows
 

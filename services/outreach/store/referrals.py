@@ -8,7 +8,7 @@ from typing import Any, Literal
 import asyncpg
 
 from shared import scope
-from shared.db import Conn
+from shared.db import Conn, Params
 
 COLUMNS = (
     "referral_id, case_id, student_id, department, category, urgency, org_path, class_path, state, requested_at,"
@@ -51,17 +51,17 @@ async def list_referrals(
 ) -> list[asyncpg.Record]:
     """Referrals of one department and/or an org subtree, newest first, after the key (requested_at, referral_id)
     when given."""
+    p = Params(scope.args(org_path) if org_path is not None else ())
+    where = [
+        *([scope.sql("org_path", 1)] if org_path is not None else []),
+        *p.conditions(
+            ("department = {}", department), ("state = {}", state), ("(requested_at, referral_id) < ({}, {})", after)
+        ),
+    ]
     rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {COLUMNS} FROM referrals WHERE ($1::text IS NULL OR department = $1)"
-        f" AND ($2::text IS NULL OR {scope.sql('org_path', 2)}) AND ($4::text IS NULL OR state = $4)"
-        " AND ($5::timestamptz IS NULL OR (requested_at, referral_id) < ($5, $6))"
-        " ORDER BY requested_at DESC, referral_id DESC LIMIT $7",
-        department,
-        None if org_path is None else scope.normalize(org_path),
-        scope.like_below(org_path or ""),
-        state,
-        *(after or (None, None)),
-        limit,
+        f"SELECT {COLUMNS} FROM referrals WHERE {' AND '.join(where) or 'true'}"
+        f" ORDER BY requested_at DESC, referral_id DESC LIMIT {p.add(limit)}",
+        *p,
     )
     return rows
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn
+from shared.db import Conn, Params
 from shared.scope import args as subtree_args
 from shared.scope import sql as subtree_sql
 from shared.scope import sql_contains as subtree_contains
@@ -45,14 +45,13 @@ async def list_campaigns(
 ) -> list[asyncpg.Record]:
     """Campaigns whose scope contains the caller's unit or lies inside the caller's subtree, newest first, after
     the `after` key (created_at, campaign_id) when given (keyset paging)."""
+    p = Params(subtree_args(scope))
+    keyset = "".join(p.conditions((" AND (created_at, campaign_id) < ({}, {})", after)))
     return await conn.fetch(
         f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE ({subtree_sql('org_path', 1)} "
-        f"OR {subtree_contains('org_path', 1)}) "
-        "AND ($3::timestamptz IS NULL OR (created_at, campaign_id) < ($3, $4)) "
-        "ORDER BY created_at DESC, campaign_id DESC LIMIT $5",
-        *subtree_args(scope),
-        *(after or (None, None)),
-        limit,
+        f"OR {subtree_contains('org_path', 1)}){keyset} "
+        f"ORDER BY created_at DESC, campaign_id DESC LIMIT {p.add(limit)}",
+        *p,
     )
 
 
