@@ -129,6 +129,11 @@ async def list_assignments(
     )
 
 
+async def analyze_assignments(conn: Conn) -> None:
+    """Refresh the table's statistics (migration 008: with the owner's rights)."""
+    await conn.execute("SELECT analyze_assignments()")
+
+
 # The unit each progress level groups by (SQL over assignments): its key, and the org path shown for it.
 PROGRESS_UNITS = {
     "teacher": ("teacher_id", "min(school_path)"),

@@ -103,6 +103,7 @@ def build_plan(
 # their events into the outbox) before the next is read: memory is bounded by a group, and the launch is still one
 # transaction (all its assignments or none). The plan is the same as the whole scope's (see `planning_groups`).
 LAUNCH_CHUNK = 10_000
+ANALYZE_AFTER = 10_000  # assignments written by one launch (migration 008 says why)
 
 
 async def launch_campaign(w: Write, campaign_id: str) -> dict[str, Any]:
@@ -150,6 +151,8 @@ async def launch_campaign(w: Write, campaign_id: str) -> dict[str, Any]:
             group.append(r)
     if group:
         await plan(group)
+    if sum(loads.values()) >= ANALYZE_AFTER:  # the statistics know the campaign before its first page is read
+        await store.assignments.analyze_assignments(w.conn)
     unassigned.sort()
     row = await store.campaigns.update_campaign_launched(w.conn, campaign_id, len(unassigned), now)
     return {
