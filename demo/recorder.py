@@ -227,13 +227,16 @@ async def _get(conn: Connection, path: str, token: str) -> Any:
     return await call(conn, "GET", path, token)
 
 
-async def call(conn: Connection, method: str, path: str, token: str, body: Any = None) -> Any:
-    """A request that must succeed (a read, or a write that may be repeated: a PUT), tried again while the service
-    is away (unreachable, restarting, 502/503/504); its JSON answer."""
+async def call(
+    conn: Connection, method: str, path: str, token: str, body: Any = None, *, key: str | None = None
+) -> Any:
+    """A request that must succeed (a read, a write that may be repeated: a PUT, or a POST under the Idempotency-Key
+    `key`), tried again while the service is away (unreachable, restarting, 502/503/504); its JSON answer."""
     data = b"" if body is None else orjson.dumps(body)
+    headers = {"Authorization": f"Bearer {token}", **({"Idempotency-Key": key} if key else {})}
     for attempt in range(RETRIES):
         try:
-            status, text = await conn.request(method, path, data, {"Authorization": f"Bearer {token}"})
+            status, text = await conn.request(method, path, data, headers)
         except LOST:
             status, text = 599, b"connection lost"
         if status in (200, 201, 202):
