@@ -336,6 +336,17 @@ class Params(list[Any]):
         ]
 
 
+async def fetch_page(
+    conn: Conn, select: str, p: Params, where: Sequence[str], order: str, limit: int
+) -> list[asyncpg.Record]:
+    """A page of a list: `select` (its columns and FROM) with the conditions `where` (none: every row), in `order`,
+    `limit` rows, the parameters `p` (the conditions' and then the limit's)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"{select} WHERE {' AND '.join(where) or 'true'} ORDER BY {order} LIMIT {p.add(limit)}", *p
+    )
+    return rows
+
+
 def columns(rows: Sequence[Any], *keys: str | int) -> list[list[Any]]:
     """The rows' values column by column, one list per key (a mapping row's name or a tuple row's index): the
     parameters of a set-based statement over `unnest($1::text[], $2::text[], ...)`."""

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, Params
+from shared.db import Conn, Params, fetch_page
 
 
 def as_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
@@ -21,7 +21,4 @@ async def list_in_subtree(
     """Rows of `table` whose org_path lies under `path`, by `id_col`, after the id `after`."""
     p = Params(scope.args(path))
     where = [scope.sql("org_path", 1), *p.conditions((f"{id_col} > {{}}", after))]
-    rows = await conn.fetch(
-        f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY {id_col} LIMIT {p.add(limit)}", *p
-    )
-    return [dict(r) for r in rows]
+    return [dict(r) for r in await fetch_page(conn, f"SELECT * FROM {table}", p, where, id_col, limit)]

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, Params
+from shared.db import Conn, Params, fetch_page
 
 STUDENT_COLS = (
     "student_id, student_no, name, gender, birth_date, national_id, class_id, org_path, family_id, active, updated_at, "
@@ -32,9 +32,7 @@ async def list_staff(
         scope.sql("org_path", 1),
         *p.conditions(("{} = ANY(roles)", role), ("class_ids @> ARRAY[{}::text]", class_id), ("staff_id > {}", after)),
     ]
-    rows = await conn.fetch(
-        f"SELECT {STAFF_COLS} FROM staff WHERE {' AND '.join(where)} ORDER BY staff_id LIMIT {p.add(limit)}", *p
-    )
+    rows = await fetch_page(conn, f"SELECT {STAFF_COLS} FROM staff", p, where, "staff_id", limit)
     return [dict(r) for r in rows]
 
 
@@ -69,10 +67,7 @@ async def list_students(
         *([scope.sql("org_path", 1)] if under is not None else []),
         *p.conditions(("class_id = ANY({}::text[])", class_ids), ("student_id > {}", after)),
     ]
-    rows = await conn.fetch(
-        f"SELECT {STUDENT_COLS} FROM students WHERE {' AND '.join(where)} ORDER BY student_id LIMIT {p.add(limit)}",
-        *p,
-    )
+    rows = await fetch_page(conn, f"SELECT {STUDENT_COLS} FROM students", p, where, "student_id", limit)
     return [dict(r) for r in rows]
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from services.committees.store.common import as_dict
 from shared import scope
-from shared.db import Conn, Params
+from shared.db import Conn, Params, fetch_page
 
 
 async def get_org_unit(conn: Conn, org_unit_id: str, *, lock: bool = False) -> dict[str, Any] | None:
@@ -20,11 +20,8 @@ async def list_org_units(
 ) -> list[dict[str, Any]]:
     p = Params(scope.args(under))
     where = [scope.sql("org_path", 1), *p.conditions(("level = {}", level), ("org_unit_id > {}", after))]
-    rows = await conn.fetch(
-        "SELECT org_unit_id, parent_id, level, org_path, name, school_type, version FROM org_units "
-        f"WHERE {' AND '.join(where)} ORDER BY org_unit_id LIMIT {p.add(limit)}",
-        *p,
-    )
+    select = "SELECT org_unit_id, parent_id, level, org_path, name, school_type, version FROM org_units"
+    rows = await fetch_page(conn, select, p, where, "org_unit_id", limit)
     return [dict(r) for r in rows]
 
 

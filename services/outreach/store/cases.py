@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, Params, columns, insert_row
+from shared.db import Conn, Params, columns, fetch_page, insert_row
 
 CASE_COLUMNS = (
     "case_id, student_id, org_path, state, risk_level, max_severity, categories, opened_at, reopened_at,"
@@ -59,12 +59,8 @@ async def list_cases(
             ("(c.opened_at, c.case_id) < ({}, {})", after),
         ),
     ]
-    rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {CASE_COLUMNS}, {PENDING} AS closure_pending FROM cases c WHERE {' AND '.join(where)}"
-        f" ORDER BY c.opened_at DESC, c.case_id DESC LIMIT {p.add(limit)}",
-        *p,
-    )
-    return rows
+    select = f"SELECT {CASE_COLUMNS}, {PENDING} AS closure_pending FROM cases c"
+    return await fetch_page(pool, select, p, where, "c.opened_at DESC, c.case_id DESC", limit)
 
 
 async def _of_case(conn: Conn, columns: str, table: str, order: str, case_id: str) -> list[asyncpg.Record]:

@@ -7,7 +7,7 @@ from datetime import datetime
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, Params, columns
+from shared.db import Conn, Params, columns, fetch_page
 
 COLUMNS = (
     "membership_id, student_id, grp AS group, source, org_path, verified, verified_at, verified_by, registered_at,"
@@ -129,12 +129,8 @@ async def list_memberships(
             ("(registered_at, membership_id) < ({}, {})", after),
         ),
     ]
-    rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {COLUMNS} FROM group_memberships WHERE {' AND '.join(where)}"
-        f" ORDER BY registered_at DESC, membership_id DESC LIMIT {p.add(limit)}",
-        *p,
-    )
-    return rows
+    select = f"SELECT {COLUMNS} FROM group_memberships"
+    return await fetch_page(pool, select, p, where, "registered_at DESC, membership_id DESC", limit)
 
 
 async def list_group_counts(pool: asyncpg.Pool, org_path: str) -> list[asyncpg.Record]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn, Params, columns
+from shared.db import Conn, Params, columns, fetch_page
 
 COLUMNS = "notification_id, recipient_id, kind, case_id, referral_id, link, created_at, read_at"
 
@@ -65,12 +65,8 @@ async def list_inbox(
         *(["read_at IS NULL"] if unread else []),
         *p.conditions(("(created_at, notification_id) < ({}, {})", after)),
     ]
-    rows: list[asyncpg.Record] = await conn.fetch(
-        f"SELECT {COLUMNS} FROM notifications WHERE {' AND '.join(where)}"
-        f" ORDER BY created_at DESC, notification_id DESC LIMIT {p.add(limit)}",
-        *p,
-    )
-    return rows
+    select = f"SELECT {COLUMNS} FROM notifications"
+    return await fetch_page(conn, select, p, where, "created_at DESC, notification_id DESC", limit)
 
 
 async def update_read(conn: Conn, notification_id: str, recipient_id: str, now: datetime) -> asyncpg.Record | None:

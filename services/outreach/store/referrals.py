@@ -8,7 +8,7 @@ from typing import Any, Literal
 import asyncpg
 
 from shared import scope
-from shared.db import Conn, Params
+from shared.db import Conn, Params, fetch_page
 
 COLUMNS = (
     "referral_id, case_id, student_id, department, category, urgency, org_path, class_path, state, requested_at,"
@@ -58,12 +58,9 @@ async def list_referrals(
             ("department = {}", department), ("state = {}", state), ("(requested_at, referral_id) < ({}, {})", after)
         ),
     ]
-    rows: list[asyncpg.Record] = await pool.fetch(
-        f"SELECT {COLUMNS} FROM referrals WHERE {' AND '.join(where) or 'true'}"
-        f" ORDER BY requested_at DESC, referral_id DESC LIMIT {p.add(limit)}",
-        *p,
+    return await fetch_page(
+        pool, f"SELECT {COLUMNS} FROM referrals", p, where, "requested_at DESC, referral_id DESC", limit
     )
-    return rows
 
 
 async def update_referral_state(

@@ -11,7 +11,7 @@ import asyncpg
 from services.reporting.domain.figures import Metrics
 from services.reporting.domain.paths import depth
 from services.reporting.store.refresh import CAMPAIGN_TABLES, STORED_DEPTH, SUBTREE_SQL, campaign_sql
-from shared.db import Conn, Params
+from shared.db import Conn, Params, fetch_page
 from shared.scope import args as subtree_args
 from shared.scope import sql as subtree_sql
 
@@ -109,16 +109,14 @@ async def list_campaigns(conn: Conn, after: tuple[date, str] | None, limit: int)
     """Campaigns seen, newest first, the `limit` after the key `after` (see `campaign_key`)."""
     p = Params([NO_START])
     # Newest start first, then id upwards: the key's parts compare in opposite directions.
-    keyset = "".join(
-        p.conditions(
-            (" WHERE coalesce(starts_on, $1) < {0} OR coalesce(starts_on, $1) = {0} AND campaign_id > {1}", after)
-        )
+    keyset = p.conditions(
+        ("(coalesce(starts_on, $1) < {0} OR coalesce(starts_on, $1) = {0} AND campaign_id > {1})", after)
     )
-    rows = await conn.fetch(
+    select = (
         "SELECT campaign_id, name, org_path, starts_on, ends_on, target_per_teacher, checklist_item_ids, closed_at"
-        f" FROM campaigns{keyset} ORDER BY coalesce(starts_on, $1) DESC, campaign_id LIMIT {p.add(limit)}",
-        *p,
+        " FROM campaigns"
     )
+    rows = await fetch_page(conn, select, p, keyset, "coalesce(starts_on, $1) DESC, campaign_id", limit)
     return [dict(r) for r in rows]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn, Params
+from shared.db import Conn, Params, fetch_page
 from shared.scope import args as subtree_args
 from shared.scope import sql as subtree_sql
 
@@ -121,11 +121,14 @@ async def list_assignments(
             ("(teacher_id, family_id) > ({}, {})", after),
         ),
     ]
-    return await conn.fetch(
+    return await fetch_page(
+        conn,
         "SELECT assignment_id, teacher_id, family_id, student_ids, org_path, status, planned_on, planned_mode, "
-        f"visit_id, visit_mode, visited_on, updated_at, version FROM assignments WHERE {' AND '.join(where)} "
-        f"ORDER BY teacher_id, family_id LIMIT {p.add(limit)}",
-        *p,
+        "visit_id, visit_mode, visited_on, updated_at, version FROM assignments",
+        p,
+        where,
+        "teacher_id, family_id",
+        limit,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import Conn, Params
+from shared.db import Conn, Params, fetch_page
 from shared.scope import args as subtree_args
 from shared.scope import sql as subtree_sql
 from shared.scope import sql_contains as subtree_contains
@@ -46,12 +46,12 @@ async def list_campaigns(
     """Campaigns whose scope contains the caller's unit or lies inside the caller's subtree, newest first, after
     the `after` key (created_at, campaign_id) when given (keyset paging)."""
     p = Params(subtree_args(scope))
-    keyset = "".join(p.conditions((" AND (created_at, campaign_id) < ({}, {})", after)))
-    return await conn.fetch(
-        f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE ({subtree_sql('org_path', 1)} "
-        f"OR {subtree_contains('org_path', 1)}){keyset} "
-        f"ORDER BY created_at DESC, campaign_id DESC LIMIT {p.add(limit)}",
-        *p,
+    where = [
+        f"({subtree_sql('org_path', 1)} OR {subtree_contains('org_path', 1)})",
+        *p.conditions(("(created_at, campaign_id) < ({}, {})", after)),
+    ]
+    return await fetch_page(
+        conn, f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns", p, where, "created_at DESC, campaign_id DESC", limit
     )
 
 
