@@ -194,8 +194,8 @@ async def test_a_student_list_reads_its_rows_from_an_index_however_large_the_cit
         schema = svc.settings.db_schema
         await conn.execute(
             f'INSERT INTO "{schema}".students (student_id, student_no, name, class_id, org_path, family_id)'
-            " SELECT 'st' || lpad(i::text, 6, '0'), 'no' || i, 'x', 'c' || (i % 1500), '/620400/620402/c' || (i % 1500),"
-            " 'f' || i FROM generate_series(1, 30000) i"
+            " SELECT 'st' || lpad(i::text, 6, '0'), 'no' || i, 'x', 'c' || (i % 1500),"
+            " '/620400/620402/c' || (i % 1500), 'f' || i FROM generate_series(1, 30000) i"
         )
         await conn.execute(f'ANALYZE "{schema}".students')
         composed = Statements()
