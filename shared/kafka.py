@@ -163,6 +163,7 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
             await admin.start()
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t.name not in existing]
+            made_elsewhere: set[str] = set()  # listed too late: made by another replica, an operator, an older release
             if missing:
                 resp = await admin.create_topics(
                     [
@@ -176,14 +177,14 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
                     ]
                 )
                 for name, code, *_ in resp.topic_errors:
-                    # 36 = TOPIC_ALREADY_EXISTS: another replica created it first.
-                    if code not in (0, TopicAlreadyExistsError.errno):
+                    # 36 = TOPIC_ALREADY_EXISTS: created by someone else since the list was read.
+                    if code == TopicAlreadyExistsError.errno:
+                        made_elsewhere.add(name)
+                    elif code != 0:
                         raise RuntimeError(f"cannot create topic {name}: error {code}")
                 await _until_led(admin, [t.name for t in missing])
-            try:
-                await _declare_min_insync(admin, [t for t in topics if t.name in existing])
-            except Exception as exc:  # e.g. no permission to describe or alter configs: never a reason not to start
-                log.warning("cannot check min.insync.replicas of existing topics: %r", exc)
+            # A topic made elsewhere was made with its maker's settings, which may lack ours.
+            await _declare_min_insync_retrying(admin, [t for t in topics if t.name in existing | made_elsewhere])
             return
         except Exception as exc:  # broker not up yet: retry with backoff
             if attempt == attempts - 1:
@@ -192,6 +193,21 @@ async def ensure_topics(bootstrap: str, topics: list[TopicSpec], *, attempts: in
             await asyncio.sleep(min(0.2 * 2**attempt, 5))
         finally:
             await admin.close()
+
+
+async def _declare_min_insync_retrying(admin: AIOKafkaAdminClient, topics: list[TopicSpec], attempts: int = 4) -> None:
+    """`_declare_min_insync`, tried again a few times when the broker cannot describe or alter a topic yet (one just
+    made answers UNKNOWN_TOPIC_OR_PARTITION for a moment); then logged: never a reason not to start (a role without
+    the right to describe or alter configs)."""
+    for attempt in range(attempts):
+        try:
+            await _declare_min_insync(admin, topics)
+            return
+        except Exception as exc:
+            if attempt == attempts - 1:
+                log.warning("cannot check min.insync.replicas of existing topics: %r", exc)
+                return
+            await asyncio.sleep(0.2 * 2**attempt)
 
 
 async def _declare_min_insync(admin: AIOKafkaAdminClient, topics: list[TopicSpec]) -> None:
@@ -210,9 +226,12 @@ async def _declare_min_insync(admin: AIOKafkaAdminClient, topics: list[TopicSpec
             name = resource["resource_name"]
             entries = {e["config_names"]: e for e in resource["config_entries"]}
             current = entries.get("min.insync.replicas")
-            if resource["error_code"] or name not in wanted:
-                continue
-            if current and current["config_source"] == _TOPIC_LEVEL and current["config_value"] == wanted[name]:
+            if resource["error_code"]:
+                raise RuntimeError(f"cannot describe the settings of {name}: error {resource['error_code']}")
+            declared = (
+                current and current["config_source"] == _TOPIC_LEVEL and current["config_value"] == wanted.get(name)
+            )
+            if name not in wanted or declared:
                 continue
             # AlterConfigs replaces the whole set of a topic's own settings: keep the others set on it.
             own = {n: e["config_value"] for n, e in entries.items() if e["config_source"] == _TOPIC_LEVEL}
@@ -224,9 +243,8 @@ async def _declare_min_insync(admin: AIOKafkaAdminClient, topics: list[TopicSpec
     for response in await admin.alter_configs(changes):
         for error_code, _message, _type, name in response.resources:
             if error_code:
-                log.warning("cannot set min.insync.replicas on %s: error %s", name, error_code)
-            else:
-                log.info("min.insync.replicas set on an existing topic", extra={"topic": name})
+                raise RuntimeError(f"cannot set min.insync.replicas on {name}: error {error_code}")
+            log.info("min.insync.replicas set on an existing topic", extra={"topic": name})
 
 
 async def _until_led(admin: AIOKafkaAdminClient, names: list[str], timeout: float = 15.0) -> None:
