@@ -39,7 +39,7 @@ from demo import citygen, recorder
 from demo.__main__ import import_city, launch_campaign
 from demo.activity import visit_record
 from demo.client import CITY, Api, bureau_token, metric_sum, settled
-from shared import kafka
+from shared import kafka, outbox
 from shared.db import service_database_url
 from shared.devstack import ServiceProcess, StackInfo, ensure_up, state_dir
 from shared.devstack.services import SERVICES
@@ -99,12 +99,15 @@ async def sample_rss(pids: dict[str, int], peak: dict[str, int], stop: asyncio.E
 
 
 async def sample_backlog(dsn: str, schema: str, series: list[tuple[float, int]], stop: asyncio.Event) -> None:
-    """Every second: the visits relay's backlog (committed outbox rows not yet published to Kafka)."""
-    conn = await asyncpg.connect(dsn)
+    """Every second: the visits relay's backlog (committed outbox rows not yet published to Kafka), read the way the
+    service's own gauge reads it (`outbox.backlog`: the waiting ids' two ends, counted through the index). A
+    `count(*)` walked the queue's dead rows as well: 25 ms a read, 4.4-5.9 s of PostgreSQL's CPU in a full-city
+    campaign window, charged to the system under test."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{schema}"'})
     try:
         while not stop.is_set():
-            n = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')
-            series.append((time.monotonic(), int(n)))
+            n, _ = await outbox.backlog(conn)
+            series.append((time.monotonic(), n))
             await asyncio.sleep(1.0)
     finally:
         await conn.close()

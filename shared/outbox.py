@@ -223,7 +223,7 @@ SELECT lo.id AS lo, hi.id AS hi,
 EXACT_BELOW = 10_000  # a backlog spanning fewer ids is counted row by row
 
 
-async def backlog(pool: asyncpg.Pool, exact_below: int = EXACT_BELOW) -> tuple[int, float]:
+async def backlog(pool: asyncpg.Pool | asyncpg.Connection, exact_below: int = EXACT_BELOW) -> tuple[int, float]:
     """Committed rows not yet published (the relay deletes what Kafka acknowledged), and the age in seconds of the
     oldest of them (0 when none): exact while the waiting ids span fewer than `exact_below`, else the span of the
     waiting ids (see `BACKLOG`)."""
