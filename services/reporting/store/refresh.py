@@ -236,6 +236,17 @@ ENTITY_PATHS = """
 """
 
 REFRESH_WORK_MEM = "64MB"
+# A refresh by deltas, for its transaction:
+# * Its groupings and percentile sorts (tens of thousands of rows in a campaign) spilled to disk at the default 4 MB
+#   (a full refresh keeps the default: with 64 MB it cost more CPU, docs/scaling.md session 9); one refresh runs at a
+#   time per schema.
+# * No JIT: it compiled the larger statements (~90 ms each) for a single run.
+# * Index probes priced as what they are here, reads of pages the projection has just written: at the default
+#   random_page_cost (4, a disk's seek) the planner read all of the city's visits and assignments to find the few
+#   thousand families a refresh marked (the entity corrections: ~120 ms a table at scale 1). Measured on a kept
+#   full-city schema, a refresh of 7,500 new visits: its backend's CPU 1.53 -> 1.40 s in the medians, lower in 7 of 7
+#   pairs (docs/performance.md, session 22). A full refresh reads every row and keeps the default.
+DELTA_SETTINGS = f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'; SET LOCAL jit = off; SET LOCAL random_page_cost = 1.1"
 
 # Nodes down to schools keep stored figures; a grade or class is summed from the leaves under it when read (a school
 # holds a few dozen classes). Storing every class and grade as well tripled the rows each refresh rewrote.
@@ -469,10 +480,7 @@ async def _refresh_deltas(conn: asyncpg.Connection) -> None:
     started = time.perf_counter()
     if not await conn.fetchval(PENDING_SQL):
         return
-    # Its groupings and percentile sorts (tens of thousands of rows in a campaign) spilled to disk at the default
-    # 4 MB (a full refresh keeps the default: with 64 MB it cost more CPU, docs/scaling.md session 9); one refresh
-    # runs at a time per schema. No JIT: it compiled the larger statements (~90 ms each) for a single run.
-    await conn.execute(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'; SET LOCAL jit = off")
+    await conn.execute(DELTA_SETTINGS)
     await _take_logs(conn)
     await conn.execute(f"INSERT INTO deltas {_structure_sql(False)}")
     await conn.execute(ENTITY_DELTA_SQL)
