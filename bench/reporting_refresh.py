@@ -1,0 +1,119 @@
+"""What one refresh by deltas costs reporting's database, and what a change of its settings does to it, A against B.
+
+Runs on a reporting schema kept by `bench/campaign.py --keep` (its full city, after the campaign). Once, and
+committed: `--visits` completed visits are moved aside into a table `aside_visits` of that schema and the figures
+refreshed. Then, pair after pair: in a transaction, the visits are put back (the facts' change logs record them as
+a refresh would find them during a campaign), the service's own refresh by deltas runs with the service's settings
+plus A's or B's statements, and the transaction is rolled back. The figure is the refreshing backend's CPU (from
+/proc: the same machine), medians of the pairs and how many pairs B won; beside it the raw COPY rate of the same
+visit rows into a scratch table, as refreshed visits per CPU-second over raw COPY rows per second. `--restore` puts
+the visits back for good and refreshes.
+Run: .venv/bin/python bench/reporting_refresh.py --schema bc_<run>_reporting [--visits 7500] [--pairs 7]
+     [--a "SET LOCAL ..."] [--b "SET LOCAL ..."] [--restore]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.directory_copy import raw_copy
+from services.reporting.store import refresh
+from shared.db import service_database_url
+from shared.devstack import ensure_up
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the database backend `pid` has spent."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def set_aside(conn: asyncpg.Connection, schema: str, visits: int) -> None:
+    """Move `visits` completed visits aside (once) and refresh, so that putting them back is a refresh's work."""
+    if await conn.fetchval("SELECT to_regclass('aside_visits') IS NOT NULL"):
+        return
+    async with conn.transaction():
+        await conn.execute(
+            "CREATE TABLE aside_visits AS SELECT * FROM visits WHERE status = 'completed' ORDER BY random() LIMIT $1",
+            visits,
+        )
+        await conn.execute("DELETE FROM visits WHERE visit_id IN (SELECT visit_id FROM aside_visits)")
+    await refresh.update_figures(conn, schema)
+
+
+SERVICE_SETTINGS = refresh.DELTA_SETTINGS
+
+
+async def one_refresh(conn: asyncpg.Connection, extra: str) -> float:
+    """The backend's CPU seconds for a refresh of the visits put back, with `extra` statements run after the
+    service's own settings (so they can override them); rolled back."""
+    pid = await conn.fetchval("SELECT pg_backend_pid()")
+    tr = conn.transaction(isolation="repeatable_read")
+    await tr.start()
+    try:
+        await conn.execute("INSERT INTO visits SELECT * FROM aside_visits")
+        refresh.DELTA_SETTINGS = f"{SERVICE_SETTINGS}; {extra}" if extra else SERVICE_SETTINGS
+        before = backend_cpu(pid)
+        await refresh._refresh_deltas(conn)
+        return backend_cpu(pid) - before
+    finally:
+        refresh.DELTA_SETTINGS = SERVICE_SETTINGS
+        await tr.rollback()
+
+
+async def main(a: argparse.Namespace) -> None:
+    stack = ensure_up()
+    dsn = service_database_url(stack.database_url, "reporting")
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{a.schema}"'})
+    try:
+        if not await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", a.schema):
+            raise SystemExit(f"no schema {a.schema}: keep one with bench/campaign.py --keep")
+        await set_aside(conn, a.schema, a.visits)
+        n = await conn.fetchval("SELECT count(*) FROM aside_visits")
+        cpu: dict[str, list[float]] = {"A": [], "B": []}
+        for _ in range(a.pairs):
+            for name, extra in (("A", a.a), ("B", a.b)):
+                cpu[name].append(await one_refresh(conn, extra))
+        scratch = f"bench_refresh_{uuid.uuid4().hex[:8]}"
+        try:
+            rows, raw = await raw_copy(conn, a.schema, scratch, ("aside_visits",))
+        finally:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {scratch} CASCADE")
+        for name, extra in (("A", a.a), ("B", a.b)):
+            med = statistics.median(cpu[name])
+            print(
+                f"{name} {extra or '(the service settings)'}: a refresh of {n:,} visits {med:.3f} CPU-s in the median "
+                f"{[round(x, 3) for x in cpu[name]]} = {n / med:,.0f} visits per CPU-s = {n / med / raw:.3f} x raw COPY"
+            )
+        wins = sum(b < x for x, b in zip(cpu["A"], cpu["B"], strict=True))
+        ratio = statistics.median(cpu["B"]) / statistics.median(cpu["A"])
+        print(f"B / A = {ratio:.2f} in the medians; B cheaper in {wins} of {a.pairs} pairs")
+        print(f"raw COPY of the same {rows:,} visit rows: {raw:,.0f} rows/s")
+        if a.restore:
+            async with conn.transaction():
+                await conn.execute("INSERT INTO visits SELECT * FROM aside_visits; DROP TABLE aside_visits")
+            await refresh.update_figures(conn, a.schema)
+            print("the visits are back and refreshed")
+    finally:
+        await conn.close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--schema", required=True, help="a reporting schema kept by bench/campaign.py --keep")
+    ap.add_argument("--visits", type=int, default=7500, help="visits per refresh (a campaign's ~9 s at 800/s)")
+    ap.add_argument("--pairs", type=int, default=7)
+    ap.add_argument("--a", default="", help="statements run in A's refresh transaction after the service's own")
+    ap.add_argument("--b", default="", help="statements run in B's refresh transaction after the service's own")
+    ap.add_argument("--restore", action="store_true", help="put the visits back for good afterwards")
+    asyncio.run(main(ap.parse_args()))
