@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import uuid
@@ -27,15 +26,10 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.directory_copy import raw_copy
+from bench.procs import proc_stat
 from services.reporting.store import refresh
 from shared.db import service_database_url
 from shared.devstack import ensure_up
-
-
-def backend_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the database backend `pid` has spent."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def set_aside(conn: asyncpg.Connection, schema: str, visits: int) -> None:
@@ -63,9 +57,9 @@ async def one_refresh(conn: asyncpg.Connection, extra: str) -> float:
     try:
         await conn.execute("INSERT INTO visits SELECT * FROM aside_visits")
         refresh.DELTA_SETTINGS = f"{SERVICE_SETTINGS}; {extra}" if extra else SERVICE_SETTINGS
-        before = backend_cpu(pid)
+        before = proc_stat(pid)[1]
         await refresh._refresh_deltas(conn)
-        return backend_cpu(pid) - before
+        return proc_stat(pid)[1] - before
     finally:
         refresh.DELTA_SETTINGS = SERVICE_SETTINGS
         await tr.rollback()
