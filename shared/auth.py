@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 import jwt
@@ -47,7 +47,6 @@ class Principal:
     org_path: str
     department: str | None = None
     staff_id: str | None = None
-    claims: dict[str, object] = field(default_factory=dict, compare=False)
 
     def has(self, *roles: Role) -> bool:
         """Whether the caller has any of `roles`."""
@@ -62,7 +61,7 @@ class Principal:
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 JWKS_REFRESH_SECONDS = 300.0  # keys are re-read this often, and at most this often for an unknown kid:
 JWKS_MIN_REFETCH_SECONDS = 30.0  # tokens with made-up key ids must not turn into a flood of JWKS requests
-VERIFIED_CACHE_SIZE = 4096  # tokens remembered as verified (each ~1 KB): a busy replica's signed-in users
+VERIFIED_CACHE_SIZE = 4096  # tokens remembered as verified (each ~1 KB with its text): a busy replica's signed-in users
 # Signatures accepted from the OIDC provider's keys (each key verifies only with its own algorithm: an RSA key RS256,
 # a P-256 key ES256), so a token cannot pick a weaker or different algorithm than its key's.
 PROVIDER_ALGORITHMS = frozenset({"RS256", "ES256"})
@@ -181,7 +180,6 @@ class Verifier:
             org_path=org_path,
             department=department,
             staff_id=staff_id,
-            claims=claims,
         )
         self._verified[token] = (float(claims["exp"]), jwk, principal)
         if len(self._verified) > VERIFIED_CACHE_SIZE:
