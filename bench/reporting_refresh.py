@@ -45,9 +45,6 @@ async def set_aside(conn: asyncpg.Connection, schema: str, visits: int) -> None:
     await refresh.update_figures(conn, schema)
 
 
-SERVICE_SETTINGS = refresh.DELTA_SETTINGS
-
-
 async def one_refresh(conn: asyncpg.Connection, extra: str) -> float:
     """The backend's CPU seconds for a refresh of the visits put back, with `extra` statements run after the
     service's own settings (so they can override them); rolled back."""
@@ -56,12 +53,11 @@ async def one_refresh(conn: asyncpg.Connection, extra: str) -> float:
     await tr.start()
     try:
         await conn.execute("INSERT INTO visits SELECT * FROM aside_visits")
-        refresh.DELTA_SETTINGS = f"{SERVICE_SETTINGS}; {extra}" if extra else SERVICE_SETTINGS
+        settings = f"{refresh.DELTA_SETTINGS}; {extra}" if extra else refresh.DELTA_SETTINGS
         before = proc_stat(pid)[1]
-        await refresh._refresh_deltas(conn)
+        await refresh._refresh_deltas(conn, settings)
         return proc_stat(pid)[1] - before
     finally:
-        refresh.DELTA_SETTINGS = SERVICE_SETTINGS
         await tr.rollback()
 
 

@@ -476,11 +476,11 @@ PENDING_SQL = "SELECT " + " OR ".join(
 )
 
 
-async def _refresh_deltas(conn: asyncpg.Connection) -> None:
+async def _refresh_deltas(conn: asyncpg.Connection, settings: str = DELTA_SETTINGS) -> None:
     started = time.perf_counter()
     if not await conn.fetchval(PENDING_SQL):
         return
-    await conn.execute(DELTA_SETTINGS)
+    await conn.execute(settings)
     await _take_logs(conn)
     await conn.execute(f"INSERT INTO deltas {_structure_sql(False)}")
     await conn.execute(ENTITY_DELTA_SQL)
