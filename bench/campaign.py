@@ -8,7 +8,13 @@ until outreach has opened every case and reporting shows every visit and case. P
 time from the first visit until both caught up, finding→case latency p50/p99, each service's peak memory, and
 the raw PostgreSQL COPY and Kafka produce rates of the same run. Drops its schemas and topics afterwards
 (unless --keep).
+
+With --staged, each part of the campaign path runs alone on the machine: outreach and reporting are stopped once the
+launch's events are consumed, visits takes the whole campaign (its accepted rate and the CPU of visits, PostgreSQL and
+Kafka), then outreach is started again and catches up on the campaign's findings, then reporting on its events
+(each one's rate and CPU). What a deployment with each service and its database on its own machine would give.
 Run: .venv/bin/python bench/campaign.py [--scale 1.0] [--single-share 0.25] [--clients 96] [--max-wait 1200] [--keep]
+     [--staged] [--visits-replicas 1]
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import resource
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +59,9 @@ from tests.e2e.city import expected_outcomes
 TARGET_SECONDS, TARGET_RATE, TARGET_P99_MS, TARGET_COPY_RATIO = 150, 1_500, 100, 0.04
 
 
-def start_services(stack: StackInfo, run: str) -> dict[str, ServiceProcess]:
-    """The four services as processes with this run's schemas, topic prefix and free ports (like the e2e CityRun)."""
+def start_services(stack: StackInfo, run: str, visits_replicas: int = 1) -> dict[str, ServiceProcess]:
+    """The four services as processes with this run's schemas, topic prefix and free ports (like the e2e CityRun);
+    visits' replicas after the first are `visits#2`, ... (one relay publishes at a time, as deployed)."""
     urls = {name: f"http://127.0.0.1:{free_port()}" for name in SERVICES}
     env = {
         **stack.env(),
@@ -71,9 +79,18 @@ def start_services(stack: StackInfo, run: str) -> dict[str, ServiceProcess]:
         )
         for n, u in urls.items()
     }
+    for k in range(2, visits_replicas + 1):
+        procs[f"visits#{k}"] = ServiceProcess(
+            state_dir() / f"bench-campaign-{run}", "visits", free_port(), env, replica=k
+        )
     for p in procs.values():
         p.start()
     return procs
+
+
+def visits_addresses(procs: dict[str, ServiceProcess]) -> list[str]:
+    """Every visits replica's address (the simulated teachers' connections spread over them)."""
+    return [p.address for p in procs.values() if p.name == "visits"]
 
 
 def vm_hwm(pid: int) -> int:
@@ -306,6 +323,93 @@ async def assignment_updates(conn: asyncpg.Connection, schema: str) -> tuple[int
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+def cpu_now(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each process (PostgreSQL's and Kafka's with their children)."""
+    return {n: tree_cpu(p) if n in ("postgres", "kafka") else proc_stat(p)[1] for n, p in pids.items() if p}
+
+
+def phase_line(
+    name: str, seconds: float, n: int, unit: str, visits: int, cpu: dict[str, float], busy: tuple[int, int]
+) -> str:
+    """One stage of --staged: its wall time, rate, CPU per visit of each process that ran in it and how busy the
+    machine was (`busy`: `machine_busy()` at its start)."""
+    now = machine_busy()
+    share = 100 * (now[0] - busy[0]) / max(1, now[1] - busy[1])
+    per_visit = ", ".join(f"{k} {1000 * v / visits:.2f}" for k, v in cpu.items())
+    total = 1000 * sum(cpu.values()) / visits
+    rate = f"{n / seconds:7,.0f} {unit}/s = " if unit != "visits" else ""
+    cost = f"CPU ms per visit {total:.2f} ({per_visit})"
+    return f"  {name:<9} {seconds:6.1f}s  {rate}{visits / seconds:6,.0f} visits/s; {cost}; machine {share:.0f}% busy"
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], wait: float, what: str) -> None:
+    """Poll `check()` every 0.25 s until it holds, at most `wait` seconds."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > wait:
+            raise TimeoutError(f"{what}: not within {wait:.0f}s")
+        await asyncio.sleep(0.25)
+
+
+async def staged(
+    procs: dict[str, ServiceProcess],
+    infra: dict[str, int],
+    jobs: list[recorder.Job],
+    args: argparse.Namespace,
+    cid: str,
+    want_cases: int,
+    outreach_db: asyncpg.Connection,
+    reporting: Api,
+) -> tuple[list[str], float]:
+    """--staged: visits alone takes the campaign, then outreach alone and reporting alone catch up on it (the
+    lines to print, and the visits/s visits accepted alone)."""
+    for n in ("outreach", "reporting"):
+        await asyncio.to_thread(procs[n].stop)
+    wait = args.max_wait * max(1.0, args.scale)
+    base = {n: p for n, p in infra.items() if p}
+    pids = base | {n: p.pid() or 0 for n, p in procs.items() if p.name == "visits"}
+    cpu0, t0, busy0 = cpu_now(pids), time.monotonic(), machine_busy()
+    rec = await recorder.record(visits_addresses(procs), jobs, args.clients, campaign_id=cid)
+    visits = rec.stored
+    lines = [
+        f"\nscale {args.scale}, staged: {visits:,} visits stored, {rec.rejected} rejected, {len(rec.failed)} failed",
+        phase_line(
+            "visits",
+            rec.last - rec.first,
+            visits,
+            "visits",
+            visits,
+            {n: v - cpu0[n] for n, v in cpu_now(pids).items()},
+            busy0,
+        ),
+    ]
+    print(f"  visits alone: {time.monotonic() - t0:.0f}s", flush=True)
+
+    async def outreach_done() -> bool:
+        return bool(await outreach_db.fetchval("SELECT count(*) FROM cases") >= want_cases) and (
+            await asyncio.to_thread(procs["outreach"].consumer_lag) == 0
+        )
+
+    async def reporting_done() -> bool:
+        f = (await reporting.get("/children", org_path=CITY, campaign_id=cid))["self"]["figures"]
+        seen = f["visits"]["completed"] + f["visits"]["missed"]
+        lag = await asyncio.to_thread(procs["reporting"].consumer_lag)
+        return bool(seen >= visits and f["cases"]["opened"] >= want_cases and lag == 0)
+
+    for name, done in (("outreach", outreach_done), ("reporting", reporting_done)):
+        await asyncio.to_thread(procs[name].start)  # returns once it answers /readyz
+        pids = base | {name: procs[name].pid() or 0}
+        applied0 = consumed(procs[name])[0]
+        cpu0, t0, busy0 = cpu_now(pids), time.monotonic(), machine_busy()
+        await wait_for(done, wait, f"{name} caught up")
+        seconds = time.monotonic() - t0
+        applied = consumed(procs[name])[0] - applied0
+        cpu = {n: v - cpu0[n] for n, v in cpu_now(pids).items()}
+        lines.append(phase_line(name, seconds, int(applied), "events", visits, cpu, busy0))
+        print(f"  {name} alone: {seconds:.0f}s", flush=True)
+    return lines, visits / (rec.last - rec.first)
+
+
 async def main(args: argparse.Namespace) -> None:
     load_start = os.getloadavg()
     grow = max(1.0, args.scale)  # waits that scale with the city (directory, launch, catch-up)
@@ -314,7 +418,7 @@ async def main(args: argparse.Namespace) -> None:
     prefix, schemas = f"bc{run}.", {n: f"bc_{run}_{n}" for n in SERVICES}
     scratch = f"bc_{run}_raw"
     t0 = time.monotonic()
-    procs = await asyncio.to_thread(start_services, stack, run)
+    procs = await asyncio.to_thread(start_services, stack, run, args.visits_replicas)
     pids = {n: p.pid() or 0 for n, p in procs.items()}
     logs = state_dir() / f"bench-campaign-{run}" / "logs"
     print(f"run {run}: services up in {time.monotonic() - t0:.0f}s, logs in {logs}")
@@ -367,6 +471,16 @@ async def main(args: argparse.Namespace) -> None:
             flush=True,
         )
 
+        infra = {c.name: getattr(c, "pid", lambda: None)() or 0 for c in components()}  # none when external
+        if args.staged:
+            lines, accepted = await staged(procs, infra, jobs, args, cid, want_cases, outreach_db, reporting)
+            copied, copy_rate = await raw_copy(stack, schemas["visits"], scratch)
+            lines.append(
+                f"raw PostgreSQL COPY of the same {copied:,} visit rows: {copy_rate:,.0f} rows/s; visits alone "
+                f"accepted {accepted / copy_rate:.3f} x raw (the whole campaign's target: ≥ {TARGET_COPY_RATIO} x raw)"
+            )
+            print("\n".join(lines))
+            return
         await visits_db.execute(PROBE.format(v=schemas["visits"]))
         messages_before = await topic_messages(stack.kafka_bootstrap, prefix)
         peak: dict[str, int] = {}
@@ -374,14 +488,13 @@ async def main(args: argparse.Namespace) -> None:
         sampler = asyncio.create_task(sample_rss(pids, peak, stop))
         backlog: list[tuple[float, int]] = []
         backlog_sampler = asyncio.create_task(sample_backlog(dbs["visits"], schemas["visits"], backlog, stop))
-        infra = {c.name: getattr(c, "pid", lambda: None)() or 0 for c in components()}  # none when external
         cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()} | {n: tree_cpu(p) for n, p in infra.items() if p}
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
         statements = await statement_stats(cluster_db, reset=True)
         updates0 = await assignment_updates(visits_db, schemas["visits"])
         wal0 = await wal_counters(cluster_db)
         me0, busy0 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
-        rec = await recorder.record(procs["visits"].address, jobs, args.clients, campaign_id=cid)
+        rec = await recorder.record(visits_addresses(procs), jobs, args.clients, campaign_id=cid)
         want = (rec.stored, want_cases)
         wait = args.max_wait * grow
         t_out, t_rep, t_lag = await caught_up(
@@ -478,7 +591,7 @@ async def main(args: argparse.Namespace) -> None:
             "peak memory: max VmRSS polled during the campaign / VmHWM of the run; CPU seconds in the campaign window",
             *(
                 f"  {n:<11} {peak.get(n, 0) / 1024:6.0f} MB / {hwm[n] / 1024:6.0f} MB   CPU {cpu[n]:6.1f}s"
-                for n in SERVICES
+                for n in procs
             ),
             *(f"  {n:<11} (all its processes)      CPU {cpu[n]:6.1f}s" for n in infra if n in cpu),
             *statements,
@@ -524,4 +637,8 @@ if __name__ == "__main__":
     ap.add_argument(
         "--clients", type=int, default=96, help="concurrent HTTP connections of the simulated teachers (of 18,000)"
     )
+    ap.add_argument(
+        "--staged", action="store_true", help="visits alone takes the campaign, then outreach and reporting catch up"
+    )
+    ap.add_argument("--visits-replicas", type=int, default=1, help="visits processes (the teachers spread over them)")
     asyncio.run(main(ap.parse_args()))

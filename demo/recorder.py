@@ -18,7 +18,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -148,16 +148,23 @@ Done = Callable[[Job, list[bool]], None]
 
 
 async def record(
-    base: str, jobs: Iterable[Job], clients: int, *, campaign_id: str | None = None, done: Done | None = None
+    base: str | Sequence[str],
+    jobs: Iterable[Job],
+    clients: int,
+    *,
+    campaign_id: str | None = None,
+    done: Done | None = None,
 ) -> Tally:
-    """Send every job to visits at `base` (its address, `/api/v1` added) from `clients` keep-alive connections, each
-    taking the next job when its last is answered. A live visit whose answer is lost is looked up among its teacher's
-    assignments of `campaign_id` before it is sent again."""
+    """Send every job to visits at `base` (its address, `/api/v1` added; several replicas' addresses: the
+    connections spread over them in turn) from `clients` keep-alive connections, each taking the next job when its
+    last is answered. A live visit whose answer is lost is looked up among its teacher's assignments of
+    `campaign_id` before it is sent again."""
     it = iter(jobs)
     tally = Tally(first=time.monotonic())
+    bases = [base] if isinstance(base, str) else list(base)
 
-    async def client() -> None:
-        conn = Connection(base.rstrip("/") + "/api/v1")
+    async def client(i: int) -> None:
+        conn = Connection(bases[i % len(bases)].rstrip("/") + "/api/v1")
         try:
             for job in it:
                 t = time.perf_counter()
@@ -178,7 +185,7 @@ async def record(
         finally:
             conn.close()
 
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(i) for i in range(clients)))
     return tally
 
 
