@@ -29,8 +29,21 @@ def rows() -> list[tuple[str, str, str]]:
 def test_the_catalogue_lists_rules_in_every_part():
     found = rows()
     assert len(found) >= 30
-    for module in ("services.outreach.", "services.visits.", "services.reporting."):
+    for module in ("services.outreach.", "services.visits.", "services.reporting.", "services.committees."):
         assert any(f"`{module}" in function for _, function, _ in found), module
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("services/*/domain/rules.py")), ids=lambda p: p.parts[-3])
+def test_every_function_of_a_rules_module_is_catalogued(path):
+    """A service's `domain/rules.py` holds rules only: each of its public functions has a row."""
+    module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    listed = {m[2] for _, function, _ in rows() if (m := FUNCTION.match(function)) and m[1] == module}
+    public = {
+        node.name
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")
+    }
+    assert public - listed == set(), f"rules of {module} missing from docs/rules.md"
 
 
 @pytest.mark.parametrize(("rule", "function", "test"), rows(), ids=lambda v: v[:60] if isinstance(v, str) else v)
