@@ -7,7 +7,15 @@ from datetime import date
 from demo import citygen
 from services.committees.domain import files
 from services.committees.domain.files import header_fault, parse_csv, parse_json, validate_one
-from services.committees.domain.rows import ENTITIES, Checker, Unit, clean_row, national_id_ok
+from services.committees.domain.rows import (
+    ENTITIES,
+    Checker,
+    Unit,
+    clean_row,
+    head_class_fault,
+    national_id_ok,
+    school_type_fault,
+)
 from services.committees.store import upserts
 
 UNITS = {
@@ -107,6 +115,24 @@ def test_a_national_id_belongs_to_one_student_record():
     ]
     assert [g["student_no"] for g in checker.students(rows)] == ["G-old", "G2", "G4"]
     assert [(e.row, e.field) for e in checker.errors] == [(2, "national_id"), (5, "national_id")]
+
+
+def test_a_school_has_a_school_type_and_no_other_unit_has_one():
+    assert school_type_fault("school", "primary") is None
+    assert school_type_fault("grade", None) is None
+    assert school_type_fault("school", None) == "is required for a school"
+    assert school_type_fault("class", "primary") == "is only allowed for a school"
+    unit = {"org_unit_id": "s2", "parent_id": "620402", "level": "school", "name": "二小", "school_type": ""}
+    assert [(e.row, e.field) for e in clean_row("org_units", unit, 4, TODAY)[1]] == [(4, "school_type")]
+
+
+def test_only_a_class_teacher_heads_a_class():
+    assert head_class_fault(None, ["subject_teacher"]) is None
+    assert head_class_fault("s1-g1-c1", ["subject_teacher", "class_teacher"]) is None
+    assert head_class_fault("s1-g1-c1", ["subject_teacher"]) == "only a class_teacher can head a class"
+    staff = {"staff_id": "t1", "name": "李老师", "org_unit_id": "s1", "roles": "subject_teacher"}
+    _, errors = clean_row("staff", {**staff, "head_class_id": "s1-g1-c1"}, 5, TODAY)
+    assert [(e.row, e.field) for e in errors] == [(5, "head_class_id")]
 
 
 def test_org_units_resolve_parents_later_in_the_file_and_reject_bad_levels():

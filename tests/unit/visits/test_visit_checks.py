@@ -127,6 +127,10 @@ def test_a_completed_visit_needs_mode_duration_and_checklist_and_a_date_inside_t
     assert pointers(check_visit(v, facts(), ITEMS)) == ["/visited_on", "/mode", "/duration_minutes", "/checklist"]
 
 
+def test_only_a_missed_visit_has_a_miss_reason():
+    assert pointers(check_visit(visit(miss_reason="family_declined"), facts(), ITEMS)) == ["/miss_reason"]
+
+
 def test_a_mode_the_campaign_does_not_accept_is_refused():
     assert pointers(check_visit(visit(mode="phone"), facts(), ITEMS)) == ["/mode"]
 
