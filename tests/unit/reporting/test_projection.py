@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 import shared.contracts.committees
 import shared.contracts.outreach
 import shared.contracts.visits  # noqa: F401
@@ -32,6 +36,39 @@ def test_every_operation_has_sql_with_matching_columns():
     for name, op in OPS.items():
         assert len(op.types) == len(OP_COLUMNS[name]), name
         assert f"${len(op.types)}::" in op.insert and f"${len(op.types) + 1}" not in op.insert, name
+
+
+# The Python values asyncpg binds to each SQL type of the store's statements.
+BINDS = {"text": str, "timestamptz": datetime, "date": date, "int": int, "boolean": bool}
+MODELS = {s.type: s.model for s in registry.all() if s.type in PROJECTIONS}
+
+
+def binds(sql_type: str, value: object) -> bool:
+    """Whether `value` is what the store's statement takes for a column of `sql_type` (None: the column is left)."""
+    if value is None:
+        return True
+    if (sql_type == "int" and isinstance(value, bool)) or (sql_type == "date" and isinstance(value, datetime)):
+        return False
+    return isinstance(value, BINDS[sql_type])
+
+
+@pytest.mark.parametrize("event_type", sorted(MODELS))
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_valid_event_projects_to_rows_the_store_binds_at_the_events_own_unit(event_type, data):
+    payload = data.draw(st.builds(MODELS[event_type]))
+    ops = project(event_type, payload)
+    assert ops == project(event_type, payload)  # a pure function of the event
+    path = getattr(payload, "org_path", None)
+    for name, row in ops:
+        columns = OP_COLUMNS[name]
+        assert len(row) == len(columns), name
+        for column, sql_type, value in zip(columns, OPS[name].types, row, strict=True):
+            assert binds(sql_type, value), f"{name}.{column}: {value!r} for {sql_type}"
+        if path is not None and "org_path" in columns:
+            assert row[columns.index("org_path")] == path, name  # a fact stays at its event's unit
+        if path is not None and name == "dirty_leaf":
+            assert path == row[0] or path.startswith(row[0] + "/")  # the unit or one of its ancestors
 
 
 def visit(answers: dict[str, str]) -> vi.VisitCompleted:
