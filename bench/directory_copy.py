@@ -9,7 +9,8 @@ students, families and staff into scratch tables), and the CPU each service proc
 and the Kafka broker spent per event from the commit on. Drops its schemas and topics afterwards (unless --keep).
 With --catch-up, visits and outreach start only once the relay has published the whole directory, and each group's
 rate is its own: events over the time from its first applied event to its last (the relay, perf's part, not in it).
-Run: .venv/bin/python bench/directory_copy.py [--scale 1.0] [--runs 1] [--catch-up] [--keep] [--profile DIR]
+With --alone as well, outreach starts only once visits has applied everything: each group has the machine to itself.
+Run: .venv/bin/python bench/directory_copy.py [--scale 1.0] [--runs 1] [--catch-up [--alone]] [--keep] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def profile(procs: dict[str, ServiceProcess], into: Path) -> list[subprocess.Pop
 
 
 async def one_run(
-    stack: StackInfo, city: citygen.City, keep: bool, spy: Path | None, catch_up: bool = False
+    stack: StackInfo, city: citygen.City, keep: bool, spy: Path | None, catch_up: bool = False, alone: bool = False
 ) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     prefix, schemas = f"bd{run}.", {n: f"bd_{run}_{n}" for n in NAMES}
@@ -190,10 +191,14 @@ async def one_run(
                 done["relay"] = now
                 events = await published(stack.kafka_bootstrap, prefix)
                 print(f"  relay: {events:,} directory events published {now:.1f}s after the commit", flush=True)
-                if catch_up:  # started side by side, watched while they start
-                    later = make(stack, run, tuple(GROUPS))
+                if catch_up:  # started side by side (or visits first, alone), watched while they start
+                    later = make(stack, run, ("visits",) if alone else tuple(GROUPS))
                     starting = [asyncio.create_task(asyncio.to_thread(p.start)) for p in later.values()]
                     procs |= later
+            if alone and "visits" in done and "outreach" not in procs:  # visits is complete: outreach alone now
+                later = make(stack, run, ("outreach",))
+                starting.append(asyncio.create_task(asyncio.to_thread(later["outreach"].start)))
+                procs |= later
             # From the processes' /metrics (cheap), not count(*) over the inbox (which would load the database).
             counts: dict[str, int] = {}
             for name, group in GROUPS.items():
@@ -205,6 +210,8 @@ async def one_run(
                     first[name] = (time.monotonic() - committed, n)
                     if catch_up and len(first) == 1:
                         cpu0 = cpu_now()
+                    elif alone:  # started after the others' CPU was taken: its own from its first applied event
+                        cpu0[name] = cpu_now()[name]
                         spies += profile({n: procs[n] for n in GROUPS}, spy / run) if spy else []
                 if events and name not in done and n >= events:
                     done[name] = time.monotonic() - committed
@@ -271,7 +278,8 @@ async def main(a: argparse.Namespace) -> None:
         f"{len(city.staff):,} staff (generated in {time.monotonic() - t:.0f}s)",
         flush=True,
     )
-    results = [await one_run(stack, city, a.keep, a.profile, a.catch_up) for _ in range(a.runs)]
+    catch_up = a.catch_up or a.alone
+    results = [await one_run(stack, city, a.keep, a.profile, catch_up, a.alone) for _ in range(a.runs)]
     if len(results) > 1:
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         print(
@@ -290,5 +298,6 @@ if __name__ == "__main__":
     ap.add_argument("--runs", type=int, default=1, help="runs (a median is printed for more than one)")
     ap.add_argument("--keep", action="store_true", help="keep the schemas and topics afterwards")
     ap.add_argument("--catch-up", action="store_true", help="start the consumers once the relay published everything")
+    ap.add_argument("--alone", action="store_true", help="with --catch-up: outreach starts once visits is complete")
     ap.add_argument("--profile", type=Path, help="py-spy each service from the commit on, collapsed stacks here")
     asyncio.run(main(ap.parse_args()))
