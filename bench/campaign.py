@@ -323,9 +323,10 @@ async def assignment_updates(conn: asyncpg.Connection, schema: str) -> tuple[int
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def cpu_now(pids: dict[str, int]) -> dict[str, float]:
-    """CPU seconds so far of each process (PostgreSQL's and Kafka's with their children)."""
-    return {n: tree_cpu(p) if n in ("postgres", "kafka") else proc_stat(p)[1] for n, p in pids.items() if p}
+def cpu_now(services: dict[str, int], infra: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each service process and of the infrastructure's (PostgreSQL's and Kafka's with their
+    children); pid 0 (not running, or external): left out."""
+    return {n: proc_stat(p)[1] for n, p in services.items() if p} | {n: tree_cpu(p) for n, p in infra.items() if p}
 
 
 def phase_line(
@@ -366,9 +367,8 @@ async def staged(
     for n in ("outreach", "reporting"):
         await asyncio.to_thread(procs[n].stop)
     wait = args.max_wait * max(1.0, args.scale)
-    base = {n: p for n, p in infra.items() if p}
-    pids = base | {n: p.pid() or 0 for n, p in procs.items() if p.name == "visits"}
-    cpu0, t0, busy0 = cpu_now(pids), time.monotonic(), machine_busy()
+    pids = {n: p.pid() or 0 for n, p in procs.items() if p.name == "visits"}
+    cpu0, t0, busy0 = cpu_now(pids, infra), time.monotonic(), machine_busy()
     rec = await recorder.record(visits_addresses(procs), jobs, args.clients, campaign_id=cid)
     visits = rec.stored
     lines = [
@@ -379,7 +379,7 @@ async def staged(
             visits,
             "visits",
             visits,
-            {n: v - cpu0[n] for n, v in cpu_now(pids).items()},
+            {n: v - cpu0[n] for n, v in cpu_now(pids, infra).items()},
             busy0,
         ),
     ]
@@ -398,13 +398,13 @@ async def staged(
 
     for name, done in (("outreach", outreach_done), ("reporting", reporting_done)):
         await asyncio.to_thread(procs[name].start)  # returns once it answers /readyz
-        pids = base | {name: procs[name].pid() or 0}
+        pids = {name: procs[name].pid() or 0}
         applied0 = consumed(procs[name])[0]
-        cpu0, t0, busy0 = cpu_now(pids), time.monotonic(), machine_busy()
+        cpu0, t0, busy0 = cpu_now(pids, infra), time.monotonic(), machine_busy()
         await wait_for(done, wait, f"{name} caught up")
         seconds = time.monotonic() - t0
         applied = consumed(procs[name])[0] - applied0
-        cpu = {n: v - cpu0[n] for n, v in cpu_now(pids).items()}
+        cpu = {n: v - cpu0[n] for n, v in cpu_now(pids, infra).items()}
         lines.append(phase_line(name, seconds, int(applied), "events", visits, cpu, busy0))
         print(f"  {name} alone: {seconds:.0f}s", flush=True)
     return lines, visits / (rec.last - rec.first)
@@ -488,7 +488,7 @@ async def main(args: argparse.Namespace) -> None:
         sampler = asyncio.create_task(sample_rss(pids, peak, stop))
         backlog: list[tuple[float, int]] = []
         backlog_sampler = asyncio.create_task(sample_backlog(dbs["visits"], schemas["visits"], backlog, stop))
-        cpu0 = {n: proc_stat(p)[1] for n, p in pids.items()} | {n: tree_cpu(p) for n, p in infra.items() if p}
+        cpu0 = cpu_now(pids, infra)
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
         statements = await statement_stats(cluster_db, reset=True)
         updates0 = await assignment_updates(visits_db, schemas["visits"])
@@ -504,9 +504,7 @@ async def main(args: argparse.Namespace) -> None:
         stop.set()
         await sampler
         await backlog_sampler
-        cpu = {n: proc_stat(p)[1] - cpu0[n] for n, p in pids.items()} | {
-            n: tree_cpu(p) - cpu0[n] for n, p in infra.items() if p
-        }
+        cpu = {n: v - cpu0[n] for n, v in cpu_now(pids, infra).items()}
         me1, busy1 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
         applied = {n: [b - a for a, b in zip(applied0[n], consumed(procs[n]), strict=True)] for n in applied0}
         messages = await topic_messages(stack.kafka_bootstrap, prefix) - messages_before

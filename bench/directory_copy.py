@@ -210,9 +210,10 @@ async def one_run(
                     first[name] = (time.monotonic() - committed, n)
                     if catch_up and len(first) == 1:
                         cpu0 = cpu_now()
+                        spies += profile({n: procs[n] for n in GROUPS if n in procs}, spy / run) if spy else []
                     elif alone:  # started after the others' CPU was taken: its own from its first applied event
                         cpu0[name] = cpu_now()[name]
-                        spies += profile({n: procs[n] for n in GROUPS}, spy / run) if spy else []
+                        spies += profile({name: procs[name]}, spy / run) if spy else []
                 if events and name not in done and n >= events:
                     done[name] = time.monotonic() - committed
             if time.monotonic() - last_note > 15:
