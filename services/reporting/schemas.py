@@ -95,6 +95,9 @@ class Findings(BaseModel):
 
 
 class Hours(BaseModel):
+    """Median and 90th percentile (interpolated, as PostgreSQL's percentile_cont) of the cases' hours, each case's
+    hours counted to a hundredth (36 s); null when no case has the measure."""
+
     median: float | None
     p90: float | None
 

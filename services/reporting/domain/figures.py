@@ -33,6 +33,8 @@ CAMPAIGN_METRICS = frozenset(
         "cases_closure_pending",
         "cases_opened_daily",
         "cases_closed_daily",
+        "finding_to_case_hours",
+        "case_to_contact_hours",
         "referrals",
         "teachers_assigned",
         "teachers_active",
@@ -49,6 +51,12 @@ TOP_LECTURERS = 20  # the lecturers with the most lectures, listed per org unit
 
 Metrics = dict[tuple[str, str], float]
 MetricsIn = Mapping[tuple[str, str], float]
+
+# The percentiles' measures are counted in slots of a hundredth of an hour (36 s), the precision the figures show
+# hours in: a metric row per slot (dim: the slot's number, the measure in seconds / 36 rounded), its value the cases
+# in it (store/refresh.py PER_LEAF_PARTS). Counts add up over leaves and nodes; sorted values do not.
+HOUR_SLOT_SECONDS = 36
+SLOTS_PER_HOUR = 3600 // HOUR_SLOT_SECONDS
 
 
 def ratio(num: float, den: float) -> float | None:
@@ -98,7 +106,38 @@ def lecturer_group(m: MetricsIn) -> dict[str, Any]:
     }
 
 
-def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[str] | None = None) -> dict[str, Any]:
+def percentile_cont(counts: Mapping[float, float], q: float) -> float | None:
+    """The q-quantile of a multiset given as value -> how many times it occurs, interpolated between the two values
+    either side of rank q·(n−1) as PostgreSQL's `percentile_cont` does; None when it is empty."""
+    values = sorted((v, int(c)) for v, c in counts.items() if c > 0)
+    n = sum(c for _, c in values)
+    if not n:
+        return None
+    rank = q * (n - 1)
+    low = int(rank)  # rank >= 0: the floor
+    seen, below, above = 0, None, None
+    for v, c in values:
+        seen += c
+        if below is None and seen > low:
+            below = v
+        if seen > low + 1 or seen == n:
+            above = v
+            break
+    assert below is not None and above is not None
+    return below + (rank - low) * (above - below)
+
+
+def hour_percentiles(m: MetricsIn, metric: str) -> dict[str, float | None]:
+    """Median and p90 in hours, rounded as shown, of a measure counted per slot of a hundredth of an hour."""
+    counts = {int(dim) / SLOTS_PER_HOUR: v for (mm, dim), v in m.items() if mm == metric}
+    out: dict[str, float | None] = {}
+    for name, q in (("median", 0.5), ("p90", 0.9)):
+        v = percentile_cont(counts, q)
+        out[name] = None if v is None else round(v, 2)
+    return out
+
+
+def figures(m: MetricsIn, checklist_items: list[str] | None = None) -> dict[str, Any]:
     """The indicator document of one node and campaign."""
 
     def g(metric: str, dim: str = "") -> int | float:
@@ -106,10 +145,6 @@ def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[
 
     def dims(metric: str) -> dict[str, int | float]:
         return {d: _n(v) for (mm, d), v in sorted(m.items()) if mm == metric}
-
-    def hours(name: str) -> float | None:
-        v = extra.get(name)
-        return None if v is None else round(float(v), 2)
 
     by_cat: dict[str, dict[str, int | float]] = {c.value: {s.value: 0 for s in Severity} for c in Category}
     for dim, v in dims("findings").items():
@@ -171,14 +206,8 @@ def figures(m: MetricsIn, extra: dict[str, float | None], checklist_items: list[
             "closed": g("cases_closed"),
             "overdue": g("cases_overdue"),
             "closure_pending": g("cases_closure_pending"),
-            "finding_to_case_hours": {
-                "median": hours("finding_to_case_median_hours"),
-                "p90": hours("finding_to_case_p90_hours"),
-            },
-            "case_to_first_contact_hours": {
-                "median": hours("case_to_contact_median_hours"),
-                "p90": hours("case_to_contact_p90_hours"),
-            },
+            "finding_to_case_hours": hour_percentiles(m, "finding_to_case_hours"),
+            "case_to_first_contact_hours": hour_percentiles(m, "case_to_contact_hours"),
         },
         "referrals": referrals,
         "structure": {

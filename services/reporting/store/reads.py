@@ -56,17 +56,6 @@ async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> 
     return out
 
 
-async def list_node_extra(conn: Conn, nodes: list[str], scope: str) -> dict[str, dict[str, float | None]]:
-    """node -> {metric: value} of the non-additive figures (percentiles)."""
-    rows = await conn.fetch(
-        "SELECT node, metric, value FROM node_extra WHERE node = ANY($1::text[]) AND scope = $2", nodes, scope
-    )
-    out: dict[str, dict[str, float | None]] = {}
-    for r in rows:
-        out.setdefault(r["node"], {})[r["metric"]] = None if r["value"] is None else float(r["value"])
-    return out
-
-
 async def list_children(conn: Conn, node: str) -> list[str]:
     """The child nodes that have any figure (scope '' holds every node)."""
     if depth(node) < STORED_DEPTH:

@@ -6,12 +6,12 @@ rows its snapshot sees, computes their figures with the same definitions as a fu
 by sg) and adds them to the leaf figures and to each stored ancestor: its cost follows what changed since the last
 refresh, not the number of dirty classes times their history. A leaf's distinct teachers or families move by one
 when an entity's last fact row there goes or its first one comes: the rows naming it are counted in the facts, and
-the taken changes say how many there were before. The figures
-that are not sums over single rows (cases and referrals counted in their finding's campaign, pending closures,
-distinct special-group members, units with a committee) are recomputed for the leaves marked dirty, and their
-difference to the stored leaf rows is folded the same way. Percentiles are recomputed for the ancestors of those
-leaves only (only cases and findings change them). A full recompute (`full=True`, or figures lost in a crash) gives
-the same figures from the facts; tests/integration/reporting/test_refresh.py compares the two on random histories.
+the taken changes say how many there were before. The figures that are not sums over single rows (cases and
+referrals counted in their finding's campaign, pending closures, distinct special-group members, units with a
+committee, the cases counted per hundredth of an hour that the percentiles are read from) are recomputed for the
+leaves marked dirty, and their difference to the stored leaf rows is folded the same way. A full recompute
+(`full=True`, or figures lost in a crash) gives the same figures from the facts; tests/integration/reporting/
+test_refresh.py compares the two on random histories.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 import asyncpg
 
 from services.reporting.domain.entities import corrections
+from services.reporting.domain.figures import HOUR_SLOT_SECONDS
 from services.reporting.domain.paths import ancestors, depth, parent_of
 from shared.clock import BUREAU_TIME_ZONE
 from shared.db import lock_key
@@ -115,7 +116,9 @@ STRUCTURE_PARTS = """
 
 # Figures recomputed per dirty leaf ({f:x} filters table alias x on the leaves): a case counts in its finding's
 # campaign, a referral in its case's, a closure is pending by its case's state; special-group members and units
-# with a committee are distinct counts.
+# with a committee are distinct counts. The percentiles' rows count the cases per hundredth of an hour (dim: the
+# slot's number, rounded) from the finding to the case and from the case to its first contact: counts fold like any
+# other figure, where sorting every case under each refreshed ancestor cost every case ever opened, every refresh.
 PER_LEAF_PARTS = f"""
   SELECT cf.campaign_id, c.org_path AS leaf, m.metric, m.dim, 1 AS v
     FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
@@ -128,6 +131,14 @@ PER_LEAF_PARTS = f"""
         ('cases_closed_daily', (c.closed_at AT TIME ZONE '{TZ}')::date::text, c.state = 'closed')
     ) m(metric, dim, ok)
     WHERE m.ok AND {{f:c}}
+  UNION ALL
+  SELECT cf.campaign_id, c.org_path, m.metric, round(m.s / {HOUR_SLOT_SECONDS})::bigint::text, 1
+    FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
+    CROSS JOIN LATERAL (VALUES
+        ('finding_to_case_hours', extract(epoch FROM c.opened_at - c.finding_recorded_at)),
+        ('case_to_contact_hours', extract(epoch FROM c.first_contact_at - c.opened_at))
+    ) m(metric, s)
+    WHERE m.s IS NOT NULL AND {{f:c}}
   UNION ALL
   SELECT cf.campaign_id, c.org_path, 'cases_closure_pending', '', 1
     FROM case_closures p JOIN cases c USING (case_id) LEFT JOIN findings cf ON cf.finding_id = c.finding_id
@@ -155,6 +166,8 @@ PER_LEAF_METRICS = [
     "cases_opened_daily",
     "cases_closed_daily",
     "cases_closure_pending",
+    "finding_to_case_hours",
+    "case_to_contact_hours",
     "referrals",
     "special_group",
     "units_with_committee",
@@ -237,7 +250,7 @@ ENTITY_PATHS = """
 
 REFRESH_WORK_MEM = "64MB"
 # A refresh by deltas, for its transaction:
-# * Its groupings and percentile sorts (tens of thousands of rows in a campaign) spilled to disk at the default 4 MB
+# * Its groupings (tens of thousands of rows in a campaign) spilled to disk at the default 4 MB
 #   (a full refresh keeps the default: with 64 MB it cost more CPU, docs/scaling.md session 9); one refresh runs at a
 #   time per schema.
 # * No JIT: it compiled the larger statements (~90 ms each) for a single run.
@@ -292,32 +305,6 @@ SELECT x.scope, x.node, p.parent, x.metric, x.dim, x.value FROM (
     SELECT scope, parent, metric, dim, value FROM node_metrics WHERE parent = ANY($1::text[])
   ) u GROUP BY scope, node, metric, dim HAVING sum(value) <> 0
 ) x JOIN unnest($1::text[], $2::text[]) p(node, parent) ON p.node = x.node
-"""
-
-# Percentiles (hours) per node and scope, over the cases under each node: one row per case and refreshed ancestor,
-# grouped by node (scope '') and by node and campaign, each group giving the median and p90 of both measures from
-# one sort of each measure's values (NULLs are left out). Grouping by (scope, node, measure) sorted four rows per
-# case and ancestor by their text keys (~3x the time on a scale-1 campaign's cases). Every refresh includes the city,
-# so every case is read: no filter on the cases themselves.
-EXTRA_SQL = """
-INSERT INTO node_extra (scope, node, parent, metric, value)
-SELECT g.scope, g.node, '', m.measure || q.suffix, m.p[q.i]
-FROM (
-  SELECT CASE WHEN GROUPING(cf.campaign_id) = 1 THEN '' ELSE cf.campaign_id END AS scope, a.node,
-         percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (
-             ORDER BY extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600) AS finding_to_case,
-         percentile_cont('{0.5,0.9}'::float8[]) WITHIN GROUP (
-             ORDER BY extract(epoch FROM c.first_contact_at - c.opened_at) / 3600) AS case_to_contact
-  FROM cases c
-  LEFT JOIN findings cf ON cf.finding_id = c.finding_id
-  CROSS JOIN LATERAL unnest(c.anc) a(node)
-  WHERE {n}
-  GROUP BY GROUPING SETS ((a.node), (a.node, cf.campaign_id))
-  HAVING GROUPING(cf.campaign_id) = 1 OR cf.campaign_id IS NOT NULL
-) g
-CROSS JOIN LATERAL (VALUES ('finding_to_case', g.finding_to_case), ('case_to_contact', g.case_to_contact)) m(measure, p)
-CROSS JOIN (VALUES (1, '_median_hours'), (2, '_p90_hours')) q(i, suffix)
-WHERE m.p IS NOT NULL
 """
 
 
@@ -502,18 +489,12 @@ async def _refresh_deltas(conn: asyncpg.Connection, settings: str = DELTA_SETTIN
         await conn.execute(f"INSERT INTO deltas {_per_leaf_sql(False)}", leaves)
     per_leaf = time.perf_counter()
     await conn.execute(FOLD_SQL)
-    fold = time.perf_counter()
-    if leaves:
-        nodes = sorted({a for leaf in leaves for a in ancestors(leaf)})
-        await conn.execute("DELETE FROM node_extra WHERE node = ANY($1::text[])", nodes)
-        await conn.execute(EXTRA_SQL.replace("{n}", "a.node = ANY($1::text[])"), nodes)
     log.info(
-        "refresh: logged changes and entities %.2fs, %d dirty leaves %.2fs, fold %.2fs, percentiles %.2fs",
+        "refresh: logged changes and entities %.2fs, %d dirty leaves %.2fs, fold %.2fs",
         folded - started,
         len(leaves),
         per_leaf - folded,
-        fold - per_leaf,
-        time.perf_counter() - fold,
+        time.perf_counter() - per_leaf,
     )
 
 
@@ -608,7 +589,7 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
     # The logs and marks this snapshot sees are in the facts it reads: they go (DELETE, not TRUNCATE, which would
     # also empty what commits after the snapshot).
     await conn.execute(
-        "TRUNCATE entity_corrections, leaf_metrics, node_metrics, node_extra;"
+        "TRUNCATE entity_corrections, leaf_metrics, node_metrics;"
         " DELETE FROM dirty_leaves;" + "".join(f"DELETE FROM {t}_log;" for t in LOGGED)
     )
     await _write_corrections(conn, _entity_sql(True), "entity_corrections")
@@ -621,6 +602,4 @@ async def _refresh_full(conn: asyncpg.Connection) -> None:
     paths = await conn.fetch("SELECT DISTINCT leaf FROM leaf_metrics UNION SELECT DISTINCT node FROM campaign_nodes")
     await _rollup(conn, {a for r in paths for a in ancestors(r[0])})
     step("roll-up")
-    await conn.execute(EXTRA_SQL.replace("{n}", "true"))
-    step("percentiles")
     log.info("full refresh: %s", ", ".join(f"{n} {s:.1f}s" for n, s in steps))

@@ -17,7 +17,6 @@ async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict
     """The indicator document of each node for a campaign ('' = all campaigns)."""
     scopes = ["", campaign_id] if campaign_id else [""]
     metrics = await reads.list_node_metrics(conn, nodes, scopes)
-    extra = await reads.list_node_extra(conn, nodes, campaign_id)
     names = await reads.list_names(conn, nodes)
     items = await reads.list_checklist_items(conn, campaign_id)
     out = []
@@ -30,7 +29,7 @@ async def summaries(conn: Conn, nodes: list[str], campaign_id: str) -> list[dict
                 "name": name,
                 "level": level,
                 "campaign_id": campaign_id or None,
-                "figures": figures(merged, extra.get(n, {}), items),
+                "figures": figures(merged, items),
             }
         )
     return out
