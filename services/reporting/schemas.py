@@ -96,7 +96,8 @@ class Findings(BaseModel):
 
 class Hours(BaseModel):
     """Median and 90th percentile (interpolated, as PostgreSQL's percentile_cont) of the cases' hours, each case's
-    hours counted to a hundredth (36 s); null when no case has the measure."""
+    hours counted to three significant digits and at most two decimals (at most 0.005 h or 0.5 % off); null when no
+    case has the measure."""
 
     median: float | None
     p90: float | None

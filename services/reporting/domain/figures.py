@@ -52,11 +52,12 @@ TOP_LECTURERS = 20  # the lecturers with the most lectures, listed per org unit
 Metrics = dict[tuple[str, str], float]
 MetricsIn = Mapping[tuple[str, str], float]
 
-# The percentiles' measures are counted in slots of a hundredth of an hour (36 s), the precision the figures show
-# hours in: a metric row per slot (dim: the slot's number, the measure in seconds / 36 rounded), its value the cases
-# in it (store/refresh.py PER_LEAF_PARTS). Counts add up over leaves and nodes; sorted values do not.
-HOUR_SLOT_SECONDS = 36
-SLOTS_PER_HOUR = 3600 // HOUR_SLOT_SECONDS
+# The percentiles' measures are counted per slot: the hours rounded to three significant digits, but never finer
+# than a hundredth, the precision the figures show hours in (0.01 h below 10 h, 0.1 h below 100 h, 1 h below 1,000 h:
+# at most 0.5 % off). A metric row per slot (dim: the rounded hours), its value the cases in it (store/refresh.py
+# PER_LEAF_PARTS). Counts add up over leaves and nodes where sorted values do not, and a node holds at most ~900 slots
+# a decade of hours, whatever its history.
+HOUR_SLOT_DIGITS = 3
 
 
 def ratio(num: float, den: float) -> float | None:
@@ -128,8 +129,11 @@ def percentile_cont(counts: Mapping[float, float], q: float) -> float | None:
 
 
 def hour_percentiles(m: MetricsIn, metric: str) -> dict[str, float | None]:
-    """Median and p90 in hours, rounded as shown, of a measure counted per slot of a hundredth of an hour."""
-    counts = {int(dim) / SLOTS_PER_HOUR: v for (mm, dim), v in m.items() if mm == metric}
+    """Median and p90 in hours, rounded as shown, of a measure counted per slot (HOUR_SLOT_DIGITS)."""
+    counts: dict[float, float] = {}
+    for (mm, dim), n in m.items():
+        if mm == metric:
+            counts[float(dim)] = counts.get(float(dim), 0) + n
     out: dict[str, float | None] = {}
     for name, q in (("median", 0.5), ("p90", 0.9)):
         v = percentile_cont(counts, q)
@@ -144,7 +148,7 @@ def figures(m: MetricsIn, checklist_items: list[str] | None = None) -> dict[str,
         return _n(m.get((metric, dim), 0))
 
     def dims(metric: str) -> dict[str, int | float]:
-        return {d: _n(v) for (mm, d), v in sorted(m.items()) if mm == metric}
+        return {d: _n(v) for d, v in sorted((d, v) for (mm, d), v in m.items() if mm == metric)}
 
     by_cat: dict[str, dict[str, int | float]] = {c.value: {s.value: 0 for s in Severity} for c in Category}
     for dim, v in dims("findings").items():

@@ -22,7 +22,7 @@ import time
 import asyncpg
 
 from services.reporting.domain.entities import corrections
-from services.reporting.domain.figures import HOUR_SLOT_SECONDS
+from services.reporting.domain.figures import HOUR_SLOT_DIGITS
 from services.reporting.domain.paths import ancestors, depth, parent_of
 from shared.clock import BUREAU_TIME_ZONE
 from shared.db import lock_key
@@ -116,9 +116,13 @@ STRUCTURE_PARTS = """
 
 # Figures recomputed per dirty leaf ({f:x} filters table alias x on the leaves): a case counts in its finding's
 # campaign, a referral in its case's, a closure is pending by its case's state; special-group members and units
-# with a committee are distinct counts. The percentiles' rows count the cases per hundredth of an hour (dim: the
-# slot's number, rounded) from the finding to the case and from the case to its first contact: counts fold like any
-# other figure, where sorting every case under each refreshed ancestor cost every case ever opened, every refresh.
+# with a committee are distinct counts. The percentiles' rows count the cases per slot of hours (HOUR_SLOT_DIGITS
+# significant digits, at most two decimals; trim_scale: one text per number) from the finding to the case and from the
+# case to its first contact: counts fold like any other figure, where sorting every case under each refreshed
+# ancestor cost every case ever opened, at every refresh.
+HOUR_SLOT = (
+    f"trim_scale(round(m.h, least(2, {HOUR_SLOT_DIGITS - 1} - floor(log(greatest(abs(m.h), 1e-9)))::int)))::text"
+)
 PER_LEAF_PARTS = f"""
   SELECT cf.campaign_id, c.org_path AS leaf, m.metric, m.dim, 1 AS v
     FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
@@ -132,13 +136,13 @@ PER_LEAF_PARTS = f"""
     ) m(metric, dim, ok)
     WHERE m.ok AND {{f:c}}
   UNION ALL
-  SELECT cf.campaign_id, c.org_path, m.metric, round(m.s / {HOUR_SLOT_SECONDS})::bigint::text, 1
+  SELECT cf.campaign_id, c.org_path, m.metric, {HOUR_SLOT}, 1
     FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
     CROSS JOIN LATERAL (VALUES
-        ('finding_to_case_hours', extract(epoch FROM c.opened_at - c.finding_recorded_at)),
-        ('case_to_contact_hours', extract(epoch FROM c.first_contact_at - c.opened_at))
-    ) m(metric, s)
-    WHERE m.s IS NOT NULL AND {{f:c}}
+        ('finding_to_case_hours', extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
+        ('case_to_contact_hours', extract(epoch FROM c.first_contact_at - c.opened_at) / 3600)
+    ) m(metric, h)
+    WHERE m.h IS NOT NULL AND {{f:c}}
   UNION ALL
   SELECT cf.campaign_id, c.org_path, 'cases_closure_pending', '', 1
     FROM case_closures p JOIN cases c USING (case_id) LEFT JOIN findings cf ON cf.finding_id = c.finding_id
