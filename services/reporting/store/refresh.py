@@ -120,8 +120,11 @@ STRUCTURE_PARTS = """
 # significant digits, at most two decimals; trim_scale: one text per number) from the finding to the case and from the
 # case to its first contact: counts fold like any other figure, where sorting every case under each refreshed
 # ancestor cost every case ever opened, at every refresh.
-HOUR_SLOT = (
-    f"trim_scale(round(m.h, least(2, {HOUR_SLOT_DIGITS - 1} - floor(log(greatest(abs(m.h), 1e-9)))::int)))::text"
+HOURS = "extract(epoch FROM {b} - {a}) / 3600"
+SLOT = f"trim_scale(round({{h}}, least(2, {HOUR_SLOT_DIGITS - 1} - floor(log(greatest(abs({{h}}), 1e-9)))::int)))::text"
+TO_CASE, TO_CONTACT = (
+    HOURS.format(a="c.finding_recorded_at", b="c.opened_at"),
+    HOURS.format(a="c.opened_at", b="c.first_contact_at"),
 )
 PER_LEAF_PARTS = f"""
   SELECT cf.campaign_id, c.org_path AS leaf, m.metric, m.dim, 1 AS v
@@ -132,17 +135,11 @@ PER_LEAF_PARTS = f"""
         ('cases_closed', '', c.state = 'closed'),
         ('cases_overdue', '', c.state = 'open' AND c.overdue IS TRUE),
         ('cases_opened_daily', (c.opened_at AT TIME ZONE '{TZ}')::date::text, c.opened_at IS NOT NULL),
-        ('cases_closed_daily', (c.closed_at AT TIME ZONE '{TZ}')::date::text, c.state = 'closed')
+        ('cases_closed_daily', (c.closed_at AT TIME ZONE '{TZ}')::date::text, c.state = 'closed'),
+        ('finding_to_case_hours', {SLOT.format(h=TO_CASE)}, {TO_CASE} IS NOT NULL),
+        ('case_to_contact_hours', {SLOT.format(h=TO_CONTACT)}, {TO_CONTACT} IS NOT NULL)
     ) m(metric, dim, ok)
     WHERE m.ok AND {{f:c}}
-  UNION ALL
-  SELECT cf.campaign_id, c.org_path, m.metric, {HOUR_SLOT}, 1
-    FROM cases c LEFT JOIN findings cf ON cf.finding_id = c.finding_id
-    CROSS JOIN LATERAL (VALUES
-        ('finding_to_case_hours', extract(epoch FROM c.opened_at - c.finding_recorded_at) / 3600),
-        ('case_to_contact_hours', extract(epoch FROM c.first_contact_at - c.opened_at) / 3600)
-    ) m(metric, h)
-    WHERE m.h IS NOT NULL AND {{f:c}}
   UNION ALL
   SELECT cf.campaign_id, c.org_path, 'cases_closure_pending', '', 1
     FROM case_closures p JOIN cases c USING (case_id) LEFT JOIN findings cf ON cf.finding_id = c.finding_id

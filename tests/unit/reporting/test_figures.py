@@ -95,7 +95,7 @@ def test_percentiles_of_nothing_are_none_and_empty_slots_do_not_count():
 
 
 def _slot(hours: float) -> float:
-    """The slot a measure is counted in (store/refresh.py HOUR_SLOT, PostgreSQL's rounding written out)."""
+    """The slot a measure is counted in (store/refresh.py SLOT, PostgreSQL's rounding written out)."""
     if hours == 0:
         return 0.0
     digits = min(2, HOUR_SLOT_DIGITS - 1 - math.floor(math.log10(abs(hours))))
