@@ -58,6 +58,7 @@ MetricsIn = Mapping[tuple[str, str], float]
 # PER_LEAF_PARTS). Counts add up over leaves and nodes where sorted values do not, and a node holds at most ~900 slots
 # a decade of hours, whatever its history.
 HOUR_SLOT_DIGITS = 3
+HOUR_METRICS = ("finding_to_case_hours", "case_to_contact_hours")
 
 
 def ratio(num: float, den: float) -> float | None:
@@ -128,17 +129,9 @@ def percentile_cont(counts: Mapping[float, float], q: float) -> float | None:
     return below + (rank - low) * (above - below)
 
 
-def hour_percentiles(m: MetricsIn, metric: str) -> dict[str, float | None]:
-    """Median and p90 in hours, rounded as shown, of a measure counted per slot (HOUR_SLOT_DIGITS)."""
-    counts: dict[float, float] = {}
-    for (mm, dim), n in m.items():
-        if mm == metric:
-            counts[float(dim)] = counts.get(float(dim), 0) + n
-    out: dict[str, float | None] = {}
-    for name, q in (("median", 0.5), ("p90", 0.9)):
-        v = percentile_cont(counts, q)
-        out[name] = None if v is None else round(v, 2)
-    return out
+def hour_percentiles(slots: Mapping[float, float]) -> dict[str, float | None]:
+    """Median and p90 in hours of a measure counted per slot (hours -> cases; HOUR_SLOT_DIGITS)."""
+    return {name: percentile_cont(slots, q) for name, q in (("median", 0.5), ("p90", 0.9))}
 
 
 def figures(m: MetricsIn, checklist_items: list[str] | None = None) -> dict[str, Any]:
@@ -149,6 +142,9 @@ def figures(m: MetricsIn, checklist_items: list[str] | None = None) -> dict[str,
 
     def dims(metric: str) -> dict[str, int | float]:
         return {d: _n(v) for d, v in sorted((d, v) for (mm, d), v in m.items() if mm == metric)}
+
+    def hours(metric: str) -> dict[str, float | None]:  # (metric, 'median'|'p90'): store/reads.py, from the slots
+        return {q: None if (v := m.get((metric, q))) is None else round(v, 2) for q in ("median", "p90")}
 
     by_cat: dict[str, dict[str, int | float]] = {c.value: {s.value: 0 for s in Severity} for c in Category}
     for dim, v in dims("findings").items():
@@ -210,8 +206,8 @@ def figures(m: MetricsIn, checklist_items: list[str] | None = None) -> dict[str,
             "closed": g("cases_closed"),
             "overdue": g("cases_overdue"),
             "closure_pending": g("cases_closure_pending"),
-            "finding_to_case_hours": hour_percentiles(m, "finding_to_case_hours"),
-            "case_to_first_contact_hours": hour_percentiles(m, "case_to_contact_hours"),
+            "finding_to_case_hours": hours("finding_to_case_hours"),
+            "case_to_first_contact_hours": hours("case_to_contact_hours"),
         },
         "referrals": referrals,
         "structure": {

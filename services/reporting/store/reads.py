@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.reporting.domain.figures import Metrics
+from services.reporting.domain.figures import HOUR_METRICS, Metrics, hour_percentiles
 from services.reporting.domain.paths import depth
 from services.reporting.store.refresh import CAMPAIGN_TABLES, STORED_DEPTH, SUBTREE_SQL, campaign_sql
 from shared.db import Conn, Params, fetch_page
@@ -35,10 +35,20 @@ SUMMED_SQL = f"""
   GROUP BY 1, 2, 3, 4 HAVING sum(c.v) <> 0
 """
 STORED_SQL = "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)"
+# The figure rows r: a row each, but a percentile measure's slots (up to ~900 a decade of hours at a node) as one row of
+# two arrays ({h}: the parameter holding HOUR_METRICS).
+BY_ROW_AND_SLOTS = """
+SELECT node, scope, metric, dim, value, NULL::float8[] AS slots, NULL::float8[] AS counts FROM r
+  WHERE metric <> ALL({h}::text[])
+UNION ALL
+SELECT node, scope, metric, '', 0, array_agg(dim::float8), array_agg(value::float8) FROM r
+  WHERE metric = ANY({h}::text[]) GROUP BY 1, 2, 3
+"""
 
 
 async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> dict[tuple[str, str], Metrics]:
-    """(node, scope) -> {(metric, dim): value} for the given nodes.
+    """(node, scope) -> {(metric, dim): value} for the given nodes; a percentile measure's slots come back as its
+    median and p90 in hours, (metric, 'median') and (metric, 'p90').
 
     Stored nodes and summed ones (grades, classes) are read in one statement: the figures of a school and of its
     grades in one drill-down come from the same refresh.
@@ -46,13 +56,21 @@ async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> 
     stored = [n for n in nodes if depth(n) <= STORED_DEPTH]
     deep = sorted(n for n in nodes if depth(n) > STORED_DEPTH)
     if deep:
-        sql = f"{SUMMED_WITH} {STORED_SQL} UNION ALL {SUMMED_SQL}"
-        rows = await conn.fetch(sql, stored, scopes, deep, deep[0], deep[-1] + "0")
+        sql = f"{SUMMED_WITH}, r AS ({STORED_SQL} UNION ALL {SUMMED_SQL}) {BY_ROW_AND_SLOTS.format(h='$6')}"
+        rows = await conn.fetch(sql, stored, scopes, deep, deep[0], deep[-1] + "0", HOUR_METRICS)
     else:
-        rows = await conn.fetch(STORED_SQL, stored, scopes)
+        sql = f"WITH r AS ({STORED_SQL}) {BY_ROW_AND_SLOTS.format(h='$3')}"
+        rows = await conn.fetch(sql, stored, scopes, HOUR_METRICS)
     out: dict[tuple[str, str], Metrics] = {}
     for r in rows:
-        out.setdefault((r["node"], r["scope"]), {})[(r["metric"], r["dim"])] = float(r["value"])
+        m = out.setdefault((r["node"], r["scope"]), {})
+        if r["slots"] is None:
+            m[(r["metric"], r["dim"])] = float(r["value"])
+            continue
+        slots: dict[float, float] = {}
+        for hours, n in zip(r["slots"], r["counts"], strict=True):
+            slots[hours] = slots.get(hours, 0) + n
+        m.update({(r["metric"], q): v for q, v in hour_percentiles(slots).items() if v is not None})
     return out
 
 
