@@ -10,7 +10,13 @@ import asyncpg
 
 from services.reporting.domain.figures import HOUR_METRICS, Metrics, hour_percentiles
 from services.reporting.domain.paths import depth
-from services.reporting.store.refresh import CAMPAIGN_TABLES, STORED_DEPTH, SUBTREE_SQL, campaign_sql
+from services.reporting.store.refresh import (
+    CAMPAIGN_PART_METRICS,
+    CAMPAIGN_TABLES,
+    STORED_DEPTH,
+    SUBTREE_SQL,
+    campaign_sql,
+)
 from shared.db import Conn, Params, fetch_page
 from shared.scope import args as subtree_args
 from shared.scope import sql as subtree_sql
@@ -28,13 +34,22 @@ SUMMED_SQL = f"""
   {SUBTREE_SQL.replace("{nodes}", "$3").replace("{scope}", "AND scope = ANY($2::text[])")}
   UNION ALL
   SELECT p.node, c.scope, c.metric, c.dim, sum(c.v)
-  FROM (SELECT * FROM ({campaign_sql({t: f"f_{t}" for t in CAMPAIGN_TABLES})}) f
-        UNION ALL SELECT scope, leaf, metric, dim, -v FROM ({campaign_sql({t: f"u_{t}" for t in CAMPAIGN_TABLES})}) u) c
+  FROM (SELECT * FROM ({campaign_sql({t: f"f_{t}" for t in CAMPAIGN_TABLES}, all_campaigns=True)}) f
+        UNION ALL SELECT scope, leaf, metric, dim, -v
+        FROM ({campaign_sql({t: f"u_{t}" for t in CAMPAIGN_TABLES}, all_campaigns=True)}) u) c
   JOIN unnest($3::text[]) p(node) ON c.leaf = p.node OR (c.leaf >= p.node || '/' AND c.leaf < p.node || '0')
   WHERE c.scope = ANY($2::text[])
   GROUP BY 1, 2, 3, 4 HAVING sum(c.v) <> 0
 """
-STORED_SQL = "SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)"
+# A stored node's rows; the campaign facts' all-campaigns figures ({parts}: CAMPAIGN_PART_METRICS) are the sums of
+# its campaigns' rows (store/refresh.py stores them per campaign only).
+STORED_SQL = """
+SELECT node, scope, metric, dim, value FROM node_metrics WHERE node = ANY($1::text[]) AND scope = ANY($2)
+UNION ALL
+SELECT node, '', metric, dim, sum(value) FROM node_metrics
+  WHERE node = ANY($1::text[]) AND '' = ANY($2) AND scope <> '' AND metric = ANY({parts}::text[])
+  GROUP BY 1, 3, 4 HAVING sum(value) <> 0
+"""
 # The figure rows r: a row each, but a percentile measure's slots (up to ~900 a decade of hours at a node) as one row of
 # two arrays ({h}: the parameter holding HOUR_METRICS).
 BY_ROW_AND_SLOTS = """
@@ -56,11 +71,14 @@ async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> 
     stored = [n for n in nodes if depth(n) <= STORED_DEPTH]
     deep = sorted(n for n in nodes if depth(n) > STORED_DEPTH)
     if deep:
-        sql = f"{SUMMED_WITH}, r AS ({STORED_SQL} UNION ALL {SUMMED_SQL}) {BY_ROW_AND_SLOTS.format(h='$6')}"
-        rows = await conn.fetch(sql, stored, scopes, deep, deep[0], deep[-1] + "0", HOUR_METRICS)
+        sql = (
+            f"{SUMMED_WITH}, r AS ({STORED_SQL.format(parts='$7')} UNION ALL {SUMMED_SQL})"
+            f" {BY_ROW_AND_SLOTS.format(h='$6')}"
+        )
+        rows = await conn.fetch(sql, stored, scopes, deep, deep[0], deep[-1] + "0", HOUR_METRICS, CAMPAIGN_PART_METRICS)
     else:
-        sql = f"WITH r AS ({STORED_SQL}) {BY_ROW_AND_SLOTS.format(h='$3')}"
-        rows = await conn.fetch(sql, stored, scopes, HOUR_METRICS)
+        sql = f"WITH r AS ({STORED_SQL.format(parts='$4')}) {BY_ROW_AND_SLOTS.format(h='$3')}"
+        rows = await conn.fetch(sql, stored, scopes, HOUR_METRICS, CAMPAIGN_PART_METRICS)
     out: dict[tuple[str, str], Metrics] = {}
     for r in rows:
         m = out.setdefault((r["node"], r["scope"]), {})
@@ -75,11 +93,9 @@ async def list_node_metrics(conn: Conn, nodes: list[str], scopes: list[str]) -> 
 
 
 async def list_children(conn: Conn, node: str) -> list[str]:
-    """The child nodes that have any figure (scope '' holds every node)."""
+    """The child nodes that have any figure."""
     if depth(node) < STORED_DEPTH:
-        rows = await conn.fetch(
-            "SELECT DISTINCT node FROM node_metrics WHERE parent = $1 AND scope = '' ORDER BY node", node
-        )
+        rows = await conn.fetch("SELECT DISTINCT node FROM node_metrics WHERE parent = $1 ORDER BY node", node)
     else:  # from the leaves under it: the first path segment below the node
         rows = await conn.fetch(
             "SELECT DISTINCT $1 || '/' || split_part(substr(leaf, length($1) + 2), '/', 1) AS node FROM leaf_metrics"

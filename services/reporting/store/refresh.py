@@ -51,8 +51,24 @@ LOGGED = (
 # The campaign's own facts (assignments, visits, findings) change in every class between two refreshes during a
 # campaign and make most figure rows (a checklist row per item, a row per day, ...): they are stored and folded at
 # the schools and above only (CAMPAIGN_TABLES); a grade's or class's are summed from its facts when read
-# (store/reads.py). The structure's figures are kept per leaf.
+# (store/reads.py). They are stored per campaign only: their all-campaigns figures (scope '') are summed over the
+# campaigns when a stored node is read (CAMPAIGN_PART_METRICS, store/reads.py); stored as well, every change was folded
+# twice into the school, the district and the city. The structure's figures are kept per leaf.
 CAMPAIGN_TABLES = ("assignments", "visits", "findings")
+CAMPAIGN_PART_METRICS = (  # the metrics of CAMPAIGN_PARTS (tests/unit/reporting/test_refresh_sql.py)
+    "assignments",
+    "visits_completed",
+    "visits_by_mode",
+    "visits_daily",
+    "visits_missed",
+    "checklist_answered",
+    "checklist_yes",
+    "visits_flagged",
+    "flags",
+    "guidance_topics",
+    "findings",
+    "findings_daily",
+)
 CAMPAIGN_PARTS = """
   SELECT a.campaign_id, a.org_path AS leaf, 'assignments' AS metric, '' AS dim, sum(a.sg) AS v
     FROM {assignments} a WHERE a.active GROUP BY 1, 2
@@ -120,8 +136,9 @@ STRUCTURE_PARTS = """
 # significant digits, at most two decimals; trim_scale: one text per number) from the finding to the case and from the
 # case to its first contact: counts fold like any other figure, where sorting every case under each refreshed
 # ancestor cost every case ever opened, at every refresh.
-HOURS = "extract(epoch FROM {b} - {a}) / 3600"
-SLOT = f"trim_scale(round({{h}}, least(2, {HOUR_SLOT_DIGITS - 1} - floor(log(greatest(abs({{h}}), 1e-9)))::int)))::text"
+HOURS = "extract(epoch FROM {b} - {a})::float8 / 3600"  # float8: numeric's log took ~10x the time
+DIGITS = f"least(2, {HOUR_SLOT_DIGITS - 1} - floor(log(greatest(abs({{h}}), 1e-9)))::int)"
+SLOT = f"trim_scale(round(({{h}})::numeric, {DIGITS}))::text"
 TO_CASE, TO_CONTACT = (
     HOURS.format(a="c.finding_recorded_at", b="c.opened_at"),
     HOURS.format(a="c.opened_at", b="c.first_contact_at"),
@@ -182,6 +199,9 @@ GROUP BY GROUPING SETS ((campaign_id, leaf, metric, dim), (leaf, metric, dim))
 HAVING GROUPING(campaign_id) = 1 OR campaign_id IS NOT NULL
 """
 
+# Each campaign's rows only.
+BY_CAMPAIGN = "SELECT campaign_id AS scope, leaf, metric, dim, sum(v) AS v FROM ({parts}) x GROUP BY 1, 2, 3, 4"
+
 # Where distinct teachers and families occur, one row per fact row (weighted by sg), in every campaign and in ''.
 ENTITY_ROWS = """
   SELECT s.scope, a.org_path AS leaf, m.metric, m.entity_id, a.sg
@@ -222,9 +242,10 @@ def _structure_sql(full: bool) -> str:
     return BY_SCOPE.format(parts=STRUCTURE_PARTS.format(**_sources(full)))
 
 
-def campaign_sql(sources: dict[str, str]) -> str:
-    """The campaign facts' figures per exact path (scope, leaf, metric, dim, v) from the given sources."""
-    return BY_SCOPE.format(parts=CAMPAIGN_PARTS.format(**sources))
+def campaign_sql(sources: dict[str, str], *, all_campaigns: bool = False) -> str:
+    """The campaign facts' figures per exact path (scope, leaf, metric, dim, v) from the given sources: each
+    campaign's, and with `all_campaigns` their sums in scope '' too (a grade's or class's read, from its facts)."""
+    return (BY_SCOPE if all_campaigns else BY_CAMPAIGN).format(parts=CAMPAIGN_PARTS.format(**sources))
 
 
 def _per_leaf_sql(full: bool) -> str:

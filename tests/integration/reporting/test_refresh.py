@@ -158,7 +158,9 @@ async def test_refresh_by_deltas_equals_a_full_recompute_on_random_histories(sch
 DEEP = [S1G1, S1C1, S1C2, S2G1, S2C1, S3G1, S3C1, f"{D2}/s9/g9", f"{D2}/s9/g9/c9"]
 SCOPES = ["", CAMPAIGN]
 # The same figures from scratch: every leaf row under the node plus the campaign facts' figures of every fact under it.
-_FROM_FACTS = campaign_sql({t: f"(SELECT t.*, 1 AS sg FROM {t} t)" for t in ("assignments", "visits", "findings")})
+_FROM_FACTS = campaign_sql(
+    {t: f"(SELECT t.*, 1 AS sg FROM {t} t)" for t in ("assignments", "visits", "findings")}, all_campaigns=True
+)
 DEEP_FROM_SCRATCH_SQL = f"""
 SELECT node, scope, metric, dim, sum(value) FROM (
   {SUBTREE_SQL.replace("{nodes}", "$1").replace("{scope}", "")}
