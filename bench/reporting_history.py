@@ -30,10 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.directory_copy import raw_copy
 from bench.procs import proc_stat
+from bench.reporting_refresh import connect_kept
 from services.reporting.store import reads, refresh
 from services.reporting.usecases import views
-from shared.db import service_database_url
-from shared.devstack import ensure_up
 
 COPIES = """
 INSERT INTO cases SELECT 'h{j}-' || case_id, student_id, org_path, path_at, NULL, finding_recorded_at - {days},
@@ -80,12 +79,8 @@ async def city_read(conn: asyncpg.Connection, nodes: list[str]) -> float:
 
 
 async def main(a: argparse.Namespace) -> None:
-    stack = ensure_up()
-    dsn = service_database_url(stack.database_url, "reporting")
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{a.schema}"'})
+    conn = await connect_kept(a.schema)
     try:
-        if not await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", a.schema):
-            raise SystemExit(f"no schema {a.schema}: keep one with bench/campaign.py --keep")
         leaf = await conn.fetchval("SELECT org_path FROM cases WHERE case_id NOT LIKE 'h%' ORDER BY case_id LIMIT 1")
         city = await conn.fetchval("SELECT node FROM node_metrics WHERE parent = '' LIMIT 1")
         nodes = [city, *await reads.list_children(conn, city)]

@@ -61,13 +61,21 @@ async def one_refresh(conn: asyncpg.Connection, extra: str) -> float:
         await tr.rollback()
 
 
-async def main(a: argparse.Namespace) -> None:
+async def connect_kept(schema: str) -> asyncpg.Connection:
+    """A connection to a reporting schema kept by `bench/campaign.py --keep` in devstack's cluster."""
     stack = ensure_up()
-    dsn = service_database_url(stack.database_url, "reporting")
-    conn = await asyncpg.connect(dsn, server_settings={"search_path": f'"{a.schema}"'})
+    conn = await asyncpg.connect(
+        service_database_url(stack.database_url, "reporting"), server_settings={"search_path": f'"{schema}"'}
+    )
+    if not await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", schema):
+        await conn.close()
+        raise SystemExit(f"no schema {schema}: keep one with bench/campaign.py --keep")
+    return conn
+
+
+async def main(a: argparse.Namespace) -> None:
+    conn = await connect_kept(a.schema)
     try:
-        if not await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", a.schema):
-            raise SystemExit(f"no schema {a.schema}: keep one with bench/campaign.py --keep")
         await set_aside(conn, a.schema, a.visits)
         n = await conn.fetchval("SELECT count(*) FROM aside_visits")
         cpu: dict[str, list[float]] = {"A": [], "B": []}
