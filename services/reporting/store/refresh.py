@@ -8,7 +8,7 @@ refresh, not the number of dirty classes times their history. A leaf's distinct 
 when an entity's last fact row there goes or its first one comes: the rows naming it are counted in the facts, and
 the taken changes say how many there were before. The figures that are not sums over single rows (cases and
 referrals counted in their finding's campaign, pending closures, distinct special-group members, units with a
-committee, the cases counted per hundredth of an hour that the percentiles are read from) are recomputed for the
+committee, the cases counted per slot of hours that the percentiles are read from) are recomputed for the
 leaves marked dirty, and their difference to the stored leaf rows is folded the same way. A full recompute
 (`full=True`, or figures lost in a crash) gives the same figures from the facts; tests/integration/reporting/
 test_refresh.py compares the two on random histories.
