@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.directory_copy import raw_copy
 from bench.procs import proc_stat
-from bench.reporting_refresh import connect_kept
+from bench.reporting_refresh import connect_kept, kept_schema_parser
 from services.reporting.store import reads, refresh
 from services.reporting.usecases import views
 
@@ -114,8 +114,7 @@ async def main(a: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--schema", required=True, help="a reporting schema kept by bench/campaign.py --keep")
+    ap = kept_schema_parser(__doc__)
     ap.add_argument("--campaigns", type=int, default=10, help="campaigns' worth of cases at the last step")
     ap.add_argument("--runs", type=int, default=5)
     asyncio.run(main(ap.parse_args()))

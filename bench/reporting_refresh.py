@@ -7,9 +7,11 @@ a refresh would find them during a campaign), the service's own refresh by delta
 plus A's or B's statements, and the transaction is rolled back. The figure is the refreshing backend's CPU (from
 /proc: the same machine), medians of the pairs and how many pairs B won; beside it the raw COPY rate of the same
 visit rows into a scratch table, as refreshed visits per CPU-second over raw COPY rows per second. `--restore` puts
-the visits back for good and refreshes.
+the visits back for good and refreshes. `--statements` instead runs the service's refresh `--pairs` times and prints
+the refreshing backend's CPU per statement (each statement of a script apart), the largest first: run it on schemas
+kept at two scales to see which statements grow with the city for the same change.
 Run: .venv/bin/python bench/reporting_refresh.py --schema bc_<run>_reporting [--visits 7500] [--pairs 7]
-     [--a "SET LOCAL ..."] [--b "SET LOCAL ..."] [--restore]
+     [--a "SET LOCAL ..."] [--b "SET LOCAL ..."] [--restore] [--statements]
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import asyncio
 import statistics
 import sys
 import uuid
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -45,9 +49,10 @@ async def set_aside(conn: asyncpg.Connection, schema: str, visits: int) -> None:
     await refresh.update_figures(conn, schema)
 
 
-async def one_refresh(conn: asyncpg.Connection, extra: str) -> float:
+async def one_refresh(conn: asyncpg.Connection, extra: str, timed: Any = None) -> float:
     """The backend's CPU seconds for a refresh of the visits put back, with `extra` statements run after the
-    service's own settings (so they can override them); rolled back."""
+    service's own settings (so they can override them); rolled back. `timed`: the connection the refresh is given
+    (a `Timed` one, to see its statements)."""
     pid = await conn.fetchval("SELECT pg_backend_pid()")
     tr = conn.transaction(isolation="repeatable_read")
     await tr.start()
@@ -55,10 +60,56 @@ async def one_refresh(conn: asyncpg.Connection, extra: str) -> float:
         await conn.execute("INSERT INTO visits SELECT * FROM aside_visits")
         settings = f"{refresh.DELTA_SETTINGS}; {extra}" if extra else refresh.DELTA_SETTINGS
         before = proc_stat(pid)[1]
-        await refresh._refresh_deltas(conn, settings)
+        await refresh._refresh_deltas(timed or conn, settings)
         return proc_stat(pid)[1] - before
     finally:
         await tr.rollback()
+
+
+class Timed:
+    """A connection that adds its backend's CPU seconds per statement to `cpu` (keyed by the statement's start): a
+    script of several statements (the refresh's are, one round trip each) is run statement by statement, unless a
+    quote would be cut."""
+
+    def __init__(self, conn: asyncpg.Connection, pid: int) -> None:
+        self.conn, self.pid = conn, pid
+        self.cpu: defaultdict[str, float] = defaultdict(float)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    async def _timed(self, sql: str, call: Any) -> Any:
+        before = proc_stat(self.pid)[1]
+        try:
+            return await call
+        finally:
+            self.cpu[" ".join(sql.split())[:100]] += proc_stat(self.pid)[1] - before
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        parts = [p for p in sql.split(";") if p.strip()]
+        if args or len(parts) < 2 or any(p.count("'") % 2 for p in parts):
+            return await self._timed(sql, self.conn.execute(sql, *args))
+        for part in parts:
+            await self._timed(part, self.conn.execute(part))
+        return None
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        return await self._timed(sql, self.conn.fetch(sql, *args))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._timed(sql, self.conn.fetchval(sql, *args))
+
+
+async def statements(conn: asyncpg.Connection, runs: int) -> None:
+    """Print the backend's CPU per statement of the service's refresh, per refresh, the largest first."""
+    timed = Timed(conn, await conn.fetchval("SELECT pg_backend_pid()"))
+    total = sum([await one_refresh(conn, "", timed) for _ in range(runs)])
+    n = await conn.fetchval("SELECT count(*) FROM aside_visits")
+    print(f"a refresh of {n:,} visits: {total / runs:.3f} CPU-s of its backend, per refresh (mean of {runs}):")
+    for sql, cpu in sorted(timed.cpu.items(), key=lambda kv: -kv[1]):
+        if cpu / runs >= 0.0005:
+            print(f"  {cpu / runs:7.3f}  {sql}")
+    print(f"  {(total - sum(timed.cpu.values())) / runs:7.3f}  the rest (cursors, COPY)")
 
 
 async def connect_kept(schema: str) -> asyncpg.Connection:
@@ -77,6 +128,9 @@ async def main(a: argparse.Namespace) -> None:
     conn = await connect_kept(a.schema)
     try:
         await set_aside(conn, a.schema, a.visits)
+        if a.statements:
+            await statements(conn, a.pairs)
+            return
         n = await conn.fetchval("SELECT count(*) FROM aside_visits")
         cpu: dict[str, list[float]] = {"A": [], "B": []}
         for _ in range(a.pairs):
@@ -106,12 +160,19 @@ async def main(a: argparse.Namespace) -> None:
         await conn.close()
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def kept_schema_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line of a bench on a kept reporting schema: `--schema`, and the module's first line as help."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
     ap.add_argument("--schema", required=True, help="a reporting schema kept by bench/campaign.py --keep")
+    return ap
+
+
+if __name__ == "__main__":
+    ap = kept_schema_parser(__doc__)
     ap.add_argument("--visits", type=int, default=7500, help="visits per refresh (a campaign's ~9 s at 800/s)")
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--a", default="", help="statements run in A's refresh transaction after the service's own")
     ap.add_argument("--b", default="", help="statements run in B's refresh transaction after the service's own")
     ap.add_argument("--restore", action="store_true", help="put the visits back for good afterwards")
+    ap.add_argument("--statements", action="store_true", help="the service's refresh, CPU per statement (--pairs runs)")
     asyncio.run(main(ap.parse_args()))
