@@ -331,13 +331,12 @@ SELECT x.scope, x.node, p.parent, x.metric, x.dim, x.value FROM (
 
 
 def _entity_sql(full: bool) -> str:
-    """Where every entity occurs (full), or the entities in the temp table `marked`."""
+    """Where every entity occurs (full), or, per metric, the entities the temp table `marked` names for it."""
     sql = ENTITY_PATHS
-    for alias in "av":
-        for key, kind in (("t", "teacher"), ("fam", "family")):
-            col = f"{alias}.{kind}_id"
-            marked = f"{col} IN (SELECT entity_id FROM marked WHERE kind = '{kind}')"
-            sql = sql.replace(f"{{{key}:{alias}}}", "true" if full else marked)
+    for metric, (table, col, _) in ENTITY_FACTS.items():
+        alias, kind = table[0], col.removesuffix("_id")
+        marked = f"{alias}.{col} IN (SELECT entity_id FROM marked WHERE metric = '{metric}')"
+        sql = sql.replace(f"{{{'t' if kind == 'teacher' else 'fam'}:{alias}}}", "true" if full else marked)
     return sql
 
 
@@ -522,16 +521,18 @@ async def _refresh_deltas(conn: asyncpg.Connection, settings: str = DELTA_SETTIN
 
 async def _refresh_entities(conn: asyncpg.Connection) -> None:
     """Redo the corrections of the teachers and families whose set of paths changed (a key of theirs flipped in
-    this refresh: `entity_flips`); what changed goes into `deltas` (a correction is a figure row at an inner node).
-    Only rows that differ are written. Most fact changes of an entity are at a path it already had (a teacher's
-    second visit in a class): its corrections stay."""
+    this refresh: `entity_flips`), for the metrics whose keys flipped only (a metric's corrections follow its own
+    paths: a family's first visit changes its visited paths, not its assigned ones, whose facts are not read again);
+    what changed goes into `deltas` (a correction is a figure row at an inner node). Only rows that differ are
+    written. Most fact changes of an entity are at a path it already had (a teacher's second visit in a class): its
+    corrections stay."""
     await conn.execute(
-        "CREATE TEMP TABLE marked (kind text, entity_id text) ON COMMIT DROP;"
+        "CREATE TEMP TABLE marked (kind text, metric text, entity_id text) ON COMMIT DROP;"
         " CREATE TEMP TABLE new_corrections (LIKE entity_corrections) ON COMMIT DROP"
     )
     n = await conn.fetchval(
         "WITH i AS (INSERT INTO marked SELECT DISTINCT CASE WHEN metric LIKE 'teachers%' THEN 'teacher'"
-        " ELSE 'family' END, entity_id FROM entity_flips RETURNING 1) SELECT count(*) FROM i"
+        " ELSE 'family' END, metric, entity_id FROM entity_flips RETURNING 1) SELECT count(*) FROM i"
     )
     if not n:
         return
@@ -540,7 +541,7 @@ async def _refresh_entities(conn: asyncpg.Connection) -> None:
     await conn.execute(
         """WITH gone AS (
             DELETE FROM entity_corrections w USING marked m
-            WHERE w.kind = m.kind AND w.entity_id = m.entity_id AND NOT EXISTS (
+            WHERE w.kind = m.kind AND w.entity_id = m.entity_id AND w.metric = m.metric AND NOT EXISTS (
                 SELECT 1 FROM new_corrections n WHERE (n.kind, n.entity_id, n.scope, n.metric, n.node, n.weight)
                     = (w.kind, w.entity_id, w.scope, w.metric, w.node, w.weight))
             RETURNING w.scope, w.node, w.metric, -w.weight AS dv

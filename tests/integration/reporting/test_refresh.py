@@ -276,9 +276,9 @@ async def test_a_refresh_finds_the_marked_families_visits_through_their_index(sc
     await conn.execute("ANALYZE visits")
     async with conn.transaction():
         await conn.execute(DELTA_SETTINGS)
-        await conn.execute("CREATE TEMP TABLE marked (kind text, entity_id text) ON COMMIT DROP")
+        await conn.execute("CREATE TEMP TABLE marked (kind text, metric text, entity_id text) ON COMMIT DROP")
         await conn.execute(
-            "INSERT INTO marked SELECT 'family', 'f' || i FROM generate_series(1, 60000, 60) i"
+            "INSERT INTO marked SELECT 'family', 'families_visited', 'f' || i FROM generate_series(1, 60000, 60) i"
         )  # 1,000 of 60,000
         await conn.execute("ANALYZE marked")
         plan = (await conn.fetchval(f"EXPLAIN (FORMAT JSON) {_entity_sql(False)}"))[0]["Plan"]  # the json codec
