@@ -255,19 +255,21 @@ def _per_leaf_sql(full: bool) -> str:
     return sql
 
 
-# Where each distinct entity occurs: (kind, entity, scope, metric, path).
+# Where each distinct entity occurs: (kind, entity, scope, metric, path); {metric} filters the entities (_entity_sql).
 ENTITY_PATHS = """
   SELECT 'teacher' AS kind, a.teacher_id AS entity_id, s.scope, 'teachers_assigned' AS metric, a.org_path AS path
-    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {t:a}
+    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {teachers_assigned}
   UNION ALL
   SELECT 'teacher', v.teacher_id, s.scope, 'teachers_active', v.org_path
-    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {t:v}
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope)
+    WHERE v.status = 'completed' AND {teachers_active}
   UNION ALL
   SELECT 'family', a.family_id, s.scope, 'families_assigned', a.org_path
-    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {fam:a}
+    FROM assignments a CROSS JOIN LATERAL (VALUES (''), (a.campaign_id)) s(scope) WHERE a.active AND {families_assigned}
   UNION ALL
   SELECT 'family', v.family_id, s.scope, 'families_visited', v.org_path
-    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope) WHERE v.status = 'completed' AND {fam:v}
+    FROM visits v CROSS JOIN LATERAL (VALUES (''), (v.campaign_id)) s(scope)
+    WHERE v.status = 'completed' AND {families_visited}
 """
 
 REFRESH_WORK_MEM = "64MB"
@@ -334,9 +336,8 @@ def _entity_sql(full: bool) -> str:
     """Where every entity occurs (full), or, per metric, the entities the temp table `marked` names for it."""
     sql = ENTITY_PATHS
     for metric, (table, col, _) in ENTITY_FACTS.items():
-        alias, kind = table[0], col.removesuffix("_id")
-        marked = f"{alias}.{col} IN (SELECT entity_id FROM marked WHERE metric = '{metric}')"
-        sql = sql.replace(f"{{{'t' if kind == 'teacher' else 'fam'}:{alias}}}", "true" if full else marked)
+        marked = f"{table[0]}.{col} IN (SELECT entity_id FROM marked WHERE metric = '{metric}')"
+        sql = sql.replace(f"{{{metric}}}", "true" if full else marked)
     return sql
 
 
