@@ -131,7 +131,7 @@ def consumer(
     partitions: int = 1,
     buffer_bytes: int = 16 * 1024 * 1024,
     min_bytes: int = 1,
-    max_wait_ms: int = 500,
+    max_wait_ms: int = 100,
 ) -> AIOKafkaConsumer:
     """A consumer that never commits on its own (the inbox commits after the database does) and prefetches at
     most about `buffer_bytes` over the `partitions` it may be assigned (its topics' partitions); the broker answers

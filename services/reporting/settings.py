@@ -21,6 +21,7 @@ class ReportingSettings(ServiceSettings):
     # The projection may wait: the broker holds each of its fetches until a MiB is there (or half a second
     # passed), so a campaign's events are applied hundreds to a transaction, not a few dozen.
     consumer_fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=0, le=10_000)
     refresh_interval_seconds: float = 1.0
     # A refresh that took long (a launch's assignments, a backlog) is followed by a wait that keeps refreshing under
     # this share of the time, but never longer than refresh_max_wait_seconds: a refresh costs what changed since the

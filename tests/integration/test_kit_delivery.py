@@ -812,3 +812,43 @@ async def test_a_group_that_may_wait_takes_a_backlog_in_one_partition_without_wa
             await asyncio.gather(task, return_exceptions=True)
     finally:
         await stop_runtime(runtime)
+
+
+async def test_a_group_behind_on_one_partition_never_waits_for_its_idle_ones(make_settings):
+    """aiokafka sends one fetch per broker at a time. While a poll slower than its prefetch backoff (100 ms) still
+    holds a busy partition's records, it fetches the group's idle partitions alone, and the broker holds that fetch
+    for `consumer_fetch_max_wait_ms`; the busy partition, drained meanwhile, waits for it to come back. The kit's
+    wait (100 ms) is half the consumer's own poll (200 ms), so a group catching up never polls empty and never
+    calls itself caught up (`idle`, which reporting's refresher reads) while its backlog lasts. At 500 ms, outreach's
+    directory copy stood idle about 40 % of its time; so does this test's group (4,000 events of one key, 8
+    partitions, a 128 KiB fetch a partition, 150 ms a poll)."""
+    settings = own_run(make_settings, "idleparts", topic_partitions=8, consumer_fetch_buffer_bytes=1024 * 1024)
+    assert settings.consumer_fetch_max_wait_ms == 100  # the default under test, not this test's own
+    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
+
+    async def slow(conn: asyncpg.Connection, events: list[Any]) -> None:
+        await asyncio.sleep(0.15)
+        await on_items_added(conn, events)
+
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("hot", i) for i in range(4000)])
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=60)
+        consumer = InboxConsumer(
+            settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), slow)
+        )
+        task = asyncio.create_task(consumer.run())
+        empty_while_behind = 0
+        try:
+            await wait_for(lambda: consumer.applied > 0, timeout=30)
+            while consumer.applied < 4000:
+                assert not task.done(), task
+                empty_while_behind += consumer.idle
+                await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert await runtime.pool.fetchval("SELECT count(*) FROM applied") == 4000
+        assert empty_while_behind == 0, f"idle in {empty_while_behind} samples of 10 ms while behind"
+    finally:
+        await stop_runtime(runtime)
