@@ -782,6 +782,30 @@ async def test_a_group_that_may_wait_applies_trickling_events_in_a_few_large_pol
     assert len(at_once) >= 3 * len(waiting), (at_once, waiting)
 
 
+@contextlib.asynccontextmanager
+async def behind_on_one_key(
+    settings: KitSettings, events: int, apply: Any
+) -> AsyncIterator[tuple[Runtime, InboxConsumer, asyncio.Task[None]]]:
+    """A group started behind: `events` of one key (one partition) on Kafka before it starts, applied by `apply`
+    as a `Batch`; the runtime, the consumer and its task, cancelled afterwards."""
+    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await add_events(conn, [item("hot", i) for i in range(events)])
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=60)
+        consumer = InboxConsumer(
+            settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), apply)
+        )
+        task = asyncio.create_task(consumer.run())
+        try:
+            yield runtime, consumer, task
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await stop_runtime(runtime)
+
+
 async def test_a_group_that_may_wait_takes_a_backlog_in_one_partition_without_waiting(make_settings):
     """A group that may wait for `consumer_fetch_min_bytes` must not wait when the backlog sits in one partition:
     a fetch takes at most one partition's share of the buffer from it, so a broker told to wait for more held every
@@ -796,22 +820,8 @@ async def test_a_group_that_may_wait_takes_a_backlog_in_one_partition_without_wa
         consumer_fetch_min_bytes=1024 * 1024,
         consumer_fetch_max_wait_ms=10_000,
     )
-    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
-    try:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await add_events(conn, [item("hot", i) for i in range(3000)])
-        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=60)
-        consumer = InboxConsumer(
-            settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), on_items_added)
-        )
-        task = asyncio.create_task(consumer.run())
-        try:
-            await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 3000 FROM applied"), timeout=40)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    finally:
-        await stop_runtime(runtime)
+    async with behind_on_one_key(settings, 3000, on_items_added) as (runtime, _, _):
+        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 3000 FROM applied"), timeout=40)
 
 
 async def test_a_group_behind_on_one_partition_never_waits_for_its_idle_ones(make_settings):
@@ -824,31 +834,17 @@ async def test_a_group_behind_on_one_partition_never_waits_for_its_idle_ones(mak
     partitions, a 128 KiB fetch a partition, 150 ms a poll)."""
     settings = own_run(make_settings, "idleparts", topic_partitions=8, consumer_fetch_buffer_bytes=1024 * 1024)
     assert settings.consumer_fetch_max_wait_ms == 100  # the default under test, not this test's own
-    runtime = await start_runtime(ServiceSpec(settings=settings, migrations=spec(settings).migrations, topics=[TOPIC]))
 
     async def slow(conn: asyncpg.Connection, events: list[Any]) -> None:
         await asyncio.sleep(0.15)
         await on_items_added(conn, events)
 
-    try:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await add_events(conn, [item("hot", i) for i in range(4000)])
-        await wait_for(lambda: runtime.pool.fetchval("SELECT count(*) = 0 FROM outbox"), timeout=60)
-        consumer = InboxConsumer(
-            settings, runtime.pool, "kittest.items", Batch(frozenset({"kittest.item.added.v1"}), slow)
-        )
-        task = asyncio.create_task(consumer.run())
-        empty_while_behind = 0
-        try:
-            await wait_for(lambda: consumer.applied > 0, timeout=30)
-            while consumer.applied < 4000:
-                assert not task.done(), task
-                empty_while_behind += consumer.idle
-                await asyncio.sleep(0.01)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    empty_while_behind = 0
+    async with behind_on_one_key(settings, 4000, slow) as (runtime, consumer, task):
+        await wait_for(lambda: consumer.applied > 0, timeout=30)
+        while consumer.applied < 4000:
+            assert not task.done(), task
+            empty_while_behind += consumer.idle
+            await asyncio.sleep(0.01)
         assert await runtime.pool.fetchval("SELECT count(*) FROM applied") == 4000
-        assert empty_while_behind == 0, f"idle in {empty_while_behind} samples of 10 ms while behind"
-    finally:
-        await stop_runtime(runtime)
+    assert empty_while_behind == 0, f"idle in {empty_while_behind} samples of 10 ms while behind"
