@@ -5,8 +5,10 @@ imports a generated city through the committees API, launches a campaign and rec
 visits API with concurrent simulated teachers (a share record each visit as it happens with `POST /visits`, the
 rest upload their offline visits in one `POST /visits/batch` each, all with their own teacher tokens), then waits
 until outreach has opened every case and reporting shows every visit and case. Prints visits/s accepted, the wall
-time from the first visit until both caught up, finding→case latency p50/p99, each service's peak memory, and
-the raw PostgreSQL COPY and Kafka produce rates of the same run. Drops its schemas and topics afterwards
+time from the first visit until both caught up, finding→case latency p50/p99, each service's peak memory, the CPU
+of every process in the window (PostgreSQL's also split by what its processes served: each service's backends, the
+autovacuum of each database, the server's own), and the raw PostgreSQL COPY and Kafka produce rates of the same
+run. Drops its schemas and topics afterwards
 (unless --keep).
 
 With --staged, each part of the campaign path runs alone on the machine: outreach and reporting are stopped once the
@@ -40,7 +42,7 @@ from aiokafka.errors import KafkaError
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.kit_throughput import raw_produce
-from bench.procs import proc_stat, tree_cpu
+from bench.procs import children_cpu, proc_stat, tree_cpu
 from bench.verdicts import pct
 from demo import citygen, recorder
 from demo.__main__ import import_city, launch_campaign
@@ -113,6 +115,49 @@ async def sample_rss(pids: dict[str, int], peak: dict[str, int], stop: asyncio.E
             with contextlib.suppress(OSError, StopIteration):  # a process that has exited
                 peak[name] = max(peak.get(name, 0), proc_stat(pid)[0])
         await asyncio.sleep(0.5)
+
+
+async def sample_pg_cpu(
+    dsn: str, postmaster: int, served: dict[str, str], spent: dict[str, float], stop: asyncio.Event
+) -> None:
+    """Every second: the CPU each of PostgreSQL's processes spent since the last poll, added to what it serves: a
+    service's backends (by application name, the service's schema: `served`), autovacuum in a service's database,
+    the bench's own sessions, or the server's own processes (writer, checkpointer, WAL writer...). A process that
+    exits between two polls keeps what the last poll saw (the total of `tree_cpu` has the rest)."""
+    cluster = await asyncpg.connect(dsn)  # its own session: the bench's others are busy with their own queries
+    try:
+        await _poll_pg_cpu(cluster, postmaster, served, spent, stop)
+    finally:
+        await cluster.close()
+
+
+async def _poll_pg_cpu(
+    cluster: asyncpg.Connection, postmaster: int, served: dict[str, str], spent: dict[str, float], stop: asyncio.Event
+) -> None:
+    seen: dict[int, float] = {}
+    first = True  # the first poll only notes where each process stands
+    while True:
+        who = {
+            r["pid"]: (r["application_name"] or "", r["backend_type"] or "", r["datname"] or "")
+            for r in await cluster.fetch("SELECT pid, application_name, backend_type, datname FROM pg_stat_activity")
+        }
+        for pid, cpu in children_cpu(postmaster).items():
+            app, kind, database = who.get(pid, ("", "", ""))
+            if kind == "client backend":
+                label = served.get(app, "the bench's sessions")
+            elif kind == "autovacuum worker":
+                label = f"autovacuum in {database}"
+            else:
+                label = "server processes"
+            before = seen.get(pid, 0.0)
+            if not first:  # a process new since the last poll (or on a reused pid) started in the window
+                spent[label] = spent.get(label, 0.0) + (cpu - before if cpu >= before else cpu)
+            seen[pid] = cpu
+        first = False
+        if stop.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
 
 
 async def sample_backlog(dsn: str, schema: str, series: list[tuple[float, int]], stop: asyncio.Event) -> None:
@@ -488,6 +533,14 @@ async def main(args: argparse.Namespace) -> None:
         sampler = asyncio.create_task(sample_rss(pids, peak, stop))
         backlog: list[tuple[float, int]] = []
         backlog_sampler = asyncio.create_task(sample_backlog(dbs["visits"], schemas["visits"], backlog, stop))
+        pg_spent: dict[str, float] = {}
+        pg_sampler = (
+            asyncio.create_task(
+                sample_pg_cpu(stack.database_url, infra["postgres"], {v: k for k, v in schemas.items()}, pg_spent, stop)
+            )
+            if infra.get("postgres")
+            else None
+        )
         cpu0 = cpu_now(pids, infra)
         applied0 = {n: consumed(procs[n]) for n in ("outreach", "reporting")}
         statements = await statement_stats(cluster_db, reset=True)
@@ -505,6 +558,8 @@ async def main(args: argparse.Namespace) -> None:
         await sampler
         await backlog_sampler
         cpu = {n: v - cpu0[n] for n, v in cpu_now(pids, infra).items()}
+        if pg_sampler is not None:
+            await pg_sampler
         me1, busy1 = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
         applied = {n: [b - a for a, b in zip(applied0[n], consumed(procs[n]), strict=True)] for n in applied0}
         messages = await topic_messages(stack.kafka_bootstrap, prefix) - messages_before
@@ -592,6 +647,11 @@ async def main(args: argparse.Namespace) -> None:
                 for n in procs
             ),
             *(f"  {n:<11} (all its processes)      CPU {cpu[n]:6.1f}s" for n in infra if n in cpu),
+            *(["  postgres, by what its processes served (polled every second):"] if pg_spent else []),
+            *(
+                f"    {label:<32} CPU {used:6.1f}s = {1000 * used / max(rec.stored, 1):.3f} ms per visit"
+                for label, used in sorted(pg_spent.items(), key=lambda x: -x[1])
+            ),
             *statements,
             f"  WAL in the window: {wal_bytes / 2**20:,.0f} MiB = {wal_bytes / max(rec.stored, 1) / 1024:.1f} KiB "
             f"per visit, {records_wal:,} records, {fpi:,} full-page images ({100 * fpi / max(records_wal, 1):.1f} %), "

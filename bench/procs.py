@@ -46,3 +46,16 @@ def thread_cpu(pid: int) -> dict[int, float]:
             f = _stat(f"{pid}/task/{d.name}")
             out[int(d.name)] = (int(f[11]) + int(f[12])) / clk
     return out
+
+
+def children_cpu(parent: int) -> dict[int, float]:
+    """CPU seconds of each live child of a process, by pid (PostgreSQL's backends and workers under its postmaster)."""
+    clk = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                f = _stat(d.name)
+                if int(f[1]) == parent:
+                    out[int(d.name)] = (int(f[11]) + int(f[12])) / clk
+    return out

@@ -5,7 +5,8 @@
 Runs `bench/campaign.py --scale S` once per scale, each in its own process (its own services, schemas and topics,
 dropped afterwards), shows its output as it goes and keeps it in `<log-dir>/campaign-<S>.txt`, then prints per
 scale: CPU milliseconds per visit for each service and for PostgreSQL and Kafka (all their processes) over the
-campaign window, the time reporting took to refresh after its consumers had applied the last event, the
+campaign window (PostgreSQL's also by what its processes served: each service's backends, each database's
+autovacuum), the time reporting took to refresh after its consumers had applied the last event, the
 finding→case p99, the peak resident memory of each service process, and the raw PostgreSQL COPY rate of the
 same run (the machine's yardstick: divide by it to compare runs on a busier machine). Ends with how each figure
 moved from the smallest to the largest scale (CPU per visit should stay flat, memory grow sub-linearly).
@@ -36,6 +37,7 @@ CAUGHT_UP = re.compile(
 P99 = re.compile(r"^finding → case .*?: p50 (\d+) ms, p99 (\d+) ms", re.M)
 SERVICE_LINE = re.compile(r"^  (\w+)\s+(\d+) MB /\s+(\d+) MB\s+CPU\s+([\d.]+)s", re.M)
 INFRA_LINE = re.compile(r"^  (\w+)\s+\(all its processes\)\s+CPU\s+([\d.]+)s", re.M)
+PG_SERVED = re.compile(r"^    (\S.*?)\s+CPU\s+([\d.]+)s = [\d.]+ ms per visit$", re.M)  # postgres, by what it served
 COPY = re.compile(r"^raw PostgreSQL COPY of the same [\d,]+ visit rows: ([\d,]+) rows/s", re.M)
 DIRECTORY = re.compile(r"import (\d+)s, the services consumed the directory (\d+)s later")
 LAUNCH = re.compile(r"launch \+ assignments read (\d+)s, their events consumed (\d+)s later")
@@ -56,6 +58,7 @@ class Run:
     p50: float = 0.0
     p99: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds in the campaign window
+    pg_served: dict[str, float] = field(default_factory=dict)  # PostgreSQL's of them, by what its processes served
     peak_mb: dict[str, int] = field(default_factory=dict)  # VmHWM of each service process over the run
     copy_rate: float = 0.0
     import_s: float = 0.0
@@ -90,6 +93,8 @@ def parse(scale: float, text: str) -> Run:
             run.peak_mb[m[1]], run.cpu[m[1]] = int(m[3]), float(m[4])
     for m in INFRA_LINE.finditer(text):
         run.cpu[m[1]] = float(m[2])
+    for m in PG_SERVED.finditer(text):
+        run.pg_served[m[1]] = float(m[2])
     if m := COPY.search(text):
         run.copy_rate = _num(m[1])
     if m := DIRECTORY.search(text):
@@ -161,6 +166,11 @@ def table(runs: list[Run]) -> str:
         "CPU ms per visit (campaign window)",
         *(f"  {n:<32}" + "".join(f"{r.cpu_ms_per_visit(n):>11.2f}" for r in runs) for n in names),
         "  all of them" + " " * 22 + "".join(f"{sum(r.cpu_ms_per_visit(n) for n in names):>11.2f}" for r in runs),
+        "  PostgreSQL's, by what its processes served",
+        *(
+            f"    {label:<30}" + "".join(f"{1000 * r.pg_served.get(label, 0) / max(r.visits, 1):>11.2f}" for r in runs)
+            for label in dict.fromkeys(k for r in runs for k in sorted(r.pg_served, key=lambda k: -r.pg_served[k]))
+        ),
         "reporting refresh after its last event (s)",
         "  " + " " * 32 + "".join(f"{r.refresh:>11.1f}" for r in runs),
         "finding → case p50 / p99 (ms)",
