@@ -8,8 +8,7 @@ until outreach has opened every case and reporting shows every visit and case. P
 time from the first visit until both caught up, finding→case latency p50/p99, each service's peak memory, the CPU
 of every process in the window (PostgreSQL's also split by what its processes served: each service's backends, the
 autovacuum of each database, the server's own), and the raw PostgreSQL COPY and Kafka produce rates of the same
-run. Drops its schemas and topics afterwards
-(unless --keep).
+run. Drops its schemas and topics afterwards (unless --keep).
 
 With --staged, each part of the campaign path runs alone on the machine: outreach and reporting are stopped once the
 launch's events are consumed, visits takes the whole campaign (its accepted rate and the CPU of visits, PostgreSQL and

@@ -25,16 +25,8 @@ def _stat(pid: int | str) -> list[str]:
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process, its live children and the children it has reaped (PostgreSQL's backends)."""
-    clk = os.sysconf("SC_CLK_TCK")
-    f = _stat(pid)
-    total = sum(int(x) for x in f[11:15])  # utime, stime, cutime, cstime
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                c = _stat(d.name)
-                if int(c[1]) == pid:  # ppid
-                    total += int(c[11]) + int(c[12])
-    return total / clk
+    own = sum(int(x) for x in _stat(pid)[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
+    return own + sum(children_cpu(pid).values())
 
 
 def thread_cpu(pid: int) -> dict[int, float]:
@@ -56,6 +48,6 @@ def children_cpu(parent: int) -> dict[int, float]:
         if d.name.isdigit():
             with contextlib.suppress(OSError, IndexError):
                 f = _stat(d.name)
-                if int(f[1]) == parent:
+                if int(f[1]) == parent:  # ppid
                     out[int(d.name)] = (int(f[11]) + int(f[12])) / clk
     return out
